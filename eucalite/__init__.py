@@ -1,0 +1,90 @@
+"""eucalite: a private AWS-compatible cloud (EC2 + S3) in one Python process.
+
+:func:`create_app` builds the one Flask application: configuration, database (migrated to
+the newest schema), the cloud-admin account, the service objects and every API adapter.
+Nothing happens at import time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from . import config as config_module
+from . import ids, xmlutil
+
+log = logging.getLogger(__name__)
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> Flask:
+    """Build the application.
+
+    *overrides* win over the config file and ``EUCALITE_*`` environment (tests and CLI
+    options use them). The data directory is created (mode 0700: it holds secrets), the
+    database is migrated to the newest revision and the cloud-admin account bootstrapped.
+    """
+    from . import accounts, db as db_module
+    from .compute import ec2
+    from . import iam
+    from .s3 import rest as s3_rest
+    from .services import Services
+
+    config = config_module.load(overrides, environ)
+    data_dir = Path(config["data_dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=config["database_url"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config["database_url"]),
+        EUCALITE=config,
+    )
+    app.url_map.merge_slashes = False   # S3 keys may contain '//'
+    db_module.db.init_app(app)
+    db_module.upgrade(config["database_url"])
+    with app.app_context():
+        accounts.bootstrap()
+
+    app.extensions["eucalite"] = Services.build(config)
+
+    app.register_blueprint(ec2.blueprint)
+    app.register_blueprint(iam.blueprint)
+    app.register_blueprint(s3_rest.blueprint)   # last: it claims every other path
+
+    @app.before_request
+    def _start_request():
+        g.request_id = ids.request_id()
+
+    @app.after_request
+    def _tag_response(response: Response) -> Response:
+        request_id = getattr(g, "request_id", None)
+        if request_id:
+            response.headers["x-amzn-RequestId"] = request_id
+            response.headers["x-amz-request-id"] = request_id
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        """Routing errors (405, 404...) still answer in the API's XML envelope."""
+        request_id = getattr(g, "request_id", None) or ids.request_id()
+        code = {405: "MethodNotAllowed", 404: "NotFound"}.get(error.code or 400, "BadRequest")
+        message = error.description or code
+        if request.path.startswith("/services/"):
+            body = xmlutil.ec2_error(code, message, request_id)
+        else:
+            body = xmlutil.s3_error(code, message, request_id, {"Resource": request.path})
+        return Response(body, status=error.code or 400, mimetype="application/xml")
+
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # One connection per thread; the busy timeout (db._sqlite_pragmas) serializes writers.
+        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    return {"pool_pre_ping": True}

@@ -1,0 +1,246 @@
+"""Accounts, users and access keys, in the Eucalyptus (and IAM) model.
+
+Every signed request resolves to an access key, hence to a user and the account that owns
+it; that pair is the :class:`Principal` services receive. The cloud-admin account is
+``eucalyptus``; every account has an ``admin`` user, created with the account.
+
+This module sits at the top of the package (not in ``compute/``) because every API, S3
+included, authenticates through it, and dependencies point from the roles to it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from . import ids
+from .db import db
+from .errors import AwsError
+
+ADMIN_ACCOUNT = "eucalyptus"
+ADMIN_USER = "admin"
+
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class EntityAlreadyExists(AwsError):
+    code, status = "EntityAlreadyExists", 409
+
+
+class NoSuchEntity(AwsError):
+    code, status = "NoSuchEntity", 404
+
+
+class ValidationError(AwsError):
+    code, status = "ValidationError", 400
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list["User"]] = relationship(back_populates="account",
+                                               cascade="all, delete-orphan")
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(512), default="/")
+    # Set by a later console issue; None means the user cannot sign in to the console.
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="users")
+    keys: Mapped[list["AccessKey"]] = relationship(back_populates="user",
+                                                   cascade="all, delete-orphan")
+
+
+class AccessKey(db.Model):
+    __tablename__ = "access_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the access key id
+    # Stored as is: HMAC verification needs the secret itself, as in AWS.
+    secret: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="Active")  # Active | Inactive
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="keys")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: what every service function is given instead of a request."""
+
+    account_id: str
+    account_name: str
+    user_id: str
+    user_name: str
+    access_key_id: str
+
+    @property
+    def is_cloud_admin(self) -> bool:
+        return self.account_name == ADMIN_ACCOUNT
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:user/{self.user_name}"
+
+
+# --- queries --------------------------------------------------------------------------
+
+def get_account(name: str) -> Account:
+    account = db.session.execute(db.select(Account).filter_by(name=name)).scalar_one_or_none()
+    if account is None:
+        raise NoSuchEntity(f"The account with name {name} cannot be found.")
+    return account
+
+
+def get_user(account_name: str, user_name: str) -> User:
+    account = get_account(account_name)
+    user = db.session.execute(
+        db.select(User).filter_by(account_id=account.id, name=user_name)).scalar_one_or_none()
+    if user is None:
+        raise NoSuchEntity(f"The user with name {user_name} cannot be found in account "
+                           f"{account_name}.")
+    return user
+
+
+def list_accounts() -> list[Account]:
+    return list(db.session.execute(db.select(Account).order_by(Account.name)).scalars())
+
+
+def list_users(account_name: str) -> list[User]:
+    account = get_account(account_name)
+    return sorted(account.users, key=lambda user: user.name)
+
+
+def principal_for_key(access_key_id: str) -> tuple[Principal, str] | None:
+    """The principal and secret behind an *active* access key, or None."""
+    key = db.session.get(AccessKey, access_key_id)
+    if key is None or key.status != "Active":
+        return None
+    user = key.user
+    principal = Principal(account_id=user.account.id, account_name=user.account.name,
+                          user_id=user.id, user_name=user.name, access_key_id=key.id)
+    return principal, key.secret
+
+
+# --- changes (each commits) -----------------------------------------------------------
+
+def create_account(name: str) -> Account:
+    """Create account *name* with its ``admin`` user (no access key yet)."""
+    if not _ACCOUNT_NAME.match(name):
+        raise ValidationError(f"Invalid account name {name!r}: use 3-63 lower-case letters, "
+                              "digits and hyphens, starting and ending with a letter or digit.")
+    exists = db.session.execute(db.select(Account).filter_by(name=name)).scalar_one_or_none()
+    if exists is not None:
+        raise EntityAlreadyExists(f"Account {name} already exists.")
+    number = ids.account_number()
+    while db.session.get(Account, number) is not None:
+        number = ids.account_number()
+    account = Account(id=number, name=name)
+    account.users.append(User(id=ids.unique_id("AIDA"), name=ADMIN_USER, path="/"))
+    db.session.add(account)
+    db.session.commit()
+    return account
+
+
+def delete_account(name: str) -> None:
+    if name == ADMIN_ACCOUNT:
+        raise ValidationError("The cloud-admin account eucalyptus cannot be deleted.")
+    db.session.delete(get_account(name))
+    db.session.commit()
+
+
+def create_user(account_name: str, user_name: str, path: str = "/") -> User:
+    if not _USER_NAME.match(user_name):
+        raise ValidationError(f"Invalid user name {user_name!r}: up to 64 letters, digits "
+                              "and +=,.@_- characters.")
+    account = get_account(account_name)
+    if any(user.name == user_name for user in account.users):
+        raise EntityAlreadyExists(f"User with name {user_name} already exists.")
+    user = User(id=ids.unique_id("AIDA"), name=user_name, path=path or "/")
+    account.users.append(user)
+    db.session.commit()
+    return user
+
+
+def delete_user(account_name: str, user_name: str) -> None:
+    db.session.delete(get_user(account_name, user_name))
+    db.session.commit()
+
+
+def create_access_key(account_name: str, user_name: str) -> AccessKey:
+    """A new active key pair for the user. AWS allows two keys per user; so do we."""
+    user = get_user(account_name, user_name)
+    if len(user.keys) >= 2:
+        raise AwsError(f"Cannot exceed quota for AccessKeysPerUser: 2 (user {user_name} in "
+                       f"account {account_name} already has two keys).",
+                       code="LimitExceeded", status=409)
+    key = AccessKey(id=ids.access_key_id(), secret=ids.secret_access_key(), status="Active")
+    user.keys.append(key)
+    db.session.commit()
+    return key
+
+
+def set_access_key_status(access_key_id: str, status: str) -> AccessKey:
+    if status not in ("Active", "Inactive"):
+        raise ValidationError("Status must be Active or Inactive.")
+    key = db.session.get(AccessKey, access_key_id)
+    if key is None:
+        raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+    key.status = status
+    db.session.commit()
+    return key
+
+
+def delete_access_key(access_key_id: str) -> None:
+    key = db.session.get(AccessKey, access_key_id)
+    if key is None:
+        raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+    db.session.delete(key)
+    db.session.commit()
+
+
+def bootstrap() -> AccessKey | None:
+    """Make sure the cloud-admin account, its admin user and one access key exist.
+
+    Idempotent: returns the key it created, or None when everything was already there.
+    """
+    try:
+        get_account(ADMIN_ACCOUNT)
+    except NoSuchEntity:
+        create_account(ADMIN_ACCOUNT)
+    admin = get_user(ADMIN_ACCOUNT, ADMIN_USER)
+    if admin.keys:
+        return None
+    return create_access_key(ADMIN_ACCOUNT, ADMIN_USER)
+
+
+def first_active_key(account_name: str, user_name: str) -> AccessKey:
+    """The oldest active key of the user (what `eucalite credentials` prints)."""
+    user = get_user(account_name, user_name)
+    active = sorted((key for key in user.keys if key.status == "Active"),
+                    key=lambda key: key.created)
+    if not active:
+        raise NoSuchEntity(f"User {user_name} in account {account_name} has no active access "
+                           f"key; create one with: eucalite account key-create "
+                           f"{account_name} {user_name}")
+    return active[0]

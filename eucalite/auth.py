@@ -1,0 +1,492 @@
+"""AWS request authentication shared by every API: Signature V4 and V2, header and query.
+
+:func:`authenticate` takes a WSGI request, works out which scheme signed it, recomputes the
+signature with the caller's secret and returns an :class:`AuthResult` naming the
+:class:`~eucalite.accounts.Principal`. Every failure is an :class:`~eucalite.errors.AuthError`
+whose *kind* the adapter maps to its service's code (``for_service``).
+
+Schemes:
+
+* V4 header: ``Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…``
+* V4 query (presigned): ``X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=…``
+* V2 query (EC2/IAM Query APIs): ``SignatureVersion=2&SignatureMethod=HmacSHA256&…``
+* V2 header (S3): ``Authorization: AWS AKID:signature``; V2 query (S3 presigned):
+  ``AWSAccessKeyId=…&Expires=…&Signature=…``
+
+Payload integrity: for Query APIs the caller passes the body, which is hashed into the V4
+canonical request (a tampered body fails the signature). S3 bodies are streamed, so the
+result carries the declared ``x-amz-content-sha256`` for the S3 layer to check as it reads.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import hashlib
+import hmac
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+from urllib.parse import quote, unquote
+
+from . import accounts
+from .accounts import Principal
+from .errors import (AuthError, BAD_PAYLOAD, BAD_SIGNATURE, EXPIRED, INCOMPLETE, MISSING,
+                     SKEWED, UNKNOWN_KEY)
+
+V4_ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+#: S3 sub-resources that are part of a V2 CanonicalizedResource.
+S3_V2_SUBRESOURCES = frozenset("""
+    accelerate acl analytics cors delete encryption intelligent-tiering inventory legal-hold
+    lifecycle location logging metrics notification object-lock ownershipControls partNumber
+    policy publicAccessBlock replication requestPayment response-cache-control
+    response-content-disposition response-content-encoding response-content-language
+    response-content-type response-expires restore retention tagging torrent uploadId
+    uploads versionId versioning versions website
+""".split())
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+#: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
+KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
+
+
+@dataclass
+class AuthResult:
+    """Who signed the request, and what the caller still has to verify about the body.
+
+    ``payload_sha256`` is the hash the signature covers: a hex digest the S3 layer must check
+    while streaming the body, ``UNSIGNED-PAYLOAD``, a ``STREAMING-…`` marker (aws-chunked),
+    or None when the body was already verified here (Query APIs) or is not covered (V2).
+    ``signing_key``/``seed_signature``/``amz_date``/``scope`` let S3 verify aws-chunked
+    chunk signatures, which chain from the request's (seed) signature.
+    """
+
+    principal: Principal
+    scheme: str                       # "v4-header", "v4-query", "v2-query", "v2-header"
+    payload_sha256: str | None = None
+    signing_key: bytes | None = None
+    seed_signature: str | None = None
+    amz_date: str | None = None
+    scope: str | None = None
+
+
+@dataclass
+class RequestView:
+    """The parts of an HTTP request a signature covers, exactly as the client sent them."""
+
+    method: str
+    raw_path: str                     # percent-encoded path, without the query
+    raw_query: str                    # the query string as sent
+    headers: Mapping[str, str]        # lower-case names
+    form: list[tuple[str, str]]       # decoded form-body parameters (Query APIs), else []
+
+    @classmethod
+    def from_environ(cls, environ: Mapping, form: Iterable[tuple[str, str]] = ()) -> "RequestView":
+        raw_path, raw_query = raw_target(environ)
+        headers = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        if environ.get("CONTENT_LENGTH"):
+            headers["content-length"] = environ["CONTENT_LENGTH"]
+        return cls(environ["REQUEST_METHOD"].upper(), raw_path, raw_query, headers, list(form))
+
+    def query_pairs(self) -> list[tuple[str, str]]:
+        return parse_query(self.raw_query)
+
+
+def raw_target(environ: Mapping) -> tuple[str, str]:
+    """The request target as the client wrote it: (percent-encoded path, raw query)."""
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if target:
+        if "://" in target.split("?", 1)[0]:       # absolute-form: http://host/path?q
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
+        path, _, query = target.partition("?")
+        return path or "/", query
+    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
+    path = path.encode("latin-1").decode("utf-8", "replace")
+    return quote(path, safe="/~!$&'()*+,;=:@"), environ.get("QUERY_STRING", "")
+
+
+def parse_query(raw_query: str) -> list[tuple[str, str]]:
+    """Decoded (key, value) pairs in order; ``a`` without ``=`` gives ``("a", "")``.
+
+    ``+`` is kept literally: AWS clients encode a space as ``%20``.
+    """
+    pairs = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def uri_encode(text: str, safe: str = "-_.~") -> str:
+    """RFC 3986 percent-encoding as SigV4 specifies it (upper-case hex, UTF-8)."""
+    return quote(text, safe=safe)
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def v4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = _hmac(("AWS4" + secret).encode("utf-8"), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
+    return _hmac(key, "aws4_request")
+
+
+def _parse_amz_date(text: str) -> dt.datetime | None:
+    for fmt in ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+        try:
+            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    return None
+
+
+def _parse_http_date(text: str) -> dt.datetime | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return _parse_amz_date(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed
+
+
+def _parse_iso8601(text: str) -> dt.datetime | None:
+    """V2 ``Timestamp``/``Expires``: ISO 8601, with or without fraction or offset."""
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _check_skew(when: dt.datetime, now: dt.datetime, max_skew: int) -> None:
+    if abs((now - when).total_seconds()) > max_skew:
+        raise AuthError(SKEWED, "The difference between the request time and the current "
+                        "time is too large.",
+                        RequestTime=when.strftime("%Y%m%dT%H%M%SZ"),
+                        ServerTime=now.strftime("%Y%m%dT%H%M%SZ"),
+                        MaxAllowedSkewMilliseconds=str(max_skew * 1000))
+
+
+def _lookup(lookup: KeyLookup, access_key_id: str, service: str) -> tuple[Principal, str]:
+    found = lookup(access_key_id)
+    if found is None:
+        if service == "s3":
+            message = "The AWS Access Key Id you provided does not exist in our records."
+        else:
+            message = "The security token included in the request is invalid."
+        raise AuthError(UNKNOWN_KEY, message, AWSAccessKeyId=access_key_id)
+    return found
+
+
+def _signature_mismatch(service: str, string_to_sign: str, canonical: str = "") -> AuthError:
+    if service == "s3":
+        message = ("The request signature we calculated does not match the signature you "
+                   "provided. Check your key and signing method.")
+    else:
+        message = ("The request signature we calculated does not match the signature you "
+                   "provided. Check your AWS Secret Access Key and signing method. Consult "
+                   "the service documentation for details.")
+    extra = {"StringToSign": string_to_sign}
+    if canonical:
+        extra["CanonicalRequest"] = canonical
+    return AuthError(BAD_SIGNATURE, message, **extra)
+
+
+def authenticate(view: RequestView, service: str, *, body: bytes | None = None,
+                 lookup: KeyLookup = accounts.principal_for_key,
+                 now: dt.datetime | None = None, max_skew: int = 900,
+                 virtual_bucket: str | None = None) -> AuthResult:
+    """Verify the request's signature and return who made it.
+
+    *service* is the signing name ("ec2", "iam", "s3"). *body* is the whole request body for
+    Query APIs (then payload hashes are checked here) and None for S3 (streamed).
+    *virtual_bucket* is the bucket named by the Host header in virtual-host S3 requests (V2
+    signs it into the resource). Raises AuthError; the caller maps it with ``for_service``.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    authorization = view.headers.get("authorization", "")
+    query = dict(view.query_pairs())
+    if authorization.startswith(V4_ALGORITHM):
+        return _v4(view, service, body, lookup, now, max_skew, authorization, None)
+    if query.get("X-Amz-Algorithm") is not None:
+        if query["X-Amz-Algorithm"] != V4_ALGORITHM:
+            raise AuthError(INCOMPLETE, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
+        return _v4(view, service, body, lookup, now, max_skew, None, query)
+    if authorization.startswith("AWS ") and service == "s3":
+        return _s3_v2(view, lookup, now, max_skew, authorization[4:], None, virtual_bucket)
+    if authorization:
+        raise AuthError(INCOMPLETE, "Unsupported Authorization Type")
+    if service == "s3" and "Signature" in query and "AWSAccessKeyId" in query:
+        return _s3_v2(view, lookup, now, max_skew, None, query, virtual_bucket)
+    params = dict(view.query_pairs() + view.form)
+    if "Signature" in params and "AWSAccessKeyId" in params and service != "s3":
+        return _query_v2(view, service, params, lookup, now, max_skew)
+    if service == "s3":
+        raise AuthError(MISSING, "Access Denied")
+    raise AuthError(MISSING, "Request is missing Authentication Token")
+
+
+# --- Signature V4 ---------------------------------------------------------------------
+
+def _parse_v4_header(value: str) -> dict[str, str]:
+    fields = {}
+    for part in value[len(V4_ALGORITHM):].split(","):
+        name, sep, field = part.strip().partition("=")
+        if sep:
+            fields[name.strip()] = field.strip()
+    missing = [name for name in ("Credential", "SignedHeaders", "Signature") if name not in fields]
+    if missing:
+        raise AuthError(INCOMPLETE, "Authorization header requires " + ", ".join(
+            f"'{name}'" for name in missing) + f" parameter(s). Authorization={value}")
+    return fields
+
+
+def canonical_uri_candidates(raw_path: str, service: str) -> list[str]:
+    """Canonical URIs a correct client may have signed for *raw_path*.
+
+    botocore signs S3 paths exactly as sent and other services' paths normalized and encoded
+    once more; other SDKs re-encode the decoded path. Trying each costs one HMAC.
+    """
+    reencoded = uri_encode(unquote(raw_path), safe="/-_.~")
+    if service == "s3":
+        candidates = [raw_path, reencoded]
+    else:
+        normalized = posixpath.normpath(raw_path) if raw_path not in ("", "/") else "/"
+        if raw_path.endswith("/") and normalized != "/":
+            normalized += "/"
+        candidates = [uri_encode(normalized, safe="/~"), raw_path, reencoded]
+    return list(dict.fromkeys(candidates))
+
+
+def canonical_query(pairs: Iterable[tuple[str, str]], skip: str | None = None) -> str:
+    encoded = sorted((uri_encode(key), uri_encode(value)) for key, value in pairs if key != skip)
+    return "&".join(f"{key}={value}" for key, value in encoded)
+
+
+def _canonical_headers(view: RequestView, signed: list[str]) -> str:
+    lines = []
+    for name in signed:
+        value = view.headers.get(name)
+        if value is None:
+            raise AuthError(INCOMPLETE, f"Header {name} is signed but missing from the request.")
+        lines.append(f"{name}:{' '.join(value.split())}\n")
+    return "".join(lines)
+
+
+def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
+        now: dt.datetime, max_skew: int, authorization: str | None,
+        query: dict[str, str] | None) -> AuthResult:
+    presigned = query is not None
+    if presigned:
+        needed = ("X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature")
+        missing = [name for name in needed if not query.get(name)]
+        if missing:
+            raise AuthError(INCOMPLETE, "Query-string authentication requires the "
+                            + ", ".join(missing) + " parameter(s).")
+        credential, signed_headers = query["X-Amz-Credential"], query["X-Amz-SignedHeaders"]
+        signature, amz_date_text = query["X-Amz-Signature"], query["X-Amz-Date"]
+    else:
+        fields = _parse_v4_header(authorization)
+        credential, signed_headers = fields["Credential"], fields["SignedHeaders"]
+        signature = fields["Signature"]
+        amz_date_text = view.headers.get("x-amz-date") or view.headers.get("date", "")
+
+    parts = credential.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request":
+        raise AuthError(INCOMPLETE, f"Credential should be scoped to a valid region, not "
+                        f"{credential!r}; expected AKID/YYYYMMDD/region/service/aws4_request.")
+    access_key_id, scope_date, region, scope_service, _ = parts
+    if scope_service != service:
+        raise AuthError(INCOMPLETE, f"Credential should be scoped to correct service: "
+                        f"'{service}'.")
+
+    when = _parse_amz_date(amz_date_text) or (
+        None if presigned else _parse_http_date(amz_date_text))
+    if when is None:
+        raise AuthError(INCOMPLETE, "Authorization requires a valid X-Amz-Date or Date header; "
+                        f"got {amz_date_text!r}.")
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    if scope_date != amz_date[:8]:
+        raise AuthError(INCOMPLETE, f"Date in Credential scope does not match YYYYMMDD from "
+                        f"ISO-8601 version of date from HTTP: '{scope_date}' != "
+                        f"'{amz_date[:8]}'")
+    if presigned:
+        try:
+            expires = int(query.get("X-Amz-Expires", "0"))
+        except ValueError:
+            raise AuthError(INCOMPLETE, "X-Amz-Expires should be a number")
+        if expires < 0 or expires > MAX_PRESIGN_SECONDS:
+            raise AuthError(INCOMPLETE, "X-Amz-Expires must be between 0 and 604800 seconds")
+        if (when - now).total_seconds() > max_skew:
+            _check_skew(when, now, max_skew)
+        if now > when + dt.timedelta(seconds=expires):
+            raise AuthError(EXPIRED, "Request has expired", X_Amz_Expires=str(expires),
+                            Expires=(when + dt.timedelta(seconds=expires)).strftime(
+                                "%Y-%m-%dT%H:%M:%SZ"),
+                            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    else:
+        _check_skew(when, now, max_skew)
+
+    principal, secret = _lookup(lookup, access_key_id, service)
+
+    declared = view.headers.get("x-amz-content-sha256")
+    payload_candidates: list[str]
+    if body is not None:                     # Query API: we hold the whole body
+        actual = hashlib.sha256(body).hexdigest()
+        if declared and declared != actual and not (declared == UNSIGNED_PAYLOAD and not body):
+            raise AuthError(BAD_PAYLOAD, "The provided 'x-amz-content-sha256' header does not "
+                            "match what was computed.")
+        payload_candidates = [actual]
+        if presigned and not body:
+            payload_candidates.append(UNSIGNED_PAYLOAD)
+    elif declared:
+        if not (_HEX64.match(declared) or declared == UNSIGNED_PAYLOAD
+                or declared.startswith("STREAMING-")):
+            raise AuthError(INCOMPLETE, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                            "STREAMING-… or a valid sha256 value.")
+        payload_candidates = [declared]
+    elif presigned:
+        payload_candidates = [UNSIGNED_PAYLOAD]
+    else:
+        raise AuthError(INCOMPLETE, "Missing required header for this request: "
+                        "x-amz-content-sha256")
+
+    signed = [name.strip().lower() for name in signed_headers.split(";") if name.strip()]
+    headers_block = _canonical_headers(view, signed)
+    query_pairs = view.query_pairs()
+    canonical_qs = canonical_query(query_pairs, skip="X-Amz-Signature" if presigned else None)
+    scope = f"{scope_date}/{region}/{service}/aws4_request"
+    signing_key = v4_signing_key(secret, scope_date, region, service)
+
+    first_string = first_canonical = ""
+    for uri in canonical_uri_candidates(view.raw_path, service):
+        for payload in payload_candidates:
+            canonical = "\n".join([view.method, uri, canonical_qs, headers_block,
+                                   ";".join(signed), payload])
+            string_to_sign = "\n".join([V4_ALGORITHM, amz_date, scope,
+                                        hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
+            expected = hmac.new(signing_key, string_to_sign.encode("utf-8"),
+                                hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, signature):
+                return AuthResult(principal, "v4-query" if presigned else "v4-header",
+                                  payload_sha256=None if body is not None else payload,
+                                  signing_key=signing_key, seed_signature=signature,
+                                  amz_date=amz_date, scope=scope)
+            if not first_string:
+                first_string, first_canonical = string_to_sign, canonical
+    raise _signature_mismatch(service, first_string, first_canonical)
+
+
+# --- Signature V2, Query APIs (EC2, IAM) ----------------------------------------------
+
+def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: KeyLookup,
+              now: dt.datetime, max_skew: int) -> AuthResult:
+    if params.get("SignatureVersion") != "2":
+        raise AuthError(INCOMPLETE, "Only SignatureVersion 2 and Signature V4 are supported; "
+                        f"got SignatureVersion={params.get('SignatureVersion')!r}.")
+    method = params.get("SignatureMethod", "")
+    digest = {"HmacSHA256": hashlib.sha256, "HmacSHA1": hashlib.sha1}.get(method)
+    if digest is None:
+        raise AuthError(INCOMPLETE, "SignatureMethod must be HmacSHA256 or HmacSHA1.")
+    if "Timestamp" in params and "Expires" in params:
+        raise AuthError(INCOMPLETE, "Use either Timestamp or Expires, not both.")
+    if "Timestamp" in params:
+        when = _parse_iso8601(params["Timestamp"])
+        if when is None:
+            raise AuthError(INCOMPLETE, f"Invalid Timestamp {params['Timestamp']!r}.")
+        _check_skew(when, now, max_skew)
+    elif "Expires" in params:
+        expires = _parse_iso8601(params["Expires"])
+        if expires is None:
+            raise AuthError(INCOMPLETE, f"Invalid Expires {params['Expires']!r}.")
+        if now > expires:
+            raise AuthError(EXPIRED, "Request has expired.")
+    else:
+        raise AuthError(INCOMPLETE, "Signature V2 requires a Timestamp or Expires parameter.")
+
+    principal, secret = _lookup(lookup, params["AWSAccessKeyId"], service)
+    pairs = sorted((key, value) for key, value in params.items() if key != "Signature")
+    canonical = "&".join(f"{uri_encode(key)}={uri_encode(value)}" for key, value in pairs)
+    path = unquote(view.raw_path) or "/"
+    host = view.headers.get("host", "")
+    for host_form in dict.fromkeys([host.lower(), host]):
+        string_to_sign = f"{view.method}\n{host_form}\n{uri_encode(path, '/-_.~')}\n{canonical}"
+        expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
+                                             string_to_sign.encode("utf-8"), digest).digest())
+        if hmac.compare_digest(expected.decode(), params["Signature"]):
+            return AuthResult(principal, "v2-query")
+    raise _signature_mismatch(service, string_to_sign)
+
+
+# --- Signature V2, S3 (header and presigned query) ------------------------------------
+
+def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int,
+           header_value: str | None, query: dict[str, str] | None,
+           virtual_bucket: str | None) -> AuthResult:
+    if header_value is not None:
+        access_key_id, sep, signature = header_value.strip().rpartition(":")
+        if not sep or not access_key_id:
+            raise AuthError(INCOMPLETE, "Authorization header is invalid -- one and only one "
+                            "' ' (space) required and AKID:signature expected.")
+        date_text = view.headers.get("x-amz-date") or view.headers.get("date", "")
+        when = _parse_http_date(date_text) if date_text else None
+        if when is None:
+            raise AuthError(INCOMPLETE, "AWS authentication requires a valid Date or "
+                            "x-amz-date header")
+        _check_skew(when, now, max_skew)
+        # With x-amz-date set, the Date line of the string to sign is empty; some clients
+        # still put the Date header there.
+        date_lines = ["", view.headers.get("date", "")] if "x-amz-date" in view.headers \
+            else [view.headers.get("date", "")]
+    else:
+        access_key_id, signature = query["AWSAccessKeyId"], query["Signature"]
+        try:
+            expires = int(query.get("Expires", ""))
+        except ValueError:
+            raise AuthError(INCOMPLETE, "Query-string authentication requires an integer "
+                            "Expires parameter.")
+        if now.timestamp() > expires:
+            raise AuthError(EXPIRED, "Request has expired", Expires=dt.datetime.fromtimestamp(
+                expires, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        date_lines = [str(expires)]
+
+    principal, secret = _lookup(lookup, access_key_id, "s3")
+    amz_headers: dict[str, list[str]] = {}
+    for name, value in view.headers.items():
+        if name.startswith("x-amz-"):
+            amz_headers.setdefault(name, []).append(" ".join(value.split()))
+    amz_block = "".join(f"{name}:{','.join(values)}\n" for name, values in sorted(amz_headers.items()))
+    resource = (f"/{virtual_bucket}" if virtual_bucket else "") + view.raw_path
+    subresources = sorted((key, value) for key, value in view.query_pairs()
+                          if key in S3_V2_SUBRESOURCES)
+    if subresources:
+        resource += "?" + "&".join(f"{key}={value}" if value else key
+                                   for key, value in subresources)
+    string_to_sign = ""
+    for date_line in date_lines:
+        string_to_sign = "\n".join([view.method, view.headers.get("content-md5", ""),
+                                    view.headers.get("content-type", ""), date_line]) \
+            + "\n" + amz_block + resource
+        expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
+                                             string_to_sign.encode("utf-8"),
+                                             hashlib.sha1).digest()).decode()
+        if hmac.compare_digest(expected, signature):
+            return AuthResult(principal, "v2-header" if header_value is not None else "v2-query")
+    raise _signature_mismatch("s3", string_to_sign)

@@ -1,0 +1,338 @@
+"""The ``eucalite`` command: serve the cloud, print credentials, manage accounts and the DB."""
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import config as config_module
+
+DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
+                 "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
+
+
+def _overrides(**options: Any) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _app(data_dir: str | None):
+    from . import create_app
+
+    try:
+        return create_app(_overrides(data_dir=data_dir))
+    except ValueError as error:            # a bad config file or environment value
+        raise click.ClickException(str(error))
+
+
+def _fail_on_aws_error(function):
+    """Show service errors (NoSuchEntity, ...) as one line and exit 1, not a traceback."""
+    import functools
+
+    from .errors import AwsError
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except AwsError as error:
+            raise click.ClickException(f"{error.code}: {error.message}")
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="eucalite")
+def main():
+    """eucalite: a private AWS-compatible cloud (EC2 + S3) in one process.
+
+    Start with `eucalite serve`, then `eval "$(eucalite credentials)"` and use the aws CLI
+    or boto3 as you would with AWS.
+    """
+
+
+# --- serve ----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all).")
+@click.option("--port", type=int, help="Port to listen on (default 8773, as Eucalyptus).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+@click.option("--node/--no-node", default=None,
+              help="Run node duty (VMs through libvirt) on this host. Default: on. With "
+                   "--no-node no hypervisor connection is opened.")
+@click.option("--threads", type=int, help="Request threads in the one worker (default 16).")
+def serve(host, port, data_dir, node, threads):
+    """Serve every role (EC2, S3, IAM endpoints) in one process until Ctrl-C or SIGTERM."""
+    from .server import run
+
+    overrides = _overrides(host=host, port=port, data_dir=data_dir, node=node, threads=threads)
+    try:
+        config = config_module.load(overrides)
+    except ValueError as error:
+        raise click.ClickException(str(error))
+    run(config)
+
+
+# --- credentials ----------------------------------------------------------------------
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+@click.option("--account", default="eucalyptus", show_default=True)
+@click.option("--user", default="admin", show_default=True)
+@click.option("--profile", metavar="NAME",
+              help="Write an aws CLI profile NAME (~/.aws/config and credentials) instead of "
+                   "printing export lines.")
+@_fail_on_aws_error
+def credentials(data_dir, account, user, profile):
+    """Print shell export lines for a user's access key and the endpoints.
+
+    Use as: eval "$(eucalite credentials)". boto3 and the aws CLI then need no other flags.
+    """
+    from . import accounts
+
+    app = _app(data_dir)
+    with app.app_context():
+        key = accounts.first_active_key(account, user)
+        key_id, secret = key.id, key.secret
+    config = app.config["EUCALITE"]
+    endpoints = config_module.endpoints(config)
+    if profile:
+        _write_profile(profile, key_id, secret, config["region"], endpoints)
+        click.echo(f"Wrote aws CLI profile {profile!r}; use it with --profile {profile} or "
+                   f"AWS_PROFILE={profile}.")
+        return
+    lines = {
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": config["region"],
+        "AWS_REGION": config["region"],
+        "AWS_ENDPOINT_URL_EC2": endpoints["ec2"],
+        "AWS_ENDPOINT_URL_S3": endpoints["s3"],
+        "AWS_ENDPOINT_URL_IAM": endpoints["iam"],
+        # Eucalyptus / euca2ools names
+        "EC2_URL": endpoints["ec2"],
+        "S3_URL": endpoints["s3"],
+        "EUARE_URL": endpoints["iam"],
+        "EC2_ACCESS_KEY": key_id,
+        "EC2_SECRET_KEY": secret,
+    }
+    click.echo(f"# eucalite credentials for user {user} in account {account}")
+    for name, value in lines.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _write_profile(name: str, key_id: str, secret: str, region: str,
+                   endpoints: dict[str, str]) -> None:
+    """Add or replace profile *name* in the aws CLI files, keeping every other section."""
+    aws_dir = Path.home() / ".aws"
+    config_path = Path(os.environ.get("AWS_CONFIG_FILE") or aws_dir / "config")
+    creds_path = Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or aws_dir / "credentials")
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    creds_path.parent.mkdir(parents=True, exist_ok=True)
+
+    creds = configparser.ConfigParser(interpolation=None)
+    creds.read(creds_path)
+    creds[name] = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+    with open(creds_path, "w") as handle:
+        creds.write(handle)
+    os.chmod(creds_path, 0o600)
+
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(config_path)
+    section = "default" if name == "default" else f"profile {name}"
+    services_section = f"services eucalite-{name}"
+    conf[section] = {"region": region, "services": f"eucalite-{name}"}
+    # The aws CLI's per-service endpoint block (botocore >= 1.31).
+    conf[services_section] = {
+        service: f"\nendpoint_url = {url}" for service, url in endpoints.items()
+    }
+    with open(config_path, "w") as handle:
+        conf.write(handle)
+
+
+# --- accounts -------------------------------------------------------------------------
+
+@main.group()
+def account():
+    """Create and list accounts, users and access keys (Eucalyptus' euare-* tasks)."""
+
+
+def _data_dir_option(function):
+    return click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)(
+        function)
+
+
+@account.command("list")
+@_data_dir_option
+def account_list(data_dir):
+    """List accounts with their ids."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        for item in accounts.list_accounts():
+            click.echo(f"{item.name}\t{item.id}")
+
+
+@account.command("create")
+@click.argument("name")
+@_data_dir_option
+@_fail_on_aws_error
+def account_create(name, data_dir):
+    """Create account NAME with its admin user and one access key (printed once)."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        created = accounts.create_account(name)
+        key = accounts.create_access_key(name, accounts.ADMIN_USER)
+        click.echo(f"account {created.name} {created.id}")
+        click.echo(f"user {accounts.ADMIN_USER}")
+        click.echo(f"access key {key.id} {key.secret}")
+
+
+@account.command("delete")
+@click.argument("name")
+@_data_dir_option
+@_fail_on_aws_error
+def account_delete(name, data_dir):
+    """Delete account NAME with its users and keys."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        accounts.delete_account(name)
+        click.echo(f"deleted account {name}")
+
+
+@account.command("users")
+@click.argument("account_name", metavar="ACCOUNT")
+@_data_dir_option
+@_fail_on_aws_error
+def account_users(account_name, data_dir):
+    """List the users of ACCOUNT."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        for user in accounts.list_users(account_name):
+            click.echo(f"{user.name}\t{user.id}\t{user.path}")
+
+
+@account.command("user-create")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.argument("user_name", metavar="USER")
+@click.option("--with-key/--no-key", default=True, show_default=True,
+              help="Also create an access key for the user (printed once).")
+@_data_dir_option
+@_fail_on_aws_error
+def account_user_create(account_name, user_name, with_key, data_dir):
+    """Create USER in ACCOUNT."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        user = accounts.create_user(account_name, user_name)
+        click.echo(f"user {user.name} {user.id}")
+        if with_key:
+            key = accounts.create_access_key(account_name, user_name)
+            click.echo(f"access key {key.id} {key.secret}")
+
+
+@account.command("user-delete")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.argument("user_name", metavar="USER")
+@_data_dir_option
+@_fail_on_aws_error
+def account_user_delete(account_name, user_name, data_dir):
+    """Delete USER from ACCOUNT with its keys."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        accounts.delete_user(account_name, user_name)
+        click.echo(f"deleted user {user_name}")
+
+
+@account.command("keys")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.argument("user_name", metavar="USER", default="admin")
+@_data_dir_option
+@_fail_on_aws_error
+def account_keys(account_name, user_name, data_dir):
+    """List USER's access key ids and their status (secrets are not shown)."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        for key in accounts.get_user(account_name, user_name).keys:
+            click.echo(f"{key.id}\t{key.status}\t{key.created:%Y-%m-%dT%H:%M:%SZ}")
+
+
+@account.command("key-create")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.argument("user_name", metavar="USER", default="admin")
+@_data_dir_option
+@_fail_on_aws_error
+def account_key_create(account_name, user_name, data_dir):
+    """Create an access key for USER (at most two per user) and print it once."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        key = accounts.create_access_key(account_name, user_name)
+        click.echo(f"access key {key.id} {key.secret}")
+
+
+@account.command("key-status")
+@click.argument("key_id", metavar="ACCESS_KEY_ID")
+@click.argument("status", type=click.Choice(["Active", "Inactive"]))
+@_data_dir_option
+@_fail_on_aws_error
+def account_key_status(key_id, status, data_dir):
+    """Activate or deactivate an access key (inactive keys are refused)."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        accounts.set_access_key_status(key_id, status)
+        click.echo(f"{key_id} {status}")
+
+
+@account.command("key-delete")
+@click.argument("key_id", metavar="ACCESS_KEY_ID")
+@_data_dir_option
+@_fail_on_aws_error
+def account_key_delete(key_id, data_dir):
+    """Delete an access key."""
+    from . import accounts
+
+    with _app(data_dir).app_context():
+        accounts.delete_access_key(key_id)
+        click.echo(f"deleted {key_id}")
+
+
+# --- database -------------------------------------------------------------------------
+
+@main.group("db")
+def db_group():
+    """Database schema: migrations are applied at every start; these run them by hand."""
+
+
+@db_group.command("upgrade")
+@_data_dir_option
+def db_upgrade(data_dir):
+    """Apply every pending migration."""
+    from . import db
+
+    config = config_module.load(_overrides(data_dir=data_dir))
+    db.upgrade(config["database_url"])
+    click.echo(f"database at revision {db.current_revision(config['database_url'])}")
+
+
+@db_group.command("current")
+@_data_dir_option
+def db_current(data_dir):
+    """Print the database's schema revision."""
+    from . import db
+
+    config = config_module.load(_overrides(data_dir=data_dir))
+    click.echo(db.current_revision(config["database_url"]) or "empty (no migrations applied)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

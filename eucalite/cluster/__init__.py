@@ -1,0 +1,1 @@
+"""Cluster controller and node controller: nodes, scheduling, the instance network, VMs."""

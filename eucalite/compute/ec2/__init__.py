@@ -1,0 +1,54 @@
+"""The EC2 Query API adapter: one blueprint at ``/services/compute``, one registry of actions.
+
+Each resource family has its own module registering its actions on :data:`registry`; a
+handler reads ``call.params``, calls a service, and returns the response body as plain data
+for :func:`eucalite.xmlutil.query_response`.
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ... import api, xmlutil
+from ...errors import DryRunOperation
+from ...query import ActionRegistry
+
+EC2_PATH = "/services/compute"
+
+
+class Ec2Registry(ActionRegistry):
+    """Every EC2 action also accepts ``DryRun``."""
+
+    def action(self, name, params=()):
+        return super().action(name, tuple(params) + ("DryRun",))
+
+
+registry = Ec2Registry("ec2")
+
+
+def _dry_run(call: api.Call) -> None:
+    # Authorization is "the caller has a valid key" until IAM policies arrive, so a
+    # dry run that got this far would have succeeded.
+    if call.params.get_bool("DryRun"):
+        raise DryRunOperation()
+
+
+protocol = api.QueryProtocol(
+    service="ec2",
+    registry=registry,
+    render=lambda action, request_id, body: xmlutil.query_response(
+        action, xmlutil.EC2_NAMESPACE, request_id, body),
+    render_error=lambda error, request_id: xmlutil.ec2_error(error.code, error.message,
+                                                             request_id),
+    before_call=_dry_run,
+)
+
+blueprint = Blueprint("ec2", __name__)
+
+
+@blueprint.route(EC2_PATH, methods=["GET", "POST"], strict_slashes=False)
+def endpoint():
+    return api.serve_query(protocol)
+
+
+# Importing the handler modules registers their actions.
+from . import regions  # noqa: E402,F401

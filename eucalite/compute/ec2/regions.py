@@ -1,0 +1,78 @@
+"""EC2 actions about where things run: DescribeRegions, DescribeAvailabilityZones,
+DescribeAccountAttributes."""
+from __future__ import annotations
+
+from ...errors import InvalidParameterValue
+from . import filters, registry
+
+OPT_IN = "opt-in-not-required"
+
+
+@registry.action("DescribeRegions", params=("RegionName", "Filter", "AllRegions"))
+def describe_regions(call):
+    regions = call.services.compute.regions()
+    names = call.params.get_list("RegionName")
+    call.params.get_bool("AllRegions")              # validated; we have no opt-in regions
+    known = {region.name for region in regions}
+    for name in names:
+        if name not in known:
+            raise InvalidParameterValue(f"Invalid region: {name}")
+    if names:
+        regions = [region for region in regions if region.name in names]
+    regions = filters.apply(regions, call.params.get_filters(), {
+        "endpoint": lambda region: region.endpoint,
+        "region-name": lambda region: region.name,
+        "opt-in-status": lambda region: OPT_IN,
+    })
+    return {"regionInfo": [{"regionName": region.name, "regionEndpoint": region.endpoint,
+                            "optInStatus": OPT_IN} for region in regions]}
+
+
+@registry.action("DescribeAvailabilityZones",
+                 params=("ZoneName", "ZoneId", "Filter", "AllAvailabilityZones"))
+def describe_availability_zones(call):
+    zones = call.services.compute.zones()
+    names, zone_ids = call.params.get_list("ZoneName"), call.params.get_list("ZoneId")
+    call.params.get_bool("AllAvailabilityZones")
+    unknown = [name for name in names if name not in {zone.name for zone in zones}]
+    unknown += [zid for zid in zone_ids if zid not in {zone.zone_id for zone in zones}]
+    if unknown:
+        raise InvalidParameterValue(f"Invalid availability zone: [{', '.join(unknown)}]")
+    if names or zone_ids:
+        zones = [zone for zone in zones if zone.name in names or zone.zone_id in zone_ids]
+    zones = filters.apply(zones, call.params.get_filters(), {
+        "zone-name": lambda zone: zone.name,
+        "zone-id": lambda zone: zone.zone_id,
+        "region-name": lambda zone: zone.region,
+        "state": lambda zone: zone.state,
+        "message": lambda zone: list(zone.messages),
+        "group-name": lambda zone: zone.region,
+        "opt-in-status": lambda zone: OPT_IN,
+        "zone-type": lambda zone: "availability-zone",
+    })
+    return {"availabilityZoneInfo": [{
+        "zoneName": zone.name,
+        "zoneState": zone.state,
+        "regionName": zone.region,
+        "zoneId": zone.zone_id,
+        "zoneType": "availability-zone",
+        "optInStatus": OPT_IN,
+        "groupName": zone.region,
+        "networkBorderGroup": zone.region,
+        "messageSet": [{"message": message} for message in zone.messages],
+    } for zone in zones]}
+
+
+@registry.action("DescribeAccountAttributes", params=("AttributeName",))
+def describe_account_attributes(call):
+    attributes = call.services.compute.account_attributes()
+    wanted = call.params.get_list("AttributeName")
+    for name in wanted:
+        if name not in attributes:
+            raise InvalidParameterValue(f"Value ({name}) for parameter attributeName is "
+                                        f"invalid. Valid values: {', '.join(attributes)}")
+    names = wanted or list(attributes)
+    return {"accountAttributeSet": [{
+        "attributeName": name,
+        "attributeValueSet": [{"attributeValue": value} for value in attributes[name]],
+    } for name in names]}

@@ -1,0 +1,139 @@
+"""Configuration: built-in defaults, then a TOML config file, then ``EUCALITE_*`` environment.
+
+Every key has a default in :data:`DEFAULTS`; its type decides how an environment string is
+read (``EUCALITE_PORT=9000`` becomes ``9000``; lists are comma-separated). The config file is
+``$EUCALITE_CONFIG``, else ``<data_dir>/eucalite.toml`` if it exists, else
+``/etc/eucalite/eucalite.toml`` if it exists. The data directory itself comes from
+``--data-dir`` / ``EUCALITE_DATA_DIR`` and defaults to ``/var/lib/eucalite`` for root and
+``~/.local/share/eucalite`` for everyone else.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULTS: dict[str, Any] = {
+    # Where the database (SQLite by default), objects, volumes and images live.
+    "data_dir": "",
+    # Any SQLAlchemy URL; empty means sqlite:///<data_dir>/eucalite.db
+    "database_url": "",
+    "host": "127.0.0.1",
+    "port": 8773,
+    "threads": 16,
+    # URL clients use to reach this cloud (printed by `eucalite credentials`);
+    # empty means http://<host>:<port> with 0.0.0.0 shown as 127.0.0.1.
+    "public_url": "",
+    "region": "eucalyptus",
+    # One availability zone per cluster.
+    "zones": ["eucalyptus-1a"],
+    # Node duty: run VMs on this host through libvirt.
+    "node": True,
+    # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).
+    "max_clock_skew": 900,
+    # Largest Query-API (EC2/IAM) request body accepted, in bytes.
+    "max_query_body": 2 * 1024 * 1024,
+    "log_level": "INFO",
+}
+
+ENV_PREFIX = "EUCALITE_"
+
+
+def default_data_dir() -> Path:
+    """``/var/lib/eucalite`` for root, ``$XDG_DATA_HOME/eucalite`` (or ~/.local/share) else."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/eucalite")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "eucalite"
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Read *value* (a string from the environment, or a TOML value) as DEFAULTS[key]'s type."""
+    default = DEFAULTS.get(key)
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{key.upper()}: expected a boolean, got {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{key.upper()}: expected an integer, got {value!r}")
+    if isinstance(default, list):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _config_file(data_dir: Path, environ: Mapping[str, str]) -> Path | None:
+    explicit = environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (data_dir / "eucalite.toml", Path("/etc/eucalite/eucalite.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(overrides: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the effective configuration.
+
+    Precedence, lowest first: DEFAULTS, config file, environment, *overrides* (command-line
+    options and test settings). Unknown keys in the file are an error, so a typo is not
+    silently ignored. ``data_dir`` and ``database_url`` are always filled in.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    config = dict(DEFAULTS)
+
+    data_dir = overrides.get("data_dir") or environ.get(ENV_PREFIX + "DATA_DIR") \
+        or str(default_data_dir())
+    path = _config_file(Path(data_dir).expanduser(), environ)
+    if path is not None:
+        with open(path, "rb") as handle:
+            from_file = tomllib.load(handle)
+        unknown = sorted(set(from_file) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+        config.update({key: _coerce(key, value) for key, value in from_file.items()})
+    for key in DEFAULTS:
+        value = environ.get(ENV_PREFIX + key.upper())
+        if value is not None and value != "":
+            config[key] = _coerce(key, value)
+    config.update({key: value for key, value in overrides.items() if value is not None})
+
+    config["data_dir"] = str(Path(config["data_dir"] or data_dir).expanduser().resolve())
+    if not config["database_url"]:
+        config["database_url"] = "sqlite:///" + str(Path(config["data_dir"]) / "eucalite.db")
+    return config
+
+
+def public_url(config: Mapping[str, Any]) -> str:
+    """The base URL clients should use, without a trailing slash."""
+    if config.get("public_url"):
+        return str(config["public_url"]).rstrip("/")
+    host = config["host"]
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config['port']}"
+
+
+def endpoints(config: Mapping[str, Any]) -> dict[str, str]:
+    """Service endpoint URLs, as Eucalyptus lays them out on one port.
+
+    S3 sits at the root so path-style clients (s3cmd, rclone) need only host and port.
+    """
+    base = public_url(config)
+    return {
+        "ec2": base + "/services/compute",
+        "s3": base,
+        "iam": base + "/services/Euare",
+    }

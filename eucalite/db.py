@@ -1,0 +1,83 @@
+"""The SQLAlchemy instance, SQLite tuning, schema migrations and compare-and-swap updates.
+
+The schema is owned by Alembic migrations in ``eucalite/migrations``; :func:`upgrade` brings
+any database (SQLite by default, or any SQLAlchemy URL) to the newest revision, so a new
+release never drops data. Models never call ``create_all``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers run beside the one writer; FULL sync makes a commit survive power loss;
+    the busy timeout makes concurrent writers wait instead of failing."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply every migration up to *revision* on the database at *url* (idempotent)."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def compare_and_swap(model, key, expected: dict, changes: dict) -> bool:
+    """UPDATE *model* row *key* with *changes* only if its columns still equal *expected*.
+
+    Returns True when this caller won. Two racing requests cannot both see the same
+    ``expected`` state and both succeed, which is how state transitions stay consistent.
+    The caller commits.
+    """
+    table = model.__table__
+    primary = list(table.primary_key.columns)[0]
+    condition = [primary == key] + [table.c[name] == value for name, value in expected.items()]
+    result = db.session.execute(table.update().where(*condition).values(**changes))
+    return result.rowcount == 1

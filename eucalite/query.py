@@ -1,0 +1,196 @@
+"""The AWS Query protocol (EC2, IAM): parameter parsing and the action registry.
+
+Query parameters are flat ``name=value`` pairs whose names encode structure:
+``InstanceId.1``/``InstanceId.2`` are a list, ``Placement.AvailabilityZone`` is a struct
+member, ``Filter.1.Name`` + ``Filter.1.Value.1`` a list of structs holding a list.
+:class:`QueryParams` turns them into a tree once and offers typed accessors that raise the
+AWS error a client expects (``MissingParameter``, ``InvalidParameterValue``).
+
+:class:`ActionRegistry` is the explicit map from ``Action`` to handler: an unknown action is
+``InvalidAction``, and a parameter the handler did not declare is ``UnknownParameter``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .errors import (InvalidAction, InvalidParameterValue, MissingAction, MissingParameter,
+                     UnknownParameter)
+
+#: Parameters any Query request may carry besides the action's own.
+COMMON_PARAMETERS = frozenset({
+    "Action", "Version", "AWSAccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
+    "Timestamp", "Expires", "SecurityToken", "X-Amz-Algorithm", "X-Amz-Credential",
+    "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
+    "X-Amz-Security-Token", "X-Amz-Content-Sha256",
+})
+
+_INDEX = re.compile(r"^[0-9]+$")
+
+
+class QueryParams:
+    """The parameters of one Query request, flat and as a tree."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]):
+        self.flat: dict[str, str] = {}
+        for key, value in pairs:
+            self.flat[key] = value          # last one wins, as AWS does
+        self.tree: dict[str, Any] = {}
+        for key, value in self.flat.items():
+            if key in COMMON_PARAMETERS:
+                continue
+            self._insert(key, value)
+
+    def _insert(self, key: str, value: str) -> None:
+        node = self.tree
+        parts = key.split(".")
+        if any(part == "" for part in parts):
+            raise InvalidParameterValue(f"Malformed parameter name {key!r}.",
+                                        code="MalformedQueryString", status=400)
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InvalidParameterValue(f"Parameter {key!r} conflicts with "
+                                            f"{'.'.join(parts[:parts.index(part) + 1])!r}.")
+            node = child
+        if isinstance(node.get(parts[-1]), dict):
+            raise InvalidParameterValue(f"Parameter {key!r} conflicts with its members.")
+        node[parts[-1]] = value
+
+    # --- top level ------------------------------------------------------------------
+
+    @property
+    def action(self) -> str:
+        action = self.flat.get("Action")
+        if not action:
+            raise MissingAction("The request must contain the parameter Action.")
+        return action
+
+    def names(self) -> set[str]:
+        """Top-level parameter names other than the common ones."""
+        return set(self.tree)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.tree.get(name, default)
+        if isinstance(value, dict):
+            raise InvalidParameterValue(f"Parameter {name} must be a single value.")
+        return value
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None or value == "":
+            raise MissingParameter(f"The request must contain the parameter {name}.")
+        return value
+
+    def get_int(self, name: str, default: int | None = None, minimum: int | None = None,
+                maximum: int | None = None) -> int | None:
+        text = self.get(name)
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise InvalidParameterValue(f"Value ({text}) for parameter {name} is invalid. "
+                                        "Expected an integer.")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None \
+                else f"at least {minimum}"
+            raise InvalidParameterValue(f"Value ({value}) for parameter {name} is invalid. "
+                                        f"Expected a value {bounds}.")
+        return value
+
+    def get_bool(self, name: str, default: bool = False) -> bool:
+        text = self.get(name)
+        if text is None:
+            return default
+        lowered = text.lower()
+        if lowered not in ("true", "false"):
+            raise InvalidParameterValue(f"Value ({text}) for parameter {name} is invalid. "
+                                        "Expected: 'true' or 'false'.")
+        return lowered == "true"
+
+    def get_list(self, name: str) -> list[str]:
+        """``Name.1``, ``Name.2``… in index order (gaps allowed, as AWS allows)."""
+        return [item if isinstance(item, str) else _not_scalar(name)
+                for item in _as_list(self.tree.get(name), name)]
+
+    def get_struct(self, name: str) -> dict[str, Any]:
+        node = self.tree.get(name, {})
+        if not isinstance(node, dict):
+            raise InvalidParameterValue(f"Parameter {name} must be a structure.")
+        return node
+
+    def get_struct_list(self, name: str) -> list[dict[str, Any]]:
+        """``Name.N.Member…`` as a list of dicts, in index order."""
+        items = _as_list(self.tree.get(name), name)
+        for item in items:
+            if not isinstance(item, dict):
+                raise InvalidParameterValue(f"Parameter {name} must be a list of structures.")
+        return items
+
+    def get_filters(self) -> list[tuple[str, list[str]]]:
+        """``Filter.N.Name`` / ``Filter.N.Value.M`` as [(name, [values…])]."""
+        filters = []
+        for index, item in enumerate(self.get_struct_list("Filter"), 1):
+            name = item.get("Name")
+            if not isinstance(name, str) or not name:
+                raise MissingParameter(f"The request must contain the parameter Filter.{index}.Name")
+            values = _as_list(item.get("Value"), f"Filter.{index}.Value")
+            if not values or not all(isinstance(value, str) for value in values):
+                raise InvalidParameterValue(f"The filter {name!r} requires at least one "
+                                            "value (Filter.N.Value.M).")
+            filters.append((name, values))
+        return filters
+
+
+def _not_scalar(name: str):
+    raise InvalidParameterValue(f"Members of {name} must be single values.")
+
+
+def _as_list(node: Any, name: str) -> list[Any]:
+    if node is None:
+        return []
+    if not isinstance(node, dict) or not all(_INDEX.match(key) for key in node):
+        raise InvalidParameterValue(f"Parameter {name} must be a list: {name}.1, {name}.2, …")
+    return [node[key] for key in sorted(node, key=int)]
+
+
+# --- registry -------------------------------------------------------------------------
+
+@dataclass
+class Action:
+    name: str
+    handler: Callable[..., Any]
+    params: frozenset[str] = field(default_factory=frozenset)
+
+
+class ActionRegistry:
+    """Explicit ``Action`` → handler map for one Query API."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.actions: dict[str, Action] = {}
+
+    def action(self, name: str, params: Iterable[str] = ()) -> Callable:
+        """Register the decorated function as the handler of *name*.
+
+        *params* are the top-level parameter names the action accepts (``Filter`` covers
+        ``Filter.N.*``); anything else is rejected with ``UnknownParameter``.
+        """
+        def register(handler: Callable) -> Callable:
+            if name in self.actions:
+                raise ValueError(f"{self.service}: action {name} registered twice")
+            self.actions[name] = Action(name, handler, frozenset(params))
+            return handler
+        return register
+
+    def lookup(self, params: QueryParams) -> Action:
+        name = params.action
+        action = self.actions.get(name)
+        if action is None:
+            raise InvalidAction(f"The action {name} is not valid for this web service.")
+        unknown = sorted(params.names() - action.params)
+        if unknown:
+            raise UnknownParameter(f"The parameter {unknown[0]} is not recognized.")
+        return action

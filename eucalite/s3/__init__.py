@@ -1,0 +1,1 @@
+"""Walrus: the S3-compatible object store (buckets, objects, multipart, ACLs, ...)."""

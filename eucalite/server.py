@@ -1,0 +1,97 @@
+"""``eucalite serve``: the one-process server on gunicorn (one worker, many threads).
+
+The app is built once in the master (migrations, bootstrap and config errors surface before
+anything listens), then the worker is forked with database connections disposed. gunicorn
+handles Ctrl-C (fast stop) and SIGTERM (graceful stop) and logs one line per request.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from . import config as config_module
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app, options: dict[str, Any]):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            if key in self.cfg.settings:      # skip settings an older gunicorn lacks
+                self.cfg.set(key, value)
+
+    def load(self):
+        return self.application
+
+
+def _post_fork(app):
+    def hook(server, worker):
+        # Connections opened in the master must not be shared with the forked worker.
+        from .db import db
+
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose(close=False)
+    return hook
+
+
+def banner(config: dict[str, Any]) -> str:
+    endpoints = config_module.endpoints(config)
+    node = "on" if config["node"] else "off (--no-node: no hypervisor connection is opened)"
+    return "\n".join([
+        f"eucalite serving on {config['host']}:{config['port']}",
+        f"  EC2 (compute)  {endpoints['ec2']}",
+        f"  S3 (Walrus)    {endpoints['s3']}   [object store: not yet available]",
+        f"  IAM (Euare)    {endpoints['iam']}   [no IAM actions yet: use `eucalite account`]",
+        f"  data dir       {config['data_dir']}",
+        f"  database       {_safe_url(config['database_url'])}",
+        f"  node duty      {node}",
+        "Credentials for boto3 and the aws CLI:",
+        f"  eval \"$(eucalite credentials --data-dir {config['data_dir']})\"",
+        "Stop with Ctrl-C or SIGTERM.",
+    ])
+
+
+def _safe_url(url: str) -> str:
+    """The database URL with any password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def run(config: dict[str, Any]) -> None:
+    from . import create_app
+
+    logging.basicConfig(level=config["log_level"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = create_app(config)
+    options = {
+        "bind": f"{config['host']}:{config['port']}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": config["threads"],
+        # gthread's timeout watches the worker's main loop, not single requests, so long
+        # uploads are fine; a hung worker is restarted after this long.
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": "-",
+        "loglevel": config["log_level"].lower(),
+        "post_fork": _post_fork(app),
+        "when_ready": lambda server: print(banner(config), file=sys.stderr, flush=True),
+        "proc_name": "eucalite",
+        # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.
+        "control_socket_disable": True,
+    }
+    _Gunicorn(app, options).run()

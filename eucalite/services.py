@@ -1,0 +1,20 @@
+"""The bundle of service objects wired in ``create_app`` and shared by every adapter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .cluster.service import ClusterService
+from .compute.service import ComputeService
+
+
+@dataclass
+class Services:
+    config: dict[str, Any]
+    cluster: ClusterService
+    compute: ComputeService
+
+    @classmethod
+    def build(cls, config: dict[str, Any]) -> "Services":
+        cluster = ClusterService(config)
+        return cls(config=config, cluster=cluster, compute=ComputeService(config, cluster))

@@ -1,0 +1,1 @@
+"""Management console: a browser console over the same services the APIs use."""

@@ -1,0 +1,99 @@
+"""XML rendering for AWS responses and error envelopes.
+
+:func:`to_element` turns plain Python data into elements: a dict becomes child elements in
+insertion order, a list becomes repeated ``<item>`` children (the EC2 convention; S3 passes
+its own ``item_tag`` or repeats the parent tag), booleans become ``true``/``false``, datetimes
+ISO 8601 with milliseconds and ``Z``, and ``None`` is left out.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from xml.etree import ElementTree as ET
+
+EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
+IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
+S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return str(value)
+
+
+def to_element(tag: str, value: Any, item_tag: str = "item") -> ET.Element:
+    element = ET.Element(tag)
+    fill(element, value, item_tag)
+    return element
+
+
+def fill(element: ET.Element, value: Any, item_tag: str = "item") -> None:
+    """Append *value*'s XML form to *element* (see module docstring)."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if child is None:
+                continue
+            element.append(to_element(key, child, item_tag))
+    elif isinstance(value, (list, tuple)):
+        for child in value:
+            element.append(to_element(item_tag, child, item_tag))
+    elif value is not None:
+        element.text = text(value)
+
+
+def document(root: ET.Element) -> bytes:
+    return XML_DECLARATION + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+def query_response(action: str, namespace: str, request_id: str, body: dict) -> bytes:
+    """EC2-style ``<ActionResponse xmlns=…><requestId/>…</ActionResponse>``."""
+    root = ET.Element(f"{action}Response", xmlns=namespace)
+    ET.SubElement(root, "requestId").text = request_id
+    fill(root, body)
+    return document(root)
+
+
+def iam_response(action: str, request_id: str, result: dict | None) -> bytes:
+    """IAM-style ``<ActionResponse><ActionResult/><ResponseMetadata/></ActionResponse>``."""
+    root = ET.Element(f"{action}Response", xmlns=IAM_NAMESPACE)
+    if result is not None:
+        root.append(to_element(f"{action}Result", result, item_tag="member"))
+    meta = ET.SubElement(root, "ResponseMetadata")
+    ET.SubElement(meta, "RequestId").text = request_id
+    return document(root)
+
+
+def ec2_error(code: str, message: str, request_id: str) -> bytes:
+    root = ET.Element("Response")
+    error = ET.SubElement(ET.SubElement(root, "Errors"), "Error")
+    ET.SubElement(error, "Code").text = code
+    ET.SubElement(error, "Message").text = message
+    ET.SubElement(root, "RequestID").text = request_id
+    return document(root)
+
+
+def iam_error(code: str, message: str, request_id: str, status: int) -> bytes:
+    root = ET.Element("ErrorResponse", xmlns=IAM_NAMESPACE)
+    error = ET.SubElement(root, "Error")
+    ET.SubElement(error, "Type").text = "Receiver" if status >= 500 else "Sender"
+    ET.SubElement(error, "Code").text = code
+    ET.SubElement(error, "Message").text = message
+    ET.SubElement(root, "RequestId").text = request_id
+    return document(root)
+
+
+def s3_error(code: str, message: str, request_id: str, extra: dict | None = None) -> bytes:
+    root = ET.Element("Error")
+    ET.SubElement(root, "Code").text = code
+    ET.SubElement(root, "Message").text = message
+    for key, value in (extra or {}).items():
+        ET.SubElement(root, key).text = text(value)
+    ET.SubElement(root, "RequestId").text = request_id
+    ET.SubElement(root, "HostId").text = request_id
+    return document(root)
