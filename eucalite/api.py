@@ -20,6 +20,10 @@ from .query import ActionRegistry, QueryParams
 
 log = logging.getLogger(__name__)
 
+#: Query endpoints take every method so that a wrong one gets the Query error envelope
+#: instead of falling through to the S3 catch-all.
+ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
+
 
 @dataclass
 class Call:
@@ -75,6 +79,9 @@ def serve_query(protocol: QueryProtocol) -> Response:
     """Handle the current Flask request as a call to *protocol*'s Query API."""
     request_id = g.request_id
     try:
+        if request.method not in ("GET", "POST"):
+            raise ClientError(f"The {request.method} method is not allowed; Query APIs take "
+                              "GET or POST.", code="MethodNotAllowed", status=405)
         config = services().config
         body = read_body(config["max_query_body"])
         form = _form_pairs(body)
@@ -98,6 +105,16 @@ def serve_query(protocol: QueryProtocol) -> Response:
     except Exception:  # noqa: BLE001 - the one place unexpected errors are turned into 500s
         log.exception("InternalError in %s request %s", protocol.service, request_id)
         return _error_response(protocol, InternalError(), request_id)
+
+
+def unknown_service(path: str) -> Response:
+    """``/services/<name>`` that no adapter serves: a 404 in the Query error envelope."""
+    from . import config as config_module, xmlutil
+
+    known = ", ".join(config_module.endpoints(services().config).values())
+    message = f"No service is served at {path}. Endpoints: {known}"
+    return Response(xmlutil.ec2_error("NotFound", message, g.request_id), status=404,
+                    mimetype="text/xml")
 
 
 def _error_response(protocol: QueryProtocol, error: AwsError, request_id: str) -> Response:

@@ -26,6 +26,6 @@ protocol = api.QueryProtocol(
 blueprint = Blueprint("iam", __name__)
 
 
-@blueprint.route(IAM_PATH, methods=["GET", "POST"], strict_slashes=False)
+@blueprint.route(IAM_PATH, methods=api.ALL_METHODS, strict_slashes=False)
 def endpoint():
     return api.serve_query(protocol)

@@ -45,9 +45,16 @@ protocol = api.QueryProtocol(
 blueprint = Blueprint("ec2", __name__)
 
 
-@blueprint.route(EC2_PATH, methods=["GET", "POST"], strict_slashes=False)
+@blueprint.route(EC2_PATH, methods=api.ALL_METHODS, strict_slashes=False)
 def endpoint():
     return api.serve_query(protocol)
+
+
+@blueprint.route("/services", defaults={"rest": ""}, methods=api.ALL_METHODS)
+@blueprint.route("/services/<path:rest>", methods=api.ALL_METHODS)
+def unknown_service(rest: str):
+    """Everything under /services/ belongs to the Query APIs, never to S3."""
+    return api.unknown_service("/services/" + rest)
 
 
 # Importing the handler modules registers their actions.
