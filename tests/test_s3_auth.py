@@ -1,0 +1,124 @@
+"""S3 authentication over real HTTP: V4 and V2, header and presigned, and S3's error codes.
+
+The object store arrives with the Walrus issue; until then a request that passes
+authentication is answered ``NotImplemented`` (501), so reaching that code proves the
+signature was accepted, and every other code shows why it was not.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+from unittest import mock
+
+import botocore.auth
+import pytest
+import requests
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from test_ec2_auth import error_code, xml_code
+
+ACCEPTED = "NotImplemented"
+
+
+def s3_code(client_call) -> str:
+    with pytest.raises(ClientError) as excinfo:
+        client_call()
+    return error_code(excinfo)
+
+
+def test_sigv4_header_is_accepted(live):
+    assert s3_code(live.client("s3").list_buckets) == ACCEPTED
+
+
+def test_sigv4_with_payload_on_put(live):
+    s3 = live.client("s3")
+    assert s3_code(lambda: s3.put_object(Bucket="b1", Key="k", Body=b"hello")) == ACCEPTED
+
+
+def test_sigv2_header_is_accepted(live):
+    assert s3_code(live.client("s3", signature_version="s3").list_buckets) == ACCEPTED
+
+
+def test_wrong_secret_is_signature_does_not_match(live):
+    code = s3_code(live.client("s3", secret="w" * 40).list_buckets)
+    assert code == "SignatureDoesNotMatch"
+    code = s3_code(live.client("s3", secret="w" * 40, signature_version="s3").list_buckets)
+    assert code == "SignatureDoesNotMatch"
+
+
+def test_unknown_key_is_invalid_access_key_id(live):
+    assert s3_code(live.client("s3", key_id="AKIANOTAREALKEY00000").list_buckets) \
+        == "InvalidAccessKeyId"
+
+
+def test_error_envelope_shape(live):
+    response = requests.get(live.base_url + "/some-bucket/some/key")
+    assert response.status_code == 403
+    root = ET.fromstring(response.content)
+    assert root.tag == "Error"
+    assert root.find("Code").text == "AccessDenied"
+    assert root.find("Resource").text == "/some-bucket/some/key"
+    assert root.find("RequestId").text == response.headers["x-amz-request-id"]
+
+
+def test_skewed_date_is_request_time_too_skewed(live):
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)
+    with mock.patch.object(botocore.auth, "get_current_datetime", return_value=past):
+        code = s3_code(live.client("s3").list_buckets)
+    assert code == "RequestTimeTooSkewed"
+
+
+@pytest.mark.parametrize("signature_version", ["s3v4", "s3"])
+def test_presigned_get(live, signature_version):
+    s3 = live.client("s3", signature_version=signature_version)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "a b/ü+%"},
+                                    ExpiresIn=60)
+    response = requests.get(url)
+    assert xml_code(response) == ACCEPTED, response.text
+    response = requests.get(url.replace("/b/", "/c/"))
+    assert xml_code(response) == "SignatureDoesNotMatch"
+
+
+def test_presigned_v4_expired(live):
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    with mock.patch.object(botocore.auth, "get_current_datetime", return_value=past):
+        url = live.client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=60)
+    response = requests.get(url)
+    assert response.status_code == 403
+    assert xml_code(response) == "AccessDenied"
+    assert "expired" in response.text
+
+
+def test_presigned_v2_expired(live):
+    url = live.client("s3", signature_version="s3").generate_presigned_url(
+        "get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=1)
+    expires = int(url.split("Expires=")[1].split("&")[0])
+    url = url.replace(f"Expires={expires}", f"Expires={expires - 100}")
+    response = requests.get(url)
+    assert xml_code(response) == "AccessDenied"
+
+
+def test_declared_payload_hash_is_covered_by_the_signature(live):
+    """Changing x-amz-content-sha256 after signing fails the signature.
+
+    Until the object store exists the hash is checked by the Walrus issue's streaming
+    writer; here the signature over the declared hash must at least be verified.
+    """
+    url = live.base_url + "/bucket/key"
+    request = AWSRequest(method="PUT", url=url, data=b"payload",
+                         headers={"X-Amz-Content-SHA256": "f" * 64})
+    botocore.auth.S3SigV4Auth(Credentials(live.key_id, live.secret), "s3",
+                              live.region).add_auth(request)
+    headers = dict(request.prepare().headers)
+    headers["X-Amz-Content-SHA256"] = "e" * 64
+    response = requests.put(url, data=b"payload", headers=headers)
+    assert xml_code(response) == "SignatureDoesNotMatch"
+
+
+def test_unsigned_request_is_access_denied(live):
+    response = requests.get(live.base_url + "/")
+    assert response.status_code == 403
+    assert xml_code(response) == "AccessDenied"
