@@ -336,7 +336,7 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
         if (when - now).total_seconds() > max_skew:
             _check_skew(when, now, max_skew)
         if now > when + dt.timedelta(seconds=expires):
-            raise AuthError(EXPIRED, "Request has expired", X_Amz_Expires=str(expires),
+            raise AuthError(EXPIRED, "Request has expired", **{"X-Amz-Expires": str(expires)},
                             Expires=(when + dt.timedelta(seconds=expires)).strftime(
                                 "%Y-%m-%dT%H:%M:%SZ"),
                             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -98,7 +98,7 @@ def credentials(data_dir, account, user, profile):
         key = accounts.first_active_key(account, user)
         key_id, secret = key.id, key.secret
     config = app.config["EUCALITE"]
-    endpoints = config_module.endpoints(config)
+    endpoints = config_module.endpoints(config, use_served=True)
     if profile:
         _write_profile(profile, key_id, secret, config["region"], endpoints)
         click.echo(f"Wrote aws CLI profile {profile!r}; use it with --profile {profile} or "

@@ -114,10 +114,28 @@ def load(overrides: Mapping[str, Any] | None = None,
     return config
 
 
-def public_url(config: Mapping[str, Any]) -> str:
-    """The base URL clients should use, without a trailing slash."""
+SERVED_FILE = "served-url"
+
+
+def remember_served_url(config: Mapping[str, Any]) -> None:
+    """Record the URL `eucalite serve` listens on, so `eucalite credentials` run later with
+    the same data directory prints it even when --port/--host were given on the command line."""
+    path = Path(config["data_dir"]) / SERVED_FILE
+    path.write_text(public_url(config) + "\n")
+
+
+def public_url(config: Mapping[str, Any], *, use_served: bool = False) -> str:
+    """The base URL clients should use, without a trailing slash.
+
+    ``public_url`` from config wins; with *use_served*, the URL the last ``eucalite serve``
+    on this data directory recorded comes next; else it is built from host and port.
+    """
     if config.get("public_url"):
         return str(config["public_url"]).rstrip("/")
+    if use_served and config.get("data_dir"):
+        served = Path(config["data_dir"]) / SERVED_FILE
+        if served.is_file() and served.read_text().strip():
+            return served.read_text().strip().rstrip("/")
     host = config["host"]
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -126,12 +144,12 @@ def public_url(config: Mapping[str, Any]) -> str:
     return f"http://{host}:{config['port']}"
 
 
-def endpoints(config: Mapping[str, Any]) -> dict[str, str]:
+def endpoints(config: Mapping[str, Any], *, use_served: bool = False) -> dict[str, str]:
     """Service endpoint URLs, as Eucalyptus lays them out on one port.
 
     S3 sits at the root so path-style clients (s3cmd, rclone) need only host and port.
     """
-    base = public_url(config)
+    base = public_url(config, use_served=use_served)
     return {
         "ec2": base + "/services/compute",
         "s3": base,

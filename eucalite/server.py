@@ -74,6 +74,7 @@ def run(config: dict[str, Any]) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = create_app(config)
+    config_module.remember_served_url(config)
     options = {
         "bind": f"{config['host']}:{config['port']}",
         "workers": 1,

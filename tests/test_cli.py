@@ -49,11 +49,13 @@ def served(tmp_path):
     """`eucalite serve` as a subprocess (gunicorn), configured through the environment."""
     port = free_port()
     data_dir = tmp_path / "data"
-    env = cli_env(EUCALITE_PORT=str(port), EUCALITE_DATA_DIR=str(data_dir))
-    process = subprocess.Popen([EUCALITE, "serve", "--no-node"], env=env,
+    env = cli_env(EUCALITE_DATA_DIR=str(data_dir))
+    # The port is given on the command line only: `eucalite credentials` must learn it
+    # from the data directory.
+    process = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_port(port, process)
-    yield process, env, data_dir
+    yield process, env, port
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -67,7 +69,7 @@ def test_help_for_every_command():
 
 
 def test_serve_then_aws_cli_with_eval_credentials_then_sigterm(served):
-    process, env, data_dir = served
+    process, env, port = served
     shell = f'eval "$({EUCALITE} credentials)" && {AWS} ec2 describe-regions --output text'
     result = run("bash", "-c", shell, env=env)
     assert "eucalyptus" in result.stdout
@@ -86,17 +88,17 @@ def test_serve_then_aws_cli_with_eval_credentials_then_sigterm(served):
 
 
 def test_data_survives_restart_and_ctrl_c_stops(served, tmp_path):
-    process, env, data_dir = served
+    process, env, port = served
     first = run(EUCALITE, "credentials", env=env).stdout
     run(EUCALITE, "account", "create", "lab", env=env)
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=30)
     assert process.returncode == 0
 
-    restarted = subprocess.Popen([EUCALITE, "serve", "--no-node"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    restarted = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port)],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(int(env["EUCALITE_PORT"]), restarted)
+        wait_for_port(port, restarted)
         assert run(EUCALITE, "credentials", env=env).stdout == first
         assert "lab" in run(EUCALITE, "account", "list", env=env).stdout
         result = run("bash", "-c", f'eval "$({EUCALITE} credentials --account lab)" && '
