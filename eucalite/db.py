@@ -69,6 +69,22 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
+def write_lock() -> None:
+    """Start the session's next transaction as a writer, before it reads.
+
+    SQLite upgrades a reading transaction to a writing one only if nobody wrote since it
+    began; otherwise it fails with "database is locked" whatever the busy timeout. Taking
+    the write lock first (BEGIN IMMEDIATE) makes read-modify-write sequences wait their turn
+    instead. Ends any transaction the session had open. Other databases rely on their own
+    row locks and unique constraints.
+    """
+    from sqlalchemy import text
+
+    db.session.rollback()
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text("BEGIN IMMEDIATE"))
+
+
 def compare_and_swap(model, key, expected: dict, changes: dict) -> bool:
     """UPDATE *model* row *key* with *changes* only if its columns still equal *expected*.
 

@@ -1,0 +1,107 @@
+"""Who may do what to a bucket or object: one decision point for every S3 operation.
+
+:func:`allowed` combines the bucket policy (explicit Deny wins), ownership, and the ACL of
+the bucket or object, using :mod:`eucalite.s3.access`. Each S3 action maps to the ACL
+permission that grants it (``PERMISSIONS``); actions with no ACL permission (bucket
+configuration) are for the owner or whoever the bucket policy allows.
+
+The request-level facts policy conditions read (source address, TLS, current time) are set
+once per request by the adapter with :func:`set_request_context`.
+"""
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import functools
+from typing import Any, Mapping
+
+from ..accounts import Principal
+from ..errors import AwsError
+from . import access
+
+#: action -> (ACL target, ACL permission)
+PERMISSIONS: dict[str, tuple[str, str]] = {
+    "s3:ListBucket": ("bucket", "READ"),
+    "s3:ListBucketVersions": ("bucket", "READ"),
+    "s3:ListBucketMultipartUploads": ("bucket", "READ"),
+    "s3:PutObject": ("bucket", "WRITE"),
+    "s3:DeleteObject": ("bucket", "WRITE"),
+    "s3:DeleteObjectVersion": ("bucket", "WRITE"),
+    "s3:AbortMultipartUpload": ("bucket", "WRITE"),
+    "s3:ListMultipartUploadParts": ("bucket", "WRITE"),
+    "s3:GetBucketAcl": ("bucket", "READ_ACP"),
+    "s3:PutBucketAcl": ("bucket", "WRITE_ACP"),
+    "s3:GetObject": ("object", "READ"),
+    "s3:GetObjectVersion": ("object", "READ"),
+    "s3:GetObjectTagging": ("object", "READ"),
+    "s3:GetObjectVersionTagging": ("object", "READ"),
+    "s3:GetObjectAcl": ("object", "READ_ACP"),
+    "s3:GetObjectVersionAcl": ("object", "READ_ACP"),
+    "s3:PutObjectAcl": ("object", "WRITE_ACP"),
+    "s3:PutObjectVersionAcl": ("object", "WRITE_ACP"),
+}
+
+_request_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "s3_request_context", default={})
+
+
+class AccessDenied(AwsError):
+    code, status = "AccessDenied", 403
+
+
+def access_denied() -> AccessDenied:
+    return AccessDenied("Access Denied")
+
+
+def set_request_context(context: Mapping[str, Any]) -> None:
+    """Facts about the current request that policy conditions may test."""
+    _request_context.set(dict(context))
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(text: str, bucket: str):
+    return access.parse_policy(text, bucket)
+
+
+def resource_arn(bucket: str, key: str | None = None) -> str:
+    return f"arn:aws:s3:::{bucket}" if key is None else f"arn:aws:s3:::{bucket}/{key}"
+
+
+def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: str | None = None,
+            context: Mapping[str, Any] | None = None) -> bool:
+    """May *requester* perform *action* on *bucket* (or on object version *obj* / *key*)?"""
+    target, permission = PERMISSIONS.get(action, ("bucket", None))
+    if target == "object" and obj is not None:
+        owner, acl_json = obj.owner_id, obj.acl_json
+    else:
+        owner, acl_json = bucket.owner_id, bucket.acl_json
+    owner_canonical = access.canonical_id(owner)
+    acl = access.Acl.from_json(_loads(acl_json)) if acl_json else access.Acl(owner_canonical, [])
+    policy = _policy(bucket.policy_json, bucket.name) if bucket.policy_json else None
+    if key is None and obj is not None:
+        key = obj.key
+    full_context = {
+        "aws:CurrentTime": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **_request_context.get(),
+        **(context or {}),
+    }
+    if requester is not None:
+        full_context.setdefault("aws:username", requester.user_name)
+        full_context.setdefault("aws:userid", requester.user_id)
+        full_context.setdefault("aws:PrincipalAccount", requester.account_id)
+    is_owner = requester is not None and requester.account_id == owner
+    return access.decide(requester, is_owner=is_owner, acl=acl, permission=permission,
+                         policy=policy, action=action, resource=resource_arn(bucket.name, key),
+                         context=full_context)
+
+
+def require(requester: Principal | None, action: str, bucket, obj=None, *,
+            key: str | None = None, context: Mapping[str, Any] | None = None) -> None:
+    if not allowed(requester, action, bucket, obj, key=key, context=context):
+        raise access_denied()
+
+
+def _loads(text: str):
+    import json
+
+    return json.loads(text)

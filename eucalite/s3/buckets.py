@@ -1,0 +1,187 @@
+"""Bucket operations: create, delete, list, look up, and the whole-document settings
+(ACL, policy, CORS, lifecycle, tags, versioning) a bucket carries.
+
+Functions take the requester (a Principal, or None when anonymous) and plain values, check
+access through :mod:`eucalite.s3.authz`, and commit their own changes.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from ..accounts import Account, Principal
+from ..db import db, write_lock
+from ..errors import AwsError
+from . import authz
+from .models import Bucket, MultipartUpload, ObjectVersion
+
+#: Names eucalite's own endpoints use at the root of the S3 URL space.
+RESERVED = frozenset({"services", "console"})
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class NoSuchBucket(AwsError):
+    code, status = "NoSuchBucket", 404
+
+    def __init__(self, name: str):
+        super().__init__("The specified bucket does not exist", BucketName=name)
+
+
+class S3Error(AwsError):
+    """An S3 error with an explicit code (the many one-off codes S3 has)."""
+
+    def __init__(self, code: str, status: int, message: str, **extra: str):
+        super().__init__(message, code=code, status=status, **extra)
+
+
+def validate_name(name: str) -> None:
+    """S3's bucket naming rules for new buckets (general purpose buckets)."""
+    problem = None
+    if not _BUCKET_NAME.match(name):
+        problem = ("Bucket names are 3-63 characters of lower-case letters, digits, dots and "
+                   "hyphens, beginning and ending with a letter or digit.")
+    elif ".." in name or ".-" in name or "-." in name:
+        problem = "Bucket names must not contain adjacent periods or a period beside a hyphen."
+    elif name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(
+            ("-s3alias", "--ol-s3", ".mrap", "--x-s3")):
+        problem = "Bucket names must not use a prefix or suffix reserved by S3."
+    elif name in RESERVED:
+        problem = f"The bucket name {name} is reserved for eucalite's own endpoints."
+    else:
+        try:
+            ipaddress.IPv4Address(name)
+            problem = "Bucket names must not be formatted as an IP address."
+        except ValueError:
+            pass
+    if problem:
+        raise S3Error("InvalidBucketName", 400, "The specified bucket is not valid. " + problem,
+                      BucketName=name)
+
+
+def find(name: str) -> Bucket:
+    bucket = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
+    if bucket is None:
+        raise NoSuchBucket(name)
+    return bucket
+
+
+def get(requester: Principal | None, name: str, action: str, **context: Any) -> Bucket:
+    """The bucket *name* if *requester* may perform *action* on it (else AccessDenied)."""
+    bucket = find(name)
+    authz.require(requester, action, bucket, context=context)
+    return bucket
+
+
+def owner_name(account_id: str) -> str:
+    account = db.session.get(Account, account_id)
+    return account.name if account else account_id
+
+
+def list_for(requester: Principal) -> list[Bucket]:
+    """ListBuckets: the requester's account's buckets, by name."""
+    return list(db.session.execute(db.select(Bucket).filter_by(owner_id=requester.account_id)
+                                   .order_by(Bucket.name)).scalars())
+
+
+def create(requester: Principal | None, name: str, location: str, acl: dict | None) -> Bucket:
+    """CreateBucket. Buckets are global: another account's name is BucketAlreadyExists.
+
+    This cloud is one region, so any LocationConstraint is accepted and recorded (clients
+    configured for another region name still work); GetBucketLocation reports it back.
+    """
+    if requester is None:
+        raise authz.access_denied()
+    validate_name(name)
+    write_lock()
+    existing = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
+    if existing is not None:
+        db.session.rollback()
+        if existing.owner_id == requester.account_id:
+            raise S3Error("BucketAlreadyOwnedByYou", 409, "Your previous request to create "
+                          "the named bucket succeeded and you already own it.", BucketName=name)
+        raise S3Error("BucketAlreadyExists", 409, "The requested bucket name is not "
+                      "available. The bucket namespace is shared by all users of the system. "
+                      "Please select a different name and try again.", BucketName=name)
+    bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "")
+    bucket.set_json("acl", acl)
+    db.session.add(bucket)
+    db.session.commit()
+    return bucket
+
+
+def delete(requester: Principal | None, name: str) -> None:
+    """DeleteBucket: only an empty bucket (no versions, no delete markers, no uploads)."""
+    bucket = get(requester, name, "s3:DeleteBucket")
+    write_lock()
+    bucket = find(name)
+    has_objects = db.session.execute(db.select(ObjectVersion.id).filter_by(
+        bucket_id=bucket.id).limit(1)).first()
+    has_uploads = db.session.execute(db.select(MultipartUpload.id).filter_by(
+        bucket_id=bucket.id).limit(1)).first()
+    if has_objects or has_uploads:
+        db.session.rollback()
+        raise S3Error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty",
+                      BucketName=name)
+    db.session.delete(bucket)
+    db.session.commit()
+
+
+# --- whole-document settings ------------------------------------------------------------
+
+#: setting -> (action to read, action to write, action to delete, error code when unset)
+SETTINGS = {
+    "acl": ("s3:GetBucketAcl", "s3:PutBucketAcl", None, None),
+    "policy": ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+               ("NoSuchBucketPolicy", "The bucket policy does not exist")),
+    "cors": ("s3:GetBucketCORS", "s3:PutBucketCORS", "s3:PutBucketCORS",
+             ("NoSuchCORSConfiguration", "The CORS configuration does not exist")),
+    "lifecycle": ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
+                  "s3:PutLifecycleConfiguration",
+                  ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist")),
+    "tags": ("s3:GetBucketTagging", "s3:PutBucketTagging", "s3:PutBucketTagging",
+             ("NoSuchTagSet", "The TagSet does not exist")),
+}
+
+
+def get_setting(requester: Principal | None, name: str, setting: str) -> Any:
+    """The stored document for *setting*, or the S3 'no such configuration' error."""
+    read_action, _, _, missing = SETTINGS[setting]
+    bucket = get(requester, name, read_action)
+    value = bucket.get_json(setting)
+    if value is None and missing is not None:
+        code, message = missing
+        raise S3Error(code, 404, message, BucketName=name)
+    return value
+
+
+def put_setting(requester: Principal | None, name: str, setting: str, value: Any) -> None:
+    _, write_action, _, _ = SETTINGS[setting]
+    get(requester, name, write_action)
+    write_lock()
+    bucket = find(name)
+    bucket.set_json(setting, value)
+    db.session.commit()
+
+
+def delete_setting(requester: Principal | None, name: str, setting: str) -> None:
+    _, _, delete_action, _ = SETTINGS[setting]
+    get(requester, name, delete_action)
+    write_lock()
+    bucket = find(name)
+    bucket.set_json(setting, None)
+    db.session.commit()
+
+
+def set_versioning(requester: Principal | None, name: str, status: str) -> None:
+    """PutBucketVersioning: Enabled or Suspended (a bucket can never go back to unversioned)."""
+    if status not in ("Enabled", "Suspended"):
+        raise S3Error("IllegalVersioningConfigurationException", 400,
+                      "The versioning configuration specified in the request is invalid.")
+    get(requester, name, "s3:PutBucketVersioning")
+    write_lock()
+    bucket = find(name)
+    if not (status == "Suspended" and bucket.versioning is None):
+        bucket.versioning = status
+    db.session.commit()

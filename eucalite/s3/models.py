@@ -1,0 +1,128 @@
+"""Walrus tables: buckets, object versions, multipart uploads and their parts.
+
+Object data never lives under a name derived from its key: each version's bytes are one or
+more immutable *segment* files in the store (see :mod:`eucalite.s3.store`), listed in
+``segments`` as ``[[relative path, size], ...]``. A multipart object keeps its parts as its
+segments, so completing an upload copies nothing. Keys are only ever database values, so no
+key (``../``, ``%``, unicode) can reach the filesystem.
+
+Configuration documents (ACL, policy, CORS, lifecycle, tags, metadata) are stored as JSON
+text: they are read whole and written whole.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..accounts import utcnow
+from ..db import db
+
+NULL_VERSION = "null"
+
+
+def _load(text: str | None, default: Any = None) -> Any:
+    return json.loads(text) if text else default
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"),
+                                                  ensure_ascii=False)
+
+
+class JsonFields:
+    """``foo_json`` text columns read and written as Python values through ``foo``."""
+
+    def get_json(self, name: str, default: Any = None) -> Any:
+        return _load(getattr(self, name + "_json"), default)
+
+    def set_json(self, name: str, value: Any) -> None:
+        setattr(self, name + "_json", _dump(value))
+
+
+class Bucket(db.Model, JsonFields):
+    __tablename__ = "s3_buckets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    location: Mapped[str] = mapped_column(String(64), default="")
+    # None (never enabled), "Enabled" or "Suspended"
+    versioning: Mapped[str | None] = mapped_column(String(16), default=None)
+    acl_json: Mapped[str | None] = mapped_column(Text, default=None)
+    policy_json: Mapped[str | None] = mapped_column(Text, default=None)
+    cors_json: Mapped[str | None] = mapped_column(Text, default=None)
+    lifecycle_json: Mapped[str | None] = mapped_column(Text, default=None)
+    tags_json: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ObjectVersion(db.Model, JsonFields):
+    """One version of one key (unversioned buckets hold one version, id ``null``)."""
+
+    __tablename__ = "s3_objects"
+    __table_args__ = (
+        UniqueConstraint("bucket_id", "key", "version_id"),
+        Index("ix_s3_objects_listing", "bucket_id", "is_latest", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("s3_buckets.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(1024))
+    version_id: Mapped[str] = mapped_column(String(64), default=NULL_VERSION)
+    is_latest: Mapped[bool] = mapped_column(default=True)
+    delete_marker: Mapped[bool] = mapped_column(default=False)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    etag: Mapped[str] = mapped_column(String(64), default="")      # without quotes
+    last_modified: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    owner_id: Mapped[str] = mapped_column(String(12))
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires
+    headers_json: Mapped[str | None] = mapped_column(Text, default=None)
+    meta_json: Mapped[str | None] = mapped_column(Text, default=None)   # x-amz-meta-*
+    acl_json: Mapped[str | None] = mapped_column(Text, default=None)
+    tags_json: Mapped[str | None] = mapped_column(Text, default=None)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(16), default=None)
+    checksum_value: Mapped[str | None] = mapped_column(String(128), default=None)
+    checksum_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    segments_json: Mapped[str] = mapped_column(Text, default="[]")
+    parts_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD")
+
+    @property
+    def segments(self) -> list[tuple[str, int]]:
+        return [(path, size) for path, size in _load(self.segments_json, [])]
+
+
+class MultipartUpload(db.Model, JsonFields):
+    __tablename__ = "s3_uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)     # the UploadId
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("s3_buckets.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(1024))
+    initiated: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    owner_id: Mapped[str] = mapped_column(String(12))
+    initiator_arn: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    headers_json: Mapped[str | None] = mapped_column(Text, default=None)
+    meta_json: Mapped[str | None] = mapped_column(Text, default=None)
+    acl_json: Mapped[str | None] = mapped_column(Text, default=None)
+    tags_json: Mapped[str | None] = mapped_column(Text, default=None)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(16), default=None)
+    storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD")
+
+
+class UploadPart(db.Model):
+    __tablename__ = "s3_parts"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("s3_uploads.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(64))
+    last_modified: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    path: Mapped[str] = mapped_column(String(255))
+    checksum_value: Mapped[str | None] = mapped_column(String(128), default=None)

@@ -1,0 +1,269 @@
+"""Multipart uploads: create, upload parts (or copy them), complete, abort, list.
+
+Each part is one immutable segment file in the store. Completing an upload makes the chosen
+parts the new object's segments in one write transaction, so no byte is copied a second
+time; parts left out of the completion are freed.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from ..accounts import Principal, utcnow
+from ..db import db, write_lock
+from ..errors import AwsError
+from . import authz, buckets, objects
+from .buckets import S3Error
+from .models import MultipartUpload, ObjectVersion, UploadPart
+from .store import ObjectStore, TooLarge
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 ** 3
+MAX_PARTS = 10000
+
+
+class NoSuchUpload(AwsError):
+    code, status = "NoSuchUpload", 404
+
+    def __init__(self, upload_id: str):
+        super().__init__("The specified upload does not exist. The upload ID may be invalid, "
+                         "or the upload may have been aborted or completed.",
+                         UploadId=upload_id)
+
+
+@dataclass
+class Completed:
+    number: int
+    etag: str
+    checksum: str | None = None
+
+
+def new_upload_id() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(36)).decode()
+
+
+def create(requester: Principal | None, bucket_name: str, key: str,
+           attributes: objects.Attributes, checksum_algorithm: str | None) -> MultipartUpload:
+    objects.validate_key(key)
+    bucket = buckets.find(bucket_name)
+    authz.require(requester, "s3:PutObject", bucket, key=key)
+    upload = MultipartUpload(
+        id=new_upload_id(), bucket_id=bucket.id, key=key, initiated=utcnow(),
+        owner_id=requester.account_id if requester else bucket.owner_id,
+        initiator_arn=requester.arn if requester else "", content_type=attributes.content_type,
+        checksum_algorithm=checksum_algorithm, storage_class=attributes.storage_class)
+    upload.set_json("headers", attributes.headers or None)
+    upload.set_json("meta", attributes.meta or None)
+    upload.set_json("acl", attributes.acl)
+    upload.set_json("tags", attributes.tags or None)
+    write_lock()
+    db.session.add(upload)
+    db.session.commit()
+    return upload
+
+
+def get_upload(requester: Principal | None, bucket_name: str, key: str, upload_id: str,
+               action: str = "s3:PutObject") -> MultipartUpload:
+    bucket = buckets.find(bucket_name)
+    authz.require(requester, action, bucket, key=key)
+    upload = db.session.get(MultipartUpload, upload_id)
+    if upload is None or upload.bucket_id != bucket.id or upload.key != key:
+        raise NoSuchUpload(upload_id)
+    return upload
+
+
+def _check_part_number(number: int) -> None:
+    if not 1 <= number <= MAX_PARTS:
+        raise S3Error("InvalidArgument", 400, "Part number must be an integer between 1 and "
+                      "10000, inclusive", ArgumentName="partNumber", ArgumentValue=str(number))
+
+
+def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+                upload_id: str, number: int, reader) -> UploadPart:
+    """UploadPart: stream one part to disk, then record it (replacing an earlier upload of
+    the same part number)."""
+    _check_part_number(number)
+    get_upload(requester, bucket_name, key, upload_id)
+    db.session.rollback()
+    try:
+        stored = store.write(reader, limit=MAX_PART_SIZE)
+    except TooLarge:
+        raise S3Error("EntityTooLarge", 400, "Your proposed upload exceeds the maximum "
+                      "allowed size", MaxSizeAllowed=str(MAX_PART_SIZE))
+    checksum = getattr(reader, "checksum_b64", None)
+    return _record_part(store, upload_id, number, stored, reader.md5_hex, checksum)
+
+
+def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+              upload_id: str, number: int, source: ObjectVersion,
+              byte_range: tuple[int, int] | None) -> UploadPart:
+    """UploadPartCopy: the source's bytes (or a range of them) become part *number*."""
+    _check_part_number(number)
+    get_upload(requester, bucket_name, key, upload_id)
+    start, end = byte_range if byte_range else (0, source.size - 1)
+    segments = source.segments
+    db.session.rollback()
+    reader = store.reader(segments, start, end) if source.size else store.reader([], 0, -1)
+    stored = store.write(reader)
+    return _record_part(store, upload_id, number, stored, reader.md5.hexdigest(), None)
+
+
+def _record_part(store: ObjectStore, upload_id: str, number: int, stored, etag: str,
+                 checksum: str | None) -> UploadPart:
+    replaced = None
+    try:
+        write_lock()
+        if db.session.get(MultipartUpload, upload_id) is None:   # aborted meanwhile
+            raise NoSuchUpload(upload_id)
+        part = db.session.get(UploadPart, (upload_id, number))
+        if part is not None:
+            replaced = part.path
+            part.size, part.etag, part.path = stored.size, etag, stored.path
+            part.last_modified, part.checksum_value = utcnow(), checksum
+        else:
+            part = UploadPart(upload_id=upload_id, part_number=number, size=stored.size,
+                              etag=etag, path=stored.path, last_modified=utcnow(),
+                              checksum_value=checksum)
+            db.session.add(part)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        store.delete([stored.path])
+        raise
+    if replaced:
+        store.delete([replaced])
+    return part
+
+
+def parts_of(upload_id: str) -> list[UploadPart]:
+    return list(db.session.execute(db.select(UploadPart).filter_by(upload_id=upload_id)
+                                   .order_by(UploadPart.part_number)).scalars())
+
+
+def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+             upload_id: str, chosen: list[Completed]) -> ObjectVersion:
+    """CompleteMultipartUpload, with S3's checks: parts ascending (InvalidPartOrder), each
+    uploaded with the given ETag (InvalidPart), all but the last at least 5 MiB
+    (EntityTooSmall). The ETag is the MD5 of the parts' MD5s, then ``-<count>``."""
+    upload = get_upload(requester, bucket_name, key, upload_id)
+    if not chosen:
+        raise S3Error("MalformedXML", 400, "The XML you provided was not well-formed or did "
+                      "not validate against our published schema.")
+    numbers = [item.number for item in chosen]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise S3Error("InvalidPartOrder", 400, "The list of parts was not in ascending order. "
+                      "The parts list must be specified in order by part number.",
+                      UploadId=upload_id)
+    uploaded = {part.part_number: part for part in parts_of(upload_id)}
+    selected: list[UploadPart] = []
+    for item in chosen:
+        part = uploaded.get(item.number)
+        if part is None or item.etag.strip('"') != part.etag:
+            raise S3Error("InvalidPart", 400, "One or more of the specified parts could not be "
+                          "found. The part may not have been uploaded, or the specified entity "
+                          "tag may not match the part's entity tag.", UploadId=upload_id,
+                          PartNumber=str(item.number), ETag=item.etag)
+        selected.append(part)
+    for part in selected[:-1]:
+        if part.size < MIN_PART_SIZE:
+            raise S3Error("EntityTooSmall", 400, "Your proposed upload is smaller than the "
+                          "minimum allowed object size.", ProposedSize=str(part.size),
+                          MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(part.part_number),
+                          ETag=part.etag)
+    digest = hashlib.md5(b"".join(bytes.fromhex(part.etag) for part in selected))
+    etag = f"{digest.hexdigest()}-{len(selected)}"
+    checksum = _composite_checksum(upload, selected)
+    leftovers = [part.path for number, part in uploaded.items() if part not in selected]
+    attributes = objects.Attributes(
+        content_type=upload.content_type, headers=upload.get_json("headers", {}),
+        meta=upload.get_json("meta", {}), acl=upload.get_json("acl"),
+        tags=upload.get_json("tags"), storage_class=upload.storage_class)
+    segments = [objects.Stored(part.path, part.size) for part in selected]
+
+    def finish_upload(_bucket) -> None:
+        fresh = db.session.get(MultipartUpload, upload_id)
+        if fresh is None:
+            raise NoSuchUpload(upload_id)
+        db.session.delete(fresh)                  # parts cascade; their files live on
+
+    db.session.rollback()
+    # On failure the part files stay: they still belong to the upload, which the client
+    # may complete again or abort.
+    version = objects.record(store, requester, bucket_name, key, segments, attributes,
+                             etag=etag, checksum=checksum, parts_count=len(selected),
+                             in_transaction=finish_upload, free_on_failure=False)
+    store.delete(leftovers)
+    return version
+
+
+def _composite_checksum(upload: MultipartUpload, parts: list[UploadPart]):
+    if not upload.checksum_algorithm or not all(part.checksum_value for part in parts):
+        return None
+    from . import checksums
+
+    raw = [base64.b64decode(part.checksum_value) for part in parts]
+    return (upload.checksum_algorithm, checksums.composite(upload.checksum_algorithm, raw),
+            "COMPOSITE")
+
+
+def abort(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+          upload_id: str) -> None:
+    get_upload(requester, bucket_name, key, upload_id, action="s3:AbortMultipartUpload")
+    write_lock()
+    upload = db.session.get(MultipartUpload, upload_id)
+    if upload is None:
+        db.session.rollback()
+        raise NoSuchUpload(upload_id)
+    paths = [part.path for part in parts_of(upload_id)]
+    db.session.delete(upload)
+    db.session.commit()
+    store.delete(paths)
+
+
+def list_uploads(requester: Principal | None, bucket_name: str, *, prefix: str = "",
+                 delimiter: str = "", key_marker: str | None = None,
+                 upload_id_marker: str | None = None, max_uploads: int = 1000):
+    """ListMultipartUploads: (uploads, common prefixes, truncated), by key then initiation."""
+    from .listing import successor
+
+    bucket = buckets.get(requester, bucket_name, "s3:ListBucketMultipartUploads")
+    query = db.select(MultipartUpload).filter_by(bucket_id=bucket.id)
+    if prefix:
+        query = query.where(MultipartUpload.key >= prefix)
+        upper = successor(prefix)
+        if upper:
+            query = query.where(MultipartUpload.key < upper)
+    rows = list(db.session.execute(query.order_by(MultipartUpload.key,
+                                                  MultipartUpload.initiated,
+                                                  MultipartUpload.id)).scalars())
+    if key_marker is not None:
+        if upload_id_marker:
+            rows = [row for row in rows if row.key > key_marker or (
+                row.key == key_marker and (row.initiated, row.id) > _upload_position(
+                    rows, key_marker, upload_id_marker))]
+        else:
+            rows = [row for row in rows if row.key > key_marker]
+    uploads, prefixes = [], []
+    for row in rows:
+        if delimiter:
+            position = row.key.find(delimiter, len(prefix))
+            if position >= 0:
+                common = row.key[:position + len(delimiter)]
+                if common not in prefixes:
+                    if len(uploads) + len(prefixes) >= max_uploads:
+                        return uploads, prefixes, True
+                    prefixes.append(common)
+                continue
+        if len(uploads) + len(prefixes) >= max_uploads:
+            return uploads, prefixes, True
+        uploads.append(row)
+    return uploads, prefixes, False
+
+
+def _upload_position(rows, key, upload_id):
+    for row in rows:
+        if row.key == key and row.id == upload_id:
+            return (row.initiated, row.id)
+    return (utcnow(), upload_id)

@@ -1,0 +1,309 @@
+"""Object operations: put, look up, copy and delete object versions.
+
+A write streams the body into the store (:mod:`eucalite.s3.store`) *before* touching the
+database, then records the new version in one short write transaction, and only after that
+commit removes the data of versions it replaced. Reads return the version row; the adapter
+streams its segments. Versioning follows S3: with versioning Enabled every write adds a
+version and a plain delete adds a delete marker; Suspended and never-enabled buckets keep
+one ``null`` version per key.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..accounts import Principal, utcnow
+from ..db import db, write_lock
+from ..errors import AwsError
+from . import authz, buckets
+from .buckets import S3Error
+from .models import NULL_VERSION, Bucket, ObjectVersion
+from .store import ObjectStore, Stored, TooLarge
+
+MAX_KEY_BYTES = 1024
+MAX_OBJECT_SIZE = 5 * 1024 ** 4          # 5 TiB, as S3
+MAX_PUT_SIZE = 5 * 1024 ** 3             # 5 GiB for a single PUT, as S3
+
+
+class NoSuchKey(AwsError):
+    code, status = "NoSuchKey", 404
+
+    def __init__(self, key: str, **extra: str):
+        super().__init__("The specified key does not exist.", Key=key, **extra)
+
+
+@dataclass
+class Attributes:
+    """What a writer says about an object besides its bytes."""
+
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)   # cache-control, expires, ...
+    meta: dict[str, str] = field(default_factory=dict)      # x-amz-meta-* without prefix
+    acl: dict | None = None                                 # access.Acl.to_json()
+    tags: dict[str, str] | None = None
+    storage_class: str = "STANDARD"
+
+
+@dataclass
+class Deleted:
+    key: str
+    version_id: str | None = None
+    delete_marker: bool = False
+    delete_marker_version_id: str | None = None
+
+
+def new_version_id() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
+
+
+def validate_key(key: str) -> None:
+    if not key:
+        raise S3Error("InvalidArgument", 400, "Object key must not be empty.")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", 400, "Your key is too long", Size=str(len(key)))
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def latest(bucket: Bucket, key: str) -> ObjectVersion | None:
+    return db.session.execute(db.select(ObjectVersion).filter_by(
+        bucket_id=bucket.id, key=key, is_latest=True)).scalar_one_or_none()
+
+
+def find_version(bucket: Bucket, key: str, version_id: str | None) -> ObjectVersion | None:
+    if version_id is None:
+        return latest(bucket, key)
+    return db.session.execute(db.select(ObjectVersion).filter_by(
+        bucket_id=bucket.id, key=key, version_id=version_id)).scalar_one_or_none()
+
+
+def get(requester: Principal | None, bucket_name: str, key: str,
+        version_id: str | None = None, action: str = "s3:GetObject") -> ObjectVersion:
+    """The version a GET/HEAD reads, checked for access.
+
+    A missing key is NoSuchKey for those allowed to list the bucket and AccessDenied for
+    others (S3 does not reveal what exists). A delete marker reads as NoSuchKey (latest) or
+    MethodNotAllowed (by version id), both with ``x-amz-delete-marker``.
+    """
+    bucket = buckets.find(bucket_name)
+    if version_id is not None and action == "s3:GetObject":
+        action = "s3:GetObjectVersion"
+    version = find_version(bucket, key, version_id)
+    if version is None:
+        if version_id is not None and not _valid_version_id(version_id):
+            raise S3Error("InvalidArgument", 400, "Invalid version id specified",
+                          ArgumentName="versionId", ArgumentValue=version_id)
+        if authz.allowed(requester, "s3:ListBucket", bucket):
+            if version_id is not None:
+                raise S3Error("NoSuchVersion", 404, "The specified version does not exist.",
+                              Key=key, VersionId=version_id)
+            raise NoSuchKey(key)
+        raise authz.access_denied()
+    if version.delete_marker:
+        headers = {"x-amz-delete-marker": "true", "x-amz-version-id": version.version_id}
+        if version_id is None:
+            error = NoSuchKey(key)
+        else:
+            error = S3Error("MethodNotAllowed", 405, "The specified method is not allowed "
+                            "against this resource.", Method="GET", ResourceType="DeleteMarker")
+        error.headers = headers
+        raise error
+    authz.require(requester, action, bucket, version)
+    return version
+
+
+def _valid_version_id(version_id: str) -> bool:
+    return version_id == NULL_VERSION or (0 < len(version_id) <= 64 and all(
+        ch.isalnum() or ch in "-_=." for ch in version_id))
+
+
+# --- writing ----------------------------------------------------------------------------
+
+def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+        reader, attributes: Attributes, *, limit: int = MAX_PUT_SIZE,
+        check_access: bool = True) -> ObjectVersion:
+    """PutObject: stream *reader* (a payload.BodyReader) into a new version of *key*.
+
+    The body is verified while it streams (the reader raises on a bad digest or signature);
+    nothing becomes visible until the data is durable and the version row committed.
+    """
+    validate_key(key)
+    bucket = buckets.find(bucket_name)
+    if check_access:
+        authz.require(requester, "s3:PutObject", bucket, key=key)
+    db.session.rollback()                    # hold no transaction while the body streams
+    try:
+        stored = store.write(reader, limit=limit)
+    except TooLarge:
+        raise S3Error("EntityTooLarge", 400, "Your proposed upload exceeds the maximum "
+                      "allowed size", MaxSizeAllowed=str(limit))
+    checksum = None
+    if getattr(reader, "checksum_algorithm", None):
+        checksum = (reader.checksum_algorithm, reader.checksum_b64, "FULL_OBJECT")
+    return record(store, requester, bucket_name, key, [stored], attributes,
+                  etag=reader.md5_hex, checksum=checksum)
+
+
+def record(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+           segments: list[Stored], attributes: Attributes, *, etag: str,
+           checksum: tuple[str, str, str] | None = None,
+           parts_count: int | None = None, in_transaction=None,
+           free_on_failure: bool = True) -> ObjectVersion:
+    """Make stored *segments* the newest version of *key*; frees what that replaces.
+
+    *in_transaction*, if given, runs inside the same write transaction just before the
+    commit (CompleteMultipartUpload removes its upload there, so both happen or neither).
+    On any failure the segments are removed (unless *free_on_failure* is False), so an
+    error leaves nothing behind.
+    """
+    replaced: list[str] = []
+    try:
+        write_lock()
+        bucket = buckets.find(bucket_name)     # it may have been deleted meanwhile
+        version_id = new_version_id() if bucket.versioning == "Enabled" else NULL_VERSION
+        replaced = _retire_latest(bucket, key, keep_null=False)
+        owner = requester.account_id if requester else bucket.owner_id
+        version = ObjectVersion(
+            bucket_id=bucket.id, key=key, version_id=version_id, is_latest=True,
+            size=sum(segment.size for segment in segments), etag=etag,
+            last_modified=utcnow(), owner_id=owner, content_type=attributes.content_type,
+            storage_class=attributes.storage_class, parts_count=parts_count,
+            segments_json=_segments_json(segments))
+        version.set_json("headers", attributes.headers or None)
+        version.set_json("meta", attributes.meta or None)
+        version.set_json("acl", attributes.acl)
+        version.set_json("tags", attributes.tags or None)
+        if checksum:
+            version.checksum_algorithm, version.checksum_value, version.checksum_type = checksum
+        db.session.add(version)
+        if in_transaction is not None:
+            in_transaction(bucket)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if free_on_failure:
+            store.delete(segment.path for segment in segments)
+        raise
+    store.delete(replaced)
+    return version
+
+
+def _segments_json(segments: list[Stored]) -> str:
+    import json
+
+    return json.dumps([[segment.path, segment.size] for segment in segments])
+
+
+def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
+    """Before a new version of *key* lands: demote the current latest, and in buckets not
+    versioning-Enabled remove the ``null`` version it replaces. Returns segment paths to
+    free after commit. Runs inside the caller's write transaction."""
+    replaced: list[str] = []
+    current = latest(bucket, key)
+    if current is not None:
+        current.is_latest = False
+    if bucket.versioning != "Enabled" and not keep_null:
+        null = db.session.execute(db.select(ObjectVersion).filter_by(
+            bucket_id=bucket.id, key=key, version_id=NULL_VERSION)).scalar_one_or_none()
+        if null is not None:
+            replaced = [path for path, _ in null.segments]
+            db.session.delete(null)
+            db.session.flush()
+    return replaced
+
+
+def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
+         bucket_name: str, key: str, attributes: Attributes) -> ObjectVersion:
+    """CopyObject: new names (hard links) for the source's immutable segments, so even a
+    large copy moves no data; checksums and ETag carry over."""
+    validate_key(key)
+    bucket = buckets.find(bucket_name)
+    authz.require(requester, "s3:PutObject", bucket, key=key)
+    segments = source.segments
+    db.session.rollback()
+    linked: list[Stored] = []
+    try:
+        for path, _size in segments:
+            linked.append(store.link(path))
+    except BaseException:
+        store.delete(item.path for item in linked)
+        raise
+    checksum = None
+    if source.checksum_algorithm:
+        checksum = (source.checksum_algorithm, source.checksum_value, source.checksum_type)
+    return record(store, requester, bucket_name, key, linked, attributes, etag=source.etag,
+                  checksum=checksum, parts_count=source.parts_count)
+
+
+def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
+           version_id: str | None = None, *, check_access: bool = True) -> Deleted:
+    """DeleteObject, as S3: deleting what does not exist succeeds."""
+    bucket = buckets.find(bucket_name)
+    if check_access:
+        action = "s3:DeleteObjectVersion" if version_id else "s3:DeleteObject"
+        authz.require(requester, action, bucket, key=key)
+    if version_id is not None and not _valid_version_id(version_id):
+        raise S3Error("InvalidArgument", 400, "Invalid version id specified",
+                      ArgumentName="versionId", ArgumentValue=version_id)
+    freed: list[str] = []
+    write_lock()
+    bucket = buckets.find(bucket_name)
+    if version_id is not None:
+        result = _delete_version(bucket, key, version_id, freed)
+    elif bucket.versioning is None:
+        null = latest(bucket, key)
+        if null is not None:
+            freed = [path for path, _ in null.segments]
+            db.session.delete(null)
+        result = Deleted(key)
+    else:
+        # Versioned: a delete marker becomes the latest version.
+        freed = _retire_latest(bucket, key, keep_null=bucket.versioning == "Enabled")
+        marker_id = new_version_id() if bucket.versioning == "Enabled" else NULL_VERSION
+        owner = requester.account_id if requester else bucket.owner_id
+        db.session.add(ObjectVersion(bucket_id=bucket.id, key=key, version_id=marker_id,
+                                     is_latest=True, delete_marker=True, size=0, etag="",
+                                     last_modified=utcnow(), owner_id=owner,
+                                     segments_json="[]"))
+        result = Deleted(key, version_id=marker_id, delete_marker=True,
+                         delete_marker_version_id=marker_id)
+    db.session.commit()
+    store.delete(freed)
+    return result
+
+
+def _delete_version(bucket: Bucket, key: str, version_id: str, freed: list[str]) -> Deleted:
+    version = find_version(bucket, key, version_id)
+    if version is None:
+        return Deleted(key, version_id=version_id)
+    freed.extend(path for path, _ in version.segments)
+    was_latest = version.is_latest
+    db.session.delete(version)
+    db.session.flush()
+    if was_latest:
+        newest = db.session.execute(db.select(ObjectVersion).filter_by(
+            bucket_id=bucket.id, key=key).order_by(ObjectVersion.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if newest is not None:
+            newest.is_latest = True
+    return Deleted(key, version_id=version_id, delete_marker=version.delete_marker,
+                   delete_marker_version_id=version_id if version.delete_marker else None)
+
+
+def set_document(requester: Principal | None, version: ObjectVersion, name: str,
+                 value: Any) -> None:
+    """Replace an object version's ACL or tag set (``name`` is "acl" or "tags")."""
+    write_lock()
+    fresh = db.session.get(ObjectVersion, version.id)
+    if fresh is None:
+        raise NoSuchKey(version.key)
+    fresh.set_json(name, value)
+    db.session.commit()
+
+
+def http_date(value: dt.datetime) -> str:
+    """RFC 7231 date as S3 sends Last-Modified."""
+    return value.replace(tzinfo=dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")

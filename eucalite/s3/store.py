@@ -1,0 +1,192 @@
+"""Object data on disk: immutable segment files, written atomically, read as streams.
+
+Layout under ``<data_dir>/s3``: ``tmp/`` holds writes in progress; ``objects/<xx>/<hex>``
+holds finished segments, named by random ids (never by key). A write goes to a temp file,
+is fsynced, renamed into ``objects/`` and the directory fsynced; only then does the caller
+commit the metadata row that makes it visible. A crash before the commit leaves an orphan
+file, which :meth:`ObjectStore.recover` removes at the next start; it can never leave a
+visible object with missing or partial data.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+CHUNK = 1024 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A finished segment: its path relative to the store, and its size."""
+
+    path: str
+    size: int
+
+
+class ObjectStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, relative: str) -> Path:
+        return self.objects / relative
+
+    def write(self, reader: Readable, limit: int | None = None) -> Stored:
+        """Stream *reader* to a new segment; returns it once durable on disk.
+
+        *reader* may raise (bad checksum, client gone): then the temp file is removed and the
+        exception propagates, so nothing partial is ever left. More than *limit* bytes raises
+        ``EntityTooLarge``-style ValueError for the caller to map.
+        """
+        name = uuid.uuid4().hex
+        temp = self.tmp / name
+        size = 0
+        try:
+            with open(temp, "wb") as handle:
+                while True:
+                    chunk = reader.read(CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise TooLarge(limit)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return Stored(self._publish(temp, name), size)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def _publish(self, temp: Path, name: str) -> str:
+        relative = f"{name[:2]}/{name}"
+        final = self.objects / relative
+        final.parent.mkdir(exist_ok=True)
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+        return relative
+
+    def link(self, relative: str) -> Stored:
+        """A new name for an existing segment (CopyObject of a whole object copies nothing:
+        segments are immutable, so sharing the inode is safe). Falls back to a copy."""
+        name = uuid.uuid4().hex
+        source = self.path(relative)
+        target_relative = f"{name[:2]}/{name}"
+        target = self.objects / target_relative
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            temp = self.tmp / name
+            shutil.copyfile(source, temp)
+            with open(temp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        _fsync_dir(target.parent)
+        return Stored(target_relative, source.stat().st_size)
+
+    def read(self, segments: Iterable[tuple[str, int]], start: int = 0,
+             end: int | None = None) -> Iterator[bytes]:
+        """Yield bytes ``start..end`` (inclusive) of the concatenated segments, in chunks."""
+        offset = 0
+        for relative, size in segments:
+            seg_start, seg_end = offset, offset + size - 1
+            offset += size
+            if size == 0 or seg_end < start or (end is not None and seg_start > end):
+                continue
+            lo = max(start - seg_start, 0)
+            hi = size - 1 if end is None else min(end - seg_start, size - 1)
+            with open(self.path(relative), "rb") as handle:
+                handle.seek(lo)
+                remaining = hi - lo + 1
+                while remaining > 0:
+                    chunk = handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        raise IOError(f"segment {relative} is shorter than recorded")
+                    remaining -= len(chunk)
+                    yield chunk
+
+    def reader(self, segments: Iterable[tuple[str, int]], start: int = 0,
+               end: int | None = None) -> "HashingReader":
+        """A file-like view of a byte range that also computes its MD5 (UploadPartCopy)."""
+        return HashingReader(self.read(list(segments), start, end))
+
+    def delete(self, paths: Iterable[str]) -> None:
+        for relative in paths:
+            self.path(relative).unlink(missing_ok=True)
+
+    def recover(self, referenced: set[str]) -> tuple[int, int]:
+        """Remove unfinished temp files and segments no metadata row references.
+
+        Call only at start-up, before any request is served. Returns (temp, orphans) counts.
+        """
+        temps = 0
+        for entry in self.tmp.iterdir():
+            entry.unlink(missing_ok=True)
+            temps += 1
+        orphans = 0
+        for directory in self.objects.iterdir():
+            if not directory.is_dir():
+                continue
+            for entry in directory.iterdir():
+                if f"{directory.name}/{entry.name}" not in referenced:
+                    entry.unlink(missing_ok=True)
+                    orphans += 1
+        return temps, orphans
+
+    def usage(self) -> int:
+        """Bytes used by finished segments (for reports and benchmarks)."""
+        return sum(entry.stat().st_size for directory in self.objects.iterdir()
+                   if directory.is_dir() for entry in directory.iterdir())
+
+
+class TooLarge(ValueError):
+    def __init__(self, limit: int):
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+class HashingReader:
+    """Adapts an iterator of chunks to ``read(n)`` while computing MD5 and size."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._buffer = b""
+        self.md5 = hashlib.md5()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._buffer += chunk
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        self.md5.update(data)
+        self.size += len(data)
+        return data
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
