@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "region": "eucalyptus",
     # One availability zone per cluster.
     "zones": ["eucalyptus-1a"],
+    # Virtual-host style S3: a Host of <bucket>.<s3_domain> names the bucket (empty: off).
+    "s3_domain": "",
+    # Seconds between lifecycle-expiration sweeps of every bucket.
+    "lifecycle_interval": 3600,
     # Node duty: run VMs on this host through libvirt.
     "node": True,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).

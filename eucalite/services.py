@@ -6,6 +6,7 @@ from typing import Any
 
 from .cluster.service import ClusterService
 from .compute.service import ComputeService
+from .s3.service import S3Service
 
 
 @dataclass
@@ -13,8 +14,10 @@ class Services:
     config: dict[str, Any]
     cluster: ClusterService
     compute: ComputeService
+    s3: S3Service
 
     @classmethod
     def build(cls, config: dict[str, Any]) -> "Services":
         cluster = ClusterService(config)
-        return cls(config=config, cluster=cluster, compute=ComputeService(config, cluster))
+        return cls(config=config, cluster=cluster, compute=ComputeService(config, cluster),
+                   s3=S3Service(config))

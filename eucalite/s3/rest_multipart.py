@@ -1,0 +1,201 @@
+"""S3 controllers for multipart uploads: create, upload part (or copy), complete, abort,
+list parts and list uploads."""
+from __future__ import annotations
+
+from flask import Response
+
+from . import access, buckets, checksums, multipart, xmlbody
+from .buckets import S3Error
+from .rest import S3Request, empty, route, xml_response
+from .rest_buckets import _encoder, _owner
+from .rest_objects import attributes_from, copy_source_version, parse_range, version_headers
+from .xmlout import add, root
+
+
+def _int_arg(req: S3Request, name: str, default: int, maximum: int) -> int:
+    text = req.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise S3Error("InvalidArgument", 400, f"Provided {name} not an integer or within "
+                      "integer range", ArgumentName=name, ArgumentValue=text)
+    return min(value, maximum)
+
+
+@route("POST", "object", "uploads")
+def create_upload(req: S3Request) -> Response:
+    bucket = buckets.find(req.bucket)
+    owner_id = req.requester.account_id if req.requester else None
+    attributes = attributes_from(req, owner_id, bucket.owner_id)
+    algorithm = req.header("x-amz-checksum-algorithm")
+    if algorithm:
+        algorithm = algorithm.upper()
+        checksums.new(algorithm)                 # InvalidRequest for an unknown one
+    upload = multipart.create(req.requester, req.bucket, req.key, attributes, algorithm)
+    document = root("InitiateMultipartUploadResult")
+    add(document, "Bucket", req.bucket)
+    add(document, "Key", req.key)
+    add(document, "UploadId", upload.id)
+    headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else {}
+    if algorithm:
+        headers["x-amz-checksum-type"] = "COMPOSITE"
+    return xml_response(document, headers=headers)
+
+
+def _part_number(req: S3Request) -> int:
+    try:
+        return int(req.query.get("partNumber", ""))
+    except ValueError:
+        raise S3Error("InvalidArgument", 400, "Part number must be an integer between 1 and "
+                      "10000, inclusive", ArgumentName="partNumber",
+                      ArgumentValue=req.query.get("partNumber", ""))
+
+
+@route("PUT", "object", "uploadId")
+def upload_part(req: S3Request) -> Response:
+    upload_id, number = req.query["uploadId"], _part_number(req)
+    if req.header("x-amz-copy-source"):
+        return _copy_part(req, upload_id, number)
+    reader = req.stream()
+    part = multipart.upload_part(req.s3.store, req.requester, req.bucket, req.key, upload_id,
+                                 number, reader)
+    headers = {"ETag": f'"{part.etag}"'}
+    algorithm = getattr(reader, "checksum_algorithm", None)
+    if algorithm and part.checksum_value:
+        headers[f"x-amz-checksum-{algorithm.lower()}"] = part.checksum_value
+    return empty(200, headers)
+
+
+def _copy_part(req: S3Request, upload_id: str, number: int) -> Response:
+    source = copy_source_version(req)
+    byte_range = None
+    range_header = req.header("x-amz-copy-source-range")
+    if range_header:
+        byte_range = parse_range(range_header, source.size)
+        if byte_range is None or not range_header.strip().startswith("bytes=") or \
+                range_header.strip()[6:].startswith("-"):
+            raise S3Error("InvalidArgument", 400, "The x-amz-copy-source-range value must be "
+                          "of the form bytes=first-last where first and last are the "
+                          "zero-based offsets of the first and last bytes to copy",
+                          ArgumentName="x-amz-copy-source-range", ArgumentValue=range_header)
+    part = multipart.copy_part(req.s3.store, req.requester, req.bucket, req.key, upload_id,
+                               number, source, byte_range)
+    document = root("CopyPartResult")
+    add(document, "LastModified", part.last_modified)
+    add(document, "ETag", f'"{part.etag}"')
+    return xml_response(document)
+
+
+@route("POST", "object", "uploadId")
+def complete_upload(req: S3Request) -> Response:
+    upload_id = req.query["uploadId"]
+    document_in = xmlbody.parse(req.body(), "CompleteMultipartUpload")
+    chosen = []
+    for item in document_in.findall("Part"):
+        number_text = xmlbody.child_text(item, "PartNumber")
+        etag = xmlbody.child_text(item, "ETag")
+        if number_text is None or etag is None:
+            raise xmlbody.MalformedXML()
+        try:
+            number = int(number_text)
+        except ValueError:
+            raise xmlbody.MalformedXML()
+        checksum = next((child.text for child in item
+                         if child.tag.startswith("Checksum") and child.text), None)
+        chosen.append(multipart.Completed(number, etag, checksum))
+    version = multipart.complete(req.s3.store, req.requester, req.bucket, req.key, upload_id,
+                                 chosen)
+    document = root("CompleteMultipartUploadResult")
+    add(document, "Location", f"{req.s3.config.get('public_url') or ''}/{req.bucket}/{req.key}")
+    add(document, "Bucket", req.bucket)
+    add(document, "Key", req.key)
+    add(document, "ETag", f'"{version.etag}"')
+    if version.checksum_algorithm:
+        add(document, f"Checksum{version.checksum_algorithm}", version.checksum_value)
+        add(document, "ChecksumType", version.checksum_type)
+    headers = version_headers(version, buckets.find(req.bucket))
+    return xml_response(document, headers=headers)
+
+
+@route("DELETE", "object", "uploadId")
+def abort_upload(req: S3Request) -> Response:
+    multipart.abort(req.s3.store, req.requester, req.bucket, req.key, req.query["uploadId"])
+    return empty(204)
+
+
+@route("GET", "object", "uploadId")
+def list_parts(req: S3Request) -> Response:
+    upload_id = req.query["uploadId"]
+    upload = multipart.get_upload(req.requester, req.bucket, req.key, upload_id,
+                                  action="s3:ListMultipartUploadParts")
+    max_parts = _int_arg(req, "max-parts", 1000, 1000)
+    marker = _int_arg(req, "part-number-marker", 0, 10000)
+    parts = [part for part in multipart.parts_of(upload_id) if part.part_number > marker]
+    truncated = len(parts) > max_parts
+    parts = parts[:max_parts]
+    document = root("ListPartsResult")
+    add(document, "Bucket", req.bucket)
+    add(document, "Key", req.key)
+    add(document, "UploadId", upload_id)
+    add(document, "Initiator", ID=upload.initiator_arn or access.canonical_id(upload.owner_id),
+        DisplayName=buckets.owner_name(upload.owner_id))
+    _owner(document, upload.owner_id)
+    add(document, "StorageClass", upload.storage_class)
+    add(document, "PartNumberMarker", marker)
+    if parts:
+        add(document, "NextPartNumberMarker", parts[-1].part_number)
+    add(document, "MaxParts", max_parts)
+    add(document, "IsTruncated", truncated)
+    if upload.checksum_algorithm:
+        add(document, "ChecksumAlgorithm", upload.checksum_algorithm)
+        add(document, "ChecksumType", "COMPOSITE")
+    for part in parts:
+        item = add(document, "Part", PartNumber=part.part_number,
+                   LastModified=part.last_modified, ETag=f'"{part.etag}"', Size=part.size)
+        if upload.checksum_algorithm and part.checksum_value:
+            add(item, f"Checksum{upload.checksum_algorithm}", part.checksum_value)
+    return xml_response(document)
+
+
+@route("GET", "bucket", "uploads")
+def list_uploads(req: S3Request) -> Response:
+    encode = _encoder(req)
+    prefix = req.query.get("prefix", "")
+    delimiter = req.query.get("delimiter", "")
+    key_marker = req.query.get("key-marker", "")
+    upload_marker = req.query.get("upload-id-marker", "")
+    max_uploads = _int_arg(req, "max-uploads", 1000, 1000)
+    uploads, prefixes, truncated = multipart.list_uploads(
+        req.requester, req.bucket, prefix=prefix, delimiter=delimiter,
+        key_marker=key_marker or None, upload_id_marker=upload_marker or None,
+        max_uploads=max_uploads)
+    document = root("ListMultipartUploadsResult")
+    add(document, "Bucket", req.bucket)
+    add(document, "KeyMarker", encode(key_marker))
+    add(document, "UploadIdMarker", upload_marker)
+    if truncated and uploads:
+        add(document, "NextKeyMarker", encode(uploads[-1].key))
+        add(document, "NextUploadIdMarker", uploads[-1].id)
+    if delimiter:
+        add(document, "Delimiter", encode(delimiter))
+    add(document, "Prefix", encode(prefix))
+    add(document, "MaxUploads", max_uploads)
+    add(document, "IsTruncated", truncated)
+    if "encoding-type" in req.query:
+        add(document, "EncodingType", "url")
+    for upload in uploads:
+        item = add(document, "Upload", Key=encode(upload.key), UploadId=upload.id)
+        add(item, "Initiator", ID=upload.initiator_arn or access.canonical_id(upload.owner_id),
+            DisplayName=buckets.owner_name(upload.owner_id))
+        _owner(item, upload.owner_id)
+        add(item, "StorageClass", upload.storage_class)
+        add(item, "Initiated", upload.initiated)
+        if upload.checksum_algorithm:
+            add(item, "ChecksumAlgorithm", upload.checksum_algorithm)
+    for common in prefixes:
+        add(document, "CommonPrefixes", Prefix=encode(common))
+    return xml_response(document)

@@ -1,0 +1,424 @@
+"""S3 controllers for objects: PUT (and copy), GET, HEAD, DELETE, and an object's ACL and
+tags. Bodies stream both ways: a PUT goes through a verifying reader straight to disk, a
+GET streams the stored segments (or the requested range)."""
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from urllib.parse import unquote
+
+from flask import Response
+
+from ..errors import AwsError
+from . import access, buckets, lifecycle, objects, tagging
+from .buckets import S3Error
+from .models import ObjectVersion
+from .rest import S3Request, empty, route, xml_response
+from .rest_buckets import _acl_response, acl_from_request
+from .xmlout import add, root
+
+STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding",
+                  "content-language", "expires")
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+                   "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
+MAX_USER_METADATA = 2 * 1024
+
+
+class NotModified(AwsError):
+    code, status = "NotModified", 304
+
+
+def precondition_failed(condition: str) -> S3Error:
+    return S3Error("PreconditionFailed", 412, "At least one of the pre-conditions you "
+                   "specified did not hold", Condition=condition)
+
+
+# --- request attributes -------------------------------------------------------------------
+
+def attributes_from(req: S3Request, owner_id: str | None, bucket_owner_id: str) -> objects.Attributes:
+    """What a PUT / CreateMultipartUpload / REPLACE copy says about the new object."""
+    headers = {}
+    for name in STORED_HEADERS:
+        value = req.header(name)
+        if name == "content-encoding" and value:
+            # aws-chunked is transfer framing, not part of the object's encoding.
+            value = ",".join(part.strip() for part in value.split(",")
+                             if part.strip() and part.strip() != "aws-chunked")
+        if value:
+            headers[name] = value
+    meta = {name[len("x-amz-meta-"):]: value for name, value in req.headers.items()
+            if name.startswith("x-amz-meta-")}
+    if sum(len(key) + len(value) for key, value in meta.items()) > MAX_USER_METADATA:
+        raise S3Error("MetadataTooLarge", 400, "Your metadata headers exceed the maximum "
+                      "allowed metadata size.", MaxSizeAllowed=str(MAX_USER_METADATA))
+    storage_class = req.header("x-amz-storage-class", "STANDARD")
+    if storage_class not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", 400, "The storage class you specified is not "
+                      "valid", StorageClassRequested=storage_class)
+    acl = None
+    if owner_id is not None:
+        parsed = access.acl_from_headers(req.headers, access.canonical_id(owner_id),
+                                         access.canonical_id(bucket_owner_id))
+        acl = parsed.to_json() if parsed else None
+    tags = None
+    if req.header("x-amz-tagging") is not None:
+        tags = tagging.parse_tagging_header(req.header("x-amz-tagging"))
+    return objects.Attributes(content_type=req.header("content-type"), headers=headers,
+                              meta=meta, acl=acl, tags=tags, storage_class=storage_class)
+
+
+def version_headers(version: ObjectVersion, bucket) -> dict[str, str]:
+    headers = {}
+    if bucket.versioning is not None:
+        headers["x-amz-version-id"] = version.version_id
+    rules = bucket.get_json("lifecycle")
+    if rules and not version.delete_marker:
+        expiration = lifecycle.expiration_header(rules, version.key, version.size,
+                                                 version.get_json("tags", {}),
+                                                 version.last_modified)
+        if expiration:
+            headers["x-amz-expiration"] = expiration
+    return headers
+
+
+def checksum_headers(version: ObjectVersion) -> dict[str, str]:
+    if not version.checksum_algorithm:
+        return {}
+    return {f"x-amz-checksum-{version.checksum_algorithm.lower()}": version.checksum_value,
+            "x-amz-checksum-type": version.checksum_type or "FULL_OBJECT"}
+
+
+# --- PUT ----------------------------------------------------------------------------------
+
+@route("PUT", "object")
+def put_object(req: S3Request) -> Response:
+    if req.header("x-amz-copy-source"):
+        return copy_object(req)
+    bucket = buckets.find(req.bucket)
+    owner_id = req.requester.account_id if req.requester else None
+    attributes = attributes_from(req, owner_id, bucket.owner_id)
+    _check_write_conditions(req, bucket)
+    reader = req.stream()
+    version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes)
+    headers = {"ETag": f'"{version.etag}"', **version_headers(version, buckets.find(req.bucket))}
+    if version.checksum_algorithm and (req.header("x-amz-sdk-checksum-algorithm") or any(
+            name.startswith("x-amz-checksum-") for name in req.headers)
+            or req.header("x-amz-trailer")):
+        headers.update(checksum_headers(version))
+    return empty(200, headers)
+
+
+def _check_write_conditions(req: S3Request, bucket) -> None:
+    """Conditional writes: If-None-Match: * (create only) and If-Match: <etag>."""
+    none_match, match = req.header("if-none-match"), req.header("if-match")
+    if none_match is None and match is None:
+        return
+    current = objects.latest(bucket, req.key)
+    exists = current is not None and not current.delete_marker
+    if none_match is not None:
+        if none_match.strip() != "*":
+            raise S3Error("NotImplemented", 501, "If-None-Match on PUT accepts only '*'.")
+        if exists:
+            raise precondition_failed("If-None-Match")
+    if match is not None:
+        if not exists:
+            raise objects.NoSuchKey(req.key)
+        if not _etag_matches(match, current.etag):
+            raise precondition_failed("If-Match")
+
+
+def _copy_source(req: S3Request) -> tuple[str, str, str | None]:
+    raw = req.header("x-amz-copy-source")
+    path, _, query = raw.partition("?")
+    path = unquote(path).lstrip("/")
+    bucket, _, key = path.partition("/")
+    version_id = None
+    if query:
+        for part in query.split("&"):
+            name, _, value = part.partition("=")
+            if name == "versionId":
+                version_id = unquote(value)
+    if not bucket or not key:
+        raise S3Error("InvalidArgument", 400, "Copy Source must mention the source bucket "
+                      "and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source",
+                      ArgumentValue=raw)
+    return bucket, key, version_id
+
+
+def copy_source_version(req: S3Request) -> ObjectVersion:
+    """The version x-amz-copy-source names, readable by the requester, conditions checked."""
+    bucket, key, version_id = _copy_source(req)
+    source = objects.get(req.requester, bucket, key, version_id)
+    _check_read_conditions(req, source, prefix="x-amz-copy-source-")
+    return source
+
+
+def copy_object(req: S3Request) -> Response:
+    source = copy_source_version(req)
+    bucket = buckets.find(req.bucket)
+    directive = req.header("x-amz-metadata-directive", "COPY").upper()
+    tag_directive = req.header("x-amz-tagging-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", 400, "Unknown metadata or tagging directive.")
+    owner_id = req.requester.account_id if req.requester else None
+    attributes = attributes_from(req, owner_id, bucket.owner_id)
+    if directive == "COPY":
+        attributes.content_type = source.content_type
+        attributes.headers = source.get_json("headers", {})
+        attributes.meta = source.get_json("meta", {})
+    if tag_directive == "COPY":
+        attributes.tags = source.get_json("tags")
+    source_bucket = buckets.find(_copy_source(req)[0])
+    if (source_bucket.id == bucket.id and source.key == req.key and directive == "COPY"
+            and attributes.storage_class == source.storage_class
+            and bucket.versioning is None):
+        raise S3Error("InvalidRequest", 400, "This copy request is illegal because it is "
+                      "trying to copy an object to itself without changing the object's "
+                      "metadata, storage class, website redirect location or encryption "
+                      "attributes.")
+    version = objects.copy(req.s3.store, req.requester, source, req.bucket, req.key, attributes)
+    document = root("CopyObjectResult")
+    add(document, "LastModified", version.last_modified)
+    add(document, "ETag", f'"{version.etag}"')
+    headers = version_headers(version, buckets.find(req.bucket))
+    if source_bucket.versioning is not None:
+        headers["x-amz-copy-source-version-id"] = source.version_id
+    return xml_response(document, headers=headers)
+
+
+# --- GET / HEAD ---------------------------------------------------------------------------
+
+def _etag_matches(header: str, etag: str) -> bool:
+    wanted = [item.strip().strip('"') for item in header.split(",")]
+    return "*" in wanted or etag in wanted
+
+
+def _http_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _check_read_conditions(req: S3Request, version: ObjectVersion, prefix: str = "") -> None:
+    """If-Match / If-None-Match / If-(Un)Modified-Since, combined as S3 (RFC 7232) does."""
+    modified = version.last_modified.replace(microsecond=0)
+    match = req.header(prefix + "if-match")
+    none_match = req.header(prefix + "if-none-match")
+    since = _http_time(req.header(prefix + "if-modified-since"))
+    unmodified = _http_time(req.header(prefix + "if-unmodified-since"))
+    if match is not None:
+        if not _etag_matches(match, version.etag):
+            raise precondition_failed(prefix + "If-Match")
+    elif unmodified is not None and modified > unmodified:
+        raise precondition_failed(prefix + "If-Unmodified-Since")
+    not_modified = NotModified("Not Modified") if not prefix else precondition_failed(
+        prefix + "If-None-Match")
+    if none_match is not None:
+        if _etag_matches(none_match, version.etag):
+            raise not_modified
+    elif since is not None and modified <= since and since <= dt.datetime.utcnow():
+        raise not_modified if not prefix else precondition_failed(prefix + "If-Modified-Since")
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a single byte range; None for none or an unparseable one
+    (S3 then sends the whole object); InvalidRange when it cannot be satisfied."""
+    if not header:
+        return None
+    found = _RANGE.match(header.strip())
+    if not found or (not found.group(1) and not found.group(2)):
+        return None
+    first, last = found.groups()
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            raise _invalid_range(header, size)
+        start, end = max(size - suffix, 0), size - 1
+    if start >= size:
+        raise _invalid_range(header, size)
+    return start, end
+
+
+def _invalid_range(header: str, size: int) -> S3Error:
+    error = S3Error("InvalidRange", 416, "The requested range is not satisfiable",
+                    RangeRequested=header, ActualObjectSize=str(size))
+    error.headers = {"Content-Range": f"bytes */{size}"}
+    return error
+
+
+def _read_version(req: S3Request) -> tuple[ObjectVersion, object]:
+    version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"))
+    return version, buckets.find(req.bucket)
+
+
+def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str, str]:
+    headers = {
+        "Content-Type": version.content_type or "binary/octet-stream",
+        "ETag": f'"{version.etag}"',
+        "Last-Modified": objects.http_date(version.last_modified),
+        "Accept-Ranges": "bytes",
+    }
+    for name, value in version.get_json("headers", {}).items():
+        headers["-".join(part.capitalize() for part in name.split("-"))] = value
+    for name, value in version.get_json("meta", {}).items():
+        headers[f"x-amz-meta-{name}"] = value
+    tags = version.get_json("tags")
+    if tags:
+        headers["x-amz-tagging-count"] = str(len(tags))
+    if version.storage_class != "STANDARD":
+        headers["x-amz-storage-class"] = version.storage_class
+    headers.update(version_headers(version, bucket))
+    if (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+        headers.update(checksum_headers(version))
+    overrides = {name: value for name, value in req.query.items() if name in RESPONSE_OVERRIDES}
+    if overrides:
+        if req.requester is None:
+            raise S3Error("InvalidRequest", 400, "Request specific response headers cannot be "
+                          "used for anonymous GET requests.")
+        for name, value in overrides.items():
+            headers[RESPONSE_OVERRIDES[name]] = value
+    return headers
+
+
+def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, int] | None, dict]:
+    """The byte range to send and extra headers, from partNumber or Range."""
+    part = req.query.get("partNumber")
+    if part is not None:
+        try:
+            number = int(part)
+        except ValueError:
+            number = 0
+        segments = version.segments
+        count = len(segments) if version.parts_count else 1
+        if not 1 <= number <= max(count, 1):
+            raise S3Error("InvalidPartNumber", 416, "The requested partnumber is not "
+                          "satisfiable", PartNumberRequested=part,
+                          ActualPartCount=str(count))
+        if not version.parts_count:
+            return None, {}            # a single-part object: part 1 is the whole object
+        start = sum(size for _, size in segments[:number - 1])
+        return (start, start + segments[number - 1][1] - 1), {
+            "x-amz-mp-parts-count": str(version.parts_count)}
+    return parse_range(req.header("range"), version.size), {}
+
+
+@route("GET", "object")
+def get_object(req: S3Request) -> Response:
+    return _serve(req, with_body=True)
+
+
+@route("HEAD", "object")
+def head_object(req: S3Request) -> Response:
+    return _serve(req, with_body=False)
+
+
+def _serve(req: S3Request, with_body: bool) -> Response:
+    version, bucket = _read_version(req)
+    _check_read_conditions(req, version)
+    headers = _object_headers(req, version, bucket)
+    byte_range, extra = _selected_range(req, version)
+    headers.update(extra)
+    status = 200
+    length = version.size
+    if byte_range is not None:
+        start, end = byte_range
+        length = end - start + 1
+        headers["Content-Range"] = f"bytes {start}-{end}/{version.size}"
+        status = 206
+        headers.pop("x-amz-checksum-" + (version.checksum_algorithm or "").lower(), None)
+    headers["Content-Length"] = str(length)
+    if not with_body:
+        response = Response(b"", status=status)
+    else:
+        segments = version.segments
+        start, end = byte_range if byte_range is not None else (0, version.size - 1)
+        body = req.s3.store.read(segments, start, end) if version.size else iter(())
+        response = Response(body, status=status, direct_passthrough=True)
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
+
+
+# --- DELETE -------------------------------------------------------------------------------
+
+@route("DELETE", "object")
+def delete_object(req: S3Request) -> Response:
+    deleted = objects.delete(req.s3.store, req.requester, req.bucket, req.key,
+                             req.query.get("versionId"))
+    headers = {}
+    if deleted.version_id:
+        headers["x-amz-version-id"] = deleted.version_id
+    if deleted.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return empty(204, headers)
+
+
+# --- object ACL and tags ------------------------------------------------------------------
+
+@route("GET", "object", "acl")
+def get_object_acl(req: S3Request) -> Response:
+    version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
+                          action="s3:GetObjectAcl")
+    return _acl_response(version.acl_json, version.owner_id)
+
+
+@route("PUT", "object", "acl")
+def put_object_acl(req: S3Request) -> Response:
+    version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
+                          action="s3:PutObjectAcl")
+    bucket = buckets.find(req.bucket)
+    acl = acl_from_request(req, version.owner_id, bucket.owner_id)
+    objects.set_document(req.requester, version, "acl", acl.to_json())
+    return empty(200)
+
+
+@route("GET", "object", "tagging")
+def get_object_tagging(req: S3Request) -> Response:
+    version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
+                          action="s3:GetObjectTagging")
+    headers = {"x-amz-version-id": version.version_id} if version.version_id != "null" else {}
+    response = Response(tagging.tagging_to_xml(version.get_json("tags", {}) or {}),
+                        status=200, mimetype="application/xml")
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
+
+
+@route("PUT", "object", "tagging")
+def put_object_tagging(req: S3Request) -> Response:
+    version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
+                          action="s3:PutObjectTagging")
+    tags = tagging.parse_tagging(req.body(), limit=10)
+    objects.set_document(req.requester, version, "tags", tags or None)
+    return empty(200, {"x-amz-version-id": version.version_id}
+                 if version.version_id != "null" else {})
+
+
+@route("DELETE", "object", "tagging")
+def delete_object_tagging(req: S3Request) -> Response:
+    version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
+                          action="s3:DeleteObjectTagging")
+    objects.set_document(req.requester, version, "tags", None)
+    return empty(204, {"x-amz-version-id": version.version_id}
+                 if version.version_id != "null" else {})
