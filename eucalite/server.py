@@ -36,11 +36,21 @@ def _post_fork(app):
     def hook(server, worker):
         # Connections opened in the master must not be shared with the forked worker.
         from .db import db
+        from .s3 import upkeep
 
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
+        # Background duties run in the worker, beside the request threads.
+        services = app.extensions["eucalite"]
+        upkeep.start(app, services.s3.store, services.config["lifecycle_interval"])
     return hook
+
+
+def recover(app) -> None:
+    """Undo what a crash or kill left half-done, before anything is served."""
+    with app.app_context():
+        app.extensions["eucalite"].s3.recover()
 
 
 def banner(config: dict[str, Any]) -> str:
@@ -49,7 +59,7 @@ def banner(config: dict[str, Any]) -> str:
     return "\n".join([
         f"eucalite serving on {config['host']}:{config['port']}",
         f"  EC2 (compute)  {endpoints['ec2']}",
-        f"  S3 (Walrus)    {endpoints['s3']}   [object store: not yet available]",
+        f"  S3 (Walrus)    {endpoints['s3']}",
         f"  IAM (Euare)    {endpoints['iam']}   [no IAM actions yet: use `eucalite account`]",
         f"  data dir       {config['data_dir']}",
         f"  database       {_safe_url(config['database_url'])}",
@@ -74,6 +84,7 @@ def run(config: dict[str, Any]) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = create_app(config)
+    recover(app)
     config_module.remember_served_url(config)
     options = {
         "bind": f"{config['host']}:{config['port']}",

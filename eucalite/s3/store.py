@@ -181,6 +181,10 @@ class HashingReader:
         self.size += len(data)
         return data
 
+    @property
+    def md5_hex(self) -> str:
+        return self.md5.hexdigest()
+
 
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
