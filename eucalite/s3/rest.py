@@ -199,7 +199,7 @@ def _authenticate(view: auth.RequestView, config, virtual: str | None):
 
 
 def _handler_for(req: S3Request) -> Handler:
-    from . import rest_buckets, rest_multipart, rest_objects  # noqa: F401 - register routes
+    from . import rest_buckets, rest_multipart, rest_objects, rest_post  # noqa: F401 - routes
 
     subresource = _subresource(req.query)
     handler = ROUTES.get((req.method, req.level, subresource))

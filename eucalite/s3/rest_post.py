@@ -1,0 +1,105 @@
+"""PostObject: browser form uploads (multipart/form-data POST to a bucket) authorised by a
+signed policy document, as S3's "browser-based uploads" work.
+
+The form's signature and policy are verified by :mod:`eucalite.s3.postpolicy`; the file is
+streamed into the store like any PUT and gets the same attributes a PUT would.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from flask import Response, redirect, request
+
+from .. import accounts
+from . import access, buckets, objects, postpolicy, tagging
+from .buckets import S3Error
+from .rest import S3Request, empty, route, xml_response
+from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
+from .store import CHUNK, HashingReader
+from .xmlout import add, root
+
+
+def _fields() -> dict[str, str]:
+    """The form's text fields, names as sent (S3 matches them case-insensitively)."""
+    return {name: value for name, value in request.form.items()}
+
+
+@route("POST", "bucket")
+def post_object(req: S3Request) -> Response:
+    if request.mimetype != "multipart/form-data":
+        raise S3Error("PreconditionFailed", 412, "Bucket POST must be of the enclosure-type "
+                      "multipart/form-data", Condition="Bucket POST must be of the "
+                      "enclosure-type multipart/form-data")
+    fields = _fields()
+    upload = request.files.get("file")
+    if upload is None:
+        raise S3Error("InvalidArgument", 400, "POST requires exactly one file upload per "
+                      "request.", ArgumentName="file", ArgumentValue="0")
+    lowered = {name.lower(): value for name, value in fields.items()}
+    if "key" not in lowered:
+        raise S3Error("InvalidArgument", 400, "Bucket POST must contain a field named 'key'. "
+                      "If it is specified, please check the order of the fields.",
+                      ArgumentName="key", ArgumentValue="")
+    size = _size(upload.stream)
+    verified = postpolicy.verify_post(fields, req.bucket, accounts.principal_for_key,
+                                      dt.datetime.now(dt.timezone.utc), file_size=size)
+    key = postpolicy.substitute_filename(lowered["key"], upload.filename)
+    bucket = buckets.find(req.bucket)
+    attributes = _attributes(lowered, verified.principal, bucket.owner_id, upload)
+    reader = HashingReader(iter(lambda: upload.stream.read(CHUNK), b""))
+    version = objects.put(req.s3.store, verified.principal, req.bucket, key, reader,
+                          attributes)
+    return _success(req, lowered, key, version)
+
+
+def _size(stream) -> int:
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def _attributes(fields: dict[str, str], principal, bucket_owner_id: str,
+                upload) -> objects.Attributes:
+    headers = {name: fields[name] for name in STORED_HEADERS if fields.get(name)}
+    meta = {name[len("x-amz-meta-"):]: value for name, value in fields.items()
+            if name.startswith("x-amz-meta-")}
+    storage_class = fields.get("x-amz-storage-class", "STANDARD")
+    if storage_class not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", 400, "The storage class you specified is not "
+                      "valid", StorageClassRequested=storage_class)
+    acl = None
+    owner_id = principal.account_id if principal else bucket_owner_id
+    if fields.get("acl"):
+        acl = access.canned_acl(fields["acl"], access.canonical_id(owner_id),
+                                access.canonical_id(bucket_owner_id)).to_json()
+    tags = tagging.parse_tagging(fields["tagging"].encode(), limit=10) \
+        if fields.get("tagging") else None
+    content_type = fields.get("content-type") or upload.mimetype or None
+    return objects.Attributes(content_type=content_type, headers=headers, meta=meta, acl=acl,
+                              tags=tags, storage_class=storage_class)
+
+
+def _success(req: S3Request, fields: dict[str, str], key: str, version) -> Response:
+    etag = f'"{version.etag}"'
+    location = f"/{req.bucket}/{key}"
+    target = fields.get("success_action_redirect") or fields.get("redirect")
+    if target:
+        joiner = "&" if "?" in target else "?"
+        response = redirect(target + joiner + urlencode(
+            {"bucket": req.bucket, "key": key, "etag": etag}), code=303)
+        response.headers["ETag"] = etag
+        return response
+    status = fields.get("success_action_status", "204")
+    if status not in ("200", "201", "204"):
+        status = "204"
+    headers = {"ETag": etag, "Location": location}
+    if status == "201":
+        document = root("PostResponse")
+        add(document, "Location", location)
+        add(document, "Bucket", req.bucket)
+        add(document, "Key", key)
+        add(document, "ETag", etag)
+        return xml_response(document, 201, headers)
+    return empty(int(status), headers)
