@@ -77,7 +77,8 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
         owner, acl_json = bucket.owner_id, bucket.acl_json
     owner_canonical = access.canonical_id(owner)
     acl = access.Acl.from_json(_loads(acl_json)) if acl_json else access.Acl(owner_canonical, [])
-    policy = _policy(bucket.policy_json, bucket.name) if bucket.policy_json else None
+    policy_text = bucket.get_json("policy")
+    policy = _policy(policy_text, bucket.name) if policy_text else None
     if key is None and obj is not None:
         key = obj.key
     full_context = {

@@ -1,0 +1,25 @@
+"""Helpers shared by the S3 HTTP tests: second accounts and anonymous requests."""
+from __future__ import annotations
+
+import requests
+
+from eucalite import accounts
+
+
+def second_account(live, name: str = "other"):
+    """A boto3 S3 client for the admin of a new account, and that account's id."""
+    with live.app.app_context():
+        account = accounts.create_account(name)
+        key = accounts.create_access_key(name, "admin")
+        account_id, key_id, secret = account.id, key.id, key.secret
+    return live.client("s3", key_id=key_id, secret=secret), account_id
+
+
+def anonymous(method: str, live, path: str, **kwargs) -> requests.Response:
+    return requests.request(method, live.base_url + path, **kwargs)
+
+
+def code_of(response: requests.Response) -> str | None:
+    if "<Code>" not in response.text:
+        return None
+    return response.text.split("<Code>")[1].split("</Code>")[0]
