@@ -103,17 +103,18 @@ class S3Request:
                                  request.content_length)
 
 
-def split_target(raw_path: str, host: str, s3_domain: str) -> tuple[str | None, str | None]:
-    """(bucket, key) from the request path, or from a virtual-host Host header."""
+def split_target(raw_path: str, host: str,
+                 s3_domain: str) -> tuple[str | None, str | None, bool]:
+    """(bucket, key, virtual) from a virtual-host Host header or else the request path."""
     path = unquote(raw_path)
     hostname = host.rsplit(":", 1)[0].lower() if host and not host.startswith("[") else host
     if s3_domain and hostname and hostname.endswith("." + s3_domain.lower()):
         bucket = hostname[: -len(s3_domain) - 1]
-        return bucket, path[1:] or None
+        return bucket, path[1:] or None, True
     if path in ("", "/"):
-        return None, None
+        return None, None, False
     bucket, _, key = path[1:].partition("/")
-    return bucket or None, key or None
+    return bucket or None, key or None, False
 
 
 def _subresource(query: dict[str, str]) -> str | None:
@@ -155,10 +156,9 @@ def error_response(error: AwsError, request_id: str, resource: str = "") -> Resp
 def endpoint(path: str):
     view = auth.RequestView.from_environ(request.environ)
     config = services().config
-    bucket, key = split_target(view.raw_path, view.headers.get("host", ""),
-                               config.get("s3_domain", ""))
-    virtual = bucket if config.get("s3_domain") and not view.raw_path.startswith(
-        f"/{bucket}") else None
+    bucket, key, is_virtual = split_target(view.raw_path, view.headers.get("host", ""),
+                                           config.get("s3_domain", ""))
+    virtual = bucket if is_virtual else None
     try:
         if request.method == "OPTIONS":
             from . import rest_buckets
