@@ -55,7 +55,9 @@ def recover(app) -> None:
 
 def banner(config: dict[str, Any]) -> str:
     endpoints = config_module.endpoints(config)
-    node = "on" if config["node"] else "off (--no-node: no hypervisor connection is opened)"
+    node = ("requested, but unavailable: this release has no node controller yet, so no "
+            "instance can run (use --no-node to silence this)" if config["node"]
+            else "off (--no-node: no hypervisor connection is opened)")
     return "\n".join([
         f"eucalite serving on {config['host']}:{config['port']}",
         f"  EC2 (compute)  {endpoints['ec2']}",
