@@ -33,6 +33,30 @@ install_package() {  # $1: extras, e.g. "" or "[test,bench]"
     "$VENV/bin/pip" install -q -e ".$1"
 }
 
+ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_clients.py)
+    local missing=()
+    command -v s3cmd >/dev/null || missing+=(s3cmd)
+    command -v rclone >/dev/null || missing+=(rclone)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null; then
+        log "not installing ${missing[*]} (no apt-get): their tests will be skipped"
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            log "not installing ${missing[*]} (not root, no sudo): their tests will be skipped"
+            return 0
+        fi
+    fi
+    log "installing ${missing[*]} (apt)"
+    ${sudo[@]+"${sudo[@]}"} apt-get update -qq
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -44,6 +68,7 @@ case "$cmd" in
     test)
         ensure_python
         install_package "[test,bench]"
+        ensure_test_clients
         export PATH="$VENV/bin:$PATH"
         log "running the test suite"
         set +e
