@@ -1,0 +1,501 @@
+#!/usr/bin/env python3
+"""Benchmark: S3 object traffic through eucalite beside moto_server, in one run.
+
+Starts `eucalite serve` (gunicorn, one worker, threads; fresh data directory) and
+`moto_server` (in memory) on loopback, then measures with boto3, printing both side by side:
+
+* 4 KiB PUT and GET, operations per second and latency, with 1 and 8 client threads
+  (one boto3 client per thread);
+* one 256 MiB PUT (put_object from an open file) and GET (streamed to /dev/null), MB/s;
+* one 1 GiB multipart upload (upload_fileobj, 64 MiB parts, from a generated, non-seekable
+  stream so the client never holds the object), time and MB/s;
+* peak server RSS during those big transfers (VmRSS of the server process and its children,
+  i.e. gunicorn master + worker, sampled every 50 ms);
+* the disk ceiling of the data directory with dd (write with conv=fsync, then read back;
+  nothing is dropped from the page cache, so the read is usually a cache read).
+
+    python bench/bench_s3.py [--quick] [--skip-moto] [--seconds 3] [--ops 2000]
+
+--quick shrinks everything (32 MiB single object, 128 MiB multipart in 16 MiB parts, ~1 s
+per small-object run). MB/s is 10^6 bytes per second; sizes are MiB/GiB.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+BIN = Path(sys.executable).parent
+MiB = 1024 * 1024
+SEEDED = 200        # 4 KiB objects the GET runs read
+
+
+# -- servers --------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, process: subprocess.Popen, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode} before listening")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{name}: nothing listening on {port}")
+
+
+@dataclass
+class Target:
+    name: str
+    process: subprocess.Popen
+    endpoint: str
+    key: str
+    secret: str
+    region: str
+    data_dir: str | None = None
+    results: dict = field(default_factory=dict)
+
+    def client(self, pool: int = 10):
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint, region_name=self.region,
+            aws_access_key_id=self.key, aws_secret_access_key=self.secret,
+            config=Config(retries={"max_attempts": 1}, max_pool_connections=pool,
+                          s3={"addressing_style": "path"}))
+
+
+def clean_env(**extra) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("AWS_", "EUCALITE_"))}
+    env.update(extra)
+    return env
+
+
+def start_eucalite(data_dir: str, log_path: str) -> Target:
+    port = free_port()
+    env = clean_env(EUCALITE_LOG_LEVEL="WARNING")
+    with open(log_path, "wb") as log:
+        # Own session: a Ctrl-C on the terminal reaches only this script, which then stops
+        # the servers itself.
+        process = subprocess.Popen([str(BIN / "eucalite"), "serve", "--no-node",
+                                    "--host", "127.0.0.1", "--port", str(port),
+                                    "--data-dir", data_dir],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    STARTED.append(process)
+    wait_for(port, process, "eucalite serve")
+    output = subprocess.run([str(BIN / "eucalite"), "credentials", "--data-dir", data_dir],
+                            env=env, text=True, capture_output=True, check=True).stdout
+    values = {}
+    for line in output.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            values[name] = value.strip("'\"")
+    return Target("eucalite", process, values["AWS_ENDPOINT_URL_S3"],
+                  values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"],
+                  values["AWS_DEFAULT_REGION"], data_dir)
+
+
+def start_moto() -> Target | None:
+    moto = shutil.which("moto_server", path=str(BIN)) or shutil.which("moto_server")
+    if moto is None:
+        return None
+    port = free_port()
+    process = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], env=clean_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    STARTED.append(process)
+    wait_for(port, process, "moto_server")
+    return Target("moto_server", process, f"http://127.0.0.1:{port}", "testing", "testing",
+                  "us-east-1")
+
+
+STARTED: list[subprocess.Popen] = []
+
+
+def stop_all() -> None:
+    for process in STARTED:
+        if process.poll() is None:
+            try:
+                process.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for process in STARTED:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)   # its own session: it and its workers
+            except ProcessLookupError:
+                pass
+            process.wait()
+    STARTED.clear()
+
+
+# -- RSS sampling ---------------------------------------------------------------------------
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of *pid*, from /proc/*/stat (no /proc/<pid>/task/*/children here)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
+def tree_rss_mib(pid: int) -> float:
+    """RSS of *pid* plus all its descendants (gunicorn master + worker)."""
+    total, queue = 0, [pid]
+    while queue:
+        current = queue.pop()
+        total += _rss_kib(current)
+        queue.extend(_children(current))
+    return total / 1024
+
+
+class PeakRSS:
+    """Samples the RSS of a process tree every *interval* seconds while in the with-block.
+    The process list is refreshed every second (listing /proc costs more than reading
+    VmRSS)."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid, self.interval = pid, interval
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    def _run(self):
+        pids, refreshed = [], 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now - refreshed > 1.0:
+                pids, queue = [], [self.pid]
+                while queue:
+                    current = queue.pop()
+                    pids.append(current)
+                    queue.extend(_children(current))
+                refreshed = now
+            self.peak = max(self.peak, sum(_rss_kib(pid) for pid in pids) / 1024)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.peak = tree_rss_mib(self.pid)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# -- data sources ---------------------------------------------------------------------------
+
+class GeneratedStream(io.RawIOBase):
+    """*size* bytes made up on the fly: readable, not seekable, never all in memory."""
+
+    def __init__(self, size: int, seed: bytes):
+        self.remaining = size
+        self.block = (seed * (MiB // len(seed) + 1))[:MiB]
+        self.offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self.remaining)
+        if count <= 0:
+            return 0
+        view = memoryview(buffer)
+        done = 0
+        while done < count:
+            start = self.offset % MiB
+            chunk = min(count - done, MiB - start)
+            view[done:done + chunk] = self.block[start:start + chunk]
+            done += chunk
+            self.offset += chunk
+        self.remaining -= count
+        return count
+
+
+def make_file(path: Path, size: int) -> Path:
+    block = os.urandom(MiB)
+    with open(path, "wb") as out:
+        for index in range(size // MiB):
+            out.write(index.to_bytes(8, "big") + block[8:])
+        out.write(block[: size % MiB])
+    return path
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+def small_ops(target: Target, bucket: str, operation: str, threads: int, seconds: float,
+              max_ops: int) -> tuple[float, list[float], int]:
+    """(ops/s, latencies, errors) for 4 KiB PUT or GET with *threads* clients."""
+    body = os.urandom(4096)
+    clients = [target.client() for _ in range(threads)]
+    for client in clients:      # warm up: connection, endpoint resolution, model loading
+        client.put_object(Bucket=bucket, Key="warm", Body=body)
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+    per_thread = max(1, max_ops // threads)
+    start_line = threading.Barrier(threads + 1)
+    deadline = [0.0]
+
+    def work(index: int) -> None:
+        client, mine = clients[index], latencies[index]
+        start_line.wait()
+        for count in range(per_thread):
+            if time.perf_counter() > deadline[0]:
+                break
+            key = f"small/{index}/{count % 500}" if operation == "PUT" else \
+                f"seed/{(index * 37 + count) % SEEDED}"
+            began = time.perf_counter()
+            try:
+                if operation == "PUT":
+                    client.put_object(Bucket=bucket, Key=key, Body=body)
+                else:
+                    client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception:  # noqa: BLE001 - counted and reported
+                errors[index] += 1
+                continue
+            mine.append(time.perf_counter() - began)
+
+    workers = [threading.Thread(target=work, args=(index,)) for index in range(threads)]
+    for worker in workers:
+        worker.start()
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    start_line.wait()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - began
+    flat = [sample for samples in latencies for sample in samples]
+    return len(flat) / elapsed, flat, sum(errors)
+
+
+def put_big(target: Target, bucket: str, path: Path) -> tuple[float, float]:
+    client = target.client()
+    with PeakRSS(target.process.pid) as rss:
+        began = time.perf_counter()
+        with open(path, "rb") as source:
+            client.put_object(Bucket=bucket, Key="big", Body=source)
+        elapsed = time.perf_counter() - began
+    return path.stat().st_size / elapsed / 1e6, rss.peak
+
+
+def get_big(target: Target, bucket: str, size: int) -> tuple[float, float]:
+    client = target.client()
+    received = 0
+    with PeakRSS(target.process.pid) as rss:
+        began = time.perf_counter()
+        body = client.get_object(Bucket=bucket, Key="big")["Body"]
+        with open(os.devnull, "wb") as sink:
+            for chunk in body.iter_chunks(MiB):
+                sink.write(chunk)
+                received += len(chunk)
+        elapsed = time.perf_counter() - began
+    if received != size:
+        raise RuntimeError(f"GET returned {received} bytes, expected {size}")
+    return size / elapsed / 1e6, rss.peak
+
+
+def multipart(target: Target, bucket: str, size: int, part: int,
+              concurrency: int) -> tuple[float, float, float]:
+    client = target.client(pool=concurrency + 2)
+    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part,
+                            max_concurrency=concurrency, use_threads=True)
+    with PeakRSS(target.process.pid) as rss:
+        began = time.perf_counter()
+        client.upload_fileobj(GeneratedStream(size, os.urandom(4096)), bucket, "multipart",
+                              Config=config)
+        elapsed = time.perf_counter() - began
+    head = client.head_object(Bucket=bucket, Key="multipart")
+    if head["ContentLength"] != size:
+        raise RuntimeError(f"multipart object is {head['ContentLength']} bytes, not {size}")
+    return elapsed, size / elapsed / 1e6, rss.peak
+
+
+def dd_ceiling(directory: str, count: int) -> tuple[str, str]:
+    """dd write (conv=fsync) and read-back MB/s in *directory*, as dd reports them."""
+    path = os.path.join(directory, "ddtest")
+
+    def rate(args: list[str]) -> str:
+        result = subprocess.run(["dd", *args], capture_output=True, text=True, check=True)
+        line = result.stderr.strip().splitlines()[-1]
+        match = re.search(r"copied, ([\d.,]+) s, ([\d.,]+ [kMG]?B/s)", line)
+        return match.group(2) if match else line
+
+    try:
+        write = rate(["if=/dev/zero", f"of={path}", "bs=4M", f"count={count}", "conv=fsync"])
+        read = rate([f"if={path}", "of=/dev/null", "bs=4M"])
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    return write, read
+
+
+# -- report ---------------------------------------------------------------------------------
+
+def ms(samples: list[float], quantile: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))] * 1000
+
+
+def attempt(targets: list[Target], label: str, run) -> None:
+    """Run *run(target)* for each target, keeping a failure as the result text."""
+    for target in targets:
+        try:
+            target.results[label] = run(target)
+        except Exception as error:  # noqa: BLE001 - a failed measurement is a result too
+            target.results[label] = f"FAILED: {type(error).__name__}: {error}"[:120]
+            print(f"  {target.name}: {label} failed: {error}", file=sys.stderr)
+
+
+def row(label: str, targets: list[Target], render) -> None:
+    cells = []
+    for target in targets:
+        value = target.results.get(label)
+        cells.append(value if isinstance(value, str) else render(value))
+    print(f"  {label:34s}" + "".join(f"{cell:>30s}" for cell in cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
+    parser.add_argument("--skip-moto", action="store_true", help="eucalite only")
+    parser.add_argument("--seconds", type=float, help="time per small-object run")
+    parser.add_argument("--ops", type=int, help="most operations per small-object run")
+    args = parser.parse_args()
+
+    quick = args.quick
+    seconds = args.seconds or (1.0 if quick else 3.0)
+    max_ops = args.ops or (500 if quick else 2000)
+    big_size = (32 if quick else 256) * MiB
+    mp_size, mp_part = ((128 * MiB, 16 * MiB) if quick else (1024 * MiB, 64 * MiB))
+    mp_concurrency = 4
+    dd_count = 16 if quick else 64
+
+    # Ctrl-C, SIGTERM and SIGHUP all unwind through the finally below (SIGINT is set
+    # explicitly too: a shell starts background jobs with it ignored).
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupted)
+
+    scratch = tempfile.mkdtemp(prefix="eucalite-bench-s3-")
+    try:
+        data_dir = os.path.join(scratch, "data")
+        targets = [start_eucalite(data_dir, os.path.join(scratch, "eucalite.log"))]
+        if not args.skip_moto:
+            moto = start_moto()
+            if moto is None:
+                print("(moto_server not installed: pip install 'moto[server]' for the "
+                      "baseline)")
+            else:
+                targets.append(moto)
+        source = make_file(Path(scratch) / "big-source", big_size)
+        for target in targets:
+            client = target.client()
+            client.create_bucket(Bucket="bench")
+            seed = os.urandom(4096)
+            for index in range(SEEDED):          # what the 4 KiB GETs read
+                client.put_object(Bucket="bench", Key=f"seed/{index}", Body=seed)
+            target.results["idle RSS"] = tree_rss_mib(target.process.pid)
+
+        print(f"S3 over HTTP on loopback, boto3 {boto3.__version__}, {os.cpu_count()} CPUs"
+              f"{' (--quick)' if quick else ''}")
+        print(f"  {'':34s}" + "".join(f"{t.name:>30s}" for t in targets))
+
+        for threads in (1, 8):
+            for operation in ("PUT", "GET"):
+                label = f"4 KiB {operation} x{threads}"
+                attempt(targets, label, lambda t, o=operation, n=threads: small_ops(
+                    t, "bench", o, n, seconds, max_ops))
+                row(label, targets, lambda r: f"{r[0]:6.0f} ops/s  p50 {ms(r[1], .5):5.1f}"
+                                              f" p99 {ms(r[1], .99):5.1f} ms"
+                                              + (f" {r[2]} err" if r[2] else ""))
+
+        size_label = f"{big_size // MiB} MiB"
+        rss_rows = [("idle RSS", None)]
+        attempt(targets, f"{size_label} PUT (file)", lambda t: put_big(t, "bench", source))
+        attempt(targets, f"{size_label} GET (stream)", lambda t: get_big(t, "bench", big_size))
+        for label in (f"{size_label} PUT (file)", f"{size_label} GET (stream)"):
+            row(label, targets, lambda r: f"{r[0]:7.1f} MB/s")
+            rss_rows.append((label, 1))
+        mp_label = (f"{mp_size // MiB} MiB multipart" if mp_size < 1024 * MiB
+                    else f"{mp_size // (1024 * MiB)} GiB multipart") + \
+            f" ({mp_part // MiB} MiB x{mp_concurrency})"
+        attempt(targets, mp_label, lambda t: multipart(t, "bench", mp_size, mp_part,
+                                                       mp_concurrency))
+        row(mp_label, targets, lambda r: f"{r[0]:6.1f} s {r[1]:7.1f} MB/s")
+        rss_rows.append((mp_label, 2))
+
+        print("Server RSS (process tree: gunicorn master + worker for eucalite)")
+        for label, index in rss_rows:
+            if index is None:
+                row(label, targets, lambda r: f"{r:7.0f} MiB")
+            else:
+                print(f"  {'peak, ' + label:34s}" + "".join(
+                    f"{(v if isinstance(v, str) else f'{v[-1]:7.0f} MiB'):>30s}"
+                    for v in (t.results.get(label) for t in targets)))
+
+        write, read = dd_ceiling(targets[0].data_dir, dd_count)
+        print(f"Disk ceiling of the data dir (dd bs=4M count={dd_count}, page cache not "
+              f"dropped)")
+        print(f"  {'write, conv=fsync':34s}{write:>30s}")
+        print(f"  {'read back':34s}{read:>30s}")
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping servers and removing temporary files", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # let the clean-up finish
+        stop_all()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
