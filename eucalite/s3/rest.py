@@ -74,6 +74,21 @@ class S3Request:
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
 
+    def int_arg(self, name: str, default: int, maximum: int) -> int:
+        """A non-negative integer query parameter (max-keys, max-parts...), capped."""
+        text = self.query.get(name)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise AwsError(f"Provided {name} not an integer or within integer range",
+                           code="InvalidArgument", status=400, ArgumentName=name,
+                           ArgumentValue=text)
+        return min(value, maximum)
+
     def body(self, limit: int = 1024 * 1024) -> bytes:
         """The whole (small) body of a configuration request, decoded and verified."""
         from . import payload

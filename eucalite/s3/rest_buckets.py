@@ -22,18 +22,8 @@ def _owner(parent, account_id: str) -> None:
     owner(parent, access.canonical_id(account_id), buckets.owner_name(account_id))
 
 
-def _max_keys(req: S3Request, name: str = "max-keys") -> int:
-    text = req.query.get(name)
-    if text is None or text == "":
-        return MAX_KEYS
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise S3Error("InvalidArgument", 400, f"Provided {name} not an integer or within "
-                      "integer range", ArgumentName=name, ArgumentValue=text)
-    return min(value, MAX_KEYS)
+def _max_keys(req: S3Request) -> int:
+    return req.int_arg("max-keys", MAX_KEYS, MAX_KEYS)
 
 
 # --- service and bucket lifecycle -------------------------------------------------------
@@ -343,48 +333,45 @@ def put_bucket_acl(req: S3Request) -> Response:
     return empty(200)
 
 
-# --- policy -------------------------------------------------------------------------------
+# --- whole-document settings: policy, CORS, lifecycle, tags -------------------------------
 
-@route("GET", "bucket", "policy")
-def get_policy(req: S3Request) -> Response:
-    policy = buckets.get_setting(req.requester, req.bucket, "policy")
-    return Response(policy, status=200, mimetype="application/json")
+def _setting_routes(subresource: str, setting: str, parse, render, mimetype: str,
+                    put_status: int) -> None:
+    """GET/PUT/DELETE ?<subresource> for a bucket setting stored as one document."""
+
+    def get_setting(req: S3Request) -> Response:
+        value = buckets.get_setting(req.requester, req.bucket, setting)
+        return Response(render(value), status=200, mimetype=mimetype)
+
+    def put_setting(req: S3Request) -> Response:
+        buckets.put_setting(req.requester, req.bucket, setting, parse(req))
+        return empty(put_status)
+
+    def delete_setting(req: S3Request) -> Response:
+        buckets.delete_setting(req.requester, req.bucket, setting)
+        return empty(204)
+
+    route("GET", "bucket", subresource)(get_setting)
+    route("PUT", "bucket", subresource)(put_setting)
+    route("DELETE", "bucket", subresource)(delete_setting)
 
 
-@route("PUT", "bucket", "policy")
-def put_policy(req: S3Request) -> Response:
+def _parse_policy(req: S3Request) -> str:
     text = req.body(limit=20 * 1024 + 1).decode("utf-8", "replace")
     access.parse_policy(text, req.bucket)        # MalformedPolicy on a bad document
-    buckets.put_setting(req.requester, req.bucket, "policy", text)
-    return empty(204)
+    return text
 
 
-@route("DELETE", "bucket", "policy")
-def delete_policy(req: S3Request) -> Response:
-    buckets.delete_setting(req.requester, req.bucket, "policy")
-    return empty(204)
+_setting_routes("policy", "policy", _parse_policy, lambda text: text, "application/json", 204)
+_setting_routes("cors", "cors", lambda req: cors.parse_cors(req.body()), cors.cors_to_xml,
+                "application/xml", 200)
+_setting_routes("lifecycle", "lifecycle", lambda req: lifecycle.parse_lifecycle(req.body()),
+                lifecycle.lifecycle_to_xml, "application/xml", 200)
+_setting_routes("tagging", "tags", lambda req: tagging.parse_tagging(req.body(), limit=50),
+                tagging.tagging_to_xml, "application/xml", 204)
 
 
-# --- CORS ---------------------------------------------------------------------------------
-
-@route("GET", "bucket", "cors")
-def get_cors(req: S3Request) -> Response:
-    rules = buckets.get_setting(req.requester, req.bucket, "cors")
-    return Response(cors.cors_to_xml(rules), status=200, mimetype="application/xml")
-
-
-@route("PUT", "bucket", "cors")
-def put_cors(req: S3Request) -> Response:
-    rules = cors.parse_cors(req.body())
-    buckets.put_setting(req.requester, req.bucket, "cors", rules)
-    return empty(200)
-
-
-@route("DELETE", "bucket", "cors")
-def delete_cors(req: S3Request) -> Response:
-    buckets.delete_setting(req.requester, req.bucket, "cors")
-    return empty(204)
-
+# --- CORS preflight and response headers ------------------------------------------------
 
 def _cors_rules(bucket_name: str | None):
     if not bucket_name:
@@ -427,43 +414,3 @@ def cors_headers(bucket_name: str, origin: str, method: str) -> dict[str, str]:
     return cors.actual_headers(rules, origin, method)
 
 
-# --- lifecycle ----------------------------------------------------------------------------
-
-@route("GET", "bucket", "lifecycle")
-def get_lifecycle(req: S3Request) -> Response:
-    rules = buckets.get_setting(req.requester, req.bucket, "lifecycle")
-    return Response(lifecycle.lifecycle_to_xml(rules), status=200, mimetype="application/xml")
-
-
-@route("PUT", "bucket", "lifecycle")
-def put_lifecycle(req: S3Request) -> Response:
-    rules = lifecycle.parse_lifecycle(req.body())
-    buckets.put_setting(req.requester, req.bucket, "lifecycle", rules)
-    return empty(200)
-
-
-@route("DELETE", "bucket", "lifecycle")
-def delete_lifecycle(req: S3Request) -> Response:
-    buckets.delete_setting(req.requester, req.bucket, "lifecycle")
-    return empty(204)
-
-
-# --- tagging ------------------------------------------------------------------------------
-
-@route("GET", "bucket", "tagging")
-def get_bucket_tagging(req: S3Request) -> Response:
-    tags = buckets.get_setting(req.requester, req.bucket, "tags")
-    return Response(tagging.tagging_to_xml(tags), status=200, mimetype="application/xml")
-
-
-@route("PUT", "bucket", "tagging")
-def put_bucket_tagging(req: S3Request) -> Response:
-    tags = tagging.parse_tagging(req.body(), limit=50)
-    buckets.put_setting(req.requester, req.bucket, "tags", tags)
-    return empty(204)
-
-
-@route("DELETE", "bucket", "tagging")
-def delete_bucket_tagging(req: S3Request) -> Response:
-    buckets.delete_setting(req.requester, req.bucket, "tags")
-    return empty(204)

@@ -12,20 +12,6 @@ from .rest_objects import attributes_from, copy_source_version, parse_range, ver
 from .xmlout import add, root
 
 
-def _int_arg(req: S3Request, name: str, default: int, maximum: int) -> int:
-    text = req.query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise S3Error("InvalidArgument", 400, f"Provided {name} not an integer or within "
-                      "integer range", ArgumentName=name, ArgumentValue=text)
-    return min(value, maximum)
-
-
 @route("POST", "object", "uploads")
 def create_upload(req: S3Request) -> Response:
     bucket = buckets.find(req.bucket)
@@ -132,8 +118,8 @@ def list_parts(req: S3Request) -> Response:
     upload_id = req.query["uploadId"]
     upload = multipart.get_upload(req.requester, req.bucket, req.key, upload_id,
                                   action="s3:ListMultipartUploadParts")
-    max_parts = _int_arg(req, "max-parts", 1000, 1000)
-    marker = _int_arg(req, "part-number-marker", 0, 10000)
+    max_parts = req.int_arg("max-parts", 1000, 1000)
+    marker = req.int_arg("part-number-marker", 0, 10000)
     parts = [part for part in multipart.parts_of(upload_id) if part.part_number > marker]
     truncated = len(parts) > max_parts
     parts = parts[:max_parts]
@@ -168,7 +154,7 @@ def list_uploads(req: S3Request) -> Response:
     delimiter = req.query.get("delimiter", "")
     key_marker = req.query.get("key-marker", "")
     upload_marker = req.query.get("upload-id-marker", "")
-    max_uploads = _int_arg(req, "max-uploads", 1000, 1000)
+    max_uploads = req.int_arg("max-uploads", 1000, 1000)
     uploads, prefixes, truncated = multipart.list_uploads(
         req.requester, req.bucket, prefix=prefix, delimiter=delimiter,
         key_marker=key_marker or None, upload_id_marker=upload_marker or None,
