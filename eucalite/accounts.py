@@ -132,14 +132,22 @@ def list_users(account_name: str) -> list[User]:
 
 
 def principal_for_key(access_key_id: str) -> tuple[Principal, str] | None:
-    """The principal and secret behind an *active* access key, or None."""
-    key = db.session.get(AccessKey, access_key_id)
-    if key is None or key.status != "Active":
+    """The principal and secret behind an *active* access key, or None.
+
+    One joined query: this runs on every signed request.
+    """
+    row = db.session.execute(
+        db.select(AccessKey.secret, AccessKey.status, User.id, User.name, Account.id,
+                  Account.name)
+        .join(User, AccessKey.user_id == User.id)
+        .join(Account, User.account_id == Account.id)
+        .where(AccessKey.id == access_key_id)).first()
+    if row is None or row[1] != "Active":
         return None
-    user = key.user
-    principal = Principal(account_id=user.account.id, account_name=user.account.name,
-                          user_id=user.id, user_name=user.name, access_key_id=key.id)
-    return principal, key.secret
+    secret, _, user_id, user_name, account_id, account_name = row
+    principal = Principal(account_id=account_id, account_name=account_name, user_id=user_id,
+                          user_name=user_name, access_key_id=access_key_id)
+    return principal, secret
 
 
 # --- changes (each commits) -----------------------------------------------------------
