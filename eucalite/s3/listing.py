@@ -14,6 +14,9 @@ from .models import Bucket, ObjectVersion
 
 _MAX_CHAR = "\U0010ffff"
 
+#: Rows under a just-listed common prefix read past before seeking beyond it instead.
+SKIP_BEFORE_SEEK = 16
+
 
 def successor(prefix: str) -> str | None:
     """The smallest string greater than every string starting with *prefix* (None: none)."""
@@ -65,10 +68,21 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
         return page
     upper = successor(prefix) if prefix else None
     cursor, inclusive = prefix or None, True
+    rolled = None
     if start_after is not None and (cursor is None or start_after >= cursor):
         cursor, inclusive = start_after, False
+        # A listing is keys and common prefixes merged in order, resumed strictly after
+        # the marker. A marker at or inside a common prefix (NextMarker / the continuation
+        # token is often the prefix itself) is past that prefix: skip all its keys, or the
+        # prefix would be listed again on every page.
+        rolled = _common_prefix(start_after, prefix, delimiter)
+        if rolled is not None:
+            after_rolled = successor(rolled)
+            if after_rolled is None:
+                return page
+            cursor, inclusive = after_rolled, True
     pending_versions: list[ObjectVersion] = []
-    if versions and start_after is not None and version_id_marker:
+    if versions and start_after is not None and version_id_marker and rolled is None:
         pending_versions = _versions_after(bucket, start_after, version_id_marker)
     count = 0
 
@@ -89,11 +103,22 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
         if not rows:
             return page
         jumped = False
+        rolled_up: str | None = None      # the common prefix just listed
+        skipped = 0
         for row in rows:
+            if rolled_up is not None:
+                if row.key.startswith(rolled_up):
+                    # Already listed as the common prefix. A few such rows are cheaper to
+                    # pass over than a new query; many are skipped by seeking past them.
+                    skipped += 1
+                    if skipped > SKIP_BEFORE_SEEK:
+                        jumped = True
+                        break
+                    continue
+                rolled_up = None
             if delimiter:
-                position = row.key.find(delimiter, len(prefix))
-                if position >= 0:
-                    common = row.key[:position + len(delimiter)]
+                common = _common_prefix(row.key, prefix, delimiter)
+                if common is not None:
                     if full():
                         page.truncated = True
                         return page
@@ -103,8 +128,9 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
                     after_common = successor(common)
                     if after_common is None:
                         return page
-                    cursor, inclusive, jumped = after_common, True, True
-                    break
+                    cursor, inclusive = after_common, True
+                    rolled_up, skipped = common, 0
+                    continue
             if full():
                 page.truncated = True
                 return page
@@ -115,7 +141,7 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
         if not jumped:
             if len(rows) < batch:
                 return page
-            if versions:
+            if versions and rolled_up is None:
                 # Resume after the last row seen, inside its key if need be.
                 last = rows[-1]
                 more = _versions_after(bucket, last.key, last.version_id)
@@ -127,6 +153,15 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
                     page.last, page.last_version_id = row.key, row.version_id
                     count += 1
                 cursor, inclusive = last.key, False
+
+
+def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
+    """The common prefix *key* rolls up into (through the first *delimiter* after
+    *prefix*), or None when it is listed as itself."""
+    if not delimiter or not key.startswith(prefix):
+        return None
+    position = key.find(delimiter, len(prefix))
+    return key[:position + len(delimiter)] if position >= 0 else None
 
 
 def _versions_after(bucket: Bucket, key: str, version_id: str) -> list[ObjectVersion]:

@@ -245,6 +245,13 @@ def list_uploads(requester: Principal | None, bucket_name: str, *, prefix: str =
                     rows, key_marker, upload_id_marker))]
         else:
             rows = [row for row in rows if row.key > key_marker]
+        # A marker that is (or lies inside) a common prefix already listed that prefix:
+        # its keys are not rolled up into it a second time.
+        position = key_marker.find(delimiter, len(prefix)) if delimiter and \
+            key_marker.startswith(prefix) else -1
+        if position >= 0:
+            listed = key_marker[:position + len(delimiter)]
+            rows = [row for row in rows if not row.key.startswith(listed)]
     uploads, prefixes = [], []
     for row in rows:
         if delimiter:

@@ -2,13 +2,15 @@
 list parts and list uploads."""
 from __future__ import annotations
 
+import re
+
 from flask import Response
 
 from . import access, buckets, checksums, multipart, xmlbody
 from .buckets import S3Error
 from .rest import S3Request, empty, route, xml_response
 from .rest_buckets import _encoder, _owner
-from .rest_objects import attributes_from, copy_source_version, parse_range, version_headers
+from .rest_objects import attributes_from, copy_source_version, version_headers
 from .xmlout import add, root
 
 
@@ -61,19 +63,33 @@ def _copy_part(req: S3Request, upload_id: str, number: int) -> Response:
     byte_range = None
     range_header = req.header("x-amz-copy-source-range")
     if range_header:
-        byte_range = parse_range(range_header, source.size)
-        if byte_range is None or not range_header.strip().startswith("bytes=") or \
-                range_header.strip()[6:].startswith("-"):
-            raise S3Error("InvalidArgument", 400, "The x-amz-copy-source-range value must be "
-                          "of the form bytes=first-last where first and last are the "
-                          "zero-based offsets of the first and last bytes to copy",
-                          ArgumentName="x-amz-copy-source-range", ArgumentValue=range_header)
+        byte_range = _copy_range(range_header, source.size)
     part = multipart.copy_part(req.s3.store, req.requester, req.bucket, req.key, upload_id,
                                number, source, byte_range)
     document = root("CopyPartResult")
     add(document, "LastModified", part.last_modified)
     add(document, "ETag", f'"{part.etag}"')
     return xml_response(document)
+
+
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def _copy_range(header: str, size: int) -> tuple[int, int]:
+    """(first, last) of x-amz-copy-source-range. Unlike a GET's Range, S3 takes only the
+    bytes=first-last form and never trims it: a range past the source's end is an error."""
+    found = _COPY_RANGE.match(header.strip())
+    if not found:
+        raise S3Error("InvalidArgument", 400, "The x-amz-copy-source-range value must be "
+                      "of the form bytes=first-last where first and last are the "
+                      "zero-based offsets of the first and last bytes to copy",
+                      ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
+    first, last = int(found.group(1)), int(found.group(2))
+    if first > last or last >= size:
+        raise S3Error("InvalidArgument", 400, "Range specified is not valid for source "
+                      f"object of size: {size}", ArgumentName="x-amz-copy-source-range",
+                      ArgumentValue=header)
+    return first, last
 
 
 @route("POST", "object", "uploadId")
@@ -163,9 +179,14 @@ def list_uploads(req: S3Request) -> Response:
     add(document, "Bucket", req.bucket)
     add(document, "KeyMarker", encode(key_marker))
     add(document, "UploadIdMarker", upload_marker)
-    if truncated and uploads:
-        add(document, "NextKeyMarker", encode(uploads[-1].key))
-        add(document, "NextUploadIdMarker", uploads[-1].id)
+    if truncated:
+        # Resume after the last entry, which is a common prefix when that sorts last.
+        last_prefix = prefixes[-1] if prefixes else None
+        if uploads and (last_prefix is None or uploads[-1].key > last_prefix):
+            add(document, "NextKeyMarker", encode(uploads[-1].key))
+            add(document, "NextUploadIdMarker", uploads[-1].id)
+        elif last_prefix is not None:
+            add(document, "NextKeyMarker", encode(last_prefix))
     if delimiter:
         add(document, "Delimiter", encode(delimiter))
     add(document, "Prefix", encode(prefix))

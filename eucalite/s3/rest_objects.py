@@ -224,13 +224,22 @@ def _check_read_conditions(req: S3Request, version: ObjectVersion, prefix: str =
             raise precondition_failed(prefix + "If-Match")
     elif unmodified is not None and modified > unmodified:
         raise precondition_failed(prefix + "If-Unmodified-Since")
-    not_modified = NotModified("Not Modified") if not prefix else precondition_failed(
+    not_modified = _not_modified(version) if not prefix else precondition_failed(
         prefix + "If-None-Match")
     if none_match is not None:
         if _etag_matches(none_match, version.etag):
             raise not_modified
     elif since is not None and modified <= since and since <= dt.datetime.utcnow():
         raise not_modified if not prefix else precondition_failed(prefix + "If-Modified-Since")
+
+
+def _not_modified(version: ObjectVersion) -> NotModified:
+    """304, with the validators a 200 would have carried (RFC 7232 4.1), so a cache can
+    refresh its copy."""
+    error = NotModified("Not Modified")
+    error.headers = {"ETag": f'"{version.etag}"',
+                     "Last-Modified": objects.http_date(version.last_modified)}
+    return error
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -304,6 +313,9 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
 def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, int] | None, dict]:
     """The byte range to send and extra headers, from partNumber or Range."""
     part = req.query.get("partNumber")
+    if part is not None and req.header("range"):
+        raise S3Error("InvalidRequest", 400, "Cannot specify both Range header and partNumber "
+                      "query parameter")
     if part is not None:
         try:
             number = int(part)
@@ -316,7 +328,9 @@ def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, 
                           "satisfiable", PartNumberRequested=part,
                           ActualPartCount=str(count))
         if not version.parts_count:
-            return None, {}            # a single-part object: part 1 is the whole object
+            # A single-part object: part 1 is the whole object, still sent as a range (206
+            # with Content-Range), as S3 does.
+            return ((0, version.size - 1) if version.size else None), {}
         start = sum(size for _, size in segments[:number - 1])
         return (start, start + segments[number - 1][1] - 1), {
             "x-amz-mp-parts-count": str(version.parts_count)}
