@@ -241,6 +241,17 @@ def test_odd_keys_round_trip_through_boto3_url_decoding(odd, operation):
         assert response["Prefix"] == "emoji/😀"
 
 
+def test_prefix_ending_just_below_the_surrogates(s3):
+    """The end of a prefix range is the prefix's successor, which must skip the surrogate
+    code points (unencodable) rather than fail."""
+    for key in ("x\ud7ffy", "x\ue000", "x\ud7fe"):
+        s3.put_object(Bucket="lst", Key=key, Body=b"1")
+    assert keys_of(s3.list_objects_v2(Bucket="lst", Prefix="x\ud7ff")) == ["x\ud7ffy"]
+    response = s3.list_objects_v2(Bucket="lst", Prefix="x", Delimiter="\ud7ff")
+    assert prefixes_of(response) == ["x\ud7ff"]
+    assert keys_of(response) == ["x\ud7fe", "x\ue000"]
+
+
 def test_explicit_encoding_type_url_returns_encoded_names(odd):
     """Asked for explicitly, boto3 leaves the encoding for the caller to undo."""
     response = odd.list_objects_v2(Bucket="odd", EncodingType="url", Prefix="with")

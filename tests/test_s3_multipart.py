@@ -172,6 +172,19 @@ def test_completing_with_no_parts_is_malformed(s3):
     assert (code, status) == ("MalformedXML", 400)
 
 
+def test_part_with_wrong_content_md5_is_bad_digest(live, s3):
+    import base64
+
+    upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
+    code, status, _ = fails(s3.upload_part, Bucket="mpu", Key="k", UploadId=upload_id,
+                            PartNumber=1, Body=b"part",
+                            ContentMD5=base64.b64encode(hashlib.md5(b"other").digest())
+                            .decode())
+    assert (code, status) == ("BadDigest", 400)
+    assert "Parts" not in s3.list_parts(Bucket="mpu", Key="k", UploadId=upload_id)
+    assert usage(live) == 0
+
+
 def test_part_number_out_of_range(s3):
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
     for number in (0, 10001):
@@ -334,3 +347,29 @@ def test_upload_part_copy_whole_object_and_bad_ranges(s3):
     complete(s3, "dst", upload_id, [{"PartNumber": 1,
                                      "ETag": whole["CopyPartResult"]["ETag"]}])
     assert s3.get_object(Bucket="mpu", Key="dst")["Body"].read() == b"0123456789"
+
+
+# --- boto3's managed transfers -------------------------------------------------------------
+
+def test_boto3_managed_upload_download_and_copy(live, s3, tmp_path):
+    """upload_file / download_file / copy as a user runs them: s3transfer splits into
+    parallel parts, ranged GETs and UploadPartCopy ranges."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART,
+                            max_concurrency=4)
+    data = os.urandom(2 * PART + 4321)
+    source = tmp_path / "upload.bin"
+    source.write_bytes(data)
+    s3.upload_file(str(source), "mpu", "managed/file.bin", Config=config)
+    head = s3.head_object(Bucket="mpu", Key="managed/file.bin")
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"] == multipart_etag([data[:PART], data[PART:2 * PART],
+                                           data[2 * PART:]])
+    target = tmp_path / "download.bin"
+    s3.download_file("mpu", "managed/file.bin", str(target), Config=config)
+    assert target.read_bytes() == data
+    s3.copy({"Bucket": "mpu", "Key": "managed/file.bin"}, "mpu", "managed/copy.bin",
+            Config=config)
+    assert s3.get_object(Bucket="mpu", Key="managed/copy.bin")["Body"].read() == data
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="mpu")

@@ -131,6 +131,18 @@ def test_content_md5_not_base64_of_16_bytes_is_invalid_digest(s3):
     assert (code, status) == ("InvalidDigest", 400)
 
 
+def test_metadata_too_large_and_bad_storage_class(s3):
+    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="k", Body=b"x",
+                            Metadata={"big": "v" * 2100})
+    assert (code, status) == ("MetadataTooLarge", 400)
+    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="k", Body=b"x",
+                            StorageClass="PAPER_TAPE")
+    assert (code, status) == ("InvalidStorageClass", 400)
+    s3.put_object(Bucket="bkt", Key="k", Body=b"x", StorageClass="STANDARD_IA")
+    assert s3.head_object(Bucket="bkt", Key="k")["StorageClass"] == "STANDARD_IA"
+    assert s3.list_objects_v2(Bucket="bkt")["Contents"][0]["StorageClass"] == "STANDARD_IA"
+
+
 def test_put_to_missing_bucket_is_no_such_bucket(s3):
     code, status, response = fails(s3.put_object, Bucket="absent", Key="k", Body=b"x")
     assert (code, status) == ("NoSuchBucket", 404)
@@ -478,6 +490,15 @@ def test_delete_objects_quiet_reports_only_errors(live, s3):
     assert s3.get_object(Bucket="bkt", Key="kept")["Body"].read() == b"k"
 
 
+def test_delete_objects_limits(s3):
+    code, status, _ = fails(s3.delete_objects, Bucket="bkt", Delete={
+        "Objects": [{"Key": f"k{index}"} for index in range(1001)]})
+    assert (code, status) == ("MalformedXML", 400)
+    code, status, _ = fails(s3.delete_objects, Bucket="no-bucket", Delete={
+        "Objects": [{"Key": "k"}]})
+    assert (code, status) == ("NoSuchBucket", 404)
+
+
 def test_delete_objects_with_awkward_keys(s3):
     keys = ["a b", "ü/ö", "x+y", "100%", "<tag>&amp;"]
     for key in keys:
@@ -519,6 +540,25 @@ def test_get_and_head_by_part_number(s3):
     assert response["ContentRange"] == "bytes 0-5/6"
     assert "PartsCount" not in response
     assert fails(s3.get_object, Bucket="bkt", Key="single", PartNumber=2)[1] == 416
+
+
+# --- interrupted uploads -----------------------------------------------------------------
+
+def test_client_hanging_up_mid_body_leaves_nothing(live, s3):
+    total = 8 * MiB
+    with socket.create_connection(("127.0.0.1", live.port)) as sock:
+        sock.sendall(_signed_put_head(live, "bkt", "cut-short", total))
+        sock.sendall(os.urandom(2 * MiB))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _files(data_dir(live) / "s3" / "tmp"):
+            time.sleep(0.02)
+    # the server notices the short body, drops its temp file and records nothing
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _files(data_dir(live) / "s3" / "tmp"):
+        time.sleep(0.05)
+    assert _files(data_dir(live) / "s3" / "tmp") == []
+    assert fails(s3.head_object, Bucket="bkt", Key="cut-short")[1] == 404
+    assert _usage(live) == 0
 
 
 # --- durability across kill -9 -------------------------------------------------------------
@@ -593,6 +633,10 @@ def test_kill9_mid_upload_leaves_nothing_and_acknowledged_data_survives(tmp_path
         s3.create_bucket(Bucket="durable")
         kept = os.urandom(MiB + 3)
         s3.put_object(Bucket="durable", Key="kept", Body=kept)
+        # an unfinished multipart upload whose acknowledged part must survive too
+        upload_id = s3.create_multipart_upload(Bucket="durable", Key="later")["UploadId"]
+        part = s3.upload_part(Bucket="durable", Key="later", UploadId=upload_id,
+                              PartNumber=1, Body=b"part one")["ETag"]
 
         total, sent = 64 * MiB, 8 * MiB
         with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -621,7 +665,12 @@ def test_kill9_mid_upload_leaves_nothing_and_acknowledged_data_survives(tmp_path
         assert [item["Key"] for item in s3.list_objects_v2(Bucket="durable")["Contents"]] \
             == ["kept"]
         assert _files(data / "s3" / "tmp") == []
-        assert [path.stat().st_size for path in _files(data / "s3" / "objects")] == [len(kept)]
+        assert sorted(path.stat().st_size for path in _files(data / "s3" / "objects")) == \
+            [len(b"part one"), len(kept)]
+        s3.complete_multipart_upload(Bucket="durable", Key="later", UploadId=upload_id,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                                 "ETag": part}]})
+        assert s3.get_object(Bucket="durable", Key="later")["Body"].read() == b"part one"
     finally:
         if process.poll() is None:
             _kill9(process)

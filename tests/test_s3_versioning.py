@@ -210,6 +210,24 @@ def test_copy_from_a_version(s3):
     assert s3.get_object(Bucket="ver", Key="dst")["Body"].read() == b"old"
 
 
+def test_restore_an_old_version_by_copying_it_onto_its_key(s3):
+    enable(s3)
+    first = s3.put_object(Bucket="ver", Key="doc", Body=b"old",
+                          Metadata={"rev": "1"})["VersionId"]
+    s3.put_object(Bucket="ver", Key="doc", Body=b"new")
+    # without a version, copying an object onto itself is refused even when versioned
+    code, status, _ = fails(s3.copy_object, Bucket="ver", Key="doc", CopySource="ver/doc")
+    assert (code, status) == ("InvalidRequest", 400)
+    result = s3.copy_object(Bucket="ver", Key="doc",
+                            CopySource={"Bucket": "ver", "Key": "doc", "VersionId": first})
+    assert result["CopySourceVersionId"] == first
+    restored = s3.get_object(Bucket="ver", Key="doc")
+    assert restored["Body"].read() == b"old" and restored["Metadata"] == {"rev": "1"}
+    assert restored["VersionId"] == result["VersionId"] != first
+    listed, _ = versions(s3)
+    assert len(listed) == 3
+
+
 def test_list_object_versions_paging_with_markers(s3):
     enable(s3)
     expected = []

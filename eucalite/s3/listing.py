@@ -24,7 +24,12 @@ def successor(prefix: str) -> str | None:
     while chars:
         last = chars.pop()
         if last != _MAX_CHAR:
-            return "".join(chars) + chr(ord(last) + 1)
+            following = ord(last) + 1
+            if 0xD800 <= following <= 0xDFFF:
+                # Surrogates cannot be encoded (keys are UTF-8): the next character that
+                # can, U+E000, is also the next in UTF-8 byte order.
+                following = 0xE000
+            return "".join(chars) + chr(following)
     return None
 
 

@@ -231,6 +231,7 @@ def list_versions(req: S3Request) -> Response:
 
 @route("POST", "bucket", "delete")
 def delete_objects(req: S3Request) -> Response:
+    buckets.find(req.bucket)        # a missing bucket fails the request, not each key
     document_in = xmlbody.parse(req.body(), "Delete")
     quiet = (xmlbody.child_text(document_in, "Quiet", "false") or "").lower() == "true"
     items = document_in.findall("Object")

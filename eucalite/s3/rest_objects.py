@@ -177,10 +177,13 @@ def copy_object(req: S3Request) -> Response:
         attributes.meta = source.get_json("meta", {})
     if tag_directive == "COPY":
         attributes.tags = source.get_json("tags")
-    source_bucket = buckets.find(_copy_source(req)[0])
+    source_bucket_name, _, source_version_id = _copy_source(req)
+    source_bucket = buckets.find(source_bucket_name)
+    # Copying the current object onto itself changes nothing, versioned bucket or not;
+    # naming a source version (restoring an older one) is a real copy.
     if (source_bucket.id == bucket.id and source.key == req.key and directive == "COPY"
             and attributes.storage_class == source.storage_class
-            and bucket.versioning is None):
+            and source_version_id is None):
         raise S3Error("InvalidRequest", 400, "This copy request is illegal because it is "
                       "trying to copy an object to itself without changing the object's "
                       "metadata, storage class, website redirect location or encryption "
