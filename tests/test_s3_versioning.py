@@ -139,6 +139,20 @@ def test_delete_adds_a_marker_and_deleting_the_marker_restores(live, s3):
         [("V", second, True), ("V", first, False)]
 
 
+def test_delete_marker_is_not_revealed_to_other_accounts(live, s3):
+    from test_s3_buckets import other_account
+
+    enable(s3)
+    s3.put_object(Bucket="ver", Key="doc", Body=b"x")
+    s3.delete_object(Bucket="ver", Key="doc")
+    other = other_account(live)
+    for key in ("doc", "never-existed"):
+        code, status, response = fails(other.get_object, Bucket="ver", Key=key)
+        assert (code, status) == ("AccessDenied", 403), key
+        assert "x-amz-version-id" not in response["ResponseMetadata"]["HTTPHeaders"]
+        assert "x-amz-delete-marker" not in response["ResponseMetadata"]["HTTPHeaders"]
+
+
 def test_delete_a_version_permanently(live, s3):
     enable(s3)
     first = s3.put_object(Bucket="ver", Key="doc", Body=b"one")["VersionId"]

@@ -62,8 +62,10 @@ def new_version_id() -> str:
 def validate_key(key: str) -> None:
     if not key:
         raise S3Error("InvalidArgument", 400, "Object key must not be empty.")
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise S3Error("KeyTooLongError", 400, "Your key is too long", Size=str(len(key)))
+    size = len(key.encode("utf-8"))         # the limit is in bytes, not characters
+    if size > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", 400, "Your key is too long", Size=str(size),
+                      MaxSizeAllowed=str(MAX_KEY_BYTES))
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -103,6 +105,10 @@ def get(requester: Principal | None, bucket_name: str, key: str,
             raise NoSuchKey(key)
         raise authz.access_denied()
     if version.delete_marker:
+        # A deleted key reads like a missing one: only those who may list the bucket learn
+        # that it (and its marker's version id) exists.
+        if not authz.allowed(requester, "s3:ListBucket", bucket):
+            raise authz.access_denied()
         headers = {"x-amz-delete-marker": "true", "x-amz-version-id": version.version_id}
         if version_id is None:
             error = NoSuchKey(key)
