@@ -1,0 +1,34 @@
+"""Cluster-controller tables: nodes and their capacity.
+
+A node is a host that runs VMs (node duty). Capacity is what the node offers; ``used_*`` is
+what running and pending instances have reserved. Reservations change only inside a write
+transaction (``db.write_lock``), so concurrent RunInstances never oversubscribe a node.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..accounts import utcnow
+from ..db import db
+
+
+class Node(db.Model):
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)       # host name
+    zone: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(255), default="")
+    hypervisor_uri: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(16), default="enabled")   # enabled|disabled|unreachable
+    cores: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    used_cores: Mapped[int] = mapped_column(Integer, default=0)
+    used_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    used_disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Order in which ROUNDROBIN last chose nodes (higher = more recent).
+    last_chosen: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,127 @@
+"""Cloud-controller tables: images, instances, key pairs, tags and instance types.
+
+Ids are EC2/Eucalyptus style (``emi-``, ``eki-``, ``eri-``, ``i-``, ``r-``, ``key-``).
+Every row that belongs to someone carries ``owner_id`` (the account id); services filter on
+it so an account sees only what it owns or was given. Instance state changes go through
+:mod:`eucalite.compute.states` (one transition table, compare-and-swap updates).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..accounts import utcnow
+from ..db import db
+from ..s3.models import JsonFields
+
+
+class Image(db.Model, JsonFields):
+    """A registered machine (emi-), kernel (eki-) or ramdisk (eri-) image."""
+
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))             # machine | kernel | ramdisk
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(String(255), default=None)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    # bucket/prefix.manifest.xml for bundled images; None for snapshot-backed images
+    location: Mapped[str | None] = mapped_column(String(1024), default=None)
+    architecture: Mapped[str] = mapped_column(String(16), default="x86_64")
+    kernel_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    ramdisk_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    root_device_name: Mapped[str] = mapped_column(String(32), default="/dev/sda1")
+    root_device_type: Mapped[str] = mapped_column(String(16), default="instance-store")
+    virtualization_type: Mapped[str] = mapped_column(String(16), default="paravirtual")
+    is_public: Mapped[bool] = mapped_column(default=False)
+    # Account ids allowed to launch besides the owner (launchPermission).
+    launch_permissions_json: Mapped[str | None] = mapped_column(Text, default=None)
+    block_devices_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Parsed bundle manifest: parts (object keys, sizes, digests), sizes, encryption.
+    manifest_json: Mapped[str | None] = mapped_column(Text, default=None)
+    size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class KeyPair(db.Model):
+    __tablename__ = "key_pairs"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)      # key-...
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    key_type: Mapped[str] = mapped_column(String(16), default="rsa")     # rsa | ed25519
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    public_key: Mapped[str] = mapped_column(Text)                        # OpenSSH format
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Tag(db.Model):
+    """A tag on any EC2 resource, keyed by the resource id (its prefix tells its type)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_owner_key", "owner_id", "key"),)
+
+    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), default="")
+    owner_id: Mapped[str] = mapped_column(String(12))
+    resource_type: Mapped[str] = mapped_column(String(32))
+
+
+class InstanceType(db.Model):
+    """Eucalyptus' instance type table; the cloud admin may change cpu, memory and disk."""
+
+    __tablename__ = "instance_types"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cpu: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)             # display order
+
+
+class Instance(db.Model, JsonFields):
+    __tablename__ = "instances"
+    __table_args__ = (
+        Index("ix_instances_owner_state", "owner_id", "state"),
+        UniqueConstraint("owner_id", "client_token", "launch_index"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)        # i-...
+    reservation_id: Mapped[str] = mapped_column(String(32), index=True)  # r-...
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    requester_arn: Mapped[str] = mapped_column(String(255), default="")
+    image_id: Mapped[str] = mapped_column(String(32))
+    kernel_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    ramdisk_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    instance_type: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The job in flight ("spawning", "terminating", ...), None when the state is stable.
+    task: Mapped[str | None] = mapped_column(String(32), default=None)
+    key_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    key_public: Mapped[str | None] = mapped_column(Text, default=None)
+    security_groups_json: Mapped[str | None] = mapped_column(Text, default=None)
+    user_data: Mapped[str | None] = mapped_column(Text, default=None)    # base64, as given
+    zone: Mapped[str] = mapped_column(String(64))
+    node_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    client_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    launch_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    private_ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    public_ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    mac: Mapped[str | None] = mapped_column(String(17), default=None)
+    root_device_type: Mapped[str] = mapped_column(String(16), default="instance-store")
+    root_device_name: Mapped[str] = mapped_column(String(32), default="/dev/sda1")
+    # cpu / memory / disk reserved on the node, released when the instance ends
+    cpu: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    metadata_options_json: Mapped[str | None] = mapped_column(Text, default=None)
+    attributes_json: Mapped[str | None] = mapped_column(Text, default=None)
