@@ -1,0 +1,1 @@
+"""Hypervisor drivers: the contract (driver.py), an in-memory fake and libvirt."""

@@ -1,0 +1,134 @@
+"""The hypervisor driver contract every node-controller backend implements.
+
+Drivers run domains and report facts; they never touch the database (services record what
+drivers report). Every method's docstring states its postcondition; the contract test suite
+(tests/test_virt_contract.py) checks them against every driver available on the machine.
+Domain names are ``eucalite-<instance id>``; drivers list and touch only such domains.
+"""
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+
+DOMAIN_PREFIX = "eucalite-"
+CONSOLE_TAIL = 64 * 1024
+
+
+class PowerState(str, enum.Enum):
+    RUNNING = "running"
+    SHUTOFF = "shutoff"       # defined, not running (stopped or shut down from inside)
+    PAUSED = "paused"
+    CRASHED = "crashed"
+    ABSENT = "absent"         # no such domain
+
+
+class DriverError(Exception):
+    """A hypervisor operation failed; the message says what and why, for logs and users."""
+
+
+class NotSupported(DriverError):
+    """The driver cannot do this at all (e.g. hot-plug on libvirt's test driver)."""
+
+
+@dataclass
+class DiskSpec:
+    """A disk for a domain: a file on this host, or a network (iSCSI/NBD) source."""
+
+    target: str                       # vda, vdb, ...
+    path: str | None = None           # file path (qcow2 or raw)
+    format: str = "qcow2"             # qcow2 | raw
+    serial: str | None = None         # shows in the guest as /sys/block/*/serial
+    read_only: bool = False
+    network: dict | None = None       # {"protocol": "iscsi", "name": ..., "host": ..., ...}
+
+
+@dataclass
+class DomainSpec:
+    """Everything needed to start one instance's domain."""
+
+    instance_id: str
+    vcpus: int
+    memory_mb: int
+    kernel: str | None = None         # direct kernel boot (EKI) ...
+    ramdisk: str | None = None        # ... with its ramdisk (ERI)
+    cmdline: str = "console=ttyS0 root=/dev/vda"
+    disks: list[DiskSpec] = field(default_factory=list)
+    mac: str | None = None
+    network: str | None = None        # libvirt network name the NIC joins
+    console_log: str | None = None    # file the serial console is written to
+
+    @property
+    def name(self) -> str:
+        return DOMAIN_PREFIX + self.instance_id
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    cores: int
+    memory_mb: int
+    disk_gb: int
+
+
+class HypervisorDriver(abc.ABC):
+    """What the node controller needs from a hypervisor."""
+
+    #: short name for logs and errors ("fake", "libvirt")
+    name = "abstract"
+
+    @abc.abstractmethod
+    def spawn(self, spec: DomainSpec) -> None:
+        """Define and start the domain. Afterwards ``power_state`` is RUNNING. If spawn
+        fails, nothing of the domain is left (not defined, not running) and DriverError is
+        raised. Spawning a name that already exists raises DriverError."""
+
+    @abc.abstractmethod
+    def destroy(self, instance_id: str) -> None:
+        """Stop the domain at once and undefine it. Idempotent: afterwards the state is
+        ABSENT whether or not it existed."""
+
+    @abc.abstractmethod
+    def reboot(self, instance_id: str) -> None:
+        """Restart a running domain; afterwards it is RUNNING. DriverError if absent."""
+
+    @abc.abstractmethod
+    def power_off(self, instance_id: str) -> None:
+        """Stop the domain but keep it defined; afterwards SHUTOFF. Idempotent for a
+        domain already off; DriverError if absent."""
+
+    @abc.abstractmethod
+    def power_on(self, instance_id: str) -> None:
+        """Start a defined, stopped domain; afterwards RUNNING. DriverError if absent."""
+
+    @abc.abstractmethod
+    def power_state(self, instance_id: str) -> PowerState:
+        """The domain's state now (ABSENT when there is no such domain)."""
+
+    @abc.abstractmethod
+    def list_domains(self) -> dict[str, PowerState]:
+        """Instance id -> state for every domain named with DOMAIN_PREFIX, and no other."""
+
+    @abc.abstractmethod
+    def console_output(self, instance_id: str) -> bytes:
+        """The last CONSOLE_TAIL bytes the guest wrote to its serial console (b"" if none);
+        still available after the domain stops, until it is destroyed."""
+
+    @abc.abstractmethod
+    def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
+        """Hot-plug *disk* into the running domain; afterwards it is listed by
+        ``disks``. NotSupported where the driver cannot hot-plug."""
+
+    @abc.abstractmethod
+    def detach_disk(self, instance_id: str, target: str) -> None:
+        """Unplug the disk at *target*; afterwards it is not listed. Idempotent."""
+
+    @abc.abstractmethod
+    def disks(self, instance_id: str) -> list[str]:
+        """Targets of the disks the domain has now (vda, vdb, ...)."""
+
+    @abc.abstractmethod
+    def capacity(self) -> HostCapacity:
+        """What this host offers to instances."""
+
+    def close(self) -> None:
+        """Release the hypervisor connection (default: nothing to release)."""
