@@ -31,6 +31,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     from .compute import ec2
     from . import iam
     from .s3 import rest as s3_rest
+    from .compute.lifecycle import Worker
     from .services import Services
 
     config = config_module.load(overrides, environ)
@@ -50,7 +51,9 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     with app.app_context():
         accounts.bootstrap()
 
-    app.extensions["eucalite"] = Services.build(config)
+    services = Services.build(config)
+    services.compute.worker = Worker(app)
+    app.extensions["eucalite"] = services
 
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)

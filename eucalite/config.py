@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "lifecycle_interval": 3600,
     # Node duty: run VMs on this host through libvirt.
     "node": True,
+    # The node's hypervisor driver: "libvirt", or "fake" (in memory, for tests and demos).
+    "hypervisor": "libvirt",
+    "libvirt_uri": "qemu:///system",
+    # Seconds between passes that reconcile recorded instances with the hypervisor.
+    "reconcile_interval": 30,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).
     "max_clock_skew": 900,
     # Largest Query-API (EC2/IAM) request body accepted, in bytes.

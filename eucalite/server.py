@@ -41,23 +41,37 @@ def _post_fork(app):
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
-        # Background duties run in the worker, beside the request threads.
+        # Background duties run in the worker, beside the request threads. The hypervisor
+        # connection is opened here, after the fork, never shared with the master.
+        from .compute import reconcile
+
         services = app.extensions["eucalite"]
         upkeep.start(app, services.s3.store, services.config["lifecycle_interval"])
+        with app.app_context():
+            if services.cluster.start_node_duty() is None:
+                reconcile.reconcile(services.cluster, startup=True)
+        reconcile.start(app, services.config["reconcile_interval"])
     return hook
 
 
 def recover(app) -> None:
-    """Undo what a crash or kill left half-done, before anything is served."""
+    """Undo what a crash or kill left half-done, before anything is served, and find out
+    whether node duty can run here (the worker opens the hypervisor for real after fork)."""
     with app.app_context():
-        app.extensions["eucalite"].s3.recover()
+        services = app.extensions["eucalite"]
+        services.s3.recover()
+        services.cluster.start_node_duty()
+        services.cluster.close_driver()
 
 
-def banner(config: dict[str, Any]) -> str:
+def banner(config: dict[str, Any], node_problem: str | None) -> str:
     endpoints = config_module.endpoints(config)
-    node = ("requested, but unavailable: this release has no node controller yet, so no "
-            "instance can run (use --no-node to silence this)" if config["node"]
-            else "off (--no-node: no hypervisor connection is opened)")
+    if not config["node"]:
+        node = "off (--no-node: no hypervisor connection is opened)"
+    elif node_problem:
+        node = f"OFF: {node_problem}"
+    else:
+        node = f"on ({config['hypervisor']} {config.get('libvirt_uri', '')})".rstrip()
     return "\n".join([
         f"eucalite serving on {config['host']}:{config['port']}",
         f"  EC2 (compute)  {endpoints['ec2']}",
@@ -103,7 +117,9 @@ def run(config: dict[str, Any]) -> None:
         "errorlog": "-",
         "loglevel": config["log_level"].lower(),
         "post_fork": _post_fork(app),
-        "when_ready": lambda server: print(banner(config), file=sys.stderr, flush=True),
+        "when_ready": lambda server: print(
+            banner(config, app.extensions["eucalite"].cluster.node_problem),
+            file=sys.stderr, flush=True),
         "proc_name": "eucalite",
         # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.
         "control_socket_disable": True,

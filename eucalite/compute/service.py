@@ -1,15 +1,23 @@
 """The cloud controller's service object: what the EC2 adapter calls.
 
-Region, zone and account-attribute facts for now; images, instances, key pairs and tags
-join it in later issues. Functions take a Principal and plain values, never a request.
+Regions, zones and account attributes, and the instance operations that tie images, instance
+types, key pairs, tags and the cluster's scheduler together. Functions take a Principal and
+plain values, never a request.
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .. import config as config_module
+from ..accounts import Principal, utcnow
 from ..cluster.service import ClusterService, Zone
+from ..db import db
+from ..errors import AwsError, InvalidParameterValue
+from . import instances, lifecycle, states
+from .instances import LaunchRequest, incorrect_state
+from .models import Image, Instance
 
 
 @dataclass(frozen=True)
@@ -26,10 +34,18 @@ ACCOUNT_ATTRIBUTES: dict[str, list[str]] = {
 }
 
 
+@dataclass
+class StateChange:
+    instance_id: str
+    previous: str
+    current: str
+
+
 class ComputeService:
     def __init__(self, config: Mapping[str, Any], cluster: ClusterService):
         self.config = config
         self.cluster = cluster
+        self.worker: lifecycle.Worker | None = None     # set by create_app
 
     def regions(self) -> list[Region]:
         """This cloud is one region; its endpoint is the EC2 URL clients use."""
@@ -40,3 +56,131 @@ class ComputeService:
 
     def account_attributes(self) -> dict[str, list[str]]:
         return dict(ACCOUNT_ATTRIBUTES)
+
+    # --- launching ----------------------------------------------------------------------
+
+    def run_instances(self, principal: Principal, request: LaunchRequest) -> list[Instance]:
+        """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
+        from ..cluster import nodes
+        from ..cluster.scheduler import Need
+        from . import images, instance_types, keypairs, tags
+
+        if request.client_token:
+            earlier = instances.by_client_token(principal, request.client_token)
+            if earlier:
+                if earlier[0].image_id != request.image_id or \
+                        earlier[0].instance_type != request.instance_type:
+                    raise AwsError("Client token already used with different parameters.",
+                                   code="IdempotentParameterMismatch", status=400)
+                return earlier
+        if request.min_count < 1 or request.max_count < request.min_count:
+            raise InvalidParameterValue("MinCount must be at least 1 and at most MaxCount.")
+        image = images.launchable(principal, request.image_id)
+        kernel_id = request.kernel_id or image.kernel_id
+        ramdisk_id = request.ramdisk_id or image.ramdisk_id
+        for part_id, kind in ((kernel_id, "kernel"), (ramdisk_id, "ramdisk")):
+            if part_id:
+                self._check_part(principal, part_id, kind)
+        itype = instance_types.get(request.instance_type)
+        key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
+        instances.decode_user_data(request.user_data)
+        zone = request.zone or self.zones()[0].name
+        if zone not in {item.name for item in self.zones()}:
+            raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
+        need = Need(itype.cpu, itype.memory_mb, itype.disk_gb)
+        node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
+                                 self.config.get("scheduler", "GREEDY"))
+        try:
+            rows = instances.record_launch(principal, request, image=image, kernel_id=kernel_id,
+                                           ramdisk_id=ramdisk_id, itype=itype, key=key,
+                                           zone=zone, node_ids=node_ids)
+        except BaseException:
+            db.session.rollback()
+            for node_id in node_ids:
+                nodes.release(node_id, need)
+            raise
+        if request.tag_specifications:
+            tags.apply_tag_specifications(principal, "instance", [row.id for row in rows],
+                                          request.tag_specifications)
+        for row in rows:
+            self.worker.submit(lifecycle.spawn, row.id)
+        return rows
+
+    @staticmethod
+    def _check_part(principal: Principal, image_id: str, kind: str) -> None:
+        """A kernel (eki-) or ramdisk (eri-) the caller may launch with."""
+        image = db.session.get(Image, image_id)
+        prefix = {"kernel": "eki-", "ramdisk": "eri-"}[kind]
+        launchable = image is not None and image.kind == kind and image.state == "available" \
+            and (image.owner_id == principal.account_id or image.is_public or
+                 principal.account_id in (image.get_json("launch_permissions", []) or []))
+        if not launchable or not image_id.startswith(prefix):
+            raise AwsError(f"The image id '[{image_id}]' does not exist",
+                           code="InvalidAMIID.NotFound", status=400)
+
+    # --- changing state ------------------------------------------------------------------
+
+    def terminate(self, principal: Principal, ids: list[str]) -> list[StateChange]:
+        changes = []
+        for instance in instances.visible(principal, ids):
+            previous = instance.state
+            if previous in (states.TERMINATED, states.SHUTTING_DOWN):
+                changes.append(StateChange(instance.id, previous, previous))
+                continue
+            if states.transition(instance.id, states.SHUTTING_DOWN, task="terminating",
+                                 expected={states.PENDING, states.RUNNING, states.STOPPING,
+                                           states.STOPPED}):
+                self.worker.submit(lifecycle.terminate, instance.id)
+                changes.append(StateChange(instance.id, previous, states.SHUTTING_DOWN))
+            else:
+                fresh = db.session.get(Instance, instance.id)
+                changes.append(StateChange(instance.id, previous, fresh.state))
+        return changes
+
+    def reboot(self, principal: Principal, ids: list[str]) -> None:
+        for instance in instances.visible(principal, ids):
+            if instance.state in (states.TERMINATED, states.SHUTTING_DOWN):
+                raise incorrect_state(instance, "rebooted")
+        for instance in instances.visible(principal, ids):
+            if instance.state == states.RUNNING:
+                self.worker.submit(lifecycle.reboot, instance.id)
+
+    def stop_or_start(self, principal: Principal, ids: list[str], action: str) -> list[StateChange]:
+        """StopInstances / StartInstances: only instances with an EBS root can be stopped,
+        as in Eucalyptus; instance-store instances are UnsupportedOperation."""
+        rows = instances.visible(principal, ids)
+        for instance in rows:
+            if instance.root_device_type != "ebs":
+                raise AwsError(f"The instance '{instance.id}' does not have an 'ebs' root "
+                               f"device type and cannot be {action}ped."
+                               if action == "stop" else
+                               f"The instance '{instance.id}' does not have an 'ebs' root "
+                               "device type and cannot be started.",
+                               code="UnsupportedOperation", status=400)
+        # EBS-backed images arrive with the storage controller; nothing reaches here yet.
+        raise AwsError("Stopping and starting EBS-backed instances is not available yet.",
+                       code="UnsupportedOperation", status=400)
+
+    def console_output(self, principal: Principal, instance_id: str) -> tuple[str, str]:
+        """(instance id, base64 of the last 64 KiB of serial console output)."""
+        instance = instances.owned(principal, instance_id)
+        output = b""
+        if instance.node_id and instance.state != states.TERMINATED:
+            try:
+                output = self.cluster.driver_for(instance.node_id).console_output(instance.id)
+            except AwsError:
+                output = b""
+        return instance.id, base64.b64encode(output).decode()
+
+    def purge_terminated(self) -> int:
+        """Forget instances terminated more than an hour ago (they left DescribeInstances)."""
+        from . import tags
+
+        cutoff = utcnow() - instances.TERMINATED_VISIBLE
+        old = list(db.session.execute(db.select(Instance).where(
+            Instance.state == states.TERMINATED, Instance.terminated_at < cutoff)).scalars())
+        for instance in old:
+            tags.delete_all(instance.id)
+            db.session.delete(instance)
+        db.session.commit()
+        return len(old)

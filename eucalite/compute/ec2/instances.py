@@ -1,0 +1,316 @@
+"""EC2 instance actions: RunInstances, DescribeInstances, DescribeInstanceStatus,
+TerminateInstances, RebootInstances, StopInstances, StartInstances, GetConsoleOutput,
+DescribeInstanceAttribute and ModifyInstanceAttribute."""
+from __future__ import annotations
+
+from ...accounts import utcnow
+from ...errors import AwsError, InvalidParameterValue, MissingParameter
+from .. import instances, states
+from ..instances import LaunchRequest
+from . import filters, registry
+
+
+def _tags():
+    from .. import tags
+
+    return tags
+
+
+def _state(name: str) -> dict:
+    return {"code": states.CODES[name], "name": name}
+
+
+def _private_dns(instance) -> str:
+    return f"euca-{instance.private_ip.replace('.', '-')}.eucalyptus.internal" \
+        if instance.private_ip else ""
+
+
+def _public_dns(instance) -> str:
+    return f"euca-{instance.public_ip.replace('.', '-')}.eucalyptus.lab" \
+        if instance.public_ip else ""
+
+
+def render_instance(instance, tag_map: dict) -> dict:
+    groups = instance.get_json("security_groups", []) or []
+    return {
+        "instanceId": instance.id,
+        "imageId": instance.image_id,
+        "instanceState": _state(instance.state),
+        "privateDnsName": _private_dns(instance),
+        "dnsName": _public_dns(instance),
+        "reason": instance.state_reason or "",
+        "keyName": instance.key_name,
+        "amiLaunchIndex": instance.launch_index,
+        "productCodes": [],
+        "instanceType": instance.instance_type,
+        "launchTime": instance.launch_time,
+        "placement": {"availabilityZone": instance.zone, "groupName": "", "tenancy": "default"},
+        "kernelId": instance.kernel_id,
+        "ramdiskId": instance.ramdisk_id,
+        "monitoring": {"state": "disabled"},
+        "privateIpAddress": instance.private_ip,
+        "ipAddress": instance.public_ip,
+        "groupSet": [{"groupId": name if name.startswith("sg-") else None,
+                      "groupName": None if name.startswith("sg-") else name}
+                     for name in groups],
+        "stateReason": ({"code": instance.state_reason.split(":")[0],
+                         "message": instance.state_reason}
+                        if instance.state_reason else None),
+        "architecture": "x86_64",
+        "rootDeviceType": instance.root_device_type,
+        "rootDeviceName": instance.root_device_name,
+        "blockDeviceMapping": [],
+        "virtualizationType": "paravirtual",
+        "clientToken": instance.client_token or "",
+        "tagSet": _tags().tag_set(tag_map.get(instance.id, {})),
+        "hypervisor": "kvm",
+        "ebsOptimized": False,
+        "metadataOptions": {"state": "applied", "httpTokens": "optional",
+                            "httpPutResponseHopLimit": 1, "httpEndpoint": "enabled"},
+    }
+
+
+def _reservations(rows, tag_map) -> list[dict]:
+    grouped: dict[str, list] = {}
+    for row in rows:
+        grouped.setdefault(row.reservation_id, []).append(row)
+    return [{
+        "reservationId": reservation_id,
+        "ownerId": members[0].owner_id,
+        "groupSet": [{"groupName": name} for name in
+                     (members[0].get_json("security_groups", []) or [])],
+        "instancesSet": [render_instance(row, tag_map) for row in members],
+    } for reservation_id, members in grouped.items()]
+
+
+@registry.action("RunInstances", params=(
+    "ImageId", "MinCount", "MaxCount", "InstanceType", "KeyName", "SecurityGroup",
+    "SecurityGroupId", "UserData", "Placement", "KernelId", "RamdiskId", "ClientToken",
+    "TagSpecification", "Monitoring", "DisableApiTermination",
+    "InstanceInitiatedShutdownBehavior", "EbsOptimized", "BlockDeviceMapping",
+    "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification"))
+def run_instances(call):
+    params = call.params
+    image_id = params.require("ImageId")
+    min_count = params.get_int("MinCount", minimum=1)
+    max_count = params.get_int("MaxCount", minimum=1)
+    if min_count is None:
+        raise MissingParameter("The request must contain the parameter MinCount")
+    if max_count is None:
+        raise MissingParameter("The request must contain the parameter MaxCount")
+    if min_count > max_count:
+        raise InvalidParameterValue("MinCount must be less than or equal to MaxCount")
+    groups = params.get_list("SecurityGroup") + params.get_list("SecurityGroupId")
+    request = LaunchRequest(
+        image_id=image_id, min_count=min_count, max_count=max_count,
+        instance_type=params.get("InstanceType") or "m1.small",
+        key_name=params.get("KeyName"), security_groups=groups or None,
+        user_data=params.get("UserData"),
+        zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
+        kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
+        client_token=params.get("ClientToken"),
+        tag_specifications=params.get_struct_list("TagSpecification") or None)
+    rows = call.services.compute.run_instances(call.principal, request)
+    tag_map = _tags().tags_for(call.principal.account_id, [row.id for row in rows])
+    reservation = _reservations(rows, tag_map)[0]
+    reservation["requesterId"] = None
+    return reservation
+
+
+INSTANCE_FILTERS = {
+    "instance-id": lambda row: row.id,
+    "instance-state-name": lambda row: row.state,
+    "instance-state-code": lambda row: states.CODES[row.state],
+    "image-id": lambda row: row.image_id,
+    "instance-type": lambda row: row.instance_type,
+    "key-name": lambda row: row.key_name,
+    "reservation-id": lambda row: row.reservation_id,
+    "availability-zone": lambda row: row.zone,
+    "ip-address": lambda row: row.public_ip,
+    "private-ip-address": lambda row: row.private_ip,
+    "dns-name": _public_dns,
+    "private-dns-name": _private_dns,
+    "kernel-id": lambda row: row.kernel_id,
+    "ramdisk-id": lambda row: row.ramdisk_id,
+    "launch-index": lambda row: row.launch_index,
+    "root-device-type": lambda row: row.root_device_type,
+    "owner-id": lambda row: row.owner_id,
+    "client-token": lambda row: row.client_token,
+    "group-name": lambda row: row.get_json("security_groups", []),
+    "instance.group-name": lambda row: row.get_json("security_groups", []),
+    "architecture": lambda row: "x86_64",
+}
+
+
+def _filtered(call, rows):
+    tag_map = _tags().tags_for(call.principal.account_id, [row.id for row in rows])
+    getters = dict(INSTANCE_FILTERS)
+    getters.update(_tags().tag_getters(lambda row: tag_map.get(row.id, {})))
+    return filters.apply(rows, call.params.get_filters(), getters), tag_map
+
+
+def _page(call, rows, minimum: int = 5):
+    from ..pagination import paginate
+
+    max_results = call.params.get_int("MaxResults", minimum=minimum, maximum=1000)
+    token = call.params.get("NextToken")
+    if max_results is not None and call.params.get_list("InstanceId"):
+        raise AwsError("The parameter instancesSet cannot be used with the parameter "
+                       "maxResults", code="InvalidParameterCombination", status=400)
+    return paginate(rows, max_results, token, key=lambda row: row.id)
+
+
+@registry.action("DescribeInstances", params=("InstanceId", "Filter", "MaxResults",
+                                              "NextToken"))
+def describe_instances(call):
+    rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
+    rows, tag_map = _filtered(call, rows)
+    page, next_token = _page(call, rows)
+    return {"reservationSet": _reservations(page, tag_map), "nextToken": next_token}
+
+
+@registry.action("DescribeInstanceStatus", params=("InstanceId", "Filter", "MaxResults",
+                                                   "NextToken", "IncludeAllInstances"))
+def describe_instance_status(call):
+    rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
+    if not call.params.get_bool("IncludeAllInstances"):
+        rows = [row for row in rows if row.state == states.RUNNING]
+    getters = {
+        "availability-zone": lambda row: row.zone,
+        "instance-state-name": lambda row: row.state,
+        "instance-state-code": lambda row: states.CODES[row.state],
+        "instance-status.status": lambda row: _status(row),
+        "system-status.status": lambda row: _status(row),
+    }
+    rows = filters.apply(rows, call.params.get_filters(), getters)
+    page, next_token = _page(call, rows)
+    return {"instanceStatusSet": [{
+        "instanceId": row.id,
+        "availabilityZone": row.zone,
+        "instanceState": _state(row.state),
+        "systemStatus": {"status": _status(row),
+                         "details": [{"name": "reachability", "status": "passed"
+                                      if row.state == states.RUNNING else "initializing"}]},
+        "instanceStatus": {"status": _status(row),
+                           "details": [{"name": "reachability", "status": "passed"
+                                        if row.state == states.RUNNING else "initializing"}]},
+    } for row in page], "nextToken": next_token}
+
+
+def _status(row) -> str:
+    return "ok" if row.state == states.RUNNING else "not-applicable"
+
+
+def _changes(changes, tag: str) -> dict:
+    return {tag: [{"instanceId": change.instance_id,
+                   "currentState": _state(change.current),
+                   "previousState": _state(change.previous)} for change in changes]}
+
+
+def _ids(call) -> list[str]:
+    ids = call.params.get_list("InstanceId")
+    if not ids:
+        raise MissingParameter("The request must contain the parameter InstanceId")
+    return ids
+
+
+@registry.action("TerminateInstances", params=("InstanceId",))
+def terminate_instances(call):
+    return _changes(call.services.compute.terminate(call.principal, _ids(call)),
+                    "instancesSet")
+
+
+@registry.action("RebootInstances", params=("InstanceId",))
+def reboot_instances(call):
+    call.services.compute.reboot(call.principal, _ids(call))
+    return {"return": True}
+
+
+@registry.action("StopInstances", params=("InstanceId", "Force", "Hibernate"))
+def stop_instances(call):
+    return _changes(call.services.compute.stop_or_start(call.principal, _ids(call), "stop"),
+                    "instancesSet")
+
+
+@registry.action("StartInstances", params=("InstanceId", "AdditionalInfo"))
+def start_instances(call):
+    return _changes(call.services.compute.stop_or_start(call.principal, _ids(call), "start"),
+                    "instancesSet")
+
+
+@registry.action("GetConsoleOutput", params=("InstanceId", "Latest"))
+def get_console_output(call):
+    instance_id, output = call.services.compute.console_output(
+        call.principal, call.params.require("InstanceId"))
+    return {"instanceId": instance_id, "timestamp": utcnow(), "output": output}
+
+
+ATTRIBUTES = ("instanceType", "kernel", "ramdisk", "userData", "disableApiTermination",
+              "instanceInitiatedShutdownBehavior", "rootDeviceName", "blockDeviceMapping",
+              "groupSet", "ebsOptimized", "sourceDestCheck", "productCodes")
+
+
+@registry.action("DescribeInstanceAttribute", params=("InstanceId", "Attribute"))
+def describe_instance_attribute(call):
+    instance = instances.owned(call.principal, call.params.require("InstanceId"))
+    attribute = call.params.require("Attribute")
+    if attribute not in ATTRIBUTES:
+        raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
+                                    "Unknown attribute.")
+    value = {
+        "instanceType": {"value": instance.instance_type},
+        "kernel": {"value": instance.kernel_id},
+        "ramdisk": {"value": instance.ramdisk_id},
+        "userData": {"value": instance.user_data} if instance.user_data else {},
+        "disableApiTermination": {"value": False},
+        "instanceInitiatedShutdownBehavior": {"value": "stop"},
+        "rootDeviceName": {"value": instance.root_device_name},
+        "blockDeviceMapping": [],
+        "groupSet": [{"groupId": name} for name in
+                     (instance.get_json("security_groups", []) or [])],
+        "ebsOptimized": {"value": False},
+        "sourceDestCheck": {"value": True},
+        "productCodes": [],
+    }[attribute]
+    return {"instanceId": instance.id, attribute: value}
+
+
+@registry.action("ModifyInstanceAttribute", params=(
+    "InstanceId", "Attribute", "Value", "InstanceType", "UserData", "Kernel", "Ramdisk",
+    "DisableApiTermination", "InstanceInitiatedShutdownBehavior"))
+def modify_instance_attribute(call):
+    from ...db import db
+
+    instance = instances.owned(call.principal, call.params.require("InstanceId"))
+    changes = {}
+    attribute, value = call.params.get("Attribute"), call.params.get("Value")
+    for name, key in (("InstanceType", "instanceType"), ("UserData", "userData"),
+                      ("Kernel", "kernel"), ("Ramdisk", "ramdisk")):
+        struct = call.params.get_struct(name) if name in call.params.names() else {}
+        if struct.get("Value") is not None:
+            changes[key] = struct["Value"]
+    if attribute and value is not None:
+        changes[attribute] = value
+    if not changes:
+        raise MissingParameter("The request must contain an attribute to modify.")
+    for key in changes:
+        if key not in ("instanceType", "userData", "kernel", "ramdisk"):
+            raise AwsError(f"Modifying {key} is not supported.", code="UnsupportedOperation",
+                           status=400)
+    if instance.state != states.STOPPED:
+        raise AwsError(f"The instance '{instance.id}' is not in the 'stopped' state.",
+                       code="IncorrectInstanceState", status=400)
+    if "instanceType" in changes:
+        from .. import instance_types
+
+        instance.instance_type = instance_types.get(changes["instanceType"]).name
+    if "userData" in changes:
+        instances.decode_user_data(changes["userData"])
+        instance.user_data = changes["userData"]
+    if "kernel" in changes:
+        instance.kernel_id = changes["kernel"]
+    if "ramdisk" in changes:
+        instance.ramdisk_id = changes["ramdisk"]
+    db.session.commit()
+    return {"return": True}
+

@@ -1,0 +1,130 @@
+"""Instances: launch, describe, reboot, stop/start, terminate, console output, attributes.
+
+The request thread validates, reserves node capacity and records the instances as
+``pending``; the slow work (spawning or destroying the domain) runs on the compute
+service's worker pool (:mod:`eucalite.compute.lifecycle`). Every state change goes through
+:func:`eucalite.compute.states.transition`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from ..accounts import Principal, utcnow
+from ..db import db, write_lock
+from ..errors import AwsError, InvalidParameterValue
+from . import states
+from .models import Instance
+
+MAX_USER_DATA = 16 * 1024
+TERMINATED_VISIBLE = dt.timedelta(hours=1)
+
+
+class InstanceNotFound(AwsError):
+    code, status = "InvalidInstanceID.NotFound", 400
+
+    def __init__(self, ids):
+        listed = ", ".join(ids) if isinstance(ids, (list, tuple, set)) else ids
+        super().__init__(f"The instance ID '{listed}' does not exist")
+
+
+def incorrect_state(instance: Instance, action: str) -> AwsError:
+    return AwsError(f"The instance '{instance.id}' is not in a state from which it can be "
+                    f"{action}.", code="IncorrectInstanceState", status=400)
+
+
+def new_instance_id() -> str:
+    return "i-" + secrets.token_hex(9)[:17]
+
+
+def new_reservation_id() -> str:
+    return "r-" + secrets.token_hex(9)[:17]
+
+
+def new_mac() -> str:
+    # d0:0d is Eucalyptus' MAC prefix; the rest random, locally administered range.
+    return "d0:0d:" + ":".join(f"{byte:02x}" for byte in secrets.token_bytes(4))
+
+
+@dataclass
+class LaunchRequest:
+    """RunInstances, as parsed by the adapter."""
+
+    image_id: str
+    min_count: int
+    max_count: int
+    instance_type: str = "m1.small"
+    key_name: str | None = None
+    security_groups: list[str] | None = None
+    user_data: str | None = None          # base64, as sent
+    zone: str | None = None
+    kernel_id: str | None = None
+    ramdisk_id: str | None = None
+    client_token: str | None = None
+    tag_specifications: list[dict] | None = None
+
+
+def decode_user_data(user_data: str | None) -> bytes:
+    if not user_data:
+        return b""
+    try:
+        raw = base64.b64decode(user_data, validate=False)
+    except (binascii.Error, ValueError):
+        raise InvalidParameterValue("Invalid BASE64 encoding of user data.")
+    if len(raw) > MAX_USER_DATA:
+        raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes.")
+    return raw
+
+
+def visible(principal: Principal, ids: list[str] | None = None) -> list[Instance]:
+    """The caller's instances (terminated ones for an hour), in launch order."""
+    query = db.select(Instance).filter_by(owner_id=principal.account_id)
+    if ids:
+        query = query.where(Instance.id.in_(ids))
+    cutoff = utcnow() - TERMINATED_VISIBLE
+    rows = [row for row in db.session.execute(query.order_by(Instance.launch_time,
+                                                             Instance.id)).scalars()
+            if not (row.state == states.TERMINATED and row.terminated_at
+                    and row.terminated_at < cutoff)]
+    if ids:
+        missing = sorted(set(ids) - {row.id for row in rows})
+        if missing:
+            raise InstanceNotFound(missing)
+    return rows
+
+
+def owned(principal: Principal, instance_id: str) -> Instance:
+    return visible(principal, [instance_id])[0]
+
+
+def by_client_token(principal: Principal, token: str) -> list[Instance]:
+    return list(db.session.execute(db.select(Instance).filter_by(
+        owner_id=principal.account_id, client_token=token).order_by(
+        Instance.launch_index)).scalars())
+
+
+def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
+                  ramdisk_id, itype, key, zone: str, node_ids: list[str]) -> list[Instance]:
+    """Write the new instances as pending (one transaction) and return them."""
+    reservation = new_reservation_id()
+    rows = []
+    write_lock()
+    for index, node_id in enumerate(node_ids):
+        instance = Instance(
+            id=new_instance_id(), reservation_id=reservation, owner_id=principal.account_id,
+            requester_arn=principal.arn, image_id=image.id, kernel_id=kernel_id,
+            ramdisk_id=ramdisk_id, instance_type=itype.name, state=states.PENDING,
+            task="spawning", key_name=key.name if key else None,
+            key_public=key.public_key if key else None, user_data=request.user_data or None,
+            zone=zone, node_id=node_id, launch_index=index, client_token=request.client_token,
+            launch_time=utcnow(), mac=new_mac(), root_device_type=image.root_device_type,
+            root_device_name=image.root_device_name, cpu=itype.cpu,
+            memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
+        instance.set_json("security_groups", request.security_groups or ["default"])
+        db.session.add(instance)
+        rows.append(instance)
+    db.session.commit()
+    return rows

@@ -1,0 +1,122 @@
+"""Reconciliation: make the recorded instances agree with what the hypervisor runs.
+
+Run at start and periodically (as nova's ``_sync_power_states`` does). For this host's node:
+
+* an instance recorded as running whose domain vanished or shut off is terminated
+  (instance-store) or stopped (EBS root), with a state reason saying why;
+* a pending instance with no spawn job in flight (the server restarted mid-launch) is
+  terminated if its domain never appeared, or marked running if it did;
+* a shutting-down instance whose destroy did not finish is destroyed again;
+* a domain with eucalite's name prefix that no live instance owns is destroyed, and logged.
+
+Restarting eucalite therefore loses no instance record and leaves running instances running.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from ..cluster.virt.driver import DriverError, PowerState
+from ..db import db
+from . import lifecycle, states
+from .models import Instance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    vanished: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    orphans_destroyed: list[str] = field(default_factory=list)
+    finished_terminations: list[str] = field(default_factory=list)
+
+
+def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
+    """One pass over this host's node (needs an app context). *startup* also settles
+    instances whose in-flight job died with the previous process."""
+    report = ReconcileReport()
+    driver = cluster.driver
+    node_id = cluster.local_node_id
+    if driver is None or node_id is None:
+        return report
+    try:
+        domains = driver.list_domains()
+    except DriverError as error:
+        log.warning("reconcile: cannot list domains: %s", error)
+        return report
+    recorded = {row.id: row for row in db.session.execute(
+        db.select(Instance).filter_by(node_id=node_id)).scalars()}
+    db.session.rollback()
+    for instance_id, instance in recorded.items():
+        observed = domains.get(instance_id, PowerState.ABSENT)
+        _settle(cluster, instance, observed, startup, report)
+    live = {instance_id for instance_id, row in recorded.items()
+            if row.state != states.TERMINATED}
+    for instance_id in domains:
+        if instance_id not in live:
+            log.warning("reconcile: destroying domain %s, which no live instance owns",
+                        instance_id)
+            try:
+                driver.destroy(instance_id)
+                report.orphans_destroyed.append(instance_id)
+            except DriverError as error:
+                log.warning("reconcile: could not destroy %s: %s", instance_id, error)
+    return report
+
+
+def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
+            report: ReconcileReport) -> None:
+    gone = observed in (PowerState.ABSENT, PowerState.SHUTOFF, PowerState.CRASHED)
+    ended = states.STOPPED if instance.root_device_type == "ebs" else states.TERMINATED
+    if instance.state == states.RUNNING and gone:
+        reason = ("Server.InternalError: the instance's domain vanished from the hypervisor"
+                  if observed == PowerState.ABSENT else
+                  "Client.InstanceInitiatedShutdown: the instance shut itself down")
+        if states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
+                             task=None):
+            if ended == states.TERMINATED:
+                _destroy_quietly(cluster, instance.id)
+                lifecycle._release(instance)
+            report.vanished.append(instance.id)
+    elif instance.state == states.PENDING and startup:
+        if observed == PowerState.RUNNING:
+            states.transition(instance.id, states.RUNNING, expected={states.PENDING}, task=None)
+            report.adopted.append(instance.id)
+        elif states.transition(instance.id, states.TERMINATED, expected={states.PENDING},
+                               reason="Server.InternalError: launch interrupted by a restart",
+                               task=None):
+            _destroy_quietly(cluster, instance.id)
+            lifecycle._release(instance)
+            report.interrupted.append(instance.id)
+    elif instance.state == states.SHUTTING_DOWN and (startup or observed == PowerState.ABSENT):
+        lifecycle.terminate(instance.id)
+        report.finished_terminations.append(instance.id)
+
+
+def _destroy_quietly(cluster, instance_id: str) -> None:
+    try:
+        cluster.driver.destroy(instance_id)
+    except DriverError as error:
+        log.warning("reconcile: could not destroy %s: %s", instance_id, error)
+
+
+def start(app, interval: float) -> threading.Event:
+    """Reconcile every *interval* seconds in a daemon thread; set the event to stop."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        services = app.extensions["eucalite"]
+        while not stop.wait(interval):
+            try:
+                with app.app_context():
+                    reconcile(services.cluster)
+                    services.compute.purge_terminated()
+                    db.session.remove()
+            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
+                log.exception("reconcile pass failed")
+
+    threading.Thread(target=loop, name="reconciler", daemon=True).start()
+    return stop

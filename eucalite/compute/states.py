@@ -1,0 +1,52 @@
+"""Instance states: EC2's names and codes, the one table of allowed transitions, and the
+compare-and-swap update every state change goes through.
+
+Two racing requests (terminate vs. the spawn finishing, two terminates) cannot both win:
+:func:`transition` updates the row only if its state is still one the caller expected.
+"""
+from __future__ import annotations
+
+from ..accounts import utcnow
+from ..db import db
+
+PENDING, RUNNING, SHUTTING_DOWN, TERMINATED = "pending", "running", "shutting-down", "terminated"
+STOPPING, STOPPED = "stopping", "stopped"
+
+CODES = {PENDING: 0, RUNNING: 16, SHUTTING_DOWN: 32, TERMINATED: 48, STOPPING: 64, STOPPED: 80}
+
+#: state -> states it may move to
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({RUNNING, SHUTTING_DOWN, TERMINATED, STOPPED}),
+    RUNNING: frozenset({STOPPING, SHUTTING_DOWN, TERMINATED, STOPPED}),
+    STOPPING: frozenset({STOPPED, SHUTTING_DOWN, TERMINATED}),
+    STOPPED: frozenset({PENDING, SHUTTING_DOWN, TERMINATED}),
+    SHUTTING_DOWN: frozenset({TERMINATED}),
+    TERMINATED: frozenset(),
+}
+
+#: States that hold capacity on a node.
+HOLDS_CAPACITY = frozenset({PENDING, RUNNING, STOPPING, SHUTTING_DOWN})
+
+
+def allowed_from(target: str) -> frozenset[str]:
+    """Every state from which *target* may be reached."""
+    return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+
+
+def transition(instance_id: str, target: str, *, expected: set[str] | frozenset[str] | None = None,
+               reason: str | None = None, **changes) -> bool:
+    """Move the instance to *target* if its state is one of *expected* (default: every state
+    allowed by the table). Returns True if this call made the change; commits either way."""
+    from .models import Instance
+
+    sources = set(expected if expected is not None else allowed_from(target))
+    sources &= allowed_from(target)
+    values = dict(changes, state=target)
+    if reason is not None:
+        values["state_reason"] = reason
+    if target == TERMINATED:
+        values.setdefault("terminated_at", utcnow())
+    result = db.session.execute(db.update(Instance).where(
+        Instance.id == instance_id, Instance.state.in_(sorted(sources))).values(**values))
+    db.session.commit()
+    return result.rowcount == 1
