@@ -74,10 +74,12 @@ class Live:
         return env
 
 
-def start_live(data_dir: Path):
+def start_live(data_dir: Path, **overrides):
+    """A real server on loopback in this process; *overrides* go to the config."""
     port = free_port()
-    app = create_app({"data_dir": str(data_dir), "port": port, "host": "127.0.0.1",
-                      "node": False})
+    config = {"data_dir": str(data_dir), "port": port, "host": "127.0.0.1", "node": False}
+    config.update(overrides)
+    app = create_app(config)
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -92,3 +94,15 @@ def live(tmp_path):
     live, server = start_live(tmp_path / "data")
     yield live
     server.shutdown()
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    """A live server with node duty on, on the in-memory fake hypervisor."""
+    live, server = start_live(tmp_path / "data", node=True, hypervisor="fake")
+    services = live.app.extensions["eucalite"]
+    with live.app.app_context():
+        assert services.cluster.start_node_duty() is None
+    yield live
+    server.shutdown()
+    services.compute.worker.shutdown()
