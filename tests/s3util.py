@@ -6,13 +6,18 @@ import requests
 from eucalite import accounts
 
 
-def second_account(live, name: str = "other"):
-    """A boto3 S3 client for the admin of a new account, and that account's id."""
+def new_account(live, name: str = "other") -> tuple[str, str, str]:
+    """Create account *name* with an admin key: (account id, key id, secret)."""
     with live.app.app_context():
         account = accounts.create_account(name)
         key = accounts.create_access_key(name, "admin")
-        account_id, key_id, secret = account.id, key.id, key.secret
-    return live.client("s3", key_id=key_id, secret=secret), account_id
+        return account.id, key.id, key.secret
+
+
+def second_account(live, name: str = "other", service: str = "s3"):
+    """A boto3 client for the admin of a new account, and that account's id."""
+    account_id, key_id, secret = new_account(live, name)
+    return live.client(service, key_id=key_id, secret=secret), account_id
 
 
 def anonymous(method: str, live, path: str, **kwargs) -> requests.Response:
