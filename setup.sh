@@ -57,16 +57,42 @@ ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_c
         apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the libvirt driver)
+    local missing=()
+    dpkg -s libvirt-dev >/dev/null 2>&1 || missing+=(libvirt-dev)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null; then
+        log "not installing ${missing[*]} (no apt-get): install them, or libvirt-python cannot build"
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            log "not installing ${missing[*]} (not root, no sudo): libvirt-python cannot build"
+            return 0
+        fi
+    fi
+    log "installing ${missing[*]} (apt), needed to build libvirt-python"
+    ${sudo[@]+"${sudo[@]}"} apt-get update -qq
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
     serve)
         ensure_python
+        ensure_libvirt_build_deps
         install_package ""
         exec "$VENV/bin/eucalite" serve "$@"
         ;;
     test)
         ensure_python
+        ensure_libvirt_build_deps
         install_package "[test,bench]"
         ensure_test_clients
         export PATH="$VENV/bin:$PATH"

@@ -1,1 +1,11 @@
-"""Hypervisor drivers: the contract (driver.py), an in-memory fake and libvirt."""
+"""Hypervisor drivers: the contract (driver.py), pure domain-XML builders (domain_xml.py), an
+in-memory fake (fake.py) and libvirt (libvirt_driver.py, which imports libvirt-python only when
+a LibvirtDriver is made)."""
+from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
+                     HostCapacity, HypervisorDriver, NotSupported, PowerState)
+from .fake import FakeDriver
+from .libvirt_driver import LibvirtDriver
+
+__all__ = ["CONSOLE_TAIL", "DOMAIN_PREFIX", "DiskSpec", "DomainSpec", "DriverError",
+           "FakeDriver", "HostCapacity", "HypervisorDriver", "LibvirtDriver", "NotSupported",
+           "PowerState"]

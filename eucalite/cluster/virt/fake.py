@@ -1,0 +1,129 @@
+"""An in-memory hypervisor driver for service tests and development without libvirt.
+
+``FakeDriver`` keeps domains in a dict behind a lock and honours every postcondition of
+``HypervisorDriver`` (driver.py), so services tested on it behave the same on libvirt. It
+validates specs with the same builder the libvirt driver uses (domain_xml.py), so a spec the
+fake accepts is one libvirt would be given too.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+
+from . import domain_xml as dx
+from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
+                     HostCapacity, HypervisorDriver, PowerState)
+
+
+@dataclass
+class _FakeDomain:
+    """What the fake knows of one domain."""
+
+    spec: DomainSpec
+    state: PowerState = PowerState.RUNNING
+    disks: dict[str, DiskSpec] = field(default_factory=dict)
+    console: bytearray = field(default_factory=bytearray)
+    boots: int = 0
+
+
+class FakeDriver(HypervisorDriver):
+    """Domains in memory; every operation is instant and thread-safe."""
+
+    name = "fake"
+
+    def __init__(self, capacity: HostCapacity | None = None, *, cores: int = 8,
+                 memory_mb: int = 16384, disk_gb: int = 200):
+        self._capacity = capacity or HostCapacity(cores, memory_mb, disk_gb)
+        self._domains: dict[str, _FakeDomain] = {}
+        self._lock = threading.Lock()
+
+    # -- helpers (call with the lock held) ---------------------------------------------------
+
+    def _get(self, instance_id: str) -> _FakeDomain:
+        """The domain, or DriverError naming it when absent."""
+        dom = self._domains.get(instance_id)
+        if dom is None:
+            raise DriverError(f"{DOMAIN_PREFIX}{instance_id}: no such domain")
+        return dom
+
+    @staticmethod
+    def _boot(dom: _FakeDomain) -> None:
+        """Mark the domain running and append a fake boot log to its console."""
+        dom.boots += 1
+        dom.state = PowerState.RUNNING
+        dom.console += (f"eucalite fake console for {dom.spec.instance_id} "
+                        f"(boot {dom.boots})\n").encode()
+        # keep memory bounded like a real console tail would be
+        if len(dom.console) > CONSOLE_TAIL:
+            del dom.console[:-CONSOLE_TAIL]
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def spawn(self, spec: DomainSpec) -> None:
+        try:
+            dx.domain_xml(spec)     # same validation as the libvirt driver
+        except ValueError as exc:
+            raise DriverError(f"cannot spawn {spec.name}: {exc}") from exc
+        with self._lock:
+            if spec.instance_id in self._domains:
+                raise DriverError(f"cannot spawn {spec.name}: domain already exists")
+            # a private copy: callers mutating their spec must not change our domain
+            spec = copy.deepcopy(spec)
+            dom = _FakeDomain(spec=spec, disks={d.target: d for d in spec.disks})
+            self._boot(dom)
+            self._domains[spec.instance_id] = dom
+
+    def destroy(self, instance_id: str) -> None:
+        with self._lock:
+            self._domains.pop(instance_id, None)
+
+    def reboot(self, instance_id: str) -> None:
+        with self._lock:
+            self._boot(self._get(instance_id))
+
+    def power_off(self, instance_id: str) -> None:
+        with self._lock:
+            self._get(instance_id).state = PowerState.SHUTOFF
+
+    def power_on(self, instance_id: str) -> None:
+        with self._lock:
+            dom = self._get(instance_id)
+            if dom.state != PowerState.RUNNING:
+                self._boot(dom)
+
+    def power_state(self, instance_id: str) -> PowerState:
+        with self._lock:
+            dom = self._domains.get(instance_id)
+            return dom.state if dom else PowerState.ABSENT
+
+    def list_domains(self) -> dict[str, PowerState]:
+        with self._lock:
+            return {iid: dom.state for iid, dom in self._domains.items()}
+
+    def console_output(self, instance_id: str) -> bytes:
+        with self._lock:
+            dom = self._domains.get(instance_id)
+            return bytes(dom.console[-CONSOLE_TAIL:]) if dom else b""
+
+    def attach_disk(self, instance_id: str, disk: DiskSpec) -> None:
+        try:
+            dx.validate_disk(disk)
+        except ValueError as exc:
+            raise DriverError(f"cannot attach to {DOMAIN_PREFIX}{instance_id}: {exc}") from exc
+        with self._lock:
+            dom = self._get(instance_id)
+            if disk.target in dom.disks:
+                raise DriverError(f"{dom.spec.name}: target {disk.target} is in use")
+            dom.disks[disk.target] = copy.deepcopy(disk)
+
+    def detach_disk(self, instance_id: str, target: str) -> None:
+        with self._lock:
+            self._get(instance_id).disks.pop(target, None)
+
+    def disks(self, instance_id: str) -> list[str]:
+        with self._lock:
+            return list(self._get(instance_id).disks)   # plug order, as libvirt lists them
+
+    def capacity(self) -> HostCapacity:
+        return self._capacity

@@ -1,0 +1,342 @@
+"""The HypervisorDriver contract (eucalite/cluster/virt/driver.py), checked on every driver here.
+
+One suite, parametrized over drivers: the in-memory fake always, and libvirt's in-process
+test driver (``test:///default``) when libvirt-python imports. A few tests at the end check
+libvirt-only behaviour (console file tail, cleanup after a failed start, no hot-plug on the
+test driver). test:///default keeps state per connection (and shares it while connections
+overlap), so every test uses fresh instance ids and tears its domains down.
+"""
+import threading
+import uuid
+
+import pytest
+
+from eucalite.cluster.virt.driver import (CONSOLE_TAIL, DiskSpec, DomainSpec, DriverError,
+                                          NotSupported, PowerState)
+from eucalite.cluster.virt.fake import FakeDriver
+
+TEST_URI = "test:///default"
+TEST_DRIVER_NO_HOTPLUG = "libvirt's test driver cannot hot-plug"
+
+
+def _libvirt_missing() -> str | None:
+    """Why the libvirt driver cannot be tested here, or None when it can."""
+    try:
+        import libvirt  # noqa: F401
+    except ImportError as exc:
+        return f"libvirt-python not importable ({exc}); install libvirt-dev pkg-config, then pip install libvirt-python"
+    return None
+
+
+def _make_driver(kind):
+    if kind == "fake":
+        return FakeDriver()
+    reason = _libvirt_missing()
+    if reason:
+        print(f"skipping libvirt contract tests: {reason}")
+        pytest.skip(reason)
+    from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
+    return LibvirtDriver(TEST_URI)
+
+
+@pytest.fixture(params=["fake", "libvirt"], ids=["fake", "libvirt-test"])
+def driver(request):
+    drv = _make_driver(request.param)
+    yield drv
+    for iid in list(drv.list_domains()):
+        drv.destroy(iid)
+    drv.close()
+
+
+@pytest.fixture
+def libvirt_driver():
+    drv = _make_driver("libvirt")
+    yield drv
+    for iid in list(drv.list_domains()):
+        drv.destroy(iid)
+    drv.close()
+
+
+@pytest.fixture
+def make_spec(tmp_path):
+    """Build a DomainSpec with a fresh instance id and files under tmp_path."""
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"\0" * 16)
+    root = tmp_path / "root.qcow2"
+    root.write_bytes(b"")
+
+    def make(**kw):
+        iid = kw.pop("instance_id", None) or f"i-{uuid.uuid4().hex[:8]}"
+        base = dict(instance_id=iid, vcpus=1, memory_mb=64, kernel=str(kernel),
+                    disks=[DiskSpec("vda", str(root), serial="vol-root")],
+                    mac="52:54:00:12:34:56", network="default",
+                    console_log=str(tmp_path / f"{iid}.console.log"))
+        base.update(kw)
+        return DomainSpec(**base)
+    return make
+
+
+# -- spawn ---------------------------------------------------------------------------------
+
+def test_spawn_running_and_listed(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    assert driver.list_domains() == {spec.instance_id: PowerState.RUNNING}
+    assert driver.disks(spec.instance_id) == ["vda"]
+
+
+def test_spawn_twice_fails_and_keeps_first(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    again = make_spec(instance_id=spec.instance_id, memory_mb=128,
+                      disks=spec.disks + [DiskSpec("vdb", "/tmp/other.raw", format="raw")])
+    with pytest.raises(DriverError):
+        driver.spawn(again)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    assert driver.disks(spec.instance_id) == ["vda"]       # the first's configuration
+
+
+def test_concurrent_spawns_of_one_name_one_wins(driver, make_spec):
+    spec = make_spec()
+    results = []
+
+    def go():
+        try:
+            driver.spawn(spec)
+            results.append("ok")
+        except DriverError:
+            results.append("error")
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["error"] * 3 + ["ok"]
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+
+
+@pytest.mark.parametrize("bad", [dict(memory_mb=0), dict(vcpus=0), dict(kernel=None, disks=[]),
+                                 dict(disks=[DiskSpec("vda")])])
+def test_failed_spawn_leaves_nothing(driver, make_spec, bad):
+    # invalid specs are refused before anything is defined (libvirt's test driver accepts
+    # nonexistent kernel and disk paths, so they cannot make it fail); the libvirt-only test
+    # below checks the cleanup when the start itself fails after define
+    spec = make_spec(**bad)
+    with pytest.raises(DriverError):
+        driver.spawn(spec)
+    assert driver.power_state(spec.instance_id) == PowerState.ABSENT
+    assert spec.instance_id not in driver.list_domains()
+
+
+# -- destroy, reboot, power ----------------------------------------------------------------
+
+def test_destroy_idempotent(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    driver.destroy(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.ABSENT
+    assert spec.instance_id not in driver.list_domains()
+    driver.destroy(spec.instance_id)
+    driver.destroy("i-neverexisted")
+    assert driver.power_state(spec.instance_id) == PowerState.ABSENT
+    driver.spawn(spec)      # the name is free again
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+
+
+def test_destroy_stopped_domain(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    driver.power_off(spec.instance_id)
+    driver.destroy(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.ABSENT
+
+
+def test_reboot(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    driver.reboot(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    with pytest.raises(DriverError):
+        driver.reboot("i-absent")
+
+
+def test_power_off_on(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    driver.power_off(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.SHUTOFF
+    assert driver.list_domains() == {spec.instance_id: PowerState.SHUTOFF}
+    driver.power_off(spec.instance_id)                     # idempotent when off
+    assert driver.power_state(spec.instance_id) == PowerState.SHUTOFF
+    driver.power_on(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    assert driver.disks(spec.instance_id) == ["vda"]       # still the same domain
+
+
+@pytest.mark.parametrize("op", ["power_off", "power_on", "disks"])
+def test_operations_on_absent_domain_fail(driver, op):
+    with pytest.raises(DriverError):
+        getattr(driver, op)("i-absent")
+    assert driver.power_state("i-absent") == PowerState.ABSENT
+
+
+# -- listing, console, capacity ------------------------------------------------------------
+
+def test_list_only_prefixed_domains(driver, make_spec):
+    specs = [make_spec() for _ in range(3)]
+    for s in specs:
+        driver.spawn(s)
+    driver.power_off(specs[1].instance_id)
+    listed = driver.list_domains()
+    assert listed == {specs[0].instance_id: PowerState.RUNNING,
+                      specs[1].instance_id: PowerState.SHUTOFF,
+                      specs[2].instance_id: PowerState.RUNNING}
+    assert "test" not in listed and not any(k.startswith("eucalite-") for k in listed)
+
+
+def test_console_output(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    out = driver.console_output(spec.instance_id)
+    assert isinstance(out, bytes) and len(out) <= CONSOLE_TAIL
+    driver.power_off(spec.instance_id)
+    assert driver.console_output(spec.instance_id) == out   # kept while stopped
+    driver.destroy(spec.instance_id)
+    assert driver.console_output(spec.instance_id) == b""
+    assert driver.console_output("i-absent") == b""
+
+
+def test_capacity_positive(driver):
+    cap = driver.capacity()
+    assert cap.cores > 0 and cap.memory_mb > 0 and cap.disk_gb > 0
+
+
+# -- hot-plug ------------------------------------------------------------------------------
+
+def _attach_or_skip(driver, iid, disk):
+    """Attach, or skip where the driver documents it cannot hot-plug (test:///default)."""
+    try:
+        driver.attach_disk(iid, disk)
+    except NotSupported:
+        if getattr(driver, "uri", "").startswith("test:"):
+            pytest.skip(TEST_DRIVER_NO_HOTPLUG)
+        raise
+
+
+def test_attach_detach(driver, make_spec, tmp_path):
+    spec = make_spec()
+    driver.spawn(spec)
+    vol = tmp_path / "vol.raw"
+    vol.write_bytes(b"")
+    _attach_or_skip(driver, spec.instance_id,
+                    DiskSpec("vdb", str(vol), format="raw", serial="vol-1"))
+    assert driver.disks(spec.instance_id) == ["vda", "vdb"]
+    with pytest.raises(DriverError):               # target in use
+        driver.attach_disk(spec.instance_id, DiskSpec("vdb", str(vol), format="raw"))
+    driver.detach_disk(spec.instance_id, "vdb")
+    assert driver.disks(spec.instance_id) == ["vda"]
+    driver.detach_disk(spec.instance_id, "vdb")    # idempotent
+    assert driver.disks(spec.instance_id) == ["vda"]
+
+
+def test_attach_to_absent_domain_fails(driver):
+    with pytest.raises(DriverError):
+        driver.attach_disk("i-absent", DiskSpec("vdb", "/tmp/x.raw", format="raw"))
+
+
+# -- fake-only -----------------------------------------------------------------------------
+
+def test_fake_console_and_capacity():
+    drv = FakeDriver(cores=2, memory_mb=1024, disk_gb=10)
+    assert (drv.capacity().cores, drv.capacity().memory_mb, drv.capacity().disk_gb) == (2, 1024, 10)
+    assert FakeDriver().capacity().cores == 8
+    drv.spawn(DomainSpec("i-abc", 1, 64, kernel="/k"))
+    assert b"eucalite fake console for i-abc" in drv.console_output("i-abc")
+    drv.reboot("i-abc")
+    assert drv.console_output("i-abc").count(b"eucalite fake console for i-abc") == 2
+
+
+# -- libvirt-only --------------------------------------------------------------------------
+
+def test_libvirt_console_is_tail_of_log_file(libvirt_driver, make_spec):
+    spec = make_spec()
+    libvirt_driver.spawn(spec)
+    assert libvirt_driver.console_output(spec.instance_id) == b""   # nothing written yet
+    data = bytes(range(256)) * (CONSOLE_TAIL // 256 + 100)
+    with open(spec.console_log, "wb") as f:
+        f.write(data)
+    assert libvirt_driver.console_output(spec.instance_id) == data[-CONSOLE_TAIL:]
+
+
+def test_libvirt_failed_start_is_undefined(libvirt_driver, make_spec, monkeypatch):
+    import libvirt
+
+    def refuse(self, *args):
+        raise libvirt.libvirtError("injected start failure")
+    monkeypatch.setattr(libvirt.virDomain, "create", refuse)
+    spec = make_spec()
+    with pytest.raises(DriverError, match="injected start failure"):
+        libvirt_driver.spawn(spec)
+    monkeypatch.undo()
+    assert libvirt_driver.power_state(spec.instance_id) == PowerState.ABSENT
+    assert spec.instance_id not in libvirt_driver.list_domains()
+
+
+def test_libvirt_test_driver_cannot_hotplug(libvirt_driver, make_spec):
+    spec = make_spec()
+    libvirt_driver.spawn(spec)
+    with pytest.raises(NotSupported):
+        libvirt_driver.attach_disk(spec.instance_id, DiskSpec("vdb", "/tmp/x.raw", format="raw"))
+    assert libvirt_driver.disks(spec.instance_id) == ["vda"]
+
+
+def test_libvirt_domain_type_and_test_domain_ignored(libvirt_driver):
+    assert libvirt_driver.domain_type == "test"
+    conn = libvirt_driver._conn()
+    assert "test" in [d.name() for d in conn.listAllDomains()]   # it is there, and ...
+    assert "test" not in libvirt_driver.list_domains()          # ... not ours
+
+
+def test_libvirt_reconnects_after_close(libvirt_driver, make_spec):
+    libvirt_driver._conn().close()          # the connection drops under the driver
+    assert libvirt_driver.capacity().cores > 0
+
+
+def test_default_domain_type(monkeypatch, tmp_path):
+    from eucalite.cluster.virt import libvirt_driver as lvd
+    assert lvd.default_domain_type("test:///default") == "test"
+    caps = ("<capabilities><guest><arch name='x86_64'><domain type='qemu'/>"
+            "<domain type='kvm'/></arch></guest></capabilities>")
+    with monkeypatch.context() as m:
+        m.setattr(lvd, "kvm_usable", lambda: True)
+        assert lvd.default_domain_type("qemu:///system") == "kvm"
+        # remote hosts: their capabilities decide, not our /dev/kvm
+        assert lvd.default_domain_type("qemu+ssh://node/system") == "qemu"
+        assert lvd.default_domain_type("qemu+ssh://node/system", caps) == "kvm"
+        m.setattr(lvd, "kvm_usable", lambda: False)
+        assert lvd.default_domain_type("qemu:///system") == "qemu"
+        assert lvd.default_domain_type("qemu+ssh://node/system", caps) == "kvm"
+    # a PVM-only host (kvm_pvm without kvm_intel/kvm_amd) cannot boot ordinary guests
+    dev = tmp_path / "kvm"
+    dev.write_bytes(b"")
+    mods = tmp_path / "module"
+    (mods / "kvm_pvm").mkdir(parents=True)
+    assert not lvd.kvm_usable(str(dev), str(mods))
+    (mods / "kvm_intel").mkdir()
+    assert lvd.kvm_usable(str(dev), str(mods))
+    assert not lvd.kvm_usable(str(tmp_path / "missing"), str(mods))
+
+
+def test_missing_libvirt_says_how_to_install(monkeypatch):
+    import builtins
+    from eucalite.cluster.virt import libvirt_driver as lvd
+    real_import = builtins.__import__
+
+    def no_libvirt(name, *args, **kw):
+        if name == "libvirt":
+            raise ImportError("No module named 'libvirt'")
+        return real_import(name, *args, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_libvirt)
+    with pytest.raises(DriverError, match="pip install libvirt-python"):
+        lvd.LibvirtDriver(TEST_URI)
