@@ -1,0 +1,92 @@
+"""EC2 instance type actions: DescribeInstanceTypes, and Eucalyptus'
+ModifyInstanceTypeAttribute (the cloud admin resizes a type)."""
+from __future__ import annotations
+
+from ...errors import ClientError
+from .. import instance_types
+from ..pagination import paginate
+from . import filters, registry
+
+ROOT_DEVICE_TYPES = ["ebs", "instance-store"]
+VIRTUALIZATION_TYPES = ["hvm", "paravirtual"]
+ARCHITECTURES = ["i386", "x86_64"]
+
+
+def _render(row) -> dict:
+    """One instance type as DescribeInstanceTypes' ``instanceTypeSet`` item."""
+    return {
+        "instanceType": row.name,
+        "currentGeneration": instance_types.is_current_generation(row.name),
+        "freeTierEligible": False,
+        "supportedUsageClasses": ["on-demand"],
+        "supportedRootDeviceTypes": ROOT_DEVICE_TYPES,
+        "supportedVirtualizationTypes": VIRTUALIZATION_TYPES,
+        "bareMetal": False,
+        "hypervisor": "kvm",
+        "processorInfo": {"supportedArchitectures": ARCHITECTURES},
+        "vCpuInfo": {"defaultVCpus": row.cpu, "defaultCores": row.cpu,
+                     "defaultThreadsPerCore": 1},
+        "memoryInfo": {"sizeInMiB": row.memory_mb},
+        # Every type has a local disk: the instance-store root the node carves out.
+        "instanceStorageSupported": True,
+        "instanceStorageInfo": {
+            "totalSizeInGB": row.disk_gb,
+            "disks": [{"sizeInGB": row.disk_gb, "count": 1, "type": "hdd"}],
+        },
+        "ebsInfo": {"ebsOptimizedSupport": "unsupported", "encryptionSupport": "unsupported"},
+        "burstablePerformanceSupported": False,
+        "hibernationSupported": False,
+        "autoRecoverySupported": False,
+        "dedicatedHostsSupported": False,
+    }
+
+
+_GETTERS = {
+    "instance-type": lambda row: row.name,
+    "vcpu-info.default-vcpus": lambda row: row.cpu,
+    "vcpu-info.default-cores": lambda row: row.cpu,
+    "memory-info.size-in-mib": lambda row: row.memory_mb,
+    "instance-storage-info.total-size-in-gb": lambda row: row.disk_gb,
+    "instance-storage-supported": lambda row: True,
+    "current-generation": lambda row: instance_types.is_current_generation(row.name),
+    "free-tier-eligible": lambda row: False,
+    "bare-metal": lambda row: False,
+    "hypervisor": lambda row: "kvm",
+    "supported-root-device-type": lambda row: ROOT_DEVICE_TYPES,
+    "supported-virtualization-type": lambda row: VIRTUALIZATION_TYPES,
+    "supported-usage-class": lambda row: "on-demand",
+    "processor-info.supported-architecture": lambda row: ARCHITECTURES,
+}
+
+
+@registry.action("DescribeInstanceTypes", params=("InstanceType", "Filter", "MaxResults",
+                                                  "NextToken"))
+def describe_instance_types(call):
+    params = call.params
+    max_results = params.get_int("MaxResults", minimum=5, maximum=100)
+    rows = instance_types.list_all()
+    names = params.get_list("InstanceType")
+    if names:
+        known = {row.name for row in rows}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ClientError(f"The following supplied instance types do not exist: "
+                              f"[{', '.join(unknown)}]", code="InvalidInstanceType")
+        rows = [row for row in rows if row.name in names]
+    rows = filters.apply(rows, params.get_filters(), _GETTERS)
+    page, next_token = paginate(rows, max_results, params.get("NextToken"),
+                                key=lambda row: row.name)
+    return {"instanceTypeSet": [_render(row) for row in page], "nextToken": next_token}
+
+
+@registry.action("ModifyInstanceTypeAttribute", params=("InstanceType", "Cpu", "Memory",
+                                                        "Disk"))
+def modify_instance_type_attribute(call):
+    params = call.params
+    row = instance_types.modify(call.principal, params.require("InstanceType"),
+                                cpu=params.get_int("Cpu", minimum=1),
+                                memory_mb=params.get_int("Memory", minimum=1),
+                                disk_gb=params.get_int("Disk", minimum=1))
+    return {"return": True,
+            "instanceType": {"name": row.name, "cpu": row.cpu, "memory": row.memory_mb,
+                             "disk": row.disk_gb}}

@@ -1,0 +1,70 @@
+"""``MaxResults`` / ``NextToken`` paging shared by the EC2 Describe actions.
+
+A token is opaque to clients: the base64 of the last item's key on the page just returned.
+Resuming from a key (rather than an offset) keeps pages stable when items are created or
+deleted between two calls: nothing is skipped or repeated that was there the whole time.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Callable, TypeVar
+
+from ..errors import ClientError
+
+T = TypeVar("T")
+
+#: Prefix inside the token so that a random base64 string is recognised as foreign.
+_MAGIC = "eucalite:"
+
+
+class InvalidPaginationToken(ClientError):
+    """EC2's code for a ``NextToken`` it did not issue (or that no longer makes sense)."""
+
+    code = "InvalidPaginationToken"
+
+
+def encode_token(key: str) -> str:
+    """The ``NextToken`` that resumes after *key*."""
+    return base64.urlsafe_b64encode((_MAGIC + key).encode("utf-8")).decode("ascii")
+
+
+def decode_token(token: str) -> str:
+    """The key a token made by :func:`encode_token` resumes after, or InvalidPaginationToken."""
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        text = ""
+    if not text.startswith(_MAGIC):
+        raise InvalidPaginationToken(f"The specified pagination token '{token}' is not valid "
+                                     "or is expired.")
+    return text[len(_MAGIC):]
+
+
+def _default_key(item: Any) -> str:
+    return item.id
+
+
+def paginate(items: list[T], max_results: int | None, next_token: str | None,
+             key: Callable[[T], str] = _default_key) -> tuple[list[T], str | None]:
+    """One page of *items* and the token for the next page (None on the last page).
+
+    *items* must come in the same order on every call (callers sort them). The page starts
+    right after the item whose key the token names; if that item has gone away since, it
+    starts at the first item whose key sorts after it, which is exact when *items* are in
+    key order. With *max_results* None the rest of the list is one page.
+    """
+    start = 0
+    if next_token:
+        last = decode_token(next_token)
+        keys = [key(item) for item in items]
+        if last in keys:
+            start = keys.index(last) + 1
+        else:
+            start = next((index for index, value in enumerate(keys) if value > last),
+                         len(items))
+    if max_results is None:
+        return items[start:], None
+    page = items[start:start + max_results]
+    more = start + max_results < len(items)
+    return page, (encode_token(key(page[-1])) if more and page else None)

@@ -1,0 +1,305 @@
+"""Tags on EC2 resources: the service behind CreateTags/DeleteTags/DescribeTags, and the
+helpers every other resource family uses to take tags at creation and render ``tagSet``.
+
+Tags live in one table keyed by resource id. Which resources may be tagged, and who owns
+them, is told by a registry: each resource family calls :func:`register_resource` with its
+id prefix, its EC2 resource type and a function saying whether an account owns an id. The
+tag service thus never imports the families (dependencies point from them to it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from ..accounts import Principal
+from ..db import db, write_lock
+from ..errors import ClientError, InvalidParameterValue, MissingParameter
+from .models import Image, Instance, Tag
+
+#: AWS limits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
+MAX_TAGS_PER_RESOURCE = 50
+MAX_KEY_LENGTH = 128
+MAX_VALUE_LENGTH = 256
+
+#: ``<prefix>-<hex>``: Eucalyptus ids have 8 hex digits, AWS ones 17.
+_ID = re.compile(r"^([a-z]+)-([0-9a-f]{8}|[0-9a-f]{17})$")
+
+#: The NotFound code AWS uses per resource type, for ids that are well formed but unknown.
+NOT_FOUND_CODES = {
+    "instance": "InvalidInstanceID.NotFound",
+    "image": "InvalidAMIID.NotFound",
+    "key-pair": "InvalidKeyPair.NotFound",
+    "volume": "InvalidVolume.NotFound",
+    "snapshot": "InvalidSnapshot.NotFound",
+    "security-group": "InvalidGroup.NotFound",
+    "elastic-ip": "InvalidAllocationID.NotFound",
+}
+
+
+class TagLimitExceeded(ClientError):
+    code = "TagLimitExceeded"
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """How tags find out about one resource family."""
+
+    prefix: str
+    resource_type: str                       # EC2's name: "instance", "image", "key-pair"
+    owned: Callable[[str, str], bool]        # (owner_id, resource_id) -> does it exist & own it
+    not_found_code: str
+
+
+_RESOURCES: dict[str, ResourceKind] = {}
+
+
+def register_resource(prefix: str, resource_type: str, owned: Callable[[str, str], bool],
+                      not_found_code: str | None = None) -> None:
+    """Let ids starting with *prefix* (``"i-"``, ``"emi-"``…) be tagged as *resource_type*.
+
+    *owned(owner_id, resource_id)* says whether that account owns that existing resource.
+    Registering a prefix again replaces the earlier entry, so a family may refine the
+    default checks below.
+    """
+    prefix = prefix.rstrip("-")
+    code = not_found_code or NOT_FOUND_CODES.get(resource_type, "InvalidID")
+    _RESOURCES[prefix] = ResourceKind(prefix, resource_type, owned, code)
+
+
+def resource_kind(resource_id: str) -> ResourceKind:
+    """The registered kind of *resource_id*; a malformed id or unknown prefix is InvalidID."""
+    match = _ID.match(resource_id or "")
+    kind = _RESOURCES.get(match.group(1)) if match else None
+    if kind is None:
+        raise ClientError(f"The ID '{resource_id}' is not valid", code="InvalidID")
+    return kind
+
+
+def check_owned(owner_id: str, resource_id: str) -> ResourceKind:
+    """*resource_id*'s kind, if the account owns it; else that kind's NotFound error."""
+    kind = resource_kind(resource_id)
+    if not kind.owned(owner_id, resource_id):
+        raise ClientError(f"The {kind.resource_type} ID '{resource_id}' does not exist",
+                          code=kind.not_found_code)
+    return kind
+
+
+# --- validation -----------------------------------------------------------------------
+
+def validate_key(key: Any) -> str:
+    """A tag key as AWS accepts it: 1..128 characters, not starting with ``aws:``."""
+    if not isinstance(key, str) or key == "":
+        raise InvalidParameterValue("Tag key must not be empty.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameterValue(f"Tag key exceeds the maximum length of "
+                                    f"{MAX_KEY_LENGTH} characters.")
+    if key.lower().startswith("aws:"):
+        raise InvalidParameterValue("Tag keys starting with 'aws:' are reserved for "
+                                    "internal use.")
+    return key
+
+
+def validate_value(value: Any) -> str:
+    """A tag value: at most 256 characters; absent means empty, as in AWS."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameterValue("Tag value must be a single value.")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidParameterValue(f"Tag value exceeds the maximum length of "
+                                    f"{MAX_VALUE_LENGTH} characters.")
+    return value
+
+
+def parse_tags(items: list[dict[str, Any]], prefix: str = "Tag") -> list[tuple[str, str]]:
+    """``Tag.N.Key`` / ``Tag.N.Value`` structs (from ``QueryParams.get_struct_list``) as
+    validated (key, value) pairs; a later duplicate key wins, as AWS does."""
+    pairs: dict[str, str] = {}
+    for index, item in enumerate(items, 1):
+        if item.get("Key") is None:
+            raise MissingParameter(f"The request must contain the parameter "
+                                   f"{prefix}.{index}.Key")
+        pairs[validate_key(item.get("Key"))] = validate_value(item.get("Value"))
+    return list(pairs.items())
+
+
+# --- queries --------------------------------------------------------------------------
+
+def tags_for(owner_id: str, resource_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``{resource_id: {key: value}}`` for the account's resources, in one query.
+
+    Every requested id appears in the result, with ``{}`` when it has no tags.
+    """
+    wanted = list(dict.fromkeys(resource_ids))
+    result: dict[str, dict[str, str]] = {resource_id: {} for resource_id in wanted}
+    if not wanted:
+        return result
+    # SQLite allows some hundreds of bound parameters per statement; chunk to stay under.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = db.session.execute(
+            db.select(Tag).where(Tag.owner_id == owner_id, Tag.resource_id.in_(chunk))
+            .order_by(Tag.resource_id, Tag.key)).scalars()
+        for row in rows:
+            result[row.resource_id][row.key] = row.value
+    return result
+
+
+def tag_set(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """A resource's ``tagSet`` as EC2 renders it: ``[{"key": …, "value": …}]``."""
+    return [{"key": key, "value": value} for key, value in sorted(tags.items())]
+
+
+def tag_getters(lookup: Callable[[Any], Mapping[str, str]]) -> dict[str, Callable]:
+    """Filter getters for ``tag:<key>``, ``tag-key`` and ``tag-value``.
+
+    *lookup(item)* returns the item's tags as a dict; merge the result into a Describe
+    action's getters for :func:`eucalite.compute.ec2.filters.apply`.
+    """
+    return {
+        "tag:*": lambda item, key: lookup(item).get(key),
+        "tag-key": lambda item: list(lookup(item)),
+        "tag-value": lambda item: list(lookup(item).values()),
+    }
+
+
+def describe(owner_id: str) -> list[Tag]:
+    """Every tag the account has, ordered by resource id then key (a stable paging order)."""
+    return list(db.session.execute(
+        db.select(Tag).where(Tag.owner_id == owner_id)
+        .order_by(Tag.resource_id, Tag.key)).scalars())
+
+
+# --- changes --------------------------------------------------------------------------
+
+def _add(owner_id: str, resource_id: str, resource_type: str,
+         pairs: list[tuple[str, str]]) -> None:
+    """Set *pairs* on one resource inside the caller's transaction, enforcing the limit."""
+    existing = {row.key: row for row in db.session.execute(
+        db.select(Tag).where(Tag.owner_id == owner_id, Tag.resource_id == resource_id))
+        .scalars()}
+    added = {key for key, _ in pairs if key not in existing}
+    if len(existing) + len(added) > MAX_TAGS_PER_RESOURCE:
+        raise TagLimitExceeded(f"The maximum number of tags ({MAX_TAGS_PER_RESOURCE}) for "
+                               f"resource {resource_id} has been reached.")
+    for key, value in pairs:
+        row = existing.get(key)
+        if row is None:
+            db.session.add(Tag(resource_id=resource_id, key=key, value=value,
+                               owner_id=owner_id, resource_type=resource_type))
+        else:
+            row.value = value
+
+
+def create_tags(principal: Principal, resource_ids: list[str],
+                pairs: list[tuple[str, str]]) -> None:
+    """CreateTags: add or overwrite *pairs* on every resource, all or nothing."""
+    if not resource_ids:
+        raise MissingParameter("The request must contain the parameter ResourceId.1")
+    if not pairs:
+        raise MissingParameter("The request must contain the parameter Tag.1")
+    write_lock()
+    try:
+        kinds = {resource_id: check_owned(principal.account_id, resource_id)
+                 for resource_id in resource_ids}
+        for resource_id, kind in kinds.items():
+            _add(principal.account_id, resource_id, kind.resource_type, pairs)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def delete_tags(principal: Principal, resource_ids: list[str],
+                pairs: list[tuple[str, str | None]] | None) -> None:
+    """DeleteTags: remove tags from every resource.
+
+    *pairs* None removes every tag; a pair with value None removes that key whatever its
+    value; a pair with a value (even "") removes the key only if its value is that.
+    """
+    if not resource_ids:
+        raise MissingParameter("The request must contain the parameter ResourceId.1")
+    write_lock()
+    try:
+        for resource_id in resource_ids:
+            check_owned(principal.account_id, resource_id)
+        rows = db.session.execute(db.select(Tag).where(
+            Tag.owner_id == principal.account_id, Tag.resource_id.in_(resource_ids))).scalars()
+        for row in rows:
+            if pairs is None or any(row.key == key and (value is None or row.value == value)
+                                    for key, value in pairs):
+                db.session.delete(row)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def parse_tag_specifications(resource_type: str,
+                             specs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The tags ``TagSpecification.N`` gives a new resource of *resource_type*, validated.
+
+    A specification for another resource type is InvalidParameterValue (RunInstances, which
+    creates several types, calls this once per type with only the matching specs).
+    """
+    pairs: dict[str, str] = {}
+    for index, spec in enumerate(specs, 1):
+        spec_type = spec.get("ResourceType")
+        if spec_type is None:
+            raise MissingParameter(f"The request must contain the parameter "
+                                   f"TagSpecification.{index}.ResourceType")
+        if spec_type != resource_type:
+            raise InvalidParameterValue(f"'{spec_type}' is not a valid taggable resource "
+                                        f"type for this operation.")
+        tag_items = spec.get("Tag", {})
+        if not isinstance(tag_items, dict):
+            raise InvalidParameterValue(f"TagSpecification.{index}.Tag must be a list.")
+        if not all(key.isdigit() for key in tag_items):
+            raise InvalidParameterValue(f"TagSpecification.{index}.Tag must be a list: "
+                                        f"TagSpecification.{index}.Tag.1.Key, …")
+        items = [tag_items[key] for key in sorted(tag_items, key=int)]
+        if not all(isinstance(item, dict) for item in items):
+            raise InvalidParameterValue(f"TagSpecification.{index}.Tag must be a list.")
+        pairs.update(parse_tags(items, prefix=f"TagSpecification.{index}.Tag"))
+    if len(pairs) > MAX_TAGS_PER_RESOURCE:
+        raise TagLimitExceeded(f"The maximum number of tags ({MAX_TAGS_PER_RESOURCE}) per "
+                               "resource has been exceeded.")
+    return list(pairs.items())
+
+
+def apply_tag_specifications(principal: Principal, resource_type: str,
+                             resource_ids: list[str], specs: list[dict[str, Any]]) -> None:
+    """Tag resources being created from ``TagSpecification.N`` (*specs* is
+    ``params.get_struct_list("TagSpecification")``).
+
+    Runs inside the creating caller's write transaction and does not commit, so the
+    resource and its tags appear together or not at all. Ownership is not checked: the
+    caller has just created the resources for *principal*.
+    """
+    pairs = parse_tag_specifications(resource_type, specs)
+    if not pairs:
+        return
+    for resource_id in resource_ids:
+        _add(principal.account_id, resource_id, resource_type, pairs)
+
+
+def delete_all(resource_id: str) -> None:
+    """Drop every tag of a resource that is going away, in the caller's transaction."""
+    db.session.execute(db.delete(Tag).where(Tag.resource_id == resource_id))
+
+
+# --- default registrations ------------------------------------------------------------
+
+def _row_owned(model) -> Callable[[str, str], bool]:
+    """An ``owned`` check for a table with ``id`` and ``owner_id`` columns."""
+    def owned(owner_id: str, resource_id: str) -> bool:
+        return db.session.execute(db.select(model.id).where(
+            model.id == resource_id, model.owner_id == owner_id)).first() is not None
+    return owned
+
+
+# Instances and images have tables already; their families may register refined checks.
+register_resource("i-", "instance", _row_owned(Instance))
+for _prefix in ("emi-", "eki-", "eri-"):
+    register_resource(_prefix, "image", _row_owned(Image))
