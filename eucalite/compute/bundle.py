@@ -1,0 +1,540 @@
+"""The EC2 / euca2ools AMI bundle format: make, parse and unpack bundles. Pure: no database.
+
+A bundle is one image file put through ``tar → gzip → AES-128-CBC → split`` into parts of
+(by default) 10 MiB, named ``NAME.part.NN``, plus ``NAME.manifest.xml`` describing them::
+
+    <manifest>
+      <version>2007-10-10</version>
+      <bundler><name/><version/><release/></bundler>
+      <machine_configuration>architecture, kernel_id, ramdisk_id, block_device_mapping
+      </machine_configuration>
+      <image>
+        name, user, type (machine|kernel|ramdisk), digest (SHA1 of the tar stream),
+        size (the image file's), bundled_size (all parts), ec2_encrypted_key/iv (the AES key
+        and IV, hex, RSA-encrypted PKCS#1 v1.5 to the cloud's key, hex), user_encrypted_*,
+        parts count=N / part index=i / filename, digest (SHA1 of the part)
+      </image>
+      <signature/>   (the bundling user's RSA-SHA1 signature of machine_configuration+image)
+    </manifest>
+
+As euca2ools does, the RSA-encrypted plaintext is the *hex text* of the key and IV.
+eucalite's own importer makes unencrypted bundles (tar → gzip → split): their manifests have
+no ``ec2_encrypted_key`` element, which is how :func:`unbundle` knows to skip AES.
+
+Everything streams: :func:`make_bundle` spools the bundled bytes to an anonymous temporary
+file (the manifest needs every part's digest before any part can be handed out) and
+:func:`unbundle` pipes parts through decryption, gunzip and untar chunk by chunk, so memory
+stays at a few chunks plus one part (spooled to disk when large) whatever the image size.
+"""
+from __future__ import annotations
+
+import binascii
+import hashlib
+import os
+import secrets
+import tarfile
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator
+from xml.etree import ElementTree as ET
+
+from ..errors import AwsError
+
+MANIFEST_VERSION = "2007-10-10"
+BUNDLER = ("eucalite", "1.0", "1")
+PART_SIZE = 10 * 1024 * 1024
+CHUNK = 1024 * 1024
+KINDS = ("machine", "kernel", "ramdisk")
+#: A manifest is a few KiB even for a 100-part image; refuse anything absurd before parsing.
+MAX_MANIFEST_BYTES = 1024 * 1024
+#: euca2ools' default mapping for instance-store images.
+DEFAULT_BLOCK_DEVICES = {"ami": "sda1", "root": "/dev/sda1", "ephemeral0": "sda2",
+                         "swap": "sda3"}
+
+
+class InvalidManifest(AwsError):
+    """The manifest cannot be read, parsed or trusted (EC2's ``InvalidManifest``)."""
+
+    code, status = "InvalidManifest", 400
+
+
+class CorruptBundle(InvalidManifest):
+    """The parts do not match their manifest (digest, size, padding, archive)."""
+
+
+@dataclass
+class Manifest:
+    """What a manifest says, as plain values."""
+
+    name: str
+    kind: str                                   # machine | kernel | ramdisk
+    arch: str | None
+    parts: list[tuple[str, str]]                # (filename, sha1 hex), in index order
+    image_size: int | None
+    bundled_size: int | None
+    digest: str | None                          # SHA1 hex of the tar stream
+    kernel_id: str | None = None
+    ramdisk_id: str | None = None
+    user: str | None = None
+    encrypted_key: str | None = None            # hex of the RSA ciphertext, None: plain
+    encrypted_iv: str | None = None
+    block_devices: dict[str, str] = field(default_factory=dict)   # virtual -> device
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encrypted_key is not None
+
+    def to_json(self) -> dict:
+        """What :class:`~eucalite.compute.models.Image` keeps in ``manifest_json``."""
+        return {"name": self.name, "kind": self.kind, "parts": [list(p) for p in self.parts],
+                "image_size": self.image_size, "bundled_size": self.bundled_size,
+                "digest": self.digest, "encrypted_key": self.encrypted_key,
+                "encrypted_iv": self.encrypted_iv, "arch": self.arch,
+                "kernel_id": self.kernel_id, "ramdisk_id": self.ramdisk_id,
+                "user": self.user, "block_devices": self.block_devices}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Manifest":
+        data = dict(data)
+        data["parts"] = [tuple(part) for part in data.get("parts", [])]
+        return cls(**data)
+
+
+# --- making ------------------------------------------------------------------------------
+
+class _PartWriter:
+    """Writes the bundled stream to *spool*, cutting it into parts and hashing each."""
+
+    def __init__(self, spool: BinaryIO, part_size: int):
+        self.spool = spool
+        self.part_size = part_size
+        self.parts: list[tuple[int, str]] = []          # (size, sha1 hex)
+        self._hash = hashlib.sha1()
+        self._filled = 0
+        self.total = 0
+
+    def write(self, data: bytes) -> None:
+        while data:
+            room = self.part_size - self._filled
+            piece, data = data[:room], data[room:]
+            self.spool.write(piece)
+            self._hash.update(piece)
+            self._filled += len(piece)
+            self.total += len(piece)
+            if self._filled == self.part_size:
+                self._cut()
+
+    def _cut(self) -> None:
+        self.parts.append((self._filled, self._hash.hexdigest()))
+        self._hash, self._filled = hashlib.sha1(), 0
+
+    def close(self) -> None:
+        if self._filled or not self.parts:      # an empty bundle still has one part
+            self._cut()
+
+
+class _TarSink:
+    """What tarfile writes into: hashes the tar stream, gzips it, encrypts it (or not)."""
+
+    def __init__(self, out: _PartWriter, key: bytes | None, iv: bytes | None):
+        self.out = out
+        self.sha1 = hashlib.sha1()
+        self.gzip = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self.encryptor = self.padder = None
+        if key is not None:
+            from cryptography.hazmat.primitives import padding
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+            self.encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+            self.padder = padding.PKCS7(128).padder()
+
+    def write(self, data: bytes) -> int:
+        self.sha1.update(data)
+        self._emit(self.gzip.compress(data))
+        return len(data)
+
+    def _emit(self, data: bytes, final: bool = False) -> None:
+        if self.encryptor is not None:
+            data = self.encryptor.update(self.padder.update(data))
+            if final:
+                data += self.encryptor.update(self.padder.finalize()) + \
+                    self.encryptor.finalize()
+        if data:
+            self.out.write(data)
+
+    def finish(self) -> None:
+        self._emit(self.gzip.flush(), final=True)
+
+
+def make_bundle(source: str | os.PathLike, name: str, kind: str = "machine",
+                arch: str = "x86_64", *, encrypt_with=None, kernel_id: str | None = None,
+                ramdisk_id: str | None = None, part_size: int = PART_SIZE,
+                user: str = "", user_key=None, sign_with=None,
+                block_devices: dict[str, str] | None = None
+                ) -> tuple[bytes, Iterator[tuple[str, bytes]]]:
+    """Bundle the image file *source* as *name*: ``(manifest XML, iterator of parts)``.
+
+    *encrypt_with* is the cloud's RSA public key (a ``cryptography`` key): the AES key and IV
+    are encrypted to it, as euca-bundle-image does with the cloud certificate; None makes an
+    unencrypted bundle. *user_key* (public) adds the ``user_encrypted_*`` copies and
+    *sign_with* (private) fills ``<signature>``; both are optional here because eucalite
+    neither issues user certificates nor verifies bundle signatures. The parts iterator
+    reads from a temporary file that is removed once the iterator is exhausted or dropped.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if part_size <= 0:
+        raise ValueError("part_size must be positive")
+    key = iv = None
+    if encrypt_with is not None:
+        key, iv = secrets.token_bytes(16), secrets.token_bytes(16)
+    spool = tempfile.TemporaryFile()
+    try:
+        writer = _PartWriter(spool, part_size)
+        sink = _TarSink(writer, key, iv)
+        image_size = os.path.getsize(source)
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+            tar.add(os.fspath(source), arcname=os.path.basename(source), recursive=False)
+        sink.finish()
+        writer.close()
+    except BaseException:
+        spool.close()
+        raise
+    filenames = [f"{name}.part.{index:02d}" for index in range(len(writer.parts))]
+    manifest = _manifest_xml(
+        name=name, kind=kind, arch=arch, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
+        user=user, digest=sink.sha1.hexdigest(), image_size=image_size,
+        bundled_size=writer.total, key=key, iv=iv, cloud_key=encrypt_with,
+        user_key=user_key, sign_with=sign_with,
+        parts=[(filename, digest) for filename, (_, digest) in zip(filenames, writer.parts)],
+        block_devices=DEFAULT_BLOCK_DEVICES if block_devices is None else block_devices)
+    sizes = [size for size, _ in writer.parts]
+    return manifest, _read_parts(spool, filenames, sizes)
+
+
+def _read_parts(spool: BinaryIO, filenames: list[str],
+                sizes: list[int]) -> Iterator[tuple[str, bytes]]:
+    """Hand out the spooled parts one at a time; closing the spool deletes it."""
+    try:
+        spool.seek(0)
+        for filename, size in zip(filenames, sizes):
+            yield filename, spool.read(size)
+    finally:
+        spool.close()
+
+
+def _rsa_encrypt_hex(public_key, secret: bytes) -> str:
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    # euca2ools encrypts the hex text of the key, not the raw bytes.
+    return public_key.encrypt(binascii.hexlify(secret), padding.PKCS1v15()).hex()
+
+
+def _manifest_xml(*, name, kind, arch, kernel_id, ramdisk_id, user, digest, image_size,
+                  bundled_size, key, iv, cloud_key, user_key, sign_with, parts,
+                  block_devices) -> bytes:
+    root = ET.Element("manifest")
+    ET.SubElement(root, "version").text = MANIFEST_VERSION
+    bundler = ET.SubElement(root, "bundler")
+    for tag, value in zip(("name", "version", "release"), BUNDLER):
+        ET.SubElement(bundler, tag).text = value
+    machine = ET.SubElement(root, "machine_configuration")
+    ET.SubElement(machine, "architecture").text = arch
+    if block_devices:
+        mapping = ET.SubElement(machine, "block_device_mapping")
+        for virtual, device in block_devices.items():
+            item = ET.SubElement(mapping, "mapping")
+            ET.SubElement(item, "virtual").text = virtual
+            ET.SubElement(item, "device").text = device
+    if kernel_id:
+        ET.SubElement(machine, "kernel_id").text = kernel_id
+    if ramdisk_id:
+        ET.SubElement(machine, "ramdisk_id").text = ramdisk_id
+    image = ET.SubElement(root, "image")
+    ET.SubElement(image, "name").text = name
+    ET.SubElement(image, "user").text = user
+    ET.SubElement(image, "type").text = kind
+    ET.SubElement(image, "digest", algorithm="SHA1").text = digest
+    ET.SubElement(image, "size").text = str(image_size)
+    ET.SubElement(image, "bundled_size").text = str(bundled_size)
+    if key is not None:
+        ET.SubElement(image, "ec2_encrypted_key", algorithm="AES-128-CBC").text = \
+            _rsa_encrypt_hex(cloud_key, key)
+        if user_key is not None:
+            ET.SubElement(image, "user_encrypted_key", algorithm="AES-128-CBC").text = \
+                _rsa_encrypt_hex(user_key, key)
+        ET.SubElement(image, "ec2_encrypted_iv").text = _rsa_encrypt_hex(cloud_key, iv)
+        if user_key is not None:
+            ET.SubElement(image, "user_encrypted_iv").text = _rsa_encrypt_hex(user_key, iv)
+    parts_element = ET.SubElement(image, "parts", count=str(len(parts)))
+    for index, (filename, part_digest) in enumerate(parts):
+        part = ET.SubElement(parts_element, "part", index=str(index))
+        ET.SubElement(part, "filename").text = filename
+        ET.SubElement(part, "digest", algorithm="SHA1").text = part_digest
+    signature = ""
+    if sign_with is not None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        signed = ET.tostring(machine) + ET.tostring(image)
+        signature = sign_with.sign(signed, padding.PKCS1v15(), hashes.SHA1()).hex()
+    ET.SubElement(root, "signature").text = signature
+    return b'<?xml version="1.0" ?>\n' + ET.tostring(root)
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+def parse_manifest(xml: bytes) -> Manifest:
+    """Parse a bundle manifest; anything malformed is :class:`InvalidManifest`."""
+    if len(xml) > MAX_MANIFEST_BYTES:
+        raise InvalidManifest("The manifest is larger than any bundle manifest can be.")
+    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+        # No entity expansion from user-supplied XML (billion laughs).
+        raise InvalidManifest("The manifest must not contain a DOCTYPE.")
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as error:
+        raise InvalidManifest(f"The manifest is not well-formed XML: {error}")
+    if root.tag != "manifest":
+        raise InvalidManifest(f"The manifest's root element is <{root.tag}>, not <manifest>.")
+    image = _required(root, "image")
+    machine = root.find("machine_configuration")
+    kernel_id = _text(machine, "kernel_id")
+    ramdisk_id = _text(machine, "ramdisk_id")
+    kind = _text(image, "type")
+    if kind is None:
+        # Older euca2ools marked kernels and ramdisks with kernel_id/ramdisk_id "true".
+        kind = ("kernel" if kernel_id == "true" else
+                "ramdisk" if ramdisk_id == "true" else "machine")
+    if kind not in KINDS:
+        raise InvalidManifest(f"Unknown image type {kind!r} in the manifest.")
+    if kernel_id == "true":
+        kernel_id = None
+    if ramdisk_id == "true":
+        ramdisk_id = None
+    name = _text(image, "name")
+    if not name:
+        raise InvalidManifest("The manifest has no image name.")
+    return Manifest(
+        name=name, kind=kind, arch=_text(machine, "architecture"),
+        kernel_id=kernel_id, ramdisk_id=ramdisk_id, user=_text(image, "user"),
+        parts=_parts(image), image_size=_int(image, "size"),
+        bundled_size=_int(image, "bundled_size"), digest=_hex(image, "digest"),
+        encrypted_key=_hex(image, "ec2_encrypted_key"),
+        encrypted_iv=_hex(image, "ec2_encrypted_iv"),
+        block_devices=_block_devices(machine))
+
+
+def _required(parent: ET.Element, tag: str) -> ET.Element:
+    element = parent.find(tag)
+    if element is None:
+        raise InvalidManifest(f"The manifest has no <{tag}> element.")
+    return element
+
+
+def _text(parent: ET.Element | None, tag: str) -> str | None:
+    if parent is None:
+        return None
+    element = parent.find(tag)
+    if element is None or element.text is None or not element.text.strip():
+        return None
+    return element.text.strip()
+
+
+def _int(parent: ET.Element, tag: str) -> int | None:
+    text = _text(parent, tag)
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise InvalidManifest(f"<{tag}> must be a number of bytes, not {text!r}.")
+    return int(text)
+
+
+def _hex(parent: ET.Element, tag: str) -> str | None:
+    text = _text(parent, tag)
+    if text is None:
+        return None
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        raise InvalidManifest(f"<{tag}> must be hexadecimal.")
+    return text.lower()
+
+
+def _parts(image: ET.Element) -> list[tuple[str, str]]:
+    parts_element = _required(image, "parts")
+    indexed = []
+    for part in parts_element.findall("part"):
+        index = part.get("index", "")
+        filename, digest = _text(part, "filename"), _hex(part, "digest")
+        if not index.isdigit() or not filename or not digest:
+            raise InvalidManifest("Each <part> needs an index, a <filename> and a <digest>.")
+        if "/" in filename or filename in (".", ".."):
+            raise InvalidManifest(f"Part filename {filename!r} must not name a directory.")
+        indexed.append((int(index), filename, digest))
+    indexed.sort()
+    if not indexed or [index for index, _, _ in indexed] != list(range(len(indexed))):
+        raise InvalidManifest("The manifest's parts must be numbered 0, 1, 2, … without gaps.")
+    count = parts_element.get("count")
+    if count is not None and count != str(len(indexed)):
+        raise InvalidManifest(f"The manifest lists {len(indexed)} parts but says count={count}.")
+    return [(filename, digest) for _, filename, digest in indexed]
+
+
+def _block_devices(machine: ET.Element | None) -> dict[str, str]:
+    if machine is None:
+        return {}
+    mappings = {}
+    for mapping in machine.findall("block_device_mapping/mapping"):
+        virtual, device = _text(mapping, "virtual"), _text(mapping, "device")
+        if virtual and device:
+            mappings[virtual] = device
+    return mappings
+
+
+# --- unpacking ---------------------------------------------------------------------------
+
+def _rsa_decrypt(private_key, ciphertext_hex: str, what: str) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    try:
+        plain = private_key.decrypt(bytes.fromhex(ciphertext_hex), padding.PKCS1v15())
+    except ValueError:
+        raise CorruptBundle(f"The bundle's {what} was not encrypted to this cloud's key.")
+    if len(plain) == 32:                 # hex text, as euca2ools encrypts it
+        try:
+            return binascii.unhexlify(plain)
+        except binascii.Error:
+            pass
+    if len(plain) == 16:                 # raw bytes, as some other bundlers do
+        return plain
+    raise CorruptBundle(f"The bundle's {what} is not a 128-bit AES value.")
+
+
+def _decrypted(chunks: Iterable[bytes], key: bytes, iv: bytes) -> Iterator[bytes]:
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    for chunk in chunks:
+        yield unpadder.update(decryptor.update(chunk))
+    try:
+        yield unpadder.update(decryptor.finalize()) + unpadder.finalize()
+    except ValueError:
+        raise CorruptBundle("The bundle does not decrypt (bad padding): wrong key or "
+                            "truncated parts.")
+
+
+def _verified_parts(manifest: Manifest,
+                    read_part: Callable[[str], Iterable[bytes]]) -> Iterator[bytes]:
+    """Every part's bytes in order, each released only once its SHA1 matches the manifest.
+
+    Each part is spooled (in memory up to two default part sizes, on disk beyond) before it
+    goes downstream, so a corrupt part is reported as such rather than as whatever
+    decryption or gunzip makes of it.
+    """
+    total = 0
+    for filename, expected in manifest.parts:
+        digest = hashlib.sha1()
+        with tempfile.SpooledTemporaryFile(max_size=2 * PART_SIZE) as spool:
+            for chunk in read_part(filename):
+                digest.update(chunk)
+                total += len(chunk)
+                spool.write(chunk)
+            if digest.hexdigest() != expected:
+                raise CorruptBundle(f"Part {filename} does not match its digest in the "
+                                    "manifest.")
+            spool.seek(0)
+            while chunk := spool.read(CHUNK):
+                yield chunk
+    if manifest.bundled_size is not None and total != manifest.bundled_size:
+        raise CorruptBundle(f"The parts hold {total} bytes; the manifest says "
+                            f"{manifest.bundled_size}.")
+
+
+def _gunzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        for chunk in chunks:
+            while chunk:
+                # Bounded output per step: a gzip bomb cannot balloon memory.
+                yield inflater.decompress(chunk, CHUNK)
+                chunk = inflater.unconsumed_tail
+        yield inflater.flush()
+    except zlib.error as error:
+        raise CorruptBundle(f"The bundle is not a gzip stream: {error}")
+    if not inflater.eof:
+        raise CorruptBundle("The bundle's gzip stream is truncated.")
+
+
+class _HashingStream:
+    """``read(n)`` over an iterator of chunks, hashing (SHA1) everything read."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._buffer = bytearray()
+        self.sha1 = hashlib.sha1()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self.sha1.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+def unbundle(manifest: Manifest, read_part: Callable[[str], Iterable[bytes]],
+             write: BinaryIO, private_key=None) -> int:
+    """Reassemble the image of *manifest* into the file *write*; returns its size.
+
+    *read_part(filename)* yields a part's bytes. Each part's SHA1 and the tar stream's SHA1
+    are verified (:class:`CorruptBundle` otherwise); an encrypted bundle needs the cloud's
+    *private_key*. On an error *write* holds a partial image: the caller discards it.
+    """
+    chunks: Iterable[bytes] = _verified_parts(manifest, read_part)
+    if manifest.encrypted:
+        if private_key is None:
+            raise CorruptBundle("The bundle is encrypted and no cloud key was given.")
+        if manifest.encrypted_iv is None:
+            raise InvalidManifest("The manifest has an encrypted key but no encrypted IV.")
+        key = _rsa_decrypt(private_key, manifest.encrypted_key, "AES key")
+        iv = _rsa_decrypt(private_key, manifest.encrypted_iv, "AES IV")
+        chunks = _decrypted(chunks, key, iv)
+    stream = _HashingStream(iter(_gunzipped(chunks)))
+    written = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                source = tar.extractfile(member)
+                while True:
+                    block = source.read(CHUNK)
+                    if not block:
+                        break
+                    write.write(block)
+                    written += len(block)
+                break           # one image per bundle; the digest still covers the rest
+            else:
+                raise CorruptBundle("The bundle's archive holds no image file.")
+    except tarfile.TarError as error:
+        raise CorruptBundle(f"The bundle's archive is unreadable: {error}")
+    stream.drain()              # the digest covers the tar padding after the file
+    if manifest.digest is not None and stream.sha1.hexdigest() != manifest.digest:
+        raise CorruptBundle("The image does not match the manifest's digest.")
+    if manifest.image_size is not None and written != manifest.image_size:
+        raise CorruptBundle(f"The image holds {written} bytes; the manifest says "
+                            f"{manifest.image_size}.")
+    return written

@@ -1,0 +1,259 @@
+"""EC2 image actions: RegisterImage, DescribeImages, DeregisterImage and the image
+attributes (Describe/Modify/ResetImageAttribute). Parse, call :mod:`..images`, render."""
+from __future__ import annotations
+
+from ...errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
+from .. import images, pagination
+from ..models import Image
+from . import filters, registry
+
+#: eucalite's nodes run KVM through libvirt.
+HYPERVISOR = "kvm"
+
+
+def _tags_module():
+    try:
+        from .. import tags
+    except ImportError:            # the tags issue may not have landed yet
+        return None
+    return tags
+
+
+def _block_device_items(image: Image) -> list[dict]:
+    items = []
+    for mapping in image.get_json("block_devices", []) or []:
+        item: dict = {"deviceName": mapping["device"]}
+        if mapping.get("virtual"):
+            item["virtualName"] = mapping["virtual"]
+        if mapping.get("no_device"):
+            item["noDevice"] = ""
+        if mapping.get("ebs"):
+            ebs = mapping["ebs"]
+            item["ebs"] = {"volumeSize": ebs.get("volume_size"),
+                           "deleteOnTermination": ebs.get("delete_on_termination", True),
+                           "volumeType": ebs.get("volume_type")}
+        items.append(item)
+    return items
+
+
+def render_image(image: Image, tags: dict[str, str] | None) -> dict:
+    """One ``imagesSet/item`` as EC2 renders it."""
+    return {
+        "imageId": image.id,
+        "imageLocation": image.location,
+        "imageState": image.state,
+        "imageOwnerId": image.owner_id,
+        "creationDate": image.created,
+        "isPublic": image.is_public,
+        "architecture": image.architecture,
+        "imageType": image.kind,
+        "kernelId": image.kernel_id,
+        "ramdiskId": image.ramdisk_id,
+        "name": image.name,
+        "description": image.description,
+        "rootDeviceType": image.root_device_type,
+        "rootDeviceName": image.root_device_name,
+        "blockDeviceMapping": _block_device_items(image),
+        "virtualizationType": image.virtualization_type,
+        "hypervisor": HYPERVISOR,
+        "stateReason": ({"code": image.state, "message": image.state_reason}
+                        if image.state_reason else None),
+        "tagSet": [{"key": key, "value": value} for key, value in sorted((tags or {}).items())],
+    }
+
+
+# --- RegisterImage ------------------------------------------------------------------------
+
+@registry.action("RegisterImage", params=(
+        "ImageLocation", "Name", "Description", "Architecture", "KernelId", "RamdiskId",
+        "RootDeviceName", "BlockDeviceMapping", "VirtualizationType"))
+def register_image(call):
+    params = call.params
+    request = images.Registration(
+        name=params.get("Name"), location=params.get("ImageLocation"),
+        description=params.get("Description"), architecture=params.get("Architecture"),
+        kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
+        root_device_name=params.get("RootDeviceName"),
+        virtualization_type=params.get("VirtualizationType"),
+        block_devices=params.get_struct_list("BlockDeviceMapping"))
+    if not request.location and request.name is None:
+        raise MissingParameter("The request must contain the parameter Name")
+    image = images.register(call.principal, call.services.s3.store, request)
+    return {"imageId": image.id}
+
+
+# --- DescribeImages -----------------------------------------------------------------------
+
+def _getters(lookup_tags) -> dict:
+    getters = {
+        "architecture": lambda image: image.architecture,
+        "description": lambda image: image.description,
+        "image-id": lambda image: image.id,
+        "image-type": lambda image: image.kind,
+        "is-public": lambda image: image.is_public,
+        "kernel-id": lambda image: image.kernel_id,
+        "manifest-location": lambda image: image.location,
+        "name": lambda image: image.name,
+        "owner-id": lambda image: image.owner_id,
+        "ramdisk-id": lambda image: image.ramdisk_id,
+        "root-device-name": lambda image: image.root_device_name,
+        "root-device-type": lambda image: image.root_device_type,
+        "state": lambda image: image.state,
+        "virtualization-type": lambda image: image.virtualization_type,
+        "hypervisor": lambda image: HYPERVISOR,
+        "block-device-mapping.device-name": lambda image: [
+            item["device"] for item in image.get_json("block_devices", []) or []],
+    }
+    tags = _tags_module()
+    if tags is not None:
+        getters.update(tags.tag_getters(lookup_tags))
+    return getters
+
+
+@registry.action("DescribeImages", params=(
+        "ImageId", "Owner", "ExecutableBy", "Filter", "MaxResults", "NextToken",
+        "IncludeDeprecated", "IncludeDisabled"))
+def describe_images(call):
+    params = call.params
+    image_ids = params.get_list("ImageId")
+    max_results = params.get_int("MaxResults", minimum=5, maximum=1000)
+    if image_ids and max_results is not None:
+        raise InvalidParameterCombination("The parameter ImageId cannot be used with the "
+                                          "parameter MaxResults")
+    params.get_bool("IncludeDeprecated")           # accepted; nothing here is deprecated
+    params.get_bool("IncludeDisabled")
+    rows = images.describe(call.principal, image_ids, params.get_list("Owner"),
+                           params.get_list("ExecutableBy"))
+    tags_module = _tags_module()
+    # Tags are the owner's: another account's view of a shared image carries none of them.
+    by_owner: dict[str, list[str]] = {}
+    for row in rows:
+        by_owner.setdefault(row.owner_id, []).append(row.id)
+    tag_map: dict[str, dict[str, str]] = {}
+    if tags_module is not None:
+        tag_map = tags_module.tags_for(call.principal.account_id,
+                                       by_owner.get(call.principal.account_id, []))
+    rows = filters.apply(rows, params.get_filters(),
+                         _getters(lambda image: tag_map.get(image.id, {})))
+    page, token = pagination.paginate(rows, max_results, params.get("NextToken"))
+    body = {"imagesSet": [render_image(image, tag_map.get(image.id)) for image in page]}
+    if token:
+        body["nextToken"] = token
+    return body
+
+
+# --- DeregisterImage ----------------------------------------------------------------------
+
+@registry.action("DeregisterImage", params=("ImageId", "DeleteAssociatedSnapshots"))
+def deregister_image(call):
+    images.deregister(call.principal, call.params.require("ImageId"))
+    return {"return": True}
+
+
+# --- attributes ---------------------------------------------------------------------------
+
+def _launch_permission_items(image: Image) -> list[dict]:
+    items = [{"userId": account_id} for account_id in images.launch_permissions(image)]
+    if image.is_public:
+        items.append({"group": "all"})
+    return items
+
+
+@registry.action("DescribeImageAttribute", params=("ImageId", "Attribute"))
+def describe_image_attribute(call):
+    name = images.check_attribute(call.params.get("Attribute"))
+    image = images.attribute(call.principal, call.params.require("ImageId"), name)
+    body: dict = {"imageId": image.id}
+    if name == "launchPermission":
+        body["launchPermission"] = _launch_permission_items(image)
+    elif name == "description":
+        body["description"] = {"value": image.description} if image.description else {}
+    elif name == "kernel":
+        body["kernel"] = {"value": image.kernel_id} if image.kernel_id else {}
+    elif name == "ramdisk":
+        body["ramdisk"] = {"value": image.ramdisk_id} if image.ramdisk_id else {}
+    else:
+        body["blockDeviceMapping"] = _block_device_items(image)
+    return body
+
+
+def _permission_change(params) -> images.PermissionChange:
+    """LaunchPermission.Add.N/.Remove.N (UserId, Group), or the older UserId.N /
+    UserGroup.N with OperationType add|remove."""
+    change = images.PermissionChange()
+    structure = params.get_struct("LaunchPermission")
+    for verb in ("Add", "Remove"):
+        node = structure.get(verb)
+        if node is None:
+            continue
+        items = _struct_items(node, f"LaunchPermission.{verb}")
+        for item in items:
+            user, group = item.get("UserId"), item.get("Group")
+            if user is None and group is None:
+                raise MissingParameter(f"LaunchPermission.{verb}.N needs UserId or Group.")
+            if verb == "Add":
+                change.add_users += [user] if user is not None else []
+                change.add_all |= group is not None and images.check_group(group)
+            else:
+                change.remove_users += [user] if user is not None else []
+                change.remove_all |= group is not None and images.check_group(group)
+    users, groups = params.get_list("UserId"), params.get_list("UserGroup")
+    if users or groups:
+        operation = params.get("OperationType")
+        if operation not in ("add", "remove"):
+            raise InvalidParameterValue(f"Value ({operation}) for parameter OperationType is "
+                                        "invalid. Valid values: add, remove")
+        public = any(images.check_group(group) for group in groups)
+        if operation == "add":
+            change.add_users += users
+            change.add_all |= public
+        else:
+            change.remove_users += users
+            change.remove_all |= public
+    return change
+
+
+def _struct_items(node, name: str) -> list[dict]:
+    if not isinstance(node, dict) or not all(key.isdigit() for key in node):
+        raise InvalidParameterValue(f"Parameter {name} must be a list: {name}.1, {name}.2, …")
+    items = [node[key] for key in sorted(node, key=int)]
+    if not all(isinstance(item, dict) for item in items):
+        raise InvalidParameterValue(f"Parameter {name} must be a list of structures.")
+    return items
+
+
+@registry.action("ModifyImageAttribute", params=(
+        "ImageId", "Attribute", "OperationType", "UserId", "UserGroup", "ProductCode",
+        "LaunchPermission", "Description", "Value", "OrganizationArn",
+        "OrganizationalUnitArn", "ImdsSupport"))
+def modify_image_attribute(call):
+    params = call.params
+    image_id = params.require("ImageId")
+    attribute = params.get("Attribute")
+    description = params.get_struct("Description").get("Value") \
+        if "Description" in params.names() else None
+    if params.get_list("ProductCode"):
+        raise InvalidParameterValue("Product codes are not supported.")
+    if attribute in (None, "launchPermission") and (
+            "LaunchPermission" in params.names() or params.get_list("UserId")
+            or params.get_list("UserGroup")):
+        images.modify_launch_permission(call.principal, image_id, _permission_change(params))
+    elif description is not None or attribute == "description":
+        value = description if description is not None else params.get("Value")
+        images.modify(call.principal, image_id, "description", value)
+    elif attribute in ("kernel", "ramdisk"):
+        images.modify(call.principal, image_id, attribute, params.get("Value"))
+    elif attribute is None:
+        raise MissingParameter("The request must contain the parameter Attribute")
+    else:
+        images.check_attribute(attribute, ("description", "kernel", "ramdisk",
+                                           "launchPermission"))
+        images.modify_launch_permission(call.principal, image_id, images.PermissionChange())
+    return {"return": True}
+
+
+@registry.action("ResetImageAttribute", params=("ImageId", "Attribute"))
+def reset_image_attribute(call):
+    images.reset(call.principal, call.params.require("ImageId"),
+                 call.params.get("Attribute"))
+    return {"return": True}
