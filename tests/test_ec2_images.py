@@ -207,6 +207,10 @@ def test_launch_permission_by_account_and_group(env):
     assert [i["ImageId"] for i in ec2.describe_images(
         ExecutableUsers=[other.id])["Images"]] == [image_id]
     assert ec2.describe_images(ExecutableUsers=["all"])["Images"] == []
+    # "self" means shared with me, not mine.
+    assert ec2.describe_images(ExecutableUsers=["self"])["Images"] == []
+    assert error_code(ec2.describe_images, ExecutableUsers=["bob"]) == \
+        "InvalidUserID.Malformed"
     assert third.ec2.describe_images()["Images"] == []
     attribute = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
     assert attribute["LaunchPermissions"] == [{"UserId": other.id}]

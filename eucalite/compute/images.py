@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+from sqlalchemy import or_
+
 from ..accounts import Account, Principal
 from ..db import db, write_lock
 from ..errors import AwsError, ClientError, InvalidParameterValue, MissingParameter
@@ -354,7 +356,10 @@ def describe(principal: Principal, image_ids: Iterable[str] = (),
             raise ClientError(f"The image id '[{', '.join(missing)}]' does not exist",
                               code="InvalidAMIID.NotFound")
     else:
-        rows = list(db.session.execute(db.select(Image)).scalars())
+        # Narrow in SQL to what may be visible; can_launch below decides exactly.
+        rows = list(db.session.execute(db.select(Image).where(or_(
+            Image.owner_id == me, Image.is_public.is_(True),
+            Image.launch_permissions_json.contains(f'"{me}"')))).scalars())
     rows = [row for row in rows if can_launch(me, row)]
     owner_ids = _owner_ids(principal, owners)
     if owner_ids is not None:
@@ -383,17 +388,18 @@ def _owner_ids(principal: Principal, owners: Iterable[str]) -> set[str] | None:
 
 
 def _executable_by(principal: Principal, image: Image, wanted: list[str]) -> bool:
-    """ExecutableBy: ``all`` matches public images; ``self``/an account id matches images
-    that account owns or has an explicit launch permission for."""
+    """ExecutableBy (boto3's ExecutableUsers), as the EC2 reference scopes it: ``all``
+    matches public images; ``self`` or an account id matches images *shared* with that
+    account through an explicit launch permission (not the images it owns)."""
     for who in wanted:
         if who == "all":
             if image.is_public:
                 return True
             continue
-        account = principal.account_id if who == "self" else who
         if who != "self" and not _ACCOUNT_ID.match(who):
             raise ClientError(f"Invalid user id: \"{who}\"", code="InvalidUserID.Malformed")
-        if image.owner_id == account or account in launch_permissions(image):
+        account = principal.account_id if who == "self" else who
+        if account in launch_permissions(image):
             return True
     return False
 
