@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "lifecycle_interval": 3600,
     # Node duty: run VMs on this host through libvirt.
     "node": True,
+    # Placement policy for new instances: GREEDY | ROUNDROBIN | POWERSAVE (Eucalyptus' names).
+    "scheduler": "GREEDY",
+    # This host's node id in the cluster; empty means its host name.
+    "node_name": "",
     # The node's hypervisor driver: "libvirt", or "fake" (in memory, for tests and demos).
     "hypervisor": "libvirt",
     "libvirt_uri": "qemu:///system",

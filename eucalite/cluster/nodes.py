@@ -1,0 +1,214 @@
+"""Nodes of the cluster: registration, capacity reservations and the admin's on/off switch.
+
+A node is a host with node duty (it runs VMs). ``eucalite serve`` registers its own host with
+:func:`register_local`; RunInstances calls :func:`reserve` to place instances and
+:func:`release` gives their resources back when they end. Every function commits its own
+change. Reservations read and update node usage inside one write transaction
+(:func:`eucalite.db.write_lock`), so concurrent requests never oversubscribe a node.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from typing import Any, Iterable, Mapping
+
+from ..accounts import utcnow
+from ..db import db, write_lock
+from ..errors import AwsError, InvalidParameterValue
+from . import scheduler
+from .models import Node
+from .scheduler import Need, NodeView
+from .virt.driver import HostCapacity
+
+log = logging.getLogger(__name__)
+
+ENABLED = "enabled"
+DISABLED = "disabled"
+UNREACHABLE = "unreachable"
+#: States an administrator may set; UNREACHABLE is set by the cluster when a node is lost.
+ADMIN_STATES = (ENABLED, DISABLED)
+
+INSUFFICIENT_CAPACITY = "InsufficientInstanceCapacity"
+
+
+class InsufficientCapacity(AwsError):
+    """EC2's server error for a zone that cannot hold MinCount instances (HTTP 500)."""
+
+    code = INSUFFICIENT_CAPACITY
+    status = 500
+
+    def __init__(self, message: str = "Insufficient capacity."):
+        super().__init__(message)
+
+
+def local_node_id(config: Mapping[str, Any]) -> str:
+    """This host's node id: the ``node_name`` setting, else the host name."""
+    return config.get("node_name") or socket.gethostname()
+
+
+def _transaction(function):
+    """Run *function* as one write transaction: lock first, roll back on any error.
+
+    The rollback also releases the write lock, so a failed request never blocks the next.
+    """
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        write_lock()
+        try:
+            return function(*args, **kwargs)
+        except BaseException:
+            db.session.rollback()
+            raise
+    return wrapper
+
+
+@_transaction
+def register_local(config: Mapping[str, Any], capacity: HostCapacity,
+                   hypervisor_uri: str) -> Node:
+    """Create or update this host's Node with its capacity; it is seen now.
+
+    A new node starts enabled. An existing one keeps an administrator's ``disabled``; a node
+    that was unreachable is back, so it is enabled again. Reservations already recorded
+    (``used_*``) are kept: instances still running on the host still hold them.
+    """
+    node_id = local_node_id(config)
+    node = db.session.get(Node, node_id)
+    if node is None:
+        node = Node(id=node_id, state=ENABLED, used_cores=0, used_memory_mb=0,
+                    used_disk_gb=0, last_chosen=0)
+        db.session.add(node)
+    elif node.state != DISABLED:
+        node.state = ENABLED
+    node.zone = config["zones"][0]
+    node.hypervisor_uri = hypervisor_uri
+    node.cores, node.memory_mb, node.disk_gb = (
+        capacity.cores, capacity.memory_mb, capacity.disk_gb)
+    node.last_seen = utcnow()
+    db.session.commit()
+    log.info("node %s registered in zone %s: %d cores, %d MiB, %d GiB (%s)", node.id,
+             node.zone, node.cores, node.memory_mb, node.disk_gb, node.state)
+    return node
+
+
+def _view(node: Node) -> NodeView:
+    """What the scheduler needs to know about *node*."""
+    return NodeView(id=node.id, free_cores=node.cores - node.used_cores,
+                    free_memory_mb=node.memory_mb - node.used_memory_mb,
+                    free_disk_gb=node.disk_gb - node.used_disk_gb, used=node.used_cores,
+                    last_chosen=node.last_chosen, enabled=node.state == ENABLED)
+
+
+def _no_nodes_message(zone: str) -> str:
+    return (f"Insufficient capacity: availability zone {zone} has no nodes, because node "
+            "duty is off on every host of this cloud. Run `eucalite serve` with node duty on "
+            "(the default; --node, or node = true in eucalite.toml) on a host with libvirt "
+            "(libvirtd running, qemu/KVM installed).")
+
+
+@_transaction
+def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str) -> list[str]:
+    """Reserve *need* for between *min_count* and *max_count* instances in *zone*.
+
+    Returns one node id per instance (as many as fit, up to *max_count*). Raises
+    InsufficientInstanceCapacity, reserving nothing, when fewer than *min_count* fit.
+    """
+    if not 1 <= min_count <= max_count:
+        raise InvalidParameterValue(
+            f"MinCount ({min_count}) must be at least 1 and at most MaxCount ({max_count}).")
+    nodes = {node.id: node for node in db.session.execute(
+        db.select(Node).filter_by(zone=zone)).scalars()}
+    if not nodes:
+        raise InsufficientCapacity(_no_nodes_message(zone))
+    chosen = scheduler.choose([_view(node) for node in nodes.values()], need, max_count,
+                              policy)
+    if len(chosen) < min_count:
+        if not any(node.state == ENABLED for node in nodes.values()):
+            raise InsufficientCapacity(
+                f"Insufficient capacity: no node of availability zone {zone} is enabled "
+                "(see `eucalite node list`; `eucalite node enable NODE` turns one on).")
+        raise InsufficientCapacity()
+    # Later choices get higher stamps, so ROUNDROBIN next starts after the last node used.
+    stamp = max(node.last_chosen for node in nodes.values())
+    for node_id in chosen:
+        node = nodes[node_id]
+        node.used_cores += need.cores
+        node.used_memory_mb += need.memory_mb
+        node.used_disk_gb += need.disk_gb
+        stamp += 1
+        node.last_chosen = stamp
+    db.session.commit()
+    return chosen
+
+
+@_transaction
+def release(node_id: str, need: Need) -> None:
+    """Give back one instance's reservation on *node_id* (usage never goes below zero).
+
+    A node that no longer exists has nothing to give back; that is logged, not raised, so
+    terminating an instance always completes.
+    """
+    node = db.session.get(Node, node_id)
+    if node is None:
+        log.warning("release on unknown node %s ignored", node_id)
+        db.session.rollback()
+        return
+    node.used_cores = max(0, node.used_cores - need.cores)
+    node.used_memory_mb = max(0, node.used_memory_mb - need.memory_mb)
+    node.used_disk_gb = max(0, node.used_disk_gb - need.disk_gb)
+    db.session.commit()
+
+
+def list_nodes() -> list[Node]:
+    """Every node, by zone then id."""
+    return list(db.session.execute(
+        db.select(Node).order_by(Node.zone, Node.id)).scalars())
+
+
+@_transaction
+def set_state(node_id: str, state: str) -> Node:
+    """Enable or disable *node_id* (an administrator's choice). Disabled nodes get no new
+    instances; the ones they run keep running."""
+    if state not in ADMIN_STATES:
+        raise InvalidParameterValue(
+            f"Node state must be one of {', '.join(ADMIN_STATES)}, not {state!r}.")
+    node = db.session.get(Node, node_id)
+    if node is None:
+        raise InvalidParameterValue(f"The node '{node_id}' does not exist.")
+    node.state = state
+    db.session.commit()
+    return node
+
+
+@_transaction
+def mark_unreachable(node_id: str) -> None:
+    """Record that *node_id* stopped answering, so no new instance goes there.
+
+    Only an enabled node changes: an administrator's ``disabled`` stays as it is, and
+    :func:`register_local` enables the node again when it comes back.
+    """
+    node = db.session.get(Node, node_id)
+    if node is not None and node.state == ENABLED:
+        node.state = UNREACHABLE
+        log.warning("node %s is unreachable; no new instances go there", node_id)
+    db.session.commit()
+
+
+def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]]
+                  ) -> list[tuple[str, int, int]]:
+    """For each ``(name, cores, memory_mb, disk_gb)``: ``(name, free_count, max_count)``.
+
+    *free_count* is how many more instances of the type fit in the enabled nodes' free
+    resources, *max_count* how many would fit in their whole capacity; counted per node, as
+    an instance cannot span nodes. This is DescribeAvailabilityZones' verbose listing.
+    """
+    nodes = [node for node in db.session.execute(
+        db.select(Node).filter_by(zone=zone, state=ENABLED)).scalars()]
+    result = []
+    for name, cores, memory_mb, disk_gb in types:
+        need = Need(cores, memory_mb, disk_gb)
+        free = sum(scheduler.fits(n.cores - n.used_cores, n.memory_mb - n.used_memory_mb,
+                                  n.disk_gb - n.used_disk_gb, need) for n in nodes)
+        total = sum(scheduler.fits(n.cores, n.memory_mb, n.disk_gb, need) for n in nodes)
+        result.append((name, free, total))
+    return result

@@ -1,0 +1,135 @@
+"""Placement policies: which nodes take the instances of one RunInstances request.
+
+Pure functions over plain values (no database), so every policy is unit-tested as arithmetic.
+:mod:`eucalite.cluster.nodes` reads the nodes inside its write transaction, calls
+:func:`choose`, and records the result.
+
+Policies are Eucalyptus' ``SCHEDULER`` settings:
+
+- ``GREEDY``: the first node (by id) with room, filled before the next one is used.
+- ``ROUNDROBIN``: one instance per node in turn, least recently chosen node first.
+- ``POWERSAVE``: pack onto as few nodes as possible: nodes already running instances (most
+  loaded first), and idle nodes only when those are full, so idle hosts can stay powered off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+GREEDY = "GREEDY"
+ROUNDROBIN = "ROUNDROBIN"
+POWERSAVE = "POWERSAVE"
+POLICIES = (GREEDY, ROUNDROBIN, POWERSAVE)
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one instance reserves on its node (an instance type's cpu, memory and disk)."""
+
+    cores: int
+    memory_mb: int
+    disk_gb: int
+
+    def __post_init__(self) -> None:
+        # A zero-core instance would "fit" any number of times; no instance type is that.
+        if self.cores < 1 or self.memory_mb < 0 or self.disk_gb < 0:
+            raise ValueError(f"invalid instance size {self}: cores must be >= 1, "
+                             "memory and disk >= 0")
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A node as the scheduler sees it: what is free now and how it was used."""
+
+    id: str
+    free_cores: int
+    free_memory_mb: int
+    free_disk_gb: int
+    #: Cores reserved now; POWERSAVE prefers the most loaded nodes.
+    used: int = 0
+    #: Higher means ROUNDROBIN chose the node more recently.
+    last_chosen: int = 0
+    enabled: bool = True
+
+
+def validate_policy(policy: str) -> str:
+    """Return *policy* in canonical (upper) case; ValueError naming the choices if unknown.
+
+    Meant for configuration loading, so a typo in ``scheduler`` stops the start instead of
+    failing the first RunInstances.
+    """
+    canonical = str(policy).strip().upper()
+    if canonical not in POLICIES:
+        raise ValueError(f"scheduler: unknown policy {policy!r}; "
+                         f"expected one of {', '.join(POLICIES)}")
+    return canonical
+
+
+def fits(free_cores: int, free_memory_mb: int, free_disk_gb: int, need: Need) -> int:
+    """How many instances of *need* fit in the given free resources (never negative)."""
+    counts = [max(0, free_cores) // need.cores]
+    # A resource the instance does not use (0 MiB, 0 GiB) does not limit the count.
+    if need.memory_mb:
+        counts.append(max(0, free_memory_mb) // need.memory_mb)
+    if need.disk_gb:
+        counts.append(max(0, free_disk_gb) // need.disk_gb)
+    return min(counts)
+
+
+@dataclass
+class _Slot:
+    """A node's state while one request is being placed (mutable copy of a NodeView)."""
+
+    id: str
+    cores: int
+    memory_mb: int
+    disk_gb: int
+    used: int
+    last_chosen: int
+    taken: int = 0          # instances placed on it by this request
+
+    def has_room(self, need: Need) -> bool:
+        return fits(self.cores, self.memory_mb, self.disk_gb, need) >= 1
+
+    def take(self, need: Need, stamp: int) -> None:
+        self.cores -= need.cores
+        self.memory_mb -= need.memory_mb
+        self.disk_gb -= need.disk_gb
+        self.used += need.cores
+        self.taken += 1
+        self.last_chosen = stamp
+
+
+# Each policy's preference: among the slots with room, the one with the smallest key wins.
+# The id comes last in every key so ties break the same way on every run.
+_PREFERENCE: dict[str, Callable[[_Slot], tuple]] = {
+    GREEDY: lambda slot: (slot.id,),
+    ROUNDROBIN: lambda slot: (slot.last_chosen, slot.id),
+    POWERSAVE: lambda slot: (not (slot.used or slot.taken), -slot.used, slot.id),
+}
+
+
+def choose(nodes: Iterable[NodeView], need: Need, count: int, policy: str) -> list[str]:
+    """Node ids for up to *count* instances of *need*, one id per instance, in launch order.
+
+    A node may appear several times. Fewer than *count* ids come back when capacity runs
+    out; the caller compares that with MinCount. Disabled nodes are never chosen.
+    """
+    preference = _PREFERENCE[validate_policy(policy)]
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    slots = [_Slot(node.id, node.free_cores, node.free_memory_mb, node.free_disk_gb,
+                   max(0, node.used), node.last_chosen)
+             for node in nodes if node.enabled]
+    # Stamps above every existing last_chosen, so a node chosen now is the most recent.
+    stamp = max((slot.last_chosen for slot in slots), default=0)
+    chosen: list[str] = []
+    for _ in range(count):
+        candidates = [slot for slot in slots if slot.has_room(need)]
+        if not candidates:
+            break
+        best = min(candidates, key=preference)
+        stamp += 1
+        best.take(need, stamp)
+        chosen.append(best.id)
+    return chosen
