@@ -334,5 +334,20 @@ def db_current(data_dir):
     click.echo(db.current_revision(config["database_url"]) or "empty (no migrations applied)")
 
 
+# --- role command groups -----------------------------------------------------------------
+
+def _register_role_groups() -> None:
+    """Command groups that live beside the role they manage."""
+    from .cluster.node_cli import node_group
+    from .compute.cli import instance_type_group
+    from .compute.image_cli import image_group
+
+    for group in (image_group, instance_type_group, node_group):
+        main.add_command(group)
+
+
+_register_role_groups()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -121,6 +121,9 @@ def load(overrides: Mapping[str, Any] | None = None,
             config[key] = _coerce(key, value)
     config.update({key: value for key, value in overrides.items() if value is not None})
 
+    from .cluster.scheduler import validate_policy
+
+    config["scheduler"] = validate_policy(config["scheduler"])
     config["data_dir"] = str(Path(config["data_dir"] or data_dir).expanduser().resolve())
     if not config["database_url"]:
         config["database_url"] = "sqlite:///" + str(Path(config["data_dir"]) / "eucalite.db")

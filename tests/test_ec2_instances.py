@@ -212,8 +212,9 @@ def test_reconciler_fixes_drift(cloud):
     services = cloud.app.extensions["eucalite"]
     driver = services.cluster.driver
     driver.destroy(ids[0])                      # the domain vanishes behind our back
-    from eucalite.cluster.virt.driver import DomainSpec
-    driver.spawn(DomainSpec(instance_id="i-0000000000000dead", vcpus=1, memory_mb=64))
+    from eucalite.cluster.virt.driver import DiskSpec, DomainSpec
+    driver.spawn(DomainSpec(instance_id="i-0000000000000dead", vcpus=1, memory_mb=64,
+                            disks=[DiskSpec(target="vda", path="/nonexistent/root.qcow2")]))
     with cloud.app.app_context():
         report = reconcile.reconcile(services.cluster)
     assert report.vanished == [ids[0]]

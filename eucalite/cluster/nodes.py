@@ -148,15 +148,20 @@ def release(node_id: str, need: Need) -> None:
     A node that no longer exists has nothing to give back; that is logged, not raised, so
     terminating an instance always completes.
     """
+    give_back(node_id, need)
+    db.session.commit()
+
+
+def give_back(node_id: str, need: Need) -> None:
+    """:func:`release` inside the caller's write transaction (no commit), so an instance's
+    end and the return of its capacity are one change."""
     node = db.session.get(Node, node_id)
     if node is None:
         log.warning("release on unknown node %s ignored", node_id)
-        db.session.rollback()
         return
     node.used_cores = max(0, node.used_cores - need.cores)
     node.used_memory_mb = max(0, node.used_memory_mb - need.memory_mb)
     node.used_disk_gb = max(0, node.used_disk_gb - need.disk_gb)
-    db.session.commit()
 
 
 def list_nodes() -> list[Node]:

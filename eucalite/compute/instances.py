@@ -107,8 +107,10 @@ def by_client_token(principal: Principal, token: str) -> list[Instance]:
 
 
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
-                  ramdisk_id, itype, key, zone: str, node_ids: list[str]) -> list[Instance]:
-    """Write the new instances as pending (one transaction) and return them."""
+                  ramdisk_id, itype, key, zone: str, node_ids: list[str],
+                  tag=None) -> list[Instance]:
+    """Write the new instances as pending and return them; *tag* (given the new ids) runs
+    in the same transaction, so instances and their tags appear together."""
     reservation = new_reservation_id()
     rows = []
     write_lock()
@@ -126,5 +128,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
         instance.set_json("security_groups", request.security_groups or ["default"])
         db.session.add(instance)
         rows.append(instance)
+    db.session.flush()
+    if tag is not None:
+        tag([row.id for row in rows])
     db.session.commit()
     return rows

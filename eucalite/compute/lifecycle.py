@@ -55,20 +55,38 @@ def _services():
     return current_app.extensions["eucalite"]
 
 
-def _release(instance: Instance) -> None:
+def release_capacity(instance: Instance):
+    """A callback for ``states.transition(on_win=...)`` returning *instance*'s node
+    capacity in the same transaction as its end."""
     from ..cluster import nodes
     from ..cluster.scheduler import Need
 
-    if instance.node_id:
-        nodes.release(instance.node_id, Need(instance.cpu, instance.memory_mb, instance.disk_gb))
+    node_id, need = instance.node_id, Need(instance.cpu, instance.memory_mb, instance.disk_gb)
+
+    def give_back() -> None:
+        if node_id:
+            nodes.give_back(node_id, need)
+    return give_back
 
 
-def domain_spec(instance: Instance) -> DomainSpec:
-    """What the hypervisor runs for *instance*. Image files (kernel, ramdisk, root disk)
-    come from the node's image cache, which the node-controller issue adds; until then the
-    domain boots nothing of its own (enough for the fake and test drivers)."""
-    return DomainSpec(instance_id=instance.id, vcpus=instance.cpu,
-                      memory_mb=instance.memory_mb, mac=instance.mac)
+def domain_spec(instance: Instance, data_dir: str) -> DomainSpec:
+    """What the hypervisor runs for *instance*: its root disk (and kernel/ramdisk when the
+    image boots directly) at the places the node's image cache fills. The cache itself
+    arrives with the node-controller issue; until then a real hypervisor finds no files
+    there and the launch fails with that reason, while the fake and test drivers run."""
+    from pathlib import Path
+
+    from ..cluster.virt.driver import DiskSpec
+
+    work = Path(data_dir) / "instances" / instance.id
+    cache = Path(data_dir) / "image-cache"
+    return DomainSpec(
+        instance_id=instance.id, vcpus=instance.cpu, memory_mb=instance.memory_mb,
+        mac=instance.mac,
+        kernel=str(cache / instance.kernel_id / "kernel") if instance.kernel_id else None,
+        ramdisk=str(cache / instance.ramdisk_id / "ramdisk") if instance.ramdisk_id else None,
+        disks=[DiskSpec(target="vda", path=str(work / "root.qcow2"), format="qcow2")],
+        console_log=str(work / "console.log"))
 
 
 def spawn(instance_id: str) -> None:
@@ -76,14 +94,15 @@ def spawn(instance_id: str) -> None:
     instance = db.session.get(Instance, instance_id)
     if instance is None or instance.state != states.PENDING:
         return
-    driver = _services().cluster.driver_for(instance.node_id)
+    services = _services()
+    driver = services.cluster.driver_for(instance.node_id)
     try:
-        driver.spawn(domain_spec(instance))
+        driver.spawn(domain_spec(instance, services.config["data_dir"]))
     except DriverError as error:
         log.warning("spawn of %s failed: %s", instance_id, error)
-        if states.transition(instance_id, states.TERMINATED, expected={states.PENDING},
-                             reason=f"Server.InternalError: {error}", task=None):
-            _release(instance)
+        states.transition(instance_id, states.TERMINATED, expected={states.PENDING},
+                          reason=f"Server.InternalError: {error}", task=None,
+                          on_win=release_capacity(instance))
         return
     if not states.transition(instance_id, states.RUNNING, expected={states.PENDING},
                              task=None):
@@ -104,9 +123,8 @@ def terminate(instance_id: str) -> None:
         except DriverError as error:
             log.warning("destroy of %s failed (will be reconciled): %s", instance_id, error)
             return
-    if states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
-                         task=None):
-        _release(instance)
+    states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
+                      task=None, on_win=release_capacity(instance))
 
 
 def reboot(instance_id: str) -> None:

@@ -75,11 +75,11 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         reason = ("Server.InternalError: the instance's domain vanished from the hypervisor"
                   if observed == PowerState.ABSENT else
                   "Client.InstanceInitiatedShutdown: the instance shut itself down")
+        release = lifecycle.release_capacity(instance) if ended == states.TERMINATED else None
         if states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
-                             task=None):
+                             task=None, on_win=release):
             if ended == states.TERMINATED:
                 _destroy_quietly(cluster, instance.id)
-                lifecycle._release(instance)
             report.vanished.append(instance.id)
     elif instance.state == states.PENDING and startup:
         if observed == PowerState.RUNNING:
@@ -87,9 +87,8 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
             report.adopted.append(instance.id)
         elif states.transition(instance.id, states.TERMINATED, expected={states.PENDING},
                                reason="Server.InternalError: launch interrupted by a restart",
-                               task=None):
+                               task=None, on_win=lifecycle.release_capacity(instance)):
             _destroy_quietly(cluster, instance.id)
-            lifecycle._release(instance)
             report.interrupted.append(instance.id)
     elif instance.state == states.SHUTTING_DOWN and (startup or observed == PowerState.ABSENT):
         lifecycle.terminate(instance.id)

@@ -84,6 +84,10 @@ class ComputeService:
         itype = instance_types.get(request.instance_type)
         key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
         instances.decode_user_data(request.user_data)
+        # Tags for the instances; other resource types (volumes) have nothing to tag yet.
+        instance_specs = [spec for spec in request.tag_specifications or []
+                          if spec.get("ResourceType") == "instance"]
+        tags.parse_tag_specifications("instance", instance_specs)     # validate up front
         zone = request.zone or self.zones()[0].name
         if zone not in {item.name for item in self.zones()}:
             raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
@@ -91,17 +95,16 @@ class ComputeService:
         node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
                                  self.config.get("scheduler", "GREEDY"))
         try:
-            rows = instances.record_launch(principal, request, image=image, kernel_id=kernel_id,
-                                           ramdisk_id=ramdisk_id, itype=itype, key=key,
-                                           zone=zone, node_ids=node_ids)
+            rows = instances.record_launch(
+                principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
+                itype=itype, key=key, zone=zone, node_ids=node_ids,
+                tag=lambda ids: tags.apply_tag_specifications(principal, "instance", ids,
+                                                              instance_specs))
         except BaseException:
             db.session.rollback()
             for node_id in node_ids:
                 nodes.release(node_id, need)
             raise
-        if request.tag_specifications:
-            tags.apply_tag_specifications(principal, "instance", [row.id for row in rows],
-                                          request.tag_specifications)
         for row in rows:
             self.worker.submit(lifecycle.spawn, row.id)
         return rows

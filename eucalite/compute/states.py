@@ -34,9 +34,14 @@ def allowed_from(target: str) -> frozenset[str]:
 
 
 def transition(instance_id: str, target: str, *, expected: set[str] | frozenset[str] | None = None,
-               reason: str | None = None, **changes) -> bool:
+               reason: str | None = None, on_win=None, **changes) -> bool:
     """Move the instance to *target* if its state is one of *expected* (default: every state
-    allowed by the table). Returns True if this call made the change; commits either way."""
+    allowed by the table). Returns True if this call made the change; commits either way.
+
+    *on_win*, if given, runs in the same write transaction when the change is made (ending
+    an instance returns its node capacity there, so the two are one change).
+    """
+    from ..db import write_lock
     from .models import Instance
 
     sources = set(expected if expected is not None else allowed_from(target))
@@ -46,7 +51,11 @@ def transition(instance_id: str, target: str, *, expected: set[str] | frozenset[
         values["state_reason"] = reason
     if target == TERMINATED:
         values.setdefault("terminated_at", utcnow())
+    write_lock()
     result = db.session.execute(db.update(Instance).where(
         Instance.id == instance_id, Instance.state.in_(sorted(sources))).values(**values))
+    won = result.rowcount == 1
+    if won and on_win is not None:
+        on_win()
     db.session.commit()
-    return result.rowcount == 1
+    return won

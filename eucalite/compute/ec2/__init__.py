@@ -58,6 +58,4 @@ def unknown_service(rest: str):
 
 
 # Importing the handler modules registers their actions.
-from . import regions  # noqa: E402,F401
-from . import images  # noqa: E402,F401
-from . import instance_types, keypairs, tags  # noqa: E402,F401
+from . import images, instance_types, instances, keypairs, regions, tags  # noqa: E402,F401
