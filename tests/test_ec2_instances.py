@@ -242,3 +242,15 @@ def test_aws_cli_run_and_describe(cloud):
                                 "Reservations[].Instances[].ImageId", "--output", "text"],
                                env=env, capture_output=True, text=True, timeout=60)
     assert image in described.stdout
+
+
+def test_verbose_zones_show_free_and_max_per_type(cloud):
+    ec2 = cloud.client("ec2")
+    image = make_image(cloud)
+    zones = ec2.describe_availability_zones(ZoneNames=["verbose"])["AvailabilityZones"]
+    small = next(zone for zone in zones if zone["ZoneName"] == "|- m1.small")
+    assert small["State"].split()[:3] == ["0008", "/", "0008"]
+    ec2.run_instances(ImageId=image, MinCount=3, MaxCount=3)
+    zones = ec2.describe_availability_zones(ZoneNames=["verbose"])["AvailabilityZones"]
+    small = next(zone for zone in zones if zone["ZoneName"] == "|- m1.small")
+    assert small["State"].split()[:3] == ["0005", "/", "0008"]

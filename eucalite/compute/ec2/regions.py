@@ -33,6 +33,8 @@ def describe_regions(call):
 def describe_availability_zones(call):
     zones = call.services.compute.zones()
     names, zone_ids = call.params.get_list("ZoneName"), call.params.get_list("ZoneId")
+    verbose = "verbose" in names
+    names = [name for name in names if name != "verbose"]
     call.params.get_bool("AllAvailabilityZones")
     unknown = [name for name in names if name not in {zone.name for zone in zones}]
     unknown += [zid for zid in zone_ids if zid not in {zone.zone_id for zone in zones}]
@@ -50,17 +52,41 @@ def describe_availability_zones(call):
         "opt-in-status": lambda zone: OPT_IN,
         "zone-type": lambda zone: "availability-zone",
     })
-    return {"availabilityZoneInfo": [{
-        "zoneName": zone.name,
-        "zoneState": zone.state,
-        "regionName": zone.region,
-        "zoneId": zone.zone_id,
-        "zoneType": "availability-zone",
-        "optInStatus": OPT_IN,
-        "groupName": zone.region,
-        "networkBorderGroup": zone.region,
-        "messageSet": [{"message": message} for message in zone.messages],
-    } for zone in zones]}
+    items = []
+    for zone in zones:
+        items.append({
+            "zoneName": zone.name,
+            "zoneState": zone.state,
+            "regionName": zone.region,
+            "zoneId": zone.zone_id,
+            "zoneType": "availability-zone",
+            "optInStatus": OPT_IN,
+            "groupName": zone.region,
+            "networkBorderGroup": zone.region,
+            "messageSet": [{"message": message} for message in zone.messages],
+        })
+        if verbose and call.principal.is_cloud_admin:
+            items.extend(_capacity_items(zone))
+    return {"availabilityZoneInfo": items}
+
+
+def _capacity_items(zone) -> list[dict]:
+    """Eucalyptus' ``verbose`` listing: free / max instances per type, as extra zone items
+    (what euca-describe-availability-zones verbose prints), for the cloud admin."""
+    from ...cluster import nodes
+    from .. import instance_types
+
+    types = [(t.name, t.cpu, t.memory_mb, t.disk_gb) for t in instance_types.list_all()]
+    specs = {t.name: t for t in instance_types.list_all()}
+    rows = [{"zoneName": "|- vm types", "zoneState": "free / max   cpu   ram  disk",
+             "regionName": zone.region}]
+    for name, free, maximum in nodes.zone_capacity(zone.name, types):
+        spec = specs[name]
+        rows.append({"zoneName": f"|- {name}",
+                     "zoneState": f"{free:04d} / {maximum:04d}   {spec.cpu:>3}  "
+                                  f"{spec.memory_mb:>5}  {spec.disk_gb:>4}",
+                     "regionName": zone.region})
+    return rows
 
 
 @registry.action("DescribeAccountAttributes", params=("AttributeName",))
