@@ -96,10 +96,25 @@ def live(tmp_path):
     server.shutdown()
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    """A live server with node duty on, on the in-memory fake hypervisor."""
-    live, server = start_live(tmp_path / "data", node=True, hypervisor="fake")
+def _hypervisors():
+    """The drivers the compute tests run on: the fake always, libvirt's in-process test
+    driver when libvirt-python is installed."""
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        return ["fake"]
+    return ["fake", "test:///default"]
+
+
+@pytest.fixture(params=_hypervisors())
+def cloud(tmp_path, request):
+    """A live server with node duty on: the in-memory fake hypervisor, and libvirt's
+    test:///default driver where libvirt-python is installed."""
+    if request.param == "fake":
+        options = {"hypervisor": "fake"}
+    else:
+        options = {"hypervisor": "libvirt", "libvirt_uri": request.param}
+    live, server = start_live(tmp_path / "data", node=True, **options)
     services = live.app.extensions["eucalite"]
     with live.app.app_context():
         assert services.cluster.start_node_duty() is None
