@@ -71,7 +71,8 @@ def banner(config: dict[str, Any], node_problem: str | None) -> str:
     elif node_problem:
         node = f"OFF: {node_problem}"
     else:
-        node = f"on ({config['hypervisor']} {config.get('libvirt_uri', '')})".rstrip()
+        where = config["libvirt_uri"] if config["hypervisor"] == "libvirt" else "in memory"
+        node = f"on ({config['hypervisor']}: {where})"
     return "\n".join([
         f"eucalite serving on {config['host']}:{config['port']}",
         f"  EC2 (compute)  {endpoints['ec2']}",
