@@ -33,13 +33,15 @@ install_package() {  # $1: extras, e.g. "" or "[test,bench]"
     "$VENV/bin/pip" install -q -e ".$1"
 }
 
-ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_clients.py)
-    local missing=()
-    command -v s3cmd >/dev/null || missing+=(s3cmd)
-    command -v rclone >/dev/null || missing+=(rclone)
+apt_install() {  # $1: what the packages are for; the rest: packages to install if missing
+    local purpose=$1 missing=()
+    shift
+    for package in "$@"; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null; then
-        log "not installing ${missing[*]} (no apt-get): their tests will be skipped"
+        log "not installing ${missing[*]} (no apt-get): $purpose will not work"
         return 0
     fi
     local sudo=()
@@ -47,38 +49,25 @@ ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_c
         if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
             sudo=(sudo -n)
         else
-            log "not installing ${missing[*]} (not root, no sudo): their tests will be skipped"
+            log "not installing ${missing[*]} (not root, no sudo): $purpose will not work"
             return 0
         fi
     fi
-    log "installing ${missing[*]} (apt)"
-    ${sudo[@]+"${sudo[@]}"} apt-get update -qq
+    log "installing ${missing[*]} (apt) for $purpose"
+    if [ -z "${APT_UPDATED:-}" ]; then
+        ${sudo[@]+"${sudo[@]}"} apt-get update -qq
+        APT_UPDATED=1
+    fi
     ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_clients.py)
+    apt_install "the s3cmd and rclone tests" s3cmd rclone
+}
+
 ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the libvirt driver)
-    local missing=()
-    dpkg -s libvirt-dev >/dev/null 2>&1 || missing+=(libvirt-dev)
-    command -v pkg-config >/dev/null || missing+=(pkg-config)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if ! command -v apt-get >/dev/null; then
-        log "not installing ${missing[*]} (no apt-get): install them, or libvirt-python cannot build"
-        return 0
-    fi
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-            sudo=(sudo -n)
-        else
-            log "not installing ${missing[*]} (not root, no sudo): libvirt-python cannot build"
-            return 0
-        fi
-    fi
-    log "installing ${missing[*]} (apt), needed to build libvirt-python"
-    ${sudo[@]+"${sudo[@]}"} apt-get update -qq
-    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt_install "building libvirt-python" libvirt-dev pkg-config
 }
 
 cmd=${1:-}
