@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..cluster.virt.driver import DomainSpec, DriverError, PowerState
 from ..db import db
+from ..errors import AwsError
 from . import states
 from .models import Instance
 
@@ -95,10 +96,10 @@ def spawn(instance_id: str) -> None:
     if instance is None or instance.state != states.PENDING:
         return
     services = _services()
-    driver = services.cluster.driver_for(instance.node_id)
     try:
+        driver = services.cluster.driver_for(instance.node_id)
         driver.spawn(domain_spec(instance, services.config["data_dir"]))
-    except DriverError as error:
+    except (DriverError, AwsError) as error:
         log.warning("spawn of %s failed: %s", instance_id, error)
         states.transition(instance_id, states.TERMINATED, expected={states.PENDING},
                           reason=f"Server.InternalError: {error}", task=None,
