@@ -92,8 +92,15 @@ class ComputeService:
         if zone not in {item.name for item in self.zones()}:
             raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
         need = Need(itype.cpu, itype.memory_mb, itype.disk_gb)
-        node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
-                                 self.config.get("scheduler", "GREEDY"))
+        try:
+            node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
+                                     self.config.get("scheduler", "GREEDY"))
+        except AwsError as error:
+            if error.code == "InsufficientInstanceCapacity" and self.cluster.node_problem:
+                # Say why this host is not a node, and what to install, in the API error.
+                error.message = f"{error.message} On this host: {self.cluster.node_problem}"
+                error.args = (error.message,)
+            raise
         try:
             rows = instances.record_launch(
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
