@@ -6,9 +6,11 @@ release never drops data. Models never call ``create_all``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -42,6 +44,25 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def load_json(text: str | None, default: Any = None) -> Any:
+    return json.loads(text) if text else default
+
+
+def dump_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"),
+                                                  ensure_ascii=False)
+
+
+class JsonFields:
+    """``foo_json`` text columns read and written as Python values through ``foo``."""
+
+    def get_json(self, name: str, default: Any = None) -> Any:
+        return load_json(getattr(self, name + "_json"), default)
+
+    def set_json(self, name: str, value: Any) -> None:
+        setattr(self, name + "_json", dump_json(value))
 
 
 def alembic_config(url: str) -> AlembicConfig:

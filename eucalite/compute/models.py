@@ -13,8 +13,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..accounts import utcnow
-from ..db import db
-from ..s3.models import JsonFields
+from ..db import JsonFields, db
 
 
 class Image(db.Model, JsonFields):

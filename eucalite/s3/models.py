@@ -12,35 +12,13 @@ text: they are read whole and written whole.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any
-
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..accounts import utcnow
-from ..db import db
+from ..db import JsonFields, db, load_json
 
 NULL_VERSION = "null"
-
-
-def _load(text: str | None, default: Any = None) -> Any:
-    return json.loads(text) if text else default
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"),
-                                                  ensure_ascii=False)
-
-
-class JsonFields:
-    """``foo_json`` text columns read and written as Python values through ``foo``."""
-
-    def get_json(self, name: str, default: Any = None) -> Any:
-        return _load(getattr(self, name + "_json"), default)
-
-    def set_json(self, name: str, value: Any) -> None:
-        setattr(self, name + "_json", _dump(value))
 
 
 class Bucket(db.Model, JsonFields):
@@ -94,7 +72,7 @@ class ObjectVersion(db.Model, JsonFields):
 
     @property
     def segments(self) -> list[tuple[str, int]]:
-        return [(path, size) for path, size in _load(self.segments_json, [])]
+        return [(path, size) for path, size in load_json(self.segments_json, [])]
 
 
 class MultipartUpload(db.Model, JsonFields):
