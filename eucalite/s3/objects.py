@@ -130,14 +130,15 @@ def _valid_version_id(version_id: str) -> bool:
 
 def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
         reader, attributes: Attributes, *, limit: int = MAX_PUT_SIZE,
-        check_access: bool = True) -> ObjectVersion:
+        check_access: bool = True, bucket: Bucket | None = None) -> ObjectVersion:
     """PutObject: stream *reader* (a payload.BodyReader) into a new version of *key*.
 
     The body is verified while it streams (the reader raises on a bad digest or signature);
     nothing becomes visible until the data is durable and the version row committed.
+    *bucket*, when the caller already looked it up in this request, saves a query.
     """
     validate_key(key)
-    bucket = buckets.find(bucket_name)
+    bucket = bucket if bucket is not None else buckets.find(bucket_name)
     if check_access:
         authz.require(requester, "s3:PutObject", bucket, key=key)
     db.session.rollback()                    # hold no transaction while the body streams
@@ -208,12 +209,16 @@ def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
     versioning-Enabled remove the ``null`` version it replaces. Returns segment paths to
     free after commit. Runs inside the caller's write transaction."""
     replaced: list[str] = []
-    current = latest(bucket, key)
-    if current is not None:
-        current.is_latest = False
+    # One query for both rows that matter: the latest version and the null version.
+    rows = db.session.execute(db.select(ObjectVersion).where(
+        ObjectVersion.bucket_id == bucket.id, ObjectVersion.key == key,
+        (ObjectVersion.is_latest.is_(True)) | (ObjectVersion.version_id == NULL_VERSION))
+    ).scalars().all()
+    for row in rows:
+        if row.is_latest:
+            row.is_latest = False
     if bucket.versioning != "Enabled" and not keep_null:
-        null = db.session.execute(db.select(ObjectVersion).filter_by(
-            bucket_id=bucket.id, key=key, version_id=NULL_VERSION)).scalar_one_or_none()
+        null = next((row for row in rows if row.version_id == NULL_VERSION), None)
         if null is not None:
             replaced = [path for path, _ in null.segments]
             db.session.delete(null)

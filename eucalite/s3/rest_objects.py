@@ -76,7 +76,21 @@ def attributes_from(req: S3Request, owner_id: str | None, bucket_owner_id: str) 
                               meta=meta, acl=acl, tags=tags, storage_class=storage_class)
 
 
+class BucketFacts:
+    """What response headers need from a bucket, read once before a write ends the
+    transaction (reading the row again afterwards would cost another query)."""
+
+    def __init__(self, bucket):
+        self.versioning = bucket.versioning
+        self._lifecycle = bucket.get_json("lifecycle")
+
+    def get_json(self, name: str, default=None):
+        return self._lifecycle if name == "lifecycle" else default
+
+
 def version_headers(version: ObjectVersion, bucket) -> dict[str, str]:
+    """x-amz-version-id and x-amz-expiration for *version*. *bucket* may be a Bucket row or
+    a ``BucketFacts`` snapshot taken earlier in the request."""
     headers = {}
     if bucket.versioning is not None:
         headers["x-amz-version-id"] = version.version_id
@@ -104,12 +118,14 @@ def put_object(req: S3Request) -> Response:
     if req.header("x-amz-copy-source"):
         return copy_object(req)
     bucket = buckets.find(req.bucket)
+    facts = BucketFacts(bucket)
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
     _check_write_conditions(req, bucket)
     reader = req.stream()
-    version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes)
-    headers = {"ETag": f'"{version.etag}"', **version_headers(version, buckets.find(req.bucket))}
+    version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes,
+                          bucket=bucket)
+    headers = {"ETag": f'"{version.etag}"', **version_headers(version, facts)}
     if version.checksum_algorithm and (req.header("x-amz-sdk-checksum-algorithm") or any(
             name.startswith("x-amz-checksum-") for name in req.headers)
             or req.header("x-amz-trailer")):
