@@ -42,6 +42,31 @@ class Page:
     last: str | None = None
     #: for version listings, the version id of the last entry
     last_version_id: str | None = None
+    #: most entries plus common prefixes the page may hold (max-keys)
+    limit: int = 1000
+
+    def _room(self) -> bool:
+        """Whether one more entry or prefix fits; marks the page truncated when not."""
+        if len(self.entries) + len(self.prefixes) >= self.limit:
+            self.truncated = True
+            return False
+        return True
+
+    def add_entry(self, row: ObjectVersion) -> bool:
+        """Append *row*; False (page truncated, nothing added) when the page is full."""
+        if not self._room():
+            return False
+        self.entries.append(row)
+        self.last, self.last_version_id = row.key, row.version_id
+        return True
+
+    def add_prefix(self, common: str) -> bool:
+        """Append a common prefix; False (page truncated) when the page is full."""
+        if not self._room():
+            return False
+        self.prefixes.append(common)
+        self.last, self.last_version_id = common, None
+        return True
 
 
 def _rows(bucket: Bucket, after: str | None, inclusive: bool, upper: str | None, limit: int,
@@ -68,7 +93,7 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
     With *versions*, every version and delete marker is an entry (newest first within a
     key) and (*start_after*, *version_id_marker*) resumes inside a key's versions.
     """
-    page = Page()
+    page = Page(limit=max_keys)
     if max_keys <= 0:
         return page
     upper = successor(prefix) if prefix else None
@@ -89,18 +114,9 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
     pending_versions: list[ObjectVersion] = []
     if versions and start_after is not None and version_id_marker and rolled is None:
         pending_versions = _versions_after(bucket, start_after, version_id_marker)
-    count = 0
-
-    def full() -> bool:
-        return count >= max_keys
-
     for row in pending_versions:
-        if full():
-            page.truncated = True
+        if not page.add_entry(row):
             return page
-        page.entries.append(row)
-        page.last, page.last_version_id = row.key, row.version_id
-        count += 1
 
     batch = max(max_keys + 1, 64)
     while True:
@@ -124,24 +140,16 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
             if delimiter:
                 common = _common_prefix(row.key, prefix, delimiter)
                 if common is not None:
-                    if full():
-                        page.truncated = True
+                    if not page.add_prefix(common):
                         return page
-                    page.prefixes.append(common)
-                    page.last, page.last_version_id = common, None
-                    count += 1
                     after_common = successor(common)
                     if after_common is None:
                         return page
                     cursor, inclusive = after_common, True
                     rolled_up, skipped = common, 0
                     continue
-            if full():
-                page.truncated = True
+            if not page.add_entry(row):
                 return page
-            page.entries.append(row)
-            page.last, page.last_version_id = row.key, row.version_id
-            count += 1
             cursor, inclusive = row.key, False
         if not jumped:
             if len(rows) < batch:
@@ -151,12 +159,8 @@ def list_page(bucket: Bucket, *, prefix: str = "", delimiter: str = "",
                 last = rows[-1]
                 more = _versions_after(bucket, last.key, last.version_id)
                 for row in more:
-                    if full():
-                        page.truncated = True
+                    if not page.add_entry(row):
                         return page
-                    page.entries.append(row)
-                    page.last, page.last_version_id = row.key, row.version_id
-                    count += 1
                 cursor, inclusive = last.key, False
 
 
