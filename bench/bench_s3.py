@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,30 +39,14 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from common import free_port, wait_for  # bench/common.py (run as bench/<script>.py)
+
 BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
 SEEDED = 200        # 4 KiB objects the GET runs read
 
 
 # -- servers --------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, process: subprocess.Popen, name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited with {process.returncode} before listening")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"{name}: nothing listening on {port}")
-
 
 @dataclass
 class Target:
