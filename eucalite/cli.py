@@ -338,11 +338,12 @@ def db_current(data_dir):
 
 def _register_role_groups() -> None:
     """Command groups that live beside the role they manage."""
+    from .cluster.guest_cli import guest_group
     from .cluster.node_cli import node_group
     from .compute.cli import instance_type_group
     from .compute.image_cli import image_group
 
-    for group in (image_group, instance_type_group, node_group):
+    for group in (image_group, instance_type_group, node_group, guest_group):
         main.add_command(group)
 
 

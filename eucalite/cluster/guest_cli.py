@@ -1,0 +1,67 @@
+"""``eucalite guest build``: build the tiny test guest (kernel, initramfs, root disk) offline
+and optionally register it as images, so a new user has something to run at once.
+
+The group is registered on the main command in :mod:`eucalite.cli`, which imports this
+module; helpers from :mod:`eucalite.cli` are therefore imported inside the command.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# Same text as eucalite.cli.DATA_DIR_HELP (importing it at import time would be a cycle).
+DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
+                 "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
+IMAGE_NAME = "eucalite-tiny-guest"
+
+guest_group = click.Group(
+    "guest",
+    help="A tiny real guest (Debian cloud kernel + busybox initramfs) for tests and first "
+         "steps: its console reports network, metadata and attached disks.")
+
+
+def default_out_dir(data_dir: str | None) -> Path:
+    """``<data_dir>/guest``, the data dir resolved as for ``eucalite serve``."""
+    from .. import config as config_module
+
+    try:
+        config = config_module.load({"data_dir": data_dir} if data_dir else {})
+    except ValueError as error:              # a bad config file or environment value
+        raise click.ClickException(str(error))
+    return Path(config["data_dir"]) / "guest"
+
+
+@guest_group.command("build")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Directory for vmlinuz, initrd.gz and root.img (default: DATA_DIR/guest). "
+                   "A finished build there is reused.")
+@click.option("--import", "do_import", is_flag=True,
+              help=f"Then register the files as an EKI, ERI and EMI named {IMAGE_NAME} "
+                   "(as `eucalite image import` does).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+def build_command(out_dir, do_import, data_dir):
+    """Build the guest (downloads the kernel package with apt-get); print its three paths."""
+    from . import guest
+
+    out = Path(out_dir) if out_dir else default_out_dir(data_dir)
+    try:
+        files = guest.build(out, log=lambda line: click.echo(line, err=True))
+    except guest.GuestBuildError as error:
+        raise click.ClickException(str(error))
+    click.echo(f"kernel\t{files.kernel}")
+    click.echo(f"ramdisk\t{files.ramdisk}")
+    click.echo(f"root\t{files.root}")
+    if do_import:
+        _import(files, data_dir)
+
+
+def _import(files, data_dir) -> None:
+    """Register *files* through the very code `eucalite image import` runs; it prints
+    ``kernel``/``ramdisk``/``machine`` and the new EKI/ERI/EMI ids."""
+    from ..cli import _app, _fail_on_aws_error
+    from ..compute import image_cli
+
+    _fail_on_aws_error(image_cli._import)(
+        str(files.kernel), str(files.ramdisk), str(files.root), IMAGE_NAME, "x86_64",
+        image_cli.DEFAULT_BUCKET, "eucalyptus", "admin", _app(data_dir))
