@@ -65,6 +65,7 @@ class LaunchRequest:
     ramdisk_id: str | None = None
     client_token: str | None = None
     tag_specifications: list[dict] | None = None
+    metadata_options: dict | None = None  # MetadataOptions, validated
 
 
 def decode_user_data(user_data: str | None) -> bytes:
@@ -126,6 +127,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             root_device_name=image.root_device_name, cpu=itype.cpu,
             memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
         instance.set_json("security_groups", request.security_groups or ["default"])
+        if request.metadata_options:
+            instance.set_json("metadata_options", request.metadata_options)
         db.session.add(instance)
         rows.append(instance)
     db.session.flush()

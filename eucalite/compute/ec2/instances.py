@@ -1,11 +1,11 @@
 """EC2 instance actions: RunInstances, DescribeInstances, DescribeInstanceStatus,
 TerminateInstances, RebootInstances, StopInstances, StartInstances, GetConsoleOutput,
-DescribeInstanceAttribute and ModifyInstanceAttribute."""
+DescribeInstanceAttribute, ModifyInstanceAttribute and ModifyInstanceMetadataOptions."""
 from __future__ import annotations
 
 from ...accounts import utcnow
 from ...errors import AwsError, InvalidParameterValue, MissingParameter
-from .. import instances, states
+from .. import instances, metadata, states
 from ..instances import LaunchRequest
 from . import filters, registry
 
@@ -21,13 +21,22 @@ def _state(name: str) -> dict:
 
 
 def _private_dns(instance) -> str:
-    return f"euca-{instance.private_ip.replace('.', '-')}.eucalyptus.internal" \
-        if instance.private_ip else ""
+    return metadata.private_dns_name(instance.private_ip)
 
 
 def _public_dns(instance) -> str:
-    return f"euca-{instance.public_ip.replace('.', '-')}.eucalyptus.lab" \
-        if instance.public_ip else ""
+    return metadata.public_dns_name(instance.public_ip)
+
+
+def render_metadata_options(instance) -> dict:
+    """``metadataOptions`` / ``instanceMetadataOptions``: the stored options, in force at
+    once (the metadata service reads them on every request), hence "applied"."""
+    options = metadata.metadata_options(instance)
+    return {"state": "applied", "httpTokens": options["HttpTokens"],
+            "httpPutResponseHopLimit": options["HttpPutResponseHopLimit"],
+            "httpEndpoint": options["HttpEndpoint"],
+            "httpProtocolIpv6": options["HttpProtocolIpv6"],
+            "instanceMetadataTags": options["InstanceMetadataTags"]}
 
 
 def render_instance(instance, tag_map: dict) -> dict:
@@ -65,8 +74,7 @@ def render_instance(instance, tag_map: dict) -> dict:
         "tagSet": _tags().tag_set(tag_map.get(instance.id, {})),
         "hypervisor": "kvm",
         "ebsOptimized": False,
-        "metadataOptions": {"state": "applied", "httpTokens": "optional",
-                            "httpPutResponseHopLimit": 1, "httpEndpoint": "enabled"},
+        "metadataOptions": render_metadata_options(instance),
     }
 
 
@@ -109,7 +117,9 @@ def run_instances(call):
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
         client_token=params.get("ClientToken"),
-        tag_specifications=params.get_struct_list("TagSpecification") or None)
+        tag_specifications=params.get_struct_list("TagSpecification") or None,
+        metadata_options=metadata.validate_metadata_options(
+            params.get_struct("MetadataOptions")) or None)
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = _tags().tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(rows, tag_map)[0]
@@ -314,3 +324,24 @@ def modify_instance_attribute(call):
     db.session.commit()
     return {"return": True}
 
+
+METADATA_OPTION_PARAMS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint",
+                          "HttpProtocolIpv6", "InstanceMetadataTags")
+
+
+@registry.action("ModifyInstanceMetadataOptions",
+                 params=("InstanceId",) + METADATA_OPTION_PARAMS)
+def modify_instance_metadata_options(call):
+    """Options not given keep their value; the change takes effect at the next request
+    to the metadata service."""
+    from ...db import db
+
+    instance = instances.owned(call.principal, call.params.require("InstanceId"))
+    changes = metadata.validate_metadata_options(
+        {name: call.params.get(name) for name in METADATA_OPTION_PARAMS})
+    if instance.state == states.TERMINATED:
+        raise instances.incorrect_state(instance, "modified")
+    instance.set_json("metadata_options", {**metadata.metadata_options(instance), **changes})
+    db.session.commit()
+    return {"instanceId": instance.id,
+            "instanceMetadataOptions": render_metadata_options(instance)}
