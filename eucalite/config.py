@@ -41,6 +41,16 @@ DEFAULTS: dict[str, Any] = {
     # The node's hypervisor driver: "libvirt", or "fake" (in memory, for tests and demos).
     "hypervisor": "libvirt",
     "libvirt_uri": "qemu:///system",
+    # The instance network: an isolated bridge on this private subnet; the subnet's first
+    # address is the bridge's (the guests' router), the rest go to instances.
+    "instance_subnet": "10.211.0.0/24",
+    "instance_network": "eucalite",
+    "instance_bridge": "eucabr0",
+    # Where guests reach the metadata service (placed on the bridge); empty turns it off.
+    "metadata_address": "169.254.169.254",
+    "metadata_port": 80,
+    # Size limit of each node's image cache (least recently used images are evicted).
+    "image_cache_gb": 20,
     # Seconds between passes that reconcile recorded instances with the hypervisor.
     "reconcile_interval": 30,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).

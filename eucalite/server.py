@@ -15,6 +15,7 @@ from gunicorn.app.base import BaseApplication
 from . import config as config_module
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+log = logging.getLogger(__name__)
 
 
 class _Gunicorn(BaseApplication):
@@ -47,11 +48,33 @@ def _post_fork(app):
 
         services = app.extensions["eucalite"]
         upkeep.start(app, services.s3.store, services.config["lifecycle_interval"])
-        with app.app_context():
-            if services.cluster.start_node_duty() is None:
-                reconcile.reconcile(services.cluster, startup=True)
+        start_node_services(app)
         reconcile.start(app, services.config["reconcile_interval"])
     return hook
+
+
+def start_node_services(app) -> None:
+    """This host's node duty in the serving process: the hypervisor connection and the
+    instance network, a start-up reconcile pass, and the metadata listener guests reach on
+    the bridge. Problems are logged and kept on the cluster service for the API errors."""
+    from .compute import metadata, reconcile
+
+    services = app.extensions["eucalite"]
+    with app.app_context():
+        if services.cluster.start_node_duty() is not None:
+            return
+        reconcile.reconcile(services.cluster, startup=True)
+    address = services.config.get("metadata_address")
+    if not address or not services.cluster.driver.uses_host_files:
+        return          # no guests that could ask (fake or test hypervisor)
+    try:
+        services.compute.metadata_server = metadata.serve(
+            app, address, int(services.config["metadata_port"]))
+    except OSError as error:
+        services.cluster.metadata_problem = (
+            f"the metadata service cannot listen on {address}:"
+            f"{services.config['metadata_port']}: {error}; guests will get no metadata")
+        log.warning(services.cluster.metadata_problem)
 
 
 def recover(app) -> None:
@@ -72,7 +95,9 @@ def banner(config: dict[str, Any], node_problem: str | None) -> str:
         node = f"OFF: {node_problem}"
     else:
         where = config["libvirt_uri"] if config["hypervisor"] == "libvirt" else "in memory"
-        node = f"on ({config['hypervisor']}: {where})"
+        node = (f"on ({config['hypervisor']}: {where}; instances on {config['instance_subnet']}"
+                f" via bridge {config['instance_bridge']}, metadata at "
+                f"http://{config['metadata_address'] or '(off)'}/)")
     return "\n".join([
         f"eucalite serving on {config['host']}:{config['port']}",
         f"  EC2 (compute)  {endpoints['ec2']}",

@@ -121,3 +121,8 @@ def cloud(tmp_path, request):
     yield live
     server.shutdown()
     services.compute.worker.shutdown()
+    # test:///default is one state per process: leave no domain for the next test to see
+    driver = services.cluster.driver
+    if driver is not None:
+        for instance_id in driver.list_domains():
+            driver.destroy(instance_id)

@@ -10,12 +10,38 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ServiceUnavailable
+from . import network
+from .imagecache import GiB, ImageCache
 from .virt.driver import DriverError, HypervisorDriver
 
+NETWORK_HINT = ("the instance network needs libvirt's dnsmasq and iproute2 "
+                "(apt install dnsmasq-base iproute2)")
+
 log = logging.getLogger(__name__)
+
+
+def open_work_dirs(data_dir: Path) -> str | None:
+    """Let QEMU, which libvirt runs as its own user, reach the files of instances: the data
+    dir and the image-cache and instances dirs get search permission for others (not read:
+    nobody can list them). Returns what is wrong if a parent directory still bars the way."""
+    import os
+    import stat
+
+    for path in (data_dir, data_dir / "image-cache", data_dir / "instances"):
+        path.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(path, stat.S_IMODE(mode) | stat.S_IXOTH)
+    for parent in data_dir.resolve().parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return (f"QEMU runs as its own user and cannot reach files under {parent} "
+                    f"(mode {stat.filemode(parent.stat().st_mode)}): run `chmod o+x "
+                    f"{parent}` or choose a data dir under /var/lib")
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,6 +65,10 @@ class ClusterService:
         #: Why node duty is not running on this host (None when it is, or was not asked for).
         self.node_problem: str | None = None
         self.local_node_id: str | None = None
+        #: Why guests get no metadata although node duty is on (None when they do).
+        self.metadata_problem: str | None = None
+        self.image_cache = ImageCache(Path(config["data_dir"]) / "image-cache",
+                                      int(config.get("image_cache_gb", 20)) * GiB)
 
     def zones(self) -> list[Zone]:
         """Every availability zone, in configured order."""
@@ -71,10 +101,27 @@ class ClusterService:
             capacity = driver.capacity()
         except (DriverError, ImportError) as error:
             self.node_problem = (f"node duty is off: {error}. Install and start libvirt "
-                                 "(apt install libvirt-daemon-system qemu-system-x86; "
-                                 "virtlogd -d; libvirtd -d) or serve with --no-node.")
+                                 "(apt install libvirt-daemon-system qemu-system-x86 "
+                                 "qemu-utils dnsmasq-base; virtlogd -d; libvirtd -d) or "
+                                 "serve with --no-node.")
             log.warning(self.node_problem)
             return self.node_problem
+        try:
+            driver.ensure_network(network.spec(self.config))
+        except (DriverError, ValueError) as error:
+            driver.close()
+            self.node_problem = (f"node duty is off: cannot set up the instance network: "
+                                 f"{error} ({NETWORK_HINT}).")
+            log.warning(self.node_problem)
+            return self.node_problem
+        problem = open_work_dirs(Path(self.config["data_dir"])) if driver.uses_host_files \
+            else None
+        if problem:
+            driver.close()
+            self.node_problem = f"node duty is off: {problem}"
+            log.warning(self.node_problem)
+            return self.node_problem
+        self.image_cache.recover()
         from . import nodes
 
         with self._lock:

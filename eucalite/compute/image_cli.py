@@ -93,7 +93,8 @@ def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data
                                 _app(data_dir))
 
 
-def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> None:
+def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> list[str]:
+    """Bundle, upload and register; prints and returns the ids [eki, eri(, emi)]."""
     from . import images
 
     name = name or os.path.basename(root or kernel)
@@ -114,6 +115,7 @@ def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> No
             registered.append(images.register(principal, store, request).id)
     for kind, image_id in zip(("kernel", "ramdisk", "machine"), registered):
         click.echo(f"{kind}\t{image_id}")
+    return registered
 
 
 @image_group.command("list")

@@ -109,12 +109,14 @@ def by_client_token(principal: Principal, token: str) -> list[Instance]:
 
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
                   ramdisk_id, itype, key, zone: str, node_ids: list[str],
-                  tag=None) -> list[Instance]:
+                  tag=None, allocate_ips=None) -> list[Instance]:
     """Write the new instances as pending and return them; *tag* (given the new ids) runs
-    in the same transaction, so instances and their tags appear together."""
+    in the same transaction, so instances and their tags appear together, and so does
+    *allocate_ips* (given a count, returns that many private addresses)."""
     reservation = new_reservation_id()
     rows = []
     write_lock()
+    addresses = allocate_ips(len(node_ids)) if allocate_ips else [None] * len(node_ids)
     for index, node_id in enumerate(node_ids):
         instance = Instance(
             id=new_instance_id(), reservation_id=reservation, owner_id=principal.account_id,
@@ -123,9 +125,9 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             task="spawning", key_name=key.name if key else None,
             key_public=key.public_key if key else None, user_data=request.user_data or None,
             zone=zone, node_id=node_id, launch_index=index, client_token=request.client_token,
-            launch_time=utcnow(), mac=new_mac(), root_device_type=image.root_device_type,
-            root_device_name=image.root_device_name, cpu=itype.cpu,
-            memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
+            launch_time=utcnow(), mac=new_mac(), private_ip=addresses[index],
+            root_device_type=image.root_device_type, root_device_name=image.root_device_name,
+            cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
         instance.set_json("security_groups", request.security_groups or ["default"])
         if request.metadata_options:
             instance.set_json("metadata_options", request.metadata_options)

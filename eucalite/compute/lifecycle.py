@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable
 
+from ..cluster import imagecache, network
 from ..cluster.virt.driver import DomainSpec, DriverError, PowerState
 from ..db import db
 from ..errors import AwsError
 from . import states
-from .models import Instance
+from .models import Image, Instance
 
 log = logging.getLogger(__name__)
 
@@ -70,24 +72,96 @@ def release_capacity(instance: Instance):
     return give_back
 
 
-def domain_spec(instance: Instance, data_dir: str) -> DomainSpec:
-    """What the hypervisor runs for *instance*: its root disk (and kernel/ramdisk when the
-    image boots directly) at the places the node's image cache fills. The cache itself
-    arrives with the node-controller issue; until then a real hypervisor finds no files
-    there and the launch fails with that reason, while the fake and test drivers run."""
-    from pathlib import Path
-
+def domain_spec(instance: Instance, data_dir: str, network: str | None = None,
+                disks: dict | None = None, parts: dict | None = None) -> DomainSpec:
+    """What the hypervisor runs for *instance*: its root (and ephemeral) disk from the work
+    files (*disks*), kernel and ramdisk from the image cache (*parts*), its NIC on *network*.
+    Without *disks*/*parts* (drivers that read no files) the paths are where they would be."""
     from ..cluster.virt.driver import DiskSpec
 
-    work = Path(data_dir) / "instances" / instance.id
+    work = imagecache.work_dir(data_dir, instance.id)
+    disks = disks or {"root": work / "root.qcow2"}
+    parts = parts or {}
     cache = Path(data_dir) / "image-cache"
+    kernel = parts.get("kernel") or (cache / instance.kernel_id / "kernel"
+                                     if instance.kernel_id else None)
+    ramdisk = parts.get("ramdisk") or (cache / instance.ramdisk_id / "ramdisk"
+                                       if instance.ramdisk_id else None)
+    specs = [DiskSpec(target="vda", path=str(disks["root"]), format="qcow2")]
+    if disks.get("ephemeral0"):
+        specs.append(DiskSpec(target="vdb", path=str(disks["ephemeral0"]), format="qcow2",
+                              serial="ephemeral0"))
     return DomainSpec(
         instance_id=instance.id, vcpus=instance.cpu, memory_mb=instance.memory_mb,
-        mac=instance.mac,
-        kernel=str(cache / instance.kernel_id / "kernel") if instance.kernel_id else None,
-        ramdisk=str(cache / instance.ramdisk_id / "ramdisk") if instance.ramdisk_id else None,
-        disks=[DiskSpec(target="vda", path=str(work / "root.qcow2"), format="qcow2")],
-        console_log=str(work / "console.log"))
+        mac=instance.mac, network=network,
+        kernel=str(kernel) if kernel else None, ramdisk=str(ramdisk) if ramdisk else None,
+        disks=specs, console_log=str(work / "console.log"))
+
+
+def _filler(image: Image, store, data_dir: str):
+    """``fill(out)`` writing *image*'s bundle, verified against its manifest, into *out*."""
+    from . import bundle, cloudkey, images
+
+    def fill(out) -> None:
+        manifest = images.manifest_of(image)
+        key = cloudkey.cloud_private_key(data_dir) if manifest.encrypted else None
+        bundle.unbundle(manifest, images.read_part_fn(store, image), out, key)
+    return fill
+
+
+def cached_parts(instance: Instance, services) -> dict[str, Path]:
+    """The instance's root image, kernel and ramdisk in the node's image cache, fetched
+    from the object store on first use (a cache miss) and verified against the manifest."""
+    cache = services.cluster.image_cache
+    data_dir = services.config["data_dir"]
+    parts = {}
+    for image_id, part in ((instance.image_id, "root"), (instance.kernel_id, "kernel"),
+                           (instance.ramdisk_id, "ramdisk")):
+        if not image_id:
+            continue
+        image = db.session.get(Image, image_id)
+        if image is None or not image.location:
+            raise AwsError(f"The image {image_id} is gone or has no bundle.",
+                           code="InvalidAMIID.Unavailable", status=400)
+        db.session.rollback()           # hold no transaction while copying the image
+        parts[part] = cache.ensure(image_id, part, _filler(image, services.s3.store, data_dir))
+    return parts
+
+
+def images_in_use(node_id: str | None) -> set[str]:
+    """Image ids (EMI, EKI, ERI) of the instances on *node_id* that have not ended."""
+    rows = db.session.execute(db.select(Instance.image_id, Instance.kernel_id,
+                                        Instance.ramdisk_id).where(
+        Instance.node_id == node_id, Instance.state != states.TERMINATED)).all()
+    return {image_id for row in rows for image_id in row if image_id}
+
+
+def prepare(instance: Instance, driver, services) -> DomainSpec:
+    """Everything the node makes before a domain can start: cached images, the instance's
+    disks, its DHCP entry; returns the domain's spec."""
+    config = services.config
+    net = network.plug(driver, config, instance.mac, instance.private_ip) \
+        if instance.private_ip else None
+    if not driver.uses_host_files:
+        return domain_spec(instance, config["data_dir"], net)
+    parts = cached_parts(instance, services)
+    if "root" not in parts:
+        raise AwsError(f"The image {instance.image_id} has no root disk.",
+                       code="InvalidAMIID.Unavailable", status=400)
+    disks = imagecache.make_disks(imagecache.work_dir(config["data_dir"], instance.id),
+                                  parts["root"], instance.disk_gb)
+    services.cluster.image_cache.evict(images_in_use(instance.node_id))
+    return domain_spec(instance, config["data_dir"], net, disks, parts)
+
+
+def release_node_resources(instance: Instance, driver, services) -> None:
+    """Undo :func:`prepare` for an ended instance: its DHCP entry and its disks (the
+    console log stays until the instance is forgotten)."""
+    try:
+        network.unplug(driver, services.config, instance.mac)
+    except DriverError as error:
+        log.warning("cannot remove the DHCP entry of %s: %s", instance.id, error)
+    imagecache.remove_disks(imagecache.work_dir(services.config["data_dir"], instance.id))
 
 
 def spawn(instance_id: str) -> None:
@@ -96,11 +170,14 @@ def spawn(instance_id: str) -> None:
     if instance is None or instance.state != states.PENDING:
         return
     services = _services()
+    driver = None
     try:
         driver = services.cluster.driver_for(instance.node_id)
-        driver.spawn(domain_spec(instance, services.config["data_dir"]))
-    except (DriverError, AwsError) as error:
+        driver.spawn(prepare(instance, driver, services))
+    except (DriverError, AwsError, imagecache.CacheError, OSError) as error:
         log.warning("spawn of %s failed: %s", instance_id, error)
+        if driver is not None:
+            release_node_resources(instance, driver, services)
         states.transition(instance_id, states.TERMINATED, expected={states.PENDING},
                           reason=f"Server.InternalError: {error}", task=None,
                           on_win=release_capacity(instance))
@@ -111,6 +188,7 @@ def spawn(instance_id: str) -> None:
         fresh = db.session.get(Instance, instance_id)
         if fresh is not None and fresh.state in (states.SHUTTING_DOWN, states.TERMINATED):
             driver.destroy(instance_id)
+            release_node_resources(fresh, driver, services)
 
 
 def terminate(instance_id: str) -> None:
@@ -119,11 +197,14 @@ def terminate(instance_id: str) -> None:
     if instance is None:
         return
     if instance.node_id:
+        services = _services()
         try:
-            _services().cluster.driver_for(instance.node_id).destroy(instance_id)
-        except DriverError as error:
+            driver = services.cluster.driver_for(instance.node_id)
+            driver.destroy(instance_id)
+        except (DriverError, AwsError) as error:
             log.warning("destroy of %s failed (will be reconciled): %s", instance_id, error)
             return
+        release_node_resources(instance, driver, services)
     states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
                       task=None, on_win=release_capacity(instance))
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..cluster import imagecache
 from ..cluster.virt.driver import DriverError, PowerState
 from ..db import db
 from . import lifecycle, states
@@ -32,6 +34,7 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
     orphans_destroyed: list[str] = field(default_factory=list)
     finished_terminations: list[str] = field(default_factory=list)
+    work_dirs_removed: list[str] = field(default_factory=list)
 
 
 def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
@@ -53,6 +56,8 @@ def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
     for instance_id, instance in recorded.items():
         observed = domains.get(instance_id, PowerState.ABSENT)
         _settle(cluster, instance, observed, startup, report)
+    if startup:
+        report.work_dirs_removed = sweep_work_dirs(cluster.config["data_dir"], recorded)
     live = {instance_id for instance_id, row in recorded.items()
             if row.state != states.TERMINATED}
     for instance_id in domains:
@@ -79,7 +84,7 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         if states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
                              task=None, on_win=release):
             if ended == states.TERMINATED:
-                _destroy_quietly(cluster, instance.id)
+                _destroy_quietly(cluster, instance)
             report.vanished.append(instance.id)
     elif instance.state == states.PENDING and startup:
         if observed == PowerState.RUNNING:
@@ -88,18 +93,40 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         elif states.transition(instance.id, states.TERMINATED, expected={states.PENDING},
                                reason="Server.InternalError: launch interrupted by a restart",
                                task=None, on_win=lifecycle.release_capacity(instance)):
-            _destroy_quietly(cluster, instance.id)
+            _destroy_quietly(cluster, instance)
             report.interrupted.append(instance.id)
     elif instance.state == states.SHUTTING_DOWN and (startup or observed == PowerState.ABSENT):
         lifecycle.terminate(instance.id)
         report.finished_terminations.append(instance.id)
 
 
-def _destroy_quietly(cluster, instance_id: str) -> None:
+def _destroy_quietly(cluster, instance: Instance) -> None:
+    """Destroy an ended instance's domain and free its DHCP entry and disks."""
     try:
-        cluster.driver.destroy(instance_id)
+        cluster.driver.destroy(instance.id)
     except DriverError as error:
-        log.warning("reconcile: could not destroy %s: %s", instance_id, error)
+        log.warning("reconcile: could not destroy %s: %s", instance.id, error)
+        return
+    lifecycle.release_node_resources(instance, cluster.driver, lifecycle._services())
+
+
+def sweep_work_dirs(data_dir: str, recorded: dict[str, Instance]) -> list[str]:
+    """Remove work files nobody needs: all of an instance no longer recorded, the disks of
+    one that ended. Returns the instance ids tidied (run at start, after a crash)."""
+    root = Path(data_dir) / "instances"
+    tidied = []
+    if not root.is_dir():
+        return tidied
+    for work in root.iterdir():
+        row = recorded.get(work.name)
+        if row is None:
+            imagecache.remove_work(work)
+            tidied.append(work.name)
+        elif row.state == states.TERMINATED and any(
+                entry.name != "console.log" for entry in work.iterdir()):
+            imagecache.remove_disks(work)
+            tidied.append(work.name)
+    return tidied
 
 
 def start(app, interval: float) -> threading.Event:

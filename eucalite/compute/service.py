@@ -46,6 +46,7 @@ class ComputeService:
         self.config = config
         self.cluster = cluster
         self.worker: lifecycle.Worker | None = None     # set by create_app
+        self.metadata_server = None     # the guests' metadata listener, when this is a node
 
     def regions(self) -> list[Region]:
         """This cloud is one region; its endpoint is the EC2 URL clients use."""
@@ -61,7 +62,7 @@ class ComputeService:
 
     def run_instances(self, principal: Principal, request: LaunchRequest) -> list[Instance]:
         """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
-        from ..cluster import nodes
+        from ..cluster import network, nodes
         from ..cluster.scheduler import Need
         from . import images, instance_types, keypairs, tags
 
@@ -105,6 +106,7 @@ class ComputeService:
             rows = instances.record_launch(
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
                 itype=itype, key=key, zone=zone, node_ids=node_ids,
+                allocate_ips=lambda count: network.allocate(self.config, count),
                 tag=lambda ids: tags.apply_tag_specifications(principal, "instance", ids,
                                                               instance_specs))
         except BaseException:
@@ -173,6 +175,9 @@ class ComputeService:
 
     def console_output(self, principal: Principal, instance_id: str) -> tuple[str, str]:
         """(instance id, base64 of the last 64 KiB of serial console output)."""
+        from ..cluster import imagecache
+        from ..cluster.virt.driver import read_tail
+
         instance = instances.owned(principal, instance_id)
         output = b""
         if instance.node_id and instance.state != states.TERMINATED:
@@ -180,6 +185,10 @@ class ComputeService:
                 output = self.cluster.driver_for(instance.node_id).console_output(instance.id)
             except AwsError:
                 output = b""
+        if not output and instance.node_id == self.cluster.local_node_id:
+            # the domain is gone (terminated) but its log stays until the instance is purged
+            output = read_tail(str(imagecache.work_dir(self.config["data_dir"], instance.id)
+                              / "console.log"))
         return instance.id, base64.b64encode(output).decode()
 
     def purge_terminated(self) -> int:
@@ -189,8 +198,11 @@ class ComputeService:
         cutoff = utcnow() - instances.TERMINATED_VISIBLE
         old = list(db.session.execute(db.select(Instance).where(
             Instance.state == states.TERMINATED, Instance.terminated_at < cutoff)).scalars())
+        from ..cluster import imagecache
+
         for instance in old:
             tags.delete_all(instance.id)
+            imagecache.remove_work(imagecache.work_dir(self.config["data_dir"], instance.id))
             db.session.delete(instance)
         db.session.commit()
         return len(old)

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 from dataclasses import dataclass, field
 
 DOMAIN_PREFIX = "eucalite-"
 CONSOLE_TAIL = 64 * 1024
+
+
+def read_tail(path: str, limit: int = CONSOLE_TAIL) -> bytes:
+    """The last *limit* bytes of the file at *path* (b"" when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+            return f.read(limit)
+    except OSError:
+        return b""
 
 
 class PowerState(str, enum.Enum):
@@ -64,6 +76,23 @@ class DomainSpec:
 
 
 @dataclass(frozen=True)
+class NetworkSpec:
+    """The node's private instance network: a bridge with a subnet and static DHCP.
+
+    The bridge gets ``gateway``/``prefix``; every instance gets a fixed address through a
+    DHCP host entry (MAC -> IP) and ``gateway`` as its router, so the metadata address
+    ``metadata_ip`` (placed on the bridge too, by the host side) is reachable from any guest.
+    """
+
+    name: str = "eucalite"
+    bridge: str = "eucabr0"
+    gateway: str = "10.211.0.1"
+    prefix: int = 24
+    lease_minutes: int = 10
+    metadata_ip: str | None = "169.254.169.254"
+
+
+@dataclass(frozen=True)
 class HostCapacity:
     cores: int
     memory_mb: int
@@ -75,6 +104,10 @@ class HypervisorDriver(abc.ABC):
 
     #: short name for logs and errors ("fake", "libvirt")
     name = "abstract"
+    #: whether domains really read the disk, kernel and console files named in their specs
+    #: (so the node must make them); drivers that only pretend (fake, libvirt's test
+    #: driver) let launches skip the image cache
+    uses_host_files = True
 
     @abc.abstractmethod
     def spawn(self, spec: DomainSpec) -> None:
@@ -125,6 +158,32 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     def disks(self, instance_id: str) -> list[str]:
         """Targets of the disks the domain has now (vda, vdb, ...)."""
+
+    # -- the instance network ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        """Afterwards the network *spec* names exists, is active and starts with the host.
+        An existing network of that name with another bridge or subnet is a DriverError
+        (never silently reconfigured: running guests may be on it)."""
+
+    @abc.abstractmethod
+    def add_dhcp_host(self, network: str, mac: str, ip: str) -> None:
+        """Afterwards *mac* gets *ip* by DHCP on *network* (listed by ``dhcp_hosts``).
+        Idempotent; replaces an older entry for the same MAC or IP."""
+
+    @abc.abstractmethod
+    def remove_dhcp_host(self, network: str, mac: str) -> None:
+        """Afterwards *mac* has no entry on *network*, and any lease it holds is released
+        where the host can release leases. Idempotent."""
+
+    @abc.abstractmethod
+    def dhcp_hosts(self, network: str) -> dict[str, str]:
+        """MAC -> IP of every DHCP host entry on *network* ({} if it does not exist)."""
+
+    def dhcp_leases(self, network: str) -> dict[str, str]:
+        """MAC -> IP of the leases the DHCP server holds now ({} where unknown)."""
+        return {}
 
     @abc.abstractmethod
     def capacity(self) -> HostCapacity:

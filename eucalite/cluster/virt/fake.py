@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from . import domain_xml as dx
 from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
-                     HostCapacity, HypervisorDriver, PowerState)
+                     HostCapacity, HypervisorDriver, NetworkSpec, PowerState)
 
 
 @dataclass
@@ -31,11 +31,14 @@ class FakeDriver(HypervisorDriver):
     """Domains in memory; every operation is instant and thread-safe."""
 
     name = "fake"
+    uses_host_files = False
 
     def __init__(self, capacity: HostCapacity | None = None, *, cores: int = 8,
                  memory_mb: int = 16384, disk_gb: int = 200):
         self._capacity = capacity or HostCapacity(cores, memory_mb, disk_gb)
         self._domains: dict[str, _FakeDomain] = {}
+        self._networks: dict[str, NetworkSpec] = {}
+        self._hosts: dict[str, dict[str, str]] = {}      # network -> MAC -> IP
         self._lock = threading.Lock()
 
     # -- helpers (call with the lock held) ---------------------------------------------------
@@ -124,6 +127,33 @@ class FakeDriver(HypervisorDriver):
     def disks(self, instance_id: str) -> list[str]:
         with self._lock:
             return list(self._get(instance_id).disks)   # plug order, as libvirt lists them
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        with self._lock:
+            known = self._networks.get(spec.name)
+            if known is not None and (known.bridge, known.gateway, known.prefix) != \
+                    (spec.bridge, spec.gateway, spec.prefix):
+                raise DriverError(f"network {spec.name} exists with bridge {known.bridge} "
+                                  f"and address {known.gateway}/{known.prefix}")
+            self._networks[spec.name] = spec
+            self._hosts.setdefault(spec.name, {})
+
+    def add_dhcp_host(self, network: str, mac: str, ip: str) -> None:
+        with self._lock:
+            if network not in self._networks:
+                raise DriverError(f"no network {network}")
+            hosts = self._hosts[network]
+            for old_mac in [m for m, i in hosts.items() if i == ip]:
+                del hosts[old_mac]
+            hosts[mac.lower()] = ip
+
+    def remove_dhcp_host(self, network: str, mac: str) -> None:
+        with self._lock:
+            self._hosts.get(network, {}).pop(mac.lower(), None)
+
+    def dhcp_hosts(self, network: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._hosts.get(network, {}))
 
     def capacity(self) -> HostCapacity:
         return self._capacity

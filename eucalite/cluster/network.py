@@ -1,0 +1,81 @@
+"""The instance network, private part of Eucalyptus' EDGE model.
+
+One isolated bridge per node (``instance_bridge``) on one private subnet
+(``instance_subnet``): the bridge holds the subnet's first address, which guests use as
+their router, plus the metadata address; every instance gets a MAC and a fixed private IP
+recorded on its row when it is launched, and a static DHCP entry while its domain exists.
+
+The seams for what comes later: security groups become filter rules keyed by the instance's
+MAC/IP when it is plugged (:func:`plug`), elastic IPs NAT rules beside them; allocation
+already lives in the database, so several nodes never hand out one address twice.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Iterator, Mapping
+
+from ..db import db
+from ..errors import AwsError
+from .virt.driver import HypervisorDriver, NetworkSpec
+
+TERMINATED = "terminated"
+
+
+def subnet(config: Mapping[str, Any]) -> ipaddress.IPv4Network:
+    """The configured private subnet (ValueError if it is not a usable IPv4 network)."""
+    net = ipaddress.ip_network(config["instance_subnet"], strict=True)
+    if net.version != 4 or net.num_addresses < 8:
+        raise ValueError(f"instance_subnet {net} must be an IPv4 network of at least /29")
+    return net
+
+
+def spec(config: Mapping[str, Any]) -> NetworkSpec:
+    """The NetworkSpec every node of this cloud builds from config."""
+    net = subnet(config)
+    return NetworkSpec(name=config["instance_network"], bridge=config["instance_bridge"],
+                       gateway=str(net.network_address + 1), prefix=net.prefixlen,
+                       metadata_ip=config.get("metadata_address") or None)
+
+
+def _candidates(net: ipaddress.IPv4Network, after: str | None) -> Iterator[str]:
+    """Instance addresses (all hosts but the gateway), starting after *after* and wrapping
+    round: addresses are reused as late as possible, so a lease a vanished guest may still
+    hold in dnsmasq has long expired before its address is handed out again."""
+    hosts = [str(ip) for ip in list(net.hosts())[1:]]
+    start = hosts.index(after) + 1 if after in hosts else 0
+    yield from hosts[start:] + hosts[:start]
+
+
+def allocate(config: Mapping[str, Any], count: int) -> list[str]:
+    """*count* free private addresses. Call inside the write transaction that records the
+    instances (``write_lock`` held), so concurrent launches never share an address."""
+    from ..compute.models import Instance
+
+    net = subnet(config)
+    used = set(db.session.execute(db.select(Instance.private_ip).where(
+        Instance.state != TERMINATED, Instance.private_ip.is_not(None))).scalars())
+    last = db.session.execute(db.select(Instance.private_ip).where(
+        Instance.private_ip.is_not(None)).order_by(
+        Instance.launch_time.desc(), Instance.id.desc()).limit(1)).scalar()
+    chosen = []
+    for ip in _candidates(net, last):
+        if ip not in used:
+            chosen.append(ip)
+            if len(chosen) == count:
+                return chosen
+    raise AwsError(f"There are not enough free addresses in the instance subnet {net} "
+                   f"for {count} instance(s).", code="InsufficientFreeAddressesInSubnet",
+                   status=400)
+
+
+def plug(driver: HypervisorDriver, config: Mapping[str, Any], mac: str, ip: str) -> str:
+    """Give *mac* its address on the node's network; returns the network's name for the
+    domain's NIC."""
+    name = config["instance_network"]
+    driver.add_dhcp_host(name, mac, ip)
+    return name
+
+
+def unplug(driver: HypervisorDriver, config: Mapping[str, Any], mac: str) -> None:
+    """Remove *mac*'s DHCP entry and lease (idempotent)."""
+    driver.remove_dhcp_host(config["instance_network"], mac)

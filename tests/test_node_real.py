@@ -1,0 +1,241 @@
+"""End to end on a real libvirtd + QEMU: the tiny guest boots as an EC2 instance.
+
+Runs when EUCALITE_TEST_LIBVIRT_URI names a real libvirt (``./setup.sh test`` starts
+libvirtd and sets it to qemu:///system); skipped with the reason otherwise. The guest is
+built by ``eucalite.cluster.guest`` (cached in EUCALITE_TEST_GUEST_DIR when set). Through
+boto3: import the guest, RunInstances with user-data, wait for running, read the console
+until the guest printed the instance-id and user-data it fetched from the metadata service
+with an IMDSv2 token, reboot, stop (unsupported for instance-store, as in Eucalyptus),
+terminate, and check that no domain, overlay or DHCP entry is left.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import start_live
+
+REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
+GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
+MARK = "EUCALITE-GUEST"
+NETWORK = "eucalite-test"
+BOOT_TIMEOUT = 120          # TCG on a loaded 2-core machine: a guest is up in ~10 s
+
+pytestmark = pytest.mark.skipif(
+    not REAL_URI.startswith("qemu"),
+    reason="needs a real libvirtd: set EUCALITE_TEST_LIBVIRT_URI=qemu:///system "
+           "(./setup.sh test does)")
+
+
+def _skip_without_root():
+    if os.geteuid() != 0:
+        pytest.skip("the instance bridge and the metadata address need root")
+
+
+@pytest.fixture(scope="module")
+def guest_files(tmp_path_factory):
+    from eucalite.cluster import guest
+
+    out = Path(GUEST_DIR) if GUEST_DIR else tmp_path_factory.mktemp("guest")
+    try:
+        return guest.build(out, log=lambda *args: None)
+    except guest.GuestBuildError as error:
+        pytest.fail(f"cannot build the tiny guest: {error}")
+
+
+@pytest.fixture(scope="module")
+def node(guest_files):
+    """A live eucalite whose node duty runs real guests on REAL_URI, with the tiny guest
+    imported; the metadata listener on the bridge."""
+    _skip_without_root()
+    from eucalite.compute import image_cli
+    from eucalite.server import start_node_services
+
+    # not under pytest's 0700 tmp dir: QEMU runs as libvirt's user and must reach the disks
+    top = Path(tempfile.mkdtemp(prefix="eucalite-node-test-", dir="/var/tmp"))
+    top.chmod(0o711)
+    live, server = start_live(top / "data", node=True, hypervisor="libvirt",
+                              libvirt_uri=REAL_URI, reconcile_interval=3600,
+                              # a network of its own, so a developer's cloud is untouched
+                              instance_subnet="10.213.0.0/24", instance_network=NETWORK,
+                              instance_bridge="eutestbr0")
+    services = live.app.extensions["eucalite"]
+    try:
+        start_node_services(live.app)
+        assert services.cluster.node_problem is None, services.cluster.node_problem
+        assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
+        ids = image_cli._import(str(guest_files.kernel), str(guest_files.ramdisk),
+                                str(guest_files.root), "tiny", "x86_64", "images",
+                                "eucalyptus", "admin", live.app)
+        live.image_id = ids[2]
+        yield live
+    finally:
+        server.shutdown()
+        services.compute.worker.shutdown()
+        if services.compute.metadata_server:
+            services.compute.metadata_server.shutdown()
+        driver = services.cluster.driver
+        if driver is not None:
+            for instance_id in driver.list_domains():
+                driver.destroy(instance_id)
+            _remove_network(driver, NETWORK)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _remove_network(driver, name):
+    net = driver._network(name)
+    if net is not None:
+        if net.isActive():
+            net.destroy()
+        net.undefine()
+
+
+def _console(ec2, instance_id) -> str:
+    """The console text (botocore decodes EC2's base64 Output itself)."""
+    return ec2.get_console_output(InstanceId=instance_id).get("Output", "")
+
+
+def _wait(predicate, timeout, what, show=lambda: ""):
+    """Poll *predicate* every second until it is truthy; on timeout fail, showing
+    ``show()`` (e.g. the console so far)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{show()}")
+
+
+def _console_has(ec2, instance_id, text, count=1, timeout=BOOT_TIMEOUT) -> str:
+    """Wait until the console shows *text* *count* times; returns the console."""
+    return _wait(lambda: (c := _console(ec2, instance_id)).count(text) >= count and c,
+                 timeout, f"{text!r} x{count} on {instance_id}'s console",
+                 show=lambda: _console(ec2, instance_id)[-3000:])
+
+
+def _state(ec2, instance_id) -> str:
+    """The instance's state; fails the test at once if it ended while we wait for it."""
+    described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]
+    return described["State"]["Name"]
+
+
+def _running(ec2, instance_id) -> bool:
+    described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]
+    assert described["State"]["Name"] in ("pending", "running"), described.get("StateReason")
+    return described["State"]["Name"] == "running"
+
+
+def _launch(ec2, image_id, user_data: str, count: int = 1):
+    reservation = ec2.run_instances(ImageId=image_id, MinCount=count, MaxCount=count,
+                                    InstanceType="m1.small", UserData=user_data,
+                                    MetadataOptions={"HttpTokens": "required"})
+    return reservation["Instances"]
+
+
+def _guest_lines(console: str, key: str) -> list[str]:
+    return re.findall(rf"{MARK} {key}=(\S+)", console)
+
+
+def test_guest_boots_reads_metadata_and_leaves_nothing(node):
+    ec2 = node.client("ec2")
+    services = node.app.extensions["eucalite"]
+    driver = services.cluster.driver
+    user_data = "hello from user-data 1f3c"
+    [instance] = _launch(ec2, node.image_id, user_data)
+    iid = instance["InstanceId"]
+    assert instance["PrivateIpAddress"].startswith("10.213.0.")
+    _wait(lambda: _running(ec2, iid), BOOT_TIMEOUT, "running")
+
+    console = _console_has(ec2, iid, f"{MARK} ready")
+    # IMDSv2 is required for this instance: the guest got a token and, with it, its id
+    assert f"{MARK} token=ok" in console, console
+    assert _guest_lines(console, "instance-id") == [iid], console
+    assert _guest_lines(console, "ip") == [instance["PrivateIpAddress"]], console
+    between = console.split(f"{MARK} user-data-begin", 1)[1].split(f"{MARK} user-data-end")[0]
+    assert between.strip() == user_data
+    assert re.search(rf"{MARK} disk name=vda ", console), console
+
+    work = Path(services.config["data_dir"]) / "instances" / iid
+    assert (work / "root.qcow2").exists()
+    mac = _mac(node.app, iid)
+    assert driver.dhcp_hosts(NETWORK)[mac] == instance["PrivateIpAddress"]
+
+    # reboot: the same guest boots again (a second boot marker) and finds its metadata
+    ec2.reboot_instances(InstanceIds=[iid])
+    _console_has(ec2, iid, f"{MARK} ready", count=2)
+
+    # instance-store roots cannot stop, as in Eucalyptus
+    with pytest.raises(ec2.exceptions.ClientError) as stop:
+        ec2.stop_instances(InstanceIds=[iid])
+    assert stop.value.response["Error"]["Code"] == "UnsupportedOperation"
+
+    _terminate(ec2, [iid])
+    assert iid not in driver.list_domains()
+    assert not (work / "root.qcow2").exists()
+    assert mac not in driver.dhcp_hosts(NETWORK)
+    # the lease is released at once (dnsmasq tells libvirt's lease file a moment later)
+    _wait(lambda: mac not in driver.dhcp_leases(NETWORK), 15, "the lease's release",
+          show=lambda: driver.dhcp_leases(NETWORK))
+    # the console log outlives the domain until the instance is forgotten
+    assert f"{MARK} instance-id={iid}" in _console(ec2, iid)
+
+
+def _mac(app, instance_id) -> str:
+    from eucalite.compute.models import Instance
+    from eucalite.db import db
+
+    with app.app_context():
+        return db.session.get(Instance, instance_id).mac
+
+
+def test_two_guests_get_different_addresses_and_second_launch_copies_nothing(node):
+    ec2 = node.client("ec2")
+    cache = node.app.extensions["eucalite"].cluster.image_cache
+    misses = cache.misses
+    instances = _launch(ec2, node.image_id, "two", count=2)
+    ids = [i["InstanceId"] for i in instances]
+    try:
+        for iid in ids:
+            _console_has(ec2, iid, f"{MARK} ready")
+        seen = {iid: _guest_lines(_console(ec2, iid), "ip")[-1] for iid in ids}
+        assert len(set(seen.values())) == 2
+        assert seen == {i["InstanceId"]: i["PrivateIpAddress"] for i in instances}
+        # the image was cached by the first test: nothing was fetched again
+        assert cache.misses == misses
+    finally:
+        _terminate(ec2, ids)
+
+
+def _terminate(ec2, ids):
+    """Terminate and wait until they ended (their node capacity is back)."""
+    ec2.terminate_instances(InstanceIds=ids)
+    for iid in ids:
+        _wait(lambda: _state(ec2, iid) == "terminated", 60, f"{iid} terminated")
+
+
+def test_reconciler_notices_a_domain_destroyed_behind_its_back(node):
+    from eucalite.compute import reconcile
+
+    ec2 = node.client("ec2")
+    services = node.app.extensions["eucalite"]
+    [instance] = _launch(ec2, node.image_id, "reconcile")
+    iid = instance["InstanceId"]
+    _wait(lambda: _running(ec2, iid), BOOT_TIMEOUT, "running")
+    services.cluster.driver.destroy(iid)          # as `virsh destroy; virsh undefine` would
+    with node.app.app_context():
+        report = reconcile.reconcile(services.cluster)
+    assert iid in report.vanished
+    described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert described["State"]["Name"] == "terminated"
+    assert "vanished" in described["StateReason"]["Message"]
+    work = Path(services.config["data_dir"]) / "instances" / iid
+    assert not (work / "root.qcow2").exists()
