@@ -70,12 +70,67 @@ ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the l
     apt_install "building libvirt-python" libvirt-dev pkg-config
 }
 
+ensure_node_packages() {  # what node duty needs to run real VMs (see README "Node duty")
+    apt_install "node duty (real VMs through libvirt)" qemu-system-x86 qemu-utils \
+        qemu-block-extra libvirt-daemon-system libvirt-clients dnsmasq-base dnsmasq-utils \
+        iproute2 busybox-static
+}
+
+STARTED_DAEMONS=()
+ensure_libvirtd() {  # start virtlogd + libvirtd unless running; remember what we started
+    [ "$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null || return 0
+    if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
+        # otherwise libvirt re-probes QEMU on every call (define takes ~40 s, not ~0.02 s)
+        chgrp kvm /dev/kvm && chmod 660 /dev/kvm || true
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl start virtlogd libvirtd >/dev/null 2>&1 || true
+    else
+        if ! pgrep -x virtlogd >/dev/null; then
+            log "starting virtlogd"; virtlogd -d && STARTED_DAEMONS+=(virtlogd)
+        fi
+        if ! pgrep -x libvirtd >/dev/null; then
+            log "starting libvirtd"; libvirtd -d && STARTED_DAEMONS+=(libvirtd)
+        fi
+    fi
+    local i
+    for i in $(seq 1 60); do
+        virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    log "libvirtd does not answer on qemu:///system: node duty will be off"
+}
+
+stop_started_daemons() {  # stop, newest first, only the daemons ensure_libvirtd started
+    local i name pid
+    for ((i = ${#STARTED_DAEMONS[@]} - 1; i >= 0; i--)); do
+        name=${STARTED_DAEMONS[$i]}
+        pid=$(cat "/run/$name.pid" 2>/dev/null || pgrep -x "$name" || true)
+        if [ -n "$pid" ]; then
+            log "stopping $name (started by this command)"
+            kill $pid 2>/dev/null || true
+        fi
+    done
+}
+
+build_test_guest() {  # the tiny guest the real-VM tests boot (cached between runs)
+    local dir=${EUCALITE_TEST_GUEST_DIR:-/var/tmp/eucalite-guest}
+    if "$VENV/bin/eucalite" guest build --out "$dir" >/dev/null; then
+        export EUCALITE_TEST_GUEST_DIR=$dir
+        export EUCALITE_TEST_GUEST_KERNEL=$dir/vmlinuz EUCALITE_TEST_GUEST_RAMDISK=$dir/initrd.gz
+    else
+        log "could not build the tiny guest: the real-VM tests will fail and say why"
+    fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
     serve)
         ensure_python
         ensure_libvirt_build_deps
+        ensure_node_packages
+        ensure_libvirtd
         install_package ""
         exec "$VENV/bin/eucalite" serve "$@"
         ;;
@@ -84,7 +139,15 @@ case "$cmd" in
         ensure_libvirt_build_deps
         install_package "[test,bench]"
         ensure_test_clients
+        ensure_node_packages
+        trap stop_started_daemons EXIT
+        ensure_libvirtd
         export PATH="$VENV/bin:$PATH"
+        if [ "$(id -u)" -eq 0 ] && virsh -c qemu:///system version >/dev/null 2>&1; then
+            # the real-VM tests (tests/test_node_real.py, the driver contract on qemu)
+            export EUCALITE_TEST_LIBVIRT_URI=qemu:///system
+            build_test_guest
+        fi
         log "running the test suite"
         set +e
         python -m pytest "$@"
