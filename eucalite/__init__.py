@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,7 +38,9 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     config = config_module.load(overrides, environ)
     data_dir = Path(config["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)
+    # private to this user; node duty may have added search permission for QEMU (o+x, see
+    # cluster.service.open_work_dirs), which is kept
+    os.chmod(data_dir, stat.S_IMODE(data_dir.stat().st_mode) & 0o711 | 0o700)
 
     app = Flask(__name__, static_folder=None)
     app.config.update(

@@ -6,6 +6,7 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from eucalite import create_app
 from eucalite.cluster import nodes
 from eucalite.cluster.models import Node
 from eucalite.cluster.node_cli import node_group
@@ -361,3 +362,44 @@ def test_cli_list_without_nodes_says_how_to_get_one(app):
     result = _cli(app.config["EUCALITE"]["data_dir"], "list")
     assert result.exit_code == 0
     assert "eucalite serve" in result.output
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary dir whose parents others may pass through (pytest's own are 0700)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="eucalite-perm-test-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_node_duty_opens_only_the_instance_dirs_to_qemu(open_tmp):
+    """QEMU runs as libvirt's user: it may enter the data dir and reach image-cache and
+    instances, while the database and the object store stay private to eucalite."""
+    import stat
+
+    from eucalite.cluster.service import open_work_dirs
+
+    tmp_path = open_tmp
+    data = tmp_path / "data"
+    (data / "s3").mkdir(parents=True)
+    (data / "eucalite.db").write_bytes(b"secret")
+    (data / "eucalite.db").chmod(0o644)
+    (data / "s3").chmod(0o755)
+    tmp_path.chmod(0o700)
+    problem = open_work_dirs(data)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(data) == 0o701
+    assert mode(data / "eucalite.db") == 0o600
+    assert mode(data / "s3") == 0o700
+    assert mode(data / "instances") & 0o001 and mode(data / "image-cache") & 0o001
+    # a parent QEMU cannot pass through is reported, not silently ignored
+    assert problem and str(tmp_path) in problem and "chmod o+x" in problem
+    tmp_path.chmod(0o711)
+    assert open_work_dirs(data) is None
+    # create_app keeps the search permission node duty gave (and nothing more)
+    create_app({"data_dir": str(data), "node": False})
+    assert mode(data) == 0o701

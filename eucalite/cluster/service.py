@@ -25,17 +25,25 @@ log = logging.getLogger(__name__)
 
 
 def open_work_dirs(data_dir: Path) -> str | None:
-    """Let QEMU, which libvirt runs as its own user, reach the files of instances: the data
-    dir and the image-cache and instances dirs get search permission for others (not read:
-    nobody can list them). Returns what is wrong if a parent directory still bars the way."""
+    """Let QEMU, which libvirt runs as its own user, reach the files of instances.
+
+    The data dir gets search permission for others (o+x: enter, not list), and so do its
+    ``image-cache`` and ``instances`` dirs; everything else in the data dir (database, object
+    store, keys) loses any access for group and others, so only those two are reachable.
+    Returns what is wrong if a parent directory still bars the way.
+    """
     import os
     import stat
 
-    for path in (data_dir, data_dir / "image-cache", data_dir / "instances"):
-        path.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(path, stat.S_IMODE(mode) | stat.S_IXOTH)
+    shared = {"image-cache", "instances"}
+    for name in shared:
+        (data_dir / name).mkdir(parents=True, exist_ok=True)
+    for entry in data_dir.iterdir():
+        mode = stat.S_IMODE(entry.lstat().st_mode)
+        wanted = (mode | stat.S_IXOTH) if entry.name in shared else (mode & 0o700)
+        if wanted != mode and not entry.is_symlink():
+            os.chmod(entry, wanted)
+    os.chmod(data_dir, stat.S_IMODE(data_dir.stat().st_mode) & 0o700 | stat.S_IXOTH)
     for parent in data_dir.resolve().parents:
         if not parent.stat().st_mode & stat.S_IXOTH:
             return (f"QEMU runs as its own user and cannot reach files under {parent} "
