@@ -386,14 +386,14 @@ def test_node_duty_opens_only_the_instance_dirs_to_qemu(open_tmp):
     tmp_path = open_tmp
     data = tmp_path / "data"
     (data / "s3").mkdir(parents=True)
-    (data / "eucalite.db").write_bytes(b"secret")
-    (data / "eucalite.db").chmod(0o644)
+    (data / "cloud-key.pem").write_bytes(b"secret")
+    (data / "cloud-key.pem").chmod(0o644)
     (data / "s3").chmod(0o755)
     tmp_path.chmod(0o700)
     problem = open_work_dirs(data)
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     assert mode(data) == 0o701
-    assert mode(data / "eucalite.db") == 0o600
+    assert mode(data / "cloud-key.pem") == 0o600
     assert mode(data / "s3") == 0o700
     assert mode(data / "instances") & 0o001 and mode(data / "image-cache") & 0o001
     # a parent QEMU cannot pass through is reported, not silently ignored
