@@ -10,6 +10,7 @@ Opt-in, the same suite runs on a real libvirt (e.g. qemu:///system with QEMU/TCG
 set EUCALITE_TEST_LIBVIRT_URI plus EUCALITE_TEST_GUEST_KERNEL and EUCALITE_TEST_GUEST_RAMDISK
 (a bootable kernel/initramfs that loads virtio_blk, see /work/shared/MACHINE.md).
 """
+import dataclasses
 import os
 import pathlib
 import shutil
@@ -21,7 +22,7 @@ import uuid
 import pytest
 
 from eucalite.cluster.virt.driver import (CONSOLE_TAIL, DiskSpec, DomainSpec, DriverError,
-                                          NotSupported, PowerState)
+                                          NetworkSpec, NotSupported, PowerState)
 from eucalite.cluster.virt.fake import FakeDriver
 
 TEST_URI = "test:///default"
@@ -391,3 +392,103 @@ def test_missing_libvirt_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_libvirt)
     with pytest.raises(DriverError, match="pip install libvirt-python"):
         lvd.LibvirtDriver(TEST_URI)
+
+
+# -- the instance network ------------------------------------------------------------------
+
+@pytest.fixture
+def network(driver):
+    """A NetworkSpec with a fresh name and bridge; the network is removed afterwards (libvirt's
+    test:///default keeps state per process). Not run on a real libvirt: the real network
+    path is covered end to end by tests/test_node_real.py."""
+    if _is_real(driver):
+        pytest.skip("network contract tests run on fake and test:///default only")
+    tag = uuid.uuid4().hex[:8]
+    spec = NetworkSpec(name=f"eutest{tag}", bridge=f"eub{tag}", gateway="10.231.7.1",
+                       prefix=24, metadata_ip=None)
+    yield spec
+    if getattr(driver, "name", "") == "libvirt":
+        net = driver._network(spec.name)
+        if net is not None:
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+
+
+def _network_exists(driver, name) -> bool:
+    if isinstance(driver, FakeDriver):
+        return name in driver._networks
+    return name in driver._conn().listNetworks()        # active networks only
+
+
+MAC1, MAC2 = "52:54:00:AA:00:01", "52:54:00:aa:00:02"
+
+
+def test_ensure_network_idempotent(driver, network):
+    assert not _network_exists(driver, network.name)
+    driver.ensure_network(network)
+    assert _network_exists(driver, network.name)
+    assert driver.dhcp_hosts(network.name) == {}
+    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+    driver.ensure_network(network)                  # again: no error, entries kept
+    assert _network_exists(driver, network.name)
+    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.2"}
+
+
+@pytest.mark.parametrize("change", [dict(gateway="10.231.8.1"), dict(prefix=25),
+                                    dict(bridge="eubother0")])
+def test_ensure_network_refuses_other_settings(driver, network, change):
+    driver.ensure_network(network)
+    with pytest.raises(DriverError):
+        driver.ensure_network(dataclasses.replace(network, **change))
+    driver.ensure_network(network)                  # the original still stands
+
+
+def test_add_dhcp_host_listed(driver, network):
+    driver.ensure_network(network)
+    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+    driver.add_dhcp_host(network.name, MAC2, "10.231.7.3")
+    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.2",
+                                               MAC2: "10.231.7.3"}
+    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")       # idempotent
+    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.2",
+                                               MAC2: "10.231.7.3"}
+    assert isinstance(driver.dhcp_leases(network.name), dict)
+
+
+def test_add_dhcp_host_same_mac_other_ip_replaces(driver, network):
+    driver.ensure_network(network)
+    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+    driver.add_dhcp_host(network.name, MAC1.lower(), "10.231.7.9")
+    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.9"}
+
+
+def test_add_dhcp_host_ip_in_use_replaces_old_holder(driver, network):
+    driver.ensure_network(network)
+    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+    driver.add_dhcp_host(network.name, MAC2, "10.231.7.4")
+    driver.add_dhcp_host(network.name, MAC2, "10.231.7.2")   # MAC2 moves onto MAC1's address
+    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.2"}
+
+
+def test_add_dhcp_host_to_unknown_network_fails(driver, network):
+    with pytest.raises(DriverError):
+        driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+
+
+def test_remove_dhcp_host_idempotent(driver, network):
+    driver.ensure_network(network)
+    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+    driver.add_dhcp_host(network.name, MAC2, "10.231.7.3")
+    driver.remove_dhcp_host(network.name, MAC1.lower())
+    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.3"}
+    driver.remove_dhcp_host(network.name, MAC1)               # again: nothing to do
+    driver.remove_dhcp_host(network.name, "52:54:00:ff:ff:ff")  # never there
+    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.3"}
+    driver.remove_dhcp_host(network.name + "x", MAC2)         # no such network: no error
+    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.3"}
+
+
+def test_dhcp_hosts_of_unknown_network_is_empty(driver, network):
+    assert driver.dhcp_hosts(network.name) == {}
+    assert driver.dhcp_leases(network.name) == {}
