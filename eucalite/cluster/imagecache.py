@@ -137,6 +137,15 @@ def image_format(path: Path) -> str:
         return "qcow2" if f.read(4) == QCOW2_MAGIC else "raw"
 
 
+def virtual_size(path: Path) -> int:
+    """The disk size a guest sees for the image at *path* (qcow2 header, else file size)."""
+    with open(path, "rb") as f:
+        header = f.read(32)
+    if header[:4] == QCOW2_MAGIC:
+        return int.from_bytes(header[24:32], "big")
+    return path.stat().st_size
+
+
 def make_disks(work: Path, base: Path, disk_gb: int) -> dict[str, Path]:
     """Create *work*'s root overlay on *base* and its ephemeral disk; returns
     {"root": path, "ephemeral0": path or absent}. Idempotent (a restarted spawn reuses
@@ -149,7 +158,7 @@ def make_disks(work: Path, base: Path, disk_gb: int) -> dict[str, Path]:
                   str(base.resolve()), str(partial))
         os.replace(partial, root)
     disks = {"root": root}
-    ephemeral_bytes = int(disk_gb) * GiB - base.stat().st_size
+    ephemeral_bytes = int(disk_gb) * GiB - virtual_size(base)
     if ephemeral_bytes >= GiB:
         ephemeral = work / "ephemeral0.qcow2"
         if not ephemeral.exists():

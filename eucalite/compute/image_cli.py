@@ -68,13 +68,14 @@ def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: 
 
 
 @image_group.command("import")
-@click.option("--kernel", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--kernel", type=click.Path(exists=True, dir_okay=False),
               help="Kernel file (vmlinuz), registered as an EKI.")
-@click.option("--ramdisk", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--ramdisk", type=click.Path(exists=True, dir_okay=False),
               help="Initial ramdisk file (initrd), registered as an ERI.")
 @click.option("--root", type=click.Path(exists=True, dir_okay=False),
-              help="Root filesystem/disk image, registered as an EMI using that kernel and "
-                   "ramdisk.")
+              help="Root filesystem/disk image (raw or qcow2), registered as an EMI using "
+                   "that kernel and ramdisk; without them, a bootable disk (an HVM image, "
+                   "e.g. a distribution's cloud image).")
 @click.option("--name", help="Image name (default: the root file's name); the kernel and "
                              "ramdisk get NAME-kernel and NAME-ramdisk.")
 @click.option("--arch", type=click.Choice(["x86_64", "i386"]), default="x86_64",
@@ -86,8 +87,13 @@ def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: 
 @click.option("--user", default="admin", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
 def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data_dir):
-    """Bundle, upload and register KERNEL, RAMDISK (and ROOT); print the new image ids."""
+    """Bundle, upload and register KERNEL, RAMDISK (and ROOT), or a bootable ROOT disk
+    alone; print the new image ids."""
     from ..cli import _app, _fail_on_aws_error
+
+    if not root and not (kernel and ramdisk):
+        raise click.UsageError("give --kernel and --ramdisk (and optionally --root), or "
+                               "--root alone for a bootable disk image")
 
     _fail_on_aws_error(_import)(kernel, ramdisk, root, name, arch, bucket, account, user,
                                 _app(data_dir))
@@ -103,17 +109,19 @@ def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> li
         principal = _principal(account, user)
         _ensure_bucket(principal, bucket)
         registered = []
-        plan = [("kernel", kernel, f"{name}-kernel"), ("ramdisk", ramdisk, f"{name}-ramdisk")]
-        if root:
-            plan.append(("machine", root, name))
+        plan = [(kind, path, image_name) for kind, path, image_name in (
+            ("kernel", kernel, f"{name}-kernel"), ("ramdisk", ramdisk, f"{name}-ramdisk"),
+            ("machine", root, name)) if path]
+        parts: dict[str, str] = {}
         for kind, path, image_name in plan:
             location = _upload_bundle(store, principal, path, bucket, image_name, kind, arch)
             request = images.Registration(name=image_name, location=location,
                                           architecture=arch)
             if kind == "machine":
-                request.kernel_id, request.ramdisk_id = registered[0], registered[1]
-            registered.append(images.register(principal, store, request).id)
-    for kind, image_id in zip(("kernel", "ramdisk", "machine"), registered):
+                request.kernel_id, request.ramdisk_id = parts.get("kernel"), parts.get("ramdisk")
+            parts[kind] = images.register(principal, store, request).id
+            registered.append(parts[kind])
+    for kind, image_id in parts.items():
         click.echo(f"{kind}\t{image_id}")
     return registered
 
