@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from . import domain_xml as dx
 from . import network_xml as nx
-from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
+from .driver import (DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
                      HostCapacity, HypervisorDriver, NetworkSpec, NotSupported, PowerState,
                      read_tail)
 
