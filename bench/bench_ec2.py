@@ -60,7 +60,7 @@ def serve_eucalite(data_dir: str) -> None:
     app = create_app({"data_dir": data_dir, "port": port, "host": "127.0.0.1",
                       "node": True, "hypervisor": "fake", "log_level": "WARNING",
                       # room for every instance the run launches (a /24 holds 253)
-                      "instance_subnet": "10.128.0.0/14"},
+                      "instance_subnet": "10.128.0.0/18"},
                      environ={})
     services = app.extensions["eucalite"]
     with app.app_context():

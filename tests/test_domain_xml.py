@@ -177,3 +177,17 @@ def test_validates_against_libvirt_schema(tmp_path):
         run = subprocess.run(["virt-xml-validate", str(path), "domain"],
                              capture_output=True, text=True)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_owning_cloud_is_recorded_in_the_domain_metadata():
+    import xml.etree.ElementTree as ET
+
+    from eucalite.cluster.virt.domain_xml import METADATA_NS, domain_xml
+    from eucalite.cluster.virt.driver import DiskSpec, DomainSpec
+
+    spec = DomainSpec(instance_id="i-1", vcpus=1, memory_mb=64, cloud="c0ffee",
+                      disks=[DiskSpec(target="vda", path="/x.qcow2")])
+    root = ET.fromstring(domain_xml(spec))
+    assert root.find(f"metadata/{{{METADATA_NS}}}cloud").text == "c0ffee"
+    spec.cloud = None
+    assert ET.fromstring(domain_xml(spec)).find("metadata") is None

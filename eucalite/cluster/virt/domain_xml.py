@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from .driver import DiskSpec, DomainSpec
 
 DOMAIN_TYPES = ("qemu", "kvm", "test")
+METADATA_NS = "https://eucalite.dev/xmlns/libvirt/1"     # <metadata> element of eucalite
 DISK_FORMATS = ("qcow2", "raw")
 NETWORK_PROTOCOLS = ("iscsi", "nbd")
 _TARGET_RE = re.compile(r"^vd[a-z]{1,2}$")
@@ -157,6 +158,10 @@ def domain_xml(spec: DomainSpec, domain_type: str = "qemu", arch: str = "x86_64"
     _sub(dom, "name", spec.name)
     _sub(dom, "memory", str(int(spec.memory_mb)), unit="MiB")
     _sub(dom, "vcpu", str(int(spec.vcpus)))
+    if spec.cloud:
+        metadata = _sub(dom, "metadata")
+        ET.register_namespace("eucalite", METADATA_NS)
+        _sub(metadata, f"{{{METADATA_NS}}}cloud", spec.cloud)
 
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm", arch=arch)

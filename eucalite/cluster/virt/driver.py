@@ -69,6 +69,7 @@ class DomainSpec:
     mac: str | None = None
     network: str | None = None        # libvirt network name the NIC joins
     console_log: str | None = None    # file the serial console is written to
+    cloud: str | None = None          # id of the eucalite that owns it (domain metadata)
 
     @property
     def name(self) -> str:
@@ -139,7 +140,9 @@ class HypervisorDriver(abc.ABC):
 
     @abc.abstractmethod
     def list_domains(self) -> dict[str, PowerState]:
-        """Instance id -> state for every domain named with DOMAIN_PREFIX, and no other."""
+        """Instance id -> state for every domain named with DOMAIN_PREFIX, and no other;
+        where the driver was made for one cloud, only the domains that cloud spawned (so
+        two eucalites sharing a hypervisor never take each other's domains for orphans)."""
 
     @abc.abstractmethod
     def console_output(self, instance_id: str) -> bytes:
@@ -163,9 +166,11 @@ class HypervisorDriver(abc.ABC):
 
     @abc.abstractmethod
     def ensure_network(self, spec: NetworkSpec) -> None:
-        """Afterwards the network *spec* names exists, is active and starts with the host.
-        An existing network of that name with another bridge or subnet is a DriverError
-        (never silently reconfigured: running guests may be on it)."""
+        """Afterwards the network *spec* names exists, is active and starts with the host,
+        and every instance address of its subnet is reserved by DHCP for the MAC derived
+        from it (``network_xml.mac_for``) unless another entry holds it. An existing network
+        of that name with another bridge or subnet is a DriverError (never silently
+        reconfigured: running guests may be on it)."""
 
     @abc.abstractmethod
     def add_dhcp_host(self, network: str, mac: str, ip: str) -> None:
@@ -180,6 +185,14 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     def dhcp_hosts(self, network: str) -> dict[str, str]:
         """MAC -> IP of every DHCP host entry on *network* ({} if it does not exist)."""
+
+    def dhcp_host(self, network: str, mac: str) -> str | None:
+        """The IP *mac* is reserved on *network*, or None."""
+        return self.dhcp_hosts(network).get(mac.lower())
+
+    def release_lease(self, network: str, mac: str, ip: str) -> None:
+        """Make the DHCP server forget *mac*'s lease of *ip* where the host can (default:
+        nothing to release; the lease expires by itself)."""
 
     def dhcp_leases(self, network: str) -> dict[str, str]:
         """MAC -> IP of the leases the DHCP server holds now ({} where unknown)."""

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from . import domain_xml as dx
+from . import network_xml as nx
 from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
                      HostCapacity, HypervisorDriver, NetworkSpec, PowerState)
 
@@ -135,8 +136,11 @@ class FakeDriver(HypervisorDriver):
                     (spec.bridge, spec.gateway, spec.prefix):
                 raise DriverError(f"network {spec.name} exists with bridge {known.bridge} "
                                   f"and address {known.gateway}/{known.prefix}")
+            nx.validate_network(spec)
             self._networks[spec.name] = spec
-            self._hosts.setdefault(spec.name, {})
+            hosts = self._hosts.setdefault(spec.name, {})
+            if known is None:       # every instance address reserved for its own MAC
+                hosts.update({nx.mac_for(ip): ip for ip in nx.instance_addresses(spec)})
 
     def add_dhcp_host(self, network: str, mac: str, ip: str) -> None:
         with self._lock:
@@ -154,6 +158,10 @@ class FakeDriver(HypervisorDriver):
     def dhcp_hosts(self, network: str) -> dict[str, str]:
         with self._lock:
             return dict(self._hosts.get(network, {}))
+
+    def dhcp_host(self, network: str, mac: str) -> str | None:
+        with self._lock:
+            return self._hosts.get(network, {}).get(mac.lower())
 
     def capacity(self) -> HostCapacity:
         return self._capacity

@@ -7,6 +7,7 @@ to libvirt and maps its errors and states onto the contract's.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -98,9 +99,10 @@ class LibvirtDriver(HypervisorDriver):
 
     def __init__(self, uri: str = "qemu:///system", domain_type: str | None = None, *,
                  state_dir: str = "/var/lib/eucalite", arch: str = "x86_64",
-                 detach_timeout: float = 30.0):
+                 detach_timeout: float = 30.0, cloud: str | None = None):
         self._lv = _import_libvirt()
         self.uri = uri
+        self.cloud = cloud
         self.state_dir = state_dir
         self.arch = arch
         self.detach_timeout = detach_timeout
@@ -202,6 +204,8 @@ class LibvirtDriver(HypervisorDriver):
     # -- the contract ------------------------------------------------------------------------
 
     def spawn(self, spec: DomainSpec) -> None:
+        if self.cloud and not spec.cloud:
+            spec = dataclasses.replace(spec, cloud=self.cloud)
         try:
             xml = dx.domain_xml(spec, domain_type=self.domain_type, arch=self.arch)
         except ValueError as exc:
@@ -321,12 +325,22 @@ class LibvirtDriver(HypervisorDriver):
             name = dom.name()
             if not name.startswith(DOMAIN_PREFIX):
                 continue            # not ours (e.g. the test driver's own "test" domain)
+            if self.cloud and self._cloud_of(dom) != self.cloud:
+                continue            # another eucalite's, on the same libvirt
             try:
                 result[name[len(DOMAIN_PREFIX):]] = self._state(dom)
             except self._lv.libvirtError as exc:
                 if self._code(exc) != self._lv.VIR_ERR_NO_DOMAIN:  # destroyed meanwhile
                     raise self._error(f"cannot read state of {name}", exc) from exc
         return result
+
+    def _cloud_of(self, dom) -> str | None:
+        """The cloud id in the domain's eucalite metadata (None when it has none)."""
+        try:
+            text = dom.metadata(self._lv.VIR_DOMAIN_METADATA_ELEMENT, dx.METADATA_NS, 0)
+        except self._lv.libvirtError:
+            return None
+        return (ET.fromstring(text).text or "").strip() or None
 
     def console_output(self, instance_id: str) -> bytes:
         dom = self._lookup(instance_id)
@@ -444,6 +458,7 @@ class LibvirtDriver(HypervisorDriver):
                         f"net-undefine {spec.name}) or change eucalite's network settings")
             if not net.isActive():
                 net.create()
+            self._reserve_missing(net, spec)
             try:
                 net.setAutostart(1)
             except self._lv.libvirtError:
@@ -454,6 +469,16 @@ class LibvirtDriver(HypervisorDriver):
         if spec.metadata_ip and self._on_this_host:
             self._run(["ip", "address", "replace", f"{spec.metadata_ip}/32", "dev",
                        spec.bridge], f"cannot put {spec.metadata_ip} on {spec.bridge}")
+
+    def _reserve_missing(self, net, spec: NetworkSpec) -> None:
+        """Add the reservations a network made by an older eucalite lacks (once, live)."""
+        hosts = nx.parse_network(net.XMLDesc(0))[3]
+        taken = set(hosts.values())
+        for address in nx.instance_addresses(spec):
+            mac = nx.mac_for(address)
+            if mac not in hosts and address not in taken:
+                self._update_host(net, self._lv.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+                                  nx.dhcp_host_xml(mac, address, spec.lease_minutes))
 
     @staticmethod
     def _run(argv: list[str], what: str) -> None:
@@ -505,6 +530,14 @@ class LibvirtDriver(HypervisorDriver):
                               f"<host mac='{mac}' ip='{ip}'/>")
         except self._lv.libvirtError as exc:
             raise self._error(f"cannot remove DHCP host {mac} from {network}", exc) from exc
+
+    def release_lease(self, network: str, mac: str, ip: str) -> None:
+        net = self._network(network)
+        if net is not None:
+            try:
+                self._release_lease(nx.parse_network(net.XMLDesc(0))[0], mac.lower(), ip)
+            except self._lv.libvirtError:
+                pass            # the network went away: so did its leases
 
     def _release_lease(self, bridge: str, mac: str, ip: str) -> None:
         """Make dnsmasq forget the lease now (dnsmasq-utils' dhcp_release, as nova did), so
