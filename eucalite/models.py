@@ -2,4 +2,5 @@
 from .accounts import AccessKey, Account, User  # noqa: F401
 from .cluster.models import Node  # noqa: F401
 from .compute.models import Image, Instance, InstanceType, KeyPair, Tag  # noqa: F401
+from .ebs.models import Snapshot, SnapshotChunk, Volume  # noqa: F401
 from .s3.models import Bucket, MultipartUpload, ObjectVersion, UploadPart  # noqa: F401
