@@ -1,0 +1,440 @@
+"""The snapshot chunk engine: incremental EBS snapshots kept in the object store.
+
+A volume is a sparse raw file. A snapshot of it is a map *chunk index -> (sha256 digest,
+size)*; the chunk bytes live in the object store (Walrus, :mod:`eucalite.s3`) in the bucket
+:data:`BUCKET`, owned by the cloud-admin account, under the key ``chunks/<sha256 hex>``.
+Chunks are content-addressed, so a chunk that did not change since an earlier snapshot (or
+that another volume happens to share) is stored once; a chunk object is deleted only when
+no snapshot lists it any more (the caller, which owns the tables, decides which those are,
+and :func:`delete_unreferenced` removes the rest).
+
+This module holds:
+
+* :func:`data_ranges`: the allocated extents of a sparse file, so holes are never read;
+* :class:`ChunkStore`: put/get/has/delete of chunks in the object store, verifying digests;
+* :func:`snapshot`: chunk, hash and upload what is new; all-zero chunks are left out;
+* :func:`restore`: rebuild a sparse volume file from a chunk map, atomically;
+* :func:`delete_unreferenced`: garbage-collect chunks no snapshot lists.
+
+Consistency is the caller's business: :func:`snapshot` reads the file as it is while it
+runs, so the caller pauses the guest (or snapshots a copy) for a crash-consistent image.
+Everything here needs a Flask app context (the object store's metadata is in the database).
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+CHUNK_SIZE = 4 * 2**20
+BUCKET = "eucalite-snapshots"
+KEY_PREFIX = "chunks/"
+# Restore writes a chunk in blocks of this size and skips the all-zero ones, so a chunk only
+# partly written in the volume is only partly allocated in the restored file.
+SPARSE_BLOCK = 64 * 1024
+_ZERO_BLOCK = bytes(SPARSE_BLOCK)
+
+ChunkMap = dict[int, tuple[str, int]]
+Progress = Callable[[int], None]
+
+
+class ChunkError(Exception):
+    """A chunk cannot be read back as stored: missing, or its bytes are not its digest."""
+
+    def __init__(self, digest: str, message: str):
+        super().__init__(f"snapshot chunk {digest}: {message}")
+        self.digest = digest
+
+
+class ChunkMissing(ChunkError):
+    pass
+
+
+class ChunkCorrupt(ChunkError):
+    pass
+
+
+class SnapshotStopped(Exception):
+    """``should_stop()`` said stop. *stored* holds the digests this run added to the store:
+    no snapshot lists them yet, so the caller may pass them to :func:`delete_unreferenced`."""
+
+    def __init__(self, stored: set[str]):
+        super().__init__(f"snapshot stopped ({len(stored)} new chunks stored)")
+        self.stored = stored
+
+
+# --- sparse files ---------------------------------------------------------------------------
+
+def data_ranges(path: str | os.PathLike) -> list[tuple[int, int]]:
+    """The file's data extents as sorted, disjoint ``(start, end)`` byte ranges (end
+    exclusive), found with ``SEEK_DATA``/``SEEK_HOLE``; everything outside them reads as
+    zeros. Where the platform or filesystem cannot tell, the whole file is one range.
+    Extents are as the filesystem reports them (block-granular, and preallocated blocks
+    count as data), so a range may hold zeros, never the reverse."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _data_ranges(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _data_ranges(fd: int, size: int) -> list[tuple[int, int]]:
+    if size == 0:
+        return []
+    if not hasattr(os, "SEEK_DATA"):
+        return [(0, size)]
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as error:
+            if error.errno == errno.ENXIO:          # no data past offset: a trailing hole
+                break
+            if error.errno in (errno.EINVAL, errno.EOPNOTSUPP) and not ranges:
+                return [(0, size)]
+            raise
+        if start >= size:
+            break
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        ranges.append((start, end))
+        offset = end
+    return ranges
+
+
+def _chunk_pieces(ranges: list[tuple[int, int]], chunk_size: int
+                  ) -> Iterator[tuple[int, list[tuple[int, int]]]]:
+    """``(chunk index, [(start, end), ...])``: the data ranges cut at chunk boundaries and
+    grouped by chunk, in order; chunks wholly in holes do not appear."""
+    index, pieces = -1, []
+    for start, end in ranges:
+        while start < end:
+            here = start // chunk_size
+            stop = min(end, (here + 1) * chunk_size)
+            if here != index:
+                if pieces:
+                    yield index, pieces
+                index, pieces = here, []
+            pieces.append((start, stop))
+            start = stop
+    if pieces:
+        yield index, pieces
+
+
+@functools.lru_cache(maxsize=8)
+def _zero_digest(size: int) -> str:
+    """sha256 of *size* zero bytes: a chunk hashing to it is all zeros (and is left out)."""
+    return hashlib.sha256(bytes(size)).hexdigest()
+
+
+# --- the store ------------------------------------------------------------------------------
+
+class ChunkStore:
+    """Chunks in the object store: bucket :data:`BUCKET` of the cloud-admin account, one
+    object ``chunks/<sha256>`` per distinct chunk. Writes and reads go through
+    :mod:`eucalite.s3.objects` in process (no HTTP, no access checks: this is the cloud
+    itself acting), so they are as durable and crash-safe as any object.
+
+    Construct and use it inside an app context; *store* is the app's
+    ``app.extensions["eucalite"].s3.store``. The bucket is created on first use. Writes and
+    deletes commit their own transactions (an object write first rolls the session back),
+    so call with no uncommitted changes of your own in the session.
+    """
+
+    def __init__(self, store, bucket: str = BUCKET):
+        self.store = store
+        self.bucket = bucket
+        self.principal = _admin_principal()
+        _ensure_bucket(self.principal, bucket)
+
+    @staticmethod
+    def key(digest: str) -> str:
+        return KEY_PREFIX + digest
+
+    def _version(self, digest: str):
+        from ..s3 import buckets, objects
+
+        version = objects.latest(buckets.find(self.bucket), self.key(digest))
+        return None if version is None or version.delete_marker else version
+
+    def has(self, digest: str) -> bool:
+        return self._version(digest) is not None
+
+    def put(self, digest: str, data: bytes) -> bool:
+        """Store *data* as chunk *digest* unless it is already there; True if it stored.
+        Raises ValueError when *data* does not hash to *digest* (a wrong name would poison
+        every snapshot sharing the chunk)."""
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"chunk data does not hash to {digest}")
+        return self._put_checked(digest, data)
+
+    def _put_checked(self, digest: str, data: bytes) -> bool:
+        """put() for a caller that just computed *digest* from *data* itself."""
+        if self.has(digest):
+            return False
+        self._upload(digest, data)
+        return True
+
+    def _upload(self, digest: str, data: bytes) -> None:
+        from ..s3 import objects
+        from ..s3.store import HashingReader
+
+        objects.put(self.store, self.principal, self.bucket, self.key(digest),
+                    HashingReader(iter([data])),
+                    objects.Attributes(content_type="application/octet-stream"),
+                    check_access=False, limit=None)
+
+    def get(self, digest: str) -> bytes:
+        """The chunk's bytes, checked against its digest: raises :class:`ChunkMissing` when
+        there is no such chunk, :class:`ChunkCorrupt` when its data is unreadable or does
+        not hash to *digest*."""
+        version = self._version(digest)
+        if version is None:
+            raise ChunkMissing(digest, f"no object {self.key(digest)} in bucket {self.bucket}")
+        try:
+            data = b"".join(self.store.read(version.segments))
+        except OSError as error:
+            raise ChunkCorrupt(digest, f"stored data unreadable: {error}") from error
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise ChunkCorrupt(digest, f"stored data hashes to {actual} (corrupt)")
+        return data
+
+    def delete(self, digest: str) -> None:
+        """Remove the chunk; removing one that is not there succeeds."""
+        from ..s3 import objects
+
+        objects.delete(self.store, self.principal, self.bucket, self.key(digest),
+                       check_access=False)
+
+    def digests(self) -> set[str]:
+        """Every chunk digest in the store (for a full garbage sweep)."""
+        from ..db import db
+        from ..s3 import buckets
+        from ..s3.models import ObjectVersion
+
+        rows = db.session.execute(db.select(ObjectVersion.key).where(
+            ObjectVersion.bucket_id == buckets.find(self.bucket).id,
+            ObjectVersion.is_latest.is_(True), ObjectVersion.delete_marker.is_(False),
+            ObjectVersion.key.startswith(KEY_PREFIX))).scalars()
+        return {key[len(KEY_PREFIX):] for key in rows}
+
+
+def _admin_principal():
+    """The cloud-admin user, as whom chunk objects are written (no access key needed)."""
+    from ..accounts import ADMIN_ACCOUNT, ADMIN_USER, Principal, get_user
+
+    user = get_user(ADMIN_ACCOUNT, ADMIN_USER)
+    active = [key for key in user.keys if key.status == "Active"]
+    return Principal(account_id=user.account.id, account_name=user.account.name,
+                     user_id=user.id, user_name=user.name,
+                     access_key_id=active[0].id if active else "")
+
+
+def _ensure_bucket(principal, name: str) -> None:
+    from ..errors import AwsError
+    from ..s3 import buckets
+
+    try:
+        buckets.create(principal, name, "", None)
+    except AwsError as error:
+        if error.code != "BucketAlreadyOwnedByYou":
+            raise
+
+
+# --- snapshot -------------------------------------------------------------------------------
+
+@dataclass
+class SnapshotResult:
+    """*chunks*: index -> (digest, size) of every chunk not all zeros; *stored_bytes*: bytes
+    this run added to the store (chunks it was first to store); *read_bytes*: bytes read
+    from the volume file (its data ranges only)."""
+
+    chunks: ChunkMap = field(default_factory=dict)
+    stored_bytes: int = 0
+    read_bytes: int = 0
+
+
+class _Percent:
+    """Calls *progress* with a whole percent, only when it changes."""
+
+    def __init__(self, progress: Progress | None, total: int):
+        self.progress, self.total, self.last = progress, total, -1
+
+    def __call__(self, done: int) -> None:
+        if self.progress is None:
+            return
+        percent = 100 if self.total <= 0 else min(100, done * 100 // self.total)
+        if percent != self.last:
+            self.last = percent
+            self.progress(percent)
+
+
+def snapshot(path: str | os.PathLike, *, chunk_size: int = CHUNK_SIZE,
+             previous: dict[int, str] | None = None, chunks: ChunkStore,
+             progress: Progress | None = None,
+             should_stop: Callable[[], bool] | None = None) -> SnapshotResult:
+    """Snapshot the volume file at *path* into *chunks*.
+
+    Reads only the file's data ranges; a chunk wholly in holes, or all zeros, is left out of
+    the result (restoring leaves it sparse). Every other chunk is hashed and uploaded unless
+    the store has it already; *previous* (index -> digest of the volume's previous snapshot)
+    saves the store lookup for chunks unchanged since, so it must name a snapshot whose
+    chunks stay stored until this one is recorded. ``progress(percent)`` is called as data
+    ranges are processed; ``should_stop()``, checked between chunks, aborts the run with
+    :class:`SnapshotStopped`.
+
+    The file is read as it is while this runs, without any lock: for a consistent snapshot
+    the caller pauses the guest or snapshots a copy. On any error, chunks already uploaded
+    stay in the store unreferenced (``SnapshotStopped.stored`` lists them when stopped;
+    :meth:`ChunkStore.digests` finds them for a sweep).
+    """
+    previous = previous or {}
+    result = SnapshotResult()
+    seen: set[str] = set()              # digests known to be in the store by now
+    stored: set[str] = set()            # those this run put there
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        ranges = _data_ranges(fd, size)
+        report = _Percent(progress, sum(end - start for start, end in ranges))
+        report(0)
+        buffer = bytearray(chunk_size)
+        for index, pieces in _chunk_pieces(ranges, chunk_size):
+            if should_stop is not None and should_stop():
+                raise SnapshotStopped(stored)
+            length = min(chunk_size, size - index * chunk_size)
+            data = _read_chunk(fd, buffer, index * chunk_size, length, pieces)
+            result.read_bytes += sum(end - start for start, end in pieces)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != _zero_digest(length):
+                result.chunks[index] = (digest, length)
+                # unchanged since the previous snapshot, or seen earlier in this one: stored
+                if previous.get(index) != digest and digest not in seen:
+                    if chunks._put_checked(digest, bytes(data)):
+                        result.stored_bytes += length
+                        stored.add(digest)
+                    seen.add(digest)
+            report(result.read_bytes)
+        report(result.read_bytes)
+    finally:
+        os.close(fd)
+    return result
+
+
+def _read_chunk(fd: int, buffer: bytearray, offset: int, length: int,
+                pieces: list[tuple[int, int]]) -> memoryview:
+    """The chunk at *offset* as a view of *buffer*: its data *pieces* read from the file,
+    zeros elsewhere (holes are not read). A piece cut short (the file shrank meanwhile)
+    reads as zeros past its end."""
+    view = memoryview(buffer)[:length]
+    if sum(end - start for start, end in pieces) < length:
+        view[:] = bytes(length)
+    for start, end in pieces:
+        target = view[start - offset:end - offset]
+        done = 0
+        while done < len(target):
+            count = os.preadv(fd, [target[done:]], start + done)
+            if count == 0:
+                target[done:] = bytes(len(target) - done)
+                break
+            done += count
+    return view
+
+
+# --- restore --------------------------------------------------------------------------------
+
+def restore(path: str | os.PathLike, size_bytes: int, chunk_map: ChunkMap,
+            chunks: ChunkStore, progress: Progress | None = None, *,
+            chunk_size: int = CHUNK_SIZE) -> None:
+    """Write the volume a snapshot describes to *path*: a sparse file of *size_bytes* with
+    each chunk of *chunk_map* (index -> (digest, size)) at ``index * chunk_size`` and zeros
+    (holes) elsewhere.
+
+    The file is built at a temporary name beside *path*, fsynced and renamed over *path*,
+    so *path* only ever holds a whole volume (or what it held before). A chunk that is
+    missing or corrupt raises :class:`ChunkError` and leaves nothing behind.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f".{os.path.basename(path)}.restore-{uuid.uuid4().hex[:8]}")
+    total = sum(size for _digest, size in chunk_map.values())
+    report = _Percent(progress, total)
+    report(0)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, size_bytes)
+        done = 0
+        for index in sorted(chunk_map):
+            digest, size = chunk_map[index]
+            offset = index * chunk_size
+            if offset + size > size_bytes:
+                raise ValueError(f"chunk {index} ({size} bytes) lies past the volume's end")
+            data = chunks.get(digest)
+            if len(data) != size:
+                raise ChunkCorrupt(digest, f"{len(data)} bytes stored, {size} recorded")
+            _write_sparse(fd, data, offset)
+            done += size
+            report(done)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(temp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def _write_sparse(fd: int, data: bytes, offset: int) -> None:
+    """Write *data* at *offset*, skipping all-zero blocks (they stay holes); each run of
+    blocks with data goes in one write."""
+    view = memoryview(data)
+    run = None                                  # where the current run of data blocks began
+    for position in range(0, len(data), SPARSE_BLOCK):
+        block = data[position:position + SPARSE_BLOCK]
+        if block != _ZERO_BLOCK[:len(block)]:
+            if run is None:
+                run = position
+        elif run is not None:
+            _pwrite_all(fd, view[run:position], offset + run)
+            run = None
+    if run is not None:
+        _pwrite_all(fd, view[run:], offset + run)
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while len(view):
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- garbage collection ---------------------------------------------------------------------
+
+def delete_unreferenced(candidate_digests: set[str], still_referenced: set[str],
+                        chunks: ChunkStore) -> int:
+    """Delete every candidate chunk that is not in *still_referenced*; returns how many
+    candidates that was. The caller computes *still_referenced* from the tables after
+    removing the snapshot rows that listed the candidates, and must keep concurrent
+    snapshots (which may have found a candidate already stored) counted as referencing."""
+    doomed = set(candidate_digests) - set(still_referenced)
+    for digest in sorted(doomed):
+        chunks.delete(digest)
+    return len(doomed)
