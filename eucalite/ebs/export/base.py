@@ -1,0 +1,134 @@
+"""The export driver contract: how a volume's file on the storage host reaches a node's VM.
+
+A volume is a sparse raw file (``<data_dir>/volumes/<vol-id>.raw``). An export driver makes
+that file reachable from the node that runs the instance (an iSCSI target, or nothing at all
+when the node is this host) and says how the node attaches it, as the ``DiskSpec`` the
+hypervisor driver hot-plugs. Shaped after cinder's target drivers: ``create_export`` returns
+a JSON-able record the caller stores with the volume (``Volume.export_json``), and every later
+call gets that record back.
+
+Export records always hold ``driver`` (the driver's name) and ``volume_id``; iSCSI records
+add ``iqn``, ``lun``, ``host``, ``port``, ``username``, ``password`` (CHAP, one pair per
+volume) and ``secret_usage`` (the libvirt secret the node keeps the password in).
+
+Also here: the iSCSI pieces tgt and LIO share (IQN naming, CHAP credentials, the portal
+setting and the network ``DiskSpec``).
+"""
+from __future__ import annotations
+
+import abc
+import secrets
+import string
+
+from ...cluster.virt.driver import DiskSpec
+
+#: IQNs of eucalite's targets: the prefix plus the volume id
+IQN_PREFIX = "iqn.2026-11.dev.eucalite:"
+DEFAULT_PORTAL = "127.0.0.1:3260"
+#: libvirt secret usage names of eucalite's CHAP secrets: the prefix plus the volume id
+SECRET_USAGE_PREFIX = "eucalite-chap-"
+# RFC 3720 wants CHAP secrets of at least 12 bytes; 24 alphanumerics are ~143 bits and need
+# no quoting anywhere (tgtadm argv, configfs, libvirt XML)
+PASSWORD_LENGTH = 24
+_ALNUM = string.ascii_letters + string.digits
+
+
+class ExportError(Exception):
+    """An export operation failed; the message says what and why, for logs and users."""
+
+
+class ExportUnavailable(ExportError):
+    """The chosen export driver cannot work on this host; the message is its ``problem()``
+    (what is missing and how to install it). The caller turns it into an API error."""
+
+
+class ExportDriver(abc.ABC):
+    """Makes volume files reachable by nodes (see the module docstring)."""
+
+    #: short name for config (``ebs_export``), records and logs: local | tgt | lio
+    name = "abstract"
+
+    @abc.abstractmethod
+    def problem(self) -> str | None:
+        """None when the driver can work on this host now, else one plain sentence saying
+        why not and what to install or start."""
+
+    @abc.abstractmethod
+    def create_export(self, volume_id: str, path: str) -> dict:
+        """Make the raw file *path* of *volume_id* reachable and return the export record
+        (JSON-able; see the module docstring for its keys). Idempotent: called again for
+        an exported volume it returns an equivalent record (same credentials) and changes
+        nothing. Afterwards ``volume_id in exported()``. ExportError when it cannot."""
+
+    @abc.abstractmethod
+    def remove_export(self, volume_id: str, export: dict) -> None:
+        """Withdraw the export *export* of *volume_id*: afterwards no initiator can reach
+        the volume (open sessions are dropped) and ``volume_id not in exported()``.
+        Idempotent: removing an export that is already gone is not an error."""
+
+    @abc.abstractmethod
+    def disk_spec(self, volume_id: str, export: dict, path: str, target: str) -> DiskSpec:
+        """The raw disk the node hot-plugs at *target* (vdb, ...) to reach the volume,
+        with ``serial=volume_id`` so the guest finds it by /sys/block/*/serial."""
+
+    @abc.abstractmethod
+    def exported(self) -> set[str]:
+        """The volume ids that have an export now (what a reconciler compares with the
+        volumes that should have one)."""
+
+
+# -- the iSCSI pieces tgt and LIO share ------------------------------------------------------
+
+def iqn_for(volume_id: str) -> str:
+    """The target IQN of *volume_id*'s export."""
+    return IQN_PREFIX + volume_id
+
+
+def volume_of(iqn: str) -> str | None:
+    """The volume id an IQN of ours names, or None for someone else's target."""
+    return iqn[len(IQN_PREFIX):] if iqn.startswith(IQN_PREFIX) else None
+
+
+def new_chap() -> tuple[str, str]:
+    """A fresh random CHAP (username, password) pair for one volume."""
+    user = "euca" + secrets.token_hex(6)
+    password = "".join(secrets.choice(_ALNUM) for _ in range(PASSWORD_LENGTH))
+    return user, password
+
+
+def parse_portal(portal: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``, or a bare host for port 3260) as (host, port)."""
+    portal = (portal or DEFAULT_PORTAL).strip()
+    if portal.startswith("["):
+        host, _, rest = portal[1:].partition("]")
+        port = rest.lstrip(":") or "3260"
+    elif portal.count(":") == 1:
+        host, port = portal.split(":")
+    else:
+        host, port = portal, "3260"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"invalid iSCSI portal {portal!r}: the port is not a number") from None
+    if not host or not 0 < number < 65536:
+        raise ValueError(f"invalid iSCSI portal {portal!r} (expected host:port)")
+    return host, number
+
+
+def iscsi_record(driver: str, volume_id: str, lun: int, portal: tuple[str, int],
+                 username: str, password: str, **extra) -> dict:
+    """The export record of an iSCSI export (keys listed in the module docstring)."""
+    return {"driver": driver, "volume_id": volume_id, "iqn": iqn_for(volume_id), "lun": lun,
+            "host": portal[0], "port": portal[1], "username": username,
+            "password": password, "secret_usage": SECRET_USAGE_PREFIX + volume_id, **extra}
+
+
+def iscsi_disk_spec(volume_id: str, export: dict, target: str) -> DiskSpec:
+    """The network DiskSpec for an iSCSI export record: QEMU's own initiator logs in with
+    CHAP; the node keeps the password in the libvirt secret ``secret_usage`` (never in
+    the domain XML)."""
+    network = {"protocol": "iscsi", "name": f"{export['iqn']}/{export['lun']}",
+               "host": export["host"], "port": export["port"],
+               "username": export["username"], "password": export["password"],
+               "secret_usage": export["secret_usage"]}
+    return DiskSpec(target, format="raw", serial=volume_id, network=network)
