@@ -51,6 +51,13 @@ DEFAULTS: dict[str, Any] = {
     "metadata_port": 80,
     # Size limit of each node's image cache (least recently used images are evicted).
     "image_cache_gb": 20,
+    # The storage controller: how volumes reach instances ("auto": lio, else tgt, else
+    # local files), the iSCSI portal targets listen on, size limits in GiB, snapshot chunks.
+    "ebs_export": "auto",
+    "iscsi_portal": "127.0.0.1:3260",
+    "max_volume_gb": 1024,
+    "max_total_volume_gb": 10240,
+    "snapshot_chunk_mb": 4,
     # Seconds between passes that reconcile recorded instances with the hypervisor.
     "reconcile_interval": 30,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).

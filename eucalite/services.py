@@ -6,6 +6,7 @@ from typing import Any
 
 from .cluster.service import ClusterService
 from .compute.service import ComputeService
+from .ebs.service import EbsService
 from .s3.service import S3Service
 
 
@@ -15,9 +16,11 @@ class Services:
     cluster: ClusterService
     compute: ComputeService
     s3: S3Service
+    ebs: EbsService
 
     @classmethod
     def build(cls, config: dict[str, Any]) -> "Services":
         cluster = ClusterService(config)
-        return cls(config=config, cluster=cluster, compute=ComputeService(config, cluster),
-                   s3=S3Service(config))
+        compute = ComputeService(config, cluster)
+        return cls(config=config, cluster=cluster, compute=compute, s3=S3Service(config),
+                   ebs=EbsService(config, cluster, compute))

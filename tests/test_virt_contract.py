@@ -537,3 +537,17 @@ def test_two_clouds_on_one_libvirt_never_see_each_others_domains():
         ours.destroy(iid)
         ours.close()
         theirs.close()
+
+
+def test_pause_and_resume(driver, make_spec):
+    spec = make_spec()
+    driver.spawn(spec)
+    driver.pause(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.PAUSED
+    driver.pause(spec.instance_id)                      # again: still paused
+    driver.resume(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    driver.resume(spec.instance_id)                     # idempotent
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    with pytest.raises(DriverError):
+        driver.pause("i-absent0000")

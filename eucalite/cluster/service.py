@@ -44,14 +44,14 @@ def open_work_dirs(data_dir: Path) -> str | None:
     """Let QEMU, which libvirt runs as its own user, reach the files of instances.
 
     The data dir gets search permission for others (o+x: enter, not list), and so do its
-    ``image-cache`` and ``instances`` dirs; everything else in the data dir (database, object
+    ``image-cache``, ``instances`` and ``volumes`` dirs; everything else in the data dir (database, object
     store, keys) loses any access for group and others, so only those two are reachable.
     Returns what is wrong if a parent directory still bars the way.
     """
     import os
     import stat
 
-    shared = {"image-cache", "instances"}
+    shared = {"image-cache", "instances", "volumes"}
     for name in shared:
         (data_dir / name).mkdir(parents=True, exist_ok=True)
     for entry in data_dir.iterdir():

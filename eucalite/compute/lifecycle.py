@@ -156,13 +156,16 @@ def prepare(instance: Instance, driver, services) -> DomainSpec:
 
 def release_node_resources(instance: Instance, driver, services) -> None:
     """Undo :func:`prepare` for an ended instance: its DHCP lease and its disks (the
-    console log stays until the instance is forgotten)."""
+    console log stays until the instance is forgotten); its volumes are detached."""
     if instance.private_ip:
         try:
             network.unplug(driver, services.config, instance.mac, instance.private_ip)
         except DriverError as error:
             log.warning("cannot release the DHCP lease of %s: %s", instance.id, error)
     imagecache.remove_disks(imagecache.work_dir(services.config["data_dir"], instance.id))
+    from ..ebs import jobs as ebs_jobs
+
+    ebs_jobs.instance_ended(instance.id)
 
 
 def spawn(instance_id: str) -> None:

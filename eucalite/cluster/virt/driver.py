@@ -135,6 +135,15 @@ class HypervisorDriver(abc.ABC):
         """Start a defined, stopped domain; afterwards RUNNING. DriverError if absent."""
 
     @abc.abstractmethod
+    def pause(self, instance_id: str) -> None:
+        """Stop the guest's vCPUs (it keeps its memory and devices); afterwards PAUSED.
+        DriverError if absent or not running."""
+
+    @abc.abstractmethod
+    def resume(self, instance_id: str) -> None:
+        """Let a paused guest run on; afterwards RUNNING. Idempotent for a running one."""
+
+    @abc.abstractmethod
     def power_state(self, instance_id: str) -> PowerState:
         """The domain's state now (ABSENT when there is no such domain)."""
 

@@ -96,6 +96,19 @@ class FakeDriver(HypervisorDriver):
             if dom.state != PowerState.RUNNING:
                 self._boot(dom)
 
+    def pause(self, instance_id: str) -> None:
+        with self._lock:
+            dom = self._get(instance_id)
+            if dom.state not in (PowerState.RUNNING, PowerState.PAUSED):
+                raise DriverError(f"{DOMAIN_PREFIX}{instance_id} is not running")
+            dom.state = PowerState.PAUSED
+
+    def resume(self, instance_id: str) -> None:
+        with self._lock:
+            dom = self._get(instance_id)
+            if dom.state == PowerState.PAUSED:
+                dom.state = PowerState.RUNNING
+
     def power_state(self, instance_id: str) -> PowerState:
         with self._lock:
             dom = self._domains.get(instance_id)

@@ -58,4 +58,5 @@ def unknown_service(rest: str):
 
 
 # Importing the handler modules registers their actions.
-from . import images, instance_types, instances, keypairs, regions, tags  # noqa: E402,F401
+from . import (images, instance_types, instances, keypairs, regions, snapshots,  # noqa: E402,F401
+               tags, volumes)

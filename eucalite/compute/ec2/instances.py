@@ -78,16 +78,39 @@ def render_instance(instance, tag_map: dict) -> dict:
     }
 
 
+def _block_devices(rows) -> dict[str, list[dict]]:
+    """Instance id -> its attached EBS volumes as ``blockDeviceMapping`` items (one query
+    for the whole page)."""
+    from ...db import db
+    from ...ebs.models import Volume
+
+    ids = [row.id for row in rows]
+    mapped: dict[str, list[dict]] = {}
+    if not ids:
+        return mapped
+    for volume in db.session.execute(db.select(Volume).where(
+            Volume.instance_id.in_(ids)).order_by(Volume.device)).scalars():
+        mapped.setdefault(volume.instance_id, []).append({
+            "deviceName": volume.device,
+            "ebs": {"volumeId": volume.id, "status": volume.attach_state,
+                    "attachTime": volume.attach_time,
+                    "deleteOnTermination": volume.delete_on_termination}})
+    return mapped
+
+
 def _reservations(rows, tag_map) -> list[dict]:
     grouped: dict[str, list] = {}
     for row in rows:
         grouped.setdefault(row.reservation_id, []).append(row)
+    devices = _block_devices(rows)
     return [{
         "reservationId": reservation_id,
         "ownerId": members[0].owner_id,
         "groupSet": [{"groupName": name} for name in
                      (members[0].get_json("security_groups", []) or [])],
-        "instancesSet": [render_instance(row, tag_map) for row in members],
+        "instancesSet": [dict(render_instance(row, tag_map),
+                              blockDeviceMapping=devices.get(row.id, []))
+                         for row in members],
     } for reservation_id, members in grouped.items()]
 
 

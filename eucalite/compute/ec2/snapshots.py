@@ -1,0 +1,170 @@
+"""EC2 snapshot actions: CreateSnapshot, DeleteSnapshot, DescribeSnapshots and the
+createVolumePermission attribute (Describe/Modify/ResetSnapshotAttribute)."""
+from __future__ import annotations
+
+from ...errors import AwsError, InvalidParameterValue, MissingParameter
+from .. import tags
+from . import filters, registry
+
+
+def _snapshots():
+    from ...ebs import snapshots
+
+    return snapshots
+
+
+def _chunk_size(call) -> int:
+    from flask import current_app
+
+    return int(current_app.extensions["eucalite"].config.get("snapshot_chunk_mb", 4)) * 2**20
+
+
+def render(snapshot, tag_map: dict[str, str]) -> dict:
+    """One snapshot as DescribeSnapshots' ``snapshotSet`` item."""
+    return {
+        "snapshotId": snapshot.id,
+        "volumeId": snapshot.volume_id,
+        "status": snapshot.state,
+        "statusMessage": snapshot.state_message,
+        "startTime": snapshot.started,
+        "progress": f"{snapshot.progress}%",
+        "ownerId": snapshot.owner_id,
+        "volumeSize": snapshot.volume_size_gb,
+        "description": snapshot.description,
+        "encrypted": False,
+        "storageTier": "standard",
+        "tagSet": tags.tag_set(tag_map),
+    }
+
+
+FILTERS = {
+    "snapshot-id": lambda s: s.id,
+    "volume-id": lambda s: s.volume_id,
+    "status": lambda s: s.state,
+    "progress": lambda s: f"{s.progress}%",
+    "owner-id": lambda s: s.owner_id,
+    "volume-size": lambda s: s.volume_size_gb,
+    "description": lambda s: s.description,
+    "start-time": lambda s: s.started.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    "encrypted": lambda s: False,
+    "storage-tier": lambda s: "standard",
+}
+
+
+@registry.action("CreateSnapshot", params=("VolumeId", "Description", "TagSpecification",
+                                           "OutpostArn"))
+def create_snapshot(call):
+    from flask import current_app
+
+    params = call.params
+    snapshot = _snapshots().create(call.principal, params.require("VolumeId"),
+                                   params.get("Description"),
+                                   params.get_struct_list("TagSpecification"),
+                                   current_app.extensions["eucalite"].compute.worker,
+                                   _chunk_size(call))
+    tag_map = tags.tags_for(call.principal.account_id, [snapshot.id])[snapshot.id]
+    return render(snapshot, tag_map)
+
+
+@registry.action("DeleteSnapshot", params=("SnapshotId",))
+def delete_snapshot(call):
+    _snapshots().delete(call.principal, call.params.require("SnapshotId"))
+    return {"return": True}
+
+
+@registry.action("DescribeSnapshots", params=("SnapshotId", "Owner", "RestorableBy", "Filter",
+                                              "MaxResults", "NextToken"))
+def describe_snapshots(call):
+    from ..pagination import paginate
+
+    params = call.params
+    ids = params.get_list("SnapshotId")
+    max_results = params.get_int("MaxResults", minimum=5, maximum=1000)
+    if max_results is not None and ids:
+        raise AwsError("The parameter snapshotSet cannot be used with the parameter "
+                       "maxResults", code="InvalidParameterCombination", status=400)
+    rows = _snapshots().visible(call.principal, ids, params.get_list("Owner"),
+                                params.get_list("RestorableBy"))
+    # tags are the owner's; a snapshot shared with the caller shows the owner's tags
+    tag_maps: dict[str, dict] = {}
+    for owner in {s.owner_id for s in rows}:
+        tag_maps.update(tags.tags_for(owner, [s.id for s in rows if s.owner_id == owner]))
+    rows = filters.apply(rows, params.get_filters(), {
+        **FILTERS, **tags.tag_getters(lambda s: tag_maps.get(s.id, {}))})
+    page, token = paginate(rows, max_results, params.get("NextToken"))
+    return {"snapshotSet": [render(s, tag_maps.get(s.id, {})) for s in page],
+            "nextToken": token}
+
+
+def _check_attribute(name: str | None) -> None:
+    if not name:
+        raise MissingParameter("The request must contain the parameter Attribute")
+    if name not in ("createVolumePermission", "productCodes"):
+        raise InvalidParameterValue(f"Value ({name}) for parameter attribute is invalid. "
+                                    "Valid values: createVolumePermission, productCodes")
+
+
+@registry.action("DescribeSnapshotAttribute", params=("SnapshotId", "Attribute"))
+def describe_snapshot_attribute(call):
+    params = call.params
+    attribute = params.get("Attribute")
+    _check_attribute(attribute)
+    snapshot = _snapshots().owned(call.principal, params.require("SnapshotId"))
+    if attribute == "productCodes":
+        return {"snapshotId": snapshot.id, "productCodes": []}
+    return {"snapshotId": snapshot.id, "createVolumePermission": [
+        {"group": "all"} if who == "all" else {"userId": who}
+        for who in _snapshots().permissions(snapshot)]}
+
+
+def _permission_entries(struct: dict) -> list[str]:
+    """Account ids / "all" from ``CreateVolumePermission.Add.N`` or ``.Remove.N``."""
+    items = [struct[key] for key in sorted(struct, key=lambda k: int(k) if k.isdigit() else 0)]
+    result = []
+    for item in items:
+        if isinstance(item, dict):
+            if item.get("Group"):
+                if item["Group"] != "all":
+                    raise InvalidParameterValue(f"Invalid group: {item['Group']}")
+                result.append("all")
+            if item.get("UserId"):
+                result.append(item["UserId"])
+    return result
+
+
+@registry.action("ModifySnapshotAttribute", params=(
+        "SnapshotId", "Attribute", "CreateVolumePermission", "OperationType", "UserId",
+        "UserGroup"))
+def modify_snapshot_attribute(call):
+    params = call.params
+    attribute = params.get("Attribute") or "createVolumePermission"
+    if attribute != "createVolumePermission":
+        raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
+                                    "Only createVolumePermission can be modified.")
+    permission = params.get_struct("CreateVolumePermission")
+    add = _permission_entries(permission.get("Add") or {})
+    remove = _permission_entries(permission.get("Remove") or {})
+    # the older form: OperationType=add|remove with UserId.N / UserGroup.N
+    operation = params.get("OperationType")
+    if operation:
+        if operation not in ("add", "remove"):
+            raise InvalidParameterValue(f"Value ({operation}) for parameter operationType is "
+                                        "invalid. Valid values: add, remove")
+        named = params.get_list("UserId") + ["all" for g in params.get_list("UserGroup")
+                                             if g == "all"]
+        (add if operation == "add" else remove).extend(named)
+    if not add and not remove:
+        raise MissingParameter("The request must contain the parameter createVolumePermission")
+    _snapshots().modify_permission(call.principal, params.require("SnapshotId"), add, remove)
+    return {"return": True}
+
+
+@registry.action("ResetSnapshotAttribute", params=("SnapshotId", "Attribute"))
+def reset_snapshot_attribute(call):
+    params = call.params
+    attribute = params.get("Attribute")
+    _check_attribute(attribute)
+    snapshot = _snapshots().owned(call.principal, params.require("SnapshotId"))
+    _snapshots().modify_permission(call.principal, snapshot.id, [],
+                                   _snapshots().permissions(snapshot))
+    return {"return": True}

@@ -1,0 +1,177 @@
+"""EC2 volume actions: CreateVolume, DeleteVolume, DescribeVolumes, DescribeVolumeStatus,
+AttachVolume, DetachVolume, DescribeVolumeAttribute and ModifyVolumeAttribute."""
+from __future__ import annotations
+
+from ...errors import AwsError, InvalidParameterValue
+from .. import tags
+from . import filters, registry
+
+
+def _ebs(call):
+    from flask import current_app
+
+    return current_app.extensions["eucalite"].ebs
+
+
+def _volumes():
+    from ...ebs import volumes
+
+    return volumes
+
+
+def _attachment(volume) -> dict | None:
+    if volume.attach_state is None:
+        return None
+    return {"volumeId": volume.id, "instanceId": volume.instance_id, "device": volume.device,
+            "status": volume.attach_state, "attachTime": volume.attach_time,
+            "deleteOnTermination": volume.delete_on_termination}
+
+
+def render(volume, tag_map: dict[str, str]) -> dict:
+    """One volume as DescribeVolumes' ``volumeSet`` item (and CreateVolume's response)."""
+    attachment = _attachment(volume)
+    return {
+        "volumeId": volume.id,
+        "size": volume.size_gb,
+        "snapshotId": volume.snapshot_id or "",
+        "availabilityZone": volume.zone,
+        "status": volume.state,
+        "createTime": volume.created,
+        "attachmentSet": [attachment] if attachment else [],
+        "tagSet": tags.tag_set(tag_map),
+        "volumeType": volume.volume_type,
+        "encrypted": False,
+        "multiAttachEnabled": False,
+    }
+
+
+FILTERS = {
+    "volume-id": lambda v: v.id,
+    "status": lambda v: v.state,
+    "size": lambda v: v.size_gb,
+    "snapshot-id": lambda v: v.snapshot_id,
+    "availability-zone": lambda v: v.zone,
+    "create-time": lambda v: v.created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    "volume-type": lambda v: v.volume_type,
+    "encrypted": lambda v: False,
+    "multi-attach-enabled": lambda v: False,
+    "attachment.instance-id": lambda v: v.instance_id,
+    "attachment.status": lambda v: v.attach_state,
+    "attachment.device": lambda v: v.device,
+    "attachment.delete-on-termination": lambda v: (v.delete_on_termination
+                                                   if v.attach_state else None),
+    "attachment.attach-time": lambda v: (v.attach_time.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                                         if v.attach_time else None),
+}
+
+
+def _described(call):
+    """The caller's volumes named by VolumeId.N, filtered, one page: (rows, tags, token)."""
+    from ..pagination import paginate
+
+    params = call.params
+    ids = params.get_list("VolumeId")
+    max_results = params.get_int("MaxResults", minimum=5, maximum=500)
+    if max_results is not None and ids:
+        raise AwsError("The parameter volumeSet cannot be used with the parameter maxResults",
+                       code="InvalidParameterCombination", status=400)
+    rows = sorted(_volumes().visible(call.principal, ids), key=lambda v: v.id)
+    tag_map = tags.tags_for(call.principal.account_id, [v.id for v in rows])
+    rows = filters.apply(rows, params.get_filters(), {
+        **FILTERS, **tags.tag_getters(lambda v: tag_map.get(v.id, {}))})
+    page, token = paginate(rows, max_results, params.get("NextToken"))
+    return page, tag_map, token
+
+
+@registry.action("CreateVolume", params=(
+        "Size", "SnapshotId", "AvailabilityZone", "VolumeType", "Iops", "Encrypted",
+        "KmsKeyId", "TagSpecification", "MultiAttachEnabled", "Throughput", "ClientToken",
+        "OutpostArn"))
+def create_volume(call):
+    params = call.params
+    if params.get_bool("Encrypted"):
+        raise InvalidParameterValue("Encrypted volumes are not supported by this cloud.")
+    if params.get_bool("MultiAttachEnabled"):
+        raise InvalidParameterValue("Multi-Attach volumes are not supported by this cloud.")
+    volume = _ebs(call).create_volume(
+        call.principal, size_gb=params.get_int("Size"), snapshot_id=params.get("SnapshotId"),
+        zone=params.get("AvailabilityZone"), volume_type=params.get("VolumeType"),
+        tag_specs=params.get_struct_list("TagSpecification"))
+    tag_map = tags.tags_for(call.principal.account_id, [volume.id])[volume.id]
+    body = render(volume, tag_map)
+    del body["attachmentSet"]
+    return body
+
+
+@registry.action("DeleteVolume", params=("VolumeId",))
+def delete_volume(call):
+    _ebs(call).delete_volume(call.principal, call.params.require("VolumeId"))
+    return {"return": True}
+
+
+@registry.action("DescribeVolumes", params=("VolumeId", "Filter", "MaxResults", "NextToken"))
+def describe_volumes(call):
+    page, tag_map, token = _described(call)
+    return {"volumeSet": [render(v, tag_map.get(v.id, {})) for v in page], "nextToken": token}
+
+
+@registry.action("DescribeVolumeStatus", params=("VolumeId", "Filter", "MaxResults",
+                                                 "NextToken"))
+def describe_volume_status(call):
+    page, _tags, token = _described(call)
+    volumes = _volumes()
+
+    def status(v) -> dict:
+        ok = v.state != volumes.ERROR
+        return {"volumeId": v.id, "availabilityZone": v.zone,
+                "volumeStatus": {"status": "ok" if ok else "impaired",
+                                 "details": [{"name": "io-enabled",
+                                              "status": "passed" if ok else "failed"}]},
+                "eventsSet": [], "actionsSet": []}
+    return {"volumeStatusSet": [status(v) for v in page], "nextToken": token}
+
+
+def _attachment_response(volume) -> dict:
+    return {"volumeId": volume.id, "instanceId": volume.instance_id, "device": volume.device,
+            "status": volume.attach_state, "attachTime": volume.attach_time,
+            "deleteOnTermination": volume.delete_on_termination}
+
+
+@registry.action("AttachVolume", params=("VolumeId", "InstanceId", "Device"))
+def attach_volume(call):
+    params = call.params
+    volume = _ebs(call).attach(call.principal, params.require("VolumeId"),
+                               params.require("InstanceId"), params.get("Device"))
+    return _attachment_response(volume)
+
+
+@registry.action("DetachVolume", params=("VolumeId", "InstanceId", "Device", "Force"))
+def detach_volume(call):
+    params = call.params
+    volume = _ebs(call).detach(call.principal, params.require("VolumeId"),
+                               params.get("InstanceId"), params.get("Device"),
+                               params.get_bool("Force"))
+    return _attachment_response(volume)
+
+
+@registry.action("DescribeVolumeAttribute", params=("VolumeId", "Attribute"))
+def describe_volume_attribute(call):
+    params = call.params
+    volume = _volumes().owned(call.principal, params.require("VolumeId"))
+    attribute = params.require("Attribute")
+    if attribute == "autoEnableIO":
+        return {"volumeId": volume.id, "autoEnableIO": {"value": volume.auto_enable_io}}
+    if attribute == "productCodes":
+        return {"volumeId": volume.id, "productCodes": []}
+    raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
+                                "Valid values: autoEnableIO, productCodes")
+
+
+@registry.action("ModifyVolumeAttribute", params=("VolumeId", "AutoEnableIO"))
+def modify_volume_attribute(call):
+    params = call.params
+    value = params.get_struct("AutoEnableIO").get("Value")
+    _ebs(call).modify_attribute(
+        call.principal, params.require("VolumeId"),
+        None if value is None else str(value).lower() == "true")
+    return {"return": True}

@@ -1,0 +1,172 @@
+"""The slow half of volume changes, run on the compute worker in an app context.
+
+Each job re-reads the volume, does its work, and records the outcome with a
+compare-and-swap (:func:`eucalite.ebs.volumes.transition`), so a job that lost a race (the
+volume was deleted meanwhile) leaves newer state alone. A failed job logs why and leaves the
+volume in a state the user can act on (``error``, or detached again).
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from ..cluster.virt.driver import DriverError
+from ..db import db
+from ..errors import AwsError
+from . import volumes
+from .models import Volume
+
+log = logging.getLogger(__name__)
+
+
+def _services():
+    from flask import current_app
+
+    return current_app.extensions["eucalite"]
+
+
+def make_volume(volume_id: str) -> None:
+    """creating -> available: a sparse file of the volume's size, or the snapshot's data."""
+    volume = db.session.get(Volume, volume_id)
+    if volume is None or volume.state != volumes.CREATING:
+        return
+    ebs = _services().ebs
+    path = ebs.path(volume.id)
+    try:
+        ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
+        if volume.snapshot_id:
+            from . import snapshots
+
+            snapshots.restore_into(volume.snapshot_id, path, volume.size_gb)
+        else:
+            partial = path.with_suffix(".partial")
+            with open(partial, "wb") as f:
+                f.truncate(volume.size_gb * 2**30)      # sparse: a 100 GiB volume is instant
+                os.fsync(f.fileno())
+            partial.replace(path)
+    except (OSError, AwsError) as error:
+        log.warning("creating %s failed: %s", volume_id, error)
+        volumes.transition(volume_id, {volumes.CREATING}, state=volumes.ERROR,
+                           state_reason=str(error)[:255])
+        return
+    volumes.transition(volume_id, {volumes.CREATING}, state=volumes.AVAILABLE)
+
+
+def destroy_volume(volume_id: str) -> None:
+    """deleting -> gone: the file, the tags and the row."""
+    from ..compute import tags
+
+    volume = db.session.get(Volume, volume_id)
+    if volume is None or volume.state != volumes.DELETING:
+        return
+    ebs = _services().ebs
+    ebs.path(volume_id).unlink(missing_ok=True)
+    ebs.path(volume_id).with_suffix(".partial").unlink(missing_ok=True)
+    tags.delete_all(volume_id)
+    db.session.delete(volume)
+    db.session.commit()
+
+
+def _free_target(used: list[str]) -> str:
+    """The first virtio target after the root (vda) and ephemeral (vdb) disks."""
+    for letter in "cdefghijklmnopqrstuvwxyz":
+        if f"vd{letter}" not in used:
+            return f"vd{letter}"
+    raise DriverError("no free disk target left on the instance")
+
+
+def plug(volume_id: str) -> None:
+    """attaching -> attached: export the volume and hot-plug it into the running guest
+    (its serial is the volume id). On failure the volume is detached again."""
+    volume = db.session.get(Volume, volume_id)
+    if volume is None or volume.attach_state != volumes.ATTACHING:
+        return
+    services = _services()
+    ebs = services.ebs
+    export = None
+    try:
+        from ..compute.models import Instance
+
+        instance = db.session.get(Instance, volume.instance_id)
+        driver = services.cluster.driver_for(instance.node_id)
+        exporter = ebs.export_driver()
+        export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
+        target = _free_target(driver.disks(instance.id))
+        driver.attach_disk(instance.id, exporter.disk_spec(volume.id, export,
+                                                           str(ebs.path(volume.id)), target))
+    except (DriverError, AwsError, OSError) as error:
+        log.warning("attaching %s failed: %s", volume_id, error)
+        if export is not None:
+            _remove_export(ebs, volume.id, export)
+        volumes.transition(volume_id, {volumes.IN_USE}, state=volumes.AVAILABLE,
+                           state_reason=f"attach failed: {error}"[:255], **volumes.DETACHED)
+        return
+    if not volumes.attach_transition(volume_id, {volumes.ATTACHING}, attach_state=volumes.ATTACHED,
+                                     target=target, export_json=_json(export)):
+        # detached (forced) while we plugged: undo
+        _unplug_quietly(driver, instance.id, target)
+        _remove_export(ebs, volume.id, export)
+
+
+def unplug(volume_id: str, force: bool = False) -> None:
+    """detaching -> available: unplug from the guest, then drop the export. *force* clears
+    the attachment even when the hypervisor cannot unplug (the guest may lose data)."""
+    volume = db.session.get(Volume, volume_id)
+    if volume is None or volume.attach_state != volumes.DETACHING:
+        return
+    services = _services()
+    try:
+        from ..compute.models import Instance
+
+        instance = db.session.get(Instance, volume.instance_id)
+        if instance is not None and volume.target:
+            driver = services.cluster.driver_for(instance.node_id)
+            if instance.id in driver.list_domains():
+                driver.detach_disk(instance.id, volume.target)
+    except (DriverError, AwsError) as error:
+        log.warning("detaching %s failed%s: %s", volume_id, " (forced)" if force else "", error)
+        if not force:
+            volumes.attach_transition(volume_id, {volumes.DETACHING},
+                                      attach_state=volumes.ATTACHED)
+            return
+    finish_detach(volume)
+
+
+def finish_detach(volume: Volume) -> None:
+    """The guest no longer has the volume: drop its export and mark it available."""
+    export = volume.get_json("export")
+    if export:
+        _remove_export(_services().ebs, volume.id, export)
+    volumes.transition(volume.id, {volumes.IN_USE}, state=volumes.AVAILABLE, export_json=None,
+                       **volumes.DETACHED)
+
+
+def instance_ended(instance_id: str) -> None:
+    """The instance's domain is gone: its volumes are detached (and deleted when marked
+    delete-on-termination)."""
+    for volume in volumes.on_instance(instance_id):
+        delete = volume.delete_on_termination
+        finish_detach(volume)
+        if delete and volumes.transition(volume.id, {volumes.AVAILABLE},
+                                         state=volumes.DELETING):
+            destroy_volume(volume.id)
+
+
+def _remove_export(ebs, volume_id: str, export: dict) -> None:
+    try:
+        ebs.export_driver().remove_export(volume_id, export)
+    except Exception as error:  # noqa: BLE001 - the reconciler retries; never block a detach
+        log.warning("removing the export of %s failed: %s", volume_id, error)
+
+
+def _unplug_quietly(driver, instance_id: str, target: str) -> None:
+    try:
+        driver.detach_disk(instance_id, target)
+    except DriverError as error:
+        log.warning("unplugging %s from %s failed: %s", target, instance_id, error)
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,304 @@
+"""EBS snapshots: create (incremental, in the object store), delete, describe, permissions,
+and restoring one into a new volume.
+
+CreateSnapshot records ``pending`` and a job takes a point-in-time copy of the volume's
+data (the guest is paused for the copy when the volume is attached, so no write lands
+half-way), then chunks it (:mod:`eucalite.ebs.chunks`): only chunks no snapshot stored yet
+are uploaded, ``Progress`` rises as it goes, and the chunk list is recorded when it
+completes. DeleteSnapshot drops the snapshot's list and then only the chunk objects no other
+snapshot lists, so deleting one snapshot never breaks another.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from ..accounts import Principal, utcnow
+from ..db import db, write_lock
+from ..errors import AwsError, ClientError, InvalidParameterValue
+from . import volumes
+from .models import Snapshot, SnapshotChunk, Volume
+
+log = logging.getLogger(__name__)
+
+PENDING, COMPLETED, ERROR = "pending", "completed", "error"
+#: Held while chunks are stored and recorded, and while unreferenced chunks are deleted: a
+#: snapshot that found a chunk already stored must not see it deleted before it records it.
+CHUNKS_LOCK = threading.Lock()
+
+
+class SnapshotNotFound(ClientError):
+    code = "InvalidSnapshot.NotFound"
+
+    def __init__(self, snapshot_id: str):
+        super().__init__(f"The snapshot '{snapshot_id}' does not exist.")
+
+
+def new_snapshot_id() -> str:
+    return "snap-" + secrets.token_hex(9)[:17]
+
+
+def permissions(snapshot: Snapshot) -> list[str]:
+    """Account ids (or "all") that may create volumes from *snapshot* besides its owner."""
+    return list(snapshot.get_json("create_volume_permissions", []) or [])
+
+
+def can_restore(account_id: str, snapshot: Snapshot) -> bool:
+    granted = permissions(snapshot)
+    return snapshot.owner_id == account_id or "all" in granted or account_id in granted
+
+
+def restorable(principal: Principal, snapshot_id: str) -> Snapshot:
+    """A completed snapshot the caller may create a volume from."""
+    snapshot = db.session.get(Snapshot, snapshot_id or "")
+    if snapshot is None or not can_restore(principal.account_id, snapshot):
+        raise SnapshotNotFound(snapshot_id)
+    if snapshot.state != COMPLETED:
+        raise ClientError(f"Snapshot '{snapshot.id}' is in the '{snapshot.state}' state.",
+                          code="IncorrectState")
+    return snapshot
+
+
+def owned(principal: Principal, snapshot_id: str) -> Snapshot:
+    snapshot = db.session.get(Snapshot, snapshot_id or "")
+    if snapshot is None or snapshot.owner_id != principal.account_id:
+        raise SnapshotNotFound(snapshot_id)
+    return snapshot
+
+
+def visible(principal: Principal, ids: list[str], owners: list[str],
+            restorable_by: list[str]) -> list[Snapshot]:
+    """DescribeSnapshots' set: the caller's own and those it may restore, narrowed by
+    SnapshotId.N, Owner.N (``self`` or account ids) and RestorableBy.N."""
+    rows = list(db.session.execute(db.select(Snapshot).order_by(Snapshot.id)).scalars())
+    me = principal.account_id
+    rows = [s for s in rows if can_restore(me, s)]
+    if ids:
+        missing = sorted(set(ids) - {s.id for s in rows})
+        if missing:
+            raise SnapshotNotFound(missing[0])
+        rows = [s for s in rows if s.id in ids]
+    if owners:
+        wanted = {me if owner == "self" else owner for owner in owners}
+        rows = [s for s in rows if s.owner_id in wanted]
+    if restorable_by:
+        wanted = {me if who == "self" else who for who in restorable_by}
+        rows = [s for s in rows if any(can_restore(who, s) for who in wanted if who != "all")
+                or ("all" in wanted and "all" in permissions(s))]
+    return rows
+
+
+def chunk_map(snapshot_id: str) -> dict[int, tuple[str, int]]:
+    """Index -> (digest, size) of a snapshot's stored chunks."""
+    return {row.index: (row.digest, row.size) for row in db.session.execute(
+        db.select(SnapshotChunk).filter_by(snapshot_id=snapshot_id)).scalars()}
+
+
+# --- the API -------------------------------------------------------------------------------
+
+def create(principal: Principal, volume_id: str, description: str | None, tag_specs,
+           worker, chunk_size: int) -> Snapshot:
+    """CreateSnapshot: records ``pending``; a job copies and chunks the volume."""
+    from ..compute import tags
+
+    volume = volumes.owned(principal, volume_id)
+    if volume.state not in (volumes.AVAILABLE, volumes.IN_USE):
+        raise volumes.incorrect_state(volume)
+    description = description or ""
+    if len(description) > 255:
+        raise InvalidParameterValue("The description must be at most 255 characters.")
+    tags.parse_tag_specifications("snapshot", tag_specs)
+    write_lock()
+    snapshot = Snapshot(id=new_snapshot_id(), owner_id=principal.account_id,
+                        volume_id=volume.id, volume_size_gb=volume.size_gb, state=PENDING,
+                        progress=0, description=description, started=utcnow(),
+                        chunk_size=chunk_size)
+    db.session.add(snapshot)
+    db.session.flush()
+    tags.apply_tag_specifications(principal, "snapshot", [snapshot.id], tag_specs)
+    db.session.commit()
+    worker.submit(take, snapshot.id)
+    return snapshot
+
+
+def delete(principal: Principal, snapshot_id: str) -> None:
+    """DeleteSnapshot: a completed or failed snapshot; its unshared chunks go too."""
+    from ..compute import tags
+    from ..compute.models import Image
+
+    snapshot = owned(principal, snapshot_id)
+    if snapshot.state == PENDING:
+        raise ClientError(f"Snapshot '{snapshot.id}' is still being taken.",
+                          code="IncorrectState")
+    for image in db.session.execute(db.select(Image).where(
+            Image.state != "deregistered")).scalars():
+        if any((m.get("Ebs") or {}).get("SnapshotId") == snapshot.id
+               for m in image.get_json("block_devices", []) or []):
+            raise ClientError(f"The snapshot {snapshot.id} is currently in use by "
+                              f"{image.id}", code="InvalidSnapshot.InUse")
+    candidates = {digest for digest, _size in chunk_map(snapshot.id).values()}
+    write_lock()
+    db.session.execute(db.delete(SnapshotChunk).where(SnapshotChunk.snapshot_id == snapshot.id))
+    tags.delete_all(snapshot.id)
+    db.session.delete(snapshot)
+    db.session.commit()
+    with CHUNKS_LOCK:
+        _drop_unreferenced(candidates)
+
+
+def _drop_unreferenced(candidates: set[str]) -> int:
+    from flask import current_app
+
+    from . import chunks
+
+    if not candidates:
+        return 0
+    still = set(db.session.execute(db.select(SnapshotChunk.digest).where(
+        SnapshotChunk.digest.in_(candidates))).scalars())
+    store = chunks.ChunkStore(current_app.extensions["eucalite"].s3.store)
+    return chunks.delete_unreferenced(candidates, still, store)
+
+
+def modify_permission(principal: Principal, snapshot_id: str, add: list[str],
+                      remove: list[str]) -> None:
+    """ModifySnapshotAttribute createVolumePermission: accounts (12 digits) or "all"."""
+    snapshot = owned(principal, snapshot_id)
+    for who in add + remove:
+        if who != "all" and not (who.isdigit() and len(who) == 12):
+            raise InvalidParameterValue(f"Invalid user or group: {who}")
+    granted = [who for who in permissions(snapshot) if who not in remove]
+    granted += [who for who in add if who not in granted]
+    write_lock()
+    snapshot.set_json("create_volume_permissions", granted)
+    db.session.commit()
+
+
+# --- the jobs ------------------------------------------------------------------------------
+
+def _services():
+    from flask import current_app
+
+    return current_app.extensions["eucalite"]
+
+
+def _progress_updater(snapshot_id: str):
+    """``progress(percent)`` that records every 5 % step (not every chunk)."""
+    last = [-1]
+
+    def progress(percent: int) -> None:
+        percent = min(int(percent), 99)           # 100 only when the list is recorded
+        if percent >= last[0] + 5:
+            last[0] = percent
+            write_lock()
+            db.session.execute(db.update(Snapshot).where(Snapshot.id == snapshot_id,
+                                                         Snapshot.state == PENDING)
+                               .values(progress=percent))
+            db.session.commit()
+    return progress
+
+
+def point_in_time_copy(volume: Volume, source: Path, work_dir: Path) -> Path:
+    """A sparse copy of the volume's data as of now. If the volume is attached to a running
+    guest, the guest is paused for the copy, so no write lands half-way through it."""
+    from ..compute.models import Instance
+
+    services = _services()
+    driver = instance_id = None
+    if volume.attach_state == volumes.ATTACHED and volume.instance_id:
+        instance = db.session.get(Instance, volume.instance_id)
+        if instance is not None and instance.node_id:
+            driver = services.cluster.driver_for(instance.node_id)
+            instance_id = instance.id
+    db.session.rollback()
+    copy = work_dir / "copy.raw"
+    if driver is not None:
+        driver.pause(instance_id)
+    try:
+        _sparse_copy(source, copy)
+    finally:
+        if driver is not None:
+            driver.resume(instance_id)
+    return copy
+
+
+def _sparse_copy(source: Path, target: Path) -> None:
+    from . import chunks
+
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        dst.truncate(size)
+        for start, end in chunks.data_ranges(source):
+            src.seek(start)
+            dst.seek(start)
+            remaining = end - start
+            while remaining:
+                block = src.read(min(remaining, 8 * 2**20))
+                if not block:
+                    break
+                dst.write(block)
+                remaining -= len(block)
+
+
+def take(snapshot_id: str) -> None:
+    """pending -> completed: copy, chunk and record the snapshot (error on failure)."""
+    from . import chunks
+
+    snapshot = db.session.get(Snapshot, snapshot_id)
+    if snapshot is None or snapshot.state != PENDING:
+        return
+    services = _services()
+    volume = db.session.get(Volume, snapshot.volume_id)
+    previous = db.session.execute(db.select(Snapshot).where(
+        Snapshot.volume_id == snapshot.volume_id, Snapshot.state == COMPLETED,
+        Snapshot.chunk_size == snapshot.chunk_size).order_by(
+        Snapshot.started.desc()).limit(1)).scalar()
+    earlier = {i: d for i, (d, _s) in chunk_map(previous.id).items()} if previous else {}
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-", dir=services.ebs.volumes_dir))
+    try:
+        if volume is None:
+            raise AwsError(f"The volume {snapshot.volume_id} is gone.")
+        copy = point_in_time_copy(volume, services.ebs.path(volume.id), work_dir)
+        with CHUNKS_LOCK:
+            result = chunks.snapshot(copy, chunk_size=snapshot.chunk_size, previous=earlier,
+                                     chunks=chunks.ChunkStore(services.s3.store),
+                                     progress=_progress_updater(snapshot_id))
+            _record(snapshot_id, result)
+    except Exception as error:  # noqa: BLE001 - any failure ends the snapshot in error
+        log.warning("snapshot %s failed: %s", snapshot_id, error)
+        db.session.rollback()
+        write_lock()
+        db.session.execute(db.update(Snapshot).where(Snapshot.id == snapshot_id).values(
+            state=ERROR, state_message=str(error)[:255]))
+        db.session.commit()
+        return
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _record(snapshot_id: str, result) -> None:
+    """The snapshot's chunk list and ``completed``, in one transaction."""
+    write_lock()
+    for index, (digest, size) in result.chunks.items():
+        db.session.add(SnapshotChunk(snapshot_id=snapshot_id, index=index, digest=digest,
+                                     size=size))
+    db.session.execute(db.update(Snapshot).where(Snapshot.id == snapshot_id).values(
+        state=COMPLETED, progress=100, stored_bytes=result.stored_bytes))
+    db.session.commit()
+
+
+def restore_into(snapshot_id: str, path: Path, size_gb: int) -> None:
+    """Write the snapshot's data into a new sparse volume file at *path* of *size_gb*."""
+    from . import chunks
+
+    snapshot = db.session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise AwsError(f"The snapshot {snapshot_id} is gone.")
+    mapping = chunk_map(snapshot_id)
+    db.session.rollback()
+    chunks.restore(path, size_gb * 2**30, mapping,
+                   chunks.ChunkStore(_services().s3.store), chunk_size=snapshot.chunk_size)

@@ -1,0 +1,280 @@
+"""EBS volumes and snapshots through boto3 against a live eucalite (fake hypervisor, local
+export): states, attachments, errors, filters, paging, permissions and the data chain
+volume -> snapshot -> volume. The same chain over real iSCSI into a real guest is in
+tests/test_ebs_real.py."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import start_live
+from s3util import second_account
+from test_ec2_instances import make_image
+
+MiB = 2**20
+
+
+@pytest.fixture
+def ebs(tmp_path):
+    """A live cloud with node duty on the fake hypervisor and volumes exported as files."""
+    live, server = start_live(tmp_path / "data", node=True, hypervisor="fake",
+                              ebs_export="local", max_volume_gb=100, max_total_volume_gb=150)
+    services = live.app.extensions["eucalite"]
+    with live.app.app_context():
+        assert services.cluster.start_node_duty() is None
+    live.services = services
+    yield live
+    server.shutdown()
+    services.compute.worker.shutdown()
+
+
+def error_code(call) -> str:
+    with pytest.raises(ClientError) as caught:
+        call()
+    return caught.value.response["Error"]["Code"]
+
+
+def settle(live):
+    live.services.compute.worker.wait(timeout=60)
+
+
+def volume(ec2, volume_id) -> dict:
+    return ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+
+
+def new_volume(live, ec2, size=1, **kwargs) -> str:
+    volume_id = ec2.create_volume(Size=size, AvailabilityZone="eucalyptus-1a",
+                                  **kwargs)["VolumeId"]
+    settle(live)
+    assert volume(ec2, volume_id)["State"] == "available"
+    return volume_id
+
+
+def running_instance(live, ec2) -> str:
+    image = make_image(live)
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(live)
+    return instance_id
+
+
+def write_pattern(live, volume_id, offset, data: bytes) -> None:
+    with open(live.services.ebs.path(volume_id), "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def digest(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def wait_snapshot(live, ec2, snapshot_id) -> dict:
+    for _ in range(600):
+        settle(live)
+        item = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+        if item["State"] != "pending":
+            return item
+        time.sleep(0.1)
+    raise AssertionError("snapshot still pending")
+
+
+def test_volume_lifecycle_is_sparse_and_reported(ebs):
+    ec2 = ebs.client("ec2")
+    created = ec2.create_volume(Size=100, AvailabilityZone="eucalyptus-1a", TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "data"}]}])
+    assert created["State"] == "creating" and created["Size"] == 100
+    volume_id = created["VolumeId"]
+    settle(ebs)
+    item = volume(ec2, volume_id)
+    assert item["State"] == "available" and item["Attachments"] == []
+    assert item["Tags"] == [{"Key": "Name", "Value": "data"}]
+    path = ebs.services.ebs.path(volume_id)
+    assert path.stat().st_size == 100 * 2**30
+    assert path.stat().st_blocks * 512 < MiB            # sparse: nothing written yet
+    status = ec2.describe_volume_status(VolumeIds=[volume_id])["VolumeStatuses"][0]
+    assert status["VolumeStatus"]["Status"] == "ok"
+    attribute = ec2.describe_volume_attribute(VolumeId=volume_id, Attribute="autoEnableIO")
+    assert attribute["AutoEnableIO"]["Value"] is False
+    ec2.modify_volume_attribute(VolumeId=volume_id, AutoEnableIO={"Value": True})
+    assert ec2.describe_volume_attribute(VolumeId=volume_id, Attribute="autoEnableIO")[
+        "AutoEnableIO"]["Value"] is True
+
+    ec2.delete_volume(VolumeId=volume_id)
+    settle(ebs)
+    assert error_code(lambda: volume(ec2, volume_id)) == "InvalidVolume.NotFound"
+    assert not path.exists()
+
+
+def test_volume_errors_and_limits(ebs):
+    ec2 = ebs.client("ec2")
+    assert error_code(lambda: ec2.create_volume(Size=0, AvailabilityZone="eucalyptus-1a")) \
+        == "InvalidParameterValue"
+    assert error_code(lambda: ec2.create_volume(Size=101, AvailabilityZone="eucalyptus-1a")) \
+        == "InvalidParameterValue"                     # over max_volume_gb
+    assert error_code(lambda: ec2.create_volume(Size=1, AvailabilityZone="nowhere")) \
+        == "InvalidParameterValue"
+    assert error_code(lambda: ec2.create_volume(AvailabilityZone="eucalyptus-1a")) \
+        == "MissingParameter"
+    assert error_code(lambda: ec2.create_volume(
+        AvailabilityZone="eucalyptus-1a", SnapshotId="snap-0123456789abcdef0")) \
+        == "InvalidSnapshot.NotFound"
+    new_volume(ebs, ec2, size=100)
+    assert error_code(lambda: ec2.create_volume(Size=60, AvailabilityZone="eucalyptus-1a")) \
+        == "VolumeLimitExceeded"                       # 100 + 60 > max_total_volume_gb
+    for call in (lambda: ec2.delete_volume(VolumeId="vol-0123456789abcdef0"),
+                 lambda: ec2.describe_volumes(VolumeIds=["vol-0123456789abcdef0"]),
+                 lambda: ec2.attach_volume(VolumeId="vol-0123456789abcdef0",
+                                           InstanceId="i-0123456789abcdef0", Device="/dev/sdf")):
+        assert error_code(call) == "InvalidVolume.NotFound"
+
+
+def test_filters_and_paging(ebs):
+    ec2 = ebs.client("ec2")
+    ids = sorted(new_volume(ebs, ec2, size=size) for size in (1, 1, 2, 2, 2, 3, 3))
+    two = ec2.describe_volumes(Filters=[{"Name": "size", "Values": ["2"]}])["Volumes"]
+    assert len(two) == 3
+    assert len(ec2.describe_volumes(Filters=[{"Name": "status", "Values": ["available"]}])[
+        "Volumes"]) == 7
+    assert ec2.describe_volumes(Filters=[{"Name": "attachment.status",
+                                          "Values": ["attached"]}])["Volumes"] == []
+    seen, token = [], None
+    while True:
+        kwargs = {"MaxResults": 5, **({"NextToken": token} if token else {})}
+        page = ec2.describe_volumes(**kwargs)
+        seen += [v["VolumeId"] for v in page["Volumes"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert sorted(seen) == ids
+    assert error_code(lambda: ec2.describe_volumes(VolumeIds=ids[:1], MaxResults=5)) \
+        == "InvalidParameterCombination"
+
+
+def test_attach_detach_and_terminate(ebs):
+    ec2 = ebs.client("ec2")
+    instance_id = running_instance(ebs, ec2)
+    volume_id = new_volume(ebs, ec2)
+    attached = ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    assert attached["State"] == "attaching" and attached["Device"] == "/dev/sdf"
+    settle(ebs)
+    item = volume(ec2, volume_id)
+    assert item["State"] == "in-use"
+    assert item["Attachments"][0]["State"] == "attached"
+    assert item["Attachments"][0]["InstanceId"] == instance_id
+    driver = ebs.services.cluster.driver
+    assert "vdc" in driver.disks(instance_id)        # after the root (vda) and ephemeral (vdb)
+    described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]
+    assert described["BlockDeviceMappings"][0]["DeviceName"] == "/dev/sdf"
+    assert described["BlockDeviceMappings"][0]["Ebs"]["VolumeId"] == volume_id
+    assert ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id",
+                                          "Values": [instance_id]}])["Volumes"][0][
+        "VolumeId"] == volume_id
+
+    other = new_volume(ebs, ec2)
+    assert error_code(lambda: ec2.attach_volume(VolumeId=other, InstanceId=instance_id,
+                                                Device="/dev/sdf")) == "InvalidParameterValue"
+    assert error_code(lambda: ec2.attach_volume(VolumeId=other, InstanceId=instance_id,
+                                                Device="/dev/bogus")) == "InvalidParameterValue"
+    assert error_code(lambda: ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id,
+                                                Device="/dev/sdg")) == "VolumeInUse"
+    assert error_code(lambda: ec2.delete_volume(VolumeId=volume_id)) == "VolumeInUse"
+    assert error_code(lambda: ec2.detach_volume(VolumeId=other)) == "IncorrectState"
+
+    detached = ec2.detach_volume(VolumeId=volume_id)
+    assert detached["State"] == "detaching"
+    settle(ebs)
+    assert volume(ec2, volume_id)["State"] == "available"
+    assert "vdc" not in driver.disks(instance_id)
+
+    ec2.attach_volume(VolumeId=other, InstanceId=instance_id, Device="/dev/sdh")
+    settle(ebs)
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    settle(ebs)
+    item = volume(ec2, other)
+    assert item["State"] == "available" and item["Attachments"] == []
+
+
+def test_snapshot_chain_is_incremental_and_shares_by_permission(ebs):
+    ec2 = ebs.client("ec2")
+    volume_id = new_volume(ebs, ec2, size=1)
+    first_data = os.urandom(3 * MiB)
+    write_pattern(ebs, volume_id, 10 * MiB, first_data)
+    snap1 = ec2.create_snapshot(VolumeId=volume_id, Description="first")
+    assert snap1["State"] == "pending"
+    done1 = wait_snapshot(ebs, ec2, snap1["SnapshotId"])
+    assert (done1["State"], done1["Progress"], done1["VolumeSize"]) == ("completed", "100%", 1)
+
+    write_pattern(ebs, volume_id, 500 * MiB, os.urandom(MiB))        # change one chunk
+    snap2 = wait_snapshot(ebs, ec2, ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"])
+    with ebs.app.app_context():
+        from eucalite.db import db
+        from eucalite.ebs.models import Snapshot
+
+        stored = {s: db.session.get(Snapshot, s).stored_bytes
+                  for s in (snap1["SnapshotId"], snap2["SnapshotId"])}
+    assert stored[snap1["SnapshotId"]] >= 3 * MiB
+    assert stored[snap2["SnapshotId"]] <= 4 * MiB        # only the changed chunk was stored
+    original = digest(ebs.services.ebs.path(volume_id))
+
+    # the first snapshot goes; the second still restores everything
+    ec2.delete_snapshot(SnapshotId=snap1["SnapshotId"])
+    copy = ec2.create_volume(SnapshotId=snap2["SnapshotId"], AvailabilityZone="eucalyptus-1a")
+    assert copy["SnapshotId"] == snap2["SnapshotId"] and copy["Size"] == 1
+    settle(ebs)
+    assert volume(ec2, copy["VolumeId"])["State"] == "available"
+    assert digest(ebs.services.ebs.path(copy["VolumeId"])) == original
+    assert error_code(lambda: ec2.create_volume(SnapshotId=snap2["SnapshotId"], Size=0,
+                                                AvailabilityZone="eucalyptus-1a")) \
+        == "InvalidParameterValue"
+
+    # another account sees it only once it is shared
+    other, other_id = second_account(ebs, "ebs-peer", "ec2")
+    assert other.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"] == []
+    assert error_code(lambda: other.create_volume(SnapshotId=snap2["SnapshotId"],
+                                                  AvailabilityZone="eucalyptus-1a")) \
+        == "InvalidSnapshot.NotFound"
+    ec2.modify_snapshot_attribute(SnapshotId=snap2["SnapshotId"],
+                                  Attribute="createVolumePermission",
+                                  CreateVolumePermission={"Add": [{"UserId": other_id}]})
+    permission = ec2.describe_snapshot_attribute(SnapshotId=snap2["SnapshotId"],
+                                                 Attribute="createVolumePermission")
+    assert permission["CreateVolumePermissions"] == [{"UserId": other_id}]
+    shared = other.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]
+    assert [s["SnapshotId"] for s in shared] == [snap2["SnapshotId"]]
+    assert other.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+    theirs = other.create_volume(SnapshotId=snap2["SnapshotId"],
+                                 AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    settle(ebs)
+    assert digest(ebs.services.ebs.path(theirs)) == original
+    ec2.reset_snapshot_attribute(SnapshotId=snap2["SnapshotId"],
+                                 Attribute="createVolumePermission")
+    assert other.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"] == []
+
+    assert error_code(lambda: ec2.delete_snapshot(SnapshotId="snap-0123456789abcdef0")) \
+        == "InvalidSnapshot.NotFound"
+    assert error_code(lambda: other.delete_snapshot(SnapshotId=snap2["SnapshotId"])) \
+        == "InvalidSnapshot.NotFound"
+
+
+def test_snapshot_of_an_attached_volume_pauses_the_guest_only_for_the_copy(ebs):
+    ec2 = ebs.client("ec2")
+    instance_id = running_instance(ebs, ec2)
+    volume_id = new_volume(ebs, ec2)
+    write_pattern(ebs, volume_id, 0, b"x" * MiB)
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    settle(ebs)
+    driver = ebs.services.cluster.driver
+    paused = []
+    real_pause = driver.pause
+    driver.pause = lambda iid: (paused.append(iid), real_pause(iid))
+    snapshot = wait_snapshot(ebs, ec2, ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"])
+    assert snapshot["State"] == "completed"
+    assert paused == [instance_id]
+    assert driver.power_state(instance_id).value == "running"     # resumed
+    assert volume(ec2, volume_id)["State"] == "in-use"
