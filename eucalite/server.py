@@ -59,8 +59,11 @@ def start_node_services(app) -> None:
     the bridge. Problems are logged and kept on the cluster service for the API errors."""
     from .compute import metadata, reconcile
 
+    from .ebs import jobs as ebs_jobs
+
     services = app.extensions["eucalite"]
     with app.app_context():
+        ebs_jobs.recover(services.compute.worker)
         if services.cluster.start_node_duty() is not None:
             return
         reconcile.reconcile(services.cluster, startup=True)

@@ -278,3 +278,38 @@ def test_snapshot_of_an_attached_volume_pauses_the_guest_only_for_the_copy(ebs):
     assert paused == [instance_id]
     assert driver.power_state(instance_id).value == "running"     # resumed
     assert volume(ec2, volume_id)["State"] == "in-use"
+
+
+def test_restart_resumes_interrupted_work_and_reattaches(ebs):
+    """What a crash interrupted is finished at the next start; an attachment the domain lost
+    behind eucalite's back is restored by the reconciler."""
+    from eucalite.compute import reconcile
+    from eucalite.db import db
+    from eucalite.ebs import jobs, volumes as volume_rows
+    from eucalite.ebs.models import Snapshot, Volume
+
+    ec2 = ebs.client("ec2")
+    instance_id = running_instance(ebs, ec2)
+    attached = new_volume(ebs, ec2)
+    ec2.attach_volume(VolumeId=attached, InstanceId=instance_id, Device="/dev/sdf")
+    settle(ebs)
+    stuck = new_volume(ebs, ec2)
+    snap = wait_snapshot(ebs, ec2, ec2.create_snapshot(VolumeId=stuck)["SnapshotId"])
+    with ebs.app.app_context():
+        # as if the process died mid-way: a volume still creating, a snapshot still pending
+        db.session.get(Volume, stuck).state = volume_rows.CREATING
+        db.session.get(Snapshot, snap["SnapshotId"]).state = "pending"
+        db.session.commit()
+        acted = jobs.recover(ebs.services.compute.worker)
+    assert stuck in acted and snap["SnapshotId"] in acted
+    settle(ebs)
+    assert volume(ec2, stuck)["State"] == "available"
+    failed = ec2.describe_snapshots(SnapshotIds=[snap["SnapshotId"]])["Snapshots"][0]
+    assert failed["State"] == "error" and "restart" in failed["StateMessage"]
+
+    driver = ebs.services.cluster.driver
+    driver.detach_disk(instance_id, "vdc")           # the domain lost the disk
+    with ebs.app.app_context():
+        report = reconcile.reconcile(ebs.services.cluster)
+    assert report.volumes_reattached == [attached]
+    assert "vdc" in driver.disks(instance_id)

@@ -35,6 +35,7 @@ class ReconcileReport:
     orphans_destroyed: list[str] = field(default_factory=list)
     finished_terminations: list[str] = field(default_factory=list)
     work_dirs_removed: list[str] = field(default_factory=list)
+    volumes_reattached: list[str] = field(default_factory=list)
 
 
 def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
@@ -58,6 +59,9 @@ def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
         _settle(cluster, instance, observed, startup, report)
     if startup:
         report.work_dirs_removed = sweep_work_dirs(cluster.config["data_dir"], recorded)
+    from ..ebs import jobs as ebs_jobs
+
+    report.volumes_reattached = ebs_jobs.recheck_attached(driver, node_id)
     live = {instance_id for instance_id, row in recorded.items()
             if row.state != states.TERMINATED}
     for instance_id in domains:

@@ -170,3 +170,57 @@ def _json(value) -> str:
     import json
 
     return json.dumps(value, sort_keys=True)
+
+
+def recover(worker) -> list[str]:
+    """At start: resume what a restart interrupted, so no volume stays stuck in a passing
+    state. Creating/deleting volumes and attaching/detaching ones get their job again;
+    a snapshot the restart cut short ends in ``error`` (its copy is gone). Returns the ids
+    acted on (needs an app context)."""
+    from . import snapshots
+    from .models import Snapshot
+
+    acted = []
+    for volume in db.session.execute(db.select(Volume)).scalars().all():
+        job = {volumes.CREATING: make_volume, volumes.DELETING: destroy_volume}.get(volume.state)
+        if volume.attach_state == volumes.ATTACHING:
+            job = plug
+        elif volume.attach_state == volumes.DETACHING:
+            job = unplug
+        if job is not None:
+            worker.submit(job, volume.id)
+            acted.append(volume.id)
+    for snapshot in db.session.execute(db.select(Snapshot).filter_by(
+            state=snapshots.PENDING)).scalars().all():
+        snapshot.state = snapshots.ERROR
+        snapshot.state_message = "interrupted by a restart of the storage controller"
+        acted.append(snapshot.id)
+    db.session.commit()
+    return acted
+
+
+def recheck_attached(driver, node_id: str) -> list[str]:
+    """Volumes recorded as attached to this node's running instances whose disk the domain
+    lacks (the domain was redefined, or the export vanished with a target daemon restart)
+    are exported and plugged again. Returns their ids."""
+    from ..compute.models import Instance
+
+    ebs = _services().ebs
+    fixed = []
+    rows = db.session.execute(db.select(Volume, Instance).join(
+        Instance, Instance.id == Volume.instance_id).where(
+        Volume.attach_state == volumes.ATTACHED, Instance.node_id == node_id,
+        Instance.state == "running")).all()
+    for volume, instance in rows:
+        try:
+            if volume.target in driver.disks(instance.id):
+                continue
+            exporter = ebs.export_driver()
+            export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
+            driver.attach_disk(instance.id, exporter.disk_spec(
+                volume.id, export, str(ebs.path(volume.id)), volume.target))
+            volumes.transition(volume.id, {volumes.IN_USE}, export_json=_json(export))
+            fixed.append(volume.id)
+        except (DriverError, AwsError, OSError) as error:
+            log.warning("re-attaching %s to %s failed: %s", volume.id, instance.id, error)
+    return fixed
