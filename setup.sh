@@ -76,6 +76,35 @@ ensure_node_packages() {  # what node duty needs to run real VMs (see README "No
         iproute2 busybox-static
 }
 
+ensure_storage_packages() {  # the iSCSI target volumes are exported with (README "Volumes")
+    apt_install "iSCSI volume exports (tgt)" tgt qemu-block-extra
+}
+
+tgt_answers() { tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1; }
+
+ensure_tgtd() {  # start the user-space iSCSI target unless running; remember we did
+    [ "$(id -u)" -eq 0 ] && command -v tgtd >/dev/null || return 0
+    tgt_answers && return 0
+    if [ -d /run/systemd/system ]; then
+        systemctl start tgt >/dev/null 2>&1 || true
+    else
+        log "starting tgtd (iSCSI target on ${EUCALITE_ISCSI_PORTAL:-127.0.0.1:3260})"
+        tgtd --iscsi "portal=${EUCALITE_ISCSI_PORTAL:-127.0.0.1:3260}" && STARTED_DAEMONS+=(tgtd)
+    fi
+    local i
+    for i in $(seq 1 20); do tgt_answers && return 0; sleep 0.5; done
+    log "tgtd does not answer: volumes will be exported as local files only"
+}
+
+stop_tgtd() {  # tgtd ignores SIGTERM while targets exist: remove them, then the daemon
+    local tid
+    for tid in $(tgtadm --lld iscsi --op show --mode target 2>/dev/null \
+                 | sed -n 's/^Target \([0-9]*\):.*/\1/p'); do
+        tgtadm --lld iscsi --op delete --mode target --tid "$tid" --force || true
+    done
+    tgtadm --lld iscsi --op delete --mode system >/dev/null 2>&1 || true
+}
+
 STARTED_DAEMONS=()
 ensure_libvirtd() {  # start virtlogd + libvirtd unless running; remember what we started
     [ "$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null || return 0
@@ -105,6 +134,9 @@ stop_started_daemons() {  # stop, newest first, only the daemons ensure_libvirtd
     local i name pid
     for ((i = ${#STARTED_DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${STARTED_DAEMONS[$i]}
+        if [ "$name" = tgtd ]; then
+            log "stopping tgtd (started by this command)"; stop_tgtd; continue
+        fi
         pid=$(cat "/run/$name.pid" 2>/dev/null || pgrep -x "$name" || true)
         if [ -n "$pid" ]; then
             log "stopping $name (started by this command)"
@@ -130,7 +162,9 @@ case "$cmd" in
         ensure_python
         ensure_libvirt_build_deps
         ensure_node_packages
+        ensure_storage_packages
         ensure_libvirtd
+        ensure_tgtd
         install_package ""
         exec "$VENV/bin/eucalite" serve "$@"
         ;;
@@ -140,8 +174,10 @@ case "$cmd" in
         install_package "[test,bench]"
         ensure_test_clients
         ensure_node_packages
+        ensure_storage_packages
         trap stop_started_daemons EXIT
         ensure_libvirtd
+        ensure_tgtd
         export PATH="$VENV/bin:$PATH"
         if [ "$(id -u)" -eq 0 ] && virsh -c qemu:///system version >/dev/null 2>&1; then
             # the real-VM tests (tests/test_node_real.py, the driver contract on qemu)
