@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 
 import pytest
 
@@ -306,3 +307,39 @@ def test_restore_rejects_a_chunk_past_the_end(tmp_path, store):
     with pytest.raises(ValueError):
         engine.restore(tmp_path / "small", MiB, result.chunks, store)
     assert not (tmp_path / "small").exists()
+
+
+def test_serial_and_parallel_uploads_agree(tmp_path, app):
+    rng = random.Random(9)
+    volume = tmp_path / "vol"
+    make_volume(volume, 16 * MiB, scattered_writes(rng, 16 * MiB, 6, MiB))
+    results = []
+    with app.app_context():
+        for workers, bucket in ((1, "serial-chunks"), (4, "parallel-chunks")):
+            store = ChunkStore(app.extensions["eucalite"].s3.store, bucket=bucket)
+            results.append(engine.snapshot(volume, chunk_size=MiB, chunks=store,
+                                           workers=workers))
+            assert store.digests() == {d for d, _ in results[-1].chunks.values()}
+    assert results[0] == results[1]
+    assert results[0].stored_bytes == 6 * MiB
+
+
+def test_a_failed_upload_fails_the_snapshot(tmp_path, store, monkeypatch):
+    volume = tmp_path / "vol"
+    rng = random.Random(4)
+    make_volume(volume, 8 * MiB, [(i * MiB, rng.randbytes(MiB)) for i in range(8)])
+    calls = []
+    real_upload = store._upload
+
+    def flaky(digest, data):
+        calls.append(digest)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_upload(digest, data)
+    monkeypatch.setattr(store, "_upload", flaky)
+    with pytest.raises(OSError, match="No space"):
+        engine.snapshot(volume, chunk_size=MiB, chunks=store)
+    in_flight = len(calls)
+    assert store.digests() <= set(calls) and len(store.digests()) == in_flight - 1
+    time.sleep(0.2)
+    assert len(calls) == in_flight              # no upload runs on after the call

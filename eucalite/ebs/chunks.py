@@ -22,11 +22,13 @@ Everything here needs a Flask app context (the object store's metadata is in the
 """
 from __future__ import annotations
 
+import collections
 import errno
 import functools
 import hashlib
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -37,6 +39,9 @@ KEY_PREFIX = "chunks/"
 # partly written in the volume is only partly allocated in the restored file.
 SPARSE_BLOCK = 64 * 1024
 _ZERO_BLOCK = bytes(SPARSE_BLOCK)
+# Chunk uploads in flight at once: each waits mostly on fsyncs (segment, directory, database
+# commit), which overlap well; memory held is about this many chunks.
+UPLOAD_WORKERS = 4
 
 ChunkMap = dict[int, tuple[str, int]]
 Progress = Callable[[int], None]
@@ -146,6 +151,9 @@ class ChunkStore:
     """
 
     def __init__(self, store, bucket: str = BUCKET):
+        from flask import current_app
+
+        self.app = current_app._get_current_object()
         self.store = store
         self.bucket = bucket
         self.principal = _admin_principal()
@@ -179,12 +187,17 @@ class ChunkStore:
         self._upload(digest, data)
         return True
 
+    def _put_in_context(self, digest: str, data: bytes) -> bool:
+        """_put_checked() from a worker thread: in an app context (and so a database
+        session) of its own."""
+        with self.app.app_context():
+            return self._put_checked(digest, data)
+
     def _upload(self, digest: str, data: bytes) -> None:
         from ..s3 import objects
-        from ..s3.store import HashingReader
 
         objects.put(self.store, self.principal, self.bucket, self.key(digest),
-                    HashingReader(iter([data])),
+                    _BytesReader(data),
                     objects.Attributes(content_type="application/octet-stream"),
                     check_access=False, limit=None)
 
@@ -222,6 +235,23 @@ class ChunkStore:
             ObjectVersion.is_latest.is_(True), ObjectVersion.delete_marker.is_(False),
             ObjectVersion.key.startswith(KEY_PREFIX))).scalars()
         return {key[len(KEY_PREFIX):] for key in rows}
+
+
+class _BytesReader:
+    """The body reader :func:`eucalite.s3.objects.put` wants, over bytes already in memory:
+    ``read(n)`` hands out views without copying (s3.store.HashingReader re-slices its
+    buffer on every read), and the MD5 the object's ETag needs is taken in one call."""
+
+    def __init__(self, data: bytes):
+        self.view = memoryview(data)
+        self.position = 0
+        self.md5_hex = hashlib.md5(data).hexdigest()
+
+    def read(self, size: int = -1) -> memoryview:
+        end = len(self.view) if size < 0 else self.position + size
+        piece = self.view[self.position:end]
+        self.position += len(piece)
+        return piece
 
 
 def _admin_principal():
@@ -277,7 +307,8 @@ class _Percent:
 def snapshot(path: str | os.PathLike, *, chunk_size: int = CHUNK_SIZE,
              previous: dict[int, str] | None = None, chunks: ChunkStore,
              progress: Progress | None = None,
-             should_stop: Callable[[], bool] | None = None) -> SnapshotResult:
+             should_stop: Callable[[], bool] | None = None,
+             workers: int = UPLOAD_WORKERS) -> SnapshotResult:
     """Snapshot the volume file at *path* into *chunks*.
 
     Reads only the file's data ranges; a chunk wholly in holes, or all zeros, is left out of
@@ -286,7 +317,8 @@ def snapshot(path: str | os.PathLike, *, chunk_size: int = CHUNK_SIZE,
     saves the store lookup for chunks unchanged since, so it must name a snapshot whose
     chunks stay stored until this one is recorded. ``progress(percent)`` is called as data
     ranges are processed; ``should_stop()``, checked between chunks, aborts the run with
-    :class:`SnapshotStopped`.
+    :class:`SnapshotStopped`. Up to *workers* uploads run at once on threads of their own
+    (1: all in the calling thread).
 
     The file is read as it is while this runs, without any lock: for a consistent snapshot
     the caller pauses the guest or snapshots a copy. On any error, chunks already uploaded
@@ -295,35 +327,89 @@ def snapshot(path: str | os.PathLike, *, chunk_size: int = CHUNK_SIZE,
     """
     previous = previous or {}
     result = SnapshotResult()
-    seen: set[str] = set()              # digests known to be in the store by now
-    stored: set[str] = set()            # those this run put there
+    seen: set[str] = set()              # digests in the store, or on their way there
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        ranges = _data_ranges(fd, size)
-        report = _Percent(progress, sum(end - start for start, end in ranges))
-        report(0)
-        buffer = bytearray(chunk_size)
-        for index, pieces in _chunk_pieces(ranges, chunk_size):
-            if should_stop is not None and should_stop():
-                raise SnapshotStopped(stored)
-            length = min(chunk_size, size - index * chunk_size)
-            data = _read_chunk(fd, buffer, index * chunk_size, length, pieces)
-            result.read_bytes += sum(end - start for start, end in pieces)
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != _zero_digest(length):
-                result.chunks[index] = (digest, length)
-                # unchanged since the previous snapshot, or seen earlier in this one: stored
-                if previous.get(index) != digest and digest not in seen:
-                    if chunks._put_checked(digest, bytes(data)):
-                        result.stored_bytes += length
-                        stored.add(digest)
-                    seen.add(digest)
-            report(result.read_bytes)
+        with _Uploader(chunks, workers) as uploader:
+            size = os.fstat(fd).st_size
+            ranges = _data_ranges(fd, size)
+            report = _Percent(progress, sum(end - start for start, end in ranges))
+            report(0)
+            buffer = bytearray(chunk_size)
+            for index, pieces in _chunk_pieces(ranges, chunk_size):
+                if should_stop is not None and should_stop():
+                    uploader.finish()
+                    raise SnapshotStopped(uploader.stored)
+                length = min(chunk_size, size - index * chunk_size)
+                data = _read_chunk(fd, buffer, index * chunk_size, length, pieces)
+                result.read_bytes += sum(end - start for start, end in pieces)
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != _zero_digest(length):
+                    result.chunks[index] = (digest, length)
+                    # unchanged since the previous snapshot, or met earlier in this one
+                    if previous.get(index) != digest and digest not in seen:
+                        uploader.submit(digest, bytes(data))
+                        seen.add(digest)
+                report(result.read_bytes)
+            uploader.finish()
+            result.stored_bytes = uploader.stored_bytes
         report(result.read_bytes)
     finally:
         os.close(fd)
     return result
+
+
+class _Uploader:
+    """Puts chunks into a ChunkStore, up to *workers* at once on threads (each with its own
+    app context and database session), and counts what was new to the store. ``submit``
+    blocks while *workers* are busy, so memory stays bounded; an upload's error is raised
+    from a later ``submit`` or from ``finish``. Leaving the ``with`` block waits for every
+    upload in flight, so none outlives the call."""
+
+    def __init__(self, chunks: ChunkStore, workers: int):
+        self.chunks, self.workers = chunks, max(1, workers)
+        self.pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        self.pending: collections.deque = collections.deque()
+        self.stored: set[str] = set()
+        self.stored_bytes = 0
+
+    def submit(self, digest: str, data: bytes) -> None:
+        if self.pool is None:
+            self._count(digest, len(data), self.chunks._put_checked(digest, data))
+            return
+        while len(self.pending) >= self.workers:
+            self._collect_oldest()
+        future = self.pool.submit(self.chunks._put_in_context, digest, data)
+        self.pending.append((digest, len(data), future))
+
+    def _collect_oldest(self) -> None:
+        digest, size, future = self.pending.popleft()
+        self._count(digest, size, future.result())
+
+    def _count(self, digest: str, size: int, was_new: bool) -> None:
+        if was_new:
+            self.stored.add(digest)
+            self.stored_bytes += size
+
+    def finish(self) -> None:
+        """Wait for every upload; raise the first one's error."""
+        while self.pending:
+            self._collect_oldest()
+
+    def __enter__(self) -> "_Uploader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # On an error: let the uploads in flight end (their own errors are dropped, the
+        # first error is already on its way) so nothing runs on after snapshot() returns.
+        for digest, size, future in self.pending:
+            try:
+                self._count(digest, size, future.result())
+            except Exception:
+                pass
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _read_chunk(fd: int, buffer: bytearray, offset: int, length: int,
