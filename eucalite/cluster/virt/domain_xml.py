@@ -100,7 +100,11 @@ def _network_source(disk_el: ET.Element, net: dict) -> None:
 
     *net* keys: ``protocol`` (iscsi|nbd), ``name`` (``IQN/LUN`` for iSCSI, export for NBD),
     ``host`` and ``port`` (TCP), or ``socket`` (NBD over a unix socket); CHAP with
-    ``username`` and ``secret_usage`` (the usage name of a libvirt iscsi secret).
+    ``username`` and ``secret_usage`` (the usage name of a libvirt iscsi secret; default
+    the username) or ``secret_uuid``. ``password`` is the CHAP secret itself: it is never
+    rendered here (domain XML is logged and readable by anyone with virsh) — the libvirt
+    driver stores it in the secret ``secret_usage`` names (``chap_secret_xml``) before it
+    attaches the disk, and undefines that secret after the disk is detached.
     """
     attrs = {"protocol": net["protocol"]}
     if net.get("name"):
@@ -122,6 +126,19 @@ def _network_source(disk_el: ET.Element, net: dict) -> None:
         else:
             secret["usage"] = str(net.get("secret_usage") or net["username"])
         _sub(auth, "secret", **secret)
+
+
+CHAP_SECRET_DESCRIPTION = "eucalite CHAP secret"
+
+
+def chap_secret_xml(usage: str) -> str:
+    """The <secret> XML of an iscsi CHAP secret with usage id *usage* (the value is set
+    apart, with virSecretSetValue). Private: libvirt never hands the value back out;
+    persistent: a domain restart (or libvirtd restart) still finds it."""
+    secret = ET.Element("secret", {"ephemeral": "no", "private": "yes"})
+    _sub(secret, "description", f"{CHAP_SECRET_DESCRIPTION} {usage}")
+    _sub(_sub(secret, "usage", type="iscsi"), "target", usage)
+    return _to_text(secret)
 
 
 def disk_xml(disk: DiskSpec) -> str:

@@ -366,13 +366,66 @@ class LibvirtDriver(HypervisorDriver):
         dom = self._get(instance_id)
         if disk.target in self.disks(instance_id):
             raise DriverError(f"{name}: target {disk.target} is in use")
+        # CHAP: QEMU reads the password from the libvirt secret the disk's <auth> names,
+        # so the secret must hold it before the attach (the XML names only its usage)
+        new_secret = self._define_chap_secret(disk)
         try:
             dom.attachDeviceFlags(xml, self._device_flags(dom))
         except self._lv.libvirtError as exc:
+            if new_secret is not None:
+                self._undefine_secret(new_secret)
             if self._code(exc) == self._lv.VIR_ERR_NO_SUPPORT:
                 raise NotSupported(f"cannot attach a disk to {name}: the libvirt driver at "
                                    f"{self.uri} cannot hot-plug ({exc})") from exc
             raise self._error(f"cannot attach {disk.target} to {name}", exc) from exc
+
+    def _define_chap_secret(self, disk: DiskSpec):
+        """When *disk* carries a CHAP password, afterwards the iscsi secret of usage
+        ``network["secret_usage"]`` holds it. Returns the secret if this call defined it
+        (so a failed attach can take it back), None if there was nothing to do or it
+        existed already (its value is updated)."""
+        net = disk.network or {}
+        if not net.get("password"):
+            return None
+        usage = str(net.get("secret_usage") or net.get("username"))
+        lv = self._lv
+        conn = self._conn()
+        created = None
+        try:
+            try:
+                secret = conn.secretLookupByUsage(lv.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+            except lv.libvirtError as exc:
+                if self._code(exc) != lv.VIR_ERR_NO_SECRET:
+                    raise
+                secret = created = conn.secretDefineXML(dx.chap_secret_xml(usage))
+            secret.setValue(str(net["password"]).encode())
+        except lv.libvirtError as exc:
+            if created is not None:
+                self._undefine_secret(created)
+            raise self._error(f"cannot store the CHAP secret {usage}", exc) from exc
+        return created
+
+    def _undefine_secret(self, secret) -> None:
+        try:
+            secret.undefine()
+        except self._lv.libvirtError:
+            pass                    # gone already: the postcondition holds
+
+    def _remove_chap_secret(self, disk_el: ET.Element) -> None:
+        """Undefine the iscsi secret the detached <disk> used, if eucalite defined it
+        (its description says so): a secret someone else made is left alone."""
+        el = disk_el.find("./source/auth/secret[@type='iscsi']")
+        if el is None or not el.get("usage"):
+            return
+        lv = self._lv
+        try:
+            secret = self._conn().secretLookupByUsage(lv.VIR_SECRET_USAGE_TYPE_ISCSI,
+                                                      el.get("usage"))
+            description = ET.fromstring(secret.XMLDesc(0)).findtext("description") or ""
+        except lv.libvirtError:
+            return                  # no such secret (any more)
+        if description.startswith(dx.CHAP_SECRET_DESCRIPTION):
+            self._undefine_secret(secret)
 
     def _device_flags(self, dom) -> int:
         """LIVE for a running domain, CONFIG for a persistent one (both: survives restarts)."""
@@ -405,6 +458,8 @@ class LibvirtDriver(HypervisorDriver):
                 raise DriverError(f"{name}: the guest did not release {target} within "
                                   f"{self.detach_timeout:g} s")
             time.sleep(0.2)
+        # the disk is gone: nothing needs its CHAP password any more
+        self._remove_chap_secret(el)
 
     def _disk_element(self, dom, target: str) -> ET.Element | None:
         """The domain's <disk> element at *target*, or None."""
