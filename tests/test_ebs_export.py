@@ -647,3 +647,23 @@ def test_hotplug_through_tgt(guest_vm, tgtd, tmp_path, request):
 @real
 def test_hotplug_local(guest_vm, request):
     _hotplug("local", export.LocalExport(), guest_vm, request)
+
+
+def test_chap_disk_on_a_libvirt_without_hotplug_is_not_supported():
+    """libvirt's test driver has neither secrets nor hot-plug: attaching a CHAP disk says
+    NotSupported (the contract's answer there), not a secret error."""
+    pytest.importorskip("libvirt")
+    from eucalite.cluster.virt.driver import DomainSpec, NotSupported
+    from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
+
+    driver = LibvirtDriver("test:///default")
+    instance_id = ids.resource_id("i")
+    driver.spawn(DomainSpec(instance_id=instance_id, vcpus=1, memory_mb=64,
+                            kernel="/boot/none", ramdisk="/boot/none.img"))
+    try:
+        record = base.iscsi_record("tgt", "vol-1", 1, ("127.0.0.1", 3260), "u", "p" * 12)
+        with pytest.raises(NotSupported):
+            driver.attach_disk(instance_id, base.iscsi_disk_spec("vol-1", record, "vdb"))
+    finally:
+        driver.destroy(instance_id)
+        driver.close()
