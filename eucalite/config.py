@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "iscsi_portal": "127.0.0.1:3260",
     "max_volume_gb": 1024,
     "max_total_volume_gb": 10240,
-    "snapshot_chunk_mb": 4,
+    "snapshot_chunk_mb": 1,
     # Seconds between passes that reconcile recorded instances with the hypervisor.
     "reconcile_interval": 30,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).

@@ -313,3 +313,64 @@ def test_restart_resumes_interrupted_work_and_reattaches(ebs):
         report = reconcile.reconcile(ebs.services.cluster)
     assert report.volumes_reattached == [attached]
     assert "vdc" in driver.disks(instance_id)
+
+
+def test_ebs_backed_image_boots_from_its_snapshot_and_stops_and_starts(ebs):
+    from test_ec2_instances import used_cores
+
+    ec2 = ebs.client("ec2")
+    source = new_volume(ebs, ec2, size=1)
+    write_pattern(ebs, source, 0, b"bootable root " * 1000)
+    snap = wait_snapshot(ebs, ec2, ec2.create_snapshot(VolumeId=source)["SnapshotId"])
+    image_id = ec2.register_image(
+        Name="ebs-root", RootDeviceName="/dev/sda1",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                              "Ebs": {"SnapshotId": snap["SnapshotId"]}}])["ImageId"]
+    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    assert image["RootDeviceType"] == "ebs"
+    assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == snap["SnapshotId"]
+    assert error_code(lambda: ec2.delete_snapshot(SnapshotId=snap["SnapshotId"])) \
+        == "InvalidSnapshot.InUse"
+
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]
+    assert described["State"]["Name"] == "running"
+    assert described["RootDeviceType"] == "ebs"
+    [root] = [m for m in described["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sda1"]
+    root_id = root["Ebs"]["VolumeId"]
+    assert volume(ec2, root_id)["State"] == "in-use"
+    assert digest(ebs.services.ebs.path(root_id)) == digest(ebs.services.ebs.path(source))
+    assert error_code(lambda: ec2.detach_volume(VolumeId=root_id)) == "IncorrectState"
+    data = new_volume(ebs, ec2)
+    ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
+    settle(ebs)
+    cores = used_cores(ebs)
+
+    stopping = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"][0]
+    assert stopping["CurrentState"]["Name"] == "stopping"
+    settle(ebs)
+    assert ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]["State"]["Name"] == "stopped"
+    assert used_cores(ebs) == cores - 1                   # the node's capacity is free
+    assert instance_id not in ebs.services.cluster.driver.list_domains()
+    assert volume(ec2, root_id)["Attachments"][0]["State"] == "attached"   # kept, as in EC2
+    assert error_code(lambda: ec2.attach_volume(VolumeId=new_volume(ebs, ec2),
+                                                InstanceId=instance_id, Device="/dev/sdg")) \
+        == "IncorrectInstanceState"
+
+    starting = ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"][0]
+    assert (starting["PreviousState"]["Name"], starting["CurrentState"]["Name"]) == \
+        ("stopped", "pending")
+    settle(ebs)
+    assert ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]["State"]["Name"] == "running"
+    disks = ebs.services.cluster.driver.disks(instance_id)
+    assert "vda" in disks and "vdc" in disks               # root and the data volume again
+
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    settle(ebs)
+    assert error_code(lambda: volume(ec2, root_id)) == "InvalidVolume.NotFound"  # deleted
+    assert volume(ec2, data)["State"] == "available"       # detached, kept

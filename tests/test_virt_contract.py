@@ -53,7 +53,9 @@ def _make_driver(kind):
     if kind == "libvirt-real":
         if not (GUEST_KERNEL and GUEST_RAMDISK):
             pytest.skip("EUCALITE_TEST_LIBVIRT_URI needs EUCALITE_TEST_GUEST_KERNEL/_RAMDISK")
-        return LibvirtDriver(REAL_URI)
+        # a cloud id of its own: it sees only the domains this suite spawned, never those
+        # of another eucalite (or test) sharing the host's libvirt
+        return LibvirtDriver(REAL_URI, cloud=f"contract-{uuid.uuid4().hex[:8]}")
     return LibvirtDriver(TEST_URI)
 
 

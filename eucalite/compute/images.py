@@ -197,12 +197,9 @@ def read_manifest(principal: Principal, store, location: str) -> bundle.Manifest
     return manifest
 
 
-def _block_device_mappings(items: list[dict]) -> list[dict]:
-    """BlockDeviceMapping.N as stored: {device, virtual?, ebs?, no_device?}.
-
-    Snapshot-backed (EBS) mappings need the storage controller, which has no snapshots
-    yet: any ``Ebs.SnapshotId`` is InvalidSnapshot.NotFound.
-    """
+def _block_device_mappings(principal: Principal, items: list[dict]) -> list[dict]:
+    """BlockDeviceMapping.N as stored: {device, virtual?, ebs?, no_device?}. An
+    ``Ebs.SnapshotId`` must name a completed snapshot the caller may create volumes from."""
     mappings = []
     for index, item in enumerate(items, 1):
         device = item.get("DeviceName")
@@ -216,20 +213,40 @@ def _block_device_mappings(items: list[dict]) -> list[dict]:
             mapping["no_device"] = True
         ebs = item.get("Ebs")
         if isinstance(ebs, dict):
-            snapshot = ebs.get("SnapshotId")
-            if snapshot:
-                raise ClientError(f"The snapshot '{snapshot}' does not exist.",
-                                  code="InvalidSnapshot.NotFound")
-            size = ebs.get("VolumeSize")
-            if size is not None and not str(size).isdigit():
-                raise InvalidParameterValue(f"Invalid VolumeSize {size!r} in "
-                                            f"BlockDeviceMapping.{index}.")
-            mapping["ebs"] = {"volume_size": int(size) if size else None,
-                              "delete_on_termination":
-                                  str(ebs.get("DeleteOnTermination", "true")).lower() == "true",
-                              "volume_type": ebs.get("VolumeType") or "standard"}
+            mapping["ebs"] = _ebs_mapping(principal, ebs, index)
         mappings.append(mapping)
     return mappings
+
+
+def _ebs_mapping(principal: Principal, ebs: dict, index: int) -> dict:
+    """One mapping's ``Ebs`` struct, checked: its snapshot, size and deletion flag."""
+    size = ebs.get("VolumeSize")
+    if size is not None and not str(size).isdigit():
+        raise InvalidParameterValue(f"Invalid VolumeSize {size!r} in "
+                                    f"BlockDeviceMapping.{index}.")
+    size = int(size) if size else None
+    snapshot_id = ebs.get("SnapshotId")
+    if snapshot_id:
+        from ..ebs import snapshots
+
+        snapshot = snapshots.restorable(principal, snapshot_id)
+        if size is not None and size < snapshot.volume_size_gb:
+            raise InvalidParameterValue(
+                f"Volume of {size}GiB is smaller than snapshot '{snapshot_id}', which is "
+                f"{snapshot.volume_size_gb}GiB.")
+        size = size or snapshot.volume_size_gb
+    return {"snapshot_id": snapshot_id, "volume_size": size,
+            "delete_on_termination":
+                str(ebs.get("DeleteOnTermination", "true")).lower() == "true",
+            "volume_type": ebs.get("VolumeType") or "standard"}
+
+
+def ebs_root(image: Image) -> dict | None:
+    """The root device's EBS mapping of an EBS-backed image (None for instance-store)."""
+    for mapping in image.get_json("block_devices", []) or []:
+        if mapping.get("device") == image.root_device_name and mapping.get("ebs"):
+            return mapping["ebs"]
+    return None
 
 
 def _manifest_mappings(manifest: bundle.Manifest) -> list[dict]:
@@ -260,13 +277,9 @@ def register(principal: Principal, store, request: Registration) -> Image:
     if architecture not in ARCHITECTURES:
         raise InvalidParameterValue(f"Value ({architecture}) for parameter architecture is "
                                     f"invalid. Valid values: {', '.join(ARCHITECTURES)}")
-    mappings = _block_device_mappings(request.block_devices)
+    mappings = _block_device_mappings(principal, request.block_devices)
     if manifest is None:
-        root = request.root_device_name or "/dev/sda1"
-        # Only snapshot-backed roots make a bootable EBS image, and those were refused above.
-        raise ClientError(f"The root device {root} must map an EBS snapshot "
-                          "(BlockDeviceMapping.N.Ebs.SnapshotId).",
-                          code="InvalidBlockDeviceMapping")
+        return _register_ebs(principal, request, name, description, architecture, mappings)
     kernel_id = ramdisk_id = None
     if kind == "machine":
         kernel_id = request.kernel_id or manifest.kernel_id
@@ -295,6 +308,44 @@ def register(principal: Principal, store, request: Registration) -> Image:
         image.set_json("launch_permissions", [])
         image.set_json("block_devices", (mappings or _manifest_mappings(manifest)) or None)
         image.set_json("manifest", manifest.to_json())
+        db.session.add(image)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return image
+
+
+def _register_ebs(principal: Principal, request: Registration, name: str,
+                  description: str | None, architecture: str, mappings: list[dict]) -> Image:
+    """An EBS-backed EMI: its root device maps a snapshot; each instance boots a new volume
+    made from it (paravirtual with a kernel and ramdisk, else HVM from the disk)."""
+    root = request.root_device_name or "/dev/sda1"
+    root_ebs = next((m["ebs"] for m in mappings
+                     if m["device"] == root and (m.get("ebs") or {}).get("snapshot_id")), None)
+    if root_ebs is None:
+        raise ClientError(f"The root device {root} must map an EBS snapshot "
+                          "(BlockDeviceMapping.N.Ebs.SnapshotId).",
+                          code="InvalidBlockDeviceMapping")
+    kernel_id = _check_part_image(principal, request.kernel_id, "kernel") \
+        if request.kernel_id else None
+    ramdisk_id = _check_part_image(principal, request.ramdisk_id, "ramdisk") \
+        if request.ramdisk_id else None
+    virtualization = request.virtualization_type or ("paravirtual" if kernel_id else "hvm")
+    if virtualization not in VIRTUALIZATION_TYPES:
+        raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
+                                    f"virtualizationType is invalid.")
+    write_lock()
+    try:
+        _check_unique_name(principal.account_id, name)
+        image = Image(id=new_image_id("machine"), owner_id=principal.account_id,
+                      kind="machine", name=name, description=description, state="available",
+                      location=None, architecture=architecture, kernel_id=kernel_id,
+                      ramdisk_id=ramdisk_id, root_device_name=root, root_device_type="ebs",
+                      virtualization_type=virtualization, is_public=False,
+                      size_bytes=root_ebs["volume_size"] * 2**30)
+        image.set_json("launch_permissions", [])
+        image.set_json("block_devices", mappings)
         db.session.add(image)
         db.session.commit()
     except BaseException:

@@ -73,10 +73,12 @@ def release_capacity(instance: Instance):
 
 
 def domain_spec(instance: Instance, data_dir: str, network: str | None = None,
-                disks: dict | None = None, parts: dict | None = None) -> DomainSpec:
+                disks: dict | None = None, parts: dict | None = None,
+                root: "DiskSpec | None" = None) -> DomainSpec:
     """What the hypervisor runs for *instance*: its root (and ephemeral) disk from the work
-    files (*disks*), kernel and ramdisk from the image cache (*parts*), its NIC on *network*.
-    Without *disks*/*parts* (drivers that read no files) the paths are where they would be."""
+    files (*disks*) or, for an EBS root, the volume's disk (*root*), kernel and ramdisk from
+    the image cache (*parts*), its NIC on *network*. Without *disks*/*parts* (drivers that
+    read no files) the paths are where they would be."""
     from ..cluster.virt.driver import DiskSpec
 
     work = imagecache.work_dir(data_dir, instance.id)
@@ -87,8 +89,8 @@ def domain_spec(instance: Instance, data_dir: str, network: str | None = None,
                                      if instance.kernel_id else None)
     ramdisk = parts.get("ramdisk") or (cache / instance.ramdisk_id / "ramdisk"
                                        if instance.ramdisk_id else None)
-    specs = [DiskSpec(target="vda", path=str(disks["root"]), format="qcow2")]
-    if disks.get("ephemeral0"):
+    specs = [root or DiskSpec(target="vda", path=str(disks["root"]), format="qcow2")]
+    if disks.get("ephemeral0") and root is None:
         specs.append(DiskSpec(target="vdb", path=str(disks["ephemeral0"]), format="qcow2",
                               serial="ephemeral0"))
     return DomainSpec(
@@ -115,7 +117,8 @@ def cached_parts(instance: Instance, services) -> dict[str, Path]:
     cache = services.cluster.image_cache
     data_dir = services.config["data_dir"]
     parts = {}
-    for image_id, part in ((instance.image_id, "root"), (instance.kernel_id, "kernel"),
+    root_image = instance.image_id if instance.root_device_type != "ebs" else None
+    for image_id, part in ((root_image, "root"), (instance.kernel_id, "kernel"),
                            (instance.ramdisk_id, "ramdisk")):
         if not image_id:
             continue
@@ -142,6 +145,12 @@ def prepare(instance: Instance, driver, services) -> DomainSpec:
     config = services.config
     net = network.plug(driver, config, instance.mac, instance.private_ip) \
         if instance.private_ip else None
+    if instance.root_device_type == "ebs":
+        from ..ebs import jobs as ebs_jobs
+
+        root = ebs_jobs.root_disk(instance)     # made from the image's snapshot on first boot
+        parts = cached_parts(instance, services) if driver.uses_host_files else {}
+        return domain_spec(instance, config["data_dir"], net, parts=parts, root=root)
     if not driver.uses_host_files:
         return domain_spec(instance, config["data_dir"], net)
     parts = cached_parts(instance, services)
@@ -180,14 +189,24 @@ def spawn(instance_id: str) -> None:
         driver.spawn(prepare(instance, driver, services))
     except (DriverError, AwsError, imagecache.CacheError, OSError) as error:
         log.warning("spawn of %s failed: %s", instance_id, error)
+        if instance.root_device_type == "ebs":
+            # its volumes hold the user's data: stop it rather than end it
+            if states.transition(instance_id, states.STOPPING, expected={states.PENDING},
+                                 reason=f"Server.InternalError: {error}", task="stopping"):
+                stop(instance_id)
+            return
         if driver is not None:
             release_node_resources(instance, driver, services)
         states.transition(instance_id, states.TERMINATED, expected={states.PENDING},
                           reason=f"Server.InternalError: {error}", task=None,
                           on_win=release_capacity(instance))
         return
-    if not states.transition(instance_id, states.RUNNING, expected={states.PENDING},
-                             task=None):
+    if states.transition(instance_id, states.RUNNING, expected={states.PENDING}, task=None):
+        if instance.root_device_type == "ebs":
+            from ..ebs import jobs as ebs_jobs
+
+            ebs_jobs.recheck_attached(driver, instance.node_id, instance_id)   # after a stop
+    else:
         # Terminated (or stopped) while we spawned: the newer request wins; tidy up.
         fresh = db.session.get(Instance, instance_id)
         if fresh is not None and fresh.state in (states.SHUTTING_DOWN, states.TERMINATED):
@@ -209,8 +228,40 @@ def terminate(instance_id: str) -> None:
             log.warning("destroy of %s failed (will be reconciled): %s", instance_id, error)
             return
         release_node_resources(instance, driver, services)
+    else:       # stopped: no domain and no lease, but its volumes still end with it
+        from ..ebs import jobs as ebs_jobs
+
+        ebs_jobs.instance_ended(instance.id)
     states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
                       task=None, on_win=release_capacity(instance))
+
+
+def stop(instance_id: str) -> None:
+    """stopping -> stopped (EBS roots only): the domain goes and the node's capacity is
+    given back; the volumes, root included, stay attached for the next start."""
+    instance = db.session.get(Instance, instance_id)
+    if instance is None or instance.state != states.STOPPING:
+        return
+    services = _services()
+    if instance.node_id:
+        try:
+            driver = services.cluster.driver_for(instance.node_id)
+            driver.destroy(instance_id)
+            if instance.private_ip:
+                network.unplug(driver, services.config, instance.mac, instance.private_ip)
+        except (DriverError, AwsError) as error:
+            log.warning("stop of %s failed: %s", instance_id, error)
+            states.transition(instance_id, states.RUNNING, expected={states.STOPPING},
+                              task=None)
+            return
+    from ..ebs import jobs as ebs_jobs
+
+    ebs_jobs.instance_stopped(instance_id)
+    states.transition(instance_id, states.STOPPED, expected={states.STOPPING}, task=None,
+                      node_id=None, on_win=release_capacity(instance),
+                      **({} if instance.state_reason else
+                         {"state_reason": "Client.UserInitiatedShutdown: User initiated "
+                                          "shutdown"}))
 
 
 def reboot(instance_id: str) -> None:

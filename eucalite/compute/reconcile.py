@@ -84,11 +84,15 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         reason = ("Server.InternalError: the instance's domain vanished from the hypervisor"
                   if observed == PowerState.ABSENT else
                   "Client.InstanceInitiatedShutdown: the instance shut itself down")
-        release = lifecycle.release_capacity(instance) if ended == states.TERMINATED else None
-        if states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
-                             task=None, on_win=release):
-            if ended == states.TERMINATED:
-                _destroy_quietly(cluster, instance)
+        if ended == states.STOPPED:
+            # an EBS root keeps its data: the instance stops (and may be started again)
+            if states.transition(instance.id, states.STOPPING, expected={states.RUNNING},
+                                 reason=reason, task="stopping"):
+                lifecycle.stop(instance.id)
+                report.vanished.append(instance.id)
+        elif states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
+                               task=None, on_win=lifecycle.release_capacity(instance)):
+            _destroy_quietly(cluster, instance)
             report.vanished.append(instance.id)
     elif instance.state == states.PENDING and startup:
         if observed == PowerState.RUNNING:

@@ -159,7 +159,9 @@ class ComputeService:
 
     def stop_or_start(self, principal: Principal, ids: list[str], action: str) -> list[StateChange]:
         """StopInstances / StartInstances: only instances with an EBS root can be stopped,
-        as in Eucalyptus; instance-store instances are UnsupportedOperation."""
+        as in Eucalyptus; instance-store instances are UnsupportedOperation. A stop gives
+        the node's capacity back; a start schedules the instance again (its private
+        address and volumes stay)."""
         rows = instances.visible(principal, ids)
         for instance in rows:
             if instance.root_device_type != "ebs":
@@ -169,9 +171,39 @@ class ComputeService:
                                f"The instance '{instance.id}' does not have an 'ebs' root "
                                "device type and cannot be started.",
                                code="UnsupportedOperation", status=400)
-        # EBS-backed images arrive with the storage controller; nothing reaches here yet.
-        raise AwsError("Stopping and starting EBS-backed instances is not available yet.",
-                       code="UnsupportedOperation", status=400)
+        wanted = {states.RUNNING, states.STOPPING} if action == "stop" else \
+            {states.STOPPED, states.PENDING}
+        for instance in rows:
+            if instance.state not in wanted | ({states.STOPPED} if action == "stop" else
+                                               {states.RUNNING}):
+                raise incorrect_state(instance, f"{action}ped" if action == "stop"
+                                      else "started")
+        return [self._stop(row) if action == "stop" else self._start(row) for row in rows]
+
+    def _stop(self, instance: Instance) -> StateChange:
+        previous = instance.state
+        if previous == states.RUNNING and states.transition(
+                instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping"):
+            self.worker.submit(lifecycle.stop, instance.id)
+            return StateChange(instance.id, previous, states.STOPPING)
+        return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
+
+    def _start(self, instance: Instance) -> StateChange:
+        from ..cluster import nodes
+        from ..cluster.scheduler import Need
+
+        previous = instance.state
+        if previous != states.STOPPED:
+            return StateChange(instance.id, previous, previous)
+        need = Need(instance.cpu, instance.memory_mb, instance.disk_gb)
+        [node_id] = nodes.reserve(instance.zone, need, 1, 1,
+                                  self.config.get("scheduler", "GREEDY"))
+        if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
+                             task="spawning", node_id=node_id, state_reason=None):
+            self.worker.submit(lifecycle.spawn, instance.id)
+            return StateChange(instance.id, previous, states.PENDING)
+        nodes.release(node_id, need)
+        return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
     def console_output(self, principal: Principal, instance_id: str) -> tuple[str, str]:
         """(instance id, base64 of the last 64 KiB of serial console output)."""

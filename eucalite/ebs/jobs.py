@@ -183,8 +183,8 @@ def recover(worker) -> list[str]:
     acted = []
     for volume in db.session.execute(db.select(Volume)).scalars().all():
         job = {volumes.CREATING: make_volume, volumes.DELETING: destroy_volume}.get(volume.state)
-        if volume.attach_state == volumes.ATTACHING:
-            job = plug
+        if volume.attach_state == volumes.ATTACHING and volume.target != "vda":
+            job = plug              # (a root volume is plugged by its instance's spawn)
         elif volume.attach_state == volumes.DETACHING:
             job = unplug
         if job is not None:
@@ -199,19 +199,61 @@ def recover(worker) -> list[str]:
     return acted
 
 
-def recheck_attached(driver, node_id: str) -> list[str]:
-    """Volumes recorded as attached to this node's running instances whose disk the domain
-    lacks (the domain was redefined, or the export vanished with a target daemon restart)
-    are exported and plugged again. Returns their ids."""
+def root_disk(instance):
+    """The DiskSpec of an EBS-backed instance's root volume (vda), creating the volume from
+    the image's snapshot on the first boot (later boots reuse it: its data persists across
+    stop and start), and exporting it to the node."""
+    from ..compute import images
+    from ..compute.models import Image
+    from . import snapshots
+
+    ebs = _services().ebs
+    volume = db.session.execute(db.select(Volume).filter_by(
+        instance_id=instance.id, device=instance.root_device_name)).scalar()
+    if volume is None:
+        image = db.session.get(Image, instance.image_id)
+        mapping = images.ebs_root(image) if image is not None else None
+        if mapping is None:
+            raise AwsError(f"The image {instance.image_id} has no EBS root snapshot.",
+                           code="InvalidAMIID.Unavailable", status=400)
+        snapshot = db.session.get(snapshots.Snapshot, mapping["snapshot_id"])
+        volume = volumes.record_root(instance, snapshot, mapping)
+        ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
+        snapshots.restore_into(snapshot.id, ebs.path(volume.id), volume.size_gb)
+        volumes.transition(volume.id, {volumes.CREATING}, state=volumes.IN_USE)
+    exporter = ebs.export_driver()
+    export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
+    volumes.transition(volume.id, {volumes.IN_USE}, export_json=_json(export),
+                       attach_state=volumes.ATTACHED)
+    return exporter.disk_spec(volume.id, export, str(ebs.path(volume.id)), "vda")
+
+
+def instance_stopped(instance_id: str) -> None:
+    """The instance's domain is gone but it will start again: its volumes stay attached,
+    their exports are dropped (made again at start)."""
+    for volume in volumes.on_instance(instance_id):
+        export = volume.get_json("export")
+        if export:
+            _remove_export(_services().ebs, volume.id, export)
+            volumes.transition(volume.id, {volume.state}, export_json=None)
+
+
+def recheck_attached(driver, node_id: str, instance_id: str | None = None) -> list[str]:
+    """Volumes recorded as attached to this node's running instances (or just
+    *instance_id*) whose disk the domain lacks (the instance was stopped and started, or the
+    export vanished with a target daemon restart) are exported and plugged again. Returns
+    their ids. Root volumes are the domain's own disk and never re-plugged."""
     from ..compute.models import Instance
 
     ebs = _services().ebs
     fixed = []
-    rows = db.session.execute(db.select(Volume, Instance).join(
+    query = db.select(Volume, Instance).join(
         Instance, Instance.id == Volume.instance_id).where(
         Volume.attach_state == volumes.ATTACHED, Instance.node_id == node_id,
-        Instance.state == "running")).all()
-    for volume, instance in rows:
+        Instance.state == "running", Volume.target != "vda")
+    if instance_id:
+        query = query.where(Instance.id == instance_id)
+    for volume, instance in db.session.execute(query).all():
         try:
             if volume.target in driver.disks(instance.id):
                 continue

@@ -143,6 +143,10 @@ class EbsService:
         if volume.attach_state is None:
             raise ClientError(f"Volume '{volume.id}' is in the 'available' state.",
                               code="IncorrectState")
+        if volume.target == "vda":
+            raise ClientError(f"Volume '{volume.id}' is the root device of instance "
+                              f"'{volume.instance_id}' and cannot be detached.",
+                              code="IncorrectState")
         if instance_id and instance_id != volume.instance_id:
             raise ClientError(f"Volume '{volume.id}' is not attached to instance "
                               f"'{instance_id}'.", code="InvalidAttachment.NotFound")

@@ -137,7 +137,7 @@ def delete(principal: Principal, snapshot_id: str) -> None:
                           code="IncorrectState")
     for image in db.session.execute(db.select(Image).where(
             Image.state != "deregistered")).scalars():
-        if any((m.get("Ebs") or {}).get("SnapshotId") == snapshot.id
+        if any((m.get("ebs") or {}).get("snapshot_id") == snapshot.id
                for m in image.get_json("block_devices", []) or []):
             raise ClientError(f"The snapshot {snapshot.id} is currently in use by "
                               f"{image.id}", code="InvalidSnapshot.InUse")

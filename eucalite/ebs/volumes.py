@@ -95,6 +95,22 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
     return volume
 
 
+def record_root(instance, snapshot: Snapshot, mapping: dict) -> Volume:
+    """The root volume of an EBS-backed instance, recorded ``creating`` and attached at its
+    root device; its data comes from *snapshot*."""
+    write_lock()
+    volume = Volume(id=new_volume_id(), owner_id=instance.owner_id,
+                    size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
+                    zone=instance.zone, state=CREATING, snapshot_id=snapshot.id,
+                    volume_type=mapping.get("volume_type") or "standard", created=utcnow(),
+                    instance_id=instance.id, device=instance.root_device_name, target="vda",
+                    attach_state=ATTACHING, attach_time=utcnow(),
+                    delete_on_termination=mapping.get("delete_on_termination", True))
+    db.session.add(volume)
+    db.session.commit()
+    return volume
+
+
 def transition(volume_id: str, expected: set[str], **changes) -> bool:
     """Update the volume if its state is one of *expected*; True if this call did it.
     Commits either way."""

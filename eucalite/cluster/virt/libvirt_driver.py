@@ -266,9 +266,15 @@ class LibvirtDriver(HypervisorDriver):
         if dom is None:
             return
         try:
+            disks = self._xml(dom).findall("./devices/disk")
+        except self._lv.libvirtError:
+            disks = []
+        try:
             self._undefine(dom)
         except self._lv.libvirtError as exc:
             raise self._error(f"cannot destroy {DOMAIN_PREFIX}{instance_id}", exc) from exc
+        for disk_el in disks:           # the CHAP secrets its iSCSI volumes used go too
+            self._remove_chap_secret(disk_el)
 
     def reboot(self, instance_id: str) -> None:
         dom = self._get(instance_id)
@@ -303,6 +309,22 @@ class LibvirtDriver(HypervisorDriver):
                 dom.create()
         except self._lv.libvirtError as exc:
             raise self._error(f"cannot power on {DOMAIN_PREFIX}{instance_id}", exc) from exc
+
+    def pause(self, instance_id: str) -> None:
+        dom = self._get(instance_id)
+        try:
+            if self._state(dom) != PowerState.PAUSED:
+                dom.suspend()
+        except self._lv.libvirtError as exc:
+            raise self._error(f"cannot pause {DOMAIN_PREFIX}{instance_id}", exc) from exc
+
+    def resume(self, instance_id: str) -> None:
+        dom = self._get(instance_id)
+        try:
+            if self._state(dom) == PowerState.PAUSED:
+                dom.resume()
+        except self._lv.libvirtError as exc:
+            raise self._error(f"cannot resume {DOMAIN_PREFIX}{instance_id}", exc) from exc
 
     def power_state(self, instance_id: str) -> PowerState:
         dom = self._lookup(instance_id)

@@ -29,7 +29,8 @@ def _block_device_items(image: Image) -> list[dict]:
             item["noDevice"] = ""
         if mapping.get("ebs"):
             ebs = mapping["ebs"]
-            item["ebs"] = {"volumeSize": ebs.get("volume_size"),
+            item["ebs"] = {"snapshotId": ebs.get("snapshot_id"),
+                           "volumeSize": ebs.get("volume_size"),
                            "deleteOnTermination": ebs.get("delete_on_termination", True),
                            "volumeType": ebs.get("volume_type")}
         items.append(item)

@@ -16,7 +16,7 @@ def _snapshots():
 def _chunk_size(call) -> int:
     from flask import current_app
 
-    return int(current_app.extensions["eucalite"].config.get("snapshot_chunk_mb", 4)) * 2**20
+    return int(current_app.extensions["eucalite"].config.get("snapshot_chunk_mb", 1)) * 2**20
 
 
 def render(snapshot, tag_map: dict[str, str]) -> dict:

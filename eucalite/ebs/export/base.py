@@ -69,7 +69,8 @@ class ExportDriver(abc.ABC):
     @abc.abstractmethod
     def disk_spec(self, volume_id: str, export: dict, path: str, target: str) -> DiskSpec:
         """The raw disk the node hot-plugs at *target* (vdb, ...) to reach the volume,
-        with ``serial=volume_id`` so the guest finds it by /sys/block/*/serial."""
+        with the serial :func:`serial_for` gives, so the guest finds it by
+        /sys/block/*/serial."""
 
     @abc.abstractmethod
     def exported(self) -> set[str]:
@@ -78,6 +79,13 @@ class ExportDriver(abc.ABC):
 
 
 # -- the iSCSI pieces tgt and LIO share ------------------------------------------------------
+
+def serial_for(volume_id: str) -> str:
+    """The disk serial the guest sees for a volume: its id without the dash, as EC2's Nitro
+    hosts show it (``vol0123456789abcdef0``): virtio-blk serials hold only 20 bytes, one
+    fewer than a volume id."""
+    return volume_id.replace("-", "", 1)[:20]
+
 
 def iqn_for(volume_id: str) -> str:
     """The target IQN of *volume_id*'s export."""
@@ -131,4 +139,4 @@ def iscsi_disk_spec(volume_id: str, export: dict, target: str) -> DiskSpec:
                "host": export["host"], "port": export["port"],
                "username": export["username"], "password": export["password"],
                "secret_usage": export["secret_usage"]}
-    return DiskSpec(target, format="raw", serial=volume_id, network=network)
+    return DiskSpec(target, format="raw", serial=serial_for(volume_id), network=network)

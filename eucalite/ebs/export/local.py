@@ -9,7 +9,7 @@ import os
 import threading
 
 from ...cluster.virt.driver import DiskSpec
-from .base import ExportDriver, ExportError
+from .base import ExportDriver, ExportError, serial_for
 
 
 class LocalExport(ExportDriver):
@@ -39,7 +39,7 @@ class LocalExport(ExportDriver):
 
     def disk_spec(self, volume_id: str, export: dict, path: str, target: str) -> DiskSpec:
         return DiskSpec(target, path=export.get("path") or path, format="raw",
-                        serial=volume_id)
+                        serial=serial_for(volume_id))
 
     def exported(self) -> set[str]:
         with self._lock:
