@@ -55,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     # local files), the iSCSI portal targets listen on, size limits in GiB, snapshot chunks.
     "ebs_export": "auto",
     "iscsi_portal": "127.0.0.1:3260",
+    # Who may log in to the targets: tgt takes initiator addresses (comma-separated, or
+    # ALL), LIO the nodes' initiator IQNs (empty: any initiator that has the CHAP secret).
+    "iscsi_initiators": "ALL",
+    "iscsi_initiator_iqns": [],
     "max_volume_gb": 1024,
     "max_total_volume_gb": 10240,
     "snapshot_chunk_mb": 1,
