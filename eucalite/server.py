@@ -90,7 +90,7 @@ def recover(app) -> None:
         services.cluster.close_driver()
 
 
-def banner(config: dict[str, Any], node_problem: str | None) -> str:
+def banner(config: dict[str, Any], node_problem: str | None, storage: str = "") -> str:
     endpoints = config_module.endpoints(config)
     if not config["node"]:
         node = "off (--no-node: no hypervisor connection is opened)"
@@ -109,6 +109,7 @@ def banner(config: dict[str, Any], node_problem: str | None) -> str:
         f"  data dir       {config['data_dir']}",
         f"  database       {_safe_url(config['database_url'])}",
         f"  node duty      {node}",
+        *([f"  volumes        {storage}"] if storage else []),
         "Credentials for boto3 and the aws CLI:",
         f"  eval \"$(eucalite credentials --data-dir {config['data_dir']})\"",
         "Stop with Ctrl-C or SIGTERM.",
@@ -147,7 +148,8 @@ def run(config: dict[str, Any]) -> None:
         "loglevel": config["log_level"].lower(),
         "post_fork": _post_fork(app),
         "when_ready": lambda server: print(
-            banner(config, app.extensions["eucalite"].cluster.node_problem),
+            banner(config, app.extensions["eucalite"].cluster.node_problem,
+                   app.extensions["eucalite"].ebs.describe_export()),
             file=sys.stderr, flush=True),
         "proc_name": "eucalite",
         # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.

@@ -47,6 +47,26 @@ class EbsService:
                                    code="Unsupported", status=400)
             return self._export
 
+    def describe_export(self) -> str:
+        """One line for the start-up banner: which export driver serves volumes, or why
+        none can."""
+        try:
+            driver = self.export_driver()
+        except AwsError as error:
+            return f"OFF: {error.message}"
+        where = {"local": "as local files (this host is the node)",
+                 "tgt": f"over iSCSI by tgt at {self.config.get('iscsi_portal')}",
+                 "lio": f"over iSCSI by LIO at {self.config.get('iscsi_portal')}"}
+        line = f"exported {where.get(driver.name, 'by ' + driver.name)}, in {self.volumes_dir}"
+        if driver.name != "lio" and self.config.get("ebs_export", "auto") == "auto":
+            from .export import make
+
+            skipped = [f"{name}: {make(name, self.config).problem()}"
+                       for name in ("lio", "tgt") if name != driver.name]
+            line += f" (no iSCSI by {'; '.join(skipped)})" if driver.name == "local" else \
+                f" ({skipped[0]})"
+        return line
+
     def _submit(self, job, *args) -> None:
         self.compute.worker.submit(job, *args)
 
