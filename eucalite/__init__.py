@@ -60,6 +60,9 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)
+    from . import web
+
+    web.init_app(app)                           # /console, before S3 claims every path
     app.register_blueprint(s3_rest.blueprint)   # last: it claims every other path
 
     @app.before_request

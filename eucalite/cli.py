@@ -251,6 +251,22 @@ def account_user_delete(account_name, user_name, data_dir):
         click.echo(f"deleted user {user_name}")
 
 
+@account.command("password")
+@click.argument("account_name", metavar="ACCOUNT")
+@click.argument("user_name", metavar="USER", default="admin")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new console password (asked for when not given).")
+@_data_dir_option
+@_fail_on_aws_error
+def account_password(account_name, user_name, password, data_dir):
+    """Set USER's password for the management console (/console)."""
+    from .web.session import set_password
+
+    with _app(data_dir).app_context():
+        set_password(account_name, user_name, password)
+        click.echo(f"console password set for {user_name}@{account_name}")
+
+
 @account.command("keys")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER", default="admin")

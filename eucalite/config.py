@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "max_volume_gb": 1024,
     "max_total_volume_gb": 10240,
     "snapshot_chunk_mb": 1,
+    # Minutes a console session lasts without activity.
+    "console_session_minutes": 480,
     # Seconds between passes that reconcile recorded instances with the hypervisor.
     "reconcile_interval": 30,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).

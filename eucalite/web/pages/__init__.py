@@ -1,0 +1,27 @@
+"""The console's pages, one module per resource family; importing one registers its views
+on :data:`eucalite.web.blueprint`."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+#: (endpoint, label) of the navigation bar, in order; ADMIN_NAV only for the cloud admin.
+NAV: list[tuple[str, str]] = []
+ADMIN_NAV: list[tuple[str, str]] = []
+_ORDER = ("instances", "images", "keypairs", "volumes", "snapshots", "buckets",
+          "accounts", "nodes")
+
+
+def add_nav(endpoint: str, label: str, admin: bool = False) -> None:
+    """Show *label* linking to *endpoint* in the navigation bar (once)."""
+    entries = ADMIN_NAV if admin else NAV
+    if (endpoint, label) not in entries:
+        entries.append((endpoint, label))
+        entries.sort(key=lambda item: _ORDER.index(item[0].split(".")[-1])
+                     if item[0].split(".")[-1] in _ORDER else len(_ORDER))
+
+
+def load_all() -> None:
+    """Import every page module in this package (each registers its own routes)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")

@@ -1,0 +1,218 @@
+"""Console sessions: sign-in and sign-out, CSRF protection, expiry, and who is signed in.
+
+A session is Flask's signed cookie (secret in ``<data_dir>/console-secret``, 0600),
+HttpOnly and SameSite=Lax, Secure when the console is served over HTTPS. It holds the
+account and user names, a CSRF token and an expiry time (``console_session_minutes``). Every
+POST to the console must carry the token (form field ``csrf_token`` or header
+``X-CSRF-Token``), or it is refused with 400 before any view runs.
+
+Views use :func:`login_required` / :func:`admin_required`, :func:`principal` for the
+service calls, and :func:`act` to run an action and show its result or AWS-style error.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Callable
+
+from flask import (abort, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
+
+from .. import accounts
+from ..db import db
+from ..errors import AwsError
+from . import blueprint
+
+SECRET_FILE = "console-secret"
+CSRF_FIELD = "csrf_token"
+
+
+def _secret(data_dir: str) -> bytes:
+    """The cookie-signing secret, made on first use (0600)."""
+    path = Path(data_dir) / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        value = secrets.token_bytes(32)
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(value)
+        partial.replace(path)
+        return value
+
+
+def configure(app) -> None:
+    config = app.config["EUCALITE"]
+    app.secret_key = _secret(config["data_dir"])
+    app.config.update(SESSION_COOKIE_NAME="eucalite_console", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_PATH="/console",
+                      SESSION_COOKIE_SECURE=str(config.get("public_url", "")).startswith(
+                          "https:"))
+
+
+def lifetime_seconds() -> int:
+    return int(current_app.config["EUCALITE"].get("console_session_minutes", 480)) * 60
+
+
+# --- passwords --------------------------------------------------------------------------
+
+def set_password(account_name: str, user_name: str, password: str) -> None:
+    """Store a hash of *password* for the user (it may then sign in to the console)."""
+    from werkzeug.security import generate_password_hash
+
+    if len(password) < 8:
+        raise accounts.ValidationError("A console password needs at least 8 characters.")
+    user = accounts.get_user(account_name, user_name)
+    user.password_hash = generate_password_hash(password)
+    db.session.commit()
+
+
+def check_password(account_name: str, user_name: str, password: str) -> bool:
+    from werkzeug.security import check_password_hash
+
+    try:
+        user = accounts.get_user(account_name, user_name)
+    except AwsError:
+        return False
+    return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+
+
+# --- who is signed in -------------------------------------------------------------------
+
+def principal() -> accounts.Principal:
+    """The signed-in user as a Principal (call in views behind login_required)."""
+    return g.principal
+
+
+def _load_principal() -> accounts.Principal | None:
+    names = session.get("account"), session.get("user")
+    if not all(names) or time.time() > session.get("expires", 0):
+        return None
+    try:
+        user = accounts.get_user(*names)
+    except AwsError:
+        return None
+    active = [key for key in user.keys if key.status == "Active"]
+    return accounts.Principal(account_id=user.account.id, account_name=user.account.name,
+                              user_id=user.id, user_name=user.name,
+                              access_key_id=active[0].id if active else "")
+
+
+def login_required(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        who = _load_principal()
+        if who is None:
+            if session.get("account"):
+                flash("Your session expired: sign in again.", "error")
+            session.clear()
+            return redirect(url_for("console.login", next=request.full_path))
+        g.principal = who
+        session["expires"] = time.time() + lifetime_seconds()       # sliding expiry
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def admin_required(view: Callable) -> Callable:
+    """Only the cloud admin (the ``eucalyptus`` account); others get the access-denied page."""
+    @functools.wraps(view)
+    @login_required
+    def wrapper(*args, **kwargs):
+        if not principal().is_cloud_admin:
+            return render_template("console/denied.html"), 403
+        return view(*args, **kwargs)
+    return wrapper
+
+
+# --- CSRF -------------------------------------------------------------------------------
+
+@blueprint.app_template_global()
+def csrf_token() -> str:
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return session[CSRF_FIELD]
+
+
+@blueprint.app_template_global()
+def csrf_field():
+    from markupsafe import Markup
+
+    return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{csrf_token()}">')
+
+
+@blueprint.before_request
+def _check_csrf():
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    sent = request.headers.get("X-CSRF-Token") or request.form.get(CSRF_FIELD) or ""
+    expected = session.get(CSRF_FIELD) or ""
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(400, description="The form's security token is missing or wrong (CSRF "
+                               "protection): reload the page and try again.")
+    return None
+
+
+# --- running actions --------------------------------------------------------------------
+
+def act(action: Callable, done: str | None = None) -> bool:
+    """Run *action*; flash *done* on success or the AWS-style error (code: message) on
+    failure. Returns whether it succeeded. The database session is rolled back on error."""
+    try:
+        action()
+    except AwsError as error:
+        db.session.rollback()
+        flash(f"{error.code}: {error.message}", "error")
+        return False
+    if done:
+        flash(done, "ok")
+    return True
+
+
+@blueprint.app_context_processor
+def _template_globals():
+    from .pages import ADMIN_NAV, NAV
+
+    who = getattr(g, "principal", None)
+    return {"who": who, "is_admin": bool(who and who.is_cloud_admin),
+            "console_nav": NAV, "console_admin_nav": ADMIN_NAV}
+
+
+# --- sign-in and sign-out ---------------------------------------------------------------
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "POST":
+        account_name = request.form.get("account", "").strip()
+        user_name = request.form.get("user", "").strip() or accounts.ADMIN_USER
+        if check_password(account_name, user_name, request.form.get("password", "")):
+            token = session.get(CSRF_FIELD)
+            session.clear()
+            session.update(account=account_name, user=user_name,
+                           expires=time.time() + lifetime_seconds(),
+                           **{CSRF_FIELD: token or secrets.token_urlsafe(32)})
+            target = request.args.get("next") or ""
+            if not target.startswith("/console") or target.startswith("//"):
+                target = url_for("console.dashboard")
+            return redirect(target)
+        flash("Wrong account, user or password.", "error")
+        return render_template("console/login.html", account=account_name,
+                               user=user_name), 401
+    return render_template("console/login.html", account="", user="")
+
+
+@blueprint.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    flash("Signed out.", "ok")
+    return redirect(url_for("console.login"))
+
+
+@blueprint.errorhandler(400)
+def _bad_request(error):
+    return render_template("console/error.html", code="InvalidRequest",
+                           message=error.description), 400
