@@ -64,6 +64,8 @@ apt_install() {  # $1: what the packages are for; the rest: packages to install 
 
 ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_clients.py)
     apt_install "the s3cmd and rclone tests" s3cmd rclone
+    # the console's browser tests (Playwright drives Debian's chromium, not its own download)
+    apt_install "the console's browser tests" chromium
 }
 
 ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the libvirt driver)
