@@ -108,9 +108,10 @@ def login_required(view: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         who = _load_principal()
         if who is None:
-            if session.get("account"):
+            signed_in = bool(session.get("account"))
+            session.clear()         # first: clearing after flash() would drop the message
+            if signed_in:
                 flash("Your session expired: sign in again.", "error")
-            session.clear()
             return redirect(url_for("console.login", next=request.full_path))
         g.principal = who
         session["expires"] = time.time() + lifetime_seconds()       # sliding expiry

@@ -1,0 +1,297 @@
+"""Accounts, users and access keys: the cloud admin's pages (every account), and every
+signed-in user's "My credentials" page (their own keys, credentials file downloads).
+
+Views call the functions of :mod:`eucalite.accounts` (what `eucalite account ...` calls).
+A new key's secret is shown once: the key id waits in the session until the next page
+renders it, then is forgotten; the page never shows a secret again.
+"""
+from __future__ import annotations
+
+import configparser
+import io
+import re
+import shlex
+
+from flask import (Response, current_app, redirect, render_template, request, session,
+                   url_for)
+
+from ... import accounts
+from ... import config as config_module
+from ...db import db
+from ...errors import AwsError
+from .. import blueprint
+from ..session import act, admin_required, login_required, principal, set_password
+from . import add_nav
+
+#: Session key holding the id of a key created on the previous request (its secret is
+#: shown once, on the next page).
+NEW_KEY = "new_access_key"
+
+_PROFILE_NAME = re.compile(r"^[\w.-]{1,64}$")
+
+add_nav("console.credentials", "Credentials")
+add_nav("console.accounts", "Accounts", admin=True)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+def _may_manage(account_name: str, user_name: str) -> bool:
+    """The cloud admin manages every user; everyone else only themselves."""
+    who = principal()
+    return who.is_cloud_admin or (who.account_name == account_name
+                                  and who.user_name == user_name)
+
+
+def _own_key(key_id: str) -> accounts.AccessKey:
+    """The access key *key_id* if the signed-in user may manage it; NoSuchEntity otherwise
+    (another user's key is reported as missing, not as forbidden)."""
+    key = db.session.get(accounts.AccessKey, key_id)
+    if key is None or not _may_manage(key.user.account.name, key.user.name):
+        raise accounts.NoSuchEntity(f"The Access Key with id {key_id} cannot be found.")
+    return key
+
+
+def _new_key_secret(users) -> tuple[str, str] | None:
+    """(key id, secret) of the key made on the previous request, if it belongs to one of
+    *users*; forgotten either way (shown once)."""
+    key_id = session.pop(NEW_KEY, None)
+    if not key_id:
+        return None
+    key = db.session.get(accounts.AccessKey, key_id)
+    if key is None or key.user_id not in {user.id for user in users}:
+        return None
+    return key.id, key.secret
+
+
+def _back(default_account: str | None = None):
+    """Where a key action returns: the admin's account page or the user's credentials."""
+    if request.form.get("back") == "account" and principal().is_cloud_admin:
+        account = request.form.get("account") or default_account
+        if account:
+            return redirect(url_for("console.account", name=account))
+    return redirect(url_for("console.credentials"))
+
+
+def _error_page(error: AwsError):
+    return render_template("console/error.html", code=error.code,
+                           message=error.message), error.status
+
+
+# --- accounts (cloud admin) --------------------------------------------------------------
+
+@blueprint.route("/accounts", endpoint="accounts")
+@admin_required
+def accounts_page():
+    rows = [(account, len(account.users)) for account in accounts.list_accounts()]
+    return render_template("console/accounts.html", rows=rows,
+                           admin_account=accounts.ADMIN_ACCOUNT)
+
+
+@blueprint.route("/accounts/create", methods=["POST"])
+@admin_required
+def account_create():
+    name = request.form.get("name", "").strip()
+    if act(lambda: accounts.create_account(name), f"Account {name} created."):
+        return redirect(url_for("console.account", name=name))
+    return redirect(url_for("console.accounts"))
+
+
+@blueprint.route("/accounts/<name>/delete", methods=["POST"])
+@admin_required
+def account_delete(name):
+    act(lambda: accounts.delete_account(name), f"Account {name} deleted.")
+    return redirect(url_for("console.accounts"))
+
+
+@blueprint.route("/accounts/<name>")
+@admin_required
+def account(name):
+    try:
+        found = accounts.get_account(name)
+        users = accounts.list_users(name)
+    except AwsError as error:
+        return _error_page(error)
+    return render_template("console/accounts_detail.html", account=found, users=users,
+                           new_key=_new_key_secret(users))
+
+
+@blueprint.route("/accounts/<name>/users/create", methods=["POST"])
+@admin_required
+def user_create(name):
+    user = request.form.get("user", "").strip()
+    act(lambda: accounts.create_user(name, user), f"User {user} created.")
+    return redirect(url_for("console.account", name=name))
+
+
+@blueprint.route("/accounts/<name>/users/<user>/delete", methods=["POST"])
+@admin_required
+def user_delete(name, user):
+    who = principal()
+
+    def delete():
+        if (who.account_name, who.user_name) == (name, user):
+            raise accounts.ValidationError("You cannot delete the user you are signed in as.")
+        accounts.delete_user(name, user)
+
+    act(delete, f"User {user} deleted.")
+    return redirect(url_for("console.account", name=name))
+
+
+@blueprint.route("/accounts/<name>/users/<user>/password", methods=["POST"])
+@admin_required
+def user_password(name, user):
+    password = request.form.get("password", "")
+    act(lambda: set_password(name, user, password),
+        f"Console password of {user} in {name} set.")
+    return redirect(url_for("console.account", name=name))
+
+
+# --- access keys (the admin for anyone, a user for themselves) ----------------------------
+
+@blueprint.route("/accounts/<name>/users/<user>/keys/create", methods=["POST"])
+@login_required
+def access_key_create(name, user):
+    if not _may_manage(name, user):
+        return render_template("console/denied.html"), 403
+
+    def create():
+        key = accounts.create_access_key(name, user)
+        session[NEW_KEY] = key.id
+
+    act(create, "Access key created: copy its secret now, it is shown only once.")
+    return _back(name)
+
+
+@blueprint.route("/access-keys/<key_id>/rotate", methods=["POST"])
+@login_required
+def access_key_rotate(key_id):
+    """Create a new key for the key's user and make *key_id* Inactive (delete it once
+    everything uses the new one)."""
+    def rotate():
+        old = _own_key(key_id)
+        key = accounts.create_access_key(old.user.account.name, old.user.name)
+        session[NEW_KEY] = key.id
+        accounts.set_access_key_status(key_id, "Inactive")
+
+    act(rotate, f"New access key created and {key_id} made Inactive: copy the new secret "
+                "now, it is shown only once; delete the old key when nothing uses it.")
+    return _back()
+
+
+@blueprint.route("/access-keys/<key_id>/status", methods=["POST"])
+@login_required
+def access_key_status(key_id):
+    status = request.form.get("status", "")
+
+    def change():
+        _own_key(key_id)
+        accounts.set_access_key_status(key_id, status)
+
+    act(change, f"Access key {key_id} is now {status}.")
+    return _back()
+
+
+@blueprint.route("/access-keys/<key_id>/delete", methods=["POST"])
+@login_required
+def access_key_delete(key_id):
+    def delete():
+        _own_key(key_id)
+        accounts.delete_access_key(key_id)
+
+    act(delete, f"Access key {key_id} deleted.")
+    return _back()
+
+
+# --- credentials files ---------------------------------------------------------------------
+
+def eucarc(key: accounts.AccessKey, config) -> str:
+    """Shell export lines for *key*, as `eucalite credentials` prints them."""
+    endpoints = config_module.endpoints(config)
+    lines = {
+        "AWS_ACCESS_KEY_ID": key.id,
+        "AWS_SECRET_ACCESS_KEY": key.secret,
+        "AWS_DEFAULT_REGION": config["region"],
+        "AWS_REGION": config["region"],
+        "AWS_ENDPOINT_URL_EC2": endpoints["ec2"],
+        "AWS_ENDPOINT_URL_S3": endpoints["s3"],
+        "AWS_ENDPOINT_URL_IAM": endpoints["iam"],
+        # Eucalyptus / euca2ools names
+        "EC2_URL": endpoints["ec2"],
+        "S3_URL": endpoints["s3"],
+        "EUARE_URL": endpoints["iam"],
+        "EC2_ACCESS_KEY": key.id,
+        "EC2_SECRET_KEY": key.secret,
+    }
+    text = [f"# eucalite credentials for user {key.user.name} in account "
+            f"{key.user.account.name}",
+            '# Use as: source eucarc   (or: eval "$(cat eucarc)")']
+    text += [f"export {name}={shlex.quote(value)}" for name, value in lines.items()]
+    return "\n".join(text) + "\n"
+
+
+def aws_profile(key: accounts.AccessKey, config, name: str) -> str:
+    """The sections `eucalite credentials --profile NAME` writes to ~/.aws/credentials and
+    ~/.aws/config, as one text to paste."""
+    endpoints = config_module.endpoints(config)
+
+    def render(parser: configparser.ConfigParser) -> str:
+        out = io.StringIO()
+        parser.write(out)
+        return out.getvalue().strip()
+
+    creds = configparser.ConfigParser(interpolation=None)
+    creds[name] = {"aws_access_key_id": key.id, "aws_secret_access_key": key.secret}
+    conf = configparser.ConfigParser(interpolation=None)
+    section = "default" if name == "default" else f"profile {name}"
+    conf[section] = {"region": config["region"], "services": f"eucalite-{name}"}
+    conf[f"services eucalite-{name}"] = {
+        service: f"\nendpoint_url = {url}" for service, url in endpoints.items()}
+    return (f"# eucalite aws CLI profile {name!r} for user {key.user.name} in account "
+            f"{key.user.account.name}; use it with --profile {name} or AWS_PROFILE={name}\n"
+            f"\n# --- add to ~/.aws/credentials ---\n{render(creds)}\n"
+            f"\n# --- add to ~/.aws/config ---\n{render(conf)}\n")
+
+
+def _download(key_id: str, kind: str):
+    try:
+        key = _own_key(key_id)
+    except AwsError as error:
+        return _error_page(error)
+    config = current_app.config["EUCALITE"]
+    if kind == "eucarc":
+        body, filename = eucarc(key, config), f"eucarc-{key.user.account.name}-{key.user.name}"
+    else:
+        name = request.args.get("profile", "").strip() or "eucalite"
+        if not _PROFILE_NAME.match(name):
+            return _error_page(accounts.ValidationError(
+                f"Invalid profile name {name!r}: letters, digits, '.', '_' and '-'."))
+        body, filename = aws_profile(key, config, name), f"aws-profile-{name}.ini"
+    response = Response(body, mimetype="text/plain")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.route("/access-keys/<key_id>/eucarc")
+@login_required
+def access_key_eucarc(key_id):
+    return _download(key_id, "eucarc")
+
+
+@blueprint.route("/access-keys/<key_id>/aws-profile")
+@login_required
+def access_key_profile(key_id):
+    return _download(key_id, "profile")
+
+
+@blueprint.route("/credentials")
+@login_required
+def credentials():
+    who = principal()
+    try:
+        user = accounts.get_user(who.account_name, who.user_name)
+    except AwsError as error:
+        return _error_page(error)
+    keys = sorted(user.keys, key=lambda key: key.created)
+    return render_template("console/credentials.html", user=user, keys=keys,
+                           new_key=_new_key_secret([user]))

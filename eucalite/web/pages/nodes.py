@@ -1,0 +1,32 @@
+"""Nodes (hosts running VMs), for the cloud admin: capacity, last seen, and enabling or
+disabling each for new instances (what `eucalite node list/enable/disable` do)."""
+from __future__ import annotations
+
+from flask import redirect, render_template, request, url_for
+
+from ...cluster import nodes as cluster_nodes
+from .. import blueprint
+from ..session import act, admin_required
+from . import add_nav
+
+add_nav("console.nodes", "Nodes", admin=True)
+
+
+@blueprint.route("/nodes")
+@admin_required
+def nodes():
+    return render_template("console/nodes.html", nodes=cluster_nodes.list_nodes())
+
+
+@blueprint.route("/nodes/rows")
+@admin_required
+def nodes_rows():
+    return render_template("console/nodes_rows.html", nodes=cluster_nodes.list_nodes())
+
+
+@blueprint.route("/nodes/<node_id>/state", methods=["POST"])
+@admin_required
+def node_state(node_id):
+    state = request.form.get("state", "")
+    act(lambda: cluster_nodes.set_state(node_id, state), f"Node {node_id} is now {state}.")
+    return redirect(url_for("console.nodes"))
