@@ -1,0 +1,245 @@
+"""Buckets: the account's buckets, and a browser for one bucket's folders (common prefixes
+under the delimiter "/") and objects, with upload (streamed, with a progress bar),
+download, delete, public/private (canned ACLs) and a presigned link.
+
+The same calls as the S3 adapter (:mod:`eucalite.s3.rest_buckets`,
+:mod:`eucalite.s3.rest_objects`): :mod:`eucalite.s3.buckets`, :mod:`eucalite.s3.listing`,
+:mod:`eucalite.s3.objects`, with the signed-in user's Principal, so bucket policies and ACLs
+decide here exactly as they do for S3 clients.
+"""
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import quote
+
+from flask import Response, flash, redirect, render_template, request, url_for
+
+from ...errors import AwsError
+from .. import blueprint
+from ..session import act, login_required, principal
+from . import add_nav
+from .volumes import services
+
+add_nav("console.buckets", "Buckets")
+
+DELIMITER = "/"
+PAGE_SIZE = 1000
+PRESIGN_SECONDS = 3600
+
+
+def _store():
+    return services().s3.store
+
+
+# --- bucket list ------------------------------------------------------------------------
+
+@blueprint.route("/buckets")
+@login_required
+def buckets():
+    from ...s3 import buckets as s3_buckets
+
+    return render_template("console/buckets.html",
+                           buckets=s3_buckets.list_for(principal()))
+
+
+@blueprint.route("/buckets/create", methods=["POST"])
+@login_required
+def buckets_create():
+    from ...s3 import buckets as s3_buckets
+
+    name = (request.form.get("name") or "").strip()
+    if act(lambda: s3_buckets.create(principal(), name, "", None),
+           f"Created bucket {name}."):
+        return redirect(url_for("console.bucket", name=name))
+    return redirect(url_for("console.buckets"))
+
+
+@blueprint.route("/buckets/<name>/delete", methods=["POST"])
+@login_required
+def buckets_delete(name: str):
+    from ...s3 import buckets as s3_buckets
+
+    act(lambda: s3_buckets.delete(principal(), name), f"Deleted bucket {name}.")
+    return redirect(url_for("console.buckets"))
+
+
+# --- one bucket -------------------------------------------------------------------------
+
+def _breadcrumbs(prefix: str) -> list[tuple[str, str]]:
+    """(label, prefix) for each folder level of *prefix* ("a/b/" -> a, a/b)."""
+    crumbs, so_far = [], ""
+    for part in prefix.split(DELIMITER)[:-1]:
+        so_far += part + DELIMITER
+        crumbs.append((part or "(empty)", so_far))
+    return crumbs
+
+
+def _presigner():
+    """A function key -> presigned GET URL (valid an hour) signed with the signed-in user's
+    active access key, or None when the user has no active key."""
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from ... import accounts, config as config_module
+    from ...db import db
+
+    who = principal()
+    key_row = db.session.get(accounts.AccessKey, who.access_key_id) \
+        if who.access_key_id else None
+    if key_row is None or key_row.status != "Active":
+        return None
+    config = services().config
+    base = config_module.endpoints(config)["s3"]
+    signer = S3SigV4QueryAuth(Credentials(key_row.id, key_row.secret), "s3",
+                              config["region"], expires=PRESIGN_SECONDS)
+
+    def presign(bucket: str, key: str) -> str:
+        url = f"{base}/{quote(bucket)}/{quote(key, safe='/~')}"
+        aws_request = AWSRequest(method="GET", url=url)
+        signer.add_auth(aws_request)
+        return aws_request.url
+    return presign
+
+
+def _listing(name: str, prefix: str):
+    from ...s3 import authz, buckets as s3_buckets, listing
+
+    who = principal()
+    bucket = s3_buckets.get(who, name, "s3:ListBucket",
+                            **{"s3:prefix": prefix, "s3:delimiter": DELIMITER,
+                               "s3:max-keys": str(PAGE_SIZE)})
+    start_after = request.args.get("after") or None
+    page = listing.list_page(bucket, prefix=prefix, delimiter=DELIMITER,
+                             start_after=start_after, max_keys=PAGE_SIZE)
+    public = {v.key for v in page.entries
+              if authz.allowed(None, "s3:GetObject", bucket, v)}
+    return bucket, page, public
+
+
+@blueprint.route("/buckets/<name>")
+@login_required
+def bucket(name: str):
+    prefix = request.args.get("prefix", "")
+    try:
+        found, page, public = _listing(name, prefix)
+    except AwsError as error:
+        flash(f"{error.code}: {error.message}", "error")
+        return redirect(url_for("console.buckets"))
+    presign = _presigner()
+    links = {v.key: presign(name, v.key) for v in page.entries} if presign else {}
+    return render_template("console/buckets_browse.html", bucket=found, prefix=prefix,
+                           crumbs=_breadcrumbs(prefix), page=page, public=public,
+                           links=links, has_key=presign is not None,
+                           delimiter=DELIMITER, short=lambda full: full[len(prefix):])
+
+
+def _back(name: str, prefix: str | None = None):
+    prefix = request.form.get("prefix", "") if prefix is None else prefix
+    return redirect(url_for("console.bucket", name=name, prefix=prefix or None))
+
+
+class _Text(Exception):
+    """An upload failure answered as text (the XHR shows it)."""
+
+
+@blueprint.route("/buckets/<name>/upload", methods=["POST"])
+@login_required
+def bucket_upload(name: str):
+    """Stream each uploaded file into ``<prefix><filename>``: 200 text on success, 4xx
+    "Code: message" on failure (console.js shows it); a plain form post redirects."""
+    from ...s3 import objects
+    from ...s3.store import CHUNK, HashingReader
+
+    from ...db import db
+
+    prefix = request.form.get("prefix", "")
+    files = [f for f in request.files.getlist("file") if f and f.filename]
+    xhr = request.headers.get("X-Requested-With") == "fetch"
+    stored: list[str] = []
+    try:
+        if not files:
+            raise AwsError("Choose a file to upload.", code="InvalidArgument", status=400)
+        for upload in files:
+            filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
+            key = prefix + filename
+            content_type = upload.mimetype if upload.mimetype and \
+                upload.mimetype != "application/octet-stream" else \
+                (mimetypes.guess_type(filename)[0] or "binary/octet-stream")
+            reader = HashingReader(iter(lambda stream=upload.stream: stream.read(CHUNK), b""))
+            objects.put(_store(), principal(), name, key, reader,
+                        objects.Attributes(content_type=content_type))
+            stored.append(key)
+    except AwsError as error:
+        db.session.rollback()
+        message = f"{error.code}: {error.message}"
+        if xhr:
+            return Response(message, status=error.status if 400 <= error.status < 500
+                            else 400, mimetype="text/plain")
+        flash(message, "error")
+        return _back(name, prefix)
+    done = f"Uploaded {', '.join(stored)}."
+    if xhr:
+        flash(done, "ok")
+        return Response(done, status=200, mimetype="text/plain")
+    flash(done, "ok")
+    return _back(name, prefix)
+
+
+def _content_disposition(key: str) -> str:
+    filename = key.rsplit("/", 1)[-1] or "download"
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_") \
+        .replace("\\", "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@blueprint.route("/buckets/<name>/download")
+@login_required
+def bucket_download(name: str):
+    """The object's bytes, streamed from the store as GetObject does, as an attachment."""
+    from ...s3 import objects
+
+    key = request.args.get("key", "")
+    try:
+        version = objects.get(principal(), name, key)
+    except AwsError as error:
+        flash(f"{error.code}: {error.message}", "error")
+        return _back(name, key.rsplit("/", 1)[0] + "/" if "/" in key else "")
+    body = _store().read(version.segments, 0, version.size - 1) if version.size else iter(())
+    response = Response(body, status=200, direct_passthrough=True)
+    response.headers["Content-Type"] = version.content_type or "binary/octet-stream"
+    response.headers["Content-Length"] = str(version.size)
+    response.headers["Content-Disposition"] = _content_disposition(key)
+    response.headers["ETag"] = f'"{version.etag}"'
+    response.headers["Last-Modified"] = objects.http_date(version.last_modified)
+    return response
+
+
+@blueprint.route("/buckets/<name>/delete-object", methods=["POST"])
+@login_required
+def bucket_delete_object(name: str):
+    from ...s3 import objects
+
+    key = request.form.get("key", "")
+    act(lambda: objects.delete(_store(), principal(), name, key, None), f"Deleted {key}.")
+    return _back(name)
+
+
+@blueprint.route("/buckets/<name>/acl", methods=["POST"])
+@login_required
+def bucket_object_acl(name: str):
+    """Make an object public (canned ``public-read``) or private, as PutObjectAcl does."""
+    from ...s3 import access, buckets as s3_buckets, objects
+
+    key = request.form.get("key", "")
+    canned = request.form.get("acl", "")
+
+    def apply():
+        version = objects.get(principal(), name, key, None, action="s3:PutObjectAcl")
+        bucket_row = s3_buckets.find(name)
+        acl = access.canned_acl(canned, access.canonical_id(version.owner_id),
+                                access.canonical_id(bucket_row.owner_id))
+        objects.set_document(principal(), version, "acl", acl.to_json())
+
+    act(apply, f"{key} is now {'public' if canned == 'public-read' else 'private'}.")
+    return _back(name)
