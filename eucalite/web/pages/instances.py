@@ -1,0 +1,175 @@
+"""Instances: launch form, the account's instances (a table that refreshes itself) with
+reboot/stop/start/terminate, and a detail page with tags, attached volumes and the console
+output. Views call :class:`eucalite.compute.service.ComputeService` and the tag service as
+the EC2 adapter does (RunInstances, RebootInstances, Stop/StartInstances,
+TerminateInstances, GetConsoleOutput, CreateTags/DeleteTags)."""
+from __future__ import annotations
+
+import base64
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+
+from ...compute import images as image_service
+from ...compute import instance_types, instances as instance_service, keypairs, tags
+from ...compute.instances import LaunchRequest
+from ...db import db
+from ...errors import AwsError, InvalidParameterValue
+from .. import blueprint
+from ..session import act, login_required, principal
+from . import add_nav
+
+add_nav("console.instances", "Instances")
+
+ACTIONS = ("reboot", "stop", "start", "terminate")
+
+
+def _compute():
+    return current_app.extensions["eucalite"].compute
+
+
+def _rows_context() -> dict:
+    who = principal()
+    rows = list(reversed(instance_service.visible(who)))           # newest first
+    tag_map = tags.tags_for(who.account_id, [row.id for row in rows])
+    return {"instances": rows, "names": {row.id: tag_map.get(row.id, {}).get("Name", "")
+                                         for row in rows}}
+
+
+def _launch_choices() -> dict:
+    who = principal()
+    launchable = [image for image in image_service.describe(who)
+                  if image.kind == "machine" and image.state == "available"]
+    return {"images": launchable, "types": instance_types.list_all(),
+            "keys": keypairs.describe(who.account_id),
+            "zones": [zone.name for zone in _compute().zones()]}
+
+
+@blueprint.route("/instances", endpoint="instances")
+@login_required
+def instances_page():
+    return render_template("console/instances.html", **_rows_context(), **_launch_choices(),
+                           actions=ACTIONS)
+
+
+@blueprint.route("/instances/rows")
+@login_required
+def instances_rows():
+    return render_template("console/instances_rows.html", **_rows_context(), actions=ACTIONS)
+
+
+def _int_field(name: str, default: int) -> int:
+    text = request.form.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidParameterValue(f"Value ({text}) for parameter {name} is invalid: "
+                                    "expected a whole number.")
+
+
+@blueprint.route("/instances/launch", methods=["POST"])
+@login_required
+def instances_launch():
+    form = request.form
+    launched: list[str] = []
+
+    def launch():
+        count = _int_field("count", 1)
+        if count < 1:
+            raise InvalidParameterValue("The number of instances must be at least 1.")
+        user_data = form.get("user_data", "")
+        name = form.get("name", "").strip()
+        specs = [{"ResourceType": "instance", "Tag": {"1": {"Key": "Name", "Value": name}}}] \
+            if name else None
+        launch_request = LaunchRequest(
+            image_id=form.get("image_id", "").strip(), min_count=count, max_count=count,
+            instance_type=form.get("instance_type") or "m1.small",
+            key_name=form.get("key_name") or None,
+            user_data=base64.b64encode(user_data.encode()).decode() if user_data else None,
+            zone=form.get("zone") or None, tag_specifications=specs)
+        rows = _compute().run_instances(principal(), launch_request)
+        launched.extend(row.id for row in rows)
+
+    if act(launch):
+        flash(f"Launched {', '.join(launched)}.", "ok")
+    return redirect(url_for("console.instances"))
+
+
+@blueprint.route("/instances/<instance_id>/action", methods=["POST"])
+@login_required
+def instance_action(instance_id: str):
+    action = request.form.get("action", "")
+    compute, who = _compute(), principal()
+    calls = {
+        "reboot": lambda: compute.reboot(who, [instance_id]),
+        "stop": lambda: compute.stop_or_start(who, [instance_id], "stop"),
+        "start": lambda: compute.stop_or_start(who, [instance_id], "start"),
+        "terminate": lambda: compute.terminate(who, [instance_id]),
+    }
+    if action not in calls:
+        flash(f"InvalidParameterValue: Unknown action {action!r}.", "error")
+    else:
+        past = {"reboot": "Rebooting", "stop": "Stopping", "start": "Starting",
+                "terminate": "Terminating"}[action]
+        act(calls[action], f"{past} {instance_id}.")
+    target = request.form.get("next", "")
+    if target != "detail":
+        return redirect(url_for("console.instances"))
+    return redirect(url_for("console.instance", instance_id=instance_id))
+
+
+def _not_found(error: AwsError):
+    db.session.rollback()
+    return render_template("console/error.html", code=error.code, message=error.message), 404
+
+
+@blueprint.route("/instances/<instance_id>")
+@login_required
+def instance(instance_id: str):
+    from ...ebs import volumes
+
+    who = principal()
+    try:
+        row = instance_service.owned(who, instance_id)
+    except AwsError as error:
+        return _not_found(error)
+    instance_tags = tags.tags_for(who.account_id, [row.id]).get(row.id, {})
+    console_text, console_error = "", None
+    try:
+        _, encoded = _compute().console_output(who, row.id)
+        console_text = base64.b64decode(encoded).decode("utf-8", "replace")
+    except AwsError as error:
+        db.session.rollback()
+        console_error = f"{error.code}: {error.message}"
+    user_data = ""
+    if row.user_data:
+        try:
+            user_data = base64.b64decode(row.user_data).decode("utf-8", "replace")
+        except ValueError:
+            user_data = row.user_data
+    return render_template("console/instances_detail.html", instance=row,
+                           tags=sorted(instance_tags.items()),
+                           name=instance_tags.get("Name", ""),
+                           volumes=volumes.on_instance(row.id), console=console_text,
+                           console_error=console_error, user_data=user_data,
+                           security_groups=row.get_json("security_groups", []) or [],
+                           actions=ACTIONS)
+
+
+@blueprint.route("/instances/<instance_id>/tags", methods=["POST"])
+@login_required
+def instance_tags(instance_id: str):
+    key = request.form.get("key", "")
+    value = request.form.get("value", "")
+    if not act(lambda: instance_service.owned(principal(), instance_id)):
+        return redirect(url_for("console.instances"))
+    if request.form.get("op") == "delete":
+        act(lambda: tags.delete_tags(principal(), [instance_id],
+                                     [(tags.validate_key(key), None)]),
+            f"Removed tag {key}.")
+    else:
+        act(lambda: tags.create_tags(principal(), [instance_id],
+                                     tags.parse_tags([{"Key": key, "Value": value}])),
+            f"Tagged {instance_id} with {key}.")
+    return redirect(url_for("console.instance", instance_id=instance_id))
