@@ -2,8 +2,8 @@
 on the in-memory fake hypervisor."""
 from __future__ import annotations
 
+import base64
 import re
-import time
 
 import pytest
 
@@ -110,7 +110,6 @@ def test_launch_run_console_tags_terminate(app):
     assert f"Launched {instance_id}." in flashes(page)
     with app.app_context():
         row = db.session.get(Instance, instance_id)
-        import base64
         assert base64.b64decode(row.user_data) == b"#!/bin/sh\necho hi\n"
     wait(app)
     rows = console.text("/console/instances/rows")
@@ -123,6 +122,20 @@ def test_launch_run_console_tags_terminate(app):
     assert f"eucalite fake console for {instance_id}" in detail
     assert '<pre class="console">' in detail and "echo hi" in detail
     assert "No volumes attached." in detail
+    # an attached volume (recorded directly: attaching has its own tests) is listed
+    from eucalite.ebs.models import Volume
+
+    with app.app_context():
+        db.session.add(Volume(id="vol-0123456789abcdef0", owner_id=row.owner_id, size_gb=1,
+                              zone=row.zone, state="in-use", instance_id=instance_id,
+                              device="/dev/sdf", attach_state="attached"))
+        db.session.commit()
+    detail = console.text(f"/console/instances/{instance_id}")
+    assert re.search(r'<tr data-id="vol-0123456789abcdef0"><td>vol-0123456789abcdef0</td>'
+                     r'<td>/dev/sdf</td>\s*<td><span class="state attached">attached', detail)
+    with app.app_context():
+        db.session.delete(db.session.get(Volume, "vol-0123456789abcdef0"))
+        db.session.commit()
 
     # tags: add, overwrite, remove
     page = console.post(f"/console/instances/{instance_id}/tags",
