@@ -112,7 +112,7 @@ def login_required(view: Callable) -> Callable:
             session.clear()         # first: clearing after flash() would drop the message
             if signed_in:
                 flash("Your session expired: sign in again.", "error")
-            return redirect(url_for("console.login", next=request.full_path))
+            return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         g.principal = who
         session["expires"] = time.time() + lifetime_seconds()       # sliding expiry
         return view(*args, **kwargs)
