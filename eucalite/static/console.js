@@ -20,6 +20,11 @@ function startRefresh(element) {
     try {
       const response = await fetch(element.dataset.refresh, {credentials: "same-origin",
                                                               headers: {"X-Requested-With": "fetch"}});
+      // an expired session redirects to the sign-in page: go there, not into the table
+      if (response.redirected && new URL(response.url).pathname.endsWith("/login")) {
+        window.location = response.url;
+        return;
+      }
       if (response.ok) element.innerHTML = await response.text();
     } catch (e) { /* offline for a moment: try again next tick */ }
   };
