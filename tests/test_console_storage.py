@@ -2,6 +2,8 @@
 fake hypervisor, volumes exported as local files."""
 from __future__ import annotations
 
+import datetime
+import html
 import io
 import re
 import time
@@ -75,7 +77,6 @@ def row(text, resource_id) -> str:
 def running_instance(app) -> str:
     from eucalite.compute.instances import LaunchRequest
     from eucalite.compute.models import Image
-    from eucalite.web.session import _load_principal  # noqa: F401 (same Principal shape)
 
     with app.app_context():
         owner = accounts.get_account("eucalyptus")
@@ -116,6 +117,25 @@ def test_nav_and_csrf(app):
     assert ids("vol", admin.get("/console/volumes/rows")) == []
     # signed out: sent to the sign-in page
     assert app.test_client().get("/console/volumes").status_code == 302
+
+
+def test_pending_snapshot_shows_progress(app):
+    from eucalite.ebs.models import Snapshot
+
+    admin = Console(app, "eucalyptus", "password123")
+    with app.app_context():
+        db.session.add(Snapshot(id="snap-0123456789abcdef0", volume_id="vol-0123456789abcdef0",
+                                owner_id=accounts.get_account("eucalyptus").id,
+                                volume_size_gb=3, state="pending", progress=42,
+                                description="half way", chunk_size=2**20))
+        db.session.commit()
+    snapshot_row = row(admin.get("/console/snapshots"), "snap-0123456789abcdef0")
+    assert '<progress max="100" value="42"></progress>' in snapshot_row
+    assert "42 %" in snapshot_row and "3 GiB" in snapshot_row and "half way" in snapshot_row
+    assert ">Delete</button>" not in snapshot_row and "Create volume" not in snapshot_row
+    page = admin.post("/console/snapshots/snap-0123456789abcdef0/delete")
+    assert "IncorrectState" in page
+    assert "snap-0123456789abcdef0" not in admin.get("/console/volumes")   # not restorable
 
 
 def test_volumes_and_snapshots(app):
@@ -292,6 +312,16 @@ def test_buckets_and_objects(app):
     assert response.status_code == 403
     assert response.get_data(as_text=True).startswith("AccessDenied:")
 
+    # without JavaScript: a plain form post, redirected back to the folder
+    page = admin.post("/console/buckets/photos/upload",
+                      {"prefix": "notes/", "file": (io.BytesIO(b"plain"), "plain.txt")},
+                      content_type="multipart/form-data")
+    assert "Uploaded notes/plain.txt" in page and 'data-key="notes/plain.txt"' in page
+    page = admin.post("/console/buckets/photos/upload", {"prefix": "notes/"},
+                      content_type="multipart/form-data")
+    assert "InvalidArgument: Choose a file to upload." in page
+    admin.post("/console/buckets/photos/delete-object", {"key": "notes/plain.txt"})
+
     top = admin.get("/console/buckets/photos")
     assert 'data-prefix="docs/"' in top and "hello world.txt" not in top
     folder = admin.get("/console/buckets/photos?prefix=docs/")
@@ -334,14 +364,39 @@ def test_buckets_and_objects(app):
     # the presigned link (signed with the admin's access key) works for anyone
     match = re.search(r'data-copy="([^"]+)"', folder)
     assert match
-    import html
-
     url = urlsplit(html.unescape(match.group(1)))
     assert "X-Amz-Signature=" in url.query and "X-Amz-Expires=3600" in url.query
     response = anonymous.get(f"{url.path}?{url.query}",
                              base_url=f"{url.scheme}://{url.netloc}")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_data() == data
+    # a key with characters that need encoding, and an expired link
+    response = admin.client.post(
+        "/console/buckets/photos/upload",
+        data={"prefix": "docs/", "file": (io.BytesIO(b"odd"), "\u00fc+&=x (1).txt")},
+        headers={"X-CSRF-Token": admin.token, "X-Requested-With": "fetch"},
+        content_type="multipart/form-data")
+    assert response.status_code == 200
+    folder = admin.get("/console/buckets/photos?prefix=docs/")
+    links = [html.unescape(link) for link in re.findall(r'data-copy="([^"]+)"', folder)]
+    odd = urlsplit(next(link for link in links if "x%20%281%29.txt" in link))
+    response = anonymous.get(f"{odd.path}?{odd.query}", base_url=f"{odd.scheme}://{odd.netloc}")
+    assert response.status_code == 200 and response.get_data() == b"odd"
+    from eucalite.web.pages.buckets import presign_url
+
+    with app.app_context():
+        key = accounts.first_active_key("eucalyptus", "admin")
+        stale = urlsplit(presign_url(f"{url.scheme}://{url.netloc}", "photos",
+                                     "docs/hello world.txt", key.id, key.secret,
+                                     app.config["EUCALITE"]["region"], expires=60,
+                                     now=datetime.datetime.now(datetime.timezone.utc)
+                                     - datetime.timedelta(hours=2)))
+    response = anonymous.get(f"{stale.path}?{stale.query}",
+                             base_url=f"{stale.scheme}://{stale.netloc}")
+    assert response.status_code == 403 and b"expired" in response.get_data()
+    admin.post("/console/buckets/photos/delete-object",
+               {"key": "docs/\u00fc+&=x (1).txt", "prefix": "docs/"})
+
     # a user without an access key gets a hint instead of a link
     other.post("/console/buckets/create", {"name": "their-bucket"})
     response = other.client.post(

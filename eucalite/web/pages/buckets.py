@@ -9,8 +9,11 @@ decide here exactly as they do for S3 clients.
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import mimetypes
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
@@ -74,13 +77,39 @@ def _breadcrumbs(prefix: str) -> list[tuple[str, str]]:
     return crumbs
 
 
-def _presigner():
-    """A function key -> presigned GET URL (valid an hour) signed with the signed-in user's
-    active access key, or None when the user has no active key."""
-    from botocore.auth import S3SigV4QueryAuth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
+def presign_url(base: str, bucket: str, key: str, key_id: str, secret: str, region: str,
+                expires: int = PRESIGN_SECONDS, now: dt.datetime | None = None) -> str:
+    """A SigV4 query-signed (presigned) GET URL for ``bucket/key`` at the S3 endpoint
+    *base*, as botocore's presigner makes them (host signed, payload unsigned); built from
+    :mod:`eucalite.auth`'s own canonicalisation, so it is exactly what the S3 API verifies."""
+    from ...auth import UNSIGNED_PAYLOAD, V4_ALGORITHM, canonical_query, uri_encode, \
+        v4_signing_key
 
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
+        host += f":{parts.port}"
+    path = parts.path.rstrip("/") + "/" + uri_encode(bucket) + "/" + uri_encode(key, "/-_.~")
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{when[:8]}/{region}/s3/aws4_request"
+    query = [("X-Amz-Algorithm", V4_ALGORITHM), ("X-Amz-Credential", f"{key_id}/{scope}"),
+             ("X-Amz-Date", when), ("X-Amz-Expires", str(expires)),
+             ("X-Amz-SignedHeaders", "host")]
+    canonical_qs = canonical_query(query)
+    canonical = "\n".join(["GET", path, canonical_qs, f"host:{host}\n", "host",
+                           UNSIGNED_PAYLOAD])
+    string_to_sign = "\n".join([V4_ALGORITHM, when, scope,
+                                hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
+    signature = hmac.new(v4_signing_key(secret, when[:8], region, "s3"),
+                         string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"{parts.scheme}://{host}{path}?{canonical_qs}&X-Amz-Signature={signature}"
+
+
+def _presigner():
+    """A function (bucket, key) -> presigned GET URL (valid an hour) signed with the
+    signed-in user's active access key, or None when the user has no active key."""
     from ... import accounts, config as config_module
     from ...db import db
 
@@ -91,15 +120,8 @@ def _presigner():
         return None
     config = services().config
     base = config_module.endpoints(config)["s3"]
-    signer = S3SigV4QueryAuth(Credentials(key_row.id, key_row.secret), "s3",
-                              config["region"], expires=PRESIGN_SECONDS)
-
-    def presign(bucket: str, key: str) -> str:
-        url = f"{base}/{quote(bucket)}/{quote(key, safe='/~')}"
-        aws_request = AWSRequest(method="GET", url=url)
-        signer.add_auth(aws_request)
-        return aws_request.url
-    return presign
+    key_id, secret, region = key_row.id, key_row.secret, config["region"]
+    return lambda bucket, key: presign_url(base, bucket, key, key_id, secret, region)
 
 
 def _listing(name: str, prefix: str):
@@ -139,19 +161,14 @@ def _back(name: str, prefix: str | None = None):
     return redirect(url_for("console.bucket", name=name, prefix=prefix or None))
 
 
-class _Text(Exception):
-    """An upload failure answered as text (the XHR shows it)."""
-
-
 @blueprint.route("/buckets/<name>/upload", methods=["POST"])
 @login_required
 def bucket_upload(name: str):
     """Stream each uploaded file into ``<prefix><filename>``: 200 text on success, 4xx
     "Code: message" on failure (console.js shows it); a plain form post redirects."""
     from ...s3 import objects
-    from ...s3.store import CHUNK, HashingReader
-
     from ...db import db
+    from ...s3.store import CHUNK, HashingReader
 
     prefix = request.form.get("prefix", "")
     files = [f for f in request.files.getlist("file") if f and f.filename]
