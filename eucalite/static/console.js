@@ -70,4 +70,6 @@ document.addEventListener("click", async (event) => {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-refresh]").forEach(startRefresh);
   document.querySelectorAll("form[data-upload]").forEach(startUpload);
+  // console output: show its end, where the guest's latest lines are
+  document.querySelectorAll("pre.console").forEach((pre) => { pre.scrollTop = pre.scrollHeight; });
 });
