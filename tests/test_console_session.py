@@ -255,3 +255,23 @@ def test_a_bucket_named_console_cannot_shadow_the_console(live):
     with urllib.request.urlopen(live.base_url + "/console/login") as response:
         assert response.status == 200
         assert "Sign in to eucalite" in response.read().decode()
+
+
+def test_objects_cannot_script_the_console(tmp_path):
+    """An HTML object is served from the console's own origin; it comes sandboxed (an opaque
+    origin), so a page someone uploaded cannot read console pages with the viewer's cookie."""
+    from conftest import start_live
+
+    live, server = start_live(tmp_path / "data")
+    try:
+        s3 = live.client("s3")
+        s3.create_bucket(Bucket="pages")
+        s3.put_object(Bucket="pages", Key="evil.html", Body=b"<script>fetch('/console/')</script>",
+                      ContentType="text/html", ACL="public-read")
+        import requests
+
+        response = requests.get(f"{live.base_url}/pages/evil.html", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["Content-Security-Policy"] == "sandbox"
+    finally:
+        server.shutdown()

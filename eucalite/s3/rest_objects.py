@@ -306,6 +306,9 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
         "ETag": f'"{version.etag}"',
         "Last-Modified": objects.http_date(version.last_modified),
         "Accept-Ranges": "bytes",
+        # Objects share the console's origin (same host and port): a sandboxed document runs
+        # in an opaque origin, so an uploaded HTML page cannot script the signed-in console.
+        "Content-Security-Policy": "sandbox",
     }
     for name, value in version.get_json("headers", {}).items():
         headers["-".join(part.capitalize() for part in name.split("-"))] = value
