@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..cluster import imagecache, network
-from ..cluster.virt.driver import DomainSpec, DriverError, PowerState
+from ..cluster.virt.driver import DiskSpec, DomainSpec, DriverError, PowerState
 from ..db import db
 from ..errors import AwsError
 from . import states
@@ -74,12 +74,11 @@ def release_capacity(instance: Instance):
 
 def domain_spec(instance: Instance, data_dir: str, network: str | None = None,
                 disks: dict | None = None, parts: dict | None = None,
-                root: "DiskSpec | None" = None) -> DomainSpec:
+                root: DiskSpec | None = None) -> DomainSpec:
     """What the hypervisor runs for *instance*: its root (and ephemeral) disk from the work
     files (*disks*) or, for an EBS root, the volume's disk (*root*), kernel and ramdisk from
     the image cache (*parts*), its NIC on *network*. Without *disks*/*parts* (drivers that
     read no files) the paths are where they would be."""
-    from ..cluster.virt.driver import DiskSpec
 
     work = imagecache.work_dir(data_dir, instance.id)
     disks = disks or {"root": work / "root.qcow2"}
