@@ -157,6 +157,22 @@ build_test_guest() {  # the tiny guest the real-VM tests boot (cached between ru
     fi
 }
 
+unpack_cloud_init() {  # Debian's cloud-init, unpacked (never installed: it would run at
+    # boot) for tests/test_cloud_init.py, which runs its EC2 datasource against eucalite
+    local dir=${EUCALITE_TEST_CLOUD_INIT_DIR:-/var/tmp/eucalite-cloud-init}
+    local lib=$dir/root/usr/lib/python3/dist-packages
+    if [ ! -d "$lib/cloudinit" ] && command -v apt-get >/dev/null; then
+        mkdir -p "$dir"
+        if ! (cd "$dir" && apt-get download cloud-init >/dev/null 2>&1); then
+            [ "$(id -u)" -eq 0 ] && apt-get update -qq && (cd "$dir" && apt-get download cloud-init >/dev/null 2>&1) || true
+        fi
+        (cd "$dir" && ls cloud-init_*.deb >/dev/null 2>&1 && dpkg-deb -x cloud-init_*.deb root) \
+            || log "could not unpack cloud-init: tests/test_cloud_init.py will skip"
+    fi
+    [ -d "$lib/cloudinit" ] && export EUCALITE_TEST_CLOUD_INIT=$lib
+    return 0
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -177,6 +193,7 @@ case "$cmd" in
         ensure_test_clients
         ensure_node_packages
         ensure_storage_packages
+        unpack_cloud_init
         trap stop_started_daemons EXIT
         ensure_libvirtd
         ensure_tgtd
