@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import click
 
 from . import config as config_module
+from .credentials import env_lines, profile_sections
 
 DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
                  "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
@@ -104,24 +104,9 @@ def credentials(data_dir, account, user, profile):
         click.echo(f"Wrote aws CLI profile {profile!r}; use it with --profile {profile} or "
                    f"AWS_PROFILE={profile}.")
         return
-    lines = {
-        "AWS_ACCESS_KEY_ID": key_id,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": config["region"],
-        "AWS_REGION": config["region"],
-        "AWS_ENDPOINT_URL_EC2": endpoints["ec2"],
-        "AWS_ENDPOINT_URL_S3": endpoints["s3"],
-        "AWS_ENDPOINT_URL_IAM": endpoints["iam"],
-        # Eucalyptus / euca2ools names
-        "EC2_URL": endpoints["ec2"],
-        "S3_URL": endpoints["s3"],
-        "EUARE_URL": endpoints["iam"],
-        "EC2_ACCESS_KEY": key_id,
-        "EC2_SECRET_KEY": secret,
-    }
     click.echo(f"# eucalite credentials for user {user} in account {account}")
-    for name, value in lines.items():
-        click.echo(f"export {name}={shlex.quote(value)}")
+    for line in env_lines(key_id, secret, config["region"], endpoints):
+        click.echo(line)
 
 
 def _write_profile(name: str, key_id: str, secret: str, region: str,
@@ -133,22 +118,18 @@ def _write_profile(name: str, key_id: str, secret: str, region: str,
     config_path.parent.mkdir(parents=True, exist_ok=True)
     creds_path.parent.mkdir(parents=True, exist_ok=True)
 
+    creds_sections, config_sections = profile_sections(name, key_id, secret, region,
+                                                       endpoints)
     creds = configparser.ConfigParser(interpolation=None)
     creds.read(creds_path)
-    creds[name] = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+    creds.update(creds_sections)
     with open(creds_path, "w") as handle:
         creds.write(handle)
     os.chmod(creds_path, 0o600)
 
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(config_path)
-    section = "default" if name == "default" else f"profile {name}"
-    services_section = f"services eucalite-{name}"
-    conf[section] = {"region": region, "services": f"eucalite-{name}"}
-    # The aws CLI's per-service endpoint block (botocore >= 1.31).
-    conf[services_section] = {
-        service: f"\nendpoint_url = {url}" for service, url in endpoints.items()
-    }
+    conf.update(config_sections)
     with open(config_path, "w") as handle:
         conf.write(handle)
 

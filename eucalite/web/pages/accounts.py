@@ -10,13 +10,13 @@ from __future__ import annotations
 import configparser
 import io
 import re
-import shlex
 
 from flask import (Response, current_app, redirect, render_template, request, session,
                    url_for)
 
 from ... import accounts
 from ... import config as config_module
+from ...credentials import env_lines, profile_sections
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
@@ -207,25 +207,10 @@ def access_key_delete(key_id):
 def eucarc(key: accounts.AccessKey, config) -> str:
     """Shell export lines for *key*, as `eucalite credentials` prints them."""
     endpoints = config_module.endpoints(config)
-    lines = {
-        "AWS_ACCESS_KEY_ID": key.id,
-        "AWS_SECRET_ACCESS_KEY": key.secret,
-        "AWS_DEFAULT_REGION": config["region"],
-        "AWS_REGION": config["region"],
-        "AWS_ENDPOINT_URL_EC2": endpoints["ec2"],
-        "AWS_ENDPOINT_URL_S3": endpoints["s3"],
-        "AWS_ENDPOINT_URL_IAM": endpoints["iam"],
-        # Eucalyptus / euca2ools names
-        "EC2_URL": endpoints["ec2"],
-        "S3_URL": endpoints["s3"],
-        "EUARE_URL": endpoints["iam"],
-        "EC2_ACCESS_KEY": key.id,
-        "EC2_SECRET_KEY": key.secret,
-    }
     text = [f"# eucalite credentials for user {key.user.name} in account "
             f"{key.user.account.name}",
             '# Use as: source eucarc   (or: eval "$(cat eucarc)")']
-    text += [f"export {name}={shlex.quote(value)}" for name, value in lines.items()]
+    text += env_lines(key.id, key.secret, config["region"], endpoints)
     return "\n".join(text) + "\n"
 
 
@@ -239,13 +224,12 @@ def aws_profile(key: accounts.AccessKey, config, name: str) -> str:
         parser.write(out)
         return out.getvalue().strip()
 
+    creds_sections, config_sections = profile_sections(name, key.id, key.secret,
+                                                       config["region"], endpoints)
     creds = configparser.ConfigParser(interpolation=None)
-    creds[name] = {"aws_access_key_id": key.id, "aws_secret_access_key": key.secret}
+    creds.update(creds_sections)
     conf = configparser.ConfigParser(interpolation=None)
-    section = "default" if name == "default" else f"profile {name}"
-    conf[section] = {"region": config["region"], "services": f"eucalite-{name}"}
-    conf[f"services eucalite-{name}"] = {
-        service: f"\nendpoint_url = {url}" for service, url in endpoints.items()}
+    conf.update(config_sections)
     return (f"# eucalite aws CLI profile {name!r} for user {key.user.name} in account "
             f"{key.user.account.name}; use it with --profile {name} or AWS_PROFILE={name}\n"
             f"\n# --- add to ~/.aws/credentials ---\n{render(creds)}\n"
