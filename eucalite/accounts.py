@@ -131,6 +131,15 @@ def list_users(account_name: str) -> list[User]:
     return sorted(account.users, key=lambda user: user.name)
 
 
+def principal_of(user: User) -> Principal:
+    """*user* as the principal a host operator, the console or a background duty acts as
+    (no signed request: the key id is the user's first active key, or empty)."""
+    active = [key for key in user.keys if key.status == "Active"]
+    return Principal(account_id=user.account.id, account_name=user.account.name,
+                     user_id=user.id, user_name=user.name,
+                     access_key_id=active[0].id if active else "")
+
+
 def principal_for_key(access_key_id: str) -> tuple[Principal, str] | None:
     """The principal and secret behind an *active* access key, or None.
 

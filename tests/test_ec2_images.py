@@ -472,6 +472,4 @@ def _account_id(live, name: str) -> str:
 
 
 def _principal(live, account_name: str):
-    from eucalite.compute.image_cli import _principal as principal_for
-
-    return principal_for(account_name, "admin")
+    return accounts.principal_of(accounts.get_user(account_name, "admin"))

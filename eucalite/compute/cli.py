@@ -24,9 +24,8 @@ def _admin_principal():
     """The cloud admin's admin user, in whose name a host operator acts (no key needed)."""
     from .. import accounts
 
-    user = accounts.get_user(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
-    return accounts.Principal(account_id=user.account_id, account_name=accounts.ADMIN_ACCOUNT,
-                              user_id=user.id, user_name=user.name, access_key_id="")
+    return accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
+                                                   accounts.ADMIN_USER))
 
 
 @instance_type_group.command("list")

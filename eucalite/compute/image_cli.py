@@ -20,29 +20,6 @@ image_group = click.Group("image", help="Bundle, upload and register images (EMI
                                         "list registered images.")
 
 
-def _principal(account_name: str, user_name: str):
-    """The Principal the import acts as (the user need not have an access key)."""
-    from ..accounts import Principal, get_user
-
-    user = get_user(account_name, user_name)
-    active = [key for key in user.keys if key.status == "Active"]
-    return Principal(account_id=user.account.id, account_name=user.account.name,
-                     user_id=user.id, user_name=user.name,
-                     access_key_id=active[0].id if active else "")
-
-
-def _ensure_bucket(principal, name: str) -> None:
-    """Create the bucket unless the importer's account already owns it."""
-    from ..errors import AwsError
-    from ..s3 import buckets
-
-    try:
-        buckets.create(principal, name, "", None)
-    except AwsError as error:
-        if error.code != "BucketAlreadyOwnedByYou":
-            raise
-
-
 def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: str,
                    arch: str) -> str:
     """Bundle *path*, upload it under ``bucket/prefix/`` with a progress bar; returns the
@@ -106,8 +83,11 @@ def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> li
     name = name or os.path.basename(root or kernel)
     store = app.extensions["eucalite"].s3.store
     with app.app_context():
-        principal = _principal(account, user)
-        _ensure_bucket(principal, bucket)
+        from ..accounts import get_user, principal_of
+        from ..s3 import buckets
+
+        principal = principal_of(get_user(account, user))
+        buckets.ensure(principal, bucket)
         registered = []
         plan = [(kind, path, image_name) for kind, path, image_name in (
             ("kernel", kernel, f"{name}-kernel"), ("ramdisk", ramdisk, f"{name}-ramdisk"),

@@ -153,11 +153,15 @@ class ChunkStore:
     def __init__(self, store, bucket: str = BUCKET):
         from flask import current_app
 
+        from ..accounts import ADMIN_ACCOUNT, ADMIN_USER, get_user, principal_of
+        from ..s3 import buckets
+
         self.app = current_app._get_current_object()
         self.store = store
         self.bucket = bucket
-        self.principal = _admin_principal()
-        _ensure_bucket(self.principal, bucket)
+        # written as the cloud admin (no access key needed)
+        self.principal = principal_of(get_user(ADMIN_ACCOUNT, ADMIN_USER))
+        buckets.ensure(self.principal, bucket)
 
     @staticmethod
     def key(digest: str) -> str:
@@ -252,28 +256,6 @@ class _BytesReader:
         piece = self.view[self.position:end]
         self.position += len(piece)
         return piece
-
-
-def _admin_principal():
-    """The cloud-admin user, as whom chunk objects are written (no access key needed)."""
-    from ..accounts import ADMIN_ACCOUNT, ADMIN_USER, Principal, get_user
-
-    user = get_user(ADMIN_ACCOUNT, ADMIN_USER)
-    active = [key for key in user.keys if key.status == "Active"]
-    return Principal(account_id=user.account.id, account_name=user.account.name,
-                     user_id=user.id, user_name=user.name,
-                     access_key_id=active[0].id if active else "")
-
-
-def _ensure_bucket(principal, name: str) -> None:
-    from ..errors import AwsError
-    from ..s3 import buckets
-
-    try:
-        buckets.create(principal, name, "", None)
-    except AwsError as error:
-        if error.code != "BucketAlreadyOwnedByYou":
-            raise
 
 
 # --- snapshot -------------------------------------------------------------------------------

@@ -111,6 +111,17 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     return bucket
 
 
+def ensure(requester: Principal, name: str) -> Bucket:
+    """The bucket *name*, created for *requester* unless its account owns it already
+    (another account's bucket of that name is BucketAlreadyExists)."""
+    try:
+        return create(requester, name, "", None)
+    except S3Error as error:
+        if error.code != "BucketAlreadyOwnedByYou":
+            raise
+    return find(name)
+
+
 def delete(requester: Principal | None, name: str) -> None:
     """DeleteBucket: only an empty bucket (no versions, no delete markers, no uploads)."""
     bucket = get(requester, name, "s3:DeleteBucket")

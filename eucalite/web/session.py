@@ -94,13 +94,9 @@ def _load_principal() -> accounts.Principal | None:
     if not all(names) or time.time() > session.get("expires", 0):
         return None
     try:
-        user = accounts.get_user(*names)
+        return accounts.principal_of(accounts.get_user(*names))
     except AwsError:
         return None
-    active = [key for key in user.keys if key.status == "Active"]
-    return accounts.Principal(account_id=user.account.id, account_name=user.account.name,
-                              user_id=user.id, user_name=user.name,
-                              access_key_id=active[0].id if active else "")
 
 
 def login_required(view: Callable) -> Callable:
