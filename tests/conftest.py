@@ -119,10 +119,25 @@ def cloud(tmp_path, request):
     with live.app.app_context():
         assert services.cluster.start_node_duty() is None
     yield live
+    # test:///default is one state per process: leave no domain for the next test to see
+    stop_live(live, server)
+
+
+def stop_live(live, server, network: str | None = None) -> None:
+    """Stop a server *start_live* started with node duty: the HTTP server, the job worker,
+    the metadata listener, every domain it runs and, when named, its libvirt network."""
+    services = live.app.extensions["eucalite"]
     server.shutdown()
     services.compute.worker.shutdown()
-    # test:///default is one state per process: leave no domain for the next test to see
+    if services.compute.metadata_server:
+        services.compute.metadata_server.shutdown()
     driver = services.cluster.driver
-    if driver is not None:
-        for instance_id in driver.list_domains():
-            driver.destroy(instance_id)
+    if driver is None:
+        return
+    for instance_id in driver.list_domains():
+        driver.destroy(instance_id)
+    net = driver._network(network) if network else None
+    if net is not None:
+        if net.isActive():
+            net.destroy()
+        net.undefine()

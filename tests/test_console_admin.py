@@ -3,42 +3,25 @@ credentials downloads, nodes; and that only the cloud admin reaches them."""
 from __future__ import annotations
 
 import configparser
-import re
 
 import pytest
 
-from eucalite import accounts, config as config_module, create_app
+from eucalite import accounts, config as config_module
 from eucalite.cluster.models import Node
 from eucalite.db import db
 from eucalite.web.session import set_password
 
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
+from consoleutil import console_app, signed_in, token_of
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"data_dir": str(tmp_path / "data"), "node": True, "hypervisor": "fake",
-                      "ebs_export": "local"})
-    services = app.extensions["eucalite"]
-    with app.app_context():
-        services.cluster.start_node_duty()
-        set_password(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER, "password123")
+    app = console_app(tmp_path)
     yield app
-    services.compute.worker.shutdown()
-
-
-def token_of(response) -> str:
-    return TOKEN.search(response.get_data(as_text=True)).group(1)
+    app.extensions["eucalite"].compute.worker.shutdown()
 
 
 def sign_in(app, account="eucalyptus", user="admin", password="password123"):
-    client = app.test_client()
-    token = token_of(client.get("/console/login"))
-    response = client.post("/console/login", data={"account": account, "user": user,
-                                                   "password": password,
-                                                   "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
+    return signed_in(app, account, user, password)[0]
 
 
 class Console:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_live
+from conftest import start_live, stop_live
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
 GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
@@ -77,20 +77,7 @@ def console(tmp_path_factory):
         live.url = f"http://127.0.0.1:{live.port}/console"
         yield live
     finally:
-        server.shutdown()
-        services.compute.worker.shutdown()
-        if services.compute.metadata_server:
-            services.compute.metadata_server.shutdown()
-        driver = services.cluster.driver
-        if driver is not None:
-            for instance_id in driver.list_domains():
-                driver.destroy(instance_id)
-            if REAL:
-                net = driver._network("eucalite-webtest")
-                if net is not None:
-                    if net.isActive():
-                        net.destroy()
-                    net.undefine()
+        stop_live(live, server, "eucalite-webtest" if REAL else None)
         shutil.rmtree(top, ignore_errors=True)
 
 

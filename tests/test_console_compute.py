@@ -7,26 +7,19 @@ import re
 
 import pytest
 
-from eucalite import accounts, create_app
+from eucalite import accounts
 from eucalite.compute.models import Image, Instance
 from eucalite.db import db
 from eucalite.web.session import set_password
 
-PASSWORD = "password123"
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
+from consoleutil import PASSWORD, console_app, signed_in
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"data_dir": str(tmp_path / "data"), "node": True, "hypervisor": "fake",
-                      "ebs_export": "local"})
-    services = app.extensions["eucalite"]
-    with app.app_context():
-        services.cluster.start_node_duty()
-        set_password("eucalyptus", "admin", PASSWORD)
+    app = console_app(tmp_path)
     yield app
-    services.compute.worker.wait()
-    services.compute.worker.shutdown()
+    app.extensions["eucalite"].compute.worker.wait()
+    app.extensions["eucalite"].compute.worker.shutdown()
 
 
 class Console:
@@ -34,13 +27,7 @@ class Console:
 
     def __init__(self, app, account="eucalyptus", user="admin", password=PASSWORD):
         self.app = app
-        self.client = app.test_client()
-        page = self.client.get("/console/login").get_data(as_text=True)
-        self.token = TOKEN.search(page).group(1)
-        response = self.client.post("/console/login", data={
-            "account": account, "user": user, "password": password,
-            "csrf_token": self.token})
-        assert response.status_code == 302, response.get_data(as_text=True)
+        self.client, self.token = signed_in(app, account, user, password)
 
     def get(self, path, **kwargs):
         return self.client.get(path, **kwargs)

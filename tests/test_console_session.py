@@ -13,7 +13,8 @@ import pytest
 from eucalite import accounts, create_app
 from eucalite.web.session import set_password
 
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+from consoleutil import token_of
+
 PUBLIC = {"console.login", "console.static", "console.home"}
 #: The session cookie has Path=/console: session_transaction() must open it for a console
 #: path (with the default "/" it would start an empty session and overwrite the real one).
@@ -32,10 +33,6 @@ def app(tmp_path):
     app = make_app(tmp_path)
     yield app
     app.extensions["eucalite"].compute.worker.shutdown()
-
-
-def token_of(response) -> str:
-    return TOKEN.search(response.get_data(as_text=True)).group(1)
 
 
 def sign_in(client, password="password123", next_url=None):

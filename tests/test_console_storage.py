@@ -11,30 +11,27 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from eucalite import accounts, create_app
+from eucalite import accounts
 from eucalite.db import db
 from eucalite.web import session as console_session
+
+from consoleutil import console_app, signed_in
 
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"data_dir": str(tmp_path / "data"), "node": True, "hypervisor": "fake",
-                      "ebs_export": "local"})
-    services = app.extensions["eucalite"]
+    app = console_app(tmp_path)
     with app.app_context():
-        assert services.cluster.start_node_duty() is None
-        console_session.set_password("eucalyptus", "admin", "password123")
         accounts.create_account("other")
         console_session.set_password("other", "admin", "password456")
     yield app
-    services.compute.worker.shutdown()
+    app.extensions["eucalite"].compute.worker.shutdown()
 
 
 def settle(app):
     app.extensions["eucalite"].compute.worker.wait(timeout=60)
 
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Console:
@@ -42,13 +39,7 @@ class Console:
 
     def __init__(self, app, account, password):
         self.app = app
-        self.client = app.test_client()
-        page = self.client.get("/console/login").get_data(as_text=True)
-        self.token = CSRF.search(page).group(1)
-        response = self.client.post("/console/login", data={
-            "account": account, "user": "admin", "password": password,
-            "csrf_token": self.token})
-        assert response.status_code == 302, response.get_data(as_text=True)
+        self.client, self.token = signed_in(app, account, "admin", password)
 
     def get(self, path, **kwargs) -> str:
         response = self.client.get(path, **kwargs)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_live
-from test_node_real import BOOT_TIMEOUT, MARK, _console, _remove_network, _terminate, _wait
+from conftest import start_live, stop_live
+from test_node_real import BOOT_TIMEOUT, MARK, _console, _terminate, _wait
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
 GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
@@ -66,15 +66,7 @@ def cloud(tmp_path_factory):
         live.image_id = ids[-1]
         yield live
     finally:
-        server.shutdown()
-        services.compute.worker.shutdown()
-        if services.compute.metadata_server:
-            services.compute.metadata_server.shutdown()
-        driver = services.cluster.driver
-        if driver is not None:
-            for instance_id in driver.list_domains():
-                driver.destroy(instance_id)
-            _remove_network(driver, NETWORK)
+        stop_live(live, server, NETWORK)
         shutil.rmtree(top, ignore_errors=True)
 
 

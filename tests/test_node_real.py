@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_live
+from conftest import start_live, stop_live
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
 GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
@@ -76,24 +76,8 @@ def node(guest_files):
         live.image_id = ids[2]
         yield live
     finally:
-        server.shutdown()
-        services.compute.worker.shutdown()
-        if services.compute.metadata_server:
-            services.compute.metadata_server.shutdown()
-        driver = services.cluster.driver
-        if driver is not None:
-            for instance_id in driver.list_domains():
-                driver.destroy(instance_id)
-            _remove_network(driver, NETWORK)
+        stop_live(live, server, NETWORK)
         shutil.rmtree(top, ignore_errors=True)
-
-
-def _remove_network(driver, name):
-    net = driver._network(name)
-    if net is not None:
-        if net.isActive():
-            net.destroy()
-        net.undefine()
 
 
 def _console(ec2, instance_id) -> str:
