@@ -4,10 +4,9 @@
 Needs root and a running libvirtd on qemu:///system (skipped, exit 0, with the reason
 otherwise). eucalite runs in this process on werkzeug's threaded server, with node duty on
 libvirt and a network of its own (``eucalite-bench``, bridge ``eubenchbr0``, 10.217.0.0/24)
-and its metadata listener on the bridge (node services started as
-``start_node_services`` does, without its start-up reconcile pass, which would destroy
-other eucalites' ``eucalite-*`` domains on this libvirt; when another eucalite already
-holds 169.254.169.254, ours runs without metadata and 'ready' is not measured); the tiny
+and its metadata listener on the bridge (node services started by
+``start_node_services``, as ``eucalite serve`` does; when another eucalite already holds
+169.254.169.254, ours runs without metadata and 'ready' is not measured); the tiny
 guest (``eucalite.cluster.guest``, cached in /var/tmp/eucalite-guest) is imported as an
 image. Measured in one run, interleaved, N
 times each (median and min):
@@ -40,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import logging
 import os
 import shutil
 import signal
@@ -52,7 +50,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import free_port  # bench/common.py (run as bench/<script>.py)
+from common import InProcessCloud  # bench/common.py (run as bench/<script>.py)
 
 URI = "qemu:///system"
 NETWORK = "eucalite-bench"
@@ -124,58 +122,19 @@ def tail(path: Path, size: int = 2000) -> str:
 
 # -- the eucalite side: in-process server, node steps timed ---------------------------------
 
-class Eucalite:
+class Eucalite(InProcessCloud):
     def __init__(self, data_dir: Path, metadata_off: str | None):
-        import boto3
-        from botocore.config import Config
-        from werkzeug.serving import make_server
-
-        from eucalite import accounts, config as config_module, create_app
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)   # no request log
-        port = free_port()
-        self.app = create_app({
-            "data_dir": str(data_dir), "port": port, "host": "127.0.0.1", "node": True,
-            "hypervisor": "libvirt", "libvirt_uri": URI, "instance_subnet": SUBNET,
-            "instance_network": NETWORK, "instance_bridge": BRIDGE,
-            "reconcile_interval": 3600, "log_level": "WARNING",
-            **({"metadata_address": ""} if metadata_off else {})}, environ={})
+        super().__init__(data_dir, node=True, hypervisor="libvirt", libvirt_uri=URI,
+                         instance_subnet=SUBNET, instance_network=NETWORK,
+                         instance_bridge=BRIDGE, reconcile_interval=3600,
+                         **({"metadata_address": ""} if metadata_off else {}))
         self.metadata_off = metadata_off
-        self.services = self.app.extensions["eucalite"]
-        self.data_dir = data_dir
-        self.server = make_server("127.0.0.1", port, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        with self.app.app_context():
-            key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
-            key_id, secret = key.id, key.secret
-        endpoint = config_module.endpoints(self.app.config["EUCALITE"])["ec2"]
-        self.ec2 = boto3.session.Session().client(
-            "ec2", endpoint_url=endpoint, region_name=self.app.config["EUCALITE"]["region"],
-            aws_access_key_id=key_id, aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 1}))
         self.launched: list[str] = []
         self.steps: dict[str, float] = {}
 
     def start_node(self) -> None:
-        """What ``eucalite.server.start_node_services`` does, minus its start-up reconcile
-        pass: that pass destroys every ``eucalite-*`` domain its own database does not know,
-        i.e. the instances of any other eucalite on this libvirt (a fresh data dir knows
-        none), and has nothing of ours to settle."""
-        from eucalite.compute import metadata
-
-        cluster = self.services.cluster
-        with self.app.app_context():
-            problem = cluster.start_node_duty()
-        if problem:
-            raise SystemExit(f"eucalite's node duty did not start: {problem}")
-        self.metadata_problem = self.metadata_off
-        address = self.services.config.get("metadata_address")
-        if address:
-            try:
-                self.services.compute.metadata_server = metadata.serve(
-                    self.app, address, int(self.services.config["metadata_port"]))
-            except OSError as error:
-                self.metadata_problem = f"the metadata service cannot listen on {address}: {error}"
+        """Node duty as ``eucalite serve`` starts it, then the node's steps timed."""
+        self.metadata_problem = super().start_node() or self.metadata_off
         self._time_node_steps()
 
     @property
@@ -299,33 +258,9 @@ class Eucalite:
         return time.perf_counter() - start
 
     def close(self) -> None:
-        """Stop serving and the compute jobs, then remove what this run made in libvirt."""
-        with contextlib.suppress(Exception):
-            self.server.shutdown()
-        with contextlib.suppress(Exception):
-            self.services.compute.worker.shutdown()
-        metadata_server = getattr(self.services.compute, "metadata_server", None)
-        if metadata_server is not None:
-            with contextlib.suppress(Exception):
-                metadata_server.shutdown()
-        driver = self.services.cluster.driver
-        if driver is None:
-            return
-        for iid in self.launched:        # only ours: another eucalite may share this libvirt
-            try:
-                driver.destroy(iid)
-            except Exception as error:  # noqa: BLE001 - keep cleaning up
-                print(f"cannot destroy {iid}: {error}", file=sys.stderr)
-        try:
-            net = driver._network(NETWORK)
-            if net is not None:
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
-        except Exception as error:  # noqa: BLE001
-            print(f"cannot remove network {NETWORK}: {error}", file=sys.stderr)
-        with contextlib.suppress(Exception):
-            self.services.cluster.close_driver()
+        """Stop serving and the compute jobs, then remove what this run made in libvirt
+        (only our instances: another eucalite may share this libvirt)."""
+        super().close(self.launched, NETWORK)
 
 
 # -- the floor: libvirt-python directly ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Helpers the benchmark scripts share: a free loopback port, waiting for a server."""
+"""Helpers the benchmark scripts share: a free loopback port, waiting for a server, an
+in-process eucalite."""
 from __future__ import annotations
 
 import socket
@@ -25,3 +26,80 @@ def wait_for(port: int, process: subprocess.Popen | None = None, name: str = "se
                 return
         time.sleep(0.1)
     raise SystemExit(f"{name}: nothing listening on {port}")
+
+
+class InProcessCloud:
+    """eucalite served from this process (werkzeug, threads) and an EC2 client of the cloud
+    admin, for the benchmarks that time eucalite against the raw operation beside it."""
+
+    def __init__(self, data_dir, **config):
+        import logging
+        import threading
+
+        import boto3
+        from botocore.config import Config
+        from werkzeug.serving import make_server
+
+        from eucalite import accounts, config as config_module, create_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)    # no request log
+        port = free_port()
+        self.app = create_app({"data_dir": str(data_dir), "port": port, "host": "127.0.0.1",
+                               "log_level": "WARNING", **config}, environ={})
+        self.services = self.app.extensions["eucalite"]
+        self.data_dir = data_dir
+        self.server = make_server("127.0.0.1", port, self.app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        with self.app.app_context():
+            key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
+            key_id, secret = key.id, key.secret
+        endpoint = config_module.endpoints(self.app.config["EUCALITE"])["ec2"]
+        self.ec2 = boto3.session.Session().client(
+            "ec2", endpoint_url=endpoint, region_name=self.app.config["EUCALITE"]["region"],
+            aws_access_key_id=key_id, aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1}))
+
+    def start_node(self) -> str | None:
+        """What ``eucalite serve`` starts for node duty (its reconcile pass touches only
+        this cloud's domains); exits the benchmark if node duty cannot run. Returns why
+        guests get no metadata service, or None."""
+        from eucalite.server import start_node_services
+
+        start_node_services(self.app)
+        if self.services.cluster.node_problem:
+            raise SystemExit(f"eucalite's node duty did not start: "
+                             f"{self.services.cluster.node_problem}")
+        return self.services.cluster.metadata_problem
+
+    def close(self, instance_ids=(), network: str | None = None) -> None:
+        """Stop serving, the jobs and the metadata listener; destroy *instance_ids* and
+        remove *network* from libvirt. Keeps cleaning up past any one failure."""
+        import contextlib
+        import sys
+
+        with contextlib.suppress(Exception):
+            self.server.shutdown()
+        with contextlib.suppress(Exception):
+            self.services.compute.worker.shutdown()
+        if self.services.compute.metadata_server is not None:
+            with contextlib.suppress(Exception):
+                self.services.compute.metadata_server.shutdown()
+        driver = self.services.cluster.driver
+        if driver is None:
+            return
+        for instance_id in instance_ids:
+            try:
+                driver.destroy(instance_id)
+            except Exception as error:  # noqa: BLE001 - keep cleaning up
+                print(f"cannot destroy {instance_id}: {error}", file=sys.stderr)
+        if network:
+            try:
+                net = driver._network(network)
+                if net is not None:
+                    if net.isActive():
+                        net.destroy()
+                    net.undefine()
+            except Exception as error:  # noqa: BLE001
+                print(f"cannot remove network {network}: {error}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            self.services.cluster.close_driver()

@@ -20,9 +20,8 @@ with boto3 (no retries); every wait polls every 20 ms.
    1 MiB chunks, as bench/ebs_snapshot.py measured it before it was folded in here.
 3. Attach -> the guest sees the disk (needs root, libvirtd on qemu:///system; the tgt part
    also tgtd): the tiny guest is launched through eucalite (node duty on libvirt, network
-   ``eucalite-ebsbench``, bridge ``euebsbench0``, 10.218.0.0/24; node services started as
-   ``start_node_services`` does, without its start-up reconcile pass, which destroys other
-   eucalites' ``eucalite-*`` domains on this libvirt). Per run: AttachVolume until
+   ``eucalite-ebsbench``, bridge ``euebsbench0``, 10.218.0.0/24; node services started by
+   ``start_node_services``, as ``eucalite serve`` does). Per run: AttachVolume until
    ``attached`` in DescribeVolumes and until the guest prints ``EUCALITE-GUEST disk ...
    serial=<volume id without the dash>`` in its console file; DetachVolume until
    ``available``. With volumes exported by tgt (iSCSI with CHAP, over loopback) and as
@@ -52,7 +51,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import free_port  # bench/common.py (run as bench/<script>.py)
+from common import InProcessCloud  # bench/common.py (run as bench/<script>.py)
 
 MiB, GiB = 2**20, 2**30
 POLL = 0.02
@@ -188,30 +187,11 @@ def copy_once(command, volume: str, copy: str) -> tuple[float, int]:
 
 # -- an in-process eucalite ------------------------------------------------------------------
 
-class Server:
+class Server(InProcessCloud):
+    """An in-process eucalite with the volume operations the benchmark times."""
+
     def __init__(self, data_dir: Path, **config):
-        import boto3
-        from botocore.config import Config
-        from werkzeug.serving import make_server
-
-        from eucalite import accounts, config as config_module, create_app
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        port = free_port()
-        self.app = create_app({"data_dir": str(data_dir), "port": port, "host": "127.0.0.1",
-                               "log_level": "WARNING", **config}, environ={})
-        self.services = self.app.extensions["eucalite"]
-        self.data_dir = data_dir
-        self.server = make_server("127.0.0.1", port, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        with self.app.app_context():
-            key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
-            key_id, secret = key.id, key.secret
-        endpoint = config_module.endpoints(self.app.config["EUCALITE"])["ec2"]
-        self.ec2 = boto3.session.Session().client(
-            "ec2", endpoint_url=endpoint, region_name=self.app.config["EUCALITE"]["region"],
-            aws_access_key_id=key_id, aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 1}))
+        super().__init__(data_dir, **config)
         self.volumes: list[str] = []
 
     # volumes
@@ -277,16 +257,6 @@ class Server:
         with self.app.app_context():
             stored = db.session.get(Snapshot, snapshot_id).stored_bytes
         return seconds, snapshot_id, stored
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.server.shutdown()
-        with contextlib.suppress(Exception):
-            self.services.compute.worker.shutdown()
-        metadata_server = getattr(self.services.compute, "metadata_server", None)
-        if metadata_server is not None:
-            with contextlib.suppress(Exception):
-                metadata_server.shutdown()
 
 
 # -- 1 and 2: volumes and snapshots without a VM ---------------------------------------------
@@ -613,21 +583,11 @@ class Guest:
         return self.euca.services.cluster.driver
 
     def start(self) -> None:
-        """start_node_services without the start-up reconcile pass (see the docstring)."""
-        from eucalite.compute import image_cli, metadata
+        """Node duty as `eucalite serve` starts it; then the tiny guest, launched and ready."""
+        from eucalite.compute import image_cli
 
-        services, app = self.euca.services, self.euca.app
-        with app.app_context():
-            problem = services.cluster.start_node_duty()
-        if problem:
-            raise SystemExit(f"eucalite's node duty did not start: {problem}")
-        address = services.config.get("metadata_address")
-        if address:
-            try:
-                services.compute.metadata_server = metadata.serve(
-                    app, address, int(services.config["metadata_port"]))
-            except OSError as error:
-                self.metadata_off = f"cannot listen on {address}: {error}"
+        app = self.euca.app
+        self.metadata_off = self.euca.start_node() or self.metadata_off
         progress("importing the tiny guest and launching it")
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             ids = image_cli._import(str(self.files.kernel), str(self.files.ramdisk),
@@ -703,24 +663,7 @@ class Guest:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.1)
-        euca.close()
-        driver = euca.services.cluster.driver
-        if driver is not None:
-            if self.instance_id:
-                try:
-                    driver.destroy(self.instance_id)
-                except Exception as error:  # noqa: BLE001 - keep cleaning up
-                    print(f"cannot destroy {self.instance_id}: {error}", file=sys.stderr)
-            try:
-                net = driver._network(NETWORK)
-                if net is not None:
-                    if net.isActive():
-                        net.destroy()
-                    net.undefine()
-            except Exception as error:  # noqa: BLE001
-                print(f"cannot remove network {NETWORK}: {error}", file=sys.stderr)
-            with contextlib.suppress(Exception):
-                euca.services.cluster.close_driver()
+        euca.close([self.instance_id] if self.instance_id else [], NETWORK)
         remove_our_targets(self.all_volumes)
 
 
