@@ -66,6 +66,9 @@ ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_c
     apt_install "the s3cmd and rclone tests" s3cmd rclone
     # the console's browser tests (Playwright drives Debian's chromium, not its own download)
     apt_install "the console's browser tests" chromium
+    # virt-xml-validate (libvirt-clients) checks domain XML by running xmllint, which no
+    # other package pulls in (tests/test_domain_xml.py)
+    apt_install "validating domain XML against libvirt's schema" libxml2-utils
 }
 
 ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the libvirt driver)
@@ -73,9 +76,12 @@ ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the l
 }
 
 ensure_node_packages() {  # what node duty needs to run real VMs (see README "Node duty")
+    # named even where another package pulls them in: libvirtd (libvirt-daemon) runs
+    # dnsmasq and iptables for the instance network; tests/test_packaging.py keeps the
+    # list complete
     apt_install "node duty (real VMs through libvirt)" qemu-system-x86 qemu-utils \
-        qemu-block-extra libvirt-daemon-system libvirt-clients dnsmasq-base dnsmasq-utils \
-        iproute2 busybox-static
+        qemu-block-extra libvirt-daemon-system libvirt-daemon libvirt-clients dnsmasq-base \
+        dnsmasq-utils iptables iproute2 busybox-static
 }
 
 ensure_storage_packages() {  # the iSCSI target volumes are exported with (README "Volumes")
