@@ -1,5 +1,6 @@
 """What the console's test-client tests share: an app with node duty on the fake
-hypervisor and the cloud admin's console password, and signing in with a CSRF token."""
+hypervisor and the cloud admin's console password, signing in with a CSRF token, and
+whether a client (or a copy of its cookie) is still signed in."""
 from __future__ import annotations
 
 import re
@@ -36,3 +37,25 @@ def signed_in(app, account="eucalyptus", user="admin", password=PASSWORD):
                                                    "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)
     return client, token
+
+
+COOKIE = "eucalite_console"
+
+
+def cookie_of(client) -> str:
+    """The value of *client*'s console session cookie."""
+    return client.get_cookie(COOKIE, path="/console").value
+
+
+def replayed(app, cookie: str):
+    """A fresh client that sends *cookie* (a copy of someone's session cookie)."""
+    client = app.test_client()
+    client.set_cookie(COOKIE, cookie, path="/console")
+    return client
+
+
+def is_signed_in(client) -> bool:
+    """Whether *client* gets the dashboard (rather than the way to the sign-in page)."""
+    response = client.get("/console/dashboard")
+    assert response.status_code in (200, 302), response.status_code
+    return response.status_code == 200

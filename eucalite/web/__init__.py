@@ -6,8 +6,9 @@ the lab may be offline). Pages call the service functions the EC2 and S3 adapter
 with the signed-in user's Principal, so every rule (ownership, states, limits) is the one
 the APIs enforce and every failure shows the same AWS-style code and message.
 
-Modules: :mod:`.session` (sign-in, CSRF, expiry, who is signed in), :mod:`.pages` (one
-module per resource family registering its views on the blueprint).
+Modules: :mod:`.session` (sign-in, CSRF, expiry, who is signed in), :mod:`.headers` (the
+protective headers on every console response, the Secure cookie over TLS), :mod:`.pages`
+(one module per resource family registering its views on the blueprint).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def init_app(app) -> None:
     app.register_blueprint(blueprint)
 
 
-# Importing the view modules registers their routes on the blueprint.
+# Importing the view modules registers their routes (and hooks) on the blueprint.
+from . import headers as _headers  # noqa: E402,F401
 from . import session as _session  # noqa: E402,F401
 from .pages import load_all  # noqa: E402
 

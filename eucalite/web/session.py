@@ -1,7 +1,7 @@
 """Console sessions: sign-in and sign-out, CSRF protection, expiry, and who is signed in.
 
 A session is Flask's signed cookie (secret in ``<data_dir>/console-secret``, 0600),
-HttpOnly and SameSite=Lax, Secure when the console is served over HTTPS. It holds the
+HttpOnly and SameSite=Lax, Secure over TLS (:class:`.headers.SessionInterface`). It holds the
 account and user names, a CSRF token and an expiry time (``console_session_minutes``). Every
 POST to the console must carry the token (form field ``csrf_token`` or header
 ``X-CSRF-Token``), or it is refused with 400 before any view runs.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hmac
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -47,8 +48,11 @@ def _secret(data_dir: str) -> bytes:
 
 
 def configure(app) -> None:
+    from .headers import SessionInterface
+
     config = app.config["EUCALITE"]
     app.secret_key = _secret(config["data_dir"])
+    app.session_interface = SessionInterface()
     app.config.update(SESSION_COOKIE_NAME="eucalite_console", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_PATH="/console",
                       SESSION_COOKIE_SECURE=str(config.get("public_url", "")).startswith(
@@ -148,7 +152,9 @@ def _check_csrf():
         return None
     sent = request.headers.get("X-CSRF-Token") or request.form.get(CSRF_FIELD) or ""
     expected = session.get(CSRF_FIELD) or ""
-    if not expected or not hmac.compare_digest(sent, expected):
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    if not expected or not hmac.compare_digest(sent.encode("utf-8", "replace"),
+                                               expected.encode("utf-8", "replace")):
         abort(400, description="The form's security token is missing or wrong (CSRF "
                                "protection): reload the page and try again.")
     return None
@@ -181,6 +187,19 @@ def _template_globals():
 
 # --- sign-in and sign-out ---------------------------------------------------------------
 
+#: A console path (and query) to return to after sign-in: nothing that could name another
+#: host (``//host``, a scheme, a backslash browsers read as ``/``) and no control character
+#: (CR/LF would split the Location header).
+_NEXT = re.compile(r"/console(?:[/?][^\x00-\x20\x7f\\]*)?")
+
+
+def safe_next(target: str) -> str:
+    """*target* if it is a console page to return to after sign-in, else the dashboard."""
+    if _NEXT.fullmatch(target):
+        return target
+    return url_for("console.dashboard")
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
@@ -192,10 +211,7 @@ def login():
             session.update(account=account_name, user=user_name,
                            expires=time.time() + lifetime_seconds(),
                            **{CSRF_FIELD: token or secrets.token_urlsafe(32)})
-            target = request.args.get("next") or ""
-            if not target.startswith("/console") or target.startswith("//"):
-                target = url_for("console.dashboard")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next", "")))
         flash("Wrong account, user or password.", "error")
         return render_template("console/login.html", account=account_name,
                                user=user_name), 401
