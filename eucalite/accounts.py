@@ -84,6 +84,23 @@ class AccessKey(db.Model):
     user: Mapped[User] = relationship(back_populates="keys")
 
 
+class ConsoleSession(db.Model):
+    """One signed-in console session (a browser's sign-in). The cookie carries a random
+    token; the row keeps only its hash, so the database cannot be replayed as cookies.
+    Deleting the row ends the session, whatever cookie a browser still holds; deleting the
+    user (or its account) deletes its rows (ON DELETE CASCADE)."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)   # sha256 hex of the token
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Moved on as the user works (sliding expiry); the session ends console_session_minutes
+    # after it.
+    last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: what every service function is given instead of a request."""

@@ -1,9 +1,11 @@
 """Console sessions: sign-in and sign-out, CSRF protection, expiry, and who is signed in.
 
-A session is Flask's signed cookie (secret in ``<data_dir>/console-secret``, 0600),
-HttpOnly and SameSite=Lax, Secure over TLS (:class:`.headers.SessionInterface`). It holds the
-account and user names, a CSRF token and an expiry time (``console_session_minutes``). Every
-POST to the console must carry the token (form field ``csrf_token`` or header
+The browser holds Flask's signed cookie (secret in ``<data_dir>/console-secret``, 0600),
+HttpOnly and SameSite=Lax, Secure over TLS (:class:`.headers.SessionInterface`), with the
+session's token and a CSRF token. The server holds the session itself (:mod:`.signins`):
+it lasts ``console_session_minutes`` after the last request, and sign-out, a password
+change, or deleting the user or its account end it for every copy of the cookie. Every
+POST to the console must carry the CSRF token (form field ``csrf_token`` or header
 ``X-CSRF-Token``), or it is refused with 400 before any view runs.
 
 Views use :func:`login_required` / :func:`admin_required`, :func:`principal` for the
@@ -11,12 +13,12 @@ service calls, and :func:`act` to run an action and show its result or AWS-style
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hmac
 import os
 import re
 import secrets
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -26,10 +28,12 @@ from flask import (abort, current_app, flash, g, redirect, render_template, requ
 from .. import accounts
 from ..db import db
 from ..errors import AwsError
-from . import blueprint
+from . import blueprint, signins
 
 SECRET_FILE = "console-secret"
 CSRF_FIELD = "csrf_token"
+#: The cookie's key for the session token (see :mod:`.signins`).
+TOKEN = "session"
 
 
 def _secret(data_dir: str) -> bytes:
@@ -59,21 +63,26 @@ def configure(app) -> None:
                           "https:"))
 
 
-def lifetime_seconds() -> int:
-    return int(current_app.config["EUCALITE"].get("console_session_minutes", 480)) * 60
+def lifetime() -> dt.timedelta:
+    """How long a session lasts after its last request (``console_session_minutes``)."""
+    return dt.timedelta(
+        minutes=int(current_app.config["EUCALITE"].get("console_session_minutes", 480)))
 
 
 # --- passwords --------------------------------------------------------------------------
 
-def set_password(account_name: str, user_name: str, password: str) -> None:
-    """Store a hash of *password* for the user (it may then sign in to the console)."""
+def set_password(account_name: str, user_name: str, password: str,
+                 keep_session: str | None = None) -> None:
+    """Store a hash of *password* for the user (it may then sign in to the console) and
+    end the user's console sessions, but the one of token *keep_session* (the user changing
+    their own password stays signed in where they did it)."""
     from werkzeug.security import generate_password_hash
 
     if len(password) < 8:
         raise accounts.ValidationError("A console password needs at least 8 characters.")
     user = accounts.get_user(account_name, user_name)
     user.password_hash = generate_password_hash(password)
-    db.session.commit()
+    signins.end_all(user, keep=keep_session)          # commits the new hash with it
 
 
 def check_password(account_name: str, user_name: str, password: str) -> bool:
@@ -93,14 +102,14 @@ def principal() -> accounts.Principal:
     return g.principal
 
 
+def current_token() -> str | None:
+    """The token of this browser's session (whether or not it is still valid)."""
+    return session.get(TOKEN)
+
+
 def _load_principal() -> accounts.Principal | None:
-    names = session.get("account"), session.get("user")
-    if not all(names) or time.time() > session.get("expires", 0):
-        return None
-    try:
-        return accounts.principal_of(accounts.get_user(*names))
-    except AwsError:
-        return None
+    user = signins.find(current_token(), lifetime())
+    return None if user is None else accounts.principal_of(user)
 
 
 def login_required(view: Callable) -> Callable:
@@ -108,13 +117,12 @@ def login_required(view: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         who = _load_principal()
         if who is None:
-            signed_in = bool(session.get("account"))
+            signed_in = TOKEN in session
             session.clear()         # first: clearing after flash() would drop the message
             if signed_in:
                 flash("Your session expired: sign in again.", "error")
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         g.principal = who
-        session["expires"] = time.time() + lifetime_seconds()       # sliding expiry
         return view(*args, **kwargs)
     return wrapper
 
@@ -206,11 +214,11 @@ def login():
         account_name = request.form.get("account", "").strip()
         user_name = request.form.get("user", "").strip() or accounts.ADMIN_USER
         if check_password(account_name, user_name, request.form.get("password", "")):
-            token = session.get(CSRF_FIELD)
+            csrf = session.get(CSRF_FIELD)
+            signins.end(current_token())            # a new sign-in replaces the old one
+            token = signins.start(accounts.get_user(account_name, user_name), lifetime())
             session.clear()
-            session.update(account=account_name, user=user_name,
-                           expires=time.time() + lifetime_seconds(),
-                           **{CSRF_FIELD: token or secrets.token_urlsafe(32)})
+            session.update({TOKEN: token, CSRF_FIELD: csrf or secrets.token_urlsafe(32)})
             return redirect(safe_next(request.args.get("next", "")))
         flash("Wrong account, user or password.", "error")
         return render_template("console/login.html", account=account_name,
@@ -220,6 +228,7 @@ def login():
 
 @blueprint.route("/logout", methods=["POST"])
 def logout():
+    signins.end(current_token())
     session.clear()
     flash("Signed out.", "ok")
     return redirect(url_for("console.login"))

@@ -20,7 +20,8 @@ from ...credentials import env_lines, profile_sections
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
-from ..session import act, admin_required, login_required, principal, set_password
+from ..session import (act, admin_required, current_token, login_required, principal,
+                       set_password)
 from . import add_nav
 
 #: Session key holding the id of a key created on the previous request (its secret is
@@ -141,7 +142,9 @@ def user_delete(name, user):
 @admin_required
 def user_password(name, user):
     password = request.form.get("password", "")
-    act(lambda: set_password(name, user, password),
+    who = principal()
+    mine = (who.account_name, who.user_name) == (name, user)
+    act(lambda: set_password(name, user, password, current_token() if mine else None),
         f"Console password of {user} in {name} set.")
     return redirect(url_for("console.account", name=name))
 
