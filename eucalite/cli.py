@@ -66,14 +66,17 @@ def main():
 @click.option("--threads", type=int, help="Request threads in the one worker (default 16).")
 def serve(host, port, data_dir, node, threads):
     """Serve every role (EC2, S3, IAM endpoints) in one process until Ctrl-C or SIGTERM."""
-    from .server import run
+    from .server import CannotServe, run
 
     overrides = _overrides(host=host, port=port, data_dir=data_dir, node=node, threads=threads)
     try:
         config = config_module.load(overrides)
     except ValueError as error:
         raise click.ClickException(str(error))
-    run(config)
+    try:
+        run(config)
+    except CannotServe as error:
+        raise click.ClickException(str(error))
 
 
 # --- credentials ----------------------------------------------------------------------

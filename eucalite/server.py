@@ -6,7 +6,10 @@ handles Ctrl-C (fast stop) and SIGTERM (graceful stop) and logs one line per req
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import socket
 import sys
 from typing import Any
 
@@ -19,10 +22,27 @@ log = logging.getLogger(__name__)
 
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, app, options: dict[str, Any]):
+    """gunicorn's master (signals, worker respawn) serving *app* on an already bound
+    *listener*."""
+
+    def __init__(self, app, options: dict[str, Any], listener: socket.socket):
         self.application = app
         self.options = options
+        self.listener = listener
         super().__init__()
+
+    def run(self):
+        from gunicorn.arbiter import Arbiter
+        from gunicorn.sock import TCP6Socket, TCPSocket
+
+        arbiter = Arbiter(self)
+        kind = TCP6Socket if self.listener.family == socket.AF_INET6 else TCPSocket
+        address = self.listener.getsockname()[:2]
+        # gunicorn adopts the descriptor (and closes the one given)
+        arbiter.LISTENERS = [kind(address, self.cfg, arbiter.log,
+                                  fd=os.dup(self.listener.fileno()))]
+        self.listener.close()
+        arbiter.run()
 
     def load_config(self):
         for key, value in self.options.items():
@@ -42,6 +62,10 @@ def _post_fork(app):
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
+        # Every worker, the first or one respawned after a crash, recovers the store before
+        # it serves: it is then the only writer in the server, and the store lock waits out
+        # writers elsewhere (a dying predecessor, `eucalite image import`).
+        worker.store_lock = recover_store(app, worker.notify)
         # Background duties run in the worker, beside the request threads. The hypervisor
         # connection is opened here, after the fork, never shared with the master.
         from .compute import reconcile
@@ -80,12 +104,24 @@ def start_node_services(app) -> None:
         log.warning(services.cluster.metadata_problem)
 
 
-def recover(app) -> None:
-    """Undo what a crash or kill left half-done, before anything is served, and find out
-    whether node duty can run here (the worker opens the hypervisor for real after fork)."""
+def recover_store(app, waiting) -> int:
+    """Remove the object store's unfinished writes once no other writer lives (calling
+    *waiting* meanwhile); returns the store lock's descriptor, held shared from then on."""
+    from . import datadir
+
+    services = app.extensions["eucalite"]
+    lock = datadir.recovery_lock(services.config["data_dir"], waiting)
+    with app.app_context():
+        services.s3.recover()
+    datadir.become_writer(lock)
+    return lock
+
+
+def probe_node_duty(app) -> None:
+    """Find out in the master whether node duty can run here, for the banner (the worker
+    opens the hypervisor for real after fork)."""
     with app.app_context():
         services = app.extensions["eucalite"]
-        services.s3.recover()
         services.cluster.start_node_duty()
         services.cluster.close_driver()
 
@@ -123,17 +159,49 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+class CannotServe(RuntimeError):
+    """Serving cannot start (the data directory is in use, the port is taken); the message
+    says why, for one line on the terminal."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound and listening. Taken before anything changes on the host
+    so a taken port fails fast; gunicorn's master then serves on it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise CannotServe(f"cannot listen on {host}:{port}: {error}") from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as error:
+        listener.close()
+        reason = "the port is in use" if error.errno == errno.EADDRINUSE else str(error)
+        raise CannotServe(f"cannot listen on {host}:{port}: {reason}") from None
+    return listener
+
+
 def run(config: dict[str, Any]) -> None:
-    from . import create_app
+    """Serve until Ctrl-C or SIGTERM. Checks what can fail fast (the data directory's lock,
+    the port) before anything else; raises :class:`CannotServe` when either is taken."""
+    from . import create_app, datadir
 
     logging.basicConfig(level=config["log_level"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        server_lock = datadir.hold_server_lock(config["data_dir"])
+    except datadir.InUse as error:
+        raise CannotServe(str(error)) from None
+    listener = bind(config["host"], config["port"])
+    config_module.remember_served_url(config)   # clients may connect from now on
     app = create_app(config)
-    recover(app)
-    config_module.remember_served_url(config)
+    probe_node_duty(app)
     options = {
-        "bind": f"{config['host']}:{config['port']}",
+        "bind": f"{config['host']}:{config['port']}",     # what the listener is bound to
         "workers": 1,
         "worker_class": "gthread",
         "threads": config["threads"],
@@ -155,4 +223,7 @@ def run(config: dict[str, Any]) -> None:
         # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.
         "control_socket_disable": True,
     }
-    _Gunicorn(app, options).run()
+    try:
+        _Gunicorn(app, options, listener).run()
+    finally:
+        os.close(server_lock)

@@ -80,9 +80,12 @@ def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> li
     """Bundle, upload and register; prints and returns the ids [eki, eri(, emi)]."""
     from . import images
 
+    from ..datadir import store_writer
+
     name = name or os.path.basename(root or kernel)
     store = app.extensions["eucalite"].s3.store
-    with app.app_context():
+    # a writer beside the server: its recovery must not remove this upload's files
+    with store_writer(app.config["EUCALITE"]["data_dir"]), app.app_context():
         from ..accounts import get_user, principal_of
         from ..s3 import buckets
 
