@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Iterable
 from xml.etree import ElementTree as ET
 
+from .. import integers
 from ..errors import AwsError
 from ..xmlutil import S3_NAMESPACE, document
 from .xmlbody import MalformedXML, child_text, parse
@@ -89,10 +90,9 @@ def _parse_rule(element: ET.Element) -> dict:
                        code="InvalidArgument", status=400)
     max_age = child_text(element, "MaxAgeSeconds")
     if max_age is not None:
-        max_age = max_age.strip()
-        if not max_age.isdigit():        # digits only: no sign, no fraction
+        max_age = integers.parse(max_age.strip(), maximum=integers.INT32_MAX)
+        if max_age is None:              # ASCII digits only: no sign, no fraction
             raise MalformedXML()
-        max_age = int(max_age)
     return {"ID": rule_id, "AllowedOrigins": origins, "AllowedMethods": methods,
             "AllowedHeaders": headers, "ExposeHeaders": expose, "MaxAgeSeconds": max_age}
 

@@ -32,6 +32,7 @@ from typing import Iterable, Mapping
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
+from .. import integers
 from ..errors import AwsError
 from ..xmlutil import S3_NAMESPACE, document
 from .xmlbody import MalformedXML, parse
@@ -80,11 +81,13 @@ def _only(element: ET.Element, allowed: set[str]) -> None:
         raise MalformedXML()
 
 
-def _integer(element: ET.Element) -> int:
-    try:
-        return int((element.text or "").strip())
-    except ValueError:
-        raise MalformedXML() from None
+def _integer(element: ET.Element, maximum: int = integers.INT32_MAX) -> int:
+    """The element's integer; MalformedXML unless ASCII digits (a ``-`` allowed, so the
+    caller can say why a negative value is refused) no greater than *maximum*."""
+    value = integers.parse((element.text or "").strip(), signed=True, maximum=maximum)
+    if value is None:
+        raise MalformedXML()
+    return value
 
 
 def _positive(element: ET.Element | None, name: str, action: str) -> int | None:
@@ -98,7 +101,7 @@ def _positive(element: ET.Element | None, name: str, action: str) -> int | None:
 
 
 def _size(element: ET.Element, name: str) -> int:
-    value = _integer(element)
+    value = _integer(element, maximum=integers.INT64_MAX)
     low = 1 if name == "ObjectSizeLessThan" else 0
     if not low <= value <= MAX_OBJECT_SIZE:
         raise _invalid_request(f"'{name}' should be between {low} and {MAX_OBJECT_SIZE}.")

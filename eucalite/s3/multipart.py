@@ -142,11 +142,39 @@ def parts_of(upload_id: str) -> list[UploadPart]:
                                    .order_by(UploadPart.part_number)).scalars())
 
 
+#: How often CompleteMultipartUpload chooses its parts again when parts it chose were
+#: uploaded again meanwhile, before it gives up with OperationAborted.
+COMPLETE_ATTEMPTS = 3
+
+
+class _PartsChanged(Exception):
+    """A part that completion chose was replaced before completion could record it."""
+
+
 def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
              upload_id: str, chosen: list[Completed]) -> ObjectVersion:
     """CompleteMultipartUpload, with S3's checks: parts ascending (InvalidPartOrder), each
     uploaded with the given ETag (InvalidPart), all but the last at least 5 MiB
-    (EntityTooSmall). The ETag is the MD5 of the parts' MD5s, then ``-<count>``."""
+    (EntityTooSmall). The ETag is the MD5 of the parts' MD5s, then ``-<count>``.
+
+    The parts are chosen outside the write transaction (checking them reads every part
+    row), so an UploadPart of the same number may replace one, and free its file, before the
+    object is recorded. The transaction that records the object therefore checks that every
+    chosen part is still the file it chose; if one is not, the parts are chosen again from
+    what is there now (the client's ETag then decides: same bytes complete, other bytes are
+    InvalidPart). An object never points at a freed file.
+    """
+    for _attempt in range(COMPLETE_ATTEMPTS):
+        try:
+            return _complete_once(store, requester, bucket_name, key, upload_id, chosen)
+        except _PartsChanged:
+            continue
+    raise S3Error("OperationAborted", 409, "A conflicting conditional operation is currently "
+                  "in progress against this resource. Please try again.")
+
+
+def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name: str,
+                   key: str, upload_id: str, chosen: list[Completed]) -> ObjectVersion:
     upload = get_upload(requester, bucket_name, key, upload_id)
     if not chosen:
         raise S3Error("MalformedXML", 400, "The XML you provided was not well-formed or did "
@@ -175,17 +203,23 @@ def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, 
     digest = hashlib.md5(b"".join(bytes.fromhex(part.etag) for part in selected))
     etag = f"{digest.hexdigest()}-{len(selected)}"
     checksum = _composite_checksum(upload, selected)
-    leftovers = [part.path for number, part in uploaded.items() if part not in selected]
     attributes = objects.Attributes(
         content_type=upload.content_type, headers=upload.get_json("headers", {}),
         meta=upload.get_json("meta", {}), acl=upload.get_json("acl"),
         tags=upload.get_json("tags"), storage_class=upload.storage_class)
     segments = [objects.Stored(part.path, part.size) for part in selected]
+    chosen_paths = {part.part_number: part.path for part in selected}
+    leftovers: list[str] = []
 
     def finish_upload(_bucket) -> None:
         fresh = db.session.get(MultipartUpload, upload_id)
         if fresh is None:
             raise NoSuchUpload(upload_id)
+        now = {part.part_number: part.path for part in parts_of(upload_id)}
+        if any(now.get(number) != path for number, path in chosen_paths.items()):
+            raise _PartsChanged()
+        # Read under the lock too: a part left out may have been replaced meanwhile.
+        leftovers.extend(path for number, path in now.items() if number not in chosen_paths)
         db.session.delete(fresh)                  # parts cascade; their files live on
 
     db.session.rollback()

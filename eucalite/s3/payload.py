@@ -34,6 +34,7 @@ import hmac
 import re
 from typing import BinaryIO, Iterator, Mapping
 
+from .. import integers
 from ..auth import EMPTY_SHA256, UNSIGNED_PAYLOAD, V4_ALGORITHM, AuthResult
 from ..errors import BAD_PAYLOAD, BAD_SIGNATURE, AuthError, AwsError
 from . import checksums
@@ -510,9 +511,10 @@ def _decoded_length(headers: Mapping[str, str]) -> int | None:
     value = headers.get("x-amz-decoded-content-length")
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise invalid_request(f"x-amz-decoded-content-length {value!r} is not a number.")
-    return int(value)
+    length = integers.parse(value.strip())
+    if length is None:
+        raise invalid_request(f"x-amz-decoded-content-length {value[:40]!r} is not a number.")
+    return length
 
 
 def _signer(auth: AuthResult | None, declared: str) -> _ChunkSigner:

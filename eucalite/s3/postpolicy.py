@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .. import integers
 from ..accounts import Principal
 from ..auth import V4_ALGORITHM, KeyLookup, v4_signing_key
 from ..errors import BAD_SIGNATURE, UNKNOWN_KEY, AuthError, AwsError
@@ -284,10 +285,10 @@ def _condition(item: Any) -> Condition:
 
 
 def _length_bounds(condition: Condition) -> tuple[int, int]:
-    try:
-        low, high = (int(bound) for bound in condition.value)
-    except ValueError:
-        raise _denied(f"Policy Condition failed: {condition.text}") from None
+    low, high = (bound if isinstance(bound, int) else integers.parse(bound, signed=True)
+                 for bound in condition.value)
+    if low is None or high is None:
+        raise _denied(f"Policy Condition failed: {condition.text}")
     if low < 0:
         raise _bad_policy("Invalid content-length-range: the bounds must not be negative.")
     return low, high

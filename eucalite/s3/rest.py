@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, g, request
 
-from .. import auth, xmlutil
+from .. import auth, integers, xmlutil
 from ..accounts import Principal
 from ..api import services
 from ..errors import AuthError, AwsError, InternalError, MISSING
@@ -75,15 +75,13 @@ class S3Request:
         return self.headers.get(name, default)
 
     def int_arg(self, name: str, default: int, maximum: int) -> int:
-        """A non-negative integer query parameter (max-keys, max-parts...), capped."""
+        """A non-negative integer query parameter (max-keys, max-parts...), capped at
+        *maximum*; InvalidArgument unless ASCII digits within S3's integer range."""
         text = self.query.get(name)
         if text is None or text == "":
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            value = -1
-        if value < 0:
+        value = integers.parse(text, maximum=integers.INT32_MAX)
+        if value is None:
             raise AwsError(f"Provided {name} not an integer or within integer range",
                            code="InvalidArgument", status=400, ArgumentName=name,
                            ArgumentValue=text)

@@ -6,6 +6,7 @@ import re
 
 from flask import Response
 
+from .. import integers
 from . import access, buckets, checksums, multipart, xmlbody
 from .buckets import S3Error
 from .rest import S3Request, empty, route, xml_response
@@ -35,12 +36,12 @@ def create_upload(req: S3Request) -> Response:
 
 
 def _part_number(req: S3Request) -> int:
-    try:
-        return int(req.query.get("partNumber", ""))
-    except ValueError:
+    number = integers.parse(req.query.get("partNumber", ""))
+    if number is None:
         raise S3Error("InvalidArgument", 400, "Part number must be an integer between 1 and "
                       "10000, inclusive", ArgumentName="partNumber",
                       ArgumentValue=req.query.get("partNumber", ""))
+    return number
 
 
 @route("PUT", "object", "uploadId")
@@ -72,19 +73,19 @@ def _copy_part(req: S3Request, upload_id: str, number: int) -> Response:
     return xml_response(document)
 
 
-_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_COPY_RANGE = re.compile(r"bytes=([0-9]+)-([0-9]+)")
 
 
 def _copy_range(header: str, size: int) -> tuple[int, int]:
     """(first, last) of x-amz-copy-source-range. Unlike a GET's Range, S3 takes only the
     bytes=first-last form and never trims it: a range past the source's end is an error."""
-    found = _COPY_RANGE.match(header.strip())
-    if not found:
+    found = _COPY_RANGE.fullmatch(header.strip())
+    first, last = (integers.parse(value) for value in found.groups()) if found else (None, None)
+    if first is None or last is None:
         raise S3Error("InvalidArgument", 400, "The x-amz-copy-source-range value must be "
                       "of the form bytes=first-last where first and last are the "
                       "zero-based offsets of the first and last bytes to copy",
                       ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
-    first, last = int(found.group(1)), int(found.group(2))
     if first > last or last >= size:
         raise S3Error("InvalidArgument", 400, "Range specified is not valid for source "
                       f"object of size: {size}", ArgumentName="x-amz-copy-source-range",
@@ -102,9 +103,8 @@ def complete_upload(req: S3Request) -> Response:
         etag = xmlbody.child_text(item, "ETag")
         if number_text is None or etag is None:
             raise xmlbody.MalformedXML()
-        try:
-            number = int(number_text)
-        except ValueError:
+        number = integers.parse(number_text.strip())
+        if number is None:
             raise xmlbody.MalformedXML()
         checksum = next((child.text for child in item
                          if child.tag.startswith("Checksum") and child.text), None)

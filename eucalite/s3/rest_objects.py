@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from flask import Response
 
+from .. import integers
 from ..errors import AwsError
 from . import access, buckets, lifecycle, objects, tagging
 from .buckets import S3Error
@@ -261,7 +262,7 @@ def _not_modified(version: ObjectVersion) -> NotModified:
     return error
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -269,17 +270,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     (S3 then sends the whole object); InvalidRange when it cannot be satisfied."""
     if not header:
         return None
-    found = _RANGE.match(header.strip())
+    found = _RANGE.fullmatch(header.strip())
     if not found or (not found.group(1) and not found.group(2)):
         return None
-    first, last = found.groups()
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-        if last and int(last) < start:
+    first, last = (integers.parse(value) if value else None for value in found.groups())
+    if (found.group(1) and first is None) or (found.group(2) and last is None):
+        return None                     # more digits than any object has bytes
+    if first is not None:
+        start = first
+        end = min(last, size - 1) if last is not None else size - 1
+        if last is not None and last < start:
             return None
     else:
-        suffix = int(last)
+        suffix = last
         if suffix == 0:
             raise _invalid_range(header, size)
         start, end = max(size - suffix, 0), size - 1
@@ -339,10 +342,7 @@ def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, 
         raise S3Error("InvalidRequest", 400, "Cannot specify both Range header and partNumber "
                       "query parameter")
     if part is not None:
-        try:
-            number = int(part)
-        except ValueError:
-            number = 0
+        number = integers.parse(part) or 0
         segments = version.segments
         count = len(segments) if version.parts_count else 1
         if not 1 <= number <= max(count, 1):

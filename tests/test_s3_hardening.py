@@ -1,0 +1,286 @@
+"""Walrus (S3) on hostile input: every malformed request is S3's own 4xx error in its XML
+envelope (never a 500), racing writers never leave an object pointing at a freed file,
+and every XML document the store writes parses, whatever the keys and values hold."""
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote, urlencode
+from xml.etree import ElementTree as ET
+
+import botocore.auth
+import pytest
+import requests
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+BUCKET = "hardened"
+
+
+@pytest.fixture
+def s3(live):
+    client = live.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+class _Signer(botocore.auth.S3SigV4Auth):
+    """botocore's S3 signer, keeping an x-amz-content-sha256 the caller chose (it would
+    put the body's hash there)."""
+
+    def _modify_request_before_signing(self, request):
+        declared = request.headers.get("x-amz-content-sha256")
+        super()._modify_request_before_signing(request)
+        del request.headers["x-amz-content-sha256"]
+        request.headers["x-amz-content-sha256"] = declared
+
+
+def send(live, method: str, path: str, *, body: bytes = b"", headers: dict | None = None,
+         query: dict | None = None, payload_hash: str | None = None) -> requests.Response:
+    """A raw request signed with Signature V4 by botocore, as a client would send it;
+    *path* is quoted here (so a key may hold any character)."""
+    url = live.base_url + quote(path, safe="/")
+    if query:
+        url += "?" + urlencode(query, quote_via=quote)
+    headers = dict(headers or {})
+    headers.setdefault("x-amz-content-sha256", payload_hash or hashlib.sha256(body).hexdigest())
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    _Signer(Credentials(live.key_id, live.secret), "s3", live.region).add_auth(request)
+    prepared = request.prepare()
+    return requests.request(method, prepared.url, headers=dict(prepared.headers), data=body)
+
+
+def error_code(response: requests.Response) -> str:
+    """The S3 error code of an error response, which must be a well-formed <Error>."""
+    root = ET.fromstring(response.content)
+    assert root.tag == "Error"
+    return root.findtext("Code")
+
+
+def assert_error(response: requests.Response, code: str, status: int = 400) -> None:
+    assert (response.status_code, error_code(response)) == (status, code), response.text
+
+
+# --- integers: ASCII digits only, bounded ------------------------------------------------
+
+NOT_ASCII_DIGITS = ["²", "٣", "1_0", "9" * 5000]
+#: Headers are Latin-1 on the wire (so no "٣"), which has its own digits that are not digits.
+HEADER_NOT_DIGITS = ["²", "¹0", "1_0", "9" * 5000]
+
+
+@pytest.fixture
+def ten_bytes(s3):
+    s3.put_object(Bucket=BUCKET, Key="ten", Body=b"0123456789")
+    return s3
+
+
+@pytest.mark.parametrize("value", HEADER_NOT_DIGITS)
+def test_range_with_unusual_digits_serves_the_whole_object(live, ten_bytes, value):
+    # S3 ignores a Range header it cannot parse, and sends the whole object.
+    response = send(live, "GET", f"/{BUCKET}/ten", headers={"Range": f"bytes={value}-"})
+    assert (response.status_code, response.content) == (200, b"0123456789")
+    response = send(live, "GET", f"/{BUCKET}/ten", headers={"Range": f"bytes=-{value}"})
+    assert (response.status_code, response.content) == (200, b"0123456789")
+
+
+@pytest.mark.parametrize("value", HEADER_NOT_DIGITS)
+def test_copy_source_range_with_unusual_digits_is_invalid_argument(live, ten_bytes, value):
+    upload = ten_bytes.create_multipart_upload(Bucket=BUCKET, Key="copy")["UploadId"]
+    response = send(live, "PUT", f"/{BUCKET}/copy",
+                    query={"partNumber": "1", "uploadId": upload},
+                    headers={"x-amz-copy-source": f"{BUCKET}/ten",
+                             "x-amz-copy-source-range": f"bytes=0-{value}"})
+    assert_error(response, "InvalidArgument")
+
+
+@pytest.mark.parametrize("value", HEADER_NOT_DIGITS)
+def test_decoded_content_length_with_unusual_digits_is_refused(live, s3, value):
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    response = send(live, "PUT", f"/{BUCKET}/chunked", body=body,
+                    payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                    headers={"Content-Encoding": "aws-chunked",
+                             "x-amz-decoded-content-length": value})
+    assert response.status_code == 400 and error_code(response) in ("InvalidRequest",
+                                                                     "InvalidArgument")
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS + ["-1"])
+def test_cors_max_age_with_unusual_digits_is_malformed_xml(live, s3, value):
+    body = ("<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>"
+            "<AllowedMethod>GET</AllowedMethod>"
+            f"<MaxAgeSeconds>{value}</MaxAgeSeconds></CORSRule></CORSConfiguration>")
+    response = send(live, "PUT", f"/{BUCKET}", query={"cors": ""}, body=body.encode())
+    assert_error(response, "MalformedXML")
+
+
+@pytest.mark.parametrize("name", ["max-keys", "max-uploads"])
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS + ["99999999999"])
+def test_bucket_listing_limits_with_unusual_digits_are_invalid_argument(live, s3, name, value):
+    query = {name: value}
+    if name == "max-uploads":
+        query["uploads"] = ""
+    assert_error(send(live, "GET", f"/{BUCKET}", query=query), "InvalidArgument")
+
+
+@pytest.mark.parametrize("name", ["max-parts", "part-number-marker"])
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS)
+def test_list_parts_limits_with_unusual_digits_are_invalid_argument(live, s3, name, value):
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="parts")["UploadId"]
+    response = send(live, "GET", f"/{BUCKET}/parts", query={"uploadId": upload, name: value})
+    assert_error(response, "InvalidArgument")
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS)
+def test_part_numbers_with_unusual_digits_are_refused(live, ten_bytes, value):
+    upload = ten_bytes.create_multipart_upload(Bucket=BUCKET, Key="parts")["UploadId"]
+    put = send(live, "PUT", f"/{BUCKET}/parts", body=b"x",
+               query={"uploadId": upload, "partNumber": value})
+    assert_error(put, "InvalidArgument")
+    get = send(live, "GET", f"/{BUCKET}/ten", query={"partNumber": value})
+    assert get.status_code in (400, 416) and error_code(get) in ("InvalidArgument",
+                                                                 "InvalidPartNumber")
+    complete = ("<CompleteMultipartUpload><Part><PartNumber>" + value +
+                "</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>")
+    done = send(live, "POST", f"/{BUCKET}/parts", body=complete.encode(),
+                query={"uploadId": upload})
+    assert_error(done, "MalformedXML")
+
+
+# --- XML bodies: declared encodings, DTDs, entities --------------------------------------
+
+XML_BODIED = [     # ACLs have their own "not well-formed" code, MalformedACLError
+    ("PUT", "", {"acl": ""}, "AccessControlPolicy"),
+    ("PUT", "", {"cors": ""}, "CORSConfiguration"),
+    ("PUT", "", {"lifecycle": ""}, "LifecycleConfiguration"),
+    ("PUT", "", {"tagging": ""}, "Tagging"),
+    ("PUT", "", {"versioning": ""}, "VersioningConfiguration"),
+    ("POST", "", {"delete": ""}, "Delete"),
+    ("PUT", "/obj", {"tagging": ""}, "Tagging"),
+    ("PUT", "/obj", {"acl": ""}, "AccessControlPolicy"),
+]
+
+
+@pytest.mark.parametrize("declaration", [
+    '<?xml version="1.0" encoding="foo"?>',
+    '<?xml version="1.0" encoding="utf-32"?>',
+    '<?xml version="1.0" encoding="rot13"?>',
+])
+@pytest.mark.parametrize("method,suffix,query,root", XML_BODIED)
+def test_xml_body_with_unknown_encoding_is_malformed_xml(live, s3, declaration, method,
+                                                         suffix, query, root):
+    s3.put_object(Bucket=BUCKET, Key="obj", Body=b"x")
+    body = f"{declaration}<{root}></{root}>".encode()
+    response = send(live, method, f"/{BUCKET}{suffix}", query=query, body=body,
+                    headers={"Content-MD5": _md5(body)})
+    assert_error(response, "MalformedACLError" if "acl" in query else "MalformedXML")
+
+
+def test_complete_upload_with_unknown_encoding_is_malformed_xml(live, s3):
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="enc")["UploadId"]
+    body = b'<?xml version="1.0" encoding="foo"?><CompleteMultipartUpload/>'
+    response = send(live, "POST", f"/{BUCKET}/enc", query={"uploadId": upload}, body=body)
+    assert_error(response, "MalformedXML")
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">'
+    b']><Tagging><TagSet><Tag><Key>k</Key><Value>&b;</Value></Tag></TagSet></Tagging>',
+    ('<?xml version="1.0" encoding="utf-16"?><!DOCTYPE t [<!ENTITY a "x">]><Tagging><TagSet>'
+     '<Tag><Key>k</Key><Value>&a;</Value></Tag></TagSet></Tagging>').encode("utf-16"),
+    b'<Tagging><TagSet><Tag><Key>k</Key><Value>&undefined;</Value></Tag></TagSet></Tagging>',
+])
+def test_dtds_and_entities_are_refused(live, s3, body):
+    response = send(live, "PUT", f"/{BUCKET}", query={"tagging": ""}, body=body)
+    assert_error(response, "MalformedXML")
+
+
+def test_xml_body_in_utf16_is_still_read(live, s3):
+    body = ('<?xml version="1.0" encoding="utf-16"?><Tagging><TagSet><Tag><Key>k</Key>'
+            '<Value>v</Value></Tag></TagSet></Tagging>').encode("utf-16")
+    response = send(live, "PUT", f"/{BUCKET}", query={"tagging": ""}, body=body)
+    assert response.status_code in (200, 204), response.text
+    assert s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"] == [{"Key": "k", "Value": "v"}]
+
+
+def _md5(body: bytes) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
+# --- racing writers: no object may point at a freed part ----------------------------------
+
+MIB = 1024 * 1024
+
+
+class Pause:
+    """Stops the first call of a wrapped function until :meth:`release`, so a test can run
+    another request in the gap at exactly that point."""
+
+    def __init__(self, function, when=lambda *args, **kwargs: True):
+        import threading
+
+        self._function, self._when = function, when
+        self.reached, self._go = threading.Event(), threading.Event()
+        self._used = False
+
+    def __call__(self, *args, **kwargs):
+        if not self._used and self._when(*args, **kwargs):
+            self._used = True
+            self.reached.set()
+            assert self._go.wait(30)
+        return self._function(*args, **kwargs)
+
+    def release(self):
+        self._go.set()
+
+
+def _in_thread(function):
+    """Run *function* in a thread; returns a callable that joins it and gives its result."""
+    import threading
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", function()))
+    thread.start()
+
+    def join():
+        thread.join(60)
+        return result["value"]
+    return join
+
+
+@pytest.mark.parametrize("same_bytes", [True, False])
+def test_upload_part_racing_complete_never_loses_the_part(live, s3, monkeypatch, same_bytes):
+    from eucalite.s3 import objects
+
+    first, second = b"a" * (5 * MIB), b"second part"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="raced")["UploadId"]
+    etags = [s3.upload_part(Bucket=BUCKET, Key="raced", UploadId=upload, PartNumber=number,
+                            Body=body)["ETag"] for number, body in ((1, first), (2, second))]
+    # Completion stops after it chose the parts and before it records the object...
+    pause = Pause(objects.record, when=lambda *a, **k: k.get("in_transaction") is not None)
+    monkeypatch.setattr(objects, "record", pause)
+    parts = [{"PartNumber": n, "ETag": etag} for n, etag in ((1, etags[0]), (2, etags[1]))]
+    complete = _in_thread(lambda: send(
+        live, "POST", f"/{BUCKET}/raced", query={"uploadId": upload},
+        body=_complete_xml(parts)))
+    assert pause.reached.wait(30)
+    # ...while part 2 is uploaded again (a client retry, or other bytes).
+    again = second if same_bytes else b"other bytes"
+    s3.upload_part(Bucket=BUCKET, Key="raced", UploadId=upload, PartNumber=2, Body=again)
+    pause.release()
+    response = complete()
+    if response.status_code == 200:
+        body = s3.get_object(Bucket=BUCKET, Key="raced")["Body"].read()
+        assert body == first + second
+    else:
+        # The part the client named by its ETag is gone: S3's InvalidPart, upload intact.
+        assert not same_bytes
+        assert_error(response, "InvalidPart")
+        listed = s3.list_parts(Bucket=BUCKET, Key="raced", UploadId=upload)["Parts"]
+        assert [part["Size"] for part in listed] == [len(first), len(again)]
+
+
+def _complete_xml(parts) -> bytes:
+    items = "".join(f"<Part><PartNumber>{part['PartNumber']}</PartNumber>"
+                    f"<ETag>{part['ETag']}</ETag></Part>" for part in parts)
+    return f"<CompleteMultipartUpload>{items}</CompleteMultipartUpload>".encode()
