@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote
 
-from . import accounts
+from . import accounts, integers
 from .accounts import Principal
-from .errors import (AuthError, BAD_PAYLOAD, BAD_SIGNATURE, EXPIRED, INCOMPLETE, MISSING,
-                     SKEWED, UNKNOWN_KEY)
+from .errors import (AuthError, BAD_PAYLOAD, BAD_QUERY_AUTH, BAD_SIGNATURE, DENIED, EXPIRED,
+                     INCOMPLETE, MISSING, SKEWED, UNKNOWN_KEY)
 
 V4_ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -51,6 +51,7 @@ S3_V2_SUBRESOURCES = frozenset("""
 """.split())
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_AMZ_DATE = re.compile(r"\A[0-9]{8}T[0-9]{6}Z\Z")
 
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
@@ -146,32 +147,65 @@ def v4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return _hmac(key, "aws4_request")
 
 
+def _utc(parsed: dt.datetime) -> dt.datetime | None:
+    """*parsed* in UTC (naive means UTC); None when that falls outside the calendar
+    (``9999-12-31T23:59:59-14:00`` is in year 10000)."""
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    try:
+        return parsed.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
 def _parse_amz_date(text: str) -> dt.datetime | None:
-    for fmt in ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
-        try:
-            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc)
-        except ValueError:
-            pass
-    return None
+    """``X-Amz-Date``: ISO 8601 basic format (``20261205T120000Z``), the only form SigV4
+    signs; None for anything else, including digits that are not ASCII."""
+    if not _AMZ_DATE.match(text):
+        return None
+    try:
+        return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:                      # month 13, day 45, year 0
+        return None
 
 
 def _parse_http_date(text: str) -> dt.datetime | None:
+    """A ``Date``/``x-amz-date`` header: RFC 1123 (or the SigV4 basic format); None when it
+    is not one or names no representable instant."""
+    if not text.isascii():
+        return None
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return _parse_amz_date(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed
+    return _utc(parsed)
 
 
 def _parse_iso8601(text: str) -> dt.datetime | None:
     """V2 ``Timestamp``/``Expires``: ISO 8601, with or without fraction or offset."""
+    if not text.isascii():
+        return None
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return _utc(parsed)
+
+
+def _epoch_text(seconds: int) -> str:
+    """*seconds* since the epoch as S3 writes a time in its errors; the number itself when
+    no calendar date matches it."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(seconds)
+
+
+def _same_signature(expected: str, given: str) -> bool:
+    """Constant-time comparison of the signature we computed with the client's, which may
+    hold any character (``hmac.compare_digest`` raises on non-ASCII text)."""
+    return hmac.compare_digest(expected.encode("ascii"),
+                               given.encode("utf-8", "surrogatepass"))
 
 
 def _check_skew(when: dt.datetime, now: dt.datetime, max_skew: int) -> None:
@@ -289,16 +323,40 @@ def _canonical_headers(view: RequestView, signed: list[str]) -> str:
     return "".join(lines)
 
 
+def _v4_presigned_expiry(query: dict[str, str], when: dt.datetime, now: dt.datetime,
+                         max_skew: int) -> None:
+    """Refuse a presigned V4 request whose ``X-Amz-Expires`` is malformed or has passed."""
+    text = query.get("X-Amz-Expires", "0")
+    expires = integers.parse(text, signed=True)
+    if expires is None:
+        raise AuthError(BAD_QUERY_AUTH, "X-Amz-Expires should be a number")
+    if expires < 0:
+        raise AuthError(BAD_QUERY_AUTH, "X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_SECONDS:
+        raise AuthError(BAD_QUERY_AUTH, "X-Amz-Expires must be less than a week (in seconds); "
+                        "that is, the given X-Amz-Expires must be less than 604800 seconds")
+    if (when - now).total_seconds() > max_skew:
+        _check_skew(when, now, max_skew)
+    if now > when + dt.timedelta(seconds=expires):
+        raise AuthError(EXPIRED, "Request has expired", **{"X-Amz-Expires": str(expires)},
+                        Expires=(when + dt.timedelta(seconds=expires)).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"),
+                        ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
         now: dt.datetime, max_skew: int, authorization: str | None,
         query: dict[str, str] | None) -> AuthResult:
     presigned = query is not None
+    # S3 names a malformed presigned URL apart from a malformed Authorization header.
+    malformed = BAD_QUERY_AUTH if presigned else INCOMPLETE
     if presigned:
         needed = ("X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature")
         missing = [name for name in needed if not query.get(name)]
         if missing:
-            raise AuthError(INCOMPLETE, "Query-string authentication requires the "
-                            + ", ".join(missing) + " parameter(s).")
+            raise AuthError(malformed, "Query-string authentication version 4 requires the "
+                            "X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, "
+                            "X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
         credential, signed_headers = query["X-Amz-Credential"], query["X-Amz-SignedHeaders"]
         signature, amz_date_text = query["X-Amz-Signature"], query["X-Amz-Date"]
     else:
@@ -309,37 +367,30 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
 
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
-        raise AuthError(INCOMPLETE, f"Credential should be scoped to a valid region, not "
+        raise AuthError(malformed, f"Credential should be scoped to a valid region, not "
                         f"{credential!r}; expected AKID/YYYYMMDD/region/service/aws4_request.")
     access_key_id, scope_date, region, scope_service, _ = parts
     if scope_service != service:
-        raise AuthError(INCOMPLETE, f"Credential should be scoped to correct service: "
+        raise AuthError(malformed, f"Credential should be scoped to correct service: "
                         f"'{service}'.")
 
-    when = _parse_amz_date(amz_date_text) or (
-        None if presigned else _parse_http_date(amz_date_text))
-    if when is None:
-        raise AuthError(INCOMPLETE, "Authorization requires a valid X-Amz-Date or Date header; "
-                        f"got {amz_date_text!r}.")
+    if presigned:
+        when = _parse_amz_date(amz_date_text)
+        if when is None:
+            raise AuthError(malformed, "X-Amz-Date must be in the ISO8601 Long Format "
+                            "\"yyyyMMdd'T'HHmmss'Z'\"")
+    else:
+        when = _parse_amz_date(amz_date_text) or _parse_http_date(amz_date_text)
+        if when is None:
+            raise AuthError(malformed, "Authorization requires a valid X-Amz-Date or Date "
+                            f"header; got {amz_date_text!r}.")
     amz_date = when.strftime("%Y%m%dT%H%M%SZ")
     if scope_date != amz_date[:8]:
-        raise AuthError(INCOMPLETE, f"Date in Credential scope does not match YYYYMMDD from "
+        raise AuthError(malformed, f"Date in Credential scope does not match YYYYMMDD from "
                         f"ISO-8601 version of date from HTTP: '{scope_date}' != "
                         f"'{amz_date[:8]}'")
     if presigned:
-        try:
-            expires = int(query.get("X-Amz-Expires", "0"))
-        except ValueError:
-            raise AuthError(INCOMPLETE, "X-Amz-Expires should be a number")
-        if expires < 0 or expires > MAX_PRESIGN_SECONDS:
-            raise AuthError(INCOMPLETE, "X-Amz-Expires must be between 0 and 604800 seconds")
-        if (when - now).total_seconds() > max_skew:
-            _check_skew(when, now, max_skew)
-        if now > when + dt.timedelta(seconds=expires):
-            raise AuthError(EXPIRED, "Request has expired", **{"X-Amz-Expires": str(expires)},
-                            Expires=(when + dt.timedelta(seconds=expires)).strftime(
-                                "%Y-%m-%dT%H:%M:%SZ"),
-                            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _v4_presigned_expiry(query, when, now, max_skew)
     else:
         _check_skew(when, now, max_skew)
 
@@ -383,7 +434,7 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
                                         hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
             expected = hmac.new(signing_key, string_to_sign.encode("utf-8"),
                                 hashlib.sha256).hexdigest()
-            if hmac.compare_digest(expected, signature):
+            if _same_signature(expected, signature):
                 return AuthResult(principal, "v4-query" if presigned else "v4-header",
                                   payload_sha256=None if body is not None else payload,
                                   signing_key=signing_key, seed_signature=signature,
@@ -429,7 +480,7 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
         string_to_sign = f"{view.method}\n{host_form}\n{uri_encode(path, '/-_.~')}\n{canonical}"
         expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
                                              string_to_sign.encode("utf-8"), digest).digest())
-        if hmac.compare_digest(expected.decode(), params["Signature"]):
+        if _same_signature(expected.decode(), params["Signature"]):
             return AuthResult(principal, "v2-query")
     raise _signature_mismatch(service, string_to_sign)
 
@@ -447,7 +498,7 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
         date_text = view.headers.get("x-amz-date") or view.headers.get("date", "")
         when = _parse_http_date(date_text) if date_text else None
         if when is None:
-            raise AuthError(INCOMPLETE, "AWS authentication requires a valid Date or "
+            raise AuthError(DENIED, "AWS authentication requires a valid Date or "
                             "x-amz-date header")
         _check_skew(when, now, max_skew)
         # With x-amz-date set, the Date line of the string to sign is empty; some clients
@@ -456,16 +507,17 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
             else [view.headers.get("date", "")]
     else:
         access_key_id, signature = query["AWSAccessKeyId"], query["Signature"]
-        try:
-            expires = int(query.get("Expires", ""))
-        except ValueError:
-            raise AuthError(INCOMPLETE, "Query-string authentication requires an integer "
-                            "Expires parameter.")
+        if "Expires" not in query:
+            raise AuthError(DENIED, "Query-string authentication requires the Signature, "
+                            "Expires and AWSAccessKeyId parameters")
+        expires = integers.parse(query["Expires"], signed=True)
+        if expires is None:
+            raise AuthError(DENIED, "Invalid date (should be seconds since epoch): "
+                            + query["Expires"])
         if now.timestamp() > expires:
-            raise AuthError(EXPIRED, "Request has expired", Expires=dt.datetime.fromtimestamp(
-                expires, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        date_lines = [str(expires)]
+            raise AuthError(EXPIRED, "Request has expired", Expires=_epoch_text(expires),
+                            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        date_lines = [query["Expires"]]             # signed as sent
 
     principal, secret = _lookup(lookup, access_key_id, "s3")
     amz_headers: dict[str, list[str]] = {}
@@ -487,6 +539,6 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
         expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
                                              string_to_sign.encode("utf-8"),
                                              hashlib.sha1).digest()).decode()
-        if hmac.compare_digest(expected, signature):
+        if _same_signature(expected, signature):
             return AuthResult(principal, "v2-header" if header_value is not None else "v2-query")
     raise _signature_mismatch("s3", string_to_sign)

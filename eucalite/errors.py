@@ -96,6 +96,8 @@ BAD_SIGNATURE = "bad-signature"
 SKEWED = "skewed"              # request date too far from now
 EXPIRED = "expired"            # presigned URL past its expiry
 BAD_PAYLOAD = "bad-payload"    # body does not hash to x-amz-content-sha256
+BAD_QUERY_AUTH = "bad-query-auth"  # malformed query-string (presigned) authentication
+DENIED = "denied"              # refused outright (S3's V2 presigned URL with no valid Expires)
 
 _AUTH_CODES = {
     # kind: (query-API code, query-API status, S3 code, S3 status)
@@ -106,6 +108,8 @@ _AUTH_CODES = {
     SKEWED: ("RequestExpired", 400, "RequestTimeTooSkewed", 403),
     EXPIRED: ("RequestExpired", 400, "AccessDenied", 403),
     BAD_PAYLOAD: ("SignatureDoesNotMatch", 403, "XAmzContentSHA256Mismatch", 400),
+    BAD_QUERY_AUTH: ("IncompleteSignature", 400, "AuthorizationQueryParametersError", 400),
+    DENIED: ("AuthFailure", 403, "AccessDenied", 403),
 }
 
 
