@@ -28,7 +28,7 @@ from flask import (abort, current_app, flash, g, redirect, render_template, requ
 from .. import accounts
 from ..db import db
 from ..errors import AwsError
-from . import blueprint, signins
+from . import blueprint, signins, throttle
 
 SECRET_FILE = "console-secret"
 CSRF_FIELD = "csrf_token"
@@ -57,6 +57,7 @@ def configure(app) -> None:
     config = app.config["EUCALITE"]
     app.secret_key = _secret(config["data_dir"])
     app.session_interface = SessionInterface()
+    throttle.init_app(app)
     app.config.update(SESSION_COOKIE_NAME="eucalite_console", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_PATH="/console",
                       SESSION_COOKIE_SECURE=str(config.get("public_url", "")).startswith(
@@ -85,14 +86,25 @@ def set_password(account_name: str, user_name: str, password: str,
     signins.end_all(user, keep=keep_session)          # commits the new hash with it
 
 
+_decoy_hash: list[str] = []
+
+
 def check_password(account_name: str, user_name: str, password: str) -> bool:
-    from werkzeug.security import check_password_hash
+    """Whether *password* is the user's. A missing account or user, or one without a
+    password, is checked against a decoy hash all the same, so the time the answer takes
+    does not tell which accounts and users exist."""
+    from werkzeug.security import check_password_hash, generate_password_hash
 
     try:
-        user = accounts.get_user(account_name, user_name)
+        stored = accounts.get_user(account_name, user_name).password_hash
     except AwsError:
+        stored = None
+    if not stored:
+        if not _decoy_hash:
+            _decoy_hash.append(generate_password_hash(secrets.token_urlsafe(16)))
+        check_password_hash(_decoy_hash[0], password)
         return False
-    return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+    return check_password_hash(stored, password)
 
 
 # --- who is signed in -------------------------------------------------------------------
@@ -213,7 +225,14 @@ def login():
     if request.method == "POST":
         account_name = request.form.get("account", "").strip()
         user_name = request.form.get("user", "").strip() or accounts.ADMIN_USER
+        counts = throttle.of_app(current_app)
+        wait = counts.attempt(request.remote_addr, account_name, user_name)
+        if wait:
+            flash(f"Too many failed sign-ins: try again in {wait} seconds.", "error")
+            return render_template("console/login.html", account=account_name,
+                                   user=user_name), 429, {"Retry-After": str(wait)}
         if check_password(account_name, user_name, request.form.get("password", "")):
+            counts.succeeded(request.remote_addr, account_name, user_name)
             csrf = session.get(CSRF_FIELD)
             signins.end(current_token())            # a new sign-in replaces the old one
             token = signins.start(accounts.get_user(account_name, user_name), lifetime())
