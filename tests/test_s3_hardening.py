@@ -284,3 +284,34 @@ def _complete_xml(parts) -> bytes:
     items = "".join(f"<Part><PartNumber>{part['PartNumber']}</PartNumber>"
                     f"<ETag>{part['ETag']}</ETag></Part>" for part in parts)
     return f"<CompleteMultipartUpload>{items}</CompleteMultipartUpload>".encode()
+
+
+# --- PostObject policies -----------------------------------------------------------------
+
+@pytest.mark.parametrize("expiration", ["2026-13-45T00:00:00Z", "2030-02-30T00:00:00Z",
+                                        "2030-01-01T00:00:00Z\n", "2030-01-01T25:00:00Z",
+                                        "٢٠٣٠-01-01T00:00:00Z", "99999-01-01T00:00:00Z"])
+def test_post_policy_with_impossible_expiration_is_invalid_policy_document(live, s3,
+                                                                           expiration):
+    import base64
+    import json
+
+    policy = base64.b64encode(json.dumps({"expiration": expiration, "conditions": [
+        {"bucket": BUCKET}, ["starts-with", "$key", ""]]}).encode()).decode()
+    response = requests.post(f"{live.base_url}/{BUCKET}", data={"key": "k", "policy": policy},
+                             files={"file": ("f.txt", b"data")})
+    assert_error(response, "InvalidPolicyDocument")
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-99999999999999999999",
+                                   "1" * 400])
+def test_bucket_policy_with_date_out_of_range_is_malformed_policy(live, s3, value):
+    import json
+
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{BUCKET}/*",
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": value}}}]}
+    response = send(live, "PUT", f"/{BUCKET}", query={"policy": ""},
+                    body=json.dumps(policy).encode())
+    assert_error(response, "MalformedPolicy")

@@ -439,9 +439,9 @@ class Policy:
 _STATEMENT_FIELDS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
                      "Resource", "NotResource", "Condition"}
 _ACTION = re.compile(r"^s3:[A-Za-z0-9*?]+$", re.IGNORECASE)
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_ROOT_ARN = re.compile(r"^arn:aws:iam::(\d{12}):root$")
-_USER_ARN = re.compile(r"^arn:aws:iam::(\d{12}):user/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_ROOT_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):root$")
+_USER_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):user/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
 _CONDITION_KEY = re.compile(r"^(aws|s3):\S+$", re.IGNORECASE)
 
 #: Actions on objects (Resource arn:aws:s3:::bucket/key), lower-case.
@@ -826,8 +826,11 @@ def _matches(text: str, value: str, context: Mapping[str, list[str]], *, variabl
 def _parse_date(text: str) -> dt.datetime:
     """ISO 8601 (``Z`` or offset; naive means UTC) or epoch seconds -> aware datetime."""
     value = text.strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", value):
-        return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+    if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value):
+        try:
+            return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+        except (OverflowError, OSError):        # beyond what a datetime holds
+            raise ValueError(f"not a date: {value}") from None
     if value[-1:] in ("Z", "z"):
         value = value[:-1] + "+00:00"
     parsed = dt.datetime.fromisoformat(value)

@@ -49,8 +49,8 @@ _RULE_ELEMENTS = {"ID", "Status", "Filter", "Prefix", "Expiration", "Transition"
                   "NoncurrentVersionTransition", "NoncurrentVersionExpiration",
                   "AbortIncompleteMultipartUpload"}
 _ACTIONS = ("Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
-                       r"(Z|[+-]\d{2}:?\d{2})?)?$")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+                       r"(Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
 
 
 def _invalid_argument(message: str) -> AwsError:
@@ -157,7 +157,7 @@ def parse_date(text: str) -> dt.datetime:
     """An ``Expiration`` ``Date``: ISO 8601, at midnight UTC (MalformedXML when it is not a
     date, InvalidArgument when it is not midnight)."""
     text = text.strip()
-    if not _ISO_DATE.match(text):
+    if not _ISO_DATE.fullmatch(text):
         raise MalformedXML()
     try:
         when = _utc(dt.datetime.fromisoformat(text))

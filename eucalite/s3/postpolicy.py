@@ -52,7 +52,7 @@ _V4_FIELDS = (("x-amz-algorithm", "X-Amz-Algorithm"), ("x-amz-credential", "X-Am
               ("policy", "Policy"))
 _V2_FIELDS = (("awsaccesskeyid", "AWSAccessKeyId"), ("signature", "Signature"),
               ("policy", "Policy"))
-_EXPIRATION = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+_EXPIRATION = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z", re.ASCII)
 _OPERATIONS = ("eq", "starts-with", "content-length-range")
 
 
@@ -176,7 +176,7 @@ def _verify_v4(fields: Mapping[str, str], lookup: KeyLookup, region: str | None)
     if not access_key_id:
         raise bad_credential("a non-empty Access Key (AKID) must be provided in the "
                              "credential.")
-    if not re.fullmatch(r"\d{8}", date):
+    if not re.fullmatch(r"[0-9]{8}", date):
         raise bad_credential(f'incorrect date format "{date}". This date in the credential '
                              'must be in the format "yyyyMMdd".')
     if region is not None and scope_region != region:
@@ -239,12 +239,22 @@ def decode_policy(policy: str) -> tuple[dt.datetime, list[Condition]]:
     if "conditions" not in document:
         raise _bad_policy("Policy missing conditions.")
     expiration = document["expiration"]
-    if not isinstance(expiration, str) or not _EXPIRATION.match(expiration):
-        raise _bad_policy(f"Invalid 'expiration' value: '{expiration}'")
-    expires = dt.datetime.fromisoformat(expiration).astimezone(UTC)
+    expires = _expiration(expiration)
     if not isinstance(document["conditions"], list):
         raise _bad_policy("Invalid 'conditions' value: must be a List.")
     return expires, [_condition(item) for item in document["conditions"]]
+
+
+def _expiration(value: Any) -> dt.datetime:
+    """The policy's ``expiration``: a real UTC instant written ``YYYY-MM-DDThh:mm:ss[.f]Z``
+    (no 13th month, no February 30th, nothing after the ``Z``)."""
+    problem = _bad_policy(f"Invalid 'expiration' value: '{value}'")
+    if not isinstance(value, str) or not _EXPIRATION.fullmatch(value):
+        raise problem
+    try:
+        return dt.datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        raise problem from None
 
 
 def _field_name(operand: str) -> str | None:
