@@ -7,14 +7,15 @@ member, ``Filter.1.Name`` + ``Filter.1.Value.1`` a list of structs holding a lis
 AWS error a client expects (``MissingParameter``, ``InvalidParameterValue``).
 
 :class:`ActionRegistry` is the explicit map from ``Action`` to handler: an unknown action is
-``InvalidAction``, and a parameter the handler did not declare is ``UnknownParameter``.
+``InvalidAction``, a parameter the handler did not declare is ``UnknownParameter``, and
+one holding a control character (which no XML answer could echo) ``InvalidParameterValue``.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from . import integers, xmlutil
 from .errors import (InvalidAction, InvalidParameterValue, MissingAction, MissingParameter,
                      UnknownParameter)
 
@@ -26,8 +27,6 @@ COMMON_PARAMETERS = frozenset({
     "X-Amz-Security-Token", "X-Amz-Content-Sha256",
 })
 
-_INDEX = re.compile(r"^[0-9]+$")
-
 
 class QueryParams:
     """The parameters of one Query request, flat and as a tree."""
@@ -36,6 +35,11 @@ class QueryParams:
         self.flat: dict[str, str] = {}
         for key, value in pairs:
             self.flat[key] = value          # last one wins, as AWS does
+        #: The first action parameter whose name or value holds a character XML cannot
+        #: carry (AWS refuses those up front; ActionRegistry.lookup does, after auth).
+        self.unrepresentable = next(
+            (key for key, value in self.flat.items() if key not in COMMON_PARAMETERS
+             and not (xmlutil.representable(key) and xmlutil.representable(value))), None)
         self.tree: dict[str, Any] = {}
         for key, value in self.flat.items():
             if key in COMMON_PARAMETERS:
@@ -88,9 +92,8 @@ class QueryParams:
         text = self.get(name)
         if text is None:
             return default
-        try:
-            value = int(text)
-        except ValueError:
+        value = integers.parse(text, signed=True)
+        if value is None:
             raise InvalidParameterValue(f"Value ({text}) for parameter {name} is invalid. "
                                         "Expected an integer.")
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -113,7 +116,7 @@ class QueryParams:
     def get_list(self, name: str) -> list[str]:
         """``Name.1``, ``Name.2``… in index order (gaps allowed, as AWS allows)."""
         return [item if isinstance(item, str) else _not_scalar(name)
-                for item in _as_list(self.tree.get(name), name)]
+                for item in as_list(self.tree.get(name), name)]
 
     def get_struct(self, name: str) -> dict[str, Any]:
         node = self.tree.get(name, {})
@@ -123,11 +126,7 @@ class QueryParams:
 
     def get_struct_list(self, name: str) -> list[dict[str, Any]]:
         """``Name.N.Member…`` as a list of dicts, in index order."""
-        items = _as_list(self.tree.get(name), name)
-        for item in items:
-            if not isinstance(item, dict):
-                raise InvalidParameterValue(f"Parameter {name} must be a list of structures.")
-        return items
+        return as_struct_list(self.tree.get(name), name)
 
     def get_filters(self) -> list[tuple[str, list[str]]]:
         """``Filter.N.Name`` / ``Filter.N.Value.M`` as [(name, [values…])]."""
@@ -136,7 +135,7 @@ class QueryParams:
             name = item.get("Name")
             if not isinstance(name, str) or not name:
                 raise MissingParameter(f"The request must contain the parameter Filter.{index}.Name")
-            values = _as_list(item.get("Value"), f"Filter.{index}.Value")
+            values = as_list(item.get("Value"), f"Filter.{index}.Value")
             if not values or not all(isinstance(value, str) for value in values):
                 raise InvalidParameterValue(f"The filter {name!r} requires at least one "
                                             "value (Filter.N.Value.M).")
@@ -148,12 +147,31 @@ def _not_scalar(name: str):
     raise InvalidParameterValue(f"Members of {name} must be single values.")
 
 
-def _as_list(node: Any, name: str) -> list[Any]:
+def as_list(node: Any, name: str) -> list[Any]:
+    """The members of the list *node* (the subtree under ``name.1``, ``name.2``…) in index
+    order; gaps are allowed, as AWS allows them. An index must be ASCII digits of sane length
+    (``Filter.²``, or one of thousands of digits, is refused, not a crash)."""
     if node is None:
         return []
-    if not isinstance(node, dict) or not all(_INDEX.match(key) for key in node):
+    if not isinstance(node, dict):
         raise InvalidParameterValue(f"Parameter {name} must be a list: {name}.1, {name}.2, …")
-    return [node[key] for key in sorted(node, key=int)]
+    indexed = []
+    for key, item in node.items():
+        index = integers.parse(key)
+        if index is None:
+            raise InvalidParameterValue(f"Parameter {name} must be a list: {name}.1, "
+                                        f"{name}.2, …")
+        indexed.append((index, item))
+    return [item for _, item in sorted(indexed, key=lambda pair: pair[0])]
+
+
+def as_struct_list(node: Any, name: str) -> list[dict[str, Any]]:
+    """Like :func:`as_list` for a list of structures (``name.N.Member``)."""
+    items = as_list(node, name)
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidParameterValue(f"Parameter {name} must be a list of structures.")
+    return items
 
 
 # --- registry -------------------------------------------------------------------------
@@ -193,4 +211,8 @@ class ActionRegistry:
         unknown = sorted(params.names() - action.params)
         if unknown:
             raise UnknownParameter(f"The parameter {unknown[0]} is not recognized.")
+        if params.unrepresentable is not None:
+            raise InvalidParameterValue(f"Value for parameter {params.unrepresentable} is "
+                                        "invalid. Character sets beyond XML 1.0 (control "
+                                        "characters) are not allowed.")
         return action

@@ -4,10 +4,16 @@
 insertion order, a list becomes repeated ``<item>`` children (the EC2 convention; S3 passes
 its own ``item_tag`` or repeats the parent tag), booleans become ``true``/``false``, datetimes
 ISO 8601 with milliseconds and ``Z``, and ``None`` is left out.
+
+:func:`document` is where every response body and error envelope becomes bytes, so it is
+also where characters XML 1.0 cannot carry at all (control characters, lone surrogates)
+are replaced: whatever a stored description, tag, key or echoed parameter holds, the
+client's XML parser reads the answer.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -15,6 +21,16 @@ EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
 IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+#: Characters XML 1.0 cannot represent, not even as character references.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: What :func:`document` writes in their place: U+FFFD REPLACEMENT CHARACTER.
+REPLACEMENT = "\ufffd"
+
+
+def representable(value: str) -> bool:
+    """Whether XML 1.0 can carry *value* as it is (APIs refuse input that it cannot)."""
+    return _NOT_XML.search(value) is None
 
 
 def text(value: Any) -> str:
@@ -48,7 +64,10 @@ def fill(element: ET.Element, value: Any, item_tag: str = "item") -> None:
 
 
 def document(root: ET.Element) -> bytes:
-    return XML_DECLARATION + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    """*root* as a UTF-8 XML document that always parses: characters XML cannot carry
+    become :data:`REPLACEMENT`."""
+    body = _NOT_XML.sub(REPLACEMENT, ET.tostring(root, encoding="unicode"))
+    return XML_DECLARATION + body.encode("utf-8")
 
 
 def query_response(action: str, namespace: str, request_id: str, body: dict) -> bytes:

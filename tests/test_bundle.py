@@ -130,6 +130,14 @@ def test_tampered_manifest_digest(image_file):
     (b"<manifest><image><name>x</name><size>big</size><parts><part index='0'><filename>a"
      b"</filename><digest>ab</digest></part></parts></image></manifest>", "number"),
     (b"<!DOCTYPE m [<!ENTITY a 'b'>]><manifest/>", "DOCTYPE"),
+    # digits str.isdigit() takes but int() refuses, and more digits than int() will read
+    ("<manifest><image><name>x</name><size>\u00b2</size><parts><part index='0'><filename>a"
+     "</filename><digest>ab</digest></part></parts></image></manifest>".encode(), "number"),
+    (b"<manifest><image><name>x</name><size>" + b"9" * 5000 + b"</size><parts><part "
+     b"index='0'><filename>a</filename><digest>ab</digest></part></parts></image></manifest>",
+     "number"),
+    ("<manifest><image><name>x</name><parts><part index='\u00b2'><filename>a</filename>"
+     "<digest>ab</digest></part></parts></image></manifest>".encode(), "index"),
 ])
 def test_parse_errors(xml, message):
     with pytest.raises(bundle.InvalidManifest, match=message) as caught:

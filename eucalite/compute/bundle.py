@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 from xml.etree import ElementTree as ET
 
+from .. import integers
 from ..errors import AwsError
 
 MANIFEST_VERSION = "2007-10-10"
@@ -346,9 +347,10 @@ def _int(parent: ET.Element, tag: str) -> int | None:
     text = _text(parent, tag)
     if text is None:
         return None
-    if not text.isdigit():
-        raise InvalidManifest(f"<{tag}> must be a number of bytes, not {text!r}.")
-    return int(text)
+    value = integers.parse(text)
+    if value is None:
+        raise InvalidManifest(f"<{tag}> must be a number of bytes, not {text[:40]!r}.")
+    return value
 
 
 def _hex(parent: ET.Element, tag: str) -> str | None:
@@ -366,13 +368,13 @@ def _parts(image: ET.Element) -> list[tuple[str, str]]:
     parts_element = _required(image, "parts")
     indexed = []
     for part in parts_element.findall("part"):
-        index = part.get("index", "")
+        index = integers.parse(part.get("index", ""))
         filename, digest = _text(part, "filename"), _hex(part, "digest")
-        if not index.isdigit() or not filename or not digest:
+        if index is None or not filename or not digest:
             raise InvalidManifest("Each <part> needs an index, a <filename> and a <digest>.")
         if "/" in filename or filename in (".", ".."):
             raise InvalidManifest(f"Part filename {filename!r} must not name a directory.")
-        indexed.append((int(index), filename, digest))
+        indexed.append((index, filename, digest))
     indexed.sort()
     if not indexed or [index for index, _, _ in indexed] != list(range(len(indexed))):
         raise InvalidManifest("The manifest's parts must be numbered 0, 1, 2, … without gaps.")

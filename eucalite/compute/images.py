@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import or_
 
+from .. import integers
 from ..accounts import Account, Principal
 from ..db import db, write_lock
 from ..errors import AwsError, ClientError, InvalidParameterValue, MissingParameter
@@ -220,11 +221,14 @@ def _block_device_mappings(principal: Principal, items: list[dict]) -> list[dict
 
 def _ebs_mapping(principal: Principal, ebs: dict, index: int) -> dict:
     """One mapping's ``Ebs`` struct, checked: its snapshot, size and deletion flag."""
-    size = ebs.get("VolumeSize")
-    if size is not None and not str(size).isdigit():
-        raise InvalidParameterValue(f"Invalid VolumeSize {size!r} in "
-                                    f"BlockDeviceMapping.{index}.")
-    size = int(size) if size else None
+    from ..ebs.volumes import MAX_SIZE_GB
+
+    text = ebs.get("VolumeSize")
+    size = None if text is None else integers.parse(text, minimum=1, maximum=MAX_SIZE_GB)
+    if text is not None and size is None:
+        raise InvalidParameterValue(f"Value ({text}) for parameter "
+                                    f"BlockDeviceMapping.{index}.Ebs.VolumeSize is invalid. "
+                                    f"Expected an integer between 1 and {MAX_SIZE_GB}.")
     snapshot_id = ebs.get("SnapshotId")
     if snapshot_id:
         from ..ebs import snapshots

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..errors import ClientError, InvalidParameterValue, MissingParameter
+from ..query import as_struct_list
 from .models import Image, Instance, Tag
 
 #: AWS limits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
@@ -252,15 +253,7 @@ def parse_tag_specifications(resource_type: str,
         if spec_type != resource_type:
             raise InvalidParameterValue(f"'{spec_type}' is not a valid taggable resource "
                                         f"type for this operation.")
-        tag_items = spec.get("Tag", {})
-        if not isinstance(tag_items, dict):
-            raise InvalidParameterValue(f"TagSpecification.{index}.Tag must be a list.")
-        if not all(key.isdigit() for key in tag_items):
-            raise InvalidParameterValue(f"TagSpecification.{index}.Tag must be a list: "
-                                        f"TagSpecification.{index}.Tag.1.Key, …")
-        items = [tag_items[key] for key in sorted(tag_items, key=int)]
-        if not all(isinstance(item, dict) for item in items):
-            raise InvalidParameterValue(f"TagSpecification.{index}.Tag must be a list.")
+        items = as_struct_list(spec.get("Tag"), f"TagSpecification.{index}.Tag")
         pairs.update(parse_tags(items, prefix=f"TagSpecification.{index}.Tag"))
     if len(pairs) > MAX_TAGS_PER_RESOURCE:
         raise TagLimitExceeded(f"The maximum number of tags ({MAX_TAGS_PER_RESOURCE}) per "

@@ -169,7 +169,7 @@ def modify_permission(principal: Principal, snapshot_id: str, add: list[str],
     """ModifySnapshotAttribute createVolumePermission: accounts (12 digits) or "all"."""
     snapshot = owned(principal, snapshot_id)
     for who in add + remove:
-        if who != "all" and not (who.isdigit() and len(who) == 12):
+        if who != "all" and not (who.isascii() and who.isdigit() and len(who) == 12):
             raise InvalidParameterValue(f"Invalid user or group: {who}")
     granted = [who for who in permissions(snapshot) if who not in remove]
     granted += [who for who in add if who not in granted]

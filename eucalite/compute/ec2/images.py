@@ -3,6 +3,7 @@ attributes (Describe/Modify/ResetImageAttribute). Parse, call :mod:`..images`, r
 from __future__ import annotations
 
 from ...errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
+from ...query import as_struct_list
 from .. import images, pagination
 from ..models import Image
 from . import filters, registry
@@ -187,7 +188,7 @@ def _permission_change(params) -> images.PermissionChange:
         node = structure.get(verb)
         if node is None:
             continue
-        items = _struct_items(node, f"LaunchPermission.{verb}")
+        items = as_struct_list(node, f"LaunchPermission.{verb}")
         for item in items:
             user, group = item.get("UserId"), item.get("Group")
             if user is None and group is None:
@@ -212,15 +213,6 @@ def _permission_change(params) -> images.PermissionChange:
             change.remove_users += users
             change.remove_all |= public
     return change
-
-
-def _struct_items(node, name: str) -> list[dict]:
-    if not isinstance(node, dict) or not all(key.isdigit() for key in node):
-        raise InvalidParameterValue(f"Parameter {name} must be a list: {name}.1, {name}.2, …")
-    items = [node[key] for key in sorted(node, key=int)]
-    if not all(isinstance(item, dict) for item in items):
-        raise InvalidParameterValue(f"Parameter {name} must be a list of structures.")
-    return items
 
 
 @registry.action("ModifyImageAttribute", params=(

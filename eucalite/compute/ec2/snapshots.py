@@ -3,6 +3,7 @@ createVolumePermission attribute (Describe/Modify/ResetSnapshotAttribute)."""
 from __future__ import annotations
 
 from ...errors import AwsError, InvalidParameterValue, MissingParameter
+from ...query import as_struct_list
 from .. import tags
 from . import filters, registry
 
@@ -117,18 +118,19 @@ def describe_snapshot_attribute(call):
         for who in _snapshots().permissions(snapshot)]}
 
 
-def _permission_entries(struct: dict) -> list[str]:
+def _permission_entries(node, name: str) -> list[str]:
     """Account ids / "all" from ``CreateVolumePermission.Add.N`` or ``.Remove.N``."""
-    items = [struct[key] for key in sorted(struct, key=lambda k: int(k) if k.isdigit() else 0)]
     result = []
-    for item in items:
-        if isinstance(item, dict):
-            if item.get("Group"):
-                if item["Group"] != "all":
-                    raise InvalidParameterValue(f"Invalid group: {item['Group']}")
-                result.append("all")
-            if item.get("UserId"):
-                result.append(item["UserId"])
+    for index, item in enumerate(as_struct_list(node, name), 1):
+        group, user = item.get("Group"), item.get("UserId")
+        if not isinstance(group, (str, type(None))) or not isinstance(user, (str, type(None))):
+            raise InvalidParameterValue(f"{name}.{index} takes a Group or a UserId value.")
+        if group:
+            if group != "all":
+                raise InvalidParameterValue(f"Invalid group: {group}")
+            result.append("all")
+        if user:
+            result.append(user)
     return result
 
 
@@ -142,8 +144,8 @@ def modify_snapshot_attribute(call):
         raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
                                     "Only createVolumePermission can be modified.")
     permission = params.get_struct("CreateVolumePermission")
-    add = _permission_entries(permission.get("Add") or {})
-    remove = _permission_entries(permission.get("Remove") or {})
+    add = _permission_entries(permission.get("Add"), "CreateVolumePermission.Add")
+    remove = _permission_entries(permission.get("Remove"), "CreateVolumePermission.Remove")
     # the older form: OperationType=add|remove with UserId.N / UserGroup.N
     operation = params.get("OperationType")
     if operation:

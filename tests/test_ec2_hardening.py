@@ -1,0 +1,142 @@
+"""The EC2 Query API on hostile input: the right AWS error (4xx, parseable XML) for integers
+Python would mis-read, characters XML forbids, other accounts' tags, and filter patterns
+built to make a backtracking matcher take forever.
+
+Requests are signed by botocore and sent raw (boto3 validates parameters client-side, an
+attacker does not)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+import pytest
+
+from conftest import start_live
+from test_ec2_auth import signed_post
+
+NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    """One live cloud for the module: node duty on the fake hypervisor, local volumes."""
+    live, server = start_live(tmp_path_factory.mktemp("ec2h") / "data", node=True,
+                              hypervisor="fake", ebs_export="local")
+    services = live.app.extensions["eucalite"]
+    with live.app.app_context():
+        assert services.cluster.start_node_duty() is None
+    live.services = services
+    yield live
+    server.shutdown()
+    services.compute.worker.shutdown()
+
+
+def call(live, action: str, params: dict | None = None, **credentials):
+    """POST a signed EC2 *action*: (HTTP status, parsed XML root)."""
+    body = urlencode({"Action": action, "Version": "2016-11-15", **(params or {})})
+    response = signed_post(live, body, **credentials)
+    return response.status_code, ET.fromstring(response.content)
+
+
+def error_of(root: ET.Element) -> str:
+    return root.find("Errors/Error/Code").text
+
+
+# --- integers ---------------------------------------------------------------------------
+
+NOT_INDEXES = ["²", "٣", "1_0", "9" * 5000, "1e3", "0x10"]
+NOT_INTEGERS = NOT_INDEXES + [" 1", ""]
+
+
+@pytest.mark.parametrize("bad", NOT_INDEXES, ids=lambda v: repr(v[:8]))
+@pytest.mark.parametrize("action, params", [
+    ("DescribeVolumes", {"VolumeId.{}": "vol-00000001"}),
+    ("DescribeVolumes", {"Filter.{}.Name": "status", "Filter.{}.Value.1": "available"}),
+    ("DescribeImages", {"Filter.1.Name": "name", "Filter.1.Value.{}": "x"}),
+    ("ModifySnapshotAttribute", {"SnapshotId": "snap-00000001",
+                                 "CreateVolumePermission.Add.{}.UserId": "000000000002"}),
+    ("ModifyImageAttribute", {"ImageId": "emi-00000001",
+                              "LaunchPermission.Add.{}.UserId": "000000000002"}),
+    ("CreateKeyPair", {"KeyName": "k", "TagSpecification.1.ResourceType": "key-pair",
+                       "TagSpecification.1.Tag.{}.Key": "a"}),
+    ("RegisterImage", {"Name": "image-name", "RootDeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.{}.DeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.{}.Ebs.SnapshotId": "snap-00000001"}),
+])
+def test_list_index_that_is_not_an_ascii_number(cloud, action, params, bad):
+    status, root = call(cloud, action, {key.format(bad): value for key, value in params.items()})
+    assert (status, error_of(root)) == (400, "InvalidParameterValue")
+
+
+@pytest.mark.parametrize("bad", NOT_INTEGERS, ids=lambda v: repr(v[:8]))
+@pytest.mark.parametrize("action, params", [
+    ("DescribeVolumes", {"MaxResults": "{}"}),
+    ("DescribeInstances", {"MaxResults": "{}"}),
+    ("RunInstances", {"ImageId": "emi-00000001", "MinCount": "{}", "MaxCount": "1"}),
+    ("RunInstances", {"ImageId": "emi-00000001", "MinCount": "1", "MaxCount": "{}"}),
+    ("CreateVolume", {"AvailabilityZone": "eucalyptus-1a", "Size": "{}"}),
+    ("RegisterImage", {"Name": "image-name", "RootDeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.1.DeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.1.Ebs.SnapshotId": "snap-00000001",
+                       "BlockDeviceMapping.1.Ebs.VolumeSize": "{}"}),
+])
+def test_integer_value_that_is_not_an_ascii_number(cloud, action, params, bad):
+    status, root = call(cloud, action, {key: value.format(bad) for key, value in params.items()})
+    assert (status, error_of(root)) == (400, "InvalidParameterValue")
+
+
+# --- characters XML cannot carry --------------------------------------------------------
+
+def _public_image(live, image_id: str, **fields) -> str:
+    """A public image recorded directly, as the console or an older release may have left
+    it (the API now refuses such text up front)."""
+    from eucalite import accounts
+    from eucalite.compute.models import Image
+    from eucalite.db import db
+
+    with live.app.app_context():
+        owner = accounts.get_account("eucalyptus").id
+        db.session.add(Image(id=image_id, owner_id=owner, kind="machine", name=image_id,
+                             state="available", is_public=True, **fields))
+        db.session.commit()
+    return image_id
+
+
+def test_stored_control_characters_still_give_parseable_xml(cloud):
+    from s3util import second_account
+
+    image_id = _public_image(cloud, "emi-0c0c0c01", description="bell\x07 nul\x00 esc\x1b")
+    other, _ = second_account(cloud, "xmlreader", service="ec2")
+    images = other.describe_images(ImageIds=[image_id])["Images"]   # botocore parses it
+    assert images[0]["Description"] == "bell\ufffd nul\ufffd esc\ufffd"
+
+
+@pytest.mark.parametrize("action, params", [
+    ("CreateKeyPair", {"KeyName": "key\x01"}),
+    ("CreateVolume", {"AvailabilityZone": "eucalyptus-1a", "Size": "1",
+                      "TagSpecification.1.ResourceType": "volume",
+                      "TagSpecification.1.Tag.1.Key": "k", "TagSpecification.1.Tag.1.Value": "\x01"}),
+    ("CreateTags", {"ResourceId.1": "i-00000001", "Tag.1.Key": "k\x00", "Tag.1.Value": "v"}),
+    ("RegisterImage", {"Name": "image\x01name", "ImageLocation": "b/k.manifest.xml"}),
+    ("ModifyImageAttribute", {"ImageId": "emi-00000001", "Description.Value": "d\x1f"}),
+    ("DescribeImages", {"Filter.1.Name": "description", "Filter.1.Value.1": "\x01"}),
+    ("DescribeImages", {"Filter.1.Name": "descri\x01ption", "Filter.1.Value.1": "x"}),
+])
+def test_control_characters_are_refused_up_front(cloud, action, params):
+    status, root = call(cloud, action, params)
+    assert (status, error_of(root)) == (400, "InvalidParameterValue")
+
+
+@pytest.mark.parametrize("service, params", [
+    ("ec2", {"Action": "Describe\x01Regions"}),
+    ("iam", {"Action": "Describe\x01Regions"}),
+    ("ec2", {"Action": "\x00"}),
+    ("iam", {"Action": "\x00"}),
+    ("ec2", {"Action": "DescribeRegions", "Bogus\x01": "1"}),
+])
+def test_error_envelope_echoing_control_characters_parses(cloud, service, params):
+    response = signed_post(cloud, urlencode({"Version": "2016-11-15", **params}),
+                           service=service)
+    assert 400 <= response.status_code < 500
+    root = ET.fromstring(response.content)
+    assert "\ufffd" in "".join(root.itertext())
