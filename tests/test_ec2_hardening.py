@@ -140,3 +140,54 @@ def test_error_envelope_echoing_control_characters_parses(cloud, service, params
     assert 400 <= response.status_code < 500
     root = ET.fromstring(response.content)
     assert "\ufffd" in "".join(root.itertext())
+
+
+# --- tags are the owner's ---------------------------------------------------------------
+
+def _settle(live):
+    live.services.compute.worker.wait(timeout=60)
+
+
+def test_shared_snapshot_shows_its_tags_only_to_the_owner(cloud):
+    from s3util import second_account
+
+    owner = cloud.client("ec2")
+    other, other_id = second_account(cloud, "snapreader", service="ec2")
+    volume_id = owner.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    _settle(cloud)
+    snapshot_id = owner.create_snapshot(VolumeId=volume_id, TagSpecifications=[
+        {"ResourceType": "snapshot", "Tags": [{"Key": "secret", "Value": "s3cr3t"}]}])[
+        "SnapshotId"]
+    _settle(cloud)
+    owner.modify_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission",
+                                    OperationType="add", UserIds=[other_id])
+
+    mine = owner.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+    assert mine["Tags"] == [{"Key": "secret", "Value": "s3cr3t"}]
+    shared = other.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+    assert shared.get("Tags", []) == []
+    # ...nor can a filter probe them.
+    for filters in ([{"Name": "tag:secret", "Values": ["s3cr3t"]}],
+                    [{"Name": "tag:secret", "Values": ["s*"]}],
+                    [{"Name": "tag-key", "Values": ["secret"]}],
+                    [{"Name": "tag-value", "Values": ["s3cr3t"]}]):
+        assert other.describe_snapshots(RestorableByUserIds=["self"],
+                                        Filters=filters)["Snapshots"] == []
+        assert [s["SnapshotId"] for s in owner.describe_snapshots(
+            OwnerIds=["self"], Filters=filters)["Snapshots"]] == [snapshot_id]
+    assert other.describe_tags(Filters=[{"Name": "resource-id",
+                                         "Values": [snapshot_id]}])["Tags"] == []
+
+
+def test_public_image_shows_its_tags_only_to_the_owner(cloud):
+    from s3util import second_account
+
+    owner = cloud.client("ec2")
+    image_id = _public_image(cloud, "emi-7a9e0001")
+    owner.create_tags(Resources=[image_id], Tags=[{"Key": "secret", "Value": "s3cr3t"}])
+    other, _ = second_account(cloud, "imagereader", service="ec2")
+    assert owner.describe_images(ImageIds=[image_id])["Images"][0]["Tags"] == [
+        {"Key": "secret", "Value": "s3cr3t"}]
+    assert other.describe_images(ImageIds=[image_id])["Images"][0].get("Tags", []) == []
+    assert other.describe_images(Filters=[{"Name": "tag:secret",
+                                           "Values": ["*"]}])["Images"] == []

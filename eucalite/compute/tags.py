@@ -128,7 +128,10 @@ def parse_tags(items: list[dict[str, Any]], prefix: str = "Tag") -> list[tuple[s
 # --- queries --------------------------------------------------------------------------
 
 def tags_for(owner_id: str, resource_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-    """``{resource_id: {key: value}}`` for the account's resources, in one query.
+    """``{resource_id: {key: value}}``: the tags *owner_id* sees on each resource, in one
+    query. As in AWS, only a resource's owner sees its tags: another account's resource
+    (a shared snapshot, a public image) has none here, so pass the caller's account for
+    whatever it describes.
 
     Every requested id appears in the result, with ``{}`` when it has no tags.
     """

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from ...errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
 from ...query import as_struct_list
-from .. import images, pagination
+from .. import images, pagination, tags
 from ..models import Image
 from . import filters, registry
 
 #: eucalite's nodes run KVM through libvirt.
 HYPERVISOR = "kvm"
-
-
-def _tags_module():
-    try:
-        from .. import tags
-    except ImportError:            # the tags issue may not have landed yet
-        return None
-    return tags
 
 
 def _block_device_items(image: Image) -> list[dict]:
@@ -38,7 +30,7 @@ def _block_device_items(image: Image) -> list[dict]:
     return items
 
 
-def render_image(image: Image, tags: dict[str, str] | None) -> dict:
+def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
     """One ``imagesSet/item`` as EC2 renders it."""
     return {
         "imageId": image.id,
@@ -60,7 +52,7 @@ def render_image(image: Image, tags: dict[str, str] | None) -> dict:
         "hypervisor": HYPERVISOR,
         "stateReason": ({"code": image.state, "message": image.state_reason}
                         if image.state_reason else None),
-        "tagSet": [{"key": key, "value": value} for key, value in sorted((tags or {}).items())],
+        "tagSet": tags.tag_set(tag_map or {}),
     }
 
 
@@ -106,9 +98,7 @@ def _getters(lookup_tags) -> dict:
         "block-device-mapping.device-name": lambda image: [
             item["device"] for item in image.get_json("block_devices", []) or []],
     }
-    tags = _tags_module()
-    if tags is not None:
-        getters.update(tags.tag_getters(lookup_tags))
+    getters.update(tags.tag_getters(lookup_tags))
     return getters
 
 
@@ -126,15 +116,8 @@ def describe_images(call):
     params.get_bool("IncludeDisabled")
     rows = images.describe(call.principal, image_ids, params.get_list("Owner"),
                            params.get_list("ExecutableBy"))
-    tags_module = _tags_module()
     # Tags are the owner's: another account's view of a shared image carries none of them.
-    by_owner: dict[str, list[str]] = {}
-    for row in rows:
-        by_owner.setdefault(row.owner_id, []).append(row.id)
-    tag_map: dict[str, dict[str, str]] = {}
-    if tags_module is not None:
-        tag_map = tags_module.tags_for(call.principal.account_id,
-                                       by_owner.get(call.principal.account_id, []))
+    tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     rows = filters.apply(rows, params.get_filters(),
                          _getters(lambda image: tag_map.get(image.id, {})))
     page, token = pagination.paginate(rows, max_results, params.get("NextToken"))
