@@ -19,7 +19,9 @@ Only the keys a rule has are present. eucalite has one storage class, so ``Trans
 Timing, as S3 computes it: an action *n* days after time *t* falls due at midnight UTC of the
 day after *t* + *n* days (an object written 2014-01-15 10:30 with ``Days`` 3 expires
 2014-01-19 00:00 UTC). A ``Date`` action applies from that midnight on. Disabled rules never
-apply. All datetimes may be aware or naive; naive ones are taken as UTC.
+apply. All datetimes may be aware or naive; naive ones are taken as UTC. Day counts are
+S3's 32-bit integers; one that reaches past what a datetime holds falls due at
+:data:`NEVER`, the last midnight there is, instead of failing every request that asks.
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ MAX_RULES = 1000
 MAX_ID_LENGTH = 255
 MAX_OBJECT_SIZE = 1099511627776000          # the largest size filter S3 accepts
 UTC = dt.timezone.utc
+#: When an action too far in the future to compute falls due.
+NEVER = dt.datetime(9999, 12, 31, tzinfo=UTC)
 
 TRANSITION_MESSAGE = ("eucalite has a single storage class (STANDARD), so lifecycle "
                       "'{action}' actions are not supported; use Expiration instead.")
@@ -402,8 +406,12 @@ def rule_matches(rule: Mapping, key: str, size: int | None, tags: Mapping[str, s
 
 
 def due_date(start: dt.datetime, days: int) -> dt.datetime:
-    """When an action *days* after *start* falls due: midnight UTC after *start* + *days*."""
-    day = (_utc(start) + dt.timedelta(days=days)).date() + dt.timedelta(days=1)
+    """When an action *days* after *start* falls due: midnight UTC after *start* + *days*
+    (:data:`NEVER` when that is past the year 9999)."""
+    try:
+        day = (_utc(start) + dt.timedelta(days=days)).date() + dt.timedelta(days=1)
+    except OverflowError:
+        return NEVER
     return dt.datetime.combine(day, dt.time(0), tzinfo=UTC)
 
 

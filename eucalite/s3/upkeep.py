@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from ..db import db, write_lock
+from ..db import db, load_json, write_lock
 from . import lifecycle, objects
 from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
 from .store import ObjectStore
@@ -29,22 +29,31 @@ class SweepReport:
     uploads_aborted: int = 0
 
 
-def _enabled_rules(bucket: Bucket) -> list[dict]:
-    return [rule for rule in bucket.get_json("lifecycle", []) or []
+def _enabled_rules(lifecycle_json: str) -> list[dict]:
+    return [rule for rule in load_json(lifecycle_json, []) or []
             if rule.get("Status") == "Enabled"]
 
 
 def sweep(store: ObjectStore, now: dt.datetime | None = None) -> SweepReport:
-    """Apply every bucket's lifecycle rules once (needs an app context)."""
+    """Apply every bucket's lifecycle rules once (needs an app context).
+
+    Buckets are independent: one whose rules fail (a rule stored by an older release, data
+    the rules do not expect) is logged and skipped, and the others are still swept.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
     report = SweepReport()
-    with_rules = [(bucket.name, bucket.id, _enabled_rules(bucket)) for bucket in
-                  db.session.execute(db.select(Bucket).where(
-                      Bucket.lifecycle_json.is_not(None))).scalars()]
+    with_rules = list(db.session.execute(db.select(
+        Bucket.name, Bucket.id, Bucket.lifecycle_json).where(
+        Bucket.lifecycle_json.is_not(None))))
     db.session.rollback()
-    for name, bucket_id, rules in with_rules:
-        if rules:
-            _sweep_bucket(store, name, bucket_id, rules, now, report)
+    for name, bucket_id, lifecycle_json in with_rules:
+        try:
+            rules = _enabled_rules(lifecycle_json)
+            if rules:
+                _sweep_bucket(store, name, bucket_id, rules, now, report)
+        except Exception:  # noqa: BLE001 - one bucket's failure must not stop the others
+            db.session.rollback()
+            log.exception("lifecycle sweep of bucket %s failed; sweeping the others", name)
     return report
 
 
