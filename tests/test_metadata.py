@@ -233,6 +233,15 @@ def test_imdsv2_tokens(cloud):
     assert imds_a.request("PUT", "/latest/meta-data/", {TTL: "60"}).status_code == 405
 
 
+def test_token_ttl_must_be_a_plain_number(cloud):
+    """A TTL that str.isdigit() accepts but is not a plain ASCII number (a superscript
+    two, thousands of digits) is refused with 400 like any bad TTL, not a server error."""
+    launch(cloud, "10.9.1.3")
+    imds = Imds(cloud, "10.9.1.3")
+    for ttl in ("²", "٣", "9" * 5000, "+60", "6_0"):
+        assert imds.request("PUT", "/latest/api/token", {TTL: ttl}).status_code == 400, ttl
+
+
 def test_token_expiry_and_secret():
     secret = b"k" * 32
     token = metadata.issue_token(secret, "i-1", 10, now=1000)
@@ -352,6 +361,10 @@ def test_validate_metadata_options():
         metadata.validate_metadata_options({"Bogus": "x"})
     with pytest.raises(InvalidParameterValue):
         metadata.validate_metadata_options({"HttpPutResponseHopLimit": "x"})
+    # only plain ASCII numbers: int() would take Arabic-Indic digits and underscores
+    for limit in ("٣", "1_0", "²", "9" * 5000):
+        with pytest.raises(InvalidParameterValue):
+            metadata.validate_metadata_options({"HttpPutResponseHopLimit": limit})
 
 
 def test_serve_over_http(cloud):

@@ -31,6 +31,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from .. import integers
 from ..db import db
 from ..errors import InvalidParameterValue
 from . import states
@@ -94,10 +95,7 @@ def validate_metadata_options(raw: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if name == "HttpPutResponseHopLimit":
-            try:
-                limit = int(value)
-            except (TypeError, ValueError):
-                limit = None
+            limit = value if type(value) is int else integers.parse(str(value))
             if limit is None or not 1 <= limit <= 64:
                 raise InvalidParameterValue(
                     f"Value ({value}) for parameter HttpPutResponseHopLimit is invalid. "
@@ -401,10 +399,10 @@ def make_app(main_app):
         # misconfigured proxy on the guest cannot hand tokens to the network.
         if "X-Forwarded-For" in request.headers:
             return _error(403)
-        text = request.headers.get(TTL_HEADER, "").strip()
-        if not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_TTL:
+        text = request.headers.get(TTL_HEADER, "")
+        ttl = integers.parse(text, minimum=1, maximum=MAX_TOKEN_TTL)
+        if ttl is None:
             return _error(400)
-        ttl = int(text)
         return _text(issue_token(get_secret(), instance.id, ttl), headers={TTL_HEADER: text})
 
     def app(environ, start_response):
