@@ -2,38 +2,21 @@
 
 A filter matches an item when any of its values matches any of the item's values for that
 name (OR within a filter); all filters must match (AND across filters). Values may use the
-EC2 wildcards ``*`` and ``?``; a backslash escapes them.
+EC2 wildcards ``*`` and ``?``; a backslash escapes them. They are matched by
+:mod:`eucalite.wildcards`, which never backtracks (a regular expression did, exponentially in
+the number of stars).
 """
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+from ... import wildcards
 from ...errors import InvalidParameterValue
 
 T = TypeVar("T")
 
 #: Filter name -> function giving an item's value(s) for that name (a scalar, a list, or None).
 Getters = Mapping[str, Callable[[Any], Any]]
-
-
-@lru_cache(maxsize=1024)
-def _pattern(value: str) -> re.Pattern:
-    out, escaped = [], False
-    for char in value:
-        if escaped:
-            out.append(re.escape(char))
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        else:
-            out.append(re.escape(char))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def _values(raw: Any) -> list[str]:
@@ -62,8 +45,8 @@ def apply(items: Iterable[T], filters: list[tuple[str, list[str]]], getters: Get
                 getter = (lambda inner, k: lambda item: inner(item, k))(getter, key)
         if getter is None:
             raise InvalidParameterValue(f"The filter '{name}' is invalid")
-        compiled.append((getter, [_pattern(value) for value in wanted]))
+        compiled.append((getter, [wildcards.compile(value) for value in wanted]))
     return [item for item in items
-            if all(any(pattern.match(value) for value in _values(getter(item))
+            if all(any(pattern.matches(value) for value in _values(getter(item))
                        for pattern in patterns)
                    for getter, patterns in compiled)]
