@@ -140,8 +140,12 @@ def images_in_use(node_id: str | None) -> set[str]:
 
 def prepare(instance: Instance, driver, services) -> DomainSpec:
     """Everything the node makes before a domain can start: cached images, the instance's
-    disks, its DHCP entry; returns the domain's spec."""
+    work directory (its console log goes there whatever its root) and disks, its DHCP
+    entry; returns the domain's spec."""
     config = services.config
+    if driver.uses_host_files:
+        imagecache.work_dir(config["data_dir"], instance.id).mkdir(parents=True,
+                                                                   exist_ok=True)
     net = network.plug(driver, config, instance.mac, instance.private_ip) \
         if instance.private_ip else None
     if instance.root_device_type == "ebs":
@@ -165,19 +169,33 @@ def prepare(instance: Instance, driver, services) -> DomainSpec:
 def release_node_resources(instance: Instance, driver, services) -> None:
     """Undo :func:`prepare` for an ended instance: its DHCP lease and its disks (the
     console log stays until the instance is forgotten); its volumes are detached."""
-    if instance.private_ip:
-        try:
-            network.unplug(driver, services.config, instance.mac, instance.private_ip)
-        except DriverError as error:
-            log.warning("cannot release the DHCP lease of %s: %s", instance.id, error)
+    _unplug(instance, driver, services)
     imagecache.remove_disks(imagecache.work_dir(services.config["data_dir"], instance.id))
     from ..ebs import jobs as ebs_jobs
 
     ebs_jobs.instance_ended(instance.id)
 
 
+def _unplug(instance: Instance, driver, services) -> None:
+    """Free the instance's DHCP entry (logged, not raised, when the host refuses)."""
+    if instance.private_ip and driver is not None:
+        try:
+            network.unplug(driver, services.config, instance.mac, instance.private_ip)
+        except DriverError as error:
+            log.warning("cannot release the DHCP lease of %s: %s", instance.id, error)
+
+
+def _refused(instance_id: str, target: str, why: str) -> None:
+    """A failure path's compare-and-swap changed nothing: say so loudly, with the state
+    that won (a newer request, e.g. a terminate, which then does its own cleanup)."""
+    db.session.expire_all()
+    fresh = db.session.get(Instance, instance_id)
+    log.error("instance %s: could not record %s after %s: it is %s now", instance_id,
+              target, why, fresh.state if fresh is not None else "gone")
+
+
 def spawn(instance_id: str) -> None:
-    """pending -> running; on failure -> terminated with the reason, capacity released."""
+    """pending -> running. On failure the launch ends visibly (:func:`launch_failed`)."""
     instance = db.session.get(Instance, instance_id)
     if instance is None or instance.state != states.PENDING:
         return
@@ -186,19 +204,14 @@ def spawn(instance_id: str) -> None:
     try:
         driver = services.cluster.driver_for(instance.node_id)
         driver.spawn(prepare(instance, driver, services))
-    except (DriverError, AwsError, imagecache.CacheError, OSError) as error:
-        log.warning("spawn of %s failed: %s", instance_id, error)
-        if instance.root_device_type == "ebs":
-            # its volumes hold the user's data: stop it rather than end it
-            if states.transition(instance_id, states.STOPPING, expected={states.PENDING},
-                                 reason=f"Server.InternalError: {error}", task="stopping"):
-                stop(instance_id)
-            return
-        if driver is not None:
-            release_node_resources(instance, driver, services)
-        states.transition(instance_id, states.TERMINATED, expected={states.PENDING},
-                          reason=f"Server.InternalError: {error}", task=None,
-                          on_win=release_capacity(instance))
+    except Exception as error:  # noqa: BLE001 - whatever failed, the launch must end visibly
+        expected = isinstance(error, (DriverError, AwsError, imagecache.CacheError, OSError))
+        (log.warning if expected else log.exception)("spawn of %s failed: %s", instance_id,
+                                                    error)
+        db.session.rollback()
+        instance = db.session.get(Instance, instance_id)
+        if instance is not None:
+            launch_failed(instance, driver, services, states.failure_reason(error))
         return
     if states.transition(instance_id, states.RUNNING, expected={states.PENDING}, task=None):
         if instance.root_device_type == "ebs":
@@ -206,11 +219,40 @@ def spawn(instance_id: str) -> None:
 
             ebs_jobs.recheck_attached(driver, instance.node_id, instance_id)   # after a stop
     else:
-        # Terminated (or stopped) while we spawned: the newer request wins; tidy up.
+        # Terminated while we spawned: the newer request wins; tidy up.
         fresh = db.session.get(Instance, instance_id)
         if fresh is not None and fresh.state in (states.SHUTTING_DOWN, states.TERMINATED):
             driver.destroy(instance_id)
             release_node_resources(fresh, driver, services)
+
+
+def launch_failed(instance: Instance, driver, services, reason: str) -> bool:
+    """End a launch that cannot finish, with *reason* as its state reason (EC2's
+    ``Code: message``). A StartInstances of a stopped EBS instance goes back to
+    ``stopped``: its volumes, root included, stay attached, their exports are dropped. A
+    first launch ends ``terminated``: its disks go, its volumes are detached and those
+    marked delete-on-termination (the root it made) deleted. Either way its domain, DHCP
+    entry and node capacity are given back; *driver* may be None (no node reached).
+    Returns False (and logs it) when the instance had meanwhile moved on (terminated)."""
+    if driver is not None:
+        try:
+            driver.destroy(instance.id)     # a driver keeping its spawn promise left none
+        except DriverError as error:
+            log.warning("cannot destroy the failed launch %s: %s", instance.id, error)
+    if instance.task == states.TASK_STARTING:
+        from ..ebs import jobs as ebs_jobs
+
+        _unplug(instance, driver, services)
+        ebs_jobs.instance_stopped(instance.id)
+        target, changes = states.STOPPED, {"node_id": None}
+    else:
+        release_node_resources(instance, driver, services)
+        target, changes = states.TERMINATED, {}
+    if states.transition(instance.id, target, expected={states.PENDING}, reason=reason,
+                         task=None, on_win=release_capacity(instance), **changes):
+        return True
+    _refused(instance.id, target, reason)
+    return False
 
 
 def terminate(instance_id: str) -> None:
@@ -237,30 +279,32 @@ def terminate(instance_id: str) -> None:
 
 def stop(instance_id: str) -> None:
     """stopping -> stopped (EBS roots only): the domain goes and the node's capacity is
-    given back; the volumes, root included, stay attached for the next start."""
+    given back; the volumes, root included, stay attached for the next start. When the
+    hypervisor cannot destroy the domain, the guest still runs: back to running, with
+    the reason."""
     instance = db.session.get(Instance, instance_id)
     if instance is None or instance.state != states.STOPPING:
         return
     services = _services()
     if instance.node_id:
+        driver = None
         try:
             driver = services.cluster.driver_for(instance.node_id)
             driver.destroy(instance_id)
-            if instance.private_ip:
-                network.unplug(driver, services.config, instance.mac, instance.private_ip)
         except (DriverError, AwsError) as error:
             log.warning("stop of %s failed: %s", instance_id, error)
-            states.transition(instance_id, states.RUNNING, expected={states.STOPPING},
-                              task=None)
+            reason = states.failure_reason(error, "stop failed")
+            if not states.transition(instance_id, states.RUNNING, expected={states.STOPPING},
+                                     task=None, reason=reason):
+                _refused(instance_id, states.RUNNING, reason)
             return
+        _unplug(instance, driver, services)
     from ..ebs import jobs as ebs_jobs
 
     ebs_jobs.instance_stopped(instance_id)
+    # the state reason is the one the stop was asked with (by the user or the reconciler)
     states.transition(instance_id, states.STOPPED, expected={states.STOPPING}, task=None,
-                      node_id=None, on_win=release_capacity(instance),
-                      **({} if instance.state_reason else
-                         {"state_reason": "Client.UserInitiatedShutdown: User initiated "
-                                          "shutdown"}))
+                      node_id=None, on_win=release_capacity(instance))
 
 
 def reboot(instance_id: str) -> None:

@@ -5,7 +5,8 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
 * an instance recorded as running whose domain vanished or shut off is terminated
   (instance-store) or stopped (EBS root), with a state reason saying why;
 * a pending instance with no spawn job in flight (the server restarted mid-launch) is
-  terminated if its domain never appeared, or marked running if it did;
+  marked running if its domain appeared, else its launch failed (a first launch is
+  terminated, a StartInstances goes back to stopped);
 * a shutting-down instance whose destroy did not finish is destroyed again;
 * a domain with eucalite's name prefix that no live instance owns is destroyed, and logged.
 
@@ -98,10 +99,8 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         if observed == PowerState.RUNNING:
             states.transition(instance.id, states.RUNNING, expected={states.PENDING}, task=None)
             report.adopted.append(instance.id)
-        elif states.transition(instance.id, states.TERMINATED, expected={states.PENDING},
-                               reason="Server.InternalError: launch interrupted by a restart",
-                               task=None, on_win=lifecycle.release_capacity(instance)):
-            _destroy_quietly(cluster, instance)
+        elif lifecycle.launch_failed(instance, cluster.driver, lifecycle._services(),
+                                     "Server.InternalError: launch interrupted by a restart"):
             report.interrupted.append(instance.id)
     elif instance.state == states.SHUTTING_DOWN and (startup or observed == PowerState.ABSENT):
         lifecycle.terminate(instance.id)

@@ -183,7 +183,8 @@ class ComputeService:
     def _stop(self, instance: Instance) -> StateChange:
         previous = instance.state
         if previous == states.RUNNING and states.transition(
-                instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping"):
+                instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping",
+                reason="Client.UserInitiatedShutdown: User initiated shutdown"):
             self.worker.submit(lifecycle.stop, instance.id)
             return StateChange(instance.id, previous, states.STOPPING)
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
@@ -199,7 +200,8 @@ class ComputeService:
         [node_id] = nodes.reserve(instance.zone, need, 1, 1,
                                   self.config.get("scheduler", "GREEDY"))
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
-                             task="spawning", node_id=node_id, state_reason=None):
+                             task=states.TASK_STARTING, node_id=node_id,
+                             state_reason=None):
             self.worker.submit(lifecycle.spawn, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
         nodes.release(node_id, need)

@@ -44,8 +44,9 @@ def make_volume(volume_id: str) -> None:
                 f.truncate(volume.size_gb * 2**30)      # sparse: a 100 GiB volume is instant
                 os.fsync(f.fileno())
             partial.replace(path)
-    except (OSError, AwsError) as error:
-        log.warning("creating %s failed: %s", volume_id, error)
+    except Exception as error:  # noqa: BLE001 - whatever failed, it must not stay creating
+        _log_failure("creating", volume_id, error)
+        db.session.rollback()
         volumes.transition(volume_id, {volumes.CREATING}, state=volumes.ERROR,
                            state_reason=str(error)[:255])
         return
@@ -94,12 +95,15 @@ def plug(volume_id: str) -> None:
         target = _free_target(driver.disks(instance.id))
         driver.attach_disk(instance.id, exporter.disk_spec(volume.id, export,
                                                            str(ebs.path(volume.id)), target))
-    except (DriverError, AwsError, OSError) as error:
-        log.warning("attaching %s failed: %s", volume_id, error)
+    except Exception as error:  # noqa: BLE001 - whatever failed, the volume must not stay attaching
+        _log_failure("attaching", volume_id, error)
+        db.session.rollback()
         if export is not None:
             _remove_export(ebs, volume.id, export)
-        volumes.transition(volume_id, {volumes.IN_USE}, state=volumes.AVAILABLE,
-                           state_reason=f"attach failed: {error}"[:255], **volumes.DETACHED)
+        if not volumes.transition(volume_id, {volumes.IN_USE}, state=volumes.AVAILABLE,
+                                  state_reason=f"attach failed: {error}"[:255],
+                                  **volumes.DETACHED):
+            _refused(volume_id, "available (attach failed)")
         return
     if not volumes.attach_transition(volume_id, {volumes.ATTACHING}, attach_state=volumes.ATTACHED,
                                      target=target, export_json=_json(export)):
@@ -123,11 +127,13 @@ def unplug(volume_id: str, force: bool = False) -> None:
             driver = services.cluster.driver_for(instance.node_id)
             if instance.id in driver.list_domains():
                 driver.detach_disk(instance.id, volume.target)
-    except (DriverError, AwsError) as error:
-        log.warning("detaching %s failed%s: %s", volume_id, " (forced)" if force else "", error)
+    except Exception as error:  # noqa: BLE001 - whatever failed, it must not stay detaching
+        _log_failure("detaching (forced)" if force else "detaching", volume_id, error)
+        db.session.rollback()
         if not force:
-            volumes.attach_transition(volume_id, {volumes.DETACHING},
-                                      attach_state=volumes.ATTACHED)
+            if not volumes.attach_transition(volume_id, {volumes.DETACHING},
+                                             attach_state=volumes.ATTACHED):
+                _refused(volume_id, "attached (detach failed)")
             return
     finish_detach(volume)
 
@@ -150,6 +156,24 @@ def instance_ended(instance_id: str) -> None:
         if delete and volumes.transition(volume.id, {volumes.AVAILABLE},
                                          state=volumes.DELETING):
             destroy_volume(volume.id)
+
+
+def _log_failure(doing: str, volume_id: str, error: Exception) -> None:
+    """Log a failed volume job: a warning for the failures expected of hypervisors, exports
+    and files, the traceback for anything else (a bug)."""
+    from .export import ExportError
+
+    expected = isinstance(error, (DriverError, AwsError, ExportError, OSError))
+    (log.warning if expected else log.exception)("%s %s failed: %s", doing, volume_id, error)
+
+
+def _refused(volume_id: str, target: str) -> None:
+    """A failure path's compare-and-swap changed nothing: say so loudly, with the state
+    that won."""
+    db.session.expire_all()
+    fresh = db.session.get(Volume, volume_id)
+    log.error("volume %s: could not record %s: it is %s now", volume_id, target,
+              f"{fresh.state}/{fresh.attach_state}" if fresh is not None else "gone")
 
 
 def _remove_export(ebs, volume_id: str, export: dict) -> None:
@@ -213,14 +237,28 @@ def root_disk(instance):
     if volume is None:
         image = db.session.get(Image, instance.image_id)
         mapping = images.ebs_root(image) if image is not None else None
-        if mapping is None:
+        snapshot = db.session.get(snapshots.Snapshot, mapping["snapshot_id"]) \
+            if mapping is not None else None
+        if snapshot is None:
             raise AwsError(f"The image {instance.image_id} has no EBS root snapshot.",
                            code="InvalidAMIID.Unavailable", status=400)
-        snapshot = db.session.get(snapshots.Snapshot, mapping["snapshot_id"])
+        # the cloud's storage limit holds for root volumes too (Client.VolumeLimitExceeded)
+        volumes.check_size(_services().config, instance.owner_id,
+                           mapping["volume_size"] or snapshot.volume_size_gb)
         volume = volumes.record_root(instance, snapshot, mapping)
-        ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
-        snapshots.restore_into(snapshot.id, ebs.path(volume.id), volume.size_gb)
-        volumes.transition(volume.id, {volumes.CREATING}, state=volumes.IN_USE)
+        try:
+            ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
+            snapshots.restore_into(snapshot.id, ebs.path(volume.id), volume.size_gb)
+        except BaseException:
+            # a root with no data is of no use to anyone: it goes, with the failed launch
+            db.session.rollback()
+            if volumes.transition(volume.id, {volumes.CREATING}, state=volumes.DELETING,
+                                  **volumes.DETACHED):
+                destroy_volume(volume.id)
+            raise
+        if not volumes.transition(volume.id, {volumes.CREATING}, state=volumes.IN_USE):
+            raise AwsError(f"The root volume {volume.id} of {instance.id} changed state "
+                           "while it was made.")
     exporter = ebs.export_driver()
     export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
     volumes.transition(volume.id, {volumes.IN_USE}, export_json=_json(export),
@@ -263,6 +301,7 @@ def recheck_attached(driver, node_id: str, instance_id: str | None = None) -> li
                 volume.id, export, str(ebs.path(volume.id)), volume.target))
             volumes.transition(volume.id, {volumes.IN_USE}, export_json=_json(export))
             fixed.append(volume.id)
-        except (DriverError, AwsError, OSError) as error:
-            log.warning("re-attaching %s to %s failed: %s", volume.id, instance.id, error)
+        except Exception as error:  # noqa: BLE001 - one volume's failure must not stop the rest
+            _log_failure(f"re-attaching to {instance.id}", volume.id, error)
+            db.session.rollback()
     return fixed

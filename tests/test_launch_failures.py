@@ -1,0 +1,214 @@
+"""Failures on the slow half of the instance lifecycle, through boto3 on the fake hypervisor
+with volumes exported as local files: every failed job ends in a state the user sees, with
+a reason, and gives back what it held.
+
+A launch that fails ends ``terminated`` with a ``StateReason`` (``Server.InternalError``,
+``Client.VolumeLimitExceeded``), its node capacity returned, its DHCP entry and the volumes
+it made with delete-on-termination gone. A StartInstances whose spawn fails goes back to
+``stopped`` with the reason, its volumes still attached, and can be started again. A stop
+the hypervisor refuses goes back to ``running`` with the reason. The same launch failure on
+real libvirt + tgt (CHAP secrets and targets cleaned up) is in tests/test_ebs_real.py.
+"""
+from __future__ import annotations
+
+import pytest
+
+from eucalite.cluster.virt.driver import DriverError
+from test_ebs_api import ebs, new_volume, settle, wait_snapshot, write_pattern  # noqa: F401 - ebs is a fixture
+from test_ec2_instances import make_image, used_cores
+
+
+def _described(ec2, instance_id) -> dict:
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]
+
+
+def _failing(live, monkeypatch, message="the hypervisor refused"):
+    """Make the node's hypervisor refuse every spawn from now on."""
+    def refuse(spec):
+        raise DriverError(f"cannot start eucalite-{spec.instance_id}: {message}")
+    monkeypatch.setattr(live.services.cluster.driver, "spawn", refuse)
+
+
+def _ebs_image(live, ec2) -> str:
+    source = new_volume(live, ec2, size=1)
+    write_pattern(live, source, 0, b"bootable root " * 1000)
+    snap = wait_snapshot(live, ec2, ec2.create_snapshot(VolumeId=source)["SnapshotId"])
+    return ec2.register_image(
+        Name="ebs-root", RootDeviceName="/dev/sda1",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                              "Ebs": {"SnapshotId": snap["SnapshotId"]}}])["ImageId"]
+
+
+def _volumes_of(ec2, instance_id) -> list[dict]:
+    return ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id",
+                                          "Values": [instance_id]}])["Volumes"]
+
+
+def test_a_move_the_table_forbids_is_an_error_not_a_silent_no_op(ebs):
+    from eucalite.compute import states
+
+    with ebs.app.app_context():
+        with pytest.raises(ValueError, match="pending -> stopping"):
+            states.transition("i-00000000000000000", states.STOPPING,
+                              expected={states.PENDING})
+
+
+def test_failed_spawn_ends_terminated_with_reason_and_gives_everything_back(ebs, monkeypatch):
+    ec2 = ebs.client("ec2")
+    image = make_image(ebs)
+    before = used_cores(ebs)
+    driver = ebs.services.cluster.driver
+    hosts_before = driver.dhcp_hosts(ebs.services.config["instance_network"])
+    _failing(ebs, monkeypatch)
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+
+    described = _described(ec2, instance_id)
+    assert described["State"]["Name"] == "terminated"
+    assert described["StateReason"]["Code"] == "Server.InternalError"
+    assert "the hypervisor refused" in described["StateReason"]["Message"]
+    assert used_cores(ebs) == before                        # its capacity is back
+    assert instance_id not in driver.list_domains()
+    assert driver.dhcp_hosts(ebs.services.config["instance_network"]) == hosts_before
+
+
+def test_ebs_launch_over_the_volume_limit_ends_terminated_with_client_reason(ebs):
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    ebs.services.config["max_total_volume_gb"] = 1     # the source volume uses it all
+    before = used_cores(ebs)
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+
+    described = _described(ec2, instance_id)
+    assert described["State"]["Name"] == "terminated"
+    assert described["StateReason"]["Code"] == "Client.VolumeLimitExceeded"
+    assert used_cores(ebs) == before
+    assert _volumes_of(ec2, instance_id) == []
+    assert len(ec2.describe_volumes()["Volumes"]) == 1     # only the source
+
+
+def test_failed_ebs_launch_deletes_the_root_volume_it_made(ebs, monkeypatch):
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    before = used_cores(ebs)
+    exporter = ebs.services.ebs.export_driver()
+    _failing(ebs, monkeypatch)
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+
+    described = _described(ec2, instance_id)
+    assert described["State"]["Name"] == "terminated"
+    assert described["StateReason"]["Code"] == "Server.InternalError"
+    assert used_cores(ebs) == before
+    volumes = ec2.describe_volumes()["Volumes"]
+    assert len(volumes) == 1                                # the root (delete on termination) went
+    assert not exporter.exported() - {volumes[0]["VolumeId"]}
+
+
+def test_failed_start_goes_back_to_stopped_and_can_start_again(ebs, monkeypatch):
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    data = new_volume(ebs, ec2)
+    ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
+    settle(ebs)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    settle(ebs)
+    stopped_cores = used_cores(ebs)
+
+    with monkeypatch.context() as patch:
+        _failing(ebs, patch)
+        ec2.start_instances(InstanceIds=[instance_id])
+        settle(ebs)
+        described = _described(ec2, instance_id)
+        assert described["State"]["Name"] == "stopped"
+        assert described["StateReason"]["Code"] == "Server.InternalError"
+        assert used_cores(ebs) == stopped_cores
+        # its volumes stay with it, root included, as a stopped instance's do
+        assert {v["VolumeId"]: v["Attachments"][0]["State"]
+                for v in _volumes_of(ec2, instance_id)}.get(data) == "attached"
+        assert len(_volumes_of(ec2, instance_id)) == 2
+
+    ec2.start_instances(InstanceIds=[instance_id])
+    settle(ebs)
+    assert _described(ec2, instance_id)["State"]["Name"] == "running"
+    assert "vdc" in ebs.services.cluster.driver.disks(instance_id)
+
+
+def test_refused_stop_goes_back_to_running_with_the_reason(ebs, monkeypatch):
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    cores = used_cores(ebs)
+
+    def refuse(instance_id):
+        raise DriverError("cannot destroy: the hypervisor refused")
+    monkeypatch.setattr(ebs.services.cluster.driver, "destroy", refuse)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    settle(ebs)
+
+    described = _described(ec2, instance_id)
+    assert described["State"]["Name"] == "running"
+    assert described["StateReason"]["Code"] == "Server.InternalError"
+    assert "the hypervisor refused" in described["StateReason"]["Message"]
+    assert used_cores(ebs) == cores
+
+
+def test_start_interrupted_by_a_restart_goes_back_to_stopped_keeping_its_root(ebs, monkeypatch):
+    """The process died between StartInstances and the spawn: the next start-up's
+    reconciler ends that launch as a failed start (stopped), never as a terminated
+    instance whose root volume would be deleted with it."""
+    from eucalite.compute import reconcile
+
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    settle(ebs)
+    [root] = _volumes_of(ec2, instance_id)
+    stopped_cores = used_cores(ebs)
+    with monkeypatch.context() as patch:
+        patch.setattr(ebs.services.compute.worker, "submit", lambda job, *args: None)
+        ec2.start_instances(InstanceIds=[instance_id])     # its spawn job dies with us
+    assert _described(ec2, instance_id)["State"]["Name"] == "pending"
+
+    with ebs.app.app_context():
+        report = reconcile.reconcile(ebs.services.cluster, startup=True)
+    assert instance_id in report.interrupted
+    described = _described(ec2, instance_id)
+    assert described["State"]["Name"] == "stopped"
+    assert described["StateReason"]["Code"] == "Server.InternalError"
+    assert [v["VolumeId"] for v in _volumes_of(ec2, instance_id)] == [root["VolumeId"]]
+    assert used_cores(ebs) == stopped_cores
+
+
+def test_attach_whose_export_fails_comes_back_available(ebs, monkeypatch):
+    from eucalite.ebs.export import ExportError
+
+    ec2 = ebs.client("ec2")
+    instance_id = ec2.run_instances(ImageId=make_image(ebs), MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    volume_id = new_volume(ebs, ec2)
+
+    def refuse(volume_id, path):
+        raise ExportError(f"cannot export {volume_id}: the target daemon refused")
+    monkeypatch.setattr(ebs.services.ebs.export_driver(), "create_export", refuse)
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    settle(ebs)
+
+    described = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    assert described["State"] == "available"
+    assert described["Attachments"] == []
+    assert "vdc" not in ebs.services.cluster.driver.disks(instance_id)
