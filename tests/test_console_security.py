@@ -3,7 +3,9 @@ Secure cookies over TLS, and bad input (the sign-in redirect, the CSRF token, an
 or id in a URL) refused with a 4xx, never a 500."""
 from __future__ import annotations
 
+import random
 import re
+import string
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
@@ -124,3 +126,133 @@ def test_a_non_ascii_csrf_token_is_a_400(app, raw):
     response = client.post("/console/logout", headers={"X-CSRF-Token": header})
     assert response.status_code == 400
     assert is_signed_in(client)
+
+
+#: Values no console field expects: non-ASCII, control characters, a header split, digits
+#: int() refuses or chokes on, markup, path tricks, and sizes.
+WEIRD = ["é", "中", "\x00", "a\r\nX-Injected: 1", "x\n", "²", "٣", "9" * 5000, "-1",
+         "../../x", "<b>&", "a" * 3000, "%ff", " ",
+         "".join(random.Random(11).choices(string.ascii_letters, k=5000))]   # no compression
+#: Every form and query field a console view reads.
+FIELDS = ("name", "user", "account", "password", "status", "state", "key", "value", "op",
+          "action", "next", "count", "image_id", "instance_type", "key_name", "user_data",
+          "zone", "size", "snapshot_id", "instance_id", "device", "force", "description",
+          "account_id", "operation", "key_pair_id", "public_key", "key_type", "prefix", "acl",
+          "after", "profile", "snapshot", "back")
+
+
+def console_routes(app):
+    """(endpoint, method, rule) of every console route but sign-in and sign-out; every
+    GET first (a POST may delete what a GET would have shown)."""
+    for method in ("GET", "POST"):
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint.startswith("console.") and method in rule.methods and \
+                    rule.endpoint not in ("console.login", "console.logout", "console.static"):
+                yield rule.endpoint, method, rule
+
+
+def headers_fit_the_wire(response) -> bool:
+    """Whether a WSGI server can send *response*'s headers (ISO-8859-1 text, one line
+    each); the test client would pass what a real server fails on."""
+    try:
+        for name, value in response.headers.items():
+            value.encode("latin-1")
+            if any(c in value for c in "\r\n\x00"):
+                return False
+            # browsers drop a cookie over 4 KB (the messages for the next page ride in it)
+            if name == "Set-Cookie" and len(value) > 4093:
+                return False
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_no_console_input_is_a_server_error(app):
+    """Every console route, with each odd value in its URL's ids and in every field it
+    could read: a page, a redirect or a 4xx, with headers a server can send; never a 500."""
+    from eucalite import accounts as accounts_module
+
+    client, token = signed_in(app)
+    with app.app_context():
+        key_id = accounts_module.first_active_key("eucalyptus", "admin").id
+    client.post("/console/buckets/create", data={"name": "sweep", "csrf_token": token})
+    real = {"key_id": key_id, "name": "sweep"}
+    failures = []
+    for endpoint, method, rule in console_routes(app):
+        for weird in WEIRD:
+            for in_path in (True, False):
+                if in_path and not rule.arguments:
+                    continue
+                path = rule.rule
+                for argument in rule.arguments:
+                    value = weird if in_path else real.get(argument, "x-1")
+                    path = re.sub(rf"<(?:[^:<>]+:)?{argument}>", quote(value, safe=""), path)
+                fields = {field: weird for field in FIELDS}
+                # redirects followed as a browser would (that shows, and so drops, the
+                # messages for the next page)
+                if method == "GET":
+                    response = client.get(path, query_string=fields, follow_redirects=True)
+                else:
+                    response = client.post(path, data=dict(fields, csrf_token=token),
+                                           follow_redirects=True)
+                for step in [*response.history, response]:
+                    if step.status_code >= 500 or not headers_fit_the_wire(step):
+                        failures.append((endpoint, method, path[:80], weird[:20]))
+    assert is_signed_in(client)
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("raw", [b"name=%FF%FE", b"name=" + b"%C3%A9" * 20000,
+                                 b"%00=%00&name", b"name=a&name=b&" * 2000])
+def test_malformed_form_bodies_are_not_server_errors(app, raw):
+    client, token = signed_in(app)
+    for path in ("/console/accounts/create", "/console/keypairs/import",
+                 "/console/instances/launch", "/console/volumes/create"):
+        response = client.post(path, data=raw + b"&csrf_token=" + token.encode(),
+                               content_type="application/x-www-form-urlencoded")
+        assert response.status_code < 500, path
+
+
+def put_object(app, bucket: str, key: str, content_type: str | None = None) -> None:
+    """Store *key* = b"contents" in *bucket* (made if missing) as the cloud admin, as any
+    S3 client could, whatever characters key and type hold."""
+    from eucalite import accounts as accounts_module
+    from eucalite.s3 import buckets, objects
+    from eucalite.s3.store import HashingReader
+
+    with app.app_context():
+        admin = accounts_module.principal_of(accounts_module.get_user("eucalyptus", "admin"))
+        buckets.ensure(admin, bucket)
+        objects.put(app.extensions["eucalite"].s3.store, admin, bucket, key,
+                    HashingReader(iter([b"contents"])),
+                    objects.Attributes(content_type=content_type))
+
+
+@pytest.mark.parametrize("key", ["line\nbreak.txt", "cr\rhere", "ctl\x01.txt", "tab\t.txt",
+                                 'q"uote\\.txt', "中文.txt", "dir/é.txt"])
+def test_any_object_key_downloads_with_a_sendable_file_name(app, key):
+    """S3 keys may hold any character; the download's Content-Disposition names the file
+    in plain ASCII (and exactly in filename*), never with a control character."""
+    from urllib.parse import unquote
+
+    client, _ = signed_in(app)
+    put_object(app, "downloads", key)
+    response = client.get("/console/buckets/downloads/download", query_string={"key": key})
+    assert response.status_code == 200 and response.get_data() == b"contents"
+    assert headers_fit_the_wire(response)
+    disposition = response.headers["Content-Disposition"]
+    assert all(" " <= c < "\x7f" for c in disposition), disposition
+    exact = re.search(r"filename\*=UTF-8''(\S+)", disposition).group(1)
+    assert unquote(exact) == key.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain\r\nX-Injected: 1", "text/\x01plain",
+                                          "text/中"])
+def test_a_stored_content_type_a_header_cannot_carry_is_not_sent(app, content_type):
+    client, _ = signed_in(app)
+    put_object(app, "downloads", "file.txt", content_type)
+    response = client.get("/console/buckets/downloads/download",
+                          query_string={"key": "file.txt"})
+    assert response.status_code == 200 and response.get_data() == b"contents"
+    assert headers_fit_the_wire(response)
+    assert response.headers["Content-Type"] == "binary/octet-stream"

@@ -130,9 +130,9 @@ def login_required(view: Callable) -> Callable:
         who = _load_principal()
         if who is None:
             signed_in = TOKEN in session
-            session.clear()         # first: clearing after flash() would drop the message
+            session.clear()         # first: clearing after notify() would drop the message
             if signed_in:
-                flash("Your session expired: sign in again.", "error")
+                notify("Your session expired: sign in again.", "error")
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         g.principal = who
         return view(*args, **kwargs)
@@ -180,19 +180,37 @@ def _check_csrf():
     return None
 
 
-# --- running actions --------------------------------------------------------------------
+# --- messages and running actions ---------------------------------------------------------
+
+#: Longest message shown on the next page: messages ride in the session cookie until then,
+#: and a browser drops a cookie over 4 KB (signing the user out) — error messages quote
+#: what the user typed, which can be anything.
+MESSAGE_LIMIT = 300
+
+
+def notify(message: str, category: str = "ok") -> None:
+    """Show *message* ("ok" or "error") on the next page, shortened to MESSAGE_LIMIT."""
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT - 1] + "…"
+    flash(message, category)
+
+
+def notify_error(error: AwsError) -> None:
+    """Show *error* as the APIs would name it ("Code: message") on the next page."""
+    notify(f"{error.code}: {error.message}", "error")
+
 
 def act(action: Callable, done: str | None = None) -> bool:
-    """Run *action*; flash *done* on success or the AWS-style error (code: message) on
+    """Run *action*; notify *done* on success or the AWS-style error (code: message) on
     failure. Returns whether it succeeded. The database session is rolled back on error."""
     try:
         action()
     except AwsError as error:
         db.session.rollback()
-        flash(f"{error.code}: {error.message}", "error")
+        notify_error(error)
         return False
     if done:
-        flash(done, "ok")
+        notify(done)
     return True
 
 
@@ -228,7 +246,7 @@ def login():
         counts = throttle.of_app(current_app)
         wait = counts.attempt(request.remote_addr, account_name, user_name)
         if wait:
-            flash(f"Too many failed sign-ins: try again in {wait} seconds.", "error")
+            notify(f"Too many failed sign-ins: try again in {wait} seconds.", "error")
             return render_template("console/login.html", account=account_name,
                                    user=user_name), 429, {"Retry-After": str(wait)}
         if check_password(account_name, user_name, request.form.get("password", "")):
@@ -239,7 +257,7 @@ def login():
             session.clear()
             session.update({TOKEN: token, CSRF_FIELD: csrf or secrets.token_urlsafe(32)})
             return redirect(safe_next(request.args.get("next", "")))
-        flash("Wrong account, user or password.", "error")
+        notify("Wrong account, user or password.", "error")
         return render_template("console/login.html", account=account_name,
                                user=user_name), 401
     return render_template("console/login.html", account="", user="")
@@ -249,7 +267,7 @@ def login():
 def logout():
     signins.end(current_token())
     session.clear()
-    flash("Signed out.", "ok")
+    notify("Signed out.")
     return redirect(url_for("console.login"))
 
 

@@ -28,7 +28,8 @@ from . import add_nav
 #: shown once, on the next page).
 NEW_KEY = "new_access_key"
 
-_PROFILE_NAME = re.compile(r"^[\w.-]{1,64}$")
+#: ASCII only: the name goes into a header (Content-Disposition), which is Latin-1 text.
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 add_nav("console.credentials", "Credentials")
 add_nav("console.accounts", "Accounts", admin=True)
@@ -249,7 +250,7 @@ def _download(key_id: str, kind: str):
         body, filename = eucarc(key, config), f"eucarc-{key.user.account.name}-{key.user.name}"
     else:
         name = request.args.get("profile", "").strip() or "eucalite"
-        if not _PROFILE_NAME.match(name):
+        if not _PROFILE_NAME.fullmatch(name):
             return _error_page(accounts.ValidationError(
                 f"Invalid profile name {name!r}: letters, digits, '.', '_' and '-'."))
         body, filename = aws_profile(key, config, name), f"aws-profile-{name}.ini"

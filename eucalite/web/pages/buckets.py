@@ -15,11 +15,11 @@ import hmac
 import mimetypes
 from urllib.parse import quote, urlsplit
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, redirect, render_template, request, url_for
 
 from ...errors import AwsError
 from .. import blueprint
-from ..session import act, login_required, principal
+from ..session import act, login_required, notify, notify_error, principal
 from . import add_nav
 from .volumes import services
 
@@ -146,7 +146,7 @@ def bucket(name: str):
     try:
         found, page, public = _listing(name, prefix)
     except AwsError as error:
-        flash(f"{error.code}: {error.message}", "error")
+        notify_error(error)
         return redirect(url_for("console.buckets"))
     presign = _presigner()
     links = {v.key: presign(name, v.key) for v in page.entries} if presign else {}
@@ -193,20 +193,29 @@ def bucket_upload(name: str):
         if xhr:
             return Response(message, status=error.status if 400 <= error.status < 500
                             else 400, mimetype="text/plain")
-        flash(message, "error")
+        notify(message, "error")
         return _back(name, prefix)
     done = f"Uploaded {', '.join(stored)}."
     if xhr:
-        flash(done, "ok")
+        notify(done)
         return Response(done, status=200, mimetype="text/plain")
-    flash(done, "ok")
+    notify(done)
     return _back(name, prefix)
 
 
+def _sendable(value: str | None) -> str | None:
+    """*value* if a header can carry it as is (printable ASCII), else None: an object's
+    stored attributes came from any S3 client (a PostObject form field, say)."""
+    return value if value and all(" " <= c < "\x7f" for c in value) else None
+
+
 def _content_disposition(key: str) -> str:
+    """The download's file name: the key's last part in printable ASCII (``filename``,
+    what every browser reads) and exactly (``filename*``). Keys may hold any character,
+    control characters included, and a header value cannot."""
     filename = key.rsplit("/", 1)[-1] or "download"
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_") \
-        .replace("\\", "_").replace("?", "_")
+    ascii_name = "".join(c if " " <= c < "\x7f" and c not in '"\\?' else "_"
+                         for c in filename)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
@@ -220,11 +229,11 @@ def bucket_download(name: str):
     try:
         version = objects.get(principal(), name, key)
     except AwsError as error:
-        flash(f"{error.code}: {error.message}", "error")
+        notify_error(error)
         return _back(name, key.rsplit("/", 1)[0] + "/" if "/" in key else "")
     body = _store().read(version.segments, 0, version.size - 1) if version.size else iter(())
     response = Response(body, status=200, direct_passthrough=True)
-    response.headers["Content-Type"] = version.content_type or "binary/octet-stream"
+    response.headers["Content-Type"] = _sendable(version.content_type) or "binary/octet-stream"
     response.headers["Content-Length"] = str(version.size)
     response.headers["Content-Disposition"] = _content_disposition(key)
     response.headers["ETag"] = f'"{version.etag}"'

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 
 from ...compute import images as image_service
 from ...compute import instance_types, instances as instance_service, keypairs, tags
@@ -15,7 +15,7 @@ from ...compute.instances import LaunchRequest
 from ...db import db
 from ...errors import AwsError, InvalidParameterValue
 from .. import blueprint
-from ..session import act, login_required, principal
+from ..session import act, login_required, notify, principal
 from . import add_nav
 
 add_nav("console.instances", "Instances")
@@ -92,7 +92,7 @@ def instances_launch():
         launched.extend(row.id for row in rows)
 
     if act(launch):
-        flash(f"Launched {', '.join(launched)}.", "ok")
+        notify(f"Launched {', '.join(launched)}.")
     return redirect(url_for("console.instances"))
 
 
@@ -108,7 +108,7 @@ def instance_action(instance_id: str):
         "terminate": lambda: compute.terminate(who, [instance_id]),
     }
     if action not in calls:
-        flash(f"InvalidParameterValue: Unknown action {action!r}.", "error")
+        notify(f"InvalidParameterValue: Unknown action {action!r}.", "error")
     else:
         past = {"reboot": "Rebooting", "stop": "Stopping", "start": "Starting",
                 "terminate": "Terminating"}[action]

@@ -3,13 +3,13 @@ OpenSSH public key, delete. The same service functions as CreateKeyPair, ImportK
 DeleteKeyPair and DescribeKeyPairs (:mod:`eucalite.compute.keypairs`)."""
 from __future__ import annotations
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, redirect, render_template, request, url_for
 
 from ...compute import keypairs
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
-from ..session import act, login_required, principal
+from ..session import act, login_required, notify_error, principal
 from . import add_nav
 
 add_nav("console.keypairs", "Key pairs")
@@ -33,7 +33,7 @@ def keypairs_create():
         row, material = keypairs.create(principal(), name, key_type=key_type)
     except AwsError as error:
         db.session.rollback()
-        flash(f"{error.code}: {error.message}", "error")
+        notify_error(error)
         return redirect(url_for("console.keypairs"))
     filename = "".join(c if c.isalnum() or c in "._-" else "_" for c in row.name) or "key"
     return Response(material, mimetype="application/x-pem-file", headers={

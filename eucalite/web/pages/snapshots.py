@@ -6,11 +6,11 @@ The same calls as the EC2 adapter (:mod:`eucalite.compute.ec2.snapshots`):
 """
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 
 from ...errors import InvalidParameterValue
 from .. import blueprint
-from ..session import act, login_required, principal
+from ..session import act, login_required, notify, principal
 from . import add_nav
 from .volumes import int_field, services, zone_names
 
@@ -51,7 +51,7 @@ def snapshots_volume(snapshot_id: str):
             volume_type=None, tag_specs=[]))
 
     if act(create):
-        flash(f"Creating volume {created[0].id} from {snapshot_id}.", "ok")
+        notify(f"Creating volume {created[0].id} from {snapshot_id}.")
         return redirect(url_for("console.volumes"))
     return redirect(url_for("console.snapshots"))
 

@@ -8,11 +8,11 @@ Every action calls what the EC2 adapter calls (:mod:`eucalite.compute.ec2.volume
 """
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 
 from ...errors import InvalidParameterValue
 from .. import blueprint
-from ..session import act, login_required, principal
+from ..session import act, login_required, notify, principal
 from . import add_nav
 
 add_nav("console.volumes", "Volumes")
@@ -98,7 +98,7 @@ def volumes_create():
             volume_type=None, tag_specs=[]))
 
     if act(create):
-        flash(f"Creating volume {created[0].id}.", "ok")
+        notify(f"Creating volume {created[0].id}.")
     return redirect(url_for("console.volumes"))
 
 
@@ -139,7 +139,7 @@ def volumes_snapshot(volume_id: str):
                                       services().compute.worker, chunk_size()))
 
     if act(take):
-        flash(f"Taking snapshot {taken[0].id} of {volume_id}.", "ok")
+        notify(f"Taking snapshot {taken[0].id} of {volume_id}.")
         return redirect(url_for("console.snapshots"))
     return redirect(url_for("console.volumes"))
 
