@@ -63,18 +63,26 @@ def main():
 @click.option("--node/--no-node", default=None,
               help="Run node duty (VMs through libvirt) on this host. Default: on. With "
                    "--no-node no hypervisor connection is opened.")
-@click.option("--threads", type=int, help="Request threads in the one worker (default 16).")
-def serve(host, port, data_dir, node, threads):
+@click.option("--threads", type=int, help="Requests running at once (default 16).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False),
+              help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.")
+@click.option("--tls-key", type=click.Path(dir_okay=False),
+              help="The PEM private key of --tls-cert.")
+@click.option("--server", "server_model", type=click.Choice(["asyncio", "gthread"]),
+              default="asyncio", hidden=True,
+              help="Server model; gthread is the former one, for benchmarks.")
+def serve(host, port, data_dir, node, threads, tls_cert, tls_key, server_model):
     """Serve every role (EC2, S3, IAM endpoints) in one process until Ctrl-C or SIGTERM."""
     from .server import CannotServe, run
 
-    overrides = _overrides(host=host, port=port, data_dir=data_dir, node=node, threads=threads)
+    overrides = _overrides(host=host, port=port, data_dir=data_dir, node=node, threads=threads,
+                           tls_cert=tls_cert, tls_key=tls_key)
     try:
         config = config_module.load(overrides)
     except ValueError as error:
         raise click.ClickException(str(error))
     try:
-        run(config)
+        run(config, server_model)
     except CannotServe as error:
         raise click.ClickException(str(error))
 

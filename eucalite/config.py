@@ -21,7 +21,29 @@ DEFAULTS: dict[str, Any] = {
     "database_url": "",
     "host": "127.0.0.1",
     "port": 8773,
+    # Serve over TLS: PEM certificate (chain) and private key files; both empty: plain HTTP.
+    "tls_cert": "",
+    "tls_key": "",
+    # WSGI requests running at once (a pool of threads behind the event loop).
     "threads": 16,
+    # The HTTP front end's limits (eucalite.httpserver): seconds from a request's first byte
+    # to the end of its head; seconds a connection may idle between requests; a request body
+    # may go http_body_timeout seconds without a byte, and after that must average
+    # http_min_body_rate bytes/s (else RequestTimeout); seconds a response may wait for a
+    # client that does not read.
+    "http_header_timeout": 10,
+    "http_keepalive_timeout": 15,
+    "http_body_timeout": 20,
+    "http_min_body_rate": 1024,
+    "http_send_timeout": 60,
+    # Largest request head (request line and headers) and request target, in bytes.
+    "http_max_header_bytes": 65536,
+    "http_max_uri_bytes": 16384,
+    # Open connections in all and per client address (more from one address: SlowDown),
+    # and requests of one client address running at once (more wait their turn).
+    "http_max_connections": 4096,
+    "http_max_connections_per_client": 128,
+    "http_max_requests_per_client": 8,
     # URL clients use to reach this cloud (printed by `eucalite credentials`);
     # empty means http://<host>:<port> with 0.0.0.0 shown as 127.0.0.1.
     "public_url": "",
@@ -147,6 +169,11 @@ def load(overrides: Mapping[str, Any] | None = None,
     from .cluster.scheduler import validate_policy
 
     config["scheduler"] = validate_policy(config["scheduler"])
+    if bool(config["tls_cert"]) != bool(config["tls_key"]):
+        raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
+    for key in ("tls_cert", "tls_key"):
+        if config[key]:
+            config[key] = str(Path(config[key]).expanduser().resolve())
     config["data_dir"] = str(Path(config["data_dir"] or data_dir).expanduser().resolve())
     if not config["database_url"]:
         config["database_url"] = "sqlite:///" + str(Path(config["data_dir"]) / "eucalite.db")
@@ -175,12 +202,13 @@ def public_url(config: Mapping[str, Any], *, use_served: bool = False) -> str:
         served = Path(config["data_dir"]) / SERVED_FILE
         if served.is_file() and served.read_text().strip():
             return served.read_text().strip().rstrip("/")
+    scheme = "https" if config.get("tls_cert") else "http"
     host = config["host"]
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{config['port']}"
+    return f"{scheme}://{host}:{config['port']}"
 
 
 def endpoints(config: Mapping[str, Any], *, use_served: bool = False) -> dict[str, str]:

@@ -165,8 +165,9 @@ class CannotServe(RuntimeError):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound and listening. Taken before anything changes on the host
-    so a taken port fails fast; gunicorn's master then serves on it."""
+    """The server's socket, bound before anything changes on the host so that a taken port
+    fails fast. It listens only once gunicorn's master adopts it, after the app is built:
+    clients that wait for the port to accept find a server ready to answer."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -176,7 +177,6 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
-        listener.listen(2048)
     except OSError as error:
         listener.close()
         reason = "the port is in use" if error.errno == errno.EADDRINUSE else str(error)
@@ -184,9 +184,35 @@ def bind(host: str, port: int) -> socket.socket:
     return listener
 
 
-def run(config: dict[str, Any]) -> None:
-    """Serve until Ctrl-C or SIGTERM. Checks what can fail fast (the data directory's lock,
-    the port) before anything else; raises :class:`CannotServe` when either is taken."""
+SERVER_MODELS = {
+    # the event-loop front end (eucalite.httpserver): the default
+    "asyncio": "eucalite.httpserver.worker.Worker",
+    # gunicorn's thread-per-connection worker, the former model: kept selectable (hidden
+    # `--server gthread`) for bench/slow_clients.py's before/after comparison
+    "gthread": "gthread",
+}
+
+
+def _tls_options(config: dict[str, Any]) -> dict[str, Any]:
+    """gunicorn's TLS settings for tls_cert/tls_key, checked now so that a missing file or a
+    key that does not match its certificate is one clear line, not a worker boot loop."""
+    if not config["tls_cert"]:
+        return {}
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            config["tls_cert"], config["tls_key"])
+    except (OSError, ssl.SSLError) as error:
+        raise CannotServe(f"cannot use tls_cert {config['tls_cert']} with tls_key "
+                          f"{config['tls_key']}: {error}") from None
+    return {"certfile": config["tls_cert"], "keyfile": config["tls_key"]}
+
+
+def run(config: dict[str, Any], server: str = "asyncio") -> None:
+    """Serve until Ctrl-C or SIGTERM with the *server* model (see :data:`SERVER_MODELS`).
+    Checks what can fail fast (the data directory's lock, the port, the TLS files) before
+    anything else; raises :class:`CannotServe` when one of them fails."""
     from . import create_app, datadir
 
     logging.basicConfig(level=config["log_level"],
@@ -196,6 +222,7 @@ def run(config: dict[str, Any]) -> None:
         server_lock = datadir.hold_server_lock(config["data_dir"])
     except datadir.InUse as error:
         raise CannotServe(str(error)) from None
+    tls = _tls_options(config)
     listener = bind(config["host"], config["port"])
     config_module.remember_served_url(config)   # clients may connect from now on
     app = create_app(config)
@@ -203,11 +230,12 @@ def run(config: dict[str, Any]) -> None:
     options = {
         "bind": f"{config['host']}:{config['port']}",     # what the listener is bound to
         "workers": 1,
-        "worker_class": "gthread",
+        "worker_class": SERVER_MODELS[server],
         "threads": config["threads"],
-        # gthread's timeout watches the worker's main loop, not single requests, so long
-        # uploads are fine; a hung worker is restarted after this long.
+        # The timeout watches the worker's main loop, not single requests, so long uploads
+        # are fine; a hung worker is restarted after this long.
         "timeout": 120,
+        "backlog": 2048,
         "graceful_timeout": 10,
         "keepalive": 5,
         "accesslog": "-",
@@ -222,6 +250,7 @@ def run(config: dict[str, Any]) -> None:
         "proc_name": "eucalite",
         # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.
         "control_socket_disable": True,
+        **tls,
     }
     try:
         _Gunicorn(app, options, listener).run()

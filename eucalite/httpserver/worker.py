@@ -1,0 +1,89 @@
+"""The gunicorn worker class ``eucalite serve`` runs: gunicorn's master keeps what it is good
+at (signals, respawning a dead worker, the access log's handlers); this worker serves the
+master's listening sockets on an asyncio loop (:mod:`.connection`) with the WSGI app in a
+pool of ``threads`` threads.
+
+Signals, as gunicorn's own workers: SIGTERM stops accepting, closes idle connections and
+lets running requests finish for up to ``graceful_timeout`` seconds; SIGINT and SIGQUIT stop
+at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from gunicorn.workers import base
+
+from . import Limits
+from .connection import Connection, Server
+
+
+class Worker(base.Worker):
+    def init_process(self):
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self._stopping = asyncio.Event()
+        self._quick = False
+        super().init_process()
+
+    def init_signals(self):
+        for signum in self.SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        self.loop.add_signal_handler(signal.SIGTERM, self._stop, False)
+        self.loop.add_signal_handler(signal.SIGINT, self._stop, True)
+        self.loop.add_signal_handler(signal.SIGQUIT, self._stop, True)
+        self.loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
+        self.loop.add_signal_handler(signal.SIGABRT, self._stop, True)
+        signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+
+    def _stop(self, quick: bool) -> None:
+        self.alive = False
+        self._quick = self._quick or quick
+        self._stopping.set()
+
+    def run(self):
+        try:
+            self.loop.run_until_complete(self._serve())
+        finally:
+            self.loop.close()
+
+    async def _serve(self) -> None:
+        limits = Limits.from_config(self.wsgi.config["EUCALITE"])
+        pool = ThreadPoolExecutor(max_workers=limits.threads,
+                                  thread_name_prefix="eucalite-request")
+        server = Server(self.wsgi, pool, limits, scheme="https" if self.cfg.is_ssl else "http",
+                        access=self._access)
+        context = None
+        if self.cfg.is_ssl:
+            from gunicorn.sock import ssl_context
+
+            context = ssl_context(self.cfg)
+        listeners = [await self.loop.create_server(
+            lambda: Connection(server), sock=listener.sock, ssl=context,
+            ssl_handshake_timeout=limits.header_timeout if context else None)
+            for listener in self.sockets]
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                self.log.info("the master went away; worker %s stops", self.pid)
+                break
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+        for listener in listeners:
+            listener.close()
+        server.close_idle()
+        deadline = self.loop.time() + self.cfg.graceful_timeout
+        while not self._quick and server.busy() and self.loop.time() < deadline:
+            self.notify()
+            await asyncio.sleep(0.1)
+        server.abort_all()              # wakes any thread still waiting on its client
+        await asyncio.sleep(0)
+        pool.shutdown(wait=not self._quick, cancel_futures=True)
+
+    def _access(self, line: str) -> None:
+        if self.cfg.accesslog:
+            self.log.access_log.info(line)
