@@ -118,18 +118,18 @@ def test_setup_sh_installs_every_package_the_suite_needs():
 
 
 def _package_owning(path: str) -> str | None:
-    """The Debian package that ships *path*, seen through /usr-merge aliases."""
-    resolved = os.path.realpath(path)
-    candidates = {path, resolved}
-    for alias in (path, resolved):
-        for prefix in ("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/lib/", "/lib/"):
-            if alias.startswith(prefix):
-                rest = alias[len(prefix):]
-                candidates.update(f"{p}{rest}" for p in
-                                  ("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/")
-                                  if not prefix.endswith("lib/"))
-                if prefix.endswith("lib/"):
-                    candidates.update({f"/usr/lib/{rest}", f"/lib/{rest}"})
+    """The Debian package that ships *path*. With /usr merged, a file a package ships as
+    /bin/ip is found as /usr/bin/ip (and the reverse), so both spellings are asked."""
+    candidates = set()
+    for name in (path, os.path.realpath(path)):
+        candidates.add(name)
+        if name.startswith("/usr/"):
+            candidates.add(name[len("/usr"):])
+        else:
+            candidates.add("/usr" + name)
+        if "/sbin/" in name:         # iproute2 ships /bin/ip, found as /usr/sbin/ip
+            candidates.update({name.replace("/sbin/", "/bin/"),
+                               name.replace("/usr/sbin/", "/bin/")})
     for candidate in sorted(candidates):
         result = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
         if result.returncode == 0:
