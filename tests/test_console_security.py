@@ -256,3 +256,25 @@ def test_a_stored_content_type_a_header_cannot_carry_is_not_sent(app, content_ty
     assert response.status_code == 200 and response.get_data() == b"contents"
     assert headers_fit_the_wire(response)
     assert response.headers["Content-Type"] == "binary/octet-stream"
+
+
+@pytest.mark.parametrize("number", ["٣", "²", "1_0", "+3", "9" * 4000])
+def test_numbers_are_ascii_digits_as_the_api_takes_them(app, number):
+    """A count or size is ASCII digits, as EC2 reads it: '٣' (Arabic-Indic three) used to
+    make a 3 GiB volume, and a 4000-digit count was taken as a number."""
+    from eucalite.ebs import volumes
+
+    client, token = signed_in(app)
+    for path, field in (("/console/volumes/create", "size"),
+                        ("/console/instances/launch", "count")):
+        response = client.post(path, data={field: number, "zone": "eucalyptus-1a",
+                                           "image_id": "emi-00000000", "csrf_token": token},
+                               follow_redirects=True)
+        assert response.status_code == 200
+        assert f"InvalidParameterValue: Value ({number[:20]}" in response.get_data(
+            as_text=True), path
+    with app.app_context():
+        from eucalite import accounts as accounts_module
+
+        admin = accounts_module.principal_of(accounts_module.get_user("eucalyptus", "admin"))
+        assert volumes.visible(admin) == []

@@ -1,9 +1,15 @@
 """The console's pages, one module per resource family; importing one registers its views
-on :data:`eucalite.web.blueprint`."""
+on :data:`eucalite.web.blueprint`. Also what they share: the navigation bar, and reading a
+whole number from a form."""
 from __future__ import annotations
 
 import importlib
 import pkgutil
+
+from flask import request
+
+from ... import integers
+from ...errors import InvalidParameterValue
 
 #: (endpoint, label) of the navigation bar, in order; ADMIN_NAV only for the cloud admin.
 NAV: list[tuple[str, str]] = []
@@ -25,3 +31,20 @@ def load_all() -> None:
     """Import every page module in this package (each registers its own routes)."""
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
+
+
+def int_field(name: str, label: str, *, required: bool = True,
+              default: int | None = None) -> int | None:
+    """The form field *name* as a whole number, read as the APIs read integers (ASCII
+    digits, at most 20: :func:`eucalite.integers.parse`); *default* when empty and not
+    *required*. A bad or missing value is the InvalidParameterValue the API would give."""
+    raw = (request.form.get(name) or "").strip()
+    if not raw:
+        if required:
+            raise InvalidParameterValue(f"The request must contain a value for {label}.")
+        return default
+    value = integers.parse(raw)
+    if value is None:
+        raise InvalidParameterValue(f"Value ({raw}) for parameter {label} is invalid: "
+                                    "expected a whole number.")
+    return value

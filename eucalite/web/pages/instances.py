@@ -16,7 +16,7 @@ from ...db import db
 from ...errors import AwsError, InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
-from . import add_nav
+from . import add_nav, int_field
 
 add_nav("console.instances", "Instances")
 
@@ -57,17 +57,6 @@ def instances_rows():
     return render_template("console/instances_rows.html", **_rows_context(), actions=ACTIONS)
 
 
-def _int_field(name: str, default: int) -> int:
-    text = request.form.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidParameterValue(f"Value ({text}) for parameter {name} is invalid: "
-                                    "expected a whole number.")
-
-
 @blueprint.route("/instances/launch", methods=["POST"])
 @login_required
 def instances_launch():
@@ -75,7 +64,7 @@ def instances_launch():
     launched: list[str] = []
 
     def launch():
-        count = _int_field("count", 1)
+        count = int_field("count", "count", required=False, default=1)
         if count < 1:
             raise InvalidParameterValue("The number of instances must be at least 1.")
         user_data = form.get("user_data", "")

@@ -11,8 +11,8 @@ from flask import redirect, render_template, request, url_for
 from ...errors import InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
-from . import add_nav
-from .volumes import int_field, services, zone_names
+from . import add_nav, int_field
+from .volumes import services, zone_names
 
 add_nav("console.snapshots", "Snapshots")
 

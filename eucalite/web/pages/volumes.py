@@ -13,7 +13,7 @@ from flask import current_app, redirect, render_template, request, url_for
 from ...errors import InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
-from . import add_nav
+from . import add_nav, int_field
 
 add_nav("console.volumes", "Volumes")
 
@@ -22,21 +22,6 @@ DEFAULT_DEVICE = "/dev/sdf"
 
 def services():
     return current_app.extensions["eucalite"]
-
-
-def int_field(name: str, label: str, *, required: bool = True) -> int | None:
-    """The form field *name* as an int (None when empty and not required); a bad value is
-    the InvalidParameterValue the API would give."""
-    raw = (request.form.get(name) or "").strip()
-    if not raw:
-        if required:
-            raise InvalidParameterValue(f"The request must contain a value for {label}.")
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidParameterValue(f"Value ({raw}) for parameter {label} is invalid: "
-                                    "expected a whole number.")
 
 
 def zone_names() -> list[str]:
