@@ -4,8 +4,9 @@ One walk through what a lab user does: sign in, import the tiny guest image with
 form, launch an instance and watch it reach ``running`` without reloading, read its console
 output, create a volume and attach it, create a bucket, upload a file and download it again
 (same bytes), create a user and sign in as them, and check that a second account sees none
-of the first one's resources. A screenshot of every page is saved under
-``$EUCALITE_TEST_OUTPUT/console`` (default ``test-output/console``).
+of the first one's resources; the Content-Security-Policy blocks nothing on the way. A
+screenshot of every page is saved under ``$EUCALITE_TEST_OUTPUT/console`` (default
+``test-output/console``).
 
 Guests are real (QEMU through libvirt) when EUCALITE_TEST_LIBVIRT_URI names a real libvirt
 (``./setup.sh test`` does), else the fake hypervisor runs them. Skipped, with the reason,
@@ -139,6 +140,10 @@ def test_a_lab_user_runs_the_cloud_from_the_browser(console, browser, tmp_path):
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())          # data-confirm prompts
+    # anything the Content-Security-Policy blocks shows as a console error: there must be none
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
     base = console.url
 
     _sign_in(page, base, "eucalyptus", "admin", PASSWORD)
@@ -255,3 +260,4 @@ def test_a_lab_user_runs_the_cloud_from_the_browser(console, browser, tmp_path):
                            timeout=60_000)
     shot(page, "terminated")
     context.close()
+    assert blocked == []
