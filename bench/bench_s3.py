@@ -15,6 +15,7 @@ Starts `eucalite serve` (gunicorn, one worker, threads; fresh data directory) an
   nothing is dropped from the page cache, so the read is usually a cache read).
 
     python bench/bench_s3.py [--quick] [--skip-moto] [--seconds 3] [--ops 2000]
+                             [--server asyncio,gthread]
 
 --quick shrinks everything (32 MiB single object, 128 MiB multipart in 16 MiB parts, ~1 s
 per small-object run). MB/s is 10^6 bytes per second; sizes are MiB/GiB.
@@ -74,7 +75,8 @@ def clean_env(**extra) -> dict[str, str]:
     return env
 
 
-def start_eucalite(data_dir: str, log_path: str) -> Target:
+def start_eucalite(data_dir: str, log_path: str, server: str | None = None) -> Target:
+    """`eucalite serve` with its default server model, or *server* (`--server`)."""
     port = free_port()
     env = clean_env(EUCALITE_LOG_LEVEL="WARNING")
     with open(log_path, "wb") as log:
@@ -82,7 +84,8 @@ def start_eucalite(data_dir: str, log_path: str) -> Target:
         # the servers itself.
         process = subprocess.Popen([str(BIN / "eucalite"), "serve", "--no-node",
                                     "--host", "127.0.0.1", "--port", str(port),
-                                    "--data-dir", data_dir],
+                                    "--data-dir", data_dir,
+                                    *(["--server", server] if server else [])],
                                    env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     STARTED.append(process)
@@ -94,7 +97,7 @@ def start_eucalite(data_dir: str, log_path: str) -> Target:
         if line.startswith("export "):
             name, _, value = line[len("export "):].partition("=")
             values[name] = value.strip("'\"")
-    return Target("eucalite", process, values["AWS_ENDPOINT_URL_S3"],
+    return Target(f"eucalite {server}" if server else "eucalite", process, values["AWS_ENDPOINT_URL_S3"],
                   values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"],
                   values["AWS_DEFAULT_REGION"], data_dir)
 
@@ -391,6 +394,9 @@ def main() -> None:
     parser.add_argument("--skip-moto", action="store_true", help="eucalite only")
     parser.add_argument("--seconds", type=float, help="time per small-object run")
     parser.add_argument("--ops", type=int, help="most operations per small-object run")
+    parser.add_argument("--server", default="",
+                        help="comma-separated eucalite server models side by side (e.g. "
+                             "asyncio,gthread: eucalite serve --server)")
     args = parser.parse_args()
 
     quick = args.quick
@@ -412,7 +418,9 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="eucalite-bench-s3-")
     try:
         data_dir = os.path.join(scratch, "data")
-        targets = [start_eucalite(data_dir, os.path.join(scratch, "eucalite.log"))]
+        targets = [start_eucalite(f"{data_dir}-{server or 'default'}",
+                                  os.path.join(scratch, f"eucalite-{server}.log"), server or None)
+                   for server in (args.server.split(",") if args.server else [""])]
         if not args.skip_moto:
             moto = start_moto()
             if moto is None:

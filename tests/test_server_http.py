@@ -23,7 +23,7 @@ import pytest
 from botocore.config import Config
 
 from conftest import free_port
-from test_cli import EUCALITE, cli_env
+from test_cli import EUCALITE, cli_env, wait_for_port
 from test_server_lifecycle import _stop, _wait_ready
 
 LIMITS = {"EUCALITE_THREADS": "4", "EUCALITE_HTTP_HEADER_TIMEOUT": "1",
@@ -319,3 +319,94 @@ def test_sigterm_lets_a_running_request_finish(tmp_path):
     finally:
         output = _stop(process)
     assert process.returncode == 0, output
+
+
+# -- TLS and the former server model ----------------------------------------------------
+
+def self_signed(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in *directory*."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eucalite test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_tls_is_one_config_line(tmp_path):
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "eucalite.toml").write_text(
+        f'tls_cert = "{cert}"\ntls_key = "{key}"\n')
+    port = free_port()
+    env = cli_env(EUCALITE_DATA_DIR=str(tmp_path / "data"))
+    process = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, process)
+        exports = subprocess.run([EUCALITE, "credentials"], env=env, capture_output=True,
+                                 text=True, check=True).stdout
+        assert f"https://127.0.0.1:{port}/services/compute" in exports
+        creds = dict(line[len("export "):].split("=", 1) for line in exports.splitlines()
+                     if line.startswith("export "))
+        creds = {name: shlex.split(value)[0] for name, value in creds.items()}
+        session = boto3.session.Session(aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                                        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                                        region_name=creds["AWS_DEFAULT_REGION"])
+        config = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
+        ec2 = session.client("ec2", endpoint_url=creds["AWS_ENDPOINT_URL_EC2"], verify=cert,
+                             config=config)
+        assert ec2.describe_regions()["Regions"]
+        s3 = session.client("s3", endpoint_url=creds["AWS_ENDPOINT_URL_S3"], verify=cert,
+                            config=config)
+        s3.create_bucket(Bucket="secure")
+        s3.put_object(Bucket="secure", Key="k", Body=b"over tls" * 100000)
+        assert s3.get_object(Bucket="secure", Key="k")["Body"].read() == b"over tls" * 100000
+        with pytest.raises(Exception, match="certificate verify failed"):
+            session.client("ec2", endpoint_url=creds["AWS_ENDPOINT_URL_EC2"],
+                           config=config).describe_regions()     # no verify=: refused
+    finally:
+        output = _stop(process)
+    assert f"https://127.0.0.1:{port}/services/compute" in output     # the banner
+    assert process.returncode == 0, output
+
+
+def test_tls_with_a_key_that_does_not_match_is_one_clear_line(tmp_path):
+    cert, _ = self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, wrong_key = self_signed(other)
+    env = cli_env(EUCALITE_DATA_DIR=str(tmp_path / "data"), EUCALITE_TLS_CERT=cert,
+                  EUCALITE_TLS_KEY=wrong_key)
+    result = subprocess.run([EUCALITE, "serve", "--no-node", "--port", str(free_port())],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "tls_cert" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_former_gthread_model_still_serves(tmp_path):
+    process, served = start_served(tmp_path, "--server", "gthread")
+    try:
+        assert served.client("ec2").describe_regions()["Regions"]
+    finally:
+        output = _stop(process)
+    assert "Using worker: gthread" in output
