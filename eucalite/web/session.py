@@ -86,23 +86,25 @@ def set_password(account_name: str, user_name: str, password: str,
     signins.end_all(user, keep=keep_session)          # commits the new hash with it
 
 
-_decoy_hash: list[str] = []
+@functools.cache
+def _decoy_hash() -> str:
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(secrets.token_urlsafe(16))
 
 
 def check_password(account_name: str, user_name: str, password: str) -> bool:
     """Whether *password* is the user's. A missing account or user, or one without a
     password, is checked against a decoy hash all the same, so the time the answer takes
     does not tell which accounts and users exist."""
-    from werkzeug.security import check_password_hash, generate_password_hash
+    from werkzeug.security import check_password_hash
 
     try:
         stored = accounts.get_user(account_name, user_name).password_hash
     except AwsError:
         stored = None
     if not stored:
-        if not _decoy_hash:
-            _decoy_hash.append(generate_password_hash(secrets.token_urlsafe(16)))
-        check_password_hash(_decoy_hash[0], password)
+        check_password_hash(_decoy_hash(), password)
         return False
     return check_password_hash(stored, password)
 
@@ -183,8 +185,8 @@ def _check_csrf():
 # --- messages and running actions ---------------------------------------------------------
 
 #: Longest message shown on the next page: messages ride in the session cookie until then,
-#: and a browser drops a cookie over 4 KB (signing the user out) — error messages quote
-#: what the user typed, which can be anything.
+#: browsers ignore a cookie over 4 KB (the message and any change to the session with it
+#: would be lost), and error messages quote what the user typed, which can be anything.
 MESSAGE_LIMIT = 300
 
 
