@@ -212,3 +212,32 @@ def test_attach_whose_export_fails_comes_back_available(ebs, monkeypatch):
     assert described["State"] == "available"
     assert described["Attachments"] == []
     assert "vdc" not in ebs.services.cluster.driver.disks(instance_id)
+
+
+def test_terminate_the_hypervisor_refused_is_retried_by_the_reconciler(ebs, monkeypatch):
+    """A destroy that failed leaves the instance shutting-down with the reason, and the
+    next reconciler pass (not only a restart) finishes the termination."""
+    from eucalite.compute import reconcile
+
+    ec2 = ebs.client("ec2")
+    before = used_cores(ebs)
+    instance_id = ec2.run_instances(ImageId=make_image(ebs), MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    driver = ebs.services.cluster.driver
+    with monkeypatch.context() as patch:
+        def refuse(instance_id):
+            raise DriverError("cannot destroy: the hypervisor refused")
+        patch.setattr(driver, "destroy", refuse)
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        settle(ebs)
+    described = _described(ec2, instance_id)
+    assert described["State"]["Name"] == "shutting-down"
+    assert "the hypervisor refused" in described["StateReason"]["Message"]
+
+    with ebs.app.app_context():
+        report = reconcile.reconcile(ebs.services.cluster)
+    assert instance_id in report.finished_terminations
+    assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
+    assert instance_id not in driver.list_domains()
+    assert used_cores(ebs) == before

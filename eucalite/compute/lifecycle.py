@@ -256,7 +256,9 @@ def launch_failed(instance: Instance, driver, services, reason: str) -> bool:
 
 
 def terminate(instance_id: str) -> None:
-    """shutting-down -> terminated: the domain is destroyed and capacity released."""
+    """shutting-down -> terminated: the domain is destroyed and capacity released. When the
+    hypervisor cannot destroy it, it stays shutting-down with the reason and no task, for
+    the reconciler to retry."""
     instance = db.session.get(Instance, instance_id)
     if instance is None:
         return
@@ -266,7 +268,11 @@ def terminate(instance_id: str) -> None:
             driver = services.cluster.driver_for(instance.node_id)
             driver.destroy(instance_id)
         except (DriverError, AwsError) as error:
-            log.warning("destroy of %s failed (will be reconciled): %s", instance_id, error)
+            log.warning("destroy of %s failed (the reconciler retries): %s", instance_id,
+                        error)
+            # no job in flight any more (task None): the reconciler's next pass retries
+            states.note(instance_id, states.SHUTTING_DOWN, task=None,
+                        state_reason=states.failure_reason(error, "terminate failed"))
             return
         release_node_resources(instance, driver, services)
     else:       # stopped: no domain and no lease, but its volumes still end with it

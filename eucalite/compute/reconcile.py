@@ -7,7 +7,8 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
 * a pending instance with no spawn job in flight (the server restarted mid-launch) is
   marked running if its domain appeared, else its launch failed (a first launch is
   terminated, a StartInstances goes back to stopped);
-* a shutting-down instance whose destroy did not finish is destroyed again;
+* a shutting-down instance whose destroy did not finish (interrupted, or refused by the
+  hypervisor) is destroyed again;
 * a domain with eucalite's name prefix that no live instance owns is destroyed, and logged.
 
 Restarting eucalite therefore loses no instance record and leaves running instances running.
@@ -102,7 +103,9 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         elif lifecycle.launch_failed(instance, cluster.driver, lifecycle._services(),
                                      "Server.InternalError: launch interrupted by a restart"):
             report.interrupted.append(instance.id)
-    elif instance.state == states.SHUTTING_DOWN and (startup or observed == PowerState.ABSENT):
+    elif instance.state == states.SHUTTING_DOWN and (
+            startup or observed == PowerState.ABSENT or instance.task is None):
+        # task None: no terminate job in flight (the last one failed): try again
         lifecycle.terminate(instance.id)
         report.finished_terminations.append(instance.id)
 

@@ -84,3 +84,16 @@ def transition(instance_id: str, target: str, *, expected: set[str] | frozenset[
         on_win()
     db.session.commit()
     return won
+
+
+def note(instance_id: str, state: str, **changes) -> bool:
+    """Record *changes* (``task``, ``state_reason``) on the instance if it is still in
+    *state*, leaving its state as it is; True if it was. Commits."""
+    from ..db import write_lock
+    from .models import Instance
+
+    write_lock()
+    result = db.session.execute(db.update(Instance).where(
+        Instance.id == instance_id, Instance.state == state).values(**changes))
+    db.session.commit()
+    return result.rowcount == 1
