@@ -36,7 +36,7 @@ def signed_in(app, account="eucalyptus", user="admin", password=PASSWORD):
                                                    "password": password,
                                                    "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)
-    return client, token
+    return client, token_of(client.get("/console/dashboard"))   # a new token once signed in
 
 
 COOKIE = "eucalite_console"

@@ -42,6 +42,23 @@ def test_a_cookie_replayed_after_sign_out_is_refused(app):
         assert "replayed" not in [a.name for a in accounts.list_accounts()]
 
 
+def test_signing_in_gives_a_new_csrf_token(app):
+    """Someone who planted their own (anonymous) console cookie in a browser knows its CSRF
+    token; once the user signs in with that browser, the token is worth nothing."""
+    client = app.test_client()
+    planted = token_of(client.get("/console/login"))
+    response = client.post("/console/login", data={"account": "eucalyptus", "user": "admin",
+                                                   "password": PASSWORD,
+                                                   "csrf_token": planted})
+    assert response.status_code == 302
+    assert token_of(client.get("/console/dashboard")) != planted
+    response = client.post("/console/accounts/create", data={"name": "planted",
+                                                             "csrf_token": planted})
+    assert response.status_code == 400
+    with app.app_context():
+        assert "planted" not in [a.name for a in accounts.list_accounts()]
+
+
 def test_signing_out_ends_only_that_session(app):
     first, token = signed_in(app, user="bob")
     second, _ = signed_in(app, user="bob")

@@ -253,11 +253,11 @@ def login():
                                    user=user_name), 429, {"Retry-After": str(wait)}
         if check_password(account_name, user_name, request.form.get("password", "")):
             counts.succeeded(request.remote_addr, account_name, user_name)
-            csrf = session.get(CSRF_FIELD)
             signins.end(current_token())            # a new sign-in replaces the old one
             token = signins.start(accounts.get_user(account_name, user_name), lifetime())
+            # a new CSRF token too: whoever could plant the cookie knew the old one
             session.clear()
-            session.update({TOKEN: token, CSRF_FIELD: csrf or secrets.token_urlsafe(32)})
+            session.update({TOKEN: token, CSRF_FIELD: secrets.token_urlsafe(32)})
             return redirect(safe_next(request.args.get("next", "")))
         notify("Wrong account, user or password.", "error")
         return render_template("console/login.html", account=account_name,
