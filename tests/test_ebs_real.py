@@ -8,6 +8,11 @@ whose serial is the volume id (as EC2 Nitro shows it) and whose first MiB has th
 md5; it is detached (the guest sees it go), snapshotted, a new volume is made from the
 snapshot and attached to another instance, which sees the same bytes. Nothing is left
 exported afterwards.
+
+An EBS-backed image boots too, with its volumes exported by tgt and as local files:
+RegisterImage from a snapshot, RunInstances, the guest reads its root volume; a data
+volume attached, StopInstances, StartInstances, and the guest boots again with its root
+and the data volume. After termination no export and no CHAP secret is left.
 """
 from __future__ import annotations
 
@@ -35,39 +40,57 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    """A live eucalite: node duty on REAL_URI, volumes exported by tgt, the tiny guest
-    imported."""
+def guest_files(tmp_path_factory):
     from eucalite.cluster import guest
+
+    if os.geteuid() != 0:
+        pytest.skip("the instance bridge, the metadata address and tgt need root")
+    return guest.build(Path(GUEST_DIR) if GUEST_DIR else tmp_path_factory.mktemp("guest"),
+                       log=lambda *args: None)
+
+
+def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet: str):
+    """A live eucalite (a generator for a fixture): node duty on REAL_URI with an instance
+    network of its own, volumes exported by *export_name*, the tiny guest imported
+    (``image_id``, ``kernel_id``, ``ramdisk_id``)."""
     from eucalite.compute import image_cli
     from eucalite.ebs import export
     from eucalite.server import start_node_services
 
-    if os.geteuid() != 0:
-        pytest.skip("the instance bridge, the metadata address and tgt need root")
-    problem = export.make("tgt", {}).problem()
+    problem = export.make(export_name, {}).problem()
     if problem:
-        print(f"skipping the iSCSI end-to-end test: {problem}")
+        print(f"skipping the {export_name} end-to-end test: {problem}")
         pytest.skip(problem)
-    files = guest.build(Path(GUEST_DIR) if GUEST_DIR else tmp_path_factory.mktemp("guest"),
-                        log=lambda *args: None)
     top = Path(tempfile.mkdtemp(prefix="eucalite-ebs-test-", dir="/var/tmp"))
     top.chmod(0o711)
     live, server = start_live(top / "data", node=True, hypervisor="libvirt",
                               libvirt_uri=REAL_URI, reconcile_interval=3600,
-                              ebs_export="tgt", instance_subnet="10.214.0.0/24",
-                              instance_network=NETWORK, instance_bridge="euebsbr0")
+                              ebs_export=export_name, instance_subnet=subnet,
+                              instance_network=network, instance_bridge=bridge)
     services = live.app.extensions["eucalite"]
     try:
         start_node_services(live.app)
         assert services.cluster.node_problem is None, services.cluster.node_problem
-        ids = image_cli._import(str(files.kernel), str(files.ramdisk), str(files.root),
-                                "tiny", "x86_64", "images", "eucalyptus", "admin", live.app)
-        live.image_id = ids[-1]
+        live.kernel_id, live.ramdisk_id, live.image_id = image_cli._import(
+            str(guest_files.kernel), str(guest_files.ramdisk), str(guest_files.root),
+            "tiny", "x86_64", "images", "eucalyptus", "admin", live.app)
         yield live
     finally:
-        stop_live(live, server, NETWORK)
+        stop_live(live, server, network)
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cloud(guest_files):
+    """Volumes exported over iSCSI by tgt (with CHAP)."""
+    yield from _live_cloud("tgt", guest_files, NETWORK, "euebsbr0", "10.214.0.0/24")
+
+
+@pytest.fixture
+def local_cloud(guest_files):
+    """Volumes exported as local files (the node is this host)."""
+    yield from _live_cloud("local", guest_files, "eucalite-ebslocal", "euebsbr1",
+                           "10.215.0.0/24")
 
 
 def _ready_instance(ec2, image_id) -> str:
@@ -137,3 +160,138 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
     for vid in (volume_id, copy):
         ec2.delete_volume(VolumeId=vid)
     ec2.delete_snapshot(SnapshotId=snapshot_id)
+
+
+def _instance(ec2, instance_id) -> dict:
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def _wait_state(ec2, instance_id, state, timeout=BOOT_TIMEOUT) -> dict:
+    """Wait for *state*; fail at once, with the reason, if the instance ended instead."""
+    def reached():
+        described = _instance(ec2, instance_id)
+        name = described["State"]["Name"]
+        assert name == state or name not in ("terminated", "shutting-down") or \
+            state == "terminated", described.get("StateReason")
+        return described if name == state else None
+    return _wait(reached, timeout, f"{instance_id} {state}")
+
+
+def _chap_secrets(driver) -> set[str]:
+    """Usage names of the libvirt CHAP secrets eucalite defined."""
+    from eucalite.ebs.export.base import SECRET_USAGE_PREFIX
+
+    return {secret.usageID() for secret in driver._conn().listAllSecrets()
+            if (secret.usageID() or "").startswith(SECRET_USAGE_PREFIX)}
+
+
+def _ebs_image(live, guest_files) -> tuple[str, str, str]:
+    """(image id, source volume id, md5 of the root's first MiB) of an EBS-backed image of
+    the tiny guest on *live*: the guest's root written into a volume, snapshotted and
+    registered with the guest's kernel and ramdisk. Made once per cloud."""
+    if getattr(live, "ebs_image", None):
+        return live.ebs_image
+    ec2 = live.client("ec2")
+    services = live.app.extensions["eucalite"]
+    source = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    _wait(lambda: _volume_state(ec2, source) == "available", 30, "the source volume")
+    root_bytes = guest_files.root.read_bytes()
+    with open(services.ebs.path(source), "r+b") as f:
+        f.write(root_bytes)
+    snapshot_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
+    _wait(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
+        "State"] == "completed", 120, "the snapshot")
+    image_id = ec2.register_image(
+        Name="ebs-root", RootDeviceName="/dev/sda1", KernelId=live.kernel_id,
+        RamdiskId=live.ramdisk_id,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                              "Ebs": {"SnapshotId": snapshot_id}}])["ImageId"]
+    live.ebs_image = (image_id, source, hashlib.md5(root_bytes[:MiB]).hexdigest())
+    return live.ebs_image
+
+
+@pytest.mark.parametrize("which", ["cloud", "local_cloud"], ids=["tgt", "local"])
+def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
+    """RegisterImage from a snapshot -> RunInstances -> running, the guest reading its root
+    volume -> StopInstances -> StartInstances -> running again, the attached data volume
+    still there; terminating leaves no export and no CHAP secret behind."""
+    live = request.getfixturevalue(which)
+    ec2 = live.client("ec2")
+    services = live.app.extensions["eucalite"]
+    exporter = services.ebs.export_driver()
+    driver = services.cluster.driver
+    image_id, source, root_md5 = _ebs_image(live, guest_files)
+
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                    InstanceType="m1.small")["Instances"][0]["InstanceId"]
+    described = _wait_state(ec2, instance_id, "running")
+    [root] = [m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]
+              if m["DeviceName"] == "/dev/sda1"]
+    assert _guest_sees(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
+
+    data = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    _wait(lambda: _volume_state(ec2, data) == "available", 30, "the data volume")
+    pattern = os.urandom(MiB)
+    with open(services.ebs.path(data), "r+b") as f:
+        f.write(pattern)
+    ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
+    _wait(lambda: _volume_state(ec2, data) == "attached", 60, "attached")
+    assert _guest_sees(ec2, instance_id, data)["md5"] == hashlib.md5(pattern).hexdigest()
+
+    ec2.stop_instances(InstanceIds=[instance_id])
+    _wait_state(ec2, instance_id, "stopped", 60)
+    assert instance_id not in driver.list_domains()
+    ec2.start_instances(InstanceIds=[instance_id])
+    _wait_state(ec2, instance_id, "running")
+    # the guest boots a second time and finds its root and the data volume again
+    console = _wait(lambda: (c := _console(ec2, instance_id)).count(f"{MARK} ready") >= 2
+                    and c, BOOT_TIMEOUT, "the second boot",
+                    show=lambda: _console(ec2, instance_id)[-3000:])
+    second_boot = console.rsplit(f"{MARK} boot", 1)[-1]
+    assert f"serial={root.replace('-', '')} " in second_boot, console[-3000:]
+    _wait(lambda: f"serial={data.replace('-', '')} " in
+          _console(ec2, instance_id).rsplit(f"{MARK} boot", 1)[-1], 60,
+          "the data volume after the start", show=lambda: _console(ec2, instance_id)[-3000:])
+
+    _terminate(ec2, [instance_id])
+    _wait(lambda: _volume_state(ec2, data) == "available", 30, "detach on terminate")
+    assert not exporter.exported() & {root, data, source}
+    if exporter.name == "tgt":
+        assert not _chap_secrets(driver)
+    ec2.delete_volume(VolumeId=data)
+
+
+def test_failed_ebs_launch_leaves_no_target_secret_or_volume(cloud, guest_files, monkeypatch):
+    """A launch whose domain cannot start on the real node (QEMU's iSCSI login refused: a
+    wrong CHAP password) ends terminated with the reason, and takes back everything it
+    made: the root volume, its tgt target and CHAP account, the libvirt secret, the node's
+    capacity."""
+    from dataclasses import replace
+
+    from test_ec2_instances import used_cores
+
+    ec2 = cloud.client("ec2")
+    services = cloud.app.extensions["eucalite"]
+    exporter = services.ebs.export_driver()
+    driver = services.cluster.driver
+    image_id = _ebs_image(cloud, guest_files)[0]
+    right = exporter.disk_spec
+
+    def wrong_password(volume_id, export, path, target):
+        spec = right(volume_id, export, path, target)
+        return replace(spec, network={**spec.network, "password": "not-the-secret-000"})
+    monkeypatch.setattr(exporter, "disk_spec", wrong_password)
+    volumes_before = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    exported_before, secrets_before = exporter.exported(), _chap_secrets(driver)
+    cores_before = used_cores(cloud)
+
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                    InstanceType="m1.small")["Instances"][0]["InstanceId"]
+    described = _wait_state(ec2, instance_id, "terminated", 60)
+    assert described["StateReason"]["Code"] == "Server.InternalError", described
+    assert "cannot start" in described["StateReason"]["Message"], described
+    assert instance_id not in driver.list_domains()
+    assert {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]} == volumes_before
+    assert exporter.exported() == exported_before
+    assert _chap_secrets(driver) == secrets_before
+    assert used_cores(cloud) == cores_before

@@ -112,9 +112,11 @@ class HypervisorDriver(abc.ABC):
 
     @abc.abstractmethod
     def spawn(self, spec: DomainSpec) -> None:
-        """Define and start the domain. Afterwards ``power_state`` is RUNNING. If spawn
-        fails, nothing of the domain is left (not defined, not running) and DriverError is
-        raised. Spawning a name that already exists raises DriverError."""
+        """Define and start the domain, with what its disks need on the node (the CHAP
+        secrets of iSCSI disks, kept until the domain is destroyed or the disk detached).
+        Afterwards ``power_state`` is RUNNING. If spawn fails, nothing of the domain is left
+        (not defined, not running, no secret it defined) and DriverError is raised.
+        Spawning a name that already exists raises DriverError."""
 
     @abc.abstractmethod
     def destroy(self, instance_id: str) -> None:

@@ -215,20 +215,31 @@ class LibvirtDriver(HypervisorDriver):
         if self._lookup(spec.instance_id) is not None:
             raise DriverError(f"cannot spawn {spec.name}: domain already exists")
         conn = self._conn()
+        # CHAP: QEMU reads each iSCSI disk's password from the secret its <auth> names, at
+        # start, as at a hot-plug (root volume at launch, attached ones at a start)
+        new_secrets = []
         try:
-            dom = conn.defineXML(xml)
-        except self._lv.libvirtError as exc:
-            raise self._error(f"cannot define {spec.name}", exc) from exc
-        try:
-            dom.create()
-        except self._lv.libvirtError as exc:
-            # postcondition: a failed spawn leaves nothing behind
+            for disk in spec.disks:
+                new_secrets.append(self._define_chap_secret(disk))
             try:
-                self._undefine(dom)
-            except self._lv.libvirtError as cleanup_exc:
-                raise self._error(f"cannot start {spec.name} ({exc}), nor remove it",
-                                  cleanup_exc) from exc
-            raise self._error(f"cannot start {spec.name}", exc) from exc
+                dom = conn.defineXML(xml)
+            except self._lv.libvirtError as exc:
+                raise self._error(f"cannot define {spec.name}", exc) from exc
+            try:
+                dom.create()
+            except self._lv.libvirtError as exc:
+                # postcondition: a failed spawn leaves nothing behind
+                try:
+                    self._undefine(dom)
+                except self._lv.libvirtError as cleanup_exc:
+                    raise self._error(f"cannot start {spec.name} ({exc}), nor remove it",
+                                      cleanup_exc) from exc
+                raise self._error(f"cannot start {spec.name}", exc) from exc
+        except DriverError:
+            for secret in new_secrets:
+                if secret is not None:
+                    self._undefine_secret(secret)
+            raise
 
     def _undefine(self, dom) -> None:
         """Stop (if running) and undefine *dom*, with its managed save, snapshots and nvram."""
