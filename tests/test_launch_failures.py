@@ -54,6 +54,48 @@ def test_a_move_the_table_forbids_is_an_error_not_a_silent_no_op(ebs):
                               expected={states.PENDING})
 
 
+def _asked_moves(source: str) -> list[tuple[int, set[str], str]]:
+    """(line, expected states, target) of every ``states.transition(id, states.X,
+    expected={states.Y, ...})`` call in *source* that names them all (a target held in a
+    variable is left to transition's own check, at run time)."""
+    import ast
+
+    from eucalite.compute import states
+
+    def state(node):
+        return getattr(states, node.attr) if isinstance(node, ast.Attribute) else None
+
+    moves = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "transition" and getattr(node.func.value, "id", "") \
+                == "states" and len(node.args) >= 2:
+            expected = [k.value for k in node.keywords if k.arg == "expected"]
+            if expected and isinstance(expected[0], ast.Set) and state(node.args[1]):
+                moves.append((node.lineno, {state(e) for e in expected[0].elts},
+                              state(node.args[1])))
+    return moves
+
+
+def test_every_move_the_code_asks_for_is_in_the_table():
+    """Read the code: a transition the table forbids can never happen, so asking for one
+    (as the failure paths of spawn and stop did) is a bug even on a path no test takes."""
+    from pathlib import Path
+
+    import eucalite
+    from eucalite.compute import states
+
+    forbidden, checked = [], 0
+    for path in Path(eucalite.__file__).parent.rglob("*.py"):
+        for line, expected, target in _asked_moves(path.read_text()):
+            checked += 1
+            bad = expected - states.allowed_from(target)
+            if bad:
+                forbidden.append(f"{path.name}:{line}: {sorted(bad)} -> {target}")
+    assert checked >= 8             # the walk found the lifecycle's calls
+    assert not forbidden
+
+
 def test_failed_spawn_ends_terminated_with_reason_and_gives_everything_back(ebs, monkeypatch):
     ec2 = ebs.client("ec2")
     image = make_image(ebs)
