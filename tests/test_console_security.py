@@ -278,3 +278,42 @@ def test_numbers_are_ascii_digits_as_the_api_takes_them(app, number):
 
         admin = accounts_module.principal_of(accounts_module.get_user("eucalyptus", "admin"))
         assert volumes.visible(admin) == []
+
+
+def test_served_over_tls_the_cookie_is_secure_with_no_more_configuration(tmp_path):
+    """`eucalite serve` with only tls_cert/tls_key set (no https public_url): the console's
+    cookie is Secure, so it never travels over plain http."""
+    import subprocess
+
+    import requests
+
+    from conftest import free_port
+    from consoleutil import TOKEN
+    from test_cli import EUCALITE, cli_env, wait_for_port
+    from test_server_http import self_signed
+    from test_server_lifecycle import _stop
+
+    cert, key = self_signed(tmp_path)
+    env = cli_env(EUCALITE_DATA_DIR=str(tmp_path / "data"), EUCALITE_TLS_CERT=cert,
+                  EUCALITE_TLS_KEY=key)
+    subprocess.run([EUCALITE, "account", "password", "eucalyptus", "admin", "--password",
+                    PASSWORD], env=env, check=True, capture_output=True)
+    port = free_port()
+    process = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        wait_for_port(port, process)
+        browser = requests.Session()
+        base = f"https://127.0.0.1:{port}/console"
+        page = browser.get(f"{base}/login", verify=cert, timeout=30)
+        token = TOKEN.search(page.text).group(1)
+        response = browser.post(f"{base}/login", verify=cert, timeout=30,
+                                allow_redirects=False,
+                                data={"account": "eucalyptus", "user": "admin",
+                                      "password": PASSWORD, "csrf_token": token})
+        assert "secure" in cookie_flags(response)
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    finally:
+        output = _stop(process)
+    assert process.returncode == 0, output
