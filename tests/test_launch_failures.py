@@ -133,12 +133,43 @@ def test_ebs_launch_over_the_volume_limit_ends_terminated_with_client_reason(ebs
     assert len(ec2.describe_volumes()["Volumes"]) == 1     # only the source
 
 
-def test_failed_ebs_launch_deletes_the_root_volume_it_made(ebs, monkeypatch):
+def _break(live, monkeypatch, where: str) -> None:
+    """Make the next EBS launch fail at *where* on its way to a running domain."""
+    from eucalite.ebs import snapshots
+    from eucalite.ebs.export import ExportError
+    from eucalite.errors import ServiceUnavailable
+
+    def fail(exc):
+        def raiser(*args, **kwargs):
+            raise exc
+        return raiser
+    if where == "no hypervisor":
+        monkeypatch.setattr(live.services.cluster, "driver_for",
+                            fail(ServiceUnavailable("No hypervisor for node: gone")))
+    elif where == "network":
+        monkeypatch.setattr(live.services.cluster.driver, "add_dhcp_host",
+                            fail(DriverError("no libvirt network eucalite")))
+        monkeypatch.setattr(live.services.cluster.driver, "dhcp_host", lambda *a: None)
+    elif where == "root from snapshot":
+        monkeypatch.setattr(snapshots, "restore_into", fail(OSError(28, "No space left")))
+    elif where == "export":
+        monkeypatch.setattr(live.services.ebs.export_driver(), "create_export",
+                            fail(ExportError("tgtadm: the target daemon refused")))
+    else:
+        _failing(live, monkeypatch)
+
+
+@pytest.mark.parametrize("where", ["no hypervisor", "network", "root from snapshot", "export",
+                                   "hypervisor"])
+def test_failed_ebs_launch_deletes_the_root_volume_it_made(ebs, monkeypatch, where):
     ec2 = ebs.client("ec2")
     image_id = _ebs_image(ebs, ec2)
     before = used_cores(ebs)
     exporter = ebs.services.ebs.export_driver()
-    _failing(ebs, monkeypatch)
+    driver = ebs.services.cluster.driver
+    hosts_before = driver.dhcp_hosts(ebs.services.config["instance_network"])
+    volumes_before = ec2.describe_volumes()["Volumes"]
+    _break(ebs, monkeypatch, where)
     instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
         "Instances"][0]["InstanceId"]
     settle(ebs)
@@ -147,9 +178,11 @@ def test_failed_ebs_launch_deletes_the_root_volume_it_made(ebs, monkeypatch):
     assert described["State"]["Name"] == "terminated"
     assert described["StateReason"]["Code"] == "Server.InternalError"
     assert used_cores(ebs) == before
-    volumes = ec2.describe_volumes()["Volumes"]
-    assert len(volumes) == 1                                # the root (delete on termination) went
-    assert not exporter.exported() - {volumes[0]["VolumeId"]}
+    # the root it made (delete on termination) went, with its export
+    assert ec2.describe_volumes()["Volumes"] == volumes_before
+    assert not exporter.exported()
+    assert instance_id not in driver.list_domains()
+    assert driver.dhcp_hosts(ebs.services.config["instance_network"]) == hosts_before
 
 
 def test_failed_start_goes_back_to_stopped_and_can_start_again(ebs, monkeypatch):
