@@ -115,42 +115,88 @@ class QueryParams:
 
     def get_list(self, name: str) -> list[str]:
         """``Name.1``, ``Name.2``… in index order (gaps allowed, as AWS allows)."""
-        return [item if isinstance(item, str) else _not_scalar(name)
-                for item in as_list(self.tree.get(name), name)]
+        return scalar_list(self.tree.get(name), name)
 
-    def get_struct(self, name: str) -> dict[str, Any]:
-        node = self.tree.get(name, {})
-        if not isinstance(node, dict):
-            raise InvalidParameterValue(f"Parameter {name} must be a structure.")
-        return node
+    def get_struct(self, name: str) -> "Struct":
+        """``Name.Member…`` (empty when absent)."""
+        return Struct.of(self.tree.get(name), name)
 
-    def get_struct_list(self, name: str) -> list[dict[str, Any]]:
-        """``Name.N.Member…`` as a list of dicts, in index order."""
+    def get_struct_list(self, name: str) -> list["Struct"]:
+        """``Name.N.Member…`` as structures, in index order."""
         return as_struct_list(self.tree.get(name), name)
 
     def get_filters(self) -> list[tuple[str, list[str]]]:
         """``Filter.N.Name`` / ``Filter.N.Value.M`` as [(name, [values…])]."""
         filters = []
-        for index, item in enumerate(self.get_struct_list("Filter"), 1):
+        for item in self.get_struct_list("Filter"):
             name = item.get("Name")
-            if not isinstance(name, str) or not name:
-                raise MissingParameter(f"The request must contain the parameter Filter.{index}.Name")
-            values = as_list(item.get("Value"), f"Filter.{index}.Value")
-            if not values or not all(isinstance(value, str) for value in values):
+            if not name:
+                raise MissingParameter(f"The request must contain the parameter {item.name}.Name")
+            values = item.scalars("Value")
+            if not values:
                 raise InvalidParameterValue(f"The filter {name!r} requires at least one "
                                             "value (Filter.N.Value.M).")
             filters.append((name, values))
         return filters
 
 
-def _not_scalar(name: str):
-    raise InvalidParameterValue(f"Members of {name} must be single values.")
+class Struct(dict):
+    """The members of one structure parameter (``Name.Member=…``).
+
+    :meth:`get` and ``[]`` give single values only: a member sent as a subtree
+    (``Placement.AvailabilityZone.1=x``) is InvalidParameterValue, so a dict never reaches a
+    service where a string belongs. Members that are themselves structures or lists are
+    read with :meth:`struct`, :meth:`scalars` and :meth:`structs`.
+    """
+
+    def __init__(self, node: dict, name: str):
+        super().__init__(node)
+        self.name = name
+
+    @classmethod
+    def of(cls, node: Any, name: str) -> "Struct":
+        """*node* (a parsed subtree, a plain dict, or None for absent) as a Struct."""
+        if isinstance(node, Struct):
+            return node
+        if node is None:
+            return cls({}, name)
+        if not isinstance(node, dict):
+            raise InvalidParameterValue(f"Parameter {name} must be a structure.")
+        return cls(node, name)
+
+    def _scalar(self, key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise InvalidParameterValue(f"Parameter {self.name}.{key} must be a single value.")
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._scalar(key, super().get(key, default))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._scalar(key, super().__getitem__(key))
+
+    def struct(self, key: str) -> "Struct":
+        """Member *key* as a structure (empty when absent)."""
+        return Struct.of(super().get(key), f"{self.name}.{key}")
+
+    def scalars(self, key: str) -> list[str]:
+        """Member *key* as a list of single values (``Key.1``, ``Key.2``…)."""
+        return scalar_list(super().get(key), f"{self.name}.{key}")
+
+    def structs(self, key: str) -> list["Struct"]:
+        """Member *key* as a list of structures (``Key.1.Member``…)."""
+        return as_struct_list(super().get(key), f"{self.name}.{key}")
 
 
 def as_list(node: Any, name: str) -> list[Any]:
     """The members of the list *node* (the subtree under ``name.1``, ``name.2``…) in index
     order; gaps are allowed, as AWS allows them. An index must be ASCII digits of sane length
     (``Filter.²``, or one of thousands of digits, is refused, not a crash)."""
+    return [item for _, item in _indexed(node, name)]
+
+
+def _indexed(node: Any, name: str) -> list[tuple[int, Any]]:
+    """(index, member) pairs of the list *node*, in index order (see :func:`as_list`)."""
     if node is None:
         return []
     if not isinstance(node, dict):
@@ -162,15 +208,25 @@ def as_list(node: Any, name: str) -> list[Any]:
             raise InvalidParameterValue(f"Parameter {name} must be a list: {name}.1, "
                                         f"{name}.2, …")
         indexed.append((index, item))
-    return [item for _, item in sorted(indexed, key=lambda pair: pair[0])]
+    return sorted(indexed, key=lambda pair: pair[0])
 
 
-def as_struct_list(node: Any, name: str) -> list[dict[str, Any]]:
-    """Like :func:`as_list` for a list of structures (``name.N.Member``)."""
+def scalar_list(node: Any, name: str) -> list[str]:
+    """Like :func:`as_list` for a list of single values (``name.N=value``)."""
     items = as_list(node, name)
-    for item in items:
+    if any(isinstance(item, dict) for item in items):
+        raise InvalidParameterValue(f"Members of {name} must be single values.")
+    return items
+
+
+def as_struct_list(node: Any, name: str) -> list[Struct]:
+    """Like :func:`as_list` for a list of structures (``name.N.Member``); each one's name
+    for error messages is ``name.N``."""
+    items = []
+    for index, item in _indexed(node, name):
         if not isinstance(item, dict):
             raise InvalidParameterValue(f"Parameter {name} must be a list of structures.")
+        items.append(Struct.of(item, f"{name}.{index}"))
     return items
 
 

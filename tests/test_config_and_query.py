@@ -78,7 +78,12 @@ def test_filters_and_structs():
     assert parsed.get_filters() == [("tag:Name", ["web", "db"]), ("state", ["running"])]
     assert parsed.get_struct("Placement") == {"AvailabilityZone": "z1"}
     specs = parsed.get_struct_list("TagSpecification")
-    assert specs[0]["ResourceType"] == "instance" and specs[0]["Tag"] == {"1": {"Key": "k"}}
+    assert specs[0]["ResourceType"] == "instance"
+    assert specs[0].structs("Tag") == [{"Key": "k"}]
+    assert specs[0].structs("Tag")[0].name == "TagSpecification.1.Tag.1"
+    with pytest.raises(AwsError) as excinfo:          # a structure where a value belongs
+        specs[0]["Tag"]
+    assert excinfo.value.code == "InvalidParameterValue"
 
 
 @pytest.mark.parametrize("pairs, code", [

@@ -85,6 +85,54 @@ def test_integer_value_that_is_not_an_ascii_number(cloud, action, params, bad):
     assert (status, error_of(root)) == (400, "InvalidParameterValue")
 
 
+
+IMAGE, VOLUME = "emi-5b7ee001", "vol-5b7ee001"
+
+
+def _make_volume(live, volume_id: str) -> None:
+    """An available volume recorded directly (only its row matters here)."""
+    from eucalite import accounts
+    from eucalite.db import db
+    from eucalite.ebs.models import Volume
+
+    with live.app.app_context():
+        owner = accounts.get_account("eucalyptus").id
+        db.session.add(Volume(id=volume_id, owner_id=owner, size_gb=1, zone="eucalyptus-1a",
+                              state="available", volume_type="standard"))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("action, params", [
+    ("RunInstances", {"ImageId": IMAGE, "MinCount": "1", "MaxCount": "1",
+                      "Placement.AvailabilityZone.1": "x"}),
+    ("RunInstances", {"ImageId": IMAGE, "MinCount": "1", "MaxCount": "1",
+                      "TagSpecification.1.ResourceType.1": "instance"}),
+    ("ModifyImageAttribute", {"ImageId": IMAGE, "Description.Value.1": "x"}),
+    ("ModifyImageAttribute", {"ImageId": IMAGE, "LaunchPermission.Add.1.Group.1": "x"}),
+    ("RegisterImage", {"Name": "image-name", "RootDeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.1.DeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.1.Ebs.SnapshotId.1": "snap-00000001"}),
+    ("RegisterImage", {"Name": "image-name", "BlockDeviceMapping.1.DeviceName.1": "/dev/sda1"}),
+    ("CreateTags", {"ResourceId.1": IMAGE, "Tag.1.Key": "k", "Tag.1.Value.1": "x"}),
+    ("DeleteTags", {"ResourceId.1": IMAGE, "Tag.1.Key": "k", "Tag.1.Value.1": "x"}),
+    ("ModifyVolumeAttribute", {"VolumeId": VOLUME, "AutoEnableIO.Value.1": "true"}),
+    ("ModifySnapshotAttribute", {"SnapshotId": "snap-00000001",
+                                 "CreateVolumePermission.Add.1.UserId.1": "000000000002"}),
+    ("DescribeImages", {"Filter.1.Name.1": "name", "Filter.1.Value.1": "x"}),
+])
+def test_structure_member_sent_as_a_subtree(cloud, action, params):
+    """``Member.1=x`` where a structure member takes one value: InvalidParameterValue naming
+    the parameter, not a 500 (a dict reached SQL) nor a Python repr in the message."""
+    ec2 = cloud.client("ec2")
+    if not ec2.describe_images(Filters=[{"Name": "image-id", "Values": [IMAGE]}])["Images"]:
+        _public_image(cloud, IMAGE)
+    if not ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [VOLUME]}])[
+            "Volumes"]:
+        _make_volume(cloud, VOLUME)
+    status, root = call(cloud, action, params)
+    assert (status, error_of(root)) == (400, "InvalidParameterValue")
+    assert "{" not in root.find("Errors/Error/Message").text
+
 # --- characters XML cannot carry --------------------------------------------------------
 
 def _public_image(live, image_id: str, **fields) -> str:

@@ -23,6 +23,7 @@ from .. import integers
 from ..accounts import Account, Principal
 from ..db import db, write_lock
 from ..errors import AwsError, ClientError, InvalidParameterValue, MissingParameter
+from ..query import Struct
 from . import bundle
 from .models import Image
 
@@ -203,23 +204,23 @@ def _block_device_mappings(principal: Principal, items: list[dict]) -> list[dict
     ``Ebs.SnapshotId`` must name a completed snapshot the caller may create volumes from."""
     mappings = []
     for index, item in enumerate(items, 1):
+        item = Struct.of(item, f"BlockDeviceMapping.{index}")
         device = item.get("DeviceName")
-        if not isinstance(device, str) or not device:
+        if not device:
             raise MissingParameter(f"The request must contain the parameter "
-                                   f"BlockDeviceMapping.{index}.DeviceName")
+                                   f"{item.name}.DeviceName")
         mapping: dict = {"device": device}
-        if isinstance(item.get("VirtualName"), str):
+        if item.get("VirtualName") is not None:
             mapping["virtual"] = item["VirtualName"]
         if "NoDevice" in item:
             mapping["no_device"] = True
-        ebs = item.get("Ebs")
-        if isinstance(ebs, dict):
-            mapping["ebs"] = _ebs_mapping(principal, ebs, index)
+        if "Ebs" in item:
+            mapping["ebs"] = _ebs_mapping(principal, item.struct("Ebs"), index)
         mappings.append(mapping)
     return mappings
 
 
-def _ebs_mapping(principal: Principal, ebs: dict, index: int) -> dict:
+def _ebs_mapping(principal: Principal, ebs: Struct, index: int) -> dict:
     """One mapping's ``Ebs`` struct, checked: its snapshot, size and deletion flag."""
     from ..ebs.volumes import MAX_SIZE_GB
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..errors import ClientError, InvalidParameterValue, MissingParameter
-from ..query import as_struct_list
+from ..query import Struct
 from .models import Image, Instance, Tag
 
 #: AWS limits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
@@ -249,15 +249,15 @@ def parse_tag_specifications(resource_type: str,
     """
     pairs: dict[str, str] = {}
     for index, spec in enumerate(specs, 1):
+        spec = Struct.of(spec, f"TagSpecification.{index}")
         spec_type = spec.get("ResourceType")
         if spec_type is None:
             raise MissingParameter(f"The request must contain the parameter "
-                                   f"TagSpecification.{index}.ResourceType")
+                                   f"{spec.name}.ResourceType")
         if spec_type != resource_type:
             raise InvalidParameterValue(f"'{spec_type}' is not a valid taggable resource "
                                         f"type for this operation.")
-        items = as_struct_list(spec.get("Tag"), f"TagSpecification.{index}.Tag")
-        pairs.update(parse_tags(items, prefix=f"TagSpecification.{index}.Tag"))
+        pairs.update(parse_tags(spec.structs("Tag"), prefix=f"{spec.name}.Tag"))
     if len(pairs) > MAX_TAGS_PER_RESOURCE:
         raise TagLimitExceeded(f"The maximum number of tags ({MAX_TAGS_PER_RESOURCE}) per "
                                "resource has been exceeded.")

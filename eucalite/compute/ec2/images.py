@@ -3,7 +3,6 @@ attributes (Describe/Modify/ResetImageAttribute). Parse, call :mod:`..images`, r
 from __future__ import annotations
 
 from ...errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
-from ...query import as_struct_list
 from .. import images, pagination, tags
 from ..models import Image
 from . import filters, registry
@@ -168,11 +167,7 @@ def _permission_change(params) -> images.PermissionChange:
     change = images.PermissionChange()
     structure = params.get_struct("LaunchPermission")
     for verb in ("Add", "Remove"):
-        node = structure.get(verb)
-        if node is None:
-            continue
-        items = as_struct_list(node, f"LaunchPermission.{verb}")
-        for item in items:
+        for item in structure.structs(verb):
             user, group = item.get("UserId"), item.get("Group")
             if user is None and group is None:
                 raise MissingParameter(f"LaunchPermission.{verb}.N needs UserId or Group.")

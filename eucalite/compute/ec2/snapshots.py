@@ -3,7 +3,6 @@ createVolumePermission attribute (Describe/Modify/ResetSnapshotAttribute)."""
 from __future__ import annotations
 
 from ...errors import AwsError, InvalidParameterValue, MissingParameter
-from ...query import as_struct_list
 from .. import tags
 from . import filters, registry
 
@@ -116,13 +115,11 @@ def describe_snapshot_attribute(call):
         for who in _snapshots().permissions(snapshot)]}
 
 
-def _permission_entries(node, name: str) -> list[str]:
+def _permission_entries(items) -> list[str]:
     """Account ids / "all" from ``CreateVolumePermission.Add.N`` or ``.Remove.N``."""
     result = []
-    for index, item in enumerate(as_struct_list(node, name), 1):
+    for item in items:
         group, user = item.get("Group"), item.get("UserId")
-        if not isinstance(group, (str, type(None))) or not isinstance(user, (str, type(None))):
-            raise InvalidParameterValue(f"{name}.{index} takes a Group or a UserId value.")
         if group:
             if group != "all":
                 raise InvalidParameterValue(f"Invalid group: {group}")
@@ -142,8 +139,8 @@ def modify_snapshot_attribute(call):
         raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
                                     "Only createVolumePermission can be modified.")
     permission = params.get_struct("CreateVolumePermission")
-    add = _permission_entries(permission.get("Add"), "CreateVolumePermission.Add")
-    remove = _permission_entries(permission.get("Remove"), "CreateVolumePermission.Remove")
+    add = _permission_entries(permission.structs("Add"))
+    remove = _permission_entries(permission.structs("Remove"))
     # the older form: OperationType=add|remove with UserId.N / UserGroup.N
     operation = params.get("OperationType")
     if operation:
