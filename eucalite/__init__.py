@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_module
-from . import ids, xmlutil
+from . import ids
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,11 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         """Routing errors (405, 404...) still answer in the API's XML envelope."""
+        from .httpserver import errors as http_errors
+
         request_id = getattr(g, "request_id", None) or ids.request_id()
         code = {405: "MethodNotAllowed", 404: "NotFound"}.get(error.code or 400, "BadRequest")
-        message = error.description or code
-        if request.path.startswith("/services/"):
-            body = xmlutil.ec2_error(code, message, request_id)
-        else:
-            body = xmlutil.s3_error(code, message, request_id, {"Resource": request.path})
+        body = http_errors.document(request.path, code, error.description or code, request_id)
         return Response(body, status=error.code or 400, mimetype="application/xml")
 
     return app

@@ -257,6 +257,13 @@ def test_keep_alive_pipelining_and_head(served):
     assert raw.count(b"x" * 4096) == 2               # HEAD has no body
 
 
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(served):
+    with connect(served.port) as sock:
+        sock.sendall(b"GET /front/small HTTP/1.1\r\nHost: h\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        assert error_of(read_all(sock)) == (403, "s3", "AccessDenied")
+
+
 def test_a_chunked_request_body(served):
     body = b"Action=DescribeRegions&Version=2016-11-15"
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))

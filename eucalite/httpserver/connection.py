@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 STREAM_HIGH = 4 * 1024 * 1024       # body bytes waiting for the app before reading pauses
 STREAM_LOW = 1024 * 1024            # ...and resumes
 DRAIN_LIMIT = 4 * 1024 * 1024       # unread body discarded to keep the connection open
+WRITE_HIGH = 1024 * 1024           # response bytes buffered before the app is paused
+WRITE_LOW = 256 * 1024
 SNIFF = 2048                        # bytes of a request head kept to name its service
 
 HEAD, BUFFER, STREAM, RUNNING, DRAIN, CLOSED = (
@@ -107,6 +109,9 @@ class Connection(asyncio.Protocol):
     # -- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # a deeper buffer than asyncio's 64 KiB keeps large responses flowing while the
+        # app's thread produces the next chunk (memory: only pool threads produce)
+        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer, self.address = peer, str(peer[0])
         admission = self.server.admit(self.address) if not self.server.closing else "full"
@@ -153,10 +158,12 @@ class Connection(asyncio.Protocol):
         self._advance()
 
     def eof_received(self):
+        """The client finished sending (half-close): a request it sent is still answered;
+        h11 then makes this side close."""
         if self.state != CLOSED:
             self.h11.receive_data(b"")
             self._advance()
-        return False
+        return True
 
     # -- parsing ---------------------------------------------------------------------------
     def _advance(self) -> None:

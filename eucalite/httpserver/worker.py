@@ -10,7 +10,9 @@ at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import resource
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,6 +53,11 @@ class Worker(base.Worker):
 
     async def _serve(self) -> None:
         limits = Limits.from_config(self.wsgi.config["EUCALITE"])
+        # never more connections than descriptors: accept() failing with EMFILE would stall
+        # the listener for everyone
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if files != resource.RLIM_INFINITY and limits.max_connections > files - 128:
+            limits = dataclasses.replace(limits, max_connections=max(16, files - 128))
         pool = ThreadPoolExecutor(max_workers=limits.threads,
                                   thread_name_prefix="eucalite-request")
         server = Server(self.wsgi, pool, limits, scheme="https" if self.cfg.is_ssl else "http",

@@ -20,7 +20,7 @@ import h11
 
 from ..errors import AwsError
 
-WINDOW = 4 * 1024 * 1024          # response bytes handed to the loop but not yet sent
+WINDOW = 2 * 1024 * 1024          # response bytes handed to the loop but not yet sent
 
 
 def environ(request: h11.Request, body: "Body", *, server: tuple, peer: tuple,
