@@ -8,8 +8,9 @@ header and URI sizes; connections and concurrently running requests per client a
 
 Modules: :mod:`.errors` (the server's own rejections as the service's XML error),
 :mod:`.wsgi` (the WSGI environ, and the request body and response that cross between the
-loop and a pool thread), :mod:`.connection` (one connection's life) and :mod:`.worker`
-(the gunicorn worker class ``eucalite serve`` runs).
+loop and a pool thread), :mod:`.shared` (what a worker's connections share: the pool,
+connection counts per client address), :mod:`.connection` (one connection's life) and
+:mod:`.worker` (the gunicorn worker class ``eucalite serve`` runs).
 """
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ Everything here runs on the loop's thread, except :meth:`Connection._run_app`.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from http import HTTPStatus
 
@@ -21,7 +20,8 @@ import h11
 
 from .. import ids
 from ..errors import AwsError
-from . import Limits, errors
+from . import errors
+from .shared import Server
 from .wsgi import Body, ClientGone, Outbox, environ
 
 log = logging.getLogger(__name__)
@@ -35,50 +35,6 @@ SNIFF = 2048                        # bytes of a request head kept to name its s
 
 HEAD, BUFFER, STREAM, RUNNING, DRAIN, CLOSED = (
     "head", "buffer", "stream", "running", "drain", "closed")
-
-
-class Server:
-    """What a worker's connections share: the app, the pool, the limits and the count of
-    connections per client address."""
-
-    def __init__(self, app, pool, limits: Limits, *, scheme: str = "http", access=None):
-        self.app, self.pool, self.limits, self.scheme = app, pool, limits, scheme
-        self.access = access or (lambda line: None)
-        self.connections: set[Connection] = set()
-        self.per_client: collections.Counter[str] = collections.Counter()
-        self.slots: dict[str, asyncio.Semaphore] = {}
-        self.closing = False
-
-    def admit(self, address: str) -> str:
-        """'ok', 'over' (this address has too many connections: answer SlowDown) or
-        'full' (too many in all: drop it)."""
-        if len(self.connections) >= self.limits.max_connections:
-            return "full"
-        self.per_client[address] += 1
-        if address not in self.slots:
-            self.slots[address] = asyncio.Semaphore(self.limits.max_requests_per_client)
-        return "over" if self.per_client[address] > \
-            self.limits.max_connections_per_client else "ok"
-
-    def release(self, address: str) -> None:
-        self.per_client[address] -= 1
-        if self.per_client[address] <= 0:
-            del self.per_client[address]
-            self.slots.pop(address, None)
-
-    def busy(self) -> int:
-        """Connections in the middle of a request (graceful shutdown waits for them)."""
-        return sum(1 for connection in self.connections if not connection.idle)
-
-    def close_idle(self) -> None:
-        self.closing = True
-        for connection in list(self.connections):
-            if connection.idle:
-                connection.close()
-
-    def abort_all(self) -> None:
-        for connection in list(self.connections):
-            connection.abort()
 
 
 class Connection(asyncio.Protocol):
@@ -475,10 +431,13 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def _pause_reading(self) -> None:
+        """Stop reading; the body's clock stops too (waiting on the app is not the
+        client's delay)."""
         if not self._reading_paused and self.state != CLOSED:
             self._reading_paused = True
             self.transport.pause_reading()
             self._paused_at = self.loop.time()
+            self._clear_deadline()
 
     def _resume_reading(self) -> None:
         if self._reading_paused and self.state != CLOSED:
@@ -487,7 +446,7 @@ class Connection(asyncio.Protocol):
             if self.state in (STREAM, DRAIN):     # time paused does not count against it
                 paused = self.loop.time() - self._paused_at
                 self._body_started += paused
-                self._last_data = max(self._last_data + paused, self._last_data)
+                self._last_data += paused
                 self._body_deadline()
 
     def _resume_threadsafe(self) -> None:

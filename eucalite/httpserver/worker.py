@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from gunicorn.workers import base
 
 from . import Limits
-from .connection import Connection, Server
+from .connection import Connection
+from .shared import Server
 
 
 class Worker(base.Worker):

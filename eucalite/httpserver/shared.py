@@ -1,0 +1,56 @@
+"""What a worker's connections share: the app, the thread pool, the limits, and who is
+connected (per client address: connections, and the slots that bound running requests)."""
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import TYPE_CHECKING
+
+from . import Limits
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class Server:
+    """What a worker's connections share: the app, the pool, the limits and the count of
+    connections per client address."""
+
+    def __init__(self, app, pool, limits: Limits, *, scheme: str = "http", access=None):
+        self.app, self.pool, self.limits, self.scheme = app, pool, limits, scheme
+        self.access = access or (lambda line: None)
+        self.connections: set[Connection] = set()
+        self.per_client: collections.Counter[str] = collections.Counter()
+        self.slots: dict[str, asyncio.Semaphore] = {}
+        self.closing = False
+
+    def admit(self, address: str) -> str:
+        """'ok', 'over' (this address has too many connections: answer SlowDown) or
+        'full' (too many in all: drop it)."""
+        if len(self.connections) >= self.limits.max_connections:
+            return "full"
+        self.per_client[address] += 1
+        if address not in self.slots:
+            self.slots[address] = asyncio.Semaphore(self.limits.max_requests_per_client)
+        return "over" if self.per_client[address] > \
+            self.limits.max_connections_per_client else "ok"
+
+    def release(self, address: str) -> None:
+        self.per_client[address] -= 1
+        if self.per_client[address] <= 0:
+            del self.per_client[address]
+            self.slots.pop(address, None)
+
+    def busy(self) -> int:
+        """Connections in the middle of a request (graceful shutdown waits for them)."""
+        return sum(1 for connection in self.connections if not connection.idle)
+
+    def close_idle(self) -> None:
+        self.closing = True
+        for connection in list(self.connections):
+            if connection.idle:
+                connection.close()
+
+    def abort_all(self) -> None:
+        for connection in list(self.connections):
+            connection.abort()
