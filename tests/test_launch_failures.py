@@ -316,3 +316,35 @@ def test_terminate_the_hypervisor_refused_is_retried_by_the_reconciler(ebs, monk
     assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
     assert instance_id not in driver.list_domains()
     assert used_cores(ebs) == before
+
+
+def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypatch):
+    """The process died while the root volume of a launch was restored from its snapshot:
+    at the next start the launch ends terminated and that half-made root is deleted, not
+    finished into a volume attached to an instance that never ran."""
+    from eucalite.compute import images, reconcile
+    from eucalite.compute.models import Image, Instance
+    from eucalite.db import db
+    from eucalite.ebs import jobs, snapshots, volumes
+
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    volumes_before = ec2.describe_volumes()["Volumes"]
+    before = used_cores(ebs)
+    with monkeypatch.context() as patch:
+        patch.setattr(ebs.services.compute.worker, "submit", lambda job, *args: None)
+        instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+            "Instances"][0]["InstanceId"]
+    with ebs.app.app_context():           # its spawn got as far as recording the root
+        instance = db.session.get(Instance, instance_id)
+        mapping = images.ebs_root(db.session.get(Image, image_id))
+        volumes.record_root(instance, db.session.get(snapshots.Snapshot,
+                                                     mapping["snapshot_id"]), mapping)
+
+    with ebs.app.app_context():           # what the next start does
+        jobs.recover(ebs.services.compute.worker)
+        reconcile.reconcile(ebs.services.cluster, startup=True)
+    settle(ebs)
+    assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
+    assert ec2.describe_volumes()["Volumes"] == volumes_before
+    assert used_cores(ebs) == before

@@ -149,8 +149,14 @@ def finish_detach(volume: Volume) -> None:
 
 def instance_ended(instance_id: str) -> None:
     """The instance's domain is gone: its volumes are detached (and deleted when marked
-    delete-on-termination)."""
+    delete-on-termination; a root still being made is deleted)."""
     for volume in volumes.on_instance(instance_id):
+        if volume.state == volumes.CREATING:
+            # a root whose making died with its launch: nobody will ever finish it
+            if volumes.transition(volume.id, {volumes.CREATING}, state=volumes.DELETING,
+                                  **volumes.DETACHED):
+                destroy_volume(volume.id)
+            continue
         delete = volume.delete_on_termination
         finish_detach(volume)
         if delete and volumes.transition(volume.id, {volumes.AVAILABLE},
@@ -207,8 +213,10 @@ def recover(worker) -> list[str]:
     acted = []
     for volume in db.session.execute(db.select(Volume)).scalars().all():
         job = {volumes.CREATING: make_volume, volumes.DELETING: destroy_volume}.get(volume.state)
-        if volume.attach_state == volumes.ATTACHING and volume.target != "vda":
-            job = plug              # (a root volume is plugged by its instance's spawn)
+        if volume.attach_state == volumes.ATTACHING:
+            # a root volume is made and plugged by its instance's spawn; one the restart
+            # interrupted goes with that launch (the reconciler ends it)
+            job = plug if volume.target != "vda" else None
         elif volume.attach_state == volumes.DETACHING:
             job = unplug
         if job is not None:
