@@ -417,3 +417,59 @@ def test_the_former_gthread_model_still_serves(tmp_path):
     finally:
         output = _stop(process)
     assert "Using worker: gthread" in output
+
+
+# -- malformed requests ---------------------------------------------------------------------
+
+def _mutations(rng) -> list[bytes]:
+    """Requests broken the ways clients and attackers break them, then randomly mangled."""
+    paths = [b"/", b"/front/small", b"/front/k?uploads", b"/services/compute",
+             b"/services/Euare", b"/console/", b"/services/compute?Action=DescribeRegions"]
+    methods = [b"GET", b"PUT", b"POST", b"HEAD", b"DELETE", b"OPTIONS", b"CONNECT", b"get",
+               b"G\xc3\xa9T", b""]
+    versions = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.1x", b"", b"HTTP/9"]
+    headers = [b"Content-Length: 5", b"Content-Length: -1", b"Content-Length: 1e3",
+               b"Content-Length: \xc2\xb2", b"Content-Length: " + b"9" * 400,
+               b"Content-Length: 3, 4", b"Transfer-Encoding: chunked",
+               b"Transfer-Encoding: chunked, chunked", b"Transfer-Encoding: identity",
+               b"Transfer-Encoding: Chunked", b"Expect: 100-continue", b"Expect: \xff",
+               b"Host: \x00", b"Host:", b"X\x01: y", b" folded: line", b"X: " + b"a" * 9000,
+               b"Content-Type: application/x-www-form-urlencoded", b"Authorization: AWS k:\xc3\xa9",
+               b"Connection: close", b"Connection: keep-alive, upgrade", b"Upgrade: h2c"]
+    bodies = [b"", b"hello", b"Action=DescribeRegions", b"5\r\nhello\r\n0\r\n\r\n",
+              b"zz\r\nhello\r\n", b"5\r\nhel", b"\x00" * 64, bytes(range(256))]
+    cases = []
+    for _ in range(400):
+        line = b" ".join(part for part in (rng.choice(methods), rng.choice(paths),
+                                           rng.choice(versions)) if part)
+        head = [line] + rng.sample(headers, rng.randint(0, 4))
+        raw = b"\r\n".join(head) + b"\r\n\r\n" + rng.choice(bodies)
+        for _ in range(rng.choice([0, 0, 1, 3])):          # then mangle some bytes
+            at = rng.randrange(len(raw))
+            raw = raw[:at] + bytes([rng.randrange(256)]) + raw[at + rng.randint(0, 2):]
+        cases.append(raw)
+    return cases
+
+
+def test_malformed_requests_never_get_a_server_error_or_a_non_xml_rejection(served):
+    import random
+
+    failures = []
+    for raw in _mutations(random.Random(11)):
+        with connect(served.port, "127.0.0.30") as sock:
+            try:
+                sock.sendall(raw)
+                sock.shutdown(socket.SHUT_WR)     # all there is: no waiting for more
+            except OSError:
+                pass
+            answer = read_all(sock)
+        if not answer:
+            continue                              # closed unanswered (e.g. nothing to parse)
+        status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+        head, _, body = answer.partition(b"\r\n\r\n")
+        if status >= 500 and b"<Code>NotImplemented</Code>" not in body or status == 0:
+            failures.append((raw[:120], answer[:200]))
+        elif body and status >= 400 and b"xml" not in parse(answer)[1].get(
+                "content-type", "").encode():
+            failures.append((raw[:120], answer[:200]))
+    assert not failures, failures[:5]
