@@ -175,6 +175,10 @@ class Struct(dict):
     def __getitem__(self, key: str) -> Any:
         return self._scalar(key, super().__getitem__(key))
 
+    def scalar_members(self) -> dict[str, str]:
+        """Every member, each a single value (for a structure of plain options)."""
+        return {key: self.get(key) for key in self}
+
     def struct(self, key: str) -> "Struct":
         """Member *key* as a structure (empty when absent)."""
         return Struct.of(super().get(key), f"{self.name}.{key}")

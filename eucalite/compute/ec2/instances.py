@@ -142,17 +142,12 @@ def run_instances(call):
         client_token=params.get("ClientToken"),
         tag_specifications=params.get_struct_list("TagSpecification") or None,
         metadata_options=metadata.validate_metadata_options(
-            _members(params.get_struct("MetadataOptions"))) or None)
+            params.get_struct("MetadataOptions").scalar_members()) or None)
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = _tags().tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(rows, tag_map)[0]
     reservation["requesterId"] = None
     return reservation
-
-
-def _members(struct) -> dict[str, str]:
-    """A structure's members, each a single value (a subtree is InvalidParameterValue)."""
-    return {name: struct.get(name) for name in struct}
 
 
 INSTANCE_FILTERS = {
