@@ -201,7 +201,7 @@ def _epoch_text(seconds: int) -> str:
         return str(seconds)
 
 
-def _same_signature(expected: str, given: str) -> bool:
+def same_signature(expected: str, given: str) -> bool:
     """Constant-time comparison of the signature we computed with the client's, which may
     hold any character (``hmac.compare_digest`` raises on non-ASCII text)."""
     return hmac.compare_digest(expected.encode("ascii"),
@@ -434,7 +434,7 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
                                         hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
             expected = hmac.new(signing_key, string_to_sign.encode("utf-8"),
                                 hashlib.sha256).hexdigest()
-            if _same_signature(expected, signature):
+            if same_signature(expected, signature):
                 return AuthResult(principal, "v4-query" if presigned else "v4-header",
                                   payload_sha256=None if body is not None else payload,
                                   signing_key=signing_key, seed_signature=signature,
@@ -480,7 +480,7 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
         string_to_sign = f"{view.method}\n{host_form}\n{uri_encode(path, '/-_.~')}\n{canonical}"
         expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
                                              string_to_sign.encode("utf-8"), digest).digest())
-        if _same_signature(expected.decode(), params["Signature"]):
+        if same_signature(expected.decode(), params["Signature"]):
             return AuthResult(principal, "v2-query")
     raise _signature_mismatch(service, string_to_sign)
 
@@ -539,6 +539,6 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
         expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
                                              string_to_sign.encode("utf-8"),
                                              hashlib.sha1).digest()).decode()
-        if _same_signature(expected, signature):
+        if same_signature(expected, signature):
             return AuthResult(principal, "v2-header" if header_value is not None else "v2-query")
     raise _signature_mismatch("s3", string_to_sign)

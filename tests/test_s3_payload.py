@@ -484,6 +484,17 @@ def test_signed_trailer_without_its_signature():
     assert_error(failure(reader), "SignatureDoesNotMatch", 403)
 
 
+def test_signed_trailer_with_a_non_ascii_signature():
+    """A trailer signature that is not ASCII is a mismatch (hmac.compare_digest raised
+    TypeError on it: a 500)."""
+    name = "x-amz-checksum-crc32"
+    body = signed_trailer_body(DATA, 100 * 1024, [(name, checksum_b64("CRC32", DATA))])
+    start = body.index(b"x-amz-trailer-signature:") + len(b"x-amz-trailer-signature:")
+    body = body[:start] + "é".encode() + body[body.index(b"\r\n", start):]
+    reader = open_bytes(body, chunked_headers(len(DATA), name), v4_auth(STREAMING_SIGNED_TRAILER))
+    assert_error(failure(reader), "SignatureDoesNotMatch", 403)
+
+
 # --- unsigned aws-chunked with trailers (botocore's framing) --------------------------
 
 @pytest.mark.parametrize("algorithm", checksums.ALGORITHMS)

@@ -35,7 +35,7 @@ import re
 from typing import BinaryIO, Iterator, Mapping
 
 from .. import integers
-from ..auth import EMPTY_SHA256, UNSIGNED_PAYLOAD, V4_ALGORITHM, AuthResult
+from ..auth import EMPTY_SHA256, UNSIGNED_PAYLOAD, V4_ALGORITHM, AuthResult, same_signature
 from ..errors import BAD_PAYLOAD, BAD_SIGNATURE, AuthError, AwsError
 from . import checksums
 
@@ -186,7 +186,7 @@ class _ChunkSigner:
     def _check(self, string_to_sign: str, sent: str | None) -> None:
         expected = hmac.new(self._key, string_to_sign.encode("utf-8"),
                             hashlib.sha256).hexdigest()
-        if not sent or not hmac.compare_digest(expected, sent.lower()):
+        if not sent or not same_signature(expected, sent.lower()):
             raise _signature_mismatch(string_to_sign)
         self._previous = expected
 
