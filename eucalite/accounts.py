@@ -24,7 +24,8 @@ ADMIN_ACCOUNT = "eucalyptus"
 ADMIN_USER = "admin"
 
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# IAM's characters, ASCII only (\w would take any letter, and $ a trailing newline).
+_USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 
 def utcnow() -> dt.datetime:
@@ -204,7 +205,7 @@ def delete_account(name: str) -> None:
 
 
 def create_user(account_name: str, user_name: str, path: str = "/") -> User:
-    if not _USER_NAME.match(user_name):
+    if not _USER_NAME.fullmatch(user_name):
         raise ValidationError(f"Invalid user name {user_name!r}: up to 64 letters, digits "
                               "and +=,.@_- characters.")
     account = get_account(account_name)

@@ -317,3 +317,33 @@ def test_served_over_tls_the_cookie_is_secure_with_no_more_configuration(tmp_pat
     finally:
         output = _stop(process)
     assert process.returncode == 0, output
+
+
+@pytest.mark.parametrize("name", ["bob\n", "用户", "josé", "a b"])
+def test_user_names_are_iams_ascii_characters(app, name):
+    """IAM user names are ASCII letters, digits and +=,.@_- ; a name with a line break or
+    outside ASCII (the pattern's \\w and $ let both through) ended up in the credentials
+    files' Content-Disposition, which a header cannot carry."""
+    from eucalite import accounts as accounts_module
+
+    with app.app_context():
+        with pytest.raises(accounts_module.ValidationError):
+            accounts_module.create_user("eucalyptus", name)
+    if name != name.strip():
+        return                  # the console's form takes the name without its spaces
+    client, token = signed_in(app)
+    page = client.post("/console/accounts/eucalyptus/users/create",
+                       data={"user": name, "csrf_token": token}, follow_redirects=True)
+    assert "ValidationError" in page.get_data(as_text=True)
+    with app.app_context():
+        assert name not in [u.name for u in accounts_module.list_users("eucalyptus")]
+
+
+def test_downloads_name_their_file_in_ascii(app):
+    from eucalite.web.pages import attachment
+
+    for filename, shown in (("eucarc-acct-用户", "eucarc-acct-__"), ("a\nb\"c.pem", "a_b_c.pem"),
+                            ("plain.ini", "plain.ini")):
+        value = attachment(filename)
+        assert value.startswith(f'attachment; filename="{shown}"; filename*=UTF-8\'\'')
+        assert all(" " <= c < "\x7f" for c in value)

@@ -1,10 +1,11 @@
 """The console's pages, one module per resource family; importing one registers its views
-on :data:`eucalite.web.blueprint`. Also what they share: the navigation bar, and reading a
-whole number from a form."""
+on :data:`eucalite.web.blueprint`. Also what they share: the navigation bar, reading a whole
+number from a form, and naming a download's file."""
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from urllib.parse import quote
 
 from flask import request
 
@@ -48,3 +49,13 @@ def int_field(name: str, label: str, *, required: bool = True,
         raise InvalidParameterValue(f"Value ({raw}) for parameter {label} is invalid: "
                                     "expected a whole number.")
     return value
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition that downloads as *filename*: printable ASCII in ``filename``
+    (what every browser reads; anything else becomes ``_``) and exactly in ``filename*``.
+    Names come from users (object keys, key pair and user names) and may hold anything; a
+    header value cannot."""
+    ascii_name = "".join(c if " " <= c < "\x7f" and c not in '"\\?' else "_"
+                         for c in filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

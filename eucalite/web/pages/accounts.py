@@ -22,13 +22,13 @@ from ...errors import AwsError
 from .. import blueprint
 from ..session import (act, admin_required, current_token, login_required, principal,
                        set_password)
-from . import add_nav
+from . import add_nav, attachment
 
 #: Session key holding the id of a key created on the previous request (its secret is
 #: shown once, on the next page).
 NEW_KEY = "new_access_key"
 
-#: ASCII only: the name goes into a header (Content-Disposition), which is Latin-1 text.
+#: A profile name: ASCII letters, digits, '.', '_' and '-' (\w would take any letter).
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 add_nav("console.credentials", "Credentials")
@@ -255,7 +255,7 @@ def _download(key_id: str, kind: str):
                 f"Invalid profile name {name!r}: letters, digits, '.', '_' and '-'."))
         body, filename = aws_profile(key, config, name), f"aws-profile-{name}.ini"
     response = Response(body, mimetype="text/plain")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Disposition"] = attachment(filename)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -13,14 +13,14 @@ import datetime as dt
 import hashlib
 import hmac
 import mimetypes
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from flask import Response, redirect, render_template, request, url_for
 
 from ...errors import AwsError
 from .. import blueprint
 from ..session import act, login_required, notify, notify_error, principal
-from . import add_nav
+from . import add_nav, attachment
 from .volumes import services
 
 add_nav("console.buckets", "Buckets")
@@ -209,16 +209,6 @@ def _sendable(value: str | None) -> str | None:
     return value if value and all(" " <= c < "\x7f" for c in value) else None
 
 
-def _content_disposition(key: str) -> str:
-    """The download's file name: the key's last part in printable ASCII (``filename``,
-    what every browser reads) and exactly (``filename*``). Keys may hold any character,
-    control characters included, and a header value cannot."""
-    filename = key.rsplit("/", 1)[-1] or "download"
-    ascii_name = "".join(c if " " <= c < "\x7f" and c not in '"\\?' else "_"
-                         for c in filename)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
 @blueprint.route("/buckets/<name>/download")
 @login_required
 def bucket_download(name: str):
@@ -235,7 +225,7 @@ def bucket_download(name: str):
     response = Response(body, status=200, direct_passthrough=True)
     response.headers["Content-Type"] = _sendable(version.content_type) or "binary/octet-stream"
     response.headers["Content-Length"] = str(version.size)
-    response.headers["Content-Disposition"] = _content_disposition(key)
+    response.headers["Content-Disposition"] = attachment(key.rsplit("/", 1)[-1] or "download")
     response.headers["ETag"] = f'"{version.etag}"'
     response.headers["Last-Modified"] = objects.http_date(version.last_modified)
     return response

@@ -10,7 +10,7 @@ from ...db import db
 from ...errors import AwsError
 from .. import blueprint
 from ..session import act, login_required, notify_error, principal
-from . import add_nav
+from . import add_nav, attachment
 
 add_nav("console.keypairs", "Key pairs")
 
@@ -35,10 +35,8 @@ def keypairs_create():
         db.session.rollback()
         notify_error(error)
         return redirect(url_for("console.keypairs"))
-    filename = "".join(c if c.isalnum() or c in "._-" else "_" for c in row.name) or "key"
     return Response(material, mimetype="application/x-pem-file", headers={
-        "Content-Disposition": f'attachment; filename="{filename}.pem"',
-        "Cache-Control": "no-store"})
+        "Content-Disposition": attachment(f"{row.name}.pem"), "Cache-Control": "no-store"})
 
 
 @blueprint.route("/keypairs/import", methods=["POST"])
