@@ -23,7 +23,7 @@ from .errors import AwsError
 ADMIN_ACCOUNT = "eucalyptus"
 ADMIN_USER = "admin"
 
-_ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")      # whole name (fullmatch)
 # IAM's characters, ASCII only (\w would take any letter, and $ a trailing newline).
 _USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
@@ -181,7 +181,7 @@ def principal_for_key(access_key_id: str) -> tuple[Principal, str] | None:
 
 def create_account(name: str) -> Account:
     """Create account *name* with its ``admin`` user (no access key yet)."""
-    if not _ACCOUNT_NAME.match(name):
+    if not _ACCOUNT_NAME.fullmatch(name):
         raise ValidationError(f"Invalid account name {name!r}: use 3-63 lower-case letters, "
                               "digits and hyphens, starting and ending with a letter or digit.")
     exists = db.session.execute(db.select(Account).filter_by(name=name)).scalar_one_or_none()

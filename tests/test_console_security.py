@@ -339,6 +339,15 @@ def test_user_names_are_iams_ascii_characters(app, name):
         assert name not in [u.name for u in accounts_module.list_users("eucalyptus")]
 
 
+def test_an_account_name_cannot_end_in_a_line_break(app):
+    from eucalite import accounts as accounts_module
+
+    with app.app_context():
+        with pytest.raises(accounts_module.ValidationError):
+            accounts_module.create_account("research\n")
+        assert "research\n" not in [a.name for a in accounts_module.list_accounts()]
+
+
 def test_downloads_name_their_file_in_ascii(app):
     from eucalite.web.pages import attachment
 
