@@ -348,3 +348,28 @@ def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypa
     assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
     assert ec2.describe_volumes()["Volumes"] == volumes_before
     assert used_cores(ebs) == before
+
+
+def test_start_instances_is_all_or_nothing_when_capacity_runs_out(ebs):
+    """StartInstances of two stopped instances with room for one: InsufficientInstance-
+    Capacity, and neither starts (the first one no longer starts behind the error)."""
+    from test_ebs_api import error_code
+    from test_ec2_instances import small_capacity
+
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image_id, MinCount=2,
+                                                      MaxCount=2)["Instances"]]
+    settle(ebs)
+    ec2.stop_instances(InstanceIds=ids)
+    settle(ebs)
+    ec2.run_instances(ImageId=make_image(ebs), MinCount=small_capacity(ebs) - 1,
+                      MaxCount=small_capacity(ebs) - 1)     # room for one more
+    settle(ebs)
+    cores = used_cores(ebs)
+
+    assert error_code(lambda: ec2.start_instances(InstanceIds=ids)) == \
+        "InsufficientInstanceCapacity"
+    settle(ebs)
+    assert [_described(ec2, i)["State"]["Name"] for i in ids] == ["stopped", "stopped"]
+    assert used_cores(ebs) == cores

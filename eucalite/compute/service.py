@@ -178,7 +178,29 @@ class ComputeService:
                                                {states.RUNNING}):
                 raise incorrect_state(instance, f"{action}ped" if action == "stop"
                                       else "started")
-        return [self._stop(row) if action == "stop" else self._start(row) for row in rows]
+        if action == "stop":
+            return [self._stop(row) for row in rows]
+        nodes_for = self._reserve_for_start(rows)
+        return [self._start(row, nodes_for.get(row.id)) for row in rows]
+
+    def _reserve_for_start(self, rows: list[Instance]) -> dict[str, str]:
+        """Instance id -> the node reserved for each stopped one among *rows*: all of them,
+        or (InsufficientInstanceCapacity) none, so a start never half-happens."""
+        from ..cluster import nodes
+
+        reserved: dict[str, str] = {}
+        try:
+            for instance in rows:
+                if instance.state == states.STOPPED:
+                    [reserved[instance.id]] = nodes.reserve(
+                        instance.zone, _need(instance), 1, 1,
+                        self.config.get("scheduler", "GREEDY"))
+        except BaseException:
+            by_id = {row.id: row for row in rows}
+            for instance_id, node_id in reserved.items():
+                nodes.release(node_id, _need(by_id[instance_id]))
+            raise
+        return reserved
 
     def _stop(self, instance: Instance) -> StateChange:
         previous = instance.state
@@ -189,22 +211,20 @@ class ComputeService:
             return StateChange(instance.id, previous, states.STOPPING)
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
-    def _start(self, instance: Instance) -> StateChange:
+    def _start(self, instance: Instance, node_id: str | None) -> StateChange:
+        """stopped -> pending on *node_id* (reserved for it); the reservation is released
+        when the instance is no longer stopped."""
         from ..cluster import nodes
-        from ..cluster.scheduler import Need
 
         previous = instance.state
-        if previous != states.STOPPED:
+        if node_id is None:
             return StateChange(instance.id, previous, previous)
-        need = Need(instance.cpu, instance.memory_mb, instance.disk_gb)
-        [node_id] = nodes.reserve(instance.zone, need, 1, 1,
-                                  self.config.get("scheduler", "GREEDY"))
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
                              state_reason=None):
             self.worker.submit(lifecycle.spawn, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
-        nodes.release(node_id, need)
+        nodes.release(node_id, _need(instance))
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
     def console_output(self, principal: Principal, instance_id: str) -> tuple[str, str]:
@@ -240,3 +260,10 @@ class ComputeService:
             db.session.delete(instance)
         db.session.commit()
         return len(old)
+
+
+def _need(instance: Instance):
+    """What *instance* holds on its node while it runs."""
+    from ..cluster.scheduler import Need
+
+    return Need(instance.cpu, instance.memory_mb, instance.disk_gb)
