@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.utils
 import hashlib
 import hmac
 import posixpath
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote
 
-from . import accounts, integers
+from . import accounts, integers, requesttime
 from .accounts import Principal
 from .errors import (AuthError, BAD_PAYLOAD, BAD_QUERY_AUTH, BAD_SIGNATURE, DENIED, EXPIRED,
                      INCOMPLETE, MISSING, SKEWED, UNKNOWN_KEY)
@@ -51,7 +50,6 @@ S3_V2_SUBRESOURCES = frozenset("""
 """.split())
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_AMZ_DATE = re.compile(r"\A[0-9]{8}T[0-9]{6}Z\Z")
 
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
@@ -145,60 +143,6 @@ def v4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     key = _hmac(key, region)
     key = _hmac(key, service)
     return _hmac(key, "aws4_request")
-
-
-def _utc(parsed: dt.datetime) -> dt.datetime | None:
-    """*parsed* in UTC (naive means UTC); None when that falls outside the calendar
-    (``9999-12-31T23:59:59-14:00`` is in year 10000)."""
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.timezone.utc)
-    try:
-        return parsed.astimezone(dt.timezone.utc)
-    except (OverflowError, ValueError):
-        return None
-
-
-def _parse_amz_date(text: str) -> dt.datetime | None:
-    """``X-Amz-Date``: ISO 8601 basic format (``20261205T120000Z``), the only form SigV4
-    signs; None for anything else, including digits that are not ASCII."""
-    if not _AMZ_DATE.match(text):
-        return None
-    try:
-        return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
-    except ValueError:                      # month 13, day 45, year 0
-        return None
-
-
-def _parse_http_date(text: str) -> dt.datetime | None:
-    """A ``Date``/``x-amz-date`` header: RFC 1123 (or the SigV4 basic format); None when it
-    is not one or names no representable instant."""
-    if not text.isascii():
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return _parse_amz_date(text)
-    return _utc(parsed)
-
-
-def _parse_iso8601(text: str) -> dt.datetime | None:
-    """V2 ``Timestamp``/``Expires``: ISO 8601, with or without fraction or offset."""
-    if not text.isascii():
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return _utc(parsed)
-
-
-def _epoch_text(seconds: int) -> str:
-    """*seconds* since the epoch as S3 writes a time in its errors; the number itself when
-    no calendar date matches it."""
-    try:
-        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(seconds)
 
 
 def same_signature(expected: str, given: str) -> bool:
@@ -375,12 +319,12 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
                         f"'{service}'.")
 
     if presigned:
-        when = _parse_amz_date(amz_date_text)
+        when = requesttime.amz_date(amz_date_text)
         if when is None:
             raise AuthError(malformed, "X-Amz-Date must be in the ISO8601 Long Format "
                             "\"yyyyMMdd'T'HHmmss'Z'\"")
     else:
-        when = _parse_amz_date(amz_date_text) or _parse_http_date(amz_date_text)
+        when = requesttime.amz_date(amz_date_text) or requesttime.http_date(amz_date_text)
         if when is None:
             raise AuthError(malformed, "Authorization requires a valid X-Amz-Date or Date "
                             f"header; got {amz_date_text!r}.")
@@ -458,12 +402,12 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
     if "Timestamp" in params and "Expires" in params:
         raise AuthError(INCOMPLETE, "Use either Timestamp or Expires, not both.")
     if "Timestamp" in params:
-        when = _parse_iso8601(params["Timestamp"])
+        when = requesttime.iso8601(params["Timestamp"])
         if when is None:
             raise AuthError(INCOMPLETE, f"Invalid Timestamp {params['Timestamp']!r}.")
         _check_skew(when, now, max_skew)
     elif "Expires" in params:
-        expires = _parse_iso8601(params["Expires"])
+        expires = requesttime.iso8601(params["Expires"])
         if expires is None:
             raise AuthError(INCOMPLETE, f"Invalid Expires {params['Expires']!r}.")
         if now > expires:
@@ -496,7 +440,7 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
             raise AuthError(INCOMPLETE, "Authorization header is invalid -- one and only one "
                             "' ' (space) required and AKID:signature expected.")
         date_text = view.headers.get("x-amz-date") or view.headers.get("date", "")
-        when = _parse_http_date(date_text) if date_text else None
+        when = requesttime.http_date(date_text) if date_text else None
         if when is None:
             raise AuthError(DENIED, "AWS authentication requires a valid Date or "
                             "x-amz-date header")
@@ -515,7 +459,8 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
             raise AuthError(DENIED, "Invalid date (should be seconds since epoch): "
                             + query["Expires"])
         if now.timestamp() > expires:
-            raise AuthError(EXPIRED, "Request has expired", Expires=_epoch_text(expires),
+            raise AuthError(EXPIRED, "Request has expired",
+                            Expires=requesttime.epoch_text(expires),
                             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
         date_lines = [query["Expires"]]             # signed as sent
 
