@@ -75,6 +75,8 @@ def test_list_index_that_is_not_an_ascii_number(cloud, action, params, bad):
     ("RunInstances", {"ImageId": "emi-00000001", "MinCount": "{}", "MaxCount": "1"}),
     ("RunInstances", {"ImageId": "emi-00000001", "MinCount": "1", "MaxCount": "{}"}),
     ("CreateVolume", {"AvailabilityZone": "eucalyptus-1a", "Size": "{}"}),
+    ("CreateVolume", {"AvailabilityZone": "eucalyptus-1a", "Size": "1", "Iops": "{}"}),
+    ("CreateVolume", {"AvailabilityZone": "eucalyptus-1a", "Size": "1", "Throughput": "{}"}),
     ("RegisterImage", {"Name": "image-name", "RootDeviceName": "/dev/sda1",
                        "BlockDeviceMapping.1.DeviceName": "/dev/sda1",
                        "BlockDeviceMapping.1.Ebs.SnapshotId": "snap-00000001",

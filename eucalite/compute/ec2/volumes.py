@@ -93,6 +93,9 @@ def create_volume(call):
         raise InvalidParameterValue("Encrypted volumes are not supported by this cloud.")
     if params.get_bool("MultiAttachEnabled"):
         raise InvalidParameterValue("Multi-Attach volumes are not supported by this cloud.")
+    # Accepted within AWS's bounds and not enforced: volumes here are plain files.
+    params.get_int("Iops", minimum=100, maximum=256000)
+    params.get_int("Throughput", minimum=125, maximum=1000)
     volume = _ebs(call).create_volume(
         call.principal, size_gb=params.get_int("Size"), snapshot_id=params.get("SnapshotId"),
         zone=params.get("AvailabilityZone"), volume_type=params.get("VolumeType"),
