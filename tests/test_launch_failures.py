@@ -373,3 +373,25 @@ def test_start_instances_is_all_or_nothing_when_capacity_runs_out(ebs):
     settle(ebs)
     assert [_described(ec2, i)["State"]["Name"] for i in ids] == ["stopped", "stopped"]
     assert used_cores(ebs) == cores
+
+
+def test_stop_interrupted_by_a_restart_is_finished_at_the_next_start(ebs, monkeypatch):
+    from eucalite.compute import reconcile
+
+    ec2 = ebs.client("ec2")
+    image_id = _ebs_image(ebs, ec2)
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    before_stop = used_cores(ebs)
+    with monkeypatch.context() as patch:
+        patch.setattr(ebs.services.compute.worker, "submit", lambda job, *args: None)
+        ec2.stop_instances(InstanceIds=[instance_id])        # its stop job dies with us
+    assert _described(ec2, instance_id)["State"]["Name"] == "stopping"
+
+    with ebs.app.app_context():
+        report = reconcile.reconcile(ebs.services.cluster, startup=True)
+    assert _described(ec2, instance_id)["State"]["Name"] == "stopped"
+    assert instance_id in report.finished_stops
+    assert instance_id not in ebs.services.cluster.driver.list_domains()
+    assert used_cores(ebs) == before_stop - 1

@@ -7,6 +7,7 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
 * a pending instance with no spawn job in flight (the server restarted mid-launch) is
   marked running if its domain appeared, else its launch failed (a first launch is
   terminated, a StartInstances goes back to stopped);
+* a stopping instance whose stop job died with the previous process is stopped;
 * a shutting-down instance whose destroy did not finish (interrupted, or refused by the
   hypervisor) is destroyed again;
 * a domain with eucalite's name prefix that no live instance owns is destroyed, and logged.
@@ -36,6 +37,7 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
     orphans_destroyed: list[str] = field(default_factory=list)
     finished_terminations: list[str] = field(default_factory=list)
+    finished_stops: list[str] = field(default_factory=list)
     work_dirs_removed: list[str] = field(default_factory=list)
     volumes_reattached: list[str] = field(default_factory=list)
 
@@ -103,6 +105,9 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
         elif lifecycle.launch_failed(instance, cluster.driver, lifecycle._services(),
                                      "Server.InternalError: launch interrupted by a restart"):
             report.interrupted.append(instance.id)
+    elif instance.state == states.STOPPING and startup:
+        lifecycle.stop(instance.id)         # its stop job died with the previous process
+        report.finished_stops.append(instance.id)
     elif instance.state == states.SHUTTING_DOWN and (
             startup or observed == PowerState.ABSENT or instance.task is None):
         # task None: no terminate job in flight (the last one failed): try again
