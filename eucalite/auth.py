@@ -49,7 +49,7 @@ S3_V2_SUBRESOURCES = frozenset("""
     uploads versionId versioning versions website
 """.split())
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]

@@ -241,3 +241,29 @@ def test_public_image_shows_its_tags_only_to_the_owner(cloud):
     assert other.describe_images(ImageIds=[image_id])["Images"][0].get("Tags", []) == []
     assert other.describe_images(Filters=[{"Name": "tag:secret",
                                            "Values": ["*"]}])["Images"] == []
+
+
+# --- names and ids end where they end ---------------------------------------------------
+
+@pytest.mark.parametrize("action, params, code", [
+    ("RegisterImage", {"Name": "image-name\n", "RootDeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.1.DeviceName": "/dev/sda1",
+                       "BlockDeviceMapping.1.Ebs.SnapshotId": "snap-00000001"},
+     "InvalidAMIName.Malformed"),
+    ("DescribeImages", {"Owner.1": "123456789012\n"}, "InvalidUserID.Malformed"),
+    ("CreateTags", {"ResourceId.1": "emi-5b7ee001\n", "Tag.1.Key": "k"}, "InvalidID"),
+])
+def test_trailing_newline_is_not_part_of_a_valid_name(cloud, action, params, code):
+    """``$`` in a regular expression also matches before a final newline: a name or id
+    with one slipped through the checks meant to refuse it."""
+    status, root = call(cloud, action, params)
+    assert (status, error_of(root)) == (400, code)
+
+
+def test_device_name_with_a_trailing_newline_is_refused():
+    from eucalite.ebs import volumes
+    from eucalite.errors import InvalidParameterValue
+
+    assert volumes.check_device("/dev/sdf") == "/dev/sdf"
+    with pytest.raises(InvalidParameterValue):
+        volumes.check_device("/dev/sdf\n")

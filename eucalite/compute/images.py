@@ -32,10 +32,10 @@ KINDS_BY_PREFIX = {"emi": "machine", "ami": "machine", "eki": "kernel", "aki": "
                    "eri": "ramdisk", "ari": "ramdisk"}
 ARCHITECTURES = ("i386", "x86_64")
 VIRTUALIZATION_TYPES = ("paravirtual", "hvm")
-_IMAGE_ID = re.compile(r"^[ae][mkr]i-([0-9a-f]{8}|[0-9a-f]{17})$")
+_IMAGE_ID = re.compile(r"^[ae][mkr]i-([0-9a-f]{8}|[0-9a-f]{17})\Z")
 #: AWS: 3-128 letters, digits, ( ) [ ] space . / - ' @ _
-_NAME = re.compile(r"^[A-Za-z0-9()\[\] ./\-'@_]{3,128}$")
-_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_NAME = re.compile(r"^[A-Za-z0-9()\[\] ./\-'@_]{3,128}\Z")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 MAX_DESCRIPTION = 255
 
 

@@ -24,7 +24,7 @@ MAX_KEY_LENGTH = 128
 MAX_VALUE_LENGTH = 256
 
 #: ``<prefix>-<hex>``: Eucalyptus ids have 8 hex digits, AWS ones 17.
-_ID = re.compile(r"^([a-z]+)-([0-9a-f]{8}|[0-9a-f]{17})$")
+_ID = re.compile(r"^([a-z]+)-([0-9a-f]{8}|[0-9a-f]{17})\Z")
 
 #: The NotFound code AWS uses per resource type, for ids that are well formed but unknown.
 NOT_FOUND_CODES = {

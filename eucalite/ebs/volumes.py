@@ -22,7 +22,7 @@ CREATING, AVAILABLE, IN_USE, DELETING, ERROR = "creating", "available", "in-use"
 ATTACHING, ATTACHED, DETACHING = "attaching", "attached", "detaching"
 MAX_SIZE_GB = 16384          # AWS' largest standard volume
 #: Device names a user may give AttachVolume (as EC2 accepts for paravirtual guests).
-DEVICE_RE = re.compile(r"^/dev/(sd[b-z]|xvd[b-z]|vd[b-z])[0-9]{0,2}$")
+DEVICE_RE = re.compile(r"^/dev/(sd[b-z]|xvd[b-z]|vd[b-z])[0-9]{0,2}\Z")
 
 
 class VolumeNotFound(ClientError):
