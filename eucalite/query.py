@@ -272,7 +272,18 @@ class ActionRegistry:
         if unknown:
             raise UnknownParameter(f"The parameter {unknown[0]} is not recognized.")
         if params.unrepresentable is not None:
-            raise InvalidParameterValue(f"Value for parameter {params.unrepresentable} is "
-                                        "invalid. Character sets beyond XML 1.0 (control "
-                                        "characters) are not allowed.")
+            raise _unrepresentable(params.unrepresentable)
         return action
+
+
+def check_text(value: str | None, name: str) -> str | None:
+    """*value* of parameter *name*, if XML can carry it: services call this for text they
+    store from any source (the console too), as the Query APIs check every parameter."""
+    if value is not None and not xmlutil.representable(value):
+        raise _unrepresentable(name)
+    return value
+
+
+def _unrepresentable(name: str) -> InvalidParameterValue:
+    return InvalidParameterValue(f"Value for parameter {name} is invalid. Character sets "
+                                 "beyond XML 1.0 (control characters) are not allowed.")

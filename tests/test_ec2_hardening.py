@@ -267,3 +267,15 @@ def test_device_name_with_a_trailing_newline_is_refused():
     assert volumes.check_device("/dev/sdf") == "/dev/sdf"
     with pytest.raises(InvalidParameterValue):
         volumes.check_device("/dev/sdf\n")
+
+
+def test_services_refuse_control_characters_from_any_caller():
+    """The console calls the services directly: they refuse what the Query APIs refuse."""
+    from eucalite.compute import images, tags
+    from eucalite.errors import InvalidParameterValue
+
+    for check, value in [(tags.validate_key, "k\x01"), (tags.validate_value, "v\x00"),
+                         (images.validate_description, "d\x1b")]:
+        with pytest.raises(InvalidParameterValue):
+            check(value)
+        assert check(value.replace(value[-1], "\t")) == value.replace(value[-1], "\t")

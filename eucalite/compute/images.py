@@ -23,7 +23,7 @@ from .. import integers
 from ..accounts import Account, Principal
 from ..db import db, write_lock
 from ..errors import AwsError, ClientError, InvalidParameterValue, MissingParameter
-from ..query import Struct
+from ..query import Struct, check_text
 from . import bundle
 from .models import Image
 
@@ -153,7 +153,7 @@ def validate_name(name: str) -> str:
 def validate_description(description: str | None) -> str | None:
     if description is not None and len(description) > MAX_DESCRIPTION:
         raise InvalidParameterValue(f"The description exceeds {MAX_DESCRIPTION} characters.")
-    return description
+    return check_text(description, "Description")
 
 
 def split_location(location: str) -> tuple[str, str]:

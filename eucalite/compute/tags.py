@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..errors import ClientError, InvalidParameterValue, MissingParameter
-from ..query import Struct
+from ..query import Struct, check_text
 from .models import Image, Instance, Tag
 
 #: AWS limits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
@@ -98,7 +98,7 @@ def validate_key(key: Any) -> str:
     if key.lower().startswith("aws:"):
         raise InvalidParameterValue("Tag keys starting with 'aws:' are reserved for "
                                     "internal use.")
-    return key
+    return check_text(key, "Tag.Key")
 
 
 def validate_value(value: Any) -> str:
@@ -110,7 +110,7 @@ def validate_value(value: Any) -> str:
     if len(value) > MAX_VALUE_LENGTH:
         raise InvalidParameterValue(f"Tag value exceeds the maximum length of "
                                     f"{MAX_VALUE_LENGTH} characters.")
-    return value
+    return check_text(value, "Tag.Value")
 
 
 def parse_tags(items: list[dict[str, Any]], prefix: str = "Tag") -> list[tuple[str, str]]:

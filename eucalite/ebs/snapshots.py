@@ -21,6 +21,7 @@ from pathlib import Path
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import AwsError, ClientError, InvalidParameterValue
+from ..query import check_text
 from . import volumes
 from .models import Snapshot, SnapshotChunk, Volume
 
@@ -112,6 +113,7 @@ def create(principal: Principal, volume_id: str, description: str | None, tag_sp
     description = description or ""
     if len(description) > 255:
         raise InvalidParameterValue("The description must be at most 255 characters.")
+    check_text(description, "Description")
     tags.parse_tag_specifications("snapshot", tag_specs)
     write_lock()
     snapshot = Snapshot(id=new_snapshot_id(), owner_id=principal.account_id,
