@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 STREAM_HIGH = 4 * 1024 * 1024       # body bytes waiting for the app before reading pauses
 STREAM_LOW = 1024 * 1024            # ...and resumes
 DRAIN_LIMIT = 4 * 1024 * 1024       # unread body discarded to keep the connection open
-WRITE_HIGH = 1024 * 1024           # response bytes buffered before the app is paused
-WRITE_LOW = 256 * 1024
+WRITE_HIGH = 2 * 1024 * 1024           # response bytes buffered before the app is paused
+WRITE_LOW = 1024 * 1024
 SNIFF = 2048                        # bytes of a request head kept to name its service
 
 HEAD, BUFFER, STREAM, RUNNING, DRAIN, CLOSED = (

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import os
 import resource
+import sys
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,8 +24,14 @@ from .connection import Connection
 from .shared import Server
 
 
+SWITCH_INTERVAL = 0.001
+
+
 class Worker(base.Worker):
     def init_process(self):
+        # The loop thread hands every request to the pool and every response to the socket:
+        # it must get the GIL back soon from threads running Python (default: 5 ms turns).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self._stopping = asyncio.Event()
