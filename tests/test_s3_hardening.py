@@ -382,3 +382,62 @@ def test_sweep_goes_on_past_a_bucket_whose_rules_fail(live, s3, caplog):
         assert upkeep.sweep(store, now=later).expired == 1
     assert "aaa-broken" in caplog.text
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+# --- header injection: nothing echoed into a header may end it ----------------------------
+
+OVERRIDES = ["response-content-type", "response-content-language", "response-expires",
+             "response-cache-control", "response-content-disposition",
+             "response-content-encoding"]
+
+
+@pytest.mark.parametrize("name", OVERRIDES)
+@pytest.mark.parametrize("value", ["text/html\r\nSet-Cookie: owned=1", "a\nb", "a\rb",
+                                   "a\x00b", "文件"])
+def test_response_overrides_that_cannot_be_headers_are_invalid_argument(live, ten_bytes,
+                                                                        name, value):
+    response = send(live, "GET", f"/{BUCKET}/ten", query={name: value})
+    assert_error(response, "InvalidArgument")
+    assert "owned" not in response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("Content-Type", "text/plain\r\nSet-Cookie: owned=1"),
+    ("Content-Disposition", "attachment\r\nX-Injected: 1"),
+    ("Cache-Control", "no-cache\x01"),
+    ("x-amz-meta-note", "line one\nline two"),
+    ("x-amz-meta-note", "文件"),
+    ("x-amz-meta-bad name", "v"),
+])
+def test_post_object_fields_that_cannot_be_headers_are_refused(live, s3, field, value):
+    s3.put_bucket_acl(Bucket=BUCKET, ACL="public-read-write")
+    response = requests.post(f"{live.base_url}/{BUCKET}", files=[
+        ("key", (None, "posted")), (field, (None, value.encode())),
+        ("file", ("f.txt", b"data"))])
+    assert_error(response, "InvalidArgument")
+    # Nothing was stored that a later GET would have to echo.
+    missing = send(live, "GET", f"/{BUCKET}/posted")
+    assert_error(missing, "NoSuchKey", 404)
+
+
+@pytest.mark.parametrize("status", ["201", "204"])
+def test_post_object_key_with_newline_is_stored_and_its_location_encoded(live, s3, status):
+    s3.put_bucket_acl(Bucket=BUCKET, ACL="public-read-write")
+    response = requests.post(f"{live.base_url}/{BUCKET}", files=[
+        ("key", (None, "line\r\nSet-Cookie: owned=1")),
+        ("success_action_status", (None, status)), ("file", ("f.txt", b"data"))])
+    assert response.status_code == int(status), response.text
+    assert "owned" not in response.headers.get("Set-Cookie", "")
+    assert response.headers["Location"].endswith("/line%0D%0ASet-Cookie%3A%20owned%3D1")
+    body = s3.get_object(Bucket=BUCKET, Key="line\r\nSet-Cookie: owned=1")["Body"].read()
+    assert body == b"data"
+
+
+def test_post_object_redirect_that_cannot_be_a_header_is_refused(live, s3):
+    s3.put_bucket_acl(Bucket=BUCKET, ACL="public-read-write")
+    response = requests.post(f"{live.base_url}/{BUCKET}", allow_redirects=False, files=[
+        ("key", (None, "redirected")),
+        ("success_action_redirect", (None, "https://example.lab/\r\nSet-Cookie: owned=1")),
+        ("file", ("f.txt", b"data"))])
+    assert_error(response, "InvalidArgument")
+    assert_error(send(live, "GET", f"/{BUCKET}/redirected"), "NoSuchKey", 404)

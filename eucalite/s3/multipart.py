@@ -47,6 +47,7 @@ def new_upload_id() -> str:
 def create(requester: Principal | None, bucket_name: str, key: str,
            attributes: objects.Attributes, checksum_algorithm: str | None) -> MultipartUpload:
     objects.validate_key(key)
+    objects.check_attributes(attributes)
     bucket = buckets.find(bucket_name)
     authz.require(requester, "s3:PutObject", bucket, key=key)
     upload = MultipartUpload(

@@ -59,6 +59,35 @@ def new_version_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
 
 
+def header_safe(value: str) -> bool:
+    """Whether *value* can travel as an HTTP header value: Latin-1 (all HTTP/1.1 carries)
+    without control characters, tab apart (a CR or LF would end the header and start one
+    the client never sent)."""
+    return all(ch == "\t" or " " <= ch <= "~" or "\xa0" <= ch <= "\xff" for ch in value)
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def check_header(name: str, value: str) -> None:
+    """InvalidArgument unless header *name* (a token) with *value* can be sent as is."""
+    if not name or not set(name) <= _TOKEN or not header_safe(value):
+        raise S3Error("InvalidArgument", 400, "Header value cannot be represented using "
+                      "ISO-8859-1.", ArgumentName=name, ArgumentValue=value)
+
+
+def check_attributes(attributes: Attributes) -> None:
+    """Every value an object's GET and HEAD echo as a header must be one (check_header):
+    refused before anything is stored, so no later read can fail on it."""
+    if attributes.content_type is not None:
+        check_header("Content-Type", attributes.content_type)
+    for name, value in attributes.headers.items():
+        check_header(name, value)
+    for name, value in attributes.meta.items():
+        check_header(f"x-amz-meta-{name}", value)
+
+
 def validate_key(key: str) -> None:
     if not key:
         raise S3Error("InvalidArgument", 400, "Object key must not be empty.")
@@ -138,6 +167,7 @@ def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: 
     *bucket*, when the caller already looked it up in this request, saves a query.
     """
     validate_key(key)
+    check_attributes(attributes)
     bucket = bucket if bucket is not None else buckets.find(bucket_name)
     if check_access:
         authz.require(requester, "s3:PutObject", bucket, key=key)
@@ -231,6 +261,7 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
     """CopyObject: new names (hard links) for the source's immutable segments, so even a
     large copy moves no data; checksums and ETag carry over."""
     validate_key(key)
+    check_attributes(attributes)
     bucket = buckets.find(bucket_name)
     authz.require(requester, "s3:PutObject", bucket, key=key)
     segments = source.segments

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from flask import Blueprint, Response, g, request
+from werkzeug.routing import PathConverter
 
 from .. import auth, integers, xmlutil
 from ..accounts import Principal
@@ -25,6 +26,18 @@ from . import authz
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("s3", __name__)
+
+
+class _AnyPath(PathConverter):
+    """Werkzeug's ``path``, but matching every character: an object key may hold CR and LF,
+    which ``path`` (``.`` without DOTALL) left to Flask's HTML 404."""
+
+    regex = "(?s:[^/].*?)"
+
+
+# Registered before the routes below are, so their rules can use it.
+blueprint.record_once(lambda state: state.app.url_map.converters.setdefault("s3path",
+                                                                            _AnyPath))
 
 METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS"]
 
@@ -165,7 +178,7 @@ def error_response(error: AwsError, request_id: str, resource: str = "") -> Resp
 
 
 @blueprint.route("/", defaults={"path": ""}, methods=METHODS)
-@blueprint.route("/<path:path>", methods=METHODS)
+@blueprint.route("/<s3path:path>", methods=METHODS)
 def endpoint(path: str):
     view = auth.RequestView.from_environ(request.environ)
     config = services().config

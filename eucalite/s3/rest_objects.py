@@ -331,6 +331,7 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
             raise S3Error("InvalidRequest", 400, "Request specific response headers cannot be "
                           "used for anonymous GET requests.")
         for name, value in overrides.items():
+            objects.check_header(RESPONSE_OVERRIDES[name], value)
             headers[RESPONSE_OVERRIDES[name]] = value
     return headers
 

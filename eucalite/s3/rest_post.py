@@ -7,7 +7,7 @@ streamed into the store like any PUT and gets the same attributes a PUT would.
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Response, redirect, request
 
@@ -47,10 +47,17 @@ def post_object(req: S3Request) -> Response:
     key = postpolicy.substitute_filename(lowered["key"], upload.filename)
     bucket = buckets.find(req.bucket)
     attributes = _attributes(lowered, verified.principal, bucket.owner_id, upload)
+    target = _redirect_target(lowered)
+    if target:                          # refused before anything is stored
+        objects.check_header("success_action_redirect", target)
     reader = HashingReader(iter(lambda: upload.stream.read(CHUNK), b""))
     version = objects.put(req.s3.store, verified.principal, req.bucket, key, reader,
                           attributes)
     return _success(req, lowered, key, version)
+
+
+def _redirect_target(fields: dict[str, str]) -> str | None:
+    return fields.get("success_action_redirect") or fields.get("redirect")
 
 
 def _size(stream) -> int:
@@ -83,8 +90,8 @@ def _attributes(fields: dict[str, str], principal, bucket_owner_id: str,
 
 def _success(req: S3Request, fields: dict[str, str], key: str, version) -> Response:
     etag = f'"{version.etag}"'
-    location = f"/{req.bucket}/{key}"
-    target = fields.get("success_action_redirect") or fields.get("redirect")
+    location = f"/{req.bucket}/{quote(key, safe='/')}"     # a key may hold CR, LF, ...
+    target = _redirect_target(fields)
     if target:
         joiner = "&" if "?" in target else "?"
         response = redirect(target + joiner + urlencode(
