@@ -607,9 +607,12 @@ def _hotplug(driver_name: str, export_driver, guest_vm, request):
     attached = time.monotonic() - began
     # the guest sees the volume id without its dash (20 bytes, a virtio-blk serial's room),
     # as EC2's Nitro hosts show it
-    seen = _wait_console(console, f"{MARK} disk name=", PLUG_TIMEOUT, start)
+    # (by its serial: on a loaded host the guest's first report of its own vda may come late)
+    serial = f"serial={volume_id.replace('-', '')} "
+    seen = _wait_console(console, serial, PLUG_TIMEOUT, start)
     text = console.read_bytes()[start:].decode(errors="replace")
-    line = next(l for l in text.splitlines() if l.startswith(f"{MARK} disk name="))
+    line = next(l for l in text.splitlines()
+                if l.startswith(f"{MARK} disk name=") and serial in l)
     name = line.split("name=")[1].split()[0]
     assert line.strip() == (f"{MARK} disk name={name} serial={volume_id.replace('-', '')} "
                             f"size={VOLUME_SIZE // 512} md5={md5}")
