@@ -67,6 +67,9 @@ def document(root: ET.Element) -> bytes:
     """*root* as a UTF-8 XML document that always parses: characters XML cannot carry
     become :data:`REPLACEMENT`."""
     body = _NOT_XML.sub(REPLACEMENT, ET.tostring(root, encoding="unicode"))
+    # A raw CR would reach the client as LF (XML normalises line ends): as a reference it
+    # stays a CR, as S3 writes it in keys. ElementTree itself never writes a CR.
+    body = body.replace("\r", "&#13;")
     return XML_DECLARATION + body.encode("utf-8")
 
 

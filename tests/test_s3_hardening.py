@@ -441,3 +441,57 @@ def test_post_object_redirect_that_cannot_be_a_header_is_refused(live, s3):
         ("file", ("f.txt", b"data"))])
     assert_error(response, "InvalidArgument")
     assert_error(send(live, "GET", f"/{BUCKET}/redirected"), "NoSuchKey", 404)
+
+
+# --- every XML document S3 writes parses, whatever the keys hold ------------------------
+
+AWKWARD_KEYS = ["ctl\x01key", "nul\x00key", "nonchar\ufffekey", "cr\rkey", "esc\x1b[0m"]
+
+
+@pytest.fixture
+def awkward(s3):
+    for key in AWKWARD_KEYS:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode("utf-8", "surrogatepass"))
+        s3.create_multipart_upload(Bucket=BUCKET, Key=key)
+    return s3
+
+
+def test_boto3_lists_awkward_keys_exactly(awkward):
+    expected = sorted(AWKWARD_KEYS)
+    assert [item["Key"] for item in awkward.list_objects_v2(Bucket=BUCKET)["Contents"]] \
+        == expected
+    assert [item["Key"] for item in awkward.list_objects(Bucket=BUCKET)["Contents"]] \
+        == expected
+    assert [item["Key"] for item in awkward.list_object_versions(Bucket=BUCKET)["Versions"]] \
+        == expected
+    # boto3 asks ListMultipartUploads for url-encoded keys only when told to, and leaves
+    # decoding them to its caller.
+    from urllib.parse import unquote_plus
+
+    uploads = awkward.list_multipart_uploads(Bucket=BUCKET, EncodingType="url")["Uploads"]
+    assert sorted(unquote_plus(item["Key"]) for item in uploads) == expected
+    for upload in uploads:
+        upload["Key"] = unquote_plus(upload["Key"])
+    for upload in uploads:          # ListParts, InitiateMultipartUpload: no encoding-type
+        awkward.list_parts(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    for key in AWKWARD_KEYS:
+        assert awkward.get_object(Bucket=BUCKET, Key=key)["Body"].read() == key.encode()
+
+
+@pytest.mark.parametrize("query", [{"list-type": "2"}, {}, {"versions": ""}, {"uploads": ""}])
+def test_listings_without_encoding_type_still_parse(live, awkward, query):
+    response = send(live, "GET", f"/{BUCKET}", query=query)
+    assert response.status_code == 200
+    keys = [element.text for element in ET.fromstring(response.content).iter()
+            if element.tag.endswith("}Key")]
+    assert len(keys) == len(AWKWARD_KEYS)
+    # What XML can carry comes back as it is, a CR included; what it cannot is replaced.
+    assert "cr\rkey" in keys and "esc\ufffd[0m" in keys
+
+
+@pytest.mark.parametrize("key", ["missing\x01", "missing\x00", "missing\ufffe"])
+def test_error_bodies_naming_awkward_keys_parse(live, s3, key):
+    response = send(live, "GET", f"/{BUCKET}/{key}")
+    assert_error(response, "NoSuchKey", 404)
+    response = send(live, "GET", f"/{BUCKET}/ten", query={"versionId": key})
+    assert response.status_code == 400 and error_code(response) == "InvalidArgument"
