@@ -28,16 +28,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from .. import integers
 from ..db import db
 from ..errors import InvalidParameterValue
+from ..httpserver import Limits
 from . import states
 from .models import Image, Instance
 
 METADATA_ADDRESS = "169.254.169.254"
+# Guests on the instance network share the listener: a few threads, short timeouts (IMDS
+# clients send whole requests at once), a few connections per guest address.
+METADATA_LIMITS = Limits(threads=4, header_timeout=5, keepalive_timeout=5, body_timeout=5,
+                         max_connections=1024, max_connections_per_client=16,
+                         max_requests_per_client=2)
 
 #: Every version AWS lists at ``/``; all of them serve the same tree here.
 VERSIONS = (
@@ -417,37 +422,23 @@ def make_app(main_app):
     return app
 
 
-class MetadataServer:
-    """A running metadata listener; :meth:`shutdown` stops it and closes its socket."""
+def serve(main_app, host: str = METADATA_ADDRESS, port: int = 80):
+    """Serve :func:`make_app` on *host*:*port* from a background thread, on the API's front
+    end (eucalite.httpserver: a guest that idles or trickles is cut off, not given a thread
+    for ever). Returns the listener; its ``shutdown()`` stops it.
 
-    def __init__(self, server, thread: threading.Thread):
-        self.server = server
-        self.thread = thread
-        self.port = server.server_address[1]
-
-    def shutdown(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-def serve(main_app, host: str = METADATA_ADDRESS, port: int = 80) -> MetadataServer:
-    """Serve :func:`make_app` on *host*:*port* from a daemon thread.
-
-    Raises OSError if the address cannot be bound (werkzeug would exit the process
-    instead, so the socket is bound here and handed over).
+    Raises OSError if the address cannot be bound.
     """
+    from ..httpserver.embedded import Embedded, plain_text_error
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(128)
-        server = make_server(host, sock.getsockname()[1], make_app(main_app),
-                             threaded=True, fd=sock.fileno())
-    finally:
-        # werkzeug works on its own duplicate of the descriptor.
+    except OSError:
         sock.close()
-    thread = threading.Thread(target=server.serve_forever, name="imds", daemon=True)
-    thread.start()
-    return MetadataServer(server, thread)
+        raise
+    return Embedded(make_app(main_app), sock, METADATA_LIMITS, name="imds",
+                    error_body=plain_text_error)

@@ -280,9 +280,10 @@ class Connection(asyncio.Protocol):
                 self.loop.call_soon_threadsafe(self.abort)
                 return
             status, code, message = errors.INTERNAL_ERROR
-            body = errors.document(env["PATH_INFO"], code, message, ids.request_id())
+            content_type, body = self.server.error_body(env["PATH_INFO"], code, message,
+                                                        ids.request_id())
             response[:] = [f"{status} Internal Server Error",
-                           [("Content-Type", "application/xml"),
+                           [("Content-Type", content_type),
                             ("Content-Length", str(len(body)))]]
             try:
                 emit([body], True)
@@ -354,10 +355,10 @@ class Connection(asyncio.Protocol):
         path = errors.path_of(b"GET " + target + b" ") if self.request is not None \
             else errors.path_of(target)
         request_id = ids.request_id()
-        body = errors.document(path, code, message, request_id)
+        content_type, body = self.server.error_body(path, code, message, request_id)
         reason = HTTPStatus(status).phrase
         self.transport.write(
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nx-amz-request-id: {request_id}\r\n"
             f"Connection: close\r\n\r\n".encode() + body)
         self._log_access(status, len(body))

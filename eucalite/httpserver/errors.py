@@ -43,3 +43,8 @@ def path_of(head: bytes) -> str:
         return "/"
     path = parts[1].split(b"?", 1)[0][:1024]
     return path.decode("latin-1")
+
+
+def xml_error(path: str, code: str, message: str, request_id: str) -> tuple[str, bytes]:
+    """(content type, body) of a rejection in the service's XML envelope."""
+    return "application/xml", document(path, code, message, request_id)

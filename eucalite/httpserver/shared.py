@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import TYPE_CHECKING
 
-from . import Limits
+from . import Limits, errors
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -16,9 +16,12 @@ class Server:
     """What a worker's connections share: the app, the pool, the limits and the count of
     connections per client address."""
 
-    def __init__(self, app, pool, limits: Limits, *, scheme: str = "http", access=None):
+    def __init__(self, app, pool, limits: Limits, *, scheme: str = "http", access=None,
+                 error_body=None):
         self.app, self.pool, self.limits, self.scheme = app, pool, limits, scheme
         self.access = access or (lambda line: None)
+        #: (path, code, message, request id) -> (content type, body) of a rejection
+        self.error_body = error_body or errors.xml_error
         self.connections: set[Connection] = set()
         self.per_client: collections.Counter[str] = collections.Counter()
         self.slots: dict[str, asyncio.Semaphore] = {}
