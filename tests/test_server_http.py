@@ -473,3 +473,26 @@ def test_malformed_requests_never_get_a_server_error_or_a_non_xml_rejection(serv
                 "content-type", "").encode():
             failures.append((raw[:120], answer[:200]))
     assert not failures, failures[:5]
+
+
+def test_streamed_responses_are_chunked_for_http11_and_close_delimited_for_http10():
+    from eucalite.httpserver import Limits
+    from eucalite.httpserver.embedded import Embedded
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])     # no Content-Length
+        return iter([b"first,", b"", b"second"])
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = Embedded(app, listener, Limits(threads=2))
+    try:
+        raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        status, headers, body = parse(raw)
+        assert status == 200 and headers["transfer-encoding"] == "chunked"
+        assert body == b"6\r\nfirst,\r\n6\r\nsecond\r\n0\r\n\r\n"
+        raw = exchange(server.port, b"GET / HTTP/1.0\r\n\r\n")
+        assert parse(raw)[2] == b"first,second"
+    finally:
+        server.shutdown()
