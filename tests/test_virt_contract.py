@@ -51,6 +51,8 @@ def _make_driver(kind):
         pytest.skip(reason)
     from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
     if kind == "libvirt-real":
+        if not REAL_URI:
+            pytest.skip("needs a real libvirt: set EUCALITE_TEST_LIBVIRT_URI")
         if not (GUEST_KERNEL and GUEST_RAMDISK):
             pytest.skip("EUCALITE_TEST_LIBVIRT_URI needs EUCALITE_TEST_GUEST_KERNEL/_RAMDISK")
         # a cloud id of its own: it sees only the domains this suite spawned, never those
@@ -553,3 +555,59 @@ def test_pause_and_resume(driver, make_spec):
     assert driver.power_state(spec.instance_id) == PowerState.RUNNING
     with pytest.raises(DriverError):
         driver.pause("i-absent0000")
+
+
+# -- real libvirt with an iSCSI target -------------------------------------------------------
+
+@pytest.fixture
+def real_iscsi_disk(work_dir):
+    """(DiskSpec at vdb of a volume exported by tgt with CHAP, the export's record);
+    skipped where tgtd does not answer."""
+    from eucalite.ebs.export import TgtExport, base
+
+    exporter = TgtExport(str(work_dir / "tgt-state"))
+    if exporter.problem():
+        pytest.skip(exporter.problem())
+    volume_id = f"vol-{uuid.uuid4().hex[:17]}"
+    path = work_dir / f"{volume_id}.raw"
+    with open(path, "wb") as f:
+        f.truncate(16 * 2**20)
+    record = exporter.create_export(volume_id, str(path))
+    disk = base.iscsi_disk_spec(volume_id, record, "vdb")
+    yield disk, record
+    exporter.remove_export(volume_id, record)
+
+
+def _secret_exists(driver, usage: str) -> bool:
+    import libvirt
+
+    try:
+        driver._conn().secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+        return True
+    except libvirt.libvirtError:
+        return False
+
+
+@pytest.mark.parametrize("driver", ["libvirt-real"], indirect=True)
+def test_spawn_with_a_chap_iscsi_disk_keeps_its_secret_until_destroy(driver, make_spec,
+                                                                      real_iscsi_disk):
+    """A domain defined with an iSCSI disk (an EBS root) starts: spawn stores the CHAP
+    password in the secret the disk names; destroy removes it. A spawn whose login is
+    refused (wrong password) leaves neither domain nor secret."""
+    disk, record = real_iscsi_disk
+    usage = record["secret_usage"]
+    spec = make_spec()
+    spec = dataclasses.replace(spec, disks=spec.disks + [disk])
+    driver.spawn(spec)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    assert _secret_exists(driver, usage)
+    driver.destroy(spec.instance_id)
+    assert not _secret_exists(driver, usage)
+
+    wrong = dataclasses.replace(disk, network={**disk.network, "password": "x" * 24})
+    spec = make_spec()
+    spec = dataclasses.replace(spec, disks=spec.disks + [wrong])
+    with pytest.raises(DriverError):
+        driver.spawn(spec)
+    assert driver.power_state(spec.instance_id) == PowerState.ABSENT
+    assert not _secret_exists(driver, usage)
