@@ -35,9 +35,11 @@ class _Signer(botocore.auth.S3SigV4Auth):
 
 
 def send(live, method: str, path: str, *, body: bytes = b"", headers: dict | None = None,
-         query: dict | None = None, payload_hash: str | None = None) -> requests.Response:
+         query: dict | None = None, payload_hash: str | None = None,
+         http_chunked: bool = False) -> requests.Response:
     """A raw request signed with Signature V4 by botocore, as a client would send it;
-    *path* is quoted here (so a key may hold any character)."""
+    *path* is quoted here (so a key may hold any character). *http_chunked* sends the body
+    with ``Transfer-Encoding: chunked`` and no ``Content-Length``."""
     url = live.base_url + quote(path, safe="/")
     if query:
         url += "?" + urlencode(query, quote_via=quote)
@@ -46,7 +48,11 @@ def send(live, method: str, path: str, *, body: bytes = b"", headers: dict | Non
     request = AWSRequest(method=method, url=url, data=body, headers=headers)
     _Signer(Credentials(live.key_id, live.secret), "s3", live.region).add_auth(request)
     prepared = request.prepare()
-    return requests.request(method, prepared.url, headers=dict(prepared.headers), data=body)
+    sent = dict(prepared.headers)
+    if http_chunked:
+        sent.pop("Content-Length", None)
+        return requests.request(method, prepared.url, headers=sent, data=iter([body]))
+    return requests.request(method, prepared.url, headers=sent, data=body)
 
 
 def error_code(response: requests.Response) -> str:
@@ -495,3 +501,49 @@ def test_error_bodies_naming_awkward_keys_parse(live, s3, key):
     assert_error(response, "NoSuchKey", 404)
     response = send(live, "GET", f"/{BUCKET}/ten", query={"versionId": key})
     assert response.status_code == 400 and error_code(response) == "InvalidArgument"
+
+
+# --- aws-chunked bodies: every framing fault is a 4xx and leaves nothing behind ----------
+
+BAD_CHUNKED = [
+    b"zz\r\nhello\r\n0\r\n\r\n",                       # size not hex
+    b"-5\r\nhello\r\n0\r\n\r\n",                       # negative
+    b"\xc3\xa9\r\nhello\r\n0\r\n\r\n",                 # not ASCII
+    "\u0665\r\nhello\r\n0\r\n\r\n".encode(),           # an Arabic-Indic five
+    b"ffffffffffffffff\r\nhello\r\n0\r\n\r\n",         # far more than is sent
+    b"1" + b"0" * 40 + b"\r\nhello\r\n0\r\n\r\n",      # more digits than any size
+    b"5\r\nhello\r\n",                                 # no final chunk
+    b"5\r\nhello",                                     # ends inside the framing
+    b"3\r\nhello\r\n0\r\n\r\n",                        # data longer than its size
+    b"5\r\nhello\r\n0\r\nno-colon-here\r\n\r\n",       # malformed trailer
+    b"5\r\nhello\r\n0\r\n:empty-name\r\n\r\n",         # trailer without a name
+    b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:\xff\xfe\r\n\r\n",   # not UTF-8
+    b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:@@@@\r\n\r\n",      # not base64
+    b"5\r\nhello\r\n0\r\n" + b"x-a:" + b"v" * 9000 + b"\r\n\r\n",  # a line too long
+    b"5\r\nhello\r\n0\r\n\r\nextra",                   # data after the end
+    b"5;chunk-signature=\r\nhello\r\n0\r\n\r\n",      # a stray (unsigned) extension
+]
+
+
+@pytest.mark.parametrize("body,http_chunked", [(body, False) for body in BAD_CHUNKED] + [
+    (BAD_CHUNKED[0], True), (BAD_CHUNKED[4], True), (BAD_CHUNKED[6], True)])
+def test_bad_aws_chunked_bodies_are_4xx_and_leave_nothing(live, s3, body, http_chunked):
+    from pathlib import Path
+
+    data = Path(live.app.config["EUCALITE"]["data_dir"]) / "s3"
+    before = {path for path in data.rglob("*") if path.is_file()}
+    response = send(live, "PUT", f"/{BUCKET}/chunky", body=body, http_chunked=http_chunked,
+                    payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                    headers={"Content-Encoding": "aws-chunked",
+                             "x-amz-decoded-content-length": "5",
+                             "x-amz-trailer": "x-amz-checksum-crc32"
+                             if b"x-amz-checksum" in body else ""})
+    if response.status_code == 200:
+        # Only the stray extension is harmless: unsigned chunks carry no signature.
+        assert body.startswith(b"5;chunk-signature=")
+        return
+    assert 400 <= response.status_code < 500, response.text
+    assert error_code(response) in ("IncompleteBody", "InvalidRequest", "InvalidArgument",
+                                    "MalformedTrailerError", "BadDigest")
+    assert_error(send(live, "GET", f"/{BUCKET}/chunky"), "NoSuchKey", 404)
+    assert {path for path in data.rglob("*") if path.is_file()} == before
