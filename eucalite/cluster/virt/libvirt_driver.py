@@ -3,24 +3,22 @@
 ``LibvirtDriver`` implements ``HypervisorDriver`` (driver.py) with libvirt-python. libvirt is
 imported when a driver is made, never at eucalite import time, so the rest of eucalite runs
 without it. Domain XML comes from the pure builders in domain_xml.py; this module only talks
-to libvirt and maps its errors and states onto the contract's.
+to libvirt and maps its errors and states onto the contract's. The instance network's half
+of the contract (network, DHCP entries, leases) is in libvirt_network.py.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
-import subprocess
 import threading
 import time
-import urllib.parse
 import xml.etree.ElementTree as ET
 
 from . import domain_xml as dx
-from . import network_xml as nx
 from .driver import (DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
-                     HostCapacity, HypervisorDriver, NetworkSpec, NotSupported, PowerState,
-                     read_tail)
+                     HostCapacity, HypervisorDriver, NotSupported, PowerState, read_tail)
+from .libvirt_network import LibvirtNetworks, is_remote
 
 INSTALL_HINT = ("install libvirt-python (apt install libvirt-dev pkg-config; "
                 "pip install libvirt-python)")
@@ -51,12 +49,6 @@ def kvm_usable(dev: str = "/dev/kvm", sys_module: str = "/sys/module") -> bool:
     return True
 
 
-def _is_remote(uri: str) -> bool:
-    """Whether *uri* names a libvirt on another host (qemu+ssh://node/system)."""
-    host = urllib.parse.urlsplit(uri).hostname
-    return host not in (None, "", "localhost", "127.0.0.1")
-
-
 def _caps_offer_kvm(capabilities_xml: str, arch: str) -> bool:
     """Whether libvirt's host capabilities offer a kvm domain for *arch*."""
     root = ET.fromstring(capabilities_xml)
@@ -79,7 +71,7 @@ def default_domain_type(uri: str, capabilities_xml: str | None = None,
         return "test"
     if scheme != "qemu":
         return "qemu"
-    if _is_remote(uri):
+    if is_remote(uri):
         return "kvm" if capabilities_xml and _caps_offer_kvm(capabilities_xml, arch) else "qemu"
     return "kvm" if kvm_usable() else "qemu"
 
@@ -92,8 +84,9 @@ def _free_gib(path: str) -> int:
     return shutil.disk_usage(path).free // 2**30
 
 
-class LibvirtDriver(HypervisorDriver):
-    """Domains through one libvirt connection (reopened if it drops)."""
+class LibvirtDriver(LibvirtNetworks, HypervisorDriver):
+    """Domains through one libvirt connection (reopened if it drops); the instance network
+    and its DHCP entries come from :class:`~.libvirt_network.LibvirtNetworks`."""
 
     name = "libvirt"
 
@@ -112,7 +105,7 @@ class LibvirtDriver(HypervisorDriver):
         conn = self._conn()   # fail now, not at the first request, if libvirt is unreachable
         if domain_type is None:
             caps = None
-            if _is_remote(uri) and uri.startswith("qemu"):
+            if is_remote(uri) and uri.startswith("qemu"):
                 try:
                     caps = conn.getCapabilities()
                 except self._lv.libvirtError:
@@ -509,152 +502,6 @@ class LibvirtDriver(HypervisorDriver):
         except self._lv.libvirtError as exc:
             raise self._error(f"cannot read disks of {DOMAIN_PREFIX}{instance_id}", exc) from exc
         return [t.get("dev") for t in root.findall("./devices/disk[@device='disk']/target")]
-
-    # -- the instance network ------------------------------------------------------------------
-
-    @property
-    def _on_this_host(self) -> bool:
-        """Whether libvirt's bridges are this host's interfaces (so `ip` and `dhcp_release`
-        here can touch them)."""
-        return self.domain_type != "test" and not _is_remote(self.uri)
-
-    def _network(self, name: str):
-        """The virNetwork *name*, or None."""
-        try:
-            return self._conn().networkLookupByName(name)
-        except self._lv.libvirtError as exc:
-            if self._code(exc) == self._lv.VIR_ERR_NO_NETWORK:
-                return None
-            raise self._error(f"looking up network {name}", exc) from exc
-
-    def ensure_network(self, spec: NetworkSpec) -> None:
-        try:
-            xml = nx.network_xml(spec)
-        except ValueError as exc:
-            raise DriverError(f"cannot make network {spec.name}: {exc}") from exc
-        net = self._network(spec.name)
-        try:
-            if net is None:
-                net = self._conn().networkDefineXML(xml)
-            else:
-                bridge, gateway, prefix, _hosts = nx.parse_network(net.XMLDesc(0))
-                if (bridge, gateway, prefix) != (spec.bridge, spec.gateway, spec.prefix):
-                    raise DriverError(
-                        f"libvirt network {spec.name} exists with bridge {bridge} and "
-                        f"address {gateway}/{prefix}, not {spec.bridge} {spec.gateway}/"
-                        f"{spec.prefix}: remove it (virsh net-destroy {spec.name}; virsh "
-                        f"net-undefine {spec.name}) or change eucalite's network settings")
-            if not net.isActive():
-                net.create()
-            self._reserve_missing(net, spec)
-            try:
-                net.setAutostart(1)
-            except self._lv.libvirtError:
-                pass            # the test driver keeps no autostart; nothing depends on it
-        except self._lv.libvirtError as exc:
-            raise self._error(f"cannot start network {spec.name}", exc) from exc
-        self._lease_minutes[spec.name] = spec.lease_minutes
-        if spec.metadata_ip and self._on_this_host:
-            self._run(["ip", "address", "replace", f"{spec.metadata_ip}/32", "dev",
-                       spec.bridge], f"cannot put {spec.metadata_ip} on {spec.bridge}")
-
-    def _reserve_missing(self, net, spec: NetworkSpec) -> None:
-        """Add the reservations a network made by an older eucalite lacks (once, live)."""
-        hosts = nx.parse_network(net.XMLDesc(0))[3]
-        taken = set(hosts.values())
-        for address in nx.instance_addresses(spec):
-            mac = nx.mac_for(address)
-            if mac not in hosts and address not in taken:
-                self._update_host(net, self._lv.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-                                  nx.dhcp_host_xml(mac, address, spec.lease_minutes))
-
-    @staticmethod
-    def _run(argv: list[str], what: str) -> None:
-        try:
-            subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30)
-        except FileNotFoundError as exc:
-            raise DriverError(f"{what}: {argv[0]} is not installed") from exc
-        except subprocess.CalledProcessError as exc:
-            raise DriverError(f"{what}: {exc.stderr.strip() or exc}") from exc
-
-    def _update_host(self, net, command: int, entry: str) -> None:
-        lv = self._lv
-        flags = lv.VIR_NETWORK_UPDATE_AFFECT_CONFIG if net.isPersistent() else 0
-        if net.isActive():
-            flags |= lv.VIR_NETWORK_UPDATE_AFFECT_LIVE
-        net.update(command, lv.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, flags)
-
-    def add_dhcp_host(self, network: str, mac: str, ip: str) -> None:
-        mac = mac.lower()
-        net = self._network(network)
-        if net is None:
-            raise DriverError(f"no libvirt network {network}")
-        try:
-            hosts = nx.parse_network(net.XMLDesc(0))[3]
-            if hosts.get(mac) == ip:
-                return
-            for old_mac, old_ip in hosts.items():
-                if old_mac == mac or old_ip == ip:
-                    self._update_host(net, self._lv.VIR_NETWORK_UPDATE_COMMAND_DELETE,
-                                      f"<host mac='{old_mac}' ip='{old_ip}'/>")
-            self._update_host(net, self._lv.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-                              nx.dhcp_host_xml(mac, ip, self._lease_minutes.get(network, 10)))
-        except (self._lv.libvirtError, ValueError) as exc:
-            raise DriverError(f"cannot add DHCP host {mac} {ip} to {network}: {exc}") from exc
-
-    def remove_dhcp_host(self, network: str, mac: str) -> None:
-        mac = mac.lower()
-        net = self._network(network)
-        if net is None:
-            return
-        try:
-            bridge, _gw, _prefix, hosts = nx.parse_network(net.XMLDesc(0))
-            ip = hosts.get(mac)
-            if ip is None:
-                return
-            # release first: dnsmasq ignores a release for a host it no longer knows
-            self._release_lease(bridge, mac, ip)
-            self._update_host(net, self._lv.VIR_NETWORK_UPDATE_COMMAND_DELETE,
-                              f"<host mac='{mac}' ip='{ip}'/>")
-        except self._lv.libvirtError as exc:
-            raise self._error(f"cannot remove DHCP host {mac} from {network}", exc) from exc
-
-    def release_lease(self, network: str, mac: str, ip: str) -> None:
-        net = self._network(network)
-        if net is not None:
-            try:
-                self._release_lease(nx.parse_network(net.XMLDesc(0))[0], mac.lower(), ip)
-            except self._lv.libvirtError:
-                pass            # the network went away: so did its leases
-
-    def _release_lease(self, bridge: str, mac: str, ip: str) -> None:
-        """Make dnsmasq forget the lease now (dnsmasq-utils' dhcp_release, as nova did), so
-        the address is free at once; without the tool the lease just expires."""
-        if not (self._on_this_host and shutil.which("dhcp_release")):
-            return
-        try:
-            subprocess.run(["dhcp_release", bridge, ip, mac], capture_output=True,
-                           timeout=10, check=False)
-        except OSError:
-            pass
-
-    def dhcp_hosts(self, network: str) -> dict[str, str]:
-        net = self._network(network)
-        if net is None:
-            return {}
-        try:
-            return nx.parse_network(net.XMLDesc(0))[3]
-        except self._lv.libvirtError as exc:
-            raise self._error(f"cannot read network {network}", exc) from exc
-
-    def dhcp_leases(self, network: str) -> dict[str, str]:
-        net = self._network(network)
-        if net is None:
-            return {}
-        try:
-            return {lease["mac"].lower(): lease["ipaddr"] for lease in net.DHCPLeases()}
-        except self._lv.libvirtError:
-            return {}           # the test driver keeps no leases
 
     def capacity(self) -> HostCapacity:
         try:
