@@ -244,14 +244,12 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     ec2.start_instances(InstanceIds=[instance_id])
     _wait_state(ec2, instance_id, "running")
     # the guest boots a second time and finds its root and the data volume again
-    console = _wait(lambda: (c := _console(ec2, instance_id)).count(f"{MARK} ready") >= 2
-                    and c, BOOT_TIMEOUT, "the second boot",
-                    show=lambda: _console(ec2, instance_id)[-3000:])
-    second_boot = console.rsplit(f"{MARK} boot", 1)[-1]
-    assert f"serial={root.replace('-', '')} " in second_boot, console[-3000:]
-    _wait(lambda: f"serial={data.replace('-', '')} " in
-          _console(ec2, instance_id).rsplit(f"{MARK} boot", 1)[-1], 60,
-          "the data volume after the start", show=lambda: _console(ec2, instance_id)[-3000:])
+    _wait(lambda: _console(ec2, instance_id).count(f"{MARK} ready") >= 2, BOOT_TIMEOUT,
+          "the second boot", show=lambda: _console(ec2, instance_id)[-3000:])
+    for volume_id, md5 in ((root, root_md5), (data, hashlib.md5(pattern).hexdigest())):
+        seen = re.compile(rf"serial={volume_id.replace('-', '')} size=\d+ md5={md5}")
+        _wait(lambda: seen.search(_console(ec2, instance_id).rsplit(f"{MARK} boot", 1)[-1]),
+              60, f"{volume_id} after the start", show=lambda: _console(ec2, instance_id)[-3000:])
 
     _terminate(ec2, [instance_id])
     _wait(lambda: _volume_state(ec2, data) == "available", 30, "detach on terminate")
