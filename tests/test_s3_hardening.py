@@ -239,6 +239,12 @@ class Pause:
     def release(self):
         self._go.set()
 
+    def __get__(self, instance, owner=None):
+        """Set on a class, it wraps a method: bind it to the instance as a function would."""
+        import functools
+
+        return self if instance is None else functools.partial(self, instance)
+
 
 def _in_thread(function):
     """Run *function* in a thread; returns a callable that joins it and gives its result."""
@@ -547,3 +553,65 @@ def test_bad_aws_chunked_bodies_are_4xx_and_leave_nothing(live, s3, body, http_c
                                     "MalformedTrailerError", "BadDigest")
     assert_error(send(live, "GET", f"/{BUCKET}/chunky"), "NoSuchKey", 404)
     assert {path for path in data.rglob("*") if path.is_file()} == before
+
+
+def test_copy_racing_a_delete_of_its_source_is_no_such_key(live, s3, monkeypatch):
+    from eucalite.s3.store import ObjectStore
+
+    s3.put_object(Bucket=BUCKET, Key="source", Body=b"source bytes")
+    pause = Pause(ObjectStore.link)
+    monkeypatch.setattr(ObjectStore, "link", pause)
+    copy = _in_thread(lambda: send(live, "PUT", f"/{BUCKET}/copy",
+                                   headers={"x-amz-copy-source": f"/{BUCKET}/source"}))
+    assert pause.reached.wait(30)
+    s3.delete_object(Bucket=BUCKET, Key="source")
+    pause.release()
+    assert_error(copy(), "NoSuchKey", 404)
+    assert_error(send(live, "GET", f"/{BUCKET}/copy"), "NoSuchKey", 404)
+
+
+def test_upload_part_copy_racing_a_delete_of_its_source_is_no_such_key(live, s3, monkeypatch):
+    from eucalite.s3.store import ObjectStore
+
+    s3.put_object(Bucket=BUCKET, Key="source", Body=b"source bytes")
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="copy")["UploadId"]
+    pause = Pause(ObjectStore.reader)
+    monkeypatch.setattr(ObjectStore, "reader", pause)
+    copy = _in_thread(lambda: send(live, "PUT", f"/{BUCKET}/copy",
+                                   query={"partNumber": "1", "uploadId": upload},
+                                   headers={"x-amz-copy-source": f"/{BUCKET}/source"}))
+    assert pause.reached.wait(30)
+    s3.delete_object(Bucket=BUCKET, Key="source")
+    pause.release()
+    assert_error(copy(), "NoSuchKey", 404)
+    assert s3.list_parts(Bucket=BUCKET, Key="copy", UploadId=upload).get("Parts", []) == []
+
+
+@pytest.mark.parametrize("then", ["overwrite", "delete"])
+def test_get_racing_an_overwrite_sends_one_whole_version(live, s3, monkeypatch, then):
+    from eucalite.s3.store import ObjectStore
+
+    old = [b"a" * (5 * MIB), b"b" * 1000]
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="big")["UploadId"]
+    parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=BUCKET, Key="big", UploadId=upload,
+                                                     PartNumber=n, Body=body)["ETag"]}
+             for n, body in enumerate(old, start=1)]
+    s3.complete_multipart_upload(Bucket=BUCKET, Key="big", UploadId=upload,
+                                 MultipartUpload={"Parts": parts})
+    # The GET has found the version and is about to read its parts...
+    pause = Pause(ObjectStore.read)
+    monkeypatch.setattr(ObjectStore, "read", pause)
+    get = _in_thread(lambda: send(live, "GET", f"/{BUCKET}/big"))
+    assert pause.reached.wait(30)
+    # ...when another client replaces (or deletes) the object and its part files go.
+    if then == "overwrite":
+        s3.put_object(Bucket=BUCKET, Key="big", Body=b"new")
+    else:
+        s3.delete_object(Bucket=BUCKET, Key="big")
+    pause.release()
+    response = get()
+    if then == "overwrite":
+        assert (response.status_code, response.content) in ((200, b"".join(old)),
+                                                            (200, b"new"))
+    else:
+        assert_error(response, "NoSuchKey", 404)

@@ -17,7 +17,7 @@ from ..errors import AwsError
 from . import authz, buckets, objects
 from .buckets import S3Error
 from .models import MultipartUpload, ObjectVersion, UploadPart
-from .store import ObjectStore, TooLarge
+from .store import Gone, ObjectStore, TooLarge
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 ** 3
@@ -104,9 +104,12 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     _check_part_number(number)
     get_upload(requester, bucket_name, key, upload_id)
     start, end = byte_range if byte_range else (0, source.size - 1)
-    segments = source.segments
-    db.session.rollback()
-    reader = store.reader(segments, start, end) if source.size else store.reader([], 0, -1)
+    segments, size, source_key = source.segments, source.size, source.key
+    db.session.rollback()               # the source row may be gone once this ends
+    try:
+        reader = store.reader(segments, start, end) if size else store.reader([], 0, -1)
+    except Gone:                        # the source was replaced or deleted meanwhile
+        raise objects.NoSuchKey(source_key) from None
     stored = store.write(reader)
     return _record_part(store, upload_id, number, stored, reader.md5.hexdigest(), None)
 

@@ -21,7 +21,7 @@ from ..errors import AwsError
 from . import authz, buckets
 from .buckets import S3Error
 from .models import NULL_VERSION, Bucket, ObjectVersion
-from .store import ObjectStore, Stored, TooLarge
+from .store import Gone, ObjectStore, Stored, TooLarge
 
 MAX_KEY_BYTES = 1024
 MAX_OBJECT_SIZE = 5 * 1024 ** 4          # 5 TiB, as S3
@@ -264,20 +264,23 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
     check_attributes(attributes)
     bucket = buckets.find(bucket_name)
     authz.require(requester, "s3:PutObject", bucket, key=key)
-    segments = source.segments
-    db.session.rollback()
+    segments, source_key = source.segments, source.key
+    checksum = None
+    if source.checksum_algorithm:
+        checksum = (source.checksum_algorithm, source.checksum_value, source.checksum_type)
+    etag, parts_count = source.etag, source.parts_count
+    db.session.rollback()               # the source row may be gone once this ends
     linked: list[Stored] = []
     try:
         for path, _size in segments:
             linked.append(store.link(path))
-    except BaseException:
+    except BaseException as error:
         store.delete(item.path for item in linked)
+        if isinstance(error, Gone):     # the source was replaced or deleted meanwhile
+            raise NoSuchKey(source_key) from None
         raise
-    checksum = None
-    if source.checksum_algorithm:
-        checksum = (source.checksum_algorithm, source.checksum_value, source.checksum_type)
-    return record(store, requester, bucket_name, key, linked, attributes, etag=source.etag,
-                  checksum=checksum, parts_count=source.parts_count)
+    return record(store, requester, bucket_name, key, linked, attributes, etag=etag,
+                  checksum=checksum, parts_count=parts_count)
 
 
 def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,

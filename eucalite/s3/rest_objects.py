@@ -17,6 +17,7 @@ from .buckets import S3Error
 from .models import ObjectVersion
 from .rest import S3Request, empty, route, xml_response
 from .rest_buckets import _acl_response, acl_from_request
+from .store import Gone
 from .xmlout import add, root
 
 STORED_HEADERS = ("cache-control", "content-disposition", "content-encoding",
@@ -370,7 +371,23 @@ def head_object(req: S3Request) -> Response:
     return _serve(req, with_body=False)
 
 
+#: How often a GET looks an object up again when its data was freed between the lookup
+#: and the read (another client replaced or deleted it), before answering SlowDown.
+READ_ATTEMPTS = 3
+
+
 def _serve(req: S3Request, with_body: bool) -> Response:
+    for _attempt in range(READ_ATTEMPTS):
+        try:
+            return _serve_once(req, with_body)
+        except Gone:
+            continue
+    raise S3Error("SlowDown", 503, "Please reduce your request rate.")
+
+
+def _serve_once(req: S3Request, with_body: bool) -> Response:
+    """GET or HEAD of the version the request names; Gone when its data was freed after
+    it was looked up (the body is opened before any header is sent)."""
     version, bucket = _read_version(req)
     _check_read_conditions(req, version)
     headers = _object_headers(req, version, bucket)

@@ -6,6 +6,11 @@ is fsynced, renamed into ``objects/`` and the directory fsynced; only then does 
 commit the metadata row that makes it visible. A crash before the commit leaves an orphan
 file, which :meth:`ObjectStore.recover` removes at the next start; it can never leave a
 visible object with missing or partial data.
+
+Segments are freed (unlinked) as soon as the row naming them is replaced or deleted, while
+other requests may still be about to read them: :meth:`ObjectStore.read` therefore opens
+every segment it will send before it returns (an open file outlives its unlink), and a
+segment already gone is :class:`Gone`, for the caller to look the object up again.
 """
 from __future__ import annotations
 
@@ -80,43 +85,49 @@ class ObjectStore:
 
     def link(self, relative: str) -> Stored:
         """A new name for an existing segment (CopyObject of a whole object copies nothing:
-        segments are immutable, so sharing the inode is safe). Falls back to a copy."""
+        segments are immutable, so sharing the inode is safe). Falls back to a copy.
+        :class:`Gone` when the segment was freed meanwhile."""
         name = uuid.uuid4().hex
         source = self.path(relative)
         target_relative = f"{name[:2]}/{name}"
         target = self.objects / target_relative
         target.parent.mkdir(exist_ok=True)
         try:
-            os.link(source, target)
-        except OSError:
-            temp = self.tmp / name
-            shutil.copyfile(source, temp)
-            with open(temp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
+            _link_or_copy(source, target, self.tmp / name)
+        except FileNotFoundError:
+            raise Gone(relative) from None
         _fsync_dir(target.parent)
-        return Stored(target_relative, source.stat().st_size)
+        return Stored(target_relative, target.stat().st_size)
 
     def read(self, segments: Iterable[tuple[str, int]], start: int = 0,
              end: int | None = None) -> Iterator[bytes]:
-        """Yield bytes ``start..end`` (inclusive) of the concatenated segments, in chunks."""
-        offset = 0
-        for relative, size in segments:
-            seg_start, seg_end = offset, offset + size - 1
-            offset += size
-            if size == 0 or seg_end < start or (end is not None and seg_start > end):
-                continue
-            lo = max(start - seg_start, 0)
-            hi = size - 1 if end is None else min(end - seg_start, size - 1)
-            with open(self.path(relative), "rb") as handle:
-                handle.seek(lo)
-                remaining = hi - lo + 1
-                while remaining > 0:
-                    chunk = handle.read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise IOError(f"segment {relative} is shorter than recorded")
-                    remaining -= len(chunk)
-                    yield chunk
+        """Bytes ``start..end`` (inclusive) of the concatenated segments, in chunks.
+
+        Every segment in the range is opened before this returns (one descriptor each
+        until the stream ends or is closed), so the bytes are those of the version the
+        caller looked up even if it is replaced or deleted while they stream.
+        :class:`Gone` when a segment was already freed.
+        """
+        opened: list[tuple] = []
+        try:
+            offset = 0
+            for relative, size in segments:
+                seg_start, seg_end = offset, offset + size - 1
+                offset += size
+                if size == 0 or seg_end < start or (end is not None and seg_start > end):
+                    continue
+                lo = max(start - seg_start, 0)
+                hi = size - 1 if end is None else min(end - seg_start, size - 1)
+                try:
+                    handle = open(self.path(relative), "rb")
+                except FileNotFoundError:
+                    raise Gone(relative) from None
+                opened.append((handle, lo, hi - lo + 1, relative))
+        except BaseException:
+            for handle, *_ in opened:
+                handle.close()
+            raise
+        return _stream(opened)
 
     def reader(self, segments: Iterable[tuple[str, int]], start: int = 0,
                end: int | None = None) -> "HashingReader":
@@ -150,6 +161,50 @@ class ObjectStore:
         """Bytes used by finished segments (for reports and benchmarks)."""
         return sum(entry.stat().st_size for directory in self.objects.iterdir()
                    if directory.is_dir() for entry in directory.iterdir())
+
+
+def _link_or_copy(source: Path, target: Path, temp: Path) -> None:
+    """Hard-link *source* as *target*; copy it (through *temp*) where links fail."""
+    try:
+        os.link(source, target)
+        return
+    except FileNotFoundError:
+        raise
+    except OSError:                     # a file system without hard links
+        pass
+    try:
+        shutil.copyfile(source, temp)
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _stream(opened: list[tuple]) -> Iterator[bytes]:
+    """The chunks of already opened (handle, offset, length, name) ranges, in order; every
+    handle is closed when the stream ends, fails or is closed early (client gone)."""
+    try:
+        for handle, lo, remaining, relative in opened:
+            handle.seek(lo)
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise IOError(f"segment {relative} is shorter than recorded")
+                remaining -= len(chunk)
+                yield chunk
+    finally:
+        for handle, *_ in opened:
+            handle.close()
+
+
+class Gone(FileNotFoundError):
+    """A segment a metadata row named is no longer on disk: the row was replaced or
+    deleted after the caller read it. Look the object up again."""
+
+    def __init__(self, relative: str):
+        super().__init__(f"segment {relative} was freed")
+        self.relative = relative
 
 
 class TooLarge(ValueError):
