@@ -119,7 +119,8 @@ class Connection(asyncio.Protocol):
         if self.state != CLOSED:
             self.h11.receive_data(b"")
             self._advance()
-        return True
+        # asyncio's TLS transports cannot stay half-open (and warn when asked)
+        return self.transport.get_extra_info("sslcontext") is None
 
     # -- parsing ---------------------------------------------------------------------------
     def _advance(self) -> None:
