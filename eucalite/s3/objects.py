@@ -151,8 +151,11 @@ def get(requester: Principal | None, bucket_name: str, key: str,
 
 
 def _valid_version_id(version_id: str) -> bool:
-    return version_id == NULL_VERSION or (0 < len(version_id) <= 64 and all(
-        ch.isalnum() or ch in "-_=." for ch in version_id))
+    """Whether *version_id* could be one this store issues (URL-safe base64, or "null"):
+    ASCII only, as it is echoed in ``x-amz-version-id`` (``'٣'.isalnum()`` is true)."""
+    return version_id == NULL_VERSION or (0 < len(version_id) <= 64 and version_id.isascii()
+                                          and all(ch.isalnum() or ch in "-_=."
+                                                  for ch in version_id))
 
 
 # --- writing ----------------------------------------------------------------------------
