@@ -624,3 +624,10 @@ def test_version_ids_are_ascii(live, ten_bytes, version_id):
     for method in ("DELETE", "GET"):
         response = send(live, method, f"/{BUCKET}/ten", query={"versionId": version_id})
         assert_error(response, "InvalidArgument")
+
+
+@pytest.mark.parametrize("name", ["trailing-newline\n", "trailing-newline\r\n"])
+def test_bucket_names_end_at_the_end(live, s3, name):
+    # '$' also matches before a final newline: such a name was accepted and created.
+    assert_error(send(live, "PUT", f"/{name}"), "InvalidBucketName")
+    assert name not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]

@@ -73,7 +73,7 @@ class MalformedPolicy(AwsError):
 # --- canonical ids --------------------------------------------------------------------
 
 _CANONICAL_PREFIX = b"eucalite-s3-canonical-user:"
-_CANONICAL_ID = re.compile(r"^[0-9a-f]{64}$")
+_CANONICAL_ID = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def canonical_id(account_id: str) -> str:
@@ -438,11 +438,12 @@ class Policy:
 
 _STATEMENT_FIELDS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
                      "Resource", "NotResource", "Condition"}
-_ACTION = re.compile(r"^s3:[A-Za-z0-9*?]+$", re.IGNORECASE)
-_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
-_ROOT_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):root$")
-_USER_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):user/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
-_CONDITION_KEY = re.compile(r"^(aws|s3):\S+$", re.IGNORECASE)
+_ACTION = re.compile(r"^s3:[A-Za-z0-9*?]+\Z", re.IGNORECASE)
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
+_ROOT_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):root\Z")
+_USER_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):user/((?:[A-Za-z0-9_+=,.@-]+/)*)"
+                       r"([A-Za-z0-9_+=,.@-]{1,64})\Z")
+_CONDITION_KEY = re.compile(r"^(aws|s3):\S+\Z", re.IGNORECASE)
 
 #: Actions on objects (Resource arn:aws:s3:::bucket/key), lower-case.
 OBJECT_ACTIONS = frozenset(f"s3:{name}".lower() for name in (

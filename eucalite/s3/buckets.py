@@ -19,7 +19,7 @@ from .models import Bucket, MultipartUpload, ObjectVersion
 #: Names eucalite's own endpoints use at the root of the S3 URL space.
 RESERVED = frozenset({"services", "console"})
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 
 class NoSuchBucket(AwsError):

@@ -51,8 +51,8 @@ MAX_TRAILERS = 16 * 1024        # all trailer lines together
 READ_AHEAD = 8192               # what a line read pulls from the stream at a time
 READ_ALL_BLOCK = 1024 * 1024    # block size when read() is asked for everything
 
-_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_HEX_SIZE = re.compile(r"^[0-9a-fA-F]{1,16}$")
+_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}\Z")
+_HEX_SIZE = re.compile(r"^[0-9a-fA-F]{1,16}\Z")
 
 
 # --- errors ---------------------------------------------------------------------------
