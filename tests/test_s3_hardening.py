@@ -631,3 +631,29 @@ def test_bucket_names_end_at_the_end(live, s3, name):
     # '$' also matches before a final newline: such a name was accepted and created.
     assert_error(send(live, "PUT", f"/{name}"), "InvalidBucketName")
     assert name not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+
+
+# --- dates at the edge of what a datetime holds --------------------------------------------
+
+@pytest.mark.parametrize("header", ["If-Modified-Since", "If-Unmodified-Since",
+                                    "x-amz-copy-source-if-modified-since"])
+def test_conditional_dates_beyond_a_datetime_are_ignored(live, ten_bytes, header):
+    # Moving 9999-12-31 23:59:59 -2359 to UTC overflows; S3 ignores a date it cannot use.
+    headers = {header: "Fri, 31 Dec 9999 23:59:59 -2359"}
+    if header.startswith("x-amz-copy-source"):
+        headers["x-amz-copy-source"] = f"/{BUCKET}/ten"
+        response = send(live, "PUT", f"/{BUCKET}/copied", headers=headers)
+    else:
+        response = send(live, "GET", f"/{BUCKET}/ten", headers=headers)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("date", ["9999-12-31T00:00:00-23:59", "0001-01-01T00:00:00+01:00"])
+def test_lifecycle_dates_beyond_a_datetime_are_malformed_xml(live, s3, date):
+    body = (f"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter>"
+            f"<Status>Enabled</Status><Expiration><Date>{date}</Date></Expiration>"
+            f"</Rule></LifecycleConfiguration>").encode()
+    response = send(live, "PUT", f"/{BUCKET}", query={"lifecycle": ""}, body=body,
+                    headers={"Content-MD5": _md5(body)})
+    assert response.status_code == 400 and error_code(response) in ("MalformedXML",
+                                                                    "InvalidArgument")

@@ -165,7 +165,7 @@ def parse_date(text: str) -> dt.datetime:
         raise MalformedXML()
     try:
         when = _utc(dt.datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):     # no such date, or none in UTC
         raise MalformedXML() from None
     if when.time() != dt.time(0):
         raise _invalid_argument("'Date' must be at midnight GMT")

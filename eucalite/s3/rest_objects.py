@@ -228,9 +228,10 @@ def _http_time(text: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo \
+            else parsed
+    except (TypeError, ValueError, IndexError, OverflowError):   # ignored, as S3 does
         return None
-    return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def _check_read_conditions(req: S3Request, version: ObjectVersion, prefix: str = "") -> None:
