@@ -270,6 +270,16 @@ def test_truncated_plain_body_is_incomplete():
     assert_error(failure(reader), "IncompleteBody", 400)
 
 
+def test_body_cut_short_under_werkzeug_is_incomplete():
+    """werkzeug's stream raises ClientDisconnected when the client sends less than its
+    Content-Length: that is the client's short body, not a server error."""
+    from werkzeug.wsgi import LimitedStream
+
+    stream = LimitedStream(io.BytesIO(DATA[:1000]), len(DATA))
+    reader = open_body(stream, {}, v4_auth("UNSIGNED-PAYLOAD"), len(DATA))
+    assert_error(failure(reader), "IncompleteBody", 400)
+
+
 def test_content_md5():
     reader = open_bytes(DATA, {"content-md5": md5_b64(DATA)})
     assert read_all(reader) == DATA

@@ -34,6 +34,8 @@ import hmac
 import re
 from typing import BinaryIO, Iterator, Mapping
 
+from werkzeug.exceptions import ClientDisconnected
+
 from .. import integers
 from ..auth import EMPTY_SHA256, UNSIGNED_PAYLOAD, V4_ALGORITHM, AuthResult, same_signature
 from ..errors import BAD_PAYLOAD, BAD_SIGNATURE, AuthError, AwsError
@@ -108,7 +110,10 @@ class _Source:
         if self._ended:
             return b""
         want = n if self._left is None else min(n, self._left)
-        data = self._stream.read(want)
+        try:
+            data = self._stream.read(want)
+        except ClientDisconnected:      # werkzeug's word for a body cut short
+            data = b""
         if not data:
             self._ended = True
             if self._left:
