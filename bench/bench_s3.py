@@ -40,7 +40,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from common import free_port, wait_for  # bench/common.py (run as bench/<script>.py)
+from common import free_port, serve_subprocess, wait_for  # bench/common.py (run as bench/<script>.py)
 
 BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
@@ -77,26 +77,8 @@ def clean_env(**extra) -> dict[str, str]:
 
 def start_eucalite(data_dir: str, log_path: str, server: str | None = None) -> Target:
     """`eucalite serve` with its default server model, or *server* (`--server`)."""
-    port = free_port()
-    env = clean_env(EUCALITE_LOG_LEVEL="WARNING")
-    with open(log_path, "wb") as log:
-        # Own session: a Ctrl-C on the terminal reaches only this script, which then stops
-        # the servers itself.
-        process = subprocess.Popen([str(BIN / "eucalite"), "serve", "--no-node",
-                                    "--host", "127.0.0.1", "--port", str(port),
-                                    "--data-dir", data_dir,
-                                    *(["--server", server] if server else [])],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process, _, values = serve_subprocess(data_dir, log_path, server)
     STARTED.append(process)
-    wait_for(port, process, "eucalite serve")
-    output = subprocess.run([str(BIN / "eucalite"), "credentials", "--data-dir", data_dir],
-                            env=env, text=True, capture_output=True, check=True).stdout
-    values = {}
-    for line in output.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
-            values[name] = value.strip("'\"")
     return Target(f"eucalite {server}" if server else "eucalite", process, values["AWS_ENDPOINT_URL_S3"],
                   values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"],
                   values["AWS_DEFAULT_REGION"], data_dir)

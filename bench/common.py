@@ -103,3 +103,35 @@ class InProcessCloud:
                 print(f"cannot remove network {network}: {error}", file=sys.stderr)
         with contextlib.suppress(Exception):
             self.services.cluster.close_driver()
+
+
+def serve_subprocess(data_dir: str, log_path: str, server: str | None = None
+                     ) -> tuple[subprocess.Popen, int, dict[str, str]]:
+    """`eucalite serve --no-node` on a free loopback port, with its default server model or
+    *server* (`--server`), in its own session (a Ctrl-C on the terminal reaches only the
+    benchmark, which then stops it). Returns the process, the port and the variables
+    `eucalite credentials` exports (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, ...)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("AWS_", "EUCALITE_"))}
+    env["EUCALITE_LOG_LEVEL"] = "WARNING"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(bin_dir / "eucalite"), "serve", "--no-node", "--host", "127.0.0.1",
+             "--port", str(port), "--data-dir", data_dir,
+             *(["--server", server] if server else [])],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for(port, process, "eucalite serve")
+    output = subprocess.run([str(bin_dir / "eucalite"), "credentials", "--data-dir", data_dir],
+                            env=env, text=True, capture_output=True, check=True).stdout
+    exported = {}
+    for line in output.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            exported[name] = value.strip("'\"")
+    return process, port, exported

@@ -33,14 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
-from common import free_port, wait_for  # bench/common.py (run as bench/<script>.py)
+from common import serve_subprocess  # bench/common.py (run as bench/<script>.py)
 
-BIN = Path(sys.executable).parent
 SOURCES = [f"127.0.0.{index}" for index in range(2, 12)]
 KINDS = ("idle", "headers", "body")
 
@@ -49,27 +47,8 @@ KINDS = ("idle", "headers", "body")
 
 def start(scratch: str, server: str | None) -> tuple[subprocess.Popen, int, dict[str, str]]:
     """`eucalite serve` on a free port; returns the process, the port and its credentials."""
-    port = free_port()
-    data_dir = os.path.join(scratch, f"data-{server or 'default'}")
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("AWS_", "EUCALITE_"))}
-    env["EUCALITE_LOG_LEVEL"] = "WARNING"
-    command = [str(BIN / "eucalite"), "serve", "--no-node", "--host", "127.0.0.1",
-               "--port", str(port), "--data-dir", data_dir]
-    if server:
-        command += ["--server", server]
-    with open(os.path.join(scratch, f"{server or 'default'}.log"), "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    wait_for(port, process, "eucalite serve")
-    output = subprocess.run([str(BIN / "eucalite"), "credentials", "--data-dir", data_dir],
-                            env=env, text=True, capture_output=True, check=True).stdout
-    creds = {}
-    for line in output.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
-            creds[name] = value.strip("'\"")
-    return process, port, creds
+    return serve_subprocess(os.path.join(scratch, f"data-{server or 'default'}"),
+                            os.path.join(scratch, f"{server or 'default'}.log"), server)
 
 
 def stop(process: subprocess.Popen) -> None:
