@@ -53,12 +53,7 @@ S3_DOMAIN = "s3.fuzz.test"      # virtual-host style names a bucket in the Host 
 #: Problems the fuzz finds that are owned and being fixed elsewhere, each named here by
 #: where its traceback ends (file in function: exception); counted apart, not failures.
 #: Empty when every problem is fixed: keep it so.
-KNOWN_OPEN: frozenset[str] = frozenset({
-    # S3 (the S3 engineer's file, open at 03:15 on 2026-12-05): a bucket policy whose JSON
-    # holds a lone-surrogate escape ("Sid": "\ud800") makes the size check's
-    # minified.encode("utf-8") raise UnicodeEncodeError, a 500 instead of MalformedPolicy.
-    "eucalite/s3/access.py in _load_json: UnicodeEncodeError",
-})
+KNOWN_OPEN: frozenset[str] = frozenset()
 
 #: Requests per endpoint through the test client, and over real HTTP.
 COUNTS = {name: int(count * SCALE) for name, count in

@@ -466,6 +466,9 @@ def test_action_must_apply_to_a_resource():
     ("", "Policies must be valid JSON and the first byte must be '{'"),
     ("[]", "Policies must be valid JSON and the first byte must be '{'"),
     ("{not json", "This policy contains invalid Json"),
+    # a lone surrogate escape is JSON Python reads but no text S3 could store (was a 500)
+    ('{"Version": "2012-10-17", "Sid": "\\ud800", "Statement": []}',
+     "This policy contains invalid Json"),
     (json.dumps({"Version": "2012-10-17"}), "Missing required field Statement"),
     (json.dumps({"Version": "2012-10-17", "Statement": []}),
      "Could not parse the policy: Statement is empty!"),

@@ -632,8 +632,11 @@ def _load_json(text: str | bytes) -> dict[str, Any]:
         raise _malformed("This policy contains invalid Json")
     if not isinstance(data, dict):  # pragma: no cover - '{' checked above
         raise _malformed("This policy contains invalid Json")
-    minified = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if len(minified.encode("utf-8")) > MAX_POLICY_SIZE:
+    try:
+        minified = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:      # a lone surrogate escape ("\ud800"): no text at all
+        raise _malformed("This policy contains invalid Json")
+    if len(minified) > MAX_POLICY_SIZE:
         raise _malformed("Policies must be less than 20 KB")
     return data
 
