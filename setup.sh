@@ -76,6 +76,9 @@ ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the l
 }
 
 ensure_node_packages() {  # what node duty needs to run real VMs (see README "Node duty")
+    # qemu-utils brings qemu-img and qemu-io (the tests read volumes with it); the guest
+    # builder's mkfs.ext4 is e2fsprogs, in Debian's base image; `aws` is the test extra's
+    # awscli in the venv. tests/test_packaging.py keeps the full table.
     # named even where another package pulls them in: libvirtd (libvirt-daemon) runs
     # dnsmasq and iptables for the instance network; tests/test_packaging.py keeps the
     # list complete
