@@ -89,6 +89,16 @@ def start_live(data_dir: Path, **overrides):
     return live, server
 
 
+def start_live_node(data_dir: Path, **overrides):
+    """:func:`start_live` with node duty on (its start checked) and the service bundle at
+    ``live.services``; stop it with :func:`stop_live`."""
+    live, server = start_live(data_dir, node=True, **overrides)
+    live.services = live.app.extensions["eucalite"]
+    with live.app.app_context():
+        assert live.services.cluster.start_node_duty() is None
+    return live, server
+
+
 @pytest.fixture
 def live(tmp_path):
     live, server = start_live(tmp_path / "data")
@@ -114,10 +124,7 @@ def cloud(tmp_path, request):
         options = {"hypervisor": "fake"}
     else:
         options = {"hypervisor": "libvirt", "libvirt_uri": request.param}
-    live, server = start_live(tmp_path / "data", node=True, **options)
-    services = live.app.extensions["eucalite"]
-    with live.app.app_context():
-        assert services.cluster.start_node_duty() is None
+    live, server = start_live_node(tmp_path / "data", **options)
     yield live
     # test:///default is one state per process: leave no domain for the next test to see
     stop_live(live, server)

@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import start_live
+from conftest import start_live_node
 from s3util import second_account
 from test_ec2_instances import make_image
 
@@ -21,15 +21,11 @@ MiB = 2**20
 @pytest.fixture
 def ebs(tmp_path):
     """A live cloud with node duty on the fake hypervisor and volumes exported as files."""
-    live, server = start_live(tmp_path / "data", node=True, hypervisor="fake",
-                              ebs_export="local", max_volume_gb=100, max_total_volume_gb=150)
-    services = live.app.extensions["eucalite"]
-    with live.app.app_context():
-        assert services.cluster.start_node_duty() is None
-    live.services = services
+    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
+                                   max_volume_gb=100, max_total_volume_gb=150)
     yield live
     server.shutdown()
-    services.compute.worker.shutdown()
+    live.services.compute.worker.shutdown()
 
 
 def error_code(call) -> str:

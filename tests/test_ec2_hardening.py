@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import start_live
+from conftest import start_live_node
 from test_ec2_auth import signed_post
 
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
@@ -20,15 +20,11 @@ NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     """One live cloud for the module: node duty on the fake hypervisor, local volumes."""
-    live, server = start_live(tmp_path_factory.mktemp("ec2h") / "data", node=True,
-                              hypervisor="fake", ebs_export="local")
-    services = live.app.extensions["eucalite"]
-    with live.app.app_context():
-        assert services.cluster.start_node_duty() is None
-    live.services = services
+    live, server = start_live_node(tmp_path_factory.mktemp("ec2h") / "data",
+                                   hypervisor="fake", ebs_export="local")
     yield live
     server.shutdown()
-    services.compute.worker.shutdown()
+    live.services.compute.worker.shutdown()
 
 
 def call(live, action: str, params: dict | None = None, **credentials):
