@@ -40,7 +40,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from common import free_port, serve_subprocess, wait_for  # bench/common.py (run as bench/<script>.py)
+from common import free_port, serve_subprocess, unwind_on_signals, wait_for  # bench/common.py (run as bench/<script>.py)
 
 BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
@@ -389,13 +389,7 @@ def main() -> None:
     mp_concurrency = 4
     dd_count = 16 if quick else 64
 
-    # Ctrl-C, SIGTERM and SIGHUP all unwind through the finally below (SIGINT is set
-    # explicitly too: a shell starts background jobs with it ignored).
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupted)
+    unwind_on_signals()           # ... through the finally below
 
     scratch = tempfile.mkdtemp(prefix="eucalite-bench-s3-")
     try:

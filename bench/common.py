@@ -135,3 +135,16 @@ def serve_subprocess(data_dir: str, log_path: str, server: str | None = None
             name, _, value = line[len("export "):].partition("=")
             exported[name] = value.strip("'\"")
     return process, port, exported
+
+
+def unwind_on_signals() -> None:
+    """Make Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt, so a benchmark's `finally`
+    stops the servers it started (SIGINT is set explicitly too: a shell starts background
+    jobs with it ignored)."""
+    import signal
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupted)

@@ -37,7 +37,7 @@ import time
 import boto3
 from botocore.config import Config
 
-from common import serve_subprocess  # bench/common.py (run as bench/<script>.py)
+from common import serve_subprocess, unwind_on_signals  # bench/common.py (run as bench/<script>.py)
 
 SOURCES = [f"127.0.0.{index}" for index in range(2, 12)]
 KINDS = ("idle", "headers", "body")
@@ -215,11 +215,7 @@ def main() -> None:
                              "default: the default model only")
     args = parser.parse_args()
 
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupted)
+    unwind_on_signals()
     scratch = tempfile.mkdtemp(prefix="eucalite-bench-slow-")
     try:
         print(f"Latency of normal requests beside slow clients, boto3 {boto3.__version__}, "
