@@ -163,7 +163,7 @@ class Eucalite(InProcessCloud):
         imagecache.make_disks = timed("disks", imagecache.make_disks)
 
     def import_guest(self, files) -> str:
-        from eucalite.compute import image_cli
+        from eucalite.cli import image as image_cli
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             ids = image_cli._import(str(files.kernel), str(files.ramdisk), str(files.root),

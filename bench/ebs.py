@@ -584,7 +584,7 @@ class Guest:
 
     def start(self) -> None:
         """Node duty as `eucalite serve` starts it; then the tiny guest, launched and ready."""
-        from eucalite.compute import image_cli
+        from eucalite.cli import image as image_cli
 
         app = self.euca.app
         self.metadata_off = self.euca.start_node() or self.metadata_off

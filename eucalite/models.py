@@ -1,6 +1,7 @@
 """Imports every module that defines tables, so Alembic and tests see the whole schema."""
 from .accounts import AccessKey, Account, ConsoleSession, User  # noqa: F401
 from .cluster.models import Node  # noqa: F401
-from .compute.models import Image, Instance, InstanceType, KeyPair, Tag  # noqa: F401
+from .compute.models import Image, Instance, InstanceType, KeyPair  # noqa: F401
+from .tags import Tag  # noqa: F401
 from .ebs.models import Snapshot, SnapshotChunk, Volume  # noqa: F401
 from .s3.models import Bucket, MultipartUpload, ObjectVersion, UploadPart  # noqa: F401

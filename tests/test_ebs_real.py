@@ -53,7 +53,7 @@ def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet
     """A live eucalite (a generator for a fixture): node duty on REAL_URI with an instance
     network of its own, volumes exported by *export_name*, the tiny guest imported
     (``image_id``, ``kernel_id``, ``ramdisk_id``)."""
-    from eucalite.compute import image_cli
+    from eucalite.cli import image as image_cli
     from eucalite.ebs import export
     from eucalite.server import start_node_services
 

@@ -267,7 +267,8 @@ def test_device_name_with_a_trailing_newline_is_refused():
 
 def test_services_refuse_control_characters_from_any_caller():
     """The console calls the services directly: they refuse what the Query APIs refuse."""
-    from eucalite.compute import images, tags
+    from eucalite import tags
+    from eucalite.compute import images
     from eucalite.errors import InvalidParameterValue
 
     for check, value in [(tags.validate_key, "k\x01"), (tags.validate_value, "v\x00"),

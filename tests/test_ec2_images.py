@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from eucalite import accounts
-from eucalite.compute import bundle, cloudkey, image_cli, images
+from eucalite.cli import image as image_cli
+from eucalite.compute import bundle, cloudkey, images
 
 BUCKET = "bundles"
 
@@ -377,7 +378,7 @@ def test_filters(env):
 
 
 def test_tag_filters(env):
-    pytest.importorskip("eucalite.compute.tags")
+    pytest.importorskip("eucalite.tags")
     live, ec2, s3, tmp_path = env
     if "CreateTags" not in _actions():
         pytest.skip("CreateTags is not served yet")

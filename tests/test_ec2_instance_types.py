@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from eucalite import accounts
 from eucalite.compute import instance_types
-from eucalite.compute.cli import instance_type_group
+from eucalite.cli.instance_types import instance_type_group
 from test_ec2_auth import signed_post, xml_code
 from test_ec2_keypairs import error_code, other_account_client
 

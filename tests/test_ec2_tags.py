@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from eucalite import accounts
-from eucalite.compute import pagination, tags
+from eucalite import paging, tags
 from eucalite.compute.models import Image
 from eucalite.db import db
 from test_ec2_keypairs import error_code, other_account_client
@@ -203,13 +203,13 @@ def test_helpers(live):
 
 def test_paginate_unit():
     items = [f"i{n}" for n in range(7)]
-    page, token = pagination.paginate(items, 3, None, key=str)
+    page, token = paging.paginate(items, 3, None, key=str)
     assert page == ["i0", "i1", "i2"] and token
-    page, token = pagination.paginate(items, 3, token, key=str)
+    page, token = paging.paginate(items, 3, token, key=str)
     assert page == ["i3", "i4", "i5"]
-    page, token = pagination.paginate(items, 3, token, key=str)
+    page, token = paging.paginate(items, 3, token, key=str)
     assert page == ["i6"] and token is None
-    assert pagination.paginate(items, None, None, key=str) == (items, None)
-    assert pagination.paginate(items, 7, None, key=str) == (items, None)
-    with pytest.raises(pagination.InvalidPaginationToken):
-        pagination.paginate(items, 3, "Zm9v", key=str)        # base64, but not ours
+    assert paging.paginate(items, None, None, key=str) == (items, None)
+    assert paging.paginate(items, 7, None, key=str) == (items, None)
+    with pytest.raises(paging.InvalidPaginationToken):
+        paging.paginate(items, 3, "Zm9v", key=str)        # base64, but not ours

@@ -331,7 +331,7 @@ def fake_cloud(tmp_path):
 @pytest.fixture
 def imported(fake_cloud, tmp_path):
     """Kernel, ramdisk and root files bundled and registered; a launched instance of them."""
-    from eucalite.compute import image_cli
+    from eucalite.cli import image as image_cli
 
     files = {}
     for part, size in (("kernel", 200_000), ("ramdisk", 150_000), ("root", 3 * MiB + 7)):

@@ -54,7 +54,7 @@ def node(guest_files):
     """A live eucalite whose node duty runs real guests on REAL_URI, with the tiny guest
     imported; the metadata listener on the bridge."""
     _skip_without_root()
-    from eucalite.compute import image_cli
+    from eucalite.cli import image as image_cli
     from eucalite.server import start_node_services
 
     # not under pytest's 0700 tmp dir: QEMU runs as libvirt's user and must reach the disks

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from eucalite import create_app
 from eucalite.cluster import nodes
 from eucalite.cluster.models import Node
-from eucalite.cluster.node_cli import node_group
+from eucalite.cli.node import node_group
 from eucalite.cluster.scheduler import Need
 from eucalite.cluster.virt.driver import HostCapacity
 from eucalite.db import db

@@ -385,7 +385,7 @@ def deregister(principal: Principal, image_id: str) -> None:
 
 def _drop_tags(image_id: str) -> None:
     try:
-        from . import tags
+        from .. import tags
     except ImportError:          # tags arrive in their own issue
         return
     tags.delete_all(image_id)
@@ -615,7 +615,7 @@ def manifest_of(image: Image) -> bundle.Manifest:
 def register_tag_resources() -> None:
     """Let emi-/eki-/eri- ids be tagged by their owners (if the tags service exists)."""
     try:
-        from . import tags
+        from .. import tags
     except ImportError:
         return
 

@@ -24,7 +24,7 @@ from .. import ids
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..errors import ClientError, InvalidParameterValue, MissingParameter
-from . import tags
+from .. import tags
 from .models import KeyPair
 
 MAX_NAME_LENGTH = 255

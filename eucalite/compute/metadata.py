@@ -244,7 +244,7 @@ def _interface(instance: Instance, groups: list[str]) -> Directory:
 
 
 def _instance_tags(instance: Instance) -> Directory:
-    from .tags import tags_for
+    from ..tags import tags_for
 
     tags = tags_for(instance.owner_id, [instance.id])[instance.id]
     # A key with "/" cannot be a path segment; AWS refuses such keys once tags are on.

@@ -1,4 +1,4 @@
-"""Cloud-controller tables: images, instances, key pairs, tags and instance types.
+"""Cloud-controller tables: images, instances, key pairs and instance types (tags: :mod:`eucalite.tags`).
 
 Ids are EC2/Eucalyptus style (``emi-``, ``eki-``, ``eri-``, ``i-``, ``r-``, ``key-``).
 Every row that belongs to someone carries ``owner_id`` (the account id); services filter on
@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from .. import tags
 from ..accounts import utcnow
 from ..db import JsonFields, db
 
@@ -57,19 +58,6 @@ class KeyPair(db.Model):
     fingerprint: Mapped[str] = mapped_column(String(128))
     public_key: Mapped[str] = mapped_column(Text)                        # OpenSSH format
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class Tag(db.Model):
-    """A tag on any EC2 resource, keyed by the resource id (its prefix tells its type)."""
-
-    __tablename__ = "tags"
-    __table_args__ = (Index("ix_tags_owner_key", "owner_id", "key"),)
-
-    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(String(256), default="")
-    owner_id: Mapped[str] = mapped_column(String(12))
-    resource_type: Mapped[str] = mapped_column(String(32))
 
 
 class InstanceType(db.Model):
@@ -124,3 +112,9 @@ class Instance(db.Model, JsonFields):
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     metadata_options_json: Mapped[str | None] = mapped_column(Text, default=None)
     attributes_json: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+# Instances and images can be tagged; their families may register refined checks.
+tags.register_resource("i-", "instance", tags.row_owned(Instance))
+for _prefix in ("emi-", "eki-", "eri-"):
+    tags.register_resource(_prefix, "image", tags.row_owned(Image))

@@ -64,7 +64,8 @@ class ComputeService:
         """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
         from ..cluster import network, nodes
         from ..cluster.scheduler import Need
-        from . import images, instance_types, keypairs, tags
+        from .. import tags
+        from . import images, instance_types, keypairs
 
         if request.client_token:
             earlier = instances.by_client_token(principal, request.client_token)
@@ -247,7 +248,7 @@ class ComputeService:
 
     def purge_terminated(self) -> int:
         """Forget instances terminated more than an hour ago (they left DescribeInstances)."""
-        from . import tags
+        from .. import tags
 
         cutoff = utcnow() - instances.TERMINATED_VISIBLE
         old = list(db.session.execute(db.select(Instance).where(

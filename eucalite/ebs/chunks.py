@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from .. import fsutil
+
 CHUNK_SIZE = 4 * 2**20
 BUCKET = "eucalite-snapshots"
 KEY_PREFIX = "chunks/"
@@ -460,7 +462,7 @@ def restore(path: str | os.PathLike, size_bytes: int, chunk_map: ChunkMap,
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(directory)
+    fsutil.fsync_dir(directory)
 
 
 def _write_sparse(fd: int, data: bytes, offset: int) -> None:
@@ -484,14 +486,6 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
     while len(view):
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- garbage collection ---------------------------------------------------------------------

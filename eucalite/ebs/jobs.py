@@ -55,7 +55,7 @@ def make_volume(volume_id: str) -> None:
 
 def destroy_volume(volume_id: str) -> None:
     """deleting -> gone: the file, the tags and the row."""
-    from ..compute import tags
+    from .. import tags
 
     volume = db.session.get(Volume, volume_id)
     if volume is None or volume.state != volumes.DELETING:

@@ -83,7 +83,7 @@ class EbsService:
                       snapshot_id: str | None, zone: str | None, volume_type: str | None,
                       tag_specs: list[dict]) -> Volume:
         """CreateVolume: a sparse volume of *size_gb*, or one holding a snapshot's data."""
-        from ..compute import tags
+        from .. import tags
         from . import jobs, snapshots
 
         zone = self._zone(zone)

@@ -105,7 +105,7 @@ def chunk_map(snapshot_id: str) -> dict[int, tuple[str, int]]:
 def create(principal: Principal, volume_id: str, description: str | None, tag_specs,
            worker, chunk_size: int) -> Snapshot:
     """CreateSnapshot: records ``pending``; a job copies and chunks the volume."""
-    from ..compute import tags
+    from .. import tags
 
     volume = volumes.owned(principal, volume_id)
     if volume.state not in (volumes.AVAILABLE, volumes.IN_USE):
@@ -130,7 +130,7 @@ def create(principal: Principal, volume_id: str, description: str | None, tag_sp
 
 def delete(principal: Principal, snapshot_id: str) -> None:
     """DeleteSnapshot: a completed or failed snapshot; its unshared chunks go too."""
-    from ..compute import tags
+    from .. import tags
     from ..compute.models import Image
 
     snapshot = owned(principal, snapshot_id)

@@ -153,7 +153,7 @@ def device_in_use(instance_id: str, device: str) -> bool:
 
 def _register_tag_resources() -> None:
     """Let vol- and snap- ids be tagged by their owners."""
-    from ..compute import tags
+    from .. import tags
     from .models import Snapshot
 
     def owner_of(model):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
+from .. import fsutil
+
 CHUNK = 1024 * 1024
 
 
@@ -80,7 +82,7 @@ class ObjectStore:
         final = self.objects / relative
         final.parent.mkdir(exist_ok=True)
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsutil.fsync_dir(final.parent)
         return relative
 
     def link(self, relative: str) -> Stored:
@@ -96,7 +98,7 @@ class ObjectStore:
             _link_or_copy(source, target, self.tmp / name)
         except FileNotFoundError:
             raise Gone(relative) from None
-        _fsync_dir(target.parent)
+        fsutil.fsync_dir(target.parent)
         return Stored(target_relative, target.stat().st_size)
 
     def read(self, segments: Iterable[tuple[str, int]], start: int = 0,
@@ -239,13 +241,3 @@ class HashingReader:
     @property
     def md5_hex(self) -> str:
         return self.md5.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-

@@ -3,7 +3,8 @@ attributes (Describe/Modify/ResetImageAttribute). Parse, call :mod:`..images`, r
 from __future__ import annotations
 
 from ...errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
-from .. import images, pagination, tags
+from ... import paging, tags
+from .. import images
 from ..models import Image
 from . import filters, registry
 
@@ -119,7 +120,7 @@ def describe_images(call):
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     rows = filters.apply(rows, params.get_filters(),
                          _getters(lambda image: tag_map.get(image.id, {})))
-    page, token = pagination.paginate(rows, max_results, params.get("NextToken"))
+    page, token = paging.paginate(rows, max_results, params.get("NextToken"))
     body = {"imagesSet": [render_image(image, tag_map.get(image.id)) for image in page]}
     if token:
         body["nextToken"] = token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...errors import ClientError
 from .. import instance_types
-from ..pagination import paginate
+from ...paging import paginate
 from . import filters, registry
 
 ROOT_DEVICE_TYPES = ["ebs", "instance-store"]

@@ -11,7 +11,7 @@ from . import filters, registry
 
 
 def _tags():
-    from .. import tags
+    from ... import tags
 
     return tags
 
@@ -183,7 +183,7 @@ def _filtered(call, rows):
 
 
 def _page(call, rows, minimum: int = 5):
-    from ..pagination import paginate
+    from ...paging import paginate
 
     max_results = call.params.get_int("MaxResults", minimum=minimum, maximum=1000)
     token = call.params.get("NextToken")

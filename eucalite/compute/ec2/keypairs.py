@@ -5,7 +5,8 @@ import base64
 import binascii
 
 from ...errors import MissingParameter
-from .. import keypairs, tags
+from ... import tags
+from .. import keypairs
 from . import filters, registry
 
 

@@ -3,7 +3,7 @@ createVolumePermission attribute (Describe/Modify/ResetSnapshotAttribute)."""
 from __future__ import annotations
 
 from ...errors import AwsError, InvalidParameterValue, MissingParameter
-from .. import tags
+from ... import tags
 from . import filters, registry
 
 
@@ -75,7 +75,7 @@ def delete_snapshot(call):
 @registry.action("DescribeSnapshots", params=("SnapshotId", "Owner", "RestorableBy", "Filter",
                                               "MaxResults", "NextToken"))
 def describe_snapshots(call):
-    from ..pagination import paginate
+    from ...paging import paginate
 
     params = call.params
     ids = params.get_list("SnapshotId")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ...errors import MissingParameter
-from .. import tags
-from ..pagination import paginate
+from ... import tags
+from ...paging import paginate
 from . import filters, registry
 
 

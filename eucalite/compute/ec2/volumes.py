@@ -3,7 +3,7 @@ AttachVolume, DetachVolume, DescribeVolumeAttribute and ModifyVolumeAttribute.""
 from __future__ import annotations
 
 from ...errors import AwsError, InvalidParameterValue
-from .. import tags
+from ... import tags
 from . import filters, registry
 
 
@@ -67,7 +67,7 @@ FILTERS = {
 
 def _described(call):
     """The caller's volumes named by VolumeId.N, filtered, one page: (rows, tags, token)."""
-    from ..pagination import paginate
+    from ...paging import paginate
 
     params = call.params
     ids = params.get_list("VolumeId")

@@ -1,7 +1,7 @@
 """Images: those the account owns and those it may launch (DescribeImages' selection), a
 detail page with launch permissions (accounts, public/private) and deregistration, and an
 import route that takes kernel/ramdisk/root files from the browser and bundles, uploads and
-registers them as ``eucalite image import`` does (:func:`eucalite.compute.image_cli._import`).
+registers them as ``eucalite image import`` does (:func:`eucalite.cli.image._import`).
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def images_import():
     """Upload route (XHR from a ``data-upload`` form): each file is streamed to a temporary
     directory under the data dir, bundled, uploaded to the ``eucalite-images`` bucket and
     registered as the signed-in user. Answers the new ids as text, or "Code: message"."""
-    from ...compute.image_cli import _import
+    from ...cli.image import _import
 
     who = principal()
     app = current_app._get_current_object()

@@ -10,7 +10,8 @@ import base64
 from flask import current_app, redirect, render_template, request, url_for
 
 from ...compute import images as image_service
-from ...compute import instance_types, instances as instance_service, keypairs, tags
+from ... import tags
+from ...compute import instance_types, instances as instance_service, keypairs
 from ...compute.instances import LaunchRequest
 from ...db import db
 from ...errors import AwsError, InvalidParameterValue

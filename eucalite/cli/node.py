@@ -1,44 +1,18 @@
 """`eucalite node ...`: list the cluster's nodes and switch them on or off for new instances.
 
-The group is registered on the main command in :mod:`eucalite.cli`. That module imports
-this one, so its helpers (``_app``, ``_fail_on_aws_error``) are imported inside the
-commands, not at import time, to avoid an import cycle.
+The group is registered on the main command by :mod:`eucalite.cli.main`.
 """
 from __future__ import annotations
 
-import functools
-
 import click
 
-# Same text as eucalite.cli.DATA_DIR_HELP; copied because importing it here at import time
-# would be the cycle described above.
-DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
-                 "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
+from .common import app as _app, data_dir_option as _data_dir_option
+from .common import fail_on_aws_error as _fail_on_aws_error
 
 node_group = click.Group(
     "node",
     help="Nodes (hosts running VMs): list their capacity, enable or disable them for new "
          "instances (Eucalyptus' euca-describe-nodes and node state).")
-
-_data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
-                                help=DATA_DIR_HELP)
-
-
-def _app(data_dir):
-    from ..cli import _app as build
-
-    return build(data_dir)
-
-
-def _fail_on_aws_error(function):
-    """Report AwsError as one line and exit 1, as the other `eucalite` commands do."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        from ..cli import _fail_on_aws_error as fail
-
-        return fail(function)(*args, **kwargs)
-    return wrapper
-
 
 def _usage(used: int, total: int) -> str:
     return f"{used}/{total}"
@@ -48,7 +22,7 @@ def _usage(used: int, total: int) -> str:
 @_data_dir_option
 def node_list(data_dir):
     """List nodes: zone, state, and cores, memory (MiB), disk (GiB) as used/total."""
-    from . import nodes
+    from ..cluster import nodes
 
     with _app(data_dir).app_context():
         rows = nodes.list_nodes()
@@ -66,7 +40,7 @@ def node_list(data_dir):
 
 
 def _set_state(node_id: str, data_dir, state: str) -> None:
-    from . import nodes
+    from ..cluster import nodes
 
     with _app(data_dir).app_context():
         node = nodes.set_state(node_id, state)

@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from ..accounts import Principal
-from ..db import db, write_lock
-from ..errors import ClientError, InvalidParameterValue, MissingParameter
-from ..query import Struct, check_text
-from .models import Image, Instance, Tag
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .accounts import Principal
+from .db import db, write_lock
+from .errors import ClientError, InvalidParameterValue, MissingParameter
+from .query import Struct, check_text
 
 #: AWS limits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
 MAX_TAGS_PER_RESOURCE = 50
@@ -36,6 +38,19 @@ NOT_FOUND_CODES = {
     "security-group": "InvalidGroup.NotFound",
     "elastic-ip": "InvalidAllocationID.NotFound",
 }
+
+
+class Tag(db.Model):
+    """A tag on any EC2 resource, keyed by the resource id (its prefix tells its type)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_owner_key", "owner_id", "key"),)
+
+    resource_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), default="")
+    owner_id: Mapped[str] = mapped_column(String(12))
+    resource_type: Mapped[str] = mapped_column(String(32))
 
 
 class TagLimitExceeded(ClientError):
@@ -285,17 +300,9 @@ def delete_all(resource_id: str) -> None:
     db.session.execute(db.delete(Tag).where(Tag.resource_id == resource_id))
 
 
-# --- default registrations ------------------------------------------------------------
-
-def _row_owned(model) -> Callable[[str, str], bool]:
+def row_owned(model) -> Callable[[str, str], bool]:
     """An ``owned`` check for a table with ``id`` and ``owner_id`` columns."""
     def owned(owner_id: str, resource_id: str) -> bool:
         return db.session.execute(db.select(model.id).where(
             model.id == resource_id, model.owner_id == owner_id)).first() is not None
     return owned
-
-
-# Instances and images have tables already; their families may register refined checks.
-register_resource("i-", "instance", _row_owned(Instance))
-for _prefix in ("emi-", "eki-", "eri-"):
-    register_resource(_prefix, "image", _row_owned(Image))

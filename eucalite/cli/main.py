@@ -5,43 +5,14 @@ import configparser
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from . import config as config_module
-from .credentials import env_lines, profile_sections
-
-DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
-                 "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
-
-
-def _overrides(**options: Any) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if value is not None}
-
-
-def _app(data_dir: str | None):
-    from . import create_app
-
-    try:
-        return create_app(_overrides(data_dir=data_dir))
-    except ValueError as error:            # a bad config file or environment value
-        raise click.ClickException(str(error))
-
-
-def _fail_on_aws_error(function):
-    """Show service errors (NoSuchEntity, ...) as one line and exit 1, not a traceback."""
-    import functools
-
-    from .errors import AwsError
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except AwsError as error:
-            raise click.ClickException(f"{error.code}: {error.message}")
-    return wrapper
+from .. import config as config_module
+from ..credentials import env_lines, profile_sections
+from . import guest, image, instance_types, node
+from .common import DATA_DIR_HELP, app as _app, data_dir_option as _data_dir_option
+from .common import fail_on_aws_error as _fail_on_aws_error, overrides as _overrides
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +44,7 @@ def main():
               help="Server model; gthread is the former one, for benchmarks.")
 def serve(host, port, data_dir, node, threads, tls_cert, tls_key, server_model):
     """Serve every role (EC2, S3, IAM endpoints) in one process until Ctrl-C or SIGTERM."""
-    from .server import CannotServe, run
+    from ..server import CannotServe, run
 
     overrides = _overrides(host=host, port=port, data_dir=data_dir, node=node, threads=threads,
                            tls_cert=tls_cert, tls_key=tls_key)
@@ -102,7 +73,7 @@ def credentials(data_dir, account, user, profile):
 
     Use as: eval "$(eucalite credentials)". boto3 and the aws CLI then need no other flags.
     """
-    from . import accounts
+    from .. import accounts
 
     app = _app(data_dir)
     with app.app_context():
@@ -152,16 +123,11 @@ def account():
     """Create and list accounts, users and access keys (Eucalyptus' euare-* tasks)."""
 
 
-def _data_dir_option(function):
-    return click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)(
-        function)
-
-
 @account.command("list")
 @_data_dir_option
 def account_list(data_dir):
     """List accounts with their ids."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         for item in accounts.list_accounts():
@@ -174,7 +140,7 @@ def account_list(data_dir):
 @_fail_on_aws_error
 def account_create(name, data_dir):
     """Create account NAME with its admin user and one access key (printed once)."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         created = accounts.create_account(name)
@@ -190,7 +156,7 @@ def account_create(name, data_dir):
 @_fail_on_aws_error
 def account_delete(name, data_dir):
     """Delete account NAME with its users and keys."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         accounts.delete_account(name)
@@ -203,7 +169,7 @@ def account_delete(name, data_dir):
 @_fail_on_aws_error
 def account_users(account_name, data_dir):
     """List the users of ACCOUNT."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         for user in accounts.list_users(account_name):
@@ -219,7 +185,7 @@ def account_users(account_name, data_dir):
 @_fail_on_aws_error
 def account_user_create(account_name, user_name, with_key, data_dir):
     """Create USER in ACCOUNT."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         user = accounts.create_user(account_name, user_name)
@@ -236,7 +202,7 @@ def account_user_create(account_name, user_name, with_key, data_dir):
 @_fail_on_aws_error
 def account_user_delete(account_name, user_name, data_dir):
     """Delete USER from ACCOUNT with its keys."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         accounts.delete_user(account_name, user_name)
@@ -252,7 +218,7 @@ def account_user_delete(account_name, user_name, data_dir):
 @_fail_on_aws_error
 def account_password(account_name, user_name, password, data_dir):
     """Set USER's password for the management console (/console)."""
-    from .web.session import set_password
+    from ..web.session import set_password
 
     with _app(data_dir).app_context():
         set_password(account_name, user_name, password)
@@ -266,7 +232,7 @@ def account_password(account_name, user_name, password, data_dir):
 @_fail_on_aws_error
 def account_keys(account_name, user_name, data_dir):
     """List USER's access key ids and their status (secrets are not shown)."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         for key in accounts.get_user(account_name, user_name).keys:
@@ -280,7 +246,7 @@ def account_keys(account_name, user_name, data_dir):
 @_fail_on_aws_error
 def account_key_create(account_name, user_name, data_dir):
     """Create an access key for USER (at most two per user) and print it once."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         key = accounts.create_access_key(account_name, user_name)
@@ -294,7 +260,7 @@ def account_key_create(account_name, user_name, data_dir):
 @_fail_on_aws_error
 def account_key_status(key_id, status, data_dir):
     """Activate or deactivate an access key (inactive keys are refused)."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         accounts.set_access_key_status(key_id, status)
@@ -307,7 +273,7 @@ def account_key_status(key_id, status, data_dir):
 @_fail_on_aws_error
 def account_key_delete(key_id, data_dir):
     """Delete an access key."""
-    from . import accounts
+    from .. import accounts
 
     with _app(data_dir).app_context():
         accounts.delete_access_key(key_id)
@@ -325,7 +291,7 @@ def db_group():
 @_data_dir_option
 def db_upgrade(data_dir):
     """Apply every pending migration."""
-    from . import db
+    from .. import db
 
     config = config_module.load(_overrides(data_dir=data_dir))
     db.upgrade(config["database_url"])
@@ -336,7 +302,7 @@ def db_upgrade(data_dir):
 @_data_dir_option
 def db_current(data_dir):
     """Print the database's schema revision."""
-    from . import db
+    from .. import db
 
     config = config_module.load(_overrides(data_dir=data_dir))
     click.echo(db.current_revision(config["database_url"]) or "empty (no migrations applied)")
@@ -344,18 +310,9 @@ def db_current(data_dir):
 
 # --- role command groups -----------------------------------------------------------------
 
-def _register_role_groups() -> None:
-    """Command groups that live beside the role they manage."""
-    from .cluster.guest_cli import guest_group
-    from .cluster.node_cli import node_group
-    from .compute.cli import instance_type_group
-    from .compute.image_cli import image_group
-
-    for group in (image_group, instance_type_group, node_group, guest_group):
-        main.add_command(group)
-
-
-_register_role_groups()
+for _group in (image.image_group, instance_types.instance_type_group, node.node_group,
+               guest.guest_group):
+    main.add_command(_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

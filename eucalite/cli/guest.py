@@ -1,8 +1,7 @@
 """``eucalite guest build``: build the tiny test guest (kernel, initramfs, root disk) offline
 and optionally register it as images, so a new user has something to run at once.
 
-The group is registered on the main command in :mod:`eucalite.cli`, which imports this
-module; helpers from :mod:`eucalite.cli` are therefore imported inside the command.
+The group is registered on the main command by :mod:`eucalite.cli.main`.
 """
 from __future__ import annotations
 
@@ -10,9 +9,9 @@ from pathlib import Path
 
 import click
 
-# Same text as eucalite.cli.DATA_DIR_HELP (importing it at import time would be a cycle).
-DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
-                 "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
+from . import image
+from .common import DATA_DIR_HELP, app as _app, fail_on_aws_error as _fail_on_aws_error
+
 IMAGE_NAME = "eucalite-tiny-guest"
 
 guest_group = click.Group(
@@ -42,7 +41,7 @@ def default_out_dir(data_dir: str | None) -> Path:
 @click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
 def build_command(out_dir, do_import, data_dir):
     """Build the guest (downloads the kernel package with apt-get); print its three paths."""
-    from . import guest
+    from ..cluster import guest
 
     out = Path(out_dir) if out_dir else default_out_dir(data_dir)
     try:
@@ -59,9 +58,7 @@ def build_command(out_dir, do_import, data_dir):
 def _import(files, data_dir) -> None:
     """Register *files* through the very code `eucalite image import` runs; it prints
     ``kernel``/``ramdisk``/``machine`` and the new EKI/ERI/EMI ids."""
-    from ..cli import _app, _fail_on_aws_error
-    from ..compute import image_cli
 
-    _fail_on_aws_error(image_cli._import)(
+    _fail_on_aws_error(image._import)(
         str(files.kernel), str(files.ramdisk), str(files.root), IMAGE_NAME, "x86_64",
-        image_cli.DEFAULT_BUCKET, "eucalyptus", "admin", _app(data_dir))
+        image.DEFAULT_BUCKET, "eucalyptus", "admin", _app(data_dir))

@@ -10,7 +10,7 @@ import base64
 import binascii
 from typing import Any, Callable, TypeVar
 
-from ..errors import ClientError
+from .errors import ClientError
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@
 ``import`` does in-process what euca-bundle-image + euca-upload-bundle + euca-register do
 against a cloud: bundle each file (unencrypted: the data never leaves this host), upload the
 manifest and parts to a bucket through the object store, and register an EKI, an ERI and
-(with ``--root``) an EMI booting that kernel and ramdisk. The integrator adds
+(with ``--root``) an EMI booting that kernel and ramdisk. :mod:`eucalite.cli.main` adds
 :data:`image_group` to the ``eucalite`` command.
 """
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import sys
 
 import click
+
+from .common import app as _app, fail_on_aws_error as _fail_on_aws_error
 
 DATA_DIR_HELP = "Data directory (default as for `eucalite serve`)."
 DEFAULT_BUCKET = "eucalite-images"
@@ -26,7 +28,7 @@ def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: 
     manifest's ImageLocation."""
     from ..s3 import objects
     from ..s3.store import HashingReader
-    from . import bundle
+    from ..compute import bundle
 
     base = os.path.basename(path)
     manifest_xml, parts = bundle.make_bundle(path, base, kind, arch)
@@ -66,7 +68,6 @@ def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: 
 def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data_dir):
     """Bundle, upload and register KERNEL, RAMDISK (and ROOT), or a bootable ROOT disk
     alone; print the new image ids."""
-    from ..cli import _app, _fail_on_aws_error
 
     if not root and not (kernel and ramdisk):
         raise click.UsageError("give --kernel and --ramdisk (and optionally --root), or "
@@ -78,7 +79,7 @@ def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data
 
 def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> list[str]:
     """Bundle, upload and register; prints and returns the ids [eki, eri(, emi)]."""
-    from . import images
+    from ..compute import images
 
     from ..datadir import store_writer
 
@@ -114,7 +115,6 @@ def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> li
 @click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
 def list_images(account, data_dir):
     """List registered images: id, type, state, owner, visibility, name, location."""
-    from ..cli import _app, _fail_on_aws_error
 
     _fail_on_aws_error(_list)(account, _app(data_dir))
 
@@ -122,7 +122,7 @@ def list_images(account, data_dir):
 def _list(account, app) -> None:
     from ..accounts import get_account
     from ..db import db
-    from .models import Image
+    from ..compute.models import Image
 
     with app.app_context():
         query = db.select(Image).order_by(Image.created, Image.id)

@@ -1,0 +1,52 @@
+"""Helpers every ``eucalite`` command shares: the data-dir option, building the app, and
+showing service errors as one line instead of a traceback."""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import click
+
+from ..errors import AwsError
+
+DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
+                 "else /var/lib/eucalite for root, ~/.local/share/eucalite for others.")
+
+
+def overrides(**options: Any) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def app(data_dir: str | None):
+    from .. import create_app      # the application factory sits above every module
+
+    try:
+        return create_app(overrides(data_dir=data_dir))
+    except ValueError as error:            # a bad config file or environment value
+        raise click.ClickException(str(error))
+
+
+def fail_on_aws_error(function):
+    """Show service errors (NoSuchEntity, ...) as one line and exit 1, not a traceback."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except AwsError as error:
+            raise click.ClickException(f"{error.code}: {error.message}")
+    return wrapper
+
+
+def data_dir_option(function):
+    """``--data-dir``, as every command that opens the cloud's state takes it."""
+    return click.option("--data-dir", type=click.Path(file_okay=False),
+                        help=DATA_DIR_HELP)(function)
+
+
+def admin_principal():
+    """The cloud admin's admin user, in whose name a host operator acts (no key needed)."""
+    from .. import accounts
+
+    return accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
+                                                   accounts.ADMIN_USER))
+
