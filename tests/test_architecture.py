@@ -25,6 +25,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "eucalite"
 LAYERS: list[tuple[str, ...]] = [
     # neutral: no role, no Flask app; everything may use these
     ("eucalite.errors", "eucalite.ids", "eucalite.integers", "eucalite.wildcards",
+     "eucalite.statemachine",
      "eucalite.xmlutil", "eucalite.requesttime", "eucalite.datadir", "eucalite.config",
      "eucalite.credentials", "eucalite.db", "eucalite.fsutil", "eucalite.query", "eucalite.paging",
      "eucalite.httpserver"),
