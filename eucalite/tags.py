@@ -288,11 +288,20 @@ def apply_tag_specifications(principal: Principal, resource_type: str,
     resource and its tags appear together or not at all. Ownership is not checked: the
     caller has just created the resources for *principal*.
     """
-    pairs = parse_tag_specifications(resource_type, specs)
-    if not pairs:
+    tag_new_resources(principal, resource_type, resource_ids,
+                      dict(parse_tag_specifications(resource_type, specs)))
+
+
+def tag_new_resources(principal: Principal, resource_type: str, resource_ids: list[str],
+                      tags: Mapping[str, str]) -> None:
+    """Give resources being created *tags* (validated by the caller), inside the creating
+    caller's write transaction and without committing, so the resources and their tags
+    appear together or not at all. Ownership is not checked: the caller has just created
+    the resources for *principal*."""
+    if not tags:
         return
     for resource_id in resource_ids:
-        _add(principal.account_id, resource_id, resource_type, pairs)
+        _add(principal.account_id, resource_id, resource_type, list(tags.items()))
 
 
 def delete_all(resource_id: str) -> None:
