@@ -15,8 +15,14 @@ from typing import Any, Mapping
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import config as config_module
-from . import ids
+from . import accounts, config as config_module, ids, iam, web
+from .cluster.scheduler import validate_policy
+from .compute import ec2
+from .compute.lifecycle import Worker
+from .db import db, upgrade
+from .httpserver import errors as http_errors
+from .s3 import rest as s3_rest
+from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +34,10 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     options use them). The data directory is created (mode 0700: it holds secrets), the
     database is migrated to the newest revision and the cloud-admin account bootstrapped.
     """
-    from . import accounts, db as db_module
-    from .compute import ec2
-    from . import iam
-    from .s3 import rest as s3_rest
-    from .compute.lifecycle import Worker
-    from .services import Services
-
     config = config_module.load(overrides, environ)
+    # Checked here, not in config (which no role may import), so that a typo in
+    # ``scheduler`` stops the start instead of failing the first RunInstances.
+    config["scheduler"] = validate_policy(config["scheduler"])
     data_dir = Path(config["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     # private to this user; node duty may have added search permission for QEMU (o+x, see
@@ -49,8 +51,8 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
         EUCALITE=config,
     )
     app.url_map.merge_slashes = False   # S3 keys may contain '//'
-    db_module.db.init_app(app)
-    db_module.upgrade(config["database_url"])
+    db.init_app(app)
+    upgrade(config["database_url"])
     with app.app_context():
         accounts.bootstrap()
 
@@ -60,8 +62,6 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)
-    from . import web
-
     web.init_app(app)                           # /console, before S3 claims every path
     app.register_blueprint(s3_rest.blueprint)   # last: it claims every other path
 
@@ -80,8 +80,6 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         """Routing errors (405, 404...) still answer in the API's XML envelope."""
-        from .httpserver import errors as http_errors
-
         request_id = getattr(g, "request_id", None) or ids.request_id()
         code = {405: "MethodNotAllowed", 404: "NotFound"}.get(error.code or 400, "BadRequest")
         body = http_errors.document(request.path, code, error.description or code, request_id)

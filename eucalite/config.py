@@ -166,9 +166,6 @@ def load(overrides: Mapping[str, Any] | None = None,
             config[key] = _coerce(key, value)
     config.update({key: value for key, value in overrides.items() if value is not None})
 
-    from .cluster.scheduler import validate_policy
-
-    config["scheduler"] = validate_policy(config["scheduler"])
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):

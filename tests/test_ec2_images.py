@@ -462,7 +462,7 @@ def test_cli_import_and_list(live, tmp_path):
 # --- helpers ------------------------------------------------------------------------------
 
 def _actions() -> set[str]:
-    from eucalite.compute.ec2 import registry
+    from eucalite.compute.ec2.actions import registry
 
     return set(registry.actions)
 

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import Limits, errors
 
-if TYPE_CHECKING:
-    from .connection import Connection
+
+class Connection(Protocol):
+    """What the server needs of one connection (:class:`.connection.Connection` is one).
+
+    Stated here, rather than imported, so that this module and the connection module do not
+    import each other: connections use the server, the server only counts and closes them.
+    """
+
+    @property
+    def idle(self) -> bool:
+        """True between requests (a graceful shutdown may close it now)."""
+
+    def close(self) -> None:
+        """Close once what is written has gone out."""
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
 
 
 class Server:

@@ -1,8 +1,9 @@
 """The EC2 Query API adapter: one blueprint at ``/services/compute``, one registry of actions.
 
-Each resource family has its own module registering its actions on :data:`registry`; a
-handler reads ``call.params``, calls a service, and returns the response body as plain data
-for :func:`eucalite.xmlutil.query_response`.
+Each resource family has its own module registering its actions on
+:data:`.actions.registry`; a handler reads ``call.params``, calls a service, and returns the
+response body as plain data for :func:`eucalite.xmlutil.query_response`. Importing this
+package imports every handler module, so the registry it serves is complete.
 """
 from __future__ import annotations
 
@@ -10,19 +11,12 @@ from flask import Blueprint
 
 from ... import api, xmlutil
 from ...errors import DryRunOperation
-from ...query import ActionRegistry
+# Importing the handler modules registers their actions.
+from . import (images, instance_types, instances, keypairs, regions, snapshots,  # noqa: F401
+               tags, volumes)
+from .actions import registry
 
 EC2_PATH = "/services/compute"
-
-
-class Ec2Registry(ActionRegistry):
-    """Every EC2 action also accepts ``DryRun``."""
-
-    def action(self, name, params=()):
-        return super().action(name, tuple(params) + ("DryRun",))
-
-
-registry = Ec2Registry("ec2")
 
 
 def _dry_run(call: api.Call) -> None:
@@ -55,8 +49,3 @@ def endpoint():
 def unknown_service(rest: str):
     """Everything under /services/ belongs to the Query APIs, never to S3."""
     return api.unknown_service("/services/" + rest)
-
-
-# Importing the handler modules registers their actions.
-from . import (images, instance_types, instances, keypairs, regions, snapshots,  # noqa: E402,F401
-               tags, volumes)

@@ -6,7 +6,8 @@ from ...errors import InvalidParameterCombination, InvalidParameterValue, Missin
 from ... import paging, tags
 from .. import images
 from ..models import Image
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 #: eucalite's nodes run KVM through libvirt.
 HYPERVISOR = "kvm"

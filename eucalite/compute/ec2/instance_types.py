@@ -5,7 +5,8 @@ from __future__ import annotations
 from ...errors import ClientError
 from .. import instance_types
 from ...paging import paginate
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 ROOT_DEVICE_TYPES = ["ebs", "instance-store"]
 VIRTUALIZATION_TYPES = ["hvm", "paravirtual"]

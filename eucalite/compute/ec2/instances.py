@@ -7,7 +7,8 @@ from ...accounts import utcnow
 from ...errors import AwsError, InvalidParameterValue, MissingParameter
 from .. import instances, metadata, states
 from ..instances import LaunchRequest
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 
 def _tags():

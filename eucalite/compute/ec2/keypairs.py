@@ -7,7 +7,8 @@ import binascii
 from ...errors import MissingParameter
 from ... import tags
 from .. import keypairs
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 
 def _render(row, tag_map: dict[str, str], include_public_key: bool = False) -> dict:

@@ -3,7 +3,8 @@ DescribeAccountAttributes."""
 from __future__ import annotations
 
 from ...errors import InvalidParameterValue
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 OPT_IN = "opt-in-not-required"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from ...errors import MissingParameter
 from ... import tags
 from ...paging import paginate
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 
 @registry.action("CreateTags", params=("ResourceId", "Tag"))

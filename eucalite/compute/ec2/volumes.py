@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ...errors import AwsError, InvalidParameterValue
 from ... import tags
-from . import filters, registry
+from . import filters
+from .actions import registry
 
 
 def _ebs(call):
