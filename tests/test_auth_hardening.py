@@ -18,7 +18,7 @@ from eucalite import auth
 from eucalite.accounts import Principal
 from eucalite.errors import AuthError
 
-from conftest import start_live
+from liveutil import start_live
 
 NOW = dt.datetime(2026, 12, 5, 12, 0, 0, tzinfo=dt.timezone.utc)
 AMZ_DATE = NOW.strftime("%Y%m%dT%H%M%SZ")

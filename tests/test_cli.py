@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import free_port
+from liveutil import free_port
 
 BIN = Path(sys.executable).parent
 EUCALITE = str(BIN / "eucalite")

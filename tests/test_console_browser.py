@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_live, stop_live
+from liveutil import start_live, stop_live
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
 GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")

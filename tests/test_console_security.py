@@ -296,7 +296,7 @@ def test_served_over_tls_the_cookie_is_secure_with_no_more_configuration(tmp_pat
 
     import requests
 
-    from conftest import free_port
+    from liveutil import free_port
     from consoleutil import TOKEN
     from test_cli import EUCALITE, cli_env, wait_for_port
     from test_server_http import self_signed

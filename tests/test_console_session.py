@@ -268,7 +268,7 @@ def test_a_bucket_named_console_cannot_shadow_the_console(live):
 def test_objects_cannot_script_the_console(tmp_path):
     """An HTML object is served from the console's own origin; it comes sandboxed (an opaque
     origin), so a page someone uploaded cannot read console pages with the viewer's cookie."""
-    from conftest import start_live
+    from liveutil import start_live
 
     live, server = start_live(tmp_path / "data")
     try:

@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import start_live_node
+from liveutil import start_live_node
 from s3util import second_account
 from test_ec2_instances import make_image
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_live, stop_live
+from liveutil import start_live, stop_live
 from test_node_real import BOOT_TIMEOUT, MARK, _console, _terminate, _wait
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")

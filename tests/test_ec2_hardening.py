@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import start_live_node
+from liveutil import start_live_node
 from test_ec2_auth import signed_post
 
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"

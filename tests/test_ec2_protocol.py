@@ -82,7 +82,7 @@ def test_describe_availability_zones(live):
 
 
 def test_zone_names_come_from_config(tmp_path):
-    from conftest import start_live
+    from liveutil import start_live
     import os
 
     os.environ["EUCALITE_ZONES"] = "rack-a, rack-b"

@@ -28,7 +28,7 @@ import botocore.session
 import pytest
 from werkzeug.test import Client
 
-from conftest import start_live, stop_live
+from liveutil import start_live, stop_live
 from consoleutil import PASSWORD, signed_in
 from eucalite import accounts
 from eucalite.compute import metadata

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import start_live
+from liveutil import start_live
 from eucalite.cluster import imagecache
 from eucalite.cluster.imagecache import GiB, ImageCache
 

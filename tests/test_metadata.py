@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from werkzeug.test import Client
 
-from conftest import free_port
+from liveutil import free_port
 from eucalite.compute import metadata
 from eucalite.compute.models import Instance
 from eucalite.db import db

@@ -24,7 +24,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import Live, free_port
+from liveutil import Live, free_port
 from test_s3_buckets import fails
 
 MiB = 1024 * 1024

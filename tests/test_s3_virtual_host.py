@@ -8,7 +8,7 @@ import requests
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import start_live
+from liveutil import start_live
 
 
 def signed(live, method, bucket, key, body=b"", signer="v4"):

@@ -22,7 +22,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import free_port
+from liveutil import free_port
 from test_cli import EUCALITE, cli_env, wait_for_port
 from test_server_lifecycle import _stop, _wait_ready
 

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+from liveutil import free_port
 from test_cli import EUCALITE, cli_env, run, wait_for_port
 
 from eucalite import datadir

@@ -6,7 +6,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from conftest import free_port
+from liveutil import free_port
 from test_server_http import read_all
 
 from eucalite.compute import metadata

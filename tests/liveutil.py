@@ -1,0 +1,105 @@
+"""Live servers for tests: a real eucalite HTTP server on loopback in the test's process,
+with the cloud admin's credentials and boto3 clients (:class:`Live`), with or without node
+duty; conftest's fixtures and the tests that need their own server start them here."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import make_server
+
+from eucalite import accounts, config as config_module, create_app
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Live:
+    """A running eucalite on loopback and the cloud admin's credentials."""
+
+    app: object
+    port: int
+    key_id: str
+    secret: str
+    region: str
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return config_module.endpoints(self.app.config["EUCALITE"])
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoints["s3"]
+
+    def client(self, service: str, key_id: str | None = None, secret: str | None = None,
+               **config):
+        """A boto3 client for *service* that never retries (errors reach the test as is)."""
+        session = boto3.session.Session(aws_access_key_id=key_id or self.key_id,
+                                        aws_secret_access_key=secret or self.secret,
+                                        region_name=self.region)
+        return session.client(service, endpoint_url=self.endpoints[service],
+                              config=Config(retries={"max_attempts": 1}, **config))
+
+    def env(self) -> dict[str, str]:
+        """os.environ plus what `eval "$(eucalite credentials)"` would export."""
+        env = dict(os.environ)
+        env.update(AWS_ACCESS_KEY_ID=self.key_id, AWS_SECRET_ACCESS_KEY=self.secret,
+                   AWS_DEFAULT_REGION=self.region, AWS_ENDPOINT_URL_EC2=self.endpoints["ec2"],
+                   AWS_ENDPOINT_URL_S3=self.endpoints["s3"],
+                   AWS_ENDPOINT_URL_IAM=self.endpoints["iam"], AWS_MAX_ATTEMPTS="1")
+        return env
+
+
+def start_live(data_dir: Path, **overrides):
+    """A real server on loopback in this process; *overrides* go to the config."""
+    port = free_port()
+    config = {"data_dir": str(data_dir), "port": port, "host": "127.0.0.1", "node": False}
+    config.update(overrides)
+    app = create_app(config)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with app.app_context():
+        key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
+        live = Live(app, port, key.id, key.secret, app.config["EUCALITE"]["region"])
+    return live, server
+
+
+def start_live_node(data_dir: Path, **overrides):
+    """:func:`start_live` with node duty on (its start checked) and the service bundle at
+    ``live.services``; stop it with :func:`stop_live`."""
+    live, server = start_live(data_dir, node=True, **overrides)
+    live.services = live.app.extensions["eucalite"]
+    with live.app.app_context():
+        assert live.services.cluster.start_node_duty() is None
+    return live, server
+
+
+def stop_live(live, server, network: str | None = None) -> None:
+    """Stop a server *start_live* started with node duty: the HTTP server, the job worker,
+    the metadata listener, every domain it runs and, when named, its libvirt network."""
+    services = live.app.extensions["eucalite"]
+    server.shutdown()
+    services.compute.worker.shutdown()
+    if services.compute.metadata_server:
+        services.compute.metadata_server.shutdown()
+    driver = services.cluster.driver
+    if driver is None:
+        return
+    for instance_id in driver.list_domains():
+        driver.destroy(instance_id)
+    net = driver._network(network) if network else None
+    if net is not None:
+        if net.isActive():
+            net.destroy()
+        net.undefine()
