@@ -1,6 +1,9 @@
 """Tags on EC2 resources: the service behind CreateTags/DeleteTags/DescribeTags, and the
 helpers every other resource family uses to take tags at creation and render ``tagSet``.
 
+Tags come and go as plain ``{key: value}`` dicts; the Query shapes (``Tag.N``,
+``TagSpecification.N``) are parsed by the EC2 adapter (:mod:`eucalite.compute.ec2.tags`).
+
 Tags live in one table keyed by resource id. Which resources may be tagged, and who owns
 them, is told by a registry: each resource family calls :func:`register_resource` with its
 id prefix, its EC2 resource type and a function saying whether an account owns an id. The
@@ -18,7 +21,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .accounts import Principal
 from .db import db, write_lock
 from .errors import ClientError, InvalidParameterValue, MissingParameter
-from .query import Struct, check_text
+from .errors.ec2 import (InvalidAllocationIDNotFound, InvalidAMIIDNotFound, InvalidGroupNotFound,
+                         InvalidID, InvalidInstanceIDNotFound, InvalidKeyPairNotFound,
+                         InvalidSnapshotNotFound, InvalidVolumeNotFound, TagLimitExceeded)
+from .query import check_text
 
 #: AWS limits (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
 MAX_TAGS_PER_RESOURCE = 50
@@ -28,15 +34,15 @@ MAX_VALUE_LENGTH = 256
 #: ``<prefix>-<hex>``: Eucalyptus ids have 8 hex digits, AWS ones 17.
 _ID = re.compile(r"^([a-z]+)-([0-9a-f]{8}|[0-9a-f]{17})\Z")
 
-#: The NotFound code AWS uses per resource type, for ids that are well formed but unknown.
-NOT_FOUND_CODES = {
-    "instance": "InvalidInstanceID.NotFound",
-    "image": "InvalidAMIID.NotFound",
-    "key-pair": "InvalidKeyPair.NotFound",
-    "volume": "InvalidVolume.NotFound",
-    "snapshot": "InvalidSnapshot.NotFound",
-    "security-group": "InvalidGroup.NotFound",
-    "elastic-ip": "InvalidAllocationID.NotFound",
+#: The NotFound error AWS gives per resource type, for ids that are well formed but unknown.
+NOT_FOUND: dict[str, type[ClientError]] = {
+    "instance": InvalidInstanceIDNotFound,
+    "image": InvalidAMIIDNotFound,
+    "key-pair": InvalidKeyPairNotFound,
+    "volume": InvalidVolumeNotFound,
+    "snapshot": InvalidSnapshotNotFound,
+    "security-group": InvalidGroupNotFound,
+    "elastic-ip": InvalidAllocationIDNotFound,
 }
 
 
@@ -53,10 +59,6 @@ class Tag(db.Model):
     resource_type: Mapped[str] = mapped_column(String(32))
 
 
-class TagLimitExceeded(ClientError):
-    code = "TagLimitExceeded"
-
-
 @dataclass(frozen=True)
 class ResourceKind:
     """How tags find out about one resource family."""
@@ -64,14 +66,14 @@ class ResourceKind:
     prefix: str
     resource_type: str                       # EC2's name: "instance", "image", "key-pair"
     owned: Callable[[str, str], bool]        # (owner_id, resource_id) -> does it exist & own it
-    not_found_code: str
+    not_found: type[ClientError]
 
 
 _RESOURCES: dict[str, ResourceKind] = {}
 
 
-def register_resource(prefix: str, resource_type: str, owned: Callable[[str, str], bool],
-                      not_found_code: str | None = None) -> None:
+def register_resource(prefix: str, resource_type: str,
+                      owned: Callable[[str, str], bool]) -> None:
     """Let ids starting with *prefix* (``"i-"``, ``"emi-"``…) be tagged as *resource_type*.
 
     *owned(owner_id, resource_id)* says whether that account owns that existing resource.
@@ -79,8 +81,8 @@ def register_resource(prefix: str, resource_type: str, owned: Callable[[str, str
     default checks below.
     """
     prefix = prefix.rstrip("-")
-    code = not_found_code or NOT_FOUND_CODES.get(resource_type, "InvalidID")
-    _RESOURCES[prefix] = ResourceKind(prefix, resource_type, owned, code)
+    _RESOURCES[prefix] = ResourceKind(prefix, resource_type, owned,
+                                      NOT_FOUND.get(resource_type, InvalidID))
 
 
 def resource_kind(resource_id: str) -> ResourceKind:
@@ -88,7 +90,7 @@ def resource_kind(resource_id: str) -> ResourceKind:
     match = _ID.match(resource_id or "")
     kind = _RESOURCES.get(match.group(1)) if match else None
     if kind is None:
-        raise ClientError(f"The ID '{resource_id}' is not valid", code="InvalidID")
+        raise InvalidID(f"The ID '{resource_id}' is not valid")
     return kind
 
 
@@ -96,8 +98,7 @@ def check_owned(owner_id: str, resource_id: str) -> ResourceKind:
     """*resource_id*'s kind, if the account owns it; else that kind's NotFound error."""
     kind = resource_kind(resource_id)
     if not kind.owned(owner_id, resource_id):
-        raise ClientError(f"The {kind.resource_type} ID '{resource_id}' does not exist",
-                          code=kind.not_found_code)
+        raise kind.not_found(f"The {kind.resource_type} ID '{resource_id}' does not exist")
     return kind
 
 
@@ -128,16 +129,19 @@ def validate_value(value: Any) -> str:
     return check_text(value, "Tag.Value")
 
 
-def parse_tags(items: list[dict[str, Any]], prefix: str = "Tag") -> list[tuple[str, str]]:
-    """``Tag.N.Key`` / ``Tag.N.Value`` structs (from ``QueryParams.get_struct_list``) as
-    validated (key, value) pairs; a later duplicate key wins, as AWS does."""
-    pairs: dict[str, str] = {}
-    for index, item in enumerate(items, 1):
-        if item.get("Key") is None:
-            raise MissingParameter(f"The request must contain the parameter "
-                                   f"{prefix}.{index}.Key")
-        pairs[validate_key(item.get("Key"))] = validate_value(item.get("Value"))
-    return list(pairs.items())
+def validate_tags(tag_map: Mapping[str, Any]) -> dict[str, str]:
+    """*tag_map* (key -> value) with every key and value checked as AWS checks them."""
+    return {validate_key(key): validate_value(value) for key, value in tag_map.items()}
+
+
+def check_new_tags(tag_map: Mapping[str, Any] | None) -> dict[str, str]:
+    """The tags a resource being created gets, checked: keys, values, and at most
+    :data:`MAX_TAGS_PER_RESOURCE` of them. Services call this before they write anything."""
+    checked = validate_tags(tag_map or {})
+    if len(checked) > MAX_TAGS_PER_RESOURCE:
+        raise TagLimitExceeded(f"The maximum number of tags ({MAX_TAGS_PER_RESOURCE}) per "
+                               "resource has been exceeded.")
+    return checked
 
 
 # --- queries --------------------------------------------------------------------------
@@ -212,12 +216,14 @@ def _add(owner_id: str, resource_id: str, resource_type: str,
 
 
 def create_tags(principal: Principal, resource_ids: list[str],
-                pairs: list[tuple[str, str]]) -> None:
-    """CreateTags: add or overwrite *pairs* on every resource, all or nothing."""
+                tag_map: Mapping[str, str]) -> None:
+    """CreateTags: add or overwrite *tag_map* (key -> value) on every resource, all or
+    nothing."""
     if not resource_ids:
         raise MissingParameter("The request must contain the parameter ResourceId.1")
-    if not pairs:
+    if not tag_map:
         raise MissingParameter("The request must contain the parameter Tag.1")
+    pairs = list(validate_tags(tag_map).items())
     write_lock()
     try:
         kinds = {resource_id: check_owned(principal.account_id, resource_id)
@@ -235,10 +241,13 @@ def delete_tags(principal: Principal, resource_ids: list[str],
     """DeleteTags: remove tags from every resource.
 
     *pairs* None removes every tag; a pair with value None removes that key whatever its
-    value; a pair with a value (even "") removes the key only if its value is that.
+    value; a pair with a value (even "") removes the key only if its value is that. A key
+    may come in several pairs (either value removes it).
     """
     if not resource_ids:
         raise MissingParameter("The request must contain the parameter ResourceId.1")
+    if pairs is not None:
+        pairs = [(validate_key(key), value) for key, value in pairs]
     write_lock()
     try:
         for resource_id in resource_ids:
@@ -255,53 +264,19 @@ def delete_tags(principal: Principal, resource_ids: list[str],
         raise
 
 
-def parse_tag_specifications(resource_type: str,
-                             specs: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The tags ``TagSpecification.N`` gives a new resource of *resource_type*, validated.
-
-    A specification for another resource type is InvalidParameterValue (RunInstances, which
-    creates several types, calls this once per type with only the matching specs).
-    """
-    pairs: dict[str, str] = {}
-    for index, spec in enumerate(specs, 1):
-        spec = Struct.of(spec, f"TagSpecification.{index}")
-        spec_type = spec.get("ResourceType")
-        if spec_type is None:
-            raise MissingParameter(f"The request must contain the parameter "
-                                   f"{spec.name}.ResourceType")
-        if spec_type != resource_type:
-            raise InvalidParameterValue(f"'{spec_type}' is not a valid taggable resource "
-                                        f"type for this operation.")
-        pairs.update(parse_tags(spec.structs("Tag"), prefix=f"{spec.name}.Tag"))
-    if len(pairs) > MAX_TAGS_PER_RESOURCE:
-        raise TagLimitExceeded(f"The maximum number of tags ({MAX_TAGS_PER_RESOURCE}) per "
-                               "resource has been exceeded.")
-    return list(pairs.items())
-
-
-def apply_tag_specifications(principal: Principal, resource_type: str,
-                             resource_ids: list[str], specs: list[dict[str, Any]]) -> None:
-    """Tag resources being created from ``TagSpecification.N`` (*specs* is
-    ``params.get_struct_list("TagSpecification")``).
+def tag_new_resources(principal: Principal, resource_type: str, resource_ids: list[str],
+                      tag_map: Mapping[str, str] | None) -> None:
+    """Give resources being created the tags *tag_map* (see :func:`check_new_tags`).
 
     Runs inside the creating caller's write transaction and does not commit, so the
     resource and its tags appear together or not at all. Ownership is not checked: the
     caller has just created the resources for *principal*.
     """
-    tag_new_resources(principal, resource_type, resource_ids,
-                      dict(parse_tag_specifications(resource_type, specs)))
-
-
-def tag_new_resources(principal: Principal, resource_type: str, resource_ids: list[str],
-                      tags: Mapping[str, str]) -> None:
-    """Give resources being created *tags* (validated by the caller), inside the creating
-    caller's write transaction and without committing, so the resources and their tags
-    appear together or not at all. Ownership is not checked: the caller has just created
-    the resources for *principal*."""
-    if not tags:
+    pairs = list(check_new_tags(tag_map).items())
+    if not pairs:
         return
     for resource_id in resource_ids:
-        _add(principal.account_id, resource_id, resource_type, list(tags.items()))
+        _add(principal.account_id, resource_id, resource_type, pairs)
 
 
 def delete_all(resource_id: str) -> None:

@@ -125,9 +125,9 @@ def validate_name(name: Any) -> str:
 # --- service --------------------------------------------------------------------------
 
 def _insert(principal: Principal, name: str, key_type: str, public_key: str,
-            fingerprint: str, tag_specs: list[dict[str, Any]] | None) -> KeyPair:
+            fingerprint: str, tag_map: dict[str, str] | None) -> KeyPair:
     """Store a key pair and its tags in one transaction; a taken name is Duplicate."""
-    tags.parse_tag_specifications("key-pair", tag_specs or [])      # fail before writing
+    tag_map = tags.check_new_tags(tag_map)      # fail before writing
     write_lock()
     try:
         if _find(principal.account_id, name) is not None:
@@ -136,7 +136,7 @@ def _insert(principal: Principal, name: str, key_type: str, public_key: str,
                       key_type=key_type, fingerprint=fingerprint, public_key=public_key)
         db.session.add(row)
         db.session.flush()
-        tags.apply_tag_specifications(principal, "key-pair", [row.id], tag_specs or [])
+        tags.tag_new_resources(principal, "key-pair", [row.id], tag_map)
         db.session.commit()
     except IntegrityError:                    # another database's writer won the name
         db.session.rollback()
@@ -148,7 +148,7 @@ def _insert(principal: Principal, name: str, key_type: str, public_key: str,
 
 
 def create(principal: Principal, name: str, key_type: str = "rsa", key_format: str = "pem",
-           tag_specs: list[dict[str, Any]] | None = None) -> tuple[KeyPair, str]:
+           tag_map: dict[str, str] | None = None) -> tuple[KeyPair, str]:
     """CreateKeyPair: a new key pair and its private key material (returned only now)."""
     name = validate_name(name)
     if key_type not in KEY_TYPES:
@@ -162,16 +162,16 @@ def create(principal: Principal, name: str, key_type: str = "rsa", key_format: s
         raise InvalidParameterValue("KeyFormat 'ppk' is not supported by this cloud; use "
                                     "'pem' and convert with puttygen.")
     material, public_key, fingerprint = generate(key_type)
-    row = _insert(principal, name, key_type, public_key, fingerprint, tag_specs)
+    row = _insert(principal, name, key_type, public_key, fingerprint, tag_map)
     return row, material
 
 
 def import_key(principal: Principal, name: str, material: bytes,
-               tag_specs: list[dict[str, Any]] | None = None) -> KeyPair:
+               tag_map: dict[str, str] | None = None) -> KeyPair:
     """ImportKeyPair: store a public key given as OpenSSH or PEM text."""
     name = validate_name(name)
     key_type, public_key, fingerprint = parse_public_key(material)
-    return _insert(principal, name, key_type, public_key, fingerprint, tag_specs)
+    return _insert(principal, name, key_type, public_key, fingerprint, tag_map)
 
 
 def delete(principal: Principal, name: str | None = None,

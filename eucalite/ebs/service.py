@@ -81,7 +81,7 @@ class EbsService:
 
     def create_volume(self, principal: Principal, *, size_gb: int | None,
                       snapshot_id: str | None, zone: str | None, volume_type: str | None,
-                      tag_specs: list[dict]) -> Volume:
+                      tag_map: dict[str, str] | None) -> Volume:
         """CreateVolume: a sparse volume of *size_gb*, or one holding a snapshot's data."""
         from .. import tags
         from . import jobs, snapshots
@@ -100,12 +100,11 @@ class EbsService:
         if volume_type not in ("standard", "gp2", "gp3", "io1", "io2", "sc1", "st1"):
             raise InvalidParameterValue(f"Value ({volume_type}) for parameter volumeType is "
                                         "invalid.")
-        tags.parse_tag_specifications("volume", tag_specs)        # validate up front
+        tag_map = tags.check_new_tags(tag_map)        # validate up front
         volumes.check_size(self.config, principal.account_id, size_gb)
         volume = volumes.record(
             principal, size_gb=size_gb, zone=zone, snapshot=snapshot, volume_type=volume_type,
-            tag=lambda vid: tags.apply_tag_specifications(principal, "volume", [vid],
-                                                          tag_specs))
+            tag=lambda vid: tags.tag_new_resources(principal, "volume", [vid], tag_map))
         self._submit(jobs.make_volume, volume.id)
         return volume
 

@@ -102,7 +102,8 @@ def chunk_map(snapshot_id: str) -> dict[int, tuple[str, int]]:
 
 # --- the API -------------------------------------------------------------------------------
 
-def create(principal: Principal, volume_id: str, description: str | None, tag_specs,
+def create(principal: Principal, volume_id: str, description: str | None,
+           tag_map: dict[str, str] | None,
            worker, chunk_size: int) -> Snapshot:
     """CreateSnapshot: records ``pending``; a job copies and chunks the volume."""
     from .. import tags
@@ -114,7 +115,7 @@ def create(principal: Principal, volume_id: str, description: str | None, tag_sp
     if len(description) > 255:
         raise InvalidParameterValue("The description must be at most 255 characters.")
     check_text(description, "Description")
-    tags.parse_tag_specifications("snapshot", tag_specs)
+    tag_map = tags.check_new_tags(tag_map)
     write_lock()
     snapshot = Snapshot(id=new_snapshot_id(), owner_id=principal.account_id,
                         volume_id=volume.id, volume_size_gb=volume.size_gb, state=PENDING,
@@ -122,7 +123,7 @@ def create(principal: Principal, volume_id: str, description: str | None, tag_sp
                         chunk_size=chunk_size)
     db.session.add(snapshot)
     db.session.flush()
-    tags.apply_tag_specifications(principal, "snapshot", [snapshot.id], tag_specs)
+    tags.tag_new_resources(principal, "snapshot", [snapshot.id], tag_map)
     db.session.commit()
     worker.submit(take, snapshot.id)
     return snapshot

@@ -9,6 +9,7 @@ from .. import instances, metadata, states
 from ..instances import LaunchRequest
 from . import filters
 from .actions import registry
+from .tagparams import specified_tags
 
 
 def _tags():
@@ -141,7 +142,7 @@ def run_instances(call):
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
         client_token=params.get("ClientToken"),
-        tag_specifications=params.get_struct_list("TagSpecification") or None,
+        tags=specified_tags(params, "instance", other_types=True) or None,
         metadata_options=metadata.validate_metadata_options(
             params.get_struct("MetadataOptions").scalar_members()) or None)
     rows = call.services.compute.run_instances(call.principal, request)

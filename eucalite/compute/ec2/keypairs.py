@@ -9,6 +9,7 @@ from ... import tags
 from .. import keypairs
 from . import filters
 from .actions import registry
+from .tagparams import specified_tags
 
 
 def _render(row, tag_map: dict[str, str], include_public_key: bool = False) -> dict:
@@ -32,7 +33,7 @@ def create_key_pair(call):
     row, material = keypairs.create(call.principal, params.require("KeyName"),
                                     key_type=params.get("KeyType") or "rsa",
                                     key_format=params.get("KeyFormat") or "pem",
-                                    tag_specs=params.get_struct_list("TagSpecification"))
+                                    tag_map=specified_tags(params, "key-pair"))
     tag_map = tags.tags_for(call.principal.account_id, [row.id])[row.id]
     return {"keyName": row.name, "keyFingerprint": row.fingerprint, "keyMaterial": material,
             "keyPairId": row.id, "tagSet": tags.tag_set(tag_map)}
@@ -52,7 +53,7 @@ def import_key_pair(call):
         # The API wants base64, but some older tools send the OpenSSH line itself.
         material = encoded.encode("utf-8", "replace")
     row = keypairs.import_key(call.principal, name, material,
-                              tag_specs=params.get_struct_list("TagSpecification"))
+                              tag_map=specified_tags(params, "key-pair"))
     tag_map = tags.tags_for(call.principal.account_id, [row.id])[row.id]
     return {"keyName": row.name, "keyFingerprint": row.fingerprint, "keyPairId": row.id,
             "tagSet": tags.tag_set(tag_map)}

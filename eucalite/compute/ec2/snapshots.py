@@ -6,6 +6,7 @@ from ...errors import AwsError, InvalidParameterValue, MissingParameter
 from ... import tags
 from . import filters
 from .actions import registry
+from .tagparams import specified_tags
 
 
 def _snapshots():
@@ -60,7 +61,7 @@ def create_snapshot(call):
     params = call.params
     snapshot = _snapshots().create(call.principal, params.require("VolumeId"),
                                    params.get("Description"),
-                                   params.get_struct_list("TagSpecification"),
+                                   specified_tags(params, "snapshot"),
                                    current_app.extensions["eucalite"].compute.worker,
                                    _chunk_size(call))
     tag_map = tags.tags_for(call.principal.account_id, [snapshot.id])[snapshot.id]

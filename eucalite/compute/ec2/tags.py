@@ -1,32 +1,23 @@
 """EC2 tag actions: CreateTags, DeleteTags, DescribeTags."""
 from __future__ import annotations
 
-from ...errors import MissingParameter
 from ... import tags
 from ...paging import paginate
 from . import filters
 from .actions import registry
+from .tagparams import parse_tag_keys, parse_tags
 
 
 @registry.action("CreateTags", params=("ResourceId", "Tag"))
 def create_tags(call):
-    pairs = tags.parse_tags(call.params.get_struct_list("Tag"))
-    tags.create_tags(call.principal, call.params.get_list("ResourceId"), pairs)
+    tag_map = parse_tags(call.params.get_struct_list("Tag"))
+    tags.create_tags(call.principal, call.params.get_list("ResourceId"), tag_map)
     return {"return": True}
 
 
 @registry.action("DeleteTags", params=("ResourceId", "Tag"))
 def delete_tags(call):
-    items = call.params.get_struct_list("Tag")
-    pairs = None
-    if items:
-        pairs = []
-        for index, item in enumerate(items, 1):
-            if item.get("Key") is None:
-                raise MissingParameter(f"The request must contain the parameter "
-                                       f"Tag.{index}.Key")
-            # No Value deletes the key whatever its value; Value="" only an empty one.
-            pairs.append((tags.validate_key(item["Key"]), item.get("Value")))
+    pairs = parse_tag_keys(call.params.get_struct_list("Tag"))
     tags.delete_tags(call.principal, call.params.get_list("ResourceId"), pairs)
     return {"return": True}
 

@@ -6,6 +6,7 @@ from ...errors import AwsError, InvalidParameterValue
 from ... import tags
 from . import filters
 from .actions import registry
+from .tagparams import specified_tags
 
 
 def _ebs(call):
@@ -100,7 +101,7 @@ def create_volume(call):
     volume = _ebs(call).create_volume(
         call.principal, size_gb=params.get_int("Size"), snapshot_id=params.get("SnapshotId"),
         zone=params.get("AvailabilityZone"), volume_type=params.get("VolumeType"),
-        tag_specs=params.get_struct_list("TagSpecification"))
+        tag_map=specified_tags(params, "volume"))
     tag_map = tags.tags_for(call.principal.account_id, [volume.id])[volume.id]
     body = render(volume, tag_map)
     del body["attachmentSet"]

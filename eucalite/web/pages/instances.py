@@ -156,10 +156,10 @@ def instance_tags(instance_id: str):
         return redirect(url_for("console.instances"))
     if request.form.get("op") == "delete":
         act(lambda: tags.delete_tags(principal(), [instance_id],
-                                     [(tags.validate_key(key), None)]),
+                                     [(key, None)]),
             f"Removed tag {key}.")
     else:
         act(lambda: tags.create_tags(principal(), [instance_id],
-                                     tags.parse_tags([{"Key": key, "Value": value}])),
+                                     {key: value}),
             f"Tagged {instance_id} with {key}.")
     return redirect(url_for("console.instance", instance_id=instance_id))

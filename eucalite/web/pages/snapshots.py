@@ -48,7 +48,7 @@ def snapshots_volume(snapshot_id: str):
         created.append(services().ebs.create_volume(
             principal(), size_gb=int_field("size", "size", required=False),
             snapshot_id=snapshot_id, zone=(request.form.get("zone") or "").strip() or None,
-            volume_type=None, tag_specs=[]))
+            volume_type=None, tag_map=None))
 
     if act(create):
         notify(f"Creating volume {created[0].id} from {snapshot_id}.")

@@ -80,7 +80,7 @@ def volumes_create():
         created.append(services().ebs.create_volume(
             principal(), size_gb=size, snapshot_id=snapshot_id,
             zone=(request.form.get("zone") or "").strip() or None,
-            volume_type=None, tag_specs=[]))
+            volume_type=None, tag_map=None))
 
     if act(create):
         notify(f"Creating volume {created[0].id}.")
