@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import ids
 from .db import db
-from .errors import AwsError
+from .errors.iam import EntityAlreadyExists, LimitExceeded, NoSuchEntity, ValidationError
 
 ADMIN_ACCOUNT = "eucalyptus"
 ADMIN_USER = "admin"
@@ -30,18 +30,6 @@ _USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-class EntityAlreadyExists(AwsError):
-    code, status = "EntityAlreadyExists", 409
-
-
-class NoSuchEntity(AwsError):
-    code, status = "NoSuchEntity", 404
-
-
-class ValidationError(AwsError):
-    code, status = "ValidationError", 400
 
 
 class Account(db.Model):
@@ -226,9 +214,8 @@ def create_access_key(account_name: str, user_name: str) -> AccessKey:
     """A new active key pair for the user. AWS allows two keys per user; so do we."""
     user = get_user(account_name, user_name)
     if len(user.keys) >= 2:
-        raise AwsError(f"Cannot exceed quota for AccessKeysPerUser: 2 (user {user_name} in "
-                       f"account {account_name} already has two keys).",
-                       code="LimitExceeded", status=409)
+        raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: 2 (user {user_name} "
+                            f"in account {account_name} already has two keys).")
     key = AccessKey(id=ids.access_key_id(), secret=ids.secret_access_key(), status="Active")
     user.keys.append(key)
     db.session.commit()

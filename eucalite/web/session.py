@@ -28,6 +28,7 @@ from flask import (abort, current_app, flash, g, redirect, render_template, requ
 from .. import accounts
 from ..db import db
 from ..errors import AwsError
+from ..errors.iam import ValidationError
 from . import blueprint, signins, throttle
 
 SECRET_FILE = "console-secret"
@@ -80,7 +81,7 @@ def set_password(account_name: str, user_name: str, password: str,
     from werkzeug.security import generate_password_hash
 
     if len(password) < 8:
-        raise accounts.ValidationError("A console password needs at least 8 characters.")
+        raise ValidationError("A console password needs at least 8 characters.")
     user = accounts.get_user(account_name, user_name)
     user.password_hash = generate_password_hash(password)
     signins.end_all(user, keep=keep_session)          # commits the new hash with it

@@ -19,6 +19,7 @@ from ... import config as config_module
 from ...credentials import env_lines, profile_sections
 from ...db import db
 from ...errors import AwsError
+from ...errors.iam import NoSuchEntity, ValidationError
 from .. import blueprint
 from ..session import (act, admin_required, current_token, login_required, principal,
                        set_password)
@@ -49,7 +50,7 @@ def _own_key(key_id: str) -> accounts.AccessKey:
     (another user's key is reported as missing, not as forbidden)."""
     key = db.session.get(accounts.AccessKey, key_id)
     if key is None or not _may_manage(key.user.account.name, key.user.name):
-        raise accounts.NoSuchEntity(f"The Access Key with id {key_id} cannot be found.")
+        raise NoSuchEntity(f"The Access Key with id {key_id} cannot be found.")
     return key
 
 
@@ -132,7 +133,7 @@ def user_delete(name, user):
 
     def delete():
         if (who.account_name, who.user_name) == (name, user):
-            raise accounts.ValidationError("You cannot delete the user you are signed in as.")
+            raise ValidationError("You cannot delete the user you are signed in as.")
         accounts.delete_user(name, user)
 
     act(delete, f"User {user} deleted.")
@@ -251,7 +252,7 @@ def _download(key_id: str, kind: str):
     else:
         name = request.args.get("profile", "").strip() or "eucalite"
         if not _PROFILE_NAME.fullmatch(name):
-            return _error_page(accounts.ValidationError(
+            return _error_page(ValidationError(
                 f"Invalid profile name {name!r}: letters, digits, '.', '_' and '-'."))
         body, filename = aws_profile(key, config, name), f"aws-profile-{name}.ini"
     response = Response(body, mimetype="text/plain")

@@ -1,0 +1,29 @@
+"""IAM (Eucalyptus "Euare") and STS error codes, one named class each.
+
+Accounts, users and access keys raise these (:mod:`eucalite.accounts`), whether the caller
+is the CLI, the console or, later, the IAM Query API. Codes every Query API shares are in
+:mod:`eucalite.errors`. Statuses are IAM's.
+"""
+from __future__ import annotations
+
+from . import AwsError
+
+
+class EntityAlreadyExists(AwsError):
+    code = "EntityAlreadyExists"
+    status = 409
+
+
+class LimitExceeded(AwsError):
+    code = "LimitExceeded"
+    status = 409
+
+
+class NoSuchEntity(AwsError):
+    code = "NoSuchEntity"
+    status = 404
+
+
+class ValidationError(AwsError):
+    code = "ValidationError"
+    status = 400
