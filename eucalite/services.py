@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cluster.service import ClusterService
+from .compute import lifecycle
 from .compute.service import ComputeService
 from .ebs.service import EbsService
 from .s3.service import S3Service
@@ -20,7 +21,10 @@ class Services:
 
     @classmethod
     def build(cls, config: dict[str, Any]) -> "Services":
-        cluster = ClusterService(config)
+        s3 = S3Service(config)
+        # the node's image cache is filled from bundles in Walrus
+        cluster = ClusterService(config, image_source=lifecycle.bundle_source(
+            s3.store, config["data_dir"]))
         compute = ComputeService(config, cluster)
-        return cls(config=config, cluster=cluster, compute=compute, s3=S3Service(config),
+        return cls(config=config, cluster=cluster, compute=compute, s3=s3,
                    ebs=EbsService(config, cluster, compute))

@@ -1,47 +1,16 @@
 """The `eucalite` command as a user runs it: serve, credentials with the aws CLI, accounts."""
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from liveutil import free_port
-
-BIN = Path(sys.executable).parent
-EUCALITE = str(BIN / "eucalite")
-AWS = str(BIN / "aws") if (BIN / "aws").exists() else "aws"
-
-
-def run(*args, env=None, check=True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def cli_env(**extra) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(AWS_MAX_ATTEMPTS="1", **extra)
-    return env
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early: {process.communicate()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("server did not start listening")
+from serverutil import AWS, EUCALITE, cli_env, run, wait_for_port
 
 
 @pytest.fixture

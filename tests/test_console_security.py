@@ -296,11 +296,9 @@ def test_served_over_tls_the_cookie_is_secure_with_no_more_configuration(tmp_pat
 
     import requests
 
-    from liveutil import free_port
     from consoleutil import TOKEN
-    from test_cli import EUCALITE, cli_env, wait_for_port
-    from test_server_http import self_signed
-    from test_server_lifecycle import _stop
+    from liveutil import free_port
+    from serverutil import EUCALITE, cli_env, self_signed, stop, wait_for_port
 
     cert, key = self_signed(tmp_path)
     env = cli_env(EUCALITE_DATA_DIR=str(tmp_path / "data"), EUCALITE_TLS_CERT=cert,
@@ -324,7 +322,7 @@ def test_served_over_tls_the_cookie_is_secure_with_no_more_configuration(tmp_pat
         assert "secure" in cookie_flags(response)
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     finally:
-        output = _stop(process)
+        output = stop(process)
     assert process.returncode == 0, output
 
 

@@ -349,32 +349,39 @@ def imported(fake_cloud, tmp_path):
                            instance_id=instance["InstanceId"])
 
 
-def _cached_parts(live, instance_id, services):
+def _cached_parts(live, instance_id, node):
+    """Fetch the instance's images (root, kernel, ramdisk) into *node*'s cache, as a
+    launch does: part -> the cached file."""
     from eucalite.compute import lifecycle
     from eucalite.compute.models import Instance
     from eucalite.db import db
 
     with live.app.app_context():
-        return lifecycle.cached_parts(db.session.get(Instance, instance_id), services)
+        refs = lifecycle.image_refs(db.session.get(Instance, instance_id))
+        return {part: Path(node.fetch_image(ref)) for part, ref in refs.items()}
 
 
 def _with_cache(services, cache):
-    """*services* as cached_parts sees them, with another image cache."""
-    return SimpleNamespace(cluster=SimpleNamespace(image_cache=cache),
-                           config=services.config, s3=services.s3)
+    """This host's node as a launch sees it, with another image cache."""
+    from eucalite.cluster.localnode import LocalNode
+
+    node = services.cluster.local_node
+    return LocalNode(node.node_id, node.driver, cache, services.config,
+                     services.cluster.image_source)
 
 
 def test_cached_parts_fill_from_the_bundle(imported):
     live = imported.live
     services = live.app.extensions["eucalite"]
     cache = services.cluster.image_cache
-    parts = _cached_parts(live, imported.instance_id, services)
+    node = services.cluster.local_node
+    parts = _cached_parts(live, imported.instance_id, node)
     assert set(parts) == {"kernel", "ramdisk", "root"}
     for part, path in parts.items():
         assert path == cache.path(imported.ids[part], part)
         assert path.read_bytes() == imported.files[part].read_bytes()
     assert cache.misses == 3
-    assert _cached_parts(live, imported.instance_id, services) == parts
+    assert _cached_parts(live, imported.instance_id, node) == parts
     assert cache.misses == 3                                   # second use: all hits
     with live.app.app_context():
         from eucalite.compute import lifecycle

@@ -144,7 +144,7 @@ def _break(live, monkeypatch, where: str) -> None:
             raise exc
         return raiser
     if where == "no hypervisor":
-        monkeypatch.setattr(live.services.cluster, "driver_for",
+        monkeypatch.setattr(live.services.cluster, "node_for",
                             fail(ServiceUnavailable("No hypervisor for node: gone")))
     elif where == "network":
         monkeypatch.setattr(live.services.cluster.driver, "add_dhcp_host",

@@ -12,6 +12,7 @@ from eucalite import accounts, create_app
 from eucalite.cluster import network
 from eucalite.cluster.virt import network_xml as nx
 from eucalite.cluster.virt.driver import NetworkSpec
+from eucalite.compute import instances
 from eucalite.compute.models import Image, Instance
 from eucalite.db import db
 from eucalite.errors import AwsError
@@ -135,24 +136,29 @@ def add_instance(ip, state="running", minutes=0):
     db.session.commit()
 
 
+def allocate(config, count):
+    """network.allocate given what the cloud controller reads for it (in the database)."""
+    return network.allocate(config, count, *instances.addresses_in_use())
+
+
 def addresses(*last_octets):
     return [f"10.5.0.{octet}" for octet in last_octets]
 
 
 def test_allocate_starts_at_the_second_host(small_app):
     config = _config(small_app)
-    assert network.allocate(config, 1) == addresses(2)
-    assert network.allocate(config, 5) == addresses(2, 3, 4, 5, 6)     # never the gateway
+    assert allocate(config, 1) == addresses(2)
+    assert allocate(config, 5) == addresses(2, 3, 4, 5, 6)     # never the gateway
 
 
 def test_allocate_continues_after_the_last_launched_address(small_app):
     config = _config(small_app)
     add_instance("10.5.0.4", minutes=1)
     add_instance("10.5.0.2", minutes=0)        # earlier launch: not the round-robin point
-    assert network.allocate(config, 2) == addresses(5, 6)
-    assert network.allocate(config, 3) == addresses(5, 6, 3)        # wraps, skips .2 and .4
+    assert allocate(config, 2) == addresses(5, 6)
+    assert allocate(config, 3) == addresses(5, 6, 3)        # wraps, skips .2 and .4
     add_instance("10.5.0.5", minutes=2)
-    assert network.allocate(config, 1) == addresses(6)
+    assert allocate(config, 1) == addresses(6)
 
 
 def test_allocate_skips_live_instances_and_reuses_terminated_only_after_wrapping(small_app):
@@ -163,29 +169,29 @@ def test_allocate_skips_live_instances_and_reuses_terminated_only_after_wrapping
     add_instance("10.5.0.6", state="terminated", minutes=3)
     add_instance(None, state="running", minutes=4)                  # no address: ignored
     # last launched address is .6 (terminated): next comes .2 (terminated, wrapped), .4
-    assert network.allocate(config, 3) == addresses(2, 4, 6)
+    assert allocate(config, 3) == addresses(2, 4, 6)
     add_instance("10.5.0.4", state="pending", minutes=5)
     # after .4: .5 is live (stopped), .6 is free again, then .2; .3 and .4 are live
-    assert network.allocate(config, 2) == addresses(6, 2)
+    assert allocate(config, 2) == addresses(6, 2)
 
 
 def test_allocate_reuses_a_terminated_address_last(small_app):
     config = _config(small_app)
     add_instance("10.5.0.3", state="terminated", minutes=0)
-    assert network.allocate(config, 1) == addresses(4)
-    assert network.allocate(config, 5) == addresses(4, 5, 6, 2, 3)
+    assert allocate(config, 1) == addresses(4)
+    assert allocate(config, 5) == addresses(4, 5, 6, 2, 3)
 
 
 def test_allocate_exhaustion(small_app):
     config = _config(small_app)
     with pytest.raises(AwsError) as excinfo:
-        network.allocate(config, 6)
+        allocate(config, 6)
     assert excinfo.value.code == "InsufficientFreeAddressesInSubnet"
     for ip in addresses(2, 3, 4):
         add_instance(ip)
-    assert network.allocate(config, 2) == addresses(5, 6)
+    assert allocate(config, 2) == addresses(5, 6)
     with pytest.raises(AwsError) as excinfo:
-        network.allocate(config, 3)
+        allocate(config, 3)
     assert excinfo.value.code == "InsufficientFreeAddressesInSubnet"
     assert excinfo.value.status == 400
 
@@ -239,7 +245,7 @@ def test_instances_get_addresses_and_dhcp_entries(cloud):
     hosts = driver.dhcp_hosts(config["instance_network"])
     for instance_id in ids:
         # the MAC is the address's own (as in Eucalyptus), reserved by the network
-        assert macs[instance_id] == network.mac_for(ips[instance_id])
+        assert macs[instance_id] == nx.mac_for(ips[instance_id])
         assert hosts.get(macs[instance_id]) == ips[instance_id]
 
     ec2.terminate_instances(InstanceIds=ids)

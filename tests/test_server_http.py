@@ -23,8 +23,8 @@ import pytest
 from botocore.config import Config
 
 from liveutil import free_port
-from test_cli import EUCALITE, cli_env, wait_for_port
-from test_server_lifecycle import _stop, _wait_ready
+from serverutil import (EUCALITE, cli_env, read_all, self_signed, stop, wait_for_port,
+                         wait_ready)
 
 LIMITS = {"EUCALITE_THREADS": "4", "EUCALITE_HTTP_HEADER_TIMEOUT": "1",
           "EUCALITE_HTTP_KEEPALIVE_TIMEOUT": "2", "EUCALITE_HTTP_BODY_TIMEOUT": "1",
@@ -55,7 +55,7 @@ def start_served(tmp_path, *extra, **env_extra) -> tuple[subprocess.Popen, Serve
     process = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port), *extra],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
-    _wait_ready(port, process)
+    wait_ready(port, process)
     output = subprocess.run([EUCALITE, "credentials"], env=env, capture_output=True,
                             text=True, check=True).stdout
     creds = {}
@@ -73,7 +73,7 @@ def served(tmp_path_factory):
     s3.create_bucket(Bucket="front")
     s3.put_object(Bucket="front", Key="small", Body=b"x" * 4096)
     yield served
-    _stop(process)
+    stop(process)
 
 
 # -- raw HTTP ---------------------------------------------------------------------------
@@ -81,20 +81,6 @@ def served(tmp_path_factory):
 def connect(port: int, source: str = "127.0.0.1", timeout: float = 15) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                     source_address=(source, 0))
-
-
-def read_all(sock: socket.socket) -> bytes:
-    """Everything until the server closes the connection."""
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
 
 
 def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -324,40 +310,11 @@ def test_sigterm_lets_a_running_request_finish(tmp_path):
             answer = read_all(sock)
         assert url and (answer == b"" or parse(answer)[0] < 500)
     finally:
-        output = _stop(process)
+        output = stop(process)
     assert process.returncode == 0, output
 
 
 # -- TLS and the former server model ----------------------------------------------------
-
-def self_signed(directory) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, as PEM files in *directory*."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eucalite test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
 
 def test_tls_is_one_config_line(tmp_path):
     cert, key = self_signed(tmp_path)
@@ -392,7 +349,7 @@ def test_tls_is_one_config_line(tmp_path):
             session.client("ec2", endpoint_url=creds["AWS_ENDPOINT_URL_EC2"],
                            config=config).describe_regions()     # no verify=: refused
     finally:
-        output = _stop(process)
+        output = stop(process)
     assert f"https://127.0.0.1:{port}/services/compute" in output     # the banner
     assert process.returncode == 0, output
 
@@ -415,7 +372,7 @@ def test_the_former_gthread_model_still_serves(tmp_path):
     try:
         assert served.client("ec2").describe_regions()["Regions"]
     finally:
-        output = _stop(process)
+        output = stop(process)
     assert "Using worker: gthread" in output
 
 

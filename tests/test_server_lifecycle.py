@@ -8,12 +8,10 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from liveutil import free_port
-from test_cli import EUCALITE, cli_env, run, wait_for_port
+from serverutil import EUCALITE, cli_env, run, stop, wait_ready, wait_until
 
 from eucalite import datadir
 
@@ -22,32 +20,6 @@ def _serve(env, port, *extra) -> subprocess.Popen:
     return subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port), *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-
-
-def _stop(process: subprocess.Popen) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        output, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output
-
-
-def _wait_ready(port: int, process: subprocess.Popen) -> None:
-    """Wait until the server answers HTTP (it listens before its worker is ready)."""
-    wait_for_port(port, process)
-
-    def answers() -> bool:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-        except urllib.error.HTTPError:
-            return True                    # an S3 error: the worker answered
-        except OSError:
-            return False
-        return True
-    _wait(answers, "the server to answer")
 
 
 def _children(pid: int) -> list[int]:
@@ -63,14 +35,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _wait(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_a_second_server_on_a_data_dir_is_refused_before_touching_the_store(tmp_path):
     data_dir = tmp_path / "data"
     env = cli_env(EUCALITE_DATA_DIR=str(data_dir))
@@ -78,7 +42,7 @@ def test_a_second_server_on_a_data_dir_is_refused_before_touching_the_store(tmp_
     first = _serve(env, port)
     second = None
     try:
-        _wait_ready(port, first)
+        wait_ready(port, first)
         in_flight = data_dir / "s3" / "tmp" / "an-upload-in-flight"
         in_flight.write_bytes(b"acknowledged soon")
         second = _serve(env, free_port())
@@ -86,7 +50,7 @@ def test_a_second_server_on_a_data_dir_is_refused_before_touching_the_store(tmp_
             second.wait(timeout=20)
         except subprocess.TimeoutExpired:
             raise AssertionError("a second server started on a data dir in use")
-        output = _stop(second)
+        output = stop(second)
         assert second.returncode != 0
         assert f"in use by pid {first.pid}" in output and "Traceback" not in output
         assert in_flight.exists()                     # no recovery ran on the live store
@@ -94,8 +58,8 @@ def test_a_second_server_on_a_data_dir_is_refused_before_touching_the_store(tmp_
                                    f'aws ec2 describe-regions --output text', env=env).stdout
     finally:
         if second is not None:
-            _stop(second)
-        _stop(first)
+            stop(second)
+        stop(first)
 
 
 def test_a_taken_port_fails_before_anything_changes_on_the_host(tmp_path):
@@ -119,20 +83,20 @@ def test_a_respawned_worker_recovers_the_store_once_no_other_writer_is_left(tmp_
     port = free_port()
     server = _serve(env, port)
     try:
-        _wait_ready(port, server)
+        wait_ready(port, server)
         [worker] = _children(server.pid)
         left_behind = data_dir / "s3" / "tmp" / "write-of-the-killed-worker"
         left_behind.write_bytes(b"half an object")
         # another writer (as `eucalite image import` is) holds the store while the worker dies
         with datadir.store_writer(data_dir):
             os.kill(worker, signal.SIGKILL)
-            _wait(lambda: _children(server.pid) not in ([], [worker]), "a new worker")
+            wait_until(lambda: _children(server.pid) not in ([], [worker]), "a new worker")
             time.sleep(2)
             assert left_behind.exists()            # never removed under a live writer
-        _wait(lambda: not left_behind.exists(), "recovery in the new worker")
+        wait_until(lambda: not left_behind.exists(), "recovery in the new worker")
         result = run("bash", "-c", f'eval "$({EUCALITE} credentials)" && '
                      f'aws ec2 describe-regions --output text', env=env)
         assert "eucalyptus" in result.stdout
     finally:
-        output = _stop(server)
+        output = stop(server)
     assert server.returncode == 0, output

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 
 from liveutil import free_port
-from test_server_http import read_all
+from serverutil import read_all
 
 from eucalite.compute import metadata
 

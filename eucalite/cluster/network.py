@@ -13,14 +13,10 @@ already lives in the database, so several nodes never hand out one address twice
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterator, Mapping
+from typing import AbstractSet, Any, Iterator, Mapping
 
-from ..db import db
-from ..errors import AwsError
+from ..errors.ec2 import InsufficientFreeAddressesInSubnet
 from .virt.driver import HypervisorDriver, NetworkSpec
-from .virt.network_xml import mac_for  # noqa: F401 - the MAC of an instance address
-
-TERMINATED = "terminated"
 
 
 def subnet(config: Mapping[str, Any]) -> ipaddress.IPv4Network:
@@ -48,26 +44,22 @@ def _candidates(net: ipaddress.IPv4Network, after: str | None) -> Iterator[str]:
     yield from hosts[start:] + hosts[:start]
 
 
-def allocate(config: Mapping[str, Any], count: int) -> list[str]:
-    """*count* free private addresses. Call inside the write transaction that records the
-    instances (``write_lock`` held), so concurrent launches never share an address."""
-    from ..compute.models import Instance
-
+def allocate(config: Mapping[str, Any], count: int, used: AbstractSet[str],
+             last: str | None) -> list[str]:
+    """*count* free private addresses: none of *used* (the addresses of instances that
+    have not ended), starting after *last* (the address handed out most recently). The
+    caller reads both inside the write transaction that records the instances
+    (``write_lock`` held), so concurrent launches never share an address."""
     net = subnet(config)
-    used = set(db.session.execute(db.select(Instance.private_ip).where(
-        Instance.state != TERMINATED, Instance.private_ip.is_not(None))).scalars())
-    last = db.session.execute(db.select(Instance.private_ip).where(
-        Instance.private_ip.is_not(None)).order_by(
-        Instance.launch_time.desc(), Instance.id.desc()).limit(1)).scalar()
     chosen = []
     for ip in _candidates(net, last):
         if ip not in used:
             chosen.append(ip)
             if len(chosen) == count:
                 return chosen
-    raise AwsError(f"There are not enough free addresses in the instance subnet {net} "
-                   f"for {count} instance(s).", code="InsufficientFreeAddressesInSubnet",
-                   status=400)
+    raise InsufficientFreeAddressesInSubnet(
+        f"There are not enough free addresses in the instance subnet {net} "
+        f"for {count} instance(s).")
 
 
 def plug(driver: HypervisorDriver, config: Mapping[str, Any], mac: str, ip: str) -> str:

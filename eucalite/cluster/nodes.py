@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping
 
 from ..accounts import utcnow
 from ..db import db, write_lock
-from ..errors import AwsError, InvalidParameterValue
+from ..errors import InvalidParameterValue
+from ..errors.ec2 import InsufficientInstanceCapacity
 from . import scheduler
 from .models import Node
 from .scheduler import Need, NodeView
@@ -29,17 +30,8 @@ UNREACHABLE = "unreachable"
 #: States an administrator may set; UNREACHABLE is set by the cluster when a node is lost.
 ADMIN_STATES = (ENABLED, DISABLED)
 
-INSUFFICIENT_CAPACITY = "InsufficientInstanceCapacity"
-
-
-class InsufficientCapacity(AwsError):
-    """EC2's server error for a zone that cannot hold MinCount instances (HTTP 500)."""
-
-    code = INSUFFICIENT_CAPACITY
-    status = 500
-
-    def __init__(self, message: str = "Insufficient capacity."):
-        super().__init__(message)
+#: the code of the error :func:`reserve` raises when a zone cannot hold MinCount instances
+INSUFFICIENT_CAPACITY = InsufficientInstanceCapacity.code
 
 
 def local_node_id(config: Mapping[str, Any]) -> str:
@@ -119,15 +111,15 @@ def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str) 
     nodes = {node.id: node for node in db.session.execute(
         db.select(Node).filter_by(zone=zone)).scalars()}
     if not nodes:
-        raise InsufficientCapacity(_no_nodes_message(zone))
+        raise InsufficientInstanceCapacity(_no_nodes_message(zone))
     chosen = scheduler.choose([_view(node) for node in nodes.values()], need, max_count,
                               policy)
     if len(chosen) < min_count:
         if not any(node.state == ENABLED for node in nodes.values()):
-            raise InsufficientCapacity(
+            raise InsufficientInstanceCapacity(
                 f"Insufficient capacity: no node of availability zone {zone} is enabled "
                 "(see `eucalite node list`; `eucalite node enable NODE` turns one on).")
-        raise InsufficientCapacity()
+        raise InsufficientInstanceCapacity("Insufficient capacity.")
     # Later choices get higher stamps, so ROUNDROBIN next starts after the last node used.
     stamp = max(node.last_chosen for node in nodes.values())
     for node_id in chosen:

@@ -1,22 +1,31 @@
 """The cluster controller's service object: zones, this host's node duty and its driver.
 
 One availability zone per cluster, named in config (``zones``). With node duty on, this host
-is a node: :meth:`ClusterService.start_node_duty` opens the hypervisor driver and registers
-the node with its capacity. With node duty off no hypervisor connection is ever opened, and
-whoever asks for the driver is told plainly why there is none.
+is a node: :meth:`ClusterService.start_node_duty` opens the hypervisor driver, registers the
+node with its capacity and makes its :class:`~.localnode.LocalNode`. Whoever needs a node
+asks :meth:`ClusterService.node_for` and gets a :class:`~.node.Node`. With node duty off no
+hypervisor connection is ever opened, and whoever asks for a node is told plainly why there
+is none.
 """
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ServiceUnavailable
-from . import network
+from . import network, nodes
 from .imagecache import GiB, ImageCache
+from .localnode import ImageSource, LocalNode
+from .node import Node
 from .virt.driver import DriverError, HypervisorDriver
+from .virt.fake import FakeDriver
+from .virt.libvirt_driver import LibvirtDriver
 
 NETWORK_HINT = ("the instance network needs libvirt's dnsmasq and iproute2 "
                 "(apt install dnsmasq-base iproute2)")
@@ -26,8 +35,6 @@ log = logging.getLogger(__name__)
 
 def cloud_id(data_dir: Path) -> str:
     """This cloud's id (made on first use), recorded in the domains it spawns."""
-    import uuid
-
     path = data_dir / "cloud-id"
     try:
         return path.read_text().strip()
@@ -48,9 +55,6 @@ def open_work_dirs(data_dir: Path) -> str | None:
     store, keys) loses any access for group and others, so only those two are reachable.
     Returns what is wrong if a parent directory still bars the way.
     """
-    import os
-    import stat
-
     shared = {"image-cache", "instances", "volumes"}
     for name in shared:
         (data_dir / name).mkdir(parents=True, exist_ok=True)
@@ -78,13 +82,17 @@ class Zone:
 
 
 class ClusterService:
-    def __init__(self, config: Mapping[str, Any]):
+    """Zones and this host's node duty. *image_source* fills the local node's image cache
+    (the cloud controller's bundle reader; see :mod:`.localnode`)."""
+
+    def __init__(self, config: Mapping[str, Any], image_source: ImageSource | None = None):
         self.config = config
+        self.image_source = image_source
         region = config["region"]
         prefix = "".join(ch for ch in region if ch.isalnum())[:4] or "zone"
         self._zones = [Zone(name=name, zone_id=f"{prefix}-az{index}", region=region)
                        for index, name in enumerate(config["zones"], 1)]
-        self._driver: HypervisorDriver | None = None
+        self._node: LocalNode | None = None
         self._lock = threading.Lock()
         #: Why node duty is not running on this host (None when it is, or was not asked for).
         self.node_problem: str | None = None
@@ -102,12 +110,9 @@ class ClusterService:
         """The configured hypervisor driver (raises DriverError with what to install)."""
         kind = self.config.get("hypervisor", "libvirt")
         if kind == "fake":
-            from .virt.fake import FakeDriver
-
             return FakeDriver()
         if kind == "libvirt":
-            from .virt.libvirt_driver import LibvirtDriver
-
+            # libvirt-python itself is imported only now, by the driver (an optional package)
             return LibvirtDriver(self.config["libvirt_uri"], state_dir=self.config["data_dir"],
                                  cloud=cloud_id(Path(self.config["data_dir"])))
         raise DriverError(f"Unknown hypervisor {kind!r}: use libvirt or fake.")
@@ -147,32 +152,40 @@ class ClusterService:
             log.warning(self.node_problem)
             return self.node_problem
         self.image_cache.recover()
-        from . import nodes
-
-        with self._lock:
-            self._driver = driver
         node = nodes.register_local(self.config, capacity, self.config.get("libvirt_uri", ""))
-        self.local_node_id = node.id if hasattr(node, "id") else node
+        with self._lock:
+            self._node = LocalNode(node.id, driver, self.image_cache, self.config,
+                                   self.image_source)
+        self.local_node_id = node.id
         self.node_problem = None
         return None
 
-    def driver_for(self, node_id: str | None) -> HypervisorDriver:
-        """The driver that runs *node_id*'s domains (only this host's node for now)."""
+    def node_for(self, node_id: str | None) -> Node:
+        """The node that runs *node_id*'s instances (only this host's node for now);
+        ServiceUnavailable saying why when it cannot be reached."""
         with self._lock:
-            driver = self._driver
-        if driver is None or node_id != self.local_node_id:
+            node = self._node
+        if node is None or node_id != node.node_id:
             reason = self.node_problem or f"node {node_id} is not reachable from this host"
             raise ServiceUnavailable(f"No hypervisor for node {node_id}: {reason}")
-        return driver
+        return node
+
+    @property
+    def local_node(self) -> LocalNode | None:
+        """This host's node while node duty runs, else None."""
+        with self._lock:
+            return self._node
 
     def close_driver(self) -> None:
         """Close the hypervisor connection (before a fork; node duty state is kept)."""
         with self._lock:
-            driver, self._driver = self._driver, None
-        if driver is not None:
-            driver.close()
+            node, self._node = self._node, None
+        if node is not None:
+            node.driver.close()
 
     @property
     def driver(self) -> HypervisorDriver | None:
-        with self._lock:
-            return self._driver
+        """This host's hypervisor driver while node duty runs (for tests and diagnostics;
+        services go through :meth:`node_for`)."""
+        node = self.local_node
+        return node.driver if node is not None else None

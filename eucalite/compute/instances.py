@@ -140,3 +140,15 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
         tag([row.id for row in rows])
     db.session.commit()
     return rows
+
+
+def addresses_in_use() -> tuple[set[str], str | None]:
+    """What :func:`eucalite.cluster.network.allocate` needs: the private addresses of the
+    instances that have not ended, and the address of the latest launch (allocation goes
+    on after it). Read inside the launch's write transaction."""
+    used = set(db.session.execute(db.select(Instance.private_ip).where(
+        Instance.state != states.TERMINATED, Instance.private_ip.is_not(None))).scalars())
+    last = db.session.execute(db.select(Instance.private_ip).where(
+        Instance.private_ip.is_not(None)).order_by(
+        Instance.launch_time.desc(), Instance.id.desc()).limit(1)).scalar()
+    return used, last

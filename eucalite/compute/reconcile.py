@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cluster import imagecache
+from ..cluster.node import Node
+from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
 from ..db import db
+from ..ebs import jobs as ebs_jobs
 from . import lifecycle, states
 from .models import Instance
 
@@ -42,16 +45,16 @@ class ReconcileReport:
     volumes_reattached: list[str] = field(default_factory=list)
 
 
-def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
+def reconcile(cluster: ClusterService, *, startup: bool = False) -> ReconcileReport:
     """One pass over this host's node (needs an app context). *startup* also settles
     instances whose in-flight job died with the previous process."""
     report = ReconcileReport()
-    driver = cluster.driver
-    node_id = cluster.local_node_id
-    if driver is None or node_id is None:
+    node = cluster.local_node
+    if node is None:
         return report
+    node_id = node.node_id
     try:
-        domains = driver.list_domains()
+        domains = node.domains()
     except DriverError as error:
         log.warning("reconcile: cannot list domains: %s", error)
         return report
@@ -60,12 +63,10 @@ def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
     db.session.rollback()
     for instance_id, instance in recorded.items():
         observed = domains.get(instance_id, PowerState.ABSENT)
-        _settle(cluster, instance, observed, startup, report)
+        _settle(cluster, node, instance, observed, startup, report)
     if startup:
         report.work_dirs_removed = sweep_work_dirs(cluster.config["data_dir"], recorded)
-    from ..ebs import jobs as ebs_jobs
-
-    report.volumes_reattached = ebs_jobs.recheck_attached(driver, node_id)
+    report.volumes_reattached = ebs_jobs.recheck_attached(node, node_id)
     live = {instance_id for instance_id, row in recorded.items()
             if row.state != states.TERMINATED}
     for instance_id in domains:
@@ -73,15 +74,16 @@ def reconcile(cluster, *, startup: bool = False) -> ReconcileReport:
             log.warning("reconcile: destroying domain %s, which no live instance owns",
                         instance_id)
             try:
-                driver.destroy(instance_id)
+                node.destroy(instance_id)
                 report.orphans_destroyed.append(instance_id)
             except DriverError as error:
                 log.warning("reconcile: could not destroy %s: %s", instance_id, error)
     return report
 
 
-def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
-            report: ReconcileReport) -> None:
+def _settle(cluster: ClusterService, node: Node, instance: Instance, observed: PowerState,
+            startup: bool, report: ReconcileReport) -> None:
+    """Bring one recorded instance in line with its domain's *observed* state."""
     gone = observed in (PowerState.ABSENT, PowerState.SHUTOFF, PowerState.CRASHED)
     ended = states.STOPPED if instance.root_device_type == "ebs" else states.TERMINATED
     if instance.state == states.RUNNING and gone:
@@ -92,37 +94,37 @@ def _settle(cluster, instance: Instance, observed: PowerState, startup: bool,
             # an EBS root keeps its data: the instance stops (and may be started again)
             if states.transition(instance.id, states.STOPPING, expected={states.RUNNING},
                                  reason=reason, task="stopping"):
-                lifecycle.stop(instance.id)
+                lifecycle.stop(cluster, instance.id)
                 report.vanished.append(instance.id)
         elif states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
                                task=None, on_win=lifecycle.release_capacity(instance)):
-            _destroy_quietly(cluster, instance)
+            _destroy_quietly(node, instance)
             report.vanished.append(instance.id)
     elif instance.state == states.PENDING and startup:
         if observed == PowerState.RUNNING:
             states.transition(instance.id, states.RUNNING, expected={states.PENDING}, task=None)
             report.adopted.append(instance.id)
-        elif lifecycle.launch_failed(instance, cluster.driver, lifecycle._services(),
+        elif lifecycle.launch_failed(instance, node,
                                      "Server.InternalError: launch interrupted by a restart"):
             report.interrupted.append(instance.id)
     elif instance.state == states.STOPPING and startup:
-        lifecycle.stop(instance.id)         # its stop job died with the previous process
+        lifecycle.stop(cluster, instance.id)    # its stop job died with the previous process
         report.finished_stops.append(instance.id)
     elif instance.state == states.SHUTTING_DOWN and (
             startup or observed == PowerState.ABSENT or instance.task is None):
         # task None: no terminate job in flight (the last one failed): try again
-        lifecycle.terminate(instance.id)
+        lifecycle.terminate(cluster, instance.id)
         report.finished_terminations.append(instance.id)
 
 
-def _destroy_quietly(cluster, instance: Instance) -> None:
+def _destroy_quietly(node: Node, instance: Instance) -> None:
     """Destroy an ended instance's domain and free its DHCP entry and disks."""
     try:
-        cluster.driver.destroy(instance.id)
+        node.destroy(instance.id)
     except DriverError as error:
         log.warning("reconcile: could not destroy %s: %s", instance.id, error)
         return
-    lifecycle.release_node_resources(instance, cluster.driver, lifecycle._services())
+    lifecycle.release_node_resources(instance, node)
 
 
 def sweep_work_dirs(data_dir: str, recorded: dict[str, Instance]) -> list[str]:

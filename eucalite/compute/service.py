@@ -107,7 +107,8 @@ class ComputeService:
             rows = instances.record_launch(
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
                 itype=itype, key=key, zone=zone, node_ids=node_ids,
-                allocate_ips=lambda count: network.allocate(self.config, count),
+                allocate_ips=lambda count: network.allocate(self.config, count,
+                                                             *instances.addresses_in_use()),
                 tag=lambda ids: tags.apply_tag_specifications(principal, "instance", ids,
                                                               instance_specs))
         except BaseException:
@@ -116,7 +117,7 @@ class ComputeService:
                 nodes.release(node_id, need)
             raise
         for row in rows:
-            self.worker.submit(lifecycle.spawn, row.id)
+            self.worker.submit(lifecycle.spawn, self.cluster, row.id)
         return rows
 
     @staticmethod
@@ -143,7 +144,7 @@ class ComputeService:
             if states.transition(instance.id, states.SHUTTING_DOWN, task="terminating",
                                  expected={states.PENDING, states.RUNNING, states.STOPPING,
                                            states.STOPPED}):
-                self.worker.submit(lifecycle.terminate, instance.id)
+                self.worker.submit(lifecycle.terminate, self.cluster, instance.id)
                 changes.append(StateChange(instance.id, previous, states.SHUTTING_DOWN))
             else:
                 fresh = db.session.get(Instance, instance.id)
@@ -156,7 +157,7 @@ class ComputeService:
                 raise incorrect_state(instance, "rebooted")
         for instance in instances.visible(principal, ids):
             if instance.state == states.RUNNING:
-                self.worker.submit(lifecycle.reboot, instance.id)
+                self.worker.submit(lifecycle.reboot, self.cluster, instance.id)
 
     def stop_or_start(self, principal: Principal, ids: list[str], action: str) -> list[StateChange]:
         """StopInstances / StartInstances: only instances with an EBS root can be stopped,
@@ -208,7 +209,7 @@ class ComputeService:
         if previous == states.RUNNING and states.transition(
                 instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping",
                 reason="Client.UserInitiatedShutdown: User initiated shutdown"):
-            self.worker.submit(lifecycle.stop, instance.id)
+            self.worker.submit(lifecycle.stop, self.cluster, instance.id)
             return StateChange(instance.id, previous, states.STOPPING)
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
@@ -223,27 +224,21 @@ class ComputeService:
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
                              state_reason=None):
-            self.worker.submit(lifecycle.spawn, instance.id)
+            self.worker.submit(lifecycle.spawn, self.cluster, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
         nodes.release(node_id, _need(instance))
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
     def console_output(self, principal: Principal, instance_id: str) -> tuple[str, str]:
         """(instance id, base64 of the last 64 KiB of serial console output)."""
-        from ..cluster import imagecache
-        from ..cluster.virt.driver import read_tail
-
         instance = instances.owned(principal, instance_id)
         output = b""
-        if instance.node_id and instance.state != states.TERMINATED:
+        if instance.node_id:
             try:
-                output = self.cluster.driver_for(instance.node_id).console_output(instance.id)
+                # the node keeps a terminated instance's log until the instance is purged
+                output = self.cluster.node_for(instance.node_id).console_output(instance.id)
             except AwsError:
                 output = b""
-        if not output and instance.node_id == self.cluster.local_node_id:
-            # the domain is gone (terminated) but its log stays until the instance is purged
-            output = read_tail(str(imagecache.work_dir(self.config["data_dir"], instance.id)
-                              / "console.log"))
         return instance.id, base64.b64encode(output).decode()
 
     def purge_terminated(self) -> int:

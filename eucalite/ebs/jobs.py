@@ -89,11 +89,11 @@ def plug(volume_id: str) -> None:
         from ..compute.models import Instance
 
         instance = db.session.get(Instance, volume.instance_id)
-        driver = services.cluster.driver_for(instance.node_id)
+        node = services.cluster.node_for(instance.node_id)
         exporter = ebs.export_driver()
         export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
-        target = _free_target(driver.disks(instance.id))
-        driver.attach_disk(instance.id, exporter.disk_spec(volume.id, export,
+        target = _free_target(node.disks(instance.id))
+        node.attach_volume(instance.id, exporter.disk_spec(volume.id, export,
                                                            str(ebs.path(volume.id)), target))
     except Exception as error:  # noqa: BLE001 - whatever failed, the volume must not stay attaching
         _log_failure("attaching", volume_id, error)
@@ -108,7 +108,7 @@ def plug(volume_id: str) -> None:
     if not volumes.attach_transition(volume_id, {volumes.ATTACHING}, attach_state=volumes.ATTACHED,
                                      target=target, export_json=_json(export)):
         # detached (forced) while we plugged: undo
-        _unplug_quietly(driver, instance.id, target)
+        _unplug_quietly(node, instance.id, target)
         _remove_export(ebs, volume.id, export)
 
 
@@ -124,9 +124,9 @@ def unplug(volume_id: str, force: bool = False) -> None:
 
         instance = db.session.get(Instance, volume.instance_id)
         if instance is not None and volume.target:
-            driver = services.cluster.driver_for(instance.node_id)
-            if instance.id in driver.list_domains():
-                driver.detach_disk(instance.id, volume.target)
+            node = services.cluster.node_for(instance.node_id)
+            if instance.id in node.domains():
+                node.detach_volume(instance.id, volume.target)
     except Exception as error:  # noqa: BLE001 - whatever failed, it must not stay detaching
         _log_failure("detaching (forced)" if force else "detaching", volume_id, error)
         db.session.rollback()
@@ -189,9 +189,9 @@ def _remove_export(ebs, volume_id: str, export: dict) -> None:
         log.warning("removing the export of %s failed: %s", volume_id, error)
 
 
-def _unplug_quietly(driver, instance_id: str, target: str) -> None:
+def _unplug_quietly(node, instance_id: str, target: str) -> None:
     try:
-        driver.detach_disk(instance_id, target)
+        node.detach_volume(instance_id, target)
     except DriverError as error:
         log.warning("unplugging %s from %s failed: %s", target, instance_id, error)
 
@@ -284,7 +284,7 @@ def instance_stopped(instance_id: str) -> None:
             volumes.transition(volume.id, {volume.state}, export_json=None)
 
 
-def recheck_attached(driver, node_id: str, instance_id: str | None = None) -> list[str]:
+def recheck_attached(node, node_id: str, instance_id: str | None = None) -> list[str]:
     """Volumes recorded as attached to this node's running instances (or just
     *instance_id*) whose disk the domain lacks (the instance was stopped and started, or the
     export vanished with a target daemon restart) are exported and plugged again. Returns
@@ -301,11 +301,11 @@ def recheck_attached(driver, node_id: str, instance_id: str | None = None) -> li
         query = query.where(Instance.id == instance_id)
     for volume, instance in db.session.execute(query).all():
         try:
-            if volume.target in driver.disks(instance.id):
+            if volume.target in node.disks(instance.id):
                 continue
             exporter = ebs.export_driver()
             export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
-            driver.attach_disk(instance.id, exporter.disk_spec(
+            node.attach_volume(instance.id, exporter.disk_spec(
                 volume.id, export, str(ebs.path(volume.id)), volume.target))
             volumes.transition(volume.id, {volumes.IN_USE}, export_json=_json(export))
             fixed.append(volume.id)

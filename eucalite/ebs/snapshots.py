@@ -211,21 +211,21 @@ def point_in_time_copy(volume: Volume, source: Path, work_dir: Path) -> Path:
     from ..compute.models import Instance
 
     services = _services()
-    driver = instance_id = None
+    node = instance_id = None
     if volume.attach_state == volumes.ATTACHED and volume.instance_id:
         instance = db.session.get(Instance, volume.instance_id)
         if instance is not None and instance.node_id:
-            driver = services.cluster.driver_for(instance.node_id)
+            node = services.cluster.node_for(instance.node_id)
             instance_id = instance.id
     db.session.rollback()
     copy = work_dir / "copy.raw"
-    if driver is not None:
-        driver.pause(instance_id)
+    if node is not None:
+        node.pause(instance_id)
     try:
         _sparse_copy(source, copy)
     finally:
-        if driver is not None:
-            driver.resume(instance_id)
+        if node is not None:
+            node.resume(instance_id)
     return copy
 
 
