@@ -81,18 +81,19 @@ class StateMachine:
             raise ValueError(f"the {self.model.__name__}.{self.column} table forbids "
                              f"{', '.join(sorted(map(str, forbidden)))} -> {target}")
 
-    def transition(self, key, target: State, *, expected: Iterable[State] | None = None,
+    def transition(self, key, target: State, /, *, expected: Iterable[State] | None = None,
                    on_win: Callable[[], None] | None = None, **changes) -> bool:
         """Move row *key* to *target* (recording *changes* with it) if it is in one of
         *expected* (default: every state the table allows to move to *target*). True if
         this call made the move, False if the row was in another state (a race lost) or is
-        gone; commits either way. ValueError if *expected* names a forbidden move."""
+        gone; commits either way. ValueError if *expected* names a forbidden move.
+        *key* and *target* are positional only, so a column may be called ``target``."""
         sources = set(expected) if expected is not None else self.allowed_from(target)
         self.check(sources, target)
         return compare_and_swap(self.model, key, self.column, sources,
                                 {**changes, self.column: target}, on_win)
 
-    def note(self, key, expected: Iterable[State], *,
+    def note(self, key, expected: Iterable[State], /, *,
              on_win: Callable[[], None] | None = None, **changes) -> bool:
         """Record *changes* (never this machine's column) on row *key* if it is still in one
         of *expected*, leaving its state as it is. True if it was; commits either way."""

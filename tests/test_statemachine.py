@@ -93,3 +93,15 @@ def test_the_compare_and_swap_alone_matches_null(app):
                                     {"status": "Inactive"})
         assert compare_and_swap(accounts.AccessKey, key.id, "status", {None, "Active"},
                                 {"status": "Inactive"})
+
+
+def test_a_column_may_be_called_target(app):
+    """key and target are positional only: ``target=`` is a column to set (a volume's)."""
+    with app.app_context():
+        owner = db.session.execute(db.select(accounts.Account.id)).scalars().first()
+        db.session.add(Volume(id="vol-2", owner_id=owner, size_gb=1, zone="z",
+                              state="in-use", attach_state="attaching"))
+        db.session.commit()
+        assert ATTACHMENT.transition("vol-2", "attached", expected={"attaching"}, target="vdc")
+        db.session.expire_all()
+        assert db.session.get(Volume, "vol-2").target == "vdc"
