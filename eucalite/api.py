@@ -13,9 +13,10 @@ from typing import Any, Callable
 
 from flask import Response, current_app, g, request
 
-from . import auth
+from . import auth, config as config_module, xmlutil
 from .accounts import Principal
-from .errors import AuthError, AwsError, ClientError, InternalError
+from .errors import (AuthError, AwsError, InternalError, MalformedQueryString, MethodNotAllowed,
+                     RequestEntityTooLarge)
 from .query import ActionRegistry, QueryParams
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class QueryProtocol:
 
 
 def services():
+    """The service bundle (:class:`eucalite.services.Services`) of the app serving this
+    request: how adapters reach the services."""
     return current_app.extensions["eucalite"]
 
 
@@ -54,12 +57,11 @@ def read_body(limit: int) -> bytes:
     """The whole request body, refusing more than *limit* bytes (without reading them)."""
     length = request.content_length
     if length is not None and length > limit:
-        raise ClientError(f"Request body of {length} bytes exceeds the {limit}-byte limit.",
-                          code="RequestEntityTooLarge", status=413)
+        raise RequestEntityTooLarge(f"Request body of {length} bytes exceeds the "
+                                    f"{limit}-byte limit.")
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        raise ClientError(f"Request body exceeds the {limit}-byte limit.",
-                          code="RequestEntityTooLarge", status=413)
+        raise RequestEntityTooLarge(f"Request body exceeds the {limit}-byte limit.")
     return body
 
 
@@ -70,7 +72,7 @@ def _form_pairs(body: bytes) -> list[tuple[str, str]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ClientError("The request body is not valid UTF-8.", code="MalformedQueryString")
+        raise MalformedQueryString("The request body is not valid UTF-8.")
     # Form bodies encode spaces as '+'; query strings signed by AWS clients never do.
     return auth.parse_query(text.replace("+", "%20"))
 
@@ -80,8 +82,8 @@ def serve_query(protocol: QueryProtocol) -> Response:
     request_id = g.request_id
     try:
         if request.method not in ("GET", "POST"):
-            raise ClientError(f"The {request.method} method is not allowed; Query APIs take "
-                              "GET or POST.", code="MethodNotAllowed", status=405)
+            raise MethodNotAllowed(f"The {request.method} method is not allowed; Query APIs "
+                                   "take GET or POST.")
         config = services().config
         body = read_body(config["max_query_body"])
         form = _form_pairs(body)
@@ -109,8 +111,6 @@ def serve_query(protocol: QueryProtocol) -> Response:
 
 def unknown_service(path: str) -> Response:
     """``/services/<name>`` that no adapter serves: a 404 in the Query error envelope."""
-    from . import config as config_module, xmlutil
-
     known = ", ".join(config_module.endpoints(services().config).values())
     message = f"No service is served at {path}. Endpoints: {known}"
     return Response(xmlutil.ec2_error("NotFound", message, g.request_id), status=404,

@@ -1,5 +1,10 @@
 """``MaxResults`` / ``NextToken`` paging shared by the EC2 Describe actions.
 
+Every paged Describe declares its rules once as a :class:`Paging` (AWS's bounds for its
+``MaxResults``, and the id list ``MaxResults`` may not be combined with), reads the request
+with :meth:`Paging.read` before doing any work, and cuts its filtered, ordered result with
+:meth:`PageRequest.page`.
+
 A token is opaque to clients: the base64 of the last item's key on the page just returned.
 Resuming from a key (rather than an offset) keeps pages stable when items are created or
 deleted between two calls: nothing is skipped or repeated that was there the whole time.
@@ -8,9 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from .errors import ClientError
+from .errors import InvalidParameterCombination
+from .errors.ec2 import InvalidPaginationToken
+from .query import QueryParams
 
 T = TypeVar("T")
 
@@ -18,10 +26,42 @@ T = TypeVar("T")
 _MAGIC = "eucalite:"
 
 
-class InvalidPaginationToken(ClientError):
-    """EC2's code for a ``NextToken`` it did not issue (or that no longer makes sense)."""
+@dataclass(frozen=True)
+class Paging:
+    """How one Describe action pages.
 
-    code = "InvalidPaginationToken"
+    *ids* is the Query name of the id list that ``MaxResults`` may not be combined with
+    (``"InstanceId"``), and *conflict* the two parameter names AWS's error message gives for
+    that action (``("instancesSet", "maxResults")``).
+    """
+
+    minimum: int = 5
+    maximum: int = 1000
+    ids: str | None = None
+    conflict: tuple[str, str] | None = None
+
+    def read(self, params: QueryParams) -> "PageRequest":
+        """``MaxResults`` (within bounds) and ``NextToken`` of a request;
+        InvalidParameterValue or InvalidParameterCombination if they are wrong."""
+        max_results = params.get_int("MaxResults", minimum=self.minimum, maximum=self.maximum)
+        if max_results is not None and self.ids and params.get_list(self.ids):
+            ids_name, max_name = self.conflict or (self.ids, "MaxResults")
+            raise InvalidParameterCombination(f"The parameter {ids_name} cannot be used with "
+                                              f"the parameter {max_name}")
+        return PageRequest(max_results, params.get("NextToken"))
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a client asked for: at most *max_results* items (None: all), after *token*."""
+
+    max_results: int | None
+    token: str | None
+
+    def page(self, items: list[T], key: Callable[[T], str] | None = None
+             ) -> tuple[list[T], str | None]:
+        """:func:`paginate` with this request (*key* defaults to the item's ``id``)."""
+        return paginate(items, self.max_results, self.token, key=key or _default_key)
 
 
 def encode_token(key: str) -> str:

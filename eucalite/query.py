@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import integers, xmlutil
-from .errors import (InvalidAction, InvalidParameterValue, MissingAction, MissingParameter,
-                     UnknownParameter)
+from .errors import (InvalidAction, InvalidParameterValue, MalformedQueryString, MissingAction,
+                     MissingParameter, UnknownParameter)
 
 #: Parameters any Query request may carry besides the action's own.
 COMMON_PARAMETERS = frozenset({
@@ -50,8 +50,7 @@ class QueryParams:
         node = self.tree
         parts = key.split(".")
         if any(part == "" for part in parts):
-            raise InvalidParameterValue(f"Malformed parameter name {key!r}.",
-                                        code="MalformedQueryString", status=400)
+            raise MalformedQueryString(f"Malformed parameter name {key!r}.")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):

@@ -9,6 +9,7 @@ from eucalite import accounts
 from eucalite import paging, tags
 from eucalite.compute.models import Image
 from eucalite.db import db
+from eucalite.errors.ec2 import InvalidPaginationToken
 from test_ec2_keypairs import error_code, other_account_client
 
 
@@ -211,5 +212,5 @@ def test_paginate_unit():
     assert page == ["i6"] and token is None
     assert paging.paginate(items, None, None, key=str) == (items, None)
     assert paging.paginate(items, 7, None, key=str) == (items, None)
-    with pytest.raises(paging.InvalidPaginationToken):
+    with pytest.raises(InvalidPaginationToken):
         paging.paginate(items, 3, "Zm9v", key=str)        # base64, but not ours

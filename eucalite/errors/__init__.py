@@ -63,6 +63,22 @@ class UnknownParameter(ClientError):
     code = "UnknownParameter"
 
 
+class MalformedQueryString(ClientError):
+    code = "MalformedQueryString"
+
+
+class MethodNotAllowed(ClientError):
+    """A Query API asked with a method other than GET or POST."""
+
+    code = "MethodNotAllowed"
+    status = 405
+
+
+class RequestEntityTooLarge(ClientError):
+    code = "RequestEntityTooLarge"
+    status = 413
+
+
 class DryRunOperation(ClientError):
     code = "DryRunOperation"
     status = 412

@@ -19,7 +19,6 @@ from http import HTTPStatus
 import h11
 
 from .. import ids
-from ..errors import AwsError
 from . import errors
 from .shared import Server
 from .wsgi import Body, ClientGone, Outbox, environ
@@ -89,7 +88,7 @@ class Connection(asyncio.Protocol):
             self.server.connections.discard(self)
             self.server.release(self.address)
         if self.body is not None:
-            self.body.fail(_incomplete_body())
+            self.body.fail(errors.exception(errors.INCOMPLETE_BODY))
         if self.outbox is not None:
             self.outbox.close()
 
@@ -193,7 +192,7 @@ class Connection(asyncio.Protocol):
 
     def _protocol_error(self, error: h11.RemoteProtocolError) -> None:
         if self.state == STREAM:                # a broken chunked body: the app sees it end
-            self.body.fail(_incomplete_body())
+            self.body.fail(errors.exception(errors.INCOMPLETE_BODY))
             self._must_close = True
             self.state = RUNNING
             return
@@ -326,7 +325,7 @@ class Connection(asyncio.Protocol):
             # the app answered without reading the whole body: discard the rest, within
             # limits, to keep the connection
             if self.body is not None:
-                self.body.fail(_incomplete_body())
+                self.body.fail(errors.exception(errors.INCOMPLETE_BODY))
             self.state = DRAIN
             self._resume_reading()
             self._body_deadline()
@@ -424,8 +423,7 @@ class Connection(asyncio.Protocol):
         elif self.state in (HEAD, BUFFER):
             self.reject(errors.REQUEST_TIMEOUT)
         elif self.state == STREAM:
-            status, code, message = errors.REQUEST_TIMEOUT
-            self.body.fail(AwsError(message, code=code, status=status))
+            self.body.fail(errors.exception(errors.REQUEST_TIMEOUT))
             self._must_close = True
             self.state = RUNNING
             self._pause_reading()
@@ -453,8 +451,3 @@ class Connection(asyncio.Protocol):
 
     def _resume_threadsafe(self) -> None:
         self.loop.call_soon_threadsafe(self._resume_reading)
-
-
-def _incomplete_body() -> AwsError:
-    return AwsError("The request body ended before all of it arrived.",
-                    code="IncompleteBody", status=400)

@@ -4,6 +4,7 @@ its own rejections (before any app code runs) and by the app's routing-error han
 from __future__ import annotations
 
 from .. import xmlutil
+from ..errors import AwsError
 
 IAM_PREFIX = "/services/Euare"
 
@@ -19,6 +20,7 @@ NOT_IMPLEMENTED = (501, "NotImplemented", "A header you provided implies functio
                    "that is not implemented.")
 SLOW_DOWN = (503, "SlowDown", "Too many connections from your address; reduce your request "
              "rate.")
+INCOMPLETE_BODY = (400, "IncompleteBody", "The request body ended before all of it arrived.")
 INTERNAL_ERROR = (500, "InternalError", "We encountered an internal error. Please try "
                   "again.")
 
@@ -32,6 +34,13 @@ def document(path: str, code: str, message: str, request_id: str) -> bytes:
             code = "RequestLimitExceeded"              # EC2's name for throttling
         return xmlutil.ec2_error(code, message, request_id)
     return xmlutil.s3_error(code, message, request_id, {"Resource": path})
+
+
+def exception(rejection: tuple[int, str, str]) -> AwsError:
+    """One of the rejections above as the error a request body fails with (the app, which
+    is reading it, answers with that code)."""
+    status, code, message = rejection
+    return AwsError(message, code=code, status=status)
 
 
 def path_of(head: bytes) -> str:

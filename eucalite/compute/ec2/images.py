@@ -2,8 +2,9 @@
 attributes (Describe/Modify/ResetImageAttribute). Parse, call :mod:`..images`, render."""
 from __future__ import annotations
 
-from ...errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
-from ... import paging, tags
+from ... import tags
+from ...errors import InvalidParameterValue, MissingParameter
+from ...paging import Paging
 from .. import images
 from ..models import Image
 from . import filters
@@ -103,16 +104,16 @@ def _getters(lookup_tags) -> dict:
     return getters
 
 
+PAGING = Paging(maximum=1000, ids="ImageId", conflict=("ImageId", "MaxResults"))
+
+
 @registry.action("DescribeImages", params=(
         "ImageId", "Owner", "ExecutableBy", "Filter", "MaxResults", "NextToken",
         "IncludeDeprecated", "IncludeDisabled"))
 def describe_images(call):
     params = call.params
     image_ids = params.get_list("ImageId")
-    max_results = params.get_int("MaxResults", minimum=5, maximum=1000)
-    if image_ids and max_results is not None:
-        raise InvalidParameterCombination("The parameter ImageId cannot be used with the "
-                                          "parameter MaxResults")
+    request = PAGING.read(params)
     params.get_bool("IncludeDeprecated")           # accepted; nothing here is deprecated
     params.get_bool("IncludeDisabled")
     rows = images.describe(call.principal, image_ids, params.get_list("Owner"),
@@ -121,7 +122,7 @@ def describe_images(call):
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     rows = filters.apply(rows, params.get_filters(),
                          _getters(lambda image: tag_map.get(image.id, {})))
-    page, token = paging.paginate(rows, max_results, params.get("NextToken"))
+    page, token = request.page(rows)
     body = {"imagesSet": [render_image(image, tag_map.get(image.id)) for image in page]}
     if token:
         body["nextToken"] = token

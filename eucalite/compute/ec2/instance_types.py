@@ -2,9 +2,9 @@
 ModifyInstanceTypeAttribute (the cloud admin resizes a type)."""
 from __future__ import annotations
 
-from ...errors import ClientError
+from ...errors.ec2 import InvalidInstanceType
 from .. import instance_types
-from ...paging import paginate
+from ...paging import Paging
 from . import filters
 from .actions import registry
 
@@ -60,23 +60,25 @@ _GETTERS = {
 }
 
 
+PAGING = Paging(maximum=100)
+
+
 @registry.action("DescribeInstanceTypes", params=("InstanceType", "Filter", "MaxResults",
                                                   "NextToken"))
 def describe_instance_types(call):
     params = call.params
-    max_results = params.get_int("MaxResults", minimum=5, maximum=100)
+    request = PAGING.read(params)
     rows = instance_types.list_all()
     names = params.get_list("InstanceType")
     if names:
         known = {row.name for row in rows}
         unknown = [name for name in names if name not in known]
         if unknown:
-            raise ClientError(f"The following supplied instance types do not exist: "
-                              f"[{', '.join(unknown)}]", code="InvalidInstanceType")
+            raise InvalidInstanceType(f"The following supplied instance types do not exist: "
+                                      f"[{', '.join(unknown)}]")
         rows = [row for row in rows if row.name in names]
     rows = filters.apply(rows, params.get_filters(), _GETTERS)
-    page, next_token = paginate(rows, max_results, params.get("NextToken"),
-                                key=lambda row: row.name)
+    page, next_token = request.page(rows, key=lambda row: row.name)
     return {"instanceTypeSet": [_render(row) for row in page], "nextToken": next_token}
 
 

@@ -3,19 +3,18 @@ TerminateInstances, RebootInstances, StopInstances, StartInstances, GetConsoleOu
 DescribeInstanceAttribute, ModifyInstanceAttribute and ModifyInstanceMetadataOptions."""
 from __future__ import annotations
 
+from ... import tags
 from ...accounts import utcnow
-from ...errors import AwsError, InvalidParameterValue, MissingParameter
-from .. import instances, metadata, states
+from ...db import db
+from ...ebs.models import Volume
+from ...errors import InvalidParameterValue, MissingParameter
+from ...errors.ec2 import IncorrectInstanceState, UnsupportedOperation
+from .. import instance_types, instances, metadata, states
 from ..instances import LaunchRequest
+from ...paging import Paging
 from . import filters
 from .actions import registry
 from .tagparams import specified_tags
-
-
-def _tags():
-    from ... import tags
-
-    return tags
 
 
 def _state(name: str) -> dict:
@@ -73,7 +72,7 @@ def render_instance(instance, tag_map: dict) -> dict:
         "blockDeviceMapping": [],
         "virtualizationType": "paravirtual",
         "clientToken": instance.client_token or "",
-        "tagSet": _tags().tag_set(tag_map.get(instance.id, {})),
+        "tagSet": tags.tag_set(tag_map.get(instance.id, {})),
         "hypervisor": "kvm",
         "ebsOptimized": False,
         "metadataOptions": render_metadata_options(instance),
@@ -83,9 +82,6 @@ def render_instance(instance, tag_map: dict) -> dict:
 def _block_devices(rows) -> dict[str, list[dict]]:
     """Instance id -> its attached EBS volumes as ``blockDeviceMapping`` items (one query
     for the whole page)."""
-    from ...db import db
-    from ...ebs.models import Volume
-
     ids = [row.id for row in rows]
     mapped: dict[str, list[dict]] = {}
     if not ids:
@@ -146,7 +142,7 @@ def run_instances(call):
         metadata_options=metadata.validate_metadata_options(
             params.get_struct("MetadataOptions").scalar_members()) or None)
     rows = call.services.compute.run_instances(call.principal, request)
-    tag_map = _tags().tags_for(call.principal.account_id, [row.id for row in rows])
+    tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(rows, tag_map)[0]
     reservation["requesterId"] = None
     return reservation
@@ -178,35 +174,29 @@ INSTANCE_FILTERS = {
 
 
 def _filtered(call, rows):
-    tag_map = _tags().tags_for(call.principal.account_id, [row.id for row in rows])
+    tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     getters = dict(INSTANCE_FILTERS)
-    getters.update(_tags().tag_getters(lambda row: tag_map.get(row.id, {})))
+    getters.update(tags.tag_getters(lambda row: tag_map.get(row.id, {})))
     return filters.apply(rows, call.params.get_filters(), getters), tag_map
 
 
-def _page(call, rows, minimum: int = 5):
-    from ...paging import paginate
-
-    max_results = call.params.get_int("MaxResults", minimum=minimum, maximum=1000)
-    token = call.params.get("NextToken")
-    if max_results is not None and call.params.get_list("InstanceId"):
-        raise AwsError("The parameter instancesSet cannot be used with the parameter "
-                       "maxResults", code="InvalidParameterCombination", status=400)
-    return paginate(rows, max_results, token, key=lambda row: row.id)
+PAGING = Paging(maximum=1000, ids="InstanceId", conflict=("instancesSet", "maxResults"))
 
 
 @registry.action("DescribeInstances", params=("InstanceId", "Filter", "MaxResults",
                                               "NextToken"))
 def describe_instances(call):
+    request = PAGING.read(call.params)
     rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
     rows, tag_map = _filtered(call, rows)
-    page, next_token = _page(call, rows)
+    page, next_token = request.page(rows)
     return {"reservationSet": _reservations(page, tag_map), "nextToken": next_token}
 
 
 @registry.action("DescribeInstanceStatus", params=("InstanceId", "Filter", "MaxResults",
                                                    "NextToken", "IncludeAllInstances"))
 def describe_instance_status(call):
+    request = PAGING.read(call.params)
     rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
     if not call.params.get_bool("IncludeAllInstances"):
         rows = [row for row in rows if row.state == states.RUNNING]
@@ -218,7 +208,7 @@ def describe_instance_status(call):
         "system-status.status": lambda row: _status(row),
     }
     rows = filters.apply(rows, call.params.get_filters(), getters)
-    page, next_token = _page(call, rows)
+    page, next_token = request.page(rows)
     return {"instanceStatusSet": [{
         "instanceId": row.id,
         "availabilityZone": row.zone,
@@ -314,8 +304,6 @@ def describe_instance_attribute(call):
     "InstanceId", "Attribute", "Value", "InstanceType", "UserData", "Kernel", "Ramdisk",
     "DisableApiTermination", "InstanceInitiatedShutdownBehavior"))
 def modify_instance_attribute(call):
-    from ...db import db
-
     instance = instances.owned(call.principal, call.params.require("InstanceId"))
     changes = {}
     attribute, value = call.params.get("Attribute"), call.params.get("Value")
@@ -330,14 +318,11 @@ def modify_instance_attribute(call):
         raise MissingParameter("The request must contain an attribute to modify.")
     for key in changes:
         if key not in ("instanceType", "userData", "kernel", "ramdisk"):
-            raise AwsError(f"Modifying {key} is not supported.", code="UnsupportedOperation",
-                           status=400)
+            raise UnsupportedOperation(f"Modifying {key} is not supported.")
     if instance.state != states.STOPPED:
-        raise AwsError(f"The instance '{instance.id}' is not in the 'stopped' state.",
-                       code="IncorrectInstanceState", status=400)
+        raise IncorrectInstanceState(f"The instance '{instance.id}' is not in the 'stopped' "
+                                     "state.")
     if "instanceType" in changes:
-        from .. import instance_types
-
         instance.instance_type = instance_types.get(changes["instanceType"]).name
     if "userData" in changes:
         instances.decode_user_data(changes["userData"])
@@ -359,8 +344,6 @@ METADATA_OPTION_PARAMS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint
 def modify_instance_metadata_options(call):
     """Options not given keep their value; the change takes effect at the next request
     to the metadata service."""
-    from ...db import db
-
     instance = instances.owned(call.principal, call.params.require("InstanceId"))
     changes = metadata.validate_metadata_options(
         {name: call.params.get(name) for name in METADATA_OPTION_PARAMS})

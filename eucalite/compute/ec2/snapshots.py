@@ -2,23 +2,13 @@
 createVolumePermission attribute (Describe/Modify/ResetSnapshotAttribute)."""
 from __future__ import annotations
 
-from ...errors import AwsError, InvalidParameterValue, MissingParameter
 from ... import tags
+from ...ebs import snapshots
+from ...errors import InvalidParameterValue, MissingParameter
+from ...paging import Paging
 from . import filters
 from .actions import registry
 from .tagparams import specified_tags
-
-
-def _snapshots():
-    from ...ebs import snapshots
-
-    return snapshots
-
-
-def _chunk_size(call) -> int:
-    from flask import current_app
-
-    return int(current_app.extensions["eucalite"].config.get("snapshot_chunk_mb", 1)) * 2**20
 
 
 def render(snapshot, tag_map: dict[str, str]) -> dict:
@@ -56,42 +46,36 @@ FILTERS = {
 @registry.action("CreateSnapshot", params=("VolumeId", "Description", "TagSpecification",
                                            "OutpostArn"))
 def create_snapshot(call):
-    from flask import current_app
-
     params = call.params
-    snapshot = _snapshots().create(call.principal, params.require("VolumeId"),
-                                   params.get("Description"),
-                                   specified_tags(params, "snapshot"),
-                                   current_app.extensions["eucalite"].compute.worker,
-                                   _chunk_size(call))
+    snapshot = call.services.ebs.create_snapshot(
+        call.principal, params.require("VolumeId"), params.get("Description"),
+        specified_tags(params, "snapshot"))
     tag_map = tags.tags_for(call.principal.account_id, [snapshot.id])[snapshot.id]
     return render(snapshot, tag_map)
 
 
 @registry.action("DeleteSnapshot", params=("SnapshotId",))
 def delete_snapshot(call):
-    _snapshots().delete(call.principal, call.params.require("SnapshotId"))
+    call.services.ebs.delete_snapshot(call.principal, call.params.require("SnapshotId"))
     return {"return": True}
+
+
+PAGING = Paging(maximum=1000, ids="SnapshotId", conflict=("snapshotSet", "maxResults"))
 
 
 @registry.action("DescribeSnapshots", params=("SnapshotId", "Owner", "RestorableBy", "Filter",
                                               "MaxResults", "NextToken"))
 def describe_snapshots(call):
-    from ...paging import paginate
-
     params = call.params
     ids = params.get_list("SnapshotId")
-    max_results = params.get_int("MaxResults", minimum=5, maximum=1000)
-    if max_results is not None and ids:
-        raise AwsError("The parameter snapshotSet cannot be used with the parameter "
-                       "maxResults", code="InvalidParameterCombination", status=400)
-    rows = _snapshots().visible(call.principal, ids, params.get_list("Owner"),
+    request = PAGING.read(params)
+    rows = snapshots.visible(call.principal, ids, params.get_list("Owner"),
                                 params.get_list("RestorableBy"))
     # Tags are the owner's: a snapshot shared with the caller shows (and matches) none.
     tag_maps = tags.tags_for(call.principal.account_id, [s.id for s in rows])
     rows = filters.apply(rows, params.get_filters(), {
         **FILTERS, **tags.tag_getters(lambda s: tag_maps.get(s.id, {}))})
-    page, token = paginate(rows, max_results, params.get("NextToken"))
+    page, token = request.page(rows)
     return {"snapshotSet": [render(s, tag_maps.get(s.id, {})) for s in page],
             "nextToken": token}
 
@@ -109,12 +93,12 @@ def describe_snapshot_attribute(call):
     params = call.params
     attribute = params.get("Attribute")
     _check_attribute(attribute)
-    snapshot = _snapshots().owned(call.principal, params.require("SnapshotId"))
+    snapshot = snapshots.owned(call.principal, params.require("SnapshotId"))
     if attribute == "productCodes":
         return {"snapshotId": snapshot.id, "productCodes": []}
     return {"snapshotId": snapshot.id, "createVolumePermission": [
         {"group": "all"} if who == "all" else {"userId": who}
-        for who in _snapshots().permissions(snapshot)]}
+        for who in snapshots.permissions(snapshot)]}
 
 
 def _permission_entries(items) -> list[str]:
@@ -154,7 +138,7 @@ def modify_snapshot_attribute(call):
         (add if operation == "add" else remove).extend(named)
     if not add and not remove:
         raise MissingParameter("The request must contain the parameter createVolumePermission")
-    _snapshots().modify_permission(call.principal, params.require("SnapshotId"), add, remove)
+    snapshots.modify_permission(call.principal, params.require("SnapshotId"), add, remove)
     return {"return": True}
 
 
@@ -163,7 +147,6 @@ def reset_snapshot_attribute(call):
     params = call.params
     attribute = params.get("Attribute")
     _check_attribute(attribute)
-    snapshot = _snapshots().owned(call.principal, params.require("SnapshotId"))
-    _snapshots().modify_permission(call.principal, snapshot.id, [],
-                                   _snapshots().permissions(snapshot))
+    snapshot = snapshots.owned(call.principal, params.require("SnapshotId"))
+    snapshots.modify_permission(call.principal, snapshot.id, [], snapshots.permissions(snapshot))
     return {"return": True}

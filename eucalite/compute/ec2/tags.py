@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ... import tags
-from ...paging import paginate
+from ...paging import Paging
 from . import filters
 from .actions import registry
 from .tagparams import parse_tag_keys, parse_tags
@@ -22,11 +22,14 @@ def delete_tags(call):
     return {"return": True}
 
 
+PAGING = Paging(maximum=1000)
+
+
 @registry.action("DescribeTags", params=("Filter", "MaxResults", "NextToken"))
 def describe_tags(call):
     params = call.params
     owner = call.principal.account_id
-    max_results = params.get_int("MaxResults", minimum=5, maximum=1000)
+    request = PAGING.read(params)
     rows = tags.describe(owner)
     by_resource: dict[str, dict[str, str]] = {}
     for row in rows:
@@ -39,8 +42,7 @@ def describe_tags(call):
         # tag:<k> selects the tags of resources that carry tag k with a matching value.
         "tag:*": lambda row, key: by_resource[row.resource_id].get(key),
     })
-    page, next_token = paginate(rows, max_results, params.get("NextToken"),
-                                key=lambda row: f"{row.resource_id}\t{row.key}")
+    page, next_token = request.page(rows, key=lambda row: f"{row.resource_id}\t{row.key}")
     return {"tagSet": [{"resourceId": row.resource_id, "resourceType": row.resource_type,
                         "key": row.key, "value": row.value} for row in page],
             "nextToken": next_token}

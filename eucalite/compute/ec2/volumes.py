@@ -2,23 +2,13 @@
 AttachVolume, DetachVolume, DescribeVolumeAttribute and ModifyVolumeAttribute."""
 from __future__ import annotations
 
-from ...errors import AwsError, InvalidParameterValue
 from ... import tags
+from ...ebs import states as ebs_states, volumes
+from ...errors import InvalidParameterValue
+from ...paging import Paging
 from . import filters
 from .actions import registry
 from .tagparams import specified_tags
-
-
-def _ebs(call):
-    from flask import current_app
-
-    return current_app.extensions["eucalite"].ebs
-
-
-def _volumes():
-    from ...ebs import volumes
-
-    return volumes
 
 
 def _attachment(volume) -> dict | None:
@@ -67,21 +57,19 @@ FILTERS = {
 }
 
 
+PAGING = Paging(maximum=500, ids="VolumeId", conflict=("volumeSet", "maxResults"))
+
+
 def _described(call):
     """The caller's volumes named by VolumeId.N, filtered, one page: (rows, tags, token)."""
-    from ...paging import paginate
-
     params = call.params
     ids = params.get_list("VolumeId")
-    max_results = params.get_int("MaxResults", minimum=5, maximum=500)
-    if max_results is not None and ids:
-        raise AwsError("The parameter volumeSet cannot be used with the parameter maxResults",
-                       code="InvalidParameterCombination", status=400)
-    rows = sorted(_volumes().visible(call.principal, ids), key=lambda v: v.id)
+    request = PAGING.read(params)
+    rows = sorted(volumes.visible(call.principal, ids), key=lambda v: v.id)
     tag_map = tags.tags_for(call.principal.account_id, [v.id for v in rows])
     rows = filters.apply(rows, params.get_filters(), {
         **FILTERS, **tags.tag_getters(lambda v: tag_map.get(v.id, {}))})
-    page, token = paginate(rows, max_results, params.get("NextToken"))
+    page, token = request.page(rows)
     return page, tag_map, token
 
 
@@ -98,7 +86,7 @@ def create_volume(call):
     # Accepted within AWS's bounds and not enforced: volumes here are plain files.
     params.get_int("Iops", minimum=100, maximum=256000)
     params.get_int("Throughput", minimum=125, maximum=1000)
-    volume = _ebs(call).create_volume(
+    volume = call.services.ebs.create_volume(
         call.principal, size_gb=params.get_int("Size"), snapshot_id=params.get("SnapshotId"),
         zone=params.get("AvailabilityZone"), volume_type=params.get("VolumeType"),
         tag_map=specified_tags(params, "volume"))
@@ -110,7 +98,7 @@ def create_volume(call):
 
 @registry.action("DeleteVolume", params=("VolumeId",))
 def delete_volume(call):
-    _ebs(call).delete_volume(call.principal, call.params.require("VolumeId"))
+    call.services.ebs.delete_volume(call.principal, call.params.require("VolumeId"))
     return {"return": True}
 
 
@@ -124,10 +112,9 @@ def describe_volumes(call):
                                                  "NextToken"))
 def describe_volume_status(call):
     page, _tags, token = _described(call)
-    volumes = _volumes()
 
     def status(v) -> dict:
-        ok = v.state != volumes.ERROR
+        ok = v.state != ebs_states.ERROR
         return {"volumeId": v.id, "availabilityZone": v.zone,
                 "volumeStatus": {"status": "ok" if ok else "impaired",
                                  "details": [{"name": "io-enabled",
@@ -145,7 +132,7 @@ def _attachment_response(volume) -> dict:
 @registry.action("AttachVolume", params=("VolumeId", "InstanceId", "Device"))
 def attach_volume(call):
     params = call.params
-    volume = _ebs(call).attach(call.principal, params.require("VolumeId"),
+    volume = call.services.ebs.attach(call.principal, params.require("VolumeId"),
                                params.require("InstanceId"), params.get("Device"))
     return _attachment_response(volume)
 
@@ -153,7 +140,7 @@ def attach_volume(call):
 @registry.action("DetachVolume", params=("VolumeId", "InstanceId", "Device", "Force"))
 def detach_volume(call):
     params = call.params
-    volume = _ebs(call).detach(call.principal, params.require("VolumeId"),
+    volume = call.services.ebs.detach(call.principal, params.require("VolumeId"),
                                params.get("InstanceId"), params.get("Device"),
                                params.get_bool("Force"))
     return _attachment_response(volume)
@@ -162,7 +149,7 @@ def detach_volume(call):
 @registry.action("DescribeVolumeAttribute", params=("VolumeId", "Attribute"))
 def describe_volume_attribute(call):
     params = call.params
-    volume = _volumes().owned(call.principal, params.require("VolumeId"))
+    volume = volumes.owned(call.principal, params.require("VolumeId"))
     attribute = params.require("Attribute")
     if attribute == "autoEnableIO":
         return {"volumeId": volume.id, "autoEnableIO": {"value": volume.auto_enable_io}}
@@ -176,7 +163,7 @@ def describe_volume_attribute(call):
 def modify_volume_attribute(call):
     params = call.params
     value = params.get_struct("AutoEnableIO").get("Value")
-    _ebs(call).modify_attribute(
+    call.services.ebs.modify_attribute(
         call.principal, params.require("VolumeId"),
         None if value is None else str(value).lower() == "true")
     return {"return": True}
