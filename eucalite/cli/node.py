@@ -6,26 +6,26 @@ from __future__ import annotations
 
 import click
 
-from .common import app as _app, data_dir_option as _data_dir_option
-from .common import fail_on_aws_error as _fail_on_aws_error
+from ..cluster import nodes
+from .common import app, data_dir_option, fail_on_aws_error
 
 node_group = click.Group(
     "node",
     help="Nodes (hosts running VMs): list their capacity, enable or disable them for new "
          "instances (Eucalyptus' euca-describe-nodes and node state).")
 
+
 def _usage(used: int, total: int) -> str:
     return f"{used}/{total}"
 
 
 @node_group.command("list")
-@_data_dir_option
+@data_dir_option
 def node_list(data_dir):
     """List nodes: zone, state, and cores, memory (MiB), disk (GiB) as used/total."""
-    from ..cluster import nodes
-
-    with _app(data_dir).app_context():
-        rows = nodes.list_nodes()
+    made = app(data_dir)
+    with made.app_context():
+        rows = made.extensions["eucalite"].cluster.list_nodes()
         if not rows:
             click.echo("no nodes: run `eucalite serve` with node duty on (the default) on a "
                        "host with libvirt")
@@ -40,26 +40,25 @@ def node_list(data_dir):
 
 
 def _set_state(node_id: str, data_dir, state: str) -> None:
-    from ..cluster import nodes
-
-    with _app(data_dir).app_context():
-        node = nodes.set_state(node_id, state)
+    made = app(data_dir)
+    with made.app_context():
+        node = made.extensions["eucalite"].cluster.set_node_state(node_id, state)
         click.echo(f"{node.id} {node.state}")
 
 
 @node_group.command("enable")
 @click.argument("node_id", metavar="NODE")
-@_data_dir_option
-@_fail_on_aws_error
+@data_dir_option
+@fail_on_aws_error
 def node_enable(node_id, data_dir):
     """Let NODE take new instances again."""
-    _set_state(node_id, data_dir, "enabled")
+    _set_state(node_id, data_dir, nodes.ENABLED)
 
 
 @node_group.command("disable")
 @click.argument("node_id", metavar="NODE")
-@_data_dir_option
-@_fail_on_aws_error
+@data_dir_option
+@fail_on_aws_error
 def node_disable(node_id, data_dir):
     """Stop placing new instances on NODE; the ones it runs keep running."""
-    _set_state(node_id, data_dir, "disabled")
+    _set_state(node_id, data_dir, nodes.DISABLED)

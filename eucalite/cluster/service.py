@@ -22,6 +22,7 @@ from ..errors import ServiceUnavailable
 from . import network, nodes
 from .imagecache import GiB, ImageCache
 from .localnode import ImageSource, LocalNode
+from .models import Node as NodeRow
 from .node import Node
 from .virt.driver import DriverError, HypervisorDriver
 from .virt.fake import FakeDriver
@@ -105,6 +106,19 @@ class ClusterService:
     def zones(self) -> list[Zone]:
         """Every availability zone, in configured order."""
         return list(self._zones)
+
+    # -- the nodes of the cluster, for the administrator (CLI and console) ---------------------
+
+    @staticmethod
+    def list_nodes() -> list[NodeRow]:
+        """Every registered node (with its capacity and usage), by zone then id."""
+        return nodes.list_nodes()
+
+    @staticmethod
+    def set_node_state(node_id: str, state: str) -> NodeRow:
+        """Enable or disable *node_id* for new instances (``enabled``/``disabled``);
+        InvalidParameterValue for another state or an unknown node."""
+        return nodes.set_state(node_id, state)
 
     def open_driver(self) -> HypervisorDriver:
         """The configured hypervisor driver (raises DriverError with what to install)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from ...cluster import nodes as cluster_nodes
+from ...api import services
 from .. import blueprint
 from ..session import act, admin_required
 from . import add_nav
@@ -15,18 +15,18 @@ add_nav("console.nodes", "Nodes", admin=True)
 @blueprint.route("/nodes")
 @admin_required
 def nodes():
-    return render_template("console/nodes.html", nodes=cluster_nodes.list_nodes())
+    return render_template("console/nodes.html", nodes=services().cluster.list_nodes())
 
 
 @blueprint.route("/nodes/rows")
 @admin_required
 def nodes_rows():
-    return render_template("console/nodes_rows.html", nodes=cluster_nodes.list_nodes())
+    return render_template("console/nodes_rows.html", nodes=services().cluster.list_nodes())
 
 
 @blueprint.route("/nodes/<node_id>/state", methods=["POST"])
 @admin_required
 def node_state(node_id):
     state = request.form.get("state", "")
-    act(lambda: cluster_nodes.set_state(node_id, state), f"Node {node_id} is now {state}.")
+    act(lambda: services().cluster.set_node_state(node_id, state), f"Node {node_id} is now {state}.")
     return redirect(url_for("console.nodes"))
