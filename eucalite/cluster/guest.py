@@ -5,7 +5,8 @@
 - ``kernel``: the Debian cloud kernel's ``vmlinuz``, taken from the package that
   ``linux-image-cloud-amd64`` currently depends on (fetched with ``apt-get download``);
 - ``ramdisk``: a gzip'd newc initramfs written here in Python (no ``cpio`` binary needed)
-  holding the host's static busybox, the kernel's virtio modules and an ``/init`` that
+  holding the host's static busybox, the kernel's virtio modules and an ``/init`` (the
+  package data file ``guest_init.sh``, with ``guest_udhcpc.sh`` for DHCP) that
   reports on the serial console, in lines starting with :data:`MARKER`, what a test of the
   cloud needs to see: its DHCP address, the IMDS(v2) instance-id and user-data, and every
   virtio disk (serial, size, md5 of the first MiB) as it is plugged and unplugged;
@@ -29,6 +30,7 @@ import stat
 import struct
 import subprocess
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
@@ -328,135 +330,28 @@ def initramfs(busybox: bytes, modules: list[tuple[str, Path]]) -> bytes:
     return gzip.compress(archive.getvalue(), compresslevel=9, mtime=0)
 
 
+def _script(name: str, values: dict[str, str]) -> str:
+    """The package data file *name* with each ``@KEY@`` replaced by ``values[KEY]``
+    (``@`` rather than ``$`` or braces: the shell uses those)."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
 def udhcpc_script() -> str:
-    """The udhcpc event script: on a lease, set the address and default route (router
-    option), print the lease and save the address in /run/eucalite-ip for /init."""
-    return f"""#!/bin/sh
-# udhcpc calls this with $1 = deconfig | bound | renew | nak and the lease in variables.
-case "$1" in
-deconfig)
-    ip addr flush dev "$interface"
-    ip link set "$interface" up
-    ;;
-bound|renew)
-    ifconfig "$interface" "$ip" netmask "${{subnet:-255.255.255.0}}"
-    if [ -n "$router" ]; then
-        ip route del default 2>/dev/null
-        for gw in $router; do
-            ip route add default via "$gw" dev "$interface" && break
-        done
-    fi
-    echo "$ip" > /run/eucalite-ip
-    echo "{MARKER} lease ip=$ip subnet=$subnet router=$router dns=$dns"
-    ;;
-esac
-exit 0
-"""
+    """The udhcpc event script (guest_udhcpc.sh): on a lease, set the address and default
+    route (router option), print the lease and save the address in /run/eucalite-ip for
+    /init."""
+    return _script("guest_udhcpc.sh", {"MARKER": MARKER})
 
 
 def init_script() -> str:
-    """The /init busybox shell script (see the module docstring); it never exits, since
-    the kernel panics when init does."""
-    return f"""#!/bin/busybox sh
-# eucalite tiny guest /init: report boot, network, metadata and disks on the console.
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-
-mark() {{ echo "{MARKER} $*"; }}
-
-for m in {" ".join(MODULES)}; do
-    [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
-done
-# Keep kernel messages (e.g. from hot-plug) from splitting our marker lines.
-dmesg -n 1
-mark boot
-
-# --- network -----------------------------------------------------------------------
-n=0
-while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 20 ]; do sleep 0.5; n=$((n + 1)); done
-ip link set lo up
-ip link set eth0 up
-n=0
-while [ $n -lt 5 ]; do
-    udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 && break
-    n=$((n + 1))
-    sleep 1
-done
-mark "ip=$(cat /run/eucalite-ip 2>/dev/null || echo none)"
-# Without a router option the metadata address is still on our link (on the bridge).
-ip route | grep -q '^default' || ip route add {METADATA_HOST} dev eth0
-
-# --- metadata (IMDSv2, falling back to v1) -------------------------------------------
-# busybox wget cannot PUT, so the token request is written by hand through nc.
-token() {{
-    resp=$(printf 'PUT /latest/api/token HTTP/1.0\\r\\nHost: {METADATA_HOST}\\r\\nX-aws-ec2-metadata-token-ttl-seconds: 300\\r\\n\\r\\n' \\
-           | timeout 10 nc {METADATA_HOST} 80 | tr -d '\\r')
-    case "$resp" in
-    "HTTP/1."?" 200"*) echo "$resp" | sed '1,/^$/d' ;;
-    *) return 1 ;;
-    esac
-}}
-# get PATH OUTFILE: fetch {METADATA_URL}/PATH (with the token if we have one).
-# busybox wget -T segfaults: bound it with timeout instead.
-get() {{
-    if [ -n "$TOKEN" ]; then
-        timeout 10 wget -q -O "$2" --header "X-aws-ec2-metadata-token: $TOKEN" \\
-            "{METADATA_URL}/$1" 2>/tmp/wget.err
-    else
-        timeout 10 wget -q -O "$2" "{METADATA_URL}/$1" 2>/tmp/wget.err
-    fi
-}}
-TOKEN=
-IID=
-deadline=$(($(date +%s) + 60))
-while :; do
-    TOKEN=$(token)
-    if get meta-data/instance-id /tmp/iid; then IID=$(cat /tmp/iid); break; fi
-    [ $(date +%s) -ge $deadline ] && break
-    sleep 2
-done
-if [ -n "$TOKEN" ]; then mark token=ok; else mark token=none; fi
-mark "instance-id=${{IID:-none}}"
-if get user-data /tmp/user-data; then
-    mark user-data-begin
-    cat /tmp/user-data
-    # end the user-data with a newline so the end marker starts its own line
-    [ -n "$(tail -c 1 /tmp/user-data)" ] && echo
-    mark user-data-end
-elif grep -q 404 /tmp/wget.err; then
-    mark user-data=none
-else
-    mark "user-data=error $(cat /tmp/wget.err)"
-fi
-
-mark ready
-
-# --- disks: report each virtio disk as it appears and disappears --------------------
-seen=" "
-while :; do
-    now=" "
-    for d in /sys/block/vd*; do
-        [ -e "$d" ] || continue
-        name=${{d##*/}}
-        serial=$(cat $d/serial 2>/dev/null)
-        key="$name:$serial"
-        now="$now$key "
-        case "$seen" in *" $key "*) continue ;; esac
-        size=$(cat $d/size)
-        md5=$(dd if=/dev/$name bs=1048576 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
-        mark "disk name=$name serial=$serial size=$size md5=$md5"
-    done
-    for key in $seen; do
-        case "$now" in *" $key "*) ;; *) mark "disk-gone name=${{key%%:*}}" ;; esac
-    done
-    seen=$now
-    sleep 2
-done
-# not reached; never let init exit
-while :; do sleep 3600; done
-"""
+    """The /init busybox shell script (guest_init.sh; see the module docstring); it never
+    exits, since the kernel panics when init does."""
+    return _script("guest_init.sh", {"MARKER": MARKER, "MODULES": " ".join(MODULES),
+                                     "METADATA_HOST": METADATA_HOST,
+                                     "METADATA_URL": METADATA_URL})
 
 
 # --- root disk ------------------------------------------------------------------------

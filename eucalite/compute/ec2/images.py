@@ -9,6 +9,7 @@ from .. import images
 from ..models import Image
 from . import filters
 from .actions import registry
+from .tagparams import tag_set
 
 #: eucalite's nodes run KVM through libvirt.
 HYPERVISOR = "kvm"
@@ -54,7 +55,7 @@ def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
         "hypervisor": HYPERVISOR,
         "stateReason": ({"code": image.state, "message": image.state_reason}
                         if image.state_reason else None),
-        "tagSet": tags.tag_set(tag_map or {}),
+        "tagSet": tag_set(tag_map or {}),
     }
 
 
@@ -100,7 +101,7 @@ def _getters(lookup_tags) -> dict:
         "block-device-mapping.device-name": lambda image: [
             item["device"] for item in image.get_json("block_devices", []) or []],
     }
-    getters.update(tags.tag_getters(lookup_tags))
+    getters.update(filters.tag_getters(lookup_tags))
     return getters
 
 
@@ -120,7 +121,7 @@ def describe_images(call):
                            params.get_list("ExecutableBy"))
     # Tags are the owner's: another account's view of a shared image carries none of them.
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
-    rows = filters.apply(rows, params.get_filters(),
+    rows = filters.apply(rows, filters.parse(params),
                          _getters(lambda image: tag_map.get(image.id, {})))
     page, token = request.page(rows)
     body = {"imagesSet": [render_image(image, tag_map.get(image.id)) for image in page]}

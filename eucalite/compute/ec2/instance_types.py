@@ -77,7 +77,7 @@ def describe_instance_types(call):
             raise InvalidInstanceType(f"The following supplied instance types do not exist: "
                                       f"[{', '.join(unknown)}]")
         rows = [row for row in rows if row.name in names]
-    rows = filters.apply(rows, params.get_filters(), _GETTERS)
+    rows = filters.apply(rows, filters.parse(params), _GETTERS)
     page, next_token = request.page(rows, key=lambda row: row.name)
     return {"instanceTypeSet": [_render(row) for row in page], "nextToken": next_token}
 

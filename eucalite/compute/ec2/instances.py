@@ -14,7 +14,7 @@ from ..instances import LaunchRequest
 from ...paging import Paging
 from . import filters
 from .actions import registry
-from .tagparams import specified_tags
+from .tagparams import specified_tags, tag_set
 
 
 def _state(name: str) -> dict:
@@ -72,7 +72,7 @@ def render_instance(instance, tag_map: dict) -> dict:
         "blockDeviceMapping": [],
         "virtualizationType": "paravirtual",
         "clientToken": instance.client_token or "",
-        "tagSet": tags.tag_set(tag_map.get(instance.id, {})),
+        "tagSet": tag_set(tag_map.get(instance.id, {})),
         "hypervisor": "kvm",
         "ebsOptimized": False,
         "metadataOptions": render_metadata_options(instance),
@@ -176,8 +176,8 @@ INSTANCE_FILTERS = {
 def _filtered(call, rows):
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     getters = dict(INSTANCE_FILTERS)
-    getters.update(tags.tag_getters(lambda row: tag_map.get(row.id, {})))
-    return filters.apply(rows, call.params.get_filters(), getters), tag_map
+    getters.update(filters.tag_getters(lambda row: tag_map.get(row.id, {})))
+    return filters.apply(rows, filters.parse(call.params), getters), tag_map
 
 
 PAGING = Paging(maximum=1000, ids="InstanceId", conflict=("instancesSet", "maxResults"))
@@ -207,7 +207,7 @@ def describe_instance_status(call):
         "instance-status.status": lambda row: _status(row),
         "system-status.status": lambda row: _status(row),
     }
-    rows = filters.apply(rows, call.params.get_filters(), getters)
+    rows = filters.apply(rows, filters.parse(call.params), getters)
     page, next_token = request.page(rows)
     return {"instanceStatusSet": [{
         "instanceId": row.id,

@@ -9,7 +9,7 @@ from ... import tags
 from .. import keypairs
 from . import filters
 from .actions import registry
-from .tagparams import specified_tags
+from .tagparams import specified_tags, tag_set
 
 
 def _render(row, tag_map: dict[str, str], include_public_key: bool = False) -> dict:
@@ -19,7 +19,7 @@ def _render(row, tag_map: dict[str, str], include_public_key: bool = False) -> d
         "keyFingerprint": row.fingerprint,
         "keyName": row.name,
         "keyType": row.key_type,
-        "tagSet": tags.tag_set(tag_map),
+        "tagSet": tag_set(tag_map),
         # AWS appends the key name as the OpenSSH comment.
         "publicKey": f"{row.public_key} {row.name}" if include_public_key else None,
         "createTime": row.created,
@@ -36,7 +36,7 @@ def create_key_pair(call):
                                     tag_map=specified_tags(params, "key-pair"))
     tag_map = tags.tags_for(call.principal.account_id, [row.id])[row.id]
     return {"keyName": row.name, "keyFingerprint": row.fingerprint, "keyMaterial": material,
-            "keyPairId": row.id, "tagSet": tags.tag_set(tag_map)}
+            "keyPairId": row.id, "tagSet": tag_set(tag_map)}
 
 
 @registry.action("ImportKeyPair", params=("KeyName", "PublicKeyMaterial",
@@ -56,7 +56,7 @@ def import_key_pair(call):
                               tag_map=specified_tags(params, "key-pair"))
     tag_map = tags.tags_for(call.principal.account_id, [row.id])[row.id]
     return {"keyName": row.name, "keyFingerprint": row.fingerprint, "keyPairId": row.id,
-            "tagSet": tags.tag_set(tag_map)}
+            "tagSet": tag_set(tag_map)}
 
 
 @registry.action("DeleteKeyPair", params=("KeyName", "KeyPairId"))
@@ -74,11 +74,11 @@ def describe_key_pairs(call):
     include_public_key = params.get_bool("IncludePublicKey")
     rows = keypairs.describe(owner, params.get_list("KeyName"), params.get_list("KeyPairId"))
     tag_maps = tags.tags_for(owner, [row.id for row in rows])
-    rows = filters.apply(rows, params.get_filters(), {
+    rows = filters.apply(rows, filters.parse(params), {
         "key-name": lambda row: row.name,
         "key-pair-id": lambda row: row.id,
         "fingerprint": lambda row: row.fingerprint,
         "key-type": lambda row: row.key_type,
-        **tags.tag_getters(lambda row: tag_maps[row.id]),
+        **filters.tag_getters(lambda row: tag_maps[row.id]),
     })
     return {"keySet": [_render(row, tag_maps[row.id], include_public_key) for row in rows]}

@@ -20,7 +20,7 @@ def describe_regions(call):
             raise InvalidParameterValue(f"Invalid region: {name}")
     if names:
         regions = [region for region in regions if region.name in names]
-    regions = filters.apply(regions, call.params.get_filters(), {
+    regions = filters.apply(regions, filters.parse(call.params), {
         "endpoint": lambda region: region.endpoint,
         "region-name": lambda region: region.name,
         "opt-in-status": lambda region: OPT_IN,
@@ -43,7 +43,7 @@ def describe_availability_zones(call):
         raise InvalidParameterValue(f"Invalid availability zone: [{', '.join(unknown)}]")
     if names or zone_ids:
         zones = [zone for zone in zones if zone.name in names or zone.zone_id in zone_ids]
-    zones = filters.apply(zones, call.params.get_filters(), {
+    zones = filters.apply(zones, filters.parse(call.params), {
         "zone-name": lambda zone: zone.name,
         "zone-id": lambda zone: zone.zone_id,
         "region-name": lambda zone: zone.region,

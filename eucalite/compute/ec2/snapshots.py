@@ -8,7 +8,7 @@ from ...errors import InvalidParameterValue, MissingParameter
 from ...paging import Paging
 from . import filters
 from .actions import registry
-from .tagparams import specified_tags
+from .tagparams import specified_tags, tag_set
 
 
 def render(snapshot, tag_map: dict[str, str]) -> dict:
@@ -25,7 +25,7 @@ def render(snapshot, tag_map: dict[str, str]) -> dict:
         "description": snapshot.description,
         "encrypted": False,
         "storageTier": "standard",
-        "tagSet": tags.tag_set(tag_map),
+        "tagSet": tag_set(tag_map),
     }
 
 
@@ -73,8 +73,8 @@ def describe_snapshots(call):
                                 params.get_list("RestorableBy"))
     # Tags are the owner's: a snapshot shared with the caller shows (and matches) none.
     tag_maps = tags.tags_for(call.principal.account_id, [s.id for s in rows])
-    rows = filters.apply(rows, params.get_filters(), {
-        **FILTERS, **tags.tag_getters(lambda s: tag_maps.get(s.id, {}))})
+    rows = filters.apply(rows, filters.parse(params), {
+        **FILTERS, **filters.tag_getters(lambda s: tag_maps.get(s.id, {}))})
     page, token = request.page(rows)
     return {"snapshotSet": [render(s, tag_maps.get(s.id, {})) for s in page],
             "nextToken": token}

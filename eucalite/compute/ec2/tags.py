@@ -34,7 +34,7 @@ def describe_tags(call):
     by_resource: dict[str, dict[str, str]] = {}
     for row in rows:
         by_resource.setdefault(row.resource_id, {})[row.key] = row.value
-    rows = filters.apply(rows, params.get_filters(), {
+    rows = filters.apply(rows, filters.parse(params), {
         "key": lambda row: row.key,
         "value": lambda row: row.value,
         "resource-id": lambda row: row.resource_id,

@@ -8,7 +8,7 @@ from ...errors import InvalidParameterValue
 from ...paging import Paging
 from . import filters
 from .actions import registry
-from .tagparams import specified_tags
+from .tagparams import specified_tags, tag_set
 
 
 def _attachment(volume) -> dict | None:
@@ -30,7 +30,7 @@ def render(volume, tag_map: dict[str, str]) -> dict:
         "status": volume.state,
         "createTime": volume.created,
         "attachmentSet": [attachment] if attachment else [],
-        "tagSet": tags.tag_set(tag_map),
+        "tagSet": tag_set(tag_map),
         "volumeType": volume.volume_type,
         "encrypted": False,
         "multiAttachEnabled": False,
@@ -67,8 +67,8 @@ def _described(call):
     request = PAGING.read(params)
     rows = sorted(volumes.visible(call.principal, ids), key=lambda v: v.id)
     tag_map = tags.tags_for(call.principal.account_id, [v.id for v in rows])
-    rows = filters.apply(rows, params.get_filters(), {
-        **FILTERS, **tags.tag_getters(lambda v: tag_map.get(v.id, {}))})
+    rows = filters.apply(rows, filters.parse(params), {
+        **FILTERS, **filters.tag_getters(lambda v: tag_map.get(v.id, {}))})
     page, token = request.page(rows)
     return page, tag_map, token
 
