@@ -29,7 +29,8 @@ def run(*args, env=None, check=True, **kwargs) -> subprocess.CompletedProcess:
     fails the test showing both outputs."""
     result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120, **kwargs)
     if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
 
 

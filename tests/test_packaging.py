@@ -2,25 +2,37 @@
 setup.sh installs every program the test suite runs on a bare Debian 12."""
 from __future__ import annotations
 
+import email.parser
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
+from liveutil import free_port
+from packaging.requirements import Requirement
+from serverutil import cli_env, run, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_contains_migrations_templates_and_static(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip wheel` builds from this checkout (once per module)."""
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(tmp_path), str(ROOT)], check=True, timeout=300,
+                    "-q", "-w", str(out), str(ROOT)], check=True, timeout=300,
                    capture_output=True)
-    wheel = next(tmp_path.glob("eucalite-*.whl"))
+    return next(out.glob("eucalite-*.whl"))
+
+
+def test_wheel_contains_migrations_templates_and_static(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "eucalite/migrations/env.py" in names
     assert any(name.startswith("eucalite/migrations/versions/0001_") for name in names)
@@ -30,6 +42,134 @@ def test_wheel_contains_migrations_templates_and_static(tmp_path):
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "eucalite = eucalite.cli:main" in text
 
+
+# --- optional roles are extras: a plain install serves everything but node duty ----------
+#
+# libvirt-python compiles against libvirt-dev, which a machine that only stores objects need
+# not have; rtslib-fb is for the kernel's LIO target, which most kernels here lack. The code
+# imports both on first use and says what is missing, so they are extras, not requirements.
+OPTIONAL = {"libvirt-python": "node", "rtslib-fb": "lio"}
+# what a wheel install of eucalite alone must not find (the extras' import names)
+OPTIONAL_MODULES = ("libvirt", "rtslib_fb")
+
+
+def _requirements(wheel: Path) -> tuple[list[Requirement], set[str]]:
+    """The wheel's Requires-Dist entries and its Provides-Extra names."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.BytesParser().parsebytes(archive.read(name))
+    return ([Requirement(line) for line in metadata.get_all("Requires-Dist", [])],
+            set(metadata.get_all("Provides-Extra", [])))
+
+
+def test_libvirt_python_and_rtslib_fb_are_extras_not_requirements(wheel):
+    requirements, extras = _requirements(wheel)
+    assert set(OPTIONAL.values()) <= extras
+    plain = {r.name for r in requirements
+             if r.marker is None or r.marker.evaluate({"extra": ""})}
+    assert not plain & set(OPTIONAL), f"required by a plain install: {plain & set(OPTIONAL)}"
+    for package, extra in OPTIONAL.items():
+        wanted_by = {e for e in extras for r in requirements
+                     if r.name == package and r.marker and r.marker.evaluate({"extra": e})}
+        assert wanted_by == {extra}, f"{package} comes with {wanted_by}, not [{extra}]"
+
+
+def test_setup_sh_installs_the_node_and_lio_extras():
+    text = (ROOT / "setup.sh").read_text()
+    assert 'pip" install -q -e ".[node,lio$1]"' in text
+
+
+def _bare_env(**extra) -> dict[str, str]:
+    """The environment for commands in the bare venv: no PYTHONPATH, which could show them
+    this checkout or this run's packages."""
+    env = cli_env(**extra)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def bare_venv(wheel, tmp_path_factory) -> Path:
+    """A fresh virtual environment with the wheel installed and every plain requirement
+    importable, but no libvirt-python and no rtslib-fb: a machine without libvirt's headers.
+
+    The requirements come from this test run's own environment (linked, not downloaded: the
+    suite needs no package index), minus the extras' packages and eucalite itself."""
+    tmp_path = tmp_path_factory.mktemp("bare")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                    "--no-deps", "--no-index", str(wheel)], check=True, timeout=300,
+                   capture_output=True, env=_bare_env())
+    ours = Path(sysconfig.get_paths()["purelib"])
+    deps = tmp_path / "site-packages"
+    deps.mkdir()
+    left_out = ("eucalite", "__editable__", "libvirt", "rtslib", "pip")
+    for entry in ours.iterdir():
+        if not entry.name.lower().replace("-", "_").startswith(left_out):
+            (deps / entry.name).symlink_to(entry)
+    theirs = subprocess.run([str(python), "-c", "import sysconfig; "
+                             "print(sysconfig.get_paths()['purelib'])"], check=True,
+                            capture_output=True, text=True, env=_bare_env()).stdout.strip()
+    Path(theirs, "plain-requirements.pth").write_text(f"{deps}\n")
+    return venv
+
+
+def test_a_plain_install_imports_without_libvirt_and_meets_its_requirements(bare_venv):
+    check = """
+import importlib, importlib.metadata as md, sys
+from packaging.requirements import Requirement
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        continue
+    raise SystemExit(f"{name} is importable: not the machine this test means")
+import eucalite.cluster.virt, eucalite.ebs.export, eucalite.server
+missing = []
+for line in md.requires("eucalite"):
+    requirement = Requirement(line)
+    if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+        try:
+            md.version(requirement.name)
+        except md.PackageNotFoundError:
+            missing.append(requirement.name)
+print("missing:", missing)
+"""
+    result = subprocess.run([str(bare_venv / "bin" / "python"), "-c", check,
+                             *OPTIONAL_MODULES], capture_output=True, text=True, timeout=120,
+                            env=_bare_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "missing: []"
+
+
+def test_a_plain_install_serves_everything_but_node_duty_and_says_so(bare_venv, tmp_path):
+    eucalite = str(bare_venv / "bin" / "eucalite")
+    data_dir = tmp_path / "data"
+    env = _bare_env(EUCALITE_DATA_DIR=str(data_dir))
+    port = free_port()
+    # node duty on, as by default: it is what cannot start here
+    process = subprocess.Popen([eucalite, "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_ready(port, process)
+        exports = run(eucalite, "credentials", env=env).stdout
+        values = dict(re.findall(r"^export (\w+)=(\S+)$", exports, re.M))
+        session = boto3.session.Session(aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+                                         aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+                                         region_name=values["AWS_DEFAULT_REGION"])
+        ec2 = session.client("ec2", endpoint_url=values["AWS_ENDPOINT_URL_EC2"])
+        s3 = session.client("s3", endpoint_url=values["AWS_ENDPOINT_URL_S3"])
+        assert [r["RegionName"] for r in ec2.describe_regions()["Regions"]] == ["eucalyptus"]
+        s3.create_bucket(Bucket="plain")
+        s3.put_object(Bucket="plain", Key="k", Body=b"served")
+        assert s3.get_object(Bucket="plain", Key="k")["Body"].read() == b"served"
+    finally:
+        output = stop(process)
+    [node_line] = [line for line in output.splitlines() if line.strip().startswith("node duty")]
+    assert "OFF" in node_line and "libvirt-python" in node_line, node_line
+    assert "Traceback" not in output, output
 
 # --- a bare machine: every program the suite runs is installed by setup.sh ---------------
 #
