@@ -124,20 +124,6 @@ class QueryParams:
         """``Name.N.Member…`` as structures, in index order."""
         return as_struct_list(self.tree.get(name), name)
 
-    def get_filters(self) -> list[tuple[str, list[str]]]:
-        """``Filter.N.Name`` / ``Filter.N.Value.M`` as [(name, [values…])]."""
-        filters = []
-        for item in self.get_struct_list("Filter"):
-            name = item.get("Name")
-            if not name:
-                raise MissingParameter(f"The request must contain the parameter {item.name}.Name")
-            values = item.scalars("Value")
-            if not values:
-                raise InvalidParameterValue(f"The filter {name!r} requires at least one "
-                                            "value (Filter.N.Value.M).")
-            filters.append((name, values))
-        return filters
-
 
 class Struct(dict):
     """The members of one structure parameter (``Name.Member=…``).

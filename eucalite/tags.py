@@ -169,24 +169,6 @@ def tags_for(owner_id: str, resource_ids: Iterable[str]) -> dict[str, dict[str, 
     return result
 
 
-def tag_set(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    """A resource's ``tagSet`` as EC2 renders it: ``[{"key": …, "value": …}]``."""
-    return [{"key": key, "value": value} for key, value in sorted(tags.items())]
-
-
-def tag_getters(lookup: Callable[[Any], Mapping[str, str]]) -> dict[str, Callable]:
-    """Filter getters for ``tag:<key>``, ``tag-key`` and ``tag-value``.
-
-    *lookup(item)* returns the item's tags as a dict; merge the result into a Describe
-    action's getters for :func:`eucalite.compute.ec2.filters.apply`.
-    """
-    return {
-        "tag:*": lambda item, key: lookup(item).get(key),
-        "tag-key": lambda item: list(lookup(item)),
-        "tag-value": lambda item: list(lookup(item).values()),
-    }
-
-
 def describe(owner_id: str) -> list[Tag]:
     """Every tag the account has, ordered by resource id then key (a stable paging order)."""
     return list(db.session.execute(

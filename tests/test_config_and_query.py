@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from eucalite import config
+from eucalite.compute.ec2 import filters
 from eucalite.errors import AwsError
 from eucalite.query import ActionRegistry, QueryParams
 
@@ -75,7 +76,7 @@ def test_filters_and_structs():
                           ("Placement.AvailabilityZone", "z1"),
                           ("TagSpecification.1.ResourceType", "instance"),
                           ("TagSpecification.1.Tag.1.Key", "k")])
-    assert parsed.get_filters() == [("tag:Name", ["web", "db"]), ("state", ["running"])]
+    assert filters.parse(parsed) == [("tag:Name", ["web", "db"]), ("state", ["running"])]
     assert parsed.get_struct("Placement") == {"AvailabilityZone": "z1"}
     specs = parsed.get_struct_list("TagSpecification")
     assert specs[0]["ResourceType"] == "instance"
@@ -97,7 +98,7 @@ def test_malformed_structures(pairs, code):
         parsed = QueryParams(pairs)
         parsed.get_list("InstanceId")
         parsed.get_list("Count")
-        parsed.get_filters()
+        filters.parse(parsed)
     assert excinfo.value.code == code
 
 

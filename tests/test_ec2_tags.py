@@ -7,6 +7,8 @@ from botocore.exceptions import ClientError
 
 from eucalite import accounts
 from eucalite import paging, tags
+from eucalite.compute.ec2 import filters
+from eucalite.compute.ec2.tagparams import tag_set
 from eucalite.compute.models import Image
 from eucalite.db import db
 from eucalite.errors.ec2 import InvalidPaginationToken
@@ -195,9 +197,8 @@ def test_helpers(live):
         found = tags.tags_for(owner, [k1, k2])
         assert found == {k1: {"a": "1", "b": "2"}, k2: {}}
         assert tags.tags_for("000000000000", [k1]) == {k1: {}}
-        assert tags.tag_set(found[k1]) == [{"key": "a", "value": "1"},
-                                           {"key": "b", "value": "2"}]
-        getters = tags.tag_getters(lambda item: found[item])
+        assert tag_set(found[k1]) == [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]
+        getters = filters.tag_getters(lambda item: found[item])
         assert getters["tag:*"](k1, "a") == "1" and getters["tag:*"](k2, "a") is None
         assert getters["tag-key"](k1) == ["a", "b"] and getters["tag-value"](k2) == []
 

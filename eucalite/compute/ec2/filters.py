@@ -1,4 +1,4 @@
-"""EC2 ``Filter.N`` matching, shared by every Describe action.
+"""EC2 ``Filter.N``: reading it from a request, and matching items, for every Describe action.
 
 A filter matches an item when any of its values matches any of the item's values for that
 name (OR within a filter); all filters must match (AND across filters). Values may use the
@@ -11,12 +11,41 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from ... import wildcards
-from ...errors import InvalidParameterValue
+from ...errors import InvalidParameterValue, MissingParameter
+from ...query import QueryParams
 
 T = TypeVar("T")
 
 #: Filter name -> function giving an item's value(s) for that name (a scalar, a list, or None).
 Getters = Mapping[str, Callable[[Any], Any]]
+
+
+def parse(params: QueryParams) -> list[tuple[str, list[str]]]:
+    """``Filter.N.Name`` / ``Filter.N.Value.M`` as [(name, [values…])]."""
+    filters = []
+    for item in params.get_struct_list("Filter"):
+        name = item.get("Name")
+        if not name:
+            raise MissingParameter(f"The request must contain the parameter {item.name}.Name")
+        values = item.scalars("Value")
+        if not values:
+            raise InvalidParameterValue(f"The filter {name!r} requires at least one "
+                                        "value (Filter.N.Value.M).")
+        filters.append((name, values))
+    return filters
+
+
+def tag_getters(lookup: Callable[[Any], Mapping[str, str]]) -> dict[str, Callable]:
+    """Getters for ``tag:<key>``, ``tag-key`` and ``tag-value``.
+
+    *lookup(item)* returns the item's tags as a dict; merge the result into a Describe
+    action's getters for :func:`apply`.
+    """
+    return {
+        "tag:*": lambda item, key: lookup(item).get(key),
+        "tag-key": lambda item: list(lookup(item)),
+        "tag-value": lambda item: list(lookup(item).values()),
+    }
 
 
 def _values(raw: Any) -> list[str]:

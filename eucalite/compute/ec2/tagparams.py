@@ -1,11 +1,13 @@
-"""The Query shapes of tags, read into plain dicts: ``Tag.N.Key``/``Tag.N.Value`` and
-``TagSpecification.N`` (a resource type and its ``Tag.N``).
+"""The Query shapes of tags: ``Tag.N.Key``/``Tag.N.Value`` and ``TagSpecification.N`` (a
+resource type and its ``Tag.N``) read into plain dicts, and ``tagSet`` rendered from them.
 
 Services take tags as ``{key: value}`` (:mod:`eucalite.tags`); only the EC2 adapter knows the
 wire shape. Keys and values are checked here, in parameter order, so the first bad one is the
 one reported, with the parameter name the client sent.
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
@@ -60,3 +62,8 @@ def specified_tags(params: QueryParams, resource_type: str, *,
                                         f"type for this operation.")
         tag_map.update(parse_tags(spec.structs("Tag"), prefix=f"{spec.name}.Tag"))
     return tags.check_new_tags(tag_map)
+
+
+def tag_set(tag_map: Mapping[str, str]) -> list[dict[str, str]]:
+    """A resource's ``tagSet`` as EC2 renders it: ``[{"key": …, "value": …}]``."""
+    return [{"key": key, "value": value} for key, value in sorted(tag_map.items())]
