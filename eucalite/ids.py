@@ -1,7 +1,8 @@
 """Resource identifiers: prefixed random hex ids, account numbers and access keys.
 
-EC2-style ids are ``<prefix>-<17 hex digits>`` (i-, r-, emi-, eki-, eri-, vol-, snap-, sg-,
-eipalloc-, key-); Eucalyptus used 8 hex digits, AWS now uses 17, and clients accept both.
+EC2-style ids are ``<prefix>-<hex digits>`` (i-, r-, emi-, eki-, eri-, vol-, snap-, sg-,
+eipalloc-, key-): 17 digits as AWS now makes them, or 8 as Eucalyptus did (images keep that
+shape); clients accept both. Every id the cloud mints comes from a function here.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ _ALNUM_UPPER = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 
 
-def resource_id(prefix: str) -> str:
-    """A new id such as ``i-0a1b2c3d4e5f60718``."""
-    return f"{prefix}-{secrets.token_hex(9)[:17]}"
+def resource_id(prefix: str, digits: int = 17) -> str:
+    """A new random id such as ``i-0a1b2c3d4e5f60718`` (*digits* 17) or ``emi-0a1b2c3d``
+    (8)."""
+    return f"{prefix}-{secrets.token_hex((digits + 1) // 2)[:digits]}"
 
 
 def account_number() -> str:
@@ -39,4 +41,5 @@ def unique_id(prefix: str) -> str:
 
 
 def request_id() -> str:
+    """The id of one API request (``x-amz-request-id``, the error envelopes' RequestId)."""
     return str(uuid.uuid4())

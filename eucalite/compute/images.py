@@ -13,13 +13,13 @@ permission lists it. Functions take a Principal and plain values, never a reques
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import or_
 
 from .. import integers
+from .. import ids
 from ..accounts import Account, Principal
 from ..db import db, write_lock
 from ..errors import AwsError, ClientError, InvalidParameterValue, MissingParameter
@@ -60,7 +60,7 @@ def attribute_value_error(message: str) -> ClientError:
 def new_image_id(kind: str) -> str:
     """A fresh Eucalyptus-style id (``emi-0a1b2c3d``) not used by any image."""
     while True:
-        image_id = f"{PREFIXES[kind]}-{secrets.token_hex(4)}"
+        image_id = ids.resource_id(PREFIXES[kind], digits=8)
         if db.session.get(Image, image_id) is None:
             return image_id
 

@@ -13,6 +13,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
+from .. import ids
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import AwsError, InvalidParameterValue
@@ -38,11 +39,11 @@ def incorrect_state(instance: Instance, action: str) -> AwsError:
 
 
 def new_instance_id() -> str:
-    return "i-" + secrets.token_hex(9)[:17]
+    return ids.resource_id("i")
 
 
 def new_reservation_id() -> str:
-    return "r-" + secrets.token_hex(9)[:17]
+    return ids.resource_id("r")
 
 
 def new_mac() -> str:
