@@ -368,7 +368,8 @@ def bench_snapshots(args, server: Server, work: Path, table: Table) -> None:
 
 def bench_engine(args, app, work: Path, table: Table) -> None:
     from eucalite.ebs import chunks
-    from eucalite.ebs.chunks import CHUNK_SIZE, UPLOAD_WORKERS, ChunkStore
+    from eucalite.ebs.chunks import CHUNK_SIZE, UPLOAD_WORKERS
+    from eucalite.ebs.chunkstore import ChunkStore
 
     size, written, changed = (256 * MiB, 32, 4) if args.quick else (GiB, 100, 10)
     rng = random.Random(args.seed + 1)
@@ -382,7 +383,7 @@ def bench_engine(args, app, work: Path, table: Table) -> None:
                   f"threads, no API/copy): {size // MiB} MiB volume, {written} MiB written, "
                   f"then {changed} MiB changed")
     with app.app_context():
-        stores = {c: [ChunkStore(objects, bucket=f"bench-engine-{c // MiB}m-{n}")
+        stores = {c: [ChunkStore(objects, app, bucket=f"bench-engine-{c // MiB}m-{n}")
                       for n in range(args.runs)] for c in sizes}
         first, second = {}, {}
         for name, results, before in (("snapshot", first, None), ("incremental", second, first)):

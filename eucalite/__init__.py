@@ -58,6 +58,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
     services = Services.build(config)
     services.compute.worker = Worker(app)
+    services.ebs.bind(app, services.compute.worker)     # volume jobs share the worker
     app.extensions["eucalite"] = services
 
     app.register_blueprint(ec2.blueprint)

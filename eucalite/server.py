@@ -83,14 +83,12 @@ def start_node_services(app) -> None:
     the bridge. Problems are logged and kept on the cluster service for the API errors."""
     from .compute import metadata, reconcile
 
-    from .ebs import jobs as ebs_jobs
-
     services = app.extensions["eucalite"]
     with app.app_context():
-        ebs_jobs.recover(services.compute.worker)
+        services.ebs.recover()
         if services.cluster.start_node_duty() is not None:
             return
-        reconcile.reconcile(services.cluster, startup=True)
+        reconcile.reconcile(services.cluster, services.ebs, startup=True)
     address = services.config.get("metadata_address")
     if not address or not services.cluster.driver.uses_host_files:
         return          # no guests that could ask (fake or test hypervisor)

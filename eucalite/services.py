@@ -6,6 +6,7 @@ from typing import Any
 
 from .cluster.service import ClusterService
 from .compute import lifecycle
+from .compute.ebsroot import ComputeView
 from .compute.service import ComputeService
 from .ebs.service import EbsService
 from .s3.service import S3Service
@@ -25,6 +26,6 @@ class Services:
         # the node's image cache is filled from bundles in Walrus
         cluster = ClusterService(config, image_source=lifecycle.bundle_source(
             s3.store, config["data_dir"]))
-        compute = ComputeService(config, cluster)
-        return cls(config=config, cluster=cluster, compute=compute, s3=s3,
-                   ebs=EbsService(config, cluster, compute))
+        ebs = EbsService(config, cluster, s3.store, ComputeView())
+        compute = ComputeService(config, cluster, ebs)
+        return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs)

@@ -281,7 +281,7 @@ def test_restart_resumes_interrupted_work_and_reattaches(ebs):
     behind eucalite's back is restored by the reconciler."""
     from eucalite.compute import reconcile
     from eucalite.db import db
-    from eucalite.ebs import jobs, volumes as volume_rows
+    from eucalite.ebs import states
     from eucalite.ebs.models import Snapshot, Volume
 
     ec2 = ebs.client("ec2")
@@ -293,10 +293,10 @@ def test_restart_resumes_interrupted_work_and_reattaches(ebs):
     snap = wait_snapshot(ebs, ec2, ec2.create_snapshot(VolumeId=stuck)["SnapshotId"])
     with ebs.app.app_context():
         # as if the process died mid-way: a volume still creating, a snapshot still pending
-        db.session.get(Volume, stuck).state = volume_rows.CREATING
+        db.session.get(Volume, stuck).state = states.CREATING
         db.session.get(Snapshot, snap["SnapshotId"]).state = "pending"
         db.session.commit()
-        acted = jobs.recover(ebs.services.compute.worker)
+        acted = ebs.services.ebs.recover()
     assert stuck in acted and snap["SnapshotId"] in acted
     settle(ebs)
     assert volume(ec2, stuck)["State"] == "available"
@@ -306,7 +306,7 @@ def test_restart_resumes_interrupted_work_and_reattaches(ebs):
     driver = ebs.services.cluster.driver
     driver.detach_disk(instance_id, "vdc")           # the domain lost the disk
     with ebs.app.app_context():
-        report = reconcile.reconcile(ebs.services.cluster)
+        report = reconcile.reconcile(ebs.services.cluster, ebs.services.ebs)
     assert report.volumes_reattached == [attached]
     assert "vdc" in driver.disks(instance_id)
 

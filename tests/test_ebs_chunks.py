@@ -10,7 +10,7 @@ import time
 import pytest
 
 from eucalite.ebs import chunks as engine
-from eucalite.ebs.chunks import ChunkCorrupt, ChunkMissing, ChunkStore
+from eucalite.ebs.chunkstore import BUCKET, ChunkCorrupt, ChunkMissing, ChunkStore
 
 MiB = 2**20
 
@@ -56,7 +56,7 @@ def require_sparse_support(path) -> None:
 def store(app):
     """A ChunkStore on the app's object store, inside an app context."""
     with app.app_context():
-        yield ChunkStore(app.extensions["eucalite"].s3.store)
+        yield ChunkStore(app.extensions["eucalite"].s3.store, app)
 
 
 # --- data_ranges ---------------------------------------------------------------------------
@@ -218,7 +218,7 @@ def snapshot_one_chunk(tmp_path, store):
 def segment_path(app, digest):
     from eucalite.s3 import buckets, objects
 
-    version = objects.latest(buckets.find(engine.BUCKET), ChunkStore.key(digest))
+    version = objects.latest(buckets.find(BUCKET), ChunkStore.key(digest))
     (relative, _size), = version.segments
     return app.extensions["eucalite"].s3.store.path(relative)
 
@@ -248,7 +248,7 @@ def test_wrong_bytes_under_a_chunk_key_fail_restore(tmp_path, app, store):
     from eucalite.s3.store import HashingReader
 
     result, digest = snapshot_one_chunk(tmp_path, store)
-    objects.put(app.extensions["eucalite"].s3.store, store.principal, engine.BUCKET,
+    objects.put(app.extensions["eucalite"].s3.store, store.principal, BUCKET,
                 ChunkStore.key(digest), HashingReader(iter([b"not the chunk"])),
                 objects.Attributes(), check_access=False)
     with pytest.raises(ChunkCorrupt):
@@ -281,7 +281,7 @@ def test_chunk_store_contract(store):
     store.delete(digest)                        # deleting what is gone succeeds
     assert not store.has(digest) and store.digests() == set()
     # A second ChunkStore finds the bucket it already created.
-    again = ChunkStore(store.store)
+    again = ChunkStore(store.store, store.app)
     assert again.put(digest, data) is True and store.has(digest)
 
 
@@ -316,7 +316,7 @@ def test_serial_and_parallel_uploads_agree(tmp_path, app):
     results = []
     with app.app_context():
         for workers, bucket in ((1, "serial-chunks"), (4, "parallel-chunks")):
-            store = ChunkStore(app.extensions["eucalite"].s3.store, bucket=bucket)
+            store = ChunkStore(app.extensions["eucalite"].s3.store, app, bucket=bucket)
             results.append(engine.snapshot(volume, chunk_size=MiB, chunks=store,
                                            workers=workers))
             assert store.digests() == {d for d, _ in results[-1].chunks.values()}

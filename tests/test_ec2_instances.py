@@ -232,7 +232,7 @@ def test_reconciler_fixes_drift(cloud):
     driver.spawn(DomainSpec(instance_id="i-0000000000000dead", vcpus=1, memory_mb=64,
                             disks=[DiskSpec(target="vda", path="/nonexistent/root.qcow2")]))
     with cloud.app.app_context():
-        report = reconcile.reconcile(services.cluster)
+        report = reconcile.reconcile(services.cluster, services.ebs)
     assert report.vanished == [ids[0]]
     # (libvirt's test:///default is one per process: earlier tests' domains are orphans too.)
     assert "i-0000000000000dead" in report.orphans_destroyed
@@ -300,7 +300,7 @@ def test_restart_keeps_running_instances_and_settles_interrupted_launches(cloud,
             mock.patch.object(type(services.cluster), "open_driver",
                               lambda self: old.cluster.driver):
         assert services.cluster.start_node_duty() is None
-        report = reconcile.reconcile(services.cluster, startup=True)
+        report = reconcile.reconcile(services.cluster, services.ebs, startup=True)
         assert report.interrupted == [ids[1]]
         kept = db.session.get(Instance, ids[0])
         assert kept.state == states.RUNNING

@@ -259,7 +259,7 @@ def test_start_interrupted_by_a_restart_goes_back_to_stopped_keeping_its_root(eb
     assert _described(ec2, instance_id)["State"]["Name"] == "pending"
 
     with ebs.app.app_context():
-        report = reconcile.reconcile(ebs.services.cluster, startup=True)
+        report = reconcile.reconcile(ebs.services.cluster, ebs.services.ebs, startup=True)
     assert instance_id in report.interrupted
     described = _described(ec2, instance_id)
     assert described["State"]["Name"] == "stopped"
@@ -311,7 +311,7 @@ def test_terminate_the_hypervisor_refused_is_retried_by_the_reconciler(ebs, monk
     assert "the hypervisor refused" in described["StateReason"]["Message"]
 
     with ebs.app.app_context():
-        report = reconcile.reconcile(ebs.services.cluster)
+        report = reconcile.reconcile(ebs.services.cluster, ebs.services.ebs)
     assert instance_id in report.finished_terminations
     assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
     assert instance_id not in driver.list_domains()
@@ -325,7 +325,7 @@ def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypa
     from eucalite.compute import images, reconcile
     from eucalite.compute.models import Image, Instance
     from eucalite.db import db
-    from eucalite.ebs import jobs, snapshots, volumes
+    from eucalite.ebs import snapshots, volumes
 
     ec2 = ebs.client("ec2")
     image_id = _ebs_image(ebs, ec2)
@@ -338,12 +338,17 @@ def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypa
     with ebs.app.app_context():           # its spawn got as far as recording the root
         instance = db.session.get(Instance, instance_id)
         mapping = images.ebs_root(db.session.get(Image, image_id))
-        volumes.record_root(instance, db.session.get(snapshots.Snapshot,
-                                                     mapping["snapshot_id"]), mapping)
+        snapshot = snapshots.find(mapping["snapshot_id"])
+        volumes.record_root(
+            owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
+            device=instance.root_device_name, snapshot_id=snapshot.id,
+            size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
+            volume_type=mapping.get("volume_type") or "standard",
+            delete_on_termination=mapping.get("delete_on_termination", True))
 
     with ebs.app.app_context():           # what the next start does
-        jobs.recover(ebs.services.compute.worker)
-        reconcile.reconcile(ebs.services.cluster, startup=True)
+        ebs.services.ebs.recover()
+        reconcile.reconcile(ebs.services.cluster, ebs.services.ebs, startup=True)
     settle(ebs)
     assert _described(ec2, instance_id)["State"]["Name"] == "terminated"
     assert ec2.describe_volumes()["Volumes"] == volumes_before
@@ -390,7 +395,7 @@ def test_stop_interrupted_by_a_restart_is_finished_at_the_next_start(ebs, monkey
     assert _described(ec2, instance_id)["State"]["Name"] == "stopping"
 
     with ebs.app.app_context():
-        report = reconcile.reconcile(ebs.services.cluster, startup=True)
+        report = reconcile.reconcile(ebs.services.cluster, ebs.services.ebs, startup=True)
     assert _described(ec2, instance_id)["State"]["Name"] == "stopped"
     assert instance_id in report.finished_stops
     assert instance_id not in ebs.services.cluster.driver.list_domains()

@@ -217,7 +217,7 @@ def test_reconciler_notices_a_domain_destroyed_behind_its_back(node):
     _wait(lambda: _running(ec2, iid), BOOT_TIMEOUT, "running")
     services.cluster.driver.destroy(iid)          # as `virsh destroy; virsh undefine` would
     with node.app.app_context():
-        report = reconcile.reconcile(services.cluster)
+        report = reconcile.reconcile(services.cluster, services.ebs)
     assert iid in report.vanished
     described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     assert described["State"]["Name"] == "terminated"

@@ -21,10 +21,10 @@ from ..cluster.scheduler import Need
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError
 from ..db import db
-from ..ebs import jobs as ebs_jobs
+from ..ebs.service import EbsService
 from ..errors import AwsError
 from ..errors.ec2 import InvalidAMIIDUnavailable
-from . import bundle, cloudkey, images, states
+from . import bundle, cloudkey, ebsroot, images, states
 from .models import Image, Instance
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def images_in_use(node_id: str | None) -> set[str]:
     return {image_id for row in rows for image_id in row if image_id}
 
 
-def launch_of(instance: Instance, node: Node) -> Launch:
+def launch_of(instance: Instance, node: Node, ebs: EbsService) -> Launch:
     """What *node* needs to start *instance*: its size, network endpoint, images and, for
     an EBS root, the root volume (made from the image's snapshot on first boot and
     exported to the node)."""
@@ -118,7 +118,7 @@ def launch_of(instance: Instance, node: Node) -> Launch:
                     disk_gb=instance.disk_gb, endpoint=_endpoint(instance))
     refs = image_refs(instance) if node.uses_host_files else {}
     if instance.root_device_type == "ebs":
-        launch.root_volume = ebs_jobs.root_disk(instance)
+        launch.root_volume = ebsroot.root_disk(ebs, instance)
     elif node.uses_host_files:
         if "root" not in refs:
             raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no root disk.")
@@ -137,13 +137,13 @@ def _endpoint(instance: Instance) -> Endpoint | None:
     return Endpoint(instance.mac, instance.private_ip) if instance.private_ip else None
 
 
-def release_node_resources(instance: Instance, node: Node | None) -> None:
+def release_node_resources(instance: Instance, node: Node | None, ebs: EbsService) -> None:
     """Undo a spawn for an ended instance: its DHCP lease and its disks (the console log
     stays until the instance is forgotten); its volumes are detached."""
     _unplug(instance, node)
     if node is not None:
         node.remove_disks(instance.id)
-    ebs_jobs.instance_ended(instance.id)
+    ebsroot.instance_ended(ebs, instance.id)
 
 
 def _unplug(instance: Instance, node: Node | None) -> None:
@@ -165,7 +165,7 @@ def _refused(instance_id: str, target: str, why: str) -> None:
               target, why, fresh.state if fresh is not None else "gone")
 
 
-def spawn(cluster: ClusterService, instance_id: str) -> None:
+def spawn(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
     """pending -> running. On failure the launch ends visibly (:func:`launch_failed`)."""
     instance = db.session.get(Instance, instance_id)
     if instance is None or instance.state != states.PENDING:
@@ -173,7 +173,7 @@ def spawn(cluster: ClusterService, instance_id: str) -> None:
     node = None
     try:
         node = cluster.node_for(instance.node_id)
-        node.spawn(launch_of(instance, node))
+        node.spawn(launch_of(instance, node, ebs))
     except Exception as error:  # noqa: BLE001 - whatever failed, the launch must end visibly
         expected = isinstance(error, (DriverError, AwsError, CacheError, OSError))
         (log.warning if expected else log.exception)("spawn of %s failed: %s", instance_id,
@@ -181,20 +181,21 @@ def spawn(cluster: ClusterService, instance_id: str) -> None:
         db.session.rollback()
         instance = db.session.get(Instance, instance_id)
         if instance is not None:
-            launch_failed(instance, node, states.failure_reason(error))
+            launch_failed(instance, node, ebs, states.failure_reason(error))
         return
     if states.transition(instance_id, states.RUNNING, expected={states.PENDING}, task=None):
         if instance.root_device_type == "ebs":
-            ebs_jobs.recheck_attached(node, instance.node_id, instance_id)   # after a stop
+            ebsroot.recheck_attached(ebs, node, instance_id)   # after a stop
     else:
         # Terminated while we spawned: the newer request wins; tidy up.
         fresh = db.session.get(Instance, instance_id)
         if fresh is not None and fresh.state in (states.SHUTTING_DOWN, states.TERMINATED):
             node.destroy(instance_id)
-            release_node_resources(fresh, node)
+            release_node_resources(fresh, node, ebs)
 
 
-def launch_failed(instance: Instance, node: Node | None, reason: str) -> bool:
+def launch_failed(instance: Instance, node: Node | None, ebs: EbsService,
+                  reason: str) -> bool:
     """End a launch that cannot finish, with *reason* as its state reason (EC2's
     ``Code: message``). A StartInstances of a stopped EBS instance goes back to
     ``stopped``: its volumes, root included, stay attached, their exports are dropped. A
@@ -209,10 +210,10 @@ def launch_failed(instance: Instance, node: Node | None, reason: str) -> bool:
             log.warning("cannot destroy the failed launch %s: %s", instance.id, error)
     if instance.task == states.TASK_STARTING:
         _unplug(instance, node)
-        ebs_jobs.instance_stopped(instance.id)
+        ebsroot.instance_stopped(ebs, instance.id)
         target, changes = states.STOPPED, {"node_id": None}
     else:
-        release_node_resources(instance, node)
+        release_node_resources(instance, node, ebs)
         target, changes = states.TERMINATED, {}
     if states.transition(instance.id, target, expected={states.PENDING}, reason=reason,
                          task=None, on_win=release_capacity(instance), **changes):
@@ -221,7 +222,7 @@ def launch_failed(instance: Instance, node: Node | None, reason: str) -> bool:
     return False
 
 
-def terminate(cluster: ClusterService, instance_id: str) -> None:
+def terminate(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
     """shutting-down -> terminated: the domain is destroyed and capacity released. When the
     hypervisor cannot destroy it, it stays shutting-down with the reason and no task, for
     the reconciler to retry."""
@@ -239,14 +240,14 @@ def terminate(cluster: ClusterService, instance_id: str) -> None:
             states.note(instance_id, states.SHUTTING_DOWN, task=None,
                         state_reason=states.failure_reason(error, "terminate failed"))
             return
-        release_node_resources(instance, node)
+        release_node_resources(instance, node, ebs)
     else:       # stopped: no domain and no lease, but its volumes still end with it
-        ebs_jobs.instance_ended(instance.id)
+        ebsroot.instance_ended(ebs, instance.id)
     states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
                       task=None, on_win=release_capacity(instance))
 
 
-def stop(cluster: ClusterService, instance_id: str) -> None:
+def stop(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
     """stopping -> stopped (EBS roots only): the domain goes and the node's capacity is
     given back; the volumes, root included, stay attached for the next start. When the
     hypervisor cannot destroy the domain, the guest still runs: back to running, with
@@ -267,7 +268,7 @@ def stop(cluster: ClusterService, instance_id: str) -> None:
                 _refused(instance_id, states.RUNNING, reason)
             return
         _unplug(instance, node)
-    ebs_jobs.instance_stopped(instance_id)
+    ebsroot.instance_stopped(ebs, instance_id)
     # the state reason is the one the stop was asked with (by the user or the reconciler)
     states.transition(instance_id, states.STOPPED, expected={states.STOPPING}, task=None,
                       node_id=None, on_win=release_capacity(instance))

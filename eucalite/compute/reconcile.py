@@ -26,8 +26,8 @@ from ..cluster.node import Node
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
 from ..db import db
-from ..ebs import jobs as ebs_jobs
-from . import lifecycle, states
+from ..ebs.service import EbsService
+from . import ebsroot, lifecycle, states
 from .models import Instance
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ class ReconcileReport:
     volumes_reattached: list[str] = field(default_factory=list)
 
 
-def reconcile(cluster: ClusterService, *, startup: bool = False) -> ReconcileReport:
+def reconcile(cluster: ClusterService, ebs: EbsService, *,
+              startup: bool = False) -> ReconcileReport:
     """One pass over this host's node (needs an app context). *startup* also settles
     instances whose in-flight job died with the previous process."""
     report = ReconcileReport()
@@ -63,10 +64,10 @@ def reconcile(cluster: ClusterService, *, startup: bool = False) -> ReconcileRep
     db.session.rollback()
     for instance_id, instance in recorded.items():
         observed = domains.get(instance_id, PowerState.ABSENT)
-        _settle(cluster, node, instance, observed, startup, report)
+        _settle(cluster, ebs, node, instance, observed, startup, report)
     if startup:
         report.work_dirs_removed = sweep_work_dirs(cluster.config["data_dir"], recorded)
-    report.volumes_reattached = ebs_jobs.recheck_attached(node, node_id)
+    report.volumes_reattached = ebsroot.recheck_attached(ebs, node)
     live = {instance_id for instance_id, row in recorded.items()
             if row.state != states.TERMINATED}
     for instance_id in domains:
@@ -81,8 +82,8 @@ def reconcile(cluster: ClusterService, *, startup: bool = False) -> ReconcileRep
     return report
 
 
-def _settle(cluster: ClusterService, node: Node, instance: Instance, observed: PowerState,
-            startup: bool, report: ReconcileReport) -> None:
+def _settle(cluster: ClusterService, ebs: EbsService, node: Node, instance: Instance,
+            observed: PowerState, startup: bool, report: ReconcileReport) -> None:
     """Bring one recorded instance in line with its domain's *observed* state."""
     gone = observed in (PowerState.ABSENT, PowerState.SHUTOFF, PowerState.CRASHED)
     ended = states.STOPPED if instance.root_device_type == "ebs" else states.TERMINATED
@@ -94,37 +95,37 @@ def _settle(cluster: ClusterService, node: Node, instance: Instance, observed: P
             # an EBS root keeps its data: the instance stops (and may be started again)
             if states.transition(instance.id, states.STOPPING, expected={states.RUNNING},
                                  reason=reason, task="stopping"):
-                lifecycle.stop(cluster, instance.id)
+                lifecycle.stop(cluster, ebs, instance.id)
                 report.vanished.append(instance.id)
         elif states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
                                task=None, on_win=lifecycle.release_capacity(instance)):
-            _destroy_quietly(node, instance)
+            _destroy_quietly(node, ebs, instance)
             report.vanished.append(instance.id)
     elif instance.state == states.PENDING and startup:
         if observed == PowerState.RUNNING:
             states.transition(instance.id, states.RUNNING, expected={states.PENDING}, task=None)
             report.adopted.append(instance.id)
-        elif lifecycle.launch_failed(instance, node,
+        elif lifecycle.launch_failed(instance, node, ebs,
                                      "Server.InternalError: launch interrupted by a restart"):
             report.interrupted.append(instance.id)
     elif instance.state == states.STOPPING and startup:
-        lifecycle.stop(cluster, instance.id)    # its stop job died with the previous process
+        lifecycle.stop(cluster, ebs, instance.id)    # its stop job died with the previous process
         report.finished_stops.append(instance.id)
     elif instance.state == states.SHUTTING_DOWN and (
             startup or observed == PowerState.ABSENT or instance.task is None):
         # task None: no terminate job in flight (the last one failed): try again
-        lifecycle.terminate(cluster, instance.id)
+        lifecycle.terminate(cluster, ebs, instance.id)
         report.finished_terminations.append(instance.id)
 
 
-def _destroy_quietly(node: Node, instance: Instance) -> None:
+def _destroy_quietly(node: Node, ebs: EbsService, instance: Instance) -> None:
     """Destroy an ended instance's domain and free its DHCP entry and disks."""
     try:
         node.destroy(instance.id)
     except DriverError as error:
         log.warning("reconcile: could not destroy %s: %s", instance.id, error)
         return
-    lifecycle.release_node_resources(instance, node)
+    lifecycle.release_node_resources(instance, node, ebs)
 
 
 def sweep_work_dirs(data_dir: str, recorded: dict[str, Instance]) -> list[str]:
@@ -155,7 +156,7 @@ def start(app, interval: float) -> threading.Event:
         while not stop.wait(interval):
             try:
                 with app.app_context():
-                    reconcile(services.cluster)
+                    reconcile(services.cluster, services.ebs)
                     services.compute.purge_terminated()
                     db.session.remove()
             except Exception:  # noqa: BLE001 - a failed pass must not end the thread

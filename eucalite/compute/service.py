@@ -14,6 +14,7 @@ from .. import config as config_module
 from ..accounts import Principal, utcnow
 from ..cluster.service import ClusterService, Zone
 from ..db import db
+from ..ebs.service import EbsService
 from ..errors import AwsError, InvalidParameterValue
 from . import instances, lifecycle, states
 from .instances import LaunchRequest, incorrect_state
@@ -42,9 +43,10 @@ class StateChange:
 
 
 class ComputeService:
-    def __init__(self, config: Mapping[str, Any], cluster: ClusterService):
+    def __init__(self, config: Mapping[str, Any], cluster: ClusterService, ebs: EbsService):
         self.config = config
         self.cluster = cluster
+        self.ebs = ebs                  # EBS-backed roots and instances' volumes
         self.worker: lifecycle.Worker | None = None     # set by create_app
         self.metadata_server = None     # the guests' metadata listener, when this is a node
 
@@ -117,7 +119,7 @@ class ComputeService:
                 nodes.release(node_id, need)
             raise
         for row in rows:
-            self.worker.submit(lifecycle.spawn, self.cluster, row.id)
+            self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, row.id)
         return rows
 
     @staticmethod
@@ -144,7 +146,7 @@ class ComputeService:
             if states.transition(instance.id, states.SHUTTING_DOWN, task="terminating",
                                  expected={states.PENDING, states.RUNNING, states.STOPPING,
                                            states.STOPPED}):
-                self.worker.submit(lifecycle.terminate, self.cluster, instance.id)
+                self.worker.submit(lifecycle.terminate, self.cluster, self.ebs, instance.id)
                 changes.append(StateChange(instance.id, previous, states.SHUTTING_DOWN))
             else:
                 fresh = db.session.get(Instance, instance.id)
@@ -209,7 +211,7 @@ class ComputeService:
         if previous == states.RUNNING and states.transition(
                 instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping",
                 reason="Client.UserInitiatedShutdown: User initiated shutdown"):
-            self.worker.submit(lifecycle.stop, self.cluster, instance.id)
+            self.worker.submit(lifecycle.stop, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.STOPPING)
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
@@ -224,7 +226,7 @@ class ComputeService:
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
                              state_reason=None):
-            self.worker.submit(lifecycle.spawn, self.cluster, instance.id)
+            self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
         nodes.release(node_id, _need(instance))
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)

@@ -1,9 +1,8 @@
 """The snapshot chunk engine: incremental EBS snapshots kept in the object store.
 
 A volume is a sparse raw file. A snapshot of it is a map *chunk index -> (sha256 digest,
-size)*; the chunk bytes live in the object store (Walrus, :mod:`eucalite.s3`) in the bucket
-:data:`BUCKET`, owned by the cloud-admin account, under the key ``chunks/<sha256 hex>``.
-Chunks are content-addressed, so a chunk that did not change since an earlier snapshot (or
+size)*; the chunk bytes live in the object store (Walrus), one object per chunk, kept by
+:class:`eucalite.ebs.chunkstore.ChunkStore`. Chunks are content-addressed, so a chunk that did not change since an earlier snapshot (or
 that another volume happens to share) is stored once; a chunk object is deleted only when
 no snapshot lists it any more (the caller, which owns the tables, decides which those are,
 and :func:`delete_unreferenced` removes the rest).
@@ -11,7 +10,6 @@ and :func:`delete_unreferenced` removes the rest).
 This module holds:
 
 * :func:`data_ranges`: the allocated extents of a sparse file, so holes are never read;
-* :class:`ChunkStore`: put/get/has/delete of chunks in the object store, verifying digests;
 * :func:`snapshot`: chunk, hash and upload what is new; all-zero chunks are left out;
 * :func:`restore`: rebuild a sparse volume file from a chunk map, atomically;
 * :func:`delete_unreferenced`: garbage-collect chunks no snapshot lists.
@@ -33,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from .. import fsutil
+from .chunkstore import ChunkCorrupt, ChunkStore
 
 CHUNK_SIZE = 4 * 2**20
-BUCKET = "eucalite-snapshots"
-KEY_PREFIX = "chunks/"
 # Restore writes a chunk in blocks of this size and skips the all-zero ones, so a chunk only
 # partly written in the volume is only partly allocated in the restored file.
 SPARSE_BLOCK = 64 * 1024
@@ -47,22 +44,6 @@ UPLOAD_WORKERS = 4
 
 ChunkMap = dict[int, tuple[str, int]]
 Progress = Callable[[int], None]
-
-
-class ChunkError(Exception):
-    """A chunk cannot be read back as stored: missing, or its bytes are not its digest."""
-
-    def __init__(self, digest: str, message: str):
-        super().__init__(f"snapshot chunk {digest}: {message}")
-        self.digest = digest
-
-
-class ChunkMissing(ChunkError):
-    pass
-
-
-class ChunkCorrupt(ChunkError):
-    pass
 
 
 class SnapshotStopped(Exception):
@@ -136,128 +117,6 @@ def _chunk_pieces(ranges: list[tuple[int, int]], chunk_size: int
 def _zero_digest(size: int) -> str:
     """sha256 of *size* zero bytes: a chunk hashing to it is all zeros (and is left out)."""
     return hashlib.sha256(bytes(size)).hexdigest()
-
-
-# --- the store ------------------------------------------------------------------------------
-
-class ChunkStore:
-    """Chunks in the object store: bucket :data:`BUCKET` of the cloud-admin account, one
-    object ``chunks/<sha256>`` per distinct chunk. Writes and reads go through
-    :mod:`eucalite.s3.objects` in process (no HTTP, no access checks: this is the cloud
-    itself acting), so they are as durable and crash-safe as any object.
-
-    Construct and use it inside an app context; *store* is the app's
-    ``app.extensions["eucalite"].s3.store``. The bucket is created on first use. Writes and
-    deletes commit their own transactions (an object write first rolls the session back),
-    so call with no uncommitted changes of your own in the session.
-    """
-
-    def __init__(self, store, bucket: str = BUCKET):
-        from flask import current_app
-
-        from ..accounts import ADMIN_ACCOUNT, ADMIN_USER, get_user, principal_of
-        from ..s3 import buckets
-
-        self.app = current_app._get_current_object()
-        self.store = store
-        self.bucket = bucket
-        # written as the cloud admin (no access key needed)
-        self.principal = principal_of(get_user(ADMIN_ACCOUNT, ADMIN_USER))
-        buckets.ensure(self.principal, bucket)
-
-    @staticmethod
-    def key(digest: str) -> str:
-        return KEY_PREFIX + digest
-
-    def _version(self, digest: str):
-        from ..s3 import buckets, objects
-
-        version = objects.latest(buckets.find(self.bucket), self.key(digest))
-        return None if version is None or version.delete_marker else version
-
-    def has(self, digest: str) -> bool:
-        return self._version(digest) is not None
-
-    def put(self, digest: str, data: bytes) -> bool:
-        """Store *data* as chunk *digest* unless it is already there; True if it stored.
-        Raises ValueError when *data* does not hash to *digest* (a wrong name would poison
-        every snapshot sharing the chunk)."""
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise ValueError(f"chunk data does not hash to {digest}")
-        return self._put_checked(digest, data)
-
-    def _put_checked(self, digest: str, data: bytes) -> bool:
-        """put() for a caller that just computed *digest* from *data* itself."""
-        if self.has(digest):
-            return False
-        self._upload(digest, data)
-        return True
-
-    def _put_in_context(self, digest: str, data: bytes) -> bool:
-        """_put_checked() from a worker thread: in an app context (and so a database
-        session) of its own."""
-        with self.app.app_context():
-            return self._put_checked(digest, data)
-
-    def _upload(self, digest: str, data: bytes) -> None:
-        from ..s3 import objects
-
-        objects.put(self.store, self.principal, self.bucket, self.key(digest),
-                    _BytesReader(data),
-                    objects.Attributes(content_type="application/octet-stream"),
-                    check_access=False, limit=None)
-
-    def get(self, digest: str) -> bytes:
-        """The chunk's bytes, checked against its digest: raises :class:`ChunkMissing` when
-        there is no such chunk, :class:`ChunkCorrupt` when its data is unreadable or does
-        not hash to *digest*."""
-        version = self._version(digest)
-        if version is None:
-            raise ChunkMissing(digest, f"no object {self.key(digest)} in bucket {self.bucket}")
-        try:
-            data = b"".join(self.store.read(version.segments))
-        except OSError as error:
-            raise ChunkCorrupt(digest, f"stored data unreadable: {error}") from error
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != digest:
-            raise ChunkCorrupt(digest, f"stored data hashes to {actual} (corrupt)")
-        return data
-
-    def delete(self, digest: str) -> None:
-        """Remove the chunk; removing one that is not there succeeds."""
-        from ..s3 import objects
-
-        objects.delete(self.store, self.principal, self.bucket, self.key(digest),
-                       check_access=False)
-
-    def digests(self) -> set[str]:
-        """Every chunk digest in the store (for a full garbage sweep)."""
-        from ..db import db
-        from ..s3 import buckets
-        from ..s3.models import ObjectVersion
-
-        rows = db.session.execute(db.select(ObjectVersion.key).where(
-            ObjectVersion.bucket_id == buckets.find(self.bucket).id,
-            ObjectVersion.is_latest.is_(True), ObjectVersion.delete_marker.is_(False),
-            ObjectVersion.key.startswith(KEY_PREFIX))).scalars()
-        return {key[len(KEY_PREFIX):] for key in rows}
-
-
-class _BytesReader:
-    """The body reader :func:`eucalite.s3.objects.put` wants, over bytes already in memory:
-    ``read(n)`` hands out views without copying (s3.store.HashingReader re-slices its
-    buffer on every read), and the MD5 the object's ETag needs is taken in one call."""
-
-    def __init__(self, data: bytes):
-        self.view = memoryview(data)
-        self.position = 0
-        self.md5_hex = hashlib.md5(data).hexdigest()
-
-    def read(self, size: int = -1) -> memoryview:
-        end = len(self.view) if size < 0 else self.position + size
-        piece = self.view[self.position:end]
-        self.position += len(piece)
-        return piece
 
 
 # --- snapshot -------------------------------------------------------------------------------
@@ -359,11 +218,11 @@ class _Uploader:
 
     def submit(self, digest: str, data: bytes) -> None:
         if self.pool is None:
-            self._count(digest, len(data), self.chunks._put_checked(digest, data))
+            self._count(digest, len(data), self.chunks.put_hashed(digest, data))
             return
         while len(self.pending) >= self.workers:
             self._collect_oldest()
-        future = self.pool.submit(self.chunks._put_in_context, digest, data)
+        future = self.pool.submit(self.chunks.put_hashed_in_context, digest, data)
         self.pending.append((digest, len(data), future))
 
     def _collect_oldest(self) -> None:
@@ -427,7 +286,7 @@ def restore(path: str | os.PathLike, size_bytes: int, chunk_map: ChunkMap,
 
     The file is built at a temporary name beside *path*, fsynced and renamed over *path*,
     so *path* only ever holds a whole volume (or what it held before). A chunk that is
-    missing or corrupt raises :class:`ChunkError` and leaves nothing behind.
+    missing or corrupt raises :class:`~eucalite.ebs.chunkstore.ChunkError` and leaves nothing behind.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))

@@ -1,31 +1,80 @@
-"""The storage controller's service object: what the EC2 adapter calls for volumes.
+"""The storage controller's service object: its whole surface, for the EC2 adapter, the
+console and the cloud controller.
 
 Volumes are sparse raw files in ``<data_dir>/volumes/``. A volume is exported (local file,
 tgt or LIO iSCSI: :mod:`eucalite.ebs.export`) only while it is attached, so no target
-stays open for a volume nobody uses. Functions take a Principal and plain values; the slow
-half of each change runs as a job on the compute worker (:mod:`eucalite.ebs.jobs`).
+stays open for a volume nobody uses. Methods take a Principal and plain values; the slow
+half of each change runs as a job (:mod:`eucalite.ebs.jobs`) on the worker given at wiring.
+
+The storage controller sits below the cloud controller and never imports it: what it must
+know of instances and images it asks through a :class:`CloudView`, which the cloud
+controller implements (:class:`eucalite.compute.ebsroot.ComputeView`) and the wiring
+(:mod:`eucalite.services`) hands in.
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from ..accounts import Principal, utcnow
+from ..cluster.virt.driver import DiskSpec
 from ..db import db
-from ..errors import AwsError, ClientError, InvalidParameterValue
-from . import volumes
-from .models import Volume
+from ..errors import AwsError, InvalidParameterValue, MissingParameter
+from ..errors.ec2 import IncorrectState, InvalidAttachmentNotFound, Unsupported, VolumeInUse
+from .. import tags
+from . import jobs, snapshots, volumes
+from .chunkstore import ChunkStore
+from .export import ExportUnavailable, choose, make
+from .models import Snapshot, Volume
+from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
+                     DETACHING, ERROR, IN_USE, PENDING, VOLUME)
+
+VOLUME_TYPES = ("standard", "gp2", "gp3", "io1", "io2", "sc1", "st1")
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    """What the storage controller needs to know of an instance. *state_error* is the
+    error an attach must fail with because of the instance's state (None: it is running)."""
+
+    id: str
+    zone: str
+    node_id: str | None
+    root_device_name: str | None
+    state_error: AwsError | None = None
+
+
+class CloudView(Protocol):
+    """What the storage controller asks of the cloud controller."""
+
+    def attach_target(self, principal: Principal, instance_id: str) -> InstanceRef:
+        """The caller's instance *instance_id*; its NotFound error if the caller has none."""
+
+    def instance(self, instance_id: str) -> InstanceRef | None:
+        """The instance, whoever owns it; None if there is none."""
+
+    def image_using_snapshot(self, snapshot_id: str) -> str | None:
+        """The id of a registered image made from the snapshot, if any."""
 
 
 class EbsService:
-    def __init__(self, config: Mapping[str, Any], cluster, compute):
+    def __init__(self, config: Mapping[str, Any], cluster, store, cloud: CloudView):
         self.config = config
-        self.cluster = cluster
-        self.compute = compute          # its worker runs our jobs; its instances we attach to
+        self.cluster = cluster          # the nodes volumes are plugged into
+        self.store = store              # the object store snapshot chunks live in
+        self.cloud = cloud
+        self.app = None                 # } set once by bind(), before any job runs
+        self.worker = None              # }
         self.volumes_dir = Path(config["data_dir"]) / "volumes"
         self._export = None
         self._lock = threading.Lock()
+
+    def bind(self, app, worker) -> None:
+        """Wiring: *worker* runs our jobs (``worker.submit(job, *args)``, each in an app
+        context of *app*); snapshot uploads open contexts of *app* on threads of their own."""
+        self.app, self.worker = app, worker
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -33,18 +82,19 @@ class EbsService:
         """The volume's data file."""
         return self.volumes_dir / f"{volume_id}.raw"
 
+    def chunk_store(self) -> ChunkStore:
+        """Where snapshot chunks are kept (needs an app context)."""
+        return ChunkStore(self.store, self.app)
+
     def export_driver(self):
         """The configured export driver (``ebs_export``), chosen once; an API error saying
         why (and what to install) when the configured one cannot run here."""
-        from .export import ExportUnavailable, choose
-
         with self._lock:
             if self._export is None:
                 try:
                     self._export = choose(self.config)
                 except ExportUnavailable as error:
-                    raise AwsError(f"The storage controller cannot export volumes: {error}",
-                                   code="Unsupported", status=400)
+                    raise Unsupported(f"The storage controller cannot export volumes: {error}")
             return self._export
 
     def describe_export(self) -> str:
@@ -59,8 +109,6 @@ class EbsService:
                  "lio": f"over iSCSI by LIO at {self.config.get('iscsi_portal')}"}
         line = f"exported {where.get(driver.name, 'by ' + driver.name)}, in {self.volumes_dir}"
         if driver.name != "lio" and self.config.get("ebs_export", "auto") == "auto":
-            from .export import make
-
             skipped = [f"{name}: {make(name, self.config).problem()}"
                        for name in ("lio", "tgt") if name != driver.name]
             line += f" (no iSCSI by {'; '.join(skipped)})" if driver.name == "local" else \
@@ -68,7 +116,7 @@ class EbsService:
         return line
 
     def _submit(self, job, *args) -> None:
-        self.compute.worker.submit(job, *args)
+        self.worker.submit(job, self, *args)
 
     def _zone(self, zone: str | None) -> str:
         names = [z.name for z in self.cluster.zones()]
@@ -81,27 +129,25 @@ class EbsService:
 
     def create_volume(self, principal: Principal, *, size_gb: int | None,
                       snapshot_id: str | None, zone: str | None, volume_type: str | None,
-                      tag_map: dict[str, str] | None) -> Volume:
-        """CreateVolume: a sparse volume of *size_gb*, or one holding a snapshot's data."""
-        from .. import tags
-        from . import jobs, snapshots
-
+                      tag_map: Mapping[str, str] | None = None) -> Volume:
+        """CreateVolume: a sparse volume of *size_gb*, or one holding a snapshot's data,
+        with the tags *tag_map*."""
         zone = self._zone(zone)
         snapshot = snapshots.restorable(principal, snapshot_id) if snapshot_id else None
         if size_gb is None:
             if snapshot is None:
-                raise ClientError("The request must contain the parameter size or snapshotId",
-                                  code="MissingParameter")
+                raise MissingParameter("The request must contain the parameter size or "
+                                       "snapshotId")
             size_gb = snapshot.volume_size_gb
         if snapshot is not None and size_gb < snapshot.volume_size_gb:
             raise InvalidParameterValue(f"Volume of {size_gb}GiB is smaller than snapshot "
                                         f"'{snapshot.id}', which is {snapshot.volume_size_gb}GiB.")
         volume_type = volume_type or "standard"
-        if volume_type not in ("standard", "gp2", "gp3", "io1", "io2", "sc1", "st1"):
+        if volume_type not in VOLUME_TYPES:
             raise InvalidParameterValue(f"Value ({volume_type}) for parameter volumeType is "
                                         "invalid.")
         tag_map = tags.check_new_tags(tag_map)        # validate up front
-        volumes.check_size(self.config, principal.account_id, size_gb)
+        volumes.check_size(self.config, size_gb)
         volume = volumes.record(
             principal, size_gb=size_gb, zone=zone, snapshot=snapshot, volume_type=volume_type,
             tag=lambda vid: tags.tag_new_resources(principal, "volume", [vid], tag_map))
@@ -109,46 +155,47 @@ class EbsService:
         return volume
 
     def delete_volume(self, principal: Principal, volume_id: str) -> None:
-        from . import jobs
-
         volume = volumes.owned(principal, volume_id)
         if volume.attach_state is not None:
-            raise ClientError(f"Volume {volume.id} is currently attached to "
-                              f"{volume.instance_id}", code="VolumeInUse")
-        if volume.state not in (volumes.AVAILABLE, volumes.ERROR):
+            raise VolumeInUse(f"Volume {volume.id} is currently attached to "
+                              f"{volume.instance_id}")
+        if volume.state not in (AVAILABLE, ERROR):
             raise volumes.incorrect_state(volume)
-        if not volumes.transition(volume.id, {volumes.AVAILABLE, volumes.ERROR},
-                                  state=volumes.DELETING):
+        if not VOLUME.transition(volume.id, DELETING, expected={AVAILABLE, ERROR}):
             raise volumes.incorrect_state(db.session.get(Volume, volume.id))
         self._submit(jobs.destroy_volume, volume.id)
+
+    def modify_attribute(self, principal: Principal, volume_id: str,
+                         auto_enable_io: bool | None) -> None:
+        volume = volumes.owned(principal, volume_id)
+        if auto_enable_io is None:
+            raise MissingParameter("The request must contain the parameter AutoEnableIO")
+        VOLUME.note(volume.id, {volume.state}, auto_enable_io=auto_enable_io)
 
     # --- attachments -------------------------------------------------------------------
 
     def attach(self, principal: Principal, volume_id: str, instance_id: str,
                device: str | None) -> Volume:
         """AttachVolume: records ``attaching`` and hot-plugs the volume in a job."""
-        from ..compute import instances, states
-        from . import jobs
-
         device = volumes.check_device(device)
         volume = volumes.owned(principal, volume_id)
-        instance = instances.owned(principal, instance_id)
-        if volume.attach_state is not None or volume.state == volumes.IN_USE:
-            raise ClientError(f"vol '{volume.id}' is already attached to an instance",
-                              code="VolumeInUse")
-        if volume.state != volumes.AVAILABLE:
+        instance = self.cloud.attach_target(principal, instance_id)
+        if volume.attach_state is not None or volume.state == IN_USE:
+            raise VolumeInUse(f"vol '{volume.id}' is already attached to an instance")
+        if volume.state != AVAILABLE:
             raise volumes.incorrect_state(volume)
-        if instance.state != states.RUNNING:
-            raise instances.incorrect_state(instance, "attached to")
+        if instance.state_error is not None:
+            raise instance.state_error
         if volume.zone != instance.zone:
             raise InvalidParameterValue(f"Volume '{volume.id}' is in zone {volume.zone}; "
                                         f"instance '{instance.id}' is in {instance.zone}.")
         if volumes.device_in_use(instance.id, device) or device == instance.root_device_name:
             raise InvalidParameterValue(f"Attachment point {device} is already in use")
         self.export_driver()            # fail now, in the API error, if nothing can export
-        if not volumes.transition(volume.id, {volumes.AVAILABLE}, state=volumes.IN_USE,
-                                  instance_id=instance.id, device=device,
-                                  attach_state=volumes.ATTACHING, attach_time=utcnow()):
+        # the attachment begins with the volume's move to in-use
+        if not VOLUME.transition(volume.id, IN_USE, expected={AVAILABLE},
+                                 instance_id=instance.id, device=device,
+                                 attach_state=ATTACHING, attach_time=utcnow()):
             raise volumes.incorrect_state(db.session.get(Volume, volume.id))
         self._submit(jobs.plug, volume.id)
         return db.session.get(Volume, volume.id)
@@ -156,32 +203,145 @@ class EbsService:
     def detach(self, principal: Principal, volume_id: str, instance_id: str | None,
                device: str | None, force: bool) -> Volume:
         """DetachVolume: records ``detaching`` and unplugs the volume in a job."""
-        from . import jobs
-
         volume = volumes.owned(principal, volume_id)
         if volume.attach_state is None:
-            raise ClientError(f"Volume '{volume.id}' is in the 'available' state.",
-                              code="IncorrectState")
-        if volume.target == "vda":
-            raise ClientError(f"Volume '{volume.id}' is the root device of instance "
-                              f"'{volume.instance_id}' and cannot be detached.",
-                              code="IncorrectState")
+            raise IncorrectState(f"Volume '{volume.id}' is in the 'available' state.")
+        if volume.target == volumes.ROOT_TARGET:
+            raise IncorrectState(f"Volume '{volume.id}' is the root device of instance "
+                                 f"'{volume.instance_id}' and cannot be detached.")
         if instance_id and instance_id != volume.instance_id:
-            raise ClientError(f"Volume '{volume.id}' is not attached to instance "
-                              f"'{instance_id}'.", code="InvalidAttachment.NotFound")
+            raise InvalidAttachmentNotFound(f"Volume '{volume.id}' is not attached to "
+                                            f"instance '{instance_id}'.")
         if device and device != volume.device:
-            raise ClientError(f"Volume '{volume.id}' is not attached at '{device}'.",
-                              code="InvalidAttachment.NotFound")
-        expected = {volumes.ATTACHED, volumes.ATTACHING} | ({volumes.DETACHING} if force else set())
-        if not volumes.attach_transition(volume.id, expected, attach_state=volumes.DETACHING):
+            raise InvalidAttachmentNotFound(f"Volume '{volume.id}' is not attached at "
+                                            f"'{device}'.")
+        expected = {ATTACHED, ATTACHING} | ({DETACHING} if force else set())
+        if not ATTACHMENT.transition(volume.id, DETACHING, expected=expected):
             raise volumes.incorrect_state(db.session.get(Volume, volume.id))
         self._submit(jobs.unplug, volume.id, force)
         return db.session.get(Volume, volume.id)
 
-    def modify_attribute(self, principal: Principal, volume_id: str,
-                         auto_enable_io: bool | None) -> None:
-        volume = volumes.owned(principal, volume_id)
-        if auto_enable_io is None:
-            raise ClientError("The request must contain the parameter AutoEnableIO",
-                              code="MissingParameter")
-        volumes.transition(volume.id, {volume.state}, auto_enable_io=auto_enable_io)
+    # --- snapshots ---------------------------------------------------------------------
+
+    def create_snapshot(self, principal: Principal, volume_id: str,
+                        description: str | None = None,
+                        tag_map: Mapping[str, str] | None = None) -> Snapshot:
+        """CreateSnapshot: records ``pending`` with the tags *tag_map*; a job copies the
+        volume and chunks it, in chunks of ``snapshot_chunk_mb`` (config) MiB."""
+        chunk_size = int(self.config.get("snapshot_chunk_mb", 1)) * 2**20
+        snapshot = snapshots.record(principal, volume_id, description or "", tag_map,
+                                    chunk_size)
+        self._submit(snapshots.take, snapshot.id)
+        return snapshot
+
+    def delete_snapshot(self, principal: Principal, snapshot_id: str) -> None:
+        """DeleteSnapshot: a completed or failed snapshot no image is made from."""
+        snapshots.delete(self, principal, snapshot_id)
+
+    # --- for the cloud controller: instances' volumes ----------------------------------
+
+    def attachments(self, instance_id: str) -> list[Volume]:
+        """The volumes attached (attaching, detaching) to the instance, by device."""
+        return volumes.on_instance(instance_id)
+
+    def end_attachment(self, volume_id: str, delete: bool) -> None:
+        """The volume's instance ended: the volume is detached, and deleted if *delete*.
+        A root still being made (its launch died) is deleted whatever *delete* says."""
+        volume = db.session.get(Volume, volume_id)
+        if volume is None:
+            return
+        if volume.state == CREATING:
+            jobs.discard_root(self, volume.id)
+            return
+        jobs.finish_detach(self, volume)
+        if delete and VOLUME.transition(volume_id, DELETING, expected={AVAILABLE}):
+            jobs.destroy_volume(self, volume_id)
+
+    def drop_exports(self, instance_id: str) -> None:
+        """The instance's domain is gone but it will start again: its volumes stay
+        attached, their exports are dropped (made again at start)."""
+        for volume in volumes.on_instance(instance_id):
+            export = volume.get_json("export")
+            if export:
+                jobs.remove_export(self, volume.id, export)
+                VOLUME.note(volume.id, {volume.state}, export_json=None)
+
+    def root_volume(self, instance_id: str, device: str | None) -> Volume | None:
+        """The root volume of an EBS-backed instance, once made."""
+        return volumes.root_of(instance_id, device)
+
+    def find_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        return snapshots.find(snapshot_id)
+
+    def create_root(self, *, owner_id: str, instance_id: str, zone: str, device: str,
+                    snapshot_id: str, size_gb: int, volume_type: str,
+                    delete_on_termination: bool) -> Volume:
+        """An EBS-backed instance's root volume, made from *snapshot_id* and attached at
+        *device*; in-use when this returns. The cloud's storage limit holds for roots too
+        (VolumeLimitExceeded). A root whose data cannot be written is deleted again."""
+        volumes.check_size(self.config, size_gb)
+        volume = volumes.record_root(
+            owner_id=owner_id, instance_id=instance_id, zone=zone, device=device,
+            snapshot_id=snapshot_id, size_gb=size_gb, volume_type=volume_type,
+            delete_on_termination=delete_on_termination)
+        volume_id = volume.id
+        try:
+            self.volumes_dir.mkdir(parents=True, exist_ok=True)
+            snapshots.restore_into(self, snapshot_id, self.path(volume_id), size_gb)
+        except BaseException:
+            # a root with no data is of no use to anyone: it goes, with the failed launch
+            db.session.rollback()
+            jobs.discard_root(self, volume_id)
+            raise
+        if not VOLUME.transition(volume_id, IN_USE, expected={CREATING}):
+            raise AwsError(f"The root volume {volume_id} of {instance_id} changed state "
+                           "while it was made.")
+        return db.session.get(Volume, volume_id)
+
+    def export_root(self, volume_id: str) -> DiskSpec:
+        """Export the root volume to its instance's node: the disk (vda) it boots from."""
+        return jobs.export_root(self, db.session.get(Volume, volume_id))
+
+    def replug_missing(self, node, instance_ids: list[str]) -> list[str]:
+        """Volumes recorded as attached to these running instances on *node* whose
+        disk the domain lacks (the instance was stopped and started, or the export vanished
+        with a target daemon restart) are exported and plugged again. Returns their ids.
+        Root volumes are the domain's own disk and never re-plugged."""
+        if not instance_ids:
+            return []
+        fixed = []
+        rows = db.session.execute(db.select(Volume).where(
+            Volume.attach_state == ATTACHED, Volume.instance_id.in_(instance_ids),
+            Volume.target != volumes.ROOT_TARGET).order_by(Volume.id)).scalars().all()
+        for volume in rows:
+            try:
+                if volume.target in node.disks(volume.instance_id):
+                    continue
+                jobs.replug(self, node, volume)
+                fixed.append(volume.id)
+            except Exception as error:  # noqa: BLE001 - one volume's failure must not stop the rest
+                jobs.log_failure(f"re-attaching to {volume.instance_id}", volume.id, error)
+                db.session.rollback()
+        return fixed
+
+    def recover(self) -> list[str]:
+        """At start: resume what a restart interrupted, so no volume stays stuck in a
+        passing state. Creating/deleting volumes and attaching/detaching ones get their job
+        again; a snapshot the restart cut short ends in ``error`` (its copy is gone).
+        Returns the ids acted on (needs an app context)."""
+        acted = []
+        for volume in db.session.execute(db.select(Volume)).scalars().all():
+            job = {CREATING: jobs.make_volume, DELETING: jobs.destroy_volume}.get(volume.state)
+            if volume.attach_state == ATTACHING:
+                # a root volume is made and plugged by its instance's spawn; one the restart
+                # interrupted goes with that launch (the reconciler ends it)
+                job = jobs.plug if volume.target != volumes.ROOT_TARGET else None
+            elif volume.attach_state == DETACHING:
+                job = jobs.unplug
+            if job is not None:
+                self._submit(job, volume.id)
+                acted.append(volume.id)
+        pending = db.session.execute(db.select(Snapshot.id).filter_by(
+            state=PENDING)).scalars().all()
+        acted += [snapshot_id for snapshot_id in pending if snapshots.interrupted(snapshot_id)]
+        return acted

@@ -1,47 +1,45 @@
 """EBS snapshots: create (incremental, in the object store), delete, describe, permissions,
 and restoring one into a new volume.
 
-CreateSnapshot records ``pending`` and a job takes a point-in-time copy of the volume's
-data (the guest is paused for the copy when the volume is attached, so no write lands
-half-way), then chunks it (:mod:`eucalite.ebs.chunks`): only chunks no snapshot stored yet
-are uploaded, ``Progress`` rises as it goes, and the chunk list is recorded when it
-completes. DeleteSnapshot drops the snapshot's list and then only the chunk objects no other
-snapshot lists, so deleting one snapshot never breaks another.
+CreateSnapshot records ``pending`` and a job (:func:`take`) takes a point-in-time copy of
+the volume's data (the guest is paused for the copy when the volume is attached, so no
+write lands half-way), then chunks it (:mod:`eucalite.ebs.chunks`): only chunks no snapshot
+stored yet are uploaded, ``Progress`` rises as it goes, and the chunk list is recorded with
+``completed`` in one transaction. DeleteSnapshot drops the snapshot's list and then only the
+chunk objects no other snapshot lists, so deleting one snapshot never breaks another.
+
+Functions that touch chunks or the guest take the storage controller's service object
+(:class:`eucalite.ebs.service.EbsService`) for its object store and node access.
 """
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Mapping
 
+from .. import ids, tags
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
-from ..errors import AwsError, ClientError, InvalidParameterValue
+from ..errors import AwsError, InvalidParameterValue
+from ..errors.ec2 import IncorrectState, InvalidSnapshotInUse, InvalidSnapshotNotFound
 from ..query import check_text
-from . import volumes
+from . import chunks, volumes
 from .models import Snapshot, SnapshotChunk, Volume
+from .states import ATTACHED, AVAILABLE, COMPLETED, ERROR, IN_USE, PENDING, SNAPSHOT
 
 log = logging.getLogger(__name__)
 
-PENDING, COMPLETED, ERROR = "pending", "completed", "error"
 #: Held while chunks are stored and recorded, and while unreferenced chunks are deleted: a
 #: snapshot that found a chunk already stored must not see it deleted before it records it.
 CHUNKS_LOCK = threading.Lock()
 
 
-class SnapshotNotFound(ClientError):
-    code = "InvalidSnapshot.NotFound"
-
-    def __init__(self, snapshot_id: str):
-        super().__init__(f"The snapshot '{snapshot_id}' does not exist.")
-
-
-def new_snapshot_id() -> str:
-    return "snap-" + secrets.token_hex(9)[:17]
+def not_found(snapshot_id: str) -> InvalidSnapshotNotFound:
+    return InvalidSnapshotNotFound(f"The snapshot '{snapshot_id}' does not exist.")
 
 
 def permissions(snapshot: Snapshot) -> list[str]:
@@ -54,21 +52,25 @@ def can_restore(account_id: str, snapshot: Snapshot) -> bool:
     return snapshot.owner_id == account_id or "all" in granted or account_id in granted
 
 
+def find(snapshot_id: str) -> Snapshot | None:
+    """The snapshot, whoever owns it (None if there is none)."""
+    return db.session.get(Snapshot, snapshot_id or "")
+
+
 def restorable(principal: Principal, snapshot_id: str) -> Snapshot:
     """A completed snapshot the caller may create a volume from."""
-    snapshot = db.session.get(Snapshot, snapshot_id or "")
+    snapshot = find(snapshot_id)
     if snapshot is None or not can_restore(principal.account_id, snapshot):
-        raise SnapshotNotFound(snapshot_id)
+        raise not_found(snapshot_id)
     if snapshot.state != COMPLETED:
-        raise ClientError(f"Snapshot '{snapshot.id}' is in the '{snapshot.state}' state.",
-                          code="IncorrectState")
+        raise IncorrectState(f"Snapshot '{snapshot.id}' is in the '{snapshot.state}' state.")
     return snapshot
 
 
 def owned(principal: Principal, snapshot_id: str) -> Snapshot:
-    snapshot = db.session.get(Snapshot, snapshot_id or "")
+    snapshot = find(snapshot_id)
     if snapshot is None or snapshot.owner_id != principal.account_id:
-        raise SnapshotNotFound(snapshot_id)
+        raise not_found(snapshot_id)
     return snapshot
 
 
@@ -82,7 +84,7 @@ def visible(principal: Principal, ids: list[str], owners: list[str],
     if ids:
         missing = sorted(set(ids) - {s.id for s in rows})
         if missing:
-            raise SnapshotNotFound(missing[0])
+            raise not_found(missing[0])
         rows = [s for s in rows if s.id in ids]
     if owners:
         wanted = {me if owner == "self" else owner for owner in owners}
@@ -102,22 +104,19 @@ def chunk_map(snapshot_id: str) -> dict[int, tuple[str, int]]:
 
 # --- the API -------------------------------------------------------------------------------
 
-def create(principal: Principal, volume_id: str, description: str | None,
-           tag_map: dict[str, str] | None,
-           worker, chunk_size: int) -> Snapshot:
-    """CreateSnapshot: records ``pending``; a job copies and chunks the volume."""
-    from .. import tags
-
+def record(principal: Principal, volume_id: str, description: str,
+           tag_map: Mapping[str, str] | None, chunk_size: int) -> Snapshot:
+    """CreateSnapshot's request half: checks, then the snapshot recorded ``pending`` with
+    its tags (the caller starts :func:`take`)."""
     volume = volumes.owned(principal, volume_id)
-    if volume.state not in (volumes.AVAILABLE, volumes.IN_USE):
+    if volume.state not in (AVAILABLE, IN_USE):
         raise volumes.incorrect_state(volume)
-    description = description or ""
     if len(description) > 255:
         raise InvalidParameterValue("The description must be at most 255 characters.")
     check_text(description, "Description")
     tag_map = tags.check_new_tags(tag_map)
     write_lock()
-    snapshot = Snapshot(id=new_snapshot_id(), owner_id=principal.account_id,
+    snapshot = Snapshot(id=ids.resource_id("snap"), owner_id=principal.account_id,
                         volume_id=volume.id, volume_size_gb=volume.size_gb, state=PENDING,
                         progress=0, description=description, started=utcnow(),
                         chunk_size=chunk_size)
@@ -125,25 +124,19 @@ def create(principal: Principal, volume_id: str, description: str | None,
     db.session.flush()
     tags.tag_new_resources(principal, "snapshot", [snapshot.id], tag_map)
     db.session.commit()
-    worker.submit(take, snapshot.id)
     return snapshot
 
 
-def delete(principal: Principal, snapshot_id: str) -> None:
-    """DeleteSnapshot: a completed or failed snapshot; its unshared chunks go too."""
-    from .. import tags
-    from ..compute.models import Image
-
+def delete(ebs, principal: Principal, snapshot_id: str) -> None:
+    """DeleteSnapshot: a completed or failed snapshot no image is made from; its unshared
+    chunks go too."""
     snapshot = owned(principal, snapshot_id)
     if snapshot.state == PENDING:
-        raise ClientError(f"Snapshot '{snapshot.id}' is still being taken.",
-                          code="IncorrectState")
-    for image in db.session.execute(db.select(Image).where(
-            Image.state != "deregistered")).scalars():
-        if any((m.get("ebs") or {}).get("snapshot_id") == snapshot.id
-               for m in image.get_json("block_devices", []) or []):
-            raise ClientError(f"The snapshot {snapshot.id} is currently in use by "
-                              f"{image.id}", code="InvalidSnapshot.InUse")
+        raise IncorrectState(f"Snapshot '{snapshot.id}' is still being taken.")
+    image_id = ebs.cloud.image_using_snapshot(snapshot.id)
+    if image_id is not None:
+        raise InvalidSnapshotInUse(f"The snapshot {snapshot.id} is currently in use by "
+                                   f"{image_id}")
     candidates = {digest for digest, _size in chunk_map(snapshot.id).values()}
     write_lock()
     db.session.execute(db.delete(SnapshotChunk).where(SnapshotChunk.snapshot_id == snapshot.id))
@@ -151,20 +144,15 @@ def delete(principal: Principal, snapshot_id: str) -> None:
     db.session.delete(snapshot)
     db.session.commit()
     with CHUNKS_LOCK:
-        _drop_unreferenced(candidates)
+        _drop_unreferenced(ebs, candidates)
 
 
-def _drop_unreferenced(candidates: set[str]) -> int:
-    from flask import current_app
-
-    from . import chunks
-
+def _drop_unreferenced(ebs, candidates: set[str]) -> int:
     if not candidates:
         return 0
     still = set(db.session.execute(db.select(SnapshotChunk.digest).where(
         SnapshotChunk.digest.in_(candidates))).scalars())
-    store = chunks.ChunkStore(current_app.extensions["eucalite"].s3.store)
-    return chunks.delete_unreferenced(candidates, still, store)
+    return chunks.delete_unreferenced(candidates, still, ebs.chunk_store())
 
 
 def modify_permission(principal: Principal, snapshot_id: str, add: list[str],
@@ -183,12 +171,6 @@ def modify_permission(principal: Principal, snapshot_id: str, add: list[str],
 
 # --- the jobs ------------------------------------------------------------------------------
 
-def _services():
-    from flask import current_app
-
-    return current_app.extensions["eucalite"]
-
-
 def _progress_updater(snapshot_id: str):
     """``progress(percent)`` that records every 5 % step (not every chunk)."""
     last = [-1]
@@ -197,25 +179,18 @@ def _progress_updater(snapshot_id: str):
         percent = min(int(percent), 99)           # 100 only when the list is recorded
         if percent >= last[0] + 5:
             last[0] = percent
-            write_lock()
-            db.session.execute(db.update(Snapshot).where(Snapshot.id == snapshot_id,
-                                                         Snapshot.state == PENDING)
-                               .values(progress=percent))
-            db.session.commit()
+            SNAPSHOT.note(snapshot_id, {PENDING}, progress=percent)
     return progress
 
 
-def point_in_time_copy(volume: Volume, source: Path, work_dir: Path) -> Path:
+def point_in_time_copy(ebs, volume: Volume, source: Path, work_dir: Path) -> Path:
     """A sparse copy of the volume's data as of now. If the volume is attached to a running
     guest, the guest is paused for the copy, so no write lands half-way through it."""
-    from ..compute.models import Instance
-
-    services = _services()
     node = instance_id = None
-    if volume.attach_state == volumes.ATTACHED and volume.instance_id:
-        instance = db.session.get(Instance, volume.instance_id)
+    if volume.attach_state == ATTACHED and volume.instance_id:
+        instance = ebs.cloud.instance(volume.instance_id)
         if instance is not None and instance.node_id:
-            node = services.cluster.node_for(instance.node_id)
+            node = ebs.cluster.node_for(instance.node_id)
             instance_id = instance.id
     db.session.rollback()
     copy = work_dir / "copy.raw"
@@ -230,8 +205,6 @@ def point_in_time_copy(volume: Volume, source: Path, work_dir: Path) -> Path:
 
 
 def _sparse_copy(source: Path, target: Path) -> None:
-    from . import chunks
-
     with open(source, "rb") as src, open(target, "wb") as dst:
         size = os.fstat(src.fileno()).st_size
         dst.truncate(size)
@@ -247,61 +220,60 @@ def _sparse_copy(source: Path, target: Path) -> None:
                 remaining -= len(block)
 
 
-def take(snapshot_id: str) -> None:
+def take(ebs, snapshot_id: str) -> None:
     """pending -> completed: copy, chunk and record the snapshot (error on failure)."""
-    from . import chunks
-
     snapshot = db.session.get(Snapshot, snapshot_id)
     if snapshot is None or snapshot.state != PENDING:
         return
-    services = _services()
     volume = db.session.get(Volume, snapshot.volume_id)
     previous = db.session.execute(db.select(Snapshot).where(
         Snapshot.volume_id == snapshot.volume_id, Snapshot.state == COMPLETED,
         Snapshot.chunk_size == snapshot.chunk_size).order_by(
         Snapshot.started.desc()).limit(1)).scalar()
     earlier = {i: d for i, (d, _s) in chunk_map(previous.id).items()} if previous else {}
-    work_dir = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-", dir=services.ebs.volumes_dir))
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-", dir=ebs.volumes_dir))
     try:
         if volume is None:
             raise AwsError(f"The volume {snapshot.volume_id} is gone.")
-        copy = point_in_time_copy(volume, services.ebs.path(volume.id), work_dir)
+        copy = point_in_time_copy(ebs, volume, ebs.path(volume.id), work_dir)
         with CHUNKS_LOCK:
             result = chunks.snapshot(copy, chunk_size=snapshot.chunk_size, previous=earlier,
-                                     chunks=chunks.ChunkStore(services.s3.store),
+                                     chunks=ebs.chunk_store(),
                                      progress=_progress_updater(snapshot_id))
             _record(snapshot_id, result)
     except Exception as error:  # noqa: BLE001 - any failure ends the snapshot in error
         log.warning("snapshot %s failed: %s", snapshot_id, error)
         db.session.rollback()
-        write_lock()
-        db.session.execute(db.update(Snapshot).where(Snapshot.id == snapshot_id).values(
-            state=ERROR, state_message=str(error)[:255]))
-        db.session.commit()
+        SNAPSHOT.transition(snapshot_id, ERROR, expected={PENDING},
+                            state_message=str(error)[:255])
         return
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _record(snapshot_id: str, result) -> None:
+def _record(snapshot_id: str, result: chunks.SnapshotResult) -> None:
     """The snapshot's chunk list and ``completed``, in one transaction."""
-    write_lock()
-    for index, (digest, size) in result.chunks.items():
-        db.session.add(SnapshotChunk(snapshot_id=snapshot_id, index=index, digest=digest,
-                                     size=size))
-    db.session.execute(db.update(Snapshot).where(Snapshot.id == snapshot_id).values(
-        state=COMPLETED, progress=100, stored_bytes=result.stored_bytes))
-    db.session.commit()
+    def add_chunks() -> None:
+        for index, (digest, size) in result.chunks.items():
+            db.session.add(SnapshotChunk(snapshot_id=snapshot_id, index=index, digest=digest,
+                                         size=size))
+    SNAPSHOT.transition(snapshot_id, COMPLETED, expected={PENDING}, on_win=add_chunks,
+                        progress=100, stored_bytes=result.stored_bytes)
 
 
-def restore_into(snapshot_id: str, path: Path, size_gb: int) -> None:
+def interrupted(snapshot_id: str) -> bool:
+    """A snapshot a restart cut short ends in ``error`` (its copy is gone)."""
+    return SNAPSHOT.transition(snapshot_id, ERROR, expected={PENDING},
+                               state_message="interrupted by a restart of the storage "
+                                             "controller")
+
+
+def restore_into(ebs, snapshot_id: str, path: Path, size_gb: int) -> None:
     """Write the snapshot's data into a new sparse volume file at *path* of *size_gb*."""
-    from . import chunks
-
-    snapshot = db.session.get(Snapshot, snapshot_id)
+    snapshot = find(snapshot_id)
     if snapshot is None:
         raise AwsError(f"The snapshot {snapshot_id} is gone.")
     mapping = chunk_map(snapshot_id)
     db.session.rollback()
-    chunks.restore(path, size_gb * 2**30, mapping,
-                   chunks.ChunkStore(_services().s3.store), chunk_size=snapshot.chunk_size)
+    chunks.restore(path, size_gb * 2**30, mapping, ebs.chunk_store(),
+                   chunk_size=snapshot.chunk_size)

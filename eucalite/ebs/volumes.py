@@ -1,44 +1,36 @@
-"""EBS volumes: create, delete, describe, attach and detach, with Eucalyptus' states.
+"""EBS volume rows: who sees which, the checks CreateVolume and AttachVolume make, and
+recording a new volume (a user's, or an EBS-backed instance's root).
 
-Volume states: creating -> available -> in-use -> available ... -> deleting -> (gone);
-``error`` when creation fails. Attachment states: attaching -> attached -> detaching ->
-(detached: the attachment is cleared). The request thread validates and records the
-change; the slow half (making the file, exporting it, hot-plugging it into the guest) runs
-on the compute worker (:mod:`eucalite.ebs.jobs`), and every state change is a
-compare-and-swap on the row, so a job that lost a race does not overwrite newer state.
+The states and their one table of moves are in :mod:`eucalite.ebs.states`. The request
+thread validates and records a change; the slow half (making the file, exporting it,
+hot-plugging it into the guest) runs as a job (:mod:`eucalite.ebs.jobs`).
 """
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any, Mapping
 
+from .. import ids, tags
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
-from ..errors import AwsError, ClientError, InvalidParameterValue
+from ..errors import InvalidParameterValue, MissingParameter
+from ..errors.ec2 import IncorrectState, InvalidVolumeNotFound, VolumeLimitExceeded
 from .models import Snapshot, Volume
+from .states import ATTACHING, CREATING, DELETING
 
-CREATING, AVAILABLE, IN_USE, DELETING, ERROR = "creating", "available", "in-use", "deleting", "error"
-ATTACHING, ATTACHED, DETACHING = "attaching", "attached", "detaching"
 MAX_SIZE_GB = 16384          # AWS' largest standard volume
 #: Device names a user may give AttachVolume (as EC2 accepts for paravirtual guests).
 DEVICE_RE = re.compile(r"^/dev/(sd[b-z]|xvd[b-z]|vd[b-z])[0-9]{0,2}\Z")
+#: The disk target of an EBS-backed instance's root volume.
+ROOT_TARGET = "vda"
 
 
-class VolumeNotFound(ClientError):
-    code = "InvalidVolume.NotFound"
-
-    def __init__(self, volume_id: str):
-        super().__init__(f"The volume '{volume_id}' does not exist.")
+def not_found(volume_id: str) -> InvalidVolumeNotFound:
+    return InvalidVolumeNotFound(f"The volume '{volume_id}' does not exist.")
 
 
-def incorrect_state(volume: Volume) -> ClientError:
-    return ClientError(f"Volume '{volume.id}' is in the '{volume.state}' state.",
-                       code="IncorrectState")
-
-
-def new_volume_id() -> str:
-    return "vol-" + secrets.token_hex(9)[:17]
+def incorrect_state(volume: Volume) -> IncorrectState:
+    return IncorrectState(f"Volume '{volume.id}' is in the '{volume.state}' state.")
 
 
 def visible(principal: Principal, ids: list[str] | None = None) -> list[Volume]:
@@ -50,7 +42,7 @@ def visible(principal: Principal, ids: list[str] | None = None) -> list[Volume]:
     if ids:
         missing = sorted(set(ids) - {row.id for row in rows})
         if missing:
-            raise VolumeNotFound(missing[0])
+            raise not_found(missing[0])
     return rows
 
 
@@ -64,7 +56,13 @@ def on_instance(instance_id: str) -> list[Volume]:
         instance_id=instance_id).order_by(Volume.device)).scalars())
 
 
-def check_size(config: Mapping[str, Any], owner_id: str, size_gb: int) -> None:
+def root_of(instance_id: str, device: str | None) -> Volume | None:
+    """The root volume of an EBS-backed instance (attached at its root *device*), if made."""
+    return db.session.execute(db.select(Volume).filter_by(
+        instance_id=instance_id, device=device)).scalar()
+
+
+def check_size(config: Mapping[str, Any], size_gb: int) -> None:
     """Per-volume and per-cloud size limits: InvalidParameterValue for a volume too large
     (as AWS), VolumeLimitExceeded when the cloud's storage would exceed its total."""
     limit = min(int(config.get("max_volume_gb", 1024)), MAX_SIZE_GB)
@@ -75,8 +73,8 @@ def check_size(config: Mapping[str, Any], owner_id: str, size_gb: int) -> None:
                                .where(Volume.state != DELETING)).scalar()
     allowed = int(config.get("max_total_volume_gb", 10240))
     if total + size_gb > allowed:
-        raise AwsError(f"You have exceeded the cloud's volume storage limit of {allowed} GiB "
-                       f"({total} GiB in use).", code="VolumeLimitExceeded", status=400)
+        raise VolumeLimitExceeded(f"You have exceeded the cloud's volume storage limit of "
+                                  f"{allowed} GiB ({total} GiB in use).")
 
 
 def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot | None,
@@ -84,7 +82,7 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
     """Write a new volume as ``creating``; *tag* (given its id) runs in the same
     transaction, so the volume and its tags appear together."""
     write_lock()
-    volume = Volume(id=new_volume_id(), owner_id=principal.account_id, size_gb=size_gb,
+    volume = Volume(id=ids.resource_id("vol"), owner_id=principal.account_id, size_gb=size_gb,
                     zone=zone, state=CREATING, snapshot_id=snapshot.id if snapshot else None,
                     volume_type=volume_type, created=utcnow())
     db.session.add(volume)
@@ -95,52 +93,24 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
     return volume
 
 
-def record_root(instance, snapshot: Snapshot, mapping: dict) -> Volume:
-    """The root volume of an EBS-backed instance, recorded ``creating`` and attached at its
-    root device; its data comes from *snapshot*."""
+def record_root(*, owner_id: str, instance_id: str, zone: str, device: str, snapshot_id: str,
+                size_gb: int, volume_type: str, delete_on_termination: bool) -> Volume:
+    """The root volume of an EBS-backed instance, recorded ``creating`` and attaching at
+    its root *device*; its data comes from the snapshot *snapshot_id*."""
     write_lock()
-    volume = Volume(id=new_volume_id(), owner_id=instance.owner_id,
-                    size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
-                    zone=instance.zone, state=CREATING, snapshot_id=snapshot.id,
-                    volume_type=mapping.get("volume_type") or "standard", created=utcnow(),
-                    instance_id=instance.id, device=instance.root_device_name, target="vda",
-                    attach_state=ATTACHING, attach_time=utcnow(),
-                    delete_on_termination=mapping.get("delete_on_termination", True))
+    volume = Volume(id=ids.resource_id("vol"), owner_id=owner_id, size_gb=size_gb, zone=zone,
+                    state=CREATING, snapshot_id=snapshot_id, volume_type=volume_type,
+                    created=utcnow(), instance_id=instance_id, device=device,
+                    target=ROOT_TARGET, attach_state=ATTACHING, attach_time=utcnow(),
+                    delete_on_termination=delete_on_termination)
     db.session.add(volume)
     db.session.commit()
     return volume
 
 
-def transition(volume_id: str, expected: set[str], **changes) -> bool:
-    """Update the volume if its state is one of *expected*; True if this call did it.
-    Commits either way."""
-    write_lock()
-    done = db.session.execute(db.update(Volume).where(
-        Volume.id == volume_id, Volume.state.in_(expected)).values(**changes)).rowcount == 1
-    db.session.commit()
-    return done
-
-
-def attach_transition(volume_id: str, expected: set[str | None], **changes) -> bool:
-    """Update the volume if its attachment state is one of *expected* (None: detached)."""
-    write_lock()
-    condition = Volume.attach_state.in_([s for s in expected if s is not None])
-    if None in expected:
-        condition = condition | Volume.attach_state.is_(None)
-    done = db.session.execute(db.update(Volume).where(
-        Volume.id == volume_id, condition).values(**changes)).rowcount == 1
-    db.session.commit()
-    return done
-
-
-DETACHED = dict(instance_id=None, device=None, target=None, attach_state=None,
-                attach_time=None, delete_on_termination=False)
-
-
 def check_device(device: str | None) -> str:
     if not device:
-        raise ClientError("The request must contain the parameter device",
-                          code="MissingParameter")
+        raise MissingParameter("The request must contain the parameter device")
     if not DEVICE_RE.match(device):
         raise InvalidParameterValue(f"Value ({device}) for parameter device is invalid. "
                                     f"{device} is not a valid EBS device name.")
@@ -151,19 +121,6 @@ def device_in_use(instance_id: str, device: str) -> bool:
     return any(v.device == device for v in on_instance(instance_id))
 
 
-def _register_tag_resources() -> None:
-    """Let vol- and snap- ids be tagged by their owners."""
-    from .. import tags
-    from .models import Snapshot
-
-    def owner_of(model):
-        def owned_by(owner_id: str, resource_id: str) -> bool:
-            row = db.session.get(model, resource_id)
-            return row is not None and row.owner_id == owner_id
-        return owned_by
-
-    tags.register_resource("vol-", "volume", owner_of(Volume))
-    tags.register_resource("snap-", "snapshot", owner_of(Snapshot))
-
-
-_register_tag_resources()
+# vol- and snap- ids may be tagged by their owners.
+tags.register_resource("vol-", "volume", tags.row_owned(Volume))
+tags.register_resource("snap-", "snapshot", tags.row_owned(Snapshot))

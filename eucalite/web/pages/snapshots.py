@@ -2,28 +2,28 @@
 they are taken; create a volume from one, share it (createVolumePermission) and delete it.
 
 The same calls as the EC2 adapter (:mod:`eucalite.compute.ec2.snapshots`):
-:mod:`eucalite.ebs.snapshots` and :meth:`eucalite.ebs.service.EbsService.create_volume`.
+:class:`eucalite.ebs.service.EbsService` and, to list and share, :mod:`eucalite.ebs.snapshots`.
 """
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
+from ...api import services
+from ...ebs import snapshots as ebs_snapshots
 from ...errors import InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
 from . import add_nav, int_field
-from .volumes import services, zone_names
+from .volumes import zone_names
 
 add_nav("console.snapshots", "Snapshots")
 
 
 def _rows_context() -> dict:
-    from ...ebs import snapshots
-
-    rows = snapshots.visible(principal(), [], [], [])
+    rows = ebs_snapshots.visible(principal(), [], [], [])
     rows.sort(key=lambda s: (s.started, s.id), reverse=True)
     return {"snapshots": rows, "zones": zone_names(),
-            "shared_with": {s.id: snapshots.permissions(s) for s in rows
+            "shared_with": {s.id: ebs_snapshots.permissions(s) for s in rows
                             if s.owner_id == principal().account_id}}
 
 
@@ -59,8 +59,6 @@ def snapshots_volume(snapshot_id: str):
 @blueprint.route("/snapshots/<snapshot_id>/share", methods=["POST"])
 @login_required
 def snapshots_share(snapshot_id: str):
-    from ...ebs import snapshots as ebs_snapshots
-
     account_id = (request.form.get("account_id") or "").strip()
     operation = request.form.get("operation", "add")
 
@@ -82,8 +80,6 @@ def snapshots_share(snapshot_id: str):
 @blueprint.route("/snapshots/<snapshot_id>/delete", methods=["POST"])
 @login_required
 def snapshots_delete(snapshot_id: str):
-    from ...ebs import snapshots as ebs_snapshots
-
-    act(lambda: ebs_snapshots.delete(principal(), snapshot_id),
+    act(lambda: services().ebs.delete_snapshot(principal(), snapshot_id),
         f"Deleted snapshot {snapshot_id}.")
     return redirect(url_for("console.snapshots"))

@@ -3,13 +3,17 @@ account's running instances, detach, snapshot and delete; the table refreshes it
 volumes change state.
 
 Every action calls what the EC2 adapter calls (:mod:`eucalite.compute.ec2.volumes`,
-:mod:`eucalite.compute.ec2.snapshots`): :class:`eucalite.ebs.service.EbsService` and
-:mod:`eucalite.ebs.snapshots`, with the signed-in user's Principal.
+:mod:`eucalite.compute.ec2.snapshots`): :class:`eucalite.ebs.service.EbsService`, with the
+signed-in user's Principal.
 """
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 
+from ...api import services
+from ...compute import instances, states
+from ...ebs import snapshots, volumes as ebs_volumes
+from ...ebs.states import COMPLETED
 from ...errors import InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
@@ -20,37 +24,22 @@ add_nav("console.volumes", "Volumes")
 DEFAULT_DEVICE = "/dev/sdf"
 
 
-def services():
-    return current_app.extensions["eucalite"]
-
-
 def zone_names() -> list[str]:
     return [zone.name for zone in services().cluster.zones()]
 
 
 def restorable_snapshots() -> list:
     """Completed snapshots the account may create volumes from (its own and shared)."""
-    from ...ebs import snapshots
-
-    return [s for s in snapshots.visible(principal(), [], [], [])
-            if s.state == snapshots.COMPLETED]
-
-
-def chunk_size() -> int:
-    """Snapshot chunk size, as the EC2 adapter computes it."""
-    return int(services().config.get("snapshot_chunk_mb", 1)) * 2**20
+    return [s for s in snapshots.visible(principal(), [], [], []) if s.state == COMPLETED]
 
 
 def _rows_context() -> dict:
-    from ...compute import instances, states
-    from ...ebs import volumes
-
     who = principal()
     running: dict[str, list] = {}
     for instance in instances.visible(who):
         if instance.state == states.RUNNING:
             running.setdefault(instance.zone, []).append(instance)
-    return {"volumes": volumes.visible(who), "running": running,
+    return {"volumes": ebs_volumes.visible(who), "running": running,
             "default_device": DEFAULT_DEVICE}
 
 
@@ -114,14 +103,11 @@ def volumes_detach(volume_id: str):
 @blueprint.route("/volumes/<volume_id>/snapshot", methods=["POST"])
 @login_required
 def volumes_snapshot(volume_id: str):
-    from ...ebs import snapshots
-
     taken: list = []
 
     def take():
-        taken.append(snapshots.create(principal(), volume_id,
-                                      request.form.get("description", ""), [],
-                                      services().compute.worker, chunk_size()))
+        taken.append(services().ebs.create_snapshot(principal(), volume_id,
+                                                    request.form.get("description", "")))
 
     if act(take):
         notify(f"Taking snapshot {taken[0].id} of {volume_id}.")

@@ -1,0 +1,92 @@
+"""The cloud controller's side of EBS: instances with volumes.
+
+What is about instances lives here and calls the storage controller
+(:class:`eucalite.ebs.service.EbsService`) with plain values: an EBS-backed instance's root
+volume made from its image's snapshot on first boot and exported at every boot; its
+volumes released when it ends (the delete-on-termination ones deleted) or their exports
+dropped when it stops; volumes its domain lost plugged again. :class:`ComputeView` answers
+what the storage controller asks about instances and images (it is wired into the
+EbsService by :mod:`eucalite.services`).
+"""
+from __future__ import annotations
+
+from ..accounts import Principal
+from ..cluster.node import Node
+from ..cluster.virt.driver import DiskSpec
+from ..db import db
+from ..ebs.service import EbsService, InstanceRef
+from ..errors.ec2 import InvalidAMIIDUnavailable
+from . import images, instances, states
+from .models import Image, Instance
+
+
+def root_disk(ebs: EbsService, instance: Instance) -> DiskSpec:
+    """The disk an EBS-backed instance boots from (vda): its root volume, made from the
+    image's root snapshot on the first boot (later boots reuse it: its data persists
+    across stop and start), exported to the node."""
+    volume = ebs.root_volume(instance.id, instance.root_device_name)
+    if volume is None:
+        image = db.session.get(Image, instance.image_id)
+        mapping = images.ebs_root(image) if image is not None else None
+        snapshot = ebs.find_snapshot(mapping["snapshot_id"]) if mapping is not None else None
+        if snapshot is None:
+            raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no EBS root "
+                                          "snapshot.")
+        volume = ebs.create_root(
+            owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
+            device=instance.root_device_name, snapshot_id=snapshot.id,
+            size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
+            volume_type=mapping.get("volume_type") or "standard",
+            delete_on_termination=mapping.get("delete_on_termination", True))
+    return ebs.export_root(volume.id)
+
+
+def instance_ended(ebs: EbsService, instance_id: str) -> None:
+    """The instance's domain is gone for good: its volumes are detached, and those marked
+    delete-on-termination deleted."""
+    for volume in ebs.attachments(instance_id):
+        ebs.end_attachment(volume.id, delete=volume.delete_on_termination)
+
+
+def instance_stopped(ebs: EbsService, instance_id: str) -> None:
+    """The instance's domain is gone but it will start again: its volumes, root included,
+    stay attached; their exports are made again at start."""
+    ebs.drop_exports(instance_id)
+
+
+def recheck_attached(ebs: EbsService, node: Node, instance_id: str | None = None) -> list[str]:
+    """Plug back the volumes the domains of this node's running instances (or just
+    *instance_id*'s) lost; returns their ids."""
+    query = db.select(Instance.id).where(Instance.node_id == node.node_id,
+                                         Instance.state == states.RUNNING)
+    if instance_id:
+        query = query.where(Instance.id == instance_id)
+    return ebs.replug_missing(node, list(db.session.execute(query).scalars()))
+
+
+def _ref(instance: Instance, state_error=None) -> InstanceRef:
+    return InstanceRef(id=instance.id, zone=instance.zone, node_id=instance.node_id,
+                       root_device_name=instance.root_device_name, state_error=state_error)
+
+
+class ComputeView:
+    """What the storage controller asks of the cloud controller
+    (:class:`eucalite.ebs.service.CloudView`)."""
+
+    def attach_target(self, principal: Principal, instance_id: str) -> InstanceRef:
+        instance = instances.owned(principal, instance_id)
+        refusal = None if instance.state == states.RUNNING else \
+            instances.incorrect_state(instance, "attached to")
+        return _ref(instance, refusal)
+
+    def instance(self, instance_id: str) -> InstanceRef | None:
+        instance = db.session.get(Instance, instance_id)
+        return _ref(instance) if instance is not None else None
+
+    def image_using_snapshot(self, snapshot_id: str) -> str | None:
+        for image in db.session.execute(db.select(Image).where(
+                Image.state != "deregistered")).scalars():
+            if any((m.get("ebs") or {}).get("snapshot_id") == snapshot_id
+                   for m in image.get_json("block_devices", []) or []):
+                return image.id
+        return None
