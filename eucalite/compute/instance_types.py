@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..accounts import Principal
 from ..db import db, write_lock
-from ..errors import AwsError, InvalidParameterValue
+from ..errors import InvalidParameterValue
+from ..errors.ec2 import UnauthorizedOperation
 from .models import InstanceType
 
 DEFAULT_TYPE = "m1.small"
@@ -45,10 +46,6 @@ CURRENT_GENERATION_FAMILIES = ("t2",)
 
 #: Databases (by URL) this process has seen seeded, so later calls skip the check.
 _seeded: set[str] = set()
-
-
-class UnauthorizedOperation(AwsError):
-    code, status = "UnauthorizedOperation", 403
 
 
 def ensure_defaults() -> None:

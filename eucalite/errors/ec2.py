@@ -145,6 +145,15 @@ class TagLimitExceeded(ClientError):
     code = "TagLimitExceeded"
 
 
+class UnauthorizedOperation(AwsError):
+    code = "UnauthorizedOperation"
+    status = 403
+
+
+class Unsupported(ClientError):
+    code = "Unsupported"
+
+
 class UnsupportedOperation(ClientError):
     code = "UnsupportedOperation"
 
@@ -155,7 +164,3 @@ class VolumeInUse(ClientError):
 
 class VolumeLimitExceeded(ClientError):
     code = "VolumeLimitExceeded"
-
-
-class Unsupported(ClientError):
-    code = "Unsupported"
