@@ -2,10 +2,11 @@
 
 A volume is a sparse raw file. A snapshot of it is a map *chunk index -> (sha256 digest,
 size)*; the chunk bytes live in the object store (Walrus), one object per chunk, kept by
-:class:`eucalite.ebs.chunkstore.ChunkStore`. Chunks are content-addressed, so a chunk that did not change since an earlier snapshot (or
-that another volume happens to share) is stored once; a chunk object is deleted only when
-no snapshot lists it any more (the caller, which owns the tables, decides which those are,
-and :func:`delete_unreferenced` removes the rest).
+:class:`eucalite.ebs.chunkstore.ChunkStore`. Chunks are content-addressed, so a chunk that
+did not change since an earlier snapshot (or that another volume happens to share) is
+stored once; a chunk object is deleted only when no snapshot lists it any more (the
+caller, which owns the tables, decides which those are, and :func:`delete_unreferenced`
+removes the rest).
 
 This module holds:
 
@@ -286,7 +287,8 @@ def restore(path: str | os.PathLike, size_bytes: int, chunk_map: ChunkMap,
 
     The file is built at a temporary name beside *path*, fsynced and renamed over *path*,
     so *path* only ever holds a whole volume (or what it held before). A chunk that is
-    missing or corrupt raises :class:`~eucalite.ebs.chunkstore.ChunkError` and leaves nothing behind.
+    missing or corrupt raises :class:`~eucalite.ebs.chunkstore.ChunkError` and leaves
+    nothing behind.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))

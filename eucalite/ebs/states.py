@@ -12,7 +12,8 @@ from .models import Snapshot, Volume
 
 # --- volumes: creating -> available <-> in-use ... -> deleting -> (the row goes) -----------
 
-CREATING, AVAILABLE, IN_USE, DELETING, ERROR = "creating", "available", "in-use", "deleting", "error"
+CREATING, AVAILABLE, IN_USE = "creating", "available", "in-use"
+DELETING, ERROR = "deleting", "error"
 
 #: creating -> in-use is an EBS root made for its instance (attached from the start);
 #: creating -> deleting a root whose launch failed (or died) while it was made.
