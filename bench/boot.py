@@ -401,7 +401,7 @@ def column(results: list[dict], key: str) -> list[float]:
 
 
 def run(args, top: Path, files, versions, cleanup: list) -> None:
-    from eucalite.cluster.virt.libvirt_driver import kvm_usable
+    from eucalite.cluster.virt.libvirt_conn import kvm_usable
 
     euca = Eucalite(top / "data", metadata_taken())
     cleanup.append(euca.close)

@@ -360,7 +360,7 @@ def test_libvirt_reconnects_after_close(libvirt_driver, make_spec):
 
 
 def test_default_domain_type(monkeypatch, tmp_path):
-    from eucalite.cluster.virt import libvirt_driver as lvd
+    from eucalite.cluster.virt import libvirt_conn as lvd
     assert lvd.default_domain_type("test:///default") == "test"
     caps = ("<capabilities><guest><arch name='x86_64'><domain type='qemu'/>"
             "<domain type='kvm'/></arch></guest></capabilities>")
@@ -412,11 +412,11 @@ def network(driver):
                        prefix=29, metadata_ip=None)
     yield spec
     if getattr(driver, "name", "") == "libvirt":
-        net = driver._network(spec.name)
-        if net is not None:
-            if net.isActive():
-                net.destroy()
-            net.undefine()
+        for net in driver._conn().listAllNetworks():
+            if net.name() == spec.name:
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
 
 
 def _network_exists(driver, name) -> bool:

@@ -1,6 +1,7 @@
 """Hypervisor drivers: the contract (driver.py), pure domain-XML builders (domain_xml.py), an
-in-memory fake (fake.py) and libvirt (libvirt_driver.py with its network half in
-libvirt_network.py; libvirt-python is imported only when a LibvirtDriver is made)."""
+in-memory fake (fake.py) and libvirt (libvirt_driver.py, handing the network half to
+libvirt_network.py, both over libvirt_conn.py's connection; libvirt-python is imported only
+when a LibvirtDriver is made)."""
 from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
                      HostCapacity, HypervisorDriver, NotSupported, PowerState)
 from .fake import FakeDriver

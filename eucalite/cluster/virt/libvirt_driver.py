@@ -4,77 +4,23 @@
 imported when a driver is made, never at eucalite import time, so the rest of eucalite runs
 without it. Domain XML comes from the pure builders in domain_xml.py; this module only talks
 to libvirt and maps its errors and states onto the contract's. The instance network's half
-of the contract (network, DHCP entries, leases) is in libvirt_network.py.
+of the contract (network, DHCP entries, leases) is :class:`~.libvirt_network.LibvirtNetworks`,
+to which the driver hands those calls; the connection, the error mapping and the choice of
+domain type (kvm or TCG) are in libvirt_conn.py.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
-import threading
 import time
 import xml.etree.ElementTree as ET
 
 from . import domain_xml as dx
-from .driver import (DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
-                     HostCapacity, HypervisorDriver, NotSupported, PowerState, read_tail)
-from .libvirt_network import LibvirtNetworks, is_remote
-
-INSTALL_HINT = ("install libvirt-python (apt install libvirt-dev pkg-config; "
-                "pip install libvirt-python)")
-
-
-def _import_libvirt():
-    """libvirt-python, imported on first use; DriverError with an install hint if missing."""
-    try:
-        import libvirt
-    except ImportError as exc:
-        raise DriverError(f"the libvirt driver needs libvirt-python: {INSTALL_HINT}") from exc
-    # libvirt prints every error to stderr by default; we raise them as DriverError instead
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    return libvirt
-
-
-def kvm_usable(dev: str = "/dev/kvm", sys_module: str = "/sys/module") -> bool:
-    """Whether KVM can run an ordinary guest here.
-
-    /dev/kvm must be readable and writable, and the host must not offer only PVM (kvm_pvm
-    without kvm_intel/kvm_amd needs a special guest kernel: ordinary guests must use TCG).
-    """
-    if not os.access(dev, os.R_OK | os.W_OK):
-        return False
-    has = lambda mod: os.path.isdir(os.path.join(sys_module, mod))  # noqa: E731
-    if has("kvm_pvm") and not (has("kvm_intel") or has("kvm_amd")):
-        return False
-    return True
-
-
-def _caps_offer_kvm(capabilities_xml: str, arch: str) -> bool:
-    """Whether libvirt's host capabilities offer a kvm domain for *arch*."""
-    root = ET.fromstring(capabilities_xml)
-    for guest in root.findall("guest"):
-        a = guest.find("arch")
-        if a is not None and a.get("name") == arch and a.find("domain[@type='kvm']") is not None:
-            return True
-    return False
-
-
-def default_domain_type(uri: str, capabilities_xml: str | None = None,
-                        arch: str = "x86_64") -> str:
-    """libvirt domain type for *uri*: test for test:///, kvm when usable, else qemu (TCG).
-
-    For a remote qemu URI the local /dev/kvm says nothing: the remote host's capabilities
-    (``capabilities_xml``) decide, and without them we pick TCG, which always works.
-    """
-    scheme = uri.split(":", 1)[0].split("+", 1)[0]
-    if scheme == "test":
-        return "test"
-    if scheme != "qemu":
-        return "qemu"
-    if is_remote(uri):
-        return "kvm" if capabilities_xml and _caps_offer_kvm(capabilities_xml, arch) else "qemu"
-    return "kvm" if kvm_usable() else "qemu"
-
+from .driver import (DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError, HostCapacity,
+                     HypervisorDriver, NetworkSpec, NotSupported, PowerState, read_tail)
+from .libvirt_conn import LibvirtConnection, default_domain_type, is_remote
+from .libvirt_network import LibvirtNetworks
 
 def _free_gib(path: str) -> int:
     """Free space in GiB of the filesystem holding *path* (or its nearest existing parent)."""
@@ -84,24 +30,25 @@ def _free_gib(path: str) -> int:
     return shutil.disk_usage(path).free // 2**30
 
 
-class LibvirtDriver(LibvirtNetworks, HypervisorDriver):
+class LibvirtDriver(HypervisorDriver):
     """Domains through one libvirt connection (reopened if it drops); the instance network
-    and its DHCP entries come from :class:`~.libvirt_network.LibvirtNetworks`."""
+    and its DHCP entries are :class:`~.libvirt_network.LibvirtNetworks`' work."""
 
     name = "libvirt"
 
     def __init__(self, uri: str = "qemu:///system", domain_type: str | None = None, *,
                  state_dir: str = "/var/lib/eucalite", arch: str = "x86_64",
                  detach_timeout: float = 30.0, cloud: str | None = None):
-        self._lv = _import_libvirt()
+        self._connection = LibvirtConnection(uri)
+        # short names for what every method below uses: the libvirt module, an error's
+        # code, and the DriverError saying what failed
+        self._lv, self._code, self._error = (self._connection.lv, self._connection.code,
+                                             self._connection.error)
         self.uri = uri
         self.cloud = cloud
         self.state_dir = state_dir
         self.arch = arch
         self.detach_timeout = detach_timeout
-        self._conn_obj = None
-        self._lock = threading.Lock()
-        self._lease_minutes: dict[str, int] = {}     # network -> DHCP lease of new hosts
         conn = self._conn()   # fail now, not at the first request, if libvirt is unreachable
         if domain_type is None:
             caps = None
@@ -115,6 +62,8 @@ class LibvirtDriver(LibvirtNetworks, HypervisorDriver):
             self.close()
             raise DriverError(f"unknown libvirt domain type {domain_type!r}")
         self.domain_type = domain_type
+        self._networks = LibvirtNetworks(
+            self._connection, on_this_host=domain_type != "test" and not is_remote(uri))
 
     @property
     def uses_host_files(self) -> bool:
@@ -123,37 +72,11 @@ class LibvirtDriver(LibvirtNetworks, HypervisorDriver):
     # -- connection and lookups --------------------------------------------------------------
 
     def _conn(self):
-        """The open connection, (re)opened when there is none or it dropped."""
-        with self._lock:
-            conn = self._conn_obj
-            if conn is not None:
-                try:
-                    if conn.isAlive():
-                        return conn
-                except self._lv.libvirtError:
-                    pass
-                try:
-                    conn.close()
-                except self._lv.libvirtError:
-                    pass
-            try:
-                self._conn_obj = self._lv.open(self.uri)
-            except self._lv.libvirtError as exc:
-                self._conn_obj = None
-                raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc}") from exc
-            return self._conn_obj
+        """The open virConnect (reopened if it dropped)."""
+        return self._connection.get()
 
     def close(self) -> None:
-        with self._lock:
-            conn, self._conn_obj = self._conn_obj, None
-        if conn is not None:
-            try:
-                conn.close()
-            except self._lv.libvirtError:
-                pass
-
-    def _code(self, exc) -> int:
-        return exc.get_error_code()
+        self._connection.close()
 
     def _lookup(self, instance_id: str):
         """The virDomain for *instance_id*, or None when there is no such domain."""
@@ -170,11 +93,6 @@ class LibvirtDriver(LibvirtNetworks, HypervisorDriver):
         if dom is None:
             raise DriverError(f"{DOMAIN_PREFIX}{instance_id}: no such domain")
         return dom
-
-    def _error(self, what: str, exc) -> DriverError:
-        """A DriverError (NotSupported for unsupported calls) saying what failed and why."""
-        cls = NotSupported if self._code(exc) == self._lv.VIR_ERR_NO_SUPPORT else DriverError
-        return cls(f"{what}: {exc}")
 
     def _state(self, dom) -> PowerState:
         """Map libvirt's domain state onto the contract's PowerState."""
@@ -511,3 +429,23 @@ class LibvirtDriver(LibvirtNetworks, HypervisorDriver):
             raise self._error("cannot read host info", exc) from exc
         return HostCapacity(cores=int(info[2]), memory_mb=int(info[1]),
                             disk_gb=_free_gib(self.state_dir))
+
+    # -- the instance network: LibvirtNetworks' work ----------------------------------------
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        self._networks.ensure_network(spec)
+
+    def add_dhcp_host(self, network: str, mac: str, ip: str) -> None:
+        self._networks.add_dhcp_host(network, mac, ip)
+
+    def remove_dhcp_host(self, network: str, mac: str) -> None:
+        self._networks.remove_dhcp_host(network, mac)
+
+    def dhcp_hosts(self, network: str) -> dict[str, str]:
+        return self._networks.dhcp_hosts(network)
+
+    def release_lease(self, network: str, mac: str, ip: str) -> None:
+        self._networks.release_lease(network, mac, ip)
+
+    def dhcp_leases(self, network: str) -> dict[str, str]:
+        return self._networks.dhcp_leases(network)

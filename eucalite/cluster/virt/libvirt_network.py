@@ -1,44 +1,39 @@
 """The instance network of the libvirt driver: its libvirt network and DHCP host entries.
 
-:class:`LibvirtNetworks` holds the network half of ``HypervisorDriver`` (ensure_network,
-the DHCP host entries and leases) for :class:`~.libvirt_driver.LibvirtDriver`, which
-provides the connection it uses: ``_conn()``, ``_lv`` (the libvirt module), ``_code()``,
-``_error()``, ``uri``, ``domain_type`` and the ``_lease_minutes`` dict. Network XML comes
-from the pure builders in network_xml.py.
+:class:`LibvirtNetworks` does the network half of ``HypervisorDriver`` (ensure_network, the
+DHCP host entries and leases) over the driver's :class:`~.libvirt_conn.LibvirtConnection`;
+:class:`~.libvirt_driver.LibvirtDriver` hands those calls to it. Network XML comes from the
+pure builders in network_xml.py.
 """
 from __future__ import annotations
 
 import shutil
 import subprocess
-import urllib.parse
 
 from . import network_xml as nx
 from .driver import DriverError, NetworkSpec
-
-
-def is_remote(uri: str) -> bool:
-    """Whether *uri* names a libvirt on another host (qemu+ssh://node/system)."""
-    host = urllib.parse.urlsplit(uri).hostname
-    return host not in (None, "", "localhost", "127.0.0.1")
+from .libvirt_conn import LibvirtConnection
 
 
 class LibvirtNetworks:
-    """The network methods of the libvirt driver (see the module docstring)."""
+    """The instance networks of one libvirt connection. *on_this_host*: whether libvirt's
+    bridges are this host's interfaces (so `ip` and `dhcp_release` here can touch them;
+    not for a remote libvirt or the test driver)."""
 
-    @property
-    def _on_this_host(self) -> bool:
-        """Whether libvirt's bridges are this host's interfaces (so `ip` and `dhcp_release`
-        here can touch them)."""
-        return self.domain_type != "test" and not is_remote(self.uri)
+    def __init__(self, connection: LibvirtConnection, on_this_host: bool):
+        self._connection = connection
+        self._lv = connection.lv
+        self._on_this_host = on_this_host
+        self._lease_minutes: dict[str, int] = {}     # network -> DHCP lease of new hosts
 
     def _network(self, name: str):
         """The virNetwork *name*, or None."""
         try:
-            return self._conn().networkLookupByName(name)
+            return self._connection.get().networkLookupByName(name)
         except self._lv.libvirtError as exc:
-            if self._code(exc) == self._lv.VIR_ERR_NO_NETWORK:
+            if self._connection.code(exc) == self._lv.VIR_ERR_NO_NETWORK:
                 return None
-            raise self._error(f"looking up network {name}", exc) from exc
+            raise self._connection.error(f"looking up network {name}", exc) from exc
 
     def ensure_network(self, spec: NetworkSpec) -> None:
         try:
@@ -48,7 +43,7 @@ class LibvirtNetworks:
         net = self._network(spec.name)
         try:
             if net is None:
-                net = self._conn().networkDefineXML(xml)
+                net = self._connection.get().networkDefineXML(xml)
             else:
                 bridge, gateway, prefix, _hosts = nx.parse_network(net.XMLDesc(0))
                 if (bridge, gateway, prefix) != (spec.bridge, spec.gateway, spec.prefix):
@@ -65,7 +60,7 @@ class LibvirtNetworks:
             except self._lv.libvirtError:
                 pass            # the test driver keeps no autostart; nothing depends on it
         except self._lv.libvirtError as exc:
-            raise self._error(f"cannot start network {spec.name}", exc) from exc
+            raise self._connection.error(f"cannot start network {spec.name}", exc) from exc
         self._lease_minutes[spec.name] = spec.lease_minutes
         if spec.metadata_ip and self._on_this_host:
             self._run(["ip", "address", "replace", f"{spec.metadata_ip}/32", "dev",
@@ -130,7 +125,8 @@ class LibvirtNetworks:
             self._update_host(net, self._lv.VIR_NETWORK_UPDATE_COMMAND_DELETE,
                               f"<host mac='{mac}' ip='{ip}'/>")
         except self._lv.libvirtError as exc:
-            raise self._error(f"cannot remove DHCP host {mac} from {network}", exc) from exc
+            raise self._connection.error(f"cannot remove DHCP host {mac} from {network}",
+                                         exc) from exc
 
     def release_lease(self, network: str, mac: str, ip: str) -> None:
         net = self._network(network)
@@ -158,7 +154,7 @@ class LibvirtNetworks:
         try:
             return nx.parse_network(net.XMLDesc(0))[3]
         except self._lv.libvirtError as exc:
-            raise self._error(f"cannot read network {network}", exc) from exc
+            raise self._connection.error(f"cannot read network {network}", exc) from exc
 
     def dhcp_leases(self, network: str) -> dict[str, str]:
         net = self._network(network)
