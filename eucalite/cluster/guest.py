@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 # Bump when the files built here change in any way, so cached builds are redone.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 MANIFEST = "guest.json"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"

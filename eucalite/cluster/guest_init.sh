@@ -51,7 +51,10 @@ get() {
 }
 TOKEN=
 IID=
-deadline=$(($(date +%s) + 60))
+# A minute for the metadata service to answer; none at all without a network interface (a
+# domain given no NIC, as the export tests boot it): there is nothing to wait for.
+deadline=0
+[ -e /sys/class/net/eth0 ] && deadline=$(($(date +%s) + 60))
 while :; do
     TOKEN=$(token)
     if get meta-data/instance-id /tmp/iid; then IID=$(cat /tmp/iid); break; fi
