@@ -10,12 +10,20 @@ import errno
 import logging
 import os
 import socket
+import ssl
 import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.sock import TCP6Socket, TCPSocket
+from sqlalchemy.engine import make_url
 
-from . import config as config_module
+from . import config as config_module, create_app, datadir
+from .cluster.scheduler import validate_policy
+from .compute import metadata, reconcile
+from .db import db
+from .s3 import upkeep
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 log = logging.getLogger(__name__)
@@ -32,9 +40,6 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def run(self):
-        from gunicorn.arbiter import Arbiter
-        from gunicorn.sock import TCP6Socket, TCPSocket
-
         arbiter = Arbiter(self)
         kind = TCP6Socket if self.listener.family == socket.AF_INET6 else TCPSocket
         address = self.listener.getsockname()[:2]
@@ -56,9 +61,6 @@ class _Gunicorn(BaseApplication):
 def _post_fork(app):
     def hook(server, worker):
         # Connections opened in the master must not be shared with the forked worker.
-        from .db import db
-        from .s3 import upkeep
-
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
@@ -68,8 +70,6 @@ def _post_fork(app):
         worker.store_lock = recover_store(app, worker.notify)
         # Background duties run in the worker, beside the request threads. The hypervisor
         # connection is opened here, after the fork, never shared with the master.
-        from .compute import reconcile
-
         services = app.extensions["eucalite"]
         upkeep.start(app, services.s3.store, services.config["lifecycle_interval"])
         start_node_services(app)
@@ -81,8 +81,6 @@ def start_node_services(app) -> None:
     """This host's node duty in the serving process: the hypervisor connection and the
     instance network, a start-up reconcile pass, and the metadata listener guests reach on
     the bridge. Problems are logged and kept on the cluster service for the API errors."""
-    from .compute import metadata, reconcile
-
     services = app.extensions["eucalite"]
     with app.app_context():
         services.ebs.recover()
@@ -105,8 +103,6 @@ def start_node_services(app) -> None:
 def recover_store(app, waiting) -> int:
     """Remove the object store's unfinished writes once no other writer lives (calling
     *waiting* meanwhile); returns the store lock's descriptor, held shared from then on."""
-    from . import datadir
-
     services = app.extensions["eucalite"]
     lock = datadir.recovery_lock(services.config["data_dir"], waiting)
     with app.app_context():
@@ -152,8 +148,6 @@ def banner(config: dict[str, Any], node_problem: str | None, storage: str = "") 
 
 def _safe_url(url: str) -> str:
     """The database URL with any password hidden."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -196,8 +190,6 @@ def _tls_options(config: dict[str, Any]) -> dict[str, Any]:
     key that does not match its certificate is one clear line, not a worker boot loop."""
     if not config["tls_cert"]:
         return {}
-    import ssl
-
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
             config["tls_cert"], config["tls_key"])
@@ -211,8 +203,11 @@ def run(config: dict[str, Any], server: str = "asyncio") -> None:
     """Serve until Ctrl-C or SIGTERM with the *server* model (see :data:`SERVER_MODELS`).
     Checks what can fail fast (the data directory's lock, the port, the TLS files) before
     anything else; raises :class:`CannotServe` when one of them fails."""
-    from . import create_app, datadir
-
+    try:
+        # create_app checks it too; here a typo stops `serve` before anything changes
+        validate_policy(config["scheduler"])
+    except ValueError as error:
+        raise CannotServe(str(error)) from None
     logging.basicConfig(level=config["log_level"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .. import accounts, create_app
 from ..errors import AwsError
 
 DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALITE_DATA_DIR, "
@@ -14,12 +15,13 @@ DATA_DIR_HELP = ("Data directory (database, objects, volumes). Default: $EUCALIT
 
 
 def overrides(**options: Any) -> dict[str, Any]:
+    """The options given on the command line (None means not given), as config overrides."""
     return {key: value for key, value in options.items() if value is not None}
 
 
 def app(data_dir: str | None):
-    from .. import create_app      # the application factory sits above every module
-
+    """The application on *data_dir* (built as ``eucalite serve`` builds it); a bad
+    configuration is one line on the terminal, not a traceback."""
     try:
         return create_app(overrides(data_dir=data_dir))
     except ValueError as error:            # a bad config file or environment value
@@ -45,8 +47,6 @@ def data_dir_option(function):
 
 def admin_principal():
     """The cloud admin's admin user, in whose name a host operator acts (no key needed)."""
-    from .. import accounts
-
     return accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
                                                    accounts.ADMIN_USER))
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from .. import config as config_module
+from .. import accounts, config as config_module, db
 from ..credentials import env_lines, profile_sections
-from . import guest, image, instance_types, node
-from .common import DATA_DIR_HELP, app as _app, data_dir_option as _data_dir_option
-from .common import fail_on_aws_error as _fail_on_aws_error, overrides as _overrides
+from ..server import CannotServe, run
+from ..web.session import set_password
+from . import common, guest, image, instance_types, node
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +30,7 @@ def main():
 @main.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all).")
 @click.option("--port", type=int, help="Port to listen on (default 8773, as Eucalyptus).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+@common.data_dir_option
 @click.option("--node/--no-node", default=None,
               help="Run node duty (VMs through libvirt) on this host. Default: on. With "
                    "--no-node no hypervisor connection is opened.")
@@ -44,10 +44,8 @@ def main():
               help="Server model; gthread is the former one, for benchmarks.")
 def serve(host, port, data_dir, node, threads, tls_cert, tls_key, server_model):
     """Serve every role (EC2, S3, IAM endpoints) in one process until Ctrl-C or SIGTERM."""
-    from ..server import CannotServe, run
-
-    overrides = _overrides(host=host, port=port, data_dir=data_dir, node=node, threads=threads,
-                           tls_cert=tls_cert, tls_key=tls_key)
+    overrides = common.overrides(host=host, port=port, data_dir=data_dir, node=node,
+                                 threads=threads, tls_cert=tls_cert, tls_key=tls_key)
     try:
         config = config_module.load(overrides)
     except ValueError as error:
@@ -61,21 +59,19 @@ def serve(host, port, data_dir, node, threads, tls_cert, tls_key, server_model):
 # --- credentials ----------------------------------------------------------------------
 
 @main.command()
-@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+@common.data_dir_option
 @click.option("--account", default="eucalyptus", show_default=True)
 @click.option("--user", default="admin", show_default=True)
 @click.option("--profile", metavar="NAME",
               help="Write an aws CLI profile NAME (~/.aws/config and credentials) instead of "
                    "printing export lines.")
-@_fail_on_aws_error
+@common.fail_on_aws_error
 def credentials(data_dir, account, user, profile):
     """Print shell export lines for a user's access key and the endpoints.
 
     Use as: eval "$(eucalite credentials)". boto3 and the aws CLI then need no other flags.
     """
-    from .. import accounts
-
-    app = _app(data_dir)
+    app = common.app(data_dir)
     with app.app_context():
         key = accounts.first_active_key(account, user)
         key_id, secret = key.id, key.secret
@@ -124,25 +120,21 @@ def account():
 
 
 @account.command("list")
-@_data_dir_option
+@common.data_dir_option
 def account_list(data_dir):
     """List accounts with their ids."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         for item in accounts.list_accounts():
             click.echo(f"{item.name}\t{item.id}")
 
 
 @account.command("create")
 @click.argument("name")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_create(name, data_dir):
     """Create account NAME with its admin user and one access key (printed once)."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         created = accounts.create_account(name)
         key = accounts.create_access_key(name, accounts.ADMIN_USER)
         click.echo(f"account {created.name} {created.id}")
@@ -152,26 +144,22 @@ def account_create(name, data_dir):
 
 @account.command("delete")
 @click.argument("name")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_delete(name, data_dir):
     """Delete account NAME with its users and keys."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         accounts.delete_account(name)
         click.echo(f"deleted account {name}")
 
 
 @account.command("users")
 @click.argument("account_name", metavar="ACCOUNT")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_users(account_name, data_dir):
     """List the users of ACCOUNT."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         for user in accounts.list_users(account_name):
             click.echo(f"{user.name}\t{user.id}\t{user.path}")
 
@@ -181,13 +169,11 @@ def account_users(account_name, data_dir):
 @click.argument("user_name", metavar="USER")
 @click.option("--with-key/--no-key", default=True, show_default=True,
               help="Also create an access key for the user (printed once).")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_user_create(account_name, user_name, with_key, data_dir):
     """Create USER in ACCOUNT."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         user = accounts.create_user(account_name, user_name)
         click.echo(f"user {user.name} {user.id}")
         if with_key:
@@ -198,13 +184,11 @@ def account_user_create(account_name, user_name, with_key, data_dir):
 @account.command("user-delete")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_user_delete(account_name, user_name, data_dir):
     """Delete USER from ACCOUNT with its keys."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         accounts.delete_user(account_name, user_name)
         click.echo(f"deleted user {user_name}")
 
@@ -214,13 +198,11 @@ def account_user_delete(account_name, user_name, data_dir):
 @click.argument("user_name", metavar="USER", default="admin")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="The new console password (asked for when not given).")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_password(account_name, user_name, password, data_dir):
     """Set USER's password for the management console (/console)."""
-    from ..web.session import set_password
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         set_password(account_name, user_name, password)
         click.echo(f"console password set for {user_name}@{account_name}")
 
@@ -228,13 +210,11 @@ def account_password(account_name, user_name, password, data_dir):
 @account.command("keys")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER", default="admin")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_keys(account_name, user_name, data_dir):
     """List USER's access key ids and their status (secrets are not shown)."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         for key in accounts.get_user(account_name, user_name).keys:
             click.echo(f"{key.id}\t{key.status}\t{key.created:%Y-%m-%dT%H:%M:%SZ}")
 
@@ -242,13 +222,11 @@ def account_keys(account_name, user_name, data_dir):
 @account.command("key-create")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER", default="admin")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_key_create(account_name, user_name, data_dir):
     """Create an access key for USER (at most two per user) and print it once."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         key = accounts.create_access_key(account_name, user_name)
         click.echo(f"access key {key.id} {key.secret}")
 
@@ -256,26 +234,22 @@ def account_key_create(account_name, user_name, data_dir):
 @account.command("key-status")
 @click.argument("key_id", metavar="ACCESS_KEY_ID")
 @click.argument("status", type=click.Choice(["Active", "Inactive"]))
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_key_status(key_id, status, data_dir):
     """Activate or deactivate an access key (inactive keys are refused)."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         accounts.set_access_key_status(key_id, status)
         click.echo(f"{key_id} {status}")
 
 
 @account.command("key-delete")
 @click.argument("key_id", metavar="ACCESS_KEY_ID")
-@_data_dir_option
-@_fail_on_aws_error
+@common.data_dir_option
+@common.fail_on_aws_error
 def account_key_delete(key_id, data_dir):
     """Delete an access key."""
-    from .. import accounts
-
-    with _app(data_dir).app_context():
+    with common.app(data_dir).app_context():
         accounts.delete_access_key(key_id)
         click.echo(f"deleted {key_id}")
 
@@ -288,23 +262,19 @@ def db_group():
 
 
 @db_group.command("upgrade")
-@_data_dir_option
+@common.data_dir_option
 def db_upgrade(data_dir):
     """Apply every pending migration."""
-    from .. import db
-
-    config = config_module.load(_overrides(data_dir=data_dir))
+    config = config_module.load(common.overrides(data_dir=data_dir))
     db.upgrade(config["database_url"])
     click.echo(f"database at revision {db.current_revision(config['database_url'])}")
 
 
 @db_group.command("current")
-@_data_dir_option
+@common.data_dir_option
 def db_current(data_dir):
     """Print the database's schema revision."""
-    from .. import db
-
-    config = config_module.load(_overrides(data_dir=data_dir))
+    config = config_module.load(common.overrides(data_dir=data_dir))
     click.echo(db.current_revision(config["database_url"]) or "empty (no migrations applied)")
 
 
