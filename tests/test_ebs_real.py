@@ -71,6 +71,7 @@ def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet
     try:
         start_node_services(live.app)
         assert services.cluster.node_problem is None, services.cluster.node_problem
+        assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
         live.kernel_id, live.ramdisk_id, live.image_id = image_cli._import(
             str(guest_files.kernel), str(guest_files.ramdisk), str(guest_files.root),
             "tiny", "x86_64", "images", "eucalyptus", "admin", live.app)
@@ -87,10 +88,23 @@ def cloud(guest_files):
 
 
 @pytest.fixture
-def local_cloud(guest_files):
-    """Volumes exported as local files (the node is this host)."""
-    yield from _live_cloud("local", guest_files, "eucalite-ebslocal", "euebsbr1",
-                           "10.215.0.0/24")
+def local_cloud(guest_files, cloud):
+    """Volumes exported as local files (the node is this host).
+
+    One listener at a time holds the metadata address (169.254.169.254:80): the tgt cloud's
+    is closed meanwhile and opened again after. (Left open, it would answer this cloud's
+    guests "no such instance" and each boot would wait out the guest's minute of retries.)"""
+    from eucalite.compute import metadata
+
+    tgt_services = cloud.app.extensions["eucalite"]
+    tgt_services.compute.metadata_server.shutdown()
+    try:
+        yield from _live_cloud("local", guest_files, "eucalite-ebslocal", "euebsbr1",
+                               "10.215.0.0/24")
+    finally:
+        tgt_services.compute.metadata_server = metadata.serve(
+            cloud.app, tgt_services.config["metadata_address"],
+            int(tgt_services.config["metadata_port"]))
 
 
 def _ready_instance(ec2, image_id) -> str:
