@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from .. import tags
 from ..accounts import Principal, utcnow
+from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DiskSpec
 from ..db import db
 from ..errors import AwsError, InvalidParameterValue, MissingParameter
 from ..errors.ec2 import IncorrectState, InvalidAttachmentNotFound, Unsupported, VolumeInUse
-from .. import tags
+from ..s3.store import ObjectStore
 from . import jobs, snapshots, volumes
 from .chunkstore import ChunkStore
 from .export import ExportUnavailable, choose, make
@@ -60,10 +62,15 @@ class CloudView(Protocol):
 
 
 class EbsService:
-    def __init__(self, config: Mapping[str, Any], cluster, store, cloud: CloudView):
+    """The storage controller. *cluster* reaches the nodes volumes are plugged into,
+    *store* is the object store snapshot chunks are kept in, *cloud* answers what it asks
+    of the cloud controller; :meth:`bind` gives it the app and the job worker."""
+
+    def __init__(self, config: Mapping[str, Any], cluster: ClusterService, store: ObjectStore,
+                 cloud: CloudView):
         self.config = config
-        self.cluster = cluster          # the nodes volumes are plugged into
-        self.store = store              # the object store snapshot chunks live in
+        self.cluster = cluster
+        self.store = store
         self.cloud = cloud
         self.app = None                 # } set once by bind(), before any job runs
         self.worker = None              # }
