@@ -444,20 +444,15 @@ def test_a_corrupt_bundle_is_refused(imported, tmp_path, corrupt):
 def test_startup_sweep_removes_work_files_nobody_needs(tmp_path):
     """After a crash: a forgotten instance's whole dir goes, an ended instance keeps only
     its console log, a live instance keeps everything."""
-    from types import SimpleNamespace
-
-    from eucalite.compute.reconcile import sweep_work_dirs
-
     root = tmp_path / "instances"
     for iid in ("i-gone", "i-ended", "i-live"):
         (root / iid).mkdir(parents=True)
         (root / iid / "root.qcow2").write_bytes(b"disk")
         (root / iid / "console.log").write_bytes(b"log")
-    recorded = {"i-ended": SimpleNamespace(state="terminated"),
-                "i-live": SimpleNamespace(state="running")}
-    tidied = sweep_work_dirs(str(tmp_path), recorded)
+    recorded = {"i-ended": True, "i-live": False}      # instance id -> whether it ended
+    tidied = imagecache.sweep_work_dirs(str(tmp_path), recorded)
     assert sorted(tidied) == ["i-ended", "i-gone"]
     assert not (root / "i-gone").exists()
     assert sorted(p.name for p in (root / "i-ended").iterdir()) == ["console.log"]
     assert sorted(p.name for p in (root / "i-live").iterdir()) == ["console.log", "root.qcow2"]
-    assert sweep_work_dirs(str(tmp_path), recorded) == []
+    assert imagecache.sweep_work_dirs(str(tmp_path), recorded) == []

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -185,4 +185,23 @@ def remove_disks(work: Path) -> None:
 def remove_work(work: Path) -> None:
     """Remove everything of a forgotten instance."""
     shutil.rmtree(work, ignore_errors=True)
+
+
+def sweep_work_dirs(data_dir: str | os.PathLike, known: Mapping[str, bool]) -> list[str]:
+    """Remove work files nobody needs: all of an instance not in *known* (instance id ->
+    whether it ended), the disks of one that ended. Returns the instance ids tidied (run
+    at start, after a crash)."""
+    root = Path(data_dir) / "instances"
+    tidied = []
+    if not root.is_dir():
+        return tidied
+    for work in root.iterdir():
+        ended = known.get(work.name)
+        if ended is None:
+            remove_work(work)
+            tidied.append(work.name)
+        elif ended and any(entry.name != "console.log" for entry in work.iterdir()):
+            remove_disks(work)
+            tidied.append(work.name)
+    return tidied
 

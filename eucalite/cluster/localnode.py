@@ -124,6 +124,9 @@ class LocalNode:
     def remove_disks(self, instance_id: str) -> None:
         imagecache.remove_disks(self._work(instance_id))
 
+    def sweep_work(self, known: dict[str, bool]) -> list[str]:
+        return imagecache.sweep_work_dirs(self.config["data_dir"], known)
+
     # -- volumes -----------------------------------------------------------------------------
 
     def attach_volume(self, instance_id: str, disk: DiskSpec) -> None:

@@ -127,6 +127,11 @@ class Node(Protocol):
     def remove_disks(self, instance_id: str) -> None:
         """Remove an ended instance's disks on the node; its console log stays."""
 
+    def sweep_work(self, known: dict[str, bool]) -> list[str]:
+        """After a crash: remove the node's files of every instance not in *known*
+        (instance id -> whether it ended) and the disks of those that ended. Returns the
+        instance ids tidied."""
+
     def console_output(self, instance_id: str) -> bytes:
         """The last 64 KiB the guest wrote to its serial console: from the domain while it
         exists, else from the log the node keeps until the instance is forgotten (b""

@@ -19,9 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..cluster import imagecache
 from ..cluster.node import Node
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
@@ -66,7 +64,8 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *,
         observed = domains.get(instance_id, PowerState.ABSENT)
         _settle(cluster, ebs, node, instance, observed, startup, report)
     if startup:
-        report.work_dirs_removed = sweep_work_dirs(cluster.config["data_dir"], recorded)
+        report.work_dirs_removed = node.sweep_work(
+            {instance_id: row.state == states.TERMINATED for instance_id, row in recorded.items()})
     report.volumes_reattached = ebsroot.recheck_attached(ebs, node)
     live = {instance_id for instance_id, row in recorded.items()
             if row.state != states.TERMINATED}
@@ -126,25 +125,6 @@ def _destroy_quietly(node: Node, ebs: EbsService, instance: Instance) -> None:
         log.warning("reconcile: could not destroy %s: %s", instance.id, error)
         return
     lifecycle.release_node_resources(instance, node, ebs)
-
-
-def sweep_work_dirs(data_dir: str, recorded: dict[str, Instance]) -> list[str]:
-    """Remove work files nobody needs: all of an instance no longer recorded, the disks of
-    one that ended. Returns the instance ids tidied (run at start, after a crash)."""
-    root = Path(data_dir) / "instances"
-    tidied = []
-    if not root.is_dir():
-        return tidied
-    for work in root.iterdir():
-        row = recorded.get(work.name)
-        if row is None:
-            imagecache.remove_work(work)
-            tidied.append(work.name)
-        elif row.state == states.TERMINATED and any(
-                entry.name != "console.log" for entry in work.iterdir()):
-            imagecache.remove_disks(work)
-            tidied.append(work.name)
-    return tidied
 
 
 def start(app, interval: float) -> threading.Event:
