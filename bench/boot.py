@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
 import shutil
 import signal
@@ -163,13 +162,14 @@ class Eucalite(InProcessCloud):
         imagecache.make_disks = timed("disks", imagecache.make_disks)
 
     def import_guest(self, files) -> str:
-        from eucalite.cli import image as image_cli
+        from eucalite.cli.common import admin_principal
+        from eucalite.compute.imageimport import ImageFiles
 
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            ids = image_cli._import(str(files.kernel), str(files.ramdisk), str(files.root),
-                                    "bench-tiny", "x86_64", "bench-images", "eucalyptus",
-                                    "admin", self.app)
-        return ids[2]
+        with self.app.app_context():
+            ids = self.app.extensions["eucalite"].compute.import_images(
+                admin_principal(), ImageFiles(files.kernel, files.ramdisk, files.root),
+                name="bench-tiny", bucket="bench-images")
+        return ids["machine"]
 
     def instance_type(self) -> tuple[int, int, int]:
         """(vCPUs, MiB, disk GiB) of INSTANCE_TYPE: vCPUs and memory as

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import os
 import random
@@ -585,17 +584,19 @@ class Guest:
 
     def start(self) -> None:
         """Node duty as `eucalite serve` starts it; then the tiny guest, launched and ready."""
-        from eucalite.cli import image as image_cli
+        from eucalite.cli.common import admin_principal
+        from eucalite.compute.imageimport import ImageFiles
 
         app = self.euca.app
         self.metadata_off = self.euca.start_node() or self.metadata_off
         progress("importing the tiny guest and launching it")
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            ids = image_cli._import(str(self.files.kernel), str(self.files.ramdisk),
-                                    str(self.files.root), "ebsbench-tiny", "x86_64",
-                                    "ebsbench-images", "eucalyptus", "admin", app)
+        with app.app_context():
+            ids = app.extensions["eucalite"].compute.import_images(
+                admin_principal(), ImageFiles(self.files.kernel, self.files.ramdisk,
+                                              self.files.root),
+                name="ebsbench-tiny", bucket="ebsbench-images")
         self.instance_id = self.euca.ec2.run_instances(
-            ImageId=ids[-1], MinCount=1, MaxCount=1, InstanceType="m1.small")[
+            ImageId=ids["machine"], MinCount=1, MaxCount=1, InstanceType="m1.small")[
             "Instances"][0]["InstanceId"]
         self.console = self.euca.data_dir / "instances" / self.instance_id / "console.log"
         # the guest looks for disks only after 'ready' (up to 60 s without metadata)

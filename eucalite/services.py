@@ -27,5 +27,5 @@ class Services:
         cluster = ClusterService(config, image_source=lifecycle.bundle_source(
             s3.store, config["data_dir"]))
         ebs = EbsService(config, cluster, s3.store, ComputeView())
-        compute = ComputeService(config, cluster, ebs)
+        compute = ComputeService(config, cluster, s3, ebs)
         return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs)

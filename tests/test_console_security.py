@@ -363,3 +363,40 @@ def test_downloads_name_their_file_in_ascii(app):
         value = attachment(filename)
         assert value.startswith(f'attachment; filename="{shown}"; filename*=UTF-8\'\'')
         assert all(" " <= c < "\x7f" for c in value)
+
+
+# --- the console's own error pages ---------------------------------------------------------
+
+def test_an_unknown_console_path_is_the_consoles_404_page(app):
+    client, _ = signed_in(app)
+    for path in ("/console/no-such-page", "/console/instances/i-0123456789abcdef0/nope"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.mimetype == "text/html", path
+        body = response.get_data(as_text=True)
+        assert "There is no console page at" in body and "<Error>" not in body, path
+    # signed out, it is a page like any other: sign in first
+    response = app.test_client().get("/console/no-such-page")
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/console/login"
+
+
+def test_an_unexpected_error_in_a_page_is_a_console_500_with_the_request_id(app, monkeypatch,
+                                                                           caplog):
+    client, _ = signed_in(app)
+    compute = app.extensions["eucalite"].compute
+
+    def broken(principal):
+        raise RuntimeError("the secret detail")
+    monkeypatch.setattr(compute, "summary", broken)
+    response = client.get("/console/dashboard")
+    assert response.status_code == 500
+    assert response.mimetype == "text/html"
+    body = response.get_data(as_text=True)
+    request_id = response.headers["x-amz-request-id"]
+    assert request_id and request_id in body
+    assert "InternalError" in body and "<Error>" not in body
+    assert "the secret detail" not in body                  # logged, never shown
+    assert "the secret detail" in caplog.text
+    # the page still carries the console's protective headers
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]

@@ -53,7 +53,8 @@ def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet
     """A live eucalite (a generator for a fixture): node duty on REAL_URI with an instance
     network of its own, volumes exported by *export_name*, the tiny guest imported
     (``image_id``, ``kernel_id``, ``ramdisk_id``)."""
-    from eucalite.cli import image as image_cli
+    from eucalite.cli.common import admin_principal
+    from eucalite.compute.imageimport import ImageFiles
     from eucalite.ebs import export
     from eucalite.server import start_node_services
 
@@ -72,9 +73,11 @@ def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet
         start_node_services(live.app)
         assert services.cluster.node_problem is None, services.cluster.node_problem
         assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
-        live.kernel_id, live.ramdisk_id, live.image_id = image_cli._import(
-            str(guest_files.kernel), str(guest_files.ramdisk), str(guest_files.root),
-            "tiny", "x86_64", "images", "eucalyptus", "admin", live.app)
+        with live.app.app_context():
+            live.kernel_id, live.ramdisk_id, live.image_id = services.compute.import_images(
+                admin_principal(), ImageFiles(guest_files.kernel, guest_files.ramdisk,
+                                              guest_files.root),
+                name="tiny", bucket="images").values()
         yield live
     finally:
         stop_live(live, server, network)

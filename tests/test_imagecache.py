@@ -331,15 +331,17 @@ def fake_cloud(tmp_path):
 @pytest.fixture
 def imported(fake_cloud, tmp_path):
     """Kernel, ramdisk and root files bundled and registered; a launched instance of them."""
-    from eucalite.cli import image as image_cli
+    from eucalite.cli.common import admin_principal
+    from eucalite.compute.imageimport import ImageFiles
 
     files = {}
     for part, size in (("kernel", 200_000), ("ramdisk", 150_000), ("root", 3 * MiB + 7)):
         files[part] = tmp_path / f"orig-{part}"
         files[part].write_bytes(os.urandom(size))
-    eki, eri, emi = image_cli._import(str(files["kernel"]), str(files["ramdisk"]),
-                                      str(files["root"]), "cachetest", "x86_64", "images",
-                                      "eucalyptus", "admin", fake_cloud.app)
+    with fake_cloud.app.app_context():
+        eki, eri, emi = fake_cloud.app.extensions["eucalite"].compute.import_images(
+            admin_principal(), ImageFiles(files["kernel"], files["ramdisk"], files["root"]),
+            name="cachetest", bucket="images").values()
     ec2 = fake_cloud.client("ec2")
     instance = ec2.run_instances(ImageId=emi, MinCount=1, MaxCount=1)["Instances"][0]
     assert (instance["KernelId"], instance.get("RamdiskId")) == (eki, eri)

@@ -54,7 +54,8 @@ def node(guest_files):
     """A live eucalite whose node duty runs real guests on REAL_URI, with the tiny guest
     imported; the metadata listener on the bridge."""
     _skip_without_root()
-    from eucalite.cli import image as image_cli
+    from eucalite.cli.common import admin_principal
+    from eucalite.compute.imageimport import ImageFiles
     from eucalite.server import start_node_services
 
     # not under pytest's 0700 tmp dir: QEMU runs as libvirt's user and must reach the disks
@@ -70,9 +71,11 @@ def node(guest_files):
         start_node_services(live.app)
         assert services.cluster.node_problem is None, services.cluster.node_problem
         assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
-        ids = image_cli._import(str(guest_files.kernel), str(guest_files.ramdisk),
-                                str(guest_files.root), "tiny", "x86_64", "images",
-                                "eucalyptus", "admin", live.app)
+        with live.app.app_context():
+            ids = list(services.compute.import_images(
+                admin_principal(), ImageFiles(guest_files.kernel, guest_files.ramdisk,
+                                              guest_files.root),
+                name="tiny", bucket="images").values())
         live.image_id = ids[2]
         yield live
     finally:

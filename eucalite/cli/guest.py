@@ -9,8 +9,11 @@ from pathlib import Path
 
 import click
 
-from . import image
-from .common import DATA_DIR_HELP, app as _app, fail_on_aws_error as _fail_on_aws_error
+from .. import config as config_module
+from ..cluster import guest
+from ..compute.imageimport import ImageFiles
+from .common import DATA_DIR_HELP, app as make_app, fail_on_aws_error
+from .image import import_files
 
 IMAGE_NAME = "eucalite-tiny-guest"
 
@@ -22,8 +25,6 @@ guest_group = click.Group(
 
 def default_out_dir(data_dir: str | None) -> Path:
     """``<data_dir>/guest``, the data dir resolved as for ``eucalite serve``."""
-    from .. import config as config_module
-
     try:
         config = config_module.load({"data_dir": data_dir} if data_dir else {})
     except ValueError as error:              # a bad config file or environment value
@@ -41,8 +42,6 @@ def default_out_dir(data_dir: str | None) -> Path:
 @click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
 def build_command(out_dir, do_import, data_dir):
     """Build the guest (downloads the kernel package with apt-get); print its three paths."""
-    from ..cluster import guest
-
     out = Path(out_dir) if out_dir else default_out_dir(data_dir)
     try:
         files = guest.build(out, log=lambda line: click.echo(line, err=True))
@@ -52,13 +51,7 @@ def build_command(out_dir, do_import, data_dir):
     click.echo(f"ramdisk\t{files.ramdisk}")
     click.echo(f"root\t{files.root}")
     if do_import:
-        _import(files, data_dir)
-
-
-def _import(files, data_dir) -> None:
-    """Register *files* through the very code `eucalite image import` runs; it prints
-    ``kernel``/``ramdisk``/``machine`` and the new EKI/ERI/EMI ids."""
-
-    _fail_on_aws_error(image._import)(
-        str(files.kernel), str(files.ramdisk), str(files.root), IMAGE_NAME, "x86_64",
-        image.DEFAULT_BUCKET, "eucalyptus", "admin", _app(data_dir))
+        # the very import `eucalite image import` runs; it prints kernel/ramdisk/machine ids
+        fail_on_aws_error(import_files)(make_app(data_dir),
+                                        ImageFiles(files.kernel, files.ramdisk, files.root),
+                                        name=IMAGE_NAME)

@@ -1,49 +1,41 @@
 """``eucalite image``: import kernel/ramdisk/root image files as registered images; list them.
 
-``import`` does in-process what euca-bundle-image + euca-upload-bundle + euca-register do
-against a cloud: bundle each file (unencrypted: the data never leaves this host), upload the
-manifest and parts to a bucket through the object store, and register an EKI, an ERI and
-(with ``--root``) an EMI booting that kernel and ramdisk. :mod:`eucalite.cli.main` adds
+``import`` bundles, uploads and registers the files through the cloud controller
+(:meth:`eucalite.compute.service.ComputeService.import_images`), the same operation the
+console's image upload runs, with a progress bar per upload. :mod:`eucalite.cli.main` adds
 :data:`image_group` to the ``eucalite`` command.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
-from .common import app as _app, fail_on_aws_error as _fail_on_aws_error
-
-DATA_DIR_HELP = "Data directory (default as for `eucalite serve`)."
-DEFAULT_BUCKET = "eucalite-images"
+from ..accounts import get_account, get_user, principal_of
+from ..compute.imageimport import DEFAULT_BUCKET, ImageFiles
+from ..compute.models import Image
+from ..db import db
+from .common import DATA_DIR_HELP, app as make_app, fail_on_aws_error
 
 image_group = click.Group("image", help="Bundle, upload and register images (EMI/EKI/ERI); "
                                         "list registered images.")
 
 
-def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: str,
-                   arch: str) -> str:
-    """Bundle *path*, upload it under ``bucket/prefix/`` with a progress bar; returns the
-    manifest's ImageLocation."""
-    from ..s3 import objects
-    from ..s3.store import HashingReader
-    from ..compute import bundle
+def _progress(label: str, total: int):
+    return click.progressbar(length=total, label=label, file=sys.stderr)
 
-    base = os.path.basename(path)
-    manifest_xml, parts = bundle.make_bundle(path, base, kind, arch)
-    total = bundle.parse_manifest(manifest_xml).bundled_size or 0
-    with click.progressbar(length=total, label=f"uploading {base} ({kind})",
-                           file=sys.stderr) as bar:
-        for filename, data in parts:
-            objects.put(store, principal, bucket, f"{prefix}/{filename}",
-                        HashingReader(iter([data])),
-                        objects.Attributes(content_type="application/octet-stream"))
-            bar.update(len(data))
-    key = f"{prefix}/{base}.manifest.xml"
-    objects.put(store, principal, bucket, key, HashingReader(iter([manifest_xml])),
-                objects.Attributes(content_type="application/xml"))
-    return f"{bucket}/{key}"
+
+def import_files(app, files: ImageFiles, *, name: str | None = None, arch: str = "x86_64",
+                 bucket: str = DEFAULT_BUCKET, account: str = "eucalyptus",
+                 user: str = "admin") -> dict[str, str]:
+    """Import *files* as *account*'s *user* in *app*; prints and returns ``{kind: id}``."""
+    with app.app_context():
+        registered = app.extensions["eucalite"].compute.import_images(
+            principal_of(get_user(account, user)), files, name=name, arch=arch,
+            bucket=bucket, progress=_progress)
+    for kind, image_id in registered.items():
+        click.echo(f"{kind}\t{image_id}")
+    return registered
 
 
 @image_group.command("import")
@@ -68,46 +60,12 @@ def _upload_bundle(store, principal, path: str, bucket: str, prefix: str, kind: 
 def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data_dir):
     """Bundle, upload and register KERNEL, RAMDISK (and ROOT), or a bootable ROOT disk
     alone; print the new image ids."""
-
     if not root and not (kernel and ramdisk):
         raise click.UsageError("give --kernel and --ramdisk (and optionally --root), or "
                                "--root alone for a bootable disk image")
-
-    _fail_on_aws_error(_import)(kernel, ramdisk, root, name, arch, bucket, account, user,
-                                _app(data_dir))
-
-
-def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> list[str]:
-    """Bundle, upload and register; prints and returns the ids [eki, eri(, emi)]."""
-    from ..compute import images
-
-    from ..datadir import store_writer
-
-    name = name or os.path.basename(root or kernel)
-    store = app.extensions["eucalite"].s3.store
-    # a writer beside the server: its recovery must not remove this upload's files
-    with store_writer(app.config["EUCALITE"]["data_dir"]), app.app_context():
-        from ..accounts import get_user, principal_of
-        from ..s3 import buckets
-
-        principal = principal_of(get_user(account, user))
-        buckets.ensure(principal, bucket)
-        registered = []
-        plan = [(kind, path, image_name) for kind, path, image_name in (
-            ("kernel", kernel, f"{name}-kernel"), ("ramdisk", ramdisk, f"{name}-ramdisk"),
-            ("machine", root, name)) if path]
-        parts: dict[str, str] = {}
-        for kind, path, image_name in plan:
-            location = _upload_bundle(store, principal, path, bucket, image_name, kind, arch)
-            request = images.Registration(name=image_name, location=location,
-                                          architecture=arch)
-            if kind == "machine":
-                request.kernel_id, request.ramdisk_id = parts.get("kernel"), parts.get("ramdisk")
-            parts[kind] = images.register(principal, store, request).id
-            registered.append(parts[kind])
-    for kind, image_id in parts.items():
-        click.echo(f"{kind}\t{image_id}")
-    return registered
+    fail_on_aws_error(import_files)(make_app(data_dir), ImageFiles(kernel, ramdisk, root),
+                                    name=name, arch=arch, bucket=bucket, account=account,
+                                    user=user)
 
 
 @image_group.command("list")
@@ -116,14 +74,10 @@ def _import(kernel, ramdisk, root, name, arch, bucket, account, user, app) -> li
 def list_images(account, data_dir):
     """List registered images: id, type, state, owner, visibility, name, location."""
 
-    _fail_on_aws_error(_list)(account, _app(data_dir))
+    fail_on_aws_error(_list)(account, make_app(data_dir))
 
 
 def _list(account, app) -> None:
-    from ..accounts import get_account
-    from ..db import db
-    from ..compute.models import Image
-
     with app.app_context():
         query = db.select(Image).order_by(Image.created, Image.id)
         if account:

@@ -1,14 +1,11 @@
-"""Images: register, describe, deregister, launch permissions; what RunInstances may launch.
+"""Images: describe, deregister, launch permissions and attributes; what may be launched.
 
-A bundled image (instance-store) is registered from its manifest in the object store
-(``bucket/prefix.manifest.xml``), read *as the caller*, so nobody can register a bundle they
-cannot read. Registration is synchronous: the manifest is parsed and every part's existence
-checked before the row is written, so an image is ``available`` from the moment it exists
-(the parts' digests are verified when a node unbundles it, see :func:`read_part_fn`).
-
-Ids follow Eucalyptus: ``emi-``/``eki-``/``eri-`` by the manifest's image type, with 8 hex
-digits. An account sees (and may launch) its own images, public ones and those whose launch
-permission lists it. Functions take a Principal and plain values, never a request.
+Registering and importing images is :mod:`eucalite.compute.imageimport`. Ids follow
+Eucalyptus: ``emi-``/``eki-``/``eri-`` by the manifest's image type, with 8 hex digits. An
+account sees (and may launch) its own images, public ones and those whose launch permission
+lists it: :func:`can_launch` is that rule, :func:`launchable` and :func:`launchable_part`
+what RunInstances and RegisterImage apply. Functions take a Principal and plain values,
+never a request.
 """
 from __future__ import annotations
 
@@ -18,12 +15,14 @@ from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import or_
 
-from .. import integers
+from .. import tags
 from .. import ids
 from ..accounts import Account, Principal
 from ..db import db, write_lock
-from ..errors import AwsError, ClientError, InvalidParameterValue, MissingParameter
-from ..query import Struct, check_text
+from ..errors import InvalidParameterValue, MissingParameter
+from ..errors import ec2 as ec2_errors
+from ..query import check_text
+from ..s3 import buckets, objects
 from . import bundle
 from .models import Image
 
@@ -39,20 +38,18 @@ _ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 MAX_DESCRIPTION = 255
 
 
-class ImageNotFound(AwsError):
-    code, status = "InvalidAMIID.NotFound", 400
-
+class ImageNotFound(ec2_errors.InvalidAMIIDNotFound):
     def __init__(self, image_id: str):
         super().__init__(f"The image id '[{image_id}]' does not exist")
 
 
-def auth_failure(image_id: str) -> AwsError:
+def auth_failure(image_id: str) -> ec2_errors.AuthFailure:
     """What EC2 answers a non-owner changing an image it can see."""
-    return AwsError(f"Not authorized for image: {image_id}", code="AuthFailure", status=403)
+    return ec2_errors.AuthFailure(f"Not authorized for image: {image_id}")
 
 
-def attribute_value_error(message: str) -> ClientError:
-    return ClientError(message, code="InvalidAMIAttributeItemValue")
+def attribute_value_error(message: str) -> ec2_errors.InvalidAMIAttributeItemValue:
+    return ec2_errors.InvalidAMIAttributeItemValue(message)
 
 
 # --- ids and lookups ----------------------------------------------------------------------
@@ -68,8 +65,8 @@ def new_image_id(kind: str) -> str:
 def check_id(image_id: str) -> str:
     """*image_id* if well formed, else ``InvalidAMIID.Malformed``."""
     if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id):
-        raise ClientError(f"Invalid id: \"{image_id}\" (expecting \"emi-...\")",
-                          code="InvalidAMIID.Malformed")
+        raise ec2_errors.InvalidAMIIDMalformed(
+            f"Invalid id: \"{image_id}\" (expecting \"emi-...\")")
     return image_id
 
 
@@ -110,13 +107,16 @@ def launchable(principal: Principal, image_id: str) -> Image:
     if image.kind != "machine":
         raise ImageNotFound(image_id)
     if image.state != "available":
-        raise AwsError(f"Image {image_id} is not available (state: {image.state}).",
-                       code="InvalidAMIID.Unavailable", status=400)
+        raise ec2_errors.InvalidAMIIDUnavailable(
+            f"Image {image_id} is not available (state: {image.state}).")
     return image
 
 
-def _check_part_image(principal: Principal, image_id: str, kind: str) -> str:
-    """A KernelId/RamdiskId the caller gives must be an existing, launchable image of *kind*."""
+def launchable_part(principal: Principal, image_id: str, kind: str) -> str:
+    """*image_id* if it is a kernel or ramdisk (*kind*) the caller may boot: visible to it
+    (else InvalidAMIID.NotFound or .Malformed), of that kind (else InvalidParameterValue)
+    and available (else InvalidAMIID.NotFound). RunInstances, RegisterImage and
+    ModifyImageAttribute all check a KernelId/RamdiskId with this."""
     image = visible(principal, image_id)
     if image.kind != kind:
         raise InvalidParameterValue(f"Image {image_id} is a {image.kind} image, not a {kind}.")
@@ -125,28 +125,13 @@ def _check_part_image(principal: Principal, image_id: str, kind: str) -> str:
     return image.id
 
 
-# --- registration -------------------------------------------------------------------------
-
-@dataclass
-class Registration:
-    """What RegisterImage says, as plain values (None: not given)."""
-
-    name: str | None = None
-    location: str | None = None
-    description: str | None = None
-    architecture: str | None = None
-    kernel_id: str | None = None
-    ramdisk_id: str | None = None
-    root_device_name: str | None = None
-    virtualization_type: str | None = None
-    block_devices: list[dict] = field(default_factory=list)   # BlockDeviceMapping.N structs
-
+# --- names ----------------------------------------------------------------------------------
 
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ClientError(f"AMI names must be between 3 and 128 characters long, and may "
-                          f"contain letters, numbers, '(', ')', '.', '-', '/', '_', '[', "
-                          f"']', ' ', '@' and \"'\": {name!r}", code="InvalidAMIName.Malformed")
+        raise ec2_errors.InvalidAMINameMalformed(
+            f"AMI names must be between 3 and 128 characters long, and may contain letters, "
+            f"numbers, '(', ')', '.', '-', '/', '_', '[', ']', ' ', '@' and \"'\": {name!r}")
     return name
 
 
@@ -163,87 +148,9 @@ def split_location(location: str) -> tuple[str, str]:
         text = text[5:]
     bucket_name, _, key = text.lstrip("/").partition("/")
     if not bucket_name or not key:
-        raise ClientError(f"The ImageLocation {location!r} is not bucket/prefix.manifest.xml.",
-                          code="InvalidManifest")
+        raise ec2_errors.InvalidManifest(
+            f"The ImageLocation {location!r} is not bucket/prefix.manifest.xml.")
     return bucket_name, key
-
-
-def read_manifest(principal: Principal, store, location: str) -> bundle.Manifest:
-    """Parse the manifest at *location*, read as *principal*, and check every part exists.
-
-    Whatever stops it (no bucket, no key, no access, bad XML, a missing part) is EC2's
-    ``InvalidManifest``: the message says which.
-    """
-    from ..s3 import objects
-
-    bucket_name, key = split_location(location)
-    try:
-        version = objects.get(principal, bucket_name, key)
-        if version.size > bundle.MAX_MANIFEST_BYTES:
-            raise bundle.InvalidManifest("The manifest is larger than any bundle manifest.")
-        xml = b"".join(store.read(version.segments))
-    except bundle.InvalidManifest:
-        raise
-    except AwsError as error:
-        raise bundle.InvalidManifest(f"Cannot read the manifest {location}: {error.code}: "
-                                     f"{error.message}")
-    manifest = bundle.parse_manifest(xml)
-    directory = key.rpartition("/")[0]
-    for filename, _digest in manifest.parts:
-        part_key = f"{directory}/{filename}" if directory else filename
-        try:
-            objects.get(principal, bucket_name, part_key)
-        except AwsError as error:
-            raise bundle.InvalidManifest(f"Part {bucket_name}/{part_key} of the manifest "
-                                         f"cannot be read: {error.code}")
-    return manifest
-
-
-def _block_device_mappings(principal: Principal, items: list[dict]) -> list[dict]:
-    """BlockDeviceMapping.N as stored: {device, virtual?, ebs?, no_device?}. An
-    ``Ebs.SnapshotId`` must name a completed snapshot the caller may create volumes from."""
-    mappings = []
-    for index, item in enumerate(items, 1):
-        item = Struct.of(item, f"BlockDeviceMapping.{index}")
-        device = item.get("DeviceName")
-        if not device:
-            raise MissingParameter(f"The request must contain the parameter "
-                                   f"{item.name}.DeviceName")
-        mapping: dict = {"device": device}
-        if item.get("VirtualName") is not None:
-            mapping["virtual"] = item["VirtualName"]
-        if "NoDevice" in item:
-            mapping["no_device"] = True
-        if "Ebs" in item:
-            mapping["ebs"] = _ebs_mapping(principal, item.struct("Ebs"), index)
-        mappings.append(mapping)
-    return mappings
-
-
-def _ebs_mapping(principal: Principal, ebs: Struct, index: int) -> dict:
-    """One mapping's ``Ebs`` struct, checked: its snapshot, size and deletion flag."""
-    from ..ebs.volumes import MAX_SIZE_GB
-
-    text = ebs.get("VolumeSize")
-    size = None if text is None else integers.parse(text, minimum=1, maximum=MAX_SIZE_GB)
-    if text is not None and size is None:
-        raise InvalidParameterValue(f"Value ({text}) for parameter "
-                                    f"BlockDeviceMapping.{index}.Ebs.VolumeSize is invalid. "
-                                    f"Expected an integer between 1 and {MAX_SIZE_GB}.")
-    snapshot_id = ebs.get("SnapshotId")
-    if snapshot_id:
-        from ..ebs import snapshots
-
-        snapshot = snapshots.restorable(principal, snapshot_id)
-        if size is not None and size < snapshot.volume_size_gb:
-            raise InvalidParameterValue(
-                f"Volume of {size}GiB is smaller than snapshot '{snapshot_id}', which is "
-                f"{snapshot.volume_size_gb}GiB.")
-        size = size or snapshot.volume_size_gb
-    return {"snapshot_id": snapshot_id, "volume_size": size,
-            "delete_on_termination":
-                str(ebs.get("DeleteOnTermination", "true")).lower() == "true",
-            "volume_type": ebs.get("VolumeType") or "standard"}
 
 
 def ebs_root(image: Image) -> dict | None:
@@ -254,119 +161,6 @@ def ebs_root(image: Image) -> dict | None:
     return None
 
 
-def _manifest_mappings(manifest: bundle.Manifest) -> list[dict]:
-    """The manifest's ``virtual -> device`` pairs as stored mappings (ephemeral and swap
-    disks; ``ami``/``root`` name the root device, which is reported separately)."""
-    out = []
-    for virtual, device in manifest.block_devices.items():
-        if virtual in ("ami", "root"):
-            continue
-        out.append({"device": device if device.startswith("/dev/") else f"/dev/{device}",
-                    "virtual": virtual})
-    return out
-
-
-def register(principal: Principal, store, request: Registration) -> Image:
-    """RegisterImage: a bundled image from its manifest, or one from block device mappings."""
-    if request.location:
-        manifest = read_manifest(principal, store, request.location)
-        kind = manifest.kind
-    elif request.block_devices:
-        manifest, kind = None, "machine"
-    else:
-        raise MissingParameter("The request must contain the parameter ImageLocation or "
-                               "BlockDeviceMapping (with the root device's snapshot).")
-    name = validate_name(request.name or (manifest.name if manifest else None) or "")
-    description = validate_description(request.description)
-    architecture = request.architecture or (manifest.arch if manifest else None) or "x86_64"
-    if architecture not in ARCHITECTURES:
-        raise InvalidParameterValue(f"Value ({architecture}) for parameter architecture is "
-                                    f"invalid. Valid values: {', '.join(ARCHITECTURES)}")
-    mappings = _block_device_mappings(principal, request.block_devices)
-    if manifest is None:
-        return _register_ebs(principal, request, name, description, architecture, mappings)
-    kernel_id = ramdisk_id = None
-    if kind == "machine":
-        kernel_id = request.kernel_id or manifest.kernel_id
-        ramdisk_id = request.ramdisk_id or manifest.ramdisk_id
-        if kernel_id:
-            kernel_id = _check_part_image(principal, kernel_id, "kernel")
-        if ramdisk_id:
-            ramdisk_id = _check_part_image(principal, ramdisk_id, "ramdisk")
-    virtualization = request.virtualization_type or (
-        "paravirtual" if kernel_id or kind != "machine" else "hvm")
-    if virtualization not in VIRTUALIZATION_TYPES:
-        raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
-                                    f"virtualizationType is invalid. Valid values: "
-                                    f"{', '.join(VIRTUALIZATION_TYPES)}")
-    root_device = request.root_device_name or "/dev/sda1"
-    write_lock()
-    try:
-        _check_unique_name(principal.account_id, name)
-        image = Image(id=new_image_id(kind), owner_id=principal.account_id, kind=kind,
-                      name=name, description=description, state="available",
-                      location=request.location.strip().lstrip("/"),
-                      architecture=architecture, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
-                      root_device_name=root_device, root_device_type="instance-store",
-                      virtualization_type=virtualization, is_public=False,
-                      size_bytes=manifest.image_size)
-        image.set_json("launch_permissions", [])
-        image.set_json("block_devices", (mappings or _manifest_mappings(manifest)) or None)
-        image.set_json("manifest", manifest.to_json())
-        db.session.add(image)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return image
-
-
-def _register_ebs(principal: Principal, request: Registration, name: str,
-                  description: str | None, architecture: str, mappings: list[dict]) -> Image:
-    """An EBS-backed EMI: its root device maps a snapshot; each instance boots a new volume
-    made from it (paravirtual with a kernel and ramdisk, else HVM from the disk)."""
-    root = request.root_device_name or "/dev/sda1"
-    root_ebs = next((m["ebs"] for m in mappings
-                     if m["device"] == root and (m.get("ebs") or {}).get("snapshot_id")), None)
-    if root_ebs is None:
-        raise ClientError(f"The root device {root} must map an EBS snapshot "
-                          "(BlockDeviceMapping.N.Ebs.SnapshotId).",
-                          code="InvalidBlockDeviceMapping")
-    kernel_id = _check_part_image(principal, request.kernel_id, "kernel") \
-        if request.kernel_id else None
-    ramdisk_id = _check_part_image(principal, request.ramdisk_id, "ramdisk") \
-        if request.ramdisk_id else None
-    virtualization = request.virtualization_type or ("paravirtual" if kernel_id else "hvm")
-    if virtualization not in VIRTUALIZATION_TYPES:
-        raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
-                                    f"virtualizationType is invalid.")
-    write_lock()
-    try:
-        _check_unique_name(principal.account_id, name)
-        image = Image(id=new_image_id("machine"), owner_id=principal.account_id,
-                      kind="machine", name=name, description=description, state="available",
-                      location=None, architecture=architecture, kernel_id=kernel_id,
-                      ramdisk_id=ramdisk_id, root_device_name=root, root_device_type="ebs",
-                      virtualization_type=virtualization, is_public=False,
-                      size_bytes=root_ebs["volume_size"] * 2**30)
-        image.set_json("launch_permissions", [])
-        image.set_json("block_devices", mappings)
-        db.session.add(image)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return image
-
-
-def _check_unique_name(owner_id: str, name: str) -> None:
-    taken = db.session.execute(db.select(Image.id).where(
-        Image.owner_id == owner_id, Image.name == name)).first()
-    if taken is not None:
-        raise ClientError(f"AMI name {name} is already in use by AMI {taken[0]}",
-                          code="InvalidAMIName.Duplicate")
-
-
 def deregister(principal: Principal, image_id: str) -> None:
     """DeregisterImage: owner only. The row goes, so it can be neither seen nor launched;
     its tags go with it. The bundle stays in the bucket, as in EC2."""
@@ -375,20 +169,12 @@ def deregister(principal: Principal, image_id: str) -> None:
     try:
         image = db.session.get(Image, image_id)
         if image is not None:
-            _drop_tags(image_id)
+            tags.delete_all(image_id)
             db.session.delete(image)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-
-
-def _drop_tags(image_id: str) -> None:
-    try:
-        from .. import tags
-    except ImportError:          # tags arrive in their own issue
-        return
-    tags.delete_all(image_id)
 
 
 # --- describing ---------------------------------------------------------------------------
@@ -409,8 +195,8 @@ def describe(principal: Principal, image_ids: Iterable[str] = (),
         found = {row.id for row in rows if can_launch(me, row)}
         missing = [image_id for image_id in image_ids if image_id not in found]
         if missing:
-            raise ClientError(f"The image id '[{', '.join(missing)}]' does not exist",
-                              code="InvalidAMIID.NotFound")
+            raise ec2_errors.InvalidAMIIDNotFound(
+                f"The image id '[{', '.join(missing)}]' does not exist")
     else:
         # Narrow in SQL to what may be visible; can_launch below decides exactly.
         rows = list(db.session.execute(db.select(Image).where(or_(
@@ -439,7 +225,7 @@ def _owner_ids(principal: Principal, owners: Iterable[str]) -> set[str] | None:
         elif _ACCOUNT_ID.match(owner):
             ids.add(owner)
         else:
-            raise ClientError(f"Invalid user id: \"{owner}\"", code="InvalidUserID.Malformed")
+            raise ec2_errors.InvalidUserIDMalformed(f"Invalid user id: \"{owner}\"")
     return ids
 
 
@@ -453,7 +239,7 @@ def _executable_by(principal: Principal, image: Image, wanted: list[str]) -> boo
                 return True
             continue
         if who != "self" and not _ACCOUNT_ID.match(who):
-            raise ClientError(f"Invalid user id: \"{who}\"", code="InvalidUserID.Malformed")
+            raise ec2_errors.InvalidUserIDMalformed(f"Invalid user id: \"{who}\"")
         account = principal.account_id if who == "self" else who
         if account in launch_permissions(image):
             return True
@@ -553,7 +339,7 @@ def modify(principal: Principal, image_id: str, name: str, value: str | None) ->
                                    f"attribute {name}")
         if image.kind != "machine":
             raise InvalidParameterValue(f"Only machine images have a {name}.")
-        value = _check_part_image(principal, value, name)
+        value = launchable_part(principal, value, name)
     write_lock()
     try:
         image = db.session.get(Image, image_id)
@@ -592,8 +378,6 @@ def read_part_fn(store, image: Image) -> Callable[[str], Iterator[bytes]]:
     Reads with the cloud's authority, not the launcher's: whoever may launch an image may
     use its bundle even without access to the owner's bucket (as in EC2).
     """
-    from ..s3 import buckets, objects
-
     bucket_name, key = split_location(image.location or "")
     directory = key.rpartition("/")[0]
 
@@ -610,21 +394,3 @@ def read_part_fn(store, image: Image) -> Callable[[str], Iterator[bytes]]:
 
 def manifest_of(image: Image) -> bundle.Manifest:
     return bundle.Manifest.from_json(image.get_json("manifest"))
-
-
-def register_tag_resources() -> None:
-    """Let emi-/eki-/eri- ids be tagged by their owners (if the tags service exists)."""
-    try:
-        from .. import tags
-    except ImportError:
-        return
-
-    def owned_by(owner_id: str, resource_id: str) -> bool:
-        image = db.session.get(Image, resource_id)
-        return image is not None and image.owner_id == owner_id
-
-    for prefix in PREFIXES.values():
-        tags.register_resource(prefix + "-", "image", owned_by)
-
-
-register_tag_resources()

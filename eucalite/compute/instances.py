@@ -15,27 +15,27 @@ from dataclasses import dataclass
 
 from .. import ids
 from ..accounts import Principal, utcnow
-from ..db import db, write_lock
-from ..errors import AwsError, InvalidParameterValue
 from ..cluster.virt.network_xml import mac_for
+from ..db import db, write_lock
+from ..errors import InvalidParameterValue
+from ..errors.ec2 import IncorrectInstanceState, InvalidInstanceIDNotFound
 from . import states
+from .instance_types import DEFAULT_TYPE
 from .models import Instance
 
 MAX_USER_DATA = 16 * 1024
 TERMINATED_VISIBLE = dt.timedelta(hours=1)
 
 
-class InstanceNotFound(AwsError):
-    code, status = "InvalidInstanceID.NotFound", 400
-
+class InstanceNotFound(InvalidInstanceIDNotFound):
     def __init__(self, ids):
         listed = ", ".join(ids) if isinstance(ids, (list, tuple, set)) else ids
         super().__init__(f"The instance ID '{listed}' does not exist")
 
 
-def incorrect_state(instance: Instance, action: str) -> AwsError:
-    return AwsError(f"The instance '{instance.id}' is not in a state from which it can be "
-                    f"{action}.", code="IncorrectInstanceState", status=400)
+def incorrect_state(instance: Instance, action: str) -> IncorrectInstanceState:
+    return IncorrectInstanceState(f"The instance '{instance.id}' is not in a state from "
+                                  f"which it can be {action}.")
 
 
 def new_instance_id() -> str:
@@ -53,30 +53,38 @@ def new_mac() -> str:
 
 @dataclass
 class LaunchRequest:
-    """RunInstances, as parsed by the adapter."""
+    """A launch as plain values: what the EC2 adapter parses RunInstances into and the
+    console's launch form fills in."""
 
     image_id: str
-    min_count: int
-    max_count: int
-    instance_type: str = "m1.small"
+    min_count: int = 1
+    max_count: int = 1
+    instance_type: str = DEFAULT_TYPE
     key_name: str | None = None
     security_groups: list[str] | None = None
-    user_data: str | None = None          # base64, as sent
+    user_data: bytes = b""                # as the guest reads it (at most MAX_USER_DATA)
     zone: str | None = None
     kernel_id: str | None = None
     ramdisk_id: str | None = None
     client_token: str | None = None
-    tag_specifications: list[dict] | None = None
+    tags: dict[str, str] | None = None    # for the new instances, validated
     metadata_options: dict | None = None  # MetadataOptions, validated
 
 
 def decode_user_data(user_data: str | None) -> bytes:
+    """User data as sent over the API and stored (base64) as the bytes the guest reads;
+    InvalidParameterValue if it is not base64 or too long."""
     if not user_data:
         return b""
     try:
         raw = base64.b64decode(user_data, validate=False)
     except (binascii.Error, ValueError):
         raise InvalidParameterValue("Invalid BASE64 encoding of user data.")
+    return check_user_data(raw)
+
+
+def check_user_data(raw: bytes) -> bytes:
+    """*raw* if it is within MAX_USER_DATA, else InvalidParameterValue."""
     if len(raw) > MAX_USER_DATA:
         raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes.")
     return raw
@@ -109,6 +117,18 @@ def by_client_token(principal: Principal, token: str) -> list[Instance]:
         Instance.launch_index)).scalars())
 
 
+def addresses_in_use() -> tuple[set[str], str | None]:
+    """(the private addresses of instances that have not ended, the address handed out most
+    recently): what :func:`eucalite.cluster.network.allocate` needs to choose new ones.
+    Read them inside the write transaction that records the new instances."""
+    used = set(db.session.execute(db.select(Instance.private_ip).where(
+        Instance.state != states.TERMINATED, Instance.private_ip.is_not(None))).scalars())
+    last = db.session.execute(db.select(Instance.private_ip).where(
+        Instance.private_ip.is_not(None)).order_by(
+        Instance.launch_time.desc(), Instance.id.desc()).limit(1)).scalar()
+    return used, last
+
+
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
                   ramdisk_id, itype, key, zone: str, node_ids: list[str],
                   tag=None, allocate_ips=None) -> list[Instance]:
@@ -125,7 +145,9 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             requester_arn=principal.arn, image_id=image.id, kernel_id=kernel_id,
             ramdisk_id=ramdisk_id, instance_type=itype.name, state=states.PENDING,
             task="spawning", key_name=key.name if key else None,
-            key_public=key.public_key if key else None, user_data=request.user_data or None,
+            key_public=key.public_key if key else None,
+            user_data=base64.b64encode(request.user_data).decode() if request.user_data
+            else None,
             zone=zone, node_id=node_id, launch_index=index, client_token=request.client_token,
             launch_time=utcnow(), private_ip=addresses[index],
             mac=mac_for(addresses[index]) if addresses[index] else new_mac(),
@@ -141,15 +163,3 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
         tag([row.id for row in rows])
     db.session.commit()
     return rows
-
-
-def addresses_in_use() -> tuple[set[str], str | None]:
-    """What :func:`eucalite.cluster.network.allocate` needs: the private addresses of the
-    instances that have not ended, and the address of the latest launch (allocation goes
-    on after it). Read inside the launch's write transaction."""
-    used = set(db.session.execute(db.select(Instance.private_ip).where(
-        Instance.state != states.TERMINATED, Instance.private_ip.is_not(None))).scalars())
-    last = db.session.execute(db.select(Instance.private_ip).where(
-        Instance.private_ip.is_not(None)).order_by(
-        Instance.launch_time.desc(), Instance.id.desc()).limit(1)).scalar()
-    return used, last

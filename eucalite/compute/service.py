@@ -1,24 +1,34 @@
-"""The cloud controller's service object: what the EC2 adapter calls.
+"""The cloud controller's service object: what the EC2 adapter, the console and the CLI call.
 
-Regions, zones and account attributes, and the instance operations that tie images, instance
-types, key pairs, tags and the cluster's scheduler together. Functions take a Principal and
-plain values, never a request.
+Regions, zones and account attributes; the instance operations that tie images, instance
+types, key pairs, tags and the cluster's scheduler together; importing images; what an
+account has (the console's dashboard). Methods take a Principal and plain values (tags as
+``dict[str, str]``, user data as ``bytes``, counts as ``int``), never a request or a Query
+structure. The services it uses (the cluster controller, Walrus) are given to it.
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .. import config as config_module
+from .. import tags
 from ..accounts import Principal, utcnow
+from ..cluster import imagecache, network, nodes
+from ..cluster.scheduler import Need
 from ..cluster.service import ClusterService, Zone
+from ..datadir import store_writer
 from ..db import db
+from ..ebs.models import Snapshot, Volume
 from ..ebs.service import EbsService
 from ..errors import AwsError, InvalidParameterValue
-from . import instances, lifecycle, states
+from ..errors.ec2 import IdempotentParameterMismatch, UnsupportedOperation
+from ..s3.models import Bucket
+from ..s3.service import S3Service
+from . import imageimport, images, instance_types, instances, keypairs, lifecycle, states
+from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
-from .models import Image, Instance
+from .models import Image, Instance, KeyPair
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,11 @@ class StateChange:
 
 
 class ComputeService:
-    def __init__(self, config: Mapping[str, Any], cluster: ClusterService, ebs: EbsService):
+    def __init__(self, config: Mapping[str, Any], cluster: ClusterService, s3: S3Service,
+                 ebs: EbsService):
         self.config = config
         self.cluster = cluster
+        self.s3 = s3
         self.ebs = ebs                  # EBS-backed roots and instances' volumes
         self.worker: lifecycle.Worker | None = None     # set by create_app
         self.metadata_server = None     # the guests' metadata listener, when this is a node
@@ -60,22 +72,56 @@ class ComputeService:
     def account_attributes(self) -> dict[str, list[str]]:
         return dict(ACCOUNT_ATTRIBUTES)
 
+    # --- what an account has --------------------------------------------------------------
+
+    def summary(self, principal: Principal) -> dict:
+        """Instances by state (terminated ones not counted), and how many volumes,
+        snapshots, buckets, images and key pairs the caller's account owns."""
+        account_id = principal.account_id
+
+        def count(model) -> int:
+            return db.session.execute(db.select(db.func.count()).select_from(model)
+                                      .filter_by(owner_id=account_id)).scalar()
+
+        by_state = dict(db.session.execute(
+            db.select(Instance.state, db.func.count()).filter_by(owner_id=account_id)
+            .where(Instance.state != states.TERMINATED).group_by(Instance.state)).all())
+        return {"instances": by_state, "volumes": count(Volume), "snapshots": count(Snapshot),
+                "buckets": count(Bucket), "images": count(Image), "keypairs": count(KeyPair)}
+
+    def capacity(self) -> dict:
+        """The cloud's nodes (by id) with their used and total resources, and per zone how
+        many more instances of each type fit (free) and would fit on an empty cloud (max)."""
+        types = [(t.name, t.cpu, t.memory_mb, t.disk_gb) for t in instance_types.list_all()]
+        return {"nodes": sorted(nodes.list_nodes(), key=lambda node: node.id),
+                "types": {zone.name: nodes.zone_capacity(zone.name, types)
+                          for zone in self.zones()}}
+
+    # --- images -----------------------------------------------------------------------------
+
+    def import_images(self, principal: Principal, files: ImageFiles, *,
+                      name: str | None = None, arch: str = "x86_64",
+                      bucket: str = imageimport.DEFAULT_BUCKET,
+                      progress: imageimport.Progress | None = None) -> dict[str, str]:
+        """Bundle, upload and register kernel/ramdisk/root files as *principal*:
+        :func:`eucalite.compute.imageimport.import_images` (``{kind: image id}``), holding
+        the store's writer lock, so a process beside the server may call it too."""
+        extra = {"progress": progress} if progress is not None else {}
+        with store_writer(self.config["data_dir"]):
+            return imageimport.import_images(self.s3.store, principal, files, name=name,
+                                             arch=arch, bucket=bucket, **extra)
+
     # --- launching ----------------------------------------------------------------------
 
     def run_instances(self, principal: Principal, request: LaunchRequest) -> list[Instance]:
         """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
-        from ..cluster import network, nodes
-        from ..cluster.scheduler import Need
-        from .. import tags
-        from . import images, instance_types, keypairs
-
         if request.client_token:
             earlier = instances.by_client_token(principal, request.client_token)
             if earlier:
                 if earlier[0].image_id != request.image_id or \
                         earlier[0].instance_type != request.instance_type:
-                    raise AwsError("Client token already used with different parameters.",
-                                   code="IdempotentParameterMismatch", status=400)
+                    raise IdempotentParameterMismatch(
+                        "Client token already used with different parameters.")
                 return earlier
         if request.min_count < 1 or request.max_count < request.min_count:
             raise InvalidParameterValue("MinCount must be at least 1 and at most MaxCount.")
@@ -84,14 +130,10 @@ class ComputeService:
         ramdisk_id = request.ramdisk_id or image.ramdisk_id
         for part_id, kind in ((kernel_id, "kernel"), (ramdisk_id, "ramdisk")):
             if part_id:
-                self._check_part(principal, part_id, kind)
+                images.launchable_part(principal, part_id, kind)
         itype = instance_types.get(request.instance_type)
         key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
-        instances.decode_user_data(request.user_data)
-        # Tags for the instances; other resource types (volumes) have nothing to tag yet.
-        instance_specs = [spec for spec in request.tag_specifications or []
-                          if spec.get("ResourceType") == "instance"]
-        tags.parse_tag_specifications("instance", instance_specs)     # validate up front
+        instances.check_user_data(request.user_data)
         zone = request.zone or self.zones()[0].name
         if zone not in {item.name for item in self.zones()}:
             raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
@@ -100,7 +142,7 @@ class ComputeService:
             node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
                                      self.config.get("scheduler", "GREEDY"))
         except AwsError as error:
-            if error.code == "InsufficientInstanceCapacity" and self.cluster.node_problem:
+            if error.code == nodes.INSUFFICIENT_CAPACITY and self.cluster.node_problem:
                 # Say why this host is not a node, and what to install, in the API error.
                 error.message = f"{error.message} On this host: {self.cluster.node_problem}"
                 error.args = (error.message,)
@@ -110,9 +152,9 @@ class ComputeService:
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
                 itype=itype, key=key, zone=zone, node_ids=node_ids,
                 allocate_ips=lambda count: network.allocate(self.config, count,
-                                                             *instances.addresses_in_use()),
-                tag=lambda ids: tags.apply_tag_specifications(principal, "instance", ids,
-                                                              instance_specs))
+                                                            *instances.addresses_in_use()),
+                tag=lambda ids: tags.tag_new_resources(principal, "instance", ids,
+                                                       request.tags or {}))
         except BaseException:
             db.session.rollback()
             for node_id in node_ids:
@@ -122,30 +164,18 @@ class ComputeService:
             self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, row.id)
         return rows
 
-    @staticmethod
-    def _check_part(principal: Principal, image_id: str, kind: str) -> None:
-        """A kernel (eki-) or ramdisk (eri-) the caller may launch with."""
-        image = db.session.get(Image, image_id)
-        prefix = {"kernel": "eki-", "ramdisk": "eri-"}[kind]
-        launchable = image is not None and image.kind == kind and image.state == "available" \
-            and (image.owner_id == principal.account_id or image.is_public or
-                 principal.account_id in (image.get_json("launch_permissions", []) or []))
-        if not launchable or not image_id.startswith(prefix):
-            raise AwsError(f"The image id '[{image_id}]' does not exist",
-                           code="InvalidAMIID.NotFound", status=400)
-
     # --- changing state ------------------------------------------------------------------
 
     def terminate(self, principal: Principal, ids: list[str]) -> list[StateChange]:
+        acts = states.ACTIONS["terminate"].acts
         changes = []
         for instance in instances.visible(principal, ids):
             previous = instance.state
-            if previous in (states.TERMINATED, states.SHUTTING_DOWN):
+            if previous not in acts:
                 changes.append(StateChange(instance.id, previous, previous))
                 continue
             if states.transition(instance.id, states.SHUTTING_DOWN, task="terminating",
-                                 expected={states.PENDING, states.RUNNING, states.STOPPING,
-                                           states.STOPPED}):
+                                 expected=acts):
                 self.worker.submit(lifecycle.terminate, self.cluster, self.ebs, instance.id)
                 changes.append(StateChange(instance.id, previous, states.SHUTTING_DOWN))
             else:
@@ -154,11 +184,12 @@ class ComputeService:
         return changes
 
     def reboot(self, principal: Principal, ids: list[str]) -> None:
+        action = states.ACTIONS["reboot"]
         for instance in instances.visible(principal, ids):
-            if instance.state in (states.TERMINATED, states.SHUTTING_DOWN):
+            if instance.state not in action.accepted:
                 raise incorrect_state(instance, "rebooted")
         for instance in instances.visible(principal, ids):
-            if instance.state == states.RUNNING:
+            if instance.state in action.acts:
                 self.worker.submit(lifecycle.reboot, self.cluster, instance.id)
 
     def stop_or_start(self, principal: Principal, ids: list[str], action: str) -> list[StateChange]:
@@ -169,17 +200,13 @@ class ComputeService:
         rows = instances.visible(principal, ids)
         for instance in rows:
             if instance.root_device_type != "ebs":
-                raise AwsError(f"The instance '{instance.id}' does not have an 'ebs' root "
-                               f"device type and cannot be {action}ped."
-                               if action == "stop" else
-                               f"The instance '{instance.id}' does not have an 'ebs' root "
-                               "device type and cannot be started.",
-                               code="UnsupportedOperation", status=400)
-        wanted = {states.RUNNING, states.STOPPING} if action == "stop" else \
-            {states.STOPPED, states.PENDING}
+                raise UnsupportedOperation(
+                    f"The instance '{instance.id}' does not have an 'ebs' root device type "
+                    + ("and cannot be stopped." if action == "stop" else
+                       "and cannot be started."))
+        accepted = states.ACTIONS[action].accepted
         for instance in rows:
-            if instance.state not in wanted | ({states.STOPPED} if action == "stop" else
-                                               {states.RUNNING}):
+            if instance.state not in accepted:
                 raise incorrect_state(instance, f"{action}ped" if action == "stop"
                                       else "started")
         if action == "stop":
@@ -190,12 +217,10 @@ class ComputeService:
     def _reserve_for_start(self, rows: list[Instance]) -> dict[str, str]:
         """Instance id -> the node reserved for each stopped one among *rows*: all of them,
         or (InsufficientInstanceCapacity) none, so a start never half-happens."""
-        from ..cluster import nodes
-
         reserved: dict[str, str] = {}
         try:
             for instance in rows:
-                if instance.state == states.STOPPED:
+                if instance.state in states.ACTIONS["start"].acts:
                     [reserved[instance.id]] = nodes.reserve(
                         instance.zone, _need(instance), 1, 1,
                         self.config.get("scheduler", "GREEDY"))
@@ -208,7 +233,7 @@ class ComputeService:
 
     def _stop(self, instance: Instance) -> StateChange:
         previous = instance.state
-        if previous == states.RUNNING and states.transition(
+        if previous in states.ACTIONS["stop"].acts and states.transition(
                 instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping",
                 reason="Client.UserInitiatedShutdown: User initiated shutdown"):
             self.worker.submit(lifecycle.stop, self.cluster, self.ebs, instance.id)
@@ -218,8 +243,6 @@ class ComputeService:
     def _start(self, instance: Instance, node_id: str | None) -> StateChange:
         """stopped -> pending on *node_id* (reserved for it); the reservation is released
         when the instance is no longer stopped."""
-        from ..cluster import nodes
-
         previous = instance.state
         if node_id is None:
             return StateChange(instance.id, previous, previous)
@@ -231,8 +254,8 @@ class ComputeService:
         nodes.release(node_id, _need(instance))
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
-    def console_output(self, principal: Principal, instance_id: str) -> tuple[str, str]:
-        """(instance id, base64 of the last 64 KiB of serial console output)."""
+    def console_output(self, principal: Principal, instance_id: str) -> tuple[str, bytes]:
+        """(instance id, the last 64 KiB of its serial console output)."""
         instance = instances.owned(principal, instance_id)
         output = b""
         if instance.node_id:
@@ -241,17 +264,13 @@ class ComputeService:
                 output = self.cluster.node_for(instance.node_id).console_output(instance.id)
             except AwsError:
                 output = b""
-        return instance.id, base64.b64encode(output).decode()
+        return instance.id, output
 
     def purge_terminated(self) -> int:
         """Forget instances terminated more than an hour ago (they left DescribeInstances)."""
-        from .. import tags
-
         cutoff = utcnow() - instances.TERMINATED_VISIBLE
         old = list(db.session.execute(db.select(Instance).where(
             Instance.state == states.TERMINATED, Instance.terminated_at < cutoff)).scalars())
-        from ..cluster import imagecache
-
         for instance in old:
             tags.delete_all(instance.id)
             imagecache.remove_work(imagecache.work_dir(self.config["data_dir"], instance.id))
@@ -260,8 +279,6 @@ class ComputeService:
         return len(old)
 
 
-def _need(instance: Instance):
+def _need(instance: Instance) -> Need:
     """What *instance* holds on its node while it runs."""
-    from ..cluster.scheduler import Need
-
     return Need(instance.cpu, instance.memory_mb, instance.disk_gb)

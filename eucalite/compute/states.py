@@ -1,13 +1,18 @@
-"""Instance states: EC2's names and codes, the one table of allowed transitions, and the
-compare-and-swap update every state change goes through.
+"""Instance states: EC2's names and codes, the one table of allowed transitions (on
+:class:`eucalite.statemachine.StateMachine`, whose compare-and-swap every state change goes
+through), and the one table of which user actions each state allows.
 
 Two racing requests (terminate vs. the spawn finishing, two terminates) cannot both win:
 :func:`transition` updates the row only if its state is still one the caller expected.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..accounts import utcnow
-from ..db import db
+from ..errors import AwsError
+from ..statemachine import StateMachine
+from .models import Instance
 
 PENDING, RUNNING, SHUTTING_DOWN, TERMINATED = "pending", "running", "shutting-down", "terminated"
 STOPPING, STOPPED = "stopping", "stopped"
@@ -25,6 +30,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     TERMINATED: frozenset(),
 }
 
+INSTANCE = StateMachine(Instance, TRANSITIONS)
+
 #: States that hold capacity on a node.
 HOLDS_CAPACITY = frozenset({PENDING, RUNNING, STOPPING, SHUTTING_DOWN})
 
@@ -33,12 +40,43 @@ HOLDS_CAPACITY = frozenset({PENDING, RUNNING, STOPPING, SHUTTING_DOWN})
 TASK_STARTING = "starting"
 
 
+@dataclass(frozen=True)
+class Action:
+    """What a user action (RebootInstances, StopInstances, ...) may do in each state.
+
+    ``accepted``: states in which the request succeeds (in any other it is
+    IncorrectInstanceState); ``acts``: the states in which it changes something (in the
+    others of ``accepted`` it leaves the instance as it is). The console shows an action's
+    button where it acts."""
+
+    accepted: frozenset[str]
+    acts: frozenset[str]
+    ebs_only: bool = False          # only instances with an EBS root (UnsupportedOperation)
+
+
+ACTIONS: dict[str, Action] = {
+    "reboot": Action(accepted=frozenset(TRANSITIONS) - {SHUTTING_DOWN, TERMINATED},
+                     acts=frozenset({RUNNING})),
+    "stop": Action(accepted=frozenset({RUNNING, STOPPING, STOPPED}),
+                   acts=frozenset({RUNNING}), ebs_only=True),
+    "start": Action(accepted=frozenset({STOPPED, PENDING, RUNNING}),
+                    acts=frozenset({STOPPED}), ebs_only=True),
+    "terminate": Action(accepted=frozenset(TRANSITIONS),
+                        acts=frozenset(TRANSITIONS) - {SHUTTING_DOWN, TERMINATED}),
+}
+
+
+def possible_actions(instance: Instance) -> frozenset[str]:
+    """The actions that would change *instance* now (the console's buttons)."""
+    return frozenset(name for name, action in ACTIONS.items()
+                     if instance.state in action.acts
+                     and (instance.root_device_type == "ebs" or not action.ebs_only))
+
+
 def failure_reason(error: Exception, doing: str | None = None) -> str:
     """The state reason (EC2's ``Code: message``) for a job that failed with *error*:
     ``Client.<code>`` for an API error the user can act on (``Client.VolumeLimitExceeded``),
     else ``Server.InternalError``; *doing* prefixes the message. At most 255 characters."""
-    from ..errors import AwsError
-
     client = isinstance(error, AwsError) and error.status < 500
     code = f"Client.{error.code}" if client else "Server.InternalError"
     message = error.message if isinstance(error, AwsError) else str(error)
@@ -47,7 +85,7 @@ def failure_reason(error: Exception, doing: str | None = None) -> str:
 
 def allowed_from(target: str) -> frozenset[str]:
     """Every state from which *target* may be reached."""
-    return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+    return INSTANCE.allowed_from(target)
 
 
 def transition(instance_id: str, target: str, *, expected: set[str] | frozenset[str] | None = None,
@@ -60,40 +98,20 @@ def transition(instance_id: str, target: str, *, expected: set[str] | frozenset[
     that move could never happen, and a caller asking for it is a bug to report at once,
     not a no-op to return False for.
 
-    *on_win*, if given, runs in the same write transaction when the change is made (ending
-    an instance returns its node capacity there, so the two are one change).
+    *reason*, if given, becomes the state reason; reaching ``terminated`` stamps
+    ``terminated_at``. *on_win*, if given, runs in the same write transaction when the
+    change is made (ending an instance returns its node capacity there, so the two are one
+    change).
     """
-    from ..db import write_lock
-    from .models import Instance
-
-    sources = set(expected if expected is not None else allowed_from(target))
-    forbidden = sources - allowed_from(target)
-    if forbidden:
-        raise ValueError(f"the instance state table forbids "
-                         f"{', '.join(sorted(forbidden))} -> {target}")
-    values = dict(changes, state=target)
     if reason is not None:
-        values["state_reason"] = reason
+        changes["state_reason"] = reason
     if target == TERMINATED:
-        values.setdefault("terminated_at", utcnow())
-    write_lock()
-    result = db.session.execute(db.update(Instance).where(
-        Instance.id == instance_id, Instance.state.in_(sorted(sources))).values(**values))
-    won = result.rowcount == 1
-    if won and on_win is not None:
-        on_win()
-    db.session.commit()
-    return won
+        changes.setdefault("terminated_at", utcnow())
+    return INSTANCE.transition(instance_id, target, expected=expected, on_win=on_win,
+                               **changes)
 
 
 def note(instance_id: str, state: str, **changes) -> bool:
     """Record *changes* (``task``, ``state_reason``) on the instance if it is still in
     *state*, leaving its state as it is; True if it was. Commits."""
-    from ..db import write_lock
-    from .models import Instance
-
-    write_lock()
-    result = db.session.execute(db.update(Instance).where(
-        Instance.id == instance_id, Instance.state == state).values(**changes))
-    db.session.commit()
-    return result.rowcount == 1
+    return INSTANCE.note(instance_id, {state}, **changes)

@@ -7,12 +7,17 @@ with the signed-in user's Principal, so every rule (ownership, states, limits) i
 the APIs enforce and every failure shows the same AWS-style code and message.
 
 Modules: :mod:`.session` (sign-in, CSRF, expiry, who is signed in), :mod:`.headers` (the
-protective headers on every console response, the Secure cookie over TLS), :mod:`.pages`
-(one module per resource family registering its views on the blueprint).
+protective headers on every console response, the Secure cookie over TLS), :mod:`.errors`
+(the console's error pages), :mod:`.pages` (one module per resource family registering its
+views on the blueprint). Those three plain modules do not know the blueprint: this package
+registers their hooks and views on it, so nothing imports the package back.
 """
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, g
+
+from . import errors, headers, session
+from .pages import ADMIN_NAV, NAV, load_all
 
 URL_PREFIX = "/console"
 
@@ -20,18 +25,32 @@ blueprint = Blueprint("console", __name__, url_prefix=URL_PREFIX,
                       template_folder="../templates", static_folder="../static",
                       static_url_path="/static")
 
+blueprint.after_request(headers.protect)
+blueprint.add_app_template_global(headers.csp_nonce)
+blueprint.before_request(session.check_csrf)
+blueprint.add_app_template_global(session.csrf_token)
+blueprint.add_app_template_global(session.csrf_field)
+blueprint.add_url_rule("/login", view_func=session.login, methods=["GET", "POST"])
+blueprint.add_url_rule("/logout", view_func=session.logout, methods=["POST"])
+blueprint.register_error_handler(400, session.bad_request)
+blueprint.register_error_handler(Exception, errors.internal_error)
+# Any other /console path is the console's 404 page (not an S3 bucket named "console").
+blueprint.add_url_rule("/<path:path>", "not_found", errors.not_found,
+                       methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
+
+
+@blueprint.app_context_processor
+def _template_globals():
+    who = getattr(g, "principal", None)
+    return {"who": who, "is_admin": bool(who and who.is_cloud_admin),
+            "console_nav": NAV, "console_admin_nav": ADMIN_NAV}
+
 
 def init_app(app) -> None:
     """Register the console on *app*: session secret and cookie settings, the blueprint."""
-    from . import session
-
     session.configure(app)
     app.register_blueprint(blueprint)
 
 
-# Importing the view modules registers their routes (and hooks) on the blueprint.
-from . import headers as _headers  # noqa: E402,F401
-from . import session as _session  # noqa: E402,F401
-from .pages import load_all  # noqa: E402
-
+# Importing the view modules registers their routes on the blueprint.
 load_all()

@@ -19,8 +19,6 @@ import secrets
 from flask import g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
-from . import blueprint
-
 #: Everything from the console's origin, except scripts (only the nonce'd one), plugins,
 #: <base> and being framed; images may also be data: URLs.
 POLICY = ("default-src 'self'; script-src 'nonce-{nonce}'; object-src 'none'; "
@@ -28,7 +26,6 @@ POLICY = ("default-src 'self'; script-src 'nonce-{nonce}'; object-src 'none'; "
           "img-src 'self' data:")
 
 
-@blueprint.app_template_global()
 def csp_nonce() -> str:
     """This response's script nonce (``<script nonce="{{ csp_nonce() }}" src=...>``)."""
     if "csp_nonce" not in g:
@@ -36,8 +33,8 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-@blueprint.after_request
 def protect(response):
+    """The protective headers, on every console response (an ``after_request`` hook)."""
     headers = response.headers
     headers["Content-Security-Policy"] = POLICY.format(nonce=csp_nonce())
     headers["X-Frame-Options"] = "DENY"

@@ -10,6 +10,8 @@ POST to the console must carry the CSRF token (form field ``csrf_token`` or head
 
 Views use :func:`login_required` / :func:`admin_required`, :func:`principal` for the
 service calls, and :func:`act` to run an action and show its result or AWS-style error.
+The sign-in views, the CSRF check and the template helpers here are registered on the
+console's blueprint by :mod:`eucalite.web`.
 """
 from __future__ import annotations
 
@@ -24,12 +26,15 @@ from typing import Callable
 
 from flask import (abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
+from markupsafe import Markup
+from werkzeug import security
 
 from .. import accounts
 from ..db import db
 from ..errors import AwsError
 from ..errors.iam import ValidationError
-from . import blueprint, signins, throttle
+from . import signins, throttle
+from .headers import SessionInterface
 
 SECRET_FILE = "console-secret"
 CSRF_FIELD = "csrf_token"
@@ -53,8 +58,7 @@ def _secret(data_dir: str) -> bytes:
 
 
 def configure(app) -> None:
-    from .headers import SessionInterface
-
+    """Session secret, cookie settings and sign-in throttling on *app*."""
     config = app.config["EUCALITE"]
     app.secret_key = _secret(config["data_dir"])
     app.session_interface = SessionInterface()
@@ -78,36 +82,30 @@ def set_password(account_name: str, user_name: str, password: str,
     """Store a hash of *password* for the user (it may then sign in to the console) and
     end the user's console sessions, but the one of token *keep_session* (the user changing
     their own password stays signed in where they did it)."""
-    from werkzeug.security import generate_password_hash
-
     if len(password) < 8:
         raise ValidationError("A console password needs at least 8 characters.")
     user = accounts.get_user(account_name, user_name)
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = security.generate_password_hash(password)
     signins.end_all(user, keep=keep_session)          # commits the new hash with it
 
 
 @functools.cache
 def _decoy_hash() -> str:
-    from werkzeug.security import generate_password_hash
-
-    return generate_password_hash(secrets.token_urlsafe(16))
+    return security.generate_password_hash(secrets.token_urlsafe(16))
 
 
 def check_password(account_name: str, user_name: str, password: str) -> bool:
     """Whether *password* is the user's. A missing account or user, or one without a
     password, is checked against a decoy hash all the same, so the time the answer takes
     does not tell which accounts and users exist."""
-    from werkzeug.security import check_password_hash
-
     try:
         stored = accounts.get_user(account_name, user_name).password_hash
     except AwsError:
         stored = None
     if not stored:
-        check_password_hash(_decoy_hash(), password)
+        security.check_password_hash(_decoy_hash(), password)
         return False
-    return check_password_hash(stored, password)
+    return security.check_password_hash(stored, password)
 
 
 # --- who is signed in -------------------------------------------------------------------
@@ -155,22 +153,21 @@ def admin_required(view: Callable) -> Callable:
 
 # --- CSRF -------------------------------------------------------------------------------
 
-@blueprint.app_template_global()
 def csrf_token() -> str:
+    """This session's CSRF token (made on first use), for forms and scripts."""
     if CSRF_FIELD not in session:
         session[CSRF_FIELD] = secrets.token_urlsafe(32)
     return session[CSRF_FIELD]
 
 
-@blueprint.app_template_global()
 def csrf_field():
-    from markupsafe import Markup
-
+    """The hidden form field carrying :func:`csrf_token`."""
     return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{csrf_token()}">')
 
 
-@blueprint.before_request
-def _check_csrf():
+def check_csrf():
+    """Refuse (400) a console POST whose CSRF token is missing or wrong: a
+    ``before_request`` hook, so no view runs for it."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return None
     sent = request.headers.get("X-CSRF-Token") or request.form.get(CSRF_FIELD) or ""
@@ -217,15 +214,6 @@ def act(action: Callable, done: str | None = None) -> bool:
     return True
 
 
-@blueprint.app_context_processor
-def _template_globals():
-    from .pages import ADMIN_NAV, NAV
-
-    who = getattr(g, "principal", None)
-    return {"who": who, "is_admin": bool(who and who.is_cloud_admin),
-            "console_nav": NAV, "console_admin_nav": ADMIN_NAV}
-
-
 # --- sign-in and sign-out ---------------------------------------------------------------
 
 #: A console path (and query) to return to after sign-in: nothing that could name another
@@ -241,8 +229,8 @@ def safe_next(target: str) -> str:
     return url_for("console.dashboard")
 
 
-@blueprint.route("/login", methods=["GET", "POST"])
 def login():
+    """``/console/login``: the sign-in form (GET) and signing in (POST)."""
     if request.method == "POST":
         account_name = request.form.get("account", "").strip()
         user_name = request.form.get("user", "").strip() or accounts.ADMIN_USER
@@ -266,15 +254,15 @@ def login():
     return render_template("console/login.html", account="", user="")
 
 
-@blueprint.route("/logout", methods=["POST"])
 def logout():
+    """``/console/logout`` (POST): end this browser's session."""
     signins.end(current_token())
     session.clear()
     notify("Signed out.")
     return redirect(url_for("console.login"))
 
 
-@blueprint.errorhandler(400)
-def _bad_request(error):
+def bad_request(error):
+    """A 400 (the CSRF check's) as a console page."""
     return render_template("console/error.html", code="InvalidRequest",
                            message=error.description), 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
 from ...paging import Paging
-from .. import images
+from .. import imageimport, images
 from ..models import Image
 from . import filters
 from .actions import registry
@@ -66,7 +66,7 @@ def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
         "RootDeviceName", "BlockDeviceMapping", "VirtualizationType"))
 def register_image(call):
     params = call.params
-    request = images.Registration(
+    request = imageimport.Registration(
         name=params.get("Name"), location=params.get("ImageLocation"),
         description=params.get("Description"), architecture=params.get("Architecture"),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
@@ -75,7 +75,7 @@ def register_image(call):
         block_devices=params.get_struct_list("BlockDeviceMapping"))
     if not request.location and request.name is None:
         raise MissingParameter("The request must contain the parameter Name")
-    image = images.register(call.principal, call.services.s3.store, request)
+    image = imageimport.register(call.principal, call.services.s3.store, request)
     return {"imageId": image.id}
 
 

@@ -3,6 +3,8 @@ TerminateInstances, RebootInstances, StopInstances, StartInstances, GetConsoleOu
 DescribeInstanceAttribute, ModifyInstanceAttribute and ModifyInstanceMetadataOptions."""
 from __future__ import annotations
 
+import base64
+
 from ... import tags
 from ...accounts import utcnow
 from ...db import db
@@ -134,7 +136,7 @@ def run_instances(call):
         image_id=image_id, min_count=min_count, max_count=max_count,
         instance_type=params.get("InstanceType") or "m1.small",
         key_name=params.get("KeyName"), security_groups=groups or None,
-        user_data=params.get("UserData"),
+        user_data=instances.decode_user_data(params.get("UserData")),
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
         client_token=params.get("ClientToken"),
@@ -267,7 +269,8 @@ def start_instances(call):
 def get_console_output(call):
     instance_id, output = call.services.compute.console_output(
         call.principal, call.params.require("InstanceId"))
-    return {"instanceId": instance_id, "timestamp": utcnow(), "output": output}
+    return {"instanceId": instance_id, "timestamp": utcnow(),
+            "output": base64.b64encode(output).decode()}
 
 
 ATTRIBUTES = ("instanceType", "kernel", "ramdisk", "userData", "disableApiTermination",

@@ -1,20 +1,21 @@
 """Images: those the account owns and those it may launch (DescribeImages' selection), a
 detail page with launch permissions (accounts, public/private) and deregistration, and an
 import route that takes kernel/ramdisk/root files from the browser and bundles, uploads and
-registers them as ``eucalite image import`` does (:func:`eucalite.cli.image._import`).
+registers them as ``eucalite image import`` does
+(:meth:`eucalite.compute.service.ComputeService.import_images`).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import tempfile
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from werkzeug.utils import secure_filename
 
+from ...api import services
 from ...compute import images as image_service
+from ...compute.imageimport import ImageFiles
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
@@ -24,7 +25,6 @@ from . import add_nav
 add_nav("console.images", "Images")
 
 UPLOAD_FIELDS = ("kernel", "ramdisk", "root")
-IMPORT_BUCKET = "eucalite-images"
 
 
 @blueprint.route("/images", endpoint="images")
@@ -94,10 +94,8 @@ def images_import():
     """Upload route (XHR from a ``data-upload`` form): each file is streamed to a temporary
     directory under the data dir, bundled, uploaded to the ``eucalite-images`` bucket and
     registered as the signed-in user. Answers the new ids as text, or "Code: message"."""
-    from ...cli.image import _import
-
     who = principal()
-    app = current_app._get_current_object()
+    compute = services().compute
     uploads = {field: request.files.get(field) for field in UPLOAD_FIELDS}
     uploads = {field: upload for field, upload in uploads.items()
                if upload is not None and upload.filename}
@@ -110,7 +108,7 @@ def images_import():
             image_service.validate_name(name)
         except AwsError as error:
             return _text(f"{error.code}: {error.message}", error.status)
-    scratch = os.path.join(app.config["EUCALITE"]["data_dir"], "tmp")
+    scratch = os.path.join(compute.config["data_dir"], "tmp")
     os.makedirs(scratch, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="console-import-", dir=scratch)
     try:
@@ -128,11 +126,9 @@ def images_import():
                 return _text(f"InvalidParameterValue: the {field} file is empty.", 400)
             paths[field] = path
         db.session.rollback()          # hold no transaction: the import writes in its own
+        files = ImageFiles(paths.get("kernel"), paths.get("ramdisk"), paths.get("root"))
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                ids = _import(paths.get("kernel"), paths.get("ramdisk"), paths.get("root"),
-                              name, "x86_64", IMPORT_BUCKET, who.account_name, who.user_name,
-                              app)
+            ids = list(compute.import_images(who, files, name=name).values())
         except AwsError as error:
             status = error.status if 400 <= error.status < 500 else 400
             return _text(f"{error.code}: {error.message}", status)

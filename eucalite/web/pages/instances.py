@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import base64
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 
-from ...compute import images as image_service
 from ... import tags
-from ...compute import instance_types, instances as instance_service, keypairs
+from ...api import services
+from ...compute import images as image_service
+from ...compute import instance_types, instances as instance_service, keypairs, states
 from ...compute.instances import LaunchRequest
 from ...db import db
+from ...ebs import volumes
 from ...errors import AwsError, InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
@@ -25,7 +27,7 @@ ACTIONS = ("reboot", "stop", "start", "terminate")
 
 
 def _compute():
-    return current_app.extensions["eucalite"].compute
+    return services().compute
 
 
 def _rows_context() -> dict:
@@ -33,7 +35,8 @@ def _rows_context() -> dict:
     rows = list(reversed(instance_service.visible(who)))           # newest first
     tag_map = tags.tags_for(who.account_id, [row.id for row in rows])
     return {"instances": rows, "names": {row.id: tag_map.get(row.id, {}).get("Name", "")
-                                         for row in rows}}
+                                         for row in rows},
+            "possible_actions": states.possible_actions}
 
 
 def _launch_choices() -> dict:
@@ -68,16 +71,13 @@ def instances_launch():
         count = int_field("count", "count", required=False, default=1)
         if count < 1:
             raise InvalidParameterValue("The number of instances must be at least 1.")
-        user_data = form.get("user_data", "")
         name = form.get("name", "").strip()
-        specs = [{"ResourceType": "instance", "Tag": {"1": {"Key": "Name", "Value": name}}}] \
-            if name else None
         launch_request = LaunchRequest(
             image_id=form.get("image_id", "").strip(), min_count=count, max_count=count,
-            instance_type=form.get("instance_type") or "m1.small",
+            instance_type=form.get("instance_type") or instance_types.DEFAULT_TYPE,
             key_name=form.get("key_name") or None,
-            user_data=base64.b64encode(user_data.encode()).decode() if user_data else None,
-            zone=form.get("zone") or None, tag_specifications=specs)
+            user_data=form.get("user_data", "").encode(),
+            zone=form.get("zone") or None, tags={"Name": name} if name else None)
         rows = _compute().run_instances(principal(), launch_request)
         launched.extend(row.id for row in rows)
 
@@ -117,8 +117,6 @@ def _not_found(error: AwsError):
 @blueprint.route("/instances/<instance_id>")
 @login_required
 def instance(instance_id: str):
-    from ...ebs import volumes
-
     who = principal()
     try:
         row = instance_service.owned(who, instance_id)
@@ -127,8 +125,8 @@ def instance(instance_id: str):
     instance_tags = tags.tags_for(who.account_id, [row.id]).get(row.id, {})
     console_text, console_error = "", None
     try:
-        _, encoded = _compute().console_output(who, row.id)
-        console_text = base64.b64decode(encoded).decode("utf-8", "replace")
+        _, output = _compute().console_output(who, row.id)
+        console_text = output.decode("utf-8", "replace")
     except AwsError as error:
         db.session.rollback()
         console_error = f"{error.code}: {error.message}"
@@ -144,7 +142,7 @@ def instance(instance_id: str):
                            volumes=volumes.on_instance(row.id), console=console_text,
                            console_error=console_error, user_data=user_data,
                            security_groups=row.get_json("security_groups", []) or [],
-                           actions=ACTIONS)
+                           actions=ACTIONS, possible_actions=states.possible_actions)
 
 
 @blueprint.route("/instances/<instance_id>/tags", methods=["POST"])
