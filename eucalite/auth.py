@@ -16,6 +16,9 @@ Schemes:
 Payload integrity: for Query APIs the caller passes the body, which is hashed into the V4
 canonical request (a tampered body fails the signature). S3 bodies are streamed, so the
 result carries the declared ``x-amz-content-sha256`` for the S3 layer to check as it reads.
+
+The V4 algorithm itself (canonical request, string to sign, signing key) is
+:mod:`eucalite.sigv4`, which presigned links use too; this module verifies requests with it.
 """
 from __future__ import annotations
 
@@ -29,14 +32,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote
 
-from . import accounts, integers, requesttime
+from . import accounts, integers, requesttime, sigv4
 from .accounts import Principal
 from .errors import (AuthError, BAD_PAYLOAD, BAD_QUERY_AUTH, BAD_SIGNATURE, DENIED, EXPIRED,
                      INCOMPLETE, MISSING, SKEWED, UNKNOWN_KEY)
+from .sigv4 import UNSIGNED_PAYLOAD, V4_ALGORITHM, same_signature, uri_encode
 
-V4_ALGORITHM = "AWS4-HMAC-SHA256"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 #: S3 sub-resources that are part of a V2 CanonicalizedResource.
@@ -127,29 +128,6 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
         key, _, value = part.partition("=")
         pairs.append((unquote(key), unquote(value)))
     return pairs
-
-
-def uri_encode(text: str, safe: str = "-_.~") -> str:
-    """RFC 3986 percent-encoding as SigV4 specifies it (upper-case hex, UTF-8)."""
-    return quote(text, safe=safe)
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-
-
-def v4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = _hmac(("AWS4" + secret).encode("utf-8"), date)
-    key = _hmac(key, region)
-    key = _hmac(key, service)
-    return _hmac(key, "aws4_request")
-
-
-def same_signature(expected: str, given: str) -> bool:
-    """Constant-time comparison of the signature we computed with the client's, which may
-    hold any character (``hmac.compare_digest`` raises on non-ASCII text)."""
-    return hmac.compare_digest(expected.encode("ascii"),
-                               given.encode("utf-8", "surrogatepass"))
 
 
 def _check_skew(when: dt.datetime, now: dt.datetime, max_skew: int) -> None:
@@ -252,19 +230,13 @@ def canonical_uri_candidates(raw_path: str, service: str) -> list[str]:
     return list(dict.fromkeys(candidates))
 
 
-def canonical_query(pairs: Iterable[tuple[str, str]], skip: str | None = None) -> str:
-    encoded = sorted((uri_encode(key), uri_encode(value)) for key, value in pairs if key != skip)
-    return "&".join(f"{key}={value}" for key, value in encoded)
-
-
-def _canonical_headers(view: RequestView, signed: list[str]) -> str:
-    lines = []
+def _signed_headers(view: RequestView, signed_headers: str) -> list[str]:
+    """The names in SignedHeaders, lower-case; each must be in the request."""
+    signed = [name.strip().lower() for name in signed_headers.split(";") if name.strip()]
     for name in signed:
-        value = view.headers.get(name)
-        if value is None:
+        if name not in view.headers:
             raise AuthError(INCOMPLETE, f"Header {name} is signed but missing from the request.")
-        lines.append(f"{name}:{' '.join(value.split())}\n")
-    return "".join(lines)
+    return signed
 
 
 def _v4_presigned_expiry(query: dict[str, str], when: dt.datetime, now: dt.datetime,
@@ -288,9 +260,63 @@ def _v4_presigned_expiry(query: dict[str, str], when: dt.datetime, now: dt.datet
                         ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
+@dataclass
+class _V4Claim:
+    """What a V4-signed request says about its own signature, before it is checked."""
+
+    access_key_id: str
+    scope_date: str
+    region: str
+    signed_headers: str
+    signature: str
+    when: dt.datetime
+
+    @property
+    def amz_date(self) -> str:
+        return self.when.strftime("%Y%m%dT%H%M%SZ")
+
+
 def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
         now: dt.datetime, max_skew: int, authorization: str | None,
         query: dict[str, str] | None) -> AuthResult:
+    """Verify a V4 signature (header, or presigned when *query* is given) step by step:
+    the claim (credential scope and date), its time, the key, the payload hash, then the
+    signature over each canonical request a correct client may have signed."""
+    presigned = query is not None
+    claim = _v4_claim(view, service, authorization, query)
+    if presigned:
+        _v4_presigned_expiry(query, claim.when, now, max_skew)
+    else:
+        _check_skew(claim.when, now, max_skew)
+    principal, secret = _lookup(lookup, claim.access_key_id, service)
+    payloads = _v4_payload_candidates(view, body, presigned)
+    signed = _signed_headers(view, claim.signed_headers)
+    headers_block = sigv4.canonical_headers(view.headers, signed)
+    query_string = sigv4.canonical_query(view.query_pairs(),
+                                         skip="X-Amz-Signature" if presigned else None)
+    scope = sigv4.credential_scope(claim.scope_date, claim.region, service)
+    signing_key = sigv4.v4_signing_key(secret, claim.scope_date, claim.region, service)
+
+    first_string = first_canonical = ""
+    for uri in canonical_uri_candidates(view.raw_path, service):
+        for payload in payloads:
+            canonical = sigv4.canonical_request(view.method, uri, query_string, headers_block,
+                                                signed, payload)
+            string_to_sign = sigv4.string_to_sign(claim.amz_date, scope, canonical)
+            if same_signature(sigv4.signature(signing_key, string_to_sign), claim.signature):
+                return AuthResult(principal, "v4-query" if presigned else "v4-header",
+                                  payload_sha256=None if body is not None else payload,
+                                  signing_key=signing_key, seed_signature=claim.signature,
+                                  amz_date=claim.amz_date, scope=scope)
+            if not first_string:
+                first_string, first_canonical = string_to_sign, canonical
+    raise _signature_mismatch(service, first_string, first_canonical)
+
+
+def _v4_claim(view: RequestView, service: str, authorization: str | None,
+              query: dict[str, str] | None) -> _V4Claim:
+    """Credential, signed headers, signature and date from the Authorization header or
+    the presigned query; the scope must name *service* and the request's date."""
     presigned = query is not None
     # S3 names a malformed presigned URL apart from a malformed Authorization header.
     malformed = BAD_QUERY_AUTH if presigned else INCOMPLETE
@@ -310,7 +336,7 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
         amz_date_text = view.headers.get("x-amz-date") or view.headers.get("date", "")
 
     parts = credential.split("/")
-    if len(parts) != 5 or parts[4] != "aws4_request":
+    if len(parts) != 5 or parts[4] != sigv4.TERMINATOR:
         raise AuthError(malformed, f"Credential should be scoped to a valid region, not "
                         f"{credential!r}; expected AKID/YYYYMMDD/region/service/aws4_request.")
     access_key_id, scope_date, region, scope_service, _ = parts
@@ -328,64 +354,36 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
         if when is None:
             raise AuthError(malformed, "Authorization requires a valid X-Amz-Date or Date "
                             f"header; got {amz_date_text!r}.")
-    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-    if scope_date != amz_date[:8]:
+    claim = _V4Claim(access_key_id, scope_date, region, signed_headers, signature, when)
+    if scope_date != claim.amz_date[:8]:
         raise AuthError(malformed, f"Date in Credential scope does not match YYYYMMDD from "
                         f"ISO-8601 version of date from HTTP: '{scope_date}' != "
-                        f"'{amz_date[:8]}'")
-    if presigned:
-        _v4_presigned_expiry(query, when, now, max_skew)
-    else:
-        _check_skew(when, now, max_skew)
+                        f"'{claim.amz_date[:8]}'")
+    return claim
 
-    principal, secret = _lookup(lookup, access_key_id, service)
 
+def _v4_payload_candidates(view: RequestView, body: bytes | None,
+                           presigned: bool) -> list[str]:
+    """The payload hashes the signature may cover. With the body in hand (Query APIs) its
+    hash, checked against a declared ``x-amz-content-sha256``; for streamed S3 bodies the
+    declared value, which the S3 layer checks as it reads."""
     declared = view.headers.get("x-amz-content-sha256")
-    payload_candidates: list[str]
-    if body is not None:                     # Query API: we hold the whole body
+    if body is not None:
         actual = hashlib.sha256(body).hexdigest()
         if declared and declared != actual and not (declared == UNSIGNED_PAYLOAD and not body):
             raise AuthError(BAD_PAYLOAD, "The provided 'x-amz-content-sha256' header does not "
                             "match what was computed.")
-        payload_candidates = [actual]
-        if presigned and not body:
-            payload_candidates.append(UNSIGNED_PAYLOAD)
-    elif declared:
+        return [actual, UNSIGNED_PAYLOAD] if presigned and not body else [actual]
+    if declared:
         if not (_HEX64.match(declared) or declared == UNSIGNED_PAYLOAD
                 or declared.startswith("STREAMING-")):
             raise AuthError(INCOMPLETE, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
                             "STREAMING-… or a valid sha256 value.")
-        payload_candidates = [declared]
-    elif presigned:
-        payload_candidates = [UNSIGNED_PAYLOAD]
-    else:
-        raise AuthError(INCOMPLETE, "Missing required header for this request: "
-                        "x-amz-content-sha256")
-
-    signed = [name.strip().lower() for name in signed_headers.split(";") if name.strip()]
-    headers_block = _canonical_headers(view, signed)
-    query_pairs = view.query_pairs()
-    canonical_qs = canonical_query(query_pairs, skip="X-Amz-Signature" if presigned else None)
-    scope = f"{scope_date}/{region}/{service}/aws4_request"
-    signing_key = v4_signing_key(secret, scope_date, region, service)
-
-    first_string = first_canonical = ""
-    for uri in canonical_uri_candidates(view.raw_path, service):
-        for payload in payload_candidates:
-            canonical = "\n".join([view.method, uri, canonical_qs, headers_block,
-                                   ";".join(signed), payload])
-            string_to_sign = "\n".join([V4_ALGORITHM, amz_date, scope,
-                                        hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
-            expected = hmac.new(signing_key, string_to_sign.encode("utf-8"),
-                                hashlib.sha256).hexdigest()
-            if same_signature(expected, signature):
-                return AuthResult(principal, "v4-query" if presigned else "v4-header",
-                                  payload_sha256=None if body is not None else payload,
-                                  signing_key=signing_key, seed_signature=signature,
-                                  amz_date=amz_date, scope=scope)
-            if not first_string:
-                first_string, first_canonical = string_to_sign, canonical
-    raise _signature_mismatch(service, first_string, first_canonical)
+        return [declared]
+    if presigned:
+        return [UNSIGNED_PAYLOAD]
+    raise AuthError(INCOMPLETE, "Missing required header for this request: "
+                    "x-amz-content-sha256")
 
 
 # --- Signature V2, Query APIs (EC2, IAM) ----------------------------------------------

@@ -14,7 +14,7 @@ import json
 from dataclasses import replace
 from xml.sax.saxutils import escape
 
-from eucalite.auth import v4_signing_key
+from eucalite.sigv4 import v4_signing_key
 from fuzzutil import (NASTY_DATES, NASTY_NUMBERS, Wire, broken_auth, encode_pairs, maybe_nasty,
                       nasty, pct)
 

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
      "eucalite.statemachine",
      "eucalite.xmlutil", "eucalite.requesttime", "eucalite.datadir", "eucalite.config",
      "eucalite.credentials", "eucalite.db", "eucalite.fsutil", "eucalite.query", "eucalite.paging",
+     "eucalite.sigv4",
      "eucalite.httpserver"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares
     ("eucalite.accounts", "eucalite.auth", "eucalite.tags", "eucalite.api"),

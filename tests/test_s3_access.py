@@ -1,4 +1,5 @@
-"""Unit tests for eucalite.s3.access: canonical ids, ACLs, bucket policies, the decision."""
+"""Unit tests for eucalite.s3.acl, .policy and .conditions: canonical ids, ACLs, bucket
+policies, the decision."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import pytest
 
 from eucalite.accounts import Principal
 from eucalite.errors import AwsError
-from eucalite.s3 import access
-from eucalite.s3.access import (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY, Acl, Grant,
-                                acl_allows, acl_from_headers, acl_from_xml, acl_to_xml,
-                                canned_acl, canonical_id, decide, evaluate, parse_policy)
+from eucalite.s3.acl import (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY, PERMISSIONS, Acl,
+                             Grant, acl_allows, acl_from_headers, acl_from_xml, acl_to_xml,
+                             canned_acl, canonical_id, requester_canonical)
+from eucalite.s3.policy import MAX_POLICY_SIZE, decide, evaluate, parse_policy
 from eucalite.xmlutil import S3_NAMESPACE
 
 ACCOUNT_A, ACCOUNT_B, ACCOUNT_C = "111111111111", "222222222222", "333333333333"
@@ -49,8 +50,8 @@ def test_canonical_id_is_stable_64_hex_and_distinct():
     assert canonical_id(ACCOUNT_A) == canonical_id(ACCOUNT_A)
     assert len(OWNER) == 64 and int(OWNER, 16) >= 0 and OWNER == OWNER.lower()
     assert OWNER != OTHER
-    assert access.requester_canonical(ALICE_A) == OWNER
-    assert access.requester_canonical(None) is None
+    assert requester_canonical(ALICE_A) == OWNER
+    assert requester_canonical(None) is None
 
 
 # --- ACL model ------------------------------------------------------------------------
@@ -311,7 +312,7 @@ def test_acl_from_xml_unknown_group_and_ids():
 
 def test_owner_always_has_full_control():
     acl = Acl(OWNER, [])
-    for permission in access.PERMISSIONS:
+    for permission in PERMISSIONS:
         assert acl_allows(acl, ALICE_A, permission)
         assert not acl_allows(acl, ALICE_B, permission)
         assert not acl_allows(acl, None, permission)
@@ -319,7 +320,7 @@ def test_owner_always_has_full_control():
 
 def test_full_control_implies_everything():
     acl = Acl(OWNER, [Grant("CanonicalUser", OTHER, "FULL_CONTROL")])
-    assert all(acl_allows(acl, BOB_B, p) for p in access.PERMISSIONS)
+    assert all(acl_allows(acl, BOB_B, p) for p in PERMISSIONS)
     assert not acl_allows(acl, CAROL_C, "READ")
 
 
@@ -496,7 +497,7 @@ def test_malformed_policies(text, message):
 
 
 def test_policy_size_limit():
-    big_sid = "x" * (access.MAX_POLICY_SIZE + 10)
+    big_sid = "x" * (MAX_POLICY_SIZE + 10)
     malformed(doc(stmt(Sid=big_sid)), "Policies must be less than 20 KB")
     # Whitespace does not count.
     padded = json.dumps(json.loads(doc(stmt())), indent=40) + " " * 30000

@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from eucalite.s3 import access
+from eucalite.s3.acl import canonical_id
 from s3util import anonymous, code_of, second_account
 
 
@@ -67,7 +67,7 @@ def test_authenticated_read(live, owner):
 
 def test_explicit_grant_to_another_account(live, owner):
     other, other_id = second_account(live)
-    canonical = access.canonical_id(other_id)
+    canonical = canonical_id(other_id)
     owner.put_object_acl(Bucket="acl-bucket", Key="secret.txt", GrantRead=f'id="{canonical}"')
     assert other.get_object(Bucket="acl-bucket", Key="secret.txt")["Body"].read() == b"private data"
     acl = owner.get_object_acl(Bucket="acl-bucket", Key="secret.txt")

@@ -14,8 +14,8 @@ from botocore.config import Config
 
 from eucalite.accounts import Principal
 from eucalite.errors import AuthError, AwsError
-from eucalite.s3 import cors, lifecycle, postpolicy, tagging
-from eucalite.s3.xmlbody import MalformedXML
+from eucalite.errors.s3 import MalformedXML
+from eucalite.s3 import cors, expiry, lifecycle, postpolicy, tagging
 from eucalite.xmlutil import S3_NAMESPACE
 
 UTC = dt.timezone.utc
@@ -600,57 +600,57 @@ def test_lifecycle_and_with_empty_prefix_and_one_tag_is_accepted():
 def test_days_round_up_to_the_next_midnight():
     rule = one_rule(actions="<Expiration><Days>3</Days></Expiration>")
     created = when("2014-01-15T10:30:00")
-    assert lifecycle.expiry_date(rule, created) == when("2014-01-19T00:00:00")
+    assert expiry.expiry_date(rule, created) == when("2014-01-19T00:00:00")
     kwargs = dict(key="k", size=1, tags={}, last_modified=created)
-    assert not lifecycle.expiry_due(rule, now=when("2014-01-18T23:59:59"), **kwargs)
-    assert lifecycle.expiry_due(rule, now=when("2014-01-19T00:00:00"), **kwargs)
+    assert not expiry.expiry_due(rule, now=when("2014-01-18T23:59:59"), **kwargs)
+    assert expiry.expiry_due(rule, now=when("2014-01-19T00:00:00"), **kwargs)
     # just before and just after midnight: the day boundary decides
     one_day = one_rule(actions="<Expiration><Days>1</Days></Expiration>")
-    assert lifecycle.expiry_date(one_day, when("2014-01-02T23:59:59")) == \
+    assert expiry.expiry_date(one_day, when("2014-01-02T23:59:59")) == \
         when("2014-01-04T00:00:00")
-    assert lifecycle.expiry_date(one_day, when("2014-01-03T00:05:00")) == \
+    assert expiry.expiry_date(one_day, when("2014-01-03T00:05:00")) == \
         when("2014-01-05T00:00:00")
     # naive and non-UTC inputs are handled as the instants they are
-    assert lifecycle.expiry_date(one_day, dt.datetime(2014, 1, 2, 0, 5)) == \
+    assert expiry.expiry_date(one_day, dt.datetime(2014, 1, 2, 0, 5)) == \
         when("2014-01-04T00:00:00")
     paris = dt.timezone(dt.timedelta(hours=1))
-    assert lifecycle.expiry_date(one_day, dt.datetime(2014, 1, 3, 0, 30, tzinfo=paris)) == \
+    assert expiry.expiry_date(one_day, dt.datetime(2014, 1, 3, 0, 30, tzinfo=paris)) == \
         when("2014-01-04T00:00:00")
 
 
 def test_date_rules_apply_from_the_date_on():
     rule = one_rule(actions="<Expiration><Date>2030-06-01T00:00:00Z</Date></Expiration>")
     kwargs = dict(key="k", size=1, tags={}, last_modified=when("2020-01-01T00:00:00"))
-    assert not lifecycle.expiry_due(rule, now=when("2030-05-31T23:59:59"), **kwargs)
-    assert lifecycle.expiry_due(rule, now=when("2030-06-01T00:00:00"), **kwargs)
-    assert lifecycle.expiry_due(rule, now=when("2040-01-01T00:00:00"), **kwargs)
+    assert not expiry.expiry_due(rule, now=when("2030-05-31T23:59:59"), **kwargs)
+    assert expiry.expiry_due(rule, now=when("2030-06-01T00:00:00"), **kwargs)
+    assert expiry.expiry_due(rule, now=when("2040-01-01T00:00:00"), **kwargs)
 
 
 def test_disabled_rules_and_rules_without_expiration_do_nothing():
     kwargs = dict(key="k", size=1, tags={}, last_modified=when("2014-01-01T00:00:00"),
                   now=when("2099-01-01T00:00:00"))
-    assert not lifecycle.expiry_due(one_rule(status="Disabled"), **kwargs)
-    assert not lifecycle.rule_matches(one_rule(status="Disabled"), "k", 1, {})
+    assert not expiry.expiry_due(one_rule(status="Disabled"), **kwargs)
+    assert not expiry.rule_matches(one_rule(status="Disabled"), "k", 1, {})
     abort_only = one_rule(actions=ABORT)
-    assert not lifecycle.expiry_due(abort_only, **kwargs)
-    assert lifecycle.expiration_header([abort_only, one_rule(status="Disabled")], "k", 1, {},
-                                       when("2014-01-01T00:00:00")) is None
+    assert not expiry.expiry_due(abort_only, **kwargs)
+    assert expiry.expiration_header([abort_only, one_rule(status="Disabled")], "k", 1, {},
+                                    when("2014-01-01T00:00:00")) is None
 
 
 def test_rule_matches_prefix_tags_and_sizes():
     prefix = one_rule(filter="<Filter><Prefix>logs/</Prefix></Filter>")
-    assert lifecycle.rule_matches(prefix, "logs/a", 1, {})
-    assert not lifecycle.rule_matches(prefix, "log/a", 1, {})
+    assert expiry.rule_matches(prefix, "logs/a", 1, {})
+    assert not expiry.rule_matches(prefix, "log/a", 1, {})
     legacy = lifecycle.parse_lifecycle(lc_body(
         "<ID>l</ID><Prefix>tmp/</Prefix><Status>Enabled</Status>"
         "<Expiration><Days>1</Days></Expiration>"))[0]
-    assert lifecycle.rule_matches(legacy, "tmp/x", None, {})
-    assert not lifecycle.rule_matches(legacy, "x/tmp/", None, {})
+    assert expiry.rule_matches(legacy, "tmp/x", None, {})
+    assert not expiry.rule_matches(legacy, "x/tmp/", None, {})
 
     tag = one_rule(filter=TAG_FILTER)
-    assert lifecycle.rule_matches(tag, "any", 1, {"k": "v", "other": "x"})
-    assert not lifecycle.rule_matches(tag, "any", 1, {"k": "V"})
-    assert not lifecycle.rule_matches(tag, "any", 1, {})
+    assert expiry.rule_matches(tag, "any", 1, {"k": "v", "other": "x"})
+    assert not expiry.rule_matches(tag, "any", 1, {"k": "V"})
+    assert not expiry.rule_matches(tag, "any", 1, {})
 
     both = one_rule(filter="<Filter><And><Prefix>p/</Prefix>"
                            "<Tag><Key>a</Key><Value>1</Value></Tag>"
@@ -658,18 +658,18 @@ def test_rule_matches_prefix_tags_and_sizes():
                            "<ObjectSizeGreaterThan>10</ObjectSizeGreaterThan>"
                            "<ObjectSizeLessThan>20</ObjectSizeLessThan></And></Filter>")
     good = {"a": "1", "b": "2"}
-    assert lifecycle.rule_matches(both, "p/x", 15, good)
-    assert not lifecycle.rule_matches(both, "p/x", 15, {"a": "1", "b": "3"})
-    assert not lifecycle.rule_matches(both, "q/x", 15, good)
-    assert not lifecycle.rule_matches(both, "p/x", 10, good)      # bounds are exclusive
-    assert not lifecycle.rule_matches(both, "p/x", 20, good)
-    assert lifecycle.rule_matches(both, "p/x", 11, good)
-    assert not lifecycle.rule_matches(both, "p/x", None, good)
+    assert expiry.rule_matches(both, "p/x", 15, good)
+    assert not expiry.rule_matches(both, "p/x", 15, {"a": "1", "b": "3"})
+    assert not expiry.rule_matches(both, "q/x", 15, good)
+    assert not expiry.rule_matches(both, "p/x", 10, good)      # bounds are exclusive
+    assert not expiry.rule_matches(both, "p/x", 20, good)
+    assert expiry.rule_matches(both, "p/x", 11, good)
+    assert not expiry.rule_matches(both, "p/x", None, good)
 
     small = one_rule(filter="<Filter><ObjectSizeLessThan>1</ObjectSizeLessThan></Filter>")
-    assert lifecycle.rule_matches(small, "k", 0, {})
-    assert not lifecycle.rule_matches(small, "k", 1, {})
-    assert lifecycle.rule_matches(one_rule(), "anything", None, {})
+    assert expiry.rule_matches(small, "k", 0, {})
+    assert not expiry.rule_matches(small, "k", 1, {})
+    assert expiry.rule_matches(one_rule(), "anything", None, {})
 
 
 def test_noncurrent_expiration():
@@ -677,9 +677,9 @@ def test_noncurrent_expiration():
                             "</NoncurrentVersionExpiration>")
     kwargs = dict(key="photo.gif", size=1, tags={}, newer_noncurrent_count=0,
                   became_noncurrent=when("2014-01-02T11:30:00"))
-    assert not lifecycle.noncurrent_due(rule, now=when("2014-01-07T23:59:59"), **kwargs)
-    assert lifecycle.noncurrent_due(rule, now=when("2014-01-08T00:00:00"), **kwargs)
-    assert not lifecycle.noncurrent_due(one_rule(), now=when("2099-01-01T00:00:00"), **kwargs)
+    assert not expiry.noncurrent_due(rule, now=when("2014-01-07T23:59:59"), **kwargs)
+    assert expiry.noncurrent_due(rule, now=when("2014-01-08T00:00:00"), **kwargs)
+    assert not expiry.noncurrent_due(one_rule(), now=when("2099-01-01T00:00:00"), **kwargs)
 
 
 def test_newer_noncurrent_versions_keeps_the_newest():
@@ -687,29 +687,29 @@ def test_newer_noncurrent_versions_keeps_the_newest():
                             "<NewerNoncurrentVersions>5</NewerNoncurrentVersions>"
                             "</NoncurrentVersionExpiration>")
     now = when("2014-02-01T00:00:00")
-    due = [lifecycle.noncurrent_due(rule, key="k", size=1, tags={}, now=now,
-                                    became_noncurrent=when("2014-01-01T00:00:00"),
-                                    newer_noncurrent_count=count) for count in range(9)]
+    due = [expiry.noncurrent_due(rule, key="k", size=1, tags={}, now=now,
+                                 became_noncurrent=when("2014-01-01T00:00:00"),
+                                 newer_noncurrent_count=count) for count in range(9)]
     # 9 noncurrent versions: the 5 newest stay, 4 go
     assert due == [False] * 5 + [True] * 4
-    assert not lifecycle.noncurrent_due(rule, key="k", size=1, tags={}, now=now,
-                                        became_noncurrent=when("2014-01-31T12:00:00"),
-                                        newer_noncurrent_count=8)
+    assert not expiry.noncurrent_due(rule, key="k", size=1, tags={}, now=now,
+                                     became_noncurrent=when("2014-01-31T12:00:00"),
+                                     newer_noncurrent_count=8)
 
 
 def test_abort_incomplete_multipart_upload():
     rule = one_rule(filter="<Filter><Prefix>up/</Prefix></Filter>",
                     actions=ABORT.replace(">1<", ">7<"))
     started = when("2025-08-11T15:00:00")
-    assert not lifecycle.abort_due(rule, key="up/a", initiated=started,
-                                   now=when("2025-08-18T23:59:59"))
-    assert lifecycle.abort_due(rule, key="up/a", initiated=started,
-                               now=when("2025-08-19T00:00:00"))
-    assert not lifecycle.abort_due(rule, key="down/a", initiated=started,
-                                   now=when("2030-01-01T00:00:00"))
-    assert lifecycle.abort_headers([rule], "up/a", started) == {
+    assert not expiry.abort_due(rule, key="up/a", initiated=started,
+                                now=when("2025-08-18T23:59:59"))
+    assert expiry.abort_due(rule, key="up/a", initiated=started,
+                            now=when("2025-08-19T00:00:00"))
+    assert not expiry.abort_due(rule, key="down/a", initiated=started,
+                                now=when("2030-01-01T00:00:00"))
+    assert expiry.abort_headers([rule], "up/a", started) == {
         "x-amz-abort-date": "Tue, 19 Aug 2025 00:00:00 GMT", "x-amz-abort-rule-id": "r"}
-    assert lifecycle.abort_headers([rule], "down/a", started) == {}
+    assert expiry.abort_headers([rule], "down/a", started) == {}
 
 
 def test_delete_marker_cleanup():
@@ -717,16 +717,16 @@ def test_delete_marker_cleanup():
                                    "</ExpiredObjectDeleteMarker></Expiration>")
     kwargs = dict(key="k", last_modified=when("2020-01-01T00:00:00"),
                   now=when("2020-01-01T00:00:01"))
-    assert lifecycle.delete_marker_due(marker_rule, noncurrent_versions=0, **kwargs)
-    assert not lifecycle.delete_marker_due(marker_rule, noncurrent_versions=1, **kwargs)
+    assert expiry.delete_marker_due(marker_rule, noncurrent_versions=0, **kwargs)
+    assert not expiry.delete_marker_due(marker_rule, noncurrent_versions=1, **kwargs)
     days = one_rule(actions="<Expiration><Days>2</Days></Expiration>")
-    assert not lifecycle.delete_marker_due(days, noncurrent_versions=0, **kwargs)
-    assert lifecycle.delete_marker_due(days, noncurrent_versions=0, key="k",
-                                       last_modified=when("2020-01-01T00:00:00"),
-                                       now=when("2020-01-04T00:00:00"))
+    assert not expiry.delete_marker_due(days, noncurrent_versions=0, **kwargs)
+    assert expiry.delete_marker_due(days, noncurrent_versions=0, key="k",
+                                    last_modified=when("2020-01-01T00:00:00"),
+                                    now=when("2020-01-04T00:00:00"))
     # an ExpiredObjectDeleteMarker rule does not expire current objects
-    assert lifecycle.expiration_header([marker_rule], "k", 1, {},
-                                       when("2020-01-01T00:00:00")) is None
+    assert expiry.expiration_header([marker_rule], "k", 1, {},
+                                    when("2020-01-01T00:00:00")) is None
 
 
 def test_expiration_header():
@@ -739,16 +739,16 @@ def test_expiration_header():
                 actions="<Expiration><Days>1</Days></Expiration>"),
     ))
     written = when("2012-12-01T08:00:00")
-    assert lifecycle.expiration_header(rules, "pics/a.jpg", 5, {}, written) == \
+    assert expiry.expiration_header(rules, "pics/a.jpg", 5, {}, written) == \
         'expiry-date="Sun, 16 Dec 2012 00:00:00 GMT", rule-id="Delete after 14 days"'
-    assert lifecycle.expiration_header(rules, "pics/a.jpg", 5, {}, when("2012-12-20T00:00:00")) \
+    assert expiry.expiration_header(rules, "pics/a.jpg", 5, {}, when("2012-12-20T00:00:00")) \
         == 'expiry-date="Sun, 23 Dec 2012 00:00:00 GMT", rule-id="picture-deletion-rule"'
-    assert lifecycle.expiration_header(rules, "x", 5, {"k": "v"}, written) == \
+    assert expiry.expiration_header(rules, "x", 5, {"k": "v"}, written) == \
         'expiry-date="Mon, 03 Dec 2012 00:00:00 GMT", rule-id="tagged"'
     tie = lifecycle.parse_lifecycle(lc_body(lc_rule(rule_id="first"), lc_rule(rule_id="second")))
-    assert 'rule-id="first"' in lifecycle.expiration_header(tie, "k", 1, {}, written)
+    assert 'rule-id="first"' in expiry.expiration_header(tie, "k", 1, {}, written)
     odd = [dict(tie[0], ID='say "hi" ü')]
-    assert lifecycle.expiration_header(odd, "k", 1, {}, written).endswith(
+    assert expiry.expiration_header(odd, "k", 1, {}, written).endswith(
         'rule-id="say %22hi%22 %C3%BC"')
 
 
@@ -783,7 +783,7 @@ def now():
 def sign_v4(policy_json: str, secret=ALICE_SECRET, key_id="AKIAALICE",
             date="20300101T000000Z", region="us-east-1") -> dict:
     policy = base64.b64encode(policy_json.encode()).decode()
-    from eucalite.auth import v4_signing_key
+    from eucalite.sigv4 import v4_signing_key
     signing_key = v4_signing_key(secret, date[:8], region, "s3")
     return {"policy": policy, "x-amz-algorithm": "AWS4-HMAC-SHA256",
             "x-amz-credential": f"{key_id}/{date[:8]}/{region}/s3/aws4_request",

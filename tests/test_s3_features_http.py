@@ -18,7 +18,7 @@ from botocore.credentials import Credentials
 import botocore.auth
 from botocore.exceptions import ClientError
 
-from eucalite import auth as eucalite_auth
+from eucalite import sigv4
 from eucalite.s3 import upkeep
 from s3util import anonymous, code_of
 
@@ -251,7 +251,7 @@ def _signed_chunked_put(live, url: str, body: bytes, chunk: int, tamper: bool = 
     canonical = "\n".join(["PUT", parsed.path, "",
                            "".join(f"{name}:{headers[name]}\n" for name in sorted(headers)),
                            signed, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"])
-    key = eucalite_auth.v4_signing_key(live.secret, day, live.region, "s3")
+    key = sigv4.v4_signing_key(live.secret, day, live.region, "s3")
     string = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                         hashlib.sha256(canonical.encode()).hexdigest()])
     seed = hmac.new(key, string.encode(), hashlib.sha256).hexdigest()

@@ -28,7 +28,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from eucalite.accounts import Principal
-from eucalite.auth import AuthResult, RequestView, authenticate, v4_signing_key
+from eucalite.auth import AuthResult, RequestView, authenticate
+from eucalite.sigv4 import v4_signing_key
 from eucalite.errors import AwsError
 from eucalite.s3 import checksums
 from eucalite.s3.payload import (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER,

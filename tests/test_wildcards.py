@@ -66,14 +66,14 @@ def test_filter_wildcards_never_backtrack():
 
 
 HOSTILE_POLICY = """
-from eucalite.s3 import access
+from eucalite.s3 import conditions
 
 key = "arn:aws:s3:::b/" + "a" * 1000
 for pattern, expected in [("arn:aws:s3:::b/" + "*a" * 12 + "*b", False),
                           ("arn:aws:s3:::b/" + "*a" * 12 + "*", True),
                           ("arn:aws:s3:::b/${aws:username}" + "*a" * 12 + "*b", False)]:
-    got = access._matches(pattern, key, {"aws:username": ["a"]}, variables=True,
-                          wildcards=True)
+    got = conditions.matches(pattern, key, {"aws:username": ["a"]}, variables=True,
+                             wildcards=True)
     assert got is expected, pattern
 print("ok")
 """

@@ -1,7 +1,8 @@
 """Who may do what to a bucket or object: one decision point for every S3 operation.
 
 :func:`allowed` combines the bucket policy (explicit Deny wins), ownership, and the ACL of
-the bucket or object, using :mod:`eucalite.s3.access`. Each S3 action maps to the ACL
+the bucket or object, using :mod:`eucalite.s3.policy` and :mod:`eucalite.s3.acl`. Each S3
+action maps to the ACL
 permission that grants it (``PERMISSIONS``); actions with no ACL permission (bucket
 configuration) are for the owner or whoever the bucket policy allows.
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import functools
+import json
 from typing import Any, Mapping
 
 from ..accounts import Principal
-from ..errors import AwsError
-from . import access
+from ..errors.s3 import AccessDenied
+from . import acl, policy
 
 #: action -> (ACL target, ACL permission)
 PERMISSIONS: dict[str, tuple[str, str]] = {
@@ -45,14 +47,6 @@ _request_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVa
     "s3_request_context", default={})
 
 
-class AccessDenied(AwsError):
-    code, status = "AccessDenied", 403
-
-
-def access_denied() -> AccessDenied:
-    return AccessDenied("Access Denied")
-
-
 def set_request_context(context: Mapping[str, Any]) -> None:
     """Facts about the current request that policy conditions may test."""
     _request_context.set(dict(context))
@@ -60,7 +54,7 @@ def set_request_context(context: Mapping[str, Any]) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _policy(text: str, bucket: str):
-    return access.parse_policy(text, bucket)
+    return policy.parse_policy(text, bucket)
 
 
 def resource_arn(bucket: str, key: str | None = None) -> str:
@@ -75,10 +69,11 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
         owner, acl_json = obj.owner_id, obj.acl_json
     else:
         owner, acl_json = bucket.owner_id, bucket.acl_json
-    owner_canonical = access.canonical_id(owner)
-    acl = access.Acl.from_json(_loads(acl_json)) if acl_json else access.Acl(owner_canonical, [])
+    owner_canonical = acl.canonical_id(owner)
+    stored_acl = acl.Acl.from_json(json.loads(acl_json)) if acl_json else \
+        acl.Acl(owner_canonical, [])
     policy_text = bucket.get_json("policy")
-    policy = _policy(policy_text, bucket.name) if policy_text else None
+    bucket_policy = _policy(policy_text, bucket.name) if policy_text else None
     if key is None and obj is not None:
         key = obj.key
     full_context = {
@@ -91,18 +86,12 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
         full_context.setdefault("aws:userid", requester.user_id)
         full_context.setdefault("aws:PrincipalAccount", requester.account_id)
     is_owner = requester is not None and requester.account_id == owner
-    return access.decide(requester, is_owner=is_owner, acl=acl, permission=permission,
-                         policy=policy, action=action, resource=resource_arn(bucket.name, key),
-                         context=full_context)
+    return policy.decide(requester, is_owner=is_owner, acl=stored_acl, permission=permission,
+                         policy=bucket_policy, action=action,
+                         resource=resource_arn(bucket.name, key), context=full_context)
 
 
 def require(requester: Principal | None, action: str, bucket, obj=None, *,
             key: str | None = None, context: Mapping[str, Any] | None = None) -> None:
     if not allowed(requester, action, bucket, obj, key=key, context=context):
-        raise access_denied()
-
-
-def _loads(text: str):
-    import json
-
-    return json.loads(text)
+        raise AccessDenied()

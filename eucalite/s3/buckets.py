@@ -12,7 +12,10 @@ from typing import Any
 
 from ..accounts import Account, Principal
 from ..db import db, write_lock
-from ..errors import AwsError
+from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
+                         BucketNotEmpty, IllegalVersioningConfigurationException,
+                         InvalidBucketName, NoSuchBucket, NoSuchBucketPolicy,
+                         NoSuchCORSConfiguration, NoSuchLifecycleConfiguration, NoSuchTagSet)
 from . import authz
 from .models import Bucket, MultipartUpload, ObjectVersion
 
@@ -20,20 +23,6 @@ from .models import Bucket, MultipartUpload, ObjectVersion
 RESERVED = frozenset({"services", "console"})
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
-
-
-class NoSuchBucket(AwsError):
-    code, status = "NoSuchBucket", 404
-
-    def __init__(self, name: str):
-        super().__init__("The specified bucket does not exist", BucketName=name)
-
-
-class S3Error(AwsError):
-    """An S3 error with an explicit code (the many one-off codes S3 has)."""
-
-    def __init__(self, code: str, status: int, message: str, **extra: str):
-        super().__init__(message, code=code, status=status, **extra)
 
 
 def validate_name(name: str) -> None:
@@ -56,8 +45,8 @@ def validate_name(name: str) -> None:
         except ValueError:
             pass
     if problem:
-        raise S3Error("InvalidBucketName", 400, "The specified bucket is not valid. " + problem,
-                      BucketName=name)
+        raise InvalidBucketName("The specified bucket is not valid. " + problem,
+                                BucketName=name)
 
 
 def find(name: str) -> Bucket:
@@ -92,18 +81,18 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     configured for another region name still work); GetBucketLocation reports it back.
     """
     if requester is None:
-        raise authz.access_denied()
+        raise AccessDenied()
     validate_name(name)
     write_lock()
     existing = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
     if existing is not None:
         db.session.rollback()
         if existing.owner_id == requester.account_id:
-            raise S3Error("BucketAlreadyOwnedByYou", 409, "Your previous request to create "
-                          "the named bucket succeeded and you already own it.", BucketName=name)
-        raise S3Error("BucketAlreadyExists", 409, "The requested bucket name is not "
-                      "available. The bucket namespace is shared by all users of the system. "
-                      "Please select a different name and try again.", BucketName=name)
+            raise BucketAlreadyOwnedByYou("Your previous request to create the named bucket "
+                                          "succeeded and you already own it.", BucketName=name)
+        raise BucketAlreadyExists("The requested bucket name is not available. The bucket "
+                                  "namespace is shared by all users of the system. Please "
+                                  "select a different name and try again.", BucketName=name)
     bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "")
     bucket.set_json("acl", acl)
     db.session.add(bucket)
@@ -116,10 +105,8 @@ def ensure(requester: Principal, name: str) -> Bucket:
     (another account's bucket of that name is BucketAlreadyExists)."""
     try:
         return create(requester, name, "", None)
-    except S3Error as error:
-        if error.code != "BucketAlreadyOwnedByYou":
-            raise
-    return find(name)
+    except BucketAlreadyOwnedByYou:
+        return find(name)
 
 
 def delete(requester: Principal | None, name: str) -> None:
@@ -133,26 +120,25 @@ def delete(requester: Principal | None, name: str) -> None:
         bucket_id=bucket.id).limit(1)).first()
     if has_objects or has_uploads:
         db.session.rollback()
-        raise S3Error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty",
-                      BucketName=name)
+        raise BucketNotEmpty("The bucket you tried to delete is not empty",
+                             BucketName=name)
     db.session.delete(bucket)
     db.session.commit()
 
 
 # --- whole-document settings ------------------------------------------------------------
 
-#: setting -> (action to read, action to write, action to delete, error code when unset)
+#: setting -> (action to read, action to write, action to delete, error when unset)
 SETTINGS = {
     "acl": ("s3:GetBucketAcl", "s3:PutBucketAcl", None, None),
     "policy": ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
-               ("NoSuchBucketPolicy", "The bucket policy does not exist")),
+               NoSuchBucketPolicy),
     "cors": ("s3:GetBucketCORS", "s3:PutBucketCORS", "s3:PutBucketCORS",
-             ("NoSuchCORSConfiguration", "The CORS configuration does not exist")),
+             NoSuchCORSConfiguration),
     "lifecycle": ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
-                  "s3:PutLifecycleConfiguration",
-                  ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist")),
+                  "s3:PutLifecycleConfiguration", NoSuchLifecycleConfiguration),
     "tags": ("s3:GetBucketTagging", "s3:PutBucketTagging", "s3:PutBucketTagging",
-             ("NoSuchTagSet", "The TagSet does not exist")),
+             NoSuchTagSet),
 }
 
 
@@ -162,8 +148,7 @@ def get_setting(requester: Principal | None, name: str, setting: str) -> Any:
     bucket = get(requester, name, read_action)
     value = bucket.get_json(setting)
     if value is None and missing is not None:
-        code, message = missing
-        raise S3Error(code, 404, message, BucketName=name)
+        raise missing(BucketName=name)
     return value
 
 
@@ -188,8 +173,8 @@ def delete_setting(requester: Principal | None, name: str, setting: str) -> None
 def set_versioning(requester: Principal | None, name: str, status: str) -> None:
     """PutBucketVersioning: Enabled or Suspended (a bucket can never go back to unversioned)."""
     if status not in ("Enabled", "Suspended"):
-        raise S3Error("IllegalVersioningConfigurationException", 400,
-                      "The versioning configuration specified in the request is invalid.")
+        raise IllegalVersioningConfigurationException(
+            "The versioning configuration specified in the request is invalid.")
     get(requester, name, "s3:PutBucketVersioning")
     write_lock()
     bucket = find(name)

@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 
 from awscrt import checksums as _crt
 
-from ..errors import AwsError
+from ..errors.s3 import InvalidRequest
 
 ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 
@@ -36,17 +36,12 @@ _NOT_VALUE_HEADERS = frozenset({"x-amz-checksum-type", "x-amz-checksum-algorithm
                                 "x-amz-checksum-mode"})
 
 
-def invalid_request(message: str) -> AwsError:
-    """The ``InvalidRequest`` (400) error S3 returns for a malformed checksum request."""
-    return AwsError(message, code="InvalidRequest", status=400)
-
-
 def normalize(algorithm: str) -> str:
     """*algorithm* as listed in :data:`ALGORITHMS` (case-insensitive), else InvalidRequest."""
     name = (algorithm or "").strip().upper()
     if name not in ALGORITHMS:
-        raise invalid_request(f"Checksum algorithm {algorithm!r} is not supported; "
-                              f"use one of {', '.join(ALGORITHMS)}.")
+        raise InvalidRequest(f"Checksum algorithm {algorithm!r} is not supported; "
+                             f"use one of {', '.join(ALGORITHMS)}.")
     return name
 
 
@@ -155,8 +150,8 @@ def _trailer_algorithm(headers: Mapping[str, str]) -> str | None:
     checksums = [normalize(name[len(HEADER_PREFIX):]) for name in names
                  if name.startswith(HEADER_PREFIX)]
     if len(checksums) > 1:
-        raise invalid_request("Expecting a single x-amz-checksum- trailer. Multiple "
-                              "checksum types are not allowed.")
+        raise InvalidRequest("Expecting a single x-amz-checksum- trailer. Multiple "
+                             "checksum types are not allowed.")
     return checksums[0] if checksums else None
 
 
@@ -171,8 +166,8 @@ def algorithm_from_headers(headers: Mapping[str, str]) -> str | None:
     sources = {"x-amz-sdk-checksum-algorithm": normalize(sdk)} if sdk else {}
     values = _value_header_algorithms(headers)
     if len(values) > 1:
-        raise invalid_request("Expecting a single x-amz-checksum- header. Multiple checksum "
-                              "Types are not allowed.")
+        raise InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum "
+                             "Types are not allowed.")
     if values:
         sources["x-amz-checksum-" + values[0].lower()] = values[0]
     trailer = _trailer_algorithm(headers)
@@ -180,6 +175,6 @@ def algorithm_from_headers(headers: Mapping[str, str]) -> str | None:
         sources["x-amz-trailer"] = trailer
     if len(set(sources.values())) > 1:
         described = ", ".join(f"{name}: {alg}" for name, alg in sources.items())
-        raise invalid_request(f"The checksum algorithms the request names disagree "
-                              f"({described}).")
+        raise InvalidRequest(f"The checksum algorithms the request names disagree "
+                             f"({described}).")
     return next(iter(sources.values()), None)

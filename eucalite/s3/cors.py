@@ -25,9 +25,10 @@ from typing import Iterable
 from xml.etree import ElementTree as ET
 
 from .. import integers
-from ..errors import AwsError
+from ..errors.s3 import (AccessForbidden, BadRequest, InvalidArgument, InvalidRequest,
+                         MalformedXML)
 from ..xmlutil import S3_NAMESPACE, document
-from .xmlbody import MalformedXML, child_text, parse
+from .xmlbody import child_text, parse
 
 METHODS = ("GET", "PUT", "POST", "DELETE", "HEAD")
 MAX_RULES = 100
@@ -38,10 +39,6 @@ VARY = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
 
 _RULE_ELEMENTS = {"ID", "AllowedOrigin", "AllowedMethod", "AllowedHeader", "ExposeHeader",
                   "MaxAgeSeconds"}
-
-
-def _invalid_request(message: str) -> AwsError:
-    return AwsError(message, code="InvalidRequest", status=400)
 
 
 # --- the document -----------------------------------------------------------------------
@@ -70,24 +67,23 @@ def _parse_rule(element: ET.Element) -> dict:
         raise MalformedXML()
     for method in methods:
         if method not in METHODS:
-            raise _invalid_request("Found unsupported HTTP method in CORS config. "
-                                   f"Unsupported method is {method}")
+            raise InvalidRequest("Found unsupported HTTP method in CORS config. "
+                                 f"Unsupported method is {method}")
     for origin in origins:
         if origin.count("*") > 1:
-            raise _invalid_request(f'AllowedOrigin "{origin}" can not have more than one '
-                                   "wildcard.")
+            raise InvalidRequest(f'AllowedOrigin "{origin}" can not have more than one '
+                                 "wildcard.")
     for header in headers:
         if header.count("*") > 1:
-            raise _invalid_request(f'AllowedHeader "{header}" can not have more than one '
-                                   "wildcard.")
+            raise InvalidRequest(f'AllowedHeader "{header}" can not have more than one '
+                                 "wildcard.")
     for header in expose:
         if "*" in header:
-            raise _invalid_request(f'ExposeHeader "{header}" contains wildcard. We currently '
-                                   "do not support wildcard for ExposeHeader.")
+            raise InvalidRequest(f'ExposeHeader "{header}" contains wildcard. We currently '
+                                 "do not support wildcard for ExposeHeader.")
     rule_id = child_text(element, "ID")
     if rule_id is not None and len(rule_id) > MAX_ID_LENGTH:
-        raise AwsError(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}",
-                       code="InvalidArgument", status=400)
+        raise InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
     max_age = child_text(element, "MaxAgeSeconds")
     if max_age is not None:
         max_age = integers.parse(max_age.strip(), maximum=integers.INT32_MAX)
@@ -220,27 +216,22 @@ def actual_headers(rules: Iterable[dict], origin: str, method: str) -> dict[str,
 
 # --- refusals ---------------------------------------------------------------------------
 
-def _forbidden(message: str, method: str, resource_type: str) -> AwsError:
-    return AwsError(message, code="AccessForbidden", status=403, Method=method,
-                    ResourceType=resource_type)
-
-
-def not_allowed(method: str, resource_type: str = "OBJECT") -> AwsError:
+def not_allowed(method: str, resource_type: str = "OBJECT") -> AccessForbidden:
     """403 for a preflight no rule allows. *method* is the requested method (``OPTIONS``
     when none was given); *resource_type* ``BUCKET`` or ``OBJECT``."""
-    return _forbidden("CORSResponse: This CORS request is not allowed. This is usually "
-                      "because the evalution of Origin, request method / "
-                      "Access-Control-Request-Method or Access-Control-Request-Headers are not "
-                      "whitelisted by the resource's CORS spec.", method, resource_type)
+    return AccessForbidden("CORSResponse: This CORS request is not allowed. This is usually "
+                           "because the evalution of Origin, request method / "
+                           "Access-Control-Request-Method or Access-Control-Request-Headers "
+                           "are not whitelisted by the resource's CORS spec.",
+                           Method=method, ResourceType=resource_type)
 
 
-def not_enabled(method: str, resource_type: str = "BUCKET") -> AwsError:
+def not_enabled(method: str, resource_type: str = "BUCKET") -> AccessForbidden:
     """403 for a preflight on a bucket without a CORS configuration."""
-    return _forbidden("CORSResponse: CORS is not enabled for this bucket.", method,
-                      resource_type)
+    return AccessForbidden("CORSResponse: CORS is not enabled for this bucket.", Method=method,
+                           ResourceType=resource_type)
 
 
-def origin_required() -> AwsError:
+def origin_required() -> BadRequest:
     """400 for an OPTIONS request without ``Origin``."""
-    return AwsError("Insufficient information. Origin request header needed.",
-                    code="BadRequest", status=400)
+    return BadRequest("Insufficient information. Origin request header needed.")

@@ -1,4 +1,5 @@
-"""Bucket lifecycle: the ``LifecycleConfiguration`` document, and when its actions fall due.
+"""Bucket lifecycle: the ``LifecycleConfiguration`` document, read (validated as S3 does) and
+written back. When its actions fall due is :mod:`eucalite.s3.expiry`.
 
 A configuration is a list of rule dicts, JSON-serialisable and shaped as botocore shapes them::
 
@@ -16,35 +17,25 @@ A configuration is a list of rule dicts, JSON-serialisable and shaped as botocor
 Only the keys a rule has are present. eucalite has one storage class, so ``Transition`` and
 ``NoncurrentVersionTransition`` are refused (``InvalidArgument``).
 
-Timing, as S3 computes it: an action *n* days after time *t* falls due at midnight UTC of the
-day after *t* + *n* days (an object written 2014-01-15 10:30 with ``Days`` 3 expires
-2014-01-19 00:00 UTC). A ``Date`` action applies from that midnight on. Disabled rules never
-apply. All datetimes may be aware or naive; naive ones are taken as UTC. Day counts are
-S3's 32-bit integers; one that reaches past what a datetime holds falls due at
-:data:`NEVER`, the last midnight there is, instead of failing every request that asks.
 """
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.utils
 import re
 import uuid
 from typing import Iterable, Mapping
-from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from .. import integers
-from ..errors import AwsError
+from ..errors.s3 import InvalidArgument, InvalidRequest, MalformedXML
 from ..xmlutil import S3_NAMESPACE, document
-from .xmlbody import MalformedXML, parse
+from .xmlbody import parse
 
 MAX_RULES = 1000
 MAX_ID_LENGTH = 255
 MAX_OBJECT_SIZE = 1099511627776000          # the largest size filter S3 accepts
 UTC = dt.timezone.utc
-#: When an action too far in the future to compute falls due.
-NEVER = dt.datetime(9999, 12, 31, tzinfo=UTC)
 
 TRANSITION_MESSAGE = ("eucalite has a single storage class (STANDARD), so lifecycle "
                       "'{action}' actions are not supported; use Expiration instead.")
@@ -57,15 +48,7 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
                        r"(Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
 
 
-def _invalid_argument(message: str) -> AwsError:
-    return AwsError(message, code="InvalidArgument", status=400)
-
-
-def _invalid_request(message: str) -> AwsError:
-    return AwsError(message, code="InvalidRequest", status=400)
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
+def as_utc(when: dt.datetime) -> dt.datetime:
     """*when* as an aware UTC datetime (naive means UTC)."""
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
@@ -100,7 +83,7 @@ def _positive(element: ET.Element | None, name: str, action: str) -> int | None:
         return None
     value = _integer(element)
     if value <= 0:
-        raise _invalid_argument(f"'{name}' for {action} action must be a positive integer")
+        raise InvalidArgument(f"'{name}' for {action} action must be a positive integer")
     return value
 
 
@@ -108,7 +91,7 @@ def _size(element: ET.Element, name: str) -> int:
     value = _integer(element, maximum=integers.INT64_MAX)
     low = 1 if name == "ObjectSizeLessThan" else 0
     if not low <= value <= MAX_OBJECT_SIZE:
-        raise _invalid_request(f"'{name}' should be between {low} and {MAX_OBJECT_SIZE}.")
+        raise InvalidRequest(f"'{name}' should be between {low} and {MAX_OBJECT_SIZE}.")
     return value
 
 
@@ -143,7 +126,7 @@ def _parse_filter(element: ET.Element) -> dict:
         conjunction["Prefix"] = prefix.text or ""
     tags = [_tag(tag) for tag in child.findall("Tag")]
     if len({tag["Key"] for tag in tags}) != len(tags):
-        raise _invalid_request("Duplicate Tag Keys are not allowed.")
+        raise InvalidRequest("Duplicate Tag Keys are not allowed.")
     if tags:
         conjunction["Tags"] = tags
     for name in ("ObjectSizeGreaterThan", "ObjectSizeLessThan"):
@@ -152,8 +135,8 @@ def _parse_filter(element: ET.Element) -> dict:
             conjunction[name] = _size(size, name)
     if conjunction.get("ObjectSizeGreaterThan", -1) >= conjunction.get("ObjectSizeLessThan",
                                                                        MAX_OBJECT_SIZE + 1):
-        raise _invalid_request("'ObjectSizeLessThan' has to be a value greater than "
-                               "'ObjectSizeGreaterThan'.")
+        raise InvalidRequest("'ObjectSizeLessThan' has to be a value greater than "
+                             "'ObjectSizeGreaterThan'.")
     return {"And": conjunction}
 
 
@@ -164,17 +147,17 @@ def parse_date(text: str) -> dt.datetime:
     if not _ISO_DATE.fullmatch(text):
         raise MalformedXML()
     try:
-        when = _utc(dt.datetime.fromisoformat(text))
+        when = as_utc(dt.datetime.fromisoformat(text))
     except (ValueError, OverflowError):     # no such date, or none in UTC
         raise MalformedXML() from None
     if when.time() != dt.time(0):
-        raise _invalid_argument("'Date' must be at midnight GMT")
+        raise InvalidArgument("'Date' must be at midnight GMT")
     return when
 
 
 def format_date(when: dt.datetime) -> str:
     """A lifecycle ``Date`` as S3 writes timestamps: ``2012-12-23T00:00:00.000Z``."""
-    return _utc(when).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _parse_expiration(element: ET.Element) -> dict:
@@ -227,12 +210,12 @@ def _parse_rule(element: ET.Element) -> dict:
         _single(element, name)          # each at most once
     for name in ("Transition", "NoncurrentVersionTransition"):
         if element.find(name) is not None:
-            raise _invalid_argument(TRANSITION_MESSAGE.format(action=name))
+            raise InvalidArgument(TRANSITION_MESSAGE.format(action=name))
 
     rule: dict = {}
     rule_id = element.findtext("ID")
     if rule_id is not None and len(rule_id) > MAX_ID_LENGTH:
-        raise _invalid_argument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
+        raise InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
     rule["ID"] = rule_id or _new_id()
 
     filter_element, prefix = element.find("Filter"), element.find("Prefix")
@@ -256,7 +239,7 @@ def _parse_rule(element: ET.Element) -> dict:
         if action is not None:
             rule[name] = parsers[name](action)
     if not any(name in rule for name in _ACTIONS):
-        raise _invalid_request("At least one action needs to be specified in a rule")
+        raise InvalidRequest("At least one action needs to be specified in a rule")
     _check_combinations(rule)
     return rule
 
@@ -267,31 +250,31 @@ def _check_combinations(rule: dict) -> None:
     sized = greater is not None or less is not None
     if "AbortIncompleteMultipartUpload" in rule:
         if tags:
-            raise _invalid_request("AbortIncompleteMultipartUpload cannot be specified with "
-                                   "Tags.")
+            raise InvalidRequest("AbortIncompleteMultipartUpload cannot be specified with "
+                                 "Tags.")
         if sized:
-            raise _invalid_request("AbortIncompleteMultipartUpload cannot be specified with "
-                                   "Object Size.")
+            raise InvalidRequest("AbortIncompleteMultipartUpload cannot be specified with "
+                                 "Object Size.")
     if "ExpiredObjectDeleteMarker" in rule.get("Expiration", {}):
         if tags:
-            raise _invalid_request("ExpiredObjectDeleteMarker cannot be specified with Tags.")
+            raise InvalidRequest("ExpiredObjectDeleteMarker cannot be specified with Tags.")
         if sized:
-            raise _invalid_request("ExpiredObjectDeleteMarker cannot be specified with "
-                                   "Object Size.")
+            raise InvalidRequest("ExpiredObjectDeleteMarker cannot be specified with "
+                                 "Object Size.")
     if "Prefix" in rule and "NewerNoncurrentVersions" in rule.get(
             "NoncurrentVersionExpiration", {}):
-        raise _invalid_request("NewerNoncurrentVersions element can only be used in "
-                               "Lifecycle V2.")
+        raise InvalidRequest("NewerNoncurrentVersions element can only be used in "
+                             "Lifecycle V2.")
 
 
 def _check_configuration(rules: list[dict]) -> None:
     ids = [rule["ID"] for rule in rules]
     if len(set(ids)) != len(ids):
-        raise _invalid_argument("Rule ID must be unique. Found same ID for more than one rule")
+        raise InvalidArgument("Rule ID must be unique. Found same ID for more than one rule")
     first_is_v1 = "Prefix" in rules[0]
     for rule in rules[1:]:
         if ("Prefix" in rule) != first_is_v1:
-            raise _invalid_request(
+            raise InvalidRequest(
                 "Filter element can only be used in Lifecycle V2." if first_is_v1 else
                 "Base level prefix cannot be used in Lifecycle V2, prefixes are only supported "
                 "in the Filter.")
@@ -301,8 +284,8 @@ def _check_configuration(rules: list[dict]) -> None:
             for i, one in enumerate(prefixes):
                 for other in prefixes[i + 1:]:
                     if one.startswith(other) or other.startswith(one):
-                        raise _invalid_request(f"Found overlapping prefixes '{one}' and "
-                                               f"'{other}' for same action type '{action}'")
+                        raise InvalidRequest(f"Found overlapping prefixes '{one}' and "
+                                             f"'{other}' for same action type '{action}'")
 
 
 def parse_lifecycle(body: bytes) -> list[dict]:
@@ -311,8 +294,8 @@ def parse_lifecycle(body: bytes) -> list[dict]:
     if any(child.tag != "Rule" for child in root) or not len(root):
         raise MalformedXML()
     if len(root) > MAX_RULES:
-        raise _invalid_request("The number of lifecycle rules must not exceed the allowed "
-                               f"limit of {MAX_RULES} rules.")
+        raise InvalidRequest("The number of lifecycle rules must not exceed the allowed "
+                             f"limit of {MAX_RULES} rules.")
     rules = [_parse_rule(element) for element in root]
     _check_configuration(rules)
     return rules
@@ -370,7 +353,7 @@ def lifecycle_to_xml(rules: Iterable[dict]) -> bytes:
     return document(root)
 
 
-# --- evaluation -------------------------------------------------------------------------
+# --- the filter, whatever its form ----------------------------------------------------
 
 def filter_parts(rule: Mapping) -> tuple[str, list[dict], int | None, int | None]:
     """A rule's (prefix, tags, ObjectSizeGreaterThan, ObjectSizeLessThan), whatever its form."""
@@ -385,137 +368,3 @@ def filter_parts(rule: Mapping) -> tuple[str, list[dict], int | None, int | None
             spec["Tags"] = [spec.pop("Tag")]
     return (spec.get("Prefix", ""), list(spec.get("Tags", [])),
             spec.get("ObjectSizeGreaterThan"), spec.get("ObjectSizeLessThan"))
-
-
-def rule_matches(rule: Mapping, key: str, size: int | None, tags: Mapping[str, str]) -> bool:
-    """Whether *rule* is enabled and its filter selects the object: the key starts with its
-    prefix, the object carries each of its tags with the same value, and its size is
-    strictly inside its size bounds (an unknown *size* fails a size bound)."""
-    if rule.get("Status") != "Enabled":
-        return False
-    prefix, rule_tags, greater, less = filter_parts(rule)
-    if not key.startswith(prefix):
-        return False
-    if any(tags.get(tag["Key"]) != tag.get("Value", "") for tag in rule_tags):
-        return False
-    if greater is not None and (size is None or size <= greater):
-        return False
-    if less is not None and (size is None or size >= less):
-        return False
-    return True
-
-
-def due_date(start: dt.datetime, days: int) -> dt.datetime:
-    """When an action *days* after *start* falls due: midnight UTC after *start* + *days*
-    (:data:`NEVER` when that is past the year 9999)."""
-    try:
-        day = (_utc(start) + dt.timedelta(days=days)).date() + dt.timedelta(days=1)
-    except OverflowError:
-        return NEVER
-    return dt.datetime.combine(day, dt.time(0), tzinfo=UTC)
-
-
-def expiry_date(rule: Mapping, last_modified: dt.datetime) -> dt.datetime | None:
-    """When *rule*'s Expiration (Days or Date) removes a current version written at
-    *last_modified*; None when the rule has no such action."""
-    expiration = rule.get("Expiration") or {}
-    if "Days" in expiration:
-        return due_date(last_modified, expiration["Days"])
-    if "Date" in expiration:
-        return _utc(dt.datetime.fromisoformat(expiration["Date"]))
-    return None
-
-
-def expiry_due(rule: Mapping, *, key: str, size: int | None, tags: Mapping[str, str],
-               last_modified: dt.datetime, now: dt.datetime) -> bool:
-    """Whether *rule* expires the current version described (by Days or Date)."""
-    if not rule_matches(rule, key, size, tags):
-        return False
-    when = expiry_date(rule, last_modified)
-    return when is not None and _utc(now) >= when
-
-
-def noncurrent_due(rule: Mapping, *, key: str, size: int | None, tags: Mapping[str, str],
-                   became_noncurrent: dt.datetime, newer_noncurrent_count: int,
-                   now: dt.datetime) -> bool:
-    """Whether *rule* permanently deletes a noncurrent version.
-
-    *became_noncurrent* is when its successor was written; *newer_noncurrent_count* how many
-    noncurrent versions of the key are newer than it. With ``NewerNoncurrentVersions`` N the
-    N newest noncurrent versions are kept: both the days and the count must be reached.
-    """
-    action = rule.get("NoncurrentVersionExpiration")
-    if not action or not rule_matches(rule, key, size, tags):
-        return False
-    if _utc(now) < due_date(became_noncurrent, action["NoncurrentDays"]):
-        return False
-    keep = action.get("NewerNoncurrentVersions")
-    return keep is None or newer_noncurrent_count >= keep
-
-
-def delete_marker_due(rule: Mapping, *, key: str, last_modified: dt.datetime,
-                      noncurrent_versions: int, now: dt.datetime) -> bool:
-    """Whether *rule* removes a current delete marker that has *noncurrent_versions* other
-    versions: only a marker with none ("expired"), by ``ExpiredObjectDeleteMarker`` at once,
-    or by ``Days`` once the marker is that old."""
-    expiration = rule.get("Expiration") or {}
-    if noncurrent_versions or not rule_matches(rule, key, 0, {}):
-        return False
-    if expiration.get("ExpiredObjectDeleteMarker"):
-        return True
-    return "Days" in expiration and _utc(now) >= due_date(last_modified, expiration["Days"])
-
-
-def abort_date(rule: Mapping, *, key: str, initiated: dt.datetime) -> dt.datetime | None:
-    """When *rule* aborts a multipart upload of *key* begun at *initiated*, or None."""
-    action = rule.get("AbortIncompleteMultipartUpload")
-    if not action or not rule_matches(rule, key, None, {}):
-        return None
-    return due_date(initiated, action["DaysAfterInitiation"])
-
-
-def abort_due(rule: Mapping, *, key: str, initiated: dt.datetime, now: dt.datetime) -> bool:
-    """Whether *rule* aborts an incomplete multipart upload of *key* begun at *initiated*."""
-    when = abort_date(rule, key=key, initiated=initiated)
-    return when is not None and _utc(now) >= when
-
-
-def http_date(when: dt.datetime) -> str:
-    """``Fri, 23 Dec 2012 00:00:00 GMT``."""
-    return email.utils.format_datetime(_utc(when), usegmt=True)
-
-
-def _header_id(rule_id: str) -> str:
-    """A rule ID as S3 puts it in a header: as is, URL-encoding only what a header cannot
-    carry (quotes, percent signs, controls and non-ASCII)."""
-    return quote(rule_id, safe=" !#$&'()*+,-./:;<=>?@[]^_`{|}~")
-
-
-def expiration_header(rules: Iterable[Mapping], key: str, size: int | None,
-                      tags: Mapping[str, str], last_modified: dt.datetime) -> str | None:
-    """The ``x-amz-expiration`` value for a current version (PUT, GET, HEAD), naming the rule
-    that expires it first (the first listed on a tie); None when no rule expires it."""
-    best = None
-    for rule in rules:
-        if not rule_matches(rule, key, size, tags):
-            continue
-        when = expiry_date(rule, last_modified)
-        if when is not None and (best is None or when < best[0]):
-            best = (when, rule["ID"])
-    if best is None:
-        return None
-    return f'expiry-date="{http_date(best[0])}", rule-id="{_header_id(best[1])}"'
-
-
-def abort_headers(rules: Iterable[Mapping], key: str, initiated: dt.datetime
-                  ) -> dict[str, str]:
-    """``x-amz-abort-date`` and ``x-amz-abort-rule-id`` for CreateMultipartUpload and
-    ListParts (``{}`` when no rule aborts the upload)."""
-    best = None
-    for rule in rules:
-        when = abort_date(rule, key=key, initiated=initiated)
-        if when is not None and (best is None or when < best[0]):
-            best = (when, rule["ID"])
-    if best is None:
-        return {}
-    return {"x-amz-abort-date": http_date(best[0]), "x-amz-abort-rule-id": _header_id(best[1])}

@@ -13,24 +13,17 @@ from dataclasses import dataclass
 
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
-from ..errors import AwsError
-from . import authz, buckets, objects
-from .buckets import S3Error
+from ..errors.s3 import (EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart,
+                         InvalidPartOrder, MalformedXML, NoSuchKey, NoSuchUpload,
+                         OperationAborted)
+from . import authz, buckets, checksums, objects
+from .listing import successor
 from .models import MultipartUpload, ObjectVersion, UploadPart
 from .store import Gone, ObjectStore, TooLarge
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 ** 3
 MAX_PARTS = 10000
-
-
-class NoSuchUpload(AwsError):
-    code, status = "NoSuchUpload", 404
-
-    def __init__(self, upload_id: str):
-        super().__init__("The specified upload does not exist. The upload ID may be invalid, "
-                         "or the upload may have been aborted or completed.",
-                         UploadId=upload_id)
 
 
 @dataclass
@@ -77,8 +70,8 @@ def get_upload(requester: Principal | None, bucket_name: str, key: str, upload_i
 
 def _check_part_number(number: int) -> None:
     if not 1 <= number <= MAX_PARTS:
-        raise S3Error("InvalidArgument", 400, "Part number must be an integer between 1 and "
-                      "10000, inclusive", ArgumentName="partNumber", ArgumentValue=str(number))
+        raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                              ArgumentName="partNumber", ArgumentValue=str(number))
 
 
 def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
@@ -91,8 +84,8 @@ def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: st
     try:
         stored = store.write(reader, limit=MAX_PART_SIZE)
     except TooLarge:
-        raise S3Error("EntityTooLarge", 400, "Your proposed upload exceeds the maximum "
-                      "allowed size", MaxSizeAllowed=str(MAX_PART_SIZE))
+        raise EntityTooLarge("Your proposed upload exceeds the maximum "
+                             "allowed size", MaxSizeAllowed=str(MAX_PART_SIZE))
     checksum = getattr(reader, "checksum_b64", None)
     return _record_part(store, upload_id, number, stored, reader.md5_hex, checksum)
 
@@ -109,7 +102,7 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     try:
         reader = store.reader(segments, start, end) if size else store.reader([], 0, -1)
     except Gone:                        # the source was replaced or deleted meanwhile
-        raise objects.NoSuchKey(source_key) from None
+        raise NoSuchKey(source_key) from None
     stored = store.write(reader)
     return _record_part(store, upload_id, number, stored, reader.md5.hexdigest(), None)
 
@@ -173,37 +166,36 @@ def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, 
             return _complete_once(store, requester, bucket_name, key, upload_id, chosen)
         except _PartsChanged:
             continue
-    raise S3Error("OperationAborted", 409, "A conflicting conditional operation is currently "
-                  "in progress against this resource. Please try again.")
+    raise OperationAborted("A conflicting conditional operation is currently "
+                           "in progress against this resource. Please try again.")
 
 
 def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name: str,
                    key: str, upload_id: str, chosen: list[Completed]) -> ObjectVersion:
     upload = get_upload(requester, bucket_name, key, upload_id)
     if not chosen:
-        raise S3Error("MalformedXML", 400, "The XML you provided was not well-formed or did "
-                      "not validate against our published schema.")
+        raise MalformedXML()
     numbers = [item.number for item in chosen]
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-        raise S3Error("InvalidPartOrder", 400, "The list of parts was not in ascending order. "
-                      "The parts list must be specified in order by part number.",
-                      UploadId=upload_id)
+        raise InvalidPartOrder("The list of parts was not in ascending order. "
+                               "The parts list must be specified in order by part number.",
+                               UploadId=upload_id)
     uploaded = {part.part_number: part for part in parts_of(upload_id)}
     selected: list[UploadPart] = []
     for item in chosen:
         part = uploaded.get(item.number)
         if part is None or item.etag.strip('"') != part.etag:
-            raise S3Error("InvalidPart", 400, "One or more of the specified parts could not be "
-                          "found. The part may not have been uploaded, or the specified entity "
-                          "tag may not match the part's entity tag.", UploadId=upload_id,
-                          PartNumber=str(item.number), ETag=item.etag)
+            raise InvalidPart("One or more of the specified parts could not be found. The part "
+                              "may not have been uploaded, or the specified entity tag may not "
+                              "match the part's entity tag.", UploadId=upload_id,
+                              PartNumber=str(item.number), ETag=item.etag)
         selected.append(part)
     for part in selected[:-1]:
         if part.size < MIN_PART_SIZE:
-            raise S3Error("EntityTooSmall", 400, "Your proposed upload is smaller than the "
-                          "minimum allowed object size.", ProposedSize=str(part.size),
-                          MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(part.part_number),
-                          ETag=part.etag)
+            raise EntityTooSmall("Your proposed upload is smaller than the minimum allowed "
+                                 "object size.", ProposedSize=str(part.size),
+                                 MinSizeAllowed=str(MIN_PART_SIZE),
+                                 PartNumber=str(part.part_number), ETag=part.etag)
     digest = hashlib.md5(b"".join(bytes.fromhex(part.etag) for part in selected))
     etag = f"{digest.hexdigest()}-{len(selected)}"
     checksum = _composite_checksum(upload, selected)
@@ -239,8 +231,6 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
 def _composite_checksum(upload: MultipartUpload, parts: list[UploadPart]):
     if not upload.checksum_algorithm or not all(part.checksum_value for part in parts):
         return None
-    from . import checksums
-
     raw = [base64.b64decode(part.checksum_value) for part in parts]
     return (upload.checksum_algorithm, checksums.composite(upload.checksum_algorithm, raw),
             "COMPOSITE")
@@ -264,8 +254,6 @@ def list_uploads(requester: Principal | None, bucket_name: str, *, prefix: str =
                  delimiter: str = "", key_marker: str | None = None,
                  upload_id_marker: str | None = None, max_uploads: int = 1000):
     """ListMultipartUploads: (uploads, common prefixes, truncated), by key then initiation."""
-    from .listing import successor
-
     bucket = buckets.get(requester, bucket_name, "s3:ListBucketMultipartUploads")
     query = db.select(MultipartUpload).filter_by(bucket_id=bucket.id)
     if prefix:

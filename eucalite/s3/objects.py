@@ -11,28 +11,22 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
-from ..errors import AwsError
+from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
+                         MethodNotAllowed, NoSuchKey, NoSuchVersion)
 from . import authz, buckets
-from .buckets import S3Error
 from .models import NULL_VERSION, Bucket, ObjectVersion
 from .store import Gone, ObjectStore, Stored, TooLarge
 
 MAX_KEY_BYTES = 1024
 MAX_OBJECT_SIZE = 5 * 1024 ** 4          # 5 TiB, as S3
 MAX_PUT_SIZE = 5 * 1024 ** 3             # 5 GiB for a single PUT, as S3
-
-
-class NoSuchKey(AwsError):
-    code, status = "NoSuchKey", 404
-
-    def __init__(self, key: str, **extra: str):
-        super().__init__("The specified key does not exist.", Key=key, **extra)
 
 
 @dataclass
@@ -73,8 +67,8 @@ _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 def check_header(name: str, value: str) -> None:
     """InvalidArgument unless header *name* (a token) with *value* can be sent as is."""
     if not name or not set(name) <= _TOKEN or not header_safe(value):
-        raise S3Error("InvalidArgument", 400, "Header value cannot be represented using "
-                      "ISO-8859-1.", ArgumentName=name, ArgumentValue=value)
+        raise InvalidArgument("Header value cannot be represented using "
+                              "ISO-8859-1.", ArgumentName=name, ArgumentValue=value)
 
 
 def check_attributes(attributes: Attributes) -> None:
@@ -90,11 +84,11 @@ def check_attributes(attributes: Attributes) -> None:
 
 def validate_key(key: str) -> None:
     if not key:
-        raise S3Error("InvalidArgument", 400, "Object key must not be empty.")
+        raise InvalidArgument("Object key must not be empty.")
     size = len(key.encode("utf-8"))         # the limit is in bytes, not characters
     if size > MAX_KEY_BYTES:
-        raise S3Error("KeyTooLongError", 400, "Your key is too long", Size=str(size),
-                      MaxSizeAllowed=str(MAX_KEY_BYTES))
+        raise KeyTooLongError("Your key is too long", Size=str(size),
+                              MaxSizeAllowed=str(MAX_KEY_BYTES))
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -125,25 +119,25 @@ def get(requester: Principal | None, bucket_name: str, key: str,
     version = find_version(bucket, key, version_id)
     if version is None:
         if version_id is not None and not _valid_version_id(version_id):
-            raise S3Error("InvalidArgument", 400, "Invalid version id specified",
-                          ArgumentName="versionId", ArgumentValue=version_id)
+            raise InvalidArgument("Invalid version id specified",
+                                  ArgumentName="versionId", ArgumentValue=version_id)
         if authz.allowed(requester, "s3:ListBucket", bucket):
             if version_id is not None:
-                raise S3Error("NoSuchVersion", 404, "The specified version does not exist.",
-                              Key=key, VersionId=version_id)
+                raise NoSuchVersion("The specified version does not exist.",
+                                    Key=key, VersionId=version_id)
             raise NoSuchKey(key)
-        raise authz.access_denied()
+        raise AccessDenied()
     if version.delete_marker:
         # A deleted key reads like a missing one: only those who may list the bucket learn
         # that it (and its marker's version id) exists.
         if not authz.allowed(requester, "s3:ListBucket", bucket):
-            raise authz.access_denied()
+            raise AccessDenied()
         headers = {"x-amz-delete-marker": "true", "x-amz-version-id": version.version_id}
         if version_id is None:
             error = NoSuchKey(key)
         else:
-            error = S3Error("MethodNotAllowed", 405, "The specified method is not allowed "
-                            "against this resource.", Method="GET", ResourceType="DeleteMarker")
+            error = MethodNotAllowed("The specified method is not allowed against this "
+                                     "resource.", Method="GET", ResourceType="DeleteMarker")
         error.headers = headers
         raise error
     authz.require(requester, action, bucket, version)
@@ -178,8 +172,8 @@ def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: 
     try:
         stored = store.write(reader, limit=limit)
     except TooLarge:
-        raise S3Error("EntityTooLarge", 400, "Your proposed upload exceeds the maximum "
-                      "allowed size", MaxSizeAllowed=str(limit))
+        raise EntityTooLarge("Your proposed upload exceeds the maximum "
+                             "allowed size", MaxSizeAllowed=str(limit))
     checksum = None
     if getattr(reader, "checksum_algorithm", None):
         checksum = (reader.checksum_algorithm, reader.checksum_b64, "FULL_OBJECT")
@@ -232,8 +226,6 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
 
 
 def _segments_json(segments: list[Stored]) -> str:
-    import json
-
     return json.dumps([[segment.path, segment.size] for segment in segments])
 
 
@@ -294,8 +286,8 @@ def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         action = "s3:DeleteObjectVersion" if version_id else "s3:DeleteObject"
         authz.require(requester, action, bucket, key=key)
     if version_id is not None and not _valid_version_id(version_id):
-        raise S3Error("InvalidArgument", 400, "Invalid version id specified",
-                      ArgumentName="versionId", ArgumentValue=version_id)
+        raise InvalidArgument("Invalid version id specified",
+                              ArgumentName="versionId", ArgumentValue=version_id)
     freed: list[str] = []
     write_lock()
     bucket = buckets.find(bucket_name)

@@ -37,10 +37,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .. import integers
+from .. import integers, sigv4
 from ..accounts import Principal
-from ..auth import V4_ALGORITHM, KeyLookup, v4_signing_key
-from ..errors import BAD_SIGNATURE, UNKNOWN_KEY, AuthError, AwsError
+from ..auth import KeyLookup
+from ..errors import BAD_SIGNATURE, UNKNOWN_KEY, AuthError
+from ..errors.s3 import (AccessDenied, EntityTooLarge, EntityTooSmall, InvalidArgument,
+                         InvalidPolicyDocument)
 
 UTC = dt.timezone.utc
 
@@ -58,22 +60,21 @@ _OPERATIONS = ("eq", "starts-with", "content-length-range")
 
 # --- errors -----------------------------------------------------------------------------
 
-def _denied(reason: str) -> AwsError:
+def _denied(reason: str) -> AccessDenied:
     """403 AccessDenied "Invalid according to Policy: <reason>"."""
-    return AwsError(f"Invalid according to Policy: {reason}", code="AccessDenied", status=403)
+    return AccessDenied(f"Invalid according to Policy: {reason}")
 
 
-def _bad_policy(reason: str) -> AwsError:
+def _bad_policy(reason: str) -> InvalidPolicyDocument:
     """400 InvalidPolicyDocument "Invalid Policy: <reason>"."""
-    return AwsError(f"Invalid Policy: {reason}", code="InvalidPolicyDocument", status=400)
+    return InvalidPolicyDocument(f"Invalid Policy: {reason}")
 
 
-def _invalid_argument(message: str, name: str, value: str) -> AwsError:
-    return AwsError(message, code="InvalidArgument", status=400, ArgumentName=name,
-                    ArgumentValue=value)
+def _invalid_argument(message: str, name: str, value: str) -> InvalidArgument:
+    return InvalidArgument(message, ArgumentName=name, ArgumentValue=value)
 
 
-def _missing(name: str) -> AwsError:
+def _missing(name: str) -> InvalidArgument:
     return _invalid_argument(f"Bucket POST must contain a field named '{name}'.  If it is "
                              "specified, please check the order of the fields.", name, "")
 
@@ -116,13 +117,11 @@ class PostResult:
             return
         low, high = self.length_range
         if size > high:
-            raise AwsError("Your proposed upload exceeds the maximum allowed size",
-                           code="EntityTooLarge", status=400, ProposedSize=str(size),
-                           MaxSizeAllowed=str(high))
+            raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
+                                 ProposedSize=str(size), MaxSizeAllowed=str(high))
         if size < low:
-            raise AwsError("Your proposed upload is smaller than the minimum allowed size",
-                           code="EntityTooSmall", status=400, ProposedSize=str(size),
-                           MinSizeAllowed=str(low))
+            raise EntityTooSmall("Your proposed upload is smaller than the minimum allowed size",
+                                 ProposedSize=str(size), MinSizeAllowed=str(low))
 
 
 # --- helpers for the adapter ------------------------------------------------------------
@@ -160,13 +159,13 @@ def _check_signature(expected: str, provided: str, access_key_id: str, policy: s
 
 def _verify_v4(fields: Mapping[str, str], lookup: KeyLookup, region: str | None) -> Principal:
     algorithm = fields["x-amz-algorithm"]
-    if algorithm != V4_ALGORITHM:
-        raise _invalid_argument(f'X-Amz-Algorithm only supports "{V4_ALGORITHM}"',
+    if algorithm != sigv4.V4_ALGORITHM:
+        raise _invalid_argument(f'X-Amz-Algorithm only supports "{sigv4.V4_ALGORITHM}"',
                                 "X-Amz-Algorithm", algorithm)
     credential = fields["x-amz-credential"]
     parts = credential.split("/")
 
-    def bad_credential(message: str) -> AwsError:
+    def bad_credential(message: str) -> InvalidArgument:
         return _invalid_argument(message, "X-Amz-Credential", credential)
 
     if len(parts) != 5:
@@ -195,8 +194,8 @@ def _verify_v4(fields: Mapping[str, str], lookup: KeyLookup, region: str | None)
                                 "X-Amz-Date", fields["x-amz-date"]) from None
     principal, secret = _lookup(lookup, access_key_id)
     policy = fields["policy"]
-    key = v4_signing_key(secret, date, scope_region, service)
-    expected = hmac.new(key, policy.encode("utf-8"), hashlib.sha256).hexdigest()
+    key = sigv4.v4_signing_key(secret, date, scope_region, service)
+    expected = sigv4.signature(key, policy)
     _check_signature(expected, fields["x-amz-signature"], access_key_id, policy)
     return principal
 

@@ -4,22 +4,19 @@ renders S3's XML."""
 from __future__ import annotations
 
 import base64
-from urllib.parse import quote_plus
 
 from flask import Response
 
 from ..db import db
 from ..errors import AwsError
-from . import access, buckets, cors, lifecycle, listing, objects, tagging, xmlbody
-from .buckets import S3Error
-from .rest import S3Request, empty, route, xml_response
-from .xmlout import add, owner, root
+from ..errors import s3 as s3_errors
+from ..errors.s3 import AccessDenied, InvalidArgument, MalformedXML, NoSuchBucket
+from . import acl, buckets, cors, lifecycle, listing, objects, policy, tagging, xmlbody
+from .rest_common import acl_from_request, acl_response, add_owner, key_encoder
+from .routing import S3Request, empty, route, xml_response
+from .xmlout import add, root
 
 MAX_KEYS = 1000
-
-
-def _owner(parent, account_id: str) -> None:
-    owner(parent, access.canonical_id(account_id), buckets.owner_name(account_id))
 
 
 def _max_keys(req: S3Request) -> int:
@@ -31,10 +28,9 @@ def _max_keys(req: S3Request) -> int:
 @route("GET", "service")
 def list_buckets(req: S3Request) -> Response:
     if req.requester is None:
-        from .authz import access_denied
-        raise access_denied()
+        raise AccessDenied()
     document = root("ListAllMyBucketsResult")
-    _owner(document, req.requester.account_id)
+    add_owner(document, req.requester.account_id)
     listing_element = add(document, "Buckets")
     for bucket in buckets.list_for(req.requester):
         add(listing_element, "Bucket", Name=bucket.name, CreationDate=bucket.created)
@@ -48,12 +44,12 @@ def create_bucket(req: S3Request) -> Response:
     if raw.strip():
         config = xmlbody.parse(raw, "CreateBucketConfiguration")
         location = xmlbody.child_text(config, "LocationConstraint", "") or ""
-    acl = None
+    acl_json = None
     if req.requester is not None:
-        owner_canonical = access.canonical_id(req.requester.account_id)
-        parsed = access.acl_from_headers(req.headers, owner_canonical)
-        acl = parsed.to_json() if parsed else None
-    bucket = buckets.create(req.requester, req.bucket, location, acl)
+        owner_canonical = acl.canonical_id(req.requester.account_id)
+        parsed = acl.acl_from_headers(req.headers, owner_canonical)
+        acl_json = parsed.to_json() if parsed else None
+    bucket = buckets.create(req.requester, req.bucket, location, acl_json)
     return empty(200, {"Location": f"/{bucket.name}"})
 
 
@@ -80,20 +76,10 @@ def get_location(req: S3Request) -> Response:
 
 # --- listings -----------------------------------------------------------------------------
 
-def _encoder(req: S3Request):
-    encoding = req.query.get("encoding-type")
-    if encoding is None:
-        return lambda value: value
-    if encoding != "url":
-        raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request",
-                      ArgumentName="encoding-type", ArgumentValue=encoding)
-    return lambda value: None if value is None else quote_plus(value, safe="/")
-
-
 def _listing_args(req: S3Request):
     prefix = req.query.get("prefix", "")
     delimiter = req.query.get("delimiter", "")
-    return prefix, delimiter, _max_keys(req), _encoder(req)
+    return prefix, delimiter, _max_keys(req), key_encoder(req)
 
 
 def _add_entries(document, page, encode, with_owner: bool) -> None:
@@ -106,7 +92,7 @@ def _add_entries(document, page, encode, with_owner: bool) -> None:
             add(item, "ChecksumType", version.checksum_type or "FULL_OBJECT")
         add(item, "StorageClass", version.storage_class)
         if with_owner:
-            _owner(item, version.owner_id)
+            add_owner(item, version.owner_id)
     for common in page.prefixes:
         add(document, "CommonPrefixes", Prefix=encode(common))
 
@@ -146,8 +132,8 @@ def _untoken(token: str) -> str:
     try:
         return base64.urlsafe_b64decode(token.encode()).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        raise S3Error("InvalidArgument", 400, "The continuation token provided is incorrect",
-                      ArgumentName="continuation-token", ArgumentValue=token)
+        raise InvalidArgument("The continuation token provided is incorrect",
+                              ArgumentName="continuation-token", ArgumentValue=token)
 
 
 def list_objects_v2(req: S3Request) -> Response:
@@ -189,9 +175,9 @@ def list_versions(req: S3Request) -> Response:
     key_marker = req.query.get("key-marker", "")
     version_marker = req.query.get("version-id-marker", "")
     if version_marker and not key_marker:
-        raise S3Error("InvalidArgument", 400, "A version-id marker cannot be specified "
-                      "without a key marker.", ArgumentName="version-id-marker",
-                      ArgumentValue=version_marker)
+        raise InvalidArgument("A version-id marker cannot be specified "
+                              "without a key marker.", ArgumentName="version-id-marker",
+                              ArgumentValue=version_marker)
     page = listing.list_page(bucket, prefix=prefix, delimiter=delimiter,
                              start_after=key_marker or None, max_keys=max_keys,
                              versions=True, version_id_marker=version_marker or None)
@@ -215,13 +201,13 @@ def list_versions(req: S3Request) -> Response:
             item = add(document, "DeleteMarker", Key=encode(version.key),
                        VersionId=version.version_id, IsLatest=version.is_latest,
                        LastModified=version.last_modified)
-            _owner(item, version.owner_id)
+            add_owner(item, version.owner_id)
         else:
             item = add(document, "Version", Key=encode(version.key),
                        VersionId=version.version_id, IsLatest=version.is_latest,
                        LastModified=version.last_modified, ETag=f'"{version.etag}"',
                        Size=version.size, StorageClass=version.storage_class)
-            _owner(item, version.owner_id)
+            add_owner(item, version.owner_id)
     for common in page.prefixes:
         add(document, "CommonPrefixes", Prefix=encode(common))
     return xml_response(document)
@@ -236,13 +222,13 @@ def delete_objects(req: S3Request) -> Response:
     quiet = (xmlbody.child_text(document_in, "Quiet", "false") or "").lower() == "true"
     items = document_in.findall("Object")
     if not items or len(items) > 1000:
-        raise xmlbody.MalformedXML()
+        raise MalformedXML()
     result = root("DeleteResult")
     for item in items:
         key = xmlbody.child_text(item, "Key")
         version_id = xmlbody.child_text(item, "VersionId") or None
         if key is None:
-            raise xmlbody.MalformedXML()
+            raise MalformedXML()
         try:
             deleted = objects.delete(req.s3.store, req.requester, req.bucket, key, version_id)
         except AwsError as error:          # reported per key, as S3 does
@@ -274,7 +260,7 @@ def put_versioning(req: S3Request) -> Response:
     status = xmlbody.child_text(document, "Status", "")
     mfa = xmlbody.child_text(document, "MfaDelete")
     if mfa == "Enabled":
-        raise S3Error("NotImplemented", 501, "MFA Delete is not supported by eucalite.")
+        raise s3_errors.NotImplemented("MFA Delete is not supported by eucalite.")
     buckets.set_versioning(req.requester, req.bucket, status)
     return empty(200)
 
@@ -284,53 +270,14 @@ def put_versioning(req: S3Request) -> Response:
 @route("GET", "bucket", "acl")
 def get_bucket_acl(req: S3Request) -> Response:
     bucket = buckets.get(req.requester, req.bucket, "s3:GetBucketAcl")
-    return _acl_response(bucket.acl_json, bucket.owner_id)
-
-
-def _acl_response(acl_json: str | None, owner_id: str) -> Response:
-    import json
-
-    owner_canonical = access.canonical_id(owner_id)
-    acl = access.Acl.from_json(json.loads(acl_json)) if acl_json else \
-        access.canned_acl("private", owner_canonical)
-    body = access.acl_to_xml(acl, _display_name)
-    return Response(body, status=200, mimetype="application/xml")
-
-
-def _display_name(canonical: str) -> str | None:
-    from ..accounts import Account
-
-    for (account_id, name) in db.session.execute(db.select(Account.id, Account.name)):
-        if access.canonical_id(account_id) == canonical:
-            return name
-    return None
-
-
-def known_canonical(canonical: str) -> bool:
-    return _display_name(canonical) is not None
-
-
-def acl_from_request(req: S3Request, owner_id: str, bucket_owner_id: str | None = None):
-    """The ACL a PUT ?acl request sets: from the body if it has one, else from headers."""
-    owner_canonical = access.canonical_id(owner_id)
-    bucket_owner = access.canonical_id(bucket_owner_id) if bucket_owner_id else None
-    body = req.body()
-    from_headers = access.acl_from_headers(req.headers, owner_canonical, bucket_owner)
-    if body.strip():
-        if from_headers is not None:
-            raise S3Error("UnexpectedContent", 400, "This request does not support content")
-        return access.acl_from_xml(body, owner_canonical, known_canonical)
-    if from_headers is None:
-        raise S3Error("MissingSecurityHeader", 400, "Your request was missing a required "
-                      "header", MissingHeaderName="x-amz-acl")
-    return from_headers
+    return acl_response(bucket.acl_json, bucket.owner_id)
 
 
 @route("PUT", "bucket", "acl")
 def put_bucket_acl(req: S3Request) -> Response:
     bucket = buckets.get(req.requester, req.bucket, "s3:PutBucketAcl")
-    acl = acl_from_request(req, bucket.owner_id)
-    buckets.put_setting(req.requester, req.bucket, "acl", acl.to_json())
+    requested = acl_from_request(req, bucket.owner_id)
+    buckets.put_setting(req.requester, req.bucket, "acl", requested.to_json())
     return empty(200)
 
 
@@ -359,7 +306,7 @@ def _setting_routes(subresource: str, setting: str, parse, render, mimetype: str
 
 def _parse_policy(req: S3Request) -> str:
     text = req.body(limit=20 * 1024 + 1).decode("utf-8", "replace")
-    access.parse_policy(text, req.bucket)        # MalformedPolicy on a bad document
+    policy.parse_policy(text, req.bucket)        # MalformedPolicy on a bad document
     return text
 
 
@@ -387,20 +334,15 @@ def preflight(bucket_name: str | None, key: str | None, headers: dict[str, str])
     origin = headers.get("origin")
     method = headers.get("access-control-request-method")
     if not origin or not method:
-        raise S3Error("BadRequest", 400, "Insufficient information. Origin request header "
-                      "needed.")
+        raise cors.origin_required()
     rules = _cors_rules(bucket_name)
     if bucket_name and rules is None and _bucket_missing(bucket_name):
-        raise buckets.NoSuchBucket(bucket_name)
+        raise NoSuchBucket(bucket_name)
     requested = [name.strip() for name in headers.get(
         "access-control-request-headers", "").split(",") if name.strip()]
     answer = cors.preflight(rules or [], origin, method, requested)
     if answer is None:
-        raise S3Error("AccessForbidden", 403, "CORSResponse: This CORS request is not "
-                      "allowed. This is usually because the evalution of Origin, request "
-                      "method / Access-Control-Request-Method or Access-Control-Request-"
-                      "Headers are not whitelisted by the resource's CORS spec.",
-                      Method=method, ResourceType="BUCKET" if not key else "OBJECT")
+        raise cors.not_allowed(method, "BUCKET" if not key else "OBJECT")
     return empty(200, answer)
 
 

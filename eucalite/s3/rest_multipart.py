@@ -7,10 +7,10 @@ import re
 from flask import Response
 
 from .. import integers
-from . import access, buckets, checksums, multipart, xmlbody
-from .buckets import S3Error
-from .rest import S3Request, empty, route, xml_response
-from .rest_buckets import _encoder, _owner
+from ..errors.s3 import InvalidArgument, MalformedXML
+from . import acl, buckets, checksums, multipart, xmlbody
+from .rest_common import add_owner, key_encoder
+from .routing import S3Request, empty, route, xml_response
 from .rest_objects import attributes_from, copy_source_version, version_headers
 from .xmlout import add, root
 
@@ -38,9 +38,9 @@ def create_upload(req: S3Request) -> Response:
 def _part_number(req: S3Request) -> int:
     number = integers.parse(req.query.get("partNumber", ""))
     if number is None:
-        raise S3Error("InvalidArgument", 400, "Part number must be an integer between 1 and "
-                      "10000, inclusive", ArgumentName="partNumber",
-                      ArgumentValue=req.query.get("partNumber", ""))
+        raise InvalidArgument("Part number must be an integer between 1 and "
+                              "10000, inclusive", ArgumentName="partNumber",
+                              ArgumentValue=req.query.get("partNumber", ""))
     return number
 
 
@@ -82,14 +82,14 @@ def _copy_range(header: str, size: int) -> tuple[int, int]:
     found = _COPY_RANGE.fullmatch(header.strip())
     first, last = (integers.parse(value) for value in found.groups()) if found else (None, None)
     if first is None or last is None:
-        raise S3Error("InvalidArgument", 400, "The x-amz-copy-source-range value must be "
-                      "of the form bytes=first-last where first and last are the "
-                      "zero-based offsets of the first and last bytes to copy",
-                      ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
+        raise InvalidArgument("The x-amz-copy-source-range value must be "
+                              "of the form bytes=first-last where first and last are the "
+                              "zero-based offsets of the first and last bytes to copy",
+                              ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
     if first > last or last >= size:
-        raise S3Error("InvalidArgument", 400, "Range specified is not valid for source "
-                      f"object of size: {size}", ArgumentName="x-amz-copy-source-range",
-                      ArgumentValue=header)
+        raise InvalidArgument("Range specified is not valid for source "
+                              f"object of size: {size}", ArgumentName="x-amz-copy-source-range",
+                              ArgumentValue=header)
     return first, last
 
 
@@ -102,10 +102,10 @@ def complete_upload(req: S3Request) -> Response:
         number_text = xmlbody.child_text(item, "PartNumber")
         etag = xmlbody.child_text(item, "ETag")
         if number_text is None or etag is None:
-            raise xmlbody.MalformedXML()
+            raise MalformedXML()
         number = integers.parse(number_text.strip())
         if number is None:
-            raise xmlbody.MalformedXML()
+            raise MalformedXML()
         checksum = next((child.text for child in item
                          if child.tag.startswith("Checksum") and child.text), None)
         chosen.append(multipart.Completed(number, etag, checksum))
@@ -143,9 +143,9 @@ def list_parts(req: S3Request) -> Response:
     add(document, "Bucket", req.bucket)
     add(document, "Key", req.key)
     add(document, "UploadId", upload_id)
-    add(document, "Initiator", ID=upload.initiator_arn or access.canonical_id(upload.owner_id),
+    add(document, "Initiator", ID=upload.initiator_arn or acl.canonical_id(upload.owner_id),
         DisplayName=buckets.owner_name(upload.owner_id))
-    _owner(document, upload.owner_id)
+    add_owner(document, upload.owner_id)
     add(document, "StorageClass", upload.storage_class)
     add(document, "PartNumberMarker", marker)
     if parts:
@@ -165,7 +165,7 @@ def list_parts(req: S3Request) -> Response:
 
 @route("GET", "bucket", "uploads")
 def list_uploads(req: S3Request) -> Response:
-    encode = _encoder(req)
+    encode = key_encoder(req)
     prefix = req.query.get("prefix", "")
     delimiter = req.query.get("delimiter", "")
     key_marker = req.query.get("key-marker", "")
@@ -196,9 +196,9 @@ def list_uploads(req: S3Request) -> Response:
         add(document, "EncodingType", "url")
     for upload in uploads:
         item = add(document, "Upload", Key=encode(upload.key), UploadId=upload.id)
-        add(item, "Initiator", ID=upload.initiator_arn or access.canonical_id(upload.owner_id),
+        add(item, "Initiator", ID=upload.initiator_arn or acl.canonical_id(upload.owner_id),
             DisplayName=buckets.owner_name(upload.owner_id))
-        _owner(item, upload.owner_id)
+        add_owner(item, upload.owner_id)
         add(item, "StorageClass", upload.storage_class)
         add(item, "Initiated", upload.initiated)
         if upload.checksum_algorithm:

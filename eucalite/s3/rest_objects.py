@@ -11,12 +11,14 @@ from urllib.parse import unquote
 from flask import Response
 
 from .. import integers
-from ..errors import AwsError
-from . import access, buckets, lifecycle, objects, tagging
-from .buckets import S3Error
+from ..errors import s3 as s3_errors
+from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, InvalidRequest,
+                         InvalidStorageClass, MetadataTooLarge, NoSuchKey, NotModified,
+                         PreconditionFailed, SlowDown)
+from . import acl, buckets, expiry, objects, tagging
 from .models import ObjectVersion
-from .rest import S3Request, empty, route, xml_response
-from .rest_buckets import _acl_response, acl_from_request
+from .rest_common import acl_from_request, acl_response
+from .routing import S3Request, empty, route, xml_response
 from .store import Gone
 from .xmlout import add, root
 
@@ -35,18 +37,15 @@ STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA"
 MAX_USER_METADATA = 2 * 1024
 
 
-class NotModified(AwsError):
-    code, status = "NotModified", 304
-
-
-def precondition_failed(condition: str) -> S3Error:
-    return S3Error("PreconditionFailed", 412, "At least one of the pre-conditions you "
-                   "specified did not hold", Condition=condition)
+def precondition_failed(condition: str) -> PreconditionFailed:
+    return PreconditionFailed("At least one of the pre-conditions you "
+                              "specified did not hold", Condition=condition)
 
 
 # --- request attributes -------------------------------------------------------------------
 
-def attributes_from(req: S3Request, owner_id: str | None, bucket_owner_id: str) -> objects.Attributes:
+def attributes_from(req: S3Request, owner_id: str | None,
+                    bucket_owner_id: str) -> objects.Attributes:
     """What a PUT / CreateMultipartUpload / REPLACE copy says about the new object."""
     headers = {}
     for name in STORED_HEADERS:
@@ -60,22 +59,23 @@ def attributes_from(req: S3Request, owner_id: str | None, bucket_owner_id: str) 
     meta = {name[len("x-amz-meta-"):]: value for name, value in req.headers.items()
             if name.startswith("x-amz-meta-")}
     if sum(len(key) + len(value) for key, value in meta.items()) > MAX_USER_METADATA:
-        raise S3Error("MetadataTooLarge", 400, "Your metadata headers exceed the maximum "
-                      "allowed metadata size.", MaxSizeAllowed=str(MAX_USER_METADATA))
+        raise MetadataTooLarge("Your metadata headers exceed the maximum "
+                               "allowed metadata size.", MaxSizeAllowed=str(MAX_USER_METADATA))
     storage_class = req.header("x-amz-storage-class", "STANDARD")
     if storage_class not in STORAGE_CLASSES:
-        raise S3Error("InvalidStorageClass", 400, "The storage class you specified is not "
-                      "valid", StorageClassRequested=storage_class)
-    acl = None
+        raise InvalidStorageClass("The storage class you specified is not "
+                                  "valid", StorageClassRequested=storage_class)
+    acl_json = None
     if owner_id is not None:
-        parsed = access.acl_from_headers(req.headers, access.canonical_id(owner_id),
-                                         access.canonical_id(bucket_owner_id))
-        acl = parsed.to_json() if parsed else None
+        parsed = acl.acl_from_headers(req.headers, acl.canonical_id(owner_id),
+                                      acl.canonical_id(bucket_owner_id))
+        acl_json = parsed.to_json() if parsed else None
     tags = None
     if req.header("x-amz-tagging") is not None:
         tags = tagging.parse_tagging_header(req.header("x-amz-tagging"))
     return objects.Attributes(content_type=req.header("content-type"), headers=headers,
-                              meta=meta, acl=acl, tags=tags, storage_class=storage_class)
+                              meta=meta, acl=acl_json, tags=tags,
+                              storage_class=storage_class)
 
 
 class BucketFacts:
@@ -98,9 +98,9 @@ def version_headers(version: ObjectVersion, bucket) -> dict[str, str]:
         headers["x-amz-version-id"] = version.version_id
     rules = bucket.get_json("lifecycle")
     if rules and not version.delete_marker:
-        expiration = lifecycle.expiration_header(rules, version.key, version.size,
-                                                 version.get_json("tags", {}),
-                                                 version.last_modified)
+        expiration = expiry.expiration_header(rules, version.key, version.size,
+                                              version.get_json("tags", {}),
+                                              version.last_modified)
         if expiration:
             headers["x-amz-expiration"] = expiration
     return headers
@@ -144,12 +144,12 @@ def _check_write_conditions(req: S3Request, bucket) -> None:
     exists = current is not None and not current.delete_marker
     if none_match is not None:
         if none_match.strip() != "*":
-            raise S3Error("NotImplemented", 501, "If-None-Match on PUT accepts only '*'.")
+            raise s3_errors.NotImplemented("If-None-Match on PUT accepts only '*'.")
         if exists:
             raise precondition_failed("If-None-Match")
     if match is not None:
         if not exists:
-            raise objects.NoSuchKey(req.key)
+            raise NoSuchKey(req.key)
         if not _etag_matches(match, current.etag):
             raise precondition_failed("If-Match")
 
@@ -166,9 +166,9 @@ def _copy_source(req: S3Request) -> tuple[str, str, str | None]:
             if name == "versionId":
                 version_id = unquote(value)
     if not bucket or not key:
-        raise S3Error("InvalidArgument", 400, "Copy Source must mention the source bucket "
-                      "and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source",
-                      ArgumentValue=raw)
+        raise InvalidArgument("Copy Source must mention the source bucket "
+                              "and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source",
+                              ArgumentValue=raw)
     return bucket, key, version_id
 
 
@@ -186,7 +186,7 @@ def copy_object(req: S3Request) -> Response:
     directive = req.header("x-amz-metadata-directive", "COPY").upper()
     tag_directive = req.header("x-amz-tagging-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
-        raise S3Error("InvalidArgument", 400, "Unknown metadata or tagging directive.")
+        raise InvalidArgument("Unknown metadata or tagging directive.")
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
     if directive == "COPY":
@@ -200,12 +200,12 @@ def copy_object(req: S3Request) -> Response:
     # Copying the current object onto itself changes nothing, versioned bucket or not;
     # naming a source version (restoring an older one) is a real copy.
     if (source_bucket.id == bucket.id and source.key == req.key and directive == "COPY"
-            and attributes.storage_class == source.storage_class
-            and source_version_id is None):
-        raise S3Error("InvalidRequest", 400, "This copy request is illegal because it is "
-                      "trying to copy an object to itself without changing the object's "
-                      "metadata, storage class, website redirect location or encryption "
-                      "attributes.")
+        and attributes.storage_class == source.storage_class
+        and source_version_id is None):
+        raise InvalidRequest("This copy request is illegal because it is "
+                             "trying to copy an object to itself without changing the object's "
+                             "metadata, storage class, website redirect location or encryption "
+                             "attributes.")
     version = objects.copy(req.s3.store, req.requester, source, req.bucket, req.key, attributes)
     document = root("CopyObjectResult")
     add(document, "LastModified", version.last_modified)
@@ -293,9 +293,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _invalid_range(header: str, size: int) -> S3Error:
-    error = S3Error("InvalidRange", 416, "The requested range is not satisfiable",
-                    RangeRequested=header, ActualObjectSize=str(size))
+def _invalid_range(header: str, size: int) -> InvalidRange:
+    error = InvalidRange("The requested range is not satisfiable",
+                         RangeRequested=header, ActualObjectSize=str(size))
     error.headers = {"Content-Range": f"bytes */{size}"}
     return error
 
@@ -330,8 +330,8 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
     overrides = {name: value for name, value in req.query.items() if name in RESPONSE_OVERRIDES}
     if overrides:
         if req.requester is None:
-            raise S3Error("InvalidRequest", 400, "Request specific response headers cannot be "
-                          "used for anonymous GET requests.")
+            raise InvalidRequest("Request specific response headers cannot be "
+                                 "used for anonymous GET requests.")
         for name, value in overrides.items():
             objects.check_header(RESPONSE_OVERRIDES[name], value)
             headers[RESPONSE_OVERRIDES[name]] = value
@@ -342,16 +342,16 @@ def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, 
     """The byte range to send and extra headers, from partNumber or Range."""
     part = req.query.get("partNumber")
     if part is not None and req.header("range"):
-        raise S3Error("InvalidRequest", 400, "Cannot specify both Range header and partNumber "
-                      "query parameter")
+        raise InvalidRequest("Cannot specify both Range header and partNumber "
+                             "query parameter")
     if part is not None:
         number = integers.parse(part) or 0
         segments = version.segments
         count = len(segments) if version.parts_count else 1
         if not 1 <= number <= max(count, 1):
-            raise S3Error("InvalidPartNumber", 416, "The requested partnumber is not "
-                          "satisfiable", PartNumberRequested=part,
-                          ActualPartCount=str(count))
+            raise InvalidPartNumber("The requested partnumber is not "
+                                    "satisfiable", PartNumberRequested=part,
+                                    ActualPartCount=str(count))
         if not version.parts_count:
             # A single-part object: part 1 is the whole object, still sent as a range (206
             # with Content-Range), as S3 does.
@@ -383,7 +383,7 @@ def _serve(req: S3Request, with_body: bool) -> Response:
             return _serve_once(req, with_body)
         except Gone:
             continue
-    raise S3Error("SlowDown", 503, "Please reduce your request rate.")
+    raise SlowDown("Please reduce your request rate.")
 
 
 def _serve_once(req: S3Request, with_body: bool) -> Response:
@@ -435,7 +435,7 @@ def delete_object(req: S3Request) -> Response:
 def get_object_acl(req: S3Request) -> Response:
     version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
                           action="s3:GetObjectAcl")
-    return _acl_response(version.acl_json, version.owner_id)
+    return acl_response(version.acl_json, version.owner_id)
 
 
 @route("PUT", "object", "acl")
@@ -443,8 +443,8 @@ def put_object_acl(req: S3Request) -> Response:
     version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
                           action="s3:PutObjectAcl")
     bucket = buckets.find(req.bucket)
-    acl = acl_from_request(req, version.owner_id, bucket.owner_id)
-    objects.set_document(req.requester, version, "acl", acl.to_json())
+    requested = acl_from_request(req, version.owner_id, bucket.owner_id)
+    objects.set_document(req.requester, version, "acl", requested.to_json())
     return empty(200)
 
 

@@ -12,10 +12,10 @@ from urllib.parse import quote, urlencode
 from flask import Response, redirect, request
 
 from .. import accounts
-from . import access, buckets, objects, postpolicy, tagging
-from .buckets import S3Error
-from .rest import S3Request, empty, route, xml_response
+from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
+from . import acl, buckets, objects, postpolicy, tagging
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
+from .routing import S3Request, empty, route, xml_response
 from .store import CHUNK, HashingReader
 from .xmlout import add, root
 
@@ -28,19 +28,19 @@ def _fields() -> dict[str, str]:
 @route("POST", "bucket")
 def post_object(req: S3Request) -> Response:
     if request.mimetype != "multipart/form-data":
-        raise S3Error("PreconditionFailed", 412, "Bucket POST must be of the enclosure-type "
-                      "multipart/form-data", Condition="Bucket POST must be of the "
-                      "enclosure-type multipart/form-data")
+        raise PreconditionFailed("Bucket POST must be of the enclosure-type "
+                                 "multipart/form-data", Condition="Bucket POST must be of the "
+                                 "enclosure-type multipart/form-data")
     fields = _fields()
     upload = request.files.get("file")
     if upload is None:
-        raise S3Error("InvalidArgument", 400, "POST requires exactly one file upload per "
-                      "request.", ArgumentName="file", ArgumentValue="0")
+        raise InvalidArgument("POST requires exactly one file upload per "
+                              "request.", ArgumentName="file", ArgumentValue="0")
     lowered = {name.lower(): value for name, value in fields.items()}
     if "key" not in lowered:
-        raise S3Error("InvalidArgument", 400, "Bucket POST must contain a field named 'key'. "
-                      "If it is specified, please check the order of the fields.",
-                      ArgumentName="key", ArgumentValue="")
+        raise InvalidArgument("Bucket POST must contain a field named 'key'. "
+                              "If it is specified, please check the order of the fields.",
+                              ArgumentName="key", ArgumentValue="")
     size = _size(upload.stream)
     verified = postpolicy.verify_post(fields, req.bucket, accounts.principal_for_key,
                                       dt.datetime.now(dt.timezone.utc), file_size=size)
@@ -74,17 +74,17 @@ def _attributes(fields: dict[str, str], principal, bucket_owner_id: str,
             if name.startswith("x-amz-meta-")}
     storage_class = fields.get("x-amz-storage-class", "STANDARD")
     if storage_class not in STORAGE_CLASSES:
-        raise S3Error("InvalidStorageClass", 400, "The storage class you specified is not "
-                      "valid", StorageClassRequested=storage_class)
-    acl = None
+        raise InvalidStorageClass("The storage class you specified is not "
+                                  "valid", StorageClassRequested=storage_class)
+    acl_json = None
     owner_id = principal.account_id if principal else bucket_owner_id
     if fields.get("acl"):
-        acl = access.canned_acl(fields["acl"], access.canonical_id(owner_id),
-                                access.canonical_id(bucket_owner_id)).to_json()
+        acl_json = acl.canned_acl(fields["acl"], acl.canonical_id(owner_id),
+                                  acl.canonical_id(bucket_owner_id)).to_json()
     tags = tagging.parse_tagging(fields["tagging"].encode(), limit=10) \
         if fields.get("tagging") else None
     content_type = fields.get("content-type") or upload.mimetype or None
-    return objects.Attributes(content_type=content_type, headers=headers, meta=meta, acl=acl,
+    return objects.Attributes(content_type=content_type, headers=headers, meta=meta, acl=acl_json,
                               tags=tags, storage_class=storage_class)
 
 

@@ -22,9 +22,9 @@ from typing import Mapping
 from urllib.parse import quote, unquote_plus
 from xml.etree import ElementTree as ET
 
-from ..errors import AwsError
+from ..errors.s3 import BadRequest, InvalidArgument, InvalidTag, MalformedXML
 from ..xmlutil import S3_NAMESPACE, document, to_element
-from .xmlbody import MalformedXML, parse
+from .xmlbody import parse
 
 OBJECT_TAG_LIMIT = 10
 BUCKET_TAG_LIMIT = 50
@@ -34,11 +34,6 @@ _SYMBOLS = frozenset("_.:/=+-@")
 
 HEADER_MESSAGE = ("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL "
                   "query parameters without tag name duplicates.")
-
-
-def invalid_tag(message: str, **extra: str) -> AwsError:
-    """S3's ``InvalidTag`` (400)."""
-    return AwsError(message, code="InvalidTag", status=400, **extra)
 
 
 def _valid_text(text: str, low: int, high: int) -> bool:
@@ -63,20 +58,20 @@ def validate_tags(pairs: list[tuple[str, str]], *, limit: int, kind: str | None 
     if len(pairs) > limit:
         message = (f"Object tags cannot be greater than {limit}" if kind == "object"
                    else f"Bucket tag count cannot be greater than {limit}")
-        raise AwsError(message, code="BadRequest", status=400)
+        raise BadRequest(message)
     tags: dict[str, str] = {}
     for key, value in pairs:
         if key in tags:
-            raise invalid_tag("Cannot provide multiple Tags with the same key", TagKey=key)
+            raise InvalidTag("Cannot provide multiple Tags with the same key", TagKey=key)
         if key[:4].lower() == "aws:":
             message = ("Your TagKey cannot be prefixed with aws:" if kind == "object"
                        else "System tags cannot be added/updated by requester")
-            raise invalid_tag(message, TagKey=key)
+            raise InvalidTag(message, TagKey=key)
         if not _valid_text(key, 1, MAX_KEY_LENGTH):
-            raise invalid_tag("The TagKey you have provided is invalid", TagKey=key)
+            raise InvalidTag("The TagKey you have provided is invalid", TagKey=key)
         if not _valid_text(value, 0, MAX_VALUE_LENGTH):
-            raise invalid_tag("The TagValue you have provided is invalid", TagKey=key,
-                              TagValue=value)
+            raise InvalidTag("The TagValue you have provided is invalid", TagKey=key,
+                             TagValue=value)
         tags[key] = value
     return tags
 
@@ -106,9 +101,9 @@ def parse_tagging(body: bytes, *, limit: int, kind: str | None = None) -> dict[s
 def parse_tagging_header(value: str, *, limit: int = OBJECT_TAG_LIMIT) -> dict[str, str]:
     """The tags of an ``x-amz-tagging: k1=v1&k2=v2`` header (form-URL-encoded, ``+`` is a
     space; a name without ``=`` has the empty value)."""
-    def refuse() -> AwsError:
-        return AwsError(HEADER_MESSAGE, code="InvalidArgument", status=400,
-                        ArgumentName="x-amz-tagging", ArgumentValue=value)
+    def refuse() -> InvalidArgument:
+        return InvalidArgument(HEADER_MESSAGE, ArgumentName="x-amz-tagging",
+                               ArgumentValue=value)
 
     pairs: list[tuple[str, str]] = []
     for part in value.split("&"):

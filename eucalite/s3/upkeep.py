@@ -4,7 +4,7 @@
 versions (a delete marker in versioned buckets, a real delete otherwise), permanently
 deletes noncurrent versions, removes expired delete markers and aborts stale multipart
 uploads. :func:`start` runs it every ``lifecycle_interval`` seconds in a daemon thread of
-the serving process. When each action falls due is :mod:`eucalite.s3.lifecycle`'s rule.
+the serving process. When each action falls due is :mod:`eucalite.s3.expiry`'s rule.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from ..db import db, load_json, write_lock
-from . import lifecycle, objects
+from . import expiry, objects
 from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
 from .store import ObjectStore
 
@@ -69,8 +69,8 @@ def _sweep_bucket(store: ObjectStore, name: str, bucket_id: int, rules: list[dic
         current = history[0] if history[0].is_latest else None
         tags = current.get_json("tags", {}) if current is not None else {}
         if current is not None and not current.delete_marker and any(
-                lifecycle.expiry_due(rule, key=key, size=current.size, tags=tags,
-                                     last_modified=current.last_modified, now=now)
+                expiry.expiry_due(rule, key=key, size=current.size, tags=tags,
+                                  last_modified=current.last_modified, now=now)
                 for rule in rules if "Expiration" in rule):
             objects.delete(store, None, name, key, check_access=False)
             report.expired += 1
@@ -78,7 +78,7 @@ def _sweep_bucket(store: ObjectStore, name: str, bucket_id: int, rules: list[dic
         noncurrent = history[1:] if current is not None else history
         for index, version in enumerate(noncurrent):
             successor = history[history.index(version) - 1]
-            if any(lifecycle.noncurrent_due(
+            if any(expiry.noncurrent_due(
                     rule, key=key, size=version.size, tags=version.get_json("tags", {}) or {},
                     became_noncurrent=successor.last_modified, newer_noncurrent_count=index,
                     now=now) for rule in rules if "NoncurrentVersionExpiration" in rule):
@@ -88,8 +88,8 @@ def _sweep_bucket(store: ObjectStore, name: str, bucket_id: int, rules: list[dic
             remaining = db.session.execute(db.select(db.func.count()).select_from(
                 ObjectVersion).filter_by(bucket_id=bucket_id, key=key)).scalar_one() - 1
             db.session.rollback()
-            if any(lifecycle.delete_marker_due(rule, key=key, last_modified=current.last_modified,
-                                               noncurrent_versions=remaining, now=now)
+            if any(expiry.delete_marker_due(rule, key=key, last_modified=current.last_modified,
+                                            noncurrent_versions=remaining, now=now)
                    for rule in rules if "Expiration" in rule):
                 objects.delete(store, None, name, key, current.version_id, check_access=False)
                 report.markers_removed += 1
@@ -101,7 +101,7 @@ def _abort_stale_uploads(store: ObjectStore, bucket_id: int, rules: list[dict],
     uploads = list(db.session.execute(db.select(MultipartUpload).filter_by(
         bucket_id=bucket_id)).scalars())
     stale = [upload.id for upload in uploads if any(
-        lifecycle.abort_due(rule, key=upload.key, initiated=upload.initiated, now=now)
+        expiry.abort_due(rule, key=upload.key, initiated=upload.initiated, now=now)
         for rule in rules if "AbortIncompleteMultipartUpload" in rule)]
     for upload_id in stale:
         write_lock()

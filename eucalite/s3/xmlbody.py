@@ -17,7 +17,7 @@ import codecs
 import re
 from xml.etree import ElementTree as ET
 
-from ..errors import AwsError
+from ..errors.s3 import MalformedXML
 
 MAX_XML_BODY = 1024 * 1024
 
@@ -26,14 +26,6 @@ ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "us-ascii": "ascii", "ascii": "a
              "iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
              "utf-16": "utf-16"}
 _DECLARATION = re.compile(r"""^<\?xml\s[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
-
-
-class MalformedXML(AwsError):
-    code, status = "MalformedXML", 400
-
-    def __init__(self, message: str = "The XML you provided was not well-formed or did not "
-                                      "validate against our published schema."):
-        super().__init__(message)
 
 
 def _strip(element: ET.Element) -> None:

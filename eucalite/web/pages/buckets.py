@@ -10,14 +10,13 @@ decide here exactly as they do for S3 clients.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import mimetypes
 from urllib.parse import urlsplit
 
 from flask import Response, redirect, render_template, request, url_for
 
 from ...errors import AwsError
+from ...sigv4 import presigned_query, uri_encode
 from .. import blueprint
 from ..session import act, login_required, notify, notify_error, principal
 from . import add_nav, attachment
@@ -80,11 +79,8 @@ def _breadcrumbs(prefix: str) -> list[tuple[str, str]]:
 def presign_url(base: str, bucket: str, key: str, key_id: str, secret: str, region: str,
                 expires: int = PRESIGN_SECONDS, now: dt.datetime | None = None) -> str:
     """A SigV4 query-signed (presigned) GET URL for ``bucket/key`` at the S3 endpoint
-    *base*, as botocore's presigner makes them (host signed, payload unsigned); built from
-    :mod:`eucalite.auth`'s own canonicalisation, so it is exactly what the S3 API verifies."""
-    from ...auth import UNSIGNED_PAYLOAD, V4_ALGORITHM, canonical_query, uri_encode, \
-        v4_signing_key
-
+    *base*, as botocore's presigner makes them (host signed, payload unsigned); signed by
+    :func:`eucalite.sigv4.presigned_query`, the canonicalisation the S3 API verifies with."""
     parts = urlsplit(base)
     host = parts.hostname or ""
     if ":" in host:
@@ -92,19 +88,10 @@ def presign_url(base: str, bucket: str, key: str, key_id: str, secret: str, regi
     if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
         host += f":{parts.port}"
     path = parts.path.rstrip("/") + "/" + uri_encode(bucket) + "/" + uri_encode(key, "/-_.~")
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    scope = f"{when[:8]}/{region}/s3/aws4_request"
-    query = [("X-Amz-Algorithm", V4_ALGORITHM), ("X-Amz-Credential", f"{key_id}/{scope}"),
-             ("X-Amz-Date", when), ("X-Amz-Expires", str(expires)),
-             ("X-Amz-SignedHeaders", "host")]
-    canonical_qs = canonical_query(query)
-    canonical = "\n".join(["GET", path, canonical_qs, f"host:{host}\n", "host",
-                           UNSIGNED_PAYLOAD])
-    string_to_sign = "\n".join([V4_ALGORITHM, when, scope,
-                                hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
-    signature = hmac.new(v4_signing_key(secret, when[:8], region, "s3"),
-                         string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    return f"{parts.scheme}://{host}{path}?{canonical_qs}&X-Amz-Signature={signature}"
+    query = presigned_query("GET", host, path, access_key_id=key_id, secret=secret,
+                            region=region, service="s3", expires=expires,
+                            now=now or dt.datetime.now(dt.timezone.utc))
+    return f"{parts.scheme}://{host}{path}?{query}"
 
 
 def _presigner():
@@ -245,7 +232,7 @@ def bucket_delete_object(name: str):
 @login_required
 def bucket_object_acl(name: str):
     """Make an object public (canned ``public-read``) or private, as PutObjectAcl does."""
-    from ...s3 import access, buckets as s3_buckets, objects
+    from ...s3 import acl as s3_acl, buckets as s3_buckets, objects
 
     key = request.form.get("key", "")
     canned = request.form.get("acl", "")
@@ -253,8 +240,8 @@ def bucket_object_acl(name: str):
     def apply():
         version = objects.get(principal(), name, key, None, action="s3:PutObjectAcl")
         bucket_row = s3_buckets.find(name)
-        acl = access.canned_acl(canned, access.canonical_id(version.owner_id),
-                                access.canonical_id(bucket_row.owner_id))
+        acl = s3_acl.canned_acl(canned, s3_acl.canonical_id(version.owner_id),
+                                s3_acl.canonical_id(bucket_row.owner_id))
         objects.set_document(principal(), version, "acl", acl.to_json())
 
     act(apply, f"{key} is now {'public' if canned == 'public-read' else 'private'}.")
