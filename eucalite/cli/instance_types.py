@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import click
 
-from .common import admin_principal as _admin_principal, app as _app
-from .common import data_dir_option as _data_dir, fail_on_aws_error as _fail_on_aws_error
+from ..compute import instance_types
+from . import common
 
 instance_type_group = click.Group(
     "instance-type", help="List instance types and change their cpu, memory and disk.")
 
 
 @instance_type_group.command("list")
-@_data_dir
+@common.data_dir_option
 def list_types(data_dir):
     """Print each type: name, cpus, memory (MiB), disk (GiB)."""
 
-    @_fail_on_aws_error
+    @common.fail_on_aws_error
     def run():
-        from ..compute import instance_types
-
-        with _app(data_dir).app_context():
+        with common.app(data_dir).app_context():
             click.echo("NAME\tCPU\tMEMORY_MB\tDISK_GB")
             for row in instance_types.list_all():
                 click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
@@ -35,19 +33,17 @@ def list_types(data_dir):
 @click.option("--cpu", type=click.IntRange(min=1), help="Virtual CPUs.")
 @click.option("--memory", type=click.IntRange(min=1), help="Memory in MiB.")
 @click.option("--disk", type=click.IntRange(min=1), help="Root disk in GiB.")
-@_data_dir
+@common.data_dir_option
 def set_type(name, cpu, memory, disk, data_dir):
     """Change NAME's cpu, memory or disk; instances already running keep their size."""
 
     if cpu is None and memory is None and disk is None:
         raise click.UsageError("Give at least one of --cpu, --memory, --disk.")
 
-    @_fail_on_aws_error
+    @common.fail_on_aws_error
     def run():
-        from ..compute import instance_types
-
-        with _app(data_dir).app_context():
-            row = instance_types.modify(_admin_principal(), name, cpu=cpu, memory_mb=memory,
+        with common.app(data_dir).app_context():
+            row = instance_types.modify(common.admin_principal(), name, cpu=cpu, memory_mb=memory,
                                         disk_gb=disk)
             click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
     run()

@@ -17,6 +17,7 @@ import sys
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
+from gunicorn.sock import ssl_context
 from gunicorn.workers import base
 
 from . import Limits
@@ -72,8 +73,6 @@ class Worker(base.Worker):
                         access=self._access)
         context = None
         if self.cfg.is_ssl:
-            from gunicorn.sock import ssl_context
-
             context = ssl_context(self.cfg)
         listeners = [await self.loop.create_server(
             lambda: Connection(server), sock=listener.sock, ssl=context,

@@ -2,7 +2,9 @@
 DescribeAccountAttributes."""
 from __future__ import annotations
 
+from ...cluster import nodes
 from ...errors import InvalidParameterValue
+from .. import instance_types
 from . import filters
 from .actions import registry
 
@@ -74,9 +76,6 @@ def describe_availability_zones(call):
 def _capacity_items(zone) -> list[dict]:
     """Eucalyptus' ``verbose`` listing: free / max instances per type, as extra zone items
     (what euca-describe-availability-zones verbose prints), for the cloud admin."""
-    from ...cluster import nodes
-    from .. import instance_types
-
     types = [(t.name, t.cpu, t.memory_mb, t.disk_gb) for t in instance_types.list_all()]
     specs = {t.name: t for t in instance_types.list_all()}
     rows = [{"zoneName": "|- vm types", "zoneState": "free / max   cpu   ram  disk",
