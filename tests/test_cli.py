@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from awsutil import error_code
 from liveutil import free_port
 from serverutil import AWS, EUCALITE, cli_env, run, wait_for_port
 
@@ -109,7 +110,7 @@ def test_accounts_users_and_keys(live, tmp_path):
     run(EUCALITE, "account", "key-status", key_id, "Inactive", env=env)
     with pytest.raises(ClientError) as excinfo:
         live.client("ec2", key_id=key_id, secret=secret).describe_regions()
-    assert excinfo.value.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert error_code(excinfo) == "InvalidClientTokenId"
 
     duplicate = run(EUCALITE, "account", "create", "research", env=env, check=False)
     assert duplicate.returncode == 1 and "EntityAlreadyExists" in duplicate.stderr

@@ -15,34 +15,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from awsutil import error_code, xml_error_code
+from ec2util import signed_post
+
 from eucalite import accounts
-
-
-def error_code(excinfo) -> str:
-    return excinfo.value.response["Error"]["Code"]
-
-
-def signed_post(live, body: str, *, secret=None, key_id=None, when=None, service="ec2",
-                send_body: str | None = None) -> requests.Response:
-    """POST *body* signed with SigV4 at time *when*; optionally send a different body."""
-    url = live.endpoints[service]
-    request = AWSRequest(method="POST", url=url, data=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    credentials = Credentials(key_id or live.key_id, secret or live.secret)
-    signer = botocore.auth.SigV4Auth(credentials, service, live.region)
-    if when is None:
-        signer.add_auth(request)
-    else:
-        with mock.patch.object(botocore.auth, "get_current_datetime", return_value=when):
-            signer.add_auth(request)
-    prepared = request.prepare()
-    return requests.post(url, data=send_body if send_body is not None else body,
-                         headers=dict(prepared.headers))
-
-
-def xml_code(response: requests.Response) -> str:
-    text = response.text
-    return text.split("<Code>")[1].split("</Code>")[0]
 
 
 def test_boto3_sigv4_describe_regions(live):
@@ -79,7 +55,7 @@ def test_presigned_v4_url_tampered_parameter(live):
     assert requests.post(url).status_code == 200
     response = requests.post(url.replace("RegionName.1=eucalyptus", "RegionName.1=other"))
     assert response.status_code == 403
-    assert xml_code(response) == "AuthFailure"
+    assert xml_error_code(response) == "AuthFailure"
 
 
 def test_presigned_v4_url_expired(live):
@@ -92,7 +68,7 @@ def test_presigned_v4_url_expired(live):
                                      expires=60).add_auth(request)
     response = requests.post(request.url)
     assert response.status_code == 400
-    assert xml_code(response) == "RequestExpired"
+    assert xml_error_code(response) == "RequestExpired"
 
 
 def test_wrong_secret_is_auth_failure(live):
@@ -121,7 +97,7 @@ def test_skewed_date_is_request_expired(live, minutes):
     when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes)
     response = signed_post(live, "Action=DescribeRegions&Version=2016-11-15", when=when)
     assert response.status_code == 400
-    assert xml_code(response) == "RequestExpired"
+    assert xml_error_code(response) == "RequestExpired"
 
 
 def test_small_skew_is_accepted(live):
@@ -135,7 +111,7 @@ def test_tampered_body_fails_signature(live):
     assert signed_post(live, body).status_code == 200
     response = signed_post(live, body, send_body=body.replace("eucalyptus", "elsewhere"))
     assert response.status_code == 403
-    assert xml_code(response) == "AuthFailure"
+    assert xml_error_code(response) == "AuthFailure"
 
 
 def test_declared_payload_hash_must_match_body(live):
@@ -148,21 +124,21 @@ def test_declared_payload_hash_must_match_body(live):
                             live.region).add_auth(request)
     response = requests.post(url, data=body, headers=dict(request.prepare().headers))
     assert response.status_code == 403
-    assert xml_code(response) == "SignatureDoesNotMatch"
+    assert xml_error_code(response) == "SignatureDoesNotMatch"
 
 
 def test_unsigned_request_is_refused(live):
     response = requests.post(live.endpoints["ec2"],
                              data={"Action": "DescribeRegions", "Version": "2016-11-15"})
     assert response.status_code == 403
-    assert xml_code(response) == "MissingAuthenticationToken"
+    assert xml_error_code(response) == "MissingAuthenticationToken"
 
 
 def test_malformed_authorization_header(live):
     response = requests.post(live.endpoints["ec2"], data={"Action": "DescribeRegions"},
                              headers={"Authorization": "AWS4-HMAC-SHA256 Credential=AKIA/x"})
     assert response.status_code == 400
-    assert xml_code(response) == "IncompleteSignature"
+    assert xml_error_code(response) == "IncompleteSignature"
 
 
 def test_credential_scoped_to_another_service(live):
@@ -176,7 +152,7 @@ def test_credential_scoped_to_another_service(live):
                             live.region).add_auth(request)
     response = requests.post(url, data="Action=DescribeRegions",
                              headers=dict(request.prepare().headers))
-    assert xml_code(response) == "IncompleteSignature"
+    assert xml_error_code(response) == "IncompleteSignature"
 
 
 def test_sigv4_get_with_query_parameters(live):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from awsutil import error_code, xml_error_code
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
+from ec2util import signed_post
+from s3util import second_account
 
 from eucalite import accounts
 from eucalite.compute import instance_types
 from eucalite.cli.instance_types import instance_type_group
-from test_ec2_auth import signed_post, xml_code
-from test_ec2_keypairs import error_code, other_account_client
 
 
 def describe_all(ec2, **kwargs) -> dict[str, dict]:
@@ -92,20 +93,20 @@ def test_modify_instance_type_attribute(live):
 
     response = signed_post(live, "Action=ModifyInstanceTypeAttribute&Version=2016-11-15"
                                  "&InstanceType=x9.huge&Cpu=2")
-    assert response.status_code == 400 and xml_code(response) == "InvalidParameterValue"
+    assert response.status_code == 400 and xml_error_code(response) == "InvalidParameterValue"
     response = signed_post(live, "Action=ModifyInstanceTypeAttribute&Version=2016-11-15"
                                  "&InstanceType=m1.small&Cpu=0")
-    assert response.status_code == 400 and xml_code(response) == "InvalidParameterValue"
+    assert response.status_code == 400 and xml_error_code(response) == "InvalidParameterValue"
 
 
 def test_modify_refused_to_other_accounts(live):
-    other_account_client(live)
+    second_account(live, "other", "ec2")[0]
     with live.app.app_context():
         key = accounts.first_active_key("other", accounts.ADMIN_USER)
         key_id, secret = key.id, key.secret
     response = signed_post(live, "Action=ModifyInstanceTypeAttribute&Version=2016-11-15"
                                  "&InstanceType=m1.small&Cpu=8", key_id=key_id, secret=secret)
-    assert response.status_code == 403 and xml_code(response) == "UnauthorizedOperation"
+    assert response.status_code == 403 and xml_error_code(response) == "UnauthorizedOperation"
 
 
 def test_service_functions(live):

@@ -9,21 +9,11 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from awsutil import error_code
+from s3util import second_account
+
 from eucalite import accounts
 from eucalite.compute import keypairs
-
-
-def error_code(excinfo) -> str:
-    return excinfo.value.response["Error"]["Code"]
-
-
-def other_account_client(live, name="other"):
-    """A boto3 EC2 client for a fresh second account."""
-    with live.app.app_context():
-        accounts.create_account(name)
-        key = accounts.create_access_key(name, accounts.ADMIN_USER)
-        key_id, secret = key.id, key.secret
-    return live.client("ec2", key_id=key_id, secret=secret)
 
 
 def openssh_public(public_key) -> bytes:
@@ -196,7 +186,7 @@ def test_tag_specification_errors_create_nothing(live):
 
 def test_other_account_never_sees_key_pairs(live):
     ec2 = live.client("ec2")
-    other = other_account_client(live)
+    other = second_account(live, "other", "ec2")[0]
     mine = ec2.create_key_pair(KeyName="shared-name")
     assert other.describe_key_pairs()["KeyPairs"] == []
     with pytest.raises(ClientError) as excinfo:

@@ -8,13 +8,14 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from test_ec2_auth import error_code, signed_post, xml_code
+from awsutil import error_code, xml_error_code
+from ec2util import signed_post
 
 
 def test_unknown_action(live):
     response = signed_post(live, "Action=DescribeUnicorns&Version=2016-11-15")
     assert response.status_code == 400
-    assert xml_code(response) == "InvalidAction"
+    assert xml_error_code(response) == "InvalidAction"
     root = ET.fromstring(response.content)
     assert root.tag == "Response" and root.find("RequestID").text
     assert response.headers["x-amzn-RequestId"] == root.find("RequestID").text
@@ -23,13 +24,13 @@ def test_unknown_action(live):
 def test_missing_action(live):
     response = signed_post(live, "Version=2016-11-15")
     assert response.status_code == 400
-    assert xml_code(response) == "MissingAction"
+    assert xml_error_code(response) == "MissingAction"
 
 
 def test_unknown_parameter(live):
     response = signed_post(live, "Action=DescribeRegions&Version=2016-11-15&Bogus=1")
     assert response.status_code == 400
-    assert xml_code(response) == "UnknownParameter"
+    assert xml_error_code(response) == "UnknownParameter"
 
 
 @pytest.mark.parametrize("body, code", [
@@ -43,7 +44,7 @@ def test_unknown_parameter(live):
 def test_malformed_parameters(live, body, code):
     response = signed_post(live, body + "&Version=2016-11-15")
     assert response.status_code == 400, response.text
-    assert xml_code(response) == code
+    assert xml_error_code(response) == code
 
 
 def test_response_shape_and_namespace(live):
@@ -124,7 +125,7 @@ def test_dry_run_still_requires_valid_credentials(live):
 def test_wrong_method_gets_an_xml_error(live):
     response = requests.put(live.endpoints["ec2"], data="x")
     assert response.status_code == 405
-    assert xml_code(response) == "MethodNotAllowed"
+    assert xml_error_code(response) == "MethodNotAllowed"
 
 
 def test_oversized_body_is_refused(live):
@@ -132,7 +133,7 @@ def test_oversized_body_is_refused(live):
     response = requests.post(live.endpoints["ec2"], data=body,
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
-    assert xml_code(response) == "RequestEntityTooLarge"
+    assert xml_error_code(response) == "RequestEntityTooLarge"
 
 
 def test_unexpected_exception_is_internal_error_without_traceback(live, monkeypatch, caplog):
@@ -142,7 +143,7 @@ def test_unexpected_exception_is_internal_error_without_traceback(live, monkeypa
     with caplog.at_level(logging.ERROR):
         response = signed_post(live, "Action=DescribeRegions&Version=2016-11-15")
     assert response.status_code == 500
-    assert xml_code(response) == "InternalError"
+    assert xml_error_code(response) == "InternalError"
     assert "secret detail" not in response.text and "Traceback" not in response.text
     assert "secret detail from deep inside" in caplog.text
 
@@ -163,5 +164,5 @@ def test_iam_endpoint_authenticates_and_has_no_actions_yet(live):
 def test_unknown_service_path_is_not_s3(live):
     response = requests.post(live.base_url + "/services/Nowhere", data="Action=X")
     assert response.status_code == 404
-    assert xml_code(response) == "NotFound"
+    assert xml_error_code(response) == "NotFound"
     assert live.endpoints["ec2"] in response.text

@@ -3,7 +3,9 @@ ownership, filters and pagination; and the helpers other Describe actions use.""
 from __future__ import annotations
 
 import pytest
+from awsutil import error_code
 from botocore.exceptions import ClientError
+from s3util import second_account
 
 from eucalite import accounts
 from eucalite import paging, tags
@@ -12,7 +14,6 @@ from eucalite.compute.ec2.tagparams import tag_set
 from eucalite.compute.models import Image
 from eucalite.db import db
 from eucalite.errors.ec2 import InvalidPaginationToken
-from test_ec2_keypairs import error_code, other_account_client
 
 
 def key_id(ec2, name="k") -> str:
@@ -157,7 +158,7 @@ def test_describe_tags_pagination(live):
 
 def test_other_account_cannot_see_or_tag(live):
     ec2 = live.client("ec2")
-    other = other_account_client(live)
+    other = second_account(live, "other", "ec2")[0]
     kid = key_id(ec2)
     ec2.create_tags(Resources=[kid], Tags=[{"Key": "secret", "Value": "x"}])
     assert other.describe_tags()["Tags"] == []

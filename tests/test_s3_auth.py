@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from test_ec2_auth import error_code, xml_code
+from awsutil import error_code, xml_error_code
 
 KEY = "a b/ü+%.txt"
 
@@ -90,7 +90,7 @@ def test_skewed_date_is_request_time_too_skewed(live):
     assert signed_at(live, now).status_code == 200
     response = signed_at(live, now - dt.timedelta(minutes=20))
     assert response.status_code == 403
-    assert xml_code(response) == "RequestTimeTooSkewed"
+    assert xml_error_code(response) == "RequestTimeTooSkewed"
 
 
 @pytest.mark.parametrize("signature_version", ["s3v4", "s3"])
@@ -101,7 +101,7 @@ def test_presigned_get(live, signature_version):
     response = requests.get(url)
     assert response.status_code == 200 and response.content == b"signed content"
     response = requests.get(url.replace("/auth-bucket/", "/other-bucket/"))
-    assert xml_code(response) == "SignatureDoesNotMatch"
+    assert xml_error_code(response) == "SignatureDoesNotMatch"
 
 
 @pytest.mark.parametrize("signature_version", ["s3v4", "s3"])
@@ -118,7 +118,7 @@ def test_presigned_v4_expired(live):
     past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     response = signed_at(live, past, path="/auth-bucket/k", query_auth=True, expires=60)
     assert response.status_code == 403
-    assert xml_code(response) == "AccessDenied"
+    assert xml_error_code(response) == "AccessDenied"
     assert "expired" in response.text
 
 
@@ -128,7 +128,7 @@ def test_presigned_v2_expired(live):
     expires = int(url.split("Expires=")[1].split("&")[0])
     url = url.replace(f"Expires={expires}", f"Expires={expires - 100}")
     response = requests.get(url)
-    assert xml_code(response) == "AccessDenied"
+    assert xml_error_code(response) == "AccessDenied"
 
 
 def test_declared_payload_hash_is_covered_by_the_signature(live):
@@ -145,13 +145,13 @@ def test_declared_payload_hash_is_covered_by_the_signature(live):
     headers = dict(request.prepare().headers)
     headers["X-Amz-Content-SHA256"] = "e" * 64
     response = requests.put(url, data=b"payload", headers=headers)
-    assert xml_code(response) == "SignatureDoesNotMatch"
+    assert xml_error_code(response) == "SignatureDoesNotMatch"
 
 
 def test_unsigned_request_is_access_denied(live):
     response = requests.get(live.base_url + "/auth-bucket")
     assert response.status_code == 403
-    assert xml_code(response) == "AccessDenied"
+    assert xml_error_code(response) == "AccessDenied"
 
 
 def test_body_not_matching_signed_hash_is_refused_and_not_stored(live, bucket):
@@ -164,5 +164,5 @@ def test_body_not_matching_signed_hash_is_refused_and_not_stored(live, bucket):
                               live.region).add_auth(request)
     response = requests.put(url, data=b"tampered", headers=dict(request.prepare().headers))
     assert response.status_code == 400
-    assert xml_code(response) == "XAmzContentSHA256Mismatch"
+    assert xml_error_code(response) == "XAmzContentSHA256Mismatch"
     assert s3_code(lambda: bucket.head_object(Bucket="auth-bucket", Key="tampered")) == "404"
