@@ -98,7 +98,6 @@ def image_refs(instance: Instance) -> dict[str, ImageRef]:
         if image is None or not image.location:
             raise InvalidAMIIDUnavailable(f"The image {image_id} is gone or has no bundle.")
         refs[part] = ImageRef(image_id, part, image.location)
-    db.session.rollback()           # hold no transaction while the node copies images
     return refs
 
 
@@ -113,7 +112,7 @@ def images_in_use(node_id: str | None) -> set[str]:
 def launch_of(instance: Instance, node: Node, ebs: EbsService) -> Launch:
     """What *node* needs to start *instance*: its size, network endpoint, images and, for
     an EBS root, the root volume (made from the image's snapshot on first boot and
-    exported to the node)."""
+    exported to the node). Ends the session's transaction (*instance* reloads on use)."""
     launch = Launch(instance_id=instance.id, vcpus=instance.cpu, memory_mb=instance.memory_mb,
                     disk_gb=instance.disk_gb, endpoint=_endpoint(instance))
     refs = image_refs(instance) if node.uses_host_files else {}
@@ -129,6 +128,7 @@ def launch_of(instance: Instance, node: Node, ebs: EbsService) -> Launch:
         image_id = getattr(instance, f"{part}_id")
         if image_id:
             setattr(launch, part, refs.get(part) or ImageRef(image_id, part, ""))
+    db.session.rollback()   # the node's work (image copies, disks) holds no transaction
     return launch
 
 
