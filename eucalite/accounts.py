@@ -222,22 +222,29 @@ def create_access_key(account_name: str, user_name: str) -> AccessKey:
     return key
 
 
+def key_not_found(access_key_id: str) -> NoSuchEntity:
+    """IAM's error for an access key that does not exist (or that the caller may not see)."""
+    return NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+
+
+def get_access_key(access_key_id: str) -> AccessKey:
+    key = db.session.get(AccessKey, access_key_id)
+    if key is None:
+        raise key_not_found(access_key_id)
+    return key
+
+
 def set_access_key_status(access_key_id: str, status: str) -> AccessKey:
     if status not in ("Active", "Inactive"):
         raise ValidationError("Status must be Active or Inactive.")
-    key = db.session.get(AccessKey, access_key_id)
-    if key is None:
-        raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+    key = get_access_key(access_key_id)
     key.status = status
     db.session.commit()
     return key
 
 
 def delete_access_key(access_key_id: str) -> None:
-    key = db.session.get(AccessKey, access_key_id)
-    if key is None:
-        raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
-    db.session.delete(key)
+    db.session.delete(get_access_key(access_key_id))
     db.session.commit()
 
 

@@ -88,12 +88,16 @@ def _check_attribute(name: str | None) -> None:
                                     "Valid values: createVolumePermission, productCodes")
 
 
+def _attribute_of_owned(call):
+    """(Attribute, the caller's own snapshot SnapshotId) of a Describe/Reset request."""
+    attribute = call.params.get("Attribute")
+    _check_attribute(attribute)
+    return attribute, snapshots.owned(call.principal, call.params.require("SnapshotId"))
+
+
 @registry.action("DescribeSnapshotAttribute", params=("SnapshotId", "Attribute"))
 def describe_snapshot_attribute(call):
-    params = call.params
-    attribute = params.get("Attribute")
-    _check_attribute(attribute)
-    snapshot = snapshots.owned(call.principal, params.require("SnapshotId"))
+    attribute, snapshot = _attribute_of_owned(call)
     if attribute == "productCodes":
         return {"snapshotId": snapshot.id, "productCodes": []}
     return {"snapshotId": snapshot.id, "createVolumePermission": [
@@ -144,9 +148,6 @@ def modify_snapshot_attribute(call):
 
 @registry.action("ResetSnapshotAttribute", params=("SnapshotId", "Attribute"))
 def reset_snapshot_attribute(call):
-    params = call.params
-    attribute = params.get("Attribute")
-    _check_attribute(attribute)
-    snapshot = snapshots.owned(call.principal, params.require("SnapshotId"))
+    _, snapshot = _attribute_of_owned(call)
     snapshots.modify_permission(call.principal, snapshot.id, [], snapshots.permissions(snapshot))
     return {"return": True}

@@ -19,7 +19,7 @@ from ... import config as config_module
 from ...credentials import env_lines, profile_sections
 from ...db import db
 from ...errors import AwsError
-from ...errors.iam import NoSuchEntity, ValidationError
+from ...errors.iam import ValidationError
 from .. import blueprint
 from ..session import (act, admin_required, current_token, login_required, principal,
                        set_password)
@@ -50,7 +50,7 @@ def _own_key(key_id: str) -> accounts.AccessKey:
     (another user's key is reported as missing, not as forbidden)."""
     key = db.session.get(accounts.AccessKey, key_id)
     if key is None or not _may_manage(key.user.account.name, key.user.name):
-        raise NoSuchEntity(f"The Access Key with id {key_id} cannot be found.")
+        raise accounts.key_not_found(key_id)
     return key
 
 
