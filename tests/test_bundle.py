@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from eucalite.compute import bundle, cloudkey
+from eucalite.compute import bundle, bundling, cloudkey
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def image_file(tmp_path):
 
 
 def _bundle(image_file, **kwargs):
-    manifest_xml, parts = bundle.make_bundle(image_file, "disk.img", part_size=64 * 1024,
+    manifest_xml, parts = bundling.make_bundle(image_file, "disk.img", part_size=64 * 1024,
                                              **kwargs)
     return manifest_xml, dict(parts)
 
@@ -76,7 +76,7 @@ def test_single_small_file_and_empty_file(tmp_path):
     for content in (b"tiny", b""):
         path = tmp_path / "f"
         path.write_bytes(content)
-        manifest_xml, parts = bundle.make_bundle(path, "f", "ramdisk")
+        manifest_xml, parts = bundling.make_bundle(path, "f", "ramdisk")
         assert len(parts := dict(parts)) == 1
         assert _unbundle(manifest_xml, parts) == content
 

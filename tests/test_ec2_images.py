@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from eucalite import accounts
 from eucalite.cli import image as image_cli
-from eucalite.compute import bundle, cloudkey, images
+from eucalite.compute import bundle, bundling, cloudkey, images
 
 BUCKET = "bundles"
 
@@ -28,8 +28,8 @@ def upload_bundle(s3, tmp_path, name, kind="machine", bucket=BUCKET, size=70_000
     """Bundle a random file as *name*, upload it to *bucket*/*name*/…, return its location."""
     path = tmp_path / f"{name}.img"
     path.write_bytes(os.urandom(size))
-    manifest_xml, parts = bundle.make_bundle(path, name, kind, part_size=32 * 1024,
-                                             encrypt_with=encrypt_with, **kwargs)
+    manifest_xml, parts = bundling.make_bundle(path, name, kind, part_size=32 * 1024,
+                                               encrypt_with=encrypt_with, **kwargs)
     for filename, data in parts:
         s3.put_object(Bucket=bucket, Key=f"{name}/{filename}", Body=data)
     key = f"{name}/{name}.manifest.xml"

@@ -14,6 +14,7 @@ from s3util import second_account
 
 from eucalite import accounts
 from eucalite.compute import keypairs
+from eucalite.errors.ec2 import InvalidKeyPairNotFound
 
 
 def openssh_public(public_key) -> bytes:
@@ -209,6 +210,6 @@ def test_get_for_run_instances(live):
     with live.app.app_context():
         owner = accounts.get_account(accounts.ADMIN_ACCOUNT).id
         assert keypairs.get(owner, "launch").public_key.startswith("ssh-rsa ")
-        with pytest.raises(keypairs.KeyPairNotFound) as excinfo:
+        with pytest.raises(InvalidKeyPairNotFound) as excinfo:
             keypairs.get(owner, "nope")
         assert excinfo.value.code == "InvalidKeyPair.NotFound"

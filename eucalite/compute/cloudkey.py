@@ -1,6 +1,6 @@
 """The cloud's own RSA key pair (Eucalyptus' cloud-cert / cloud-pk).
 
-Bundlers (euca-bundle-image, :func:`eucalite.compute.bundle.make_bundle`) encrypt each
+Bundlers (euca-bundle-image, :func:`eucalite.compute.bundling.make_bundle`) encrypt each
 bundle's AES key to the cloud's public key, so only the cloud can unpack a bundled image.
 The private key lives in ``<data_dir>/cloud-key.pem`` (PKCS#8 PEM, mode 0600), created on
 first use; losing it makes every encrypted bundle unreadable, so it is never replaced.
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 KEY_FILE = "cloud-key.pem"
 KEY_BITS = 2048
@@ -20,8 +23,6 @@ def key_path(data_dir: str | os.PathLike) -> Path:
 
 def cloud_private_key(data_dir: str | os.PathLike):
     """The cloud's RSA private key (a ``cryptography`` key), created if missing."""
-    from cryptography.hazmat.primitives import serialization
-
     path = key_path(data_dir)
     if not path.exists():
         _create(path)
@@ -34,17 +35,12 @@ def cloud_public_key(data_dir: str | os.PathLike):
 
 def cloud_public_key_pem(data_dir: str | os.PathLike) -> bytes:
     """The public half in PEM (SubjectPublicKeyInfo), for bundlers to encrypt to."""
-    from cryptography.hazmat.primitives import serialization
-
     return cloud_public_key(data_dir).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _create(path: Path) -> None:
     """Write a new key atomically; if another process won the race, keep its key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())

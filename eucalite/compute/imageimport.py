@@ -32,7 +32,7 @@ from ..errors import ec2 as ec2_errors
 from ..query import Struct
 from ..s3 import buckets, objects
 from ..s3.store import HashingReader
-from . import bundle
+from . import bundle, bundling
 from .images import (ARCHITECTURES, VIRTUALIZATION_TYPES, launchable_part, new_image_id,
                      split_location, validate_description, validate_name)
 from .models import Image
@@ -279,7 +279,7 @@ def upload_bundle(store, principal: Principal, path: str, bucket: str, prefix: s
     """Bundle *path* and upload it as *principal* under ``bucket/prefix/``; returns the
     manifest's ImageLocation."""
     base = os.path.basename(path)
-    manifest_xml, parts = bundle.make_bundle(path, base, kind, arch)
+    manifest_xml, parts = bundling.make_bundle(path, base, kind, arch)
     total = bundle.parse_manifest(manifest_xml).bundled_size or 0
     with progress(f"uploading {base} ({kind})", total) as bar:
         for filename, data in parts:

@@ -23,7 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from .. import ids
 from ..accounts import Principal
 from ..db import db, write_lock
-from ..errors import ClientError, InvalidParameterValue, MissingParameter
+from ..errors import InvalidParameterValue, MissingParameter
+from ..errors.ec2 import (InvalidKeyPairDuplicate, InvalidKeyPairFormat,
+                          InvalidKeyPairNotFound)
 from .. import tags
 from .models import KeyPair
 
@@ -33,18 +35,6 @@ KEY_FORMATS = ("pem", "ppk")
 RSA_BITS = 2048
 #: AWS accepts imported RSA keys of 1024 to 4096 bits.
 RSA_IMPORT_BITS = (1024, 4096)
-
-
-class KeyPairNotFound(ClientError):
-    code = "InvalidKeyPair.NotFound"
-
-
-class KeyPairDuplicate(ClientError):
-    code = "InvalidKeyPair.Duplicate"
-
-
-class KeyPairFormat(ClientError):
-    code = "InvalidKeyPair.Format"
 
 
 # --- fingerprints and formats ---------------------------------------------------------
@@ -95,18 +85,18 @@ def parse_public_key(material: bytes) -> tuple[str, str, str]:
         else:
             public_key = serialization.load_ssh_public_key(b" ".join(text.split()[:2]))
     except (ValueError, UnsupportedAlgorithm, IndexError):
-        raise KeyPairFormat("Key is not in valid OpenSSH public key format")
+        raise InvalidKeyPairFormat("Key is not in valid OpenSSH public key format")
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return "ed25519", _openssh_public(public_key), _sha256_fingerprint(public_key)
     if isinstance(public_key, rsa.RSAPublicKey):
         low, high = RSA_IMPORT_BITS
         if not low <= public_key.key_size <= high:
-            raise KeyPairFormat(f"RSA keys must be {low} to {high} bits long; this one has "
+            raise InvalidKeyPairFormat(f"RSA keys must be {low} to {high} bits long; this one has "
                                 f"{public_key.key_size}.")
         der = public_key.public_bytes(serialization.Encoding.DER,
                                       serialization.PublicFormat.SubjectPublicKeyInfo)
         return "rsa", _openssh_public(public_key), _colon_hex(hashlib.md5(der).digest())
-    raise KeyPairFormat("Only RSA and ED25519 public keys are supported.")
+    raise InvalidKeyPairFormat("Only RSA and ED25519 public keys are supported.")
 
 
 def validate_name(name: Any) -> str:
@@ -131,7 +121,7 @@ def _insert(principal: Principal, name: str, key_type: str, public_key: str,
     write_lock()
     try:
         if _find(principal.account_id, name) is not None:
-            raise KeyPairDuplicate(f"The keypair '{name}' already exists.")
+            raise InvalidKeyPairDuplicate(f"The keypair '{name}' already exists.")
         row = KeyPair(id=ids.resource_id("key"), owner_id=principal.account_id, name=name,
                       key_type=key_type, fingerprint=fingerprint, public_key=public_key)
         db.session.add(row)
@@ -140,7 +130,7 @@ def _insert(principal: Principal, name: str, key_type: str, public_key: str,
         db.session.commit()
     except IntegrityError:                    # another database's writer won the name
         db.session.rollback()
-        raise KeyPairDuplicate(f"The keypair '{name}' already exists.")
+        raise InvalidKeyPairDuplicate(f"The keypair '{name}' already exists.")
     except BaseException:
         db.session.rollback()
         raise
@@ -210,7 +200,7 @@ def get(owner_id: str, name: str) -> KeyPair:
     """The account's key pair *name* (for RunInstances), or InvalidKeyPair.NotFound."""
     row = _find(owner_id, name)
     if row is None:
-        raise KeyPairNotFound(f"The key pair '{name}' does not exist")
+        raise InvalidKeyPairNotFound(f"The key pair '{name}' does not exist")
     return row
 
 
@@ -228,10 +218,10 @@ def describe(owner_id: str, names: list[str] = (), key_pair_ids: list[str] = ()
     have_ids = {row.id for row in rows}
     for name in names:
         if name not in have_names:
-            raise KeyPairNotFound(f"The key pair '{name}' does not exist")
+            raise InvalidKeyPairNotFound(f"The key pair '{name}' does not exist")
     for key_pair_id in key_pair_ids:
         if key_pair_id not in have_ids:
-            raise KeyPairNotFound(f"The key pair ID '{key_pair_id}' does not exist")
+            raise InvalidKeyPairNotFound(f"The key pair ID '{key_pair_id}' does not exist")
     return [row for row in rows if row.name in names or row.id in key_pair_ids]
 
 

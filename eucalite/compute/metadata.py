@@ -34,7 +34,10 @@ from .. import integers
 from ..db import db
 from ..errors import InvalidParameterValue
 from ..httpserver import Limits
+from ..httpserver.embedded import Embedded, plain_text_error
+from ..tags import tags_for
 from . import states
+from .instances import decode_user_data
 from .models import Image, Instance
 
 METADATA_ADDRESS = "169.254.169.254"
@@ -244,8 +247,6 @@ def _interface(instance: Instance, groups: list[str]) -> Directory:
 
 
 def _instance_tags(instance: Instance) -> Directory:
-    from ..tags import tags_for
-
     tags = tags_for(instance.owner_id, [instance.id])[instance.id]
     # A key with "/" cannot be a path segment; AWS refuses such keys once tags are on.
     return Directory({key: value for key, value in sorted(tags.items()) if "/" not in key})
@@ -297,8 +298,6 @@ def meta_data(instance: Instance, region: str, options: dict[str, Any]) -> Direc
 
 def version_tree(instance: Instance, region: str, options: dict[str, Any]) -> Directory:
     """``/<version>/``: dynamic data, meta-data and (when there is some) user-data."""
-    from .instances import decode_user_data
-
     entries: dict[str, Any] = {
         "dynamic": Directory({"instance-identity": Directory({
             "document": identity_document(instance, region)})}),
@@ -429,8 +428,6 @@ def serve(main_app, host: str = METADATA_ADDRESS, port: int = 80):
 
     Raises OSError if the address cannot be bound.
     """
-    from ..httpserver.embedded import Embedded, plain_text_error
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

@@ -192,7 +192,8 @@ class ComputeService:
             if instance.state in action.acts:
                 self.worker.submit(lifecycle.reboot, self.cluster, instance.id)
 
-    def stop_or_start(self, principal: Principal, ids: list[str], action: str) -> list[StateChange]:
+    def stop_or_start(self, principal: Principal, ids: list[str],
+                      action: str) -> list[StateChange]:
         """StopInstances / StartInstances: only instances with an EBS root can be stopped,
         as in Eucalyptus; instance-store instances are UnsupportedOperation. A stop gives
         the node's capacity back; a start schedules the instance again (its private
