@@ -1,4 +1,5 @@
-"""Resource identifiers: prefixed random hex ids, account numbers and access keys.
+"""Resource identifiers: prefixed random hex ids, account numbers, access keys, S3 version
+and upload ids, request ids.
 
 EC2-style ids are ``<prefix>-<hex digits>`` (i-, r-, emi-, eki-, eri-, vol-, snap-, sg-,
 eipalloc-, key-): 17 digits as AWS now makes them, or 8 as Eucalyptus did (images keep that
@@ -6,6 +7,7 @@ shape); clients accept both. Every id the cloud mints comes from a function here
 """
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 import uuid
@@ -38,6 +40,16 @@ def secret_access_key() -> str:
 def unique_id(prefix: str) -> str:
     """IAM-style unique id (``AIDA…`` for users) of 21 characters."""
     return prefix + "".join(secrets.choice(_ALNUM_UPPER) for _ in range(17))
+
+
+def version_id() -> str:
+    """An S3 object version id: 32 URL-safe characters."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
+
+
+def upload_id() -> str:
+    """An S3 multipart upload id: 48 URL-safe characters."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(36)).decode()
 
 
 def request_id() -> str:

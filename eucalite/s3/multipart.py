@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 from dataclasses import dataclass
 
+from .. import ids
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors.s3 import (EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart,
@@ -33,10 +33,6 @@ class Completed:
     checksum: str | None = None
 
 
-def new_upload_id() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(36)).decode()
-
-
 def create(requester: Principal | None, bucket_name: str, key: str,
            attributes: objects.Attributes, checksum_algorithm: str | None) -> MultipartUpload:
     objects.validate_key(key)
@@ -44,7 +40,7 @@ def create(requester: Principal | None, bucket_name: str, key: str,
     bucket = buckets.find(bucket_name)
     authz.require(requester, "s3:PutObject", bucket, key=key)
     upload = MultipartUpload(
-        id=new_upload_id(), bucket_id=bucket.id, key=key, initiated=utcnow(),
+        id=ids.upload_id(), bucket_id=bucket.id, key=key, initiated=utcnow(),
         owner_id=requester.account_id if requester else bucket.owner_id,
         initiator_arn=requester.arn if requester else "", content_type=attributes.content_type,
         checksum_algorithm=checksum_algorithm, storage_class=attributes.storage_class)

@@ -9,13 +9,12 @@ one ``null`` version per key.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import ids
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
@@ -47,10 +46,6 @@ class Deleted:
     version_id: str | None = None
     delete_marker: bool = False
     delete_marker_version_id: str | None = None
-
-
-def new_version_id() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
 
 
 def header_safe(value: str) -> bool:
@@ -197,7 +192,7 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     try:
         write_lock()
         bucket = buckets.find(bucket_name)     # it may have been deleted meanwhile
-        version_id = new_version_id() if bucket.versioning == "Enabled" else NULL_VERSION
+        version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         replaced = _retire_latest(bucket, key, keep_null=False)
         owner = requester.account_id if requester else bucket.owner_id
         version = ObjectVersion(
@@ -302,7 +297,7 @@ def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     else:
         # Versioned: a delete marker becomes the latest version.
         freed = _retire_latest(bucket, key, keep_null=bucket.versioning == "Enabled")
-        marker_id = new_version_id() if bucket.versioning == "Enabled" else NULL_VERSION
+        marker_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         owner = requester.account_id if requester else bucket.owner_id
         db.session.add(ObjectVersion(bucket_id=bucket.id, key=key, version_id=marker_id,
                                      is_latest=True, delete_marker=True, size=0, etag="",
