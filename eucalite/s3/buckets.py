@@ -154,19 +154,22 @@ def get_setting(requester: Principal | None, name: str, setting: str) -> Any:
 
 def put_setting(requester: Principal | None, name: str, setting: str, value: Any) -> None:
     _, write_action, _, _ = SETTINGS[setting]
-    get(requester, name, write_action)
-    write_lock()
-    bucket = find(name)
-    bucket.set_json(setting, value)
-    db.session.commit()
+    _store_setting(requester, name, write_action, setting, value)
 
 
 def delete_setting(requester: Principal | None, name: str, setting: str) -> None:
     _, _, delete_action, _ = SETTINGS[setting]
-    get(requester, name, delete_action)
+    _store_setting(requester, name, delete_action, setting, None)
+
+
+def _store_setting(requester: Principal | None, name: str, action: str, setting: str,
+                   value: Any) -> None:
+    """Store *value* as the bucket's *setting* (None removes it) if *requester* may perform
+    *action*; the row is read again under the write lock."""
+    get(requester, name, action)
     write_lock()
     bucket = find(name)
-    bucket.set_json(setting, None)
+    bucket.set_json(setting, value)
     db.session.commit()
 
 

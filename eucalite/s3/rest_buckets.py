@@ -12,7 +12,8 @@ from ..errors import AwsError
 from ..errors import s3 as s3_errors
 from ..errors.s3 import AccessDenied, InvalidArgument, MalformedXML, NoSuchBucket
 from . import acl, buckets, cors, lifecycle, listing, objects, policy, tagging, xmlbody
-from .rest_common import acl_from_request, acl_response, add_owner, key_encoder
+from .rest_common import (acl_from_request, acl_response, add_encoding_type, add_owner,
+                          key_encoder)
 from .routing import S3Request, empty, route, xml_response
 from .xmlout import add, root
 
@@ -76,6 +77,14 @@ def get_location(req: S3Request) -> Response:
 
 # --- listings -----------------------------------------------------------------------------
 
+def _add_page_limits(document, max_keys: int, delimiter: str, truncated: bool, encode) -> None:
+    """``MaxKeys``, ``Delimiter`` (when one was given) and ``IsTruncated``, in that order."""
+    add(document, "MaxKeys", max_keys)
+    if delimiter:
+        add(document, "Delimiter", encode(delimiter))
+    add(document, "IsTruncated", truncated)
+
+
 def _listing_args(req: S3Request):
     prefix = req.query.get("prefix", "")
     delimiter = req.query.get("delimiter", "")
@@ -114,12 +123,8 @@ def list_objects(req: S3Request) -> Response:
     add(document, "Marker", encode(marker))
     if page.truncated and delimiter:
         add(document, "NextMarker", encode(page.last))
-    add(document, "MaxKeys", max_keys)
-    if delimiter:
-        add(document, "Delimiter", encode(delimiter))
-    add(document, "IsTruncated", page.truncated)
-    if "encoding-type" in req.query:
-        add(document, "EncodingType", "url")
+    _add_page_limits(document, max_keys, delimiter, page.truncated, encode)
+    add_encoding_type(document, req)
     _add_entries(document, page, encode, with_owner=True)
     return xml_response(document)
 
@@ -155,14 +160,10 @@ def list_objects_v2(req: S3Request) -> Response:
     if start_after:
         add(document, "StartAfter", encode(start_after))
     add(document, "KeyCount", len(page.entries) + len(page.prefixes))
-    add(document, "MaxKeys", max_keys)
-    if delimiter:
-        add(document, "Delimiter", encode(delimiter))
-    add(document, "IsTruncated", page.truncated)
+    _add_page_limits(document, max_keys, delimiter, page.truncated, encode)
     if page.truncated:
         add(document, "NextContinuationToken", _token(page.last))
-    if "encoding-type" in req.query:
-        add(document, "EncodingType", "url")
+    add_encoding_type(document, req)
     _add_entries(document, page, encode, with_owner=fetch_owner)
     return xml_response(document)
 
@@ -190,12 +191,8 @@ def list_versions(req: S3Request) -> Response:
         add(document, "NextKeyMarker", encode(page.last))
         if page.last_version_id:
             add(document, "NextVersionIdMarker", page.last_version_id)
-    add(document, "MaxKeys", max_keys)
-    if delimiter:
-        add(document, "Delimiter", encode(delimiter))
-    add(document, "IsTruncated", page.truncated)
-    if "encoding-type" in req.query:
-        add(document, "EncodingType", "url")
+    _add_page_limits(document, max_keys, delimiter, page.truncated, encode)
+    add_encoding_type(document, req)
     for version in page.entries:
         if version.delete_marker:
             item = add(document, "DeleteMarker", Key=encode(version.key),

@@ -13,7 +13,7 @@ from ..db import db
 from ..errors.s3 import InvalidArgument, MissingSecurityHeader, UnexpectedContent
 from . import acl, buckets
 from .routing import S3Request
-from .xmlout import owner
+from .xmlout import add, owner
 
 
 def add_owner(parent, account_id: str) -> None:
@@ -31,6 +31,13 @@ def key_encoder(req: S3Request) -> Callable[[str | None], str | None]:
         raise InvalidArgument("Invalid Encoding Method specified in Request",
                               ArgumentName="encoding-type", ArgumentValue=encoding)
     return lambda value: None if value is None else quote_plus(value, safe="/")
+
+
+def add_encoding_type(document, req: S3Request) -> None:
+    """``<EncodingType>url</EncodingType>``, only when the request asked for an encoding (a
+    listing's keys are then URL-encoded by :func:`key_encoder`)."""
+    if "encoding-type" in req.query:
+        add(document, "EncodingType", "url")
 
 
 def acl_response(acl_json: str | None, owner_id: str) -> Response:

@@ -9,7 +9,7 @@ from flask import Response
 from .. import integers
 from ..errors.s3 import InvalidArgument, MalformedXML
 from . import acl, buckets, checksums, multipart, xmlbody
-from .rest_common import add_owner, key_encoder
+from .rest_common import add_encoding_type, add_owner, key_encoder
 from .routing import S3Request, empty, route, xml_response
 from .rest_objects import attributes_from, copy_source_version, version_headers
 from .xmlout import add, root
@@ -192,8 +192,7 @@ def list_uploads(req: S3Request) -> Response:
     add(document, "Prefix", encode(prefix))
     add(document, "MaxUploads", max_uploads)
     add(document, "IsTruncated", truncated)
-    if "encoding-type" in req.query:
-        add(document, "EncodingType", "url")
+    add_encoding_type(document, req)
     for upload in uploads:
         item = add(document, "Upload", Key=encode(upload.key), UploadId=upload.id)
         add(item, "Initiator", ID=upload.initiator_arn or acl.canonical_id(upload.owner_id),
