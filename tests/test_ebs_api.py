@@ -181,6 +181,11 @@ def test_attach_detach_and_terminate(ebs):
                                                 Device="/dev/sdg")) == "VolumeInUse"
     assert error_code(lambda: ec2.delete_volume(VolumeId=volume_id)) == "VolumeInUse"
     assert error_code(lambda: ec2.detach_volume(VolumeId=other)) == "IncorrectState"
+    assert error_code(lambda: ec2.detach_volume(VolumeId=volume_id,
+                                                InstanceId="i-0123456789abcdef0")) \
+        == "InvalidAttachment.NotFound"
+    assert error_code(lambda: ec2.detach_volume(VolumeId=volume_id, Device="/dev/sdz")) \
+        == "InvalidAttachment.NotFound"
 
     detached = ec2.detach_volume(VolumeId=volume_id)
     assert detached["State"] == "detaching"
