@@ -8,7 +8,6 @@ import base64
 from ... import tags
 from ...accounts import utcnow
 from ...db import db
-from ...ebs.models import Volume
 from ...errors import InvalidParameterValue, MissingParameter
 from ...errors.ec2 import IncorrectInstanceState, UnsupportedOperation
 from .. import instance_types, instances, metadata, states
@@ -81,35 +80,26 @@ def render_instance(instance, tag_map: dict) -> dict:
     }
 
 
-def _block_devices(rows) -> dict[str, list[dict]]:
-    """Instance id -> its attached EBS volumes as ``blockDeviceMapping`` items (one query
-    for the whole page)."""
-    ids = [row.id for row in rows]
-    mapped: dict[str, list[dict]] = {}
-    if not ids:
-        return mapped
-    for volume in db.session.execute(db.select(Volume).where(
-            Volume.instance_id.in_(ids)).order_by(Volume.device)).scalars():
-        mapped.setdefault(volume.instance_id, []).append({
-            "deviceName": volume.device,
+def _block_device_item(volume) -> dict:
+    """An attached EBS volume as an instance's ``blockDeviceMapping`` item."""
+    return {"deviceName": volume.device,
             "ebs": {"volumeId": volume.id, "status": volume.attach_state,
                     "attachTime": volume.attach_time,
-                    "deleteOnTermination": volume.delete_on_termination}})
-    return mapped
+                    "deleteOnTermination": volume.delete_on_termination}}
 
 
-def _reservations(rows, tag_map) -> list[dict]:
+def _reservations(call, rows, tag_map) -> list[dict]:
     grouped: dict[str, list] = {}
     for row in rows:
         grouped.setdefault(row.reservation_id, []).append(row)
-    devices = _block_devices(rows)
+    devices = call.services.ebs.attachments_of([row.id for row in rows])
     return [{
         "reservationId": reservation_id,
         "ownerId": members[0].owner_id,
         "groupSet": [{"groupName": name} for name in
                      (members[0].get_json("security_groups", []) or [])],
-        "instancesSet": [dict(render_instance(row, tag_map),
-                              blockDeviceMapping=devices.get(row.id, []))
+        "instancesSet": [dict(render_instance(row, tag_map), blockDeviceMapping=[
+                              _block_device_item(volume) for volume in devices.get(row.id, [])])
                          for row in members],
     } for reservation_id, members in grouped.items()]
 
@@ -145,7 +135,7 @@ def run_instances(call):
             params.get_struct("MetadataOptions").scalar_members()) or None)
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
-    reservation = _reservations(rows, tag_map)[0]
+    reservation = _reservations(call, rows, tag_map)[0]
     reservation["requesterId"] = None
     return reservation
 
@@ -192,7 +182,7 @@ def describe_instances(call):
     rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
     rows, tag_map = _filtered(call, rows)
     page, next_token = request.page(rows)
-    return {"reservationSet": _reservations(page, tag_map), "nextToken": next_token}
+    return {"reservationSet": _reservations(call, page, tag_map), "nextToken": next_token}
 
 
 @registry.action("DescribeInstanceStatus", params=("InstanceId", "Filter", "MaxResults",
