@@ -94,11 +94,7 @@ class InProcessCloud:
                 print(f"cannot destroy {instance_id}: {error}", file=sys.stderr)
         if network:
             try:
-                net = driver._network(network)
-                if net is not None:
-                    if net.isActive():
-                        net.destroy()
-                    net.undefine()
+                driver.remove_network(network)
             except Exception as error:  # noqa: BLE001
                 print(f"cannot remove network {network}: {error}", file=sys.stderr)
         with contextlib.suppress(Exception):

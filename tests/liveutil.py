@@ -98,8 +98,5 @@ def stop_live(live, server, network: str | None = None) -> None:
         return
     for instance_id in driver.list_domains():
         driver.destroy(instance_id)
-    net = driver._network(network) if network else None
-    if net is not None:
-        if net.isActive():
-            net.destroy()
-        net.undefine()
+    if network:
+        driver.remove_network(network)

@@ -1,7 +1,11 @@
 """Node service on a real (SQLite) database: registration, reservations, admin state, CLI."""
 from __future__ import annotations
 
+import shutil
+import stat
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +15,7 @@ from eucalite.cluster import nodes
 from eucalite.cluster.models import Node
 from eucalite.cli.node import node_group
 from eucalite.cluster.scheduler import Need
+from eucalite.cluster.service import open_work_dirs
 from eucalite.cluster.virt.driver import HostCapacity
 from eucalite.db import db
 from eucalite.errors import AwsError
@@ -367,10 +372,6 @@ def test_cli_list_without_nodes_says_how_to_get_one(app):
 @pytest.fixture
 def open_tmp():
     """A temporary dir whose parents others may pass through (pytest's own are 0700)."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     path = Path(tempfile.mkdtemp(prefix="eucalite-perm-test-", dir="/var/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -379,10 +380,6 @@ def open_tmp():
 def test_node_duty_opens_only_the_instance_dirs_to_qemu(open_tmp):
     """QEMU runs as libvirt's user: it may enter the data dir and reach image-cache and
     instances, while the database and the object store stay private to eucalite."""
-    import stat
-
-    from eucalite.cluster.service import open_work_dirs
-
     tmp_path = open_tmp
     data = tmp_path / "data"
     (data / "s3").mkdir(parents=True)

@@ -8,7 +8,7 @@ overlap), so every test uses fresh instance ids and tears its domains down.
 
 Opt-in, the same suite runs on a real libvirt (e.g. qemu:///system with QEMU/TCG) too:
 set EUCALITE_TEST_LIBVIRT_URI plus EUCALITE_TEST_GUEST_KERNEL and EUCALITE_TEST_GUEST_RAMDISK
-(a bootable kernel/initramfs that loads virtio_blk, see /work/shared/MACHINE.md).
+(a bootable kernel/initramfs that loads virtio_blk: ``eucalite guest build`` makes one).
 """
 import dataclasses
 import os
@@ -412,11 +412,7 @@ def network(driver):
                        prefix=29, metadata_ip=None)
     yield spec
     if getattr(driver, "name", "") == "libvirt":
-        for net in driver._conn().listAllNetworks():
-            if net.name() == spec.name:
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
+        driver.remove_network(spec.name)
 
 
 def _network_exists(driver, name) -> bool:

@@ -449,3 +449,9 @@ class LibvirtDriver(HypervisorDriver):
 
     def dhcp_leases(self, network: str) -> dict[str, str]:
         return self._networks.dhcp_leases(network)
+
+    def remove_network(self, name: str) -> None:
+        """Stop and undefine the network *name* (not in the driver contract: nothing in
+        eucalite removes its instance network; tests and benchmarks that made their own
+        do). Idempotent."""
+        self._networks.remove_network(name)

@@ -66,6 +66,19 @@ class LibvirtNetworks:
             self._run(["ip", "address", "replace", f"{spec.metadata_ip}/32", "dev",
                        spec.bridge], f"cannot put {spec.metadata_ip} on {spec.bridge}")
 
+    def remove_network(self, name: str) -> None:
+        """Stop and undefine the network *name* (for tests and benchmarks that made their
+        own). Idempotent."""
+        net = self._network(name)
+        if net is None:
+            return
+        try:
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+        except self._lv.libvirtError as exc:
+            raise self._connection.error(f"cannot remove network {name}", exc) from exc
+
     def _reserve_missing(self, net, spec: NetworkSpec) -> None:
         """Add the reservations a network made by an older eucalite lacks (once, live)."""
         hosts = nx.parse_network(net.XMLDesc(0))[3]
