@@ -22,14 +22,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager
 
-from .. import integers
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..ebs import snapshots
-from ..ebs.volumes import MAX_SIZE_GB
 from ..errors import AwsError, InvalidParameterValue, MissingParameter
 from ..errors import ec2 as ec2_errors
-from ..query import Struct
 from ..s3 import buckets, objects
 from ..s3.store import HashingReader
 from . import bundle, bundling
@@ -55,7 +52,9 @@ class Registration:
     ramdisk_id: str | None = None
     root_device_name: str | None = None
     virtualization_type: str | None = None
-    block_devices: list[dict] = field(default_factory=list)   # BlockDeviceMapping.N structs
+    #: ``{"device", "virtual"?, "no_device"?, "ebs"?: {"snapshot_id", "volume_size",
+    #: "delete_on_termination", "volume_type"}}`` each, as stored on the image
+    block_devices: list[dict] = field(default_factory=list)
 
 
 def read_manifest(principal: Principal, store, location: str) -> bundle.Manifest:
@@ -87,47 +86,25 @@ def read_manifest(principal: Principal, store, location: str) -> bundle.Manifest
     return manifest
 
 
-def _block_device_mappings(principal: Principal, items: list[dict]) -> list[dict]:
-    """BlockDeviceMapping.N as stored: {device, virtual?, ebs?, no_device?}. An
-    ``Ebs.SnapshotId`` must name a completed snapshot the caller may create volumes from."""
-    mappings = []
-    for index, item in enumerate(items, 1):
-        item = Struct.of(item, f"BlockDeviceMapping.{index}")
-        device = item.get("DeviceName")
-        if not device:
-            raise MissingParameter(f"The request must contain the parameter "
-                                   f"{item.name}.DeviceName")
-        mapping: dict = {"device": device}
-        if item.get("VirtualName") is not None:
-            mapping["virtual"] = item["VirtualName"]
-        if "NoDevice" in item:
-            mapping["no_device"] = True
-        if "Ebs" in item:
-            mapping["ebs"] = _ebs_mapping(principal, item.struct("Ebs"), index)
-        mappings.append(mapping)
-    return mappings
-
-
-def _ebs_mapping(principal: Principal, ebs: Struct, index: int) -> dict:
-    """One mapping's ``Ebs`` struct, checked: its snapshot, size and deletion flag."""
-    text = ebs.get("VolumeSize")
-    size = None if text is None else integers.parse(text, minimum=1, maximum=MAX_SIZE_GB)
-    if text is not None and size is None:
-        raise InvalidParameterValue(f"Value ({text}) for parameter "
-                                    f"BlockDeviceMapping.{index}.Ebs.VolumeSize is invalid. "
-                                    f"Expected an integer between 1 and {MAX_SIZE_GB}.")
-    snapshot_id = ebs.get("SnapshotId")
-    if snapshot_id:
-        snapshot = snapshots.restorable(principal, snapshot_id)
-        if size is not None and size < snapshot.volume_size_gb:
-            raise InvalidParameterValue(
-                f"Volume of {size}GiB is smaller than snapshot '{snapshot_id}', which is "
-                f"{snapshot.volume_size_gb}GiB.")
-        size = size or snapshot.volume_size_gb
-    return {"snapshot_id": snapshot_id, "volume_size": size,
-            "delete_on_termination":
-                str(ebs.get("DeleteOnTermination", "true")).lower() == "true",
-            "volume_type": ebs.get("VolumeType") or "standard"}
+def _check_block_devices(principal: Principal, mappings: list[dict]) -> list[dict]:
+    """*mappings* as stored, checked: an ``ebs.snapshot_id`` must name a completed snapshot
+    the caller may create volumes from, a ``volume_size`` may not be smaller than it (and
+    defaults to it)."""
+    checked = []
+    for mapping in mappings:
+        mapping = dict(mapping)
+        ebs = mapping.get("ebs")
+        if ebs and ebs.get("snapshot_id"):
+            ebs = mapping["ebs"] = dict(ebs)
+            snapshot = snapshots.restorable(principal, ebs["snapshot_id"])
+            size = ebs.get("volume_size")
+            if size is not None and size < snapshot.volume_size_gb:
+                raise InvalidParameterValue(
+                    f"Volume of {size}GiB is smaller than snapshot '{ebs['snapshot_id']}', "
+                    f"which is {snapshot.volume_size_gb}GiB.")
+            ebs["volume_size"] = size or snapshot.volume_size_gb
+        checked.append(mapping)
+    return checked
 
 
 def _manifest_mappings(manifest: bundle.Manifest) -> list[dict]:
@@ -158,7 +135,7 @@ def register(principal: Principal, store, request: Registration) -> Image:
     if architecture not in ARCHITECTURES:
         raise InvalidParameterValue(f"Value ({architecture}) for parameter architecture is "
                                     f"invalid. Valid values: {', '.join(ARCHITECTURES)}")
-    mappings = _block_device_mappings(principal, request.block_devices)
+    mappings = _check_block_devices(principal, request.block_devices)
     if manifest is None:
         return _register_ebs(principal, request, name, description, architecture, mappings)
     kernel_id = ramdisk_id = None

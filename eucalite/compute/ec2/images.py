@@ -9,6 +9,7 @@ from .. import imageimport, images
 from ..models import Image
 from . import filters
 from .actions import registry
+from .blockdevices import parse_block_device_mappings
 from .tagparams import tag_set
 
 #: eucalite's nodes run KVM through libvirt.
@@ -72,7 +73,7 @@ def register_image(call):
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
         root_device_name=params.get("RootDeviceName"),
         virtualization_type=params.get("VirtualizationType"),
-        block_devices=params.get_struct_list("BlockDeviceMapping"))
+        block_devices=parse_block_device_mappings(params.get_struct_list("BlockDeviceMapping")))
     if not request.location and request.name is None:
         raise MissingParameter("The request must contain the parameter Name")
     image = imageimport.register(call.principal, call.services.s3.store, request)
