@@ -26,7 +26,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
@@ -213,23 +212,6 @@ def _parse_v4_header(value: str) -> dict[str, str]:
     return fields
 
 
-def canonical_uri_candidates(raw_path: str, service: str) -> list[str]:
-    """Canonical URIs a correct client may have signed for *raw_path*.
-
-    botocore signs S3 paths exactly as sent and other services' paths normalized and encoded
-    once more; other SDKs re-encode the decoded path. Trying each costs one HMAC.
-    """
-    reencoded = uri_encode(unquote(raw_path), safe="/-_.~")
-    if service == "s3":
-        candidates = [raw_path, reencoded]
-    else:
-        normalized = posixpath.normpath(raw_path) if raw_path not in ("", "/") else "/"
-        if raw_path.endswith("/") and normalized != "/":
-            normalized += "/"
-        candidates = [uri_encode(normalized, safe="/~"), raw_path, reencoded]
-    return list(dict.fromkeys(candidates))
-
-
 def _signed_headers(view: RequestView, signed_headers: str) -> list[str]:
     """The names in SignedHeaders, lower-case; each must be in the request."""
     signed = [name.strip().lower() for name in signed_headers.split(";") if name.strip()]
@@ -298,7 +280,7 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
     signing_key = sigv4.v4_signing_key(secret, claim.scope_date, claim.region, service)
 
     first_string = first_canonical = ""
-    for uri in canonical_uri_candidates(view.raw_path, service):
+    for uri in sigv4.canonical_uri_candidates(view.raw_path, service):
         for payload in payloads:
             canonical = sigv4.canonical_request(view.method, uri, query_string, headers_block,
                                                 signed, payload)
@@ -388,6 +370,13 @@ def _v4_payload_candidates(view: RequestView, body: bytes | None,
 
 # --- Signature V2, Query APIs (EC2, IAM) ----------------------------------------------
 
+def v2_signature(secret: str, string_to_sign: str, digest=hashlib.sha1) -> str:
+    """A Signature Version 2 signature: base64 of the HMAC (SHA-1 unless *digest* says
+    otherwise) of *string_to_sign* under *secret*. S3's POST policies are signed so too."""
+    return base64.b64encode(hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"),
+                                     digest).digest()).decode()
+
+
 def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: KeyLookup,
               now: dt.datetime, max_skew: int) -> AuthResult:
     if params.get("SignatureVersion") != "2":
@@ -420,9 +409,7 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
     host = view.headers.get("host", "")
     for host_form in dict.fromkeys([host.lower(), host]):
         string_to_sign = f"{view.method}\n{host_form}\n{uri_encode(path, '/-_.~')}\n{canonical}"
-        expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
-                                             string_to_sign.encode("utf-8"), digest).digest())
-        if same_signature(expected.decode(), params["Signature"]):
+        if same_signature(v2_signature(secret, string_to_sign, digest), params["Signature"]):
             return AuthResult(principal, "v2-query")
     raise _signature_mismatch(service, string_to_sign)
 
@@ -432,6 +419,28 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
 def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int,
            header_value: str | None, query: dict[str, str] | None,
            virtual_bucket: str | None) -> AuthResult:
+    """Verify an S3 V2 signature (Authorization header, or presigned when *query* is
+    given): the claim and its time, the key, then the string to sign for each Date line a
+    correct client may have used."""
+    access_key_id, signature, date_lines = _s3_v2_claim(view, now, max_skew, header_value,
+                                                        query)
+    principal, secret = _lookup(lookup, access_key_id, "s3")
+    tail = _s3_v2_headers_and_resource(view, virtual_bucket)
+    string_to_sign = ""
+    for date_line in date_lines:
+        string_to_sign = "\n".join([view.method, view.headers.get("content-md5", ""),
+                                    view.headers.get("content-type", ""), date_line]) \
+            + "\n" + tail
+        if same_signature(v2_signature(secret, string_to_sign), signature):
+            return AuthResult(principal, "v2-header" if header_value is not None else "v2-query")
+    raise _signature_mismatch("s3", string_to_sign)
+
+
+def _s3_v2_claim(view: RequestView, now: dt.datetime, max_skew: int,
+                 header_value: str | None, query: dict[str, str] | None
+                 ) -> tuple[str, str, list[str]]:
+    """(access key id, signature, the Date lines to try) from the Authorization header or
+    the presigned query, after checking the request's time (or the link's expiry)."""
     if header_value is not None:
         access_key_id, sep, signature = header_value.strip().rpartition(":")
         if not sep or not access_key_id:
@@ -461,27 +470,23 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
                             Expires=requesttime.epoch_text(expires),
                             ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
         date_lines = [query["Expires"]]             # signed as sent
+    return access_key_id, signature, date_lines
 
-    principal, secret = _lookup(lookup, access_key_id, "s3")
+
+def _s3_v2_headers_and_resource(view: RequestView, virtual_bucket: str | None) -> str:
+    """The end of the string to sign: CanonicalizedAmzHeaders (``x-amz-*`` lower-case,
+    sorted, repeated values joined by commas) then CanonicalizedResource (the bucket of a
+    virtual-host request, the path, and the sub-resources that are signed)."""
     amz_headers: dict[str, list[str]] = {}
     for name, value in view.headers.items():
         if name.startswith("x-amz-"):
             amz_headers.setdefault(name, []).append(" ".join(value.split()))
-    amz_block = "".join(f"{name}:{','.join(values)}\n" for name, values in sorted(amz_headers.items()))
+    amz_block = "".join(f"{name}:{','.join(values)}\n"
+                        for name, values in sorted(amz_headers.items()))
     resource = (f"/{virtual_bucket}" if virtual_bucket else "") + view.raw_path
     subresources = sorted((key, value) for key, value in view.query_pairs()
                           if key in S3_V2_SUBRESOURCES)
     if subresources:
         resource += "?" + "&".join(f"{key}={value}" if value else key
                                    for key, value in subresources)
-    string_to_sign = ""
-    for date_line in date_lines:
-        string_to_sign = "\n".join([view.method, view.headers.get("content-md5", ""),
-                                    view.headers.get("content-type", ""), date_line]) \
-            + "\n" + amz_block + resource
-        expected = base64.b64encode(hmac.new(secret.encode("utf-8"),
-                                             string_to_sign.encode("utf-8"),
-                                             hashlib.sha1).digest()).decode()
-        if same_signature(expected, signature):
-            return AuthResult(principal, "v2-header" if header_value is not None else "v2-query")
-    raise _signature_mismatch("s3", string_to_sign)
+    return amz_block + resource

@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import posixpath
 from typing import Iterable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 V4_ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -24,6 +25,23 @@ TERMINATOR = "aws4_request"
 def uri_encode(text: str, safe: str = "-_.~") -> str:
     """RFC 3986 percent-encoding as SigV4 specifies it (upper-case hex, UTF-8)."""
     return quote(text, safe=safe)
+
+
+def canonical_uri_candidates(raw_path: str, service: str) -> list[str]:
+    """Canonical URIs a correct client may have signed for *raw_path*.
+
+    botocore signs S3 paths exactly as sent and other services' paths normalized and encoded
+    once more; other SDKs re-encode the decoded path. Trying each costs one HMAC.
+    """
+    reencoded = uri_encode(unquote(raw_path), safe="/-_.~")
+    if service == "s3":
+        candidates = [raw_path, reencoded]
+    else:
+        normalized = posixpath.normpath(raw_path) if raw_path not in ("", "/") else "/"
+        if raw_path.endswith("/") and normalized != "/":
+            normalized += "/"
+        candidates = [uri_encode(normalized, safe="/~"), raw_path, reencoded]
+    return list(dict.fromkeys(candidates))
 
 
 def canonical_query(pairs: Iterable[tuple[str, str]], skip: str | None = None) -> str:

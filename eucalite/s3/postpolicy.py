@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import hmac
 import json
 import re
@@ -39,7 +38,7 @@ from typing import Any, Mapping
 
 from .. import integers, sigv4
 from ..accounts import Principal
-from ..auth import KeyLookup
+from ..auth import KeyLookup, v2_signature
 from ..errors import BAD_SIGNATURE, UNKNOWN_KEY, AuthError
 from ..errors.s3 import (AccessDenied, EntityTooLarge, EntityTooSmall, InvalidArgument,
                          InvalidPolicyDocument)
@@ -204,9 +203,7 @@ def _verify_v2(fields: Mapping[str, str], lookup: KeyLookup) -> Principal:
     access_key_id = fields["awsaccesskeyid"]
     principal, secret = _lookup(lookup, access_key_id)
     policy = fields["policy"]
-    expected = base64.b64encode(hmac.new(secret.encode("utf-8"), policy.encode("utf-8"),
-                                         hashlib.sha1).digest()).decode()
-    _check_signature(expected, fields["signature"], access_key_id, policy)
+    _check_signature(v2_signature(secret, policy), fields["signature"], access_key_id, policy)
     return principal
 
 
