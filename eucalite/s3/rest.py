@@ -21,7 +21,9 @@ from .. import auth, xmlutil
 from ..api import services
 from ..errors import AuthError, AwsError, InternalError, MISSING
 from ..errors import s3 as s3_errors
-from . import authz, rest_buckets, rest_multipart, rest_objects, rest_post  # noqa: F401 - routes
+from . import authz, rest_buckets
+# Imported for their @route registrations, which _handler_for looks up in ROUTES.
+from . import rest_multipart, rest_objects, rest_post  # noqa: F401
 from .routing import ROUTES, Handler, S3Request, subresource_of
 
 log = logging.getLogger(__name__)
