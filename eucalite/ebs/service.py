@@ -251,16 +251,10 @@ class EbsService:
         """The volumes attached (attaching, detaching) to the instance, by device."""
         return volumes.on_instance(instance_id)
 
-    @staticmethod
-    def attachments_of(instance_ids: list[str]) -> dict[str, list[Volume]]:
+    def attachments_of(self, instance_ids: list[str]) -> dict[str, list[Volume]]:
         """Instance id -> the volumes attached (attaching, detaching) to it, by device, for
         a whole page of instances in one query; instances without volumes are left out."""
-        found: dict[str, list[Volume]] = {}
-        if instance_ids:
-            for volume in db.session.execute(db.select(Volume).where(
-                    Volume.instance_id.in_(instance_ids)).order_by(Volume.device)).scalars():
-                found.setdefault(volume.instance_id, []).append(volume)
-        return found
+        return volumes.on_instances(instance_ids)
 
     def end_attachment(self, volume_id: str, delete: bool) -> None:
         """The volume's instance ended: the volume is detached, and deleted if *delete*.

@@ -56,6 +56,17 @@ def on_instance(instance_id: str) -> list[Volume]:
         instance_id=instance_id).order_by(Volume.device)).scalars())
 
 
+def on_instances(instance_ids: list[str]) -> dict[str, list[Volume]]:
+    """:func:`on_instance` for many instances in one query: instance id -> its volumes, by
+    device; instances without volumes are left out."""
+    found: dict[str, list[Volume]] = {}
+    if instance_ids:
+        for volume in db.session.execute(db.select(Volume).where(
+                Volume.instance_id.in_(instance_ids)).order_by(Volume.device)).scalars():
+            found.setdefault(volume.instance_id, []).append(volume)
+    return found
+
+
 def root_of(instance_id: str, device: str | None) -> Volume | None:
     """The root volume of an EBS-backed instance (attached at its root *device*), if made."""
     return db.session.execute(db.select(Volume).filter_by(
