@@ -30,9 +30,6 @@ UNREACHABLE = "unreachable"
 #: States an administrator may set; UNREACHABLE is set by the cluster when a node is lost.
 ADMIN_STATES = (ENABLED, DISABLED)
 
-#: the code of the error :func:`reserve` raises when a zone cannot hold MinCount instances
-INSUFFICIENT_CAPACITY = InsufficientInstanceCapacity.code
-
 
 def local_node_id(config: Mapping[str, Any]) -> str:
     """This host's node id: the ``node_name`` setting, else the host name."""

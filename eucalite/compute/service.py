@@ -22,7 +22,8 @@ from ..db import db
 from ..ebs.models import Snapshot, Volume
 from ..ebs.service import EbsService
 from ..errors import AwsError, InvalidParameterValue
-from ..errors.ec2 import IdempotentParameterMismatch, UnsupportedOperation
+from ..errors.ec2 import (IdempotentParameterMismatch, InsufficientInstanceCapacity,
+                          UnsupportedOperation)
 from ..s3.models import Bucket
 from ..s3.service import S3Service
 from . import imageimport, images, instance_types, instances, keypairs, lifecycle, states
@@ -141,8 +142,8 @@ class ComputeService:
         try:
             node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
                                      self.config.get("scheduler", "GREEDY"))
-        except AwsError as error:
-            if error.code == nodes.INSUFFICIENT_CAPACITY and self.cluster.node_problem:
+        except InsufficientInstanceCapacity as error:
+            if self.cluster.node_problem:
                 # Say why this host is not a node, and what to install, in the API error.
                 error.message = f"{error.message} On this host: {self.cluster.node_problem}"
                 error.args = (error.message,)
