@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from test_ec2_instances import make_image
+from ec2util import make_image
 
 CLOUD_INIT = os.environ.get("EUCALITE_TEST_CLOUD_INIT", "")
 USER_DATA = "#cloud-config\nhostname: from-user-data\n"

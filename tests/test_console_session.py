@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import botocore.exceptions
 import pytest
+from awsutil import error_code
 
 from eucalite import accounts, create_app
 from eucalite.db import db
@@ -255,7 +256,7 @@ def test_a_bucket_named_console_cannot_shadow_the_console(live):
     s3 = live.client("s3")
     with pytest.raises(botocore.exceptions.ClientError) as raised:
         s3.create_bucket(Bucket="console")
-    assert raised.value.response["Error"]["Code"] == "InvalidBucketName"
+    assert error_code(raised) == "InvalidBucketName"
     assert "console" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     # /console still answers as the console
     import urllib.request

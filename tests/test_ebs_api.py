@@ -9,11 +9,11 @@ import os
 import time
 
 import pytest
-from botocore.exceptions import ClientError
 
+from awsutil import error_code
+from ec2util import make_image, used_cores
 from liveutil import start_live_node
 from s3util import second_account
-from test_ec2_instances import make_image
 
 MiB = 2**20
 
@@ -26,12 +26,6 @@ def ebs(tmp_path):
     yield live
     server.shutdown()
     live.services.compute.worker.shutdown()
-
-
-def error_code(call) -> str:
-    with pytest.raises(ClientError) as caught:
-        call()
-    return caught.value.response["Error"]["Code"]
 
 
 def settle(live):
@@ -317,7 +311,6 @@ def test_restart_resumes_interrupted_work_and_reattaches(ebs):
 
 
 def test_ebs_backed_image_boots_from_its_snapshot_and_stops_and_starts(ebs):
-    from test_ec2_instances import used_cores
 
     ec2 = ebs.client("ec2")
     source = new_volume(ebs, ec2, size=1)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 from liveutil import start_live_node
-from test_ec2_auth import signed_post
+from ec2util import signed_post
 
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
 

@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from botocore.exceptions import ClientError
+from awsutil import error_code
 from click.testing import CliRunner
 
 from eucalite import accounts
@@ -15,12 +15,6 @@ from eucalite.cli import image as image_cli
 from eucalite.compute import bundle, bundling, cloudkey, images
 
 BUCKET = "bundles"
-
-
-def error_code(call, *args, **kwargs) -> str:
-    with pytest.raises(ClientError) as caught:
-        call(*args, **kwargs)
-    return caught.value.response["Error"]["Code"]
 
 
 def upload_bundle(s3, tmp_path, name, kind="machine", bucket=BUCKET, size=70_000,

@@ -4,61 +4,15 @@ reconciliation."""
 from __future__ import annotations
 
 import threading
-import time
 
-import pytest
 from botocore.exceptions import ClientError
 
+from awsutil import error_code
+from ec2util import make_image, small_capacity, used_cores, wait_for_state
+
 from eucalite.compute import reconcile
-from eucalite.compute.models import Image
 from eucalite.cluster.models import Node
 from eucalite.db import db
-
-
-def error(call) -> str:
-    with pytest.raises(ClientError) as excinfo:
-        call()
-    return excinfo.value.response["Error"]["Code"]
-
-
-def make_image(live, image_id="emi-0a1b2c3d", account="eucalyptus", **fields) -> str:
-    """An available machine image owned by *account*, recorded directly (images have
-    their own tests; these are about instances)."""
-    from eucalite import accounts
-
-    with live.app.app_context():
-        owner = accounts.get_account(account).id
-        db.session.add(Image(id=image_id, owner_id=owner, kind="machine", name=image_id,
-                             state="available", **fields))
-        db.session.commit()
-    return image_id
-
-
-def wait_for_state(ec2, ids, state, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [item for reservation in ec2.describe_instances(InstanceIds=ids)["Reservations"]
-                 for item in reservation["Instances"]]
-        if all(item["State"]["Name"] == state for item in found):
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{ids} did not reach {state}: {[i['State'] for i in found]}")
-
-
-def small_capacity(live) -> int:
-    """How many m1.small instances the node(s) can hold (drivers offer different hosts)."""
-    from eucalite.compute import instance_types
-
-    with live.app.app_context():
-        small = instance_types.get("m1.small")
-        return sum(min(node.cores // small.cpu, node.memory_mb // small.memory_mb,
-                       node.disk_gb // small.disk_gb)
-                   for node in db.session.execute(db.select(Node)).scalars())
-
-
-def used_cores(live) -> int:
-    with live.app.app_context():
-        return sum(node.used_cores for node in db.session.execute(db.select(Node)).scalars())
 
 
 def test_run_describe_terminate(cloud):
@@ -97,29 +51,29 @@ def test_run_describe_terminate(cloud):
 def test_errors(cloud):
     ec2 = cloud.client("ec2")
     image = make_image(cloud)
-    assert error(lambda: ec2.run_instances(ImageId="emi-deadbeef", MinCount=1,
+    assert error_code(lambda: ec2.run_instances(ImageId="emi-deadbeef", MinCount=1,
                                            MaxCount=1)) == "InvalidAMIID.NotFound"
-    assert error(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+    assert error_code(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
                                            InstanceType="z9.huge")) == "InvalidParameterValue"
-    assert error(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+    assert error_code(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
                                            KeyName="nokey")) == "InvalidKeyPair.NotFound"
-    assert error(lambda: ec2.run_instances(
+    assert error_code(lambda: ec2.run_instances(
         ImageId=image, MinCount=1, MaxCount=1,
         Placement={"AvailabilityZone": "nowhere"})) == "InvalidParameterValue"
-    assert error(lambda: ec2.run_instances(ImageId=image, MinCount=500,
+    assert error_code(lambda: ec2.run_instances(ImageId=image, MinCount=500,
                                            MaxCount=500)) == "InsufficientInstanceCapacity"
     assert used_cores(cloud) == 0
-    assert error(lambda: ec2.describe_instances(InstanceIds=["i-0123456789abcdef0"])) \
+    assert error_code(lambda: ec2.describe_instances(InstanceIds=["i-0123456789abcdef0"])) \
         == "InvalidInstanceID.NotFound"
-    assert error(lambda: ec2.terminate_instances(InstanceIds=["i-0123456789abcdef0"])) \
+    assert error_code(lambda: ec2.terminate_instances(InstanceIds=["i-0123456789abcdef0"])) \
         == "InvalidInstanceID.NotFound"
     ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=1,
                                                       MaxCount=1)["Instances"]]
     wait_for_state(ec2, ids, "running")
-    assert error(lambda: ec2.stop_instances(InstanceIds=ids)) == "UnsupportedOperation"
+    assert error_code(lambda: ec2.stop_instances(InstanceIds=ids)) == "UnsupportedOperation"
     ec2.terminate_instances(InstanceIds=ids)
     wait_for_state(ec2, ids, "terminated")
-    assert error(lambda: ec2.reboot_instances(InstanceIds=ids)) == "IncorrectInstanceState"
+    assert error_code(lambda: ec2.reboot_instances(InstanceIds=ids)) == "IncorrectInstanceState"
 
 
 def test_max_count_takes_what_fits(cloud):
@@ -129,7 +83,7 @@ def test_max_count_takes_what_fits(cloud):
     assert 1 <= capacity < 40
     reservation = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=40)
     assert len(reservation["Instances"]) == capacity
-    assert error(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)) \
+    assert error_code(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)) \
         == "InsufficientInstanceCapacity"
 
 
@@ -140,7 +94,7 @@ def test_client_token_is_idempotent(cloud):
     second = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, ClientToken="tok-1")
     assert first["Instances"][0]["InstanceId"] == second["Instances"][0]["InstanceId"]
     assert used_cores(cloud) == 1
-    assert error(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+    assert error_code(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
                                            InstanceType="c1.medium", ClientToken="tok-1")) \
         == "IdempotentParameterMismatch"
 
@@ -189,9 +143,9 @@ def test_other_account_sees_nothing(cloud):
                                                       MaxCount=1)["Instances"]]
     other, _ = second_account(cloud, service="ec2")
     assert other.describe_instances()["Reservations"] == []
-    assert error(lambda: other.terminate_instances(InstanceIds=ids)) \
+    assert error_code(lambda: other.terminate_instances(InstanceIds=ids)) \
         == "InvalidInstanceID.NotFound"
-    assert error(lambda: other.run_instances(ImageId=image, MinCount=1, MaxCount=1)) \
+    assert error_code(lambda: other.run_instances(ImageId=image, MinCount=1, MaxCount=1)) \
         == "InvalidAMIID.NotFound"
 
 
@@ -214,7 +168,7 @@ def test_console_output_status_and_attributes(cloud):
     assert base64.b64decode(attribute["UserData"]["Value"]) == b"hello"
     assert ec2.describe_instance_attribute(InstanceId=ids[0], Attribute="instanceType")[
         "InstanceType"]["Value"] == "m1.small"
-    assert error(lambda: ec2.modify_instance_attribute(
+    assert error_code(lambda: ec2.modify_instance_attribute(
         InstanceId=ids[0], InstanceType={"Value": "c1.medium"})) == "IncorrectInstanceState"
     ec2.reboot_instances(InstanceIds=ids)
 

@@ -40,7 +40,7 @@ import fuzz_s3
 import fuzz_web
 from fuzzutil import (Findings, Signer, TracebackCatcher, Wire, broken_auth, encode_pairs,
                       maybe_nasty, nasty, send_http, send_wsgi, serve_front_end)
-from test_ec2_instances import make_image
+from ec2util import make_image
 
 #: The suite's seed is fixed so a run repeats exactly; EUCALITE_FUZZ_SEED explores another
 #: and EUCALITE_FUZZ_SCALE multiplies the counts (by hand, looking for new problems).

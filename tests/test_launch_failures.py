@@ -15,7 +15,7 @@ import pytest
 
 from eucalite.cluster.virt.driver import DriverError
 from test_ebs_api import ebs, new_volume, settle, wait_snapshot, write_pattern  # noqa: F401 - ebs is a fixture
-from test_ec2_instances import make_image, used_cores
+from ec2util import make_image, small_capacity, used_cores
 
 
 def _described(ec2, instance_id) -> dict:
@@ -358,8 +358,7 @@ def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypa
 def test_start_instances_is_all_or_nothing_when_capacity_runs_out(ebs):
     """StartInstances of two stopped instances with room for one: InsufficientInstance-
     Capacity, and neither starts (the first one no longer starts behind the error)."""
-    from test_ebs_api import error_code
-    from test_ec2_instances import small_capacity
+    from awsutil import error_code
 
     ec2 = ebs.client("ec2")
     image_id = _ebs_image(ebs, ec2)

@@ -15,11 +15,12 @@ import pytest
 from botocore.exceptions import ClientError
 from werkzeug.test import Client
 
+from awsutil import error_code
+from ec2util import make_image
 from liveutil import free_port
 from eucalite.compute import metadata
 from eucalite.compute.models import Instance
 from eucalite.db import db
-from test_ec2_instances import error, make_image
 
 TTL = metadata.TTL_HEADER
 TOKEN = metadata.TOKEN_HEADER
@@ -309,9 +310,9 @@ def test_modify_metadata_options(cloud):
     for bad in ({"HttpTokens": "sometimes"}, {"HttpEndpoint": "on"},
                 {"HttpPutResponseHopLimit": 65}, {"HttpPutResponseHopLimit": 0},
                 {"InstanceMetadataTags": "yes"}):
-        assert error(lambda: ec2.modify_instance_metadata_options(
+        assert error_code(lambda: ec2.modify_instance_metadata_options(
             InstanceId=instance_id, **bad)) == "InvalidParameterValue", bad
-    assert error(lambda: ec2.modify_instance_metadata_options(
+    assert error_code(lambda: ec2.modify_instance_metadata_options(
         InstanceId="i-0123456789abcdef0", HttpTokens="required")) \
         == "InvalidInstanceID.NotFound"
 
@@ -321,7 +322,7 @@ def test_modify_is_owner_only(cloud):
 
     instance_id = launch(cloud, "10.9.2.2")
     other, _ = second_account(cloud, service="ec2")
-    assert error(lambda: other.modify_instance_metadata_options(
+    assert error_code(lambda: other.modify_instance_metadata_options(
         InstanceId=instance_id, HttpTokens="required")) == "InvalidInstanceID.NotFound"
 
 
@@ -347,7 +348,7 @@ def test_run_instances_with_metadata_options(cloud):
                 {"HttpEndpoint": "off"}, {"HttpProtocolIpv6": "enabled"}):
         with pytest.raises(ClientError) as excinfo:
             ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, MetadataOptions=bad)
-        assert excinfo.value.response["Error"]["Code"] == "InvalidParameterValue", bad
+        assert error_code(excinfo) == "InvalidParameterValue", bad
 
 
 def test_validate_metadata_options():
