@@ -83,6 +83,12 @@ def decode_user_data(user_data: str | None) -> bytes:
     return check_user_data(raw)
 
 
+def encode_user_data(raw: bytes) -> str | None:
+    """User data as the bytes the guest reads, in its stored form (base64; None if empty);
+    InvalidParameterValue if it is too long."""
+    return base64.b64encode(check_user_data(raw)).decode() if raw else None
+
+
 def check_user_data(raw: bytes) -> bytes:
     """*raw* if it is within MAX_USER_DATA, else InvalidParameterValue."""
     if len(raw) > MAX_USER_DATA:
@@ -146,8 +152,7 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             ramdisk_id=ramdisk_id, instance_type=itype.name, state=states.PENDING,
             task="spawning", key_name=key.name if key else None,
             key_public=key.public_key if key else None,
-            user_data=base64.b64encode(request.user_data).decode() if request.user_data
-            else None,
+            user_data=encode_user_data(request.user_data),
             zone=zone, node_id=node_id, launch_index=index, client_token=request.client_token,
             launch_time=utcnow(), private_ip=addresses[index],
             mac=mac_for(addresses[index]) if addresses[index] else new_mac(),

@@ -21,12 +21,13 @@ from ..datadir import store_writer
 from ..db import db
 from ..ebs.models import Snapshot, Volume
 from ..ebs.service import EbsService
-from ..errors import AwsError, InvalidParameterValue
-from ..errors.ec2 import (IdempotentParameterMismatch, InsufficientInstanceCapacity,
-                          UnsupportedOperation)
+from ..errors import AwsError, InvalidParameterValue, MissingParameter
+from ..errors.ec2 import (IdempotentParameterMismatch, IncorrectInstanceState,
+                          InsufficientInstanceCapacity, UnsupportedOperation)
 from ..s3.models import Bucket
 from ..s3.service import S3Service
-from . import imageimport, images, instance_types, instances, keypairs, lifecycle, states
+from . import (imageimport, images, instance_types, instances, keypairs, lifecycle, metadata,
+               states)
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
 from .models import Image, Instance, KeyPair
@@ -267,6 +268,46 @@ class ComputeService:
             except AwsError:
                 output = b""
         return instance.id, output
+
+    #: What ModifyInstanceAttribute may change (EC2's attribute names), on a stopped instance.
+    MODIFIABLE = ("instanceType", "userData", "kernel", "ramdisk")
+
+    def modify_instance(self, principal: Principal, instance_id: str,
+                        changes: Mapping[str, Any]) -> Instance:
+        """ModifyInstanceAttribute: set EC2 attributes of a stopped instance. *changes* maps
+        an attribute name to its new value (``userData`` as bytes, the others as text)."""
+        instance = instances.owned(principal, instance_id)
+        if not changes:
+            raise MissingParameter("The request must contain an attribute to modify.")
+        for key in changes:
+            if key not in self.MODIFIABLE:
+                raise UnsupportedOperation(f"Modifying {key} is not supported.")
+        if instance.state != states.STOPPED:
+            raise IncorrectInstanceState(f"The instance '{instance.id}' is not in the "
+                                         "'stopped' state.")
+        if "instanceType" in changes:
+            instance.instance_type = instance_types.get(changes["instanceType"]).name
+        if "userData" in changes:
+            instance.user_data = instances.encode_user_data(changes["userData"])
+        if "kernel" in changes:
+            instance.kernel_id = changes["kernel"]
+        if "ramdisk" in changes:
+            instance.ramdisk_id = changes["ramdisk"]
+        db.session.commit()
+        return instance
+
+    def modify_metadata_options(self, principal: Principal, instance_id: str,
+                                options: Mapping[str, Any]) -> Instance:
+        """ModifyInstanceMetadataOptions: options not given keep their value; the change
+        takes effect at the next request to the metadata service."""
+        instance = instances.owned(principal, instance_id)
+        changes = metadata.validate_metadata_options(options)
+        if instance.state == states.TERMINATED:
+            raise incorrect_state(instance, "modified")
+        instance.set_json("metadata_options", {**metadata.metadata_options(instance),
+                                               **changes})
+        db.session.commit()
+        return instance
 
     def purge_terminated(self) -> int:
         """Forget instances terminated more than an hour ago (they left DescribeInstances)."""

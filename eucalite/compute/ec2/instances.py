@@ -7,10 +7,8 @@ import base64
 
 from ... import tags
 from ...accounts import utcnow
-from ...db import db
 from ...errors import InvalidParameterValue, MissingParameter
-from ...errors.ec2 import IncorrectInstanceState, UnsupportedOperation
-from .. import instance_types, instances, metadata, states
+from .. import instances, metadata, states
 from ..instances import LaunchRequest
 from ...paging import Paging
 from . import filters
@@ -297,8 +295,8 @@ def describe_instance_attribute(call):
     "InstanceId", "Attribute", "Value", "InstanceType", "UserData", "Kernel", "Ramdisk",
     "DisableApiTermination", "InstanceInitiatedShutdownBehavior"))
 def modify_instance_attribute(call):
-    instance = instances.owned(call.principal, call.params.require("InstanceId"))
-    changes = {}
+    instance_id = call.params.require("InstanceId")
+    changes: dict = {}
     attribute, value = call.params.get("Attribute"), call.params.get("Value")
     for name, key in (("InstanceType", "instanceType"), ("UserData", "userData"),
                       ("Kernel", "kernel"), ("Ramdisk", "ramdisk")):
@@ -307,24 +305,9 @@ def modify_instance_attribute(call):
             changes[key] = struct["Value"]
     if attribute and value is not None:
         changes[attribute] = value
-    if not changes:
-        raise MissingParameter("The request must contain an attribute to modify.")
-    for key in changes:
-        if key not in ("instanceType", "userData", "kernel", "ramdisk"):
-            raise UnsupportedOperation(f"Modifying {key} is not supported.")
-    if instance.state != states.STOPPED:
-        raise IncorrectInstanceState(f"The instance '{instance.id}' is not in the 'stopped' "
-                                     "state.")
-    if "instanceType" in changes:
-        instance.instance_type = instance_types.get(changes["instanceType"]).name
-    if "userData" in changes:
-        instances.decode_user_data(changes["userData"])
-        instance.user_data = changes["userData"]
-    if "kernel" in changes:
-        instance.kernel_id = changes["kernel"]
-    if "ramdisk" in changes:
-        instance.ramdisk_id = changes["ramdisk"]
-    db.session.commit()
+    if "userData" in changes:               # base64 on the wire; the service takes bytes
+        changes["userData"] = instances.decode_user_data(changes["userData"])
+    call.services.compute.modify_instance(call.principal, instance_id, changes)
     return {"return": True}
 
 
@@ -335,14 +318,8 @@ METADATA_OPTION_PARAMS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint
 @registry.action("ModifyInstanceMetadataOptions",
                  params=("InstanceId",) + METADATA_OPTION_PARAMS)
 def modify_instance_metadata_options(call):
-    """Options not given keep their value; the change takes effect at the next request
-    to the metadata service."""
-    instance = instances.owned(call.principal, call.params.require("InstanceId"))
-    changes = metadata.validate_metadata_options(
+    instance = call.services.compute.modify_metadata_options(
+        call.principal, call.params.require("InstanceId"),
         {name: call.params.get(name) for name in METADATA_OPTION_PARAMS})
-    if instance.state == states.TERMINATED:
-        raise instances.incorrect_state(instance, "modified")
-    instance.set_json("metadata_options", {**metadata.metadata_options(instance), **changes})
-    db.session.commit()
     return {"instanceId": instance.id,
             "instanceMetadataOptions": render_metadata_options(instance)}
