@@ -1,6 +1,10 @@
-"""Node service on a real (SQLite) database: registration, reservations, admin state, CLI."""
+"""Node service on a real (SQLite) database: registration, reservations, admin state, CLI;
+and the node boundary (LocalNode keeps the Node protocol, its records are plain data)."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
 import shutil
 import stat
 import tempfile
@@ -12,11 +16,15 @@ from click.testing import CliRunner
 
 from eucalite import create_app
 from eucalite.cluster import nodes
-from eucalite.cluster.models import Node
 from eucalite.cli.node import node_group
+from eucalite.cluster.localnode import LocalNode
+from eucalite.cluster.models import Node
+from eucalite.cluster.node import Endpoint, ImageRef, Launch
+from eucalite.cluster.node import Node as NodeProtocol
 from eucalite.cluster.scheduler import Need
 from eucalite.cluster.service import open_work_dirs
-from eucalite.cluster.virt.driver import HostCapacity
+from eucalite.cluster.virt.driver import DiskSpec, HostCapacity
+from eucalite.cluster.virt.fake import FakeDriver
 from eucalite.db import db
 from eucalite.errors import AwsError
 
@@ -400,3 +408,38 @@ def test_node_duty_opens_only_the_instance_dirs_to_qemu(open_tmp):
     # create_app keeps the search permission node duty gave (and nothing more)
     create_app({"data_dir": str(data), "node": False})
     assert mode(data) == 0o701
+
+
+# --- the node boundary -------------------------------------------------------------------
+
+def test_local_node_implements_the_node_protocol_with_its_signatures():
+    """Everything above the node reaches it through cluster.node.Node: LocalNode has every
+    method of the protocol, taking the same parameters."""
+    wanted = {name for name, value in vars(NodeProtocol).items()
+              if callable(value) and not name.startswith("_")}
+    assert {"spawn", "destroy", "attach_volume", "detach_volume", "plug", "unplug",
+            "fetch_image", "capacity", "domains"} <= wanted
+    for name in wanted:
+        assert inspect.signature(getattr(LocalNode, name)) == \
+            inspect.signature(getattr(NodeProtocol, name)), name
+    assert isinstance(LocalNode("n", FakeDriver(), None, {}, None), NodeProtocol)
+
+
+def test_what_crosses_the_node_boundary_is_plain_data():
+    """A Launch (with its image refs, endpoint and an iSCSI root volume) survives a JSON
+    round trip: no ORM rows, callables or app context cross to a node."""
+    launch = Launch(
+        instance_id="i-0123456789abcdef0", vcpus=1, memory_mb=256, disk_gb=5,
+        endpoint=Endpoint("d0:0d:0a:d3:00:02", "10.211.0.2"),
+        kernel=ImageRef("eki-00000001", "kernel", "images/k.manifest.xml"),
+        ramdisk=ImageRef("eri-00000001", "ramdisk", "images/r.manifest.xml"),
+        root_volume=DiskSpec("vda", format="raw", serial="vol0123456789abcdef0",
+                             network={"protocol": "iscsi", "name": "iqn.x:vol-1/1",
+                                      "host": "127.0.0.1", "port": 3260,
+                                      "username": "u", "password": "p",
+                                      "secret_usage": "eucalite-chap-vol-1"}),
+        images_in_use=["eki-00000001", "eri-00000001"])
+    record = dataclasses.asdict(launch)
+    assert json.loads(json.dumps(record)) == record
+    with pytest.raises(ValueError):
+        ImageRef("emi-00000001", "swap", "images/x.manifest.xml")

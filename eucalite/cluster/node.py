@@ -37,7 +37,8 @@ IMAGE_PARTS = ("root", "kernel", "ramdisk")
 class ImageRef:
     """One part of an image (``root`` of an EMI, ``kernel`` of an EKI, ``ramdisk`` of an ERI)
     to fetch into the node's cache: *location* is the bundle's manifest in Walrus
-    (``bucket/key``), whose parts and digests the fetch verifies."""
+    (``bucket/key``), whose parts and digests the fetch verifies (empty for a node that
+    reads no files: it fetches nothing)."""
 
     image_id: str
     part: str
