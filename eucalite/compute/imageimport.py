@@ -152,26 +152,13 @@ def register(principal: Principal, store, request: Registration) -> Image:
         raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
                                     f"virtualizationType is invalid. Valid values: "
                                     f"{', '.join(VIRTUALIZATION_TYPES)}")
-    root_device = request.root_device_name or "/dev/sda1"
-    write_lock()
-    try:
-        _check_unique_name(principal.account_id, name)
-        image = Image(id=new_image_id(kind), owner_id=principal.account_id, kind=kind,
-                      name=name, description=description, state="available",
-                      location=request.location.strip().lstrip("/"),
-                      architecture=architecture, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
-                      root_device_name=root_device, root_device_type="instance-store",
-                      virtualization_type=virtualization, is_public=False,
-                      size_bytes=manifest.image_size)
-        image.set_json("launch_permissions", [])
-        image.set_json("block_devices", (mappings or _manifest_mappings(manifest)) or None)
-        image.set_json("manifest", manifest.to_json())
-        db.session.add(image)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return image
+    return _insert(principal, kind, (mappings or _manifest_mappings(manifest)) or None,
+                   manifest.to_json(), name=name, description=description,
+                   location=request.location.strip().lstrip("/"), architecture=architecture,
+                   kernel_id=kernel_id, ramdisk_id=ramdisk_id,
+                   root_device_name=request.root_device_name or "/dev/sda1",
+                   root_device_type="instance-store", virtualization_type=virtualization,
+                   size_bytes=manifest.image_size)
 
 
 def _register_ebs(principal: Principal, request: Registration, name: str,
@@ -193,17 +180,26 @@ def _register_ebs(principal: Principal, request: Registration, name: str,
     if virtualization not in VIRTUALIZATION_TYPES:
         raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
                                     f"virtualizationType is invalid.")
+    return _insert(principal, "machine", mappings, None, name=name, description=description,
+                   location=None, architecture=architecture, kernel_id=kernel_id,
+                   ramdisk_id=ramdisk_id, root_device_name=root, root_device_type="ebs",
+                   virtualization_type=virtualization,
+                   size_bytes=root_ebs["volume_size"] * 2**30)
+
+
+def _insert(principal: Principal, kind: str, block_devices: list[dict] | None,
+            manifest: dict | None, **columns) -> Image:
+    """Write the new image (available, private, a fresh id of *kind*) with *columns*;
+    InvalidAMIName.Duplicate if the owner already has one of that name."""
     write_lock()
     try:
-        _check_unique_name(principal.account_id, name)
-        image = Image(id=new_image_id("machine"), owner_id=principal.account_id,
-                      kind="machine", name=name, description=description, state="available",
-                      location=None, architecture=architecture, kernel_id=kernel_id,
-                      ramdisk_id=ramdisk_id, root_device_name=root, root_device_type="ebs",
-                      virtualization_type=virtualization, is_public=False,
-                      size_bytes=root_ebs["volume_size"] * 2**30)
+        _check_unique_name(principal.account_id, columns["name"])
+        image = Image(id=new_image_id(kind), owner_id=principal.account_id, kind=kind,
+                      state="available", is_public=False, **columns)
         image.set_json("launch_permissions", [])
-        image.set_json("block_devices", mappings)
+        image.set_json("block_devices", block_devices)
+        if manifest is not None:
+            image.set_json("manifest", manifest)
         db.session.add(image)
         db.session.commit()
     except BaseException:

@@ -15,6 +15,7 @@ from flask import g, render_template
 from werkzeug.exceptions import HTTPException, NotFound
 
 from ..db import db
+from ..errors import AwsError
 from ..ids import request_id
 from .session import login_required
 
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 def not_found(path: str = ""):
     """The catch-all view for ``/console/<path>`` no other route serves."""
     raise NotFound(f"There is no console page at /console/{path}.")
+
+
+def hidden(error: AwsError):
+    """A resource the user may not see (the service's NotFound error) as the 404 page,
+    with the code and message the APIs give."""
+    db.session.rollback()
+    return render_template("console/error.html", code=error.code, message=error.message), 404
 
 
 def http_error(error: HTTPException):

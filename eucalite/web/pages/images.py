@@ -19,6 +19,7 @@ from ...compute.imageimport import ImageFiles
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
+from ..errors import hidden
 from ..session import act, login_required, principal
 from . import add_nav
 
@@ -44,9 +45,7 @@ def image(image_id: str):
     try:
         row = image_service.visible(who, image_id)
     except AwsError as error:
-        db.session.rollback()
-        return render_template("console/error.html", code=error.code,
-                               message=error.message), 404
+        return hidden(error)
     mine = row.owner_id == who.account_id
     return render_template("console/images_detail.html", image=row, mine=mine,
                            permissions=image_service.launch_permissions(row) if mine else [],

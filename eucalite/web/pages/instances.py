@@ -18,6 +18,7 @@ from ...db import db
 from ...ebs import volumes
 from ...errors import AwsError, InvalidParameterValue
 from .. import blueprint
+from ..errors import hidden
 from ..session import act, login_required, notify, principal
 from . import add_nav, int_field
 
@@ -109,11 +110,6 @@ def instance_action(instance_id: str):
     return redirect(url_for("console.instance", instance_id=instance_id))
 
 
-def _not_found(error: AwsError):
-    db.session.rollback()
-    return render_template("console/error.html", code=error.code, message=error.message), 404
-
-
 @blueprint.route("/instances/<instance_id>")
 @login_required
 def instance(instance_id: str):
@@ -121,7 +117,7 @@ def instance(instance_id: str):
     try:
         row = instance_service.owned(who, instance_id)
     except AwsError as error:
-        return _not_found(error)
+        return hidden(error)
     instance_tags = tags.tags_for(who.account_id, [row.id]).get(row.id, {})
     console_text, console_error = "", None
     try:
