@@ -8,7 +8,7 @@ import base64
 from ... import tags
 from ...accounts import utcnow
 from ...errors import InvalidParameterValue, MissingParameter
-from .. import instances, metadata, states
+from .. import instance_types, instances, metadata, states
 from ..instances import LaunchRequest
 from ...paging import Paging
 from . import filters
@@ -122,7 +122,7 @@ def run_instances(call):
     groups = params.get_list("SecurityGroup") + params.get_list("SecurityGroupId")
     request = LaunchRequest(
         image_id=image_id, min_count=min_count, max_count=max_count,
-        instance_type=params.get("InstanceType") or "m1.small",
+        instance_type=params.get("InstanceType") or instance_types.DEFAULT_TYPE,
         key_name=params.get("KeyName"), security_groups=groups or None,
         user_data=instances.decode_user_data(params.get("UserData")),
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
