@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from awsutil import error_code, xml_error_code
 from ec2util import signed_post
+from liveutil import start_live
 
 
 def test_unknown_action(live):
@@ -82,15 +83,10 @@ def test_describe_availability_zones(live):
     assert error_code(excinfo) == "InvalidParameterValue"
 
 
-def test_zone_names_come_from_config(tmp_path):
-    from liveutil import start_live
-    import os
-
-    os.environ["EUCALITE_ZONES"] = "rack-a, rack-b"
-    try:
+def test_zone_names_come_from_config(tmp_path, monkeypatch):
+    with monkeypatch.context() as env:         # set while the server reads its config only
+        env.setenv("EUCALITE_ZONES", "rack-a, rack-b")
         live, server = start_live(tmp_path / "zones")
-    finally:
-        del os.environ["EUCALITE_ZONES"]
     try:
         zones = live.client("ec2").describe_availability_zones()["AvailabilityZones"]
         assert [zone["ZoneName"] for zone in zones] == ["rack-a", "rack-b"]

@@ -1,7 +1,6 @@
 """Virtual-host style addressing: a Host of <bucket>.<s3_domain> names the bucket."""
 from __future__ import annotations
 
-import os
 
 import botocore.auth
 import requests
@@ -29,12 +28,10 @@ def signed(live, method, bucket, key, body=b"", signer="v4"):
                             headers=headers)
 
 
-def test_virtual_host_requests(tmp_path):
-    os.environ["EUCALITE_S3_DOMAIN"] = "s3.lab.test"
-    try:
+def test_virtual_host_requests(tmp_path, monkeypatch):
+    with monkeypatch.context() as env:         # set while the server reads its config only
+        env.setenv("EUCALITE_S3_DOMAIN", "s3.lab.test")
         live, server = start_live(tmp_path / "data")
-    finally:
-        del os.environ["EUCALITE_S3_DOMAIN"]
     try:
         live.client("s3").create_bucket(Bucket="vhost")
         # A key that repeats the bucket name must not be mistaken for path style.
