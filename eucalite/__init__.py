@@ -15,11 +15,10 @@ from typing import Any, Mapping
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import accounts, config as config_module, ids, iam, web
+# ``db`` stays the module here (``eucalite.db``), not the SQLAlchemy object it holds
+from . import accounts, config as config_module, db as db_module, ids, iam, web
 from .cluster.scheduler import validate_policy
 from .compute import ec2
-from .compute.lifecycle import Worker
-from .db import db, upgrade
 from .httpserver import errors as http_errors
 from .s3 import rest as s3_rest
 from .services import Services
@@ -51,15 +50,12 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
         EUCALITE=config,
     )
     app.url_map.merge_slashes = False   # S3 keys may contain '//'
-    db.init_app(app)
-    upgrade(config["database_url"])
+    db_module.db.init_app(app)
+    db_module.upgrade(config["database_url"])
     with app.app_context():
         accounts.bootstrap()
 
-    services = Services.build(config)
-    services.compute.worker = Worker(app)
-    services.ebs.bind(app, services.compute.worker)     # volume jobs share the worker
-    app.extensions["eucalite"] = services
+    app.extensions["eucalite"] = Services.build(config, app)
 
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)

@@ -1,4 +1,6 @@
-"""The bundle of service objects wired in ``create_app`` and shared by every adapter."""
+"""The bundle of service objects, wired in one place (:meth:`Services.build`) and shared by
+every adapter: the EC2 and IAM Query handlers, the S3 REST handlers, the console and the CLI
+reach the roles through it (``eucalite.api.services()`` inside a request)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from .s3.service import S3Service
 
 @dataclass
 class Services:
+    """One service object per role, each given the others it uses."""
+
     config: dict[str, Any]
     cluster: ClusterService
     compute: ComputeService
@@ -21,11 +25,16 @@ class Services:
     ebs: EbsService
 
     @classmethod
-    def build(cls, config: dict[str, Any]) -> "Services":
+    def build(cls, config: dict[str, Any], app) -> "Services":
+        """Build and wire every service. *app* is the Flask app whose contexts the
+        background worker opens for instance and volume jobs."""
         s3 = S3Service(config)
         # the node's image cache is filled from bundles in Walrus
         cluster = ClusterService(config, image_source=lifecycle.bundle_source(
             s3.store, config["data_dir"]))
         ebs = EbsService(config, cluster, s3.store, ComputeView())
         compute = ComputeService(config, cluster, s3, ebs)
+        # one worker runs instance and volume jobs beside the requests
+        compute.worker = lifecycle.Worker(app)
+        ebs.bind(app, compute.worker)
         return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs)

@@ -61,7 +61,7 @@ class ComputeService:
         self.cluster = cluster
         self.s3 = s3
         self.ebs = ebs                  # EBS-backed roots and instances' volumes
-        self.worker: lifecycle.Worker | None = None     # set by create_app
+        self.worker: lifecycle.Worker | None = None     # set by Services.build
         self.metadata_server = None     # the guests' metadata listener, when this is a node
 
     def regions(self) -> list[Region]:
