@@ -11,6 +11,27 @@ from liveutil import start_live, start_live_node, stop_live
 from eucalite import create_app
 
 
+# Files that use what this host has one of: its libvirtd (qemu:///system domains, networks
+# and CHAP secrets), tgtd, the metadata address 169.254.169.254:80 and the tiny guest's
+# build directory. Under pytest-xdist (`./setup.sh test` runs two workers) they run in one
+# worker, one after another; every other file runs whole in one worker, so its module
+# fixtures start once.
+HOST_WIDE = {"test_console_browser.py", "test_ebs_export.py", "test_ebs_real.py",
+             "test_guest_build.py", "test_node_real.py", "test_virt_contract.py"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): run in one pytest-xdist worker")
+
+
+def pytest_collection_modifyitems(items):
+    """Group the tests for ``--dist loadgroup``: the host-wide files together, each other
+    file on its own."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("host" if name in HOST_WIDE else name))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_aws_environment(monkeypatch, tmp_path):
     """No developer credentials, profiles or endpoints leak into a test."""
@@ -56,3 +77,13 @@ def cloud(tmp_path, request):
     yield live
     # test:///default is one state per process: leave no domain for the next test to see
     stop_live(live, server)
+
+
+@pytest.fixture
+def ebs(tmp_path):
+    """A live cloud with node duty on the fake hypervisor and volumes exported as files."""
+    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
+                                   max_volume_gb=100, max_total_volume_gb=150)
+    yield live
+    server.shutdown()
+    live.services.compute.worker.shutdown()

@@ -4,73 +4,15 @@ volume -> snapshot -> volume. The same chain over real iSCSI into a real guest i
 tests/test_ebs_real.py."""
 from __future__ import annotations
 
-import hashlib
 import os
-import time
-
-import pytest
 
 from awsutil import error_code
-from ec2util import make_image, used_cores
-from liveutil import start_live_node
+from ebsutil import (digest, new_volume, running_instance, settle, volume, wait_snapshot,
+                     write_pattern)
+from ec2util import used_cores
 from s3util import second_account
 
 MiB = 2**20
-
-
-@pytest.fixture
-def ebs(tmp_path):
-    """A live cloud with node duty on the fake hypervisor and volumes exported as files."""
-    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
-                                   max_volume_gb=100, max_total_volume_gb=150)
-    yield live
-    server.shutdown()
-    live.services.compute.worker.shutdown()
-
-
-def settle(live):
-    live.services.compute.worker.wait(timeout=60)
-
-
-def volume(ec2, volume_id) -> dict:
-    return ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
-
-
-def new_volume(live, ec2, size=1, **kwargs) -> str:
-    volume_id = ec2.create_volume(Size=size, AvailabilityZone="eucalyptus-1a",
-                                  **kwargs)["VolumeId"]
-    settle(live)
-    assert volume(ec2, volume_id)["State"] == "available"
-    return volume_id
-
-
-def running_instance(live, ec2) -> str:
-    image = make_image(live)
-    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)[
-        "Instances"][0]["InstanceId"]
-    settle(live)
-    return instance_id
-
-
-def write_pattern(live, volume_id, offset, data: bytes) -> None:
-    with open(live.services.ebs.path(volume_id), "r+b") as f:
-        f.seek(offset)
-        f.write(data)
-
-
-def digest(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def wait_snapshot(live, ec2, snapshot_id) -> dict:
-    for _ in range(600):
-        settle(live)
-        item = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
-        if item["State"] != "pending":
-            return item
-        time.sleep(0.1)
-    raise AssertionError("snapshot still pending")
 
 
 def test_volume_lifecycle_is_sparse_and_reported(ebs):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from eucalite.cluster.virt.driver import DriverError
-from test_ebs_api import ebs, new_volume, settle, wait_snapshot, write_pattern  # noqa: F401 - ebs is a fixture
+from ebsutil import new_volume, settle, wait_snapshot, write_pattern
 from ec2util import make_image, small_capacity, used_cores
 
 

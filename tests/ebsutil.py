@@ -1,0 +1,61 @@
+"""Helpers for the EBS tests (volumes and snapshots through boto3 on a live cloud, the
+``ebs`` fixture of tests/conftest.py): waiting for the job worker, volumes made and read,
+snapshots waited for."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+from ec2util import make_image
+
+
+def settle(live):
+    """Wait until the job worker (volume and snapshot jobs) has nothing left to do."""
+    live.services.compute.worker.wait(timeout=60)
+
+
+def volume(ec2, volume_id) -> dict:
+    """DescribeVolumes' item for *volume_id*."""
+    return ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+
+
+def new_volume(live, ec2, size=1, **kwargs) -> str:
+    """A new volume of *size* GiB, available."""
+    volume_id = ec2.create_volume(Size=size, AvailabilityZone="eucalyptus-1a",
+                                  **kwargs)["VolumeId"]
+    settle(live)
+    assert volume(ec2, volume_id)["State"] == "available"
+    return volume_id
+
+
+def running_instance(live, ec2) -> str:
+    """A new instance of a recorded image, launched."""
+    image = make_image(live)
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)[
+        "Instances"][0]["InstanceId"]
+    settle(live)
+    return instance_id
+
+
+def write_pattern(live, volume_id, offset, data: bytes) -> None:
+    """Write *data* at *offset* into the volume's file (as a guest would)."""
+    with open(live.services.ebs.path(volume_id), "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def digest(path) -> str:
+    """The SHA-256 of the file at *path*."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def wait_snapshot(live, ec2, snapshot_id) -> dict:
+    """DescribeSnapshots' item once the snapshot is no longer pending (60 s at most)."""
+    for _ in range(600):
+        settle(live)
+        item = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+        if item["State"] != "pending":
+            return item
+        time.sleep(0.1)
+    raise AssertionError("snapshot still pending")
