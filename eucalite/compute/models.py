@@ -94,7 +94,7 @@ class Instance(db.Model, JsonFields):
     key_name: Mapped[str | None] = mapped_column(String(255), default=None)
     key_public: Mapped[str | None] = mapped_column(Text, default=None)
     security_groups_json: Mapped[str | None] = mapped_column(Text, default=None)
-    user_data: Mapped[str | None] = mapped_column(Text, default=None)    # base64, as given
+    user_data: Mapped[str | None] = mapped_column(Text, default=None)    # base64 of the bytes
     zone: Mapped[str] = mapped_column(String(64))
     node_id: Mapped[str | None] = mapped_column(String(64), default=None)
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
