@@ -1,8 +1,9 @@
 """Tags on EC2 resources: the service behind CreateTags/DeleteTags/DescribeTags, and the
-helpers every other resource family uses to take tags at creation and render ``tagSet``.
+helpers every other resource family uses to take tags at creation and look them up.
 
 Tags come and go as plain ``{key: value}`` dicts; the Query shapes (``Tag.N``,
-``TagSpecification.N``) are parsed by the EC2 adapter (:mod:`eucalite.compute.ec2.tags`).
+``TagSpecification.N``, ``tagSet``) are the EC2 adapter's
+(:mod:`eucalite.compute.ec2.tagparams`).
 
 Tags live in one table keyed by resource id. Which resources may be tagged, and who owns
 them, is told by a registry: each resource family calls :func:`register_resource` with its
