@@ -163,6 +163,7 @@ def test_launch_errors_are_flashed_not_500(app):
             ({"image_id": "emi-deadbeef"}, "InvalidAMIID.NotFound"),
             ({"image_id": "nonsense"}, "InvalidAMIID.Malformed"),
             ({"image_id": "emi-0a1b2c3d", "count": "many"}, "InvalidParameterValue"),
+            ({"image_id": "emi-0a1b2c3d", "count": "0"}, "InvalidParameterValue"),
             ({"image_id": "emi-0a1b2c3d", "count": "500"}, "InsufficientInstanceCapacity"),
             ({"image_id": "emi-0a1b2c3d", "key_name": "nokey"}, "InvalidKeyPair.NotFound"),
             ({"image_id": "emi-0a1b2c3d", "instance_type": "z9.huge"},

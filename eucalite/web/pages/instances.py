@@ -16,7 +16,7 @@ from ...compute import instance_types, instances as instance_service, keypairs, 
 from ...compute.instances import LaunchRequest
 from ...db import db
 from ...ebs import volumes
-from ...errors import AwsError, InvalidParameterValue
+from ...errors import AwsError
 from .. import blueprint
 from ..errors import hidden
 from ..session import act, login_required, notify, principal
@@ -69,9 +69,7 @@ def instances_launch():
     launched: list[str] = []
 
     def launch():
-        count = int_field("count", "count", required=False, default=1)
-        if count < 1:
-            raise InvalidParameterValue("The number of instances must be at least 1.")
+        count = int_field("count", "count", required=False, default=1)   # >= 1: the service
         name = form.get("name", "").strip()
         launch_request = LaunchRequest(
             image_id=form.get("image_id", "").strip(), min_count=count, max_count=count,
