@@ -97,6 +97,7 @@ class ClusterService:
         self._lock = threading.Lock()
         #: Why node duty is not running on this host (None when it is, or was not asked for).
         self.node_problem: str | None = None
+        #: This host's node id once node duty started (kept when the driver is closed).
         self.local_node_id: str | None = None
         #: Why guests get no metadata although node duty is on (None when they do).
         self.metadata_problem: str | None = None
