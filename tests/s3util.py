@@ -22,9 +22,3 @@ def second_account(live, name: str = "other", service: str = "s3"):
 
 def anonymous(method: str, live, path: str, **kwargs) -> requests.Response:
     return requests.request(method, live.base_url + path, **kwargs)
-
-
-def code_of(response: requests.Response) -> str | None:
-    if "<Code>" not in response.text:
-        return None
-    return response.text.split("<Code>")[1].split("</Code>")[0]

@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from botocore.exceptions import ClientError
 
 from eucalite.s3.acl import canonical_id
-from s3util import anonymous, code_of, second_account
-
-
-def error(call) -> str:
-    with pytest.raises(ClientError) as excinfo:
-        call()
-    return excinfo.value.response["Error"]["Code"]
+from awsutil import error_code, xml_error_code
+from s3util import anonymous, second_account
 
 
 @pytest.fixture
@@ -28,23 +22,23 @@ def owner(live):
 def test_second_account_sees_nothing(live, owner):
     other, _ = second_account(live)
     assert other.list_buckets()["Buckets"] == []
-    assert error(lambda: other.list_objects_v2(Bucket="acl-bucket")) == "AccessDenied"
-    assert error(lambda: other.get_object(Bucket="acl-bucket", Key="secret.txt")) == "AccessDenied"
-    assert error(lambda: other.get_object(Bucket="acl-bucket", Key="missing")) == "AccessDenied"
-    assert error(lambda: other.put_object(Bucket="acl-bucket", Key="x", Body=b"x")) == "AccessDenied"
-    assert error(lambda: other.delete_object(Bucket="acl-bucket", Key="secret.txt")) == "AccessDenied"
-    assert error(lambda: other.get_bucket_acl(Bucket="acl-bucket")) == "AccessDenied"
-    assert error(lambda: other.delete_bucket(Bucket="acl-bucket")) == "AccessDenied"
+    assert error_code(lambda: other.list_objects_v2(Bucket="acl-bucket")) == "AccessDenied"
+    assert error_code(other.get_object, Bucket="acl-bucket", Key="secret.txt") == "AccessDenied"
+    assert error_code(other.get_object, Bucket="acl-bucket", Key="missing") == "AccessDenied"
+    assert error_code(other.put_object, Bucket="acl-bucket", Key="x", Body=b"x") == "AccessDenied"
+    assert error_code(other.delete_object, Bucket="acl-bucket", Key="secret.txt") == "AccessDenied"
+    assert error_code(lambda: other.get_bucket_acl(Bucket="acl-bucket")) == "AccessDenied"
+    assert error_code(lambda: other.delete_bucket(Bucket="acl-bucket")) == "AccessDenied"
     assert owner.get_object(Bucket="acl-bucket", Key="secret.txt")["Body"].read() == b"private data"
 
 
 def test_public_read_object_is_readable_anonymously(live, owner):
-    assert code_of(anonymous("GET", live, "/acl-bucket/secret.txt")) == "AccessDenied"
+    assert xml_error_code(anonymous("GET", live, "/acl-bucket/secret.txt")) == "AccessDenied"
     owner.put_object(Bucket="acl-bucket", Key="public.txt", Body=b"for all", ACL="public-read")
     response = anonymous("GET", live, "/acl-bucket/public.txt")
     assert response.status_code == 200 and response.content == b"for all"
     # Anonymous users still cannot list or write.
-    assert code_of(anonymous("GET", live, "/acl-bucket")) == "AccessDenied"
+    assert xml_error_code(anonymous("GET", live, "/acl-bucket")) == "AccessDenied"
     assert anonymous("PUT", live, "/acl-bucket/new.txt", data=b"x").status_code == 403
 
 
@@ -62,7 +56,7 @@ def test_authenticated_read(live, owner):
     other, _ = second_account(live)
     owner.put_object_acl(Bucket="acl-bucket", Key="secret.txt", ACL="authenticated-read")
     assert other.get_object(Bucket="acl-bucket", Key="secret.txt")["Body"].read() == b"private data"
-    assert code_of(anonymous("GET", live, "/acl-bucket/secret.txt")) == "AccessDenied"
+    assert xml_error_code(anonymous("GET", live, "/acl-bucket/secret.txt")) == "AccessDenied"
 
 
 def test_explicit_grant_to_another_account(live, owner):
@@ -75,7 +69,7 @@ def test_explicit_grant_to_another_account(live, owner):
     assert (canonical, "READ") in grantees
     assert acl["Owner"]["DisplayName"] == "eucalyptus"
     # READ on the object does not let them change its ACL.
-    assert error(lambda: other.put_object_acl(Bucket="acl-bucket", Key="secret.txt",
+    assert error_code(lambda: other.put_object_acl(Bucket="acl-bucket", Key="secret.txt",
                                               ACL="public-read")) == "AccessDenied"
 
 
@@ -87,9 +81,9 @@ def test_acl_document_round_trip_and_errors(live, owner):
                                                 "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
                                     "Permission": "READ"}]})
     assert anonymous("GET", live, "/acl-bucket").status_code == 200
-    assert error(lambda: owner.put_bucket_acl(Bucket="acl-bucket", ACL="no-such-acl")) \
+    assert error_code(lambda: owner.put_bucket_acl(Bucket="acl-bucket", ACL="no-such-acl")) \
         == "InvalidArgument"
-    assert error(lambda: owner.put_object_acl(Bucket="acl-bucket", Key="secret.txt",
+    assert error_code(lambda: owner.put_object_acl(Bucket="acl-bucket", Key="secret.txt",
                                               GrantRead='emailAddress="a@b.c"')) \
         == "UnresolvableGrantByEmailAddress"
 
@@ -106,7 +100,7 @@ def test_bucket_policy_allows_another_account_on_a_prefix(live, owner):
         "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"},
         "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acl-bucket/shared/*"}]))
     assert other.get_object(Bucket="acl-bucket", Key="shared/report.txt")["Body"].read() == b"report"
-    assert error(lambda: other.get_object(Bucket="acl-bucket", Key="secret.txt")) == "AccessDenied"
+    assert error_code(other.get_object, Bucket="acl-bucket", Key="secret.txt") == "AccessDenied"
     stored = json.loads(owner.get_bucket_policy(Bucket="acl-bucket")["Policy"])
     assert stored["Statement"][0]["Sid"] == "ShareReports"
 
@@ -121,22 +115,22 @@ def test_bucket_policy_public_read_with_condition(live, owner):
         "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
         "Resource": "arn:aws:s3:::acl-bucket/*",
         "Condition": {"IpAddress": {"aws:SourceIp": "10.9.9.0/24"}}}]))
-    assert code_of(anonymous("GET", live, "/acl-bucket/secret.txt")) == "AccessDenied"
+    assert xml_error_code(anonymous("GET", live, "/acl-bucket/secret.txt")) == "AccessDenied"
 
 
 def test_explicit_deny_beats_ownership(live, owner):
     owner.put_bucket_policy(Bucket="acl-bucket", Policy=policy([{
         "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
         "Resource": "arn:aws:s3:::acl-bucket/secret.txt"}]))
-    assert error(lambda: owner.delete_object(Bucket="acl-bucket", Key="secret.txt")) == "AccessDenied"
+    assert error_code(owner.delete_object, Bucket="acl-bucket", Key="secret.txt") == "AccessDenied"
     owner.delete_bucket_policy(Bucket="acl-bucket")
     owner.delete_object(Bucket="acl-bucket", Key="secret.txt")
-    assert error(lambda: owner.get_bucket_policy(Bucket="acl-bucket")) == "NoSuchBucketPolicy"
+    assert error_code(lambda: owner.get_bucket_policy(Bucket="acl-bucket")) == "NoSuchBucketPolicy"
 
 
 def test_malformed_policy(live, owner):
     for text in ("not json", policy([{"Effect": "Allow", "Principal": "*",
                                       "Action": "s3:GetObject",
                                       "Resource": "arn:aws:s3:::another-bucket/*"}])):
-        assert error(lambda: owner.put_bucket_policy(Bucket="acl-bucket", Policy=text)) \
+        assert error_code(lambda: owner.put_bucket_policy(Bucket="acl-bucket", Policy=text)) \
             == "MalformedPolicy"

@@ -1,30 +1,10 @@
 """S3 buckets over real HTTP with boto3: create (name rules, ownership), head, delete, list,
-location. The helpers here (``fails``, ``other_account``) are shared by the other
-``test_s3_*`` modules."""
+location."""
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError
-
-from eucalite import accounts
-
-
-def fails(call, *args, **kwargs) -> tuple[str, int, dict]:
-    """Run a boto3 call that must fail: (Error.Code, HTTP status, whole error response)."""
-    with pytest.raises(ClientError) as excinfo:
-        call(*args, **kwargs)
-    response = excinfo.value.response
-    return (response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"],
-            response)
-
-
-def other_account(live, name: str = "second"):
-    """A boto3 S3 client for a second account (its admin user's new key)."""
-    with live.app.app_context():
-        accounts.create_account(name)
-        key = accounts.create_access_key(name, accounts.ADMIN_USER)
-        key_id, secret = key.id, key.secret
-    return live.client("s3", key_id=key_id, secret=secret)
+from awsutil import failure
+from s3util import second_account
 
 
 @pytest.fixture
@@ -56,7 +36,7 @@ def test_create_then_head_and_list(s3):
     "name-s3alias",            # reserved suffix
 ])
 def test_invalid_bucket_names(s3, name):
-    code, status, _ = fails(s3.create_bucket, Bucket=name)
+    code, status, _ = failure(s3.create_bucket, Bucket=name)
     assert (code, status) == ("InvalidBucketName", 400)
 
 
@@ -68,19 +48,19 @@ def test_valid_bucket_names(s3, name):
 
 def test_create_twice_is_already_owned_by_you(s3):
     s3.create_bucket(Bucket="mine")
-    code, status, _ = fails(s3.create_bucket, Bucket="mine")
+    code, status, _ = failure(s3.create_bucket, Bucket="mine")
     assert (code, status) == ("BucketAlreadyOwnedByYou", 409)
 
 
 def test_name_owned_by_another_account_is_already_exists(live, s3):
     s3.create_bucket(Bucket="taken")
-    other = other_account(live)
-    code, status, _ = fails(other.create_bucket, Bucket="taken")
+    other = second_account(live, "second")[0]
+    code, status, _ = failure(other.create_bucket, Bucket="taken")
     assert (code, status) == ("BucketAlreadyExists", 409)
 
 
 def test_list_buckets_shows_only_own_buckets(live, s3):
-    other = other_account(live)
+    other = second_account(live, "second")[0]
     s3.create_bucket(Bucket="admin-b")
     s3.create_bucket(Bucket="admin-a")
     other.create_bucket(Bucket="other-a")
@@ -93,15 +73,15 @@ def test_list_buckets_shows_only_own_buckets(live, s3):
 
 
 def test_head_missing_bucket_is_404(s3):
-    code, status, response = fails(s3.head_bucket, Bucket="nowhere")
+    code, status, response = failure(s3.head_bucket, Bucket="nowhere")
     assert status == 404
     assert code in ("404", "NoSuchBucket")     # HEAD carries no body: boto3 sees the status
 
 
 def test_head_another_accounts_bucket_is_403(live, s3):
     s3.create_bucket(Bucket="private-one")
-    other = other_account(live)
-    code, status, _ = fails(other.head_bucket, Bucket="private-one")
+    other = second_account(live, "second")[0]
+    code, status, _ = failure(other.head_bucket, Bucket="private-one")
     assert status == 403
 
 
@@ -109,7 +89,7 @@ def test_delete_bucket(s3):
     s3.create_bucket(Bucket="short-lived")
     response = s3.delete_bucket(Bucket="short-lived")
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
-    code, status, _ = fails(s3.head_bucket, Bucket="short-lived")
+    code, status, _ = failure(s3.head_bucket, Bucket="short-lived")
     assert status == 404
     assert s3.list_buckets()["Buckets"] == []
 
@@ -117,14 +97,14 @@ def test_delete_bucket(s3):
 def test_deleted_name_is_free_for_another_account(live, s3):
     s3.create_bucket(Bucket="passed-on")
     s3.delete_bucket(Bucket="passed-on")
-    other = other_account(live)
+    other = second_account(live, "second")[0]
     other.create_bucket(Bucket="passed-on")
     assert [bucket["Name"] for bucket in other.list_buckets()["Buckets"]] == ["passed-on"]
-    assert fails(s3.create_bucket, Bucket="passed-on")[0] == "BucketAlreadyExists"
+    assert failure(s3.create_bucket, Bucket="passed-on")[0] == "BucketAlreadyExists"
 
 
 def test_delete_missing_bucket_is_no_such_bucket(s3):
-    code, status, response = fails(s3.delete_bucket, Bucket="never-was")
+    code, status, response = failure(s3.delete_bucket, Bucket="never-was")
     assert (code, status) == ("NoSuchBucket", 404)
     assert response["Error"]["BucketName"] == "never-was"
 
@@ -132,7 +112,7 @@ def test_delete_missing_bucket_is_no_such_bucket(s3):
 def test_delete_non_empty_bucket_is_bucket_not_empty(s3):
     s3.create_bucket(Bucket="full")
     s3.put_object(Bucket="full", Key="k", Body=b"x")
-    code, status, _ = fails(s3.delete_bucket, Bucket="full")
+    code, status, _ = failure(s3.delete_bucket, Bucket="full")
     assert (code, status) == ("BucketNotEmpty", 409)
     s3.delete_object(Bucket="full", Key="k")
     s3.delete_bucket(Bucket="full")
@@ -143,13 +123,13 @@ def test_bucket_with_only_a_delete_marker_is_not_empty(s3):
     s3.put_bucket_versioning(Bucket="pending",
                              VersioningConfiguration={"Status": "Enabled"})
     s3.delete_object(Bucket="pending", Key="gone")         # only a delete marker
-    assert fails(s3.delete_bucket, Bucket="pending")[0] == "BucketNotEmpty"
+    assert failure(s3.delete_bucket, Bucket="pending")[0] == "BucketNotEmpty"
 
 
 def test_delete_another_accounts_bucket_is_access_denied(live, s3):
     s3.create_bucket(Bucket="keep-out")
-    other = other_account(live)
-    code, status, _ = fails(other.delete_bucket, Bucket="keep-out")
+    other = second_account(live, "second")[0]
+    code, status, _ = failure(other.delete_bucket, Bucket="keep-out")
     assert (code, status) == ("AccessDenied", 403)
     s3.head_bucket(Bucket="keep-out")
 
@@ -163,7 +143,7 @@ def test_get_bucket_location(s3):
 
 
 def test_get_location_of_missing_bucket(s3):
-    code, status, _ = fails(s3.get_bucket_location, Bucket="no-such")
+    code, status, _ = failure(s3.get_bucket_location, Bucket="no-such")
     assert (code, status) == ("NoSuchBucket", 404)
 
 

@@ -16,17 +16,11 @@ import requests
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 import botocore.auth
-from botocore.exceptions import ClientError
 
 from eucalite import sigv4
 from eucalite.s3 import upkeep
-from s3util import anonymous, code_of
-
-
-def error(call) -> str:
-    with pytest.raises(ClientError) as excinfo:
-        call()
-    return excinfo.value.response["Error"]["Code"]
+from awsutil import error_code, xml_error_code
+from s3util import anonymous
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ CORS = {"CORSRules": [{"AllowedOrigins": ["https://*.example.lab"],
 
 
 def test_cors_configuration_and_preflight(live, s3):
-    assert error(lambda: s3.get_bucket_cors(Bucket="feature-bucket")) == "NoSuchCORSConfiguration"
+    assert error_code(s3.get_bucket_cors, Bucket="feature-bucket") == "NoSuchCORSConfiguration"
     s3.put_bucket_cors(Bucket="feature-bucket", CORSConfiguration=CORS)
     assert s3.get_bucket_cors(Bucket="feature-bucket")["CORSRules"][0]["MaxAgeSeconds"] == 600
     ok = anonymous("OPTIONS", live, "/feature-bucket/file.txt", headers={
@@ -92,10 +86,10 @@ def test_lifecycle_expiration_really_deletes(live, s3):
         assert upkeep.sweep(services.s3.store).expired == 0          # not due yet
         later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
         assert upkeep.sweep(services.s3.store, now=later).expired == 1
-    assert error(lambda: s3.head_object(Bucket="feature-bucket", Key="logs/old.log")) == "404"
+    assert error_code(lambda: s3.head_object(Bucket="feature-bucket", Key="logs/old.log")) == "404"
     assert s3.get_object(Bucket="feature-bucket", Key="keep/me.txt")["Body"].read() == b"keep"
     s3.delete_bucket_lifecycle(Bucket="feature-bucket")
-    assert error(lambda: s3.get_bucket_lifecycle_configuration(Bucket="feature-bucket")) \
+    assert error_code(lambda: s3.get_bucket_lifecycle_configuration(Bucket="feature-bucket")) \
         == "NoSuchLifecycleConfiguration"
 
 
@@ -149,10 +143,10 @@ def test_bucket_and_object_tagging(s3):
     s3.delete_object_tagging(Bucket="feature-bucket", Key="tagged")
     assert s3.get_object_tagging(Bucket="feature-bucket", Key="tagged")["TagSet"] == []
     too_many = [{"Key": f"k{i}", "Value": "v"} for i in range(11)]
-    assert error(lambda: s3.put_object_tagging(Bucket="feature-bucket", Key="tagged",
+    assert error_code(lambda: s3.put_object_tagging(Bucket="feature-bucket", Key="tagged",
                                                Tagging={"TagSet": too_many})) == "BadRequest"
     s3.delete_bucket_tagging(Bucket="feature-bucket")
-    assert error(lambda: s3.get_bucket_tagging(Bucket="feature-bucket")) == "NoSuchTagSet"
+    assert error_code(lambda: s3.get_bucket_tagging(Bucket="feature-bucket")) == "NoSuchTagSet"
 
 
 # --- PostObject ---------------------------------------------------------------------------
@@ -170,10 +164,10 @@ def test_post_object_with_signed_policy(live, s3):
     assert anonymous("GET", live, "/feature-bucket/uploads/photo.txt").content == b"form upload"
     too_big = requests.post(post["url"], data=post["fields"],
                             files={"file": ("big.txt", b"x" * 2000)})
-    assert code_of(too_big) == "EntityTooLarge"
+    assert xml_error_code(too_big) == "EntityTooLarge"
     tampered = dict(post["fields"], key="elsewhere/${filename}")
     refused = requests.post(post["url"], data=tampered, files={"file": ("a.txt", b"a")})
-    assert refused.status_code == 403 and code_of(refused) == "AccessDenied"
+    assert refused.status_code == 403 and xml_error_code(refused) == "AccessDenied"
 
 
 def test_post_object_redirect(live, s3):
@@ -211,8 +205,8 @@ def test_wrong_checksum_header_is_bad_digest(live, s3):
     botocore.auth.S3SigV4Auth(Credentials(live.key_id, live.secret), "s3",
                               live.region).add_auth(request)
     response = requests.put(url, data=body, headers=dict(request.prepare().headers))
-    assert response.status_code == 400 and code_of(response) == "BadDigest"
-    assert error(lambda: s3.head_object(Bucket="feature-bucket", Key="bad-sum")) == "404"
+    assert response.status_code == 400 and xml_error_code(response) == "BadDigest"
+    assert error_code(lambda: s3.head_object(Bucket="feature-bucket", Key="bad-sum")) == "404"
 
 
 def test_trailer_checksums_as_boto3_sends_them_over_tls(live, s3):
@@ -276,5 +270,5 @@ def test_signed_aws_chunked_upload(live, s3):
     assert s3.get_object(Bucket="feature-bucket", Key="chunked")["Body"].read() == body
     tampered = _signed_chunked_put(live, live.base_url + "/feature-bucket/chunked2", body,
                                    chunk=65536, tamper=True)
-    assert code_of(tampered) == "SignatureDoesNotMatch"
-    assert error(lambda: s3.head_object(Bucket="feature-bucket", Key="chunked2")) == "404"
+    assert xml_error_code(tampered) == "SignatureDoesNotMatch"
+    assert error_code(lambda: s3.head_object(Bucket="feature-bucket", Key="chunked2")) == "404"

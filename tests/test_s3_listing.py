@@ -8,7 +8,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from test_s3_buckets import fails
+from awsutil import failure
 
 KEYS = [
     "a", "a/1", "a/2", "a/b/3", "a/b/4", "a/c", "b/5", "b-6", "c", "d/e/f/7",
@@ -59,16 +59,16 @@ def test_empty_bucket_and_missing_bucket(live, s3):
     response = s3.list_objects_v2(Bucket="empty")
     assert "Contents" not in response and response["KeyCount"] == 0
     assert "Contents" not in s3.list_objects(Bucket="empty")
-    code, status, _ = fails(s3.list_objects_v2, Bucket="nope")
+    code, status, _ = failure(s3.list_objects_v2, Bucket="nope")
     assert (code, status) == ("NoSuchBucket", 404)
-    code, status, _ = fails(s3.list_objects, Bucket="nope")
+    code, status, _ = failure(s3.list_objects, Bucket="nope")
     assert (code, status) == ("NoSuchBucket", 404)
 
 
 def test_listing_another_accounts_bucket_is_denied(live, s3):
-    from test_s3_buckets import other_account
+    from s3util import second_account
 
-    code, status, _ = fails(other_account(live).list_objects_v2, Bucket="lst")
+    code, status, _ = failure(second_account(live, "second")[0].list_objects_v2, Bucket="lst")
     assert (code, status) == ("AccessDenied", 403)
 
 
@@ -181,13 +181,13 @@ def test_v2_start_after_inside_a_common_prefix(s3):
 def test_max_keys_zero_and_bad_values(s3):
     response = s3.list_objects_v2(Bucket="lst", MaxKeys=0)
     assert keys_of(response) == [] and response["KeyCount"] == 0
-    code, status, _ = fails(s3.list_objects_v2, Bucket="lst", MaxKeys=-1)
+    code, status, _ = failure(s3.list_objects_v2, Bucket="lst", MaxKeys=-1)
     assert (code, status) == ("InvalidArgument", 400)
     assert s3.list_objects_v2(Bucket="lst", MaxKeys=5000)["MaxKeys"] == 1000
 
 
 def test_bad_continuation_token(s3):
-    code, status, _ = fails(s3.list_objects_v2, Bucket="lst", ContinuationToken="!!not*a*token")
+    code, status, _ = failure(s3.list_objects_v2, Bucket="lst", ContinuationToken="!!not*a*token")
     assert (code, status) == ("InvalidArgument", 400)
 
 
@@ -262,7 +262,7 @@ def test_explicit_encoding_type_url_returns_encoded_names(odd):
 
 
 def test_bad_encoding_type(odd):
-    code, status, _ = fails(odd.list_objects_v2, Bucket="odd", EncodingType="base64")
+    code, status, _ = failure(odd.list_objects_v2, Bucket="odd", EncodingType="base64")
     assert (code, status) == ("InvalidArgument", 400)
 
 

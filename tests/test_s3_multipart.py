@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_s3_buckets import fails
+from awsutil import failure
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -62,7 +62,7 @@ def test_create_upload_complete(live, s3, big_parts):
     for part, body in zip(parts, big_parts):
         assert part["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
     # not visible before completion
-    assert fails(s3.head_object, Bucket="mpu", Key="dir/big file")[1] == 404
+    assert failure(s3.head_object, Bucket="mpu", Key="dir/big file")[1] == 404
     result = complete(s3, "dir/big file", upload_id, parts)
     expected_etag = multipart_etag(big_parts)
     assert result["ETag"] == expected_etag
@@ -87,7 +87,7 @@ def test_create_upload_complete(live, s3, big_parts):
     # the parts became the object: no data was copied
     assert usage(live) == len(whole)
     assert "Uploads" not in s3.list_multipart_uploads(Bucket="mpu")
-    code, status, _ = fails(s3.list_parts, Bucket="mpu", Key="dir/big file",
+    code, status, _ = failure(s3.list_parts, Bucket="mpu", Key="dir/big file",
                             UploadId=upload_id)
     assert (code, status) == ("NoSuchUpload", 404)
 
@@ -134,10 +134,10 @@ def test_overwriting_with_a_multipart_object_frees_the_old_data(live, s3):
 def test_wrong_etag_or_missing_part_is_invalid_part(s3):
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
     parts = upload_parts(s3, "k", upload_id, [b"part one"])
-    code, status, _ = fails(complete, s3, "k", upload_id,
+    code, status, _ = failure(complete, s3, "k", upload_id,
                             [{"PartNumber": 1, "ETag": '"' + "0" * 32 + '"'}])
     assert (code, status) == ("InvalidPart", 400)
-    code, status, _ = fails(complete, s3, "k", upload_id,
+    code, status, _ = failure(complete, s3, "k", upload_id,
                             parts + [{"PartNumber": 2, "ETag": parts[0]["ETag"]}])
     assert (code, status) == ("InvalidPart", 400)
     # the upload is still there and can be completed properly
@@ -148,18 +148,18 @@ def test_wrong_etag_or_missing_part_is_invalid_part(s3):
 def test_parts_out_of_order_is_invalid_part_order(s3, big_parts):
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
     parts = upload_parts(s3, "k", upload_id, big_parts[:2])
-    code, status, _ = fails(complete, s3, "k", upload_id, [parts[1], parts[0]])
+    code, status, _ = failure(complete, s3, "k", upload_id, [parts[1], parts[0]])
     assert (code, status) == ("InvalidPartOrder", 400)
-    code, status, _ = fails(complete, s3, "k", upload_id, [parts[0], parts[0]])
+    code, status, _ = failure(complete, s3, "k", upload_id, [parts[0], parts[0]])
     assert (code, status) == ("InvalidPartOrder", 400)
 
 
 def test_small_non_last_part_is_entity_too_small(live, s3):
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
     parts = upload_parts(s3, "k", upload_id, [b"a" * 100, b"b" * 100])
-    code, status, response = fails(complete, s3, "k", upload_id, parts)
+    code, status, response = failure(complete, s3, "k", upload_id, parts)
     assert (code, status) == ("EntityTooSmall", 400)
-    assert fails(s3.head_object, Bucket="mpu", Key="k")[1] == 404
+    assert failure(s3.head_object, Bucket="mpu", Key="k")[1] == 404
     # nothing was lost: the parts are still listed and on disk
     listed = s3.list_parts(Bucket="mpu", Key="k", UploadId=upload_id)["Parts"]
     assert [part["PartNumber"] for part in listed] == [1, 2]
@@ -168,7 +168,7 @@ def test_small_non_last_part_is_entity_too_small(live, s3):
 
 def test_completing_with_no_parts_is_malformed(s3):
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
-    code, status, _ = fails(complete, s3, "k", upload_id, [])
+    code, status, _ = failure(complete, s3, "k", upload_id, [])
     assert (code, status) == ("MalformedXML", 400)
 
 
@@ -176,7 +176,7 @@ def test_part_with_wrong_content_md5_is_bad_digest(live, s3):
     import base64
 
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
-    code, status, _ = fails(s3.upload_part, Bucket="mpu", Key="k", UploadId=upload_id,
+    code, status, _ = failure(s3.upload_part, Bucket="mpu", Key="k", UploadId=upload_id,
                             PartNumber=1, Body=b"part",
                             ContentMD5=base64.b64encode(hashlib.md5(b"other").digest())
                             .decode())
@@ -188,7 +188,7 @@ def test_part_with_wrong_content_md5_is_bad_digest(live, s3):
 def test_part_number_out_of_range(s3):
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="k")["UploadId"]
     for number in (0, 10001):
-        code, status, _ = fails(s3.upload_part, Bucket="mpu", Key="k", UploadId=upload_id,
+        code, status, _ = failure(s3.upload_part, Bucket="mpu", Key="k", UploadId=upload_id,
                                 PartNumber=number, Body=b"x")
         assert (code, status) == ("InvalidArgument", 400)
 
@@ -207,20 +207,20 @@ def test_abort_then_no_such_upload(live, s3):
             (s3.abort_multipart_upload, {}),
             (complete, None)):
         if kwargs is None:
-            code, status, _ = fails(complete, s3, "k", upload_id, parts)
+            code, status, _ = failure(complete, s3, "k", upload_id, parts)
         else:
-            code, status, _ = fails(call, Bucket="mpu", Key="k", UploadId=upload_id, **kwargs)
+            code, status, _ = failure(call, Bucket="mpu", Key="k", UploadId=upload_id, **kwargs)
         assert (code, status) == ("NoSuchUpload", 404), call
-    assert fails(s3.head_object, Bucket="mpu", Key="k")[1] == 404
+    assert failure(s3.head_object, Bucket="mpu", Key="k")[1] == 404
 
 
 def test_unknown_upload_id_and_wrong_key(s3):
-    code, status, response = fails(s3.upload_part, Bucket="mpu", Key="k", UploadId="nope",
+    code, status, response = failure(s3.upload_part, Bucket="mpu", Key="k", UploadId="nope",
                                    PartNumber=1, Body=b"x")
     assert (code, status) == ("NoSuchUpload", 404)
     assert response["Error"]["UploadId"] == "nope"
     upload_id = s3.create_multipart_upload(Bucket="mpu", Key="right")["UploadId"]
-    code, status, _ = fails(s3.upload_part, Bucket="mpu", Key="wrong", UploadId=upload_id,
+    code, status, _ = failure(s3.upload_part, Bucket="mpu", Key="wrong", UploadId=upload_id,
                             PartNumber=1, Body=b"x")
     assert (code, status) == ("NoSuchUpload", 404)
 
@@ -301,7 +301,7 @@ def test_list_multipart_uploads_pages_through_common_prefixes(s3):
 
 
 def test_list_uploads_of_missing_bucket(s3):
-    code, status, _ = fails(s3.list_multipart_uploads, Bucket="missing")
+    code, status, _ = failure(s3.list_multipart_uploads, Bucket="missing")
     assert (code, status) == ("NoSuchBucket", 404)
 
 
@@ -334,14 +334,14 @@ def test_upload_part_copy_whole_object_and_bad_ranges(s3):
         f'"{hashlib.md5(b"0123456789").hexdigest()}"'
     # Unlike GET, a copy range is never trimmed to the object; only bytes=first-last
     for bad in ("bytes=5-100", "bytes=20-30", "bytes=5-", "bytes=-3", "0-4", "bytes=4-2"):
-        code, status, _ = fails(s3.upload_part_copy, Bucket="mpu", Key="dst",
+        code, status, _ = failure(s3.upload_part_copy, Bucket="mpu", Key="dst",
                                 UploadId=upload_id, PartNumber=2, CopySource="mpu/source",
                                 CopySourceRange=bad)
         assert (code, status) == ("InvalidArgument", 400), bad
     part = s3.upload_part_copy(Bucket="mpu", Key="dst", UploadId=upload_id, PartNumber=2,
                                CopySource="mpu/source", CopySourceRange="bytes=9-9")
     assert part["CopyPartResult"]["ETag"] == f'"{hashlib.md5(b"9").hexdigest()}"'
-    code, status, _ = fails(s3.upload_part_copy, Bucket="mpu", Key="dst", UploadId=upload_id,
+    code, status, _ = failure(s3.upload_part_copy, Bucket="mpu", Key="dst", UploadId=upload_id,
                             PartNumber=2, CopySource="mpu/none")
     assert (code, status) == ("NoSuchKey", 404)
     complete(s3, "dst", upload_id, [{"PartNumber": 1,

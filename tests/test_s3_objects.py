@@ -25,7 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from liveutil import Live, free_port
-from test_s3_buckets import fails
+from awsutil import failure
 
 MiB = 1024 * 1024
 
@@ -118,24 +118,24 @@ def test_content_md5_right_and_wrong(s3):
     body = b"checked body"
     s3.put_object(Bucket="bkt", Key="good", Body=body, ContentMD5=md5_b64(body))
     assert s3.get_object(Bucket="bkt", Key="good")["Body"].read() == body
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="bad", Body=body,
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="bad", Body=body,
                             ContentMD5=md5_b64(b"something else"))
     assert (code, status) == ("BadDigest", 400)
-    code, status, _ = fails(s3.head_object, Bucket="bkt", Key="bad")
+    code, status, _ = failure(s3.head_object, Bucket="bkt", Key="bad")
     assert status == 404
 
 
 def test_content_md5_not_base64_of_16_bytes_is_invalid_digest(s3):
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="bad", Body=b"x",
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="bad", Body=b"x",
                             ContentMD5="bm90IGFuIG1kNQ==")
     assert (code, status) == ("InvalidDigest", 400)
 
 
 def test_metadata_too_large_and_bad_storage_class(s3):
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="k", Body=b"x",
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="k", Body=b"x",
                             Metadata={"big": "v" * 2100})
     assert (code, status) == ("MetadataTooLarge", 400)
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="k", Body=b"x",
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="k", Body=b"x",
                             StorageClass="PAPER_TAPE")
     assert (code, status) == ("InvalidStorageClass", 400)
     s3.put_object(Bucket="bkt", Key="k", Body=b"x", StorageClass="STANDARD_IA")
@@ -144,7 +144,7 @@ def test_metadata_too_large_and_bad_storage_class(s3):
 
 
 def test_put_to_missing_bucket_is_no_such_bucket(s3):
-    code, status, response = fails(s3.put_object, Bucket="absent", Key="k", Body=b"x")
+    code, status, response = failure(s3.put_object, Bucket="absent", Key="k", Body=b"x")
     assert (code, status) == ("NoSuchBucket", 404)
     assert response["Error"]["BucketName"] == "absent"
 
@@ -199,14 +199,14 @@ def test_awkward_keys_roundtrip_and_never_reach_the_filesystem(live, s3, tmp_pat
 
 
 def test_key_of_1025_bytes_is_key_too_long(s3):
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="k" * 1025, Body=b"x")
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="k" * 1025, Body=b"x")
     assert (code, status) == ("KeyTooLongError", 400)
-    code, status, response = fails(s3.put_object, Bucket="bkt", Key="é" * 512 + "k",
+    code, status, response = failure(s3.put_object, Bucket="bkt", Key="é" * 512 + "k",
                                    Body=b"x")
     assert (code, status) == ("KeyTooLongError", 400)
     assert response["Error"]["Size"] == "1025"
     assert response["Error"]["MaxSizeAllowed"] == "1024"
-    assert fails(s3.create_multipart_upload, Bucket="bkt", Key="k" * 1025)[0] == \
+    assert failure(s3.create_multipart_upload, Bucket="bkt", Key="k" * 1025)[0] == \
         "KeyTooLongError"
     assert s3.list_objects_v2(Bucket="bkt")["KeyCount"] == 0
 
@@ -243,7 +243,7 @@ def test_head_with_range(digits):
 
 
 def test_range_beyond_end_is_invalid_range(digits):
-    code, status, response = fails(digits.get_object, Bucket="bkt", Key="digits",
+    code, status, response = failure(digits.get_object, Bucket="bkt", Key="digits",
                                    Range="bytes=10-20")
     assert (code, status) == ("InvalidRange", 416)
     assert response["Error"]["ActualObjectSize"] == "10"
@@ -280,17 +280,17 @@ def test_conditional_get_and_head(digits):
         assert call(Bucket="bkt", Key="digits", IfUnmodifiedSince=later)["ETag"] == etag
         assert call(Bucket="bkt", Key="digits", IfUnmodifiedSince=modified)["ETag"] == etag
 
-        code, status, _ = fails(call, Bucket="bkt", Key="digits", IfMatch='"0000"')
+        code, status, _ = failure(call, Bucket="bkt", Key="digits", IfMatch='"0000"')
         assert status == 412 and code in ("PreconditionFailed", "412")
-        code, status, _ = fails(call, Bucket="bkt", Key="digits", IfUnmodifiedSince=earlier)
+        code, status, _ = failure(call, Bucket="bkt", Key="digits", IfUnmodifiedSince=earlier)
         assert status == 412 and code in ("PreconditionFailed", "412")
-        assert fails(call, Bucket="bkt", Key="digits", IfNoneMatch=etag)[1] == 304
-        assert fails(call, Bucket="bkt", Key="digits", IfNoneMatch="*")[1] == 304
-        assert fails(call, Bucket="bkt", Key="digits", IfModifiedSince=modified)[1] == 304
-        assert fails(call, Bucket="bkt", Key="digits", IfModifiedSince=modified,
+        assert failure(call, Bucket="bkt", Key="digits", IfNoneMatch=etag)[1] == 304
+        assert failure(call, Bucket="bkt", Key="digits", IfNoneMatch="*")[1] == 304
+        assert failure(call, Bucket="bkt", Key="digits", IfModifiedSince=modified)[1] == 304
+        assert failure(call, Bucket="bkt", Key="digits", IfModifiedSince=modified,
                      IfUnmodifiedSince=later)[1] == 304
     # GET tells the code in the body
-    assert fails(s3.get_object, Bucket="bkt", Key="digits", IfMatch='"0"')[0] == \
+    assert failure(s3.get_object, Bucket="bkt", Key="digits", IfMatch='"0"')[0] == \
         "PreconditionFailed"
 
 
@@ -311,7 +311,7 @@ def test_condition_combinations_follow_rfc7232(digits):
 
 def test_not_modified_carries_etag(live, digits):
     etag = digits.head_object(Bucket="bkt", Key="digits")["ETag"]
-    _, status, response = fails(digits.get_object, Bucket="bkt", Key="digits",
+    _, status, response = failure(digits.get_object, Bucket="bkt", Key="digits",
                                 IfNoneMatch=etag)
     assert status == 304
     assert response["ResponseMetadata"]["HTTPHeaders"].get("etag") == etag
@@ -341,20 +341,20 @@ def test_response_header_overrides(digits):
 # --- missing things ----------------------------------------------------------------------
 
 def test_missing_key_and_missing_bucket(s3):
-    code, status, response = fails(s3.get_object, Bucket="bkt", Key="nope/none")
+    code, status, response = failure(s3.get_object, Bucket="bkt", Key="nope/none")
     assert (code, status) == ("NoSuchKey", 404)
     assert response["Error"]["Key"] == "nope/none"
-    assert fails(s3.head_object, Bucket="bkt", Key="nope")[1] == 404
-    code, status, _ = fails(s3.get_object, Bucket="no-bucket", Key="k")
+    assert failure(s3.head_object, Bucket="bkt", Key="nope")[1] == 404
+    code, status, _ = failure(s3.get_object, Bucket="no-bucket", Key="k")
     assert (code, status) == ("NoSuchBucket", 404)
-    assert fails(s3.head_object, Bucket="no-bucket", Key="k")[1] == 404
+    assert failure(s3.head_object, Bucket="no-bucket", Key="k")[1] == 404
 
 
 # --- conditional writes ------------------------------------------------------------------
 
 def test_put_if_none_match_star_creates_only_once(s3):
     s3.put_object(Bucket="bkt", Key="once", Body=b"first", IfNoneMatch="*")
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="once", Body=b"second",
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="once", Body=b"second",
                             IfNoneMatch="*")
     assert (code, status) == ("PreconditionFailed", 412)
     assert s3.get_object(Bucket="bkt", Key="once")["Body"].read() == b"first"
@@ -363,10 +363,10 @@ def test_put_if_none_match_star_creates_only_once(s3):
 def test_put_if_match(s3):
     etag = s3.put_object(Bucket="bkt", Key="cas", Body=b"v1")["ETag"]
     s3.put_object(Bucket="bkt", Key="cas", Body=b"v2", IfMatch=etag)
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="cas", Body=b"v3", IfMatch=etag)
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="cas", Body=b"v3", IfMatch=etag)
     assert (code, status) == ("PreconditionFailed", 412)
     assert s3.get_object(Bucket="bkt", Key="cas")["Body"].read() == b"v2"
-    code, status, _ = fails(s3.put_object, Bucket="bkt", Key="absent", Body=b"x",
+    code, status, _ = failure(s3.put_object, Bucket="bkt", Key="absent", Body=b"x",
                             IfMatch=etag)
     assert (code, status) == ("NoSuchKey", 404)
 
@@ -417,23 +417,23 @@ def test_copy_of_awkward_key(s3):
 def test_copy_source_conditions(source):
     s3 = source
     etag = s3.head_object(Bucket="bkt", Key="src")["ETag"]
-    code, status, _ = fails(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/src",
+    code, status, _ = failure(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/src",
                             CopySourceIfMatch='"not-the-etag"')
     assert (code, status) == ("PreconditionFailed", 412)
-    code, status, _ = fails(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/src",
+    code, status, _ = failure(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/src",
                             CopySourceIfNoneMatch=etag)
     assert (code, status) == ("PreconditionFailed", 412)
-    code, status, _ = fails(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/src",
+    code, status, _ = failure(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/src",
                             CopySourceIfUnmodifiedSince=dt.datetime(2000, 1, 1))
     assert (code, status) == ("PreconditionFailed", 412)
-    assert fails(s3.head_object, Bucket="bkt", Key="dst")[1] == 404
+    assert failure(s3.head_object, Bucket="bkt", Key="dst")[1] == 404
     s3.copy_object(Bucket="bkt", Key="dst", CopySource="bkt/src", CopySourceIfMatch=etag)
     assert s3.get_object(Bucket="bkt", Key="dst")["Body"].read() == b"source bytes"
 
 
 def test_copy_onto_itself(source):
     s3 = source
-    code, status, _ = fails(s3.copy_object, Bucket="bkt", Key="src", CopySource="bkt/src")
+    code, status, _ = failure(s3.copy_object, Bucket="bkt", Key="src", CopySource="bkt/src")
     assert (code, status) == ("InvalidRequest", 400)
     s3.copy_object(Bucket="bkt", Key="src", CopySource="bkt/src", MetadataDirective="REPLACE",
                    Metadata={"changed": "1"})
@@ -443,9 +443,9 @@ def test_copy_onto_itself(source):
 
 
 def test_copy_from_missing_source(s3):
-    code, status, _ = fails(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/none")
+    code, status, _ = failure(s3.copy_object, Bucket="bkt", Key="dst", CopySource="bkt/none")
     assert (code, status) == ("NoSuchKey", 404)
-    code, status, _ = fails(s3.copy_object, Bucket="bkt", Key="dst",
+    code, status, _ = failure(s3.copy_object, Bucket="bkt", Key="dst",
                             CopySource="no-bucket/none")
     assert (code, status) == ("NoSuchBucket", 404)
 
@@ -456,11 +456,11 @@ def test_delete_object_and_missing_key(live, s3):
     s3.put_object(Bucket="bkt", Key="doomed", Body=b"x" * 100)
     response = s3.delete_object(Bucket="bkt", Key="doomed")
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
-    assert fails(s3.get_object, Bucket="bkt", Key="doomed")[0] == "NoSuchKey"
+    assert failure(s3.get_object, Bucket="bkt", Key="doomed")[0] == "NoSuchKey"
     assert _usage(live) == 0
     response = s3.delete_object(Bucket="bkt", Key="never-existed")
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
-    code, status, _ = fails(s3.delete_object, Bucket="no-bucket", Key="k")
+    code, status, _ = failure(s3.delete_object, Bucket="no-bucket", Key="k")
     assert (code, status) == ("NoSuchBucket", 404)
 
 
@@ -475,7 +475,7 @@ def test_delete_objects(s3):
 
 
 def test_delete_objects_quiet_reports_only_errors(live, s3):
-    from test_s3_buckets import other_account
+    from s3util import second_account
 
     s3.put_object(Bucket="bkt", Key="a", Body=b"a")
     s3.put_object(Bucket="bkt", Key="b", Body=b"b")
@@ -485,7 +485,7 @@ def test_delete_objects_quiet_reports_only_errors(live, s3):
     assert s3.list_objects_v2(Bucket="bkt")["KeyCount"] == 0
     # An error still shows in quiet mode: another account may not delete here.
     s3.put_object(Bucket="bkt", Key="kept", Body=b"k")
-    other = other_account(live)
+    other = second_account(live, "second")[0]
     response = other.delete_objects(Bucket="bkt", Delete={
         "Objects": [{"Key": "kept"}], "Quiet": True})
     assert [(item["Key"], item["Code"]) for item in response["Errors"]] == \
@@ -494,10 +494,10 @@ def test_delete_objects_quiet_reports_only_errors(live, s3):
 
 
 def test_delete_objects_limits(s3):
-    code, status, _ = fails(s3.delete_objects, Bucket="bkt", Delete={
+    code, status, _ = failure(s3.delete_objects, Bucket="bkt", Delete={
         "Objects": [{"Key": f"k{index}"} for index in range(1001)]})
     assert (code, status) == ("MalformedXML", 400)
-    code, status, _ = fails(s3.delete_objects, Bucket="no-bucket", Delete={
+    code, status, _ = failure(s3.delete_objects, Bucket="no-bucket", Delete={
         "Objects": [{"Key": "k"}]})
     assert (code, status) == ("NoSuchBucket", 404)
 
@@ -530,9 +530,9 @@ def test_get_and_head_by_part_number(s3):
     assert head["ContentLength"] == len(part1)
     assert head["PartsCount"] == 2
     assert s3.get_object(Bucket="bkt", Key="mp", PartNumber=1)["Body"].read() == part1
-    code, status, _ = fails(s3.get_object, Bucket="bkt", Key="mp", PartNumber=3)
+    code, status, _ = failure(s3.get_object, Bucket="bkt", Key="mp", PartNumber=3)
     assert (code, status) == ("InvalidPartNumber", 416)
-    code, status, _ = fails(s3.get_object, Bucket="bkt", Key="mp", PartNumber=1,
+    code, status, _ = failure(s3.get_object, Bucket="bkt", Key="mp", PartNumber=1,
                             Range="bytes=0-10")
     assert (code, status) == ("InvalidRequest", 400)
     # a plain object is one part, still answered as a range
@@ -542,7 +542,7 @@ def test_get_and_head_by_part_number(s3):
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 206
     assert response["ContentRange"] == "bytes 0-5/6"
     assert "PartsCount" not in response
-    assert fails(s3.get_object, Bucket="bkt", Key="single", PartNumber=2)[1] == 416
+    assert failure(s3.get_object, Bucket="bkt", Key="single", PartNumber=2)[1] == 416
 
 
 # --- interrupted uploads -----------------------------------------------------------------
@@ -560,7 +560,7 @@ def test_client_hanging_up_mid_body_leaves_nothing(live, s3):
     while time.monotonic() < deadline and _files(data_dir(live) / "s3" / "tmp"):
         time.sleep(0.05)
     assert _files(data_dir(live) / "s3" / "tmp") == []
-    assert fails(s3.head_object, Bucket="bkt", Key="cut-short")[1] == 404
+    assert failure(s3.head_object, Bucket="bkt", Key="cut-short")[1] == 404
     assert _usage(live) == 0
 
 
@@ -663,7 +663,7 @@ def test_kill9_mid_upload_leaves_nothing_and_acknowledged_data_survives(tmp_path
         port = free_port()
         process = _serve(data, port)
         s3 = _client(Live(app, port, key_id, secret, region))
-        assert fails(s3.head_object, Bucket="durable", Key="partial")[1] == 404
+        assert failure(s3.head_object, Bucket="durable", Key="partial")[1] == 404
         assert s3.get_object(Bucket="durable", Key="kept")["Body"].read() == kept
         assert [item["Key"] for item in s3.list_objects_v2(Bucket="durable")["Contents"]] \
             == ["kept"]

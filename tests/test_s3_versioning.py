@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_s3_buckets import fails
+from awsutil import failure
 
 
 @pytest.fixture
@@ -48,10 +48,10 @@ def test_versioning_status(s3):
     assert s3.get_bucket_versioning(Bucket="ver")["Status"] == "Enabled"
     enable(s3, status="Suspended")
     assert s3.get_bucket_versioning(Bucket="ver")["Status"] == "Suspended"
-    code, status, _ = fails(s3.put_bucket_versioning, Bucket="ver",
+    code, status, _ = failure(s3.put_bucket_versioning, Bucket="ver",
                             VersioningConfiguration={"Status": "Sometimes"})
     assert (code, status) == ("IllegalVersioningConfigurationException", 400)
-    code, status, _ = fails(s3.get_bucket_versioning, Bucket="nope")
+    code, status, _ = failure(s3.get_bucket_versioning, Bucket="nope")
     assert (code, status) == ("NoSuchBucket", 404)
 
 
@@ -95,10 +95,10 @@ def test_two_puts_make_two_versions(live, s3):
 def test_unknown_version_id(s3):
     enable(s3)
     s3.put_object(Bucket="ver", Key="doc", Body=b"x")
-    code, status, _ = fails(s3.get_object, Bucket="ver", Key="doc",
+    code, status, _ = failure(s3.get_object, Bucket="ver", Key="doc",
                             VersionId="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
     assert (code, status) == ("NoSuchVersion", 404)
-    code, status, _ = fails(s3.get_object, Bucket="ver", Key="doc", VersionId="not/valid!")
+    code, status, _ = failure(s3.get_object, Bucket="ver", Key="doc", VersionId="not/valid!")
     assert (code, status) == ("InvalidArgument", 400)
 
 
@@ -112,14 +112,14 @@ def test_delete_adds_a_marker_and_deleting_the_marker_restores(live, s3):
     marker = deleted["VersionId"]
     assert marker not in (first, second)
 
-    code, status, response = fails(s3.get_object, Bucket="ver", Key="doc")
+    code, status, response = failure(s3.get_object, Bucket="ver", Key="doc")
     assert (code, status) == ("NoSuchKey", 404)
     headers = response["ResponseMetadata"]["HTTPHeaders"]
     assert headers["x-amz-delete-marker"] == "true"
     assert headers["x-amz-version-id"] == marker
-    assert fails(s3.head_object, Bucket="ver", Key="doc")[1] == 404
+    assert failure(s3.head_object, Bucket="ver", Key="doc")[1] == 404
     # the marker itself cannot be read
-    code, status, _ = fails(s3.get_object, Bucket="ver", Key="doc", VersionId=marker)
+    code, status, _ = failure(s3.get_object, Bucket="ver", Key="doc", VersionId=marker)
     assert (code, status) == ("MethodNotAllowed", 405)
     # older versions still can
     assert s3.get_object(Bucket="ver", Key="doc", VersionId=second)["Body"].read() == b"two"
@@ -140,14 +140,14 @@ def test_delete_adds_a_marker_and_deleting_the_marker_restores(live, s3):
 
 
 def test_delete_marker_is_not_revealed_to_other_accounts(live, s3):
-    from test_s3_buckets import other_account
+    from s3util import second_account
 
     enable(s3)
     s3.put_object(Bucket="ver", Key="doc", Body=b"x")
     s3.delete_object(Bucket="ver", Key="doc")
-    other = other_account(live)
+    other = second_account(live, "second")[0]
     for key in ("doc", "never-existed"):
-        code, status, response = fails(other.get_object, Bucket="ver", Key=key)
+        code, status, response = failure(other.get_object, Bucket="ver", Key=key)
         assert (code, status) == ("AccessDenied", 403), key
         assert "x-amz-version-id" not in response["ResponseMetadata"]["HTTPHeaders"]
         assert "x-amz-delete-marker" not in response["ResponseMetadata"]["HTTPHeaders"]
@@ -162,7 +162,7 @@ def test_delete_a_version_permanently(live, s3):
     # the previous version becomes the current one
     assert s3.get_object(Bucket="ver", Key="doc")["Body"].read() == b"one"
     assert usage(live) == 3
-    code, status, _ = fails(s3.get_object, Bucket="ver", Key="doc", VersionId=second)
+    code, status, _ = failure(s3.get_object, Bucket="ver", Key="doc", VersionId=second)
     assert (code, status) == ("NoSuchVersion", 404)
     s3.delete_object(Bucket="ver", Key="doc", VersionId=first)
     assert versions(s3)[0] == [] and usage(live) == 0
@@ -230,7 +230,7 @@ def test_restore_an_old_version_by_copying_it_onto_its_key(s3):
                           Metadata={"rev": "1"})["VersionId"]
     s3.put_object(Bucket="ver", Key="doc", Body=b"new")
     # without a version, copying an object onto itself is refused even when versioned
-    code, status, _ = fails(s3.copy_object, Bucket="ver", Key="doc", CopySource="ver/doc")
+    code, status, _ = failure(s3.copy_object, Bucket="ver", Key="doc", CopySource="ver/doc")
     assert (code, status) == ("InvalidRequest", 400)
     result = s3.copy_object(Bucket="ver", Key="doc",
                             CopySource={"Bucket": "ver", "Key": "doc", "VersionId": first})
@@ -298,7 +298,7 @@ def test_list_object_versions_prefix_and_delimiter(s3):
 
 
 def test_version_id_marker_needs_key_marker(s3):
-    code, status, _ = fails(s3.list_object_versions, Bucket="ver", VersionIdMarker="abc")
+    code, status, _ = failure(s3.list_object_versions, Bucket="ver", VersionIdMarker="abc")
     assert (code, status) == ("InvalidArgument", 400)
 
 
