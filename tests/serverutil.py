@@ -41,13 +41,16 @@ def cli_env(**extra) -> dict[str, str]:
     return env
 
 
-def wait_until(condition, what: str, timeout: float = 30) -> None:
-    """Poll *condition* every 0.1 s until it is truthy; fail naming *what* after *timeout*."""
+def wait_until(condition, what: str, timeout: float = 30, *, interval: float = 0.1,
+               show=lambda: ""):
+    """Poll *condition* every *interval* s until it returns something truthy, and return
+    that; after *timeout* s fail naming *what*, with ``show()`` (e.g. a console so far)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{show()}")
+        time.sleep(interval)
+    return value
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:

@@ -20,33 +20,25 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
-
+from ec2util import used_cores
+from guestutil import (BOOT_TIMEOUT, MARK, REAL_URI, build_guest, guest_console,
+                       qemu_reachable_dir, requires_real_libvirt, terminate)
 from liveutil import start_live, stop_live
-from test_node_real import BOOT_TIMEOUT, MARK, _console, _terminate, _wait
+from serverutil import wait_until
 
-REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
-GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
 NETWORK = "eucalite-ebstest"
 MiB = 2**20
 
-pytestmark = pytest.mark.skipif(
-    not REAL_URI.startswith("qemu"),
-    reason="needs a real libvirtd: set EUCALITE_TEST_LIBVIRT_URI=qemu:///system "
-           "(./setup.sh test does)")
+pytestmark = requires_real_libvirt
 
 
 @pytest.fixture(scope="module")
 def guest_files(tmp_path_factory):
-    from eucalite.cluster import guest
-
     if os.geteuid() != 0:
         pytest.skip("the instance bridge, the metadata address and tgt need root")
-    return guest.build(Path(GUEST_DIR) if GUEST_DIR else tmp_path_factory.mktemp("guest"),
-                       log=lambda *args: None)
+    return build_guest(tmp_path_factory)
 
 
 def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet: str):
@@ -62,8 +54,7 @@ def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet
     if problem:
         print(f"skipping the {export_name} end-to-end test: {problem}")
         pytest.skip(problem)
-    top = Path(tempfile.mkdtemp(prefix="eucalite-ebs-test-", dir="/var/tmp"))
-    top.chmod(0o711)
+    top = qemu_reachable_dir("eucalite-ebs-test-")
     live, server = start_live(top / "data", node=True, hypervisor="libvirt",
                               libvirt_uri=REAL_URI, reconcile_interval=3600,
                               ebs_export=export_name, instance_subnet=subnet,
@@ -113,8 +104,8 @@ def local_cloud(guest_files, cloud):
 def _ready_instance(ec2, image_id) -> str:
     instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
                                     InstanceType="m1.small")["Instances"][0]["InstanceId"]
-    _wait(lambda: f"{MARK} ready" in _console(ec2, instance_id), BOOT_TIMEOUT,
-          f"{instance_id} ready", show=lambda: _console(ec2, instance_id)[-2000:])
+    wait_until(lambda: f"{MARK} ready" in guest_console(ec2, instance_id), f"{instance_id} ready",
+               BOOT_TIMEOUT, interval=1, show=lambda: guest_console(ec2, instance_id)[-2000:])
     return instance_id
 
 
@@ -127,9 +118,9 @@ def _guest_sees(ec2, instance_id, volume_id, timeout=60) -> dict:
     """The guest's report of the disk with *volume_id*'s serial: {name, size, md5}."""
     serial = volume_id.replace("-", "")
     pattern = re.compile(rf"{MARK} disk name=(\w+) serial={serial} size=(\d+) md5=(\w+)")
-    found = _wait(lambda: pattern.search(_console(ec2, instance_id)), timeout,
-                  f"the guest of {instance_id} to report {volume_id}",
-                  show=lambda: _console(ec2, instance_id)[-2000:])
+    found = wait_until(lambda: pattern.search(guest_console(ec2, instance_id)),
+                       f"the guest of {instance_id} to report {volume_id}", timeout, interval=1,
+                       show=lambda: guest_console(ec2, instance_id)[-2000:])
     return {"name": found.group(1), "size": int(found.group(2)), "md5": found.group(3)}
 
 
@@ -141,38 +132,40 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
 
     first = _ready_instance(ec2, cloud.image_id)
     volume_id = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    _wait(lambda: _volume_state(ec2, volume_id) == "available", 30, "the volume")
+    wait_until(lambda: _volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
     pattern = os.urandom(MiB)
     with open(services.ebs.path(volume_id), "r+b") as f:
         f.write(pattern)
     expected = hashlib.md5(pattern).hexdigest()
 
     ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
-    _wait(lambda: _volume_state(ec2, volume_id) == "attached", 60, "attached")
+    wait_until(lambda: _volume_state(ec2, volume_id) == "attached", "attached", 60, interval=1)
     seen = _guest_sees(ec2, first, volume_id)
     assert (seen["size"], seen["md5"]) == (2**30 // 512, expected)
     assert volume_id in exporter.exported()            # served by tgt, not as a file
 
     ec2.detach_volume(VolumeId=volume_id)
-    _wait(lambda: _volume_state(ec2, volume_id) == "available", 60, "detached")
-    _wait(lambda: f"{MARK} disk-gone name={seen['name']}" in _console(ec2, first), 30,
-          "the guest to see the disk go")
+    wait_until(lambda: _volume_state(ec2, volume_id) == "available", "detached", 60, interval=1)
+    wait_until(lambda: f"{MARK} disk-gone name={seen['name']}" in guest_console(ec2, first),
+               "the guest to see the disk go", 30, interval=1)
     assert volume_id not in exporter.exported()
 
     snapshot_id = ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
-    _wait(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
-        "State"] == "completed", 120, "the snapshot")
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
+        "State"] == "completed", "the snapshot", 120, interval=1)
     copy = ec2.create_volume(SnapshotId=snapshot_id, AvailabilityZone="eucalyptus-1a")[
         "VolumeId"]
-    _wait(lambda: _volume_state(ec2, copy) == "available", 60, "the volume from the snapshot")
-    _terminate(ec2, [first])
+    wait_until(lambda: _volume_state(ec2, copy) == "available", "the volume from the snapshot", 60,
+               interval=1)
+    terminate(ec2, [first])
 
     second = _ready_instance(ec2, cloud.image_id)
     ec2.attach_volume(VolumeId=copy, InstanceId=second, Device="/dev/sdg")
     seen = _guest_sees(ec2, second, copy)
     assert seen["md5"] == expected                     # the same bytes, through the chain
-    _terminate(ec2, [second])
-    _wait(lambda: _volume_state(ec2, copy) == "available", 30, "detach on terminate")
+    terminate(ec2, [second])
+    wait_until(lambda: _volume_state(ec2, copy) == "available", "detach on terminate", 30,
+               interval=1)
     assert not exporter.exported() & {volume_id, copy}
     for vid in (volume_id, copy):
         ec2.delete_volume(VolumeId=vid)
@@ -191,7 +184,7 @@ def _wait_state(ec2, instance_id, state, timeout=BOOT_TIMEOUT) -> dict:
         assert name == state or name not in ("terminated", "shutting-down") or \
             state == "terminated", described.get("StateReason")
         return described if name == state else None
-    return _wait(reached, timeout, f"{instance_id} {state}")
+    return wait_until(reached, f"{instance_id} {state}", timeout, interval=1)
 
 
 def _chap_secrets(driver) -> set[str]:
@@ -211,13 +204,14 @@ def _ebs_image(live, guest_files) -> tuple[str, str, str]:
     ec2 = live.client("ec2")
     services = live.app.extensions["eucalite"]
     source = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    _wait(lambda: _volume_state(ec2, source) == "available", 30, "the source volume")
+    wait_until(lambda: _volume_state(ec2, source) == "available", "the source volume", 30,
+               interval=1)
     root_bytes = guest_files.root.read_bytes()
     with open(services.ebs.path(source), "r+b") as f:
         f.write(root_bytes)
     snapshot_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
-    _wait(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
-        "State"] == "completed", 120, "the snapshot")
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
+        "State"] == "completed", "the snapshot", 120, interval=1)
     image_id = ec2.register_image(
         Name="ebs-root", RootDeviceName="/dev/sda1", KernelId=live.kernel_id,
         RamdiskId=live.ramdisk_id,
@@ -247,12 +241,12 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     assert _guest_sees(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
 
     data = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    _wait(lambda: _volume_state(ec2, data) == "available", 30, "the data volume")
+    wait_until(lambda: _volume_state(ec2, data) == "available", "the data volume", 30, interval=1)
     pattern = os.urandom(MiB)
     with open(services.ebs.path(data), "r+b") as f:
         f.write(pattern)
     ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
-    _wait(lambda: _volume_state(ec2, data) == "attached", 60, "attached")
+    wait_until(lambda: _volume_state(ec2, data) == "attached", "attached", 60, interval=1)
     assert _guest_sees(ec2, instance_id, data)["md5"] == hashlib.md5(pattern).hexdigest()
 
     ec2.stop_instances(InstanceIds=[instance_id])
@@ -261,15 +255,19 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     ec2.start_instances(InstanceIds=[instance_id])
     _wait_state(ec2, instance_id, "running")
     # the guest boots a second time and finds its root and the data volume again
-    _wait(lambda: _console(ec2, instance_id).count(f"{MARK} ready") >= 2, BOOT_TIMEOUT,
-          "the second boot", show=lambda: _console(ec2, instance_id)[-3000:])
+    wait_until(lambda: guest_console(ec2, instance_id).count(f"{MARK} ready") >= 2,
+               "the second boot", BOOT_TIMEOUT, interval=1,
+               show=lambda: guest_console(ec2, instance_id)[-3000:])
     for volume_id, md5 in ((root, root_md5), (data, hashlib.md5(pattern).hexdigest())):
         seen = re.compile(rf"serial={volume_id.replace('-', '')} size=\d+ md5={md5}")
-        _wait(lambda: seen.search(_console(ec2, instance_id).rsplit(f"{MARK} boot", 1)[-1]),
-              60, f"{volume_id} after the start", show=lambda: _console(ec2, instance_id)[-3000:])
+        wait_until(lambda: seen.search(
+                       guest_console(ec2, instance_id).rsplit(f"{MARK} boot", 1)[-1]),
+                   f"{volume_id} after the start", 60, interval=1,
+                   show=lambda: guest_console(ec2, instance_id)[-3000:])
 
-    _terminate(ec2, [instance_id])
-    _wait(lambda: _volume_state(ec2, data) == "available", 30, "detach on terminate")
+    terminate(ec2, [instance_id])
+    wait_until(lambda: _volume_state(ec2, data) == "available", "detach on terminate", 30,
+               interval=1)
     assert not exporter.exported() & {root, data, source}
     if exporter.name == "tgt":
         assert not _chap_secrets(driver)
@@ -283,7 +281,6 @@ def test_failed_ebs_launch_leaves_no_target_secret_or_volume(cloud, guest_files,
     capacity."""
     from dataclasses import replace
 
-    from test_ec2_instances import used_cores
 
     ec2 = cloud.client("ec2")
     services = cloud.app.extensions["eucalite"]

@@ -13,24 +13,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
-
+from awsutil import error_code
+from guestutil import (BOOT_TIMEOUT, MARK, REAL_URI, build_guest, guest_console,
+                       qemu_reachable_dir, requires_real_libvirt, terminate)
 from liveutil import start_live, stop_live
+from serverutil import wait_until
 
-REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
-GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
-MARK = "EUCALITE-GUEST"
 NETWORK = "eucalite-test"
-BOOT_TIMEOUT = 120          # TCG on a loaded 2-core machine: a guest is up in ~10 s
 
-pytestmark = pytest.mark.skipif(
-    not REAL_URI.startswith("qemu"),
-    reason="needs a real libvirtd: set EUCALITE_TEST_LIBVIRT_URI=qemu:///system "
-           "(./setup.sh test does)")
+pytestmark = requires_real_libvirt
 
 
 def _skip_without_root():
@@ -40,13 +34,7 @@ def _skip_without_root():
 
 @pytest.fixture(scope="module")
 def guest_files(tmp_path_factory):
-    from eucalite.cluster import guest
-
-    out = Path(GUEST_DIR) if GUEST_DIR else tmp_path_factory.mktemp("guest")
-    try:
-        return guest.build(out, log=lambda *args: None)
-    except guest.GuestBuildError as error:
-        pytest.fail(f"cannot build the tiny guest: {error}")
+    return build_guest(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +46,7 @@ def node(guest_files):
     from eucalite.compute.imageimport import ImageFiles
     from eucalite.server import start_node_services
 
-    # not under pytest's 0700 tmp dir: QEMU runs as libvirt's user and must reach the disks
-    top = Path(tempfile.mkdtemp(prefix="eucalite-node-test-", dir="/var/tmp"))
-    top.chmod(0o711)
+    top = qemu_reachable_dir("eucalite-node-test-")
     live, server = start_live(top / "data", node=True, hypervisor="libvirt",
                               libvirt_uri=REAL_URI, reconcile_interval=3600,
                               # a network of its own, so a developer's cloud is untouched
@@ -83,35 +69,11 @@ def node(guest_files):
         shutil.rmtree(top, ignore_errors=True)
 
 
-def _console(ec2, instance_id) -> str:
-    """The console text (botocore decodes EC2's base64 Output itself)."""
-    return ec2.get_console_output(InstanceId=instance_id).get("Output", "")
-
-
-def _wait(predicate, timeout, what, show=lambda: ""):
-    """Poll *predicate* every second until it is truthy; on timeout fail, showing
-    ``show()`` (e.g. the console so far)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{show()}")
-
-
 def _console_has(ec2, instance_id, text, count=1, timeout=BOOT_TIMEOUT) -> str:
     """Wait until the console shows *text* *count* times; returns the console."""
-    return _wait(lambda: (c := _console(ec2, instance_id)).count(text) >= count and c,
-                 timeout, f"{text!r} x{count} on {instance_id}'s console",
-                 show=lambda: _console(ec2, instance_id)[-3000:])
-
-
-def _state(ec2, instance_id) -> str:
-    """The instance's state; fails the test at once if it ended while we wait for it."""
-    described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
-        "Instances"][0]
-    return described["State"]["Name"]
+    return wait_until(lambda: (c := guest_console(ec2, instance_id)).count(text) >= count and c,
+                      f"{text!r} x{count} on {instance_id}'s console", timeout, interval=1,
+                      show=lambda: guest_console(ec2, instance_id)[-3000:])
 
 
 def _running(ec2, instance_id) -> bool:
@@ -140,7 +102,7 @@ def test_guest_boots_reads_metadata_and_leaves_nothing(node):
     [instance] = _launch(ec2, node.image_id, user_data)
     iid = instance["InstanceId"]
     assert instance["PrivateIpAddress"].startswith("10.213.0.")
-    _wait(lambda: _running(ec2, iid), BOOT_TIMEOUT, "running")
+    wait_until(lambda: _running(ec2, iid), "running", BOOT_TIMEOUT, interval=1)
 
     # the guest reports its disks after "ready": wait for the root's report, not the marker
     # (on a loaded host the console was read between the two)
@@ -165,16 +127,16 @@ def test_guest_boots_reads_metadata_and_leaves_nothing(node):
     # instance-store roots cannot stop, as in Eucalyptus
     with pytest.raises(ec2.exceptions.ClientError) as stop:
         ec2.stop_instances(InstanceIds=[iid])
-    assert stop.value.response["Error"]["Code"] == "UnsupportedOperation"
+    assert error_code(stop) == "UnsupportedOperation"
 
-    _terminate(ec2, [iid])
+    terminate(ec2, [iid])
     assert iid not in driver.list_domains()
     assert not (work / "root.qcow2").exists()
     # the lease is released at once (dnsmasq tells libvirt's lease file a moment later)
-    _wait(lambda: mac not in driver.dhcp_leases(NETWORK), 15, "the lease's release",
-          show=lambda: driver.dhcp_leases(NETWORK))
+    wait_until(lambda: mac not in driver.dhcp_leases(NETWORK), "the lease's release", 15,
+               interval=1, show=lambda: driver.dhcp_leases(NETWORK))
     # the console log outlives the domain until the instance is forgotten
-    assert f"{MARK} instance-id={iid}" in _console(ec2, iid)
+    assert f"{MARK} instance-id={iid}" in guest_console(ec2, iid)
 
 
 def _mac(app, instance_id) -> str:
@@ -194,20 +156,13 @@ def test_two_guests_get_different_addresses_and_second_launch_copies_nothing(nod
     try:
         for iid in ids:
             _console_has(ec2, iid, f"{MARK} ready")
-        seen = {iid: _guest_lines(_console(ec2, iid), "ip")[-1] for iid in ids}
+        seen = {iid: _guest_lines(guest_console(ec2, iid), "ip")[-1] for iid in ids}
         assert len(set(seen.values())) == 2
         assert seen == {i["InstanceId"]: i["PrivateIpAddress"] for i in instances}
         # the image was cached by the first test: nothing was fetched again
         assert cache.misses == misses
     finally:
-        _terminate(ec2, ids)
-
-
-def _terminate(ec2, ids):
-    """Terminate and wait until they ended (their node capacity is back)."""
-    ec2.terminate_instances(InstanceIds=ids)
-    for iid in ids:
-        _wait(lambda: _state(ec2, iid) == "terminated", 60, f"{iid} terminated")
+        terminate(ec2, ids)
 
 
 def test_reconciler_notices_a_domain_destroyed_behind_its_back(node):
@@ -217,7 +172,7 @@ def test_reconciler_notices_a_domain_destroyed_behind_its_back(node):
     services = node.app.extensions["eucalite"]
     [instance] = _launch(ec2, node.image_id, "reconcile")
     iid = instance["InstanceId"]
-    _wait(lambda: _running(ec2, iid), BOOT_TIMEOUT, "running")
+    wait_until(lambda: _running(ec2, iid), "running", BOOT_TIMEOUT, interval=1)
     services.cluster.driver.destroy(iid)          # as `virsh destroy; virsh undefine` would
     with node.app.app_context():
         report = reconcile.reconcile(services.cluster, services.ebs)
