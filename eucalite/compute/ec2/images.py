@@ -106,7 +106,7 @@ def _getters(lookup_tags) -> dict:
     return getters
 
 
-PAGING = Paging(maximum=1000, ids="ImageId", conflict=("ImageId", "MaxResults"))
+PAGING = Paging(maximum=1000, ids="ImageId")
 
 
 @registry.action("DescribeImages", params=(
