@@ -7,7 +7,7 @@ libvirt and a network of its own (``eucalite-bench``, bridge ``eubenchbr0``, 10.
 and its metadata listener on the bridge (node services started by
 ``start_node_services``, as ``eucalite serve`` does; when another eucalite already holds
 169.254.169.254, ours runs without metadata and 'ready' is not measured); the tiny
-guest (``eucalite.cluster.guest``, cached in /var/tmp/eucalite-guest) is imported as an
+guest (``eucalite.cluster.guest``, cached in ``common.GUEST_DIR``) is imported as an
 image. Measured in one run, interleaved, N
 times each (median and min):
 
@@ -49,7 +49,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import InProcessCloud  # bench/common.py (run as bench/<script>.py)
+from common import GUEST_DIR, InProcessCloud  # bench/common.py (run as bench/<script>.py)
 
 URI = "qemu:///system"
 NETWORK = "eucalite-bench"
@@ -57,7 +57,6 @@ BRIDGE = "eubenchbr0"
 SUBNET = "10.217.0.0/24"
 FLOOR_IP = "10.217.0.250"          # eucalite hands out .2 upwards: never this one here
 FLOOR_PREFIX = f"eubench-floor-{os.getpid()}-"
-GUEST_DIR = "/var/tmp/eucalite-guest"
 INSTANCE_TYPE = "m1.small"
 USER_DATA = "eucalite boot benchmark"
 MARK = "EUCALITE-GUEST"
@@ -509,7 +508,7 @@ def main() -> None:
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     files, *versions = preflight()
     # not under a 0700 dir: QEMU runs as libvirt's user and must reach the disks
-    top = Path(tempfile.mkdtemp(prefix="eucalite-bench-boot-", dir="/var/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="eucalite-bench-boot-"))
     top.chmod(0o711)
     cleanup: list = []
     # SIGTERM behaves like Ctrl-C: the finally below removes domains, network and files.

@@ -1,10 +1,17 @@
 """Helpers the benchmark scripts share: a free loopback port, waiting for a server, an
-in-process eucalite."""
+in-process eucalite, where the tiny guest is cached."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import tempfile
 import time
+
+# The tiny guest's build cache, shared with the real-VM tests: EUCALITE_TEST_GUEST_DIR
+# (./setup.sh test sets it), else eucalite-guest in the system's temporary directory.
+GUEST_DIR = (os.environ.get("EUCALITE_TEST_GUEST_DIR")
+             or os.path.join(tempfile.gettempdir(), "eucalite-guest"))
 
 
 def free_port() -> int:

@@ -50,13 +50,12 @@ import threading
 import time
 from pathlib import Path
 
-from common import InProcessCloud  # bench/common.py (run as bench/<script>.py)
+from common import GUEST_DIR, InProcessCloud  # bench/common.py (run as bench/<script>.py)
 
 MiB, GiB = 2**20, 2**30
 POLL = 0.02
 URI = "qemu:///system"
 NETWORK, BRIDGE, SUBNET = "eucalite-ebsbench", "euebsbench0", "10.218.0.0/24"
-GUEST_DIR = "/var/tmp/eucalite-guest"
 MARK = "EUCALITE-GUEST"
 TIMEOUT = 180
 ALIGN = 0.5                 # s after an observed guest disk scan that each attach is issued
@@ -679,7 +678,7 @@ def bench_guest(args, table: Table, cleanup: list) -> None:
         table.text(f"skipped: {reason}")
         return
     tgt_reason = ensure_tgtd(cleanup)
-    top = Path(tempfile.mkdtemp(prefix="eucalite-bench-ebs-", dir="/var/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="eucalite-bench-ebs-"))
     top.chmod(0o711)        # QEMU runs as libvirt's user and must reach the disks
     cleanup.append(lambda: shutil.rmtree(top, ignore_errors=True))
     exports = ["local"]
@@ -760,7 +759,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     table = Table()
     cleanup: list = []
-    work = Path(tempfile.mkdtemp(prefix="eucalite-bench-ebs-", dir="/var/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="eucalite-bench-ebs-"))
     cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     signal.signal(signal.SIGINT, signal.default_int_handler)
