@@ -1,12 +1,11 @@
 """The slow half of the instance lifecycle, off the request thread.
 
-Jobs (spawn, destroy, stop, start, reboot) run on a small thread pool inside an app context;
-each is given the services it uses (the cluster; the storage controller for volumes),
-reaches the instance's node through the
-:class:`~eucalite.cluster.node.Node` protocol (turning the Instance row into the plain
-records the node takes) and records the outcome with a compare-and-swap transition, so a
-job that lost a race (the instance was terminated while it spawned) does the right cleanup
-instead of overwriting newer state.
+Jobs (spawn, destroy, stop, start, reboot) run on a small thread pool inside an app context.
+Each is given the services it uses (the cluster; the storage controller for volumes),
+reaches the instance's node through the :class:`~eucalite.cluster.node.Node` protocol
+(turning the Instance row into the plain records the node takes) and records the outcome
+with a compare-and-swap transition, so a job that lost a race (the instance was terminated
+while it spawned) does the right cleanup instead of overwriting newer state.
 """
 from __future__ import annotations
 
