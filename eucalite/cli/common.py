@@ -45,6 +45,16 @@ def data_dir_option(function):
                         help=DATA_DIR_HELP)(function)
 
 
+def in_app(function):
+    """A command body that works on the cloud's state: the command takes ``--data-dir``,
+    the body runs inside the app built on it, and service errors are one line."""
+    @functools.wraps(function)
+    def command(*args, data_dir=None, **kwargs):
+        with app(data_dir).app_context():
+            return function(*args, **kwargs)
+    return data_dir_option(fail_on_aws_error(command))
+
+
 def admin_principal():
     """The cloud admin's admin user, in whose name a host operator acts (no key needed)."""
     return accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,

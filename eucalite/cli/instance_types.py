@@ -15,17 +15,12 @@ instance_type_group = click.Group(
 
 
 @instance_type_group.command("list")
-@common.data_dir_option
-def list_types(data_dir):
+@common.in_app
+def list_types():
     """Print each type: name, cpus, memory (MiB), disk (GiB)."""
-
-    @common.fail_on_aws_error
-    def run():
-        with common.app(data_dir).app_context():
-            click.echo("NAME\tCPU\tMEMORY_MB\tDISK_GB")
-            for row in instance_types.list_all():
-                click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
-    run()
+    click.echo("NAME\tCPU\tMEMORY_MB\tDISK_GB")
+    for row in instance_types.list_all():
+        click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
 
 
 @instance_type_group.command("set")
@@ -33,17 +28,11 @@ def list_types(data_dir):
 @click.option("--cpu", type=click.IntRange(min=1), help="Virtual CPUs.")
 @click.option("--memory", type=click.IntRange(min=1), help="Memory in MiB.")
 @click.option("--disk", type=click.IntRange(min=1), help="Root disk in GiB.")
-@common.data_dir_option
-def set_type(name, cpu, memory, disk, data_dir):
+@common.in_app
+def set_type(name, cpu, memory, disk):
     """Change NAME's cpu, memory or disk; instances already running keep their size."""
-
     if cpu is None and memory is None and disk is None:
         raise click.UsageError("Give at least one of --cpu, --memory, --disk.")
-
-    @common.fail_on_aws_error
-    def run():
-        with common.app(data_dir).app_context():
-            row = instance_types.modify(common.admin_principal(), name, cpu=cpu, memory_mb=memory,
-                                        disk_gb=disk)
-            click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
-    run()
+    row = instance_types.modify(common.admin_principal(), name, cpu=cpu, memory_mb=memory,
+                                disk_gb=disk)
+    click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")

@@ -120,48 +120,41 @@ def account():
 
 
 @account.command("list")
-@common.data_dir_option
-def account_list(data_dir):
+@common.in_app
+def account_list():
     """List accounts with their ids."""
-    with common.app(data_dir).app_context():
-        for item in accounts.list_accounts():
-            click.echo(f"{item.name}\t{item.id}")
+    for item in accounts.list_accounts():
+        click.echo(f"{item.name}\t{item.id}")
 
 
 @account.command("create")
 @click.argument("name")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_create(name, data_dir):
+@common.in_app
+def account_create(name):
     """Create account NAME with its admin user and one access key (printed once)."""
-    with common.app(data_dir).app_context():
-        created = accounts.create_account(name)
-        key = accounts.create_access_key(name, accounts.ADMIN_USER)
-        click.echo(f"account {created.name} {created.id}")
-        click.echo(f"user {accounts.ADMIN_USER}")
-        click.echo(f"access key {key.id} {key.secret}")
+    created = accounts.create_account(name)
+    key = accounts.create_access_key(name, accounts.ADMIN_USER)
+    click.echo(f"account {created.name} {created.id}")
+    click.echo(f"user {accounts.ADMIN_USER}")
+    click.echo(f"access key {key.id} {key.secret}")
 
 
 @account.command("delete")
 @click.argument("name")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_delete(name, data_dir):
+@common.in_app
+def account_delete(name):
     """Delete account NAME with its users and keys."""
-    with common.app(data_dir).app_context():
-        accounts.delete_account(name)
-        click.echo(f"deleted account {name}")
+    accounts.delete_account(name)
+    click.echo(f"deleted account {name}")
 
 
 @account.command("users")
 @click.argument("account_name", metavar="ACCOUNT")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_users(account_name, data_dir):
+@common.in_app
+def account_users(account_name):
     """List the users of ACCOUNT."""
-    with common.app(data_dir).app_context():
-        for user in accounts.list_users(account_name):
-            click.echo(f"{user.name}\t{user.id}\t{user.path}")
+    for user in accounts.list_users(account_name):
+        click.echo(f"{user.name}\t{user.id}\t{user.path}")
 
 
 @account.command("user-create")
@@ -169,28 +162,24 @@ def account_users(account_name, data_dir):
 @click.argument("user_name", metavar="USER")
 @click.option("--with-key/--no-key", default=True, show_default=True,
               help="Also create an access key for the user (printed once).")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_user_create(account_name, user_name, with_key, data_dir):
+@common.in_app
+def account_user_create(account_name, user_name, with_key):
     """Create USER in ACCOUNT."""
-    with common.app(data_dir).app_context():
-        user = accounts.create_user(account_name, user_name)
-        click.echo(f"user {user.name} {user.id}")
-        if with_key:
-            key = accounts.create_access_key(account_name, user_name)
-            click.echo(f"access key {key.id} {key.secret}")
+    user = accounts.create_user(account_name, user_name)
+    click.echo(f"user {user.name} {user.id}")
+    if with_key:
+        key = accounts.create_access_key(account_name, user_name)
+        click.echo(f"access key {key.id} {key.secret}")
 
 
 @account.command("user-delete")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_user_delete(account_name, user_name, data_dir):
+@common.in_app
+def account_user_delete(account_name, user_name):
     """Delete USER from ACCOUNT with its keys."""
-    with common.app(data_dir).app_context():
-        accounts.delete_user(account_name, user_name)
-        click.echo(f"deleted user {user_name}")
+    accounts.delete_user(account_name, user_name)
+    click.echo(f"deleted user {user_name}")
 
 
 @account.command("password")
@@ -198,60 +187,50 @@ def account_user_delete(account_name, user_name, data_dir):
 @click.argument("user_name", metavar="USER", default="admin")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="The new console password (asked for when not given).")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_password(account_name, user_name, password, data_dir):
+@common.in_app
+def account_password(account_name, user_name, password):
     """Set USER's password for the management console (/console)."""
-    with common.app(data_dir).app_context():
-        set_password(account_name, user_name, password)
-        click.echo(f"console password set for {user_name}@{account_name}")
+    set_password(account_name, user_name, password)
+    click.echo(f"console password set for {user_name}@{account_name}")
 
 
 @account.command("keys")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER", default="admin")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_keys(account_name, user_name, data_dir):
+@common.in_app
+def account_keys(account_name, user_name):
     """List USER's access key ids and their status (secrets are not shown)."""
-    with common.app(data_dir).app_context():
-        for key in accounts.get_user(account_name, user_name).keys:
-            click.echo(f"{key.id}\t{key.status}\t{key.created:%Y-%m-%dT%H:%M:%SZ}")
+    for key in accounts.get_user(account_name, user_name).keys:
+        click.echo(f"{key.id}\t{key.status}\t{key.created:%Y-%m-%dT%H:%M:%SZ}")
 
 
 @account.command("key-create")
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("user_name", metavar="USER", default="admin")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_key_create(account_name, user_name, data_dir):
+@common.in_app
+def account_key_create(account_name, user_name):
     """Create an access key for USER (at most two per user) and print it once."""
-    with common.app(data_dir).app_context():
-        key = accounts.create_access_key(account_name, user_name)
-        click.echo(f"access key {key.id} {key.secret}")
+    key = accounts.create_access_key(account_name, user_name)
+    click.echo(f"access key {key.id} {key.secret}")
 
 
 @account.command("key-status")
 @click.argument("key_id", metavar="ACCESS_KEY_ID")
 @click.argument("status", type=click.Choice(["Active", "Inactive"]))
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_key_status(key_id, status, data_dir):
+@common.in_app
+def account_key_status(key_id, status):
     """Activate or deactivate an access key (inactive keys are refused)."""
-    with common.app(data_dir).app_context():
-        accounts.set_access_key_status(key_id, status)
-        click.echo(f"{key_id} {status}")
+    accounts.set_access_key_status(key_id, status)
+    click.echo(f"{key_id} {status}")
 
 
 @account.command("key-delete")
 @click.argument("key_id", metavar="ACCESS_KEY_ID")
-@common.data_dir_option
-@common.fail_on_aws_error
-def account_key_delete(key_id, data_dir):
+@common.in_app
+def account_key_delete(key_id):
     """Delete an access key."""
-    with common.app(data_dir).app_context():
-        accounts.delete_access_key(key_id)
-        click.echo(f"deleted {key_id}")
+    accounts.delete_access_key(key_id)
+    click.echo(f"deleted {key_id}")
 
 
 # --- database -------------------------------------------------------------------------
