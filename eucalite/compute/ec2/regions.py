@@ -2,7 +2,6 @@
 DescribeAccountAttributes."""
 from __future__ import annotations
 
-from ...cluster import nodes
 from ...errors import InvalidParameterValue
 from .. import instance_types
 from . import filters
@@ -55,6 +54,8 @@ def describe_availability_zones(call):
         "opt-in-status": lambda zone: OPT_IN,
         "zone-type": lambda zone: "availability-zone",
     })
+    capacity = call.services.compute.capacity()["types"] \
+        if verbose and call.principal.is_cloud_admin else None
     items = []
     for zone in zones:
         items.append({
@@ -68,19 +69,19 @@ def describe_availability_zones(call):
             "networkBorderGroup": zone.region,
             "messageSet": [{"message": message} for message in zone.messages],
         })
-        if verbose and call.principal.is_cloud_admin:
-            items.extend(_capacity_items(zone))
+        if capacity is not None:
+            items.extend(_capacity_items(zone, capacity))
     return {"availabilityZoneInfo": items}
 
 
-def _capacity_items(zone) -> list[dict]:
+def _capacity_items(zone, capacity: dict[str, list[tuple[str, int, int]]]) -> list[dict]:
     """Eucalyptus' ``verbose`` listing: free / max instances per type, as extra zone items
-    (what euca-describe-availability-zones verbose prints), for the cloud admin."""
-    types = [(t.name, t.cpu, t.memory_mb, t.disk_gb) for t in instance_types.list_all()]
+    (what euca-describe-availability-zones verbose prints), for the cloud admin. *capacity*
+    is :meth:`ComputeService.capacity`'s ``types``: zone -> [(type, free, max)]."""
     specs = {t.name: t for t in instance_types.list_all()}
     rows = [{"zoneName": "|- vm types", "zoneState": "free / max   cpu   ram  disk",
              "regionName": zone.region}]
-    for name, free, maximum in nodes.zone_capacity(zone.name, types):
+    for name, free, maximum in capacity.get(zone.name, []):
         spec = specs[name]
         rows.append({"zoneName": f"|- {name}",
                      "zoneState": f"{free:04d} / {maximum:04d}   {spec.cpu:>3}  "
