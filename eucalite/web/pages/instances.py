@@ -5,8 +5,6 @@ the EC2 adapter does (RunInstances, RebootInstances, Stop/StartInstances,
 TerminateInstances, GetConsoleOutput, CreateTags/DeleteTags)."""
 from __future__ import annotations
 
-import base64
-
 from flask import redirect, render_template, request, url_for
 
 from ... import tags
@@ -124,12 +122,10 @@ def instance(instance_id: str):
     except AwsError as error:
         db.session.rollback()
         console_error = f"{error.code}: {error.message}"
-    user_data = ""
-    if row.user_data:
-        try:
-            user_data = base64.b64decode(row.user_data).decode("utf-8", "replace")
-        except ValueError:
-            user_data = row.user_data
+    try:
+        user_data = instance_service.decode_user_data(row.user_data).decode("utf-8", "replace")
+    except AwsError:            # a row stored before user data was kept canonical
+        user_data = row.user_data
     return render_template("console/instances_detail.html", instance=row,
                            tags=sorted(instance_tags.items()),
                            name=instance_tags.get("Name", ""),
