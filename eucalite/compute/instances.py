@@ -150,7 +150,7 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             id=new_instance_id(), reservation_id=reservation, owner_id=principal.account_id,
             requester_arn=principal.arn, image_id=image.id, kernel_id=kernel_id,
             ramdisk_id=ramdisk_id, instance_type=itype.name, state=states.PENDING,
-            task="spawning", key_name=key.name if key else None,
+            task=states.TASK_SPAWNING, key_name=key.name if key else None,
             key_public=key.public_key if key else None,
             user_data=encode_user_data(request.user_data),
             zone=zone, node_id=node_id, launch_index=index, client_token=request.client_token,

@@ -93,7 +93,7 @@ def _settle(cluster: ClusterService, ebs: EbsService, node: Node, instance: Inst
         if ended == states.STOPPED:
             # an EBS root keeps its data: the instance stops (and may be started again)
             if states.transition(instance.id, states.STOPPING, expected={states.RUNNING},
-                                 reason=reason, task="stopping"):
+                                 reason=reason, task=states.TASK_STOPPING):
                 lifecycle.stop(cluster, ebs, instance.id)
                 report.vanished.append(instance.id)
         elif states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,

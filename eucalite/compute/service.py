@@ -176,7 +176,7 @@ class ComputeService:
             if previous not in acts:
                 changes.append(StateChange(instance.id, previous, previous))
                 continue
-            if states.transition(instance.id, states.SHUTTING_DOWN, task="terminating",
+            if states.transition(instance.id, states.SHUTTING_DOWN, task=states.TASK_TERMINATING,
                                  expected=acts):
                 self.worker.submit(lifecycle.terminate, self.cluster, self.ebs, instance.id)
                 changes.append(StateChange(instance.id, previous, states.SHUTTING_DOWN))
@@ -237,7 +237,7 @@ class ComputeService:
     def _stop(self, instance: Instance) -> StateChange:
         previous = instance.state
         if previous in states.ACTIONS["stop"].acts and states.transition(
-                instance.id, states.STOPPING, expected={states.RUNNING}, task="stopping",
+                instance.id, states.STOPPING, expected={states.RUNNING}, task=states.TASK_STOPPING,
                 reason="Client.UserInitiatedShutdown: User initiated shutdown"):
             self.worker.submit(lifecycle.stop, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.STOPPING)

@@ -35,9 +35,11 @@ INSTANCE = StateMachine(Instance, TRANSITIONS)
 #: States that hold capacity on a node.
 HOLDS_CAPACITY = frozenset({PENDING, RUNNING, STOPPING, SHUTTING_DOWN})
 
-#: ``Instance.task`` of a StartInstances in flight (a first launch's is "spawning"): a
-#: start that fails goes back to stopped, a launch that fails ends terminated.
-TASK_STARTING = "starting"
+#: ``Instance.task``: the job in flight. A StartInstances' is TASK_STARTING, a first
+#: launch's TASK_SPAWNING: a start that fails goes back to stopped, a launch that fails
+#: ends terminated.
+TASK_SPAWNING, TASK_STARTING = "spawning", "starting"
+TASK_STOPPING, TASK_TERMINATING = "stopping", "terminating"
 
 
 @dataclass(frozen=True)
