@@ -17,11 +17,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-
+from guestutil import qemu_reachable_dir
 from liveutil import start_live, stop_live
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
@@ -55,8 +54,7 @@ def console(tmp_path_factory):
     if reason:
         print(f"skipping the browser test: {reason}")
         pytest.skip(reason)
-    top = Path(tempfile.mkdtemp(prefix="eucalite-console-test-", dir="/var/tmp"))
-    top.chmod(0o711)
+    top = qemu_reachable_dir("eucalite-console-test-")
     if REAL:
         options = dict(hypervisor="libvirt", libvirt_uri=REAL_URI,
                        instance_subnet="10.215.0.0/24", instance_network="eucalite-webtest",

@@ -22,13 +22,13 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
 from pathlib import Path
 
 import pytest
+from guestutil import build_guest, qemu_reachable_dir
 
 from eucalite import ids
 from eucalite.cluster.virt import domain_xml as dx
@@ -37,7 +37,6 @@ from eucalite.ebs.export import base, lio, tgt
 from eucalite.ebs.export.base import ExportError, ExportUnavailable
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
-GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "") or "/var/tmp/eucalite-guest"
 PORTAL = "127.0.0.1:3260"
 MARK = "EUCALITE-GUEST"
 MIB = 1024 * 1024
@@ -560,19 +559,13 @@ def _wait_console(path: Path, needle: str, timeout: float, start: int = 0) -> fl
 
 
 @pytest.fixture(scope="module")
-def guest_vm():
+def guest_vm(tmp_path_factory):
     """The tiny guest running on REAL_URI (no network), and its work dir and console."""
-    from eucalite.cluster import guest
     from eucalite.cluster.virt.driver import DiskSpec, DomainSpec
     from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
 
-    try:
-        files = guest.build(GUEST_DIR, log=lambda *args: None)
-    except guest.GuestBuildError as error:
-        pytest.fail(f"cannot build the tiny guest: {error}")
-    # not under pytest's 0700 tmp dir: QEMU runs as libvirt's user and must reach the files
-    top = Path(tempfile.mkdtemp(prefix="eucalite-export-test-", dir="/var/tmp"))
-    top.chmod(0o711)
+    files = build_guest(tmp_path_factory)
+    top = qemu_reachable_dir("eucalite-export-test-")
     root = top / "root.img"
     shutil.copyfile(files.root, root)
     console = top / "console.log"

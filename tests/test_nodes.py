@@ -380,7 +380,7 @@ def test_cli_list_without_nodes_says_how_to_get_one(app):
 @pytest.fixture
 def open_tmp():
     """A temporary dir whose parents others may pass through (pytest's own are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="eucalite-perm-test-", dir="/var/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="eucalite-perm-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

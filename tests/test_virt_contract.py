@@ -12,14 +12,13 @@ set EUCALITE_TEST_LIBVIRT_URI plus EUCALITE_TEST_GUEST_KERNEL and EUCALITE_TEST_
 """
 import dataclasses
 import os
-import pathlib
 import shutil
-import tempfile
 import threading
 import time
 import uuid
 
 import pytest
+from guestutil import qemu_reachable_dir
 
 from eucalite.cluster.virt.driver import (CONSOLE_TAIL, DiskSpec, DomainSpec, DriverError,
                                           NetworkSpec, NotSupported, PowerState)
@@ -95,9 +94,8 @@ def work_dir(request, tmp_path):
     if drv is None or not _is_real(drv):
         yield tmp_path
         return
-    path = tempfile.mkdtemp(prefix="eucalite-virt-test-", dir="/var/tmp")
-    os.chmod(path, 0o755)       # pytest's tmp_path is 0700: QEMU could not open files there
-    yield pathlib.Path(path)
+    path = qemu_reachable_dir("eucalite-virt-test-")
+    yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
