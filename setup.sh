@@ -218,9 +218,13 @@ case "$cmd" in
             export EUCALITE_TEST_LIBVIRT_URI=qemu:///system
             build_test_guest
         fi
-        log "running the test suite"
+        # two workers (EUCALITE_TEST_WORKERS): a 2-core machine spends much of the suite
+        # waiting (servers' timeouts, guests booting); tests/conftest.py keeps the files
+        # that use the host's libvirtd, tgtd and metadata address in one worker
+        workers=${EUCALITE_TEST_WORKERS:-2}
+        log "running the test suite ($workers workers)"
         set +e
-        python -m pytest "$@"
+        python -m pytest -n "$workers" --dist loadfile "$@"
         status=$?
         set -e
         # pytest exits 5 when it collected nothing: that is a failure for CI, not a pass.

@@ -4,6 +4,7 @@ loopback with clients (``live``), and one with node duty on each test hypervisor
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from liveutil import start_live, start_live_node, stop_live
@@ -14,22 +15,28 @@ from eucalite import create_app
 # Files that use what this host has one of: its libvirtd (qemu:///system domains, networks
 # and CHAP secrets), tgtd, the metadata address 169.254.169.254:80 and the tiny guest's
 # build directory. Under pytest-xdist (`./setup.sh test` runs two workers) they run in one
-# worker, one after another; every other file runs whole in one worker, so its module
-# fixtures start once.
+# worker, one after another; every other file runs whole in one worker (--dist loadfile),
+# so its module fixtures start once.
 HOST_WIDE = {"test_console_browser.py", "test_ebs_export.py", "test_ebs_real.py",
              "test_guest_build.py", "test_node_real.py", "test_virt_contract.py"}
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "xdist_group(name): run in one pytest-xdist worker")
+@pytest.hookimpl(optionalhook=True)         # a pytest-xdist hook: called only under -n
+def pytest_xdist_make_scheduler(config, log):
+    """For ``--dist loadfile``: xdist's file-by-file scheduling with the HOST_WIDE files as
+    one unit. (Not --dist loadgroup with xdist_group marks: pytest-xdist 3.8 cannot add the
+    group to a test's id under pytest 9, so the marks are ignored.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    # deferred: pytest-xdist is a test extra, and this runs only when it drives the run
+    from xdist.scheduler import LoadFileScheduling
 
+    class HostWideTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return "host-wide files" if Path(file).name in HOST_WIDE else file
 
-def pytest_collection_modifyitems(items):
-    """Group the tests for ``--dist loadgroup``: the host-wide files together, each other
-    file on its own."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("host" if name in HOST_WIDE else name))
+    return HostWideTogether(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory) -> Path:
     """The wheel `pip wheel` builds from this checkout (once per module)."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(out), str(ROOT)], check=True, timeout=300,
-                   capture_output=True)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(out), str(ROOT)], timeout=300, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
     return next(out.glob("eucalite-*.whl"))
 
 
