@@ -14,11 +14,11 @@ import dataclasses
 import os
 import shutil
 import threading
-import time
 import uuid
 
 import pytest
 from guestutil import qemu_reachable_dir
+from serverutil import wait_until
 
 from eucalite.cluster.virt.driver import (CONSOLE_TAIL, DiskSpec, DomainSpec, DriverError,
                                           NetworkSpec, NotSupported, PowerState)
@@ -279,7 +279,10 @@ def test_attach_detach(driver, make_spec, work_dir):
     spec = make_spec()
     driver.spawn(spec)
     if _is_real(driver):
-        time.sleep(8)           # let the guest boot: it must answer the unplug request
+        # the guest must answer the unplug request: wait until its /init runs (kernel up,
+        # virtio modules loaded), which it says on the console
+        wait_until(lambda: b"EUCALITE-GUEST boot" in driver.console_output(spec.instance_id),
+                   "the guest's boot marker", 120, interval=0.2)
     vol = work_dir / "vol.raw"
     with open(vol, "wb") as f:
         f.truncate(2**20)
