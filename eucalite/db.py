@@ -1,4 +1,4 @@
-"""The SQLAlchemy instance, SQLite tuning, schema migrations and compare-and-swap updates.
+"""The SQLAlchemy instance, SQLite tuning and schema migrations (state changes: :mod:`eucalite.statemachine`).
 
 The schema is owned by Alembic migrations in ``eucalite/migrations``; :func:`upgrade` brings
 any database (SQLite by default, or any SQLAlchemy URL) to the newest revision, so a new
@@ -132,17 +132,3 @@ def _release_writer(*_args) -> None:
 event.listen(Session, "after_commit", _release_writer)
 event.listen(Session, "after_rollback", _release_writer)
 event.listen(Session, "after_soft_rollback", _release_writer)
-
-
-def compare_and_swap(model, key, expected: dict, changes: dict) -> bool:
-    """UPDATE *model* row *key* with *changes* only if its columns still equal *expected*.
-
-    Returns True when this caller won. Two racing requests cannot both see the same
-    ``expected`` state and both succeed, which is how state transitions stay consistent.
-    The caller commits.
-    """
-    table = model.__table__
-    primary = list(table.primary_key.columns)[0]
-    condition = [primary == key] + [table.c[name] == value for name, value in expected.items()]
-    result = db.session.execute(table.update().where(*condition).values(**changes))
-    return result.rowcount == 1

@@ -40,14 +40,3 @@ def test_restart_keeps_accounts_and_keys(tmp_path):
         assert principal.account_name == "keepme" and found_secret == secret
         assert accounts.first_active_key("eucalyptus", "admin").id == admin_key
         assert [a.name for a in accounts.list_accounts()] == ["eucalyptus", "keepme"]
-
-
-def test_compare_and_swap_lets_one_writer_win(app):
-    with app.app_context():
-        key = accounts.first_active_key("eucalyptus", "admin")
-        won = db_module.compare_and_swap(accounts.AccessKey, key.id, {"status": "Active"},
-                                         {"status": "Inactive"})
-        lost = db_module.compare_and_swap(accounts.AccessKey, key.id, {"status": "Active"},
-                                          {"status": "Inactive"})
-        db_module.db.session.commit()
-        assert (won, lost) == (True, False)
