@@ -1,4 +1,6 @@
-"""The SQLAlchemy instance, SQLite tuning and schema migrations (state changes: :mod:`eucalite.statemachine`).
+"""The SQLAlchemy instance, SQLite tuning and schema migrations.
+
+State changes go through :mod:`eucalite.statemachine`'s one compare-and-swap.
 
 The schema is owned by Alembic migrations in ``eucalite/migrations``; :func:`upgrade` brings
 any database (SQLite by default, or any SQLAlchemy URL) to the newest revision, so a new
