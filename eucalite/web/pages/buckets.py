@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import Response, redirect, render_template, request, url_for
 
 from ...errors import AwsError
+from ...errors.s3 import InvalidArgument
 from ...sigv4 import presigned_query, uri_encode
 from .. import blueprint
 from ..session import act, login_required, notify, notify_error, principal
@@ -163,7 +164,7 @@ def bucket_upload(name: str):
     stored: list[str] = []
     try:
         if not files:
-            raise AwsError("Choose a file to upload.", code="InvalidArgument", status=400)
+            raise InvalidArgument("Choose a file to upload.")
         for upload in files:
             filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
             key = prefix + filename
