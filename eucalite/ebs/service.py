@@ -134,6 +134,16 @@ class EbsService:
 
     # --- volumes -----------------------------------------------------------------------
 
+    def visible_volumes(self, principal: Principal, ids: list[str] | None = None
+                        ) -> list[Volume]:
+        """DescribeVolumes' set: the caller's volumes, oldest first; only those named by
+        *ids* if given, and InvalidVolume.NotFound if any of those is not the caller's."""
+        return volumes.visible(principal, ids)
+
+    def owned_volume(self, principal: Principal, volume_id: str) -> Volume:
+        """The caller's volume *volume_id*; InvalidVolume.NotFound if it has none."""
+        return volumes.owned(principal, volume_id)
+
     def create_volume(self, principal: Principal, *, size_gb: int | None,
                       snapshot_id: str | None, zone: str | None, volume_type: str | None,
                       tag_map: Mapping[str, str] | None = None) -> Volume:
@@ -244,6 +254,32 @@ class EbsService:
     def delete_snapshot(self, principal: Principal, snapshot_id: str) -> None:
         """DeleteSnapshot: a completed or failed snapshot no image is made from."""
         snapshots.delete(self, principal, snapshot_id)
+
+    def visible_snapshots(self, principal: Principal, ids: list[str] | None = None,
+                          owners: list[str] | None = None,
+                          restorable_by: list[str] | None = None) -> list[Snapshot]:
+        """DescribeSnapshots' set, by id: the caller's own snapshots and those shared with
+        it, narrowed by *ids* (InvalidSnapshot.NotFound if one is not visible), *owners*
+        (``self`` or account ids) and *restorable_by* (``self``, account ids or ``all``)."""
+        return snapshots.visible(principal, ids or [], owners or [], restorable_by or [])
+
+    def owned_snapshot(self, principal: Principal, snapshot_id: str) -> Snapshot:
+        """The caller's own snapshot *snapshot_id*; InvalidSnapshot.NotFound if it has
+        none (a snapshot merely shared with the caller is not its own)."""
+        return snapshots.owned(principal, snapshot_id)
+
+    def snapshot_permissions(self, principal: Principal, snapshot_id: str) -> list[str]:
+        """The createVolumePermission of the caller's own snapshot: the account ids (or
+        ``all``) it is shared with besides its owner; InvalidSnapshot.NotFound if the
+        caller has no such snapshot."""
+        return snapshots.permissions(snapshots.owned(principal, snapshot_id))
+
+    def modify_snapshot_permission(self, principal: Principal, snapshot_id: str,
+                                   add: list[str], remove: list[str]) -> None:
+        """ModifySnapshotAttribute createVolumePermission on the caller's own snapshot:
+        shares it with the account ids (12 digits) or ``all`` in *add*, stops sharing with
+        those in *remove* (InvalidParameterValue for anything else)."""
+        snapshots.modify_permission(principal, snapshot_id, add, remove)
 
     # --- for the cloud controller: instances' volumes ----------------------------------
 

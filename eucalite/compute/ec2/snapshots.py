@@ -3,7 +3,6 @@ createVolumePermission attribute (Describe/Modify/ResetSnapshotAttribute)."""
 from __future__ import annotations
 
 from ... import tags
-from ...ebs import snapshots
 from ...errors import InvalidParameterValue, MissingParameter
 from ...paging import Paging
 from . import filters
@@ -69,8 +68,8 @@ def describe_snapshots(call):
     params = call.params
     ids = params.get_list("SnapshotId")
     request = PAGING.read(params)
-    rows = snapshots.visible(call.principal, ids, params.get_list("Owner"),
-                                params.get_list("RestorableBy"))
+    rows = call.services.ebs.visible_snapshots(call.principal, ids, params.get_list("Owner"),
+                                               params.get_list("RestorableBy"))
     # Tags are the owner's: a snapshot shared with the caller shows (and matches) none.
     tag_maps = tags.tags_for(call.principal.account_id, [s.id for s in rows])
     rows = filters.apply(rows, filters.parse(params), {
@@ -92,7 +91,8 @@ def _attribute_of_owned(call):
     """(Attribute, the caller's own snapshot SnapshotId) of a Describe/Reset request."""
     attribute = call.params.get("Attribute")
     _check_attribute(attribute)
-    return attribute, snapshots.owned(call.principal, call.params.require("SnapshotId"))
+    return attribute, call.services.ebs.owned_snapshot(call.principal,
+                                                      call.params.require("SnapshotId"))
 
 
 @registry.action("DescribeSnapshotAttribute", params=("SnapshotId", "Attribute"))
@@ -102,7 +102,7 @@ def describe_snapshot_attribute(call):
         return {"snapshotId": snapshot.id, "productCodes": []}
     return {"snapshotId": snapshot.id, "createVolumePermission": [
         {"group": "all"} if who == "all" else {"userId": who}
-        for who in snapshots.permissions(snapshot)]}
+        for who in call.services.ebs.snapshot_permissions(call.principal, snapshot.id)]}
 
 
 def _permission_entries(items) -> list[str]:
@@ -142,12 +142,15 @@ def modify_snapshot_attribute(call):
         (add if operation == "add" else remove).extend(named)
     if not add and not remove:
         raise MissingParameter("The request must contain the parameter createVolumePermission")
-    snapshots.modify_permission(call.principal, params.require("SnapshotId"), add, remove)
+    call.services.ebs.modify_snapshot_permission(call.principal, params.require("SnapshotId"),
+                                                 add, remove)
     return {"return": True}
 
 
 @registry.action("ResetSnapshotAttribute", params=("SnapshotId", "Attribute"))
 def reset_snapshot_attribute(call):
     _, snapshot = _attribute_of_owned(call)
-    snapshots.modify_permission(call.principal, snapshot.id, [], snapshots.permissions(snapshot))
+    ebs = call.services.ebs
+    ebs.modify_snapshot_permission(call.principal, snapshot.id, [],
+                                   ebs.snapshot_permissions(call.principal, snapshot.id))
     return {"return": True}

@@ -3,7 +3,7 @@ AttachVolume, DetachVolume, DescribeVolumeAttribute and ModifyVolumeAttribute.""
 from __future__ import annotations
 
 from ... import tags
-from ...ebs import states as ebs_states, volumes
+from ...ebs import states as ebs_states
 from ...errors import InvalidParameterValue
 from ...paging import Paging
 from . import filters
@@ -65,7 +65,7 @@ def _described(call):
     params = call.params
     ids = params.get_list("VolumeId")
     request = PAGING.read(params)
-    rows = sorted(volumes.visible(call.principal, ids), key=lambda v: v.id)
+    rows = sorted(call.services.ebs.visible_volumes(call.principal, ids), key=lambda v: v.id)
     tag_map = tags.tags_for(call.principal.account_id, [v.id for v in rows])
     rows = filters.apply(rows, filters.parse(params), {
         **FILTERS, **filters.tag_getters(lambda v: tag_map.get(v.id, {}))})
@@ -149,7 +149,7 @@ def detach_volume(call):
 @registry.action("DescribeVolumeAttribute", params=("VolumeId", "Attribute"))
 def describe_volume_attribute(call):
     params = call.params
-    volume = volumes.owned(call.principal, params.require("VolumeId"))
+    volume = call.services.ebs.owned_volume(call.principal, params.require("VolumeId"))
     attribute = params.require("Attribute")
     if attribute == "autoEnableIO":
         return {"volumeId": volume.id, "autoEnableIO": {"value": volume.auto_enable_io}}

@@ -2,14 +2,13 @@
 they are taken; create a volume from one, share it (createVolumePermission) and delete it.
 
 The same calls as the EC2 adapter (:mod:`eucalite.compute.ec2.snapshots`):
-:class:`eucalite.ebs.service.EbsService` and, to list and share, :mod:`eucalite.ebs.snapshots`.
+:class:`eucalite.ebs.service.EbsService`, with the signed-in user's Principal.
 """
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
 from ...api import services
-from ...ebs import snapshots as ebs_snapshots
 from ...errors import InvalidParameterValue
 from .. import blueprint
 from ..session import act, login_required, notify, principal
@@ -20,11 +19,12 @@ add_nav("console.snapshots", "Snapshots")
 
 
 def _rows_context() -> dict:
-    rows = ebs_snapshots.visible(principal(), [], [], [])
+    who, ebs = principal(), services().ebs
+    rows = ebs.visible_snapshots(who)
     rows.sort(key=lambda s: (s.started, s.id), reverse=True)
     return {"snapshots": rows, "zones": zone_names(),
-            "shared_with": {s.id: ebs_snapshots.permissions(s) for s in rows
-                            if s.owner_id == principal().account_id}}
+            "shared_with": {s.id: ebs.snapshot_permissions(who, s.id) for s in rows
+                            if s.owner_id == who.account_id}}
 
 
 @blueprint.route("/snapshots")
@@ -69,7 +69,7 @@ def snapshots_share(snapshot_id: str):
             raise InvalidParameterValue(f"Value ({operation}) for parameter operationType is "
                                         "invalid. Valid values: add, remove")
         add, remove = ([account_id], []) if operation == "add" else ([], [account_id])
-        ebs_snapshots.modify_permission(principal(), snapshot_id, add, remove)
+        services().ebs.modify_snapshot_permission(principal(), snapshot_id, add, remove)
 
     done = (f"{snapshot_id} is shared with {account_id}." if operation == "add"
             else f"{snapshot_id} is no longer shared with {account_id}.")

@@ -12,7 +12,6 @@ from flask import redirect, render_template, request, url_for
 
 from ...api import services
 from ...compute import instances, states
-from ...ebs import snapshots, volumes as ebs_volumes
 from ...ebs.states import COMPLETED
 from ...errors import InvalidParameterValue
 from .. import blueprint
@@ -30,7 +29,7 @@ def zone_names() -> list[str]:
 
 def restorable_snapshots() -> list:
     """Completed snapshots the account may create volumes from (its own and shared)."""
-    return [s for s in snapshots.visible(principal(), [], [], []) if s.state == COMPLETED]
+    return [s for s in services().ebs.visible_snapshots(principal()) if s.state == COMPLETED]
 
 
 def _rows_context() -> dict:
@@ -39,7 +38,7 @@ def _rows_context() -> dict:
     for instance in instances.visible(who):
         if instance.state == states.RUNNING:
             running.setdefault(instance.zone, []).append(instance)
-    return {"volumes": ebs_volumes.visible(who), "running": running,
+    return {"volumes": services().ebs.visible_volumes(who), "running": running,
             "default_device": DEFAULT_DEVICE}
 
 
