@@ -30,7 +30,8 @@ from . import (imageimport, images, instance_types, instances, keypairs, lifecyc
                states)
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
-from .models import Image, Instance, KeyPair
+from .models import Image, Instance, InstanceType, KeyPair
+from .service_images import ImagesMixin, KeyPairsMixin
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class StateChange:
     current: str
 
 
-class ComputeService:
+class ComputeService(ImagesMixin, KeyPairsMixin):
+    """The cloud controller's whole surface; images and key pairs come from the mixins
+    (:mod:`eucalite.compute.service_images`)."""
+
     def __init__(self, config: Mapping[str, Any], cluster: ClusterService, s3: S3Service,
                  ebs: EbsService):
         self.config = config
@@ -73,6 +77,31 @@ class ComputeService:
 
     def account_attributes(self) -> dict[str, list[str]]:
         return dict(ACCOUNT_ATTRIBUTES)
+
+    # --- instance types -------------------------------------------------------------------
+
+    def list_instance_types(self) -> list[InstanceType]:
+        """Every instance type, by name."""
+        return instance_types.list_all()
+
+    def modify_instance_type(self, principal: Principal, name: str, cpu: int | None = None,
+                             memory_mb: int | None = None,
+                             disk_gb: int | None = None) -> InstanceType:
+        """Resize a type (cloud admin only; None keeps a size). Running instances keep theirs."""
+        return instance_types.modify(principal, name, cpu=cpu, memory_mb=memory_mb,
+                                     disk_gb=disk_gb)
+
+    # --- reading instances ------------------------------------------------------------------
+
+    def describe_instances(self, principal: Principal,
+                           ids: list[str] | None = None) -> list[Instance]:
+        """The caller's instances (all of *ids*, else InvalidInstanceID.NotFound), oldest
+        first; terminated ones stay visible for an hour."""
+        return instances.visible(principal, ids)
+
+    def instance(self, principal: Principal, instance_id: str) -> Instance:
+        """One of the caller's instances, or InvalidInstanceID.NotFound."""
+        return instances.owned(principal, instance_id)
 
     # --- what an account has --------------------------------------------------------------
 
@@ -94,7 +123,8 @@ class ComputeService:
     def capacity(self) -> dict:
         """The cloud's nodes (by id) with their used and total resources, and per zone how
         many more instances of each type fit (free) and would fit on an empty cloud (max)."""
-        types = [(t.name, t.cpu, t.memory_mb, t.disk_gb) for t in instance_types.list_all()]
+        types = [(t.name, t.cpu, t.memory_mb, t.disk_gb)
+                 for t in self.list_instance_types()]
         return {"nodes": sorted(nodes.list_nodes(), key=lambda node: node.id),
                 "types": {zone.name: nodes.zone_capacity(zone.name, types)
                           for zone in self.zones()}}

@@ -1,11 +1,14 @@
 """EC2 image actions: RegisterImage, DescribeImages, DeregisterImage and the image
-attributes (Describe/Modify/ResetImageAttribute). Parse, call :mod:`..images`, render."""
+attributes (Describe/Modify/ResetImageAttribute). Parse, call the compute service, render."""
 from __future__ import annotations
 
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
 from ...paging import Paging
-from .. import imageimport, images
+from ..imageimport import Registration
+# Pure checks of request values (no state): the adapter validates with them before it calls
+# the service, as EC2 reports a bad attribute or group before looking the image up.
+from ..images import PermissionChange, check_attribute, check_group
 from ..models import Image
 from . import filters
 from .actions import registry
@@ -67,7 +70,7 @@ def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
         "RootDeviceName", "BlockDeviceMapping", "VirtualizationType"))
 def register_image(call):
     params = call.params
-    request = imageimport.Registration(
+    request = Registration(
         name=params.get("Name"), location=params.get("ImageLocation"),
         description=params.get("Description"), architecture=params.get("Architecture"),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
@@ -76,7 +79,7 @@ def register_image(call):
         block_devices=parse_block_device_mappings(params.get_struct_list("BlockDeviceMapping")))
     if not request.location and request.name is None:
         raise MissingParameter("The request must contain the parameter Name")
-    image = imageimport.register(call.principal, call.services.s3.store, request)
+    image = call.services.compute.register_image(call.principal, request)
     return {"imageId": image.id}
 
 
@@ -118,8 +121,9 @@ def describe_images(call):
     request = PAGING.read(params)
     params.get_bool("IncludeDeprecated")           # accepted; nothing here is deprecated
     params.get_bool("IncludeDisabled")
-    rows = images.describe(call.principal, image_ids, params.get_list("Owner"),
-                           params.get_list("ExecutableBy"))
+    rows = call.services.compute.describe_images(call.principal, image_ids,
+                                                 params.get_list("Owner"),
+                                                 params.get_list("ExecutableBy"))
     # Tags are the owner's: another account's view of a shared image carries none of them.
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     rows = filters.apply(rows, filters.parse(params),
@@ -135,14 +139,14 @@ def describe_images(call):
 
 @registry.action("DeregisterImage", params=("ImageId", "DeleteAssociatedSnapshots"))
 def deregister_image(call):
-    images.deregister(call.principal, call.params.require("ImageId"))
+    call.services.compute.deregister_image(call.principal, call.params.require("ImageId"))
     return {"return": True}
 
 
 # --- attributes ---------------------------------------------------------------------------
 
-def _launch_permission_items(image: Image) -> list[dict]:
-    items = [{"userId": account_id} for account_id in images.launch_permissions(image)]
+def _launch_permission_items(compute, image: Image) -> list[dict]:
+    items = [{"userId": account_id} for account_id in compute.launch_permissions(image)]
     if image.is_public:
         items.append({"group": "all"})
     return items
@@ -150,11 +154,12 @@ def _launch_permission_items(image: Image) -> list[dict]:
 
 @registry.action("DescribeImageAttribute", params=("ImageId", "Attribute"))
 def describe_image_attribute(call):
-    name = images.check_attribute(call.params.get("Attribute"))
-    image = images.attribute(call.principal, call.params.require("ImageId"), name)
+    name = check_attribute(call.params.get("Attribute"))
+    image = call.services.compute.image_attribute(call.principal,
+                                                  call.params.require("ImageId"), name)
     body: dict = {"imageId": image.id}
     if name == "launchPermission":
-        body["launchPermission"] = _launch_permission_items(image)
+        body["launchPermission"] = _launch_permission_items(call.services.compute, image)
     elif name == "description":
         body["description"] = {"value": image.description} if image.description else {}
     elif name == "kernel":
@@ -166,10 +171,10 @@ def describe_image_attribute(call):
     return body
 
 
-def _permission_change(params) -> images.PermissionChange:
+def _permission_change(params) -> PermissionChange:
     """LaunchPermission.Add.N/.Remove.N (UserId, Group), or the older UserId.N /
     UserGroup.N with OperationType add|remove."""
-    change = images.PermissionChange()
+    change = PermissionChange()
     structure = params.get_struct("LaunchPermission")
     for verb in ("Add", "Remove"):
         for item in structure.structs(verb):
@@ -178,17 +183,17 @@ def _permission_change(params) -> images.PermissionChange:
                 raise MissingParameter(f"LaunchPermission.{verb}.N needs UserId or Group.")
             if verb == "Add":
                 change.add_users += [user] if user is not None else []
-                change.add_all |= group is not None and images.check_group(group)
+                change.add_all |= group is not None and check_group(group)
             else:
                 change.remove_users += [user] if user is not None else []
-                change.remove_all |= group is not None and images.check_group(group)
+                change.remove_all |= group is not None and check_group(group)
     users, groups = params.get_list("UserId"), params.get_list("UserGroup")
     if users or groups:
         operation = params.get("OperationType")
         if operation not in ("add", "remove"):
             raise InvalidParameterValue(f"Value ({operation}) for parameter OperationType is "
                                         "invalid. Valid values: add, remove")
-        public = any(images.check_group(group) for group in groups)
+        public = any(check_group(group) for group in groups)
         if operation == "add":
             change.add_users += users
             change.add_all |= public
@@ -203,7 +208,7 @@ def _permission_change(params) -> images.PermissionChange:
         "LaunchPermission", "Description", "Value", "OrganizationArn",
         "OrganizationalUnitArn", "ImdsSupport"))
 def modify_image_attribute(call):
-    params = call.params
+    params, compute = call.params, call.services.compute
     image_id = params.require("ImageId")
     attribute = params.get("Attribute")
     description = params.get_struct("Description").get("Value") \
@@ -213,23 +218,22 @@ def modify_image_attribute(call):
     if attribute in (None, "launchPermission") and (
             "LaunchPermission" in params.names() or params.get_list("UserId")
             or params.get_list("UserGroup")):
-        images.modify_launch_permission(call.principal, image_id, _permission_change(params))
+        compute.modify_launch_permission(call.principal, image_id, _permission_change(params))
     elif description is not None or attribute == "description":
         value = description if description is not None else params.get("Value")
-        images.modify(call.principal, image_id, "description", value)
+        compute.modify_image(call.principal, image_id, "description", value)
     elif attribute in ("kernel", "ramdisk"):
-        images.modify(call.principal, image_id, attribute, params.get("Value"))
+        compute.modify_image(call.principal, image_id, attribute, params.get("Value"))
     elif attribute is None:
         raise MissingParameter("The request must contain the parameter Attribute")
     else:
-        images.check_attribute(attribute, ("description", "kernel", "ramdisk",
-                                           "launchPermission"))
-        images.modify_launch_permission(call.principal, image_id, images.PermissionChange())
+        check_attribute(attribute, ("description", "kernel", "ramdisk", "launchPermission"))
+        compute.modify_launch_permission(call.principal, image_id, PermissionChange())
     return {"return": True}
 
 
 @registry.action("ResetImageAttribute", params=("ImageId", "Attribute"))
 def reset_image_attribute(call):
-    images.reset(call.principal, call.params.require("ImageId"),
-                 call.params.get("Attribute"))
+    call.services.compute.reset_image_attribute(call.principal, call.params.require("ImageId"),
+                                                call.params.get("Attribute"))
     return {"return": True}

@@ -1,0 +1,95 @@
+"""ComputeService's image and key pair operations (a mixin composed into
+:class:`eucalite.compute.service.ComputeService`).
+
+Each method is the adapters' one way to an operation of :mod:`eucalite.compute.images`,
+:mod:`eucalite.compute.imageimport` or :mod:`eucalite.compute.keypairs`: a Principal and
+plain values in, rows or plain values out, with the errors those modules raise.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..accounts import Principal
+from ..db import db
+from . import imageimport, images, keypairs
+from .images import PermissionChange
+from .models import Image, KeyPair
+
+
+class ImagesMixin:
+    """Images: register, describe, deregister, and their attributes. Needs ``self.s3``."""
+
+    def register_image(self, principal: Principal,
+                       request: imageimport.Registration) -> Image:
+        """RegisterImage: from a bundle's manifest in Walrus, or from block device mappings."""
+        return imageimport.register(principal, self.s3.store, request)
+
+    def describe_images(self, principal: Principal, image_ids: Iterable[str] = (),
+                        owners: Iterable[str] = (),
+                        executable_by: Iterable[str] = ()) -> list[Image]:
+        """The images *principal* may see, by id (:func:`eucalite.compute.images.describe`)."""
+        return images.describe(principal, image_ids, owners, executable_by)
+
+    def image(self, principal: Principal, image_id: str) -> Image:
+        """One image *principal* may see, or InvalidAMIID.NotFound."""
+        return images.visible(principal, image_id)
+
+    def all_images(self, account_id: str | None = None) -> list[Image]:
+        """Every registered image (only *account_id*'s, if given), oldest first: the host
+        admin's listing, which no principal's visibility narrows."""
+        query = db.select(Image).order_by(Image.created, Image.id)
+        if account_id:
+            query = query.where(Image.owner_id == account_id)
+        return list(db.session.execute(query).scalars())
+
+    def launch_permissions(self, image: Image) -> list[str]:
+        """The account ids (besides its owner) that may launch *image*."""
+        return images.launch_permissions(image)
+
+    def image_attribute(self, principal: Principal, image_id: str, name: str) -> Image:
+        """The image whose attribute *name* (checked) *principal* may read."""
+        return images.attribute(principal, image_id, name)
+
+    def modify_launch_permission(self, principal: Principal, image_id: str,
+                                 change: PermissionChange) -> None:
+        """Grant or revoke launch permission (owner only); an empty change only checks."""
+        images.modify_launch_permission(principal, image_id, change)
+
+    def modify_image(self, principal: Principal, image_id: str, name: str,
+                     value: str | None) -> None:
+        """Set the image's description, kernel or ramdisk (owner only)."""
+        images.modify(principal, image_id, name, value)
+
+    def reset_image_attribute(self, principal: Principal, image_id: str, name: str) -> None:
+        """ResetImageAttribute (owner only)."""
+        images.reset(principal, image_id, name)
+
+    def deregister_image(self, principal: Principal, image_id: str) -> None:
+        """DeregisterImage (owner only): the row and its tags go; the bundle stays."""
+        images.deregister(principal, image_id)
+
+
+class KeyPairsMixin:
+    """An account's key pairs."""
+
+    def create_key_pair(self, principal: Principal, name: str, key_type: str = "rsa",
+                        key_format: str = "pem", tag_map: dict[str, str] | None = None
+                        ) -> tuple[KeyPair, str]:
+        """A new key pair and its private key material (returned this once, never stored)."""
+        return keypairs.create(principal, name, key_type=key_type, key_format=key_format,
+                               tag_map=tag_map)
+
+    def import_key_pair(self, principal: Principal, name: str, material: bytes,
+                        tag_map: dict[str, str] | None = None) -> KeyPair:
+        """Store a public key given as OpenSSH or PEM text."""
+        return keypairs.import_key(principal, name, material, tag_map=tag_map)
+
+    def delete_key_pair(self, principal: Principal, name: str | None = None,
+                        key_pair_id: str | None = None) -> str | None:
+        """Delete by name or id (a missing one is no error); the deleted key pair's id."""
+        return keypairs.delete(principal, name=name, key_pair_id=key_pair_id)
+
+    def describe_key_pairs(self, principal: Principal, names: list[str] = (),
+                           key_pair_ids: list[str] = ()) -> list[KeyPair]:
+        """The caller's account's key pairs, optionally only those named or with those ids."""
+        return keypairs.describe(principal.account_id, names, key_pair_ids)
