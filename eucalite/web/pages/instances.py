@@ -13,7 +13,6 @@ from ...compute import images as image_service
 from ...compute import instance_types, instances as instance_service, keypairs, states
 from ...compute.instances import LaunchRequest
 from ...db import db
-from ...ebs import volumes
 from ...errors import AwsError
 from .. import blueprint
 from ..errors import hidden
@@ -129,7 +128,7 @@ def instance(instance_id: str):
     return render_template("console/instances_detail.html", instance=row,
                            tags=sorted(instance_tags.items()),
                            name=instance_tags.get("Name", ""),
-                           volumes=volumes.on_instance(row.id), console=console_text,
+                           volumes=services().ebs.attachments(row.id), console=console_text,
                            console_error=console_error, user_data=user_data,
                            security_groups=row.get_json("security_groups", []) or [],
                            actions=ACTIONS, possible_actions=states.possible_actions)
