@@ -3,7 +3,7 @@ ModifyInstanceTypeAttribute (the cloud admin resizes a type)."""
 from __future__ import annotations
 
 from ...errors.ec2 import InvalidInstanceType
-from .. import instance_types
+from ..instance_types import is_current_generation
 from ...paging import Paging
 from . import filters
 from .actions import registry
@@ -17,7 +17,7 @@ def _render(row) -> dict:
     """One instance type as DescribeInstanceTypes' ``instanceTypeSet`` item."""
     return {
         "instanceType": row.name,
-        "currentGeneration": instance_types.is_current_generation(row.name),
+        "currentGeneration": is_current_generation(row.name),
         "freeTierEligible": False,
         "supportedUsageClasses": ["on-demand"],
         "supportedRootDeviceTypes": ROOT_DEVICE_TYPES,
@@ -49,7 +49,7 @@ _GETTERS = {
     "memory-info.size-in-mib": lambda row: row.memory_mb,
     "instance-storage-info.total-size-in-gb": lambda row: row.disk_gb,
     "instance-storage-supported": lambda row: True,
-    "current-generation": lambda row: instance_types.is_current_generation(row.name),
+    "current-generation": lambda row: is_current_generation(row.name),
     "free-tier-eligible": lambda row: False,
     "bare-metal": lambda row: False,
     "hypervisor": lambda row: "kvm",
@@ -68,7 +68,7 @@ PAGING = Paging(maximum=100)
 def describe_instance_types(call):
     params = call.params
     request = PAGING.read(params)
-    rows = instance_types.list_all()
+    rows = call.services.compute.list_instance_types()
     names = params.get_list("InstanceType")
     if names:
         known = {row.name for row in rows}
@@ -86,10 +86,9 @@ def describe_instance_types(call):
                                                         "Disk"))
 def modify_instance_type_attribute(call):
     params = call.params
-    row = instance_types.modify(call.principal, params.require("InstanceType"),
-                                cpu=params.get_int("Cpu", minimum=1),
-                                memory_mb=params.get_int("Memory", minimum=1),
-                                disk_gb=params.get_int("Disk", minimum=1))
+    row = call.services.compute.modify_instance_type(
+        call.principal, params.require("InstanceType"), cpu=params.get_int("Cpu", minimum=1),
+        memory_mb=params.get_int("Memory", minimum=1), disk_gb=params.get_int("Disk", minimum=1))
     return {"return": True,
             "instanceType": {"name": row.name, "cpu": row.cpu, "memory": row.memory_mb,
                              "disk": row.disk_gb}}

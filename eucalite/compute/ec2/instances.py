@@ -8,8 +8,12 @@ import base64
 from ... import tags
 from ...accounts import utcnow
 from ...errors import InvalidParameterValue, MissingParameter
-from .. import instance_types, instances, metadata, states
-from ..instances import LaunchRequest
+from .. import states
+# Pure request/row helpers (no state): wire encodings and the metadata options' shape.
+from ..instance_types import DEFAULT_TYPE
+from ..instances import LaunchRequest, decode_user_data
+from ..metadata import (metadata_options, private_dns_name, public_dns_name,
+                        validate_metadata_options)
 from ...paging import Paging
 from . import filters
 from .actions import registry
@@ -21,17 +25,17 @@ def _state(name: str) -> dict:
 
 
 def _private_dns(instance) -> str:
-    return metadata.private_dns_name(instance.private_ip)
+    return private_dns_name(instance.private_ip)
 
 
 def _public_dns(instance) -> str:
-    return metadata.public_dns_name(instance.public_ip)
+    return public_dns_name(instance.public_ip)
 
 
 def render_metadata_options(instance) -> dict:
     """``metadataOptions`` / ``instanceMetadataOptions``: the stored options, in force at
     once (the metadata service reads them on every request), hence "applied"."""
-    options = metadata.metadata_options(instance)
+    options = metadata_options(instance)
     return {"state": "applied", "httpTokens": options["HttpTokens"],
             "httpPutResponseHopLimit": options["HttpPutResponseHopLimit"],
             "httpEndpoint": options["HttpEndpoint"],
@@ -122,14 +126,14 @@ def run_instances(call):
     groups = params.get_list("SecurityGroup") + params.get_list("SecurityGroupId")
     request = LaunchRequest(
         image_id=image_id, min_count=min_count, max_count=max_count,
-        instance_type=params.get("InstanceType") or instance_types.DEFAULT_TYPE,
+        instance_type=params.get("InstanceType") or DEFAULT_TYPE,
         key_name=params.get("KeyName"), security_groups=groups or None,
-        user_data=instances.decode_user_data(params.get("UserData")),
+        user_data=decode_user_data(params.get("UserData")),
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
         client_token=params.get("ClientToken"),
         tags=specified_tags(params, "instance", other_types=True) or None,
-        metadata_options=metadata.validate_metadata_options(
+        metadata_options=validate_metadata_options(
             params.get_struct("MetadataOptions").scalar_members()) or None)
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
@@ -177,7 +181,8 @@ PAGING = Paging(maximum=1000, ids="InstanceId", conflict=("instancesSet", "maxRe
                                               "NextToken"))
 def describe_instances(call):
     request = PAGING.read(call.params)
-    rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
+    rows = call.services.compute.describe_instances(call.principal,
+                                                    call.params.get_list("InstanceId") or None)
     rows, tag_map = _filtered(call, rows)
     page, next_token = request.page(rows)
     return {"reservationSet": _reservations(call, page, tag_map), "nextToken": next_token}
@@ -187,7 +192,8 @@ def describe_instances(call):
                                                    "NextToken", "IncludeAllInstances"))
 def describe_instance_status(call):
     request = PAGING.read(call.params)
-    rows = instances.visible(call.principal, call.params.get_list("InstanceId") or None)
+    rows = call.services.compute.describe_instances(call.principal,
+                                                    call.params.get_list("InstanceId") or None)
     if not call.params.get_bool("IncludeAllInstances"):
         rows = [row for row in rows if row.state == states.RUNNING]
     getters = {
@@ -268,7 +274,7 @@ ATTRIBUTES = ("instanceType", "kernel", "ramdisk", "userData", "disableApiTermin
 
 @registry.action("DescribeInstanceAttribute", params=("InstanceId", "Attribute"))
 def describe_instance_attribute(call):
-    instance = instances.owned(call.principal, call.params.require("InstanceId"))
+    instance = call.services.compute.instance(call.principal, call.params.require("InstanceId"))
     attribute = call.params.require("Attribute")
     if attribute not in ATTRIBUTES:
         raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
@@ -306,7 +312,7 @@ def modify_instance_attribute(call):
     if attribute and value is not None:
         changes[attribute] = value
     if "userData" in changes:               # base64 on the wire; the service takes bytes
-        changes["userData"] = instances.decode_user_data(changes["userData"])
+        changes["userData"] = decode_user_data(changes["userData"])
     call.services.compute.modify_instance(call.principal, instance_id, changes)
     return {"return": True}
 

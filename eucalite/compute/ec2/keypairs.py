@@ -6,7 +6,6 @@ import binascii
 
 from ...errors import MissingParameter
 from ... import tags
-from .. import keypairs
 from . import filters
 from .actions import registry
 from .tagparams import specified_tags, tag_set
@@ -30,10 +29,10 @@ def _render(row, tag_map: dict[str, str], include_public_key: bool = False) -> d
                                           "TagSpecification"))
 def create_key_pair(call):
     params = call.params
-    row, material = keypairs.create(call.principal, params.require("KeyName"),
-                                    key_type=params.get("KeyType") or "rsa",
-                                    key_format=params.get("KeyFormat") or "pem",
-                                    tag_map=specified_tags(params, "key-pair"))
+    row, material = call.services.compute.create_key_pair(
+        call.principal, params.require("KeyName"), key_type=params.get("KeyType") or "rsa",
+        key_format=params.get("KeyFormat") or "pem",
+        tag_map=specified_tags(params, "key-pair"))
     tag_map = tags.tags_for(call.principal.account_id, [row.id])[row.id]
     return {"keyName": row.name, "keyFingerprint": row.fingerprint, "keyMaterial": material,
             "keyPairId": row.id, "tagSet": tag_set(tag_map)}
@@ -52,8 +51,8 @@ def import_key_pair(call):
     except (binascii.Error, ValueError):
         # The API wants base64, but some older tools send the OpenSSH line itself.
         material = encoded.encode("utf-8", "replace")
-    row = keypairs.import_key(call.principal, name, material,
-                              tag_map=specified_tags(params, "key-pair"))
+    row = call.services.compute.import_key_pair(call.principal, name, material,
+                                                tag_map=specified_tags(params, "key-pair"))
     tag_map = tags.tags_for(call.principal.account_id, [row.id])[row.id]
     return {"keyName": row.name, "keyFingerprint": row.fingerprint, "keyPairId": row.id,
             "tagSet": tag_set(tag_map)}
@@ -61,8 +60,9 @@ def import_key_pair(call):
 
 @registry.action("DeleteKeyPair", params=("KeyName", "KeyPairId"))
 def delete_key_pair(call):
-    deleted = keypairs.delete(call.principal, name=call.params.get("KeyName"),
-                              key_pair_id=call.params.get("KeyPairId"))
+    deleted = call.services.compute.delete_key_pair(
+        call.principal, name=call.params.get("KeyName"),
+        key_pair_id=call.params.get("KeyPairId"))
     return {"return": True, "keyPairId": deleted}
 
 
@@ -72,7 +72,8 @@ def describe_key_pairs(call):
     params = call.params
     owner = call.principal.account_id
     include_public_key = params.get_bool("IncludePublicKey")
-    rows = keypairs.describe(owner, params.get_list("KeyName"), params.get_list("KeyPairId"))
+    rows = call.services.compute.describe_key_pairs(call.principal, params.get_list("KeyName"),
+                                                    params.get_list("KeyPairId"))
     tag_maps = tags.tags_for(owner, [row.id for row in rows])
     rows = filters.apply(rows, filters.parse(params), {
         "key-name": lambda row: row.name,

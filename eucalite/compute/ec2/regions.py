@@ -3,7 +3,6 @@ DescribeAccountAttributes."""
 from __future__ import annotations
 
 from ...errors import InvalidParameterValue
-from .. import instance_types
 from . import filters
 from .actions import registry
 
@@ -56,6 +55,8 @@ def describe_availability_zones(call):
     })
     capacity = call.services.compute.capacity()["types"] \
         if verbose and call.principal.is_cloud_admin else None
+    specs = {t.name: t for t in call.services.compute.list_instance_types()} \
+        if capacity is not None else {}
     items = []
     for zone in zones:
         items.append({
@@ -70,15 +71,16 @@ def describe_availability_zones(call):
             "messageSet": [{"message": message} for message in zone.messages],
         })
         if capacity is not None:
-            items.extend(_capacity_items(zone, capacity))
+            items.extend(_capacity_items(zone, capacity, specs))
     return {"availabilityZoneInfo": items}
 
 
-def _capacity_items(zone, capacity: dict[str, list[tuple[str, int, int]]]) -> list[dict]:
+def _capacity_items(zone, capacity: dict[str, list[tuple[str, int, int]]],
+                    specs: dict) -> list[dict]:
     """Eucalyptus' ``verbose`` listing: free / max instances per type, as extra zone items
     (what euca-describe-availability-zones verbose prints), for the cloud admin. *capacity*
-    is :meth:`ComputeService.capacity`'s ``types``: zone -> [(type, free, max)]."""
-    specs = {t.name: t for t in instance_types.list_all()}
+    is :meth:`ComputeService.capacity`'s ``types``: zone -> [(type, free, max)]; *specs*
+    maps each type's name to its row."""
     rows = [{"zoneName": "|- vm types", "zoneState": "free / max   cpu   ram  disk",
              "regionName": zone.region}]
     for name, free, maximum in capacity.get(zone.name, []):
