@@ -14,8 +14,8 @@ from flask import redirect, render_template, request, url_for
 from werkzeug.utils import secure_filename
 
 from ...api import services
-from ...compute import images as image_service
 from ...compute.imageimport import ImageFiles
+from ...compute.images import PermissionChange, validate_name
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
@@ -32,7 +32,7 @@ UPLOAD_FIELDS = ("kernel", "ramdisk", "root")
 @login_required
 def images_page():
     who = principal()
-    rows = image_service.describe(who)
+    rows = services().compute.describe_images(who)
     return render_template("console/images.html", images=rows,
                            owned=[row for row in rows if row.owner_id == who.account_id],
                            shared=[row for row in rows if row.owner_id != who.account_id])
@@ -43,12 +43,13 @@ def images_page():
 def image(image_id: str):
     who = principal()
     try:
-        row = image_service.visible(who, image_id)
+        row = services().compute.image(who, image_id)
     except AwsError as error:
         return hidden(error)
     mine = row.owner_id == who.account_id
     return render_template("console/images_detail.html", image=row, mine=mine,
-                           permissions=image_service.launch_permissions(row) if mine else [],
+                           permissions=services().compute.launch_permissions(row) if mine
+                           else [],
                            block_devices=row.get_json("block_devices", []) or [])
 
 
@@ -57,7 +58,7 @@ def image(image_id: str):
 def image_permissions(image_id: str):
     op = request.form.get("op", "")
     account_id = request.form.get("account_id", "").strip()
-    change = image_service.PermissionChange()
+    change = PermissionChange()
     done = {"add": f"{account_id} may now launch {image_id}.",
             "remove": f"{account_id} may no longer launch {image_id}.",
             "public": f"{image_id} is public.", "private": f"{image_id} is private."}
@@ -69,7 +70,7 @@ def image_permissions(image_id: str):
         change.add_all = True
     elif op == "private":
         change.remove_all = True
-    act(lambda: image_service.modify_launch_permission(principal(), image_id, change),
+    act(lambda: services().compute.modify_launch_permission(principal(), image_id, change),
         done.get(op))
     return redirect(url_for("console.image", image_id=image_id))
 
@@ -77,7 +78,7 @@ def image_permissions(image_id: str):
 @blueprint.route("/images/<image_id>/deregister", methods=["POST"])
 @login_required
 def image_deregister(image_id: str):
-    if act(lambda: image_service.deregister(principal(), image_id),
+    if act(lambda: services().compute.deregister_image(principal(), image_id),
            f"Deregistered {image_id}."):
         return redirect(url_for("console.images"))
     return redirect(url_for("console.image", image_id=image_id))
@@ -104,7 +105,7 @@ def images_import():
     name = request.form.get("name", "").strip() or None
     if name is not None:
         try:
-            image_service.validate_name(name)
+            validate_name(name)        # before the upload, not after it
         except AwsError as error:
             return _text(f"{error.code}: {error.message}", error.status)
     scratch = os.path.join(compute.config["data_dir"], "tmp")

@@ -9,9 +9,9 @@ from flask import redirect, render_template, request, url_for
 
 from ... import tags
 from ...api import services
-from ...compute import images as image_service
-from ...compute import instance_types, instances as instance_service, keypairs, states
-from ...compute.instances import LaunchRequest
+from ...compute import states
+from ...compute.instance_types import DEFAULT_TYPE
+from ...compute.instances import LaunchRequest, decode_user_data
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
@@ -30,7 +30,7 @@ def _compute():
 
 def _rows_context() -> dict:
     who = principal()
-    rows = list(reversed(instance_service.visible(who)))           # newest first
+    rows = list(reversed(_compute().describe_instances(who)))      # newest first
     tag_map = tags.tags_for(who.account_id, [row.id for row in rows])
     return {"instances": rows, "names": {row.id: tag_map.get(row.id, {}).get("Name", "")
                                          for row in rows},
@@ -39,11 +39,12 @@ def _rows_context() -> dict:
 
 def _launch_choices() -> dict:
     who = principal()
-    launchable = [image for image in image_service.describe(who)
+    compute = _compute()
+    launchable = [image for image in compute.describe_images(who)
                   if image.kind == "machine" and image.state == "available"]
-    return {"images": launchable, "types": instance_types.list_all(),
-            "keys": keypairs.describe(who.account_id),
-            "zones": [zone.name for zone in _compute().zones()]}
+    return {"images": launchable, "types": compute.list_instance_types(),
+            "keys": compute.describe_key_pairs(who),
+            "zones": [zone.name for zone in compute.zones()]}
 
 
 @blueprint.route("/instances", endpoint="instances")
@@ -70,7 +71,7 @@ def instances_launch():
         name = form.get("name", "").strip()
         launch_request = LaunchRequest(
             image_id=form.get("image_id", "").strip(), min_count=count, max_count=count,
-            instance_type=form.get("instance_type") or instance_types.DEFAULT_TYPE,
+            instance_type=form.get("instance_type") or DEFAULT_TYPE,
             key_name=form.get("key_name") or None,
             user_data=form.get("user_data", "").encode(),
             zone=form.get("zone") or None, tags={"Name": name} if name else None)
@@ -110,7 +111,7 @@ def instance_action(instance_id: str):
 def instance(instance_id: str):
     who = principal()
     try:
-        row = instance_service.owned(who, instance_id)
+        row = _compute().instance(who, instance_id)
     except AwsError as error:
         return hidden(error)
     instance_tags = tags.tags_for(who.account_id, [row.id]).get(row.id, {})
@@ -122,7 +123,7 @@ def instance(instance_id: str):
         db.session.rollback()
         console_error = f"{error.code}: {error.message}"
     try:
-        user_data = instance_service.decode_user_data(row.user_data).decode("utf-8", "replace")
+        user_data = decode_user_data(row.user_data).decode("utf-8", "replace")
     except AwsError:            # a row stored before user data was kept canonical
         user_data = row.user_data
     return render_template("console/instances_detail.html", instance=row,
@@ -139,7 +140,7 @@ def instance(instance_id: str):
 def instance_tags(instance_id: str):
     key = request.form.get("key", "")
     value = request.form.get("value", "")
-    if not act(lambda: instance_service.owned(principal(), instance_id)):
+    if not act(lambda: _compute().instance(principal(), instance_id)):
         return redirect(url_for("console.instances"))
     if request.form.get("op") == "delete":
         act(lambda: tags.delete_tags(principal(), [instance_id],

@@ -1,11 +1,12 @@
 """Key pairs: list, create (the private key is downloaded once and never stored), import an
 OpenSSH public key, delete. The same service functions as CreateKeyPair, ImportKeyPair,
-DeleteKeyPair and DescribeKeyPairs (:mod:`eucalite.compute.keypairs`)."""
+DeleteKeyPair and DescribeKeyPairs (the compute service's key pair methods)."""
 from __future__ import annotations
 
 from flask import Response, redirect, render_template, request, url_for
 
-from ...compute import keypairs
+from ...api import services
+from ...compute.keypairs import KEY_TYPES
 from ...db import db
 from ...errors import AwsError
 from .. import blueprint
@@ -18,9 +19,8 @@ add_nav("console.keypairs", "Key pairs")
 @blueprint.route("/keypairs", endpoint="keypairs")
 @login_required
 def keypairs_page():
-    rows = keypairs.describe(principal().account_id)
-    return render_template("console/keypairs.html", keypairs=rows,
-                           key_types=keypairs.KEY_TYPES)
+    rows = services().compute.describe_key_pairs(principal())
+    return render_template("console/keypairs.html", keypairs=rows, key_types=KEY_TYPES)
 
 
 @blueprint.route("/keypairs/create", methods=["POST"])
@@ -30,7 +30,8 @@ def keypairs_create():
     name = request.form.get("name", "").strip()
     key_type = request.form.get("key_type") or "rsa"
     try:
-        row, material = keypairs.create(principal(), name, key_type=key_type)
+        row, material = services().compute.create_key_pair(principal(), name,
+                                                           key_type=key_type)
     except AwsError as error:
         db.session.rollback()
         notify_error(error)
@@ -44,7 +45,7 @@ def keypairs_create():
 def keypairs_import():
     name = request.form.get("name", "").strip()
     material = request.form.get("public_key", "").encode("utf-8", "replace")
-    act(lambda: keypairs.import_key(principal(), name, material),
+    act(lambda: services().compute.import_key_pair(principal(), name, material),
         f"Imported key pair {name}.")
     return redirect(url_for("console.keypairs"))
 
@@ -53,6 +54,6 @@ def keypairs_import():
 @login_required
 def keypairs_delete():
     key_pair_id = request.form.get("key_pair_id", "").strip()
-    act(lambda: keypairs.delete(principal(), key_pair_id=key_pair_id or None),
+    act(lambda: services().compute.delete_key_pair(principal(), key_pair_id=key_pair_id or None),
         f"Deleted key pair {request.form.get('name') or key_pair_id}.")
     return redirect(url_for("console.keypairs"))
