@@ -13,8 +13,6 @@ import click
 
 from ..accounts import get_account, get_user, principal_of
 from ..compute.imageimport import DEFAULT_BUCKET, ImageFiles
-from ..compute.models import Image
-from ..db import db
 from .common import DATA_DIR_HELP, app as make_app, fail_on_aws_error
 
 image_group = click.Group("image", help="Bundle, upload and register images (EMI/EKI/ERI); "
@@ -79,10 +77,8 @@ def list_images(account, data_dir):
 
 def _list(account, app) -> None:
     with app.app_context():
-        query = db.select(Image).order_by(Image.created, Image.id)
-        if account:
-            query = query.where(Image.owner_id == get_account(account).id)
-        for image in db.session.execute(query).scalars():
+        owner_id = get_account(account).id if account else None
+        for image in app.extensions["eucalite"].compute.all_images(owner_id):
             visibility = "public" if image.is_public else "private"
             click.echo("\t".join([image.id, image.kind, image.state, image.owner_id,
                                   visibility, image.name, image.location or "-"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ..compute import instance_types
+from ..api import services
 from . import common
 
 instance_type_group = click.Group(
@@ -19,7 +19,7 @@ instance_type_group = click.Group(
 def list_types():
     """Print each type: name, cpus, memory (MiB), disk (GiB)."""
     click.echo("NAME\tCPU\tMEMORY_MB\tDISK_GB")
-    for row in instance_types.list_all():
+    for row in services().compute.list_instance_types():
         click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
 
 
@@ -33,6 +33,6 @@ def set_type(name, cpu, memory, disk):
     """Change NAME's cpu, memory or disk; instances already running keep their size."""
     if cpu is None and memory is None and disk is None:
         raise click.UsageError("Give at least one of --cpu, --memory, --disk.")
-    row = instance_types.modify(common.admin_principal(), name, cpu=cpu, memory_mb=memory,
-                                disk_gb=disk)
+    row = services().compute.modify_instance_type(common.admin_principal(), name, cpu=cpu,
+                                                  memory_mb=memory, disk_gb=disk)
     click.echo(f"{row.name}\t{row.cpu}\t{row.memory_mb}\t{row.disk_gb}")
