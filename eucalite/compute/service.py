@@ -1,8 +1,10 @@
-"""The cloud controller's service object: what the EC2 adapter, the console and the CLI call.
+"""The cloud controller's service object: the whole surface the EC2 adapter, the console and
+the CLI call (they call none of the compute modules' functions themselves).
 
-Regions, zones and account attributes; the instance operations that tie images, instance
-types, key pairs, tags and the cluster's scheduler together; importing images; what an
-account has (the console's dashboard). Methods take a Principal and plain values (tags as
+Regions, zones and account attributes; instance types; reading instances and the instance
+operations that tie images, instance types, key pairs, tags and the cluster's scheduler
+together; importing images; what an account has (the console's dashboard). Images and key
+pairs are mixins from :mod:`eucalite.compute.service_images`. Methods take a Principal and plain values (tags as
 ``dict[str, str]``, user data as ``bytes``, counts as ``int``), never a request or a Query
 structure. The services it uses (the cluster controller, Walrus) are given to it.
 """
