@@ -15,13 +15,17 @@ from urllib.parse import urlsplit
 
 from flask import Response, redirect, render_template, request, url_for
 
+from ... import accounts, config as config_module
+from ...api import services
+from ...db import db
 from ...errors import AwsError
 from ...errors.s3 import InvalidArgument
+from ...s3 import acl as s3_acl, authz, buckets as s3_buckets, listing, objects
+from ...s3.store import CHUNK, HashingReader
 from ...sigv4 import presigned_query, uri_encode
 from .. import blueprint
 from ..session import act, login_required, notify, notify_error, principal
 from . import add_nav, attachment
-from .volumes import services
 
 add_nav("console.buckets", "Buckets")
 
@@ -39,8 +43,6 @@ def _store():
 @blueprint.route("/buckets")
 @login_required
 def buckets():
-    from ...s3 import buckets as s3_buckets
-
     return render_template("console/buckets.html",
                            buckets=s3_buckets.list_for(principal()))
 
@@ -48,8 +50,6 @@ def buckets():
 @blueprint.route("/buckets/create", methods=["POST"])
 @login_required
 def buckets_create():
-    from ...s3 import buckets as s3_buckets
-
     name = (request.form.get("name") or "").strip()
     if act(lambda: s3_buckets.create(principal(), name, "", None),
            f"Created bucket {name}."):
@@ -60,8 +60,6 @@ def buckets_create():
 @blueprint.route("/buckets/<name>/delete", methods=["POST"])
 @login_required
 def buckets_delete(name: str):
-    from ...s3 import buckets as s3_buckets
-
     act(lambda: s3_buckets.delete(principal(), name), f"Deleted bucket {name}.")
     return redirect(url_for("console.buckets"))
 
@@ -98,9 +96,6 @@ def presign_url(base: str, bucket: str, key: str, key_id: str, secret: str, regi
 def _presigner():
     """A function (bucket, key) -> presigned GET URL (valid an hour) signed with the
     signed-in user's active access key, or None when the user has no active key."""
-    from ... import accounts, config as config_module
-    from ...db import db
-
     who = principal()
     key_row = db.session.get(accounts.AccessKey, who.access_key_id) \
         if who.access_key_id else None
@@ -113,8 +108,6 @@ def _presigner():
 
 
 def _listing(name: str, prefix: str):
-    from ...s3 import authz, buckets as s3_buckets, listing
-
     who = principal()
     bucket = s3_buckets.get(who, name, "s3:ListBucket",
                             **{"s3:prefix": prefix, "s3:delimiter": DELIMITER,
@@ -154,10 +147,6 @@ def _back(name: str, prefix: str | None = None):
 def bucket_upload(name: str):
     """Stream each uploaded file into ``<prefix><filename>``: 200 text on success, 4xx
     "Code: message" on failure (console.js shows it); a plain form post redirects."""
-    from ...s3 import objects
-    from ...db import db
-    from ...s3.store import CHUNK, HashingReader
-
     prefix = request.form.get("prefix", "")
     files = [f for f in request.files.getlist("file") if f and f.filename]
     xhr = request.headers.get("X-Requested-With") == "fetch"
@@ -201,8 +190,6 @@ def _sendable(value: str | None) -> str | None:
 @login_required
 def bucket_download(name: str):
     """The object's bytes, streamed from the store as GetObject does, as an attachment."""
-    from ...s3 import objects
-
     key = request.args.get("key", "")
     try:
         version = objects.get(principal(), name, key)
@@ -222,8 +209,6 @@ def bucket_download(name: str):
 @blueprint.route("/buckets/<name>/delete-object", methods=["POST"])
 @login_required
 def bucket_delete_object(name: str):
-    from ...s3 import objects
-
     key = request.form.get("key", "")
     act(lambda: objects.delete(_store(), principal(), name, key, None), f"Deleted {key}.")
     return _back(name)
@@ -233,8 +218,6 @@ def bucket_delete_object(name: str):
 @login_required
 def bucket_object_acl(name: str):
     """Make an object public (canned ``public-read``) or private, as PutObjectAcl does."""
-    from ...s3 import acl as s3_acl, buckets as s3_buckets, objects
-
     key = request.form.get("key", "")
     canned = request.form.get("acl", "")
 
