@@ -268,11 +268,11 @@ class EbsService:
         none (a snapshot merely shared with the caller is not its own)."""
         return snapshots.owned(principal, snapshot_id)
 
-    def snapshot_permissions(self, principal: Principal, snapshot_id: str) -> list[str]:
-        """The createVolumePermission of the caller's own snapshot: the account ids (or
-        ``all``) it is shared with besides its owner; InvalidSnapshot.NotFound if the
-        caller has no such snapshot."""
-        return snapshots.permissions(snapshots.owned(principal, snapshot_id))
+    def snapshot_permissions(self, snapshot: Snapshot) -> list[str]:
+        """The createVolumePermission of *snapshot* (a row :meth:`owned_snapshot` or
+        :meth:`visible_snapshots` gave the caller, which decided who may see it): the
+        account ids (or ``all``) it is shared with besides its owner."""
+        return snapshots.permissions(snapshot)
 
     def modify_snapshot_permission(self, principal: Principal, snapshot_id: str,
                                    add: list[str], remove: list[str]) -> None:

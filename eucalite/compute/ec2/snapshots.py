@@ -102,7 +102,7 @@ def describe_snapshot_attribute(call):
         return {"snapshotId": snapshot.id, "productCodes": []}
     return {"snapshotId": snapshot.id, "createVolumePermission": [
         {"group": "all"} if who == "all" else {"userId": who}
-        for who in call.services.ebs.snapshot_permissions(call.principal, snapshot.id)]}
+        for who in call.services.ebs.snapshot_permissions(snapshot)]}
 
 
 def _permission_entries(items) -> list[str]:
@@ -152,5 +152,5 @@ def reset_snapshot_attribute(call):
     _, snapshot = _attribute_of_owned(call)
     ebs = call.services.ebs
     ebs.modify_snapshot_permission(call.principal, snapshot.id, [],
-                                   ebs.snapshot_permissions(call.principal, snapshot.id))
+                                   ebs.snapshot_permissions(snapshot))
     return {"return": True}

@@ -23,7 +23,7 @@ def _rows_context() -> dict:
     rows = ebs.visible_snapshots(who)
     rows.sort(key=lambda s: (s.started, s.id), reverse=True)
     return {"snapshots": rows, "zones": zone_names(),
-            "shared_with": {s.id: ebs.snapshot_permissions(who, s.id) for s in rows
+            "shared_with": {s.id: ebs.snapshot_permissions(s) for s in rows
                             if s.owner_id == who.account_id}}
 
 
