@@ -12,7 +12,7 @@ import click
 from .. import config as config_module
 from ..cluster import guest
 from ..compute.imageimport import ImageFiles
-from .common import DATA_DIR_HELP, app as make_app, fail_on_aws_error
+from .common import app as make_app, data_dir_option, fail_on_aws_error
 from .image import import_files
 
 IMAGE_NAME = "eucalite-tiny-guest"
@@ -39,7 +39,7 @@ def default_out_dir(data_dir: str | None) -> Path:
 @click.option("--import", "do_import", is_flag=True,
               help=f"Then register the files as an EKI, ERI and EMI named {IMAGE_NAME} "
                    "(as `eucalite image import` does).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+@data_dir_option
 def build_command(out_dir, do_import, data_dir):
     """Build the guest (downloads the kernel package with apt-get); print its three paths."""
     out = Path(out_dir) if out_dir else default_out_dir(data_dir)

@@ -12,8 +12,9 @@ import sys
 import click
 
 from ..accounts import get_account, get_user, principal_of
+from ..api import services
 from ..compute.imageimport import DEFAULT_BUCKET, ImageFiles
-from .common import DATA_DIR_HELP, app as make_app, fail_on_aws_error
+from .common import app as make_app, data_dir_option, fail_on_aws_error, in_app
 
 image_group = click.Group("image", help="Bundle, upload and register images (EMI/EKI/ERI); "
                                         "list registered images.")
@@ -54,7 +55,7 @@ def import_files(app, files: ImageFiles, *, name: str | None = None, arch: str =
 @click.option("--account", default="eucalyptus", show_default=True,
               help="Account that will own the images.")
 @click.option("--user", default="admin", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
+@data_dir_option
 def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data_dir):
     """Bundle, upload and register KERNEL, RAMDISK (and ROOT), or a bootable ROOT disk
     alone; print the new image ids."""
@@ -68,17 +69,11 @@ def import_images(kernel, ramdisk, root, name, arch, bucket, account, user, data
 
 @image_group.command("list")
 @click.option("--account", help="Only images this account owns (default: every image).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help=DATA_DIR_HELP)
-def list_images(account, data_dir):
+@in_app
+def list_images(account):
     """List registered images: id, type, state, owner, visibility, name, location."""
-
-    fail_on_aws_error(_list)(account, make_app(data_dir))
-
-
-def _list(account, app) -> None:
-    with app.app_context():
-        owner_id = get_account(account).id if account else None
-        for image in app.extensions["eucalite"].compute.all_images(owner_id):
-            visibility = "public" if image.is_public else "private"
-            click.echo("\t".join([image.id, image.kind, image.state, image.owner_id,
-                                  visibility, image.name, image.location or "-"]))
+    owner_id = get_account(account).id if account else None
+    for image in services().compute.all_images(owner_id):
+        visibility = "public" if image.is_public else "private"
+        click.echo("\t".join([image.id, image.kind, image.state, image.owner_id,
+                              visibility, image.name, image.location or "-"]))
