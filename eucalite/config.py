@@ -71,6 +71,20 @@ DEFAULTS: dict[str, Any] = {
     # Where guests reach the metadata service (placed on the bridge); empty turns it off.
     "metadata_address": "169.254.169.254",
     "metadata_port": 80,
+    # EDGE networking (security groups, public IPs, outbound NAT), enforced on each node:
+    # "nftables", "fake" (in memory, for the fake hypervisor), or "auto" (nftables where
+    # guests are real, fake where the hypervisor is fake or libvirt's test driver).
+    "firewall": "auto",
+    # The host interface facing the lab network and the public IPs instances get there
+    # (addresses, "first-last" ranges or CIDRs); empty: no public IPs and no outbound NAT.
+    "public_interface": "",
+    "public_ips": [],
+    # Per-account limits (AWS's defaults): elastic IPs, security groups, rules per group
+    # and direction, groups per instance.
+    "address_limit": 5,
+    "security_group_limit": 2500,
+    "security_group_rule_limit": 60,
+    "security_groups_per_instance": 5,
     # Size limit of each node's image cache (least recently used images are evicted).
     "image_cache_gb": 20,
     # The storage controller: how volumes reach instances ("auto": lio, else tgt, else

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from .edge.plan import NetworkPlan
 from .virt.driver import DiskSpec, HostCapacity, PowerState
 
 #: The parts of an image a node caches.
@@ -156,3 +157,8 @@ class Node(Protocol):
     def unplug(self, endpoint: Endpoint) -> None:
         """The instance ended: its DHCP lease is released, so the address is free at once
         (the reservation stays for the next instance of that address)."""
+
+    def apply_network(self, plan: NetworkPlan) -> None:
+        """Afterwards the node's data plane enforces exactly *plan* (see
+        :mod:`.edge.plan`): rules of instances no longer in it are gone, unchanged ones
+        untouched. Idempotent; safe to call with the same plan again (a reconcile pass)."""

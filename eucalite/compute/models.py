@@ -1,6 +1,8 @@
-"""Cloud-controller tables: images, instances, key pairs and instance types (tags: :mod:`eucalite.tags`).
+"""Cloud-controller tables: images, instances, key pairs, instance types, security groups and
+public addresses (tags: :mod:`eucalite.tags`).
 
-Ids are EC2/Eucalyptus style (``emi-``, ``eki-``, ``eri-``, ``i-``, ``r-``, ``key-``).
+Ids are EC2/Eucalyptus style (``emi-``, ``eki-``, ``eri-``, ``i-``, ``r-``, ``key-``,
+``sg-``, ``sgr-``, ``eipalloc-``).
 Every row that belongs to someone carries ``owner_id`` (the account id); services filter on
 it so an account sees only what it owns or was given. Instance state changes go through
 :mod:`eucalite.compute.states` (one transition table, compare-and-swap updates).
@@ -112,6 +114,81 @@ class Instance(db.Model, JsonFields):
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     metadata_options_json: Mapped[str | None] = mapped_column(Text, default=None)
     attributes_json: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class SecurityGroup(db.Model):
+    """A security group (sg-): a named set of rules that instances launched in it share.
+
+    Every account gets a ``default`` group on first use (see :mod:`eucalite.compute.secgroups`).
+    """
+
+    __tablename__ = "security_groups"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)        # sg-...
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SecurityGroupRule(db.Model):
+    """One ingress or egress rule (sgr-) of a security group.
+
+    *protocol* is the IANA number as text, or ``"-1"`` for all protocols. For TCP/UDP
+    *from_port*/*to_port* are the port range, for ICMP the type and code (-1: any); both are
+    None for all protocols. The peer is either *cidr* (IPv4 CIDR) or a group
+    (*peer_group_id*, owned by *peer_owner_id*, which may be another account).
+    """
+
+    __tablename__ = "security_group_rules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)        # sgr-...
+    group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id", ondelete="CASCADE"),
+                                          index=True)
+    egress: Mapped[bool] = mapped_column(default=False)
+    protocol: Mapped[str] = mapped_column(String(8))
+    from_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    to_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    cidr: Mapped[str | None] = mapped_column(String(64), default=None)
+    peer_group_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    peer_owner_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    description: Mapped[str | None] = mapped_column(String(255), default=None)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InstanceSecurityGroup(db.Model):
+    """An instance's membership of a security group, in the order the launch named them."""
+
+    __tablename__ = "instance_security_groups"
+
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id"), primary_key=True,
+                                          index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Address(db.Model):
+    """A public IP of the cloud's pool that is in use; free addresses have no row.
+
+    ``kind`` is ``elastic`` (allocated to *owner_id* by AllocateAddress; stays until
+    released) or ``launch`` (handed to *instance_id* when it started; back to the pool
+    when the instance ends or gets an elastic IP). ``domain`` is what AllocateAddress was
+    asked for (``standard`` for EC2-Classic, ``vpc``); both behave alike on the flat network.
+    """
+
+    __tablename__ = "addresses"
+
+    public_ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))                        # elastic | launch
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), default=None,
+                                                 index=True)
+    domain: Mapped[str] = mapped_column(String(16), default="standard")
+    allocation_id: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
+    association_id: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
+    instance_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    allocated: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 # Instances and images can be tagged; their families may register refined checks.

@@ -4,7 +4,9 @@ the CLI call (they call none of the compute modules' functions themselves).
 Regions, zones and account attributes; instance types; reading instances and the instance
 operations that tie images, instance types, key pairs, tags and the cluster's scheduler
 together; importing images; what an account has (the console's dashboard). Images and key
-pairs are mixins from :mod:`eucalite.compute.service_images`. Methods take a Principal and plain values (tags as
+pairs are mixins from :mod:`eucalite.compute.service_images`, security groups and public
+addresses from :mod:`~eucalite.compute.service_groups` and
+:mod:`~eucalite.compute.service_addresses`. Methods take a Principal and plain values (tags as
 ``dict[str, str]``, user data as ``bytes``, counts as ``int``), never a request or a Query
 structure. The services it uses (the cluster controller, Walrus) are given to it.
 """
@@ -33,6 +35,8 @@ from . import (imageimport, images, instance_types, instances, keypairs, lifecyc
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
 from .models import Image, Instance, InstanceType, KeyPair
+from .service_addresses import AddressesMixin
+from .service_groups import SecurityGroupsMixin
 from .service_images import ImagesMixin, KeyPairsMixin
 
 
@@ -57,9 +61,11 @@ class StateChange:
     current: str
 
 
-class ComputeService(ImagesMixin, KeyPairsMixin):
-    """The cloud controller's whole surface; images and key pairs come from the mixins
-    (:mod:`eucalite.compute.service_images`)."""
+class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, AddressesMixin):
+    """The cloud controller's whole surface; images and key pairs come from the mixins of
+    :mod:`eucalite.compute.service_images`, security groups from
+    :mod:`eucalite.compute.service_groups`, public addresses from
+    :mod:`eucalite.compute.service_addresses`."""
 
     def __init__(self, config: Mapping[str, Any], cluster: ClusterService, s3: S3Service,
                  ebs: EbsService):
