@@ -101,6 +101,9 @@ class ClusterService:
         self.local_node_id: str | None = None
         #: Why guests get no metadata although node duty is on (None when they do).
         self.metadata_problem: str | None = None
+        #: Why security groups and public IPs are not enforced on this host's node (None
+        #: when they are): set when node duty starts its data plane.
+        self.network_problem: str | None = None
         self.image_cache = ImageCache(Path(config["data_dir"]) / "image-cache",
                                       int(config.get("image_cache_gb", 20)) * GiB)
 
@@ -184,6 +187,12 @@ class ClusterService:
             reason = self.node_problem or f"node {node_id} is not reachable from this host"
             raise ServiceUnavailable(f"No hypervisor for node {node_id}: {reason}")
         return node
+
+    def require_network(self) -> None:
+        """ServiceUnavailable saying what is off and what to install, when security groups
+        and public IPs cannot be enforced here (``network_problem``); else nothing."""
+        if self.network_problem:
+            raise ServiceUnavailable(self.network_problem)
 
     @property
     def local_node(self) -> LocalNode | None:

@@ -61,7 +61,9 @@ class LaunchRequest:
     max_count: int = 1
     instance_type: str = DEFAULT_TYPE
     key_name: str | None = None
-    security_groups: list[str] | None = None
+    security_groups: list[str] | None = None      # by name (SecurityGroup.N)
+    security_group_ids: list[str] | None = None   # by id (SecurityGroupId.N)
+    public_ip: bool = True                # False: no public IP at launch (AddressingType=private)
     user_data: bytes = b""                # as the guest reads it (at most MAX_USER_DATA)
     zone: str | None = None
     kernel_id: str | None = None

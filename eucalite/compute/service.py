@@ -36,6 +36,7 @@ from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
 from .models import Image, Instance, InstanceType, KeyPair
 from .service_addresses import AddressesMixin
+from .service_grouprules import SecurityGroupRulesMixin
 from .service_groups import SecurityGroupsMixin
 from .service_images import ImagesMixin, KeyPairsMixin
 
@@ -61,10 +62,12 @@ class StateChange:
     current: str
 
 
-class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, AddressesMixin):
+class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGroupRulesMixin,
+                     AddressesMixin):
     """The cloud controller's whole surface; images and key pairs come from the mixins of
     :mod:`eucalite.compute.service_images`, security groups from
-    :mod:`eucalite.compute.service_groups`, public addresses from
+    :mod:`eucalite.compute.service_groups` and :mod:`~eucalite.compute.service_grouprules`,
+    public addresses from
     :mod:`eucalite.compute.service_addresses`."""
 
     def __init__(self, config: Mapping[str, Any], cluster: ClusterService, s3: S3Service,
