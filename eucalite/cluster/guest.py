@@ -9,7 +9,9 @@
   package data file ``guest_init.sh``, with ``guest_udhcpc.sh`` for DHCP) that
   reports on the serial console, in lines starting with :data:`MARKER`, what a test of the
   cloud needs to see: its DHCP address, the IMDS(v2) instance-id and user-data, and every
-  virtio disk (serial, size, md5 of the first MiB) as it is plugged and unplugged;
+  virtio disk (serial, size, md5 of the first MiB) as it is plugged and unplugged; user
+  data starting with ``#!`` is then run as a shell script in the background (as
+  cloud-init does), its output on the console, so a test can start listeners or probes;
 - ``root``: a 16 MiB raw ext4 image (zero-filled when ``mkfs.ext4`` is missing), usable as
   an EMI's root disk; the guest never mounts it.
 
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 # Bump when the files built here change in any way, so cached builds are redone.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 MANIFEST = "guest.json"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
@@ -51,10 +53,13 @@ METADATA_URL = f"http://{METADATA_HOST}/latest"
 MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
            "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk")
 
-# busybox applets the /init and the udhcpc script call by name (symlinked in /bin).
+# busybox applets the /init and the udhcpc script call by name (symlinked in /bin), and
+# those a user-data script may want: servers to reach (httpd, nc -l), tools to probe and to
+# change the guest's own addresses with.
 APPLETS = ("sh", "mount", "insmod", "echo", "cat", "sleep", "ip", "udhcpc", "nc", "wget",
            "timeout", "tr", "sed", "grep", "dd", "md5sum", "cut", "date", "dmesg", "tail",
-           "printf", "rm", "ifconfig", "route", "test", "[")
+           "printf", "rm", "ifconfig", "route", "test", "[", "head", "httpd", "mkdir", "kill",
+           "ps", "awk", "seq", "wc", "ping", "arping", "usleep", "true", "false", "expr")
 
 
 class GuestBuildError(RuntimeError):

@@ -77,6 +77,14 @@ fi
 
 mark ready
 
+# --- user data as a script ----------------------------------------------------------
+# As cloud-init does: user data starting with "#!" is a program to run. In the background,
+# so the disk reports go on; its output goes to the console like ours.
+if [ "$(head -c 2 /tmp/user-data 2>/dev/null)" = "#!" ]; then
+    mark user-script
+    sh /tmp/user-data </dev/null 2>&1 &
+fi
+
 # --- disks: report each virtio disk as it appears and disappears --------------------
 seen=" "
 while :; do
