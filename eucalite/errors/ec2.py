@@ -164,3 +164,35 @@ class VolumeInUse(ClientError):
 
 class VolumeLimitExceeded(ClientError):
     code = "VolumeLimitExceeded"
+
+
+class CannotDelete(ClientError):
+    code = "CannotDelete"
+
+
+class InvalidGroupDuplicate(ClientError):
+    code = "InvalidGroup.Duplicate"
+
+
+class InvalidGroupIdMalformed(ClientError):
+    code = "InvalidGroupId.Malformed"
+
+
+class InvalidGroupInUse(ClientError):
+    code = "InvalidGroup.InUse"
+
+
+class InvalidGroupReserved(ClientError):
+    code = "InvalidGroup.Reserved"
+
+
+class InvalidVpcIDNotFound(ClientError):
+    code = "InvalidVpcID.NotFound"
+
+
+class SecurityGroupLimitExceeded(ClientError):
+    code = "SecurityGroupLimitExceeded"
+
+
+class SecurityGroupsPerInstanceLimitExceeded(ClientError):
+    code = "SecurityGroupsPerInstanceLimitExceeded"
