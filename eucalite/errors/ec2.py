@@ -196,3 +196,27 @@ class SecurityGroupLimitExceeded(ClientError):
 
 class SecurityGroupsPerInstanceLimitExceeded(ClientError):
     code = "SecurityGroupsPerInstanceLimitExceeded"
+
+
+class InvalidPermissionDuplicate(ClientError):
+    code = "InvalidPermission.Duplicate"
+
+
+class InvalidPermissionMalformed(ClientError):
+    code = "InvalidPermission.Malformed"
+
+
+class InvalidPermissionNotFound(ClientError):
+    code = "InvalidPermission.NotFound"
+
+
+class InvalidSecurityGroupRuleIdMalformed(ClientError):
+    code = "InvalidSecurityGroupRuleId.Malformed"
+
+
+class InvalidSecurityGroupRuleIdNotFound(ClientError):
+    code = "InvalidSecurityGroupRuleId.NotFound"
+
+
+class RulesPerSecurityGroupLimitExceeded(ClientError):
+    code = "RulesPerSecurityGroupLimitExceeded"
