@@ -220,3 +220,28 @@ class InvalidSecurityGroupRuleIdNotFound(ClientError):
 
 class RulesPerSecurityGroupLimitExceeded(ClientError):
     code = "RulesPerSecurityGroupLimitExceeded"
+
+
+class AddressLimitExceeded(ClientError):
+    code = "AddressLimitExceeded"
+
+
+class InsufficientAddressCapacity(AwsError):
+    code = "InsufficientAddressCapacity"
+    status = 500
+
+
+class InvalidAddressNotFound(ClientError):
+    code = "InvalidAddress.NotFound"
+
+
+class InvalidAssociationIDNotFound(ClientError):
+    code = "InvalidAssociationID.NotFound"
+
+
+class InvalidIPAddressInUse(ClientError):
+    code = "InvalidIPAddress.InUse"
+
+
+class ResourceAlreadyAssociated(ClientError):
+    code = "Resource.AlreadyAssociated"
