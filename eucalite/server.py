@@ -120,7 +120,8 @@ def probe_node_duty(app) -> None:
         services.cluster.close_driver()
 
 
-def banner(config: dict[str, Any], node_problem: str | None, storage: str = "") -> str:
+def banner(config: dict[str, Any], node_problem: str | None, storage: str = "",
+           network_problem: str | None = None) -> str:
     endpoints = config_module.endpoints(config)
     if not config["node"]:
         node = "off (--no-node: no hypervisor connection is opened)"
@@ -140,6 +141,7 @@ def banner(config: dict[str, Any], node_problem: str | None, storage: str = "") 
         f"  database       {_safe_url(config['database_url'])}",
         f"  node duty      {node}",
         *([f"  volumes        {storage}"] if storage else []),
+        *([f"  network        {network_problem}"] if network_problem else []),
         "Credentials for boto3 and the aws CLI:",
         f"  eval \"$(eucalite credentials --data-dir {config['data_dir']})\"",
         "Stop with Ctrl-C or SIGTERM.",
@@ -238,7 +240,8 @@ def run(config: dict[str, Any], server: str = "asyncio") -> None:
         "post_fork": _post_fork(app),
         "when_ready": lambda server: print(
             banner(config, app.extensions["eucalite"].cluster.node_problem,
-                   app.extensions["eucalite"].ebs.describe_export()),
+                   app.extensions["eucalite"].ebs.describe_export(),
+                   app.extensions["eucalite"].cluster.network_problem),
             file=sys.stderr, flush=True),
         "proc_name": "eucalite",
         # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.

@@ -4,7 +4,10 @@ hypervisor driver, image cache and instance network.
 What a launch becomes on this host: the image parts in ``<data_dir>/image-cache``, the
 instance's work files in ``<data_dir>/instances/<id>`` (a copy-on-write root overlay, an
 ephemeral disk, the console log; see :mod:`.imagecache`), a DHCP entry on the instance
-network (:mod:`.network`) and a domain built from a :class:`~.virt.driver.DomainSpec`.
+network (:mod:`.network`) and a domain built from a :class:`~.virt.driver.DomainSpec`
+whose NIC is named after the instance's address (:func:`~.edge.plan.tap_name`), so its
+security-group rules (the node's *firewall*, :mod:`.edge.firewall`) are in place before
+the domain starts.
 
 The image cache is filled by an *image source*, ``source(image, out)``, which writes the
 verified image *image* (an :class:`~.node.ImageRef`) into the binary file *out*; the cloud
@@ -16,10 +19,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping
 
 from . import imagecache, network
+from .edge.firewall import Firewall
+from .edge.plan import NetworkPlan, tap_name
 from .imagecache import ImageCache
 from .node import Endpoint, ImageRef, Launch
-from .virt.driver import DiskSpec, DomainSpec, HostCapacity, HypervisorDriver, PowerState, \
-    read_tail
+from .virt.driver import DiskSpec, DomainSpec, DriverError, HostCapacity, HypervisorDriver, \
+    PowerState, read_tail
 
 #: ``source(image, out)``: write *image*'s verified bytes into *out* (raise to refuse)
 ImageSource = Callable[[ImageRef, BinaryIO], None]
@@ -30,8 +35,10 @@ class LocalNode:
     :class:`~eucalite.cluster.service.ClusterService` when node duty starts."""
 
     def __init__(self, node_id: str, driver: HypervisorDriver, cache: ImageCache,
-                 config: Mapping[str, Any], image_source: ImageSource | None):
+                 config: Mapping[str, Any], image_source: ImageSource | None,
+                 firewall: Firewall | None = None):
         self.node_id = node_id
+        self.firewall = firewall
         self.driver = driver
         self.cache = cache
         self.config = config
@@ -106,6 +113,7 @@ class LocalNode:
         return DomainSpec(
             instance_id=launch.instance_id, vcpus=launch.vcpus, memory_mb=launch.memory_mb,
             mac=launch.endpoint.mac if launch.endpoint else None, network=net,
+            tap=tap_name(launch.endpoint.ip) if launch.endpoint else None,
             kernel=str(kernel) if kernel else None, ramdisk=str(ramdisk) if ramdisk else None,
             disks=specs, console_log=str(work / "console.log"))
 
@@ -142,3 +150,8 @@ class LocalNode:
 
     def unplug(self, endpoint: Endpoint) -> None:
         network.unplug(self.driver, self.config, endpoint.mac, endpoint.ip)
+
+    def apply_network(self, plan: NetworkPlan) -> None:
+        if self.firewall is None:
+            raise DriverError("this node has no data plane for security groups")
+        self.firewall.apply(plan)

@@ -16,6 +16,7 @@ import ipaddress
 from typing import AbstractSet, Any, Iterator, Mapping
 
 from ..errors.ec2 import InsufficientFreeAddressesInSubnet
+from .edge.ruleset import Host
 from .virt.driver import HypervisorDriver, NetworkSpec
 
 
@@ -32,7 +33,19 @@ def spec(config: Mapping[str, Any]) -> NetworkSpec:
     net = subnet(config)
     return NetworkSpec(name=config["instance_network"], bridge=config["instance_bridge"],
                        gateway=str(net.network_address + 1), prefix=net.prefixlen,
-                       metadata_ip=config.get("metadata_address") or None)
+                       metadata_ip=config.get("metadata_address") or None,
+                       routed=bool(config.get("public_interface")))
+
+
+def edge_host(config: Mapping[str, Any]) -> Host:
+    """The node's side of the EDGE data plane (bridge, subnet, gateway, metadata address,
+    public interface) from config."""
+    net = subnet(config)
+    return Host(bridge=config["instance_bridge"], subnet=str(net),
+                gateway=str(net.network_address + 1),
+                metadata_ip=config.get("metadata_address") or None,
+                metadata_port=int(config.get("metadata_port", 80)),
+                public_interface=config.get("public_interface") or None)
 
 
 def _candidates(net: ipaddress.IPv4Network, after: str | None) -> Iterator[str]:

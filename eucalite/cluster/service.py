@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from ..errors import ServiceUnavailable
 from . import network, nodes
+from .edge.firewall import FakeFirewall, Firewall, FirewallError, NftFirewall
 from .imagecache import GiB, ImageCache
 from .localnode import ImageSource, LocalNode
 from .models import Node as NodeRow
@@ -30,6 +31,7 @@ from .virt.libvirt_driver import LibvirtDriver
 
 NETWORK_HINT = ("the instance network needs libvirt's dnsmasq and iproute2 "
                 "(apt install dnsmasq-base iproute2)")
+NETWORK_OFF = "security groups and public IPs are OFF"
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,11 @@ class ClusterService:
                                  "serve with --no-node.")
             log.warning(self.node_problem)
             return self.node_problem
+        nft = self._nft_firewall(driver)
+        try:
+            forwarding = nft.global_forwarding() if nft is not None else None
+        except FirewallError:
+            forwarding = None       # nft's problem() says why below
         try:
             driver.ensure_network(network.spec(self.config))
         except (DriverError, ValueError) as error:
@@ -169,13 +176,46 @@ class ClusterService:
             self.node_problem = f"node duty is off: {problem}"
             log.warning(self.node_problem)
             return self.node_problem
+        firewall = self._start_data_plane(nft, forwarding)
         self.image_cache.recover()
         node = nodes.register_local(self.config, capacity, self.config.get("libvirt_uri", ""))
         with self._lock:
             self._node = LocalNode(node.id, driver, self.image_cache, self.config,
-                                   self.image_source)
+                                   self.image_source, firewall)
         self.local_node_id = node.id
         self.node_problem = None
+        return None
+
+    def _nft_firewall(self, driver: HypervisorDriver) -> NftFirewall | None:
+        """The kernel data plane when config asks for it (``firewall``: nftables, or auto
+        where guests are real), else None (the in-memory one, or a wrong setting)."""
+        kind = self.config.get("firewall", "auto")
+        if kind == "nftables" or (kind == "auto" and driver.uses_host_files):
+            return NftFirewall(network.edge_host(self.config), Path(self.config["data_dir"]))
+        return None
+
+    def _start_data_plane(self, nft: NftFirewall | None,
+                          forwarding: str | None) -> Firewall | None:
+        """The node's firewall, its host flags set; None with ``network_problem`` saying
+        why when security groups cannot be enforced here. *forwarding*: the global IPv4
+        forwarding switch before the instance network started (see NftFirewall.prepare)."""
+        kind = self.config.get("firewall", "auto")
+        self.network_problem = None
+        if nft is None and kind in ("auto", "fake"):
+            return FakeFirewall(network.edge_host(self.config))
+        if nft is None:
+            self.network_problem = (f"{NETWORK_OFF}: unknown firewall {kind!r} in the "
+                                    "config (use auto, nftables or fake)")
+        else:
+            problem = nft.problem()
+            if problem is None:
+                try:
+                    nft.prepare(forwarding)
+                    return nft
+                except FirewallError as error:
+                    problem = f"cannot prepare the host's interfaces: {error}"
+            self.network_problem = f"{NETWORK_OFF}: {problem}"
+        log.warning(self.network_problem)
         return None
 
     def node_for(self, node_id: str | None) -> Node:

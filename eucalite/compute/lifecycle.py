@@ -24,7 +24,7 @@ from ..db import db
 from ..ebs.service import EbsService
 from ..errors import AwsError
 from ..errors.ec2 import InvalidAMIIDUnavailable
-from . import bundle, cloudkey, ebsroot, images, states
+from . import bundle, cloudkey, ebsroot, images, netplan, states
 from .models import Image, Instance
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,9 @@ def spawn(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
     node = None
     try:
         node = cluster.node_for(instance.node_id)
-        node.spawn(launch_of(instance, node, ebs))
+        launch = launch_of(instance, node, ebs)
+        netplan.sync(cluster)       # its rules are in place before the guest's first packet
+        node.spawn(launch)
     except Exception as error:  # noqa: BLE001 - whatever failed, the launch must end visibly
         expected = isinstance(error, (DriverError, AwsError, CacheError, OSError))
         (log.warning if expected else log.exception)("spawn of %s failed: %s", instance_id,
@@ -182,6 +184,7 @@ def spawn(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
         instance = db.session.get(Instance, instance_id)
         if instance is not None:
             launch_failed(instance, node, ebs, states.failure_reason(error))
+            netplan.sync(cluster)
         return
     if states.transition(instance_id, states.RUNNING, expected={states.PENDING}, task=None):
         if instance.root_device_type == "ebs":
@@ -192,6 +195,7 @@ def spawn(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
         if fresh is not None and fresh.state in (states.SHUTTING_DOWN, states.TERMINATED):
             node.destroy(instance_id)
             release_node_resources(fresh, node, ebs)
+            netplan.sync(cluster)
 
 
 def launch_failed(instance: Instance, node: Node | None, ebs: EbsService,
@@ -243,8 +247,9 @@ def terminate(cluster: ClusterService, ebs: EbsService, instance_id: str) -> Non
         release_node_resources(instance, node, ebs)
     else:       # stopped: no domain and no lease, but its volumes still end with it
         ebsroot.instance_ended(ebs, instance.id)
-    states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
-                      task=None, on_win=release_capacity(instance))
+    if states.transition(instance_id, states.TERMINATED, expected={states.SHUTTING_DOWN},
+                         task=None, on_win=release_capacity(instance)):
+        netplan.sync(cluster)       # its rules and public address go
 
 
 def stop(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
@@ -270,8 +275,9 @@ def stop(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
         _unplug(instance, node)
     ebsroot.instance_stopped(ebs, instance_id)
     # the state reason is the one the stop was asked with (by the user or the reconciler)
-    states.transition(instance_id, states.STOPPED, expected={states.STOPPING}, task=None,
-                      node_id=None, on_win=release_capacity(instance))
+    if states.transition(instance_id, states.STOPPED, expected={states.STOPPING}, task=None,
+                         node_id=None, on_win=release_capacity(instance)):
+        netplan.sync(cluster)
 
 
 def reboot(cluster: ClusterService, instance_id: str) -> None:

@@ -3,11 +3,112 @@
 Call :func:`sync` after committing any change that alters what the network enforces (an
 instance launched or ended, a rule authorised or revoked, an address associated or
 released): afterwards every node enforces the state now in the database.
+
+Applies are serialised by a file lock in the data dir and the plan is built inside it, so
+two workers (threads or processes) never install an older plan over a newer one.
 """
 from __future__ import annotations
 
+import fcntl
+import logging
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..cluster.edge.firewall import FirewallError
+from ..cluster.edge.plan import Group, NetworkPlan, Port, Rule, tap_name
 from ..cluster.service import ClusterService
+from ..cluster.virt.driver import DriverError
+from ..cluster.virt.network_xml import mac_for
+from ..db import db
+from . import states
+from .models import Instance, InstanceSecurityGroup, SecurityGroupRule
+
+log = logging.getLogger(__name__)
 
 
 def sync(cluster: ClusterService) -> None:
-    """Push the current plan to every node (after the change is committed)."""
+    """Push the current plan to every node (after the change is committed). A node that
+    refuses is logged, not raised (the change is committed; the reconciler's next pass
+    applies the plan again)."""
+    node = cluster.local_node
+    if node is None or cluster.network_problem:
+        return
+    with apply_lock(Path(cluster.config["data_dir"])):
+        try:
+            node.apply_network(build(node.node_id))
+        except (FirewallError, DriverError, ValueError) as error:
+            log.warning("cannot apply the network plan on node %s: %s", node.node_id, error)
+
+
+@contextmanager
+def apply_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's network-plan lock (exclusive, across processes and threads)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "edge.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _live():
+    """The clause selecting instances whose address is in use on a node."""
+    return (Instance.state != states.TERMINATED, Instance.node_id.is_not(None),
+            Instance.private_ip.is_not(None))
+
+
+def build(node_id: str) -> NetworkPlan:
+    """The plan of *node_id*: every instance placed there that has not ended (pending
+    ones included, so rules are in place before the guest's first packet), the rules of
+    their groups and the members (cloud-wide) of every group those rules name. Reads
+    columns, never cached rows, so it sees what is committed now."""
+    rows = db.session.execute(
+        db.select(Instance.id, Instance.mac, Instance.private_ip, Instance.public_ip)
+        .where(Instance.node_id == node_id, *_live()).order_by(Instance.private_ip)).all()
+    ids = [row.id for row in rows]
+    memberships: dict[str, list[str]] = defaultdict(list)
+    for instance_id, group_id in db.session.execute(
+            db.select(InstanceSecurityGroup.instance_id, InstanceSecurityGroup.group_id)
+            .where(InstanceSecurityGroup.instance_id.in_(ids))
+            .order_by(InstanceSecurityGroup.position, InstanceSecurityGroup.group_id)):
+        memberships[instance_id].append(group_id)
+    ports = tuple(Port(instance_id=row.id, tap=tap_name(row.private_ip),
+                       mac=row.mac or mac_for(row.private_ip),
+                       private_ip=row.private_ip, public_ip=row.public_ip,
+                       groups=tuple(memberships[row.id])) for row in rows)
+    groups = _groups({g for port in ports for g in port.groups})
+    peers = {rule.group for group in groups.values()
+             for rule in (*group.ingress, *group.egress) if rule.group}
+    return NetworkPlan(ports=ports, groups=groups, members=_members(peers))
+
+
+def _groups(group_ids: set[str]) -> dict[str, Group]:
+    """Group id -> its rules, in the order they were made."""
+    rules: dict[tuple[str, bool], list[Rule]] = defaultdict(list)
+    for row in db.session.execute(
+            db.select(SecurityGroupRule.group_id, SecurityGroupRule.egress,
+                      SecurityGroupRule.protocol, SecurityGroupRule.from_port,
+                      SecurityGroupRule.to_port, SecurityGroupRule.cidr,
+                      SecurityGroupRule.peer_group_id)
+            .where(SecurityGroupRule.group_id.in_(group_ids))
+            .order_by(SecurityGroupRule.created, SecurityGroupRule.id)):
+        rules[(row.group_id, bool(row.egress))].append(
+            Rule(protocol=row.protocol, from_port=row.from_port, to_port=row.to_port,
+                 cidr=row.cidr, group=row.peer_group_id))
+    return {g: Group(g, ingress=tuple(rules[(g, False)]), egress=tuple(rules[(g, True)]))
+            for g in sorted(group_ids)}
+
+
+def _members(group_ids: set[str]) -> dict[str, tuple[str, ...]]:
+    """Group id -> private IPs of its live members on any node."""
+    members: dict[str, list[str]] = {g: [] for g in group_ids}
+    for group_id, ip in db.session.execute(
+            db.select(InstanceSecurityGroup.group_id, Instance.private_ip)
+            .join(Instance, Instance.id == InstanceSecurityGroup.instance_id)
+            .where(InstanceSecurityGroup.group_id.in_(group_ids), *_live())
+            .order_by(Instance.private_ip)):
+        members[group_id].append(ip)
+    return {g: tuple(ips) for g, ips in sorted(members.items())}

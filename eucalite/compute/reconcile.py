@@ -10,7 +10,9 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
 * a stopping instance whose stop job died with the previous process is stopped;
 * a shutting-down instance whose destroy did not finish (interrupted, or refused by the
   hypervisor) is destroyed again;
-* a domain with eucalite's name prefix that no live instance owns is destroyed, and logged.
+* a domain with eucalite's name prefix that no live instance owns is destroyed, and logged;
+* the node's network plan is applied again (:func:`.netplan.sync`), so rules lost or left
+  stale (a restart, a hand-made change) are repaired.
 
 Restarting eucalite therefore loses no instance record and leaves running instances running.
 """
@@ -25,7 +27,7 @@ from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
 from ..db import db
 from ..ebs.service import EbsService
-from . import ebsroot, lifecycle, states
+from . import ebsroot, lifecycle, netplan, states
 from .models import Instance
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *,
                 report.orphans_destroyed.append(instance_id)
             except DriverError as error:
                 log.warning("reconcile: could not destroy %s: %s", instance_id, error)
+    netplan.sync(cluster)
     return report
 
 

@@ -18,6 +18,8 @@ DISK_FORMATS = ("qcow2", "raw")
 NETWORK_PROTOCOLS = ("iscsi", "nbd")
 _TARGET_RE = re.compile(r"^vd[a-z]{1,2}$")
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+# a Linux interface name that is not one of libvirt's own (vnet*, vif*, macvtap*, ...)
+_TAP_RE = re.compile(r"^(?!vnet|vif|macvtap|macvlan)[A-Za-z0-9_-]{1,15}$")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -48,6 +50,8 @@ def validate_spec(spec: DomainSpec) -> None:
         raise ValueError(f"{spec.name}: nothing to boot (no kernel and no disk)")
     if spec.mac is not None and not _MAC_RE.match(spec.mac):
         raise ValueError(f"{spec.name}: invalid MAC address {spec.mac!r}")
+    if spec.tap is not None and not _TAP_RE.match(spec.tap):
+        raise ValueError(f"{spec.name}: invalid NIC name {spec.tap!r}")
     targets = [d.target for d in spec.disks]
     if len(set(targets)) != len(targets):
         raise ValueError(f"{spec.name}: duplicate disk targets {targets}")
@@ -207,6 +211,8 @@ def domain_xml(spec: DomainSpec, domain_type: str = "qemu", arch: str = "x86_64"
         if spec.mac:
             _sub(iface, "mac", address=spec.mac.lower())
         _sub(iface, "source", network=spec.network)
+        if spec.tap:
+            _sub(iface, "target", dev=spec.tap)
         _sub(iface, "model", type="virtio")
     _console_elements(devices, spec.console_log)
     return _to_text(dom)

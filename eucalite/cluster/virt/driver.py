@@ -68,6 +68,7 @@ class DomainSpec:
     disks: list[DiskSpec] = field(default_factory=list)
     mac: str | None = None
     network: str | None = None        # libvirt network name the NIC joins
+    tap: str | None = None            # the NIC's host-side name (None: the hypervisor's)
     console_log: str | None = None    # file the serial console is written to
     cloud: str | None = None          # id of the eucalite that owns it (domain metadata)
 
@@ -91,6 +92,10 @@ class NetworkSpec:
     prefix: int = 24
     lease_minutes: int = 10
     metadata_ip: str | None = "169.254.169.254"
+    #: routed to and from the rest of the host (libvirt's ``<forward mode='open'/>``: no
+    #: firewall rules of libvirt's own; eucalite's data plane filters): when the cloud has
+    #: a public interface. Else isolated.
+    routed: bool = False
 
 
 @dataclass(frozen=True)

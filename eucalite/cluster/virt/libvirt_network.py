@@ -52,6 +52,8 @@ class LibvirtNetworks:
                         f"address {gateway}/{prefix}, not {spec.bridge} {spec.gateway}/"
                         f"{spec.prefix}: remove it (virsh net-destroy {spec.name}; virsh "
                         f"net-undefine {spec.name}) or change eucalite's network settings")
+                if nx.forward_mode(net.XMLDesc(0)) != ("open" if spec.routed else None):
+                    net = self._redefine(net, xml)
             if not net.isActive():
                 net.create()
             self._reserve_missing(net, spec)
@@ -65,6 +67,14 @@ class LibvirtNetworks:
         if spec.metadata_ip and self._on_this_host:
             self._run(["ip", "address", "replace", f"{spec.metadata_ip}/32", "dev",
                        spec.bridge], f"cannot put {spec.metadata_ip} on {spec.bridge}")
+
+    def _redefine(self, net, xml: str):
+        """Replace the network's definition by *xml* (routed <-> isolated), restarting it
+        so the change takes effect (guests running meanwhile keep a NIC on no bridge until
+        they are restarted: change public_interface while none run)."""
+        if net.isActive():
+            net.destroy()
+        return self._connection.get().networkDefineXML(xml)
 
     def remove_network(self, name: str) -> None:
         """Stop and undefine the network *name* (for tests and benchmarks that made their

@@ -1,7 +1,9 @@
 """Pure builders of libvirt network XML for the instance network (NetworkSpec in driver.py).
 
 The network is isolated (no ``<forward>``: libvirt adds no NAT and does not turn on IP
-forwarding), with static DHCP only. Every instance address is reserved up front for the
+forwarding), or, when the cloud routes instances to a public interface (``spec.routed``),
+``<forward mode='open'/>``: libvirt adds no firewall rules of its own (it would reject
+forwarded traffic) and eucalite's data plane does the filtering. Static DHCP only. Every instance address is reserved up front for the
 MAC derived from it (:func:`mac_for`, Eucalyptus' ``d0:0d`` + the IPv4 bytes), so a launch
 changes nothing in the network: a live libvirt network update costs 0.3-2 s each.
 libvirt's dnsmasq gives isolated networks no router; eucalite adds the gateway as router
@@ -53,6 +55,8 @@ def network_xml(spec: NetworkSpec) -> str:
     ET.register_namespace("dnsmasq", DNSMASQ_NS)
     net = ET.Element("network")
     ET.SubElement(net, "name").text = spec.name
+    if spec.routed:
+        ET.SubElement(net, "forward", mode="open")
     ET.SubElement(net, "bridge", name=spec.bridge, stp="off", delay="0")
     ip = ET.SubElement(net, "ip", address=spec.gateway, prefix=str(int(spec.prefix)))
     dhcp = ET.SubElement(ip, "dhcp")
@@ -73,6 +77,12 @@ def dhcp_host_xml(mac: str, ip: str, lease_minutes: int) -> str:
     host = ET.Element("host", mac=mac.lower(), ip=ip)
     ET.SubElement(host, "lease", expiry=str(int(lease_minutes)), unit="minutes")
     return ET.tostring(host, encoding="unicode")
+
+
+def forward_mode(xml: str) -> str | None:
+    """The ``<forward>`` mode of a libvirt network's XML (None: isolated)."""
+    forward = ET.fromstring(xml).find("forward")
+    return None if forward is None else forward.get("mode", "nat")
 
 
 def parse_network(xml: str) -> tuple[str, str, int, dict[str, str]]:
