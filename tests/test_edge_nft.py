@@ -14,7 +14,6 @@ import threading
 
 import pytest
 
-from eucalite.cluster.edge import nft
 from eucalite.cluster.edge.firewall import NftFirewall
 from eucalite.cluster.edge.plan import Group, NetworkPlan, Port, Rule, tap_name
 from eucalite.cluster.edge.ruleset import Host

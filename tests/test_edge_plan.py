@@ -325,3 +325,21 @@ def test_nftables_that_cannot_run_turns_security_groups_off_with_what_to_install
 def test_nft_firewall_reports_a_missing_nft(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert "is not installed" in NftFirewall(HOST, tmp_path).problem()
+
+
+def test_an_existing_network_is_redefined_when_routing_is_turned_on_or_off():
+    pytest.importorskip("libvirt")          # the driver imports it
+    from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
+    driver = LibvirtDriver("test:///default")
+    spec = NetworkSpec(name="euedge-redefine", bridge="euedgebr0", gateway="10.77.0.1",
+                       prefix=28, metadata_ip=None)
+    try:
+        for routed in (False, True, True, False):
+            driver.ensure_network(NetworkSpec(**{**spec.__dict__, "routed": routed}))
+            net = driver._networks._network(spec.name)
+            assert net.isActive()
+            assert network_xml.forward_mode(net.XMLDesc(0)) == ("open" if routed else None)
+            assert len(driver.dhcp_hosts(spec.name)) == 13          # reservations kept
+    finally:
+        driver.remove_network(spec.name)
+        driver.close()

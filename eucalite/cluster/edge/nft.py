@@ -149,11 +149,13 @@ def script(desired: Table, installed: Installed | None, changes: Changes) -> Non
             out.extend(f"add rule {ref} {name} {rule}" for rule in chain.sealed())
             changes.chains.append(f"{ref} {name}")
     out.extend(additions)
-    for name in have.chains.keys() - desired.chains.keys():
+    for name in sorted(have.chains.keys() - desired.chains.keys()):
         out.extend([f"flush chain {ref} {name}", f"delete chain {ref} {name}"])
         changes.removed_chains.append(f"{ref} {name}")
-    out.extend(f"delete set {ref} {name}" for name in have.sets.keys() - desired.sets.keys())
-    out.extend(f"delete map {ref} {name}" for name in have.maps.keys() - desired.maps.keys())
+    out.extend(f"delete set {ref} {name}"
+               for name in sorted(have.sets.keys() - desired.sets.keys()))
+    out.extend(f"delete map {ref} {name}"
+               for name in sorted(have.maps.keys() - desired.maps.keys()))
     changes.commands.extend(out)
 
 

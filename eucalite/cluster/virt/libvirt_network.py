@@ -72,6 +72,8 @@ class LibvirtNetworks:
         """Replace the network's definition by *xml* (routed <-> isolated), restarting it
         so the change takes effect (guests running meanwhile keep a NIC on no bridge until
         they are restarted: change public_interface while none run)."""
+        # the same network (its uuid), or libvirt refuses a second one of that name
+        xml = xml.replace("<name>", f"<uuid>{net.UUIDString()}</uuid><name>", 1)
         if net.isActive():
             net.destroy()
         return self._connection.get().networkDefineXML(xml)
