@@ -290,3 +290,9 @@ def test_timing_of_a_large_ruleset(firewall):
     assert timings["rules"] == 1000
     assert timings["changed_chains"] == 1
     assert timings["noop_commands"] == 0
+
+
+def test_a_guest_reaches_another_by_its_public_ip_on_the_same_bridge(firewall, servers):
+    firewall.apply(plan((Rule("6", PORT, PORT, cidr="10.211.0.0/24"),)))
+    assert dial(GUEST_B, PUBLIC_A)                       # DNAT, reply un-NATed on the bridge
+    assert servers[GUEST_A].peers[-1] == B_IP
