@@ -343,3 +343,11 @@ def test_an_existing_network_is_redefined_when_routing_is_turned_on_or_off():
     finally:
         driver.remove_network(spec.name)
         driver.close()
+
+
+def test_the_banner_says_when_security_groups_are_off(app):
+    from eucalite import server
+    config = dict(app.extensions["eucalite"].config, host="127.0.0.1", port=8773)
+    off = "security groups and public IPs are OFF: nft is not installed (apt install nftables)"
+    assert f"  network        {off}" in server.banner(config, None, "", off).splitlines()
+    assert "network" not in server.banner(config, None, "", None)

@@ -82,10 +82,10 @@ class NftFirewall:
         libvirt network turns the global forwarding switch on as it starts: pass what it
         was before (*global_forwarding*) and a "0" is put back first, so only the bridge
         and the public interface forward."""
-        if self.host.public_interface:
-            self._run(["ip", "link", "show", "dev", self.host.public_interface])
         if global_forwarding == "0" and self.global_forwarding() == "1":
             self._run(["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+        if self.host.public_interface:
+            self._run(["ip", "link", "show", "dev", self.host.public_interface])
         self._run(["ip", "link", "set", self.host.bridge, "type", "bridge",
                    "nf_call_iptables", "1"])
         for interface in filter(None, (self.host.bridge, self.host.public_interface)):
