@@ -19,7 +19,8 @@ from ..cluster.virt.network_xml import mac_for
 from ..db import db, write_lock
 from ..errors import InvalidParameterValue
 from ..errors.ec2 import IncorrectInstanceState, InvalidInstanceIDNotFound
-from . import states
+from . import secgroups, states
+from .addresses import assign_at_launch
 from .instance_types import DEFAULT_TYPE
 from .models import Instance
 
@@ -139,13 +140,18 @@ def addresses_in_use() -> tuple[set[str], str | None]:
 
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
                   ramdisk_id, itype, key, zone: str, node_ids: list[str],
-                  tag=None, allocate_ips=None) -> list[Instance]:
-    """Write the new instances as pending and return them; *tag* (given the new ids) runs
-    in the same transaction, so instances and their tags appear together, and so does
-    *allocate_ips* (given a count, returns that many private addresses)."""
+                  tag=None, allocate_ips=None, public_pool=None) -> list[Instance]:
+    """Write the new instances as pending, members of the request's security groups (the
+    default group when it names none; InvalidGroup.NotFound for one the account lacks), and
+    return them; *tag* (given the new ids) runs in the same transaction, so instances and
+    their tags appear together, and so does *allocate_ips* (given a count, returns that many
+    private addresses), and each gets a launch address from *public_pool* (None: public
+    IPs are off) unless the request says ``public_ip=False``."""
     reservation = new_reservation_id()
     rows = []
     write_lock()
+    groups = secgroups.launch_groups(principal.account_id, request.security_groups,
+                                     request.security_group_ids)
     addresses = allocate_ips(len(node_ids)) if allocate_ips else [None] * len(node_ids)
     for index, node_id in enumerate(node_ids):
         instance = Instance(
@@ -160,12 +166,13 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             mac=mac_for(addresses[index]) if addresses[index] else new_mac(),
             root_device_type=image.root_device_type, root_device_name=image.root_device_name,
             cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
-        instance.set_json("security_groups", request.security_groups or ["default"])
         if request.metadata_options:
             instance.set_json("metadata_options", request.metadata_options)
         db.session.add(instance)
         rows.append(instance)
     db.session.flush()
+    secgroups.add_members([row.id for row in rows], groups)
+    assign_at_launch(public_pool, rows, request.public_ip)
     if tag is not None:
         tag([row.id for row in rows])
     db.session.commit()

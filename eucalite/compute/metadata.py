@@ -38,7 +38,8 @@ from ..httpserver.embedded import Embedded, plain_text_error
 from ..tags import tags_for
 from . import states
 from .instances import decode_user_data
-from .models import Image, Instance
+from .models import Image, Instance, SecurityGroup
+from .secgroups import instance_groups
 
 METADATA_ADDRESS = "169.254.169.254"
 # Guests on the instance network share the listener: a few threads, short timeouts (IMDS
@@ -231,7 +232,7 @@ def _block_devices(instance: Instance) -> Directory:
     return Directory({"ami": root.removeprefix("/dev/"), "ephemeral0": "sda2", "root": root})
 
 
-def _interface(instance: Instance, groups: list[str]) -> Directory:
+def _interface(instance: Instance, groups: list[SecurityGroup]) -> Directory:
     entries = {
         "device-number": "0",
         "local-hostname": private_dns_name(instance.private_ip),
@@ -242,7 +243,8 @@ def _interface(instance: Instance, groups: list[str]) -> Directory:
     if instance.public_ip:
         entries["public-hostname"] = public_dns_name(instance.public_ip)
         entries["public-ipv4s"] = instance.public_ip
-    entries["security-groups"] = "\n".join(groups)
+    entries["security-group-ids"] = "\n".join(group.id for group in groups)
+    entries["security-groups"] = "\n".join(group.name for group in groups)
     return Directory(entries)
 
 
@@ -254,7 +256,7 @@ def _instance_tags(instance: Instance) -> Directory:
 
 def meta_data(instance: Instance, region: str, options: dict[str, Any]) -> Directory:
     """``/<version>/meta-data/`` for *instance*, keys in AWS' (alphabetical) order."""
-    groups = instance.get_json("security_groups", []) or []
+    groups = instance_groups([instance.id])[instance.id]
     hostname = private_dns_name(instance.private_ip)
     image = db.session.get(Image, instance.image_id)
     entries: dict[str, Any] = {
@@ -289,7 +291,7 @@ def meta_data(instance: Instance, region: str, options: dict[str, Any]) -> Direc
     if instance.ramdisk_id:
         entries["ramdisk-id"] = instance.ramdisk_id
     entries["reservation-id"] = instance.reservation_id
-    entries["security-groups"] = "\n".join(groups)
+    entries["security-groups"] = "\n".join(group.name for group in groups)
     entries["services"] = Directory({"domain": "amazonaws.com", "partition": "aws"})
     if options["InstanceMetadataTags"] == "enabled":
         entries["tags"] = Directory({"instance": _instance_tags(instance)})

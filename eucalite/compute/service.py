@@ -31,7 +31,7 @@ from ..errors.ec2 import (IdempotentParameterMismatch, IncorrectInstanceState,
 from ..s3.models import Bucket
 from ..s3.service import S3Service
 from . import (imageimport, images, instance_types, instances, keypairs, lifecycle, metadata,
-               states)
+               secgroups, states)
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
 from .models import Image, Instance, InstanceType, KeyPair
@@ -177,6 +177,9 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         itype = instance_types.get(request.instance_type)
         key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
         instances.check_user_data(request.user_data)
+        secgroups.check_launch_groups(request.security_groups or (),
+                                      request.security_group_ids or (),
+                                      int(self.config.get("security_groups_per_instance", 5)))
         zone = request.zone or self.zones()[0].name
         if zone not in {item.name for item in self.zones()}:
             raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
@@ -196,6 +199,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 itype=itype, key=key, zone=zone, node_ids=node_ids,
                 allocate_ips=lambda count: network.allocate(self.config, count,
                                                             *instances.addresses_in_use()),
+                public_pool=self.launch_pool(),
                 tag=lambda ids: tags.tag_new_resources(principal, "instance", ids,
                                                        request.tags or {}))
         except BaseException:
@@ -292,7 +296,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             return StateChange(instance.id, previous, previous)
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
-                             state_reason=None):
+                             state_reason=None,
+                             on_win=lambda: self.give_launch_address(instance)):
             self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
         nodes.release(node_id, _need(instance))

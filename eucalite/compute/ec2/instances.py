@@ -43,8 +43,13 @@ def render_metadata_options(instance) -> dict:
             "instanceMetadataTags": options["InstanceMetadataTags"]}
 
 
-def render_instance(instance, tag_map: dict) -> dict:
-    groups = instance.get_json("security_groups", []) or []
+def _group_set(groups) -> list[dict]:
+    """Security groups as a ``groupSet``."""
+    return [{"groupId": group.id, "groupName": group.name} for group in groups]
+
+
+def render_instance(instance, tag_map: dict, groups=()) -> dict:
+    """One ``instancesSet`` item; *groups* are the instance's security groups."""
     return {
         "instanceId": instance.id,
         "imageId": instance.image_id,
@@ -63,9 +68,7 @@ def render_instance(instance, tag_map: dict) -> dict:
         "monitoring": {"state": "disabled"},
         "privateIpAddress": instance.private_ip,
         "ipAddress": instance.public_ip,
-        "groupSet": [{"groupId": name if name.startswith("sg-") else None,
-                      "groupName": None if name.startswith("sg-") else name}
-                     for name in groups],
+        "groupSet": _group_set(groups),
         "stateReason": ({"code": instance.state_reason.split(":")[0],
                          "message": instance.state_reason}
                         if instance.state_reason else None),
@@ -95,15 +98,28 @@ def _reservations(call, rows, tag_map) -> list[dict]:
     for row in rows:
         grouped.setdefault(row.reservation_id, []).append(row)
     devices = call.services.ebs.attachments_of([row.id for row in rows])
+    groups = call.services.compute.instance_groups([row.id for row in rows])
     return [{
         "reservationId": reservation_id,
         "ownerId": members[0].owner_id,
-        "groupSet": [{"groupName": name} for name in
-                     (members[0].get_json("security_groups", []) or [])],
-        "instancesSet": [dict(render_instance(row, tag_map), blockDeviceMapping=[
+        "groupSet": _group_set(groups[members[0].id]),
+        "instancesSet": [dict(render_instance(row, tag_map, groups[row.id]),
+                              blockDeviceMapping=[
                               _block_device_item(volume) for volume in devices.get(row.id, [])])
                          for row in members],
     } for reservation_id, members in grouped.items()]
+
+
+def _wants_public_ip(params) -> bool:
+    """False when RunInstances asks for no public IP: Eucalyptus' ``AddressingType=private``
+    or a ``NetworkInterface.N.AssociatePublicIpAddress=false``."""
+    addressing = params.get("AddressingType")
+    if addressing not in (None, "public", "private"):
+        raise InvalidParameterValue(f"Invalid value '{addressing}' for AddressingType: "
+                                    "public or private.")
+    return addressing != "private" and not any(
+        str(item.get("AssociatePublicIpAddress")).lower() == "false"
+        for item in params.get_struct_list("NetworkInterface"))
 
 
 @registry.action("RunInstances", params=(
@@ -111,7 +127,8 @@ def _reservations(call, rows, tag_map) -> list[dict]:
     "SecurityGroupId", "UserData", "Placement", "KernelId", "RamdiskId", "ClientToken",
     "TagSpecification", "Monitoring", "DisableApiTermination",
     "InstanceInitiatedShutdownBehavior", "EbsOptimized", "BlockDeviceMapping",
-    "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification"))
+    "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification",
+    "AddressingType", "NetworkInterface"))
 def run_instances(call):
     params = call.params
     image_id = params.require("ImageId")
@@ -123,11 +140,13 @@ def run_instances(call):
         raise MissingParameter("The request must contain the parameter MaxCount")
     if min_count > max_count:
         raise InvalidParameterValue("MinCount must be less than or equal to MaxCount")
-    groups = params.get_list("SecurityGroup") + params.get_list("SecurityGroupId")
     request = LaunchRequest(
         image_id=image_id, min_count=min_count, max_count=max_count,
         instance_type=params.get("InstanceType") or DEFAULT_TYPE,
-        key_name=params.get("KeyName"), security_groups=groups or None,
+        key_name=params.get("KeyName"),
+        security_groups=params.get_list("SecurityGroup") or None,
+        security_group_ids=params.get_list("SecurityGroupId") or None,
+        public_ip=_wants_public_ip(params),
         user_data=decode_user_data(params.get("UserData")),
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
@@ -161,16 +180,19 @@ INSTANCE_FILTERS = {
     "root-device-type": lambda row: row.root_device_type,
     "owner-id": lambda row: row.owner_id,
     "client-token": lambda row: row.client_token,
-    "group-name": lambda row: row.get_json("security_groups", []),
-    "instance.group-name": lambda row: row.get_json("security_groups", []),
     "architecture": lambda row: "x86_64",
 }
 
 
 def _filtered(call, rows):
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
+    groups = call.services.compute.instance_groups([row.id for row in rows])
     getters = dict(INSTANCE_FILTERS)
     getters.update(filters.tag_getters(lambda row: tag_map.get(row.id, {})))
+    # EC2-Classic: a reservation's groups are its instances' groups.
+    for prefix in ("", "instance."):
+        getters[prefix + "group-id"] = lambda row: [group.id for group in groups[row.id]]
+        getters[prefix + "group-name"] = lambda row: [group.name for group in groups[row.id]]
     return filters.apply(rows, filters.parse(call.params), getters), tag_map
 
 
@@ -288,8 +310,8 @@ def describe_instance_attribute(call):
         "instanceInitiatedShutdownBehavior": {"value": "stop"},
         "rootDeviceName": {"value": instance.root_device_name},
         "blockDeviceMapping": [],
-        "groupSet": [{"groupId": name} for name in
-                     (instance.get_json("security_groups", []) or [])],
+        "groupSet": _group_set(call.services.compute.instance_groups(
+            [instance.id])[instance.id]),
         "ebsOptimized": {"value": False},
         "sourceDestCheck": {"value": True},
         "productCodes": [],
