@@ -15,7 +15,7 @@ from eucalite.cluster.edge.firewall import FakeFirewall, NftFirewall
 from eucalite.cluster.edge.plan import Group, NetworkPlan, Port, Rule, tap_name
 from eucalite.cluster.virt import domain_xml, network_xml
 from eucalite.cluster.virt.driver import DomainSpec, NetworkSpec
-from eucalite.compute import netplan
+from eucalite.compute import netplan, reconcile
 from eucalite.compute.models import (Instance, InstanceSecurityGroup, SecurityGroup,
                                      SecurityGroupRule)
 from eucalite.db import db
@@ -300,6 +300,11 @@ def test_fake_hypervisor_gets_the_fake_data_plane_and_its_plan_follows_instances
     ports = {p.instance_id: p for p in firewall.plan.ports}
     assert ports[instance["InstanceId"]].private_ip == instance["PrivateIpAddress"]
     assert ports[instance["InstanceId"]].tap == tap_name(instance["PrivateIpAddress"])
+    # a reconcile pass applies the plan again (what repairs a lost rule on a real node)
+    applied, before = firewall.applied, firewall.plan
+    with fake_cloud.app.app_context():
+        reconcile.reconcile(cluster, fake_cloud.services.ebs)
+    assert firewall.applied == applied + 1 and firewall.plan == before
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
     wait_for_state(ec2, [instance["InstanceId"]], "terminated")
     fake_cloud.services.compute.worker.wait()
