@@ -14,6 +14,7 @@ from ...errors import DryRunOperation
 # Importing the handler modules registers their actions.
 from . import (images, instance_types, instances, keypairs, regions, snapshots,  # noqa: F401
                tags, volumes)
+from . import securitygroups  # noqa: F401
 from . import securitygrouprules  # noqa: F401
 from .actions import registry
 
