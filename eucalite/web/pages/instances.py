@@ -131,7 +131,8 @@ def instance(instance_id: str):
                            name=instance_tags.get("Name", ""),
                            volumes=services().ebs.attachments(row.id), console=console_text,
                            console_error=console_error, user_data=user_data,
-                           security_groups=row.get_json("security_groups", []) or [],
+                           security_groups=[group.name for group in
+                                            _compute().instance_groups([row.id])[row.id]],
                            actions=ACTIONS, possible_actions=states.possible_actions)
 
 
