@@ -15,8 +15,8 @@ from ...errors import InvalidParameterValue
 #: (endpoint, label) of the navigation bar, in order; ADMIN_NAV only for the cloud admin.
 NAV: list[tuple[str, str]] = []
 ADMIN_NAV: list[tuple[str, str]] = []
-_ORDER = ("instances", "images", "keypairs", "volumes", "snapshots", "buckets",
-          "accounts", "nodes")
+_ORDER = ("instances", "images", "keypairs", "securitygroups", "addresses", "volumes",
+          "snapshots", "buckets", "accounts", "nodes")
 
 
 def add_nav(endpoint: str, label: str, admin: bool = False) -> None:

@@ -1,8 +1,9 @@
-"""Instances: launch form, the account's instances (a table that refreshes itself) with
-reboot/stop/start/terminate, and a detail page with tags, attached volumes and the console
-output. Views call :class:`eucalite.compute.service.ComputeService` and the tag service as
-the EC2 adapter does (RunInstances, RebootInstances, Stop/StartInstances,
-TerminateInstances, GetConsoleOutput, CreateTags/DeleteTags)."""
+"""Instances: launch form (with security groups and the public-IP choice), the account's
+instances (a table that refreshes itself, with their public IPs) with
+reboot/stop/start/terminate, and a detail page with tags, security groups, attached volumes
+and the console output. Views call :class:`eucalite.compute.service.ComputeService` and
+the tag service as the EC2 adapter does (RunInstances, RebootInstances,
+Stop/StartInstances, TerminateInstances, GetConsoleOutput, CreateTags/DeleteTags)."""
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
@@ -44,6 +45,7 @@ def _launch_choices() -> dict:
                   if image.kind == "machine" and image.state == "available"]
     return {"images": launchable, "types": compute.list_instance_types(),
             "keys": compute.describe_key_pairs(who),
+            "groups": compute.describe_security_groups(who),
             "zones": [zone.name for zone in compute.zones()]}
 
 
@@ -73,6 +75,9 @@ def instances_launch():
             image_id=form.get("image_id", "").strip(), min_count=count, max_count=count,
             instance_type=form.get("instance_type") or DEFAULT_TYPE,
             key_name=form.get("key_name") or None,
+            security_group_ids=[group for group in form.getlist("security_group_ids")
+                                if group] or None,
+            public_ip=form.get("public_ip", "yes") != "no",
             user_data=form.get("user_data", "").encode(),
             zone=form.get("zone") or None, tags={"Name": name} if name else None)
         rows = _compute().run_instances(principal(), launch_request)
@@ -131,8 +136,7 @@ def instance(instance_id: str):
                            name=instance_tags.get("Name", ""),
                            volumes=services().ebs.attachments(row.id), console=console_text,
                            console_error=console_error, user_data=user_data,
-                           security_groups=[group.name for group in
-                                            _compute().instance_groups([row.id])[row.id]],
+                           security_groups=_compute().instance_groups([row.id]).get(row.id, []),
                            actions=ACTIONS, possible_actions=states.possible_actions)
 
 
