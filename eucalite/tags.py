@@ -23,6 +23,7 @@ from .accounts import Principal
 from .db import db, write_lock
 from .errors import ClientError, InvalidParameterValue, MissingParameter
 from .errors.ec2 import (InvalidAllocationIDNotFound, InvalidAMIIDNotFound, InvalidGroupNotFound,
+                         InvalidSecurityGroupRuleIdNotFound,
                          InvalidID, InvalidInstanceIDNotFound, InvalidKeyPairNotFound,
                          InvalidSnapshotNotFound, InvalidVolumeNotFound, TagLimitExceeded)
 from .query import check_text
@@ -43,6 +44,7 @@ NOT_FOUND: dict[str, type[ClientError]] = {
     "volume": InvalidVolumeNotFound,
     "snapshot": InvalidSnapshotNotFound,
     "security-group": InvalidGroupNotFound,
+    "security-group-rule": InvalidSecurityGroupRuleIdNotFound,
     "elastic-ip": InvalidAllocationIDNotFound,
 }
 
