@@ -376,6 +376,9 @@ def test_launch_group_errors_launch_nothing(node):
                       SecurityGroupIds=["sg-0123456789abcdef0"]) == "InvalidGroup.NotFound"
     assert error_code(ec2.run_instances, ImageId=image, MinCount=1, MaxCount=1,
                       SecurityGroupIds=["web"]) == "InvalidGroupId.Malformed"
+    # The groups are checked before capacity is.
+    assert error_code(ec2.run_instances, ImageId=image, MinCount=500, MaxCount=500,
+                      SecurityGroups=["nope"]) == "InvalidGroup.NotFound"
     names = [f"g{index}" for index in range(5)]
     for name in names:
         ec2.create_security_group(GroupName=name, Description="x")

@@ -78,16 +78,20 @@ def not_found(missing: list[str]) -> InvalidGroupNotFound:
     return InvalidGroupNotFound(f"The security groups '{', '.join(missing)}' do not exist")
 
 
-def check_launch_groups(names: Iterable[str], group_ids: Iterable[str], limit: int) -> None:
-    """RunInstances' SecurityGroup.N / SecurityGroupId.N before anything is written: ids well
-    formed, and at most *limit* distinct groups per instance."""
+def check_launch_groups(owner_id: str, names: Iterable[str], group_ids: Iterable[str],
+                        limit: int) -> None:
+    """RunInstances' SecurityGroup.N / SecurityGroupId.N before anything is reserved or
+    written: ids well formed, at most *limit* distinct groups per instance, and each one the
+    account's (``default`` may be yet to make). :func:`launch_groups` resolves them again in
+    the launch's transaction."""
+    names, group_ids = set(names), set(group_ids)
     for group_id in group_ids:
         check_group_id(group_id)
-    count = len(set(names)) + len(set(group_ids))
-    if count > limit:
+    if len(names) + len(group_ids) > limit:
         raise SecurityGroupsPerInstanceLimitExceeded(
             f"The maximum number of security groups per instance ({limit}) has been "
             "exceeded.")
+    describe(owner_id, sorted(group_ids), sorted(names - {DEFAULT_NAME}))
 
 
 # --- the default group ---------------------------------------------------------------------

@@ -177,7 +177,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         itype = instance_types.get(request.instance_type)
         key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
         instances.check_user_data(request.user_data)
-        secgroups.check_launch_groups(request.security_groups or (),
+        secgroups.check_launch_groups(principal.account_id, request.security_groups or (),
                                       request.security_group_ids or (),
                                       int(self.config.get("security_groups_per_instance", 5)))
         zone = request.zone or self.zones()[0].name
