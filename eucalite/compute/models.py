@@ -95,7 +95,6 @@ class Instance(db.Model, JsonFields):
     task: Mapped[str | None] = mapped_column(String(32), default=None)
     key_name: Mapped[str | None] = mapped_column(String(255), default=None)
     key_public: Mapped[str | None] = mapped_column(Text, default=None)
-    security_groups_json: Mapped[str | None] = mapped_column(Text, default=None)
     user_data: Mapped[str | None] = mapped_column(Text, default=None)    # base64 of the bytes
     zone: Mapped[str] = mapped_column(String(64))
     node_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -158,7 +157,11 @@ class SecurityGroupRule(db.Model):
 
 
 class InstanceSecurityGroup(db.Model):
-    """An instance's membership of a security group, in the order the launch named them."""
+    """An instance's membership of a security group, in the order the launch named them.
+
+    Memberships go with their instance (ON DELETE CASCADE). A migration that rebuilds the
+    ``instances`` table on SQLite (batch mode) drops the old table, which deletes them:
+    copy them aside first (see migration 0006)."""
 
     __tablename__ = "instance_security_groups"
 

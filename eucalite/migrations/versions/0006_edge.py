@@ -2,8 +2,8 @@
 
 Instances recorded before this revision named their groups in ``security_groups_json``
 (free-form names, never checked). Each account that has instances gets its groups made
-here, ``default`` with AWS's default rules (members talk to each other, everything out),
-others with no rules, and its instances become members of them.
+here (ids recorded as names count as ``default``), ``default`` with AWS's default rules (members talk to each other, everything out),
+others with egress only, and its instances become members of them; the column goes.
 
 Revision ID: 0006_edge
 Revises: 0005_console_sessions
@@ -29,6 +29,12 @@ def _id(prefix: str) -> str:
 
 
 def upgrade() -> None:
+    # Read the old names and drop their column first: dropping a column rebuilds the
+    # instances table, and with foreign keys on that would cascade to the memberships.
+    named = op.get_bind().execute(
+        sa.text("SELECT id, owner_id, security_groups_json FROM instances")).fetchall()
+    with op.batch_alter_table('instances', schema=None) as batch_op:
+        batch_op.drop_column('security_groups_json')
     groups = op.create_table('security_groups',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('owner_id', sa.String(length=12), nullable=False),
@@ -88,17 +94,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_addresses_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_addresses_instance_id'), ['instance_id'],
                               unique=False)
-    _migrate_named_groups(groups, rules, members)
+    _migrate_named_groups(named, groups, rules, members)
 
 
-def _migrate_named_groups(groups, rules, members) -> None:
-    """Make the groups that recorded instances name, and their memberships."""
-    bind = op.get_bind()
+def _migrate_named_groups(named, groups, rules, members) -> None:
+    """Make the groups that recorded instances (*named*: id, owner, names) name, and
+    their memberships."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     made: dict[tuple[str, str], str] = {}
-    rows = bind.execute(sa.text("SELECT id, owner_id, security_groups_json FROM instances"))
-    for instance_id, owner_id, names_json in rows.fetchall():
-        names = json.loads(names_json) if names_json else []
+    for instance_id, owner_id, names_json in named:
+        # The old adapter recorded SecurityGroupId values as names; no such group existed,
+        # so those instances were in the default group.
+        names = [("default" if name.startswith("sg-") else name)
+                 for name in (json.loads(names_json) if names_json else [])]
         for position, name in enumerate(dict.fromkeys(names or ["default"])):
             key = (owner_id, name)
             if key not in made:
@@ -106,21 +114,27 @@ def _migrate_named_groups(groups, rules, members) -> None:
                 op.bulk_insert(groups, [{"id": group_id, "owner_id": owner_id, "name": name,
                                          "description": ("default group" if name == "default"
                                                          else name), "created": now}])
-                if name == "default":
-                    op.bulk_insert(rules, [
-                        {"id": _id("sgr"), "group_id": group_id, "egress": False,
-                         "protocol": "-1", "from_port": None, "to_port": None, "cidr": None,
-                         "peer_group_id": group_id, "peer_owner_id": owner_id,
-                         "description": None, "created": now},
-                        {"id": _id("sgr"), "group_id": group_id, "egress": True,
-                         "protocol": "-1", "from_port": None, "to_port": None,
-                         "cidr": "0.0.0.0/0", "peer_group_id": None, "peer_owner_id": None,
-                         "description": None, "created": now}])
+                op.bulk_insert(rules, _rules(group_id, owner_id, name, now))
             op.bulk_insert(members, [{"instance_id": instance_id, "group_id": made[key],
                                       "position": position}])
 
 
+def _rules(group_id: str, owner_id: str, name: str, now: dt.datetime) -> list[dict]:
+    """The rules a group starts with (as eucalite.compute.secrules.default_rules makes
+    them): egress everything; for ``default`` also ingress everything from itself."""
+    rule = {"from_port": None, "to_port": None, "protocol": "-1", "description": None,
+            "created": now, "group_id": group_id}
+    made = [dict(rule, id=_id("sgr"), egress=True, cidr="0.0.0.0/0", peer_group_id=None,
+                 peer_owner_id=None)]
+    if name == "default":
+        made.insert(0, dict(rule, id=_id("sgr"), egress=False, cidr=None,
+                            peer_group_id=group_id, peer_owner_id=owner_id))
+    return made
+
+
 def downgrade() -> None:
+    with op.batch_alter_table('instances', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('security_groups_json', sa.Text(), nullable=True))
     with op.batch_alter_table('addresses', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_addresses_instance_id'))
         batch_op.drop_index(batch_op.f('ix_addresses_owner_id'))
