@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ctypes
 import http.server
+import itertools
 import json
 import os
 import socket
+import struct
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ CIDR = "198.51.100.0/24"
 POOL = ("198.51.100.10", "198.51.100.20")
 PUBLIC_IPS = [f"{POOL[0]}-{POOL[1]}"]
 CLONE_NEWNET = 0x40000000
+_echo_ids = itertools.cycle(range(1, 0x10000))
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -158,6 +161,34 @@ class Lab:
             return None
         head, _, body = data.decode("utf-8", "replace").partition("\r\n\r\n")
         return body if head.startswith("HTTP/1.") else None
+
+    def ping(self, address: str, timeout: float = 1.0) -> bool:
+        """Whether *address* answers one ICMP echo from the lab client within *timeout* s.
+        Each call is a new flow (its own echo id, as each run of ``ping`` is), so no
+        connection-tracking entry of an earlier call decides where it goes."""
+        ident = next(_echo_ids)
+        header = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"eucalite"
+        packet = header[:2] + struct.pack("!H", _checksum(header)) + header[4:]
+        sock = in_namespace(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                                                  socket.IPPROTO_ICMP))
+        with sock:
+            sock.settimeout(timeout)
+            sock.sendto(packet, (address, 0))
+            try:
+                while True:
+                    data, (source, _) = sock.recvfrom(2048)
+                    icmp = data[(data[0] & 0x0F) * 4:]
+                    if source == address and icmp[0] == 0 and \
+                            struct.unpack("!H", icmp[4:6])[0] == ident:
+                        return True
+            except OSError:
+                return False
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
 
 
 def host_addresses(interface: str = HOST_IF) -> list[str]:
