@@ -20,6 +20,7 @@ from ..db import db, write_lock
 from ..errors import InvalidParameterValue
 from ..errors.ec2 import IncorrectInstanceState, InvalidInstanceIDNotFound
 from . import secgroups, states
+from .addresses import assign_at_launch
 from .instance_types import DEFAULT_TYPE
 from .models import Instance
 
@@ -139,12 +140,13 @@ def addresses_in_use() -> tuple[set[str], str | None]:
 
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
                   ramdisk_id, itype, key, zone: str, node_ids: list[str],
-                  tag=None, allocate_ips=None) -> list[Instance]:
+                  tag=None, allocate_ips=None, public_pool=None) -> list[Instance]:
     """Write the new instances as pending, members of the request's security groups (the
     default group when it names none; InvalidGroup.NotFound for one the account lacks), and
     return them; *tag* (given the new ids) runs in the same transaction, so instances and
     their tags appear together, and so does *allocate_ips* (given a count, returns that many
-    private addresses)."""
+    private addresses), and each gets a launch address from *public_pool* (None: public
+    IPs are off) unless the request says ``public_ip=False``."""
     reservation = new_reservation_id()
     rows = []
     write_lock()
@@ -170,6 +172,7 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
         rows.append(instance)
     db.session.flush()
     secgroups.add_members([row.id for row in rows], groups)
+    assign_at_launch(public_pool, rows, request.public_ip)
     if tag is not None:
         tag([row.id for row in rows])
     db.session.commit()

@@ -24,7 +24,7 @@ from ..db import db
 from ..ebs.service import EbsService
 from ..errors import AwsError
 from ..errors.ec2 import InvalidAMIIDUnavailable
-from . import bundle, cloudkey, ebsroot, images, netplan, states
+from . import addresses, bundle, cloudkey, ebsroot, images, netplan, states
 from .models import Image, Instance
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,15 @@ class Worker:
 
 def release_capacity(instance: Instance):
     """A callback for ``states.transition(on_win=...)`` returning *instance*'s node
-    capacity in the same transaction as its end."""
+    capacity and its public IPs (launch address to the pool, elastic IP disassociated, as
+    EC2-Classic does when an instance stops or ends) in the same transaction as its end."""
+    instance_id = instance.id
     node_id, need = instance.node_id, Need(instance.cpu, instance.memory_mb, instance.disk_gb)
 
     def give_back() -> None:
         if node_id:
             nodes.give_back(node_id, need)
+        addresses.instance_left(instance_id)
     return give_back
 
 

@@ -199,6 +199,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 itype=itype, key=key, zone=zone, node_ids=node_ids,
                 allocate_ips=lambda count: network.allocate(self.config, count,
                                                             *instances.addresses_in_use()),
+                public_pool=self.launch_pool(),
                 tag=lambda ids: tags.tag_new_resources(principal, "instance", ids,
                                                        request.tags or {}))
         except BaseException:
@@ -295,7 +296,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             return StateChange(instance.id, previous, previous)
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
-                             state_reason=None):
+                             state_reason=None,
+                             on_win=lambda: self.give_launch_address(instance)):
             self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
         nodes.release(node_id, _need(instance))

@@ -16,6 +16,7 @@ from . import (images, instance_types, instances, keypairs, regions, snapshots, 
                tags, volumes)
 from . import securitygroups  # noqa: F401
 from . import securitygrouprules  # noqa: F401
+from . import addresses  # noqa: F401
 from .actions import registry
 
 EC2_PATH = "/services/compute"

@@ -110,12 +110,25 @@ def _reservations(call, rows, tag_map) -> list[dict]:
     } for reservation_id, members in grouped.items()]
 
 
+def _wants_public_ip(params) -> bool:
+    """False when RunInstances asks for no public IP: Eucalyptus' ``AddressingType=private``
+    or a ``NetworkInterface.N.AssociatePublicIpAddress=false``."""
+    addressing = params.get("AddressingType")
+    if addressing not in (None, "public", "private"):
+        raise InvalidParameterValue(f"Invalid value '{addressing}' for AddressingType: "
+                                    "public or private.")
+    return addressing != "private" and not any(
+        str(item.get("AssociatePublicIpAddress")).lower() == "false"
+        for item in params.get_struct_list("NetworkInterface"))
+
+
 @registry.action("RunInstances", params=(
     "ImageId", "MinCount", "MaxCount", "InstanceType", "KeyName", "SecurityGroup",
     "SecurityGroupId", "UserData", "Placement", "KernelId", "RamdiskId", "ClientToken",
     "TagSpecification", "Monitoring", "DisableApiTermination",
     "InstanceInitiatedShutdownBehavior", "EbsOptimized", "BlockDeviceMapping",
-    "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification"))
+    "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification",
+    "AddressingType", "NetworkInterface"))
 def run_instances(call):
     params = call.params
     image_id = params.require("ImageId")
@@ -133,6 +146,7 @@ def run_instances(call):
         key_name=params.get("KeyName"),
         security_groups=params.get_list("SecurityGroup") or None,
         security_group_ids=params.get_list("SecurityGroupId") or None,
+        public_ip=_wants_public_ip(params),
         user_data=decode_user_data(params.get("UserData")),
         zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
