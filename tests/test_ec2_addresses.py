@@ -5,6 +5,9 @@ DescribeAddresses with their errors and filters, what DescribeInstances, the met
 service and the node's network plan show, and the pool given back when instances end."""
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 from werkzeug.test import Client
 
@@ -13,6 +16,7 @@ from ebsutil import new_volume, settle, wait_snapshot
 from ec2util import make_image, signed_post, wait_for_state
 from liveutil import start_live_node, stop_live
 from s3util import second_account
+from serverutil import AWS
 
 from eucalite.compute import addresses, metadata
 from eucalite.compute.models import Image
@@ -384,6 +388,27 @@ def test_stop_gives_the_addresses_back_and_start_takes_a_fresh_one(tmp_path):
         assert public_ip(ec2, instance_id) != elastic
     finally:
         stop_live(live, server)
+
+
+def test_aws_cli_allocate_associate_describe(lab):
+    [instance_id] = launch(lab)
+
+    def aws(*args) -> dict:
+        done = subprocess.run([AWS, "ec2", *args, "--output", "json"], env=lab.env(),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    allocated = aws("allocate-address", "--domain", "vpc")
+    association = aws("associate-address", "--allocation-id", allocated["AllocationId"],
+                      "--instance-id", instance_id)["AssociationId"]
+    [address] = aws("describe-addresses", "--filters",
+                    f"Name=instance-id,Values={instance_id}")["Addresses"]
+    assert (address["PublicIp"], address["AssociationId"]) == (allocated["PublicIp"],
+                                                                association)
+    aws("disassociate-address", "--association-id", association)
+    aws("release-address", "--allocation-id", allocated["AllocationId"])
+    assert aws("describe-addresses")["Addresses"] == []
 
 
 # --- public IPs off, and the pool's configuration ----------------------------------------
