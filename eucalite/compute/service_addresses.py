@@ -16,6 +16,8 @@ from ..db import db, write_lock
 from ..errors import ServiceUnavailable
 from . import addresses, instances, netplan
 from .addresses import Pool
+# Filter.N matching is the EC2 adapter's one rule; safe to import here, as no adapter
+# module imports this one.
 from .ec2 import filters as ec2_filters
 from .models import Address, Instance
 
@@ -45,10 +47,7 @@ class AddressesMixin:
         """The cloud's pool of public IPs; ServiceUnavailable saying what to do when public
         IPs are off (not configured, configured wrongly, or the data plane cannot enforce
         them)."""
-        try:
-            pool = addresses.parse_pool(self.config)
-        except ValueError as error:
-            raise ServiceUnavailable(f"Public IPs are OFF: {error}.") from None
+        pool = self.configured_pool()
         if pool is None:
             raise ServiceUnavailable(f"Public IPs are OFF on this cloud: {HOW_TO_TURN_ON}.")
         self.cluster.require_network()
@@ -58,11 +57,16 @@ class AddressesMixin:
         """The pool new instances take launch addresses from: None when public IPs are not
         configured or not enforced here (instances then have none); ServiceUnavailable when
         the configuration is wrong (say so rather than launch without)."""
+        pool = self.configured_pool()
+        return None if self.cluster.network_problem else pool
+
+    def configured_pool(self) -> Pool | None:
+        """The pool config describes (None: not configured); ServiceUnavailable naming
+        what is wrong with a bad one."""
         try:
-            pool = addresses.parse_pool(self.config)
+            return addresses.parse_pool(self.config)
         except ValueError as error:
             raise ServiceUnavailable(f"Public IPs are OFF: {error}.") from None
-        return None if self.cluster.network_problem else pool
 
     def address_pool(self) -> dict:
         """``{"total": n, "free": n, "interface": name}`` of the public pool (the console's
