@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from . import accounts, config as config_module, db as db_module, ids, iam, web
 from .cluster.scheduler import validate_policy
 from .compute import ec2
+from .compute.addresses import parse_pool
 from .httpserver import errors as http_errors
 from .s3 import rest as s3_rest
 from .services import Services
@@ -37,6 +38,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     # Checked here, not in config (which no role may import), so that a typo in
     # ``scheduler`` stops the start instead of failing the first RunInstances.
     config["scheduler"] = validate_policy(config["scheduler"])
+    parse_pool(config)      # likewise a malformed ``public_ips`` (ValueError naming it)
     data_dir = Path(config["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     # private to this user; node duty may have added search permission for QEMU (o+x, see

@@ -20,6 +20,7 @@ from gunicorn.sock import TCP6Socket, TCPSocket
 from sqlalchemy.engine import make_url
 
 from . import config as config_module, create_app, datadir
+from .compute.addresses import parse_pool
 from .cluster.scheduler import validate_policy
 from .compute import metadata, reconcile
 from .db import db
@@ -206,8 +207,9 @@ def run(config: dict[str, Any], server: str = "asyncio") -> None:
     Checks what can fail fast (the data directory's lock, the port, the TLS files) before
     anything else; raises :class:`CannotServe` when one of them fails."""
     try:
-        # create_app checks it too; here a typo stops `serve` before anything changes
+        # create_app checks them too; here a typo stops `serve` before anything changes
         validate_policy(config["scheduler"])
+        parse_pool(config)
     except ValueError as error:
         raise CannotServe(str(error)) from None
     logging.basicConfig(level=config["log_level"],

@@ -142,3 +142,12 @@ def test_bad_configuration_is_one_clear_line(tmp_path):
     result = run(EUCALITE, "serve", env=env, check=False)
     assert result.returncode != 0
     assert "EUCALITE_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_malformed_public_ip_pool_stops_serve_with_one_clear_line(tmp_path):
+    env = cli_env(EUCALITE_DATA_DIR=str(tmp_path), EUCALITE_PUBLIC_INTERFACE="eulab0",
+                  EUCALITE_PUBLIC_IPS="198.51.100.20-198.51.100.10")
+    result = run(EUCALITE, "serve", env=env, check=False)
+    assert result.returncode != 0
+    assert "198.51.100.20-198.51.100.10" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "eucalite.db").exists()      # stopped before touching anything

@@ -16,9 +16,6 @@ from ..db import db, write_lock
 from ..errors import ServiceUnavailable
 from . import addresses, instances, netplan
 from .addresses import Pool
-# Filter.N matching is the EC2 adapter's one rule; safe to import here, as no adapter
-# module imports this one.
-from .ec2 import filters as ec2_filters
 from .models import Address, Instance
 
 #: What to do when public IPs are off.
@@ -127,21 +124,11 @@ class AddressesMixin:
             netplan.sync(self.cluster)
 
     def describe_addresses(self, principal: Principal, public_ips: Iterable[str] = (),
-                           allocation_ids: Iterable[str] = (),
-                           filters: list[tuple[str, list[str]]] | None = None
-                           ) -> list[Address]:
+                           allocation_ids: Iterable[str] = ()) -> list[Address]:
         """DescribeAddresses: the caller's elastic IPs by address (launch addresses are
         not listed), narrowed to *public_ips* / *allocation_ids* (each must be the
-        caller's, else NotFound) and to *filters* (EC2 ``Filter.N`` as (name, values)
-        pairs; an unknown name is InvalidParameterValue)."""
-        rows = addresses.describe(principal, public_ips, allocation_ids)
-        if not filters:
-            return rows
-        tag_maps = self.address_tags(principal, rows)
-        getters = addresses.filter_getters(addresses.private_ips(rows), self.config["region"])
-        getters.update(ec2_filters.tag_getters(
-            lambda row: tag_maps.get(row.allocation_id or "", {})))
-        return ec2_filters.apply(rows, filters, getters)
+        caller's, else NotFound). ``Filter.N`` is the adapter's, as for every Describe."""
+        return addresses.describe(principal, public_ips, allocation_ids)
 
     def address_tags(self, principal: Principal,
                      rows: Iterable[Address]) -> dict[str, dict[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...errors import InvalidParameterValue, MissingParameter
 from ...errors.ec2 import UnsupportedOperation
 from ...paging import Paging
-from ..addresses import PUBLIC_IPV4_POOL
+from ..addresses import PUBLIC_IPV4_POOL, filter_getters
 from ..metadata import public_dns_name
 from . import filters
 from .actions import registry
@@ -106,11 +106,16 @@ def _render(call, row, tag_maps: dict, private_ips: dict) -> dict:
 @registry.action("DescribeAddresses", params=("PublicIp", "AllocationId", "Filter"))
 def describe_addresses(call):
     compute = call.services.compute
+    wanted = filters.parse(call.params)
     rows = compute.describe_addresses(call.principal, call.params.get_list("PublicIp"),
-                                      call.params.get_list("AllocationId"),
-                                      filters.parse(call.params))
+                                      call.params.get_list("AllocationId"))
     tag_maps = compute.address_tags(call.principal, rows)
     private_ips = compute.address_private_ips(rows)
+    if wanted:
+        getters = filter_getters(private_ips, _border_group(call))
+        getters.update(filters.tag_getters(
+            lambda row: tag_maps.get(row.allocation_id or "", {})))
+        rows = filters.apply(rows, wanted, getters)
     return {"addressesSet": [_render(call, row, tag_maps, private_ips) for row in rows]}
 
 
