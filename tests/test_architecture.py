@@ -173,6 +173,15 @@ def test_no_modules_import_each_other():
     assert cycles(all_imports()) == []
 
 
+def test_services_do_not_import_their_adapters():
+    """The cloud controller's modules are what the EC2 adapter (``compute.ec2``) calls:
+    none of them may import the adapter (its Query parsing and filter matching)."""
+    assert [f"{i.source}:{i.line} imports {i.target}" for i in all_imports()
+            if i.source.startswith("eucalite.compute.") and
+            not i.source.startswith("eucalite.compute.ec2") and
+            i.target.startswith("eucalite.compute.ec2")] == []
+
+
 # --- the walk itself must see what it claims to see ------------------------------------
 
 @pytest.fixture
