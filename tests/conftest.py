@@ -18,7 +18,8 @@ from eucalite import create_app
 # worker, one after another; every other file runs whole in one worker (--dist loadfile),
 # so its module fixtures start once.
 HOST_WIDE = {"test_console_browser.py", "test_ebs_export.py", "test_ebs_real.py",
-             "test_guest_build.py", "test_node_real.py", "test_virt_contract.py"}
+             "test_edge_real.py", "test_guest_build.py", "test_node_real.py",
+             "test_virt_contract.py"}
 
 
 @pytest.hookimpl(optionalhook=True)         # a pytest-xdist hook: called only under -n
