@@ -69,8 +69,12 @@ class Cloud:
     a key pair, a bucket with objects and multipart uploads."""
 
     def __init__(self, tmp: Path):
+        # a public pool (on the fake data plane: nothing on the host changes), so the
+        # address actions are on like every other duty
         self.live, self.server = start_live(tmp / "data", node=True, hypervisor="fake",
-                                            ebs_export="local", s3_domain=S3_DOMAIN)
+                                            ebs_export="local", s3_domain=S3_DOMAIN,
+                                            public_interface="eulab0",
+                                            public_ips=["198.51.100.10-198.51.100.30"])
         app = self.live.app
         with app.app_context():
             assert app.extensions["eucalite"].cluster.start_node_duty() is None
