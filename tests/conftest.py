@@ -13,8 +13,8 @@ from eucalite import create_app
 
 
 # Files that use what this host has one of: its libvirtd (qemu:///system domains, networks
-# and CHAP secrets), tgtd, the metadata address 169.254.169.254:80 and the tiny guest's
-# build directory. Under pytest-xdist (`./setup.sh test` runs two workers) they run in one
+# and CHAP secrets), tgtd, the metadata address 169.254.169.254:80, the tiny guest's
+# build directory, eucalite's nft tables and the EDGE lab namespace. Under pytest-xdist (`./setup.sh test` runs two workers) they run in one
 # worker, one after another; every other file runs whole in one worker (--dist loadfile),
 # so its module fixtures start once.
 HOST_WIDE = {"test_console_browser.py", "test_ebs_export.py", "test_ebs_real.py",
