@@ -202,6 +202,7 @@ PROGRAMS = {
     "s3cmd": ("s3cmd", "tests/test_s3_clients.py"),
     "rclone": ("rclone", "tests/test_s3_clients.py"),
     "chromium": ("chromium", "tests/test_console_browser.py (through Playwright)"),
+    "sysctl": ("procps", "the EDGE data plane sets per-interface forwarding (cluster/edge/)"),
     "pgrep": ("procps", "setup.sh, to see whether libvirtd runs"),
     "dpkg": ("dpkg", "this test, to check the table"),
 }
