@@ -5,8 +5,9 @@ form, launch an instance and watch it reach ``running`` without reloading, read 
 output, create a volume and attach it, create a bucket, upload a file and download it again
 (same bytes), create a user and sign in as them, and check that a second account sees none
 of the first one's resources; the Content-Security-Policy blocks nothing on the way. A
-screenshot of every page is saved under ``$EUCALITE_TEST_OUTPUT/console`` (default
-``test-output/console``).
+second walk, on the fake hypervisor with a public pool, goes through security groups (the
+rule editor), addresses and the launch form's group choice. A screenshot of every page is
+saved under ``$EUCALITE_TEST_OUTPUT/console`` (default ``test-output/console``).
 
 Guests are real (QEMU through libvirt) when EUCALITE_TEST_LIBVIRT_URI names a real libvirt
 (``./setup.sh test`` does), else the fake hypervisor runs them. Skipped, with the reason,
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from guestutil import qemu_reachable_dir
-from liveutil import start_live, stop_live
+from liveutil import start_live, start_live_node, stop_live
 
 REAL_URI = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
 GUEST_DIR = os.environ.get("EUCALITE_TEST_GUEST_DIR", "")
@@ -257,5 +258,101 @@ def test_a_lab_user_runs_the_cloud_from_the_browser(console, browser, tmp_path):
     page.wait_for_selector(f"tr[data-id={instance_id}][data-state=terminated]",
                            timeout=60_000)
     shot(page, "terminated")
+    context.close()
+    assert blocked == []
+
+
+@pytest.fixture
+def network_console(tmp_path):
+    """A live eucalite on the fake hypervisor (its firewall in memory, so the host's network
+    is untouched) with a public pool of three addresses, a machine image and the admin's
+    password: the network pages' flow needs no real guest."""
+    from eucalite import accounts
+    from eucalite.compute.models import Image
+    from eucalite.db import db
+    from eucalite.web.session import set_password
+
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
+                                   reconcile_interval=3600, public_interface="lab0",
+                                   public_ips=["198.51.100.10-198.51.100.12"])
+    try:
+        with live.app.app_context():
+            set_password("eucalyptus", "admin", PASSWORD)
+            db.session.add(Image(id="emi-0a1b2c3d", owner_id=accounts.get_account(
+                "eucalyptus").id, kind="machine", name="tiny", state="available"))
+            db.session.commit()
+        live.url = f"http://127.0.0.1:{live.port}/console"
+        yield live
+    finally:
+        stop_live(live, server)
+
+
+def test_security_groups_and_addresses_from_the_browser(network_console, browser):
+    """Create a group, add a rule with the rule editor, allocate an address, launch into the
+    group and see the instance's public IP, associate the address, release it."""
+    shot = Shots()
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    base = network_console.url
+    pool = {"198.51.100.10", "198.51.100.11", "198.51.100.12"}
+    _sign_in(page, base, "eucalyptus", "admin", PASSWORD)
+
+    page.goto(f"{base}/securitygroups")
+    page.fill("#create-group input[name=name]", "web")
+    page.fill("#create-group input[name=description]", "web servers")
+    page.click("button:has-text('Create group')")
+    page.wait_for_selector("h1:has-text('web')")
+    group_id = re.search(r"sg-[0-9a-f]+", page.inner_text("h1")).group(0)
+    page.select_option("#add-rule select[name=protocol]", "tcp")
+    page.fill("#add-rule input[name=ports]", "80")
+    page.fill("#add-rule input[name=cidr]", "198.51.100.0/24")
+    page.fill("#add-rule input[name=description]", "http from the lab")
+    page.click("button:has-text('Add rule')")
+    rule = page.wait_for_selector("#inbound tr[data-rule]:has-text('http from the lab')")
+    assert "tcp" in rule.inner_text() and "198.51.100.0/24" in rule.inner_text()
+    shot(page, "security-group")
+    page.goto(f"{base}/securitygroups")
+    assert page.inner_text(f"tr[data-id={group_id}] td[data-count=inbound]") == "1"
+
+    page.goto(f"{base}/addresses")
+    page.click("button:has-text('Allocate address')")
+    elastic = page.wait_for_selector("#addresses tr[data-ip]").get_attribute("data-ip")
+    assert elastic in pool
+
+    page.goto(f"{base}/instances")
+    page.select_option("select[name=image_id]", "emi-0a1b2c3d")
+    page.select_option("select[name=security_group_ids]", [group_id])
+    page.click("button:has-text('Launch')")
+    row = page.wait_for_selector("tr[data-state=running]", timeout=30_000)
+    instance_id = row.get_attribute("data-id")
+    launch_ip = page.inner_text(f"tr[data-id={instance_id}] td.public-ip")
+    assert launch_ip in pool - {elastic}
+    shot(page, "instance-public-ip")
+    page.goto(f"{base}/instances/{instance_id}")
+    assert page.inner_text(f"a[href$='/securitygroups/{group_id}']") == "web"
+
+    page.goto(f"{base}/addresses")
+    address = page.locator(f"tr[data-ip='{elastic}']")
+    address.locator("select[name=instance_id]").select_option(instance_id)
+    address.locator("button:has-text('Associate')").click()
+    page.wait_for_selector(f"tr[data-ip='{elastic}'][data-instance={instance_id}]")
+    shot(page, "address-associated")
+    page.goto(f"{base}/instances")
+    assert page.inner_text(f"tr[data-id={instance_id}] td.public-ip") == elastic
+
+    page.goto(f"{base}/addresses")
+    page.locator(f"tr[data-ip='{elastic}'] button:has-text('Disassociate')").click()
+    page.wait_for_selector(f"tr[data-ip='{elastic}'][data-instance='']")
+    page.locator(f"tr[data-ip='{elastic}'] button:has-text('Release')").click()
+    page.wait_for_selector(f"text=Released {elastic}.")
+    assert page.query_selector(f"tr[data-ip='{elastic}']") is None
+    shot(page, "address-released")
     context.close()
     assert blocked == []

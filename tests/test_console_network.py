@@ -122,13 +122,14 @@ def launched(html: str) -> list[str]:
 
 def test_pages_need_sign_in_and_are_in_the_nav(app):
     client = app.test_client()
-    for path in ("/console/securitygroups", "/console/securitygroups/sg-0123456789abcdef0"):
+    for path in ("/console/securitygroups", "/console/addresses",
+                 "/console/securitygroups/sg-0123456789abcdef0"):
         response = client.get(path)
         assert response.status_code == 302 and "/console/login" in response.location
     page = Console(app).text("/console/dashboard")
-    assert '>Security groups</a>' in page
+    assert '>Security groups</a>' in page and '>Addresses</a>' in page
     assert page.index(">Key pairs</a>") < page.index(">Security groups</a>") \
-        < page.index(">Volumes</a>")
+        < page.index(">Addresses</a>") < page.index(">Volumes</a>")
     response = client.post("/console/securitygroups/create", data={"name": "x",
                                                                    "description": "x"})
     assert response.status_code in (302, 400)
@@ -237,7 +238,7 @@ def test_groups_rule_editor_and_errors(app):
     assert console.get(f"/console/securitygroups/{web}").status_code == 404
 
 
-def test_launch_with_a_group(app):
+def test_launch_with_a_group_and_public_ips_then_addresses(app):
     console = Console(app)
     image = make_image(app)
     page = console.post("/console/securitygroups/create",
@@ -249,19 +250,111 @@ def test_launch_with_a_group(app):
     assert f'<option value="{web}" >web ({web})</option>' in form
     assert '<th>Public IP</th>' in form
 
-    # in the chosen group
+    # in the chosen group, with a public IP from the pool
     [first] = launched(console.post("/console/instances/launch", {
-        "image_id": image, "security_group_ids": web}))
-    # no group chosen: the default group
-    [second] = launched(console.post("/console/instances/launch", {"image_id": image}))
+        "image_id": image, "security_group_ids": web, "public_ip": "yes"}))
+    # no group chosen: the default group; no public IP asked for
+    [second] = launched(console.post("/console/instances/launch", {
+        "image_id": image, "public_ip": "no"}))
     wait(app)
     with app.app_context():
         groups = app.extensions["eucalite"].compute.instance_groups([first, second])
         assert [g.name for g in groups[first]] == ["web"]
         assert [g.name for g in groups[second]] == ["default"]
+    first_ip = instance(app, first).public_ip
+    assert first_ip in POOL_IPS and instance(app, second).public_ip is None
+    rows = console.text("/console/instances/rows")
+    assert public_ip_cell(rows, first) == first_ip and public_ip_cell(rows, second) == ""
     detail = console.text(f"/console/instances/{first}")
     assert f'<a href="/console/securitygroups/{web}">web</a> <code>{web}</code>' in detail
+    assert f"<tr><th>Public IP</th><td>{first_ip}</td></tr>" in detail
 
     # a group in use cannot be deleted: AWS's error on the page
     page = console.post(f"/console/securitygroups/{web}/delete", {"name": "web"})
     assert codes(page) == ["InvalidGroup.InUse"] and f'data-id="{web}"' in page
+
+    # addresses: the pool, allocate, associate, move, disassociate, release
+    page = console.text("/console/addresses")
+    assert '<b data-pool="total">3</b>' in page and "<code>lab0</code>" in page
+    free = int(re.search(r'<b data-pool="free">(\d+)</b>', page).group(1))
+    page = console.post("/console/addresses/allocate", {"domain": "standard"})
+    [elastic] = [m.split()[1].rstrip(".") for m in flashes(page) if m.startswith("Allocated ")]
+    assert elastic in POOL_IPS - {first_ip}
+    assert f'<tr data-ip="{elastic}" data-instance="">' in page
+    assert f'<b data-pool="free">{free - 1}</b>' in page
+
+    page = console.post("/console/addresses/associate",
+                        {"public_ip": elastic, "instance_id": second})
+    assert f"Associated {elastic} with {second}." in flashes(page)
+    assert f'<tr data-ip="{elastic}" data-instance="{second}">' in page
+    assert instance(app, second).public_ip == elastic
+    assert public_ip_cell(console.text("/console/instances/rows"), second) == elastic
+    # moved to another instance (the page's Move button asks for re-association)
+    page = console.post("/console/addresses/associate", {
+        "public_ip": elastic, "instance_id": first, "allow_reassociation": "1"})
+    assert f'<tr data-ip="{elastic}" data-instance="{first}">' in page
+    assert instance(app, first).public_ip == elastic
+    assert instance(app, second).public_ip != elastic
+
+    page = console.post("/console/addresses/disassociate", {"public_ip": elastic})
+    assert f"Disassociated {elastic}." in flashes(page)
+    assert f'<tr data-ip="{elastic}" data-instance="">' in page
+    assert instance(app, first).public_ip != elastic
+
+    page = console.post("/console/addresses/release", {"public_ip": elastic})
+    assert f"Released {elastic}." in flashes(page)
+    assert f'data-ip="{elastic}"' not in page
+    assert f'<b data-pool="free">{free}</b>' in page
+    assert codes(console.post("/console/addresses/release", {"public_ip": elastic})) \
+        == ["InvalidAddress.NotFound"]
+    assert codes(console.post("/console/addresses/associate", {"public_ip": elastic})) \
+        == ["InvalidParameterValue"]
+
+    # a vpc address is named by its ids; on an instance it moves only when asked to
+    page = console.post("/console/addresses/allocate", {"domain": "vpc"})
+    [vpc_ip] = [m.split()[1].rstrip(".") for m in flashes(page) if m.startswith("Allocated ")]
+    allocation = re.search(rf'<tr data-ip="{re.escape(vpc_ip)}".*?(eipalloc-[0-9a-f]+)', page,
+                           re.S).group(1)
+    assert f'name="allocation_id" value="{allocation}"' in page
+    page = console.post("/console/addresses/associate",
+                        {"allocation_id": allocation, "instance_id": second})
+    assert f'<tr data-ip="{vpc_ip}" data-instance="{second}">' in page
+    assert codes(console.post("/console/addresses/associate",
+                              {"allocation_id": allocation, "instance_id": first})) \
+        == ["Resource.AlreadyAssociated"]
+    assert codes(console.post("/console/addresses/release", {"allocation_id": allocation})) \
+        == ["InvalidIPAddress.InUse"]
+    association = re.search(r'name="association_id" value="(eipassoc-[0-9a-f]+)"', page)
+    page = console.post("/console/addresses/disassociate",
+                        {"public_ip": vpc_ip, "association_id": association.group(1)})
+    assert f'<tr data-ip="{vpc_ip}" data-instance="">' in page
+    page = console.post("/console/addresses/release", {"allocation_id": allocation})
+    assert f"Released {allocation}." in flashes(page) and f'data-ip="{vpc_ip}"' not in page
+
+    # another account cannot use this account's address
+    page = console.post("/console/addresses/allocate", {"domain": "standard"})
+    [mine] = [m.split()[1].rstrip(".") for m in flashes(page) if m.startswith("Allocated ")]
+    other = other_account(app)
+    assert mine not in other.text("/console/addresses")
+    assert codes(other.post("/console/addresses/release", {"public_ip": mine})) \
+        == ["AuthFailure"]
+    assert f'data-ip="{mine}"' in console.text("/console/addresses")
+
+
+def test_public_ips_off_is_said_not_a_500(tmp_path):
+    app = console_app(tmp_path)                 # no public_interface / public_ips
+    try:
+        console = Console(app)
+        page = console.text("/console/addresses")
+        assert re.search(r'<p class="flash error" id="pool">ServiceUnavailable: Public IPs '
+                         r'are OFF', page)
+        page = console.post("/console/addresses/allocate", {"domain": "standard"})
+        assert re.findall(r'<p class="flash error" role="alert">([A-Za-z.]+): ', page) \
+            == ["ServiceUnavailable"]              # the allocation's, besides the pool's
+        [instance_id] = launched(console.post("/console/instances/launch",
+                                              {"image_id": make_image(app)}))
+        wait(app)
+        assert instance(app, instance_id).public_ip is None
+    finally:
+        app.extensions["eucalite"].compute.worker.wait()
+        app.extensions["eucalite"].compute.worker.shutdown()
