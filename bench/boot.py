@@ -49,7 +49,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import GUEST_DIR, InProcessCloud  # bench/common.py (run as bench/<script>.py)
+# bench/common.py (run as bench/<script>.py)
+from common import GUEST_DIR, InProcessCloud, progress, skip, until
 
 URI = "qemu:///system"
 NETWORK = "eucalite-bench"
@@ -62,17 +63,6 @@ USER_DATA = "eucalite boot benchmark"
 MARK = "EUCALITE-GUEST"
 BOOT, READY = f"{MARK} boot", f"{MARK} ready"
 TIMEOUT = 180                      # seconds for any one wait (TCG on a loaded machine)
-
-T0 = time.monotonic()
-
-
-def progress(message: str) -> None:
-    print(f"  [{time.monotonic() - T0:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-def skip(reason: str) -> None:
-    print(f"bench/boot.py skipped: {reason}")
-    raise SystemExit(0)
 
 
 # -- watching a console file -----------------------------------------------------------------
@@ -249,12 +239,8 @@ class Eucalite(InProcessCloud):
     def terminate(self, iid: str) -> float:
         start = time.perf_counter()
         self.ec2.terminate_instances(InstanceIds=[iid])
-        deadline = time.monotonic() + 60
-        while self.state(iid)["State"]["Name"] != "terminated":
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{iid} not terminated after 60 s")
-            time.sleep(0.05)
-        return time.perf_counter() - start
+        return until(lambda: self.state(iid)["State"]["Name"] == "terminated",
+                     f"{iid} terminated", 60, poll=0.05) - start
 
     def close(self) -> None:
         """Stop serving and the compute jobs, then remove what this run made in libvirt

@@ -1,10 +1,12 @@
-"""Helpers the benchmark scripts share: a free loopback port, waiting for a server, an
-in-process eucalite, where the tiny guest is cached."""
+"""Helpers the benchmark scripts share: progress lines, skipping, polling until a
+condition holds, a free loopback port, waiting for a server, an in-process eucalite, where
+the tiny guest is cached."""
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -12,6 +14,30 @@ import time
 # (./setup.sh test sets it), else eucalite-guest in the system's temporary directory.
 GUEST_DIR = (os.environ.get("EUCALITE_TEST_GUEST_DIR")
              or os.path.join(tempfile.gettempdir(), "eucalite-guest"))
+
+T0 = time.monotonic()       # the benchmark's start (this module is imported first thing)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, stamped with the seconds since the benchmark started."""
+    print(f"  [{time.monotonic() - T0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def skip(reason: str) -> None:
+    """End the benchmark with exit status 0, saying why it did not run."""
+    print(f"bench/{os.path.basename(sys.argv[0])} skipped: {reason}")
+    raise SystemExit(0)
+
+
+def until(condition, what: str, timeout: float, poll: float = 0.02) -> float:
+    """perf_counter() when *condition()* first holds, polled every *poll* s; exits the
+    benchmark naming *what* when it does not hold within *timeout* s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(poll)
+    return time.perf_counter()
 
 
 def free_port() -> int:

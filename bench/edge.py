@@ -42,7 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import GUEST_DIR, InProcessCloud, unwind_on_signals
+import common
+from common import GUEST_DIR, InProcessCloud, progress, skip, unwind_on_signals
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import edgeutil  # noqa: E402  (the lab namespace the EDGE tests use)
@@ -61,26 +62,10 @@ HTTPD_SCRIPT = """#!/bin/sh
 mkdir -p /www && echo bench > /www/index.html && httpd -p 80 -h /www
 """
 
-T0 = time.monotonic()
-
-
-def progress(message: str) -> None:
-    print(f"  [{time.monotonic() - T0:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-def skip(reason: str) -> None:
-    print(f"bench/edge.py skipped: {reason}")
-    raise SystemExit(0)
-
 
 def until(condition, what: str, timeout: float = TIMEOUT) -> float:
     """perf_counter() when *condition* first holds (polled every POLL s)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL)
-    return time.perf_counter()
+    return common.until(condition, what, timeout, POLL)
 
 
 # -- part 1: the rule set, in a throwaway namespace -----------------------------------------
