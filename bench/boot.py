@@ -36,11 +36,9 @@ so the overhead over the floor can be placed.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,7 +48,8 @@ import time
 from pathlib import Path
 
 # bench/common.py (run as bench/<script>.py)
-from common import GUEST_DIR, InProcessCloud, progress, skip, until
+from common import (GUEST_DIR, InProcessCloud, parse_runs, progress, run_cleaning_up, skip,
+                    until)
 
 URI = "qemu:///system"
 NETWORK = "eucalite-bench"
@@ -482,37 +481,13 @@ def files_size(files) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs of each case (default 5)")
-    parser.add_argument("--quick", action="store_true", help="3 runs of each case")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-
+    args = parse_runs(__doc__.splitlines()[0])
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     files, *versions = preflight()
     # not under a 0700 dir: QEMU runs as libvirt's user and must reach the disks
     top = Path(tempfile.mkdtemp(prefix="eucalite-bench-boot-"))
     top.chmod(0o711)
-    cleanup: list = []
-    # SIGTERM behaves like Ctrl-C: the finally below removes domains, network and files.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    interrupted = False
-    try:
-        run(args, top, files, versions, cleanup)
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        interrupted = True
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)     # let the clean-up finish
-        for step in cleanup:
-            step()
-        shutil.rmtree(top, ignore_errors=True)
-    if interrupted:
-        raise SystemExit(130)
+    run_cleaning_up(lambda cleanup: run(args, top, files, versions, cleanup), top)
 
 
 if __name__ == "__main__":

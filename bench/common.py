@@ -177,3 +177,47 @@ def unwind_on_signals() -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupted)
+
+
+def parse_runs(description: str):
+    """The command line of a benchmark that repeats its cases: ``--runs N`` (default 5)
+    and ``--quick`` (3 runs); the parsed arguments."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each case (default 5)")
+    parser.add_argument("--quick", action="store_true", help="3 runs of each case")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def run_cleaning_up(body, top) -> None:
+    """Call ``body(cleanup)``, where *cleanup* is a list the body fills with clean-up
+    steps; afterwards, also after Ctrl-C, SIGTERM or SIGHUP, every step runs in order (a
+    failing one is printed and the rest still run) and the directory *top* is removed.
+    Exits with 130 when interrupted."""
+    import shutil
+    import signal
+
+    cleanup: list = []
+    unwind_on_signals()
+    interrupted = False
+    try:
+        body(cleanup)
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)        # let the clean-up finish
+        for step in cleanup:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - keep cleaning up
+                print(f"clean-up step failed: {error}", file=sys.stderr)
+        shutil.rmtree(top, ignore_errors=True)
+    if interrupted:
+        raise SystemExit(130)

@@ -31,7 +31,6 @@ tiny guest is cached in ``common.GUEST_DIR``. Everything made is removed at the 
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -43,7 +42,7 @@ import time
 from pathlib import Path
 
 import common
-from common import GUEST_DIR, InProcessCloud, progress, skip, unwind_on_signals
+from common import GUEST_DIR, InProcessCloud, parse_runs, progress, run_cleaning_up, skip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import edgeutil  # noqa: E402  (the lab namespace the EDGE tests use)
@@ -454,36 +453,12 @@ def run(args, top: Path, files, cleanup: list) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs of each case (default 5)")
-    parser.add_argument("--quick", action="store_true", help="3 runs of each case")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    args = parse_runs(__doc__.splitlines()[0])
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     files = preflight()
     top = Path(tempfile.mkdtemp(prefix="eucalite-bench-edge-"))
     top.chmod(0o711)                # QEMU (libvirt's user) reaches the disks
-    cleanup: list = []
-    unwind_on_signals()
-    interrupted = False
-    try:
-        run(args, top, files, cleanup)
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        interrupted = True
-    finally:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)        # let the clean-up finish
-        for step in cleanup:
-            with contextlib.suppress(Exception):
-                step()
-        shutil.rmtree(top, ignore_errors=True)
-    if interrupted:
-        raise SystemExit(130)
+    run_cleaning_up(lambda cleanup: run(args, top, files, cleanup), top)
 
 
 if __name__ == "__main__":
