@@ -230,6 +230,19 @@ def test_groups_rule_editor_and_errors(app):
     assert codes(other.post(f"/console/securitygroups/{web}/delete")) \
         == ["InvalidGroup.NotFound"]
 
+    # another account's group, by its id and the account's id
+    page = other.post("/console/securitygroups/create", {"name": "lab", "description": "lab"})
+    lab = re.search(r"<h1>lab <small>(sg-[0-9a-f]+)</small></h1>", page).group(1)
+    with app.app_context():
+        other_id = accounts.get_account("other").id
+    page = console.post(rule_page, {"direction": "ingress", "protocol": "udp",
+                                    "ports": "53", "peer_group_id": lab,
+                                    "peer_owner_id": other_id})
+    assert f"Added an inbound rule to {web}." in flashes(page)
+    assert re.search(rf"<td>udp</td>\s*<td>53</td>\s*<td><code>{lab}</code> <span "
+                     rf'class="hint">of account {other_id}</span></td>', page)
+    assert "(lab)" not in page                  # another account's group name is not shown
+
     page = console.post(f"/console/securitygroups/{default}/delete", {"name": "default"})
     assert codes(page) == ["CannotDelete"] and f'data-id="{default}"' in page
     page = console.post(f"/console/securitygroups/{web}/delete", {"name": "web"})

@@ -36,9 +36,10 @@ def _compute():
 def securitygroups_page():
     groups = _compute().describe_security_groups(principal())
     rules = _compute().group_rules([group.id for group in groups])
-    counts = {group.id: (sum(not rule.egress for rule in rules.get(group.id, [])),
-                         sum(bool(rule.egress) for rule in rules.get(group.id, [])))
-              for group in groups}
+    counts = {}                 # group id -> (inbound rules, outbound rules)
+    for group in groups:
+        outbound = sum(1 for rule in rules.get(group.id, []) if rule.egress)
+        counts[group.id] = (len(rules.get(group.id, [])) - outbound, outbound)
     return render_template("console/securitygroups.html", groups=groups, counts=counts)
 
 
