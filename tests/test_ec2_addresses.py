@@ -6,6 +6,7 @@ service and the node's network plan show, and the pool given back when instances
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -18,6 +19,7 @@ from liveutil import start_live_node, stop_live
 from s3util import second_account
 from serverutil import AWS
 
+from eucalite import create_app
 from eucalite.compute import addresses, metadata
 from eucalite.compute.models import Image
 from eucalite.db import db
@@ -448,15 +450,15 @@ def test_pool_configuration():
         addresses.parse_pool({**base, "public_interface": "", "public_ips": ["203.0.113.9"]})
 
 
-def test_a_wrong_pool_is_a_clear_error_at_launch(tmp_path):
-    live, server = start_live_node(tmp_path / "data", hypervisor="fake",
-                                   public_interface="eulab0", public_ips=["198.51.100.x"])
-    try:
-        ec2 = live.client("ec2")
-        code, _, response = failure(lambda: ec2.run_instances(
-            ImageId=make_image(live), MinCount=1, MaxCount=1))
-        assert code == "ServiceUnavailable"
-        assert "198.51.100.x" in response["Error"]["Message"]
-        assert error_code(ec2.allocate_address) == "ServiceUnavailable"
-    finally:
-        stop_live(live, server)
+@pytest.mark.parametrize("interface, pool, named", [
+    ("eulab0", ["198.51.100.x"], "198.51.100.x"),
+    ("eulab0", ["198.51.100.20-198.51.100.10"], "198.51.100.20-198.51.100.10"),
+    ("eulab0", ["10.211.0.0/28"], "instance_subnet"),
+    ("", ["198.51.100.10"], "public_interface"),
+])
+def test_a_wrong_pool_stops_the_cloud_from_starting(tmp_path, interface, pool, named):
+    """A pool the cloud cannot use is refused when the app is built, naming what is wrong,
+    instead of failing the first launch."""
+    with pytest.raises(ValueError, match=re.escape(named)):
+        create_app({"data_dir": str(tmp_path / "data"), "node": False,
+                    "public_interface": interface, "public_ips": pool})
