@@ -1,6 +1,7 @@
 """What the console's test-client tests share: an app with node duty on the fake
-hypervisor and the cloud admin's console password, signing in with a CSRF token, and
-whether a client (or a copy of its cookie) is still signed in."""
+hypervisor and the cloud admin's console password, signing in with a CSRF token, a
+signed-in `Console` that GETs pages and POSTs forms, and whether a client (or a copy of
+its cookie) is still signed in."""
 from __future__ import annotations
 
 import re
@@ -38,6 +39,40 @@ def signed_in(app, account="eucalyptus", user="admin", password=PASSWORD):
     assert response.status_code == 302, response.get_data(as_text=True)
     return client, token_of(client.get("/console/dashboard"))   # a new token once signed in
 
+
+
+class Console:
+    """A test client signed in to the console as *user* of *account*: `client` (the Flask
+    test client, for requests the helpers below do not make) and `token` (its session's
+    CSRF token), which every `post` and `page` adds to the form."""
+
+    def __init__(self, app, account="eucalyptus", user="admin", password=PASSWORD):
+        self.app = app
+        self.client, self.token = signed_in(app, account, user, password)
+
+    def get(self, path, **kwargs):
+        """The response to GET *path* (redirects not followed unless asked in *kwargs*)."""
+        return self.client.get(path, **kwargs)
+
+    def text(self, path, **kwargs) -> str:
+        """The HTML of GET *path*, asserting it answered 200."""
+        response = self.client.get(path, **kwargs)
+        assert response.status_code == 200, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+    def post(self, path, data=None, follow=True, **kwargs):
+        """The response to POSTing the form *data* (plus the CSRF token) to *path*,
+        after following its redirect when *follow*."""
+        return self.client.post(path, data=dict(data or {}, csrf_token=self.token),
+                                follow_redirects=follow, **kwargs)
+
+    def page(self, path, data=None, status=200, **kwargs) -> str:
+        """The HTML of the page POSTing the form *data* to *path* leads to (after its
+        redirect, so it shows the flashed message), asserting it answered *status*."""
+        response = self.post(path, data, **kwargs)
+        assert response.status_code == status, (path, response.status_code,
+                                                response.get_data(as_text=True))
+        return response.get_data(as_text=True)
 
 COOKIE = "eucalite_console"
 

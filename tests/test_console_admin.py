@@ -11,7 +11,7 @@ from eucalite.cluster.models import Node
 from eucalite.db import db
 from eucalite.web.session import set_password
 
-from consoleutil import console_app, signed_in, token_of
+from consoleutil import Console, console_app
 
 @pytest.fixture
 def app(tmp_path):
@@ -20,28 +20,9 @@ def app(tmp_path):
     app.extensions["eucalite"].compute.worker.shutdown()
 
 
-def sign_in(app, account="eucalyptus", user="admin", password="password123"):
-    return signed_in(app, account, user, password)[0]
-
-
-class Console:
-    """A signed-in test client that POSTs forms with the page's csrf token."""
-
-    def __init__(self, client):
-        self.client = client
-        self.token = token_of(client.get("/console/dashboard"))
-
-    def get(self, path, **kwargs):
-        return self.client.get(path, **kwargs)
-
-    def post(self, path, data=None, follow=True):
-        data = dict(data or {}, csrf_token=self.token)
-        return self.client.post(path, data=data, follow_redirects=follow)
-
-
 @pytest.fixture
 def admin(app):
-    return Console(sign_in(app))
+    return Console(app)
 
 
 def key_ids(app, account, user):
@@ -170,7 +151,7 @@ def test_my_credentials_create_rotate_download(app):
         accounts.create_user("other", "bob")
         set_password("other", "bob", "bob-password")
         foreign = accounts.create_access_key("eucalyptus", "admin").id
-    bob = Console(sign_in(app, "other", "bob", "bob-password"))
+    bob = Console(app, "other", "bob", "bob-password")
     page = bob.get("/console/credentials")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
@@ -259,7 +240,7 @@ def test_admin_pages_are_for_the_cloud_admin_only(app, admin, account):
         admin.post("/console/accounts/research/users/carol/password",
                    {"password": "carol-password"})
         who = ("research", "carol", "carol-password")
-    user = Console(sign_in(app, *who))
+    user = Console(app, *who)
     dashboard = user.get("/console/dashboard")
     assert dashboard.status_code == 200 and "Dashboard" in dashboard.get_data(as_text=True)
     # only the cloud-admin *account* is admin: not another account's admin user either

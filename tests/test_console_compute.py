@@ -12,7 +12,7 @@ from eucalite.compute.models import Image, Instance
 from eucalite.db import db
 from eucalite.web.session import set_password
 
-from consoleutil import PASSWORD, console_app, signed_in
+from consoleutil import PASSWORD, Console, console_app
 
 @pytest.fixture
 def app(tmp_path):
@@ -20,26 +20,6 @@ def app(tmp_path):
     yield app
     app.extensions["eucalite"].compute.worker.wait()
     app.extensions["eucalite"].compute.worker.shutdown()
-
-
-class Console:
-    """A signed-in browser: GETs and POSTs with the session's CSRF token."""
-
-    def __init__(self, app, account="eucalyptus", user="admin", password=PASSWORD):
-        self.app = app
-        self.client, self.token = signed_in(app, account, user, password)
-
-    def get(self, path, **kwargs):
-        return self.client.get(path, **kwargs)
-
-    def text(self, path) -> str:
-        response = self.client.get(path)
-        assert response.status_code == 200, (path, response.status_code)
-        return response.get_data(as_text=True)
-
-    def post(self, path, data=None, follow=True, **kwargs):
-        data = dict(data or {}, csrf_token=self.token)
-        return self.client.post(path, data=data, follow_redirects=follow, **kwargs)
 
 
 def make_image(app, image_id="emi-0a1b2c3d", account="eucalyptus", **fields) -> str:

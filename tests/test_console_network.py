@@ -12,7 +12,7 @@ from eucalite.compute.models import Image, Instance
 from eucalite.db import db
 from eucalite.web.session import set_password
 
-from consoleutil import PASSWORD, console_app, signed_in
+from consoleutil import PASSWORD, Console, console_app
 
 POOL = ["198.51.100.10-198.51.100.12"]          # three public IPs
 POOL_IPS = {"198.51.100.10", "198.51.100.11", "198.51.100.12"}
@@ -24,29 +24,6 @@ def app(tmp_path):
     yield app
     app.extensions["eucalite"].compute.worker.wait()
     app.extensions["eucalite"].compute.worker.shutdown()
-
-
-class Console:
-    """A signed-in browser: GETs and POSTs with the session's CSRF token."""
-
-    def __init__(self, app, account="eucalyptus", user="admin"):
-        self.app = app
-        self.client, self.token = signed_in(app, account, user, PASSWORD)
-
-    def get(self, path):
-        return self.client.get(path)
-
-    def text(self, path) -> str:
-        response = self.client.get(path)
-        assert response.status_code == 200, (path, response.status_code)
-        return response.get_data(as_text=True)
-
-    def post(self, path, data=None, status=200) -> str:
-        """The page the POST leads to (after its redirect), answered with *status*."""
-        response = self.client.post(path, data=dict(data or {}, csrf_token=self.token),
-                                    follow_redirects=True)
-        assert response.status_code == status, (path, response.status_code)
-        return response.get_data(as_text=True)
 
 
 def flashes(html: str) -> list[str]:
@@ -140,26 +117,26 @@ def test_groups_rule_editor_and_errors(app):
     page = console.text("/console/securitygroups")
     default = group_id_named(page, "default")          # made on first use
 
-    page = console.post("/console/securitygroups/create",
+    page = console.page("/console/securitygroups/create",
                         {"name": "web", "description": "web servers"})
     web = re.search(r"<h1>web <small>(sg-[0-9a-f]+)</small></h1>", page).group(1)
     assert f"Created security group web ({web})." in flashes(page)
     at_creation = rules_of(app, web)
-    assert codes(console.post("/console/securitygroups/create",
+    assert codes(console.page("/console/securitygroups/create",
                               {"name": "web", "description": "again"})) \
         == ["InvalidGroup.Duplicate"]
 
     rule_page = f"/console/securitygroups/{web}/rules"
-    page = console.post(rule_page, {"direction": "ingress", "protocol": "tcp", "ports": "22",
+    page = console.page(rule_page, {"direction": "ingress", "protocol": "tcp", "ports": "22",
                                     "cidr": "203.0.113.0/24", "description": "ssh"})
     assert f"Added an inbound rule to {web}." in flashes(page)
-    console.post(rule_page, {"direction": "ingress", "protocol": "tcp",
+    console.page(rule_page, {"direction": "ingress", "protocol": "tcp",
                              "ports": "8000-8080", "cidr": "0.0.0.0/0"})
-    console.post(rule_page, {"direction": "ingress", "protocol": "icmp", "icmp_type": "8",
+    console.page(rule_page, {"direction": "ingress", "protocol": "icmp", "icmp_type": "8",
                              "peer_group": default})
-    console.post(rule_page, {"direction": "ingress", "protocol": "number",
+    console.page(rule_page, {"direction": "ingress", "protocol": "number",
                              "protocol_number": "47", "cidr": "192.0.2.0/24"})
-    page = console.post(rule_page, {"direction": "egress", "protocol": "all",
+    page = console.page(rule_page, {"direction": "egress", "protocol": "all",
                                     "cidr": "10.0.0.0/8"})
     assert f"Added an outbound rule to {web}." in flashes(page)
     added = [
@@ -202,14 +179,14 @@ def test_groups_rule_editor_and_errors(app):
             ({"protocol": "number", "cidr": "0.0.0.0/0"}, "MissingParameter"),
             ({"protocol": "tcp", "ports": "22", "peer_group_id": "sg-0123456789abcdef0"},
              "InvalidGroup.NotFound")):
-        page = console.post(rule_page, dict(data, direction="ingress"))
+        page = console.page(rule_page, dict(data, direction="ingress"))
         assert codes(page) == [code], (data, flashes(page))
     assert len(rules_of(app, web)) == len(at_creation) + len(added)
 
     # remove one inbound rule: the rest stay
     ssh = next(rule_id for rule_id in inbound
                if re.search(rf'data-rule="{rule_id}">\s*<td>tcp</td>\s*<td>22</td>', page))
-    page = console.post(f"/console/securitygroups/{web}/rules/{ssh}/delete",
+    page = console.page(f"/console/securitygroups/{web}/rules/{ssh}/delete",
                         {"direction": "ingress"})
     assert f"Removed rule {ssh}." in flashes(page)
     assert sorted(rule_rows(page, "inbound")) == sorted(set(inbound) - {ssh})
@@ -223,19 +200,19 @@ def test_groups_rule_editor_and_errors(app):
     assert web not in other.text("/console/securitygroups")
     # (the group's page they are sent back to is not found either)
     before = rules_of(app, web)
-    assert set(codes(other.post(rule_page, {"direction": "ingress", "protocol": "tcp",
+    assert set(codes(other.page(rule_page, {"direction": "ingress", "protocol": "tcp",
                                             "ports": "80", "cidr": "0.0.0.0/0"},
                                 status=404))) == {"InvalidGroup.NotFound"}
     assert rules_of(app, web) == before
-    assert codes(other.post(f"/console/securitygroups/{web}/delete")) \
+    assert codes(other.page(f"/console/securitygroups/{web}/delete")) \
         == ["InvalidGroup.NotFound"]
 
     # another account's group, by its id and the account's id
-    page = other.post("/console/securitygroups/create", {"name": "lab", "description": "lab"})
+    page = other.page("/console/securitygroups/create", {"name": "lab", "description": "lab"})
     lab = re.search(r"<h1>lab <small>(sg-[0-9a-f]+)</small></h1>", page).group(1)
     with app.app_context():
         other_id = accounts.get_account("other").id
-    page = console.post(rule_page, {"direction": "ingress", "protocol": "udp",
+    page = console.page(rule_page, {"direction": "ingress", "protocol": "udp",
                                     "ports": "53", "peer_group_id": lab,
                                     "peer_owner_id": other_id})
     assert f"Added an inbound rule to {web}." in flashes(page)
@@ -243,9 +220,9 @@ def test_groups_rule_editor_and_errors(app):
                      rf'class="hint">of account {other_id}</span></td>', page)
     assert "(lab)" not in page                  # another account's group name is not shown
 
-    page = console.post(f"/console/securitygroups/{default}/delete", {"name": "default"})
+    page = console.page(f"/console/securitygroups/{default}/delete", {"name": "default"})
     assert codes(page) == ["CannotDelete"] and f'data-id="{default}"' in page
-    page = console.post(f"/console/securitygroups/{web}/delete", {"name": "web"})
+    page = console.page(f"/console/securitygroups/{web}/delete", {"name": "web"})
     assert "Deleted security group web." in flashes(page)
     assert f'data-id="{web}"' not in page and f'data-id="{default}"' in page
     assert console.get(f"/console/securitygroups/{web}").status_code == 404
@@ -254,7 +231,7 @@ def test_groups_rule_editor_and_errors(app):
 def test_launch_with_a_group_and_public_ips_then_addresses(app):
     console = Console(app)
     image = make_image(app)
-    page = console.post("/console/securitygroups/create",
+    page = console.page("/console/securitygroups/create",
                         {"name": "web", "description": "web servers"})
     web = re.search(r"<h1>web <small>(sg-[0-9a-f]+)</small></h1>", page).group(1)
 
@@ -264,10 +241,10 @@ def test_launch_with_a_group_and_public_ips_then_addresses(app):
     assert '<th>Public IP</th>' in form
 
     # in the chosen group, with a public IP from the pool
-    [first] = launched(console.post("/console/instances/launch", {
+    [first] = launched(console.page("/console/instances/launch", {
         "image_id": image, "security_group_ids": web, "public_ip": "yes"}))
     # no group chosen: the default group; no public IP asked for
-    [second] = launched(console.post("/console/instances/launch", {
+    [second] = launched(console.page("/console/instances/launch", {
         "image_id": image, "public_ip": "no"}))
     wait(app)
     with app.app_context():
@@ -283,73 +260,73 @@ def test_launch_with_a_group_and_public_ips_then_addresses(app):
     assert f"<tr><th>Public IP</th><td>{first_ip}</td></tr>" in detail
 
     # a group in use cannot be deleted: AWS's error on the page
-    page = console.post(f"/console/securitygroups/{web}/delete", {"name": "web"})
+    page = console.page(f"/console/securitygroups/{web}/delete", {"name": "web"})
     assert codes(page) == ["InvalidGroup.InUse"] and f'data-id="{web}"' in page
 
     # addresses: the pool, allocate, associate, move, disassociate, release
     page = console.text("/console/addresses")
     assert '<b data-pool="total">3</b>' in page and "<code>lab0</code>" in page
     free = int(re.search(r'<b data-pool="free">(\d+)</b>', page).group(1))
-    page = console.post("/console/addresses/allocate", {"domain": "standard"})
+    page = console.page("/console/addresses/allocate", {"domain": "standard"})
     [elastic] = [m.split()[1].rstrip(".") for m in flashes(page) if m.startswith("Allocated ")]
     assert elastic in POOL_IPS - {first_ip}
     assert f'<tr data-ip="{elastic}" data-instance="">' in page
     assert f'<b data-pool="free">{free - 1}</b>' in page
 
-    page = console.post("/console/addresses/associate",
+    page = console.page("/console/addresses/associate",
                         {"public_ip": elastic, "instance_id": second})
     assert f"Associated {elastic} with {second}." in flashes(page)
     assert f'<tr data-ip="{elastic}" data-instance="{second}">' in page
     assert instance(app, second).public_ip == elastic
     assert public_ip_cell(console.text("/console/instances/rows"), second) == elastic
     # moved to another instance (the page's Move button asks for re-association)
-    page = console.post("/console/addresses/associate", {
+    page = console.page("/console/addresses/associate", {
         "public_ip": elastic, "instance_id": first, "allow_reassociation": "1"})
     assert f'<tr data-ip="{elastic}" data-instance="{first}">' in page
     assert instance(app, first).public_ip == elastic
     assert instance(app, second).public_ip != elastic
 
-    page = console.post("/console/addresses/disassociate", {"public_ip": elastic})
+    page = console.page("/console/addresses/disassociate", {"public_ip": elastic})
     assert f"Disassociated {elastic}." in flashes(page)
     assert f'<tr data-ip="{elastic}" data-instance="">' in page
     assert instance(app, first).public_ip != elastic
 
-    page = console.post("/console/addresses/release", {"public_ip": elastic})
+    page = console.page("/console/addresses/release", {"public_ip": elastic})
     assert f"Released {elastic}." in flashes(page)
     assert f'data-ip="{elastic}"' not in page
     assert f'<b data-pool="free">{free}</b>' in page
-    assert codes(console.post("/console/addresses/release", {"public_ip": elastic})) \
+    assert codes(console.page("/console/addresses/release", {"public_ip": elastic})) \
         == ["InvalidAddress.NotFound"]
-    assert codes(console.post("/console/addresses/associate", {"public_ip": elastic})) \
+    assert codes(console.page("/console/addresses/associate", {"public_ip": elastic})) \
         == ["InvalidParameterValue"]
 
     # a vpc address is named by its ids; on an instance it moves only when asked to
-    page = console.post("/console/addresses/allocate", {"domain": "vpc"})
+    page = console.page("/console/addresses/allocate", {"domain": "vpc"})
     [vpc_ip] = [m.split()[1].rstrip(".") for m in flashes(page) if m.startswith("Allocated ")]
     allocation = re.search(rf'<tr data-ip="{re.escape(vpc_ip)}".*?(eipalloc-[0-9a-f]+)', page,
                            re.S).group(1)
     assert f'name="allocation_id" value="{allocation}"' in page
-    page = console.post("/console/addresses/associate",
+    page = console.page("/console/addresses/associate",
                         {"allocation_id": allocation, "instance_id": second})
     assert f'<tr data-ip="{vpc_ip}" data-instance="{second}">' in page
-    assert codes(console.post("/console/addresses/associate",
+    assert codes(console.page("/console/addresses/associate",
                               {"allocation_id": allocation, "instance_id": first})) \
         == ["Resource.AlreadyAssociated"]
-    assert codes(console.post("/console/addresses/release", {"allocation_id": allocation})) \
+    assert codes(console.page("/console/addresses/release", {"allocation_id": allocation})) \
         == ["InvalidIPAddress.InUse"]
     association = re.search(r'name="association_id" value="(eipassoc-[0-9a-f]+)"', page)
-    page = console.post("/console/addresses/disassociate",
+    page = console.page("/console/addresses/disassociate",
                         {"public_ip": vpc_ip, "association_id": association.group(1)})
     assert f'<tr data-ip="{vpc_ip}" data-instance="">' in page
-    page = console.post("/console/addresses/release", {"allocation_id": allocation})
+    page = console.page("/console/addresses/release", {"allocation_id": allocation})
     assert f"Released {allocation}." in flashes(page) and f'data-ip="{vpc_ip}"' not in page
 
     # another account cannot use this account's address
-    page = console.post("/console/addresses/allocate", {"domain": "standard"})
+    page = console.page("/console/addresses/allocate", {"domain": "standard"})
     [mine] = [m.split()[1].rstrip(".") for m in flashes(page) if m.startswith("Allocated ")]
     other = other_account(app)
     assert mine not in other.text("/console/addresses")
-    assert codes(other.post("/console/addresses/release", {"public_ip": mine})) \
+    assert codes(other.page("/console/addresses/release", {"public_ip": mine})) \
         == ["AuthFailure"]
     assert f'data-ip="{mine}"' in console.text("/console/addresses")
 
@@ -361,10 +338,10 @@ def test_public_ips_off_is_said_not_a_500(tmp_path):
         page = console.text("/console/addresses")
         assert re.search(r'<p class="flash error" id="pool">ServiceUnavailable: Public IPs '
                          r'are OFF', page)
-        page = console.post("/console/addresses/allocate", {"domain": "standard"})
+        page = console.page("/console/addresses/allocate", {"domain": "standard"})
         assert re.findall(r'<p class="flash error" role="alert">([A-Za-z.]+): ', page) \
             == ["ServiceUnavailable"]              # the allocation's, besides the pool's
-        [instance_id] = launched(console.post("/console/instances/launch",
+        [instance_id] = launched(console.page("/console/instances/launch",
                                               {"image_id": make_image(app)}))
         wait(app)
         assert instance(app, instance_id).public_ip is None

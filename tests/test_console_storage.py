@@ -15,7 +15,7 @@ from eucalite import accounts
 from eucalite.db import db
 from eucalite.web import session as console_session
 
-from consoleutil import console_app, signed_in
+from consoleutil import Console, console_app
 
 
 @pytest.fixture
@@ -32,27 +32,6 @@ def settle(app):
     app.extensions["eucalite"].compute.worker.wait(timeout=60)
 
 
-
-
-class Console:
-    """A signed-in browser: posts carry the CSRF token."""
-
-    def __init__(self, app, account, password):
-        self.app = app
-        self.client, self.token = signed_in(app, account, "admin", password)
-
-    def get(self, path, **kwargs) -> str:
-        response = self.client.get(path, **kwargs)
-        assert response.status_code == 200, (path, response.status_code)
-        return response.get_data(as_text=True)
-
-    def post(self, path, data=None, **kwargs) -> str:
-        """POST a form, follow the redirect, return the page (which shows the flash)."""
-        response = self.client.post(path, data={**(data or {}), "csrf_token": self.token},
-                                    follow_redirects=True, **kwargs)
-        assert response.status_code == 200, (path, response.status_code,
-                                             response.get_data(as_text=True))
-        return response.get_data(as_text=True)
 
 
 def ids(prefix, text) -> list[str]:
@@ -87,7 +66,7 @@ def running_instance(app) -> str:
 def wait_snapshot(console, snapshot_id) -> str:
     for _ in range(300):
         settle(console.app)
-        rows = console.get("/console/snapshots/rows")
+        rows = console.text("/console/snapshots/rows")
         if "pending" not in row(rows, snapshot_id):
             return row(rows, snapshot_id)
         time.sleep(0.05)
@@ -95,8 +74,8 @@ def wait_snapshot(console, snapshot_id) -> str:
 
 
 def test_nav_and_csrf(app):
-    admin = Console(app, "eucalyptus", "password123")
-    page = admin.get("/console/dashboard")
+    admin = Console(app, "eucalyptus")
+    page = admin.text("/console/dashboard")
     for label in ("Volumes", "Snapshots", "Buckets"):
         assert f">{label}</a>" in page
     # no token: refused before the view runs
@@ -104,8 +83,8 @@ def test_nav_and_csrf(app):
                  "/console/snapshots/snap-0123456789abcdef0/delete"):
         response = admin.client.post(path, data={"size": "1", "name": "nope-bucket"})
         assert response.status_code == 400
-    assert "nope-bucket" not in admin.get("/console/buckets")
-    assert ids("vol", admin.get("/console/volumes/rows")) == []
+    assert "nope-bucket" not in admin.text("/console/buckets")
+    assert ids("vol", admin.text("/console/volumes/rows")) == []
     # signed out: sent to the sign-in page
     assert app.test_client().get("/console/volumes").status_code == 302
 
@@ -113,76 +92,76 @@ def test_nav_and_csrf(app):
 def test_pending_snapshot_shows_progress(app):
     from eucalite.ebs.models import Snapshot
 
-    admin = Console(app, "eucalyptus", "password123")
+    admin = Console(app, "eucalyptus")
     with app.app_context():
         db.session.add(Snapshot(id="snap-0123456789abcdef0", volume_id="vol-0123456789abcdef0",
                                 owner_id=accounts.get_account("eucalyptus").id,
                                 volume_size_gb=3, state="pending", progress=42,
                                 description="half way", chunk_size=2**20))
         db.session.commit()
-    snapshot_row = row(admin.get("/console/snapshots"), "snap-0123456789abcdef0")
+    snapshot_row = row(admin.text("/console/snapshots"), "snap-0123456789abcdef0")
     assert '<progress max="100" value="42"></progress>' in snapshot_row
     assert "42 %" in snapshot_row and "3 GiB" in snapshot_row and "half way" in snapshot_row
     assert ">Delete</button>" not in snapshot_row and "Create volume" not in snapshot_row
-    page = admin.post("/console/snapshots/snap-0123456789abcdef0/delete")
+    page = admin.page("/console/snapshots/snap-0123456789abcdef0/delete")
     assert "IncorrectState" in page
-    assert "snap-0123456789abcdef0" not in admin.get("/console/volumes")   # not restorable
+    assert "snap-0123456789abcdef0" not in admin.text("/console/volumes")   # not restorable
 
 
 def test_volumes_and_snapshots(app):
-    admin = Console(app, "eucalyptus", "password123")
-    other = Console(app, "other", "password456")
+    admin = Console(app, "eucalyptus")
+    other = Console(app, "other", password="password456")
 
     # errors are flashed, never a 500
-    page = admin.post("/console/volumes/create", {"size": "0", "zone": ""})
+    page = admin.page("/console/volumes/create", {"size": "0", "zone": ""})
     assert "InvalidParameterValue" in page
-    page = admin.post("/console/volumes/create", {"size": "lots"})
+    page = admin.page("/console/volumes/create", {"size": "lots"})
     assert "InvalidParameterValue" in page
-    page = admin.post("/console/volumes/create", {"size": "1", "zone": "nowhere"})
+    page = admin.page("/console/volumes/create", {"size": "1", "zone": "nowhere"})
     assert "InvalidParameterValue: Invalid availability zone" in page
-    page = admin.post("/console/volumes/create", {"size": "", "snapshot_id": "snap-0000"})
+    page = admin.page("/console/volumes/create", {"size": "", "snapshot_id": "snap-0000"})
     assert "InvalidSnapshot.NotFound" in page
-    page = admin.post("/console/volumes/vol-00000000000000000/delete")
+    page = admin.page("/console/volumes/vol-00000000000000000/delete")
     assert "InvalidVolume.NotFound" in page
-    assert ids("vol", admin.get("/console/volumes/rows")) == []
+    assert ids("vol", admin.text("/console/volumes/rows")) == []
 
-    page = admin.get("/console/volumes")
+    page = admin.text("/console/volumes")
     assert 'data-refresh="/console/volumes/rows"' in page and 'name="size"' in page
-    page = admin.post("/console/volumes/create", {"size": "1", "zone": "eucalyptus-1a"})
+    page = admin.page("/console/volumes/create", {"size": "1", "zone": "eucalyptus-1a"})
     [volume_id] = ids("vol", page)
     assert f"Creating volume {volume_id}" in page
     settle(app)
-    rows = admin.get("/console/volumes/rows")
+    rows = admin.text("/console/volumes/rows")
     assert '<span class="state available">available</span>' in row(rows, volume_id)
     assert "1 GiB" in row(rows, volume_id) and "eucalyptus-1a" in row(rows, volume_id)
     assert "no running instance" in row(rows, volume_id)
 
     instance_id = running_instance(app)
-    rows = admin.get("/console/volumes/rows")
+    rows = admin.text("/console/volumes/rows")
     assert f'<option value="{instance_id}">' in row(rows, volume_id)
-    page = admin.post(f"/console/volumes/{volume_id}/attach",
+    page = admin.page(f"/console/volumes/{volume_id}/attach",
                       {"instance_id": instance_id, "device": "/dev/sdf"})
     assert f"Attaching {volume_id} to {instance_id} as /dev/sdf" in page
     settle(app)
-    volume_row = row(admin.get("/console/volumes/rows"), volume_id)
+    volume_row = row(admin.text("/console/volumes/rows"), volume_id)
     assert "in-use" in volume_row and instance_id in volume_row and "/dev/sdf" in volume_row
     assert '<span class="state attached">attached</span>' in volume_row
     assert ">Detach</button>" in volume_row and ">Delete</button>" not in volume_row
 
     # deleting an attached volume is the API's error; attaching it twice too
-    page = admin.post(f"/console/volumes/{volume_id}/delete")
+    page = admin.page(f"/console/volumes/{volume_id}/delete")
     assert f"VolumeInUse: Volume {volume_id} is currently attached to {instance_id}" in page
-    page = admin.post(f"/console/volumes/{volume_id}/attach",
+    page = admin.page(f"/console/volumes/{volume_id}/attach",
                       {"instance_id": instance_id, "device": "/dev/sdg"})
     assert "VolumeInUse" in page
     # another account can do nothing to it
-    page = other.post(f"/console/volumes/{volume_id}/detach")
+    page = other.page(f"/console/volumes/{volume_id}/detach")
     assert "InvalidVolume.NotFound" in page
 
-    page = admin.post(f"/console/volumes/{volume_id}/detach")
+    page = admin.page(f"/console/volumes/{volume_id}/detach")
     assert f"Detaching {volume_id}" in page
     settle(app)
-    volume_row = row(admin.get("/console/volumes/rows"), volume_id)
+    volume_row = row(admin.text("/console/volumes/rows"), volume_id)
     assert "available" in volume_row and "/dev/sdf <span" not in volume_row
     assert ">Detach</button>" not in volume_row and ">Attach</button>" in volume_row
 
@@ -190,7 +169,7 @@ def test_volumes_and_snapshots(app):
     with open(app.extensions["eucalite"].ebs.path(volume_id), "r+b") as f:
         f.seek(4096)
         f.write(b"console snapshot data" * 100)
-    page = admin.post(f"/console/volumes/{volume_id}/snapshot", {"description": "nightly"})
+    page = admin.page(f"/console/volumes/{volume_id}/snapshot", {"description": "nightly"})
     [snapshot_id] = ids("snap", page)
     assert f"Taking snapshot {snapshot_id} of {volume_id}" in page
     assert 'data-refresh="/console/snapshots/rows"' in page
@@ -200,17 +179,17 @@ def test_volumes_and_snapshots(app):
     assert "shared by" not in snapshot_row
 
     # a volume from the snapshot (from the snapshots page), then from the volumes form
-    page = admin.post(f"/console/snapshots/{snapshot_id}/volume",
+    page = admin.page(f"/console/snapshots/{snapshot_id}/volume",
                       {"size": "", "zone": "eucalyptus-1a"})
     assert f"from {snapshot_id}" in page
     restored = [v for v in ids("vol", page) if v != volume_id]
     assert len(restored) == 1
-    assert f"<option value=\"{snapshot_id}\"" in admin.get("/console/volumes")
-    page = admin.post("/console/volumes/create", {"size": "2", "snapshot_id": snapshot_id,
+    assert f"<option value=\"{snapshot_id}\"" in admin.text("/console/volumes")
+    page = admin.page("/console/volumes/create", {"size": "2", "snapshot_id": snapshot_id,
                                                   "zone": "eucalyptus-1a"})
     assert len(ids("vol", page)) == 3
     settle(app)
-    rows = admin.get("/console/volumes/rows")
+    rows = admin.text("/console/volumes/rows")
     for vid in ids("vol", rows):
         assert "available" in row(rows, vid)
     assert snapshot_id in row(rows, restored[0])
@@ -219,64 +198,64 @@ def test_volumes_and_snapshots(app):
         assert f.read(21) == b"console snapshot data"
 
     # the other account sees none of it until the snapshot is shared with it
-    assert ids("vol", other.get("/console/volumes/rows")) == []
-    assert ids("snap", other.get("/console/snapshots/rows")) == []
-    page = other.post(f"/console/snapshots/{snapshot_id}/delete")
+    assert ids("vol", other.text("/console/volumes/rows")) == []
+    assert ids("snap", other.text("/console/snapshots/rows")) == []
+    page = other.page(f"/console/snapshots/{snapshot_id}/delete")
     assert "InvalidSnapshot.NotFound" in page
     with app.app_context():
         other_id = accounts.get_account("other").id
-    page = admin.post(f"/console/snapshots/{snapshot_id}/share",
+    page = admin.page(f"/console/snapshots/{snapshot_id}/share",
                       {"account_id": "12345", "operation": "add"})
     assert "InvalidParameterValue" in page
-    page = admin.post(f"/console/snapshots/{snapshot_id}/share",
+    page = admin.page(f"/console/snapshots/{snapshot_id}/share",
                       {"account_id": other_id, "operation": "add"})
     assert f"{snapshot_id} is shared with {other_id}" in page
     assert f'data-shared="{other_id}"' in page
-    rows = other.get("/console/snapshots/rows")
+    rows = other.text("/console/snapshots/rows")
     assert ids("snap", rows) == [snapshot_id]
     with app.app_context():
         admin_id = accounts.get_account("eucalyptus").id
     shared_row = row(rows, snapshot_id)
     assert f"shared by {admin_id}" in shared_row
     assert ">Delete</button>" not in shared_row and "Create volume" in shared_row
-    page = other.post(f"/console/snapshots/{snapshot_id}/volume", {"zone": "eucalyptus-1a"})
+    page = other.page(f"/console/snapshots/{snapshot_id}/volume", {"zone": "eucalyptus-1a"})
     [theirs] = ids("vol", page)
     settle(app)
-    assert "available" in row(other.get("/console/volumes/rows"), theirs)
-    page = other.post(f"/console/snapshots/{snapshot_id}/share",
+    assert "available" in row(other.text("/console/volumes/rows"), theirs)
+    page = other.page(f"/console/snapshots/{snapshot_id}/share",
                       {"account_id": admin_id, "operation": "add"})
     assert "InvalidSnapshot.NotFound" in page
-    page = admin.post(f"/console/snapshots/{snapshot_id}/share",
+    page = admin.page(f"/console/snapshots/{snapshot_id}/share",
                       {"account_id": other_id, "operation": "remove"})
     assert "no longer shared" in page
-    assert ids("snap", other.get("/console/snapshots/rows")) == []
+    assert ids("snap", other.text("/console/snapshots/rows")) == []
 
     # delete everything
-    page = admin.post(f"/console/snapshots/{snapshot_id}/delete")
+    page = admin.page(f"/console/snapshots/{snapshot_id}/delete")
     assert f"Deleted snapshot {snapshot_id}" in page
-    assert ids("snap", admin.get("/console/snapshots/rows")) == []
-    for vid in ids("vol", admin.get("/console/volumes/rows")):
-        page = admin.post(f"/console/volumes/{vid}/delete")
+    assert ids("snap", admin.text("/console/snapshots/rows")) == []
+    for vid in ids("vol", admin.text("/console/volumes/rows")):
+        page = admin.page(f"/console/volumes/{vid}/delete")
         assert f"Deleting volume {vid}" in page
     settle(app)
-    assert ids("vol", admin.get("/console/volumes/rows")) == []
-    assert ids("vol", other.get("/console/volumes/rows")) == [theirs]
+    assert ids("vol", admin.text("/console/volumes/rows")) == []
+    assert ids("vol", other.text("/console/volumes/rows")) == [theirs]
 
 
 def test_buckets_and_objects(app):
-    admin = Console(app, "eucalyptus", "password123")
-    other = Console(app, "other", "password456")
+    admin = Console(app, "eucalyptus")
+    other = Console(app, "other", password="password456")
 
-    page = admin.post("/console/buckets/create", {"name": "Bad_Name"})
+    page = admin.page("/console/buckets/create", {"name": "Bad_Name"})
     assert "InvalidBucketName" in page
-    page = admin.post("/console/buckets/create", {"name": "photos"})
+    page = admin.page("/console/buckets/create", {"name": "photos"})
     assert "Created bucket photos" in page and "This bucket is empty." in page
     assert "data-upload" in page and 'class="upload-status"' in page
-    page = other.post("/console/buckets/create", {"name": "photos"})
+    page = other.page("/console/buckets/create", {"name": "photos"})
     assert "BucketAlreadyExists" in page
-    assert 'data-id="photos"' in admin.get("/console/buckets")
-    assert 'data-id="photos"' not in other.get("/console/buckets")
-    page = other.get("/console/buckets/photos", follow_redirects=True)
+    assert 'data-id="photos"' in admin.text("/console/buckets")
+    assert 'data-id="photos"' not in other.text("/console/buckets")
+    page = other.text("/console/buckets/photos", follow_redirects=True)
     assert "AccessDenied" in page
 
     # upload into docs/ the way console.js does (XHR, csrf header)
@@ -304,18 +283,18 @@ def test_buckets_and_objects(app):
     assert response.get_data(as_text=True).startswith("AccessDenied:")
 
     # without JavaScript: a plain form post, redirected back to the folder
-    page = admin.post("/console/buckets/photos/upload",
+    page = admin.page("/console/buckets/photos/upload",
                       {"prefix": "notes/", "file": (io.BytesIO(b"plain"), "plain.txt")},
                       content_type="multipart/form-data")
     assert "Uploaded notes/plain.txt" in page and 'data-key="notes/plain.txt"' in page
-    page = admin.post("/console/buckets/photos/upload", {"prefix": "notes/"},
+    page = admin.page("/console/buckets/photos/upload", {"prefix": "notes/"},
                       content_type="multipart/form-data")
     assert "InvalidArgument: Choose a file to upload." in page
-    admin.post("/console/buckets/photos/delete-object", {"key": "notes/plain.txt"})
+    admin.page("/console/buckets/photos/delete-object", {"key": "notes/plain.txt"})
 
-    top = admin.get("/console/buckets/photos")
+    top = admin.text("/console/buckets/photos")
     assert 'data-prefix="docs/"' in top and "hello world.txt" not in top
-    folder = admin.get("/console/buckets/photos?prefix=docs/")
+    folder = admin.text("/console/buckets/photos?prefix=docs/")
     assert 'data-key="docs/hello world.txt"' in folder
     assert "112.3 KiB" in folder and "(115000 bytes)" in folder
     assert '<b data-prefix="docs/">docs</b>' in folder
@@ -337,17 +316,17 @@ def test_buckets_and_objects(app):
     # public / private, seen from the S3 endpoint without credentials
     anonymous = app.test_client()
     assert anonymous.get("/photos/docs/hello%20world.txt").status_code == 403
-    page = admin.post("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
+    page = admin.page("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
                                                       "acl": "public-read",
                                                       "prefix": "docs/"})
     assert "docs/hello world.txt is now public" in page and ">public</span>" in page
     response = anonymous.get("/photos/docs/hello%20world.txt")
     assert response.status_code == 200 and response.get_data() == data
-    page = admin.post("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
+    page = admin.page("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
                                                       "acl": "private", "prefix": "docs/"})
     assert "is now private" in page
     assert anonymous.get("/photos/docs/hello%20world.txt").status_code == 403
-    page = other.post("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
+    page = other.page("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
                                                       "acl": "public-read"})
     assert "AccessDenied" in page
     assert anonymous.get("/photos/docs/hello%20world.txt").status_code == 403
@@ -368,7 +347,7 @@ def test_buckets_and_objects(app):
         headers={"X-CSRF-Token": admin.token, "X-Requested-With": "fetch"},
         content_type="multipart/form-data")
     assert response.status_code == 200
-    folder = admin.get("/console/buckets/photos?prefix=docs/")
+    folder = admin.text("/console/buckets/photos?prefix=docs/")
     links = [html.unescape(link) for link in re.findall(r'data-copy="([^"]+)"', folder)]
     odd = urlsplit(next(link for link in links if "x%20%281%29.txt" in link))
     response = anonymous.get(f"{odd.path}?{odd.query}", base_url=f"{odd.scheme}://{odd.netloc}")
@@ -385,32 +364,32 @@ def test_buckets_and_objects(app):
     response = anonymous.get(f"{stale.path}?{stale.query}",
                              base_url=f"{stale.scheme}://{stale.netloc}")
     assert response.status_code == 403 and b"expired" in response.get_data()
-    admin.post("/console/buckets/photos/delete-object",
+    admin.page("/console/buckets/photos/delete-object",
                {"key": "docs/\u00fc+&=x (1).txt", "prefix": "docs/"})
 
     # a user without an access key gets a hint instead of a link
-    other.post("/console/buckets/create", {"name": "their-bucket"})
+    other.page("/console/buckets/create", {"name": "their-bucket"})
     response = other.client.post(
         "/console/buckets/their-bucket/upload",
         data={"prefix": "", "file": (io.BytesIO(b"x"), "a.txt")},
         headers={"X-CSRF-Token": other.token, "X-Requested-With": "fetch"},
         content_type="multipart/form-data")
     assert response.status_code == 200
-    page = other.get("/console/buckets/their-bucket")
+    page = other.text("/console/buckets/their-bucket")
     assert 'data-key="a.txt"' in page and "data-copy" not in page
     assert "no active access key" in page
-    assert 'data-id="their-bucket"' not in admin.get("/console/buckets")
+    assert 'data-id="their-bucket"' not in admin.text("/console/buckets")
 
     # a non-empty bucket cannot go; emptied, it can
-    page = admin.post("/console/buckets/photos/delete")
+    page = admin.page("/console/buckets/photos/delete")
     assert "BucketNotEmpty: The bucket you tried to delete is not empty" in page
-    page = other.post("/console/buckets/photos/delete-object",
+    page = other.page("/console/buckets/photos/delete-object",
                       {"key": "docs/hello world.txt"})
     assert "AccessDenied" in page
-    page = admin.post("/console/buckets/photos/delete-object",
+    page = admin.page("/console/buckets/photos/delete-object",
                       {"key": "docs/hello world.txt", "prefix": "docs/"})
     assert "Deleted docs/hello world.txt" in page and "This folder is empty." in page
-    page = admin.post("/console/buckets/photos/delete")
+    page = admin.page("/console/buckets/photos/delete")
     assert "Deleted bucket photos" in page and 'data-id="photos"' not in page
     assert admin.client.get("/console/buckets/photos",
                             follow_redirects=True).status_code == 200
