@@ -91,7 +91,7 @@ ensure_node_packages() {  # what node duty needs to run real VMs (see README "No
     apt_install "node duty (real VMs through libvirt)" qemu-system-x86 qemu-utils \
         qemu-block-extra libvirt-daemon-system libvirt-daemon libvirt-clients dnsmasq-base \
         dnsmasq-utils iptables iproute2 busybox-static
-    apt_install "security groups and public IPs (the EDGE data plane)" nftables
+    apt_install "security groups and public IPs (the EDGE data plane)" nftables conntrack
 }
 
 ensure_storage_packages() {  # the iSCSI target volumes are exported with (README "Volumes")

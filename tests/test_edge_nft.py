@@ -6,6 +6,7 @@ table is flushed, and real packets: ingress rules, peer groups, anti-spoofing, D
 and masquerade. Needs root and nft; run under the real-VM lock with the other host tests."""
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -14,6 +15,7 @@ import threading
 
 import pytest
 
+from eucalite.cluster.edge import nft
 from eucalite.cluster.edge.firewall import NftFirewall
 from eucalite.cluster.edge.plan import Group, NetworkPlan, Port, Rule, tap_name
 from eucalite.cluster.edge.ruleset import Host
@@ -123,7 +125,7 @@ def listing(namespace: str = NODE) -> dict:
 def test_apply_is_idempotent_and_never_touches_a_foreign_table(firewall):
     sh(NODE, "nft", "add table inet someone; add chain inet someone c { type filter hook "
        "forward priority 10; policy accept; }; add rule inet someone c counter accept")
-    foreign = sh(NODE, "nft", "list", "table", "inet", "someone")
+    foreign = sh(NODE, "nft", "-s", "list", "table", "inet", "someone")
     first = firewall.apply(plan((FROM_LAB,)))
     assert first.chains and not first.removed_chains
     installed = listing()
@@ -131,7 +133,7 @@ def test_apply_is_idempotent_and_never_touches_a_foreign_table(firewall):
     assert again.empty                      # nothing changed: no nft transaction at all
     assert listing() == installed
     firewall.remove()
-    assert sh(NODE, "nft", "list", "table", "inet", "someone") == foreign
+    assert sh(NODE, "nft", "-s", "list", "table", "inet", "someone") == foreign
     assert "eucalite" not in sh(NODE, "nft", "list", "tables")
     sh(NODE, "nft", "delete", "table", "inet", "someone")
 
@@ -153,7 +155,27 @@ def test_one_changed_rule_changes_one_chain_and_a_stale_instance_leaves_no_trace
     assert tap_name(B_IP) not in json.dumps(after_diffs) and B_IP not in json.dumps(after_diffs)
 
 
-def test_a_lost_rule_or_table_is_repaired_by_the_next_apply(firewall):
+def test_a_sync_after_a_change_runs_one_nft_transaction_and_reads_nothing_back(
+        firewall, monkeypatch):
+    firewall.apply(plan((FROM_LAB,)))
+    calls = []
+    run = nft.run_nft
+
+    def recording(prefix, args, stdin=None):
+        calls.append(list(args))
+        return run(prefix, args, stdin)
+    monkeypatch.setattr(nft, "run_nft", recording)
+    changed = firewall.apply(plan((Rule("6", 22, 22, cidr="198.51.100.0/24"),)))
+    assert calls == [["-f", "-"]] and changed.chains == ["ip eucalite in-eu0ad30002"]
+    assert firewall.apply(plan((Rule("6", 22, 22, cidr="198.51.100.0/24"),))).empty
+    assert calls == [["-f", "-"]]                        # unchanged: no nft at all
+    intended = listing()
+    firewall.remove()
+    firewall.apply(plan((Rule("6", 22, 22, cidr="198.51.100.0/24"),)))
+    assert listing() == intended                         # the diffs made what a fresh apply makes
+
+
+def test_a_lost_rule_or_table_is_repaired_by_the_next_reread(firewall):
     firewall.apply(plan((FROM_LAB,)))
     intended = listing()
     listed = json.loads(sh(NODE, "nft", "-j", "-a", "list", "chain", "ip", "eucalite",
@@ -161,12 +183,27 @@ def test_a_lost_rule_or_table_is_repaired_by_the_next_apply(firewall):
     handle = next(item["rule"]["handle"] for item in listed["nftables"] if "rule" in item)
     sh(NODE, "nft", "delete", "rule", "ip", "eucalite", "forward", "handle", str(handle))
     sh(NODE, "nft", "delete", "element", "ip", "eucalite", "pub2priv", f"{{ {PUBLIC_A} }}")
-    repaired = firewall.apply(plan((FROM_LAB,)))
+    repaired = firewall.apply(plan((FROM_LAB,)), reread=True)      # a reconcile pass
     assert repaired.chains == ["ip eucalite forward"] and repaired.elements_added == 1
     assert listing() == intended
     sh(NODE, "nft", "delete", "table", "bridge", "eucalite")
-    firewall.apply(plan((FROM_LAB,)))
+    firewall.apply(plan((FROM_LAB,)), reread=True)
     assert listing() == intended
+
+
+def test_a_change_nft_refuses_after_a_change_by_hand_is_worked_out_again_from_the_kernel(
+        firewall):
+    firewall.apply(plan((FROM_LAB,)))
+    # by hand: A's public IP leaves the NAT maps, so deleting it (what the firewall
+    # remembers to do) makes nft refuse the whole transaction
+    sh(NODE, "nft", "delete", "element", "ip", "eucalite", "pub2priv", f"{{ {PUBLIC_A} }}")
+    private_only = NetworkPlan(ports=(port(A_IP, ("sg-web",)), plan().ports[1]),
+                               groups=plan().groups, members=plan().members)
+    firewall.apply(private_only)
+    after = listing()
+    firewall.remove()
+    firewall.apply(private_only)
+    assert listing() == after and PUBLIC_A not in after["ip"]
 
 
 def test_public_addresses_follow_the_plan_on_the_public_interface(firewall):
@@ -289,10 +326,147 @@ def test_timing_of_a_large_ruleset(firewall):
     timings = time_apply(firewall, instances=100, rules_per_instance=10)
     assert timings["rules"] == 1000
     assert timings["changed_chains"] == 1
-    assert timings["noop_commands"] == 0
+    assert timings["noop_commands"] == timings["reconcile_commands"] == 0
 
 
 def test_a_guest_reaches_another_by_its_public_ip_on_the_same_bridge(firewall, servers):
     firewall.apply(plan((Rule("6", PORT, PORT, cidr="10.211.0.0/24"),)))
     assert dial(GUEST_B, PUBLIC_A)                       # DNAT, reply un-NATed on the bridge
     assert servers[GUEST_A].peers[-1] == B_IP
+
+
+# --- tracked flows follow the NAT ----------------------------------------------------------
+
+UDP_PORT = 9090
+FROM_LAB_UDP = Rule("17", UDP_PORT, UDP_PORT, cidr="198.51.100.0/24")
+
+
+class UdpServer:
+    """A UDP listener in a namespace that answers each datagram with *name* and the
+    source address it saw (``b"a 198.51.100.2"``)."""
+
+    def __init__(self, namespace: str, name: str):
+        def make():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("0.0.0.0", UDP_PORT))
+            return sock
+        self.sock = in_namespace(make, namespace)
+        self.name = name
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                _data, peer = self.sock.recvfrom(64)
+                self.sock.sendto(f"{self.name} {peer[0]}".encode(), peer)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Flow:
+    """One UDP flow from *namespace*: always the same source port, so every datagram
+    belongs to the same tracked connection as long as the kernel keeps it."""
+
+    def __init__(self, namespace: str, source_port: int):
+        def make():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("0.0.0.0", source_port))
+            return sock
+        self.sock = in_namespace(make, namespace)
+        self.sock.settimeout(1.5)
+
+    def ask(self, address: str) -> str | None:
+        """The answer to one datagram to *address* (``"a 198.51.100.2"``), or None."""
+        self.sock.sendto(b"?", (address, UDP_PORT))
+        try:
+            return self.sock.recv(64).decode()
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def udp(lab):
+    made = [UdpServer(GUEST_A, "a"), UdpServer(GUEST_B, "b"), UdpServer(LAB, "lab")]
+    yield
+    for server in made:
+        server.close()
+
+
+_source_ports = itertools.count(40000)
+
+
+@pytest.fixture
+def flow():
+    """Makes flows, each from a source port no other flow of the run used."""
+    made = []
+
+    def make(namespace: str) -> Flow:
+        made.append(Flow(namespace, next(_source_ports)))
+        return made[-1]
+    yield make
+    for one in made:
+        one.close()
+
+
+def flow_ids(source: str) -> set[str]:
+    """The ids of the node's tracked UDP flows from *source* (a flow deleted and tracked
+    again gets a new id)."""
+    out = sh(NODE, "conntrack", "-L", "-p", "udp", "--orig-src", source, "-o", "id")
+    return {part for part in out.split() if part.startswith("id=")}
+
+
+def nat_plan(a_public: str | None, b_public: str | None,
+             db_ingress: tuple[Rule, ...] = (FROM_LAB_UDP,)) -> NetworkPlan:
+    """A and B both answer UDP from the lab; who holds which public IP varies."""
+    out = (Rule("-1", cidr="0.0.0.0/0"),)
+    return NetworkPlan(
+        ports=(port(A_IP, ("sg-web",), a_public), port(B_IP, ("sg-db",), b_public)),
+        groups={"sg-web": Group("sg-web", (FROM_LAB_UDP,), out),
+                "sg-db": Group("sg-db", db_ingress, out)},
+        members={"sg-web": (A_IP,), "sg-db": (B_IP,)})
+
+
+def test_a_flow_to_a_public_ip_follows_it_to_the_instance_it_moves_to(firewall, udp, flow):
+    firewall.apply(nat_plan(PUBLIC_A, None))
+    lab = flow(LAB)
+    assert lab.ask(PUBLIC_A) == f"a {LAB_IP}"
+    firewall.apply(nat_plan(None, PUBLIC_A))           # AssociateAddress moved it to B
+    assert lab.ask(PUBLIC_A) == f"b {LAB_IP}"           # the same flow, at once
+    firewall.apply(nat_plan(None, None))               # released
+    assert lab.ask(PUBLIC_A) is None
+
+
+def test_an_instance_flow_out_leaves_from_its_public_ip_of_the_moment(firewall, udp, flow):
+    firewall.apply(nat_plan(PUBLIC_A, None))
+    guest = flow(GUEST_A)
+    assert guest.ask(LAB_IP) == f"lab {PUBLIC_A}"
+    firewall.apply(nat_plan(None, None))               # its address taken away
+    assert guest.ask(LAB_IP) == f"lab {NODE_PUBLIC}"     # masqueraded now
+    firewall.apply(nat_plan("198.51.100.11", None))     # a new address
+    assert guest.ask(LAB_IP) == "lab 198.51.100.11"
+    # B's flow, whose NAT did not change, is kept (the table is not flushed wholesale)
+    assert flow(GUEST_B).ask(LAB_IP) == f"lab {NODE_PUBLIC}"
+    kept = flow_ids(B_IP)
+    firewall.apply(nat_plan("198.51.100.12", None))
+    assert kept and flow_ids(B_IP) == kept
+    assert guest.ask(LAB_IP) == "lab 198.51.100.12"
+
+
+def test_a_flow_to_an_ended_instance_does_not_reach_the_next_one_with_its_address(
+        firewall, udp, flow):
+    from_web = (Rule("17", UDP_PORT, UDP_PORT, group="sg-web"),)
+    firewall.apply(nat_plan(None, None, db_ingress=from_web))
+    guest = flow(GUEST_A)
+    assert guest.ask(B_IP) == f"b {A_IP}"
+    b_gone = NetworkPlan(ports=nat_plan(None, None).ports[:1],
+                         groups={"sg-web": nat_plan(None, None).groups["sg-web"]},
+                         members={"sg-web": (A_IP,)})
+    firewall.apply(b_gone)
+    firewall.apply(nat_plan(None, None, db_ingress=()))  # a new instance, B's address
+    assert guest.ask(B_IP) is None                     # its rules admit nothing from A

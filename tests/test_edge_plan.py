@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from eucalite import accounts, create_app
-from eucalite.cluster.edge import nft, ruleset
+from eucalite.cluster.edge import conntrack, nft, ruleset
 from eucalite.cluster.edge.firewall import FakeFirewall, NftFirewall
 from eucalite.cluster.edge.plan import Group, NetworkPlan, Port, Rule, tap_name
 from eucalite.cluster.virt import domain_xml, network_xml
@@ -145,14 +145,6 @@ def test_public_ips_are_nat_maps_and_the_rest_is_masqueraded_out_of_the_public_i
 
 # --- the diff an apply runs ----------------------------------------------------------------
 
-def installed_as(table: ruleset.Table) -> nft.Installed:
-    """What nft would list after *table* was installed (as parse_listing reads it)."""
-    return nft.Installed(
-        chains={name: (len(chain.rules), chain.digest()) for name, chain in table.chains.items()},
-        sets={name: set(elements) for name, (_t, elements) in table.sets.items()},
-        maps={name: dict(elements) for name, (_k, _v, elements) in table.maps.items()})
-
-
 def commands(desired: ruleset.Table, installed: nft.Installed | None) -> list[str]:
     changes = nft.Changes()
     nft.script(desired, installed, changes)
@@ -165,7 +157,7 @@ PLAN = NetworkPlan(ports=(port(2), port(3)), groups={"sg-web": WEB},
 
 def test_an_unchanged_plan_changes_nothing():
     for table in ruleset.render(PLAN, HOST):
-        assert commands(table, installed_as(table)) == []
+        assert commands(table, nft.installed_after(table)) == []
 
 
 def test_one_changed_rule_refills_only_the_chains_that_hold_it():
@@ -173,7 +165,7 @@ def test_one_changed_rule_refills_only_the_chains_that_hold_it():
     web = Group("sg-web", ingress=(Rule("6", 8080, 8080, cidr="0.0.0.0/0"), WEB.ingress[1]),
                 egress=WEB.egress)
     after = tables(NetworkPlan(PLAN.ports, {"sg-web": web}, PLAN.members))["ip"]
-    done = commands(after, installed_as(before))
+    done = commands(after, nft.installed_after(before))
     assert done[0] == "flush chain ip eucalite in-eu0ad30002"
     assert [c for c in done if not c.startswith("add rule ip eucalite in-")] == [
         "flush chain ip eucalite in-eu0ad30002", "flush chain ip eucalite in-eu0ad30003"]
@@ -183,7 +175,7 @@ def test_one_changed_rule_refills_only_the_chains_that_hold_it():
 def test_a_membership_change_touches_only_the_set_and_the_ports_maps():
     before = tables(PLAN)["ip"]
     after = tables(NetworkPlan(PLAN.ports[:1], PLAN.groups, {"sg-web": ("10.211.0.2",)}))["ip"]
-    assert commands(after, installed_as(before)) == [
+    assert commands(after, nft.installed_after(before)) == [
         "delete element ip eucalite g-sg-web { 10.211.0.3 }",
         "delete element ip eucalite egress { 10.211.0.3 }",
         "delete element ip eucalite ingress { 10.211.0.3 }",
@@ -194,7 +186,7 @@ def test_a_membership_change_touches_only_the_set_and_the_ports_maps():
 
 def test_a_damaged_chain_is_refilled_and_a_moved_address_replaces_its_map_element():
     before = tables(PLAN)["ip"]
-    damaged = installed_as(before)
+    damaged = nft.installed_after(before)
     count, digest = damaged.chains["forward"]
     damaged.chains["forward"] = (count - 1, digest)         # someone deleted a rule
     moved = NetworkPlan((port(2, public="198.51.100.11"), port(3)), PLAN.groups, PLAN.members)
@@ -300,11 +292,13 @@ def test_fake_hypervisor_gets_the_fake_data_plane_and_its_plan_follows_instances
     ports = {p.instance_id: p for p in firewall.plan.ports}
     assert ports[instance["InstanceId"]].private_ip == instance["PrivateIpAddress"]
     assert ports[instance["InstanceId"]].tap == tap_name(instance["PrivateIpAddress"])
-    # a reconcile pass applies the plan again (what repairs a lost rule on a real node)
-    applied, before = firewall.applied, firewall.plan
+    # a reconcile pass applies the plan again, checked against the kernel's tables (what
+    # repairs a lost rule on a real node)
+    applied, rereads, before = firewall.applied, firewall.rereads, firewall.plan
     with fake_cloud.app.app_context():
         reconcile.reconcile(cluster, fake_cloud.services.ebs)
     assert firewall.applied == applied + 1 and firewall.plan == before
+    assert firewall.rereads == rereads + 1
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
     wait_for_state(ec2, [instance["InstanceId"]], "terminated")
     fake_cloud.services.compute.worker.wait()
@@ -356,3 +350,28 @@ def test_the_banner_says_when_security_groups_are_off(app):
     off = "security groups and public IPs are OFF: nft is not installed (apt install nftables)"
     assert f"  network        {off}" in server.banner(config, None, "", off).splitlines()
     assert "network" not in server.banner(config, None, "", None)
+
+
+# --- tracked connections an apply makes stale (cluster.edge.conntrack) ----------------------
+
+def test_flows_are_forgotten_only_where_the_nat_or_the_instance_changed():
+    def stale(before: NetworkPlan, after: NetworkPlan) -> list[tuple[str, ...]]:
+        return conntrack.stale_flows(nft.installed_after(tables(before)["ip"]),
+                                     tables(after)["ip"])
+    a_public = NetworkPlan((port(2, public="198.51.100.10"), port(3)), PLAN.groups,
+                           PLAN.members)
+    moved = NetworkPlan((port(2), port(3, public="198.51.100.10")), PLAN.groups,
+                        PLAN.members)
+    assert stale(a_public, a_public) == []
+    assert stale(PLAN, NetworkPlan((port(2), port(3, groups=())), PLAN.groups,
+                                   PLAN.members)) == []      # rules changed: flows stay
+    assert stale(a_public, moved) == [
+        ("--orig-dst", "198.51.100.10"),                      # inbound, DNATed to A
+        ("--orig-src", "10.211.0.2", "--src-nat"),           # A's out, SNATed to it
+        ("--orig-src", "10.211.0.3", "--src-nat"),           # B's out, masqueraded
+        ("--reply-dst", "198.51.100.10")]                     # out, SNATed to it
+    assert stale(moved, NetworkPlan((port(2),), PLAN.groups, PLAN.members)) == [
+        ("--orig-dst", "10.211.0.3"), ("--orig-dst", "198.51.100.10"),
+        ("--orig-src", "10.211.0.3"),
+        ("--reply-dst", "198.51.100.10"), ("--reply-src", "10.211.0.3")]
+    assert conntrack.stale_flows(None, tables(a_public)["ip"]) == []

@@ -195,6 +195,8 @@ PROGRAMS = {
     "dnsmasq": ("dnsmasq-base", "libvirtd, for the instance network's DHCP"),
     "iptables": ("iptables", "libvirtd, for the instance network's firewall rules"),
     "nft": ("nftables", "the EDGE data plane (cluster/edge/); tests/test_edge_nft.py"),
+    "conntrack": ("conntrack", "the EDGE data plane forgets flows of a moved public IP "
+                  "(cluster/edge/conntrack.py); tests/test_edge_nft.py"),
     "dhcp_release": ("dnsmasq-utils", "the libvirt driver frees a lease at terminate"),
     "ip": ("iproute2", "the libvirt driver puts the metadata address on the bridge"),
     "tgtd": ("tgt", "setup.sh and tests/test_ebs_export.py start it"),

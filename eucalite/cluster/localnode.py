@@ -151,7 +151,7 @@ class LocalNode:
     def unplug(self, endpoint: Endpoint) -> None:
         network.unplug(self.driver, self.config, endpoint.mac, endpoint.ip)
 
-    def apply_network(self, plan: NetworkPlan) -> None:
+    def apply_network(self, plan: NetworkPlan, reread: bool = False) -> None:
         if self.firewall is None:
             raise DriverError("this node has no data plane for security groups")
-        self.firewall.apply(plan)
+        self.firewall.apply(plan, reread)

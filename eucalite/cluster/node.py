@@ -158,7 +158,9 @@ class Node(Protocol):
         """The instance ended: its DHCP lease is released, so the address is free at once
         (the reservation stays for the next instance of that address)."""
 
-    def apply_network(self, plan: NetworkPlan) -> None:
+    def apply_network(self, plan: NetworkPlan, reread: bool = False) -> None:
         """Afterwards the node's data plane enforces exactly *plan* (see
         :mod:`.edge.plan`): rules of instances no longer in it are gone, unchanged ones
-        untouched. Idempotent; safe to call with the same plan again (a reconcile pass)."""
+        untouched. Idempotent; safe to call with the same plan again (a reconcile pass).
+        *reread*: check against what the kernel holds, not what was applied last, so a
+        rule lost or changed behind the node's back is repaired (a reconcile pass)."""

@@ -28,16 +28,17 @@ from .models import Instance, InstanceSecurityGroup, SecurityGroupRule
 log = logging.getLogger(__name__)
 
 
-def sync(cluster: ClusterService) -> None:
+def sync(cluster: ClusterService, reread: bool = False) -> None:
     """Push the current plan to every node (after the change is committed). A node that
     refuses is logged, not raised (the change is committed; the reconciler's next pass
-    applies the plan again)."""
+    applies the plan again). *reread*: each node compares with what its kernel holds, not
+    with what it applied last (the reconciler's passes: repairs a lost or changed rule)."""
     node = cluster.local_node
     if node is None or cluster.network_problem:
         return
     with apply_lock(Path(cluster.config["data_dir"])):
         try:
-            node.apply_network(build(node.node_id))
+            node.apply_network(build(node.node_id), reread)
         except (FirewallError, DriverError, ValueError) as error:
             log.warning("cannot apply the network plan on node %s: %s", node.node_id, error)
 

@@ -80,7 +80,7 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *,
                 report.orphans_destroyed.append(instance_id)
             except DriverError as error:
                 log.warning("reconcile: could not destroy %s: %s", instance_id, error)
-    netplan.sync(cluster)
+    netplan.sync(cluster, reread=True)
     return report
 
 

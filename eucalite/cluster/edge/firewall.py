@@ -12,28 +12,43 @@ What :class:`NftFirewall` changes on the host, and nothing else:
   listed in ``<data_dir>/edge-addresses.json`` so that only those are ever removed.
 
 :meth:`NftFirewall.remove` undoes the tables and addresses (the interface flags stay).
+
+An apply changes only what differs from what the firewall applied last, which it keeps
+in memory: reading the tables back costs more than changing a chain, and a sync after an
+API call should cost what the change costs. The kernel's tables are read back on the
+first apply, on every apply asked to (*reread*: the reconciler's passes, so a rule lost
+or changed by hand is repaired within a pass) and after nft refused a change worked out
+from memory. This assumes one firewall object applies on a node at a time (the serving
+process's node duty, under netplan's lock). After each apply the tracked connections the
+new ruleset no longer stands behind are deleted (:mod:`.conntrack`: a public IP's flows
+follow it when it moves).
 """
 from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import subprocess
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from . import nft
-from .nft import Changes, FirewallError
+from . import conntrack, nft
+from .nft import Changes, FirewallError, Installed
 from .plan import NetworkPlan
 from .ruleset import BRIDGE_FAMILY, IP_FAMILY, TABLE, Host, Table, render
 
 INSTALL_HINT = "apt install nftables"
 
+log = logging.getLogger(__name__)
+
 
 class Firewall(Protocol):
     """Makes a node's data plane enforce a plan."""
 
-    def apply(self, plan: NetworkPlan) -> Changes:
-        """Afterwards exactly *plan* is enforced; returns what changed (FirewallError)."""
+    def apply(self, plan: NetworkPlan, reread: bool = False) -> Changes:
+        """Afterwards exactly *plan* is enforced; returns what changed (FirewallError).
+        *reread*: compare with what the kernel holds now, not with what was applied last
+        (repairs changes made behind the firewall's back; costs a read of the tables)."""
 
 
 class FakeFirewall:
@@ -45,11 +60,13 @@ class FakeFirewall:
         self.plan: NetworkPlan | None = None
         self.tables: list[Table] = []
         self.applied = 0
+        self.rereads = 0
 
-    def apply(self, plan: NetworkPlan) -> Changes:
+    def apply(self, plan: NetworkPlan, reread: bool = False) -> Changes:
         self.tables = render(plan, self.host)
         self.plan = plan
         self.applied += 1
+        self.rereads += reread
         return Changes()
 
 
@@ -62,6 +79,9 @@ class NftFirewall:
         self.host = host
         self.prefix = tuple(prefix)
         self.addresses_file = Path(state_dir) / "edge-addresses.json"
+        # what the last apply left installed (tables by ref; public /32s); None: unknown
+        self._tables: dict[str, Installed | None] | None = None
+        self._public: set[str] | None = None
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -93,17 +113,45 @@ class NftFirewall:
 
     # -- applying ---------------------------------------------------------------------------
 
-    def apply(self, plan: NetworkPlan) -> Changes:
-        changes = nft.apply_tables(self.prefix, render(plan, self.host))
+    def apply(self, plan: NetworkPlan, reread: bool = False) -> Changes:
+        tables = render(plan, self.host)
+        remembered = None if reread else self._tables
+        self._tables = None                 # unknown until this apply has worked
+        before = remembered if remembered is not None else self.installed()
+        try:
+            changes = nft.apply_tables(self.prefix, tables, before)
+        except FirewallError:
+            if remembered is None:
+                raise
+            before = self.installed()       # changed behind our back: work from the kernel
+            changes = nft.apply_tables(self.prefix, tables, before)
+        self._tables = {table.ref: nft.installed_after(table) for table in tables}
+        self._forget_flows(before, tables)
         if self.host.public_interface:
-            self._sync_addresses({port.public_ip for port in plan.ports if port.public_ip})
+            self._sync_addresses({port.public_ip for port in plan.ports if port.public_ip},
+                                 reread)
         return changes
 
     def remove(self) -> None:
-        """Delete eucalite's tables and the public addresses it added."""
+        """Delete eucalite's tables, the public addresses it added and the tracked
+        connections its NAT made (they would go on being NATed without the tables)."""
+        before = self.installed()
+        self._tables = None
         nft.remove_tables(self.prefix, [(BRIDGE_FAMILY, TABLE), (IP_FAMILY, TABLE)])
+        self._forget_flows(before, render(NetworkPlan(), self.host))
         if self.host.public_interface:
-            self._sync_addresses(set())
+            self._sync_addresses(set(), reread=True)
+
+    def _forget_flows(self, before: dict[str, Installed | None], tables: list[Table]) -> None:
+        """Delete the tracked connections the new tables no longer stand behind (logged,
+        not raised, when that fails: the tables are in place and stale flows end by
+        themselves once idle)."""
+        after = next(table for table in tables if table.family == IP_FAMILY)
+        try:
+            conntrack.forget(self.prefix, conntrack.stale_flows(before[after.ref], after))
+        except FirewallError as error:
+            log.warning("established flows of a moved or released address may keep their "
+                        "old NAT until idle: %s", error)
 
     def installed(self) -> dict[str, nft.Installed | None]:
         """eucalite's tables as installed now ("bridge eucalite", "ip eucalite")."""
@@ -112,17 +160,23 @@ class NftFirewall:
 
     # -- public addresses on the public interface -------------------------------------------
 
-    def _sync_addresses(self, wanted: set[str]) -> None:
+    def _sync_addresses(self, wanted: set[str], reread: bool) -> None:
+        """Make the public interface hold exactly the /32s of *wanted* among those eucalite
+        added (the interface is listed again only with *reread* or after a change)."""
+        if not reread and wanted == self._public:
+            return
+        self._public = None
         interface = self.host.public_interface
         present = self._addresses(interface)
         added = self._added()
-        for ip in sorted(wanted - present):
-            self._run(["ip", "address", "add", f"{ip}/32", "dev", interface])
-            added.add(ip)
-        for ip in sorted((added & present) - wanted):
-            self._run(["ip", "address", "del", f"{ip}/32", "dev", interface])
-        added &= wanted
-        self._save_added(added)
+        commands = [f"address add {ip}/32 dev {interface}" for ip in sorted(wanted - present)]
+        commands += [f"address del {ip}/32 dev {interface}"
+                     for ip in sorted((added & present) - wanted)]
+        if commands:
+            self._save_added(added | (wanted - present))    # before: a failure leaks none
+            self._run(["ip", "-batch", "-"], "\n".join(commands) + "\n")
+        self._save_added((added | (wanted - present)) & wanted)
+        self._public = set(wanted)
 
     def _addresses(self, interface: str) -> set[str]:
         out = self._run(["ip", "-j", "address", "show", "dev", interface])
@@ -143,10 +197,11 @@ class NftFirewall:
         partial.write_text(json.dumps(sorted(added, key=ipaddress.IPv4Address)))
         partial.replace(self.addresses_file)
 
-    def _run(self, argv: list[str]) -> str:
+    def _run(self, argv: list[str], stdin: str | None = None) -> str:
         full = [*self.prefix, *argv]
         try:
-            done = subprocess.run(full, capture_output=True, text=True, timeout=30)
+            done = subprocess.run(full, input=stdin, capture_output=True, text=True,
+                                  timeout=30)
         except FileNotFoundError as exc:
             raise FirewallError(f"{full[0]} is not installed") from exc
         if done.returncode != 0:

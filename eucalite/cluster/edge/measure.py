@@ -39,9 +39,10 @@ def synthetic_plan(subnet: str, instances: int = 100, rules_per_instance: int = 
 def time_apply(firewall: NftFirewall, instances: int = 100,
                rules_per_instance: int = 10) -> dict:
     """Seconds to render and apply a plan of ``instances * rules_per_instance`` rules from
-    nothing (``full``), to apply it again unchanged (``noop``) and to apply one changed
-    rule (``one_rule``), with the counts that show how much each touched. Leaves the
-    firewall's tables holding the last plan."""
+    nothing (``full``), to apply it again unchanged (``noop``: a sync with nothing to
+    do), to check it against the kernel's tables (``reconcile``: a reconciler's pass) and
+    to apply one changed rule (``one_rule``: the sync after an API call), with the counts
+    that show how much each touched. Leaves the firewall's tables holding the last plan."""
     plan = synthetic_plan(firewall.host.subnet, instances, rules_per_instance)
     firewall.remove()
     result: dict = {"instances": instances,
@@ -57,6 +58,10 @@ def time_apply(firewall: NftFirewall, instances: int = 100,
     noop = firewall.apply(plan)
     result["noop"] = time.perf_counter() - start
     result["noop_commands"] = len(noop.commands)
+    start = time.perf_counter()
+    reconcile = firewall.apply(plan, reread=True)
+    result["reconcile"] = time.perf_counter() - start
+    result["reconcile_commands"] = len(reconcile.commands)
     first = plan.ports[0].groups[0]
     group = plan.groups[first]
     changed_group = replace(group, ingress=(Rule("6", 1, 1, cidr="192.0.2.0/24"),
