@@ -375,3 +375,6 @@ def test_flows_are_forgotten_only_where_the_nat_or_the_instance_changed():
         ("--orig-src", "10.211.0.3"),
         ("--reply-dst", "198.51.100.10"), ("--reply-src", "10.211.0.3")]
     assert conntrack.stale_flows(None, tables(a_public)["ip"]) == []
+    launched = NetworkPlan((*a_public.ports, port(4, public="198.51.100.11")), PLAN.groups,
+                           PLAN.members)
+    assert stale(a_public, launched) == []          # a new port and address: no flows yet

@@ -38,19 +38,18 @@ def stale_flows(before: Installed | None, after: Table) -> list[tuple[str, ...]]
         return []
     old_public, new_public = before.maps.get("pub2priv", {}), after.maps["pub2priv"][2]
     old_nat, new_nat = before.maps.get("priv2pub", {}), after.maps["priv2pub"][2]
-    gone = before.maps.get("ingress", {}).keys() - after.maps["ingress"][2].keys()
+    existed = before.maps.get("ingress", {}).keys()     # the private IPs of the ports
+    gone = existed - after.maps["ingress"][2].keys()
     filters: list[tuple[str, ...]] = []
-    for public in _changed(old_public, new_public):
+    # a public IP or port new to the node has no flows yet: nothing to forget
+    for public in (key for key in old_public if old_public[key] != new_public.get(key)):
         filters += [("--orig-dst", public), ("--reply-dst", public)]
-    for private in _changed(old_nat, new_nat) - gone:
-        filters.append(("--orig-src", private, "--src-nat"))
+    for private in existed - gone:
+        if old_nat.get(private) != new_nat.get(private):
+            filters.append(("--orig-src", private, "--src-nat"))
     for private in gone:
         filters += [("--orig-src", private), ("--orig-dst", private), ("--reply-src", private)]
     return sorted(filters)
-
-
-def _changed(old: dict[str, str], new: dict[str, str]) -> set[str]:
-    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
 
 
 def forget(prefix: Sequence[str], filters: Sequence[tuple[str, ...]]) -> None:
