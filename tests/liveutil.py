@@ -87,16 +87,20 @@ def start_live_node(data_dir: Path, **overrides):
 
 def stop_live(live, server, network: str | None = None) -> None:
     """Stop a server *start_live* started with node duty: the HTTP server, the job worker,
-    the metadata listener, every domain it runs and, when named, its libvirt network."""
+    the metadata listener, every domain it runs, what its data plane put on the host
+    (eucalite's nft tables and public /32s on a real node) and, when named, its libvirt
+    network."""
     services = live.app.extensions["eucalite"]
     server.shutdown()
     services.compute.worker.shutdown()
     if services.compute.metadata_server:
         services.compute.metadata_server.shutdown()
-    driver = services.cluster.driver
-    if driver is None:
+    node = services.cluster.local_node
+    if node is None:
         return
-    for instance_id in driver.list_domains():
-        driver.destroy(instance_id)
+    for instance_id in node.driver.list_domains():
+        node.driver.destroy(instance_id)
+    if node.firewall is not None:
+        node.firewall.remove()
     if network:
-        driver.remove_network(network)
+        node.driver.remove_network(network)

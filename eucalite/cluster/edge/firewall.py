@@ -50,6 +50,9 @@ class Firewall(Protocol):
         *reread*: compare with what the kernel holds now, not with what was applied last
         (repairs changes made behind the firewall's back; costs a read of the tables)."""
 
+    def remove(self) -> None:
+        """Undo what the data plane put on the host (it enforces nothing afterwards)."""
+
 
 class FakeFirewall:
     """The in-memory data plane: renders each plan (so a plan nft would refuse fails here
@@ -68,6 +71,9 @@ class FakeFirewall:
         self.applied += 1
         self.rereads += reread
         return Changes()
+
+    def remove(self) -> None:
+        self.tables, self.plan = [], None
 
 
 class NftFirewall:
