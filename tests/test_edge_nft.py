@@ -341,16 +341,21 @@ UDP_PORT = 9090
 FROM_LAB_UDP = Rule("17", UDP_PORT, UDP_PORT, cidr="198.51.100.0/24")
 
 
+def udp_socket(namespace: str, port: int) -> socket.socket:
+    """A UDP socket in *namespace* bound to *port* on every address."""
+    def make():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", port))
+        return sock
+    return in_namespace(make, namespace)
+
+
 class UdpServer:
     """A UDP listener in a namespace that answers each datagram with *name* and the
     source address it saw (``b"a 198.51.100.2"``)."""
 
     def __init__(self, namespace: str, name: str):
-        def make():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind(("0.0.0.0", UDP_PORT))
-            return sock
-        self.sock = in_namespace(make, namespace)
+        self.sock = udp_socket(namespace, UDP_PORT)
         self.name = name
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -371,11 +376,7 @@ class Flow:
     belongs to the same tracked connection as long as the kernel keeps it."""
 
     def __init__(self, namespace: str, source_port: int):
-        def make():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind(("0.0.0.0", source_port))
-            return sock
-        self.sock = in_namespace(make, namespace)
+        self.sock = udp_socket(namespace, source_port)
         self.sock.settimeout(1.5)
 
     def ask(self, address: str) -> str | None:
