@@ -11,7 +11,11 @@ What :class:`NftFirewall` changes on the host, and nothing else:
   ARP for it), removed when no instance uses it any more; the addresses it added are
   listed in ``<data_dir>/edge-addresses.json`` so that only those are ever removed.
 
-:meth:`NftFirewall.remove` undoes the tables and addresses (the interface flags stay).
+* tracked connections (conntrack) of its NAT that a new ruleset no longer stands behind,
+  which it deletes (see below).
+
+:meth:`NftFirewall.remove` undoes the tables and addresses and forgets its NAT's flows
+(the interface flags stay).
 
 An apply changes only what differs from what the firewall applied last, which it keeps
 in memory: reading the tables back costs more than changing a chain, and a sync after an
