@@ -205,11 +205,12 @@ class Eucalite(InProcessCloud):
             "Instances"][0]
 
     def resync(self) -> None:
-        """Make the kernel enforce the database's plan again (after the floor's hand work)."""
+        """Make the kernel enforce the database's plan again after the floor's hand work
+        (read back, as a reconcile pass does: the firewall's memory does not see it)."""
         from eucalite.compute import netplan
 
         with self.app.app_context():
-            netplan.sync(self.services.cluster)
+            netplan.sync(self.services.cluster, reread=True)
 
     def terminate(self, iid: str) -> None:
         self.ec2.terminate_instances(InstanceIds=[iid])
