@@ -105,8 +105,10 @@ class InProcessCloud:
         return self.services.cluster.metadata_problem
 
     def close(self, instance_ids=(), network: str | None = None) -> None:
-        """Stop serving, the jobs and the metadata listener; destroy *instance_ids* and
-        remove *network* from libvirt. Keeps cleaning up past any one failure."""
+        """Stop serving, the jobs and the metadata listener; destroy *instance_ids*, remove
+        what the node's data plane put on the host (eucalite's nft tables and public /32s
+        on a real node) and remove *network* from libvirt. Keeps cleaning up past any one
+        failure."""
         import contextlib
         import sys
 
@@ -125,6 +127,12 @@ class InProcessCloud:
                 driver.destroy(instance_id)
             except Exception as error:  # noqa: BLE001 - keep cleaning up
                 print(f"cannot destroy {instance_id}: {error}", file=sys.stderr)
+        firewall = self.services.cluster.local_node.firewall
+        if firewall is not None:
+            try:
+                firewall.remove()
+            except Exception as error:  # noqa: BLE001
+                print(f"cannot remove eucalite's network rules: {error}", file=sys.stderr)
         if network:
             try:
                 driver.remove_network(network)

@@ -217,12 +217,6 @@ class Eucalite(InProcessCloud):
         until(lambda: self.described(iid)["State"]["Name"] == "terminated", f"{iid} ended", 60)
 
     def close(self) -> None:
-        """Remove eucalite's nft tables and public /32s (NftFirewall.remove), then what
-        InProcessCloud.close removes."""
-        node = self.services.cluster.local_node
-        if node is not None and node.firewall is not None:
-            with contextlib.suppress(Exception):
-                node.firewall.remove()
         super().close(self.launched, NETWORK)
 
 
