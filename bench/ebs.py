@@ -41,7 +41,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import GUEST_DIR, InProcessCloud  # bench/common.py (run as bench/<script>.py)
+from common import GUEST_DIR, InProcessCloud, run_cleaning_up  # bench/common.py (run as bench/<script>.py)
 
 MiB, GiB = 2**20, 2**30
 POLL = 0.02
@@ -758,13 +757,9 @@ def main() -> None:
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     logging.disable(logging.WARNING)
     table = Table()
-    cleanup: list = []
     work = Path(tempfile.mkdtemp(prefix="eucalite-bench-ebs-"))
-    cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    interrupted = False
-    try:
+
+    def body(cleanup: list) -> None:
         server = Server(work / "data", node=True, hypervisor="fake", ebs_export="local",
                         max_volume_gb=100, max_total_volume_gb=1000)
         cleanup.insert(0, server.close)
@@ -780,18 +775,8 @@ def main() -> None:
             table.section("3. AttachVolume: left out (--skip-guest)")
         else:
             bench_guest(args, table, cleanup)
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        interrupted = True
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)     # let the clean-up finish
-        for step in cleanup:
-            try:
-                step()
-            except Exception as error:  # noqa: BLE001 - keep cleaning up
-                print(f"clean-up step failed: {error}", file=sys.stderr)
-    if interrupted:
-        raise SystemExit(130)
+
+    run_cleaning_up(body, work)
     print(f"EBS benchmark: {os.cpu_count()} CPUs, median and fastest of {args.runs} runs; "
           f"eucalite in-process (werkzeug threaded, sqlite), boto3 without retries, "
           f"every wait polled every 20 ms; volumes, object store and copies on one "
