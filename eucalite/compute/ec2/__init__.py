@@ -17,6 +17,7 @@ from . import (images, instance_types, instances, keypairs, regions, snapshots, 
 from . import securitygroups  # noqa: F401
 from . import securitygrouprules  # noqa: F401
 from . import addresses  # noqa: F401
+from . import instance_attributes, instance_status  # noqa: F401
 from .actions import registry
 
 EC2_PATH = "/services/compute"

@@ -1,6 +1,6 @@
-"""EC2 instance actions: RunInstances, DescribeInstances, DescribeInstanceStatus,
-TerminateInstances, RebootInstances, StopInstances, StartInstances, GetConsoleOutput,
-DescribeInstanceAttribute, ModifyInstanceAttribute and ModifyInstanceMetadataOptions."""
+"""EC2 instance actions: RunInstances, DescribeInstances, TerminateInstances,
+RebootInstances, StopInstances, StartInstances and GetConsoleOutput, and how an instance
+renders (attributes: :mod:`.instance_attributes`; status: :mod:`.instance_status`)."""
 from __future__ import annotations
 
 import base64
@@ -20,7 +20,7 @@ from .actions import registry
 from .tagparams import specified_tags, tag_set
 
 
-def _state(name: str) -> dict:
+def render_state(name: str) -> dict:
     return {"code": states.CODES[name], "name": name}
 
 
@@ -43,7 +43,7 @@ def render_metadata_options(instance) -> dict:
             "instanceMetadataTags": options["InstanceMetadataTags"]}
 
 
-def _group_set(groups) -> list[dict]:
+def group_set(groups) -> list[dict]:
     """Security groups as a ``groupSet``."""
     return [{"groupId": group.id, "groupName": group.name} for group in groups]
 
@@ -53,7 +53,7 @@ def render_instance(instance, tag_map: dict, groups=()) -> dict:
     return {
         "instanceId": instance.id,
         "imageId": instance.image_id,
-        "instanceState": _state(instance.state),
+        "instanceState": render_state(instance.state),
         "privateDnsName": _private_dns(instance),
         "dnsName": _public_dns(instance),
         "reason": instance.state_reason or "",
@@ -68,7 +68,7 @@ def render_instance(instance, tag_map: dict, groups=()) -> dict:
         "monitoring": {"state": "disabled"},
         "privateIpAddress": instance.private_ip,
         "ipAddress": instance.public_ip,
-        "groupSet": _group_set(groups),
+        "groupSet": group_set(groups),
         "stateReason": ({"code": instance.state_reason.split(":")[0],
                          "message": instance.state_reason}
                         if instance.state_reason else None),
@@ -102,7 +102,7 @@ def _reservations(call, rows, tag_map) -> list[dict]:
     return [{
         "reservationId": reservation_id,
         "ownerId": members[0].owner_id,
-        "groupSet": _group_set(groups[members[0].id]),
+        "groupSet": group_set(groups[members[0].id]),
         "instancesSet": [dict(render_instance(row, tag_map, groups[row.id]),
                               blockDeviceMapping=[
                               _block_device_item(volume) for volume in devices.get(row.id, [])])
@@ -210,44 +210,10 @@ def describe_instances(call):
     return {"reservationSet": _reservations(call, page, tag_map), "nextToken": next_token}
 
 
-@registry.action("DescribeInstanceStatus", params=("InstanceId", "Filter", "MaxResults",
-                                                   "NextToken", "IncludeAllInstances"))
-def describe_instance_status(call):
-    request = PAGING.read(call.params)
-    rows = call.services.compute.describe_instances(call.principal,
-                                                    call.params.get_list("InstanceId") or None)
-    if not call.params.get_bool("IncludeAllInstances"):
-        rows = [row for row in rows if row.state == states.RUNNING]
-    getters = {
-        "availability-zone": lambda row: row.zone,
-        "instance-state-name": lambda row: row.state,
-        "instance-state-code": lambda row: states.CODES[row.state],
-        "instance-status.status": lambda row: _status(row),
-        "system-status.status": lambda row: _status(row),
-    }
-    rows = filters.apply(rows, filters.parse(call.params), getters)
-    page, next_token = request.page(rows)
-    return {"instanceStatusSet": [{
-        "instanceId": row.id,
-        "availabilityZone": row.zone,
-        "instanceState": _state(row.state),
-        "systemStatus": {"status": _status(row),
-                         "details": [{"name": "reachability", "status": "passed"
-                                      if row.state == states.RUNNING else "initializing"}]},
-        "instanceStatus": {"status": _status(row),
-                           "details": [{"name": "reachability", "status": "passed"
-                                        if row.state == states.RUNNING else "initializing"}]},
-    } for row in page], "nextToken": next_token}
-
-
-def _status(row) -> str:
-    return "ok" if row.state == states.RUNNING else "not-applicable"
-
-
 def _changes(changes, tag: str) -> dict:
     return {tag: [{"instanceId": change.instance_id,
-                   "currentState": _state(change.current),
-                   "previousState": _state(change.previous)} for change in changes]}
+                   "currentState": render_state(change.current),
+                   "previousState": render_state(change.previous)} for change in changes]}
 
 
 def _ids(call) -> list[str]:
@@ -287,67 +253,3 @@ def get_console_output(call):
         call.principal, call.params.require("InstanceId"))
     return {"instanceId": instance_id, "timestamp": utcnow(),
             "output": base64.b64encode(output).decode()}
-
-
-ATTRIBUTES = ("instanceType", "kernel", "ramdisk", "userData", "disableApiTermination",
-              "instanceInitiatedShutdownBehavior", "rootDeviceName", "blockDeviceMapping",
-              "groupSet", "ebsOptimized", "sourceDestCheck", "productCodes")
-
-
-@registry.action("DescribeInstanceAttribute", params=("InstanceId", "Attribute"))
-def describe_instance_attribute(call):
-    instance = call.services.compute.instance(call.principal, call.params.require("InstanceId"))
-    attribute = call.params.require("Attribute")
-    if attribute not in ATTRIBUTES:
-        raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. "
-                                    "Unknown attribute.")
-    value = {
-        "instanceType": {"value": instance.instance_type},
-        "kernel": {"value": instance.kernel_id},
-        "ramdisk": {"value": instance.ramdisk_id},
-        "userData": {"value": instance.user_data} if instance.user_data else {},
-        "disableApiTermination": {"value": False},
-        "instanceInitiatedShutdownBehavior": {"value": "stop"},
-        "rootDeviceName": {"value": instance.root_device_name},
-        "blockDeviceMapping": [],
-        "groupSet": _group_set(call.services.compute.instance_groups(
-            [instance.id])[instance.id]),
-        "ebsOptimized": {"value": False},
-        "sourceDestCheck": {"value": True},
-        "productCodes": [],
-    }[attribute]
-    return {"instanceId": instance.id, attribute: value}
-
-
-@registry.action("ModifyInstanceAttribute", params=(
-    "InstanceId", "Attribute", "Value", "InstanceType", "UserData", "Kernel", "Ramdisk",
-    "DisableApiTermination", "InstanceInitiatedShutdownBehavior"))
-def modify_instance_attribute(call):
-    instance_id = call.params.require("InstanceId")
-    changes: dict = {}
-    attribute, value = call.params.get("Attribute"), call.params.get("Value")
-    for name, key in (("InstanceType", "instanceType"), ("UserData", "userData"),
-                      ("Kernel", "kernel"), ("Ramdisk", "ramdisk")):
-        struct = call.params.get_struct(name) if name in call.params.names() else {}
-        if struct.get("Value") is not None:
-            changes[key] = struct["Value"]
-    if attribute and value is not None:
-        changes[attribute] = value
-    if "userData" in changes:               # base64 on the wire; the service takes bytes
-        changes["userData"] = decode_user_data(changes["userData"])
-    call.services.compute.modify_instance(call.principal, instance_id, changes)
-    return {"return": True}
-
-
-METADATA_OPTION_PARAMS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint",
-                          "HttpProtocolIpv6", "InstanceMetadataTags")
-
-
-@registry.action("ModifyInstanceMetadataOptions",
-                 params=("InstanceId",) + METADATA_OPTION_PARAMS)
-def modify_instance_metadata_options(call):
-    instance = call.services.compute.modify_metadata_options(
-        call.principal, call.params.require("InstanceId"),
-        {name: call.params.get(name) for name in METADATA_OPTION_PARAMS})
-    return {"instanceId": instance.id,
-            "instanceMetadataOptions": render_metadata_options(instance)}
