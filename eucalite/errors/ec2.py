@@ -245,3 +245,7 @@ class InvalidIPAddressInUse(ClientError):
 
 class ResourceAlreadyAssociated(ClientError):
     code = "Resource.AlreadyAssociated"
+
+
+class InvalidInstanceAttributeValue(ClientError):
+    code = "InvalidInstanceAttributeValue"
