@@ -1,4 +1,5 @@
-"""The EC2 Query API adapter: one blueprint at ``/services/compute``, one registry of actions.
+"""The EC2 Query API adapter: one blueprint at ``/services/compute`` (and Eucalyptus' classic
+``/services/Eucalyptus``, for clients written for Eucalyptus), one registry of actions.
 
 Each resource family has its own module registering its actions on
 :data:`.actions.registry`; a handler reads ``call.params``, calls a service, and returns the
@@ -18,7 +19,7 @@ from . import securitygroups  # noqa: F401
 from . import securitygrouprules  # noqa: F401
 from . import addresses  # noqa: F401
 from . import instance_attributes, instance_status  # noqa: F401
-from .actions import registry
+from .actions import CLASSIC_EC2_PATH, registry
 
 EC2_PATH = "/services/compute"
 
@@ -34,7 +35,7 @@ protocol = api.QueryProtocol(
     service="ec2",
     registry=registry,
     render=lambda action, request_id, body: xmlutil.query_response(
-        action, xmlutil.EC2_NAMESPACE, request_id, body),
+        action, getattr(body, "namespace", xmlutil.EC2_NAMESPACE), request_id, body),
     render_error=lambda error, request_id: xmlutil.ec2_error(error.code, error.message,
                                                              request_id),
     before_call=_dry_run,
@@ -44,6 +45,7 @@ blueprint = Blueprint("ec2", __name__)
 
 
 @blueprint.route(EC2_PATH, methods=api.ALL_METHODS, strict_slashes=False)
+@blueprint.route(CLASSIC_EC2_PATH, methods=api.ALL_METHODS, strict_slashes=False)
 def endpoint():
     return api.serve_query(protocol)
 

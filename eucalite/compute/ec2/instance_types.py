@@ -1,12 +1,23 @@
 """EC2 instance type actions: DescribeInstanceTypes, and Eucalyptus'
-ModifyInstanceTypeAttribute (the cloud admin resizes a type)."""
+ModifyInstanceTypeAttribute (the cloud admin resizes a type).
+
+DescribeInstanceTypes answers in AWS's shape (``instanceTypeSet``), or in Eucalyptus' own
+(``instanceTypeDetails`` items of name/cpu/disk/memory in the ``http://msgs.eucalyptus.com/
+<version>`` namespace) for a client written for Eucalyptus: one whose Version is in
+Eucalyptus' numbering (``3.3.0``, ``4.4``), or any client at Eucalyptus' classic path, where
+libcloud's Eucalyptus driver sends AWS's Version yet reads Eucalyptus' shape.
+"""
 from __future__ import annotations
+
+import re
+
+from flask import request
 
 from ...errors.ec2 import InvalidInstanceType
 from ..instance_types import is_current_generation
 from ...paging import Paging
 from . import filters
-from .actions import registry
+from .actions import CLASSIC_EC2_PATH, NamespacedBody, registry
 
 ROOT_DEVICE_TYPES = ["ebs", "instance-store"]
 VIRTUALIZATION_TYPES = ["hvm", "paravirtual"]
@@ -62,12 +73,33 @@ _GETTERS = {
 
 PAGING = Paging(maximum=100)
 
+#: Eucalyptus numbered its API by its release (AWS by date: 2016-11-15).
+_EUCALYPTUS_VERSION = re.compile(r"\d+(\.\d+){1,2}")
+#: The release libcloud's Eucalyptus driver reads by default.
+DEFAULT_EUCALYPTUS_VERSION = "3.3.0"
+
+
+def eucalyptus_namespace(version: str | None, path: str) -> str | None:
+    """The namespace of Eucalyptus' own answer for a request with *version* at *path*, or
+    None when the client wants AWS's shape."""
+    if version and _EUCALYPTUS_VERSION.fullmatch(version):
+        return f"http://msgs.eucalyptus.com/{version}"
+    if path.rstrip("/") == CLASSIC_EC2_PATH:
+        return f"http://msgs.eucalyptus.com/{DEFAULT_EUCALYPTUS_VERSION}"
+    return None
+
+
+def _render_eucalyptus(row) -> dict:
+    """One instance type as Eucalyptus' ``instanceTypeDetails`` item (memory in MiB, disk
+    in GiB, as euca-describe-instance-types printed them)."""
+    return {"name": row.name, "cpu": row.cpu, "disk": row.disk_gb, "memory": row.memory_mb}
+
 
 @registry.action("DescribeInstanceTypes", params=("InstanceType", "Filter", "MaxResults",
                                                   "NextToken"))
 def describe_instance_types(call):
     params = call.params
-    request = PAGING.read(params)
+    paging = PAGING.read(params)
     rows = call.services.compute.list_instance_types()
     names = params.get_list("InstanceType")
     if names:
@@ -78,7 +110,12 @@ def describe_instance_types(call):
                                       f"[{', '.join(unknown)}]")
         rows = [row for row in rows if row.name in names]
     rows = filters.apply(rows, filters.parse(params), _GETTERS)
-    page, next_token = request.page(rows, key=lambda row: row.name)
+    page, next_token = paging.page(rows, key=lambda row: row.name)
+    namespace = eucalyptus_namespace(params.flat.get("Version"), request.path)
+    if namespace is not None:
+        return NamespacedBody(namespace, {
+            "instanceTypeDetails": [_render_eucalyptus(row) for row in page],
+            "nextToken": next_token})
     return {"instanceTypeSet": [_render(row) for row in page], "nextToken": next_token}
 
 
