@@ -276,7 +276,7 @@ def test_attribute_errors_and_non_owners(env):
     assert error_code(other.ec2.reset_image_attribute, ImageId=image_id,
                       Attribute="launchPermission") == "AuthFailure"
     assert error_code(ec2.describe_image_attribute, ImageId=image_id,
-                      Attribute="productCodes") == "InvalidParameterValue"
+                      Attribute="colour") == "InvalidParameterValue"
     assert error_code(ec2.reset_image_attribute, ImageId=image_id,
                       Attribute="description") == "InvalidParameterValue"
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Mapping
 
+from .. import tags
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..ebs import snapshots
@@ -86,7 +87,7 @@ def read_manifest(principal: Principal, store, location: str) -> bundle.Manifest
     return manifest
 
 
-def _check_block_devices(principal: Principal, mappings: list[dict]) -> list[dict]:
+def check_block_devices(principal: Principal, mappings: list[dict]) -> list[dict]:
     """*mappings* as stored, checked: an ``ebs.snapshot_id`` must name a completed snapshot
     the caller may create volumes from, a ``volume_size`` may not be smaller than it (and
     defaults to it)."""
@@ -135,7 +136,7 @@ def register(principal: Principal, store, request: Registration) -> Image:
     if architecture not in ARCHITECTURES:
         raise InvalidParameterValue(f"Value ({architecture}) for parameter architecture is "
                                     f"invalid. Valid values: {', '.join(ARCHITECTURES)}")
-    mappings = _check_block_devices(principal, request.block_devices)
+    mappings = check_block_devices(principal, request.block_devices)
     if manifest is None:
         return _register_ebs(principal, request, name, description, architecture, mappings)
     kernel_id = ramdisk_id = None
@@ -152,7 +153,7 @@ def register(principal: Principal, store, request: Registration) -> Image:
         raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
                                     f"virtualizationType is invalid. Valid values: "
                                     f"{', '.join(VIRTUALIZATION_TYPES)}")
-    return _insert(principal, kind, (mappings or _manifest_mappings(manifest)) or None,
+    return insert(principal, kind, (mappings or _manifest_mappings(manifest)) or None,
                    manifest.to_json(), name=name, description=description,
                    location=request.location.strip().lstrip("/"), architecture=architecture,
                    kernel_id=kernel_id, ramdisk_id=ramdisk_id,
@@ -180,27 +181,32 @@ def _register_ebs(principal: Principal, request: Registration, name: str,
     if virtualization not in VIRTUALIZATION_TYPES:
         raise InvalidParameterValue(f"Value ({virtualization}) for parameter "
                                     f"virtualizationType is invalid.")
-    return _insert(principal, "machine", mappings, None, name=name, description=description,
+    return insert(principal, "machine", mappings, None, name=name, description=description,
                    location=None, architecture=architecture, kernel_id=kernel_id,
                    ramdisk_id=ramdisk_id, root_device_name=root, root_device_type="ebs",
                    virtualization_type=virtualization,
                    size_bytes=root_ebs["volume_size"] * 2**30)
 
 
-def _insert(principal: Principal, kind: str, block_devices: list[dict] | None,
-            manifest: dict | None, **columns) -> Image:
-    """Write the new image (available, private, a fresh id of *kind*) with *columns*;
-    InvalidAMIName.Duplicate if the owner already has one of that name."""
+def insert(principal: Principal, kind: str, block_devices: list[dict] | None,
+           manifest: dict | None, *, image_id: str | None = None, state: str = "available",
+           tag_map: Mapping[str, str] | None = None, **columns) -> Image:
+    """Write the new image (*state*, private, *image_id* or a fresh id of *kind*) with
+    *columns* and the tags *tag_map*; InvalidAMIName.Duplicate if the owner already has
+    one of that name."""
+    tag_map = tags.check_new_tags(tag_map)
     write_lock()
     try:
-        _check_unique_name(principal.account_id, columns["name"])
-        image = Image(id=new_image_id(kind), owner_id=principal.account_id, kind=kind,
-                      state="available", is_public=False, **columns)
+        check_unique_name(principal.account_id, columns["name"])
+        image = Image(id=image_id or new_image_id(kind), owner_id=principal.account_id,
+                      kind=kind, state=state, is_public=False, **columns)
         image.set_json("launch_permissions", [])
         image.set_json("block_devices", block_devices)
         if manifest is not None:
             image.set_json("manifest", manifest)
         db.session.add(image)
+        db.session.flush()
+        tags.tag_new_resources(principal, "image", [image.id], tag_map)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -208,7 +214,7 @@ def _insert(principal: Principal, kind: str, block_devices: list[dict] | None,
     return image
 
 
-def _check_unique_name(owner_id: str, name: str) -> None:
+def check_unique_name(owner_id: str, name: str) -> None:
     taken = db.session.execute(db.select(Image.id).where(
         Image.owner_id == owner_id, Image.name == name)).first()
     if taken is not None:

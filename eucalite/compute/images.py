@@ -22,9 +22,10 @@ from ..db import db, write_lock
 from ..errors import InvalidParameterValue, MissingParameter
 from ..errors import ec2 as ec2_errors
 from ..query import check_text
+from ..ebs import snapshots
 from ..s3 import buckets, objects
 from . import bundle
-from .models import Image
+from .models import Image, Instance
 
 PREFIXES = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
 KINDS_BY_PREFIX = {"emi": "machine", "ami": "machine", "eki": "kernel", "aki": "kernel",
@@ -97,6 +98,51 @@ def owned(principal: Principal, image_id: str) -> Image:
     return image
 
 
+def find(image_id: str | None) -> Image | None:
+    """The image, whoever owns it (None if there is none)."""
+    return db.session.get(Image, image_id) if image_id else None
+
+
+def settle(rows: Iterable[Image]) -> None:
+    """Bring the ``pending`` images among *rows* (those CreateImage made) up to date with
+    their snapshots: ``available`` once every snapshot their mapping names is completed,
+    ``failed`` with the reason once one is in error or gone. Decided when an image is read,
+    so no job has to wait for the snapshots; commits only when a state changes."""
+    changes = {}
+    for image in rows:
+        if image.state == "pending":
+            outcome = _snapshots_outcome(image)
+            if outcome is not None:
+                changes[image.id] = outcome
+    if not changes:
+        return
+    write_lock()
+    try:
+        for image_id, (state, reason) in changes.items():
+            image = db.session.get(Image, image_id)
+            if image is not None and image.state == "pending":
+                image.state, image.state_reason = state, reason
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def _snapshots_outcome(image: Image) -> tuple[str, str | None] | None:
+    """(state, reason) a pending image has come to, or None while a snapshot is pending."""
+    for mapping in image.get_json("block_devices", []) or []:
+        snapshot_id = (mapping.get("ebs") or {}).get("snapshot_id")
+        if not snapshot_id:
+            continue
+        snapshot = snapshots.find(snapshot_id)
+        if snapshot is None or snapshot.state == "error":
+            why = snapshot.state_message if snapshot is not None else "it is gone"
+            return "failed", f"Snapshot {snapshot_id} failed: {why}"[:255]
+        if snapshot.state != "completed":
+            return None
+    return "available", None
+
+
 def launchable(principal: Principal, image_id: str) -> Image:
     """The machine image RunInstances may start for *principal*.
 
@@ -106,6 +152,7 @@ def launchable(principal: Principal, image_id: str) -> Image:
     image = visible(principal, image_id)
     if image.kind != "machine":
         raise ImageNotFound(image_id)
+    settle([image])
     if image.state != "available":
         raise ec2_errors.InvalidAMIIDUnavailable(
             f"Image {image_id} is not available (state: {image.state}).")
@@ -203,6 +250,7 @@ def describe(principal: Principal, image_ids: Iterable[str] = (),
             Image.owner_id == me, Image.is_public.is_(True),
             Image.launch_permissions_json.contains(f'"{me}"')))).scalars())
     rows = [row for row in rows if can_launch(me, row)]
+    settle(rows)
     owner_ids = _owner_ids(principal, owners)
     if owner_ids is not None:
         rows = [row for row in rows if row.owner_id in owner_ids]
@@ -248,7 +296,15 @@ def _executable_by(principal: Principal, image: Image, wanted: list[str]) -> boo
 
 # --- attributes ---------------------------------------------------------------------------
 
-ATTRIBUTES = ("description", "kernel", "ramdisk", "launchPermission", "blockDeviceMapping")
+#: Every attribute DescribeImageAttribute names (AWS's list).
+ATTRIBUTES = ("description", "kernel", "ramdisk", "launchPermission", "productCodes",
+              "blockDeviceMapping", "sriovNetSupport", "bootMode", "tpmSupport", "uefiData",
+              "lastLaunchedTime", "imdsSupport", "deregistrationProtection")
+#: Those ModifyImageAttribute changes here. (AWS also sets imdsSupport, which needs a
+#: column this table does not have yet, and productCodes, for the Marketplace only.)
+MODIFIABLE = ("description", "kernel", "ramdisk", "launchPermission")
+#: Those ResetImageAttribute puts back.
+RESETTABLE = ("launchPermission",)
 
 
 def check_attribute(name: str | None, allowed: Iterable[str] = ATTRIBUTES) -> str:
@@ -262,11 +318,19 @@ def check_attribute(name: str | None, allowed: Iterable[str] = ATTRIBUTES) -> st
 
 
 def attribute(principal: Principal, image_id: str, name: str):
-    """DescribeImageAttribute's value: launch permissions are for the owner's eyes only."""
+    """The image whose attribute *name* DescribeImageAttribute reads: launch permissions
+    are for the owner's eyes only."""
     check_attribute(name)
     image = owned(principal, image_id) if name == "launchPermission" else \
         visible(principal, image_id)
+    settle([image])
     return image
+
+
+def last_launched(image: Image):
+    """When an instance was last launched from *image* (lastLaunchedTime), or None."""
+    return db.session.execute(db.select(db.func.max(Instance.launch_time)).where(
+        Instance.image_id == image.id)).scalar()
 
 
 @dataclass
@@ -356,7 +420,7 @@ def modify(principal: Principal, image_id: str, name: str, value: str | None) ->
 
 def reset(principal: Principal, image_id: str, name: str) -> None:
     """ResetImageAttribute: only ``launchPermission`` (back to private, no accounts)."""
-    check_attribute(name, ("launchPermission",))
+    check_attribute(name, RESETTABLE)
     owned(principal, image_id)
     write_lock()
     try:

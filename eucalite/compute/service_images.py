@@ -2,27 +2,45 @@
 :class:`eucalite.compute.service.ComputeService`).
 
 Each method is the adapters' one way to an operation of :mod:`eucalite.compute.images`,
-:mod:`eucalite.compute.imageimport` or :mod:`eucalite.compute.keypairs`: a Principal and
+:mod:`eucalite.compute.imageimport`, :mod:`eucalite.compute.createimage` or
+:mod:`eucalite.compute.keypairs`: a Principal and
 plain values in, rows or plain values out, with the errors those modules raise.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
+from .. import tags
 from ..accounts import Principal
 from ..db import db
-from . import imageimport, images, keypairs
+from . import createimage, imageimport, images, keypairs
 from .images import PermissionChange
 from .models import Image, KeyPair
 
 
 class ImagesMixin:
-    """Images: register, describe, deregister, and their attributes. Needs ``self.s3``."""
+    """Images: register, create from instances, copy, describe, deregister, and their
+    attributes. Needs ``self.s3``, ``self.ebs`` and ``self.regions()``."""
 
     def register_image(self, principal: Principal,
                        request: imageimport.Registration) -> Image:
         """RegisterImage: from a bundle's manifest in Walrus, or from block device mappings."""
         return imageimport.register(principal, self.s3.store, request)
+
+    def create_image(self, principal: Principal, request: createimage.ImageRequest) -> Image:
+        """CreateImage: a pending EMI from the caller's EBS-backed instance, a snapshot of
+        each of its volumes on the way (:mod:`eucalite.compute.createimage`)."""
+        return createimage.create(principal, self.ebs, request)
+
+    def copy_image(self, principal: Principal, request: createimage.CopyRequest) -> Image:
+        """CopyImage within this region: the caller's copy of an image it may launch."""
+        source_tags = tags.tags_for(principal.account_id, [request.source_image_id]).get(
+            request.source_image_id, {}) if request.copy_tags else {}
+        return createimage.copy(principal, self.regions()[0].name, request, source_tags)
+
+    def image_last_launched(self, image: Image):
+        """When an instance was last launched from *image*, or None (lastLaunchedTime)."""
+        return images.last_launched(image)
 
     def describe_images(self, principal: Principal, image_ids: Iterable[str] = (),
                         owners: Iterable[str] = (),

@@ -1,19 +1,21 @@
-"""EC2 image actions: RegisterImage, DescribeImages, DeregisterImage and the image
-attributes (Describe/Modify/ResetImageAttribute). Parse, call the compute service, render."""
+"""EC2 image actions: RegisterImage, CreateImage, CopyImage, DescribeImages,
+DeregisterImage and the image attributes (Describe/Modify/ResetImageAttribute). Parse, call
+the compute service, render."""
 from __future__ import annotations
 
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
 from ...paging import Paging
+from ..createimage import CopyRequest, ImageRequest
 from ..imageimport import Registration
 # Pure checks of request values (no state): the adapter validates with them before it calls
 # the service, as EC2 reports a bad attribute or group before looking the image up.
-from ..images import PermissionChange, check_attribute, check_group
+from ..images import MODIFIABLE, PermissionChange, check_attribute, check_group
 from ..models import Image
 from . import filters
 from .actions import registry
 from .blockdevices import parse_block_device_mappings
-from .tagparams import tag_set
+from .tagparams import parse_tags, specified_tags, tag_set
 
 #: eucalite's nodes run KVM through libvirt.
 HYPERVISOR = "kvm"
@@ -80,6 +82,73 @@ def register_image(call):
     if not request.location and request.name is None:
         raise MissingParameter("The request must contain the parameter Name")
     image = call.services.compute.register_image(call.principal, request)
+    return {"imageId": image.id}
+
+
+# --- CreateImage and CopyImage -------------------------------------------------------------
+
+def _requested_mappings(params) -> list[dict]:
+    """CreateImage's ``BlockDeviceMapping.N``: an Ebs value the request did not give is
+    None (the instance's volume keeps its own), not RegisterImage's default."""
+    items = params.get_struct_list("BlockDeviceMapping")
+    mappings = parse_block_device_mappings(items)
+    for item, mapping in zip(items, mappings):
+        if "ebs" in mapping:
+            given = item.struct("Ebs")
+            for key, member in (("delete_on_termination", "DeleteOnTermination"),
+                                ("volume_type", "VolumeType")):
+                if given.get(member) is None:
+                    mapping["ebs"][key] = None
+    return mappings
+
+
+def _image_and_snapshot_tags(params) -> tuple[dict[str, str], dict[str, str]]:
+    """``TagSpecification.N`` of CreateImage: tags for the image and for its snapshots."""
+    found: dict[str, dict[str, str]] = {"image": {}, "snapshot": {}}
+    for spec in params.get_struct_list("TagSpecification"):
+        kind = spec.get("ResourceType")
+        if kind is None:
+            raise MissingParameter(f"The request must contain the parameter "
+                                   f"{spec.name}.ResourceType")
+        if kind not in found:
+            raise InvalidParameterValue(f"'{kind}' is not a valid taggable resource type for "
+                                        "this operation.")
+        found[kind].update(parse_tags(spec.structs("Tag"), prefix=f"{spec.name}.Tag"))
+    return found["image"], found["snapshot"]
+
+
+@registry.action("CreateImage", params=(
+        "InstanceId", "Name", "Description", "NoReboot", "BlockDeviceMapping",
+        "TagSpecification"))
+def create_image(call):
+    params = call.params
+    image_tags, snapshot_tags = _image_and_snapshot_tags(params)
+    request = ImageRequest(
+        instance_id=params.require("InstanceId"), name=params.require("Name"),
+        description=params.get("Description"), no_reboot=params.get_bool("NoReboot"),
+        block_devices=_requested_mappings(params), image_tags=image_tags,
+        snapshot_tags=snapshot_tags)
+    image = call.services.compute.create_image(call.principal, request)
+    return {"imageId": image.id}
+
+
+@registry.action("CopyImage", params=(
+        "SourceRegion", "SourceImageId", "Name", "Description", "ClientToken", "Encrypted",
+        "KmsKeyId", "DestinationOutpostArn", "CopyImageTags", "TagSpecification",
+        "SnapshotCopyCompletionDurationMinutes"))
+def copy_image(call):
+    params = call.params
+    if params.get_bool("Encrypted") or params.get("KmsKeyId"):
+        raise InvalidParameterValue("Encrypted copies are not supported: this cloud's EBS "
+                                    "has no KMS.")
+    if params.get("DestinationOutpostArn"):
+        raise InvalidParameterValue("This cloud has no Outposts.")
+    request = CopyRequest(
+        source_image_id=params.require("SourceImageId"),
+        source_region=params.require("SourceRegion"), name=params.require("Name"),
+        description=params.get("Description"), copy_tags=params.get_bool("CopyImageTags"),
+        image_tags=specified_tags(params, "image"))
+    image = call.services.compute.copy_image(call.principal, request)
     return {"imageId": image.id}
 
 
@@ -152,23 +221,35 @@ def _launch_permission_items(compute, image: Image) -> list[dict]:
     return items
 
 
+def _value(value) -> dict:
+    """An ``AttributeValue``: ``{"value": ...}``, or empty when there is none."""
+    return {"value": value} if value not in (None, "") else {}
+
+
+def _attribute_value(compute, image: Image, name: str):
+    """The rendered value of attribute *name* of *image*."""
+    if name == "launchPermission":
+        return _launch_permission_items(compute, image)
+    if name == "blockDeviceMapping":
+        return _block_device_items(image)
+    if name == "productCodes":
+        return []                              # no Marketplace here
+    if name == "lastLaunchedTime":
+        return _value(compute.image_last_launched(image))
+    if name == "deregistrationProtection":
+        return _value("disabled")
+    # description, kernel, ramdisk; and what no image here has set: sriovNetSupport,
+    # bootMode, tpmSupport, uefiData, imdsSupport (AWS answers those empty when unset)
+    return _value({"description": image.description, "kernel": image.kernel_id,
+                   "ramdisk": image.ramdisk_id}.get(name))
+
+
 @registry.action("DescribeImageAttribute", params=("ImageId", "Attribute"))
 def describe_image_attribute(call):
     name = check_attribute(call.params.get("Attribute"))
-    image = call.services.compute.image_attribute(call.principal,
-                                                  call.params.require("ImageId"), name)
-    body: dict = {"imageId": image.id}
-    if name == "launchPermission":
-        body["launchPermission"] = _launch_permission_items(call.services.compute, image)
-    elif name == "description":
-        body["description"] = {"value": image.description} if image.description else {}
-    elif name == "kernel":
-        body["kernel"] = {"value": image.kernel_id} if image.kernel_id else {}
-    elif name == "ramdisk":
-        body["ramdisk"] = {"value": image.ramdisk_id} if image.ramdisk_id else {}
-    else:
-        body["blockDeviceMapping"] = _block_device_items(image)
-    return body
+    compute = call.services.compute
+    image = compute.image_attribute(call.principal, call.params.require("ImageId"), name)
+    return {"imageId": image.id, name: _attribute_value(compute, image, name)}
 
 
 def _permission_change(params) -> PermissionChange:
@@ -227,7 +308,7 @@ def modify_image_attribute(call):
     elif attribute is None:
         raise MissingParameter("The request must contain the parameter Attribute")
     else:
-        check_attribute(attribute, ("description", "kernel", "ramdisk", "launchPermission"))
+        check_attribute(attribute, MODIFIABLE)
         compute.modify_launch_permission(call.principal, image_id, PermissionChange())
     return {"return": True}
 
