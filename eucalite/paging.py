@@ -32,18 +32,25 @@ class Paging:
 
     *ids* is the Query name of the id list that ``MaxResults`` may not be combined with
     (``"InstanceId"``), and *conflict* the two parameter names AWS's error message gives for
-    that action (``("instancesSet", "maxResults")``).
+    that action (``("instancesSet", "maxResults")``). With *clamp*, a ``MaxResults`` above
+    *maximum* asks for *maximum* items instead of being refused: AWS documents that for
+    DescribeVolumes ("larger than 500, only 500 items are returned") and DescribeSnapshots,
+    and the aws CLI sends ``MaxResults=1000`` to both by default.
     """
 
     minimum: int = 5
     maximum: int = 1000
     ids: str | None = None
     conflict: tuple[str, str] | None = None
+    clamp: bool = False
 
     def read(self, params: QueryParams) -> "PageRequest":
         """``MaxResults`` (within bounds) and ``NextToken`` of a request;
         InvalidParameterValue or InvalidParameterCombination if they are wrong."""
-        max_results = params.get_int("MaxResults", minimum=self.minimum, maximum=self.maximum)
+        max_results = params.get_int("MaxResults", minimum=self.minimum,
+                                     maximum=None if self.clamp else self.maximum)
+        if max_results is not None and self.clamp:
+            max_results = min(max_results, self.maximum)
         if max_results is not None and self.ids and params.get_list(self.ids):
             ids_name, max_name = self.conflict or (self.ids, "MaxResults")
             raise InvalidParameterCombination(f"The parameter {ids_name} cannot be used with "
@@ -57,6 +64,12 @@ class PageRequest:
 
     max_results: int | None
     token: str | None
+
+    @property
+    def after(self) -> str | None:
+        """The key the request resumes after (None: from the start), for a Describe that
+        cuts its pages in the database; InvalidPaginationToken for a token not ours."""
+        return decode_token(self.token) if self.token else None
 
     def page(self, items: list[T], key: Callable[[T], str] | None = None
              ) -> tuple[list[T], str | None]:

@@ -119,7 +119,7 @@ def describe_addresses(call):
     return {"addressesSet": [_render(call, row, tag_maps, private_ips) for row in rows]}
 
 
-ATTRIBUTE_PAGING = Paging(minimum=1, maximum=10000)
+ATTRIBUTE_PAGING = Paging(minimum=1, maximum=1000)
 
 
 @registry.action("DescribeAddressesAttribute", params=("AllocationId", "Attribute",

@@ -48,6 +48,14 @@ def tag_getters(lookup: Callable[[Any], Mapping[str, str]]) -> dict[str, Callabl
     }
 
 
+def literal(values: list[str]) -> tuple[str, ...] | None:
+    """*values* if none holds a wildcard or an escape (each matches only itself, so a
+    database may test them by equality before :func:`apply` runs), else None."""
+    if any(char in value for value in values for char in "*?\\"):
+        return None
+    return tuple(values)
+
+
 def _values(raw: Any) -> list[str]:
     if raw is None:
         return []

@@ -59,7 +59,8 @@ def delete_snapshot(call):
     return {"return": True}
 
 
-PAGING = Paging(maximum=1000, ids="SnapshotId", conflict=("snapshotSet", "maxResults"))
+PAGING = Paging(maximum=1000, ids="SnapshotId", conflict=("snapshotSet", "maxResults"),
+                clamp=True)
 
 
 @registry.action("DescribeSnapshots", params=("SnapshotId", "Owner", "RestorableBy", "Filter",

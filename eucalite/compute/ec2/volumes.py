@@ -57,7 +57,7 @@ FILTERS = {
 }
 
 
-PAGING = Paging(maximum=500, ids="VolumeId", conflict=("volumeSet", "maxResults"))
+PAGING = Paging(maximum=500, ids="VolumeId", conflict=("volumeSet", "maxResults"), clamp=True)
 
 
 def _described(call):
