@@ -19,7 +19,7 @@ from eucalite import create_app
 # other file runs whole in one worker (--dist loadfile), so its module fixtures start once.
 HOST_WIDE = {"test_console_browser.py", "test_create_image_real.py", "test_ebs_export.py",
              "test_ebs_real.py", "test_edge_real.py", "test_guest_build.py",
-             "test_node_real.py", "test_virt_contract.py"}
+             "test_instance_shutdown_real.py", "test_node_real.py", "test_virt_contract.py"}
 
 
 @pytest.hookimpl(optionalhook=True)         # a pytest-xdist hook: called only under -n
