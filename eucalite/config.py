@@ -9,6 +9,7 @@ read (``EUCALITE_PORT=9000`` becomes ``9000``; lists are comma-separated). The c
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -58,6 +59,13 @@ DEFAULTS: dict[str, Any] = {
     "node": True,
     # Placement policy for new instances: GREEDY | ROUNDROBIN | POWERSAVE (Eucalyptus' names).
     "scheduler": "GREEDY",
+    # Overcommit (Eucalyptus' node MAX_CORES/MAX_MEM, nova's allocation ratios): a node takes
+    # instances while their vCPUs stay within its cores * cpu_overcommit and their memory
+    # within its RAM * memory_overcommit; disk is never overcommitted. 4 vCPUs per core lets
+    # a lab run four idle small instances per core (a busy guest only slows its neighbours
+    # down); memory stays 1.0, because a host out of memory kills a guest.
+    "cpu_overcommit": 4.0,
+    "memory_overcommit": 1.0,
     # This host's node id in the cluster; empty means its host name.
     "node_name": "",
     # The node's hypervisor driver: "libvirt", or "fake" (in memory, for tests and demos).
@@ -110,6 +118,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 ENV_PREFIX = "EUCALITE_"
+#: Settings that are ratios: positive numbers, read as floats.
+RATIOS = ("cpu_overcommit", "memory_overcommit")
 
 
 def default_data_dir() -> Path:
@@ -137,6 +147,11 @@ def _coerce(key: str, value: Any) -> Any:
             return int(value)
         except ValueError:
             raise ValueError(f"{ENV_PREFIX}{key.upper()}: expected an integer, got {value!r}")
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{key.upper()}: expected a number, got {value!r}")
     if isinstance(default, list):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -180,6 +195,13 @@ def load(overrides: Mapping[str, Any] | None = None,
             config[key] = _coerce(key, value)
     config.update({key: value for key, value in overrides.items() if value is not None})
 
+    for key in RATIOS:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{key}: expected a number above 0 (1.0: no overcommit), "
+                             f"got {value!r}")
+        config[key] = float(value)
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):

@@ -8,6 +8,7 @@ import click
 
 from ..api import services
 from ..cluster import nodes
+from ..cluster.scheduler import Overcommit
 from .common import in_app
 
 node_group = click.Group(
@@ -23,18 +24,22 @@ def _usage(used: int, total: int) -> str:
 @node_group.command("list")
 @in_app
 def node_list():
-    """List nodes: zone, state, and cores, memory (MiB), disk (GiB) as used/total."""
+    """List nodes: zone, state; vCPUs and memory (MiB) as used/allowed (the physical size
+    times the overcommit ratio) then the physical CORES and RAM_MB; disk (GiB, never
+    overcommitted) as used/total."""
     rows = services().cluster.list_nodes()
     if not rows:
         click.echo("no nodes: run `eucalite serve` with node duty on (the default) on a "
                    "host with libvirt")
         return
-    click.echo("NODE\tZONE\tSTATE\tCORES\tMEMORY_MB\tDISK_GB")
+    overcommit = Overcommit.of(services().config)
+    click.echo("NODE\tZONE\tSTATE\tVCPUS\tCORES\tMEMORY_MB\tRAM_MB\tDISK_GB")
     for node in rows:
         click.echo("\t".join([
             node.id, node.zone, node.state,
-            _usage(node.used_cores, node.cores),
-            _usage(node.used_memory_mb, node.memory_mb),
+            _usage(node.used_cores, overcommit.cores(node.cores)), str(node.cores),
+            _usage(node.used_memory_mb, overcommit.memory_mb(node.memory_mb)),
+            str(node.memory_mb),
             _usage(node.used_disk_gb, node.disk_gb)]))
 
 

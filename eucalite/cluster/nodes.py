@@ -5,6 +5,11 @@ A node is a host with node duty (it runs VMs). ``eucalite serve`` registers its 
 :func:`release` gives their resources back when they end. Every function commits its own
 change. Reservations read and update node usage inside one write transaction
 (:func:`eucalite.db.write_lock`), so concurrent requests never oversubscribe a node.
+
+A node records its physical capacity and what instances reserved (``used_*``, always the exact
+sum of their sizes); what it may hold is that capacity times the caller's
+:class:`~.scheduler.Overcommit` (the config's ``cpu_overcommit``/``memory_overcommit``), so
+changing a ratio takes effect at once, for instances already running too.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from ..errors import InvalidParameterValue
 from ..errors.ec2 import InsufficientInstanceCapacity
 from . import scheduler
 from .models import Node
-from .scheduler import Need, NodeView
+from .scheduler import PHYSICAL, Need, NodeView, Overcommit
 from .virt.driver import HostCapacity
 
 log = logging.getLogger(__name__)
@@ -75,15 +80,21 @@ def register_local(config: Mapping[str, Any], capacity: HostCapacity,
         capacity.cores, capacity.memory_mb, capacity.disk_gb)
     node.last_seen = utcnow()
     db.session.commit()
-    log.info("node %s registered in zone %s: %d cores, %d MiB, %d GiB (%s)", node.id,
-             node.zone, node.cores, node.memory_mb, node.disk_gb, node.state)
+    overcommit = Overcommit.of(config)
+    log.info("node %s registered in zone %s: %d cores, %d MiB, %d GiB (%s); instances may "
+             "have %d vCPUs (cpu_overcommit %g) and %d MiB (memory_overcommit %g)", node.id,
+             node.zone, node.cores, node.memory_mb, node.disk_gb, node.state,
+             overcommit.cores(node.cores), overcommit.cpu,
+             overcommit.memory_mb(node.memory_mb), overcommit.memory)
     return node
 
 
-def _view(node: Node) -> NodeView:
-    """What the scheduler needs to know about *node*."""
-    return NodeView(id=node.id, free_cores=node.cores - node.used_cores,
-                    free_memory_mb=node.memory_mb - node.used_memory_mb,
+def _view(node: Node, overcommit: Overcommit) -> NodeView:
+    """What the scheduler needs to know about *node*: what is free of its overcommitted
+    capacity (negative when a ratio was lowered below what instances already hold)."""
+    return NodeView(id=node.id,
+                    free_cores=overcommit.cores(node.cores) - node.used_cores,
+                    free_memory_mb=overcommit.memory_mb(node.memory_mb) - node.used_memory_mb,
                     free_disk_gb=node.disk_gb - node.used_disk_gb, used=node.used_cores,
                     last_chosen=node.last_chosen, enabled=node.state == ENABLED)
 
@@ -96,8 +107,10 @@ def _no_nodes_message(zone: str) -> str:
 
 
 @_transaction
-def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str) -> list[str]:
-    """Reserve *need* for between *min_count* and *max_count* instances in *zone*.
+def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
+            overcommit: Overcommit = PHYSICAL) -> list[str]:
+    """Reserve *need* for between *min_count* and *max_count* instances in *zone*, on nodes
+    whose reservations stay within their capacity times *overcommit*.
 
     Returns one node id per instance (as many as fit, up to *max_count*). Raises
     InsufficientInstanceCapacity, reserving nothing, when fewer than *min_count* fit.
@@ -109,8 +122,8 @@ def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str) 
         db.select(Node).filter_by(zone=zone)).scalars()}
     if not nodes:
         raise InsufficientInstanceCapacity(_no_nodes_message(zone))
-    chosen = scheduler.choose([_view(node) for node in nodes.values()], need, max_count,
-                              policy)
+    chosen = scheduler.choose([_view(node, overcommit) for node in nodes.values()], need,
+                              max_count, policy)
     if len(chosen) < min_count:
         if not any(node.state == ENABLED for node in nodes.values()):
             raise InsufficientInstanceCapacity(
@@ -188,21 +201,25 @@ def mark_unreachable(node_id: str) -> None:
     db.session.commit()
 
 
-def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]]
-                  ) -> list[tuple[str, int, int]]:
+def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]],
+                  overcommit: Overcommit = PHYSICAL) -> list[tuple[str, int, int]]:
     """For each ``(name, cores, memory_mb, disk_gb)``: ``(name, free_count, max_count)``.
 
     *free_count* is how many more instances of the type fit in the enabled nodes' free
-    resources, *max_count* how many would fit in their whole capacity; counted per node, as
-    an instance cannot span nodes. This is DescribeAvailabilityZones' verbose listing.
+    resources, *max_count* how many would fit in their whole capacity, both of the
+    capacity times *overcommit* (what :func:`reserve` admits); counted per node, as an
+    instance cannot span nodes. This is DescribeAvailabilityZones' verbose listing.
     """
-    nodes = [node for node in db.session.execute(
-        db.select(Node).filter_by(zone=zone, state=ENABLED)).scalars()]
+    rows = list(db.session.execute(
+        db.select(Node).filter_by(zone=zone, state=ENABLED)).scalars())
+    free_now = [_view(row, overcommit) for row in rows]
     result = []
     for name, cores, memory_mb, disk_gb in types:
         need = Need(cores, memory_mb, disk_gb)
-        free = sum(scheduler.fits(n.cores - n.used_cores, n.memory_mb - n.used_memory_mb,
-                                  n.disk_gb - n.used_disk_gb, need) for n in nodes)
-        total = sum(scheduler.fits(n.cores, n.memory_mb, n.disk_gb, need) for n in nodes)
+        free = sum(scheduler.fits(view.free_cores, view.free_memory_mb, view.free_disk_gb,
+                                  need) for view in free_now)
+        total = sum(scheduler.fits(overcommit.cores(row.cores),
+                                   overcommit.memory_mb(row.memory_mb), row.disk_gb, need)
+                    for row in rows)
         result.append((name, free, total))
     return result

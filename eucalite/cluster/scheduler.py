@@ -10,11 +10,16 @@ Policies are Eucalyptus' ``SCHEDULER`` settings:
 - ``ROUNDROBIN``: one instance per node in turn, least recently chosen node first.
 - ``POWERSAVE``: pack onto as few nodes as possible: nodes already running instances (most
   loaded first), and idle nodes only when those are full, so idle hosts can stay powered off.
+
+What a node may hold is its physical capacity times its :class:`Overcommit` ratios (Eucalyptus'
+node ``MAX_CORES``/``MAX_MEM``, nova's ``cpu_allocation_ratio``/``ram_allocation_ratio``); disk
+is never overcommitted.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 GREEDY = "GREEDY"
 ROUNDROBIN = "ROUNDROBIN"
@@ -38,8 +43,46 @@ class Need:
 
 
 @dataclass(frozen=True)
+class Overcommit:
+    """How far a node's cores and memory may be promised to instances: vCPUs per physical
+    core (*cpu*) and MiB promised per physical MiB (*memory*). Disk has no ratio: a disk
+    promised twice fills the host's file system, and its guests' writes then fail.
+
+    Ratios are positive numbers (``config.load`` checks the configured ones); 1.0 is no
+    overcommit, below 1.0 keeps part of the host for itself.
+    """
+
+    cpu: float = 1.0
+    memory: float = 1.0
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> "Overcommit":
+        """The ratios a node's config sets (``cpu_overcommit``, ``memory_overcommit``)."""
+        return cls(float(config["cpu_overcommit"]), float(config["memory_overcommit"]))
+
+    def cores(self, physical: int) -> int:
+        """The vCPUs a node with *physical* cores may hold."""
+        return _scaled(physical, self.cpu)
+
+    def memory_mb(self, physical: int) -> int:
+        """The MiB of instance memory a node with *physical* MiB may hold."""
+        return _scaled(physical, self.memory)
+
+
+def _scaled(physical: int, ratio: float) -> int:
+    # Rounded to 1e-6 first so that 10 cores * 1.1 is 11, not 11.000000000000002 floored
+    # (harmless) nor 0.29 * 100 = 28.999999999999996 floored to 28.
+    return max(0, math.floor(round(physical * ratio, 6)))
+
+
+#: No overcommit: what a node may hold is what it has.
+PHYSICAL = Overcommit()
+
+
+@dataclass(frozen=True)
 class NodeView:
-    """A node as the scheduler sees it: what is free now and how it was used."""
+    """A node as the scheduler sees it: what is free now (of its overcommitted capacity:
+    see :class:`Overcommit`) and how it was used."""
 
     id: str
     free_cores: int

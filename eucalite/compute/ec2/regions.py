@@ -1,10 +1,20 @@
 """EC2 actions about where things run: DescribeRegions, DescribeAvailabilityZones,
-DescribeAccountAttributes."""
+DescribeAccountAttributes.
+
+DescribeAvailabilityZones takes every filter AWS documents; the zones are this cloud's
+availability zones (no Local or Wavelength zones, so ``AllAvailabilityZones`` changes
+nothing). At Eucalyptus' classic path a ``region-name`` filter is accepted and ignored, as
+Eucalyptus 3 did: libcloud's Eucalyptus driver sends ``region-name=us-east-1`` whatever the
+cloud, and must get this cloud's zones. For the cloud admin, the zone name ``verbose`` adds
+Eucalyptus' listing of how many instances of each type fit (see :func:`_capacity_items`).
+"""
 from __future__ import annotations
+
+from flask import request
 
 from ...errors import InvalidParameterValue
 from . import filters
-from .actions import registry
+from .actions import CLASSIC_EC2_PATH, registry
 
 OPT_IN = "opt-in-not-required"
 
@@ -43,16 +53,11 @@ def describe_availability_zones(call):
         raise InvalidParameterValue(f"Invalid availability zone: [{', '.join(unknown)}]")
     if names or zone_ids:
         zones = [zone for zone in zones if zone.name in names or zone.zone_id in zone_ids]
-    zones = filters.apply(zones, filters.parse(call.params), {
-        "zone-name": lambda zone: zone.name,
-        "zone-id": lambda zone: zone.zone_id,
-        "region-name": lambda zone: zone.region,
-        "state": lambda zone: zone.state,
-        "message": lambda zone: list(zone.messages),
-        "group-name": lambda zone: zone.region,
-        "opt-in-status": lambda zone: OPT_IN,
-        "zone-type": lambda zone: "availability-zone",
-    })
+    zone_filters = filters.parse(call.params)
+    if request.path.rstrip("/") == CLASSIC_EC2_PATH:
+        zone_filters = [(name, values) for name, values in zone_filters
+                        if name != "region-name"]
+    zones = filters.apply(zones, zone_filters, _ZONE_GETTERS)
     capacity = call.services.compute.capacity()["types"] \
         if verbose and call.principal.is_cloud_admin else None
     specs = {t.name: t for t in call.services.compute.list_instance_types()} \
@@ -75,12 +80,28 @@ def describe_availability_zones(call):
     return {"availabilityZoneInfo": items}
 
 
+_ZONE_GETTERS: filters.Getters = {
+    "zone-name": lambda zone: zone.name,
+    "zone-id": lambda zone: zone.zone_id,
+    "region-name": lambda zone: zone.region,
+    "state": lambda zone: zone.state,
+    "message": lambda zone: list(zone.messages),
+    "group-name": lambda zone: zone.region,
+    "opt-in-status": lambda zone: OPT_IN,
+    "zone-type": lambda zone: "availability-zone",
+    # Only Local and Wavelength zones have a parent zone: no availability zone matches.
+    "parent-zone-id": lambda zone: None,
+    "parent-zone-name": lambda zone: None,
+}
+
+
 def _capacity_items(zone, capacity: dict[str, list[tuple[str, int, int]]],
                     specs: dict) -> list[dict]:
     """Eucalyptus' ``verbose`` listing: free / max instances per type, as extra zone items
     (what euca-describe-availability-zones verbose prints), for the cloud admin. *capacity*
-    is :meth:`ComputeService.capacity`'s ``types``: zone -> [(type, free, max)]; *specs*
-    maps each type's name to its row."""
+    is :meth:`ComputeService.capacity`'s ``types``: zone -> [(type, free, max)], counted in
+    the nodes' overcommitted capacity (what the scheduler admits); *specs* maps each type's
+    name to its row."""
     rows = [{"zoneName": "|- vm types", "zoneState": "free / max   cpu   ram  disk",
              "regionName": zone.region}]
     for name, free, maximum in capacity.get(zone.name, []):
