@@ -328,3 +328,37 @@ def test_aws_cli_create_image_and_attributes(instance):
     assert copied.returncode == 0, copied.stderr
     duplicate = cli("create-image", "--instance-id", instance_id, "--name", "from the cli")
     assert duplicate.returncode != 0 and "InvalidAMIName.Duplicate" in duplicate.stderr
+
+
+def test_filters_on_made_images_and_deregistering_with_their_snapshots(instance):
+    live, ec2, instance_id, _root, _data = instance
+    image_id = ec2.create_image(InstanceId=instance_id, Name="to filter",
+                                BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                                                      "Ebs": {"VolumeSize": 3}}])["ImageId"]
+    image = wait_image(live, ec2, image_id)
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+    assert len(snapshot_ids) == 2
+
+    def found(name, *values):
+        return [i["ImageId"] for i in ec2.describe_images(
+            Owners=["self"], Filters=[{"Name": name, "Values": list(values)}])["Images"]]
+    assert found("block-device-mapping.snapshot-id", snapshot_ids[0]) == [image_id]
+    assert found("block-device-mapping.volume-size", "3") == [image_id]
+    assert found("block-device-mapping.delete-on-termination", "false") == [image_id]
+    assert found("block-device-mapping.encrypted", "true") == []
+    assert found("state-reason-message", "*") == []
+    assert image_id in found("creation-date", image["CreationDate"][:10] + "*")
+
+    # a copy maps the same snapshots: deleting them with the original skips them
+    copy_id = ec2.copy_image(SourceRegion="eucalyptus", SourceImageId=image_id,
+                             Name="keeps the snapshots")["ImageId"]
+    answer = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert sorted((r["SnapshotId"], r["ReturnCode"]) for r in answer["DeleteSnapshotResults"]) \
+        == sorted((snapshot_id, "skipped") for snapshot_id in snapshot_ids)
+    answer = ec2.deregister_image(ImageId=copy_id, DeleteAssociatedSnapshots=True)
+    assert sorted((r["SnapshotId"], r["ReturnCode"]) for r in answer["DeleteSnapshotResults"]) \
+        == sorted((snapshot_id, "success") for snapshot_id in snapshot_ids)
+    assert error_code(ec2.describe_snapshots, SnapshotIds=snapshot_ids[:1]) \
+        == "InvalidSnapshot.NotFound"
+    assert error_code(ec2.describe_images, ImageIds=[image_id, copy_id]) \
+        == "InvalidAMIID.NotFound"

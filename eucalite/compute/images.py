@@ -130,10 +130,7 @@ def settle(rows: Iterable[Image]) -> None:
 
 def _snapshots_outcome(image: Image) -> tuple[str, str | None] | None:
     """(state, reason) a pending image has come to, or None while a snapshot is pending."""
-    for mapping in image.get_json("block_devices", []) or []:
-        snapshot_id = (mapping.get("ebs") or {}).get("snapshot_id")
-        if not snapshot_id:
-            continue
+    for snapshot_id in snapshot_ids(image):
         snapshot = snapshots.find(snapshot_id)
         if snapshot is None or snapshot.state == "error":
             why = snapshot.state_message if snapshot is not None else "it is gone"
@@ -206,6 +203,12 @@ def ebs_root(image: Image) -> dict | None:
         if mapping.get("device") == image.root_device_name and mapping.get("ebs"):
             return mapping["ebs"]
     return None
+
+
+def snapshot_ids(image: Image) -> list[str]:
+    """The snapshots *image*'s block device mapping names, by device."""
+    mappings = image.get_json("block_devices", []) or []
+    return [m["ebs"]["snapshot_id"] for m in mappings if (m.get("ebs") or {}).get("snapshot_id")]
 
 
 def deregister(principal: Principal, image_id: str) -> None:

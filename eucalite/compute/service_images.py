@@ -13,6 +13,8 @@ from typing import Iterable
 from .. import tags
 from ..accounts import Principal
 from ..db import db
+from ..errors import AwsError
+from ..errors.ec2 import InvalidSnapshotInUse
 from . import createimage, imageimport, images, keypairs
 from .images import PermissionChange
 from .models import Image, KeyPair
@@ -82,9 +84,31 @@ class ImagesMixin:
         """ResetImageAttribute (owner only)."""
         images.reset(principal, image_id, name)
 
-    def deregister_image(self, principal: Principal, image_id: str) -> None:
-        """DeregisterImage (owner only): the row and its tags go; the bundle stays."""
+    def deregister_image(self, principal: Principal, image_id: str,
+                         delete_snapshots: bool = False) -> list[tuple[str, str]]:
+        """DeregisterImage (owner only): the row and its tags go; the bundle stays. With
+        *delete_snapshots* (DeleteAssociatedSnapshots) the snapshots its mapping names are
+        deleted too: (snapshot id, AWS's return code) for each."""
+        snapshot_ids = images.snapshot_ids(images.owned(principal, image_id))
         images.deregister(principal, image_id)
+        if not delete_snapshots:
+            return []
+        return [(snapshot_id, self._delete_image_snapshot(principal, snapshot_id))
+                for snapshot_id in snapshot_ids]
+
+    def _delete_image_snapshot(self, principal: Principal, snapshot_id: str) -> str:
+        """DeleteSnapshot for a deregistered image: ``success``, ``missing-permissions``
+        (not the caller's), ``skipped`` (another image still maps it) or ``client-error``."""
+        snapshot = self.ebs.find_snapshot(snapshot_id)
+        if snapshot is None or snapshot.owner_id != principal.account_id:
+            return "missing-permissions"
+        try:
+            self.ebs.delete_snapshot(principal, snapshot_id)
+        except InvalidSnapshotInUse:
+            return "skipped"
+        except AwsError:
+            return "client-error"
+        return "success"
 
 
 class KeyPairsMixin:

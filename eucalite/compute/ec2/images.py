@@ -154,6 +154,14 @@ def copy_image(call):
 
 # --- DescribeImages -----------------------------------------------------------------------
 
+def _ebs_values(key: str):
+    """A filter getter: *key* of each EBS mapping of an image."""
+    def values(image: Image) -> list:
+        return [item["ebs"].get(key) for item in image.get_json("block_devices", []) or []
+                if item.get("ebs")]
+    return values
+
+
 def _getters(lookup_tags) -> dict:
     getters = {
         "architecture": lambda image: image.architecture,
@@ -173,6 +181,15 @@ def _getters(lookup_tags) -> dict:
         "hypervisor": lambda image: HYPERVISOR,
         "block-device-mapping.device-name": lambda image: [
             item["device"] for item in image.get_json("block_devices", []) or []],
+        "block-device-mapping.snapshot-id": _ebs_values("snapshot_id"),
+        "block-device-mapping.volume-size": _ebs_values("volume_size"),
+        "block-device-mapping.volume-type": _ebs_values("volume_type"),
+        "block-device-mapping.delete-on-termination": _ebs_values("delete_on_termination"),
+        "block-device-mapping.encrypted": lambda image: [   # no EBS encryption here
+            False] * len(_ebs_values("volume_size")(image)),
+        "creation-date": lambda image: image.created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "state-reason-code": lambda image: image.state if image.state_reason else None,
+        "state-reason-message": lambda image: image.state_reason,
     }
     getters.update(filters.tag_getters(lookup_tags))
     return getters
@@ -208,8 +225,14 @@ def describe_images(call):
 
 @registry.action("DeregisterImage", params=("ImageId", "DeleteAssociatedSnapshots"))
 def deregister_image(call):
-    call.services.compute.deregister_image(call.principal, call.params.require("ImageId"))
-    return {"return": True}
+    results = call.services.compute.deregister_image(
+        call.principal, call.params.require("ImageId"),
+        call.params.get_bool("DeleteAssociatedSnapshots"))
+    body: dict = {"return": True}
+    if results:
+        body["deleteSnapshotResultSet"] = [{"snapshotId": snapshot_id, "returnCode": code}
+                                           for snapshot_id, code in results]
+    return body
 
 
 # --- attributes ---------------------------------------------------------------------------
