@@ -299,6 +299,10 @@ def test_every_image_attribute(instance):
                       Value="uefi") == "InvalidParameterValue"
     assert error_code(ec2.modify_image_attribute, ImageId=image_id, ProductCodes=["abc"]) \
         == "InvalidParameterValue"
+    assert error_code(ec2.modify_image_attribute, ImageId=image_id,
+                      ImdsSupport={"Value": "v2.0"}) == "Unsupported"
+    assert error_code(ec2.modify_image_attribute, ImageId="emi-12345678",
+                      ImdsSupport={"Value": "v2.0"}) == "InvalidAMIID.NotFound"
     assert error_code(ec2.reset_image_attribute, ImageId=image_id, Attribute="description") \
         == "InvalidParameterValue"
     ec2.modify_image_attribute(ImageId=image_id, Description={"Value": "described"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
+from ...errors.ec2 import Unsupported
 from ...paging import Paging
 from ..createimage import CopyRequest, ImageRequest
 from ..imageimport import Registration
@@ -319,6 +320,10 @@ def modify_image_attribute(call):
         if "Description" in params.names() else None
     if params.get_list("ProductCode"):
         raise InvalidParameterValue("Product codes are not supported.")
+    if "ImdsSupport" in params.names() or attribute == "imdsSupport":
+        compute.image(call.principal, image_id)          # its NotFound first
+        raise Unsupported("imdsSupport cannot be set on an image here yet (images have no "
+                          "place to keep it); set HttpTokens=required at launch instead.")
     if attribute in (None, "launchPermission") and (
             "LaunchPermission" in params.names() or params.get_list("UserId")
             or params.get_list("UserGroup")):
