@@ -152,12 +152,17 @@ def test_create_image_of_a_stopped_instance_with_a_suppressed_volume(instance):
     write_pattern(live, root, 0, b"changed before imaging")
     ec2.stop_instances(InstanceIds=[instance_id])
     settle(live)
+    # the image the instance came from need not exist any more
+    [source] = ec2.describe_images(Owners=["self"])["Images"]
+    ec2.deregister_image(ImageId=source["ImageId"])
     image_id = ec2.create_image(InstanceId=instance_id, Name="stopped-one", NoReboot=True,
                                 BlockDeviceMappings=[{"DeviceName": "/dev/sdf",
                                                       "NoDevice": ""}])["ImageId"]
     image = wait_image(live, ec2, image_id)
     assert image["State"] == "available"
+    assert (image["Architecture"], image["VirtualizationType"]) == ("x86_64", "hvm")
     mappings = {m["DeviceName"]: m for m in image["BlockDeviceMappings"]}
+    assert set(mappings) == {"/dev/sda1", "/dev/sdf"}       # no ephemeral0 of the source
     assert "Ebs" not in mappings["/dev/sdf"] and "NoDevice" in mappings["/dev/sdf"]
     [snap] = ec2.describe_snapshots(SnapshotIds=[mappings["/dev/sda1"]["Ebs"]["SnapshotId"]])[
         "Snapshots"]
