@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 # ``db`` stays the module here (``eucalite.db``), not the SQLAlchemy object it holds
-from . import accounts, config as config_module, db as db_module, ids, iam, web
+from . import accounts, config as config_module, db as db_module, ids, iam, planned, web
 from .cluster.scheduler import validate_policy
 from .compute import ec2
 from .compute.addresses import parse_pool
@@ -61,6 +61,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)
+    app.register_blueprint(planned.blueprint)   # the classic paths of services still to come
     web.init_app(app)                           # /console, before S3 claims every path
     app.register_blueprint(s3_rest.blueprint)   # last: it claims every other path
 

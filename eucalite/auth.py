@@ -425,15 +425,33 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
     access_key_id, signature, date_lines = _s3_v2_claim(view, now, max_skew, header_value,
                                                         query)
     principal, secret = _lookup(lookup, access_key_id, "s3")
-    tail = _s3_v2_headers_and_resource(view, virtual_bucket)
     string_to_sign = ""
-    for date_line in date_lines:
-        string_to_sign = "\n".join([view.method, view.headers.get("content-md5", ""),
-                                    view.headers.get("content-type", ""), date_line]) \
-            + "\n" + tail
-        if same_signature(v2_signature(secret, string_to_sign), signature):
-            return AuthResult(principal, "v2-header" if header_value is not None else "v2-query")
+    for path in _s3_v2_paths(view.raw_path):
+        tail = _s3_v2_headers_and_resource(view, virtual_bucket, path)
+        for date_line in date_lines:
+            string_to_sign = "\n".join([view.method, view.headers.get("content-md5", ""),
+                                        view.headers.get("content-type", ""), date_line]) \
+                + "\n" + tail
+            if same_signature(v2_signature(secret, string_to_sign), signature):
+                return AuthResult(principal,
+                                  "v2-header" if header_value is not None else "v2-query")
     raise _signature_mismatch("s3", string_to_sign)
+
+
+#: Eucalyptus' classic path of Walrus, under which S3 is also served path-style.
+WALRUS_PATH = "/services/Walrus"
+
+
+def _s3_v2_paths(raw_path: str) -> list[str]:
+    """The paths a correct V2 client may have signed: the path as sent; below
+    :data:`WALRUS_PATH` also the path without it (botocore signs the path its model builds,
+    leaving out the endpoint's; Eucalyptus' Walrus accepted both); and for a bucket
+    (``/bucket``) also ``/bucket/``, which botocore signs for it."""
+    paths = [raw_path]
+    if raw_path.startswith(WALRUS_PATH + "/"):
+        paths.append(raw_path[len(WALRUS_PATH):])
+    paths += [path + "/" for path in list(paths) if path.count("/") == 1 and len(path) > 1]
+    return paths
 
 
 def _s3_v2_claim(view: RequestView, now: dt.datetime, max_skew: int,
@@ -473,17 +491,18 @@ def _s3_v2_claim(view: RequestView, now: dt.datetime, max_skew: int,
     return access_key_id, signature, date_lines
 
 
-def _s3_v2_headers_and_resource(view: RequestView, virtual_bucket: str | None) -> str:
+def _s3_v2_headers_and_resource(view: RequestView, virtual_bucket: str | None,
+                                path: str) -> str:
     """The end of the string to sign: CanonicalizedAmzHeaders (``x-amz-*`` lower-case,
     sorted, repeated values joined by commas) then CanonicalizedResource (the bucket of a
-    virtual-host request, the path, and the sub-resources that are signed)."""
+    virtual-host request, *path*, and the sub-resources that are signed)."""
     amz_headers: dict[str, list[str]] = {}
     for name, value in view.headers.items():
         if name.startswith("x-amz-"):
             amz_headers.setdefault(name, []).append(" ".join(value.split()))
     amz_block = "".join(f"{name}:{','.join(values)}\n"
                         for name, values in sorted(amz_headers.items()))
-    resource = (f"/{virtual_bucket}" if virtual_bucket else "") + view.raw_path
+    resource = (f"/{virtual_bucket}" if virtual_bucket else "") + path
     subresources = sorted((key, value) for key, value in view.query_pairs()
                           if key in S3_V2_SUBRESOURCES)
     if subresources:

@@ -26,6 +26,23 @@ def env_lines(key_id: str, secret: str, region: str, endpoints: dict[str, str]) 
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
+def eucarc_lines(key_id: str, secret: str, account_id: str, urls: dict[str, str]) -> list[str]:
+    """A euca2ools-style ``eucarc``: *urls* (``EC2_URL``, ``S3_URL``, ``EUARE_URL``,
+    ``TOKEN_URL``, ``AWS_CLOUDWATCH_URL``, ``AWS_AUTO_SCALING_URL``…) then the key under
+    both of Eucalyptus' names and the account number as ``EC2_USER_ID``. No
+    ``EUCALYPTUS_CERT``: eucalite has no cloud certificate (no bundle encryption to it)."""
+    values = dict(urls)
+    values.update({
+        "EC2_ACCESS_KEY": key_id,
+        "EC2_SECRET_KEY": secret,
+        "AWS_ACCESS_KEY": key_id,
+        "AWS_SECRET_KEY": secret,
+        "EC2_USER_ID": account_id,
+        "EC2_ACCOUNT_NUMBER": account_id,
+    })
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
 def profile_sections(name: str, key_id: str, secret: str, region: str,
                      endpoints: dict[str, str]) -> tuple[dict, dict]:
     """The aws CLI profile *name*: ({section: values} for ~/.aws/credentials,

@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("eucalite.compute",),
     # what faces users and wires the roles together
     ("eucalite.iam", "eucalite.web", "eucalite.cli", "eucalite.services", "eucalite.server",
-     "eucalite.models", "eucalite.migrations", "eucalite"),
+     "eucalite.planned", "eucalite.models", "eucalite.migrations", "eucalite"),
 ]
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from .. import accounts, config as config_module, db
-from ..credentials import env_lines, profile_sections
+from .. import accounts, config as config_module, db, planned
+from ..auth import WALRUS_PATH
+from ..compute.ec2.actions import CLASSIC_EC2_PATH
+from ..credentials import env_lines, eucarc_lines, profile_sections
 from ..server import CannotServe, run
 from ..web.session import set_password
 from . import common, guest, image, instance_types, node
@@ -65,18 +67,29 @@ def serve(host, port, data_dir, node, threads, tls_cert, tls_key, server_model):
 @click.option("--profile", metavar="NAME",
               help="Write an aws CLI profile NAME (~/.aws/config and credentials) instead of "
                    "printing export lines.")
+@click.option("--format", "output_format", type=click.Choice(["env", "eucarc"]),
+              default="env", show_default=True,
+              help="env: exports for boto3, the aws CLI and euca2ools; eucarc: a euca2ools "
+                   "eucarc with Eucalyptus' classic service URLs.")
 @common.fail_on_aws_error
-def credentials(data_dir, account, user, profile):
+def credentials(data_dir, account, user, profile, output_format):
     """Print shell export lines for a user's access key and the endpoints.
 
     Use as: eval "$(eucalite credentials)". boto3 and the aws CLI then need no other flags.
+    `--format eucarc > eucarc` writes what euca2ools and scripts written for Eucalyptus
+    source.
     """
     app = common.app(data_dir)
     with app.app_context():
         key = accounts.first_active_key(account, user)
-        key_id, secret = key.id, key.secret
+        key_id, secret, account_id = key.id, key.secret, accounts.get_account(account).id
     config = app.config["EUCALITE"]
     endpoints = config_module.endpoints(config, use_served=True)
+    if output_format == "eucarc":
+        click.echo(f"# eucarc for user {user} in account {account}")
+        for line in eucarc_lines(key_id, secret, account_id, _classic_urls(endpoints)):
+            click.echo(line)
+        return
     if profile:
         _write_profile(profile, key_id, secret, config["region"], endpoints)
         click.echo(f"Wrote aws CLI profile {profile!r}; use it with --profile {profile} or "
@@ -85,6 +98,18 @@ def credentials(data_dir, account, user, profile):
     click.echo(f"# eucalite credentials for user {user} in account {account}")
     for line in env_lines(key_id, secret, config["region"], endpoints):
         click.echo(line)
+
+
+def _classic_urls(endpoints: dict[str, str]) -> dict[str, str]:
+    """Eucalyptus' service URLs on this cloud, those of services still to come included
+    (they answer that the service is not served yet)."""
+    base = endpoints["s3"]
+    urls = {"EC2_URL": base + CLASSIC_EC2_PATH, "S3_URL": base + WALRUS_PATH,
+            "EUARE_URL": endpoints["iam"]}
+    names = {"sts": "TOKEN_URL", "monitoring": "AWS_CLOUDWATCH_URL",
+             "autoscaling": "AWS_AUTO_SCALING_URL"}
+    urls.update({names[service]: base + path for path, service, _ in planned.PLANNED})
+    return urls
 
 
 def _write_profile(name: str, key_id: str, secret: str, region: str,

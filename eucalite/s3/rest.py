@@ -8,6 +8,10 @@ small controller from ``rest_buckets``, ``rest_objects``, ``rest_multipart`` or
 ``rest_post`` — one controller per operation, as swift's s3api does, instead of one long
 if/elif. Those modules register into :mod:`eucalite.s3.routing`; this one imports them so
 their routes exist before the first request.
+
+The same store is also served path-style under Eucalyptus' classic ``/services/Walrus``
+(``/services/Walrus/<bucket>/<key>``), where clients written for Eucalyptus find it; they
+sign the whole path, prefix included, as every path-style client does.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from flask import Blueprint, Response, g, request
 from werkzeug.routing import PathConverter
 
 from .. import auth, xmlutil
+from ..auth import WALRUS_PATH
 from ..api import services
 from ..errors import AuthError, AwsError, InternalError, MISSING
 from ..errors import s3 as s3_errors
@@ -49,6 +54,8 @@ def split_target(raw_path: str, host: str,
                  s3_domain: str) -> tuple[str | None, str | None, bool]:
     """(bucket, key, virtual) from a virtual-host Host header or else the request path."""
     path = unquote(raw_path)
+    if path == WALRUS_PATH or path.startswith(WALRUS_PATH + "/"):
+        path = path[len(WALRUS_PATH):]
     hostname = host.rsplit(":", 1)[0].lower() if host and not host.startswith("[") else host
     if s3_domain and hostname and hostname.endswith("." + s3_domain.lower()):
         bucket = hostname[: -len(s3_domain) - 1]
@@ -101,6 +108,14 @@ def endpoint(path: str):
     except Exception:  # noqa: BLE001 - the one place unexpected errors become 500s
         log.exception("InternalError in s3 request %s", g.request_id)
         return error_response(InternalError(), g.request_id, view.raw_path)
+
+
+# A view of its own: rules of one view with the same defaults make werkzeug redirect "/".
+@blueprint.route(WALRUS_PATH, methods=METHODS, strict_slashes=False)
+@blueprint.route(WALRUS_PATH + "/<s3path:path>", methods=METHODS)
+def classic_endpoint(path: str = ""):
+    """Eucalyptus' classic path: the same S3 (:func:`split_target` drops the prefix)."""
+    return endpoint(path)
 
 
 def _authenticate(view: auth.RequestView, config, virtual: str | None):

@@ -1,0 +1,220 @@
+"""Clients written for Eucalyptus against a live cloud: EC2 at the classic
+``/services/Eucalyptus``, Walrus at ``/services/Walrus``, the classic paths of services still to
+come answering in their own protocol, DescribeInstanceTypes in Eucalyptus' shape, the old
+unnumbered list parameters, and ``eucalite credentials --format eucarc`` sourced by a shell.
+(libcloud's Eucalyptus driver has its own file: tests/test_libcloud.py.)"""
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+import boto3
+import botocore.auth
+import pytest
+import requests
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
+
+from eucalite.cli import main
+from eucalite.config import SERVED_FILE
+from ec2util import make_image
+
+EUCA_3_3 = "http://msgs.eucalyptus.com/3.3.0"
+
+
+def client(live, service: str, path: str, **config):
+    """A boto3 client for *service* at *path* of the live server, never retrying."""
+    return boto3.client(service, endpoint_url=live.base_url + path,
+                        aws_access_key_id=live.key_id, aws_secret_access_key=live.secret,
+                        region_name=live.region,
+                        config=Config(retries={"max_attempts": 1}, **config))
+
+
+def query(live, path: str, params: dict, service: str = "ec2") -> requests.Response:
+    """A Query request of *params* POSTed to *path*, signed with SigV4 for *service*."""
+    url = live.base_url + path
+    body = urlencode(params)
+    request = AWSRequest(method="POST", url=url, data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    botocore.auth.SigV4Auth(Credentials(live.key_id, live.secret), service,
+                            live.region).add_auth(request)
+    return requests.post(url, data=body, headers=dict(request.prepare().headers))
+
+
+def error_code(response: requests.Response) -> str:
+    return ET.fromstring(response.content).find("./Errors/Error/Code").text
+
+
+# --- EC2 at /services/Eucalyptus -------------------------------------------------------
+
+def test_ec2_is_served_at_the_classic_path(live):
+    classic = client(live, "ec2", "/services/Eucalyptus")
+    assert classic.describe_regions()["Regions"] == \
+        live.client("ec2").describe_regions()["Regions"]
+    classic.create_key_pair(KeyName="classic")
+    assert [pair["KeyName"] for pair in live.client("ec2").describe_key_pairs()["KeyPairs"]] \
+        == ["classic"]
+    with pytest.raises(ClientError) as caught:
+        classic.describe_images(ImageIds=["ami-12345678"])
+    assert caught.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+def test_instance_types_in_eucalyptus_shape_when_the_version_asks(live):
+    aws = live.client("ec2").describe_instance_types()["InstanceTypes"]
+    small = next(item for item in aws if item["InstanceType"] == "m1.small")
+    expected = {"name": "m1.small", "cpu": str(small["VCpuInfo"]["DefaultVCpus"]),
+                "memory": str(small["MemoryInfo"]["SizeInMiB"]),
+                "disk": str(small["InstanceStorageInfo"]["TotalSizeInGB"])}
+
+    for version, path in (("3.3.0", "/services/compute"), ("4.4", "/services/compute"),
+                          ("2016-11-15", "/services/Eucalyptus")):
+        response = query(live, path, {"Action": "DescribeInstanceTypes", "Version": version})
+        assert response.status_code == 200, response.text
+        namespace = EUCA_3_3 if version.startswith("20") \
+            else f"http://msgs.eucalyptus.com/{version}"
+        root = ET.fromstring(response.content)
+        assert root.tag == f"{{{namespace}}}DescribeInstanceTypesResponse"
+        items = root.findall(f"{{{namespace}}}instanceTypeDetails/{{{namespace}}}item")
+        assert len(items) == len(aws)
+        found = {child.tag.split("}")[1]: child.text
+                 for child in next(item for item in items
+                                   if item.find(f"{{{namespace}}}name").text == "m1.small")}
+        assert found == expected
+
+    # AWS's Version at AWS's path: AWS's shape.
+    plain = query(live, "/services/compute", {"Action": "DescribeInstanceTypes",
+                                              "Version": "2016-11-15"})
+    assert b"instanceTypeSet" in plain.content and b"instanceTypeDetails" not in plain.content
+
+
+# --- old singular parameter forms ------------------------------------------------------
+
+def test_unnumbered_list_parameters(cloud):
+    ec2 = cloud.client("ec2")
+    image = make_image(cloud)
+    ec2.create_key_pair(KeyName="a")
+    ec2.create_key_pair(KeyName="b")
+    response = query(cloud, "/services/compute", {"Action": "DescribeKeyPairs",
+                                                  "Version": "2016-11-15", "KeyName": "b"})
+    assert response.status_code == 200, response.text
+    assert b"<keyName>b</keyName>" in response.content and b"<keyName>a<" not in response.content
+
+    images = query(cloud, "/services/compute", {"Action": "DescribeImages",
+                                                "Version": "2016-11-15", "ImageId": image})
+    assert f"<imageId>{image}</imageId>".encode() in images.content
+
+    ids = [ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"] for _ in range(2)]
+    described = query(cloud, "/services/compute", {"Action": "DescribeInstances",
+                                                   "Version": "2016-11-15",
+                                                   "InstanceId": ids[1]})
+    assert ids[1].encode() in described.content and ids[0].encode() not in described.content
+    terminated = query(cloud, "/services/compute", {"Action": "TerminateInstances",
+                                                    "Version": "2016-11-15",
+                                                    "InstanceId": ids[0]})
+    assert terminated.status_code == 200, terminated.text
+    states = {item["InstanceId"]: item["State"]["Name"] for reservation in
+              ec2.describe_instances(InstanceIds=ids)["Reservations"]
+              for item in reservation["Instances"]}
+    assert states[ids[0]] in ("shutting-down", "terminated")
+    assert states[ids[1]] in ("pending", "running")
+
+    # Not every list takes it: CreateTags' ResourceId is numbered only, as in AWS.
+    refused = query(cloud, "/services/compute", {"Action": "CreateTags", "Version": "2016-11-15",
+                                                 "ResourceId": ids[1], "Tag.1.Key": "k",
+                                                 "Tag.1.Value": "v"})
+    assert refused.status_code == 400 and error_code(refused) == "InvalidParameterValue"
+
+
+# --- Walrus at /services/Walrus --------------------------------------------------------
+
+@pytest.mark.parametrize("signature", ["s3v4", "s3"])
+def test_walrus_path_style_under_the_classic_path(live, signature):
+    walrus = client(live, "s3", "/services/Walrus", signature_version=signature,
+                    s3={"addressing_style": "path"})
+    walrus.create_bucket(Bucket="classic")
+    walrus.put_object(Bucket="classic", Key="dir/file.txt", Body=b"walrus")
+    assert [item["Key"] for item in walrus.list_objects_v2(Bucket="classic")["Contents"]] \
+        == ["dir/file.txt"]
+    assert walrus.get_object(Bucket="classic", Key="dir/file.txt")["Body"].read() == b"walrus"
+    assert "classic" in [bucket["Name"] for bucket in walrus.list_buckets()["Buckets"]]
+    url = walrus.generate_presigned_url("get_object",
+                                        Params={"Bucket": "classic", "Key": "dir/file.txt"})
+    assert "/services/Walrus/classic/" in url and requests.get(url).content == b"walrus"
+    # The same store as at the root.
+    assert live.client("s3").get_object(Bucket="classic", Key="dir/file.txt")["Body"].read() \
+        == b"walrus"
+    missing = requests.get(live.base_url + "/services/Walrus/nobucket")
+    assert missing.status_code == 404 and b"<Code>NoSuchBucket</Code>" in missing.content
+
+
+# --- services still to come ------------------------------------------------------------
+
+@pytest.mark.parametrize("service,path,call,title", [
+    ("sts", "/services/Tokens", lambda c: c.get_caller_identity(), "STS"),
+    ("autoscaling", "/services/AutoScaling", lambda c: c.describe_auto_scaling_groups(),
+     "Auto Scaling"),
+    # current botocore speaks JSON to CloudWatch: the error comes back as JSON
+    ("cloudwatch", "/services/CloudWatch", lambda c: c.list_metrics(), "CloudWatch"),
+])
+def test_planned_services_say_they_are_not_served_yet(live, service, path, call, title):
+    with pytest.raises(ClientError) as caught:
+        call(client(live, service, path))
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidAction"
+    assert f"does not serve {title}" in error["Message"]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_planned_query_services_authenticate_first(live):
+    wrong = boto3.client("sts", endpoint_url=live.base_url + "/services/Tokens",
+                         aws_access_key_id=live.key_id, aws_secret_access_key="x" * 40,
+                         region_name=live.region, config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as caught:
+        wrong.get_caller_identity()
+    assert caught.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    unknown = requests.get(live.base_url + "/services/Nothing")
+    assert unknown.status_code == 404
+
+
+# --- eucarc ----------------------------------------------------------------------------
+
+def test_credentials_eucarc_sourced_by_a_shell(live, tmp_path):
+    data_dir = live.app.config["EUCALITE"]["data_dir"]
+    (tmp_path / "data" / SERVED_FILE).write_text(live.base_url)
+    result = CliRunner().invoke(main, ["credentials", "--data-dir", data_dir,
+                                       "--format", "eucarc"])
+    assert result.exit_code == 0, result.output
+    eucarc = tmp_path / "eucarc"
+    eucarc.write_text(result.output)
+    names = ["EC2_URL", "S3_URL", "EUARE_URL", "TOKEN_URL", "AWS_CLOUDWATCH_URL",
+             "AWS_AUTO_SCALING_URL", "EC2_ACCESS_KEY", "EC2_SECRET_KEY", "AWS_ACCESS_KEY",
+             "AWS_SECRET_KEY", "EC2_USER_ID"]
+    shell = f". {eucarc} && " + " && ".join(f'echo "${name}"' for name in names)
+    values = dict(zip(names, subprocess.run(["bash", "-c", shell], capture_output=True,
+                                            text=True, check=True).stdout.splitlines()))
+    base = live.base_url
+    assert values == {
+        "EC2_URL": base + "/services/Eucalyptus", "S3_URL": base + "/services/Walrus",
+        "EUARE_URL": base + "/services/Euare", "TOKEN_URL": base + "/services/Tokens",
+        "AWS_CLOUDWATCH_URL": base + "/services/CloudWatch",
+        "AWS_AUTO_SCALING_URL": base + "/services/AutoScaling",
+        "EC2_ACCESS_KEY": live.key_id, "EC2_SECRET_KEY": live.secret,
+        "AWS_ACCESS_KEY": live.key_id, "AWS_SECRET_KEY": live.secret,
+        "EC2_USER_ID": values["EC2_USER_ID"]}
+    # The URLs and keys work as a Eucalyptus script would use them.
+    session = boto3.session.Session(aws_access_key_id=values["EC2_ACCESS_KEY"],
+                                    aws_secret_access_key=values["EC2_SECRET_KEY"],
+                                    region_name=live.region)
+    ec2 = session.client("ec2", endpoint_url=values["EC2_URL"])
+    assert ec2.describe_regions()["Regions"]
+    s3 = session.client("s3", endpoint_url=values["S3_URL"],
+                        config=Config(s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket="from-eucarc")
+    assert "from-eucarc" in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
+    owner = ec2.describe_security_groups()["SecurityGroups"][0]["OwnerId"]
+    assert values["EC2_USER_ID"] == owner
