@@ -78,6 +78,8 @@ class Instance(db.Model, JsonFields):
     __tablename__ = "instances"
     __table_args__ = (
         Index("ix_instances_owner_state", "owner_id", "state"),
+        # DescribeInstances' pages: owner, then launch order (compute.instances.page)
+        Index("ix_instances_owner_launch", "owner_id", "launch_time", "id"),
         UniqueConstraint("owner_id", "client_token", "launch_index"),
     )
 
