@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .accounts import Principal
@@ -25,6 +25,7 @@ from .errors import ClientError, InvalidParameterValue, MissingParameter
 from .errors.ec2 import (InvalidAllocationIDNotFound, InvalidAMIIDNotFound, InvalidGroupNotFound,
                          InvalidSecurityGroupRuleIdNotFound,
                          InvalidID, InvalidInstanceIDNotFound, InvalidKeyPairNotFound,
+                         InvalidPaginationToken,
                          InvalidSnapshotNotFound, InvalidVolumeNotFound, TagLimitExceeded)
 from .query import check_text
 
@@ -172,11 +173,60 @@ def tags_for(owner_id: str, resource_ids: Iterable[str]) -> dict[str, dict[str, 
     return result
 
 
-def describe(owner_id: str) -> list[Tag]:
-    """Every tag the account has, ordered by resource id then key (a stable paging order)."""
-    return list(db.session.execute(
-        db.select(Tag).where(Tag.owner_id == owner_id)
-        .order_by(Tag.resource_id, Tag.key)).scalars())
+@dataclass(frozen=True)
+class TagQuery:
+    """Exact conditions on DescribeTags' rows for the database to apply before it cuts a
+    page (the literal values of its filters). Each entry is one condition, all must hold:
+    the row's resource id, resource type, key or value is one of the entry's values; for
+    *tagged* ``(key, values)``, the row's resource carries tag *key* with one of them."""
+
+    resource_ids: tuple[tuple[str, ...], ...] = ()
+    resource_types: tuple[tuple[str, ...], ...] = ()
+    keys: tuple[tuple[str, ...], ...] = ()
+    values: tuple[tuple[str, ...], ...] = ()
+    tagged: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def apply(self, query, owner_id: str):
+        for column, conditions in ((Tag.resource_id, self.resource_ids),
+                                   (Tag.resource_type, self.resource_types),
+                                   (Tag.key, self.keys), (Tag.value, self.values)):
+            for values in conditions:
+                query = query.where(column.in_(values))
+        for key, values in self.tagged:
+            query = query.where(Tag.resource_id.in_(db.select(Tag.resource_id).where(
+                Tag.owner_id == owner_id, Tag.key == key, Tag.value.in_(values))))
+        return query
+
+
+def page_key(row: Tag) -> str:
+    """The key a DescribeTags page resumes after: resource id and tag key, its order."""
+    return f"{row.resource_id}\t{row.key}"
+
+
+def describe(owner_id: str, narrowing: TagQuery | None = None, after: str | None = None,
+             limit: int | None = None) -> tuple[list[Tag], str | None]:
+    """(Up to *limit* (None: all) of the account's tags after the page key *after*,
+    narrowed by *narrowing*, ordered by resource id then key; the key of the last one when
+    more follow, else None). One query with ORDER BY and LIMIT: a page costs the same
+    however many tags the account has. A malformed *after* is InvalidPaginationToken."""
+    query = db.select(Tag).where(Tag.owner_id == owner_id)
+    if narrowing is not None:
+        query = narrowing.apply(query, owner_id)
+    if after is not None:
+        resource_id, tab, key = after.partition("\t")
+        if not tab:
+            raise InvalidPaginationToken("The specified pagination token is not valid or "
+                                         "is expired.")
+        query = query.where(or_(Tag.resource_id > resource_id,
+                                and_(Tag.resource_id == resource_id, Tag.key > key)))
+    query = query.order_by(Tag.resource_id, Tag.key)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = list(db.session.execute(query).scalars())
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        return rows, page_key(rows[-1])
+    return rows, None
 
 
 # --- changes --------------------------------------------------------------------------
