@@ -26,13 +26,15 @@ def env_lines(key_id: str, secret: str, region: str, endpoints: dict[str, str]) 
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
-def eucarc_lines(key_id: str, secret: str, account_id: str, urls: dict[str, str]) -> list[str]:
+def eucarc_lines(key_id: str, secret: str, account_id: str, urls: dict[str, str],
+                 cloud_cert: str) -> list[str]:
     """A euca2ools-style ``eucarc``: *urls* (``EC2_URL``, ``S3_URL``, ``EUARE_URL``,
-    ``TOKEN_URL``, ``AWS_CLOUDWATCH_URL``, ``AWS_AUTO_SCALING_URL``…) then the key under
-    both of Eucalyptus' names and the account number as ``EC2_USER_ID``. No
-    ``EUCALYPTUS_CERT``: eucalite has no cloud certificate (no bundle encryption to it)."""
+    ``TOKEN_URL``, ``AWS_CLOUDWATCH_URL``, ``AWS_AUTO_SCALING_URL``…), the cloud's
+    certificate file as ``EUCALYPTUS_CERT``, then the key under both of Eucalyptus' names and
+    the account number as ``EC2_USER_ID``."""
     values = dict(urls)
     values.update({
+        "EUCALYPTUS_CERT": cloud_cert,
         "EC2_ACCESS_KEY": key_id,
         "EC2_SECRET_KEY": secret,
         "AWS_ACCESS_KEY": key_id,

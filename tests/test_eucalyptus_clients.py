@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from urllib.parse import urlencode
 
 import boto3
@@ -18,8 +19,11 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from eucalite.cli import main
+from eucalite.compute import cloudkey
 from eucalite.config import SERVED_FILE
 from ec2util import make_image
 
@@ -193,7 +197,7 @@ def test_credentials_eucarc_sourced_by_a_shell(live, tmp_path):
     eucarc.write_text(result.output)
     names = ["EC2_URL", "S3_URL", "EUARE_URL", "TOKEN_URL", "AWS_CLOUDWATCH_URL",
              "AWS_AUTO_SCALING_URL", "EC2_ACCESS_KEY", "EC2_SECRET_KEY", "AWS_ACCESS_KEY",
-             "AWS_SECRET_KEY", "EC2_USER_ID"]
+             "AWS_SECRET_KEY", "EC2_USER_ID", "EUCALYPTUS_CERT"]
     shell = f". {eucarc} && " + " && ".join(f'echo "${name}"' for name in names)
     values = dict(zip(names, subprocess.run(["bash", "-c", shell], capture_output=True,
                                             text=True, check=True).stdout.splitlines()))
@@ -205,7 +209,12 @@ def test_credentials_eucarc_sourced_by_a_shell(live, tmp_path):
         "AWS_AUTO_SCALING_URL": base + "/services/AutoScaling",
         "EC2_ACCESS_KEY": live.key_id, "EC2_SECRET_KEY": live.secret,
         "AWS_ACCESS_KEY": live.key_id, "AWS_SECRET_KEY": live.secret,
-        "EC2_USER_ID": values["EC2_USER_ID"]}
+        "EC2_USER_ID": values["EC2_USER_ID"], "EUCALYPTUS_CERT": values["EUCALYPTUS_CERT"]}
+    # The certificate euca-bundle-image encrypts to holds the key the cloud unbundles with.
+    cert = x509.load_pem_x509_certificate(Path(values["EUCALYPTUS_CERT"]).read_bytes())
+    assert cert.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
+        == cloudkey.cloud_public_key_pem(data_dir)
     # The URLs and keys work as a Eucalyptus script would use them.
     session = boto3.session.Session(aws_access_key_id=values["EC2_ACCESS_KEY"],
                                     aws_secret_access_key=values["EC2_SECRET_KEY"],

@@ -10,6 +10,7 @@ import click
 
 from .. import accounts, config as config_module, db, planned
 from ..auth import WALRUS_PATH
+from ..compute import cloudkey
 from ..compute.ec2.actions import CLASSIC_EC2_PATH
 from ..credentials import env_lines, eucarc_lines, profile_sections
 from ..server import CannotServe, run
@@ -87,7 +88,9 @@ def credentials(data_dir, account, user, profile, output_format):
     endpoints = config_module.endpoints(config, use_served=True)
     if output_format == "eucarc":
         click.echo(f"# eucarc for user {user} in account {account}")
-        for line in eucarc_lines(key_id, secret, account_id, _classic_urls(endpoints)):
+        cert = cloudkey.cloud_certificate_path(config["data_dir"]).resolve()
+        for line in eucarc_lines(key_id, secret, account_id, _classic_urls(endpoints),
+                                 str(cert)):
             click.echo(line)
         return
     if profile:

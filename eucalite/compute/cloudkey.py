@@ -4,17 +4,23 @@ Bundlers (euca-bundle-image, :func:`eucalite.compute.bundling.make_bundle`) encr
 bundle's AES key to the cloud's public key, so only the cloud can unpack a bundled image.
 The private key lives in ``<data_dir>/cloud-key.pem`` (PKCS#8 PEM, mode 0600), created on
 first use; losing it makes every encrypted bundle unreadable, so it is never replaced.
+``<data_dir>/cloud-cert.pem`` is a self-signed certificate of its public half, Eucalyptus'
+``cloud-cert.pem`` (a eucarc's ``EUCALYPTUS_CERT``, what ``euca-bundle-image`` encrypts to).
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 KEY_FILE = "cloud-key.pem"
 KEY_BITS = 2048
+CERT_FILE = "cloud-cert.pem"
+CERT_DAYS = 3650
 
 
 def key_path(data_dir: str | os.PathLike) -> Path:
@@ -37,6 +43,24 @@ def cloud_public_key_pem(data_dir: str | os.PathLike) -> bytes:
     """The public half in PEM (SubjectPublicKeyInfo), for bundlers to encrypt to."""
     return cloud_public_key(data_dir).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def cloud_certificate_path(data_dir: str | os.PathLike) -> Path:
+    """The path of the cloud's certificate (PEM), written from the cloud key if missing."""
+    path = Path(data_dir) / CERT_FILE
+    if not path.exists():
+        key = cloud_private_key(data_dir)
+        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "eucalite cloud")])
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+                .sign(key, hashes.SHA256()))
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        os.replace(temp, path)      # a public certificate: a concurrent writer's is as good
+    return path
 
 
 def _create(path: Path) -> None:
