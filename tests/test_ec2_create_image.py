@@ -209,11 +209,16 @@ def test_create_image_errors(instance):
     assert error_code(create, InstanceId=instance_id, Name="good name", TagSpecifications=[
         {"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}]) \
         == "InvalidParameterValue"
+    too_many = [{"Key": f"k{n}", "Value": "v"} for n in range(51)]
+    assert error_code(create, InstanceId=instance_id, Name="good name", TagSpecifications=[
+        {"ResourceType": "image", "Tags": too_many}]) == "TagLimitExceeded"
     other, _ = second_account(live, service="ec2")
     assert error_code(other.create_image, InstanceId=instance_id, Name="theirs") \
         == "InvalidInstanceID.NotFound"
     # nothing was made by the refused requests
     assert [i["Name"] for i in ec2.describe_images(Owners=["self"])["Images"]] == ["ebs-root"]
+    assert not [s for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+                if s["Description"].startswith("Created by CreateImage")]
 
     store_backed = ec2.run_instances(ImageId=make_image(live), MinCount=1, MaxCount=1)[
         "Instances"][0]["InstanceId"]

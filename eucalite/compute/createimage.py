@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .. import tags
 from ..accounts import Principal
 from ..ebs.service import EbsService
 from ..errors import InvalidParameterValue, MissingParameter
@@ -169,6 +170,8 @@ def create(principal: Principal, ebs: EbsService, request: ImageRequest) -> Imag
     mappings, to_snapshot = plan_mappings(instance, ebs.attachments(instance.id), source,
                                           request.block_devices)
     mappings = imageimport.check_block_devices(principal, mappings)
+    tags.check_new_tags(request.image_tags)           # before any snapshot is taken
+    tags.check_new_tags(request.snapshot_tags)
     image_id = images.new_image_id("machine")
     by_device = {m["device"]: m for m in mappings}
     for device, volume_id in sorted(to_snapshot.items()):
