@@ -67,7 +67,8 @@ def test_ec2_is_served_at_the_classic_path(live):
     assert caught.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
-def test_instance_types_in_eucalyptus_shape_when_the_version_asks(live):
+def test_instance_types_in_eucalyptus_shape_when_the_version_asks(cloud):
+    live = cloud
     aws = live.client("ec2").describe_instance_types()["InstanceTypes"]
     small = next(item for item in aws if item["InstanceType"] == "m1.small")
     expected = {"name": "m1.small", "cpu": str(small["VCpuInfo"]["DefaultVCpus"]),
@@ -88,6 +89,23 @@ def test_instance_types_in_eucalyptus_shape_when_the_version_asks(live):
                  for child in next(item for item in items
                                    if item.find(f"{{{namespace}}}name").text == "m1.small")}
         assert found == expected
+
+    # euca-describe-instance-types --show-capacity: the admin sees each zone's free / max.
+    response = query(live, "/services/Eucalyptus", {"Action": "DescribeInstanceTypes",
+                                                    "Version": "3.3.0", "Availability": "true",
+                                                    "InstanceType.1": "m1.small"})
+    ns = {"e": EUCA_3_3}
+    zones = ET.fromstring(response.content).findall(
+        "e:instanceTypeDetails/e:item/e:availability/e:item", ns)
+    capacity = live.app.extensions["eucalite"].compute
+    with live.app.app_context():
+        expected_zones = {zone: next((free, maximum) for name, free, maximum in counts
+                                     if name == "m1.small")
+                          for zone, counts in capacity.capacity()["types"].items()}
+    assert all(maximum > 0 for _, maximum in expected_zones.values())
+    assert {zone.find("e:zoneName", ns).text: (int(zone.find("e:available", ns).text),
+                                               int(zone.find("e:max", ns).text))
+            for zone in zones} == expected_zones and expected_zones
 
     # AWS's Version at AWS's path: AWS's shape.
     plain = query(live, "/services/compute", {"Action": "DescribeInstanceTypes",

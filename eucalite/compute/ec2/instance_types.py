@@ -89,15 +89,26 @@ def eucalyptus_namespace(version: str | None, path: str) -> str | None:
     return None
 
 
-def _render_eucalyptus(row) -> dict:
+def _render_eucalyptus(row, capacity: dict | None = None) -> dict:
     """One instance type as Eucalyptus' ``instanceTypeDetails`` item (memory in MiB, disk
-    in GiB, as euca-describe-instance-types printed them)."""
-    return {"name": row.name, "cpu": row.cpu, "disk": row.disk_gb, "memory": row.memory_mb}
+    in GiB, as euca-describe-instance-types printed them); with *capacity*
+    (:meth:`ComputeService.capacity`'s ``types``) its ``availability`` per zone."""
+    item = {"name": row.name, "cpu": row.cpu, "disk": row.disk_gb, "memory": row.memory_mb}
+    if capacity is not None:
+        item["availability"] = [
+            {"zoneName": zone, "max": maximum, "available": free}
+            for zone, counts in sorted(capacity.items())
+            for name, free, maximum in counts if name == row.name]
+    return item
 
 
 @registry.action("DescribeInstanceTypes", params=("InstanceType", "Filter", "MaxResults",
-                                                  "NextToken"))
+                                                  "NextToken", "Availability", "Verbose"))
 def describe_instance_types(call):
+    """AWS's answer, or Eucalyptus' (see the module docstring), where ``Availability=true``
+    (euca-describe-instance-types --show-capacity) adds, for the cloud admin, each zone's
+    free and maximum count of the type. ``Verbose`` is Eucalyptus' "types not enabled
+    too": every type here is enabled, so it changes nothing."""
     params = call.params
     paging = PAGING.read(params)
     rows = call.services.compute.list_instance_types()
@@ -112,9 +123,13 @@ def describe_instance_types(call):
     rows = filters.apply(rows, filters.parse(params), _GETTERS)
     page, next_token = paging.page(rows, key=lambda row: row.name)
     namespace = eucalyptus_namespace(params.flat.get("Version"), request.path)
+    availability = params.get_bool("Availability")
+    params.get_bool("Verbose")
     if namespace is not None:
+        capacity = call.services.compute.capacity()["types"] \
+            if availability and call.principal.is_cloud_admin else None
         return NamespacedBody(namespace, {
-            "instanceTypeDetails": [_render_eucalyptus(row) for row in page],
+            "instanceTypeDetails": [_render_eucalyptus(row, capacity) for row in page],
             "nextToken": next_token})
     return {"instanceTypeSet": [_render(row) for row in page], "nextToken": next_token}
 
