@@ -35,6 +35,7 @@ from . import accounts, integers, requesttime, sigv4
 from .accounts import Principal
 from .errors import (AuthError, BAD_PAYLOAD, BAD_QUERY_AUTH, BAD_SIGNATURE, DENIED, EXPIRED,
                      INCOMPLETE, MISSING, SKEWED, UNKNOWN_KEY)
+from .httpserver.errors import WALRUS_PATH
 from .sigv4 import UNSIGNED_PAYLOAD, V4_ALGORITHM, same_signature, uri_encode
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -436,10 +437,6 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
                 return AuthResult(principal,
                                   "v2-header" if header_value is not None else "v2-query")
     raise _signature_mismatch("s3", string_to_sign)
-
-
-#: Eucalyptus' classic path of Walrus, under which S3 is also served path-style.
-WALRUS_PATH = "/services/Walrus"
 
 
 def _s3_v2_paths(raw_path: str) -> list[str]:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from eucalite.cli import main
 from eucalite.compute import cloudkey
 from eucalite.config import SERVED_FILE
+from eucalite.httpserver import errors as http_errors
 from ec2util import make_image
 
 EUCA_3_3 = "http://msgs.eucalyptus.com/3.3.0"
@@ -172,6 +173,21 @@ def test_walrus_path_style_under_the_classic_path(live, signature):
         == b"walrus"
     missing = requests.get(live.base_url + "/services/Walrus/nobucket")
     assert missing.status_code == 404 and b"<Code>NoSuchBucket</Code>" in missing.content
+    # What the routing refuses there is in S3's envelope too, not EC2's.
+    refused = requests.patch(live.base_url + "/services/Walrus/classic")
+    assert refused.status_code == 405
+    assert ET.fromstring(refused.content).tag == "Error"
+
+
+def test_front_end_rejections_under_walrus_are_in_s3s_envelope():
+    """What the HTTP front end refuses before the app runs (a timeout, an oversized head)
+    is written as the service at the path would: S3 under /services/Walrus."""
+    walrus = ET.fromstring(http_errors.document("/services/Walrus/bucket/key", "RequestTimeout",
+                                                "slow", "r-1"))
+    assert walrus.tag == "Error" and walrus.find("Resource").text == "/services/Walrus/bucket/key"
+    ec2 = ET.fromstring(http_errors.document("/services/Eucalyptus", "RequestTimeout", "slow",
+                                             "r-1"))
+    assert ec2.tag == "Response" and ec2.find("./Errors/Error/Code").text == "RequestTimeout"
 
 
 # --- services still to come ------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .. import accounts, config as config_module, db, planned
-from ..auth import WALRUS_PATH
+from ..httpserver.errors import WALRUS_PATH
 from ..compute import cloudkey
 from ..compute.ec2.actions import CLASSIC_EC2_PATH
 from ..credentials import env_lines, eucarc_lines, profile_sections

@@ -1,5 +1,6 @@
 """Errors as the service at a path writes them: the EC2 Query envelope under ``/services/``
-(IAM's own under ``/services/Euare``), S3's everywhere else. Used by the HTTP front end for
+(IAM's own under ``/services/Euare``), S3's everywhere else (Walrus' classic
+``/services/Walrus`` included). Used by the HTTP front end for
 its own rejections (before any app code runs) and by the app's routing-error handler."""
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from .. import xmlutil
 from ..errors import AwsError
 
 IAM_PREFIX = "/services/Euare"
+#: Eucalyptus' classic path of Walrus, under which S3 is also served path-style.
+WALRUS_PATH = "/services/Walrus"
 
 # The front end's rejections: (HTTP status, AWS code, message)
 REQUEST_TIMEOUT = (400, "RequestTimeout", "Your socket connection to the server was not read "
@@ -29,7 +32,8 @@ def document(path: str, code: str, message: str, request_id: str) -> bytes:
     """The XML error body the service at *path* answers with."""
     if path.startswith(IAM_PREFIX):
         return xmlutil.iam_error(code, message, request_id, 400)
-    if path.startswith("/services/"):
+    if path.startswith("/services/") and not (path == WALRUS_PATH
+                                              or path.startswith(WALRUS_PATH + "/")):
         if code == "SlowDown":
             code = "RequestLimitExceeded"              # EC2's name for throttling
         return xmlutil.ec2_error(code, message, request_id)

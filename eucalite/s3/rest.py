@@ -22,8 +22,8 @@ from flask import Blueprint, Response, g, request
 from werkzeug.routing import PathConverter
 
 from .. import auth, xmlutil
-from ..auth import WALRUS_PATH
-from ..api import services
+from ..httpserver.errors import WALRUS_PATH
+from ..api import ALL_METHODS, services
 from ..errors import AuthError, AwsError, InternalError, MISSING
 from ..errors import s3 as s3_errors
 from . import authz, rest_buckets
@@ -111,8 +111,9 @@ def endpoint(path: str):
 
 
 # A view of its own: rules of one view with the same defaults make werkzeug redirect "/".
-@blueprint.route(WALRUS_PATH, methods=METHODS, strict_slashes=False)
-@blueprint.route(WALRUS_PATH + "/<s3path:path>", methods=METHODS)
+# Every method, so that one S3 refuses is not left to the catch-all of /services/.
+@blueprint.route(WALRUS_PATH, methods=ALL_METHODS, strict_slashes=False)
+@blueprint.route(WALRUS_PATH + "/<s3path:path>", methods=ALL_METHODS)
 def classic_endpoint(path: str = ""):
     """Eucalyptus' classic path: the same S3 (:func:`split_target` drops the prefix)."""
     return endpoint(path)
