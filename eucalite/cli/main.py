@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from .. import accounts, config as config_module, db, planned
-from ..httpserver.errors import WALRUS_PATH
 from ..compute import cloudkey
 from ..compute.ec2.actions import CLASSIC_EC2_PATH
 from ..credentials import env_lines, eucarc_lines, profile_sections
+from ..httpserver.errors import WALRUS_PATH
 from ..server import CannotServe, run
 from ..web.session import set_password
 from . import common, guest, image, instance_types, node

@@ -22,10 +22,10 @@ from flask import Blueprint, Response, g, request
 from werkzeug.routing import PathConverter
 
 from .. import auth, xmlutil
-from ..httpserver.errors import WALRUS_PATH
 from ..api import ALL_METHODS, services
 from ..errors import AuthError, AwsError, InternalError, MISSING
 from ..errors import s3 as s3_errors
+from ..httpserver.errors import WALRUS_PATH
 from . import authz, rest_buckets
 # Imported for their @route registrations, which _handler_for looks up in ROUTES.
 from . import rest_multipart, rest_objects, rest_post  # noqa: F401
