@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from libcloud.common.types import InvalidCredsError
 from libcloud.compute.drivers.ec2 import EC2NodeLocation, ExEC2AvailabilityZone
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import KeyPairDoesNotExistError, NodeState, Provider
@@ -32,6 +33,13 @@ def until(check, what: str, timeout: float = 30):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_wrong_secret_is_refused(ebs):
+    wrong = get_driver(Provider.EUCALYPTUS)(ebs.key_id, "x" * 40, host="127.0.0.1",
+                                            port=ebs.port, secure=False)
+    with pytest.raises(InvalidCredsError):
+        wrong.list_key_pairs()
 
 
 def test_sizes_are_the_clouds_instance_types(ebs, driver):
