@@ -74,7 +74,8 @@ def test_instance_types_in_eucalyptus_shape_when_the_version_asks(cloud):
     small = next(item for item in aws if item["InstanceType"] == "m1.small")
     expected = {"name": "m1.small", "cpu": str(small["VCpuInfo"]["DefaultVCpus"]),
                 "memory": str(small["MemoryInfo"]["SizeInMiB"]),
-                "disk": str(small["InstanceStorageInfo"]["TotalSizeInGB"])}
+                "disk": str(small["InstanceStorageInfo"]["TotalSizeInGB"]),
+                "networkInterfaces": "1"}
 
     for version, path in (("3.3.0", "/services/compute"), ("4.4", "/services/compute"),
                           ("2016-11-15", "/services/Eucalyptus")):

@@ -90,13 +90,15 @@ def eucalyptus_namespace(version: str | None, path: str) -> str | None:
 
 
 def _render_eucalyptus(row, capacity: dict | None = None) -> dict:
-    """One instance type as Eucalyptus' ``instanceTypeDetails`` item (memory in MiB, disk
-    in GiB, as euca-describe-instance-types printed them); with *capacity*
-    (:meth:`ComputeService.capacity`'s ``types``) its ``availability`` per zone."""
-    item = {"name": row.name, "cpu": row.cpu, "disk": row.disk_gb, "memory": row.memory_mb}
+    """One instance type as Eucalyptus' ``instanceTypeDetails`` item, its VmTypeDetails
+    (memory in MiB, disk in GiB; one network interface, as every instance here has); with
+    *capacity* (:meth:`ComputeService.capacity`'s ``types``) its ``availability`` per zone
+    (VmTypeZoneStatus)."""
+    item = {"name": row.name, "cpu": row.cpu, "disk": row.disk_gb, "memory": row.memory_mb,
+            "networkInterfaces": 1}
     if capacity is not None:
         item["availability"] = [
-            {"zoneName": zone, "max": maximum, "available": free}
+            {"name": row.name, "zoneName": zone, "max": maximum, "available": free}
             for zone, counts in sorted(capacity.items())
             for name, free, maximum in counts if name == row.name]
     return item
