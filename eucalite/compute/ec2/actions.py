@@ -4,6 +4,11 @@ Each resource family's module (images, instances, volumes...) registers its hand
 with ``@registry.action(...)``; the package (:mod:`eucalite.compute.ec2`) imports those
 modules and serves the registry. Keeping the registry in its own module means the handler
 modules never import the package that imports them.
+
+It also holds what several handler modules share about clients written for Eucalyptus: the
+classic path (:data:`CLASSIC_EC2_PATH`), the old unnumbered list parameters the registry
+accepts (:data:`SINGULAR_FORMS`), and :class:`NamespacedBody` for an answer in Eucalyptus'
+own namespace.
 """
 from __future__ import annotations
 
@@ -42,6 +47,9 @@ class Ec2Registry(ActionRegistry):
         return super().action(name, tuple(params) + ("DryRun",))
 
     def lookup(self, params):
+        """The action, as :meth:`ActionRegistry.lookup`; its :data:`SINGULAR_FORMS` sent
+        unnumbered are rewritten in *params* as their ``.1`` member, so handlers see one
+        form."""
         action = super().lookup(params)
         for name in SINGULAR_FORMS.get(action.name, ()):
             value = params.tree.get(name)
