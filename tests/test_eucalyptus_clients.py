@@ -5,6 +5,7 @@ unnumbered list parameters, and ``eucalite credentials --format eucarc`` sourced
 (libcloud's Eucalyptus driver has its own file: tests/test_libcloud.py.)"""
 from __future__ import annotations
 
+import json
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -27,6 +28,7 @@ from eucalite.compute import cloudkey
 from eucalite.config import SERVED_FILE
 from eucalite.httpserver import errors as http_errors
 from ec2util import make_image
+from serverutil import AWS
 
 EUCA_3_3 = "http://msgs.eucalyptus.com/3.3.0"
 
@@ -66,6 +68,16 @@ def test_ec2_is_served_at_the_classic_path(live):
     with pytest.raises(ClientError) as caught:
         classic.describe_images(ImageIds=["ami-12345678"])
     assert caught.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+def test_aws_cli_at_the_classic_path(live):
+    env = live.env()
+    env["AWS_ENDPOINT_URL_EC2"] = live.base_url + "/services/Eucalyptus"
+    result = subprocess.run([AWS, "ec2", "describe-availability-zones", "--output", "json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    zones = live.client("ec2").describe_availability_zones()["AvailabilityZones"]
+    assert json.loads(result.stdout)["AvailabilityZones"] == zones
 
 
 def test_instance_types_in_eucalyptus_shape_when_the_version_asks(cloud):

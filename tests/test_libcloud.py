@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from libcloud.common.types import InvalidCredsError
 from libcloud.compute.drivers.ec2 import EC2NodeLocation, ExEC2AvailabilityZone
 from libcloud.compute.providers import get_driver
@@ -71,6 +73,11 @@ def test_key_pairs(driver):
     # get_key_pair sends the old unnumbered KeyName=lab.
     assert driver.get_key_pair("lab").fingerprint == created.fingerprint
     assert [pair.name for pair in driver.list_key_pairs()] == ["lab"]
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key() \
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    imported = driver.import_key_pair_from_string("mine", public.decode() + " me@lab")
+    assert sorted(pair.name for pair in driver.list_key_pairs()) == ["lab", "mine"]
+    assert driver.delete_key_pair(imported) is True
     assert driver.delete_key_pair(created) is True
     assert driver.list_key_pairs() == []
     # InvalidKeyPair.NotFound, which the driver turns into its own error.
