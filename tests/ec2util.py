@@ -41,10 +41,13 @@ def wait_for_state(ec2, ids, state, timeout=10) -> list[dict]:
 
 
 def small_capacity(live) -> int:
-    """How many m1.small instances the node(s) can hold (drivers offer different hosts)."""
+    """How many m1.small instances the node(s) can hold (drivers offer different hosts):
+    their cores and memory times the config's overcommit ratios, their disk as it is."""
+    config = live.app.config["EUCALITE"]
     with live.app.app_context():
         small = instance_types.get("m1.small")
-        return sum(min(node.cores // small.cpu, node.memory_mb // small.memory_mb,
+        return sum(min(int(node.cores * config["cpu_overcommit"]) // small.cpu,
+                       int(node.memory_mb * config["memory_overcommit"]) // small.memory_mb,
                        node.disk_gb // small.disk_gb)
                    for node in db.session.execute(db.select(Node)).scalars())
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from awsutil import error_code
 from consoleutil import PASSWORD, Console
-from ec2util import make_image
+from ec2util import make_image, wait_for_state
 from liveutil import start_live, start_live_node, stop_live
 from eucalite import accounts, config as config_module
 from eucalite.cli.node import node_group
@@ -145,6 +145,28 @@ def cloud(tmp_path):
                                    memory_overcommit=1.0)
     yield live
     stop_live(live, server)
+
+
+def _small_row(ec2) -> list[str]:
+    zones = ec2.describe_availability_zones(ZoneNames=["verbose"])["AvailabilityZones"]
+    return next(zone for zone in zones if zone["ZoneName"] == "|- m1.small")["State"].split()
+
+
+def test_more_small_instances_than_cores_run_and_give_their_capacity_back(cloud):
+    ec2 = cloud.client("ec2")
+    image = make_image(cloud)
+    assert _small_row(ec2)[:3] == ["0016", "/", "0016"]
+    ids = [item["InstanceId"] for item in ec2.run_instances(
+        ImageId=image, InstanceType="m1.small", MinCount=1, MaxCount=40)["Instances"]]
+    assert len(ids) == 16                                  # 8 cores * 2
+    assert error_code(lambda: ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)) == \
+        "InsufficientInstanceCapacity"
+    assert _small_row(ec2)[:3] == ["0000", "/", "0016"]
+
+    ec2.terminate_instances(InstanceIds=ids[:3])
+    wait_for_state(ec2, ids[:3], "terminated")
+    assert _small_row(ec2)[:3] == ["0003", "/", "0016"]
+    assert len(ec2.run_instances(ImageId=image, MinCount=3, MaxCount=3)["Instances"]) == 3
 
 
 def test_console_and_node_list_show_physical_and_overcommitted_capacity(cloud):

@@ -19,7 +19,7 @@ from .. import config as config_module
 from .. import tags
 from ..accounts import Principal, utcnow
 from ..cluster import imagecache, network, nodes
-from ..cluster.scheduler import Need
+from ..cluster.scheduler import Need, Overcommit
 from ..cluster.service import ClusterService, Zone
 from ..datadir import store_writer
 from ..db import db
@@ -137,7 +137,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         types = [(t.name, t.cpu, t.memory_mb, t.disk_gb)
                  for t in self.list_instance_types()]
         return {"nodes": sorted(nodes.list_nodes(), key=lambda node: node.id),
-                "types": {zone.name: nodes.zone_capacity(zone.name, types)
+                "types": {zone.name: nodes.zone_capacity(zone.name, types,
+                                                         Overcommit.of(self.config))
                           for zone in self.zones()}}
 
     # --- images -----------------------------------------------------------------------------
@@ -186,7 +187,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         need = Need(itype.cpu, itype.memory_mb, itype.disk_gb)
         try:
             node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
-                                     self.config.get("scheduler", "GREEDY"))
+                                     self.config.get("scheduler", "GREEDY"),
+                                     Overcommit.of(self.config))
         except InsufficientInstanceCapacity as error:
             if self.cluster.node_problem:
                 # Say why this host is not a node, and what to install, in the API error.
@@ -271,7 +273,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 if instance.state in states.ACTIONS["start"].acts:
                     [reserved[instance.id]] = nodes.reserve(
                         instance.zone, _need(instance), 1, 1,
-                        self.config.get("scheduler", "GREEDY"))
+                        self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config))
         except BaseException:
             by_id = {row.id: row for row in rows}
             for instance_id, node_id in reserved.items():
