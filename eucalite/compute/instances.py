@@ -13,12 +13,16 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import and_, or_
+
 from .. import ids
 from ..accounts import Principal, utcnow
 from ..cluster.virt.network_xml import mac_for
 from ..db import db, write_lock
 from ..errors import InvalidParameterValue
-from ..errors.ec2 import IncorrectInstanceState, InvalidInstanceIDNotFound
+from ..errors.ec2 import (IncorrectInstanceState, InvalidInstanceIDNotFound,
+                          InvalidPaginationToken)
+from ..tags import Tag
 from . import secgroups, states
 from .addresses import assign_at_launch
 from .instance_types import DEFAULT_TYPE
@@ -99,21 +103,115 @@ def check_user_data(raw: bytes) -> bytes:
     return raw
 
 
+def _visible_query(principal: Principal):
+    """The caller's instances, terminated ones only for an hour after they ended."""
+    cutoff = utcnow() - TERMINATED_VISIBLE
+    return db.select(Instance).where(
+        Instance.owner_id == principal.account_id,
+        or_(Instance.state != states.TERMINATED, Instance.terminated_at.is_(None),
+            Instance.terminated_at >= cutoff))
+
+
 def visible(principal: Principal, ids: list[str] | None = None) -> list[Instance]:
-    """The caller's instances (terminated ones for an hour), in launch order."""
-    query = db.select(Instance).filter_by(owner_id=principal.account_id)
+    """The caller's instances (terminated ones for an hour), in launch order; with *ids*,
+    all of them or InvalidInstanceID.NotFound naming the missing ones."""
+    query = _visible_query(principal)
     if ids:
         query = query.where(Instance.id.in_(ids))
-    cutoff = utcnow() - TERMINATED_VISIBLE
-    rows = [row for row in db.session.execute(query.order_by(Instance.launch_time,
-                                                             Instance.id)).scalars()
-            if not (row.state == states.TERMINATED and row.terminated_at
-                    and row.terminated_at < cutoff)]
+    rows = list(db.session.execute(query.order_by(*_ORDER)).scalars())
     if ids:
         missing = sorted(set(ids) - {row.id for row in rows})
         if missing:
             raise InstanceNotFound(missing)
     return rows
+
+
+#: Launch order, made total by the id: the order of DescribeInstances and of its pages.
+_ORDER = (Instance.launch_time, Instance.id)
+
+#: Instance columns a :class:`Narrowing` may test.
+NARROWABLE = frozenset({"id", "state", "reservation_id", "image_id", "instance_type", "zone",
+                        "key_name"})
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """Exact conditions on instances for the database to apply before a page is cut (the
+    literal values of a Describe's filters). Each entry is one condition, all must hold:
+    *columns* ``(column, values)``: the column equals one of the values (columns from
+    :data:`NARROWABLE`); *tag_values* ``(key, values)``: the instance has tag *key* with
+    one of the values; *tag_keys*: the instance has a tag with one of these keys."""
+
+    columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    tag_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    tag_keys: tuple[tuple[str, ...], ...] = ()
+
+    def apply(self, query, owner_id: str):
+        for column, values in self.columns:
+            if column not in NARROWABLE:
+                raise ValueError(f"not a narrowable instance column: {column}")
+            query = query.where(getattr(Instance, column).in_(values))
+        for key, values in self.tag_values:
+            query = query.where(Instance.id.in_(db.select(Tag.resource_id).where(
+                Tag.owner_id == owner_id, Tag.key == key, Tag.value.in_(values))))
+        for keys in self.tag_keys:
+            query = query.where(Instance.id.in_(db.select(Tag.resource_id).where(
+                Tag.owner_id == owner_id, Tag.key.in_(keys))))
+        return query
+
+
+@dataclass
+class InstancePage:
+    """One page of instances in launch order, and the key to resume after (None: last)."""
+
+    rows: list[Instance]
+    next_key: str | None
+
+
+def page_key(instance: Instance) -> str:
+    """The key a page resumes after: launch time and id, the order's own columns."""
+    return f"{instance.launch_time.isoformat()}|{instance.id}"
+
+
+def _after(key: str):
+    """The SQL condition "comes after *key*" in launch order; InvalidPaginationToken if
+    *key* is not one :func:`page_key` made."""
+    when, _, instance_id = key.rpartition("|")
+    try:
+        launched = dt.datetime.fromisoformat(when)
+    except ValueError:
+        launched = None
+    if launched is None or launched.tzinfo is not None or not instance_id:
+        raise InvalidPaginationToken("The specified pagination token is not valid or is "
+                                     "expired.")
+    return or_(Instance.launch_time > launched,
+               and_(Instance.launch_time == launched, Instance.id > instance_id))
+
+
+def page(principal: Principal, ids: list[str] | None = None, *,
+         narrowing: Narrowing | None = None, after: str | None = None,
+         limit: int | None = None) -> InstancePage:
+    """Up to *limit* (None: all) of the caller's visible instances in launch order, after
+    the key *after*, narrowed by *narrowing*: one query with ORDER BY and LIMIT, so a page
+    costs the same however many instances the account has. With *ids*, every one must be
+    visible (else InvalidInstanceID.NotFound), and only they are paged."""
+    if ids:
+        visible(principal, ids)
+    query = _visible_query(principal)
+    if ids:
+        query = query.where(Instance.id.in_(ids))
+    if narrowing is not None:
+        query = narrowing.apply(query, principal.account_id)
+    if after:
+        query = query.where(_after(after))
+    query = query.order_by(*_ORDER)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = list(db.session.execute(query).scalars())
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        return InstancePage(rows, page_key(rows[-1]))
+    return InstancePage(rows, None)
 
 
 def owned(principal: Principal, instance_id: str) -> Instance:
