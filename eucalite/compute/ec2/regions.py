@@ -39,6 +39,21 @@ def describe_regions(call):
                             "optInStatus": OPT_IN} for region in regions]}
 
 
+_ZONE_GETTERS: filters.Getters = {
+    "zone-name": lambda zone: zone.name,
+    "zone-id": lambda zone: zone.zone_id,
+    "region-name": lambda zone: zone.region,
+    "state": lambda zone: zone.state,
+    "message": lambda zone: list(zone.messages),
+    "group-name": lambda zone: zone.region,
+    "opt-in-status": lambda zone: OPT_IN,
+    "zone-type": lambda zone: "availability-zone",
+    # Only Local and Wavelength zones have a parent zone: no availability zone matches.
+    "parent-zone-id": lambda zone: None,
+    "parent-zone-name": lambda zone: None,
+}
+
+
 @registry.action("DescribeAvailabilityZones",
                  params=("ZoneName", "ZoneId", "Filter", "AllAvailabilityZones"))
 def describe_availability_zones(call):
@@ -46,7 +61,7 @@ def describe_availability_zones(call):
     names, zone_ids = call.params.get_list("ZoneName"), call.params.get_list("ZoneId")
     verbose = "verbose" in names
     names = [name for name in names if name != "verbose"]
-    call.params.get_bool("AllAvailabilityZones")
+    call.params.get_bool("AllAvailabilityZones")    # validated; every zone is opted in
     unknown = [name for name in names if name not in {zone.name for zone in zones}]
     unknown += [zid for zid in zone_ids if zid not in {zone.zone_id for zone in zones}]
     if unknown:
@@ -55,6 +70,7 @@ def describe_availability_zones(call):
         zones = [zone for zone in zones if zone.name in names or zone.zone_id in zone_ids]
     zone_filters = filters.parse(call.params)
     if request.path.rstrip("/") == CLASSIC_EC2_PATH:
+        # Eucalyptus 3 accepted region-name here and ignored it (see the module docstring)
         zone_filters = [(name, values) for name, values in zone_filters
                         if name != "region-name"]
     zones = filters.apply(zones, zone_filters, _ZONE_GETTERS)
@@ -78,21 +94,6 @@ def describe_availability_zones(call):
         if capacity is not None:
             items.extend(_capacity_items(zone, capacity, specs))
     return {"availabilityZoneInfo": items}
-
-
-_ZONE_GETTERS: filters.Getters = {
-    "zone-name": lambda zone: zone.name,
-    "zone-id": lambda zone: zone.zone_id,
-    "region-name": lambda zone: zone.region,
-    "state": lambda zone: zone.state,
-    "message": lambda zone: list(zone.messages),
-    "group-name": lambda zone: zone.region,
-    "opt-in-status": lambda zone: OPT_IN,
-    "zone-type": lambda zone: "availability-zone",
-    # Only Local and Wavelength zones have a parent zone: no availability zone matches.
-    "parent-zone-id": lambda zone: None,
-    "parent-zone-name": lambda zone: None,
-}
 
 
 def _capacity_items(zone, capacity: dict[str, list[tuple[str, int, int]]],
