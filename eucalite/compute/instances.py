@@ -76,6 +76,8 @@ class LaunchRequest:
     client_token: str | None = None
     tags: dict[str, str] | None = None    # for the new instances, validated
     metadata_options: dict | None = None  # MetadataOptions, validated
+    # disableApiTermination / disableApiStop / instanceInitiatedShutdownBehavior, validated
+    attributes: dict | None = None
 
 
 def decode_user_data(user_data: str | None) -> bytes:
@@ -266,6 +268,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
         if request.metadata_options:
             instance.set_json("metadata_options", request.metadata_options)
+        if request.attributes:
+            instance.set_json("attributes", dict(request.attributes))
         db.session.add(instance)
         rows.append(instance)
     db.session.flush()
