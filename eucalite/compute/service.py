@@ -110,6 +110,14 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         first; terminated ones stay visible for an hour."""
         return instances.visible(principal, ids)
 
+    def instances_page(self, principal: Principal, ids: list[str] | None = None, *,
+                       narrowing: instances.Narrowing | None = None, after: str | None = None,
+                       limit: int | None = None) -> instances.InstancePage:
+        """One page of :meth:`describe_instances`, cut by the database
+        (:func:`eucalite.compute.instances.page`): at most *limit* instances after the
+        page key *after*, narrowed first by *narrowing*; ``next_key`` resumes after it."""
+        return instances.page(principal, ids, narrowing=narrowing, after=after, limit=limit)
+
     def instance(self, principal: Principal, instance_id: str) -> Instance:
         """One of the caller's instances, or InvalidInstanceID.NotFound."""
         return instances.owned(principal, instance_id)
