@@ -3,7 +3,9 @@
 Run at start and periodically (as nova's ``_sync_power_states`` does). For this host's node:
 
 * an instance recorded as running whose domain vanished or shut off is terminated
-  (instance-store) or stopped (EBS root), with a state reason saying why;
+  (instance-store) or stopped (EBS root), with a state reason saying why; a guest that
+  powered itself off with ``instanceInitiatedShutdownBehavior=terminate`` is terminated
+  whatever its root (:func:`.instance_attributes.shutdown_behaviour`);
 * a pending instance with no spawn job in flight (the server restarted mid-launch) is
   marked running if its domain appeared, else its launch failed (a first launch is
   terminated, a StartInstances goes back to stopped);
@@ -27,7 +29,8 @@ from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
 from ..db import db
 from ..ebs.service import EbsService
-from . import ebsroot, lifecycle, netplan, states
+from . import ebsroot, instance_attributes, lifecycle, netplan, states
+from .instance_status import StatusBoard
 from .models import Instance
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,12 @@ class ReconcileReport:
     volumes_reattached: list[str] = field(default_factory=list)
 
 
-def reconcile(cluster: ClusterService, ebs: EbsService, *,
-              startup: bool = False) -> ReconcileReport:
+def reconcile(cluster: ClusterService, ebs: EbsService, *, startup: bool = False,
+              board: StatusBoard | None = None) -> ReconcileReport:
     """One pass over this host's node (needs an app context). *startup* also settles
-    instances whose in-flight job died with the previous process."""
+    instances whose in-flight job died with the previous process. *board* (the status
+    checks' record) learns whether the node answered and which running instances' domains
+    run."""
     report = ReconcileReport()
     node = cluster.local_node
     if node is None:
@@ -58,10 +63,16 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *,
         domains = node.domains()
     except DriverError as error:
         log.warning("reconcile: cannot list domains: %s", error)
+        if board is not None:
+            board.saw(node_id, False, {})
         return report
     recorded = {row.id: row for row in db.session.execute(
         db.select(Instance).filter_by(node_id=node_id)).scalars()}
     db.session.rollback()
+    if board is not None:
+        board.saw(node_id, True, {
+            instance_id: domains.get(instance_id) == PowerState.RUNNING
+            for instance_id, row in recorded.items() if row.state == states.RUNNING})
     for instance_id, instance in recorded.items():
         observed = domains.get(instance_id, PowerState.ABSENT)
         _settle(cluster, ebs, node, instance, observed, startup, report)
@@ -92,12 +103,21 @@ def _settle(cluster: ClusterService, ebs: EbsService, node: Node, instance: Inst
     if instance.state == states.RUNNING and gone:
         reason = ("Server.InternalError: the instance's domain vanished from the hypervisor"
                   if observed == PowerState.ABSENT else
-                  "Client.InstanceInitiatedShutdown: the instance shut itself down")
+                  "Client.InstanceInitiatedShutdown: Instance initiated shutdown")
+        if observed != PowerState.ABSENT and \
+                instance_attributes.shutdown_behaviour(instance) == "terminate":
+            ended = states.TERMINATED
         if ended == states.STOPPED:
             # an EBS root keeps its data: the instance stops (and may be started again)
             if states.transition(instance.id, states.STOPPING, expected={states.RUNNING},
                                  reason=reason, task=states.TASK_STOPPING):
                 lifecycle.stop(cluster, ebs, instance.id)
+                report.vanished.append(instance.id)
+        elif instance.root_device_type == "ebs":
+            # shutdown behaviour terminate: its volumes end as a TerminateInstances ends them
+            if states.transition(instance.id, states.SHUTTING_DOWN, expected={states.RUNNING},
+                                 reason=reason, task=states.TASK_TERMINATING):
+                lifecycle.terminate(cluster, ebs, instance.id)
                 report.vanished.append(instance.id)
         elif states.transition(instance.id, ended, expected={states.RUNNING}, reason=reason,
                                task=None, on_win=lifecycle.release_capacity(instance)):
@@ -139,7 +159,8 @@ def start(app, interval: float) -> threading.Event:
         while not stop.wait(interval):
             try:
                 with app.app_context():
-                    reconcile(services.cluster, services.ebs)
+                    reconcile(services.cluster, services.ebs,
+                              board=services.compute.status_board)
                     services.compute.purge_terminated()
                     db.session.remove()
             except Exception:  # noqa: BLE001 - a failed pass must not end the thread

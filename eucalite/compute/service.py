@@ -12,6 +12,7 @@ structure. The services it uses (the cluster controller, Walrus) are given to it
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -22,16 +23,16 @@ from ..cluster import imagecache, network, nodes
 from ..cluster.scheduler import Need, Overcommit
 from ..cluster.service import ClusterService, Zone
 from ..datadir import store_writer
-from ..db import db
+from ..db import db, write_lock
 from ..ebs.models import Snapshot, Volume
 from ..ebs.service import EbsService
-from ..errors import AwsError, InvalidParameterValue, MissingParameter
-from ..errors.ec2 import (IdempotentParameterMismatch, IncorrectInstanceState,
-                          InsufficientInstanceCapacity, UnsupportedOperation)
+from ..errors import AwsError, InvalidParameterValue
+from ..errors.ec2 import (IdempotentParameterMismatch, InsufficientInstanceCapacity,
+                          UnsupportedOperation)
 from ..s3.models import Bucket
 from ..s3.service import S3Service
-from . import (imageimport, images, instance_types, instances, keypairs, lifecycle, metadata,
-               secgroups, states)
+from . import (imageimport, images, instance_attributes, instance_status, instance_types,
+               instances, keypairs, lifecycle, metadata, netplan, secgroups, states)
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
 from .models import Image, Instance, InstanceType, KeyPair
@@ -39,6 +40,8 @@ from .service_addresses import AddressesMixin
 from .service_grouprules import SecurityGroupRulesMixin
 from .service_groups import SecurityGroupsMixin
 from .service_images import ImagesMixin, KeyPairsMixin
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         self.ebs = ebs                  # EBS-backed roots and instances' volumes
         self.worker: lifecycle.Worker | None = None     # set by Services.build
         self.metadata_server = None     # the guests' metadata listener, when this is a node
+        self.status_board = instance_status.StatusBoard()   # fed by the reconciler
 
     def regions(self) -> list[Region]:
         """This cloud is one region; its endpoint is the EC2 URL clients use."""
@@ -226,7 +230,9 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
     def terminate(self, principal: Principal, ids: list[str]) -> list[StateChange]:
         acts = states.ACTIONS["terminate"].acts
         changes = []
-        for instance in instances.visible(principal, ids):
+        rows = instances.visible(principal, ids)
+        instance_attributes.check_terminable(rows)
+        for instance in rows:
             previous = instance.state
             if previous not in acts:
                 changes.append(StateChange(instance.id, previous, previous))
@@ -262,6 +268,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                     f"The instance '{instance.id}' does not have an 'ebs' root device type "
                     + ("and cannot be stopped." if action == "stop" else
                        "and cannot be started."))
+        if action == "stop":
+            instance_attributes.check_stoppable(rows)
         accepted = states.ACTIONS[action].accepted
         for instance in rows:
             if instance.state not in accepted:
@@ -325,32 +333,68 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 output = b""
         return instance.id, output
 
-    #: What ModifyInstanceAttribute may change (EC2's attribute names), on a stopped instance.
-    MODIFIABLE = ("instanceType", "userData", "kernel", "ramdisk")
+    def describe_instance_attribute(self, principal: Principal, instance_id: str,
+                                    attribute: str) -> tuple[Instance, Any]:
+        """DescribeInstanceAttribute: (the instance, the value of *attribute*) as
+        :func:`eucalite.compute.instance_attributes.read` gives it."""
+        instance = instances.owned(principal, instance_id)
+        instance_attributes.check_name(attribute)
+        return instance, instance_attributes.read(
+            instance, attribute, groups=secgroups.instance_groups([instance.id])[instance.id],
+            volumes=self.ebs.attachments(instance.id))
 
     def modify_instance(self, principal: Principal, instance_id: str,
                         changes: Mapping[str, Any]) -> Instance:
-        """ModifyInstanceAttribute: set EC2 attributes of a stopped instance. *changes* maps
-        an attribute name to its new value (``userData`` as bytes, the others as text)."""
-        instance = instances.owned(principal, instance_id)
-        if not changes:
-            raise MissingParameter("The request must contain an attribute to modify.")
-        for key in changes:
-            if key not in self.MODIFIABLE:
-                raise UnsupportedOperation(f"Modifying {key} is not supported.")
-        if instance.state != states.STOPPED:
-            raise IncorrectInstanceState(f"The instance '{instance.id}' is not in the "
-                                         "'stopped' state.")
-        if "instanceType" in changes:
-            instance.instance_type = instance_types.get(changes["instanceType"]).name
-        if "userData" in changes:
-            instance.user_data = instances.encode_user_data(changes["userData"])
-        if "kernel" in changes:
-            instance.kernel_id = changes["kernel"]
-        if "ramdisk" in changes:
-            instance.ramdisk_id = changes["ramdisk"]
-        db.session.commit()
+        """ModifyInstanceAttribute: *changes* maps one EC2 attribute name to its new value
+        (rules and value types: :mod:`eucalite.compute.instance_attributes`). A new
+        ``groupSet`` reaches the node's firewall before this returns."""
+        write_lock()            # the state checked is the state changed
+        try:
+            instance = instances.owned(principal, instance_id)
+            attribute, value = instance_attributes.check_change(
+                principal, instance, changes,
+                int(self.config.get("security_groups_per_instance", 5)))
+            instance_attributes.apply(instance, attribute, value,
+                                      volumes=self.ebs.attachments(instance.id))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        if attribute == "groupSet":
+            netplan.sync(self.cluster)
         return instance
+
+    def instance_status(self, principal: Principal, ids: list[str] | None = None,
+                        include_all: bool = False
+                        ) -> list[tuple[Instance, instance_status.InstanceStatus]]:
+        """DescribeInstanceStatus: the caller's running instances (every visible one with
+        *include_all*) with their status checks and events
+        (:func:`eucalite.compute.instance_status.status_of`)."""
+        rows = instances.visible(principal, ids)
+        if not include_all:
+            rows = [row for row in rows if row.state == states.RUNNING]
+        node_states = {node.id: node for node in nodes.list_nodes()}
+        result = []
+        for row in rows:
+            node = node_states.get(row.node_id)
+            result.append((row, instance_status.status_of(
+                row, node.state if node else None, self.status_board,
+                node.last_seen if node else None)))
+        return result
+
+    def report_instance_status(self, principal: Principal, ids: list[str], status: str | None,
+                               reasons: list[str]) -> None:
+        """ReportInstanceStatus: the instances are the caller's and the report well formed;
+        it is accepted (AWS keeps it for its own operators; this cloud logs it)."""
+        instance_status.check_report(status, reasons)
+        rows = instances.visible(principal, ids)
+        log.info("instance status report from %s: %s %s (%s)", principal.arn,
+                 [row.id for row in rows], status, ", ".join(reasons))
+
+    def password_data(self, principal: Principal, instance_id: str) -> Instance:
+        """GetPasswordData: the instance, if it is the caller's. Its password data is empty:
+        eucalite's guests are Linux, which has no Windows password to encrypt."""
+        return instances.owned(principal, instance_id)
 
     def modify_metadata_options(self, principal: Principal, instance_id: str,
                                 options: Mapping[str, Any]) -> Instance:

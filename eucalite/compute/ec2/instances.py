@@ -11,6 +11,7 @@ from ...errors import InvalidParameterValue, MissingParameter
 from .. import states
 # Pure request/row helpers (no state): wire encodings and the metadata options' shape.
 from ..instance_types import DEFAULT_TYPE
+from ..instance_attributes import launch_attributes
 from ..instances import LaunchRequest, Narrowing, decode_user_data
 from ..metadata import (metadata_options, private_dns_name, public_dns_name,
                         validate_metadata_options)
@@ -128,7 +129,7 @@ def _wants_public_ip(params) -> bool:
     "TagSpecification", "Monitoring", "DisableApiTermination",
     "InstanceInitiatedShutdownBehavior", "EbsOptimized", "BlockDeviceMapping",
     "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification",
-    "AddressingType", "NetworkInterface"))
+    "AddressingType", "NetworkInterface", "DisableApiStop"))
 def run_instances(call):
     params = call.params
     image_id = params.require("ImageId")
@@ -153,7 +154,10 @@ def run_instances(call):
         client_token=params.get("ClientToken"),
         tags=specified_tags(params, "instance", other_types=True) or None,
         metadata_options=validate_metadata_options(
-            params.get_struct("MetadataOptions").scalar_members()) or None)
+            params.get_struct("MetadataOptions").scalar_members()) or None,
+        attributes=launch_attributes(params.get_bool("DisableApiTermination"),
+                                     params.get_bool("DisableApiStop"),
+                                     params.get("InstanceInitiatedShutdownBehavior")))
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(call, rows, tag_map)[0]
