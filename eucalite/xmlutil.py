@@ -66,19 +66,59 @@ def fill(element: ET.Element, value: Any, item_tag: str = "item") -> None:
 def document(root: ET.Element) -> bytes:
     """*root* as a UTF-8 XML document that always parses: characters XML cannot carry
     become :data:`REPLACEMENT`."""
-    body = _NOT_XML.sub(REPLACEMENT, ET.tostring(root, encoding="unicode"))
+    return _finish(ET.tostring(root, encoding="unicode"))
+
+
+def _finish(body: str) -> bytes:
+    """The serialised *body* as the document's bytes (see :func:`document`)."""
+    body = _NOT_XML.sub(REPLACEMENT, body)
     # A raw CR would reach the client as LF (XML normalises line ends): as a reference it
     # stays a CR, as S3 writes it in keys. ElementTree itself never writes a CR.
     body = body.replace("\r", "&#13;")
     return XML_DECLARATION + body.encode("utf-8")
 
 
+def _escape(value: str) -> str:
+    """Character data as ElementTree escapes it."""
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    return value
+
+
+def _serialise(out: list[str], tag: str, value: Any, item_tag: str) -> None:
+    """Append *value* as element *tag* to *out*, exactly as ``ET.tostring(to_element(tag,
+    value, item_tag))`` writes it (``<tag />`` when empty), without building the tree:
+    several times faster for large answers such as DescribeInstances."""
+    if isinstance(value, dict):
+        children = [(key, child) for key, child in value.items() if child is not None]
+    elif isinstance(value, (list, tuple)):
+        children = [(item_tag, child) for child in value]
+    else:
+        content = text(value) if value is not None else ""
+        out.append(f"<{tag}>{_escape(content)}</{tag}>" if content else f"<{tag} />")
+        return
+    if not children:
+        out.append(f"<{tag} />")
+        return
+    out.append(f"<{tag}>")
+    for key, child in children:
+        _serialise(out, key, child, item_tag)
+    out.append(f"</{tag}>")
+
+
 def query_response(action: str, namespace: str, request_id: str, body: dict) -> bytes:
     """EC2-style ``<ActionResponse xmlns=…><requestId/>…</ActionResponse>``."""
-    root = ET.Element(f"{action}Response", xmlns=namespace)
-    ET.SubElement(root, "requestId").text = request_id
-    fill(root, body)
-    return document(root)
+    out = [f'<{action}Response xmlns="{_escape(namespace)}">']
+    _serialise(out, "requestId", request_id, "item")
+    for key, child in body.items():
+        if child is not None:
+            _serialise(out, key, child, "item")
+    out.append(f"</{action}Response>")
+    return _finish("".join(out))
 
 
 def iam_response(action: str, request_id: str, result: dict | None) -> bytes:

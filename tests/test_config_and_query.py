@@ -129,3 +129,31 @@ def test_registry_rejects_unknown_actions_and_parameters():
     with pytest.raises(AwsError) as excinfo:
         registry.lookup(params(Count="1"))
     assert excinfo.value.code == "MissingAction"
+
+
+def test_query_responses_are_written_as_the_element_tree_would_write_them():
+    """EC2 answers are serialised without building a tree (large DescribeInstances pages):
+    the bytes must be those the ElementTree rendering gives, escaping, empty elements,
+    lists of items, booleans, datetimes and characters XML cannot carry included."""
+    import datetime as dt
+    from xml.etree import ElementTree as ET
+
+    from eucalite import xmlutil
+
+    body = {
+        "reservationSet": [{"reservationId": "r-1", "groupSet": [], "instancesSet": [{
+            "keyName": "a<b>&c\r\x01\ud800", "dnsName": "", "reason": None,
+            "amiLaunchIndex": 0, "ebsOptimized": False, "sourceDestCheck": True,
+            "launchTime": dt.datetime(2026, 1, 2, 3, 4, 5, 678901),
+            "tagSet": [{"key": "Name", "value": "web"}, {"key": "empty", "value": ""}],
+            "placement": {"availabilityZone": "z", "groupName": None},
+        }]}],
+        "nextToken": None,
+        "emptyDict": {},
+        "count": 3,
+    }
+    root = ET.Element("DescribeInstancesResponse", xmlns=xmlutil.EC2_NAMESPACE)
+    ET.SubElement(root, "requestId").text = "req-1"
+    xmlutil.fill(root, body)
+    assert xmlutil.query_response("DescribeInstances", xmlutil.EC2_NAMESPACE, "req-1",
+                                  body) == xmlutil.document(root)
