@@ -14,7 +14,9 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
   hypervisor) is destroyed again;
 * a domain with eucalite's name prefix that no live instance owns is destroyed, and logged;
 * the node's network plan is applied again (:func:`.netplan.sync`), so rules lost or left
-  stale (a restart, a hand-made change) are repaired.
+  stale (a restart, a hand-made change) are repaired;
+* the status checks' board (:class:`.instance_status.StatusBoard`) learns whether the node's
+  hypervisor answered and which running instances' domains run (DescribeInstanceStatus).
 
 Restarting eucalite therefore loses no instance record and leaves running instances running.
 """
