@@ -205,6 +205,7 @@ PROGRAMS = {
     "rclone": ("rclone", "tests/test_s3_clients.py"),
     "chromium": ("chromium", "tests/test_console_browser.py (through Playwright)"),
     "sysctl": ("procps", "the EDGE data plane sets per-interface forwarding (cluster/edge/)"),
+    "bash": ("bash", "tests/test_eucalyptus_clients.py sources a eucarc with it"),
     "pgrep": ("procps", "setup.sh, to see whether libvirtd runs"),
     "dpkg": ("dpkg", "this test, to check the table"),
 }
@@ -218,7 +219,7 @@ FILES = {
 # Programs the suite runs from the virtual environment setup.sh creates (pip packages).
 FROM_VENV = {"aws", "eucalite", "pip", "python", "gunicorn", "moto_server"}
 # Packages of the bare Debian 12 image CI starts from that the table relies on.
-BARE_IMAGE = {"apt", "dpkg", "zstd", "e2fsprogs", "iproute2", "procps", "fonts-dejavu-core"}
+BARE_IMAGE = {"apt", "bash", "dpkg", "zstd", "e2fsprogs", "iproute2", "procps", "fonts-dejavu-core"}
 
 _RUNS = re.compile(r"""(?:\b(?:_?run|Popen|check_output|check_call)\(\s*\[\s*"""
                    r"""|\b(?:which|_need_tool)\(\s*|(?<![\w.])require\(\s*)"""
