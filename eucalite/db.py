@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -122,6 +123,19 @@ def write_lock() -> None:
         except BaseException:
             _release_writer()
             raise
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """One write transaction (:func:`write_lock` first): committed when the block ends,
+    rolled back (and the lock let go) when it raises."""
+    write_lock()
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def _release_writer(*_args) -> None:

@@ -7,12 +7,11 @@ wire as soon as the call returns.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
 from .. import tags
 from ..accounts import Principal
-from ..db import db, write_lock
+from ..db import writing
 from ..errors import ServiceUnavailable
 from . import addresses, instances, netplan
 from .addresses import Pool
@@ -22,19 +21,6 @@ from .models import Address, Instance
 HOW_TO_TURN_ON = ("set public_interface (the host interface facing the lab network) and "
                   "public_ips (addresses, first-last ranges or CIDRs on it) in the config "
                   "file (eucalite.toml), and restart")
-
-
-@contextmanager
-def writing() -> Iterator[None]:
-    """One write transaction (the writer's lock first): committed when the block ends,
-    rolled back (and the lock let go) when it raises."""
-    write_lock()
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 class AddressesMixin:

@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 
 from .. import tags
 from ..accounts import Principal
-from ..db import db, write_lock
+from ..db import db, writing
 from ..errors import InvalidParameterCombination, MissingParameter
 from ..errors.ec2 import (InvalidGroupNotFound, InvalidPermissionDuplicate,
                           InvalidPermissionMalformed, InvalidPermissionNotFound,
@@ -46,8 +46,7 @@ class SecurityGroupRulesMixin:
         specs = secrules.expand_all(permissions, self._peer_resolver(principal))
         tag_map = tags.check_new_tags(tag_map)
         limit = int(self.config.get("security_group_rule_limit", 60))
-        write_lock()
-        try:
+        with writing():
             group = _locked_group(principal, group.id)
             existing = _rules(group.id, egress)
             secrules.check_new(specs, existing)
@@ -60,10 +59,6 @@ class SecurityGroupRulesMixin:
             db.session.flush()
             tags.tag_new_resources(principal, "security-group-rule",
                                    [row.id for row in rows], tag_map)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
         netplan.sync(self.cluster)
         return rows
 
@@ -90,8 +85,7 @@ class SecurityGroupRulesMixin:
         resolve = self._peer_resolver(principal)
         wanted = [(permission, secrules.expand(permission, resolve))
                   for permission in permissions]
-        write_lock()
-        try:
+        with writing():
             group = _locked_group(principal, group.id)
             existing = _rules(group.id, egress)
             if rule_ids:
@@ -101,10 +95,6 @@ class SecurityGroupRulesMixin:
             for rule in revoked:
                 tags.delete_all(rule.id)
                 db.session.delete(rule)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
         if revoked:
             netplan.sync(self.cluster)
         return revoked, unknown
@@ -130,8 +120,7 @@ class SecurityGroupRulesMixin:
                 raise InvalidPermissionMalformed(
                     f"Rule {rule_id}: give exactly one CIDR or referenced group.")
             specs[rule_id] = expanded[0][1]
-        write_lock()
-        try:
+        with writing():
             group = _locked_group(principal, group.id)
             rules = {rule.id: rule for rule in _rules(group.id, None)}
             modified = _by_ids(list(rules.values()), list(specs))
@@ -140,10 +129,6 @@ class SecurityGroupRulesMixin:
             db.session.flush()
             for egress in (False, True):
                 _check_distinct([rule for rule in rules.values() if rule.egress == egress])
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
         netplan.sync(self.cluster)
         return modified
 
@@ -171,8 +156,7 @@ class SecurityGroupRulesMixin:
         resolve = self._peer_resolver(principal)
         wanted = [(permission, secrules.expand(permission, resolve))
                   for permission in permissions]
-        write_lock()
-        try:
+        with writing():
             group = _locked_group(principal, group.id)
             existing = _rules(group.id, egress)
             if descriptions:
@@ -181,10 +165,6 @@ class SecurityGroupRulesMixin:
                     rule.description = descriptions[rule.id]
             else:
                 updated = _described(existing, wanted)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
         return updated
 
     # --- reading ----------------------------------------------------------------------------
