@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..accounts import utcnow
@@ -32,3 +32,11 @@ class Node(db.Model):
     last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Order in which ROUNDROBIN last chose nodes (higher = more recent).
     last_chosen: Mapped[int] = mapped_column(Integer, default=0)
+    # Per-node overcommit ratios (Eucalyptus' MAX_CORES/MAX_MEM); None: the cloud's
+    # cpu_overcommit / memory_overcommit setting. Disk is never overcommitted.
+    cpu_overcommit: Mapped[float | None] = mapped_column(Float, default=None)
+    memory_overcommit: Mapped[float | None] = mapped_column(Float, default=None)
+    # System status check (DescribeInstanceStatus), kept across restarts: when the
+    # reconciler first reached the node, and since when it has not (None: it answers).
+    status_checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    status_impaired_since: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -47,6 +47,17 @@ class Image(db.Model, JsonFields):
     manifest_json: Mapped[str | None] = mapped_column(Text, default=None)
     size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # CopyImage's ClientToken: a retried copy answers the image the first one made.
+    client_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Where the image came from: CreateImage's instance, CopyImage's source image.
+    source_instance_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    source_image_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # ImdsSupport (None, or "v2.0": instances launched from it require IMDSv2 tokens).
+    imds_support: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Deregistration protection: "disabled", "enabled" or "enabled-with-cooldown"; when it
+    # was disabled with a cooldown, DeregisterImage stays refused until *protected_until*.
+    deregistration_protection: Mapped[str] = mapped_column(String(32), default="disabled")
+    deregistration_protected_until: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class KeyPair(db.Model):
@@ -115,6 +126,11 @@ class Instance(db.Model, JsonFields):
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     metadata_options_json: Mapped[str | None] = mapped_column(Text, default=None)
     attributes_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Instance status check (DescribeInstanceStatus), kept across restarts: when the
+    # reconciler first looked at the running guest, and since when it has seen it not
+    # running (None: it is fine).
+    status_checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    status_impaired_since: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class SecurityGroup(db.Model):
