@@ -223,6 +223,24 @@ def test_power_off_on(driver, make_spec):
     assert driver.disks(spec.instance_id) == ["vda"]       # still the same domain
 
 
+def test_shutdown_asks_the_guest_and_keeps_the_domain(driver, make_spec):
+    """A guest that answers the request (the fake's and the test driver's do at once; a
+    real guest when its OS handles ACPI) ends SHUTOFF, still defined; asking an off domain
+    changes nothing; an absent one is a DriverError."""
+    spec = make_spec()
+    driver.spawn(spec)
+    driver.shutdown(spec.instance_id)
+    if not _is_real(driver):        # a real domain here boots no OS to press the button for
+        assert driver.power_state(spec.instance_id) == PowerState.SHUTOFF
+        driver.shutdown(spec.instance_id)                 # nothing for an off domain
+        assert driver.power_state(spec.instance_id) == PowerState.SHUTOFF
+    driver.power_off(spec.instance_id)
+    driver.power_on(spec.instance_id)
+    assert driver.power_state(spec.instance_id) == PowerState.RUNNING
+    with pytest.raises(DriverError):
+        driver.shutdown("i-absent")
+
+
 @pytest.mark.parametrize("op", ["power_off", "power_on", "disks"])
 def test_operations_on_absent_domain_fail(driver, op):
     with pytest.raises(DriverError):

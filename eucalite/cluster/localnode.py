@@ -123,6 +123,15 @@ class LocalNode:
     def reboot(self, instance_id: str) -> None:
         self.driver.reboot(instance_id)
 
+    def shutdown(self, instance_id: str) -> None:
+        self.driver.shutdown(instance_id)
+
+    def power_off(self, instance_id: str) -> None:
+        self.driver.power_off(instance_id)
+
+    def power_on(self, instance_id: str) -> None:
+        self.driver.power_on(instance_id)
+
     def pause(self, instance_id: str) -> None:
         self.driver.pause(instance_id)
 

@@ -120,6 +120,16 @@ class Node(Protocol):
     def reboot(self, instance_id: str) -> None:
         """Restart the running domain. DriverError if there is none."""
 
+    def shutdown(self, instance_id: str) -> None:
+        """Ask the guest to power itself off cleanly (ACPI); returns at once, the domain
+        SHUTOFF (still defined) once the guest complied."""
+
+    def power_off(self, instance_id: str) -> None:
+        """Pull the plug on the domain, keeping it defined; afterwards SHUTOFF."""
+
+    def power_on(self, instance_id: str) -> None:
+        """Start the defined, shut-off domain again, with the disks it had."""
+
     def pause(self, instance_id: str) -> None:
         """Freeze the guest's vCPUs (for a consistent copy of its volumes)."""
 

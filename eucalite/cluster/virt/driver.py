@@ -138,6 +138,13 @@ class HypervisorDriver(abc.ABC):
         domain already off; DriverError if absent."""
 
     @abc.abstractmethod
+    def shutdown(self, instance_id: str) -> None:
+        """Ask the guest to power itself off cleanly (ACPI's power button); returns at once.
+        The domain is SHUTOFF, still defined, once the guest complied; a guest that
+        ignores the request runs on (the caller waits with a deadline, then
+        ``power_off``). Nothing for a domain already off; DriverError if absent."""
+
+    @abc.abstractmethod
     def power_on(self, instance_id: str) -> None:
         """Start a defined, stopped domain; afterwards RUNNING. DriverError if absent."""
 

@@ -26,6 +26,9 @@ class _FakeDomain:
     disks: dict[str, DiskSpec] = field(default_factory=dict)
     console: bytearray = field(default_factory=bytearray)
     boots: int = 0
+    #: power operations asked of it, in order ("pause", "resume", "shutdown", "power_off",
+    #: "power_on", "reboot"): what tests check a consistency rule against
+    history: list[str] = field(default_factory=list)
 
 
 class FakeDriver(HypervisorDriver):
@@ -37,6 +40,8 @@ class FakeDriver(HypervisorDriver):
     def __init__(self, capacity: HostCapacity | None = None, *, cores: int = 8,
                  memory_mb: int = 16384, disk_gb: int = 200):
         self._capacity = capacity or HostCapacity(cores, memory_mb, disk_gb)
+        #: instance ids whose guests ignore ``shutdown`` (as a guest without ACPI would)
+        self.ignore_shutdown: set[str] = set()
         self._domains: dict[str, _FakeDomain] = {}
         self._networks: dict[str, NetworkSpec] = {}
         self._hosts: dict[str, dict[str, str]] = {}      # network -> MAC -> IP
@@ -84,15 +89,27 @@ class FakeDriver(HypervisorDriver):
 
     def reboot(self, instance_id: str) -> None:
         with self._lock:
-            self._boot(self._get(instance_id))
+            dom = self._get(instance_id)
+            dom.history.append("reboot")
+            self._boot(dom)
 
     def power_off(self, instance_id: str) -> None:
         with self._lock:
-            self._get(instance_id).state = PowerState.SHUTOFF
+            dom = self._get(instance_id)
+            dom.history.append("power_off")
+            dom.state = PowerState.SHUTOFF
+
+    def shutdown(self, instance_id: str) -> None:
+        with self._lock:
+            dom = self._get(instance_id)
+            dom.history.append("shutdown")
+            if dom.state == PowerState.RUNNING and instance_id not in self.ignore_shutdown:
+                dom.state = PowerState.SHUTOFF      # a fake guest powers off at once
 
     def power_on(self, instance_id: str) -> None:
         with self._lock:
             dom = self._get(instance_id)
+            dom.history.append("power_on")
             if dom.state != PowerState.RUNNING:
                 self._boot(dom)
 
@@ -101,13 +118,21 @@ class FakeDriver(HypervisorDriver):
             dom = self._get(instance_id)
             if dom.state not in (PowerState.RUNNING, PowerState.PAUSED):
                 raise DriverError(f"{DOMAIN_PREFIX}{instance_id} is not running")
+            dom.history.append("pause")
             dom.state = PowerState.PAUSED
 
     def resume(self, instance_id: str) -> None:
         with self._lock:
             dom = self._get(instance_id)
+            dom.history.append("resume")
             if dom.state == PowerState.PAUSED:
                 dom.state = PowerState.RUNNING
+
+    def history(self, instance_id: str) -> list[str]:
+        """The power operations asked of the domain so far, in order ([] when absent)."""
+        with self._lock:
+            dom = self._domains.get(instance_id)
+            return list(dom.history) if dom else []
 
     def power_state(self, instance_id: str) -> PowerState:
         with self._lock:

@@ -224,6 +224,16 @@ class LibvirtDriver(HypervisorDriver):
             if self._code(exc) != self._lv.VIR_ERR_OPERATION_INVALID:   # stopped meanwhile
                 raise self._error(f"cannot power off {DOMAIN_PREFIX}{instance_id}", exc) from exc
 
+    def shutdown(self, instance_id: str) -> None:
+        dom = self._get(instance_id)
+        try:
+            if dom.isActive():
+                dom.shutdown()      # QEMU without a guest agent: the ACPI power button
+        except self._lv.libvirtError as exc:
+            if self._code(exc) != self._lv.VIR_ERR_OPERATION_INVALID:   # stopped meanwhile
+                raise self._error(f"cannot shut down {DOMAIN_PREFIX}{instance_id}",
+                                  exc) from exc
+
     def power_on(self, instance_id: str) -> None:
         dom = self._get(instance_id)
         try:
