@@ -310,7 +310,7 @@ def test_every_image_attribute(instance):
     assert error_code(ec2.modify_image_attribute, ImageId=image_id, ProductCodes=["abc"]) \
         == "InvalidParameterValue"
     assert error_code(ec2.modify_image_attribute, ImageId=image_id,
-                      ImdsSupport={"Value": "v2.0"}) == "Unsupported"
+                      ImdsSupport={"Value": "v1.0"}) == "InvalidParameterValue"
     assert error_code(ec2.modify_image_attribute, ImageId="emi-12345678",
                       ImdsSupport={"Value": "v2.0"}) == "InvalidAMIID.NotFound"
     assert error_code(ec2.reset_image_attribute, ImageId=image_id, Attribute="description") \

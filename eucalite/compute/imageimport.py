@@ -30,7 +30,7 @@ from ..errors import AwsError, InvalidParameterValue, MissingParameter
 from ..errors import ec2 as ec2_errors
 from ..s3 import buckets, objects
 from ..s3.store import HashingReader
-from . import bundle, bundling
+from . import bundle, bundling, imageflags
 from .images import (ARCHITECTURES, VIRTUALIZATION_TYPES, launchable_part, new_image_id,
                      split_location, validate_description, validate_name)
 from .models import Image
@@ -53,6 +53,7 @@ class Registration:
     ramdisk_id: str | None = None
     root_device_name: str | None = None
     virtualization_type: str | None = None
+    imds_support: str | None = None        # "v2.0" or None
     #: ``{"device", "virtual"?, "no_device"?, "ebs"?: {"snapshot_id", "volume_size",
     #: "delete_on_termination", "volume_type"}}`` each, as stored on the image
     block_devices: list[dict] = field(default_factory=list)
@@ -136,6 +137,7 @@ def register(principal: Principal, store, request: Registration) -> Image:
     if architecture not in ARCHITECTURES:
         raise InvalidParameterValue(f"Value ({architecture}) for parameter architecture is "
                                     f"invalid. Valid values: {', '.join(ARCHITECTURES)}")
+    imageflags.check_imds_support(request.imds_support)
     mappings = check_block_devices(principal, request.block_devices)
     if manifest is None:
         return _register_ebs(principal, request, name, description, architecture, mappings)
@@ -159,7 +161,7 @@ def register(principal: Principal, store, request: Registration) -> Image:
                    kernel_id=kernel_id, ramdisk_id=ramdisk_id,
                    root_device_name=request.root_device_name or "/dev/sda1",
                    root_device_type="instance-store", virtualization_type=virtualization,
-                   size_bytes=manifest.image_size)
+                   size_bytes=manifest.image_size, imds_support=request.imds_support)
 
 
 def _register_ebs(principal: Principal, request: Registration, name: str,
@@ -185,7 +187,8 @@ def _register_ebs(principal: Principal, request: Registration, name: str,
                    location=None, architecture=architecture, kernel_id=kernel_id,
                    ramdisk_id=ramdisk_id, root_device_name=root, root_device_type="ebs",
                    virtualization_type=virtualization,
-                   size_bytes=root_ebs["volume_size"] * 2**30)
+                   size_bytes=root_ebs["volume_size"] * 2**30,
+                   imds_support=request.imds_support)
 
 
 def insert(principal: Principal, kind: str, block_devices: list[dict] | None,

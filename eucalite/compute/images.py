@@ -24,7 +24,7 @@ from ..errors import ec2 as ec2_errors
 from ..query import check_text
 from ..ebs import snapshots
 from ..s3 import buckets, objects
-from . import bundle
+from . import bundle, imageflags
 from .models import Image, Instance
 
 PREFIXES = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
@@ -101,6 +101,12 @@ def owned(principal: Principal, image_id: str) -> Image:
 def find(image_id: str | None) -> Image | None:
     """The image, whoever owns it (None if there is none)."""
     return db.session.get(Image, image_id) if image_id else None
+
+
+def by_client_token(owner_id: str, token: str) -> Image | None:
+    """The image *owner_id*'s CopyImage made with ClientToken *token*, if any."""
+    return db.session.execute(db.select(Image).where(
+        Image.owner_id == owner_id, Image.client_token == token)).scalars().first()
 
 
 def settle(rows: Iterable[Image]) -> None:
@@ -212,9 +218,11 @@ def snapshot_ids(image: Image) -> list[str]:
 
 
 def deregister(principal: Principal, image_id: str) -> None:
-    """DeregisterImage: owner only. The row goes, so it can be neither seen nor launched;
-    its tags go with it. The bundle stays in the bucket, as in EC2."""
-    owned(principal, image_id)
+    """DeregisterImage: owner only, and refused while deregistration protection holds the
+    image (:func:`eucalite.compute.imageflags.check_deregistrable`). The row goes, so it
+    can be neither seen nor launched; its tags go with it. The bundle stays in the bucket,
+    as in EC2."""
+    imageflags.check_deregistrable(owned(principal, image_id))
     write_lock()
     try:
         image = db.session.get(Image, image_id)
@@ -303,9 +311,10 @@ def _executable_by(principal: Principal, image: Image, wanted: list[str]) -> boo
 ATTRIBUTES = ("description", "kernel", "ramdisk", "launchPermission", "productCodes",
               "blockDeviceMapping", "sriovNetSupport", "bootMode", "tpmSupport", "uefiData",
               "lastLaunchedTime", "imdsSupport", "deregistrationProtection")
-#: Those ModifyImageAttribute changes here. (AWS also sets imdsSupport, which needs a
-#: column this table does not have yet, and productCodes, for the Marketplace only.)
-MODIFIABLE = ("description", "kernel", "ramdisk", "launchPermission")
+#: Those ModifyImageAttribute changes here: AWS's description, imdsSupport and
+#: launchPermission, and Eucalyptus' kernel and ramdisk. (AWS's productCodes are for the
+#: Marketplace only.)
+MODIFIABLE = ("description", "kernel", "ramdisk", "launchPermission", "imdsSupport")
 #: Those ResetImageAttribute puts back.
 RESETTABLE = ("launchPermission",)
 
@@ -330,10 +339,15 @@ def attribute(principal: Principal, image_id: str, name: str):
     return image
 
 
-def last_launched(image: Image):
-    """When an instance was last launched from *image* (lastLaunchedTime), or None."""
-    return db.session.execute(db.select(db.func.max(Instance.launch_time)).where(
-        Instance.image_id == image.id)).scalar()
+def last_launched(image_ids: Iterable[str]) -> dict:
+    """When an instance was last launched from each of *image_ids* (lastLaunchedTime), by
+    image id; an image nothing was launched from is absent. One query for them all."""
+    image_ids = list(image_ids)
+    if not image_ids:
+        return {}
+    return dict(db.session.execute(
+        db.select(Instance.image_id, db.func.max(Instance.launch_time))
+        .where(Instance.image_id.in_(image_ids)).group_by(Instance.image_id)).all())
 
 
 @dataclass

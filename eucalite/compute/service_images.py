@@ -15,7 +15,7 @@ from ..accounts import Principal
 from ..db import db
 from ..errors import AwsError
 from ..errors.ec2 import InvalidSnapshotInUse
-from . import createimage, imageimport, images, keypairs
+from . import createimage, imageflags, imageimport, images, keypairs
 from .images import PermissionChange
 from .models import Image, KeyPair
 
@@ -40,9 +40,10 @@ class ImagesMixin:
             request.source_image_id, {}) if request.copy_tags else {}
         return createimage.copy(principal, self.regions()[0].name, request, source_tags)
 
-    def image_last_launched(self, image: Image):
-        """When an instance was last launched from *image*, or None (lastLaunchedTime)."""
-        return images.last_launched(image)
+    def images_last_launched(self, image_ids: Iterable[str]) -> dict:
+        """When an instance was last launched from each image (lastLaunchedTime), by id;
+        absent for an image nothing was launched from."""
+        return images.last_launched(image_ids)
 
     def describe_images(self, principal: Principal, image_ids: Iterable[str] = (),
                         owners: Iterable[str] = (),
@@ -79,6 +80,26 @@ class ImagesMixin:
                      value: str | None) -> None:
         """Set the image's description, kernel or ramdisk (owner only)."""
         images.modify(principal, image_id, name, value)
+
+    def set_imds_support(self, principal: Principal, image_id: str,
+                         value: str | None) -> None:
+        """ModifyImageAttribute ImdsSupport (owner only): ``v2.0``, for good."""
+        imageflags.set_imds_support(images.owned(principal, image_id), value)
+
+    def enable_deregistration_protection(self, principal: Principal, image_id: str,
+                                         with_cooldown: bool = False) -> str:
+        """EnableImageDeregistrationProtection (owner only); the new protection, as
+        DescribeImages shows it."""
+        return imageflags.enable_protection(images.owned(principal, image_id), with_cooldown)
+
+    def disable_deregistration_protection(self, principal: Principal, image_id: str) -> str:
+        """DisableImageDeregistrationProtection (owner only); the protection left (a
+        cooldown keeps it for a day), as DescribeImages shows it."""
+        return imageflags.disable_protection(images.owned(principal, image_id))
+
+    def deregistration_protection(self, image: Image) -> str:
+        """*image*'s deregistrationProtection as EC2 renders it."""
+        return imageflags.protection(image)
 
     def reset_image_attribute(self, principal: Principal, image_id: str, name: str) -> None:
         """ResetImageAttribute (owner only)."""

@@ -1,11 +1,10 @@
 """EC2 image actions: RegisterImage, CreateImage, CopyImage, DescribeImages,
-DeregisterImage and the image attributes (Describe/Modify/ResetImageAttribute). Parse, call
-the compute service, render."""
+DeregisterImage, the image attributes (Describe/Modify/ResetImageAttribute) and
+Enable/DisableImageDeregistrationProtection. Parse, call the compute service, render."""
 from __future__ import annotations
 
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
-from ...errors.ec2 import Unsupported
 from ...paging import Paging
 from ..createimage import CopyRequest, ImageRequest
 from ..imageimport import Registration
@@ -40,8 +39,11 @@ def _block_device_items(image: Image) -> list[dict]:
     return items
 
 
-def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
-    """One ``imagesSet/item`` as EC2 renders it."""
+def render_image(image: Image, tag_map: dict[str, str] | None, *, protection: str,
+                 region: str, last_launched=None) -> dict:
+    """One ``imagesSet/item`` as EC2 renders it: *protection* is its
+    deregistrationProtection, *region* this cloud's (a copy's sourceImageRegion),
+    *last_launched* when an instance was last launched from it (None: never)."""
     return {
         "imageId": image.id,
         "imageLocation": image.location,
@@ -63,6 +65,12 @@ def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
         "stateReason": ({"code": image.state, "message": image.state_reason}
                         if image.state_reason else None),
         "tagSet": tag_set(tag_map or {}),
+        "imdsSupport": image.imds_support,
+        "sourceInstanceId": image.source_instance_id,
+        "sourceImageId": image.source_image_id,
+        "sourceImageRegion": region if image.source_image_id else None,
+        "deregistrationProtection": protection,
+        "lastLaunchedTime": last_launched,
     }
 
 
@@ -70,7 +78,7 @@ def render_image(image: Image, tag_map: dict[str, str] | None) -> dict:
 
 @registry.action("RegisterImage", params=(
         "ImageLocation", "Name", "Description", "Architecture", "KernelId", "RamdiskId",
-        "RootDeviceName", "BlockDeviceMapping", "VirtualizationType"))
+        "RootDeviceName", "BlockDeviceMapping", "VirtualizationType", "ImdsSupport"))
 def register_image(call):
     params = call.params
     request = Registration(
@@ -79,6 +87,7 @@ def register_image(call):
         kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
         root_device_name=params.get("RootDeviceName"),
         virtualization_type=params.get("VirtualizationType"),
+        imds_support=params.get("ImdsSupport"),
         block_devices=parse_block_device_mappings(params.get_struct_list("BlockDeviceMapping")))
     if not request.location and request.name is None:
         raise MissingParameter("The request must contain the parameter Name")
@@ -163,7 +172,7 @@ def _ebs_values(key: str):
     return values
 
 
-def _getters(lookup_tags) -> dict:
+def _getters(lookup_tags, region: str) -> dict:
     getters = {
         "architecture": lambda image: image.architecture,
         "description": lambda image: image.description,
@@ -191,6 +200,9 @@ def _getters(lookup_tags) -> dict:
         "creation-date": lambda image: image.created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "state-reason-code": lambda image: image.state if image.state_reason else None,
         "state-reason-message": lambda image: image.state_reason,
+        "source-instance-id": lambda image: image.source_instance_id,
+        "source-image-id": lambda image: image.source_image_id,
+        "source-image-region": lambda image: region if image.source_image_id else None,
     }
     getters.update(filters.tag_getters(lookup_tags))
     return getters
@@ -213,10 +225,16 @@ def describe_images(call):
                                                  params.get_list("ExecutableBy"))
     # Tags are the owner's: another account's view of a shared image carries none of them.
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
+    compute = call.services.compute
+    region = compute.regions()[0].name
     rows = filters.apply(rows, filters.parse(params),
-                         _getters(lambda image: tag_map.get(image.id, {})))
+                         _getters(lambda image: tag_map.get(image.id, {}), region))
     page, token = request.page(rows)
-    body = {"imagesSet": [render_image(image, tag_map.get(image.id)) for image in page]}
+    launched = compute.images_last_launched([image.id for image in page])
+    body = {"imagesSet": [render_image(image, tag_map.get(image.id), region=region,
+                                       protection=compute.deregistration_protection(image),
+                                       last_launched=launched.get(image.id))
+                          for image in page]}
     if token:
         body["nextToken"] = token
     return body
@@ -259,13 +277,13 @@ def _attribute_value(compute, image: Image, name: str):
     if name == "productCodes":
         return []                              # no Marketplace here
     if name == "lastLaunchedTime":
-        return _value(compute.image_last_launched(image))
+        return _value(compute.images_last_launched([image.id]).get(image.id))
     if name == "deregistrationProtection":
-        return _value("disabled")
-    # description, kernel, ramdisk; and what no image here has set: sriovNetSupport,
-    # bootMode, tpmSupport, uefiData, imdsSupport (AWS answers those empty when unset)
+        return _value(compute.deregistration_protection(image))
+    # description, kernel, ramdisk, imdsSupport; and what no image here has set:
+    # sriovNetSupport, bootMode, tpmSupport, uefiData (AWS answers those empty when unset)
     return _value({"description": image.description, "kernel": image.kernel_id,
-                   "ramdisk": image.ramdisk_id}.get(name))
+                   "ramdisk": image.ramdisk_id, "imdsSupport": image.imds_support}.get(name))
 
 
 @registry.action("DescribeImageAttribute", params=("ImageId", "Attribute"))
@@ -321,10 +339,10 @@ def modify_image_attribute(call):
     if params.get_list("ProductCode"):
         raise InvalidParameterValue("Product codes are not supported.")
     if "ImdsSupport" in params.names() or attribute == "imdsSupport":
-        compute.image(call.principal, image_id)          # its NotFound first
-        raise Unsupported("imdsSupport cannot be set on an image here yet (images have no "
-                          "place to keep it); set HttpTokens=required at launch instead.")
-    if attribute in (None, "launchPermission") and (
+        value = params.get_struct("ImdsSupport").get("Value") \
+            if "ImdsSupport" in params.names() else params.get("Value")
+        compute.set_imds_support(call.principal, image_id, value)
+    elif attribute in (None, "launchPermission") and (
             "LaunchPermission" in params.names() or params.get_list("UserId")
             or params.get_list("UserGroup")):
         compute.modify_launch_permission(call.principal, image_id, _permission_change(params))
@@ -346,3 +364,17 @@ def reset_image_attribute(call):
     call.services.compute.reset_image_attribute(call.principal, call.params.require("ImageId"),
                                                 call.params.get("Attribute"))
     return {"return": True}
+
+
+# --- deregistration protection ------------------------------------------------------------
+
+@registry.action("EnableImageDeregistrationProtection", params=("ImageId", "WithCooldown"))
+def enable_image_deregistration_protection(call):
+    return {"return": call.services.compute.enable_deregistration_protection(
+        call.principal, call.params.require("ImageId"), call.params.get_bool("WithCooldown"))}
+
+
+@registry.action("DisableImageDeregistrationProtection", params=("ImageId",))
+def disable_image_deregistration_protection(call):
+    return {"return": call.services.compute.disable_deregistration_protection(
+        call.principal, call.params.require("ImageId"))}

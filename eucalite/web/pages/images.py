@@ -50,7 +50,8 @@ def image(image_id: str):
     return render_template("console/images_detail.html", image=row, mine=mine,
                            permissions=services().compute.launch_permissions(row) if mine
                            else [],
-                           block_devices=row.get_json("block_devices", []) or [])
+                           block_devices=row.get_json("block_devices", []) or [],
+                           protection=services().compute.deregistration_protection(row))
 
 
 @blueprint.route("/images/<image_id>/permissions", methods=["POST"])
