@@ -11,18 +11,24 @@ running. From that and the node's recorded state the checks read as AWS's:
   last pass saw it not running, ``initializing`` until a pass has looked;
 * ``not-applicable`` for both while the instance is not running.
 
-The board lives in this process's memory: after a restart the checks are ``initializing``
-until the first pass, as AWS's are for a fresh instance.
+The board is kept in the database (``status_checked_at`` / ``status_impaired_since`` on nodes
+and instances: a check has been made, and since when it fails), so the checks read the same
+after a restart as before it, with no pass in between. A pass writes only what changed: a
+first look, a check starting or ceasing to fail; a pass that sees what the last one saw writes
+nothing. An instance not running has no check (its columns are cleared when a pass finds it
+not running), so a started instance is ``initializing`` again until a pass looks, as AWS's.
 """
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass, field
 
 from ..accounts import utcnow
+from ..cluster.models import Node
+from ..db import db, writing
 from ..errors import InvalidParameterValue, MissingParameter
 from . import states
+from .models import Instance
 
 OK, IMPAIRED, INITIALIZING, NOT_APPLICABLE = "ok", "impaired", "initializing", "not-applicable"
 STATUSES = (OK, IMPAIRED, "insufficient-data", NOT_APPLICABLE, INITIALIZING)
@@ -55,37 +61,71 @@ class InstanceStatus:
     events: list[Event] = field(default_factory=list)
 
 
-class StatusBoard:
-    """What the reconciler last saw: per node, reachable or not (and since when it is not);
-    per instance, its domain running or not (and since when it is not)."""
+def check_of(row) -> Check | None:
+    """The check recorded on *row* (a node or an instance); None when no pass has made one."""
+    if row is None or row.status_checked_at is None:
+        return None
+    if row.status_impaired_since is not None:
+        return Check(IMPAIRED, row.status_impaired_since)
+    return Check(OK)
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._nodes: dict[str, Check] = {}
-        self._instances: dict[str, Check] = {}
+
+def _record(row, passed: bool | None, now: dt.datetime) -> bool:
+    """Set *row*'s check after a pass that found it passing or failing (None: not running,
+    no check); whether anything changed. A failure keeps the time of the first one."""
+    checked_at, since = row.status_checked_at, row.status_impaired_since
+    if passed is None:
+        checked_at, since = None, None
+    else:
+        checked_at = checked_at or now
+        since = None if passed else (since or now)
+    if (checked_at, since) == (row.status_checked_at, row.status_impaired_since):
+        return False
+    row.status_checked_at, row.status_impaired_since = checked_at, since
+    return True
+
+
+class StatusBoard:
+    """What the reconciler last saw, kept in the nodes' and instances' rows: per node,
+    reachable or not (and since when it is not); per instance, its domain running or not (and
+    since when it is not)."""
 
     def saw(self, node_id: str, reachable: bool, running: dict[str, bool]) -> None:
         """One reconcile pass over *node_id*: its hypervisor answered (*reachable*) and, for
-        each of its instances recorded as running, whether the domain runs."""
-        with self._lock:
-            self._nodes[node_id] = self._next(self._nodes.get(node_id), reachable)
-            for instance_id, up in running.items():
-                self._instances[instance_id] = self._next(self._instances.get(instance_id), up)
+        each of its instances recorded as running, whether the domain runs. When it
+        answered, the checks of its other instances (no longer running) are cleared.
+
+        Only a pass that changes a check writes (one transaction): the changes are first
+        worked out without the write lock, and done again under it if there are any."""
+        now = utcnow()
+        with db.session.no_autoflush:
+            changed = self._record(node_id, reachable, running, now)
+        db.session.rollback()               # ends the read, dropping the trial changes
+        if changed:
+            with writing():
+                self._record(node_id, reachable, running, now)
 
     @staticmethod
-    def _next(previous: Check | None, passed: bool) -> Check:
-        if passed:
-            return Check(OK)
-        since = previous.impaired_since if previous and previous.impaired_since else utcnow()
-        return Check(IMPAIRED, since)
+    def _record(node_id: str, reachable: bool, running: dict[str, bool],
+                now: dt.datetime) -> bool:
+        node = db.session.get(Node, node_id)
+        changed = node is not None and _record(node, reachable, now)
+        if reachable:
+            # its running instances, and those with a check that are not running: still on
+            # the node, or on none (a stopped instance gave its node back)
+            rows = db.session.execute(db.select(Instance).where(
+                Instance.id.in_(list(running)) | (
+                    Instance.status_checked_at.is_not(None)
+                    & ((Instance.node_id == node_id) | Instance.node_id.is_(None))))
+            ).scalars()
+            for row in rows:
+                changed = _record(row, running.get(row.id), now) or changed
+        return changed
 
-    def node(self, node_id: str | None) -> Check | None:
-        with self._lock:
-            return self._nodes.get(node_id) if node_id else None
-
-    def instance(self, instance_id: str) -> Check | None:
-        with self._lock:
-            return self._instances.get(instance_id)
+    @staticmethod
+    def node(node_id: str | None) -> Check | None:
+        """The system check of *node_id* (None: no pass has reached it, or no node)."""
+        return check_of(db.session.get(Node, node_id)) if node_id else None
 
 
 def status_of(instance, node_state: str | None, board: StatusBoard,
@@ -102,7 +142,7 @@ def status_of(instance, node_state: str | None, board: StatusBoard,
     system = board.node(instance.node_id) or Check(INITIALIZING)
     if node_state == "unreachable":
         system = Check(IMPAIRED, system.impaired_since or node_changed or utcnow())
-    guest = board.instance(instance.id) or Check(INITIALIZING)
+    guest = check_of(instance) or Check(INITIALIZING)
     return InstanceStatus(system, guest, events)
 
 
