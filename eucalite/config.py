@@ -106,6 +106,9 @@ DEFAULTS: dict[str, Any] = {
     "max_volume_gb": 1024,
     "max_total_volume_gb": 10240,
     "snapshot_chunk_mb": 1,
+    # Seconds CreateImage (without NoReboot) gives a guest to shut down cleanly before it
+    # is forced off for the copies of its volumes.
+    "image_shutdown_seconds": 120,
     # Minutes a console session lasts without activity.
     "console_session_minutes": 480,
     # Seconds between passes that reconcile recorded instances with the hypervisor.

@@ -101,6 +101,8 @@ def _settle(cluster: ClusterService, ebs: EbsService, node: Node, instance: Inst
             observed: PowerState, startup: bool, report: ReconcileReport) -> None:
     """Bring one recorded instance in line with its domain's *observed* state."""
     gone = observed in (PowerState.ABSENT, PowerState.SHUTOFF, PowerState.CRASHED)
+    if observed == PowerState.SHUTOFF and instance.task == states.TASK_IMAGING and not startup:
+        gone = False        # shut off by CreateImage's reboot, which starts it again
     ended = states.STOPPED if instance.root_device_type == "ebs" else states.TERMINATED
     if instance.state == states.RUNNING and gone:
         reason = ("Server.InternalError: the instance's domain vanished from the hypervisor"

@@ -40,6 +40,9 @@ HOLDS_CAPACITY = frozenset({PENDING, RUNNING, STOPPING, SHUTTING_DOWN})
 #: ends terminated.
 TASK_SPAWNING, TASK_STARTING = "spawning", "starting"
 TASK_STOPPING, TASK_TERMINATING = "stopping", "terminating"
+#: CreateImage's reboot: the running instance's domain is shut off for the copies of its
+#: volumes and started again (:mod:`.quiesce`); the reconciler leaves it alone meanwhile.
+TASK_IMAGING = "imaging"
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,20 @@ class EbsService:
         self._submit(snapshots.take, snapshot.id)
         return snapshot
 
+    def create_snapshots(self, principal: Principal, volume_ids: list[str], description: str,
+                         tag_map: Mapping[str, str] | None = None,
+                         hold: snapshots.Hold | None = None) -> list[Snapshot]:
+        """Snapshots of several volumes at one point in time (CreateImage's), in the order
+        of *volume_ids*: each recorded ``pending`` with the tags *tag_map*, then ONE job
+        copies every volume inside *hold* (a context manager factory the caller gives, e.g.
+        its guest shut off; by default each attached guest is paused once for all its
+        volumes), and chunks the copies after."""
+        chunk_size = int(self.config.get("snapshot_chunk_mb", 1)) * 2**20
+        made = [snapshots.record(principal, volume_id, description, tag_map, chunk_size)
+                for volume_id in volume_ids]
+        self._submit(snapshots.take_together, [snapshot.id for snapshot in made], hold)
+        return made
+
     def delete_snapshot(self, principal: Principal, snapshot_id: str) -> None:
         """DeleteSnapshot: a completed or failed snapshot no image is made from."""
         snapshots.delete(self, principal, snapshot_id)
@@ -304,6 +318,15 @@ class EbsService:
         jobs.finish_detach(self, volume)
         if delete and VOLUME.transition(volume_id, DELETING, expected={AVAILABLE}):
             jobs.destroy_volume(self, volume_id)
+
+    def set_delete_on_termination(self, volume_id: str, delete: bool) -> None:
+        """Whether the attached volume is deleted when its instance ends (ModifyInstance
+        Attribute's blockDeviceMapping). Made in the caller's write transaction, which
+        commits it with the rest of its change."""
+        volume = db.session.get(Volume, volume_id)
+        if volume is None or volume.instance_id is None:
+            raise IncorrectState(f"Volume '{volume_id}' is not attached.")
+        volume.delete_on_termination = bool(delete)
 
     def drop_exports(self, instance_id: str) -> None:
         """The instance's domain is gone but it will start again: its volumes stay

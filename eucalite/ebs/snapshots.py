@@ -3,7 +3,8 @@ and restoring one into a new volume.
 
 CreateSnapshot records ``pending`` and a job (:func:`take`) takes a point-in-time copy of
 the volume's data (the guest is paused for the copy when the volume is attached, so no
-write lands half-way), then chunks it (:mod:`eucalite.ebs.chunks`): only chunks no snapshot
+write lands half-way; :func:`take_together` copies several volumes inside one such hold,
+or one its caller gives), then chunks it (:mod:`eucalite.ebs.chunks`): only chunks no snapshot
 stored yet are uploaded, ``Progress`` rises as it goes, and the chunk list is recorded with
 ``completed`` in one transaction. DeleteSnapshot drops the snapshot's list and then only the
 chunk objects no other snapshot lists, so deleting one snapshot never breaks another.
@@ -18,8 +19,9 @@ import os
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, ContextManager, Mapping
 
 from .. import ids, tags
 from ..accounts import Principal, utcnow
@@ -32,6 +34,10 @@ from .models import Snapshot, SnapshotChunk, Volume
 from .states import ATTACHED, AVAILABLE, COMPLETED, ERROR, IN_USE, PENDING, SNAPSHOT
 
 log = logging.getLogger(__name__)
+
+#: What the copies of a snapshot (or of a group taken at one point in time) are made
+#: inside: a context manager factory holding the guests still for the copy.
+Hold = Callable[[], ContextManager[None]]
 
 #: Held while chunks are stored and recorded, and while unreferenced chunks are deleted: a
 #: snapshot that found a chunk already stored must not see it deleted before it records it.
@@ -183,24 +189,36 @@ def _progress_updater(snapshot_id: str):
     return progress
 
 
-def point_in_time_copy(ebs, volume: Volume, source: Path, work_dir: Path) -> Path:
-    """A sparse copy of the volume's data as of now. If the volume is attached to a running
-    guest, the guest is paused for the copy, so no write lands half-way through it."""
-    node = instance_id = None
-    if volume.attach_state == ATTACHED and volume.instance_id:
-        instance = ebs.cloud.instance(volume.instance_id)
-        if instance is not None and instance.node_id:
-            node = ebs.cluster.node_for(instance.node_id)
-            instance_id = instance.id
-    db.session.rollback()
+def guests_paused(ebs, volumes: list[Volume]) -> Hold:
+    """The default hold: the running guest of each attached volume is paused (once, however
+    many of its volumes are copied) and resumed after, so no write lands half-way through
+    a copy and one guest's volumes are copied at one instant."""
+    nodes = {}
+    for volume in volumes:
+        if volume.attach_state == ATTACHED and volume.instance_id:
+            instance = ebs.cloud.instance(volume.instance_id)
+            if instance is not None and instance.node_id:
+                nodes[instance.id] = ebs.cluster.node_for(instance.node_id)
+
+    @contextmanager
+    def hold():
+        paused = []
+        try:
+            for instance_id, node in sorted(nodes.items()):
+                node.pause(instance_id)
+                paused.append(instance_id)
+            yield
+        finally:
+            for instance_id in paused:
+                nodes[instance_id].resume(instance_id)
+    return hold
+
+
+def point_in_time_copy(ebs, volume_id: str, work_dir: Path) -> Path:
+    """A sparse copy (``copy.raw`` in *work_dir*) of the volume's data as of now: the
+    caller holds the guest still (:data:`Hold`) while it is made."""
     copy = work_dir / "copy.raw"
-    if node is not None:
-        node.pause(instance_id)
-    try:
-        _sparse_copy(source, copy)
-    finally:
-        if node is not None:
-            node.resume(instance_id)
+    _sparse_copy(ebs.path(volume_id), copy)
     return copy
 
 
@@ -222,33 +240,66 @@ def _sparse_copy(source: Path, target: Path) -> None:
 
 def take(ebs, snapshot_id: str) -> None:
     """pending -> completed: copy, chunk and record the snapshot (error on failure)."""
-    snapshot = db.session.get(Snapshot, snapshot_id)
-    if snapshot is None or snapshot.state != PENDING:
-        return
-    volume = db.session.get(Volume, snapshot.volume_id)
+    take_together(ebs, [snapshot_id])
+
+
+def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> None:
+    """pending -> completed for snapshots taken at one point in time: every volume is
+    copied inside ONE *hold* (the caller's, e.g. the guest shut off; by default
+    :func:`guests_paused`), then each copy is chunked and recorded. A failed hold or copy
+    ends them all in ``error``; a failed upload ends its own snapshot only."""
+    rows = [row for row in (db.session.get(Snapshot, sid) for sid in snapshot_ids)
+            if row is not None and row.state == PENDING]
+    work_dirs: dict[str, Path] = {}
+    try:
+        volumes = {row.id: db.session.get(Volume, row.volume_id) for row in rows}
+        plan = [(row.id, row.volume_id, row.chunk_size, _previous_chunks(row)) for row in rows]
+        try:
+            gone = [row.volume_id for row in rows if volumes[row.id] is None]
+            if gone:
+                raise AwsError(f"The volume {gone[0]} is gone.")
+            hold = hold or guests_paused(ebs, list(volumes.values()))
+            db.session.rollback()       # nothing held across the copies
+            for snapshot_id, _vid, _size, _prev in plan:
+                work_dirs[snapshot_id] = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-",
+                                                               dir=ebs.volumes_dir))
+            with hold():
+                for snapshot_id, volume_id, _size, _prev in plan:
+                    point_in_time_copy(ebs, volume_id, work_dirs[snapshot_id])
+        except Exception as error:  # noqa: BLE001 - any failure ends the snapshots in error
+            for snapshot_id, *_rest in plan:
+                _failed(snapshot_id, error)
+            return
+        for snapshot_id, _vid, chunk_size, earlier in plan:
+            try:
+                with CHUNKS_LOCK:
+                    result = chunks.snapshot(work_dirs[snapshot_id] / "copy.raw",
+                                             chunk_size=chunk_size, previous=earlier,
+                                             chunks=ebs.chunk_store(),
+                                             progress=_progress_updater(snapshot_id))
+                    _record(snapshot_id, result)
+            except Exception as error:  # noqa: BLE001 - this snapshot ends in error
+                _failed(snapshot_id, error)
+    finally:
+        for work_dir in work_dirs.values():
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _previous_chunks(snapshot: Snapshot) -> dict[int, str]:
+    """Index -> digest of the last completed snapshot of the same volume and chunk size
+    (the chunks an incremental snapshot need not upload again)."""
     previous = db.session.execute(db.select(Snapshot).where(
         Snapshot.volume_id == snapshot.volume_id, Snapshot.state == COMPLETED,
         Snapshot.chunk_size == snapshot.chunk_size).order_by(
         Snapshot.started.desc()).limit(1)).scalar()
-    earlier = {i: d for i, (d, _s) in chunk_map(previous.id).items()} if previous else {}
-    work_dir = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-", dir=ebs.volumes_dir))
-    try:
-        if volume is None:
-            raise AwsError(f"The volume {snapshot.volume_id} is gone.")
-        copy = point_in_time_copy(ebs, volume, ebs.path(volume.id), work_dir)
-        with CHUNKS_LOCK:
-            result = chunks.snapshot(copy, chunk_size=snapshot.chunk_size, previous=earlier,
-                                     chunks=ebs.chunk_store(),
-                                     progress=_progress_updater(snapshot_id))
-            _record(snapshot_id, result)
-    except Exception as error:  # noqa: BLE001 - any failure ends the snapshot in error
-        log.warning("snapshot %s failed: %s", snapshot_id, error)
-        db.session.rollback()
-        SNAPSHOT.transition(snapshot_id, ERROR, expected={PENDING},
-                            state_message=str(error)[:255])
-        return
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    return {i: d for i, (d, _s) in chunk_map(previous.id).items()} if previous else {}
+
+
+def _failed(snapshot_id: str, error: Exception) -> None:
+    log.warning("snapshot %s failed: %s", snapshot_id, error)
+    db.session.rollback()
+    SNAPSHOT.transition(snapshot_id, ERROR, expected={PENDING},
+                        state_message=str(error)[:255])
 
 
 def _record(snapshot_id: str, result: chunks.SnapshotResult) -> None:
