@@ -1,14 +1,29 @@
-"""What a user's credentials look like to the tools that use them: the shell exports
-(``eucarc``) and the aws CLI profile sections. Shared by ``eucalite credentials`` and the
-console's credential downloads, so both always say the same."""
+"""What a user's credentials look like to the tools that use them: the shell exports, the
+euca2ools ``eucarc`` (with Eucalyptus' classic service URLs), the user's X.509 key pair a
+Eucalyptus credentials zip carries, and the aws CLI profile sections. Shared by ``eucalite
+credentials`` and the console's credential downloads, so both always say the same."""
 from __future__ import annotations
 
+import datetime as dt
 import shlex
+from typing import Any, Iterable, Mapping
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .httpserver.errors import WALRUS_PATH
+
+#: The first line of a eucarc that names files beside it (a credentials zip's): the directory
+#: the eucarc is in, whether it is sourced from bash (``BASH_SOURCE``) or another shell.
+KEY_DIR_LINE = 'EUCA_KEY_DIR=$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd -P)'
+#: How long a user certificate issued for a credentials zip is valid.
+USER_CERT_DAYS = 3650
 
 
-def env_lines(key_id: str, secret: str, region: str, endpoints: dict[str, str]) -> list[str]:
-    """``export NAME=value`` lines for boto3, the aws CLI and euca2ools."""
-    values = {
+def _env_values(key_id: str, secret: str, region: str,
+                endpoints: dict[str, str]) -> dict[str, str]:
+    return {
         "AWS_ACCESS_KEY_ID": key_id,
         "AWS_SECRET_ACCESS_KEY": secret,
         "AWS_DEFAULT_REGION": region,
@@ -23,26 +38,85 @@ def env_lines(key_id: str, secret: str, region: str, endpoints: dict[str, str]) 
         "EC2_ACCESS_KEY": key_id,
         "EC2_SECRET_KEY": secret,
     }
+
+
+def _exports(values: Mapping[str, str]) -> list[str]:
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
-def eucarc_lines(key_id: str, secret: str, account_id: str, urls: dict[str, str],
-                 cloud_cert: str) -> list[str]:
-    """A euca2ools-style ``eucarc``: *urls* (``EC2_URL``, ``S3_URL``, ``EUARE_URL``,
-    ``TOKEN_URL``, ``AWS_CLOUDWATCH_URL``, ``AWS_AUTO_SCALING_URL``…), the cloud's
-    certificate file as ``EUCALYPTUS_CERT``, then the key under both of Eucalyptus' names and
-    the account number as ``EC2_USER_ID``."""
-    values = dict(urls)
+def env_lines(key_id: str, secret: str, region: str, endpoints: dict[str, str]) -> list[str]:
+    """``export NAME=value`` lines for boto3, the aws CLI and euca2ools."""
+    return _exports(_env_values(key_id, secret, region, endpoints))
+
+
+def classic_urls(endpoints: dict[str, str], ec2_path: str,
+                 planned: Iterable[tuple[str, str, Any]]) -> dict[str, str]:
+    """Eucalyptus' service URLs on this cloud, as a eucarc names them: ``EC2_URL`` at
+    *ec2_path*, ``S3_URL`` at Walrus' path, ``EUARE_URL``, and ``TOKEN_URL``,
+    ``AWS_CLOUDWATCH_URL``, ``AWS_AUTO_SCALING_URL`` of the services still to come
+    (*planned*: ``(path, signing name, title)``; they answer that the service is not served
+    yet). The two are the callers' to give: the modules that own them sit above this one."""
+    base = endpoints["s3"]
+    urls = {"EC2_URL": base + ec2_path, "S3_URL": base + WALRUS_PATH,
+            "EUARE_URL": endpoints["iam"]}
+    names = {"sts": "TOKEN_URL", "monitoring": "AWS_CLOUDWATCH_URL",
+             "autoscaling": "AWS_AUTO_SCALING_URL"}
+    urls.update({names[service]: base + path for path, service, _ in planned})
+    return urls
+
+
+def eucarc_text(user: str, account: str, account_id: str, key_id: str, secret: str,
+                region: str, endpoints: dict[str, str], urls: dict[str, str], *,
+                cloud_cert: str | None = None,
+                beside: Mapping[str, str] | None = None) -> str:
+    """A euca2ools-style ``eucarc`` for *user* of *account*: what boto3 and the aws CLI read
+    (:func:`env_lines`), then *urls* (:func:`classic_urls`) in place of the plain EC2/S3
+    URLs, the key under both of Eucalyptus' names and the account number as
+    ``EC2_USER_ID``. The cloud's certificate is ``EUCALYPTUS_CERT``: the path *cloud_cert*,
+    or a file named in *beside* (``{variable: file name}``, files next to the eucarc, as in
+    a credentials zip; the eucarc then finds its own directory as Eucalyptus' did)."""
+    values = _env_values(key_id, secret, region, endpoints)
+    values.update(urls)
+    if cloud_cert is not None:
+        values["EUCALYPTUS_CERT"] = cloud_cert
     values.update({
-        "EUCALYPTUS_CERT": cloud_cert,
-        "EC2_ACCESS_KEY": key_id,
-        "EC2_SECRET_KEY": secret,
         "AWS_ACCESS_KEY": key_id,
         "AWS_SECRET_KEY": secret,
         "EC2_USER_ID": account_id,
         "EC2_ACCOUNT_NUMBER": account_id,
     })
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    lines = [f"# eucarc for user {user} in account {account}",
+             "# Use as: source eucarc   (euca2ools, the aws CLI and boto3 then need nothing "
+             "else)"]
+    if beside:
+        lines.append(KEY_DIR_LINE)
+    lines += _exports(values)
+    lines += [f'export {name}="${{EUCA_KEY_DIR}}/"{shlex.quote(file)}'
+              for name, file in (beside or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def user_certificate(cloud_key: Any, cloud_cert_pem: bytes, account_id: str,
+                     user: str) -> tuple[bytes, bytes]:
+    """A new X.509 key pair for *user* of *account_id*, signed by the cloud (*cloud_key*,
+    the private half of *cloud_cert_pem*): (private key PEM, certificate PEM), what a
+    Eucalyptus credentials zip carries as ``EC2_PRIVATE_KEY`` and ``EC2_CERT`` (euca2ools
+    sign bundles with them). Nothing keeps it: each zip holds a fresh pair."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    issuer = x509.load_pem_x509_certificate(cloud_cert_pem).subject
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, user),
+                         x509.NameAttribute(x509.NameOID.ORGANIZATIONAL_UNIT_NAME, account_id),
+                         x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "eucalite")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=USER_CERT_DAYS))
+            .sign(cloud_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
 def profile_sections(name: str, key_id: str, secret: str, region: str,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from urllib.parse import urlencode
 
 import boto3
@@ -20,14 +19,12 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from eucalite.cli import main
-from eucalite.compute import cloudkey
 from eucalite.config import SERVED_FILE
 from eucalite.httpserver import errors as http_errors
 from ec2util import make_image
+from eucarcutil import check_euca2ools_values, sourced
 from serverutil import AWS
 
 EUCA_3_3 = "http://msgs.eucalyptus.com/3.3.0"
@@ -242,35 +239,4 @@ def test_credentials_eucarc_sourced_by_a_shell(live, tmp_path):
     assert result.exit_code == 0, result.output
     eucarc = tmp_path / "eucarc"
     eucarc.write_text(result.output)
-    names = ["EC2_URL", "S3_URL", "EUARE_URL", "TOKEN_URL", "AWS_CLOUDWATCH_URL",
-             "AWS_AUTO_SCALING_URL", "EC2_ACCESS_KEY", "EC2_SECRET_KEY", "AWS_ACCESS_KEY",
-             "AWS_SECRET_KEY", "EC2_USER_ID", "EUCALYPTUS_CERT"]
-    shell = f". {eucarc} && " + " && ".join(f'echo "${name}"' for name in names)
-    values = dict(zip(names, subprocess.run(["bash", "-c", shell], capture_output=True,
-                                            text=True, check=True).stdout.splitlines()))
-    base = live.base_url
-    assert values == {
-        "EC2_URL": base + "/services/Eucalyptus", "S3_URL": base + "/services/Walrus",
-        "EUARE_URL": base + "/services/Euare", "TOKEN_URL": base + "/services/Tokens",
-        "AWS_CLOUDWATCH_URL": base + "/services/CloudWatch",
-        "AWS_AUTO_SCALING_URL": base + "/services/AutoScaling",
-        "EC2_ACCESS_KEY": live.key_id, "EC2_SECRET_KEY": live.secret,
-        "AWS_ACCESS_KEY": live.key_id, "AWS_SECRET_KEY": live.secret,
-        "EC2_USER_ID": values["EC2_USER_ID"], "EUCALYPTUS_CERT": values["EUCALYPTUS_CERT"]}
-    # The certificate euca-bundle-image encrypts to holds the key the cloud unbundles with.
-    cert = x509.load_pem_x509_certificate(Path(values["EUCALYPTUS_CERT"]).read_bytes())
-    assert cert.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
-        == cloudkey.cloud_public_key_pem(data_dir)
-    # The URLs and keys work as a Eucalyptus script would use them.
-    session = boto3.session.Session(aws_access_key_id=values["EC2_ACCESS_KEY"],
-                                    aws_secret_access_key=values["EC2_SECRET_KEY"],
-                                    region_name=live.region)
-    ec2 = session.client("ec2", endpoint_url=values["EC2_URL"])
-    assert ec2.describe_regions()["Regions"]
-    s3 = session.client("s3", endpoint_url=values["S3_URL"],
-                        config=Config(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket="from-eucarc")
-    assert "from-eucarc" in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
-    owner = ec2.describe_security_groups()["SecurityGroups"][0]["OwnerId"]
-    assert values["EC2_USER_ID"] == owner
+    check_euca2ools_values(live, sourced(eucarc), live.key_id, live.secret)

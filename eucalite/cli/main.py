@@ -11,8 +11,7 @@ import click
 from .. import accounts, config as config_module, db, planned
 from ..compute import cloudkey
 from ..compute.ec2.actions import CLASSIC_EC2_PATH
-from ..credentials import env_lines, eucarc_lines, profile_sections
-from ..httpserver.errors import WALRUS_PATH
+from ..credentials import classic_urls, env_lines, eucarc_text, profile_sections
 from ..server import CannotServe, run
 from ..web.session import set_password
 from . import common, guest, image, instance_types, node
@@ -87,11 +86,11 @@ def credentials(data_dir, account, user, profile, output_format):
     config = app.config["EUCALITE"]
     endpoints = config_module.endpoints(config, use_served=True)
     if output_format == "eucarc":
-        click.echo(f"# eucarc for user {user} in account {account}")
         cert = cloudkey.cloud_certificate_path(config["data_dir"]).resolve()
-        for line in eucarc_lines(key_id, secret, account_id, _classic_urls(endpoints),
-                                 str(cert)):
-            click.echo(line)
+        click.echo(eucarc_text(user, account, account_id, key_id, secret, config["region"],
+                               endpoints, classic_urls(endpoints, CLASSIC_EC2_PATH,
+                                                       planned.PLANNED),
+                               cloud_cert=str(cert)), nl=False)
         return
     if profile:
         _write_profile(profile, key_id, secret, config["region"], endpoints)
@@ -101,18 +100,6 @@ def credentials(data_dir, account, user, profile, output_format):
     click.echo(f"# eucalite credentials for user {user} in account {account}")
     for line in env_lines(key_id, secret, config["region"], endpoints):
         click.echo(line)
-
-
-def _classic_urls(endpoints: dict[str, str]) -> dict[str, str]:
-    """Eucalyptus' service URLs on this cloud, those of services still to come included
-    (they answer that the service is not served yet)."""
-    base = endpoints["s3"]
-    urls = {"EC2_URL": base + CLASSIC_EC2_PATH, "S3_URL": base + WALRUS_PATH,
-            "EUARE_URL": endpoints["iam"]}
-    names = {"sts": "TOKEN_URL", "monitoring": "AWS_CLOUDWATCH_URL",
-             "autoscaling": "AWS_AUTO_SCALING_URL"}
-    urls.update({names[service]: base + path for path, service, _ in planned.PLANNED})
-    return urls
 
 
 def _write_profile(name: str, key_id: str, secret: str, region: str,
