@@ -16,7 +16,8 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
 * the node's network plan is applied again (:func:`.netplan.sync`), so rules lost or left
   stale (a restart, a hand-made change) are repaired;
 * the status checks' board (:class:`.instance_status.StatusBoard`) learns whether the node's
-  hypervisor answered and which running instances' domains run (DescribeInstanceStatus).
+  hypervisor answered and which running instances' domains run (DescribeInstanceStatus); it
+  keeps them in the database, writing only what changed, so a restart keeps the checks.
 
 Restarting eucalite therefore loses no instance record and leaves running instances running.
 """
