@@ -339,9 +339,10 @@ def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypa
         instance = db.session.get(Instance, instance_id)
         mapping = images.ebs_root(db.session.get(Image, image_id))
         snapshot = snapshots.find(mapping["snapshot_id"])
-        volumes.record_root(
+        volumes.record_attached(
             owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
-            device=instance.root_device_name, snapshot_id=snapshot.id,
+            device=instance.root_device_name, target=volumes.ROOT_TARGET,
+            snapshot_id=snapshot.id,
             size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
             volume_type=mapping.get("volume_type") or "standard",
             delete_on_termination=mapping.get("delete_on_termination", True))

@@ -110,6 +110,7 @@ class LocalNode:
         if disks.get("ephemeral0"):
             specs.append(DiskSpec(target="vdb", path=str(disks["ephemeral0"]), format="qcow2",
                                   serial="ephemeral0"))
+        specs += launch.volumes
         return DomainSpec(
             instance_id=launch.instance_id, vcpus=launch.vcpus, memory_mb=launch.memory_mb,
             mac=launch.endpoint.mac if launch.endpoint else None, network=net,

@@ -78,6 +78,8 @@ class Launch:
     kernel: ImageRef | None = None
     ramdisk: ImageRef | None = None
     root_volume: DiskSpec | None = None
+    #: EBS data volumes, already exported: volume connections at their targets (vdc, ...)
+    volumes: list[DiskSpec] = field(default_factory=list)
     images_in_use: list[str] = field(default_factory=list)
 
 

@@ -2,8 +2,8 @@
 
 What is about instances lives here and calls the storage controller
 (:class:`eucalite.ebs.service.EbsService`) with plain values: an EBS-backed instance's root
-volume made from its image's snapshot on first boot and exported at every boot; its
-volumes released when it ends (the delete-on-termination ones deleted) or their exports
+volume and its data volumes made from its image's mapping on first boot and exported at
+every boot; its volumes released when it ends (the delete-on-termination ones deleted) or their exports
 dropped when it stops; volumes its domain lost plugged again. :class:`ComputeView` answers
 what the storage controller asks about instances and images (it is wired into the
 EbsService by :mod:`eucalite.services`).
@@ -21,9 +21,10 @@ from .models import Image, Instance
 
 
 def root_disk(ebs: EbsService, instance: Instance) -> DiskSpec:
-    """The disk an EBS-backed instance boots from (vda): its root volume, made from the
-    image's root snapshot on the first boot (later boots reuse it: its data persists
-    across stop and start), exported to the node."""
+    """The disk an EBS-backed instance boots from (vda): its root volume, exported to the
+    node. The first boot makes it from the image's root snapshot, and then a volume for
+    each of the image's other EBS mappings (:func:`_make_data_volumes`); later boots reuse
+    them: their data persists across stop and start."""
     volume = ebs.root_volume(instance.id, instance.root_device_name)
     if volume is None:
         image = db.session.get(Image, instance.image_id)
@@ -32,13 +33,60 @@ def root_disk(ebs: EbsService, instance: Instance) -> DiskSpec:
         if snapshot is None:
             raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no EBS root "
                                           "snapshot.")
-        volume = ebs.create_root(
+        volume = ebs.create_attached(
             owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
-            device=instance.root_device_name, snapshot_id=snapshot.id,
+            device=instance.root_device_name, root=True, snapshot_id=snapshot.id,
             size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
             volume_type=mapping.get("volume_type") or "standard",
             delete_on_termination=mapping.get("delete_on_termination", True))
-    return ebs.export_root(volume.id)
+        _make_data_volumes(ebs, instance, image)
+    return ebs.export_attached(volume.id)
+
+
+def data_mappings(instance: Instance, image: Image) -> list[dict]:
+    """The EBS mappings of *image* other than its root, by device: the data volumes an
+    instance of it launches with (instance-store and NoDevice mappings make none)."""
+    return sorted((m for m in image.get_json("block_devices", []) or []
+                   if m.get("ebs") and not m.get("no_device")
+                   and m.get("device") != instance.root_device_name),
+                  key=lambda m: m["device"])
+
+
+def _make_data_volumes(ebs: EbsService, instance: Instance, image: Image) -> None:
+    """A first boot's data volumes: one per :func:`data_mappings`, from its snapshot (at
+    least the snapshot's size) or empty of its VolumeSize, with its type and
+    DeleteOnTermination (default true), attached at its device."""
+    for mapping in data_mappings(instance, image):
+        wanted = mapping["ebs"]
+        snapshot = ebs.find_snapshot(wanted["snapshot_id"]) \
+            if wanted.get("snapshot_id") else None
+        if wanted.get("snapshot_id") and snapshot is None:
+            raise InvalidAMIIDUnavailable(
+                f"The snapshot {wanted['snapshot_id']} that image {image.id} maps at "
+                f"{mapping['device']} is gone.")
+        size = wanted.get("volume_size") or (snapshot.volume_size_gb if snapshot else None)
+        if not size:
+            raise InvalidAMIIDUnavailable(f"The image {image.id} maps {mapping['device']} "
+                                          "with neither a snapshot nor a size.")
+        ebs.create_attached(
+            owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
+            device=mapping["device"], root=False, snapshot_id=snapshot.id if snapshot else None,
+            size_gb=max(size, snapshot.volume_size_gb if snapshot else 0),
+            volume_type=wanted.get("volume_type") or "standard",
+            delete_on_termination=wanted.get("delete_on_termination", True) is not False)
+
+
+def data_disks(ebs: EbsService, instance_id: str) -> list[DiskSpec]:
+    """The data volumes an EBS-backed instance boots with (those its first boot made and
+    those attached since), exported to its node, by device."""
+    return [ebs.export_attached(volume.id) for volume in ebs.boot_volumes(instance_id)]
+
+
+def launch_undone(ebs: EbsService, instance_id: str) -> None:
+    """A first launch failed: every volume it made goes, whatever its DeleteOnTermination
+    (the instance never ran, so nothing on them is anyone's)."""
+    for volume in ebs.attachments(instance_id):
+        ebs.end_attachment(volume.id, delete=True)
 
 
 def instance_ended(ebs: EbsService, instance_id: str) -> None:

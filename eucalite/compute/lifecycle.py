@@ -114,13 +114,14 @@ def images_in_use(node_id: str | None) -> set[str]:
 
 def launch_of(instance: Instance, node: Node, ebs: EbsService) -> Launch:
     """What *node* needs to start *instance*: its size, network endpoint, images and, for
-    an EBS root, the root volume (made from the image's snapshot on first boot and
-    exported to the node). Ends the session's transaction (*instance* reloads on use)."""
+    an EBS root, the root and data volumes (made from the image's mapping on first boot)
+    exported to the node. Ends the session's transaction (*instance* reloads on use)."""
     launch = Launch(instance_id=instance.id, vcpus=instance.cpu, memory_mb=instance.memory_mb,
                     disk_gb=instance.disk_gb, endpoint=_endpoint(instance))
     refs = image_refs(instance) if node.uses_host_files else {}
     if instance.root_device_type == "ebs":
         launch.root_volume = ebsroot.root_disk(ebs, instance)
+        launch.volumes = ebsroot.data_disks(ebs, instance.id)
     elif node.uses_host_files:
         if "root" not in refs:
             raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no root disk.")
@@ -206,8 +207,8 @@ def launch_failed(instance: Instance, node: Node | None, ebs: EbsService,
     """End a launch that cannot finish, with *reason* as its state reason (EC2's
     ``Code: message``). A StartInstances of a stopped EBS instance goes back to
     ``stopped``: its volumes, root included, stay attached, their exports are dropped. A
-    first launch ends ``terminated``: its disks go, its volumes are detached and those
-    marked delete-on-termination (the root it made) deleted. Either way its domain, DHCP
+    first launch ends ``terminated``: its disks go, and the volumes it made (root and data
+    volumes) are deleted whatever their DeleteOnTermination. Either way its domain, DHCP
     entry and node capacity are given back; *node* may be None (no node reached).
     Returns False (and logs it) when the instance had meanwhile moved on (terminated)."""
     if node is not None:
@@ -220,6 +221,7 @@ def launch_failed(instance: Instance, node: Node | None, ebs: EbsService,
         ebsroot.instance_stopped(ebs, instance.id)
         target, changes = states.STOPPED, {"node_id": None}
     else:
+        ebsroot.launch_undone(ebs, instance.id)
         release_node_resources(instance, node, ebs)
         target, changes = states.TERMINATED, {}
     if states.transition(instance.id, target, expected={states.PENDING}, reason=reason,

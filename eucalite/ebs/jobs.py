@@ -18,7 +18,7 @@ from .. import tags
 from ..cluster.virt.driver import DiskSpec, DriverError
 from ..db import db
 from ..errors import AwsError
-from . import snapshots, volumes
+from . import snapshots
 from .export import ExportError
 from .models import Volume
 from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
@@ -137,9 +137,10 @@ def finish_detach(ebs, volume: Volume) -> None:
                       **NO_ATTACHMENT)
 
 
-def discard_root(ebs, volume_id: str) -> None:
-    """A root volume whose making failed or died with its launch: nobody will ever finish
-    it, so it goes (creating -> deleting -> gone)."""
+def discard_unmade(ebs, volume_id: str) -> None:
+    """A volume a launch was making (its root or a data volume) whose making failed or
+    died with the launch: nobody will ever finish it, so it goes (creating -> deleting ->
+    gone)."""
     if VOLUME.transition(volume_id, DELETING, expected={CREATING}, **NO_ATTACHMENT):
         destroy_volume(ebs, volume_id)
 
@@ -154,14 +155,15 @@ def replug(ebs, node, volume: Volume) -> None:
     VOLUME.note(volume.id, {IN_USE}, export_json=export_json(export))
 
 
-def export_root(ebs, volume: Volume) -> DiskSpec:
-    """Export an in-use root volume to its instance's node; its attachment is then
-    attached (a first boot's was attaching). The disk the domain boots from (vda)."""
+def export_attached(ebs, volume: Volume) -> DiskSpec:
+    """Export an in-use volume its instance boots with (the root, or a data volume) to the
+    instance's node; its attachment is then attached (a first boot's was attaching). The
+    disk for the domain, at the volume's target."""
     exporter = ebs.export_driver()
     export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
     VOLUME.note(volume.id, {IN_USE}, export_json=export_json(export))
     ATTACHMENT.transition(volume.id, ATTACHED, expected={ATTACHING})
-    return exporter.disk_spec(volume.id, export, str(ebs.path(volume.id)), volumes.ROOT_TARGET)
+    return exporter.disk_spec(volume.id, export, str(ebs.path(volume.id)), volume.target)
 
 
 def log_failure(doing: str, volume_id: str, error: Exception) -> None:

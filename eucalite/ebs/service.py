@@ -308,12 +308,12 @@ class EbsService:
 
     def end_attachment(self, volume_id: str, delete: bool) -> None:
         """The volume's instance ended: the volume is detached, and deleted if *delete*.
-        A root still being made (its launch died) is deleted whatever *delete* says."""
+        A volume still being made (its launch died) is deleted whatever *delete* says."""
         volume = db.session.get(Volume, volume_id)
         if volume is None:
             return
         if volume.state == CREATING:
-            jobs.discard_root(self, volume.id)
+            jobs.discard_unmade(self, volume.id)
             return
         jobs.finish_detach(self, volume)
         if delete and VOLUME.transition(volume_id, DELETING, expected={AVAILABLE}):
@@ -344,34 +344,50 @@ class EbsService:
     def find_snapshot(self, snapshot_id: str) -> Snapshot | None:
         return snapshots.find(snapshot_id)
 
-    def create_root(self, *, owner_id: str, instance_id: str, zone: str, device: str,
-                    snapshot_id: str, size_gb: int, volume_type: str,
-                    delete_on_termination: bool) -> Volume:
-        """An EBS-backed instance's root volume, made from *snapshot_id* and attached at
-        *device*; in-use when this returns. The cloud's storage limit holds for roots too
-        (VolumeLimitExceeded). A root whose data cannot be written is deleted again."""
+    def create_attached(self, *, owner_id: str, instance_id: str, zone: str, device: str,
+                        root: bool, snapshot_id: str | None, size_gb: int, volume_type: str,
+                        delete_on_termination: bool) -> Volume:
+        """A volume an instance's launch makes: its *root* (disk vda) or a data volume of
+        its image's mapping (the next free disk), from *snapshot_id* (or empty), attached
+        at *device*; in-use when this returns (exported at boot: :meth:`export_attached`).
+        The cloud's storage limit holds (VolumeLimitExceeded). A volume whose data cannot
+        be written is deleted again."""
         volumes.check_size(self.config, size_gb)
-        volume = volumes.record_root(
+        target = volumes.ROOT_TARGET if root else jobs.free_target(
+            [v.target for v in volumes.on_instance(instance_id) if v.target])
+        volume = volumes.record_attached(
             owner_id=owner_id, instance_id=instance_id, zone=zone, device=device,
-            snapshot_id=snapshot_id, size_gb=size_gb, volume_type=volume_type,
+            target=target, snapshot_id=snapshot_id, size_gb=size_gb, volume_type=volume_type,
             delete_on_termination=delete_on_termination)
         volume_id = volume.id
         try:
             self.volumes_dir.mkdir(parents=True, exist_ok=True)
-            snapshots.restore_into(self, snapshot_id, self.path(volume_id), size_gb)
+            if snapshot_id:
+                snapshots.restore_into(self, snapshot_id, self.path(volume_id), size_gb)
+            else:
+                with open(self.path(volume_id), "wb") as f:
+                    f.truncate(size_gb * 2**30)         # sparse
         except BaseException:
-            # a root with no data is of no use to anyone: it goes, with the failed launch
+            # a volume with no data is of no use to anyone: it goes, with the failed launch
             db.session.rollback()
-            jobs.discard_root(self, volume_id)
+            jobs.discard_unmade(self, volume_id)
             raise
         if not VOLUME.transition(volume_id, IN_USE, expected={CREATING}):
-            raise AwsError(f"The root volume {volume_id} of {instance_id} changed state "
-                           "while it was made.")
+            raise AwsError(f"The volume {volume_id} of {instance_id} changed state while it "
+                           "was made.")
         return db.session.get(Volume, volume_id)
 
-    def export_root(self, volume_id: str) -> DiskSpec:
-        """Export the root volume to its instance's node: the disk (vda) it boots from."""
-        return jobs.export_root(self, db.session.get(Volume, volume_id))
+    def boot_volumes(self, instance_id: str) -> list[Volume]:
+        """The instance's attached volumes other than its root, by device: the data
+        volumes its domain boots with (those a hot-plug is under way for excluded)."""
+        return [volume for volume in volumes.on_instance(instance_id)
+                if volume.target not in (None, volumes.ROOT_TARGET)
+                and volume.attach_state in (ATTACHING, ATTACHED)]
+
+    def export_attached(self, volume_id: str) -> DiskSpec:
+        """Export a volume its instance boots with to the instance's node: the disk, at
+        the volume's target (vda for the root)."""
+        return jobs.export_attached(self, db.session.get(Volume, volume_id))
 
     def replug_missing(self, node, instance_ids: list[str]) -> list[str]:
         """Volumes recorded as attached to these running instances on *node* whose
@@ -404,9 +420,10 @@ class EbsService:
         for volume in db.session.execute(db.select(Volume)).scalars().all():
             job = {CREATING: jobs.make_volume, DELETING: jobs.destroy_volume}.get(volume.state)
             if volume.attach_state == ATTACHING:
-                # a root volume is made and plugged by its instance's spawn; one the restart
-                # interrupted goes with that launch (the reconciler ends it)
-                job = jobs.plug if volume.target != volumes.ROOT_TARGET else None
+                # a volume a launch makes (a target given at once) is made and plugged by
+                # its instance's spawn; one the restart interrupted goes with that launch
+                # (the reconciler ends it). AttachVolume's get their target when plugged.
+                job = jobs.plug if volume.target is None else None
             elif volume.attach_state == DETACHING:
                 job = jobs.unplug
             if job is not None:

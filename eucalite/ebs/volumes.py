@@ -1,5 +1,5 @@
 """EBS volume rows: who sees which, the checks CreateVolume and AttachVolume make, and
-recording a new volume (a user's, or an EBS-backed instance's root).
+recording a new volume (a user's, or one an instance's launch makes).
 
 The states and their one table of moves are in :mod:`eucalite.ebs.states`. The request
 thread validates and records a change; the slow half (making the file, exporting it,
@@ -104,15 +104,17 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
     return volume
 
 
-def record_root(*, owner_id: str, instance_id: str, zone: str, device: str, snapshot_id: str,
-                size_gb: int, volume_type: str, delete_on_termination: bool) -> Volume:
-    """The root volume of an EBS-backed instance, recorded ``creating`` and attaching at
-    its root *device*; its data comes from the snapshot *snapshot_id*."""
+def record_attached(*, owner_id: str, instance_id: str, zone: str, device: str, target: str,
+                    snapshot_id: str | None, size_gb: int, volume_type: str,
+                    delete_on_termination: bool) -> Volume:
+    """A volume an instance's launch makes (its EBS root at ROOT_TARGET, or a data volume
+    of its image's block device mapping), recorded ``creating`` and attaching at *device*
+    (disk *target*); its data comes from the snapshot *snapshot_id*, or it starts empty."""
     write_lock()
     volume = Volume(id=ids.resource_id("vol"), owner_id=owner_id, size_gb=size_gb, zone=zone,
                     state=CREATING, snapshot_id=snapshot_id, volume_type=volume_type,
                     created=utcnow(), instance_id=instance_id, device=device,
-                    target=ROOT_TARGET, attach_state=ATTACHING, attach_time=utcnow(),
+                    target=target, attach_state=ATTACHING, attach_time=utcnow(),
                     delete_on_termination=delete_on_termination)
     db.session.add(volume)
     db.session.commit()
