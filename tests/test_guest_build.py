@@ -129,12 +129,23 @@ def test_init_script_talks_imdsv2_and_prints_the_markers():
 def test_init_script_loads_modules_in_dependency_order():
     script = guest.init_script()
     assert ("for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev "
-            "virtio_pci failover net_failover virtio_net virtio_blk; do") in script
+            "virtio_pci failover net_failover virtio_net virtio_blk evdev button; do") in script
     assert "insmod /lib/modules/$m.ko" in script
     # mounts come first, the never-ending disk loop last
     assert script.index("mount -t devtmpfs") < script.index("insmod") \
         < script.index("mark boot") < script.index("mark ready")
     assert script.rstrip().endswith("while :; do sleep 3600; done")
+
+
+def test_init_script_powers_off_cleanly_at_the_acpi_power_button():
+    """The evdev device of the "Power Button" is watched once the modules are in; a press
+    syncs before powering off (what CreateImage's clean shutdown relies on)."""
+    script = guest.init_script()
+    watch = script.index('= "Power Button"')
+    assert script.index("insmod") < watch < script.index("mark ready")
+    assert "dd if=/dev/input/${e##*/} bs=24 count=1" in script
+    assert script.index("mark power-button", watch) < script.index("sync", watch) \
+        < script.index("poweroff -f", watch)
 
 
 def test_udhcpc_script_sets_address_route_and_prints_lease():

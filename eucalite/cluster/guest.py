@@ -9,7 +9,8 @@
   package data file ``guest_init.sh``, with ``guest_udhcpc.sh`` for DHCP) that
   reports on the serial console, in lines starting with :data:`MARKER`, what a test of the
   cloud needs to see: its DHCP address, the IMDS(v2) instance-id and user-data, and every
-  virtio disk (serial, size, md5 of the first MiB) as it is plugged and unplugged; user
+  virtio disk (serial, size, md5 of the first MiB) as it is plugged and unplugged, and
+  powers off cleanly (sync first) when the ACPI power button is pressed; user
   data starting with ``#!`` is then run as a shell script in the background (as
   cloud-init does), its output on the console, so a test can start listeners or probes;
 - ``root``: a 16 MiB raw ext4 image (zero-filled when ``mkfs.ext4`` is missing), usable as
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 # Bump when the files built here change in any way, so cached builds are redone.
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 MANIFEST = "guest.json"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
@@ -51,7 +52,8 @@ METADATA_URL = f"http://{METADATA_HOST}/latest"
 # Load order matters: each module needs the ones before it. Some kernels build a few of
 # these in; the /init loads whichever files the initramfs has.
 MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
-           "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk")
+           "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk",
+           "evdev", "button")        # the ACPI power button, which the /init answers
 
 # busybox applets the /init and the udhcpc script call by name (symlinked in /bin), and
 # those a user-data script may want: servers to reach (httpd, nc -l), tools to probe and to

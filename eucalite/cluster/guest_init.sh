@@ -14,6 +14,15 @@ done
 dmesg -n 1
 mark boot
 
+# --- the ACPI power button: a clean shutdown, as an OS's acpid makes it ---------------
+# A hypervisor's shutdown request (libvirt's, for CreateImage's reboot) presses it: what
+# was written and not yet synced reaches the disks before the guest powers off.
+for e in /sys/class/input/event*; do
+    [ "$(cat $e/device/name 2>/dev/null)" = "Power Button" ] || continue
+    ( dd if=/dev/input/${e##*/} bs=24 count=1 >/dev/null 2>&1 && mark power-button && sync &&
+      poweroff -f ) &
+done
+
 # --- network -----------------------------------------------------------------------
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 20 ]; do sleep 0.5; n=$((n + 1)); done
