@@ -166,10 +166,11 @@ def tags_for(owner_id: str, resource_ids: Iterable[str]) -> dict[str, dict[str, 
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         rows = db.session.execute(
-            db.select(Tag).where(Tag.owner_id == owner_id, Tag.resource_id.in_(chunk))
-            .order_by(Tag.resource_id, Tag.key)).scalars()
-        for row in rows:
-            result[row.resource_id][row.key] = row.value
+            db.select(Tag.resource_id, Tag.key, Tag.value)
+            .where(Tag.owner_id == owner_id, Tag.resource_id.in_(chunk))
+            .order_by(Tag.resource_id, Tag.key))
+        for resource_id, key, value in rows:
+            result[resource_id][key] = value
     return result
 
 

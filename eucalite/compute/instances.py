@@ -12,13 +12,14 @@ import binascii
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import and_, or_
 
 from .. import ids
 from ..accounts import Principal, utcnow
 from ..cluster.virt.network_xml import mac_for
-from ..db import db, write_lock
+from ..db import db, load_json, write_lock
 from ..errors import InvalidParameterValue
 from ..errors.ec2 import (IncorrectInstanceState, InvalidInstanceIDNotFound,
                           InvalidPaginationToken)
@@ -122,10 +123,15 @@ def visible(principal: Principal, ids: list[str] | None = None) -> list[Instance
         query = query.where(Instance.id.in_(ids))
     rows = list(db.session.execute(query.order_by(*_ORDER)).scalars())
     if ids:
-        missing = sorted(set(ids) - {row.id for row in rows})
-        if missing:
-            raise InstanceNotFound(missing)
+        _require_all(ids, [row.id for row in rows])
     return rows
+
+
+def _require_all(ids: list[str], seen: list[str]) -> None:
+    """InvalidInstanceID.NotFound naming those of *ids* not in *seen*, if any."""
+    missing = sorted(set(ids) - set(seen))
+    if missing:
+        raise InstanceNotFound(missing)
 
 
 #: Launch order, made total by the id: the order of DescribeInstances and of its pages.
@@ -162,15 +168,48 @@ class Narrowing:
         return query
 
 
+class ListedInstance(NamedTuple):
+    """An instance as a page lists it: the columns DescribeInstances renders and filters
+    on, read as plain rows (loading ORM objects would cost several times as much at a
+    thousand instances). Read-only; the attribute names are the model's."""
+
+    id: str
+    reservation_id: str
+    owner_id: str
+    image_id: str
+    kernel_id: str | None
+    ramdisk_id: str | None
+    instance_type: str
+    state: str
+    state_reason: str | None
+    key_name: str | None
+    zone: str
+    launch_index: int
+    client_token: str | None
+    launch_time: dt.datetime
+    private_ip: str | None
+    public_ip: str | None
+    root_device_type: str
+    root_device_name: str
+    metadata_options_json: str | None
+
+    def get_json(self, name: str, default=None):
+        """A ``<name>_json`` column as a Python value, as :class:`~eucalite.db.JsonFields`."""
+        return load_json(getattr(self, name + "_json"), default)
+
+
+_LISTED_COLUMNS = tuple(getattr(Instance, name) for name in ListedInstance._fields)
+
+
 @dataclass
 class InstancePage:
     """One page of instances in launch order, and the key to resume after (None: last)."""
 
-    rows: list[Instance]
+    rows: list[ListedInstance]
     next_key: str | None
 
 
-def page_key(instance: Instance) -> str:
+def page_key(instance: Instance | ListedInstance) -> str:
     """The key a page resumes after: launch time and id, the order's own columns."""
     return f"{instance.launch_time.isoformat()}|{instance.id}"
 
@@ -194,12 +233,14 @@ def page(principal: Principal, ids: list[str] | None = None, *,
          narrowing: Narrowing | None = None, after: str | None = None,
          limit: int | None = None) -> InstancePage:
     """Up to *limit* (None: all) of the caller's visible instances in launch order, after
-    the key *after*, narrowed by *narrowing*: one query with ORDER BY and LIMIT, so a page
-    costs the same however many instances the account has. With *ids*, every one must be
-    visible (else InvalidInstanceID.NotFound), and only they are paged."""
+    the key *after*, narrowed by *narrowing*, as :class:`ListedInstance` rows: one query
+    with ORDER BY and LIMIT, so a page costs the same however many instances the account
+    has. With *ids*, every one must be visible (else InvalidInstanceID.NotFound), and only
+    they are paged."""
     if ids:
-        visible(principal, ids)
-    query = _visible_query(principal)
+        _require_all(ids, list(db.session.execute(_visible_query(principal).with_only_columns(
+            Instance.id).where(Instance.id.in_(ids))).scalars()))
+    query = _visible_query(principal).with_only_columns(*_LISTED_COLUMNS)
     if ids:
         query = query.where(Instance.id.in_(ids))
     if narrowing is not None:
@@ -209,7 +250,7 @@ def page(principal: Principal, ids: list[str] | None = None, *,
     query = query.order_by(*_ORDER)
     if limit is not None:
         query = query.limit(limit + 1)
-    rows = list(db.session.execute(query).scalars())
+    rows = [ListedInstance._make(row) for row in db.session.execute(query)]
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]
         return InstancePage(rows, page_key(rows[-1]))

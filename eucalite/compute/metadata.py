@@ -38,8 +38,8 @@ from ..httpserver.embedded import Embedded, plain_text_error
 from ..tags import tags_for
 from . import states
 from .instances import decode_user_data
-from .models import Image, Instance, SecurityGroup
-from .secgroups import instance_groups
+from .models import Image, Instance
+from .secgroups import GroupRef, instance_groups
 
 METADATA_ADDRESS = "169.254.169.254"
 # Guests on the instance network share the listener: a few threads, short timeouts (IMDS
@@ -232,7 +232,7 @@ def _block_devices(instance: Instance) -> Directory:
     return Directory({"ami": root.removeprefix("/dev/"), "ephemeral0": "sda2", "root": root})
 
 
-def _interface(instance: Instance, groups: list[SecurityGroup]) -> Directory:
+def _interface(instance: Instance, groups: list[GroupRef]) -> Directory:
     entries = {
         "device-number": "0",
         "local-hostname": private_dns_name(instance.private_ip),

@@ -42,6 +42,7 @@ class SecurityGroupsMixin:
         (InvalidGroup.InUse). Returns the deleted group."""
         return secgroups.delete(principal, group_id, group_name)
 
-    def instance_groups(self, instance_ids: Iterable[str]) -> dict[str, list[SecurityGroup]]:
-        """``{instance id: its groups, in the order the launch named them}``."""
+    def instance_groups(self, instance_ids: Iterable[str]
+                        ) -> dict[str, list[secgroups.GroupRef]]:
+        """``{instance id: its groups (id and name), in the order the launch named them}``."""
         return secgroups.instance_groups(instance_ids)

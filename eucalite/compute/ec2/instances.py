@@ -4,8 +4,9 @@ renders (attributes: :mod:`.instance_attributes`; status: :mod:`.instance_status
 from __future__ import annotations
 
 import base64
+from typing import Any, Callable
 
-from ... import tags
+from ... import tags, xmlutil
 from ...accounts import utcnow
 from ...errors import InvalidParameterValue, MissingParameter
 from .. import states
@@ -49,12 +50,29 @@ def group_set(groups) -> list[dict]:
     return [{"groupId": group.id, "groupName": group.name} for group in groups]
 
 
-def render_instance(instance, tag_map: dict, groups=()) -> dict:
-    """One ``instancesSet`` item; *groups* are the instance's security groups."""
+#: ``monitoring``: the same on every instance (no CloudWatch detailed monitoring).
+_MONITORING = xmlutil.serialised({"state": "disabled"})
+
+
+def _shared(memo: dict, key: tuple, make: Callable[[], Any]) -> xmlutil.Serialised:
+    """*make()* written once per answer (*memo*), for values many instances share."""
+    written = memo.get(key)
+    if written is None:
+        written = memo[key] = xmlutil.serialised(make())
+    return written
+
+
+def render_instance(instance, tag_map: dict, groups=(), volumes=(),
+                    memo: dict | None = None) -> dict:
+    """One ``instancesSet`` item; *groups* are the instance's security groups, *volumes*
+    its attached EBS volumes. Values instances share (state, placement, groups, metadata
+    options) are written once per *memo*: pass one dict for a whole answer."""
+    memo = {} if memo is None else memo
+    state, zone, options = instance.state, instance.zone, instance.metadata_options_json
     return {
         "instanceId": instance.id,
         "imageId": instance.image_id,
-        "instanceState": render_state(instance.state),
+        "instanceState": _shared(memo, ("state", state), lambda: render_state(state)),
         "privateDnsName": _private_dns(instance),
         "dnsName": _public_dns(instance),
         "reason": instance.state_reason or "",
@@ -63,26 +81,28 @@ def render_instance(instance, tag_map: dict, groups=()) -> dict:
         "productCodes": [],
         "instanceType": instance.instance_type,
         "launchTime": instance.launch_time,
-        "placement": {"availabilityZone": instance.zone, "groupName": "", "tenancy": "default"},
+        "placement": _shared(memo, ("placement", zone), lambda: {
+            "availabilityZone": zone, "groupName": "", "tenancy": "default"}),
         "kernelId": instance.kernel_id,
         "ramdiskId": instance.ramdisk_id,
-        "monitoring": {"state": "disabled"},
+        "monitoring": _MONITORING,
         "privateIpAddress": instance.private_ip,
         "ipAddress": instance.public_ip,
-        "groupSet": group_set(groups),
+        "groupSet": _shared(memo, ("groups", tuple(groups)), lambda: group_set(groups)),
         "stateReason": ({"code": instance.state_reason.split(":")[0],
                          "message": instance.state_reason}
                         if instance.state_reason else None),
         "architecture": "x86_64",
         "rootDeviceType": instance.root_device_type,
         "rootDeviceName": instance.root_device_name,
-        "blockDeviceMapping": [],
+        "blockDeviceMapping": [_block_device_item(volume) for volume in volumes],
         "virtualizationType": "paravirtual",
         "clientToken": instance.client_token or "",
         "tagSet": tag_set(tag_map.get(instance.id, {})),
         "hypervisor": "kvm",
         "ebsOptimized": False,
-        "metadataOptions": render_metadata_options(instance),
+        "metadataOptions": _shared(memo, ("metadata", options),
+                                   lambda: render_metadata_options(instance)),
     }
 
 
@@ -94,20 +114,24 @@ def _block_device_item(volume) -> dict:
                     "deleteOnTermination": volume.delete_on_termination}}
 
 
-def _reservations(call, rows, tag_map) -> list[dict]:
+def _reservations(call, rows, tag_map, groups=None) -> list[dict]:
+    """*rows* (instances in launch order) as a ``reservationSet``; *groups*: their
+    security groups if already read (:meth:`instance_groups`)."""
     grouped: dict[str, list] = {}
     for row in rows:
         grouped.setdefault(row.reservation_id, []).append(row)
-    devices = call.services.ebs.attachments_of([row.id for row in rows])
-    groups = call.services.compute.instance_groups([row.id for row in rows])
+    ids = [row.id for row in rows]
+    devices = call.services.ebs.attachments_of(ids)
+    if groups is None:
+        groups = call.services.compute.instance_groups(ids)
+    memo: dict = {}
     return [{
         "reservationId": reservation_id,
         "ownerId": members[0].owner_id,
-        "groupSet": group_set(groups[members[0].id]),
-        "instancesSet": [dict(render_instance(row, tag_map, groups[row.id]),
-                              blockDeviceMapping=[
-                              _block_device_item(volume) for volume in devices.get(row.id, [])])
-                         for row in members],
+        "groupSet": _shared(memo, ("groups", tuple(groups[members[0].id])),
+                            lambda: group_set(groups[members[0].id])),
+        "instancesSet": [render_instance(row, tag_map, groups[row.id], devices.get(row.id, ()),
+                                         memo) for row in members],
     } for reservation_id, members in grouped.items()]
 
 
@@ -214,8 +238,8 @@ def _narrowing(wanted) -> Narrowing:
 
 
 def _filtered(call, rows, wanted):
-    """(the rows matching every filter in *wanted*, their tags): tags and groups read for
-    the whole page at once."""
+    """(the rows matching every filter in *wanted*, their tags, their groups): tags and
+    groups read for the whole page at once."""
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     groups = call.services.compute.instance_groups([row.id for row in rows])
     getters = dict(INSTANCE_FILTERS)
@@ -224,7 +248,7 @@ def _filtered(call, rows, wanted):
     for prefix in ("", "instance."):
         getters[prefix + "group-id"] = lambda row: [group.id for group in groups[row.id]]
         getters[prefix + "group-name"] = lambda row: [group.name for group in groups[row.id]]
-    return filters.apply(rows, wanted, getters), tag_map
+    return filters.apply(rows, wanted, getters), tag_map, groups
 
 
 PAGING = Paging(maximum=1000, ids="InstanceId", conflict=("instancesSet", "maxResults"))
@@ -241,8 +265,8 @@ def describe_instances(call):
     found = call.services.compute.instances_page(
         call.principal, call.params.get_list("InstanceId") or None,
         narrowing=_narrowing(wanted), after=request.after, limit=request.max_results)
-    rows, tag_map = _filtered(call, found.rows, wanted)
-    return {"reservationSet": _reservations(call, rows, tag_map),
+    rows, tag_map, groups = _filtered(call, found.rows, wanted)
+    return {"reservationSet": _reservations(call, rows, tag_map, groups),
             "nextToken": encode_token(found.next_key) if found.next_key else None}
 
 
