@@ -172,3 +172,18 @@ def test_serialised_values_are_written_as_the_plain_values():
     xmlutil.fill(root, ahead)
     assert xmlutil.document(root) == written
     assert b"<emptyDict />" in written and b"<item />" in written
+
+
+@pytest.mark.parametrize("value", ["plain", "caf\u00e9 \u2603", "tab\tnew\nline\rcr",
+                                   "bell\x07", "caf\u00e9\x1f", "\ufffe", "x\uffffy",
+                                   "lone \udc80", "\u00e9\ud800\r"])
+def test_answers_replace_what_xml_cannot_carry(value):
+    """The direct writer's check for characters XML cannot carry (on the encoded bytes)
+    finds them as the ElementTree writer's expression does, ASCII or not."""
+    body = {"tagSet": [{"key": "k", "value": value}]}
+    root = ET.Element("DescribeTagsResponse", xmlns=xmlutil.EC2_NAMESPACE)
+    ET.SubElement(root, "requestId").text = "req-1"
+    xmlutil.fill(root, body)
+    written = xmlutil.query_response("DescribeTags", xmlutil.EC2_NAMESPACE, "req-1", body)
+    assert written == xmlutil.document(root)
+    ET.fromstring(written)                      # and it parses
