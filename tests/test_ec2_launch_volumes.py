@@ -4,12 +4,16 @@ image maps (or an empty one of VolumeSize), attached at its device with its type
 DeleteOnTermination, in the domain from its first boot; DescribeInstances and
 DescribeVolumes show them; termination deletes those marked so and detaches the others; a
 launch that fails leaves none of them behind. CreateImage's data-volume snapshots come back
-the same way. The same with a real guest is tests/test_ebs_real.py."""
+the same way. RunInstances' own BlockDeviceMapping overrides, adds and suppresses the
+image's, and bad ones are refused before anything launches. The same with a real guest is
+tests/test_ebs_real.py."""
 from __future__ import annotations
 
 import time
 
+from awsutil import error_code
 from ebsutil import new_volume, settle, volume, wait_snapshot, write_pattern
+from ec2util import make_image
 
 from eucalite.ebs import snapshots as ebs_snapshots
 
@@ -165,3 +169,56 @@ def test_create_image_data_volumes_come_back_at_launch(ebs):
     assert mapped["/dev/sdk"] != data
     assert volume(ec2, mapped["/dev/sdk"])["Size"] == 2
     assert _read(ebs, mapped["/dev/sdk"], len(DATA)) == DATA
+
+
+def test_run_instances_mappings_override_add_and_suppress_the_images(ebs):
+    ec2 = ebs.client("ec2")
+    data_snap = _snapshot(ebs, ec2, DATA)
+    image_id = _image(ebs, ec2, [
+        {"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": data_snap}},
+        {"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 1}}])
+    overrides = [
+        {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 3}},
+        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 2, "DeleteOnTermination": False}},
+        {"DeviceName": "/dev/sdg", "NoDevice": ""},
+        {"DeviceName": "/dev/sdh", "Ebs": {"VolumeSize": 4, "VolumeType": "gp3"}}]
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                    BlockDeviceMappings=overrides)["Instances"][0]["InstanceId"]
+    settle(ebs)
+    mapped = {m["DeviceName"]: m["Ebs"] for m in _described(ec2, instance_id)[
+        "BlockDeviceMappings"]}
+    assert set(mapped) == {"/dev/sda1", "/dev/sdf", "/dev/sdh"}
+    sizes = {device: volume(ec2, m["VolumeId"])["Size"] for device, m in mapped.items()}
+    assert sizes == {"/dev/sda1": 3, "/dev/sdf": 2, "/dev/sdh": 4}
+    assert mapped["/dev/sdf"]["DeleteOnTermination"] is False
+    assert volume(ec2, mapped["/dev/sdh"]["VolumeId"])["VolumeType"] == "gp3"
+    assert _read(ebs, mapped["/dev/sdf"]["VolumeId"], len(DATA)) == DATA
+    # the image itself is unchanged: the next plain launch gets its own mapping
+    plain = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"]
+    settle(ebs)
+    assert {m["DeviceName"] for m in _described(ec2, plain)["BlockDeviceMappings"]} == {
+        "/dev/sda1", "/dev/sdf", "/dev/sdg"}
+
+
+def test_bad_run_instances_mappings_are_refused_before_anything_launches(ebs):
+    ec2 = ebs.client("ec2")
+    snap = _snapshot(ebs, ec2, DATA, size=2)
+    image_id = _image(ebs, ec2, [])
+    before = ec2.describe_instances()["Reservations"]
+
+    def launch(mappings, image=image_id):
+        return error_code(ec2.run_instances, ImageId=image, MinCount=1, MaxCount=1,
+                          BlockDeviceMappings=mappings)
+    assert launch([{"DeviceName": "/dev/sda1", "NoDevice": ""}]) == \
+        "InvalidBlockDeviceMapping"
+    assert launch([{"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": "snap-12345678"}}]) == \
+        "InvalidSnapshot.NotFound"
+    assert launch([{"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": snap,
+                                                      "VolumeSize": 1}}]) == \
+        "InvalidParameterValue"
+    assert launch([{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}]) == \
+        "MissingParameter"
+    assert launch([{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}],
+                  image=make_image(ebs)) == "UnsupportedOperation"
+    assert ec2.describe_instances()["Reservations"] == before

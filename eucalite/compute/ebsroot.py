@@ -16,7 +16,7 @@ from ..cluster.virt.driver import DiskSpec
 from ..db import db
 from ..ebs.service import EbsService, InstanceRef
 from ..errors.ec2 import InvalidAMIIDUnavailable
-from . import images, instances, states
+from . import instances, launchmappings, states
 from .models import Image, Instance
 
 
@@ -28,7 +28,7 @@ def root_disk(ebs: EbsService, instance: Instance) -> DiskSpec:
     volume = ebs.root_volume(instance.id, instance.root_device_name)
     if volume is None:
         image = db.session.get(Image, instance.image_id)
-        mapping = images.ebs_root(image) if image is not None else None
+        mapping = launchmappings.root_of(instance, image)
         snapshot = ebs.find_snapshot(mapping["snapshot_id"]) if mapping is not None else None
         if snapshot is None:
             raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no EBS root "
@@ -43,16 +43,17 @@ def root_disk(ebs: EbsService, instance: Instance) -> DiskSpec:
     return ebs.export_attached(volume.id)
 
 
-def data_mappings(instance: Instance, image: Image) -> list[dict]:
-    """The EBS mappings of *image* other than its root, by device: the data volumes an
-    instance of it launches with (instance-store and NoDevice mappings make none)."""
-    return sorted((m for m in image.get_json("block_devices", []) or []
+def data_mappings(instance: Instance, image: Image | None) -> list[dict]:
+    """The EBS mappings other than the root that *instance* launches with (its image's,
+    with RunInstances' over them: :mod:`.launchmappings`), by device: its data volumes
+    (instance-store and NoDevice mappings make none)."""
+    return sorted((m for m in launchmappings.of_instance(instance, image)
                    if m.get("ebs") and not m.get("no_device")
                    and m.get("device") != instance.root_device_name),
                   key=lambda m: m["device"])
 
 
-def _make_data_volumes(ebs: EbsService, instance: Instance, image: Image) -> None:
+def _make_data_volumes(ebs: EbsService, instance: Instance, image: Image | None) -> None:
     """A first boot's data volumes: one per :func:`data_mappings`, from its snapshot (at
     least the snapshot's size) or empty of its VolumeSize, with its type and
     DeleteOnTermination (default true), attached at its device."""
@@ -62,12 +63,12 @@ def _make_data_volumes(ebs: EbsService, instance: Instance, image: Image) -> Non
             if wanted.get("snapshot_id") else None
         if wanted.get("snapshot_id") and snapshot is None:
             raise InvalidAMIIDUnavailable(
-                f"The snapshot {wanted['snapshot_id']} that image {image.id} maps at "
+                f"The snapshot {wanted['snapshot_id']} that {instance.id} maps at "
                 f"{mapping['device']} is gone.")
         size = wanted.get("volume_size") or (snapshot.volume_size_gb if snapshot else None)
         if not size:
-            raise InvalidAMIIDUnavailable(f"The image {image.id} maps {mapping['device']} "
-                                          "with neither a snapshot nor a size.")
+            raise InvalidAMIIDUnavailable(f"{instance.id} maps {mapping['device']} with "
+                                          "neither a snapshot nor a size.")
         ebs.create_attached(
             owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
             device=mapping["device"], root=False, snapshot_id=snapshot.id if snapshot else None,

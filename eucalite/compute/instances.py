@@ -24,7 +24,7 @@ from ..errors import InvalidParameterValue
 from ..errors.ec2 import (IncorrectInstanceState, InvalidInstanceIDNotFound,
                           InvalidPaginationToken)
 from ..tags import Tag
-from . import secgroups, states
+from . import launchmappings, secgroups, states
 from .addresses import assign_at_launch
 from .instance_types import DEFAULT_TYPE
 from .models import Instance
@@ -79,6 +79,9 @@ class LaunchRequest:
     metadata_options: dict | None = None  # MetadataOptions, validated
     # disableApiTermination / disableApiStop / instanceInitiatedShutdownBehavior, validated
     attributes: dict | None = None
+    # BlockDeviceMapping.N as parse_block_device_mappings reads it (over the image's:
+    # :mod:`.launchmappings`)
+    block_devices: list[dict] | None = None
 
 
 def decode_user_data(user_data: str | None) -> bytes:
@@ -289,6 +292,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
     private addresses), and each gets a launch address from *public_pool* (None: public
     IPs are off) unless the request says ``public_ip=False``."""
     reservation = new_reservation_id()
+    mappings = launchmappings.merge(principal, image, request.block_devices) \
+        if request.block_devices else None
     rows = []
     write_lock()
     groups = secgroups.launch_groups(principal.account_id, request.security_groups,
@@ -311,6 +316,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             instance.set_json("metadata_options", request.metadata_options)
         if request.attributes:
             instance.set_json("attributes", dict(request.attributes))
+        if mappings is not None:
+            launchmappings.remember(instance, mappings)
         db.session.add(instance)
         rows.append(instance)
     db.session.flush()

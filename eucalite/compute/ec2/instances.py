@@ -19,6 +19,7 @@ from ..metadata import (metadata_options, private_dns_name, public_dns_name,
 from ...paging import Paging, encode_token
 from . import filters
 from .actions import registry
+from .blockdevices import parse_block_device_mappings
 from .tagparams import specified_tags, tag_set
 
 
@@ -181,7 +182,9 @@ def run_instances(call):
             params.get_struct("MetadataOptions").scalar_members()) or None,
         attributes=launch_attributes(params.get_bool("DisableApiTermination"),
                                      params.get_bool("DisableApiStop"),
-                                     params.get("InstanceInitiatedShutdownBehavior")))
+                                     params.get("InstanceInitiatedShutdownBehavior")),
+        block_devices=parse_block_device_mappings(
+            params.get_struct_list("BlockDeviceMapping")) or None)
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(call, rows, tag_map)[0]
