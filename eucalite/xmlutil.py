@@ -61,7 +61,10 @@ def fill(element: ET.Element, value: Any, item_tag: str = "item") -> None:
         for child in value:
             element.append(to_element(item_tag, child, item_tag))
     elif isinstance(value, Serialised):
-        written = ET.fromstring(f"<x>{value}</x>")
+        # Parsed back as the tree: what XML cannot carry is replaced first (the document
+        # would replace it anyway), and a CR kept as a reference so the parser keeps it.
+        safe = _NOT_XML.sub(REPLACEMENT, value).replace("\r", "&#13;")
+        written = ET.fromstring(f"<x>{safe}</x>")
         element.text = written.text
         element.extend(written)
     elif value is not None:

@@ -152,6 +152,7 @@ def test_serialised_values_are_written_as_the_plain_values():
     values = {
         "state": {"code": 16, "name": "running"},
         "text": "a<b>&c",
+        "awkward": {"key": "cr\r and bell\x07 and \ud800", "value": "caf\u00e9"},
         "empty": "",
         "emptyList": [],
         "emptyDict": {"skipped": None},
