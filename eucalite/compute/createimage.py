@@ -7,12 +7,14 @@ mapping names those snapshots. The image is ``pending`` until every snapshot is
 ``completed``, then ``available``; ``failed`` (with a StateReason) if one ends in
 ``error`` (:func:`eucalite.compute.images.settle` decides, whenever the image is read).
 
-Consistency: AWS reboots the instance around the snapshots unless ``NoReboot``. Here the
-storage controller pauses a running guest for the point-in-time copy of each attached
-volume whatever ``NoReboot`` says (:func:`eucalite.ebs.snapshots.point_in_time_copy`): a
-pause is the honest equivalent of the reboot (no write lands half-way in a copy) and costs
-the guest no restart, so ``NoReboot`` is accepted and changes nothing. Each volume is
-copied in its own pause: the volumes are each consistent, not consistent with each other.
+Consistency, as AWS's ``NoReboot`` chooses (:mod:`eucalite.compute.quiesce`): every volume
+of a running instance is copied inside ONE hold, so the snapshots are of one instant.
+Without ``NoReboot`` (AWS's default) the guest is shut down cleanly (ACPI; forced off after
+``image_shutdown_seconds``), the volumes copied while it is off (what its OS cached is on
+disk) and the same domain started again; the instance shows ``running`` throughout, as on
+AWS. With ``NoReboot`` the guest is paused for the copies and runs on (crash-consistent).
+A stopped instance is simply copied. Chunking and uploading the copies happens after the
+hold, while the guest runs.
 
 CopyImage copies within this region only. An instance-store copy is a new registration of
 the same bundle (its manifest in the object store, which the copy reads as the original
@@ -24,15 +26,16 @@ Functions take a Principal and plain values, never a request.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from .. import tags
 from ..accounts import Principal
 from ..ebs.service import EbsService
 from ..errors import InvalidParameterValue, MissingParameter
 from ..errors import ec2 as ec2_errors
-from . import imageimport, images, instances, states
+from . import imageimport, images, instances, quiesce, states
 from .models import Image, Instance
 
 #: The states AWS images an instance in.
@@ -174,11 +177,12 @@ def create(principal: Principal, ebs: EbsService, request: ImageRequest) -> Imag
     tags.check_new_tags(request.snapshot_tags)
     image_id = images.new_image_id("machine")
     by_device = {m["device"]: m for m in mappings}
-    for device, volume_id in sorted(to_snapshot.items()):
-        snapshot = ebs.create_snapshot(
-            principal, volume_id,
-            description=f"Created by CreateImage({instance.id}) for {image_id}",
-            tag_map=request.snapshot_tags)
+    devices = sorted(to_snapshot)
+    made = ebs.create_snapshots(
+        principal, [to_snapshot[device] for device in devices],
+        description=f"Created by CreateImage({instance.id}) for {image_id}",
+        tag_map=request.snapshot_tags, hold=_hold(ebs, instance, request.no_reboot))
+    for device, snapshot in zip(devices, made):
         by_device[device]["ebs"]["snapshot_id"] = snapshot.id
     return imageimport.insert(
         principal, "machine", mappings, None, image_id=image_id, state="pending",
@@ -189,7 +193,24 @@ def create(principal: Principal, ebs: EbsService, request: ImageRequest) -> Imag
         virtualization_type=source.virtualization_type if source else
         ("paravirtual" if instance.kernel_id else "hvm"),
         size_bytes=(by_device.get(instance.root_device_name, {}).get("ebs") or {}).get(
-            "volume_size", 0) * 2**30 or None)
+            "volume_size", 0) * 2**30 or None, source_instance_id=instance.id)
+
+
+def _hold(ebs: EbsService, instance: Instance, no_reboot: bool):
+    """The hold the copies of *instance*'s volumes are made in: rebooted (the default) or
+    paused (NoReboot) when it runs, none when it is stopped. The guest is reached through
+    the storage controller's cluster, the one its volumes are plugged into."""
+    if instance.state != states.RUNNING:
+        return _nothing_to_hold
+    if no_reboot:
+        return quiesce.paused(ebs.cluster, instance.id)
+    return quiesce.rebooted(ebs.cluster, instance.id, float(ebs.config.get(
+        "image_shutdown_seconds", quiesce.DEFAULT_SHUTDOWN_SECONDS)))
+
+
+@contextmanager
+def _nothing_to_hold() -> Iterator[None]:
+    yield
 
 
 # --- CopyImage ------------------------------------------------------------------------------
