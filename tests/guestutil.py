@@ -1,13 +1,18 @@
 """Helpers for the tests that boot the tiny guest on a real libvirtd (``./setup.sh test``
 sets EUCALITE_TEST_LIBVIRT_URI=qemu:///system; EUCALITE_TEST_GUEST_DIR, when set, caches the
-guest's build): its console markers, waiting on instances, and directories QEMU can reach."""
+guest's build): its console markers, waiting on instances, directories QEMU can reach, and
+the live cloud those tests run (:func:`live_cloud`) with its EBS-backed image of the guest
+(:func:`ebs_image`)."""
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from liveutil import start_live, stop_live
 from serverutil import wait_until
 
 from eucalite.cluster import guest
@@ -31,6 +36,13 @@ def build_guest(tmp_path_factory) -> guest.GuestFiles:
         return guest.build(out, log=lambda *args: None)
     except guest.GuestBuildError as error:
         pytest.fail(f"cannot build the tiny guest: {error}")
+
+
+def root_guest(tmp_path_factory, why: str) -> guest.GuestFiles:
+    """:func:`build_guest` for tests that need root (skipped with *why* otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip(why)
+    return build_guest(tmp_path_factory)
 
 
 def qemu_reachable_dir(prefix: str) -> Path:
@@ -60,3 +72,71 @@ def terminate(ec2, ids) -> None:
     for iid in ids:
         wait_until(lambda: instance_state(ec2, iid) == "terminated", f"{iid} terminated", 60,
                    interval=1)
+
+
+def volume_state(ec2, volume_id) -> str:
+    """The volume's attachment state while it has one, else its state."""
+    item = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    return item["Attachments"][0]["State"] if item["Attachments"] else item["State"]
+
+
+def live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet: str):
+    """A live eucalite (a generator for a fixture): node duty on REAL_URI with an instance
+    network of its own (*network*, *bridge*, *subnet*), the periodic reconciler off (tests
+    run its passes), volumes exported by *export_name* (skipped with the reason when that
+    cannot run here), the tiny guest imported (``image_id``, ``kernel_id``, ``ramdisk_id``)."""
+    from eucalite.cli.common import admin_principal
+    from eucalite.compute.imageimport import ImageFiles
+    from eucalite.ebs import export
+    from eucalite.server import start_node_services
+
+    problem = export.make(export_name, {}).problem()
+    if problem:
+        print(f"skipping the {export_name} end-to-end test: {problem}")
+        pytest.skip(problem)
+    top = qemu_reachable_dir("eucalite-real-test-")
+    live, server = start_live(top / "data", node=True, hypervisor="libvirt",
+                              libvirt_uri=REAL_URI, reconcile_interval=3600,
+                              ebs_export=export_name, instance_subnet=subnet,
+                              instance_network=network, instance_bridge=bridge)
+    services = live.app.extensions["eucalite"]
+    try:
+        start_node_services(live.app)
+        assert services.cluster.node_problem is None, services.cluster.node_problem
+        assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
+        with live.app.app_context():
+            live.kernel_id, live.ramdisk_id, live.image_id = services.compute.import_images(
+                admin_principal(), ImageFiles(guest_files.kernel, guest_files.ramdisk,
+                                              guest_files.root),
+                name="tiny", bucket="images").values()
+        yield live
+    finally:
+        stop_live(live, server, network)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def ebs_image(live, guest_files) -> tuple[str, str, str]:
+    """(image id, source volume id, md5 of the root's first MiB) of an EBS-backed image of
+    the tiny guest on *live* (a :func:`live_cloud`): the guest's root written into a
+    volume, snapshotted and registered with the guest's kernel and ramdisk. Made once per
+    cloud, shared by its tests."""
+    if getattr(live, "ebs_image", None):
+        return live.ebs_image
+    ec2 = live.client("ec2")
+    services = live.app.extensions["eucalite"]
+    source = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    wait_until(lambda: volume_state(ec2, source) == "available", "the source volume", 30,
+               interval=1)
+    root_bytes = guest_files.root.read_bytes()
+    with open(services.ebs.path(source), "r+b") as f:
+        f.write(root_bytes)
+    snapshot_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
+        "State"] == "completed", "the snapshot", 120, interval=1)
+    image_id = ec2.register_image(
+        Name="ebs-root", RootDeviceName="/dev/sda1", KernelId=live.kernel_id,
+        RamdiskId=live.ramdisk_id,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                              "Ebs": {"SnapshotId": snapshot_id}}])["ImageId"]
+    live.ebs_image = (image_id, source, hashlib.md5(root_bytes[:2**20]).hexdigest())
+    return live.ebs_image

@@ -19,13 +19,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 
 import pytest
 from ec2util import used_cores
-from guestutil import (BOOT_TIMEOUT, MARK, REAL_URI, build_guest, guest_console,
-                       qemu_reachable_dir, requires_real_libvirt, terminate)
-from liveutil import start_live, stop_live
+from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, live_cloud,
+                       requires_real_libvirt, root_guest, terminate, volume_state)
 from serverutil import wait_until
 
 NETWORK = "eucalite-ebstest"
@@ -36,49 +34,14 @@ pytestmark = requires_real_libvirt
 
 @pytest.fixture(scope="module")
 def guest_files(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the instance bridge, the metadata address and tgt need root")
-    return build_guest(tmp_path_factory)
-
-
-def _live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet: str):
-    """A live eucalite (a generator for a fixture): node duty on REAL_URI with an instance
-    network of its own, volumes exported by *export_name*, the tiny guest imported
-    (``image_id``, ``kernel_id``, ``ramdisk_id``)."""
-    from eucalite.cli.common import admin_principal
-    from eucalite.compute.imageimport import ImageFiles
-    from eucalite.ebs import export
-    from eucalite.server import start_node_services
-
-    problem = export.make(export_name, {}).problem()
-    if problem:
-        print(f"skipping the {export_name} end-to-end test: {problem}")
-        pytest.skip(problem)
-    top = qemu_reachable_dir("eucalite-ebs-test-")
-    live, server = start_live(top / "data", node=True, hypervisor="libvirt",
-                              libvirt_uri=REAL_URI, reconcile_interval=3600,
-                              ebs_export=export_name, instance_subnet=subnet,
-                              instance_network=network, instance_bridge=bridge)
-    services = live.app.extensions["eucalite"]
-    try:
-        start_node_services(live.app)
-        assert services.cluster.node_problem is None, services.cluster.node_problem
-        assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
-        with live.app.app_context():
-            live.kernel_id, live.ramdisk_id, live.image_id = services.compute.import_images(
-                admin_principal(), ImageFiles(guest_files.kernel, guest_files.ramdisk,
-                                              guest_files.root),
-                name="tiny", bucket="images").values()
-        yield live
-    finally:
-        stop_live(live, server, network)
-        shutil.rmtree(top, ignore_errors=True)
+    return root_guest(tmp_path_factory, "the instance bridge, the metadata address and tgt "
+                                        "need root")
 
 
 @pytest.fixture(scope="module")
 def cloud(guest_files):
     """Volumes exported over iSCSI by tgt (with CHAP)."""
-    yield from _live_cloud("tgt", guest_files, NETWORK, "euebsbr0", "10.214.0.0/24")
+    yield from live_cloud("tgt", guest_files, NETWORK, "euebsbr0", "10.214.0.0/24")
 
 
 @pytest.fixture
@@ -93,8 +56,8 @@ def local_cloud(guest_files, cloud):
     tgt_services = cloud.app.extensions["eucalite"]
     tgt_services.compute.metadata_server.shutdown()
     try:
-        yield from _live_cloud("local", guest_files, "eucalite-ebslocal", "euebsbr1",
-                               "10.215.0.0/24")
+        yield from live_cloud("local", guest_files, "eucalite-ebslocal", "euebsbr1",
+                              "10.215.0.0/24")
     finally:
         tgt_services.compute.metadata_server = metadata.serve(
             cloud.app, tgt_services.config["metadata_address"],
@@ -107,11 +70,6 @@ def _ready_instance(ec2, image_id) -> str:
     wait_until(lambda: f"{MARK} ready" in guest_console(ec2, instance_id), f"{instance_id} ready",
                BOOT_TIMEOUT, interval=1, show=lambda: guest_console(ec2, instance_id)[-2000:])
     return instance_id
-
-
-def _volume_state(ec2, volume_id) -> str:
-    item = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
-    return item["Attachments"][0]["State"] if item["Attachments"] else item["State"]
 
 
 def _guest_sees(ec2, instance_id, volume_id, timeout=60) -> dict:
@@ -132,20 +90,20 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
 
     first = _ready_instance(ec2, cloud.image_id)
     volume_id = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    wait_until(lambda: _volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
+    wait_until(lambda: volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
     pattern = os.urandom(MiB)
     with open(services.ebs.path(volume_id), "r+b") as f:
         f.write(pattern)
     expected = hashlib.md5(pattern).hexdigest()
 
     ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
-    wait_until(lambda: _volume_state(ec2, volume_id) == "attached", "attached", 60, interval=1)
+    wait_until(lambda: volume_state(ec2, volume_id) == "attached", "attached", 60, interval=1)
     seen = _guest_sees(ec2, first, volume_id)
     assert (seen["size"], seen["md5"]) == (2**30 // 512, expected)
     assert volume_id in exporter.exported()            # served by tgt, not as a file
 
     ec2.detach_volume(VolumeId=volume_id)
-    wait_until(lambda: _volume_state(ec2, volume_id) == "available", "detached", 60, interval=1)
+    wait_until(lambda: volume_state(ec2, volume_id) == "available", "detached", 60, interval=1)
     wait_until(lambda: f"{MARK} disk-gone name={seen['name']}" in guest_console(ec2, first),
                "the guest to see the disk go", 30, interval=1)
     assert volume_id not in exporter.exported()
@@ -155,7 +113,7 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
         "State"] == "completed", "the snapshot", 120, interval=1)
     copy = ec2.create_volume(SnapshotId=snapshot_id, AvailabilityZone="eucalyptus-1a")[
         "VolumeId"]
-    wait_until(lambda: _volume_state(ec2, copy) == "available", "the volume from the snapshot", 60,
+    wait_until(lambda: volume_state(ec2, copy) == "available", "the volume from the snapshot", 60,
                interval=1)
     terminate(ec2, [first])
 
@@ -164,7 +122,7 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
     seen = _guest_sees(ec2, second, copy)
     assert seen["md5"] == expected                     # the same bytes, through the chain
     terminate(ec2, [second])
-    wait_until(lambda: _volume_state(ec2, copy) == "available", "detach on terminate", 30,
+    wait_until(lambda: volume_state(ec2, copy) == "available", "detach on terminate", 30,
                interval=1)
     assert not exporter.exported() & {volume_id, copy}
     for vid in (volume_id, copy):
@@ -195,58 +153,53 @@ def _chap_secrets(driver) -> set[str]:
             if (secret.usageID() or "").startswith(SECRET_USAGE_PREFIX)}
 
 
-def _ebs_image(live, guest_files) -> tuple[str, str, str]:
-    """(image id, source volume id, md5 of the root's first MiB) of an EBS-backed image of
-    the tiny guest on *live*: the guest's root written into a volume, snapshotted and
-    registered with the guest's kernel and ramdisk. Made once per cloud."""
-    if getattr(live, "ebs_image", None):
-        return live.ebs_image
-    ec2 = live.client("ec2")
-    services = live.app.extensions["eucalite"]
-    source = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    wait_until(lambda: _volume_state(ec2, source) == "available", "the source volume", 30,
-               interval=1)
-    root_bytes = guest_files.root.read_bytes()
-    with open(services.ebs.path(source), "r+b") as f:
-        f.write(root_bytes)
-    snapshot_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
-    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
-        "State"] == "completed", "the snapshot", 120, interval=1)
-    image_id = ec2.register_image(
-        Name="ebs-root", RootDeviceName="/dev/sda1", KernelId=live.kernel_id,
-        RamdiskId=live.ramdisk_id,
-        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
-                              "Ebs": {"SnapshotId": snapshot_id}}])["ImageId"]
-    live.ebs_image = (image_id, source, hashlib.md5(root_bytes[:MiB]).hexdigest())
-    return live.ebs_image
-
-
 @pytest.mark.parametrize("which", ["cloud", "local_cloud"], ids=["tgt", "local"])
 def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
-    """RegisterImage from a snapshot -> RunInstances -> running, the guest reading its root
-    volume -> StopInstances -> StartInstances -> running again, the attached data volume
-    still there; terminating leaves no export and no CHAP secret behind."""
+    """RegisterImage from snapshots (the root, and a data volume at /dev/sdg) ->
+    RunInstances -> running, the guest reading its root volume and the data volume made
+    from the image's snapshot -> a volume attached -> StopInstances -> StartInstances ->
+    running again, every volume still there; terminating leaves no export and no CHAP
+    secret behind."""
     live = request.getfixturevalue(which)
     ec2 = live.client("ec2")
     services = live.app.extensions["eucalite"]
     exporter = services.ebs.export_driver()
     driver = services.cluster.driver
-    image_id, source, root_md5 = _ebs_image(live, guest_files)
+    root_image, source, root_md5 = ebs_image(live, guest_files)
+    [root_mapping] = ec2.describe_images(ImageIds=[root_image])["Images"][0][
+        "BlockDeviceMappings"]
+    mapped = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    wait_until(lambda: volume_state(ec2, mapped) == "available", "the mapped volume", 30,
+               interval=1)
+    mapped_pattern = os.urandom(MiB)
+    with open(services.ebs.path(mapped), "r+b") as f:
+        f.write(mapped_pattern)
+    mapped_snapshot = ec2.create_snapshot(VolumeId=mapped)["SnapshotId"]
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[mapped_snapshot])["Snapshots"][0][
+        "State"] == "completed", "the mapped snapshot", 120, interval=1)
+    image_id = ec2.register_image(
+        Name=f"ebs-with-data-{which}", RootDeviceName="/dev/sda1", KernelId=live.kernel_id,
+        RamdiskId=live.ramdisk_id, BlockDeviceMappings=[
+            {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": root_mapping["Ebs"]["SnapshotId"]}},
+            {"DeviceName": "/dev/sdg", "Ebs": {"SnapshotId": mapped_snapshot}}])["ImageId"]
 
     instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
                                     InstanceType="m1.small")["Instances"][0]["InstanceId"]
     described = _wait_state(ec2, instance_id, "running")
-    [root] = [m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]
-              if m["DeviceName"] == "/dev/sda1"]
+    by_device = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]}
+    root, launched = by_device["/dev/sda1"], by_device["/dev/sdg"]
     assert _guest_sees(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
+    # the image's data volume, made from its snapshot at launch, is a disk of the guest
+    assert _guest_sees(ec2, instance_id, launched)["md5"] == \
+        hashlib.md5(mapped_pattern).hexdigest()
 
     data = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    wait_until(lambda: _volume_state(ec2, data) == "available", "the data volume", 30, interval=1)
+    wait_until(lambda: volume_state(ec2, data) == "available", "the data volume", 30, interval=1)
     pattern = os.urandom(MiB)
     with open(services.ebs.path(data), "r+b") as f:
         f.write(pattern)
     ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
-    wait_until(lambda: _volume_state(ec2, data) == "attached", "attached", 60, interval=1)
+    wait_until(lambda: volume_state(ec2, data) == "attached", "attached", 60, interval=1)
     assert _guest_sees(ec2, instance_id, data)["md5"] == hashlib.md5(pattern).hexdigest()
 
     ec2.stop_instances(InstanceIds=[instance_id])
@@ -258,7 +211,8 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     wait_until(lambda: guest_console(ec2, instance_id).count(f"{MARK} ready") >= 2,
                "the second boot", BOOT_TIMEOUT, interval=1,
                show=lambda: guest_console(ec2, instance_id)[-3000:])
-    for volume_id, md5 in ((root, root_md5), (data, hashlib.md5(pattern).hexdigest())):
+    for volume_id, md5 in ((root, root_md5), (data, hashlib.md5(pattern).hexdigest()),
+                           (launched, hashlib.md5(mapped_pattern).hexdigest())):
         seen = re.compile(rf"serial={volume_id.replace('-', '')} size=\d+ md5={md5}")
         wait_until(lambda: seen.search(
                        guest_console(ec2, instance_id).rsplit(f"{MARK} boot", 1)[-1]),
@@ -266,12 +220,15 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
                    show=lambda: guest_console(ec2, instance_id)[-3000:])
 
     terminate(ec2, [instance_id])
-    wait_until(lambda: _volume_state(ec2, data) == "available", "detach on terminate", 30,
+    wait_until(lambda: volume_state(ec2, data) == "available", "detach on terminate", 30,
                interval=1)
-    assert not exporter.exported() & {root, data, source}
+    assert not exporter.exported() & {root, data, source, launched}
     if exporter.name == "tgt":
         assert not _chap_secrets(driver)
-    ec2.delete_volume(VolumeId=data)
+    for volume_id in (data, mapped):
+        ec2.delete_volume(VolumeId=volume_id)
+    ec2.deregister_image(ImageId=image_id)
+    ec2.delete_snapshot(SnapshotId=mapped_snapshot)
 
 
 def test_failed_ebs_launch_leaves_no_target_secret_or_volume(cloud, guest_files, monkeypatch):
@@ -286,7 +243,7 @@ def test_failed_ebs_launch_leaves_no_target_secret_or_volume(cloud, guest_files,
     services = cloud.app.extensions["eucalite"]
     exporter = services.ebs.export_driver()
     driver = services.cluster.driver
-    image_id = _ebs_image(cloud, guest_files)[0]
+    image_id = ebs_image(cloud, guest_files)[0]
     right = exporter.disk_spec
 
     def wrong_password(volume_id, export, path, target):

@@ -11,14 +11,10 @@ with ``InstanceInitiatedShutdownBehavior=terminate``.
 """
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from awsutil import error_code
-from guestutil import (BOOT_TIMEOUT, MARK, REAL_URI, build_guest, guest_console,
-                       qemu_reachable_dir, requires_real_libvirt)
-from liveutil import start_live, stop_live
+from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, live_cloud,
+                       requires_real_libvirt, root_guest)
 from serverutil import wait_until
 
 from eucalite.compute import reconcile
@@ -30,58 +26,14 @@ POWEROFF = b"#!/bin/sh\necho powering-off\npoweroff -f\n"
 
 @pytest.fixture(scope="module")
 def guest_files(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the instance bridge and the metadata address need root")
-    return build_guest(tmp_path_factory)
+    return root_guest(tmp_path_factory, "the instance bridge and the metadata address need root")
 
 
 @pytest.fixture(scope="module")
 def cloud(guest_files):
-    """Node duty on REAL_URI with its own instance network, volumes exported as local files,
-    the tiny guest imported (``image_id``, ``kernel_id``, ``ramdisk_id``); the periodic
-    reconciler is off: the test runs its passes."""
-    from eucalite.cli.common import admin_principal
-    from eucalite.compute.imageimport import ImageFiles
-    from eucalite.server import start_node_services
-
-    top = qemu_reachable_dir("eucalite-shutdown-test-")
-    live, server = start_live(top / "data", node=True, hypervisor="libvirt",
-                              libvirt_uri=REAL_URI, reconcile_interval=3600,
-                              ebs_export="local", instance_subnet="10.216.0.0/24",
-                              instance_network=NETWORK, instance_bridge="eushutbr0")
-    services = live.app.extensions["eucalite"]
-    try:
-        start_node_services(live.app)
-        assert services.cluster.node_problem is None, services.cluster.node_problem
-        with live.app.app_context():
-            live.kernel_id, live.ramdisk_id, live.image_id = services.compute.import_images(
-                admin_principal(), ImageFiles(guest_files.kernel, guest_files.ramdisk,
-                                              guest_files.root),
-                name="tiny", bucket="images").values()
-        yield live
-    finally:
-        stop_live(live, server, NETWORK)
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _ebs_image(live, guest_files) -> str:
-    """An EBS-backed image of the tiny guest: its root in a volume, snapshotted, registered
-    with the guest's kernel and ramdisk."""
-    ec2 = live.client("ec2")
-    services = live.app.extensions["eucalite"]
-    source = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
-    wait_until(lambda: ec2.describe_volumes(VolumeIds=[source])["Volumes"][0]["State"]
-               == "available", "the source volume", 30, interval=1)
-    with open(services.ebs.path(source), "r+b") as f:
-        f.write(guest_files.root.read_bytes())
-    snapshot_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
-    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
-        "State"] == "completed", "the snapshot", 120, interval=1)
-    return ec2.register_image(
-        Name="ebs-root", RootDeviceName="/dev/sda1", KernelId=live.kernel_id,
-        RamdiskId=live.ramdisk_id,
-        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
-                              "Ebs": {"SnapshotId": snapshot_id}}])["ImageId"]
+    """Volumes exported as local files, on an instance network of this file's own; the
+    periodic reconciler is off: the test runs its passes."""
+    yield from live_cloud("local", guest_files, NETWORK, "eushutbr0", "10.216.0.0/24")
 
 
 def _instance(ec2, instance_id) -> dict:
@@ -122,7 +74,7 @@ def test_protected_instance_store_guest_refuses_terminate_and_ends_at_its_powero
 
 def test_ebs_guest_poweroff_stops_or_terminates_as_its_attribute_says(cloud, guest_files):
     ec2 = cloud.client("ec2")
-    image_id = _ebs_image(cloud, guest_files)
+    image_id = ebs_image(cloud, guest_files)[0]
     stops = _launch(ec2, image_id)
     ends = _launch(ec2, image_id, InstanceInitiatedShutdownBehavior="terminate")
     stopped = _ends(cloud, ec2, stops, "stopped")
