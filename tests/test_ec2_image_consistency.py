@@ -174,3 +174,19 @@ def test_a_stopped_instance_is_copied_untouched_and_the_image_names_it(ebs, copi
     assert _state(ec2, instance_id) == "stopped"
     with ebs.app.app_context():     # DescribeImages' sourceInstanceId (slice E3) reads it
         assert db.session.get(Image, image_id).source_instance_id == instance_id
+
+
+def test_a_group_that_cannot_be_recorded_whole_leaves_no_snapshot_pending(ebs):
+    """create_snapshots records one snapshot per volume before its one job starts: when a
+    later volume is refused, those already recorded end failed, never pending forever."""
+    from eucalite.cli.common import admin_principal
+    from eucalite.errors import AwsError
+
+    ec2 = ebs.client("ec2")
+    good = new_volume(ebs, ec2)
+    with ebs.app.app_context(), pytest.raises(AwsError) as refused:
+        ebs.services.ebs.create_snapshots(admin_principal(), [good, "vol-00000000"],
+                                          "a group")
+    assert refused.value.code == "InvalidVolume.NotFound"
+    [snapshot] = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert (snapshot["VolumeId"], snapshot["State"]) == (good, "error")

@@ -260,8 +260,16 @@ class EbsService:
         its guest shut off; by default each attached guest is paused once for all its
         volumes), and chunks the copies after."""
         chunk_size = int(self.config.get("snapshot_chunk_mb", 1)) * 2**20
-        made = [snapshots.record(principal, volume_id, description, tag_map, chunk_size)
-                for volume_id in volume_ids]
+        made: list[Snapshot] = []
+        try:
+            for volume_id in volume_ids:
+                made.append(snapshots.record(principal, volume_id, description, tag_map,
+                                             chunk_size))
+        except Exception as error:
+            # no job will take those already recorded: they end failed, not pending forever
+            for snapshot in made:
+                snapshots.fail(snapshot.id, error)
+            raise
         self._submit(snapshots.take_together, [snapshot.id for snapshot in made], hold)
         return made
 

@@ -268,7 +268,7 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
                     point_in_time_copy(ebs, volume_id, work_dirs[snapshot_id])
         except Exception as error:  # noqa: BLE001 - any failure ends the snapshots in error
             for snapshot_id, *_rest in plan:
-                _failed(snapshot_id, error)
+                fail(snapshot_id, error)
             return
         for snapshot_id, _vid, chunk_size, earlier in plan:
             try:
@@ -279,7 +279,7 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
                                              progress=_progress_updater(snapshot_id))
                     _record(snapshot_id, result)
             except Exception as error:  # noqa: BLE001 - this snapshot ends in error
-                _failed(snapshot_id, error)
+                fail(snapshot_id, error)
     finally:
         for work_dir in work_dirs.values():
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -295,7 +295,8 @@ def _previous_chunks(snapshot: Snapshot) -> dict[int, str]:
     return {i: d for i, (d, _s) in chunk_map(previous.id).items()} if previous else {}
 
 
-def _failed(snapshot_id: str, error: Exception) -> None:
+def fail(snapshot_id: str, error: Exception) -> None:
+    """A pending snapshot ends in ``error`` with *error*'s message."""
     log.warning("snapshot %s failed: %s", snapshot_id, error)
     db.session.rollback()
     SNAPSHOT.transition(snapshot_id, ERROR, expected={PENDING},
