@@ -81,6 +81,56 @@ def cli(ebs):
 
 # --- CopyImage's ClientToken and the source columns ----------------------------------------
 
+def test_a_retried_copy_answers_the_first_copy(ebs):
+    ec2 = ebs.client("ec2")
+    source = make_image(ebs, "emi-0000c0de", location="bundles/x.manifest.xml",
+                        is_public=True)
+    another = make_image(ebs, "emi-0000c0df", is_public=True)
+    copy = ec2.copy_image
+    first = copy(SourceRegion=REGION, SourceImageId=source, Name="copied once",
+                 ClientToken="retry-me")["ImageId"]
+    before = own_images(ec2)
+    assert copy(SourceRegion=REGION, SourceImageId=source, Name="copied once",
+                ClientToken="retry-me")["ImageId"] == first
+    assert own_images(ec2) == before                    # nothing new
+    # The same token asking for something else is AWS's IdempotentParameterMismatch.
+    for changed in ({"Name": "another name"}, {"Description": "described now"},
+                    {"SourceImageId": another}):
+        request = {"SourceRegion": REGION, "SourceImageId": source, "Name": "copied once",
+                   "ClientToken": "retry-me", **changed}
+        assert error_code(copy, **request) == "IdempotentParameterMismatch", changed
+    assert own_images(ec2) == before
+    # Without a token (boto3 makes a fresh one each call) every call copies.
+    second = copy(SourceRegion=REGION, SourceImageId=source, Name="copied twice")["ImageId"]
+    assert second not in before
+    assert error_code(copy, SourceRegion=REGION, SourceImageId=source, Name="too long",
+                      ClientToken="x" * 65) == "InvalidParameterValue"
+    # A token is the caller's: another account's same token makes its own copy.
+    other, _ = second_account(ebs, service="ec2")
+    theirs = other.copy_image(SourceRegion=REGION, SourceImageId=source, Name="copied once",
+                              ClientToken="retry-me")["ImageId"]
+    assert theirs not in (first, second)
+
+    item = image_of(ec2, first)
+    assert (item["SourceImageId"], item["SourceImageRegion"]) == (source, REGION)
+    assert "SourceInstanceId" not in item
+    original = image_of(ec2, source)
+    assert "SourceImageId" not in original and "SourceImageRegion" not in original
+    assert found(ec2, "source-image-id", source) == sorted([first, second])
+    assert found(ec2, "source-image-region", REGION) == sorted([first, second])
+    assert found(ec2, "source-image-id", "emi-0000ffff") == []
+
+
+def test_a_copy_carries_imds_support(ebs):
+    ec2 = ebs.client("ec2")
+    image = make_image(ebs, "emi-0000d0d0", imds_support="v2.0")
+    plain = make_image(ebs, "emi-0000d0d1")
+    copy = ec2.copy_image(SourceRegion=REGION, SourceImageId=image, Name="imds copy")
+    assert image_of(ec2, copy["ImageId"])["ImdsSupport"] == "v2.0"
+    copy = ec2.copy_image(SourceRegion=REGION, SourceImageId=plain, Name="plain copy")
+    assert "ImdsSupport" not in image_of(ec2, copy["ImageId"])
+
+
 def test_source_instance_and_last_launched_time(ebs):
     ec2 = ebs.client("ec2")
     made = make_image(ebs, "emi-0000babe", source_instance_id="i-0123456789abcdef0")
@@ -254,6 +304,24 @@ def test_aws_cli_protection_and_imds_support(ebs, cli):
                     "--imds-support", "v2.0")["ImageId"]
     assert image_of(ec2, registered)["ImdsSupport"] == "v2.0"
 
+
+
+def test_aws_cli_copy_image_client_token(ebs, cli):
+    ec2 = ebs.client("ec2")
+    source = make_image(ebs, "emi-0000acac", location="bundles/x.manifest.xml")
+    copy_args = ("copy-image", "--source-region", REGION, "--source-image-id", source,
+                 "--name", "cli copy", "--client-token", "cli-token-1")
+    first = cli(*copy_args)
+    assert first.returncode == 0, first.stderr
+    copy_id = json.loads(first.stdout)["ImageId"]
+    again = cli(*copy_args)
+    assert again.returncode == 0 and json.loads(again.stdout)["ImageId"] == copy_id
+    mismatch = cli("copy-image", "--source-region", REGION, "--source-image-id", source,
+                   "--name", "other name", "--client-token", "cli-token-1")
+    assert mismatch.returncode != 0 and "IdempotentParameterMismatch" in mismatch.stderr
+    filtered = cli("describe-images", "--filters", f"Name=source-image-id,Values={source}")
+    assert [i["ImageId"] for i in json.loads(filtered.stdout)["Images"]] == [copy_id]
+    assert image_of(ec2, copy_id)["SourceImageRegion"] == REGION
 
 
 # --- the console ------------------------------------------------------------------------------

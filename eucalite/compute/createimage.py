@@ -67,6 +67,7 @@ class CopyRequest:
     description: str | None = None
     copy_tags: bool = False
     image_tags: Mapping[str, str] | None = None
+    client_token: str | None = None
 
 
 # --- CreateImage ----------------------------------------------------------------------------
@@ -223,6 +224,9 @@ def copy(principal: Principal, region: str, request: CopyRequest,
     if request.source_region != region:
         raise InvalidParameterValue(f"Invalid value '{request.source_region}' for "
                                     f"SourceRegion: this cloud is the one region {region}.")
+    earlier = _earlier_copy(principal, request)
+    if earlier is not None:
+        return earlier
     source = images.visible(principal, request.source_image_id)
     if source.kind != "machine":
         raise InvalidParameterValue(f"Image {source.id} is a {source.kind} image; CopyImage "
@@ -243,5 +247,32 @@ def copy(principal: Principal, region: str, request: CopyRequest,
         architecture=source.architecture, kernel_id=source.kernel_id,
         ramdisk_id=source.ramdisk_id, root_device_name=source.root_device_name,
         root_device_type=source.root_device_type,
-        virtualization_type=source.virtualization_type, size_bytes=source.size_bytes)
+        virtualization_type=source.virtualization_type, size_bytes=source.size_bytes,
+        source_image_id=source.id, imds_support=source.imds_support,
+        client_token=request.client_token)
+
+
+#: AWS's limit on a client token: up to 64 ASCII characters.
+MAX_CLIENT_TOKEN = 64
+
+
+def _earlier_copy(principal: Principal, request: CopyRequest) -> Image | None:
+    """The copy an earlier CopyImage with the same ClientToken made for the caller (a
+    retry answers it and makes nothing new), or None; IdempotentParameterMismatch if that
+    copy was asked with another source, name or description. Two retries racing past this
+    check cannot both copy: the second's name is already taken."""
+    token = request.client_token
+    if not token:
+        return None
+    if len(token) > MAX_CLIENT_TOKEN or not token.isascii():
+        raise InvalidParameterValue("The ClientToken must be 1 to 64 ASCII characters.")
+    earlier = images.by_client_token(principal.account_id, token)
+    if earlier is None:
+        return None
+    if (earlier.source_image_id, earlier.name, earlier.description) != (
+            request.source_image_id, request.name, request.description):
+        raise ec2_errors.IdempotentParameterMismatch(
+            f"The ClientToken {token} was used by an earlier CopyImage with different "
+            f"parameters (it made {earlier.id}).")
+    return earlier
 

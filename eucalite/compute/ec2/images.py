@@ -157,7 +157,8 @@ def copy_image(call):
         source_image_id=params.require("SourceImageId"),
         source_region=params.require("SourceRegion"), name=params.require("Name"),
         description=params.get("Description"), copy_tags=params.get_bool("CopyImageTags"),
-        image_tags=specified_tags(params, "image"))
+        image_tags=specified_tags(params, "image"),
+        client_token=params.get("ClientToken") or None)
     image = call.services.compute.copy_image(call.principal, request)
     return {"imageId": image.id}
 
