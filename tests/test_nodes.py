@@ -351,10 +351,11 @@ def test_cli_list_enable_disable(app):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split("\t") == ["NODE", "ZONE", "STATE", "VCPUS", "CORES", "MEMORY_MB",
-                                     "RAM_MB", "DISK_GB"]
+                                     "RAM_MB", "DISK_GB", "CPU_OVERCOMMIT",
+                                     "MEMORY_OVERCOMMIT"]
     # the app's default overcommit: 4 vCPUs per core, memory and disk as they are
     assert lines[1].split("\t") == ["host1", ZONE, "enabled", "2/32", "8", "512/16384",
-                                     "16384", "10/200"]
+                                     "16384", "10/200", "4", "1"]
 
     result = _cli(data_dir, "disable", "host1")
     assert result.exit_code == 0, result.output

@@ -187,8 +187,9 @@ def test_console_and_node_list_show_physical_and_overcommitted_capacity(cloud):
                                 env={"EUCALITE_CPU_OVERCOMMIT": "2"})
     assert result.exit_code == 0, result.output
     header, row = result.output.splitlines()
-    assert header.split("\t")[3:] == ["VCPUS", "CORES", "MEMORY_MB", "RAM_MB", "DISK_GB"]
-    assert row.split("\t")[3:] == ["3/16", "8", "768/16384", "16384", "15/200"]
+    assert header.split("\t")[3:] == ["VCPUS", "CORES", "MEMORY_MB", "RAM_MB", "DISK_GB",
+                                      "CPU_OVERCOMMIT", "MEMORY_OVERCOMMIT"]
+    assert row.split("\t")[3:] == ["3/16", "8", "768/16384", "16384", "15/200", "2", "1"]
 
 
 # --- zones and their filters -------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`eucalite node ...`: list the cluster's nodes and switch them on or off for new instances.
+"""`eucalite node ...`: list the cluster's nodes, switch them on or off for new instances and
+set their own overcommit ratios.
 
 The group is registered on the main command by :mod:`eucalite.cli.main`.
 """
@@ -8,7 +9,7 @@ import click
 
 from ..api import services
 from ..cluster import nodes
-from ..cluster.scheduler import Overcommit
+from ..cluster.scheduler import DEFAULT_RATIO, MAX_RATIOS
 from .common import in_app
 
 node_group = click.Group(
@@ -26,21 +27,50 @@ def _usage(used: int, total: int) -> str:
 def node_list():
     """List nodes: zone, state; vCPUs and memory (MiB) as used/allowed (the physical size
     times the overcommit ratio) then the physical CORES and RAM_MB; disk (GiB, never
-    overcommitted) as used/total."""
-    rows = services().cluster.list_nodes()
+    overcommitted) as used/total; then the ratios that apply, marked * where the node sets
+    its own (else the cloud's cpu_overcommit/memory_overcommit)."""
+    rows = services().cluster.node_capacities()
     if not rows:
         click.echo("no nodes: run `eucalite serve` with node duty on (the default) on a "
                    "host with libvirt")
         return
-    overcommit = Overcommit.of(services().config)
-    click.echo("NODE\tZONE\tSTATE\tVCPUS\tCORES\tMEMORY_MB\tRAM_MB\tDISK_GB")
-    for node in rows:
+    click.echo("NODE\tZONE\tSTATE\tVCPUS\tCORES\tMEMORY_MB\tRAM_MB\tDISK_GB\t"
+               "CPU_OVERCOMMIT\tMEMORY_OVERCOMMIT")
+    for entry in rows:
+        node = entry.node
         click.echo("\t".join([
             node.id, node.zone, node.state,
-            _usage(node.used_cores, overcommit.cores(node.cores)), str(node.cores),
-            _usage(node.used_memory_mb, overcommit.memory_mb(node.memory_mb)),
-            str(node.memory_mb),
-            _usage(node.used_disk_gb, node.disk_gb)]))
+            _usage(node.used_cores, entry.cores), str(node.cores),
+            _usage(node.used_memory_mb, entry.memory_mb), str(node.memory_mb),
+            _usage(node.used_disk_gb, node.disk_gb),
+            entry.ratio_text("cpu"),
+            entry.ratio_text("memory")]))
+
+
+
+@node_group.command("set")
+@click.argument("node_id", metavar="NODE")
+@click.option("--cpu-overcommit", metavar="RATIO|default",
+              help=f"vCPUs NODE may promise per physical core (above 0, at most "
+                   f"{MAX_RATIOS['cpu']:g}); '{DEFAULT_RATIO}': the cloud's cpu_overcommit.")
+@click.option("--memory-overcommit", metavar="RATIO|default",
+              help=f"Instance memory NODE may promise per MiB of RAM (above 0, at most "
+                   f"{MAX_RATIOS['memory']:g}); '{DEFAULT_RATIO}': the cloud's "
+                   "memory_overcommit.")
+@in_app
+def node_set(node_id, cpu_overcommit, memory_overcommit):
+    """Set NODE's own overcommit ratios (Eucalyptus' node MAX_CORES/MAX_MEM), at once: the
+    scheduler admits instances up to its cores and RAM times them. Disk is never
+    overcommitted. A ratio not given stays as it is."""
+    if cpu_overcommit is None and memory_overcommit is None:
+        raise click.UsageError("give --cpu-overcommit and/or --memory-overcommit")
+    cluster = services().cluster
+    cluster.set_node_overcommit(
+        node_id, nodes.KEEP if cpu_overcommit is None else cpu_overcommit,
+        nodes.KEEP if memory_overcommit is None else memory_overcommit)
+    [entry] = [entry for entry in cluster.node_capacities() if entry.node.id == node_id]
+    click.echo(f"{node_id} cpu_overcommit {entry.ratio_text('cpu')} "
+               f"memory_overcommit {entry.ratio_text('memory')}")
 
 
 def _set_state(node_id: str, state: str) -> None:

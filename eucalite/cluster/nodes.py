@@ -7,15 +7,18 @@ change. Reservations read and update node usage inside one write transaction
 (:func:`eucalite.db.write_lock`), so concurrent requests never oversubscribe a node.
 
 A node records its physical capacity and what instances reserved (``used_*``, always the exact
-sum of their sizes); what it may hold is that capacity times the caller's
-:class:`~.scheduler.Overcommit` (the config's ``cpu_overcommit``/``memory_overcommit``), so
-changing a ratio takes effect at once, for instances already running too.
+sum of their sizes); what it may hold is that capacity times its ratios: its own
+(:func:`set_overcommit`, an administrator's), else the caller's
+:class:`~.scheduler.Overcommit` (the config's ``cpu_overcommit``/``memory_overcommit``), as
+:meth:`~.scheduler.Overcommit.for_node` decides. Changing a ratio takes effect at once, for
+instances already running too.
 """
 from __future__ import annotations
 
 import functools
 import logging
 import socket
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..accounts import utcnow
@@ -80,7 +83,7 @@ def register_local(config: Mapping[str, Any], capacity: HostCapacity,
         capacity.cores, capacity.memory_mb, capacity.disk_gb)
     node.last_seen = utcnow()
     db.session.commit()
-    overcommit = Overcommit.of(config)
+    overcommit = Overcommit.of(config).for_node(node)
     log.info("node %s registered in zone %s: %d cores, %d MiB, %d GiB (%s); instances may "
              "have %d vCPUs (cpu_overcommit %g) and %d MiB (memory_overcommit %g)", node.id,
              node.zone, node.cores, node.memory_mb, node.disk_gb, node.state,
@@ -91,7 +94,9 @@ def register_local(config: Mapping[str, Any], capacity: HostCapacity,
 
 def _view(node: Node, overcommit: Overcommit) -> NodeView:
     """What the scheduler needs to know about *node*: what is free of its overcommitted
-    capacity (negative when a ratio was lowered below what instances already hold)."""
+    capacity (its ratios, else *overcommit*'s; negative when a ratio was lowered below what
+    instances already hold)."""
+    overcommit = overcommit.for_node(node)
     return NodeView(id=node.id,
                     free_cores=overcommit.cores(node.cores) - node.used_cores,
                     free_memory_mb=overcommit.memory_mb(node.memory_mb) - node.used_memory_mb,
@@ -110,7 +115,8 @@ def _no_nodes_message(zone: str) -> str:
 def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
             overcommit: Overcommit = PHYSICAL) -> list[str]:
     """Reserve *need* for between *min_count* and *max_count* instances in *zone*, on nodes
-    whose reservations stay within their capacity times *overcommit*.
+    whose reservations stay within their capacity times their ratios (a node's own, else
+    *overcommit*).
 
     Returns one node id per instance (as many as fit, up to *max_count*). Raises
     InsufficientInstanceCapacity, reserving nothing, when fewer than *min_count* fit.
@@ -187,6 +193,70 @@ def set_state(node_id: str, state: str) -> Node:
     return node
 
 
+#: :func:`set_overcommit`'s "leave this ratio as it is".
+KEEP = object()
+
+
+@_transaction
+def set_overcommit(node_id: str, cpu: Any = KEEP, memory: Any = KEEP) -> Node:
+    """Set *node_id*'s own overcommit ratios (an administrator's choice, effective at once):
+    a number or its text, ``default`` (or None) for the cloud's setting, :data:`KEEP` to
+    leave one as it is. InvalidParameterValue for a ratio :func:`~.scheduler.node_ratio`
+    refuses or an unknown node; nothing changes then."""
+    node = db.session.get(Node, node_id)
+    if node is None:
+        raise InvalidParameterValue(f"The node '{node_id}' does not exist.")
+    ratios = {}
+    for kind, value in (("cpu", cpu), ("memory", memory)):
+        if value is KEEP:
+            continue
+        try:
+            ratios[kind] = None if value is None else scheduler.node_ratio(kind, value)
+        except ValueError as error:
+            raise InvalidParameterValue(str(error)) from None
+    if "cpu" in ratios:
+        node.cpu_overcommit = ratios["cpu"]
+    if "memory" in ratios:
+        node.memory_overcommit = ratios["memory"]
+    db.session.commit()
+    return node
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """One node as an administrator reads it: the row, the ratios that apply to it and
+    whether they are its own (each ratio: True when the node sets it, False for the
+    cloud's)."""
+
+    node: Node
+    overcommit: Overcommit
+    own_cpu: bool
+    own_memory: bool
+
+    @property
+    def cores(self) -> int:
+        """The vCPUs the node may hold (its cores times the cpu ratio)."""
+        return self.overcommit.cores(self.node.cores)
+
+    @property
+    def memory_mb(self) -> int:
+        """The MiB of instance memory the node may hold (its RAM times the memory ratio)."""
+        return self.overcommit.memory_mb(self.node.memory_mb)
+
+    def ratio_text(self, kind: str) -> str:
+        """The *kind* (``cpu``/``memory``) ratio as text, ``*`` marking the node's own
+        (``8*``, ``1.5``): how `eucalite node list` and DescribeAvailabilityZones verbose
+        show it."""
+        own = self.own_cpu if kind == "cpu" else self.own_memory
+        return f"{getattr(self.overcommit, kind):g}{'*' if own else ''}"
+
+
+def node_capacities(overcommit: Overcommit = PHYSICAL) -> list[NodeCapacity]:
+    """Every node (by zone then id) with what it may hold: its ratios, else *overcommit*."""
+    return [NodeCapacity(node, overcommit.for_node(node), node.cpu_overcommit is not None,
+                         node.memory_overcommit is not None) for node in list_nodes()]
+
+
 @_transaction
 def mark_unreachable(node_id: str) -> None:
     """Record that *node_id* stopped answering, so no new instance goes there.
@@ -207,7 +277,7 @@ def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]],
 
     *free_count* is how many more instances of the type fit in the enabled nodes' free
     resources, *max_count* how many would fit in their whole capacity, both of the
-    capacity times *overcommit* (what :func:`reserve` admits); counted per node, as an
+    capacity times each node's ratios, else *overcommit* (what :func:`reserve` admits); counted per node, as an
     instance cannot span nodes. This is DescribeAvailabilityZones' verbose listing.
     """
     rows = list(db.session.execute(
@@ -218,8 +288,9 @@ def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]],
         need = Need(cores, memory_mb, disk_gb)
         free = sum(scheduler.fits(view.free_cores, view.free_memory_mb, view.free_disk_gb,
                                   need) for view in free_now)
-        total = sum(scheduler.fits(overcommit.cores(row.cores),
-                                   overcommit.memory_mb(row.memory_mb), row.disk_gb, need)
+        total = sum(scheduler.fits(overcommit.for_node(row).cores(row.cores),
+                                   overcommit.for_node(row).memory_mb(row.memory_mb),
+                                   row.disk_gb, need)
                     for row in rows)
         result.append((name, free, total))
     return result

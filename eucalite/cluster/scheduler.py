@@ -13,7 +13,8 @@ Policies are Eucalyptus' ``SCHEDULER`` settings:
 
 What a node may hold is its physical capacity times its :class:`Overcommit` ratios (Eucalyptus'
 node ``MAX_CORES``/``MAX_MEM``, nova's ``cpu_allocation_ratio``/``ram_allocation_ratio``); disk
-is never overcommitted.
+is never overcommitted. A node may set its own ratios; where it does not, the cloud's apply
+(:meth:`Overcommit.for_node`, the one rule every reader uses).
 """
 from __future__ import annotations
 
@@ -60,6 +61,14 @@ class Overcommit:
         """The ratios a node's config sets (``cpu_overcommit``, ``memory_overcommit``)."""
         return cls(float(config["cpu_overcommit"]), float(config["memory_overcommit"]))
 
+    def for_node(self, node: Any) -> "Overcommit":
+        """The ratios that apply to *node* (anything with ``cpu_overcommit`` and
+        ``memory_overcommit``, each a ratio or None): its own where it sets one, else
+        these (the cloud's)."""
+        return Overcommit(self.cpu if node.cpu_overcommit is None else node.cpu_overcommit,
+                          self.memory if node.memory_overcommit is None
+                          else node.memory_overcommit)
+
     def cores(self, physical: int) -> int:
         """The vCPUs a node with *physical* cores may hold."""
         return _scaled(physical, self.cpu)
@@ -67,6 +76,34 @@ class Overcommit:
     def memory_mb(self, physical: int) -> int:
         """The MiB of instance memory a node with *physical* MiB may hold."""
         return _scaled(physical, self.memory)
+
+
+#: The highest ratios a node may set: above them a node promises its guests so much more than
+#: it has that they thrash (memory) or crawl (vCPUs); such a number is most likely a typo.
+MAX_RATIOS = {"cpu": 64.0, "memory": 4.0}
+#: What an administrator writes to give a node the cloud's ratio back.
+DEFAULT_RATIO = "default"
+
+
+def node_ratio(kind: str, value: Any) -> float | None:
+    """A node's *kind* (``cpu`` or ``memory``) overcommit ratio from an administrator's
+    *value* (a number or its text); None for ``default`` (the cloud's ratio applies).
+
+    ValueError, saying what is allowed, unless it is a number above 0 and at most
+    ``MAX_RATIOS[kind]``.
+    """
+    if isinstance(value, str) and value.strip().lower() == DEFAULT_RATIO:
+        return None
+    limit = MAX_RATIOS[kind]
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = math.nan
+    if isinstance(value, bool) or not 0 < ratio <= limit:
+        raise ValueError(f"{kind} overcommit must be a number above 0 and at most {limit:g} "
+                         f"(1 = no overcommit), or '{DEFAULT_RATIO}' for the cloud's setting; "
+                         f"got {value!r}")
+    return ratio
 
 
 def _scaled(physical: int, ratio: float) -> int:

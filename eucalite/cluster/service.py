@@ -25,6 +25,7 @@ from .imagecache import GiB, ImageCache
 from .localnode import ImageSource, LocalNode
 from .models import Node as NodeRow
 from .node import Node
+from .scheduler import Overcommit
 from .virt.driver import DriverError, HypervisorDriver
 from .virt.fake import FakeDriver
 from .virt.libvirt_driver import LibvirtDriver
@@ -125,6 +126,18 @@ class ClusterService:
         """Enable or disable *node_id* for new instances (``enabled``/``disabled``);
         InvalidParameterValue for another state or an unknown node."""
         return nodes.set_state(node_id, state)
+
+    def node_capacities(self) -> list[nodes.NodeCapacity]:
+        """Every node, by zone then id, with what it may hold: its own overcommit ratios,
+        else the config's."""
+        return nodes.node_capacities(Overcommit.of(self.config))
+
+    @staticmethod
+    def set_node_overcommit(node_id: str, cpu: Any = nodes.KEEP,
+                            memory: Any = nodes.KEEP) -> NodeRow:
+        """Set *node_id*'s own overcommit ratios (``default`` for the config's):
+        :func:`.nodes.set_overcommit`."""
+        return nodes.set_overcommit(node_id, cpu, memory)
 
     def open_driver(self) -> HypervisorDriver:
         """The configured hypervisor driver (raises DriverError with what to install)."""

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from .. import config as config_module
 from .. import tags
+from ..credentials import user_certificate
 from ..accounts import Principal, utcnow
 from ..cluster import imagecache, network, nodes
 from ..cluster.scheduler import Need, Overcommit
@@ -33,6 +35,7 @@ from ..s3.models import Bucket
 from ..s3.service import S3Service
 from . import (imageimport, images, instance_attributes, instance_status, instance_types,
                instances, keypairs, lifecycle, metadata, netplan, secgroups, states)
+from . import cloudkey
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
 from .models import Image, Instance, InstanceType, KeyPair
@@ -144,11 +147,11 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 "buckets": count(Bucket), "images": count(Image), "keypairs": count(KeyPair)}
 
     def capacity(self) -> dict:
-        """The cloud's nodes (by id) with their used and total resources, and per zone how
+        """The cloud's nodes (``NodeCapacity``: use and what each may hold), and per zone how
         many more instances of each type fit (free) and would fit on an empty cloud (max)."""
         types = [(t.name, t.cpu, t.memory_mb, t.disk_gb)
                  for t in self.list_instance_types()]
-        return {"nodes": sorted(nodes.list_nodes(), key=lambda node: node.id),
+        return {"nodes": self.cluster.node_capacities(),
                 "types": {zone.name: nodes.zone_capacity(zone.name, types,
                                                          Overcommit.of(self.config))
                           for zone in self.zones()}}
@@ -390,6 +393,18 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         rows = instances.visible(principal, ids)
         log.info("instance status report from %s: %s %s (%s)", principal.arn,
                  [row.id for row in rows], status, ", ".join(reasons))
+
+    def cloud_certificate_path(self) -> Path:
+        """The cloud's certificate file (a eucarc's ``EUCALYPTUS_CERT``: :mod:`.cloudkey`)."""
+        return cloudkey.cloud_certificate_path(self.config["data_dir"]).resolve()
+
+    def user_certificate(self, account_id: str, user: str) -> tuple[bytes, bytes]:
+        """A new X.509 key pair for *user* signed by the cloud's key (a credentials zip's
+        ``EC2_PRIVATE_KEY``/``EC2_CERT``): :func:`eucalite.credentials.user_certificate`."""
+        data_dir = self.config["data_dir"]
+        return user_certificate(cloudkey.cloud_private_key(data_dir),
+                                cloudkey.cloud_certificate_path(data_dir).read_bytes(),
+                                account_id, user)
 
     def password_data(self, principal: Principal, instance_id: str) -> Instance:
         """GetPasswordData: the instance, if it is the caller's. Its password data is empty:

@@ -6,7 +6,8 @@ availability zones (no Local or Wavelength zones, so ``AllAvailabilityZones`` ch
 nothing). At Eucalyptus' classic path a ``region-name`` filter is accepted and ignored, as
 Eucalyptus 3 did: libcloud's Eucalyptus driver sends ``region-name=us-east-1`` whatever the
 cloud, and must get this cloud's zones. For the cloud admin, the zone name ``verbose`` adds
-Eucalyptus' listing of how many instances of each type fit (see :func:`_capacity_items`).
+Eucalyptus' listing of how many instances of each type fit, and each node's use and overcommit
+ratios (see :func:`_capacity_items`).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def describe_availability_zones(call):
         zone_filters = [(name, values) for name, values in zone_filters
                         if name != "region-name"]
     zones = filters.apply(zones, zone_filters, _ZONE_GETTERS)
-    capacity = call.services.compute.capacity()["types"] \
+    capacity = call.services.compute.capacity() \
         if verbose and call.principal.is_cloud_admin else None
     specs = {t.name: t for t in call.services.compute.list_instance_types()} \
         if capacity is not None else {}
@@ -96,22 +97,38 @@ def describe_availability_zones(call):
     return {"availabilityZoneInfo": items}
 
 
-def _capacity_items(zone, capacity: dict[str, list[tuple[str, int, int]]],
-                    specs: dict) -> list[dict]:
+def _capacity_items(zone, capacity: dict, specs: dict) -> list[dict]:
     """Eucalyptus' ``verbose`` listing: free / max instances per type, as extra zone items
-    (what euca-describe-availability-zones verbose prints), for the cloud admin. *capacity*
-    is :meth:`ComputeService.capacity`'s ``types``: zone -> [(type, free, max)], counted in
-    the nodes' overcommitted capacity (what the scheduler admits); *specs* maps each type's
-    name to its row."""
+    (what euca-describe-availability-zones verbose prints), then each of the zone's nodes
+    with its use, what it may hold and the overcommit ratios that give it (``*``: the node's
+    own, else the cloud's), for the cloud admin. *capacity* is
+    :meth:`ComputeService.capacity`: ``types`` is zone -> [(type, free, max)], counted in the
+    nodes' overcommitted capacity (what the scheduler admits), ``nodes`` the nodes; *specs*
+    maps each type's name to its row."""
     rows = [{"zoneName": "|- vm types", "zoneState": "free / max   cpu   ram  disk",
              "regionName": zone.region}]
-    for name, free, maximum in capacity.get(zone.name, []):
+    for name, free, maximum in capacity["types"].get(zone.name, []):
         spec = specs[name]
         rows.append({"zoneName": f"|- {name}",
                      "zoneState": f"{free:04d} / {maximum:04d}   {spec.cpu:>3}  "
                                   f"{spec.memory_mb:>5}  {spec.disk_gb:>4}",
                      "regionName": zone.region})
+    entries = [entry for entry in capacity["nodes"] if entry.node.zone == zone.name]
+    if entries:
+        rows.append({"zoneName": "|- nodes", "zoneState": "state  vcpus used/max  "
+                     "memory used/max  disk used/max  cpu_overcommit  memory_overcommit",
+                     "regionName": zone.region})
+    for entry in entries:
+        node = entry.node
+        rows.append({"zoneName": f"|- node {node.id}",
+                     "zoneState": f"{node.state}  {node.used_cores:04d}/{entry.cores:04d}  "
+                                  f"{node.used_memory_mb}/{entry.memory_mb}  "
+                                  f"{node.used_disk_gb}/{node.disk_gb}  "
+                                  f"{entry.ratio_text('cpu')}  "
+                                  f"{entry.ratio_text('memory')}",
+                     "regionName": zone.region})
     return rows
+
 
 
 @registry.action("DescribeAccountAttributes", params=("AttributeName",))

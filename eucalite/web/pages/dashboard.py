@@ -1,12 +1,11 @@
 """The dashboard: what the signed-in account has, and, for the cloud admin, the cloud's
-capacity per node (used, and physical times the overcommit ratios of the config) and per
-instance type (both from the cloud controller's service)."""
+capacity per node (used, and physical times the node's overcommit ratios, else the cloud's)
+and per instance type (both from the cloud controller's service)."""
 from __future__ import annotations
 
 from flask import redirect, render_template, url_for
 
 from ...api import services
-from ...cluster.scheduler import Overcommit
 from .. import blueprint
 from ..session import login_required, principal
 
@@ -22,5 +21,4 @@ def dashboard():
     who = principal()
     compute = services().compute
     return render_template("console/dashboard.html", counts=compute.summary(who),
-                           capacity=compute.capacity() if who.is_cloud_admin else None,
-                           overcommit=Overcommit.of(services().config))
+                           capacity=compute.capacity() if who.is_cloud_admin else None)

@@ -1,0 +1,64 @@
+"""The nodes page's per-node overcommit form in a real browser (Playwright driving Debian's
+Chromium): the fields sit in table cells and reach their form through the ``form``
+attribute, which only a browser proves. Skipped, with the reason, when Chromium or
+Playwright is missing."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from consoleutil import PASSWORD
+from liveutil import start_live_node, stop_live
+from eucalite import accounts
+from eucalite.web.session import set_password
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def page(tmp_path):
+    playwright_api = pytest.importorskip("playwright.sync_api",
+                                        reason="playwright is not installed")
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt install chromium)")
+    live, server = start_live_node(tmp_path / "data", hypervisor="fake", cpu_overcommit=2.0)
+    with live.app.app_context():
+        set_password(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER, PASSWORD)
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page()
+            page.live = live
+            page.base = f"http://127.0.0.1:{live.port}/console"
+            yield page
+            browser.close()
+    finally:
+        stop_live(live, server)
+
+
+def test_a_node_s_ratios_are_set_from_the_nodes_page(page):
+    base = page.base
+    page.goto(f"{base}/login")
+    page.fill("input[name=account]", accounts.ADMIN_ACCOUNT)
+    page.fill("input[name=user]", accounts.ADMIN_USER)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(re.compile(r".*/console/dashboard"))
+    page.goto(f"{base}/nodes")
+    assert page.get_attribute("td[data-cores]", "data-cores") == "0/16"
+    page.fill("input[name=cpu_overcommit]", "3")
+    page.fill("input[name=memory_overcommit]", "1.5")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("td[data-cpu-ratio-of=node]")
+    assert page.get_attribute("td[data-cores]", "data-cores") == "0/24"
+    assert page.get_attribute("td[data-memory]", "data-memory") == "0/24576"
+    page.fill("input[name=cpu_overcommit]", "")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("td[data-cpu-ratio-of=cloud]")
+    assert page.get_attribute("td[data-cores]", "data-cores") == "0/16"
+    assert page.get_attribute("td[data-memory]", "data-memory") == "0/24576"
