@@ -87,7 +87,9 @@ def test_accounts_users_passwords_and_keys(app, admin):
     assert f"export AWS_SECRET_ACCESS_KEY={secret}" in body
     assert f"export AWS_ENDPOINT_URL_EC2={endpoints['ec2']}" in body
     assert f"export AWS_ENDPOINT_URL_S3={endpoints['s3']}" in body
-    assert f"export EC2_URL={endpoints['ec2']}" in body and "export S3_URL=" in body
+    # euca2ools' eucarc, as `eucalite credentials --format eucarc`: the classic EC2 path
+    assert f"export EC2_URL={endpoints['s3']}/services/Eucalyptus" in body
+    assert f"export S3_URL={endpoints['s3']}/services/Walrus" in body
     assert "export AWS_DEFAULT_REGION=" in body
 
     profile = admin.get(f"/console/access-keys/{key_id}/aws-profile?profile=lab")

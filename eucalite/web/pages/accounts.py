@@ -10,13 +10,16 @@ from __future__ import annotations
 import configparser
 import io
 import re
+import zipfile
 
 from flask import (Response, current_app, redirect, render_template, request, session,
                    url_for)
 
-from ... import accounts
+from ... import accounts, planned
 from ... import config as config_module
-from ...credentials import env_lines, profile_sections
+from ...api import services
+from ...compute.ec2.actions import CLASSIC_EC2_PATH
+from ...credentials import classic_urls, eucarc_text, profile_sections
 from ...db import db
 from ...errors import AwsError
 from ...errors.iam import ValidationError
@@ -209,14 +212,38 @@ def access_key_delete(key_id):
 
 # --- credentials files ---------------------------------------------------------------------
 
-def eucarc(key: accounts.AccessKey, config) -> str:
-    """Shell export lines for *key*, as `eucalite credentials` prints them."""
+def eucarc(key: accounts.AccessKey, config, beside: dict[str, str] | None = None) -> str:
+    """*key*'s euca2ools eucarc, as `eucalite credentials --format eucarc` prints it: the
+    cloud certificate at its path on this host, or, with *beside*, files next to the eucarc
+    (a credentials zip's)."""
     endpoints = config_module.endpoints(config)
-    text = [f"# eucalite credentials for user {key.user.name} in account "
-            f"{key.user.account.name}",
-            '# Use as: source eucarc   (or: eval "$(cat eucarc)")']
-    text += env_lines(key.id, key.secret, config["region"], endpoints)
-    return "\n".join(text) + "\n"
+    compute = services().compute
+    return eucarc_text(
+        key.user.name, key.user.account.name, key.user.account.id, key.id, key.secret,
+        config["region"], endpoints,
+        classic_urls(endpoints, CLASSIC_EC2_PATH, planned.PLANNED),
+        cloud_cert=None if beside else str(compute.cloud_certificate_path()), beside=beside)
+
+
+def credentials_zip(key: accounts.AccessKey, config) -> bytes:
+    """Eucalyptus' credentials zip for *key*: ``eucarc`` (finding the files beside it),
+    ``cloud-cert.pem`` (``EUCALYPTUS_CERT``) and a new X.509 key pair for the key's user
+    signed by the cloud (``EC2_PRIVATE_KEY``/``EC2_CERT``, named as Eucalyptus named them)."""
+    compute = services().compute
+    prefix = f"euca2-{key.user.name}-{key.id[-8:].lower()}"
+    user_key, user_cert = compute.user_certificate(key.user.account.id, key.user.name)
+    files = {"EUCALYPTUS_CERT": "cloud-cert.pem", "EC2_PRIVATE_KEY": f"{prefix}-pk.pem",
+             "EC2_CERT": f"{prefix}-cert.pem"}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("eucarc", eucarc(key, config, beside=files))
+        archive.writestr(files["EUCALYPTUS_CERT"], compute.cloud_certificate_path().read_bytes())
+        private = zipfile.ZipInfo(files["EC2_PRIVATE_KEY"])
+        private.external_attr = 0o600 << 16         # unzip keeps the private key private
+        private.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(private, user_key)
+        archive.writestr(files["EC2_CERT"], user_cert)
+    return out.getvalue()
 
 
 def aws_profile(key: accounts.AccessKey, config, name: str) -> str:
@@ -247,15 +274,19 @@ def _download(key_id: str, kind: str):
     except AwsError as error:
         return _error_page(error)
     config = current_app.config["EUCALITE"]
+    mimetype = "text/plain"
     if kind == "eucarc":
         body, filename = eucarc(key, config), f"eucarc-{key.user.account.name}-{key.user.name}"
+    elif kind == "zip":
+        body, mimetype = credentials_zip(key, config), "application/zip"
+        filename = f"euca2-{key.user.account.name}-{key.user.name}-x509.zip"
     else:
         name = request.args.get("profile", "").strip() or "eucalite"
         if not _PROFILE_NAME.fullmatch(name):
             return _error_page(ValidationError(
                 f"Invalid profile name {name!r}: letters, digits, '.', '_' and '-'."))
         body, filename = aws_profile(key, config, name), f"aws-profile-{name}.ini"
-    response = Response(body, mimetype="text/plain")
+    response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = attachment(filename)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -265,6 +296,12 @@ def _download(key_id: str, kind: str):
 @login_required
 def access_key_eucarc(key_id):
     return _download(key_id, "eucarc")
+
+
+@blueprint.route("/access-keys/<key_id>/credentials.zip")
+@login_required
+def access_key_zip(key_id):
+    return _download(key_id, "zip")
 
 
 @blueprint.route("/access-keys/<key_id>/aws-profile")
