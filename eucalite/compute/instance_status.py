@@ -15,8 +15,8 @@ The board is kept in the database (``status_checked_at`` / ``status_impaired_sin
 and instances: a check has been made, and since when it fails), so the checks read the same
 after a restart as before it, with no pass in between. A pass writes only what changed: a
 first look, a check starting or ceasing to fail; a pass that sees what the last one saw writes
-nothing. An instance not running has no check (its columns are cleared when a pass finds it
-not running), so a started instance is ``initializing`` again until a pass looks, as AWS's.
+nothing. StartInstances clears an instance's check, so a started instance is
+``initializing`` again until a pass looks, as AWS's.
 """
 from __future__ import annotations
 
@@ -70,15 +70,11 @@ def check_of(row) -> Check | None:
     return Check(OK)
 
 
-def _record(row, passed: bool | None, now: dt.datetime) -> bool:
-    """Set *row*'s check after a pass that found it passing or failing (None: not running,
-    no check); whether anything changed. A failure keeps the time of the first one."""
-    checked_at, since = row.status_checked_at, row.status_impaired_since
-    if passed is None:
-        checked_at, since = None, None
-    else:
-        checked_at = checked_at or now
-        since = None if passed else (since or now)
+def _record(row, passed: bool, now: dt.datetime) -> bool:
+    """Set *row*'s check after a pass that found it passing or failing; whether anything
+    changed. A failure keeps the time of the first one."""
+    checked_at = row.status_checked_at or now
+    since = None if passed else (row.status_impaired_since or now)
     if (checked_at, since) == (row.status_checked_at, row.status_impaired_since):
         return False
     row.status_checked_at, row.status_impaired_since = checked_at, since
@@ -92,8 +88,7 @@ class StatusBoard:
 
     def saw(self, node_id: str, reachable: bool, running: dict[str, bool]) -> None:
         """One reconcile pass over *node_id*: its hypervisor answered (*reachable*) and, for
-        each of its instances recorded as running, whether the domain runs. When it
-        answered, the checks of its other instances (no longer running) are cleared.
+        each of its instances recorded as running, whether the domain runs.
 
         Only a pass that changes a check writes (one transaction): the changes are first
         worked out without the write lock, and done again under it if there are any."""
@@ -110,16 +105,11 @@ class StatusBoard:
                 now: dt.datetime) -> bool:
         node = db.session.get(Node, node_id)
         changed = node is not None and _record(node, reachable, now)
-        if reachable:
-            # its running instances, and those with a check that are not running: still on
-            # the node, or on none (a stopped instance gave its node back)
-            rows = db.session.execute(db.select(Instance).where(
-                Instance.id.in_(list(running)) | (
-                    Instance.status_checked_at.is_not(None)
-                    & ((Instance.node_id == node_id) | Instance.node_id.is_(None))))
-            ).scalars()
+        if running:
+            rows = db.session.execute(
+                db.select(Instance).where(Instance.id.in_(list(running)))).scalars()
             for row in rows:
-                changed = _record(row, running.get(row.id), now) or changed
+                changed = _record(row, running[row.id], now) or changed
         return changed
 
     @staticmethod

@@ -318,6 +318,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
                              state_reason=None,
+                             # its status checks start again (instance_status)
+                             status_checked_at=None, status_impaired_since=None,
                              on_win=lambda: self.give_launch_address(instance)):
             self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
