@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from ..accounts import Principal
 from ..db import db
+from ..ebs.service import EbsService
 from ..errors import InvalidParameterCombination, InvalidParameterValue, MissingParameter
 from ..errors.ec2 import (IncorrectInstanceState, InvalidInstanceAttributeValue,
                           OperationNotPermitted, UnsupportedOperation)
@@ -180,11 +181,13 @@ def _checked_value(principal: Principal, attribute: str, value: Any,
     return value
 
 
-def apply(instance: Instance, attribute: str, value: Any, *, volumes: list) -> None:
+def apply(instance: Instance, attribute: str, value: Any, *, volumes: list,
+          ebs: EbsService) -> None:
     """Make one checked change (:func:`check_change`) in the caller's transaction.
     ``groupSet`` replaces the instance's groups (the caller syncs the network plan after
     committing); ``blockDeviceMapping`` (``{device: delete on termination}``) sets the
-    flag on the attached *volumes*, InvalidInstanceAttributeValue for a device with none."""
+    flag on the attached *volumes* through the storage controller *ebs*,
+    InvalidInstanceAttributeValue for a device with none."""
     if attribute == "instanceType":
         instance.instance_type = value
     elif attribute == "kernel":
@@ -203,7 +206,7 @@ def apply(instance: Instance, attribute: str, value: Any, *, volumes: list) -> N
             if device not in by_device:
                 raise InvalidInstanceAttributeValue(f"No device is currently mapped at "
                                                     f"{device}")
-            by_device[device].delete_on_termination = delete
+            ebs.set_delete_on_termination(by_device[device].id, delete)
 
 
 def _replace_groups(instance: Instance, group_ids: list[str]) -> None:

@@ -360,7 +360,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 principal, instance, changes,
                 int(self.config.get("security_groups_per_instance", 5)))
             instance_attributes.apply(instance, attribute, value,
-                                      volumes=self.ebs.attachments(instance.id))
+                                      volumes=self.ebs.attachments(instance.id), ebs=self.ebs)
             db.session.commit()
         except BaseException:
             db.session.rollback()
