@@ -277,8 +277,9 @@ def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]],
 
     *free_count* is how many more instances of the type fit in the enabled nodes' free
     resources, *max_count* how many would fit in their whole capacity, both of the
-    capacity times each node's ratios, else *overcommit* (what :func:`reserve` admits); counted per node, as an
-    instance cannot span nodes. This is DescribeAvailabilityZones' verbose listing.
+    capacity times each node's ratios, else *overcommit* (what :func:`reserve` admits);
+    counted per node, as an instance cannot span nodes. This is DescribeAvailabilityZones'
+    verbose listing.
     """
     rows = list(db.session.execute(
         db.select(Node).filter_by(zone=zone, state=ENABLED)).scalars())
