@@ -13,7 +13,7 @@ import pytest
 from ebsutil import new_volume, settle, wait_snapshot, write_pattern
 
 from eucalite.cluster.virt.driver import PowerState
-from eucalite.compute import reconcile
+from eucalite.compute import lifecycle, reconcile
 from eucalite.compute.models import Image
 from eucalite.db import db
 from eucalite.ebs import snapshots as ebs_snapshots
@@ -114,6 +114,10 @@ def test_default_reboot_copies_every_volume_while_the_guest_is_off(ebs, copies):
     with ebs.app.app_context():
         reconcile.reconcile(ebs.services.cluster, ebs.services.ebs)
     assert _state(ec2, instance_id) == "running"
+    assert driver.power_state(instance_id) == PowerState.SHUTOFF
+    # a RebootInstances' job meanwhile would start the guest mid-copy: it leaves it off
+    with ebs.app.app_context():
+        lifecycle.reboot(ebs.services.cluster, instance_id)
     assert driver.power_state(instance_id) == PowerState.SHUTOFF
     copies.release()
 

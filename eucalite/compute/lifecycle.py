@@ -286,9 +286,12 @@ def stop(cluster: ClusterService, ebs: EbsService, instance_id: str) -> None:
 
 
 def reboot(cluster: ClusterService, instance_id: str) -> None:
-    """Restart a running instance's guest (a failure is logged: the guest runs on)."""
+    """Restart a running instance's guest (a failure is logged: the guest runs on). Not
+    while CreateImage holds its domain off for the copies of its volumes: starting it then
+    would let the guest write into them, and the hold ends by starting it anyway."""
     instance = db.session.get(Instance, instance_id)
-    if instance is None or instance.state != states.RUNNING:
+    if instance is None or instance.state != states.RUNNING or \
+            instance.task == states.TASK_IMAGING:
         return
     try:
         cluster.node_for(instance.node_id).reboot(instance_id)
