@@ -246,6 +246,38 @@ class Imds:
                                environ_overrides={"REMOTE_ADDR": self.address}).text
 
 
+def test_imds_support_requires_tokens_on_its_instances(ebs):
+    ec2 = ebs.client("ec2")
+    snapshot_id = ebs_snapshot(ebs, ec2)
+    assert error_code(register_ebs, ec2, snapshot_id, "imds v1", ImdsSupport="v1.0") \
+        == "InvalidParameterValue"
+    image = register_ebs(ec2, snapshot_id, "imds v2", ImdsSupport="v2.0")
+    assert image_of(ec2, image)["ImdsSupport"] == "v2.0"
+    assert ec2.describe_image_attribute(ImageId=image, Attribute="imdsSupport")[
+        "ImdsSupport"] == {"Value": "v2.0"}
+    assert found(ec2, "image-id", image) == [image]
+
+    instance = launch(ebs, ec2, image)
+    options = instance["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 2)
+    imds = Imds(ebs, instance["InstanceId"], "10.9.7.1")
+    assert imds.get("/latest/meta-data/ami-id").status_code == 401       # IMDSv1 refused
+    assert imds.get("/latest/meta-data/ami-id", imds.token()).text == image
+
+    # The launch's own MetadataOptions win over the image's.
+    relaxed = launch(ebs, ec2, image, MetadataOptions={"HttpTokens": "optional"})
+    options = relaxed["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("optional", 2)
+    assert Imds(ebs, relaxed["InstanceId"], "10.9.7.2").get(
+        "/latest/meta-data/ami-id").text == image
+
+    # An image without it leaves the defaults alone.
+    plain = launch(ebs, ec2, register_ebs(ec2, snapshot_id, "no imds"))
+    assert "ImdsSupport" not in image_of(ec2, plain["ImageId"])
+    options = plain["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("optional", 1)
+
+
 def test_modify_image_attribute_imds_support(ebs):
     ec2 = ebs.client("ec2")
     image = make_image(ebs, "emi-0000ffff")
@@ -273,6 +305,8 @@ def test_modify_image_attribute_imds_support(ebs):
     assert error_code(ec2.reset_image_attribute, ImageId=image, Attribute="imdsSupport") \
         == "InvalidParameterValue"
     assert image_of(other, image)["ImdsSupport"] == "v2.0"
+    instance = launch(ebs, other, image)
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
 
 
 # --- the aws CLI ------------------------------------------------------------------------------

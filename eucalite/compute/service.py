@@ -33,8 +33,9 @@ from ..errors.ec2 import (IdempotentParameterMismatch, InsufficientInstanceCapac
                           UnsupportedOperation)
 from ..s3.models import Bucket
 from ..s3.service import S3Service
-from . import (imageimport, images, instance_attributes, instance_status, instance_types,
-               instances, keypairs, lifecycle, metadata, netplan, secgroups, states)
+from . import (imageflags, imageimport, images, instance_attributes, instance_status,
+               instance_types, instances, keypairs, lifecycle, metadata, netplan, secgroups,
+               states)
 from . import cloudkey
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
@@ -185,6 +186,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         if request.min_count < 1 or request.max_count < request.min_count:
             raise InvalidParameterValue("MinCount must be at least 1 and at most MaxCount.")
         image = images.launchable(principal, request.image_id)
+        request = imageflags.with_image_defaults(request, image)     # its ImdsSupport
         kernel_id = request.kernel_id or image.kernel_id
         ramdisk_id = request.ramdisk_id or image.ramdisk_id
         for part_id, kind in ((kernel_id, "kernel"), (ramdisk_id, "ramdisk")):
