@@ -11,8 +11,8 @@ same boto3 code:
   one unpaginated call (AWS returns everything by default) through boto3 (includes boto3
   parsing the XML), the same call signed by hand and sent raw (server time plus transfer,
   no parsing), boto3 paging with MaxResults=1000, and one page of 100 from the middle of
-  the list (MaxResults=100 with a NextToken): a paging client's cost per call, which should
-  not grow with the account.
+  the list (MaxResults=100 with a NextToken) through boto3 and raw: a paging client's cost
+  per call, which should not grow with the account.
 
 eucalite runs on the fake hypervisor driver. The fake node offers 8 cores and there is no
 configuration knob for its capacity, so eucalite is started by this script in a child
@@ -192,8 +192,11 @@ def throughput(ec2, target, calls: int, per_call: int, already: int) -> tuple[fl
     return len(ids) / elapsed, time.perf_counter() - start
 
 
-def raw_describe(target):
-    """A callable making one unpaginated DescribeInstances, signed by hand, body unparsed."""
+def raw_describe(target, params: dict | None = None):
+    """A callable making one DescribeInstances, signed by hand, body unparsed: unpaginated,
+    or with *params* (MaxResults, NextToken)."""
+    from urllib.parse import quote
+
     import botocore.auth
     import urllib3
     from botocore.awsrequest import AWSRequest
@@ -201,8 +204,9 @@ def raw_describe(target):
 
     pool = urllib3.PoolManager(maxsize=1)
     credentials = Credentials(target["key"], target["secret"])
+    params = one_call_params(target) if params is None else params
     body = "Action=DescribeInstances&Version=2016-11-15" + "".join(
-        f"&{key}={value}" for key, value in one_call_params(target).items())
+        f"&{key}={quote(str(value), safe='')}" for key, value in params.items())
 
     def call():
         request = AWSRequest(method="POST", url=target["endpoint"], data=body, headers={
@@ -265,7 +269,9 @@ def describe_tier(ec2, target, expected: int, count: int, budget: float) -> dict
     return {"boto3, one call": samples_of(boto_all, count, budget),
             "raw HTTP, one call": samples_of(raw_describe(target), count, budget),
             "boto3, MaxResults=1000": samples_of(paged, count // 2, budget / 2),
-            "boto3, one page of 100": samples_of(one_page, count, budget / 2)}
+            "boto3, one page of 100": samples_of(one_page, count, budget / 2),
+            "raw HTTP, one page of 100": samples_of(
+                raw_describe(target, dict(MaxResults=100, **after)), count, budget / 2)}
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -329,9 +335,9 @@ def run(args, targets) -> None:
     for tier in tiers:
         print(f"  {tier:,} instances in the account")
         for label in ("boto3, one call", "raw HTTP, one call", "boto3, MaxResults=1000",
-                      "boto3, one page of 100"):
+                      "boto3, one page of 100", "raw HTTP, one page of 100"):
             for name, _ in targets:
-                print(f"    {label:24s} {name:12s} {fmt(results[name][tier][label])}")
+                print(f"    {label:26s} {name:12s} {fmt(results[name][tier][label])}")
 
 
 def main() -> None:
