@@ -135,9 +135,9 @@ def serialised(value: Any, item_tag: str = "item") -> Serialised:
 def _serialise(out: list[str], tag: str, value: Any, item_tag: str) -> None:
     """Append *value* as element *tag* to *out*, exactly as ``ET.tostring(to_element(tag,
     value, item_tag))`` writes it (``<tag />`` when empty), without building the tree:
-    several times faster for large answers such as DescribeInstances. Plain strings, the
-    commonest children, are written in the parent's loop (a call per leaf is most of the
-    cost)."""
+    several times faster for large answers such as DescribeInstances. The commonest
+    children (strings, ints, booleans, written-ahead values, empty lists) are written in
+    the parent's loop: a call per leaf was most of the cost."""
     kind = type(value)
     if kind is dict or (kind is not list and kind is not tuple and isinstance(value, dict)):
         children, keep_none = value.items(), False
