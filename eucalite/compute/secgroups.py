@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, NamedTuple
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 
 from .. import ids, tags
@@ -194,16 +195,25 @@ def instance_groups(instance_ids: Iterable[str]) -> dict[str, list[GroupRef]]:
     groups in a few milliseconds; whole SecurityGroup objects took ten times as long)."""
     wanted = list(dict.fromkeys(instance_ids))
     result: dict[str, list[GroupRef]] = {instance_id: [] for instance_id in wanted}
+    refs: dict[str, GroupRef] = {}          # one GroupRef per group, shared by its members
     # SQLite allows some hundreds of bound parameters per statement; chunk to stay under.
     for start in range(0, len(wanted), 500):
-        rows = db.session.execute(
-            db.select(InstanceSecurityGroup.instance_id, SecurityGroup.id, SecurityGroup.name)
-            .join(SecurityGroup, SecurityGroup.id == InstanceSecurityGroup.group_id)
-            .where(InstanceSecurityGroup.instance_id.in_(wanted[start:start + 500]))
-            .order_by(InstanceSecurityGroup.instance_id, InstanceSecurityGroup.position))
+        rows = db.session.execute(_MEMBERSHIPS, {"ids": wanted[start:start + 500]})
         for instance_id, group_id, name in rows:
-            result[instance_id].append(GroupRef(group_id, name))
+            ref = refs.get(group_id)
+            if ref is None:
+                ref = refs[group_id] = GroupRef(group_id, name)
+            result[instance_id].append(ref)
     return result
+
+
+#: (instance id, group id, group name) of the instances in the bound list ``ids``, each
+#: instance's groups in launch order (the list bound at execution: no per-id coercion).
+_MEMBERSHIPS = (
+    db.select(InstanceSecurityGroup.instance_id, SecurityGroup.id, SecurityGroup.name)
+    .join(SecurityGroup, SecurityGroup.id == InstanceSecurityGroup.group_id)
+    .where(InstanceSecurityGroup.instance_id.in_(bindparam("ids", expanding=True)))
+    .order_by(InstanceSecurityGroup.instance_id, InstanceSecurityGroup.position))
 
 
 def add_members(instance_ids: Iterable[str], groups: list[SecurityGroup]) -> None:
