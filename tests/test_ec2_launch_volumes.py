@@ -219,6 +219,30 @@ def test_bad_run_instances_mappings_are_refused_before_anything_launches(ebs):
         "InvalidParameterValue"
     assert launch([{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}]) == \
         "MissingParameter"
-    assert launch([{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}],
-                  image=make_image(ebs)) == "UnsupportedOperation"
     assert ec2.describe_instances()["Reservations"] == before
+
+
+def test_an_instance_store_instance_launches_with_ebs_volumes_too(ebs):
+    """AWS lets an instance-store instance's launch mapping add EBS volumes: its root
+    stays the bundle's, the volumes come attached after the ephemeral disk (vdb)."""
+    ec2 = ebs.client("ec2")
+    driver = ebs.services.cluster.driver
+    snap = _snapshot(ebs, ec2, DATA)
+    instance_id = ec2.run_instances(
+        ImageId=make_image(ebs), MinCount=1, MaxCount=1,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": snap}},
+                             {"DeviceName": "/dev/sdg", "Ebs": {
+                                 "VolumeSize": 2, "DeleteOnTermination": False}}])[
+        "Instances"][0]["InstanceId"]
+    settle(ebs)
+    item = _described(ec2, instance_id)
+    assert (item["State"]["Name"], item["RootDeviceType"]) == ("running", "instance-store")
+    mapped = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in item["BlockDeviceMappings"]}
+    assert set(mapped) == {"/dev/sdf", "/dev/sdg"}
+    assert _read(ebs, mapped["/dev/sdf"], len(DATA)) == DATA
+    assert {"vdc", "vdd"} <= set(driver.disks(instance_id))
+
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    settle(ebs)
+    left = {v["VolumeId"]: v["State"] for v in ec2.describe_volumes()["Volumes"]}
+    assert mapped["/dev/sdf"] not in left and left[mapped["/dev/sdg"]] == "available"

@@ -77,9 +77,17 @@ def _make_data_volumes(ebs: EbsService, instance: Instance, image: Image | None)
             delete_on_termination=wanted.get("delete_on_termination", True) is not False)
 
 
+def store_backed_volumes(ebs: EbsService, instance: Instance) -> list[DiskSpec]:
+    """An instance-store instance's data volumes (its launch mapping's EBS volumes: it
+    boots once, it cannot stop), made and exported to its node; none made twice."""
+    if not ebs.attachments(instance.id):
+        _make_data_volumes(ebs, instance, db.session.get(Image, instance.image_id))
+    return data_disks(ebs, instance.id)
+
+
 def data_disks(ebs: EbsService, instance_id: str) -> list[DiskSpec]:
-    """The data volumes an EBS-backed instance boots with (those its first boot made and
-    those attached since), exported to its node, by device."""
+    """The data volumes an instance boots with (those its first boot made and, for an
+    EBS-backed one, those attached since), exported to its node, by device."""
     return [ebs.export_attached(volume.id) for volume in ebs.boot_volumes(instance_id)]
 
 

@@ -1,5 +1,5 @@
-"""RunInstances' ``BlockDeviceMapping`` over the image's: the volumes an instance of an
-EBS-backed image launches with.
+"""RunInstances' ``BlockDeviceMapping`` over the image's: the volumes an instance launches
+with.
 
 AWS's rule: the launch's mappings override the image's, device by device. ``NoDevice``
 drops the image's mapping at that device (never the root's); ``VirtualName`` maps an
@@ -8,8 +8,8 @@ instance-store disk there instead; ``Ebs`` changes the image's volume there (a l
 a volume (from a snapshot the caller may restore, or empty of ``VolumeSize``). The merged
 mapping is checked when RunInstances is asked (an AWS error, nothing launched) and kept
 in the instance's attributes JSON (:data:`LAUNCH_MAPPINGS`), which the first boot makes the
-volumes from (:mod:`eucalite.compute.ebsroot`). An instance-store image takes no ``Ebs``
-mapping at launch here.
+volumes from (:mod:`eucalite.compute.ebsroot`). An instance-store image's instances take
+``Ebs`` mappings too, as AWS's do: their data volumes (the root stays the bundle's).
 
 Mappings are the plain dicts :func:`eucalite.compute.ec2.blockdevices.parse_block_device_mappings`
 reads and images store: ``{"device", "virtual"?, "no_device"?, "ebs"?: {"snapshot_id",
@@ -22,7 +22,7 @@ import copy
 from ..accounts import Principal
 from ..ebs import snapshots
 from ..errors import InvalidParameterValue, MissingParameter
-from ..errors.ec2 import InvalidBlockDeviceMapping, UnsupportedOperation
+from ..errors.ec2 import InvalidBlockDeviceMapping
 from .models import Image, Instance
 
 #: The key of the merged mapping in an instance's attributes JSON (beside the attributes
@@ -48,10 +48,6 @@ def merge(principal: Principal, image: Image, requested: list[dict]) -> list[dic
                                                 "instance store volume.")
             plan[device] = {"device": device, "virtual": wanted["virtual"]}
         elif wanted.get("ebs") is not None:
-            if image.root_device_type != "ebs":
-                raise UnsupportedOperation(
-                    f"Image {image.id} is instance-store backed: EBS volumes at launch "
-                    "need an EBS-backed image (attach volumes once it runs).")
             plan[device] = _ebs_over(principal, plan.get(device), device, root,
                                      wanted["ebs"])
         else:

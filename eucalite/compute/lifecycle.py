@@ -114,8 +114,8 @@ def images_in_use(node_id: str | None) -> set[str]:
 
 def launch_of(instance: Instance, node: Node, ebs: EbsService) -> Launch:
     """What *node* needs to start *instance*: its size, network endpoint, images and, for
-    an EBS root, the root and data volumes (made from the image's mapping on first boot)
-    exported to the node. Ends the session's transaction (*instance* reloads on use)."""
+    an EBS root, the root and data volumes (made from the image's mapping on first boot),
+    for an instance-store root the launch mapping's data volumes, exported to the node. Ends the session's transaction (*instance* reloads on use)."""
     launch = Launch(instance_id=instance.id, vcpus=instance.cpu, memory_mb=instance.memory_mb,
                     disk_gb=instance.disk_gb, endpoint=_endpoint(instance))
     refs = image_refs(instance) if node.uses_host_files else {}
@@ -127,6 +127,8 @@ def launch_of(instance: Instance, node: Node, ebs: EbsService) -> Launch:
             raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no root disk.")
         launch.root_image = refs["root"]
         launch.images_in_use = sorted(images_in_use(instance.node_id))
+    if instance.root_device_type != "ebs":
+        launch.volumes = ebsroot.store_backed_volumes(ebs, instance)
     # a node that reads no files fetches nothing: its refs only name what it would boot
     for part in ("kernel", "ramdisk"):
         image_id = getattr(instance, f"{part}_id")
