@@ -293,8 +293,6 @@ def test_every_image_attribute(instance):
     assert attribute("ramdisk").get("RamdiskId", {}) == {}
     assert attribute("launchPermission")["LaunchPermissions"] == []
     assert attribute("productCodes").get("ProductCodes", []) == []
-    assert attribute("blockDeviceMapping")["BlockDeviceMappings"] == \
-        image["BlockDeviceMappings"]
     for empty in ("sriovNetSupport", "bootMode", "tpmSupport", "uefiData", "imdsSupport"):
         answer = attribute(empty)
         key = empty[0].upper() + empty[1:]
@@ -332,10 +330,10 @@ def test_aws_cli_create_image_and_attributes(instance):
     assert made.returncode == 0, made.stderr
     image_id = json.loads(made.stdout)["ImageId"]
     assert wait_image(live, ec2, image_id)["State"] == "available"
-    described = cli("describe-image-attribute", "--image-id", image_id, "--attribute",
-                    "blockDeviceMapping")
+    described = cli("describe-images", "--image-ids", image_id)
     assert described.returncode == 0, described.stderr
-    devices = {m["DeviceName"] for m in json.loads(described.stdout)["BlockDeviceMappings"]}
+    devices = {m["DeviceName"] for m in json.loads(described.stdout)["Images"][0][
+        "BlockDeviceMappings"]}
     assert {"/dev/sda1", "/dev/sdf"} <= devices
     copied = cli("copy-image", "--source-region", "eucalyptus", "--source-image-id", image_id,
                  "--name", "cli copy")
@@ -376,3 +374,13 @@ def test_filters_on_made_images_and_deregistering_with_their_snapshots(instance)
         == "InvalidSnapshot.NotFound"
     assert error_code(ec2.describe_images, ImageIds=[image_id, copy_id]) \
         == "InvalidAMIID.NotFound"
+
+
+def test_a_made_image_names_its_instance_and_keeps_imds_support(ebs):
+    ec2 = ebs.client("ec2")
+    source = ebs_image(ebs, ec2)
+    ec2.modify_image_attribute(ImageId=source, ImdsSupport={"Value": "v2.0"})
+    instance_id, _ = launch(ebs, ec2, source)
+    made = wait_image(ebs, ec2, ec2.create_image(InstanceId=instance_id, Name="imds child",
+                                                 NoReboot=True)["ImageId"])
+    assert (made["SourceInstanceId"], made["ImdsSupport"]) == (instance_id, "v2.0")

@@ -295,9 +295,10 @@ def test_description_kernel_ramdisk_attributes(env):
         "KernelId"] == {"Value": eki}
     assert ec2.describe_image_attribute(ImageId=image_id, Attribute="ramdisk")[
         "RamdiskId"] == {"Value": eri}
-    mappings = ec2.describe_image_attribute(ImageId=image_id, Attribute="blockDeviceMapping")[
-        "BlockDeviceMappings"]
-    assert {"DeviceName": "/dev/sda3", "VirtualName": "swap"} in mappings
+    assert {"DeviceName": "/dev/sda3", "VirtualName": "swap"} in ec2.describe_images(
+        ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"]
+    assert error_code(ec2.describe_image_attribute, ImageId=image_id,
+                      Attribute="blockDeviceMapping") == "AuthFailure"     # deprecated
     assert error_code(ec2.modify_image_attribute, ImageId=image_id, Attribute="kernel",
                       Value="eki-00000000") == "InvalidAMIID.NotFound"
 

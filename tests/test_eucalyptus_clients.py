@@ -126,6 +126,25 @@ def test_instance_types_in_eucalyptus_shape_when_the_version_asks(cloud):
 
 # --- old singular parameter forms ------------------------------------------------------
 
+def test_image_block_device_mapping_attribute_by_api_version(cloud):
+    """AWS answers the deprecated image attribute blockDeviceMapping with AuthFailure;
+    clients of an older API version (euca2ools) or of Eucalyptus' get the mappings."""
+    image = make_image(cloud, root_device_type="ebs", root_device_name="/dev/sda1",
+                       block_devices_json='[{"device": "/dev/sdb", "virtual": "ephemeral0"}]')
+    params = {"Action": "DescribeImageAttribute", "ImageId": image,
+              "Attribute": "blockDeviceMapping"}
+    with pytest.raises(ClientError) as caught:
+        cloud.client("ec2").describe_image_attribute(ImageId=image,
+                                                     Attribute="blockDeviceMapping")
+    assert caught.value.response["Error"]["Code"] == "AuthFailure"
+    for path, version in (("/services/compute", "2014-06-15"),
+                          ("/services/compute", "3.3.0"), ("/services/Eucalyptus", None)):
+        answer = query(cloud, path, {**params, **({"Version": version} if version else {})})
+        assert answer.status_code == 200, answer.text
+        assert b"<deviceName>/dev/sdb</deviceName>" in answer.content
+        assert b"<virtualName>ephemeral0</virtualName>" in answer.content
+
+
 def test_unnumbered_list_parameters(cloud):
     ec2 = cloud.client("ec2")
     image = make_image(cloud)

@@ -194,7 +194,8 @@ def create(principal: Principal, ebs: EbsService, request: ImageRequest) -> Imag
         virtualization_type=source.virtualization_type if source else
         ("paravirtual" if instance.kernel_id else "hvm"),
         size_bytes=(by_device.get(instance.root_device_name, {}).get("ebs") or {}).get(
-            "volume_size", 0) * 2**30 or None, source_instance_id=instance.id)
+            "volume_size", 0) * 2**30 or None, source_instance_id=instance.id,
+        imds_support=source.imds_support if source else None)
 
 
 def _hold(ebs: EbsService, instance: Instance, no_reboot: bool):

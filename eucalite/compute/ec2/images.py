@@ -3,8 +3,11 @@ DeregisterImage, the image attributes (Describe/Modify/ResetImageAttribute) and
 Enable/DisableImageDeregistrationProtection. Parse, call the compute service, render."""
 from __future__ import annotations
 
+from flask import request
+
 from ... import tags
 from ...errors import InvalidParameterValue, MissingParameter
+from ...errors.ec2 import AuthFailure
 from ...paging import Paging
 from ..createimage import CopyRequest, ImageRequest
 from ..imageimport import Registration
@@ -15,6 +18,7 @@ from ..models import Image
 from . import filters
 from .actions import registry
 from .blockdevices import parse_block_device_mappings
+from .instance_types import eucalyptus_namespace
 from .tagparams import parse_tags, specified_tags, tag_set
 
 #: eucalite's nodes run KVM through libvirt.
@@ -287,11 +291,30 @@ def _attribute_value(compute, image: Image, name: str):
                    "ramdisk": image.ramdisk_id, "imdsSupport": image.imds_support}.get(name))
 
 
+#: The API version from which AWS answers the deprecated image attribute
+#: ``blockDeviceMapping`` with AuthFailure (every current SDK sends it).
+CURRENT_API_VERSION = "2016-11-15"
+
+
+def _deprecated_for(version: str | None, path: str) -> bool:
+    """Whether a request of API *version* at *path* gets AWS's AuthFailure for the image
+    attribute ``blockDeviceMapping``: a current client does; an older one (an earlier
+    dated version, as euca2ools sends) or one of Eucalyptus' own gets the mappings, as
+    AWS and Eucalyptus answered them then."""
+    if eucalyptus_namespace(version, path) is not None:
+        return False
+    return not version or version >= CURRENT_API_VERSION
+
+
 @registry.action("DescribeImageAttribute", params=("ImageId", "Attribute"))
 def describe_image_attribute(call):
     name = check_attribute(call.params.get("Attribute"))
     compute = call.services.compute
     image = compute.image_attribute(call.principal, call.params.require("ImageId"), name)
+    if name == "blockDeviceMapping" and _deprecated_for(call.params.flat.get("Version"),
+                                                        request.path):
+        raise AuthFailure("The blockDeviceMapping attribute is deprecated: describe the "
+                          "image (DescribeImages) for its block device mappings.")
     return {"imageId": image.id, name: _attribute_value(compute, image, name)}
 
 
