@@ -96,6 +96,18 @@ def eucarc_text(user: str, account: str, account_id: str, key_id: str, secret: s
     return "\n".join(lines) + "\n"
 
 
+def signed_certificate(subject: x509.Name, issuer: x509.Name, public_key: Any,
+                       signing_key: Any, days: int) -> x509.Certificate:
+    """An X.509 certificate of *public_key* for *subject*, signed by *issuer*'s
+    *signing_key* (SHA-256), valid from a day ago (clocks differ) for *days*."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .sign(signing_key, hashes.SHA256()))
+
+
 def user_certificate(cloud_key: Any, cloud_cert_pem: bytes, account_id: str,
                      user: str) -> tuple[bytes, bytes]:
     """A new X.509 key pair for *user* of *account_id*, signed by the cloud (*cloud_key*,
@@ -107,12 +119,7 @@ def user_certificate(cloud_key: Any, cloud_cert_pem: bytes, account_id: str,
     subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, user),
                          x509.NameAttribute(x509.NameOID.ORGANIZATIONAL_UNIT_NAME, account_id),
                          x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "eucalite")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=USER_CERT_DAYS))
-            .sign(cloud_key, hashes.SHA256()))
+    cert = signed_certificate(subject, issuer, key.public_key(), cloud_key, USER_CERT_DAYS)
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())

@@ -10,6 +10,11 @@ import pytest
 from liveutil import start_live, start_live_node, stop_live
 
 from eucalite import create_app
+from eucalite.cluster.models import Node
+from eucalite.db import db
+
+#: A capacity no test's instances exhaust (cores, MiB, GiB).
+ROOMY = 1_000_000
 
 
 # Files that use what this host has one of: its libvirtd (qemu:///system domains, networks
@@ -95,3 +100,17 @@ def ebs(tmp_path):
     yield live
     server.shutdown()
     live.services.compute.worker.shutdown()
+
+
+@pytest.fixture
+def roomy(tmp_path):
+    """A live cloud on the fake hypervisor whose node has room for thousands of instances,
+    volumes exported as files (for paging and scale tests)."""
+    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
+                                   max_volume_gb=100, max_total_volume_gb=150)
+    with live.app.app_context():
+        for node in db.session.execute(db.select(Node)).scalars():
+            node.cores, node.memory_mb, node.disk_gb = ROOMY, ROOMY, ROOMY
+        db.session.commit()
+    yield live
+    stop_live(live, server)

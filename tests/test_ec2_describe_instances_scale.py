@@ -12,27 +12,13 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from ec2util import make_image, wait_for_state
-from liveutil import start_live_node, stop_live
 from sqlalchemy import event
 
 from eucalite import xmlutil
-from eucalite.cluster.models import Node
 from eucalite.db import db
 
-BIG = 1_000_000
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """The fake hypervisor with room for many instances, volumes exported as files."""
-    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
-                                   max_volume_gb=100, max_total_volume_gb=150)
-    with live.app.app_context():
-        for node in db.session.execute(db.select(Node)).scalars():
-            node.cores, node.memory_mb, node.disk_gb = BIG, BIG, BIG
-        db.session.commit()
-    yield live
-    stop_live(live, server)
 
 
 def items(reply) -> list[dict]:
@@ -65,14 +51,14 @@ def attach_volume(ec2, instance_id: str, zone: str) -> None:
                                          WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
 
 
-def statements_per_answer(lab, ec2, **kwargs) -> tuple[int, dict]:
+def statements_per_answer(roomy, ec2, **kwargs) -> tuple[int, dict]:
     """(the statements the request thread of one DescribeInstances ran, the answer)."""
     statements: list[tuple[int, str]] = []
 
     def record(_conn, _cursor, statement, *_args):
         statements.append((threading.get_ident(), statement))
 
-    with lab.app.app_context():
+    with roomy.app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -85,9 +71,9 @@ def statements_per_answer(lab, ec2, **kwargs) -> tuple[int, dict]:
     return sum(1 for ident, _ in statements if ident == thread), reply
 
 
-def test_statements_per_answer_do_not_grow_with_the_instances(lab):
-    ec2 = lab.client("ec2")
-    image = make_image(lab)
+def test_statements_per_answer_do_not_grow_with_the_instances(roomy):
+    ec2 = roomy.client("ec2")
+    image = make_image(roomy)
     web = ec2.create_security_group(GroupName="web", Description="web")["GroupId"]
     first = launch_mixed(ec2, image, 5, web)
     zone = items(ec2.describe_instances(InstanceIds=first[:1]))[0]["Placement"][
@@ -96,27 +82,27 @@ def test_statements_per_answer_do_not_grow_with_the_instances(lab):
     filtered = {"Filters": [{"Name": "group-name", "Values": ["w?b"]},
                             {"Name": "tag:team", "Values": ["blue"]}]}
 
-    small, reply = statements_per_answer(lab, ec2)
+    small, reply = statements_per_answer(roomy, ec2)
     assert len(items(reply)) == 5
-    small_filtered, reply = statements_per_answer(lab, ec2, **filtered)
+    small_filtered, reply = statements_per_answer(roomy, ec2, **filtered)
     assert len(items(reply)) == 4
 
     more = launch_mixed(ec2, image, 45, web)
     attach_volume(ec2, more[-1], zone)
-    large, reply = statements_per_answer(lab, ec2)
+    large, reply = statements_per_answer(roomy, ec2)
     assert len(items(reply)) == 50
     assert sum(len(item["BlockDeviceMappings"]) for item in items(reply)) == 2
-    large_filtered, reply = statements_per_answer(lab, ec2, **filtered)
+    large_filtered, reply = statements_per_answer(roomy, ec2, **filtered)
     assert len(items(reply)) == 4 + 30
 
     assert (small, small_filtered) == (large, large_filtered)
 
 
-def test_shared_values_stay_each_instances_own(lab):
+def test_shared_values_stay_each_instances_own(roomy):
     """State, groups and metadata options are written once per answer for all the
     instances that share them: every instance still shows its own."""
-    ec2 = lab.client("ec2")
-    image = make_image(lab)
+    ec2 = roomy.client("ec2")
+    image = make_image(roomy)
     web = ec2.create_security_group(GroupName="web", Description="web")["GroupId"]
     ids = launch_mixed(ec2, image, 6, web)
     ec2.terminate_instances(InstanceIds=[ids[0], ids[2]])

@@ -10,26 +10,12 @@ import threading
 import pytest
 from awsutil import error_code
 from ec2util import make_image
-from liveutil import start_live_node, stop_live
 from sqlalchemy import event
 
-from eucalite.cluster.models import Node
 from eucalite.db import db
 
-BIG = 1_000_000
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """The fake hypervisor with room for hundreds of instances, volumes exported as files."""
-    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
-                                   max_volume_gb=100, max_total_volume_gb=150)
-    with live.app.app_context():
-        for node in db.session.execute(db.select(Node)).scalars():
-            node.cores, node.memory_mb, node.disk_gb = BIG, BIG, BIG
-        db.session.commit()
-    yield live
-    stop_live(live, server)
 
 
 def instance_ids(pages) -> list[str]:
@@ -50,9 +36,9 @@ def launch_120(ec2, image) -> list[str]:
     return ids
 
 
-def test_describe_instances_pages_are_complete_and_ordered(lab):
-    ec2 = lab.client("ec2")
-    ids = launch_120(ec2, make_image(lab))
+def test_describe_instances_pages_are_complete_and_ordered(roomy):
+    ec2 = roomy.client("ec2")
+    ids = launch_120(ec2, make_image(roomy))
     everything = instance_ids([ec2.describe_instances()])
     assert sorted(everything) == sorted(ids)
     for size in (5, 7, 50, 119, 120, 1000):
@@ -88,9 +74,9 @@ def test_describe_instances_pages_are_complete_and_ordered(lab):
         assert found == [i for i in everything if i in expected], filters
 
 
-def test_instance_pages_survive_changes_between_calls(lab):
-    ec2 = lab.client("ec2")
-    image = make_image(lab)
+def test_instance_pages_survive_changes_between_calls(roomy):
+    ec2 = roomy.client("ec2")
+    image = make_image(roomy)
     ids = launch_120(ec2, image)
     first = ec2.describe_instances(MaxResults=30)
     seen = instance_ids([first])
@@ -107,16 +93,16 @@ def test_instance_pages_survive_changes_between_calls(lab):
     assert sorted(seen) == sorted(ids)
 
 
-def test_a_page_costs_the_same_queries_whatever_its_size(lab):
+def test_a_page_costs_the_same_queries_whatever_its_size(roomy):
     """Tags, groups and volumes are read per page, not per instance (no N+1)."""
-    ec2 = lab.client("ec2")
-    launch_120(ec2, make_image(lab))
+    ec2 = roomy.client("ec2")
+    launch_120(ec2, make_image(roomy))
     statements: list[tuple[int, str]] = []
 
     def record(_conn, _cursor, statement, *_args):
         statements.append((threading.get_ident(), statement))
 
-    with lab.app.app_context():
+    with roomy.app.app_context():
         engine = db.engine
     counts = {}
     event.listen(engine, "before_cursor_execute", record)
@@ -133,9 +119,9 @@ def test_a_page_costs_the_same_queries_whatever_its_size(lab):
     assert counts[5] == counts[120], counts
 
 
-def test_bad_paging_parameters(lab):
-    ec2 = lab.client("ec2")
-    ids = launch_120(ec2, make_image(lab))[:2]
+def test_bad_paging_parameters(roomy):
+    ec2 = roomy.client("ec2")
+    ids = launch_120(ec2, make_image(roomy))[:2]
     tags_token = ec2.describe_tags(MaxResults=5)["NextToken"]
     for token in ("garbage", "Zm9v", tags_token):
         assert error_code(ec2.describe_instances, NextToken=token) == "InvalidPaginationToken"
@@ -177,12 +163,12 @@ def items_of(operation: str, page: dict) -> list:
 
 
 @pytest.fixture
-def resources(lab):
+def resources(roomy):
     """At least eleven of everything the pageable Describes list, each tagged team=blue
     except the last of each kind (team=red), plus one untagged key pair."""
-    ec2 = lab.client("ec2")
+    ec2 = roomy.client("ec2")
     made: dict[str, list[str]] = {}
-    images = [make_image(lab, image_id=f"emi-0000000{n:x}") for n in range(11)]
+    images = [make_image(roomy, image_id=f"emi-0000000{n:x}") for n in range(11)]
     made["images"] = images
     reply = ec2.run_instances(ImageId=images[0], MinCount=11, MaxCount=11)
     made["instances"] = [item["InstanceId"] for item in reply["Instances"]]
@@ -210,8 +196,8 @@ def lab_zone(ec2) -> str:
 
 
 @pytest.mark.parametrize("operation", sorted(PAGEABLE))
-def test_every_describe_pages_with_boto3_paginators(lab, resources, operation):
-    ec2 = lab.client("ec2")
+def test_every_describe_pages_with_boto3_paginators(roomy, resources, operation):
+    ec2 = roomy.client("ec2")
     extra = PAGEABLE[operation][2]
     everything = items_of(operation, getattr(ec2, operation)(**extra))
     assert len(everything) >= 11, operation
@@ -221,16 +207,16 @@ def test_every_describe_pages_with_boto3_paginators(lab, resources, operation):
     assert sorted(walked) == sorted(everything) and len(walked) == len(set(walked))
     assert len(pages) >= 3 and all(len(items_of(operation, page)) <= 5 for page in pages)
     # botocore checks AWS's bounds itself where its model has them: send them anyway
-    call = getattr(lab.client("ec2", parameter_validation=False), operation)
+    call = getattr(roomy.client("ec2", parameter_validation=False), operation)
     assert error_code(call, **extra, MaxResults=5, NextToken="garbage") == \
         "InvalidPaginationToken"
     assert error_code(call, **extra, MaxResults=4) == "InvalidParameterValue"
 
 
-def test_volumes_and_snapshots_take_the_cli_default_page_size(lab, resources):
+def test_volumes_and_snapshots_take_the_cli_default_page_size(roomy, resources):
     """The aws CLI sends MaxResults=1000 to describe-volumes and describe-snapshots; AWS
     answers with at most 500 volumes (1,000 snapshots) rather than an error."""
-    ec2 = lab.client("ec2")
+    ec2 = roomy.client("ec2")
     assert len(ec2.describe_volumes(MaxResults=1000)["Volumes"]) == 11
     assert len(ec2.describe_snapshots(MaxResults=5000, OwnerIds=["self"])["Snapshots"]) == 11
 
@@ -248,8 +234,8 @@ TAGGED = {
 
 
 @pytest.mark.parametrize("operation", sorted(TAGGED))
-def test_legacy_tag_key_and_tag_value_filters(lab, resources, operation):
-    ec2 = lab.client("ec2")
+def test_legacy_tag_key_and_tag_value_filters(roomy, resources, operation):
+    ec2 = roomy.client("ec2")
     kind, key, field = TAGGED[operation]
     mine = resources[kind]
 
@@ -269,8 +255,8 @@ def test_legacy_tag_key_and_tag_value_filters(lab, resources, operation):
     assert found(("tag:team", ["red"])) == mine[-1:]
 
 
-def test_describe_tags_every_filter(lab, resources):
-    ec2 = lab.client("ec2")
+def test_describe_tags_every_filter(roomy, resources):
+    ec2 = roomy.client("ec2")
 
     def found(*filters) -> set[tuple[str, str]]:
         pages = ec2.get_paginator("describe_tags").paginate(

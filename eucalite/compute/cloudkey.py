@@ -9,13 +9,14 @@ first use; losing it makes every encrypted bundle unreadable, so it is never rep
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..credentials import signed_certificate
 
 KEY_FILE = "cloud-key.pem"
 KEY_BITS = 2048
@@ -51,12 +52,7 @@ def cloud_certificate_path(data_dir: str | os.PathLike) -> Path:
     if not path.exists():
         key = cloud_private_key(data_dir)
         name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "eucalite cloud")])
-        now = dt.datetime.now(dt.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-                .sign(key, hashes.SHA256()))
+        cert = signed_certificate(name, name, key.public_key(), key, CERT_DAYS)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         os.replace(temp, path)      # a public certificate: a concurrent writer's is as good
