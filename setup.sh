@@ -69,7 +69,7 @@ apt_install() {  # $1: what the packages are for; the rest: packages to install 
 }
 
 ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_clients.py)
-    apt_install "the s3cmd and rclone tests" s3cmd rclone
+    apt_install "the s3cmd and rclone tests, and the credentials zip test (unzip)" s3cmd rclone unzip
     # the console's browser tests (Playwright drives Debian's chromium, not its own download)
     apt_install "the console's browser tests" chromium
     # virt-xml-validate (libvirt-clients) checks domain XML by running xmllint, which no

@@ -206,6 +206,7 @@ PROGRAMS = {
     "chromium": ("chromium", "tests/test_console_browser.py (through Playwright)"),
     "sysctl": ("procps", "the EDGE data plane sets per-interface forwarding (cluster/edge/)"),
     "bash": ("bash", "tests/test_eucalyptus_clients.py sources a eucarc with it"),
+    "unzip": ("unzip", "tests/test_console_eucarc.py unpacks the credentials zip"),
     "pgrep": ("procps", "setup.sh, to see whether libvirtd runs"),
     "dpkg": ("dpkg", "this test, to check the table"),
 }
