@@ -40,3 +40,33 @@ class Node(db.Model):
     # reconciler first reached the node, and since when it has not (None: it answers).
     status_checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     status_impaired_since: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class NodeCredential(db.Model):
+    """A node's own SigV4 key for the internal API (issued at join). Never a user key: user
+    authentication reads only access keys, and the internal API reads only this table."""
+
+    __tablename__ = "node_credentials"
+
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The secret itself: SigV4 derives its signing key from it (as for access keys).
+    secret: Mapped[str] = mapped_column(String(64))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set when the node is removed: the next request signed with it is refused.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class JoinToken(db.Model):
+    """A one-time join token: only its SHA-256 is kept, so a database copy joins nothing."""
+
+    __tablename__ = "join_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    # When a node exchanged it, and which node it became (None: unused).
+    used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    node_id: Mapped[str | None] = mapped_column(String(64), default=None)
