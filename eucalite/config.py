@@ -68,6 +68,17 @@ DEFAULTS: dict[str, Any] = {
     "memory_overcommit": 1.0,
     # This host's node id in the cluster; empty means its host name.
     "node_name": "",
+    # This host's node's zone (one of zones); empty means the first zone.
+    "node_zone": "",
+    # Seconds a node may stay silent (its hypervisor or heartbeat unanswered) before it is
+    # marked unreachable: no new instances there, its instances' system check impaired.
+    # Three reconcile passes by default.
+    "node_timeout": 90,
+    # A node-only host (`eucalite join`, `eucalite serve --node-only`): the controller's
+    # URL; empty means the one it joined (kept with its credentials in the data dir).
+    "controller_url": "",
+    # Seconds between a joined node's heartbeats (the controller tells its nodes).
+    "heartbeat_interval": 10,
     # The node's hypervisor driver: "libvirt", or "fake" (in memory, for tests and demos).
     "hypervisor": "libvirt",
     "libvirt_uri": "qemu:///system",
@@ -205,6 +216,13 @@ def load(overrides: Mapping[str, Any] | None = None,
             raise ValueError(f"{key}: expected a number above 0 (1.0: no overcommit), "
                              f"got {value!r}")
         config[key] = float(value)
+    if config["node_zone"] and config["node_zone"] not in config["zones"]:
+        raise ValueError(f"node_zone: {config['node_zone']!r} is not one of zones "
+                         f"({', '.join(config['zones'])})")
+    if isinstance(config["node_timeout"], bool) or \
+            not isinstance(config["node_timeout"], (int, float)) or config["node_timeout"] <= 0:
+        raise ValueError(f"node_timeout: expected seconds above 0, got "
+                         f"{config['node_timeout']!r}")
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):

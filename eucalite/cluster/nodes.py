@@ -15,6 +15,7 @@ instances already running too.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import socket
@@ -34,9 +35,12 @@ log = logging.getLogger(__name__)
 
 ENABLED = "enabled"
 DISABLED = "disabled"
+#: Being emptied for removal: no new instances, the running ones stay (until they end, or
+#: are moved by their owners); :func:`remove` then takes the node out.
+DRAINING = "draining"
 UNREACHABLE = "unreachable"
 #: States an administrator may set; UNREACHABLE is set by the cluster when a node is lost.
-ADMIN_STATES = (ENABLED, DISABLED)
+ADMIN_STATES = (ENABLED, DISABLED, DRAINING)
 
 
 def local_node_id(config: Mapping[str, Any]) -> str:
@@ -60,35 +64,49 @@ def _transaction(function):
     return wrapper
 
 
-@_transaction
+def local_zone(config: Mapping[str, Any]) -> str:
+    """This host's node's zone: the ``node_zone`` setting, else the first of ``zones``
+    (``config.load`` checks that ``node_zone`` is one of them)."""
+    return config.get("node_zone") or config["zones"][0]
+
+
 def register_local(config: Mapping[str, Any], capacity: HostCapacity,
                    hypervisor_uri: str) -> Node:
-    """Create or update this host's Node with its capacity; it is seen now.
-
-    A new node starts enabled. An existing one keeps an administrator's ``disabled``; a node
-    that was unreachable is back, so it is enabled again. Reservations already recorded
-    (``used_*``) are kept: instances still running on the host still hold them.
-    """
-    node_id = local_node_id(config)
-    node = db.session.get(Node, node_id)
-    if node is None:
-        node = Node(id=node_id, state=ENABLED, used_cores=0, used_memory_mb=0,
-                    used_disk_gb=0, last_chosen=0)
-        db.session.add(node)
-    elif node.state != DISABLED:
-        node.state = ENABLED
-    node.zone = config["zones"][0]
-    node.hypervisor_uri = hypervisor_uri
-    node.cores, node.memory_mb, node.disk_gb = (
-        capacity.cores, capacity.memory_mb, capacity.disk_gb)
-    node.last_seen = utcnow()
-    db.session.commit()
+    """Create or update this host's Node (:func:`register`) in its zone (:func:`local_zone`)
+    and log what it may hold."""
+    node = register(local_node_id(config), local_zone(config), capacity, hypervisor_uri)
     overcommit = Overcommit.of(config).for_node(node)
     log.info("node %s registered in zone %s: %d cores, %d MiB, %d GiB (%s); instances may "
              "have %d vCPUs (cpu_overcommit %g) and %d MiB (memory_overcommit %g)", node.id,
              node.zone, node.cores, node.memory_mb, node.disk_gb, node.state,
              overcommit.cores(node.cores), overcommit.cpu,
              overcommit.memory_mb(node.memory_mb), overcommit.memory)
+    return node
+
+
+@_transaction
+def register(node_id: str, zone: str, capacity: HostCapacity, hypervisor_uri: str = "",
+             address: str = "") -> Node:
+    """Create or update the node *node_id* in *zone* with its capacity; it is seen now.
+
+    A new node starts enabled. An existing one keeps an administrator's ``disabled`` or
+    ``draining``; a node that was unreachable is back, so it is enabled again. Reservations
+    already recorded (``used_*``) are kept: instances still running on the host hold them.
+    """
+    node = db.session.get(Node, node_id)
+    if node is None:
+        node = Node(id=node_id, state=ENABLED, used_cores=0, used_memory_mb=0,
+                    used_disk_gb=0, last_chosen=0)
+        db.session.add(node)
+    elif node.state == UNREACHABLE:
+        node.state = ENABLED
+    node.zone = zone
+    node.hypervisor_uri = hypervisor_uri
+    node.address = address or node.address or ""
+    node.cores, node.memory_mb, node.disk_gb = (
+        capacity.cores, capacity.memory_mb, capacity.disk_gb)
+    node.last_seen = utcnow()
+    db.session.commit()
     return node
 
 
@@ -116,11 +134,41 @@ def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
             overcommit: Overcommit = PHYSICAL) -> list[str]:
     """Reserve *need* for between *min_count* and *max_count* instances in *zone*, on nodes
     whose reservations stay within their capacity times their ratios (a node's own, else
-    *overcommit*).
+    *overcommit*). Only enabled nodes take instances (not disabled, draining or
+    unreachable ones).
 
     Returns one node id per instance (as many as fit, up to *max_count*). Raises
     InsufficientInstanceCapacity, reserving nothing, when fewer than *min_count* fit.
     """
+    return _reserve(zone, need, min_count, max_count, policy, overcommit)
+
+
+@_transaction
+def reserve_placed(zone: str | None, zones: list[str], need: Need, min_count: int,
+                   max_count: int, policy: str,
+                   overcommit: Overcommit = PHYSICAL) -> tuple[str, list[str]]:
+    """:func:`reserve` in *zone* when one is asked for (RunInstances'
+    ``Placement.AvailabilityZone``), else in the zone of *zones* (the configured ones) where
+    most instances of *need* fit now, the first configured on a tie (so one-zone clouds and
+    empty clouds behave as before). All of a request's instances go to one zone, as AWS's.
+    Returns ``(zone, node ids)``."""
+    if zone is None:
+        room = {name: sum(scheduler.fits(view.free_cores, view.free_memory_mb,
+                                         view.free_disk_gb, need)
+                          for view in _zone_views(name, overcommit) if view.enabled)
+                for name in zones}
+        zone = min(zones, key=lambda name: (-room[name], zones.index(name)))
+    return zone, _reserve(zone, need, min_count, max_count, policy, overcommit)
+
+
+def _zone_views(zone: str, overcommit: Overcommit) -> list[NodeView]:
+    return [_view(node, overcommit) for node in db.session.execute(
+        db.select(Node).filter_by(zone=zone)).scalars()]
+
+
+def _reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
+             overcommit: Overcommit) -> list[str]:
+    """:func:`reserve` inside the caller's write transaction (it commits)."""
     if not 1 <= min_count <= max_count:
         raise InvalidParameterValue(
             f"MinCount ({min_count}) must be at least 1 and at most MaxCount ({max_count}).")
@@ -180,8 +228,10 @@ def list_nodes() -> list[Node]:
 
 @_transaction
 def set_state(node_id: str, state: str) -> Node:
-    """Enable or disable *node_id* (an administrator's choice). Disabled nodes get no new
-    instances; the ones they run keep running."""
+    """Enable, disable or drain *node_id* (an administrator's choice). Disabled and
+    draining nodes get no new instances; the ones they run keep running. An unreachable
+    node an administrator enables is enabled (the monitor marks it again if it stays
+    silent)."""
     if state not in ADMIN_STATES:
         raise InvalidParameterValue(
             f"Node state must be one of {', '.join(ADMIN_STATES)}, not {state!r}.")
@@ -269,6 +319,98 @@ def mark_unreachable(node_id: str) -> None:
         node.state = UNREACHABLE
         log.warning("node %s is unreachable; no new instances go there", node_id)
     db.session.commit()
+
+
+@_transaction
+def mark_silent(timeout: float, now: dt.datetime | None = None) -> list[str]:
+    """The failure monitor: every node not heard from (``last_seen``) for more than
+    *timeout* seconds before *now* fails its system check (``status_impaired_since``), and
+    an enabled one becomes ``unreachable``, so the scheduler skips it. An administrator's
+    ``disabled``/``draining`` stays (its instances read impaired all the same). Its
+    reservations stay as they are: its instances still hold them, so capacity is neither
+    lost nor counted twice when it returns. Returns the ids of the nodes newly silent."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=timeout)
+    silent = []
+    for node in db.session.execute(db.select(Node).where(Node.last_seen < cutoff)).scalars():
+        newly = node.state == ENABLED or node.status_impaired_since is None
+        if node.state == ENABLED:
+            node.state = UNREACHABLE
+        if node.status_impaired_since is None:
+            node.status_checked_at = node.status_checked_at or node.last_seen
+            node.status_impaired_since = node.last_seen
+        if newly:
+            silent.append(node.id)
+            log.warning("node %s has not answered since %s (node_timeout %gs): %s", node.id,
+                        node.last_seen, timeout, "no new instances go there"
+                        if node.state == UNREACHABLE else f"it stays {node.state}")
+    db.session.commit()
+    return silent
+
+
+@_transaction
+def heard_from(node_id: str, capacity: HostCapacity | None = None,
+               now: dt.datetime | None = None) -> Node | None:
+    """*node_id* answered (its hypervisor, or its heartbeat): it is seen *now*, its system
+    check passes, an unreachable node is enabled again (an administrator's state stays) and
+    *capacity*, when given, replaces its recorded size. None for a node not registered
+    (removed meanwhile): the caller should refuse it."""
+    node = db.session.get(Node, node_id)
+    if node is None:
+        db.session.rollback()
+        return None
+    if node.state == UNREACHABLE:
+        node.state = ENABLED
+        log.warning("node %s answers again; it takes new instances", node_id)
+    node.last_seen = now or utcnow()
+    node.status_impaired_since = None       # the system check passes again
+    if capacity is not None:
+        node.cores, node.memory_mb, node.disk_gb = (
+            capacity.cores, capacity.memory_mb, capacity.disk_gb)
+    db.session.commit()
+    return node
+
+
+@_transaction
+def remove(node_id: str) -> Node:
+    """Take *node_id* out of the cluster and return its (deleted) row, for whoever must
+    forget it too (its credentials, its Node object). Refused (InvalidParameterValue)
+    while instances hold capacity on it (running, pending or stopping ones): drain it and
+    let them end first. Stopped instances hold none; they start on another node."""
+    node = db.session.get(Node, node_id)
+    if node is None:
+        raise InvalidParameterValue(f"The node '{node_id}' does not exist.")
+    if node.used_cores or node.used_memory_mb or node.used_disk_gb:
+        raise InvalidParameterValue(
+            f"The node '{node_id}' still runs instances (it holds {node.used_cores} vCPUs, "
+            f"{node.used_memory_mb} MiB): drain it (`eucalite node drain {node_id}`) and "
+            "remove it once they have ended.")
+    db.session.delete(node)
+    db.session.commit()
+    log.warning("node %s removed from zone %s", node_id, node.zone)
+    return node
+
+
+def zone_states(zones: Iterable[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each zone's DescribeAvailabilityZones state and messages: ``available`` while one of
+    its nodes is enabled, or while it has no node at all (a cloud whose hosts have node duty
+    off, as Eucalyptus showed a registered cluster with no nodes: RunInstances then says
+    why); ``impaired`` when it has nodes but none takes instances, the messages saying
+    how many are unreachable, disabled or draining."""
+    by_zone: dict[str, dict[str, int]] = {zone: {} for zone in zones}
+    for zone, state, count in db.session.execute(
+            db.select(Node.zone, Node.state, db.func.count()).group_by(Node.zone, Node.state)):
+        if zone in by_zone:
+            by_zone[zone][state] = count
+    result = {}
+    for zone, counts in by_zone.items():
+        if not counts or counts.get(ENABLED):
+            result[zone] = ("available", ())
+        else:
+            result[zone] = ("impaired", tuple(
+                f"no node takes instances: {count} {state}"
+                for state, count in sorted(counts.items())))
+    return result
 
 
 def zone_capacity(zone: str, types: Iterable[tuple[str, int, int, int]],

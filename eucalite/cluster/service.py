@@ -2,8 +2,11 @@
 
 One availability zone per cluster, named in config (``zones``). With node duty on, this host
 is a node: :meth:`ClusterService.start_node_duty` opens the hypervisor driver, registers the
-node with its capacity and makes its :class:`~.localnode.LocalNode`. Whoever needs a node
-asks :meth:`ClusterService.node_for` and gets a :class:`~.node.Node`. With node duty off no
+node with its capacity and makes its :class:`~.localnode.LocalNode`. Every node the
+controller can reach joins a registry of :class:`~.node.Node` objects by id
+(:meth:`ClusterService.attach`: the local node, and remote nodes); whoever needs a node asks
+:meth:`ClusterService.node_for` and gets one. :meth:`ClusterService.check_nodes` is the failure
+monitor (``node_timeout``). With node duty off no
 hypervisor connection is ever opened, and whoever asks for a node is told plainly why there
 is none.
 """
@@ -96,7 +99,8 @@ class ClusterService:
         prefix = "".join(ch for ch in region if ch.isalnum())[:4] or "zone"
         self._zones = [Zone(name=name, zone_id=f"{prefix}-az{index}", region=region)
                        for index, name in enumerate(config["zones"], 1)]
-        self._node: LocalNode | None = None
+        #: The reachable nodes' Node objects by node id (this host's, and remote ones).
+        self._nodes: dict[str, Node] = {}
         self._lock = threading.Lock()
         #: Why node duty is not running on this host (None when it is, or was not asked for).
         self.node_problem: str | None = None
@@ -111,8 +115,15 @@ class ClusterService:
                                       int(config.get("image_cache_gb", 20)) * GiB)
 
     def zones(self) -> list[Zone]:
-        """Every availability zone, in configured order."""
-        return list(self._zones)
+        """Every availability zone, in configured order, with its state from its nodes
+        (:func:`.nodes.zone_states`; needs an app context)."""
+        states = nodes.zone_states(zone.name for zone in self._zones)
+        return [Zone(zone.name, zone.zone_id, zone.region, *states[zone.name])
+                for zone in self._zones]
+
+    def zone_names(self) -> list[str]:
+        """The configured zones' names, in order (no database read)."""
+        return [zone.name for zone in self._zones]
 
     # -- the nodes of the cluster, for the administrator (CLI and console) ---------------------
 
@@ -123,9 +134,40 @@ class ClusterService:
 
     @staticmethod
     def set_node_state(node_id: str, state: str) -> NodeRow:
-        """Enable or disable *node_id* for new instances (``enabled``/``disabled``);
-        InvalidParameterValue for another state or an unknown node."""
+        """Enable, disable or drain *node_id* for new instances
+        (``enabled``/``disabled``/``draining``); InvalidParameterValue for another state or
+        an unknown node."""
         return nodes.set_state(node_id, state)
+
+    def remove_node(self, node_id: str) -> NodeRow:
+        """Take *node_id* out of the cluster (:func:`.nodes.remove`: refused while it runs
+        instances) and forget its Node object; returns the removed row."""
+        row = nodes.remove(node_id)
+        self.detach(node_id)
+        return row
+
+    def check_nodes(self, now=None) -> list[str]:
+        """The failure monitor's pass: nodes silent for longer than ``node_timeout`` seconds
+        are marked (:func:`.nodes.mark_silent`); returns their ids. *now* is for tests."""
+        return nodes.mark_silent(float(self.config.get("node_timeout", 90)), now)
+
+    # -- the registry of reachable nodes -----------------------------------------------------
+
+    def attach(self, node: Node) -> None:
+        """Make *node* (its ``node_id`` registered in the nodes table) reachable through
+        :meth:`node_for`, replacing an earlier object for the same id."""
+        with self._lock:
+            self._nodes[node.node_id] = node
+
+    def detach(self, node_id: str) -> Node | None:
+        """Forget *node_id*'s Node object (None if there was none)."""
+        with self._lock:
+            return self._nodes.pop(node_id, None)
+
+    def reachable(self) -> list[Node]:
+        """Every attached Node object, by node id (the reconciler's passes go over these)."""
+        with self._lock:
+            return [self._nodes[node_id] for node_id in sorted(self._nodes)]
 
     def node_capacities(self) -> list[nodes.NodeCapacity]:
         """Every node, by zone then id, with what it may hold: its own overcommit ratios,
@@ -192,10 +234,9 @@ class ClusterService:
         firewall = self._start_data_plane(nft, forwarding)
         self.image_cache.recover()
         node = nodes.register_local(self.config, capacity, self.config.get("libvirt_uri", ""))
-        with self._lock:
-            self._node = LocalNode(node.id, driver, self.image_cache, self.config,
-                                   self.image_source, firewall)
         self.local_node_id = node.id
+        self.attach(LocalNode(node.id, driver, self.image_cache, self.config,
+                              self.image_source, firewall))
         self.node_problem = None
         return None
 
@@ -232,11 +273,11 @@ class ClusterService:
         return None
 
     def node_for(self, node_id: str | None) -> Node:
-        """The node that runs *node_id*'s instances (only this host's node for now);
-        ServiceUnavailable saying why when it cannot be reached."""
+        """The node *node_id* (an attached one: :meth:`attach`); ServiceUnavailable saying
+        why when it cannot be reached."""
         with self._lock:
-            node = self._node
-        if node is None or node_id != node.node_id:
+            node = self._nodes.get(node_id) if node_id else None
+        if node is None:
             reason = self.node_problem or f"node {node_id} is not reachable from this host"
             raise ServiceUnavailable(f"No hypervisor for node {node_id}: {reason}")
         return node
@@ -251,13 +292,14 @@ class ClusterService:
     def local_node(self) -> LocalNode | None:
         """This host's node while node duty runs, else None."""
         with self._lock:
-            return self._node
+            node = self._nodes.get(self.local_node_id) if self.local_node_id else None
+        return node if isinstance(node, LocalNode) else None
 
     def close_driver(self) -> None:
         """Close the hypervisor connection (before a fork; node duty state is kept)."""
-        with self._lock:
-            node, self._node = self._node, None
+        node = self.local_node
         if node is not None:
+            self.detach(node.node_id)
             node.driver.close()
 
     @property

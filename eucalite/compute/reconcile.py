@@ -1,6 +1,10 @@
 """Reconciliation: make the recorded instances agree with what the hypervisor runs.
 
-Run at start and periodically (as nova's ``_sync_power_states`` does). For this host's node:
+Run at start and periodically (as nova's ``_sync_power_states`` does), over every node the
+cluster can reach (:meth:`~eucalite.cluster.service.ClusterService.reachable`). A node whose
+hypervisor answers is heard from (:func:`eucalite.cluster.nodes.heard_from`: an unreachable
+node is enabled again); one that does not is left as it is (no instance of it changes: its
+domains may still run). Then, for each node that answered:
 
 * an instance recorded as running whose domain vanished or shut off is terminated
   (instance-store) or stopped (EBS root), with a state reason saying why; a guest that
@@ -19,7 +23,11 @@ Run at start and periodically (as nova's ``_sync_power_states`` does). For this 
   hypervisor answered and which running instances' domains run (DescribeInstanceStatus); it
   keeps them in the database, writing only what changed, so a restart keeps the checks.
 
-Restarting eucalite therefore loses no instance record and leaves running instances running.
+Restarting eucalite therefore loses no instance record and leaves running instances running,
+and a node back from an outage keeps the instances still running there and loses the domains
+of those terminated meanwhile (their terminations are retried, or the domain is an orphan).
+:func:`start`'s loop also runs the failure monitor
+(:meth:`~eucalite.cluster.service.ClusterService.check_nodes`) after each pass.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from ..cluster import nodes
 from ..cluster.node import Node
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
@@ -53,22 +62,31 @@ class ReconcileReport:
 
 def reconcile(cluster: ClusterService, ebs: EbsService, *, startup: bool = False,
               board: StatusBoard | None = None) -> ReconcileReport:
-    """One pass over this host's node (needs an app context). *startup* also settles
+    """One pass over every reachable node (needs an app context). *startup* also settles
     instances whose in-flight job died with the previous process. *board* (the status
-    checks' record) learns whether the node answered and which running instances' domains
+    checks' record) learns whether each node answered and which running instances' domains
     run."""
     report = ReconcileReport()
-    node = cluster.local_node
-    if node is None:
-        return report
+    for node in cluster.reachable():
+        _reconcile_node(cluster, ebs, node, startup, board, report)
+    if cluster.local_node is not None:
+        netplan.sync(cluster, reread=True)
+    return report
+
+
+def _reconcile_node(cluster: ClusterService, ebs: EbsService, node: Node, startup: bool,
+                    board: StatusBoard | None, report: ReconcileReport) -> None:
+    """One node's part of :func:`reconcile` (adds to *report*)."""
     node_id = node.node_id
     try:
         domains = node.domains()
     except DriverError as error:
-        log.warning("reconcile: cannot list domains: %s", error)
+        log.warning("reconcile: cannot list the domains of node %s: %s", node_id, error)
         if board is not None:
             board.saw(node_id, False, {})
-        return report
+        return
+    if nodes.heard_from(node_id) is None:
+        return      # removed meanwhile: nothing of it to reconcile
     recorded = {row.id: row for row in db.session.execute(
         db.select(Instance).filter_by(node_id=node_id)).scalars()}
     db.session.rollback()
@@ -80,9 +98,9 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *, startup: bool = False
         observed = domains.get(instance_id, PowerState.ABSENT)
         _settle(cluster, ebs, node, instance, observed, startup, report)
     if startup:
-        report.work_dirs_removed = node.sweep_work(
+        report.work_dirs_removed += node.sweep_work(
             {instance_id: row.state == states.TERMINATED for instance_id, row in recorded.items()})
-    report.volumes_reattached = ebsroot.recheck_attached(ebs, node)
+    report.volumes_reattached += ebsroot.recheck_attached(ebs, node)
     live = {instance_id for instance_id, row in recorded.items()
             if row.state != states.TERMINATED}
     for instance_id in domains:
@@ -94,8 +112,6 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *, startup: bool = False
                 report.orphans_destroyed.append(instance_id)
             except DriverError as error:
                 log.warning("reconcile: could not destroy %s: %s", instance_id, error)
-    netplan.sync(cluster, reread=True)
-    return report
 
 
 def _settle(cluster: ClusterService, ebs: EbsService, node: Node, instance: Instance,
@@ -166,6 +182,7 @@ def start(app, interval: float) -> threading.Event:
                 with app.app_context():
                     reconcile(services.cluster, services.ebs,
                               board=services.compute.status_board)
+                    services.cluster.check_nodes()
                     services.compute.purge_terminated()
                     db.session.remove()
             except Exception:  # noqa: BLE001 - a failed pass must not end the thread

@@ -198,14 +198,14 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         secgroups.check_launch_groups(principal.account_id, request.security_groups or (),
                                       request.security_group_ids or (),
                                       int(self.config.get("security_groups_per_instance", 5)))
-        zone = request.zone or self.zones()[0].name
-        if zone not in {item.name for item in self.zones()}:
-            raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
+        zones = self.cluster.zone_names()
+        if request.zone and request.zone not in zones:
+            raise InvalidParameterValue(f"Invalid availability zone: [{request.zone}]")
         need = Need(itype.cpu, itype.memory_mb, itype.disk_gb)
-        try:
-            node_ids = nodes.reserve(zone, need, request.min_count, request.max_count,
-                                     self.config.get("scheduler", "GREEDY"),
-                                     Overcommit.of(self.config))
+        try:    # no zone asked for: the one where most fit (nodes.reserve_placed)
+            zone, node_ids = nodes.reserve_placed(
+                request.zone, zones, need, request.min_count, request.max_count,
+                self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config))
         except InsufficientInstanceCapacity as error:
             if self.cluster.node_problem:
                 # Say why this host is not a node, and what to install, in the API error.
