@@ -1,10 +1,10 @@
-"""The SQLAlchemy instance, SQLite tuning and schema migrations.
+"""The SQLAlchemy instance, SQLite tuning, the one-writer lock and schema migrations.
 
 State changes go through :mod:`eucalite.statemachine`'s one compare-and-swap.
 
 The schema is owned by Alembic migrations in ``eucalite/migrations``; :func:`upgrade` brings
-any database (SQLite by default, or any SQLAlchemy URL) to the newest revision, so a new
-release never drops data. Models never call ``create_all``.
+any database (SQLite by default, or PostgreSQL through psycopg 3) to the newest revision, so
+a new release never drops data. Models never call ``create_all``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from alembic.config import Config as AlembicConfig
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.sql.elements import ColumnElement
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+def bytewise(column: Any) -> ColumnElement:
+    """*column* compared and sorted by its bytes (code points), whatever the database's
+    collation: S3 lists keys in UTF-8 byte order ("B" < "Z" < "a" < "é"). SQLite's default
+    BINARY collation already is; PostgreSQL's follows the locale unless told ``COLLATE "C"``.
+    Use it wherever the order matters: ``order_by(bytewise(col))``, ``bytewise(col) > x``."""
+    return _Bytewise(column)
+
+
+class _Bytewise(ColumnElement):
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Bytewise)
+def _bytewise_default(element: _Bytewise, compiler, **kw) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_Bytewise, "postgresql")
+def _bytewise_postgresql(element: _Bytewise, compiler, **kw) -> str:
+    return compiler.process(element.column, **kw) + ' COLLATE "C"'
+
+
 def load_json(text: str | None, default: Any = None) -> Any:
     return json.loads(text) if text else default
 
@@ -68,10 +96,24 @@ class JsonFields:
         setattr(self, name + "_json", dump_json(value))
 
 
+#: PostgreSQL URL schemes a user may write, all served by psycopg 3 (the ``postgresql``
+#: extra): SQLAlchemy would otherwise pick psycopg2 for the bare scheme.
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def engine_url(url: str) -> str:
+    """*url* as SQLAlchemy should open it: ``postgresql://`` and ``postgres://`` become
+    ``postgresql+psycopg://``; anything else (SQLite, an explicit driver) is kept."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 def alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", engine_url(url).replace("%", "%%"))
     return cfg
 
 
@@ -86,7 +128,7 @@ def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
-    engine = create_engine(url)
+    engine = create_engine(engine_url(url))
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -101,6 +143,11 @@ def current_revision(url: str) -> str | None:
 _sqlite_writer = threading.Lock()
 _held = threading.local()
 
+#: The PostgreSQL advisory lock every writer takes (any number; "eucalite" in ASCII). It is
+#: transaction-scoped, so it is held across processes and hosts sharing the database and
+#: let go by the commit or rollback that ends the writer's transaction.
+_PG_WRITER_KEY = 0x65756361_6C697465
+
 
 def write_lock() -> None:
     """Start the session's next transaction as a writer, before it reads; the lock is held
@@ -109,13 +156,18 @@ def write_lock() -> None:
     SQLite upgrades a reading transaction to a writing one only if nobody wrote since it
     began; otherwise it fails with "database is locked" whatever the busy timeout. Taking
     the write lock first (BEGIN IMMEDIATE) makes read-modify-write sequences wait their turn
-    instead. Ends any transaction the session had open. Other databases rely on their own
-    row locks and unique constraints.
+    instead. On PostgreSQL the same one-writer-at-a-time rule is a transaction-scoped
+    advisory lock (``pg_advisory_xact_lock``): its READ COMMITTED statements then see every
+    commit made before the lock was granted, as BEGIN IMMEDIATE's do. Ends any transaction
+    the session had open.
     """
     from sqlalchemy import text
 
     db.session.rollback()
-    if db.engine.dialect.name == "sqlite":
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITER_KEY})
+    elif dialect == "sqlite":
         _sqlite_writer.acquire()
         _held.active = True
         try:

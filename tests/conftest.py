@@ -1,11 +1,17 @@
 """Shared fixtures: a clean environment for every test, a fresh app, a real HTTP server on
 loopback with clients (``live``), and one with node duty on each test hypervisor
-(``cloud``). The servers themselves are started by :mod:`liveutil`."""
+(``cloud``). The servers themselves are started by :mod:`liveutil`.
+
+With EUCALITE_TEST_DATABASE_URL set, every test's apps and servers (in process or `eucalite`
+subprocesses given the test's environment) use a PostgreSQL database of the test's own
+(:mod:`pgutil`); otherwise SQLite in the test's data directory."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
+import pgutil
 import pytest
 from liveutil import start_live, start_live_node, stop_live
 
@@ -54,6 +60,38 @@ def _isolated_aws_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(autouse=True)
+def _test_database(_isolated_aws_environment, monkeypatch):
+    """On the PostgreSQL pass, a database of this test's own, named to every app it builds
+    through EUCALITE_DATABASE_URL (set after the environment above was cleared) and dropped
+    after the test, whatever its servers still hold open."""
+    if not pgutil.URL:
+        yield
+        return
+    name = pgutil.fresh_database()
+    monkeypatch.setenv("EUCALITE_DATABASE_URL", pgutil.url_for(name))
+    yield
+    pgutil.drop_database(name)
+
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    """The URL of a database with no tables yet, for migration tests: a SQLite file, or on
+    the PostgreSQL pass a new empty database (dropped after the test)."""
+    if not pgutil.URL:
+        yield f"sqlite:///{tmp_path}/empty.db"
+        return
+    name = "eucalite_e_" + uuid.uuid4().hex[:16]
+    pgutil.create_database(name)
+    yield pgutil.url_for(name)
+    pgutil.drop_database(name)
+
+
+def pytest_sessionfinish(session):
+    if pgutil.URL:
+        pgutil.drop_template()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from eucalite import accounts, create_app, db as db_module
 from eucalite import models  # noqa: F401
 
 
-def test_migrations_build_exactly_the_models_schema(tmp_path):
-    url = f"sqlite:///{tmp_path}/schema.db"
+def test_migrations_build_exactly_the_models_schema(empty_database_url):
+    url = db_module.engine_url(empty_database_url)
     db_module.upgrade(url)
     engine = create_engine(url)
     with engine.connect() as connection:
@@ -42,12 +42,13 @@ def test_restart_keeps_accounts_and_keys(tmp_path):
         assert [a.name for a in accounts.list_accounts()] == ["eucalyptus", "keepme"]
 
 
-def test_upgrading_to_edge_puts_existing_instances_in_the_groups_they_named(tmp_path):
+def test_upgrading_to_edge_puts_existing_instances_in_the_groups_they_named(
+        empty_database_url):
     """Instances recorded before security groups existed named their groups as free text
     (an id passed as SecurityGroupId was stored as a name): after the upgrade each is a
     member of real groups of its account, and ``default`` has AWS's default rules."""
     from sqlalchemy import text
-    url = f"sqlite:///{tmp_path}/old.db"
+    url = db_module.engine_url(empty_database_url)
     db_module.upgrade(url, "0005_console_sessions")
     engine = create_engine(url)
     instance = ("INSERT INTO instances (id, reservation_id, owner_id, requester_arn, image_id,"

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..accounts import Account, Principal
-from ..db import db, write_lock
+from ..db import bytewise, db, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
                          BucketNotEmpty, IllegalVersioningConfigurationException,
                          InvalidBucketName, NoSuchBucket, NoSuchBucketPolicy,
@@ -71,7 +71,7 @@ def owner_name(account_id: str) -> str:
 def list_for(requester: Principal) -> list[Bucket]:
     """ListBuckets: the requester's account's buckets, by name."""
     return list(db.session.execute(db.select(Bucket).filter_by(owner_id=requester.account_id)
-                                   .order_by(Bucket.name)).scalars())
+                                   .order_by(bytewise(Bucket.name))).scalars())
 
 
 def create(requester: Principal | None, name: str, location: str, acl: dict | None) -> Bucket:

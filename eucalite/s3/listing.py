@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..db import db
+from ..db import bytewise, db
 from .models import Bucket, ObjectVersion
 
 _MAX_CHAR = "\U0010ffff"
@@ -75,11 +75,12 @@ def _rows(bucket: Bucket, after: str | None, inclusive: bool, upper: str | None,
     if not versions:
         query = query.where(ObjectVersion.is_latest.is_(True),
                             ObjectVersion.delete_marker.is_(False))
+    key = bytewise(ObjectVersion.key)        # S3's byte order, on any database
     if after is not None:
-        query = query.where(ObjectVersion.key >= after if inclusive else ObjectVersion.key > after)
+        query = query.where(key >= after if inclusive else key > after)
     if upper is not None:
-        query = query.where(ObjectVersion.key < upper)
-    order = [ObjectVersion.key]
+        query = query.where(key < upper)
+    order = [key]
     if versions:
         order.append(ObjectVersion.id.desc())     # newest version of a key first
     return list(db.session.execute(query.order_by(*order).limit(limit)).scalars())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .. import ids
 from ..accounts import Principal, utcnow
-from ..db import db, write_lock
+from ..db import bytewise, db, write_lock
 from ..errors.s3 import (EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart,
                          InvalidPartOrder, MalformedXML, NoSuchKey, NoSuchUpload,
                          OperationAborted)
@@ -253,11 +253,11 @@ def list_uploads(requester: Principal | None, bucket_name: str, *, prefix: str =
     bucket = buckets.get(requester, bucket_name, "s3:ListBucketMultipartUploads")
     query = db.select(MultipartUpload).filter_by(bucket_id=bucket.id)
     if prefix:
-        query = query.where(MultipartUpload.key >= prefix)
+        query = query.where(bytewise(MultipartUpload.key) >= prefix)
         upper = successor(prefix)
         if upper:
-            query = query.where(MultipartUpload.key < upper)
-    rows = list(db.session.execute(query.order_by(MultipartUpload.key,
+            query = query.where(bytewise(MultipartUpload.key) < upper)
+    rows = list(db.session.execute(query.order_by(bytewise(MultipartUpload.key),
                                                   MultipartUpload.initiated,
                                                   MultipartUpload.id)).scalars())
     if key_marker is not None:
