@@ -14,7 +14,7 @@ from ..compute.ec2.actions import CLASSIC_EC2_PATH
 from ..credentials import classic_urls, env_lines, eucarc_text, profile_sections
 from ..server import CannotServe, run
 from ..web.session import set_password
-from . import common, guest, image, instance_types, node
+from . import common, guest, image, instance_types, join, node
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,11 +41,15 @@ def main():
               help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.")
 @click.option("--tls-key", type=click.Path(dir_okay=False),
               help="The PEM private key of --tls-cert.")
+@click.option("--node-only", is_flag=True,
+              help="Node duty only, for the controller this host joined (`eucalite join`).")
 @click.option("--server", "server_model", type=click.Choice(["asyncio", "gthread"]),
               default="asyncio", hidden=True,
               help="Server model; gthread is the former one, for benchmarks.")
-def serve(host, port, data_dir, node, threads, tls_cert, tls_key, server_model):
+def serve(host, port, data_dir, node, threads, tls_cert, tls_key, node_only, server_model):
     """Serve every role (EC2, S3, IAM endpoints) in one process until Ctrl-C or SIGTERM."""
+    if node_only:
+        return join.serve_node_only(data_dir)
     overrides = common.overrides(host=host, port=port, data_dir=data_dir, node=node,
                                  threads=threads, tls_cert=tls_cert, tls_key=tls_key)
     try:
@@ -275,7 +279,7 @@ def db_current(data_dir):
 # --- role command groups -----------------------------------------------------------------
 
 for _group in (image.image_group, instance_types.instance_type_group, node.node_group,
-               guest.guest_group):
+               guest.guest_group, join.join_command):
     main.add_command(_group)
 
 
