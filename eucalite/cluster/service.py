@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ServiceUnavailable
-from . import network, nodes
+from . import joining, network, nodes
 from .edge.firewall import FakeFirewall, Firewall, FirewallError, NftFirewall
 from .imagecache import GiB, ImageCache
 from .localnode import ImageSource, LocalNode
@@ -141,8 +141,10 @@ class ClusterService:
 
     def remove_node(self, node_id: str) -> NodeRow:
         """Take *node_id* out of the cluster (:func:`.nodes.remove`: refused while it runs
-        instances) and forget its Node object; returns the removed row."""
+        instances), revoke its internal-API keys and forget its Node object; returns the
+        removed row."""
         row = nodes.remove(node_id)
+        joining.revoke(node_id)
         self.detach(node_id)
         return row
 
