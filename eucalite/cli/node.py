@@ -1,5 +1,5 @@
-"""`eucalite node ...`: list the cluster's nodes, switch them on or off for new instances and
-set their own overcommit ratios.
+"""`eucalite node ...`: list the cluster's nodes, switch them on or off for new instances,
+drain and remove them, and set their own overcommit ratios.
 
 The group is registered on the main command by :mod:`eucalite.cli.main`.
 """
@@ -14,8 +14,8 @@ from .common import in_app
 
 node_group = click.Group(
     "node",
-    help="Nodes (hosts running VMs): list their capacity, enable or disable them for new "
-         "instances (Eucalyptus' euca-describe-nodes and node state).")
+    help="Nodes (hosts running VMs): list their capacity, enable, disable or drain them for "
+         "new instances, remove them (Eucalyptus' euca-describe-nodes and node state).")
 
 
 def _usage(used: int, total: int) -> str:
@@ -92,3 +92,23 @@ def node_enable(node_id):
 def node_disable(node_id):
     """Stop placing new instances on NODE; the ones it runs keep running."""
     _set_state(node_id, nodes.DISABLED)
+
+
+@node_group.command("drain")
+@click.argument("node_id", metavar="NODE")
+@in_app
+def node_drain(node_id):
+    """Drain NODE before removing it: no new instances go there, the ones it runs keep
+    running until they end (`eucalite node enable NODE` ends the drain)."""
+    _set_state(node_id, nodes.DRAINING)
+
+
+@node_group.command("remove")
+@click.argument("node_id", metavar="NODE")
+@in_app
+def node_remove(node_id):
+    """Remove NODE from the cluster. Refused while instances run (or are starting or
+    stopping) there: drain it and let them end first. Its stopped instances start on
+    another node."""
+    node = services().cluster.remove_node(node_id)
+    click.echo(f"{node.id} removed from {node.zone}")

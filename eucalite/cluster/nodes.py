@@ -148,16 +148,20 @@ def reserve_placed(zone: str | None, zones: list[str], need: Need, min_count: in
                    max_count: int, policy: str,
                    overcommit: Overcommit = PHYSICAL) -> tuple[str, list[str]]:
     """:func:`reserve` in *zone* when one is asked for (RunInstances'
-    ``Placement.AvailabilityZone``), else in the zone of *zones* (the configured ones) where
-    most instances of *need* fit now, the first configured on a tie (so one-zone clouds and
-    empty clouds behave as before). All of a request's instances go to one zone, as AWS's.
-    Returns ``(zone, node ids)``."""
+    ``Placement.AvailabilityZone``), else in one of *zones* (the configured ones) chosen as
+    the policy places on nodes: ROUNDROBIN spreads, so the zone where most instances of
+    *need* fit now; GREEDY and POWERSAVE fill, so the first configured zone where
+    *min_count* fit (the first zone when none does: its error says why). All of a request's
+    instances go to one zone, as AWS's. Returns ``(zone, node ids)``."""
     if zone is None:
         room = {name: sum(scheduler.fits(view.free_cores, view.free_memory_mb,
                                          view.free_disk_gb, need)
                           for view in _zone_views(name, overcommit) if view.enabled)
                 for name in zones}
-        zone = min(zones, key=lambda name: (-room[name], zones.index(name)))
+        if scheduler.validate_policy(policy) == scheduler.ROUNDROBIN:
+            zone = min(zones, key=lambda name: (-room[name], zones.index(name)))
+        else:
+            zone = next((name for name in zones if room[name] >= min_count), zones[0])
     return zone, _reserve(zone, need, min_count, max_count, policy, overcommit)
 
 

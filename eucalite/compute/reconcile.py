@@ -31,6 +31,7 @@ of those terminated meanwhile (their terminations are retried, or the domain is 
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -61,21 +62,23 @@ class ReconcileReport:
 
 
 def reconcile(cluster: ClusterService, ebs: EbsService, *, startup: bool = False,
-              board: StatusBoard | None = None) -> ReconcileReport:
+              board: StatusBoard | None = None,
+              now: dt.datetime | None = None) -> ReconcileReport:
     """One pass over every reachable node (needs an app context). *startup* also settles
     instances whose in-flight job died with the previous process. *board* (the status
     checks' record) learns whether each node answered and which running instances' domains
-    run."""
+    run. *now* (default: the clock) is when the nodes that answer are heard from."""
     report = ReconcileReport()
     for node in cluster.reachable():
-        _reconcile_node(cluster, ebs, node, startup, board, report)
+        _reconcile_node(cluster, ebs, node, startup, board, report, now)
     if cluster.local_node is not None:
         netplan.sync(cluster, reread=True)
     return report
 
 
 def _reconcile_node(cluster: ClusterService, ebs: EbsService, node: Node, startup: bool,
-                    board: StatusBoard | None, report: ReconcileReport) -> None:
+                    board: StatusBoard | None, report: ReconcileReport,
+                    now: dt.datetime | None) -> None:
     """One node's part of :func:`reconcile` (adds to *report*)."""
     node_id = node.node_id
     try:
@@ -85,8 +88,10 @@ def _reconcile_node(cluster: ClusterService, ebs: EbsService, node: Node, startu
         if board is not None:
             board.saw(node_id, False, {})
         return
-    if nodes.heard_from(node_id) is None:
-        return      # removed meanwhile: nothing of it to reconcile
+    if nodes.heard_from(node_id, now=now) is None:
+        # removed meanwhile (`eucalite node remove` in another process): forget it here too
+        cluster.detach(node_id)
+        return
     recorded = {row.id: row for row in db.session.execute(
         db.select(Instance).filter_by(node_id=node_id)).scalars()}
     db.session.rollback()

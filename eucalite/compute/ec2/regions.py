@@ -8,6 +8,11 @@ Eucalyptus 3 did: libcloud's Eucalyptus driver sends ``region-name=us-east-1`` w
 cloud, and must get this cloud's zones. For the cloud admin, the zone name ``verbose`` adds
 Eucalyptus' listing of how many instances of each type fit, and each node's use and overcommit
 ratios (see :func:`_capacity_items`).
+
+A zone is a cluster; its state comes from its nodes (:func:`eucalite.cluster.nodes.zone_states`):
+``available`` while one of them takes instances (or it has none yet), ``impaired`` with
+messages saying why when all of its nodes are disabled, draining or unreachable. Each zone's
+verbose listing counts only its own nodes.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Nodes (hosts running VMs), for the cloud admin: capacity (physical, and what each node's
-overcommit ratios, else the cloud's, let it hold), last seen, enabling or disabling each for
-new instances and setting its own ratios (what `eucalite node list/enable/disable/set` do)."""
+"""Nodes (hosts running VMs), for the cloud admin, grouped by zone: capacity (physical, and
+what each node's overcommit ratios, else the cloud's, let it hold), last seen, enabling,
+disabling or draining each for new instances, removing it and setting its own ratios (what
+`eucalite node list/enable/disable/drain/remove/set` do)."""
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
@@ -18,7 +19,8 @@ add_nav("console.nodes", "Nodes", admin=True)
 @admin_required
 def nodes():
     return render_template("console/nodes.html", nodes=services().cluster.node_capacities(),
-                           overcommit=Overcommit.of(services().config), max_ratios=MAX_RATIOS)
+                           overcommit=Overcommit.of(services().config), max_ratios=MAX_RATIOS,
+                           node_timeout=services().config["node_timeout"])
 
 
 @blueprint.route("/nodes/rows")
@@ -32,6 +34,13 @@ def nodes_rows():
 def node_state(node_id):
     state = request.form.get("state", "")
     act(lambda: services().cluster.set_node_state(node_id, state), f"Node {node_id} is now {state}.")
+    return redirect(url_for("console.nodes"))
+
+
+@blueprint.route("/nodes/<node_id>/remove", methods=["POST"])
+@admin_required
+def node_remove(node_id):
+    act(lambda: services().cluster.remove_node(node_id), f"Node {node_id} is removed.")
     return redirect(url_for("console.nodes"))
 
 
