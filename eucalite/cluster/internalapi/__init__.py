@@ -20,13 +20,15 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, request
 
-from ...errors import AwsError, InvalidParameterValue
+from ...errors import AwsError, InvalidParameterValue, RequestEntityTooLarge
 from .. import joining
 from .nodeauth import ReplayCache, authenticate_node, require_node
 
 PREFIX = "/internal/v1"
 DOCUMENT = Path(__file__).with_name("openapi.json")
 DEFAULT_HEARTBEAT_INTERVAL = 10
+#: Largest request body: a heartbeat lists every domain of its node in a few KiB.
+MAX_BODY = 1024 * 1024
 
 blueprint = Blueprint("internalapi", __name__, url_prefix=PREFIX)
 
@@ -48,10 +50,21 @@ def _error(error: AwsError) -> Response:
                             "request_id": getattr(g, "request_id", "")}}, error.status)
 
 
+def _raw_body() -> bytes:
+    """The request body, read once and at most MAX_BODY bytes (before the signature is
+    checked, as the signature covers it: no unauthenticated client makes us hold more)."""
+    if "internal_body" not in g:
+        data = request.stream.read(MAX_BODY + 1)
+        if len(data) > MAX_BODY:
+            raise RequestEntityTooLarge(f"The request body is larger than {MAX_BODY} bytes.")
+        g.internal_body = data
+    return g.internal_body
+
+
 def _body() -> dict:
     """The request's JSON object (InvalidParameterValue for anything else)."""
     try:
-        body = json.loads(request.get_data(cache=True) or b"{}")
+        body = json.loads(_raw_body() or b"{}")
     except ValueError:
         raise InvalidParameterValue("The request body is not JSON.")
     if not isinstance(body, dict):
@@ -68,15 +81,14 @@ def _config() -> dict:
 
 
 def _heartbeat_interval() -> int:
-    return int(_config().get("heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL)
+    return max(1, int(_config().get("heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL))
 
 
 def node_route(function):
     """A route under ``/nodes/<node_id>``: signed by that node's key, else refused."""
     @functools.wraps(function)
     def route(node_id: str, **kwargs):
-        identity = authenticate_node(request.environ, request.get_data(cache=True),
-                                     _replay_cache())
+        identity = authenticate_node(request.environ, _raw_body(), _replay_cache())
         require_node(identity, node_id)
         return function(node_id, **kwargs)
     return route
