@@ -2,7 +2,8 @@
 # One command to set eucalite up on a fresh machine, then serve it or test it.
 #
 #   ./setup.sh serve [eucalite serve options]   install into .venv and serve the cloud
-#   ./setup.sh test  [pytest options]           install everything and run the whole test suite
+#   ./setup.sh test  [pytest options]           install everything and run the whole test suite,
+#                                               then again on PostgreSQL (all but real-VM tests)
 #
 # Installs what is missing (Python venv, the package and its test tools) and leaves the
 # machine as it found it otherwise. Safe to run again: finished steps are skipped quickly.
@@ -28,14 +29,14 @@ ensure_python() {
     fi
 }
 
-install_package() {  # $1: extras beyond node and lio, e.g. "" or ",test,bench"
+install_package() {  # $1: extras beyond node, lio and postgresql, e.g. "" or ",test,bench"
     # node (libvirt-python, compiled against libvirt-dev) and lio (rtslib-fb) are extras:
-    # where they cannot be installed, eucalite still serves everything but that duty
-    log "installing eucalite[node,lio$1] into $VENV"
-    if ! "$VENV/bin/pip" install -q -e ".[node,lio$1]"; then
+    # where they cannot be installed, eucalite still serves everything but that duty;
+    # postgresql (psycopg's binary wheel) lets database_url name a PostgreSQL server
+    log "installing eucalite[node,lio,postgresql$1] into $VENV"
+    if ! "$VENV/bin/pip" install -q -e ".[node,lio,postgresql$1]"; then
         log "could not install the node/lio extras: node duty will be off (see above)"
-        local rest=${1#,}
-        "$VENV/bin/pip" install -q -e ".${rest:+[$rest]}"
+        "$VENV/bin/pip" install -q -e ".[postgresql$1]"
     fi
 }
 
@@ -163,6 +164,53 @@ stop_started_daemons() {  # stop, newest first, only the daemons ensure_libvirtd
     done
 }
 
+ensure_postgresql() {  # Debian 12's server, for the suite's PostgreSQL pass (not started here)
+    apt_install "the tests' PostgreSQL pass" postgresql-15
+}
+
+PG_DIR=
+start_test_postgres() {  # a private server: its own data directory and unix socket in a
+    # temporary directory, no TCP port, fsync off (a test database is thrown away); sets
+    # EUCALITE_TEST_DATABASE_URL. initdb refuses root, so as root it runs as `postgres`.
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+        log "PostgreSQL is not installed: no PostgreSQL pass"; return 1
+    fi
+    local as=()
+    PG_DIR=$(mktemp -d /tmp/eucalite-pg.XXXXXX)
+    if [ "$(id -u)" -eq 0 ]; then
+        if ! id postgres >/dev/null 2>&1; then
+            log "no postgres user to run PostgreSQL as: no PostgreSQL pass"; return 1
+        fi
+        chown postgres "$PG_DIR"
+        as=(runuser -u postgres --)
+    fi
+    log "starting a private PostgreSQL server in $PG_DIR"
+    "${as[@]+"${as[@]}"}" "$bin/initdb" -D "$PG_DIR/data" -U eucalite -A trust -E UTF8 \
+        --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+    PG_CTL=("${as[@]+"${as[@]}"}" "$bin/pg_ctl" -D "$PG_DIR/data")
+    "${PG_CTL[@]}" -l "$PG_DIR/server.log" -w -t 60 start -o "-k $PG_DIR -c listen_addresses='' \
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+        >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
+    export EUCALITE_TEST_DATABASE_URL="postgresql://eucalite@/postgres?host=$PG_DIR"
+}
+
+stop_test_postgres() {  # stop the private server (if started) and remove its directory
+    [ -n "$PG_DIR" ] || return 0
+    if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        log "stopping the private PostgreSQL server"
+        "${PG_CTL[@]}" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$PG_DIR"
+    PG_DIR=
+}
+
+cleanup_test() {  # on any exit of the test command
+    stop_test_postgres
+    stop_started_daemons
+}
+
 build_test_guest() {  # the tiny guest the real-VM tests boot (cached between runs)
     local dir=${EUCALITE_TEST_GUEST_DIR:-/var/tmp/eucalite-guest}
     if "$VENV/bin/eucalite" guest build --out "$dir" >/dev/null; then
@@ -209,8 +257,9 @@ case "$cmd" in
         ensure_test_clients
         ensure_node_packages
         ensure_storage_packages
+        ensure_postgresql
         unpack_cloud_init
-        trap stop_started_daemons EXIT
+        trap cleanup_test EXIT
         ensure_libvirtd
         ensure_tgtd
         export PATH="$VENV/bin:$PATH"
@@ -229,6 +278,23 @@ case "$cmd" in
         status=$?
         set -e
         # pytest exits 5 when it collected nothing: that is a failure for CI, not a pass.
+        # Then every test but the real-VM ones once more with PostgreSQL as the database
+        # (tests/conftest.py gives each test its own; EUCALITE_TEST_POSTGRESQL=0 skips it).
+        if [ "${EUCALITE_TEST_POSTGRESQL:-1}" != 0 ]; then
+            if start_test_postgres; then
+                log "running the test suite again on PostgreSQL ($workers workers)"
+                set +e
+                SECONDS=0
+                env -u EUCALITE_TEST_LIBVIRT_URI python -m pytest -n "$workers" --dist loadfile "$@"
+                pg_status=$?
+                set -e
+                log "PostgreSQL pass: exit $pg_status after $((SECONDS / 60)) min $((SECONDS % 60)) s"
+                [ "$status" -ne 0 ] || status=$pg_status
+            else
+                log "could not start PostgreSQL: the PostgreSQL pass did not run (EUCALITE_TEST_POSTGRESQL=0 skips it)"
+                [ "$status" -ne 0 ] || status=1
+            fi
+        fi
         exit $status
         ;;
     *)

@@ -33,6 +33,20 @@ HOST_WIDE = {"test_console_browser.py", "test_create_image_real.py", "test_ebs_e
              "test_instance_shutdown_real.py", "test_node_real.py", "test_virt_contract.py"}
 
 
+# Files that boot real VMs or build the guest: the PostgreSQL pass (tests/pgutil.py) leaves
+# them to the SQLite pass, as their database work is what the other files test already.
+REAL_VM = HOST_WIDE - {"test_console_browser.py", "test_ebs_export.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not pgutil.URL:
+        return
+    skip = pytest.mark.skip(reason="real VMs: run on the SQLite pass only")
+    for item in items:
+        if item.path.name in REAL_VM:
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(optionalhook=True)         # a pytest-xdist hook: called only under -n
 def pytest_xdist_make_scheduler(config, log):
     """For ``--dist loadfile``: xdist's file-by-file scheduling with the HOST_WIDE files as

@@ -48,9 +48,10 @@ def test_wheel_contains_migrations_templates_and_static(wheel):
 # libvirt-python compiles against libvirt-dev, which a machine that only stores objects need
 # not have; rtslib-fb is for the kernel's LIO target, which most kernels here lack. The code
 # imports both on first use and says what is missing, so they are extras, not requirements.
-OPTIONAL = {"libvirt-python": "node", "rtslib-fb": "lio"}
+# Likewise psycopg, only for a PostgreSQL database_url.
+OPTIONAL = {"libvirt-python": "node", "rtslib-fb": "lio", "psycopg": "postgresql"}
 # what a wheel install of eucalite alone must not find (the extras' import names)
-OPTIONAL_MODULES = ("libvirt", "rtslib_fb")
+OPTIONAL_MODULES = ("libvirt", "rtslib_fb", "psycopg")
 
 
 def _requirements(wheel: Path) -> tuple[list[Requirement], set[str]]:
@@ -74,9 +75,9 @@ def test_libvirt_python_and_rtslib_fb_are_extras_not_requirements(wheel):
         assert wanted_by == {extra}, f"{package} comes with {wanted_by}, not [{extra}]"
 
 
-def test_setup_sh_installs_the_node_and_lio_extras():
+def test_setup_sh_installs_the_node_lio_and_postgresql_extras():
     text = (ROOT / "setup.sh").read_text()
-    assert 'pip" install -q -e ".[node,lio$1]"' in text
+    assert 'pip" install -q -e ".[node,lio,postgresql$1]"' in text
 
 
 def _bare_env(**extra) -> dict[str, str]:
@@ -84,6 +85,9 @@ def _bare_env(**extra) -> dict[str, str]:
     this checkout or this run's packages."""
     env = cli_env(**extra)
     env.pop("PYTHONPATH", None)
+    # a plain install has no PostgreSQL driver: its server keeps SQLite on the PostgreSQL
+    # pass of the suite too
+    env.pop("EUCALITE_DATABASE_URL", None)
     return env
 
 
@@ -105,7 +109,7 @@ def bare_venv(wheel, tmp_path_factory) -> Path:
     ours = Path(sysconfig.get_paths()["purelib"])
     deps = tmp_path / "site-packages"
     deps.mkdir()
-    left_out = ("eucalite", "__editable__", "libvirt", "rtslib", "pip")
+    left_out = ("eucalite", "__editable__", "libvirt", "rtslib", "psycopg", "pip")
     for entry in ours.iterdir():
         if not entry.name.lower().replace("-", "_").startswith(left_out):
             (deps / entry.name).symlink_to(entry)
@@ -216,6 +220,11 @@ FILES = {
         ("qemu-block-extra", "QEMU's own iSCSI initiator, for volumes exported over tgt"),
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf":
         ("fonts-dejavu-core", "chromium renders the console's text with it"),
+    # Debian 12's PostgreSQL (not on PATH): setup.sh's test command runs a private server
+    # for the suite's PostgreSQL pass
+    "/usr/lib/postgresql/15/bin/initdb": ("postgresql-15", "setup.sh test (PostgreSQL pass)"),
+    "/usr/lib/postgresql/15/bin/pg_ctl": ("postgresql-15", "setup.sh test (PostgreSQL pass)"),
+    "/usr/lib/postgresql/15/bin/postgres": ("postgresql-15", "the PostgreSQL pass's server"),
 }
 # Programs the suite runs from the virtual environment setup.sh creates (pip packages).
 FROM_VENV = {"aws", "eucalite", "pip", "python", "gunicorn", "moto_server"}
