@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from .nodeclient import InternalApiError, NodeClient, NodeCredentials
+from .nodeclient import InternalApiError, NodeClient, NodeCredentials, version
 from .service import ClusterService
 
 log = logging.getLogger(__name__)
 
 #: Seconds between tries while the controller cannot be reached at start.
 RETRY_SECONDS = 5
-
-
-def _version() -> str:
-    try:
-        return metadata.version("eucalite")
-    except metadata.PackageNotFoundError:     # pragma: no cover - a source tree
-        return "0"
 
 
 def join(controller_url: str, token: str, node_name: str, data_dir: Path,
@@ -76,7 +68,7 @@ class NodeAgent:
             "hypervisor_uri": self.config.get("libvirt_uri", "") if
             self.config.get("hypervisor", "libvirt") == "libvirt" else
             f"{self.config.get('hypervisor')}://",
-            "version": _version()})
+            "version": version()})
         self.interval = answer["heartbeat_interval"]
         return answer
 
@@ -84,7 +76,7 @@ class NodeAgent:
         domains = {instance: state.value for instance, state in
                    self.driver.list_domains().items()}
         answer = self.client.call("POST", self._node_path() + "/heartbeat", {
-            "capacity": self._capacity(), "domains": domains, "version": _version()})
+            "capacity": self._capacity(), "domains": domains, "version": version()})
         self.interval = answer["heartbeat_interval"]
         return answer
 

@@ -104,8 +104,9 @@ def create_token(zone: str, zones: Iterable[str], lifetime: dt.timedelta,
 
 def exchange(token: str, node_name: str) -> Joined:
     """Spend *token* for node *node_name*: a new node key (the node appears when it
-    registers, in the token's zone: :func:`register`). Raises JoinRefused for a token that is unknown,
-    used or expired, NodeExists when the name is taken."""
+    registers, in the token's zone: :func:`register`). Raises JoinRefused for a token that
+    is unknown, used or expired, NodeExists when the name is taken (by a node, or by a
+    joined node that has not registered yet)."""
     if not isinstance(node_name, str) or not _NODE_NAME.match(node_name):
         raise InvalidParameterValue(f"Invalid node name {node_name!r}: letters, digits, "
                                     "'.', '-' and '_', at most 63.")

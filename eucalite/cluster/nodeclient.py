@@ -15,15 +15,26 @@ import ssl
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import sigv4
 
+#: The protocol's names, which the controller's side (:mod:`.internalapi`) uses too: the
+#: SigV4 service name and the API's path.
 SERVICE = "eucalite-node"
 API_PATH = "/internal/v1"
 CREDENTIALS_FILE = "node-credentials.json"
+
+
+def version() -> str:
+    """This package's version, which each side tells the other."""
+    try:
+        return metadata.version("eucalite")
+    except metadata.PackageNotFoundError:     # pragma: no cover - a source tree
+        return "0"
 
 
 class InternalApiError(Exception):

@@ -15,29 +15,21 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import metadata
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, request
 
 from ...errors import AwsError, InvalidParameterValue, RequestEntityTooLarge
 from .. import joining
+from ..nodeclient import API_PATH, version
 from .nodeauth import ReplayCache, authenticate_node, require_node
 
-PREFIX = "/internal/v1"
 DOCUMENT = Path(__file__).with_name("openapi.json")
 DEFAULT_HEARTBEAT_INTERVAL = 10
 #: Largest request body: a heartbeat lists every domain of its node in a few KiB.
 MAX_BODY = 1024 * 1024
 
-blueprint = Blueprint("internalapi", __name__, url_prefix=PREFIX)
-
-
-def version() -> str:
-    try:
-        return metadata.version("eucalite")
-    except metadata.PackageNotFoundError:     # pragma: no cover - a source tree
-        return "0"
+blueprint = Blueprint("internalapi", __name__, url_prefix=API_PATH)
 
 
 def _json(payload, status: int = 200) -> Response:

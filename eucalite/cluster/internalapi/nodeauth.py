@@ -19,8 +19,8 @@ from ...errors import AuthError, AwsError
 from ...requesttime import amz_date
 from .. import joining
 from ..joining import NodeIdentity
+from ..nodeclient import SERVICE
 
-SERVICE = "eucalite-node"
 #: Seconds a request's X-Amz-Date may differ from the controller's clock.
 REPLAY_WINDOW = 300
 #: Signatures remembered at most: 100 nodes heartbeating every 10 s fill 6,000 in a window.
