@@ -162,7 +162,6 @@ def test_powersave_packs_onto_nodes_already_in_use(tmp_path):
 
 
 def test_concurrent_launches_never_oversubscribe_a_node(big):
-    ec2 = big.live.client("ec2")
     results: list[int] = []
     errors: list[str] = []
 

@@ -5,8 +5,10 @@ pass whether it could reach the node's hypervisor and which instances' domains i
 running. From that and the node's recorded state the checks read as AWS's:
 
 * system status (the node): ``ok`` while the node answers, ``impaired`` when the last pass
-  could not reach it or the cluster marked it unreachable, ``initializing`` before any pass
-  saw it; a node an administrator disabled shows a ``system-maintenance`` event;
+  could not reach it or the cluster marked it unreachable (the failure monitor,
+  :func:`eucalite.cluster.nodes.mark_silent`: silent for longer than ``node_timeout``, its
+  ``status_impaired_since`` the last time it was heard from), ``initializing`` before any
+  pass saw it; a node an administrator disabled shows a ``system-maintenance`` event;
 * instance status (the guest): ``ok`` once a pass saw its domain running, ``impaired`` when the
   last pass saw it not running, ``initializing`` until a pass has looked;
 * ``not-applicable`` for both while the instance is not running.
