@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .. import sigv4
 
@@ -89,8 +89,9 @@ def sign(method: str, url: str, body: bytes, access_key_id: str, secret: str, re
     headers = {"host": parts.netloc, "x-amz-content-sha256": payload, "x-amz-date": amz_date,
                "x-eucalite-nonce": secrets.token_hex(8)}
     signed = sorted(headers)
-    query = sigv4.canonical_query(
-        [tuple(pair.partition("=")[::2]) for pair in parts.query.split("&") if pair])
+    query = sigv4.canonical_query([(unquote(key), unquote(value)) for key, _, value in
+                                   (pair.partition("=") for pair in parts.query.split("&"))
+                                   if key])
     canonical = sigv4.canonical_request(method, parts.path or "/", query,
                                         sigv4.canonical_headers(headers, signed), signed,
                                         payload)
