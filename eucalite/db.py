@@ -117,8 +117,21 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+def require_driver(url: str) -> None:
+    """Raise ValueError saying what to install when *url* is PostgreSQL and psycopg (the
+    ``postgresql`` extra) is missing, rather than an ImportError from deep in SQLAlchemy."""
+    if not engine_url(url).startswith("postgresql+psycopg://"):
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ValueError("database_url names a PostgreSQL server, but its driver is not "
+                         "installed: pip install 'eucalite[postgresql]' (psycopg 3)") from None
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply every migration up to *revision* on the database at *url* (idempotent)."""
+    require_driver(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)

@@ -1,6 +1,9 @@
 """Schema migrations: they match the models, apply at start and keep data across upgrades."""
 from __future__ import annotations
 
+import sys
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -19,6 +22,16 @@ def test_migrations_build_exactly_the_models_schema(empty_database_url):
                                        db_module.db.metadata)
     engine.dispose()
     assert differences == [], "models changed without a migration: " + repr(differences)
+
+
+def test_postgresql_urls_use_psycopg_and_say_when_it_is_missing(monkeypatch):
+    for url in ("postgresql://u:p@db/euca", "postgres://u:p@db/euca",
+                "postgresql+psycopg://u:p@db/euca"):
+        assert db_module.engine_url(url) == "postgresql+psycopg://u:p@db/euca"
+    assert db_module.engine_url("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    monkeypatch.setitem(sys.modules, "psycopg", None)      # not installed
+    with pytest.raises(ValueError, match=r"eucalite\[postgresql\]"):
+        db_module.upgrade("postgresql://u:p@db/euca")
 
 
 def test_database_is_at_head_after_start(app):
