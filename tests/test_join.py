@@ -1,0 +1,101 @@
+"""A second host joins the cloud as a user does it: `eucalite node token` on the controller,
+`eucalite join URL TOKEN` on the node host (a separate process on the fake hypervisor), and
+after a restart `eucalite serve --node-only`; the node shows in `eucalite node list` and
+DescribeAvailabilityZones verbose with its zone and capacity."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+
+from eucalite import config as config_module
+from eucalite.cluster import nodes
+from eucalite.cluster.models import Node
+from eucalite.db import db
+from liveutil import start_live
+from serverutil import EUCALITE, cli_env, run, stop, wait_until
+
+
+def _node(live, node_id):
+    with live.app.app_context():
+        node = db.session.get(Node, node_id)
+        return None if node is None else (node.zone, node.state, node.cores, node.last_seen)
+
+
+def _node_process(*args, data_dir):
+    env = cli_env(EUCALITE_HYPERVISOR="fake", EUCALITE_LOG_LEVEL="INFO")
+    env.pop("EUCALITE_CONFIG", None)
+    return subprocess.Popen([EUCALITE, *args, "--data-dir", str(data_dir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
+    controller_dir, node_dir = tmp_path / "controller", tmp_path / "node"
+    controller_dir.mkdir()
+    (controller_dir / "eucalite.toml").write_text(
+        'zones = ["lab-1a", "lab-1b"]\nheartbeat_interval = 1\n')
+    live, server = start_live(controller_dir)
+    config_module.remember_served_url(live.app.config["EUCALITE"])
+    process = None
+    try:
+        printed = run(EUCALITE, "node", "token", "--zone", "lab-1b", "--expires", "10m",
+                      "--data-dir", str(controller_dir), env=cli_env()).stdout
+        token = re.search(r"^token (\S+)$", printed, re.M).group(1)
+        command = re.search(r"^  eucalite join (\S+) (\S+)$", printed, re.M)
+        assert command.group(2) == token and "zone lab-1b" in printed
+        url = command.group(1)
+
+        process = _node_process("join", url, token, "--node-name", "far-node",
+                                data_dir=node_dir)
+        wait_until(lambda: (_node(live, "far-node") or (0, 0, 0))[2] == 8,
+                   "the joined node to register its capacity", show=lambda: stop(process))
+        credentials = node_dir / "node-credentials.json"
+        assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
+        assert "secret_access_key" in credentials.read_text()
+
+        listed = run(EUCALITE, "node", "list", "--data-dir", str(controller_dir),
+                     env=cli_env()).stdout
+        row = next(line.split("\t") for line in listed.splitlines()
+                   if line.startswith("far-node\t"))
+        assert row[1:3] == ["lab-1b", "enabled"] and row[4] == "8" and row[6] == "16384"
+        zones = live.client("ec2").describe_availability_zones(ZoneNames=["verbose"])
+        far = [zone["ZoneName"] for zone in zones["AvailabilityZones"]
+               if zone["ZoneName"].startswith("|- node far-node")]
+        assert far == ["|- node far-node"]
+        by_zone, current = {}, None
+        for zone in zones["AvailabilityZones"]:
+            if not zone["ZoneName"].startswith("|-"):
+                current = zone["ZoneName"]
+            by_zone.setdefault(current, []).append(zone["ZoneName"])
+        assert "|- node far-node" in by_zone["lab-1b"]
+        assert "|- node far-node" not in by_zone["lab-1a"]
+
+        registered = _node(live, "far-node")[3]
+        wait_until(lambda: _node(live, "far-node")[3] > registered, "a heartbeat")
+        output = stop(process)
+        assert process.returncode == 0, output
+        assert "joined" in output
+
+        again = run(EUCALITE, "join", url, token, "--data-dir", str(tmp_path / "other"),
+                    "--node-name", "other-node", check=False, env=cli_env())
+        assert again.returncode == 1 and "InvalidJoinToken" in again.stderr
+
+        with live.app.app_context():
+            nodes.mark_unreachable("far-node")
+        stopped = _node(live, "far-node")[3]
+        process = _node_process("serve", "--node-only", data_dir=node_dir)
+        wait_until(lambda: _node(live, "far-node")[1] == "enabled"
+                   and _node(live, "far-node")[3] > stopped,
+                   "the restarted node to register again", show=lambda: stop(process))
+        assert stop(process) and process.returncode == 0
+    finally:
+        if process is not None and process.poll() is None:
+            stop(process)
+        server.shutdown()
+
+
+def test_serve_node_only_needs_credentials(tmp_path):
+    result = run(EUCALITE, "serve", "--node-only", "--data-dir", str(tmp_path), check=False,
+                 env=cli_env(EUCALITE_HYPERVISOR="fake"))
+    assert result.returncode == 1 and "join first" in result.stderr
