@@ -4,21 +4,25 @@ after a restart `eucalite serve --node-only`; the node shows in `eucalite node l
 DescribeAvailabilityZones verbose with its zone and capacity."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import stat
 import subprocess
+import threading
 
-from eucalite import config as config_module
-from eucalite.cluster import nodes
+from werkzeug.serving import make_server
+
+from eucalite import config as config_module, create_app
+from eucalite.cluster import joining, nodes
 from eucalite.cluster.models import Node
 from eucalite.db import db
-from liveutil import start_live
-from serverutil import EUCALITE, cli_env, run, stop, wait_until
+from liveutil import free_port, start_live
+from serverutil import EUCALITE, cli_env, run, self_signed, stop, wait_until
 
 
-def _node(live, node_id):
-    with live.app.app_context():
+def _node(app, node_id):
+    with app.app_context():
         node = db.session.get(Node, node_id)
         return None if node is None else (node.zone, node.state, node.cores, node.last_seen)
 
@@ -48,7 +52,7 @@ def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
 
         process = _node_process("join", url, token, "--node-name", "far-node",
                                 data_dir=node_dir)
-        wait_until(lambda: (_node(live, "far-node") or (0, 0, 0))[2] == 8,
+        wait_until(lambda: (_node(live.app, "far-node") or (0, 0, 0))[2] == 8,
                    "the joined node to register its capacity", show=lambda: stop(process))
         credentials = node_dir / "node-credentials.json"
         assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
@@ -71,8 +75,8 @@ def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
         assert "|- node far-node" in by_zone["lab-1b"]
         assert "|- node far-node" not in by_zone["lab-1a"]
 
-        registered = _node(live, "far-node")[3]
-        wait_until(lambda: _node(live, "far-node")[3] > registered, "a heartbeat")
+        registered = _node(live.app, "far-node")[3]
+        wait_until(lambda: _node(live.app, "far-node")[3] > registered, "a heartbeat")
         output = stop(process)
         assert process.returncode == 0, output
         assert "joined" in output
@@ -83,10 +87,10 @@ def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
 
         with live.app.app_context():
             nodes.mark_unreachable("far-node")
-        stopped = _node(live, "far-node")[3]
+        stopped = _node(live.app, "far-node")[3]
         process = _node_process("serve", "--node-only", data_dir=node_dir)
-        wait_until(lambda: _node(live, "far-node")[1] == "enabled"
-                   and _node(live, "far-node")[3] > stopped,
+        wait_until(lambda: _node(live.app, "far-node")[1] == "enabled"
+                   and _node(live.app, "far-node")[3] > stopped,
                    "the restarted node to register again", show=lambda: stop(process))
         assert stop(process) and process.returncode == 0
     finally:
@@ -99,3 +103,41 @@ def test_serve_node_only_needs_credentials(tmp_path):
     result = run(EUCALITE, "serve", "--node-only", "--data-dir", str(tmp_path), check=False,
                  env=cli_env(EUCALITE_HYPERVISOR="fake"))
     assert result.returncode == 1 and "join first" in result.stderr
+
+
+def test_a_node_joins_an_https_controller_with_its_certificate(tmp_path):
+    """`--cafile` trusts a controller's own certificate, and `serve --node-only` keeps
+    trusting it after a restart; without it the join fails on the certificate."""
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    app = create_app({"data_dir": str(tmp_path / "controller"), "node": False,
+                      "port": port, "heartbeat_interval": 1})
+    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=(cert, key))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{port}"
+
+    def token():
+        with app.app_context():
+            return joining.create_token("eucalyptus-1a", ["eucalyptus-1a"],
+                                        dt.timedelta(hours=1), "test")[0]
+    process = None
+    try:
+        untrusted = run(EUCALITE, "join", url, token(), "--data-dir", str(tmp_path / "n0"),
+                        "--node-name", "untrusting", check=False,
+                        env=cli_env(EUCALITE_HYPERVISOR="fake"))
+        assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+
+        process = _node_process("join", url, token(), "--node-name", "tls-node",
+                                "--cafile", cert, data_dir=tmp_path / "node")
+        wait_until(lambda: (_node(app, "tls-node") or (0, 0, 0))[2] == 8,
+                   "the node to register over https", show=lambda: stop(process))
+        stop(process)
+        stopped = _node(app, "tls-node")[3]
+        process = _node_process("serve", "--node-only", data_dir=tmp_path / "node")
+        wait_until(lambda: _node(app, "tls-node")[3] > stopped,
+                   "the restarted node to reach the https controller",
+                   show=lambda: stop(process))
+    finally:
+        if process is not None and process.poll() is None:
+            stop(process)
+        server.shutdown()

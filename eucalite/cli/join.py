@@ -49,12 +49,12 @@ def _load_config(data_dir: str | None) -> dict:
         raise click.ClickException(str(error))
 
 
-def _run_agent(config: dict, credentials: NodeCredentials, cafile: str | None) -> None:
+def _run_agent(config: dict, credentials: NodeCredentials) -> None:
     """Node duty until SIGTERM or Ctrl-C; a refused key exits 1."""
     logging.basicConfig(level=config.get("log_level", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        agent = NodeAgent(config, credentials, cafile=cafile)
+        agent = NodeAgent(config, credentials)
     except (DriverError, ImportError, OSError) as error:
         raise click.ClickException(f"cannot open the hypervisor: {error}")
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
@@ -75,7 +75,8 @@ def _run_agent(config: dict, credentials: NodeCredentials, cafile: str | None) -
 @common.data_dir_option
 @click.option("--node-name", help="This node's id in the cloud (default: the host name).")
 @click.option("--cafile", type=click.Path(dir_okay=False, exists=True),
-              help="CA bundle to trust for an https:// controller with its own certificate.")
+              help="CA bundle to trust for an https:// controller with its own certificate "
+                   "(kept for later starts).")
 def join_command(url, token, data_dir, node_name, cafile):
     """Join this host to the cloud at URL as a node with a one-time TOKEN (from `eucalite
     node token`), then serve node duty only. The node's credentials stay in the data
@@ -88,14 +89,14 @@ def join_command(url, token, data_dir, node_name, cafile):
         raise click.ClickException(f"join refused: {error}")
     click.echo(f"joined {url} as node {credentials.node_id} in zone {credentials.zone}; "
                f"credentials in {Path(config['data_dir']) / CREDENTIALS_FILE}")
-    _run_agent(config, credentials, cafile)
+    _run_agent(config, credentials)
 
 
-def serve_node_only(data_dir: str | None, cafile: str | None = None) -> None:
+def serve_node_only(data_dir: str | None) -> None:
     """`eucalite serve --node-only`: node duty for the controller this host joined."""
     config = _load_config(data_dir)
     credentials = NodeCredentials.load(Path(config["data_dir"]))
     if credentials is None:
         raise click.ClickException(f"no node credentials in {config['data_dir']}: join "
                                    "first with `eucalite join URL TOKEN`")
-    _run_agent(config, credentials, cafile)
+    _run_agent(config, credentials)

@@ -26,12 +26,14 @@ RETRY_SECONDS = 5
 def join(controller_url: str, token: str, node_name: str, data_dir: Path,
          cafile: str | None = None) -> NodeCredentials:
     """Exchange *token* at the controller for this node's credentials and save them (0600)
-    in *data_dir*. Raises InternalApiError (e.g. InvalidJoinToken)."""
+    in *data_dir*, with *cafile* (trusted for an https:// controller from now on). Raises
+    InternalApiError (e.g. InvalidJoinToken)."""
     answer = NodeClient(controller_url, cafile=cafile).join(token, node_name)
     credentials = NodeCredentials(controller_url=controller_url, node_id=answer["node_id"],
                                   zone=answer["zone"], region=answer["region"],
                                   access_key_id=answer["access_key_id"],
-                                  secret_access_key=answer["secret_access_key"])
+                                  secret_access_key=answer["secret_access_key"],
+                                  cafile=str(Path(cafile).resolve()) if cafile else "")
     credentials.save(data_dir)
     return credentials
 
@@ -41,12 +43,11 @@ class NodeAgent:
     names, until :meth:`stop`. A controller that cannot be reached is retried; one that
     refuses the node's key (the node was removed) ends the loop."""
 
-    def __init__(self, config: Mapping[str, Any], credentials: NodeCredentials,
-                 cafile: str | None = None):
+    def __init__(self, config: Mapping[str, Any], credentials: NodeCredentials):
         self.config = config
         self.credentials = credentials
         self.client = NodeClient(config.get("controller_url") or credentials.controller_url,
-                                 credentials, cafile=cafile)
+                                 credentials, cafile=credentials.cafile or None)
         self.driver = ClusterService(config).open_driver()
         self.interval = 10
         self._stop = threading.Event()

@@ -55,6 +55,9 @@ class NodeCredentials:
     region: str
     access_key_id: str
     secret_access_key: str
+    # A CA bundle trusted for an https:// controller with its own certificate ("": the
+    # system's), given at join and used on every later start.
+    cafile: str = ""
 
     def save(self, data_dir: Path) -> Path:
         """Write to *data_dir* readable by this user only (created 0600, then renamed)."""
