@@ -26,6 +26,7 @@ def test_admin_makes_a_join_token_that_joins_one_node(tmp_path):
         command = html.unescape(re.search(r"<pre data-command>([^<]+)</pre>", page).group(1))
         assert command.startswith("eucalite join http") and command.endswith(" " + token)
         assert "Zone lab-1b" in page
+        assert "data-url-hint" in page and "public_url" in page    # served on loopback
         # shown once: the form page does not show it again
         assert token not in admin.text("/console/nodes/token")
         with app.app_context():

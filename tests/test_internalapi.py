@@ -187,6 +187,13 @@ def test_tokens_work_once_and_only_until_they_expire(controller):
     assert _node(controller, "second") is None and _node(controller, "y") is None
 
 
+def test_a_join_command_on_loopback_says_what_to_change():
+    assert "public_url" in joining.unreachable_url_hint("http://127.0.0.1:8773")
+    assert joining.unreachable_url_hint("https://localhost:8773") is not None
+    assert joining.unreachable_url_hint("http://192.0.2.10:8773") is None
+    assert joining.unreachable_url_hint("https://cloud.lab.example:8773") is None
+
+
 def test_a_token_names_one_of_the_zones(controller):
     with controller.app.app_context(), pytest.raises(Exception, match="Invalid availability"):
         joining.create_token("nowhere-1a", ["eucalyptus-1a"], dt.timedelta(hours=1), "t")

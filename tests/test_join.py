@@ -43,8 +43,10 @@ def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
     config_module.remember_served_url(live.app.config["EUCALITE"])
     process = None
     try:
-        printed = run(EUCALITE, "node", "token", "--zone", "lab-1b", "--expires", "10m",
-                      "--data-dir", str(controller_dir), env=cli_env()).stdout
+        result = run(EUCALITE, "node", "token", "--zone", "lab-1b", "--expires", "10m",
+                     "--data-dir", str(controller_dir), env=cli_env())
+        printed = result.stdout
+        assert "loopback" in result.stderr       # this controller serves on 127.0.0.1
         token = re.search(r"^token (\S+)$", printed, re.M).group(1)
         command = re.search(r"^  eucalite join (\S+) (\S+)$", printed, re.M)
         assert command.group(2) == token and "zone lab-1b" in printed

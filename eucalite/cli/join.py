@@ -37,9 +37,12 @@ def node_token(zone, expires):
     click.echo(f"token {token}")
     click.echo(f"zone {row.zone}")
     click.echo(f"expires {row.expires:%Y-%m-%dT%H:%M:%SZ}")
+    url = config_module.public_url(config, use_served=True)
     click.echo("join the node host with:")
-    click.echo("  " + joining.join_command(config_module.public_url(config, use_served=True),
-                                           token))
+    click.echo("  " + joining.join_command(url, token))
+    hint = joining.unreachable_url_hint(url)
+    if hint:
+        click.echo(f"note: {hint}", err=True)
 
 
 def _load_config(data_dir: str | None) -> dict:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
 from .. import ids
 from ..accounts import utcnow
@@ -202,3 +204,18 @@ def node_row(node_id: str) -> Node | None:
 def join_command(controller_url: str, token: str) -> str:
     """The command line an admin runs on the node host to join with *token*."""
     return f"eucalite join {controller_url} {token}"
+
+
+def unreachable_url_hint(controller_url: str) -> str | None:
+    """What to change when *controller_url* names this host's loopback, which no other
+    host reaches (None when it names another address)."""
+    host = urlsplit(controller_url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        return None
+    return (f"{controller_url} is this host's loopback: serve on an address the node host "
+            "reaches (--host 0.0.0.0) and set public_url to it, or give that URL to "
+            "`eucalite join` instead")

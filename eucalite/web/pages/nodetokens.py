@@ -38,5 +38,7 @@ def node_token_create():
         db.session.rollback()
         notify_error(error)
         return _page(), 400
-    command = joining.join_command(config_module.public_url(config, use_served=True), token)
-    return _page(token=token, zone=row.zone, expires=row.expires, command=command)
+    url = config_module.public_url(config, use_served=True)
+    return _page(token=token, zone=row.zone, expires=row.expires,
+                 command=joining.join_command(url, token),
+                 hint=joining.unreachable_url_hint(url))
