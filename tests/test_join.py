@@ -143,3 +143,19 @@ def test_a_node_joins_an_https_controller_with_its_certificate(tmp_path):
         if process is not None and process.poll() is None:
             stop(process)
         server.shutdown()
+
+
+def test_a_host_without_a_usable_hypervisor_spends_no_token(tmp_path):
+    live, server = start_live(tmp_path / "controller")
+    try:
+        with live.app.app_context():
+            token = joining.create_token("eucalyptus-1a", ["eucalyptus-1a"],
+                                         dt.timedelta(hours=1), "test")[0]
+        result = run(EUCALITE, "join", live.base_url, token, "--data-dir",
+                     str(tmp_path / "node"), check=False,
+                     env=cli_env(EUCALITE_HYPERVISOR="no-such-hypervisor"))
+        assert result.returncode == 1 and "token is not spent" in result.stderr
+        with live.app.app_context():
+            assert joining.exchange(token, "later").node_id == "later"
+    finally:
+        server.shutdown()

@@ -16,7 +16,7 @@ from flask import current_app
 
 from .. import config as config_module
 from ..cluster import joining
-from ..cluster.agent import NodeAgent, join
+from ..cluster.agent import NodeAgent, check_hypervisor, join
 from ..cluster.nodeclient import CREDENTIALS_FILE, InternalApiError, NodeCredentials
 from ..cluster.virt.driver import DriverError
 from . import common
@@ -85,6 +85,11 @@ def join_command(url, token, data_dir, node_name, cafile):
     node token`), then serve node duty only. The node's credentials stay in the data
     directory (0600); after a restart run `eucalite serve --node-only`."""
     config = _load_config(data_dir)
+    try:
+        check_hypervisor(config)
+    except (DriverError, ImportError, OSError) as error:
+        raise click.ClickException(f"cannot open the hypervisor, so this host cannot be a "
+                                   f"node yet (the token is not spent): {error}")
     try:
         credentials = join(url, token, node_name or config.get("node_name") or
                            socket.gethostname(), Path(config["data_dir"]), cafile)

@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 5
 
 
+def check_hypervisor(config: Mapping[str, Any]) -> None:
+    """Open and close the configured hypervisor (raises DriverError or ImportError saying
+    why it cannot be used), so a join spends no token on a host that cannot serve."""
+    driver = ClusterService(config).open_driver()
+    try:
+        driver.capacity()
+    finally:
+        driver.close()
+
+
 def join(controller_url: str, token: str, node_name: str, data_dir: Path,
          cafile: str | None = None) -> NodeCredentials:
     """Exchange *token* at the controller for this node's credentials and save them (0600)
