@@ -169,6 +169,18 @@ def test_bad_bodies_are_refused_in_the_error_shape(controller):
     assert (status, answer["error"]["code"]) == (413, "RequestEntityTooLarge")
 
 
+def test_a_failure_answers_in_the_error_shape(controller, monkeypatch):
+    client = _joined(controller, "node-e")
+
+    def broken(*args):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(joining, "register", broken)
+    error = _refused(lambda: NodeClient.call(client, "PUT", "/nodes/node-e",
+                                             {"capacity": CAPACITY, "hypervisor_uri": ""}))
+    assert (error.status, error.code) == (500, "InternalError")
+    assert "disk on fire" not in error.message
+
+
 def test_tokens_work_once_and_only_until_they_expire(controller):
     token = _token(controller)
     CheckedClient(controller.base_url).join(token, "first")

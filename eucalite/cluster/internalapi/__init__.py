@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from ...errors import AwsError, InvalidParameterValue, RequestEntityTooLarge
 from .. import joining
@@ -28,6 +30,8 @@ DOCUMENT = Path(__file__).with_name("openapi.json")
 DEFAULT_HEARTBEAT_INTERVAL = 10
 #: Largest request body: a heartbeat lists every domain of its node in a few KiB.
 MAX_BODY = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("internalapi", __name__, url_prefix=API_PATH)
 
@@ -40,6 +44,16 @@ def _json(payload, status: int = 200) -> Response:
 def _error(error: AwsError) -> Response:
     return _json({"error": {"code": error.code, "message": error.message,
                             "request_id": getattr(g, "request_id", "")}}, error.status)
+
+
+@blueprint.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    """Anything else still answers in the API's error shape (a node parses no HTML)."""
+    if isinstance(error, HTTPException):
+        return _error(AwsError(error.description or error.name, code=error.name.replace(" ", ""),
+                               status=error.code or 500))
+    log.exception("internal API request failed")
+    return _error(AwsError("The controller failed to handle the request."))
 
 
 def _raw_body() -> bytes:
