@@ -17,6 +17,8 @@ from eucalite import config as config_module, create_app
 from eucalite.cluster import joining, nodes
 from eucalite.cluster.models import Node
 from eucalite.db import db
+from awsutil import failure
+from ec2util import make_image
 from liveutil import free_port, start_live
 from serverutil import EUCALITE, cli_env, run, self_signed, stop, wait_until
 
@@ -76,6 +78,11 @@ def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
             by_zone.setdefault(current, []).append(zone["ZoneName"])
         assert "|- node far-node" in by_zone["lab-1b"]
         assert "|- node far-node" not in by_zone["lab-1a"]
+        # until remote nodes take commands, a launch there says so rather than failing later
+        code, _, answer = failure(live.client("ec2").run_instances, ImageId=make_image(live),
+                                  MinCount=1, MaxCount=1,
+                                  Placement={"AvailabilityZone": "lab-1b"})
+        assert code == "InsufficientInstanceCapacity" and "joined" in answer["Error"]["Message"]
 
         registered = _node(live.app, "far-node")[3]
         wait_until(lambda: _node(live.app, "far-node")[3] > registered, "a heartbeat")

@@ -145,34 +145,40 @@ def reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
 
 @_transaction
 def reserve_placed(zone: str | None, zones: list[str], need: Need, min_count: int,
-                   max_count: int, policy: str,
-                   overcommit: Overcommit = PHYSICAL) -> tuple[str, list[str]]:
+                   max_count: int, policy: str, overcommit: Overcommit = PHYSICAL,
+                   attached: frozenset[str] | None = None) -> tuple[str, list[str]]:
     """:func:`reserve` in *zone* when one is asked for (RunInstances'
     ``Placement.AvailabilityZone``), else in one of *zones* (the configured ones) chosen as
     the policy places on nodes: ROUNDROBIN spreads, so the zone where most instances of
     *need* fit now; GREEDY and POWERSAVE fill, so the first configured zone where
     *min_count* fit (the first zone when none does: its error says why). All of a request's
-    instances go to one zone, as AWS's. Returns ``(zone, node ids)``."""
+    instances go to one zone, as AWS's. *attached*: the nodes this controller can drive
+    (None: all); a node registered but not among them takes nothing. Returns ``(zone, node
+    ids)``."""
     if zone is None:
         room = {name: sum(scheduler.fits(view.free_cores, view.free_memory_mb,
                                          view.free_disk_gb, need)
-                          for view in _zone_views(name, overcommit) if view.enabled)
+                          for view in _zone_views(name, overcommit, attached)
+                          if view.enabled)
                 for name in zones}
         if scheduler.validate_policy(policy) == scheduler.ROUNDROBIN:
             zone = min(zones, key=lambda name: (-room[name], zones.index(name)))
         else:
             zone = next((name for name in zones if room[name] >= min_count), zones[0])
-    return zone, _reserve(zone, need, min_count, max_count, policy, overcommit)
+    return zone, _reserve(zone, need, min_count, max_count, policy, overcommit, attached)
 
 
-def _zone_views(zone: str, overcommit: Overcommit) -> list[NodeView]:
+def _zone_views(zone: str, overcommit: Overcommit,
+                attached: frozenset[str] | None = None) -> list[NodeView]:
     return [_view(node, overcommit) for node in db.session.execute(
-        db.select(Node).filter_by(zone=zone)).scalars()]
+        db.select(Node).filter_by(zone=zone)).scalars()
+        if attached is None or node.id in attached]
 
 
 def _reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
-             overcommit: Overcommit) -> list[str]:
-    """:func:`reserve` inside the caller's write transaction (it commits)."""
+             overcommit: Overcommit, attached: frozenset[str] | None = None) -> list[str]:
+    """:func:`reserve` inside the caller's write transaction (it commits), on the
+    *attached* nodes only when given (see :func:`reserve_placed`)."""
     if not 1 <= min_count <= max_count:
         raise InvalidParameterValue(
             f"MinCount ({min_count}) must be at least 1 and at most MaxCount ({max_count}).")
@@ -180,9 +186,16 @@ def _reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
         db.select(Node).filter_by(zone=zone)).scalars()}
     if not nodes:
         raise InsufficientInstanceCapacity(_no_nodes_message(zone))
-    chosen = scheduler.choose([_view(node, overcommit) for node in nodes.values()], need,
+    drivable = [node for node in nodes.values() if attached is None or node.id in attached]
+    chosen = scheduler.choose([_view(node, overcommit) for node in drivable], need,
                               max_count, policy)
     if len(chosen) < min_count:
+        if any(node.state == ENABLED for node in nodes.values()) and \
+                not any(node.state == ENABLED for node in drivable):
+            raise InsufficientInstanceCapacity(
+                f"Insufficient capacity: the enabled nodes of availability zone {zone} "
+                "joined over the internal API, and this release cannot start instances on "
+                "a joined node yet (only on the controller's own host).")
         if not any(node.state == ENABLED for node in nodes.values()):
             raise InsufficientInstanceCapacity(
                 f"Insufficient capacity: no node of availability zone {zone} is enabled "

@@ -166,6 +166,11 @@ class ClusterService:
         with self._lock:
             return self._nodes.pop(node_id, None)
 
+    def attached_ids(self) -> frozenset[str]:
+        """The ids of the nodes this controller can drive (those :meth:`attach`-ed)."""
+        with self._lock:
+            return frozenset(self._nodes)
+
     def reachable(self) -> list[Node]:
         """Every attached Node object, by node id (the reconciler's passes go over these)."""
         with self._lock:

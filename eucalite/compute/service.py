@@ -205,7 +205,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         try:    # no zone asked for: the one where most fit (nodes.reserve_placed)
             zone, node_ids = nodes.reserve_placed(
                 request.zone, zones, need, request.min_count, request.max_count,
-                self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config))
+                self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config),
+                attached=self.cluster.attached_ids())
         except InsufficientInstanceCapacity as error:
             if self.cluster.node_problem:
                 # Say why this host is not a node, and what to install, in the API error.
