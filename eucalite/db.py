@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,9 +38,10 @@ db = SQLAlchemy(model_class=Base)
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets readers run beside the one writer; FULL sync makes a commit survive power loss;
-    the busy timeout makes concurrent writers wait instead of failing."""
+def _connection_setup(dbapi_connection, _record) -> None:
+    """SQLite: WAL lets readers run beside the one writer; FULL sync makes a commit survive
+    power loss; the busy timeout makes concurrent writers wait instead of failing.
+    PostgreSQL: strings may hold NUL (see _nul_safe_psycopg)."""
     import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -49,6 +51,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+    elif type(dbapi_connection).__module__.startswith("psycopg"):
+        _nul_safe_psycopg(dbapi_connection)
 
 
 def bytewise(column: Any) -> ColumnElement:
@@ -75,6 +79,45 @@ def _bytewise_default(element: _Bytewise, compiler, **kw) -> str:
 @compiles(_Bytewise, "postgresql")
 def _bytewise_postgresql(element: _Bytewise, compiler, **kw) -> str:
     return compiler.process(element.column, **kw) + ' COLLATE "C"'
+
+
+# PostgreSQL text cannot hold NUL, which S3 keys and other client strings may contain (and
+# SQLite stores). On PostgreSQL connections every str goes in with NUL as \x01\x01 and
+# \x01 as \x01\x02, and comes back unescaped: one-to-one and order-preserving (byte order
+# of the escaped text is that of the original), so lookups, uniqueness and listings behave
+# as on SQLite. Only strings with a \x00 or \x01 change.
+_NUL_ESCAPE = str.maketrans({"\x01": "\x01\x02", "\x00": "\x01\x01"})
+_NUL_ESCAPED = re.compile("\x01([\x01\x02])")
+
+
+def _escape_nul(value: str) -> str:
+    return value.translate(_NUL_ESCAPE) if "\x00" in value or "\x01" in value else value
+
+
+def _unescape_nul(value: str) -> str:
+    if "\x01" not in value:
+        return value
+    return _NUL_ESCAPED.sub(lambda m: "\x00" if m.group(1) == "\x01" else "\x01", value)
+
+
+def _nul_safe_psycopg(connection) -> None:
+    """Register the escaping above on one psycopg connection (text-format parameters as
+    psycopg sends str by default, with the unknown type so the server infers it)."""
+    from psycopg.adapt import Dumper, Loader
+
+    class NulSafeDumper(Dumper):
+        oid = 0
+
+        def dump(self, obj: str) -> bytes:
+            return _escape_nul(obj).encode()
+
+    class NulSafeLoader(Loader):
+        def load(self, data) -> str:
+            return _unescape_nul(bytes(data).decode())
+
+    connection.adapters.register_dumper(str, NulSafeDumper)
+    for name in ("text", "varchar"):
+        connection.adapters.register_loader(name, NulSafeLoader)
 
 
 def load_json(text: str | None, default: Any = None) -> Any:

@@ -1,12 +1,13 @@
 """PostgreSQL as the cloud's database: what only PostgreSQL could get wrong.
 
 Every other test file also runs on PostgreSQL in ``./setup.sh test``'s second pass; these
-exist for that database alone and skip without EUCALITE_TEST_DATABASE_URL. Their databases
-use a locale collation (ICU en-US, see :mod:`pgutil`) in which "a" sorts before "B", so
-S3's byte order is really tested."""
+exist for that database alone and skip without EUCALITE_TEST_DATABASE_URL. The listing
+tests run on a database with a locale collation (ICU en-US) in which "a" sorts before "B",
+so S3's byte order is really tested."""
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pgutil
 import pytest
@@ -15,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from botocore.exceptions import ClientError
 from ec2util import make_image, small_capacity
+from liveutil import start_live
 from serverutil import cli_env, run
 from sqlalchemy import create_engine, text
 
@@ -30,6 +32,18 @@ KEYS = ["a", "B", "a/b", "é", "Z", "a-c", "ab", "A"]
 BYTE_ORDER = sorted(KEYS, key=lambda key: key.encode())    # A B Z a a-c a/b ab é
 
 
+@pytest.fixture
+def icu_live(tmp_path, monkeypatch):
+    """A live cloud on a database collating as ICU en-US (not byte order)."""
+    name = "eucalite_icu_" + uuid.uuid4().hex[:12]
+    pgutil.create_database(name, icu=True)
+    monkeypatch.setenv("EUCALITE_DATABASE_URL", pgutil.url_for(name))
+    live, server = start_live(tmp_path / "data")
+    yield live
+    server.shutdown()
+    pgutil.drop_database(name)
+
+
 def _collation_is_not_byte_order(live) -> None:
     """The precondition that makes the listing tests mean something."""
     with live.app.app_context():
@@ -37,7 +51,8 @@ def _collation_is_not_byte_order(live) -> None:
         assert db.session.execute(text("SELECT 'a' < 'B'")).scalar() is True
 
 
-def test_s3_lists_keys_in_byte_order_whatever_the_collation(live):
+def test_s3_lists_keys_in_byte_order_whatever_the_collation(icu_live):
+    live = icu_live
     _collation_is_not_byte_order(live)
     s3 = live.client("s3")
     s3.create_bucket(Bucket="order")
@@ -61,7 +76,8 @@ def test_s3_lists_keys_in_byte_order_whatever_the_collation(live):
     assert [item["Key"] for item in versions] == BYTE_ORDER
 
 
-def test_multipart_uploads_list_in_byte_order(live):
+def test_multipart_uploads_list_in_byte_order(icu_live):
+    live = icu_live
     _collation_is_not_byte_order(live)
     s3 = live.client("s3")
     s3.create_bucket(Bucket="uploads")
