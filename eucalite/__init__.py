@@ -48,7 +48,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
     app = Flask(__name__, static_folder=None)
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=config["database_url"],
+        SQLALCHEMY_DATABASE_URI=db_module.engine_url(config["database_url"]),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config["database_url"]),
         EUCALITE=config,
     )
@@ -92,6 +92,9 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
-        # One connection per thread; the busy timeout (db._sqlite_pragmas) serializes writers.
+        # One connection per thread; the busy timeout (db._connection_setup) serializes writers.
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
-    return {"pool_pre_ping": True}
+    # Beyond the pool's 5 kept connections, up to 20 more for bursts (the WSGI threads, the
+    # job worker and node duty each hold one while they run); a dropped connection (server
+    # restart) is replaced before use.
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 20}
