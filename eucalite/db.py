@@ -178,6 +178,32 @@ def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
+    if engine_url(url).startswith("postgresql"):
+        _warn_unless_byte_order(url)
+
+
+#: PostgreSQL collations that are byte order (as SQLite's default BINARY is).
+_BYTE_ORDER_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8"}
+
+
+def _warn_unless_byte_order(url: str) -> None:
+    """Log a warning when the PostgreSQL database collates by a locale: S3 listings keep
+    byte order (:func:`bytewise`), but other sorted answers (tag keys, names) follow it."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(engine_url(url))
+    try:
+        with engine.connect() as conn:
+            provider, collation = conn.execute(text(
+                "SELECT datlocprovider, datcollate FROM pg_database "
+                "WHERE datname = current_database()")).one()
+    finally:
+        engine.dispose()
+    if provider != "c" or collation not in _BYTE_ORDER_COLLATIONS:
+        log.warning("the PostgreSQL database collates by a locale (%s), not byte order: "
+                    "sorted answers other than S3 listings follow it. Create it with "
+                    "LOCALE 'C.UTF-8' TEMPLATE template0 to sort as SQLite does.",
+                    collation if provider == "c" else "ICU")
 
 
 def current_revision(url: str) -> str | None:

@@ -152,3 +152,25 @@ def test_db_upgrade_on_an_empty_database_reaches_head_with_the_models_schema(
     finally:
         engine.dispose()
     assert differences == [], "PostgreSQL schema differs from the models: " + repr(differences)
+
+
+def test_a_database_collating_by_locale_is_warned_about(caplog):
+    """The cloud still starts on it, saying that sorted answers other than S3's follow
+    the locale; a byte-order database gets no such warning."""
+    name = "eucalite_icu_" + uuid.uuid4().hex[:12]
+    pgutil.create_database(name, icu=True)
+    try:
+        with caplog.at_level("WARNING", logger="eucalite.db"):
+            db_module.upgrade(pgutil.url_for(name))
+        assert "collates by a locale (ICU)" in caplog.text
+    finally:
+        pgutil.drop_database(name)
+    caplog.clear()
+    plain = "eucalite_c_" + uuid.uuid4().hex[:12]
+    pgutil.create_database(plain)
+    try:
+        with caplog.at_level("WARNING", logger="eucalite.db"):
+            db_module.upgrade(pgutil.url_for(plain))
+        assert "collates by a locale" not in caplog.text
+    finally:
+        pgutil.drop_database(plain)
