@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import tags
@@ -45,7 +45,7 @@ class Image(db.Model, JsonFields):
     block_devices_json: Mapped[str | None] = mapped_column(Text, default=None)
     # Parsed bundle manifest: parts (object keys, sizes, digests), sizes, encryption.
     manifest_json: Mapped[str | None] = mapped_column(Text, default=None)
-    size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # CopyImage's ClientToken: a retried copy answers the image the first one made.
     client_token: Mapped[str | None] = mapped_column(String(64), default=None)

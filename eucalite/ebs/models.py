@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..accounts import utcnow
@@ -60,7 +60,7 @@ class Snapshot(db.Model, JsonFields):
     started: Mapped[dt.datetime] = mapped_column(default=utcnow)
     chunk_size: Mapped[int] = mapped_column(Integer)
     # Bytes this snapshot added to the store (the chunks no earlier snapshot had).
-    stored_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # Account ids allowed to create volumes from it besides the owner; "all" for public.
     create_volume_permissions_json: Mapped[str | None] = mapped_column(Text, default=None)
 
