@@ -19,7 +19,8 @@ from openapi_spec_validator import validate
 from eucalite.auth import RequestView, authenticate
 from eucalite.cluster import joining, nodes
 from eucalite.cluster.internalapi import DOCUMENT
-from eucalite.cluster.internalapi.nodeauth import ReplayCache, Replayed
+from eucalite.cluster.internalapi.nodeauth import ReplayCache
+from eucalite.errors.node import RequestReplayed
 from eucalite.cluster.models import Node
 from eucalite.cluster.nodeclient import InternalApiError, NodeClient, NodeCredentials, sign
 from eucalite.db import db
@@ -310,7 +311,7 @@ def test_the_replay_cache_forgets_what_its_window_refuses_and_stays_bounded():
     cache = ReplayCache(window=300, capacity=2)
     now = dt.datetime(2026, 12, 5, 12, tzinfo=dt.timezone.utc)
     cache.remember("a", now, now)
-    with pytest.raises(Replayed):
+    with pytest.raises(RequestReplayed):
         cache.remember("a", now, now + dt.timedelta(seconds=299))
     cache.remember("b", now, now)
     with pytest.raises(AwsError) as full:

@@ -26,6 +26,7 @@ from .. import ids
 from ..accounts import utcnow
 from ..db import db, writing
 from ..errors import AwsError, InvalidParameterValue
+from ..errors.node import InvalidJoinToken, NodeAlreadyExists
 from .models import JoinToken, Node, NodeCredential
 from . import nodes
 from .virt.driver import HostCapacity
@@ -38,20 +39,6 @@ _DURATION = re.compile(r"^(\d+)([smhd]?)\Z")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 #: A node name as a host name: letters, digits, '-', '_', '.'; what a node id may be.
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
-
-
-class JoinRefused(AwsError):
-    """The join token is unknown, used or expired (the node host must ask for a new one)."""
-
-    code = "InvalidJoinToken"
-    status = 403
-
-
-class NodeExists(AwsError):
-    """A node of that name is already in the cloud."""
-
-    code = "NodeAlreadyExists"
-    status = 409
 
 
 @dataclass(frozen=True)
@@ -106,8 +93,8 @@ def create_token(zone: str, zones: Iterable[str], lifetime: dt.timedelta,
 
 def exchange(token: str, node_name: str) -> Joined:
     """Spend *token* for node *node_name*: a new node key (the node appears when it
-    registers, in the token's zone: :func:`register`). Raises JoinRefused for a token that
-    is unknown, used or expired, NodeExists when the name is taken (by a node, or by a
+    registers, in the token's zone: :func:`register`). Raises InvalidJoinToken for a token that
+    is unknown, used or expired, NodeAlreadyExists when the name is taken (by a node, or by a
     joined node that has not registered yet)."""
     if not isinstance(node_name, str) or not _NODE_NAME.match(node_name):
         raise InvalidParameterValue(f"Invalid node name {node_name!r}: letters, digits, "
@@ -116,17 +103,18 @@ def exchange(token: str, node_name: str) -> Joined:
         row = db.session.get(JoinToken, token_digest(token)) if isinstance(token, str) \
             else None
         if row is None:
-            raise JoinRefused("The join token is not valid: make one with `eucalite node "
-                              "token` on the cloud controller.")
+            raise InvalidJoinToken("The join token is not valid: make one with `eucalite "
+                                   "node token` on the cloud controller.")
         if row.used_at is not None:
-            raise JoinRefused("The join token was already used: each token joins one node.")
+            raise InvalidJoinToken("The join token was already used: each token joins one node.")
         if row.expires <= utcnow():
-            raise JoinRefused(f"The join token expired at {row.expires:%Y-%m-%dT%H:%M:%SZ}.")
+            raise InvalidJoinToken(f"The join token expired at {row.expires:%Y-%m-%dT%H:%M:%SZ}.")
         if db.session.get(Node, node_name) is not None or db.session.execute(
                 db.select(NodeCredential.access_key_id).filter_by(
                     node_id=node_name, revoked_at=None).limit(1)).first():
-            raise NodeExists(f"A node named {node_name!r} is already in the cloud: join with "
-                             "another --node-name, or remove that node first.")
+            raise NodeAlreadyExists(f"A node named {node_name!r} is already in the cloud: "
+                                    "join with another --node-name, or remove that node "
+                                    "first.")
         row.used_at, row.node_id = utcnow(), node_name
         key = NodeCredential(access_key_id=NODE_KEY_PREFIX + ids.access_key_id()[4:],
                              node_id=node_name, secret=ids.secret_access_key(),

@@ -16,6 +16,7 @@ import threading
 
 from ...auth import RequestView, authenticate
 from ...errors import AuthError, AwsError
+from ...errors.node import NodeAccessDenied, RequestReplayed
 from ...requesttime import amz_date
 from .. import joining
 from ..joining import NodeIdentity
@@ -25,16 +26,6 @@ from ..nodeclient import SERVICE
 REPLAY_WINDOW = 300
 #: Signatures remembered at most: 100 nodes heartbeating every 10 s fill 6,000 in a window.
 REPLAY_CAPACITY = 65536
-
-
-class Replayed(AwsError):
-    code = "RequestReplayed"
-    status = 403
-
-
-class AccessDenied(AwsError):
-    code = "AccessDenied"
-    status = 403
 
 
 class ReplayCache:
@@ -56,13 +47,13 @@ class ReplayCache:
         return len(self._seen)
 
     def remember(self, signature: str, when: dt.datetime, now: dt.datetime) -> None:
-        """Record *signature* of a request dated *when*; raise Replayed if it was seen."""
+        """Record *signature* of a request dated *when*; RequestReplayed if it was seen."""
         with self._lock:
             while self._expiry and self._expiry[0][0] < now:
                 self._seen.discard(heapq.heappop(self._expiry)[1])
             if signature in self._seen:
-                raise Replayed("This signed request was already received; sign each request "
-                               "anew.")
+                raise RequestReplayed("This signed request was already received; sign each "
+                                      "request anew.")
             if len(self._seen) >= self.capacity:
                 raise AwsError("Too many signed requests within the replay window; retry.",
                                code="SlowDown", status=503)
@@ -72,7 +63,7 @@ class ReplayCache:
 
 def authenticate_node(environ, body: bytes, replay: ReplayCache,
                       now: dt.datetime | None = None) -> NodeIdentity:
-    """The node that signed this request (raises AuthError, Replayed)."""
+    """The node that signed this request (raises AuthError, RequestReplayed)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     try:
         result = authenticate(RequestView.from_environ(environ), SERVICE, body=body,
@@ -90,4 +81,4 @@ def authenticate_node(environ, body: bytes, replay: ReplayCache,
 def require_node(identity: NodeIdentity, node_id: str) -> None:
     """A node key acts for its own node only."""
     if identity.node_id != node_id:
-        raise AccessDenied(f"Node {identity.node_id} may not act for node {node_id}.")
+        raise NodeAccessDenied(f"Node {identity.node_id} may not act for node {node_id}.")

@@ -1,0 +1,34 @@
+"""Internal-API error codes (between the cluster controller and its nodes: see
+:mod:`eucalite.cluster.internalapi`), one named class each. The internal API answers them
+in its JSON error shape; codes every API shares are in :mod:`eucalite.errors`."""
+from __future__ import annotations
+
+from . import AwsError
+
+
+class RequestReplayed(AwsError):
+    """A signed request arrived a second time within its window."""
+
+    code = "RequestReplayed"
+    status = 403
+
+
+class NodeAccessDenied(AwsError):
+    """A node's key acting for another node."""
+
+    code = "AccessDenied"
+    status = 403
+
+
+class InvalidJoinToken(AwsError):
+    """The join token is unknown, used or expired (the node host must ask for a new one)."""
+
+    code = "InvalidJoinToken"
+    status = 403
+
+
+class NodeAlreadyExists(AwsError):
+    """A node of that name is already in the cloud."""
+
+    code = "NodeAlreadyExists"
+    status = 409
