@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 
 from eucalite.auth import RequestView, authenticate
 from eucalite.cluster import joining, nodes
-from eucalite.cluster.internalapi import DOCUMENT
+from eucalite.cluster.internalapi import document
 from eucalite.cluster.internalapi.nodeauth import ReplayCache
 from eucalite.errors.node import RequestReplayed
 from eucalite.cluster.models import Node
@@ -27,7 +27,7 @@ from eucalite.db import db
 from eucalite.errors import AuthError, AwsError
 from liveutil import start_live
 
-SPEC = json.loads(DOCUMENT.read_text())
+SPEC = document()
 CAPACITY = {"cores": 4, "memory_mb": 8192, "disk_gb": 100}
 
 

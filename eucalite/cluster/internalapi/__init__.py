@@ -3,13 +3,15 @@
 The node calls the controller (never the other way), so a node behind a firewall that lets
 it reach the controller only works. JSON in and out; errors are
 ``{"error": {"code", "message", "request_id"}}`` with the HTTP status. Documented in
-``openapi.json`` beside this module (served at ``/internal/v1/openapi.json``), which
-tests/test_internalapi.py holds against these routes.
+the ``openapi/`` fragments beside this module (merged, served at
+``/internal/v1/openapi.json``), which tests/test_internalapi.py holds against the routes.
 
 Every route but the document and ``join`` is signed with the node's own key
 (:mod:`.nodeauth`) and acts for that node only (``/nodes/<its id>/...``). ``join`` is
-authenticated by the one-time token in its body. Routes for the command channel (commands,
-results) are added here the same way, behind :func:`node_route`.
+authenticated by the one-time token in its body. The routes live in one module per topic,
+each behind :func:`node_route`: :mod:`.nodes` (join, registration, heartbeat),
+:mod:`.commands` (the command channel), :mod:`.images` (image data for node caches),
+:mod:`.network` (what the instance network of a node needs from the controller).
 """
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from ...errors import AwsError, InvalidParameterValue, RequestEntityTooLarge
-from .. import joining
-from ..nodeclient import API_PATH, version
+from ..nodeclient import API_PATH
 from .nodeauth import ReplayCache, authenticate_node, require_node
 
-DOCUMENT = Path(__file__).with_name("openapi.json")
+#: The OpenAPI document: ``base.json`` (info, security, the node routes) and one fragment per
+#: route module (its paths and schemas), merged by :func:`document`.
+DOCUMENT_DIR = Path(__file__).with_name("openapi")
 DEFAULT_HEARTBEAT_INTERVAL = 10
 #: Largest request body: a heartbeat lists every domain of its node in a few KiB.
 MAX_BODY = 1024 * 1024
@@ -100,62 +103,31 @@ def node_route(function):
     return route
 
 
+def document() -> dict:
+    """The whole OpenAPI document: ``base.json`` with every fragment's ``paths`` and
+    ``components`` merged in (a name defined twice is an error, so fragments cannot clash)."""
+    merged = json.loads((DOCUMENT_DIR / "base.json").read_text())
+    for fragment in sorted(DOCUMENT_DIR.glob("*.json")):
+        if fragment.name == "base.json":
+            continue
+        part = json.loads(fragment.read_text())
+        for section, items in [("paths", part.get("paths", {}))] + [
+                (f"components/{name}", value)
+                for name, value in part.get("components", {}).items()]:
+            target = merged
+            for key in section.split("/"):
+                target = target.setdefault(key, {})
+            clash = set(target) & set(items)
+            if clash:
+                raise ValueError(f"{fragment.name} redefines {section}: {sorted(clash)}")
+            target.update(items)
+    return merged
+
+
 @blueprint.get("/openapi.json")
 def openapi_document() -> Response:
-    return Response(DOCUMENT.read_bytes(), mimetype="application/json")
+    return _json(document())
 
 
-@blueprint.post("/join")
-def join() -> Response:
-    body = _body()
-    joined = joining.exchange(body.get("token"), body.get("node_name"))
-    return _json({"node_id": joined.node_id, "zone": joined.zone,
-                  "region": _config()["region"], "access_key_id": joined.access_key_id,
-                  "secret_access_key": joined.secret_access_key,
-                  "heartbeat_interval": _heartbeat_interval()}, 201)
-
-
-def _node_document(node) -> dict:
-    config = _config()
-    return {"node_id": node.id, "zone": node.zone, "region": config["region"],
-            "state": node.state, "heartbeat_interval": _heartbeat_interval(),
-            "instance_subnet": config["instance_subnet"],
-            "controller_version": version()}
-
-
-def _known(node_id: str):
-    node = joining.node_row(node_id)
-    if node is None:
-        raise joining.not_found(node_id)
-    return node
-
-
-@blueprint.get("/nodes/<node_id>")
-@node_route
-def node_info(node_id: str) -> Response:
-    return _json(_node_document(_known(node_id)))
-
-
-@blueprint.put("/nodes/<node_id>")
-@node_route
-def register(node_id: str) -> Response:
-    body = _body()
-    hypervisor_uri, address = body.get("hypervisor_uri"), body.get("address")
-    if not isinstance(hypervisor_uri, str):
-        raise InvalidParameterValue("hypervisor_uri: a string")
-    if address is not None and not isinstance(address, str):
-        raise InvalidParameterValue("address: a string")
-    node = joining.register(node_id, joining.capacity_of(body), hypervisor_uri,
-                            address or request.remote_addr or "")
-    return _json(_node_document(node))
-
-
-@blueprint.post("/nodes/<node_id>/heartbeat")
-@node_route
-def heartbeat(node_id: str) -> Response:
-    body = _body()
-    domains = body.get("domains", {})
-    if not isinstance(domains, dict) or not all(isinstance(v, str) for v in domains.values()):
-        raise InvalidParameterValue("domains: an object of instance id to power state")
-    node = joining.heartbeat(node_id, joining.capacity_of(body))
-    return _json({"state": node.state, "heartbeat_interval": _heartbeat_interval()})
+# The route modules register themselves on the blueprint (imported for that).
+from . import commands, images, network, nodes  # noqa: E402,F401

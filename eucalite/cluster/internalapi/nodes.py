@@ -1,0 +1,65 @@
+"""The node routes of the internal API: join, registration and heartbeat."""
+from __future__ import annotations
+
+from flask import Response, request
+
+from ...errors import InvalidParameterValue
+from .. import joining
+from ..nodeclient import version
+from . import _body, _config, _heartbeat_interval, _json, blueprint, node_route
+
+
+@blueprint.post("/join")
+def join() -> Response:
+    body = _body()
+    joined = joining.exchange(body.get("token"), body.get("node_name"))
+    return _json({"node_id": joined.node_id, "zone": joined.zone,
+                  "region": _config()["region"], "access_key_id": joined.access_key_id,
+                  "secret_access_key": joined.secret_access_key,
+                  "heartbeat_interval": _heartbeat_interval()}, 201)
+
+
+def _node_document(node) -> dict:
+    config = _config()
+    return {"node_id": node.id, "zone": node.zone, "region": config["region"],
+            "state": node.state, "heartbeat_interval": _heartbeat_interval(),
+            "instance_subnet": config["instance_subnet"],
+            "controller_version": version()}
+
+
+def _known(node_id: str):
+    node = joining.node_row(node_id)
+    if node is None:
+        raise joining.not_found(node_id)
+    return node
+
+
+@blueprint.get("/nodes/<node_id>")
+@node_route
+def node_info(node_id: str) -> Response:
+    return _json(_node_document(_known(node_id)))
+
+
+@blueprint.put("/nodes/<node_id>")
+@node_route
+def register(node_id: str) -> Response:
+    body = _body()
+    hypervisor_uri, address = body.get("hypervisor_uri"), body.get("address")
+    if not isinstance(hypervisor_uri, str):
+        raise InvalidParameterValue("hypervisor_uri: a string")
+    if address is not None and not isinstance(address, str):
+        raise InvalidParameterValue("address: a string")
+    node = joining.register(node_id, joining.capacity_of(body), hypervisor_uri,
+                            address or request.remote_addr or "")
+    return _json(_node_document(node))
+
+
+@blueprint.post("/nodes/<node_id>/heartbeat")
+@node_route
+def heartbeat(node_id: str) -> Response:
+    body = _body()
+    domains = body.get("domains", {})
+    if not isinstance(domains, dict) or not all(isinstance(v, str) for v in domains.values()):
+        raise InvalidParameterValue("domains: an object of instance id to power state")
+    node = joining.heartbeat(node_id, joining.capacity_of(body))
+    return _json({"state": node.state, "heartbeat_interval": _heartbeat_interval()})
