@@ -25,29 +25,24 @@ no ``ec2_encrypted_key`` element, which is how :func:`unbundle` knows to skip AE
 Everything streams: :func:`eucalite.compute.bundling.make_bundle` spools the bundled bytes
 to an anonymous temporary file (the manifest needs every part's digest before any part can
 be handed out) and :func:`unbundle` pipes parts through decryption, gunzip and untar chunk
-by chunk, so memory stays at a few chunks plus one part (spooled to disk when large)
-whatever the image size.
+by chunk (:mod:`eucalite.cluster.unbundle`, which a node runs with the AES key and IV the
+controller decrypted for it: :func:`bundle_key`), so memory stays at a few chunks plus one
+part (spooled to disk when large) whatever the image size.
 """
 from __future__ import annotations
 
 import binascii
-import hashlib
-import tarfile
-import tempfile
-import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable
 from xml.etree import ElementTree as ET
 
-from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .. import integers
+from ..cluster.unbundle import CorruptBundle, unpack
 from ..errors import ec2 as ec2_errors
 
 PART_SIZE = 10 * 1024 * 1024
-CHUNK = 1024 * 1024
 KINDS = ("machine", "kernel", "ramdisk")
 #: A manifest is a few KiB even for a 100-part image; refuse anything absurd before parsing.
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -55,10 +50,6 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 
 class InvalidManifest(ec2_errors.InvalidManifest):
     """The manifest cannot be read, parsed or trusted."""
-
-
-class CorruptBundle(InvalidManifest):
-    """The parts do not match their manifest (digest, size, padding, archive)."""
 
 
 @dataclass
@@ -227,84 +218,17 @@ def _rsa_decrypt(private_key, ciphertext_hex: str, what: str) -> bytes:
     raise CorruptBundle(f"The bundle's {what} is not a 128-bit AES value.")
 
 
-def _decrypted(chunks: Iterable[bytes], key: bytes, iv: bytes) -> Iterator[bytes]:
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    unpadder = padding.PKCS7(128).unpadder()
-    for chunk in chunks:
-        yield unpadder.update(decryptor.update(chunk))
-    try:
-        yield unpadder.update(decryptor.finalize()) + unpadder.finalize()
-    except ValueError:
-        raise CorruptBundle("The bundle does not decrypt (bad padding): wrong key or "
-                            "truncated parts.")
-
-
-def _verified_parts(manifest: Manifest,
-                    read_part: Callable[[str], Iterable[bytes]]) -> Iterator[bytes]:
-    """Every part's bytes in order, each released only once its SHA1 matches the manifest.
-
-    Each part is spooled (in memory up to two default part sizes, on disk beyond) before it
-    goes downstream, so a corrupt part is reported as such rather than as whatever
-    decryption or gunzip makes of it.
-    """
-    total = 0
-    for filename, expected in manifest.parts:
-        digest = hashlib.sha1()
-        with tempfile.SpooledTemporaryFile(max_size=2 * PART_SIZE) as spool:
-            for chunk in read_part(filename):
-                digest.update(chunk)
-                total += len(chunk)
-                spool.write(chunk)
-            if digest.hexdigest() != expected:
-                raise CorruptBundle(f"Part {filename} does not match its digest in the "
-                                    "manifest.")
-            spool.seek(0)
-            while chunk := spool.read(CHUNK):
-                yield chunk
-    if manifest.bundled_size is not None and total != manifest.bundled_size:
-        raise CorruptBundle(f"The parts hold {total} bytes; the manifest says "
-                            f"{manifest.bundled_size}.")
-
-
-def _gunzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        for chunk in chunks:
-            while chunk:
-                # Bounded output per step: a gzip bomb cannot balloon memory.
-                yield inflater.decompress(chunk, CHUNK)
-                chunk = inflater.unconsumed_tail
-        yield inflater.flush()
-    except zlib.error as error:
-        raise CorruptBundle(f"The bundle is not a gzip stream: {error}")
-    if not inflater.eof:
-        raise CorruptBundle("The bundle's gzip stream is truncated.")
-
-
-class _HashingStream:
-    """``read(n)`` over an iterator of chunks, hashing (SHA1) everything read."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
-        self._buffer = bytearray()
-        self.sha1 = hashlib.sha1()
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0:
-            size = len(self._buffer)
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        self.sha1.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
+def bundle_key(manifest: Manifest, private_key) -> tuple[bytes, bytes] | None:
+    """The AES (key, IV) of an encrypted bundle, decrypted with the cloud's *private_key*;
+    None for a plain one. CorruptBundle when they were not encrypted to that key."""
+    if not manifest.encrypted:
+        return None
+    if private_key is None:
+        raise CorruptBundle("The bundle is encrypted and no cloud key was given.")
+    if manifest.encrypted_iv is None:
+        raise InvalidManifest("The manifest has an encrypted key but no encrypted IV.")
+    return (_rsa_decrypt(private_key, manifest.encrypted_key, "AES key"),
+            _rsa_decrypt(private_key, manifest.encrypted_iv, "AES IV"))
 
 
 def unbundle(manifest: Manifest, read_part: Callable[[str], Iterable[bytes]],
@@ -314,39 +238,9 @@ def unbundle(manifest: Manifest, read_part: Callable[[str], Iterable[bytes]],
     *read_part(filename)* yields a part's bytes. Each part's SHA1 and the tar stream's SHA1
     are verified (:class:`CorruptBundle` otherwise); an encrypted bundle needs the cloud's
     *private_key*. On an error *write* holds a partial image: the caller discards it.
+    The unpacking itself is :func:`eucalite.cluster.unbundle.unpack`, which nodes run too.
     """
-    chunks: Iterable[bytes] = _verified_parts(manifest, read_part)
-    if manifest.encrypted:
-        if private_key is None:
-            raise CorruptBundle("The bundle is encrypted and no cloud key was given.")
-        if manifest.encrypted_iv is None:
-            raise InvalidManifest("The manifest has an encrypted key but no encrypted IV.")
-        key = _rsa_decrypt(private_key, manifest.encrypted_key, "AES key")
-        iv = _rsa_decrypt(private_key, manifest.encrypted_iv, "AES IV")
-        chunks = _decrypted(chunks, key, iv)
-    stream = _HashingStream(iter(_gunzipped(chunks)))
-    written = 0
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                source = tar.extractfile(member)
-                while True:
-                    block = source.read(CHUNK)
-                    if not block:
-                        break
-                    write.write(block)
-                    written += len(block)
-                break           # one image per bundle; the digest still covers the rest
-            else:
-                raise CorruptBundle("The bundle's archive holds no image file.")
-    except tarfile.TarError as error:
-        raise CorruptBundle(f"The bundle's archive is unreadable: {error}")
-    stream.drain()              # the digest covers the tar padding after the file
-    if manifest.digest is not None and stream.sha1.hexdigest() != manifest.digest:
-        raise CorruptBundle("The image does not match the manifest's digest.")
-    if manifest.image_size is not None and written != manifest.image_size:
-        raise CorruptBundle(f"The image holds {written} bytes; the manifest says "
-                            f"{manifest.image_size}.")
-    return written
+    key, iv = bundle_key(manifest, private_key) or (None, None)
+    return unpack(manifest.parts, read_part, write, digest=manifest.digest,
+                  image_size=manifest.image_size, bundled_size=manifest.bundled_size,
+                  key=key, iv=iv)
