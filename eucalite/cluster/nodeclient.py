@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.client
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
 from .. import sigv4
@@ -118,11 +119,11 @@ class NodeClient:
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=cafile) if cafile else None
 
-    def call(self, method: str, path: str, payload: Any = None) -> Any:
-        """*method* on ``/internal/v1`` + *path* with *payload* as JSON; the decoded JSON
-        answer. Raises InternalApiError with the controller's error code."""
+    def _open(self, method: str, path: str, body: bytes = b""):
+        """The open response to *method* on ``/internal/v1`` + *path* with *body* (signed
+        when the client has credentials). Raises InternalApiError with the controller's
+        error code, or status 0 when the controller was not reached."""
         url = self.base + path
-        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
         headers = {"content-type": "application/json"}
         if self.credentials is not None:
             creds = self.credentials
@@ -131,9 +132,7 @@ class NodeClient:
         request = urllib.request.Request(url, data=body if method != "GET" else None,
                                          headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout,
-                                        context=self.context) as response:
-                return json.loads(response.read() or b"null")
+            return urllib.request.urlopen(request, timeout=self.timeout, context=self.context)
         except urllib.error.HTTPError as error:
             text = error.read()
             try:
@@ -147,6 +146,25 @@ class NodeClient:
             raise InternalApiError(0, "Unreachable",
                                    f"cannot reach the controller at {self.base}: {reason}") \
                 from None
+
+    def call(self, method: str, path: str, payload: Any = None) -> Any:
+        """*method* on ``/internal/v1`` + *path* with *payload* as JSON; the decoded JSON
+        answer. Raises InternalApiError with the controller's error code."""
+        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        with self._open(method, path, body) as response:
+            return json.loads(response.read() or b"null")
+
+    def stream(self, path: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """GET ``/internal/v1`` + *path*: the answer's body in chunks of at most
+        *chunk_size* bytes, never held whole. The request is made on the first ``next()``;
+        InternalApiError as :meth:`call` (status 0 also when the body is cut short)."""
+        with self._open("GET", path) as response:
+            try:
+                while chunk := response.read(chunk_size):
+                    yield chunk
+            except (http.client.IncompleteRead, OSError) as error:
+                raise InternalApiError(0, "Unreachable", f"the answer to {path} was cut "
+                                       f"short: {error}") from None
 
     def join(self, token: str, node_name: str) -> dict:
         return self.call("POST", "/join", {"token": token, "node_name": node_name})
