@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+#: Indexes a migration makes on one database only, which the models cannot declare (a
+#: collation Alembic does not compare): comparisons of the schema with the models skip them.
+MIGRATION_ONLY_INDEXES = frozenset({
+    "ix_s3_objects_listing_bytewise",    # PostgreSQL: S3 listings in byte order (0011)
+})
+
+
+def compared(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic's ``include_object``: whether a schema comparison looks at *name*."""
+    return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
+
 
 class Base(DeclarativeBase):
     pass

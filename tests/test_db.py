@@ -18,8 +18,8 @@ def test_migrations_build_exactly_the_models_schema(empty_database_url):
     db_module.upgrade(url)
     engine = create_engine(url)
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection),
-                                       db_module.db.metadata)
+        differences = compare_metadata(MigrationContext.configure(
+            connection, opts={"include_object": db_module.compared}), db_module.db.metadata)
     engine.dispose()
     assert differences == [], "models changed without a migration: " + repr(differences)
 

@@ -76,6 +76,44 @@ def test_s3_lists_keys_in_byte_order_whatever_the_collation(icu_live):
     assert [item["Key"] for item in versions] == BYTE_ORDER
 
 
+def test_a_listing_page_reads_an_index_in_byte_order_not_a_sort_of_the_bucket(icu_live):
+    """With sorting discouraged, the planner still needs no Sort for a listing page: an
+    index serves S3's byte order (else every page sorted the whole bucket)."""
+    live = icu_live
+    s3 = live.client("s3")
+    s3.create_bucket(Bucket="indexed")
+    s3.put_object(Bucket="indexed", Key="k", Body=b"x")
+    statements = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "FROM s3_objects" in statement and "ORDER BY" in statement:
+            statements.append((statement, parameters))
+
+    with live.app.app_context():
+        from sqlalchemy import event
+        from eucalite.s3 import listing
+        from eucalite.s3.models import Bucket
+        bucket = db.session.execute(db.select(Bucket).where(Bucket.name == "indexed")).scalar_one()
+        event.listen(db.engine, "before_cursor_execute", capture)
+        try:
+            listing.list_page(bucket, prefix="k", start_after="a", max_keys=10)
+            listing.list_page(bucket, max_keys=10, versions=True)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", capture)
+        assert len(statements) == 2
+        connection = db.session.connection().connection.driver_connection
+        with connection.cursor() as cursor:
+            cursor.execute("SET enable_sort = off")
+            plans = []
+            for statement, parameters in statements:
+                cursor.execute("EXPLAIN " + statement, parameters)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+            cursor.execute("RESET enable_sort")
+    assert "ix_s3_objects_listing_bytewise" in plans[0] and "Sort" not in plans[0], plans[0]
+    # versions order by (key, id desc): the index gives the key order, a sort within a key
+    assert "ix_s3_objects_listing_bytewise" in plans[1], plans[1]
+
+
 def test_multipart_uploads_list_in_byte_order(icu_live):
     live = icu_live
     _collation_is_not_byte_order(live)
@@ -147,8 +185,9 @@ def test_db_upgrade_on_an_empty_database_reaches_head_with_the_models_schema(
     engine = create_engine(db_module.engine_url(plain))
     try:
         with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection),
-                                           db_module.db.metadata)
+            differences = compare_metadata(MigrationContext.configure(
+                connection, opts={"include_object": db_module.compared}),
+                db_module.db.metadata)
     finally:
         engine.dispose()
     assert differences == [], "PostgreSQL schema differs from the models: " + repr(differences)

@@ -3,7 +3,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from eucalite import models  # noqa: F401 - registers every table on the metadata
-from eucalite.db import db
+from eucalite.db import compared, db
 
 config = context.config
 target_metadata = db.metadata
@@ -23,7 +23,7 @@ def run_migrations_online() -> None:
     with connectable.connect() as connection:
         # Batch mode lets ALTER TABLE work on SQLite (it copies the table).
         context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True)
+                          render_as_batch=True, include_object=compared)
         with context.begin_transaction():
             context.run_migrations()
     connectable.dispose()

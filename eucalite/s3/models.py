@@ -44,6 +44,8 @@ class ObjectVersion(db.Model, JsonFields):
     __tablename__ = "s3_objects"
     __table_args__ = (
         UniqueConstraint("bucket_id", "key", "version_id"),
+        # PostgreSQL's keys compare by locale: its listings (byte order) use another index,
+        # which only a migration declares (db.MIGRATION_ONLY_INDEXES)
         Index("ix_s3_objects_listing", "bucket_id", "is_latest", "key"),
     )
 
