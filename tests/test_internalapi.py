@@ -170,6 +170,14 @@ def test_bad_bodies_are_refused_in_the_error_shape(controller):
     assert (status, answer["error"]["code"]) == (413, "RequestEntityTooLarge")
 
 
+def test_unknown_paths_and_methods_answer_in_the_error_shape(controller):
+    """A node parses JSON: a path no route has, or a method a route lacks, is no XML page."""
+    status, answer = _raw(controller.base_url + "/internal/v1/no-such-thing", "GET", b"", {})
+    assert (status, answer["error"]["code"]) == (404, "NotFound")
+    status, answer = _raw(controller.base_url + "/internal/v1/join", "GET", b"", {})
+    assert (status, answer["error"]["code"]) == (405, "MethodNotAllowed")
+
+
 def test_a_failure_answers_in_the_error_shape(controller, monkeypatch):
     client = _joined(controller, "node-e")
 

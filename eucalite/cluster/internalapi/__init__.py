@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
 
 from ...errors import AwsError, InvalidParameterValue, RequestEntityTooLarge
 from ..nodeclient import API_PATH
@@ -49,12 +50,41 @@ def _error(error: AwsError) -> Response:
                             "request_id": getattr(g, "request_id", "")}}, error.status)
 
 
+def http_error(error: HTTPException) -> Response:
+    """A routing or protocol error (404 for a path no route has, 405...) in the API's error
+    shape; the app's error handler sends every such error under ``/internal/`` here."""
+    return _error(AwsError(error.description or error.name, code=error.name.replace(" ", ""),
+                           status=error.code or 500))
+
+
+@blueprint.record_once
+def _claim_the_prefix(state) -> None:
+    """Requests under the API's path that none of its routes takes would fall to another
+    route (the object store's path-style ``/<bucket>/<key>``): answer them here instead,
+    404 or 405 as the API's own routes decide, in the API's error shape."""
+    app = state.app
+    own = {}
+
+    def stray() -> Response | None:
+        if not request.path.startswith(API_PATH + "/") or request.blueprint == blueprint.name:
+            return None
+        if "map" not in own:
+            own["map"] = Map([Rule(rule.rule, methods=rule.methods)
+                              for rule in app.url_map.iter_rules()
+                              if rule.endpoint.startswith(blueprint.name + ".")])
+        try:
+            own["map"].bind("").match(request.path, method=request.method)
+        except HTTPException as error:
+            return http_error(error)
+        return None
+    app.before_request(stray)
+
+
 @blueprint.errorhandler(Exception)
 def _unexpected(error: Exception) -> Response:
     """Anything else still answers in the API's error shape (a node parses no HTML)."""
     if isinstance(error, HTTPException):
-        return _error(AwsError(error.description or error.name, code=error.name.replace(" ", ""),
-                               status=error.code or 500))
+        return http_error(error)
     log.exception("internal API request failed")
     return _error(AwsError("The controller failed to handle the request."))
 
