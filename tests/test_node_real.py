@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from awsutil import error_code
-from guestutil import (BOOT_TIMEOUT, MARK, REAL_URI, build_guest, guest_console,
-                       qemu_reachable_dir, requires_real_libvirt, terminate)
-from liveutil import start_live, stop_live
+from guestutil import (BOOT_TIMEOUT, MARK, build_guest, guest_console, live_cloud,
+                       requires_real_libvirt, terminate)
 from serverutil import wait_until
 
 NETWORK = "eucalite-test"
@@ -40,33 +38,10 @@ def guest_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def node(guest_files):
     """A live eucalite whose node duty runs real guests on REAL_URI, with the tiny guest
-    imported; the metadata listener on the bridge."""
+    imported; the metadata listener on the bridge; a network of its own, so a developer's
+    cloud is untouched."""
     _skip_without_root()
-    from eucalite.cli.common import admin_principal
-    from eucalite.compute.imageimport import ImageFiles
-    from eucalite.server import start_node_services
-
-    top = qemu_reachable_dir("eucalite-node-test-")
-    live, server = start_live(top / "data", node=True, hypervisor="libvirt",
-                              libvirt_uri=REAL_URI, reconcile_interval=3600,
-                              # a network of its own, so a developer's cloud is untouched
-                              instance_subnet="10.213.0.0/24", instance_network=NETWORK,
-                              instance_bridge="eutestbr0")
-    services = live.app.extensions["eucalite"]
-    try:
-        start_node_services(live.app)
-        assert services.cluster.node_problem is None, services.cluster.node_problem
-        assert services.cluster.metadata_problem is None, services.cluster.metadata_problem
-        with live.app.app_context():
-            ids = list(services.compute.import_images(
-                admin_principal(), ImageFiles(guest_files.kernel, guest_files.ramdisk,
-                                              guest_files.root),
-                name="tiny", bucket="images").values())
-        live.image_id = ids[2]
-        yield live
-    finally:
-        stop_live(live, server, NETWORK)
-        shutil.rmtree(top, ignore_errors=True)
+    yield from live_cloud("local", guest_files, NETWORK, "eutestbr0", "10.213.0.0/24")
 
 
 def _console_has(ec2, instance_id, text, count=1, timeout=BOOT_TIMEOUT) -> str:
