@@ -9,8 +9,10 @@ read (``EUCALITE_PORT=9000`` becomes ``9000``; lists are comma-separated). The c
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -110,6 +112,9 @@ DEFAULTS: dict[str, Any] = {
     # local files), the iSCSI portal targets listen on, size limits in GiB, snapshot chunks.
     "ebs_export": "auto",
     "iscsi_portal": "127.0.0.1:3260",
+    # The storage host's address nodes on other hosts connect to for volumes (iSCSI, at the
+    # portal's port); empty: the portal's address, which only a node on this host reaches.
+    "storage_address": "",
     # Who may log in to the targets: tgt takes initiator addresses (comma-separated, or
     # ALL), LIO the nodes' initiator IQNs (empty: any initiator that has the CHAP secret).
     "iscsi_initiators": "ALL",
@@ -181,6 +186,19 @@ def _config_file(data_dir: Path, environ: Mapping[str, str]) -> Path | None:
     return None
 
 
+_HOST_NAME = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+
+
+def _is_address(text: str) -> bool:
+    """Whether *text* is an IP address or a host name (nothing else: no port, no path)."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_HOST_NAME.match(text))
+
+
 def load(overrides: Mapping[str, Any] | None = None,
          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the effective configuration.
@@ -223,6 +241,11 @@ def load(overrides: Mapping[str, Any] | None = None,
             not isinstance(config["node_timeout"], (int, float)) or config["node_timeout"] <= 0:
         raise ValueError(f"node_timeout: expected seconds above 0, got "
                          f"{config['node_timeout']!r}")
+    address = config["storage_address"]
+    if not isinstance(address, str) or (address.strip() and not _is_address(address.strip())):
+        raise ValueError(f"storage_address: expected a host name or IP address (no port: "
+                         f"it is iscsi_portal's), got {address!r}")
+    config["storage_address"] = address.strip()
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):

@@ -19,7 +19,7 @@ from ..cluster.virt.driver import DiskSpec, DriverError
 from ..db import db
 from ..errors import AwsError
 from . import snapshots
-from .export import ExportError
+from .export import ExportDriver, ExportError
 from .models import Volume
 from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
                      DETACHING, ERROR, IN_USE, NO_ATTACHMENT, VOLUME)
@@ -85,8 +85,7 @@ def plug(ebs, volume_id: str) -> None:
         if instance is None:
             raise AwsError(f"The instance {instance_id} is gone.")
         node = ebs.cluster.node_for(instance.node_id)
-        exporter = ebs.export_driver()
-        export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
+        exporter, export = _export(ebs, volume.id, instance.node_id)
         target = free_target(node.disks(instance_id))
         node.attach_volume(instance_id, exporter.disk_spec(volume.id, export,
                                                            str(ebs.path(volume.id)), target))
@@ -148,19 +147,26 @@ def discard_unmade(ebs, volume_id: str) -> None:
 def replug(ebs, node, volume: Volume) -> None:
     """Export *volume* again and plug it back into its instance's domain on *node* at its
     target."""
-    exporter = ebs.export_driver()
-    export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
+    exporter, export = _export(ebs, volume.id, node.node_id)
     node.attach_volume(volume.instance_id, exporter.disk_spec(
         volume.id, export, str(ebs.path(volume.id)), volume.target))
     VOLUME.note(volume.id, {IN_USE}, export_json=export_json(export))
+
+
+def _export(ebs, volume_id: str, node_id: str | None) -> tuple[ExportDriver, dict]:
+    """Export *volume_id* to the node *node_id* its instance runs on, the way
+    :meth:`~eucalite.ebs.service.EbsService.exporter_for` says: (driver, export record)."""
+    exporter, remote = ebs.exporter_for(node_id)
+    return exporter, exporter.create_export(volume_id, str(ebs.path(volume_id)),
+                                            node_id=remote)
 
 
 def export_attached(ebs, volume: Volume) -> DiskSpec:
     """Export an in-use volume its instance boots with (the root, or a data volume) to the
     instance's node; its attachment is then attached (a first boot's was attaching). The
     disk for the domain, at the volume's target."""
-    exporter = ebs.export_driver()
-    export = exporter.create_export(volume.id, str(ebs.path(volume.id)))
+    instance = ebs.cloud.instance(volume.instance_id)
+    exporter, export = _export(ebs, volume.id, instance.node_id if instance else None)
     VOLUME.note(volume.id, {IN_USE}, export_json=export_json(export))
     ATTACHMENT.transition(volume.id, ATTACHED, expected={ATTACHING})
     return exporter.disk_spec(volume.id, export, str(ebs.path(volume.id)), volume.target)
@@ -184,7 +190,7 @@ def _refused(volume_id: str, target: str) -> None:
 
 def remove_export(ebs, volume_id: str, export: dict) -> None:
     try:
-        ebs.export_driver().remove_export(volume_id, export)
+        ebs.driver_of(export).remove_export(volume_id, export)
     except Exception as error:  # noqa: BLE001 - the reconciler retries; never block a detach
         log.warning("removing the export of %s failed: %s", volume_id, error)
 

@@ -13,6 +13,8 @@ controller implements (:class:`eucalite.compute.ebsroot.ComputeView`) and the wi
 """
 from __future__ import annotations
 
+import ipaddress
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +30,13 @@ from ..errors.ec2 import IncorrectState, InvalidAttachmentNotFound, Unsupported,
 from ..s3.store import ObjectStore
 from . import jobs, snapshots, volumes
 from .chunkstore import ChunkStore
-from .export import ExportUnavailable, choose, make
+from .export import ExportDriver, ExportUnavailable, choose, choose_iscsi, make, \
+    storage_address
 from .models import Snapshot, Volume
 from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
                      DETACHING, ERROR, IN_USE, PENDING, VOLUME)
+
+log = logging.getLogger(__name__)
 
 VOLUME_TYPES = ("standard", "gp2", "gp3", "io1", "io2", "sc1", "st1")
 
@@ -76,6 +81,7 @@ class EbsService:
         self.worker = None              # }
         self.volumes_dir = Path(config["data_dir"]) / "volumes"
         self._export = None
+        self._iscsi = None
         self._lock = threading.Lock()
 
     def bind(self, app, worker) -> None:
@@ -104,6 +110,47 @@ class EbsService:
                     raise Unsupported(f"The storage controller cannot export volumes: {error}")
             return self._export
 
+    def exporter_for(self, node_id: str | None) -> tuple[ExportDriver, str | None]:
+        """How a volume reaches an instance on *node_id*: (the export driver, the node whose
+        CHAP account alone may log in to the target, or None). This host's node (or an
+        instance on no node): the configured driver, local files or iSCSI with one CHAP
+        account per volume, as before nodes could join. A node on another host: iSCSI even
+        where config chooses local files (:func:`~.export.choose_iscsi`), at
+        ``storage_address``, guarded by that node's own account. Unsupported when no
+        driver can."""
+        if node_id is None or node_id == self.cluster.local_node_id:
+            return self.export_driver(), None
+        with self._lock:
+            if self._iscsi is None:
+                try:
+                    self._iscsi = choose_iscsi(self.config)
+                except ExportUnavailable as error:
+                    raise Unsupported(f"The storage controller cannot export volumes to "
+                                      f"node {node_id}: {error}")
+            return self._iscsi, node_id
+
+    def driver_of(self, export: dict) -> ExportDriver:
+        """The driver that made the export record *export* (to withdraw it)."""
+        return self.exporter_for(export.get("node_id"))[0]
+
+    def remote_problem(self) -> str | None:
+        """Why nodes on other hosts cannot reach volumes although some joined: the storage
+        address is loopback (needs an app context); None when they can or none joined."""
+        address = storage_address(self.config)
+        try:
+            loopback = ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            loopback = address == "localhost"
+        if not loopback:
+            return None
+        others = [row.id for row in self.cluster.list_nodes()
+                  if row.id != self.cluster.local_node_id]
+        if not others:
+            return None
+        return (f"WARNING: volumes are served at {address}, which nodes on other hosts "
+                f"({', '.join(others[:5])}) cannot reach: set storage_address to this "
+                "host's address on their network and let tgtd listen there")
+
     def describe_export(self) -> str:
         """One line for the start-up banner: which export driver serves volumes, or why
         none can."""
@@ -120,6 +167,13 @@ class EbsService:
                        for name in ("lio", "tgt") if name != driver.name]
             line += f" (no iSCSI by {'; '.join(skipped)})" if driver.name == "local" else \
                 f" ({skipped[0]})"
+        line += f"; nodes on other hosts reach them at {storage_address(self.config)}"
+        if self.app is not None:
+            with self.app.app_context():
+                problem = self.remote_problem()
+            if problem:
+                log.warning(problem)
+                line += f". {problem}"
         return line
 
     def _submit(self, job, *args) -> None:
@@ -208,7 +262,7 @@ class EbsService:
                                         f"instance '{instance.id}' is in {instance.zone}.")
         if volumes.device_in_use(instance.id, device) or device == instance.root_device_name:
             raise InvalidParameterValue(f"Attachment point {device} is already in use")
-        self.export_driver()            # fail now, in the API error, if nothing can export
+        self.exporter_for(instance.node_id)     # fail now, in the API error, if none can
         # the attachment begins with the volume's move to in-use
         if not VOLUME.transition(volume.id, IN_USE, expected={AVAILABLE},
                                  instance_id=instance.id, device=device,

@@ -8,17 +8,29 @@ a JSON-able record the caller stores with the volume (``Volume.export_json``), a
 call gets that record back.
 
 Export records always hold ``driver`` (the driver's name) and ``volume_id``; iSCSI records
-add ``iqn``, ``lun``, ``host``, ``port``, ``username``, ``password`` (CHAP, one pair per
-volume) and ``secret_usage`` (the libvirt secret the node keeps the password in).
+add ``iqn``, ``lun``, ``host``, ``port``, ``username``, ``password`` (CHAP) and
+``secret_usage`` (the libvirt secret the node keeps the password in).
 
-Also here: the iSCSI pieces tgt and LIO share (IQN naming, CHAP credentials, the portal
-setting and the network ``DiskSpec``).
+Whose CHAP account guards a target: for the storage controller's own host's node, one
+account per volume (as before nodes could join); for a node on another host
+(``create_export(..., node_id=...)``), that node's one account (:class:`NodeAccounts`),
+bound to exactly the targets of the volumes attached to its instances, so a node's
+credential opens no other node's volumes. Such a record also holds ``node_id``, and its
+``host`` is the storage host's address nodes reach (config ``storage_address``), not the
+portal the target listens on.
+
+Also here: the iSCSI pieces tgt and LIO share (IQN naming, CHAP credentials, the per-node
+accounts, the portal setting and the network ``DiskSpec``).
 """
 from __future__ import annotations
 
 import abc
+import json
+import os
+import re
 import secrets
 import string
+import threading
 
 from ...cluster.virt.driver import DiskSpec
 
@@ -54,11 +66,14 @@ class ExportDriver(abc.ABC):
         why not and what to install or start."""
 
     @abc.abstractmethod
-    def create_export(self, volume_id: str, path: str) -> dict:
+    def create_export(self, volume_id: str, path: str, node_id: str | None = None) -> dict:
         """Make the raw file *path* of *volume_id* reachable and return the export record
-        (JSON-able; see the module docstring for its keys). Idempotent: called again for
-        an exported volume it returns an equivalent record (same credentials) and changes
-        nothing. Afterwards ``volume_id in exported()``. ExportError when it cannot."""
+        (JSON-able; see the module docstring for its keys). *node_id*: the node on another
+        host that attaches it: only that node's CHAP account may log in (None: this host's
+        node, with the volume's own account). Idempotent: called again for an exported
+        volume and the same node it returns an equivalent record (same credentials) and
+        changes nothing; for another node the export is made anew for that one. Afterwards
+        ``volume_id in exported()``. ExportError when it cannot."""
 
     @abc.abstractmethod
     def remove_export(self, volume_id: str, export: dict) -> None:
@@ -104,6 +119,43 @@ def new_chap() -> tuple[str, str]:
     return user, password
 
 
+#: CHAP user names of the per-node accounts: the prefix plus the node id
+NODE_USER_PREFIX = "eucanode-"
+_NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+
+
+class NodeAccounts:
+    """One CHAP account (user, password) per node on another host, made on first use and
+    kept (0600) in ``<state_dir>/<node id>.json``, so the same node gets the same secret
+    after a restart of the storage controller or of the target daemon."""
+
+    def __init__(self, state_dir: str):
+        self.state_dir = state_dir
+        self._lock = threading.Lock()
+
+    def credentials(self, node_id: str) -> tuple[str, str, bool]:
+        """*node_id*'s (user, password, made now): made now is True when the pair was
+        just created (an account of that user left on the target has another secret)."""
+        if not _NODE_ID.match(node_id or ""):
+            raise ExportError(f"invalid node id {node_id!r}")
+        path = os.path.join(self.state_dir, f"{node_id}.json")
+        with self._lock:
+            try:
+                with open(path) as f:
+                    saved = json.load(f)
+                return saved["username"], saved["password"], False
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            user = NODE_USER_PREFIX + node_id
+            password = new_chap()[1]
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+            fd = os.open(path + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"node_id": node_id, "username": user, "password": password}, f)
+            os.replace(path + ".part", path)
+            return user, password, True
+
+
 def parse_portal(portal: str) -> tuple[str, int]:
     """``host:port`` (or ``[v6]:port``, or a bare host for port 3260) as (host, port)."""
     portal = (portal or DEFAULT_PORTAL).strip()
@@ -125,7 +177,8 @@ def parse_portal(portal: str) -> tuple[str, int]:
 
 def iscsi_record(driver: str, volume_id: str, lun: int, portal: tuple[str, int],
                  username: str, password: str, **extra) -> dict:
-    """The export record of an iSCSI export (keys listed in the module docstring)."""
+    """The export record of an iSCSI export (keys listed in the module docstring); *portal*
+    is where the node connects."""
     return {"driver": driver, "volume_id": volume_id, "iqn": iqn_for(volume_id), "lun": lun,
             "host": portal[0], "port": portal[1], "username": username,
             "password": password, "secret_usage": SECRET_USAGE_PREFIX + volume_id, **extra}

@@ -3,7 +3,9 @@
 Per volume: a fileio backstore named after the volume on its raw file, a target
 (IQN ``iqn.2026-11.dev.eucalite:<vol-id>``) with TPG 1, LUN 0, the portal, and CHAP: a
 NodeACL with the volume's credentials for each configured node initiator IQN (with LUN 0
-mapped), or, when no initiator is configured, generated ACLs with TPG-wide CHAP. Every
+mapped), or, when no initiator is configured, generated ACLs with TPG-wide CHAP. The
+credentials are the volume's own, or for a node on another host that node's pair
+(:class:`~.base.NodeAccounts`), so its secret opens only its volumes' targets. Every
 object is looked up by name before it is made, so a repeated ``create_export`` changes
 nothing; LIO keeps the credentials in configfs, so they are read back rather than saved.
 
@@ -16,8 +18,8 @@ from __future__ import annotations
 import os
 
 from ...cluster.virt.driver import DiskSpec
-from .base import (DEFAULT_PORTAL, ExportDriver, ExportError, iqn_for, iscsi_disk_spec,
-                   iscsi_record, new_chap, parse_portal, volume_of)
+from .base import (DEFAULT_PORTAL, ExportDriver, ExportError, NodeAccounts, iqn_for,
+                   iscsi_disk_spec, iscsi_record, new_chap, parse_portal, volume_of)
 
 LUN = 0
 TPG_TAG = 1
@@ -37,8 +39,12 @@ class LioExport(ExportDriver):
     name = "lio"
 
     def __init__(self, portal: str = DEFAULT_PORTAL,
-                 initiator_iqns: str | list[str] | None = None):
+                 initiator_iqns: str | list[str] | None = None, address: str | None = None,
+                 node_accounts: NodeAccounts | None = None):
         self.portal = parse_portal(portal)
+        #: the storage host's address nodes on other hosts connect to (default: the portal's)
+        self.address = address or self.portal[0]
+        self.node_accounts = node_accounts
         if isinstance(initiator_iqns, str):
             initiator_iqns = initiator_iqns.split(",")
         self.initiator_iqns = [i.strip() for i in initiator_iqns or () if i.strip()]
@@ -77,18 +83,21 @@ class LioExport(ExportDriver):
 
     # -- the contract --------------------------------------------------------------------
 
-    def create_export(self, volume_id: str, path: str) -> dict:
+    def create_export(self, volume_id: str, path: str, node_id: str | None = None) -> dict:
         if not os.path.isfile(path):
             raise ExportError(f"cannot export {volume_id}: no volume file {path}")
+        if node_id is not None and self.node_accounts is None:
+            raise ExportError(f"cannot export {volume_id} to node {node_id}: no place to "
+                              "keep nodes' CHAP accounts was configured")
         rtslib, root = self._rts()
         try:
-            return self._create(rtslib, root, volume_id, path)
+            return self._create(rtslib, root, volume_id, path, node_id)
         except ExportError:
             raise
         except Exception as exc:    # noqa: BLE001 - RTSLibError, OSError from configfs
             raise ExportError(f"cannot export {volume_id} with LIO: {exc}") from exc
 
-    def _create(self, rtslib, root, volume_id: str, path: str) -> dict:
+    def _create(self, rtslib, root, volume_id: str, path: str, node_id: str | None) -> dict:
         iqn = iqn_for(volume_id)
         so = self._find(root.storage_objects, name=volume_id)
         if so is not None and so.udev_path != path:
@@ -106,7 +115,11 @@ class LioExport(ExportDriver):
             lun = rtslib.LUN(tpg, LUN, so)
         rtslib.NetworkPortal(tpg, self.portal[0], self.portal[1], mode="any")
         tpg.set_attribute("authentication", "1")
-        user, password = self._credentials(tpg) or new_chap()
+        if node_id is not None:
+            # the node's own pair: the target opens to that node's secret only
+            user, password, _made_now = self.node_accounts.credentials(node_id)
+        else:
+            user, password = self._credentials(tpg) or new_chap()
         if self.initiator_iqns:
             self._node_acls(rtslib, tpg, lun, user, password)
         else:
@@ -115,8 +128,12 @@ class LioExport(ExportDriver):
             tpg.set_attribute("demo_mode_write_protect", "0")
             tpg.chap_userid, tpg.chap_password = user, password
         tpg.enable = True
-        return iscsi_record(self.name, volume_id, LUN, self.portal, user, password,
-                            initiator_iqns=list(self.initiator_iqns))
+        if node_id is None:
+            return iscsi_record(self.name, volume_id, LUN, self.portal, user, password,
+                                initiator_iqns=list(self.initiator_iqns))
+        return iscsi_record(self.name, volume_id, LUN, (self.address, self.portal[1]), user,
+                            password, initiator_iqns=list(self.initiator_iqns),
+                            node_id=node_id)
 
     def _credentials(self, tpg) -> tuple[str, str] | None:
         """The CHAP pair an existing export of *tpg* uses, or None for a new one."""

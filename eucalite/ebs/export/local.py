@@ -26,7 +26,10 @@ class LocalExport(ExportDriver):
     def problem(self) -> str | None:
         return None
 
-    def create_export(self, volume_id: str, path: str) -> dict:
+    def create_export(self, volume_id: str, path: str, node_id: str | None = None) -> dict:
+        if node_id is not None:
+            raise ExportError(f"cannot export {volume_id} to node {node_id} on another "
+                              "host as a local file: that needs iSCSI (tgt or LIO)")
         if not os.path.isfile(path):
             raise ExportError(f"cannot export {volume_id}: no volume file {path}")
         with self._lock:

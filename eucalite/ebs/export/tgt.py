@@ -1,9 +1,10 @@
 """The tgt export: volumes served by the user-space iSCSI target (tgtd), driven by tgtadm.
 
 One target per volume (IQN ``iqn.2026-11.dev.eucalite:<vol-id>``), the volume file as LUN 1
-(LUN 0 is tgt's controller), a CHAP account of its own bound to the target (so a login
-without the volume's secret is refused) and the initiator addresses allowed in
-(``ALL`` by default). tgtd keeps all this in memory only: the credentials of each export
+(LUN 0 is tgt's controller), one CHAP account bound to the target (so a login without its
+secret is refused): the volume's own for this host's node, the node's for a node on another
+host (bound to that node's volumes' targets only; see :mod:`.base`), and the initiator
+addresses allowed in (``ALL`` by default). tgtd keeps all this in memory only: the credentials of each export
 are also saved in a 0600 file under ``state_dir``, so that after a tgtd restart the export
 is re-created with the same secret and the nodes' initiators can log in again.
 
@@ -23,8 +24,8 @@ import threading
 from dataclasses import dataclass, field
 
 from ...cluster.virt.driver import DiskSpec
-from .base import (DEFAULT_PORTAL, ExportDriver, ExportError, iqn_for, iscsi_disk_spec,
-                   iscsi_record, new_chap, parse_portal, volume_of)
+from .base import (DEFAULT_PORTAL, ExportDriver, ExportError, NodeAccounts, iqn_for,
+                   iscsi_disk_spec, iscsi_record, new_chap, parse_portal, volume_of)
 
 LUN = 1                     # tgt's LUN 0 is the target's controller
 TIMEOUT = 30
@@ -90,9 +91,13 @@ class TgtExport(ExportDriver):
     name = "tgt"
 
     def __init__(self, state_dir: str, portal: str = DEFAULT_PORTAL,
-                 initiators: str | list[str] = "ALL", tgtadm: str = "tgtadm"):
+                 initiators: str | list[str] = "ALL", tgtadm: str = "tgtadm",
+                 address: str | None = None, node_accounts: NodeAccounts | None = None):
         self.state_dir = state_dir
         self.portal = parse_portal(portal)
+        #: the storage host's address nodes on other hosts connect to (default: the portal's)
+        self.address = address or self.portal[0]
+        self.node_accounts = node_accounts or NodeAccounts(os.path.join(state_dir, "nodes"))
         if isinstance(initiators, str):
             initiators = [i.strip() for i in initiators.split(",")]
         self.initiators = [i for i in initiators if i] or ["ALL"]
@@ -161,26 +166,30 @@ class TgtExport(ExportDriver):
 
     # -- the contract --------------------------------------------------------------------
 
-    def create_export(self, volume_id: str, path: str) -> dict:
+    def create_export(self, volume_id: str, path: str, node_id: str | None = None) -> dict:
         if not os.path.isfile(path):
             raise ExportError(f"cannot export {volume_id}: no volume file {path}")
         iqn = iqn_for(volume_id)
         with self._locked():
             saved = self._load(volume_id)
+            node = self.node_accounts.credentials(node_id) if node_id is not None else None
             targets = self._targets()
             current = targets.get(iqn)
-            if current is not None and saved is not None and saved.get("iqn") == iqn \
-                    and current.luns.get(LUN) == path and current.accounts == [saved["username"]] \
-                    and sorted(current.acls) == sorted(self.initiators):
+            if current is not None and self._still_good(saved, current, path, node_id, node):
                 if saved.get("tid") != current.tid:
                     saved["tid"] = current.tid
                     self._save(saved)
                 return saved
             if current is not None:
-                # half-made, stale (another file) or credentials lost: rebuild it
+                # half-made, stale (another file, another node) or credentials lost: rebuild
                 self._delete_target(current.tid)
                 del targets[iqn]
-            if saved is not None and saved.get("iqn") == iqn:
+            own = saved is not None and saved.get("iqn") == iqn and not saved.get("node_id")
+            if node is not None:
+                user, password, made_now = node
+                if own:
+                    self._delete_account(saved["username"])     # the volume's, unused now
+            elif own:
                 user, password = saved["username"], saved["password"]   # same secret again
             else:
                 user, password = new_chap()
@@ -188,7 +197,10 @@ class TgtExport(ExportDriver):
             try:
                 self._tgtadm("--mode", "logicalunit", "--op", "new", "--tid", str(tid),
                              "--lun", str(LUN), "-b", path)
-                self._new_account(user, password)
+                if node is None:
+                    self._new_account(user, password)
+                else:
+                    self._node_account(user, password, made_now)
                 self._tgtadm("--mode", "account", "--op", "bind", "--tid", str(tid),
                              "--user", user)
                 for initiator in self.initiators:
@@ -196,12 +208,28 @@ class TgtExport(ExportDriver):
                                  "-I", initiator)
             except ExportError:
                 self._delete_target(tid)
-                self._delete_account(user)
+                if node is None:
+                    self._delete_account(user)
                 raise
-            record = iscsi_record(self.name, volume_id, LUN, self.portal, user, password,
-                                  tid=tid, initiators=list(self.initiators))
+            portal = self.portal if node is None else (self.address, self.portal[1])
+            extra = {"node_id": node_id} if node is not None else {}
+            record = iscsi_record(self.name, volume_id, LUN, portal, user, password,
+                                  tid=tid, initiators=list(self.initiators), **extra)
             self._save(record)
             return record
+
+    def _still_good(self, saved: dict | None, current: TgtTarget, path: str,
+                    node_id: str | None, node: tuple[str, str, bool] | None) -> bool:
+        """Whether the target *current* is the export *saved* describes, for *node_id*
+        (with its account *node*), so create_export has nothing to do."""
+        if saved is None or saved.get("iqn") != current.iqn or saved.get("node_id") != node_id \
+                or current.luns.get(LUN) != path or current.accounts != [saved["username"]] \
+                or sorted(current.acls) != sorted(self.initiators):
+            return False
+        if node is None:
+            return True
+        user, password, made_now = node
+        return not made_now and (saved["username"], saved["password"]) == (user, password)
 
     def _new_target(self, iqn: str, taken: set[int]) -> int:
         """Create target *iqn* on the lowest free tid and return the tid."""
@@ -222,6 +250,18 @@ class TgtExport(ExportDriver):
                                   f"{(result.stderr or result.stdout).strip()}")
             taken.add(tid)
         raise ExportError(f"cannot create target {iqn}: no free tid found")
+
+    def _node_account(self, user: str, password: str, made_now: bool) -> None:
+        """Afterwards the node's CHAP account *user* exists with *password*; one already
+        there is kept (it is bound to the node's other targets) unless the pair was just
+        made (then the account left behind has a secret nobody knows)."""
+        accounts = self._accounts()
+        if user in accounts and made_now:
+            self._delete_account(user)
+            accounts.discard(user)
+        if user not in accounts:
+            self._tgtadm("--mode", "account", "--op", "new", "--user", user,
+                         "--password", password)
 
     def _new_account(self, user: str, password: str) -> None:
         """Afterwards the CHAP account *user* exists with *password*."""
@@ -248,7 +288,9 @@ class TgtExport(ExportDriver):
                     raise ExportError(f"cannot delete target {iqn} (tid {current.tid})")
             saved = self._load(volume_id) or {}
             accounts = self._accounts()
-            for user in {export.get("username"), saved.get("username")} - {None}:
+            # the volume's own account goes; a node's stays (deleting the target unbound it)
+            for user in {record.get("username") for record in (export, saved)
+                         if not record.get("node_id")} - {None}:
                 if user in accounts:
                     self._delete_account(user)
             with contextlib.suppress(FileNotFoundError):
