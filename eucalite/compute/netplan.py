@@ -16,31 +16,49 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..cluster import nodes
 from ..cluster.edge.firewall import FirewallError
 from ..cluster.edge.plan import Group, NetworkPlan, Port, Rule, tap_name
 from ..cluster.service import ClusterService
+from ..cluster.models import Node as NodeRow
 from ..cluster.virt.driver import DriverError
 from ..cluster.virt.network_xml import mac_for
 from ..db import db
+from ..errors import ServiceUnavailable
 from . import states
 from .models import Instance, InstanceSecurityGroup, SecurityGroupRule
 
 log = logging.getLogger(__name__)
 
+#: How a node says it cannot apply a plan (logged without a traceback).
+REFUSALS = (FirewallError, DriverError, ValueError, ServiceUnavailable)
+
 
 def sync(cluster: ClusterService, reread: bool = False) -> None:
-    """Push the current plan to every node (after the change is committed). A node that
-    refuses is logged, not raised (the change is committed; the reconciler's next pass
-    applies the plan again). *reread*: each node compares with what its kernel holds, not
+    """Push its current plan to every node the cluster can drive (after the change is
+    committed): this host's (unless its data plane is off: ``network_problem``) and the
+    joined ones, in turn. A node that refuses or cannot be reached is logged, not raised,
+    and the others still get theirs (the change is committed; the reconciler's next pass
+    applies the plans again). Unreachable nodes are skipped: their next pass after they
+    are back repairs them. *reread*: each node compares with what its kernel holds, not
     with what it applied last (the reconciler's passes: repairs a lost or changed rule)."""
-    node = cluster.local_node
-    if node is None or cluster.network_problem:
+    targets = [node for node in cluster.reachable()
+               if node.node_id != cluster.local_node_id or not cluster.network_problem]
+    if not targets:
         return
+    down = set(db.session.execute(db.select(NodeRow.id).where(
+        NodeRow.state == nodes.UNREACHABLE)).scalars())
     with apply_lock(Path(cluster.config["data_dir"])):
-        try:
-            node.apply_network(build(node.node_id), reread)
-        except (FirewallError, DriverError, ValueError) as error:
-            log.warning("cannot apply the network plan on node %s: %s", node.node_id, error)
+        for node in targets:
+            if node.node_id in down:
+                continue
+            try:
+                node.apply_network(build(node.node_id), reread)
+            except REFUSALS as error:
+                log.warning("cannot apply the network plan on node %s: %s", node.node_id,
+                            error)
+            except Exception:  # noqa: BLE001 - one node never blocks the others
+                log.exception("applying the network plan on node %s failed", node.node_id)
 
 
 @contextmanager
