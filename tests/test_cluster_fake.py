@@ -304,3 +304,40 @@ def test_a_controller_restart_loses_nothing(big, tmp_path):
         assert {node.id: (node.state, node.used_cores, node.zone)
                 for node in nodes.list_nodes()} == before
     assert statuses(ec2, ids) == {instance_id: "ok" for instance_id in ids}
+
+
+def test_a_lost_node_is_removed_with_its_instances(big):
+    """`eucalite node remove --force`: refused while the node answers; once the failure
+    monitor found it silent, its instances end as if their domains vanished (their volumes
+    back to available) and the node is gone, asking nothing of it."""
+    ec2 = big.live.client("ec2")
+    first, second = run(ec2, 2)           # GREEDY: both on zone-a-node000
+    host = where(big, [first])[first]
+    volume = ec2.create_volume(Size=1, AvailabilityZone="zone-a")["VolumeId"]
+    wait_for_volume(ec2, volume, "available")
+    ec2.attach_volume(VolumeId=volume, InstanceId=first, Device="/dev/sdf")
+    wait_for_volume(ec2, volume, "in-use")
+
+    refused = cli(big, "remove", "--force", host)
+    assert refused.exit_code != 0 and "answers" in refused.output
+    big.silence(host)
+    later = row(big, host).last_seen + dt.timedelta(seconds=10_000)
+    big.reconcile(now=later)            # the others answer then
+    assert big.check_nodes(later) == [host]
+
+    removed = cli(big, "remove", "--force", host)
+    assert removed.exit_code == 0, removed.output
+    assert row(big, host) is None
+    items = wait_for_state(ec2, [first, second], "terminated")
+    assert all(f"node {host} was removed" in item["StateReason"]["Message"] for item in items)
+    wait_for_volume(ec2, volume, "available")
+    # nothing was asked of the lost host: its domains are as it left them
+    assert {first, second} <= set(big.domains())
+    # the zone's capacity no longer counts it, and new instances go elsewhere
+    assert host not in where(big, run(ec2, 1)).values()
+
+
+def wait_for_volume(ec2, volume_id, state):
+    from serverutil import wait_until
+    wait_until(lambda: ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"]
+               == state, f"{volume_id} {state}")

@@ -3,9 +3,12 @@
 zone with Drain and Remove."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from eucalite import config as config_module
+from eucalite.accounts import utcnow
 from eucalite.cluster import nodes
 from eucalite.cluster.models import Node
 from eucalite.cluster.scheduler import Need
@@ -77,6 +80,21 @@ def test_console_groups_nodes_by_zone_and_drains_and_removes(two_zones):
         assert db.session.get(Node, "far-node") is None
     text = admin.page("/console/nodes/no-such-node/remove")
     assert "InvalidParameterValue" in text
+
+
+def test_console_removes_a_lost_node_with_its_instances(two_zones):
+    app = two_zones
+    admin = Console(app)
+    assert "Remove with its instances" not in admin.text("/console/nodes")
+    text = admin.page("/console/nodes/far-node/remove", {"force": "1"})
+    assert "InvalidParameterValue" in text and "answers" in text
+    with app.app_context():
+        nodes.mark_silent(0, utcnow() + dt.timedelta(seconds=1))
+    assert "Remove with its instances" in admin.text("/console/nodes")
+    text = admin.page("/console/nodes/far-node/remove", {"force": "1"})
+    assert "Node far-node is removed; its instances ended." in text
+    with app.app_context():
+        assert db.session.get(Node, "far-node") is None
 
 
 def test_a_zone_whose_nodes_all_drain_is_impaired_and_says_why(two_zones):

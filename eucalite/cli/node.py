@@ -105,10 +105,15 @@ def node_drain(node_id):
 
 @node_group.command("remove")
 @click.argument("node_id", metavar="NODE")
+@click.option("--force", is_flag=True,
+              help="The node is lost (it stopped answering): remove it with its instances.")
 @in_app
-def node_remove(node_id):
+def node_remove(node_id, force):
     """Remove NODE from the cluster. Refused while instances run (or are starting or
     stopping) there: drain it and let them end first. Its stopped instances start on
-    another node."""
-    node = services().cluster.remove_node(node_id)
+    another node. With --force, a node that stopped answering is removed at once: its
+    instance-store instances are terminated and its EBS-backed ones stopped (they start
+    on another node), as if their domains had vanished."""
+    node = (services().compute.remove_lost_node(node_id) if force
+            else services().cluster.remove_node(node_id))
     click.echo(f"{node.id} removed from {node.zone}")

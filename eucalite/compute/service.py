@@ -34,8 +34,8 @@ from ..errors.ec2 import (IdempotentParameterMismatch, InsufficientInstanceCapac
 from ..s3.models import Bucket
 from ..s3.service import S3Service
 from . import (imageflags, imageimport, images, instance_attributes, instance_status,
-               instance_types, instances, keypairs, lifecycle, metadata, netplan, secgroups,
-               states)
+               instance_types, instances, keypairs, lifecycle, metadata, netplan, nodeloss,
+               secgroups, states)
 from . import cloudkey
 from .imageimport import ImageFiles
 from .instances import LaunchRequest, incorrect_state
@@ -146,6 +146,11 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             .where(Instance.state != states.TERMINATED).group_by(Instance.state)).all())
         return {"instances": by_state, "volumes": count(Volume), "snapshots": count(Snapshot),
                 "buckets": count(Bucket), "images": count(Image), "keypairs": count(KeyPair)}
+
+    def remove_lost_node(self, node_id: str):
+        """Remove a node that stopped answering together with its instances, which end as
+        if their domains vanished (:func:`.nodeloss.remove_lost_node`); returns its row."""
+        return nodeloss.remove_lost_node(self.cluster, self.ebs, node_id)
 
     def capacity(self) -> dict:
         """The cloud's nodes (``NodeCapacity``: use and what each may hold), and per zone how

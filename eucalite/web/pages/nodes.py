@@ -1,7 +1,7 @@
 """Nodes (hosts running VMs), for the cloud admin, grouped by zone: capacity (physical, and
 what each node's overcommit ratios, else the cloud's, let it hold), last seen, enabling,
-disabling or draining each for new instances, removing it and setting its own ratios (what
-`eucalite node list/enable/disable/drain/remove/set` do)."""
+disabling or draining each for new instances, removing it (a lost one with its instances)
+and setting its own ratios (what `eucalite node list/enable/disable/drain/remove/set` do)."""
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
@@ -40,7 +40,11 @@ def node_state(node_id):
 @blueprint.route("/nodes/<node_id>/remove", methods=["POST"])
 @admin_required
 def node_remove(node_id):
-    act(lambda: services().cluster.remove_node(node_id), f"Node {node_id} is removed.")
+    if request.form.get("force"):
+        act(lambda: services().compute.remove_lost_node(node_id),
+            f"Node {node_id} is removed; its instances ended.")
+    else:
+        act(lambda: services().cluster.remove_node(node_id), f"Node {node_id} is removed.")
     return redirect(url_for("console.nodes"))
 
 
