@@ -22,7 +22,9 @@ network with an MTU of 1550 or more (jumbo frames) avoids the fragmentation enti
 :class:`Overlay` makes the kernel match (:meth:`Overlay.ensure`, idempotent: it reads what
 the kernel holds and changes only what differs) through a *runner* (``run(argv, stdin)``
 returning stdout, raising :class:`OverlayError`), with an optional *prefix* (``ip netns
-exec NS``). :func:`zone_peers` is the controller's side: the addresses of a node's peers.
+exec NS``). :func:`zone_peers` is the controller's side: the addresses of a node's peers,
+told to joined nodes in their registration and heartbeat answers; :func:`sync_local` joins
+the controller's own node from the node rows.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import subprocess
 import zlib
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..db import db
+from ..db import db, write_lock
 from .models import Node as NodeRow
 
 #: VXLAN's IANA port; nodes of a zone must reach each other on it (UDP).
@@ -271,12 +273,65 @@ class Overlay:
             changed = True
         return changed
 
+    def present(self) -> bool:
+        """Whether this node's VXLAN device exists."""
+        return any(link.get("ifname") == self.device for link in self._links())
+
     def remove(self) -> None:
         """Delete the device (its fdb entries go with it) and the drop table. Idempotent."""
-        if any(link.get("ifname") == self.device for link in self._links()):
+        if self.present():
             self._run("ip", "link", "del", "dev", self.device)
         try:
             self._run("nft", "delete", "table", "bridge", TABLE)
         except OverlayError as error:
             if "No such file" not in str(error):
                 raise
+
+
+def local_address(config: Mapping[str, Any], recorded: str, peers: Iterable[str]) -> str | None:
+    """The address this host's node uses for the overlay: ``node_address`` when set, else
+    the one its kernel sends from towards its *peers* (so a changed host address follows),
+    else the one recorded for it (ValueError for a ``node_address`` that cannot be used)."""
+    if config.get("node_address"):
+        return validate_address(config["node_address"])
+    return source_address(peers) or recorded or None
+
+
+def sync_local(config: Mapping[str, Any], node_id: str, prefix: Sequence[str] = (),
+               runner: Runner = run_command) -> bool:
+    """The controller's own node (*node_id*) joins its zone's overlay from the node rows
+    (needs an app context): the device floods to every other node of the zone that has an
+    address, and this node's address (:func:`local_address`) is recorded on its row so the
+    others flood to it. Without peers, a device left from earlier is removed (a single-host
+    cloud has none). Returns whether the kernel changed; OverlayError or ValueError when
+    it cannot be done."""
+    row = db.session.get(NodeRow, node_id)
+    if row is None:
+        return False
+    peers = [peer["address"] for peer in zone_peers(node_id)]
+    node = Overlay.from_config(config, row.zone, prefix, runner)
+    address = local_address(config, row.address, peers)
+    if address and address != row.address:
+        _record_address(node_id, address)
+    if not peers:
+        if node.present():
+            node.remove()
+            return True
+        return False
+    if not address:
+        raise OverlayError(f"node {node_id} has no address its peers can reach: set "
+                           "node_address")
+    return node.ensure(address, peers)
+
+
+def _record_address(node_id: str, address: str) -> None:
+    """Record *address* as *node_id*'s (what its peers flood to)."""
+    write_lock()
+    try:
+        row = db.session.get(NodeRow, node_id)
+        if row is not None:
+            row.address = address
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise

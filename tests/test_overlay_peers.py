@@ -1,0 +1,95 @@
+"""Who a node's overlay floods to: the other nodes of its zone with an address
+(overlay.zone_peers), the controller's own node joining from the node rows
+(overlay.sync_local, on a fake kernel)."""
+from __future__ import annotations
+
+import pytest
+
+from eucalite import create_app
+from eucalite.cluster import nodes, overlay
+from eucalite.cluster.models import Node
+from eucalite.cluster.virt.driver import HostCapacity
+from eucalite.db import db
+
+from test_overlay import FakeKernel
+
+CAPACITY = HostCapacity(cores=4, memory_mb=4096, disk_gb=40)
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"data_dir": str(tmp_path / "data"), "node": False,
+                      "zones": ["zone-a", "zone-b"]})
+    with app.app_context():
+        yield app
+
+
+def add(node_id: str, zone: str = "zone-a", address: str = "") -> None:
+    nodes.register(node_id, zone, CAPACITY, "fake://", address)
+
+
+def test_peers_are_the_other_nodes_of_the_zone_that_have_an_address(app):
+    add("cc", address="192.0.2.1")
+    add("n1", address="192.0.2.11")
+    add("n2", address="192.0.2.12")
+    add("n3")                                       # no address yet: nobody floods to it
+    add("other", "zone-b", address="192.0.2.99")    # another zone's segment
+    assert overlay.zone_peers("n1") == [{"node_id": "cc", "address": "192.0.2.1"},
+                                        {"node_id": "n2", "address": "192.0.2.12"}]
+    assert overlay.zone_peers("other") == []
+    assert overlay.zone_peers("unknown") == []
+    # a disabled or unreachable node stays a peer: its instances still run
+    nodes.set_state("n2", "disabled")
+    nodes.mark_unreachable("cc")
+    assert [peer["node_id"] for peer in overlay.zone_peers("n1")] == ["cc", "n2"]
+
+
+def config(app, **overrides):
+    return {**app.config["EUCALITE"], **overrides}
+
+
+def test_the_controllers_node_joins_its_zone_from_the_rows(app):
+    kernel = FakeKernel()
+    add("cc")
+    add("n1", address="192.0.2.11")
+    add("n2", address="192.0.2.12")
+    assert overlay.sync_local(config(app, node_address="192.0.2.1"), "cc", runner=kernel)
+    device = overlay.device_name(overlay.vni_for("zone-a"))
+    assert kernel.links[device]["linkinfo"]["info_data"]["local"] == "192.0.2.1"
+    assert kernel.fdb[device] == {"192.0.2.11", "192.0.2.12"}
+    # its address is recorded, so the other nodes are told to flood to it
+    assert db.session.get(Node, "cc").address == "192.0.2.1"
+    assert {"node_id": "cc", "address": "192.0.2.1"} in overlay.zone_peers("n1")
+    # a node removed from the zone is no longer flooded to
+    db.session.delete(db.session.get(Node, "n2"))
+    db.session.commit()
+    assert overlay.sync_local(config(app, node_address="192.0.2.1"), "cc", runner=kernel)
+    assert kernel.fdb[device] == {"192.0.2.11"}
+    assert not overlay.sync_local(config(app, node_address="192.0.2.1"), "cc", runner=kernel)
+
+
+def test_without_node_address_the_route_towards_the_peers_decides(app):
+    kernel = FakeKernel()
+    add("cc")
+    add("n1", address="127.0.0.2")
+    overlay.sync_local(config(app), "cc", runner=kernel)
+    assert db.session.get(Node, "cc").address == "127.0.0.1"
+
+
+def test_a_single_host_cloud_has_no_overlay_and_a_left_one_is_removed(app):
+    kernel = FakeKernel()
+    add("cc")
+    assert not overlay.sync_local(config(app), "cc", runner=kernel)
+    assert kernel.changes == []
+    add("n1", address="192.0.2.11")
+    overlay.sync_local(config(app, node_address="192.0.2.1"), "cc", runner=kernel)
+    nodes.remove("n1")
+    assert overlay.sync_local(config(app, node_address="192.0.2.1"), "cc", runner=kernel)
+    assert kernel.links == {} and kernel.table is None
+
+
+def test_a_bad_node_address_is_refused(app):
+    add("cc")
+    add("n1", address="192.0.2.11")
+    with pytest.raises(ValueError, match="node_address"):
+        overlay.sync_local(config(app, node_address="eth0"), "cc", runner=FakeKernel())
