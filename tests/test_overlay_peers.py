@@ -93,3 +93,22 @@ def test_a_bad_node_address_is_refused(app):
     add("n1", address="192.0.2.11")
     with pytest.raises(ValueError, match="node_address"):
         overlay.sync_local(config(app, node_address="eth0"), "cc", runner=FakeKernel())
+
+
+def test_a_joined_node_follows_its_answers_and_logs_a_problem_once(app, caplog):
+    kernel = FakeKernel()
+    cfg = config(app)
+    answer = {"state": "enabled", "vni": 77, "address": "192.0.2.5",
+              "peers": [{"node_id": "cc", "address": "192.0.2.1"}]}
+    assert overlay.follow_answer(cfg, answer, runner=kernel)
+    assert kernel.fdb[overlay.device_name(77)] == {"192.0.2.1"}
+    assert not overlay.follow_answer(cfg, answer, runner=kernel)
+    # an older controller's answer says nothing of the overlay: nothing changes
+    assert not overlay.follow_answer(cfg, {"state": "enabled"}, runner=kernel)
+    bad = {**answer, "address": "nonsense"}
+    with caplog.at_level("WARNING", logger="eucalite.cluster.overlay"):
+        assert not overlay.follow_answer(cfg, bad, runner=kernel)
+        assert not overlay.follow_answer(cfg, bad, runner=kernel)
+    assert caplog.text.count("nonsense") == 1
+    assert overlay.follow_answer(cfg, {**answer, "peers": []}, runner=kernel)
+    assert kernel.links == {}

@@ -184,13 +184,13 @@ class Overlay:
         self.runner = runner
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], zone: str, prefix: Sequence[str] = (),
+    def from_config(cls, config: Mapping[str, Any], vni: int, prefix: Sequence[str] = (),
                     runner: Runner = run_command) -> "Overlay":
-        """The overlay of a node in *zone* with *config*'s bridge, subnet and ``vxlan_vni``."""
+        """The overlay of *vni* on *config*'s bridge, with its subnet's gateway and the
+        metadata address."""
         net = ipaddress.ip_network(config["instance_subnet"], strict=True)
-        return cls(config["instance_bridge"], vni_for(zone, config.get("vxlan_vni")),
-                   str(net.network_address + 1), config.get("metadata_address") or None,
-                   prefix, runner)
+        return cls(config["instance_bridge"], vni, str(net.network_address + 1),
+                   config.get("metadata_address") or None, prefix, runner)
 
     def _run(self, *argv: str, stdin: str | None = None) -> str:
         return self.runner([*self.prefix, *argv], stdin)
@@ -302,26 +302,43 @@ def sync_local(config: Mapping[str, Any], node_id: str, prefix: Sequence[str] = 
     """The controller's own node (*node_id*) joins its zone's overlay from the node rows
     (needs an app context): the device floods to every other node of the zone that has an
     address, and this node's address (:func:`local_address`) is recorded on its row so the
-    others flood to it. Without peers, a device left from earlier is removed (a single-host
-    cloud has none). Returns whether the kernel changed; OverlayError or ValueError when
-    it cannot be done."""
+    others flood to it. Returns whether the kernel changed (see :func:`follow`)."""
     row = db.session.get(NodeRow, node_id)
     if row is None:
         return False
     peers = [peer["address"] for peer in zone_peers(node_id)]
-    node = Overlay.from_config(config, row.zone, prefix, runner)
     address = local_address(config, row.address, peers)
     if address and address != row.address:
         _record_address(node_id, address)
+    return follow(config, vni_for(row.zone, config.get("vxlan_vni")), address, peers,
+                  prefix, runner)
+
+
+def follow(config: Mapping[str, Any], vni: int, address: str | None, peers: Iterable[str],
+           prefix: Sequence[str] = (), runner: Runner = run_command) -> bool:
+    """Make this node's overlay (*config*'s bridge, *vni*) flood to exactly *peers* from
+    *address*: :meth:`Overlay.ensure`; without peers, a device left from earlier is removed
+    (a single-host cloud has none). A joined node calls it with its registration and
+    heartbeat answers (their ``vni``, ``address`` and ``peers``). Returns whether the
+    kernel changed; OverlayError or ValueError when it cannot be done."""
+    node = Overlay.from_config(config, vni, prefix, runner)
+    peers = list(peers)
     if not peers:
         if node.present():
             node.remove()
             return True
         return False
     if not address:
-        raise OverlayError(f"node {node_id} has no address its peers can reach: set "
-                           "node_address")
+        raise OverlayError("this node has no address its peers can reach: set node_address")
     return node.ensure(address, peers)
+
+
+def answer_fields(node_id: str, zone: str, address: str,
+                  config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a joined node's registration and heartbeat answers carry for its overlay: its
+    zone's ``vni``, the ``address`` recorded for it and its ``peers`` (:func:`zone_peers`)."""
+    return {"vni": vni_for(zone, config.get("vxlan_vni")), "address": address,
+            "peers": zone_peers(node_id)}
 
 
 def _record_address(node_id: str, address: str) -> None:
@@ -335,3 +352,50 @@ def _record_address(node_id: str, address: str) -> None:
     except BaseException:
         db.session.rollback()
         raise
+
+
+#: The last problem logged by :func:`_log_problem` (a node retries every pass or heartbeat:
+#: the same problem is logged once).
+_last_problem: list[str | None] = [None]
+
+
+def _log_problem(problem: str | None) -> None:
+    if problem and problem != _last_problem[0]:
+        log.warning("the instance network cannot span this zone's nodes: %s", problem)
+    elif problem is None and _last_problem[0]:
+        log.info("the instance network spans this zone's nodes again")
+    _last_problem[0] = problem
+
+
+def follow_answer(config: Mapping[str, Any], answer: Mapping[str, Any],
+                  prefix: Sequence[str] = (), runner: Runner = run_command) -> bool:
+    """A joined node's agent, with each registration or heartbeat answer: :func:`follow`
+    its ``vni``, ``address`` and ``peers`` (an answer without them, from an older
+    controller, changes nothing). A problem is logged (once), never raised: the heartbeat
+    goes on. Returns whether the kernel changed."""
+    if "vni" not in answer:
+        return False
+    try:
+        changed = follow(config, int(answer["vni"]), answer.get("address"),
+                         [peer["address"] for peer in answer.get("peers", [])], prefix,
+                         runner)
+    except (OverlayError, ValueError, KeyError, TypeError) as error:
+        _log_problem(str(error))
+        return False
+    _log_problem(None)
+    return changed
+
+
+def sync_cluster(cluster) -> None:
+    """The controller's own node in the reconciler's passes (start-up's included):
+    :func:`sync_local` when node duty runs here with real guests (the fake hypervisor has
+    no bridge), a problem logged once (needs an app context)."""
+    node = cluster.local_node
+    if node is None or not node.uses_host_files:
+        return
+    try:
+        sync_local(cluster.config, node.node_id)
+    except (OverlayError, ValueError) as error:
+        _log_problem(str(error))
+        return
+    _log_problem(None)
