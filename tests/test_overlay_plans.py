@@ -86,3 +86,26 @@ def test_an_unreachable_node_is_skipped_until_it_is_back(cloud):
     nodes.register("node-b", "zone", HostCapacity(cores=4, memory_mb=4096, disk_gb=40))
     netplan.sync(cloud)
     assert b.plans
+
+
+def test_a_node_whose_plan_did_not_change_gets_no_command(cloud):
+    a, b = RecordingNode("node-a"), RecordingNode("node-b")
+    cloud.attach(a)
+    cloud.attach(b)
+    netplan.sync(cloud)
+    add_instance(node="node-a")
+    netplan.sync(cloud)
+    assert (len(a.plans), len(b.plans)) == (2, 1)     # b's plan is unchanged
+    netplan.sync(cloud, reread=True)                   # a reconcile pass reaches every node
+    assert (len(a.plans), len(b.plans)) == (3, 2)
+    # a node object replaced (its agent came back) gets the plan again
+    fresh = RecordingNode("node-b")
+    cloud.attach(fresh)
+    netplan.sync(cloud)
+    assert len(fresh.plans) == 1
+    # a node that failed is asked again at the next sync
+    failing = RecordingNode("node-a", DriverError("busy"))
+    cloud.attach(failing)
+    netplan.sync(cloud)
+    netplan.sync(cloud)
+    assert len(failing.plans) == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import weakref
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,12 @@ from .models import Instance, InstanceSecurityGroup, SecurityGroupRule
 
 log = logging.getLogger(__name__)
 
+#: The plan each node (its Node object's id) last applied from this process, per cluster
+#: service: a sync skips a node whose plan did not change (a launch changes its own node's
+#: plan, not a hundred others'); a reconcile pass (*reread*) pushes to every node all the
+#: same, so a node whose kernel lost its tables (a reboot) is repaired within a pass.
+_pushed: "weakref.WeakKeyDictionary[ClusterService, dict[str, tuple[int, NetworkPlan]]]" = \
+    weakref.WeakKeyDictionary()
 #: How a node says it cannot apply a plan (logged without a traceback).
 REFUSALS = (FirewallError, DriverError, ValueError, ServiceUnavailable)
 
@@ -37,7 +44,8 @@ REFUSALS = (FirewallError, DriverError, ValueError, ServiceUnavailable)
 def sync(cluster: ClusterService, reread: bool = False) -> None:
     """Push its current plan to every node the cluster can drive (after the change is
     committed): this host's (unless its data plane is off: ``network_problem``) and the
-    joined ones, in turn. A node that refuses or cannot be reached is logged, not raised,
+    joined ones, in turn, skipping a node whose plan is the one this process last pushed
+    there. A node that refuses or cannot be reached is logged, not raised,
     and the others still get theirs (the change is committed; the reconciler's next pass
     applies the plans again). Unreachable nodes are skipped: their next pass after they
     are back repairs them. *reread*: each node compares with what its kernel holds, not
@@ -48,12 +56,18 @@ def sync(cluster: ClusterService, reread: bool = False) -> None:
         return
     down = set(db.session.execute(db.select(NodeRow.id).where(
         NodeRow.state == nodes.UNREACHABLE)).scalars())
+    pushed = _pushed.setdefault(cluster, {})
     with apply_lock(Path(cluster.config["data_dir"])):
         for node in targets:
             if node.node_id in down:
                 continue
+            plan = build(node.node_id)
+            if not reread and pushed.get(node.node_id) == (id(node), plan):
+                continue            # unchanged since this process pushed it: no command
+            pushed.pop(node.node_id, None)
             try:
-                node.apply_network(build(node.node_id), reread)
+                node.apply_network(plan, reread)
+                pushed[node.node_id] = (id(node), plan)
             except REFUSALS as error:
                 log.warning("cannot apply the network plan on node %s: %s", node.node_id,
                             error)
