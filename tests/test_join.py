@@ -17,8 +17,8 @@ from eucalite import config as config_module, create_app
 from eucalite.cluster import joining, nodes
 from eucalite.cluster.models import Node
 from eucalite.db import db
-from awsutil import failure
-from ec2util import make_image
+from eucalite.compute.models import Instance
+from ec2util import make_image, wait_for_state
 from liveutil import free_port, start_live
 from serverutil import EUCALITE, cli_env, run, self_signed, stop, wait_until
 
@@ -78,11 +78,16 @@ def test_a_host_joins_with_a_token_and_resumes_after_a_restart(tmp_path):
             by_zone.setdefault(current, []).append(zone["ZoneName"])
         assert "|- node far-node" in by_zone["lab-1b"]
         assert "|- node far-node" not in by_zone["lab-1a"]
-        # until remote nodes take commands, a launch there says so rather than failing later
-        code, _, answer = failure(live.client("ec2").run_instances, ImageId=make_image(live),
-                                  MinCount=1, MaxCount=1,
-                                  Placement={"AvailabilityZone": "lab-1b"})
-        assert code == "InsufficientInstanceCapacity" and "joined" in answer["Error"]["Message"]
+        # the joined node takes instances: one launched in its zone runs there
+        ec2 = live.client("ec2")
+        instance_id = ec2.run_instances(ImageId=make_image(live), MinCount=1, MaxCount=1,
+                                        Placement={"AvailabilityZone": "lab-1b"})[
+            "Instances"][0]["InstanceId"]
+        wait_for_state(ec2, [instance_id], "running", timeout=30)
+        with live.app.app_context():
+            assert db.session.get(Instance, instance_id).node_id == "far-node"
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        wait_for_state(ec2, [instance_id], "terminated", timeout=30)
 
         registered = _node(live.app, "far-node")[3]
         wait_until(lambda: _node(live.app, "far-node")[3] > registered, "a heartbeat")

@@ -1,26 +1,47 @@
-"""Node duty on a host that joined a cloud: register with the controller, then heartbeat.
+"""Node duty on a host that joined a cloud: register with the controller, heartbeat, and
+run the commands the controller queues for this node.
 
 :func:`join` spends a join token for this host's credentials (kept in the data directory);
-:func:`run` is the node's loop, which ``eucalite join`` enters after joining and
+:meth:`NodeAgent.run` is the node's loop, which ``eucalite join`` enters after joining and
 ``eucalite serve --node-only`` enters on every later start. The node calls the controller
 only (the internal API, :mod:`.nodeclient`), so it works behind a firewall that lets it
-reach the controller and nothing else. The command channel (instances on this node) comes
-with RemoteNode; until then the node reports its capacity and domains.
+reach the controller and nothing else: it long-polls for its commands (what the
+controller's :class:`~.remotenode.RemoteNode` asks: spawn, destroy, console output, ...),
+runs each on this host's :class:`~.localnode.LocalNode` (a few at once, so a long spawn
+does not hold up a destroy) and posts the result. The agent has no database: its LocalNode
+is made by :meth:`~.service.ClusterService.start_host`, as the controller's own node is,
+and fills its image cache over the internal API (:func:`.nodeimages.remote_image_source`).
 """
 from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import wire
+from .edge.firewall import FirewallError
+from .imagecache import CacheError
+from .localnode import LocalNode
+from .nodeimages import remote_image_source
 from .nodeclient import InternalApiError, NodeClient, NodeCredentials, version
 from .service import ClusterService
+from .virt.driver import DriverError
 
 log = logging.getLogger(__name__)
 
 #: Seconds between tries while the controller cannot be reached at start.
 RETRY_SECONDS = 5
+#: Seconds a poll for commands waits at the controller when none is queued.
+POLL_WAIT = 20
+#: Commands run at once on this node.
+COMMAND_THREADS = 4
+#: Statuses meaning the controller no longer knows this node's key: the loop ends.
+REFUSED = (401, 403, 404)
+#: Errors a command may fail with that say what went wrong on the node (logged without a
+#: traceback); any other is logged with one. Either way the controller hears of it.
+EXPECTED = (DriverError, CacheError, FirewallError, OSError, ValueError)
 
 
 def check_hypervisor(config: Mapping[str, Any]) -> None:
@@ -49,24 +70,34 @@ def join(controller_url: str, token: str, node_name: str, data_dir: Path,
 
 
 class NodeAgent:
-    """The loop of a joined node: register, then a heartbeat every interval the controller
-    names, until :meth:`stop`. A controller that cannot be reached is retried; one that
-    refuses the node's key (the node was removed) ends the loop."""
+    """The loop of a joined node (see the module docstring) until :meth:`stop`: register,
+    then heartbeats every interval the controller names, beside a command loop. A
+    controller that cannot be reached is retried; one that refuses the node's key (the node
+    was removed) ends the loop. *poll_wait*: seconds a poll for commands may wait at the
+    controller. *node*: the node to serve (default: this host's, made by
+    :meth:`~.service.ClusterService.start_host`; raises DriverError, NodeDutyOff, when this
+    host cannot be a node)."""
 
-    def __init__(self, config: Mapping[str, Any], credentials: NodeCredentials):
+    def __init__(self, config: Mapping[str, Any], credentials: NodeCredentials,
+                 poll_wait: float = POLL_WAIT, node: LocalNode | None = None):
         self.config = config
         self.credentials = credentials
         self.client = NodeClient(config.get("controller_url") or credentials.controller_url,
-                                 credentials, cafile=credentials.cafile or None)
-        self.driver = ClusterService(config).open_driver()
+                                 credentials, cafile=credentials.cafile or None,
+                                 timeout=poll_wait + 30)
+        self.node = node or ClusterService(config).start_host(
+            credentials.node_id, remote_image_source(self.client))
+        self.poll_wait = poll_wait
         self.interval = 10
         self._stop = threading.Event()
+        self._refused: InternalApiError | None = None
+        self._pool = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="node-command")
 
     def stop(self) -> None:
         self._stop.set()
 
     def _capacity(self) -> dict:
-        capacity = self.driver.capacity()
+        capacity = self.node.capacity()
         return {"cores": capacity.cores, "memory_mb": capacity.memory_mb,
                 "disk_gb": capacity.disk_gb}
 
@@ -84,22 +115,25 @@ class NodeAgent:
         return answer
 
     def heartbeat(self) -> dict:
-        domains = {instance: state.value for instance, state in
-                   self.driver.list_domains().items()}
+        domains = {instance: state.value for instance, state in self.node.domains().items()}
         answer = self.client.call("POST", self._node_path() + "/heartbeat", {
             "capacity": self._capacity(), "domains": domains, "version": version()})
         self.interval = answer["heartbeat_interval"]
         return answer
 
     def run(self) -> int:
-        """Register, then heartbeat until stopped; 0 when stopped, 1 when refused."""
+        """Register, then heartbeat and run commands until stopped; 0 when stopped, 1 when
+        refused."""
         registered = False
+        commands = threading.Thread(target=self._command_loop, name="node-commands",
+                                    daemon=True)
         try:
             while not self._stop.is_set():
                 try:
                     if not registered:
                         answer = self.register()
                         registered = True
+                        commands.start()
                         log.info("node %s registered with %s in zone %s (%s); heartbeat "
                                  "every %d s", self.credentials.node_id,
                                  self.client.base, answer["zone"], answer["state"],
@@ -107,14 +141,75 @@ class NodeAgent:
                     else:
                         self.heartbeat()
                 except InternalApiError as error:
-                    if error.status in (401, 403, 404):
-                        log.error("the controller refused node %s: %s",
-                                  self.credentials.node_id, error)
-                        return 1
+                    if error.status in REFUSED:
+                        self._refuse(error)
+                        break
                     log.warning("%s; retrying", error)
                     self._stop.wait(RETRY_SECONDS)
                     continue
                 self._stop.wait(self.interval)
-            return 0
+            return 1 if self._refused else 0
         finally:
-            self.driver.close()
+            self._stop.set()
+            if commands.is_alive():
+                # its last poll ends within poll_wait; what it took still runs and answers
+                commands.join(self.poll_wait + 30)
+            self._pool.shutdown(wait=True)
+            self.node.driver.close()
+
+    def _refuse(self, error: InternalApiError) -> None:
+        log.error("the controller refused node %s: %s", self.credentials.node_id, error)
+        self._refused = error
+        self._stop.set()
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _command_loop(self) -> None:
+        """Poll for commands and hand each to the pool, until stopped or refused."""
+        path = f"{self._node_path()}/commands?wait={self.poll_wait:g}"
+        while not self._stop.is_set():
+            try:
+                answer = self.client.call("GET", path)
+            except InternalApiError as error:
+                if error.status in REFUSED:
+                    self._refuse(error)
+                    return
+                log.warning("polling for commands: %s; retrying", error)
+                self._stop.wait(RETRY_SECONDS)
+                continue
+            for command in answer.get("commands", []):
+                self._pool.submit(self._execute, command)
+            if answer.get("retry_after"):
+                # the controller holds no waiting poll for us now: ask again shortly
+                self._stop.wait(float(answer["retry_after"]))
+
+    def _execute(self, command: dict) -> None:
+        """Run one command on this host's node and post its result or error."""
+        method = command.get("method")
+        try:
+            arguments = wire.decode_args(method, command.get("args"))
+            outcome = {"result": wire.encode_result(method,
+                                                    getattr(self.node, method)(**arguments))}
+        except Exception as error:  # noqa: BLE001 - every failure goes back to the caller
+            (log.warning if isinstance(error, EXPECTED) else log.exception)(
+                "command %s %s failed: %s", command.get("id"), method, error)
+            outcome = {"error": wire.encode_error(error)}
+        self._post(str(command.get("id")), outcome)
+
+    def _post(self, command_id: str, outcome: dict) -> None:
+        """Post *outcome*, retrying while the controller cannot be reached (until the
+        agent stops); a refused result (the caller gave up) is logged."""
+        while True:
+            try:
+                self.client.call("POST", f"{self._node_path()}/commands/{command_id}/result",
+                                 outcome)
+                return
+            except InternalApiError as error:
+                if error.status and error.status < 500:
+                    log.warning("the result of command %s was refused: %s", command_id,
+                                error)
+                    return
+                log.warning("posting the result of command %s: %s; retrying", command_id,
+                            error)
+                if self._stop.wait(RETRY_SECONDS):
+                    return

@@ -27,7 +27,7 @@ from ..db import db, write_lock
 from ..errors import InvalidParameterValue
 from ..errors.ec2 import InsufficientInstanceCapacity
 from . import scheduler
-from .models import Node
+from .models import Node, NodeCredential
 from .scheduler import PHYSICAL, Need, NodeView, Overcommit
 from .virt.driver import HostCapacity
 
@@ -193,9 +193,9 @@ def _reserve(zone: str, need: Need, min_count: int, max_count: int, policy: str,
         if any(node.state == ENABLED for node in nodes.values()) and \
                 not any(node.state == ENABLED for node in drivable):
             raise InsufficientInstanceCapacity(
-                f"Insufficient capacity: the enabled nodes of availability zone {zone} "
-                "joined over the internal API, and this release cannot start instances on "
-                "a joined node yet (only on the controller's own host).")
+                f"Insufficient capacity: no enabled node of availability zone {zone} can "
+                "be driven from this controller now (a joined node is driven once it "
+                "registers; this host's own node while its node duty runs).")
         if not any(node.state == ENABLED for node in nodes.values()):
             raise InsufficientInstanceCapacity(
                 f"Insufficient capacity: no node of availability zone {zone} is enabled "
@@ -235,6 +235,15 @@ def give_back(node_id: str, need: Need) -> None:
     node.used_cores = max(0, node.used_cores - need.cores)
     node.used_memory_mb = max(0, node.used_memory_mb - need.memory_mb)
     node.used_disk_gb = max(0, node.used_disk_gb - need.disk_gb)
+
+
+def joined() -> list[tuple[str, str, str]]:
+    """``(node id, hypervisor uri, state)`` of every registered node that joined over the
+    internal API and still holds a live key, by id."""
+    live_key = db.select(NodeCredential.node_id).where(NodeCredential.revoked_at.is_(None))
+    return [tuple(row) for row in db.session.execute(
+        db.select(Node.id, Node.hypervisor_uri, Node.state)
+        .where(Node.id.in_(live_key)).order_by(Node.id))]
 
 
 def list_nodes() -> list[Node]:

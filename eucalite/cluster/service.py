@@ -23,11 +23,13 @@ from typing import Any, Mapping
 
 from ..errors import ServiceUnavailable
 from . import joining, network, nodes
+from .commands import CommandQueue
 from .edge.firewall import FakeFirewall, Firewall, FirewallError, NftFirewall
 from .imagecache import GiB, ImageCache
 from .localnode import ImageSource, LocalNode
 from .models import Node as NodeRow
 from .node import Node
+from .remotenode import RemoteNode
 from .scheduler import Overcommit
 from .virt.driver import DriverError, HypervisorDriver
 from .virt.fake import FakeDriver
@@ -79,6 +81,10 @@ def open_work_dirs(data_dir: Path) -> str | None:
     return None
 
 
+class NodeDutyOff(DriverError):
+    """This host cannot be a node; the message says why and what to install."""
+
+
 @dataclass(frozen=True)
 class Zone:
     name: str
@@ -113,6 +119,10 @@ class ClusterService:
         self.network_problem: str | None = None
         self.image_cache = ImageCache(Path(config["data_dir"]) / "image-cache",
                                       int(config.get("image_cache_gb", 20)) * GiB)
+        #: The joined nodes' command queues (their RemoteNodes submit, their agents poll);
+        #: half the server's request threads may hold a waiting poll.
+        self.commands = CommandQueue(float(config.get("node_timeout", 90)),
+                                     max_waiters=int(config.get("threads", 16)) // 2)
 
     def zones(self) -> list[Zone]:
         """Every availability zone, in configured order, with its state from its nodes
@@ -146,12 +156,18 @@ class ClusterService:
         row = nodes.remove(node_id)
         joining.revoke(node_id)
         self.detach(node_id)
+        self.commands.forget(node_id)
         return row
 
     def check_nodes(self, now=None) -> list[str]:
         """The failure monitor's pass: nodes silent for longer than ``node_timeout`` seconds
         are marked (:func:`.nodes.mark_silent`); returns their ids. *now* is for tests."""
-        return nodes.mark_silent(float(self.config.get("node_timeout", 90)), now)
+        timeout = float(self.config.get("node_timeout", 90))
+        silent = nodes.mark_silent(timeout, now)
+        for node_id in silent:
+            if node_id != self.local_node_id:
+                self.commands.mark_down(node_id, f"no heartbeat for {timeout:g} s")
+        return silent
 
     # -- the registry of reachable nodes -----------------------------------------------------
 
@@ -160,6 +176,33 @@ class ClusterService:
         :meth:`node_for`, replacing an earlier object for the same id."""
         with self._lock:
             self._nodes[node.node_id] = node
+
+    def attach_remote(self, node_id: str, hypervisor_uri: str, restarted: bool = False) -> None:
+        """Drive the joined node *node_id* (registered with *hypervisor_uri*) through its
+        command queue: a :class:`~.remotenode.RemoteNode` in the registry, unless one for
+        that hypervisor is there already. *restarted*: the node's agent has just started
+        (it registered), so commands its previous process took are failed now."""
+        if node_id == self.local_node_id:
+            return
+        if restarted:
+            self.commands.restarted(node_id)
+        with self._lock:
+            known = self._nodes.get(node_id)
+            if not isinstance(known, RemoteNode) or known.hypervisor_uri != hypervisor_uri:
+                self._nodes[node_id] = RemoteNode(node_id, self.commands, hypervisor_uri)
+
+    def attach_joined(self) -> list[str]:
+        """At the controller's start: drive every registered node that joined over the
+        internal API (its key is live), so a restart needs no node to join again; an
+        unreachable one takes no command until it polls. Returns their ids (needs an app
+        context)."""
+        attached = []
+        for node_id, hypervisor_uri, state in nodes.joined():
+            self.attach_remote(node_id, hypervisor_uri)
+            if state == nodes.UNREACHABLE:
+                self.commands.mark_down(node_id, "unreachable when the controller started")
+            attached.append(node_id)
+        return attached
 
     def detach(self, node_id: str) -> Node | None:
         """Forget *node_id*'s Node object (None if there was none)."""
@@ -200,7 +243,8 @@ class ClusterService:
         raise DriverError(f"Unknown hypervisor {kind!r}: use libvirt or fake.")
 
     def start_node_duty(self) -> str | None:
-        """Open the driver and register this host as a node (needs an app context).
+        """Start this host's node duty (:meth:`start_host`) and register it as a node in its
+        zone (needs an app context).
 
         Returns None on success, else the reason node duty is off, which is also kept in
         ``node_problem`` for the start-up banner and API errors.
@@ -209,15 +253,32 @@ class ClusterService:
             self.node_problem = "node duty is off on this host (--no-node)"
             return self.node_problem
         try:
-            driver = self.open_driver()
-            capacity = driver.capacity()
-        except (DriverError, ImportError) as error:
-            self.node_problem = (f"node duty is off: {error}. Install and start libvirt "
-                                 "(apt install libvirt-daemon-system qemu-system-x86 "
-                                 "qemu-utils dnsmasq-base; virtlogd -d; libvirtd -d) or "
-                                 "serve with --no-node.")
+            local = self.start_host(nodes.local_node_id(self.config), self.image_source)
+        except NodeDutyOff as error:
+            self.node_problem = str(error)
             log.warning(self.node_problem)
             return self.node_problem
+        node = nodes.register_local(self.config, local.capacity(),
+                                    self.config.get("libvirt_uri", ""))
+        self.local_node_id = node.id
+        self.attach(local)
+        self.node_problem = None
+        return None
+
+    def start_host(self, node_id: str, image_source: ImageSource | None) -> LocalNode:
+        """This host as the node *node_id*, with no database: the hypervisor driver, the
+        instance network, the work dirs QEMU reads, the data plane (``network_problem``
+        says why when security groups cannot be enforced) and the image cache, filled by
+        *image_source*. The controller's own node duty and a joined host's agent both
+        start here. Raises NodeDutyOff saying why this host cannot be a node."""
+        try:
+            driver = self.open_driver()
+            driver.capacity()
+        except (DriverError, ImportError) as error:
+            raise NodeDutyOff(f"node duty is off: {error}. Install and start libvirt "
+                              "(apt install libvirt-daemon-system qemu-system-x86 "
+                              "qemu-utils dnsmasq-base; virtlogd -d; libvirtd -d) or "
+                              "serve with --no-node.") from None
         nft = self._nft_firewall(driver)
         try:
             forwarding = nft.global_forwarding() if nft is not None else None
@@ -227,25 +288,17 @@ class ClusterService:
             driver.ensure_network(network.spec(self.config))
         except (DriverError, ValueError) as error:
             driver.close()
-            self.node_problem = (f"node duty is off: cannot set up the instance network: "
-                                 f"{error} ({NETWORK_HINT}).")
-            log.warning(self.node_problem)
-            return self.node_problem
+            raise NodeDutyOff(f"node duty is off: cannot set up the instance network: "
+                              f"{error} ({NETWORK_HINT}).") from None
         problem = open_work_dirs(Path(self.config["data_dir"])) if driver.uses_host_files \
             else None
         if problem:
             driver.close()
-            self.node_problem = f"node duty is off: {problem}"
-            log.warning(self.node_problem)
-            return self.node_problem
+            raise NodeDutyOff(f"node duty is off: {problem}")
         firewall = self._start_data_plane(nft, forwarding)
         self.image_cache.recover()
-        node = nodes.register_local(self.config, capacity, self.config.get("libvirt_uri", ""))
-        self.local_node_id = node.id
-        self.attach(LocalNode(node.id, driver, self.image_cache, self.config,
-                              self.image_source, firewall))
-        self.node_problem = None
-        return None
+        return LocalNode(node_id, driver, self.image_cache, self.config, image_source,
+                         firewall)
 
     def _nft_firewall(self, driver: HypervisorDriver) -> NftFirewall | None:
         """The kernel data plane when config asks for it (``firewall``: nftables, or auto

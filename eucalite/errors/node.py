@@ -32,3 +32,25 @@ class NodeAlreadyExists(AwsError):
 
     code = "NodeAlreadyExists"
     status = 409
+
+
+class CommandNotFound(AwsError):
+    """A result for a command the controller is not waiting for (unknown, already answered,
+    or its caller gave up)."""
+
+    code = "CommandNotFound"
+    status = 404
+
+
+class CommandConflict(AwsError):
+    """A result for a command that is not this node's, or that it has not taken."""
+
+    code = "CommandConflict"
+    status = 409
+
+
+class NodeImageNotFound(AwsError):
+    """The image a node asked for has no such bundle or part (the node may read it)."""
+
+    code = "ImageNotFound"
+    status = 404

@@ -40,14 +40,15 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("internalapi", __name__, url_prefix=API_PATH)
 
 
-def _json(payload, status: int = 200) -> Response:
+def json_response(payload, status: int = 200) -> Response:
     return Response(json.dumps(payload), status=status, mimetype="application/json")
 
 
 @blueprint.errorhandler(AwsError)
 def _error(error: AwsError) -> Response:
-    return _json({"error": {"code": error.code, "message": error.message,
-                            "request_id": getattr(g, "request_id", "")}}, error.status)
+    return json_response({"error": {"code": error.code, "message": error.message,
+                                    "request_id": getattr(g, "request_id", "")}},
+                         error.status)
 
 
 def http_error(error: HTTPException) -> Response:
@@ -100,7 +101,7 @@ def _raw_body() -> bytes:
     return g.internal_body
 
 
-def _body() -> dict:
+def json_body() -> dict:
     """The request's JSON object (InvalidParameterValue for anything else)."""
     try:
         body = json.loads(_raw_body() or b"{}")
@@ -115,12 +116,13 @@ def _replay_cache() -> ReplayCache:
     return current_app.extensions.setdefault("eucalite_internal_replay", ReplayCache())
 
 
-def _config() -> dict:
+def controller_config() -> dict:
     return current_app.config["EUCALITE"]
 
 
-def _heartbeat_interval() -> int:
-    return max(1, int(_config().get("heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL))
+def heartbeat_interval() -> int:
+    return max(1, int(controller_config().get("heartbeat_interval")
+                      or DEFAULT_HEARTBEAT_INTERVAL))
 
 
 def node_route(function):
@@ -156,7 +158,7 @@ def document() -> dict:
 
 @blueprint.get("/openapi.json")
 def openapi_document() -> Response:
-    return _json(document())
+    return json_response(document())
 
 
 # The route modules register themselves on the blueprint (imported for that).

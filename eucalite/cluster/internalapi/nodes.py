@@ -1,28 +1,30 @@
 """The node routes of the internal API: join, registration and heartbeat."""
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from ...errors import InvalidParameterValue
 from .. import joining
 from ..nodeclient import version
-from . import _body, _config, _heartbeat_interval, _json, blueprint, node_route
+from . import blueprint, controller_config, heartbeat_interval, json_body, json_response, \
+    node_route
 
 
 @blueprint.post("/join")
 def join() -> Response:
-    body = _body()
+    body = json_body()
     joined = joining.exchange(body.get("token"), body.get("node_name"))
-    return _json({"node_id": joined.node_id, "zone": joined.zone,
-                  "region": _config()["region"], "access_key_id": joined.access_key_id,
-                  "secret_access_key": joined.secret_access_key,
-                  "heartbeat_interval": _heartbeat_interval()}, 201)
+    return json_response({"node_id": joined.node_id, "zone": joined.zone,
+                          "region": controller_config()["region"],
+                          "access_key_id": joined.access_key_id,
+                          "secret_access_key": joined.secret_access_key,
+                          "heartbeat_interval": heartbeat_interval()}, 201)
 
 
 def _node_document(node) -> dict:
-    config = _config()
+    config = controller_config()
     return {"node_id": node.id, "zone": node.zone, "region": config["region"],
-            "state": node.state, "heartbeat_interval": _heartbeat_interval(),
+            "state": node.state, "heartbeat_interval": heartbeat_interval(),
             "instance_subnet": config["instance_subnet"],
             "controller_version": version()}
 
@@ -37,13 +39,13 @@ def _known(node_id: str):
 @blueprint.get("/nodes/<node_id>")
 @node_route
 def node_info(node_id: str) -> Response:
-    return _json(_node_document(_known(node_id)))
+    return json_response(_node_document(_known(node_id)))
 
 
 @blueprint.put("/nodes/<node_id>")
 @node_route
 def register(node_id: str) -> Response:
-    body = _body()
+    body = json_body()
     hypervisor_uri, address = body.get("hypervisor_uri"), body.get("address")
     if not isinstance(hypervisor_uri, str):
         raise InvalidParameterValue("hypervisor_uri: a string")
@@ -51,15 +53,19 @@ def register(node_id: str) -> Response:
         raise InvalidParameterValue("address: a string")
     node = joining.register(node_id, joining.capacity_of(body), hypervisor_uri,
                             address or request.remote_addr or "")
-    return _json(_node_document(node))
+    # the node's agent (re)started: drive it from now on, failing what its last process took
+    current_app.extensions["eucalite"].cluster.attach_remote(node_id, hypervisor_uri,
+                                                             restarted=True)
+    return json_response(_node_document(node))
 
 
 @blueprint.post("/nodes/<node_id>/heartbeat")
 @node_route
 def heartbeat(node_id: str) -> Response:
-    body = _body()
+    body = json_body()
     domains = body.get("domains", {})
     if not isinstance(domains, dict) or not all(isinstance(v, str) for v in domains.values()):
         raise InvalidParameterValue("domains: an object of instance id to power state")
     node = joining.heartbeat(node_id, joining.capacity_of(body))
-    return _json({"state": node.state, "heartbeat_interval": _heartbeat_interval()})
+    current_app.extensions["eucalite"].cluster.attach_remote(node_id, node.hypervisor_uri)
+    return json_response({"state": node.state, "heartbeat_interval": heartbeat_interval()})
