@@ -9,6 +9,7 @@ from typing import Any
 from .cluster.service import ClusterService
 from .compute import lifecycle
 from .compute.ebsroot import ComputeView
+from .compute.nodebundles import NodeBundles
 from .compute.service import ComputeService
 from .ebs.service import EbsService
 from .s3.service import S3Service
@@ -32,6 +33,8 @@ class Services:
         # the node's image cache is filled from bundles in Walrus
         cluster = ClusterService(config, image_source=lifecycle.bundle_source(
             s3.store, config["data_dir"]))
+        # nodes on other hosts read bundles through the internal API
+        cluster.bundles = NodeBundles(s3.store, config["data_dir"])
         ebs = EbsService(config, cluster, s3.store, ComputeView())
         compute = ComputeService(config, cluster, s3, ebs)
         # one worker runs instance and volume jobs beside the requests

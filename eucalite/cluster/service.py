@@ -29,6 +29,7 @@ from .imagecache import GiB, ImageCache
 from .localnode import ImageSource, LocalNode
 from .models import Node as NodeRow
 from .node import Node
+from .nodeimages import BundleReader
 from .remotenode import RemoteNode
 from .scheduler import Overcommit
 from .virt.driver import DriverError, HypervisorDriver
@@ -119,6 +120,9 @@ class ClusterService:
         self.network_problem: str | None = None
         self.image_cache = ImageCache(Path(config["data_dir"]) / "image-cache",
                                       int(config.get("image_cache_gb", 20)) * GiB)
+        #: Bundles read for nodes on other hosts (the internal API's image routes), given
+        #: by the wiring (:class:`~.nodeimages.BundleReader`); None: no images for them.
+        self.bundles: BundleReader | None = None
         #: The joined nodes' command queues (their RemoteNodes submit, their agents poll);
         #: half the server's request threads may hold a waiting poll.
         self.commands = CommandQueue(float(config.get("node_timeout", 90)),

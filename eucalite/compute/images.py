@@ -453,21 +453,26 @@ def reset(principal: Principal, image_id: str, name: str) -> None:
 
 # --- reading bundles (for the node that unpacks an image) ----------------------------------
 
+def part_segments(image: Image, filename: str) -> list[tuple[str, int]]:
+    """The stored segments (path, size) of the part *filename* of *image*'s bundle, beside
+    its manifest; CorruptBundle when the part is gone."""
+    bucket_name, key = split_location(image.location or "")
+    directory = key.rpartition("/")[0]
+    part_key = f"{directory}/{filename}" if directory else filename
+    version = objects.latest(buckets.find(bucket_name), part_key)
+    if version is None or version.delete_marker:
+        raise bundle.CorruptBundle(f"Part {bucket_name}/{part_key} is gone.")
+    return version.segments
+
+
 def read_part_fn(store, image: Image) -> Callable[[str], Iterator[bytes]]:
     """``read_part(filename)`` for :func:`eucalite.compute.bundle.unbundle` of *image*.
 
     Reads with the cloud's authority, not the launcher's: whoever may launch an image may
     use its bundle even without access to the owner's bucket (as in EC2).
     """
-    bucket_name, key = split_location(image.location or "")
-    directory = key.rpartition("/")[0]
-
     def read_part(filename: str) -> Iterator[bytes]:
-        part_key = f"{directory}/{filename}" if directory else filename
-        version = objects.latest(buckets.find(bucket_name), part_key)
-        if version is None or version.delete_marker:
-            raise bundle.CorruptBundle(f"Part {bucket_name}/{part_key} is gone.")
-        segments = version.segments
+        segments = part_segments(image, filename)
         db.session.rollback()          # hold no transaction while streaming
         return store.read(segments)
     return read_part
