@@ -47,6 +47,8 @@ from .instance_status import StatusBoard
 from .models import Instance
 
 log = logging.getLogger(__name__)
+#: Nodes whose last pass could not list their domains (their warning was logged once).
+_unanswered: set[str] = set()
 
 
 @dataclass
@@ -84,10 +86,15 @@ def _reconcile_node(cluster: ClusterService, ebs: EbsService, node: Node, startu
     try:
         domains = node.domains()
     except DriverError as error:
-        log.warning("reconcile: cannot list the domains of node %s: %s", node_id, error)
+        # skipped until it answers (a node on another host may be down for long): said once
+        (log.debug if node_id in _unanswered else log.warning)(
+            "reconcile: cannot list the domains of node %s (skipped until it answers): %s",
+            node_id, error)
+        _unanswered.add(node_id)
         if board is not None:
             board.saw(node_id, False, {})
         return
+    _unanswered.discard(node_id)
     if nodes.heard_from(node_id, now=now) is None:
         # removed meanwhile (`eucalite node remove` in another process): forget it here too
         cluster.detach(node_id)
