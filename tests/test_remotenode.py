@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from eucalite import config as config_module, create_app
 from eucalite.accounts import utcnow
-from eucalite.cluster import joining, wire
+from eucalite.cluster import joining, nodes, wire
 from eucalite.cluster.agent import NodeAgent, join
 from eucalite.cluster.commands import CommandQueue, NodeFailed
 from eucalite.cluster.edge.plan import Group, NetworkPlan, Port, Rule
@@ -32,6 +32,7 @@ from eucalite.cluster.unbundle import CorruptBundle
 from eucalite.cluster.virt.driver import DiskSpec, DriverError, HostCapacity, NotSupported, \
     PowerState
 from eucalite.compute import reconcile
+from eucalite.errors import ServiceUnavailable
 from eucalite.errors.ec2 import InvalidManifest
 from eucalite.errors.node import CommandConflict, CommandNotFound
 from ec2util import make_image, wait_for_state
@@ -473,3 +474,17 @@ def test_a_restarted_controller_keeps_driving_the_node(restartable):
     ec2.terminate_instances(InstanceIds=[instance_id, second])
     wait_for_state(ec2, [instance_id, second], "terminated")
     assert cloud.far.driver.list_domains() == {}
+
+
+def test_a_node_removed_elsewhere_is_forgotten_and_its_agent_stops(cloud):
+    live, far = cloud
+    cluster = live.services.cluster
+    with live.app.app_context():        # `eucalite node remove` in another process
+        nodes.remove("far-node")
+        joining.revoke("far-node")
+        cluster.check_nodes()
+    assert "far-node" not in cluster.attached_ids()
+    with pytest.raises(ServiceUnavailable):
+        cluster.node_for("far-node")
+    far.thread.join(timeout=30)         # its next request is refused: the agent ends
+    assert far.status == [1]

@@ -165,12 +165,19 @@ class ClusterService:
 
     def check_nodes(self, now=None) -> list[str]:
         """The failure monitor's pass: nodes silent for longer than ``node_timeout`` seconds
-        are marked (:func:`.nodes.mark_silent`); returns their ids. *now* is for tests."""
+        are marked (:func:`.nodes.mark_silent`; calls to a joined one fail at once from
+        now); returns their ids. Joined nodes removed meanwhile (`eucalite node remove` in
+        another process) are forgotten. *now* is for tests."""
         timeout = float(self.config.get("node_timeout", 90))
         silent = nodes.mark_silent(timeout, now)
         for node_id in silent:
             if node_id != self.local_node_id:
                 self.commands.mark_down(node_id, f"no heartbeat for {timeout:g} s")
+        joined = {node_id for node_id, _, _ in nodes.joined()}
+        for node in self.reachable():
+            if isinstance(node, RemoteNode) and node.node_id not in joined:
+                self.detach(node.node_id)
+                self.commands.forget(node.node_id)
         return silent
 
     # -- the registry of reachable nodes -----------------------------------------------------
