@@ -195,7 +195,7 @@ def test_a_node_down_or_silent_fails_calls_at_once():
     caller = threading.Thread(target=lambda: waiting.append(
         pytest.raises(DriverError, queue.submit, "far", "domains", {}, 600)))
     caller.start()
-    wait_until(lambda: queue._nodes["far"].queued, "the command to be queued")
+    wait_until(lambda: queue.queued("far"), "the command to be queued")
     queue.mark_down("far", "no heartbeat for 90 s")
     caller.join()           # the waiting call failed when the node was marked down
     assert "down" in str(waiting[0].value)
@@ -206,6 +206,31 @@ def test_a_node_down_or_silent_fails_calls_at_once():
     clock.now += 91         # and then silent for longer than node_timeout
     with pytest.raises(DriverError, match="has not asked for commands for 91 s"):
         queue.submit("far", "domains", {}, 600)
+
+
+def test_commands_a_restarted_node_had_taken_fail_and_queued_ones_wait_for_it():
+    queue = CommandQueue()
+    outcomes = {}
+
+    def call(method):
+        try:
+            outcomes[method] = queue.submit("far", method, {}, 30)
+        except DriverError as error:
+            outcomes[method] = error
+    spawn = threading.Thread(target=call, args=("spawn",))
+    spawn.start()
+    wait_until(lambda: queue.queued("far"), "the spawn")
+    assert [c["method"] for c in queue.take("far", 0)[0]] == ["spawn"]   # then it dies
+    destroy = threading.Thread(target=call, args=("destroy",))
+    destroy.start()
+    wait_until(lambda: queue.queued("far"), "the destroy")
+    queue.restarted("far")              # the node registers again
+    spawn.join()
+    assert "restarted while running spawn" in str(outcomes["spawn"])
+    (command,), _ = queue.take("far", 0)     # the new process gets what was still queued
+    queue.complete("far", command["id"], result="done")
+    destroy.join()
+    assert outcomes["destroy"] == "done"
 
 
 def test_waiting_polls_are_bounded():
@@ -224,8 +249,7 @@ def test_results_for_unknown_foreign_or_untaken_commands_are_refused():
     caller = threading.Thread(target=lambda: pytest.raises(
         DriverError, queue.submit, "far", "destroy", {}, 1))
     caller.start()
-    wait_until(lambda: queue._nodes.get("far") and queue._nodes["far"].queued, "a command")
-    command_id = queue._nodes["far"].queued[0].id
+    command_id = wait_until(lambda: queue.queued("far"), "a command")[0]
     with pytest.raises(CommandConflict, match="not been taken"):
         queue.complete("far", command_id, result=None)
     queue.take("far", 0)

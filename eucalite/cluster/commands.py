@@ -226,6 +226,13 @@ class CommandQueue:
         with self._lock:
             return self._waiting
 
+    def queued(self, node_id: str) -> list[str]:
+        """The ids of the commands queued for *node_id*, not yet taken (for tests and
+        diagnostics)."""
+        with self._lock:
+            queue = self._nodes.get(node_id)
+            return [command.id for command in queue.queued] if queue else []
+
 
 class NodeFailed(Exception):
     """The command failed on the node; :attr:`error` is its ``{"type", "message"}``."""
