@@ -249,3 +249,20 @@ def test_a_nodes_account_logs_in_only_to_its_own_volumes_targets(exporter, tmp_p
     assert (moved["username"], moved["password"]) == creds_b
     assert _login_read(moved, *creds_a) is None
     assert _login_read(moved, *creds_b) == head_a
+
+
+def test_a_node_keeps_its_secret_when_tgtd_forgets_everything(exporter, tmp_path):
+    """tgtd keeps targets and accounts in memory: after it restarts, the export is made
+    again with the node's same account, so the node's initiator (and the libvirt secret it
+    holds) still logs in."""
+    made, mine, (node_a, _node_b) = exporter
+    volume_id, path, head = _volume_file(tmp_path, 4)
+    mine.append(volume_id)
+    record = made.create_export(volume_id, path, node_id=node_a)
+    subprocess.run(["tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "target",
+                    "--tid", str(record["tid"]), "--force"], check=True)
+    subprocess.run(["tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "account",
+                    "--user", record["username"]], check=True)
+    again = made.create_export(volume_id, path, node_id=node_a)
+    assert (again["username"], again["password"]) == (record["username"], record["password"])
+    assert _login_read(again, again["username"], again["password"]) == head

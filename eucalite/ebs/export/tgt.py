@@ -4,9 +4,10 @@ One target per volume (IQN ``iqn.2026-11.dev.eucalite:<vol-id>``), the volume fi
 (LUN 0 is tgt's controller), one CHAP account bound to the target (so a login without its
 secret is refused): the volume's own for this host's node, the node's for a node on another
 host (bound to that node's volumes' targets only; see :mod:`.base`), and the initiator
-addresses allowed in (``ALL`` by default). tgtd keeps all this in memory only: the credentials of each export
-are also saved in a 0600 file under ``state_dir``, so that after a tgtd restart the export
-is re-created with the same secret and the nodes' initiators can log in again.
+addresses allowed in (``ALL`` by default). tgtd keeps all this in memory only: the
+credentials of each export are also saved in a 0600 file under ``state_dir``, so that after
+a tgtd restart the export is re-created with the same secret and the nodes' initiators can
+log in again.
 
 Target ids (tids) are allocated under a lock (threads) and a lock file (processes), and a
 failed ``--op new`` on a tid taken meanwhile moves on to the next one.
