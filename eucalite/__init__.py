@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 # ``db`` stays the module here (``eucalite.db``), not the SQLAlchemy object it holds
 from . import accounts, config as config_module, db as db_module, ids, iam, planned, web
-from .cluster import internalapi
+from .cluster.internalapi import routes as internalapi
 from .cluster.scheduler import validate_policy
 from .compute import ec2
 from .compute.addresses import parse_pool

@@ -159,7 +159,3 @@ def document() -> dict:
 @blueprint.get("/openapi.json")
 def openapi_document() -> Response:
     return json_response(document())
-
-
-# The route modules register themselves on the blueprint (imported for that).
-from . import commands, images, network, nodes  # noqa: E402,F401
