@@ -8,6 +8,7 @@ from typing import Any
 
 from .cluster.service import ClusterService
 from .compute import lifecycle
+from .compute import nodemetadata
 from .compute.ebsroot import ComputeView
 from .compute.nodebundles import NodeBundles
 from .compute.service import ComputeService
@@ -35,6 +36,8 @@ class Services:
             s3.store, config["data_dir"]))
         # nodes on other hosts read bundles through the internal API
         cluster.bundles = NodeBundles(s3.store, config["data_dir"])
+        # guests of joined nodes get their metadata through the internal API
+        cluster.node_metadata = nodemetadata.answerer(app)
         ebs = EbsService(config, cluster, s3.store, ComputeView())
         compute = ComputeService(config, cluster, s3, ebs)
         # one worker runs instance and volume jobs beside the requests

@@ -102,6 +102,10 @@ class ClusterService:
     def __init__(self, config: Mapping[str, Any], image_source: ImageSource | None = None):
         self.config = config
         self.image_source = image_source
+        #: ``answer(node_id, private_ip, environ)``: the metadata service's response to a
+        #: guest of a joined node (the internal API's metadata route), given by the wiring
+        #: (:func:`eucalite.compute.nodemetadata.answerer`); None: no metadata for them.
+        self.node_metadata = None
         region = config["region"]
         prefix = "".join(ch for ch in region if ch.isalnum())[:4] or "zone"
         self._zones = [Zone(name=name, zone_id=f"{prefix}-az{index}", region=region)
