@@ -79,6 +79,13 @@ DEFAULTS: dict[str, Any] = {
     # A node-only host (`eucalite join`, `eucalite serve --node-only`): the controller's
     # URL; empty means the one it joined (kept with its credentials in the data dir).
     "controller_url": "",
+    # This node's IPv4 address on the lab network, which the other nodes of its zone send
+    # the instance network's VXLAN (UDP 4789) to; empty: a joined node's is the address it
+    # registers from, the controller's own node's the one it sends from towards its peers.
+    "node_address": "",
+    # The VXLAN network identifier (1..16777215) of every zone's instance network across its
+    # nodes; 0: each zone's own, derived from its name.
+    "vxlan_vni": 0,
     # Seconds between a joined node's heartbeats (the controller tells its nodes).
     "heartbeat_interval": 10,
     # The node's hypervisor driver: "libvirt", or "fake" (in memory, for tests and demos).
@@ -246,6 +253,16 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ValueError(f"storage_address: expected a host name or IP address (no port: "
                          f"it is iscsi_portal's), got {address!r}")
     config["storage_address"] = address.strip()
+    if config["node_address"]:
+        try:
+            ipaddress.IPv4Address(str(config["node_address"]))
+        except ValueError:
+            raise ValueError(f"node_address: {config['node_address']!r} is not an IPv4 "
+                             "address") from None
+    if isinstance(config["vxlan_vni"], bool) or not isinstance(config["vxlan_vni"], int) \
+            or not 0 <= config["vxlan_vni"] < 2 ** 24:
+        raise ValueError(f"vxlan_vni: expected 1 to 16777215 (0: one per zone, derived from "
+                         f"its name), got {config['vxlan_vni']!r}")
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):

@@ -112,3 +112,61 @@ def test_a_joined_node_follows_its_answers_and_logs_a_problem_once(app, caplog):
     assert caplog.text.count("nonsense") == 1
     assert overlay.follow_answer(cfg, {**answer, "peers": []}, runner=kernel)
     assert kernel.links == {}
+
+
+# --- what joined nodes are told -----------------------------------------------------------
+
+@pytest.fixture
+def controller(tmp_path):
+    from liveutil import start_live
+    live, server = start_live(tmp_path / "live", zones=["zone-a", "zone-b"],
+                              vxlan_vni=0)
+    yield live
+    server.shutdown()
+
+
+def joined(live, name: str, zone: str = "zone-a"):
+    import datetime as dt
+    from eucalite.cluster import joining
+    from eucalite.cluster.nodeclient import NodeClient, NodeCredentials
+    with live.app.app_context():
+        token, _ = joining.create_token(zone, ["zone-a", "zone-b"], dt.timedelta(hours=1), "t")
+    answer = NodeClient(live.base_url).join(token, name)
+    return NodeClient(live.base_url, NodeCredentials(
+        live.base_url, answer["node_id"], answer["zone"], answer["region"],
+        answer["access_key_id"], answer["secret_access_key"]))
+
+
+def register(client, address=None):
+    body = {"capacity": {"cores": 2, "memory_mb": 2048, "disk_gb": 20},
+            "hypervisor_uri": "fake://"}
+    if address is not None:
+        body["address"] = address
+    return client.call("PUT", f"/nodes/{client.credentials.node_id}", body)
+
+
+def test_registration_and_heartbeat_answers_name_the_zones_peers(controller):
+    a, b = joined(controller, "node-a"), joined(controller, "node-b")
+    other = joined(controller, "node-z", zone="zone-b")
+    first = register(a, "192.0.2.11")
+    assert first["peers"] == [] and first["address"] == "192.0.2.11"
+    assert first["vni"] == overlay.vni_for("zone-a")
+    second = register(b)                        # no address: the one it called from
+    assert second["address"] == "127.0.0.1"
+    assert second["peers"] == [{"node_id": "node-a", "address": "192.0.2.11"}]
+    register(other, "192.0.2.99")
+    beat = a.call("POST", "/nodes/node-a/heartbeat",
+                  {"capacity": {"cores": 2, "memory_mb": 2048, "disk_gb": 20}})
+    assert beat["peers"] == [{"node_id": "node-b", "address": "127.0.0.1"}]
+    assert beat["vni"] == first["vni"] and beat["address"] == "192.0.2.11"
+    assert a.call("GET", "/nodes/node-a")["peers"] == beat["peers"]
+
+
+def test_a_registration_with_an_unusable_address_is_refused(controller):
+    from eucalite.cluster.nodeclient import InternalApiError
+    client = joined(controller, "node-a")
+    for bad in ("eth0", "0.0.0.0", "224.0.0.9"):
+        with pytest.raises(InternalApiError) as refused:
+            register(client, bad)
+        assert refused.value.status == 400
+        assert refused.value.code == "InvalidParameterValue"

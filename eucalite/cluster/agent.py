@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import wire
+from . import metadataproxy, overlay, wire
 from .edge.firewall import FirewallError
 from .imagecache import CacheError
 from .localnode import LocalNode
@@ -91,6 +91,8 @@ class NodeAgent:
         self.interval = 10
         self._stop = threading.Event()
         self._refused: InternalApiError | None = None
+        #: the metadata service this node's guests ask (forwarded to the controller)
+        self._metadata = None
         self._pool = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="node-command")
 
     def stop(self) -> None:
@@ -110,8 +112,11 @@ class NodeAgent:
             "hypervisor_uri": self.config.get("libvirt_uri", "") if
             self.config.get("hypervisor", "libvirt") == "libvirt" else
             f"{self.config.get('hypervisor')}://",
-            "version": version()})
+            "version": version(),
+            **({"address": self.config["node_address"]} if self.config.get("node_address")
+               else {})})
         self.interval = answer["heartbeat_interval"]
+        self._follow(answer)
         return answer
 
     def heartbeat(self) -> dict:
@@ -119,7 +124,14 @@ class NodeAgent:
         answer = self.client.call("POST", self._node_path() + "/heartbeat", {
             "capacity": self._capacity(), "domains": domains, "version": version()})
         self.interval = answer["heartbeat_interval"]
+        self._follow(answer)
         return answer
+
+    def _follow(self, answer: dict) -> None:
+        """The instance network spans the zone: the overlay floods to the peers the
+        controller names (guests on the fake hypervisor have no bridge to join)."""
+        if self.node.uses_host_files:
+            overlay.follow_answer(self.config, answer)
 
     def run(self) -> int:
         """Register, then heartbeat and run commands until stopped; 0 when stopped, 1 when
@@ -134,6 +146,8 @@ class NodeAgent:
                         answer = self.register()
                         registered = True
                         commands.start()
+                        self._metadata = metadataproxy.start(
+                            self.config, self.credentials, self.node.uses_host_files)
                         log.info("node %s registered with %s in zone %s (%s); heartbeat "
                                  "every %d s", self.credentials.node_id,
                                  self.client.base, answer["zone"], answer["state"],
@@ -155,6 +169,8 @@ class NodeAgent:
                 # its last poll ends within poll_wait; what it took still runs and answers
                 commands.join(self.poll_wait + 30)
             self._pool.shutdown(wait=True)
+            if self._metadata is not None:
+                self._metadata.shutdown()
             self.node.driver.close()
 
     def _refuse(self, error: InternalApiError) -> None:

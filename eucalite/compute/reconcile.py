@@ -17,8 +17,9 @@ domains may still run). Then, for each node that answered:
 * a shutting-down instance whose destroy did not finish (interrupted, or refused by the
   hypervisor) is destroyed again;
 * a domain with eucalite's name prefix that no live instance owns is destroyed, and logged;
-* the node's network plan is applied again (:func:`.netplan.sync`), so rules lost or left
-  stale (a restart, a hand-made change) are repaired;
+* every node's network plan is applied again (:func:`.netplan.sync`), so rules lost or left
+  stale (a restart, a hand-made change) are repaired, and this host's node joins its zone's
+  overlay (:func:`eucalite.cluster.overlay.sync_cluster`: peers that joined or left);
 * the status checks' board (:class:`.instance_status.StatusBoard`) learns whether the node's
   hypervisor answered and which running instances' domains run (DescribeInstanceStatus); it
   keeps them in the database, writing only what changed, so a restart keeps the checks.
@@ -36,7 +37,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from ..cluster import nodes
+from ..cluster import nodes, overlay
 from ..cluster.node import Node
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DriverError, PowerState
@@ -73,8 +74,8 @@ def reconcile(cluster: ClusterService, ebs: EbsService, *, startup: bool = False
     report = ReconcileReport()
     for node in cluster.reachable():
         _reconcile_node(cluster, ebs, node, startup, board, report, now)
-    if cluster.local_node is not None:
-        netplan.sync(cluster, reread=True)
+    netplan.sync(cluster, reread=True)
+    overlay.sync_cluster(cluster)
     return report
 
 

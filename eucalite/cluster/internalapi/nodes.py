@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, current_app, request
 
 from ...errors import InvalidParameterValue
-from .. import joining
+from .. import joining, overlay
 from ..nodeclient import version
 from . import blueprint, controller_config, heartbeat_interval, json_body, json_response, \
     node_route
@@ -26,7 +26,8 @@ def _node_document(node) -> dict:
     return {"node_id": node.id, "zone": node.zone, "region": config["region"],
             "state": node.state, "heartbeat_interval": heartbeat_interval(),
             "instance_subnet": config["instance_subnet"],
-            "controller_version": version()}
+            "controller_version": version(),
+            **overlay.answer_fields(node.id, node.zone, node.address, config)}
 
 
 def _known(node_id: str):
@@ -51,6 +52,11 @@ def register(node_id: str) -> Response:
         raise InvalidParameterValue("hypervisor_uri: a string")
     if address is not None and not isinstance(address, str):
         raise InvalidParameterValue("address: a string")
+    if address:
+        try:
+            address = overlay.validate_address(address, "address")
+        except ValueError as error:
+            raise InvalidParameterValue(str(error)) from None
     node = joining.register(node_id, joining.capacity_of(body), hypervisor_uri,
                             address or request.remote_addr or "")
     # the node's agent (re)started: drive it from now on, failing what its last process took
@@ -68,4 +74,6 @@ def heartbeat(node_id: str) -> Response:
         raise InvalidParameterValue("domains: an object of instance id to power state")
     node = joining.heartbeat(node_id, joining.capacity_of(body))
     current_app.extensions["eucalite"].cluster.attach_remote(node_id, node.hypervisor_uri)
-    return json_response({"state": node.state, "heartbeat_interval": heartbeat_interval()})
+    return json_response({"state": node.state, "heartbeat_interval": heartbeat_interval(),
+                          **overlay.answer_fields(node_id, node.zone, node.address,
+                                                  controller_config())})
