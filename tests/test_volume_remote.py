@@ -249,6 +249,22 @@ def test_a_nodes_account_logs_in_only_to_its_own_volumes_targets(exporter, tmp_p
     assert (moved["username"], moved["password"]) == creds_b
     assert _login_read(moved, *creds_a) is None
     assert _login_read(moved, *creds_b) == head_a
+    # A has no target left: its account is gone from tgtd (its secret stays saved)
+    assert creds_a[0] not in _tgt_accounts()
+    assert creds_b[0] in _tgt_accounts()
+    made.remove_export(vol_b, rec_b)
+    assert creds_b[0] in _tgt_accounts()            # still bound to the moved volume
+    made.remove_export(vol_a, moved)
+    assert creds_b[0] not in _tgt_accounts()
+    again = made.create_export(vol_b, path_b, node_id=node_b)
+    assert (again["username"], again["password"]) == creds_b
+    assert _login_read(again, *creds_b) == head_b
+
+
+def _tgt_accounts() -> set[str]:
+    return tgt.parse_accounts(subprocess.run(
+        ["tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "account"],
+        capture_output=True, text=True, check=True).stdout)
 
 
 def test_a_node_keeps_its_secret_when_tgtd_forgets_everything(exporter, tmp_path):

@@ -15,7 +15,8 @@ Whose CHAP account guards a target: for the storage controller's own host's node
 account per volume (as before nodes could join); for a node on another host
 (``create_export(..., node_id=...)``), that node's one account (:class:`NodeAccounts`),
 bound to exactly the targets of the volumes attached to its instances, so a node's
-credential opens no other node's volumes. Such a record also holds ``node_id``, and its
+credential opens no other node's volumes (the account leaves the target with its last
+volume; its secret stays saved for the next). Such a record also holds ``node_id``, and its
 ``host`` is the storage host's address nodes reach (config ``storage_address``), not the
 portal the target listens on.
 

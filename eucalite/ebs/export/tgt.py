@@ -185,6 +185,8 @@ class TgtExport(ExportDriver):
                 # half-made, stale (another file, another node) or credentials lost: rebuild
                 self._delete_target(current.tid)
                 del targets[iqn]
+                self._drop_unbound(set(current.accounts) - {node[0] if node else None},
+                                   targets)
             own = saved is not None and saved.get("iqn") == iqn and not saved.get("node_id")
             if node is not None:
                 user, password, made_now = node
@@ -252,6 +254,13 @@ class TgtExport(ExportDriver):
             taken.add(tid)
         raise ExportError(f"cannot create target {iqn}: no free tid found")
 
+    def _drop_unbound(self, users: set[str], targets: dict[str, TgtTarget]) -> None:
+        """Delete the accounts *users* that none of *targets* binds any more (a node's
+        whose volume moved to another node)."""
+        bound = {user for target in targets.values() for user in target.accounts}
+        for user in users - bound:
+            self._delete_account(user)
+
     def _node_account(self, user: str, password: str, made_now: bool) -> None:
         """Afterwards the node's CHAP account *user* exists with *password*; one already
         there is kept (it is bound to the node's other targets) unless the pair was just
@@ -289,11 +298,12 @@ class TgtExport(ExportDriver):
                     raise ExportError(f"cannot delete target {iqn} (tid {current.tid})")
             saved = self._load(volume_id) or {}
             accounts = self._accounts()
-            # the volume's own account goes; a node's stays (deleting the target unbound it)
-            for user in {record.get("username") for record in (export, saved)
-                         if not record.get("node_id")} - {None}:
-                if user in accounts:
-                    self._delete_account(user)
+            # the volume's own account goes; a node's goes once no target of it is left
+            # (its secret stays saved, so the node keeps it when it gets a volume again)
+            users = {record.get("username") for record in (export, saved)} - {None}
+            bound = {user for target in self._targets().values() for user in target.accounts}
+            for user in users & accounts - bound:
+                self._delete_account(user)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._state_file(volume_id))
 
