@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from eucalite.cluster.overlay import Overlay, device_name
+from eucalite.cluster.overlay import Overlay, device_name, follow_answer
 
 from edgeutil import in_namespace
 
@@ -25,6 +25,8 @@ NODES = {"a": "192.0.2.1", "b": "192.0.2.2"}
 GUESTS = {"a": "10.211.0.10", "b": "10.211.0.11"}
 GATEWAY, METADATA = "10.211.0.1", "169.254.169.254"
 VNI = 4242
+CONFIG = {"instance_bridge": "eucabr0", "instance_subnet": "10.211.0.0/24",
+          "metadata_address": METADATA}
 
 
 def node_ns(name: str) -> str:
@@ -85,8 +87,11 @@ def lab():
         in_ns(guest, "ip", "addr", "add", f"{GUESTS[name]}/24", "dev", "eth0")
         in_ns(guest, "ip", "link", "set", "eth0", "up")
         in_ns(guest, "ip", "route", "add", "default", "via", GATEWAY)
-    for name, peer in (("a", "b"), ("b", "a")):
-        overlay(name).ensure(NODES[name], [NODES[peer]])
+    overlay("a").ensure(NODES["a"], [NODES["b"]])
+    # node b as a joined node's agent does it, from its heartbeat answer
+    assert follow_answer(CONFIG, {"vni": VNI, "address": NODES["b"],
+                                  "peers": [{"node_id": "a", "address": NODES["a"]}]},
+                         prefix=("ip", "netns", "exec", node_ns("b")))
     yield
     teardown()
 
