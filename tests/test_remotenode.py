@@ -4,9 +4,10 @@ The JSON codec of the Node protocol (every record round-trips, the OpenAPI docum
 describes what it sends), the controller's command queue (answers, deadlines, nodes that
 are down, the bound on waiting polls, results refused), and a live controller driving a
 node agent on the fake hypervisor (in a thread, as `eucalite serve --node-only` runs it):
-launch, reboot, console output, power and volume calls, terminate on the node, a node's error raised as
-its own class, a stopped agent failing calls at once and its instances impaired, the agent
-back and reconciled, and a controller restart that keeps driving the node."""
+launch, reboot, console output, power and volume calls, terminate on the node, a node's
+error raised as its own class, a stopped agent failing calls at once and its instances
+impaired, the agent back and reconciled, a controller restart that keeps driving the node,
+and a node removed by another process forgotten."""
 from __future__ import annotations
 
 import datetime as dt
