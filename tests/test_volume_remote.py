@@ -6,7 +6,8 @@ files by config, and a second node under another id (what a joined host is to th
 controller): its instance's volume goes over iSCSI at ``storage_address`` with the node's
 account (LIO, on an in-memory rtslib); this host's instance's stays a local file. Then the
 binding on the real tgtd (127.0.0.1:3260, QEMU's own initiator): node A's account logs in
-to A's volumes' targets only, and loses a target when its volume is detached or moved."""
+to A's volumes' targets only, and loses a target when its volume is detached or moved.
+Last, AttachVolume through the command channel to a joined node's agent."""
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ from ebsutil import new_volume, settle, volume
 from ec2util import make_image, wait_for_state
 from liveutil import start_live_node, stop_live
 from test_ebs_export import fake_rtslib, tgtd  # noqa: F401 - tgtd is a fixture used below
+from test_remotenode import ZONE, Cloud
 
 from eucalite.cluster import network, nodes
 from eucalite.cluster.localnode import LocalNode
@@ -282,3 +284,43 @@ def test_a_node_keeps_its_secret_when_tgtd_forgets_everything(exporter, tmp_path
     again = made.create_export(volume_id, path, node_id=node_a)
     assert (again["username"], again["password"]) == (record["username"], record["password"])
     assert _login_read(again, again["username"], again["password"]) == head
+
+
+# --- through the command channel to a joined node's agent ---------------------------------
+
+def test_attach_volume_reaches_a_joined_nodes_agent_over_iscsi(tmp_path, monkeypatch):
+    """AttachVolume on an instance of a joined node (a node agent on the fake hypervisor,
+    driven through its command channel): the agent's hypervisor gets the iSCSI disk at
+    storage_address with the node's account; DetachVolume unplugs it and drops the target."""
+    rtslib = fake_rtslib()
+    monkeypatch.setitem(sys.modules, "rtslib_fb", rtslib)
+    monkeypatch.setenv("EUCALITE_STORAGE_ADDRESS", STORAGE_ADDRESS)
+    cloud = Cloud(tmp_path)
+    try:
+        live, far = cloud.live, cloud.far
+        ec2 = live.client("ec2")
+        instance_id = ec2.run_instances(ImageId=make_image(live), MinCount=1, MaxCount=1,
+                                        Placement={"AvailabilityZone": ZONE})[
+            "Instances"][0]["InstanceId"]
+        wait_for_state(ec2, [instance_id], "running", timeout=30)
+        volume_id = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+        live.services.compute.worker.wait(timeout=60)
+        plugged = {}
+        monkeypatch.setattr(far.agent.node, "attach_volume",
+                            _recording(far.agent.node.attach_volume, plugged))
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+        live.services.compute.worker.wait(timeout=60)
+        assert volume(ec2, volume_id)["Attachments"][0]["State"] == "attached"
+        disk = plugged[base.serial_for(volume_id)]
+        assert disk.target in far.driver.disks(instance_id)
+        account = _node_account(live, "far-node")
+        assert (disk.network["host"], disk.network["username"], disk.network["password"]) \
+            == (STORAGE_ADDRESS, account["username"], account["password"])
+        ec2.detach_volume(VolumeId=volume_id)
+        live.services.compute.worker.wait(timeout=60)
+        assert volume(ec2, volume_id)["State"] == "available"
+        assert disk.target not in far.driver.disks(instance_id)
+        assert base.iqn_for(volume_id) not in rtslib.targets
+    finally:
+        cloud.far.stop()
+        cloud.stop_controller()
