@@ -5,7 +5,8 @@ instance of the image, another node's key and an unsigned request are refused.
 
 A live controller (no node duty of its own) in the test's process; the node is a joined
 NodeClient. Its instance is placed by RunInstances on the joined node, driven here by an
-in-memory node (the fake hypervisor, which reads no files) under the joined node's id."""
+in-memory node (the fake hypervisor, which reads no files) under the joined node's id. Last,
+a joined node's own agent (tests/test_remotenode.py's) fills its cache through it."""
 from __future__ import annotations
 
 import datetime as dt
@@ -29,6 +30,7 @@ from eucalite.cluster.virt.fake import FakeDriver
 from eucalite.compute import bundling, cloudkey
 from ec2util import wait_for_state
 from liveutil import start_live
+from test_remotenode import ZONE, Cloud
 
 BUCKET = "bundles"
 CAPACITY = {"cores": 4, "memory_mb": 8192, "disk_gb": 100}
@@ -195,3 +197,28 @@ def test_a_wrong_part_or_index_is_not_found(placed):
         with pytest.raises(InternalApiError) as caught:
             list(node.stream(path))
         assert (caught.value.status, caught.value.code) == (404, "ImageNotFound")
+
+
+def test_a_joined_nodes_agent_fills_its_cache_from_the_controller(tmp_path):
+    """The agent of a joined node (the fake hypervisor, in a thread) fetches an image its
+    instance boots from into its own image cache, byte for byte, once."""
+    cloud = Cloud(tmp_path)
+    try:
+        live, far = cloud.live, cloud.far
+        live.client("s3").create_bucket(Bucket=BUCKET)
+        image_id, data, _keys = _register(live, tmp_path, "far-img", encrypted=True)
+        ec2 = live.client("ec2")
+        instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                        Placement={"AvailabilityZone": ZONE})[
+            "Instances"][0]["InstanceId"]
+        wait_for_state(ec2, [instance_id], "running", timeout=30)
+        ref = ImageRef(image_id, "root", f"{BUCKET}/far-img/far-img.manifest.xml")
+        path = far.agent.node.fetch_image(ref)
+        assert path.startswith(str(tmp_path / "node"))          # the node's own cache
+        with open(path, "rb") as cached:
+            assert cached.read() == data
+        assert far.agent.node.fetch_image(ref) == path
+        assert far.agent.node.cache.misses == 1
+    finally:
+        cloud.far.stop()
+        cloud.stop_controller()
