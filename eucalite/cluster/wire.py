@@ -206,12 +206,6 @@ ERRORS: dict[str, type[Exception]] = {
 }
 
 
-def register_error(cls: type[Exception]) -> type[Exception]:
-    """Carry *cls* (constructed from its message alone) as itself; usable as a decorator."""
-    ERRORS[cls.__name__] = cls
-    return cls
-
-
 def encode_error(error: BaseException) -> dict[str, str]:
     """``{"type", "message"}`` of *error* (its class's name and its text)."""
     message = error.message if isinstance(error, AwsError) else str(error)
