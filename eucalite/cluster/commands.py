@@ -43,7 +43,6 @@ class _Command:
     node_id: str
     method: str
     args: Any
-    deadline: float
     done: threading.Event = field(default_factory=threading.Event)
     taken: bool = False
     result: Any = None
@@ -89,16 +88,16 @@ class CommandQueue:
     def down_reason(self, node_id: str) -> str | None:
         """Why *node_id* takes no commands now (None: it polls)."""
         with self._lock:
-            return self._down_reason(node_id, self._node(node_id))
+            return self._down_reason(self._node(node_id))
 
-    def _down_reason(self, node_id: str, queue: _NodeQueue) -> str | None:
+    def _down_reason(self, queue: _NodeQueue) -> str | None:
         if queue.down:
             return queue.down
         if queue.polling:
             return None
         silent = self.clock() - queue.last_poll
         if silent > self.node_timeout:
-            return (f"node {node_id} has not asked for commands for {silent:.0f} s "
+            return (f"it has not asked for commands for {silent:.0f} s "
                     f"(node_timeout {self.node_timeout:g} s)")
         return None
 
@@ -111,11 +110,11 @@ class CommandQueue:
         the command failed there."""
         with self._lock:
             queue = self._node(node_id)
-            reason = self._down_reason(node_id, queue)
+            reason = self._down_reason(queue)
             if reason:
                 raise DriverError(f"node {node_id} is down: {reason}")
             command = _Command(id=f"cmd-{self._prefix}-{next(self._ids)}", node_id=node_id,
-                               method=method, args=args, deadline=self.clock() + timeout)
+                               method=method, args=args)
             self._commands[command.id] = command
             queue.queued.append(command)
             self._arrived.notify_all()
