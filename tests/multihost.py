@@ -54,6 +54,8 @@ STORAGE_PORTAL = f"{CONTROLLER_IP}:3260"
 #: The instances' private subnet, one for the zone: every node's bridge is on it.
 INSTANCE_SUBNET = "10.252.0.0/24"
 ZONES = ["lab-1a", "lab-1b"]
+#: The instance network of the controller's own node (node duty on: the benchmark).
+CONTROLLER_NETWORK = "eucalite-lab-ctl"
 #: (node id, namespace, lab address) of each node host.
 NODE_HOSTS = (("node-a", "euca-nA", "10.251.0.11"), ("node-b", "euca-nB", "10.251.0.12"))
 LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt",
@@ -192,9 +194,9 @@ class NodeHost:
 
     # -- eucalite -------------------------------------------------------------------------
 
-    def configure(self) -> None:
+    def configure(self, firewall: str = "auto") -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "eucalite.toml").write_text(_toml({
+        (self.data_dir / "eucalite.toml").write_text(_toml({"firewall": firewall,
             "hypervisor": "libvirt", "libvirt_uri": "qemu:///system",
             "instance_subnet": INSTANCE_SUBNET, "instance_network": "eucalite-lab",
             "instance_bridge": "eumhbr1", "reconcile_interval": RECONCILE_INTERVAL,
@@ -275,15 +277,20 @@ class Controller:
         self.port = _free_lab_port()
         self.url = f"http://{CONTROLLER_IP}:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.node = False
         self.credentials: dict[str, str] = {}
 
-    def start(self, node: bool = False) -> None:
+    def start(self, node: bool = False, firewall: str = "auto") -> None:
+        """Serve; with *node*, node duty on too, on the host's libvirtd, in zone
+        ZONES[1] (the node hosts join ZONES[0]), with *firewall*."""
+        self.node = node
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "eucalite.toml").write_text(_toml({
+            "node_zone": ZONES[1], "firewall": firewall,
             "host": CONTROLLER_IP, "port": self.port, "public_url": self.url,
             "zones": ZONES, "heartbeat_interval": HEARTBEAT_INTERVAL,
             "node_timeout": NODE_TIMEOUT, "reconcile_interval": RECONCILE_INTERVAL,
-            "instance_subnet": INSTANCE_SUBNET, "instance_network": "eucalite-ctl",
+            "instance_subnet": INSTANCE_SUBNET, "instance_network": CONTROLLER_NETWORK,
             "instance_bridge": "eumhbr2", "ebs_export": "tgt",
             "storage_address": CONTROLLER_IP}))
         log = open(self.log_path, "a")
@@ -344,12 +351,13 @@ class Controller:
         row = self.nodes().get(node_id)
         return row[2] if row else None
 
-    def import_guest(self) -> dict[str, str]:
-        """The tiny guest imported with ``eucalite image import``: {kind: image id}."""
+    def import_guest(self, name: str = "tiny") -> dict[str, str]:
+        """The tiny guest imported with ``eucalite image import`` as *name* (each import
+        a new name): {kind: image id}."""
         guest = Path(GUEST_DIR)
         printed = self.cli("image", "import", "--kernel", str(guest / "vmlinuz"),
                            "--ramdisk", str(guest / "initrd.gz"), "--root",
-                           str(guest / "root.img"), "--name", "tiny",
+                           str(guest / "root.img"), "--name", name,
                            "--bucket", "lab-images").stdout
         found = {image_id[:3]: image_id
                  for image_id in re.findall(r"\b(?:emi|eki|eri)-[0-9a-f]+", printed)}
@@ -365,7 +373,29 @@ class Controller:
         self.process.wait()
 
     def stop(self) -> None:
+        """Stop serving; with node duty on, terminate every instance first (so no domain
+        of it is left on the host's libvirtd) and remove its instance network after."""
+        if self.node and self.process is not None and self.process.poll() is None:
+            try:
+                self.terminate_all()
+            except Exception as error:  # noqa: BLE001 - keep cleaning up
+                print(f"multihost: cannot terminate the instances: {error}")
         _terminate(self.process)
+        if self.node:
+            for action in ("net-destroy", "net-undefine"):
+                run("virsh", "-c", "qemu:///system", action, CONTROLLER_NETWORK, check=False)
+
+    def terminate_all(self) -> None:
+        ec2 = self.client()
+        ids = [item["InstanceId"] for page in ec2.get_paginator("describe_instances").paginate()
+               for reservation in page["Reservations"] for item in reservation["Instances"]
+               if item["State"]["Name"] != "terminated"]
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            wait_until(lambda: all(item["State"]["Name"] == "terminated" for reservation in
+                                   ec2.describe_instances(InstanceIds=ids)["Reservations"]
+                                   for item in reservation["Instances"]),
+                       "the instances to end", 120, interval=0.5)
 
     def log(self) -> str:
         try:
@@ -390,9 +420,11 @@ class Lab:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self, *, controller_node: bool = False, zone: str = ZONES[0]) -> "Lab":
-        """Everything: the network, the controller (with node duty on when
-        *controller_node*), and every node host joined in *zone* and registered."""
+    def start(self, *, controller_node: bool = False, firewall: str = "auto") -> "Lab":
+        """Everything: the network, the controller (with node duty on in ZONES[1] when
+        *controller_node*), and every node host joined in ZONES[0] and registered; every
+        node's data plane is *firewall* (``fake``: the host's and namespaces' nftables
+        untouched)."""
         self.cleanup_leftovers()
         self.top = qemu_reachable_dir("eucalite-multihost-")
         run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -404,11 +436,11 @@ class Lab:
             self.nodes[node_id] = host
             host.plug()
             host.start_libvirt()
-            host.configure()
+            host.configure(firewall)
         self.controller = Controller(self.top / "controller")
-        self.controller.start(node=controller_node)
+        self.controller.start(node=controller_node, firewall=firewall)
         for host in self.nodes.values():
-            host.join(self.controller.url, self.controller.token(zone))
+            host.join(self.controller.url, self.controller.token(ZONES[0]))
         for host in self.nodes.values():
             wait_until(lambda: self.controller.node_state(host.node_id) == "enabled",
                        f"{host.node_id} to join and register", START_TIMEOUT, interval=0.5,

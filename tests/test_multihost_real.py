@@ -10,8 +10,8 @@ joined with ``eucalite node token`` / ``eucalite join``), real guests on both no
 * a volume from the storage controller (tgt on the controller's lab address) attaches to
   the guest on node B and the guest reads the bytes written into it;
 * node B's eucalite process killed with -9: the node is marked unreachable and its guest's
-  system check impaired; restarted, the node is enabled again and the guest, which ran on
-  meanwhile, is kept running and ok.
+  system check impaired; restarted, the node is enabled again, the guest, which ran on
+  meanwhile, is kept running and ok, and a guest terminated while B was down is destroyed.
 
 One lab and two guests serve the module (booting is the slow part). Skipped, with the
 reason, without root, the real-VM environment or the programs the lab needs; a test whose
@@ -238,17 +238,11 @@ def _kill_and_restart(lab, node_id: str, while_down=lambda: None) -> None:
                f"{node_id} enabled again", 60, interval=0.5, show=host.log)
 
 
-def test_a_node_killed_with_9_is_marked_down_and_comes_back(lab):
-    """Within node_timeout of its last heartbeat the killed node is unreachable (the other
-    stays enabled); restarted, it registers and is enabled again."""
-    _kill_and_restart(lab, "node-b")
-    assert lab.controller.nodes()["node-b"][1] == ZONES[0]
-
-
-def test_a_killed_nodes_guests_are_impaired_then_reconciled(lab, guests):
-    """While node B is down its guest's system check is impaired and a guest terminated
-    meanwhile stays recorded; when B comes back the guest that ran on is kept (running,
-    checks ok) and the terminated one is destroyed on B."""
+def test_a_node_killed_with_9_is_marked_down_and_comes_back_reconciled(lab, guests):
+    """Node B's eucalite process killed with -9 is marked unreachable (node A stays
+    enabled) and its guest's system check impaired; a guest terminated meanwhile stays
+    recorded. Restarted with ``eucalite serve --node-only``, B is enabled again, the guest
+    that ran on is kept (running, checks ok) and the terminated one is destroyed on B."""
     ec2 = lab.controller.client()
     host = lab.nodes["node-b"]
     kept = guests["b"]["InstanceId"]
@@ -260,6 +254,7 @@ def test_a_killed_nodes_guests_are_impaired_then_reconciled(lab, guests):
         assert kept in host.domains() and ended in host.domains()   # they never stopped
         ec2.terminate_instances(InstanceIds=[ended])
     _kill_and_restart(lab, "node-b", while_down)
+    assert lab.controller.nodes()["node-b"][1] == ZONES[0]
     wait_until(lambda: ended not in host.domains(), f"{ended} destroyed on node-b", 60,
                interval=0.5, show=host.log)
     wait_until(lambda: instance_state(ec2, ended) == "terminated", f"{ended} terminated", 60,
