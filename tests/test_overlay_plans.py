@@ -109,3 +109,29 @@ def test_a_node_whose_plan_did_not_change_gets_no_command(cloud):
     netplan.sync(cloud)
     netplan.sync(cloud)
     assert len(failing.plans) == 2
+
+
+def test_nodes_apply_their_plans_at_once_so_a_slow_one_holds_up_no_other(cloud):
+    import threading
+    b_applied = threading.Event()
+    seen = {}
+
+    class Waiting(RecordingNode):
+        """node-a: holds its apply until node-b has applied (which only a concurrent push
+        lets happen; sequentially it would wait out its deadline)."""
+
+        def apply_network(self, plan, reread=False):
+            seen["b first"] = b_applied.wait(timeout=30)
+            super().apply_network(plan, reread)
+
+    class Signalling(RecordingNode):
+        def apply_network(self, plan, reread=False):
+            super().apply_network(plan, reread)
+            b_applied.set()
+
+    a, b = Waiting("node-a"), Signalling("node-b")
+    cloud.attach(a)
+    cloud.attach(b)
+    netplan.sync(cloud)
+    assert seen["b first"] is True
+    assert a.plans and b.plans

@@ -13,6 +13,7 @@ import fcntl
 import logging
 import weakref
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 #: same, so a node whose kernel lost its tables (a reboot) is repaired within a pass.
 _pushed: "weakref.WeakKeyDictionary[ClusterService, dict[str, tuple[int, NetworkPlan]]]" = \
     weakref.WeakKeyDictionary()
+#: Nodes a sync pushes to at once.
+PUSH_THREADS = 16
 #: How a node says it cannot apply a plan (logged without a traceback).
 REFUSALS = (FirewallError, DriverError, ValueError, ServiceUnavailable)
 
@@ -44,12 +47,13 @@ REFUSALS = (FirewallError, DriverError, ValueError, ServiceUnavailable)
 def sync(cluster: ClusterService, reread: bool = False) -> None:
     """Push its current plan to every node the cluster can drive (after the change is
     committed): this host's (unless its data plane is off: ``network_problem``) and the
-    joined ones, in turn, skipping a node whose plan is the one this process last pushed
-    there. A node that refuses or cannot be reached is logged, not raised,
-    and the others still get theirs (the change is committed; the reconciler's next pass
-    applies the plans again). Unreachable nodes are skipped: their next pass after they
-    are back repairs them. *reread*: each node compares with what its kernel holds, not
-    with what it applied last (the reconciler's passes: repairs a lost or changed rule)."""
+    joined ones, at once (a slow node delays the sync by its own time, not the sum of
+    all), skipping a node whose plan is the one this process last pushed there. A node
+    that refuses or cannot be reached is logged, not raised, and the others still get
+    theirs (the change is committed; the reconciler's next pass applies the plans again).
+    Unreachable nodes are skipped: their next pass after they are back repairs them.
+    *reread*: each node compares with what its kernel holds, not with what it applied last
+    (the reconciler's passes: repairs a lost or changed rule)."""
     targets = [node for node in cluster.reachable()
                if node.node_id != cluster.local_node_id or not cluster.network_problem]
     if not targets:
@@ -58,21 +62,33 @@ def sync(cluster: ClusterService, reread: bool = False) -> None:
         NodeRow.state == nodes.UNREACHABLE)).scalars())
     pushed = _pushed.setdefault(cluster, {})
     with apply_lock(Path(cluster.config["data_dir"])):
+        # plans are read here (the database); the nodes apply them on the pool's threads
+        work = []
         for node in targets:
             if node.node_id in down:
                 continue
             plan = build(node.node_id)
-            if not reread and pushed.get(node.node_id) == (id(node), plan):
-                continue            # unchanged since this process pushed it: no command
-            pushed.pop(node.node_id, None)
-            try:
-                node.apply_network(plan, reread)
-                pushed[node.node_id] = (id(node), plan)
-            except REFUSALS as error:
-                log.warning("cannot apply the network plan on node %s: %s", node.node_id,
-                            error)
-            except Exception:  # noqa: BLE001 - one node never blocks the others
-                log.exception("applying the network plan on node %s failed", node.node_id)
+            if reread or pushed.get(node.node_id) != (id(node), plan):
+                pushed.pop(node.node_id, None)
+                work.append((node, plan))
+        if len(work) == 1:
+            _push(pushed, *work[0], reread)
+        elif work:
+            with ThreadPoolExecutor(min(len(work), PUSH_THREADS),
+                                    thread_name_prefix="netplan") as pool:
+                for node, plan in work:
+                    pool.submit(_push, pushed, node, plan, reread)
+
+
+def _push(pushed: dict, node, plan: NetworkPlan, reread: bool) -> None:
+    """Apply *plan* on *node*, recording it in *pushed* once applied; a failure logged."""
+    try:
+        node.apply_network(plan, reread)
+        pushed[node.node_id] = (id(node), plan)
+    except REFUSALS as error:
+        log.warning("cannot apply the network plan on node %s: %s", node.node_id, error)
+    except Exception:  # noqa: BLE001 - one node never blocks the others
+        log.exception("applying the network plan on node %s failed", node.node_id)
 
 
 @contextmanager
