@@ -10,11 +10,15 @@ detached again).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 
+from sqlalchemy import func
+
 from .. import tags
+from ..cluster.models import NodeCredential
 from ..cluster.virt.driver import DiskSpec, DriverError
 from ..db import db
 from ..errors import AwsError
@@ -157,8 +161,21 @@ def _export(ebs, volume_id: str, node_id: str | None) -> tuple[ExportDriver, dic
     """Export *volume_id* to the node *node_id* its instance runs on, the way
     :meth:`~eucalite.ebs.service.EbsService.exporter_for` says: (driver, export record)."""
     exporter, remote = ebs.exporter_for(node_id)
+    if remote is not None:
+        _renew_if_rejoined(exporter, remote)
     return exporter, exporter.create_export(volume_id, str(ebs.path(volume_id)),
                                             node_id=remote)
+
+
+def _renew_if_rejoined(exporter: ExportDriver, node_id: str) -> None:
+    """A node that joined (again) after its CHAP secret was made gets a new one: the host
+    that left under that name keeps no way into the new one's volumes."""
+    joined = db.session.execute(db.select(func.max(NodeCredential.created)).where(
+        NodeCredential.node_id == node_id, NodeCredential.revoked_at.is_(None))).scalar()
+    accounts = exporter.node_accounts
+    if joined is not None and accounts is not None and accounts.renew_if_older(
+            node_id, joined.replace(tzinfo=dt.timezone.utc).timestamp()):
+        log.info("node %s joined again: it gets a new CHAP secret", node_id)
 
 
 def export_attached(ebs, volume: Volume) -> DiskSpec:

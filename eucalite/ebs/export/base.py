@@ -32,6 +32,7 @@ import re
 import secrets
 import string
 import threading
+import time
 
 from ...cluster.virt.driver import DiskSpec
 
@@ -60,6 +61,8 @@ class ExportDriver(abc.ABC):
 
     #: short name for config (``ebs_export``), records and logs: local | tgt | lio
     name = "abstract"
+    #: the CHAP accounts of nodes on other hosts (iSCSI drivers); None: it serves none
+    node_accounts: "NodeAccounts | None" = None
 
     @abc.abstractmethod
     def problem(self) -> str | None:
@@ -128,7 +131,8 @@ _NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 class NodeAccounts:
     """One CHAP account (user, password) per node on another host, made on first use and
     kept (0600) in ``<state_dir>/<node id>.json``, so the same node gets the same secret
-    after a restart of the storage controller or of the target daemon."""
+    after a restart of the storage controller or of the target daemon (but not a node
+    that joined again under the same name: :meth:`renew_if_older`)."""
 
     def __init__(self, state_dir: str):
         self.state_dir = state_dir
@@ -152,9 +156,27 @@ class NodeAccounts:
             os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
             fd = os.open(path + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                json.dump({"node_id": node_id, "username": user, "password": password}, f)
+                json.dump({"node_id": node_id, "username": user, "password": password,
+                           "made_at": time.time()}, f)
             os.replace(path + ".part", path)
             return user, password, True
+
+    def renew_if_older(self, node_id: str, joined_at: float) -> bool:
+        """Forget *node_id*'s pair if it was made before *joined_at* (UNIX time of the
+        node's latest join), so the next export makes a new one: a node removed and joined
+        again under the same name is another host, which must not share a secret with the
+        one that left. True when it was forgotten."""
+        path = os.path.join(self.state_dir, f"{node_id}.json")
+        with self._lock:
+            try:
+                with open(path) as f:
+                    made_at = float(json.load(f).get("made_at", 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                return False
+            if made_at >= joined_at:
+                return False
+            os.unlink(path)
+            return True
 
 
 def parse_portal(portal: str) -> tuple[str, int]:
