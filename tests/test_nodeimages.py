@@ -6,7 +6,7 @@ instance of the image, another node's key and an unsigned request are refused.
 A live controller (no node duty of its own) in the test's process; the node is a joined
 NodeClient. Its instance is placed by RunInstances on the joined node, driven here by an
 in-memory node (the fake hypervisor, which reads no files) under the joined node's id. Last,
-a joined node's own agent (tests/test_remotenode.py's) fills its cache through it."""
+a joined node's own agent (tests/agentutil.py's) fills its cache through it."""
 from __future__ import annotations
 
 import datetime as dt
@@ -30,7 +30,7 @@ from eucalite.cluster.virt.fake import FakeDriver
 from eucalite.compute import bundling, cloudkey
 from ec2util import wait_for_state
 from liveutil import start_live
-from test_remotenode import ZONE, Cloud
+from agentutil import ZONE, Cloud
 
 BUCKET = "bundles"
 CAPACITY = {"cores": 4, "memory_mb": 8192, "disk_gb": 100}

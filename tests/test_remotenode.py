@@ -16,12 +16,9 @@ import threading
 
 import pytest
 from openapi_schema_validator import OAS30Validator
-from werkzeug.serving import make_server
 
-from eucalite import config as config_module, create_app
 from eucalite.accounts import utcnow
 from eucalite.cluster import joining, nodes, wire
-from eucalite.cluster.agent import NodeAgent, join
 from eucalite.cluster.commands import CommandQueue, NodeFailed
 from eucalite.cluster.edge.plan import Group, NetworkPlan, Port, Rule
 from eucalite.cluster.imagecache import CacheError
@@ -36,12 +33,11 @@ from eucalite.compute import reconcile
 from eucalite.errors import ServiceUnavailable
 from eucalite.errors.ec2 import InvalidManifest
 from eucalite.errors.node import CommandConflict, CommandNotFound
+from agentutil import ZONE, Cloud
 from ec2util import make_image, wait_for_state
-from liveutil import Live, start_live
 from serverutil import wait_until
 
 SPEC = document()
-ZONE = "lab-1b"
 
 DISK = DiskSpec(target="vdc", serial="vol-0123abcd", format="raw", network={
     "protocol": "iscsi", "name": "iqn.2026-12.eucalite:vol-0123abcd/1", "host": "10.0.0.1",
@@ -259,68 +255,7 @@ def test_results_for_unknown_foreign_or_untaken_commands_are_refused():
     caller.join()
 
 
-# --- a live controller and a node agent ---------------------------------------------------
-
-class Far:
-    """A joined node's agent on the fake hypervisor, running in a thread."""
-
-    def __init__(self, live, data_dir, name="far-node", node=None):
-        with live.app.app_context():
-            token = joining.create_token(ZONE, live.app.config["EUCALITE"]["zones"],
-                                         dt.timedelta(hours=1), "test")[0]
-        self.config = config_module.load({"data_dir": str(data_dir), "hypervisor": "fake"},
-                                         environ={})
-        self.credentials = join(live.base_url, token, name, data_dir)
-        self.start(node)
-
-    def start(self, node=None):
-        self.agent = NodeAgent(self.config, self.credentials, poll_wait=1, node=node)
-        self.status = []
-        self.thread = threading.Thread(target=lambda: self.status.append(self.agent.run()),
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.agent.stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-
-    @property
-    def driver(self):
-        return self.agent.node.driver
-
-
-class Cloud:
-    """A controller without node duty of its own (zones lab-1a, lab-1b) and a node joined
-    in lab-1b."""
-
-    def __init__(self, tmp_path):
-        data = tmp_path / "controller"
-        data.mkdir()
-        (data / "eucalite.toml").write_text(
-            'zones = ["lab-1a", "lab-1b"]\nheartbeat_interval = 1\n')
-        self.live, self.server = start_live(data)
-        self.live.services = self.live.app.extensions["eucalite"]
-        self.far = Far(self.live, tmp_path / "node")
-        wait_until(lambda: "far-node" in self.live.services.cluster.attached_ids(),
-                   "the node to attach")
-
-    def stop_controller(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.live.services.compute.worker.shutdown()
-
-    def restart_controller(self):
-        """Stop the controller and start another on the same data dir and port."""
-        self.stop_controller()
-        config = self.live.app.config["EUCALITE"]
-        app = create_app({key: config[key] for key in ("data_dir", "port", "host", "node")})
-        self.server = make_server("127.0.0.1", self.live.port, app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.live = Live(app, self.live.port, self.live.key_id, self.live.secret,
-                         self.live.region)
-        self.live.services = app.extensions["eucalite"]
-
+# --- a live controller and a node agent (tests/agentutil.py) -------------------------------
 
 @pytest.fixture
 def cloud(tmp_path):
