@@ -54,6 +54,8 @@ STORAGE_PORTAL = f"{CONTROLLER_IP}:3260"
 #: The instances' private subnet, one for the zone: every node's bridge is on it.
 INSTANCE_SUBNET = "10.252.0.0/24"
 ZONES = ["lab-1a", "lab-1b"]
+#: Each node host's instance bridge (in its namespace).
+NODE_BRIDGE = "eumhbr1"
 #: The instance network of the controller's own node (node duty on: the benchmark).
 CONTROLLER_NETWORK = "eucalite-lab-ctl"
 #: (node id, namespace, lab address) of each node host.
@@ -199,7 +201,7 @@ class NodeHost:
         (self.data_dir / "eucalite.toml").write_text(_toml({"firewall": firewall,
             "hypervisor": "libvirt", "libvirt_uri": "qemu:///system",
             "instance_subnet": INSTANCE_SUBNET, "instance_network": "eucalite-lab",
-            "instance_bridge": "eumhbr1", "reconcile_interval": RECONCILE_INTERVAL,
+            "instance_bridge": NODE_BRIDGE, "reconcile_interval": RECONCILE_INTERVAL,
             "node_address": self.address}))
 
     def _start(self, *args: str) -> None:
@@ -469,6 +471,27 @@ class Lab:
         if self.top is not None:
             shutil.rmtree(self.top, ignore_errors=True)
             self.top = None
+
+    def leftovers(self, top: Path) -> list[str]:
+        """What of a lab that ran in *top* is still on the host (after :meth:`close`):
+        its links, namespaces, portal and processes; empty when it left nothing."""
+        names = {BRIDGE} | {"eumh-" + namespace[-2:] for _, namespace, _ in NODE_HOSTS}
+        links = json.loads(run("ip", "-j", "link").stdout or "[]")
+        found = [f"link {link['ifname']}" for link in links if link["ifname"] in names]
+        namespaces = run("ip", "netns", "list").stdout.split()
+        found += [f"netns {namespace}" for _, namespace, _ in NODE_HOSTS
+                  if namespace in namespaces]
+        portals = run("tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "portal",
+                      check=False).stdout
+        found += [f"portal {STORAGE_PORTAL}"] if STORAGE_PORTAL in portals else []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if str(top) in cmdline:
+                found.append(f"process {entry.name}: {cmdline[:120]}")
+        return found
 
     def cleanup_leftovers(self) -> None:
         """Remove the lab's namespaces, veths and bridge (a crashed run's too), and the

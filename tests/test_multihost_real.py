@@ -14,13 +14,12 @@ joined with ``eucalite node token`` / ``eucalite join``), real guests on both no
   meanwhile, is kept running and ok, and a guest terminated while B was down is destroyed.
 
 One lab and two guests serve the module (booting is the slow part). Skipped, with the
-reason, without root, the real-VM environment or the programs the lab needs; a test whose
-part of the cloud has not been built yet is skipped saying which part.
+reason, without root, the real-VM environment or the programs the lab needs. The lab's
+teardown checks it left nothing on the host (links, namespaces, the tgt portal, processes).
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,18 +27,13 @@ import sys
 import textwrap
 
 import pytest
-from botocore.exceptions import ClientError
 from guestutil import BOOT_TIMEOUT, MARK, guest_console, instance_state, volume_state
-from multihost import ZONES, Lab, preflight
+from multihost import NODE_BRIDGE, ZONES, Lab, namespace_pids, preflight
 from serverutil import wait_until
 
-from eucalite import config as config_module
+from eucalite.cluster.virt.driver import DOMAIN_PREFIX
 
 MiB = 2**20
-
-
-def _landed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +41,20 @@ def lab():
     problem = preflight()
     if problem:
         pytest.skip(problem)
-    with Lab() as lab:
+    lab = Lab()
+    try:
         lab.start()
         lab.images = lab.controller.import_guest()
+        top = lab.top
         yield lab
+    finally:
+        lab.close()
+    assert lab.leftovers(top) == [], "the lab left these on the host"
 
 
 def _launch_on(lab, node_id: str, user_data: str = "") -> dict:
     """One m1.small of the tiny guest on *node_id* (the other nodes disabled meanwhile, as
-    an admin steers a launch); its DescribeInstances item once it runs. Skips when the
-    controller cannot drive joined nodes yet."""
+    an admin steers a launch); its DescribeInstances item once it runs."""
     ec2 = lab.controller.client()
     others = [other for other in lab.nodes if other != node_id]
     for other in others:
@@ -65,13 +63,6 @@ def _launch_on(lab, node_id: str, user_data: str = "") -> dict:
         answer = ec2.run_instances(ImageId=lab.images["emi"], MinCount=1, MaxCount=1,
                                    InstanceType="m1.small", UserData=user_data,
                                    Placement={"AvailabilityZone": ZONES[0]})
-    except ClientError as error:
-        message = error.response["Error"]["Message"]
-        if error.response["Error"]["Code"] == "InsufficientInstanceCapacity" and \
-                "joined" in message:
-            pytest.skip("needs the command channel (RemoteNode and the node agent): the "
-                        f"controller takes no launch on joined nodes yet: {message}")
-        raise
     finally:
         for other in others:
             lab.controller.cli("node", "enable", other)
@@ -98,6 +89,20 @@ def guests(lab):
     return {"a": a, "b": b}
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _qemu_in(namespace: str, instance_id: str) -> bool:
+    """Whether a QEMU process of *instance_id*'s domain runs in *namespace*."""
+    return any("qemu" in (line := _cmdline(pid)) and f"{DOMAIN_PREFIX}{instance_id}" in line
+               for pid in namespace_pids(namespace))
+
+
 def _ready(ec2, instance_id: str) -> str:
     return wait_until(lambda: (console := guest_console(ec2, instance_id))
                       and f"{MARK} ready" in console and console,
@@ -116,8 +121,15 @@ def test_both_nodes_joined_in_their_zone_with_their_own_hypervisor(lab):
     zone_at = names.index(ZONES[0])
     for node_id in lab.nodes:
         assert names.index(f"|- node {node_id}") > zone_at
-    # each node host has a libvirtd of its own: its domains are not the other's
+    # each node host has its libvirtd, and its instance network (bridge, dnsmasq) is in
+    # that host's namespace, not on the controller's host
     assert lab.nodes["node-a"].libvirtd_pid != lab.nodes["node-b"].libvirtd_pid
+    for host in lab.nodes.values():
+        assert subprocess.run(["ip", "-n", host.namespace, "link", "show", NODE_BRIDGE],
+                              capture_output=True).returncode == 0
+        assert any("dnsmasq" in _cmdline(pid) for pid in namespace_pids(host.namespace))
+    assert subprocess.run(["ip", "link", "show", NODE_BRIDGE],
+                          capture_output=True).returncode != 0
 
 
 FORGER = textwrap.dedent("""
@@ -164,29 +176,24 @@ def test_a_forged_and_a_replayed_request_from_a_node_host_are_refused(lab):
 # --- guests on both nodes -------------------------------------------------------------------
 
 def test_a_guest_on_node_a_pings_a_guest_on_node_b_by_private_ip(lab, guests):
-    if not _landed("eucalite.cluster.overlay"):
-        pytest.skip("needs the instance network across nodes (cluster/overlay.py: VXLAN "
-                    "between the nodes' bridges)")
     ec2 = lab.controller.client()
     a, b = guests["a"]["InstanceId"], guests["b"]["InstanceId"]
     assert a in lab.nodes["node-a"].domains() and b in lab.nodes["node-b"].domains()
     assert b not in lab.nodes["node-a"].domains()
     address = guests["b"]["PrivateIpAddress"]
     assert f"{MARK} ip={address}" in _ready(ec2, b)
-    console = _ready(ec2, a)
-    if f"{MARK} instance-id={a}" not in console:
-        pytest.skip("needs the metadata service on joined nodes (the ping runs from the "
-                    "guest's user data, and the guest on node-a got none: "
-                    f"{[line for line in console.splitlines() if 'user-data' in line][-1:]})")
+    # the ping runs from the user data the guest got from its own node's metadata service
+    assert f"{MARK} instance-id={a}" in _ready(ec2, a)
+    # each guest's QEMU runs in its node host's namespace, under that host's libvirtd
+    assert _qemu_in(lab.nodes["node-a"].namespace, a)
+    assert _qemu_in(lab.nodes["node-b"].namespace, b)
+    assert not _qemu_in(lab.nodes["node-b"].namespace, a)
     wait_until(lambda: f"{MARK} ping {address} ok" in guest_console(ec2, a),
                f"{a} on node-a to ping {b} on node-b at {address}", BOOT_TIMEOUT,
                interval=1, show=lambda: guest_console(ec2, a)[-2000:])
 
 
 def test_a_volume_attaches_to_a_guest_on_node_b_and_its_data_matches(lab, guests):
-    if "storage_address" not in config_module.DEFAULTS:
-        pytest.skip("needs volumes for nodes on other hosts (storage_address: iSCSI from "
-                    "the storage host's address with per-node CHAP)")
     ec2 = lab.controller.client()
     instance_id = guests["b"]["InstanceId"]
     _ready(ec2, instance_id)
