@@ -22,6 +22,7 @@ from typing import Any, Mapping, Protocol
 
 from .. import tags
 from ..accounts import Principal, utcnow
+from ..cluster import nodes
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DiskSpec
 from ..db import db
@@ -143,8 +144,8 @@ class EbsService:
             loopback = address == "localhost"
         if not loopback:
             return None
-        others = [row.id for row in self.cluster.list_nodes()
-                  if row.id != self.cluster.local_node_id]
+        here = {self.cluster.local_node_id, nodes.local_node_id(self.config)}
+        others = [row.id for row in self.cluster.list_nodes() if row.id not in here]
         if not others:
             return None
         return (f"WARNING: volumes are served at {address}, which nodes on other hosts "
