@@ -415,6 +415,8 @@ class Lab:
         self.controller: Controller | None = None
         self.nodes: dict[str, NodeHost] = {}
         self.portal_added = False
+        #: Why node hosts cannot reach volumes (None when the lab's tgt portal is up).
+        self.storage_problem: str | None = None
 
     def __enter__(self) -> "Lab":
         return self
@@ -455,6 +457,12 @@ class Lab:
         result = run("tgtadm", "--lld", "iscsi", "--op", "new", "--mode", "portal",
                      "--param", f"portal={STORAGE_PORTAL}", check=False)
         self.portal_added = result.returncode == 0
+        shown = run("tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "portal",
+                    check=False).stdout
+        if STORAGE_PORTAL not in shown:
+            self.storage_problem = (f"tgtd serves no portal on {STORAGE_PORTAL} (is tgtd "
+                                    f"running? tgtd --iscsi portal=127.0.0.1:3260): "
+                                    f"{(result.stderr or result.stdout).strip()}")
 
     def _remove_portal(self) -> None:
         run("tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "portal",
