@@ -493,6 +493,8 @@ class Lab:
                       check=False).stdout
         found += [f"portal {STORAGE_PORTAL}"] if STORAGE_PORTAL in portals else []
         for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except (OSError, UnicodeDecodeError):
