@@ -224,9 +224,6 @@ class NodeHost:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
-    def stop(self) -> None:
-        _terminate(self.process)
-
     def log(self) -> str:
         try:
             return self.log_path.read_text()[-4000:]
@@ -369,10 +366,6 @@ class Controller:
 
     def volume_path(self, volume_id: str) -> Path:
         return self.data_dir / "volumes" / f"{volume_id}.raw"
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
 
     def stop(self) -> None:
         """Stop serving; with node duty on, terminate every instance first (so no domain
