@@ -24,7 +24,8 @@ from ebsutil import new_volume, settle, volume
 from ec2util import make_image, wait_for_state
 from liveutil import start_live_node, stop_live
 from test_ebs_export import fake_rtslib, tgtd  # noqa: F401 - tgtd is a fixture used below
-from agentutil import ZONE, Cloud
+from agentutil import ZONE, Cloud, Far
+from serverutil import wait_until
 
 from eucalite.cluster import network, nodes
 from eucalite.cluster.localnode import LocalNode
@@ -321,6 +322,45 @@ def test_attach_volume_reaches_a_joined_nodes_agent_over_iscsi(tmp_path, monkeyp
         assert volume(ec2, volume_id)["State"] == "available"
         assert disk.target not in far.driver.disks(instance_id)
         assert base.iqn_for(volume_id) not in rtslib.targets
+    finally:
+        cloud.far.stop()
+        cloud.stop_controller()
+
+
+def test_a_node_that_joins_again_under_its_name_gets_a_new_secret(tmp_path, monkeypatch):
+    """A node removed and joined again under the same name is another host: its volumes'
+    targets open to a new secret, never to the one the host that left knew."""
+    monkeypatch.setitem(sys.modules, "rtslib_fb", fake_rtslib())
+    cloud = Cloud(tmp_path)
+    live = cloud.live
+    ec2 = live.client("ec2")
+    image = make_image(live)
+
+    def attach_one() -> tuple[str, str]:
+        instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                        Placement={"AvailabilityZone": ZONE})[
+            "Instances"][0]["InstanceId"]
+        wait_for_state(ec2, [instance_id], "running", timeout=30)
+        volume_id = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+        live.services.compute.worker.wait(timeout=60)
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+        live.services.compute.worker.wait(timeout=60)
+        assert volume(ec2, volume_id)["Attachments"][0]["State"] == "attached"
+        return instance_id, _node_account(live, "far-node")["password"]
+
+    try:
+        (one, first), (two, again) = attach_one(), attach_one()
+        assert again == first                           # the same node keeps its secret
+        ec2.terminate_instances(InstanceIds=[one, two])
+        wait_for_state(ec2, [one, two], "terminated")
+        live.services.compute.worker.wait(timeout=60)
+        with live.app.app_context():
+            live.services.cluster.remove_node("far-node")
+        cloud.far.stop()
+        cloud.far = Far(live, tmp_path / "new-host", name="far-node")
+        wait_until(lambda: "far-node" in live.services.cluster.attached_ids(),
+                   "the node to attach again")
+        assert attach_one()[1] != first
     finally:
         cloud.far.stop()
         cloud.stop_controller()
