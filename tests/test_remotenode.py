@@ -205,6 +205,24 @@ def test_a_node_down_or_silent_fails_calls_at_once():
         queue.submit("far", "domains", {}, 600)
 
 
+def test_a_waiting_call_fails_once_its_node_stops_polling():
+    """A node that dies after a command was queued: its caller hears it after node_timeout
+    without the failure monitor's help, not after the method's whole deadline."""
+    clock = Clock()
+    queue = CommandQueue(node_timeout=90, clock=clock)
+    queue.take("far", 0)        # it polled once, then died
+    waiting = []
+    caller = threading.Thread(target=lambda: waiting.append(
+        pytest.raises(DriverError, queue.submit, "far", "domains", {}, 600)))
+    caller.start()
+    wait_until(lambda: queue.queued("far"), "the command to be queued")
+    clock.now += 91
+    caller.join(timeout=10)
+    assert not caller.is_alive()
+    assert "has not asked for commands for 91 s" in str(waiting[0].value)
+    assert queue.queued("far") == []
+
+
 def test_commands_a_restarted_node_had_taken_fail_and_queued_ones_wait_for_it():
     queue = CommandQueue()
     outcomes = {}

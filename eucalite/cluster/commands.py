@@ -12,7 +12,8 @@ queues. A command that outlives its deadline is forgotten (its late result is re
 A node counts as *down*, and a submit to it fails at once instead of after its deadline,
 when the failure monitor marked it (:meth:`CommandQueue.mark_down`, until it polls again)
 or when it has not polled for *node_timeout* seconds (since the queue started, for a node
-that has not polled yet).
+that has not polled yet); a submit already waiting fails as soon as its node counts as down
+(a running node polls on while it carries out long commands).
 
 A waiting poll holds one of the server's request threads, so at most *max_waiters* polls
 wait at once (half the server's ``threads``); any other poll is answered at once with no
@@ -35,6 +36,8 @@ from .virt.driver import DriverError
 RETRY_AFTER = 2
 #: The longest a poll may wait (the node's HTTP timeout must exceed it).
 MAX_WAIT = 25
+#: Seconds between a waiting submit's checks that its node still polls.
+CHECK_EVERY = 1.0
 
 
 @dataclass
@@ -118,14 +121,22 @@ class CommandQueue:
             self._commands[command.id] = command
             queue.queued.append(command)
             self._arrived.notify_all()
-        answered = command.done.wait(timeout)
+        deadline = self.clock() + timeout
+        while not command.done.wait(min(CHECK_EVERY, max(0.0, deadline - self.clock()))):
+            with self._lock:
+                # a node that died after the command was queued stops polling: its caller
+                # hears so after node_timeout, not after the method's whole deadline
+                reason = self._down_reason(queue)
+                if reason and not command.done.is_set():
+                    self._fail(command, f"node {node_id} is down: {reason}")
+                elif self.clock() >= deadline and not command.done.is_set():
+                    self._commands.pop(command.id, None)
+                    if command in queue.queued:
+                        queue.queued.remove(command)
+                    raise DriverError(f"node {node_id} did not answer {method} within "
+                                      f"{timeout:g} s")
         with self._lock:
             self._commands.pop(command.id, None)
-            if not answered and not command.done.is_set():
-                if command in queue.queued:
-                    queue.queued.remove(command)
-                raise DriverError(f"node {node_id} did not answer {method} within "
-                                  f"{timeout:g} s")
         if command.failure is not None:
             raise command.failure
         if command.error is not None:
