@@ -14,7 +14,6 @@ Standard library and the package's own front end only: no database on the node.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ from urllib.parse import quote
 from werkzeug.wrappers import Request, Response
 
 from ..httpserver import Limits
-from ..httpserver.embedded import Embedded, plain_text_error
+from ..httpserver.embedded import Embedded, listen, plain_text_error
 from .nodeclient import API_PATH, NodeCredentials, sign
 
 #: Guests' headers passed on (IMDSv2 tokens and their TTL; a proxy's X-Forwarded-For, which
@@ -97,17 +96,8 @@ def serve(controller_url: str, credentials: NodeCredentials, host: str, port: in
           cafile: str | None = None) -> Embedded:
     """Serve :func:`make_app` on *host*:*port* (the metadata address on the node's bridge)
     from a background thread; ``shutdown()`` stops it. OSError if it cannot be bound."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                         socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return Embedded(make_app(controller_url, credentials, cafile), sock, PROXY_LIMITS,
-                    name="imds-proxy", error_body=plain_text_error)
+    return Embedded(make_app(controller_url, credentials, cafile), listen(host, port),
+                    PROXY_LIMITS, name="imds-proxy", error_body=plain_text_error)
 
 
 def start(config, credentials: NodeCredentials, guests_are_real: bool) -> Embedded | None:

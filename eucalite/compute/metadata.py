@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from .. import integers
 from ..db import db
 from ..errors import InvalidParameterValue
 from ..httpserver import Limits
-from ..httpserver.embedded import Embedded, plain_text_error
+from ..httpserver.embedded import Embedded, listen, plain_text_error
 from ..tags import tags_for
 from . import states
 from .instances import decode_user_data
@@ -430,14 +429,5 @@ def serve(main_app, host: str = METADATA_ADDRESS, port: int = 80):
 
     Raises OSError if the address cannot be bound.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return Embedded(make_app(main_app), sock, METADATA_LIMITS, name="imds",
+    return Embedded(make_app(main_app), listen(host, port), METADATA_LIMITS, name="imds",
                     error_body=plain_text_error)

@@ -21,6 +21,21 @@ def plain_text_error(path: str, code: str, message: str, request_id: str):
     return "text/plain", f"{code}: {message}\n".encode()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on *host*:*port* (IPv4 or IPv6 by the address's form), for
+    :class:`Embedded`; OSError (nothing left open) if it cannot be bound."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Embedded:
     """Serves *app* on *listener* (bound and listening; taken over) until
     :meth:`shutdown`."""
