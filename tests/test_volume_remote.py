@@ -7,7 +7,8 @@ controller): its instance's volume goes over iSCSI at ``storage_address`` with t
 account (LIO, on an in-memory rtslib); this host's instance's stays a local file. Then the
 binding on the real tgtd (127.0.0.1:3260, QEMU's own initiator): node A's account logs in
 to A's volumes' targets only, and loses a target when its volume is detached or moved.
-Last, AttachVolume through the command channel to a joined node's agent."""
+Last, AttachVolume through the command channel to a joined node's agent, and an EBS-backed
+instance that boots, stops and starts there from its root volume over iSCSI."""
 from __future__ import annotations
 
 import json
@@ -364,3 +365,59 @@ def test_a_node_that_joins_again_under_its_name_gets_a_new_secret(tmp_path, monk
     finally:
         cloud.far.stop()
         cloud.stop_controller()
+
+
+def test_an_ebs_backed_instance_boots_stops_and_starts_on_a_joined_node(tmp_path, monkeypatch):
+    """An EBS root on a joined node: its spawn carries the root over iSCSI at
+    storage_address with the node's account; Stop gives the node's capacity back and keeps
+    the root attached; Start boots it there again from the same volume."""
+    rtslib = fake_rtslib()
+    monkeypatch.setitem(sys.modules, "rtslib_fb", rtslib)
+    monkeypatch.setenv("EUCALITE_STORAGE_ADDRESS", STORAGE_ADDRESS)
+    cloud = Cloud(tmp_path)
+    try:
+        live, far = cloud.live, cloud.far
+        ec2 = live.client("ec2")
+        source = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+        settle(live)
+        snapshot = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
+        wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0][
+            "State"] == "completed", "the snapshot", timeout=60)
+        image = ec2.register_image(
+            Name="ebs-root", RootDeviceName="/dev/sda1",
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                                  "Ebs": {"SnapshotId": snapshot}}])["ImageId"]
+        spawned = []
+        monkeypatch.setattr(far.agent.node, "spawn",
+                            _recording_spawn(far.agent.node.spawn, spawned))
+        instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                        Placement={"AvailabilityZone": ZONE})[
+            "Instances"][0]["InstanceId"]
+        wait_for_state(ec2, [instance_id], "running", timeout=30)
+        root = spawned[-1].root_volume
+        account = _node_account(live, "far-node")
+        assert (root.target, root.network["host"], root.network["username"]) == \
+            ("vda", STORAGE_ADDRESS, account["username"])
+        assert instance_id in far.driver.list_domains()
+
+        ec2.stop_instances(InstanceIds=[instance_id])
+        wait_for_state(ec2, [instance_id], "stopped", timeout=30)
+        assert instance_id not in far.driver.list_domains()
+        [mapping] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+            "Instances"][0]["BlockDeviceMappings"]
+        assert volume(ec2, mapping["Ebs"]["VolumeId"])["State"] == "in-use"
+
+        ec2.start_instances(InstanceIds=[instance_id])
+        wait_for_state(ec2, [instance_id], "running", timeout=30)
+        assert instance_id in far.driver.list_domains()
+        assert spawned[-1].root_volume.serial == root.serial       # the same volume
+    finally:
+        cloud.far.stop()
+        cloud.stop_controller()
+
+
+def _recording_spawn(spawn, launches: list):
+    def recorded(launch):
+        launches.append(launch)
+        return spawn(launch)
+    return recorded
