@@ -27,3 +27,8 @@ class NoSuchEntity(AwsError):
 class ValidationError(AwsError):
     code = "ValidationError"
     status = 400
+
+
+class MalformedPolicyDocument(AwsError):
+    code = "MalformedPolicyDocument"
+    status = 400
