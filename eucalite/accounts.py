@@ -38,6 +38,9 @@ class Account(db.Model):
     id: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # IAM's account alias: at most one per account, unique across the cloud.
+    alias: Mapped[str | None] = mapped_column(String(63), unique=True, index=True,
+                                              default=None)
 
     users: Mapped[list["User"]] = relationship(back_populates="account",
                                                cascade="all, delete-orphan")
@@ -53,6 +56,9 @@ class User(db.Model):
     path: Mapped[str] = mapped_column(String(512), default="/")
     # Set by a later console issue; None means the user cannot sign in to the console.
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The login profile's other fields (IAM's CreateLoginProfile): set with the password.
+    password_created: Mapped[dt.datetime | None] = mapped_column(default=None)
+    password_reset_required: Mapped[bool] = mapped_column(default=False)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     account: Mapped[Account] = relationship(back_populates="users")
@@ -69,8 +75,47 @@ class AccessKey(db.Model):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="Active")  # Active | Inactive
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # IAM's GetAccessKeyLastUsed: written by note_key_used, at most once a minute per key.
+    last_used: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_used_service: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_used_region: Mapped[str | None] = mapped_column(String(64), default=None)
 
     user: Mapped[User] = relationship(back_populates="keys")
+
+
+class Group(db.Model):
+    """An IAM group of users in one account."""
+
+    __tablename__ = "iam_groups"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)     # AGPA...
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str] = mapped_column(String(512), default="/")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GroupMember(db.Model):
+    """A user's membership of a group (deleting either deletes it: ON DELETE CASCADE)."""
+
+    __tablename__ = "iam_group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("iam_groups.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+
+class UserTag(db.Model):
+    """One tag on an IAM user (key unique per user)."""
+
+    __tablename__ = "iam_user_tags"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), default="")
 
 
 class ConsoleSession(db.Model):
@@ -245,6 +290,26 @@ def set_access_key_status(access_key_id: str, status: str) -> AccessKey:
 
 def delete_access_key(access_key_id: str) -> None:
     db.session.delete(get_access_key(access_key_id))
+    db.session.commit()
+
+
+#: A key's last use is written at most this often: every signed request would otherwise
+#: write to the database.
+KEY_USE_EVERY = dt.timedelta(seconds=60)
+_key_use_written: dict[str, dt.datetime] = {}       # key id -> when this process wrote it
+
+
+def note_key_used(access_key_id: str, service: str, region: str | None) -> None:
+    """Record that *access_key_id* signed a request to *service* in *region* (V2 signatures
+    name no region: None), for GetAccessKeyLastUsed. Cheap: one write per key per
+    :data:`KEY_USE_EVERY` in this process. Commits."""
+    now = utcnow()
+    last = _key_use_written.get(access_key_id)
+    if last is not None and now - last < KEY_USE_EVERY:
+        return
+    _key_use_written[access_key_id] = now
+    db.session.execute(db.update(AccessKey).where(AccessKey.id == access_key_id).values(
+        last_used=now, last_used_service=service, last_used_region=region))
     db.session.commit()
 
 

@@ -174,7 +174,19 @@ def authenticate(view: RequestView, service: str, *, body: bytes | None = None,
     Query APIs (then payload hashes are checked here) and None for S3 (streamed).
     *virtual_bucket* is the bucket named by the Host header in virtual-host S3 requests (V2
     signs it into the resource). Raises AuthError; the caller maps it with ``for_service``.
+    An account key's use is recorded (:func:`accounts.note_key_used`).
     """
+    result = _verify(view, service, body, lookup, now, max_skew, virtual_bucket)
+    if lookup is accounts.principal_for_key:
+        region = result.scope.split("/")[1] if result.scope else None
+        accounts.note_key_used(result.principal.access_key_id, service, region)
+    return result
+
+
+def _verify(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
+            now: dt.datetime | None, max_skew: int, virtual_bucket: str | None
+            ) -> AuthResult:
+    """:func:`authenticate`'s signature check, by the scheme the request uses."""
     now = now or dt.datetime.now(dt.timezone.utc)
     authorization = view.headers.get("authorization", "")
     query = dict(view.query_pairs())

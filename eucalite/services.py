@@ -13,6 +13,7 @@ from .compute.ebsroot import ComputeView
 from .compute.nodebundles import NodeBundles
 from .compute.service import ComputeService
 from .ebs.service import EbsService
+from .iam.service import IamService
 from .s3.service import S3Service
 
 
@@ -25,6 +26,7 @@ class Services:
     compute: ComputeService
     s3: S3Service
     ebs: EbsService
+    iam: IamService
 
     @classmethod
     def build(cls, config: dict[str, Any], app) -> "Services":
@@ -43,4 +45,5 @@ class Services:
         # one worker runs instance and volume jobs beside the requests
         compute.worker = lifecycle.Worker(app)
         ebs.bind(app, compute.worker)
-        return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs)
+        return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs,
+                   iam=IamService(config))

@@ -144,10 +144,10 @@ def test_unexpected_exception_is_internal_error_without_traceback(live, monkeypa
     assert "secret detail from deep inside" in caplog.text
 
 
-def test_iam_endpoint_authenticates_and_has_no_actions_yet(live):
+def test_iam_endpoint_authenticates_and_refuses_actions_it_lacks(live):
     iam = live.client("iam")
     with pytest.raises(ClientError) as excinfo:
-        iam.get_user()
+        iam.list_roles()
     assert error_code(excinfo) == "InvalidAction"
     with pytest.raises(ClientError) as excinfo:
         live.client("iam", secret="z" * 40).get_user()

@@ -32,3 +32,18 @@ class ValidationError(AwsError):
 class MalformedPolicyDocument(AwsError):
     code = "MalformedPolicyDocument"
     status = 400
+
+
+class DeleteConflict(AwsError):
+    code = "DeleteConflict"
+    status = 409
+
+
+class AccessDenied(AwsError):
+    code = "AccessDenied"
+    status = 403
+
+
+class PasswordPolicyViolation(AwsError):
+    code = "PasswordPolicyViolation"
+    status = 400

@@ -1,19 +1,19 @@
 """The IAM (Eucalyptus "Euare") Query endpoint at ``/services/Euare``.
 
-Requests are authenticated and dispatched like EC2's, with IAM's envelopes. No IAM action
-is implemented yet (accounts, users and keys are managed with ``eucalite account``), so
-every action is answered ``InvalidAction`` rather than pretending.
+Requests are authenticated and dispatched like EC2's, with IAM's envelopes. Each topic has
+its module registering its actions on :data:`.actions.registry` (users, groups, access keys
+and login profiles, the account); importing this package imports them all, so the registry
+it serves is complete. Actions not implemented yet are answered ``InvalidAction``.
 """
 from __future__ import annotations
 
 from flask import Blueprint
 
 from .. import api, xmlutil
-from ..query import ActionRegistry
+from . import actions_account, actions_groups, actions_keys, actions_users  # noqa: F401
+from .actions import registry
 
 IAM_PATH = "/services/Euare"
-
-registry = ActionRegistry("iam")
 
 protocol = api.QueryProtocol(
     service="iam",

@@ -1,0 +1,124 @@
+"""Rules every IAM action shares: parameter validation in IAM's words, ARNs, Marker/MaxItems
+paging, and who may call what until the policy engine is wired in.
+
+Validation errors read as AWS's (``1 validation error detected: Value 'x' at 'userName'
+failed to satisfy constraint: …``), so a client sees the same ``ValidationError`` whether
+boto3 checked the value first or not.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, TypeVar
+
+from .. import paging
+from ..accounts import ADMIN_USER, Principal
+from ..errors import AwsError
+from ..errors.iam import AccessDenied, ValidationError
+from ..query import QueryParams
+
+T = TypeVar("T")
+
+# IAM's patterns (botocore's iam model), ASCII only: \w would take any letter.
+USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+GROUP_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")
+PATH = re.compile(r"/|/[\x21-\x7e]+/")
+PATH_PREFIX = re.compile(r"/[\x21-\x7f]*")
+ACCOUNT_ALIAS = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]")
+ACCESS_KEY_ID = re.compile(r"[\w]{16,128}")
+MAX_PATH = 512
+DEFAULT_MAX_ITEMS = 100
+
+
+def invalid(value: str | None, member: str, constraint: str) -> ValidationError:
+    shown = "null" if value is None else f"'{value}'"
+    return ValidationError(f"1 validation error detected: Value {shown} at '{member}' failed "
+                           f"to satisfy constraint: {constraint}")
+
+
+def required(params: QueryParams, name: str) -> str:
+    """Parameter *name*, which IAM requires."""
+    value = params.get(name)
+    if value is None:
+        raise invalid(None, _member(name), "Member must not be null")
+    return value
+
+
+def _member(name: str) -> str:
+    return name[0].lower() + name[1:]
+
+
+def check(value: str, pattern: re.Pattern, name: str, maximum: int | None = None) -> str:
+    """*value* of parameter *name* if it matches IAM's *pattern* (whole) and length."""
+    if maximum is not None and len(value) > maximum:
+        raise invalid(value, _member(name),
+                      f"Member must have length less than or equal to {maximum}")
+    if not pattern.fullmatch(value):
+        raise invalid(value, _member(name),
+                      f"Member must satisfy regular expression pattern: {pattern.pattern}")
+    return value
+
+
+def user_name(value: str, name: str = "UserName") -> str:
+    return check(value, USER_NAME, name)
+
+
+def group_name(value: str, name: str = "GroupName") -> str:
+    return check(value, GROUP_NAME, name)
+
+
+def path(value: str | None, name: str = "Path") -> str:
+    """A path parameter (``/`` when absent)."""
+    return "/" if value is None else check(value, PATH, name, MAX_PATH)
+
+
+def arn(account_id: str, kind: str, entity_path: str, entity_name: str) -> str:
+    """``arn:aws:iam::<account>:<kind><path><name>`` (kind ``user`` or ``group``)."""
+    return f"arn:aws:iam::{account_id}:{kind}{entity_path}{entity_name}"
+
+
+# --- paging ---------------------------------------------------------------------------
+
+class Page:
+    """``Marker``/``MaxItems`` of one List request, read before any work is done."""
+
+    def __init__(self, params: QueryParams):
+        self.marker = params.get("Marker")
+        text = params.get("MaxItems")
+        self.max_items = DEFAULT_MAX_ITEMS
+        if text is not None:
+            if not text.isdigit() or not 1 <= int(text) <= 1000:
+                raise invalid(text, "maxItems", "Member must have value between 1 and 1000")
+            self.max_items = int(text)
+
+    def cut(self, items: list[T], key: Callable[[T], str]) -> tuple[list[T], str | None]:
+        """One page of *items* (in the same order on every call) and the next Marker."""
+        try:
+            return paging.paginate(items, self.max_items, self.marker, key=key)
+        except AwsError:
+            raise ValidationError("Invalid Marker.")
+
+    def result(self, member: str, items: list[T], key: Callable[[T], str],
+               render: Callable[[T], dict]) -> dict:
+        """A List action's result: *member*, ``IsTruncated`` and ``Marker`` when truncated."""
+        page, marker = self.cut(items, key)
+        return {member: [render(item) for item in page], "IsTruncated": marker is not None,
+                "Marker": marker}
+
+
+# --- who may call -----------------------------------------------------------------------
+
+def is_account_manager(principal: Principal) -> bool:
+    """The account's root (user ``admin``; the cloud admin is the ``eucalyptus`` account's):
+    it manages the account's IAM entities. Every other user, in the cloud admin's account
+    too, may act only on itself, as AWS's default without policies."""
+    return principal.user_name == ADMIN_USER
+
+
+def authorize(principal: Principal, action: str, resource: str,
+              self_allowed: bool = False) -> None:
+    """AccessDenied unless *principal* manages its account, or *self_allowed* (the action
+    is one a user may take on itself and *resource* is the caller)."""
+    if is_account_manager(principal) or self_allowed:
+        return
+    raise AccessDenied(f"User: {principal.arn} is not authorized to perform: iam:{action} "
+                       f"on resource: {resource}")
