@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug import security
 
 from . import ids
 from .db import db
@@ -23,9 +24,13 @@ from .errors.iam import EntityAlreadyExists, LimitExceeded, NoSuchEntity, Valida
 ADMIN_ACCOUNT = "eucalyptus"
 ADMIN_USER = "admin"
 
+#: The console password rule (IAM's login profiles, the console and the CLI all set
+#: passwords through :func:`store_password`).
+PASSWORD_MIN_LENGTH = 8
+
 _ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")      # whole name (fullmatch)
 # IAM's characters, ASCII only (\w would take any letter, and $ a trailing newline).
-_USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 
 
 def utcnow() -> dt.datetime:
@@ -238,7 +243,7 @@ def delete_account(name: str) -> None:
 
 
 def create_user(account_name: str, user_name: str, path: str = "/") -> User:
-    if not _USER_NAME.fullmatch(user_name):
+    if not USER_NAME.fullmatch(user_name):
         raise ValidationError(f"Invalid user name {user_name!r}: up to 64 letters, digits "
                               "and +=,.@_- characters.")
     account = get_account(account_name)
@@ -248,6 +253,16 @@ def create_user(account_name: str, user_name: str, path: str = "/") -> User:
     account.users.append(user)
     db.session.commit()
     return user
+
+
+def store_password(user: User, password: str) -> None:
+    """Check *password* against the one password rule and keep its hash on *user* (with
+    when it was set); the caller commits (and ends the user's console sessions)."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise ValidationError(f"A console password needs at least {PASSWORD_MIN_LENGTH} "
+                              "characters.")
+    user.password_hash = security.generate_password_hash(password)
+    user.password_created = utcnow()
 
 
 def delete_user(account_name: str, user_name: str) -> None:

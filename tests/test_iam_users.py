@@ -29,9 +29,9 @@ def _all_pages(call, member, **kwargs):
         marker = answer["Marker"]
 
 
-def _user_client(live, iam, name):
+def _user_client(live, iam, name, path="/"):
     """A boto3 IAM client signing as user *name* (created here with a key)."""
-    iam.create_user(UserName=name)
+    iam.create_user(UserName=name, Path=path)
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return live.client("iam", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"]), key
 
@@ -140,6 +140,15 @@ def test_groups_and_membership(live):
     iam.delete_group(GroupName="operations")
     assert [g["GroupName"] for g in iam.list_groups()["Groups"]] == ["devs"]
 
+    # A user belongs to at most 10 groups (IAM's GroupsPerUserQuota).
+    for n in range(9):
+        iam.create_group(GroupName=f"many{n}")
+        iam.add_user_to_group(GroupName=f"many{n}", UserName="u1")
+    iam.create_group(GroupName="one-too-many")
+    assert error_code(iam.add_user_to_group, GroupName="one-too-many", UserName="u1") == \
+        "LimitExceeded"
+    assert len(iam.list_groups_for_user(UserName="u1")["Groups"]) == 10
+
 
 def test_access_keys_limit_status_last_used_and_delete(live):
     iam = live.client("iam")
@@ -216,6 +225,13 @@ def test_login_profiles_are_the_console_password(live):
         assert not session.check_password(accounts.ADMIN_ACCOUNT, "web", "battery staple")
     iam.delete_user(UserName="web")
 
+    # A password set with `eucalite account password` or the console is a login profile.
+    iam.create_user(UserName="console-set")
+    with live.app.app_context():
+        session.set_password(accounts.ADMIN_ACCOUNT, "console-set", "from the console")
+    assert iam.get_login_profile(UserName="console-set")["LoginProfile"]["UserName"] == \
+        "console-set"
+
 
 def test_account_aliases_and_summary(live):
     iam = live.client("iam")
@@ -248,10 +264,10 @@ def test_account_aliases_and_summary(live):
 
 def test_a_non_root_user_may_act_only_on_itself(live):
     iam = live.client("iam")
-    mine, key = _user_client(live, iam, "dev")
+    mine, key = _user_client(live, iam, "dev", path="/team/")
     iam.create_user(UserName="peer")
     me = mine.get_user()["User"]
-    assert me["UserName"] == "dev"
+    assert me["UserName"] == "dev" and me["Arn"].endswith(":user/team/dev")
     assert [k["AccessKeyId"] for k in mine.list_access_keys()["AccessKeyMetadata"]] == \
         [key["AccessKeyId"]]
     second = mine.create_access_key()["AccessKey"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from ..accounts import Account, Group, User
 from ..db import db
 from ..errors.iam import EntityAlreadyExists, NoSuchEntity
-from . import common
+from . import common, groups
 
 #: IAM's default quotas that eucalite enforces or reports as AWS does.
-QUOTAS = {"UsersQuota": 5000, "GroupsQuota": 300, "GroupsPerUserQuota": 10,
-          "AccessKeysPerUserQuota": 2}
+QUOTAS = {"UsersQuota": 5000, "GroupsQuota": 300,
+          "GroupsPerUserQuota": groups.GROUPS_PER_USER, "AccessKeysPerUserQuota": 2}
 
 
 def aliases(account_id: str) -> list[str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Callable, TypeVar
 
-from .. import paging
-from ..accounts import ADMIN_USER, Principal
+from .. import integers, paging
+from ..accounts import ADMIN_USER, USER_NAME, Principal
 from ..errors import AwsError
 from ..errors.iam import AccessDenied, ValidationError
 from ..query import QueryParams
@@ -19,7 +19,6 @@ from ..query import QueryParams
 T = TypeVar("T")
 
 # IAM's patterns (botocore's iam model), ASCII only: \w would take any letter.
-USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 GROUP_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")
 PATH = re.compile(r"/|/[\x21-\x7e]+/")
 PATH_PREFIX = re.compile(r"/[\x21-\x7f]*")
@@ -86,9 +85,10 @@ class Page:
         text = params.get("MaxItems")
         self.max_items = DEFAULT_MAX_ITEMS
         if text is not None:
-            if not text.isdigit() or not 1 <= int(text) <= 1000:
+            value = integers.parse(text, minimum=1, maximum=1000)
+            if value is None:
                 raise invalid(text, "maxItems", "Member must have value between 1 and 1000")
-            self.max_items = int(text)
+            self.max_items = value
 
     def cut(self, items: list[T], key: Callable[[T], str]) -> tuple[list[T], str | None]:
         """One page of *items* (in the same order on every call) and the next Marker."""
@@ -114,11 +114,13 @@ def is_account_manager(principal: Principal) -> bool:
     return principal.user_name == ADMIN_USER
 
 
-def authorize(principal: Principal, action: str, resource: str,
-              self_allowed: bool = False) -> None:
+def authorize(principal: Principal, action: str, resource: str, self_allowed: bool = False,
+              caller_arn: Callable[[], str] | None = None) -> None:
     """AccessDenied unless *principal* manages its account, or *self_allowed* (the action
-    is one a user may take on itself and *resource* is the caller)."""
+    is one a user may take on itself and *resource* is the caller). *caller_arn* gives the
+    caller's ARN with its path for the message (the principal's own has none)."""
     if is_account_manager(principal) or self_allowed:
         return
-    raise AccessDenied(f"User: {principal.arn} is not authorized to perform: iam:{action} "
+    who = caller_arn() if caller_arn else principal.arn
+    raise AccessDenied(f"User: {who} is not authorized to perform: iam:{action} "
                        f"on resource: {resource}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from .. import ids
 from ..accounts import Group, GroupMember, User
 from ..db import db
-from ..errors.iam import DeleteConflict, EntityAlreadyExists, NoSuchEntity
+from ..errors.iam import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from . import common, users
+
+#: IAM's quota of groups a user may belong to (GetAccountSummary's GroupsPerUserQuota).
+GROUPS_PER_USER = 10
 
 
 def find(account_id: str, name: str) -> Group | None:
@@ -75,6 +78,8 @@ def add_user(account_id: str, group_name: str, user_name: str) -> None:
     group = get(account_id, group_name)
     user = users.get(account_id, user_name)
     if db.session.get(GroupMember, (group.id, user.id)) is None:
+        if len(of_user(account_id, user_name)) >= GROUPS_PER_USER:
+            raise LimitExceeded(f"Cannot exceed quota for GroupsPerUser: {GROUPS_PER_USER}")
         db.session.add(GroupMember(group_id=group.id, user_id=user.id))
         db.session.commit()
 

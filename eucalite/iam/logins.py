@@ -1,9 +1,10 @@
-"""Login profiles: a user's console password as IAM manages it. The password rule, its
-hashing and the ending of the user's console sessions are the console's one
-(:func:`eucalite.web.session.set_password`); this adds the profile's own fields."""
+"""Login profiles: a user's console password as IAM manages it. Passwords are set the
+console's way (:func:`eucalite.web.session.set_password`: the one rule in
+:func:`eucalite.accounts.store_password`, and the user's console sessions end); this adds
+the profile's own fields."""
 from __future__ import annotations
 
-from ..accounts import User, utcnow
+from ..accounts import User
 from ..db import db
 from ..errors.iam import EntityAlreadyExists, NoSuchEntity, PasswordPolicyViolation, \
     ValidationError
@@ -33,7 +34,6 @@ def create(account_id: str, account_name: str, user_name: str, password: str,
     if user.password_hash is not None:
         raise EntityAlreadyExists(f"Login Profile for user {user_name} already exists.")
     _set(user, account_name, password)
-    user.password_created = utcnow()
     user.password_reset_required = reset_required
     db.session.commit()
     return user

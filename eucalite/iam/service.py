@@ -29,10 +29,12 @@ class IamService:
     def _on_user(self, principal: Principal, action: str, name: str,
                  self_allowed: bool = False) -> None:
         common.authorize(principal, action, self._user_arn(principal, name),
-                         self_allowed and name == principal.user_name)
+                         self_allowed and name == principal.user_name,
+                         lambda: self._user_arn(principal, principal.user_name))
 
     def _on_account(self, principal: Principal, action: str, resource: str = "*") -> None:
-        common.authorize(principal, action, resource)
+        common.authorize(principal, action, resource,
+                         caller_arn=lambda: self._user_arn(principal, principal.user_name))
 
     def target(self, principal: Principal, user_name: str | None) -> str:
         """The user an action names, or the caller when it names none (AWS's rule)."""
@@ -44,7 +46,7 @@ class IamService:
                     tags: dict[str, str]) -> User:
         common.user_name(name)
         self._on_user(principal, "CreateUser", name)
-        return users.create(principal.account_id, name, path, tags)
+        return users.create(principal.account_name, name, path, tags)
 
     def get_user(self, principal: Principal, name: str | None) -> tuple[User, dict]:
         name = self.target(principal, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .. import accounts, ids
+from .. import accounts
 from ..accounts import AccessKey, GroupMember, User, UserTag
 from ..db import db
 from ..errors.iam import (DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity,
@@ -28,14 +28,11 @@ def get(account_id: str, name: str) -> User:
     return user
 
 
-def create(account_id: str, name: str, path: str, tags: dict[str, str]) -> User:
+def create(account_name: str, name: str, path: str, tags: dict[str, str]) -> User:
+    """A new user (accounts.create_user: the CLI's rules) with *tags*."""
     common.user_name(name)
-    if find(account_id, name) is not None:
-        raise EntityAlreadyExists(f"User with name {name} already exists.")
     check_tags(tags, {})
-    user = User(id=ids.unique_id("AIDA"), account_id=account_id, name=name, path=path)
-    db.session.add(user)
-    db.session.flush()
+    user = accounts.create_user(account_name, name, path)
     for key, value in tags.items():
         db.session.add(UserTag(user_id=user.id, key=key, value=value))
     db.session.commit()

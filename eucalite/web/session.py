@@ -32,7 +32,6 @@ from werkzeug import security
 from .. import accounts
 from ..db import db
 from ..errors import AwsError
-from ..errors.iam import ValidationError
 from . import signins, throttle
 from .headers import SessionInterface
 
@@ -82,10 +81,8 @@ def set_password(account_name: str, user_name: str, password: str,
     """Store a hash of *password* for the user (it may then sign in to the console) and
     end the user's console sessions, but the one of token *keep_session* (the user changing
     their own password stays signed in where they did it)."""
-    if len(password) < 8:
-        raise ValidationError("A console password needs at least 8 characters.")
     user = accounts.get_user(account_name, user_name)
-    user.password_hash = security.generate_password_hash(password)
+    accounts.store_password(user, password)
     signins.end_all(user, keep=keep_session)          # commits the new hash with it
 
 
