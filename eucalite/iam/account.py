@@ -2,6 +2,8 @@
 GetAccountSummary's counts and quotas."""
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from ..accounts import Account, Group, User
 from ..db import db
 from ..errors.iam import EntityAlreadyExists, NoSuchEntity
@@ -27,7 +29,11 @@ def create_alias(account_id: str, alias: str) -> None:
     if taken is not None:
         raise EntityAlreadyExists(f"The account alias {alias} already exists.")
     account.alias = alias
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:                  # another account took it first
+        db.session.rollback()
+        raise EntityAlreadyExists(f"The account alias {alias} already exists.")
 
 
 def delete_alias(account_id: str, alias: str) -> None:

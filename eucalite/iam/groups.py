@@ -2,6 +2,8 @@
 scoped to the account whose id it is given."""
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from .. import ids
 from ..accounts import Group, GroupMember, User
 from ..db import db
@@ -30,7 +32,11 @@ def create(account_id: str, name: str, path: str) -> Group:
         raise EntityAlreadyExists(f"Group with name {name} already exists.")
     group = Group(id=ids.unique_id("AGPA"), account_id=account_id, name=name, path=path)
     db.session.add(group)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:                  # another writer made it first
+        db.session.rollback()
+        raise EntityAlreadyExists(f"Group with name {name} already exists.")
     return group
 
 
@@ -81,7 +87,10 @@ def add_user(account_id: str, group_name: str, user_name: str) -> None:
         if len(of_user(account_id, user_name)) >= GROUPS_PER_USER:
             raise LimitExceeded(f"Cannot exceed quota for GroupsPerUser: {GROUPS_PER_USER}")
         db.session.add(GroupMember(group_id=group.id, user_id=user.id))
-        db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:              # another writer added it first: same result
+            db.session.rollback()
 
 
 def remove_user(account_id: str, group_name: str, user_name: str) -> None:
