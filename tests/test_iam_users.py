@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from awsutil import error_code, failure
 from eucalite import accounts
 from eucalite.web import session
@@ -315,3 +313,25 @@ def test_aws_cli(live):
     done = subprocess.run([aws, "iam", "delete-user", "--user-name", "cli-user"],
                           env=live.env(), capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "DeleteConflict" in done.stderr
+
+
+def test_bad_paging_and_missing_entities_are_aws_errors(live):
+    iam = live.client("iam")
+    iam.create_user(UserName="plain")
+    assert error_code(iam.list_users, Marker="not-a-marker") == "ValidationError"
+    assert error_code(iam.list_users, PathPrefix="no-slash") == "ValidationError"
+    assert error_code(iam.update_login_profile, UserName="plain",
+                      Password="long enough") == "NoSuchEntity"
+    assert error_code(iam.delete_login_profile, UserName="plain") == "NoSuchEntity"
+    assert error_code(iam.get_access_key_last_used,
+                      AccessKeyId="AKIAEXAMPLEEXAMPLE00") == "NoSuchEntity"
+    assert error_code(iam.list_access_keys, UserName="nobody") == "NoSuchEntity"
+    assert error_code(iam.list_groups_for_user, UserName="nobody") == "NoSuchEntity"
+    assert error_code(iam.delete_group, GroupName="nogroup") == "NoSuchEntity"
+    # Another account's key is not there for this account.
+    with live.app.app_context():
+        accounts.create_account("elsewhere")
+        foreign = accounts.create_access_key("elsewhere", accounts.ADMIN_USER).id
+    assert error_code(iam.get_access_key_last_used, AccessKeyId=foreign) == "NoSuchEntity"
+    assert error_code(iam.delete_access_key, UserName="admin", AccessKeyId=foreign) == \
+        "NoSuchEntity"
