@@ -10,6 +10,7 @@ import threading
 import pytest
 from awsutil import error_code
 from ec2util import make_image
+from serverutil import wait_until
 from sqlalchemy import event
 
 from eucalite.db import db
@@ -174,6 +175,9 @@ def resources(roomy):
     made["instances"] = [item["InstanceId"] for item in reply["Instances"]]
     made["volumes"] = [ec2.create_volume(Size=1, AvailabilityZone=lab_zone(ec2))["VolumeId"]
                        for _ in range(11)]
+    # a volume is 'creating' until its job ran: CreateSnapshot refuses it then, as on AWS
+    wait_until(lambda: {volume["State"] for volume in ec2.describe_volumes(
+        VolumeIds=made["volumes"])["Volumes"]} == {"available"}, "the volumes")
     made["snapshots"] = [ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
                          for volume in made["volumes"]]
     made["groups"] = [ec2.create_security_group(GroupName=f"g{n}", Description="d")["GroupId"]
