@@ -10,16 +10,21 @@ included, authenticates through it, and dependencies point from the roles to it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug import security
 
 from . import ids
 from .db import db
 from .errors.iam import EntityAlreadyExists, LimitExceeded, NoSuchEntity, ValidationError
+
+log = logging.getLogger(__name__)
 
 ADMIN_ACCOUNT = "eucalyptus"
 ADMIN_USER = "admin"
@@ -317,15 +322,26 @@ _key_use_written: dict[str, dt.datetime] = {}       # key id -> when this proces
 def note_key_used(access_key_id: str, service: str, region: str | None) -> None:
     """Record that *access_key_id* signed a request to *service* in *region* (V2 signatures
     name no region: None), for GetAccessKeyLastUsed. Cheap: one write per key per
-    :data:`KEY_USE_EVERY` in this process. Commits."""
+    :data:`KEY_USE_EVERY` in this (the one) server process, and on a thread of its own, so
+    the request neither waits for it nor runs a statement more for it."""
     now = utcnow()
     last = _key_use_written.get(access_key_id)
     if last is not None and now - last < KEY_USE_EVERY:
         return
     _key_use_written[access_key_id] = now
-    db.session.execute(db.update(AccessKey).where(AccessKey.id == access_key_id).values(
-        last_used=now, last_used_service=service, last_used_region=region))
-    db.session.commit()
+    statement = db.update(AccessKey).where(AccessKey.id == access_key_id).values(
+        last_used=now, last_used_service=service, last_used_region=region)
+    threading.Thread(target=_write_key_use, args=(db.engine, statement), daemon=True,
+                     name="key-last-used").start()
+
+
+def _write_key_use(engine, statement) -> None:
+    try:
+        with engine.begin() as connection:
+            connection.execute(statement)
+    except SQLAlchemyError:
+        # Advisory data: a server stopping (its database gone) loses one last-use time.
+        log.debug("could not record an access key's last use", exc_info=True)
 
 
 def bootstrap() -> AccessKey | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from awsutil import error_code, failure
@@ -32,6 +33,18 @@ def _user_client(live, iam, name, path="/"):
     iam.create_user(UserName=name, Path=path)
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return live.client("iam", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"]), key
+
+
+def _last_use(iam, key_id: str) -> dict:
+    """The key's AccessKeyLastUsed once a use is recorded (polled: it is written on a
+    thread beside the request)."""
+    deadline = time.monotonic() + 10
+    while True:
+        used = iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
+        if "LastUsedDate" in used or time.monotonic() > deadline:
+            assert "LastUsedDate" in used, used
+            return used
+        time.sleep(0.05)
 
 
 def test_users_create_get_update_list_and_delete(live):
@@ -168,9 +181,8 @@ def test_access_keys_limit_status_last_used_and_delete(live):
     assert "LastUsedDate" not in never["AccessKeyLastUsed"]
     ec2 = live.client("ec2", key_id=first["AccessKeyId"], secret=first["SecretAccessKey"])
     ec2.describe_regions()
-    used = iam.get_access_key_last_used(AccessKeyId=first["AccessKeyId"])["AccessKeyLastUsed"]
+    used = _last_use(iam, first["AccessKeyId"])          # written beside the request
     assert (used["ServiceName"], used["Region"]) == ("ec2", live.region)
-    assert "LastUsedDate" in used
 
     iam.update_access_key(UserName="keyed", AccessKeyId=first["AccessKeyId"],
                           Status="Inactive")
