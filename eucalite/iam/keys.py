@@ -4,7 +4,7 @@ whose id it is given: a key of another account is NoSuchEntity, as if it did not
 from __future__ import annotations
 
 from .. import accounts
-from ..accounts import AccessKey, User
+from ..accounts import AccessKey
 from ..db import db
 from ..errors.iam import ValidationError
 from . import users
@@ -42,7 +42,3 @@ def set_status(account_id: str, access_key_id: str, user_name: str | None,
 def delete(account_id: str, access_key_id: str, user_name: str | None) -> None:
     get(account_id, access_key_id, user_name)
     accounts.delete_access_key(access_key_id)
-
-
-def owner(key: AccessKey) -> User:
-    return key.user

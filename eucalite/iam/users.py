@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .. import accounts
-from ..accounts import AccessKey, GroupMember, User, UserTag
+from ..accounts import GroupMember, User, UserTag
 from ..db import db
 from ..errors.iam import (DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity,
                           ValidationError)
@@ -74,15 +74,6 @@ def listed(account_id: str, path_prefix: str) -> list[User]:
     query = db.select(User).filter_by(account_id=account_id).order_by(User.name)
     return [user for user in db.session.execute(query).scalars()
             if user.path.startswith(path_prefix)]
-
-
-def count(account_id: str) -> int:
-    return len(listed(account_id, "/"))
-
-
-def keys_present(account_id: str) -> bool:
-    return db.session.execute(db.select(AccessKey.id).join(User).where(
-        User.account_id == account_id)).first() is not None
 
 
 # --- tags -----------------------------------------------------------------------------
