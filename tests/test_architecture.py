@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
      "eucalite.xmlutil", "eucalite.requesttime", "eucalite.datadir", "eucalite.config",
      "eucalite.credentials", "eucalite.db", "eucalite.fsutil", "eucalite.query", "eucalite.paging",
      "eucalite.sigv4",
-     "eucalite.httpserver"),
+     "eucalite.httpserver", "eucalite.policy"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares
     ("eucalite.accounts", "eucalite.auth", "eucalite.tags", "eucalite.api"),
     # roles that need no other role: Walrus and the cluster controller with its nodes

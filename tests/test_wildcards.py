@@ -66,7 +66,7 @@ def test_filter_wildcards_never_backtrack():
 
 
 HOSTILE_POLICY = """
-from eucalite.s3 import conditions
+from eucalite.policy import conditions
 
 key = "arn:aws:s3:::b/" + "a" * 1000
 for pattern, expected in [("arn:aws:s3:::b/" + "*a" * 12 + "*b", False),

@@ -12,13 +12,13 @@ once per request by the adapter with :func:`set_request_context`.
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import functools
 import json
 from typing import Any, Mapping
 
 from ..accounts import Principal
 from ..errors.s3 import AccessDenied
+from ..policy import arns, evaluation
 from . import acl, policy
 
 #: action -> (ACL target, ACL permission)
@@ -57,10 +57,6 @@ def _policy(text: str, bucket: str):
     return policy.parse_policy(text, bucket)
 
 
-def resource_arn(bucket: str, key: str | None = None) -> str:
-    return f"arn:aws:s3:::{bucket}" if key is None else f"arn:aws:s3:::{bucket}/{key}"
-
-
 def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: str | None = None,
             context: Mapping[str, Any] | None = None) -> bool:
     """May *requester* perform *action* on *bucket* (or on object version *obj* / *key*)?"""
@@ -76,19 +72,12 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
     bucket_policy = _policy(policy_text, bucket.name) if policy_text else None
     if key is None and obj is not None:
         key = obj.key
-    full_context = {
-        "aws:CurrentTime": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        **_request_context.get(),
-        **(context or {}),
-    }
-    if requester is not None:
-        full_context.setdefault("aws:username", requester.user_name)
-        full_context.setdefault("aws:userid", requester.user_id)
-        full_context.setdefault("aws:PrincipalAccount", requester.account_id)
+    full_context = evaluation.request_context(policy.caller(requester),
+                                              {**_request_context.get(), **(context or {})})
     is_owner = requester is not None and requester.account_id == owner
     return policy.decide(requester, is_owner=is_owner, acl=stored_acl, permission=permission,
                          policy=bucket_policy, action=action,
-                         resource=resource_arn(bucket.name, key), context=full_context)
+                         resource=arns.s3(bucket.name, key), context=full_context)
 
 
 def require(requester: Principal | None, action: str, bucket, obj=None, *,

@@ -1,79 +1,62 @@
-"""S3 bucket policies, pure: the JSON document validated the way S3 does it, its
-evaluation for one request, and :func:`decide`, the rule that combines a policy with
-ownership and the ACL.
+"""S3 bucket policies: S3's grammar for the one policy engine (:mod:`eucalite.policy`),
+its rules only S3 has, and :func:`decide`, the rule that combines a policy with ownership
+and the ACL.
 
 * :func:`parse_policy` checks a PutBucketPolicy document (``MalformedPolicy`` with S3's
-  messages) into a :class:`Policy`.
-* :func:`evaluate` answers ``"Allow"``, ``"Deny"`` or None for one request, conditions
-  (:mod:`eucalite.s3.conditions`) included.
+  messages) into a :class:`~eucalite.policy.document.Policy`.
+* :func:`evaluate` answers ``"Allow"``, ``"Deny"`` or None for one request.
 * :func:`decide` - explicit Deny, then ownership, then policy Allow, then the ACL
   (:mod:`eucalite.s3.acl`).
 """
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..accounts import ADMIN_USER, Principal
 from ..errors.s3 import MalformedPolicy
+from ..policy import document, evaluation
+from ..policy.conditions import normalize_context, wildcard
+from ..policy.document import ALLOW, DENY, Policy, Statement
+from ..policy.grammar import Grammar, Malformed
 from .acl import Acl, acl_allows, canonical_id, is_canonical_id
-from .conditions import (Condition, condition_holds, matches, normalize_context,
-                         parse_conditions, wildcard)
 
-
-# --- model ----------------------------------------------------------------------------
+# --- S3's grammar ---------------------------------------------------------------------
 
 #: S3 caps a bucket policy at 20 KB (measured on the document without whitespace).
 MAX_POLICY_SIZE = 20 * 1024
-POLICY_VERSIONS = ("2008-10-17", "2012-10-17")
 S3_ARN_PREFIX = "arn:aws:s3:::"
 
-ALLOW, DENY = "Allow", "Deny"
-
-
-@dataclass(frozen=True)
-class Statement:
-    """A validated statement. Principals are tuples such as ``("*",)``,
-    ``("account", "123456789012")``, ``("user", "123456789012", "alice")``,
-    ``("canonical", hex)`` or ``("service", name)``; exactly one of each Action/NotAction,
-    Resource/NotResource and Principal/NotPrincipal pair is set."""
-
-    sid: str | None
-    effect: str
-    principals: tuple[tuple[str, ...], ...] | None
-    not_principals: tuple[tuple[str, ...], ...] | None
-    actions: tuple[str, ...] | None
-    not_actions: tuple[str, ...] | None
-    resources: tuple[str, ...] | None
-    not_resources: tuple[str, ...] | None
-    conditions: tuple[Condition, ...] = ()
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A parsed bucket policy (see :func:`parse_policy`)."""
-
-    version: str
-    id: str | None
-    statements: tuple[Statement, ...]
-
-    @property
-    def uses_variables(self) -> bool:
-        """Policy variables (``${aws:username}``) are substituted only in version 2012."""
-        return self.version == "2012-10-17"
-
-
-# --- parsing --------------------------------------------------------------------------
-
-_STATEMENT_FIELDS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction",
-                     "Resource", "NotResource", "Condition"}
-_ACTION = re.compile(r"^s3:[A-Za-z0-9*?]+\Z", re.IGNORECASE)
-_ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
-_ROOT_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):root\Z")
-_USER_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):user/((?:[A-Za-z0-9_+=,.@-]+/)*)"
-                       r"([A-Za-z0-9_+=,.@-]{1,64})\Z")
+#: S3's sentences for each broken rule (see :class:`eucalite.policy.grammar.Grammar`).
+MESSAGES: Mapping[str, str] = {
+    "syntax": "This policy contains invalid Json",
+    "json": "This policy contains invalid Json",
+    "json_first_byte": "Policies must be valid JSON and the first byte must be '{{'",
+    "size": "Policies must be less than 20 KB",
+    "unknown_field": "Unknown field {name}",
+    "version": "The policy must contain a valid version string",
+    "old_version": "The policy must contain a valid version string",
+    "id_type": "Policy Id must be a string",
+    "missing_statement": "Missing required field Statement",
+    "empty_statement": "Could not parse the policy: Statement is empty!",
+    "both": "Statement cannot contain both {first} and {second}",
+    "missing_principal": "Missing required field {name}",
+    "missing_action": "Missing required field {name}",
+    "missing_resource": "Missing required field {name}",
+    "missing_effect": "Missing required field {name}",
+    "effect": "Invalid effect: {effect}",
+    "sid_type": "Statement Sid must be a string",
+    "sid_unique": "Statement IDs (SID) in a single policy must be unique",
+    "principal": "Invalid principal in policy",
+    "action": "Policy has invalid action",
+    "resource": "Policy has invalid resource",
+    "action_resource": "Action does not apply to any resource(s) in statement",
+    "condition_type": "Invalid Condition type : {operator}",
+    "condition_value_type": "Invalid value for condition {operator}",
+    "condition_key": "Policy has an invalid condition key",
+    "condition_ip": "Invalid IP address in Conditions",
+    "condition_value": "Invalid value {values!r} for condition {operator}",
+}
 
 #: Actions on objects (Resource arn:aws:s3:::bucket/key), lower-case.
 OBJECT_ACTIONS = frozenset(f"s3:{name}".lower() for name in (
@@ -113,66 +96,6 @@ POLICY_ACTIONS = frozenset({"s3:getbucketpolicy", "s3:putbucketpolicy",
                             "s3:deletebucketpolicy"})
 
 
-def _string_list(value: Any, message: str) -> tuple[str, ...]:
-    """A JSON string or non-empty list of strings, else MalformedPolicy(*message*)."""
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise MalformedPolicy(message)
-
-
-def _parse_aws_principal(value: str,
-                         principal_exists: Callable[[str], bool] | None) -> tuple[str, ...]:
-    if value == "*":
-        return ("*",)
-    arn = None
-    if _ACCOUNT_ID.match(value):
-        principal, arn = ("account", value), f"arn:aws:iam::{value}:root"
-    elif (match := _ROOT_ARN.match(value)):
-        principal, arn = ("account", match.group(1)), value
-    elif (match := _USER_ARN.match(value)):
-        principal, arn = ("user", match.group(1), match.group(3)), value
-    else:
-        raise MalformedPolicy("Invalid principal in policy")
-    if principal_exists is not None and not principal_exists(arn):
-        raise MalformedPolicy("Invalid principal in policy")
-    return principal
-
-
-def _parse_principal(value: Any, principal_exists: Callable[[str], bool] | None
-                     ) -> tuple[tuple[str, ...], ...]:
-    """``"*"`` or ``{"AWS": ..., "CanonicalUser": ..., "Service": ...}``."""
-    invalid = "Invalid principal in policy"
-    if value == "*":
-        return (("*",),)
-    if not isinstance(value, dict) or not value:
-        raise MalformedPolicy(invalid)
-    principals: list[tuple[str, ...]] = []
-    for kind, entries in value.items():
-        for entry in _string_list(entries, invalid):
-            entry = entry.strip()
-            if kind == "AWS":
-                principals.append(_parse_aws_principal(entry, principal_exists))
-            elif kind == "CanonicalUser" and is_canonical_id(entry):
-                if principal_exists is not None and not principal_exists(entry):
-                    raise MalformedPolicy(invalid)
-                principals.append(("canonical", entry))
-            elif kind == "Service" and entry:
-                principals.append(("service", entry))
-            else:
-                raise MalformedPolicy(invalid)
-    return tuple(principals)
-
-
-def _parse_actions(value: Any) -> tuple[str, ...]:
-    actions = _string_list(value, "Policy has invalid action")
-    for action in actions:
-        if action != "*" and not _ACTION.match(action):
-            raise MalformedPolicy("Policy has invalid action")
-    return actions
-
-
 def _names_bucket(pattern: str, bucket: str) -> bool:
     """Can resource *pattern* match the bucket or an object in it?"""
     rest = pattern[len(S3_ARN_PREFIX):]
@@ -182,12 +105,10 @@ def _names_bucket(pattern: str, bucket: str) -> bool:
     return wildcard(rest, False).matches(bucket)
 
 
-def _parse_resources(value: Any, bucket: str) -> tuple[str, ...]:
-    resources = _string_list(value, "Policy has invalid resource")
-    for resource in resources:
+def _check_resources(resources: tuple[str, ...] | None, bucket: str) -> None:
+    for resource in resources or ():
         if not resource.startswith(S3_ARN_PREFIX) or not _names_bucket(resource, bucket):
-            raise MalformedPolicy("Policy has invalid resource")
-    return resources
+            raise Malformed("resource")
 
 
 def _check_action_resource_types(actions: tuple[str, ...], resources: tuple[str, ...],
@@ -200,152 +121,43 @@ def _check_action_resource_types(actions: tuple[str, ...], resources: tuple[str,
         name = action.lower()
         if (name in OBJECT_ACTIONS and not has_object) or \
                 (name in BUCKET_ACTIONS and not has_bucket):
-            raise MalformedPolicy("Action does not apply to any resource(s) in statement")
+            raise Malformed("action_resource")
 
 
-def _parse_statement(raw: Any, bucket: str,
-                     principal_exists: Callable[[str], bool] | None) -> Statement:
-    if not isinstance(raw, dict):
-        raise MalformedPolicy("This policy contains invalid Json")
-    for name in raw:
-        if name not in _STATEMENT_FIELDS:
-            raise MalformedPolicy(f"Unknown field {name}")
-    for first, second in (("Principal", "NotPrincipal"), ("Action", "NotAction"),
-                          ("Resource", "NotResource")):
-        if first in raw and second in raw:
-            raise MalformedPolicy(f"Statement cannot contain both {first} and {second}")
-        if first not in raw and second not in raw:
-            raise MalformedPolicy(f"Missing required field {first}")
-    if "Effect" not in raw:
-        raise MalformedPolicy("Missing required field Effect")
-    effect = raw["Effect"]
-    if effect not in (ALLOW, DENY):
-        raise MalformedPolicy(f"Invalid effect: {effect}")
-    sid = raw.get("Sid")
-    if sid is not None and not isinstance(sid, str):
-        raise MalformedPolicy("Statement Sid must be a string")
+def grammar(bucket: str) -> Grammar:
+    """The grammar of a policy for *bucket*: S3's actions and condition keys, a Principal,
+    resources naming this bucket or its objects, actions that apply to them."""
+    def check_statement(statement: Statement) -> None:
+        _check_resources(statement.resources, bucket)
+        _check_resources(statement.not_resources, bucket)
+        if statement.actions and statement.resources:
+            _check_action_resource_types(statement.actions, statement.resources, bucket)
 
-    def optional(name: str, parser: Callable[..., Any], *args: Any) -> Any:
-        return parser(raw[name], *args) if name in raw else None
-
-    statement = Statement(
-        sid=sid, effect=effect,
-        principals=optional("Principal", _parse_principal, principal_exists),
-        not_principals=optional("NotPrincipal", _parse_principal, principal_exists),
-        actions=optional("Action", _parse_actions),
-        not_actions=optional("NotAction", _parse_actions),
-        resources=optional("Resource", _parse_resources, bucket),
-        not_resources=optional("NotResource", _parse_resources, bucket),
-        conditions=parse_conditions(raw.get("Condition", {})))
-    if statement.actions and statement.resources:
-        _check_action_resource_types(statement.actions, statement.resources, bucket)
-    return statement
-
-
-def _load_json(text: str | bytes) -> dict[str, Any]:
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedPolicy("This policy contains invalid Json")
-    if len(text) > 16 * MAX_POLICY_SIZE:
-        raise MalformedPolicy("Policies must be less than 20 KB")
-    if not text.lstrip().startswith("{"):
-        raise MalformedPolicy("Policies must be valid JSON and the first byte must be '{'")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise MalformedPolicy("This policy contains invalid Json")
-    if not isinstance(data, dict):  # pragma: no cover - '{' checked above
-        raise MalformedPolicy("This policy contains invalid Json")
-    try:
-        minified = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:      # a lone surrogate escape ("\ud800"): no text at all
-        raise MalformedPolicy("This policy contains invalid Json")
-    if len(minified) > MAX_POLICY_SIZE:
-        raise MalformedPolicy("Policies must be less than 20 KB")
-    return data
+    return Grammar(name="bucket policy", error=MalformedPolicy, messages=MESSAGES,
+                   max_size=MAX_POLICY_SIZE, principal="required", action_services=("s3",),
+                   condition_key=re.compile(r"^(aws|s3):\S+\Z", re.IGNORECASE),
+                   canonical_id=is_canonical_id, check_statement=check_statement)
 
 
 def parse_policy(text: str | bytes, bucket: str, *,
                  principal_exists: Callable[[str], bool] | None = None) -> Policy:
     """Validate a PutBucketPolicy document for *bucket*; ``MalformedPolicy`` when invalid.
 
-    Checks what S3 checks: JSON object under 20 KB, Version (default 2008-10-17), a non-empty
-    Statement (list or single object) of statements with Effect, Principal/NotPrincipal,
-    Action/NotAction (``s3:`` names, ``*``/``?`` wildcards), Resource/NotResource naming this
-    bucket or its objects, actions applicable to those resources, unique Sids, and known
-    condition operators with well-formed values. *principal_exists*, given an account
-    principal's root ARN, a user ARN or a canonical id, says whether it exists (S3 refuses
-    principals it cannot resolve); without it any well-formed principal is accepted.
+    What every policy is checked for (:func:`eucalite.policy.document.parse`, Version
+    defaulting to 2008-10-17, 20 KB), plus S3's own: ``s3:`` actions, resources naming this
+    bucket or its objects, actions applicable to those resources, ``aws:``/``s3:``
+    condition keys. *principal_exists*: see :func:`eucalite.policy.document.parse`.
     """
-    data = _load_json(text)
-    for name in data:
-        if name not in ("Version", "Id", "Statement"):
-            raise MalformedPolicy(f"Unknown field {name}")
-    version = data.get("Version", "2008-10-17")
-    if version not in POLICY_VERSIONS:
-        raise MalformedPolicy("The policy must contain a valid version string")
-    policy_id = data.get("Id")
-    if policy_id is not None and not isinstance(policy_id, str):
-        raise MalformedPolicy("Policy Id must be a string")
-    if "Statement" not in data:
-        raise MalformedPolicy("Missing required field Statement")
-    raw = data["Statement"]
-    raw_statements = raw if isinstance(raw, list) else [raw]
-    if not raw_statements:
-        raise MalformedPolicy("Could not parse the policy: Statement is empty!")
-    statements = tuple(_parse_statement(item, bucket, principal_exists)
-                       for item in raw_statements)
-    sids = [statement.sid for statement in statements if statement.sid]
-    if len(sids) != len(set(sids)):
-        raise MalformedPolicy("Statement IDs (SID) in a single policy must be unique")
-    return Policy(version=version, id=policy_id, statements=statements)
+    return document.parse(text, grammar(bucket), principal_exists=principal_exists)
 
 
-# --- evaluation -----------------------------------------------------------------------
-
-def _principalmatches(principal: tuple[str, ...], requester: Principal | None) -> bool:
-    kind = principal[0]
-    if kind == "*":
-        return True
+def caller(requester: Principal | None) -> evaluation.Caller | None:
+    """The policy engine's view of an S3 requester (None: anonymous)."""
     if requester is None:
-        return False
-    if kind == "account":
-        return requester.account_id == principal[1]
-    if kind == "user":
-        return requester.account_id == principal[1] and requester.user_name == principal[2]
-    if kind == "canonical":
-        return canonical_id(requester.account_id) == principal[1]
-    return False  # service principals: no eucalite requester is an AWS service
-
-
-def _statement_applies(statement: Statement, requester: Principal | None, action: str,
-                       resource: str, context: Mapping[str, list[str]],
-                       variables: bool) -> bool:
-    if statement.principals is not None:
-        if not any(_principalmatches(p, requester) for p in statement.principals):
-            return False
-    elif any(_principalmatches(p, requester) for p in statement.not_principals or ()):
-        return False
-
-    def action_in(patterns: Iterable[str]) -> bool:
-        return any(wildcard(p, True).matches(action) for p in patterns)
-
-    if statement.actions is not None and not action_in(statement.actions):
-        return False
-    if statement.not_actions is not None and action_in(statement.not_actions):
-        return False
-
-    def resource_in(patterns: Iterable[str]) -> bool:
-        return any(matches(p, resource, context, variables=variables, wildcards=True)
-                   for p in patterns)
-
-    if statement.resources is not None and not resource_in(statement.resources):
-        return False
-    if statement.not_resources is not None and resource_in(statement.not_resources):
-        return False
-    return all(condition_holds(c, context, variables) for c in statement.conditions)
+        return None
+    return evaluation.Caller(account_id=requester.account_id, user_name=requester.user_name,
+                             user_id=requester.user_id,
+                             canonical_id=canonical_id(requester.account_id))
 
 
 def evaluate(policy: Policy, requester: Principal | None, action: str, resource: str,
@@ -359,15 +171,9 @@ def evaluate(policy: Policy, requester: Principal | None, action: str, resource:
     Principals: ``*`` matches anyone, anonymous included; an account (``123456789012`` or
     ``arn:aws:iam::123456789012:root``) any of its users; a user ARN that user.
     """
-    normalized = normalize_context(context)
-    allowed = False
-    for statement in policy.statements:
-        if _statement_applies(statement, requester, action, resource, normalized,
-                              policy.uses_variables):
-            if statement.effect == DENY:
-                return DENY
-            allowed = True
-    return ALLOW if allowed else None
+    match = evaluation.evaluate(policy, caller(requester), action, resource,
+                                normalize_context(context))
+    return None if match is None else match.effect
 
 
 # --- the decision ---------------------------------------------------------------------

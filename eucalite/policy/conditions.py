@@ -1,25 +1,25 @@
-"""Bucket-policy conditions, pure: the ``Condition`` block's operators (``StringLike``,
+"""Policy conditions, pure: the ``Condition`` block's operators (``StringLike``,
 ``NumericLessThan``, ``IpAddress``, ``...IfExists``, ``ForAnyValue:``...), their parsing and
 validation, and their evaluation against a request's condition keys, with the ``*``/``?``
 wildcards and ``${...}`` policy variables IAM defines.
 
 :func:`parse_conditions` turns a statement's Condition object into :class:`Condition`
-tuples (``MalformedPolicy`` when invalid); :func:`normalize_context` prepares the request's
+tuples (:class:`~eucalite.policy.grammar.Malformed` when invalid: the grammar in use says
+which error and message the client sees); :func:`normalize_context` prepares the request's
 keys and :func:`condition_holds` tests one condition. :func:`matches` and :func:`wildcard`
-are the glob matching that bucket policies use for actions and resources too.
+are the glob matching policies use for actions and resources too.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .. import wildcards as glob
-from ..errors.s3 import MalformedPolicy
-
-_CONDITION_KEY = re.compile(r"^(aws|s3):\S+\Z", re.IGNORECASE)
+from .grammar import Malformed
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,13 @@ def _split_operator(operator: str) -> tuple[str | None, str, bool]:
         prefix, name = name.split(":", 1)
         qualifier = _QUALIFIERS.get(prefix.lower())
         if qualifier is None:
-            raise MalformedPolicy(f"Invalid Condition type : {operator}")
+            raise Malformed("condition_type", operator=operator)
     if_exists = name.lower().endswith("ifexists")
     if if_exists:
         name = name[:-len("IfExists")]
     base = _OPERATOR_NAMES.get(name.lower())
     if base is None or (base == "Null" and (if_exists or qualifier)):
-        raise MalformedPolicy(f"Invalid Condition type : {operator}")
+        raise Malformed("condition_type", operator=operator)
     return qualifier, base, if_exists
 
 
@@ -80,7 +80,7 @@ def _condition_value(value: Any, operator: str) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float, str)):
         return str(value)
-    raise MalformedPolicy(f"Invalid value for condition {operator}")
+    raise Malformed("condition_value_type", operator=operator)
 
 
 def _check_condition_values(base: str, values: tuple[str, ...]) -> None:
@@ -97,21 +97,23 @@ def _check_condition_values(base: str, values: tuple[str, ...]) -> None:
                 raise ValueError(value)
     except ValueError:
         if family == "IpAddress":
-            raise MalformedPolicy("Invalid IP address in Conditions")
-        raise MalformedPolicy(f"Invalid value {values!r} for condition {base}")
+            raise Malformed("condition_ip")
+        raise Malformed("condition_value", values=values, operator=base)
 
 
-def parse_conditions(raw: Any) -> tuple[Condition, ...]:
+def parse_conditions(raw: Any, key_pattern: re.Pattern[str]) -> tuple[Condition, ...]:
+    """A statement's Condition object as conditions; keys must match *key_pattern* (each
+    grammar names the services whose keys it knows)."""
     if not isinstance(raw, dict):
-        raise MalformedPolicy("This policy contains invalid Json")
+        raise Malformed("json")
     conditions: list[Condition] = []
     for operator, tests in raw.items():
         qualifier, base, if_exists = _split_operator(operator)
         if not isinstance(tests, dict):
-            raise MalformedPolicy("This policy contains invalid Json")
+            raise Malformed("json")
         for key, value in tests.items():
-            if not _CONDITION_KEY.match(key):
-                raise MalformedPolicy("Policy has an invalid condition key")
+            if not key_pattern.match(key):
+                raise Malformed("condition_key", key=key)
             items = value if isinstance(value, list) else [value]
             values = tuple(_condition_value(item, operator) for item in items)
             _check_condition_values(base, values)
@@ -126,6 +128,25 @@ def wildcard(pattern: str, ignore_case: bool) -> glob.Pattern:
     """``*`` (any run) and ``?`` (one character) glob, matched without backtracking (a
     regular expression took seconds to hours on ``*a*a*a*b`` against a long key)."""
     return glob.compile(pattern, escapes=False, ignore_case=ignore_case)
+
+
+def glob_matches(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """Does *value* match ``*``/``?`` glob *pattern* (see :func:`wildcard`)?"""
+    return _matcher(pattern, ignore_case)(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _matcher(pattern: str, ignore_case: bool) -> Callable[[str], bool]:
+    """*pattern* as a test: the common shapes (no wildcard, one trailing ``*``, as in
+    ``ec2:Describe*``) as plain string comparisons, the rest through :func:`wildcard`."""
+    fold = str.lower if ignore_case else str
+    if "?" not in pattern and "*" not in pattern[:-1]:
+        if pattern.endswith("*"):
+            prefix = fold(pattern[:-1])
+            return lambda value: fold(value).startswith(prefix)
+        literal = fold(pattern)
+        return lambda value: fold(value) == literal
+    return wildcard(pattern, ignore_case).matches
 
 
 def _tokens(text: str, wildcards: bool) -> list:
@@ -173,10 +194,23 @@ def _pattern(text: str, context: Mapping[str, list[str]], variables: bool, wildc
 
 def matches(text: str, value: str, context: Mapping[str, list[str]], *, variables: bool,
             wildcards: bool, ignore_case: bool = False) -> bool:
+    """Does *value* match policy string *text* (see :func:`_pattern`)? Text without
+    variables is compared directly or through the compiled-pattern cache: every request
+    reads every statement, so nothing is compiled twice."""
+    if not (variables and "${" in text):
+        if not wildcards:
+            return text.lower() == value.lower() if ignore_case else text == value
+        return glob_matches(text, value, ignore_case)
     pattern = _pattern(text, context, variables, wildcards, ignore_case)
     return pattern is not None and pattern.matches(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_date(text: str) -> dt.datetime:
     """ISO 8601 (``Z`` or offset; naive means UTC) or epoch seconds -> aware datetime."""
     value = text.strip()
@@ -205,7 +239,7 @@ def _compare(base: str, request: str, policy: str, context: Mapping[str, list[st
         return request == policy
     try:
         if base == "IpAddress":
-            network = ipaddress.ip_network(policy.strip(), strict=False)
+            network = _network(policy)
             return ipaddress.ip_address(request.strip()) in network
         if base.startswith("Numeric"):
             return _ORDER[base[len("Numeric"):]](float(request), float(policy))

@@ -1,0 +1,113 @@
+"""What a policy document may say, per kind of policy, and what the client is told when it
+says something else.
+
+One parser (:mod:`eucalite.policy.document`) reads every policy; a :class:`Grammar` holds
+what differs between kinds: whether a Principal is required or forbidden, the size limit,
+which versions and action and condition-key services are accepted, and the error class and
+messages (IAM answers ``MalformedPolicyDocument`` with its own sentences, S3 answers
+``MalformedPolicy`` with others). The parser raises :class:`Malformed` with a *reason*; the
+grammar turns it into the client's error with :meth:`Grammar.error_for`.
+
+IAM's grammars are here (``IAM_INLINE_USER``, ``IAM_MANAGED``, ...); S3 defines its
+bucket-policy grammar beside its other rules (:mod:`eucalite.s3.policy`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..errors import AwsError
+from ..errors.iam import LimitExceeded, MalformedPolicyDocument
+
+VERSION_2008, VERSION_2012 = "2008-10-17", "2012-10-17"
+
+
+class Malformed(Exception):
+    """The document breaks a rule: *reason* names the rule, *args* fill its message."""
+
+    def __init__(self, reason: str, **args: Any):
+        super().__init__(reason)
+        self.reason = reason
+        self.args_ = args
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """The rules of one kind of policy document.
+
+    *principal* is ``"required"`` (resource and trust policies) or ``"forbidden"``
+    (identity policies). *max_size* counts the document's characters once its whitespace
+    outside strings is gone. *action_services* makes it a service's own policy: actions of
+    those services only, one sentence for a bad action or resource, and the service's
+    resource rules left to *check_statement* (None: IAM's rules, any vendor, ARNs).
+    *condition_key* is the pattern a condition key must match.
+    *min_version* is the oldest Version accepted; *default_version* is assumed when the
+    document has none (None: Version is required). *canonical_id* says whether a text is
+    a canonical user id (None: CanonicalUser principals are refused). *check_statement*
+    runs on each parsed statement for rules only one service has.
+    """
+
+    name: str
+    error: type[AwsError]
+    messages: Mapping[str, str]
+    max_size: int
+    principal: str = "forbidden"
+    size_error: type[AwsError] | None = None
+    action_services: tuple[str, ...] | None = None
+    condition_key: re.Pattern[str] = re.compile(r"^[A-Za-z0-9-]+:\S+\Z")
+    min_version: str = VERSION_2008
+    default_version: str | None = VERSION_2008
+    requires_resource: bool = True
+    canonical_id: Callable[[str], bool] | None = None
+    check_statement: Callable[[Any], None] | None = field(default=None, compare=False)
+
+    def error_for(self, malformed: Malformed) -> AwsError:
+        """The client's error for *malformed*: the grammar's message for its reason (the
+        generic ``syntax`` message when the grammar has none for it)."""
+        template = self.messages.get(malformed.reason, self.messages["syntax"])
+        error = self.size_error if malformed.reason == "size" and self.size_error else \
+            self.error
+        return error(template.format(limit=self.max_size, **malformed.args_))
+
+
+#: IAM's sentences (what IAM answers for each broken rule); anything not named gets
+#: "Syntax errors in policy.", IAM's answer to most structural mistakes.
+IAM_MESSAGES: Mapping[str, str] = {
+    "syntax": "Syntax errors in policy.",
+    "size": "Cannot exceed quota for PolicySize: {limit}",
+    "old_version": "Policy document must be version 2012-10-17 or greater.",
+    "legacy": "The policy failed legacy parsing",
+    "condition_value": "The policy failed legacy parsing",
+    "condition_ip": "The policy failed legacy parsing",
+    "sid_unique": "Statement IDs (SID) in a single policy must be unique.",
+    "missing_action": "Policy statement must contain actions.",
+    "missing_resource": "Policy statement must contain resources.",
+    "missing_principal": "Missing required field Principal",
+    "principal_forbidden": "Policy document should not specify a principal.",
+    "principal": "Invalid principal in policy: {principal}",
+    "condition_key": "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, "
+                     "etc.",
+    "action_vendor": "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, "
+                     "etc.",
+    "action_colon": "Actions/Condition can contain only one colon.",
+    "action_vendor_invalid": "Vendor {vendor} is not valid",
+    "resource_arn": 'Resource {resource} must be in ARN format or "*".',
+    "resource_partition": 'Partition "{partition}" is not valid for resource "{resource}".',
+}
+
+
+def _iam(name: str, max_size: int, **rules: Any) -> Grammar:
+    return Grammar(name=name, error=MalformedPolicyDocument, messages=IAM_MESSAGES,
+                   max_size=max_size, size_error=LimitExceeded, min_version=VERSION_2012,
+                   default_version=None, **rules)
+
+
+#: IAM's limits on a policy's size (characters without whitespace), per kind.
+IAM_INLINE_USER = _iam("inline user policy", 2048)
+IAM_INLINE_GROUP = _iam("inline group policy", 5120)
+IAM_INLINE_ROLE = _iam("inline role policy", 10240)
+IAM_MANAGED = _iam("managed policy", 6144)
+IAM_TRUST = Grammar(name="trust policy", error=MalformedPolicyDocument, messages=IAM_MESSAGES,
+                    max_size=2048, size_error=LimitExceeded, principal="required",
+                    requires_resource=False)
