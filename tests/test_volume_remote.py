@@ -290,42 +290,48 @@ def test_a_node_keeps_its_secret_when_tgtd_forgets_everything(exporter, tmp_path
 
 # --- through the command channel to a joined node's agent ---------------------------------
 
-def test_attach_volume_reaches_a_joined_nodes_agent_over_iscsi(tmp_path, monkeypatch):
-    """AttachVolume on an instance of a joined node (a node agent on the fake hypervisor,
-    driven through its command channel): the agent's hypervisor gets the iSCSI disk at
-    storage_address with the node's account; DetachVolume unplugs it and drops the target."""
+@pytest.fixture
+def joined(tmp_path, monkeypatch):
+    """(a controller with a node joined in ZONE on the fake hypervisor, volumes exported by
+    LIO on an in-memory rtslib at STORAGE_ADDRESS, that rtslib)."""
     rtslib = fake_rtslib()
     monkeypatch.setitem(sys.modules, "rtslib_fb", rtslib)
     monkeypatch.setenv("EUCALITE_STORAGE_ADDRESS", STORAGE_ADDRESS)
     cloud = Cloud(tmp_path)
-    try:
-        live, far = cloud.live, cloud.far
-        ec2 = live.client("ec2")
-        instance_id = ec2.run_instances(ImageId=make_image(live), MinCount=1, MaxCount=1,
-                                        Placement={"AvailabilityZone": ZONE})[
-            "Instances"][0]["InstanceId"]
-        wait_for_state(ec2, [instance_id], "running", timeout=30)
-        volume_id = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
-        live.services.compute.worker.wait(timeout=60)
-        plugged = {}
-        monkeypatch.setattr(far.agent.node, "attach_volume",
-                            _recording(far.agent.node.attach_volume, plugged))
-        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
-        live.services.compute.worker.wait(timeout=60)
-        assert volume(ec2, volume_id)["Attachments"][0]["State"] == "attached"
-        disk = plugged[base.serial_for(volume_id)]
-        assert disk.target in far.driver.disks(instance_id)
-        account = _node_account(live, "far-node")
-        assert (disk.network["host"], disk.network["username"], disk.network["password"]) \
-            == (STORAGE_ADDRESS, account["username"], account["password"])
-        ec2.detach_volume(VolumeId=volume_id)
-        live.services.compute.worker.wait(timeout=60)
-        assert volume(ec2, volume_id)["State"] == "available"
-        assert disk.target not in far.driver.disks(instance_id)
-        assert base.iqn_for(volume_id) not in rtslib.targets
-    finally:
-        cloud.far.stop()
-        cloud.stop_controller()
+    yield cloud, rtslib
+    cloud.far.stop()
+    cloud.stop_controller()
+
+
+def test_attach_volume_reaches_a_joined_nodes_agent_over_iscsi(joined, monkeypatch):
+    """AttachVolume on an instance of a joined node (a node agent on the fake hypervisor,
+    driven through its command channel): the agent's hypervisor gets the iSCSI disk at
+    storage_address with the node's account; DetachVolume unplugs it and drops the target."""
+    cloud, rtslib = joined
+    live, far = cloud.live, cloud.far
+    ec2 = live.client("ec2")
+    instance_id = ec2.run_instances(ImageId=make_image(live), MinCount=1, MaxCount=1,
+                                    Placement={"AvailabilityZone": ZONE})[
+        "Instances"][0]["InstanceId"]
+    wait_for_state(ec2, [instance_id], "running", timeout=30)
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    live.services.compute.worker.wait(timeout=60)
+    plugged = {}
+    monkeypatch.setattr(far.agent.node, "attach_volume",
+                        _recording(far.agent.node.attach_volume, plugged))
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    live.services.compute.worker.wait(timeout=60)
+    assert volume(ec2, volume_id)["Attachments"][0]["State"] == "attached"
+    disk = plugged[base.serial_for(volume_id)]
+    assert disk.target in far.driver.disks(instance_id)
+    account = _node_account(live, "far-node")
+    assert (disk.network["host"], disk.network["username"], disk.network["password"]) \
+        == (STORAGE_ADDRESS, account["username"], account["password"])
+    ec2.detach_volume(VolumeId=volume_id)
+    live.services.compute.worker.wait(timeout=60)
+    assert volume(ec2, volume_id)["State"] == "available"
+    assert disk.target not in far.driver.disks(instance_id)
+    assert base.iqn_for(volume_id) not in rtslib.targets
 
 
 def test_a_node_that_joins_again_under_its_name_gets_a_new_secret(tmp_path, monkeypatch):
@@ -367,53 +373,46 @@ def test_a_node_that_joins_again_under_its_name_gets_a_new_secret(tmp_path, monk
         cloud.stop_controller()
 
 
-def test_an_ebs_backed_instance_boots_stops_and_starts_on_a_joined_node(tmp_path, monkeypatch):
+def test_an_ebs_backed_instance_boots_stops_and_starts_on_a_joined_node(joined, monkeypatch):
     """An EBS root on a joined node: its spawn carries the root over iSCSI at
     storage_address with the node's account; Stop gives the node's capacity back and keeps
     the root attached; Start boots it there again from the same volume."""
-    rtslib = fake_rtslib()
-    monkeypatch.setitem(sys.modules, "rtslib_fb", rtslib)
-    monkeypatch.setenv("EUCALITE_STORAGE_ADDRESS", STORAGE_ADDRESS)
-    cloud = Cloud(tmp_path)
-    try:
-        live, far = cloud.live, cloud.far
-        ec2 = live.client("ec2")
-        source = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
-        settle(live)
-        snapshot = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
-        wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0][
-            "State"] == "completed", "the snapshot", timeout=60)
-        image = ec2.register_image(
-            Name="ebs-root", RootDeviceName="/dev/sda1",
-            BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
-                                  "Ebs": {"SnapshotId": snapshot}}])["ImageId"]
-        spawned = []
-        monkeypatch.setattr(far.agent.node, "spawn",
-                            _recording_spawn(far.agent.node.spawn, spawned))
-        instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
-                                        Placement={"AvailabilityZone": ZONE})[
-            "Instances"][0]["InstanceId"]
-        wait_for_state(ec2, [instance_id], "running", timeout=30)
-        root = spawned[-1].root_volume
-        account = _node_account(live, "far-node")
-        assert (root.target, root.network["host"], root.network["username"]) == \
-            ("vda", STORAGE_ADDRESS, account["username"])
-        assert instance_id in far.driver.list_domains()
+    cloud, _ = joined
+    live, far = cloud.live, cloud.far
+    ec2 = live.client("ec2")
+    source = ec2.create_volume(Size=1, AvailabilityZone=ZONE)["VolumeId"]
+    settle(live)
+    snapshot = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0][
+        "State"] == "completed", "the snapshot", timeout=60)
+    image = ec2.register_image(
+        Name="ebs-root", RootDeviceName="/dev/sda1",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                              "Ebs": {"SnapshotId": snapshot}}])["ImageId"]
+    spawned = []
+    monkeypatch.setattr(far.agent.node, "spawn",
+                        _recording_spawn(far.agent.node.spawn, spawned))
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                    Placement={"AvailabilityZone": ZONE})[
+        "Instances"][0]["InstanceId"]
+    wait_for_state(ec2, [instance_id], "running", timeout=30)
+    root = spawned[-1].root_volume
+    account = _node_account(live, "far-node")
+    assert (root.target, root.network["host"], root.network["username"]) == \
+        ("vda", STORAGE_ADDRESS, account["username"])
+    assert instance_id in far.driver.list_domains()
 
-        ec2.stop_instances(InstanceIds=[instance_id])
-        wait_for_state(ec2, [instance_id], "stopped", timeout=30)
-        assert instance_id not in far.driver.list_domains()
-        [mapping] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
-            "Instances"][0]["BlockDeviceMappings"]
-        assert volume(ec2, mapping["Ebs"]["VolumeId"])["State"] == "in-use"
+    ec2.stop_instances(InstanceIds=[instance_id])
+    wait_for_state(ec2, [instance_id], "stopped", timeout=30)
+    assert instance_id not in far.driver.list_domains()
+    [mapping] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]["BlockDeviceMappings"]
+    assert volume(ec2, mapping["Ebs"]["VolumeId"])["State"] == "in-use"
 
-        ec2.start_instances(InstanceIds=[instance_id])
-        wait_for_state(ec2, [instance_id], "running", timeout=30)
-        assert instance_id in far.driver.list_domains()
-        assert spawned[-1].root_volume.serial == root.serial       # the same volume
-    finally:
-        cloud.far.stop()
-        cloud.stop_controller()
+    ec2.start_instances(InstanceIds=[instance_id])
+    wait_for_state(ec2, [instance_id], "running", timeout=30)
+    assert instance_id in far.driver.list_domains()
+    assert spawned[-1].root_volume.serial == root.serial       # the same volume
 
 
 def _recording_spawn(spawn, launches: list):
