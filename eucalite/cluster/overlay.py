@@ -37,7 +37,7 @@ import subprocess
 import zlib
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..db import db, write_lock
+from ..db import db, writing
 from .models import Node as NodeRow
 
 #: VXLAN's IANA port; nodes of a zone must reach each other on it (UDP).
@@ -343,15 +343,10 @@ def answer_fields(node_id: str, zone: str, address: str,
 
 def _record_address(node_id: str, address: str) -> None:
     """Record *address* as *node_id*'s (what its peers flood to)."""
-    write_lock()
-    try:
+    with writing():
         row = db.session.get(NodeRow, node_id)
         if row is not None:
             row.address = address
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 #: The last problem logged by :func:`_log_problem` (a node retries every pass or heartbeat:
