@@ -147,20 +147,39 @@ class ConsoleSession(db.Model):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: what every service function is given instead of a request."""
+    """Who is calling: what every service function is given instead of a request.
+
+    A user signs with its own key; temporary credentials (STS) sign as a *session*: of the
+    same user (GetSessionToken; *role_id* None) or of a role (AssumeRole, an instance
+    profile): then *role_id*, *role_name* and *session_name* are set, *user_id* is
+    ``<role id>:<session name>`` (AWS's ``aws:userid``) and *user_name* the role's name,
+    which names no user: nothing may treat a role session as a user of that name (see
+    :attr:`is_root`)."""
 
     account_id: str
     account_name: str
     user_id: str
     user_name: str
     access_key_id: str
+    role_id: str | None = None
+    role_name: str | None = None
+    session_name: str | None = None
 
     @property
     def is_cloud_admin(self) -> bool:
         return self.account_name == ADMIN_ACCOUNT
 
     @property
+    def is_root(self) -> bool:
+        """The account's root (its ``admin`` user, or a session of it): it may do anything
+        in its account, whatever policies say."""
+        return self.role_id is None and self.user_name == ADMIN_USER
+
+    @property
     def arn(self) -> str:
+        if self.role_id is not None:
+            return (f"arn:aws:sts::{self.account_id}:assumed-role/{self.role_name}/"
+                    f"{self.session_name}")
         return f"arn:aws:iam::{self.account_id}:user/{self.user_name}"
 
 

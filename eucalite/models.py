@@ -1,5 +1,7 @@
 """Imports every module that defines tables, so Alembic and tests see the whole schema."""
 from .accounts import AccessKey, Account, ConsoleSession, User  # noqa: F401
+from .identity import (InlinePolicy, InstanceProfile, ManagedPolicy,  # noqa: F401
+                       PolicyAttachment, PolicyVersion, Role, StsSession)
 from .cluster.models import Node  # noqa: F401
 from .compute.models import Image, Instance, InstanceType, KeyPair  # noqa: F401
 from .tags import Tag  # noqa: F401

@@ -131,6 +131,10 @@ class Instance(db.Model, JsonFields):
     # running (None: it is fine).
     status_checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     status_impaired_since: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The IAM instance profile passed at launch (RunInstances' IamInstanceProfile): its
+    # role's credentials reach the guest through the metadata service.
+    iam_instance_profile_arn: Mapped[str | None] = mapped_column(String(2048), default=None)
+    iam_instance_profile_id: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class SecurityGroup(db.Model):

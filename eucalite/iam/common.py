@@ -11,7 +11,7 @@ import re
 from typing import Callable, TypeVar
 
 from .. import integers, paging
-from ..accounts import ADMIN_USER, USER_NAME, Principal
+from ..accounts import USER_NAME, Principal
 from ..errors import AwsError
 from ..errors.iam import AccessDenied, ValidationError
 from ..query import QueryParams
@@ -111,7 +111,7 @@ def is_account_manager(principal: Principal) -> bool:
     """The account's root (user ``admin``; the cloud admin is the ``eucalyptus`` account's):
     it manages the account's IAM entities. Every other user, in the cloud admin's account
     too, may act only on itself, as AWS's default without policies."""
-    return principal.user_name == ADMIN_USER
+    return principal.is_root
 
 
 def authorize(principal: Principal, action: str, resource: str, self_allowed: bool = False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Mapping
 
-from ..accounts import ADMIN_USER, Principal
+from ..accounts import Principal
 from ..errors.s3 import MalformedPolicy
 from ..policy import document, evaluation
 from ..policy.conditions import normalize_context, wildcard
@@ -193,7 +193,7 @@ def decide(requester: Principal | None, *, is_owner: bool, acl: Acl | None,
     if policy is not None:
         verdict = evaluate(policy, requester, action, resource, context)
     if verdict == DENY:
-        return bool(is_owner and requester is not None and requester.user_name == ADMIN_USER
+        return bool(is_owner and requester is not None and requester.is_root
                     and action.lower() in POLICY_ACTIONS)
     if is_owner or verdict == ALLOW:
         return True
