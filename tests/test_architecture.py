@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, ...]] = [
      "eucalite.sigv4",
      "eucalite.httpserver", "eucalite.policy"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares
-    ("eucalite.accounts", "eucalite.identity", "eucalite.auth", "eucalite.tags", "eucalite.api"),
+    ("eucalite.accounts", "eucalite.identity", "eucalite.auth", "eucalite.tags", "eucalite.api",
+     "eucalite.access"),
     # roles that need no other role: Walrus and the cluster controller with its nodes
     ("eucalite.s3", "eucalite.cluster"),
     # the storage controller keeps snapshots in Walrus and attaches through the cluster

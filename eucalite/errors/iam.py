@@ -47,3 +47,11 @@ class AccessDenied(AwsError):
 class PasswordPolicyViolation(AwsError):
     code = "PasswordPolicyViolation"
     status = 400
+
+
+class InvalidAuthorizationMessageException(AwsError):
+    """STS DecodeAuthorizationMessage given a message it did not make (or for another
+    account)."""
+
+    code = "InvalidAuthorizationMessageException"
+    status = 400
