@@ -1,7 +1,7 @@
 """The IAM Query API's users, groups, membership, access keys, login profiles, account
 aliases and summary, through boto3 and the aws CLI against a live server: AWS's shapes,
 codes, Marker/MaxItems paging, limits, DeleteConflict, and who may call (the account's root
-``admin`` and the cloud admin manage users; any other user only itself)."""
+``admin`` manages its account; any other user only what its policies allow)."""
 from __future__ import annotations
 
 import json
@@ -272,28 +272,30 @@ def test_account_aliases_and_summary(live):
     assert error_code(other.get_user, UserName="s1") == "NoSuchEntity"
 
 
-def test_a_non_root_user_may_act_only_on_itself(live):
+def test_a_non_root_user_without_policies_may_do_nothing_not_even_on_itself(live):
+    # AWS gives an IAM user nothing without a policy: not even reading itself or managing
+    # its own keys (tests/test_enforcement.py grants those with policies).
     iam = live.client("iam")
     mine, key = _user_client(live, iam, "dev", path="/team/")
     iam.create_user(UserName="peer")
-    me = mine.get_user()["User"]
-    assert me["UserName"] == "dev" and me["Arn"].endswith(":user/team/dev")
-    assert [k["AccessKeyId"] for k in mine.list_access_keys()["AccessKeyMetadata"]] == \
-        [key["AccessKeyId"]]
-    second = mine.create_access_key()["AccessKey"]
-    assert second["UserName"] == "dev"
-    mine.delete_access_key(AccessKeyId=second["AccessKeyId"])
-    assert mine.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["UserName"] == "dev"
+    me = iam.get_user(UserName="dev")["User"]
+    assert me["Arn"].endswith(":user/team/dev")
 
     code, status, response = failure(mine.list_users)
     assert (code, status) == ("AccessDenied", 403)
     assert response["Error"]["Message"] == (
         f"User: {me['Arn']} is not authorized to perform: iam:ListUsers on resource: *")
+    code, _, response = failure(mine.get_user)
+    assert code == "AccessDenied"
+    assert response["Error"]["Message"].endswith(f"iam:GetUser on resource: {me['Arn']}")
     code, _, response = failure(mine.get_user, UserName="peer")
     assert code == "AccessDenied"
     assert response["Error"]["Message"].endswith(
         f"iam:GetUser on resource: {me['Arn'].rsplit(':', 1)[0]}:user/peer")
-    for denied in (lambda: mine.create_user(UserName="x"),
+    for denied in (lambda: mine.list_access_keys(),
+                   lambda: mine.create_access_key(),
+                   lambda: mine.get_access_key_last_used(AccessKeyId=key["AccessKeyId"]),
+                   lambda: mine.create_user(UserName="x"),
                    lambda: mine.delete_user(UserName="peer"),
                    lambda: mine.create_access_key(UserName="peer"),
                    lambda: mine.create_group(GroupName="g"),
@@ -301,6 +303,7 @@ def test_a_non_root_user_may_act_only_on_itself(live):
                    lambda: mine.create_account_alias(AccountAlias="mine-now")):
         assert error_code(denied) == "AccessDenied"
     assert iam.list_users()["Users"][-1]["UserName"] == "peer"      # nothing was made
+    assert len(iam.list_access_keys(UserName="dev")["AccessKeyMetadata"]) == 1
 
 
 def test_aws_cli(live):

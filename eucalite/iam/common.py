@@ -1,5 +1,5 @@
 """Rules every IAM action shares: parameter validation in IAM's words, ARNs, Marker/MaxItems
-paging, and who may call what until the policy engine is wired in.
+paging, and the gate every action passes (:func:`authorize`).
 
 Validation errors read as AWS's (``1 validation error detected: Value 'x' at 'userName'
 failed to satisfy constraint: …``), so a client sees the same ``ValidationError`` whether
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Callable, TypeVar
 
-from .. import integers, paging
+from .. import access, integers, paging
 from ..accounts import USER_NAME, Principal
 from ..errors import AwsError
 from ..errors.iam import AccessDenied, ValidationError
@@ -107,20 +107,18 @@ class Page:
 
 # --- who may call -----------------------------------------------------------------------
 
-def is_account_manager(principal: Principal) -> bool:
-    """The account's root (user ``admin``; the cloud admin is the ``eucalyptus`` account's):
-    it manages the account's IAM entities. Every other user, in the cloud admin's account
-    too, may act only on itself, as AWS's default without policies."""
-    return principal.is_root
-
-
-def authorize(principal: Principal, action: str, resource: str, self_allowed: bool = False,
-              caller_arn: Callable[[], str] | None = None) -> None:
-    """AccessDenied unless *principal* manages its account, or *self_allowed* (the action
-    is one a user may take on itself and *resource* is the caller). *caller_arn* gives the
-    caller's ARN with its path for the message (the principal's own has none)."""
-    if is_account_manager(principal) or self_allowed:
-        return
-    who = caller_arn() if caller_arn else principal.arn
-    raise AccessDenied(f"User: {who} is not authorized to perform: iam:{action} "
-                       f"on resource: {resource}")
+def authorize(principal: Principal, action: str, resource: str) -> None:
+    """AccessDenied unless the gate (:func:`eucalite.access.require`) lets *principal* take
+    ``iam:<action>`` on *resource* (the entity's ARN with its path, or ``*``). The message
+    is IAM's, naming the caller's ARN (with its path) and saying when an explicit deny
+    decided."""
+    try:
+        access.require(principal, f"iam:{action}", resource)
+    except access.Denied as denied:
+        message = (f"User: {denied.caller_arn} is not authorized to perform: iam:{action} "
+                   f"on resource: {resource}")
+        if denied.reason:
+            message += f": {denied.reason}"
+        elif denied.explicit:
+            message += " with an explicit deny in an identity-based policy"
+        raise AccessDenied(message) from None

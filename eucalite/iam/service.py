@@ -1,8 +1,8 @@
 """IamService: the IAM role's one entry point, for the Query adapter (and later the
 console). Every method takes the calling :class:`~eucalite.accounts.Principal`, acts in the
-caller's own account, and checks who may call first (:func:`.common.authorize`: the
-account's root ``admin`` and the cloud admin manage the account; any other user may only
-read itself and manage its own access keys, as IAM's defaults without policies); the work
+caller's own account, and checks who may call first (:func:`.common.authorize`, the one
+gate: the account's root may do anything in it, any other caller what its policies allow);
+the work
 is done by the topic modules (users, groups, keys, logins, account)."""
 from __future__ import annotations
 
@@ -26,15 +26,13 @@ class IamService:
         group = groups.find(principal.account_id, name)
         return common.arn(principal.account_id, "group", group.path if group else "/", name)
 
-    def _on_user(self, principal: Principal, action: str, name: str,
-                 self_allowed: bool = False) -> None:
-        common.authorize(principal, action, self._user_arn(principal, name),
-                         self_allowed and name == principal.user_name,
-                         lambda: self._user_arn(principal, principal.user_name))
+    def _on_user(self, principal: Principal, action: str, name: str) -> None:
+        """The gate for ``iam:<action>`` on user *name* (its ARN with its path)."""
+        common.authorize(principal, action, self._user_arn(principal, name))
 
     def _on_account(self, principal: Principal, action: str, resource: str = "*") -> None:
-        common.authorize(principal, action, resource,
-                         caller_arn=lambda: self._user_arn(principal, principal.user_name))
+        """The gate for ``iam:<action>`` on *resource* (an entity's ARN, or ``*``)."""
+        common.authorize(principal, action, resource)
 
     def target(self, principal: Principal, user_name: str | None) -> str:
         """The user an action names, or the caller when it names none (AWS's rule)."""
@@ -50,7 +48,7 @@ class IamService:
 
     def get_user(self, principal: Principal, name: str | None) -> tuple[User, dict]:
         name = self.target(principal, name)
-        self._on_user(principal, "GetUser", name, self_allowed=True)
+        self._on_user(principal, "GetUser", name)
         user = users.get(principal.account_id, name)
         return user, users.tags_of(user)
 
@@ -76,7 +74,7 @@ class IamService:
         users.untag(principal.account_id, name, keys_)
 
     def user_tags(self, principal: Principal, name: str) -> dict[str, str]:
-        self._on_user(principal, "ListUserTags", common.user_name(name), self_allowed=True)
+        self._on_user(principal, "ListUserTags", common.user_name(name))
         return users.tags_of(users.get(principal.account_id, name))
 
     # --- groups ---------------------------------------------------------------------
@@ -121,38 +119,37 @@ class IamService:
         groups.remove_user(principal.account_id, group, user)
 
     def groups_for_user(self, principal: Principal, user: str) -> list[Group]:
-        self._on_user(principal, "ListGroupsForUser", common.user_name(user),
-                      self_allowed=True)
+        self._on_user(principal, "ListGroupsForUser", common.user_name(user))
         return groups.of_user(principal.account_id, user)
 
     # --- access keys ----------------------------------------------------------------
 
     def create_access_key(self, principal: Principal, user_name: str | None) -> AccessKey:
         name = self.target(principal, user_name)
-        self._on_user(principal, "CreateAccessKey", name, self_allowed=True)
+        self._on_user(principal, "CreateAccessKey", name)
         return keys.create(principal.account_id, principal.account_name, name)
 
     def list_access_keys(self, principal: Principal, user_name: str | None
                          ) -> tuple[str, list[AccessKey]]:
         name = self.target(principal, user_name)
-        self._on_user(principal, "ListAccessKeys", name, self_allowed=True)
+        self._on_user(principal, "ListAccessKeys", name)
         return name, keys.of_user(principal.account_id, name)
 
     def update_access_key(self, principal: Principal, user_name: str | None, key_id: str,
                           status: str) -> None:
         name = self.target(principal, user_name)
-        self._on_user(principal, "UpdateAccessKey", name, self_allowed=True)
+        self._on_user(principal, "UpdateAccessKey", name)
         keys.set_status(principal.account_id, key_id, name, status)
 
     def delete_access_key(self, principal: Principal, user_name: str | None,
                           key_id: str) -> None:
         name = self.target(principal, user_name)
-        self._on_user(principal, "DeleteAccessKey", name, self_allowed=True)
+        self._on_user(principal, "DeleteAccessKey", name)
         keys.delete(principal.account_id, key_id, name)
 
     def access_key_last_used(self, principal: Principal, key_id: str) -> AccessKey:
         key = keys.get(principal.account_id, key_id)
-        self._on_user(principal, "GetAccessKeyLastUsed", key.user.name, self_allowed=True)
+        self._on_user(principal, "GetAccessKeyLastUsed", key.user.name)
         return key
 
     # --- login profiles -------------------------------------------------------------
@@ -166,7 +163,7 @@ class IamService:
 
     def get_login_profile(self, principal: Principal, user_name: str | None) -> User:
         name = self.target(principal, user_name)
-        self._on_user(principal, "GetLoginProfile", name, self_allowed=True)
+        self._on_user(principal, "GetLoginProfile", name)
         return logins.get(principal.account_id, name)
 
     def update_login_profile(self, principal: Principal, user_name: str,
