@@ -55,3 +55,10 @@ class InvalidAuthorizationMessageException(AwsError):
 
     code = "InvalidAuthorizationMessageException"
     status = 400
+
+
+class InvalidInput(AwsError):
+    """An input IAM cannot use (a policy ARN that is not one, a bad simulation input)."""
+
+    code = "InvalidInput"
+    status = 400
