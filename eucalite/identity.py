@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .accounts import GroupMember, utcnow
+from .accounts import Account, GroupMember, User, UserTag, utcnow
 from .db import db
-from .policy import document, grammar
+from .errors.iam import NoSuchEntity
+from .policy import arns, document, evaluation, grammar
 
 if TYPE_CHECKING:
     from .accounts import Principal
@@ -231,3 +232,107 @@ def policies_of(principal: "Principal") -> list[tuple[str, document.Policy]]:
     attached = dict.fromkeys(_attached(PolicyAttachment.user_id, [principal.user_id])
                              + _attached(PolicyAttachment.group_id, group_ids))
     return policies + list(attached)
+
+
+# --- roles: who may assume them -------------------------------------------------------
+
+#: The service principal EC2 takes an instance profile's role as (a trust policy naming
+#: ``{"Service": "ec2.amazonaws.com"}`` lets instances have the role's credentials).
+EC2_SERVICE = "ec2.amazonaws.com"
+
+
+def role_arn(role: Role) -> str:
+    return arns.iam(role.account_id, "role", role.name, role.path)
+
+
+def _tags(model, column, entity_id: str) -> dict[str, str]:
+    rows = db.session.execute(db.select(model.key, model.value).where(column == entity_id)
+                              .order_by(model.key)).all()
+    return dict(rows)
+
+
+def caller_of(principal: "Principal") -> evaluation.Caller:
+    """The policy engine's view of *principal*: its account, name, path and tags (a role
+    session's are its role's)."""
+    if principal.role_id is not None:
+        role = db.session.get(Role, principal.role_id)
+        return evaluation.Caller(
+            account_id=principal.account_id, user_name=principal.role_name or "",
+            user_id=principal.user_id, path=role.path if role else "/",
+            tags=_tags(RoleTag, RoleTag.role_id, principal.role_id),
+            role_name=principal.role_name, session_name=principal.session_name)
+    user = db.session.get(User, principal.user_id)
+    return evaluation.Caller(account_id=principal.account_id, user_name=principal.user_name,
+                             user_id=principal.user_id, path=user.path if user else "/",
+                             tags=_tags(UserTag, UserTag.user_id, principal.user_id))
+
+
+def may_assume(role: Role, principal: "Principal | str", keys: dict | None = None,
+               action: str = evaluation.ASSUME_ROLE) -> evaluation.Decision:
+    """May *principal* assume *role* (``sts:AssumeRole``; *action* for ``sts:TagSession``
+    and the like)? *principal* is a caller, or a service principal's name
+    (:data:`EC2_SERVICE` for an instance profile). *keys* are the request's condition keys
+    (``aws:SourceIp``, ``sts:ExternalId``, ...). The answer is the role's trust policy
+    combined with the caller's own policies (:func:`eucalite.policy.evaluation.trusts`):
+    Allow when the trust policy names the caller (or its service) in the role's account,
+    or names its account and the caller's policies allow it too (an account's root needs
+    no policy); an explicit Deny in either wins."""
+    trust = _parsed(role.trust_policy, grammar.IAM_TRUST)
+    if isinstance(principal, str):
+        caller = evaluation.Caller(account_id="", user_name="", service=principal)
+        return evaluation.trusts(trust, caller, role_arn(role), action=action,
+                                 context=evaluation.request_context(None, keys))
+    caller = caller_of(principal)
+    root = principal.is_root
+    return evaluation.trusts(trust, caller, role_arn(role), action=action,
+                             identity=() if root else policies_of(principal),
+                             identity_allows_all=root,
+                             context=evaluation.request_context(caller, keys))
+
+
+def principal_exists(arn: str) -> bool:
+    """Does the principal a trust policy names exist in this cloud (an account's root ARN,
+    a user's or a role's ARN; for :func:`eucalite.policy.document.parse`)? Paths are not
+    compared: the name is unique in its account."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6:
+        return False
+    account_id, resource = parts[4], parts[5]
+    if resource == "root":
+        return db.session.get(Account, account_id) is not None
+    kind, _, rest = resource.partition("/")
+    name = rest.rsplit("/", 1)[-1]
+    model = {"user": User, "role": Role}.get(kind)
+    if model is None:
+        return False
+    return db.session.execute(db.select(model.id).filter_by(
+        account_id=account_id, name=name)).first() is not None
+
+
+# --- instance profiles ----------------------------------------------------------------
+
+_PROFILE_ARN_PREFIX = "arn:aws:iam::"
+
+
+def instance_profile(account_id: str, name_or_arn: str
+                     ) -> tuple[InstanceProfile, Role | None]:
+    """The instance profile of *account_id* named *name_or_arn* (a name or its ARN
+    ``arn:aws:iam::<account>:instance-profile/<path><name>``) and its role (None while it
+    has none); NoSuchEntity when there is no such profile in that account."""
+    name = name_or_arn
+    if name_or_arn.startswith(_PROFILE_ARN_PREFIX):
+        parts = name_or_arn.split(":", 5)
+        kind, _, rest = parts[5].partition("/") if len(parts) == 6 else ("", "", "")
+        if parts[4] != account_id or kind != "instance-profile" or not rest:
+            raise NoSuchEntity(f"Instance Profile {name_or_arn} cannot be found.")
+        name = rest.rsplit("/", 1)[-1]
+    profile = db.session.execute(db.select(InstanceProfile).filter_by(
+        account_id=account_id, name=name)).scalar_one_or_none()
+    if profile is None or (name != name_or_arn
+                           and arns.iam(account_id, "instance-profile", name, profile.path)
+                           != name_or_arn):
+        raise NoSuchEntity(f"Instance Profile {name_or_arn} cannot be found.")
+    role = db.session.execute(
+        db.select(Role).join(InstanceProfileRole, InstanceProfileRole.role_id == Role.id)
+        .where(InstanceProfileRole.profile_id == profile.id)).scalar_one_or_none()
+    return profile, role

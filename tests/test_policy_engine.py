@@ -18,7 +18,7 @@ from eucalite.policy.grammar import IAM_INLINE_USER, IAM_MANAGED, IAM_TRUST, VER
 
 #: A resource policy in IAM's words (a Principal, resources), and an identity policy that
 #: accepts version 2008 (where ${...} is literal text).
-RESOURCE = dataclasses.replace(IAM_TRUST, requires_resource=True)
+RESOURCE = dataclasses.replace(IAM_TRUST, requires_resource=True, check_statement=None)
 OLD_IDENTITY = dataclasses.replace(IAM_MANAGED, min_version=VERSION_2008)
 
 ACCOUNT, OTHER = "111111111111", "222222222222"
@@ -326,6 +326,60 @@ def test_resource_policies_need_a_principal():
     bad = iam_error(doc({"Effect": "Allow", "Principal": {"AWS": "nobody"},
                          "Action": "sts:AssumeRole"}), IAM_TRUST)
     assert bad.message == "Invalid principal in policy: nobody"
+
+
+def _trust(principal, **extra):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", **extra}]})
+
+
+def test_trust_policies_name_roles_and_sessions_which_bucket_policies_refuse():
+    from eucalite.s3.policy import parse_policy
+    role = f"arn:aws:iam::{ACCOUNT}:role/ops/deployer"
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci-run"
+    (statement,) = parse(_trust({"AWS": [role, session], "Service": "ec2.amazonaws.com"}),
+                         IAM_TRUST).statements
+    assert statement.principals == (("role", ACCOUNT, "deployer"),
+                                    ("session", ACCOUNT, "deployer", "ci-run"),
+                                    ("service", "ec2.amazonaws.com"))
+    for principal in (role, session):       # S3 refuses what it refused before
+        with pytest.raises(AwsError) as refused:
+            parse_policy(json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "s3:GetObject",
+                 "Resource": "arn:aws:s3:::photos/*"}]}), "photos")
+        assert (refused.value.code, refused.value.message) == (
+            "MalformedPolicy", "Invalid principal in policy")
+    exists = {f"arn:aws:iam::{ACCOUNT}:role/deployer"}.__contains__
+    assert parse(_trust({"AWS": session}), IAM_TRUST, principal_exists=exists)
+    with pytest.raises(AwsError) as unknown:
+        parse(_trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/gone"}), IAM_TRUST,
+              principal_exists=exists)
+    assert unknown.value.message == \
+        f"Invalid principal in policy: arn:aws:iam::{ACCOUNT}:role/gone"
+
+
+@pytest.mark.parametrize("statement, message", [
+    ({"Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole", "Resource": "*"},
+     "Has prohibited field Resource"),
+    ({"Principal": {"AWS": ACCOUNT}, "Action": "s3:GetObject"},
+     "AssumeRole policy may only specify STS AssumeRole actions."),
+    ({"Principal": {"AWS": ACCOUNT}, "Action": ["sts:AssumeRole", "iam:*"]},
+     "AssumeRole policy may only specify STS AssumeRole actions."),
+    ({"Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/*"}, "Action": "sts:AssumeRole"},
+     f"Invalid principal in policy: arn:aws:iam::{ACCOUNT}:role/*"),
+    ({"Principal": {"Federated": "cognito-identity.amazonaws.com"},
+      "Action": "sts:AssumeRole"},
+     "Invalid principal in policy: cognito-identity.amazonaws.com"),
+])
+def test_malformed_trust_policies(statement, message):
+    error = iam_error(json.dumps({"Version": "2012-10-17",
+                                  "Statement": [{"Effect": "Allow", **statement}]}), IAM_TRUST)
+    assert (error.code, error.message) == ("MalformedPolicyDocument", message)
+
+
+def test_trust_accepts_sts_wildcards_and_session_actions():
+    for action in ("sts:*", "*", "sts:Assume*", ["sts:AssumeRole", "sts:TagSession"]):
+        assert check(_trust({"AWS": ACCOUNT}, Action=action), IAM_TRUST) is None, action
 
 
 def test_parsed_identity_policy_shape():

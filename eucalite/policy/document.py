@@ -26,7 +26,8 @@ VERSIONS = (VERSION_2008, VERSION_2012)
 class Statement:
     """A validated statement. Principals are tuples such as ``("*",)``,
     ``("account", "123456789012")``, ``("user", "123456789012", "alice")``,
-    ``("canonical", hex)`` or ``("service", name)``; of each pair Action/NotAction,
+    ``("canonical", hex)``, ``("service", name)``, and in trust policies
+    ``("role", account, name)`` and ``("session", account, role name, session name)``; of each pair Action/NotAction,
     Resource/NotResource and Principal/NotPrincipal at most one is set (None: absent)."""
 
     sid: str | None
@@ -62,6 +63,11 @@ _ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 _ROOT_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):root\Z")
 _USER_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):user/((?:[A-Za-z0-9_+=,.@-]+/)*)"
                        r"([A-Za-z0-9_+=,.@-]{1,64})\Z")
+# Roles and their sessions, which only a trust policy names here (Grammar.role_principals).
+_ROLE_ARN = re.compile(r"^arn:aws:iam::([0-9]{12}):role/((?:[A-Za-z0-9_+=,.@-]+/)*)"
+                       r"([A-Za-z0-9_+=,.@-]{1,64})\Z")
+_SESSION_ARN = re.compile(r"^arn:aws:sts::([0-9]{12}):assumed-role/([A-Za-z0-9_+=,.@-]{1,64})/"
+                          r"([A-Za-z0-9_=,.@-]{2,64})\Z")
 _ACTION_NAME = re.compile(r"^[A-Za-z0-9*?]+\Z")
 _VENDOR = re.compile(r"^[A-Za-z0-9.-]+\Z")
 
@@ -75,8 +81,8 @@ def _string_list(value: Any, reason: str) -> tuple[str, ...]:
     raise Malformed(reason, principal=value, resource=value)
 
 
-def _aws_principal(value: str, principal_exists: Callable[[str], bool] | None
-                   ) -> tuple[str, ...]:
+def _aws_principal(value: str, grammar: Grammar,
+                   principal_exists: Callable[[str], bool] | None) -> tuple[str, ...]:
     if value == "*":
         return ("*",)
     if _ACCOUNT_ID.match(value):
@@ -85,6 +91,12 @@ def _aws_principal(value: str, principal_exists: Callable[[str], bool] | None
         principal, arn = ("account", match.group(1)), value
     elif (match := _USER_ARN.match(value)):
         principal, arn = ("user", match.group(1), match.group(3)), value
+    elif grammar.role_principals and (match := _ROLE_ARN.match(value)):
+        principal, arn = ("role", match.group(1), match.group(3)), value
+    elif grammar.role_principals and (match := _SESSION_ARN.match(value)):
+        # a session exists while its role does: the hook is asked about the role
+        principal = ("session", match.group(1), match.group(2), match.group(3))
+        arn = f"arn:aws:iam::{match.group(1)}:role/{match.group(2)}"
     else:
         raise Malformed("principal", principal=value)
     if principal_exists is not None and not principal_exists(arn):
@@ -104,7 +116,7 @@ def _principals(value: Any, grammar: Grammar,
         for entry in _string_list(entries, "principal"):
             entry = entry.strip()
             if kind == "AWS":
-                found.append(_aws_principal(entry, principal_exists))
+                found.append(_aws_principal(entry, grammar, principal_exists))
             elif kind == "CanonicalUser" and grammar.canonical_id and grammar.canonical_id(entry):
                 if principal_exists is not None and not principal_exists(entry):
                     raise Malformed("principal", principal=entry)
@@ -270,9 +282,10 @@ def parse(text: str | bytes, grammar: Grammar, *,
           principal_exists: Callable[[str], bool] | None = None) -> Policy:
     """Validate a policy document of *grammar*'s kind; the grammar's error when invalid.
 
-    *principal_exists*, given an account principal's root ARN, a user ARN or a canonical
-    id, says whether it exists (AWS refuses principals it cannot resolve); without it any
-    well-formed principal is accepted.
+    *principal_exists*, given an account principal's root ARN, a user ARN, a role ARN
+    (for a role or one of its sessions) or a canonical id, says whether it exists (AWS
+    refuses principals it cannot resolve); without it any well-formed principal is
+    accepted.
     """
     try:
         return _document(text, grammar, principal_exists)

@@ -29,7 +29,11 @@ IMPLICIT_DENY = "ImplicitDeny"
 @dataclass(frozen=True)
 class Caller:
     """Who asks: a user of an account (the account's root is its ``admin`` user), with the
-    user's tags; *canonical_id* is the account's S3 canonical user id when S3 asks."""
+    user's tags; *canonical_id* is the account's S3 canonical user id when S3 asks.
+
+    A role session sets *role_name* (then *user_name* is the role's name and *path* the
+    role's) and *session_name*; an AWS service acting for itself (``ec2.amazonaws.com``
+    taking an instance profile's role) sets *service* and belongs to no account."""
 
     account_id: str
     user_name: str
@@ -37,9 +41,16 @@ class Caller:
     path: str = "/"
     tags: Mapping[str, str] = field(default_factory=dict)
     canonical_id: str | None = None
+    role_name: str | None = None
+    session_name: str | None = None
+    service: str | None = None
 
     @property
     def arn(self) -> str:
+        """The caller's ARN as ``aws:PrincipalArn`` gives it: a role session's is its
+        role's."""
+        if self.role_name is not None:
+            return arns.iam(self.account_id, "role", self.role_name, self.path)
         return arns.user(self.account_id, self.user_name, self.path)
 
 
@@ -104,10 +115,18 @@ def _principal_matches(principal: tuple[str, ...], caller: Caller | None) -> boo
     if kind == "account":
         return caller.account_id == principal[1]
     if kind == "user":
-        return caller.account_id == principal[1] and caller.user_name == principal[2]
+        return (caller.role_name is None and caller.account_id == principal[1]
+                and caller.user_name == principal[2])
     if kind == "canonical":
         return caller.canonical_id == principal[1]
-    return False  # service principals: no eucalite caller is an AWS service
+    if kind == "role":          # a role's ARN names every session of it
+        return caller.account_id == principal[1] and caller.role_name == principal[2]
+    if kind == "session":       # one session of a role
+        return (caller.account_id == principal[1] and caller.role_name == principal[2]
+                and caller.session_name == principal[3])
+    if kind == "service":
+        return caller.service is not None and caller.service == principal[1]
+    return False
 
 
 def _principal_applies(statement: Statement, caller: Caller | None) -> bool:
@@ -185,3 +204,55 @@ def authorize(caller: Caller | None, action: str, resource: str, *,
             return Decision(DENY, match)
         allowed = allowed or match
     return Decision(ALLOW, allowed) if allowed else Decision(IMPLICIT_DENY)
+
+
+# --- trust: may a caller assume a role ------------------------------------------------
+
+ASSUME_ROLE = "sts:AssumeRole"
+
+
+def _names_caller_directly(statement: Statement, caller: Caller) -> bool:
+    """Does the Allow *statement* grant to the caller itself (its user, role, session,
+    service, or everyone) rather than to its account? An account principal only delegates:
+    the account's own policies must then allow too."""
+    return any(p[0] != "account" and _principal_matches(p, caller)
+               for p in statement.principals or ())
+
+
+def trusts(trust: Policy, caller: Caller, role_arn: str, *,
+           identity: Sequence[tuple[str, Policy]] = (), identity_allows_all: bool = False,
+           context: Mapping[str, list[str]] | None = None,
+           action: str = ASSUME_ROLE) -> Decision:
+    """May *caller* take *action* (``sts:AssumeRole``) on the role *role_arn* whose trust
+    policy is *trust*? AWS's rule for a resource policy: an explicit Deny in the trust
+    policy or the caller's *identity* policies denies; else the trust policy must allow;
+    then a statement naming the caller itself (user, role, session, service or ``*``) in
+    the role's own account suffices, while an account principal, or a caller of another
+    account, also needs an Allow from its *identity* policies (*identity_allows_all*: the
+    caller is its account's root, which needs none)."""
+    if context is None:
+        context = request_context(caller)
+    identity_decision = authorize(caller, action, role_arn, identity=identity,
+                                  context=context)
+    if identity_decision.effect == DENY:
+        return identity_decision
+    first_allow, direct = None, False
+    for index, statement in enumerate(trust.statements):
+        if not statement_applies(statement, caller, action, role_arn, context,
+                                 trust.uses_variables):
+            continue
+        match = Match("the role's trust policy", index, statement.sid, statement.effect)
+        if statement.effect == DENY:
+            return Decision(DENY, match)
+        first_allow = first_allow or match
+        direct = direct or _names_caller_directly(statement, caller)
+    if first_allow is None:
+        return Decision(IMPLICIT_DENY)
+    same_account = arns.account_of(role_arn) == caller.account_id
+    if caller.service is not None or (direct and same_account):
+        return Decision(ALLOW, first_allow)
+    if identity_allows_all:
+        return Decision(ALLOW, first_allow)
+    if identity_decision.allowed:
+        return identity_decision
+    return Decision(IMPLICIT_DENY)

@@ -44,13 +44,16 @@ class Grammar:
     *condition_key* is the pattern a condition key must match.
     *min_version* is the oldest Version accepted; *default_version* is assumed when the
     document has none (None: Version is required). *canonical_id* says whether a text is
-    a canonical user id (None: CanonicalUser principals are refused). *check_statement*
+    a canonical user id (None: CanonicalUser principals are refused). *role_principals*
+    accepts role ARNs and role-session ARNs as AWS principals. *check_statement*
     runs on each parsed statement for rules only one service has.
     """
 
     name: str
     error: type[AwsError]
-    messages: Mapping[str, str]
+    # Not compared: a dict cannot be hashed, and grammars key caches of parsed documents
+    # (identity._parsed); the name tells grammars apart.
+    messages: Mapping[str, str] = field(compare=False)
     max_size: int
     principal: str = "forbidden"
     size_error: type[AwsError] | None = None
@@ -60,6 +63,7 @@ class Grammar:
     default_version: str | None = VERSION_2008
     requires_resource: bool = True
     canonical_id: Callable[[str], bool] | None = None
+    role_principals: bool = False
     check_statement: Callable[[Any], None] | None = field(default=None, compare=False)
 
     def error_for(self, malformed: Malformed) -> AwsError:
@@ -108,6 +112,35 @@ IAM_INLINE_USER = _iam("inline user policy", 2048)
 IAM_INLINE_GROUP = _iam("inline group policy", 5120)
 IAM_INLINE_ROLE = _iam("inline role policy", 10240)
 IAM_MANAGED = _iam("managed policy", 6144)
-IAM_TRUST = Grammar(name="trust policy", error=MalformedPolicyDocument, messages=IAM_MESSAGES,
-                    max_size=2048, size_error=LimitExceeded, principal="required",
-                    requires_resource=False)
+
+
+# --- trust policies -------------------------------------------------------------------
+# A role's trust policy says who may assume it: a Principal (accounts, users, roles, role
+# sessions, services), STS's assume actions only, and no Resource (the role is the
+# resource).
+
+#: The actions a trust policy may name (lower-case); a wildcard must match one of them.
+TRUST_ACTIONS = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity",
+                 "sts:tagsession", "sts:setsourceidentity", "sts:setcontext")
+
+TRUST_MESSAGES: Mapping[str, str] = {
+    **IAM_MESSAGES,
+    "trust_resource": "Has prohibited field Resource",
+    "trust_action": "AssumeRole policy may only specify STS AssumeRole actions.",
+}
+
+
+def _check_trust_statement(statement: Any) -> None:
+    if statement.resources is not None or statement.not_resources is not None:
+        raise Malformed("trust_resource")
+    for action in statement.actions or statement.not_actions or ():
+        pattern = re.compile(re.escape(action.lower()).replace(r"\*", ".*")
+                             .replace(r"\?", "."))
+        if not any(pattern.fullmatch(name) for name in TRUST_ACTIONS):
+            raise Malformed("trust_action")
+
+
+IAM_TRUST = Grammar(name="trust policy", error=MalformedPolicyDocument,
+                    messages=TRUST_MESSAGES, max_size=2048, size_error=LimitExceeded,
+                    principal="required", requires_resource=False, role_principals=True,
+                    check_statement=_check_trust_statement)
