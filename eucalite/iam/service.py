@@ -11,10 +11,9 @@ from typing import Any
 from ..accounts import AccessKey, Group, Principal, User
 from . import account, common, groups, keys, logins, users
 from .service_policies import PoliciesApi
-from .service_roles import RolesApi
 
 
-class IamService(PoliciesApi, RolesApi):
+class IamService(PoliciesApi):
     def __init__(self, config: dict[str, Any]):
         self.config = config
 
