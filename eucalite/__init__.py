@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 # ``db`` stays the module here (``eucalite.db``), not the SQLAlchemy object it holds
-from . import accounts, config as config_module, db as db_module, ids, iam, planned, web
+from . import accounts, config as config_module, db as db_module, ids, iam, planned, sts, web
 from .cluster.internalapi import routes as internalapi
 from .cluster.scheduler import validate_policy
 from .compute import ec2
@@ -62,6 +62,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)
+    app.register_blueprint(sts.blueprint)
     app.register_blueprint(planned.blueprint)   # the classic paths of services still to come
     app.register_blueprint(internalapi.blueprint)  # /internal/v1: the nodes' API
     web.init_app(app)                           # /console, before S3 claims every path

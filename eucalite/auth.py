@@ -13,6 +13,14 @@ Schemes:
 * V2 header (S3): ``Authorization: AWS AKID:signature``; V2 query (S3 presigned):
   ``AWSAccessKeyId=…&Expires=…&Signature=…``
 
+Temporary credentials (STS sessions, ``ASIA...`` keys, :mod:`eucalite.sessions`) sign
+the same way and carry their session token where each scheme puts it: the
+``X-Amz-Security-Token`` header (V4, and S3's V2 as ``x-amz-security-token``) or query
+parameter (V4 presigned; S3's V2 presigned as ``x-amz-security-token``), or the
+``SecurityToken`` parameter (Query V2). A session key without its token, with another
+token, or past its expiry is refused in each service's words; so is a token beside a
+long-term key, as AWS does.
+
 Payload integrity: for Query APIs the caller passes the body, which is hashed into the V4
 canonical request (a tampered body fails the signature). S3 bodies are streamed, so the
 result carries the declared ``x-amz-content-sha256`` for the S3 layer to check as it reads.
@@ -31,10 +39,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote
 
-from . import accounts, integers, requesttime, sigv4
+from . import accounts, integers, requesttime, sessions, sigv4
 from .accounts import Principal
-from .errors import (AuthError, BAD_PAYLOAD, BAD_QUERY_AUTH, BAD_SIGNATURE, DENIED, EXPIRED,
-                     INCOMPLETE, MISSING, SKEWED, UNKNOWN_KEY)
+from .errors import (AuthError, BAD_PAYLOAD, BAD_QUERY_AUTH, BAD_SIGNATURE, BAD_TOKEN, DENIED,
+                     EXPIRED, EXPIRED_TOKEN, INCOMPLETE, MISSING, SKEWED, UNKNOWN_KEY)
 from .httpserver.errors import WALRUS_PATH
 from .sigv4 import UNSIGNED_PAYLOAD, V4_ALGORITHM, same_signature, uri_encode
 
@@ -54,6 +62,8 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
+#: What a scheme calls with the request's access key id: (principal, secret), or AuthError.
+Resolve = Callable[[str], "tuple[Principal, str]"]
 
 
 @dataclass
@@ -139,15 +149,69 @@ def _check_skew(when: dt.datetime, now: dt.datetime, max_skew: int) -> None:
                         MaxAllowedSkewMilliseconds=str(max_skew * 1000))
 
 
-def _lookup(lookup: KeyLookup, access_key_id: str, service: str) -> tuple[Principal, str]:
-    found = lookup(access_key_id)
-    if found is None:
-        if service == "s3":
-            message = "The AWS Access Key Id you provided does not exist in our records."
-        else:
-            message = "The security token included in the request is invalid."
-        raise AuthError(UNKNOWN_KEY, message, AWSAccessKeyId=access_key_id)
-    return found
+def _unknown_key(access_key_id: str, service: str) -> AuthError:
+    if service == "s3":
+        message = "The AWS Access Key Id you provided does not exist in our records."
+    else:
+        message = "The security token included in the request is invalid."
+    return AuthError(UNKNOWN_KEY, message, AWSAccessKeyId=access_key_id)
+
+
+def _bad_token(service: str) -> AuthError:
+    if service == "s3":
+        return AuthError(BAD_TOKEN, "The provided token is malformed or otherwise invalid.")
+    return AuthError(BAD_TOKEN, "The security token included in the request is invalid.")
+
+
+def _expired_token(service: str) -> AuthError:
+    if service == "s3":
+        return AuthError(EXPIRED_TOKEN, "The provided token has expired.")
+    if service == "ec2":
+        return AuthError(EXPIRED_TOKEN, "Request has expired.")
+    return AuthError(EXPIRED_TOKEN, "The security token included in the request is expired")
+
+
+def _resolver(lookup: KeyLookup, service: str, token: str | None,
+              with_sessions: bool) -> Resolve:
+    """How the scheme finds the signer's secret: long-term keys through *lookup*; with
+    *with_sessions*, ``ASIA...`` keys are STS sessions whose *token* (what the request
+    carries, or None) must be theirs and which must not have expired."""
+
+    def resolve(access_key_id: str) -> tuple[Principal, str]:
+        if with_sessions and sessions.is_session_key(access_key_id):
+            return _session(access_key_id, service, token)
+        found = lookup(access_key_id)
+        if found is None:
+            raise _unknown_key(access_key_id, service)
+        if with_sessions and token is not None:
+            raise _bad_token(service)
+        return found
+
+    return resolve
+
+
+def _session(access_key_id: str, service: str, token: str | None) -> tuple[Principal, str]:
+    found = sessions.resolve(access_key_id)
+    if found is None or token is None:
+        raise _unknown_key(access_key_id, service)
+    if not hmac.compare_digest(found.token.encode(), token.encode()):
+        raise _bad_token(service)
+    if found.expired():
+        raise _expired_token(service)
+    # IAM takes no GetSessionToken credentials (without MFA, which eucalite has not): AWS
+    # answers that their token is invalid.
+    if service == "iam" and found.user_session:
+        raise _bad_token(service)
+    return found.principal, found.secret
+
+
+def _token(view: RequestView, query: Mapping[str, str], name: str) -> str | None:
+    """The session token in header *name* (lower-case) or query parameter *name*, if any."""
+    value = view.headers.get(name.lower())
+    if value is None:       # S3's V2 presigned URLs spell it in lower case
+        value = next((text for key, text in query.items() if key.lower() == name.lower()),
+                     None)
+    return value or None
 
 
 def _signature_mismatch(service: str, string_to_sign: str, canonical: str = "") -> AuthError:
@@ -174,10 +238,12 @@ def authenticate(view: RequestView, service: str, *, body: bytes | None = None,
     Query APIs (then payload hashes are checked here) and None for S3 (streamed).
     *virtual_bucket* is the bucket named by the Host header in virtual-host S3 requests (V2
     signs it into the resource). Raises AuthError; the caller maps it with ``for_service``.
-    An account key's use is recorded (:func:`accounts.note_key_used`).
+    An account key's use is recorded (:func:`accounts.note_key_used`). With the default
+    *lookup*, STS session keys are accepted too (with their token; see the module's text).
     """
     result = _verify(view, service, body, lookup, now, max_skew, virtual_bucket)
-    if lookup is accounts.principal_for_key:
+    if lookup is accounts.principal_for_key and not sessions.is_session_key(
+            result.principal.access_key_id):
         region = result.scope.split("/")[1] if result.scope else None
         accounts.note_key_used(result.principal.access_key_id, service, region)
     return result
@@ -190,21 +256,30 @@ def _verify(view: RequestView, service: str, body: bytes | None, lookup: KeyLook
     now = now or dt.datetime.now(dt.timezone.utc)
     authorization = view.headers.get("authorization", "")
     query = dict(view.query_pairs())
+    with_sessions = lookup is accounts.principal_for_key
+
+    def resolver(token: str | None) -> Resolve:
+        return _resolver(lookup, service, token, with_sessions)
+
+    amz_token = _token(view, query, "X-Amz-Security-Token")
     if authorization.startswith(V4_ALGORITHM):
-        return _v4(view, service, body, lookup, now, max_skew, authorization, None)
+        return _v4(view, service, body, resolver(amz_token), now, max_skew, authorization,
+                   None)
     if query.get("X-Amz-Algorithm") is not None:
         if query["X-Amz-Algorithm"] != V4_ALGORITHM:
             raise AuthError(INCOMPLETE, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
-        return _v4(view, service, body, lookup, now, max_skew, None, query)
+        return _v4(view, service, body, resolver(amz_token), now, max_skew, None, query)
     if authorization.startswith("AWS ") and service == "s3":
-        return _s3_v2(view, lookup, now, max_skew, authorization[4:], None, virtual_bucket)
+        return _s3_v2(view, resolver(amz_token), now, max_skew, authorization[4:], None,
+                      virtual_bucket)
     if authorization:
         raise AuthError(INCOMPLETE, "Unsupported Authorization Type")
     if service == "s3" and "Signature" in query and "AWSAccessKeyId" in query:
-        return _s3_v2(view, lookup, now, max_skew, None, query, virtual_bucket)
+        return _s3_v2(view, resolver(amz_token), now, max_skew, None, query, virtual_bucket)
     params = dict(view.query_pairs() + view.form)
     if "Signature" in params and "AWSAccessKeyId" in params and service != "s3":
-        return _query_v2(view, service, params, lookup, now, max_skew)
+        return _query_v2(view, service, params, resolver(params.get("SecurityToken") or None),
+                         now, max_skew)
     if service == "s3":
         raise AuthError(MISSING, "Access Denied")
     raise AuthError(MISSING, "Request is missing Authentication Token")
@@ -271,7 +346,7 @@ class _V4Claim:
         return self.when.strftime("%Y%m%dT%H%M%SZ")
 
 
-def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
+def _v4(view: RequestView, service: str, body: bytes | None, resolve: Resolve,
         now: dt.datetime, max_skew: int, authorization: str | None,
         query: dict[str, str] | None) -> AuthResult:
     """Verify a V4 signature (header, or presigned when *query* is given) step by step:
@@ -283,7 +358,7 @@ def _v4(view: RequestView, service: str, body: bytes | None, lookup: KeyLookup,
         _v4_presigned_expiry(query, claim.when, now, max_skew)
     else:
         _check_skew(claim.when, now, max_skew)
-    principal, secret = _lookup(lookup, claim.access_key_id, service)
+    principal, secret = resolve(claim.access_key_id)
     payloads = _v4_payload_candidates(view, body, presigned)
     signed = _signed_headers(view, claim.signed_headers)
     headers_block = sigv4.canonical_headers(view.headers, signed)
@@ -390,7 +465,7 @@ def v2_signature(secret: str, string_to_sign: str, digest=hashlib.sha1) -> str:
                                      digest).digest()).decode()
 
 
-def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: KeyLookup,
+def _query_v2(view: RequestView, service: str, params: dict[str, str], resolve: Resolve,
               now: dt.datetime, max_skew: int) -> AuthResult:
     if params.get("SignatureVersion") != "2":
         raise AuthError(INCOMPLETE, "Only SignatureVersion 2 and Signature V4 are supported; "
@@ -415,7 +490,7 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
     else:
         raise AuthError(INCOMPLETE, "Signature V2 requires a Timestamp or Expires parameter.")
 
-    principal, secret = _lookup(lookup, params["AWSAccessKeyId"], service)
+    principal, secret = resolve(params["AWSAccessKeyId"])
     pairs = sorted((key, value) for key, value in params.items() if key != "Signature")
     canonical = "&".join(f"{uri_encode(key)}={uri_encode(value)}" for key, value in pairs)
     path = unquote(view.raw_path) or "/"
@@ -429,7 +504,7 @@ def _query_v2(view: RequestView, service: str, params: dict[str, str], lookup: K
 
 # --- Signature V2, S3 (header and presigned query) ------------------------------------
 
-def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int,
+def _s3_v2(view: RequestView, resolve: Resolve, now: dt.datetime, max_skew: int,
            header_value: str | None, query: dict[str, str] | None,
            virtual_bucket: str | None) -> AuthResult:
     """Verify an S3 V2 signature (Authorization header, or presigned when *query* is
@@ -437,7 +512,7 @@ def _s3_v2(view: RequestView, lookup: KeyLookup, now: dt.datetime, max_skew: int
     correct client may have used."""
     access_key_id, signature, date_lines = _s3_v2_claim(view, now, max_skew, header_value,
                                                         query)
-    principal, secret = _lookup(lookup, access_key_id, "s3")
+    principal, secret = resolve(access_key_id)
     string_to_sign = ""
     for path in _s3_v2_paths(view.raw_path):
         tail = _s3_v2_headers_and_resource(view, virtual_bucket, path)

@@ -315,4 +315,5 @@ def endpoints(config: Mapping[str, Any], *, use_served: bool = False) -> dict[st
         "ec2": base + "/services/compute",
         "s3": base,
         "iam": base + "/services/Euare",
+        "sts": base + "/services/Tokens",
     }

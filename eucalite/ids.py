@@ -55,3 +55,14 @@ def upload_id() -> str:
 def request_id() -> str:
     """The id of one API request (``x-amz-request-id``, the error envelopes' RequestId)."""
     return str(uuid.uuid4())
+
+
+def session_key_id() -> str:
+    """``ASIA`` + 16 upper-case letters/digits, the shape of a temporary (STS) access key."""
+    return "ASIA" + "".join(secrets.choice(_ALNUM_UPPER) for _ in range(16))
+
+
+def session_token() -> str:
+    """An STS session token: opaque, 256 base64 characters of randomness (AWS's tokens are
+    long base64 strings too; clients only pass them back)."""
+    return base64.b64encode(secrets.token_bytes(192)).decode()

@@ -15,6 +15,7 @@ from .compute.service import ComputeService
 from .ebs.service import EbsService
 from .iam.service import IamService
 from .s3.service import S3Service
+from .sts.service import StsService
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     s3: S3Service
     ebs: EbsService
     iam: IamService
+    sts: StsService
 
     @classmethod
     def build(cls, config: dict[str, Any], app) -> "Services":
@@ -46,4 +48,4 @@ class Services:
         compute.worker = lifecycle.Worker(app)
         ebs.bind(app, compute.worker)
         return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs,
-                   iam=IamService(config))
+                   iam=IamService(config), sts=StsService(config))

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
      "eucalite.httpserver", "eucalite.policy"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares
     ("eucalite.accounts", "eucalite.identity", "eucalite.auth", "eucalite.tags", "eucalite.api",
-     "eucalite.access"),
+     "eucalite.access", "eucalite.sessions"),
     # roles that need no other role: Walrus and the cluster controller with its nodes
     ("eucalite.s3", "eucalite.cluster"),
     # the storage controller keeps snapshots in Walrus and attaches through the cluster
@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("eucalite.compute",),
     # what faces users and wires the roles together
     ("eucalite.iam", "eucalite.web", "eucalite.cli", "eucalite.services", "eucalite.server",
-     "eucalite.planned", "eucalite.models", "eucalite.migrations", "eucalite"),
+     "eucalite.planned", "eucalite.sts", "eucalite.models", "eucalite.migrations", "eucalite"),
 ]
 
 

@@ -114,6 +114,8 @@ EXPIRED = "expired"            # presigned URL past its expiry
 BAD_PAYLOAD = "bad-payload"    # body does not hash to x-amz-content-sha256
 BAD_QUERY_AUTH = "bad-query-auth"  # malformed query-string (presigned) authentication
 DENIED = "denied"              # refused outright (S3's V2 presigned URL with no valid Expires)
+BAD_TOKEN = "bad-token"        # a session token that is not the key's (or with a long-term key)
+EXPIRED_TOKEN = "expired-token"  # temporary credentials past their expiry
 
 _AUTH_CODES = {
     # kind: (query-API code, query-API status, S3 code, S3 status)
@@ -126,6 +128,8 @@ _AUTH_CODES = {
     BAD_PAYLOAD: ("SignatureDoesNotMatch", 403, "XAmzContentSHA256Mismatch", 400),
     BAD_QUERY_AUTH: ("IncompleteSignature", 400, "AuthorizationQueryParametersError", 400),
     DENIED: ("AuthFailure", 403, "AccessDenied", 403),
+    BAD_TOKEN: ("InvalidClientTokenId", 403, "InvalidToken", 400),
+    EXPIRED_TOKEN: ("ExpiredToken", 403, "ExpiredToken", 400),
 }
 
 
@@ -149,4 +153,7 @@ class AuthError(AwsError):
             # SignatureDoesNotMatch.
             if service == "ec2" and self.kind == BAD_SIGNATURE:
                 self.code = "AuthFailure"
+            # EC2 says an expired session's request has expired; IAM and STS ExpiredToken.
+            if service == "ec2" and self.kind == EXPIRED_TOKEN:
+                self.code, self.status = "RequestExpired", 400
         return self
