@@ -6,9 +6,13 @@ and GetAccountSummary's counts."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from awsutil import error_code, failure
 from eucalite import accounts, ids, identity
 from eucalite.accounts import Principal
 from eucalite.db import db
@@ -147,3 +151,293 @@ def test_instance_profile_resolves_by_name_or_arn_in_its_account_only(app):
                                  (home.id, f"arn:aws:iam::{home.id}:role/app/web-p")):
             with pytest.raises(NoSuchEntity):
                 identity.instance_profile(account_id, name)
+
+
+# --- the roles API --------------------------------------------------------------------
+
+EC2_TRUST = trust(allow_assume({"Service": "ec2.amazonaws.com"}))
+
+
+def _all_pages(call, member, **kwargs):
+    """Every item of a Marker/MaxItems listing, and how many pages it took."""
+    items, pages, marker = [], 0, None
+    while True:
+        answer = call(**kwargs, **({"Marker": marker} if marker else {}))
+        items += answer[member]
+        pages += 1
+        if not answer["IsTruncated"]:
+            assert "Marker" not in answer
+            return items, pages
+        marker = answer["Marker"]
+
+
+def _other_account(live, name="other"):
+    """A boto3 IAM client for the root of a new account, and the account's id."""
+    with live.app.app_context():
+        account = accounts.create_account(name)
+        key = accounts.create_access_key(name, accounts.ADMIN_USER)
+        return live.client("iam", key_id=key.id, secret=key.secret), account.id
+
+
+def test_roles_create_get_update_list_and_delete(live):
+    iam = live.client("iam")
+    me = iam.get_user()["User"]["Arn"].split(":")[4]
+    document = trust(allow_assume({"AWS": me}, Sid="Mine"))
+    made = iam.create_role(RoleName="deployer", Path="/ci/", AssumeRolePolicyDocument=document,
+                           Description="runs deployments", MaxSessionDuration=7200,
+                           Tags=[{"Key": "team", "Value": "ops"}])["Role"]
+    assert made["Arn"] == f"arn:aws:iam::{me}:role/ci/deployer"
+    assert made["RoleId"].startswith("AROA") and made["Path"] == "/ci/"
+    assert made["AssumeRolePolicyDocument"] == json.loads(document)   # botocore decoded it
+    assert made["Tags"] == [{"Key": "team", "Value": "ops"}]
+    got = iam.get_role(RoleName="deployer")["Role"]
+    assert (got["RoleId"], got["Description"], got["MaxSessionDuration"]) == (
+        made["RoleId"], "runs deployments", 7200)
+    assert got["RoleLastUsed"] == {} and got["Tags"] == made["Tags"]
+    assert error_code(iam.create_role, RoleName="deployer",
+                      AssumeRolePolicyDocument=document) == "EntityAlreadyExists"
+    assert error_code(iam.get_role, RoleName="nobody") == "NoSuchEntity"
+
+    # The raw answer carries the document URL-encoded, as IAM's does.
+    raw = []
+    iam.meta.events.register("after-call.iam.GetRole",
+                             lambda http_response, **_: raw.append(http_response.text))
+    iam.get_role(RoleName="deployer")
+    assert "%7B%22Version%22%3A%20%222012-10-17%22" in raw[0]
+
+    iam.update_role(RoleName="deployer", MaxSessionDuration=43200)
+    assert iam.get_role(RoleName="deployer")["Role"]["Description"] == "runs deployments"
+    changed = iam.update_role_description(RoleName="deployer", Description="ships")["Role"]
+    assert (changed["Description"], changed["MaxSessionDuration"]) == ("ships", 43200)
+    unchecked = live.client("iam", parameter_validation=False)   # the server checks too
+    for duration in (3599, 43201, "1h"):
+        assert error_code(unchecked.update_role, RoleName="deployer",
+                          MaxSessionDuration=duration) == "ValidationError"
+    widened = trust(allow_assume({"AWS": me}), allow_assume({"Service": "ec2.amazonaws.com"}))
+    iam.update_assume_role_policy(RoleName="deployer", PolicyDocument=widened)
+    assert iam.get_role(RoleName="deployer")["Role"]["AssumeRolePolicyDocument"] == \
+        json.loads(widened)
+
+    for name in ("b-role", "c-role", "d-role"):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST)
+    listed, pages = _all_pages(iam.list_roles, "Roles", MaxItems=2)
+    assert [role["RoleName"] for role in listed] == ["b-role", "c-role", "d-role", "deployer"]
+    assert pages == 2
+    assert [r["RoleName"] for r in iam.list_roles(PathPrefix="/ci/")["Roles"]] == ["deployer"]
+    assert error_code(iam.list_roles, PathPrefix="ci") == "ValidationError"
+    assert error_code(iam.list_roles, Marker="bogus") == "ValidationError"
+
+    iam.delete_role(RoleName="deployer")
+    assert error_code(iam.get_role, RoleName="deployer") == "NoSuchEntity"
+    assert error_code(iam.delete_role, RoleName="deployer") == "NoSuchEntity"
+    code, status, _ = failure(iam.get_role, RoleName="bad/name")
+    assert (code, status) == ("ValidationError", 400)
+
+
+@pytest.mark.parametrize("document, message", [
+    (trust(allow_assume({"AWS": "arn:aws:iam::123456789012:root"})),
+     "Invalid principal in policy: arn:aws:iam::123456789012:root"),
+    (trust(allow_assume({"AWS": "{me}"}), {"Effect": "Allow", "Principal": {
+        "AWS": "arn:aws:iam::{me}:user/ghost"}, "Action": "sts:AssumeRole"}),
+     "Invalid principal in policy: arn:aws:iam::{me}:user/ghost"),
+    (trust(allow_assume({"AWS": "arn:aws:iam::{me}:role/ghost"})),
+     "Invalid principal in policy: arn:aws:iam::{me}:role/ghost"),
+    (trust(allow_assume({"AWS": "{me}"}, Resource="*")), "Has prohibited field Resource"),
+    (trust({"Effect": "Allow", "Principal": {"AWS": "{me}"}, "Action": "ec2:RunInstances"}),
+     "AssumeRole policy may only specify STS AssumeRole actions."),
+    (trust({"Effect": "Allow", "Action": "sts:AssumeRole"}),
+     "Missing required field Principal"),
+    ("{not json", "Syntax errors in policy."),
+])
+def test_trust_policies_iam_refuses(live, document, message):
+    iam = live.client("iam")
+    me = iam.get_user()["User"]["Arn"].split(":")[4]
+    code, status, answer = failure(iam.create_role, RoleName="r",
+                                   AssumeRolePolicyDocument=document.replace("{me}", me))
+    assert (code, status, answer["Error"]["Message"]) == (
+        "MalformedPolicyDocument", 400, message.replace("{me}", me))
+    assert iam.list_roles()["Roles"] == []
+
+
+def test_trust_policies_name_this_clouds_users_roles_and_accounts(live):
+    iam = live.client("iam")
+    me = iam.get_user()["User"]["Arn"].split(":")[4]
+    _, other_id = _other_account(live)
+    iam.create_user(UserName="alice", Path="/eng/")
+    iam.create_role(RoleName="base", AssumeRolePolicyDocument=EC2_TRUST)
+    document = trust(allow_assume({"AWS": [
+        other_id, f"arn:aws:iam::{other_id}:root", f"arn:aws:iam::{me}:user/eng/alice",
+        f"arn:aws:iam::{me}:role/base", f"arn:aws:sts::{me}:assumed-role/base/job-1"]}))
+    iam.create_role(RoleName="wide", AssumeRolePolicyDocument=document)
+    # a trust policy longer than its quota is LimitExceeded, as IAM says
+    long = trust(*[allow_assume({"AWS": me}, Sid=f"s{i:03}" + "x" * 40) for i in range(40)])
+    code, _, answer = failure(iam.update_assume_role_policy, RoleName="wide",
+                              PolicyDocument=long)
+    assert (code, answer["Error"]["Message"]) == ("LimitExceeded",
+                                                  "Cannot exceed quota for PolicySize: 2048")
+
+
+def test_role_tags(live):
+    iam = live.client("iam")
+    iam.create_role(RoleName="tagged", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.tag_role(RoleName="tagged", Tags=[{"Key": f"k{i:02}", "Value": str(i)}
+                                          for i in range(50)])
+    assert error_code(iam.tag_role, RoleName="tagged",
+                      Tags=[{"Key": "one-more", "Value": ""}]) == "LimitExceeded"
+    iam.tag_role(RoleName="tagged", Tags=[{"Key": "k00", "Value": "replaced"}])
+    tags, pages = _all_pages(iam.list_role_tags, "Tags", RoleName="tagged", MaxItems=20)
+    assert len(tags) == 50 and pages == 3 and tags[0] == {"Key": "k00", "Value": "replaced"}
+    iam.untag_role(RoleName="tagged", TagKeys=[f"k{i:02}" for i in range(1, 50)])
+    assert iam.list_role_tags(RoleName="tagged")["Tags"] == [{"Key": "k00",
+                                                               "Value": "replaced"}]
+    assert error_code(iam.tag_role, RoleName="tagged",
+                      Tags=[{"Key": "aws:reserved", "Value": "x"}]) == "ValidationError"
+    assert error_code(iam.list_role_tags, RoleName="untagged") == "NoSuchEntity"
+    assert error_code(iam.create_role, RoleName="bad-tags", AssumeRolePolicyDocument=EC2_TRUST,
+                      Tags=[{"Key": "bad{key}", "Value": "x"}]) == "ValidationError"
+    assert error_code(iam.get_role, RoleName="bad-tags") == "NoSuchEntity"
+
+
+def test_instance_profiles_hold_one_role(live):
+    iam = live.client("iam")
+    me = iam.get_user()["User"]["Arn"].split(":")[4]
+    iam.create_role(RoleName="web", Path="/app/", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_role(RoleName="batch", AssumeRolePolicyDocument=EC2_TRUST)
+    made = iam.create_instance_profile(InstanceProfileName="web-profile",
+                                       Path="/app/")["InstanceProfile"]
+    assert made["Arn"] == f"arn:aws:iam::{me}:instance-profile/app/web-profile"
+    assert made["InstanceProfileId"].startswith("AIPA") and made["Roles"] == []
+    assert error_code(iam.create_instance_profile,
+                      InstanceProfileName="web-profile") == "EntityAlreadyExists"
+
+    iam.add_role_to_instance_profile(InstanceProfileName="web-profile", RoleName="web")
+    got = iam.get_instance_profile(InstanceProfileName="web-profile")["InstanceProfile"]
+    (its_role,) = got["Roles"]
+    assert its_role["Arn"] == f"arn:aws:iam::{me}:role/app/web"
+    assert its_role["AssumeRolePolicyDocument"] == json.loads(EC2_TRUST)
+    for role in ("batch", "web"):           # one role per profile, the same one included
+        code, _, answer = failure(iam.add_role_to_instance_profile,
+                                  InstanceProfileName="web-profile", RoleName=role)
+        assert code == "LimitExceeded"
+        assert "InstanceSessionsPerInstanceProfile: 1" in answer["Error"]["Message"]
+    assert error_code(iam.add_role_to_instance_profile, InstanceProfileName="nope",
+                      RoleName="web") == "NoSuchEntity"
+    assert error_code(iam.add_role_to_instance_profile, InstanceProfileName="web-profile",
+                      RoleName="nope") == "NoSuchEntity"
+
+    # While a role is in a profile neither can be deleted.
+    code, _, answer = failure(iam.delete_role, RoleName="web")
+    assert (code, answer["Error"]["Message"]) == (
+        "DeleteConflict", "Cannot delete entity, must remove roles from instance profile "
+                          "first.")
+    assert error_code(iam.delete_instance_profile,
+                      InstanceProfileName="web-profile") == "DeleteConflict"
+
+    for name in ("p-b", "p-c"):
+        iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName="p-c", RoleName="web")
+    listed, pages = _all_pages(iam.list_instance_profiles, "InstanceProfiles", MaxItems=2)
+    assert [p["InstanceProfileName"] for p in listed] == ["p-b", "p-c", "web-profile"]
+    assert pages == 2 and [len(p["Roles"]) for p in listed] == [0, 1, 1]
+    assert [p["InstanceProfileName"] for p in iam.list_instance_profiles(
+        PathPrefix="/app/")["InstanceProfiles"]] == ["web-profile"]
+    held, pages = _all_pages(iam.list_instance_profiles_for_role, "InstanceProfiles",
+                             RoleName="web", MaxItems=1)
+    assert [p["InstanceProfileName"] for p in held] == ["p-c", "web-profile"] and pages == 2
+    assert iam.list_instance_profiles_for_role(RoleName="batch")["InstanceProfiles"] == []
+    assert error_code(iam.list_instance_profiles_for_role, RoleName="nope") == "NoSuchEntity"
+
+    assert error_code(iam.remove_role_from_instance_profile, InstanceProfileName="p-b",
+                      RoleName="web") == "NoSuchEntity"
+    for name in ("web-profile", "p-c"):
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName="web")
+    assert iam.get_instance_profile(
+        InstanceProfileName="web-profile")["InstanceProfile"]["Roles"] == []
+    iam.delete_instance_profile(InstanceProfileName="web-profile")
+    assert error_code(iam.get_instance_profile,
+                      InstanceProfileName="web-profile") == "NoSuchEntity"
+    iam.delete_role(RoleName="web")
+    assert error_code(iam.create_instance_profile,
+                      InstanceProfileName="bad name") == "ValidationError"
+
+
+def test_roles_and_profiles_are_per_account(live):
+    iam = live.client("iam")
+    other, other_id = _other_account(live)
+    iam.create_role(RoleName="shared-name", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_instance_profile(InstanceProfileName="only-mine")
+    assert other.list_roles()["Roles"] == []
+    assert other.list_instance_profiles()["InstanceProfiles"] == []
+    for failing, kwargs in ((other.get_role, {"RoleName": "shared-name"}),
+                            (other.delete_role, {"RoleName": "shared-name"}),
+                            (other.get_instance_profile, {"InstanceProfileName": "only-mine"}),
+                            (other.delete_instance_profile,
+                             {"InstanceProfileName": "only-mine"})):
+        assert error_code(failing, **kwargs) == "NoSuchEntity"
+    # The same name in another account is another role.
+    theirs = other.create_role(RoleName="shared-name",
+                               AssumeRolePolicyDocument=EC2_TRUST)["Role"]
+    assert theirs["Arn"] == f"arn:aws:iam::{other_id}:role/shared-name"
+    other.create_instance_profile(InstanceProfileName="only-mine")
+    assert error_code(other.add_role_to_instance_profile, InstanceProfileName="only-mine",
+                      RoleName="missing") == "NoSuchEntity"
+    assert iam.get_role(RoleName="shared-name")["Role"]["RoleId"] != theirs["RoleId"]
+
+
+def test_a_user_without_policies_may_not_manage_roles(live):
+    iam = live.client("iam")
+    iam.create_role(RoleName="kept", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_user(UserName="dev")
+    key = iam.create_access_key(UserName="dev")["AccessKey"]
+    dev = live.client("iam", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    for denied in (lambda: dev.create_role(RoleName="mine", AssumeRolePolicyDocument=EC2_TRUST),
+                   lambda: dev.get_role(RoleName="kept"),
+                   lambda: dev.delete_role(RoleName="kept"),
+                   lambda: dev.list_roles(),
+                   lambda: dev.create_instance_profile(InstanceProfileName="mine")):
+        assert error_code(denied) == "AccessDenied"
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["kept"]
+
+
+def test_account_summary_counts_roles_profiles_and_policies(live):
+    iam = live.client("iam")
+    before = iam.get_account_summary()["SummaryMap"]
+    assert (before["Roles"], before["InstanceProfiles"], before["Policies"]) == (0, 0, 0)
+    assert (before["RolesQuota"], before["InstanceProfilesQuota"]) == (1000, 1000)
+    assert before["AssumeRolePolicySizeQuota"] == 2048
+    assert before["AttachedPoliciesPerRoleQuota"] == 10
+    iam.create_role(RoleName="r1", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_role(RoleName="r2", AssumeRolePolicyDocument=EC2_TRUST)
+    iam.create_instance_profile(InstanceProfileName="p1")
+    arn = iam.create_policy(PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get*",
+                                                "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="r1", PolicyArn=arn)
+    iam.attach_role_policy(RoleName="r2", PolicyArn=arn)
+    after = iam.get_account_summary()["SummaryMap"]
+    assert (after["Roles"], after["InstanceProfiles"], after["Policies"],
+            after["PolicyVersionsInUse"]) == (2, 1, 1, 2)
+    # A role with a policy cannot be deleted until the policy is detached.
+    code, _, answer = failure(iam.delete_role, RoleName="r1")
+    assert (code, answer["Error"]["Message"]) == (
+        "DeleteConflict", "Cannot delete entity, must detach all policies first.")
+
+
+def test_aws_cli(live):
+    aws = str(Path(sys.executable).parent / "aws")
+
+    def cli(*args) -> dict:
+        done = subprocess.run([aws, "iam", *args, "--output", "json"], env=live.env(),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    made = cli("create-role", "--role-name", "cli-role", "--assume-role-policy-document",
+               EC2_TRUST)["Role"]
+    assert made["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"}
+    cli("create-instance-profile", "--instance-profile-name", "cli-profile")
+    cli("add-role-to-instance-profile", "--instance-profile-name", "cli-profile",
+        "--role-name", "cli-role")
+    profile = cli("get-instance-profile", "--instance-profile-name", "cli-profile")
+    assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == ["cli-role"]

@@ -11,9 +11,10 @@ from typing import Any
 from ..accounts import AccessKey, Group, Principal, User
 from . import account, common, groups, keys, logins, users
 from .service_policies import PoliciesApi
+from .service_roles import RolesApi
 
 
-class IamService(PoliciesApi):
+class IamService(PoliciesApi, RolesApi):
     def __init__(self, config: dict[str, Any]):
         self.config = config
 
