@@ -118,6 +118,25 @@ def test_may_assume_answers_for_accounts_users_roles_services_and_denies(app):
         assert identity.may_assume(by_user, bob).effect == "Deny"
 
 
+def test_may_assume_sessions_and_everyone(app):
+    with app.app_context():
+        home, other = accounts.create_account("home"), accounts.create_account("other")
+        alice, stranger = _principal(home, "alice"), _principal(other, "eve")
+        base = _role(home, "base", trust(allow_assume({"Service": "ec2.amazonaws.com"})))
+        # One session of a role, by its assumed-role ARN: that session only.
+        one = _role(home, "one", trust(allow_assume(
+            {"AWS": f"arn:aws:sts::{home.id}:assumed-role/base/job-1"})))
+        assert identity.may_assume(one, _session(base, home, "job-1")).allowed
+        assert not identity.may_assume(one, _session(base, home, "job-2")).allowed
+        # "*" names every caller itself: enough in the role's account, while a caller of
+        # another account also needs its own policy.
+        anyone = _role(home, "anyone", trust(allow_assume({"AWS": "*"})))
+        assert identity.may_assume(anyone, alice).allowed
+        assert not identity.may_assume(anyone, stranger).allowed
+        _allow_user_assume(stranger)
+        assert identity.may_assume(anyone, stranger).allowed
+
+
 def test_may_assume_checks_trust_conditions(app):
     with app.app_context():
         home = accounts.create_account("home")

@@ -18,7 +18,8 @@ from eucalite.policy.grammar import IAM_INLINE_USER, IAM_MANAGED, IAM_TRUST, VER
 
 #: A resource policy in IAM's words (a Principal, resources), and an identity policy that
 #: accepts version 2008 (where ${...} is literal text).
-RESOURCE = dataclasses.replace(IAM_TRUST, requires_resource=True, check_statement=None)
+RESOURCE = dataclasses.replace(IAM_TRUST, requires_resource=True, check_statement=None,
+                               prohibited_fields=())
 OLD_IDENTITY = dataclasses.replace(IAM_MANAGED, min_version=VERSION_2008)
 
 ACCOUNT, OTHER = "111111111111", "222222222222"
@@ -361,6 +362,8 @@ def test_trust_policies_name_roles_and_sessions_which_bucket_policies_refuse():
 @pytest.mark.parametrize("statement, message", [
     ({"Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole", "Resource": "*"},
      "Has prohibited field Resource"),
+    ({"Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole", "NotResource": "photos"},
+     "Has prohibited field NotResource"),
     ({"Principal": {"AWS": ACCOUNT}, "Action": "s3:GetObject"},
      "AssumeRole policy may only specify STS AssumeRole actions."),
     ({"Principal": {"AWS": ACCOUNT}, "Action": ["sts:AssumeRole", "iam:*"]},

@@ -193,6 +193,9 @@ def _check_fields(raw: dict, grammar: Grammar) -> None:
             raise Malformed("both", first=first, second=second)
         if first not in raw and second not in raw:
             raise Malformed(missing, name=first)
+    for name in grammar.prohibited_fields:
+        if name in raw:
+            raise Malformed("prohibited", name=name)
     if "Effect" not in raw:
         raise Malformed("missing_effect", name="Effect")
     if raw["Effect"] not in (ALLOW, DENY):

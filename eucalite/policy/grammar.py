@@ -45,7 +45,8 @@ class Grammar:
     *min_version* is the oldest Version accepted; *default_version* is assumed when the
     document has none (None: Version is required). *canonical_id* says whether a text is
     a canonical user id (None: CanonicalUser principals are refused). *role_principals*
-    accepts role ARNs and role-session ARNs as AWS principals. *check_statement*
+    accepts role ARNs and role-session ARNs as AWS principals. *prohibited_fields* are
+    statement fields this kind refuses before looking at them. *check_statement*
     runs on each parsed statement for rules only one service has.
     """
 
@@ -64,6 +65,7 @@ class Grammar:
     requires_resource: bool = True
     canonical_id: Callable[[str], bool] | None = None
     role_principals: bool = False
+    prohibited_fields: tuple[str, ...] = ()
     check_statement: Callable[[Any], None] | None = field(default=None, compare=False)
 
     def error_for(self, malformed: Malformed) -> AwsError:
@@ -125,14 +127,12 @@ TRUST_ACTIONS = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewith
 
 TRUST_MESSAGES: Mapping[str, str] = {
     **IAM_MESSAGES,
-    "trust_resource": "Has prohibited field Resource",
+    "prohibited": "Has prohibited field {name}",
     "trust_action": "AssumeRole policy may only specify STS AssumeRole actions.",
 }
 
 
 def _check_trust_statement(statement: Any) -> None:
-    if statement.resources is not None or statement.not_resources is not None:
-        raise Malformed("trust_resource")
     for action in statement.actions or statement.not_actions or ():
         pattern = re.compile(re.escape(action.lower()).replace(r"\*", ".*")
                              .replace(r"\?", "."))
@@ -143,4 +143,5 @@ def _check_trust_statement(statement: Any) -> None:
 IAM_TRUST = Grammar(name="trust policy", error=MalformedPolicyDocument,
                     messages=TRUST_MESSAGES, max_size=2048, size_error=LimitExceeded,
                     principal="required", requires_resource=False, role_principals=True,
+                    prohibited_fields=("Resource", "NotResource"),
                     check_statement=_check_trust_statement)
