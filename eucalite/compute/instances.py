@@ -16,11 +16,13 @@ from typing import NamedTuple
 
 from sqlalchemy import and_, or_
 
-from .. import ids
+from .. import identity, ids
 from ..accounts import Principal, utcnow
 from ..cluster.virt.network_xml import mac_for
 from ..db import db, load_json, write_lock
 from ..errors import InvalidParameterValue
+from ..errors.iam import NoSuchEntity
+from ..policy import arns
 from ..errors.ec2 import (IncorrectInstanceState, InvalidInstanceIDNotFound,
                           InvalidPaginationToken)
 from ..tags import Tag
@@ -82,6 +84,8 @@ class LaunchRequest:
     # BlockDeviceMapping.N as parse_block_device_mappings reads it (over the image's:
     # :mod:`.launchmappings`)
     block_devices: list[dict] | None = None
+    # IamInstanceProfile: ("arn" or "name", what the request gives); resolved at launch
+    iam_instance_profile: tuple[str, str] | None = None
 
 
 def decode_user_data(user_data: str | None) -> bytes:
@@ -195,6 +199,8 @@ class ListedInstance(NamedTuple):
     root_device_type: str
     root_device_name: str
     metadata_options_json: str | None
+    iam_instance_profile_arn: str | None
+    iam_instance_profile_id: str | None
 
     def get_json(self, name: str, default=None):
         """A ``<name>_json`` column as a Python value, as :class:`~eucalite.db.JsonFields`."""
@@ -282,6 +288,22 @@ def addresses_in_use() -> tuple[set[str], str | None]:
     return used, last
 
 
+def launch_profile(account_id: str, given: tuple[str, str] | None
+                   ) -> tuple[str, str] | None:
+    """(ARN, id) of the instance profile a launch names (``("arn"|"name", value)``), or
+    None; AWS's InvalidParameterValue when *account_id* has no such profile."""
+    if given is None:
+        return None
+    by, value = given
+    try:
+        profile, _ = identity.instance_profile(account_id, value)
+    except NoSuchEntity:
+        raise InvalidParameterValue(
+            f"Value ({value}) for parameter iamInstanceProfile.{by} is invalid. Invalid IAM "
+            f"Instance Profile {'ARN' if by == 'arn' else 'name'}") from None
+    return arns.iam(account_id, "instance-profile", profile.name, profile.path), profile.id
+
+
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
                   ramdisk_id, itype, key, zone: str, node_ids: list[str],
                   tag=None, allocate_ips=None, public_pool=None) -> list[Instance]:
@@ -294,6 +316,7 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
     reservation = new_reservation_id()
     mappings = launchmappings.merge(principal, image, request.block_devices) \
         if request.block_devices else None
+    profile = launch_profile(principal.account_id, request.iam_instance_profile)
     rows = []
     write_lock()
     groups = secgroups.launch_groups(principal.account_id, request.security_groups,
@@ -316,6 +339,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             instance.set_json("metadata_options", request.metadata_options)
         if request.attributes:
             instance.set_json("attributes", dict(request.attributes))
+        if profile is not None:
+            instance.iam_instance_profile_arn, instance.iam_instance_profile_id = profile
         if mappings is not None:
             launchmappings.remember(instance, mappings)
         db.session.add(instance)

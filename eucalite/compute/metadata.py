@@ -18,6 +18,7 @@ ModifyInstanceMetadataOptions, DescribeInstances).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -29,7 +30,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from .. import integers
+from .. import integers, sessions
 from ..db import db
 from ..errors import InvalidParameterValue
 from ..httpserver import Limits
@@ -203,6 +204,11 @@ def _iso(value) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _json(document: dict[str, Any]) -> str:
+    # AWS's pretty-printing in the metadata service: "key" : value
+    return json.dumps(document, indent=2, separators=(",", " : "))
+
+
 def identity_document(instance: Instance, region: str) -> str:
     """The instance identity document, pretty-printed as AWS does (``"key" : value``)."""
     document = {
@@ -222,7 +228,7 @@ def identity_document(instance: Instance, region: str) -> str:
         "region": region,
         "version": "2017-09-30",
     }
-    return json.dumps(document, indent=2, separators=(",", " : "))
+    return _json(document)
 
 
 def _block_devices(instance: Instance) -> Directory:
@@ -253,6 +259,36 @@ def _instance_tags(instance: Instance) -> Directory:
     return Directory({key: value for key, value in sorted(tags.items()) if "/" not in key})
 
 
+def _iam(instance: Instance) -> Directory | None:
+    """``iam/``: the instance profile (``info``) and its role's current credentials
+    (``security-credentials/<role>``, rotated by :func:`eucalite.sessions.instance_role`),
+    or AWS's failure code for a role EC2 may not assume. None: no profile (or it is gone)."""
+    if not instance.iam_instance_profile_id:
+        return None
+    found = sessions.instance_role(instance.owner_id, instance.iam_instance_profile_id,
+                                   instance.id)
+    if found is None:
+        return None
+    now = _iso(dt.datetime.now(dt.timezone.utc))
+    if found.code != "Success":
+        failure = _json({"Code": found.code, "Message": found.message, "LastUpdated": now})
+        return Directory({"info": failure, "security-credentials": Directory(
+            {found.role_name: failure})})
+    session = found.session
+    updated = _iso(session.created) if session is not None else now
+    info = _json({"Code": "Success", "LastUpdated": updated,
+                  "InstanceProfileArn": instance.iam_instance_profile_arn,
+                  "InstanceProfileId": instance.iam_instance_profile_id})
+    if session is None:         # a profile with no role: nothing to hand out
+        return Directory({"info": info})
+    credentials = {"Code": "Success", "LastUpdated": updated, "Type": "AWS-HMAC",
+                   "AccessKeyId": session.access_key_id,
+                   "SecretAccessKey": session.secret, "Token": session.token,
+                   "Expiration": _iso(session.expires)}
+    return Directory({"info": info, "security-credentials": Directory(
+        {found.role_name: _json(credentials)})})
+
+
 def meta_data(instance: Instance, region: str, options: dict[str, Any]) -> Directory:
     """``/<version>/meta-data/`` for *instance*, keys in AWS' (alphabetical) order."""
     groups = instance_groups([instance.id])[instance.id]
@@ -264,11 +300,16 @@ def meta_data(instance: Instance, region: str, options: dict[str, Any]) -> Direc
         "ami-manifest-path": (image.location if image and image.location else "(unknown)"),
         "block-device-mapping": _block_devices(instance),
         "hostname": hostname,
+    }
+    iam = _iam(instance)
+    if iam is not None:
+        entries["iam"] = iam
+    entries.update({
         "instance-action": "none",
         "instance-id": instance.id,
         "instance-life-cycle": "on-demand",
         "instance-type": instance.instance_type,
-    }
+    })
     if instance.kernel_id:
         entries["kernel-id"] = instance.kernel_id
     entries["local-hostname"] = hostname

@@ -104,6 +104,9 @@ def render_instance(instance, tag_map: dict, groups=(), volumes=(),
         "ebsOptimized": False,
         "metadataOptions": _shared(memo, ("metadata", options),
                                    lambda: render_metadata_options(instance)),
+        "iamInstanceProfile": ({"arn": instance.iam_instance_profile_arn,
+                                "id": instance.iam_instance_profile_id}
+                               if instance.iam_instance_profile_id else None),
     }
 
 
@@ -148,13 +151,23 @@ def _wants_public_ip(params) -> bool:
         for item in params.get_struct_list("NetworkInterface"))
 
 
+def _instance_profile(params) -> tuple[str, str] | None:
+    """RunInstances' ``IamInstanceProfile.Arn`` (which wins) or ``.Name``."""
+    given = params.get_struct("IamInstanceProfile")
+    if given.get("Arn"):
+        return "arn", given.get("Arn")
+    if given.get("Name"):
+        return "name", given.get("Name")
+    return None
+
+
 @registry.action("RunInstances", params=(
     "ImageId", "MinCount", "MaxCount", "InstanceType", "KeyName", "SecurityGroup",
     "SecurityGroupId", "UserData", "Placement", "KernelId", "RamdiskId", "ClientToken",
     "TagSpecification", "Monitoring", "DisableApiTermination",
     "InstanceInitiatedShutdownBehavior", "EbsOptimized", "BlockDeviceMapping",
     "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification",
-    "AddressingType", "NetworkInterface", "DisableApiStop"))
+    "AddressingType", "NetworkInterface", "DisableApiStop", "IamInstanceProfile"))
 def run_instances(call):
     params = call.params
     image_id = params.require("ImageId")
@@ -184,7 +197,8 @@ def run_instances(call):
                                      params.get_bool("DisableApiStop"),
                                      params.get("InstanceInitiatedShutdownBehavior")),
         block_devices=parse_block_device_mappings(
-            params.get_struct_list("BlockDeviceMapping")) or None)
+            params.get_struct_list("BlockDeviceMapping")) or None,
+        iam_instance_profile=_instance_profile(params))
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(call, rows, tag_map)[0]
