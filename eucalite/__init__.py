@@ -22,6 +22,7 @@ from .cluster.scheduler import validate_policy
 from .compute import ec2
 from .compute.addresses import parse_pool
 from .httpserver import errors as http_errors
+from .iam import awspolicies
 from .s3 import rest as s3_rest
 from .services import Services
 
@@ -57,6 +58,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     db_module.upgrade(config["database_url"])
     with app.app_context():
         accounts.bootstrap()
+        awspolicies.seed()              # AWS's managed policies, every account's
 
     app.extensions["eucalite"] = Services.build(config, app)
 

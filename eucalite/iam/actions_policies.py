@@ -225,21 +225,27 @@ def list_entities_for_policy(call):
 _SIMULATION = ("ActionNames", "ResourceArns", "ContextEntries", "CallerArn") + PAGED
 
 
+def _members(params, name: str) -> list[str]:
+    """``Name.member.N`` values; an empty list comes as ``Name=`` (boto3 sends that)."""
+    return [] if params.tree.get(name) == "" else member_list(params, name)
+
+
 def _simulation(params) -> dict:
     """The inputs both simulations share, as IamService takes them."""
-    actions = member_list(params, "ActionNames")
+    actions = _members(params, "ActionNames")
     if not actions:
         raise common.invalid(None, "actionNames", "Member must not be null")
     context = []
-    for entry in params.get_struct("ContextEntries").structs("member"):
+    entries = [] if params.tree.get("ContextEntries") == "" else \
+        params.get_struct("ContextEntries").structs("member")
+    for entry in entries:
         name = entry.get("ContextKeyName")
         if name is None:
             raise common.invalid(None, "contextEntries.member.contextKeyName",
                                  "Member must not be null")
         context.append((name, entry.get("ContextKeyType") or "string",
-                        entry.scalars("ContextKeyValues") if "ContextKeyValues" in entry
-                        else []))
-    return {"actions": actions, "resources": member_list(params, "ResourceArns"),
+                        entry.struct("ContextKeyValues").scalars("member")))
+    return {"actions": actions, "resources": _members(params, "ResourceArns"),
             "context": context, "caller_arn": params.get("CallerArn")}
 
 
@@ -265,7 +271,7 @@ def simulate_principal_policy(call):
     page = common.Page(params)
     results = call.services.iam.simulate_principal_policy(
         call.principal, common.required(params, "PolicySourceArn"),
-        extra_policies=member_list(params, "PolicyInputList"), **_simulation(params))
+        extra_policies=_members(params, "PolicyInputList"), **_simulation(params))
     return _results(page, results)
 
 
@@ -273,7 +279,7 @@ def simulate_principal_policy(call):
 def simulate_custom_policy(call):
     params = call.params
     page = common.Page(params)
-    texts = member_list(params, "PolicyInputList")
+    texts = _members(params, "PolicyInputList")
     if not texts:
         raise common.invalid(None, "policyInputList", "Member must not be null")
     results = call.services.iam.simulate_custom_policy(call.principal, texts,

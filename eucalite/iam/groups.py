@@ -8,7 +8,7 @@ from .. import ids
 from ..accounts import Group, GroupMember, User
 from ..db import db
 from ..errors.iam import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
-from . import common, users
+from . import common, policies, users
 
 #: IAM's quota of groups a user may belong to (GetAccountSummary's GroupsPerUserQuota).
 GROUPS_PER_USER = 10
@@ -53,10 +53,11 @@ def update(account_id: str, name: str, new_name: str | None, new_path: str | Non
 
 
 def delete(account_id: str, name: str) -> None:
-    """Delete an empty group (AWS: DeleteConflict while it has members)."""
+    """Delete an empty group (AWS: DeleteConflict while it has members or policies)."""
     group = get(account_id, name)
     if db.session.execute(db.select(GroupMember).filter_by(group_id=group.id)).first():
         raise DeleteConflict("Cannot delete entity, must remove users from group first.")
+    policies.refuse_delete_while_held("group", group.id)
     db.session.delete(group)
     db.session.commit()
 

@@ -1,6 +1,6 @@
 """Inline policies of one account's users, groups and roles (put, get, delete, list), the
-IAM entities that hold policies (:class:`Holder`), and the rule that an entity holding
-policies cannot be deleted (:func:`refuse_delete_while_held`).
+IAM entities that hold policies (:class:`Holder`; :mod:`.policies_entities` finds them), and
+the rule that an entity holding policies cannot be deleted (:func:`refuse_delete_while_held`).
 
 A document is validated by the policy engine with its kind's grammar (MalformedPolicyDocument,
 or LimitExceeded past the kind's size) and stored as sent; IAM also limits the *sum* of an
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from ..db import db, writing
 from ..errors.iam import DeleteConflict, LimitExceeded, NoSuchEntity
-from ..identity import InlinePolicy, PolicyAttachment, Role
+from ..identity import InlinePolicy, PolicyAttachment
 from ..policy import arns, document, grammar
-from . import common, groups, users
+from . import common
 
 POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
@@ -68,33 +68,6 @@ class Holder:
     @property
     def attachment_column(self):
         return _KINDS[self.kind][2]
-
-
-def find_role(account_id: str, name: str) -> Role | None:
-    return db.session.execute(db.select(Role).filter_by(account_id=account_id, name=name)
-                              ).scalar_one_or_none()
-
-
-def entity(account_id: str, kind: str, name: str) -> Holder:
-    """The user, group or role *name* of the account; NoSuchEntity when there is none."""
-    if kind == "user":
-        row = users.get(account_id, common.user_name(name))
-    elif kind == "group":
-        row = groups.get(account_id, common.group_name(name))
-    else:
-        row = find_role(account_id, common.check(name, ROLE_NAME, "RoleName"))
-        if row is None:
-            raise NoSuchEntity(f"The role with name {name} cannot be found.")
-    return Holder(kind, row.id, row.name, row.path, account_id)
-
-
-def entity_arn(account_id: str, kind: str, name: str) -> str:
-    """The ARN of *name* with its path (``/`` when there is no such entity), for the
-    permission check that comes before looking it up."""
-    try:
-        return entity(account_id, kind, name).arn
-    except NoSuchEntity:
-        return arns.iam(account_id, kind, name)
 
 
 # --- inline policies ----------------------------------------------------------------

@@ -16,7 +16,8 @@ from ..accounts import Principal
 from ..errors.iam import AccessDenied
 from ..identity import InlinePolicy, ManagedPolicy, PolicyVersion
 from ..policy import arns
-from . import policies, policies_attached, policies_managed, policies_simulate, users
+from . import (policies, policies_attached, policies_entities, policies_managed,
+               policies_simulate, users)
 from .policies_managed import Listed
 
 class PoliciesApi:
@@ -30,7 +31,7 @@ class PoliciesApi:
             self._on_user(principal, action, name)
         else:
             self._on_account(principal, action,
-                             policies.entity_arn(principal.account_id, kind, name))
+                             policies_entities.entity_arn(principal.account_id, kind, name))
 
     def _on_policy(self, principal: Principal, action: str, arn: str) -> ManagedPolicy:
         """The gate for ``iam:<action>`` on policy *arn*, then the policy it names."""
@@ -51,22 +52,22 @@ class PoliciesApi:
                           text: str) -> None:
         """PutUserPolicy, PutGroupPolicy, PutRolePolicy (*kind* ``user``/``group``/``role``)."""
         self._on_entity(principal, f"Put{kind.title()}Policy", kind, entity)
-        policies.put(policies.entity(principal.account_id, kind, entity), name, text)
+        policies.put(policies_entities.entity(principal.account_id, kind, entity), name, text)
 
     def get_entity_policy(self, principal: Principal, kind: str, entity: str, name: str
                           ) -> tuple[policies.Holder, InlinePolicy]:
         self._on_entity(principal, f"Get{kind.title()}Policy", kind, entity)
-        holder = policies.entity(principal.account_id, kind, entity)
+        holder = policies_entities.entity(principal.account_id, kind, entity)
         return holder, policies.get(holder, name)
 
     def delete_entity_policy(self, principal: Principal, kind: str, entity: str,
                              name: str) -> None:
         self._on_entity(principal, f"Delete{kind.title()}Policy", kind, entity)
-        policies.delete(policies.entity(principal.account_id, kind, entity), name)
+        policies.delete(policies_entities.entity(principal.account_id, kind, entity), name)
 
     def entity_policy_names(self, principal: Principal, kind: str, entity: str) -> list[str]:
         self._on_entity(principal, f"List{kind.title()}Policies", kind, entity)
-        return policies.names(policies.entity(principal.account_id, kind, entity))
+        return policies.names(policies_entities.entity(principal.account_id, kind, entity))
 
     # --- managed policies -----------------------------------------------------------
 
@@ -133,7 +134,7 @@ class PoliciesApi:
         """AttachUserPolicy, AttachGroupPolicy, AttachRolePolicy."""
         policies_managed.check_arn(arn)
         self._on_entity(principal, f"Attach{kind.title()}Policy", kind, entity)
-        holder = policies.entity(principal.account_id, kind, entity)
+        holder = policies_entities.entity(principal.account_id, kind, entity)
         policy = policies_managed.get(principal.account_id, arn, attaching=True)
         policies_attached.attach(holder, policy)
 
@@ -141,14 +142,14 @@ class PoliciesApi:
                              arn: str) -> None:
         policies_managed.check_arn(arn)
         self._on_entity(principal, f"Detach{kind.title()}Policy", kind, entity)
-        holder = policies.entity(principal.account_id, kind, entity)
+        holder = policies_entities.entity(principal.account_id, kind, entity)
         policies_attached.detach(holder, policies_managed.get(principal.account_id, arn))
 
     def attached_entity_policies(self, principal: Principal, kind: str, entity: str,
                                  path_prefix: str) -> list[ManagedPolicy]:
         self._on_entity(principal, f"ListAttached{kind.title()}Policies", kind, entity)
         return policies_attached.attached_to(
-            policies.entity(principal.account_id, kind, entity), path_prefix)
+            policies_entities.entity(principal.account_id, kind, entity), path_prefix)
 
     def entities_for_policy(self, principal: Principal, arn: str, entity_filter: str | None,
                             path_prefix: str, usage: str | None

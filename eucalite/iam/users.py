@@ -10,7 +10,7 @@ from ..accounts import GroupMember, User, UserTag
 from ..db import db
 from ..errors.iam import (DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity,
                           ValidationError)
-from . import common
+from . import common, policies
 
 MAX_TAGS = 50
 TAG_KEY = r"[\w\s.:/=+\-@]{1,128}"
@@ -55,7 +55,7 @@ def update(account_id: str, name: str, new_name: str | None, new_path: str | Non
 
 def delete(account_id: str, name: str) -> None:
     """Delete the user once nothing hangs on it: AWS refuses (DeleteConflict) while it has
-    access keys, a login profile or group memberships."""
+    access keys, a login profile, group memberships or policies."""
     user = get(account_id, name)
     if name == accounts.ADMIN_USER:
         raise DeleteConflict("The account's root user admin cannot be deleted.")
@@ -65,6 +65,7 @@ def delete(account_id: str, name: str) -> None:
         raise DeleteConflict("Cannot delete entity, must delete login profile first.")
     if db.session.execute(db.select(GroupMember).filter_by(user_id=user.id)).first():
         raise DeleteConflict("Cannot delete entity, must remove users from group first.")
+    policies.refuse_delete_while_held("user", user.id)
     db.session.delete(user)
     db.session.commit()
 
