@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy.orm import aliased
-
 from . import db as db_module, identity, ids
 from .accounts import Account, Principal, User, utcnow
 from .db import db
@@ -60,27 +58,29 @@ class SessionKey:
 def resolve(access_key_id: str) -> SessionKey | None:
     """The session behind *access_key_id*, expired or not, or None (one joined query: this
     runs on every request signed with a session key)."""
-    role = aliased(Role)
+    # Columns, not the ORM entity: loading an object costs more than the query.
     row = db.session.execute(
-        db.select(StsSession, Account.name, User.name, role.name)
+        db.select(StsSession.secret, StsSession.token, StsSession.expires,
+                  StsSession.account_id, StsSession.user_id, StsSession.role_id,
+                  StsSession.session_name, Account.name, User.name, Role.name)
         .join(Account, StsSession.account_id == Account.id)
         .outerjoin(User, StsSession.user_id == User.id)
-        .outerjoin(role, StsSession.role_id == role.id)
+        .outerjoin(Role, StsSession.role_id == Role.id)
         .where(StsSession.access_key_id == access_key_id)).first()
     if row is None:
         return None
-    session, account_name, user_name, role_name = row
-    if session.role_id is not None:
-        principal = Principal(account_id=session.account_id, account_name=account_name,
-                              user_id=f"{session.role_id}:{session.session_name}",
-                              user_name=role_name, access_key_id=access_key_id,
-                              role_id=session.role_id, role_name=role_name,
-                              session_name=session.session_name)
+    (secret, token, expires, account_id, user_id, role_id, session_name, account_name,
+     user_name, role_name) = row
+    if role_id is not None:
+        principal = Principal(account_id=account_id, account_name=account_name,
+                              user_id=f"{role_id}:{session_name}", user_name=role_name,
+                              access_key_id=access_key_id, role_id=role_id,
+                              role_name=role_name, session_name=session_name)
     else:
-        principal = Principal(account_id=session.account_id, account_name=account_name,
-                              user_id=session.user_id, user_name=user_name,
+        principal = Principal(account_id=account_id, account_name=account_name,
+                              user_id=user_id, user_name=user_name,
                               access_key_id=access_key_id)
-    return SessionKey(principal, session.secret, session.token, session.expires)
+    return SessionKey(principal, secret, token, expires)
 
 
 def mint(account_id: str, seconds: int, *, user_id: str | None = None,
