@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from awsutil import error_code, failure
-from eucalite import accounts, ids
-from eucalite.db import db
-from eucalite.identity import Role
+from eucalite import accounts
 from eucalite.iam import awspolicies
 from eucalite.policy import document, grammar
 
@@ -43,15 +41,12 @@ def _all_pages(call, member, **kwargs):
         marker = answer["Marker"]
 
 
-def _role(live, account_name: str, name: str) -> str:
-    """A role made in the database (the roles API is another module's): its name."""
-    with live.app.app_context():
-        account = accounts.get_account(account_name)
-        db.session.add(Role(id=ids.unique_id("AROA"), account_id=account.id, name=name,
-                            trust_policy=_doc({"Effect": "Allow", "Action": "sts:AssumeRole",
-                                               "Principal": {"Service":
-                                                             "ec2.amazonaws.com"}})))
-        db.session.commit()
+def _role(iam, name: str) -> str:
+    """A role instances may take (its name)."""
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ec2.amazonaws.com"}}]}))
     return name
 
 
@@ -77,7 +72,7 @@ def test_inline_policies_of_users_groups_and_roles(live):
     iam = live.client("iam")
     iam.create_user(UserName="alice")
     iam.create_group(GroupName="devs")
-    _role(live, accounts.ADMIN_ACCOUNT, "worker")
+    _role(iam, "worker")
     # '%41' survives the trip only if IAM sends the document URL-encoded, as AWS does
     # (boto3 decodes it).
     text = _doc(_allow("s3:GetObject", "arn:aws:s3:::bucket/%41*"))
@@ -212,7 +207,7 @@ def test_attachments_limits_and_entities(live):
     iam.create_user(UserName="u1", Path="/eng/")
     iam.create_user(UserName="u2")
     iam.create_group(GroupName="g1")
-    _role(live, accounts.ADMIN_ACCOUNT, "r1")
+    _role(iam, "r1")
     iam.attach_user_policy(UserName="u1", PolicyArn=arn)
     iam.attach_user_policy(UserName="u1", PolicyArn=arn)            # again: no change
     iam.attach_user_policy(UserName="u2", PolicyArn=arn)
@@ -416,7 +411,7 @@ def test_simulator(live):
         PolicySourceArn=group_arn, ActionNames=["s3:GetObject"],
         ResourceArns=["arn:aws:s3:::secrets/b"])["EvaluationResults"][0]["EvalDecision"] == \
         "allowed"
-    _role(live, accounts.ADMIN_ACCOUNT, "simrole")
+    _role(iam, "simrole")
     iam.put_role_policy(RoleName="simrole", PolicyName="all-ec2",
                         PolicyDocument=_doc(_allow("ec2:*")))
     account_id = user_arn.split(":")[4]

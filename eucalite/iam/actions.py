@@ -2,6 +2,8 @@
 names from botocore's iam model). Handlers call only :class:`.service.IamService`."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from ..accounts import Group, User
 from ..query import ActionRegistry, QueryParams
 from . import common
@@ -21,6 +23,12 @@ def group(row: Group) -> dict:
     return {"Path": row.path, "GroupName": row.name, "GroupId": row.id,
             "Arn": common.arn(row.account_id, "group", row.path, row.name),
             "CreateDate": row.created}
+
+
+def policy_text(text: str) -> str:
+    """A policy document as IAM returns every one: URL-encoded (boto3 and the aws CLI
+    decode it)."""
+    return quote(text, safe="")
 
 
 def tag_list(tags: dict[str, str]) -> list[dict]:

@@ -7,19 +7,13 @@ Documents go back URL-encoded, as IAM sends them (boto3 and the aws CLI decode t
 """
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from . import common, policies_attached, policies_managed
-from .actions import PAGED, member_list, optional_bool, read_tags, registry
+from .actions import PAGED, member_list, optional_bool, policy_text, read_tags, registry
 from .policies_managed import Listed, arn_of
 
 #: Per kind: the action names' word and the request's entity parameter.
 _KINDS = {"user": ("User", "UserName"), "group": ("Group", "GroupName"),
           "role": ("Role", "RoleName")}
-
-
-def encoded(text: str) -> str:
-    return quote(text, safe="")
 
 
 def policy(item: Listed, description: bool = False) -> dict:
@@ -33,7 +27,7 @@ def policy(item: Listed, description: bool = False) -> dict:
 
 
 def version(row, is_default: bool, with_document: bool = True) -> dict:
-    return {"Document": encoded(row.document) if with_document else None,
+    return {"Document": policy_text(row.document) if with_document else None,
             "VersionId": row.version_id, "IsDefaultVersion": is_default,
             "CreateDate": row.created}
 
@@ -68,7 +62,7 @@ def _register_inline(kind: str, word: str, entity: str) -> None:
             call.principal, kind, common.required(params, entity),
             common.required(params, "PolicyName"))
         return {entity: holder.name, "PolicyName": row.name,
-                "PolicyDocument": encoded(row.document)}
+                "PolicyDocument": policy_text(row.document)}
 
     @registry.action(f"Delete{word}Policy", params=(entity, "PolicyName"))
     def delete(call):

@@ -2,17 +2,10 @@
 :class:`~.policies.Holder` (NoSuchEntity in IAM's words when there is none)."""
 from __future__ import annotations
 
-from ..db import db
 from ..errors.iam import NoSuchEntity
-from ..identity import Role
 from ..policy import arns
-from . import common, groups, users
-from .policies import ROLE_NAME, Holder
-
-
-def find_role(account_id: str, name: str) -> Role | None:
-    return db.session.execute(db.select(Role).filter_by(account_id=account_id, name=name)
-                              ).scalar_one_or_none()
+from . import common, groups, roles, users
+from .policies import Holder
 
 
 def entity(account_id: str, kind: str, name: str) -> Holder:
@@ -22,9 +15,7 @@ def entity(account_id: str, kind: str, name: str) -> Holder:
     elif kind == "group":
         row = groups.get(account_id, common.group_name(name))
     else:
-        row = find_role(account_id, common.check(name, ROLE_NAME, "RoleName"))
-        if row is None:
-            raise NoSuchEntity(f"The role with name {name} cannot be found.")
+        row = roles.get(account_id, name)
     return Holder(kind, row.id, row.name, row.path, account_id)
 
 
