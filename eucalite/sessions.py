@@ -88,7 +88,8 @@ def mint(account_id: str, seconds: int, *, user_id: str | None = None,
          instance_id: str | None = None) -> StsSession:
     """New temporary credentials valid for *seconds*, for user *user_id* or role *role_id*
     (with *session_name*; *instance_id* for an instance profile's). Commits; purges the
-    rows expired more than :data:`KEEP_EXPIRED` ago."""
+    rows expired more than :data:`KEEP_EXPIRED` ago; a role's last use (IAM's
+    RoleLastUsed) is now."""
     now = utcnow()
     row = StsSession(access_key_id=ids.session_key_id(), secret=ids.secret_access_key(),
                      token=ids.session_token(), account_id=account_id, user_id=user_id,
@@ -98,6 +99,8 @@ def mint(account_id: str, seconds: int, *, user_id: str | None = None,
         db.session.execute(db.delete(StsSession)
                            .where(StsSession.expires < now - KEEP_EXPIRED))
         db.session.add(row)
+        if role_id is not None:
+            db.session.execute(db.update(Role).where(Role.id == role_id).values(last_used=now))
     return row
 
 

@@ -133,7 +133,11 @@ def test_assume_role_gives_working_credentials_everywhere(live):
     assert "X-Amz-Security-Token=" in url
     assert requests.get(url).content == b"from a role"
     # The role's policies decide: IAM too is open to this role's sessions.
-    assert client(live, "iam", creds).list_users()["Users"]
+    iam = client(live, "iam", creds)
+    assert iam.list_users()["Users"]
+    # AssumeRole is the role's last use, as IAM's GetRole tells.
+    used = iam.get_role(RoleName="worker")["Role"]["RoleLastUsed"]["LastUsedDate"]
+    assert dt.timedelta(0) <= dt.datetime.now(dt.timezone.utc) - used < dt.timedelta(minutes=5)
 
 
 def test_assume_role_refusals(live):
