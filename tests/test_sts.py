@@ -351,3 +351,26 @@ def test_credentials_name_the_sts_endpoint(live):
     assert endpoints["sts"] == live.base_url + "/services/Tokens"
     lines = credentials_module.env_lines("AKIA", "s", "r", endpoints)
     assert f"export AWS_ENDPOINT_URL_STS={endpoints['sts']}" in lines
+
+
+# --- DecodeAuthorizationMessage -----------------------------------------------------------
+
+def test_decode_authorization_message(live):
+    from eucalite import access
+    from eucalite.policy import evaluation
+
+    key, secret, user_arn = make_user(live, accounts.ADMIN_ACCOUNT, "dave")
+    with live.app.app_context():
+        dave = accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT, "dave"))
+        encoded = access.encode_authorization_message(
+            evaluation.Decision(evaluation.IMPLICIT_DENY), dave, "ec2:RunInstances", "*", {})
+    decoded = json.loads(sts(live).decode_authorization_message(
+        EncodedMessage=encoded)["DecodedMessage"])
+    assert decoded["allowed"] is False and decoded["context"]["action"] == "ec2:RunInstances"
+    assert decoded["context"]["principal"]["arn"] == user_arn
+    # Decoding needs sts:DecodeAuthorizationMessage, which dave's (absent) policies lack.
+    code, _, response = failure(sts(live, (key, secret)).decode_authorization_message,
+                                EncodedMessage=encoded)
+    assert code == "AccessDenied" and user_arn in response["Error"]["Message"]
+    assert error_code(sts(live).decode_authorization_message, EncodedMessage="bm90IGl0") \
+        == "InvalidAuthorizationMessageException"
