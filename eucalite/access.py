@@ -158,13 +158,22 @@ def decide(principal: Principal, action: str, resource: str, *,
     return _decide(principal, action, resource, context, resource_policy)[0]
 
 
+def unrestricted(principal: Principal, action: str) -> bool:
+    """Does *principal* pass the gate for *action* on any resource of its own account,
+    whatever policies say (the account's root)? Services skip their resource lookups
+    then."""
+    return principal.is_root and not (is_get_session_token_session(principal)
+                                      and action.lower().startswith("iam:"))
+
+
 def _decide(principal: Principal, action: str, resource: str,
             keys: Mapping[str, Any] | None, resource_policy: Policy | None
             ) -> tuple[evaluation.Decision, dict[str, list[str]], str | None]:
+    if unrestricted(principal, action) and \
+            arns.account_of(resource) in ("", principal.account_id):
+        return evaluation.Decision(ALLOW, ROOT), {}, None
     if is_get_session_token_session(principal) and action.lower().startswith("iam:"):
         return evaluation.Decision(evaluation.IMPLICIT_DENY), context_for(principal), NO_MFA
-    if principal.is_root and arns.account_of(resource) in ("", principal.account_id):
-        return evaluation.Decision(ALLOW, ROOT), {}, None
     context = context_for(principal, keys)
     who = identity_of(principal)
     caller = who.caller

@@ -180,7 +180,8 @@ def test_access_keys_limit_status_last_used_and_delete(live):
     assert never["AccessKeyLastUsed"]["ServiceName"] == "N/A"
     assert "LastUsedDate" not in never["AccessKeyLastUsed"]
     ec2 = live.client("ec2", key_id=first["AccessKeyId"], secret=first["SecretAccessKey"])
-    ec2.describe_regions()
+    # no policy: refused, but the key signed the request, so its use is recorded
+    assert error_code(ec2.describe_regions) == "UnauthorizedOperation"
     used = _last_use(iam, first["AccessKeyId"])          # written beside the request
     assert (used["ServiceName"], used["Region"]) == ("ec2", live.region)
 

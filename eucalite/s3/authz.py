@@ -1,9 +1,9 @@
 """Who may do what to a bucket or object: one decision point for every S3 operation.
 
-:func:`allowed` combines the bucket policy (explicit Deny wins), ownership, and the ACL of
-the bucket or object, using :mod:`eucalite.s3.policy` and :mod:`eucalite.s3.acl`. Each S3
-action maps to the ACL
-permission that grants it (``PERMISSIONS``); actions with no ACL permission (bucket
+:func:`allowed` combines the caller's identity policies (:mod:`eucalite.access`, the one
+gate), the bucket policy (explicit Deny wins), ownership, and the ACL of the bucket or
+object, using :mod:`eucalite.s3.policy` and :mod:`eucalite.s3.acl`. Each S3 action maps to
+the ACL permission that grants it (``PERMISSIONS``); actions with no ACL permission (bucket
 configuration) are for the owner or whoever the bucket policy allows.
 
 The request-level facts policy conditions read (source address, TLS, current time) are set
@@ -16,9 +16,11 @@ import functools
 import json
 from typing import Any, Mapping
 
+from .. import access
 from ..accounts import Principal
 from ..errors.s3 import AccessDenied
 from ..policy import arns, evaluation
+from ..policy.document import ALLOW, DENY
 from . import acl, policy
 
 #: action -> (ACL target, ACL permission)
@@ -57,9 +59,24 @@ def _policy(text: str, bucket: str):
     return policy.parse_policy(text, bucket)
 
 
+def _group_grant(stored: acl.Acl, permission: str | None) -> bool:
+    """Does the ACL grant *permission* to everyone or every signed requester?"""
+    return bool(permission) and any(
+        grant.permission in (permission, acl.FULL_CONTROL)
+        and grant.grantee in (acl.ALL_USERS, acl.AUTHENTICATED_USERS)
+        for grant in stored.grants)
+
+
 def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: str | None = None,
             context: Mapping[str, Any] | None = None) -> bool:
-    """May *requester* perform *action* on *bucket* (or on object version *obj* / *key*)?"""
+    """May *requester* perform *action* on *bucket* (or on object version *obj* / *key*)?
+
+    AWS's rules: anonymous and account roots as :func:`.policy.decide` says (the owner's
+    root may, another account's root needs the bucket policy or ACL); for users and role
+    sessions (:mod:`eucalite.access`) an explicit Deny in their policies or the bucket
+    policy refuses; inside the owner's account an Allow in either grants (ACL grants to
+    the account are its root's; grants to everyone count); across accounts both their
+    policies and the bucket policy or ACL must allow."""
     target, permission = PERMISSIONS.get(action, ("bucket", None))
     if target == "object" and obj is not None:
         owner, acl_json = obj.owner_id, obj.acl_json
@@ -72,15 +89,39 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
     bucket_policy = _policy(policy_text, bucket.name) if policy_text else None
     if key is None and obj is not None:
         key = obj.key
-    full_context = evaluation.request_context(policy.caller(requester),
-                                              {**_request_context.get(), **(context or {})})
+    resource = arns.s3(bucket.name, key)
+    keys = {**_request_context.get(), **(context or {})}
     is_owner = requester is not None and requester.account_id == owner
-    return policy.decide(requester, is_owner=is_owner, acl=stored_acl, permission=permission,
-                         policy=bucket_policy, action=action,
-                         resource=arns.s3(bucket.name, key), context=full_context)
+    if requester is None or access.unrestricted(requester, action):
+        full_context = evaluation.request_context(policy.caller(requester), keys)
+        return policy.decide(requester, is_owner=is_owner, acl=stored_acl,
+                             permission=permission, policy=bucket_policy, action=action,
+                             resource=resource, context=full_context)
+    mine = access.decide(requester, action, resource, context=keys)
+    verdict = None
+    if bucket_policy is not None:
+        verdict = policy.evaluate(bucket_policy, requester, action, resource,
+                                  access.context_for(requester, keys))
+    if mine.effect == DENY or verdict == DENY:
+        return False
+    if is_owner:
+        return mine.allowed or verdict == ALLOW or _group_grant(stored_acl, permission)
+    return mine.allowed and (verdict == ALLOW or
+                             bool(permission and acl.acl_allows(stored_acl, requester,
+                                                                permission)))
 
 
 def require(requester: Principal | None, action: str, bucket, obj=None, *,
             key: str | None = None, context: Mapping[str, Any] | None = None) -> None:
     if not allowed(requester, action, bucket, obj, key=key, context=context):
+        raise AccessDenied()
+
+
+def require_identity(requester: Principal, action: str, bucket: str | None = None) -> None:
+    """AccessDenied unless *requester*'s own policies allow *action* on *bucket*'s ARN
+    (None: ``*``): the actions no bucket policy can grant (``s3:ListAllMyBuckets``,
+    ``s3:CreateBucket``)."""
+    resource = "*" if bucket is None else arns.s3(bucket)
+    if not access.decide(requester, action, resource,
+                         context=_request_context.get()).allowed:
         raise AccessDenied()

@@ -70,6 +70,7 @@ def owner_name(account_id: str) -> str:
 
 def list_for(requester: Principal) -> list[Bucket]:
     """ListBuckets: the requester's account's buckets, by name."""
+    authz.require_identity(requester, "s3:ListAllMyBuckets")
     return list(db.session.execute(db.select(Bucket).filter_by(owner_id=requester.account_id)
                                    .order_by(bytewise(Bucket.name))).scalars())
 
@@ -83,6 +84,7 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     if requester is None:
         raise AccessDenied()
     validate_name(name)
+    authz.require_identity(requester, "s3:CreateBucket", name)
     write_lock()
     existing = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
     if existing is not None:

@@ -8,7 +8,7 @@ package imports every handler module, so the registry it serves is complete.
 """
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, g
 
 from ... import api, xmlutil
 from ...errors import DryRunOperation
@@ -19,14 +19,16 @@ from . import securitygroups  # noqa: F401
 from . import securitygrouprules  # noqa: F401
 from . import addresses  # noqa: F401
 from . import instance_attributes, instance_status  # noqa: F401
+from . import permissions
 from .actions import CLASSIC_EC2_PATH, registry
 
 EC2_PATH = "/services/compute"
 
 
-def _dry_run(call: api.Call) -> None:
-    # Authorization is "the caller has a valid key" until IAM policies arrive, so a
-    # dry run that got this far would have succeeded.
+def _authorize_then_dry_run(call: api.Call) -> None:
+    # AWS answers an unauthorised dry run UnauthorizedOperation and an authorised one
+    # DryRunOperation: the policy check comes first.
+    permissions.authorize(call.services, call.principal, g.action, call.params)
     if call.params.get_bool("DryRun"):
         raise DryRunOperation()
 
@@ -38,7 +40,7 @@ protocol = api.QueryProtocol(
         action, getattr(body, "namespace", xmlutil.EC2_NAMESPACE), request_id, body),
     render_error=lambda error, request_id: xmlutil.ec2_error(error.code, error.message,
                                                              request_id),
-    before_call=_dry_run,
+    before_call=_authorize_then_dry_run,
 )
 
 blueprint = Blueprint("ec2", __name__)
