@@ -468,6 +468,62 @@ def test_simulate_custom_policy_with_context_and_caller(live):
                                        "ContextKeyType": "weird"}]) == "ValidationError"
 
 
+def test_account_authorization_details(live):
+    iam = live.client("iam")
+    iam.create_user(UserName="ann", Tags=[{"Key": "team", "Value": "blue"}])
+    iam.create_group(GroupName="crew")
+    iam.add_user_to_group(GroupName="crew", UserName="ann")
+    iam.put_user_policy(UserName="ann", PolicyName="own", PolicyDocument=_doc(_allow("s3:*")))
+    iam.put_group_policy(GroupName="crew", PolicyName="shared",
+                         PolicyDocument=_doc(_allow("ec2:Describe*")))
+    local = iam.create_policy(PolicyName="local",
+                              PolicyDocument=_doc(_allow("s3:Get*")))["Policy"]["Arn"]
+    iam.create_policy_version(PolicyArn=local, PolicyDocument=_doc(_allow("s3:List*")),
+                              SetAsDefault=True)
+    iam.attach_user_policy(UserName="ann", PolicyArn=local)
+    iam.attach_group_policy(GroupName="crew",
+                            PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+    _role(iam, "runner")
+    iam.put_role_policy(RoleName="runner", PolicyName="logs",
+                        PolicyDocument=_doc(_allow("s3:PutObject")))
+    iam.create_instance_profile(InstanceProfileName="runner-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="runner-profile", RoleName="runner")
+
+    details = iam.get_paginator("get_account_authorization_details").paginate(
+        PaginationConfig={"PageSize": 2}).build_full_result()
+    users = {u["UserName"]: u for u in details["UserDetailList"]}
+    assert set(users) == {"admin", "ann"}
+    ann = users["ann"]
+    assert ann["GroupList"] == ["crew"] and ann["Tags"] == [{"Key": "team", "Value": "blue"}]
+    assert ann["UserPolicyList"] == [{"PolicyName": "own",
+                                      "PolicyDocument": json.loads(_doc(_allow("s3:*")))}]
+    assert ann["AttachedManagedPolicies"] == [{"PolicyName": "local", "PolicyArn": local}]
+    crew, = details["GroupDetailList"]
+    assert [p["PolicyName"] for p in crew["GroupPolicyList"]] == ["shared"]
+    assert [p["PolicyName"] for p in crew["AttachedManagedPolicies"]] == \
+        ["AmazonS3ReadOnlyAccess"]
+    runner, = details["RoleDetailList"]
+    assert runner["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == \
+        {"Service": "ec2.amazonaws.com"}
+    assert [p["InstanceProfileName"] for p in runner["InstanceProfileList"]] == \
+        ["runner-profile"]
+    assert [p["PolicyName"] for p in runner["RolePolicyList"]] == ["logs"]
+    # The account's own policies and AWS's that are attached in it, with every version.
+    policies_ = {p["PolicyName"]: p for p in details["Policies"]}
+    assert set(policies_) == {"local", "AmazonS3ReadOnlyAccess"}
+    versions = policies_["local"]["PolicyVersionList"]
+    assert [(v["VersionId"], v["IsDefaultVersion"]) for v in versions] == \
+        [("v2", True), ("v1", False)]
+    assert versions[0]["Document"]["Statement"][0]["Action"] == "s3:List*"
+
+    only = iam.get_account_authorization_details(Filter=["Role", "LocalManagedPolicy"])
+    assert only["UserDetailList"] == [] and only["GroupDetailList"] == []
+    assert [r["RoleName"] for r in only["RoleDetailList"]] == ["runner"]
+    assert [p["PolicyName"] for p in only["Policies"]] == ["local"]
+    assert error_code(iam.get_account_authorization_details, Filter=["Nothing"]) == \
+        "ValidationError"
+
+
 def test_aws_cli(live):
     aws = str(Path(sys.executable).parent / "aws")
 

@@ -1,14 +1,16 @@
 """IAM policy actions: inline policies (Put/Get/Delete/List User/Group/RolePolicy), managed
 policies (Create/Get/Delete/ListPolicies), their versions, attachments (Attach/Detach and
 ListAttached User/Group/RolePolicies, ListEntitiesForPolicy) and the simulator
-(SimulatePrincipalPolicy, SimulateCustomPolicy).
+(SimulatePrincipalPolicy, SimulateCustomPolicy), and GetAccountAuthorizationDetails.
 
 Documents go back URL-encoded, as IAM sends them (boto3 and the aws CLI decode them).
 """
 from __future__ import annotations
 
-from . import common, policies_attached, policies_managed
-from .actions import PAGED, member_list, optional_bool, policy_text, read_tags, registry
+from . import common, policies_attached, policies_details, policies_managed
+from .actions import (PAGED, member_list, optional_bool, policy_text, read_tags, registry,
+                      tag_list)
+from .actions_roles import profile
 from .policies_managed import Listed, arn_of
 
 #: Per kind: the action names' word and the request's entity parameter.
@@ -279,3 +281,54 @@ def simulate_custom_policy(call):
     results = call.services.iam.simulate_custom_policy(call.principal, texts,
                                                        **_simulation(params))
     return _results(page, results)
+
+
+# --- the whole account ------------------------------------------------------------------
+
+@registry.action("GetAccountAuthorizationDetails", params=("Filter",) + PAGED)
+def get_account_authorization_details(call):
+    params = call.params
+    page = common.Page(params)
+    filters = _members(params, "Filter")
+    for value in filters:
+        if value not in policies_details.FILTERS:
+            raise common.invalid(value, "filter", "Member must satisfy constraint: [Member "
+                                 "must satisfy enum value set: "
+                                 f"[{', '.join(policies_details.FILTERS)}]]")
+    details, marker = call.services.iam.authorization_details(
+        call.principal, filters, lambda items: page.cut(items, lambda entry: entry.key))
+    lists = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [],
+             "Policies": []}
+    for found in details:
+        member, rendered = _detail(found)
+        lists[member].append(rendered)
+    return {**lists, "IsTruncated": marker is not None, "Marker": marker}
+
+
+def _detail(found) -> tuple[str, dict]:
+    """One entry of GetAccountAuthorizationDetails: its list and its rendering."""
+    kind, row = found.entry.kind, found.entry.row
+    if kind == "policy":
+        return "Policies", {**policy(row, description=True), "PolicyVersionList": [
+            version(each, each.version_id == row.policy.default_version)
+            for each in found.versions]}
+    word = kind.title()
+    rendered = {"Path": row.path, f"{word}Name": row.name, f"{word}Id": row.id,
+                "Arn": common.arn(row.account_id, kind, row.path, row.name),
+                "CreateDate": row.created}
+    inline = [{"PolicyName": name, "PolicyDocument": policy_text(text)}
+              for name, text in found.inline]
+    attached = [{"PolicyName": each.name, "PolicyArn": arn_of(each)}
+                for each in found.attached]
+    if kind == "role":
+        rendered.update(AssumeRolePolicyDocument=policy_text(row.trust_policy),
+                        InstanceProfileList=[profile((each, row)) for each in found.profiles])
+    rendered.update({f"{word}PolicyList": inline})
+    if kind == "user":
+        rendered["GroupList"] = found.groups
+    rendered["AttachedManagedPolicies"] = attached
+    if kind != "group":
+        rendered["Tags"] = tag_list(found.tags) if found.tags else None
+    if kind == "role":
+        rendered["RoleLastUsed"] = {"LastUsedDate": row.last_used} if row.last_used else {}
+    return f"{word}DetailList", rendered

@@ -10,14 +10,14 @@ be read and attached by anyone allowed to, and changed by no one (AccessDenied).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..accounts import Principal
 from ..errors.iam import AccessDenied
 from ..identity import InlinePolicy, ManagedPolicy, PolicyVersion
 from ..policy import arns
-from . import (policies, policies_attached, policies_entities, policies_managed,
-               policies_simulate, users)
+from . import (policies, policies_attached, policies_details, policies_entities,
+               policies_managed, policies_simulate, users)
 from .policies_managed import Listed
 
 class PoliciesApi:
@@ -191,3 +191,17 @@ class PoliciesApi:
                   if caller_arn is not None else None)
         return policies_simulate.simulate(caller, sources, actions, resources,
                                           policies_simulate.context_keys(context))
+
+    # --- the whole account ----------------------------------------------------------
+
+    def authorization_details(
+            self, principal: Principal, filters: Sequence[str],
+            cut: Callable[[list], tuple[list, str | None]] = lambda items: (items, None)
+    ) -> tuple[list[policies_details.Detail], str | None]:
+        """GetAccountAuthorizationDetails: the account's users, groups, roles and managed
+        policies (*filters*: which of :data:`.policies_details.FILTERS`, none for all),
+        each with what it holds. *cut* takes one page of the listing (and gives the next
+        marker), so only that page's details are read."""
+        self._on_account(principal, "GetAccountAuthorizationDetails")
+        page, marker = cut(policies_details.entries(principal.account_id, list(filters)))
+        return [policies_details.detail(entry) for entry in page], marker
