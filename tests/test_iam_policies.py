@@ -452,6 +452,10 @@ def test_simulate_custom_policy_with_context_and_caller(live):
     assert decide("ec2:RunInstances", context=[("aws:SourceIp", "192.0.2.1", "ip")]) == \
         "implicitDeny"
     assert decide("ec2:RunInstances") == "implicitDeny"
+    unknown = iam.simulate_custom_policy(PolicyInputList=[home, office],
+                                         ActionNames=["ec2:RunInstances", "s3:GetObject"])
+    assert [r["MissingContextValues"] for r in unknown["EvaluationResults"]] == \
+        [["aws:sourceip"], []]
     denying = iam.simulate_custom_policy(
         PolicyInputList=[office, _doc(dict(_deny("ec2:*"), Sid="Never"))],
         ActionNames=["ec2:RunInstances"],

@@ -257,7 +257,7 @@ def _result(result) -> dict:
          "SourcePolicyType": result.matched.kind}]
     return {"EvalActionName": result.action, "EvalResourceName": result.resource,
             "EvalDecision": result.decision, "MatchedStatements": matched,
-            "MissingContextValues": []}
+            "MissingContextValues": list(result.missing)}
 
 
 @registry.action("SimulatePrincipalPolicy", params=("PolicySourceArn", "PolicyInputList")

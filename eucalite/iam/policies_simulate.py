@@ -10,6 +10,7 @@ console's simulator calls these through IamService as the Query API does.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -46,13 +47,16 @@ class Source:
 class Result:
     """One action on one resource: IAM's *decision* (``allowed``, ``explicitDeny``,
     ``implicitDeny``), the source that decided (None for an implicit deny) and a sentence
-    saying so (:meth:`eucalite.policy.evaluation.Decision.explain`)."""
+    saying so (:meth:`eucalite.policy.evaluation.Decision.explain`); *missing* are the
+    condition keys (lower-case, as the engine reads them) of statements about this action
+    and resource that the request did not give, on which the answer may hang."""
 
     action: str
     resource: str
     decision: str
     matched: Source | None
     explanation: str
+    missing: tuple[str, ...] = ()
 
 
 # --- whose policies -------------------------------------------------------------------
@@ -180,5 +184,21 @@ def simulate(caller: evaluation.Caller | None, sources: Sequence[Source],
             matched = decision.decided_by
             results.append(Result(action, resource, _DECISIONS[decision.effect],
                                   named[matched.policy] if matched else None,
-                                  decision.explain()))
+                                  decision.explain(),
+                                  _missing(sources, caller, action, resource, context)))
     return results
+
+
+def _missing(sources: Sequence[Source], caller: evaluation.Caller | None, action: str,
+             resource: str, context: Mapping[str, list[str]]) -> tuple[str, ...]:
+    """Condition keys absent from *context* in the statements that speak about *action*
+    on *resource* (their conditions aside)."""
+    keys = set()
+    for source in sources:
+        for statement in source.policy.statements:
+            absent = [c.key for c in statement.conditions if c.key not in context]
+            if absent and evaluation.statement_applies(
+                    dataclasses.replace(statement, conditions=()), caller, action, resource,
+                    context, source.policy.uses_variables):
+                keys.update(absent)
+    return tuple(sorted(keys))
