@@ -423,7 +423,8 @@ def test_simulator(live):
     assert error_code(iam.simulate_principal_policy,
                       PolicySourceArn=f"arn:aws:iam::{account_id}:user/nobody",
                       ActionNames=["s3:GetObject"]) == "NoSuchEntity"
-    assert error_code(iam.simulate_principal_policy, PolicySourceArn="not-an-arn-at-all-of-any-kind",
+    assert error_code(iam.simulate_principal_policy,
+                      PolicySourceArn="not-an-arn-at-all-of-any-kind",
                       ActionNames=["s3:GetObject"]) == "InvalidInput"
 
 

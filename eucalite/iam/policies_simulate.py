@@ -160,7 +160,8 @@ def context_keys(entries: Sequence[tuple[str, str, list[str]]]) -> dict[str, lis
                                  "Member must have length between 5 and 256")
         if kind not in CONTEXT_TYPES:
             raise common.invalid(kind, "contextEntries.member.contextKeyType",
-                                 f"Member must satisfy enum value set: [{', '.join(CONTEXT_TYPES)}]")
+                                 "Member must satisfy enum value set: "
+                                 f"[{', '.join(CONTEXT_TYPES)}]")
         keys[name] = list(values)
     return keys
 
