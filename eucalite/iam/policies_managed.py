@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
 from .. import ids
 from ..accounts import Group, User, utcnow
 from ..db import db, writing
@@ -118,23 +116,19 @@ def create(account_id: str, name: str, path: str, description: str | None,
         raise common.invalid(description, "description",
                              "Member must have length less than or equal to 1000")
     document.parse(policy_document(text), grammar.IAM_MANAGED)
-    exists = EntityAlreadyExists(f"A policy called {name} already exists. Duplicate names "
-                                 "are not allowed.")
     now = utcnow()
     policy = ManagedPolicy(id=ids.unique_id("ANPA"), account_id=account_id, name=name,
                            path=path, description=description, default_version="v1",
                            next_version=2, created=now, updated=now)
-    try:
-        with writing():
-            if db.session.execute(db.select(ManagedPolicy.id).filter_by(
-                    account_id=account_id, name=name)).first():
-                raise exists
-            db.session.add(policy)
-            db.session.flush()
-            db.session.add(PolicyVersion(policy_id=policy.id, version_id="v1", document=text,
-                                         created=now))
-    except IntegrityError:                      # pragma: no cover - writing() serialises
-        raise exists
+    with writing():             # one writer at a time: the name check cannot race
+        if db.session.execute(db.select(ManagedPolicy.id).filter_by(
+                account_id=account_id, name=name)).first():
+            raise EntityAlreadyExists(f"A policy called {name} already exists. Duplicate "
+                                      "names are not allowed.")
+        db.session.add(policy)
+        db.session.flush()
+        db.session.add(PolicyVersion(policy_id=policy.id, version_id="v1", document=text,
+                                     created=now))
     return policy
 
 
