@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from awsutil import failure
+from awsutil import error_code, failure
 from liveutil import start_live_node, stop_live
 from test_metadata import Imds, launch
 from test_sts import ALL, client, trust
@@ -139,3 +139,58 @@ def test_no_profile_no_iam_tree(fake_cloud):
     imds = Imds(fake_cloud, "10.9.1.8")
     assert "iam/" not in imds.text("/latest/meta-data/").splitlines()
     assert imds.get("/latest/meta-data/iam/info").status_code == 404
+
+
+# --- associations after launch ------------------------------------------------------------
+
+def test_associate_replace_disassociate_and_describe(fake_cloud):
+    live = fake_cloud
+    ec2 = live.client("ec2")
+    first_arn, first_id = make_profile(live, "first", "first-role")
+    second_arn, second_id = make_profile(live, "second", "second-role")
+    instance_id = launch(live, "10.9.1.9")
+    imds = Imds(live, "10.9.1.9")
+    assert ec2.describe_iam_instance_profile_associations()[
+        "IamInstanceProfileAssociations"] == []
+
+    made = ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": "first"},
+                                              InstanceId=instance_id)
+    association = made["IamInstanceProfileAssociation"]
+    assert association["State"] == "associating"
+    assert association["IamInstanceProfile"] == {"Arn": first_arn, "Id": first_id}
+    assert association["AssociationId"].startswith("iip-assoc-")
+    assert ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]["IamInstanceProfile"]["Id"] == first_id
+    assert imds.text("/latest/meta-data/iam/security-credentials/") == "first-role"
+    # One association per instance.
+    code, _, response = failure(ec2.associate_iam_instance_profile,
+                                IamInstanceProfile={"Name": "second"}, InstanceId=instance_id)
+    assert code == "IncorrectState" and instance_id in response["Error"]["Message"]
+
+    listed = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}])[
+        "IamInstanceProfileAssociations"]
+    assert [(a["AssociationId"], a["State"]) for a in listed] == [
+        (association["AssociationId"], "associated")]
+
+    replaced = ec2.replace_iam_instance_profile_association(
+        IamInstanceProfile={"Arn": second_arn},
+        AssociationId=association["AssociationId"])["IamInstanceProfileAssociation"]
+    assert replaced["IamInstanceProfile"]["Id"] == second_id
+    assert replaced["AssociationId"] != association["AssociationId"]
+    # The guest's next read gets the new role's credentials.
+    assert imds.text("/latest/meta-data/iam/security-credentials/") == "second-role"
+    creds = json.loads(imds.text("/latest/meta-data/iam/security-credentials/second-role"))
+    assert creds["Code"] == "Success"
+
+    gone = ec2.disassociate_iam_instance_profile(AssociationId=replaced["AssociationId"])
+    assert gone["IamInstanceProfileAssociation"]["State"] == "disassociating"
+    assert "IamInstanceProfile" not in ec2.describe_instances(InstanceIds=[instance_id])[
+        "Reservations"][0]["Instances"][0]
+    assert "iam/" not in imds.text("/latest/meta-data/").splitlines()
+    assert error_code(ec2.disassociate_iam_instance_profile,
+                      AssociationId=replaced["AssociationId"]) \
+        == "InvalidAssociationID.NotFound"
+    assert error_code(ec2.describe_iam_instance_profile_associations,
+                      AssociationIds=["iip-assoc-0123456789abcdef0"]) \
+        == "InvalidAssociationID.NotFound"

@@ -151,8 +151,8 @@ def _wants_public_ip(params) -> bool:
         for item in params.get_struct_list("NetworkInterface"))
 
 
-def _instance_profile(params) -> tuple[str, str] | None:
-    """RunInstances' ``IamInstanceProfile.Arn`` (which wins) or ``.Name``."""
+def instance_profile_param(params) -> tuple[str, str] | None:
+    """``IamInstanceProfile.Arn`` (which wins) or ``.Name``: ("arn"|"name", value)."""
     given = params.get_struct("IamInstanceProfile")
     if given.get("Arn"):
         return "arn", given.get("Arn")
@@ -198,7 +198,7 @@ def run_instances(call):
                                      params.get("InstanceInitiatedShutdownBehavior")),
         block_devices=parse_block_device_mappings(
             params.get_struct_list("BlockDeviceMapping")) or None,
-        iam_instance_profile=_instance_profile(params))
+        iam_instance_profile=instance_profile_param(params))
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(call, rows, tag_map)[0]

@@ -63,7 +63,10 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
         "DescribeInstances", "DescribeKeyPairs", "DescribeRegions",
         "DescribeSecurityGroupRules", "DescribeSecurityGroups", "DescribeSnapshotAttribute",
         "DescribeSnapshots", "DescribeTags", "DescribeVolumeAttribute",
-        "DescribeVolumeStatus", "DescribeVolumes", "ModifyInstanceTypeAttribute")},
+        "DescribeVolumeStatus", "DescribeVolumes", "ModifyInstanceTypeAttribute",
+        "DescribeIamInstanceProfileAssociations",
+        # an association id names no ARN: AWS authorises these on "*" too
+        "ReplaceIamInstanceProfileAssociation", "DisassociateIamInstanceProfile")},
     # instances
     "RunInstances": (New("instance"), _IMAGE, Named("SecurityGroupId", "security-group"),
                      Named("SecurityGroup", "security-group-name"),
@@ -71,7 +74,8 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
     **{name: (_INSTANCE,) for name in (
         "TerminateInstances", "StopInstances", "StartInstances", "RebootInstances",
         "GetConsoleOutput", "GetPasswordData", "ReportInstanceStatus",
-        "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions")},
+        "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions",
+        "AssociateIamInstanceProfile")},
     # images
     "RegisterImage": (New("image"),),
     "CreateImage": (New("image"), _INSTANCE),
