@@ -4,7 +4,8 @@ IAM request (and the console, before it shows a button) asks here.
 The rules in front of the policy engine live here and nowhere else:
 
 * the account's root (:attr:`~eucalite.accounts.Principal.is_root`, a session of it too)
-  may do anything to its own account's resources, whatever policies say; the cloud admin is
+  may do anything to its own account's resources (and to those with no account or AWS's:
+  S3's ARNs, public images, AWS's managed policies), whatever policies say; the cloud admin is
   the ``eucalyptus`` account's root, so it passes here as every root does, and the powers
   beyond its account (capacity, instance types, every account's users) stay where they are
   checked today (``is_cloud_admin``);
@@ -41,8 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app, g, has_app_context, has_request_context, request
 
 from . import identity
-from .accounts import Principal, User, UserTag
-from .db import db
+from .accounts import Principal
 from .errors.iam import InvalidAuthorizationMessageException
 from .policy import arns, evaluation
 from .policy.document import ALLOW, DENY, Policy
@@ -56,11 +56,10 @@ NO_MFA = "Cannot call IAM API operations unless MFA information is included with
 @dataclass(frozen=True)
 class Identity:
     """The caller as the engine sees it: its :class:`~eucalite.policy.evaluation.Caller`,
-    its ARN (with its path), the condition keys it brings and its identity policies."""
+    its ARN (with its path) and its identity policies."""
 
     caller: evaluation.Caller
     arn: str
-    keys: Mapping[str, Any]
     policies: Sequence[tuple[str, Policy]]
 
 
@@ -88,27 +87,12 @@ class Denied(Exception):
 # --- who is asking (once per request) -------------------------------------------------
 
 def _load(principal: Principal) -> Identity:
-    if principal.role_id is not None:
-        role = db.session.get(identity.Role, principal.role_id)
-        path = role.path if role else "/"
-        tags = dict(db.session.execute(
-            db.select(identity.RoleTag.key, identity.RoleTag.value)
-            .where(identity.RoleTag.role_id == principal.role_id)).all())
-        role_arn = arns.iam(principal.account_id, "role", principal.role_name or "", path)
-        # user_name "" names no user: a role session never matches a user principal.
-        caller = evaluation.Caller(principal.account_id, "", principal.user_id, path, tags)
-        keys = {"aws:userid": principal.user_id, "aws:PrincipalAccount": principal.account_id,
-                "aws:PrincipalArn": role_arn,
-                **{f"aws:PrincipalTag/{k}": v for k, v in tags.items()}}
-        return Identity(caller, principal.arn, keys, identity.policies_of(principal))
-    user = db.session.get(User, principal.user_id)
-    path = user.path if user else "/"
-    tags = dict(db.session.execute(db.select(UserTag.key, UserTag.value)
-                                   .where(UserTag.user_id == principal.user_id)).all())
-    caller = evaluation.Caller(principal.account_id, principal.user_name, principal.user_id,
-                               path, tags)
+    caller = identity.caller_of(principal)
+    # A role session's ARN is its assumed-role ARN; the Caller's (aws:PrincipalArn) is
+    # its role's.
+    arn = principal.arn if principal.role_id is not None else caller.arn
     policies = [] if principal.is_root else identity.policies_of(principal)
-    return Identity(caller, caller.arn, {}, policies)
+    return Identity(caller, arn, policies)
 
 
 def identity_of(principal: Principal) -> Identity:
@@ -136,9 +120,8 @@ def context_for(principal: Principal | None, keys: Mapping[str, Any] | None = No
     anonymous): clock, principal, HTTP request, then the service's *keys*."""
     if principal is None:
         return evaluation.request_context(None, {**request_keys(), **(keys or {})})
-    who = identity_of(principal)
-    caller = who.caller if principal.role_id is None else None
-    return evaluation.request_context(caller, {**who.keys, **request_keys(), **(keys or {})})
+    return evaluation.request_context(identity_of(principal).caller,
+                                      {**request_keys(), **(keys or {})})
 
 
 # --- the decision ---------------------------------------------------------------------
@@ -170,7 +153,7 @@ def _decide(principal: Principal, action: str, resource: str,
             keys: Mapping[str, Any] | None, resource_policy: Policy | None
             ) -> tuple[evaluation.Decision, dict[str, list[str]], str | None]:
     if unrestricted(principal, action) and \
-            arns.account_of(resource) in ("", principal.account_id):
+            arns.account_of(resource) in ("", identity.AWS_ACCOUNT, principal.account_id):
         return evaluation.Decision(ALLOW, ROOT), {}, None
     if is_get_session_token_session(principal) and action.lower().startswith("iam:"):
         return evaluation.Decision(evaluation.IMPLICIT_DENY), context_for(principal), NO_MFA

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from awsutil import error_code, failure
 from eucalite import accounts
 from eucalite.iam import awspolicies
@@ -559,9 +557,6 @@ def test_seed_is_idempotent(live):
     assert sorted(names) == sorted(awspolicies.POLICIES)
 
 
-@pytest.mark.xfail(strict=True, reason="access._decide passes an account's root only on "
-                   "resources of its own account: AWS's managed policies' ARNs carry the "
-                   "account 'aws' (the gate's owner is to let the root read and attach them)")
 def test_the_root_reads_aws_policies(live):
     iam = live.client("iam")
     admin_arn = "arn:aws:iam::aws:policy/AdministratorAccess"

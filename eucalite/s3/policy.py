@@ -155,9 +155,12 @@ def caller(requester: Principal | None) -> evaluation.Caller | None:
     """The policy engine's view of an S3 requester (None: anonymous)."""
     if requester is None:
         return None
+    # a role session matches its role's and its session's principals, never a user's
     return evaluation.Caller(account_id=requester.account_id, user_name=requester.user_name,
                              user_id=requester.user_id,
-                             canonical_id=canonical_id(requester.account_id))
+                             canonical_id=canonical_id(requester.account_id),
+                             role_name=requester.role_name,
+                             session_name=requester.session_name)
 
 
 def evaluate(policy: Policy, requester: Principal | None, action: str, resource: str,
