@@ -18,7 +18,7 @@ import pytest
 from awsutil import error_code, failure
 from liveutil import start_live_node, stop_live
 from test_metadata import Imds, launch
-from test_sts import ALL, client, trust
+from test_sts import ALL, client, make_user, trust
 from eucalite import accounts, ids
 from eucalite.db import db
 from eucalite.identity import InlinePolicy, InstanceProfile, InstanceProfileRole, Role, StsSession
@@ -194,3 +194,36 @@ def test_associate_replace_disassociate_and_describe(fake_cloud):
     assert error_code(ec2.describe_iam_instance_profile_associations,
                       AssociationIds=["iip-assoc-0123456789abcdef0"]) \
         == "InvalidAssociationID.NotFound"
+
+
+def test_handing_a_role_to_an_instance_needs_pass_role(fake_cloud):
+    """Launching with a profile (or associating one) needs iam:PassRole on its role, as on
+    AWS: otherwise whoever may launch could read any role's credentials from the metadata
+    service."""
+    live = fake_cloud
+    make_profile(live, "powerful", "admin-role")
+    image = launch(live, "10.9.1.10")     # registers the image (as the root)
+    image_id = live.client("ec2").describe_instances(InstanceIds=[image])[
+        "Reservations"][0]["Instances"][0]["ImageId"]
+    ec2_only = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]})
+    with_pass = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]})
+    launcher = client(live, "ec2", make_user(live, accounts.ADMIN_ACCOUNT, "launcher",
+                                             ec2_only)[:2])
+    code, _, response = failure(launcher.run_instances, ImageId=image_id, MinCount=1,
+                                MaxCount=1, IamInstanceProfile={"Name": "powerful"})
+    assert code == "UnauthorizedOperation"
+    assert "Encoded authorization failure message" in response["Error"]["Message"]
+    plain = launcher.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)
+    plain_id = plain["Instances"][0]["InstanceId"]
+    assert error_code(launcher.associate_iam_instance_profile,
+                      IamInstanceProfile={"Name": "powerful"}, InstanceId=plain_id) \
+        == "UnauthorizedOperation"
+    trusted = client(live, "ec2", make_user(live, accounts.ADMIN_ACCOUNT, "trusted",
+                                            with_pass)[:2])
+    launched = trusted.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                     IamInstanceProfile={"Name": "powerful"})
+    assert launched["Instances"][0]["IamInstanceProfile"]["Arn"].endswith(
+        ":instance-profile/powerful")

@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ... import access, tags
+from ... import access, identity, tags
 from ...accounts import Principal
 from ...errors import AwsError
 from ...errors.ec2 import UnauthorizedOperation
 from ...policy import arns
 from ...query import QueryParams
+from .instances import instance_profile_param
 from .tagparams import parse_tags
 
 
@@ -210,6 +211,26 @@ def resources(services: Any, principal: Principal, action: str, params: QueryPar
     return found or [("*", {})]
 
 
+#: Actions that hand an instance a role (``IamInstanceProfile``): as on AWS, the caller
+#: must also be allowed ``iam:PassRole`` on the role, or any user who may launch could
+#: take any role's credentials from the metadata service.
+PASSES_ROLE = ("RunInstances", "AssociateIamInstanceProfile",
+               "ReplaceIamInstanceProfileAssociation")
+
+
+def passed_roles(principal: Principal, action: str, params: QueryParams) -> list[str]:
+    """The ARN of the role the request's instance profile holds ([] when it names none,
+    or one that does not exist: the handler then answers InvalidParameterValue)."""
+    given = instance_profile_param(params) if action in PASSES_ROLE else None
+    if given is None:
+        return []
+    try:
+        _, role = identity.instance_profile(principal.account_id, given[1])
+    except AwsError:
+        return []
+    return [identity.role_arn(role)] if role is not None else []
+
+
 # --- the check ------------------------------------------------------------------------
 
 def _region_keys(services: Any) -> dict[str, str]:
@@ -219,16 +240,19 @@ def _region_keys(services: Any) -> dict[str, str]:
 
 def authorize(services: Any, principal: Principal, action: str, params: QueryParams) -> None:
     """UnauthorizedOperation, with an encoded authorization message, unless the gate
-    allows ``ec2:<action>`` on every resource the request touches."""
+    allows ``ec2:<action>`` on every resource the request touches (and ``iam:PassRole`` on
+    the role it hands an instance)."""
     name = f"ec2:{action}"
     if access.unrestricted(principal, name):
         return                      # no lookups for whom no policy can restrict
-    for arn, keys in resources(services, principal, action, params):
+    checks = [(name, arn, keys) for arn, keys in resources(services, principal, action, params)]
+    checks += [("iam:PassRole", arn, {}) for arn in passed_roles(principal, action, params)]
+    for wanted, arn, keys in checks:
         try:
-            access.require(principal, name, arn, context={**_region_keys(services), **keys})
+            access.require(principal, wanted, arn, context={**_region_keys(services), **keys})
         except access.Denied as denied:
             encoded = access.encode_authorization_message(
-                denied.decision, principal, name, arn, denied.context)
+                denied.decision, principal, wanted, arn, denied.context)
             raise UnauthorizedOperation("You are not authorized to perform this operation. "
                                         f"Encoded authorization failure message: {encoded}"
                                         ) from None
