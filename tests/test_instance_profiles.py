@@ -16,7 +16,7 @@ import json
 import pytest
 
 from awsutil import error_code, failure
-from liveutil import start_live_node, stop_live
+from liveutil import free_port, start_live_node, stop_live
 from test_metadata import Imds, launch
 from test_sts import ALL, client, make_user, trust
 from eucalite import accounts, ids
@@ -227,3 +227,31 @@ def test_handing_a_role_to_an_instance_needs_pass_role(fake_cloud):
                                      IamInstanceProfile={"Name": "powerful"})
     assert launched["Instances"][0]["IamInstanceProfile"]["Arn"].endswith(
         ":instance-profile/powerful")
+
+
+def test_botocore_instance_metadata_provider_gets_working_credentials(fake_cloud, monkeypatch):
+    """What boto3 inside a guest does with no keys configured: botocore's own
+    InstanceMetadataProvider (IMDSv2 token, role name, then its credentials) over HTTP."""
+    from botocore.credentials import InstanceMetadataProvider
+    from botocore.utils import InstanceMetadataFetcher
+
+    from eucalite.compute import metadata
+
+    live = fake_cloud
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")     # conftest keeps tests off IMDS
+    make_profile(live, "sdk", "sdk-role")
+    instance_id = launch(live, "127.0.0.1", IamInstanceProfile={"Name": "sdk"})
+    port = free_port()
+    server = metadata.serve(live.app, "127.0.0.1", port)
+    try:
+        fetcher = InstanceMetadataFetcher(timeout=5, num_attempts=1,
+                                          base_url=f"http://127.0.0.1:{port}")
+        found = InstanceMetadataProvider(iam_role_fetcher=fetcher).load()
+        assert found is not None and found.method == "iam-role"
+        frozen = found.get_frozen_credentials()
+        session = {"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.secret_key,
+                   "SessionToken": frozen.token}
+        me = client(live, "sts", session).get_caller_identity()
+        assert me["Arn"].endswith(f":assumed-role/sdk-role/{instance_id}")
+    finally:
+        server.shutdown()
