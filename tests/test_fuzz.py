@@ -34,6 +34,7 @@ from eucalite import accounts
 from eucalite.compute import metadata
 from eucalite.compute.ec2 import registry as ec2_registry
 from eucalite.iam import registry as iam_registry
+from eucalite.sts.actions import registry as sts_registry
 from eucalite.compute.models import Instance
 from eucalite.db import db
 from eucalite.web.session import set_password
@@ -58,7 +59,7 @@ KNOWN_OPEN: frozenset[str] = frozenset()
 
 #: Requests per endpoint through the test client, and over real HTTP.
 COUNTS = {name: int(count * SCALE) for name, count in
-          {"ec2": 2000, "iam": 800, "s3": 3000, "console": 600, "imds": 600,
+          {"ec2": 2000, "iam": 800, "sts": 200, "s3": 3000, "console": 600, "imds": 600,
            "http": 400}.items()}
 
 
@@ -273,6 +274,17 @@ def iam_requests(rng, cloud, count: int):
         yield sign_query(rng, cloud, "iam", "/services/Euare", pairs)
 
 
+def sts_requests(rng, cloud, count: int):
+    actions = registered_actions("sts", sts_registry)
+    actions.update({"": [], "é": [], "GetFederationToken": []})   # unknown and not served
+    names = sorted(actions)
+    for i in range(count):
+        action = names[i % len(names)]          # every action, evenly
+        pairs = query_params(rng, action, actions[action], cloud)
+        pairs[1] = ("Version", "2011-06-15")
+        yield sign_query(rng, cloud, "sts", "/services/Tokens", pairs)
+
+
 def test_ec2_every_action(cloud):
     rng = random.Random(SEED)
     assert_clean(run(cloud, "ec2", ec2_requests(rng, cloud, COUNTS["ec2"])))
@@ -281,6 +293,11 @@ def test_ec2_every_action(cloud):
 def test_iam(cloud):
     rng = random.Random(SEED + 1)
     assert_clean(run(cloud, "iam", iam_requests(rng, cloud, COUNTS["iam"])))
+
+
+def test_sts(cloud):
+    rng = random.Random(SEED + 6)
+    assert_clean(run(cloud, "sts", sts_requests(rng, cloud, COUNTS["sts"])))
 
 
 # --- S3 -------------------------------------------------------------------------------------
