@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from awsutil import error_code, failure
 from ec2util import make_image, wait_for_state
@@ -248,6 +250,10 @@ def test_a_bucket_policy_grants_a_user_of_the_same_account_without_identity_poli
     arn, client = _user(live, "guest")
     user_s3 = client("s3")
     assert error_code(user_s3.get_object, Bucket="shared", Key="k") == "AccessDenied"
+    # naming the account delegates to the user's own policies: not enough on its own
+    s3.put_bucket_policy(Bucket="shared", Policy=_bucket_policy("shared", arn.split(":")[4],
+                                                                "s3:GetObject"))
+    assert error_code(user_s3.get_object, Bucket="shared", Key="k") == "AccessDenied"
     s3.put_bucket_policy(Bucket="shared", Policy=_bucket_policy("shared", arn, "s3:GetObject"))
     assert user_s3.get_object(Bucket="shared", Key="k")["Body"].read() == b"hello"
     assert error_code(user_s3.put_object, Bucket="shared", Key="x", Body=b"") == "AccessDenied"
@@ -336,3 +342,66 @@ def test_a_message_decodes_only_in_its_own_account(live):
             access.decode_authorization_message(mine, tampered)
         assert caught.value.code == "InvalidAuthorizationMessageException"
 
+
+
+# --- temporary credentials ---------------------------------------------------------------
+
+def _session_client(live, creds, service):
+    session = boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
+                                    aws_secret_access_key=creds["SecretAccessKey"],
+                                    aws_session_token=creds["SessionToken"],
+                                    region_name=live.region)
+    return session.client(service, endpoint_url=live.endpoints[service],
+                          config=Config(retries={"max_attempts": 1}))
+
+
+def test_a_role_session_may_do_what_its_roles_policies_and_bucket_policies_allow(live):
+    iam = live.client("iam")
+    account_id = live.client("sts").get_caller_identity()["Account"]
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": account_id}, "Action": "sts:AssumeRole"}]}
+    role_arn = iam.create_role(RoleName="reader",
+                               AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    with live.app.app_context():
+        role_id = db.session.execute(db.select(identity.Role.id).filter_by(
+            name="reader")).scalar_one()
+        db.session.add(identity.InlinePolicy(role_id=role_id, name="p", document=json.dumps(
+            {"Version": "2012-10-17", "Statement": [_allow("ec2:DescribeInstances")]})))
+        db.session.commit()
+    s3 = live.client("s3")
+    s3.create_bucket(Bucket="for-the-role")
+    s3.put_object(Bucket="for-the-role", Key="k", Body=b"r")
+    creds = live.client("sts").assume_role(RoleArn=role_arn,
+                                           RoleSessionName="job")["Credentials"]
+    ec2, role_s3 = _session_client(live, creds, "ec2"), _session_client(live, creds, "s3")
+    assert ec2.describe_instances()["Reservations"] == []
+    code, _, response = failure(ec2.describe_key_pairs)
+    assert code == "UnauthorizedOperation"
+    decoded = _decoded(live, ("eucalyptus", "admin"), response["Error"]["Message"])
+    assert decoded["context"]["principal"]["arn"] == \
+        f"arn:aws:sts::{account_id}:assumed-role/reader/job"
+    assert error_code(role_s3.get_object, Bucket="for-the-role", Key="k") == "AccessDenied"
+    # a bucket policy naming a user of the role's name does not name the role; one naming
+    # the account only delegates to the role's own policies, which do not allow it
+    _user(live, "reader")
+    for principal in (f"arn:aws:iam::{account_id}:user/reader", account_id):
+        s3.put_bucket_policy(Bucket="for-the-role", Policy=_bucket_policy(
+            "for-the-role", principal, "s3:GetObject"))
+        assert error_code(role_s3.get_object, Bucket="for-the-role", Key="k") == \
+            "AccessDenied"
+    # everyone, the role's sessions included
+    s3.put_bucket_policy(Bucket="for-the-role",
+                         Policy=_bucket_policy("for-the-role", "*", "s3:GetObject"))
+    assert role_s3.get_object(Bucket="for-the-role", Key="k")["Body"].read() == b"r"
+
+
+def test_a_users_session_has_the_users_policies_but_no_iam(live):
+    _, client = _user(live, "temp")
+    _attach(live, "eucalyptus", "temp", _allow(["ec2:DescribeInstances", "iam:*"]))
+    creds = client("sts").get_session_token()["Credentials"]
+    assert _session_client(live, creds, "ec2").describe_instances()["Reservations"] == []
+    assert error_code(_session_client(live, creds, "ec2").describe_key_pairs) == \
+        "UnauthorizedOperation"
+    assert client("iam").list_users()["Users"]                   # the user itself may
+    assert error_code(_session_client(live, creds, "iam").list_users) in (
+        "InvalidClientTokenId", "AccessDenied")                  # its session may not

@@ -12,6 +12,7 @@ once per request by the adapter with :func:`set_request_context`.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import json
 from typing import Any, Mapping
@@ -67,6 +68,27 @@ def _group_grant(stored: acl.Acl, permission: str | None) -> bool:
         for grant in stored.grants)
 
 
+def _bucket_policy_says(bucket_policy, requester: Principal, action: str, resource: str,
+                        context: Mapping[str, list[str]]) -> tuple[str | None, bool]:
+    """What the bucket policy says (``Deny``, ``Allow`` or None) and whether an allowing
+    statement names the requester itself (its user, role, session, or everyone) rather than
+    its account: naming the account only delegates to the account's own policies."""
+    caller = policy.caller(requester)
+    verdict, direct = None, False
+    for statement in bucket_policy.statements:
+        if not evaluation.statement_applies(statement, caller, action, resource, context,
+                                            bucket_policy.uses_variables):
+            continue
+        if statement.effect == DENY:
+            return DENY, False
+        verdict = ALLOW
+        own = tuple(p for p in statement.principals or () if p[0] != "account")
+        direct = direct or bool(own) and evaluation.statement_applies(
+            dataclasses.replace(statement, principals=own), caller, action, resource,
+            context, bucket_policy.uses_variables)
+    return verdict, direct
+
+
 def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: str | None = None,
             context: Mapping[str, Any] | None = None) -> bool:
     """May *requester* perform *action* on *bucket* (or on object version *obj* / *key*)?
@@ -74,9 +96,10 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
     AWS's rules: anonymous and account roots as :func:`.policy.decide` says (the owner's
     root may, another account's root needs the bucket policy or ACL); for users and role
     sessions (:mod:`eucalite.access`) an explicit Deny in their policies or the bucket
-    policy refuses; inside the owner's account an Allow in either grants (ACL grants to
-    the account are its root's; grants to everyone count); across accounts both their
-    policies and the bucket policy or ACL must allow."""
+    policy refuses; inside the owner's account an Allow in their policies grants, and so
+    does one in the bucket policy that names them (one naming their account delegates to
+    their policies; ACL grants to the account are its root's; grants to everyone count);
+    across accounts both their policies and the bucket policy or ACL must allow."""
     target, permission = PERMISSIONS.get(action, ("bucket", None))
     if target == "object" and obj is not None:
         owner, acl_json = obj.owner_id, obj.acl_json
@@ -98,14 +121,14 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
                              permission=permission, policy=bucket_policy, action=action,
                              resource=resource, context=full_context)
     mine = access.decide(requester, action, resource, context=keys)
-    verdict = None
+    verdict, direct = None, False
     if bucket_policy is not None:
-        verdict = policy.evaluate(bucket_policy, requester, action, resource,
-                                  access.context_for(requester, keys))
+        verdict, direct = _bucket_policy_says(bucket_policy, requester, action, resource,
+                                              access.context_for(requester, keys))
     if mine.effect == DENY or verdict == DENY:
         return False
     if is_owner:
-        return mine.allowed or verdict == ALLOW or _group_grant(stored_acl, permission)
+        return mine.allowed or direct or _group_grant(stored_acl, permission)
     return mine.allowed and (verdict == ALLOW or
                              bool(permission and acl.acl_allows(stored_acl, requester,
                                                                 permission)))
