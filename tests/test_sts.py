@@ -13,7 +13,6 @@ import json
 import subprocess
 
 import boto3
-import pytest
 import requests
 from botocore.auth import HmacV1Auth, SigV2Auth
 from botocore.awsrequest import AWSRequest
