@@ -373,3 +373,11 @@ def test_decode_authorization_message(live):
     assert code == "AccessDenied" and user_arn in response["Error"]["Message"]
     assert error_code(sts(live).decode_authorization_message, EncodedMessage="bm90IGl0") \
         == "InvalidAuthorizationMessageException"
+
+
+def test_mfa_codes_are_refused_as_aws_refuses_an_unknown_device(live):
+    code, _, response = failure(sts(live).get_session_token,
+                                SerialNumber="arn:aws:iam::123456789012:mfa/me",
+                                TokenCode="123456")
+    assert code == "AccessDenied"
+    assert response["Error"]["Message"].startswith("MultiFactorAuthentication failed")

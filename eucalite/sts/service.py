@@ -107,8 +107,10 @@ class StsService:
     def _refuse_unsupported(action: str, policy: str | None, policy_arns: bool, tags: bool,
                             source_identity: str | None, mfa: bool) -> None:
         if mfa:
+            # eucalite has no MFA devices, so no serial number is ever this user's.
             raise AccessDenied("MultiFactorAuthentication failed, unable to validate MFA "
-                               "code: eucalite has no MFA devices.")
+                               "code. Please verify your MFA serial number is valid and "
+                               "associated with this user.")
         if policy is not None:
             # A malformed document is told as such first, as AWS does.
             document.parse(policy, grammar.IAM_INLINE_USER)
