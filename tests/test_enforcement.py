@@ -405,3 +405,25 @@ def test_a_users_session_has_the_users_policies_but_no_iam(live):
     assert client("iam").list_users()["Users"]                   # the user itself may
     assert error_code(_session_client(live, creds, "iam").list_users) in (
         "InvalidClientTokenId", "AccessDenied")                  # its session may not
+
+
+def test_the_console_asks_the_same_table_and_gate(live):
+    root = live.client("ec2")
+    group = root.create_security_group(GroupName="web", Description="d",
+                                       TagSpecifications=[{"ResourceType": "security-group",
+                                                           "Tags": [{"Key": "team",
+                                                                     "Value": "a"}]}])["GroupId"]
+    other = root.create_security_group(GroupName="db", Description="d")["GroupId"]
+    _user(live, "viewer")
+    _attach(live, "eucalyptus", "viewer", _allow("ec2:DescribeSecurityGroups"),
+            _allow("ec2:DeleteSecurityGroup", "*",
+                   StringEquals={"ec2:ResourceTag/team": "a"}))
+    services = live.app.extensions["eucalite"]
+    with live.app.test_request_context():
+        viewer = accounts.principal_of(accounts.get_user("eucalyptus", "viewer"))
+        admin = accounts.principal_of(accounts.get_user("eucalyptus", "admin"))
+        assert permissions.may(services, viewer, "DescribeSecurityGroups")
+        assert not permissions.may(services, viewer, "CreateSecurityGroup")
+        assert permissions.may(services, viewer, "DeleteSecurityGroup", [group])
+        assert not permissions.may(services, viewer, "DeleteSecurityGroup", [group, other])
+        assert permissions.may(services, admin, "DeleteSecurityGroup", [other])

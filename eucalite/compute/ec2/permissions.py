@@ -264,8 +264,10 @@ def may(services: Any, principal: Principal, action: str,
     such) be allowed? For the console, which offers only what the caller may do."""
     if access.unrestricted(principal, f"ec2:{action}"):
         return True
-    named = [(_arn(services, principal, *_resolve(services, principal, "*", rid)[:2]), rid)
-             for rid in resource_ids]
+    named = []
+    for resource_id in resource_ids:
+        kind, arn_id, _ = _resolve(services, principal, "*", resource_id)
+        named.append((_arn(services, principal, kind, arn_id), resource_id))
     on = tags.tags_for(principal.account_id, [rid for _, rid in named])
     targets = [(arn, {f"ec2:ResourceTag/{k}": v for k, v in on.get(rid, {}).items()})
                for arn, rid in named] or [("*", {})]
