@@ -190,6 +190,24 @@ def _resolver(lookup: KeyLookup, service: str, token: str | None,
     return resolve
 
 
+def lookup_with_token(service: str, token: str | None) -> KeyLookup:
+    """A :data:`KeyLookup` for signatures checked outside :func:`authenticate` (S3's POST
+    forms): long-term keys, and STS session keys with their *token*. None for a key that
+    does not exist (the caller says so in its words); AuthError (in *service*'s codes) for
+    a session key whose token is missing, wrong or expired."""
+    resolve = _resolver(accounts.principal_for_key, service, token, True)
+
+    def lookup(access_key_id: str) -> tuple[Principal, str] | None:
+        try:
+            return resolve(access_key_id)
+        except AuthError as error:
+            if error.kind == UNKNOWN_KEY:
+                return None
+            raise error.for_service(service)
+
+    return lookup
+
+
 def _session(access_key_id: str, service: str, token: str | None) -> tuple[Principal, str]:
     found = sessions.resolve(access_key_id)
     if found is None or token is None:
@@ -515,7 +533,7 @@ def _s3_v2(view: RequestView, resolve: Resolve, now: dt.datetime, max_skew: int,
     principal, secret = resolve(access_key_id)
     string_to_sign = ""
     for path in _s3_v2_paths(view.raw_path):
-        tail = _s3_v2_headers_and_resource(view, virtual_bucket, path)
+        tail = _s3_v2_headers_and_resource(view, virtual_bucket, path, query is not None)
         for date_line in date_lines:
             string_to_sign = "\n".join([view.method, view.headers.get("content-md5", ""),
                                         view.headers.get("content-type", ""), date_line]) \
@@ -576,12 +594,18 @@ def _s3_v2_claim(view: RequestView, now: dt.datetime, max_skew: int,
 
 
 def _s3_v2_headers_and_resource(view: RequestView, virtual_bucket: str | None,
-                                path: str) -> str:
+                                path: str, presigned: bool = False) -> str:
     """The end of the string to sign: CanonicalizedAmzHeaders (``x-amz-*`` lower-case,
     sorted, repeated values joined by commas) then CanonicalizedResource (the bucket of a
-    virtual-host request, *path*, and the sub-resources that are signed)."""
+    virtual-host request, *path*, and the sub-resources that are signed). A *presigned*
+    URL carries its ``x-amz-*`` headers (``x-amz-security-token``) as query parameters:
+    they are signed as headers."""
     amz_headers: dict[str, list[str]] = {}
-    for name, value in view.headers.items():
+    carried = view.headers.items()
+    if presigned:
+        carried = list(carried) + [(name.lower(), value) for name, value in view.query_pairs()
+                                   if name.lower().startswith("x-amz-")]
+    for name, value in carried:
         if name.startswith("x-amz-"):
             amz_headers.setdefault(name, []).append(" ".join(value.split()))
     amz_block = "".join(f"{name}:{','.join(values)}\n"

@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from awsutil import error_code, failure
+from awsutil import error_code, failure, xml_error_code
 from eucalite import accounts, credentials as credentials_module, ids, sessions
 from eucalite.db import db
 from eucalite.identity import InlinePolicy, Role, StsSession
@@ -381,3 +381,28 @@ def test_mfa_codes_are_refused_as_aws_refuses_an_unknown_device(live):
                                 TokenCode="123456")
     assert code == "AccessDenied"
     assert response["Error"]["Message"].startswith("MultiFactorAuthentication failed")
+
+
+def test_s3_v2_presigned_urls_and_post_forms_with_a_session(live):
+    """S3's other signatures: a SigV2 presigned URL (the token rides in the query and is
+    signed as a header) and a browser POST form (V4 and V2 policies with the token field)."""
+    role_arn = make_role(live, "forms", trust(AWS=admin_account_id(live)))
+    creds = sts(live).assume_role(RoleArn=role_arn, RoleSessionName="forms")["Credentials"]
+    s3 = client(live, "s3", creds)
+    s3.create_bucket(Bucket="forms-bucket")
+    s3.put_object(Bucket="forms-bucket", Key="k", Body=b"v2")
+    v2 = client(live, "s3", creds, signature_version="s3")
+    url = v2.generate_presigned_url("get_object", Params={"Bucket": "forms-bucket", "Key": "k"})
+    assert "x-amz-security-token=" in url and "AWSAccessKeyId=ASIA" in url
+    assert requests.get(url).content == b"v2"
+    for signer, key in ((s3, "v4-form"), (v2, "v2-form")):
+        post = signer.generate_presigned_post("forms-bucket", key)
+        assert "x-amz-security-token" in post["fields"]
+        answer = requests.post(post["url"], data=post["fields"],
+                               files={"file": ("f", b"posted")})
+        assert answer.status_code == 204, answer.text
+        assert s3.get_object(Bucket="forms-bucket", Key=key)["Body"].read() == b"posted"
+    post = s3.generate_presigned_post("forms-bucket", "wrong")
+    post["fields"]["x-amz-security-token"] = creds["SessionToken"][:-4] + "AAAA"
+    answer = requests.post(post["url"], data=post["fields"], files={"file": ("f", b"x")})
+    assert (answer.status_code, xml_error_code(answer)) == (400, "InvalidToken")

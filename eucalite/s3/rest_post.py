@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Response, redirect, request
 
-from .. import accounts
+from .. import auth
 from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
 from . import acl, buckets, objects, postpolicy, tagging
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
@@ -42,7 +42,8 @@ def post_object(req: S3Request) -> Response:
                               "If it is specified, please check the order of the fields.",
                               ArgumentName="key", ArgumentValue="")
     size = _size(upload.stream)
-    verified = postpolicy.verify_post(fields, req.bucket, accounts.principal_for_key,
+    lookup = auth.lookup_with_token("s3", lowered.get("x-amz-security-token"))
+    verified = postpolicy.verify_post(fields, req.bucket, lookup,
                                       dt.datetime.now(dt.timezone.utc), file_size=size)
     key = postpolicy.substitute_filename(lowered["key"], upload.filename)
     bucket = buckets.find(req.bucket)
