@@ -100,8 +100,9 @@ def test_accounts_users_and_keys(live, tmp_path):
     user = run(EUCALITE, "account", "user-create", "research", "alice", env=env).stdout
     key_line = [line for line in user.splitlines() if line.startswith("access key")][0]
     key_id, secret = key_line.split()[2:4]
-    zones = live.client("ec2", key_id=key_id, secret=secret).describe_availability_zones()
-    assert zones["AvailabilityZones"]
+    # the key signs; alice has no policy, so EC2 refuses her (AWS's default for a user)
+    assert error_code(live.client("ec2", key_id=key_id, secret=secret)
+                      .describe_availability_zones) == "UnauthorizedOperation"
 
     users = run(EUCALITE, "account", "users", "research", env=env).stdout
     assert "admin" in users and "alice" in users
