@@ -6,10 +6,10 @@ Starts `eucalite serve --no-node` on loopback, creates a role trusting the accou
 CreateRole), then times with boto3, one request at a time:
 
 * AssumeRole (trust policy checked, a session row written);
-* DescribeRegions signed with the cloud admin's long-term key;
-* DescribeRegions signed with an AssumeRole session's key and token (the token lookup: one
-  joined query on ``sts_sessions`` in place of ``access_keys``, and the role's policies
-  through the engine instead of the root's shortcut).
+* DescribeRegions signed by a user with one inline policy, with its long-term key, then
+  with a GetSessionToken session of the same user (same policies: the difference is the
+  token lookup, one joined query on ``sts_sessions`` in place of ``access_keys``);
+* DescribeRegions signed with an AssumeRole session (the role's policies instead).
 
 Then, in process (no HTTP, no policy): :func:`eucalite.auth.authenticate` of the same
 signed DescribeRegions with each key, the signature check alone, so the token lookup's
@@ -128,16 +128,25 @@ def main() -> None:
 
         assume = timed(lambda: sts.assume_role(RoleArn=role_arn, RoleSessionName="bench"),
                        args.requests)
-        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="bench")["Credentials"]
-        long_term = client("ec2", env["AWS_ENDPOINT_URL_EC2"], region, key, secret)
-        session = client("ec2", env["AWS_ENDPOINT_URL_EC2"], region, creds["AccessKeyId"],
-                         creds["SecretAccessKey"], creds["SessionToken"])
-        plain = timed(long_term.describe_regions, args.requests)
-        with_token = timed(session.describe_regions, args.requests)
+        ec2_url = env["AWS_ENDPOINT_URL_EC2"]
+        iam.create_user(UserName="bench")
+        iam.put_user_policy(UserName="bench", PolicyName="describe", PolicyDocument=ALL)
+        user_key = iam.create_access_key(UserName="bench")["AccessKey"]
+        user = (user_key["AccessKeyId"], user_key["SecretAccessKey"])
+        own = client("sts", env["AWS_ENDPOINT_URL_STS"], region, *user).get_session_token(
+            DurationSeconds=3600)["Credentials"]
+        role = sts.assume_role(RoleArn=role_arn, RoleSessionName="bench")["Credentials"]
+        rows = [("DescribeRegions, user's long-term key", client("ec2", ec2_url, region, *user)),
+                ("DescribeRegions, user's session + token",
+                 client("ec2", ec2_url, region, own["AccessKeyId"], own["SecretAccessKey"],
+                        own["SessionToken"])),
+                ("DescribeRegions, role session + token",
+                 client("ec2", ec2_url, region, role["AccessKeyId"], role["SecretAccessKey"],
+                        role["SessionToken"]))]
         print(f"{args.requests} requests each, one at a time")
         print(f"  {'AssumeRole':40s} {describe(assume)}")
-        print(f"  {'DescribeRegions, long-term key':40s} {describe(plain)}")
-        print(f"  {'DescribeRegions, session key + token':40s} {describe(with_token)}")
+        for name, ec2 in rows:
+            print(f"  {name:40s} {describe(timed(ec2.describe_regions, args.requests))}")
         verification(args.requests * 5)
     finally:
         if process is not None:
