@@ -26,7 +26,8 @@ ROLE_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):role/((?:[\x21-\x2e\x30-\x7e]+/
                       r"([A-Za-z0-9_+=,.@-]{1,64})")
 #: AWS's limit on a role session assumed by a role session ("role chaining").
 CHAINED_MAX_SECONDS = 3600
-#: GetSessionToken: default and maximum for users, and the account root's maximum.
+#: GetSessionToken: the default for users (their maximum, 36 h, is the adapter's bound),
+#: and the account root's default and maximum.
 SESSION_TOKEN_DEFAULT = 43200
 SESSION_TOKEN_ROOT_MAX = 3600
 
