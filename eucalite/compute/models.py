@@ -46,6 +46,7 @@ class Image(db.Model, JsonFields):
     # Parsed bundle manifest: parts (object keys, sizes, digests), sizes, encryption.
     manifest_json: Mapped[str | None] = mapped_column(Text, default=None)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # CopyImage's ClientToken: a retried copy answers the image the first one made.
     client_token: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -135,6 +136,7 @@ class Instance(db.Model, JsonFields):
     # role's credentials reach the guest through the metadata service.
     iam_instance_profile_arn: Mapped[str | None] = mapped_column(String(2048), default=None)
     iam_instance_profile_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
 
 
 class SecurityGroup(db.Model):
@@ -214,6 +216,7 @@ class Address(db.Model):
     association_id: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
     instance_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     allocated: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
 
 
 # Instances and images can be tagged; their families may register refined checks.

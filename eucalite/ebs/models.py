@@ -40,6 +40,7 @@ class Volume(db.Model, JsonFields):
     target: Mapped[str | None] = mapped_column(String(8), default=None)       # vdb
     # attaching | attached | detaching | None
     attach_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
     attach_time: Mapped[dt.datetime | None] = mapped_column(default=None)
     delete_on_termination: Mapped[bool] = mapped_column(default=False)
     auto_enable_io: Mapped[bool] = mapped_column(default=False)
@@ -53,6 +54,7 @@ class Snapshot(db.Model, JsonFields):
     owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     volume_id: Mapped[str] = mapped_column(String(32), index=True)
     volume_size_gb: Mapped[int] = mapped_column(Integer)
+    creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
     state: Mapped[str] = mapped_column(String(16), default="pending")      # pending|completed|error
     state_message: Mapped[str | None] = mapped_column(String(255), default=None)
     progress: Mapped[int] = mapped_column(Integer, default=0)              # percent

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 from ..errors import AwsError
 from .conditions import Condition, parse_conditions
-from .grammar import VERSION_2008, VERSION_2012, Grammar, Malformed
+from .grammar import VERSION_2008, VERSION_2012, Grammar, Malformed, check_limit_statement
 
-ALLOW, DENY = "Allow", "Deny"
+ALLOW, DENY, LIMIT = "Allow", "Deny", "Limit"   # Limit: a quota (grammar.QUOTA_KEYS)
 VERSIONS = (VERSION_2008, VERSION_2012)
 
 
@@ -198,7 +198,8 @@ def _check_fields(raw: dict, grammar: Grammar) -> None:
             raise Malformed("prohibited", name=name)
     if "Effect" not in raw:
         raise Malformed("missing_effect", name="Effect")
-    if raw["Effect"] not in (ALLOW, DENY):
+    limit = grammar.limits and raw["Effect"] == LIMIT
+    if raw["Effect"] not in (ALLOW, DENY) and not limit:
         raise Malformed("effect", effect=raw["Effect"])
     if "Sid" in raw and not isinstance(raw["Sid"], str):
         raise Malformed("sid_type")
@@ -222,6 +223,8 @@ def _statement(raw: Any, grammar: Grammar,
         resources=optional("Resource", _resources, grammar),
         not_resources=optional("NotResource", _resources, grammar),
         conditions=parse_conditions(raw.get("Condition", {}), grammar.condition_key))
+    if statement.effect == LIMIT:
+        check_limit_statement(statement)
     if grammar.check_statement is not None:
         grammar.check_statement(statement)
     return statement

@@ -16,12 +16,12 @@ names the statement that decided it (:class:`Decision`), so a simulator can expl
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import arns
 from .conditions import condition_holds, glob_matches, matches, normalize_context
-from .document import ALLOW, DENY, Policy, Statement
+from .document import ALLOW, DENY, LIMIT, Policy, Statement
 
 IMPLICIT_DENY = "ImplicitDeny"
 
@@ -171,6 +171,8 @@ def evaluate(policy: Policy, caller: Caller | None, action: str, resource: str,
     matched case-insensitively, *resource* case-sensitively."""
     allowed = None
     for index, statement in enumerate(policy.statements):
+        if statement.effect == LIMIT:       # a quota grants and denies nothing
+            continue
         if statement_applies(statement, caller, action, resource, context,
                              policy.uses_variables):
             if statement.effect == DENY:
@@ -178,6 +180,20 @@ def evaluate(policy: Policy, caller: Caller | None, action: str, resource: str,
             if allowed is None:
                 allowed = Match(name, index, statement.sid, ALLOW)
     return allowed
+
+
+def limits(policy: Policy, action: str, resource: str) -> dict[str, int]:
+    """The quotas *policy*'s Limit statements set for this request (those whose
+    Action/NotAction and Resource/NotResource match it): quota key -> the smallest limit."""
+    found: dict[str, int] = {}
+    for statement in policy.statements:
+        if statement.effect != LIMIT or not statement_applies(
+                replace(statement, conditions=()), None, action, resource, {}, False):
+            continue
+        for condition in statement.conditions:
+            value = int(condition.values[0])
+            found[condition.key] = min(value, found.get(condition.key, value))
+    return found
 
 
 # --- the decision ---------------------------------------------------------------------

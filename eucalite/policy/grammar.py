@@ -67,6 +67,8 @@ class Grammar:
     role_principals: bool = False
     prohibited_fields: tuple[str, ...] = ()
     check_statement: Callable[[Any], None] | None = field(default=None, compare=False)
+    #: accepts Eucalyptus' ``"Effect": "Limit"`` quota statements (:data:`QUOTA_KEYS`)
+    limits: bool = False
 
     def error_for(self, malformed: Malformed) -> AwsError:
         """The client's error for *malformed*: the grammar's message for its reason (the
@@ -100,7 +102,49 @@ IAM_MESSAGES: Mapping[str, str] = {
     "action_vendor_invalid": "Vendor {vendor} is not valid",
     "resource_arn": 'Resource {resource} must be in ARN format or "*".',
     "resource_partition": 'Partition "{partition}" is not valid for resource "{resource}".',
+    "limit": "Limit statements take only quota keys (ec2:quota-..., s3:quota-..., "
+             "iam:quota-...) under NumericLessThanEquals with a whole number: {key}",
 }
+
+
+# --- quotas ---------------------------------------------------------------------------
+# Eucalyptus' quotas are statements with Effect "Limit": their Action and Resource say
+# which requests they count against, their one operator NumericLessThanEquals gives the
+# limit per quota key. They grant nothing: the engine skips them when deciding access.
+
+#: The quota keys (lower-case, as conditions keep them) and the unit of each.
+QUOTA_KEYS: Mapping[str, str] = {
+    "ec2:quota-vminstancenumber": "instances",
+    "ec2:quota-cputotalsize": "vCPUs",
+    "ec2:quota-memorytotalsize": "MiB",
+    "ec2:quota-disktotalsize": "GiB",
+    "ec2:quota-imagenumber": "images",
+    "ec2:quota-volumenumber": "volumes",
+    "ec2:quota-volumetotalsize": "GiB",
+    "ec2:quota-snapshotnumber": "snapshots",
+    "ec2:quota-addressnumber": "addresses",
+    "s3:quota-bucketnumber": "buckets",
+    "s3:quota-bucketsize": "MB per bucket",
+    "s3:quota-buckettotalsize": "MB",
+    "s3:quota-bucketobjectnumber": "objects per bucket",
+    "iam:quota-usernumber": "users",
+    "iam:quota-groupnumber": "groups",
+    "iam:quota-rolenumber": "roles",
+    "iam:quota-instanceprofilenumber": "instance profiles",
+}
+LIMIT_OPERATOR = "NumericLessThanEquals"
+
+
+def check_limit_statement(statement: Any) -> None:
+    """Malformed unless every condition of a Limit *statement* is a quota key under
+    NumericLessThanEquals (no qualifier, no IfExists) with one whole number >= 0, and it
+    has at least one."""
+    if not statement.conditions:
+        raise Malformed("limit", key="no quota key")
+    for condition in statement.conditions:
+        if (condition.operator != LIMIT_OPERATOR or condition.key not in QUOTA_KEYS
+                or len(condition.values) != 1 or not condition.values[0].isdigit()):
+            raise Malformed("limit", key=condition.key)
 
 
 def _iam(name: str, max_size: int, **rules: Any) -> Grammar:
@@ -110,8 +154,10 @@ def _iam(name: str, max_size: int, **rules: Any) -> Grammar:
 
 
 #: IAM's limits on a policy's size (characters without whitespace), per kind.
-IAM_INLINE_USER = _iam("inline user policy", 2048)
-IAM_INLINE_GROUP = _iam("inline group policy", 5120)
+# Users take quotas (an account's are its admin user's); a group's are accepted as
+# Eucalyptus accepted them and count for nothing (quotas.py reads users only).
+IAM_INLINE_USER = _iam("inline user policy", 2048, limits=True)
+IAM_INLINE_GROUP = _iam("inline group policy", 5120, limits=True)
 IAM_INLINE_ROLE = _iam("inline role policy", 10240)
 IAM_MANAGED = _iam("managed policy", 6144)
 

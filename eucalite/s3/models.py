@@ -36,6 +36,7 @@ class Bucket(db.Model, JsonFields):
     cors_json: Mapped[str | None] = mapped_column(Text, default=None)
     lifecycle_json: Mapped[str | None] = mapped_column(Text, default=None)
     tags_json: Mapped[str | None] = mapped_column(Text, default=None)
+    creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
 
 
 class ObjectVersion(db.Model, JsonFields):
