@@ -102,6 +102,12 @@ def test_a_user_without_policies_may_do_nothing(live):
     assert decoded["context"]["action"] == "ec2:DescribeInstances"
     assert decoded["context"]["principal"]["arn"] == arn
     assert decoded["context"]["resource"] == "*"
+    # STS decodes it for the account's root; the user itself has no policy to ask
+    answer = live.client("sts").decode_authorization_message(
+        EncodedMessage=message[len(ENCODED):])
+    assert json.loads(answer["DecodedMessage"]) == decoded
+    assert error_code(client("sts").decode_authorization_message,
+                      EncodedMessage=message[len(ENCODED):]) == "AccessDenied"
     assert error_code(ec2.describe_instances, DryRun=True) == "UnauthorizedOperation"
     assert error_code(ec2.create_key_pair, KeyName="k") == "UnauthorizedOperation"
 
