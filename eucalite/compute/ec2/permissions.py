@@ -54,7 +54,8 @@ _GROUP = (Named("GroupId", "security-group"), Named("GroupName", "security-group
 _ADDRESS = (Named("AllocationId", "elastic-ip"), Named("PublicIp", "elastic-ip-ip"))
 
 #: action -> what it touches; () is ``*``. Every registered action has an entry (a test
-#: walks the registry), so a new action is authorised deliberately, never by default.
+#: walks the registry), so a new action's resources are named deliberately; one missing
+#: here is authorised on ``*`` only.
 PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
     # nothing resource-level (AWS supports none for these)
     **{name: () for name in (
@@ -192,7 +193,7 @@ def resources(services: Any, principal: Principal, action: str, params: QueryPar
     ``[("*", {})]`` when it names none."""
     found: list[tuple[str, dict[str, Any]]] = []
     tagged: list[tuple[str, str | None, dict[str, Any]]] = []
-    for entry in PERMISSIONS[action]:
+    for entry in PERMISSIONS.get(action, ()):
         if isinstance(entry, New):
             keys = _request_keys(params, action, entry.kind)
             found.append((_arn(services, principal, entry.kind, "*"), keys))
