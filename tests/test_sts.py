@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+from pathlib import Path
 
 import boto3
 import requests
@@ -20,6 +21,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from awsutil import error_code, failure, xml_error_code
+from serverutil import AWS, EUCALITE, cli_env, run
 from eucalite import accounts, credentials as credentials_module, ids, sessions
 from eucalite.db import db
 from eucalite.identity import InlinePolicy, Role, StsSession
@@ -406,3 +408,21 @@ def test_s3_v2_presigned_urls_and_post_forms_with_a_session(live):
     post["fields"]["x-amz-security-token"] = creds["SessionToken"][:-4] + "AAAA"
     answer = requests.post(post["url"], data=post["fields"], files={"file": ("f", b"x")})
     assert (answer.status_code, xml_error_code(answer)) == (400, "InvalidToken")
+
+
+def test_aws_cli_role_profile_through_eucalite_credentials(live):
+    """The aws CLI's own role profiles (``role_arn`` + ``source_profile``) assume the role
+    at the STS endpoint `eucalite credentials --profile` writes."""
+    role_arn = make_role(live, "profiled", trust(AWS=admin_account_id(live)))
+    env = cli_env(EUCALITE_DATA_DIR=live.app.config["EUCALITE"]["data_dir"],
+                  EUCALITE_PORT=str(live.port))
+    run(EUCALITE, "credentials", "--profile", "euca", env=env)
+    config = Path(env["AWS_CONFIG_FILE"])
+    assert "sts =" in config.read_text()
+    with config.open("a") as handle:
+        handle.write(f"\n[profile worker]\nrole_arn = {role_arn}\nsource_profile = euca\n"
+                     f"role_session_name = from-profile\nregion = {live.region}\n"
+                     "services = eucalite-euca\n")
+    me = json.loads(run(AWS, "--profile", "worker", "sts", "get-caller-identity",
+                        "--output", "json", env=env).stdout)
+    assert me["Arn"].endswith(":assumed-role/profiled/from-profile")
