@@ -120,8 +120,13 @@ def context_for(principal: Principal | None, keys: Mapping[str, Any] | None = No
     anonymous): clock, principal, HTTP request, then the service's *keys*."""
     if principal is None:
         return evaluation.request_context(None, {**request_keys(), **(keys or {})})
-    return evaluation.request_context(identity_of(principal).caller,
-                                      {**request_keys(), **(keys or {})})
+    context = evaluation.request_context(identity_of(principal).caller,
+                                         {**request_keys(), **(keys or {})})
+    if principal.role_id is not None:
+        # AWS gives a role session no aws:username: ${aws:username} must never let a role
+        # named like a user into that user's resources.
+        context.pop("aws:username", None)
+    return context
 
 
 # --- the decision ---------------------------------------------------------------------

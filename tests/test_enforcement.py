@@ -387,6 +387,14 @@ def test_a_role_session_may_do_what_its_roles_policies_and_bucket_policies_allow
     assert decoded["context"]["principal"]["arn"] == \
         f"arn:aws:sts::{account_id}:assumed-role/reader/job"
     assert error_code(role_s3.get_object, Bucket="for-the-role", Key="k") == "AccessDenied"
+    # a role session has no aws:username: a policy keyed on it does not let the role in
+    with live.app.app_context():
+        db.session.add(identity.InlinePolicy(role_id=role_id, name="home", document=json.dumps(
+            {"Version": "2012-10-17", "Statement": [
+                _allow("s3:GetObject", "arn:aws:s3:::for-the-role/*",
+                       StringEquals={"aws:username": "reader"})]})))
+        db.session.commit()
+    assert error_code(role_s3.get_object, Bucket="for-the-role", Key="k") == "AccessDenied"
     # a bucket policy naming a user of the role's name does not name the role; one naming
     # the account only delegates to the role's own policies, which do not allow it
     _user(live, "reader")
