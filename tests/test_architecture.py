@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
      "eucalite.httpserver", "eucalite.policy"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares
     ("eucalite.accounts", "eucalite.identity", "eucalite.auth", "eucalite.tags", "eucalite.api",
+     "eucalite.quotas",
      "eucalite.access", "eucalite.sessions"),
     # roles that need no other role: Walrus and the cluster controller with its nodes
     ("eucalite.s3", "eucalite.cluster"),

@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from .. import ids, tags
+from .. import ids, quotas, tags
 from ..accounts import Principal
 from ..cluster import network
 from ..db import db
@@ -212,6 +212,7 @@ def allocate(principal: Principal, pool: Pool, domain: str, limit: int,
                                     "allocation id, which standard addresses do not have).")
     if len(owned(principal)) >= limit:
         raise AddressLimitExceeded("The maximum number of addresses has been reached.")
+    quotas.check(principal, "ec2:AllocateAddress", {"ec2:quota-addressnumber": 1})
     if wanted is not None:
         address = _recoverable(pool, wanted)
     else:
@@ -221,7 +222,7 @@ def allocate(principal: Principal, pool: Pool, domain: str, limit: int,
                                               "your minimum request.")
         address = free[0]
     row = Address(public_ip=address, kind=ELASTIC, owner_id=principal.account_id,
-                  domain=domain,
+                  domain=domain, creator_user_id=quotas.creator(principal),
                   allocation_id=ids.resource_id("eipalloc") if domain == VPC else None)
     db.session.add(row)
     db.session.flush()

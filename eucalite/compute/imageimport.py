@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Mapping
 
-from .. import tags
+from .. import quotas, tags
 from ..accounts import Principal
 from ..db import db, write_lock
 from ..ebs import snapshots
@@ -201,8 +201,10 @@ def insert(principal: Principal, kind: str, block_devices: list[dict] | None,
     write_lock()
     try:
         check_unique_name(principal.account_id, columns["name"])
+        quotas.check(principal, "ec2:RegisterImage", {"ec2:quota-imagenumber": 1})
         image = Image(id=image_id or new_image_id(kind), owner_id=principal.account_id,
-                      kind=kind, state=state, is_public=False, **columns)
+                      kind=kind, state=state, is_public=False,
+                      creator_user_id=quotas.creator(principal), **columns)
         image.set_json("launch_permissions", [])
         image.set_json("block_devices", block_devices)
         if manifest is not None:

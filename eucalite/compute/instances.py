@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from sqlalchemy import and_, or_
 
-from .. import identity, ids
+from .. import identity, ids, quotas
 from ..accounts import Principal, utcnow
 from ..cluster.virt.network_xml import mac_for
 from ..db import db, load_json, write_lock
@@ -319,6 +319,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
     profile = launch_profile(principal.account_id, request.iam_instance_profile)
     rows = []
     write_lock()
+    quotas.check(principal, "ec2:RunInstances",
+                 quotas.launch(len(node_ids), itype.cpu, itype.memory_mb, itype.disk_gb))
     groups = secgroups.launch_groups(principal.account_id, request.security_groups,
                                      request.security_group_ids)
     addresses = allocate_ips(len(node_ids)) if allocate_ips else [None] * len(node_ids)
@@ -334,7 +336,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             launch_time=utcnow(), private_ip=addresses[index],
             mac=mac_for(addresses[index]) if addresses[index] else new_mac(),
             root_device_type=image.root_device_type, root_device_name=image.root_device_name,
-            cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb)
+            cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb,
+            creator_user_id=quotas.creator(principal))
         if request.metadata_options:
             instance.set_json("metadata_options", request.metadata_options)
         if request.attributes:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, ContextManager, Mapping
 
-from .. import ids, tags
+from .. import ids, quotas, tags
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import AwsError, InvalidParameterValue
@@ -122,10 +122,11 @@ def record(principal: Principal, volume_id: str, description: str,
     check_text(description, "Description")
     tag_map = tags.check_new_tags(tag_map)
     write_lock()
+    quotas.check(principal, "ec2:CreateSnapshot", {"ec2:quota-snapshotnumber": 1})
     snapshot = Snapshot(id=ids.resource_id("snap"), owner_id=principal.account_id,
                         volume_id=volume.id, volume_size_gb=volume.size_gb, state=PENDING,
                         progress=0, description=description, started=utcnow(),
-                        chunk_size=chunk_size)
+                        chunk_size=chunk_size, creator_user_id=quotas.creator(principal))
     db.session.add(snapshot)
     db.session.flush()
     tags.tag_new_resources(principal, "snapshot", [snapshot.id], tag_map)

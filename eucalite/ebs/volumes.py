@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .. import ids, tags
+from .. import ids, quotas, tags
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import InvalidParameterValue, MissingParameter
@@ -93,9 +93,12 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
     """Write a new volume as ``creating``; *tag* (given its id) runs in the same
     transaction, so the volume and its tags appear together."""
     write_lock()
+    quotas.check(principal, "ec2:CreateVolume",
+                 {"ec2:quota-volumenumber": 1, "ec2:quota-volumetotalsize": size_gb})
     volume = Volume(id=ids.resource_id("vol"), owner_id=principal.account_id, size_gb=size_gb,
                     zone=zone, state=CREATING, snapshot_id=snapshot.id if snapshot else None,
-                    volume_type=volume_type, created=utcnow())
+                    volume_type=volume_type, created=utcnow(),
+                    creator_user_id=quotas.creator(principal))
     db.session.add(volume)
     db.session.flush()
     if tag is not None:

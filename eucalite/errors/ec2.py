@@ -249,3 +249,20 @@ class ResourceAlreadyAssociated(ClientError):
 
 class InvalidInstanceAttributeValue(ClientError):
     code = "InvalidInstanceAttributeValue"
+
+
+# Quotas (eucalite.quotas): AWS's limit codes for a request past its account's or user's quota.
+class InstanceLimitExceeded(ClientError):
+    code = "InstanceLimitExceeded"
+
+
+class VcpuLimitExceeded(ClientError):
+    code = "VcpuLimitExceeded"
+
+
+class SnapshotLimitExceeded(ClientError):
+    code = "SnapshotLimitExceeded"
+
+
+class ResourceLimitExceeded(ClientError):
+    code = "ResourceLimitExceeded"

@@ -241,3 +241,15 @@ class NotImplemented(S3Error):  # noqa: A001 - S3's code; shadows the builtin co
 
 class SlowDown(S3Error):
     code, status = "SlowDown", 503
+
+
+# Quotas (eucalite.quotas): more buckets than the account's or user's quota allows.
+class TooManyBuckets(S3Error):
+    code = "TooManyBuckets"
+
+
+# Quotas: a bucket's object count at its quota (Walrus' answer to a bucket past a quota was
+# a refusal; this names it).
+class QuotaExceeded(S3Error):
+    code = "QuotaExceeded"
+    status = 403

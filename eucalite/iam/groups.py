@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from .. import ids
+from .. import ids, quotas
 from ..accounts import Group, GroupMember, User
-from ..db import db
+from ..db import db, writing
 from ..errors.iam import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from . import common, policies, users
 
@@ -28,16 +28,18 @@ def get(account_id: str, name: str) -> Group:
 
 def create(account_id: str, name: str, path: str) -> Group:
     common.group_name(name)
-    if find(account_id, name) is not None:
-        raise EntityAlreadyExists(f"Group with name {name} already exists.")
-    group = Group(id=ids.unique_id("AGPA"), account_id=account_id, name=name, path=path)
-    db.session.add(group)
-    try:
-        db.session.commit()
-    except IntegrityError:                  # another writer made it first
-        db.session.rollback()
-        raise EntityAlreadyExists(f"Group with name {name} already exists.")
-    return group
+    with writing():                     # the quota counts under the one writer
+        quotas.check_account(account_id, "iam:CreateGroup", {"iam:quota-groupnumber": 1})
+        if find(account_id, name) is not None:
+            raise EntityAlreadyExists(f"Group with name {name} already exists.")
+        group = Group(id=ids.unique_id("AGPA"), account_id=account_id, name=name, path=path)
+        db.session.add(group)
+        try:
+            db.session.commit()
+        except IntegrityError:                  # another writer made it first
+            db.session.rollback()
+            raise EntityAlreadyExists(f"Group with name {name} already exists.")
+        return group
 
 
 def update(account_id: str, name: str, new_name: str | None, new_path: str | None) -> None:

@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy.exc import IntegrityError
 
-from .. import identity, ids
+from .. import identity, ids, quotas
 from ..db import db, writing
 from ..errors.iam import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from ..identity import InstanceProfile, InstanceProfileRole, Role
@@ -36,22 +36,25 @@ def get(account_id: str, profile_name: str) -> tuple[InstanceProfile, Role | Non
 
 def create(account_id: str, profile_name: str, path: str) -> InstanceProfile:
     name(profile_name)
-    if find(account_id, profile_name) is not None:
-        raise EntityAlreadyExists(f"Instance Profile {profile_name} already exists.")
-    count = db.session.execute(db.select(db.func.count()).select_from(InstanceProfile)
-                               .filter_by(account_id=account_id)).scalar_one()
-    if count >= PROFILES_PER_ACCOUNT:
-        raise LimitExceeded("Cannot exceed quota for InstanceProfilesPerAccount: "
-                            f"{PROFILES_PER_ACCOUNT}.")
-    profile = InstanceProfile(id=ids.unique_id("AIPA"), account_id=account_id,
-                              name=profile_name, path=path)
-    db.session.add(profile)
-    try:
-        db.session.commit()
-    except IntegrityError:                  # another writer made it first
-        db.session.rollback()
-        raise EntityAlreadyExists(f"Instance Profile {profile_name} already exists.")
-    return profile
+    with writing():                     # the quota counts under the one writer
+        quotas.check_account(account_id, "iam:CreateInstanceProfile",
+                             {"iam:quota-instanceprofilenumber": 1})
+        if find(account_id, profile_name) is not None:
+            raise EntityAlreadyExists(f"Instance Profile {profile_name} already exists.")
+        count = db.session.execute(db.select(db.func.count()).select_from(InstanceProfile)
+                                   .filter_by(account_id=account_id)).scalar_one()
+        if count >= PROFILES_PER_ACCOUNT:
+            raise LimitExceeded("Cannot exceed quota for InstanceProfilesPerAccount: "
+                                f"{PROFILES_PER_ACCOUNT}.")
+        profile = InstanceProfile(id=ids.unique_id("AIPA"), account_id=account_id,
+                                  name=profile_name, path=path)
+        db.session.add(profile)
+        try:
+            db.session.commit()
+        except IntegrityError:                  # another writer made it first
+            db.session.rollback()
+            raise EntityAlreadyExists(f"Instance Profile {profile_name} already exists.")
+        return profile
 
 
 def delete(account_id: str, profile_name: str) -> None:

@@ -8,8 +8,8 @@ import re
 
 from sqlalchemy.exc import IntegrityError
 
-from .. import identity, ids
-from ..db import db
+from .. import identity, ids, quotas
+from ..db import db, writing
 from ..errors.iam import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from ..identity import InstanceProfileRole, Role, RoleTag
 from ..policy import document, grammar
@@ -63,24 +63,26 @@ def create(account_id: str, name: str, path: str, trust: str, about: str | None,
     common.check(name, policies.ROLE_NAME, "RoleName")
     users.check_tags(tags, {})
     check_trust(trust)
-    if find(account_id, name) is not None:
-        raise EntityAlreadyExists(f"Role with name {name} already exists.")
-    count = db.session.execute(db.select(db.func.count()).select_from(Role)
-                               .filter_by(account_id=account_id)).scalar_one()
-    if count >= ROLES_PER_ACCOUNT:
-        raise LimitExceeded(f"Cannot exceed quota for RolesPerAccount: {ROLES_PER_ACCOUNT}.")
-    role = Role(id=ids.unique_id("AROA"), account_id=account_id, name=name, path=path,
-                trust_policy=trust, description=about,
-                max_session_duration=max_session or MIN_SESSION)
-    db.session.add(role)
-    db.session.add_all(RoleTag(role_id=role.id, key=key, value=value)
-                       for key, value in tags.items())
-    try:
-        db.session.commit()
-    except IntegrityError:                  # another writer made it first
-        db.session.rollback()
-        raise EntityAlreadyExists(f"Role with name {name} already exists.")
-    return role
+    with writing():                     # the quota counts under the one writer
+        quotas.check_account(account_id, "iam:CreateRole", {"iam:quota-rolenumber": 1})
+        if find(account_id, name) is not None:
+            raise EntityAlreadyExists(f"Role with name {name} already exists.")
+        count = db.session.execute(db.select(db.func.count()).select_from(Role)
+                                   .filter_by(account_id=account_id)).scalar_one()
+        if count >= ROLES_PER_ACCOUNT:
+            raise LimitExceeded(f"Cannot exceed quota for RolesPerAccount: {ROLES_PER_ACCOUNT}.")
+        role = Role(id=ids.unique_id("AROA"), account_id=account_id, name=name, path=path,
+                    trust_policy=trust, description=about,
+                    max_session_duration=max_session or MIN_SESSION)
+        db.session.add(role)
+        db.session.add_all(RoleTag(role_id=role.id, key=key, value=value)
+                           for key, value in tags.items())
+        try:
+            db.session.commit()
+        except IntegrityError:                  # another writer made it first
+            db.session.rollback()
+            raise EntityAlreadyExists(f"Role with name {name} already exists.")
+        return role
 
 
 def update(account_id: str, name: str, about: str | None, max_session: int | None) -> Role:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .. import accounts
+from .. import accounts, quotas
 from ..accounts import GroupMember, User, UserTag
-from ..db import db
+from ..db import db, writing
 from ..errors.iam import (DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity,
                           ValidationError)
 from . import common, policies
@@ -32,11 +32,14 @@ def create(account_name: str, name: str, path: str, tags: dict[str, str]) -> Use
     """A new user (accounts.create_user: the CLI's rules) with *tags*."""
     common.user_name(name)
     check_tags(tags, {})
-    user = accounts.create_user(account_name, name, path)
-    for key, value in tags.items():
-        db.session.add(UserTag(user_id=user.id, key=key, value=value))
-    db.session.commit()
-    return user
+    with writing():                     # the quota counts under the one writer
+        quotas.check_account(accounts.get_account(account_name).id, "iam:CreateUser",
+                             {"iam:quota-usernumber": 1})
+        user = accounts.create_user(account_name, name, path)
+        for key, value in tags.items():
+            db.session.add(UserTag(user_id=user.id, key=key, value=value))
+        db.session.commit()
+        return user
 
 
 def update(account_id: str, name: str, new_name: str | None, new_path: str | None) -> None:

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from typing import Any
 
+from .. import quotas
 from ..accounts import Account, Principal
 from ..db import bytewise, db, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
@@ -95,7 +96,10 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
         raise BucketAlreadyExists("The requested bucket name is not available. The bucket "
                                   "namespace is shared by all users of the system. Please "
                                   "select a different name and try again.", BucketName=name)
-    bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "")
+    quotas.check(requester, "s3:CreateBucket", {"s3:quota-bucketnumber": 1},
+                 resource=f"arn:aws:s3:::{name}")
+    bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "",
+                    creator_user_id=quotas.creator(requester))
     bucket.set_json("acl", acl)
     db.session.add(bucket)
     db.session.commit()

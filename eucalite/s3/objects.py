@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import ids
+from .. import ids, quotas
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
@@ -194,6 +194,12 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         bucket = buckets.find(bucket_name)     # it may have been deleted meanwhile
         version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         replaced = _retire_latest(bucket, key, keep_null=False)
+        if requester is not None:
+            quotas.check(requester, "s3:PutObject", {
+                "s3:quota-bucketsize": sum(segment.size for segment in segments),
+                "s3:quota-buckettotalsize": sum(segment.size for segment in segments),
+                "s3:quota-bucketobjectnumber": 1},
+                resource=f"arn:aws:s3:::{bucket_name}/{key}", bucket_id=bucket.id)
         owner = requester.account_id if requester else bucket.owner_id
         version = ObjectVersion(
             bucket_id=bucket.id, key=key, version_id=version_id, is_latest=True,
