@@ -13,6 +13,7 @@ from .. import api, xmlutil
 from . import actions_account, actions_groups, actions_keys, actions_users  # noqa: F401
 from . import actions_policies  # noqa: F401
 from . import actions_roles  # noqa: F401
+from . import actions_quotas  # noqa: F401
 from .actions import registry
 
 IAM_PATH = "/services/Euare"

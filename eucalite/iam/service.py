@@ -11,10 +11,11 @@ from typing import Any
 from ..accounts import AccessKey, Group, Principal, User
 from . import account, common, groups, keys, logins, users
 from .service_policies import PoliciesApi
+from .service_quotas import QuotasApi
 from .service_roles import RolesApi
 
 
-class IamService(PoliciesApi, RolesApi):
+class IamService(PoliciesApi, RolesApi, QuotasApi):
     def __init__(self, config: dict[str, Any]):
         self.config = config
 

@@ -52,6 +52,7 @@ class PoliciesApi:
                           text: str) -> None:
         """PutUserPolicy, PutGroupPolicy, PutRolePolicy (*kind* ``user``/``group``/``role``)."""
         self._on_entity(principal, f"Put{kind.title()}Policy", kind, entity)
+        self._guard_limits(principal, kind, entity, name, text)
         policies.put(policies_entities.entity(principal.account_id, kind, entity), name, text)
 
     def get_entity_policy(self, principal: Principal, kind: str, entity: str, name: str
@@ -63,6 +64,7 @@ class PoliciesApi:
     def delete_entity_policy(self, principal: Principal, kind: str, entity: str,
                              name: str) -> None:
         self._on_entity(principal, f"Delete{kind.title()}Policy", kind, entity)
+        self._guard_limits(principal, kind, entity, name)
         policies.delete(policies_entities.entity(principal.account_id, kind, entity), name)
 
     def entity_policy_names(self, principal: Principal, kind: str, entity: str) -> list[str]:
