@@ -220,6 +220,13 @@ def test_a_lab_user_runs_the_cloud_from_the_browser(console, browser, tmp_path):
     alice.locator("button:has-text('Set password')").click()
     page.wait_for_selector("section[data-user=alice] [data-password=yes]")
     shot(page, "account")
+    # a user may do only what a policy allows: let alice see the account's instances
+    page.goto(f"{base}/iam/user/alice/inline")
+    page.fill("input[name=policy_name]", "read-instances")
+    page.fill("textarea[name=document]", '{"Version": "2012-10-17", "Statement": [{"Effect": '
+                                         '"Allow", "Action": "ec2:Describe*", "Resource": "*"}]}')
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector("#inline-policies [data-policy=read-instances]")
     page.goto(f"{base}/accounts")
     page.fill("input[name=name]", "other")
     page.click("button:has-text('Create account')")
@@ -236,6 +243,8 @@ def test_a_lab_user_runs_the_cloud_from_the_browser(console, browser, tmp_path):
     _sign_in(page, base, "eucalyptus", "alice", PASSWORD)
     page.goto(f"{base}/instances")
     assert page.query_selector(f"tr[data-id={instance_id}]") is not None
+    assert page.query_selector(f"tr[data-id={instance_id}] button") is None   # may not act
+    assert page.query_selector("#launch") is None
     shot(page, "alice-instances")
     _sign_out(page)
 

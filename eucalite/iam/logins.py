@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ..accounts import User
 from ..db import db
-from ..errors.iam import EntityAlreadyExists, NoSuchEntity, PasswordPolicyViolation, \
-    ValidationError
+from ..errors.iam import AccessDenied, EntityAlreadyExists, NoSuchEntity, \
+    PasswordPolicyViolation, ValidationError
 from ..web import session, signins
 from . import users
 
@@ -56,3 +56,24 @@ def delete(account_id: str, user_name: str) -> None:
     user.password_created = None
     user.password_reset_required = False
     signins.end_all(user)                   # commits with it
+
+
+def change(account_id: str, account_name: str, user_name: str, old: str, new: str,
+           keep_session: str | None = None) -> None:
+    """The user's own password change (IAM's ChangePassword, and the console's required
+    reset): *old* must be the current password; *new* goes through the one password rule;
+    a required reset is cleared; the user's other console sessions end (not the one of
+    token *keep_session*)."""
+    user = get(account_id, user_name)
+    if not session.check_password(account_name, user_name, old):
+        raise AccessDenied("The old password is incorrect.")
+    if old == new:
+        raise PasswordPolicyViolation("Password does not conform to the account password "
+                                      "policy: the new password must differ from the old.")
+    try:
+        session.set_password(account_name, user_name, new, keep_session)
+    except ValidationError as error:
+        raise PasswordPolicyViolation(f"Password does not conform to the account password "
+                                      f"policy: {error.message}")
+    user.password_reset_required = False
+    db.session.commit()

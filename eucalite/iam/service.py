@@ -181,6 +181,16 @@ class IamService(PoliciesApi, RolesApi, QuotasApi):
         self._on_user(principal, "DeleteLoginProfile", name)
         logins.delete(principal.account_id, name)
 
+    def change_password(self, principal: Principal, old: str, new: str,
+                        keep_session: str | None = None) -> None:
+        """The caller's own password: free while its login profile requires a reset (AWS
+        lets that user set one at sign-in), else ``iam:ChangePassword`` on itself."""
+        user = logins.get(principal.account_id, principal.user_name)
+        if not user.password_reset_required:
+            self._on_user(principal, "ChangePassword", principal.user_name)
+        logins.change(principal.account_id, principal.account_name, principal.user_name,
+                      old, new, keep_session)
+
     # --- the account ----------------------------------------------------------------
 
     def create_account_alias(self, principal: Principal, alias: str) -> None:

@@ -67,7 +67,44 @@ document.addEventListener("click", async (event) => {
   catch (e) { window.prompt("Copy this link:", button.dataset.copy); }
 });
 
+// The JSON policy editor (data-policy-editor): "Format JSON" re-indents the document in the
+// browser; "Validate" asks the server (data-validate), which answers with the policy
+// engine's own verdict, the sentence saving would be refused with.
+function startPolicyEditor(box) {
+  const area = box.querySelector("textarea");
+  const status = box.querySelector(".validation");
+  const show = (text, ok) => {
+    status.textContent = text;
+    status.classList.toggle("ok", ok);
+    status.classList.toggle("error", !ok);
+  };
+  box.querySelector("[data-format]").addEventListener("click", () => {
+    try {
+      area.value = JSON.stringify(JSON.parse(area.value), null, 2);
+      show("", true);
+    } catch (e) {
+      show("Not JSON: " + e.message, false);
+    }
+  });
+  box.querySelector("[data-check]").addEventListener("click", async () => {
+    const body = new FormData();
+    body.append("kind", box.dataset.kind);
+    body.append("document", area.value);
+    show("Validating…", true);
+    try {
+      const response = await fetch(box.dataset.validate, {
+        method: "POST", body, credentials: "same-origin",
+        headers: {"X-CSRF-Token": csrfToken(), "X-Requested-With": "fetch"}});
+      const answer = await response.json();
+      show(answer.valid ? answer.message : answer.code + ": " + answer.message, answer.valid);
+    } catch (e) {
+      show("The server did not answer: try again.", false);
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-policy-editor]").forEach(startPolicyEditor);
   document.querySelectorAll("[data-refresh]").forEach(startRefresh);
   document.querySelectorAll("form[data-upload]").forEach(startUpload);
   // console output: show its end, where the guest's latest lines are

@@ -17,7 +17,7 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from . import errors, headers, session
-from .pages import ADMIN_NAV, NAV, load_all
+from .pages import ADMIN_NAV, NAV, load_all, permitted, shown
 
 URL_PREFIX = "/console"
 
@@ -42,8 +42,12 @@ blueprint.add_url_rule("/<path:path>", "not_found", errors.not_found,
 @blueprint.app_context_processor
 def _template_globals():
     who = getattr(g, "principal", None)
+    # only the pages the signed-in user's policies let them see
+    nav = [(endpoint, label) for endpoint, label in NAV if shown(endpoint)] if who else []
     return {"who": who, "is_admin": bool(who and who.is_cloud_admin),
-            "console_nav": NAV, "console_admin_nav": ADMIN_NAV}
+            "console_nav": nav, "console_admin_nav": ADMIN_NAV,
+            # whether to show a form POSTing to an endpoint (the check its POST meets)
+            "allowed": lambda endpoint, **view_args: permitted(endpoint, {}, view_args)}
 
 
 def init_app(app) -> None:

@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Callable
 
 from flask import (abort, current_app, flash, g, redirect, render_template, request,
@@ -32,7 +33,7 @@ from werkzeug import security
 from .. import accounts
 from ..db import db
 from ..errors import AwsError
-from . import signins, throttle
+from . import pages, signins, throttle
 from .headers import SessionInterface
 
 SECRET_FILE = "console-secret"
@@ -117,22 +118,37 @@ def current_token() -> str | None:
     return session.get(TOKEN)
 
 
-def _load_principal() -> accounts.Principal | None:
-    user = signins.find(current_token(), lifetime())
-    return None if user is None else accounts.principal_of(user)
+#: The page a user whose login profile requires a password reset is sent to first.
+RESET_ENDPOINT = "console.password_reset"
+#: Why a page the user's policies do not let them see is refused.
+NOT_ALLOWED = "your policies do not allow you this page."
+#: A console action the user's policies do not allow (EC2's words for it).
+UNAUTHORIZED = "UnauthorizedOperation: You are not authorized to perform this operation."
 
 
 def login_required(view: Callable) -> Callable:
+    """Signed-in users only; one whose login profile requires a password reset sees only
+    the reset page (AWS's console rule); a page the user may not see (:func:`.pages.shown`,
+    the gate) is the access-denied page."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        who = _load_principal()
-        if who is None:
+        user = signins.find(current_token(), lifetime())
+        if user is None:
             signed_in = TOKEN in session
             session.clear()         # first: clearing after notify() would drop the message
             if signed_in:
                 notify("Your session expired: sign in again.", "error")
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
-        g.principal = who
+        g.principal = accounts.principal_of(user)
+        g.password_reset_required = user.password_reset_required
+        if user.password_reset_required and request.endpoint != RESET_ENDPOINT:
+            return redirect(url_for(RESET_ENDPOINT))
+        if not pages.shown(request.endpoint):
+            return render_template("console/denied.html", reason=NOT_ALLOWED), 403
+        if request.method == "POST" and not pages.permitted(
+                request.endpoint, request.form, request.view_args or {}):
+            notify(UNAUTHORIZED, "error")
+            return redirect(safe_next(urlsplit(request.referrer or "").path))
         return view(*args, **kwargs)
     return wrapper
 

@@ -25,7 +25,7 @@ from ...s3.store import CHUNK, HashingReader
 from ...sigv4 import presigned_query, uri_encode
 from .. import blueprint
 from ..session import act, login_required, notify, notify_error, principal
-from . import add_nav, attachment
+from . import add_nav, attachment, may
 
 add_nav("console.buckets", "Buckets")
 
@@ -43,8 +43,11 @@ def _store():
 @blueprint.route("/buckets")
 @login_required
 def buckets():
-    return render_template("console/buckets.html",
-                           buckets=s3_buckets.list_for(principal()))
+    who = principal()
+    # offered only what the S3 service would allow (it refuses the rest anyway)
+    return render_template("console/buckets.html", buckets=s3_buckets.list_for(who),
+                           may_create=may("s3:CreateBucket"),
+                           may_delete=lambda b: authz.allowed(who, "s3:DeleteBucket", b))
 
 
 @blueprint.route("/buckets/create", methods=["POST"])

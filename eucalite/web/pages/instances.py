@@ -11,6 +11,7 @@ from flask import redirect, render_template, request, url_for
 from ... import tags
 from ...api import services
 from ...compute import states
+from ...compute.ec2 import permissions
 from ...compute.instance_types import DEFAULT_TYPE
 from ...compute.instances import LaunchRequest, decode_user_data
 from ...db import db
@@ -18,11 +19,23 @@ from ...errors import AwsError
 from .. import blueprint
 from ..errors import hidden
 from ..session import act, login_required, notify, principal
-from . import add_nav, int_field
+from . import INSTANCE_ACTIONS, add_nav, int_field
 
 add_nav("console.instances", "Instances")
 
 ACTIONS = ("reboot", "stop", "start", "terminate")
+
+
+def _may(action: str, instance_ids=()) -> bool:
+    """Would the signed-in user be allowed EC2 *action* on *instance_ids* (the table and
+    gate the EC2 API checks)? The console offers and performs only that."""
+    return permissions.may(services(), principal(), action, instance_ids)
+
+
+def _possible(row) -> list[str]:
+    """The actions the instance's state allows and the user may take on it."""
+    return [action for action in states.possible_actions(row)
+            if action not in INSTANCE_ACTIONS or _may(INSTANCE_ACTIONS[action], [row.id])]
 
 
 def _compute():
@@ -35,7 +48,7 @@ def _rows_context() -> dict:
     tag_map = tags.tags_for(who.account_id, [row.id for row in rows])
     return {"instances": rows, "names": {row.id: tag_map.get(row.id, {}).get("Name", "")
                                          for row in rows},
-            "possible_actions": states.possible_actions}
+            "possible_actions": _possible}
 
 
 def _launch_choices() -> dict:
@@ -53,7 +66,7 @@ def _launch_choices() -> dict:
 @login_required
 def instances_page():
     return render_template("console/instances.html", **_rows_context(), **_launch_choices(),
-                           actions=ACTIONS)
+                           actions=ACTIONS, may_launch=_may("RunInstances"))
 
 
 @blueprint.route("/instances/rows")
@@ -137,7 +150,7 @@ def instance(instance_id: str):
                            volumes=services().ebs.attachments(row.id), console=console_text,
                            console_error=console_error, user_data=user_data,
                            security_groups=_compute().instance_groups([row.id]).get(row.id, []),
-                           actions=ACTIONS, possible_actions=states.possible_actions)
+                           actions=ACTIONS, possible_actions=_possible)
 
 
 @blueprint.route("/instances/<instance_id>/tags", methods=["POST"])
