@@ -98,7 +98,16 @@ def test_each_role_sees_its_own_console(app):
     assert "AccessDenied: your policies do not allow you this page." in \
         dev.get("/console/iam/users").get_data(as_text=True)
 
+    dashboard = dev.text("/console/dashboard")
+    assert 'data-count="instances"' in dashboard and 'data-count="buckets"' in dashboard
+    assert 'data-count="volumes"' in dashboard                     # ec2:Describe*
+    assert dev.get("/console/instances/rows").status_code == 200
+
     nobody = Console(app, ACCOUNT, "nobody")
+    dashboard = nobody.text("/console/dashboard")
+    assert "data-count" not in dashboard
+    assert nobody.get("/console/instances/rows").status_code == 403
+    assert nobody.get("/console/volumes/rows").status_code == 403
     assert "Credentials" in nav(nobody)
     assert not nav(nobody) & (set(PAGES) | {"Images", "Volumes", "Simulator"})
     assert reachable(nobody) == set()

@@ -47,7 +47,8 @@ def _template_globals():
     return {"who": who, "is_admin": bool(who and who.is_cloud_admin),
             "console_nav": nav, "console_admin_nav": ADMIN_NAV,
             # whether to show a form POSTing to an endpoint (the check its POST meets)
-            "allowed": lambda endpoint, **view_args: permitted(endpoint, {}, view_args)}
+            "allowed": lambda endpoint, **view_args: permitted(endpoint, {}, view_args),
+            "shown": shown}
 
 
 def init_app(app) -> None:

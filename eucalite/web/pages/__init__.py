@@ -32,6 +32,12 @@ PAGE_ACTIONS = {
     "console.securitygroups": "ec2:DescribeSecurityGroups",
     "console.addresses": "ec2:DescribeAddresses", "console.volumes": "ec2:DescribeVolumes",
     "console.snapshots": "ec2:DescribeSnapshots", "console.buckets": "s3:ListAllMyBuckets",
+    # their detail pages and the rows their tables refresh from
+    "console.instance": "ec2:DescribeInstances", "console.instances_rows":
+    "ec2:DescribeInstances", "console.image": "ec2:DescribeImages",
+    "console.securitygroup": "ec2:DescribeSecurityGroups",
+    "console.volumes_rows": "ec2:DescribeVolumes",
+    "console.snapshots_rows": "ec2:DescribeSnapshots",
 }
 #: endpoint -> its own visibility rule (no arguments: asks about the signed-in user).
 VISIBLE: dict[str, Callable[[], bool]] = {}
