@@ -13,7 +13,7 @@ from ...db import db
 from ...errors import AwsError
 from ...errors.iam import ValidationError
 from .. import blueprint
-from ..session import act, login_required, notify, principal
+from ..session import act, login_required, principal
 from . import add_nav
 from .iam_common import entity_arn, iam, may, refused
 from .iam_policies import holdings
