@@ -93,8 +93,9 @@ def main() -> None:
             ordered = sorted(values)
             p50[name] = statistics.median(ordered) * 1000
             p95 = ordered[int(len(ordered) * 0.95) - 1] * 1000
-            print(f"RunInstances, {name:8s} ({'no quota' if name == 'free' else 'account + user quotas'}): "
-                  f"p50 {p50[name]:.2f} ms  p95 {p95:.2f} ms  ({len(values)} calls)")
+            what = "no quota" if name == "free" else "account + user quotas"
+            print(f"RunInstances, {name:8s} ({what}): p50 {p50[name]:.2f} ms  "
+                  f"p95 {p95:.2f} ms  ({len(values)} calls)")
         print(f"quota cost at p50: {p50['limited'] - p50['free']:+.2f} ms per launch")
     finally:
         cloud.close()

@@ -18,6 +18,7 @@ whose tables it counts and imports none of them.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -54,8 +55,17 @@ class Usage:
     per_user: bool = True
 
 
+# Keys with the same table and predicate are counted by one query (:func:`used`).
 def _running(t):
     return t.c.state != "terminated"
+
+
+def _volume_kept(t):
+    return t.c.state != "deleted"
+
+
+def _current_object(t):
+    return t.c.is_latest & ~t.c.delete_marker
 
 
 USAGE: Mapping[str, Usage] = {
@@ -64,15 +74,15 @@ USAGE: Mapping[str, Usage] = {
     "ec2:quota-memorytotalsize": Usage("instances", "memory_mb", _running),
     "ec2:quota-disktotalsize": Usage("instances", "disk_gb", _running),
     "ec2:quota-imagenumber": Usage("images", live=lambda t: t.c.state != "deregistered"),
-    "ec2:quota-volumenumber": Usage("volumes", live=lambda t: t.c.state != "deleted"),
-    "ec2:quota-volumetotalsize": Usage("volumes", "size_gb", lambda t: t.c.state != "deleted"),
+    "ec2:quota-volumenumber": Usage("volumes", live=_volume_kept),
+    "ec2:quota-volumetotalsize": Usage("volumes", "size_gb", _volume_kept),
     "ec2:quota-snapshotnumber": Usage("snapshots"),
     "ec2:quota-addressnumber": Usage("addresses", live=lambda t: t.c.kind == "elastic"),
     "s3:quota-bucketnumber": Usage("s3_buckets"),
     "s3:quota-buckettotalsize": Usage("s3_objects", "size", scale=MB),
     "s3:quota-bucketsize": Usage("s3_objects", "size", scale=MB, per_bucket=True),
-    "s3:quota-bucketobjectnumber": Usage(
-        "s3_objects", live=lambda t: t.c.is_latest & ~t.c.delete_marker, per_bucket=True),
+    "s3:quota-bucketobjectnumber": Usage("s3_objects", live=_current_object,
+                                         per_bucket=True),
     "iam:quota-usernumber": Usage("users", per_user=False),
     "iam:quota-groupnumber": Usage("iam_groups", per_user=False),
     "iam:quota-rolenumber": Usage("iam_roles", per_user=False),
@@ -94,7 +104,13 @@ def _limit_policies(account_id: str, user_id: str | None) -> list[document.Polic
         query.where(User.account_id == account_id, User.name == ADMIN_USER)
     # Only documents that say "Limit" can hold quotas: the others are never parsed here.
     texts = db.session.execute(query.where(InlinePolicy.document.contains("Limit"))).scalars()
-    return [document.parse(text, grammar.IAM_INLINE_USER) for text in texts]
+    return [_parsed(text) for text in texts]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> document.Policy:
+    # stored documents were checked when saved: each distinct text is parsed once
+    return document.parse(text, grammar.IAM_INLINE_USER)
 
 
 def _merge(policies: list[document.Policy], action: str | None,
@@ -128,17 +144,12 @@ def _scopes(principal: Principal) -> list[str | None]:
 
 # --- usage ----------------------------------------------------------------------------
 
-def used(key: str, account_id: str, user_id: str | None = None,
-         bucket_id: int | None = None) -> int:
-    """What *key* counts now in the table's unit (bytes for S3 sizes): the account's, or
-    what *user_id* created; per bucket keys count *bucket_id* only (0 without one)."""
-    spec = USAGE[key]
-    if spec.per_bucket and bucket_id is None:
-        return 0
+def _scope_query(spec: Usage, columns: list, account_id: str, user_id: str | None,
+                 bucket_id: int | None):
+    """SELECT *columns* over *spec*'s table, limited to the account's (or the user's, or
+    the bucket's) live rows."""
     table = db.metadata.tables[spec.table]
-    measure = func.count() if spec.measure is None else \
-        func.coalesce(func.sum(table.c[spec.measure]), 0)
-    query = db.select(measure).select_from(table)
+    query = db.select(*columns).select_from(table)
     if spec.table == "s3_objects":
         buckets = db.metadata.tables["s3_buckets"]
         query = query.join(buckets, buckets.c.id == table.c.bucket_id).where(
@@ -154,13 +165,40 @@ def used(key: str, account_id: str, user_id: str | None = None,
             query = query.where(table.c.creator_user_id == user_id)
     if spec.live is not None:
         query = query.where(spec.live(table))
-    return int(db.session.execute(query).scalar() or 0)
+    return query
+
+
+def used(keys: list[str], account_id: str, user_id: str | None = None,
+         bucket_id: int | None = None) -> dict[str, int]:
+    """What each of *keys* counts now in its table's unit (bytes for S3 sizes): the
+    account's, or what *user_id* created; per bucket keys count *bucket_id* only (0
+    without one). Keys over the same rows are counted by one query."""
+    groups: dict[tuple, list[str]] = {}
+    for key in keys:
+        spec = USAGE[key]
+        groups.setdefault((spec.table, spec.live, spec.per_bucket, spec.per_user),
+                          []).append(key)
+    found: dict[str, int] = {}
+    for members in groups.values():
+        spec = USAGE[members[0]]
+        if spec.per_bucket and bucket_id is None:
+            found.update(dict.fromkeys(members, 0))
+            continue
+        table = db.metadata.tables[spec.table]
+        columns = [func.count() if USAGE[key].measure is None else
+                   func.coalesce(func.sum(table.c[USAGE[key].measure]), 0)
+                   for key in members]
+        row = db.session.execute(_scope_query(spec, columns, account_id, user_id,
+                                              bucket_id)).one()
+        found.update({key: int(value or 0) for key, value in zip(members, row)})
+    return found
 
 
 def usage(account_id: str, user_id: str | None = None) -> dict[str, int]:
     """Every account-wide key's usage in the key's unit (MB rounded up for S3 sizes)."""
-    return {key: -(-used(key, account_id, user_id) // spec.scale)
-            for key, spec in USAGE.items() if not spec.per_bucket}
+    keys = [key for key, spec in USAGE.items() if not spec.per_bucket]
+    return {key: -(-value // USAGE[key].scale)
+            for key, value in used(keys, account_id, user_id).items()}
 
 
 # --- the check ------------------------------------------------------------------------
@@ -241,11 +279,10 @@ def check_account(account_id: str, action: str, adds: Mapping[str, int], *,
 def _check(account_id: str, user_id: str | None, action: str, resource: str,
            adds: Mapping[str, int], bucket_id: int | None) -> None:
     found = limits(account_id, user_id, action, resource)
-    for key, amount in adds.items():
-        if key not in found or not amount:
-            continue
-        spec = USAGE[key]
-        now = used(key, account_id, user_id, bucket_id)
+    keys = [key for key, amount in adds.items() if key in found and amount]
+    counts = used(keys, account_id, user_id, bucket_id) if keys else {}
+    for key in keys:
+        spec, amount, now = USAGE[key], adds[key], counts[key]
         if now + amount > found[key] * spec.scale:
             # the refused request's transaction ends here, and with it the write lock
             db.session.rollback()
