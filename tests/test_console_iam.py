@@ -287,3 +287,21 @@ def test_the_simulator_answers_with_the_deciding_statement(app, root):
     text = root.page("/console/iam/simulator", {"source": "custom", "document": "{",
                                                 "actions": "s3:GetObject"})
     assert "InvalidInput: PolicyInputList.1: Syntax errors in policy." in flashes(text)
+
+
+def test_changing_ones_own_password_needs_iam_change_password(app, root):
+    root.page("/console/iam/users/create", {"name": "gil"})
+    root.page("/console/iam/users/gil/login", {"op": "set", "password": "gil-first-pw"})
+    gil = Console(app, ACCOUNT, "gil", "gil-first-pw")
+    assert 'id="change-password"' in gil.text("/console/credentials")
+    form = {"old_password": "gil-first-pw", "new_password": "gil-second-pw",
+            "confirm_password": "gil-second-pw"}
+    text = gil.page("/console/password", form)
+    assert "AccessDenied" in text and "iam:ChangePassword" in text
+    with app.app_context():
+        account_id = accounts.get_account(ACCOUNT).id
+    root.page("/console/iam/user/gil/inline", {"policy_name": "own-password", "document": doc(
+        allow("iam:ChangePassword", f"arn:aws:iam::{account_id}:user/gil"))})
+    text = gil.page("/console/password", form)
+    assert "Your console password is changed." in flashes(text)
+    signed_in(app, ACCOUNT, "gil", "gil-second-pw")
