@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+import boto3
 import pytest
 
 from awsutil import error_code, failure
@@ -152,7 +153,7 @@ def test_volumes_gib_snapshots_and_addresses(roomy):
     live = roomy
     root = _account(live, "acme")
     _set_account(live, "acme", _limit(ec2_quota_volumenumber=2, ec2_quota_volumetotalsize=5,
-                                      ec2_quota_snapshotnumber=1))
+                                      ec2_quota_snapshotnumber=1, ec2_quota_imagenumber=1))
     ec2 = root("ec2")
     zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
     volume = ec2.create_volume(Size=3, AvailabilityZone=zone)["VolumeId"]
@@ -164,7 +165,18 @@ def test_volumes_gib_snapshots_and_addresses(roomy):
     _until(lambda: ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]["State"]
                   == "available")
     ec2.create_snapshot(VolumeId=volume)
+    snapshot = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"][0]["SnapshotId"]
     assert error_code(ec2.create_snapshot, VolumeId=volume) == "SnapshotLimitExceeded"
+    _until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"]
+           == "completed")
+
+    def register(name):
+        return ec2.register_image(Name=name, RootDeviceName="/dev/sda1", BlockDeviceMappings=[
+            {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": snapshot}}])
+
+    register("first")
+    code, status, _ = failure(register, "second")
+    assert (code, status) == ("ResourceLimitExceeded", 400)
 
 
 def test_addresses_per_user(tmp_path):
@@ -202,8 +214,19 @@ def test_buckets_objects_and_sizes(live):
     s3.put_object(Bucket="only", Key="b", Body=b"y")
     code, status, _ = failure(s3.put_object, Bucket="only", Key="c", Body=b"z")
     assert (code, status) == ("QuotaExceeded", 403)
+    # a copy and a multipart upload are object writes too
+    assert error_code(s3.copy_object, Bucket="only", Key="c",
+                      CopySource={"Bucket": "only", "Key": "b"}) == "QuotaExceeded"
+    upload = s3.create_multipart_upload(Bucket="only", Key="c")["UploadId"]
+    etag = s3.upload_part(Bucket="only", Key="c", UploadId=upload, PartNumber=1,
+                          Body=b"p")["ETag"]
+    assert error_code(s3.complete_multipart_upload, Bucket="only", Key="c", UploadId=upload,
+                      MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]}
+                      ) == "QuotaExceeded"
     s3.delete_object(Bucket="only", Key="b")
     s3.put_object(Bucket="only", Key="c", Body=b"z")
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="only")["Contents"]) == [
+        "a", "c"]
 
 
 # --- IAM ----------------------------------------------------------------------------------
@@ -413,3 +436,25 @@ def test_cli_set_show_and_clear_round_trip(tmp_path):
         assert missing.exit_code == 1 and "NoSuchEntity" in missing.output
     finally:
         server.shutdown()
+
+
+def test_a_role_session_counts_against_its_account(roomy):
+    live = roomy
+    root = _account(live, "acme")
+    image = make_image(live, account="acme")
+    with live.app.app_context():
+        account_id = accounts.get_account("acme").id
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=1))
+    iam = root("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "sts:AssumeRole"}]})
+    arn = iam.create_role(RoleName="worker", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    iam.put_role_policy(RoleName="worker", PolicyName="all", PolicyDocument=_doc(ALLOW_ALL))
+    creds = root("sts").assume_role(RoleArn=arn, RoleSessionName="job")["Credentials"]
+    session_ec2 = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"], region_name=live.region).client(
+        "ec2", endpoint_url=live.endpoints["ec2"])
+    _launch(root("ec2"), image)
+    assert error_code(_launch, session_ec2, image) == "InstanceLimitExceeded"
