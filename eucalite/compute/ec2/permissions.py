@@ -110,11 +110,6 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
     "AssociateAddress": (*_ADDRESS, _INSTANCE),
     "DisassociateAddress": (Named("PublicIp", "elastic-ip-ip"),),
     "ReleaseAddress": _ADDRESS,
-    # instance profiles (the association ids name no resource AWS authorises on)
-    "AssociateIamInstanceProfile": (_INSTANCE,),
-    "ReplaceIamInstanceProfileAssociation": (),
-    "DisassociateIamInstanceProfile": (),
-    "DescribeIamInstanceProfileAssociations": (),
     # tags
     "CreateTags": (Named("ResourceId", None),),
     "DeleteTags": (Named("ResourceId", None),),
