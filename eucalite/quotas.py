@@ -269,11 +269,25 @@ def check(principal: Principal, action: str, adds: Mapping[str, int], *,
 
 
 def check_account(account_id: str, action: str, adds: Mapping[str, int], *,
-                  resource: str = "*") -> None:
+                  resource: str = "*", bucket_id: int | None = None) -> None:
     """:func:`check` for the account's quotas only (IAM's keys are per account, as in
     Eucalyptus): for callers that know the account, not the principal."""
     if db.session.get(Account, account_id).name != ADMIN_ACCOUNT:
-        _check(account_id, None, action, resource, adds, None)
+        _check(account_id, None, action, resource, adds, bucket_id)
+
+
+def check_object(requester: Principal | None, owner_id: str, bucket_id: int,
+                 bucket: str, key: str, size: int) -> None:
+    """:func:`check` for writing an object of *size* bytes in a bucket of account
+    *owner_id*: a write by the owner's users counts against their quotas; another
+    account's or an anonymous write counts against the bucket owner's account."""
+    adds = {"s3:quota-bucketsize": size, "s3:quota-buckettotalsize": size,
+            "s3:quota-bucketobjectnumber": 1}
+    resource = f"arn:aws:s3:::{bucket}/{key}"
+    if requester is not None and requester.account_id == owner_id:
+        check(requester, "s3:PutObject", adds, resource=resource, bucket_id=bucket_id)
+    else:
+        check_account(owner_id, "s3:PutObject", adds, resource=resource, bucket_id=bucket_id)
 
 
 def _check(account_id: str, user_id: str | None, action: str, resource: str,

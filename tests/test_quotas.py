@@ -229,6 +229,24 @@ def test_buckets_objects_and_sizes(live):
         "a", "c"]
 
 
+def test_another_accounts_writes_count_against_the_bucket_owner(live):
+    owner = _account(live, "acme")
+    other = _account(live, "other")
+    with live.app.app_context():
+        other_id = accounts.get_account("other").id
+    _set_account(live, "acme", _limit(s3_quota_bucketobjectnumber=1))
+    s3 = owner("s3")
+    s3.create_bucket(Bucket="shared")
+    s3.put_bucket_policy(Bucket="shared", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other_id}:root"},
+            "Action": "s3:PutObject", "Resource": "arn:aws:s3:::shared/*"}]}))
+    other("s3").put_object(Bucket="shared", Key="one", Body=b"1")
+    assert error_code(other("s3").put_object, Bucket="shared", Key="two",
+                      Body=b"2") == "QuotaExceeded"
+    assert error_code(s3.put_object, Bucket="shared", Key="two", Body=b"2") == "QuotaExceeded"
+
+
 # --- IAM ----------------------------------------------------------------------------------
 
 def test_iam_users_groups_roles_profiles(live):

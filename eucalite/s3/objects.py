@@ -194,12 +194,8 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         bucket = buckets.find(bucket_name)     # it may have been deleted meanwhile
         version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         replaced = _retire_latest(bucket, key, keep_null=False)
-        if requester is not None:
-            quotas.check(requester, "s3:PutObject", {
-                "s3:quota-bucketsize": sum(segment.size for segment in segments),
-                "s3:quota-buckettotalsize": sum(segment.size for segment in segments),
-                "s3:quota-bucketobjectnumber": 1},
-                resource=f"arn:aws:s3:::{bucket_name}/{key}", bucket_id=bucket.id)
+        quotas.check_object(requester, bucket.owner_id, bucket.id, bucket_name, key,
+                            sum(segment.size for segment in segments))
         owner = requester.account_id if requester else bucket.owner_id
         version = ObjectVersion(
             bucket_id=bucket.id, key=key, version_id=version_id, is_latest=True,
