@@ -49,8 +49,6 @@ from .policy.document import ALLOW, DENY, Policy
 
 #: The statement-like answer a root's request gets (a Decision always names what decided).
 ROOT = evaluation.Match("the account's root user", 0, "RootUser", ALLOW)
-#: Why a GetSessionToken session gets nothing from IAM.
-NO_MFA = "Cannot call IAM API operations unless MFA information is included with the request."
 
 
 @dataclass(frozen=True)
@@ -64,12 +62,11 @@ class Identity:
 
 
 class Denied(Exception):
-    """The gate's refusal: what was asked, by whom, and the :class:`Decision`; *reason* is
-    set when a rule in front of the engine refused (the IAM-without-MFA rule)."""
+    """The gate's refusal: what was asked, by whom, and the :class:`Decision`."""
 
     def __init__(self, principal: Principal, action: str, resource: str,
                  decision: evaluation.Decision, context: Mapping[str, list[str]],
-                 caller_arn: str, reason: str | None = None):
+                 caller_arn: str):
         super().__init__(f"{caller_arn} may not {action} on {resource}")
         self.principal = principal
         self.action = action
@@ -77,7 +74,6 @@ class Denied(Exception):
         self.decision = decision
         self.context = context
         self.caller_arn = caller_arn
-        self.reason = reason
 
     @property
     def explicit(self) -> bool:
@@ -120,27 +116,18 @@ def context_for(principal: Principal | None, keys: Mapping[str, Any] | None = No
     anonymous): clock, principal, HTTP request, then the service's *keys*."""
     if principal is None:
         return evaluation.request_context(None, {**request_keys(), **(keys or {})})
-    context = evaluation.request_context(identity_of(principal).caller,
-                                         {**request_keys(), **(keys or {})})
-    if principal.role_id is not None:
-        # AWS gives a role session no aws:username: ${aws:username} must never let a role
-        # named like a user into that user's resources.
-        context.pop("aws:username", None)
-    return context
+    return evaluation.request_context(identity_of(principal).caller,
+                                      {**request_keys(), **(keys or {})})
 
 
 # --- the decision ---------------------------------------------------------------------
-
-def is_get_session_token_session(principal: Principal) -> bool:
-    return principal.role_id is None and principal.access_key_id.startswith("ASIA")
-
 
 def decide(principal: Principal, action: str, resource: str, *,
            context: Mapping[str, Any] | None = None,
            resource_policy: Policy | None = None) -> evaluation.Decision:
     """The decision for *principal* doing *action* (``service:Action``) on *resource* (an
-    ARN or ``*``): the root of the resource's account is allowed; a GetSessionToken session
-    gets nothing from IAM; everyone else gets what their identity policies and
+    ARN or ``*``): the root of the resource's account is allowed (a GetSessionToken session
+    never reaches IAM: :mod:`eucalite.auth` refuses it first, as AWS does); everyone else gets what their identity policies and
     *resource_policy* say (AWS's logic inside one account). *context*: the service's
     condition keys (``ec2:ResourceTag/...``, ``s3:prefix``...)."""
     return _decide(principal, action, resource, context, resource_policy)[0]
@@ -150,34 +137,31 @@ def unrestricted(principal: Principal, action: str) -> bool:
     """Does *principal* pass the gate for *action* on any resource of its own account,
     whatever policies say (the account's root)? Services skip their resource lookups
     then."""
-    return principal.is_root and not (is_get_session_token_session(principal)
-                                      and action.lower().startswith("iam:"))
+    return principal.is_root
 
 
 def _decide(principal: Principal, action: str, resource: str,
             keys: Mapping[str, Any] | None, resource_policy: Policy | None
-            ) -> tuple[evaluation.Decision, dict[str, list[str]], str | None]:
+            ) -> tuple[evaluation.Decision, dict[str, list[str]]]:
     if unrestricted(principal, action) and \
             arns.account_of(resource) in ("", identity.AWS_ACCOUNT, principal.account_id):
-        return evaluation.Decision(ALLOW, ROOT), {}, None
-    if is_get_session_token_session(principal) and action.lower().startswith("iam:"):
-        return evaluation.Decision(evaluation.IMPLICIT_DENY), context_for(principal), NO_MFA
+        return evaluation.Decision(ALLOW, ROOT), {}
     context = context_for(principal, keys)
     who = identity_of(principal)
     caller = who.caller
     decision = evaluation.authorize(caller, action, resource, identity=who.policies,
                                     resource_policy=resource_policy, context=context)
-    return decision, context, None
+    return decision, context
 
 
 def require(principal: Principal, action: str, resource: str, *,
             context: Mapping[str, Any] | None = None,
             resource_policy: Policy | None = None) -> evaluation.Decision:
     """:func:`decide`, raising :class:`Denied` unless allowed; returns the decision."""
-    decision, full, reason = _decide(principal, action, resource, context, resource_policy)
-    if not decision.allowed or reason is not None:
+    decision, full = _decide(principal, action, resource, context, resource_policy)
+    if not decision.allowed:
         raise Denied(principal, action, resource, decision, full,
-                     identity_of(principal).arn, reason)
+                     identity_of(principal).arn)
     return decision
 
 

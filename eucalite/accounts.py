@@ -167,7 +167,9 @@ class Principal:
 
     @property
     def is_cloud_admin(self) -> bool:
-        return self.account_name == ADMIN_ACCOUNT
+        """The cloud admin: the ``eucalyptus`` account's root. Its other users and role
+        sessions are ordinary callers, with what their policies give them."""
+        return self.account_name == ADMIN_ACCOUNT and self.is_root
 
     @property
     def is_root(self) -> bool:

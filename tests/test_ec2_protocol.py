@@ -147,7 +147,7 @@ def test_unexpected_exception_is_internal_error_without_traceback(live, monkeypa
 def test_iam_endpoint_authenticates_and_refuses_actions_it_lacks(live):
     iam = live.client("iam")
     with pytest.raises(ClientError) as excinfo:
-        iam.list_roles()
+        iam.list_saml_providers()
     assert error_code(excinfo) == "InvalidAction"
     with pytest.raises(ClientError) as excinfo:
         live.client("iam", secret="z" * 40).get_user()

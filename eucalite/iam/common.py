@@ -117,8 +117,6 @@ def authorize(principal: Principal, action: str, resource: str) -> None:
     except access.Denied as denied:
         message = (f"User: {denied.caller_arn} is not authorized to perform: iam:{action} "
                    f"on resource: {resource}")
-        if denied.reason:
-            message += f": {denied.reason}"
-        elif denied.explicit:
+        if denied.explicit:
             message += " with an explicit deny in an identity-based policy"
         raise AccessDenied(message) from None

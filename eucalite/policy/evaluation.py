@@ -97,9 +97,13 @@ def request_context(caller: Caller | None, keys: Mapping[str, Any] | None = None
     derived: dict[str, Any] = {"aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                "aws:EpochTime": str(int(now.timestamp()))}
     if caller is not None:
-        derived.update({"aws:username": caller.user_name, "aws:userid": caller.user_id,
+        derived.update({"aws:userid": caller.user_id,
                         "aws:PrincipalAccount": caller.account_id,
                         "aws:PrincipalArn": caller.arn})
+        if caller.role_name is None and caller.service is None:
+            # AWS gives a role session no aws:username: ${aws:username} must never let a
+            # role named like a user into that user's resources.
+            derived["aws:username"] = caller.user_name
         derived.update({f"aws:PrincipalTag/{key}": value for key, value in caller.tags.items()})
     return normalize_context({**derived, **(keys or {})})
 
