@@ -13,6 +13,7 @@ import pytest
 from botocore.config import Config
 
 from awsutil import error_code, failure
+from iamutil import account_root
 from ec2util import make_image, wait_for_state
 from liveutil import start_live_node, stop_live
 
@@ -64,15 +65,6 @@ def _allow(action, resource="*", **condition):
 
 def _deny(action, resource="*"):
     return {"Effect": "Deny", "Action": action, "Resource": resource}
-
-
-def _account(live, name):
-    """A new account and a client factory signing as its root."""
-    with live.app.app_context():
-        accounts.create_account(name)
-        key = accounts.create_access_key(name, "admin")
-        key_id, secret = key.id, key.secret
-    return lambda service: live.client(service, key_id=key_id, secret=secret)
 
 
 def _decoded(live, principal_user, message):
@@ -290,7 +282,7 @@ def test_across_accounts_both_the_callers_policies_and_the_bucket_policy_must_al
     s3 = live.client("s3")
     s3.create_bucket(Bucket="outside")
     s3.put_object(Bucket="outside", Key="k", Body=b"data")
-    other_root = _account(live, "partner")
+    other_root = account_root(live, "partner")
     other_iam = other_root("iam")
     arn, client = _user(live, "visitor", iam=other_iam)
     visitor = client("s3")
@@ -314,7 +306,7 @@ def test_roots_and_the_cloud_admin_are_unaffected(live):
     admin.create_key_pair(KeyName="k")
     assert error_code(admin.describe_instances, DryRun=True) == "DryRunOperation"
     assert live.client("iam").list_users()["Users"]
-    other = _account(live, "tenant")
+    other = account_root(live, "tenant")
     assert other("ec2").describe_key_pairs()["KeyPairs"] == []
     assert error_code(other("ec2").create_key_pair, KeyName="k", DryRun=True) == \
         "DryRunOperation"
@@ -336,7 +328,7 @@ def test_roots_and_the_cloud_admin_are_unaffected(live):
 def test_a_message_decodes_only_in_its_own_account(live):
     _, client = _user(live, "nosy")
     message = failure(client("ec2").describe_volumes)[2]["Error"]["Message"]
-    _account(live, "elsewhere")
+    account_root(live, "elsewhere")
     with live.app.test_request_context():
         stranger = accounts.principal_of(accounts.get_user("elsewhere", "admin"))
         with pytest.raises(Exception) as caught:
@@ -347,7 +339,6 @@ def test_a_message_decodes_only_in_its_own_account(live):
         with pytest.raises(Exception) as caught:
             access.decode_authorization_message(mine, tampered)
         assert caught.value.code == "InvalidAuthorizationMessageException"
-
 
 
 # --- temporary credentials ---------------------------------------------------------------

@@ -6,11 +6,9 @@ authorises requests does."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from awsutil import error_code, failure
+from iamutil import all_pages, iam_cli
 from eucalite import accounts
 from eucalite.iam import awspolicies
 from eucalite.policy import document, grammar
@@ -26,17 +24,6 @@ def _allow(action, resource="*") -> dict:
 
 def _deny(action, resource="*") -> dict:
     return {"Effect": "Deny", "Action": action, "Resource": resource}
-
-
-def _all_pages(call, member, **kwargs):
-    items, pages, marker = [], 0, None
-    while True:
-        answer = call(**kwargs, **({"Marker": marker} if marker else {}))
-        items += answer[member]
-        pages += 1
-        if not answer["IsTruncated"]:
-            return items, pages
-        marker = answer["Marker"]
 
 
 def _role(iam, name: str) -> str:
@@ -87,7 +74,7 @@ def test_inline_policies_of_users_groups_and_roles(live):
         got = get(**name, PolicyName="read")
         assert got[f"{kind}Name"] == entity and got["PolicyName"] == "read"
         assert got["PolicyDocument"] == json.loads(text)
-        listed, pages = _all_pages(listing, "PolicyNames", **name, MaxItems=3)
+        listed, pages = all_pages(listing, "PolicyNames", **name, MaxItems=3)
         assert listed == ["a", "b", "c", "read"] and pages == 2
         put(**name, PolicyName="read", PolicyDocument=_doc(_allow("s3:*")))   # replaced
         assert get(**name, PolicyName="read")["PolicyDocument"]["Statement"][0]["Action"] \
@@ -165,7 +152,7 @@ def test_managed_policies_and_versions(live):
     code, _, response = failure(iam.create_policy_version, PolicyArn=arn,
                                 PolicyDocument=_doc(_allow("s3:*")))
     assert code == "LimitExceeded" and "up to 5 versions" in response["Error"]["Message"]
-    versions, pages = _all_pages(iam.list_policy_versions, "Versions", PolicyArn=arn,
+    versions, pages = all_pages(iam.list_policy_versions, "Versions", PolicyArn=arn,
                                  MaxItems=2)
     assert [v["VersionId"] for v in versions] == ["v5", "v4", "v3", "v2", "v1"]
     assert pages == 3 and [v["IsDefaultVersion"] for v in versions].count(True) == 1
@@ -265,7 +252,7 @@ def test_attachments_limits_and_entities(live):
     code, _, response = failure(iam.attach_user_policy, UserName="u2", PolicyArn=eleventh)
     assert (code, response["Error"]["Message"]) == \
         ("LimitExceeded", "Cannot exceed quota for PoliciesPerUser: 10")
-    attached, pages = _all_pages(iam.list_attached_user_policies, "AttachedPolicies",
+    attached, pages = all_pages(iam.list_attached_user_policies, "AttachedPolicies",
                                  UserName="u2", MaxItems=4)
     assert len(attached) == 10 and pages == 3
 
@@ -336,7 +323,7 @@ def test_aws_policies_shared_by_accounts_and_changed_by_none(live):
     assert other.list_policies(Scope="Local")["Policies"] == []
     assert [p["PolicyName"] for p in iam.list_policies(PathPrefix="/x/")["Policies"]] == \
         ["mine"]
-    listed, pages = _all_pages(iam.list_policies, "Policies", MaxItems=4)
+    listed, pages = all_pages(iam.list_policies, "Policies", MaxItems=4)
     assert sorted(p["PolicyName"] for p in listed) == sorted(names | {"mine"})
     assert pages == 3 and "Description" not in listed[0]
     assert error_code(iam.list_policies, Scope="Mine") == "ValidationError"
@@ -528,13 +515,7 @@ def test_account_authorization_details(live):
 
 
 def test_aws_cli(live):
-    aws = str(Path(sys.executable).parent / "aws")
-
-    def cli(*args) -> dict:
-        done = subprocess.run([aws, "iam", *args, "--output", "json"], env=live.env(),
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout) if done.stdout.strip() else {}
+    cli = iam_cli(live)
 
     cli("create-user", "--user-name", "cli")
     cli("put-user-policy", "--user-name", "cli", "--policy-name", "p",

@@ -6,13 +6,11 @@ and GetAccountSummary's counts."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from awsutil import error_code, failure
+from iamutil import all_pages, iam_cli
 from eucalite import accounts, ids, identity
 from eucalite.accounts import Principal
 from eucalite.db import db
@@ -177,19 +175,6 @@ def test_instance_profile_resolves_by_name_or_arn_in_its_account_only(app):
 EC2_TRUST = trust(allow_assume({"Service": "ec2.amazonaws.com"}))
 
 
-def _all_pages(call, member, **kwargs):
-    """Every item of a Marker/MaxItems listing, and how many pages it took."""
-    items, pages, marker = [], 0, None
-    while True:
-        answer = call(**kwargs, **({"Marker": marker} if marker else {}))
-        items += answer[member]
-        pages += 1
-        if not answer["IsTruncated"]:
-            assert "Marker" not in answer
-            return items, pages
-        marker = answer["Marker"]
-
-
 def _other_account(live, name="other"):
     """A boto3 IAM client for the root of a new account, and the account's id."""
     with live.app.app_context():
@@ -239,7 +224,7 @@ def test_roles_create_get_update_list_and_delete(live):
 
     for name in ("b-role", "c-role", "d-role"):
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=EC2_TRUST)
-    listed, pages = _all_pages(iam.list_roles, "Roles", MaxItems=2)
+    listed, pages = all_pages(iam.list_roles, "Roles", MaxItems=2)
     assert [role["RoleName"] for role in listed] == ["b-role", "c-role", "d-role", "deployer"]
     assert pages == 2
     assert [r["RoleName"] for r in iam.list_roles(PathPrefix="/ci/")["Roles"]] == ["deployer"]
@@ -304,7 +289,7 @@ def test_role_tags(live):
     assert error_code(iam.tag_role, RoleName="tagged",
                       Tags=[{"Key": "one-more", "Value": ""}]) == "LimitExceeded"
     iam.tag_role(RoleName="tagged", Tags=[{"Key": "k00", "Value": "replaced"}])
-    tags, pages = _all_pages(iam.list_role_tags, "Tags", RoleName="tagged", MaxItems=20)
+    tags, pages = all_pages(iam.list_role_tags, "Tags", RoleName="tagged", MaxItems=20)
     assert len(tags) == 50 and pages == 3 and tags[0] == {"Key": "k00", "Value": "replaced"}
     iam.untag_role(RoleName="tagged", TagKeys=[f"k{i:02}" for i in range(1, 50)])
     assert iam.list_role_tags(RoleName="tagged")["Tags"] == [{"Key": "k00",
@@ -355,12 +340,12 @@ def test_instance_profiles_hold_one_role(live):
     for name in ("p-b", "p-c"):
         iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName="p-c", RoleName="web")
-    listed, pages = _all_pages(iam.list_instance_profiles, "InstanceProfiles", MaxItems=2)
+    listed, pages = all_pages(iam.list_instance_profiles, "InstanceProfiles", MaxItems=2)
     assert [p["InstanceProfileName"] for p in listed] == ["p-b", "p-c", "web-profile"]
     assert pages == 2 and [len(p["Roles"]) for p in listed] == [0, 1, 1]
     assert [p["InstanceProfileName"] for p in iam.list_instance_profiles(
         PathPrefix="/app/")["InstanceProfiles"]] == ["web-profile"]
-    held, pages = _all_pages(iam.list_instance_profiles_for_role, "InstanceProfiles",
+    held, pages = all_pages(iam.list_instance_profiles_for_role, "InstanceProfiles",
                              RoleName="web", MaxItems=1)
     assert [p["InstanceProfileName"] for p in held] == ["p-c", "web-profile"] and pages == 2
     assert iam.list_instance_profiles_for_role(RoleName="batch")["InstanceProfiles"] == []
@@ -443,13 +428,7 @@ def test_account_summary_counts_roles_profiles_and_policies(live):
 
 
 def test_aws_cli(live):
-    aws = str(Path(sys.executable).parent / "aws")
-
-    def cli(*args) -> dict:
-        done = subprocess.run([aws, "iam", *args, "--output", "json"], env=live.env(),
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout) if done.stdout.strip() else {}
+    cli = iam_cli(live)
 
     made = cli("create-role", "--role-name", "cli-role", "--assume-role-policy-document",
                EC2_TRUST)["Role"]

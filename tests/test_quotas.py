@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from awsutil import error_code, failure
+from iamutil import account_root
 from ec2util import make_image, signed_post
 from liveutil import start_live, start_live_node, stop_live
 
@@ -34,15 +35,6 @@ def _limit(action="*", **keys) -> dict:
     return {"Effect": "Limit", "Action": action, "Resource": "*", "Condition": {
         "NumericLessThanEquals": {k.replace("_quota_", ":quota-", 1): str(v)
                                   for k, v in keys.items()}}}
-
-
-def _account(live, name):
-    """A new account and a client factory signing as its root."""
-    with live.app.app_context():
-        accounts.create_account(name)
-        key = accounts.create_access_key(name, "admin")
-        key_id, secret = key.id, key.secret
-    return lambda service: live.client(service, key_id=key_id, secret=secret)
 
 
 def _user(iam, live, name, *documents):
@@ -67,7 +59,7 @@ def _code(root) -> str | None:
     return found[0] if found else None
 
 
-def _set_account(live, account, *statements, name="quota"):
+def _setaccount_root(live, account, *statements, name="quota"):
     status, root = _euare(live, "PutAccountPolicy", AccountName=account, PolicyName=name,
                           PolicyDocument=_doc(*statements))
     assert status == 200, ET.tostring(root)
@@ -99,9 +91,9 @@ def _live_instances(live, account) -> int:
 
 def test_instances_account_and_user_limits_the_smaller_wins_groups_ignored(roomy):
     live = roomy
-    root = _account(live, "acme")
+    root = account_root(live, "acme")
     image = make_image(live, account="acme")
-    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=3))
+    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=3))
     iam = root("iam")
     iam.create_group(GroupName="devs")
     # a group's Limit is accepted and counts for nothing
@@ -133,16 +125,16 @@ def test_instances_account_and_user_limits_the_smaller_wins_groups_ignored(roomy
 
 def test_vcpus_memory_and_disk(roomy):
     live = roomy
-    root = _account(live, "acme")
+    root = account_root(live, "acme")
     image = make_image(live, account="acme")
-    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_cputotalsize=2))
+    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_cputotalsize=2))
     ec2 = root("ec2")
     _launch(ec2, image, 2)                                   # m1.small: one vCPU each
     assert error_code(_launch, ec2, image) == "VcpuLimitExceeded"
-    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_memorytotalsize=1),
+    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_memorytotalsize=1),
                  name="quota")
     assert error_code(_launch, ec2, image) == "InstanceLimitExceeded"
-    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_disktotalsize=1),
+    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_disktotalsize=1),
                  name="quota")
     assert error_code(_launch, ec2, image) == "InstanceLimitExceeded"
 
@@ -151,8 +143,8 @@ def test_vcpus_memory_and_disk(roomy):
 
 def test_volumes_gib_snapshots_and_addresses(roomy):
     live = roomy
-    root = _account(live, "acme")
-    _set_account(live, "acme", _limit(ec2_quota_volumenumber=2, ec2_quota_volumetotalsize=5,
+    root = account_root(live, "acme")
+    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=2, ec2_quota_volumetotalsize=5,
                                       ec2_quota_snapshotnumber=1, ec2_quota_imagenumber=1))
     ec2 = root("ec2")
     zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
@@ -184,8 +176,8 @@ def test_addresses_per_user(tmp_path):
                                    public_ips=["198.51.100.10-198.51.100.14"],
                                    public_interface="eulab0")
     try:
-        root = _account(live, "acme")
-        _set_account(live, "acme", _limit(ec2_quota_addressnumber=2))
+        root = account_root(live, "acme")
+        _setaccount_root(live, "acme", _limit(ec2_quota_addressnumber=2))
         dev = _user(root("iam"), live, "dev", _doc(ALLOW_ALL),
                     _doc(_limit("ec2:AllocateAddress", ec2_quota_addressnumber=1)))
         dev("ec2").allocate_address()
@@ -200,8 +192,8 @@ def test_addresses_per_user(tmp_path):
 # --- S3 ---------------------------------------------------------------------------------
 
 def test_buckets_objects_and_sizes(live):
-    root = _account(live, "acme")
-    _set_account(live, "acme", _limit(s3_quota_bucketnumber=1, s3_quota_bucketobjectnumber=2,
+    root = account_root(live, "acme")
+    _setaccount_root(live, "acme", _limit(s3_quota_bucketnumber=1, s3_quota_bucketobjectnumber=2,
                                       s3_quota_bucketsize=1))
     s3 = root("s3")
     s3.create_bucket(Bucket="only")
@@ -230,11 +222,11 @@ def test_buckets_objects_and_sizes(live):
 
 
 def test_another_accounts_writes_count_against_the_bucket_owner(live):
-    owner = _account(live, "acme")
-    other = _account(live, "other")
+    owner = account_root(live, "acme")
+    other = account_root(live, "other")
     with live.app.app_context():
         other_id = accounts.get_account("other").id
-    _set_account(live, "acme", _limit(s3_quota_bucketobjectnumber=1))
+    _setaccount_root(live, "acme", _limit(s3_quota_bucketobjectnumber=1))
     s3 = owner("s3")
     s3.create_bucket(Bucket="shared")
     s3.put_bucket_policy(Bucket="shared", Policy=json.dumps({
@@ -250,8 +242,8 @@ def test_another_accounts_writes_count_against_the_bucket_owner(live):
 # --- IAM ----------------------------------------------------------------------------------
 
 def test_iam_users_groups_roles_profiles(live):
-    root = _account(live, "acme")
-    _set_account(live, "acme", _limit(iam_quota_usernumber=2, iam_quota_groupnumber=1,
+    root = account_root(live, "acme")
+    _setaccount_root(live, "acme", _limit(iam_quota_usernumber=2, iam_quota_groupnumber=1,
                                       iam_quota_rolenumber=1, iam_quota_instanceprofilenumber=1))
     iam = root("iam")
     iam.create_user(UserName="one")                     # admin + one = 2
@@ -274,7 +266,7 @@ def test_iam_users_groups_roles_profiles(live):
 # --- who sets quotas; the grammar ---------------------------------------------------------
 
 def test_only_the_cloud_admin_sets_account_quotas(live):
-    root = _account(live, "acme")
+    root = account_root(live, "acme")
     iam = root("iam")
     with live.app.app_context():
         key = accounts.first_active_key("acme", "admin")
@@ -288,7 +280,7 @@ def test_only_the_cloud_admin_sets_account_quotas(live):
     assert (status, _code(answer)) == (403, "AccessDenied")
     # ...an ordinary policy on its admin user stays its own business
     iam.put_user_policy(UserName="admin", PolicyName="plain", PolicyDocument=_doc(ALLOW_ALL))
-    _set_account(live, "acme", _limit(ec2_quota_volumenumber=9), name="q")
+    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=9), name="q")
     assert error_code(iam.delete_user_policy, UserName="admin",
                       PolicyName="q") == "AccessDenied"
     assert error_code(iam.put_user_policy, UserName="admin", PolicyName="q",
@@ -303,7 +295,7 @@ def test_only_the_cloud_admin_sets_account_quotas(live):
     status, answer = _euare(live, "GetAccountPolicy", AccountName="acme", PolicyName="q")
     assert status == 200 and "quota-volumenumber" in urllib.parse.unquote(
         next(e.text for e in answer.iter() if e.tag.endswith("PolicyDocument")))
-    other = _account(live, "other")
+    other = account_root(live, "other")
     assert error_code(other("iam").get_user_policy, UserName="admin",
                       PolicyName="q") == "NoSuchEntity"
     status, answer = _euare(live, "DeleteAccountPolicy", AccountName="acme", PolicyName="q")
@@ -354,9 +346,9 @@ def test_limit_statements_only_in_user_and_group_policies_and_grant_nothing(live
 @pytest.mark.parametrize("threads", [10, 50])
 def test_concurrent_launches_never_pass_the_limit(roomy, threads):
     live = roomy
-    root = _account(live, "acme")
+    root = account_root(live, "acme")
     image = make_image(live, account="acme")
-    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=5))
+    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=5))
     outcomes: list[str] = []
     start = threading.Barrier(threads)
 
@@ -384,7 +376,7 @@ def test_concurrent_launches_never_pass_the_limit(roomy, threads):
 
 def test_usage_figures_per_account_and_user(roomy):
     live = roomy
-    root = _account(live, "acme")
+    root = account_root(live, "acme")
     image = make_image(live, account="acme")
     iam = root("iam")
     dev = _user(iam, live, "dev", _doc(ALLOW_ALL),
@@ -397,7 +389,7 @@ def test_usage_figures_per_account_and_user(roomy):
     ec2.create_volume(Size=1, AvailabilityZone=zone)
     root("s3").create_bucket(Bucket="usage")
     root("s3").put_object(Bucket="usage", Key="k", Body=b"x" * 1500_000)
-    _set_account(live, "acme", _limit(ec2_quota_vminstancenumber=10))
+    _setaccount_root(live, "acme", _limit(ec2_quota_vminstancenumber=10))
     with live.app.test_request_context():
         admin = accounts.principal_of(accounts.get_user("eucalyptus", "admin"))
         service = live.services.iam
@@ -427,7 +419,7 @@ def test_cli_set_show_and_clear_round_trip(tmp_path):
 
     live, server = start_live(tmp_path / "data")
     try:
-        root = _account(live, "acme")
+        root = account_root(live, "acme")
         root("iam").create_user(UserName="dev")
         data = ["--data-dir", str(tmp_path / "data")]
         runner = CliRunner()
@@ -458,11 +450,11 @@ def test_cli_set_show_and_clear_round_trip(tmp_path):
 
 def test_a_role_session_counts_against_its_account(roomy):
     live = roomy
-    root = _account(live, "acme")
+    root = account_root(live, "acme")
     image = make_image(live, account="acme")
     with live.app.app_context():
         account_id = accounts.get_account("acme").id
-    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=1))
+    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=1))
     iam = root("iam")
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
