@@ -3,6 +3,7 @@ credentials downloads, nodes; and that only the cloud admin reaches them."""
 from __future__ import annotations
 
 import configparser
+import json
 
 import pytest
 
@@ -147,11 +148,32 @@ def test_cloud_admin_account_cannot_be_deleted(app, admin):
         assert accounts.get_user("eucalyptus", "admin")
 
 
-def test_my_credentials_create_rotate_download(app):
+#: What a user needs to manage its own access keys (AWS's own example policy).
+OWN_KEYS = {"Effect": "Allow", "Action": "iam:*AccessKey*",
+            "Resource": "arn:aws:iam::{account}:user/${{aws:username}}"}
+
+
+def user_with_policy(app, account: str, user: str, *statements) -> None:
+    """*user* of *account* (made with it), with console password '<user>-password' and an
+    inline policy of *statements* (none: no policy)."""
     with app.app_context():
-        accounts.create_account("other")
-        accounts.create_user("other", "bob")
-        set_password("other", "bob", "bob-password")
+        if account not in [a.name for a in accounts.list_accounts()]:
+            accounts.create_account(account)
+        account_id = accounts.get_account(account).id
+        accounts.create_user(account, user)
+        set_password(account, user, f"{user}-password")
+        if statements:
+            root = accounts.principal_of(accounts.get_user(account, accounts.ADMIN_USER))
+            document = {"Version": "2012-10-17", "Statement": [
+                dict(statement, Resource=statement["Resource"].format(account=account_id))
+                for statement in statements]}
+            app.extensions["eucalite"].iam.put_entity_policy(root, "user", user, "keys",
+                                                             json.dumps(document))
+
+
+def test_my_credentials_create_rotate_download(app):
+    user_with_policy(app, "other", "bob", OWN_KEYS)
+    with app.app_context():
         foreign = accounts.create_access_key("eucalyptus", "admin").id
     bob = Console(app, "other", "bob", "bob-password")
     page = bob.get("/console/credentials")
@@ -166,6 +188,7 @@ def test_my_credentials_create_rotate_download(app):
     with app.app_context():
         first_secret = db.session.get(accounts.AccessKey, first).secret
     assert first_secret in page.get_data(as_text=True)
+    assert f"/console/access-keys/{first}/rotate" in page.get_data(as_text=True)
     assert first_secret not in bob.get("/console/credentials").get_data(as_text=True)
     body = bob.get(f"/console/access-keys/{first}/eucarc").get_data(as_text=True)
     assert first in body and first_secret in body
@@ -192,6 +215,45 @@ def test_my_credentials_create_rotate_download(app):
     page = bob.post("/console/accounts/other/users/admin/keys/create")
     assert page.status_code == 403
     assert key_ids(app, "other", "admin") == []
+
+
+def test_own_keys_follow_the_users_policies(app):
+    """A user with no policy sees its keys' page but no key, button or download, and a
+    form posted anyway is refused (AWS: no policy, not even one's own keys); a user who
+    may create keys but not deactivate them gets no Rotate, and a rotation posted anyway
+    makes no new key."""
+    user_with_policy(app, "other", "nobody")
+    with app.app_context():
+        mine = accounts.create_access_key("other", "nobody").id
+    nobody = Console(app, "other", "nobody", "nobody-password")
+    text = nobody.text("/console/credentials")
+    assert 'id="keys-not-listed"' in text and mine not in text
+    assert 'id="create-key"' not in text and "/console/access-keys/" not in text
+    assert nobody.get(f"/console/access-keys/{mine}/eucarc").status_code == 403
+    for path, form in [("/console/accounts/other/users/nobody/keys/create", {}),
+                       (f"/console/access-keys/{mine}/status", {"status": "Inactive"}),
+                       (f"/console/access-keys/{mine}/rotate", {}),
+                       (f"/console/access-keys/{mine}/delete", {})]:
+        text = nobody.page(path, dict(form, back="credentials"))
+        assert "AccessDenied" in text and "is not authorized to perform" in text, path
+        with app.app_context():
+            [key] = accounts.get_user("other", "nobody").keys
+            assert (key.id, key.status) == (mine, "Active"), path
+
+    user_with_policy(app, "other", "maker",
+                     dict(OWN_KEYS, Action=["iam:CreateAccessKey", "iam:ListAccessKeys"]))
+    with app.app_context():
+        made = accounts.create_access_key("other", "maker").id
+    maker = Console(app, "other", "maker", "maker-password")
+    text = maker.text("/console/credentials")
+    assert f"/console/access-keys/{made}/eucarc" in text and 'id="create-key"' in text
+    for absent in ("status", "rotate", "delete"):
+        assert f"/console/access-keys/{made}/{absent}" not in text, absent
+    text = maker.page(f"/console/access-keys/{made}/rotate", {"back": "credentials"})
+    assert "AccessDenied" in text and "iam:UpdateAccessKey" in text
+    assert key_ids(app, "other", "maker") == [made]
+    maker.page("/console/accounts/other/users/maker/keys/create", {"back": "credentials"})
+    assert len(key_ids(app, "other", "maker")) == 2
 
 
 def test_nodes_page_lists_and_switches_the_node(app, admin):

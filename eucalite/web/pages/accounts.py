@@ -1,9 +1,13 @@
 """Accounts, users and access keys: the cloud admin's pages (every account), and every
 signed-in user's "My credentials" page (their own keys, credentials file downloads).
 
-Views call the functions of :mod:`eucalite.accounts` (what `eucalite account ...` calls).
-A new key's secret is shown once: the key id waits in the session until the next page
-renders it, then is forgotten; the page never shows a secret again.
+The cloud admin's views call the functions of :mod:`eucalite.accounts` (what `eucalite
+account ...` calls): the cloud admin manages anyone's keys. A user's own keys go through the
+IAM service as that user, so the gate decides as it does for the IAM API (a user with no
+policy may not even list its own keys; the account's root may do anything), and the page
+offers only what the gate would allow. A new key's secret is shown once: the key id waits
+in the session until the next page renders it, then is forgotten; the page never shows a
+secret again (the credentials downloads, of a key one may list, carry it).
 """
 from __future__ import annotations
 
@@ -23,14 +27,19 @@ from ...credentials import classic_urls, eucarc_text, profile_sections
 from ...db import db
 from ...errors import AwsError
 from ...errors.iam import ValidationError
+from ...iam.common import authorize
 from .. import blueprint
 from ..session import (act, admin_required, current_token, login_required, principal,
                        set_password)
 from . import add_nav, attachment
+from .iam_common import entity_arn, iam, may
 
 #: Session key holding the id of a key created on the previous request (its secret is
 #: shown once, on the next page).
 NEW_KEY = "new_access_key"
+
+#: The IAM actions on a user's access keys the key buttons stand for.
+KEY_ACTIONS = ("ListAccessKeys", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey")
 
 #: A profile name: ASCII letters, digits, '.', '_' and '-' (\w would take any letter).
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -41,20 +50,23 @@ add_nav("console.accounts", "Accounts", admin=True)
 
 # --- helpers ----------------------------------------------------------------------------
 
-def _may_manage(account_name: str, user_name: str) -> bool:
-    """The cloud admin manages every user; everyone else only themselves."""
+def _is_me(account_name: str, user_name: str) -> bool:
     who = principal()
-    return who.is_cloud_admin or (who.account_name == account_name
-                                  and who.user_name == user_name)
+    return (who.account_name, who.user_name) == (account_name, user_name)
 
 
-def _own_key(key_id: str) -> accounts.AccessKey:
-    """The access key *key_id* if the signed-in user may manage it; NoSuchEntity otherwise
-    (another user's key is reported as missing, not as forbidden)."""
+def _key(key_id: str) -> tuple[accounts.AccessKey, bool]:
+    """The access key *key_id* and whether it is the signed-in user's own (the IAM service
+    then decides each action on it, as through the API) rather than one the cloud admin
+    manages as such; NoSuchEntity if neither (another user's key is reported as missing,
+    not as forbidden)."""
     key = db.session.get(accounts.AccessKey, key_id)
-    if key is None or not _may_manage(key.user.account.name, key.user.name):
-        raise accounts.key_not_found(key_id)
-    return key
+    if key is not None:
+        if _is_me(key.user.account.name, key.user.name):
+            return key, True
+        if principal().is_cloud_admin:
+            return key, False
+    raise accounts.key_not_found(key_id)
 
 
 def _new_key_secret(users) -> tuple[str, str] | None:
@@ -118,6 +130,7 @@ def account(name):
     except AwsError as error:
         return _error_page(error)
     return render_template("console/accounts_detail.html", account=found, users=users,
+                           can=dict.fromkeys(KEY_ACTIONS, True),
                            new_key=_new_key_secret(users))
 
 
@@ -159,11 +172,13 @@ def user_password(name, user):
 @blueprint.route("/accounts/<name>/users/<user>/keys/create", methods=["POST"])
 @login_required
 def access_key_create(name, user):
-    if not _may_manage(name, user):
+    who, mine = principal(), _is_me(name, user)
+    if not (mine or who.is_cloud_admin):
         return render_template("console/denied.html"), 403
 
     def create():
-        key = accounts.create_access_key(name, user)
+        key = (iam().create_access_key(who, user) if mine
+               else accounts.create_access_key(name, user))
         session[NEW_KEY] = key.id
 
     act(create, "Access key created: copy its secret now, it is shown only once.")
@@ -174,12 +189,19 @@ def access_key_create(name, user):
 @login_required
 def access_key_rotate(key_id):
     """Create a new key for the key's user and make *key_id* Inactive (delete it once
-    everything uses the new one)."""
+    everything uses the new one): both or neither."""
     def rotate():
-        old = _own_key(key_id)
-        key = accounts.create_access_key(old.user.account.name, old.user.name)
-        session[NEW_KEY] = key.id
-        accounts.set_access_key_status(key_id, "Inactive")
+        old, mine = _key(key_id)
+        user = old.user
+        if mine:
+            who, service = principal(), iam()
+            # asked first, so a user who may not deactivate the old key gets no new one
+            authorize(who, "UpdateAccessKey", entity_arn("user", user.name, user.path))
+            session[NEW_KEY] = service.create_access_key(who, user.name).id
+            service.update_access_key(who, user.name, key_id, "Inactive")
+        else:
+            session[NEW_KEY] = accounts.create_access_key(user.account.name, user.name).id
+            accounts.set_access_key_status(key_id, "Inactive")
 
     act(rotate, f"New access key created and {key_id} made Inactive: copy the new secret "
                 "now, it is shown only once; delete the old key when nothing uses it.")
@@ -192,8 +214,11 @@ def access_key_status(key_id):
     status = request.form.get("status", "")
 
     def change():
-        _own_key(key_id)
-        accounts.set_access_key_status(key_id, status)
+        key, mine = _key(key_id)
+        if mine:
+            iam().update_access_key(principal(), key.user.name, key_id, status)
+        else:
+            accounts.set_access_key_status(key_id, status)
 
     act(change, f"Access key {key_id} is now {status}.")
     return _back()
@@ -203,8 +228,11 @@ def access_key_status(key_id):
 @login_required
 def access_key_delete(key_id):
     def delete():
-        _own_key(key_id)
-        accounts.delete_access_key(key_id)
+        key, mine = _key(key_id)
+        if mine:
+            iam().delete_access_key(principal(), key.user.name, key_id)
+        else:
+            accounts.delete_access_key(key_id)
 
     act(delete, f"Access key {key_id} deleted.")
     return _back()
@@ -270,7 +298,9 @@ def aws_profile(key: accounts.AccessKey, config, name: str) -> str:
 
 def _download(key_id: str, kind: str):
     try:
-        key = _own_key(key_id)
+        key, mine = _key(key_id)
+        if mine:        # one's own key's files: for whoever the page would list it to
+            iam().list_access_keys(principal(), key.user.name)
     except AwsError as error:
         return _error_page(error)
     config = current_app.config["EUCALITE"]
@@ -313,11 +343,19 @@ def access_key_profile(key_id):
 @blueprint.route("/credentials")
 @login_required
 def credentials():
+    """The signed-in user's keys as the IAM service lists them to that user (None: its
+    policies do not allow it) and the key buttons the gate would allow."""
     who = principal()
     try:
         user = accounts.get_user(who.account_name, who.user_name)
     except AwsError as error:
         return _error_page(error)
-    keys = sorted(user.keys, key=lambda key: key.created)
+    try:
+        keys = iam().list_access_keys(who, user.name)[1]
+    except AwsError:
+        db.session.rollback()
+        keys = None
+    arn = entity_arn("user", user.name, user.path)
     return render_template("console/credentials.html", user=user, keys=keys,
+                           can={action: may(action, arn) for action in KEY_ACTIONS},
                            new_key=_new_key_secret([user]))
