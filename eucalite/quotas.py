@@ -249,11 +249,24 @@ def _error(key: str, limit: int, now: int, amount: int) -> AwsError:
     return iam_errors.LimitExceeded(f"Cannot exceed quota for {name}: {limit}")
 
 
-def launch(count: int, cpu: int, memory_mb: int, disk_gb: int) -> dict[str, int]:
-    """What launching *count* instances of one type adds (RunInstances' quota keys)."""
+def launch(count: int, cpu: int, memory_mb: int, disk_gb: int,
+           volume_sizes: tuple[int, ...] = ()) -> dict[str, int]:
+    """What launching *count* instances of one type adds (RunInstances' quota keys), each
+    instance making volumes of *volume_sizes* GiB (its EBS root, its mapping's volumes)."""
     return {"ec2:quota-vminstancenumber": count, "ec2:quota-cputotalsize": count * cpu,
             "ec2:quota-memorytotalsize": count * memory_mb,
-            "ec2:quota-disktotalsize": count * disk_gb}
+            "ec2:quota-disktotalsize": count * disk_gb,
+            "ec2:quota-volumenumber": count * len(volume_sizes),
+            "ec2:quota-volumetotalsize": count * sum(volume_sizes)}
+
+
+def check_launch(principal: Principal, adds: Mapping[str, int]) -> None:
+    """:func:`check` for RunInstances adding *adds* (:func:`launch`). The volumes a launch
+    makes are volumes created: the quotas written for ec2:CreateVolume bind them too, or
+    a launch would be a way around them."""
+    check(principal, "ec2:RunInstances", adds)
+    check(principal, "ec2:CreateVolume", {key: amount for key, amount in adds.items()
+                                          if USAGE[key].table == "volumes"})
 
 
 def check(principal: Principal, action: str, adds: Mapping[str, int], *,

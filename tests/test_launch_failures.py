@@ -116,20 +116,20 @@ def test_failed_spawn_ends_terminated_with_reason_and_gives_everything_back(ebs,
     assert driver.dhcp_hosts(ebs.services.config["instance_network"]) == hosts_before
 
 
-def test_ebs_launch_over_the_volume_limit_ends_terminated_with_client_reason(ebs):
+def test_ebs_launch_over_the_cloud_volume_limit_is_refused_up_front(ebs):
+    """RunInstances records the volumes a launch makes with its instances, so the cloud's
+    storage limit refuses it in the API answer: nothing launched, no volume made."""
+    from awsutil import error_code
+
     ec2 = ebs.client("ec2")
     image_id = _ebs_image(ebs, ec2)
     ebs.services.config["max_total_volume_gb"] = 1     # the source volume uses it all
     before = used_cores(ebs)
-    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
-        "Instances"][0]["InstanceId"]
+    assert error_code(ec2.run_instances, ImageId=image_id, MinCount=1,
+                      MaxCount=1) == "VolumeLimitExceeded"
     settle(ebs)
-
-    described = _described(ec2, instance_id)
-    assert described["State"]["Name"] == "terminated"
-    assert described["StateReason"]["Code"] == "Client.VolumeLimitExceeded"
     assert used_cores(ebs) == before
-    assert _volumes_of(ec2, instance_id) == []
+    assert ec2.describe_instances()["Reservations"] == []
     assert len(ec2.describe_volumes()["Volumes"]) == 1     # only the source
 
 
@@ -319,13 +319,11 @@ def test_terminate_the_hypervisor_refused_is_retried_by_the_reconciler(ebs, monk
 
 
 def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypatch):
-    """The process died while the root volume of a launch was restored from its snapshot:
-    at the next start the launch ends terminated and that half-made root is deleted, not
-    finished into a volume attached to an instance that never ran."""
-    from eucalite.compute import images, reconcile
-    from eucalite.compute.models import Image, Instance
-    from eucalite.db import db
-    from eucalite.ebs import snapshots, volumes
+    """The process died before the root volume of a launch was restored from its snapshot
+    (RunInstances recorded it, creating): at the next start the launch ends terminated and
+    that unmade root is deleted, not finished into a volume attached to an instance that
+    never ran."""
+    from eucalite.compute import reconcile
 
     ec2 = ebs.client("ec2")
     image_id = _ebs_image(ebs, ec2)
@@ -335,17 +333,8 @@ def test_launch_interrupted_while_making_its_root_leaves_no_volume(ebs, monkeypa
         patch.setattr(ebs.services.compute.worker, "submit", lambda job, *args: None)
         instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
             "Instances"][0]["InstanceId"]
-    with ebs.app.app_context():           # its spawn got as far as recording the root
-        instance = db.session.get(Instance, instance_id)
-        mapping = images.ebs_root(db.session.get(Image, image_id))
-        snapshot = snapshots.find(mapping["snapshot_id"])
-        volumes.record_attached(
-            owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
-            device=instance.root_device_name, target=volumes.ROOT_TARGET,
-            snapshot_id=snapshot.id,
-            size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
-            volume_type=mapping.get("volume_type") or "standard",
-            delete_on_termination=mapping.get("delete_on_termination", True))
+    [root] = _volumes_of(ec2, instance_id)
+    assert root["State"] == "creating"
 
     with ebs.app.app_context():           # what the next start does
         ebs.services.ebs.recover()

@@ -17,6 +17,7 @@ import pytest
 
 from awsutil import error_code, failure
 from iamutil import account_root
+from ebsutil import new_volume, settle, wait_snapshot
 from ec2util import make_image, signed_post
 from liveutil import start_live, start_live_node, stop_live
 
@@ -468,3 +469,121 @@ def test_a_role_session_counts_against_its_account(roomy):
         "ec2", endpoint_url=live.endpoints["ec2"])
     _launch(root("ec2"), image)
     assert error_code(_launch, session_ec2, image) == "InstanceLimitExceeded"
+
+
+# --- the volumes a launch makes ---------------------------------------------------------
+
+def _ebs_image(live, ec2) -> str:
+    """An EBS-backed image of the caller's: its root a snapshot of a 1 GiB volume (the
+    source volume deleted again, so it counts for nothing)."""
+    source = new_volume(live, ec2, size=1)
+    snapshot = wait_snapshot(live, ec2, ec2.create_snapshot(VolumeId=source)["SnapshotId"])
+    ec2.delete_volume(VolumeId=source)
+    settle(live)
+    return ec2.register_image(Name=f"ebs-{time.monotonic_ns()}", RootDeviceName="/dev/sda1",
+                              BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {
+                                  "SnapshotId": snapshot["SnapshotId"]}}])["ImageId"]
+
+
+def _with_volume(ec2, image, size):
+    """Launch *image* with a data volume of *size* GiB at /dev/sdf besides its root."""
+    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": size}}])["Instances"]
+
+
+def _used(live, account, user=None) -> dict[str, int]:
+    with live.app.test_request_context():
+        admin = accounts.principal_of(accounts.get_user("eucalyptus", "admin"))
+        return {line.key: line.used for line in live.services.iam.quota_report(
+            admin, account, user)}
+
+
+def _held(live, ec2, account) -> tuple[int, list[str]]:
+    """(every instance row of *account*, whatever its state; its volume ids)."""
+    with live.app.app_context():
+        table = db.metadata.tables["instances"]
+        rows = db.session.execute(db.select(db.func.count()).select_from(table).where(
+            table.c.owner_id == accounts.get_account(account).id)).scalar()
+    return rows, sorted(v["VolumeId"] for v in ec2.describe_volumes()["Volumes"])
+
+
+def test_a_launchs_volumes_count_against_the_volume_quotas(roomy):
+    live = roomy
+    ec2 = account_root(live, "acme")("ec2")
+    image = _ebs_image(live, ec2)
+    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=2,
+                                          ec2_quota_volumetotalsize=10))
+    [first] = _with_volume(ec2, image, 2)             # root (1 GiB) + sdf: 2 volumes, 3 GiB
+    # counted at once, not when the first boot writes them
+    assert (_used(live, "acme")["ec2:quota-volumenumber"],
+            _used(live, "acme")["ec2:quota-volumetotalsize"]) == (2, 3)
+    held = _held(live, ec2, "acme")
+    code, status, body = failure(_launch, ec2, image)             # its root: a third volume
+    assert (code, status) == ("VolumeLimitExceeded", 400)
+    assert "quota 2" in body["Error"]["Message"]
+    assert _held(live, ec2, "acme") == held                       # no instance, no volume
+
+    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=10,
+                                          ec2_quota_volumetotalsize=10))
+    code, _status, body = failure(_with_volume, ec2, image, 7)    # 3 + 1 + 7 GiB > 10
+    assert code == "VolumeLimitExceeded" and "10 GiB" in body["Error"]["Message"]
+    assert _held(live, ec2, "acme") == held
+    [second] = _with_volume(ec2, image, 6)                        # 3 + 1 + 6 GiB: 10
+    assert error_code(_launch, ec2, image) == "VolumeLimitExceeded"  # one more GiB: 11
+    used = _used(live, "acme")
+    assert (used["ec2:quota-volumenumber"], used["ec2:quota-volumetotalsize"]) == (4, 10)
+    settle(live)
+    for instance in (first, second):
+        item = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])[
+            "Reservations"][0]["Instances"][0]
+        assert item["State"]["Name"] == "running"
+        assert sorted(m["DeviceName"] for m in item["BlockDeviceMappings"]) == [
+            "/dev/sda1", "/dev/sdf"]
+    assert sorted((v["Size"], v["State"]) for v in ec2.describe_volumes()["Volumes"]) == [
+        (1, "in-use"), (1, "in-use"), (2, "in-use"), (6, "in-use")]
+
+
+def test_a_users_launch_volumes_are_its_own_and_bound_by_create_volume_quotas(roomy):
+    live = roomy
+    root = account_root(live, "acme")
+    image = _ebs_image(live, root("ec2"))
+    dev = _user(root("iam"), live, "dev", _doc(ALLOW_ALL), _doc(_limit(
+        "ec2:CreateVolume", ec2_quota_volumenumber=1)))("ec2")
+    [instance] = _launch(dev, image)
+    # a quota written for CreateVolume binds the volumes a launch makes too
+    assert error_code(_launch, dev, image) == "VolumeLimitExceeded"
+    assert _launch(root("ec2"), image)                  # the account itself has no quota
+    assert _used(live, "acme", "dev")["ec2:quota-volumenumber"] == 1
+    assert _used(live, "acme")["ec2:quota-volumenumber"] == 2
+    with live.app.app_context():
+        volumes = db.metadata.tables["volumes"]
+        creator = db.session.execute(db.select(volumes.c.creator_user_id).where(
+            volumes.c.instance_id == instance["InstanceId"])).scalar()
+        assert creator == accounts.get_user("acme", "dev").id
+
+
+def test_concurrent_ebs_launches_never_pass_the_volume_quota(roomy):
+    live = roomy
+    root = account_root(live, "acme")
+    image = _ebs_image(live, root("ec2"))
+    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=3))
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def launch():
+        ec2 = root("ec2")
+        start.wait()
+        try:
+            _launch(ec2, image)
+            outcomes.append("ok")
+        except Exception as error:          # noqa: BLE001 - the code is what is checked
+            outcomes.append(getattr(error, "response", {}).get("Error", {}).get("Code",
+                                                                                repr(error)))
+
+    workers = [threading.Thread(target=launch) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(outcomes) == ["VolumeLimitExceeded"] * 5 + ["ok"] * 3
+    assert _used(live, "acme")["ec2:quota-volumenumber"] == 3

@@ -2,9 +2,9 @@
 
 What is about instances lives here and calls the storage controller
 (:class:`eucalite.ebs.service.EbsService`) with plain values: an EBS-backed instance's root
-volume and its data volumes made from its image's mapping on first boot and exported at
-every boot; its volumes released when it ends (the delete-on-termination ones deleted) or their exports
-dropped when it stops; volumes its domain lost plugged again. :class:`ComputeView` answers
+volume and its data volumes (recorded by RunInstances) written on first boot and exported
+at every boot; its volumes released when it ends (the delete-on-termination ones deleted)
+or their exports dropped when it stops; volumes its domain lost plugged again. :class:`ComputeView` answers
 what the storage controller asks about instances and images (it is wired into the
 EbsService by :mod:`eucalite.services`).
 """
@@ -16,72 +16,27 @@ from ..cluster.virt.driver import DiskSpec
 from ..db import db
 from ..ebs.service import EbsService, InstanceRef
 from ..errors.ec2 import InvalidAMIIDUnavailable
-from . import instances, launchmappings, states
+from . import instances, states
 from .models import Image, Instance
 
 
 def root_disk(ebs: EbsService, instance: Instance) -> DiskSpec:
     """The disk an EBS-backed instance boots from (vda): its root volume, exported to the
-    node. The first boot makes it from the image's root snapshot, and then a volume for
-    each of the image's other EBS mappings (:func:`_make_data_volumes`); later boots reuse
-    them: their data persists across stop and start."""
+    node. RunInstances recorded the root and the data volumes of its mapping
+    (:func:`eucalite.compute.launchmappings.volumes`); the first boot writes their data
+    (from the snapshots, or empty); later boots reuse them: their data persists across
+    stop and start."""
     volume = ebs.root_volume(instance.id, instance.root_device_name)
     if volume is None:
-        image = db.session.get(Image, instance.image_id)
-        mapping = launchmappings.root_of(instance, image)
-        snapshot = ebs.find_snapshot(mapping["snapshot_id"]) if mapping is not None else None
-        if snapshot is None:
-            raise InvalidAMIIDUnavailable(f"The image {instance.image_id} has no EBS root "
-                                          "snapshot.")
-        volume = ebs.create_attached(
-            owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
-            device=instance.root_device_name, root=True, snapshot_id=snapshot.id,
-            size_gb=mapping["volume_size"] or snapshot.volume_size_gb,
-            volume_type=mapping.get("volume_type") or "standard",
-            delete_on_termination=mapping.get("delete_on_termination", True))
-        _make_data_volumes(ebs, instance, image)
+        raise InvalidAMIIDUnavailable(f"The instance {instance.id} has no root volume.")
+    ebs.make_launch_volumes(instance.id, instance.root_device_name)
     return ebs.export_attached(volume.id)
-
-
-def data_mappings(instance: Instance, image: Image | None) -> list[dict]:
-    """The EBS mappings other than the root that *instance* launches with (its image's,
-    with RunInstances' over them: :mod:`.launchmappings`), by device: its data volumes
-    (instance-store and NoDevice mappings make none)."""
-    return sorted((m for m in launchmappings.of_instance(instance, image)
-                   if m.get("ebs") and not m.get("no_device")
-                   and m.get("device") != instance.root_device_name),
-                  key=lambda m: m["device"])
-
-
-def _make_data_volumes(ebs: EbsService, instance: Instance, image: Image | None) -> None:
-    """A first boot's data volumes: one per :func:`data_mappings`, from its snapshot (at
-    least the snapshot's size) or empty of its VolumeSize, with its type and
-    DeleteOnTermination (default true), attached at its device."""
-    for mapping in data_mappings(instance, image):
-        wanted = mapping["ebs"]
-        snapshot = ebs.find_snapshot(wanted["snapshot_id"]) \
-            if wanted.get("snapshot_id") else None
-        if wanted.get("snapshot_id") and snapshot is None:
-            raise InvalidAMIIDUnavailable(
-                f"The snapshot {wanted['snapshot_id']} that {instance.id} maps at "
-                f"{mapping['device']} is gone.")
-        size = wanted.get("volume_size") or (snapshot.volume_size_gb if snapshot else None)
-        if not size:
-            raise InvalidAMIIDUnavailable(f"{instance.id} maps {mapping['device']} with "
-                                          "neither a snapshot nor a size.")
-        ebs.create_attached(
-            owner_id=instance.owner_id, instance_id=instance.id, zone=instance.zone,
-            device=mapping["device"], root=False, snapshot_id=snapshot.id if snapshot else None,
-            size_gb=max(size, snapshot.volume_size_gb if snapshot else 0),
-            volume_type=wanted.get("volume_type") or "standard",
-            delete_on_termination=wanted.get("delete_on_termination", True) is not False)
 
 
 def store_backed_volumes(ebs: EbsService, instance: Instance) -> list[DiskSpec]:
     """An instance-store instance's data volumes (its launch mapping's EBS volumes: it
-    boots once, it cannot stop), made and exported to its node; none made twice."""
-    if not ebs.attachments(instance.id):
-        _make_data_volumes(ebs, instance, db.session.get(Image, instance.image_id))
+    boots once, it cannot stop), written on its boot and exported to its node."""
+    ebs.make_launch_volumes(instance.id, None)
     return data_disks(ebs, instance.id)
 
 

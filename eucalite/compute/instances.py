@@ -306,21 +306,30 @@ def launch_profile(account_id: str, given: tuple[str, str] | None
 
 def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel_id,
                   ramdisk_id, itype, key, zone: str, node_ids: list[str],
-                  tag=None, allocate_ips=None, public_pool=None) -> list[Instance]:
+                  tag=None, allocate_ips=None, public_pool=None,
+                  record_volumes=None) -> list[Instance]:
     """Write the new instances as pending, members of the request's security groups (the
     default group when it names none; InvalidGroup.NotFound for one the account lacks), and
     return them; *tag* (given the new ids) runs in the same transaction, so instances and
     their tags appear together, and so does *allocate_ips* (given a count, returns that many
     private addresses), and each gets a launch address from *public_pool* (None: public
-    IPs are off) unless the request says ``public_ip=False``."""
+    IPs are off) unless the request says ``public_ip=False``. The volumes each instance
+    makes (:func:`.launchmappings.volumes`: its EBS root, its mapping's volumes) are
+    counted against the volume quotas and recorded by *record_volumes* (given the instance
+    and them), in the same transaction."""
     reservation = new_reservation_id()
     mappings = launchmappings.merge(principal, image, request.block_devices) \
         if request.block_devices else None
     profile = launch_profile(principal.account_id, request.iam_instance_profile)
+    planned = launchmappings.volumes(image, mappings)
     rows = []
     write_lock()
-    quotas.check(principal, "ec2:RunInstances",
-                 quotas.launch(len(node_ids), itype.cpu, itype.memory_mb, itype.disk_gb))
+    # The launch's volumes are recorded below with its instances (their data is written
+    # at first boot), so they count against the volume quotas in this one transaction
+    # and concurrent launches cannot pass a quota together.
+    quotas.check_launch(principal, quotas.launch(
+        len(node_ids), itype.cpu, itype.memory_mb, itype.disk_gb,
+        tuple(v.size_gb for v in planned)))
     groups = secgroups.launch_groups(principal.account_id, request.security_groups,
                                      request.security_group_ids)
     addresses = allocate_ips(len(node_ids)) if allocate_ips else [None] * len(node_ids)
@@ -344,11 +353,12 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             instance.set_json("attributes", dict(request.attributes))
         if profile is not None:
             instance.iam_instance_profile_arn, instance.iam_instance_profile_id = profile
-        if mappings is not None:
-            launchmappings.remember(instance, mappings)
         db.session.add(instance)
         rows.append(instance)
     db.session.flush()
+    if planned:
+        for row in rows:
+            record_volumes(row, planned)
     secgroups.add_members([row.id for row in rows], groups)
     assign_at_launch(public_pool, rows, request.public_ip)
     if tag is not None:

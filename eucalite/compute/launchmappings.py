@@ -6,10 +6,11 @@ drops the image's mapping at that device (never the root's); ``VirtualName`` map
 instance-store disk there instead; ``Ebs`` changes the image's volume there (a larger
 ``VolumeSize``, its ``DeleteOnTermination`` or ``VolumeType``, or another snapshot) or adds
 a volume (from a snapshot the caller may restore, or empty of ``VolumeSize``). The merged
-mapping is checked when RunInstances is asked (an AWS error, nothing launched) and kept
-in the instance's attributes JSON (:data:`LAUNCH_MAPPINGS`), which the first boot makes the
-volumes from (:mod:`eucalite.compute.ebsroot`). An instance-store image's instances take
-``Ebs`` mappings too, as AWS's do: their data volumes (the root stays the bundle's).
+mapping is checked when RunInstances is asked (an AWS error, nothing launched), and the
+volumes it makes (:func:`volumes`) are recorded with the instances, counted against the
+volume quotas; the first boot writes their data (:mod:`eucalite.compute.ebsroot`). An
+instance-store image's instances take ``Ebs`` mappings too, as AWS's do: their data
+volumes (the root stays the bundle's).
 
 Mappings are the plain dicts :func:`eucalite.compute.ec2.blockdevices.parse_block_device_mappings`
 reads and images store: ``{"device", "virtual"?, "no_device"?, "ebs"?: {"snapshot_id",
@@ -21,13 +22,10 @@ import copy
 
 from ..accounts import Principal
 from ..ebs import snapshots
+from ..ebs.volumes import LaunchVolume
 from ..errors import InvalidParameterValue, MissingParameter
-from ..errors.ec2 import InvalidBlockDeviceMapping
-from .models import Image, Instance
-
-#: The key of the merged mapping in an instance's attributes JSON (beside the attributes
-#: :mod:`.instance_attributes` keeps there).
-LAUNCH_MAPPINGS = "launchBlockDevices"
+from ..errors.ec2 import InvalidAMIIDUnavailable, InvalidBlockDeviceMapping
+from .models import Image
 
 
 def merge(principal: Principal, image: Image, requested: list[dict]) -> list[dict]:
@@ -81,24 +79,33 @@ def _ebs_over(principal: Principal, current: dict | None, device: str, root: str
                                          base.get("delete_on_termination", True)) is not False}}
 
 
-def remember(instance: Instance, merged: list[dict]) -> None:
-    """Keep the launch's merged mapping in *instance*'s attributes JSON (the caller
-    commits)."""
-    instance.set_json("attributes", {**(instance.get_json("attributes") or {}),
-                                     LAUNCH_MAPPINGS: merged})
-
-
-def of_instance(instance: Instance, image: Image | None) -> list[dict]:
-    """The mapping *instance* launches with: its launch's merged one, else its image's."""
-    kept = (instance.get_json("attributes") or {}).get(LAUNCH_MAPPINGS)
-    if kept is not None:
-        return kept
-    return (image.get_json("block_devices", []) or []) if image is not None else []
-
-
-def root_of(instance: Instance, image: Image | None) -> dict | None:
-    """The EBS mapping of *instance*'s root device in :func:`of_instance` (None if none)."""
-    for mapping in of_instance(instance, image):
-        if mapping.get("device") == instance.root_device_name and mapping.get("ebs"):
-            return mapping["ebs"]
-    return None
+def volumes(image: Image, merged: list[dict] | None) -> list[LaunchVolume]:
+    """The volumes each instance of a launch of *image* makes, given the launch's merged
+    mapping (None: the image's own): an EBS-backed image's root first, then one per other
+    EBS mapping by device (instance-store and NoDevice mappings make none), each of its
+    VolumeSize and at least its snapshot's size. Known when RunInstances is asked, so the
+    launch records them with its instances and its volume quotas are checked up front;
+    InvalidAMIID.Unavailable when a snapshot the image maps is gone."""
+    plan = merged if merged is not None else (image.get_json("block_devices", []) or [])
+    root = image.root_device_name
+    found = []
+    for mapping in sorted(plan, key=lambda m: (m["device"] != root, m["device"])):
+        ebs, is_root = mapping.get("ebs"), mapping["device"] == root
+        if not ebs or mapping.get("no_device") or \
+                (is_root and image.root_device_type != "ebs"):
+            continue
+        snapshot = snapshots.find(ebs["snapshot_id"]) if ebs.get("snapshot_id") else None
+        if ebs.get("snapshot_id") and snapshot is None:
+            raise InvalidAMIIDUnavailable(f"The snapshot {ebs['snapshot_id']} that "
+                                          f"{image.id} maps at {mapping['device']} is gone.")
+        size = max(ebs.get("volume_size") or 0, snapshot.volume_size_gb if snapshot else 0)
+        if not size or (is_root and snapshot is None):
+            raise InvalidAMIIDUnavailable(f"{image.id} maps {mapping['device']} with "
+                                          "neither a snapshot nor a size.")
+        found.append(LaunchVolume(
+            device=mapping["device"], root=is_root, snapshot_id=ebs.get("snapshot_id"),
+            size_gb=size, volume_type=ebs.get("volume_type") or "standard",
+            delete_on_termination=ebs.get("delete_on_termination", True) is not False))
+    if image.root_device_type == "ebs" and not (found and found[0].root):
+        raise InvalidAMIIDUnavailable(f"The image {image.id} has no EBS root snapshot.")
+    return found

@@ -227,7 +227,10 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                                                             *instances.addresses_in_use()),
                 public_pool=self.launch_pool(),
                 tag=lambda ids: tags.tag_new_resources(principal, "instance", ids,
-                                                       request.tags or {}))
+                                                       request.tags or {}),
+                record_volumes=lambda row, planned: self.ebs.record_launch_volumes(
+                    owner_id=row.owner_id, creator_user_id=row.creator_user_id,
+                    instance_id=row.id, zone=row.zone, planned=planned))
         except BaseException:
             db.session.rollback()
             for node_id in node_ids:

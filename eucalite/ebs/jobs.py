@@ -56,6 +56,29 @@ def make_volume(ebs, volume_id: str) -> None:
     VOLUME.transition(volume_id, AVAILABLE, expected={CREATING})
 
 
+def make_launch_volume(ebs, volume_id: str, instance_id: str) -> None:
+    """creating -> in-use: the data of a volume *instance_id*'s launch recorded, written on
+    its first boot (run in the spawn, not as a job of its own). A volume whose data cannot
+    be written is of no use to anyone: it goes, and the error is raised (the launch
+    fails)."""
+    volume = db.session.get(Volume, volume_id)
+    try:
+        ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
+        if volume.snapshot_id:
+            snapshots.restore_into(ebs, volume.snapshot_id, ebs.path(volume_id),
+                                   volume.size_gb)
+        else:
+            with open(ebs.path(volume_id), "wb") as f:
+                f.truncate(volume.size_gb * 2**30)         # sparse
+    except BaseException:
+        db.session.rollback()
+        discard_unmade(ebs, volume_id)
+        raise
+    if not VOLUME.transition(volume_id, IN_USE, expected={CREATING}):
+        raise AwsError(f"The volume {volume_id} of {instance_id} changed state while it "
+                       "was made.")
+
+
 def destroy_volume(ebs, volume_id: str) -> None:
     """deleting -> gone: the file, the tags and the row."""
     volume = db.session.get(Volume, volume_id)

@@ -281,6 +281,9 @@ class EbsService:
         if volume.target == volumes.ROOT_TARGET:
             raise IncorrectState(f"Volume '{volume.id}' is the root device of instance "
                                  f"'{volume.instance_id}' and cannot be detached.")
+        if volume.state == CREATING:
+            # a pending launch's volume: its instance's first boot makes and plugs it
+            raise volumes.incorrect_state(volume)
         if instance_id and instance_id != volume.instance_id:
             raise InvalidAttachmentNotFound(f"Volume '{volume.id}' is not attached to "
                                             f"instance '{instance_id}'.")
@@ -407,38 +410,37 @@ class EbsService:
     def find_snapshot(self, snapshot_id: str) -> Snapshot | None:
         return snapshots.find(snapshot_id)
 
-    def create_attached(self, *, owner_id: str, instance_id: str, zone: str, device: str,
-                        root: bool, snapshot_id: str | None, size_gb: int, volume_type: str,
-                        delete_on_termination: bool) -> Volume:
-        """A volume an instance's launch makes: its *root* (disk vda) or a data volume of
-        its image's mapping (the next free disk), from *snapshot_id* (or empty), attached
-        at *device*; in-use when this returns (exported at boot: :meth:`export_attached`).
-        The cloud's storage limit holds (VolumeLimitExceeded). A volume whose data cannot
-        be written is deleted again."""
-        volumes.check_size(self.config, size_gb)
-        target = volumes.ROOT_TARGET if root else jobs.free_target(
-            [v.target for v in volumes.on_instance(instance_id) if v.target])
-        volume = volumes.record_attached(
-            owner_id=owner_id, instance_id=instance_id, zone=zone, device=device,
-            target=target, snapshot_id=snapshot_id, size_gb=size_gb, volume_type=volume_type,
-            delete_on_termination=delete_on_termination)
-        volume_id = volume.id
-        try:
-            self.volumes_dir.mkdir(parents=True, exist_ok=True)
-            if snapshot_id:
-                snapshots.restore_into(self, snapshot_id, self.path(volume_id), size_gb)
-            else:
-                with open(self.path(volume_id), "wb") as f:
-                    f.truncate(size_gb * 2**30)         # sparse
-        except BaseException:
-            # a volume with no data is of no use to anyone: it goes, with the failed launch
-            db.session.rollback()
-            jobs.discard_unmade(self, volume_id)
-            raise
-        if not VOLUME.transition(volume_id, IN_USE, expected={CREATING}):
-            raise AwsError(f"The volume {volume_id} of {instance_id} changed state while it "
-                           "was made.")
-        return db.session.get(Volume, volume_id)
+    def record_launch_volumes(self, *, owner_id: str, creator_user_id: str | None,
+                              instance_id: str, zone: str,
+                              planned: list[volumes.LaunchVolume]) -> list[str]:
+        """Record the volumes an instance's launch makes (``creating``, attaching at their
+        devices: the root at disk vda, the others at the next free disks) in the caller's
+        write transaction, RunInstances', which counted them against the volume quotas:
+        recorded with the instances, concurrent launches cannot pass a quota together. The
+        cloud's storage limit holds (VolumeLimitExceeded). The instance's first boot
+        writes their data (:meth:`make_launch_volumes`). Returns their ids."""
+        volumes.check_sizes(self.config, [v.size_gb for v in planned])
+        targets: list[str] = []
+        made = []
+        for wanted in planned:
+            target = volumes.ROOT_TARGET if wanted.root else jobs.free_target(targets)
+            targets.append(target)
+            made.append(volumes.record_attached(
+                owner_id=owner_id, instance_id=instance_id, zone=zone, device=wanted.device,
+                target=target, snapshot_id=wanted.snapshot_id, size_gb=wanted.size_gb,
+                volume_type=wanted.volume_type,
+                delete_on_termination=wanted.delete_on_termination,
+                creator_user_id=creator_user_id).id)
+        return made
+
+    def make_launch_volumes(self, instance_id: str, root_device: str | None) -> None:
+        """An instance's first boot: the volumes its launch recorded and nobody has made
+        yet (``creating``) get their data, the root (at *root_device*) first, and go
+        in-use. A volume whose data cannot be written is deleted and the error raised
+        (the launch fails; the launch's other volumes go with it)."""
+        unmade = [v for v in volumes.on_instance(instance_id) if v.state == CREATING]
+        for volume in sorted(unmade, key=lambda v: (v.device != root_device, v.device)):
+            jobs.make_launch_volume(self, volume.id, instance_id)
 
     def boot_volumes(self, instance_id: str) -> list[Volume]:
         """The instance's attached volumes other than its root, by device: the data

@@ -8,6 +8,7 @@ hot-plugging it into the guest) runs as a job (:mod:`eucalite.ebs.jobs`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .. import ids, quotas, tags
@@ -76,14 +77,21 @@ def root_of(instance_id: str, device: str | None) -> Volume | None:
 def check_size(config: Mapping[str, Any], size_gb: int) -> None:
     """Per-volume and per-cloud size limits: InvalidParameterValue for a volume too large
     (as AWS), VolumeLimitExceeded when the cloud's storage would exceed its total."""
+    check_sizes(config, [size_gb])
+
+
+def check_sizes(config: Mapping[str, Any], sizes: list[int]) -> None:
+    """:func:`check_size` for several new volumes at once (a launch's): each within the
+    per-volume limit, and all of them together within the cloud's total."""
     limit = min(int(config.get("max_volume_gb", 1024)), MAX_SIZE_GB)
-    if size_gb < 1 or size_gb > limit:
-        raise InvalidParameterValue(f"Volume of {size_gb}GiB is too large; the size must be "
-                                    f"between 1 and {limit} GiB.")
+    for size_gb in sizes:
+        if size_gb < 1 or size_gb > limit:
+            raise InvalidParameterValue(f"Volume of {size_gb}GiB is too large; the size must "
+                                        f"be between 1 and {limit} GiB.")
     total = db.session.execute(db.select(db.func.coalesce(db.func.sum(Volume.size_gb), 0))
                                .where(Volume.state != DELETING)).scalar()
     allowed = int(config.get("max_total_volume_gb", 10240))
-    if total + size_gb > allowed:
+    if total + sum(sizes) > allowed:
         raise VolumeLimitExceeded(f"You have exceeded the cloud's volume storage limit of "
                                   f"{allowed} GiB ({total} GiB in use).")
 
@@ -107,20 +115,36 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
     return volume
 
 
+@dataclass(frozen=True)
+class LaunchVolume:
+    """A volume an instance's launch makes: its EBS *root* or a data volume of its block
+    device mapping, at *device*, from *snapshot_id* (or empty) of *size_gb*."""
+
+    device: str
+    root: bool
+    snapshot_id: str | None
+    size_gb: int
+    volume_type: str
+    delete_on_termination: bool
+
+
 def record_attached(*, owner_id: str, instance_id: str, zone: str, device: str, target: str,
                     snapshot_id: str | None, size_gb: int, volume_type: str,
-                    delete_on_termination: bool) -> Volume:
+                    delete_on_termination: bool, creator_user_id: str | None = None) -> Volume:
     """A volume an instance's launch makes (its EBS root at ROOT_TARGET, or a data volume
-    of its image's block device mapping), recorded ``creating`` and attaching at *device*
-    (disk *target*); its data comes from the snapshot *snapshot_id*, or it starts empty."""
-    write_lock()
+    of its block device mapping), recorded ``creating`` and attaching at *device* (disk
+    *target*), created by *creator_user_id* (the launching user, as CreateVolume's are);
+    its data comes from the snapshot *snapshot_id*, or it starts empty (the instance's
+    first boot writes it). Added in the caller's write transaction (RunInstances': the
+    launch's volumes are recorded, and counted against the volume quotas, with its
+    instances), which commits it."""
     volume = Volume(id=ids.resource_id("vol"), owner_id=owner_id, size_gb=size_gb, zone=zone,
                     state=CREATING, snapshot_id=snapshot_id, volume_type=volume_type,
                     created=utcnow(), instance_id=instance_id, device=device,
                     target=target, attach_state=ATTACHING, attach_time=utcnow(),
-                    delete_on_termination=delete_on_termination)
+                    delete_on_termination=delete_on_termination,
+                    creator_user_id=creator_user_id)
     db.session.add(volume)
-    db.session.commit()
     return volume
 
 
