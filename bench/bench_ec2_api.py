@@ -15,7 +15,6 @@ import argparse
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from common import free_port, wait_for  # bench/common.py (run as bench/<script>.py)
+from common import describe, free_port, timed, wait_for  # bench/common.py (run as bench/<script>.py)
 
 BIN = Path(sys.executable).parent
 
@@ -67,15 +66,6 @@ def client(target):
         config=Config(retries={"max_attempts": 1}, max_pool_connections=32))
 
 
-def timed(call, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
 def concurrent(target, operation: str, count: int, threads: int) -> float:
     """Requests per second with *threads* clients each making count/threads calls."""
     clients = [client(target) for _ in range(threads)]
@@ -91,13 +81,6 @@ def concurrent(target, operation: str, count: int, threads: int) -> float:
     for worker in workers:
         worker.join()
     return per_thread * threads / (time.perf_counter() - start)
-
-
-def describe(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1000
-    p99 = ordered[int(len(ordered) * 0.99) - 1] * 1000
-    return f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {len(samples) / sum(samples):7.0f} req/s"
 
 
 def bench_verification(count: int) -> None:
@@ -125,10 +108,10 @@ def bench_verification(count: int) -> None:
     headers["host"] = "127.0.0.1:8773"
     view = RequestView("POST", "/services/compute", "", headers, [])
     lookup = lambda key: (principal, "s" * 40)  # noqa: E731
-    sign_samples = timed(sign, count)
-    verify_samples = timed(lambda: authenticate(view, "ec2", body=body, lookup=lookup), count)
-    print(f"  {'botocore SigV4 sign (baseline)':34s} {describe(sign_samples)}")
-    print(f"  {'eucalite SigV4 verify':34s} {describe(verify_samples)}")
+    sign_samples = timed(sign, count, warm=0)
+    verify_samples = timed(lambda: authenticate(view, "ec2", body=body, lookup=lookup), count, warm=0)
+    print(f"  {'botocore SigV4 sign (baseline)':34s} {describe(sign_samples, 0.99)}")
+    print(f"  {'eucalite SigV4 verify':34s} {describe(verify_samples, 0.99)}")
 
 
 def main() -> None:
@@ -148,8 +131,8 @@ def main() -> None:
             for name, target in targets:
                 each = client(target)
                 getattr(each, operation)()        # warm-up: connection, model loading
-                samples = timed(getattr(each, operation), args.requests)
-                print(f"  {operation:28s} {name:12s} {describe(samples)}")
+                samples = timed(getattr(each, operation), args.requests, warm=0)
+                print(f"  {operation:28s} {name:12s} {describe(samples, 0.99)}")
         print(f"Throughput with {args.threads} client threads (describe_regions)")
         for name, target in targets:
             rate = concurrent(target, "describe_regions", args.requests, args.threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -229,3 +230,26 @@ def run_cleaning_up(body, top) -> None:
         shutil.rmtree(top, ignore_errors=True)
     if interrupted:
         raise SystemExit(130)
+
+
+def timed(call, count: int, warm: int = 1) -> list[float]:
+    """Seconds each of *count* calls of *call* took, after *warm* untimed calls (the
+    connection and caches warmed, as a client's steady state)."""
+    for _ in range(warm):
+        call()
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def describe(samples: list[float], tail: float = 0.95) -> str:
+    """``p50 … ms  p95 … ms  … req/s`` of *samples* (seconds), the tail percentile *tail*."""
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered) * 1000
+    high = ordered[max(0, int(len(ordered) * tail) - 1)] * 1000
+    return (f"p50 {p50:6.2f} ms  p{round(tail * 100)} {high:6.2f} ms  "
+            f"{len(samples) / sum(samples):6.0f} req/s")
+

@@ -42,6 +42,8 @@ from eucalite.policy.document import parse  # noqa: E402
 from eucalite.policy.evaluation import Caller, authorize, request_context  # noqa: E402
 from eucalite.policy.grammar import IAM_MANAGED  # noqa: E402
 
+from common import describe, timed  # noqa: E402 - bench/common.py (run as bench/<script>.py)
+
 ACCOUNT = "111111111111"
 CALLER = Caller(ACCOUNT, "alice", "AIDAALICE", tags={"team": "blue"})
 ACTION = "ec2:TerminateInstances"
@@ -136,23 +138,6 @@ def bucket_policy(bucket: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def _timed(call, count: int) -> list[float]:
-    for _ in range(20):
-        call()                               # warm: connection, caches
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def _line(name: str, samples: list[float]) -> str:
-    return (f"  {name:44s} p50 {pct(samples, 0.5) * 1000:6.2f} ms  "
-            f"p95 {pct(samples, 0.95) * 1000:6.2f} ms  "
-            f"{len(samples) / sum(samples):6.0f} req/s")
-
-
 def live(count: int) -> None:
     import shutil
     import tempfile
@@ -181,9 +166,9 @@ def live(count: int) -> None:
         def get():
             assert len(s3.get_object(Bucket="bench", Key="obj")["Body"].read()) == 4096
 
-        plain = _timed(get, count)
+        plain = timed(get, count, warm=20)
         s3.put_bucket_policy(Bucket="bench", Policy=bucket_policy("bench"))
-        with_policy = _timed(get, count)
+        with_policy = timed(get, count, warm=20)
 
         iam.create_user(UserName="dev")
         for number in range(5):
@@ -197,14 +182,14 @@ def live(count: int) -> None:
             iam.attach_user_policy(UserName="dev", PolicyArn=arn)
         key = iam.create_access_key(UserName="dev")["AccessKey"]
         user_ec2 = client("ec2", key["AccessKeyId"], key["SecretAccessKey"])
-        as_root = _timed(ec2.describe_instances, count)
-        as_user = _timed(user_ec2.describe_instances, count)
+        as_root = timed(ec2.describe_instances, count, warm=20)
+        as_user = timed(user_ec2.describe_instances, count, warm=20)
 
         print(f"through eucalite serve ({count} requests each, one at a time)")
-        print(_line("S3 GET 4 KiB, no bucket policy", plain))
-        print(_line("S3 GET 4 KiB, 20-statement bucket policy", with_policy))
-        print(_line("EC2 DescribeInstances, account root", as_root))
-        print(_line("EC2 DescribeInstances, user with 5 policies", as_user))
+        print(f"  {'S3 GET 4 KiB, no bucket policy':44s} {describe(plain)}")
+        print(f"  {'S3 GET 4 KiB, 20-statement bucket policy':44s} {describe(with_policy)}")
+        print(f"  {'EC2 DescribeInstances, account root':44s} {describe(as_root)}")
+        print(f"  {'EC2 DescribeInstances, user with 5 policies':44s} {describe(as_user)}")
     finally:
         if process is not None:
             process.terminate()

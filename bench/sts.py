@@ -24,15 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
-from common import serve_subprocess, unwind_on_signals  # bench/common.py
+from common import describe, serve_subprocess, timed, unwind_on_signals  # bench/common.py
 
 ALL = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}]})
@@ -44,23 +42,6 @@ def client(service: str, endpoint: str, region: str, key: str, secret: str,
         service, endpoint_url=endpoint, region_name=region, aws_access_key_id=key,
         aws_secret_access_key=secret, aws_session_token=token,
         config=Config(retries={"max_attempts": 1}))
-
-
-def timed(call, count: int) -> list[float]:
-    call()                                   # warm: connection, caches
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def describe(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered) * 1000
-    p95 = ordered[int(len(ordered) * 0.95) - 1] * 1000
-    return f"p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  {len(samples) / sum(samples):6.0f} req/s"
 
 
 def verification(count: int) -> None:
