@@ -394,6 +394,14 @@ def test_a_role_session_may_do_what_its_roles_policies_and_bucket_policies_allow
             "for-the-role", principal, "s3:GetObject"))
         assert error_code(role_s3.get_object, Bucket="for-the-role", Key="k") == \
             "AccessDenied"
+    # the role itself, or this one session of it, named in the bucket policy
+    for principal in (role_arn, f"arn:aws:sts::{account_id}:assumed-role/reader/job"):
+        s3.put_bucket_policy(Bucket="for-the-role", Policy=_bucket_policy(
+            "for-the-role", principal, "s3:GetObject"))
+        assert role_s3.get_object(Bucket="for-the-role", Key="k")["Body"].read() == b"r"
+    other = _session_client(live, live.client("sts").assume_role(
+        RoleArn=role_arn, RoleSessionName="other")["Credentials"], "s3")
+    assert error_code(other.get_object, Bucket="for-the-role", Key="k") == "AccessDenied"
     # everyone, the role's sessions included
     s3.put_bucket_policy(Bucket="for-the-role",
                          Policy=_bucket_policy("for-the-role", "*", "s3:GetObject"))

@@ -397,7 +397,7 @@ def test_parse_principals():
 
 @pytest.mark.parametrize("bad", [
     "alice", "", {}, [], {"AWS": []}, {"AWS": ""}, {"AWS": "12345"},
-    {"AWS": "arn:aws:iam::111111111111:user/*"}, {"AWS": "arn:aws:iam::111111111111:role/x"},
+    {"AWS": "arn:aws:iam::111111111111:user/*"},
     {"AWS": "AKIAEXAMPLE"}, {"Federated": "cognito-identity.amazonaws.com"},
     {"CanonicalUser": "abc"}, {"AWS": 12},
 ])

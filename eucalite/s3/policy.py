@@ -136,7 +136,10 @@ def grammar(bucket: str) -> Grammar:
     return Grammar(name="bucket policy", error=MalformedPolicy, messages=MESSAGES,
                    max_size=MAX_POLICY_SIZE, principal="required", action_services=("s3",),
                    condition_key=re.compile(r"^(aws|s3):\S+\Z", re.IGNORECASE),
-                   canonical_id=is_canonical_id, check_statement=check_statement)
+                   canonical_id=is_canonical_id, check_statement=check_statement,
+                   # AWS lets a resource policy name a role (all its sessions) or one
+                   # role session, as trust policies do.
+                   role_principals=True)
 
 
 def parse_policy(text: str | bytes, bucket: str, *,
