@@ -12,6 +12,7 @@ from typing import Callable, TypeVar
 
 from .. import access, integers, paging
 from ..accounts import USER_NAME, Principal
+from ..db import db
 from ..errors import AwsError
 from ..errors.iam import AccessDenied, ValidationError
 from ..query import QueryParams
@@ -73,6 +74,14 @@ def path(value: str | None, name: str = "Path") -> str:
 def arn(account_id: str, kind: str, entity_path: str, entity_name: str) -> str:
     """``arn:aws:iam::<account>:<kind><path><name>`` (kind ``user`` or ``group``)."""
     return f"arn:aws:iam::{account_id}:{kind}{entity_path}{entity_name}"
+
+
+def by_path(model, account_id: str, path_prefix: str) -> list:
+    """The account's *model* rows (users, groups, roles: each has ``account_id``, ``name``
+    and ``path``) whose path starts with *path_prefix*, by name: IAM's List actions."""
+    query = db.select(model).filter_by(account_id=account_id).order_by(model.name)
+    return [row for row in db.session.execute(query).scalars()
+            if row.path.startswith(path_prefix)]
 
 
 # --- paging ---------------------------------------------------------------------------

@@ -65,9 +65,7 @@ def delete(account_id: str, name: str) -> None:
 
 
 def listed(account_id: str, path_prefix: str) -> list[Group]:
-    query = db.select(Group).filter_by(account_id=account_id).order_by(Group.name)
-    return [group for group in db.session.execute(query).scalars()
-            if group.path.startswith(path_prefix)]
+    return common.by_path(Group, account_id, path_prefix)
 
 
 def members(group: Group) -> list[User]:

@@ -117,9 +117,7 @@ def delete(account_id: str, name: str) -> None:
 
 def listed(account_id: str, path_prefix: str) -> list[Role]:
     """The account's roles whose path starts with *path_prefix*, by name."""
-    query = db.select(Role).filter_by(account_id=account_id).order_by(Role.name)
-    return [role for role in db.session.execute(query).scalars()
-            if role.path.startswith(path_prefix)]
+    return common.by_path(Role, account_id, path_prefix)
 
 
 # --- tags -----------------------------------------------------------------------------

@@ -75,9 +75,7 @@ def delete(account_id: str, name: str) -> None:
 
 def listed(account_id: str, path_prefix: str) -> list[User]:
     """The account's users whose path starts with *path_prefix*, by name."""
-    query = db.select(User).filter_by(account_id=account_id).order_by(User.name)
-    return [user for user in db.session.execute(query).scalars()
-            if user.path.startswith(path_prefix)]
+    return common.by_path(User, account_id, path_prefix)
 
 
 # --- tags -----------------------------------------------------------------------------
