@@ -369,7 +369,8 @@ def test_downloads_name_their_file_in_ascii(app):
 
 def test_an_unknown_console_path_is_the_consoles_404_page(app):
     client, _ = signed_in(app)
-    for path in ("/console/no-such-page", "/console/instances/i-0123456789abcdef0/nope"):
+    for path in ("/console/no-such-page", "/console/instances/i-0123456789abcdef0/nope",
+                 "/console/iam/groups/a%2Fb%0D%0A?policy=x"):     # a line break in the path
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.mimetype == "text/html", path

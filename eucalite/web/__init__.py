@@ -15,6 +15,7 @@ registers their hooks and views on it, so nothing imports the package back.
 from __future__ import annotations
 
 from flask import Blueprint, g
+from werkzeug.routing import PathConverter
 
 from . import errors, headers, session
 from .pages import ADMIN_NAV, NAV, load_all, permitted, shown
@@ -34,8 +35,20 @@ blueprint.add_url_rule("/login", view_func=session.login, methods=["GET", "POST"
 blueprint.add_url_rule("/logout", view_func=session.logout, methods=["POST"])
 blueprint.register_error_handler(400, session.bad_request)
 blueprint.register_error_handler(Exception, errors.internal_error)
+
+
+class _AnyPath(PathConverter):
+    """A path of any characters: werkzeug's ``path`` stops at a line break, so a path
+    holding an encoded CR or LF would miss the console's 404 and reach Walrus as an object
+    of a bucket named "console"."""
+
+    regex = r"[^/][\s\S]*?"
+
+
+blueprint.record_once(lambda state: state.app.url_map.converters.setdefault("anypath",
+                                                                            _AnyPath))
 # Any other /console path is the console's 404 page (not an S3 bucket named "console").
-blueprint.add_url_rule("/<path:path>", "not_found", errors.not_found,
+blueprint.add_url_rule("/<anypath:path>", "not_found", errors.not_found,
                        methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
 
 
