@@ -60,7 +60,7 @@ def _code(root) -> str | None:
     return found[0] if found else None
 
 
-def _setaccount_root(live, account, *statements, name="quota"):
+def _set_account(live, account, *statements, name="quota"):
     status, root = _euare(live, "PutAccountPolicy", AccountName=account, PolicyName=name,
                           PolicyDocument=_doc(*statements))
     assert status == 200, ET.tostring(root)
@@ -94,7 +94,7 @@ def test_instances_account_and_user_limits_the_smaller_wins_groups_ignored(roomy
     live = roomy
     root = account_root(live, "acme")
     image = make_image(live, account="acme")
-    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=3))
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=3))
     iam = root("iam")
     iam.create_group(GroupName="devs")
     # a group's Limit is accepted and counts for nothing
@@ -128,14 +128,14 @@ def test_vcpus_memory_and_disk(roomy):
     live = roomy
     root = account_root(live, "acme")
     image = make_image(live, account="acme")
-    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_cputotalsize=2))
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_cputotalsize=2))
     ec2 = root("ec2")
     _launch(ec2, image, 2)                                   # m1.small: one vCPU each
     assert error_code(_launch, ec2, image) == "VcpuLimitExceeded"
-    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_memorytotalsize=1),
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_memorytotalsize=1),
                  name="quota")
     assert error_code(_launch, ec2, image) == "InstanceLimitExceeded"
-    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_disktotalsize=1),
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_disktotalsize=1),
                  name="quota")
     assert error_code(_launch, ec2, image) == "InstanceLimitExceeded"
 
@@ -145,7 +145,7 @@ def test_vcpus_memory_and_disk(roomy):
 def test_volumes_gib_snapshots_and_addresses(roomy):
     live = roomy
     root = account_root(live, "acme")
-    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=2, ec2_quota_volumetotalsize=5,
+    _set_account(live, "acme", _limit(ec2_quota_volumenumber=2, ec2_quota_volumetotalsize=5,
                                       ec2_quota_snapshotnumber=1, ec2_quota_imagenumber=1))
     ec2 = root("ec2")
     zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
@@ -178,7 +178,7 @@ def test_addresses_per_user(tmp_path):
                                    public_interface="eulab0")
     try:
         root = account_root(live, "acme")
-        _setaccount_root(live, "acme", _limit(ec2_quota_addressnumber=2))
+        _set_account(live, "acme", _limit(ec2_quota_addressnumber=2))
         dev = _user(root("iam"), live, "dev", _doc(ALLOW_ALL),
                     _doc(_limit("ec2:AllocateAddress", ec2_quota_addressnumber=1)))
         dev("ec2").allocate_address()
@@ -194,7 +194,7 @@ def test_addresses_per_user(tmp_path):
 
 def test_buckets_objects_and_sizes(live):
     root = account_root(live, "acme")
-    _setaccount_root(live, "acme", _limit(s3_quota_bucketnumber=1, s3_quota_bucketobjectnumber=2,
+    _set_account(live, "acme", _limit(s3_quota_bucketnumber=1, s3_quota_bucketobjectnumber=2,
                                       s3_quota_bucketsize=1))
     s3 = root("s3")
     s3.create_bucket(Bucket="only")
@@ -227,7 +227,7 @@ def test_another_accounts_writes_count_against_the_bucket_owner(live):
     other = account_root(live, "other")
     with live.app.app_context():
         other_id = accounts.get_account("other").id
-    _setaccount_root(live, "acme", _limit(s3_quota_bucketobjectnumber=1))
+    _set_account(live, "acme", _limit(s3_quota_bucketobjectnumber=1))
     s3 = owner("s3")
     s3.create_bucket(Bucket="shared")
     s3.put_bucket_policy(Bucket="shared", Policy=json.dumps({
@@ -244,7 +244,7 @@ def test_another_accounts_writes_count_against_the_bucket_owner(live):
 
 def test_iam_users_groups_roles_profiles(live):
     root = account_root(live, "acme")
-    _setaccount_root(live, "acme", _limit(iam_quota_usernumber=2, iam_quota_groupnumber=1,
+    _set_account(live, "acme", _limit(iam_quota_usernumber=2, iam_quota_groupnumber=1,
                                       iam_quota_rolenumber=1, iam_quota_instanceprofilenumber=1))
     iam = root("iam")
     iam.create_user(UserName="one")                     # admin + one = 2
@@ -281,7 +281,7 @@ def test_only_the_cloud_admin_sets_account_quotas(live):
     assert (status, _code(answer)) == (403, "AccessDenied")
     # ...an ordinary policy on its admin user stays its own business
     iam.put_user_policy(UserName="admin", PolicyName="plain", PolicyDocument=_doc(ALLOW_ALL))
-    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=9), name="q")
+    _set_account(live, "acme", _limit(ec2_quota_volumenumber=9), name="q")
     assert error_code(iam.delete_user_policy, UserName="admin",
                       PolicyName="q") == "AccessDenied"
     assert error_code(iam.put_user_policy, UserName="admin", PolicyName="q",
@@ -344,12 +344,9 @@ def test_limit_statements_only_in_user_and_group_policies_and_grant_nothing(live
 
 # --- races --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("threads", [10, 50])
-def test_concurrent_launches_never_pass_the_limit(roomy, threads):
-    live = roomy
-    root = account_root(live, "acme")
-    image = make_image(live, account="acme")
-    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=5))
+def _race(root, image, threads: int) -> list[str]:
+    """*threads* launches of *image* by the account *root* signs for, released together:
+    each one's outcome, "ok" or its error code."""
     outcomes: list[str] = []
     start = threading.Barrier(threads)
 
@@ -368,6 +365,16 @@ def test_concurrent_launches_never_pass_the_limit(roomy, threads):
         worker.start()
     for worker in workers:
         worker.join()
+    return outcomes
+
+
+@pytest.mark.parametrize("threads", [10, 50])
+def test_concurrent_launches_never_pass_the_limit(roomy, threads):
+    live = roomy
+    root = account_root(live, "acme")
+    image = make_image(live, account="acme")
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=5))
+    outcomes = _race(root, image, threads)
     assert outcomes.count("ok") == 5
     assert outcomes.count("InstanceLimitExceeded") == threads - 5
     assert _live_instances(live, "acme") == 5
@@ -390,7 +397,7 @@ def test_usage_figures_per_account_and_user(roomy):
     ec2.create_volume(Size=1, AvailabilityZone=zone)
     root("s3").create_bucket(Bucket="usage")
     root("s3").put_object(Bucket="usage", Key="k", Body=b"x" * 1500_000)
-    _setaccount_root(live, "acme", _limit(ec2_quota_vminstancenumber=10))
+    _set_account(live, "acme", _limit(ec2_quota_vminstancenumber=10))
     with live.app.test_request_context():
         admin = accounts.principal_of(accounts.get_user("eucalyptus", "admin"))
         service = live.services.iam
@@ -455,7 +462,7 @@ def test_a_role_session_counts_against_its_account(roomy):
     image = make_image(live, account="acme")
     with live.app.app_context():
         account_id = accounts.get_account("acme").id
-    _setaccount_root(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=1))
+    _set_account(live, "acme", _limit("ec2:RunInstances", ec2_quota_vminstancenumber=1))
     iam = root("iam")
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
@@ -511,7 +518,7 @@ def test_a_launchs_volumes_count_against_the_volume_quotas(roomy):
     live = roomy
     ec2 = account_root(live, "acme")("ec2")
     image = _ebs_image(live, ec2)
-    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=2,
+    _set_account(live, "acme", _limit(ec2_quota_volumenumber=2,
                                           ec2_quota_volumetotalsize=10))
     [first] = _with_volume(ec2, image, 2)             # root (1 GiB) + sdf: 2 volumes, 3 GiB
     # counted at once, not when the first boot writes them
@@ -523,7 +530,7 @@ def test_a_launchs_volumes_count_against_the_volume_quotas(roomy):
     assert "quota 2" in body["Error"]["Message"]
     assert _held(live, ec2, "acme") == held                       # no instance, no volume
 
-    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=10,
+    _set_account(live, "acme", _limit(ec2_quota_volumenumber=10,
                                           ec2_quota_volumetotalsize=10))
     code, _status, body = failure(_with_volume, ec2, image, 7)    # 3 + 1 + 7 GiB > 10
     assert code == "VolumeLimitExceeded" and "10 GiB" in body["Error"]["Message"]
@@ -566,24 +573,7 @@ def test_concurrent_ebs_launches_never_pass_the_volume_quota(roomy):
     live = roomy
     root = account_root(live, "acme")
     image = _ebs_image(live, root("ec2"))
-    _setaccount_root(live, "acme", _limit(ec2_quota_volumenumber=3))
-    outcomes: list[str] = []
-    start = threading.Barrier(8)
-
-    def launch():
-        ec2 = root("ec2")
-        start.wait()
-        try:
-            _launch(ec2, image)
-            outcomes.append("ok")
-        except Exception as error:          # noqa: BLE001 - the code is what is checked
-            outcomes.append(getattr(error, "response", {}).get("Error", {}).get("Code",
-                                                                                repr(error)))
-
-    workers = [threading.Thread(target=launch) for _ in range(8)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    _set_account(live, "acme", _limit(ec2_quota_volumenumber=3))
+    outcomes = _race(root, image, 8)
     assert sorted(outcomes) == ["VolumeLimitExceeded"] * 5 + ["ok"] * 3
     assert _used(live, "acme")["ec2:quota-volumenumber"] == 3
