@@ -12,7 +12,8 @@ text: they are read whole and written whole.
 from __future__ import annotations
 
 import datetime as dt
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..accounts import utcnow
@@ -37,6 +38,17 @@ class Bucket(db.Model, JsonFields):
     lifecycle_json: Mapped[str | None] = mapped_column(Text, default=None)
     tags_json: Mapped[str | None] = mapped_column(Text, default=None)
     creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
+    # ServerSideEncryptionConfiguration (bucket default encryption), None when unset
+    encryption_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Object Lock: enabled only at creation (forces versioning on); object_lock_json holds
+    # the default retention rule ({"Mode": ..., "Days" | "Years": n}), None when none
+    object_lock_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    object_lock_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Ownership controls: "BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter";
+    # None for a bucket that has none (buckets made before ownership controls existed)
+    ownership: Mapped[str | None] = mapped_column(String(32), default=None)
+    # PublicAccessBlockConfiguration ({"BlockPublicAcls": bool, ...}), None when unset
+    public_access_block_json: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ObjectVersion(db.Model, JsonFields):
@@ -72,6 +84,16 @@ class ObjectVersion(db.Model, JsonFields):
     segments_json: Mapped[str] = mapped_column(Text, default="[]")
     parts_count: Mapped[int | None] = mapped_column(Integer, default=None)
     storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD")
+    # Server-side encryption of this version's data (eucalite/s3/sse.py), None when stored
+    # in the clear. Never holds a customer's (SSE-C) key, only what checks it.
+    sse_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Object Lock retention ("GOVERNANCE" / "COMPLIANCE" until a UTC time) and legal hold
+    lock_mode: Mapped[str | None] = mapped_column(String(16), default=None)
+    lock_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A multipart object's parts ([{"PartNumber", "Size", "Checksum"?}, ...]) for
+    # GetObjectAttributes and part-number reads; None for a single PUT
+    parts_json: Mapped[str | None] = mapped_column(Text, default=None)
 
     @property
     def segments(self) -> list[tuple[str, int]]:
@@ -93,7 +115,15 @@ class MultipartUpload(db.Model, JsonFields):
     acl_json: Mapped[str | None] = mapped_column(Text, default=None)
     tags_json: Mapped[str | None] = mapped_column(Text, default=None)
     checksum_algorithm: Mapped[str | None] = mapped_column(String(16), default=None)
+    # "COMPOSITE" or "FULL_OBJECT" (x-amz-checksum-type at CreateMultipartUpload)
+    checksum_type: Mapped[str | None] = mapped_column(String(16), default=None)
     storage_class: Mapped[str] = mapped_column(String(32), default="STANDARD")
+    # What the finished object will carry: its encryption (parts are written encrypted
+    # under it) and its Object Lock retention and legal hold, as ObjectVersion
+    sse_json: Mapped[str | None] = mapped_column(Text, default=None)
+    lock_mode: Mapped[str | None] = mapped_column(String(16), default=None)
+    lock_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class UploadPart(db.Model):

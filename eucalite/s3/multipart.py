@@ -43,7 +43,10 @@ def create(requester: Principal | None, bucket_name: str, key: str,
         id=ids.upload_id(), bucket_id=bucket.id, key=key, initiated=utcnow(),
         owner_id=requester.account_id if requester else bucket.owner_id,
         initiator_arn=requester.arn if requester else "", content_type=attributes.content_type,
-        checksum_algorithm=checksum_algorithm, storage_class=attributes.storage_class)
+        checksum_algorithm=checksum_algorithm, storage_class=attributes.storage_class,
+        lock_mode=attributes.lock_mode, lock_until=attributes.lock_until,
+        legal_hold=attributes.legal_hold)
+    upload.set_json("sse", attributes.sse)
     upload.set_json("headers", attributes.headers or None)
     upload.set_json("meta", attributes.meta or None)
     upload.set_json("acl", attributes.acl)
@@ -198,7 +201,9 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
     attributes = objects.Attributes(
         content_type=upload.content_type, headers=upload.get_json("headers", {}),
         meta=upload.get_json("meta", {}), acl=upload.get_json("acl"),
-        tags=upload.get_json("tags"), storage_class=upload.storage_class)
+        tags=upload.get_json("tags"), storage_class=upload.storage_class,
+        sse=upload.get_json("sse"), lock_mode=upload.lock_mode, lock_until=upload.lock_until,
+        legal_hold=upload.legal_hold)
     segments = [objects.Stored(part.path, part.size) for part in selected]
     chosen_paths = {part.part_number: part.path for part in selected}
     leftovers: list[str] = []

@@ -38,6 +38,12 @@ class Attributes:
     acl: dict | None = None                                 # access.Acl.to_json()
     tags: dict[str, str] | None = None
     storage_class: str = "STANDARD"
+    # Server-side encryption of the stored bytes (eucalite/s3/sse.py's record of it)
+    sse: dict | None = None
+    # Object Lock: retention mode and date, and legal hold
+    lock_mode: str | None = None
+    lock_until: dt.datetime | None = None
+    legal_hold: bool = False
 
 
 @dataclass
@@ -179,11 +185,12 @@ def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: 
 def record(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
            segments: list[Stored], attributes: Attributes, *, etag: str,
            checksum: tuple[str, str, str] | None = None,
-           parts_count: int | None = None, in_transaction=None,
-           free_on_failure: bool = True) -> ObjectVersion:
+           parts_count: int | None = None, parts: list[dict] | None = None,
+           in_transaction=None, free_on_failure: bool = True) -> ObjectVersion:
     """Make stored *segments* the newest version of *key*; frees what that replaces.
 
-    *in_transaction*, if given, runs inside the same write transaction just before the
+    *parts* describes a multipart object's parts (``parts_json``). *in_transaction*, if
+    given, runs inside the same write transaction just before the
     commit (CompleteMultipartUpload removes its upload there, so both happen or neither).
     On any failure the segments are removed (unless *free_on_failure* is False), so an
     error leaves nothing behind.
@@ -202,11 +209,14 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
             size=sum(segment.size for segment in segments), etag=etag,
             last_modified=utcnow(), owner_id=owner, content_type=attributes.content_type,
             storage_class=attributes.storage_class, parts_count=parts_count,
-            segments_json=_segments_json(segments))
+            segments_json=_segments_json(segments), lock_mode=attributes.lock_mode,
+            lock_until=attributes.lock_until, legal_hold=attributes.legal_hold)
         version.set_json("headers", attributes.headers or None)
         version.set_json("meta", attributes.meta or None)
         version.set_json("acl", attributes.acl)
         version.set_json("tags", attributes.tags or None)
+        version.set_json("sse", attributes.sse)
+        version.set_json("parts", parts)
         if checksum:
             version.checksum_algorithm, version.checksum_value, version.checksum_type = checksum
         db.session.add(version)
