@@ -253,3 +253,25 @@ class TooManyBuckets(S3Error):
 class QuotaExceeded(S3Error):
     code = "QuotaExceeded"
     status = 403
+
+
+# Ownership controls (eucalite.s3.ownership): ACLs on a BucketOwnerEnforced bucket.
+class AccessControlListNotSupported(S3Error):
+    code = "AccessControlListNotSupported"
+    default_message = "The bucket does not allow ACLs"
+
+
+class InvalidBucketAclWithObjectOwnership(S3Error):
+    code = "InvalidBucketAclWithObjectOwnership"
+    default_message = ("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced "
+                       "setting")
+
+
+class OwnershipControlsNotFoundError(S3Error):
+    code, status = "OwnershipControlsNotFoundError", 404
+    default_message = "The bucket ownership controls were not found"
+
+
+class NoSuchPublicAccessBlockConfiguration(S3Error):
+    code, status = "NoSuchPublicAccessBlockConfiguration", 404
+    default_message = "The public access block configuration was not found"
