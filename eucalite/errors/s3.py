@@ -275,3 +275,8 @@ class OwnershipControlsNotFoundError(S3Error):
 class NoSuchPublicAccessBlockConfiguration(S3Error):
     code, status = "NoSuchPublicAccessBlockConfiguration", 404
     default_message = "The public access block configuration was not found"
+
+
+# Conditional writes: a write whose condition held when it arrived lost to a concurrent one.
+class ConditionalRequestConflict(S3Error):
+    code, status = "ConditionalRequestConflict", 409
