@@ -280,3 +280,18 @@ class NoSuchPublicAccessBlockConfiguration(S3Error):
 # Conditional writes: a write whose condition held when it arrived lost to a concurrent one.
 class ConditionalRequestConflict(S3Error):
     code, status = "ConditionalRequestConflict", 409
+
+
+# Object Lock
+class InvalidBucketState(S3Error):
+    code, status = "InvalidBucketState", 409
+
+
+class ObjectLockConfigurationNotFoundError(S3Error):
+    code, status = "ObjectLockConfigurationNotFoundError", 404
+    default_message = "Object Lock configuration does not exist for this bucket"
+
+
+class NoSuchObjectLockConfiguration(S3Error):
+    code, status = "NoSuchObjectLockConfiguration", 404
+    default_message = "The specified object does not have a ObjectLock configuration"
