@@ -295,3 +295,8 @@ class ObjectLockConfigurationNotFoundError(S3Error):
 class NoSuchObjectLockConfiguration(S3Error):
     code, status = "NoSuchObjectLockConfiguration", 404
     default_message = "The specified object does not have a ObjectLock configuration"
+
+
+class InvalidEncryptionAlgorithmError(S3Error):
+    code = "InvalidEncryptionAlgorithmError"
+    default_message = "The encryption request you specified is not valid. The valid value is AES256."
