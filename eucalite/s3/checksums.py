@@ -17,11 +17,12 @@ import base64
 import binascii
 import hashlib
 import zlib
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from awscrt import checksums as _crt
 
-from ..errors.s3 import InvalidRequest
+from ..errors.s3 import BadDigest, InvalidPart, InvalidRequest
 
 ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 
@@ -144,6 +145,13 @@ def _value_header_algorithms(headers: Mapping[str, str]) -> list[str]:
     return found
 
 
+def without_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """*headers* less the ``x-amz-checksum-<alg>`` values (CompleteMultipartUpload's are
+    the object's checksum, not its body's)."""
+    return {name: value for name, value in headers.items()
+            if not name.startswith(HEADER_PREFIX) or name in _NOT_VALUE_HEADERS}
+
+
 def _trailer_algorithm(headers: Mapping[str, str]) -> str | None:
     """The algorithm of the checksum trailer ``x-amz-trailer`` announces, if any."""
     names = [part.strip().lower() for part in headers.get(TRAILER_HEADER, "").split(",")]
@@ -178,3 +186,188 @@ def algorithm_from_headers(headers: Mapping[str, str]) -> str | None:
         raise InvalidRequest(f"The checksum algorithms the request names disagree "
                              f"({described}).")
     return next(iter(sources.values()), None)
+
+
+# --- multipart checksum types ---------------------------------------------------------
+
+COMPOSITE, FULL_OBJECT = "COMPOSITE", "FULL_OBJECT"
+TYPE_HEADER = "x-amz-checksum-type"
+
+#: The checksum types each algorithm allows on a multipart upload, its default first: only
+#: a CRC can be combined from its parts, and CRC64NVME has no composite form.
+_TYPES = {"CRC32": (COMPOSITE, FULL_OBJECT), "CRC32C": (COMPOSITE, FULL_OBJECT),
+          "CRC64NVME": (FULL_OBJECT,), "SHA1": (COMPOSITE,), "SHA256": (COMPOSITE,)}
+
+
+def upload_type(algorithm: str | None, requested: str | None) -> str | None:
+    """The checksum type of a new multipart upload (CreateMultipartUpload's
+    ``x-amz-checksum-algorithm`` and ``x-amz-checksum-type``): the requested one when the
+    algorithm allows it, else the algorithm's default; None without an algorithm.
+    InvalidRequest, worded as S3, for an unknown type, a type without an algorithm, or a
+    pairing S3 refuses (SHA as FULL_OBJECT, CRC64NVME as COMPOSITE)."""
+    if requested is None:
+        return _TYPES[normalize(algorithm)][0] if algorithm else None
+    name = requested.strip().upper()
+    if name not in (COMPOSITE, FULL_OBJECT):
+        raise InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    if not algorithm:
+        raise InvalidRequest("The x-amz-checksum-type header can only be used with the "
+                             "x-amz-checksum-algorithm header.")
+    algorithm = normalize(algorithm)
+    if name not in _TYPES[algorithm]:
+        raise InvalidRequest(f"The {name} checksum type cannot be used with the "
+                             f"{algorithm.lower()} checksum algorithm.")
+    return name
+
+
+# --- combining CRCs -------------------------------------------------------------------
+
+#: Width and reflected polynomial of each CRC. All three start from and finish with all
+#: ones, so crc(A + B) = crc(A) * x^(8 * len(B)) mod P  xor  crc(B) (zlib's crc32_combine).
+_CRCS = {"CRC32": (32, 0xEDB88320), "CRC32C": (32, 0x82F63B78),
+         "CRC64NVME": (64, 0x9A6C9329AC4BC9B5)}
+
+
+def _multiply(a: int, b: int, width: int, poly: int) -> int:
+    """a * b modulo the polynomial, both in reflected form (bit width-1 is x^0)."""
+    product, mask = 0, 1 << (width - 1)
+    while a:
+        if a & mask:
+            product ^= b
+            a ^= mask
+        mask >>= 1
+        b = (b >> 1) ^ poly if b & 1 else b >> 1
+    return product
+
+
+def _power_of_x(bits: int, width: int, poly: int) -> int:
+    """x^bits modulo the polynomial, by repeated squaring."""
+    result, square = 1 << (width - 1), 1 << (width - 2)          # x^0, x^1
+    while bits:
+        if bits & 1:
+            result = _multiply(square, result, width, poly)
+        square = _multiply(square, square, width, poly)
+        bits >>= 1
+    return result
+
+
+def combine(algorithm: str, first: int, second: int, second_length: int) -> int:
+    """The CRC of A + B from crc(A) = *first*, crc(B) = *second* and len(B) in bytes."""
+    width, poly = _CRCS[normalize(algorithm)]
+    return _multiply(_power_of_x(8 * second_length, width, poly), first, width, poly) ^ second
+
+
+def full_object(algorithm: str, parts: list[tuple[bytes, int]]) -> str:
+    """The FULL_OBJECT checksum (base64) of an object made of *parts*: (raw CRC, size)
+    each, in order."""
+    value = 0
+    for raw, size in parts:
+        value = combine(algorithm, value, int.from_bytes(raw, "big"), size) if size else value
+    return base64.b64encode(value.to_bytes(digest_size(algorithm), "big")).decode("ascii")
+
+
+# --- CompleteMultipartUpload ----------------------------------------------------------
+
+@dataclass
+class PartClaim:
+    """One part of a CompleteMultipartUpload: what was stored and what the client sent."""
+    number: int
+    size: int
+    stored: str | None                  # base64 checksum kept at UploadPart
+    algorithm: str | None = None        # of the Checksum<ALG> element sent, if any
+    sent: str | None = None
+
+
+def _claimed_value(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """(algorithm, value) of the one whole-object ``x-amz-checksum-<alg>`` header."""
+    algorithms = _value_header_algorithms(headers)
+    if len(algorithms) > 1:
+        raise InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum "
+                             "Types are not allowed.")
+    if not algorithms:
+        return None
+    return algorithms[0], headers[header_name(algorithms[0])].strip()
+
+
+def of_multipart(algorithm: str | None, checksum_type: str | None, parts: list[PartClaim],
+                 headers: Mapping[str, str], upload_id: str) -> tuple[str, str, str] | None:
+    """(algorithm, value, type) of the object a CompleteMultipartUpload makes, or None when
+    the upload has no checksum; raises S3's errors for what the request claims.
+
+    *headers* (lower-case names) may carry ``x-amz-checksum-type`` (must be the upload's),
+    the whole object's ``x-amz-checksum-<alg>`` (the upload's algorithm, well-formed; a
+    mismatch is BadDigest) and ``x-amz-mp-object-size``. A part's Checksum<ALG> must be the
+    upload's algorithm and match what UploadPart stored (InvalidPart); a COMPOSITE upload
+    needs one for every part.
+    """
+    sent_type = headers.get(TYPE_HEADER)
+    if sent_type is not None and sent_type.strip().upper() != (checksum_type or ""):
+        raise InvalidRequest(f"The upload was created using the {checksum_type or 'null'} "
+                             "checksum mode. The complete request must use the same "
+                             "checksum mode.")
+    _check_object_size(headers, parts)
+    claimed = _claimed_value(headers)
+    if algorithm is None:
+        if claimed is not None:
+            raise InvalidRequest("The upload was created without a checksum algorithm; the "
+                                 f"complete request may not carry x-amz-checksum-"
+                                 f"{claimed[0].lower()}.")
+        return None
+    for part in parts:
+        _check_part(algorithm, checksum_type, part, upload_id)
+    if not all(part.stored for part in parts):
+        return None                     # parts from before the upload kept checksums
+    raw = [base64.b64decode(part.stored) for part in parts]
+    if checksum_type == FULL_OBJECT:
+        value = full_object(algorithm, list(zip(raw, (part.size for part in parts))))
+    else:
+        value = composite(algorithm, raw)
+    if claimed is not None:
+        _check_claim(algorithm, claimed, value)
+    return algorithm, value, checksum_type or COMPOSITE
+
+
+def _check_object_size(headers: Mapping[str, str], parts: list[PartClaim]) -> None:
+    text = headers.get("x-amz-mp-object-size")
+    if text is None:
+        return
+    size = sum(part.size for part in parts)
+    if not text.strip().isdigit():
+        raise InvalidRequest("Value for x-amz-mp-object-size header is invalid.")
+    if int(text) != size:
+        raise InvalidRequest(f"The provided 'x-amz-mp-object-size' header value {text.strip()} "
+                             f"does not match what was computed: {size}")
+
+
+def _check_part(algorithm: str, checksum_type: str | None, part: PartClaim,
+                upload_id: str) -> None:
+    if part.algorithm is None:
+        if checksum_type != FULL_OBJECT:
+            raise InvalidRequest(f"The upload was created using a {algorithm.lower()} "
+                                 "checksum. The complete request must include the checksum "
+                                 f"for each part. It was missing for part {part.number} in "
+                                 "the request.")
+        return
+    if part.algorithm != algorithm:
+        raise InvalidRequest(f"The upload was created using a {algorithm.lower()} checksum. "
+                             "The complete request must use the same checksum algorithm "
+                             f"for each part; part {part.number} has "
+                             f"{part.algorithm.lower()}.")
+    if decode(algorithm, part.sent or "") is None or part.sent.strip() != part.stored:
+        raise InvalidPart("One or more of the specified parts could not be found. The part "
+                          "may not have been uploaded, or the specified entity tag may not "
+                          "match the part's entity tag.", UploadId=upload_id,
+                          PartNumber=str(part.number))
+
+
+def _check_claim(algorithm: str, claimed: tuple[str, str], value: str) -> None:
+    name, sent = claimed
+    if name != algorithm:
+        raise InvalidRequest(f"The upload was created using a {algorithm.lower()} checksum. "
+                             "The complete request must use the same checksum algorithm.")
+    bare = sent.rsplit("-", 1)[0] if "-" in sent else sent
+    if decode(algorithm, bare) is None:
+        raise InvalidRequest(f"Value for {header_name(algorithm)} header is invalid.")
+    if bare != value.split("-", 1)[0]:
+        raise BadDigest(f"The {algorithm} you specified did not match the calculated "
+                        "checksum.")

@@ -109,6 +109,17 @@ class BodyReader:
             raise
         return data
 
+    def require_checksum(self, algorithm: str, optional: bool) -> None:
+        """Compute *algorithm* (a multipart upload's) whatever the request names, before the
+        first read. A request naming another algorithm, or none unless *optional* (a
+        FULL_OBJECT upload), is InvalidRequest as in S3."""
+        if self.checksum_algorithm is None and optional:
+            self.checksum_algorithm, self._checksum = algorithm, checksums.new(algorithm)
+        elif self.checksum_algorithm != algorithm:
+            raise InvalidRequest("Checksum Type mismatch occurred, expected checksum Type: "
+                                 f"{algorithm.lower()}, actual checksum Type: "
+                                 f"{(self.checksum_algorithm or 'null').lower()}")
+
     def __iter__(self) -> Iterator[bytes]:
         """Blocks of up to 1 MiB until the (verified) end of the body."""
         return iter(lambda: self.read(READ_ALL_BLOCK), b"")

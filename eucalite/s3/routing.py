@@ -85,10 +85,11 @@ class S3Request:
                                   ArgumentName=name, ArgumentValue=text)
         return min(value, maximum)
 
-    def body(self, limit: int = 1024 * 1024) -> bytes:
-        """The whole (small) body of a configuration request, decoded and verified."""
-        reader = payload.open_body(request.stream, self.headers, self.auth,
-                                   request.content_length)
+    def body(self, limit: int = 1024 * 1024, headers: dict[str, str] | None = None) -> bytes:
+        """The whole (small) body of a configuration request, decoded and verified against
+        *headers* (default: the request's)."""
+        reader = payload.open_body(request.stream, self.headers if headers is None else headers,
+                                   self.auth, request.content_length)
         data = bytearray()
         while True:
             chunk = reader.read(65536)
