@@ -76,6 +76,9 @@ ensure_test_clients() {  # S3 clients the black-box tests drive (tests/test_s3_c
     # virt-xml-validate (libvirt-clients) checks domain XML by running xmllint, which no
     # other package pulls in (tests/test_domain_xml.py)
     apt_install "validating domain XML against libvirt's schema" libxml2-utils
+    # bench/bench_s3.py's load generator for small objects (C, so it leaves the CPU to the
+    # server) and its concurrent large streams
+    apt_install "bench/bench_s3.py's wrk and curl rows" wrk curl
 }
 
 ensure_libvirt_build_deps() {  # what pip needs to compile libvirt-python (the libvirt driver)

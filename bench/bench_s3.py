@@ -6,19 +6,24 @@ Starts `eucalite serve` (gunicorn, one worker, threads; fresh data directory) an
 
 * 4 KiB PUT and GET, operations per second and latency, with 1 and 8 client threads
   (one boto3 client per thread);
+* the same at 8 connections driven by ``wrk`` on presigned URLs (bench/s3load.py: C, so
+  the load generator does not take the CPU the server needs), beside the disk's own rate
+  for the same durable work (8 processes creating 4 KiB files, each fsynced and then its
+  directory), with p50/p99 and the ratios the issue asks for;
 * one 256 MiB PUT (put_object from an open file) and GET (streamed to /dev/null), MB/s;
 * one 1 GiB multipart upload (upload_fileobj, 64 MiB parts, from a generated, non-seekable
   stream so the client never holds the object), time and MB/s;
 * peak server RSS during those big transfers (VmRSS of the server process and its children,
-  i.e. gunicorn master + worker, sampled every 50 ms);
+  i.e. gunicorn master + worker, sampled every 50 ms), and while 8 ``curl`` clients stream a
+  1 GiB object each (PUT, then GET; eucalite only: moto_server holds objects in memory);
 * the disk ceiling of the data directory with dd (write with conv=fsync, then read back;
   nothing is dropped from the page cache, so the read is usually a cache read).
 
     python bench/bench_s3.py [--quick] [--skip-moto] [--seconds 3] [--ops 2000]
                              [--server asyncio,gthread]
 
---quick shrinks everything (32 MiB single object, 128 MiB multipart in 16 MiB parts, ~1 s
-per small-object run). MB/s is 10^6 bytes per second; sizes are MiB/GiB.
+--quick shrinks everything (32 MiB single object, 128 MiB multipart in 16 MiB parts, 8 x 64
+MiB streams, ~1 s per small-object run). MB/s is 10^6 bytes per second; sizes are MiB/GiB.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from common import free_port, serve_subprocess, unwind_on_signals, wait_for  # bench/common.py (run as bench/<script>.py)
+import s3load  # bench/s3load.py
 
 BIN = Path(sys.executable).parent
 MiB = 1024 * 1024
@@ -370,6 +376,68 @@ def row(label: str, targets: list[Target], render) -> None:
     print(f"  {label:34s}" + "".join(f"{cell:>30s}" for cell in cells))
 
 
+def presigned(target: Target, method: str, keys: list[str]) -> list[str]:
+    """Path + query of a presigned *method* URL for each key of bucket "bench"."""
+    client = target.client()
+    operation = "put_object" if method == "PUT" else "get_object"
+    prefix = len(target.endpoint)
+    return [client.generate_presigned_url(operation, Params={"Bucket": "bench", "Key": key},
+                                          ExpiresIn=3600)[prefix:] for key in keys]
+
+
+def wrk_rows(targets: list[Target], seconds: float) -> None:
+    """4 KiB PUT and GET at 8 connections through wrk, the raw disk rate beside them."""
+    if not s3load.have_wrk():
+        print("  (wrk not installed: apt-get install wrk for the c=8 rows on presigned URLs)")
+        return
+    put_keys = [f"wrk/{index}" for index in range(1000)]
+    get_keys = [f"seed/{index}" for index in range(SEEDED)]
+    for operation, keys in (("PUT", put_keys), ("GET", get_keys)):
+        label = f"4 KiB {operation} c8 (wrk)"
+        attempt(targets, label, lambda t, o=operation, k=keys: s3load.wrk_run(
+            t.endpoint, o, presigned(t, o, k), connections=8, seconds=seconds))
+        row(label, targets, lambda r: r.render())
+    disk = s3load.fsync_rate(targets[0].data_dir, processes=8, seconds=seconds)
+    print(f"  {'disk: 4 KiB file+fsync+dir fsync':34s}{disk.render():>30s}   (8 processes)")
+    first = targets[0].results.get("4 KiB PUT c8 (wrk)")
+    if isinstance(first, s3load.Rate):
+        ratios = [f"{first.ops / disk.ops:.2f} x disk"]
+        moto = next((t for t in targets if t.name == "moto_server"), None)
+        for operation in ("PUT", "GET"):
+            ours = targets[0].results.get(f"4 KiB {operation} c8 (wrk)")
+            theirs = moto.results.get(f"4 KiB {operation} c8 (wrk)") if moto else None
+            if isinstance(ours, s3load.Rate) and isinstance(theirs, s3load.Rate):
+                ratios.append(f"{operation} {ours.ops / theirs.ops:.2f} x moto")
+        print(f"  {targets[0].name + ' c8 PUT/GET':34s}{', '.join(ratios):>30s}")
+
+
+def streams_row(targets: list[Target], scratch: str, size: int) -> str | None:
+    """8 curl clients streaming *size* bytes each, PUT then GET, to each eucalite target;
+    the row's label (its peak RSS is reported with the others) or None when not run."""
+    if not s3load.have_curl():
+        print("  (curl not installed: no concurrent-stream row)")
+        return None
+    label = f"8 x {size // MiB} MiB streams (curl)"
+    source = make_file(Path(scratch) / "stream-source", size)
+    keys = [f"stream/{index}" for index in range(8)]
+
+    def run(target: Target):
+        if target.name == "moto_server":
+            return "n/a (objects in memory)"
+        puts = [target.endpoint + path for path in presigned(target, "PUT", keys)]
+        gets = [target.endpoint + path for path in presigned(target, "GET", keys)]
+        with PeakRSS(target.process.pid) as rss:
+            elapsed = s3load.stream_big(puts, gets, str(source), size)
+        target.client().delete_objects(Bucket="bench", Delete={
+            "Objects": [{"Key": key} for key in keys]})
+        return elapsed, 2 * 8 * size / elapsed / 1e6, rss.peak
+
+    attempt(targets, label, run)
+    row(label, targets, lambda r: f"{r[0]:6.1f} s {r[1]:7.1f} MB/s")
+    source.unlink()
+    return label
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
@@ -388,6 +456,7 @@ def main() -> None:
     mp_size, mp_part = ((128 * MiB, 16 * MiB) if quick else (1024 * MiB, 64 * MiB))
     mp_concurrency = 4
     dd_count = 16 if quick else 64
+    stream_size = (64 if quick else 1024) * MiB
 
     unwind_on_signals()           # ... through the finally below
 
@@ -426,6 +495,8 @@ def main() -> None:
                                               f" p99 {ms(r[1], .99):5.1f} ms"
                                               + (f" {r[2]} err" if r[2] else ""))
 
+        wrk_rows(targets, seconds)
+
         size_label = f"{big_size // MiB} MiB"
         rss_rows = [("idle RSS", None)]
         attempt(targets, f"{size_label} PUT (file)", lambda t: put_big(t, "bench", source))
@@ -440,6 +511,10 @@ def main() -> None:
                                                        mp_concurrency))
         row(mp_label, targets, lambda r: f"{r[0]:6.1f} s {r[1]:7.1f} MB/s")
         rss_rows.append((mp_label, 2))
+
+        streams_label = streams_row(targets, scratch, stream_size)
+        if streams_label:
+            rss_rows.append((streams_label, 1))
 
         print("Server RSS (process tree: gunicorn master + worker for eucalite)")
         for label, index in rss_rows:
