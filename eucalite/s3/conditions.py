@@ -18,7 +18,8 @@ from urllib.parse import unquote
 
 from ..errors import s3 as s3_errors
 from ..errors.s3 import AccessDenied, NoSuchKey, PreconditionFailed
-from . import buckets, objects
+from ..accounts import Principal
+from . import authz, buckets, objects
 from .models import ObjectVersion
 
 
@@ -76,11 +77,16 @@ def write_condition(headers: dict[str, str], key: str) -> WriteCondition | None:
     return WriteCondition(key, none_match is not None, match)
 
 
-def checked_write_condition(headers: dict[str, str], bucket, key: str) -> WriteCondition | None:
+def checked_write_condition(requester: Principal | None, headers: dict[str, str], bucket,
+                            key: str) -> WriteCondition | None:
     """The write conditions in *headers*, already checked against the current version;
-    the caller passes ``condition.recheck`` to the write as its precondition."""
+    the caller passes ``condition.recheck`` to the write as its precondition.
+
+    Only a requester who may write the key learns whether it exists (AWS asks
+    ``s3:PutObject`` of a conditional write): others get AccessDenied first."""
     condition = write_condition(headers, key)
     if condition is not None:
+        authz.require(requester, "s3:PutObject", bucket, key=key)
         condition.check(objects.latest(bucket, key))
     return condition
 
