@@ -28,7 +28,7 @@ from ..db import db, write_lock
 from ..ebs import snapshots
 from ..errors import AwsError, InvalidParameterValue, MissingParameter
 from ..errors import ec2 as ec2_errors
-from ..s3 import buckets, objects
+from ..s3 import buckets, objects, sse
 from ..s3.store import HashingReader
 from . import bundle, bundling, imageflags
 from .images import (ARCHITECTURES, VIRTUALIZATION_TYPES, launchable_part, new_image_id,
@@ -70,7 +70,7 @@ def read_manifest(principal: Principal, store, location: str) -> bundle.Manifest
         version = objects.get(principal, bucket_name, key)
         if version.size > bundle.MAX_MANIFEST_BYTES:
             raise bundle.InvalidManifest("The manifest is larger than any bundle manifest.")
-        xml = b"".join(store.read(version.segments))
+        xml = b"".join(sse.read(store, version))
     except bundle.InvalidManifest:
         raise
     except AwsError as error:

@@ -23,7 +23,8 @@ from ..errors import InvalidParameterValue, MissingParameter
 from ..errors import ec2 as ec2_errors
 from ..query import check_text
 from ..ebs import snapshots
-from ..s3 import buckets, objects
+from ..s3 import buckets, objects, sse
+from ..s3.models import ObjectVersion
 from . import bundle, imageflags
 from .models import Image, Instance
 
@@ -453,16 +454,16 @@ def reset(principal: Principal, image_id: str, name: str) -> None:
 
 # --- reading bundles (for the node that unpacks an image) ----------------------------------
 
-def part_segments(image: Image, filename: str) -> list[tuple[str, int]]:
-    """The stored segments (path, size) of the part *filename* of *image*'s bundle, beside
-    its manifest; CorruptBundle when the part is gone."""
+def part_version(image: Image, filename: str) -> ObjectVersion:
+    """The object holding the part *filename* of *image*'s bundle, beside its manifest;
+    CorruptBundle when the part is gone. Read its bytes with sse.read."""
     bucket_name, key = split_location(image.location or "")
     directory = key.rpartition("/")[0]
     part_key = f"{directory}/{filename}" if directory else filename
     version = objects.latest(buckets.find(bucket_name), part_key)
     if version is None or version.delete_marker:
         raise bundle.CorruptBundle(f"Part {bucket_name}/{part_key} is gone.")
-    return version.segments
+    return version
 
 
 def read_part_fn(store, image: Image) -> Callable[[str], Iterator[bytes]]:
@@ -472,9 +473,9 @@ def read_part_fn(store, image: Image) -> Callable[[str], Iterator[bytes]]:
     use its bundle even without access to the owner's bucket (as in EC2).
     """
     def read_part(filename: str) -> Iterator[bytes]:
-        segments = part_segments(image, filename)
+        body = sse.read(store, part_version(image, filename))
         db.session.rollback()          # hold no transaction while streaming
-        return store.read(segments)
+        return body
     return read_part
 
 

@@ -14,6 +14,7 @@ from typing import Iterator
 from ..cluster.nodeimages import BundlePart, ImageBundle
 from ..db import db
 from ..errors.node import NodeAccessDenied, NodeImageNotFound
+from ..s3 import sse
 from . import bundle, cloudkey, images, lifecycle
 from .models import Image
 
@@ -46,8 +47,7 @@ class NodeBundles:
         manifest = images.manifest_of(image)
         key = cloudkey.cloud_private_key(self.data_dir) if manifest.encrypted else None
         key_iv = bundle.bundle_key(manifest, key)
-        parts = tuple(BundlePart(name, sum(size for _path, size in
-                                           images.part_segments(image, name)), sha1)
+        parts = tuple(BundlePart(name, images.part_version(image, name).size, sha1)
                       for name, sha1 in manifest.parts)
         db.session.rollback()
         return ImageBundle(image_id=image_id, part=part, parts=parts, digest=manifest.digest,
@@ -61,6 +61,7 @@ class NodeBundles:
         if not 0 <= index < len(parts):
             raise NodeImageNotFound(f"The bundle of {image_id} has {len(parts)} parts; "
                                     f"there is no part {index}.")
-        segments = images.part_segments(image, parts[index][0])
+        version = images.part_version(image, parts[index][0])
+        size, body = version.size, sse.read(self.store, version)
         db.session.rollback()          # hold no transaction while the part streams
-        return sum(size for _path, size in segments), self.store.read(segments)
+        return size, body

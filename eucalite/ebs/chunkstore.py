@@ -10,7 +10,7 @@ import hashlib
 
 from ..accounts import ADMIN_ACCOUNT, ADMIN_USER, get_user, principal_of
 from ..db import db
-from ..s3 import buckets, objects
+from ..s3 import buckets, objects, sse
 from ..s3.models import ObjectVersion
 
 BUCKET = "eucalite-snapshots"
@@ -100,7 +100,7 @@ class ChunkStore:
         if version is None:
             raise ChunkMissing(digest, f"no object {self.key(digest)} in bucket {self.bucket}")
         try:
-            data = b"".join(self.store.read(version.segments))
+            data = b"".join(sse.read(self.store, version))
         except OSError as error:
             raise ChunkCorrupt(digest, f"stored data unreadable: {error}") from error
         actual = hashlib.sha256(data).hexdigest()

@@ -20,7 +20,7 @@ from ...api import services
 from ...db import db
 from ...errors import AwsError
 from ...errors.s3 import InvalidArgument
-from ...s3 import acl as s3_acl, authz, buckets as s3_buckets, listing, objects
+from ...s3 import acl as s3_acl, authz, buckets as s3_buckets, listing, objects, sse
 from ...s3.store import CHUNK, HashingReader
 from ...sigv4 import presigned_query, uri_encode
 from .. import blueprint
@@ -196,10 +196,10 @@ def bucket_download(name: str):
     key = request.args.get("key", "")
     try:
         version = objects.get(principal(), name, key)
+        body = sse.read(_store(), version)      # an SSE-C object needs its key: refused
     except AwsError as error:
         notify_error(error)
         return _back(name, key.rsplit("/", 1)[0] + "/" if "/" in key else "")
-    body = _store().read(version.segments, 0, version.size - 1) if version.size else iter(())
     response = Response(body, status=200, direct_passthrough=True)
     response.headers["Content-Type"] = _sendable(version.content_type) or "binary/octet-stream"
     response.headers["Content-Length"] = str(version.size)
