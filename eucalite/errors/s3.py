@@ -300,3 +300,8 @@ class NoSuchObjectLockConfiguration(S3Error):
 class InvalidEncryptionAlgorithmError(S3Error):
     code = "InvalidEncryptionAlgorithmError"
     default_message = "The encryption request you specified is not valid. The valid value is AES256."
+
+
+class InvalidURI(S3Error):
+    code = "InvalidURI"
+    default_message = "Couldn't parse the specified URI."
