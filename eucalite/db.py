@@ -14,15 +14,16 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,49 @@ def writing() -> Iterator[None]:
     except BaseException:
         db.session.rollback()
         raise
+
+
+def commit_keeping(*objects: Any) -> None:
+    """Commit the session's transaction; *objects* keep the column values they hold.
+
+    A commit expires every loaded object, so the next attribute read costs a query. The
+    rows a writer has just written are exactly what it holds (defaults and generated keys
+    are filled in by the flush), so reloading them only repeats what it knows: a small
+    write's answer (ETag, version id) then costs one query less. Other objects expire as
+    usual; a kept object stays in the session, so later changes to it are saved as ever.
+    """
+    db.session.flush()
+    kept = []
+    for obj in objects:
+        state = inspect(obj)
+        columns = state.mapper.column_attrs.keys()
+        kept.append((obj, {name: state.dict[name] for name in columns
+                           if name in state.dict}))
+    db.session.commit()
+    for obj, values in kept:
+        for name, value in values.items():
+            set_committed_value(obj, name, value)
+
+
+def once_per_transaction(key: Any, load: Callable[[], Any]) -> Any:
+    """*load()*'s answer, loaded once per transaction of the session and then remembered
+    under *key* until that transaction ends (commit, rollback, the write lock's fresh one).
+
+    For a row looked up by name several times in one request: within one transaction the
+    session's identity map hands back the same object, its columns as first loaded, so a
+    repeated lookup only costs a query. A remembered object deleted since is loaded again.
+    """
+    session = db.session()
+    transaction = session.get_transaction()
+    memo = session.info.setdefault("once_per_transaction", {})
+    if transaction is not None:
+        cached = memo.get(key)
+        if cached is not None and cached[0] is transaction and not (
+                cached[1] is not None and inspect(cached[1]).deleted):
+            return cached[1]
+    value = load()
+    memo[key] = (session.get_transaction(), value)
+    return value
 
 
 def _release_writer(*_args) -> None:
