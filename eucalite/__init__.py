@@ -96,7 +96,10 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # One connection per thread; the busy timeout (db._connection_setup) serializes writers.
-        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        # The pool keeps one for each request thread (``threads``, 16 by default) and the
+        # background duties, so a request under load never opens one (and runs its pragmas).
+        return {"connect_args": {"check_same_thread": False, "timeout": 30},
+                "pool_size": 32, "max_overflow": 32}
     # Beyond the pool's 5 kept connections, up to 20 more for bursts (the WSGI threads, the
     # job worker and node duty each hold one while they run); a dropped connection (server
     # restart) is replaced before use.
