@@ -154,13 +154,24 @@ class Connection(asyncio.Protocol):
             return self.reject(errors.BAD_EXPECT)
         if self._over_cap:
             return self.reject(errors.SLOW_DOWN)
-        if self.h11.they_are_waiting_for_100_continue:
-            self.transport.write(self.h11.send(h11.InformationalResponse(
-                status_code=100, headers=[], reason=b"Continue")))
         self.state, self._buffered, self._size = BUFFER, [], 0
         self._body_started = self._last_data = self.started
         self._received = 0
         self._body_deadline()
+        if self.h11.they_are_waiting_for_100_continue:
+            # The app runs now and the client hears 100 Continue only when it reads the
+            # body: a request refused anyway (signature, missing bucket) gets its final
+            # answer instead, and the body is never sent.
+            self._dispatch(complete=False)
+            self.body.on_first_read(lambda: self.loop.call_soon_threadsafe(self._continue))
+
+    def _continue(self) -> None:
+        """On the loop: tell a client waiting on ``Expect: 100-continue`` to send its body,
+        unless the answer already went out."""
+        if self.state != CLOSED and self.h11.they_are_waiting_for_100_continue \
+                and self.h11.our_state is h11.SEND_RESPONSE:
+            self.transport.write(self.h11.send(h11.InformationalResponse(
+                status_code=100, headers=[], reason=b"Continue")))
 
     def _on_data(self, data: bytes) -> None:
         self._received += len(data)
@@ -321,6 +332,10 @@ class Connection(asyncio.Protocol):
             return self.close()
         if self.h11.their_state is h11.DONE:
             return self._next_cycle()
+        if self.h11.their_state is h11.SEND_BODY and self._received == 0 and \
+                self.request is not None and any(
+                    name == b"expect" for name, _ in self.request.headers):
+            return self.close()     # answered before a 100 Continue: the body never comes
         if self.h11.their_state is h11.SEND_BODY and self.state in (STREAM, RUNNING):
             # the app answered without reading the whole body: discard the rest, within
             # limits, to keep the connection

@@ -72,6 +72,7 @@ class Body:
         self._error: AwsError | None = None
         self._ready = threading.Condition()
         self._wake: tuple[int, Callable[[], None]] | None = None
+        self._first_read: Callable[[], None] | None = None
 
     # -- the loop's side --
     def feed(self, data: bytes) -> int:
@@ -93,6 +94,11 @@ class Body:
         with self._ready:
             self._wake = (low, wake)
 
+    def on_first_read(self, callback: Callable[[], None]) -> None:
+        """Call *callback* (once, from the reading thread) when the app first reads: the
+        moment a client waiting on ``Expect: 100-continue`` is told to send its body."""
+        self._first_read = callback
+
     def fail(self, error: AwsError) -> None:
         """The body will not arrive (timeout, client gone): the next read raises *error*."""
         with self._ready:
@@ -102,6 +108,9 @@ class Body:
 
     # -- the app's side --
     def _take(self, size: int) -> bytes:
+        first_read, self._first_read = self._first_read, None
+        if first_read is not None:
+            first_read()
         with self._ready:
             while not self._chunks and not self._ended and self._error is None:
                 self._ready.wait()
