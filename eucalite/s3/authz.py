@@ -22,7 +22,7 @@ from ..accounts import Principal
 from ..errors.s3 import AccessDenied
 from ..policy import arns, evaluation
 from ..policy.document import ALLOW, DENY
-from . import acl, policy
+from . import acl, policy, requestkeys
 
 #: action -> (ACL target, ACL permission)
 PERMISSIONS: dict[str, tuple[str, str]] = {
@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "s3:PutBucketAcl": ("bucket", "WRITE_ACP"),
     "s3:GetObject": ("object", "READ"),
     "s3:GetObjectVersion": ("object", "READ"),
+    "s3:GetObjectAttributes": ("object", "READ"),
+    "s3:GetObjectVersionAttributes": ("object", "READ"),
     "s3:GetObjectTagging": ("object", "READ"),
     "s3:GetObjectVersionTagging": ("object", "READ"),
     "s3:GetObjectAcl": ("object", "READ_ACP"),
@@ -53,6 +55,11 @@ _request_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVa
 def set_request_context(context: Mapping[str, Any]) -> None:
     """Facts about the current request that policy conditions may test."""
     _request_context.set(dict(context))
+
+
+def add_request_context(context: Mapping[str, Any]) -> None:
+    """More such facts, learnt once the request's body is read (a PutObjectTagging's tags)."""
+    _request_context.set({**_request_context.get(), **context})
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,7 +120,7 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
     if key is None and obj is not None:
         key = obj.key
     resource = arns.s3(bucket.name, key)
-    keys = {**_request_context.get(), **(context or {})}
+    keys = {**_request_context.get(), **requestkeys.existing_tags(obj), **(context or {})}
     is_owner = requester is not None and requester.account_id == owner
     if requester is None or access.unrestricted(requester, action):
         full_context = evaluation.request_context(policy.caller(requester), keys)

@@ -71,9 +71,25 @@ def owner_name(account_id: str) -> str:
 
 def list_for(requester: Principal) -> list[Bucket]:
     """ListBuckets: the requester's account's buckets, by name."""
+    return list_page(requester)[0]
+
+
+def list_page(requester: Principal, *, prefix: str = "", after: str | None = None,
+              limit: int | None = None) -> tuple[list[Bucket], bool]:
+    """ListBuckets paged: the requester's account's buckets whose names start with *prefix*
+    and sort after *after*, by name; at most *limit* (None: all). Also whether more follow."""
     authz.require_identity(requester, "s3:ListAllMyBuckets")
-    return list(db.session.execute(db.select(Bucket).filter_by(owner_id=requester.account_id)
-                                   .order_by(bytewise(Bucket.name))).scalars())
+    query = db.select(Bucket).filter_by(owner_id=requester.account_id)
+    if prefix:
+        query = query.where(Bucket.name.startswith(prefix, autoescape=True))
+    if after is not None:
+        query = query.where(bytewise(Bucket.name) > after)
+    query = query.order_by(bytewise(Bucket.name))
+    if limit is not None:
+        query = query.limit(limit + 1)
+    found = list(db.session.execute(query).scalars())
+    more = limit is not None and len(found) > limit
+    return found[:limit] if more else found, more
 
 
 def create(requester: Principal | None, name: str, location: str, acl: dict | None) -> Bucket:

@@ -148,7 +148,7 @@ class _PartsChanged(Exception):
 
 
 def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
-             upload_id: str, chosen: list[Completed]) -> ObjectVersion:
+             upload_id: str, chosen: list[Completed], precondition=None) -> ObjectVersion:
     """CompleteMultipartUpload, with S3's checks: parts ascending (InvalidPartOrder), each
     uploaded with the given ETag (InvalidPart), all but the last at least 5 MiB
     (EntityTooSmall). The ETag is the MD5 of the parts' MD5s, then ``-<count>``.
@@ -162,7 +162,8 @@ def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, 
     """
     for _attempt in range(COMPLETE_ATTEMPTS):
         try:
-            return _complete_once(store, requester, bucket_name, key, upload_id, chosen)
+            return _complete_once(store, requester, bucket_name, key, upload_id, chosen,
+                                  precondition)
         except _PartsChanged:
             continue
     raise OperationAborted("A conflicting conditional operation is currently "
@@ -170,7 +171,8 @@ def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, 
 
 
 def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name: str,
-                   key: str, upload_id: str, chosen: list[Completed]) -> ObjectVersion:
+                   key: str, upload_id: str, chosen: list[Completed],
+                   precondition=None) -> ObjectVersion:
     upload = get_upload(requester, bucket_name, key, upload_id)
     if not chosen:
         raise MalformedXML()
@@ -198,6 +200,7 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
     digest = hashlib.md5(b"".join(bytes.fromhex(part.etag) for part in selected))
     etag = f"{digest.hexdigest()}-{len(selected)}"
     checksum = _composite_checksum(upload, selected)
+    parts = _parts_record(upload, selected)
     attributes = objects.Attributes(
         content_type=upload.content_type, headers=upload.get_json("headers", {}),
         meta=upload.get_json("meta", {}), acl=upload.get_json("acl"),
@@ -224,9 +227,19 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
     # may complete again or abort.
     version = objects.record(store, requester, bucket_name, key, segments, attributes,
                              etag=etag, checksum=checksum, parts_count=len(selected),
-                             in_transaction=finish_upload, free_on_failure=False)
+                             parts=parts,
+                             in_transaction=finish_upload, precondition=precondition,
+                             free_on_failure=False)
     store.delete(leftovers)
     return version
+
+
+def _parts_record(upload: MultipartUpload, parts: list[UploadPart]) -> list[dict]:
+    """The completed object's parts as ``parts_json`` keeps them (GetObjectAttributes)."""
+    name = f"Checksum{upload.checksum_algorithm}" if upload.checksum_algorithm else None
+    return [{"PartNumber": part.part_number, "Size": part.size,
+             **({name: part.checksum_value} if name and part.checksum_value else {})}
+            for part in parts]
 
 
 def _composite_checksum(upload: MultipartUpload, parts: list[UploadPart]):

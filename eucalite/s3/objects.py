@@ -157,7 +157,8 @@ def _valid_version_id(version_id: str) -> bool:
 
 def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
         reader, attributes: Attributes, *, limit: int = MAX_PUT_SIZE,
-        check_access: bool = True, bucket: Bucket | None = None) -> ObjectVersion:
+        check_access: bool = True, bucket: Bucket | None = None,
+        precondition=None) -> ObjectVersion:
     """PutObject: stream *reader* (a payload.BodyReader) into a new version of *key*.
 
     The body is verified while it streams (the reader raises on a bad digest or signature);
@@ -179,19 +180,22 @@ def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: 
     if getattr(reader, "checksum_algorithm", None):
         checksum = (reader.checksum_algorithm, reader.checksum_b64, "FULL_OBJECT")
     return record(store, requester, bucket_name, key, [stored], attributes,
-                  etag=reader.md5_hex, checksum=checksum)
+                  etag=reader.md5_hex, checksum=checksum, precondition=precondition)
 
 
 def record(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
            segments: list[Stored], attributes: Attributes, *, etag: str,
            checksum: tuple[str, str, str] | None = None,
            parts_count: int | None = None, parts: list[dict] | None = None,
-           in_transaction=None, free_on_failure: bool = True) -> ObjectVersion:
+           in_transaction=None, precondition=None,
+           free_on_failure: bool = True) -> ObjectVersion:
     """Make stored *segments* the newest version of *key*; frees what that replaces.
 
     *parts* describes a multipart object's parts (``parts_json``). *in_transaction*, if
     given, runs inside the same write transaction just before the
     commit (CompleteMultipartUpload removes its upload there, so both happen or neither).
+    *precondition*, if given, is called with the bucket under the write lock before
+    anything changes, and raises to refuse the write (conditional writes).
     On any failure the segments are removed (unless *free_on_failure* is False), so an
     error leaves nothing behind.
     """
@@ -199,6 +203,8 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     try:
         write_lock()
         bucket = buckets.find(bucket_name)     # it may have been deleted meanwhile
+        if precondition is not None:
+            precondition(bucket)
         version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         replaced = _retire_latest(bucket, key, keep_null=False)
         quotas.check_object(requester, bucket.owner_id, bucket.id, bucket_name, key,
@@ -259,7 +265,8 @@ def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
 
 
 def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
-         bucket_name: str, key: str, attributes: Attributes) -> ObjectVersion:
+         bucket_name: str, key: str, attributes: Attributes, *,
+         precondition=None) -> ObjectVersion:
     """CopyObject: new names (hard links) for the source's immutable segments, so even a
     large copy moves no data; checksums and ETag carry over."""
     validate_key(key)
@@ -270,7 +277,7 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
     checksum = None
     if source.checksum_algorithm:
         checksum = (source.checksum_algorithm, source.checksum_value, source.checksum_type)
-    etag, parts_count = source.etag, source.parts_count
+    etag, parts_count, parts = source.etag, source.parts_count, source.get_json("parts")
     db.session.rollback()               # the source row may be gone once this ends
     linked: list[Stored] = []
     try:
@@ -282,7 +289,8 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
             raise NoSuchKey(source_key) from None
         raise
     return record(store, requester, bucket_name, key, linked, attributes, etag=etag,
-                  checksum=checksum, parts_count=parts_count)
+                  checksum=checksum, parts_count=parts_count, parts=parts,
+                  precondition=precondition)
 
 
 def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,

@@ -26,9 +26,10 @@ from ..api import ALL_METHODS, services
 from ..errors import AuthError, AwsError, InternalError, MISSING
 from ..errors import s3 as s3_errors
 from ..httpserver.errors import WALRUS_PATH
-from . import authz, rest_buckets
+from . import authz, conditions, requestkeys, rest_buckets
 # Imported for their @route registrations, which _handler_for looks up in ROUTES.
 from . import rest_multipart, rest_objects, rest_post  # noqa: F401
+from . import rest_attributes  # noqa: F401
 from .routing import ROUTES, Handler, S3Request, subresource_of
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,12 @@ def endpoint(path: str):
             "aws:SecureTransport": "true" if request.scheme == "https" else "false",
             "aws:UserAgent": view.headers.get("user-agent", ""),
             "aws:Referer": view.headers.get("referer", ""),
+            **requestkeys.from_request(view.headers, dict(view.query_pairs())),
         })
         s3request = S3Request(request.method, bucket, key, dict(view.query_pairs()),
                               view.headers, requester, result, g.request_id, view.raw_path)
         handler = _handler_for(s3request)
+        conditions.check_expected_owners(bucket, view.headers)
         response = handler(s3request)
         return _with_cors(response, bucket, view.headers)
     except AwsError as error:

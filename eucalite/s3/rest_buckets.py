@@ -7,6 +7,7 @@ import base64
 
 from flask import Response
 
+from .. import integers
 from ..db import db
 from ..errors import AwsError
 from ..errors import s3 as s3_errors
@@ -30,12 +31,41 @@ def _max_keys(req: S3Request) -> int:
 def list_buckets(req: S3Request) -> Response:
     if req.requester is None:
         raise AccessDenied()
+    paged = any(name in req.query for name in ("max-buckets", "continuation-token", "prefix",
+                                                "bucket-region"))
+    region, prefix = req.s3.config["region"], req.query.get("prefix", "")
+    limit = _max_buckets(req) if paged else None
+    token = req.query.get("continuation-token")
+    found, more = buckets.list_page(req.requester, prefix=prefix, limit=limit,
+                                    after=_untoken(token) if token else None)
+    if req.query.get("bucket-region", region) != region:
+        found, more = [], False             # this cloud is one region
     document = root("ListAllMyBucketsResult")
     add_owner(document, req.requester.account_id)
     listing_element = add(document, "Buckets")
-    for bucket in buckets.list_for(req.requester):
-        add(listing_element, "Bucket", Name=bucket.name, CreationDate=bucket.created)
+    for bucket in found:
+        add(listing_element, "Bucket", Name=bucket.name, CreationDate=bucket.created,
+            BucketRegion=region)
+    if more:
+        add(document, "ContinuationToken", _token(found[-1].name))
+    if "prefix" in req.query:
+        add(document, "Prefix", prefix)
     return xml_response(document)
+
+
+#: ListBuckets' page size when paging is asked for without max-buckets, and its maximum.
+MAX_BUCKETS = 10000
+
+
+def _max_buckets(req: S3Request) -> int:
+    text = req.query.get("max-buckets")
+    if text is None:
+        return MAX_BUCKETS
+    value = integers.parse(text) if text.isascii() and text.isdigit() else None
+    if value is None or not 1 <= value <= MAX_BUCKETS:
+        raise InvalidArgument(f"Argument max-buckets must be an integer between 1 and "
+                              f"{MAX_BUCKETS}", ArgumentName="max-buckets", ArgumentValue=text)
+    return value
 
 
 @route("PUT", "bucket")

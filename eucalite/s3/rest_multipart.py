@@ -8,7 +8,7 @@ from flask import Response
 
 from .. import integers
 from ..errors.s3 import InvalidArgument, MalformedXML
-from . import acl, buckets, checksums, multipart, xmlbody
+from . import acl, buckets, checksums, conditions, multipart, xmlbody
 from .rest_common import add_encoding_type, add_owner, key_encoder
 from .routing import S3Request, empty, route, xml_response
 from .rest_objects import attributes_from, copy_source_version, version_headers
@@ -109,8 +109,10 @@ def complete_upload(req: S3Request) -> Response:
         checksum = next((child.text for child in item
                          if child.tag.startswith("Checksum") and child.text), None)
         chosen.append(multipart.Completed(number, etag, checksum))
+    condition = conditions.checked_write_condition(req.requester, req.headers,
+                                                   buckets.find(req.bucket), req.key)
     version = multipart.complete(req.s3.store, req.requester, req.bucket, req.key, upload_id,
-                                 chosen)
+                                 chosen, precondition=condition and condition.recheck)
     document = root("CompleteMultipartUploadResult")
     add(document, "Location", f"{req.s3.config.get('public_url') or ''}/{req.bucket}/{req.key}")
     add(document, "Bucket", req.bucket)

@@ -11,11 +11,12 @@ from urllib.parse import unquote
 from flask import Response
 
 from .. import integers
-from ..errors import s3 as s3_errors
 from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, InvalidRequest,
-                         InvalidStorageClass, MetadataTooLarge, NoSuchKey, NotModified,
-                         PreconditionFailed, SlowDown)
-from . import acl, buckets, expiry, objects, tagging
+                         InvalidStorageClass, MetadataTooLarge, NotModified,
+                         SlowDown)
+from . import acl, buckets, conditions, expiry, objects, tagging
+from . import authz, requestkeys
+from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
 from .rest_common import acl_from_request, acl_response
 from .routing import S3Request, empty, route, xml_response
@@ -35,11 +36,6 @@ RESPONSE_OVERRIDES = {
 STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
                    "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
 MAX_USER_METADATA = 2 * 1024
-
-
-def precondition_failed(condition: str) -> PreconditionFailed:
-    return PreconditionFailed("At least one of the pre-conditions you "
-                              "specified did not hold", Condition=condition)
 
 
 # --- request attributes -------------------------------------------------------------------
@@ -123,35 +119,16 @@ def put_object(req: S3Request) -> Response:
     facts = BucketFacts(bucket)
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
-    _check_write_conditions(req, bucket)
+    condition = conditions.checked_write_condition(req.requester, req.headers, bucket, req.key)
     reader = req.stream()
     version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes,
-                          bucket=bucket)
+                          bucket=bucket, precondition=condition and condition.recheck)
     headers = {"ETag": f'"{version.etag}"', **version_headers(version, facts)}
     if version.checksum_algorithm and (req.header("x-amz-sdk-checksum-algorithm") or any(
             name.startswith("x-amz-checksum-") for name in req.headers)
             or req.header("x-amz-trailer")):
         headers.update(checksum_headers(version))
     return empty(200, headers)
-
-
-def _check_write_conditions(req: S3Request, bucket) -> None:
-    """Conditional writes: If-None-Match: * (create only) and If-Match: <etag>."""
-    none_match, match = req.header("if-none-match"), req.header("if-match")
-    if none_match is None and match is None:
-        return
-    current = objects.latest(bucket, req.key)
-    exists = current is not None and not current.delete_marker
-    if none_match is not None:
-        if none_match.strip() != "*":
-            raise s3_errors.NotImplemented("If-None-Match on PUT accepts only '*'.")
-        if exists:
-            raise precondition_failed("If-None-Match")
-    if match is not None:
-        if not exists:
-            raise NoSuchKey(req.key)
-        if not _etag_matches(match, current.etag):
-            raise precondition_failed("If-Match")
 
 
 def _copy_source(req: S3Request) -> tuple[str, str, str | None]:
@@ -206,7 +183,9 @@ def copy_object(req: S3Request) -> Response:
                              "trying to copy an object to itself without changing the object's "
                              "metadata, storage class, website redirect location or encryption "
                              "attributes.")
-    version = objects.copy(req.s3.store, req.requester, source, req.bucket, req.key, attributes)
+    condition = conditions.checked_write_condition(req.requester, req.headers, bucket, req.key)
+    version = objects.copy(req.s3.store, req.requester, source, req.bucket, req.key, attributes,
+                           precondition=condition and condition.recheck)
     document = root("CopyObjectResult")
     add(document, "LastModified", version.last_modified)
     add(document, "ETag", f'"{version.etag}"')
@@ -217,11 +196,6 @@ def copy_object(req: S3Request) -> Response:
 
 
 # --- GET / HEAD ---------------------------------------------------------------------------
-
-def _etag_matches(header: str, etag: str) -> bool:
-    wanted = [item.strip().strip('"') for item in header.split(",")]
-    return "*" in wanted or etag in wanted
-
 
 def _http_time(text: str | None) -> dt.datetime | None:
     if not text:
@@ -462,9 +436,10 @@ def get_object_tagging(req: S3Request) -> Response:
 
 @route("PUT", "object", "tagging")
 def put_object_tagging(req: S3Request) -> Response:
+    tags = tagging.parse_tagging(req.body(), limit=10)
+    authz.add_request_context(requestkeys.request_tags(tags))
     version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
                           action="s3:PutObjectTagging")
-    tags = tagging.parse_tagging(req.body(), limit=10)
     objects.set_document(req.requester, version, "tags", tags or None)
     return empty(200, {"x-amz-version-id": version.version_id}
                  if version.version_id != "null" else {})
