@@ -2,9 +2,11 @@
 
 :func:`allowed` combines the caller's identity policies (:mod:`eucalite.access`, the one
 gate), the bucket policy (explicit Deny wins), ownership, and the ACL of the bucket or
-object, using :mod:`eucalite.s3.policy` and :mod:`eucalite.s3.acl`. Each S3 action maps to
-the ACL permission that grants it (``PERMISSIONS``); actions with no ACL permission (bucket
-configuration) are for the owner or whoever the bucket policy allows.
+object, using :mod:`eucalite.s3.policy` and :mod:`eucalite.s3.acl`, as the bucket's
+ownership controls and Block Public Access let them count (:func:`.ownership.in_force`).
+Each S3 action maps to the ACL permission that grants it (``PERMISSIONS``); actions with no
+ACL permission (bucket configuration) are for the owner or whoever the bucket policy
+allows.
 
 The request-level facts policy conditions read (source address, TLS, current time) are set
 once per request by the adapter with :func:`set_request_context`.
@@ -22,7 +24,7 @@ from ..accounts import Principal
 from ..errors.s3 import AccessDenied
 from ..policy import arns, evaluation
 from ..policy.document import ALLOW, DENY
-from . import acl, policy, requestkeys
+from . import acl, ownership, policy, requestkeys
 
 #: action -> (ACL target, ACL permission)
 PERMISSIONS: dict[str, tuple[str, str]] = {
@@ -117,6 +119,8 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
         acl.Acl(owner_canonical, [])
     policy_text = bucket.get_json("policy")
     bucket_policy = _policy(policy_text, bucket.name) if policy_text else None
+    owner, stored_acl, bucket_policy = ownership.in_force(bucket, owner, stored_acl,
+                                                          bucket_policy, requester)
     if key is None and obj is not None:
         key = obj.key
     resource = arns.s3(bucket.name, key)
