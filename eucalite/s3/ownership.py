@@ -289,3 +289,11 @@ def store_ownership(bucket_name: str, mode: str | None) -> None:
         raise
     bucket.ownership = mode
     db.session.commit()
+
+
+def acl_shown(bucket: Bucket, acl_json: str | None, owner_id: str) -> tuple[str | None, str]:
+    """(stored ACL, owner) GetObjectAcl shows for an object: with ACLs disabled, the bucket
+    owner's full control whoever wrote it and whatever ACL it kept from before."""
+    if bucket.ownership == ENFORCED:
+        return None, bucket.owner_id
+    return acl_json, owner_id
