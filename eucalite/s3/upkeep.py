@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from ..db import db, load_json, write_lock
-from . import expiry, objects
+from . import expiry, objectlock, objects
 from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
 from .store import ObjectStore
 
@@ -78,6 +78,8 @@ def _sweep_bucket(store: ObjectStore, name: str, bucket_id: int, rules: list[dic
         noncurrent = history[1:] if current is not None else history
         for index, version in enumerate(noncurrent):
             successor = history[history.index(version) - 1]
+            if objectlock.protected(version):
+                continue                    # Object Lock keeps it: skipped, not deleted
             if any(expiry.noncurrent_due(
                     rule, key=key, size=version.size, tags=version.get_json("tags", {}) or {},
                     became_noncurrent=successor.last_modified, newer_noncurrent_count=index,
