@@ -6,7 +6,8 @@ StorageClass, ObjectSize); ObjectParts pages the parts a multipart object was co
 from (``x-amz-max-parts``, ``x-amz-part-number-marker``), as recorded in the version's
 ``parts_json``. Access needs both what a GET needs and the attributes action
 (``s3:GetObject`` + ``s3:GetObjectAttributes``, or with a version id
-``s3:GetObjectVersion`` + ``s3:GetObjectVersionAttributes``), as AWS documents.
+``s3:GetObjectVersion`` + ``s3:GetObjectVersionAttributes``), as AWS documents; an SSE-C
+object's attributes need its key.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from flask import Response
 
 from .. import integers
 from ..errors.s3 import InvalidArgument
-from . import authz, buckets, objects
+from . import authz, buckets, objects, rest_encryption, sse
 from .models import ObjectVersion
 from .routing import S3Request, route, xml_response
 from .xmlout import add, root
@@ -86,6 +87,8 @@ def get_object_attributes(req: S3Request) -> Response:
     bucket = buckets.find(req.bucket)
     action = "s3:GetObjectVersionAttributes" if version_id else "s3:GetObjectAttributes"
     authz.require(req.requester, action, bucket, version)
+    # An SSE-C object's attributes need its key, as its data does (checked, never used).
+    sse.data_key(req.s3.store.root, version.get_json("sse"), rest_encryption.read_key(req))
     document = root("GetObjectAttributesResponse")
     if "ETag" in wanted:
         add(document, "ETag", version.etag)
