@@ -24,7 +24,10 @@ from typing import Iterable, Iterator, Protocol
 
 from .. import fsutil
 
-CHUNK = 1024 * 1024
+# Bytes read and written per step. Each stream holds about one chunk at a time, so it is
+# what many concurrent large transfers cost in memory (8 streams: 8 of them beside the HTTP
+# server's own buffers); 256 KiB is already past the size where a bigger step is faster.
+CHUNK = 256 * 1024
 
 
 class Readable(Protocol):
@@ -46,6 +49,7 @@ class ObjectStore:
         self.tmp = self.root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._made: set[str] = set()       # objects/<xx> directories known to exist
 
     def path(self, relative: str) -> Path:
         return self.objects / relative
@@ -80,10 +84,17 @@ class ObjectStore:
     def _publish(self, temp: Path, name: str) -> str:
         relative = f"{name[:2]}/{name}"
         final = self.objects / relative
-        final.parent.mkdir(exist_ok=True)
+        self._fan_out_dir(final.parent)
         os.replace(temp, final)
         fsutil.fsync_dir(final.parent)
         return relative
+
+    def _fan_out_dir(self, directory: Path) -> None:
+        """Make one of the 256 ``objects/<xx>`` directories, once per process (a mkdir
+        per write is a system call each small PUT can do without)."""
+        if directory.name not in self._made:
+            directory.mkdir(exist_ok=True)
+            self._made.add(directory.name)
 
     def link(self, relative: str) -> Stored:
         """A new name for an existing segment (CopyObject of a whole object copies nothing:
@@ -93,7 +104,7 @@ class ObjectStore:
         source = self.path(relative)
         target_relative = f"{name[:2]}/{name}"
         target = self.objects / target_relative
-        target.parent.mkdir(exist_ok=True)
+        self._fan_out_dir(target.parent)
         try:
             _link_or_copy(source, target, self.tmp / name)
         except FileNotFoundError:
