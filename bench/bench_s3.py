@@ -286,22 +286,23 @@ def small_ops(target: Target, bucket: str, operation: str, threads: int, seconds
     return len(flat) / elapsed, flat, sum(errors)
 
 
-def put_big(target: Target, bucket: str, path: Path) -> tuple[float, float]:
+def put_big(target: Target, bucket: str, path: Path, **extra) -> tuple[float, float]:
+    """*extra*: more put_object arguments (SSE-C's key for the SSE-C row)."""
     client = target.client()
     with PeakRSS(target.process.pid) as rss:
         began = time.perf_counter()
         with open(path, "rb") as source:
-            client.put_object(Bucket=bucket, Key="big", Body=source)
+            client.put_object(Bucket=bucket, Key="big", Body=source, **extra)
         elapsed = time.perf_counter() - began
     return path.stat().st_size / elapsed / 1e6, rss.peak
 
 
-def get_big(target: Target, bucket: str, size: int) -> tuple[float, float]:
+def get_big(target: Target, bucket: str, size: int, **extra) -> tuple[float, float]:
     client = target.client()
     received = 0
     with PeakRSS(target.process.pid) as rss:
         began = time.perf_counter()
-        body = client.get_object(Bucket=bucket, Key="big")["Body"]
+        body = client.get_object(Bucket=bucket, Key="big", **extra)["Body"]
         with open(os.devnull, "wb") as sink:
             for chunk in body.iter_chunks(MiB):
                 sink.write(chunk)
@@ -504,6 +505,15 @@ def main() -> None:
         for label in (f"{size_label} PUT (file)", f"{size_label} GET (stream)"):
             row(label, targets, lambda r: f"{r[0]:7.1f} MB/s")
             rss_rows.append((label, 1))
+        # eucalite encrypts every object (SSE-S3, AWS's default) in the rows above; SSE-C
+        # (the client's key on every request) for comparison
+        ssec = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": os.urandom(32)}
+        attempt(targets, f"{size_label} PUT SSE-C",
+                lambda t: put_big(t, "bench", source, **ssec))
+        attempt(targets, f"{size_label} GET SSE-C",
+                lambda t: get_big(t, "bench", big_size, **ssec))
+        for label in (f"{size_label} PUT SSE-C", f"{size_label} GET SSE-C"):
+            row(label, targets, lambda r: f"{r[0]:7.1f} MB/s")
         mp_label = (f"{mp_size // MiB} MiB multipart" if mp_size < 1024 * MiB
                     else f"{mp_size // (1024 * MiB)} GiB multipart") + \
             f" ({mp_part // MiB} MiB x{mp_concurrency})"

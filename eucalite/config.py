@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "zones": ["eucalyptus-1a"],
     # Virtual-host style S3: a Host of <bucket>.<s3_domain> names the bucket (empty: off).
     "s3_domain": "",
+    # SSE-C (customer-provided keys) over plain HTTP from other hosts: refused as AWS does
+    # (the key would cross the network in clear text) unless true. Loopback is always fine.
+    "s3_sse_c_allow_http": False,
     # Seconds between lifecycle-expiration sweeps of every bucket.
     "lifecycle_interval": 3600,
     # Node duty: run VMs on this host through libvirt.

@@ -16,10 +16,10 @@ from ..db import bytewise, db, write_lock
 from ..errors.s3 import (EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart,
                          InvalidPartOrder, MalformedXML, NoSuchKey, NoSuchUpload,
                          OperationAborted)
-from . import authz, buckets, checksums, objects
+from . import authz, buckets, checksums, objects, sse
 from .listing import successor
 from .models import MultipartUpload, ObjectVersion, UploadPart
-from .store import Gone, ObjectStore, TooLarge
+from .store import Gone, HashingReader, ObjectStore, TooLarge
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 ** 3
@@ -74,11 +74,13 @@ def _check_part_number(number: int) -> None:
 
 
 def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
-                upload_id: str, number: int, reader) -> UploadPart:
+                upload_id: str, number: int, reader,
+                customer: sse.CustomerKey | None = None) -> UploadPart:
     """UploadPart: stream one part to disk, then record it (replacing an earlier upload of
-    the same part number)."""
+    the same part number). *customer*: the SSE-C key, which must be the upload's."""
     _check_part_number(number)
-    get_upload(requester, bucket_name, key, upload_id)
+    upload = get_upload(requester, bucket_name, key, upload_id)
+    reader, iv = sse.encrypt_part(store.root, upload.get_json("sse"), reader, customer)
     db.session.rollback()
     try:
         stored = store.write(reader, limit=MAX_PART_SIZE)
@@ -86,32 +88,39 @@ def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: st
         raise EntityTooLarge("Your proposed upload exceeds the maximum "
                              "allowed size", MaxSizeAllowed=str(MAX_PART_SIZE))
     checksum = getattr(reader, "checksum_b64", None)
-    return _record_part(store, upload_id, number, stored, reader.md5_hex, checksum)
+    return _record_part(store, upload_id, number, stored, reader.md5_hex, checksum, iv)
 
 
 def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
               upload_id: str, number: int, source: ObjectVersion,
-              byte_range: tuple[int, int] | None) -> UploadPart:
-    """UploadPartCopy: the source's bytes (or a range of them) become part *number*."""
+              byte_range: tuple[int, int] | None,
+              source_customer: sse.CustomerKey | None = None,
+              customer: sse.CustomerKey | None = None) -> UploadPart:
+    """UploadPartCopy: the source's bytes (or a range of them), decrypted with the
+    source's key, become part *number*, encrypted under the upload's."""
     _check_part_number(number)
-    get_upload(requester, bucket_name, key, upload_id)
+    upload = get_upload(requester, bucket_name, key, upload_id)
+    record = upload.get_json("sse")
+    sse.check_upload_key(record, customer)
     start, end = byte_range if byte_range else (0, source.size - 1)
-    segments, size, source_key = source.segments, source.size, source.key
-    db.session.rollback()               # the source row may be gone once this ends
     try:
-        reader = store.reader(segments, start, end) if size else store.reader([], 0, -1)
+        reader = HashingReader(sse.read(store, source, start, end, source_customer))
     except Gone:                        # the source was replaced or deleted meanwhile
-        raise NoSuchKey(source_key) from None
-    stored = store.write(reader)
-    return _record_part(store, upload_id, number, stored, reader.md5.hexdigest(), None)
+        raise NoSuchKey(source.key) from None
+    db.session.rollback()               # the source row may be gone once this ends
+    encrypted, iv = sse.encrypt_part(store.root, record, reader, customer)
+    stored = store.write(encrypted)
+    etag = encrypted.md5_hex if sse.is_customer(record) else reader.md5.hexdigest()
+    return _record_part(store, upload_id, number, stored, etag, None, iv)
 
 
 def _record_part(store: ObjectStore, upload_id: str, number: int, stored, etag: str,
-                 checksum: str | None) -> UploadPart:
+                 checksum: str | None, iv: str | None = None) -> UploadPart:
     replaced = None
     try:
         write_lock()
-        if db.session.get(MultipartUpload, upload_id) is None:   # aborted meanwhile
+        upload = db.session.get(MultipartUpload, upload_id)
+        if upload is None:                                        # aborted meanwhile
             raise NoSuchUpload(upload_id)
         part = db.session.get(UploadPart, (upload_id, number))
         if part is not None:
@@ -123,6 +132,7 @@ def _record_part(store: ObjectStore, upload_id: str, number: int, stored, etag: 
                               etag=etag, path=stored.path, last_modified=utcnow(),
                               checksum_value=checksum)
             db.session.add(part)
+        sse.note_part(upload, stored.path, iv, replaced)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -205,7 +215,8 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
         content_type=upload.content_type, headers=upload.get_json("headers", {}),
         meta=upload.get_json("meta", {}), acl=upload.get_json("acl"),
         tags=upload.get_json("tags"), storage_class=upload.storage_class,
-        sse=upload.get_json("sse"), lock_mode=upload.lock_mode, lock_until=upload.lock_until,
+        sse=sse.completed(upload.get_json("sse"), [part.path for part in selected]),
+        lock_mode=upload.lock_mode, lock_until=upload.lock_until,
         legal_hold=upload.legal_hold)
     segments = [objects.Stored(part.path, part.size) for part in selected]
     chosen_paths = {part.part_number: part.path for part in selected}

@@ -19,7 +19,7 @@ from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
-from . import authz, buckets
+from . import authz, buckets, sse
 from .models import NULL_VERSION, Bucket, ObjectVersion
 from .store import Gone, ObjectStore, Stored, TooLarge
 
@@ -40,6 +40,8 @@ class Attributes:
     storage_class: str = "STANDARD"
     # Server-side encryption of the stored bytes (eucalite/s3/sse.py's record of it)
     sse: dict | None = None
+    # SSE-C: the customer's key for this write (never stored; sse holds what checks it)
+    sse_customer: sse.CustomerKey | None = None
     # Object Lock: retention mode and date, and legal hold
     lock_mode: str | None = None
     lock_until: dt.datetime | None = None
@@ -171,6 +173,8 @@ def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: 
     if check_access:
         authz.require(requester, "s3:PutObject", bucket, key=key)
     db.session.rollback()                    # hold no transaction while the body streams
+    reader, attributes.sse = sse.encrypt(store.root, reader, attributes.sse,
+                                         attributes.sse_customer)
     try:
         stored = store.write(reader, limit=limit)
     except TooLarge:
@@ -265,10 +269,13 @@ def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
 
 
 def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
-         bucket_name: str, key: str, attributes: Attributes, *,
+         bucket_name: str, key: str, attributes: Attributes,
+         source_customer: sse.CustomerKey | None = None, *,
          precondition=None) -> ObjectVersion:
     """CopyObject: new names (hard links) for the source's immutable segments, so even a
-    large copy moves no data; checksums and ETag carry over."""
+    large copy moves no data; checksums and ETag carry over. A copy under another key (or
+    another kind of encryption) is re-encrypted instead (sse.for_copy); *source_customer*
+    is the source's SSE-C key."""
     validate_key(key)
     check_attributes(attributes)
     bucket = buckets.find(bucket_name)
@@ -278,10 +285,18 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
     if source.checksum_algorithm:
         checksum = (source.checksum_algorithm, source.checksum_value, source.checksum_type)
     etag, parts_count, parts = source.etag, source.parts_count, source.get_json("parts")
+    try:
+        attributes.sse, rewrite = sse.for_copy(store, source, attributes.sse,
+                                               attributes.sse_customer, source_customer)
+    except Gone:
+        raise NoSuchKey(source_key) from None
     db.session.rollback()               # the source row may be gone once this ends
     linked: list[Stored] = []
     try:
-        for path, _size in segments:
+        if rewrite is not None:
+            linked, etag = rewrite.write(store)
+            attributes.sse = rewrite.record
+        for path, _size in segments if rewrite is None else ():
             linked.append(store.link(path))
     except BaseException as error:
         store.delete(item.path for item in linked)

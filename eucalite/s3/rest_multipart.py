@@ -8,7 +8,7 @@ from flask import Response
 
 from .. import integers
 from ..errors.s3 import InvalidArgument, MalformedXML
-from . import acl, buckets, checksums, conditions, multipart, xmlbody
+from . import acl, buckets, checksums, conditions, multipart, rest_encryption, sse, xmlbody
 from .rest_common import add_encoding_type, add_owner, key_encoder
 from .routing import S3Request, empty, route, xml_response
 from .rest_objects import attributes_from, copy_source_version, version_headers
@@ -24,6 +24,7 @@ def create_upload(req: S3Request) -> Response:
     if algorithm:
         algorithm = algorithm.upper()
         checksums.new(algorithm)                 # InvalidRequest for an unknown one
+    attributes.sse = sse.prepare(req.s3.store.root, attributes.sse, attributes.sse_customer)
     upload = multipart.create(req.requester, req.bucket, req.key, attributes, algorithm)
     document = root("InitiateMultipartUploadResult")
     add(document, "Bucket", req.bucket)
@@ -32,6 +33,7 @@ def create_upload(req: S3Request) -> Response:
     headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else {}
     if algorithm:
         headers["x-amz-checksum-type"] = "COMPOSITE"
+    headers.update(sse.headers(attributes.sse))
     return xml_response(document, headers=headers)
 
 
@@ -51,8 +53,8 @@ def upload_part(req: S3Request) -> Response:
         return _copy_part(req, upload_id, number)
     reader = req.stream()
     part = multipart.upload_part(req.s3.store, req.requester, req.bucket, req.key, upload_id,
-                                 number, reader)
-    headers = {"ETag": f'"{part.etag}"'}
+                                 number, reader, rest_encryption.read_key(req))
+    headers = {"ETag": f'"{part.etag}"', **rest_encryption.upload_headers(upload_id)}
     algorithm = getattr(reader, "checksum_algorithm", None)
     if algorithm and part.checksum_value:
         headers[f"x-amz-checksum-{algorithm.lower()}"] = part.checksum_value
@@ -66,11 +68,12 @@ def _copy_part(req: S3Request, upload_id: str, number: int) -> Response:
     if range_header:
         byte_range = _copy_range(range_header, source.size)
     part = multipart.copy_part(req.s3.store, req.requester, req.bucket, req.key, upload_id,
-                               number, source, byte_range)
+                               number, source, byte_range, rest_encryption.source_key(req),
+                               rest_encryption.read_key(req))
     document = root("CopyPartResult")
     add(document, "LastModified", part.last_modified)
     add(document, "ETag", f'"{part.etag}"')
-    return xml_response(document)
+    return xml_response(document, headers=rest_encryption.upload_headers(upload_id))
 
 
 _COPY_RANGE = re.compile(r"bytes=([0-9]+)-([0-9]+)")
@@ -121,7 +124,8 @@ def complete_upload(req: S3Request) -> Response:
     if version.checksum_algorithm:
         add(document, f"Checksum{version.checksum_algorithm}", version.checksum_value)
         add(document, "ChecksumType", version.checksum_type)
-    headers = version_headers(version, buckets.find(req.bucket))
+    headers = {**version_headers(version, buckets.find(req.bucket)),
+               **sse.headers(version.get_json("sse"))}
     return xml_response(document, headers=headers)
 
 

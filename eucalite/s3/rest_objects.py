@@ -14,7 +14,7 @@ from .. import integers
 from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, InvalidRequest,
                          InvalidStorageClass, MetadataTooLarge, NotModified,
                          SlowDown)
-from . import acl, buckets, conditions, expiry, objects, tagging
+from . import acl, buckets, conditions, expiry, objects, rest_encryption, sse, tagging
 from . import authz, requestkeys
 from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
@@ -69,9 +69,11 @@ def attributes_from(req: S3Request, owner_id: str | None,
     tags = None
     if req.header("x-amz-tagging") is not None:
         tags = tagging.parse_tagging_header(req.header("x-amz-tagging"))
+    encryption, customer = rest_encryption.requested(req.headers, req.s3.config)
     return objects.Attributes(content_type=req.header("content-type"), headers=headers,
                               meta=meta, acl=acl_json, tags=tags,
-                              storage_class=storage_class)
+                              storage_class=storage_class, sse=encryption,
+                              sse_customer=customer)
 
 
 class BucketFacts:
@@ -123,7 +125,8 @@ def put_object(req: S3Request) -> Response:
     reader = req.stream()
     version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes,
                           bucket=bucket, precondition=condition and condition.recheck)
-    headers = {"ETag": f'"{version.etag}"', **version_headers(version, facts)}
+    headers = {"ETag": f'"{version.etag}"', **version_headers(version, facts),
+               **sse.headers(version.get_json("sse"))}
     if version.checksum_algorithm and (req.header("x-amz-sdk-checksum-algorithm") or any(
             name.startswith("x-amz-checksum-") for name in req.headers)
             or req.header("x-amz-trailer")):
@@ -178,18 +181,20 @@ def copy_object(req: S3Request) -> Response:
     # naming a source version (restoring an older one) is a real copy.
     if (source_bucket.id == bucket.id and source.key == req.key and directive == "COPY"
         and attributes.storage_class == source.storage_class
-        and source_version_id is None):
+        and source_version_id is None and not rest_encryption.asks_encryption(req)):
         raise InvalidRequest("This copy request is illegal because it is "
                              "trying to copy an object to itself without changing the object's "
                              "metadata, storage class, website redirect location or encryption "
                              "attributes.")
     condition = conditions.checked_write_condition(req.requester, req.headers, bucket, req.key)
     version = objects.copy(req.s3.store, req.requester, source, req.bucket, req.key, attributes,
+                           rest_encryption.source_key(req),
                            precondition=condition and condition.recheck)
     document = root("CopyObjectResult")
     add(document, "LastModified", version.last_modified)
     add(document, "ETag", f'"{version.etag}"')
-    headers = version_headers(version, buckets.find(req.bucket))
+    headers = {**version_headers(version, buckets.find(req.bucket)),
+               **sse.headers(version.get_json("sse"))}
     if source_bucket.versioning is not None:
         headers["x-amz-copy-source-version-id"] = source.version_id
     return xml_response(document, headers=headers)
@@ -364,8 +369,10 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
     """GET or HEAD of the version the request names; Gone when its data was freed after
     it was looked up (the body is opened before any header is sent)."""
     version, bucket = _read_version(req)
+    customer = rest_encryption.read_key(req)
+    sse.data_key(req.s3.store.root, version.get_json("sse"), customer)   # checks SSE-C key
     _check_read_conditions(req, version)
-    headers = _object_headers(req, version, bucket)
+    headers = {**_object_headers(req, version, bucket), **sse.headers(version.get_json("sse"))}
     byte_range, extra = _selected_range(req, version)
     headers.update(extra)
     status = 200
@@ -380,9 +387,8 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
     if not with_body:
         response = Response(b"", status=status)
     else:
-        segments = version.segments
         start, end = byte_range if byte_range is not None else (0, version.size - 1)
-        body = req.s3.store.read(segments, start, end) if version.size else iter(())
+        body = sse.read(req.s3.store, version, start, end, customer)
         response = Response(body, status=status, direct_passthrough=True)
     for name, value in headers.items():
         response.headers[name] = value

@@ -13,7 +13,7 @@ from flask import Response, redirect, request
 
 from .. import auth
 from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
-from . import acl, buckets, objects, postpolicy, tagging
+from . import acl, buckets, objects, postpolicy, rest_encryption, tagging
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
 from .routing import S3Request, empty, route, xml_response
 from .store import CHUNK, HashingReader
@@ -48,6 +48,7 @@ def post_object(req: S3Request) -> Response:
     key = postpolicy.substitute_filename(lowered["key"], upload.filename)
     bucket = buckets.find(req.bucket)
     attributes = _attributes(lowered, verified.principal, bucket.owner_id, upload)
+    attributes.sse, attributes.sse_customer = rest_encryption.requested(lowered, req.s3.config)
     target = _redirect_target(lowered)
     if target:                          # refused before anything is stored
         objects.check_header("success_action_redirect", target)
