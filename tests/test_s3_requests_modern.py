@@ -4,6 +4,8 @@ ListBuckets paging, GetObjectAttributes, and policy condition keys read from S3 
 headers and object tags."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -97,6 +99,23 @@ def test_a_conditional_write_tells_nothing_to_who_may_not_write(live, s3):
     for key in ("exists", "absent"):
         assert failure(other.put_object, Bucket="bkt", Key=key, Body=b"y",
                        IfNoneMatch="*")[:2] == ("AccessDenied", 403)
+
+
+def test_conditional_put_with_the_aws_cli(live, s3, tmp_path):
+    body = tmp_path / "body"
+    body.write_bytes(b"from the cli")
+    aws = str(Path(sys.executable).parent / "aws")
+
+    def put(*condition):
+        return subprocess.run([aws, "s3api", "put-object", "--bucket", "bkt", "--key", "cli",
+                               "--body", str(body), *condition], env=live.env(),
+                              capture_output=True, text=True, timeout=60)
+
+    assert put("--if-none-match", "*").returncode == 0
+    refused = put("--if-none-match", "*")
+    assert refused.returncode != 0 and "PreconditionFailed" in refused.stderr
+    etag = s3.head_object(Bucket="bkt", Key="cli")["ETag"]
+    assert put("--if-match", etag).returncode == 0
 
 
 def test_racing_if_none_match_puts_never_both_succeed(s3):
@@ -504,3 +523,23 @@ def test_bucket_policy_on_the_canned_acl_header(live, s3):
         ("AccessDenied", 403)
     other.put_object(Bucket="bkt", Key="handed", Body=b"x", ACL="bucket-owner-full-control")
     assert s3.get_object(Bucket="bkt", Key="handed")["Body"].read() == b"x"
+
+
+def test_object_attributes_of_an_sse_c_object_need_its_key(s3):
+    key, other = b"k" * 32, b"o" * 32
+
+    def sent(raw: bytes) -> dict:
+        """SSE-C parameters as sent: boto3 encodes them itself for GetObject and PutObject
+        only, so GetObjectAttributes callers send base64 and the MD5 themselves."""
+        return {"SSECustomerAlgorithm": "AES256",
+                "SSECustomerKey": base64.b64encode(raw).decode(),
+                "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(raw).digest()).decode()}
+
+    s3.put_object(Bucket="bkt", Key="sealed", Body=b"secret bytes",
+                  SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert failure(s3.get_object_attributes, Bucket="bkt", Key="sealed",
+                   ObjectAttributes=["ObjectSize"])[:2] == ("InvalidRequest", 400)
+    assert failure(s3.get_object_attributes, Bucket="bkt", Key="sealed",
+                   ObjectAttributes=["ObjectSize"], **sent(other))[:2] == ("AccessDenied", 403)
+    assert s3.get_object_attributes(Bucket="bkt", Key="sealed", ObjectAttributes=["ObjectSize"],
+                                    **sent(key))["ObjectSize"] == 12
