@@ -13,8 +13,10 @@ Starts `eucalite serve` (gunicorn, one worker, threads; fresh data directory) an
 * one 256 MiB PUT (put_object from an open file) and GET (streamed to /dev/null), MB/s;
 * one 1 GiB multipart upload (upload_fileobj, 64 MiB parts, from a generated, non-seekable
   stream so the client never holds the object), time and MB/s;
-* peak server RSS during those big transfers (VmRSS of the server process and its children,
-  i.e. gunicorn master + worker, sampled every 50 ms), and while 8 ``curl`` clients stream a
+* peak server memory during those big transfers, sampled every 50 ms over the server process
+  and its children (gunicorn master + worker): the sum of their RSS, which counts the pages
+  the worker shares with the master it was forked from twice, and the sum of their PSS
+  (shared pages split between the processes), what the server really holds, and while 8 ``curl`` clients stream a
   1 GiB object each (PUT, then GET; eucalite only: moto_server holds objects in memory);
 * the disk ceiling of the data directory with dd (write with conv=fsync, then read back;
   nothing is dropped from the page cache, so the read is usually a cache read).
@@ -156,42 +158,69 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_mib(pid: int) -> float:
-    """RSS of *pid* plus all its descendants (gunicorn master + worker)."""
-    total, queue = 0, [pid]
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
     while queue:
         current = queue.pop()
-        total += _rss_kib(current)
+        pids.append(current)
         queue.extend(_children(current))
-    return total / 1024
+    return pids
+
+
+def _memory(pids: list[int]) -> tuple[float, float]:
+    return (sum(_rss_kib(pid) for pid in pids) / 1024,
+            sum(_pss_kib(pid) for pid in pids) / 1024)
+
+
+def tree_memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS sum, PSS sum) of *pid* and all its descendants (gunicorn master + worker)."""
+    return _memory(_tree(pid))
+
+
+def render_memory(memory: tuple[float, float]) -> str:
+    return f"{memory[0]:5.0f} / {memory[1]:4.0f} MiB"
 
 
 class PeakRSS:
-    """Samples the RSS of a process tree every *interval* seconds while in the with-block.
-    The process list is refreshed every second (listing /proc costs more than reading
-    VmRSS)."""
+    """Samples the RSS and PSS sums of a process tree every *interval* seconds while in
+    the with-block; ``memory`` is their peaks. The process list is refreshed every second
+    (listing /proc costs more than reading VmRSS)."""
 
     def __init__(self, pid: int, interval: float = 0.05):
         self.pid, self.interval = pid, interval
-        self.peak = 0.0
+        self.peak = self.peak_pss = 0.0
         self._stop = threading.Event()
+
+    @property
+    def memory(self) -> tuple[float, float]:
+        return self.peak, self.peak_pss
+
+    def _sample(self, pids: list[int]) -> None:
+        rss, pss = _memory(pids)
+        self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
     def _run(self):
         pids, refreshed = [], 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             if now - refreshed > 1.0:
-                pids, queue = [], [self.pid]
-                while queue:
-                    current = queue.pop()
-                    pids.append(current)
-                    queue.extend(_children(current))
-                refreshed = now
-            self.peak = max(self.peak, sum(_rss_kib(pid) for pid in pids) / 1024)
+                pids, refreshed = _tree(self.pid), now
+            self._sample(pids)
             self._stop.wait(self.interval)
 
     def __enter__(self):
-        self.peak = tree_rss_mib(self.pid)
+        self._sample(_tree(self.pid))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -294,7 +323,7 @@ def put_big(target: Target, bucket: str, path: Path, **extra) -> tuple[float, fl
         with open(path, "rb") as source:
             client.put_object(Bucket=bucket, Key="big", Body=source, **extra)
         elapsed = time.perf_counter() - began
-    return path.stat().st_size / elapsed / 1e6, rss.peak
+    return path.stat().st_size / elapsed / 1e6, rss.memory
 
 
 def get_big(target: Target, bucket: str, size: int, **extra) -> tuple[float, float]:
@@ -310,7 +339,7 @@ def get_big(target: Target, bucket: str, size: int, **extra) -> tuple[float, flo
         elapsed = time.perf_counter() - began
     if received != size:
         raise RuntimeError(f"GET returned {received} bytes, expected {size}")
-    return size / elapsed / 1e6, rss.peak
+    return size / elapsed / 1e6, rss.memory
 
 
 def multipart(target: Target, bucket: str, size: int, part: int,
@@ -326,7 +355,7 @@ def multipart(target: Target, bucket: str, size: int, part: int,
     head = client.head_object(Bucket=bucket, Key="multipart")
     if head["ContentLength"] != size:
         raise RuntimeError(f"multipart object is {head['ContentLength']} bytes, not {size}")
-    return elapsed, size / elapsed / 1e6, rss.peak
+    return elapsed, size / elapsed / 1e6, rss.memory
 
 
 def dd_ceiling(directory: str, count: int) -> tuple[str, str]:
@@ -431,7 +460,7 @@ def streams_row(targets: list[Target], scratch: str, size: int) -> str | None:
             elapsed = s3load.stream_big(puts, gets, str(source), size)
         target.client().delete_objects(Bucket="bench", Delete={
             "Objects": [{"Key": key} for key in keys]})
-        return elapsed, 2 * 8 * size / elapsed / 1e6, rss.peak
+        return elapsed, 2 * 8 * size / elapsed / 1e6, rss.memory
 
     attempt(targets, label, run)
     row(label, targets, lambda r: f"{r[0]:6.1f} s {r[1]:7.1f} MB/s")
@@ -481,7 +510,7 @@ def main() -> None:
             seed = os.urandom(4096)
             for index in range(SEEDED):          # what the 4 KiB GETs read
                 client.put_object(Bucket="bench", Key=f"seed/{index}", Body=seed)
-            target.results["idle RSS"] = tree_rss_mib(target.process.pid)
+            target.results["idle RSS"] = tree_memory_mib(target.process.pid)
 
         print(f"S3 over HTTP on loopback, boto3 {boto3.__version__}, {os.cpu_count()} CPUs"
               f"{' (--quick)' if quick else ''}")
@@ -526,13 +555,14 @@ def main() -> None:
         if streams_label:
             rss_rows.append((streams_label, 1))
 
-        print("Server RSS (process tree: gunicorn master + worker for eucalite)")
+        print("Server memory, RSS sum / PSS sum (process tree: gunicorn master + worker for "
+              "eucalite; PSS counts the pages they share once)")
         for label, index in rss_rows:
             if index is None:
-                row(label, targets, lambda r: f"{r:7.0f} MiB")
+                row(label, targets, render_memory)
             else:
                 print(f"  {'peak, ' + label:34s}" + "".join(
-                    f"{(v if isinstance(v, str) else f'{v[-1]:7.0f} MiB'):>30s}"
+                    f"{(v if isinstance(v, str) else render_memory(v[-1])):>30s}"
                     for v in (t.results.get(label) for t in targets)))
 
         write, read = dd_ceiling(targets[0].data_dir, dd_count)
