@@ -359,3 +359,19 @@ def test_aws_cli_bucket_encryption_and_sse_c_copy(live, s3, tmp_path):
                           "--sse-customer-algorithm", "AES256", "--sse-customer-key",
                           f"fileb://{key_file}"))
     assert head["SSECustomerAlgorithm"] == "AES256"
+
+
+def test_object_bytes_are_read_only_through_sse_read():
+    """Every reader of object data decrypts (sse.read): nothing else in eucalite calls the
+    store's raw read, which would hand out ciphertext (or an SSE-C object without its key)."""
+    import re
+
+    import eucalite
+    package = Path(eucalite.__file__).parent
+    raw = re.compile(r"store\s*(\(\))?\s*\.\s*read(er)?\s*\(")
+    offenders = [f"{path.relative_to(package)}:{number}"
+                 for path in package.rglob("*.py")
+                 if path.relative_to(package).as_posix() not in ("s3/sse.py", "s3/store.py")
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if raw.search(line)]
+    assert offenders == []
