@@ -375,3 +375,32 @@ def test_object_bytes_are_read_only_through_sse_read():
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if raw.search(line)]
     assert offenders == []
+
+
+def test_post_form_uploads_take_the_encryption_fields(live, s3):
+    import base64
+    import requests
+
+    def post(key: str, fields: dict) -> requests.Response:
+        form = s3.generate_presigned_post("bkt", key, Fields=fields,
+                                          Conditions=[{name: value}
+                                                      for name, value in fields.items()])
+        return requests.post(form["url"], data=form["fields"],
+                             files={"file": ("f", _body(5000))})
+
+    assert post("s3", {"x-amz-server-side-encryption": "AES256"}).status_code == 204
+    assert s3.head_object(Bucket="bkt", Key="s3")["ServerSideEncryption"] == "AES256"
+    customer = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+                "x-amz-server-side-encryption-customer-key": base64.b64encode(KEY).decode(),
+                "x-amz-server-side-encryption-customer-key-MD5":
+                    base64.b64encode(hashlib.md5(KEY).digest()).decode()}
+    assert post("c", customer).status_code == 204
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket="bkt", Key="c")
+    assert _error(excinfo) == ("InvalidRequest", 400)
+    assert s3.get_object(Bucket="bkt", Key="c", **SSEC)["Body"].read() == _body(5000)
+    refused = post("kms", {"x-amz-server-side-encryption": "aws:kms"})
+    assert refused.status_code == 400 and b"InvalidArgument" in refused.content
+    assert "kms" not in [item["Key"] for item in s3.list_objects_v2(Bucket="bkt")["Contents"]]
+    for stored in _segments(live):
+        assert b"PLAINTEXT-MARKER" not in stored
