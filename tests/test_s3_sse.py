@@ -404,3 +404,23 @@ def test_post_form_uploads_take_the_encryption_fields(live, s3):
     assert "kms" not in [item["Key"] for item in s3.list_objects_v2(Bucket="bkt")["Contents"]]
     for stored in _segments(live):
         assert b"PLAINTEXT-MARKER" not in stored
+
+
+def test_no_keystream_is_used_twice_for_parts_uploaded_again_or_copied(live, s3):
+    """Nonce rule: the same part uploaded twice under one upload's data key, and a part
+    copied from an object under the same cloud master key, are each encrypted with a fresh
+    IV: the same plaintext never gives the same ciphertext."""
+    body = _body(6000)
+    upload = s3.create_multipart_upload(Bucket="bkt", Key="m")["UploadId"]
+    seen = []
+    for _ in range(2):
+        before = set(_segments(live))
+        s3.upload_part(Bucket="bkt", Key="m", UploadId=upload, PartNumber=1, Body=body)
+        seen += [data for data in _segments(live) if data not in before]
+    s3.put_object(Bucket="bkt", Key="src", Body=body)
+    before = set(_segments(live))
+    s3.upload_part_copy(Bucket="bkt", Key="m", UploadId=upload, PartNumber=2,
+                        CopySource="bkt/src")
+    seen += [data for data in _segments(live) if data not in before]
+    assert len(seen) == 3 and len(set(seen)) == 3
+    assert all(len(data) == len(body) for data in seen)
