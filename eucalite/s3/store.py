@@ -1,9 +1,12 @@
 """Object data on disk: immutable segment files, written atomically, read as streams.
 
 Layout under ``<data_dir>/s3``: ``tmp/`` holds writes in progress; ``objects/<xx>/<hex>``
-holds finished segments, named by random ids (never by key). A write goes to a temp file,
-is fsynced, renamed into ``objects/`` and the directory fsynced; only then does the caller
-commit the metadata row that makes it visible. A crash before the commit leaves an orphan
+holds finished segments, named by random ids (never by key), in one of 256 fan-out
+directories. A write goes to a temp file, is fsynced, renamed into ``objects/`` and the
+directory fsynced; only then does the caller commit the metadata row that makes it
+visible. Writers at about the same time rename into the same fan-out directory (it moves
+on every :data:`FAN_OUT_RUN` segments), so one directory fsync covers several of them
+(:mod:`.dirsync`). A crash before the commit leaves an orphan
 file, which :meth:`ObjectStore.recover` removes at the next start; it can never leave a
 visible object with missing or partial data.
 
@@ -15,19 +18,25 @@ segment already gone is :class:`Gone`, for the caller to look the object up agai
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import random
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from .. import fsutil
+from .dirsync import DirSyncs
 
 # Bytes read and written per step. Each stream holds about one chunk at a time, so it is
 # what many concurrent large transfers cost in memory (8 streams: 8 of them beside the HTTP
 # server's own buffers); 256 KiB is already past the size where a bigger step is faster.
 CHUNK = 256 * 1024
+
+#: Segments written into one fan-out directory before the next is used: concurrent writers
+#: share a directory (and its fsync) while segments still spread over all 256.
+FAN_OUT_RUN = 64
 
 
 class Readable(Protocol):
@@ -50,6 +59,9 @@ class ObjectStore:
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()       # objects/<xx> directories known to exist
+        self._syncs = DirSyncs()
+        # a random start, so that each run does not begin by filling objects/00
+        self._written = itertools.count(random.randrange(256 * FAN_OUT_RUN))
 
     def path(self, relative: str) -> Path:
         return self.objects / relative
@@ -82,19 +94,20 @@ class ObjectStore:
             raise
 
     def _publish(self, temp: Path, name: str) -> str:
-        relative = f"{name[:2]}/{name}"
+        relative = self._new_relative(name)
         final = self.objects / relative
-        self._fan_out_dir(final.parent)
         os.replace(temp, final)
-        fsutil.fsync_dir(final.parent)
+        self._syncs.sync(final.parent)
         return relative
 
-    def _fan_out_dir(self, directory: Path) -> None:
-        """Make one of the 256 ``objects/<xx>`` directories, once per process (a mkdir
-        per write is a system call each small PUT can do without)."""
-        if directory.name not in self._made:
-            directory.mkdir(exist_ok=True)
-            self._made.add(directory.name)
+    def _new_relative(self, name: str) -> str:
+        """``<xx>/<name>`` in the fan-out directory now in use, made if it has to be (once
+        per process: a mkdir per write is a system call each small PUT can do without)."""
+        fan_out = f"{next(self._written) // FAN_OUT_RUN % 256:02x}"
+        if fan_out not in self._made:
+            (self.objects / fan_out).mkdir(exist_ok=True)
+            self._made.add(fan_out)
+        return f"{fan_out}/{name}"
 
     def link(self, relative: str) -> Stored:
         """A new name for an existing segment (CopyObject of a whole object copies nothing:
@@ -102,14 +115,13 @@ class ObjectStore:
         :class:`Gone` when the segment was freed meanwhile."""
         name = uuid.uuid4().hex
         source = self.path(relative)
-        target_relative = f"{name[:2]}/{name}"
+        target_relative = self._new_relative(name)
         target = self.objects / target_relative
-        self._fan_out_dir(target.parent)
         try:
             _link_or_copy(source, target, self.tmp / name)
         except FileNotFoundError:
             raise Gone(relative) from None
-        fsutil.fsync_dir(target.parent)
+        self._syncs.sync(target.parent)
         return Stored(target_relative, target.stat().st_size)
 
     def read(self, segments: Iterable[tuple[str, int]], start: int = 0,
