@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from awsutil import failure
 from s3util import second_account
-from eucalite.s3 import conditions
+from eucalite.s3 import authz, conditions
 
 
 @pytest.fixture
@@ -543,3 +543,15 @@ def test_object_attributes_of_an_sse_c_object_need_its_key(s3):
                    ObjectAttributes=["ObjectSize"], **sent(other))[:2] == ("AccessDenied", 403)
     assert s3.get_object_attributes(Bucket="bkt", Key="sealed", ObjectAttributes=["ObjectSize"],
                                     **sent(key))["ObjectSize"] == 12
+
+
+def test_request_condition_keys_end_with_their_request(live):
+    """The front end reuses its threads: a request that sets no keys (a console page) must
+    not see those of the S3 request the same thread served before."""
+    with live.app.test_request_context("/bkt/k", headers={"x-amz-acl": "public-read"}):
+        authz.set_request_context({"s3:x-amz-acl": "public-read"})
+        authz.add_request_context({"s3:RequestObjectTag/team": "blue"})
+        assert authz.request_context() == {"s3:x-amz-acl": "public-read",
+                                           "s3:RequestObjectTag/team": "blue"}
+    with live.app.test_request_context("/console/buckets"):
+        assert authz.request_context() == {}

@@ -8,16 +8,19 @@ Each S3 action maps to the ACL permission that grants it (``PERMISSIONS``); acti
 ACL permission (bucket configuration) are for the owner or whoever the bucket policy
 allows.
 
-The request-level facts policy conditions read (source address, TLS, current time) are set
-once per request by the adapter with :func:`set_request_context`.
+The request-level facts policy conditions read (source address, TLS, current time, the
+request's S3 condition keys) are set once per request by the adapter with
+:func:`set_request_context`; they live in the request's app context (``flask.g``), so a
+request that sets none (a console page) never sees another's, even on a reused thread.
 """
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import functools
 import json
 from typing import Any, Mapping
+
+from flask import g, has_app_context
 
 from .. import access
 from ..accounts import Principal
@@ -50,18 +53,19 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "s3:PutObjectVersionAcl": ("object", "WRITE_ACP"),
 }
 
-_request_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "s3_request_context", default={})
-
-
 def set_request_context(context: Mapping[str, Any]) -> None:
     """Facts about the current request that policy conditions may test."""
-    _request_context.set(dict(context))
+    g.s3_request_context = dict(context)
 
 
 def add_request_context(context: Mapping[str, Any]) -> None:
     """More such facts, learnt once the request's body is read (a PutObjectTagging's tags)."""
-    _request_context.set({**_request_context.get(), **context})
+    g.s3_request_context = {**request_context(), **context}
+
+
+def request_context() -> dict[str, Any]:
+    """The current request's facts ({} outside a request or when none were set)."""
+    return g.get("s3_request_context", {}) if has_app_context() else {}
 
 
 @functools.lru_cache(maxsize=256)
@@ -124,7 +128,7 @@ def allowed(requester: Principal | None, action: str, bucket, obj=None, *, key: 
     if key is None and obj is not None:
         key = obj.key
     resource = arns.s3(bucket.name, key)
-    keys = {**_request_context.get(), **requestkeys.existing_tags(obj), **(context or {})}
+    keys = {**request_context(), **requestkeys.existing_tags(obj), **(context or {})}
     is_owner = requester is not None and requester.account_id == owner
     if requester is None or access.unrestricted(requester, action):
         full_context = evaluation.request_context(policy.caller(requester), keys)
@@ -157,5 +161,5 @@ def require_identity(requester: Principal, action: str, bucket: str | None = Non
     ``s3:CreateBucket``)."""
     resource = "*" if bucket is None else arns.s3(bucket)
     if not access.decide(requester, action, resource,
-                         context=_request_context.get()).allowed:
+                         context=request_context()).allowed:
         raise AccessDenied()
