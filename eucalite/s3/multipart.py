@@ -6,7 +6,7 @@ time; parts left out of the completion are freed.
 """
 from __future__ import annotations
 
-import base64
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -31,10 +31,12 @@ class Completed:
     number: int
     etag: str
     checksum: str | None = None
+    checksum_algorithm: str | None = None       # of the Checksum<ALG> element
 
 
 def create(requester: Principal | None, bucket_name: str, key: str,
-           attributes: objects.Attributes, checksum_algorithm: str | None) -> MultipartUpload:
+           attributes: objects.Attributes, checksum_algorithm: str | None,
+           checksum_type: str | None = None) -> MultipartUpload:
     objects.validate_key(key)
     objects.check_attributes(attributes)
     bucket = buckets.find(bucket_name)
@@ -43,7 +45,8 @@ def create(requester: Principal | None, bucket_name: str, key: str,
         id=ids.upload_id(), bucket_id=bucket.id, key=key, initiated=utcnow(),
         owner_id=requester.account_id if requester else bucket.owner_id,
         initiator_arn=requester.arn if requester else "", content_type=attributes.content_type,
-        checksum_algorithm=checksum_algorithm, storage_class=attributes.storage_class,
+        checksum_algorithm=checksum_algorithm, checksum_type=checksum_type,
+        storage_class=attributes.storage_class,
         lock_mode=attributes.lock_mode, lock_until=attributes.lock_until,
         legal_hold=attributes.legal_hold)
     upload.set_json("sse", attributes.sse)
@@ -80,6 +83,9 @@ def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: st
     the same part number). *customer*: the SSE-C key, which must be the upload's."""
     _check_part_number(number)
     upload = get_upload(requester, bucket_name, key, upload_id)
+    if upload.checksum_algorithm:
+        reader.require_checksum(upload.checksum_algorithm,
+                                optional=upload.checksum_type == checksums.FULL_OBJECT)
     reader, iv = sse.encrypt_part(store.root, upload.get_json("sse"), reader, customer)
     db.session.rollback()
     try:
@@ -100,7 +106,7 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     source's key, become part *number*, encrypted under the upload's."""
     _check_part_number(number)
     upload = get_upload(requester, bucket_name, key, upload_id)
-    record = upload.get_json("sse")
+    algorithm, record = upload.checksum_algorithm, upload.get_json("sse")
     sse.check_upload_key(record, customer)
     start, end = byte_range if byte_range else (0, source.size - 1)
     try:
@@ -108,10 +114,25 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     except Gone:                        # the source was replaced or deleted meanwhile
         raise NoSuchKey(source.key) from None
     db.session.rollback()               # the source row may be gone once this ends
-    encrypted, iv = sse.encrypt_part(store.root, record, reader, customer)
+    summed = _Summing(reader, algorithm) if algorithm else reader
+    encrypted, iv = sse.encrypt_part(store.root, record, summed, customer)
     stored = store.write(encrypted)
     etag = encrypted.md5_hex if sse.is_customer(record) else reader.md5.hexdigest()
-    return _record_part(store, upload_id, number, stored, etag, None, iv)
+    return _record_part(store, upload_id, number, stored, etag,
+                        summed.checksum.b64() if algorithm else None, iv)
+
+
+class _Summing:
+    """A reader that also computes a checksum of what it reads (a copied part's, for an
+    upload with a checksum algorithm)."""
+
+    def __init__(self, reader, algorithm: str):
+        self._reader, self.checksum = reader, checksums.new(algorithm)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._reader.read(n)
+        self.checksum.update(data)
+        return data
 
 
 def _record_part(store: ObjectStore, upload_id: str, number: int, stored, etag: str,
@@ -158,7 +179,8 @@ class _PartsChanged(Exception):
 
 
 def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
-             upload_id: str, chosen: list[Completed], precondition=None) -> ObjectVersion:
+             upload_id: str, chosen: list[Completed], precondition=None,
+             headers: dict[str, str] | None = None) -> ObjectVersion:
     """CompleteMultipartUpload, with S3's checks: parts ascending (InvalidPartOrder), each
     uploaded with the given ETag (InvalidPart), all but the last at least 5 MiB
     (EntityTooSmall). The ETag is the MD5 of the parts' MD5s, then ``-<count>``.
@@ -168,21 +190,27 @@ def complete(store: ObjectStore, requester: Principal | None, bucket_name: str, 
     object is recorded. The transaction that records the object therefore checks that every
     chosen part is still the file it chose; if one is not, the parts are chosen again from
     what is there now (the client's ETag then decides: same bytes complete, other bytes are
-    InvalidPart). An object never points at a freed file.
+    InvalidPart). An object never points at a freed file. *headers* (lower-case names) are
+    the request's, for the whole-object checksum it may claim (checksums.of_multipart).
     """
     for _attempt in range(COMPLETE_ATTEMPTS):
         try:
             return _complete_once(store, requester, bucket_name, key, upload_id, chosen,
-                                  precondition)
+                                  precondition, headers or {})
         except _PartsChanged:
             continue
+        except NoSuchUpload:
+            done = _completed_before(bucket_name, key, chosen)
+            if done is None:
+                raise
+            return done
     raise OperationAborted("A conflicting conditional operation is currently "
                            "in progress against this resource. Please try again.")
 
 
 def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name: str,
                    key: str, upload_id: str, chosen: list[Completed],
-                   precondition=None) -> ObjectVersion:
+                   precondition=None, headers: dict[str, str] | None = None) -> ObjectVersion:
     upload = get_upload(requester, bucket_name, key, upload_id)
     if not chosen:
         raise MalformedXML()
@@ -209,7 +237,11 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
                                  PartNumber=str(part.part_number), ETag=part.etag)
     digest = hashlib.md5(b"".join(bytes.fromhex(part.etag) for part in selected))
     etag = f"{digest.hexdigest()}-{len(selected)}"
-    checksum = _composite_checksum(upload, selected)
+    checksum = checksums.of_multipart(
+        upload.checksum_algorithm, upload.checksum_type,
+        [checksums.PartClaim(part.part_number, part.size, part.checksum_value,
+                             item.checksum_algorithm, item.checksum)
+         for part, item in zip(selected, chosen)], headers or {}, upload_id)
     parts = _parts_record(upload, selected)
     attributes = objects.Attributes(
         content_type=upload.content_type, headers=upload.get_json("headers", {}),
@@ -253,12 +285,30 @@ def _parts_record(upload: MultipartUpload, parts: list[UploadPart]) -> list[dict
             for part in parts]
 
 
-def _composite_checksum(upload: MultipartUpload, parts: list[UploadPart]):
-    if not upload.checksum_algorithm or not all(part.checksum_value for part in parts):
+#: How long after completing an upload a retried CompleteMultipartUpload still gets its result.
+RETRY_WINDOW = dt.timedelta(hours=1)
+
+
+def _completed_before(bucket_name: str, key: str,
+                      chosen: list[Completed]) -> ObjectVersion | None:
+    """The object a retried CompleteMultipartUpload already made, or None.
+
+    A client whose first answer was lost retries; S3 answers 200 with the same result for a
+    while after the upload completed. The upload row is gone by then, so the object is
+    recognised by what the request names: *key*'s current version made from parts with
+    exactly these ETags, recently. (The requester was authorised by the lookup that failed.)
+    """
+    try:
+        digest = hashlib.md5(b"".join(bytes.fromhex(item.etag.strip().strip('"'))
+                                      for item in chosen))
+    except ValueError:
         return None
-    raw = [base64.b64decode(part.checksum_value) for part in parts]
-    return (upload.checksum_algorithm, checksums.composite(upload.checksum_algorithm, raw),
-            "COMPOSITE")
+    version = objects.latest(buckets.find(bucket_name), key)
+    if version is None or version.delete_marker or not chosen or \
+            version.etag != f"{digest.hexdigest()}-{len(chosen)}" or \
+            version.last_modified < utcnow() - RETRY_WINDOW:
+        return None
+    return version
 
 
 def abort(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,

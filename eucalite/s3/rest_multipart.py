@@ -24,15 +24,17 @@ def create_upload(req: S3Request) -> Response:
     if algorithm:
         algorithm = algorithm.upper()
         checksums.new(algorithm)                 # InvalidRequest for an unknown one
+    checksum_type = checksums.upload_type(algorithm, req.header(checksums.TYPE_HEADER))
     attributes.sse = sse.prepare(req.s3.store.root, attributes.sse, attributes.sse_customer)
-    upload = multipart.create(req.requester, req.bucket, req.key, attributes, algorithm)
+    upload = multipart.create(req.requester, req.bucket, req.key, attributes, algorithm,
+                              checksum_type)
     document = root("InitiateMultipartUploadResult")
     add(document, "Bucket", req.bucket)
     add(document, "Key", req.key)
     add(document, "UploadId", upload.id)
     headers = {"x-amz-checksum-algorithm": algorithm} if algorithm else {}
     if algorithm:
-        headers["x-amz-checksum-type"] = "COMPOSITE"
+        headers[checksums.TYPE_HEADER] = checksum_type
     headers.update(sse.headers(attributes.sse))
     return xml_response(document, headers=headers)
 
@@ -99,7 +101,9 @@ def _copy_range(header: str, size: int) -> tuple[int, int]:
 @route("POST", "object", "uploadId")
 def complete_upload(req: S3Request) -> Response:
     upload_id = req.query["uploadId"]
-    document_in = xmlbody.parse(req.body(), "CompleteMultipartUpload")
+    # Its x-amz-checksum-<alg> header is the object's checksum, not the XML body's.
+    document_in = xmlbody.parse(req.body(headers=checksums.without_values(req.headers)),
+                                "CompleteMultipartUpload")
     chosen = []
     for item in document_in.findall("Part"):
         number_text = xmlbody.child_text(item, "PartNumber")
@@ -109,13 +113,14 @@ def complete_upload(req: S3Request) -> Response:
         number = integers.parse(number_text.strip())
         if number is None:
             raise MalformedXML()
-        checksum = next((child.text for child in item
-                         if child.tag.startswith("Checksum") and child.text), None)
-        chosen.append(multipart.Completed(number, etag, checksum))
+        checksum = next(((child.tag[len("Checksum"):].upper(), child.text) for child in item
+                         if child.tag.startswith("Checksum") and child.text), (None, None))
+        chosen.append(multipart.Completed(number, etag, checksum[1], checksum[0]))
     condition = conditions.checked_write_condition(req.requester, req.headers,
                                                    buckets.find(req.bucket), req.key)
     version = multipart.complete(req.s3.store, req.requester, req.bucket, req.key, upload_id,
-                                 chosen, precondition=condition and condition.recheck)
+                                 chosen, precondition=condition and condition.recheck,
+                                 headers=req.headers)
     document = root("CompleteMultipartUploadResult")
     add(document, "Location", f"{req.s3.config.get('public_url') or ''}/{req.bucket}/{req.key}")
     add(document, "Bucket", req.bucket)
@@ -160,7 +165,7 @@ def list_parts(req: S3Request) -> Response:
     add(document, "IsTruncated", truncated)
     if upload.checksum_algorithm:
         add(document, "ChecksumAlgorithm", upload.checksum_algorithm)
-        add(document, "ChecksumType", "COMPOSITE")
+        add(document, "ChecksumType", upload.checksum_type or checksums.COMPOSITE)
     for part in parts:
         item = add(document, "Part", PartNumber=part.part_number,
                    LastModified=part.last_modified, ETag=f'"{part.etag}"', Size=part.size)
@@ -208,6 +213,7 @@ def list_uploads(req: S3Request) -> Response:
         add(item, "Initiated", upload.initiated)
         if upload.checksum_algorithm:
             add(item, "ChecksumAlgorithm", upload.checksum_algorithm)
+            add(item, "ChecksumType", upload.checksum_type or checksums.COMPOSITE)
     for common in prefixes:
         add(document, "CommonPrefixes", Prefix=encode(common))
     return xml_response(document)
