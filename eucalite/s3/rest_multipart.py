@@ -8,7 +8,8 @@ from flask import Response
 
 from .. import integers
 from ..errors.s3 import InvalidArgument, MalformedXML
-from . import acl, buckets, checksums, conditions, multipart, rest_encryption, sse, xmlbody
+from . import (acl, buckets, checksums, conditions, multipart, objectlock, rest_encryption, sse,
+               xmlbody)
 from .rest_common import add_encoding_type, add_owner, key_encoder
 from .routing import S3Request, empty, route, xml_response
 from .rest_objects import attributes_from, copy_source_version, version_headers
@@ -20,6 +21,7 @@ def create_upload(req: S3Request) -> Response:
     bucket = buckets.find(req.bucket)
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
+    objectlock.apply_headers(req.headers, req.requester, bucket, req.key, attributes)
     algorithm = req.header("x-amz-checksum-algorithm")
     if algorithm:
         algorithm = algorithm.upper()
