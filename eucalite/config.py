@@ -58,6 +58,12 @@ DEFAULTS: dict[str, Any] = {
     # SSE-C (customer-provided keys) over plain HTTP from other hosts: refused as AWS does
     # (the key would cross the network in clear text) unless true. Loopback is always fine.
     "s3_sse_c_allow_http": False,
+    # What a new bucket gets unless its CreateBucket says otherwise, AWS's defaults since
+    # April 2023: ACLs disabled ("BucketOwnerEnforced"; "ObjectWriter" or
+    # "BucketOwnerPreferred" for pre-2023 clients that send ACLs, "" for no ownership
+    # controls at all) and all four Block Public Access settings on (false: none).
+    "s3_default_object_ownership": "BucketOwnerEnforced",
+    "s3_default_block_public_access": True,
     # Seconds between lifecycle-expiration sweeps of every bucket.
     "lifecycle_interval": 3600,
     # Node duty: run VMs on this host through libvirt.
@@ -266,6 +272,11 @@ def load(overrides: Mapping[str, Any] | None = None,
             or not 0 <= config["vxlan_vni"] < 2 ** 24:
         raise ValueError(f"vxlan_vni: expected 1 to 16777215 (0: one per zone, derived from "
                          f"its name), got {config['vxlan_vni']!r}")
+    if config["s3_default_object_ownership"] not in ("", "BucketOwnerEnforced",
+                                                     "BucketOwnerPreferred", "ObjectWriter"):
+        raise ValueError("s3_default_object_ownership: expected BucketOwnerEnforced, "
+                         "BucketOwnerPreferred, ObjectWriter or empty, got "
+                         f"{config['s3_default_object_ownership']!r}")
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):

@@ -19,7 +19,7 @@ from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
-from . import authz, buckets, sse
+from . import authz, buckets, ownership, sse
 from .models import NULL_VERSION, Bucket, ObjectVersion
 from .store import Gone, ObjectStore, Stored, TooLarge
 
@@ -213,7 +213,8 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         replaced = _retire_latest(bucket, key, keep_null=False)
         quotas.check_object(requester, bucket.owner_id, bucket.id, bucket_name, key,
                             sum(segment.size for segment in segments))
-        owner = requester.account_id if requester else bucket.owner_id
+        owner, acl_json = ownership.new_object(
+            bucket, requester.account_id if requester else bucket.owner_id, attributes.acl)
         version = ObjectVersion(
             bucket_id=bucket.id, key=key, version_id=version_id, is_latest=True,
             size=sum(segment.size for segment in segments), etag=etag,
@@ -223,7 +224,7 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
             lock_until=attributes.lock_until, legal_hold=attributes.legal_hold)
         version.set_json("headers", attributes.headers or None)
         version.set_json("meta", attributes.meta or None)
-        version.set_json("acl", attributes.acl)
+        version.set_json("acl", acl_json)
         version.set_json("tags", attributes.tags or None)
         version.set_json("sse", attributes.sse)
         version.set_json("parts", parts)

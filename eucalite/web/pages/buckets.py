@@ -20,7 +20,8 @@ from ...api import services
 from ...db import db
 from ...errors import AwsError
 from ...errors.s3 import InvalidArgument
-from ...s3 import acl as s3_acl, authz, buckets as s3_buckets, listing, objects, sse
+from ...s3 import (acl as s3_acl, authz, buckets as s3_buckets, listing, objects, ownership,
+                   sse)
 from ...s3.store import CHUNK, HashingReader
 from ...sigv4 import presigned_query, uri_encode
 from .. import blueprint
@@ -229,6 +230,7 @@ def bucket_object_acl(name: str):
         bucket_row = s3_buckets.find(name)
         acl = s3_acl.canned_acl(canned, s3_acl.canonical_id(version.owner_id),
                                 s3_acl.canonical_id(bucket_row.owner_id))
+        ownership.check_acl_update(bucket_row, canned, acl)
         objects.set_document(principal(), version, "acl", acl.to_json())
 
     act(apply, f"{key} is now {'public' if canned == 'public-read' else 'private'}.")
