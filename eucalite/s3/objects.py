@@ -19,7 +19,7 @@ from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
-from . import authz, buckets, ownership, sse
+from . import authz, buckets, objectlock, ownership, sse
 from .models import NULL_VERSION, Bucket, ObjectVersion
 from .store import Gone, ObjectStore, Stored, TooLarge
 
@@ -211,6 +211,7 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
             precondition(bucket)
         version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         replaced = _retire_latest(bucket, key, keep_null=False)
+        objectlock.settle(bucket, attributes)
         quotas.check_object(requester, bucket.owner_id, bucket.id, bucket_name, key,
                             sum(segment.size for segment in segments))
         owner, acl_json = ownership.new_object(
@@ -263,6 +264,7 @@ def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
     if bucket.versioning != "Enabled" and not keep_null:
         null = next((row for row in rows if row.version_id == NULL_VERSION), None)
         if null is not None:
+            objectlock.check_removal(None, bucket, null)
             replaced = [path for path, _ in null.segments]
             db.session.delete(null)
             db.session.flush()
@@ -310,8 +312,10 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
 
 
 def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
-           version_id: str | None = None, *, check_access: bool = True) -> Deleted:
-    """DeleteObject, as S3: deleting what does not exist succeeds."""
+           version_id: str | None = None, *, check_access: bool = True,
+           bypass_governance: bool = False) -> Deleted:
+    """DeleteObject, as S3: deleting what does not exist succeeds. A version Object Lock
+    protects is AccessDenied (*bypass_governance*: the request asked to bypass GOVERNANCE)."""
     bucket = buckets.find(bucket_name)
     if check_access:
         action = "s3:DeleteObjectVersion" if version_id else "s3:DeleteObject"
@@ -323,10 +327,11 @@ def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     write_lock()
     bucket = buckets.find(bucket_name)
     if version_id is not None:
-        result = _delete_version(bucket, key, version_id, freed)
+        result = _delete_version(requester, bucket, key, version_id, freed, bypass_governance)
     elif bucket.versioning is None:
         null = latest(bucket, key)
         if null is not None:
+            _may_go(requester, bucket, null, bypass_governance)
             freed = [path for path, _ in null.segments]
             db.session.delete(null)
         result = Deleted(key)
@@ -346,10 +351,23 @@ def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     return result
 
 
-def _delete_version(bucket: Bucket, key: str, version_id: str, freed: list[str]) -> Deleted:
+def _may_go(requester: Principal | None, bucket: Bucket, version: ObjectVersion,
+            bypass_governance: bool) -> None:
+    """objectlock.check_removal inside a delete's write transaction, which a refusal ends
+    (and with it the write lock)."""
+    try:
+        objectlock.check_removal(requester, bucket, version, bypass=bypass_governance)
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def _delete_version(requester: Principal | None, bucket: Bucket, key: str, version_id: str,
+                    freed: list[str], bypass_governance: bool) -> Deleted:
     version = find_version(bucket, key, version_id)
     if version is None:
         return Deleted(key, version_id=version_id)
+    _may_go(requester, bucket, version, bypass_governance)
     freed.extend(path for path, _ in version.segments)
     was_latest = version.is_latest
     db.session.delete(version)
