@@ -14,6 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from awsutil import failure
@@ -555,3 +559,45 @@ def test_request_condition_keys_end_with_their_request(live):
                                            "s3:RequestObjectTag/team": "blue"}
     with live.app.test_request_context("/console/buckets"):
         assert authz.request_context() == {}
+
+
+class _UnsignedPayload(S3SigV4Auth):
+    """SigV4 with ``x-amz-content-sha256: UNSIGNED-PAYLOAD`` (botocore signs the payload
+    over plain HTTP whatever the client's configuration says)."""
+
+    def _should_sha256_sign_payload(self, request):
+        return False
+
+
+def test_bucket_policy_on_how_requests_are_signed(live, s3):
+    """AWS's examples: refuse SigV2 and presigned URLs, and unsigned payloads."""
+    def put_unsigned(key: str) -> requests.Response:
+        url = f"{live.base_url}/bkt/{key}"
+        request = AWSRequest(method="PUT", url=url, data=b"y")
+        _UnsignedPayload(Credentials(live.key_id, live.secret), "s3",
+                         live.region).add_auth(request)
+        return requests.put(url, data=b"y", headers=dict(request.headers.items()), timeout=30)
+
+    sigv2 = live.client("s3", signature_version="s3")
+    s3.put_object(Bucket="bkt", Key="k", Body=b"x")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "k"})
+    # all three work without the policy
+    assert sigv2.get_object(Bucket="bkt", Key="k")["Body"].read() == b"x"
+    assert requests.get(url, timeout=30).content == b"x"
+    assert put_unsigned("before").status_code == 200
+    set_policy(s3, {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::bkt/*",
+                    "Condition": {"StringNotEquals": {
+                        "s3:signatureversion": "AWS4-HMAC-SHA256"}}},
+               {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::bkt/*",
+                "Condition": {"StringEquals": {"s3:authType": "REST-QUERY-STRING"}}},
+               {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::bkt/*",
+                "Condition": {"StringEquals": {"s3:x-amz-content-sha256": "UNSIGNED-PAYLOAD"}}})
+    assert s3.get_object(Bucket="bkt", Key="k")["Body"].read() == b"x"
+    assert failure(sigv2.get_object, Bucket="bkt", Key="k")[:2] == ("AccessDenied", 403)
+    assert requests.get(url, timeout=30).status_code == 403
+    answer = put_unsigned("after")
+    assert answer.status_code == 403 and "<Code>AccessDenied</Code>" in answer.text
+    s3.put_object(Bucket="bkt", Key="signed", Body=b"z")
