@@ -1,5 +1,5 @@
 """Request conditions that are not access decisions: conditional writes (``If-None-Match:
-*`` and ``If-Match: <etag>`` on PutObject and CompleteMultipartUpload) and the
+*`` and ``If-Match: <etag>`` on PutObject, CopyObject and CompleteMultipartUpload) and the
 ``x-amz-expected-bucket-owner`` / ``x-amz-source-expected-bucket-owner`` checks.
 
 A conditional write is checked twice, as S3 does: once when the request arrives, so a
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ..accounts import Principal
 from ..errors import s3 as s3_errors
 from ..errors.s3 import AccessDenied, NoSuchKey, PreconditionFailed
-from ..accounts import Principal
 from . import authz, buckets, objects
 from .models import ObjectVersion
 
