@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
+
+from . import fsutil
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +240,21 @@ def current_revision(url: str) -> str | None:
 _sqlite_writer = threading.Lock()
 _held = threading.local()
 
+#: Group commit of SQLite writers. A writer's transaction (write_lock) commits with
+#: ``synchronous=NORMAL``: its pages reach the write-ahead log without an fsync, under the
+#: writer lock; then, with the lock already let go, the committing thread waits for one
+#: fdatasync of the log that began after its commit — shared with every writer that
+#: committed meanwhile — before the commit returns. A write is thus on disk before it is
+#: acknowledged, as with ``synchronous=FULL``, but the next writer need not wait for the
+#: previous one's fsync, and concurrent writers pay for one. NORMAL keeps SQLite's own
+#: checkpoints safe (it syncs the log before and the database after each). Unlike FULL, a
+#: commit is visible to other connections for the moment before its fsync ends: a reader
+#: may see a write that a power cut in that moment would take back (a kill -9 would not:
+#: the log is written, only not yet flushed). Should that fsync fail, nothing can be
+#: known of what reached the disk, so the process ends (as PostgreSQL does) rather than
+#: acknowledge, or undo around, a commit it cannot vouch for.
+_wal_syncs = fsutil.GroupSync(fsutil.fdatasync_file)
+
 #: The PostgreSQL advisory lock every writer takes (any number; "eucalite" in ASCII). It is
 #: transaction-scoped, so it is held across processes and hosts sharing the database and
 #: let go by the commit or rollback that ends the writer's transaction.
@@ -265,10 +283,23 @@ def write_lock() -> None:
         _sqlite_writer.acquire()
         _held.active = True
         try:
+            _group_commit(db.session.connection())
             db.session.execute(text("BEGIN IMMEDIATE"))
         except BaseException:
-            _release_writer()
+            _end_writer()
             raise
+
+
+def _group_commit(connection) -> None:
+    """Make the writer's coming commit one of the group commit (see ``_wal_syncs``): set
+    before BEGIN, as SQLite allows the change only outside a transaction. Databases with
+    no log file (in memory) keep their setting."""
+    path = connection.engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    dbapi = connection.connection.dbapi_connection
+    dbapi.execute("PRAGMA synchronous=NORMAL")
+    _held.group = (dbapi, Path(path + "-wal"))
 
 
 @contextmanager
@@ -333,7 +364,39 @@ def _release_writer(*_args) -> None:
         _sqlite_writer.release()
 
 
+def _leave_group() -> Path | None:
+    """The log a group-commit writer must flush (None for other transactions); its
+    connection is back to ``synchronous=FULL`` for whatever it runs next."""
+    group = getattr(_held, "group", None)
+    if group is None:
+        return None
+    _held.group = None
+    dbapi, wal = group
+    dbapi.execute("PRAGMA synchronous=FULL")
+    return wal
+
+
+def _commit_writer(*_args) -> None:
+    """After a commit: the next writer may go; a group-commit writer then waits for its
+    share of the log's fsync (see ``_wal_syncs``)."""
+    wal = _leave_group()
+    _release_writer()
+    if wal is None:
+        return
+    try:
+        _wal_syncs.sync(wal)
+    except OSError:
+        log.critical("fsync of %s failed after a commit: stopping, as whether the commit "
+                     "is on disk cannot be known", wal, exc_info=True)
+        os._exit(70)
+
+
+def _end_writer(*_args) -> None:
+    _leave_group()
+    _release_writer()
+
+
 # Whichever way the writer's transaction ends, the next writer may go.
-event.listen(Session, "after_commit", _release_writer)
-event.listen(Session, "after_rollback", _release_writer)
-event.listen(Session, "after_soft_rollback", _release_writer)
+event.listen(Session, "after_commit", _commit_writer)
+event.listen(Session, "after_rollback", _end_writer)
+event.listen(Session, "after_soft_rollback", _end_writer)

@@ -6,7 +6,7 @@ directories. A write goes to a temp file, is fsynced, renamed into ``objects/`` 
 directory fsynced; only then does the caller commit the metadata row that makes it
 visible. Writers at about the same time rename into the same fan-out directory (it moves
 on every :data:`FAN_OUT_RUN` segments), so one directory fsync covers several of them
-(:mod:`.dirsync`). A crash before the commit leaves an orphan
+(:class:`~eucalite.fsutil.GroupSync`). A crash before the commit leaves an orphan
 file, which :meth:`ObjectStore.recover` removes at the next start; it can never leave a
 visible object with missing or partial data.
 
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from .dirsync import DirSyncs
+from .. import fsutil
+
 
 # Bytes read and written per step. Each stream holds about one chunk at a time, so it is
 # what many concurrent large transfers cost in memory (8 streams: 8 of them beside the HTTP
@@ -59,7 +60,7 @@ class ObjectStore:
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()       # objects/<xx> directories known to exist
-        self._syncs = DirSyncs()
+        self._syncs = fsutil.GroupSync(fsutil.fsync_dir)
         # a random start, so that each run does not begin by filling objects/00
         self._written = itertools.count(random.randrange(256 * FAN_OUT_RUN))
 
