@@ -1,0 +1,179 @@
+"""Small objects at disk speed, durability kept: the shortcuts taken for them keep the
+answers right — a just-written row kept across its commit (db.commit_keeping), fsyncs
+shared by concurrent writers (fsutil.GroupSync: directory entries, SQLite's log through
+db.write_lock's group commit). Crash durability (kill -9 mid-upload, acknowledged data
+surviving) is tests/test_s3_objects.py's; the load generator bench/bench_s3.py uses is
+smoke-tested here.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from eucalite import accounts
+from eucalite.db import commit_keeping, db
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+
+@contextmanager
+def statements():
+    """Every SQL statement run while the block runs, as (thread id, text)."""
+    seen: list[tuple[int, str]] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append((threading.get_ident(), " ".join(statement.split())))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_a_put_answers_with_the_version_it_wrote(live):
+    """The row kept across the commit is the one written: its version id and ETag are what
+    a later listing shows, and a later change to the object is saved."""
+    s3 = live.client("s3")
+    s3.create_bucket(Bucket="versions")
+    s3.put_bucket_versioning(Bucket="versions", VersioningConfiguration={"Status": "Enabled"})
+    answers = [s3.put_object(Bucket="versions", Key="k", Body=f"v{n}".encode())
+               for n in range(3)]
+    listed = s3.list_object_versions(Bucket="versions")["Versions"]
+    assert [(v["VersionId"], v["ETag"]) for v in listed] == \
+        [(a["VersionId"], a["ETag"]) for a in reversed(answers)]
+    s3.put_object_tagging(Bucket="versions", Key="k", VersionId=answers[1]["VersionId"],
+                          Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
+    assert s3.get_object_tagging(Bucket="versions", Key="k",
+                                 VersionId=answers[1]["VersionId"])["TagSet"] == \
+        [{"Key": "t", "Value": "1"}]
+
+
+def test_commit_keeping_reads_back_without_a_query_and_saves_later_changes(app):
+    with app.app_context():
+        account = accounts.create_account("keeper")
+        user = accounts.User(id="AIDAKEEPER0000000001", name="kept", path="/",
+                             account_id=account.id)
+        db.session.add(user)
+        commit_keeping(user)
+        with statements() as seen:
+            assert (user.name, user.path) == ("kept", "/")
+        assert seen == []
+        user.path = "/later/"
+        db.session.commit()
+        db.session.remove()
+        assert db.session.get(accounts.User, "AIDAKEEPER0000000001").path == "/later/"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (setup.sh)")
+def test_bench_load_generator_puts_through_presigned_urls(live, tmp_path):
+    import s3load
+
+    s3 = live.client("s3")
+    s3.create_bucket(Bucket="bench")
+    keys = [f"wrk/{index}" for index in range(20)]
+    prefix = len(live.base_url)
+    paths = [s3.generate_presigned_url("put_object", Params={"Bucket": "bench", "Key": key},
+                                       ExpiresIn=600)[prefix:] for key in keys]
+    rate = s3load.wrk_run(live.base_url, "PUT", paths, connections=2, seconds=1)
+    assert rate.errors == 0 and rate.ops > 0
+    listed = s3.list_objects_v2(Bucket="bench")["Contents"]
+    assert {item["Key"] for item in listed} == set(keys)
+    assert {item["Size"] for item in listed} == {4096}
+    disk = s3load.fsync_rate(str(tmp_path), processes=2, seconds=0.2)
+    assert disk.ops > 0 and disk.p50 <= disk.p99
+
+
+def test_concurrent_directory_syncs_share_one_fsync_that_began_after_them(tmp_path):
+    """Five writers renamed into one directory while an fsync of it was under way: that
+    one does not cover them (it began before their renames), one more does, for all four."""
+    import threading as _threading
+    import time
+
+    from eucalite.fsutil import GroupSync
+
+    release = _threading.Event()
+    flushes: list[int] = []
+
+    def flush(directory):
+        flushes.append(syncs.waiting(directory))
+        if len(flushes) == 1:
+            release.wait(30)
+
+    syncs = GroupSync(flush)
+    first = _threading.Thread(target=syncs.sync, args=(tmp_path,))
+    first.start()
+    deadline = time.monotonic() + 30
+    while not flushes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    later = [_threading.Thread(target=syncs.sync, args=(tmp_path,)) for _ in range(4)]
+    for thread in later:
+        thread.start()
+    while syncs.waiting(tmp_path) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert syncs.waiting(tmp_path) == 5
+    release.set()
+    for thread in [first, *later]:
+        thread.join(30)
+        assert not thread.is_alive()
+    # the first flush was for the first writer alone; the second covered the other four
+    assert flushes == [1, 4]
+    assert syncs.waiting(tmp_path) == 0
+
+
+def test_a_failed_directory_sync_fails_its_caller_and_the_next_one_flushes_again(tmp_path):
+    from eucalite.fsutil import GroupSync
+
+    calls: list[int] = []
+
+    def flush(_directory):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("EIO")
+
+    syncs = GroupSync(flush)
+    with pytest.raises(OSError):
+        syncs.sync(tmp_path)
+    syncs.sync(tmp_path)
+    assert len(calls) == 2 and syncs.waiting(tmp_path) == 0
+
+
+def test_a_writer_commits_as_one_of_a_group_and_returns_after_the_log_is_flushed(app,
+                                                                                 monkeypatch):
+    """write_lock's transaction commits without holding the writer lock through the fsync
+    of SQLite's log, and returns only after a flush of the log that began after it."""
+    from sqlalchemy import text
+
+    from eucalite import db as db_module
+    from eucalite.fsutil import GroupSync
+
+    flushed: list[tuple[str, bool]] = []
+
+    def flush(path):
+        flushed.append((path.name, db_module._sqlite_writer.locked()))
+
+    monkeypatch.setattr(db_module, "_wal_syncs", GroupSync(flush))
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the group commit is SQLite's")
+        accounts.create_account("grouped")          # a plain commit: no group, no flush
+        assert flushed == []
+        db_module.write_lock()
+        assert db.session.execute(text("PRAGMA synchronous")).scalar() == 1     # NORMAL
+        accounts.Account.query.filter_by(name="grouped").one().name = "regrouped"
+        db.session.commit()
+        assert flushed == [(Path(db.engine.url.database).name + "-wal", False)]
+        # the connection is back to FULL for what runs on it next
+        assert db.session.execute(text("PRAGMA synchronous")).scalar() == 2
+        db.session.rollback()
+        db_module.write_lock()
+        db.session.rollback()                       # a writer that gives up flushes nothing
+        assert len(flushed) == 1
+        assert db.session.execute(text("PRAGMA synchronous")).scalar() == 2
