@@ -424,3 +424,19 @@ def test_no_keystream_is_used_twice_for_parts_uploaded_again_or_copied(live, s3)
     seen += [data for data in _segments(live) if data not in before]
     assert len(seen) == 3 and len(set(seen)) == 3
     assert all(len(data) == len(body) for data in seen)
+
+
+def test_reads_refuse_x_amz_server_side_encryption_and_post_answers_with_it(live, s3):
+    import requests
+
+    s3.put_object(Bucket="bkt", Key="k", Body=b"x")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "k"})
+    plain = requests.get(url)
+    assert plain.status_code == 200
+    assert plain.headers["x-amz-server-side-encryption"] == "AES256"
+    refused = requests.get(url, headers={"x-amz-server-side-encryption": "AES256"})
+    assert refused.status_code == 400 and b"<Code>InvalidArgument</Code>" in refused.content
+    form = s3.generate_presigned_post("bkt", "posted")
+    posted = requests.post(form["url"], data=form["fields"], files={"file": ("f", b"abc")})
+    assert posted.status_code == 204
+    assert posted.headers["x-amz-server-side-encryption"] == "AES256"

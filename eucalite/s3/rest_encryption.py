@@ -120,6 +120,16 @@ def read_key(req: S3Request) -> sse.CustomerKey | None:
     return customer_key(req.headers, CUSTOMER, req.s3.config)
 
 
+def object_read_key(req: S3Request) -> sse.CustomerKey | None:
+    """The SSE-C key of a GET/HEAD, which must not name x-amz-server-side-encryption:
+    AWS answers 400 to a read that does (only a write chooses the encryption)."""
+    value = req.header(SSE_HEADER)
+    if value is not None:
+        raise InvalidArgument("x-amz-server-side-encryption header is not supported for "
+                              "this operation.", ArgumentName=SSE_HEADER, ArgumentValue=value)
+    return read_key(req)
+
+
 def source_key(req: S3Request) -> sse.CustomerKey | None:
     """The SSE-C key of a copy's source (x-amz-copy-source-server-side-encryption-...)."""
     return customer_key(req.headers, COPY_SOURCE_CUSTOMER, req.s3.config)

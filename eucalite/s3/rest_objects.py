@@ -369,7 +369,7 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
     """GET or HEAD of the version the request names; Gone when its data was freed after
     it was looked up (the body is opened before any header is sent)."""
     version, bucket = _read_version(req)
-    customer = rest_encryption.read_key(req)
+    customer = rest_encryption.object_read_key(req)
     sse.data_key(req.s3.store.root, version.get_json("sse"), customer)   # checks SSE-C key
     _check_read_conditions(req, version)
     headers = {**_object_headers(req, version, bucket), **sse.headers(version.get_json("sse"))}

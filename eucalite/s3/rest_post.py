@@ -13,7 +13,7 @@ from flask import Response, redirect, request
 
 from .. import auth
 from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
-from . import acl, buckets, objects, postpolicy, rest_encryption, tagging
+from . import acl, buckets, objects, postpolicy, rest_encryption, sse, tagging
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
 from .routing import S3Request, empty, route, xml_response
 from .store import CHUNK, HashingReader
@@ -103,7 +103,7 @@ def _success(req: S3Request, fields: dict[str, str], key: str, version) -> Respo
     status = fields.get("success_action_status", "204")
     if status not in ("200", "201", "204"):
         status = "204"
-    headers = {"ETag": etag, "Location": location}
+    headers = {"ETag": etag, "Location": location, **sse.headers(version.get_json("sse"))}
     if status == "201":
         document = root("PostResponse")
         add(document, "Location", location)
