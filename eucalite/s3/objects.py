@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import ids, quotas
 from ..accounts import Principal, utcnow
-from ..db import db, write_lock
+from ..db import commit_keeping, db, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
 from . import authz, buckets, objectlock, ownership, sse
@@ -234,7 +234,7 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         db.session.add(version)
         if in_transaction is not None:
             in_transaction(bucket)
-        db.session.commit()
+        commit_keeping(version)             # the answer reads it without a reload
     except BaseException:
         db.session.rollback()
         if free_on_failure:
