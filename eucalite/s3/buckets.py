@@ -18,7 +18,7 @@ from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedBy
                          InvalidBucketName, NoSuchBucket, NoSuchBucketPolicy,
                          NoSuchCORSConfiguration, NoSuchLifecycleConfiguration, NoSuchTagSet)
 from . import authz
-from .models import Bucket, MultipartUpload, ObjectVersion
+from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
 
 #: Names eucalite's own endpoints use at the root of the S3 URL space.
 RESERVED = frozenset({"services", "console"})
@@ -131,21 +131,26 @@ def ensure(requester: Principal, name: str) -> Bucket:
         return find(name)
 
 
-def delete(requester: Principal | None, name: str) -> None:
-    """DeleteBucket: only an empty bucket (no versions, no delete markers, no uploads)."""
+def delete(requester: Principal | None, name: str, store=None) -> None:
+    """DeleteBucket: only an empty bucket (no versions, no delete markers). Unfinished
+    multipart uploads go with it, as in S3 (the rows cascade); their part files are freed
+    from *store* (an ObjectStore) when given, else by the next start's recovery."""
     bucket = get(requester, name, "s3:DeleteBucket")
     write_lock()
     bucket = find(name)
     has_objects = db.session.execute(db.select(ObjectVersion.id).filter_by(
         bucket_id=bucket.id).limit(1)).first()
-    has_uploads = db.session.execute(db.select(MultipartUpload.id).filter_by(
-        bucket_id=bucket.id).limit(1)).first()
-    if has_objects or has_uploads:
+    if has_objects:
         db.session.rollback()
         raise BucketNotEmpty("The bucket you tried to delete is not empty",
                              BucketName=name)
+    parts = list(db.session.execute(
+        db.select(UploadPart.path).join(MultipartUpload).filter(
+            MultipartUpload.bucket_id == bucket.id)).scalars())
     db.session.delete(bucket)
     db.session.commit()
+    if store is not None:
+        store.delete(parts)
 
 
 # --- whole-document settings ------------------------------------------------------------
@@ -203,6 +208,5 @@ def set_versioning(requester: Principal | None, name: str, status: str) -> None:
     get(requester, name, "s3:PutBucketVersioning")
     write_lock()
     bucket = find(name)
-    if not (status == "Suspended" and bucket.versioning is None):
-        bucket.versioning = status
+    bucket.versioning = status          # Suspended on a never-versioned bucket too, as S3
     db.session.commit()

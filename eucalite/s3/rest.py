@@ -16,7 +16,7 @@ sign the whole path, prefix included, as every path-style client does.
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from flask import Blueprint, Response, g, request
 from werkzeug.routing import PathConverter
@@ -67,6 +67,15 @@ def split_target(raw_path: str, host: str,
     return bucket or None, key or None, False
 
 
+def _check_utf8(raw_path: str) -> None:
+    """S3 names (keys, buckets) are UTF-8: a path whose percent-decoded bytes are not is
+    InvalidURI, before anything else is looked at (it was read as U+FFFD, a different key)."""
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise s3_errors.InvalidURI() from None
+
+
 def error_response(error: AwsError, request_id: str, resource: str = "") -> Response:
     extra = dict(error.extra)
     if resource and "Resource" not in extra:
@@ -89,6 +98,7 @@ def endpoint(path: str):
                                            config.get("s3_domain", ""))
     virtual = bucket if is_virtual else None
     try:
+        _check_utf8(view.raw_path)
         if request.method == "OPTIONS":
             return rest_buckets.preflight(bucket, key, view.headers)
         requester, result = _authenticate(view, config, virtual)

@@ -86,7 +86,7 @@ def create_bucket(req: S3Request) -> Response:
 
 @route("DELETE", "bucket")
 def delete_bucket(req: S3Request) -> Response:
-    buckets.delete(req.requester, req.bucket)
+    buckets.delete(req.requester, req.bucket, req.s3.store)
     return empty(204)
 
 

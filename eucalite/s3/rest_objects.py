@@ -16,6 +16,7 @@ from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, Inval
                          SlowDown)
 from . import acl, buckets, conditions, expiry, objects, rest_encryption, sse, tagging
 from . import authz, requestkeys
+from . import metavalues
 from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
 from .rest_common import acl_from_request, acl_response
@@ -52,7 +53,8 @@ def attributes_from(req: S3Request, owner_id: str | None,
                              if part.strip() and part.strip() != "aws-chunked")
         if value:
             headers[name] = value
-    meta = {name[len("x-amz-meta-"):]: value for name, value in req.headers.items()
+    meta = {name[len("x-amz-meta-"):]: metavalues.stored(value)
+            for name, value in req.headers.items()
             if name.startswith("x-amz-meta-")}
     if sum(len(key) + len(value) for key, value in meta.items()) > MAX_USER_METADATA:
         raise MetadataTooLarge("Your metadata headers exceed the maximum "
@@ -297,7 +299,7 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
     for name, value in version.get_json("headers", {}).items():
         headers["-".join(part.capitalize() for part in name.split("-"))] = value
     for name, value in version.get_json("meta", {}).items():
-        headers[f"x-amz-meta-{name}"] = value
+        headers[f"x-amz-meta-{name}"] = metavalues.returned(value)
     tags = version.get_json("tags")
     if tags:
         headers["x-amz-tagging-count"] = str(len(tags))

@@ -20,9 +20,19 @@ from .store import CHUNK, HashingReader
 from .xmlout import add, root
 
 
+#: How much of a field sent as a file part is read (S3 bounds a form's fields at 20 KB).
+FIELD_LIMIT = 20 * 1024
+
+
 def _fields() -> dict[str, str]:
-    """The form's text fields, names as sent (S3 matches them case-insensitively)."""
-    return {name: value for name, value in request.form.items()}
+    """The form's text fields, names as sent (S3 matches them case-insensitively). A field
+    may arrive as a file part (with a ``filename``), as some form libraries send every
+    field: S3 reads it as a field all the same; only ``file`` is the object."""
+    fields = {name: value for name, value in request.form.items()}
+    for name, part in request.files.items():
+        if name.lower() != "file" and name not in fields:
+            fields[name] = part.stream.read(FIELD_LIMIT).decode("utf-8", "replace")
+    return fields
 
 
 @route("POST", "bucket")
