@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import socket
-import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
