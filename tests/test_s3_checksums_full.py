@@ -107,6 +107,11 @@ def test_crc64nvme_is_full_object_by_default_and_parts_may_omit_it(live, s3, par
         MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag}
                                    for number, etag in enumerate(etags, start=1)]})
     assert completed["ChecksumCRC64NVME"] == crc_b64("CRC64NVME", b"".join(parts[1:]))
+    attributes = s3.get_object_attributes(Bucket="sums", Key="nv",
+                                          ObjectAttributes=["Checksum", "ObjectParts"])
+    assert attributes["Checksum"] == {"ChecksumCRC64NVME": completed["ChecksumCRC64NVME"],
+                                      "ChecksumType": "FULL_OBJECT"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 2
 
 
 def test_wrong_full_object_checksum_is_bad_digest_and_the_upload_survives(s3, parts):
