@@ -28,6 +28,7 @@ from ..errors import s3 as s3_errors
 from ..httpserver.errors import WALRUS_PATH
 from . import authz, conditions, requestkeys, rest_buckets
 # Imported for their @route registrations, which _handler_for looks up in ROUTES.
+from . import rest_lock  # noqa: F401
 from . import rest_encryption, rest_multipart, rest_objects, rest_post  # noqa: F401
 from . import rest_attributes  # noqa: F401
 from .routing import ROUTES, Handler, S3Request, subresource_of

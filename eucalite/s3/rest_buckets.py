@@ -13,6 +13,7 @@ from ..errors import AwsError
 from ..errors import s3 as s3_errors
 from ..errors.s3 import AccessDenied, InvalidArgument, MalformedXML, NoSuchBucket
 from . import acl, buckets, cors, lifecycle, listing, objects, policy, tagging, xmlbody
+from . import objectlock
 from .rest_common import (acl_from_request, acl_response, add_encoding_type, add_owner,
                           key_encoder)
 from .routing import S3Request, empty, route, xml_response
@@ -257,7 +258,8 @@ def delete_objects(req: S3Request) -> Response:
         if key is None:
             raise MalformedXML()
         try:
-            deleted = objects.delete(req.s3.store, req.requester, req.bucket, key, version_id)
+            deleted = objects.delete(req.s3.store, req.requester, req.bucket, key, version_id,
+                                     bypass_governance=objectlock.bypass_requested(req.headers))
         except AwsError as error:          # reported per key, as S3 does
             add(result, "Error", Key=key, VersionId=version_id, Code=error.code,
                 Message=error.message)

@@ -15,7 +15,7 @@ from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, Inval
                          InvalidStorageClass, MetadataTooLarge, NotModified,
                          SlowDown)
 from . import acl, buckets, conditions, expiry, objects, rest_encryption, sse, tagging
-from . import authz, requestkeys
+from . import authz, objectlock, requestkeys
 from . import metavalues
 from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
@@ -123,6 +123,8 @@ def put_object(req: S3Request) -> Response:
     facts = BucketFacts(bucket)
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
+    objectlock.apply_headers(req.headers, req.requester, bucket, req.key, attributes)
+    objectlock.require_integrity(req.headers, bucket, attributes)
     condition = conditions.checked_write_condition(req.requester, req.headers, bucket, req.key)
     reader = req.stream()
     version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes,
@@ -171,6 +173,7 @@ def copy_object(req: S3Request) -> Response:
         raise InvalidArgument("Unknown metadata or tagging directive.")
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
+    objectlock.apply_headers(req.headers, req.requester, bucket, req.key, attributes)
     if directive == "COPY":
         attributes.content_type = source.content_type
         attributes.headers = source.get_json("headers", {})
@@ -306,6 +309,8 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
     if version.storage_class != "STANDARD":
         headers["x-amz-storage-class"] = version.storage_class
     headers.update(version_headers(version, bucket))
+    if version.lock_mode or version.legal_hold:
+        headers.update(objectlock.response_headers(req.requester, bucket, version))
     if (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
         headers.update(checksum_headers(version))
     overrides = {name: value for name, value in req.query.items() if name in RESPONSE_OVERRIDES}
@@ -402,7 +407,8 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
 @route("DELETE", "object")
 def delete_object(req: S3Request) -> Response:
     deleted = objects.delete(req.s3.store, req.requester, req.bucket, req.key,
-                             req.query.get("versionId"))
+                             req.query.get("versionId"),
+                             bypass_governance=objectlock.bypass_requested(req.headers))
     headers = {}
     if deleted.version_id:
         headers["x-amz-version-id"] = deleted.version_id

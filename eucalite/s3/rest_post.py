@@ -14,6 +14,7 @@ from flask import Response, redirect, request
 from .. import auth
 from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
 from . import acl, buckets, objects, postpolicy, rest_encryption, sse, tagging
+from . import objectlock
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
 from .routing import S3Request, empty, route, xml_response
 from .store import CHUNK, HashingReader
@@ -59,6 +60,7 @@ def post_object(req: S3Request) -> Response:
     bucket = buckets.find(req.bucket)
     attributes = _attributes(lowered, verified.principal, bucket.owner_id, upload)
     attributes.sse, attributes.sse_customer = rest_encryption.requested(lowered, req.s3.config)
+    objectlock.apply_headers(lowered, verified.principal, bucket, key, attributes)
     target = _redirect_target(lowered)
     if target:                          # refused before anything is stored
         objects.check_header("success_action_redirect", target)
