@@ -22,3 +22,10 @@ def second_account(live, name: str = "other", service: str = "s3"):
 
 def anonymous(method: str, live, path: str, **kwargs) -> requests.Response:
     return requests.request(method, live.base_url + path, **kwargs)
+
+
+def acl_bucket(client, name: str) -> None:
+    """Create bucket *name* the way an AWS user makes one for ACLs and public access since
+    AWS's April 2023 defaults: ACLs enabled (ObjectWriter) and Block Public Access off."""
+    client.create_bucket(Bucket=name, ObjectOwnership="ObjectWriter")
+    client.delete_public_access_block(Bucket=name)

@@ -270,11 +270,12 @@ def test_objects_cannot_script_the_console(tmp_path):
     """An HTML object is served from the console's own origin; it comes sandboxed (an opaque
     origin), so a page someone uploaded cannot read console pages with the viewer's cookie."""
     from liveutil import start_live
+    from s3util import acl_bucket
 
     live, server = start_live(tmp_path / "data")
     try:
         s3 = live.client("s3")
-        s3.create_bucket(Bucket="pages")
+        acl_bucket(s3, "pages")         # its page is public-read
         s3.put_object(Bucket="pages", Key="evil.html", Body=b"<script>fetch('/console/')</script>",
                       ContentType="text/html", ACL="public-read")
         import requests

@@ -13,6 +13,7 @@ import pytest
 
 from eucalite import accounts
 from eucalite.db import db
+from eucalite.s3 import buckets as s3_buckets, ownership
 from eucalite.web import session as console_session
 
 from consoleutil import Console, console_app
@@ -313,9 +314,17 @@ def test_buckets_and_objects(app):
                                 follow_redirects=True)
     assert "AccessDenied" in response.get_data(as_text=True)
 
-    # public / private, seen from the S3 endpoint without credentials
+    # public / private, seen from the S3 endpoint without credentials. A new bucket has
+    # ACLs disabled and public access blocked, as on AWS, until its owner changes both.
     anonymous = app.test_client()
     assert anonymous.get("/photos/docs/hello%20world.txt").status_code == 403
+    page = admin.page("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
+                                                      "acl": "public-read", "prefix": "docs/"})
+    assert "AccessControlListNotSupported" in page
+    with app.app_context():
+        ownership.store_ownership("photos", ownership.WRITER)
+        s3_buckets.find("photos").set_json("public_access_block", None)
+        db.session.commit()
     page = admin.page("/console/buckets/photos/acl", {"key": "docs/hello world.txt",
                                                       "acl": "public-read",
                                                       "prefix": "docs/"})

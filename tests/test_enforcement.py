@@ -402,7 +402,8 @@ def test_a_role_session_may_do_what_its_roles_policies_and_bucket_policies_allow
     other = _session_client(live, live.client("sts").assume_role(
         RoleArn=role_arn, RoleSessionName="other")["Credentials"], "s3")
     assert error_code(other.get_object, Bucket="for-the-role", Key="k") == "AccessDenied"
-    # everyone, the role's sessions included
+    # everyone, the role's sessions included (a public policy: Block Public Access off first)
+    s3.delete_public_access_block(Bucket="for-the-role")
     s3.put_bucket_policy(Bucket="for-the-role",
                          Policy=_bucket_policy("for-the-role", "*", "s3:GetObject"))
     assert role_s3.get_object(Bucket="for-the-role", Key="k")["Body"].read() == b"r"

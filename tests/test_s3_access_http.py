@@ -8,13 +8,13 @@ import pytest
 
 from eucalite.s3.acl import canonical_id
 from awsutil import error_code, xml_error_code
-from s3util import anonymous, second_account
+from s3util import acl_bucket, anonymous, second_account
 
 
 @pytest.fixture
 def owner(live):
     s3 = live.client("s3")
-    s3.create_bucket(Bucket="acl-bucket")
+    acl_bucket(s3, "acl-bucket")
     s3.put_object(Bucket="acl-bucket", Key="secret.txt", Body=b"private data")
     return s3
 

@@ -20,13 +20,13 @@ import botocore.auth
 from eucalite import sigv4
 from eucalite.s3 import upkeep
 from awsutil import error_code, xml_error_code
-from s3util import anonymous
+from s3util import acl_bucket, anonymous
 
 
 @pytest.fixture
 def s3(live):
     client = live.client("s3")
-    client.create_bucket(Bucket="feature-bucket")
+    acl_bucket(client, "feature-bucket")    # public-read objects (CORS, POST forms)
     return client
 
 

@@ -13,13 +13,15 @@ import requests
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from s3util import acl_bucket
+
 BUCKET = "hardened"
 
 
 @pytest.fixture
 def s3(live):
     client = live.client("s3")
-    client.create_bucket(Bucket=BUCKET)
+    acl_bucket(client, BUCKET)          # its tests set public ACLs and policies
     return client
 
 

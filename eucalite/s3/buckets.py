@@ -16,8 +16,9 @@ from ..db import bytewise, db, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
                          BucketNotEmpty, IllegalVersioningConfigurationException,
                          InvalidBucketName, NoSuchBucket, NoSuchBucketPolicy,
-                         NoSuchCORSConfiguration, NoSuchLifecycleConfiguration, NoSuchTagSet)
-from . import authz
+                         NoSuchCORSConfiguration, NoSuchLifecycleConfiguration,
+                         NoSuchPublicAccessBlockConfiguration, NoSuchTagSet)
+from . import authz, ownership
 from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
 
 #: Names eucalite's own endpoints use at the root of the S3 URL space.
@@ -92,8 +93,11 @@ def list_page(requester: Principal, *, prefix: str = "", after: str | None = Non
     return found[:limit] if more else found, more
 
 
-def create(requester: Principal | None, name: str, location: str, acl: dict | None) -> Bucket:
+def create(requester: Principal | None, name: str, location: str, acl: dict | None,
+           headers: dict[str, str] | None = None) -> Bucket:
     """CreateBucket. Buckets are global: another account's name is BucketAlreadyExists.
+    The bucket's ownership controls and Block Public Access come from the request's
+    *headers* and the cloud's defaults (:func:`.ownership.new_bucket`).
 
     This cloud is one region, so any LocationConstraint is accepted and recorded (clients
     configured for another region name still work); GetBucketLocation reports it back.
@@ -102,6 +106,7 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
         raise AccessDenied()
     validate_name(name)
     authz.require_identity(requester, "s3:CreateBucket", name)
+    mode, block = ownership.new_bucket(headers, acl)
     write_lock()
     existing = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
     if existing is not None:
@@ -115,8 +120,9 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     quotas.check(requester, "s3:CreateBucket", {"s3:quota-bucketnumber": 1},
                  resource=f"arn:aws:s3:::{name}")
     bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "",
-                    creator_user_id=quotas.creator(requester))
+                    creator_user_id=quotas.creator(requester), ownership=mode)
     bucket.set_json("acl", acl)
+    bucket.set_json("public_access_block", block)
     db.session.add(bucket)
     db.session.commit()
     return bucket
@@ -166,6 +172,9 @@ SETTINGS = {
                   "s3:PutLifecycleConfiguration", NoSuchLifecycleConfiguration),
     "tags": ("s3:GetBucketTagging", "s3:PutBucketTagging", "s3:PutBucketTagging",
              NoSuchTagSet),
+    "public_access_block": ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+                            "s3:PutBucketPublicAccessBlock",
+                            NoSuchPublicAccessBlockConfiguration),
 }
 
 

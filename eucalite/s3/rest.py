@@ -29,7 +29,8 @@ from ..httpserver.errors import WALRUS_PATH
 from . import authz, conditions, requestkeys, rest_buckets
 # Imported for their @route registrations, which _handler_for looks up in ROUTES.
 from . import rest_lock  # noqa: F401
-from . import rest_encryption, rest_multipart, rest_objects, rest_post  # noqa: F401
+from . import (rest_encryption, rest_multipart, rest_objects, rest_ownership,  # noqa: F401
+               rest_post)
 from . import rest_attributes  # noqa: F401
 from .routing import ROUTES, Handler, S3Request, subresource_of
 

@@ -12,7 +12,8 @@ from ..db import db
 from ..errors import AwsError
 from ..errors import s3 as s3_errors
 from ..errors.s3 import AccessDenied, InvalidArgument, MalformedXML, NoSuchBucket
-from . import acl, buckets, cors, lifecycle, listing, objects, policy, tagging, xmlbody
+from . import (acl, buckets, cors, lifecycle, listing, objects, ownership, policy, tagging,
+               xmlbody)
 from . import objectlock
 from .rest_common import (acl_from_request, acl_response, add_encoding_type, add_owner,
                           key_encoder)
@@ -81,7 +82,7 @@ def create_bucket(req: S3Request) -> Response:
         owner_canonical = acl.canonical_id(req.requester.account_id)
         parsed = acl.acl_from_headers(req.headers, owner_canonical)
         acl_json = parsed.to_json() if parsed else None
-    bucket = buckets.create(req.requester, req.bucket, location, acl_json)
+    bucket = buckets.create(req.requester, req.bucket, location, acl_json, req.headers)
     return empty(200, {"Location": f"/{bucket.name}"})
 
 
@@ -306,6 +307,7 @@ def get_bucket_acl(req: S3Request) -> Response:
 def put_bucket_acl(req: S3Request) -> Response:
     bucket = buckets.get(req.requester, req.bucket, "s3:PutBucketAcl")
     requested = acl_from_request(req, bucket.owner_id)
+    ownership.check_acl_update(bucket, req.header("x-amz-acl"), requested)
     buckets.put_setting(req.requester, req.bucket, "acl", requested.to_json())
     return empty(200)
 
@@ -335,7 +337,8 @@ def _setting_routes(subresource: str, setting: str, parse, render, mimetype: str
 
 def _parse_policy(req: S3Request) -> str:
     text = req.body(limit=20 * 1024 + 1).decode("utf-8", "replace")
-    policy.parse_policy(text, req.bucket)        # MalformedPolicy on a bad document
+    parsed = policy.parse_policy(text, req.bucket)   # MalformedPolicy on a bad document
+    ownership.check_policy(buckets.find(req.bucket), parsed)
     return text
 
 

@@ -14,9 +14,10 @@ from .. import integers
 from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, InvalidRequest,
                          InvalidStorageClass, MetadataTooLarge, NotModified,
                          SlowDown)
-from . import acl, buckets, conditions, expiry, objects, rest_encryption, sse, tagging
-from . import authz, objectlock, requestkeys
+from . import (acl, buckets, conditions, expiry, objects, ownership, rest_encryption, sse,
+               tagging)
 from . import metavalues
+from . import authz, objectlock, requestkeys
 from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
 from .rest_common import acl_from_request, acl_response
@@ -63,6 +64,7 @@ def attributes_from(req: S3Request, owner_id: str | None,
     if storage_class not in STORAGE_CLASSES:
         raise InvalidStorageClass("The storage class you specified is not "
                                   "valid", StorageClassRequested=storage_class)
+    ownership.check_write_acl(req.bucket, req.headers)
     acl_json = None
     if owner_id is not None:
         parsed = acl.acl_from_headers(req.headers, acl.canonical_id(owner_id),
@@ -423,7 +425,8 @@ def delete_object(req: S3Request) -> Response:
 def get_object_acl(req: S3Request) -> Response:
     version = objects.get(req.requester, req.bucket, req.key, req.query.get("versionId"),
                           action="s3:GetObjectAcl")
-    return acl_response(version.acl_json, version.owner_id)
+    return acl_response(*ownership.acl_shown(buckets.find(req.bucket), version.acl_json,
+                                             version.owner_id))
 
 
 @route("PUT", "object", "acl")
@@ -432,6 +435,7 @@ def put_object_acl(req: S3Request) -> Response:
                           action="s3:PutObjectAcl")
     bucket = buckets.find(req.bucket)
     requested = acl_from_request(req, version.owner_id, bucket.owner_id)
+    ownership.check_acl_update(bucket, req.header("x-amz-acl"), requested)
     objects.set_document(req.requester, version, "acl", requested.to_json())
     return empty(200)
 

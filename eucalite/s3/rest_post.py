@@ -13,7 +13,8 @@ from flask import Response, redirect, request
 
 from .. import auth
 from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
-from . import acl, buckets, objects, postpolicy, rest_encryption, sse, tagging
+from . import (acl, buckets, objects, ownership, postpolicy, rest_encryption, sse,
+               tagging)
 from . import objectlock
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
 from .routing import S3Request, empty, route, xml_response
@@ -58,6 +59,8 @@ def post_object(req: S3Request) -> Response:
                                       dt.datetime.now(dt.timezone.utc), file_size=size)
     key = postpolicy.substitute_filename(lowered["key"], upload.filename)
     bucket = buckets.find(req.bucket)
+    if lowered.get("acl"):
+        ownership.check_write_acl(req.bucket, {"x-amz-acl": lowered["acl"]})
     attributes = _attributes(lowered, verified.principal, bucket.owner_id, upload)
     attributes.sse, attributes.sse_customer = rest_encryption.requested(lowered, req.s3.config)
     objectlock.apply_headers(lowered, verified.principal, bucket, key, attributes)
