@@ -15,7 +15,7 @@ from ..accounts import Account, Principal
 from ..db import bytewise, db, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
                          BucketNotEmpty, IllegalVersioningConfigurationException,
-                         InvalidBucketName, NoSuchBucket, NoSuchBucketPolicy,
+                         InvalidBucketName, InvalidBucketState, NoSuchBucket, NoSuchBucketPolicy,
                          NoSuchCORSConfiguration, NoSuchLifecycleConfiguration,
                          NoSuchPublicAccessBlockConfiguration, NoSuchTagSet)
 from . import authz, ownership
@@ -106,6 +106,10 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
         raise AccessDenied()
     validate_name(name)
     authz.require_identity(requester, "s3:CreateBucket", name)
+    object_lock = (headers or {}).get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
+    if object_lock:         # what creating a bucket with Object Lock needs too, as AWS
+        for action in ("s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"):
+            authz.require_identity(requester, action, name)
     mode, block = ownership.new_bucket(headers, acl)
     write_lock()
     existing = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
@@ -120,7 +124,9 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     quotas.check(requester, "s3:CreateBucket", {"s3:quota-bucketnumber": 1},
                  resource=f"arn:aws:s3:::{name}")
     bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "",
-                    creator_user_id=quotas.creator(requester), ownership=mode)
+                    creator_user_id=quotas.creator(requester), ownership=mode,
+                    object_lock_enabled=object_lock,
+                    versioning="Enabled" if object_lock else None)
     bucket.set_json("acl", acl)
     bucket.set_json("public_access_block", block)
     db.session.add(bucket)
@@ -217,5 +223,9 @@ def set_versioning(requester: Principal | None, name: str, status: str) -> None:
     get(requester, name, "s3:PutBucketVersioning")
     write_lock()
     bucket = find(name)
+    if bucket.object_lock_enabled and status != "Enabled":
+        db.session.rollback()
+        raise InvalidBucketState("An Object Lock configuration is present on this bucket, so "
+                                 "the versioning state cannot be changed.", BucketName=name)
     bucket.versioning = status          # Suspended on a never-versioned bucket too, as S3
     db.session.commit()
