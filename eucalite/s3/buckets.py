@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import quotas
 from ..accounts import Account, Principal
-from ..db import bytewise, db, write_lock
+from ..db import bytewise, db, once_per_transaction, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
                          BucketNotEmpty, IllegalVersioningConfigurationException,
                          InvalidBucketName, InvalidBucketState, NoSuchBucket, NoSuchBucketPolicy,
@@ -52,7 +52,9 @@ def validate_name(name: str) -> None:
 
 
 def find(name: str) -> Bucket:
-    bucket = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
+    """The bucket *name* (NoSuchBucket if none), queried once per transaction."""
+    bucket = once_per_transaction(("s3.bucket", name), lambda: db.session.execute(
+        db.select(Bucket).filter_by(name=name)).scalar_one_or_none())
     if bucket is None:
         raise NoSuchBucket(name)
     return bucket
