@@ -365,3 +365,39 @@ def test_aws_cli_object_retention(live, s3):
         == {"LegalHold": {"Status": "ON"}}
     assert cli("get-object-lock-configuration", "--bucket", "locked") == {
         "ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}}
+
+
+def test_a_null_version_from_before_the_lock_can_be_held(s3):
+    s3.create_bucket(Bucket="older")
+    s3.put_object(Bucket="older", Key="k", Body=b"unversioned")
+    s3.put_bucket_versioning(Bucket="older", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(Bucket="older",
+                                     ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    s3.put_object_legal_hold(Bucket="older", Key="k", VersionId="null",
+                             LegalHold={"Status": "ON"})
+    assert error_code(s3.delete_object, Bucket="older", Key="k", VersionId="null") \
+        == "AccessDenied"
+    s3.put_object_legal_hold(Bucket="older", Key="k", VersionId="null",
+                             LegalHold={"Status": "OFF"})
+    s3.delete_object(Bucket="older", Key="k", VersionId="null")
+    assert "Versions" not in s3.list_object_versions(Bucket="older")
+
+
+def test_creating_a_lock_bucket_needs_the_lock_and_versioning_permissions(live, s3):
+    iam = live.client("iam")
+    iam.create_user(UserName="maker")
+
+    def grant(actions):
+        iam.put_user_policy(UserName="maker", PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions,
+                                                    "Resource": "*"}]}))
+    grant(["s3:CreateBucket", "s3:PutBucketVersioning"])
+    key = iam.create_access_key(UserName="maker")["AccessKey"]
+    maker = live.client("s3", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert error_code(maker.create_bucket, Bucket="made",
+                      ObjectLockEnabledForBucket=True) == "AccessDenied"
+    assert error_code(s3.head_bucket, Bucket="made") == "404"
+    grant(["s3:CreateBucket", "s3:PutBucketVersioning", "s3:PutBucketObjectLockConfiguration"])
+    maker.create_bucket(Bucket="made", ObjectLockEnabledForBucket=True)
+    assert s3.get_object_lock_configuration(Bucket="made")["ObjectLockConfiguration"] \
+        == {"ObjectLockEnabled": "Enabled"}
