@@ -145,10 +145,10 @@ def ensure(requester: Principal, name: str) -> Bucket:
         return find(name)
 
 
-def delete(requester: Principal | None, name: str, store=None) -> None:
+def delete(requester: Principal | None, name: str, store) -> None:
     """DeleteBucket: only an empty bucket (no versions, no delete markers). Unfinished
     multipart uploads go with it, as in S3 (the rows cascade); their part files are freed
-    from *store* (an ObjectStore) when given, else by the next start's recovery."""
+    from *store* (the ObjectStore) once that commits."""
     bucket = get(requester, name, "s3:DeleteBucket")
     write_lock()
     bucket = find(name)
@@ -163,8 +163,7 @@ def delete(requester: Principal | None, name: str, store=None) -> None:
             MultipartUpload.bucket_id == bucket.id)).scalars())
     db.session.delete(bucket)
     db.session.commit()
-    if store is not None:
-        store.delete(parts)
+    store.delete(parts)
 
 
 # --- whole-document settings ------------------------------------------------------------

@@ -64,7 +64,7 @@ def buckets_create():
 @blueprint.route("/buckets/<name>/delete", methods=["POST"])
 @login_required
 def buckets_delete(name: str):
-    act(lambda: s3_buckets.delete(principal(), name), f"Deleted bucket {name}.")
+    act(lambda: s3_buckets.delete(principal(), name, _store()), f"Deleted bucket {name}.")
     return redirect(url_for("console.buckets"))
 
 
