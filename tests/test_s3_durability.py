@@ -250,16 +250,11 @@ def test_kill9_under_concurrent_puts_keeps_every_acknowledged_object_whole(tmp_p
     import hashlib
     import time
 
-    from eucalite import create_app
     from liveutil import Live, free_port
-    from test_s3_objects import _client, _files, _kill9, _serve
+    from test_s3_objects import _admin_app, _client, _files, _kill9, _serve
 
     data = tmp_path / "data"
-    app = create_app({"data_dir": str(data), "node": False})
-    with app.app_context():
-        key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
-        key_id, secret = key.id, key.secret
-    region = app.config["EUCALITE"]["region"]
+    app, key_id, secret, region = _admin_app(data)
 
     def body(name: str) -> bytes:
         return hashlib.sha256(name.encode()).digest() * 128          # 4 KiB, from the key

@@ -620,15 +620,21 @@ def _files(directory: Path) -> list[Path]:
         else []
 
 
-def test_kill9_mid_upload_leaves_nothing_and_acknowledged_data_survives(tmp_path):
+def _admin_app(data: Path):
+    """An app on data dir *data* (made here), for a server started on it with _serve:
+    (app, the cloud admin's access key id, its secret, the region)."""
     from eucalite import accounts, create_app
 
-    data = tmp_path / "data"
     app = create_app({"data_dir": str(data), "node": False})
     with app.app_context():
         key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
         key_id, secret = key.id, key.secret
-    region = app.config["EUCALITE"]["region"]
+    return app, key_id, secret, app.config["EUCALITE"]["region"]
+
+
+def test_kill9_mid_upload_leaves_nothing_and_acknowledged_data_survives(tmp_path):
+    data = tmp_path / "data"
+    app, key_id, secret, region = _admin_app(data)
 
     port = free_port()
     process = _serve(data, port)

@@ -272,16 +272,11 @@ def test_kill9_mid_encrypted_write_leaves_no_key_material_or_orphan(tmp_path):
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
-    from eucalite import accounts, create_app
     from liveutil import Live, free_port
-    from test_s3_objects import _client, _files, _kill9, _serve
+    from test_s3_objects import _admin_app, _client, _files, _kill9, _serve
 
     data = tmp_path / "data"
-    app = create_app({"data_dir": str(data), "node": False})
-    with app.app_context():
-        key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
-        key_id, secret = key.id, key.secret
-    region = app.config["EUCALITE"]["region"]
+    app, key_id, secret, region = _admin_app(data)
     port = free_port()
     process = _serve(data, port)
     try:

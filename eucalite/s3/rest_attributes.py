@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from flask import Response
 
-from .. import integers
 from ..errors.s3 import InvalidArgument
 from . import authz, buckets, objects, rest_encryption, sse
 from .models import ObjectVersion
@@ -39,17 +38,6 @@ def _selected(req: S3Request) -> set[str]:
     return names
 
 
-def _header_int(req: S3Request, name: str, default: int, maximum: int) -> int:
-    text = req.header(name)
-    if text is None or text == "":
-        return default
-    value = integers.parse(text, maximum=integers.INT32_MAX)
-    if value is None:
-        raise InvalidArgument(f"Provided {name} not an integer or within integer range",
-                              ArgumentName=name, ArgumentValue=text)
-    return min(value, maximum)
-
-
 def _parts(version: ObjectVersion) -> list[dict]:
     """The parts of a multipart object: as recorded at completion, or, for objects completed
     before parts were recorded, numbered from the segments."""
@@ -62,8 +50,8 @@ def _parts(version: ObjectVersion) -> list[dict]:
 
 def _add_parts(document, req: S3Request, version: ObjectVersion) -> None:
     parts = _parts(version)
-    max_parts = _header_int(req, "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
-    marker = _header_int(req, "x-amz-part-number-marker", 0, 10000)
+    max_parts = req.int_header("x-amz-max-parts", MAX_PARTS, MAX_PARTS)
+    marker = req.int_header("x-amz-part-number-marker", 0, 10000)
     following = [part for part in parts if part["PartNumber"] > marker]
     page = following[:max_parts]
     element = add(document, "ObjectParts")

@@ -47,6 +47,19 @@ def subresource_of(query: dict[str, str]) -> str | None:
     return None
 
 
+def capped_int(name: str, text: str | None, default: int, maximum: int) -> int:
+    """*text*, the value of parameter *name*, as a non-negative integer capped at
+    *maximum* (*default* when absent or empty); InvalidArgument unless ASCII digits within
+    S3's integer range."""
+    if text is None or text == "":
+        return default
+    value = integers.parse(text, maximum=integers.INT32_MAX)
+    if value is None:
+        raise InvalidArgument(f"Provided {name} not an integer or within integer range",
+                              ArgumentName=name, ArgumentValue=text)
+    return min(value, maximum)
+
+
 @dataclass
 class S3Request:
     """One S3 request, parsed: what every controller works from."""
@@ -76,14 +89,11 @@ class S3Request:
     def int_arg(self, name: str, default: int, maximum: int) -> int:
         """A non-negative integer query parameter (max-keys, max-parts...), capped at
         *maximum*; InvalidArgument unless ASCII digits within S3's integer range."""
-        text = self.query.get(name)
-        if text is None or text == "":
-            return default
-        value = integers.parse(text, maximum=integers.INT32_MAX)
-        if value is None:
-            raise InvalidArgument(f"Provided {name} not an integer or within integer range",
-                                  ArgumentName=name, ArgumentValue=text)
-        return min(value, maximum)
+        return capped_int(name, self.query.get(name), default, maximum)
+
+    def int_header(self, name: str, default: int, maximum: int) -> int:
+        """A non-negative integer header (x-amz-max-parts...), as :meth:`int_arg`."""
+        return capped_int(name, self.header(name), default, maximum)
 
     def body(self, limit: int = 1024 * 1024, headers: dict[str, str] | None = None) -> bytes:
         """The whole (small) body of a configuration request, decoded and verified against
