@@ -288,6 +288,11 @@ def test_legal_hold_blocks_deletion_whatever_the_mode(s3):
     put(s3, "next")
     assert error_code(s3.put_object_legal_hold, Bucket="locked", Key="next",
                       LegalHold={"Status": "MAYBE"}) == "MalformedXML"
+    # Retention's Mode is the schema's enumeration, as case-sensitive as the rule's
+    for mode in ("governance", "FOREVER"):
+        assert error_code(s3.put_object_retention, Bucket="locked", Key="next",
+                          Retention={"Mode": mode, "RetainUntilDate": ahead(days=1)}) \
+            == "MalformedXML"
 
 
 def test_delete_objects_reports_locked_versions_per_key(s3):

@@ -260,9 +260,9 @@ def parse_retention(body: bytes) -> tuple[str | None, dt.datetime | None]:
                   xmlbody.child_text(document, "RetainUntilDate"))
     if mode is None and text is None:
         return None, None
-    if mode is None or text is None:
+    if mode not in MODES or text is None:        # the schema's enumeration, as the rule's
         raise MalformedXML()
-    return (_checked_mode(mode, "Mode"),
+    return (mode,
             _future(parse_until(text, "RetainUntilDate"), text, "RetainUntilDate"))
 
 
