@@ -207,6 +207,9 @@ PROGRAMS = {
     "tgtadm": ("tgt", "the tgt export driver (ebs/export/tgt.py); tests"),
     "s3cmd": ("s3cmd", "tests/test_s3_clients.py"),
     "rclone": ("rclone", "tests/test_s3_clients.py"),
+    "wrk": ("wrk", "bench/bench_s3.py's small-object load (bench/s3load.py); "
+            "tests/test_s3_durability.py runs it once"),
+    "curl": ("curl", "bench/bench_s3.py's large concurrent streams (bench/s3load.py)"),
     "chromium": ("chromium", "tests/test_console_browser.py (through Playwright)"),
     "sysctl": ("procps", "the EDGE data plane sets per-interface forwarding (cluster/edge/)"),
     "bash": ("bash", "tests/test_eucalyptus_clients.py sources a eucarc with it"),
