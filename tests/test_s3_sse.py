@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from test_s3_objects import data_dir
+
 from eucalite.s3 import rest_encryption
 from eucalite.errors.s3 import InvalidRequest
 
@@ -23,12 +25,8 @@ def s3(live):
     return client
 
 
-def _data_dir(live) -> Path:
-    return Path(live.app.config["EUCALITE"]["data_dir"])
-
-
 def _segments(live) -> list[bytes]:
-    return [path.read_bytes() for path in (_data_dir(live) / "s3" / "objects").rglob("*")
+    return [path.read_bytes() for path in (data_dir(live) / "s3" / "objects").rglob("*")
             if path.is_file()]
 
 
@@ -61,7 +59,7 @@ def test_new_objects_are_sse_s3_by_default_and_ciphertext_on_disk(live, s3):
     [stored] = _segments(live)
     assert len(stored) == len(body)                  # CTR: sizes stay the plaintext's
     assert b"PLAINTEXT-MARKER" not in stored
-    key_file = _data_dir(live) / "s3" / "keys" / "master.key"
+    key_file = data_dir(live) / "s3" / "keys" / "master.key"
     assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 32
 
 
@@ -118,7 +116,7 @@ def test_sse_c_roundtrip_needs_the_right_key_and_stores_neither_key_nor_plaintex
     assert _error(excinfo) == ("InvalidRequest", 400)
     stored = b"".join(_segments(live))
     assert b"PLAINTEXT-MARKER" not in stored and KEY not in stored
-    database = _data_dir(live) / "eucalite.db"
+    database = data_dir(live) / "eucalite.db"
     if database.exists():
         import base64
         raw = database.read_bytes() + b"".join(

@@ -28,10 +28,8 @@ from ..errors import s3 as s3_errors
 from ..httpserver.errors import WALRUS_PATH
 from . import authz, conditions, requestkeys, rest_buckets
 # Imported for their @route registrations, which _handler_for looks up in ROUTES.
-from . import rest_lock  # noqa: F401
-from . import (rest_encryption, rest_multipart, rest_objects, rest_ownership,  # noqa: F401
-               rest_post)
-from . import rest_attributes  # noqa: F401
+from . import (rest_attributes, rest_encryption, rest_lock, rest_multipart,  # noqa: F401
+               rest_objects, rest_ownership, rest_post)
 from .routing import ROUTES, Handler, S3Request, subresource_of
 
 log = logging.getLogger(__name__)
@@ -104,14 +102,15 @@ def endpoint(path: str):
         if request.method == "OPTIONS":
             return rest_buckets.preflight(bucket, key, view.headers)
         requester, result = _authenticate(view, config, virtual)
+        query = dict(view.query_pairs())
         authz.set_request_context({
             "aws:SourceIp": request.remote_addr or "",
             "aws:SecureTransport": "true" if request.scheme == "https" else "false",
             "aws:UserAgent": view.headers.get("user-agent", ""),
             "aws:Referer": view.headers.get("referer", ""),
-            **requestkeys.from_request(view.headers, dict(view.query_pairs())),
+            **requestkeys.from_request(view.headers, query),
         })
-        s3request = S3Request(request.method, bucket, key, dict(view.query_pairs()),
+        s3request = S3Request(request.method, bucket, key, query,
                               view.headers, requester, result, g.request_id, view.raw_path)
         handler = _handler_for(s3request)
         conditions.check_expected_owners(bucket, view.headers)
