@@ -54,7 +54,11 @@ def test_guest_reads_its_role_credentials_and_they_work(node):
             "the guest's credentials on its console", BOOT_TIMEOUT, interval=1,
             show=lambda: guest_console(ec2, iid)[-3000:])
         between = console.split(f"{MARK} creds-begin", 1)[1].split(f"{MARK} creds-end")[0]
-        creds = json.loads(between.replace("\r", "").strip())
+        # the guest's /init may report (a disk, say) while the script runs: its lines, which
+        # start with the marker, interleave with the document
+        document = [line for line in between.replace("\r", "").splitlines()
+                    if not line.startswith(MARK)]
+        creds = json.loads("\n".join(document).strip())
         assert creds["Code"] == "Success" and creds["Type"] == "AWS-HMAC"
         session = {"AccessKeyId": creds["AccessKeyId"],
                    "SecretAccessKey": creds["SecretAccessKey"],

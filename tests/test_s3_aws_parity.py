@@ -268,16 +268,19 @@ def test_key_that_is_not_utf8_is_invalid_uri(live, s3):
 
 # --- 100-continue -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, headers, status, code", [
-    (b"/par/k", b"Authorization: AWS AKIANOTAREALKEY00000:c2ln\r\nDate: "
-     + dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT").encode()
-     + b"\r\n", 403, "InvalidAccessKeyId"),
-    (b"/no-such-bucket-here/k", b"", 404, "NoSuchBucket"),
-])
-def test_expect_100_continue_answered_with_the_final_error(front, s3, path, headers, status,
-                                                           code):
+@pytest.mark.parametrize("path, unknown_key, status, code", [
+    (b"/par/k", True, 403, "InvalidAccessKeyId"),
+    (b"/no-such-bucket-here/k", False, 404, "NoSuchBucket"),
+], ids=["unknown-key", "no-such-bucket"])
+def test_expect_100_continue_answered_with_the_final_error(front, s3, path, unknown_key,
+                                                           status, code):
     """The client waits before sending its body: a request refused anyway gets the final
     answer, not 100 Continue."""
+    headers = b""
+    if unknown_key:       # dated now, so only the key is wrong (built here: test ids stay fixed)
+        headers = (b"Authorization: AWS AKIANOTAREALKEY00000:c2ln\r\nDate: "
+                   + dt.datetime.now(dt.timezone.utc).strftime(
+                       "%a, %d %b %Y %H:%M:%S GMT").encode() + b"\r\n")
     head = (b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
             b"Content-Length: 1048576\r\n" + headers + b"\r\n")
     answer = raw(front, head)
