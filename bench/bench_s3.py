@@ -130,15 +130,21 @@ def stop_all() -> None:
 
 # -- RSS sampling ---------------------------------------------------------------------------
 
-def _rss_kib(pid: int) -> int:
+def _proc_kib(path: str, field: str) -> int:
+    """The kB figure of *field* ("VmRSS:", "Pss:") in /proc file *path*; 0 once the
+    process is gone or unreadable."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(field):
                     return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
     return 0
+
+
+def _rss_kib(pid: int) -> int:
+    return _proc_kib(f"/proc/{pid}/status", "VmRSS:")
 
 
 def _children(pid: int) -> list[int]:
@@ -159,14 +165,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _pss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return 0
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def _tree(pid: int) -> list[int]:
