@@ -42,14 +42,21 @@ def unique_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ALNUM_UPPER) for _ in range(17))
 
 
+def _url_token(nbytes: int) -> str:
+    """URL-safe base64 of *nbytes* random bytes, with ``.`` in place of ``-`` so that no id
+    starts with a dash: command-line parsers (the aws CLI's ``--version-id``/``--upload-id``)
+    take a leading dash for an option and refuse the value."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).decode().replace("-", ".")
+
+
 def version_id() -> str:
-    """An S3 object version id: 32 URL-safe characters."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
+    """An S3 object version id: 32 URL-safe characters, never starting with ``-``."""
+    return _url_token(24)
 
 
 def upload_id() -> str:
-    """An S3 multipart upload id: 48 URL-safe characters."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(36)).decode()
+    """An S3 multipart upload id: 48 URL-safe characters, never starting with ``-``."""
+    return _url_token(36)
 
 
 def request_id() -> str:
