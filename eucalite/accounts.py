@@ -234,9 +234,11 @@ _KEY_LOOKUP = (db.select(AccessKey.secret, AccessKey.status, User.id, User.name,
 def principal_for_key(access_key_id: str) -> tuple[Principal, str] | None:
     """The principal and secret behind an *active* access key, or None.
 
-    One joined query: this runs on every signed request.
+    One joined query: this runs on every signed request, so it goes to the session's
+    connection (same transaction) as a Core statement, without the ORM's execution layer
+    (it loads no ORM objects; nothing a request has pending needs flushing before it).
     """
-    row = db.session.execute(_KEY_LOOKUP, {"key_id": access_key_id}).first()
+    row = db.session.connection().execute(_KEY_LOOKUP, {"key_id": access_key_id}).first()
     if row is None or row[1] != "Active":
         return None
     secret, _, user_id, user_name, account_id, account_name = row
