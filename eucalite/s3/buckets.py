@@ -10,6 +10,8 @@ import ipaddress
 import re
 from typing import Any
 
+from sqlalchemy import bindparam
+
 from .. import quotas
 from ..accounts import Account, Principal
 from ..db import bytewise, db, once_per_transaction, write_lock
@@ -51,10 +53,14 @@ def validate_name(name: str) -> None:
                                 BucketName=name)
 
 
+# built once: building the select costs more than running it
+_BY_NAME = db.select(Bucket).where(Bucket.name == bindparam("name"))
+
+
 def find(name: str) -> Bucket:
     """The bucket *name* (NoSuchBucket if none), queried once per transaction."""
     bucket = once_per_transaction(("s3.bucket", name), lambda: db.session.execute(
-        db.select(Bucket).filter_by(name=name)).scalar_one_or_none())
+        _BY_NAME, {"name": name}).scalar_one_or_none())
     if bucket is None:
         raise NoSuchBucket(name)
     return bucket

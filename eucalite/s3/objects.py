@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam
+
 from .. import ids, quotas
 from ..accounts import Principal, utcnow
 from ..db import commit_keeping, db, write_lock
@@ -96,16 +98,30 @@ def validate_key(key: str) -> None:
 
 # --- reading ----------------------------------------------------------------------------
 
+# Statements of every object read and write, built once: building a select and its cache key
+# costs more than running it (they are compiled once and cached either way).
+_LATEST = db.select(ObjectVersion).where(
+    ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
+    ObjectVersion.is_latest.is_(True))
+_VERSION = db.select(ObjectVersion).where(
+    ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
+    ObjectVersion.version_id == bindparam("version_id"))
+# the two rows a new version displaces: the latest one and the null version
+_LATEST_AND_NULL = db.select(ObjectVersion).where(
+    ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
+    ObjectVersion.is_latest.is_(True) | (ObjectVersion.version_id == NULL_VERSION))
+
+
 def latest(bucket: Bucket, key: str) -> ObjectVersion | None:
-    return db.session.execute(db.select(ObjectVersion).filter_by(
-        bucket_id=bucket.id, key=key, is_latest=True)).scalar_one_or_none()
+    return db.session.execute(_LATEST, {"bucket_id": bucket.id, "key": key}
+                              ).scalar_one_or_none()
 
 
 def find_version(bucket: Bucket, key: str, version_id: str | None) -> ObjectVersion | None:
     if version_id is None:
         return latest(bucket, key)
-    return db.session.execute(db.select(ObjectVersion).filter_by(
-        bucket_id=bucket.id, key=key, version_id=version_id)).scalar_one_or_none()
+    return db.session.execute(_VERSION, {"bucket_id": bucket.id, "key": key,
+                                         "version_id": version_id}).scalar_one_or_none()
 
 
 def get(requester: Principal | None, bucket_name: str, key: str,
@@ -229,8 +245,9 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         version.set_json("tags", attributes.tags or None)
         version.set_json("sse", attributes.sse)
         version.set_json("parts", parts)
-        if checksum:
-            version.checksum_algorithm, version.checksum_value, version.checksum_type = checksum
+        # set even when None: a column left unset is reloaded by the first read after commit
+        version.checksum_algorithm, version.checksum_value, version.checksum_type = (
+            checksum or (None, None, None))
         db.session.add(version)
         if in_transaction is not None:
             in_transaction(bucket)
@@ -253,11 +270,8 @@ def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
     versioning-Enabled remove the ``null`` version it replaces. Returns segment paths to
     free after commit. Runs inside the caller's write transaction."""
     replaced: list[str] = []
-    # One query for both rows that matter: the latest version and the null version.
-    rows = db.session.execute(db.select(ObjectVersion).where(
-        ObjectVersion.bucket_id == bucket.id, ObjectVersion.key == key,
-        (ObjectVersion.is_latest.is_(True)) | (ObjectVersion.version_id == NULL_VERSION))
-    ).scalars().all()
+    rows = db.session.execute(_LATEST_AND_NULL, {"bucket_id": bucket.id, "key": key}
+                              ).scalars().all()
     for row in rows:
         if row.is_latest:
             row.is_latest = False

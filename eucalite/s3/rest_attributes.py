@@ -76,7 +76,7 @@ def get_object_attributes(req: S3Request) -> Response:
     action = "s3:GetObjectVersionAttributes" if version_id else "s3:GetObjectAttributes"
     authz.require(req.requester, action, bucket, version)
     # An SSE-C object's attributes need its key, as its data does (checked, never used).
-    sse.data_key(req.s3.store.root, version.get_json("sse"), rest_encryption.read_key(req))
+    sse.check_key(version.get_json("sse"), rest_encryption.read_key(req))
     document = root("GetObjectAttributesResponse")
     if "ETag" in wanted:
         add(document, "ETag", version.etag)

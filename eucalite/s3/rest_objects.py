@@ -379,7 +379,7 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
     it was looked up (the body is opened before any header is sent)."""
     version, bucket = _read_version(req)
     customer = rest_encryption.object_read_key(req)
-    sse.data_key(req.s3.store.root, version.get_json("sse"), customer)   # checks SSE-C key
+    sse.check_key(version.get_json("sse"), customer)
     _check_read_conditions(req, version)
     headers = {**_object_headers(req, version, bucket), **sse.headers(version.get_json("sse"))}
     byte_range, extra = _selected_range(req, version)

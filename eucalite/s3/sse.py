@@ -53,6 +53,7 @@ _WRAP_AAD = b"eucalite-sse-s3-data-key-v1"
 _BLOCK = 16
 _masters: dict[str, bytes] = {}
 _masters_lock = threading.Lock()
+_ciphers: dict[bytes, AESGCM] = {}       # master key -> its AES-GCM (thread-safe to share)
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,25 @@ def master_key(root: Path) -> bytes:
         return key
 
 
+def _master_cipher(root: Path) -> AESGCM:
+    """AES-GCM under the master key of *root* (made once per key: every request that reads
+    or writes SSE-S3 data wraps or unwraps a data key with it)."""
+    key = master_key(root)
+    cipher = _ciphers.get(key)
+    if cipher is None:
+        cipher = _ciphers[key] = AESGCM(key)
+    return cipher
+
+
 def _wrap(root: Path, data_key: bytes) -> str:
     nonce = os.urandom(12)
-    return base64.b64encode(nonce + AESGCM(master_key(root)).encrypt(
+    return base64.b64encode(nonce + _master_cipher(root).encrypt(
         nonce, data_key, _WRAP_AAD)).decode()
 
 
 def _unwrap(root: Path, wrapped: str) -> bytes:
     raw = base64.b64decode(wrapped)
-    return AESGCM(master_key(root)).decrypt(raw[:12], raw[12:], _WRAP_AAD)
+    return _master_cipher(root).decrypt(raw[:12], raw[12:], _WRAP_AAD)
 
 
 # --- records -----------------------------------------------------------------------------
@@ -157,19 +168,26 @@ def prepare(root: Path, record: dict | None, customer: CustomerKey | None) -> di
     return record
 
 
-def data_key(root: Path, record: dict | None, customer: CustomerKey | None) -> bytes | None:
-    """The key that decrypts data stored under *record*; checks the customer's key as AWS
-    does: none for an SSE-C object is InvalidRequest, a different one AccessDenied, and one
-    sent for data that is not SSE-C InvalidRequest. None for data stored in the clear."""
+def check_key(record: dict | None, customer: CustomerKey | None) -> None:
+    """Check the customer's key for data stored under *record* as AWS does: none for an
+    SSE-C object is InvalidRequest, a different one AccessDenied, and one sent for data
+    that is not SSE-C InvalidRequest."""
     if is_customer(record):
         if customer is None:
             raise InvalidRequest("The object was stored using a form of Server Side "
                                  "Encryption. The correct parameters must be provided to "
                                  "retrieve the object.")
         check_customer(record, customer, AccessDenied("Access Denied"))
-        return customer.key
-    if customer is not None:
+    elif customer is not None:
         raise InvalidRequest("The encryption parameters are not applicable to this object.")
+
+
+def data_key(root: Path, record: dict | None, customer: CustomerKey | None) -> bytes | None:
+    """The key that decrypts data stored under *record*, after :func:`check_key`. None for
+    data stored in the clear."""
+    check_key(record, customer)
+    if is_customer(record):
+        return customer.key
     if not record:
         return None
     return _unwrap(root, record["key"])

@@ -49,6 +49,13 @@ class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the cookie Secure whenever the request came
     over https, whatever the configuration says."""
 
+    def open_session(self, app, request):
+        # Flask builds the cookie's signing serializer on every request before it looks for
+        # the cookie; API requests (every S3 and EC2 call) carry none, so look first.
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
     def get_cookie_secure(self, app) -> bool:
         return bool(super().get_cookie_secure(app)
                     or (has_request_context() and request.is_secure))
