@@ -35,7 +35,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote
 
@@ -95,6 +95,9 @@ class RequestView:
     raw_query: str                    # the query string as sent
     headers: Mapping[str, str]        # lower-case names
     form: list[tuple[str, str]]       # decoded form-body parameters (Query APIs), else []
+    # (raw_query, its pairs): authentication and the S3 layer each read the query.
+    _parsed: tuple[str, list[tuple[str, str]]] | None = field(default=None, repr=False,
+                                                              compare=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping, form: Iterable[tuple[str, str]] = ()) -> "RequestView":
@@ -110,7 +113,10 @@ class RequestView:
         return cls(environ["REQUEST_METHOD"].upper(), raw_path, raw_query, headers, list(form))
 
     def query_pairs(self) -> list[tuple[str, str]]:
-        return parse_query(self.raw_query)
+        """:func:`parse_query` of the raw query (parsed once; a fresh list each call)."""
+        if self._parsed is None or self._parsed[0] != self.raw_query:
+            self._parsed = (self.raw_query, parse_query(self.raw_query))
+        return list(self._parsed[1])
 
 
 def raw_target(environ: Mapping) -> tuple[str, str]:
@@ -358,10 +364,10 @@ class _V4Claim:
     signed_headers: str
     signature: str
     when: dt.datetime
+    amz_date: str = field(init=False)     # *when* as SigV4 signs it
 
-    @property
-    def amz_date(self) -> str:
-        return self.when.strftime("%Y%m%dT%H%M%SZ")
+    def __post_init__(self) -> None:
+        self.amz_date = self.when.strftime("%Y%m%dT%H%M%SZ")
 
 
 def _v4(view: RequestView, service: str, body: bytes | None, resolve: Resolve,

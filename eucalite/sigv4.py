@@ -10,10 +10,11 @@ objects, no errors of their own.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import posixpath
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 from urllib.parse import quote, unquote
 
 V4_ALGORITHM = "AWS4-HMAC-SHA256"
@@ -27,21 +28,29 @@ def uri_encode(text: str, safe: str = "-_.~") -> str:
     return quote(text, safe=safe)
 
 
-def canonical_uri_candidates(raw_path: str, service: str) -> list[str]:
-    """Canonical URIs a correct client may have signed for *raw_path*.
+def canonical_uri_candidates(raw_path: str, service: str) -> Iterator[str]:
+    """Canonical URIs a correct client may have signed for *raw_path*, each once, most
+    likely first.
 
     botocore signs S3 paths exactly as sent and other services' paths normalized and encoded
-    once more; other SDKs re-encode the decoded path. Trying each costs one HMAC.
+    once more; other SDKs re-encode the decoded path. Trying each costs one HMAC; a lazy
+    sequence, so a request signed the usual way builds only its own.
     """
-    reencoded = uri_encode(unquote(raw_path), safe="/-_.~")
-    if service == "s3":
-        candidates = [raw_path, reencoded]
-    else:
+    seen = set()
+    for candidate in _uri_candidates(raw_path, service):
+        if candidate not in seen:
+            seen.add(candidate)
+            yield candidate
+
+
+def _uri_candidates(raw_path: str, service: str) -> Iterator[str]:
+    if service != "s3":
         normalized = posixpath.normpath(raw_path) if raw_path not in ("", "/") else "/"
         if raw_path.endswith("/") and normalized != "/":
             normalized += "/"
-        candidates = [uri_encode(normalized, safe="/~"), raw_path, reencoded]
-    return list(dict.fromkeys(candidates))
+        yield uri_encode(normalized, safe="/~")
+    yield raw_path
+    yield uri_encode(unquote(raw_path), safe="/-_.~")
 
 
 def canonical_query(pairs: Iterable[tuple[str, str]], skip: str | None = None) -> str:
@@ -77,9 +86,13 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 
 
 def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(key, text.encode("utf-8"), "sha256")
 
 
+# Every request of a client signs with the same derived key all day: remembering the last
+# few saves four HMACs a request. Keyed by the secret itself, so a changed secret never
+# meets an old key; which secret is the caller's is still looked up per request.
+@functools.lru_cache(maxsize=256)
 def v4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     """The key derived from *secret* for one day, region and service."""
     key = _hmac(("AWS4" + secret).encode("utf-8"), date)
@@ -90,7 +103,7 @@ def v4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 def signature(signing_key: bytes, text: str) -> str:
     """The hex signature of *text* (a string to sign) under *signing_key*."""
-    return hmac.new(signing_key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return _hmac(signing_key, text).hex()
 
 
 def same_signature(expected: str, given: str) -> bool:
