@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -59,6 +60,10 @@ S3_V2_SUBRESOURCES = frozenset("""
 """.split())
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+
+# A client's requests within one second carry the same X-Amz-Date (a presigned link always
+# the same): parsing one (strptime) costs more than the rest of the claim's checks.
+_amz_date = functools.lru_cache(maxsize=64)(requesttime.amz_date)
 
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
@@ -439,12 +444,12 @@ def _v4_claim(view: RequestView, service: str, authorization: str | None,
                         f"'{service}'.")
 
     if presigned:
-        when = requesttime.amz_date(amz_date_text)
+        when = _amz_date(amz_date_text)
         if when is None:
             raise AuthError(malformed, "X-Amz-Date must be in the ISO8601 Long Format "
                             "\"yyyyMMdd'T'HHmmss'Z'\"")
     else:
-        when = requesttime.amz_date(amz_date_text) or requesttime.http_date(amz_date_text)
+        when = _amz_date(amz_date_text) or requesttime.http_date(amz_date_text)
         if when is None:
             raise AuthError(malformed, "Authorization requires a valid X-Amz-Date or Date "
                             f"header; got {amz_date_text!r}.")
