@@ -99,6 +99,37 @@ def test_create_bucket_acl_rules(s3):
     assert {"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"} in grants
 
 
+def test_create_bucket_with_ownership_or_acl_needs_those_permissions(live, s3):
+    """CreateBucket with x-amz-object-ownership also needs s3:PutBucketOwnershipControls,
+    and with any ACL but private s3:PutBucketAcl; a plain or private one only
+    s3:CreateBucket."""
+    iam = live.client("iam")
+    iam.create_user(UserName="creator")
+
+    def grant(actions):
+        iam.put_user_policy(UserName="creator", PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions,
+                                                    "Resource": "*"}]}))
+    grant(["s3:CreateBucket"])
+    key = iam.create_access_key(UserName="creator")["AccessKey"]
+    creator = live.client("s3", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert error_code(creator.create_bucket, Bucket="owned",
+                      ObjectOwnership="ObjectWriter") == "AccessDenied"
+    assert error_code(creator.create_bucket, Bucket="owned", ObjectOwnership="ObjectWriter",
+                      ACL="public-read") == "AccessDenied"
+    assert error_code(s3.head_bucket, Bucket="owned") == "404"
+    creator.create_bucket(Bucket="plain")
+    creator.create_bucket(Bucket="private", ACL="private")
+    grant(["s3:CreateBucket", "s3:PutBucketOwnershipControls"])
+    assert error_code(creator.create_bucket, Bucket="owned", ObjectOwnership="ObjectWriter",
+                      ACL="public-read") == "AccessDenied"
+    creator.create_bucket(Bucket="owned", ObjectOwnership="ObjectWriter")
+    assert ownership_of(s3, "owned") == "ObjectWriter"
+    grant(["s3:CreateBucket", "s3:PutBucketOwnershipControls", "s3:PutBucketAcl"])
+    creator.create_bucket(Bucket="public", ObjectOwnership="ObjectWriter", ACL="public-read")
+    assert ownership_of(s3, "public") == "ObjectWriter"
+
+
 # --- ownership of new objects and the access decision -------------------------------------
 
 def _shared_bucket(live, s3, name: str, ownership: str):

@@ -114,10 +114,10 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
         raise AccessDenied()
     validate_name(name)
     authz.require_identity(requester, "s3:CreateBucket", name)
-    object_lock = (headers or {}).get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
-    if object_lock:         # what creating a bucket with Object Lock needs too, as AWS
-        for action in ("s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"):
-            authz.require_identity(requester, action, name)
+    headers = headers or {}
+    object_lock = headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
+    for action in _create_also_needs(headers, object_lock):
+        authz.require_identity(requester, action, name)
     mode, block = ownership.new_bucket(headers, acl)
     write_lock()
     existing = db.session.execute(db.select(Bucket).filter_by(name=name)).scalar_one_or_none()
@@ -140,6 +140,22 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     db.session.add(bucket)
     db.session.commit()
     return bucket
+
+
+def _create_also_needs(headers: dict[str, str], object_lock: bool) -> list[str]:
+    """What a CreateBucket request needs beside ``s3:CreateBucket``, as AWS documents it:
+    the Object Lock and versioning permissions for a lock-enabled bucket, ownership
+    controls' for an ``x-amz-object-ownership`` header, and ``s3:PutBucketAcl`` for any
+    ACL but ``private``."""
+    actions = []
+    if object_lock:
+        actions += ["s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"]
+    if "x-amz-object-ownership" in headers:
+        actions.append("s3:PutBucketOwnershipControls")
+    canned = headers.get("x-amz-acl", "private").strip().lower()
+    if canned != "private" or any(name.startswith("x-amz-grant-") for name in headers):
+        actions.append("s3:PutBucketAcl")
+    return actions
 
 
 def ensure(requester: Principal, name: str) -> Bucket:
