@@ -65,6 +65,12 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 # the same): parsing one (strptime) costs more than the rest of the claim's checks.
 _amz_date = functools.lru_cache(maxsize=64)(requesttime.amz_date)
 
+
+@functools.lru_cache(maxsize=64)
+def _amz_text(when: dt.datetime) -> str:
+    """*when* as SigV4 signs it (``YYYYMMDDTHHMMSSZ``); remembered for the same reason."""
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
 #: What a scheme calls with the request's access key id: (principal, secret), or AuthError.
@@ -372,7 +378,7 @@ class _V4Claim:
     amz_date: str = field(init=False)     # *when* as SigV4 signs it
 
     def __post_init__(self) -> None:
-        self.amz_date = self.when.strftime("%Y%m%dT%H%M%SZ")
+        self.amz_date = _amz_text(self.when)
 
 
 def _v4(view: RequestView, service: str, body: bytes | None, resolve: Resolve,
