@@ -14,9 +14,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from eucalite import auth
+from eucalite import auth, sigv4
 from eucalite.accounts import Principal
-from eucalite.errors import AuthError
+from eucalite.errors import BAD_SIGNATURE, AuthError
 
 from liveutil import start_live
 
@@ -113,6 +113,41 @@ def test_hostile_values_in_every_auth_field_are_auth_errors(value):
             assert 400 <= error.status < 500
         else:  # pragma: no cover - a hostile value never signs a request
             pytest.fail(f"{service} {headers} {raw_query[:80]} authenticated")
+
+
+def test_each_signature_is_checked_with_the_claimed_keys_current_secret():
+    """Signatures are checked with the secret of the key the request names, as it is now,
+    whatever was verified just before with the same day, region and service (derived
+    signing keys are remembered between requests): one user's secret never signs for
+    another's key id, and a secret that changed no longer signs."""
+    secrets = {"AKIDALICE": "alice-secret", "AKIDBOB": "bob-secret"}
+
+    def lookup(key_id: str):
+        if key_id not in secrets:
+            return None
+        return Principal(account_id="000000000001", account_name="acct", user_id=key_id,
+                         user_name=key_id, access_key_id=key_id), secrets[key_id]
+
+    def request(key_id: str, secret: str) -> auth.RequestView:
+        query = sigv4.presigned_query("GET", "h", "/b/k", access_key_id=key_id, secret=secret,
+                                      region="eucalyptus", service="s3", expires=60, now=NOW)
+        return auth.RequestView("GET", "/b/k", query, {"host": "h"}, [])
+
+    def who(view: auth.RequestView) -> str:
+        return auth.authenticate(view, "s3", lookup=lookup, now=NOW).principal.user_id
+
+    assert who(request("AKIDALICE", "alice-secret")) == "AKIDALICE"
+    assert who(request("AKIDBOB", "bob-secret")) == "AKIDBOB"
+    for forged in (request("AKIDBOB", "alice-secret"), request("AKIDALICE", "bob-secret")):
+        with pytest.raises(AuthError) as refused:
+            who(forged)
+        assert refused.value.kind == BAD_SIGNATURE
+    signed_before = request("AKIDALICE", "alice-secret")
+    secrets["AKIDALICE"] = "alice-new-secret"
+    with pytest.raises(AuthError) as refused:
+        who(signed_before)
+    assert refused.value.kind == BAD_SIGNATURE
+    assert who(request("AKIDALICE", "alice-new-secret")) == "AKIDALICE"
 
 
 # --- over HTTP: the code each service answers --------------------------------------------
