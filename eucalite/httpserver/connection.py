@@ -8,7 +8,11 @@ streams to the app as it arrives. A body must keep coming: no byte for ``body_ti
 seconds, or an average below ``min_body_rate`` after that, ends it as ``RequestTimeout``.
 The server's own rejections are the service's XML error (see :mod:`.errors`).
 
-Everything here runs on the loop's thread, except :meth:`Connection._run_app`.
+While the app runs, the client is not read from (a pipelined request waits its turn): on a
+plain TCP connection the transport is paused only once the client does send more, so the
+usual keep-alive request costs no pause and resume of reading.
+
+Everything here runs on the loop's thread, except :meth:`Connection._app_thread`.
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ class Connection(asyncio.Protocol):
         self._deadline: float | None = None
         self._head = bytearray()          # the first bytes of the current request head
         self._reading_paused = False
+        self._pause_lazily = False          # plain TCP: see the module's docstring
         self._writing_paused = False
         self._unsent = 0                  # response bytes written while writing was paused
         self._must_close = False
@@ -64,6 +69,8 @@ class Connection(asyncio.Protocol):
     # -- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # TLS transports: paused at once, their end of stream not seen while the app runs
+        self._pause_lazily = transport.get_extra_info("sslcontext") is None
         # a deeper buffer than asyncio's 64 KiB keeps large responses flowing while the
         # app's thread produces the next chunk (memory: only pool threads produce)
         transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
@@ -109,6 +116,8 @@ class Connection(asyncio.Protocol):
                 self._set_deadline(self.limits.header_timeout)
             if len(self._head) < SNIFF:
                 self._head += data[:SNIFF - len(self._head)]
+        elif self.state == RUNNING:
+            self._pause_reading()               # more while the app runs: it waits
         self.h11.receive_data(data)
         self._advance()
 
@@ -163,7 +172,7 @@ class Connection(asyncio.Protocol):
             # body: a request refused anyway (signature, missing bucket) gets its final
             # answer instead, and the body is never sent.
             self._dispatch(complete=False)
-            self.body.on_first_read(lambda: self.loop.call_soon_threadsafe(self._continue))
+            self.body.on_first_read(lambda: self.server.from_thread(self._continue))
 
     def _continue(self) -> None:
         """On the loop: tell a client waiting on ``Expect: 100-continue`` to send its body,
@@ -196,8 +205,7 @@ class Connection(asyncio.Protocol):
         elif self.state == STREAM:
             self.body.finish()
             self.state = RUNNING
-            self._pause_reading()               # a pipelined request waits for this one
-            self._clear_deadline()
+            self._stop_reading()                # a pipelined request waits for this one
         elif self.state == DRAIN:
             self._next_cycle()
 
@@ -224,24 +232,32 @@ class Connection(asyncio.Protocol):
         if complete:
             self.body.finish()
             self.state = RUNNING
-            self._pause_reading()
-            self._clear_deadline()
+            self._stop_reading()
         else:
             self.state = STREAM
-        self.outbox = Outbox(self.loop, self._deliver, self.limits.send_timeout)
+        self.outbox = Outbox(self.server.from_thread, self._deliver, self.limits.send_timeout)
         self._status = 0
         self._sent_bytes = 0
         server = self.transport.get_extra_info("sockname") or ("", 0)
         env = environ(self.request, self.body, server=server, peer=self.peer,
                       scheme=self.server.scheme)
-        self.loop.create_task(self._run(env, self.outbox))
+        outbox = self.outbox
+        self.server.run(self.address, lambda: self._start_app(env, outbox))
 
-    async def _run(self, env: dict, outbox: Outbox) -> None:
-        slots = self.server.slots.get(self.address) or asyncio.Semaphore(1)
-        async with slots:
-            if self.state == CLOSED:
-                return
-            await self.loop.run_in_executor(self.server.pool, self._run_app, env, outbox)
+    def _start_app(self, env: dict, outbox: Outbox) -> bool:
+        """A slot of this client is free: the app runs in the pool, unless the connection
+        closed while it waited."""
+        if self.state == CLOSED:
+            return False
+        self.server.pool.submit(self._app_thread, env, outbox)
+        return True
+
+    def _app_thread(self, env: dict, outbox: Outbox) -> None:
+        """In a pool thread: run the app, then free the client's slot."""
+        try:
+            self._run_app(env, outbox)
+        finally:
+            self.server.from_thread(self.server.finished, self.address)
 
     def _run_app(self, env: dict, outbox: Outbox) -> None:
         """In a pool thread: call the app and hand its response to the loop."""
@@ -284,11 +300,11 @@ class Connection(asyncio.Protocol):
                     result.close()
         except ClientGone as error:
             log.info("response to %s not delivered: %s", self.address, error)
-            self.loop.call_soon_threadsafe(self.abort)
+            self.server.from_thread(self.abort)
         except Exception:  # noqa: BLE001 - the app must not take the worker down
             log.exception("error serving %s %s", env["REQUEST_METHOD"], env["RAW_URI"])
             if sent[0]:
-                self.loop.call_soon_threadsafe(self.abort)
+                self.server.from_thread(self.abort)
                 return
             status, code, message = errors.INTERNAL_ERROR
             content_type, body = self.server.error_body(env["PATH_INFO"], code, message,
@@ -305,19 +321,24 @@ class Connection(asyncio.Protocol):
         """On the loop: write the app's response events."""
         if self.state == CLOSED:
             return
+        out: list = []                  # one write, one system call, for all of them
         try:
             for event in events:
                 if isinstance(event, h11.Response):
                     self._status = event.status_code
                 data = self.h11.send_with_data_passthrough(event)
                 if data:
-                    self.transport.writelines(data)
+                    out += data
         except h11.LocalProtocolError as error:
+            if out:
+                self.transport.writelines(out)
             log.error("cannot send the response to %s: %s", self.address, error)
             if self._sent_bytes == 0 and isinstance(events[0], h11.Response):
                 self._status = 0
                 return self.reject(errors.INTERNAL_ERROR)
             return self.abort()
+        if out:
+            self.transport.writelines(out)
         self._sent_bytes += size
         if self._writing_paused:
             self._unsent += size
@@ -445,6 +466,14 @@ class Connection(asyncio.Protocol):
         else:
             self.close()
 
+    def _stop_reading(self) -> None:
+        """The request is whole and the app runs: its clock stops, and reading pauses (on
+        plain TCP only once the client sends more: see the module's docstring)."""
+        if self._pause_lazily:
+            self._clear_deadline()
+        else:
+            self._pause_reading()
+
     def _pause_reading(self) -> None:
         """Stop reading; the body's clock stops too (waiting on the app is not the
         client's delay)."""
@@ -465,4 +494,4 @@ class Connection(asyncio.Protocol):
                 self._body_deadline()
 
     def _resume_threadsafe(self) -> None:
-        self.loop.call_soon_threadsafe(self._resume_reading)
+        self.server.from_thread(self._resume_reading)

@@ -1,12 +1,17 @@
-"""What a worker's connections share: the app, the thread pool, the limits, and who is
-connected (per client address: connections, and the slots that bound running requests)."""
+"""What a worker's connections share: the app, the thread pool, the limits, who is
+connected (per client address: connections, and the requests it has running or waiting),
+and the way pool threads hand work back to the loop."""
 from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Protocol
+import logging
+import threading
+from typing import Callable, Protocol
 
 from . import Limits, errors
+
+log = logging.getLogger(__name__)
 
 
 class Connection(Protocol):
@@ -29,7 +34,8 @@ class Connection(Protocol):
 
 class Server:
     """What a worker's connections share: the app, the pool, the limits and the count of
-    connections per client address."""
+    connections and running requests per client address. Made on the loop's thread; all
+    but :meth:`from_thread` are called on it."""
 
     def __init__(self, app, pool, limits: Limits, *, scheme: str = "http", access=None,
                  error_body=None):
@@ -39,8 +45,59 @@ class Server:
         self.error_body = error_body or errors.xml_error
         self.connections: set[Connection] = set()
         self.per_client: collections.Counter[str] = collections.Counter()
-        self.slots: dict[str, asyncio.Semaphore] = {}
+        self.running: collections.Counter[str] = collections.Counter()
+        self.waiting: dict[str, collections.deque[Callable[[], bool]]] = {}
         self.closing = False
+        self._loop = asyncio.get_running_loop()
+        self._inbox: list[tuple[Callable, tuple]] = []
+        self._inbox_lock = threading.Lock()
+
+    # -- from pool threads to the loop -----------------------------------------------------
+    def from_thread(self, callback: Callable, *args) -> None:
+        """Call *callback(*args)* on the loop, in the order called, from any thread.
+
+        Calls made while the loop has not yet taken the previous ones join them and cost
+        no wake-up of their own: under load, many responses go out per wake-up of the loop
+        (each wake-up is a system call on both sides, and the loop's thread waiting for the
+        interpreter lock again)."""
+        with self._inbox_lock:
+            self._inbox.append((callback, args))
+            if len(self._inbox) > 1:
+                return                  # the loop is already called to take them
+        self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            calls, self._inbox = self._inbox, []
+        for callback, args in calls:
+            try:
+                callback(*args)
+            except Exception:  # noqa: BLE001 - as the loop itself does with a callback's
+                log.exception("error in %r", callback)
+
+    # -- running requests ------------------------------------------------------------------
+    def run(self, address: str, start: Callable[[], bool]) -> None:
+        """Call *start()* once fewer than ``max_requests_per_client`` requests of
+        *address* run (now, or when one ends): it puts its request in the pool and returns
+        True, which must then call :meth:`finished`; or returns False (its connection went
+        away meanwhile)."""
+        if self.running[address] < self.limits.max_requests_per_client:
+            if start():
+                self.running[address] += 1
+        else:
+            self.waiting.setdefault(address, collections.deque()).append(start)
+
+    def finished(self, address: str) -> None:
+        """One request of *address* ended: the next one waiting may start."""
+        self.running[address] -= 1
+        waiting = self.waiting.get(address)
+        while waiting and self.running[address] < self.limits.max_requests_per_client:
+            if waiting.popleft()():
+                self.running[address] += 1
+        if not waiting:
+            self.waiting.pop(address, None)
+        if self.running[address] <= 0:
+            del self.running[address]
 
     def admit(self, address: str) -> str:
         """'ok', 'over' (this address has too many connections: answer SlowDown) or
@@ -48,8 +105,6 @@ class Server:
         if len(self.connections) >= self.limits.max_connections:
             return "full"
         self.per_client[address] += 1
-        if address not in self.slots:
-            self.slots[address] = asyncio.Semaphore(self.limits.max_requests_per_client)
         return "over" if self.per_client[address] > \
             self.limits.max_connections_per_client else "ok"
 
@@ -57,7 +112,6 @@ class Server:
         self.per_client[address] -= 1
         if self.per_client[address] <= 0:
             del self.per_client[address]
-            self.slots.pop(address, None)
 
     def busy(self) -> int:
         """Connections in the middle of a request (graceful shutdown waits for them)."""

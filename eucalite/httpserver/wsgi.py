@@ -191,12 +191,13 @@ class ClientGone(Exception):
 
 class Outbox:
     """Response events from the app's thread to the loop, at most :data:`WINDOW` bytes in
-    flight. *deliver(events, size)* runs on the loop and writes them; the loop calls
-    :meth:`sent` once those bytes left for the socket and :meth:`close` when the connection
-    is gone."""
+    flight. *deliver(events, size)* runs on the loop (*post(deliver, events, size)* gets
+    it there) and writes them; the loop calls :meth:`sent` once those bytes left for the
+    socket and :meth:`close` when the connection is gone."""
 
-    def __init__(self, loop, deliver: Callable[[list, int], None], send_timeout: float):
-        self._loop = loop
+    def __init__(self, post: Callable[..., None], deliver: Callable[[list, int], None],
+                 send_timeout: float):
+        self._post = post
         self._deliver = deliver
         self._send_timeout = send_timeout
         self._in_flight = 0
@@ -221,7 +222,7 @@ class Outbox:
             if self._closed:
                 raise ClientGone("the connection closed")
             self._in_flight += size
-        self._loop.call_soon_threadsafe(self._deliver, events, size)
+        self._post(self._deliver, events, size)
 
     def sent(self, size: int) -> None:
         with self._room:
