@@ -14,6 +14,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -312,6 +313,31 @@ def test_sigterm_lets_a_running_request_finish(tmp_path):
     finally:
         output = stop(process)
     assert process.returncode == 0, output
+
+
+def test_every_answer_has_its_line_in_the_access_log(tmp_path):
+    process, served = start_served(tmp_path)
+    answers = []
+
+    def client(n: int) -> None:         # ten pipelined requests on one connection
+        requests = b"".join(b"GET /front/c%d-%d HTTP/1.1\r\nHost: h\r\n%s\r\n" % (
+            n, i, b"Connection: close\r\n" if i == 9 else b"") for i in range(10))
+        answers.append(exchange(served.port, requests))
+
+    try:
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+    finally:
+        output = stop(process)
+    # no bucket "front" on this server: each request is NoSuchBucket
+    assert [answer.count(b"HTTP/1.1 404 ") for answer in answers] == [10] * 4
+    logged = [line for line in output.splitlines() if '"GET /front/c' in line]
+    assert sorted(line.split('"')[1] for line in logged) == sorted(
+        f"GET /front/c{n}-{i} HTTP/1.1" for n in range(4) for i in range(10))
+    assert all(line.startswith('127.0.0.1 "') and '" 404 ' in line for line in logged)
 
 
 # -- TLS and the former server model ----------------------------------------------------

@@ -37,6 +37,7 @@ class Worker(base.Worker):
         asyncio.set_event_loop(self.loop)
         self._stopping = asyncio.Event()
         self._quick = False
+        self._access_lines: list[str] = []
         super().init_process()
 
     def init_signals(self):
@@ -97,7 +98,20 @@ class Worker(base.Worker):
         server.abort_all()              # wakes any thread still waiting on its client
         await asyncio.sleep(0)
         pool.shutdown(wait=not self._quick, cancel_futures=True)
+        self._write_access()
 
     def _access(self, line: str) -> None:
-        if self.cfg.accesslog:
-            self.log.access_log.info(line)
+        """Log a response's access line, with the others of this turn of the loop."""
+        if not self.cfg.accesslog:
+            return
+        if not self._access_lines:
+            self.loop.call_soon(self._write_access)
+        self._access_lines.append(line)
+
+    def _write_access(self) -> None:
+        """The access lines of one turn of the loop as one record, one write (under load,
+        several responses go out per turn). The access log's format is the bare message
+        (gunicorn's ``%(message)s``), so the log holds the same lines."""
+        lines, self._access_lines = self._access_lines, []
+        if lines:
+            self.log.access_log.info("\n".join(lines))
