@@ -71,6 +71,7 @@ def _amz_text(when: dt.datetime) -> str:
     """*when* as SigV4 signs it (``YYYYMMDDTHHMMSSZ``); remembered for the same reason."""
     return when.strftime("%Y%m%dT%H%M%SZ")
 
+
 #: Looks up an access key id; returns (principal, secret) or None. Injectable for tests.
 KeyLookup = Callable[[str], "tuple[Principal, str] | None"]
 #: What a scheme calls with the request's access key id: (principal, secret), or AuthError.
