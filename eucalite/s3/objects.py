@@ -18,7 +18,7 @@ from sqlalchemy import bindparam
 
 from .. import ids, quotas
 from ..accounts import Principal, utcnow
-from ..db import commit_keeping, db, write_lock
+from ..db import db, insert_row, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
 from . import authz, buckets, objectlock, ownership, sse
@@ -248,10 +248,10 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         # set even when None: a column left unset is reloaded by the first read after commit
         version.checksum_algorithm, version.checksum_value, version.checksum_type = (
             checksum or (None, None, None))
-        db.session.add(version)
+        insert_row(version)
         if in_transaction is not None:
             in_transaction(bucket)
-        commit_keeping(version)             # the answer reads it without a reload
+        db.session.commit()
     except BaseException:
         db.session.rollback()
         if free_on_failure:
