@@ -53,7 +53,7 @@ _WRAP_AAD = b"eucalite-sse-s3-data-key-v1"
 _BLOCK = 16
 _masters: dict[str, bytes] = {}
 _masters_lock = threading.Lock()
-_ciphers: dict[bytes, AESGCM] = {}       # master key -> its AES-GCM (thread-safe to share)
+_ciphers: dict[Path, AESGCM] = {}        # store root -> AES-GCM under its master key
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,9 @@ def master_key(root: Path) -> bytes:
 def _master_cipher(root: Path) -> AESGCM:
     """AES-GCM under the master key of *root* (made once per key: every request that reads
     or writes SSE-S3 data wraps or unwraps a data key with it)."""
-    key = master_key(root)
-    cipher = _ciphers.get(key)
+    cipher = _ciphers.get(root)
     if cipher is None:
-        cipher = _ciphers[key] = AESGCM(key)
+        cipher = _ciphers[root] = AESGCM(master_key(root))
     return cipher
 
 
