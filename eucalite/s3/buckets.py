@@ -66,6 +66,25 @@ def find(name: str) -> Bucket:
     return bucket
 
 
+def with_rows(entity: Any, on: Any) -> Any:
+    """A statement for :func:`find_with`: the bucket named ``:name`` with each row of
+    *entity* (a model with a ``bucket_id``) in it that matches *on*."""
+    return db.select(Bucket, entity).outerjoin(
+        entity, (entity.bucket_id == Bucket.id) & on).where(Bucket.name == bindparam("name"))
+
+
+def find_with(name: str, statement: Any, **params: Any) -> tuple[Bucket, list]:
+    """:func:`find` and a lookup of rows in the bucket in one query: the bucket *name*
+    (NoSuchBucket if none) and the rows *statement* (from :func:`with_rows`) joins to it.
+    The bucket is then remembered for the transaction as :func:`find` does."""
+    rows = db.session.execute(statement, {"name": name, **params}).all()
+    if not rows:
+        raise NoSuchBucket(name)
+    loaded = rows[0][0]
+    bucket = once_per_transaction(("s3.bucket", name), lambda: loaded)
+    return bucket, [row[1] for row in rows if row[1] is not None]
+
+
 def get(requester: Principal | None, name: str, action: str, **context: Any) -> Bucket:
     """The bucket *name* if *requester* may perform *action* on it (else AccessDenied)."""
     bucket = find(name)

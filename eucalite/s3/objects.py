@@ -107,9 +107,19 @@ _VERSION = db.select(ObjectVersion).where(
     ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
     ObjectVersion.version_id == bindparam("version_id"))
 # the two rows a new version displaces: the latest one and the null version
-_LATEST_AND_NULL = db.select(ObjectVersion).where(
-    ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
+_DISPLACED = (ObjectVersion.key == bindparam("key")) & (
     ObjectVersion.is_latest.is_(True) | (ObjectVersion.version_id == NULL_VERSION))
+_LATEST_AND_NULL = db.select(ObjectVersion).where(
+    ObjectVersion.bucket_id == bindparam("bucket_id"), _DISPLACED)
+# The same lookups together with the bucket's (buckets.find_with): one query, not two.
+_BUCKET_LATEST = buckets.with_rows(ObjectVersion, (ObjectVersion.key == bindparam("key"))
+                                   & ObjectVersion.is_latest.is_(True))
+_BUCKET_VERSION = buckets.with_rows(ObjectVersion, (ObjectVersion.key == bindparam("key")) & (
+    ObjectVersion.version_id == bindparam("version_id")))
+_BUCKET_DISPLACED = buckets.with_rows(ObjectVersion, _DISPLACED)
+_TABLE = ObjectVersion.__table__
+_DEMOTE = _TABLE.update().where(_TABLE.c.id == bindparam("row_id")).values(is_latest=False)
+_REMOVE = _TABLE.delete().where(_TABLE.c.id == bindparam("row_id"))
 
 
 def latest(bucket: Bucket, key: str) -> ObjectVersion | None:
@@ -132,10 +142,14 @@ def get(requester: Principal | None, bucket_name: str, key: str,
     others (S3 does not reveal what exists). A delete marker reads as NoSuchKey (latest) or
     MethodNotAllowed (by version id), both with ``x-amz-delete-marker``.
     """
-    bucket = buckets.find(bucket_name)
-    if version_id is not None and action == "s3:GetObject":
-        action = "s3:GetObjectVersion"
-    version = find_version(bucket, key, version_id)
+    if version_id is None:
+        bucket, found = buckets.find_with(bucket_name, _BUCKET_LATEST, key=key)
+    else:
+        bucket, found = buckets.find_with(bucket_name, _BUCKET_VERSION, key=key,
+                                          version_id=version_id)
+        if action == "s3:GetObject":
+            action = "s3:GetObjectVersion"
+    version = found[0] if found else None
     if version is None:
         if version_id is not None and not _valid_version_id(version_id):
             raise InvalidArgument("Invalid version id specified",
@@ -222,11 +236,12 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     replaced: list[str] = []
     try:
         write_lock()
-        bucket = buckets.find(bucket_name)     # it may have been deleted meanwhile
+        # the bucket again (it may have been deleted meanwhile) and the rows this replaces
+        bucket, displaced = buckets.find_with(bucket_name, _BUCKET_DISPLACED, key=key)
         if precondition is not None:
             precondition(bucket)
         version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
-        replaced = _retire_latest(bucket, key, keep_null=False)
+        replaced = _retire_latest(bucket, displaced, keep_null=False)
         objectlock.settle(bucket, attributes)
         quotas.check_object(requester, bucket.owner_id, bucket.id, bucket_name, key,
                             sum(segment.size for segment in segments))
@@ -265,23 +280,29 @@ def _segments_json(segments: list[Stored]) -> str:
     return json.dumps([[segment.path, segment.size] for segment in segments])
 
 
-def _retire_latest(bucket: Bucket, key: str, keep_null: bool) -> list[str]:
-    """Before a new version of *key* lands: demote the current latest, and in buckets not
-    versioning-Enabled remove the ``null`` version it replaces. Returns segment paths to
-    free after commit. Runs inside the caller's write transaction."""
+def _displaced(bucket: Bucket, key: str) -> list[ObjectVersion]:
+    """The rows a new version of *key* displaces: its latest version and its null one."""
+    return list(db.session.execute(_LATEST_AND_NULL, {"bucket_id": bucket.id, "key": key}
+                                   ).scalars())
+
+
+def _retire_latest(bucket: Bucket, rows: list[ObjectVersion], keep_null: bool) -> list[str]:
+    """Before a new version of a key lands: demote its current latest (of *rows*, from
+    :func:`_displaced`), and in buckets not versioning-Enabled remove the ``null`` version
+    it replaces. Returns segment paths to free after commit. Runs inside the caller's write
+    transaction, with a statement per row changed (the rows' objects are not updated: the
+    commit expires them)."""
     replaced: list[str] = []
-    rows = db.session.execute(_LATEST_AND_NULL, {"bucket_id": bucket.id, "key": key}
-                              ).scalars().all()
-    for row in rows:
-        if row.is_latest:
-            row.is_latest = False
+    null = None
     if bucket.versioning != "Enabled" and not keep_null:
         null = next((row for row in rows if row.version_id == NULL_VERSION), None)
         if null is not None:
             objectlock.check_removal(None, bucket, null)
             replaced = [path for path, _ in null.segments]
-            db.session.delete(null)
-            db.session.flush()
+            db.session.execute(_REMOVE, {"row_id": null.id})
+    for row in rows:
+        if row.is_latest and row is not null:
+            db.session.execute(_DEMOTE, {"row_id": row.id})
     return replaced
 
 
@@ -351,7 +372,8 @@ def delete(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         result = Deleted(key)
     else:
         # Versioned: a delete marker becomes the latest version.
-        freed = _retire_latest(bucket, key, keep_null=bucket.versioning == "Enabled")
+        freed = _retire_latest(bucket, _displaced(bucket, key),
+                               keep_null=bucket.versioning == "Enabled")
         marker_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
         owner = requester.account_id if requester else bucket.owner_id
         db.session.add(ObjectVersion(bucket_id=bucket.id, key=key, version_id=marker_id,
