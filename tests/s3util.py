@@ -29,3 +29,20 @@ def acl_bucket(client, name: str) -> None:
     AWS's April 2023 defaults: ACLs enabled (ObjectWriter) and Block Public Access off."""
     client.create_bucket(Bucket=name, ObjectOwnership="ObjectWriter")
     client.delete_public_access_block(Bucket=name)
+
+
+def policy_user(live, name: str):
+    """An IAM user *name* of the admin account: (its S3 client, grant) where
+    ``grant(actions)`` replaces the user's one inline policy with an Allow of *actions* on
+    every resource."""
+    import json
+
+    iam = live.client("iam")
+    iam.create_user(UserName=name)
+
+    def grant(actions: list[str]) -> None:
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions,
+                                                    "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return live.client("s3", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"]), grant

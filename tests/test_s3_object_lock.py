@@ -19,6 +19,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from awsutil import error_code, failure
+from s3util import policy_user
 from eucalite.s3 import upkeep
 
 UTC = dt.timezone.utc
@@ -389,16 +390,8 @@ def test_a_null_version_from_before_the_lock_can_be_held(s3):
 
 
 def test_creating_a_lock_bucket_needs_the_lock_and_versioning_permissions(live, s3):
-    iam = live.client("iam")
-    iam.create_user(UserName="maker")
-
-    def grant(actions):
-        iam.put_user_policy(UserName="maker", PolicyName="p", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions,
-                                                    "Resource": "*"}]}))
+    maker, grant = policy_user(live, "maker")
     grant(["s3:CreateBucket", "s3:PutBucketVersioning"])
-    key = iam.create_access_key(UserName="maker")["AccessKey"]
-    maker = live.client("s3", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert error_code(maker.create_bucket, Bucket="made",
                       ObjectLockEnabledForBucket=True) == "AccessDenied"
     assert error_code(s3.head_bucket, Bucket="made") == "404"

@@ -15,7 +15,7 @@ from eucalite import config
 from eucalite.s3.acl import canonical_id
 from awsutil import error_code, failure
 from liveutil import start_live
-from s3util import acl_bucket, anonymous, second_account
+from s3util import acl_bucket, anonymous, policy_user, second_account
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 ALL_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
@@ -103,16 +103,8 @@ def test_create_bucket_with_ownership_or_acl_needs_those_permissions(live, s3):
     """CreateBucket with x-amz-object-ownership also needs s3:PutBucketOwnershipControls,
     and with any ACL but private s3:PutBucketAcl; a plain or private one only
     s3:CreateBucket."""
-    iam = live.client("iam")
-    iam.create_user(UserName="creator")
-
-    def grant(actions):
-        iam.put_user_policy(UserName="creator", PolicyName="p", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions,
-                                                    "Resource": "*"}]}))
+    creator, grant = policy_user(live, "creator")
     grant(["s3:CreateBucket"])
-    key = iam.create_access_key(UserName="creator")["AccessKey"]
-    creator = live.client("s3", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert error_code(creator.create_bucket, Bucket="owned",
                       ObjectOwnership="ObjectWriter") == "AccessDenied"
     assert error_code(creator.create_bucket, Bucket="owned", ObjectOwnership="ObjectWriter",
