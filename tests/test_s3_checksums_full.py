@@ -273,3 +273,28 @@ def test_aws_cli_full_object_upload_and_cp(live, s3, parts, tmp_path):
     aws_cli(live, "s3", "cp", "s3://sums/big", str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == big.read_bytes()
     assert s3.head_object(Bucket="sums", Key="big", ChecksumMode="ENABLED").get("ChecksumType")
+
+
+# --- the default checksum -----------------------------------------------------------------
+
+def test_an_upload_without_a_checksum_gets_crc64nvme(live, s3):
+    """As S3 since December 2024: an object uploaded without any checksum is given a
+    full-object CRC64NVME, answered on the PUT and kept for HEAD, GET and
+    GetObjectAttributes."""
+    body = os.urandom(4096 + 7)
+    plain = live.client("s3", request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
+    put = plain.put_object(Bucket="sums", Key="plain", Body=body)
+    expected = crc_b64("CRC64NVME", body)
+    assert (put["ChecksumCRC64NVME"], put["ChecksumType"]) == (expected, "FULL_OBJECT")
+    head = s3.head_object(Bucket="sums", Key="plain", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == expected
+    got = s3.get_object(Bucket="sums", Key="plain", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body and got["ChecksumCRC64NVME"] == expected
+    attributes = s3.get_object_attributes(Bucket="sums", Key="plain",
+                                          ObjectAttributes=["Checksum"])
+    assert attributes["Checksum"] == {"ChecksumCRC64NVME": expected,
+                                      "ChecksumType": "FULL_OBJECT"}
+    # a checksum the client does send is the one kept
+    sent = plain.put_object(Bucket="sums", Key="crc32", Body=body, ChecksumAlgorithm="CRC32")
+    assert sent["ChecksumCRC32"] == crc_b64("CRC32", body) and "ChecksumCRC64NVME" not in sent

@@ -27,6 +27,8 @@ from ..errors.s3 import BadDigest, InvalidPart, InvalidRequest
 ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 
 HEADER_PREFIX = "x-amz-checksum-"
+#: What S3 computes for an object uploaded without a checksum (since December 2024).
+DEFAULT = "CRC64NVME"
 SDK_ALGORITHM_HEADER = "x-amz-sdk-checksum-algorithm"
 TRAILER_HEADER = "x-amz-trailer"
 

@@ -120,6 +120,12 @@ class BodyReader:
                                  f"{algorithm.lower()}, actual checksum Type: "
                                  f"{(self.checksum_algorithm or 'null').lower()}")
 
+    def default_checksum(self, algorithm: str) -> None:
+        """Compute *algorithm* when the request names no checksum (call before the first
+        read): S3 gives every object uploaded without one a CRC64NVME checksum."""
+        if self.checksum_algorithm is None:
+            self.checksum_algorithm, self._checksum = algorithm, checksums.new(algorithm)
+
     def __iter__(self) -> Iterator[bytes]:
         """Blocks of up to 1 MiB until the (verified) end of the body."""
         return iter(lambda: self.read(READ_ALL_BLOCK), b"")

@@ -17,7 +17,7 @@ from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, Inval
 from . import (acl, buckets, conditions, expiry, objects, ownership, rest_encryption, sse,
                tagging)
 from . import metavalues
-from . import authz, objectlock, requestkeys
+from . import authz, checksums, objectlock, requestkeys
 from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
 from .rest_common import acl_from_request, acl_response
@@ -129,14 +129,11 @@ def put_object(req: S3Request) -> Response:
     objectlock.require_integrity(req.headers, bucket, attributes)
     condition = conditions.checked_write_condition(req.requester, req.headers, bucket, req.key)
     reader = req.stream()
+    reader.default_checksum(checksums.DEFAULT)
     version = objects.put(req.s3.store, req.requester, req.bucket, req.key, reader, attributes,
                           bucket=bucket, precondition=condition and condition.recheck)
     headers = {"ETag": f'"{version.etag}"', **version_headers(version, facts),
-               **sse.headers(version.get_json("sse"))}
-    if version.checksum_algorithm and (req.header("x-amz-sdk-checksum-algorithm") or any(
-            name.startswith("x-amz-checksum-") for name in req.headers)
-            or req.header("x-amz-trailer")):
-        headers.update(checksum_headers(version))
+               **sse.headers(version.get_json("sse")), **checksum_headers(version)}
     return empty(200, headers)
 
 
