@@ -30,8 +30,9 @@ def amz_date(text: str) -> dt.datetime | None:
     signs; None for anything else, including digits that are not ASCII."""
     if not _AMZ_DATE.match(text):
         return None
-    try:
-        return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    try:                                    # slicing: strptime costs several times more
+        return dt.datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]),
+                           int(text[11:13]), int(text[13:15]), tzinfo=dt.timezone.utc)
     except ValueError:                      # month 13, day 45, year 0
         return None
 
