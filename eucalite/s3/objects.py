@@ -100,22 +100,19 @@ def validate_key(key: str) -> None:
 
 # Statements of every object read and write, built once: building a select and its cache key
 # costs more than running it (they are compiled once and cached either way).
-_LATEST = db.select(ObjectVersion).where(
-    ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
-    ObjectVersion.is_latest.is_(True))
-_VERSION = db.select(ObjectVersion).where(
-    ObjectVersion.bucket_id == bindparam("bucket_id"), ObjectVersion.key == bindparam("key"),
-    ObjectVersion.version_id == bindparam("version_id"))
+_OF_KEY = ObjectVersion.key == bindparam("key")
+_IS_LATEST = _OF_KEY & ObjectVersion.is_latest.is_(True)
+_IS_VERSION = _OF_KEY & (ObjectVersion.version_id == bindparam("version_id"))
 # the two rows a new version displaces: the latest one and the null version
-_DISPLACED = (ObjectVersion.key == bindparam("key")) & (
-    ObjectVersion.is_latest.is_(True) | (ObjectVersion.version_id == NULL_VERSION))
-_LATEST_AND_NULL = db.select(ObjectVersion).where(
-    ObjectVersion.bucket_id == bindparam("bucket_id"), _DISPLACED)
+_DISPLACED = _OF_KEY & (ObjectVersion.is_latest.is_(True)
+                        | (ObjectVersion.version_id == NULL_VERSION))
+_IN_BUCKET = ObjectVersion.bucket_id == bindparam("bucket_id")
+_LATEST = db.select(ObjectVersion).where(_IN_BUCKET, _IS_LATEST)
+_VERSION = db.select(ObjectVersion).where(_IN_BUCKET, _IS_VERSION)
+_LATEST_AND_NULL = db.select(ObjectVersion).where(_IN_BUCKET, _DISPLACED)
 # The same lookups together with the bucket's (buckets.find_with): one query, not two.
-_BUCKET_LATEST = buckets.with_rows(ObjectVersion, (ObjectVersion.key == bindparam("key"))
-                                   & ObjectVersion.is_latest.is_(True))
-_BUCKET_VERSION = buckets.with_rows(ObjectVersion, (ObjectVersion.key == bindparam("key")) & (
-    ObjectVersion.version_id == bindparam("version_id")))
+_BUCKET_LATEST = buckets.with_rows(ObjectVersion, _IS_LATEST)
+_BUCKET_VERSION = buckets.with_rows(ObjectVersion, _IS_VERSION)
 _BUCKET_DISPLACED = buckets.with_rows(ObjectVersion, _DISPLACED)
 _TABLE = ObjectVersion.__table__
 _DEMOTE = _TABLE.update().where(_TABLE.c.id == bindparam("row_id")).values(is_latest=False)
@@ -260,9 +257,8 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
         version.set_json("tags", attributes.tags or None)
         version.set_json("sse", attributes.sse)
         version.set_json("parts", parts)
-        # set even when None: a column left unset is reloaded by the first read after commit
-        version.checksum_algorithm, version.checksum_value, version.checksum_type = (
-            checksum or (None, None, None))
+        if checksum:
+            version.checksum_algorithm, version.checksum_value, version.checksum_type = checksum
         insert_row(version)
         if in_transaction is not None:
             in_transaction(bucket)
