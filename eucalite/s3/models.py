@@ -88,9 +88,10 @@ class ObjectVersion(db.Model, JsonFields):
     # in the clear. Never holds a customer's (SSE-C) key, only what checks it.
     sse_json: Mapped[str | None] = mapped_column(Text, default=None)
     # Object Lock retention ("GOVERNANCE" / "COMPLIANCE" until a UTC time) and legal hold
+    # (None: never set, which GetObjectLegalHold tells apart from OFF)
     lock_mode: Mapped[str | None] = mapped_column(String(16), default=None)
     lock_until: Mapped[dt.datetime | None] = mapped_column(default=None)
-    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    legal_hold: Mapped[bool | None] = mapped_column(Boolean, default=None)
     # A multipart object's parts ([{"PartNumber", "Size", "Checksum"?}, ...]) for
     # GetObjectAttributes and part-number reads; None for a single PUT
     parts_json: Mapped[str | None] = mapped_column(Text, default=None)
@@ -123,7 +124,7 @@ class MultipartUpload(db.Model, JsonFields):
     sse_json: Mapped[str | None] = mapped_column(Text, default=None)
     lock_mode: Mapped[str | None] = mapped_column(String(16), default=None)
     lock_until: Mapped[dt.datetime | None] = mapped_column(default=None)
-    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    legal_hold: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
 
 class UploadPart(db.Model):

@@ -56,7 +56,8 @@ def retention_active(version: ObjectVersion, now: dt.datetime | None = None) -> 
 
 def protected(version: ObjectVersion, now: dt.datetime | None = None) -> bool:
     """Whether *version*'s data must stay, whoever asks (legal hold or any retention)."""
-    return not version.delete_marker and (version.legal_hold or retention_active(version, now))
+    return not version.delete_marker and bool(version.legal_hold
+                                              or retention_active(version, now))
 
 
 def _retention_may_yield(requester: Principal | None, bucket: Bucket, version: ObjectVersion,
@@ -285,8 +286,12 @@ def put_retention(requester: Principal | None, bucket: Bucket, version: ObjectVe
 
 
 def get_legal_hold(bucket: Bucket, version: ObjectVersion) -> bool:
-    """GetObjectLegalHold: whether the version is under legal hold."""
+    """GetObjectLegalHold: whether the version is under legal hold;
+    NoSuchObjectLockConfiguration if its legal hold was never set (ON or OFF), as S3."""
     require_enabled(bucket)
+    if version.legal_hold is None:
+        raise NoSuchObjectLockConfiguration(
+            "The specified object does not have a ObjectLock configuration")
     return version.legal_hold
 
 
@@ -310,15 +315,16 @@ def put_legal_hold(bucket: Bucket, version: ObjectVersion, on: bool) -> None:
 def response_headers(requester: Principal | None, bucket: Bucket,
                      version: ObjectVersion) -> dict[str, str]:
     """The lock headers a GET/HEAD of *version* carries: retention to callers allowed
-    s3:GetObjectRetention, legal hold to those allowed s3:GetObjectLegalHold, as AWS."""
+    s3:GetObjectRetention, legal hold (ON or OFF, none if never set) to those allowed
+    s3:GetObjectLegalHold, as AWS."""
     headers: dict[str, str] = {}
     if version.lock_mode and authz.allowed(requester, "s3:GetObjectRetention", bucket,
                                            version):
         headers[MODE_HEADER] = version.lock_mode
         headers[UNTIL_HEADER] = iso(version.lock_until)
-    if version.legal_hold and authz.allowed(requester, "s3:GetObjectLegalHold", bucket,
-                                            version):
-        headers[HOLD_HEADER] = "ON"
+    if version.legal_hold is not None and authz.allowed(requester, "s3:GetObjectLegalHold",
+                                                        bucket, version):
+        headers[HOLD_HEADER] = "ON" if version.legal_hold else "OFF"
     return headers
 
 

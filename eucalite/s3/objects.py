@@ -44,10 +44,10 @@ class Attributes:
     sse: dict | None = None
     # SSE-C: the customer's key for this write (never stored; sse holds what checks it)
     sse_customer: sse.CustomerKey | None = None
-    # Object Lock: retention mode and date, and legal hold
+    # Object Lock: retention mode and date, and legal hold (None: the write set none)
     lock_mode: str | None = None
     lock_until: dt.datetime | None = None
-    legal_hold: bool = False
+    legal_hold: bool | None = None
 
 
 @dataclass

@@ -308,7 +308,7 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
     if version.storage_class != "STANDARD":
         headers["x-amz-storage-class"] = version.storage_class
     headers.update(version_headers(version, bucket))
-    if version.lock_mode or version.legal_hold:
+    if version.lock_mode or version.legal_hold is not None:
         headers.update(objectlock.response_headers(req.requester, bucket, version))
     if (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
         headers.update(checksum_headers(version))
