@@ -129,6 +129,38 @@ def decode(algorithm: str, value: str) -> bytes | None:
     return raw if len(raw) == digest_size(algorithm) else None
 
 
+class Summing:
+    """A reader (``read(n)``) that also computes *algorithm*'s checksum of the bytes read
+    through it: S3's default checksum for a write whose body is not a
+    :class:`~eucalite.s3.payload.BodyReader` (POST Object, a copied part). Once it has
+    returned ``b""``, ``checksum_algorithm`` and ``checksum_b64`` are the object's; every
+    other attribute is the inner reader's."""
+
+    def __init__(self, reader, algorithm: str):
+        self._reader, self._checksum = reader, new(algorithm)
+        self.checksum_algorithm = self._checksum.algorithm
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._reader.read(n)
+        self._checksum.update(data)
+        return data
+
+    @property
+    def checksum_b64(self) -> str:
+        return self._checksum.b64()
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+
+def of_chunks(algorithm: str, chunks) -> str:
+    """*algorithm*'s checksum (base64) of the bytes of the iterable *chunks*."""
+    checksum = new(algorithm)
+    for chunk in chunks:
+        checksum.update(chunk)
+    return checksum.b64()
+
+
 def composite(algorithm: str, part_digests: list[bytes]) -> str:
     """The ``COMPOSITE`` checksum of a multipart object: *algorithm* over the concatenated
     raw part digests, base64, then ``-N`` for N parts."""
@@ -294,7 +326,9 @@ def _claimed_value(headers: Mapping[str, str]) -> tuple[str, str] | None:
 def of_multipart(algorithm: str | None, checksum_type: str | None, parts: list[PartClaim],
                  headers: Mapping[str, str], upload_id: str) -> tuple[str, str, str] | None:
     """(algorithm, value, type) of the object a CompleteMultipartUpload makes, or None when
-    the upload has no checksum; raises S3's errors for what the request claims.
+    it can have no checksum; raises S3's errors for what the request claims. An upload
+    created without an algorithm gets S3's default, a FULL_OBJECT :data:`DEFAULT` combined
+    from the one each part was given when uploaded (*parts*' ``stored``).
 
     *headers* (lower-case names) may carry ``x-amz-checksum-type`` (must be the upload's),
     the whole object's ``x-amz-checksum-<alg>`` (the upload's algorithm, well-formed; a
@@ -314,7 +348,10 @@ def of_multipart(algorithm: str | None, checksum_type: str | None, parts: list[P
             raise InvalidRequest("The upload was created without a checksum algorithm; the "
                                  f"complete request may not carry x-amz-checksum-"
                                  f"{claimed[0].lower()}.")
-        return None
+        if not parts or not all(part.stored for part in parts):
+            return None                 # parts from before S3's default checksum
+        return DEFAULT, full_object(DEFAULT, [(base64.b64decode(part.stored), part.size)
+                                              for part in parts]), FULL_OBJECT
     for part in parts:
         _check_part(algorithm, checksum_type, part, upload_id)
     if not all(part.stored for part in parts):

@@ -83,18 +83,25 @@ def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: st
     the same part number). *customer*: the SSE-C key, which must be the upload's."""
     _check_part_number(number)
     upload = get_upload(requester, bucket_name, key, upload_id)
+    algorithm = upload.checksum_algorithm or checksums.DEFAULT
     if upload.checksum_algorithm:
         reader.require_checksum(upload.checksum_algorithm,
                                 optional=upload.checksum_type == checksums.FULL_OBJECT)
-    reader, iv = sse.encrypt_part(store.root, upload.get_json("sse"), reader, customer)
+    else:
+        reader.default_checksum(algorithm)
+    # The part's checksum in the upload's algorithm, or S3's default for an upload created
+    # without one (the client may still have sent another for this part alone).
+    summed = reader if reader.checksum_algorithm == algorithm else \
+        checksums.Summing(reader, algorithm)
+    encrypted, iv = sse.encrypt_part(store.root, upload.get_json("sse"), summed, customer)
     db.session.rollback()
     try:
-        stored = store.write(reader, limit=MAX_PART_SIZE)
+        stored = store.write(encrypted, limit=MAX_PART_SIZE)
     except TooLarge:
         raise EntityTooLarge("Your proposed upload exceeds the maximum "
                              "allowed size", MaxSizeAllowed=str(MAX_PART_SIZE))
-    checksum = getattr(reader, "checksum_b64", None)
-    return _record_part(store, upload_id, number, stored, reader.md5_hex, checksum, iv)
+    return _record_part(store, upload_id, number, stored, encrypted.md5_hex,
+                        summed.checksum_b64, iv)
 
 
 def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
@@ -106,7 +113,7 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     source's key, become part *number*, encrypted under the upload's."""
     _check_part_number(number)
     upload = get_upload(requester, bucket_name, key, upload_id)
-    algorithm, record = upload.checksum_algorithm, upload.get_json("sse")
+    algorithm, record = upload.checksum_algorithm or checksums.DEFAULT, upload.get_json("sse")
     sse.check_upload_key(record, customer)
     start, end = byte_range if byte_range else (0, source.size - 1)
     try:
@@ -114,25 +121,11 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     except Gone:                        # the source was replaced or deleted meanwhile
         raise NoSuchKey(source.key) from None
     db.session.rollback()               # the source row may be gone once this ends
-    summed = _Summing(reader, algorithm) if algorithm else reader
+    summed = checksums.Summing(reader, algorithm)
     encrypted, iv = sse.encrypt_part(store.root, record, summed, customer)
     stored = store.write(encrypted)
     etag = encrypted.md5_hex if sse.is_customer(record) else reader.md5.hexdigest()
-    return _record_part(store, upload_id, number, stored, etag,
-                        summed.checksum.b64() if algorithm else None, iv)
-
-
-class _Summing:
-    """A reader that also computes a checksum of what it reads (a copied part's, for an
-    upload with a checksum algorithm)."""
-
-    def __init__(self, reader, algorithm: str):
-        self._reader, self.checksum = reader, checksums.new(algorithm)
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._reader.read(n)
-        self.checksum.update(data)
-        return data
+    return _record_part(store, upload_id, number, stored, etag, summed.checksum_b64, iv)
 
 
 def _record_part(store: ObjectStore, upload_id: str, number: int, stored, etag: str,
@@ -278,10 +271,11 @@ def _complete_once(store: ObjectStore, requester: Principal | None, bucket_name:
 
 
 def _parts_record(upload: MultipartUpload, parts: list[UploadPart]) -> list[dict]:
-    """The completed object's parts as ``parts_json`` keeps them (GetObjectAttributes)."""
-    name = f"Checksum{upload.checksum_algorithm}" if upload.checksum_algorithm else None
+    """The completed object's parts as ``parts_json`` keeps them (GetObjectAttributes),
+    each with its checksum in the upload's algorithm or S3's default."""
+    name = f"Checksum{upload.checksum_algorithm or checksums.DEFAULT}"
     return [{"PartNumber": part.part_number, "Size": part.size,
-             **({name: part.checksum_value} if name and part.checksum_value else {})}
+             **({name: part.checksum_value} if part.checksum_value else {})}
             for part in parts]
 
 

@@ -21,7 +21,7 @@ from ..accounts import Principal, utcnow
 from ..db import db, insert_row, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
-from . import authz, buckets, objectlock, ownership, sse
+from . import authz, buckets, checksums, objectlock, ownership, sse
 from .models import NULL_VERSION, Bucket, ObjectVersion
 from .store import Gone, ObjectStore, Stored, TooLarge
 
@@ -307,9 +307,10 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
          source_customer: sse.CustomerKey | None = None, *,
          precondition=None) -> ObjectVersion:
     """CopyObject: new names (hard links) for the source's immutable segments, so even a
-    large copy moves no data; checksums and ETag carry over. A copy under another key (or
-    another kind of encryption) is re-encrypted instead (sse.for_copy); *source_customer*
-    is the source's SSE-C key."""
+    large copy moves no data; checksums and ETag carry over (a source without a checksum is
+    read once for S3's default one). A copy under another key (or another kind of
+    encryption) is re-encrypted instead (sse.for_copy); *source_customer* is the source's
+    SSE-C key."""
     validate_key(key)
     check_attributes(attributes)
     bucket = buckets.find(bucket_name)
@@ -322,6 +323,8 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
     try:
         attributes.sse, rewrite = sse.for_copy(store, source, attributes.sse,
                                                attributes.sse_customer, source_customer)
+        # A source without a checksum: the copy gets S3's default one, of its bytes.
+        unsummed = None if checksum else sse.read(store, source, customer=source_customer)
     except Gone:
         raise NoSuchKey(source_key) from None
     db.session.rollback()               # the source row may be gone once this ends
@@ -332,6 +335,9 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
             attributes.sse = rewrite.record
         for path, _size in segments if rewrite is None else ():
             linked.append(store.link(path))
+        if unsummed is not None:
+            checksum = (checksums.DEFAULT, checksums.of_chunks(checksums.DEFAULT, unsummed),
+                        checksums.FULL_OBJECT)
     except BaseException as error:
         store.delete(item.path for item in linked)
         if isinstance(error, Gone):     # the source was replaced or deleted meanwhile

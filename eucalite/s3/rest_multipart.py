@@ -59,9 +59,8 @@ def upload_part(req: S3Request) -> Response:
     part = multipart.upload_part(req.s3.store, req.requester, req.bucket, req.key, upload_id,
                                  number, reader, rest_encryption.read_key(req))
     headers = {"ETag": f'"{part.etag}"', **rest_encryption.upload_headers(upload_id)}
-    algorithm = getattr(reader, "checksum_algorithm", None)
-    if algorithm and part.checksum_value:
-        headers[f"x-amz-checksum-{algorithm.lower()}"] = part.checksum_value
+    if reader.checksum_algorithm:        # what the client sent, or S3's default
+        headers[checksums.header_name(reader.checksum_algorithm)] = reader.checksum_b64
     return empty(200, headers)
 
 

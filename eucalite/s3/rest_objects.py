@@ -197,6 +197,9 @@ def copy_object(req: S3Request) -> Response:
     document = root("CopyObjectResult")
     add(document, "LastModified", version.last_modified)
     add(document, "ETag", f'"{version.etag}"')
+    if version.checksum_algorithm:
+        add(document, "ChecksumType", version.checksum_type or checksums.FULL_OBJECT)
+        add(document, f"Checksum{version.checksum_algorithm}", version.checksum_value)
     headers = {**version_headers(version, buckets.find(req.bucket)),
                **sse.headers(version.get_json("sse"))}
     if source_bucket.versioning is not None:

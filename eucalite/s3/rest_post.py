@@ -13,8 +13,8 @@ from flask import Response, redirect, request
 
 from .. import auth
 from ..errors.s3 import InvalidArgument, InvalidStorageClass, PreconditionFailed
-from . import (acl, buckets, objects, ownership, postpolicy, rest_encryption, sse,
-               tagging)
+from . import (acl, buckets, checksums, objects, ownership, postpolicy, rest_encryption,
+               sse, tagging)
 from . import objectlock
 from .rest_objects import STORAGE_CLASSES, STORED_HEADERS
 from .routing import S3Request, empty, route, xml_response
@@ -67,7 +67,9 @@ def post_object(req: S3Request) -> Response:
     target = _redirect_target(lowered)
     if target:                          # refused before anything is stored
         objects.check_header("success_action_redirect", target)
-    reader = HashingReader(iter(lambda: upload.stream.read(CHUNK), b""))
+    # S3 gives an object uploaded without a checksum its default one.
+    reader = checksums.Summing(HashingReader(iter(lambda: upload.stream.read(CHUNK), b"")),
+                               checksums.DEFAULT)
     version = objects.put(req.s3.store, verified.principal, req.bucket, key, reader,
                           attributes)
     return _success(req, lowered, key, version)
