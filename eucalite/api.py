@@ -65,7 +65,8 @@ def read_body(limit: int) -> bytes:
     return body
 
 
-def _form_pairs(body: bytes) -> list[tuple[str, str]]:
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """The parameters of a Query request's form body (none for another content type)."""
     content_type = (request.mimetype or "").lower()
     if not body or content_type not in ("application/x-www-form-urlencoded", ""):
         return []
@@ -86,7 +87,7 @@ def serve_query(protocol: QueryProtocol) -> Response:
                                    "take GET or POST.")
         config = services().config
         body = read_body(config["max_query_body"])
-        form = _form_pairs(body)
+        form = form_pairs(body)
         view = auth.RequestView.from_environ(request.environ, form)
         params = QueryParams(view.query_pairs() + form)
         try:

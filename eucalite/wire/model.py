@@ -1,0 +1,69 @@
+"""A service's API model, read from botocore's data: its operations, their input and output
+shapes (with the constraints requests are checked against) and its modeled errors.
+
+botocore's own :class:`botocore.model.ServiceModel` gives the shapes; :class:`ServiceModel`
+adds what a server needs that a client does not: the error shape AWS answers for an error
+code (``MissingParameter`` is CloudWatch's ``MissingRequiredParameterException``), and the
+protocol settings (JSON target prefix, XML namespace, API version).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import botocore.loaders
+import botocore.model
+from botocore.model import OperationModel
+
+
+@dataclass(frozen=True)
+class ErrorShape:
+    """One modeled error: its shape name (awsJson/CBOR's ``__type``), the code the Query
+    protocol (and ``x-amzn-query-error``) gives it, and its HTTP status."""
+
+    name: str
+    code: str
+    status: int
+    sender_fault: bool
+
+
+class ServiceModel:
+    """One service's botocore model (``service-2``), as a server reads it."""
+
+    def __init__(self, raw: dict, name: str):
+        self.name = name
+        self.botocore = botocore.model.ServiceModel(raw, service_name=name)
+        metadata = raw["metadata"]
+        self.api_version: str = metadata["apiVersion"]
+        self.target_prefix: str = metadata.get("targetPrefix", "")
+        self.xml_namespace: str = metadata.get("xmlNamespace", "")
+        self.signing_name: str = metadata.get("signingName", metadata["endpointPrefix"])
+        self.title: str = metadata.get("serviceAbbreviation", metadata["serviceId"])
+        self.protocols: list[str] = metadata.get("protocols", [metadata["protocol"]])
+        self.operation_names: frozenset[str] = frozenset(self.botocore.operation_names)
+        errors = {}
+        for shape_name, shape in raw["shapes"].items():
+            if shape.get("exception"):
+                error = shape.get("error", {})
+                errors[error.get("code", shape_name)] = ErrorShape(
+                    shape_name, error.get("code", shape_name), error.get("httpStatusCode", 400),
+                    error.get("senderFault", error.get("httpStatusCode", 400) < 500))
+        #: Modeled errors by their Query code (``MissingParameter``, ``ValidationError``…).
+        self.errors: dict[str, ErrorShape] = errors
+
+    def operation(self, name: str) -> OperationModel | None:
+        """The operation called *name*, or None when the model has none by that name."""
+        if name not in self.operation_names:
+            return None
+        return self.botocore.operation_model(name)
+
+    def error(self, code: str) -> ErrorShape | None:
+        """The modeled error whose Query code is *code*, if the model has one."""
+        return self.errors.get(code)
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str) -> ServiceModel:
+    """The newest model botocore holds for service *name* (``cloudwatch``); loaded once."""
+    loader = botocore.loaders.create_loader()
+    return ServiceModel(loader.load_service_model(name, "service-2"), name)

@@ -1,0 +1,446 @@
+"""Requests to input dicts: one operation's input read from the wire as its model types it,
+then checked against the model's constraints.
+
+The three readers give the same dict for the same call: structure members by their model
+names, lists as lists, maps as dicts, timestamps as aware UTC datetimes, doubles as floats,
+integers as ints, booleans as bools, blobs as bytes; absent members are absent.
+
+* :func:`from_query`: awsQuery parameters (``MetricData.member.1.Dimensions.member.2.Name``,
+  maps as ``Name.entry.N.key``/``value``, ISO-8601 timestamps). A value that does not read as
+  its type is ``InvalidParameterValue``; unknown parameters are ignored, as CloudWatch
+  ignores them.
+* :func:`from_json`: an awsJson 1.0 body (epoch-second timestamps, base64 blobs).
+* :func:`from_cbor`: an RPC v2 CBOR body (tag-1 timestamps, byte-string blobs).
+  For these two a body that is not a document of the input's shape is
+  ``SerializationException``; unknown members are ignored.
+
+:func:`validate` then checks the model's ``required``, length, range, enum and pattern
+constraints: a missing required member is ``MissingParameter`` ("The parameter X is
+required.", X its Query name); every other breach is listed in one ``ValidationError`` in
+the words of AWS's Coral services ("1 validation error detected: Value 'x' at 'namespace'
+failed to satisfy constraint: Member must have length less than or equal to 255").
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import functools
+import json
+import math
+import re
+from typing import Any
+
+from botocore.model import Shape
+
+from .. import integers
+from ..errors import InvalidParameterValue, MissingParameter
+from ..query import QueryParams
+from . import cbor
+from .errors import SerializationException, ValidationError
+
+_UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+#: Bounds of the model's integer types.
+_INT_BOUNDS = {"integer": (-2**31, 2**31 - 1), "long": (-2**63, 2**63 - 1)}
+#: The special doubles awsJson writes as strings (and Query as text).
+_SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+
+
+class Path:
+    """Where a value sits in the input, named two ways: as its Query parameter
+    (``MetricData.member.1.Value``) and as Coral's validation messages name it
+    (``metricData.1.member.value``)."""
+
+    def __init__(self, query: str = "", coral: str = ""):
+        self.query = query
+        self.coral = coral
+
+    def member(self, name: str) -> "Path":
+        coral_name = name[:1].lower() + name[1:]
+        return Path(_join(self.query, name), _join(self.coral, coral_name))
+
+    def item(self, index: int) -> "Path":
+        """The *index*-th (1-based) member of a list."""
+        return Path(f"{self.query}.member.{index}", f"{self.coral}.{index}.member")
+
+    def entry(self, index: int, part: str) -> "Path":
+        """The key or value (*part*) of a map's *index*-th (1-based) entry."""
+        return Path(f"{self.query}.entry.{index}.{part}", f"{self.coral}.{index}.{part}")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# --- awsQuery ---------------------------------------------------------------------------
+
+def from_query(shape: Shape | None, params: QueryParams) -> dict:
+    """The input of an awsQuery request whose parameters are *params*."""
+    if shape is None:
+        return {}
+    return _query_structure(shape, params.tree, Path())
+
+
+def _query_node(shape: Shape, node: Any, path: Path) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(node, dict):
+            raise InvalidParameterValue(f"Parameter {path.query} must be a structure.")
+        return _query_structure(shape, node, path)
+    if kind == "list":
+        return _query_list(shape, node, path)
+    if kind == "map":
+        return _query_map(shape, node, path)
+    if isinstance(node, dict):
+        raise InvalidParameterValue(f"Parameter {path.query} must be a single value.")
+    return _query_scalar(shape, node, path)
+
+
+def _query_structure(shape: Shape, node: dict, path: Path) -> dict:
+    result = {}
+    for name, member in shape.members.items():
+        wire_name = member.serialization.get("name", name)
+        if wire_name in node:
+            result[name] = _query_node(member, node[wire_name], path.member(name))
+    return result
+
+
+def _indexed(node: Any, path: Path, what: str) -> list[tuple[int, Any]]:
+    """(index, item) pairs of a Query list or map node, in index order. ``Name=`` (an
+    empty value) is the empty list, as botocore sends one."""
+    if node == "":
+        return []
+    if not isinstance(node, dict):
+        raise InvalidParameterValue(f"Parameter {path.query} must be a {what}.")
+    pairs = []
+    for key, item in node.items():
+        index = integers.parse(key)
+        if index is None or index < 1:
+            raise InvalidParameterValue(f"Parameter {path.query}.{key} is not a valid "
+                                        f"{what} index.")
+        pairs.append((index, item))
+    return sorted(pairs, key=lambda pair: pair[0])
+
+
+def _query_list(shape: Shape, node: Any, path: Path) -> list:
+    if not shape.serialization.get("flattened"):
+        if node == "":
+            return []
+        if not isinstance(node, dict) or set(node) - {shape.member.serialization.get(
+                "name", "member")}:
+            raise InvalidParameterValue(f"Parameter {path.query} must be a list: "
+                                        f"{path.query}.member.1, {path.query}.member.2, …")
+        node = node.get(shape.member.serialization.get("name", "member"), {})
+    return [_query_node(shape.member, item, path.item(index))
+            for index, item in _indexed(node, path, "list")]
+
+
+def _query_map(shape: Shape, node: Any, path: Path) -> dict:
+    if not shape.serialization.get("flattened"):
+        if node == "":
+            return {}
+        if not isinstance(node, dict) or set(node) - {"entry"}:
+            raise InvalidParameterValue(f"Parameter {path.query} must be a map: "
+                                        f"{path.query}.entry.1.key, …")
+        node = node.get("entry", {})
+    key_name = shape.key.serialization.get("name", "key")
+    value_name = shape.value.serialization.get("name", "value")
+    result = {}
+    for index, entry in _indexed(node, path, "map"):
+        if not isinstance(entry, dict) or key_name not in entry:
+            raise MissingParameter(f"The parameter {path.entry(index, key_name).query} "
+                                   "is required.")
+        key = _query_node(shape.key, entry[key_name], path.entry(index, key_name))
+        if value_name in entry:
+            result[key] = _query_node(shape.value, entry[value_name],
+                                      path.entry(index, value_name))
+    return result
+
+
+def _query_scalar(shape: Shape, text: str, path: Path) -> Any:
+    kind = shape.type_name
+    if kind == "string":
+        return text
+    value = _QUERY_SCALARS.get(kind, lambda text: text)(text)
+    if value is None:
+        raise InvalidParameterValue(f"Value ({text}) for parameter {path.query} is invalid. "
+                                    f"Expected {_EXPECTED[kind]}.")
+    if kind in _INT_BOUNDS:
+        low, high = _INT_BOUNDS[kind]
+        if not low <= value <= high:
+            raise InvalidParameterValue(f"Value ({text}) for parameter {path.query} is "
+                                        f"invalid. Expected {_EXPECTED[kind]}.")
+    return value
+
+
+def _query_double(text: str) -> float | None:
+    if text in _SPECIAL_DOUBLES:
+        return _SPECIAL_DOUBLES[text]
+    return float(text) if _DECIMAL.match(text) else None
+
+
+def _query_bool(text: str) -> bool | None:
+    return {"true": True, "false": False}.get(text.lower())
+
+
+def _query_timestamp(text: str) -> dt.datetime | None:
+    """An ISO-8601 date-time (``2026-12-06T02:25:47.123Z``; no zone means UTC), or epoch
+    seconds, as Coral's Query readers take both."""
+    if _DECIMAL.match(text):
+        return _epoch(float(text))
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    return value.astimezone(_UTC)
+
+
+def _base64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+_QUERY_SCALARS = {
+    "integer": lambda text: integers.parse(text, signed=True),
+    "long": lambda text: integers.parse(text, signed=True),
+    "double": _query_double, "float": _query_double,
+    "boolean": _query_bool, "timestamp": _query_timestamp, "blob": _base64,
+}
+_EXPECTED = {"integer": "an integer", "long": "an integer", "double": "a number",
+             "float": "a number", "boolean": "'true' or 'false'",
+             "timestamp": "an ISO-8601 timestamp", "blob": "base64-encoded data"}
+
+
+def _epoch(seconds: float) -> dt.datetime | None:
+    if not math.isfinite(seconds):
+        return None
+    try:
+        return _EPOCH + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
+# --- awsJson and RPC v2 CBOR --------------------------------------------------------------
+
+def from_json(shape: Shape | None, body: bytes) -> dict:
+    """The input of an awsJson request whose body is *body* (empty: no input)."""
+    if not body.strip():
+        document = {}
+    else:
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise SerializationException(f"The request body is not valid JSON: {error}.") \
+                from None
+    return _document(shape, document, "json")
+
+
+def from_cbor(shape: Shape | None, body: bytes) -> dict:
+    """The input of an RPC v2 CBOR request whose body is *body* (empty: no input)."""
+    if not body:
+        document = {}
+    else:
+        try:
+            document = cbor.decode(body)
+        except ValueError as error:
+            raise SerializationException(f"The request body is not valid CBOR: {error}.") \
+                from None
+    return _document(shape, document, "cbor")
+
+
+def _document(shape: Shape | None, document: Any, protocol: str) -> dict:
+    if not isinstance(document, dict):
+        raise SerializationException("The request body must be a structure (an object).")
+    if shape is None:
+        return {}
+    return _Typed(protocol).structure(shape, document, Path())
+
+
+class _Typed:
+    """Converts a decoded JSON or CBOR document to the input dict, by the model."""
+
+    def __init__(self, protocol: str):
+        self.protocol = protocol
+
+    def value(self, shape: Shape, value: Any, path: Path) -> Any:
+        kind = shape.type_name
+        if kind == "structure":
+            if shape.is_document_type:
+                return value
+            if not isinstance(value, dict):
+                raise self.mismatch(path, "a structure")
+            return self.structure(shape, value, path)
+        if kind == "list":
+            if not isinstance(value, list):
+                raise self.mismatch(path, "a list")
+            return [self.value(shape.member, item, path.item(index))
+                    for index, item in enumerate(value, 1) if item is not None]
+        if kind == "map":
+            if not isinstance(value, dict):
+                raise self.mismatch(path, "a map")
+            return {self.value(shape.key, key, path.entry(index, "key")):
+                    self.value(shape.value, item, path.entry(index, "value"))
+                    for index, (key, item) in enumerate(value.items(), 1) if item is not None}
+        return getattr(self, f"scalar_{kind}", self.scalar_string)(value, path)
+
+    def structure(self, shape: Shape, document: dict, path: Path) -> dict:
+        result = {}
+        for name, member in shape.members.items():
+            value = document.get(member.serialization.get("name", name))
+            if value is not None:
+                result[name] = self.value(member, value, path.member(name))
+        return result
+
+    @staticmethod
+    def mismatch(path: Path, expected: str) -> SerializationException:
+        where = f" at '{path.coral}'" if path.coral else ""
+        return SerializationException(f"The value{where} must be {expected}.")
+
+    def scalar_string(self, value: Any, path: Path) -> str:
+        if not isinstance(value, str):
+            raise self.mismatch(path, "a string")
+        return value
+
+    def scalar_boolean(self, value: Any, path: Path) -> bool:
+        if not isinstance(value, bool):
+            raise self.mismatch(path, "a boolean")
+        return value
+
+    def scalar_integer(self, value: Any, path: Path, kind: str = "integer") -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.mismatch(path, "an integer")
+        low, high = _INT_BOUNDS[kind]
+        if not low <= value <= high:
+            raise self.mismatch(path, f"an integer between {low} and {high}")
+        return value
+
+    def scalar_long(self, value: Any, path: Path) -> int:
+        return self.scalar_integer(value, path, "long")
+
+    def scalar_double(self, value: Any, path: Path) -> float:
+        if isinstance(value, str) and value in _SPECIAL_DOUBLES:
+            return _SPECIAL_DOUBLES[value]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.mismatch(path, "a number")
+        try:
+            return float(value)
+        except OverflowError:
+            raise self.mismatch(path, "a number within a double's range") from None
+
+    scalar_float = scalar_double
+
+    def scalar_timestamp(self, value: Any, path: Path) -> dt.datetime:
+        if isinstance(value, dt.datetime):       # CBOR's tag 1, already read
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.mismatch(path, "a timestamp (epoch seconds)")
+        when = _epoch(value)
+        if when is None:
+            raise self.mismatch(path, "a timestamp within range")
+        return when
+
+    def scalar_blob(self, value: Any, path: Path) -> bytes:
+        if self.protocol == "cbor" and isinstance(value, bytes):
+            return value
+        if self.protocol == "json" and isinstance(value, str):
+            data = _base64(value)
+            if data is not None:
+                return data
+        raise self.mismatch(path, "a byte string" if self.protocol == "cbor"
+                            else "base64-encoded data")
+
+
+# --- constraints ------------------------------------------------------------------------
+
+def validate(shape: Shape | None, value: dict) -> None:
+    """Check *value* (an operation's input) against *shape*'s constraints; raise
+    MissingParameter for the first missing required member, else ValidationError listing
+    every other breach."""
+    if shape is None:
+        return
+    missing: list[str] = []
+    breaches: list[str] = []
+    _check(shape, value, Path(), missing, breaches)
+    if missing:
+        raise MissingParameter(f"The parameter {missing[0]} is required.")
+    if breaches:
+        count = len(breaches)
+        raise ValidationError(f"{count} validation error{'s' if count > 1 else ''} "
+                              f"detected: {'; '.join(breaches)}")
+
+
+def _check(shape: Shape, value: Any, path: Path, missing: list[str],
+           breaches: list[str]) -> None:
+    kind = shape.type_name
+    if kind == "structure" and not shape.is_document_type:
+        for name in shape.required_members:
+            if value.get(name) is None:
+                missing.append(path.member(name).query)
+        for name, item in value.items():
+            _check(shape.members[name], item, path.member(name), missing, breaches)
+        return
+    breach = _breach(shape, value)
+    if breach:
+        breaches.append(f"Value {_show(value)} at '{path.coral}' failed to satisfy "
+                        f"constraint: Member must {breach}")
+    if kind == "list":
+        for index, item in enumerate(value, 1):
+            _check(shape.member, item, path.item(index), missing, breaches)
+    elif kind == "map":
+        for index, (key, item) in enumerate(value.items(), 1):
+            _check(shape.key, key, path.entry(index, "key"), missing, breaches)
+            _check(shape.value, item, path.entry(index, "value"), missing, breaches)
+
+
+def _breach(shape: Shape, value: Any) -> str | None:
+    """What *value* fails of *shape*'s own constraints, in Coral's words, or None."""
+    kind, metadata = shape.type_name, shape.metadata
+    low, high = metadata.get("min"), metadata.get("max")
+    if kind in ("string", "blob", "list", "map"):
+        size = len(value)
+        if low is not None and size < low:
+            return f"have length greater than or equal to {low}"
+        if high is not None and size > high:
+            return f"have length less than or equal to {high}"
+    elif kind in ("integer", "long", "double", "float"):
+        if low is not None and value < low:
+            return f"have value greater than or equal to {low}"
+        if high is not None and value > high:
+            return f"have value less than or equal to {high}"
+    if kind == "string":
+        enum = metadata.get("enum")
+        if enum and value not in enum:
+            return f"satisfy enum value set: [{', '.join(enum)}]"
+        pattern = _pattern(metadata.get("pattern"))
+        if pattern is not None and not pattern.fullmatch(value):
+            return f"satisfy regular expression pattern: {metadata['pattern']}"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(text: str | None) -> re.Pattern | None:
+    """The model's pattern compiled, or None when absent or in a syntax Python's re does not
+    read (Java's ``\\p{...}`` classes): such a pattern is not checked rather than misread."""
+    if text is None:
+        return None
+    try:
+        return re.compile(text, re.DOTALL)
+    except re.error:
+        return None
+
+
+def _show(value: Any) -> str:
+    """*value* as Coral quotes it in a validation message."""
+    if isinstance(value, list):
+        return "'[" + ", ".join(str(item) for item in value) + "]'"
+    if isinstance(value, dict):
+        return "'{" + ", ".join(f"{key}={item}" for key, item in value.items()) + "}'"
+    return f"'{value}'"

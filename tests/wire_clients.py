@@ -1,0 +1,47 @@
+"""boto3 clients of model-driven services (CloudWatch) pinned to one wire protocol.
+
+boto3 picks the first protocol of a model's ``protocols`` it supports (awsJson for
+CloudWatch today); older SDKs speak awsQuery and others Smithy RPC v2 CBOR. :func:`client`
+builds a client whose botocore loader gives the service's model with ``protocols`` set to
+the one asked for, so a test can drive the server exactly as each kind of SDK does.
+"""
+from __future__ import annotations
+
+import copy
+
+import boto3
+import botocore.loaders
+import botocore.session
+from botocore.config import Config
+
+#: The protocols a test names, as botocore's models name them.
+PROTOCOLS = {"json": "json", "query": "query", "cbor": "smithy-rpc-v2-cbor"}
+
+
+class PinnedLoader(botocore.loaders.Loader):
+    """botocore's loader, with every service model's ``protocols`` set to one protocol."""
+
+    def __init__(self, protocol: str):
+        super().__init__()
+        self.protocol = protocol
+
+    def load_service_model(self, service_name, type_name, api_version=None):
+        model = super().load_service_model(service_name, type_name, api_version)
+        if type_name != "service-2":
+            return model
+        model = copy.copy(model)
+        model["metadata"] = dict(model["metadata"], protocol=self.protocol,
+                                 protocols=[self.protocol])
+        return model
+
+
+def client(service: str, protocol: str, endpoint_url: str, key_id: str, secret: str,
+           region: str, **config):
+    """A boto3 client of *service* speaking *protocol* ("json", "query" or "cbor") to
+    *endpoint_url*, never retrying (errors reach the test as they are)."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", PinnedLoader(PROTOCOLS[protocol]))
+    session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
+                                    region_name=region, botocore_session=core)
+    return session.client(service, endpoint_url=endpoint_url,
+                          config=Config(retries={"max_attempts": 1}, **config))
