@@ -140,3 +140,46 @@ def test_post_object_gets_crc64nvme(s3):
     answer = requests.post(form["url"], data=form["fields"], files={"file": body})
     assert answer.status_code == 204, answer.text
     assert shown(s3, "posted") == ((crc64(body), "FULL_OBJECT"),) * 3
+
+
+def _composite(s3, key: str, parts: list[bytes], algorithm: str = "CRC32", **create) -> None:
+    upload = s3.create_multipart_upload(Bucket="sums", Key=key, ChecksumAlgorithm=algorithm,
+                                        **create)["UploadId"]
+    done = []
+    for number, body in enumerate(parts, start=1):
+        answer = s3.upload_part(Bucket="sums", Key=key, UploadId=upload, PartNumber=number,
+                                Body=body, ChecksumAlgorithm=algorithm)
+        done.append({"PartNumber": number, "ETag": answer["ETag"],
+                     f"Checksum{algorithm}": answer[f"Checksum{algorithm}"]})
+    s3.complete_multipart_upload(Bucket="sums", Key=key, UploadId=upload,
+                                 MultipartUpload={"Parts": done})
+
+
+def test_a_part_read_of_a_composite_object_answers_the_parts_checksum(s3):
+    """boto3 validates what it gets against the checksum answered, so a GET of a part with
+    the whole object's (or another part's) checksum would fail here."""
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(999)]
+    _composite(s3, "comp", parts)
+    for number, body in enumerate(parts, start=1):
+        got = s3.get_object(Bucket="sums", Key="comp", PartNumber=number,
+                            ChecksumMode="ENABLED")
+        assert got["Body"].read() == body
+        assert (got["ChecksumCRC32"], got["ChecksumType"], got["PartsCount"]) == (
+            crc32(body), "COMPOSITE", 3)
+    head = s3.head_object(Bucket="sums", Key="comp", PartNumber=2, ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc32(parts[1])
+    # without checksum mode, no checksum; the whole object's is the composite
+    assert "ChecksumCRC32" not in s3.head_object(Bucket="sums", Key="comp", PartNumber=2)
+    assert s3.head_object(Bucket="sums", Key="comp", ChecksumMode="ENABLED")[
+        "ChecksumCRC32"].endswith("-3")
+
+
+def test_a_part_read_of_a_full_object_upload_has_a_checksum_only_when_it_is_the_whole(s3):
+    parts = [os.urandom(5 * MiB), os.urandom(999)]
+    _composite(s3, "full", parts, ChecksumType="FULL_OBJECT")
+    got = s3.get_object(Bucket="sums", Key="full", PartNumber=2, ChecksumMode="ENABLED")
+    assert got["Body"].read() == parts[1] and "ChecksumCRC32" not in got
+    _composite(s3, "one", parts[1:], ChecksumType="FULL_OBJECT")
+    got = s3.get_object(Bucket="sums", Key="one", PartNumber=1, ChecksumMode="ENABLED")
+    assert got["Body"].read() == parts[1]
+    assert (got["ChecksumCRC32"], got["ChecksumType"]) == (crc32(parts[1]), "FULL_OBJECT")

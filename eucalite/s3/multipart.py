@@ -279,6 +279,24 @@ def _parts_record(upload: MultipartUpload, parts: list[UploadPart]) -> list[dict
             for part in parts]
 
 
+def part_checksum_headers(version: ObjectVersion, number: int) -> dict[str, str]:
+    """The checksum headers a checksum-mode read of part *number* of multipart object
+    *version* carries, as S3: a COMPOSITE object's part has its own checksum (the one it
+    was uploaded with, so the client can verify the part); a FULL_OBJECT object's only part
+    is the whole object; any other part has none a client could check."""
+    if not version.checksum_algorithm:
+        return {}
+    name = checksums.header_name(version.checksum_algorithm)
+    if version.checksum_type == checksums.FULL_OBJECT:
+        if version.parts_count != 1:
+            return {}
+        return {name: version.checksum_value, checksums.TYPE_HEADER: checksums.FULL_OBJECT}
+    part = next((part for part in version.get_json("parts") or []
+                 if part["PartNumber"] == number), {})
+    value = part.get(f"Checksum{version.checksum_algorithm}")
+    return {name: value, checksums.TYPE_HEADER: checksums.COMPOSITE} if value else {}
+
+
 #: How long after completing an upload a retried CompleteMultipartUpload still gets its result.
 RETRY_WINDOW = dt.timedelta(hours=1)
 

@@ -17,7 +17,7 @@ from ..errors.s3 import (InvalidArgument, InvalidPartNumber, InvalidRange, Inval
 from . import (acl, buckets, conditions, expiry, objects, ownership, rest_encryption, sse,
                tagging)
 from . import metavalues
-from . import authz, checksums, objectlock, requestkeys
+from . import authz, checksums, multipart, objectlock, requestkeys
 from .conditions import etag_matches as _etag_matches, precondition_failed
 from .models import ObjectVersion
 from .rest_common import acl_from_request, acl_response
@@ -313,7 +313,7 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
     headers.update(version_headers(version, bucket))
     if version.lock_mode or version.legal_hold is not None:
         headers.update(objectlock.response_headers(req.requester, bucket, version))
-    if (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+    if _checksum_mode(req):
         headers.update(checksum_headers(version))
     overrides = {name: value for name, value in req.query.items() if name in RESPONSE_OVERRIDES}
     if overrides:
@@ -326,8 +326,14 @@ def _object_headers(req: S3Request, version: ObjectVersion, bucket) -> dict[str,
     return headers
 
 
+def _checksum_mode(req: S3Request) -> bool:
+    """Whether a GET/HEAD asks for the object's checksum (x-amz-checksum-mode: ENABLED)."""
+    return (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED"
+
+
 def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, int] | None, dict]:
-    """The byte range to send and extra headers, from partNumber or Range."""
+    """The byte range to send and extra headers, from partNumber or Range (a part's
+    checksum, with checksum mode, replaces the whole object's)."""
     part = req.query.get("partNumber")
     if part is not None and req.header("range"):
         raise InvalidRequest("Cannot specify both Range header and partNumber "
@@ -346,7 +352,9 @@ def _selected_range(req: S3Request, version: ObjectVersion) -> tuple[tuple[int, 
             return ((0, version.size - 1) if version.size else None), {}
         start = sum(size for _, size in segments[:number - 1])
         return (start, start + segments[number - 1][1] - 1), {
-            "x-amz-mp-parts-count": str(version.parts_count)}
+            "x-amz-mp-parts-count": str(version.parts_count),
+            **(multipart.part_checksum_headers(version, number) if _checksum_mode(req)
+               else {})}
     return parse_range(req.header("range"), version.size), {}
 
 
@@ -383,7 +391,6 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
     _check_read_conditions(req, version)
     headers = {**_object_headers(req, version, bucket), **sse.headers(version.get_json("sse"))}
     byte_range, extra = _selected_range(req, version)
-    headers.update(extra)
     status = 200
     length = version.size
     if byte_range is not None:
@@ -392,6 +399,7 @@ def _serve_once(req: S3Request, with_body: bool) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end}/{version.size}"
         status = 206
         headers.pop("x-amz-checksum-" + (version.checksum_algorithm or "").lower(), None)
+    headers.update(extra)
     headers["Content-Length"] = str(length)
     if not with_body:
         response = Response(b"", status=status)
