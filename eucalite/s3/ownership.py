@@ -291,9 +291,14 @@ def store_ownership(bucket_name: str, mode: str | None) -> None:
     db.session.commit()
 
 
+def owner_shown(bucket: Bucket, owner_id: str) -> str:
+    """The owner S3 shows for a version (or delete marker) of *bucket* stored as *owner_id*'s:
+    with ACLs disabled the bucket owner owns every object, whoever wrote or deleted it and
+    whenever (before the setting too)."""
+    return bucket.owner_id if bucket.ownership == ENFORCED else owner_id
+
+
 def acl_shown(bucket: Bucket, acl_json: str | None, owner_id: str) -> tuple[str | None, str]:
     """(stored ACL, owner) GetObjectAcl shows for an object: with ACLs disabled, the bucket
     owner's full control whoever wrote it and whatever ACL it kept from before."""
-    if bucket.ownership == ENFORCED:
-        return None, bucket.owner_id
-    return acl_json, owner_id
+    return (None if bucket.ownership == ENFORCED else acl_json), owner_shown(bucket, owner_id)

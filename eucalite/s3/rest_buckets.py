@@ -123,7 +123,7 @@ def _listing_args(req: S3Request):
     return prefix, delimiter, _max_keys(req), key_encoder(req)
 
 
-def _add_entries(document, page, encode, with_owner: bool) -> None:
+def _add_entries(document, bucket, page, encode, with_owner: bool) -> None:
     for version in page.entries:
         item = add(document, "Contents", Key=encode(version.key),
                    LastModified=version.last_modified, ETag=f'"{version.etag}"',
@@ -133,7 +133,7 @@ def _add_entries(document, page, encode, with_owner: bool) -> None:
             add(item, "ChecksumType", version.checksum_type or "FULL_OBJECT")
         add(item, "StorageClass", version.storage_class)
         if with_owner:
-            add_owner(item, version.owner_id)
+            add_owner(item, ownership.owner_shown(bucket, version.owner_id))
     for common in page.prefixes:
         add(document, "CommonPrefixes", Prefix=encode(common))
 
@@ -157,7 +157,7 @@ def list_objects(req: S3Request) -> Response:
         add(document, "NextMarker", encode(page.last))
     _add_page_limits(document, max_keys, delimiter, page.truncated, encode)
     add_encoding_type(document, req)
-    _add_entries(document, page, encode, with_owner=True)
+    _add_entries(document, bucket, page, encode, with_owner=True)
     return xml_response(document)
 
 
@@ -196,7 +196,7 @@ def list_objects_v2(req: S3Request) -> Response:
     if page.truncated:
         add(document, "NextContinuationToken", _token(page.last))
     add_encoding_type(document, req)
-    _add_entries(document, page, encode, with_owner=fetch_owner)
+    _add_entries(document, bucket, page, encode, with_owner=fetch_owner)
     return xml_response(document)
 
 
@@ -230,13 +230,13 @@ def list_versions(req: S3Request) -> Response:
             item = add(document, "DeleteMarker", Key=encode(version.key),
                        VersionId=version.version_id, IsLatest=version.is_latest,
                        LastModified=version.last_modified)
-            add_owner(item, version.owner_id)
+            add_owner(item, ownership.owner_shown(bucket, version.owner_id))
         else:
             item = add(document, "Version", Key=encode(version.key),
                        VersionId=version.version_id, IsLatest=version.is_latest,
                        LastModified=version.last_modified, ETag=f'"{version.etag}"',
                        Size=version.size, StorageClass=version.storage_class)
-            add_owner(item, version.owner_id)
+            add_owner(item, ownership.owner_shown(bucket, version.owner_id))
     for common in page.prefixes:
         add(document, "CommonPrefixes", Prefix=encode(common))
     return xml_response(document)
