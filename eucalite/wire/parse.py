@@ -384,8 +384,9 @@ def _check(shape: Shape, value: Any, path: Path, missing: list[str],
         for name in shape.required_members:
             if value.get(name) is None:
                 missing.append(path.member(name).query)
-        for name, item in value.items():
-            _check(shape.members[name], item, path.member(name), missing, breaches)
+        for name, member in shape.members.items():       # in the model's order
+            if value.get(name) is not None:
+                _check(member, value[name], path.member(name), missing, breaches)
         return
     breach = _breach(shape, value)
     if breach:
