@@ -33,13 +33,17 @@ LAYERS: list[tuple[str, ...]] = [
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares
     ("eucalite.accounts", "eucalite.identity", "eucalite.auth", "eucalite.tags", "eucalite.api",
      "eucalite.quotas",
-     "eucalite.access", "eucalite.sessions"),
+     "eucalite.access", "eucalite.sessions",
+     # the model-driven protocols (JSON, CBOR, Query) of the services added since
+     "eucalite.wire"),
     # roles that need no other role: Walrus and the cluster controller with its nodes
     ("eucalite.s3", "eucalite.cluster"),
     # the storage controller keeps snapshots in Walrus and attaches through the cluster
     ("eucalite.ebs",),
     # the cloud controller ties images, instances, volumes and nodes together
     ("eucalite.compute",),
+    # monitoring watches every role and acts through the cloud controller (alarm actions)
+    ("eucalite.cloudwatch",),
     # what faces users and wires the roles together
     ("eucalite.iam", "eucalite.web", "eucalite.cli", "eucalite.services", "eucalite.server",
      "eucalite.planned", "eucalite.sts", "eucalite.models", "eucalite.migrations", "eucalite"),
