@@ -143,6 +143,12 @@ def test_json_bodies_not_of_the_input_shape(body, message):
     assert message in caught.value.message
 
 
+def test_json_nested_beyond_the_parsers_stack_is_a_serialization_error():
+    with pytest.raises(SerializationException):
+        parse.from_json(PUT.input_shape, b'{"Namespace": ' + b"[" * 200_000 + b"]" * 200_000
+                        + b"}")
+
+
 def test_json_accepts_special_doubles_and_ignores_unknown_members():
     data = parse.from_json(PUT.input_shape, json.dumps(
         {"Namespace": "n", "Unknown": [1], "MetricData": [

@@ -235,7 +235,7 @@ def from_json(shape: Shape | None, body: bytes) -> dict:
     else:
         try:
             document = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as error:
+        except (ValueError, RecursionError) as error:     # RecursionError: nested too deep
             raise SerializationException(f"The request body is not valid JSON: {error}.") \
                 from None
     return _document(shape, document, "json")
