@@ -66,6 +66,11 @@ DEFAULTS: dict[str, Any] = {
     "s3_default_block_public_access": True,
     # Seconds between lifecycle-expiration sweeps of every bucket.
     "lifecycle_interval": 3600,
+    # CloudWatch: seconds between evaluations of every alarm (and retention sweeps of
+    # metric data and alarm history), and the most alarms one account may have (AWS's
+    # default quota).
+    "alarm_interval": 60,
+    "max_alarms": 5000,
     # Node duty: run VMs on this host through libvirt.
     "node": True,
     # Placement policy for new instances: GREEDY | ROUNDROBIN | POWERSAVE (Eucalyptus' names).

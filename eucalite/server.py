@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from . import config as config_module, create_app, datadir
 from .compute.addresses import parse_pool
 from .cluster.scheduler import validate_policy
+from .cloudwatch import loop as alarm_loop
 from .compute import metadata, reconcile
 from .db import db
 from .s3 import upkeep
@@ -75,6 +76,7 @@ def _post_fork(app):
         upkeep.start(app, services.s3.store, services.config["lifecycle_interval"])
         start_node_services(app)
         reconcile.start(app, services.config["reconcile_interval"])
+        alarm_loop.start(app, services.config["alarm_interval"])
     return hook
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .cloudwatch import ec2actions
+from .cloudwatch.service import CloudWatchService
 from .cluster.service import ClusterService
 from .compute import lifecycle
 from .compute import nodemetadata
@@ -29,6 +31,7 @@ class Services:
     ebs: EbsService
     iam: IamService
     sts: StsService
+    cloudwatch: CloudWatchService
 
     @classmethod
     def build(cls, config: dict[str, Any], app) -> "Services":
@@ -47,5 +50,8 @@ class Services:
         # one worker runs instance and volume jobs beside the requests
         compute.worker = lifecycle.Worker(app)
         ebs.bind(app, compute.worker)
+        # alarms act on instances through the cloud controller
+        cloudwatch = CloudWatchService(config)
+        ec2actions.register(cloudwatch.actions, compute)
         return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs,
-                   iam=IamService(config), sts=StsService(config))
+                   iam=IamService(config), sts=StsService(config), cloudwatch=cloudwatch)

@@ -20,3 +20,7 @@ class ResourceNotFound(ClientError):
 
 class LimitExceeded(ClientError):
     code = "LimitExceeded"
+
+
+class InvalidFormat(ClientError):
+    code = "InvalidFormat"

@@ -214,3 +214,11 @@ def metric_data(account_id: str, request: dict[str, Any], now: int) -> dict[str,
     if position > offset + limit:
         answer["NextToken"] = _token(offset + limit, signature)
     return answer
+
+
+def evaluate_queries(account_id: str, queries: list[dict], start: int, end: int,
+                     now: int) -> dict[str, Series]:
+    """Every query's series over [start, end) (an alarm's ``Metrics``), checked first."""
+    queries = [dict(query) for query in queries]
+    _check_queries(queries)
+    return _evaluate(account_id, queries, start, end, now)

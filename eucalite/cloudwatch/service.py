@@ -13,16 +13,19 @@ an account, into the ``AWS/`` namespaces callers may not write.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from typing import Any
 
 from .. import access
 from ..accounts import Account, Principal
-from ..db import db
+from ..db import db, writing
 from ..errors import InvalidParameterValue
 from ..errors.iam import AccessDenied
-from . import datums, metricdata, statistics, store
+from . import alarms, datums, evaluation, metricdata, statistics, store
 from .datums import Datum
+from .errors import InvalidFormat, ResourceNotFound
 
 #: Metrics one PutMetricData call may carry (MetricData and EntityMetricData together).
 MAX_METRICS_PER_CALL = 1000
@@ -35,6 +38,9 @@ def now_seconds() -> int:
 class CloudWatchService:
     def __init__(self, config: dict[str, Any]):
         self.config = config
+        self.region = config.get("region", "eucalyptus")
+        #: Who carries out alarm actions (EC2's registered by :meth:`act_on_instances`).
+        self.actions = evaluation.Actions()
 
     # --- who may ------------------------------------------------------------------------
 
@@ -105,6 +111,97 @@ class CloudWatchService:
         if token is not None:
             answer["NextToken"] = token
         return answer
+
+
+    # --- alarms ---------------------------------------------------------------------------
+
+    def _alarm_arn(self, principal: Principal, name: str) -> str:
+        return alarms.arn(self.region, principal.account_id, name)
+
+    def put_metric_alarm(self, principal: Principal, request: dict[str, Any]) -> None:
+        """PutMetricAlarm: create or replace (tags only on creation, which also needs
+        cloudwatch:TagResource, as on AWS)."""
+        self.authorize(principal, "PutMetricAlarm", self._alarm_arn(principal,
+                                                                    request["AlarmName"]))
+        if request.get("Tags"):
+            self.authorize(principal, "TagResource",
+                           self._alarm_arn(principal, request["AlarmName"]))
+        alarms.check_definition(request, self.region, principal.account_id)
+        alarms.put(principal.account_id, request, int(self.config.get("max_alarms", 5000)))
+
+    def describe_alarms(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        self.authorize(principal, "DescribeAlarms")
+        return alarms.describe(principal.account_id, request, self.region)
+
+    def describe_alarms_for_metric(self, principal: Principal,
+                                   request: dict[str, Any]) -> dict[str, Any]:
+        self.authorize(principal, "DescribeAlarmsForMetric")
+        return {"MetricAlarms": alarms.for_metric(principal.account_id, request,
+                                                  self.region)}
+
+    def describe_alarm_history(self, principal: Principal,
+                               request: dict[str, Any]) -> dict[str, Any]:
+        self.authorize(principal, "DescribeAlarmHistory")
+        return alarms.describe_history(principal.account_id, request)
+
+    def delete_alarms(self, principal: Principal, names: list[str]) -> None:
+        for name in names:
+            self.authorize(principal, "DeleteAlarms", self._alarm_arn(principal, name))
+        alarms.delete(principal.account_id, names)
+
+    def enable_alarm_actions(self, principal: Principal, names: list[str],
+                             enabled: bool) -> None:
+        action = "EnableAlarmActions" if enabled else "DisableAlarmActions"
+        for name in names:
+            self.authorize(principal, action, self._alarm_arn(principal, name))
+        alarms.enable_actions(principal.account_id, names, enabled)
+
+    def set_alarm_state(self, principal: Principal, request: dict[str, Any]) -> None:
+        """SetAlarmState: the state until the next evaluation; a change runs its actions.
+        StateReasonData must be JSON (InvalidFormat)."""
+        name = request["AlarmName"]
+        self.authorize(principal, "SetAlarmState", self._alarm_arn(principal, name))
+        reason_data = request.get("StateReasonData")
+        if reason_data is not None:
+            try:
+                json.loads(reason_data)
+            except ValueError:
+                raise InvalidFormat("StateReasonData is not valid JSON.") from None
+        with writing():
+            alarm = alarms.find(principal.account_id, name)
+            if alarm is None:
+                raise ResourceNotFound(f"Alarm {name} not found")
+            decision = evaluation.Decision(request["StateValue"], request["StateReason"])
+            transition = evaluation.change_state(alarm, alarm.state, decision,
+                                                 reason_data=reason_data)
+        if transition is not None:
+            self.actions.run(transition)
+
+    def evaluate_alarms(self, now: int | None = None) -> int:
+        """Evaluate every alarm once (the background loop's step); returns how many
+        changed state."""
+        return evaluation.evaluate_all(self.actions, now if now is not None else now_seconds())
+
+    def upkeep(self, now: int | None = None) -> None:
+        """Drop metric data and alarm history past their retention."""
+        now = now if now is not None else now_seconds()
+        store.sweep(now)
+        alarms.sweep_history(dt.datetime.fromtimestamp(now, dt.timezone.utc)
+                             .replace(tzinfo=None))
+
+    # --- tags ---------------------------------------------------------------------------
+
+    def tag_resource(self, principal: Principal, resource_arn: str, tags: list[dict]) -> None:
+        self.authorize(principal, "TagResource", resource_arn)
+        alarms.tag(principal.account_id, resource_arn, self.region, tags)
+
+    def untag_resource(self, principal: Principal, resource_arn: str, keys: list[str]) -> None:
+        self.authorize(principal, "UntagResource", resource_arn)
+        alarms.untag(principal.account_id, resource_arn, self.region, keys)
+
+    def list_tags(self, principal: Principal, resource_arn: str) -> list[dict]:
+        self.authorize(principal, "ListTagsForResource", resource_arn)
+        return alarms.tags_of(alarms.by_arn(principal.account_id, resource_arn, self.region))
 
 
 def _every_account() -> list[str]:
