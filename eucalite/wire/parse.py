@@ -51,27 +51,44 @@ _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
 class Path:
     """Where a value sits in the input, named two ways: as its Query parameter
     (``MetricData.member.1.Value``) and as Coral's validation messages name it
-    (``metricData.1.member.value``)."""
+    (``metricData.1.member.value``). Built for every value read, so the names are only
+    spelled out when an error message asks for them."""
 
-    def __init__(self, query: str = "", coral: str = ""):
-        self.query = query
-        self.coral = coral
+    __slots__ = ("parent", "kind", "name")
+
+    def __init__(self, parent: "Path | None" = None, kind: str = "", name: str = ""):
+        self.parent, self.kind, self.name = parent, kind, name
 
     def member(self, name: str) -> "Path":
-        coral_name = name[:1].lower() + name[1:]
-        return Path(_join(self.query, name), _join(self.coral, coral_name))
+        return Path(self, "member", name)
 
     def item(self, index: int) -> "Path":
         """The *index*-th (1-based) member of a list."""
-        return Path(f"{self.query}.member.{index}", f"{self.coral}.{index}.member")
+        return Path(self, "item", str(index))
 
     def entry(self, index: int, part: str) -> "Path":
         """The key or value (*part*) of a map's *index*-th (1-based) entry."""
-        return Path(f"{self.query}.entry.{index}.{part}", f"{self.coral}.{index}.{part}")
+        return Path(self, "entry", f"{index}.{part}")
 
+    def _parts(self, coral: bool) -> list[str]:
+        parts, node = [], self
+        while node is not None and node.kind:
+            if node.kind == "member":
+                parts.append(node.name[:1].lower() + node.name[1:] if coral else node.name)
+            elif node.kind == "item":
+                parts.append(f"{node.name}.member" if coral else f"member.{node.name}")
+            else:
+                parts.append(node.name if coral else f"entry.{node.name}")
+            node = node.parent
+        return parts[::-1]
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    @property
+    def query(self) -> str:
+        return ".".join(self._parts(coral=False))
+
+    @property
+    def coral(self) -> str:
+        return ".".join(self._parts(coral=True))
 
 
 # --- awsQuery ---------------------------------------------------------------------------
@@ -291,9 +308,10 @@ class _Typed:
 
     def structure(self, shape: Shape, document: dict, path: Path) -> dict:
         result = {}
-        for name, member in shape.members.items():
-            value = document.get(member.serialization.get("name", name))
-            if value is not None:
+        members = _wire_members(shape)
+        for key, value in document.items():
+            if value is not None and key in members:
+                name, member = members[key]
                 result[name] = self.value(member, value, path.member(name))
         return result
 
@@ -356,6 +374,13 @@ class _Typed:
                 return data
         raise self.mismatch(path, "a byte string" if self.protocol == "cbor"
                             else "base64-encoded data")
+
+
+@functools.lru_cache(maxsize=None)
+def _wire_members(shape: Shape) -> dict[str, tuple[str, Shape]]:
+    """*shape*'s members by the name the document gives them: (model name, shape)."""
+    return {member.serialization.get("name", name): (name, member)
+            for name, member in shape.members.items()}
 
 
 # --- constraints ------------------------------------------------------------------------
