@@ -12,13 +12,19 @@ import pytest
 from botocore.parsers import JSONParser, QueryParser, RpcV2CBORParser
 from botocore.serialize import JSONSerializer, QuerySerializer, RpcV2CBORSerializer
 
-from eucalite.errors import AuthError, InvalidParameterValue, MissingParameter
+from eucalite.errors import AuthError, ClientError, InvalidParameterValue, MissingParameter
 from eucalite.query import QueryParams
 from eucalite.wire import cbor, model, parse, render
 from eucalite.wire.errors import SerializationException, UnknownOperationException, \
     ValidationError
 
 UTC = dt.timezone.utc
+
+
+class ResourceNotFound(ClientError):
+    code, status = "ResourceNotFound", 404
+
+
 CLOUDWATCH = model.load("cloudwatch")
 PUT = CLOUDWATCH.operation("PutMetricData")
 NAMESPACE = "http://monitoring.amazonaws.com/doc/2010-08-01/"
@@ -304,3 +310,14 @@ def test_error_envelopes():
     reply = render.error("json", CLOUDWATCH, UnknownOperationException("gone"), "r")
     assert "x-amzn-query-error" not in reply.headers
     assert json.loads(reply.body)["__type"] == "UnknownOperationException"
+
+
+def test_an_error_code_two_shapes_share_is_named_as_the_operation_declares_it():
+    failure = ResourceNotFound("Dashboard d does not exist.")
+    for operation, shape in (("GetDashboard", "DashboardNotFoundError"),
+                             ("DescribeAlarmHistory", "ResourceNotFound"),
+                             (None, "ResourceNotFound")):
+        reply = render.error("json", CLOUDWATCH, failure, "r",
+                             operation and CLOUDWATCH.operation(operation))
+        assert json.loads(reply.body)["__type"] == shape
+        assert reply.headers["x-amzn-query-error"] == "ResourceNotFound;Sender"

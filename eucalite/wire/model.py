@@ -57,8 +57,15 @@ class ServiceModel:
             return None
         return self.botocore.operation_model(name)
 
-    def error(self, code: str) -> ErrorShape | None:
-        """The modeled error whose Query code is *code*, if the model has one."""
+    def error(self, code: str, operation: OperationModel | None = None) -> ErrorShape | None:
+        """The modeled error whose Query code is *code*, if the model has one. Where
+        several shapes share a code (CloudWatch's ``ResourceNotFound`` and
+        ``DashboardNotFoundError``), the one *operation* declares is preferred."""
+        if operation is not None:
+            for shape in operation.error_shapes:
+                if shape.metadata.get("error", {}).get("code", shape.name) == code:
+                    return ErrorShape(shape.name, code, self.errors[code].status,
+                                      self.errors[code].sender_fault)
         return self.errors.get(code)
 
 

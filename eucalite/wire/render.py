@@ -186,8 +186,10 @@ def _document(shape: Shape, value: Any, protocol: str) -> Any:
 
 # --- errors -----------------------------------------------------------------------------
 
-def error(protocol: str, model: ServiceModel, failure: AwsError, request_id: str) -> Reply:
-    """*failure* as *protocol*'s error answer (status from the error)."""
+def error(protocol: str, model: ServiceModel, failure: AwsError, request_id: str,
+          operation: OperationModel | None = None) -> Reply:
+    """*failure* as *protocol*'s error answer (status from the error); *operation*, when
+    known, picks among error shapes sharing the code."""
     fault = "Receiver" if failure.status >= 500 else "Sender"
     headers = _headers(protocol)
     if protocol == QUERY:
@@ -198,7 +200,7 @@ def error(protocol: str, model: ServiceModel, failure: AwsError, request_id: str
         ET.SubElement(element, "Message").text = failure.message
         ET.SubElement(root, "RequestId").text = request_id
         return Reply(failure.status, xmlutil.document(root), headers)
-    modeled = model.error(failure.code)
+    modeled = model.error(failure.code, operation)
     document = {"__type": modeled.name if modeled else failure.code,
                 "message": failure.message}
     if not getattr(failure, "protocol_level", False):

@@ -112,11 +112,17 @@ def serve(ops: Operations, rpc: tuple[str, str] | None = None) -> Response:
     try:
         reply = _call(ops, protocol, rpc, request_id)
     except AwsError as failure:
-        reply = render.error(protocol, ops.model, failure, request_id)
+        reply = render.error(protocol, ops.model, failure, request_id, _called(ops))
     except Exception:  # noqa: BLE001 - the one place unexpected errors become 500s here
         log.exception("internal error in %s request %s", ops.model.name, request_id)
-        reply = render.error(protocol, ops.model, ops.internal_error(), request_id)
+        reply = render.error(protocol, ops.model, ops.internal_error(), request_id,
+                             _called(ops))
     return Response(reply.body, status=reply.status, headers=reply.headers)
+
+
+def _called(ops: Operations) -> OperationModel | None:
+    """The operation this request named, once known (:func:`_operation` notes it)."""
+    return ops.model.operation(getattr(g, "action", None) or "")
 
 
 def _protocol(rpc: tuple[str, str] | None) -> str:
