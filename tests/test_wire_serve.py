@@ -12,12 +12,13 @@ import urllib.request
 from dataclasses import dataclass, field
 
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV2Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from flask import Blueprint
 from liveutil import free_port
+from serverutil import AWS, cli_env, run
 from werkzeug.serving import make_server
 from wire_clients import client
 
@@ -297,3 +298,44 @@ def test_gzip_that_is_not_gzip(stub):
     status, _, body = raw(stub, PATH, b"not gzip",
                           dict(JSON_HEADERS, **{"Content-Encoding": "gzip"}))
     assert (status, json.loads(body)["__type"]) == (400, "SerializationException")
+
+
+def test_query_signed_with_signature_version_2(stub):
+    """What euca2ools' euwatch and other Eucalyptus-era clients send: a V2-signed form."""
+    stub.listing = {"Metrics": [{"Namespace": "Lab", "MetricName": "cpu"}]}
+    form = {"Action": "ListMetrics", "Version": "2010-08-01", "Namespace": "Lab"}
+    request = AWSRequest(method="POST", url=stub.endpoint, data=form)
+    SigV2Auth(Credentials(stub.key_id, stub.secret)).add_auth(request)
+    prepared = request.prepare()
+    body = prepared.body.encode()
+    http = urllib.request.Request(prepared.url, data=body, method="POST",
+                                  headers=dict(prepared.headers))
+    with urllib.request.urlopen(http) as response:
+        answer = response.read()
+    assert b"<MetricName>cpu</MetricName>" in answer
+    assert stub.calls[-1].input == {"Namespace": "Lab"}
+    http = urllib.request.Request(prepared.url, method="POST", headers=dict(prepared.headers),
+                                  data=body.replace(b"=Lab", b"=Lbb"))  # signed for "Lab"
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(http)
+    assert caught.value.code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in caught.value.read()
+
+
+def test_the_aws_cli(stub):
+    env = cli_env(AWS_ACCESS_KEY_ID=stub.key_id, AWS_SECRET_ACCESS_KEY=stub.secret,
+                  AWS_DEFAULT_REGION=stub.region)
+    base = [AWS, "cloudwatch", "--endpoint-url", stub.endpoint, "--output", "json"]
+    run(*base, "put-metric-data", "--namespace", "Lab", "--metric-name", "m", "--value", "2.5",
+        "--timestamp", "2026-01-02T03:04:05Z", "--dimensions", "host=h1", "--unit",
+        "Count", env=env)
+    assert stub.calls[-1].input == {"Namespace": "Lab", "MetricData": [
+        {"MetricName": "m", "Value": 2.5, "Timestamp": WHEN.replace(microsecond=0), "Unit": "Count",
+         "Dimensions": [{"Name": "host", "Value": "h1"}]}]}
+    stub.listing = {"Metrics": [{"Namespace": "Lab", "MetricName": "m"}]}
+    assert json.loads(run(*base, "list-metrics", env=env).stdout) == stub.listing
+    failed = run(*base, "put-metric-data", "--namespace", "n" * 256, "--metric-name", "m",
+                 "--value", "1", env=env, check=False)
+    assert failed.returncode != 0
+    assert "(ValidationError) when calling the PutMetricData operation: 1 validation error " \
+           "detected" in failed.stderr
