@@ -282,23 +282,26 @@ def write_lock() -> None:
         _sqlite_writer.acquire()
         _held.active = True
         try:
-            _group_commit(db.session.connection())
-            db.session.execute(text("BEGIN IMMEDIATE"))
+            dbapi = _group_commit(db.session.connection())
+            # on the driver's connection: the session's execute of a text statement costs
+            # more than the statement (the session's transaction is the same either way)
+            dbapi.execute("BEGIN IMMEDIATE")
         except BaseException:
             _end_writer()
             raise
 
 
-def _group_commit(connection) -> None:
+def _group_commit(connection) -> Any:
     """Make the writer's coming commit one of the group commit (see ``_wal_syncs``): set
     before BEGIN, as SQLite allows the change only outside a transaction. Databases with
-    no log file (in memory) keep their setting."""
+    no log file (in memory) keep their setting. Returns the driver's (sqlite3) connection."""
+    dbapi = connection.connection.dbapi_connection
     path = connection.engine.url.database
     if not path or path == ":memory:" or path.startswith("file:"):
-        return
-    dbapi = connection.connection.dbapi_connection
+        return dbapi
     dbapi.execute("PRAGMA synchronous=NORMAL")
     _held.group = (dbapi, Path(path + "-wal"))
+    return dbapi
 
 
 @contextmanager
@@ -346,12 +349,18 @@ def once_per_transaction(key: Any, load: Callable[[], Any]) -> Any:
     memo = session.info.setdefault("once_per_transaction", {})
     if transaction is not None:
         cached = memo.get(key)
-        if cached is not None and cached[0] is transaction and not (
-                cached[1] is not None and inspect(cached[1]).deleted):
+        if cached is not None and cached[0] is transaction and not _deleted(cached[1]):
             return cached[1]
     value = load()
     memo[key] = (session.get_transaction(), value)
     return value
+
+
+def _deleted(value: Any) -> bool:
+    """Whether *value* is a mapped object the session has deleted (plain values and rows
+    read with Core statements never are)."""
+    state = inspect(value, raiseerr=False) if value is not None else None
+    return state is not None and state.deleted
 
 
 def _release_writer(*_args) -> None:

@@ -21,7 +21,8 @@ from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedBy
                          NoSuchCORSConfiguration, NoSuchLifecycleConfiguration,
                          NoSuchPublicAccessBlockConfiguration, NoSuchTagSet)
 from . import authz, ownership
-from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
+from .models import (Bucket, Loaded, LoadedBucket, MultipartUpload, ObjectVersion,
+                     UploadPart)
 
 #: Names eucalite's own endpoints use at the root of the S3 URL space.
 RESERVED = frozenset({"services", "console"})
@@ -66,23 +67,36 @@ def find(name: str) -> Bucket:
     return bucket
 
 
-def with_rows(entity: Any, on: Any) -> Any:
+_BUCKETS = Bucket.__table__
+_BUCKET_COLUMNS = LoadedBucket.columns()
+
+
+def with_rows(loaded: type[Loaded], on: Any) -> Any:
     """A statement for :func:`find_with`: the bucket named ``:name`` with each row of
-    *entity* (a model with a ``bucket_id``) in it that matches *on*."""
-    return db.select(Bucket, entity).outerjoin(
-        entity, (entity.bucket_id == Bucket.id) & on).where(Bucket.name == bindparam("name"))
+    *loaded*'s model (a :class:`.models.Loaded` class; its table has a ``bucket_id``) in
+    it that matches *on*, as Core columns: the bucket's, then the row's."""
+    table = loaded.model.__table__
+    return db.select(*_BUCKET_COLUMNS, *loaded.columns()).select_from(
+        _BUCKETS.outerjoin(table, (table.c.bucket_id == _BUCKETS.c.id) & on)).where(
+        _BUCKETS.c.name == bindparam("name"))
 
 
-def find_with(name: str, statement: Any, **params: Any) -> tuple[Bucket, list]:
-    """:func:`find` and a lookup of rows in the bucket in one query: the bucket *name*
-    (NoSuchBucket if none) and the rows *statement* (from :func:`with_rows`) joins to it.
-    The bucket is then remembered for the transaction as :func:`find` does."""
+def find_with(name: str, statement: Any, loaded: type[Loaded],
+              **params: Any) -> tuple[LoadedBucket, list]:
+    """:func:`find` and a lookup of rows in the bucket in one query, for the hot read
+    paths: the bucket *name* (NoSuchBucket if none) and the rows *statement* (from
+    :func:`with_rows` with *loaded*) joins to it, both as plain copies (not tracked by the
+    session: read them, do not change them). The bucket is then remembered for the
+    transaction as :func:`find` does, so a later :func:`find` in the same transaction
+    answers the copy; writers start a transaction of their own (``write_lock``) first."""
     rows = db.session.execute(statement, {"name": name, **params}).all()
     if not rows:
         raise NoSuchBucket(name)
-    loaded = rows[0][0]
-    bucket = once_per_transaction(("s3.bucket", name), lambda: loaded)
-    return bucket, [row[1] for row in rows if row[1] is not None]
+    width = len(_BUCKET_COLUMNS)
+    first = LoadedBucket.from_row(rows[0][:width])
+    bucket = once_per_transaction(("s3.bucket", name), lambda: first)
+    # an outer join: a bucket without such rows comes with one row of NULLs (its id too)
+    return bucket, [loaded.from_row(row[width:]) for row in rows if row[width] is not None]
 
 
 def get(requester: Principal | None, name: str, action: str, **context: Any) -> Bucket:

@@ -8,10 +8,16 @@ key (``../``, ``%``, unicode) can reach the filesystem.
 
 Configuration documents (ACL, policy, CORS, lifecycle, tags, metadata) are stored as JSON
 text: they are read whole and written whole.
+
+The hottest lookups (a GET's bucket and version, a PUT's displaced rows) read with Core
+statements into :class:`LoadedBucket` / :class:`LoadedVersion`, plain copies of a row with
+the model's attribute names: loading ORM objects costs several times the query.
 """
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Mapping, Sequence
+
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
@@ -51,7 +57,17 @@ class Bucket(db.Model, JsonFields):
     public_access_block_json: Mapped[str | None] = mapped_column(Text, default=None)
 
 
-class ObjectVersion(db.Model, JsonFields):
+class Segments:
+    """An object version's ``segments``, from its ``segments_json`` column."""
+
+    segments_json: str
+
+    @property
+    def segments(self) -> list[tuple[str, int]]:
+        return [(path, size) for path, size in load_json(self.segments_json, [])]
+
+
+class ObjectVersion(db.Model, JsonFields, Segments):
     """One version of one key (unversioned buckets hold one version, id ``null``)."""
 
     __tablename__ = "s3_objects"
@@ -96,10 +112,6 @@ class ObjectVersion(db.Model, JsonFields):
     # GetObjectAttributes and part-number reads; None for a single PUT
     parts_json: Mapped[str | None] = mapped_column(Text, default=None)
 
-    @property
-    def segments(self) -> list[tuple[str, int]]:
-        return [(path, size) for path, size in load_json(self.segments_json, [])]
-
 
 class MultipartUpload(db.Model, JsonFields):
     __tablename__ = "s3_uploads"
@@ -138,3 +150,36 @@ class UploadPart(db.Model):
     last_modified: Mapped[dt.datetime] = mapped_column(default=utcnow)
     path: Mapped[str] = mapped_column(String(255))
     checksum_value: Mapped[str | None] = mapped_column(String(128), default=None)
+
+
+class Loaded(JsonFields):
+    """A row read with a Core statement: the model's column values as attributes of the
+    same names. Not tracked by the session, so changing one saves nothing: writers load
+    the mapped object (``db.session.get``) under the write lock, as they must anyway."""
+
+    model: type
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    @classmethod
+    def columns(cls) -> list[Any]:
+        """The columns to select for one, in the order :meth:`from_row` expects."""
+        return list(cls.model.__table__.c)
+
+    @classmethod
+    def from_row(cls, values: Sequence[Any]) -> "Loaded":
+        """One from *values*, a row's values of :meth:`columns` in order."""
+        return cls(dict(zip(cls.model.__table__.c.keys(), values)))
+
+
+class LoadedBucket(Loaded):
+    """A :class:`Bucket` row as read (see :class:`Loaded`)."""
+
+    model = Bucket
+
+
+class LoadedVersion(Loaded, Segments):
+    """An :class:`ObjectVersion` row as read (see :class:`Loaded`)."""
+
+    model = ObjectVersion

@@ -18,11 +18,11 @@ from sqlalchemy import bindparam
 
 from .. import ids, quotas
 from ..accounts import Principal, utcnow
-from ..db import db, insert_row, write_lock
+from ..db import db, dump_json, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
 from . import authz, buckets, checksums, objectlock, ownership, sse
-from .models import NULL_VERSION, Bucket, ObjectVersion
+from .models import NULL_VERSION, Bucket, LoadedVersion, ObjectVersion
 from .store import Gone, ObjectStore, Stored, TooLarge
 
 MAX_KEY_BYTES = 1024
@@ -110,11 +110,17 @@ _IN_BUCKET = ObjectVersion.bucket_id == bindparam("bucket_id")
 _LATEST = db.select(ObjectVersion).where(_IN_BUCKET, _IS_LATEST)
 _VERSION = db.select(ObjectVersion).where(_IN_BUCKET, _IS_VERSION)
 _LATEST_AND_NULL = db.select(ObjectVersion).where(_IN_BUCKET, _DISPLACED)
-# The same lookups together with the bucket's (buckets.find_with): one query, not two.
-_BUCKET_LATEST = buckets.with_rows(ObjectVersion, _IS_LATEST)
-_BUCKET_VERSION = buckets.with_rows(ObjectVersion, _IS_VERSION)
-_BUCKET_DISPLACED = buckets.with_rows(ObjectVersion, _DISPLACED)
+# The same lookups together with the bucket's (buckets.find_with): one query, not two, and
+# plain rows (LoadedVersion), not ORM objects.
+_BUCKET_LATEST = buckets.with_rows(LoadedVersion, _IS_LATEST)
+_BUCKET_VERSION = buckets.with_rows(LoadedVersion, _IS_VERSION)
+_BUCKET_DISPLACED = buckets.with_rows(LoadedVersion, _DISPLACED)
 _TABLE = ObjectVersion.__table__
+_INSERT = _TABLE.insert()
+#: A new version's columns a write does not name: their (scalar) defaults.
+_UNSET = {column.key: column.default.arg if column.default is not None
+          and column.default.is_scalar else None
+          for column in _TABLE.c if not column.primary_key}
 _DEMOTE = _TABLE.update().where(_TABLE.c.id == bindparam("row_id")).values(is_latest=False)
 _REMOVE = _TABLE.delete().where(_TABLE.c.id == bindparam("row_id"))
 
@@ -132,18 +138,19 @@ def find_version(bucket: Bucket, key: str, version_id: str | None) -> ObjectVers
 
 
 def get(requester: Principal | None, bucket_name: str, key: str,
-        version_id: str | None = None, action: str = "s3:GetObject") -> ObjectVersion:
-    """The version a GET/HEAD reads, checked for access.
+        version_id: str | None = None, action: str = "s3:GetObject") -> LoadedVersion:
+    """The version a GET/HEAD reads, checked for access (a plain copy of its row).
 
     A missing key is NoSuchKey for those allowed to list the bucket and AccessDenied for
     others (S3 does not reveal what exists). A delete marker reads as NoSuchKey (latest) or
     MethodNotAllowed (by version id), both with ``x-amz-delete-marker``.
     """
     if version_id is None:
-        bucket, found = buckets.find_with(bucket_name, _BUCKET_LATEST, key=key)
+        bucket, found = buckets.find_with(bucket_name, _BUCKET_LATEST, LoadedVersion,
+                                          key=key)
     else:
-        bucket, found = buckets.find_with(bucket_name, _BUCKET_VERSION, key=key,
-                                          version_id=version_id)
+        bucket, found = buckets.find_with(bucket_name, _BUCKET_VERSION, LoadedVersion,
+                                          key=key, version_id=version_id)
         if action == "s3:GetObject":
             action = "s3:GetObjectVersion"
     version = found[0] if found else None
@@ -187,7 +194,7 @@ def _valid_version_id(version_id: str) -> bool:
 def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: str,
         reader, attributes: Attributes, *, limit: int = MAX_PUT_SIZE,
         check_access: bool = True, bucket: Bucket | None = None,
-        precondition=None) -> ObjectVersion:
+        precondition=None) -> LoadedVersion:
     """PutObject: stream *reader* (a payload.BodyReader) into a new version of *key*.
 
     The body is verified while it streams (the reader raises on a bad digest or signature);
@@ -219,8 +226,9 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
            checksum: tuple[str, str, str] | None = None,
            parts_count: int | None = None, parts: list[dict] | None = None,
            in_transaction=None, precondition=None,
-           free_on_failure: bool = True) -> ObjectVersion:
+           free_on_failure: bool = True) -> LoadedVersion:
     """Make stored *segments* the newest version of *key*; frees what that replaces.
+    Returns the new version's row as written (a plain copy: the commit made it final).
 
     *parts* describes a multipart object's parts (``parts_json``). *in_transaction*, if
     given, runs inside the same write transaction just before the
@@ -234,7 +242,8 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
     try:
         write_lock()
         # the bucket again (it may have been deleted meanwhile) and the rows this replaces
-        bucket, displaced = buckets.find_with(bucket_name, _BUCKET_DISPLACED, key=key)
+        bucket, displaced = buckets.find_with(bucket_name, _BUCKET_DISPLACED, LoadedVersion,
+                                              key=key)
         if precondition is not None:
             precondition(bucket)
         version_id = ids.version_id() if bucket.versioning == "Enabled" else NULL_VERSION
@@ -244,22 +253,24 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
                             sum(segment.size for segment in segments))
         owner, acl_json = ownership.new_object(
             bucket, requester.account_id if requester else bucket.owner_id, attributes.acl)
-        version = ObjectVersion(
-            bucket_id=bucket.id, key=key, version_id=version_id, is_latest=True,
-            size=sum(segment.size for segment in segments), etag=etag,
-            last_modified=utcnow(), owner_id=owner, content_type=attributes.content_type,
-            storage_class=attributes.storage_class, parts_count=parts_count,
-            segments_json=_segments_json(segments), lock_mode=attributes.lock_mode,
-            lock_until=attributes.lock_until, legal_hold=attributes.legal_hold)
-        version.set_json("headers", attributes.headers or None)
-        version.set_json("meta", attributes.meta or None)
-        version.set_json("acl", acl_json)
-        version.set_json("tags", attributes.tags or None)
-        version.set_json("sse", attributes.sse)
-        version.set_json("parts", parts)
+        values = {
+            **_UNSET, "bucket_id": bucket.id, "key": key, "version_id": version_id,
+            "is_latest": True, "size": sum(segment.size for segment in segments),
+            "etag": etag, "last_modified": utcnow(), "owner_id": owner,
+            "content_type": attributes.content_type, "storage_class": attributes.storage_class,
+            "parts_count": parts_count, "segments_json": _segments_json(segments),
+            "lock_mode": attributes.lock_mode, "lock_until": attributes.lock_until,
+            "legal_hold": attributes.legal_hold,
+            "headers_json": dump_json(attributes.headers or None),
+            "meta_json": dump_json(attributes.meta or None), "acl_json": dump_json(acl_json),
+            "tags_json": dump_json(attributes.tags or None),
+            "sse_json": dump_json(attributes.sse), "parts_json": dump_json(parts)}
         if checksum:
-            version.checksum_algorithm, version.checksum_value, version.checksum_type = checksum
-        insert_row(version)
+            values["checksum_algorithm"], values["checksum_value"], \
+                values["checksum_type"] = checksum
+        # one Core statement: the ORM's unit of work costs several times the INSERT
+        row_id = db.session.execute(_INSERT, values).inserted_primary_key[0]
+        version = LoadedVersion({"id": row_id, **values})
         if in_transaction is not None:
             in_transaction(bucket)
         db.session.commit()
