@@ -27,8 +27,8 @@ from eucalite.cluster.node import Endpoint, ImageRef, Launch, Node
 from eucalite.cluster.nodeclient import InternalApiError, NodeClient
 from eucalite.cluster.remotenode import RemoteNode
 from eucalite.cluster.unbundle import CorruptBundle
-from eucalite.cluster.virt.driver import DiskSpec, DriverError, HostCapacity, NotSupported, \
-    PowerState
+from eucalite.cluster.virt.driver import DiskCounters, DiskSpec, DomainCounters, DriverError, \
+    HostCapacity, NicCounters, NotSupported, PowerState
 from eucalite.compute import reconcile
 from eucalite.errors import ServiceUnavailable
 from eucalite.errors.ec2 import InvalidManifest
@@ -64,6 +64,11 @@ SAMPLES = {
     "capacity": ((), HostCapacity(8, 16384, 200)),
     "domains": ((), {"i-1": PowerState.RUNNING, "i-2": PowerState.SHUTOFF}),
     "power_state": (("i-1",), PowerState.PAUSED),
+    "counters": ((), {"i-1": DomainCounters(
+        cpu_time_ns=12_000_000_000, vcpus=2,
+        disks={"vda": DiskCounters(4096, 8192, 1, 2), "vdb": DiskCounters()},
+        nics={"eu0ad30005": NicCounters(rx_bytes=100, tx_bytes=200, rx_packets=1,
+                                        tx_packets=2)})}),
     "fetch_image": ((LAUNCH.root_image,), "/var/lib/eucalite/image-cache/emi/root"),
     "spawn": ((LAUNCH,), None),
     "destroy": (("i-1",), None),

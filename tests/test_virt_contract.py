@@ -20,8 +20,9 @@ import pytest
 from guestutil import qemu_reachable_dir
 from serverutil import wait_until
 
-from eucalite.cluster.virt.driver import (CONSOLE_TAIL, DiskSpec, DomainSpec, DriverError,
-                                          NetworkSpec, NotSupported, PowerState)
+from eucalite.cluster.virt.driver import (CONSOLE_TAIL, DiskCounters, DiskSpec, DomainSpec,
+                                          DriverError, NetworkSpec, NicCounters, NotSupported,
+                                          PowerState)
 from eucalite.cluster.virt.fake import FakeDriver
 
 TEST_URI = "test:///default"
@@ -199,6 +200,64 @@ def test_destroy_stopped_domain(driver, make_spec):
     driver.power_off(spec.instance_id)
     driver.destroy(spec.instance_id)
     assert driver.power_state(spec.instance_id) == PowerState.ABSENT
+
+
+def _counters_or_skip(driver):
+    """``driver.counters()``; on libvirt's test driver (only there) NotSupported skips."""
+    try:
+        return driver.counters()
+    except NotSupported:
+        if driver.name == "libvirt" and driver.domain_type == "test":
+            pytest.skip("libvirt's test driver keeps no domain statistics")
+        raise
+
+
+def _flat(counters) -> list[int]:
+    """Every counter of a DomainCounters in a fixed order (for comparing two samples)."""
+    values = [counters.cpu_time_ns]
+    for target in sorted(counters.disks):
+        values += dataclasses.astuple(counters.disks[target])
+    for nic in sorted(counters.nics):
+        values += dataclasses.astuple(counters.nics[nic])
+    return values
+
+
+def test_counters_of_running_domains_only_and_never_decreasing(driver, make_spec):
+    running, stopped = make_spec(vcpus=2), make_spec()
+    driver.spawn(running)
+    driver.spawn(stopped)
+    driver.power_off(stopped.instance_id)
+    first = _counters_or_skip(driver)
+    assert set(first) == {running.instance_id}
+    sample = first[running.instance_id]
+    assert sample.vcpus == 2 and sample.cpu_time_ns >= 0
+    assert set(sample.disks) <= set(driver.disks(running.instance_id))
+    assert all(value >= 0 for value in _flat(sample))
+    if _is_real(driver):        # a booting guest uses CPU and reads its disk
+        wait_until(lambda: driver.counters()[running.instance_id].cpu_time_ns >
+                   sample.cpu_time_ns, "the guest's CPU time to grow", timeout=30)
+    later = driver.counters()[running.instance_id]
+    assert set(later.disks) == set(sample.disks) and set(later.nics) == set(sample.nics)
+    assert all(b >= a for a, b in zip(_flat(sample), _flat(later)))
+
+
+def test_fake_counters_grow_as_told_and_restart_at_boot():
+    driver = FakeDriver()
+    spec = DomainSpec(instance_id="i-count", vcpus=2, memory_mb=64, kernel="/k",
+                      disks=[DiskSpec("vda", "/r", format="raw")], tap="eu0ad30005")
+    driver.spawn(spec)
+    assert driver.counters()["i-count"].cpu_time_ns == 0
+    driver.add_usage("i-count", cpu_seconds=1.5, disks={"vda": DiskCounters(1, 2, 3, 4)},
+                     nic=NicCounters(5, 6, 7, 8))
+    driver.add_usage("i-count", cpu_seconds=0.5, disks={"vda": DiskCounters(1, 1, 1, 1)})
+    sample = driver.counters()["i-count"]
+    assert sample.cpu_time_ns == 2_000_000_000 and sample.vcpus == 2
+    assert sample.disks == {"vda": DiskCounters(2, 3, 4, 5)}
+    assert sample.nics == {"eu0ad30005": NicCounters(5, 6, 7, 8)}
+    driver.reboot("i-count")
+    assert driver.counters()["i-count"].cpu_time_ns == 0
+    with pytest.raises(DriverError):
+        driver.add_usage("i-absent", cpu_seconds=1)
 
 
 def test_reboot(driver, make_spec):

@@ -23,7 +23,7 @@ from .edge.firewall import Firewall
 from .edge.plan import NetworkPlan, tap_name
 from .imagecache import ImageCache
 from .node import Endpoint, ImageRef, Launch
-from .virt.driver import DiskSpec, DomainSpec, DriverError, HostCapacity, HypervisorDriver, \
+from .virt.driver import DiskSpec, DomainCounters, DomainSpec, DriverError, HostCapacity, \
     PowerState, read_tail
 
 #: ``source(image, out)``: write *image*'s verified bytes into *out* (raise to refuse)
@@ -61,6 +61,9 @@ class LocalNode:
 
     def power_state(self, instance_id: str) -> PowerState:
         return self.driver.power_state(instance_id)
+
+    def counters(self) -> dict[str, DomainCounters]:
+        return self.driver.counters()
 
     def console_output(self, instance_id: str) -> bytes:
         output = self.driver.console_output(instance_id)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .edge.plan import NetworkPlan
-from .virt.driver import DiskSpec, HostCapacity, PowerState
+from .virt.driver import DiskSpec, DomainCounters, HostCapacity, PowerState
 
 #: The parts of an image a node caches.
 IMAGE_PARTS = ("root", "kernel", "ramdisk")
@@ -104,6 +104,12 @@ class Node(Protocol):
 
     def power_state(self, instance_id: str) -> PowerState:
         """The instance's domain state now (ABSENT when there is none)."""
+
+    def counters(self) -> dict[str, DomainCounters]:
+        """Instance id -> cumulative CPU, disk and network counters of every running
+        instance domain this cloud runs there, read at once (the CloudWatch collector's
+        sample: :meth:`~.virt.driver.HypervisorDriver.counters`). NotSupported where the
+        hypervisor keeps no statistics."""
 
     def fetch_image(self, image: ImageRef) -> str:
         """Afterwards *image* is in the node's cache, verified against its manifest (fetched

@@ -18,7 +18,7 @@ from .commands import CommandQueue, NodeFailed
 from .edge.plan import NetworkPlan
 from .models import Node as NodeRow
 from .node import Endpoint, ImageRef, Launch
-from .virt.driver import DiskSpec, DriverError, HostCapacity, PowerState
+from .virt.driver import DiskSpec, DomainCounters, DriverError, HostCapacity, PowerState
 
 #: Seconds a caller waits for each method's answer; a spawn fetches images (minutes on a
 #: cold cache), every other method is quick on a node that answers.
@@ -75,6 +75,9 @@ class RemoteNode:
 
     def power_state(self, instance_id: str) -> PowerState:
         return self.call("power_state", instance_id)
+
+    def counters(self) -> dict[str, DomainCounters]:
+        return self.call("counters")
 
     def fetch_image(self, image: ImageRef) -> str:
         return self.call("fetch_image", image)

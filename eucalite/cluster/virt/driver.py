@@ -99,6 +99,40 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class DiskCounters:
+    """A disk's I/O since its domain started: bytes and requests read and written."""
+
+    read_bytes: int = 0
+    write_bytes: int = 0
+    read_ops: int = 0
+    write_ops: int = 0
+
+
+@dataclass(frozen=True)
+class NicCounters:
+    """A NIC's traffic since its domain started, as the guest sees it: received (rx) and
+    sent (tx) bytes and packets."""
+
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    rx_packets: int = 0
+    tx_packets: int = 0
+
+
+@dataclass(frozen=True)
+class DomainCounters:
+    """A running domain's cumulative counters: CPU time of all its vCPUs (ns), its vCPU
+    count, and per disk target (vda, ...) and per NIC (its host-side name) the I/O since it
+    started. CloudWatch's metrics are deltas of two samples (:mod:`eucalite.cloudwatch.
+    collector`); a counter lower than before means the domain started again."""
+
+    cpu_time_ns: int
+    vcpus: int
+    disks: dict[str, DiskCounters] = field(default_factory=dict)
+    nics: dict[str, NicCounters] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class HostCapacity:
     cores: int
     memory_mb: int
@@ -224,6 +258,15 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     def capacity(self) -> HostCapacity:
         """What this host offers to instances."""
+
+    @abc.abstractmethod
+    def counters(self) -> dict[str, DomainCounters]:
+        """Instance id -> the cumulative counters of every *running* domain that
+        ``list_domains`` lists, read in one pass (domains not running are left out). Each
+        counter never decreases while its domain keeps running (a reboot or power cycle may
+        restart it from 0); ``vcpus`` >= 1; the disk targets are among ``disks``.
+        NotSupported where the hypervisor keeps no such statistics (libvirt's test
+        driver)."""
 
     def close(self) -> None:
         """Release the hypervisor connection (default: nothing to release)."""

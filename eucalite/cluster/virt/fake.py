@@ -8,13 +8,15 @@ fake accepts is one libvirt would be given too.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 
 from . import domain_xml as dx
 from . import network_xml as nx
-from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError,
-                     HostCapacity, HypervisorDriver, NetworkSpec, PowerState)
+from .driver import (CONSOLE_TAIL, DOMAIN_PREFIX, DiskCounters, DiskSpec, DomainCounters,
+                     DomainSpec, DriverError, HostCapacity, HypervisorDriver, NetworkSpec,
+                     NicCounters, PowerState)
 
 
 @dataclass
@@ -29,6 +31,15 @@ class _FakeDomain:
     #: power operations asked of it, in order ("pause", "resume", "shutdown", "power_off",
     #: "power_on", "reboot"): what tests check a consistency rule against
     history: list[str] = field(default_factory=list)
+    #: usage since the last boot, as tests set it (:meth:`FakeDriver.add_usage`)
+    cpu_time_ns: int = 0
+    disk_io: dict[str, DiskCounters] = field(default_factory=dict)
+    nic_io: dict[str, NicCounters] = field(default_factory=dict)
+
+    @property
+    def nic(self) -> str:
+        """The NIC's host-side name (its tap, else what libvirt would name it)."""
+        return self.spec.tap or "vnet0"
 
 
 class FakeDriver(HypervisorDriver):
@@ -61,6 +72,7 @@ class FakeDriver(HypervisorDriver):
         """Mark the domain running and append a fake boot log to its console."""
         dom.boots += 1
         dom.state = PowerState.RUNNING
+        dom.cpu_time_ns, dom.disk_io, dom.nic_io = 0, {}, {}    # counters restart at boot
         dom.console += (f"eucalite fake console for {dom.spec.instance_id} "
                         f"(boot {dom.boots})\n").encode()
         # keep memory bounded like a real console tail would be
@@ -203,3 +215,32 @@ class FakeDriver(HypervisorDriver):
 
     def capacity(self) -> HostCapacity:
         return self._capacity
+
+    def counters(self) -> dict[str, DomainCounters]:
+        with self._lock:
+            return {iid: DomainCounters(
+                cpu_time_ns=dom.cpu_time_ns, vcpus=dom.spec.vcpus,
+                disks={target: dom.disk_io.get(target, DiskCounters())
+                       for target in dom.disks},
+                nics={dom.nic: dom.nic_io.get(dom.nic, NicCounters())})
+                for iid, dom in self._domains.items() if dom.state == PowerState.RUNNING}
+
+    def add_usage(self, instance_id: str, cpu_seconds: float = 0.0,
+                  disks: dict[str, DiskCounters] | None = None,
+                  nic: NicCounters | None = None) -> None:
+        """Tests: the guest used *cpu_seconds* of CPU time (all vCPUs together), the I/O
+        in *disks* (target -> amounts) and the traffic *nic* since the last call; its
+        counters grow by that much. DriverError if absent."""
+        with self._lock:
+            dom = self._get(instance_id)
+            dom.cpu_time_ns += round(cpu_seconds * 1e9)
+            for target, more in (disks or {}).items():
+                dom.disk_io[target] = _sum(dom.disk_io.get(target, DiskCounters()), more)
+            if nic is not None:
+                dom.nic_io[dom.nic] = _sum(dom.nic_io.get(dom.nic, NicCounters()), nic)
+
+
+def _sum(old, more):
+    """The counters record *old* plus *more*, field by field."""
+    return type(old)(*(a + b for a, b in zip(dataclasses.astuple(old),
+                                              dataclasses.astuple(more))))

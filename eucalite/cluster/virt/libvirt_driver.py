@@ -17,8 +17,9 @@ import time
 import xml.etree.ElementTree as ET
 
 from . import domain_xml as dx
-from .driver import (DOMAIN_PREFIX, DiskSpec, DomainSpec, DriverError, HostCapacity,
-                     HypervisorDriver, NetworkSpec, NotSupported, PowerState, read_tail)
+from .driver import (DOMAIN_PREFIX, DiskCounters, DiskSpec, DomainCounters, DomainSpec,
+                     DriverError, HostCapacity, HypervisorDriver, NetworkSpec, NicCounters,
+                     NotSupported, PowerState, read_tail)
 from .libvirt_conn import LibvirtConnection, default_domain_type, is_remote
 from .libvirt_network import LibvirtNetworks
 
@@ -28,6 +29,30 @@ def _free_gib(path: str) -> int:
     while not os.path.exists(path):
         path = os.path.dirname(path)
     return shutil.disk_usage(path).free // 2**30
+
+
+def _counters(stats: dict) -> DomainCounters:
+    """A domain's counters from its ``getAllDomainStats`` record (``cpu.time``,
+    ``vcpu.current``, ``block.<n>.name``/``rd.bytes``/..., ``net.<n>.name``/``rx.bytes``/...;
+    libvirt reports a tap's traffic as the guest sees it)."""
+    def each(prefix: str) -> list[tuple[str, dict]]:
+        items = []
+        for index in range(stats.get(f"{prefix}.count", 0)):
+            name = stats.get(f"{prefix}.{index}.name")
+            if name:
+                items.append((name, {key[len(f"{prefix}.{index}."):]: value
+                                     for key, value in stats.items()
+                                     if key.startswith(f"{prefix}.{index}.")}))
+        return items
+
+    disks = {name: DiskCounters(read_bytes=s.get("rd.bytes", 0), write_bytes=s.get("wr.bytes", 0),
+                                read_ops=s.get("rd.reqs", 0), write_ops=s.get("wr.reqs", 0))
+             for name, s in each("block")}
+    nics = {name: NicCounters(rx_bytes=s.get("rx.bytes", 0), tx_bytes=s.get("tx.bytes", 0),
+                              rx_packets=s.get("rx.pkts", 0), tx_packets=s.get("tx.pkts", 0))
+            for name, s in each("net")}
+    return DomainCounters(cpu_time_ns=stats["cpu.time"],
+                          vcpus=max(1, stats.get("vcpu.current", 1)), disks=disks, nics=nics)
 
 
 class LibvirtDriver(HypervisorDriver):
@@ -286,6 +311,28 @@ class LibvirtDriver(HypervisorDriver):
             except self._lv.libvirtError as exc:
                 if self._code(exc) != self._lv.VIR_ERR_NO_DOMAIN:  # destroyed meanwhile
                     raise self._error(f"cannot read state of {name}", exc) from exc
+        return result
+
+    def counters(self) -> dict[str, DomainCounters]:
+        if self.domain_type == "test":
+            raise NotSupported("libvirt's test driver keeps no domain statistics")
+        lv = self._lv
+        wanted = (lv.VIR_DOMAIN_STATS_CPU_TOTAL | lv.VIR_DOMAIN_STATS_VCPU |
+                  lv.VIR_DOMAIN_STATS_BLOCK | lv.VIR_DOMAIN_STATS_INTERFACE)
+        try:    # one call for every running domain: what `virsh domstats` reads
+            found = self._conn().getAllDomainStats(
+                wanted, lv.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING)
+        except lv.libvirtError as exc:
+            raise self._error("cannot read domain statistics", exc) from exc
+        result = {}
+        for dom, stats in found:
+            name = dom.name()
+            if not name.startswith(DOMAIN_PREFIX) or \
+                    (self.cloud and self._cloud_of(dom) != self.cloud):
+                continue
+            if "cpu.time" not in stats:
+                raise NotSupported(f"{name}: the hypervisor reports no CPU time")
+            result[name[len(DOMAIN_PREFIX):]] = _counters(stats)
         return result
 
     def _cloud_of(self, dom) -> str | None:
