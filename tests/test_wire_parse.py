@@ -276,6 +276,25 @@ def test_no_output_renders_an_empty_answer_every_protocol_accepts():
     assert [child.tag.split("}")[1] for child in root] == ["ResponseMetadata"]
 
 
+@pytest.mark.parametrize("protocol,parser", [("query", QueryParser), ("json", JSONParser),
+                                             ("cbor", RpcV2CBORParser)])
+def test_numbers_are_written_as_their_members_type(protocol, parser):
+    """A handler's 60.0 for an integer member is 60 on the wire, its 3 for a double 3.0."""
+    operation = CLOUDWATCH.operation("DescribeAlarms")
+    output = {"MetricAlarms": [{"AlarmName": "a", "Period": 60.0, "EvaluationPeriods": 2,
+                                "Threshold": 3, "ActionsEnabled": 1}]}
+    reply = render.result(protocol, CLOUDWATCH, operation, output, "r")
+    parsed = parser().parse({"body": reply.body, "headers": reply.headers,
+                             "status_code": 200}, operation.output_shape)
+    alarm = parsed["MetricAlarms"][0]
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"],
+            alarm["ActionsEnabled"]) == (60, 2, 3.0, True)
+    assert type(alarm["Period"]) is int and type(alarm["Threshold"]) is float
+    with pytest.raises(ValueError):
+        render.result(protocol, CLOUDWATCH, operation,
+                      {"MetricAlarms": [{"Period": 60.5}]}, "r")
+
+
 def test_an_output_member_the_model_lacks_is_a_handler_bug():
     with pytest.raises(ValueError):
         render.result("json", CLOUDWATCH, CLOUDWATCH.operation("ListMetrics"),

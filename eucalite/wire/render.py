@@ -145,7 +145,17 @@ def _xml_scalar(kind: str, value: Any) -> str:
         return base64.b64encode(value).decode()
     if kind in ("double", "float"):
         return _double_text(float(value))
+    if kind in ("integer", "long"):
+        return str(_integer(value))
     return str(value)
+
+
+def _integer(value: Any) -> int:
+    """An integer member's value as an int (a handler may compute 60.0 for 60); a fraction
+    there is a handler bug."""
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value} is not an integer")
+    return int(value)
 
 
 def iso8601(when: dt.datetime) -> str:
@@ -181,6 +191,10 @@ def _document(shape: Shape, value: Any, protocol: str) -> Any:
     if kind in ("double", "float"):
         value = float(value)
         return value if protocol == CBOR or math.isfinite(value) else _double_text(value)
+    if kind in ("integer", "long"):
+        return _integer(value)
+    if kind == "boolean":
+        return bool(value)
     return value
 
 
