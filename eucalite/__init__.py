@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 # ``db`` stays the module here (``eucalite.db``), not the SQLAlchemy object it holds
 from . import accounts, config as config_module, db as db_module, ids, iam, planned, sts, web
+from .cloudwatch import api as cloudwatch_api
 from .cluster.internalapi import routes as internalapi
 from .cluster.scheduler import validate_policy
 from .compute import ec2
@@ -65,6 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     app.register_blueprint(ec2.blueprint)
     app.register_blueprint(iam.blueprint)
     app.register_blueprint(sts.blueprint)
+    app.register_blueprint(cloudwatch_api.blueprint)
     app.register_blueprint(planned.blueprint)   # the classic paths of services still to come
     app.register_blueprint(internalapi.blueprint)  # /internal/v1: the nodes' API
     web.init_app(app)                           # /console, before S3 claims every path

@@ -71,6 +71,11 @@ DEFAULTS: dict[str, Any] = {
     # default quota).
     "alarm_interval": 60,
     "max_alarms": 5000,
+    # CloudWatch's own metrics (eucalite/cloudwatch/collector.py): seconds between samples
+    # of an instance with basic monitoring, and with detailed monitoring
+    # (MonitorInstances); the collector wakes every detailed_metrics_interval.
+    "metrics_interval": 60,
+    "detailed_metrics_interval": 10,
     # Node duty: run VMs on this host through libvirt.
     "node": True,
     # Placement policy for new instances: GREEDY | ROUNDROBIN | POWERSAVE (Eucalyptus' names).
@@ -335,4 +340,5 @@ def endpoints(config: Mapping[str, Any], *, use_served: bool = False) -> dict[st
         "s3": base,
         "iam": base + "/services/Euare",
         "sts": base + "/services/Tokens",
+        "cloudwatch": base + "/services/CloudWatch",
     }

@@ -32,6 +32,7 @@ def _env_values(key_id: str, secret: str, region: str,
         "AWS_ENDPOINT_URL_S3": endpoints["s3"],
         "AWS_ENDPOINT_URL_IAM": endpoints["iam"],
         "AWS_ENDPOINT_URL_STS": endpoints["sts"],
+        "AWS_ENDPOINT_URL_CLOUDWATCH": endpoints["cloudwatch"],
         # Eucalyptus / euca2ools names
         "EC2_URL": endpoints["ec2"],
         "S3_URL": endpoints["s3"],
@@ -54,14 +55,14 @@ def classic_urls(endpoints: dict[str, str], ec2_path: str,
                  planned: Iterable[tuple[str, str, Any]]) -> dict[str, str]:
     """Eucalyptus' service URLs on this cloud, as a eucarc names them: ``EC2_URL`` at
     *ec2_path*, ``S3_URL`` at Walrus' path, ``EUARE_URL``, ``TOKEN_URL`` (STS), and
-    ``AWS_CLOUDWATCH_URL``, ``AWS_AUTO_SCALING_URL`` of the services still to come
+    ``AWS_CLOUDWATCH_URL``, and ``AWS_AUTO_SCALING_URL`` of the services still to come
     (*planned*: ``(path, signing name, title)``; they answer that the service is not served
-    yet). The two are the callers' to give: the modules that own them sit above this one."""
+    yet), which are the callers' to give: the modules that own them sit above this one."""
     base = endpoints["s3"]
     urls = {"EC2_URL": base + ec2_path, "S3_URL": base + WALRUS_PATH,
-            "EUARE_URL": endpoints["iam"], "TOKEN_URL": endpoints["sts"]}
-    names = {"sts": "TOKEN_URL", "monitoring": "AWS_CLOUDWATCH_URL",
-             "autoscaling": "AWS_AUTO_SCALING_URL"}
+            "EUARE_URL": endpoints["iam"], "TOKEN_URL": endpoints["sts"],
+            "AWS_CLOUDWATCH_URL": endpoints["cloudwatch"]}
+    names = {"autoscaling": "AWS_AUTO_SCALING_URL"}
     urls.update({names[service]: base + path for path, service, _ in planned})
     return urls
 

@@ -1,12 +1,12 @@
-"""Eucalyptus' classic paths of the services eucalite does not have yet: CloudWatch at
-``/services/CloudWatch``, Auto Scaling at ``/services/AutoScaling``.
+"""Eucalyptus' classic paths of the services eucalite does not have yet: Auto Scaling at
+``/services/AutoScaling``.
 
 A client pointed there (a eucarc's AWS_CLOUDWATCH_URL, AWS_AUTO_SCALING_URL) is
 answered in that service's own protocol rather than with a 404 or another service's
 envelope: a Query request is authenticated under the service's signing name like any other,
 then every action is ``InvalidAction`` with a message saying the service is not served yet; a
-JSON request (``X-Amz-Target``, how current SDKs call CloudWatch) gets the same error as a
-JSON body, unauthenticated: there is nothing behind it to protect.
+JSON request (``X-Amz-Target``, how current SDKs call JSON services) gets the same error as
+a JSON body, unauthenticated: there is nothing behind it to protect.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from .query import ActionRegistry
 
 #: (path, signing name, what the service is) of each service still to come.
 PLANNED = [
-    ("/services/CloudWatch", "monitoring", "CloudWatch"),
     ("/services/AutoScaling", "autoscaling", "Auto Scaling"),
 ]
 

@@ -224,8 +224,6 @@ def test_front_end_rejections_under_walrus_are_in_s3s_envelope():
 @pytest.mark.parametrize("service,path,call,title", [
     ("autoscaling", "/services/AutoScaling", lambda c: c.describe_auto_scaling_groups(),
      "Auto Scaling"),
-    # current botocore speaks JSON to CloudWatch: the error comes back as JSON
-    ("cloudwatch", "/services/CloudWatch", lambda c: c.list_metrics(), "CloudWatch"),
 ])
 def test_planned_services_say_they_are_not_served_yet(live, service, path, call, title):
     with pytest.raises(ClientError) as caught:
