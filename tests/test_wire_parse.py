@@ -293,6 +293,9 @@ def test_numbers_are_written_as_their_members_type(protocol, parser):
     with pytest.raises(ValueError):
         render.result(protocol, CLOUDWATCH, operation,
                       {"MetricAlarms": [{"Period": 60.5}]}, "r")
+    with pytest.raises(ValueError):                 # naive: local time, wrong off UTC
+        render.result(protocol, CLOUDWATCH, operation, {"MetricAlarms": [
+            {"StateUpdatedTimestamp": dt.datetime(2026, 1, 1)}]}, "r")
 
 
 def test_an_output_member_the_model_lacks_is_a_handler_bug():

@@ -160,8 +160,16 @@ def _integer(value: Any) -> int:
 
 def iso8601(when: dt.datetime) -> str:
     """*when* (aware) as the Query protocol writes timestamps: UTC, milliseconds, ``Z``."""
-    when = when.astimezone(_UTC)
+    when = _aware(when).astimezone(_UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    """*when*, which must carry its timezone: a naive datetime would be read in the server's
+    local time, silently wrong wherever that is not UTC, so it is a handler bug."""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when} in an answer: give it a timezone")
+    return when
 
 
 def _double_text(value: float) -> str:
@@ -185,7 +193,7 @@ def _document(shape: Shape, value: Any, protocol: str) -> Any:
     if kind == "map":
         return {key: _document(shape.value, item, protocol) for key, item in value.items()}
     if kind == "timestamp":
-        return value if protocol == CBOR else value.timestamp()
+        return value if protocol == CBOR else _aware(value).timestamp()
     if kind == "blob":
         return bytes(value) if protocol == CBOR else base64.b64encode(value).decode()
     if kind in ("double", "float"):
