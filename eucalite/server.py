@@ -23,6 +23,7 @@ from . import config as config_module, create_app, datadir
 from .compute.addresses import parse_pool
 from .cluster.scheduler import validate_policy
 from .cloudwatch import loop as alarm_loop
+from .cloudwatch import collector
 from .compute import metadata, reconcile
 from .db import db
 from .s3 import upkeep
@@ -77,6 +78,7 @@ def _post_fork(app):
         start_node_services(app)
         reconcile.start(app, services.config["reconcile_interval"])
         alarm_loop.start(app, services.config["alarm_interval"])
+        collector.start(app)
     return hook
 
 

@@ -86,6 +86,7 @@ class LaunchRequest:
     block_devices: list[dict] | None = None
     # IamInstanceProfile: ("arn" or "name", what the request gives); resolved at launch
     iam_instance_profile: tuple[str, str] | None = None
+    monitoring: bool = False              # Monitoring.Enabled: detailed monitoring
 
 
 def decode_user_data(user_data: str | None) -> bytes:
@@ -201,6 +202,7 @@ class ListedInstance(NamedTuple):
     metadata_options_json: str | None
     iam_instance_profile_arn: str | None
     iam_instance_profile_id: str | None
+    monitoring: str
 
     def get_json(self, name: str, default=None):
         """A ``<name>_json`` column as a Python value, as :class:`~eucalite.db.JsonFields`."""
@@ -346,7 +348,8 @@ def record_launch(principal: Principal, request: LaunchRequest, *, image, kernel
             mac=mac_for(addresses[index]) if addresses[index] else new_mac(),
             root_device_type=image.root_device_type, root_device_name=image.root_device_name,
             cpu=itype.cpu, memory_mb=itype.memory_mb, disk_gb=itype.disk_gb,
-            creator_user_id=quotas.creator(principal))
+            creator_user_id=quotas.creator(principal),
+            monitoring="enabled" if request.monitoring else "disabled")
         if request.metadata_options:
             instance.set_json("metadata_options", request.metadata_options)
         if request.attributes:

@@ -137,6 +137,9 @@ class Instance(db.Model, JsonFields):
     iam_instance_profile_arn: Mapped[str | None] = mapped_column(String(2048), default=None)
     iam_instance_profile_id: Mapped[str | None] = mapped_column(String(32), default=None)
     creator_user_id: Mapped[str | None] = mapped_column(String(32), default=None)  # quotas
+    # CloudWatch monitoring: "disabled" (basic: metrics every metrics_interval) or "enabled"
+    # (detailed: every detailed_metrics_interval), as MonitorInstances sets it
+    monitoring: Mapped[str] = mapped_column(String(16), default="disabled")
 
 
 class SecurityGroup(db.Model):

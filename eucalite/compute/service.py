@@ -338,6 +338,23 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         nodes.release(node_id, _need(instance))
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
+    def set_monitoring(self, principal: Principal, ids: list[str], enabled: bool) -> list[str]:
+        """MonitorInstances (*enabled*) / UnmonitorInstances: the caller's instances get
+        detailed (``enabled``) or basic (``disabled``) CloudWatch monitoring, which the
+        collector (:mod:`eucalite.cloudwatch.collector`) follows from its next pass.
+        InvalidInstanceID.NotFound for an id not the caller's; returns the ids in order."""
+        write_lock()
+        try:
+            rows = instances.visible(principal, ids)
+            for row in rows:
+                row.monitoring = "enabled" if enabled else "disabled"
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        by_id = {row.id for row in rows}
+        return [instance_id for instance_id in dict.fromkeys(ids) if instance_id in by_id]
+
     def console_output(self, principal: Principal, instance_id: str) -> tuple[str, bytes]:
         """(instance id, the last 64 KiB of its serial console output)."""
         instance = instances.owned(principal, instance_id)

@@ -51,8 +51,9 @@ def group_set(groups) -> list[dict]:
     return [{"groupId": group.id, "groupName": group.name} for group in groups]
 
 
-#: ``monitoring``: the same on every instance (no CloudWatch detailed monitoring).
-_MONITORING = xmlutil.serialised({"state": "disabled"})
+#: ``monitoring`` for each state of the instance's column (``enabled``: detailed
+#: CloudWatch monitoring, :mod:`.monitoring`).
+_MONITORING = {state: xmlutil.serialised({"state": state}) for state in ("disabled", "enabled")}
 
 
 def _shared(memo: dict, key: tuple, make: Callable[[], Any]) -> xmlutil.Serialised:
@@ -86,7 +87,7 @@ def render_instance(instance, tag_map: dict, groups=(), volumes=(),
             "availabilityZone": zone, "groupName": "", "tenancy": "default"}),
         "kernelId": instance.kernel_id,
         "ramdiskId": instance.ramdisk_id,
-        "monitoring": _MONITORING,
+        "monitoring": _MONITORING[instance.monitoring or "disabled"],
         "privateIpAddress": instance.private_ip,
         "ipAddress": instance.public_ip,
         "groupSet": _shared(memo, ("groups", tuple(groups)), lambda: group_set(groups)),
@@ -151,6 +152,18 @@ def _wants_public_ip(params) -> bool:
         for item in params.get_struct_list("NetworkInterface"))
 
 
+def _monitoring_param(params) -> bool:
+    """``Monitoring.Enabled``: whether the instances start with detailed monitoring
+    (InvalidParameterValue unless true or false)."""
+    enabled = params.get_struct("Monitoring").get("Enabled")
+    if enabled is None:
+        return False
+    if enabled.lower() not in ("true", "false"):
+        raise InvalidParameterValue(f"Value ({enabled}) for parameter Monitoring.Enabled is "
+                                    "invalid. Expected: 'true' or 'false'.")
+    return enabled.lower() == "true"
+
+
 def instance_profile_param(params) -> tuple[str, str] | None:
     """``IamInstanceProfile.Arn`` (which wins) or ``.Name``: ("arn"|"name", value)."""
     given = params.get_struct("IamInstanceProfile")
@@ -198,7 +211,8 @@ def run_instances(call):
                                      params.get("InstanceInitiatedShutdownBehavior")),
         block_devices=parse_block_device_mappings(
             params.get_struct_list("BlockDeviceMapping")) or None,
-        iam_instance_profile=instance_profile_param(params))
+        iam_instance_profile=instance_profile_param(params),
+        monitoring=_monitoring_param(params))
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(call, rows, tag_map)[0]
@@ -225,6 +239,7 @@ INSTANCE_FILTERS = {
     "root-device-type": lambda row: row.root_device_type,
     "owner-id": lambda row: row.owner_id,
     "client-token": lambda row: row.client_token,
+    "monitoring-state": lambda row: row.monitoring,
     "architecture": lambda row: "x86_64",
 }
 

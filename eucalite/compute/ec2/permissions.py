@@ -77,7 +77,7 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
         "TerminateInstances", "StopInstances", "StartInstances", "RebootInstances",
         "GetConsoleOutput", "GetPasswordData", "ReportInstanceStatus",
         "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions",
-        "AssociateIamInstanceProfile")},
+        "AssociateIamInstanceProfile", "MonitorInstances", "UnmonitorInstances")},
     # images
     "RegisterImage": (New("image"),),
     "CreateImage": (New("image"), _INSTANCE),
