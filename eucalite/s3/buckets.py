@@ -81,6 +81,22 @@ def with_rows(loaded: type[Loaded], on: Any) -> Any:
         _BUCKETS.c.name == bindparam("name"))
 
 
+_ROW_BY_NAME = db.select(*_BUCKET_COLUMNS).where(_BUCKETS.c.name == bindparam("name"))
+
+
+def read(name: str) -> Bucket | LoadedBucket:
+    """:func:`find` for a request that only reads the bucket (PutObject before its body
+    streams): the bucket as a plain copy (see :func:`find_with`), remembered for the
+    transaction under the same name."""
+    def load() -> LoadedBucket | None:
+        row = db.session.execute(_ROW_BY_NAME, {"name": name}).first()
+        return None if row is None else LoadedBucket.from_row(row)
+    bucket = once_per_transaction(("s3.bucket", name), load)
+    if bucket is None:
+        raise NoSuchBucket(name)
+    return bucket
+
+
 def find_with(name: str, statement: Any, loaded: type[Loaded],
               **params: Any) -> tuple[LoadedBucket, list]:
     """:func:`find` and a lookup of rows in the bucket in one query, for the hot read

@@ -121,7 +121,7 @@ def checksum_headers(version: ObjectVersion) -> dict[str, str]:
 def put_object(req: S3Request) -> Response:
     if req.header("x-amz-copy-source"):
         return copy_object(req)
-    bucket = buckets.find(req.bucket)
+    bucket = buckets.read(req.bucket)
     facts = BucketFacts(bucket)
     owner_id = req.requester.account_id if req.requester else None
     attributes = attributes_from(req, owner_id, bucket.owner_id)
