@@ -253,3 +253,24 @@ def describe(samples: list[float], tail: float = 0.95) -> str:
     return (f"p50 {p50:6.2f} ms  p{round(tail * 100)} {high:6.2f} ms  "
             f"{len(samples) / sum(samples):6.0f} req/s")
 
+
+
+def moto_subprocess() -> tuple[subprocess.Popen, str] | None:
+    """`moto_server` (in memory) on a free loopback port, in its own session: the process
+    and its URL; None when moto_server is not installed (``pip install moto[server]``)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    moto = (shutil.which("moto_server", path=str(Path(sys.executable).parent))
+            or shutil.which("moto_server"))
+    if moto is None:
+        return None
+    port = free_port()
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("AWS_", "EUCALITE_"))}
+    process = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    wait_for(port, process, "moto_server")
+    return process, f"http://127.0.0.1:{port}"

@@ -337,3 +337,17 @@ def test_cell_merge_is_order_free():
     assert (merged.minimum, merged.maximum) == (min(values), max(values))
     # negative values: no percentiles, as CloudWatch
     assert merged.percentile(50) is None
+
+
+def test_coarse_cells_answer_queries_on_their_boundaries():
+    from eucalite.cloudwatch import levels
+    now = 1_800_000_000 - 1_800_000_000 % 3600 + 1800
+    hour = now - 7 * 86400 - 1800                     # on the hour, a week ago
+    assert levels.level_for(3600, hour, now).seconds == 3600
+    assert levels.level_for(3600, hour + 60, now).seconds == 60       # 12:01 to 13:01 ...
+    assert levels.level_for(600, hour, now).seconds == 300
+    assert levels.level_for(60, hour, now).seconds == 60
+    assert levels.level_for(10, now - 600, now).seconds == 1
+    assert levels.level_for(10, now - 4 * 3600, now) is None          # 1 s data is gone
+    assert levels.level_for(60, now - 20 * 86400, now) is None        # minutes are gone
+    assert levels.level_for(300, now - 20 * 86400 - 1800, now).seconds == 300

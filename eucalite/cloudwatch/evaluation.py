@@ -119,12 +119,12 @@ def values_of(account_id: str, definition: dict[str, Any],
     else:
         metric_id = store.find(account_id, definition["Namespace"], definition["MetricName"],
                                dimension_pairs(definition.get("Dimensions"), "Dimensions"))
+        stat = definition.get("Statistic") or definition["ExtendedStatistic"]
         grouped = statistics.periods(metric_id, period, start, end, definition.get("Unit"),
-                                     now, limit=None)
+                                     now, limit=None, percentiles="Statistic" not in definition)
         by_start: dict[int, list] = {}
         for (stamp, _unit), cell in grouped.items():
             by_start.setdefault(stamp, []).append(cell)
-        stat = definition.get("Statistic") or definition["ExtendedStatistic"]
         for stamp, cells in by_start.items():
             value = merged(cells).statistic(stat)
             if value is not None:

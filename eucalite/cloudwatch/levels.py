@@ -41,16 +41,29 @@ def valid_period(period: int) -> bool:
 
 def level_for(period: int, start: int, now: int) -> Level | None:
     """The level whose cells answer a query of *period* starting at *start* (epoch seconds),
-    or None when none can (the data of that age is kept too coarsely for the period)."""
+    or None when none can (the data of that age is kept too coarsely for the period).
+
+    That is the finest level still holding data of that age whose granularity divides the
+    period, unless a coarser one answers the same: one that also divides the period and on
+    whose boundaries the query's periods begin (an hourly query from 12:00 reads hour cells,
+    60 times fewer rows than minute cells)."""
     age = now - start
+    finest = None
     for level in LEVELS:
         if period < 60 and level.seconds >= 60:
             return None
         if level.seconds == 1 and period >= 60:
             continue      # minute cells answer the same, with fewer rows
         if period % level.seconds == 0 and age <= level.retention:
-            return level
-    return None
+            finest = level
+            break
+    if finest is None:
+        return None
+    first = aligned_start(start, period, finest)
+    coarser = [level for level in LEVELS if level.seconds > finest.seconds
+               and period % level.seconds == 0 and first % level.seconds == 0
+               and age <= level.retention]
+    return coarser[-1] if coarser else finest
 
 
 def aligned_start(start: int, period: int, level: Level) -> int:

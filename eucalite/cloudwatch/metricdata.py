@@ -53,7 +53,7 @@ def _metric_series(account_id: str, query: dict, start: int, end: int, now: int,
     metric_id = store.find(account_id, metric["Namespace"], metric["MetricName"],
                            dimensions)
     grouped = statistics.periods(metric_id, stat["Period"], start, end, stat.get("Unit"),
-                                 now, limit=None)
+                                 now, limit=None, percentiles=stat["Stat"] not in STATISTICS)
     points: dict[int, float] = {}
     for (stamp, _unit), cell in grouped.items():
         value = cell.statistic(stat["Stat"])

@@ -42,12 +42,14 @@ def check_extended(name: str, member: str = "ExtendedStatistics") -> None:
 
 
 def periods(metric_id: int | None, period: int, start: int, end: int, unit: str | None,
-            now: int, limit: int | None = MAX_DATAPOINTS) -> dict[tuple[int, str], Cell]:
+            now: int, limit: int | None = MAX_DATAPOINTS,
+            percentiles: bool = True) -> dict[tuple[int, str], Cell]:
     """``(period start, unit) -> merged cell`` for the metric's data in [start, end).
 
     *limit*: the most periods the range may hold (InvalidParameterCombination past it);
-    None for no limit. An unknown metric, or data kept too coarsely for *period* at that
-    age, gives nothing."""
+    None for no limit. *percentiles*: whether the cells must answer percentiles (their
+    histograms are read only then). An unknown metric, or data kept too coarsely for
+    *period* at that age, gives nothing."""
     level = levels.level_for(period, start, now)
     if level is None:
         return {}
@@ -61,7 +63,8 @@ def periods(metric_id: int | None, period: int, start: int, end: int, unit: str 
     grouped: dict[tuple[int, str], Cell] = {}
     if metric_id is None:
         return grouped
-    for cell_start, unit_name, cell in store.cells(metric_id, level, first, end, unit):
+    for cell_start, unit_name, cell in store.cells(metric_id, level, first, end, unit,
+                                                  with_values=percentiles):
         key = (first + (cell_start - first) // period * period, unit_name)
         total = grouped.get(key)
         if total is None:
@@ -94,7 +97,8 @@ def metric_statistics(account_id: str, request: dict[str, Any], now: int) -> dic
     metric_id = store.find(account_id, request["Namespace"], request["MetricName"],
                            dimensions)
     grouped = periods(metric_id, request["Period"], _epoch(request["StartTime"]),
-                      _epoch(request["EndTime"]), request.get("Unit"), now)
+                      _epoch(request["EndTime"]), request.get("Unit"), now,
+                      percentiles=bool(extended))
     datapoints = []
     for (start, unit), cell in sorted(grouped.items()):
         point: dict[str, Any] = {"Timestamp": dt.datetime.fromtimestamp(start,

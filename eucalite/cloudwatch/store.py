@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, null, select, tuple_, update
 
 from ..db import db, writing
 from ..errors import InvalidParameterValue
@@ -176,12 +176,14 @@ def find(account_id: str, namespace: str, name: str,
                                                                  dimensions))).scalar()
 
 
-def cells(metric_id: int, level: Level, start: int, end: int,
-          unit: str | None) -> list[tuple[int, str, Cell]]:
+def cells(metric_id: int, level: Level, start: int, end: int, unit: str | None,
+          with_values: bool = True) -> list[tuple[int, str, Cell]]:
     """``(start, unit, cell)`` of the metric's cells of *level* starting in [start, end),
-    of *unit* only when given, in time order."""
+    of *unit* only when given, in time order. Without *with_values* the cells' histograms
+    are not read (they read as unknown): only percentiles need them."""
+    values = _cells.c.values_json if with_values else null().label("values_json")
     query = (select(_cells.c.start, _cells.c.unit, _cells.c.count, _cells.c.total,
-                    _cells.c.minimum, _cells.c.maximum, _cells.c.values_json)
+                    _cells.c.minimum, _cells.c.maximum, values)
              .where(_cells.c.metric_id == metric_id, _cells.c.level == level.seconds,
                     _cells.c.start >= start, _cells.c.start < end)
              .order_by(_cells.c.start))
