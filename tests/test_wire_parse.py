@@ -116,6 +116,43 @@ def test_query_values_that_do_not_read_as_their_type(name, value, message):
     assert caught.value.message == message
 
 
+def test_query_flattened_lists_and_maps_as_botocore_sends_them():
+    """CloudWatch has none; other Query services (SQS, SNS) do."""
+    raw = {"metadata": {"apiVersion": "2020-01-01", "endpointPrefix": "t", "serviceId": "T",
+                        "protocol": "query", "xmlNamespace": "urn:t"},
+           "operations": {"Op": {"name": "Op", "http": {"method": "POST", "requestUri": "/"},
+                                 "input": {"shape": "In"},
+                                 "output": {"shape": "In", "resultWrapper": "OpResult"}}},
+           "shapes": {
+               "In": {"type": "structure", "members": {
+                   "Names": {"shape": "NameList"}, "Plain": {"shape": "PlainList"},
+                   "Attrs": {"shape": "AttrMap", "locationName": "Attribute"},
+                   "Tags": {"shape": "TagMap"}}},
+               "NameList": {"type": "list", "member": {"shape": "S", "locationName": "Name"},
+                            "flattened": True},
+               "PlainList": {"type": "list", "member": {"shape": "S"}, "flattened": True},
+               "AttrMap": {"type": "map", "key": {"shape": "S", "locationName": "Name"},
+                           "value": {"shape": "S", "locationName": "Value"},
+                           "flattened": True},
+               "TagMap": {"type": "map", "key": {"shape": "S"}, "value": {"shape": "S"}},
+               "S": {"type": "string"}}}
+    service = model.ServiceModel(raw, "t")
+    operation = service.operation("Op")
+    params = {"Names": ["a", "b"], "Plain": ["c"], "Attrs": {"k": "v", "k2": "v2"},
+              "Tags": {"t": "u"}}
+    body = QuerySerializer().serialize_to_request(params, operation)["body"]
+    assert body["Name.2"] == "b" and body["Attribute.1.Name"] == "k"
+    pairs = [(key, value) for key, value in body.items() if key not in ("Action", "Version")]
+    assert parse.from_query(operation.input_shape, QueryParams(pairs)) == params
+    # and back: the same shape as an answer, read by botocore
+    reply = render.result("query", service, operation, params, "r")
+    assert b"<Name>a</Name><Name>b</Name>" in reply.body
+    parsed = QueryParser().parse({"body": reply.body, "headers": {}, "status_code": 200},
+                                 operation.output_shape)
+    parsed.pop("ResponseMetadata")
+    assert parsed == params
+
+
 def test_query_structure_errors_and_ignored_unknowns():
     shape = PUT.input_shape
     with pytest.raises(InvalidParameterValue):       # a list sent as one value

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import botocore.loaders
 import botocore.model
-from botocore.model import OperationModel
+from botocore.model import OperationModel, Shape
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,17 @@ class ServiceModel:
                     return ErrorShape(shape.name, code, self.errors[code].status,
                                       self.errors[code].sender_fault)
         return self.errors.get(code)
+
+
+def query_name(name: str, member: Shape) -> str:
+    """The Query parameter (and XML element) name of structure member *name*: its own
+    serialized name, except a flattened list's, which its items name when they have one
+    (``Item.1``, ``Item.2``; ``<Item/><Item/>``), as botocore writes and reads them."""
+    if member.type_name == "list" and member.serialization.get("flattened"):
+        item_name = member.member.serialization.get("name")
+        if item_name:
+            return item_name
+    return member.serialization.get("name", name)
 
 
 @functools.lru_cache(maxsize=None)

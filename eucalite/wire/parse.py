@@ -38,6 +38,7 @@ from ..errors import InvalidParameterValue, MissingParameter
 from ..query import QueryParams
 from . import cbor
 from .errors import SerializationException, ValidationError
+from .model import query_name
 
 _UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
@@ -118,7 +119,7 @@ def _query_node(shape: Shape, node: Any, path: Path) -> Any:
 def _query_structure(shape: Shape, node: dict, path: Path) -> dict:
     result = {}
     for name, member in shape.members.items():
-        wire_name = member.serialization.get("name", name)
+        wire_name = query_name(name, member)
         if wire_name in node:
             result[name] = _query_node(member, node[wire_name], path.member(name))
     return result

@@ -34,7 +34,7 @@ from botocore.model import OperationModel, Shape
 from .. import xmlutil
 from ..errors import AwsError
 from . import cbor
-from .model import ServiceModel
+from .model import ServiceModel, query_name
 
 QUERY, JSON, CBOR = "query", "json", "cbor"
 
@@ -85,22 +85,24 @@ def _query_result(model: ServiceModel, operation: OperationModel, shape: Shape |
     return xmlutil.document(root)
 
 
-def _members(shape: Shape, value: dict):
-    """(wire name, member shape, item) of each member *value* sets."""
+def _members(shape: Shape, value: dict, model_names: bool = False):
+    """(name, member shape, item) of each member *value* sets: the name the JSON/CBOR
+    document gives it, or with *model_names* the model's."""
     for name, item in value.items():
         member = shape.members.get(name)
         if member is None:
             raise ValueError(f"{shape.name} has no member {name!r}")
         if item is not None:
-            yield member.serialization.get("name", name), member, item
+            yield (name if model_names else member.serialization.get("name", name)), \
+                member, item
 
 
 def _xml_structure(element: ET.Element, shape: Shape, value: dict) -> None:
-    for wire_name, member, item in _members(shape, value):
+    for name, member, item in _members(shape, value, model_names=True):
         if member.serialization.get("flattened"):
-            _xml_flattened(element, wire_name, member, item)
+            _xml_flattened(element, query_name(name, member), member, item)
         else:
-            _xml_value(ET.SubElement(element, wire_name), member, item)
+            _xml_value(ET.SubElement(element, query_name(name, member)), member, item)
 
 
 def _xml_flattened(parent: ET.Element, name: str, shape: Shape, value: Any) -> None:
