@@ -45,7 +45,8 @@ def _counters(stats: dict) -> DomainCounters:
                                      if key.startswith(f"{prefix}.{index}.")}))
         return items
 
-    disks = {name: DiskCounters(read_bytes=s.get("rd.bytes", 0), write_bytes=s.get("wr.bytes", 0),
+    disks = {name: DiskCounters(read_bytes=s.get("rd.bytes", 0),
+                                write_bytes=s.get("wr.bytes", 0),
                                 read_ops=s.get("rd.reqs", 0), write_ops=s.get("wr.reqs", 0))
              for name, s in each("block")}
     nics = {name: NicCounters(rx_bytes=s.get("rx.bytes", 0), tx_bytes=s.get("tx.bytes", 0),

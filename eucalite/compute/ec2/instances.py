@@ -308,7 +308,8 @@ def _changes(changes, tag: str) -> dict:
                    "previousState": render_state(change.previous)} for change in changes]}
 
 
-def _ids(call) -> list[str]:
+def instance_ids(call) -> list[str]:
+    """``InstanceId.N`` (MissingParameter when none)."""
     ids = call.params.get_list("InstanceId")
     if not ids:
         raise MissingParameter("The request must contain the parameter InstanceId")
@@ -317,26 +318,26 @@ def _ids(call) -> list[str]:
 
 @registry.action("TerminateInstances", params=("InstanceId",))
 def terminate_instances(call):
-    return _changes(call.services.compute.terminate(call.principal, _ids(call)),
+    return _changes(call.services.compute.terminate(call.principal, instance_ids(call)),
                     "instancesSet")
 
 
 @registry.action("RebootInstances", params=("InstanceId",))
 def reboot_instances(call):
-    call.services.compute.reboot(call.principal, _ids(call))
+    call.services.compute.reboot(call.principal, instance_ids(call))
     return {"return": True}
 
 
 @registry.action("StopInstances", params=("InstanceId", "Force", "Hibernate"))
 def stop_instances(call):
-    return _changes(call.services.compute.stop_or_start(call.principal, _ids(call), "stop"),
-                    "instancesSet")
+    return _changes(call.services.compute.stop_or_start(call.principal, instance_ids(call),
+                                                        "stop"), "instancesSet")
 
 
 @registry.action("StartInstances", params=("InstanceId", "AdditionalInfo"))
 def start_instances(call):
-    return _changes(call.services.compute.stop_or_start(call.principal, _ids(call), "start"),
-                    "instancesSet")
+    return _changes(call.services.compute.stop_or_start(call.principal, instance_ids(call),
+                                                        "start"), "instancesSet")
 
 
 @registry.action("GetConsoleOutput", params=("InstanceId", "Latest"))

@@ -10,7 +10,7 @@ follows from its next pass.
 from __future__ import annotations
 
 from .actions import registry
-from .instances import _ids
+from .instances import instance_ids
 
 
 def _answer(ids: list[str], state: str) -> dict:
@@ -20,11 +20,11 @@ def _answer(ids: list[str], state: str) -> dict:
 
 @registry.action("MonitorInstances", params=("InstanceId",))
 def monitor_instances(call):
-    return _answer(call.services.compute.set_monitoring(call.principal, _ids(call), True),
-                   "pending")
+    changed = call.services.compute.set_monitoring(call.principal, instance_ids(call), True)
+    return _answer(changed, "pending")
 
 
 @registry.action("UnmonitorInstances", params=("InstanceId",))
 def unmonitor_instances(call):
-    return _answer(call.services.compute.set_monitoring(call.principal, _ids(call), False),
-                   "disabling")
+    changed = call.services.compute.set_monitoring(call.principal, instance_ids(call), False)
+    return _answer(changed, "disabling")
