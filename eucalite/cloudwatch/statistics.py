@@ -63,8 +63,10 @@ def periods(metric_id: int | None, period: int, start: int, end: int, unit: str 
     grouped: dict[tuple[int, str], Cell] = {}
     if metric_id is None:
         return grouped
-    for cell_start, unit_name, cell in store.cells(metric_id, level, first, end, unit,
-                                                  with_values=percentiles):
+    if not percentiles:
+        return {(stamp, unit_name): cell for stamp, unit_name, cell in
+                store.period_sums(metric_id, level, first, end, unit, period)}
+    for cell_start, unit_name, cell in store.cells(metric_id, level, first, end, unit):
         key = (first + (cell_start - first) // period * period, unit_name)
         total = grouped.get(key)
         if total is None:
