@@ -1,5 +1,5 @@
-"""eucalite.wire.parse and .render on the real CloudWatch model: requests as botocore
-writes them on each protocol read to the same input dict; constraint breaches reported in
+"""eucalite.wire.parse, .validate and .render on the real CloudWatch model: requests as
+botocore writes them on each protocol read to the same input dict; constraint breaches reported in
 AWS's words; answers botocore reads back unchanged."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from botocore.serialize import JSONSerializer, QuerySerializer, RpcV2CBORSeriali
 
 from eucalite.errors import AuthError, ClientError, InvalidParameterValue, MissingParameter
 from eucalite.query import QueryParams
-from eucalite.wire import cbor, model, parse, render
+from eucalite.wire import cbor, model, parse, render, validate
 from eucalite.wire.errors import SerializationException, UnknownOperationException, \
     ValidationError
 
@@ -214,24 +214,24 @@ def test_cbor_bodies_not_of_the_input_shape():
 
 def test_missing_required_members_are_missing_parameter_named_as_query_names_them():
     with pytest.raises(MissingParameter) as caught:
-        parse.validate(PUT.input_shape, {"MetricData": []})
+        validate.validate(PUT.input_shape, {"MetricData": []})
     assert caught.value.message == "The parameter Namespace is required."
     with pytest.raises(MissingParameter) as caught:
-        parse.validate(PUT.input_shape, {"Namespace": "n", "MetricData": [
+        validate.validate(PUT.input_shape, {"Namespace": "n", "MetricData": [
             {"MetricName": "a"}, {"Dimensions": [{"Name": "d"}]}]})
     assert caught.value.message == "The parameter MetricData.member.2.MetricName is required."
 
 
 def test_constraint_breaches_in_corals_words():
     with pytest.raises(ValidationError) as caught:
-        parse.validate(PUT.input_shape, {"Namespace": "n" * 256})
+        validate.validate(PUT.input_shape, {"Namespace": "n" * 256})
     assert caught.value.code == "ValidationError" and caught.value.status == 400
     assert caught.value.message == (
         f"1 validation error detected: Value '{'n' * 256}' at 'namespace' failed to satisfy "
         "constraint: Member must have length less than or equal to 255")
 
     with pytest.raises(ValidationError) as caught:
-        parse.validate(PUT.input_shape, {"Namespace": ":x", "MetricData": [
+        validate.validate(PUT.input_shape, {"Namespace": ":x", "MetricData": [
             {"MetricName": "m", "Unit": "Parsecs", "StorageResolution": 0,
              "Dimensions": [{"Name": "", "Value": "v"}]}]})
     assert caught.value.message == (
@@ -250,17 +250,17 @@ def test_constraint_breaches_in_corals_words():
 def test_list_and_map_lengths():
     dimensions = [{"Name": f"d{i}", "Value": "v"} for i in range(31)]
     with pytest.raises(ValidationError) as caught:
-        parse.validate(PUT.input_shape, {"Namespace": "n", "MetricData": [
+        validate.validate(PUT.input_shape, {"Namespace": "n", "MetricData": [
             {"MetricName": "m", "Dimensions": dimensions}]})
     assert "at 'metricData.1.member.dimensions' failed to satisfy constraint: Member must " \
            "have length less than or equal to 30" in caught.value.message
     with pytest.raises(ValidationError) as caught:
-        parse.validate(PUT.input_shape, {"Namespace": "n", "EntityMetricData": [
+        validate.validate(PUT.input_shape, {"Namespace": "n", "EntityMetricData": [
             {"Entity": {"KeyAttributes": {"Type": "x"}}}]})
     assert "Value '{Type=x}' at 'entityMetricData.1.member.entity.keyAttributes' failed to " \
            "satisfy constraint: Member must have length greater than or equal to 2" \
            in caught.value.message
-    parse.validate(PUT.input_shape, PUT_INPUT)          # the full example is valid
+    validate.validate(PUT.input_shape, PUT_INPUT)          # the full example is valid
 
 
 # --- rendering ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ A service built on it holds a :class:`~eucalite.wire.serve.Operations` registry 
 its :class:`~eucalite.wire.model.ServiceModel`, registers a handler per operation and mounts
 the registry on a Flask blueprint (:func:`~eucalite.wire.serve.mount`). Requests are read in
 the protocol the client picked (:mod:`~eucalite.wire.parse`: awsQuery forms, awsJson 1.0,
-Smithy RPC v2 CBOR), checked against the model's constraints, and answered in the same
+Smithy RPC v2 CBOR), checked against the model's constraints (:mod:`~eucalite.wire.validate`),
+and answered in the same
 protocol (:mod:`~eucalite.wire.render`); :mod:`~eucalite.wire.cbor` is the CBOR codec.
 """

@@ -14,7 +14,7 @@ from ..errors import ClientError
 
 class ValidationError(ClientError):
     """Values breaking the model's constraints; the message lists each (see
-    :func:`eucalite.wire.parse.validate`)."""
+    :func:`eucalite.wire.validate.validate`)."""
 
     code = "ValidationError"
 

@@ -36,7 +36,7 @@ from ..accounts import Principal
 from ..errors import (AuthError, AwsError, InvalidAction, MethodNotAllowed,
                       RequestEntityTooLarge)
 from ..query import QueryParams
-from . import parse, render
+from . import parse, render, validate
 from .errors import SerializationException, UnknownOperationException
 from .model import ServiceModel
 from .render import CBOR, JSON, QUERY
@@ -160,7 +160,7 @@ def _call(ops: Operations, protocol: str, rpc: tuple[str, str] | None,
         operation = _operation(ops, name, protocol)
         reader = parse.from_json if protocol == JSON else parse.from_cbor
         data = reader(operation.input_shape, body)
-    parse.validate(operation.input_shape, data)
+    validate.validate(operation.input_shape, data)
     call = Call(result.principal, data, request_id, api.services(), operation.name)
     output = ops.handlers[operation.name](call)
     return render.result(protocol, ops.model, operation, output, request_id)
