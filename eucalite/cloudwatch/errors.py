@@ -1,12 +1,10 @@
 """CloudWatch's own error codes (the generic ones, InvalidParameterValue,
-InvalidParameterCombination and MissingParameter, come from :mod:`eucalite.errors`)."""
+InvalidParameterCombination and MissingParameter, come from :mod:`eucalite.errors`;
+ValidationError, the model-constraint error, from :mod:`eucalite.wire.errors`)."""
 from __future__ import annotations
 
 from ..errors import ClientError
-
-
-class ValidationError(ClientError):
-    code = "ValidationError"
+from ..wire.errors import ValidationError  # noqa: F401  (CloudWatch's rules raise it too)
 
 
 class InvalidNextToken(ClientError):
