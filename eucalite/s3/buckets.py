@@ -14,7 +14,7 @@ from sqlalchemy import bindparam
 
 from .. import quotas
 from ..accounts import Account, Principal
-from ..db import bytewise, db, once_per_transaction, write_lock
+from ..db import bytewise, db, execute_core, once_per_transaction, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
                          BucketNotEmpty, IllegalVersioningConfigurationException,
                          InvalidBucketName, InvalidBucketState, NoSuchBucket, NoSuchBucketPolicy,
@@ -89,7 +89,7 @@ def read(name: str) -> Bucket | LoadedBucket:
     streams): the bucket as a plain copy (see :func:`find_with`), remembered for the
     transaction under the same name."""
     def load() -> LoadedBucket | None:
-        row = db.session.execute(_ROW_BY_NAME, {"name": name}).first()
+        row = execute_core(_ROW_BY_NAME, {"name": name}).first()
         return None if row is None else LoadedBucket.from_row(row)
     bucket = once_per_transaction(("s3.bucket", name), load)
     if bucket is None:
@@ -105,7 +105,7 @@ def find_with(name: str, statement: Any, loaded: type[Loaded],
     session: read them, do not change them). The bucket is then remembered for the
     transaction as :func:`find` does, so a later :func:`find` in the same transaction
     answers the copy; writers start a transaction of their own (``write_lock``) first."""
-    rows = db.session.execute(statement, {"name": name, **params}).all()
+    rows = execute_core(statement, {"name": name, **params}).all()
     if not rows:
         raise NoSuchBucket(name)
     width = len(_BUCKET_COLUMNS)

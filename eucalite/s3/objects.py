@@ -18,7 +18,7 @@ from sqlalchemy import bindparam
 
 from .. import ids, quotas
 from ..accounts import Principal, utcnow
-from ..db import db, dump_json, write_lock
+from ..db import db, dump_json, execute_core, write_lock
 from ..errors.s3 import (AccessDenied, EntityTooLarge, InvalidArgument, KeyTooLongError,
                          MethodNotAllowed, NoSuchKey, NoSuchVersion)
 from . import authz, buckets, checksums, objectlock, ownership, sse
@@ -269,7 +269,7 @@ def record(store: ObjectStore, requester: Principal | None, bucket_name: str, ke
             values["checksum_algorithm"], values["checksum_value"], \
                 values["checksum_type"] = checksum
         # one Core statement: the ORM's unit of work costs several times the INSERT
-        row_id = db.session.execute(_INSERT, values).inserted_primary_key[0]
+        row_id = execute_core(_INSERT, values).inserted_primary_key[0]
         version = LoadedVersion({"id": row_id, **values})
         if in_transaction is not None:
             in_transaction(bucket)
@@ -306,10 +306,10 @@ def _retire_latest(bucket: Bucket, rows: list[ObjectVersion], keep_null: bool) -
         if null is not None:
             objectlock.check_removal(None, bucket, null)
             replaced = [path for path, _ in null.segments]
-            db.session.execute(_REMOVE, {"row_id": null.id})
+            execute_core(_REMOVE, {"row_id": null.id})
     for row in rows:
         if row.is_latest and row is not null:
-            db.session.execute(_DEMOTE, {"row_id": row.id})
+            execute_core(_DEMOTE, {"row_id": row.id})
     return replaced
 
 
