@@ -20,8 +20,8 @@ from ...errors import AwsError, InvalidParameterValue
 NAV: list[tuple[str, str]] = []
 ADMIN_NAV: list[tuple[str, str]] = []
 _ORDER = ("instances", "images", "keypairs", "securitygroups", "addresses", "volumes",
-          "snapshots", "buckets", "iam_users", "iam_groups", "iam_roles", "iam_policies",
-          "iam_simulator", "accounts", "nodes")
+          "snapshots", "buckets", "metrics", "alarms", "iam_users", "iam_groups", "iam_roles",
+          "iam_policies", "iam_simulator", "accounts", "nodes")
 
 #: endpoint -> the action (``service:Action``, on ``*``) a user must be allowed to see that
 #: page and its nav entry: the Describe/List call the page shows. Pages not named here are
@@ -38,6 +38,11 @@ PAGE_ACTIONS = {
     "console.securitygroup": "ec2:DescribeSecurityGroups",
     "console.volumes_rows": "ec2:DescribeVolumes",
     "console.snapshots_rows": "ec2:DescribeSnapshots",
+    # CloudWatch: the metrics browser and the JSON its charts (and the instance page's and
+    # the dashboard's) draw, the alarms and one alarm
+    "console.metrics": "cloudwatch:ListMetrics", "console.metrics_data":
+    "cloudwatch:GetMetricData", "console.alarms": "cloudwatch:DescribeAlarms",
+    "console.alarm": "cloudwatch:DescribeAlarms",
 }
 #: endpoint -> its own visibility rule (no arguments: asks about the signed-in user).
 VISIBLE: dict[str, Callable[[], bool]] = {}

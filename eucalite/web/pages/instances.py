@@ -20,6 +20,7 @@ from .. import blueprint
 from ..errors import hidden
 from ..session import act, login_required, notify, principal
 from . import INSTANCE_ACTIONS, add_nav, int_field
+from .metrics import RANGES, instance_charts
 
 add_nav("console.instances", "Instances")
 
@@ -150,7 +151,8 @@ def instance(instance_id: str):
                            volumes=services().ebs.attachments(row.id), console=console_text,
                            console_error=console_error, user_data=user_data,
                            security_groups=_compute().instance_groups([row.id]).get(row.id, []),
-                           actions=ACTIONS, possible_actions=_possible)
+                           actions=ACTIONS, possible_actions=_possible,
+                           charts=instance_charts(row.id), ranges=RANGES)
 
 
 @blueprint.route("/instances/<instance_id>/tags", methods=["POST"])
