@@ -9,6 +9,7 @@ Passes run with explicit clock values (``collect(now=...)``), so every expected 
 computed here from what the test did, with no sleeping."""
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -22,6 +23,7 @@ from eucalite.cloudwatch import store
 from eucalite.cloudwatch.collector import NODE_NAMESPACE, Collector
 from eucalite.cloudwatch.levels import LEVELS
 from eucalite.cloudwatch.stats import merged
+from eucalite.cluster.models import Node
 from eucalite.cluster.virt.driver import DiskCounters, NicCounters
 from eucalite.compute import reconcile
 from eucalite.db import db
@@ -298,3 +300,40 @@ def test_node_metrics_for_the_cloud_admin(live, collector):
         capacity.memory_mb - _cell(live, NODE_NAMESPACE, "MemoryAllocated", dims).total
     _collect(live, collector, T0 + 10)              # once a metrics_interval, not every pass
     assert _cell(live, NODE_NAMESPACE, "Instances", dims).count == 1
+
+
+def test_an_unreachable_node_reports_failed_system_checks(live, collector):
+    (instance,) = _launch(live)
+    with live.app.app_context():
+        reconcile.reconcile(live.services.cluster, live.services.ebs,
+                            board=live.services.compute.status_board)
+        for node in db.session.execute(db.select(Node)).scalars():
+            node.state = "unreachable"          # what the failure monitor marks
+        db.session.commit()
+    _collect(live, collector, T0)
+    dims = [["InstanceId", instance]]
+    assert _ec2(live, "StatusCheckFailed_System", dims).maximum == 1.0
+    assert _ec2(live, "StatusCheckFailed", dims).maximum == 1.0
+
+
+def test_a_node_without_statistics_is_skipped_not_fatal(tmp_path, caplog):
+    """libvirt's test driver keeps no domain statistics: no AWS/EC2 usage metrics from it,
+    one log line however many passes, and the rest of the pass (nodes, S3) still runs."""
+    pytest.importorskip("libvirt")
+    caplog.set_level(logging.INFO, logger="eucalite.cloudwatch.collector")
+    live, server = start_live_node(tmp_path / "data", hypervisor="libvirt",
+                                   libvirt_uri="test:///default")
+    try:
+        (instance,) = _launch(live)
+        collector = Collector(live.services, {"metrics_interval": 60,
+                                              "detailed_metrics_interval": 10})
+        for step in range(3):
+            _collect(live, collector, T0 + 60 * step)
+        assert _ec2(live, "CPUUtilization", [["InstanceId", instance]]) is None
+        with live.app.app_context():
+            (node,) = [row.id for row in live.services.cluster.list_nodes()]
+        assert _cell(live, NODE_NAMESPACE, "Instances", [["NodeId", node]]).count == 3
+        assert sum("keeps no domain statistics" in record.getMessage()
+                   for record in caplog.records) == 1
+    finally:
+        stop_live(live, server)

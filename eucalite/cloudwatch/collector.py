@@ -136,7 +136,7 @@ class Collector:
         self._checked: dict[str, float] = {}     # instance id -> when its checks were sent
         self._node_published = 0.0
         self._s3_day: int | None = None
-        self._unsupported: set[str] = set()     # nodes already logged as keeping no stats
+        self._problems: dict[str, str] = {}      # node id -> the sampling error last logged
 
     # --- one pass ---------------------------------------------------------------------------
 
@@ -198,15 +198,18 @@ class Collector:
     def _sample(self, node_id: str) -> dict[str, DomainCounters] | None:
         """The node's counters, or None when it keeps none or cannot answer now."""
         try:
-            node = self.services.cluster.node_for(node_id)
-            return node.counters()
-        except NotSupported as error:
-            if node_id not in self._unsupported:
-                self._unsupported.add(node_id)
-                log.info("node %s keeps no domain statistics: %s", node_id, error)
+            counters = self.services.cluster.node_for(node_id).counters()
         except Exception as error:  # noqa: BLE001 - one node's failure must not stop a pass
-            log.warning("cannot sample node %s: %s", node_id, error)
-        return None
+            # said once per node and problem, not every pass
+            if self._problems.get(node_id) != str(error):
+                self._problems[node_id] = str(error)
+                if isinstance(error, NotSupported):
+                    log.info("node %s keeps no domain statistics: %s", node_id, error)
+                else:
+                    log.warning("cannot sample node %s: %s", node_id, error)
+            return None
+        self._problems.pop(node_id, None)
+        return counters
 
     # --- AWS/EC2 and AWS/EBS ----------------------------------------------------------------
 
