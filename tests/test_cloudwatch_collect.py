@@ -337,3 +337,31 @@ def test_a_node_without_statistics_is_skipped_not_fatal(tmp_path, caplog):
                    for record in caplog.records) == 1
     finally:
         stop_live(live, server)
+
+
+def test_what_is_collected_reads_through_the_cloudwatch_api(live, collector):
+    """The user's view: boto3's ListMetrics and GetMetricStatistics on what a pass wrote."""
+    (instance,) = _launch(live)
+    driver = live.services.cluster.driver
+    vcpus = _vcpus(live, instance)
+    _collect(live, collector, T0)
+    driver.add_usage(instance, cpu_seconds=0.75 * 60 * vcpus,
+                     nic=NicCounters(rx_bytes=123_456))
+    _collect(live, collector, T0 + 60)
+    cloudwatch = live.client("cloudwatch")
+    dims = [{"Name": "InstanceId", "Value": instance}]
+    names = {metric["MetricName"] for metric in cloudwatch.list_metrics(
+        Namespace="AWS/EC2", Dimensions=dims)["Metrics"]}
+    assert {"CPUUtilization", "DiskReadBytes", "DiskWriteBytes", "DiskReadOps",
+            "DiskWriteOps", "NetworkIn", "NetworkOut", "NetworkPacketsIn",
+            "NetworkPacketsOut"} <= names
+
+    def statistic(name, statistic):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/EC2", MetricName=name, Dimensions=dims,
+            StartTime=T0 - 60, EndTime=T0 + 180, Period=60,
+            Statistics=[statistic])["Datapoints"]
+        return [(point[statistic], point["Unit"]) for point in points]
+
+    assert statistic("CPUUtilization", "Average") == [(pytest.approx(75.0), "Percent")]
+    assert statistic("NetworkIn", "Sum") == [(123_456.0, "Bytes")]
