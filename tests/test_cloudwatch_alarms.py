@@ -20,10 +20,7 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def cw(app):
     with app.app_context():
-        account = accounts.create_account("alarms")
-        user = account.users[0]
-        who = accounts.Principal(account_id=account.id, account_name=account.name,
-                                 user_id=user.id, user_name=user.name, access_key_id="")
+        who = accounts.principal_of(accounts.create_account("alarms").users[0])
         service = CloudWatchService({"region": "eucalyptus", "max_alarms": 20})
         yield service, who
 

@@ -25,10 +25,7 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def cw(app):
     with app.app_context():
-        account = accounts.create_account("metrics")
-        user = account.users[0]
-        who = accounts.Principal(account_id=account.id, account_name=account.name,
-                                 user_id=user.id, user_name=user.name, access_key_id="")
+        who = accounts.principal_of(accounts.create_account("metrics").users[0])
         yield CloudWatchService(app.config), who
 
 
