@@ -246,3 +246,54 @@ def test_alarms_state_history_actions_and_delete(app):
     with app.app_context():
         assert cloudwatch(app).describe_alarms(principal(app, "other"), {})[
             "MetricAlarms"][0]["AlarmName"] == "theirs"
+
+
+def test_iam_users_see_what_their_policies_allow(app):
+    """A user without CloudWatch permissions has no Metrics or Alarms pages, charts or
+    monitoring section; one allowed to read sees them and is refused changes."""
+    from test_console_roles import allow, doc
+
+    with app.app_context():
+        root = principal(app, "other")
+        iam = app.extensions["eucalite"].iam
+        for name, policy in (("dev", doc(allow(["ec2:Describe*", "ec2:RunInstances"]))),
+                             ("watcher", doc(allow(["cloudwatch:ListMetrics",
+                                                    "cloudwatch:GetMetricData",
+                                                    "cloudwatch:DescribeAlarm*"])))):
+            accounts.create_user("other", name)
+            set_password("other", name, PASSWORD)
+            iam.put_entity_policy(root, "user", name, "console", policy)
+    alarm(app, "busy", account="other")
+    publish(app, "other", "App", "Latency", [["Host", "a"]], [10.0])
+    src = "/console/metrics/data?" + urlencode(
+        {"series": json.dumps(["App", "Latency", [["Host", "a"]]])})
+
+    dev = Console(app, "other", "dev")
+    page = dev.text("/console/dashboard")
+    assert ">Metrics</a>" not in page and ">Alarms</a>" not in page
+    for path in ("/console/metrics", "/console/alarms", "/console/alarms/detail?name=busy",
+                 src):
+        assert dev.get(path).status_code == 403, path
+    image = make_image(app, account="other")
+    dev.post("/console/instances/launch", {"image_id": image})
+    [instance_id] = instance_ids(app)
+    wait(app)
+    page = dev.text(f"/console/instances/{instance_id}")
+    assert "Monitoring" not in page and "data-src" not in page and "chart.min.js" not in page
+
+    watcher = Console(app, "other", "watcher")
+    page = watcher.text("/console/dashboard")
+    assert ">Metrics</a>" in page and ">Alarms</a>" in page
+    assert "App" in watcher.text("/console/metrics")
+    status, answer = data(watcher, src)
+    assert status == 200 and [v for _, v in answer["series"][0]["points"]] == [10.0]
+    assert "busy" in watcher.text("/console/alarms")
+    page = watcher.page("/console/alarms/state", {"name": "busy", "state": "ALARM"})
+    assert any(m.startswith("AccessDenied: ") and "cloudwatch:SetAlarmState" in m
+               for m in flashes(page))
+    page = watcher.page("/console/alarms/delete", {"name": "busy"})
+    assert any(m.startswith("AccessDenied: ") for m in flashes(page))
+    assert "INSUFFICIENT_DATA" in watcher.text("/console/alarms/detail?name=busy")
+    Console(app, "other").post(f"/console/instances/{instance_id}/action",
+                               {"action": "terminate"})
+    wait(app)

@@ -106,6 +106,19 @@ def test_metric_and_node_charts_are_drawn(page):
     total = page.evaluate("""() => Chart.getChart(document.querySelector(
         "figure[data-chart] canvas")).data.datasets[0].data.reduce((n, p) => n + p.y, 0)""")
     assert total == 4
+    # a gap in the data breaks the line (a null point) rather than joining across it
+    now = int(time.time())
+    with page.live.app.app_context():
+        page.live.services.cloudwatch.publish(
+            accounts.get_account(accounts.ADMIN_ACCOUNT).id, "App",
+            [Datum(name="Gappy", dimensions=[], unit="None", resolution=60, timestamp=at,
+                   cell=Cell.of_values({1.0: 1.0})) for at in (now - 660, now - 600, now - 60)])
+    page.goto(f"{base}/metrics?" + urlencode({"namespace": "App", "metric": "Gappy",
+                                                "dims": "[]"}))
+    page.wait_for_selector("figure[data-chart][data-points='3']")
+    assert page.evaluate("""() => Chart.getChart(document.querySelector(
+        "figure[data-chart] canvas")).data.datasets[0].data.map((p) => p.y)""") == \
+        [1, 1, None, 1]
     # a metric with no data in range says so instead of drawing nothing silently
     page.goto(f"{base}/metrics?" + urlencode({"namespace": "App", "metric": "Latency",
                                                 "dims": '[["Host","zzz"]]'}))

@@ -16,7 +16,33 @@ function timeLabel(seconds, span) {
   return when.toLocaleDateString([], {month: "short", day: "numeric"}) + " " + time;
 }
 
+// Ticks on round local times (every 10 minutes of an hour, 4 hours of a day, a day of a
+// week) rather than wherever the linear scale's own steps fall.
+const TICK_STEPS = [60, 300, 600, 1800, 3600, 3 * 3600, 4 * 3600, 6 * 3600, 12 * 3600, 86400];
+
+function roundTicks(axis, span) {
+  const step = TICK_STEPS.find((s) => span / s <= 8) || 86400;
+  const offset = -new Date(axis.min * 1000).getTimezoneOffset() * 60;   // local midnight
+  const ticks = [];
+  for (let t = Math.ceil((axis.min + offset) / step) * step - offset; t <= axis.max; t += step) {
+    ticks.push({value: t});
+  }
+  axis.ticks = ticks;
+}
+
 const compact = new Intl.NumberFormat([], {notation: "compact", maximumFractionDigits: 2});
+
+// A series' points for Chart.js, with a null point where periods are missing (the
+// instance was stopped, the collector was not running) so the line breaks there instead of
+// joining across the gap.
+function withGaps(points, period) {
+  const drawn = [];
+  points.forEach(([x, y], index) => {
+    if (index && x - points[index - 1][0] > period) drawn.push({x: x - period, y: null});
+    drawn.push({x, y});
+  });
+  return drawn;
+}
 
 // The chart's Chart.js instance, made on first data and updated after.
 function draw(figure, data) {
@@ -25,7 +51,7 @@ function draw(figure, data) {
   const span = data.end - data.start;
   const datasets = data.series.map((series, index) => ({
     label: series.label,
-    data: series.points.map(([x, y]) => ({x, y})),
+    data: withGaps(series.points, data.period),
     borderColor: COLOURS[index % COLOURS.length],
     backgroundColor: COLOURS[index % COLOURS.length],
     borderWidth: 1.5, pointRadius: series.points.length > 60 ? 0 : 2, tension: 0,
@@ -45,7 +71,8 @@ function draw(figure, data) {
     interaction: {mode: "nearest", intersect: false},
     scales: {
       x: {type: "linear", min: data.start, max: data.end,
-          ticks: {maxTicksLimit: 8, callback: (value) => timeLabel(value, span)}},
+          afterBuildTicks: (axis) => roundTicks(axis, span),
+          ticks: {autoSkip: false, callback: (value) => timeLabel(value, span)}},
       y: {beginAtZero: true, ticks: {callback: (value) => compact.format(value)}},
     },
     plugins: {
