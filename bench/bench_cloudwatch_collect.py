@@ -14,24 +14,32 @@ the idle HTTP threads) and wall time, median and max over ``--passes`` passes:
 * a detailed-only pass: 10 s later, only the detailed instances are due.
 
 The cost per minute is a full pass plus five detailed-only passes (one per 10 s); its share
-of one core is that CPU time over 60 s. The fake's counters call is nearly free, so on
-libvirt add ``virsh domstats``' cost (one getAllDomainStats call per pass).
+of one core is that CPU time over 60 s. The fake's counters call is nearly free; with
+EUCALITE_TEST_LIBVIRT_URI set (a real libvirtd) and the tiny guest built
+(EUCALITE_TEST_GUEST_KERNEL/_RAMDISK), ``--libvirt-domains`` real guests are started too and
+``LibvirtDriver.counters()`` (one getAllDomainStats call) is timed over them: what a pass
+adds on a real node.
 
     python bench/bench_cloudwatch_collect.py [--instances 50] [--detailed 10] [--passes 20]
+                                             [--libvirt-domains 8]
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))      # liveutil, ec2util
 
+from common import until  # noqa: E402
 from ec2util import make_image, wait_for_state  # noqa: E402
 from liveutil import start_live_node, stop_live  # noqa: E402
 
@@ -60,6 +68,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--detailed", type=int, default=10)
     parser.add_argument("--passes", type=int, default=20)
+    parser.add_argument("--libvirt-domains", type=int, default=8)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)     # no line per request
     with tempfile.TemporaryDirectory(prefix="eucalite-bench-cw-", dir="/tmp") as tmp:
@@ -68,6 +77,44 @@ def main() -> None:
             run(live, args)
         finally:
             stop_live(live, server)
+    uri = os.environ.get("EUCALITE_TEST_LIBVIRT_URI", "")
+    kernel = os.environ.get("EUCALITE_TEST_GUEST_KERNEL")
+    ramdisk = os.environ.get("EUCALITE_TEST_GUEST_RAMDISK")
+    if args.libvirt_domains and uri.startswith("qemu") and kernel and ramdisk:
+        real_libvirt(uri, kernel, ramdisk, args.libvirt_domains, args.passes)
+    else:
+        print("  (no real libvirt: set EUCALITE_TEST_LIBVIRT_URI and "
+              "EUCALITE_TEST_GUEST_KERNEL/_RAMDISK to time LibvirtDriver.counters())")
+
+
+def real_libvirt(uri: str, kernel: str, ramdisk: str, count: int, passes: int) -> None:
+    """Time ``LibvirtDriver.counters()`` over *count* running tiny guests of a cloud id of
+    the benchmark's own (it sees no other domain)."""
+    from eucalite.cluster.virt.driver import DiskSpec, DomainSpec
+    from eucalite.cluster.virt.libvirt_driver import LibvirtDriver
+    top = Path(tempfile.mkdtemp(prefix="eucalite-bench-cw-virt-"))
+    top.chmod(0o711)
+    driver = LibvirtDriver(uri, cloud=f"bench-{uuid.uuid4().hex[:8]}")
+    try:
+        for index in range(count):
+            root = top / f"{index}.raw"
+            with open(root, "wb") as f:
+                f.truncate(16 * 2 ** 20)
+            driver.spawn(DomainSpec(
+                instance_id=f"i-bench{index:04d}", vcpus=1, memory_mb=192, kernel=kernel,
+                ramdisk=ramdisk, cmdline="console=ttyS0",
+                disks=[DiskSpec("vda", str(root), format="raw")],
+                console_log=str(top / f"{index}.log")))
+        # past the guests' boot (the tiny guest marks it on its console)
+        until(lambda: all(b"EUCALITE-GUEST boot" in driver.console_output(f"i-bench{i:04d}")
+                          for i in range(count)), "the guests to boot", 300, poll=1)
+        samples = [measure(driver.counters) for _ in range(passes)]
+        print(f"  LibvirtDriver.counters() over {count} running guests: {summary(samples)}")
+    finally:
+        for instance_id in list(driver.list_domains()):
+            driver.destroy(instance_id)
+        driver.close()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def run(live, args) -> None:
