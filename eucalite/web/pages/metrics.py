@@ -75,30 +75,31 @@ def series_param(namespace: str, metric: str, dimensions: list[list[str]]) -> st
                       separators=(",", ":"))
 
 
-def _dimensions_of(text: str, name: str = "dims") -> list[list[str]]:
-    """The JSON ``[[name, value], ...]`` of a query parameter, or InvalidParameterValue."""
+def _json(text: str, name: str, shape: str) -> Any:
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except ValueError:
-        value = None
+        raise InvalidParameterValue(f"The parameter {name} must be JSON {shape}.") from None
+
+
+def _dimension_pairs(value: Any, name: str) -> list[list[str]]:
+    """*value* if it is ``[[name, value], ...]`` (strings), else InvalidParameterValue."""
     if not (isinstance(value, list) and all(
             isinstance(pair, list) and len(pair) == 2
             and all(isinstance(part, str) for part in pair) for pair in value)):
-        raise InvalidParameterValue(f"The parameter {name} must be a JSON list of "
-                                    "[name, value] pairs.")
+        raise InvalidParameterValue(f"The parameter {name} must be JSON "
+                                    "[[name, value], ...].")
     return value
 
 
 def _series_of(text: str) -> tuple[str, str, list[list[str]]]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
+    """A ``series`` parameter (:func:`series_param`) read back."""
+    shape = "[namespace, metric, [[name, value], ...]]"
+    value = _json(text, "series", shape)
     if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
             and isinstance(value[1], str)):
-        raise InvalidParameterValue("The parameter series must be JSON "
-                                    "[namespace, metric, [[name, value], ...]].")
-    return value[0], value[1], _dimensions_of(json.dumps(value[2]), "series")
+        raise InvalidParameterValue(f"The parameter series must be JSON {shape}.")
+    return value[0], value[1], _dimension_pairs(value[2], "series")
 
 
 def _range_of(name: str) -> Range:
@@ -194,7 +195,8 @@ def metrics():
     try:
         found, truncated = list_all_metrics(namespace, metric)
         if request.args.get("dims") is not None and metric:
-            context["chosen"] = _dimensions_of(request.args["dims"])
+            context["chosen"] = _dimension_pairs(
+                _json(request.args["dims"], "dims", "[[name, value], ...]"), "dims")
     except AwsError as error:
         return render_template("console/error.html", code=error.code,
                                message=error.message), error.status
