@@ -266,3 +266,13 @@ def test_tags(cw):
     with pytest.raises(AwsError) as error:
         service.list_tags(who, arn.replace(":high", ":other"))
     assert error.value.code == "ResourceNotFoundException"
+
+
+def test_set_state_refuses_an_unknown_state(cw):
+    service, who = cw
+    service.put_metric_alarm(who, alarm())
+    with pytest.raises(AwsError) as error:
+        service.set_alarm_state(who, {"AlarmName": "high", "StateValue": "MAYBE",
+                                      "StateReason": "x"})
+    assert error.value.code == "InvalidParameterValue"
+    assert described(service, who, "high")["StateValue"] == "INSUFFICIENT_DATA"

@@ -161,6 +161,7 @@ class CloudWatchService:
         StateReasonData must be JSON (InvalidFormat)."""
         name = request["AlarmName"]
         self.authorize(principal, "SetAlarmState", self._alarm_arn(principal, name))
+        alarms.check_state(request["StateValue"])
         reason_data = request.get("StateReasonData")
         if reason_data is not None:
             try:
