@@ -9,8 +9,12 @@ Passes run with explicit clock values (``collect(now=...)``), so every expected 
 computed here from what the test did, with no sleeping."""
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from awsutil import error_code
@@ -198,6 +202,17 @@ def test_monitoring_state_over_the_ec2_api(live):
         "InvalidInstanceID.NotFound"
     assert error_code(ec2.unmonitor_instances, InstanceIds=[plain], DryRun=True) == \
         "DryRunOperation"
+    assert state(plain) == "enabled"
+    # the aws CLI's monitor-instances / unmonitor-instances read the same answers
+    cli = str(Path(sys.executable).parent / "aws")
+    for command, answer in (("unmonitor-instances", "disabling"), ("monitor-instances",
+                                                                  "pending")):
+        result = subprocess.run([cli, "ec2", command, "--instance-ids", plain, "--output",
+                                 "json"], env=live.env(), capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["InstanceMonitorings"] == [
+            {"InstanceId": plain, "Monitoring": {"State": answer}}]
     assert state(plain) == "enabled"
 
 
