@@ -130,8 +130,9 @@ class Collector:
 
     def __init__(self, services: Any, config: dict[str, Any]):
         self.services = services
-        self.basic = float(config.get("metrics_interval", 60))
-        self.detailed = float(config.get("detailed_metrics_interval", 10))
+        # at least a second each (a 0 would spin the loop); basic never finer than detailed
+        self.detailed = max(1.0, float(config.get("detailed_metrics_interval", 10)))
+        self.basic = max(self.detailed, float(config.get("metrics_interval", 60)))
         self._samples: dict[str, _Sample] = {}
         self._checked: dict[str, float] = {}     # instance id -> when its checks were sent
         self._node_published = 0.0
