@@ -1,7 +1,7 @@
 """CloudWatch alarms through the service object: definitions and their errors, describing
 and paging, evaluation against published data (thresholds, M of N, missing data), state
 changes with their history, actions run (and failures recorded), tags. The EC2 actions on
-a running instance are tested with a live cloud at the end."""
+running instances are tests/test_cloudwatch_actions.py's."""
 from __future__ import annotations
 
 import datetime as dt
