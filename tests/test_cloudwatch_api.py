@@ -234,3 +234,21 @@ def test_aws_cli(live, tmp_path):
         "--evaluation-periods", "1", "--threshold", "5",
         "--comparison-operator", "GreaterThanThreshold")
     assert [a["AlarmName"] for a in cli("describe-alarms")["MetricAlarms"]] == ["cli"]
+
+
+def test_alarm_quota_over_the_wire(tmp_path):
+    from liveutil import start_live
+    live, server = start_live(tmp_path / "data", max_alarms=2)
+    try:
+        cw = live.client("cloudwatch")
+        for name in ("a", "b"):
+            cw.put_metric_alarm(AlarmName=name, Namespace="Lab", MetricName="M",
+                                Statistic="Sum", Period=60, EvaluationPeriods=1,
+                                Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+        code, status, _ = failure(cw.put_metric_alarm, AlarmName="c", Namespace="Lab",
+                                  MetricName="M", Statistic="Sum", Period=60,
+                                  EvaluationPeriods=1, Threshold=1.0,
+                                  ComparisonOperator="GreaterThanThreshold")
+        assert (code, status) == ("LimitExceeded", 400)
+    finally:
+        server.shutdown()
