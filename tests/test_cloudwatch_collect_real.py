@@ -1,6 +1,7 @@
 """CloudWatch's collector on a real libvirtd + QEMU: a guest whose user-data busy-loops shows
 CPUUtilization near 100 % while it does and near 0 % once it stops, and the bytes it wrote
-to its ephemeral disk show in DiskWriteBytes.
+to its ephemeral disk show in DiskWriteBytes; an alarm on its idle CPU then terminates the
+real VM through the alarm's action.
 
 Runs when EUCALITE_TEST_LIBVIRT_URI names a real libvirt (see tests/guestutil.py); the test
 drives the collector's passes itself, with detailed monitoring every few seconds, and polls
@@ -99,5 +100,24 @@ def test_a_busy_guest_shows_in_cpu_utilization_and_its_writes_in_disk_write_byte
             "CPUUtilization near 0 % after the loop", 60, interval=INTERVAL,
             show=lambda: str(cpu()))
         print(f"CPUUtilization (second, %): {cpu()}; DiskWriteBytes: {written}")
+        # an alarm on the idle guest's CPU acts on the real VM: terminated by its action
+        cw = node.client("cloudwatch")
+        cw.put_metric_alarm(
+            AlarmName="idle", Namespace="AWS/EC2", MetricName="CPUUtilization",
+            Dimensions=[{"Name": "InstanceId", "Value": iid}], Statistic="Maximum",
+            Period=10, EvaluationPeriods=2, DatapointsToAlarm=1, Threshold=10.0,
+            TreatMissingData="ignore", ComparisonOperator="LessThanThreshold",
+            AlarmActions=[f"arn:aws:automate:{node.region}:ec2:terminate"])
+
+        def alarmed():
+            with node.app.app_context():
+                collector.collect()
+                services.cloudwatch.evaluate_alarms()
+            return cw.describe_alarms(AlarmNames=["idle"])["MetricAlarms"][0][
+                "StateValue"] == "ALARM"
+        wait_until(alarmed, "the idle alarm", 60, interval=INTERVAL)
+        wait_until(lambda: ec2.describe_instances(InstanceIds=[iid])["Reservations"][0][
+            "Instances"][0]["State"]["Name"] == "terminated", "the alarm's terminate",
+                   120, interval=1)
     finally:
         terminate(ec2, [iid])
