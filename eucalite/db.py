@@ -317,25 +317,6 @@ def writing() -> Iterator[None]:
         raise
 
 
-def insert_row(obj: Any) -> None:
-    """INSERT the row of *obj*, a new (transient) mapped object, with one Core statement in
-    the session's transaction, and set its primary key from the database.
-
-    For the hottest writes (a new object version): the ORM's unit of work costs several
-    times the statement it runs for one row, and the commit after it would expire the
-    object, so that reading the answer back costs a query. *obj* is not added to the
-    session: it holds exactly the values written (a column it leaves unset reads None,
-    whatever the column's default) and later changes to it are not saved.
-    """
-    state = inspect(obj)
-    mapper = state.mapper
-    values = {prop.columns[0].key: state.dict[prop.key]
-              for prop in mapper.column_attrs if prop.key in state.dict}
-    result = db.session.execute(mapper.local_table.insert(), values)
-    for column, value in zip(mapper.primary_key, result.inserted_primary_key):
-        setattr(obj, mapper.get_property_by_column(column).key, value)
-
-
 def execute_core(statement: Any, params: dict[str, Any] | None = None) -> Any:
     """Run *statement*, a Core statement on tables (no mapped classes in it), in the
     session's transaction on its connection, and return the result. For the hottest

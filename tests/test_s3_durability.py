@@ -1,7 +1,7 @@
 """Small objects at disk speed, durability kept: what a 4 KiB PUT and GET cost in database
 statements, and that the shortcuts taken for them keep the answers right — a row looked up
 once per transaction (db.once_per_transaction), a new version's row inserted with one
-statement and answered from what was written (db.insert_row), fsyncs shared by concurrent writers (fsutil.GroupSync: directory
+statement and answered from what was written (objects.record), fsyncs shared by concurrent writers (fsutil.GroupSync: directory
 entries, SQLite's log through db.write_lock's group commit) — and that a kill -9 among
 concurrent writers loses nothing acknowledged and leaves nothing partial (one upload cut
 short is tests/test_s3_objects.py's). The load generator bench/bench_s3.py uses is
@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from eucalite import accounts
-from eucalite.db import db, insert_row, once_per_transaction
+from eucalite.db import db, once_per_transaction
 from eucalite.errors.s3 import NoSuchBucket
 from eucalite.s3 import buckets
 from eucalite.s3.models import Bucket
@@ -103,7 +103,7 @@ def test_once_per_transaction_queries_again_in_the_next_one(app):
 
 
 def test_a_put_answers_with_the_version_it_wrote(live):
-    """The answer comes from the row as written (db.insert_row): its version id and ETag
+    """The answer comes from the row as written (objects.record): its version id and ETag
     are what a later listing shows, and a later change to the object is saved."""
     s3 = live.client("s3")
     s3.create_bucket(Bucket="versions")
@@ -118,26 +118,6 @@ def test_a_put_answers_with_the_version_it_wrote(live):
     assert s3.get_object_tagging(Bucket="versions", Key="k",
                                  VersionId=answers[1]["VersionId"])["TagSet"] == \
         [{"Key": "t", "Value": "1"}]
-
-
-def test_insert_row_writes_the_row_with_its_defaults_and_sets_the_key(app):
-    with app.app_context():
-        account_id = accounts.create_account("inserter").id
-        bucket = Bucket(name="inserted", owner_id=account_id, location="here")
-        with statements() as seen:
-            insert_row(bucket)
-        assert len(seen) == 1 and seen[0][1].startswith("INSERT INTO s3_buckets"), seen
-        assert isinstance(bucket.id, int) and bucket not in db.session
-        with statements() as seen:                  # the answer costs no query
-            assert (bucket.name, bucket.location) == ("inserted", "here")
-        assert seen == []
-        db.session.commit()
-        db.session.remove()
-        stored = db.session.get(Bucket, bucket.id)
-        assert (stored.name, stored.location, stored.owner_id) == ("inserted", "here",
-                                                                   account_id)
-        # a column the object left unset got its default in the database
-        assert stored.created is not None and stored.object_lock_enabled is False
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (setup.sh)")
