@@ -348,3 +348,32 @@ def test_coarse_cells_answer_queries_on_their_boundaries():
     assert levels.level_for(10, now - 4 * 3600, now) is None          # 1 s data is gone
     assert levels.level_for(60, now - 20 * 86400, now) is None        # minutes are gone
     assert levels.level_for(300, now - 20 * 86400 - 1800, now).seconds == 300
+
+
+@pytest.mark.parametrize("expression", ["(" * 3000 + "1" + ")" * 3000, "2^" * 1500 + "2",
+                                        "SUM(" * 700 + "m" + ")" * 700])
+def test_expressions_too_deep_are_validation_errors(cw, expression):
+    service, who = cw
+    start = minute_ago(10)
+    with pytest.raises(AwsError) as error:
+        service.get_metric_data(who, {
+            "StartTime": start, "EndTime": start + dt.timedelta(minutes=5),
+            "MetricDataQueries": [{"Id": "e", "Expression": expression},
+                                  {"Id": "m", "MetricStat": {"Metric": {
+                                      "Namespace": "App", "MetricName": "X"},
+                                      "Period": 60, "Stat": "Sum"}}]})
+    assert error.value.code == "ValidationError"
+
+
+def test_metric_math_parses_as_written():
+    from eucalite.cloudwatch import mathexpr
+    context = mathexpr.Context(values={"a": mathexpr.Series({0: 2.0, 60: 3.0}, 60)},
+                               metric_series=[])
+    assert mathexpr.evaluate(mathexpr.parse("2 ^ 3 ^ 2"), context, 0, 120) == 512.0
+    assert mathexpr.evaluate(mathexpr.parse("-2 * -(3 - 5)"), context, 0, 120) == -4.0
+    assert mathexpr.evaluate(mathexpr.parse("a * 10 + 1"), context, 0, 120).points == {
+        0: 21.0, 60: 31.0}
+    assert mathexpr.references(mathexpr.parse("SUM([a, b]) / METRICS()")) == {"a", "b", "*"}
+    for bad in ("1 +", "SUM(a", "a b", "[a,]", ")", "NOPE(a)", "a $ b"):
+        with pytest.raises(mathexpr.ExpressionError):
+            mathexpr.evaluate(mathexpr.parse(bad), context, 0, 120)

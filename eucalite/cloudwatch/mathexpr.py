@@ -97,12 +97,12 @@ class _Parser:
             left = ("op", token[1], left, right)
 
     def unary(self) -> tuple:
-        token = self.peek()
-        if token is not None and token[1] in ("-", "+"):
-            self.take()
-            operand = self.unary()
-            return ("op", "*", ("number", -1.0), operand) if token[1] == "-" else operand
-        return self.atom()
+        negative = False
+        while (token := self.peek()) is not None and token[1] in ("-", "+"):
+            self.take()                 # a run of signs, read without recursing
+            negative ^= token[1] == "-"
+        operand = self.atom()
+        return ("op", "*", ("number", -1.0), operand) if negative else operand
 
     def atom(self) -> tuple:
         kind, text = self.take()
@@ -137,24 +137,43 @@ class _Parser:
                 raise ExpressionError(f"Expected ',' or {closing!r} in the expression.")
 
 
+#: How deeply parentheses, brackets and calls may nest (a parser's stack is finite).
+MAX_DEPTH = 50
+
+
 def parse(text: str) -> tuple:
     """The expression's tree; ExpressionError when it is not one."""
-    return _Parser(text).parse()
+    depth = 0
+    for char in text:
+        depth += char in "(["
+        depth -= char in ")]"
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"The expression nests more than {MAX_DEPTH} levels deep.")
+    try:
+        return _Parser(text).parse()
+    except RecursionError:      # e.g. a long chain of ^, which binds to the right
+        raise ExpressionError("The expression is too deeply nested.") from None
 
 
 def references(tree: tuple) -> set[str]:
-    """The query ids *tree* reads (METRICS() reads every MetricStat: ``"*"``)."""
-    kind = tree[0]
-    if kind == "id":
-        return {tree[1]}
-    if kind == "op":
-        return references(tree[2]) | references(tree[3])
-    if kind == "array":
-        return set().union(*(references(item) for item in tree[1])) if tree[1] else set()
-    if kind == "call":
-        found = set().union(*(references(item) for item in tree[2])) if tree[2] else set()
-        return found | ({"*"} if tree[1] == "METRICS" else set())
-    return set()
+    """The query ids *tree* reads (METRICS() reads every MetricStat: ``"*"``); walked
+    with a stack of its own, so a deep tree cannot exhaust Python's."""
+    found: set[str] = set()
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        kind = node[0]
+        if kind == "id":
+            found.add(node[1])
+        elif kind == "op":
+            pending += [node[2], node[3]]
+        elif kind == "array":
+            pending += node[1]
+        elif kind == "call":
+            pending += node[2]
+            if node[1] == "METRICS":
+                found.add("*")
+    return found
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -260,6 +279,13 @@ def _fill(series: Series, filler: float, start: int, end: int) -> Series:
 
 def evaluate(tree: tuple, context: Context, start: int, end: int) -> Value:
     """The value of *tree* over the queries in *context*, for [start, end)."""
+    try:
+        return _value(tree, context, start, end)
+    except RecursionError:
+        raise ExpressionError("The expression is too deeply nested.") from None
+
+
+def _value(tree: tuple, context: Context, start: int, end: int) -> Value:
     kind = tree[0]
     if kind == "number":
         return tree[1]
@@ -271,10 +297,10 @@ def evaluate(tree: tuple, context: Context, start: int, end: int) -> Value:
                                   "uses must be the Id of another query.")
         return context.values[tree[1]]
     if kind == "op":
-        return _combine(tree[1], evaluate(tree[2], context, start, end),
-                        evaluate(tree[3], context, start, end))
+        return _combine(tree[1], _value(tree[2], context, start, end),
+                        _value(tree[3], context, start, end))
     if kind == "array":
-        items = [evaluate(item, context, start, end) for item in tree[1]]
+        items = [_value(item, context, start, end) for item in tree[1]]
         flat: list[Series] = []
         for item in items:
             if isinstance(item, list):
@@ -290,7 +316,7 @@ def evaluate(tree: tuple, context: Context, start: int, end: int) -> Value:
             raise ExpressionError('METRICS takes no argument or one string: METRICS("x").')
         part = raw[0][1] if raw else ""
         return [series for series in context.metric_series if part in series.label]
-    args = [evaluate(item, context, start, end) for item in raw]
+    args = [_value(item, context, start, end) for item in raw]
     if name in _REDUCERS:
         return _reduce(name, args)
     if name in ("RATE", "DIFF"):
