@@ -9,7 +9,6 @@ import time
 import pytest
 from ebsutil import new_volume, settle, wait_snapshot, write_pattern
 from ec2util import make_image, wait_for_state
-from liveutil import start_live_node, stop_live
 
 from eucalite.cloudwatch.collector import Collector
 
@@ -18,11 +17,9 @@ T0 = int(time.time()) // 60 * 60 - 600
 
 
 @pytest.fixture
-def live(tmp_path):
-    live, server = start_live_node(tmp_path / "data", hypervisor="fake", ebs_export="local",
-                                   max_volume_gb=100, max_total_volume_gb=150)
-    yield live
-    stop_live(live, server)
+def live(ebs):
+    """conftest's live cloud with node duty on the fake hypervisor and file volumes."""
+    return ebs
 
 
 def ebs_backed_instance(live, ec2) -> str:
