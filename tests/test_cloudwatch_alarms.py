@@ -94,6 +94,14 @@ def test_put_and_describe_keep_the_definition(cw):
     (dict(AlarmActions=["arn:aws:automate:eucalyptus:ec2:stop"]), "ValidationError"),
     (dict(AlarmActions=["not an arn"]), "ValidationError"),
     (dict(Metrics=[{"Id": "m", "Expression": "1"}]), "InvalidParameterCombination"),
+    (dict(Statistic=None, Namespace=None, MetricName=None, Period=None,
+          Metrics=[{"Id": "e", "Expression": "SUM(("}]), "ValidationError"),
+    (dict(Statistic=None, Namespace=None, MetricName=None, Period=None,
+          Metrics=[{"Id": "e", "Expression": "nope * 2"}]), "ValidationError"),
+    (dict(Statistic=None, Namespace=None, MetricName=None, Period=None,
+          Metrics=[{"Id": "m", "ReturnData": True, "MetricStat": {
+              "Metric": {"Namespace": "App", "MetricName": "CPU"}, "Period": 45,
+              "Stat": "Sum"}}]), "InvalidParameterValue"),
 ])
 def test_bad_definitions_are_refused(cw, change, code):
     service, who = cw

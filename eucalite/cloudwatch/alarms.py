@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from ..accounts import utcnow
 from ..db import db, writing
 from ..errors import InvalidParameterCombination, InvalidParameterValue
-from . import statistics
+from . import metricdata, statistics
 from .datums import dimension_pairs
 from .errors import InvalidNextToken, LimitExceeded, ResourceNotFound, ValidationError
 from .models import Alarm, AlarmHistory
@@ -104,6 +104,7 @@ def _check_math_alarm(request: dict[str, Any]) -> None:
     if clashing:
         raise InvalidParameterCombination(f"The parameters Metrics and {clashing[0]} are "
                                           "mutually exclusive and you have specified both.")
+    metricdata.check_queries(request["Metrics"])
     returning = [query for query in request["Metrics"] if query.get("ReturnData", True)]
     if len(returning) != 1:
         raise ValidationError("Metrics list must contain exactly one metric matching the "

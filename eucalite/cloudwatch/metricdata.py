@@ -42,12 +42,7 @@ def _check_stat(stat: str, where: str) -> None:
 def _metric_series(account_id: str, query: dict, start: int, end: int, now: int,
                    where: str) -> Series:
     stat = query["MetricStat"]
-    _check_stat(stat["Stat"], where)
-    statistics.check_period(stat["Period"], f"{where}.MetricStat.Period")
     metric = stat["Metric"]
-    if "Namespace" not in metric or "MetricName" not in metric:
-        raise ValidationError(f"The parameter {where}.MetricStat.Metric must name a "
-                              "Namespace and a MetricName.")
     dimensions = dimension_pairs(metric.get("Dimensions"), f"{where}.MetricStat.Metric."
                                                            "Dimensions")
     metric_id = store.find(account_id, metric["Namespace"], metric["MetricName"],
@@ -96,6 +91,25 @@ def _order(queries: list[dict]) -> list[dict]:
     return ordered
 
 
+def _check_metric_stat(stat: dict, where: str) -> None:
+    _check_stat(stat["Stat"], where)
+    statistics.check_period(stat["Period"], f"{where}.MetricStat.Period")
+    metric = stat["Metric"]
+    if "Namespace" not in metric or "MetricName" not in metric:
+        raise ValidationError(f"The parameter {where}.MetricStat.Metric must name a "
+                              "Namespace and a MetricName.")
+    dimension_pairs(metric.get("Dimensions"), f"{where}.MetricStat.Metric.Dimensions")
+
+
+def check_queries(queries: list[dict]) -> None:
+    """Everything GetMetricData refuses in *queries* before reading data (ids, one of
+    MetricStat and Expression, stats, periods, expressions that parse and read only known
+    ids, no cycles): PutMetricAlarm's ``Metrics`` are held to the same rules."""
+    queries = [dict(query) for query in queries]
+    _check_queries(queries)
+    _order(queries)
+
+
 def _check_queries(queries: list[dict]) -> None:
     if not queries:
         raise ValidationError("The parameter MetricDataQueries must hold at least one query.")
@@ -116,6 +130,8 @@ def _check_queries(queries: list[dict]) -> None:
         if ("MetricStat" in query) == ("Expression" in query):
             raise ValidationError(f"Exactly one of {where}.MetricStat and "
                                   f"{where}.Expression must be given.")
+        if "MetricStat" in query:
+            _check_metric_stat(query["MetricStat"], where)
         if "Expression" in query:
             try:
                 tree = mathexpr.parse(query["Expression"])
