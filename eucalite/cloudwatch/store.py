@@ -56,22 +56,24 @@ def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
 # --- writing ------------------------------------------------------------------------------
 
 def record(account_id: str, namespace: str, data: list[Datum], now: int) -> None:
-    """Add every datum of one PutMetricData call, in one write transaction."""
+    """Add every datum of one PutMetricData call, in one write transaction. The request's
+    datums are merged into their cells before the write lock is taken, so concurrent
+    callers hold it only for the database work."""
     if not data:
         return
+    by_key: dict[tuple, Cell] = {}
+    for item in data:
+        metric = metric_key(namespace, item.name, item.dimensions)
+        for level in levels_for(item.resolution):
+            key = (metric, level.seconds, item.timestamp - item.timestamp % level.seconds,
+                   item.unit)
+            cell = by_key.get(key)
+            if cell is None:
+                by_key[key] = cell = Cell()
+            cell.merge(item.cell)
     with writing():
         ids = _metric_ids(account_id, namespace, data, now)
-        pending: dict[tuple, Cell] = {}
-        for item in data:
-            metric_id = ids[metric_key(namespace, item.name, item.dimensions)]
-            for level in levels_for(item.resolution):
-                key = (metric_id, level.seconds, item.timestamp - item.timestamp % level.seconds,
-                       item.unit)
-                cell = pending.get(key)
-                if cell is None:
-                    pending[key] = cell = Cell()
-                cell.merge(item.cell)
-        _fold_cells(pending)
+        _fold_cells({(ids[metric], *rest): cell for (metric, *rest), cell in by_key.items()})
 
 
 def _metric_ids(account_id: str, namespace: str, data: list[Datum], now: int) -> dict[str, int]:
