@@ -1,16 +1,46 @@
 """What the console's test-client tests share: an app with node duty on the fake
 hypervisor and the cloud admin's console password, signing in with a CSRF token, a
 signed-in `Console` that GETs pages and POSTs forms, and whether a client (or a copy of
-its cookie) is still signed in."""
+its cookie) is still signed in; and for the browser tests, a headless Chromium page on a
+live server's console (:func:`chromium_page`)."""
 from __future__ import annotations
 
 import re
+import shutil
+from contextlib import contextmanager
+
+import pytest
 
 from eucalite import accounts, create_app
 from eucalite.web.session import set_password
 
 PASSWORD = "password123"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: Debian's Chromium, which Playwright drives (setup.sh installs it).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextmanager
+def chromium_page(live):
+    """A page of a headless Chromium driven by Playwright, with ``page.live`` and
+    ``page.base`` (*live*'s console URL); the test is skipped, with the reason, when
+    Playwright or Chromium is missing."""
+    playwright_api = pytest.importorskip("playwright.sync_api",
+                                        reason="playwright is not installed")
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update"])
+        try:
+            page = browser.new_page()
+            page.live = live
+            page.base = f"http://127.0.0.1:{live.port}/console"
+            yield page
+        finally:
+            browser.close()
 
 
 def console_app(tmp_path, **config):

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 
-from consoleutil import PASSWORD
+from consoleutil import PASSWORD, chromium_page
 from liveutil import start_live_node, stop_live
 from eucalite import accounts
 from eucalite.policy import document, grammar
 from eucalite.web.session import set_password
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ACCOUNT = "lab"
 #: Missing its Resource: the engine refuses it.
 BAD = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*"}]}'
@@ -28,28 +26,17 @@ GOOD = json.dumps({"Version": "2012-10-17", "Statement": [
 
 @pytest.fixture
 def page(tmp_path):
-    playwright_api = pytest.importorskip("playwright.sync_api",
-                                        reason="playwright is not installed")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt install chromium)")
     live, server = start_live_node(tmp_path / "data", hypervisor="fake")
     with live.app.app_context():
         accounts.create_account(ACCOUNT)
         set_password(ACCOUNT, accounts.ADMIN_USER, PASSWORD)
     try:
-        with playwright_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
+        with chromium_page(live) as page:
             page.on("dialog", lambda dialog: dialog.accept())
             page.blocked = []
             page.on("console", lambda message: page.blocked.append(message.text)
                     if "Content Security Policy" in message.text else None)
-            page.base = f"http://127.0.0.1:{live.port}/console"
             yield page
-            browser.close()
     finally:
         stop_live(live, server)
 

@@ -5,20 +5,18 @@ charts are drawn. Skipped, with the reason, when Chromium or Playwright is missi
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from urllib.parse import urlencode
 
 import pytest
 
-from consoleutil import PASSWORD
+from consoleutil import PASSWORD, chromium_page
 from liveutil import start_live_node, stop_live
 from eucalite import accounts
 from eucalite.cloudwatch.datums import Datum
 from eucalite.cloudwatch.stats import Cell
 from eucalite.web.session import set_password
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: The chart's Chart.js instance's datasets, as (label, number of points) pairs.
 DATASETS = """(selector) => {
   const chart = Chart.getChart(document.querySelector(selector + " canvas"));
@@ -28,22 +26,11 @@ DATASETS = """(selector) => {
 
 @pytest.fixture
 def page(tmp_path):
-    playwright_api = pytest.importorskip("playwright.sync_api",
-                                        reason="playwright is not installed")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt install chromium)")
     live, server = start_live_node(tmp_path / "data", hypervisor="fake")
     with live.app.app_context():
         set_password(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER, PASSWORD)
     try:
-        with playwright_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
-            page.live = live
-            page.base = f"http://127.0.0.1:{live.port}/console"
+        with chromium_page(live) as page:
             page.problems = []
             # script errors and CSP refusals; failed loads through their responses, where
             # the browser's own /favicon.ico (no such page) can be told apart
@@ -55,7 +42,6 @@ def page(tmp_path):
                 f"{response.status} {response.url}") if response.status >= 400
                 and not response.url.endswith("/favicon.ico") else None)
             yield page
-            browser.close()
     finally:
         stop_live(live, server)
 

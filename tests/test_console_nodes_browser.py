@@ -5,38 +5,24 @@ Playwright is missing."""
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
-from consoleutil import PASSWORD
+from consoleutil import PASSWORD, chromium_page
 from liveutil import start_live_node, stop_live
 from eucalite import accounts
 from eucalite.web.session import set_password
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
 def page(tmp_path):
-    playwright_api = pytest.importorskip("playwright.sync_api",
-                                        reason="playwright is not installed")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt install chromium)")
     live, server = start_live_node(tmp_path / "data", hypervisor="fake", cpu_overcommit=2.0)
     with live.app.app_context():
         set_password(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER, PASSWORD)
     try:
-        with playwright_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
-            page.live = live
-            page.base = f"http://127.0.0.1:{live.port}/console"
+        with chromium_page(live) as page:
             yield page
-            browser.close()
     finally:
         stop_live(live, server)
 
