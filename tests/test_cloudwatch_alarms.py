@@ -284,3 +284,13 @@ def test_set_state_refuses_an_unknown_state(cw):
                                       "StateReason": "x"})
     assert error.value.code == "InvalidParameterValue"
     assert described(service, who, "high")["StateValue"] == "INSUFFICIENT_DATA"
+
+
+def test_name_prefix_is_literal(cw):
+    service, who = cw
+    for name in ("a_b", "axb", "a%c"):
+        service.put_metric_alarm(who, alarm(name))
+    found = service.describe_alarms(who, {"AlarmNamePrefix": "a_"})["MetricAlarms"]
+    assert [a["AlarmName"] for a in found] == ["a_b"]
+    found = service.describe_alarms(who, {"AlarmNamePrefix": "a%"})["MetricAlarms"]
+    assert [a["AlarmName"] for a in found] == ["a%c"]

@@ -304,8 +304,8 @@ def describe(account_id: str, request: dict[str, Any], region: str) -> dict[str,
     if request.get("AlarmNames"):
         query = query.where(Alarm.name.in_(request["AlarmNames"]))
     if request.get("AlarmNamePrefix"):
-        prefix = request["AlarmNamePrefix"]
-        query = query.where(Alarm.name >= prefix, Alarm.name < prefix + "\U0010ffff")
+        query = query.where(Alarm.name.startswith(request["AlarmNamePrefix"],
+                                                  autoescape=True))
     if request.get("StateValue"):
         query = query.where(Alarm.state == request["StateValue"])
     after = _page_after(request.get("NextToken"))
