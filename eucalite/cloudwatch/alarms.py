@@ -111,12 +111,14 @@ def _check_math_alarm(request: dict[str, Any]) -> None:
                               "ReturnData parameter")
 
 
-def _evaluation_seconds(request: dict[str, Any]) -> int:
-    period = request.get("Period")
+def period_of(definition: dict[str, Any]) -> int:
+    """The length of one of the alarm's periods: its Period, or for a metric-math alarm
+    the longest period of its queries."""
+    period = definition.get("Period")
     if period is None:
         period = max((query.get("MetricStat", {}).get("Period") or query.get("Period") or 60)
-                     for query in request["Metrics"])
-    return period * request["EvaluationPeriods"], period
+                     for query in definition["Metrics"])
+    return period
 
 
 def check_definition(request: dict[str, Any], region: str, account_id: str) -> None:
@@ -137,7 +139,8 @@ def check_definition(request: dict[str, Any], region: str, account_id: str) -> N
     if "Threshold" not in request:
         raise ValidationError("The parameter Threshold is required for alarms based on static "
                               "thresholds.")
-    seconds, period = _evaluation_seconds(request)
+    period = period_of(request)
+    seconds = period * request["EvaluationPeriods"]
     limit = 7 * 86400 if period >= 3600 else 86400
     if seconds > limit:
         raise ValidationError(f"The evaluation range (Period x EvaluationPeriods) must not "

@@ -97,9 +97,7 @@ def decide(definition: dict[str, Any], current: str,
 
 def _window(definition: dict[str, Any], now: int) -> tuple[int, int, int]:
     """(period, start, end) of the alarm's last complete periods."""
-    period = definition.get("Period") or max(
-        (query.get("MetricStat", {}).get("Period") or query.get("Period") or 60)
-        for query in definition["Metrics"])
+    period = alarms.period_of(definition)
     end = now - now % period
     return period, end - definition["EvaluationPeriods"] * period, end
 
