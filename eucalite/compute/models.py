@@ -226,3 +226,43 @@ class Address(db.Model):
 tags.register_resource("i-", "instance", tags.row_owned(Instance))
 for _prefix in ("emi-", "eki-", "eri-"):
     tags.register_resource(_prefix, "image", tags.row_owned(Image))
+
+
+class LaunchTemplate(db.Model):
+    """An EC2 launch template (lt-): a named, versioned set of RunInstances parameters.
+
+    *latest_version* is the highest version number ever made (numbers are never reused,
+    even after DeleteLaunchTemplateVersions); *default_version* is the one a launch uses when
+    it names no version. The versions are :class:`LaunchTemplateVersion` rows; the rules
+    are :mod:`eucalite.compute.launchtemplates`.
+    """
+
+    __tablename__ = "launch_templates"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name"),
+        # DescribeLaunchTemplates' pages: owner, then creation order
+        Index("ix_launch_templates_owner_created", "owner_id", "created", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)        # lt-...
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(2048), default="")   # the creator's ARN
+    default_version: Mapped[int] = mapped_column(Integer, default=1)
+    latest_version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class LaunchTemplateVersion(db.Model, JsonFields):
+    """One version of a launch template: its LaunchTemplateData as JSON (the parsed,
+    checked form :mod:`eucalite.compute.launchtemplates` keeps), never changed once made."""
+
+    __tablename__ = "launch_template_versions"
+
+    template_id: Mapped[str] = mapped_column(
+        ForeignKey("launch_templates.id", ondelete="CASCADE"), primary_key=True)
+    version_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str | None] = mapped_column(String(255), default=None)
+    data_json: Mapped[str] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(2048), default="")
