@@ -251,6 +251,8 @@ class LaunchTemplate(db.Model):
     created_by: Mapped[str] = mapped_column(String(2048), default="")   # the creator's ARN
     default_version: Mapped[int] = mapped_column(Integer, default=1)
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
+    # CreateLaunchTemplate's ClientToken: a retried create answers the template it made.
+    client_token: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class LaunchTemplateVersion(db.Model, JsonFields):
@@ -266,3 +268,5 @@ class LaunchTemplateVersion(db.Model, JsonFields):
     data_json: Mapped[str] = mapped_column(Text)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(2048), default="")
+    # CreateLaunchTemplateVersion's ClientToken: a retry answers the version it made.
+    client_token: Mapped[str | None] = mapped_column(String(64), default=None)

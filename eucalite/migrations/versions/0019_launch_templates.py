@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column('created_by', sa.String(length=2048), nullable=False),
         sa.Column('default_version', sa.Integer(), nullable=False),
         sa.Column('latest_version', sa.Integer(), nullable=False),
+        sa.Column('client_token', sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(['owner_id'], ['accounts.id'], ),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('owner_id', 'name'),
@@ -39,6 +40,7 @@ def upgrade() -> None:
         sa.Column('data_json', sa.Text(), nullable=False),
         sa.Column('created', sa.DateTime(), nullable=False),
         sa.Column('created_by', sa.String(length=2048), nullable=False),
+        sa.Column('client_token', sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(['template_id'], ['launch_templates.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('template_id', 'version_number'),
     )
