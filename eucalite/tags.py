@@ -315,6 +315,15 @@ def tag_new_resources(principal: Principal, resource_type: str, resource_ids: li
         _add(principal.account_id, resource_id, resource_type, pairs)
 
 
+def tag_system(account_id: str, resource_type: str, resource_ids: list[str],
+               tag_map: Mapping[str, str] | None) -> None:
+    """Give resources being created the ``aws:`` tags the cloud itself sets (Auto
+    Scaling's ``aws:autoscaling:groupName``), which users cannot set or delete; inside the
+    creating caller's write transaction, like :func:`tag_new_resources`."""
+    for resource_id in resource_ids:
+        _add(account_id, resource_id, resource_type, list((tag_map or {}).items()))
+
+
 def delete_all(resource_id: str) -> None:
     """Drop every tag of a resource that is going away, in the caller's transaction."""
     db.session.execute(db.delete(Tag).where(Tag.resource_id == resource_id))

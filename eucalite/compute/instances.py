@@ -78,6 +78,8 @@ class LaunchRequest:
     ramdisk_id: str | None = None
     client_token: str | None = None
     tags: dict[str, str] | None = None    # for the new instances, validated
+    # ``aws:`` tags the cloud itself sets (Auto Scaling's aws:autoscaling:groupName)
+    system_tags: dict[str, str] | None = None
     metadata_options: dict | None = None  # MetadataOptions, validated
     # disableApiTermination / disableApiStop / instanceInitiatedShutdownBehavior, validated
     attributes: dict | None = None

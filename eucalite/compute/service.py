@@ -179,6 +179,24 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
 
     # --- launching ----------------------------------------------------------------------
 
+    def check_launch(self, principal: Principal, *, image_id: str, instance_type: str,
+                     key_name: str | None = None, security_groups: list[str] = ()) -> None:
+        """The EC2 error RunInstances would answer for this launch's image, instance type,
+        key pair and security groups (names or ``sg-`` ids), if any; without launching.
+        Auto Scaling checks a launch configuration with it when one is created."""
+        image = images.launchable(principal, image_id)
+        for part_id, kind in ((image.kernel_id, "kernel"), (image.ramdisk_id, "ramdisk")):
+            if part_id:
+                images.launchable_part(principal, part_id, kind)
+        instance_types.get(instance_type)
+        if key_name:
+            keypairs.get(principal.account_id, key_name)
+        secgroups.check_launch_groups(
+            principal.account_id, [group for group in security_groups
+                                   if not group.startswith("sg-")],
+            [group for group in security_groups if group.startswith("sg-")],
+            int(self.config.get("security_groups_per_instance", 5)))
+
     def run_instances(self, principal: Principal, request: LaunchRequest) -> list[Instance]:
         """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
         if request.client_token:
@@ -226,8 +244,10 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 allocate_ips=lambda count: network.allocate(self.config, count,
                                                             *instances.addresses_in_use()),
                 public_pool=self.launch_pool(),
-                tag=lambda ids: tags.tag_new_resources(principal, "instance", ids,
-                                                       request.tags or {}),
+                tag=lambda ids: (tags.tag_new_resources(principal, "instance", ids,
+                                                        request.tags or {}),
+                                 tags.tag_system(principal.account_id, "instance", ids,
+                                                 request.system_tags)),
                 record_volumes=lambda row, planned: self.ebs.record_launch_volumes(
                     owner_id=row.owner_id, creator_user_id=row.creator_user_id,
                     instance_id=row.id, zone=row.zone, planned=planned))
