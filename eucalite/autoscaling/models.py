@@ -59,10 +59,14 @@ class Group(db.Model):
     protect_new: Mapped[bool] = mapped_column(Boolean, default=False)
     suspended_json: Mapped[str] = mapped_column(Text, default="{}")
     settings_json: Mapped[str] = mapped_column(Text, default="{}")
+    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
     # "Delete in progress" while a forced delete terminates the group's instances
     status: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     scaled_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # the dated sentence of the last desired-capacity change: the first half of the cause
+    # of the launches and terminations it leads to
+    capacity_cause: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class GroupTag(db.Model):

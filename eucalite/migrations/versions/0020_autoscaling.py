@@ -56,9 +56,11 @@ def upgrade() -> None:
         sa.Column('protect_new', sa.Boolean(), nullable=False),
         sa.Column('suspended_json', sa.Text(), nullable=False),
         sa.Column('settings_json', sa.Text(), nullable=False),
+        sa.Column('metrics_json', sa.Text(), nullable=False),
         sa.Column('status', sa.String(length=64), nullable=True),
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.Column('scaled_at', sa.DateTime(), nullable=True),
+        sa.Column('capacity_cause', sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('account_id', 'name'),
     )
