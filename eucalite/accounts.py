@@ -231,6 +231,15 @@ _KEY_LOOKUP = (db.select(AccessKey.secret, AccessKey.status, User.id, User.name,
                .where(AccessKey.id == bindparam("key_id")))
 
 
+def root_principal(account_id: str) -> Principal:
+    """The account's root user as a principal: who a service acts as on the account's
+    behalf (AWS acts through the account's service-linked roles: CloudWatch's alarm
+    actions, Auto Scaling's launches)."""
+    user = db.session.execute(db.select(User).where(User.account_id == account_id,
+                                                    User.name == ADMIN_USER)).scalar_one()
+    return principal_of(user)
+
+
 def principal_for_key(access_key_id: str) -> tuple[Principal, str] | None:
     """The principal and secret behind an *active* access key, or None.
 

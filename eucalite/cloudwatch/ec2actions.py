@@ -7,18 +7,10 @@ migration eucalite does not have: it fails, and the alarm's history says why.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from ..accounts import ADMIN_USER, User, principal_of
+from ..accounts import root_principal
 from ..db import db
 from .alarms import EC2_ACTION, SWF_ACTION
 from .evaluation import Actions, Transition
-
-
-def _root_of(account_id: str):
-    user = db.session.execute(select(User).where(User.account_id == account_id,
-                                                 User.name == ADMIN_USER)).scalar_one()
-    return principal_of(user)
 
 
 def _verb(action: str) -> str:
@@ -36,7 +28,7 @@ def register(actions: Actions, compute) -> None:
         if not instance_id:
             raise RuntimeError("the alarm's metric has no InstanceId dimension")
         verb = _verb(action)
-        principal = _root_of(account_id)
+        principal = root_principal(account_id)
         if verb == "stop":
             compute.stop_or_start(principal, [instance_id], "stop")
         elif verb == "terminate":

@@ -131,6 +131,23 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         """One of the caller's instances, or InvalidInstanceID.NotFound."""
         return instances.owned(principal, instance_id)
 
+    def instances_by_id(self, account_id: str, ids: list[str]) -> dict[str, Instance]:
+        """The account's instances among *ids* by id, whatever their state (terminated ones
+        while their rows last); an id with no row is left out. For services that follow
+        instances they launched (Auto Scaling)."""
+        if not ids:
+            return {}
+        return {row.id: row for row in db.session.execute(db.select(Instance).where(
+            Instance.owner_id == account_id, Instance.id.in_(ids))).scalars()}
+
+    def instances_tagged(self, account_id: str, key: str, value: str) -> list[Instance]:
+        """The account's instances, terminated ones left out, tagged *key* = *value*."""
+        tagged = db.select(tags.Tag.resource_id).where(
+            tags.Tag.owner_id == account_id, tags.Tag.key == key, tags.Tag.value == value)
+        return list(db.session.execute(db.select(Instance).where(
+            Instance.owner_id == account_id, Instance.id.in_(tagged),
+            Instance.state != states.TERMINATED)).scalars())
+
     # --- what an account has --------------------------------------------------------------
 
     def summary(self, principal: Principal) -> dict:
