@@ -142,6 +142,9 @@ class Transition:
     new: str
     actions: list[str]
     dimensions: dict[str, str]
+    # the newest datapoint evaluated and the threshold (step scaling picks its step by them)
+    value: float | None = None
+    threshold: float | None = None
 
 
 def change_state(alarm: Alarm, expected: str, decision: Decision,
@@ -171,8 +174,31 @@ def change_state(alarm: Alarm, expected: str, decision: Decision,
     member = {"ALARM": "AlarmActions", "OK": "OKActions",
               "INSUFFICIENT_DATA": "InsufficientDataActions"}[decision.state]
     actions = list(definition.get(member) or ()) if alarm.actions_enabled else []
-    return Transition(alarm.account_id, alarm.name, expected, decision.state, actions,
-                      dict(dimension_pairs(definition.get("Dimensions"), "Dimensions")))
+    return _transition(alarm.account_id, alarm.name, expected, decision, definition, actions)
+
+
+def _transition(account_id: str, name: str, old: str, decision: Decision,
+                definition: dict[str, Any], actions: list[str]) -> Transition:
+    recent = decision.data.get("recentDatapoints") or []
+    return Transition(account_id, name, old, decision.state, actions,
+                      dict(dimension_pairs(definition.get("Dimensions"), "Dimensions")),
+                      value=recent[-1] if recent else None,
+                      threshold=definition.get("Threshold"))
+
+
+#: Actions run again at every evaluation while the alarm stays in ALARM, not only on the
+#: change: AWS invokes Auto Scaling actions once a minute for as long as the alarm lasts.
+REPEATED = "arn:aws:autoscaling:"
+
+
+def repeated(account_id: str, name: str, decision: Decision, definition: dict[str, Any],
+             enabled: bool) -> Transition | None:
+    """The actions to run again for an alarm that stayed in ALARM (None when none)."""
+    actions = [action for action in definition.get("AlarmActions") or ()
+               if action.startswith(REPEATED)] if enabled else []
+    if decision.state != "ALARM" or not actions:
+        return None
+    return _transition(account_id, name, "ALARM", decision, definition, actions)
 
 
 #: An action runner: (account id, action ARN, transition) -> None; raises to report failure.
@@ -190,7 +216,9 @@ class Actions:
     def register(self, prefix: str, runner: Runner) -> None:
         self.runners.append((prefix, runner))
 
-    def run(self, transition: Transition) -> None:
+    def run(self, transition: Transition, record: bool = True) -> None:
+        """Run *transition*'s actions, each outcome in the alarm's history (unless not
+        *record*: the repeats of an alarm that stays in ALARM)."""
         for action in transition.actions:
             runner = next((run for prefix, run in self.runners if action.startswith(prefix)),
                           None)
@@ -202,6 +230,8 @@ class Actions:
             except Exception as error:  # noqa: BLE001 - recorded in the alarm's history
                 log.warning("alarm %s: action %s failed: %s", transition.name, action, error)
                 summary = f"Failed to execute action {action}. Received error: \"{error}\""
+            if not record:
+                continue
             with writing():
                 alarms.history(transition.account_id, transition.name, "Action", summary,
                                {"actionState": "Succeeded" if summary.startswith("Succ")
@@ -213,8 +243,9 @@ def evaluate_all(actions: Actions, now: int) -> int:
     """Evaluate every alarm once; returns how many changed state."""
     changed = 0
     rows = db.session.execute(select(Alarm.id, Alarm.account_id, Alarm.state,
-                                     Alarm.definition_json)).all()
-    for alarm_id, account_id, state, definition_json in rows:
+                                     Alarm.definition_json, Alarm.actions_enabled,
+                                     Alarm.name)).all()
+    for alarm_id, account_id, state, definition_json, enabled, name in rows:
         definition = json.loads(definition_json)
         try:
             decision = decide(definition, state, values_of(account_id, definition, now))
@@ -223,6 +254,10 @@ def evaluate_all(actions: Actions, now: int) -> int:
             continue
         if decision is None:
             continue
+        if decision.state == state:
+            again = repeated(account_id, name, decision, definition, enabled)
+            if again is not None:
+                actions.run(again, record=False)
         with writing():
             alarm = db.session.get(Alarm, alarm_id)
             transition = None if alarm is None else change_state(alarm, state, decision)

@@ -18,6 +18,8 @@ import json
 import time
 from typing import Any
 
+from sqlalchemy import select
+
 from .. import access
 from ..accounts import Account, Principal
 from ..db import db, writing
@@ -25,6 +27,7 @@ from ..errors import InvalidParameterValue
 from ..errors.iam import AccessDenied
 from . import alarms, datums, evaluation, metricdata, statistics, store
 from .datums import Datum
+from .models import Alarm
 from .errors import InvalidFormat, ResourceNotFound
 
 #: Metrics one PutMetricData call may carry (MetricData and EntityMetricData together).
@@ -128,6 +131,20 @@ class CloudWatchService:
                            self._alarm_arn(principal, request["AlarmName"]))
         alarms.check_definition(request, self.region, principal.account_id)
         alarms.put(principal.account_id, request, int(self.config.get("max_alarms", 5000)))
+
+    def put_service_alarm(self, account_id: str, request: dict[str, Any]) -> None:
+        """PutMetricAlarm for an alarm another service makes on the account's behalf (Auto
+        Scaling's target tracking), without an IAM check; commits."""
+        alarms.check_definition(request, self.region, account_id)
+        alarms.put(account_id, request, int(self.config.get("max_alarms", 5000)))
+
+    def delete_service_alarms(self, account_id: str, names: list[str]) -> None:
+        """Delete alarms another service made for the account (those of a target tracking
+        policy that goes), those still there; commits."""
+        existing = db.session.execute(select(Alarm.name).where(
+            Alarm.account_id == account_id, Alarm.name.in_(names))).scalars().all()
+        if existing:
+            alarms.delete(account_id, existing)
 
     def describe_alarms(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         self.authorize(principal, "DescribeAlarms")
