@@ -31,10 +31,8 @@ import base64
 import binascii
 import functools
 import json
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +41,7 @@ from flask import current_app, g, has_app_context, has_request_context, request
 
 from . import identity
 from .accounts import Principal
+from .datadir import secret_key
 from .errors.iam import InvalidAuthorizationMessageException
 from .policy import arns, evaluation
 from .policy.document import ALLOW, DENY, Policy
@@ -173,21 +172,7 @@ KEY_FILE = "authorization-message.key"
 @functools.cache
 def _key(data_dir: str) -> bytes:
     """The data directory's message key (AES-256), made on first use (0600)."""
-    path = Path(data_dir) / KEY_FILE
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        value = secrets.token_bytes(32)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(value)
-        try:
-            os.link(partial, path)          # the first writer wins; the others read its key
-        except FileExistsError:
-            pass
-        partial.unlink()
-        return path.read_bytes()
+    return secret_key(data_dir, KEY_FILE)
 
 
 def _message_key() -> bytes:

@@ -155,6 +155,9 @@ DEFAULTS: dict[str, Any] = {
     "console_session_minutes": 480,
     # Seconds between passes that reconcile recorded instances with the hypervisor.
     "reconcile_interval": 30,
+    # Seconds between passes that reconcile burst instances with their remote clouds
+    # (eucalite/burst/reconcile.py).
+    "burst_interval": 30,
     # Allowed clock difference for signed requests, in seconds (AWS: 15 minutes).
     "max_clock_skew": 900,
     # Largest Query-API (EC2/IAM) request body accepted, in bytes.

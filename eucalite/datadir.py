@@ -2,6 +2,8 @@
 
 * :func:`hold_server_lock` — one ``eucalite serve`` per data directory: the server takes it
   before touching anything and holds it for its whole life (its worker inherits it).
+* :func:`secret_key` — a 256-bit key kept in a file of the data directory, made (0600) on
+  first use; the first of racing writers wins and every process reads its key.
 * :func:`store_writer` / :func:`recovery_lock` — the object store's writers hold the store
   lock shared while they write; start-up recovery, which deletes unfinished writes, holds it
   exclusive, so it never runs while another process (a `eucalite image import`, a previous
@@ -13,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,6 +33,31 @@ def _open(data_dir: str | os.PathLike, name: str) -> int:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     # O_CLOEXEC: programs the server runs (qemu-img, tgtadm...) must not keep a lock alive
     return os.open(directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def secret_key(data_dir: str | os.PathLike, name: str) -> bytes:
+    """The 256-bit key in file *name* of *data_dir*, made on first use (mode 0600): written
+    to a private temp file then hard-linked into place, so racing processes agree on the
+    first writer's key and a crash leaves either no key file or a whole one."""
+    path = Path(data_dir) / name
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f".{name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(partial, path)          # the first writer wins; the others read its key
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
+    return path.read_bytes()
 
 
 def hold_server_lock(data_dir: str | os.PathLike) -> int:

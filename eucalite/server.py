@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from . import config as config_module, create_app, datadir
 from .compute.addresses import parse_pool
 from .cluster.scheduler import validate_policy
+from .burst import reconcile as burst_reconcile
 from .cloudwatch import loop as alarm_loop
 from .cloudwatch import collector
 from .compute import metadata, reconcile
@@ -77,6 +78,7 @@ def _post_fork(app):
         upkeep.start(app, services.s3.store, services.config["lifecycle_interval"])
         start_node_services(app)
         reconcile.start(app, services.config["reconcile_interval"])
+        burst_reconcile.start(app, services.config["burst_interval"])
         alarm_loop.start(app, services.config["alarm_interval"])
         collector.start(app)
     return hook

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .burst.service import BurstService
 from .cloudwatch import ec2actions
 from .cloudwatch.service import CloudWatchService
 from .cluster.service import ClusterService
@@ -32,6 +33,7 @@ class Services:
     iam: IamService
     sts: StsService
     cloudwatch: CloudWatchService
+    burst: BurstService
 
     @classmethod
     def build(cls, config: dict[str, Any], app) -> "Services":
@@ -50,8 +52,14 @@ class Services:
         # one worker runs instance and volume jobs beside the requests
         compute.worker = lifecycle.Worker(app)
         ebs.bind(app, compute.worker)
+        # burst targets take launches this cloud cannot (or should not) run; their remote
+        # work runs on the same worker
+        burst = BurstService(config)
+        burst.worker = compute.worker
+        compute.burst = burst
         # alarms act on instances through the cloud controller
         cloudwatch = CloudWatchService(config)
         ec2actions.register(cloudwatch.actions, compute)
         return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs,
-                   iam=IamService(config), sts=StsService(config), cloudwatch=cloudwatch)
+                   iam=IamService(config), sts=StsService(config), cloudwatch=cloudwatch,
+                   burst=burst)

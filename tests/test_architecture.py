@@ -42,6 +42,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("eucalite.ebs",),
     # the cloud controller ties images, instances, volumes and nodes together
     ("eucalite.compute",),
+    # cloud-bursting places the cloud controller's launches on remote clouds and keeps
+    # their rows (the cloud controller reaches it only through the object it is given)
+    ("eucalite.burst",),
     # monitoring watches every role and acts through the cloud controller (alarm actions)
     ("eucalite.cloudwatch",),
     # what faces users and wires the roles together

@@ -14,7 +14,7 @@ from ..compute.ec2.actions import CLASSIC_EC2_PATH
 from ..credentials import classic_urls, env_lines, eucarc_text, profile_sections
 from ..server import CannotServe, run
 from ..web.session import set_password
-from . import common, guest, image, instance_types, join, node, quota
+from . import burst, common, guest, image, instance_types, join, node, quota
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -279,7 +279,7 @@ def db_current(data_dir):
 # --- role command groups -----------------------------------------------------------------
 
 for _group in (image.image_group, instance_types.instance_type_group, node.node_group,
-               guest.guest_group, join.join_command, quota.quota_group):
+               guest.guest_group, join.join_command, quota.quota_group, burst.burst_group):
     main.add_command(_group)
 
 

@@ -140,6 +140,10 @@ class Instance(db.Model, JsonFields):
     # CloudWatch monitoring: "disabled" (basic: metrics every metrics_interval) or "enabled"
     # (detailed: every detailed_metrics_interval), as MonitorInstances sets it
     monitoring: Mapped[str] = mapped_column(String(16), default="disabled")
+    # Cloud-bursting (eucalite.burst): the burst target an instance runs on (then it has
+    # no node) and the remote cloud's id of it, once the remote launched it.
+    burst_target: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    remote_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class SecurityGroup(db.Model):

@@ -85,6 +85,9 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         self.s3 = s3
         self.ebs = ebs                  # EBS-backed roots and instances' volumes
         self.worker: lifecycle.Worker | None = None     # set by Services.build
+        # cloud-bursting (eucalite.burst.service.BurstService), set by Services.build: it
+        # places launches on remote clouds and acts on the instances running there
+        self.burst = None
         self.metadata_server = None     # the guests' metadata listener, when this is a node
         self.status_board = instance_status.StatusBoard()   # fed by the reconciler
 
@@ -93,7 +96,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         return [Region(self.config["region"], config_module.endpoints(self.config)["ec2"])]
 
     def zones(self) -> list[Zone]:
-        return self.cluster.zones()
+        """The cluster's zones, then one per burst target."""
+        return self.cluster.zones() + (self.burst.zones() if self.burst is not None else [])
 
     def account_attributes(self) -> dict[str, list[str]]:
         return dict(ACCOUNT_ATTRIBUTES)
@@ -240,39 +244,53 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                                       request.security_group_ids or (),
                                       int(self.config.get("security_groups_per_instance", 5)))
         zones = self.cluster.zone_names()
-        if request.zone and request.zone not in zones:
+        # a burst target (eucalite.burst) takes the launch: the zone asked for, its policy
+        burst = self.burst.first(principal, request, image.id, itype.name) \
+            if self.burst is not None else None
+        if request.zone and request.zone not in zones and burst is None:
             raise InvalidParameterValue(f"Invalid availability zone: [{request.zone}]")
         need = Need(itype.cpu, itype.memory_mb, itype.disk_gb)
         try:    # no zone asked for: the one where most fit (nodes.reserve_placed)
-            zone, node_ids = nodes.reserve_placed(
-                request.zone, zones, need, request.min_count, request.max_count,
-                self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config),
-                attached=self.cluster.attached_ids())
+            zone, node_ids = (burst.zone, [None] * request.max_count) if burst else \
+                nodes.reserve_placed(
+                    request.zone, zones, need, request.min_count, request.max_count,
+                    self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config),
+                    attached=self.cluster.attached_ids())
         except InsufficientInstanceCapacity as error:
             if self.cluster.node_problem:
                 # Say why this host is not a node, and what to install, in the API error.
                 error.message = f"{error.message} On this host: {self.cluster.node_problem}"
                 error.args = (error.message,)
-            raise
+            if self.burst is None:
+                raise
+            # what this cloud cannot take, a when-full burst target may (else: error again)
+            burst = self.burst.overflow(request, image.id, itype.name, error)
+            zone, node_ids = burst.zone, [None] * request.max_count
         try:
             rows = instances.record_launch(
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
                 itype=itype, key=key, zone=zone, node_ids=node_ids,
-                allocate_ips=lambda count: network.allocate(self.config, count,
-                                                            *instances.addresses_in_use()),
-                public_pool=self.launch_pool(),
+                # a burst instance's addresses and volumes are the remote cloud's
+                allocate_ips=None if burst else lambda count: network.allocate(
+                    self.config, count, *instances.addresses_in_use()),
+                public_pool=None if burst else self.launch_pool(),
                 tag=lambda ids: (tags.tag_new_resources(principal, "instance", ids,
                                                         request.tags or {}),
                                  tags.tag_system(principal.account_id, "instance", ids,
-                                                 request.system_tags)),
-                record_volumes=lambda row, planned: self.ebs.record_launch_volumes(
+                                                 request.system_tags),
+                                 burst and self.burst.mark(ids, burst)),
+                record_volumes=(lambda row, planned: None) if burst else
+                lambda row, planned: self.ebs.record_launch_volumes(
                     owner_id=row.owner_id, creator_user_id=row.creator_user_id,
                     instance_id=row.id, zone=row.zone, planned=planned))
         except BaseException:
             db.session.rollback()
-            for node_id in node_ids:
+            for node_id in filter(None, node_ids):
                 nodes.release(node_id, need)
             raise
+        if burst:
+            self.burst.launch_later([row.id for row in rows])
+            return rows
         for row in rows:
             self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, row.id)
         return rows
@@ -291,7 +309,11 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 continue
             if states.transition(instance.id, states.SHUTTING_DOWN, task=states.TASK_TERMINATING,
                                  expected=acts):
-                self.worker.submit(lifecycle.terminate, self.cluster, self.ebs, instance.id)
+                if instance.burst_target:
+                    self.burst.act("terminate", instance.id)
+                else:
+                    self.worker.submit(lifecycle.terminate, self.cluster, self.ebs,
+                                       instance.id)
                 changes.append(StateChange(instance.id, previous, states.SHUTTING_DOWN))
             else:
                 fresh = db.session.get(Instance, instance.id)
@@ -304,7 +326,9 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             if instance.state not in action.accepted:
                 raise incorrect_state(instance, "rebooted")
         for instance in instances.visible(principal, ids):
-            if instance.state in action.acts:
+            if instance.state in action.acts and instance.burst_target:
+                self.burst.act("reboot", instance.id)
+            elif instance.state in action.acts:
                 self.worker.submit(lifecycle.reboot, self.cluster, instance.id)
 
     def stop_or_start(self, principal: Principal, ids: list[str],
@@ -338,7 +362,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         reserved: dict[str, str] = {}
         try:
             for instance in rows:
-                if instance.state in states.ACTIONS["start"].acts:
+                if instance.state in states.ACTIONS["start"].acts and \
+                        not instance.burst_target:      # a burst one uses no node
                     [reserved[instance.id]] = nodes.reserve(
                         instance.zone, _need(instance), 1, 1,
                         self.config.get("scheduler", "GREEDY"), Overcommit.of(self.config))
@@ -354,7 +379,10 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         if previous in states.ACTIONS["stop"].acts and states.transition(
                 instance.id, states.STOPPING, expected={states.RUNNING}, task=states.TASK_STOPPING,
                 reason="Client.UserInitiatedShutdown: User initiated shutdown"):
-            self.worker.submit(lifecycle.stop, self.cluster, self.ebs, instance.id)
+            if instance.burst_target:
+                self.burst.act("stop", instance.id)
+            else:
+                self.worker.submit(lifecycle.stop, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.STOPPING)
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
@@ -362,17 +390,23 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         """stopped -> pending on *node_id* (reserved for it); the reservation is released
         when the instance is no longer stopped."""
         previous = instance.state
-        if node_id is None:
+        burst = bool(instance.burst_target)     # runs remotely: no node, no local address
+        if node_id is None and not burst:
             return StateChange(instance.id, previous, previous)
         if states.transition(instance.id, states.PENDING, expected={states.STOPPED},
                              task=states.TASK_STARTING, node_id=node_id,
                              state_reason=None,
                              # its status checks start again (instance_status)
                              status_checked_at=None, status_impaired_since=None,
-                             on_win=lambda: self.give_launch_address(instance)):
-            self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, instance.id)
+                             on_win=None if burst else
+                             lambda: self.give_launch_address(instance)):
+            if burst:
+                self.burst.act("start", instance.id)
+            else:
+                self.worker.submit(lifecycle.spawn, self.cluster, self.ebs, instance.id)
             return StateChange(instance.id, previous, states.PENDING)
-        nodes.release(node_id, _need(instance))
+        if node_id:
+            nodes.release(node_id, _need(instance))
         return StateChange(instance.id, previous, db.session.get(Instance, instance.id).state)
 
     def set_monitoring(self, principal: Principal, ids: list[str], enabled: bool) -> list[str]:
@@ -396,7 +430,9 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         """(instance id, the last 64 KiB of its serial console output)."""
         instance = instances.owned(principal, instance_id)
         output = b""
-        if instance.node_id:
+        if instance.burst_target:
+            output = self.burst.console_output(instance)
+        elif instance.node_id:
             try:
                 # the node keeps a terminated instance's log until the instance is purged
                 output = self.cluster.node_for(instance.node_id).console_output(instance.id)

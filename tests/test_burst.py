@@ -1,0 +1,304 @@
+"""Cloud-bursting against a fake remote (tests/burstutil.py): targets and their sealed
+credentials, placement (the burst zone, when-full, always), the remote acting for the
+local API (describe, terminate, reboot, console output), and the reconciler (states,
+leaks, vanished instances, an unreachable remote and its return)."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
+
+from burstutil import FakeRemote, add_target, settle, use_fake
+from ec2util import make_image
+from eucalite.burst import sealed
+from eucalite.burst.models import BurstTarget
+from eucalite.cli.main import main
+from eucalite.compute.models import Instance
+from eucalite.db import db
+
+
+@pytest.fixture
+def burst(live, monkeypatch):
+    """A cloud with no local capacity (no node), a when-full target on a fake remote."""
+    make_image(live)
+    fake = FakeRemote()
+    use_fake(live, monkeypatch, fake)
+    add_target(live)
+    return live, fake
+
+
+def _run(live, count=1, **params):
+    answer = live.client("ec2").run_instances(ImageId="emi-0a1b2c3d", InstanceType="m1.small",
+                                              MinCount=count, MaxCount=count, **params)
+    return [item["InstanceId"] for item in answer["Instances"]], answer
+
+
+def _describe(live, ids):
+    answer = live.client("ec2").describe_instances(InstanceIds=ids)
+    items = {item["InstanceId"]: item for reservation in answer["Reservations"]
+             for item in reservation["Instances"]}
+    return [items[instance_id] for instance_id in ids]
+
+
+def _row(live, instance_id) -> Instance:
+    with live.app.app_context():
+        row = db.session.get(Instance, instance_id)
+        db.session.expunge(row)
+        return row
+
+
+# --- targets ---------------------------------------------------------------------------
+
+def test_credentials_are_sealed_under_a_private_key_file(live):
+    add_target(live)
+    data_dir = live.app.config["EUCALITE"]["data_dir"]
+    key_file = os.path.join(data_dir, sealed.KEY_FILE)
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    with live.app.app_context():
+        target = db.session.get(BurstTarget, "far")
+        assert "remote-secret" not in target.credentials
+        assert "AKIDREMOTE" not in target.credentials
+        assert sealed.unseal(data_dir, "far", target.credentials) == \
+            ("AKIDREMOTE", "remote-secret")
+        with pytest.raises(Exception):      # sealed for "far": does not open as another
+            sealed.unseal(data_dir, "other", target.credentials)
+
+
+def test_bad_target_settings_are_refused(live):
+    with pytest.raises(Exception, match="not an http"):
+        add_target(live, endpoint="ftp://x")
+    with pytest.raises(Exception, match="Invalid burst target name"):
+        add_target(live, name="Bad Name")
+    with pytest.raises(Exception, match="Policy must be"):
+        add_target(live, policy="sometimes")
+    add_target(live)
+    with pytest.raises(Exception, match="already exists"):
+        add_target(live)
+
+
+def test_the_cli_adds_lists_changes_and_removes_targets(live, monkeypatch):
+    data_dir = live.app.config["EUCALITE"]["data_dir"]
+    runner = CliRunner()
+
+    def cli(*args):
+        result = runner.invoke(main, [*args, "--data-dir", data_dir])
+        return result
+
+    added = cli("burst", "add", "aws1", "--endpoint", "https://ec2.example.test",
+                "--region", "us-east-1", "--access-key-id", "AKID1",
+                "--secret-access-key", "s3cret", "--image", "emi-0a1b2c3d=ami-1",
+                "--type", "m1.small=t3.micro")
+    assert added.exit_code == 0, added.output
+    assert "zone burst-aws1" in added.output
+    listed = cli("burst", "list")
+    assert "aws1\tburst-aws1\thttps://ec2.example.test\tus-east-1\twhen-full\tavailable\t0" \
+        in listed.output
+    assert "image emi-0a1b2c3d=ami-1" in listed.output and "s3cret" not in listed.output
+    changed = cli("burst", "set", "aws1", "--policy", "always", "--accounts", "123,456",
+                  "--disable")
+    assert changed.exit_code == 0, changed.output
+    listed = cli("burst", "list")
+    assert "\talways\tdisabled\t" in listed.output and "account 123" in listed.output
+    bad = cli("burst", "set", "aws1", "--image", "nonsense")
+    assert bad.exit_code != 0 and "LOCAL=REMOTE" in bad.output
+    assert cli("burst", "remove", "aws1").exit_code == 0
+    assert "no burst targets" in cli("burst", "list").output
+
+
+def test_a_target_is_its_own_availability_zone(burst):
+    live, fake = burst
+    zones = {zone["ZoneName"]: zone for zone in
+             live.client("ec2").describe_availability_zones()["AvailabilityZones"]}
+    assert zones["burst-far"]["State"] == "available"
+
+
+# --- placement and acting ---------------------------------------------------------------
+
+def test_a_full_cloud_bursts_and_the_instance_runs_remotely(burst):
+    live, fake = burst
+    ids, answer = _run(live, 2, UserData="hello", TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "web"}]}])
+    assert [item["State"]["Name"] for item in answer["Instances"]] == ["pending"] * 2
+    assert {item["Placement"]["AvailabilityZone"] for item in answer["Instances"]} == \
+        {"burst-far"}
+    settle(live)
+    items = _describe(live, ids)
+    assert [item["State"]["Name"] for item in items] == ["running", "running"]
+    assert all(item["PrivateIpAddress"].startswith("172.31.") for item in items)
+    assert all(item["PublicIpAddress"].startswith("198.51.100.") for item in items)
+    remote = {record["tags"]["eucalite:instance-id"]: record
+              for record in fake.instances.values()}
+    assert set(remote) == set(ids)
+    for instance_id in ids:
+        record = remote[instance_id]
+        assert record["image_id"] == "ami-12345678" and record["instance_type"] == "t3.micro"
+        assert record["user_data"] == b"hello" and record["tags"]["Name"] == "web"
+        assert _row(live, instance_id).remote_id in fake.instances
+
+
+def test_terminate_through_the_local_api_leaves_nothing_remotely(burst):
+    live, fake = burst
+    ids, _ = _run(live, 2)
+    settle(live)
+    changes = live.client("ec2").terminate_instances(InstanceIds=ids)["TerminatingInstances"]
+    assert {change["CurrentState"]["Name"] for change in changes} == {"shutting-down"}
+    settle(live)
+    assert [item["State"]["Name"] for item in _describe(live, ids)] == ["terminated"] * 2
+    assert fake.running() == []
+
+
+def test_reboot_stop_and_console_output_reach_the_remote(burst):
+    live, fake = burst
+    [instance_id], _ = _run(live)
+    settle(live)
+    ec2 = live.client("ec2")
+    ec2.reboot_instances(InstanceIds=[instance_id])
+    live.app.extensions["eucalite"].compute.worker.wait()
+    assert fake.calls.get("reboot") == 1
+    output = ec2.get_console_output(InstanceId=instance_id)["Output"]
+    assert output.startswith("console of i-")
+
+
+def test_a_burst_zone_asked_for_goes_remote_even_with_room_here(burst):
+    live, fake = burst
+    ids, answer = _run(live, Placement={"AvailabilityZone": "burst-far"})
+    assert answer["Instances"][0]["Placement"]["AvailabilityZone"] == "burst-far"
+    with pytest.raises(ClientError) as error:
+        live.client("ec2").run_instances(
+            ImageId="emi-0a1b2c3d", InstanceType="m1.large", MinCount=1, MaxCount=1,
+            Placement={"AvailabilityZone": "burst-far"})
+    assert error.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "maps no such" in error.value.response["Error"]["Message"]
+
+
+def test_an_unmapped_image_does_not_burst(burst):
+    live, fake = burst
+    make_image(live, "emi-99999999")
+    with pytest.raises(ClientError) as error:
+        live.client("ec2").run_instances(ImageId="emi-99999999", InstanceType="m1.small",
+                                         MinCount=1, MaxCount=1)
+    assert error.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+    assert fake.instances == {}
+
+
+def test_always_targets_take_the_accounts_they_list_first(live, monkeypatch):
+    make_image(live)
+    fake = FakeRemote()
+    use_fake(live, monkeypatch, fake)
+    with live.app.app_context():
+        from eucalite import accounts
+        admin_account = accounts.get_account(accounts.ADMIN_ACCOUNT).id
+    add_target(live, "everyone", policy="always", accounts=[admin_account])
+    ids, answer = _run(live)
+    assert answer["Instances"][0]["Placement"]["AvailabilityZone"] == "burst-everyone"
+
+
+def test_quotas_count_burst_instances(burst):
+    live, fake = burst
+    ids, _ = _run(live, 3)
+    with live.app.app_context():
+        rows = db.session.execute(db.select(Instance).where(
+            Instance.burst_target == "far")).scalars().all()
+        assert len(rows) == 3 and all(row.cpu > 0 and row.node_id is None for row in rows)
+
+
+# --- the reconciler --------------------------------------------------------------------
+
+def test_a_remote_instance_the_cloud_believes_ended_is_terminated(burst):
+    live, fake = burst
+    [instance_id], _ = _run(live)
+    settle(live)
+    stray = fake.add("i-00000000deadbeef")              # a row this cloud never had
+    theirs = fake.add("i-0000000000000001", cloud_id="another-cloud")
+    [report] = settle(live)
+    assert stray in report.remote_terminated
+    assert fake.instances[stray]["state"] in ("shutting-down", "terminated")
+    assert fake.instances[theirs]["state"] == "running"    # another cloud's: untouched
+    assert fake.instances[_row(live, instance_id).remote_id]["state"] == "running"
+
+
+def test_a_vanished_remote_instance_ends_the_local_one(burst):
+    live, fake = burst
+    [instance_id], _ = _run(live)
+    settle(live)
+    del fake.instances[_row(live, instance_id).remote_id]
+    [report] = settle(live)
+    assert report.vanished == [instance_id]
+    [item] = _describe(live, [instance_id])
+    assert item["State"]["Name"] == "terminated"
+    assert "vanished from burst target far" in item["StateReason"]["Message"]
+
+
+def test_a_remote_instance_that_ended_there_ends_here(burst):
+    live, fake = burst
+    [instance_id], _ = _run(live)
+    settle(live)
+    fake.instances[_row(live, instance_id).remote_id]["state"] = "terminated"
+    settle(live)
+    assert _describe(live, [instance_id])[0]["State"]["Name"] == "terminated"
+
+
+def test_an_unreachable_remote_is_reported_and_nothing_leaks_when_it_returns(burst):
+    live, fake = burst
+    ids, _ = _run(live, 2)
+    settle(live)
+    fake.down = True
+    [report] = settle(live)
+    assert "connection refused" in report.unreachable
+    # the instances keep their last state while it is away
+    assert [item["State"]["Name"] for item in _describe(live, ids)] == ["running"] * 2
+    zones = {zone["ZoneName"]: zone for zone in
+             live.client("ec2").describe_availability_zones()["AvailabilityZones"]}
+    assert zones["burst-far"]["State"] == "unavailable"
+    # a launch that needs it says why it cannot
+    with pytest.raises(ClientError) as error:
+        _run(live)
+    assert error.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+    assert "burst target far is unreachable" in error.value.response["Error"]["Message"]
+    listed = CliRunner().invoke(main, ["burst", "list", "--data-dir",
+                                       live.app.config["EUCALITE"]["data_dir"]])
+    assert "\tunreachable\t2\t" in listed.output and "connection refused" in listed.output
+    # terminated locally while it is away: shutting-down until it answers
+    live.client("ec2").terminate_instances(InstanceIds=[ids[0]])
+    settle(live)
+    assert _describe(live, [ids[0]])[0]["State"]["Name"] == "shutting-down"
+    fake.down = False
+    settle(live)
+    settle(live)
+    assert [item["State"]["Name"] for item in _describe(live, ids)] == \
+        ["terminated", "running"]
+    assert fake.running() == [_row(live, ids[1]).remote_id]
+    with live.app.app_context():
+        assert db.session.get(BurstTarget, "far").last_error is None
+
+
+def test_a_launch_the_remote_refuses_ends_terminated_with_the_reason(burst):
+    live, fake = burst
+    fake.down = True
+    [instance_id], _ = _run(live, Placement={"AvailabilityZone": "burst-far"})
+    live.app.extensions["eucalite"].compute.worker.wait()
+    [item] = _describe(live, [instance_id])
+    assert item["State"]["Name"] == "terminated"
+    assert "burst target far could not launch" in item["StateReason"]["Message"]
+
+
+def test_an_interrupted_launch_is_launched_again(burst):
+    live, fake = burst
+    burst_service = live.app.extensions["eucalite"].burst
+    burst_service.launch_later = lambda ids: None       # the job dies with the process
+    [instance_id], _ = _run(live)
+    del burst_service.launch_later
+    [report] = settle(live)
+    assert report.relaunched == [instance_id]
+    settle(live)
+    assert _describe(live, [instance_id])[0]["State"]["Name"] == "running"
+
+
+def test_removing_a_target_with_instances_is_refused(burst):
+    live, fake = burst
+    _run(live)
+    with live.app.app_context(), pytest.raises(Exception, match="terminate them first"):
+        live.app.extensions["eucalite"].burst.remove_target("far")
