@@ -25,6 +25,7 @@ from .errors import ClientError, InvalidParameterValue, MissingParameter
 from .errors.ec2 import (InvalidAllocationIDNotFound, InvalidAMIIDNotFound, InvalidGroupNotFound,
                          InvalidSecurityGroupRuleIdNotFound,
                          InvalidID, InvalidInstanceIDNotFound, InvalidKeyPairNotFound,
+                         InvalidLaunchTemplateIdNotFound,
                          InvalidPaginationToken,
                          InvalidSnapshotNotFound, InvalidVolumeNotFound, TagLimitExceeded)
 from .query import check_text
@@ -47,6 +48,7 @@ NOT_FOUND: dict[str, type[ClientError]] = {
     "security-group": InvalidGroupNotFound,
     "security-group-rule": InvalidSecurityGroupRuleIdNotFound,
     "elastic-ip": InvalidAllocationIDNotFound,
+    "launch-template": InvalidLaunchTemplateIdNotFound,
 }
 
 

@@ -45,6 +45,7 @@ from .service_grouprules import SecurityGroupRulesMixin
 from .service_groups import SecurityGroupsMixin
 from .service_images import ImagesMixin, KeyPairsMixin
 from .service_profiles import InstanceProfilesMixin
+from .service_templates import LaunchTemplatesMixin
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class StateChange:
 
 
 class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGroupRulesMixin,
-                     AddressesMixin, InstanceProfilesMixin):
+                     AddressesMixin, InstanceProfilesMixin, LaunchTemplatesMixin):
     """The cloud controller's whole surface; images and key pairs come from the mixins of
     :mod:`eucalite.compute.service_images`, security groups from
     :mod:`eucalite.compute.service_groups` and :mod:`~eucalite.compute.service_grouprules`,

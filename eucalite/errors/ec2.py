@@ -105,6 +105,34 @@ class InvalidKeyPairNotFound(ClientError):
     code = "InvalidKeyPair.NotFound"
 
 
+class InvalidLaunchTemplateIdMalformed(ClientError):
+    code = "InvalidLaunchTemplateId.Malformed"
+
+
+class InvalidLaunchTemplateIdNotFound(ClientError):
+    code = "InvalidLaunchTemplateId.NotFound"
+
+
+class InvalidLaunchTemplateIdVersionNotFound(ClientError):
+    code = "InvalidLaunchTemplateId.VersionNotFound"
+
+
+class InvalidLaunchTemplateNameAlreadyExists(ClientError):
+    code = "InvalidLaunchTemplateName.AlreadyExistsException"
+
+
+class InvalidLaunchTemplateNameMalformed(ClientError):
+    code = "InvalidLaunchTemplateName.MalformedException"
+
+
+class InvalidLaunchTemplateNameNotFound(ClientError):
+    code = "InvalidLaunchTemplateName.NotFoundException"
+
+
+class VersionLimitExceeded(ClientError):
+    code = "VersionLimitExceeded"
+
+
 class InvalidManifest(ClientError):
     code = "InvalidManifest"
 

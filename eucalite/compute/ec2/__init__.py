@@ -21,6 +21,7 @@ from . import addresses  # noqa: F401
 from . import instance_attributes, instance_status  # noqa: F401
 from . import iamprofiles  # noqa: F401
 from . import monitoring  # noqa: F401
+from . import launchtemplates  # noqa: F401
 from . import permissions
 from .actions import CLASSIC_EC2_PATH, registry
 

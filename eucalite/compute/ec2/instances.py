@@ -8,12 +8,12 @@ from typing import Any, Callable
 
 from ... import tags, xmlutil
 from ...accounts import utcnow
-from ...errors import InvalidParameterValue, MissingParameter
+from ...errors import InvalidParameterValue, MissingParameter, UnknownParameter
 from .. import states
 # Pure request/row helpers (no state): wire encodings and the metadata options' shape.
-from ..instance_types import DEFAULT_TYPE
-from ..instance_attributes import launch_attributes
-from ..instances import LaunchRequest, Narrowing, decode_user_data
+from ..instance_attributes import check_shutdown_behaviour
+from ..instances import Narrowing, decode_user_data
+from ..launchtemplates import build_launch
 from ..metadata import (metadata_options, private_dns_name, public_dns_name,
                         validate_metadata_options)
 from ...paging import Paging, encode_token
@@ -174,16 +174,66 @@ def instance_profile_param(params) -> tuple[str, str] | None:
     return None
 
 
+def _explicit_settings(params) -> dict:
+    """The launch settings a RunInstances request gives itself, only those it sends (the
+    keys of :func:`eucalite.compute.launchtemplates.build_launch`): over a launch
+    template's, they win; without one, LaunchRequest's defaults fill the rest."""
+    settings: dict[str, Any] = {}
+    for name, field in (("ImageId", "image_id"), ("InstanceType", "instance_type"),
+                        ("KeyName", "key_name"), ("KernelId", "kernel_id"),
+                        ("RamdiskId", "ramdisk_id"), ("ClientToken", "client_token")):
+        if params.get(name):
+            settings[field] = params.get(name)
+    groups, group_ids = params.get_list("SecurityGroup"), params.get_list("SecurityGroupId")
+    if groups or group_ids:
+        settings["security_groups"] = groups or None
+        settings["security_group_ids"] = group_ids or None
+    if "AddressingType" in params.tree or "NetworkInterface" in params.tree:
+        settings["public_ip"] = _wants_public_ip(params)
+    if params.get("UserData"):
+        settings["user_data"] = decode_user_data(params.get("UserData"))
+    zone = params.get_struct("Placement").get("AvailabilityZone")
+    if zone:
+        settings["zone"] = zone
+    instance_tags = specified_tags(params, "instance", other_types=True)
+    if instance_tags:
+        settings["tags"] = instance_tags
+    options = validate_metadata_options(params.get_struct("MetadataOptions").scalar_members())
+    if options:
+        settings["metadata_options"] = options
+    for name, field in (("DisableApiTermination", "disable_api_termination"),
+                        ("DisableApiStop", "disable_api_stop")):
+        if params.get(name) is not None:
+            settings[field] = params.get_bool(name)
+    if params.get("InstanceInitiatedShutdownBehavior") is not None:
+        settings["shutdown_behaviour"] = check_shutdown_behaviour(
+            params.get("InstanceInitiatedShutdownBehavior"))
+    mappings = parse_block_device_mappings(params.get_struct_list("BlockDeviceMapping"))
+    if mappings:
+        settings["block_devices"] = mappings
+    profile = instance_profile_param(params)
+    if profile:
+        settings["iam_instance_profile"] = profile
+    if params.get_struct("Monitoring").get("Enabled") is not None:
+        settings["monitoring"] = _monitoring_param(params)
+    return settings
+
+
 @registry.action("RunInstances", params=(
     "ImageId", "MinCount", "MaxCount", "InstanceType", "KeyName", "SecurityGroup",
     "SecurityGroupId", "UserData", "Placement", "KernelId", "RamdiskId", "ClientToken",
     "TagSpecification", "Monitoring", "DisableApiTermination",
     "InstanceInitiatedShutdownBehavior", "EbsOptimized", "BlockDeviceMapping",
     "AdditionalInfo", "MetadataOptions", "InstanceMarketOptions", "CreditSpecification",
-    "AddressingType", "NetworkInterface", "DisableApiStop", "IamInstanceProfile"))
+    "AddressingType", "NetworkInterface", "DisableApiStop", "IamInstanceProfile",
+    "LaunchTemplate"))
 def run_instances(call):
+    """With ``LaunchTemplate.*``, the template version's parameters under the request's
+    own (:func:`eucalite.compute.launchtemplates.build_launch`)."""
     params = call.params
-    image_id = params.require("ImageId")
+    template = params.get_struct("LaunchTemplate")
+    if not template:
+        params.require("ImageId")
     min_count = params.get_int("MinCount", minimum=1)
     max_count = params.get_int("MaxCount", minimum=1)
     if min_count is None:
@@ -192,27 +242,18 @@ def run_instances(call):
         raise MissingParameter("The request must contain the parameter MaxCount")
     if min_count > max_count:
         raise InvalidParameterValue("MinCount must be less than or equal to MaxCount")
-    request = LaunchRequest(
-        image_id=image_id, min_count=min_count, max_count=max_count,
-        instance_type=params.get("InstanceType") or DEFAULT_TYPE,
-        key_name=params.get("KeyName"),
-        security_groups=params.get_list("SecurityGroup") or None,
-        security_group_ids=params.get_list("SecurityGroupId") or None,
-        public_ip=_wants_public_ip(params),
-        user_data=decode_user_data(params.get("UserData")),
-        zone=(params.get_struct("Placement").get("AvailabilityZone") or None),
-        kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
-        client_token=params.get("ClientToken"),
-        tags=specified_tags(params, "instance", other_types=True) or None,
-        metadata_options=validate_metadata_options(
-            params.get_struct("MetadataOptions").scalar_members()) or None,
-        attributes=launch_attributes(params.get_bool("DisableApiTermination"),
-                                     params.get_bool("DisableApiStop"),
-                                     params.get("InstanceInitiatedShutdownBehavior")),
-        block_devices=parse_block_device_mappings(
-            params.get_struct_list("BlockDeviceMapping")) or None,
-        iam_instance_profile=instance_profile_param(params),
-        monitoring=_monitoring_param(params))
+    explicit = {**_explicit_settings(params), "min_count": min_count, "max_count": max_count}
+    if template:
+        for member in template:
+            if member not in ("LaunchTemplateId", "LaunchTemplateName", "Version"):
+                raise UnknownParameter(f"The parameter LaunchTemplate.{member} is not "
+                                       "recognized.")
+        request = call.services.compute.launch_template_request(
+            call.principal, template_id=template.get("LaunchTemplateId") or None,
+            name=template.get("LaunchTemplateName") or None, version=template.get("Version"),
+            overrides=explicit)
+    else:
+        request = build_launch({}, explicit)
     rows = call.services.compute.run_instances(call.principal, request)
     tag_map = tags.tags_for(call.principal.account_id, [row.id for row in rows])
     reservation = _reservations(call, rows, tag_map)[0]

@@ -52,6 +52,8 @@ _SNAPSHOT = Named("SnapshotId", "snapshot")
 _IMAGE = Named("ImageId", "image")
 _GROUP = (Named("GroupId", "security-group"), Named("GroupName", "security-group-name"))
 _ADDRESS = (Named("AllocationId", "elastic-ip"), Named("PublicIp", "elastic-ip-ip"))
+_TEMPLATE = (Named("LaunchTemplateId", "launch-template"),
+             Named("LaunchTemplateName", "launch-template-name"))
 
 #: action -> what it touches; () is ``*``. Every registered action has an entry (a test
 #: walks the registry), so a new action's resources are named deliberately; one missing
@@ -110,6 +112,14 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
     "AssociateAddress": (*_ADDRESS, _INSTANCE),
     "DisassociateAddress": (Named("PublicIp", "elastic-ip-ip"),),
     "ReleaseAddress": _ADDRESS,
+    # launch templates
+    "CreateLaunchTemplate": (New("launch-template"),),
+    **{name: _TEMPLATE for name in (
+        "CreateLaunchTemplateVersion", "ModifyLaunchTemplate", "DeleteLaunchTemplate",
+        "DeleteLaunchTemplateVersions")},
+    "DescribeLaunchTemplates": (),
+    "DescribeLaunchTemplateVersions": (),
+    "GetLaunchTemplateData": (_INSTANCE,),
     # tags
     "CreateTags": (Named("ResourceId", None),),
     "DeleteTags": (Named("ResourceId", None),),
@@ -143,9 +153,13 @@ def _resolve(services: Any, principal: Principal, kind: str, value: str
         if kind == "elastic-ip-ip":
             row = compute.describe_addresses(principal, [value])[0]
             return "elastic-ip", row.allocation_id or value, row.allocation_id
+        if kind == "launch-template-name":
+            template = compute.launch_template(principal, name=value)
+            return "launch-template", template.id, template.id
     except (AwsError, IndexError):
         base = {"security-group-name": "security-group", "key-pair-id": "key-pair",
-                "elastic-ip-ip": "elastic-ip"}.get(kind, kind)
+                "elastic-ip-ip": "elastic-ip",
+                "launch-template-name": "launch-template"}.get(kind, kind)
         return base, value, None
     if kind is None or kind == "*":
         try:
