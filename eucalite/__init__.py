@@ -16,7 +16,8 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 # ``db`` stays the module here (``eucalite.db``), not the SQLAlchemy object it holds
-from . import accounts, config as config_module, db as db_module, ids, iam, planned, sts, web
+from . import accounts, config as config_module, db as db_module, ids, iam, sts, web
+from .autoscaling import api as autoscaling_api
 from .cloudwatch import api as cloudwatch_api
 from .cluster.internalapi import routes as internalapi
 from .cluster.scheduler import validate_policy
@@ -67,7 +68,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, environ=None) -> F
     app.register_blueprint(iam.blueprint)
     app.register_blueprint(sts.blueprint)
     app.register_blueprint(cloudwatch_api.blueprint)
-    app.register_blueprint(planned.blueprint)   # the classic paths of services still to come
+    app.register_blueprint(autoscaling_api.blueprint)
     app.register_blueprint(internalapi.blueprint)  # /internal/v1: the nodes' API
     web.init_app(app)                           # /console, before S3 claims every path
     app.register_blueprint(s3_rest.blueprint)   # last: it claims every other path

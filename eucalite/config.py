@@ -76,6 +76,9 @@ DEFAULTS: dict[str, Any] = {
     # (MonitorInstances); the collector wakes every detailed_metrics_interval.
     "metrics_interval": 60,
     "detailed_metrics_interval": 10,
+    # Auto Scaling: seconds between passes that make groups' instances follow their desired
+    # capacity and fire scheduled actions (a change through the API runs one at once).
+    "autoscaling_interval": 10,
     # Node duty: run VMs on this host through libvirt.
     "node": True,
     # Placement policy for new instances: GREEDY | ROUNDROBIN | POWERSAVE (Eucalyptus' names).
@@ -344,4 +347,5 @@ def endpoints(config: Mapping[str, Any], *, use_served: bool = False) -> dict[st
         "iam": base + "/services/Euare",
         "sts": base + "/services/Tokens",
         "cloudwatch": base + "/services/CloudWatch",
+        "autoscaling": base + "/services/AutoScaling",
     }

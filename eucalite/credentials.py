@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,6 +33,7 @@ def _env_values(key_id: str, secret: str, region: str,
         "AWS_ENDPOINT_URL_IAM": endpoints["iam"],
         "AWS_ENDPOINT_URL_STS": endpoints["sts"],
         "AWS_ENDPOINT_URL_CLOUDWATCH": endpoints["cloudwatch"],
+        "AWS_ENDPOINT_URL_AUTO_SCALING": endpoints["autoscaling"],
         # Eucalyptus / euca2ools names
         "EC2_URL": endpoints["ec2"],
         "S3_URL": endpoints["s3"],
@@ -51,20 +52,15 @@ def env_lines(key_id: str, secret: str, region: str, endpoints: dict[str, str]) 
     return _exports(_env_values(key_id, secret, region, endpoints))
 
 
-def classic_urls(endpoints: dict[str, str], ec2_path: str,
-                 planned: Iterable[tuple[str, str, Any]]) -> dict[str, str]:
+def classic_urls(endpoints: dict[str, str], ec2_path: str) -> dict[str, str]:
     """Eucalyptus' service URLs on this cloud, as a eucarc names them: ``EC2_URL`` at
-    *ec2_path*, ``S3_URL`` at Walrus' path, ``EUARE_URL``, ``TOKEN_URL`` (STS), and
-    ``AWS_CLOUDWATCH_URL``, and ``AWS_AUTO_SCALING_URL`` of the services still to come
-    (*planned*: ``(path, signing name, title)``; they answer that the service is not served
-    yet), which are the callers' to give: the modules that own them sit above this one."""
+    *ec2_path*, ``S3_URL`` at Walrus' path, ``EUARE_URL``, ``TOKEN_URL`` (STS),
+    ``AWS_CLOUDWATCH_URL`` and ``AWS_AUTO_SCALING_URL``."""
     base = endpoints["s3"]
-    urls = {"EC2_URL": base + ec2_path, "S3_URL": base + WALRUS_PATH,
+    return {"EC2_URL": base + ec2_path, "S3_URL": base + WALRUS_PATH,
             "EUARE_URL": endpoints["iam"], "TOKEN_URL": endpoints["sts"],
-            "AWS_CLOUDWATCH_URL": endpoints["cloudwatch"]}
-    names = {"autoscaling": "AWS_AUTO_SCALING_URL"}
-    urls.update({names[service]: base + path for path, service, _ in planned})
-    return urls
+            "AWS_CLOUDWATCH_URL": endpoints["cloudwatch"],
+            "AWS_AUTO_SCALING_URL": endpoints["autoscaling"]}
 
 
 def eucarc_text(user: str, account: str, account_id: str, key_id: str, secret: str,

@@ -23,6 +23,7 @@ from . import config as config_module, create_app, datadir
 from .compute.addresses import parse_pool
 from .cluster.scheduler import validate_policy
 from .burst import reconcile as burst_reconcile
+from .autoscaling import loop as autoscaling_loop
 from .cloudwatch import loop as alarm_loop
 from .cloudwatch import collector
 from .compute import metadata, reconcile
@@ -80,6 +81,7 @@ def _post_fork(app):
         reconcile.start(app, services.config["reconcile_interval"])
         burst_reconcile.start(app, services.config["burst_interval"])
         alarm_loop.start(app, services.config["alarm_interval"])
+        autoscaling_loop.start(app, services.config["autoscaling_interval"])
         collector.start(app)
     return hook
 

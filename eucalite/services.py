@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .burst.service import BurstService
+from .autoscaling.service import AutoScalingService
 from .cloudwatch import ec2actions
 from .cloudwatch.service import CloudWatchService
 from .cluster.service import ClusterService
@@ -33,6 +34,7 @@ class Services:
     iam: IamService
     sts: StsService
     cloudwatch: CloudWatchService
+    autoscaling: AutoScalingService
     burst: BurstService
 
     @classmethod
@@ -60,6 +62,8 @@ class Services:
         # alarms act on instances through the cloud controller
         cloudwatch = CloudWatchService(config)
         ec2actions.register(cloudwatch.actions, compute)
+        # groups launch through the cloud controller; their policies run from alarms
+        autoscaling = AutoScalingService(config, compute, cloudwatch)
         return cls(config=config, cluster=cluster, compute=compute, s3=s3, ebs=ebs,
                    iam=IamService(config), sts=StsService(config), cloudwatch=cloudwatch,
-                   burst=burst)
+                   burst=burst, autoscaling=autoscaling)

@@ -326,6 +326,13 @@ def tag_system(account_id: str, resource_type: str, resource_ids: list[str],
         _add(account_id, resource_id, resource_type, list((tag_map or {}).items()))
 
 
+def untag_system(account_id: str, resource_ids: list[str], key: str) -> None:
+    """Remove a cloud-set ``aws:`` tag *key* from resources (an instance leaving its Auto
+    Scaling group), in the caller's transaction."""
+    db.session.execute(db.delete(Tag).where(Tag.owner_id == account_id,
+                                            Tag.resource_id.in_(resource_ids), Tag.key == key))
+
+
 def delete_all(resource_id: str) -> None:
     """Drop every tag of a resource that is going away, in the caller's transaction."""
     db.session.execute(db.delete(Tag).where(Tag.resource_id == resource_id))

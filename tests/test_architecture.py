@@ -47,9 +47,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("eucalite.burst",),
     # monitoring watches every role and acts through the cloud controller (alarm actions)
     ("eucalite.cloudwatch",),
+    # Auto Scaling launches through the cloud controller, scaled by CloudWatch's alarms
+    ("eucalite.autoscaling",),
     # what faces users and wires the roles together
     ("eucalite.iam", "eucalite.web", "eucalite.cli", "eucalite.services", "eucalite.server",
-     "eucalite.planned", "eucalite.sts", "eucalite.models", "eucalite.migrations", "eucalite"),
+     "eucalite.sts", "eucalite.models", "eucalite.migrations", "eucalite"),
 ]
 
 

@@ -219,22 +219,15 @@ def test_front_end_rejections_under_walrus_are_in_s3s_envelope():
     assert ec2.tag == "Response" and ec2.find("./Errors/Error/Code").text == "RequestTimeout"
 
 
-# --- services still to come ------------------------------------------------------------
+# --- Auto Scaling at its classic path -----------------------------------------------------
 
-@pytest.mark.parametrize("service,path,call,title", [
-    ("autoscaling", "/services/AutoScaling", lambda c: c.describe_auto_scaling_groups(),
-     "Auto Scaling"),
-])
-def test_planned_services_say_they_are_not_served_yet(live, service, path, call, title):
-    with pytest.raises(ClientError) as caught:
-        call(client(live, service, path))
-    error = caught.value.response["Error"]
-    assert error["Code"] == "InvalidAction"
-    assert f"does not serve {title}" in error["Message"]
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+def test_auto_scaling_answers_at_its_classic_path(live):
+    """A eucarc's AWS_AUTO_SCALING_URL (/services/AutoScaling) serves Auto Scaling."""
+    answer = client(live, "autoscaling", "/services/AutoScaling").describe_auto_scaling_groups()
+    assert answer["AutoScalingGroups"] == []
 
 
-def test_planned_query_services_authenticate_first(live):
+def test_auto_scaling_authenticates_first(live):
     wrong = boto3.client("autoscaling", endpoint_url=live.base_url + "/services/AutoScaling",
                          aws_access_key_id=live.key_id, aws_secret_access_key="x" * 40,
                          region_name=live.region, config=Config(retries={"max_attempts": 1}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .. import accounts, config as config_module, db, planned
+from .. import accounts, config as config_module, db
 from ..compute import cloudkey
 from ..compute.ec2.actions import CLASSIC_EC2_PATH
 from ..credentials import classic_urls, env_lines, eucarc_text, profile_sections
@@ -92,8 +92,7 @@ def credentials(data_dir, account, user, profile, output_format):
     if output_format == "eucarc":
         cert = cloudkey.cloud_certificate_path(config["data_dir"]).resolve()
         click.echo(eucarc_text(user, account, account_id, key_id, secret, config["region"],
-                               endpoints, classic_urls(endpoints, CLASSIC_EC2_PATH,
-                                                       planned.PLANNED),
+                               endpoints, classic_urls(endpoints, CLASSIC_EC2_PATH),
                                cloud_cert=str(cert)), nl=False)
         return
     if profile:

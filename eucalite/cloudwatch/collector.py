@@ -52,9 +52,8 @@ from ..ebs.models import Volume
 from ..errors.iam import NoSuchEntity
 from ..s3.models import Bucket, ObjectVersion
 from . import store
-from .datums import Datum
+from .datums import Datum, single
 from .levels import LEVELS
-from .stats import Cell
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +110,6 @@ def cpu_utilization(old: _Sample, new: _Sample) -> float:
     used = (new.counters.cpu_time_ns - old.counters.cpu_time_ns) / 1e9
     return max(0.0, min(100.0, used / (wall * new.counters.vcpus) * 100.0))
 
-
-def _datum(name: str, dimensions: list[list[str]], at: int, unit: str, value: float,
-           resolution: int) -> Datum:
-    return Datum(name=name, dimensions=dimensions, timestamp=at, unit=unit,
-                 resolution=resolution, cell=Cell.of_values({float(value): 1.0}))
 
 
 def _disk_delta(old: DiskCounters | None, new: DiskCounters) -> DiskCounters:
@@ -236,11 +230,11 @@ class Collector:
             ec2, ebs = _instance_metrics(old, new, volumes.get(item.id, {}))
             data = by_owner.setdefault((item.owner_id, "AWS/EC2"), [])
             for name, unit, value in ec2:
-                data.extend(_datum(name, dims, at, unit, value, resolution)
+                data.extend(single(name, dims, at, unit, value, resolution)
                             for dims in dimension_sets)
             for (volume_id, owner_id), metrics in ebs.items():
                 by_owner.setdefault((owner_id, "AWS/EBS"), []).extend(
-                    _datum(name, [["VolumeId", volume_id]], at, unit, value, resolution)
+                    single(name, [["VolumeId", volume_id]], at, unit, value, resolution)
                     for name, unit, value in metrics)
 
     @staticmethod
@@ -269,7 +263,7 @@ class Collector:
             resolution = 1 if item.detailed else 60
             data = by_owner.setdefault((item.owner_id, "AWS/EC2"), [])
             for dims in self._dimension_sets(item, groups):
-                data.extend(_datum(name, dims, int(now), unit, value, resolution)
+                data.extend(single(name, dims, int(now), unit, value, resolution)
                             for name, unit, value in metrics)
 
     # --- AWS/S3 -----------------------------------------------------------------------------
@@ -286,10 +280,10 @@ class Collector:
             if _published_on(owner_id, name, day):
                 continue
             by_owner.setdefault(owner_id, []).extend([
-                _datum("BucketSizeBytes", [["BucketName", name],
+                single("BucketSizeBytes", [["BucketName", name],
                                            ["StorageType", "StandardStorage"]],
                        day, "Bytes", size, 60),
-                _datum("NumberOfObjects", [["BucketName", name],
+                single("NumberOfObjects", [["BucketName", name],
                                            ["StorageType", "AllStorageTypes"]],
                        day, "Count", count, 60)])
         db.session.rollback()
@@ -390,7 +384,7 @@ def _node_data(services: Any, watched: list[_Watched], at: int) -> list[Datum]:
     for capacity in services.cluster.node_capacities():
         node = capacity.node
         dims = [["NodeId", node.id]]
-        data += [_datum(name, dims, at, unit, value, 60) for name, unit, value in (
+        data += [single(name, dims, at, unit, value, 60) for name, unit, value in (
             ("CPUAllocated", "Count", node.used_cores),
             ("CPUFree", "Count", max(0, capacity.cores - node.used_cores)),
             ("MemoryAllocated", "Megabytes", node.used_memory_mb),

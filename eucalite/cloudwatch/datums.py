@@ -40,6 +40,14 @@ class Datum:
     cell: Cell
 
 
+def single(name: str, dimensions: list[list[str]], at: int, unit: str, value: float,
+           resolution: int) -> Datum:
+    """One value the cloud measured itself (the collector's, Auto Scaling's group
+    metrics)."""
+    return Datum(name=name, dimensions=dimensions, timestamp=at, unit=unit,
+                 resolution=resolution, cell=Cell.of_values({float(value): 1.0}))
+
+
 def dimension_pairs(dimensions: list[dict[str, str]] | None, where: str) -> list[list[str]]:
     """*dimensions* (``[{"Name", "Value"}, ...]``) sorted by name; a name given twice is
     InvalidParameterValue."""

@@ -19,7 +19,7 @@ import zipfile
 from flask import (Response, current_app, redirect, render_template, request, session,
                    url_for)
 
-from ... import accounts, planned
+from ... import accounts
 from ... import config as config_module
 from ...api import services
 from ...compute.ec2.actions import CLASSIC_EC2_PATH
@@ -249,7 +249,7 @@ def eucarc(key: accounts.AccessKey, config, beside: dict[str, str] | None = None
     return eucarc_text(
         key.user.name, key.user.account.name, key.user.account.id, key.id, key.secret,
         config["region"], endpoints,
-        classic_urls(endpoints, CLASSIC_EC2_PATH, planned.PLANNED),
+        classic_urls(endpoints, CLASSIC_EC2_PATH),
         cloud_cert=None if beside else str(compute.cloud_certificate_path()), beside=beside)
 
 

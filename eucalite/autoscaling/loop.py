@@ -1,0 +1,55 @@
+"""Auto Scaling's background duty in the serving process: every ``autoscaling_interval``
+seconds, or at once when a request changed a group (:meth:`~.service.AutoScalingService.wake`),
+fire due scheduled actions and keep every group; once a minute, publish the group metrics
+groups enabled to CloudWatch (``AWS/AutoScaling``)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..cloudwatch.datums import single
+from ..db import db
+
+log = logging.getLogger(__name__)
+
+#: Seconds between group metric publications (their 1Minute granularity).
+METRICS_EVERY = 60
+
+
+def publish_group_metrics(service) -> None:
+    """One datapoint of each enabled group metric, dimension AutoScalingGroupName."""
+    now = int(time.time())
+    for account_id, name, values in service.group_metrics():
+        dimensions = [["AutoScalingGroupName", name]]
+        service.cloudwatch.publish(account_id, "AWS/AutoScaling", [
+            single(metric, dimensions, now, "None", value, 60)
+            for metric, value in values.items()])
+
+
+def start(app, interval: float) -> threading.Event:
+    """Run the duty in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    service = app.extensions["eucalite"].autoscaling
+
+    def loop() -> None:
+        published = 0.0
+        while not stop.is_set():
+            service.woken.wait(interval)
+            service.woken.clear()
+            if stop.is_set():
+                return
+            try:
+                with app.app_context():
+                    acted = service.run_pass()
+                    if time.monotonic() - published >= METRICS_EVERY:
+                        publish_group_metrics(service)
+                        published = time.monotonic()
+                    db.session.remove()
+                if acted:
+                    log.info("auto scaling: %d instances launched or ended", acted)
+            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
+                log.exception("auto scaling pass failed")
+
+    threading.Thread(target=loop, name="autoscaling", daemon=True).start()
+    return stop

@@ -1,0 +1,257 @@
+"""Auto Scaling groups with boto3 and the aws CLI against a live cloud on the fake
+hypervisor: launch configurations, groups that launch to their desired capacity, keep it
+when an instance dies behind their back, scale in by their termination policies, attach,
+detach, standby, protection, suspended processes, tags, activities with their causes, and
+the errors AWS answers for bad input. Passes of the keeper are run by the test
+(``run_pass``) rather than waited for."""
+from __future__ import annotations
+
+import base64
+
+import boto3
+import pytest
+from awsutil import error_code
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from ec2util import make_image, wait_for_state
+
+from eucalite.db import db
+
+IMAGE = "emi-0a5c0a1e"
+
+
+@pytest.fixture
+def asg(roomy):
+    live = roomy
+    make_image(live, IMAGE)
+    settings = dict(region_name=live.region, aws_access_key_id=live.key_id,
+                    aws_secret_access_key=live.secret,
+                    config=Config(retries={"max_attempts": 1}))
+    live.autoscaling = boto3.client("autoscaling", endpoint_url=live.endpoints["autoscaling"],
+                                    **settings)
+    live.ec2 = boto3.client("ec2", endpoint_url=live.endpoints["ec2"], **settings)
+    live.zone = live.ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    return live
+
+
+def run_pass(live) -> int:
+    with live.app.app_context():
+        acted = live.services.autoscaling.run_pass()
+        db.session.remove()
+    return acted
+
+
+def group(live, name="web") -> dict:
+    return live.autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+def make_group(live, name="web", **extra) -> None:
+    live.autoscaling.create_launch_configuration(
+        LaunchConfigurationName=f"{name}-lc", ImageId=IMAGE, InstanceType="m1.small",
+        UserData="hello")
+    settings = {"MinSize": 1, "MaxSize": 5, "DesiredCapacity": 3,
+                "AvailabilityZones": [live.zone]}
+    settings.update(extra)
+    live.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name, LaunchConfigurationName=f"{name}-lc", **settings)
+
+
+def member_ids(live, name="web", states=("Pending", "InService")) -> list[str]:
+    return sorted(item["InstanceId"] for item in group(live, name)["Instances"]
+                  if item["LifecycleState"] in states)
+
+
+def test_group_launches_to_desired_and_instances_carry_its_tag(asg):
+    make_group(asg, Tags=[{"Key": "team", "Value": "lab", "PropagateAtLaunch": True},
+                          {"Key": "cost", "Value": "x", "PropagateAtLaunch": False}])
+    assert run_pass(asg) == 3
+    ids = member_ids(asg)
+    assert len(ids) == 3
+    running = wait_for_state(asg.ec2, ids, "running")
+    for item in running:
+        tags = {tag["Key"]: tag["Value"] for tag in item["Tags"]}
+        assert tags["aws:autoscaling:groupName"] == "web"
+        assert tags["team"] == "lab" and "cost" not in tags
+        assert item["InstanceType"] == "m1.small" and item["ImageId"] == IMAGE
+    user_data = asg.ec2.describe_instance_attribute(InstanceId=ids[0], Attribute="userData")
+    assert base64.b64decode(user_data["UserData"]["Value"]) == b"hello"
+    run_pass(asg)
+    described = group(asg)
+    assert {item["LifecycleState"] for item in described["Instances"]} == {"InService"}
+    assert described["DesiredCapacity"] == 3 and described["MinSize"] == 1
+    activities = asg.autoscaling.describe_scaling_activities(
+        AutoScalingGroupName="web")["Activities"]
+    assert len(activities) == 3
+    assert all(activity["StatusCode"] == "Successful" for activity in activities)
+    assert activities[0]["Description"].startswith("Launching a new EC2 instance: i-")
+    assert "a user request created an AutoScalingGroup changing the desired capacity from " \
+           "0 to 3" in activities[0]["Cause"]
+    assert "increasing the capacity from 0 to 3" in activities[0]["Cause"]
+    details = asg.autoscaling.describe_auto_scaling_instances(InstanceIds=ids[:1])
+    assert details["AutoScalingInstances"][0]["AutoScalingGroupName"] == "web"
+    assert details["AutoScalingInstances"][0]["LaunchConfigurationName"] == "web-lc"
+
+
+def test_instance_terminated_behind_the_groups_back_is_replaced(asg):
+    make_group(asg)
+    run_pass(asg)
+    ids = member_ids(asg)
+    wait_for_state(asg.ec2, ids, "running")
+    run_pass(asg)
+    asg.ec2.terminate_instances(InstanceIds=[ids[0]])
+    wait_for_state(asg.ec2, [ids[0]], "terminated")
+    run_pass(asg)          # unhealthy: terminated; a replacement launches
+    run_pass(asg)
+    now = member_ids(asg)
+    assert ids[0] not in now and len(now) == 3
+    causes = [activity["Cause"] for activity in asg.autoscaling.describe_scaling_activities(
+        AutoScalingGroupName="web")["Activities"]]
+    assert any("EC2 health check indicating it has been terminated or stopped" in cause
+               for cause in causes)
+
+
+def test_scale_in_follows_termination_policy_and_protection(asg):
+    make_group(asg, TerminationPolicies=["NewestInstance"])
+    run_pass(asg)
+    ids = member_ids(asg)
+    wait_for_state(asg.ec2, ids, "running")
+    run_pass(asg)
+    newest = ids  # launched together: the newest by launch time, ties to the lowest id
+    asg.autoscaling.set_instance_protection(AutoScalingGroupName="web",
+                                            InstanceIds=[newest[0]],
+                                            ProtectedFromScaleIn=True)
+    asg.autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=1)
+    run_pass(asg)
+    terminating = member_ids(asg, states=("Terminating",))
+    assert len(terminating) == 2 and newest[0] not in terminating
+    run_pass(asg)
+    wait_for_state(asg.ec2, terminating, "terminated")
+    run_pass(asg)
+    assert member_ids(asg, states=("InService",)) == [newest[0]]
+    causes = [activity["Cause"] for activity in asg.autoscaling.describe_scaling_activities(
+        AutoScalingGroupName="web")["Activities"]]
+    assert any("a user request explicitly set group desired capacity changing the desired "
+               "capacity from 3 to 1" in cause for cause in causes)
+
+
+def test_bounds_and_errors(asg):
+    make_group(asg)
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=9)
+    assert error_code(caught) == "ValidationError"
+    assert "above max value 5" in caught.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="web", LaunchConfigurationName="web-lc", MinSize=1,
+            MaxSize=1, AvailabilityZones=[asg.zone])
+    assert error_code(caught) == "AlreadyExists"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="bad", LaunchConfigurationName="web-lc", MinSize=3,
+            MaxSize=1, AvailabilityZones=[asg.zone])
+    assert error_code(caught) == "ValidationError"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="bad", LaunchConfigurationName="nope", MinSize=1,
+            MaxSize=1, AvailabilityZones=[asg.zone])
+    assert error_code(caught) == "ValidationError"
+    assert "Launch configuration name not found" in caught.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="bad", LaunchConfigurationName="web-lc", MinSize=1,
+            MaxSize=1, AvailabilityZones=["nowhere-1z"])
+    assert error_code(caught) == "ValidationError"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.create_launch_configuration(
+            LaunchConfigurationName="x", ImageId="emi-00000000", InstanceType="m1.small")
+    assert error_code(caught) == "ValidationError"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.delete_launch_configuration(LaunchConfigurationName="web-lc")
+    assert error_code(caught) == "ResourceInUse"
+    run_pass(asg)
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="web")
+    assert error_code(caught) == "ResourceInUse"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="nope")
+    assert error_code(caught) == "ValidationError"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.describe_load_balancers(AutoScalingGroupName="web")
+    assert error_code(caught) == "InvalidAction"
+
+
+def test_force_delete_terminates_everything_then_the_group_goes(asg):
+    make_group(asg)
+    run_pass(asg)
+    ids = member_ids(asg)
+    asg.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="web", ForceDelete=True)
+    assert group(asg)["Status"] == "Delete in progress"
+    run_pass(asg)
+    wait_for_state(asg.ec2, ids, "terminated")
+    run_pass(asg)
+    assert asg.autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=["web"])["AutoScalingGroups"] == []
+    asg.autoscaling.delete_launch_configuration(LaunchConfigurationName="web-lc")
+
+
+def test_suspended_launch_then_resumed(asg):
+    make_group(asg)
+    asg.autoscaling.suspend_processes(AutoScalingGroupName="web", ScalingProcesses=["Launch"])
+    assert run_pass(asg) == 0
+    suspended = group(asg)["SuspendedProcesses"]
+    assert [item["ProcessName"] for item in suspended] == ["Launch"]
+    asg.autoscaling.resume_processes(AutoScalingGroupName="web")
+    assert run_pass(asg) == 3
+
+
+def test_detach_attach_and_standby(asg):
+    make_group(asg, DesiredCapacity=2)
+    run_pass(asg)
+    ids = member_ids(asg)
+    wait_for_state(asg.ec2, ids, "running")
+    run_pass(asg)
+    answer = asg.autoscaling.detach_instances(AutoScalingGroupName="web", InstanceIds=ids[:1],
+                                              ShouldDecrementDesiredCapacity=True)
+    assert answer["Activities"][0]["Description"] == f"Detaching EC2 instance: {ids[0]}"
+    assert group(asg)["DesiredCapacity"] == 1
+    tags = asg.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [ids[0]]}])["Tags"]
+    assert "aws:autoscaling:groupName" not in {tag["Key"] for tag in tags}
+    asg.autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=ids[:1])
+    assert group(asg)["DesiredCapacity"] == 2 and member_ids(asg) == ids
+    asg.autoscaling.enter_standby(AutoScalingGroupName="web", InstanceIds=ids[:1],
+                                  ShouldDecrementDesiredCapacity=True)
+    assert member_ids(asg, states=("Standby",)) == ids[:1]
+    assert run_pass(asg) == 0          # standby does not count, desired went down with it
+    asg.autoscaling.exit_standby(AutoScalingGroupName="web", InstanceIds=ids[:1])
+    assert member_ids(asg, states=("InService",)) == ids
+
+
+def test_update_bounds_moves_desired_and_tags_round_trip(asg):
+    make_group(asg, DesiredCapacity=1)
+    asg.autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=2)
+    assert group(asg)["DesiredCapacity"] == 2
+    asg.autoscaling.create_or_update_tags(Tags=[{
+        "ResourceId": "web", "ResourceType": "auto-scaling-group", "Key": "env",
+        "Value": "test", "PropagateAtLaunch": True}])
+    tags = asg.autoscaling.describe_tags(Filters=[{"Name": "auto-scaling-group",
+                                                   "Values": ["web"]}])["Tags"]
+    assert tags == [{"ResourceId": "web", "ResourceType": "auto-scaling-group",
+                     "Key": "env", "Value": "test", "PropagateAtLaunch": True}]
+    asg.autoscaling.delete_tags(Tags=[{"ResourceId": "web", "Key": "env",
+                                       "ResourceType": "auto-scaling-group"}])
+    assert asg.autoscaling.describe_tags()["Tags"] == []
+
+
+def test_describe_paging(asg):
+    asg.autoscaling.create_launch_configuration(
+        LaunchConfigurationName="lc", ImageId=IMAGE, InstanceType="m1.small")
+    for index in range(5):
+        asg.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=f"g{index}", LaunchConfigurationName="lc", MinSize=0,
+            MaxSize=1, AvailabilityZones=[asg.zone])
+    pages = asg.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+        PaginationConfig={"PageSize": 2})
+    names = [item["AutoScalingGroupName"] for page in pages
+             for item in page["AutoScalingGroups"]]
+    assert names == [f"g{index}" for index in range(5)]
