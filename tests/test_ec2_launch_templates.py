@@ -1,9 +1,14 @@
 """EC2 launch templates over real HTTP with boto3: create, versions, describe with filters
 and paging, default version, deletes, errors, tags, RunInstances from a template (explicit
-parameters win), GetLaunchTemplateData, and the service surface Auto Scaling uses."""
+parameters win), GetLaunchTemplateData, IAM policies on templates and on what a template
+launches, the aws CLI, and the service surface Auto Scaling uses."""
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from awsutil import error_code
@@ -470,10 +475,7 @@ def test_service_surface_for_auto_scaling(node):
                                        LaunchTemplateData={"ImageId": image})
     compute = node.services.compute
     with node.app.app_context():
-        principal = accounts.root_principal(accounts.get_account("eucalyptus").id) \
-            if hasattr(accounts, "root_principal") else None
-        if principal is None:
-            pytest.skip("no accounts.root_principal")
+        principal = accounts.root_principal(accounts.get_account("eucalyptus").id)
         row = compute.launch_template(principal, name="asg")
         assert (row.id, row.default_version, row.latest_version) == (template_id, 1, 2)
         request = compute.launch_template_request(principal, template_id=template_id)
@@ -484,3 +486,102 @@ def test_service_surface_for_auto_scaling(node):
         with pytest.raises(Exception) as caught:
             compute.launch_template_request(principal, name="asg", version="3")
         assert caught.value.code == "InvalidLaunchTemplateId.VersionNotFound"
+
+
+# --- IAM ----------------------------------------------------------------------------
+
+def _user_with_policy(live, name, *statements):
+    """A boto3 EC2 client for a new user of the admin's account with *statements*."""
+    iam = live.client("iam")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": list(statements)}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return live.client("ec2", key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+
+
+def test_policies_see_the_template_and_what_it_launches(node):
+    ec2 = node.client("ec2")
+    image = make_image(node)
+    allowed_image = make_image(node, "emi-0f0f0f0f")
+    ec2.create_launch_template(LaunchTemplateName="plain",
+                               LaunchTemplateData={"ImageId": image})
+    ec2.create_launch_template(
+        LaunchTemplateName="prod", LaunchTemplateData={"ImageId": allowed_image},
+        TagSpecifications=[{"ResourceType": "launch-template",
+                            "Tags": [{"Key": "env", "Value": "prod"}]}])
+    user = _user_with_policy(
+        node, "dev",
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:RunInstances",
+         "Resource": f"arn:aws:ec2:*::image/{image}"},
+        {"Effect": "Deny", "Action": ["ec2:RunInstances", "ec2:DeleteLaunchTemplate"],
+         "Resource": "arn:aws:ec2:*:*:launch-template/*",
+         "Condition": {"StringEquals": {"ec2:ResourceTag/env": "prod"}}})
+    # the template's image is denied, though the request names none
+    assert error_code(user.run_instances, MinCount=1, MaxCount=1,
+                      LaunchTemplate={"LaunchTemplateName": "plain"}) == \
+        "UnauthorizedOperation"
+    # replacing it with an allowed image in the request lets the launch through
+    ran = user.run_instances(MinCount=1, MaxCount=1, ImageId=allowed_image,
+                             LaunchTemplate={"LaunchTemplateName": "plain"})
+    assert ran["Instances"][0]["ImageId"] == allowed_image
+    # a tagged template is denied by its tags, by name or by id
+    prod_id = ec2.describe_launch_templates(LaunchTemplateNames=["prod"])[
+        "LaunchTemplates"][0]["LaunchTemplateId"]
+    for named in ({"LaunchTemplateName": "prod"}, {"LaunchTemplateId": prod_id}):
+        assert error_code(user.run_instances, MinCount=1, MaxCount=1,
+                          LaunchTemplate=named) == "UnauthorizedOperation"
+        assert error_code(user.delete_launch_template, **named) == "UnauthorizedOperation"
+    user.delete_launch_template(LaunchTemplateName="plain")
+
+
+def test_a_user_without_policies_may_not_touch_templates(live):
+    ec2 = live.client("ec2")
+    _create(ec2, "kept")
+    user = _user_with_policy(live, "nobody", {"Effect": "Allow", "Action": "s3:ListBucket",
+                                              "Resource": "*"})
+    for call, kwargs in ((user.describe_launch_templates, {}),
+                         (user.create_launch_template,
+                          {"LaunchTemplateName": "x-y", "LaunchTemplateData": {}}),
+                         (user.delete_launch_template, {"LaunchTemplateName": "kept"}),
+                         (user.create_launch_template_version,
+                          {"LaunchTemplateName": "kept", "LaunchTemplateData": {}})):
+        assert error_code(call, **kwargs) == "UnauthorizedOperation"
+
+
+# --- the aws CLI --------------------------------------------------------------------
+
+def test_aws_cli_create_describe_run(node):
+    image = make_image(node)
+    node.client("ec2").create_key_pair(KeyName="cli-key")
+    cli = str(Path(sys.executable).parent / "aws")
+
+    def aws(*args) -> dict:
+        result = subprocess.run([cli, "ec2", *args, "--output", "json"], env=node.env(),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if result.stdout.strip() else {}
+
+    made = aws("create-launch-template", "--launch-template-name", "cli-web",
+               "--version-description", "v1", "--launch-template-data",
+               json.dumps({"ImageId": image, "InstanceType": "m1.large",
+                           "KeyName": "cli-key"}))["LaunchTemplate"]
+    aws("create-launch-template-version", "--launch-template-name", "cli-web",
+        "--source-version", "1", "--launch-template-data", '{"InstanceType": "m1.small"}')
+    described = aws("describe-launch-templates", "--launch-template-names", "cli-web")
+    assert described["LaunchTemplates"][0]["LaunchTemplateId"] == made["LaunchTemplateId"]
+    assert described["LaunchTemplates"][0]["LatestVersionNumber"] == 2
+    versions = aws("describe-launch-template-versions", "--launch-template-id",
+                   made["LaunchTemplateId"], "--versions", "$Latest")
+    assert versions["LaunchTemplateVersions"][0]["LaunchTemplateData"] == {
+        "ImageId": image, "InstanceType": "m1.small", "KeyName": "cli-key"}
+    ran = aws("run-instances", "--count", "1", "--launch-template",
+              "LaunchTemplateName=cli-web,Version=1")
+    assert ran["Instances"][0]["InstanceType"] == "m1.large"
+    assert ran["Instances"][0]["KeyName"] == "cli-key"
+    aws("modify-launch-template", "--launch-template-name", "cli-web",
+        "--default-version", "2")
+    ran = aws("run-instances", "--count", "1", "--launch-template",
+              f"LaunchTemplateId={made['LaunchTemplateId']}")
+    assert ran["Instances"][0]["InstanceType"] == "m1.small"

@@ -77,6 +77,14 @@ class LaunchTemplatesMixin:
         InvalidLaunchTemplateId.NotFound / InvalidLaunchTemplateName.NotFoundException."""
         return launchtemplates.find(principal, template_id, name)
 
+    def launch_template_data(self, principal: Principal, *, template_id: str | None = None,
+                             name: str | None = None,
+                             version: str | None = None) -> dict[str, Any]:
+        """A template version's data (LaunchTemplateData as a plain dict, see
+        :mod:`eucalite.compute.launchtemplates`)."""
+        template = launchtemplates.find(principal, template_id, name)
+        return launchtemplates.version(template, version).get_json("data", {})
+
     def launch_template_request(self, principal: Principal, *,
                                 template_id: str | None = None, name: str | None = None,
                                 version: str | None = None,

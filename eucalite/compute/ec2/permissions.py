@@ -213,12 +213,52 @@ def resources(services: Any, principal: Principal, action: str, params: QueryPar
                 continue
             keys = _request_keys(params, action, kind) if action.endswith("Tags") else {}
             tagged.append((_arn(services, principal, kind, resource_id), tag_id, keys))
+    if action == "RunInstances":
+        for named_kind, value in _from_template(services, principal, params):
+            kind, resource_id, tag_id = _resolve(services, principal, named_kind, value)
+            tagged.append((_arn(services, principal, kind, resource_id), tag_id, {}))
     on = tags.tags_for(principal.account_id, [t for _, t, _ in tagged if t])
     for arn, tag_id, keys in tagged:
         for key, value in on.get(tag_id, {}).items() if tag_id else ():
             keys = {**keys, f"ec2:ResourceTag/{key}": value, f"aws:ResourceTag/{key}": value}
         found.append((arn, keys))
     return found or [("*", {})]
+
+
+def _template_launch(services: Any, principal: Principal, params: QueryParams
+                     ) -> tuple[str | None, dict[str, Any]]:
+    """(the template's id, its version's data) of RunInstances' ``LaunchTemplate``; (None,
+    {}) without one, or when it is not found (the handler then answers the error)."""
+    given = params.tree.get("LaunchTemplate")
+    if not isinstance(given, dict):
+        return None, {}
+    try:
+        template = services.compute.launch_template(
+            principal, template_id=given.get("LaunchTemplateId") or None,
+            name=given.get("LaunchTemplateName") or None)
+        return template.id, services.compute.launch_template_data(
+            principal, template_id=template.id, version=given.get("Version"))
+    except AwsError:
+        return None, {}
+
+
+def _from_template(services: Any, principal: Principal, params: QueryParams
+                   ) -> list[tuple[str, str]]:
+    """RunInstances from a launch template touches the template and what its version names
+    that the request does not replace (image, key pair, groups): (kind, value) of each, so
+    a policy sees the launch the template makes, not only the request's parameters."""
+    template_id, data = _template_launch(services, principal, params)
+    if template_id is None:
+        return []
+    named = [("launch-template", template_id)]
+    if not params.get("ImageId") and data.get("ImageId"):
+        named.append(("image", data["ImageId"]))
+    if not params.get("KeyName") and data.get("KeyName"):
+        named.append(("key-pair", data["KeyName"]))
+    if not (params.get_list("SecurityGroup") or params.get_list("SecurityGroupId")):
+        named += [("security-group-name", name) for name in data.get("SecurityGroups") or ()]
+        named += [("security-group", group) for group in data.get("SecurityGroupIds") or ()]
+    return named
 
 
 #: Actions that hand an instance a role (``IamInstanceProfile``): as on AWS, the caller
@@ -228,10 +268,16 @@ PASSES_ROLE = ("RunInstances", "AssociateIamInstanceProfile",
                "ReplaceIamInstanceProfileAssociation")
 
 
-def passed_roles(principal: Principal, action: str, params: QueryParams) -> list[str]:
-    """The ARN of the role the request's instance profile holds ([] when it names none,
-    or one that does not exist: the handler then answers InvalidParameterValue)."""
+def passed_roles(services: Any, principal: Principal, action: str, params: QueryParams
+                 ) -> list[str]:
+    """The ARN of the role the request's instance profile (or its launch template's)
+    holds ([] when it names none, or one that does not exist: the handler then answers
+    InvalidParameterValue)."""
     given = instance_profile_param(params) if action in PASSES_ROLE else None
+    if given is None and action == "RunInstances":
+        profile = _template_launch(services, principal, params)[1].get("IamInstanceProfile")
+        if profile:
+            given = ("arn", profile["Arn"]) if profile.get("Arn") else ("name", profile["Name"])
     if given is None:
         return []
     try:
@@ -256,7 +302,8 @@ def authorize(services: Any, principal: Principal, action: str, params: QueryPar
     if access.unrestricted(principal, name):
         return                      # no lookups for whom no policy can restrict
     checks = [(name, arn, keys) for arn, keys in resources(services, principal, action, params)]
-    checks += [("iam:PassRole", arn, {}) for arn in passed_roles(principal, action, params)]
+    roles = passed_roles(services, principal, action, params)
+    checks += [("iam:PassRole", arn, {}) for arn in roles]
     for wanted, arn, keys in checks:
         try:
             access.require(principal, wanted, arn, context={**_region_keys(services), **keys})
