@@ -142,6 +142,15 @@ def test_client_token_makes_one_template(live):
     assert error_code(_create, ec2, "other", ClientToken="token-1") == \
         "IdempotentParameterMismatch"
     assert len(ec2.describe_launch_templates()["LaunchTemplates"]) == 1
+    assert error_code(_create, ec2, "long", ClientToken="t" * 65) == "InvalidParameterValue"
+    assert error_code(ec2.create_launch_template_version, LaunchTemplateName="once",
+                      LaunchTemplateData={}, ClientToken="t" * 65) == "InvalidParameterValue"
+    version = ec2.create_launch_template_version(LaunchTemplateName="once",
+                                                 LaunchTemplateData={}, ClientToken="v")
+    retried = ec2.create_launch_template_version(LaunchTemplateName="once",
+                                                 LaunchTemplateData={}, ClientToken="v")
+    assert version["LaunchTemplateVersion"]["VersionNumber"] == \
+        retried["LaunchTemplateVersion"]["VersionNumber"] == 2
 
 
 # --- versions -----------------------------------------------------------------------

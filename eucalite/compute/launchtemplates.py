@@ -40,10 +40,12 @@ from .instances import LaunchRequest, decode_user_data
 from .metadata import validate_metadata_options
 from .models import LaunchTemplate, LaunchTemplateVersion
 
-#: AWS's limits: versions per template, description length, versions per delete call.
+#: AWS's limits: versions per template, description length, versions per delete call,
+#: client token length.
 MAX_VERSIONS = 10_000
 MAX_DESCRIPTION = 255
 MAX_DELETE_VERSIONS = 200
+MAX_CLIENT_TOKEN = 64
 
 _NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}\Z")
 _ID = re.compile(r"^lt-[0-9a-f]{17}\Z")
@@ -85,6 +87,14 @@ def check_description(text: str | None) -> str | None:
         raise InvalidParameterValue(f"Value for parameter VersionDescription is invalid: "
                                     f"at most {MAX_DESCRIPTION} characters.")
     return check_text(text, "VersionDescription")
+
+
+def check_client_token(token: str | None) -> str | None:
+    """A ClientToken: at most 64 characters, as AWS allows (None: none)."""
+    if token is not None and len(token) > MAX_CLIENT_TOKEN:
+        raise InvalidParameterValue(f"Value for parameter ClientToken is invalid: at most "
+                                    f"{MAX_CLIENT_TOKEN} characters.")
+    return token
 
 
 def _check_id(template_id: str) -> str:
@@ -293,6 +303,7 @@ def create(principal: Principal, name: str, data: dict[str, Any], *,
     *client_token* answers the template that token made."""
     check_name(name)
     check_description(description)
+    check_client_token(client_token)
     data = check_data(data)
     tag_map = tags.check_new_tags(tag_map)
     try:
@@ -333,6 +344,7 @@ def create_version(principal: Principal, data: dict[str, Any], *,
     """A new version (latest + 1) of the template; with *source_version*, its data is that
     version's with *data* over it (:func:`merged_source`)."""
     check_description(description)
+    check_client_token(client_token)
     check_data(data)
     with writing():
         template = find(principal, template_id, name)
