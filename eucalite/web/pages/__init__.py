@@ -19,9 +19,9 @@ from ...errors import AwsError, InvalidParameterValue
 #: (endpoint, label) of the navigation bar, in order; ADMIN_NAV only for the cloud admin.
 NAV: list[tuple[str, str]] = []
 ADMIN_NAV: list[tuple[str, str]] = []
-_ORDER = ("instances", "images", "keypairs", "securitygroups", "addresses", "volumes",
-          "snapshots", "buckets", "metrics", "alarms", "iam_users", "iam_groups", "iam_roles",
-          "iam_policies", "iam_simulator", "accounts", "nodes")
+_ORDER = ("instances", "images", "launchtemplates", "keypairs", "securitygroups", "addresses",
+          "volumes", "snapshots", "buckets", "metrics", "alarms", "iam_users", "iam_groups",
+          "iam_roles", "iam_policies", "iam_simulator", "accounts", "nodes")
 
 #: endpoint -> the action (``service:Action``, on ``*``) a user must be allowed to see that
 #: page and its nav entry: the Describe/List call the page shows. Pages not named here are
@@ -29,6 +29,7 @@ _ORDER = ("instances", "images", "keypairs", "securitygroups", "addresses", "vol
 PAGE_ACTIONS = {
     "console.instances": "ec2:DescribeInstances", "console.images": "ec2:DescribeImages",
     "console.keypairs": "ec2:DescribeKeyPairs",
+    "console.launchtemplates": "ec2:DescribeLaunchTemplates",
     "console.securitygroups": "ec2:DescribeSecurityGroups",
     "console.addresses": "ec2:DescribeAddresses", "console.volumes": "ec2:DescribeVolumes",
     "console.snapshots": "ec2:DescribeSnapshots", "console.buckets": "s3:ListAllMyBuckets",
@@ -88,6 +89,11 @@ POST_ACTIONS: dict[str, tuple[str | Callable[[Mapping[str, str]], str | None], s
     "console.keypairs_create": ("CreateKeyPair", None),
     "console.keypairs_delete": ("DeleteKeyPair", None),
     "console.keypairs_import": ("ImportKeyPair", None),
+    "console.launchtemplates_create": ("CreateLaunchTemplate", None),
+    "console.launchtemplate_default": ("ModifyLaunchTemplate", "template_id"),
+    "console.launchtemplate_launch": ("RunInstances", "template_id"),
+    "console.launchtemplate_delete": ("DeleteLaunchTemplate", "template_id"),
+    "console.launchtemplate_delete_version": ("DeleteLaunchTemplateVersions", "template_id"),
     "console.securitygroups_create": ("CreateSecurityGroup", None),
     "console.securitygroups_delete": ("DeleteSecurityGroup", "group_id"),
     "console.securitygroup_add_rule": (
