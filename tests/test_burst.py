@@ -196,6 +196,31 @@ def test_always_targets_take_the_accounts_they_list_first(live, monkeypatch):
     assert answer["Instances"][0]["Placement"]["AvailabilityZone"] == "burst-everyone"
 
 
+def test_always_targets_take_the_auto_scaling_groups_they_list(live, monkeypatch):
+    make_image(live)
+    fake = FakeRemote()
+    use_fake(live, monkeypatch, fake)
+    add_target(live, "groups", policy="always", groups=["web"])
+    compute = live.app.extensions["eucalite"].compute
+    with live.app.app_context():
+        from eucalite import accounts
+        from eucalite.compute.instances import LaunchRequest
+        admin = accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
+                                                        accounts.ADMIN_USER))
+        [row] = compute.run_instances(admin, LaunchRequest(
+            "emi-0a1b2c3d", instance_type="m1.small",
+            system_tags={"aws:autoscaling:groupName": "web"}))
+        assert row.zone == "burst-groups"
+        with pytest.raises(Exception, match="InsufficientInstanceCapacity|capacity"):
+            compute.run_instances(admin, LaunchRequest(
+                "emi-0a1b2c3d", instance_type="m1.small",
+                system_tags={"aws:autoscaling:groupName": "other"}))
+    settle(live)
+    [record] = fake.instances.values()
+    # the group's tag is the local cloud's: the remote (AWS refuses aws: tags) gets none
+    assert not any(key.startswith("aws:") for key in record["tags"])
+
+
 def test_quotas_count_burst_instances(burst):
     live, fake = burst
     ids, _ = _run(live, 3)

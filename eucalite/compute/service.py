@@ -267,6 +267,14 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             # what this cloud cannot take, a when-full burst target may (else: error again)
             burst = self.burst.overflow(request, image.id, itype.name, error)
             zone, node_ids = burst.zone, [None] * request.max_count
+
+        def tag_and_mark(ids: list[str]) -> None:
+            """In the launch's transaction: the instances' tags, and their burst target."""
+            tags.tag_new_resources(principal, "instance", ids, request.tags or {})
+            tags.tag_system(principal.account_id, "instance", ids, request.system_tags)
+            if burst:
+                self.burst.mark(ids, burst)
+
         try:
             rows = instances.record_launch(
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
@@ -275,11 +283,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 allocate_ips=None if burst else lambda count: network.allocate(
                     self.config, count, *instances.addresses_in_use()),
                 public_pool=None if burst else self.launch_pool(),
-                tag=lambda ids: (tags.tag_new_resources(principal, "instance", ids,
-                                                        request.tags or {}),
-                                 tags.tag_system(principal.account_id, "instance", ids,
-                                                 request.system_tags),
-                                 burst and self.burst.mark(ids, burst)),
+                tag=tag_and_mark,
                 record_volumes=(lambda row, planned: None) if burst else
                 lambda row, planned: self.ebs.record_launch_volumes(
                     owner_id=row.owner_id, creator_user_id=row.creator_user_id,
