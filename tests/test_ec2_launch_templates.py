@@ -424,6 +424,21 @@ def test_explicit_parameters_win_over_the_template(node):
     assert default["Instances"][0]["InstanceType"] == "m1.small"     # version 1
 
 
+def test_the_requests_groups_replace_the_templates(node):
+    ec2 = node.client("ec2")
+    image = make_image(node)
+    web = ec2.create_security_group(GroupName="web", Description="web")["GroupId"]
+    db_group = ec2.create_security_group(GroupName="db", Description="db")["GroupId"]
+    ec2.create_launch_template(LaunchTemplateName="grouped", LaunchTemplateData={
+        "ImageId": image, "SecurityGroupIds": [web]})
+    ran = ec2.run_instances(MinCount=1, MaxCount=1, SecurityGroups=["db"],
+                            LaunchTemplate={"LaunchTemplateName": "grouped"})
+    assert [g["GroupId"] for g in ran["Instances"][0]["SecurityGroups"]] == [db_group]
+    ran = ec2.run_instances(MinCount=1, MaxCount=1,
+                            LaunchTemplate={"LaunchTemplateName": "grouped"})
+    assert [g["GroupId"] for g in ran["Instances"][0]["SecurityGroups"]] == [web]
+
+
 def test_run_instances_template_errors(node):
     ec2 = node.client("ec2")
     image = make_image(node)
