@@ -162,6 +162,34 @@ def test_reboot_stop_and_console_output_reach_the_remote(burst):
     assert output.startswith("console of i-")
 
 
+def test_stop_and_start_act_on_the_remote_instance(burst):
+    live, fake = burst
+    [instance_id], _ = _run(live)
+    settle(live)
+    with live.app.app_context():     # stop/start need an EBS-backed local image, as locally
+        db.session.get(Instance, instance_id).root_device_type = "ebs"
+        db.session.commit()
+    ec2 = live.client("ec2")
+    remote_id = _row(live, instance_id).remote_id
+    [change] = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"]
+    assert change["CurrentState"]["Name"] == "stopping"
+    settle(live)
+    assert fake.instances[remote_id]["state"] == "stopped"
+    assert _describe(live, [instance_id])[0]["State"]["Name"] == "stopped"
+    [change] = ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"]
+    assert change["CurrentState"]["Name"] == "pending"
+    settle(live)
+    assert _describe(live, [instance_id])[0]["State"]["Name"] == "running"
+    assert fake.calls["stop"] == 1 and fake.calls["start"] == 1
+    # a remote that refuses a stop leaves the instance running, saying why
+    fake.down = True
+    ec2.stop_instances(InstanceIds=[instance_id])
+    live.app.extensions["eucalite"].compute.worker.wait()
+    [item] = _describe(live, [instance_id])
+    assert item["State"]["Name"] == "running"
+    assert "could not stop" in item["StateReason"]["Message"]
+
+
 def test_a_burst_zone_asked_for_goes_remote_even_with_room_here(burst):
     live, fake = burst
     ids, answer = _run(live, Placement={"AvailabilityZone": "burst-far"})

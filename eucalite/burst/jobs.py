@@ -155,6 +155,8 @@ def _act(remote_of: RemoteOf, instance_id: str, state: str, call: str,
                               reason=_failed(error, name, call))
         return
     _called(name, None)
+    if call == "start":         # the remote has it: from now on the row follows the remote
+        states.note(instance_id, state, task=None)
 
 
 def reboot(remote_of: RemoteOf, instance_id: str) -> None:

@@ -53,7 +53,9 @@ def follow(row: Instance, item: RemoteInstance, target: str) -> str | None:
                              **{k: v for k, v in changes.items() if k == "remote_id"}):
             return states.TERMINATED
         return None
-    target_state = FOLLOWS.get(row.state, {}).get(item.state)
+    # a StartInstances not yet through to the remote: its instance is still stopped there
+    starting = row.state == states.PENDING and row.task == states.TASK_STARTING
+    target_state = None if starting else FOLLOWS.get(row.state, {}).get(item.state)
     if target_state is not None:
         if states.transition(row.id, target_state, expected={row.state}, task=None,
                              **changes):
