@@ -59,6 +59,11 @@ class BurstService:
         """How many instances on target *name* have not ended."""
         return targets.live_instances(name)
 
+    @staticmethod
+    def instances_on(name: str) -> list[Instance]:
+        """The instances on target *name* that have not ended, oldest first."""
+        return targets.instances_on(name)
+
     def remove_target(self, name: str) -> None:
         targets.remove(name)
 

@@ -130,6 +130,13 @@ def live_instances(name: str) -> int:
         Instance.burst_target == name, Instance.state != states.TERMINATED)).scalar()
 
 
+def instances_on(name: str) -> list[Instance]:
+    """The instances on target *name* that have not ended, oldest first."""
+    return list(db.session.execute(db.select(Instance).where(
+        Instance.burst_target == name, Instance.state != states.TERMINATED)
+        .order_by(Instance.launch_time, Instance.id)).scalars())
+
+
 def remove(name: str) -> None:
     """Forget target *name*; IncorrectState while instances run there (terminate them
     first: forgetting the target would leave them running, unwatched)."""

@@ -21,7 +21,7 @@ NAV: list[tuple[str, str]] = []
 ADMIN_NAV: list[tuple[str, str]] = []
 _ORDER = ("instances", "images", "launchtemplates", "keypairs", "securitygroups", "addresses",
           "volumes", "snapshots", "buckets", "metrics", "alarms", "iam_users", "iam_groups",
-          "iam_roles", "iam_policies", "iam_simulator", "accounts", "nodes")
+          "iam_roles", "iam_policies", "iam_simulator", "accounts", "nodes", "burst")
 
 #: endpoint -> the action (``service:Action``, on ``*``) a user must be allowed to see that
 #: page and its nav entry: the Describe/List call the page shows. Pages not named here are
