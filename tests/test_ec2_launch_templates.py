@@ -120,7 +120,7 @@ def test_create_errors(live):
     assert error_code(_create, ec2, "ok-name", {
         "InstanceInitiatedShutdownBehavior": "explode"}) == "InvalidParameterValue"
     assert error_code(_create, ec2, "ok-name", {"TagSpecifications": [
-        {"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "b"}]}]}) == \
+        {"ResourceType": "network-interface", "Tags": [{"Key": "a", "Value": "b"}]}]}) == \
         "InvalidParameterValue"
     assert error_code(_create, ec2, "ok-name", {"NetworkInterfaces": [
         {"DeviceIndex": 1, "AssociatePublicIpAddress": True}]}) == "InvalidParameterValue"
@@ -437,6 +437,34 @@ def test_the_requests_groups_replace_the_templates(node):
     ran = ec2.run_instances(MinCount=1, MaxCount=1,
                             LaunchTemplate={"LaunchTemplateName": "grouped"})
     assert [g["GroupId"] for g in ran["Instances"][0]["SecurityGroups"]] == [web]
+
+
+def test_volume_tags_reach_the_volumes_a_launch_makes(ebs):
+    ec2 = ebs.client("ec2")
+    image = make_image(ebs)
+    ec2.create_launch_template(LaunchTemplateName="disks", LaunchTemplateData={
+        "ImageId": image,
+        "BlockDeviceMappings": [{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}],
+        "TagSpecifications": [{"ResourceType": "volume",
+                               "Tags": [{"Key": "backup", "Value": "daily"},
+                                        {"Key": "owner", "Value": "web"}]}]})
+    from_template = ec2.run_instances(
+        MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": "disks"},
+        TagSpecifications=[{"ResourceType": "volume",
+                            "Tags": [{"Key": "owner", "Value": "ops"}]}])
+    plain = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 1}}],
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]},
+                           {"ResourceType": "instance", "Tags": [{"Key": "i", "Value": "j"}]}])
+    by_instance = {}
+    for item in ec2.describe_volumes()["Volumes"]:
+        [attachment] = item["Attachments"]
+        by_instance[attachment["InstanceId"]] = {t["Key"]: t["Value"]
+                                                 for t in item.get("Tags", [])}
+    assert by_instance[from_template["Instances"][0]["InstanceId"]] == \
+        {"backup": "daily", "owner": "ops"}
+    assert by_instance[plain["Instances"][0]["InstanceId"]] == {"k": "v"}
 
 
 def test_run_instances_template_errors(node):

@@ -78,6 +78,7 @@ class LaunchRequest:
     ramdisk_id: str | None = None
     client_token: str | None = None
     tags: dict[str, str] | None = None    # for the new instances, validated
+    volume_tags: dict[str, str] | None = None   # for the volumes the launch makes, validated
     # ``aws:`` tags the cloud itself sets (Auto Scaling's aws:autoscaling:groupName)
     system_tags: dict[str, str] | None = None
     metadata_options: dict | None = None  # MetadataOptions, validated

@@ -60,9 +60,9 @@ DATA_KEYS = frozenset({
     "NetworkInterfaces",
 })
 
-#: Resource types a template's TagSpecifications may tag at launch. Volumes made at launch
-#: take no tags here, so a ``volume`` specification is refused rather than ignored.
-TAGGED_AT_LAUNCH = ("instance",)
+#: Resource types a template's TagSpecifications may tag at launch: the instances and the
+#: volumes their launch makes (EBS root, block device mappings).
+TAGGED_AT_LAUNCH = ("instance", "volume")
 
 #: Launch templates are taggable (CreateTags, TagSpecifications of ``launch-template``).
 tags.register_resource("lt-", "launch-template", tags.row_owned(LaunchTemplate))
@@ -238,11 +238,11 @@ def launch_settings(data: dict[str, Any]) -> dict[str, Any]:
     zone = (data.get("Placement") or {}).get("AvailabilityZone")
     if zone:
         settings["zone"] = zone
-    instance_tags = {key: value for spec in data.get("TagSpecifications") or ()
-                     if spec["ResourceType"] == "instance"
-                     for key, value in spec["Tags"].items()}
-    if instance_tags:
-        settings["tags"] = instance_tags
+    for kind, field in (("instance", "tags"), ("volume", "volume_tags")):
+        specified = {key: value for spec in data.get("TagSpecifications") or ()
+                     if spec["ResourceType"] == kind for key, value in spec["Tags"].items()}
+        if specified:
+            settings[field] = specified
     if "Enabled" in (data.get("Monitoring") or {}):
         settings["monitoring"] = bool(data["Monitoring"]["Enabled"])
     profile = data.get("IamInstanceProfile")
@@ -262,10 +262,11 @@ _ATTRIBUTE_SETTINGS = ("disable_api_termination", "disable_api_stop", "shutdown_
 def build_launch(template: dict[str, Any], explicit: dict[str, Any]) -> LaunchRequest:
     """The launch a request makes: the *template*'s settings (:func:`launch_settings`; {}
     without one) under the request's *explicit* ones (same keys, only those it gave),
-    which win, as on AWS. Instance tags merge, the request's winning on a key.
+    which win, as on AWS. Instance and volume tags merge, the request's winning on a key.
     MissingParameter when neither names an image."""
     merged = {**template, **explicit}
-    merged["tags"] = {**(template.get("tags") or {}), **(explicit.get("tags") or {})} or None
+    for field in ("tags", "volume_tags"):
+        merged[field] = {**(template.get(field) or {}), **(explicit.get(field) or {})} or None
     attributes = launch_attributes(bool(merged.pop("disable_api_termination", False)),
                                    bool(merged.pop("disable_api_stop", False)),
                                    merged.pop("shutdown_behaviour", None))

@@ -275,6 +275,14 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             if burst:
                 self.burst.mark(ids, burst)
 
+        def record_volumes(row: Instance, planned: list) -> None:
+            """In the launch's transaction: the volumes an instance's launch makes, with
+            the request's volume tags."""
+            made = self.ebs.record_launch_volumes(
+                owner_id=row.owner_id, creator_user_id=row.creator_user_id,
+                instance_id=row.id, zone=row.zone, planned=planned)
+            tags.tag_new_resources(principal, "volume", made, request.volume_tags or {})
+
         try:
             rows = instances.record_launch(
                 principal, request, image=image, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
@@ -284,10 +292,7 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                     self.config, count, *instances.addresses_in_use()),
                 public_pool=None if burst else self.launch_pool(),
                 tag=tag_and_mark,
-                record_volumes=(lambda row, planned: None) if burst else
-                lambda row, planned: self.ebs.record_launch_volumes(
-                    owner_id=row.owner_id, creator_user_id=row.creator_user_id,
-                    instance_id=row.id, zone=row.zone, planned=planned))
+                record_volumes=(lambda row, planned: None) if burst else record_volumes)
         except BaseException:
             db.session.rollback()
             for node_id in filter(None, node_ids):

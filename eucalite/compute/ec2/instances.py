@@ -195,9 +195,10 @@ def _explicit_settings(params) -> dict:
     zone = params.get_struct("Placement").get("AvailabilityZone")
     if zone:
         settings["zone"] = zone
-    instance_tags = specified_tags(params, "instance", other_types=True)
-    if instance_tags:
-        settings["tags"] = instance_tags
+    for kind, field in (("instance", "tags"), ("volume", "volume_tags")):
+        specified = specified_tags(params, kind, other_types=True)
+        if specified:
+            settings[field] = specified
     options = validate_metadata_options(params.get_struct("MetadataOptions").scalar_members())
     if options:
         settings["metadata_options"] = options
