@@ -94,6 +94,7 @@ def test_every_supported_data_member_comes_back(live):
     ("Placement", {"Tenancy": "dedicated"}),
     ("BlockDeviceMappings", [{"DeviceName": "/dev/sdb", "Ebs": {"Encrypted": True}}]),
     ("NetworkInterfaces", [{"DeviceIndex": 0, "SubnetId": "subnet-1"}]),
+    ("ImageId", "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64"),
 ])
 def test_members_this_cloud_cannot_launch_with_are_refused(live, member, value):
     ec2 = live.client("ec2")
@@ -516,6 +517,9 @@ def test_get_launch_template_data_from_an_instance(node):
     again = ec2.run_instances(MinCount=1, MaxCount=1,
                               LaunchTemplate={"LaunchTemplateId": template_id})
     assert again["Instances"][0]["InstanceType"] == "m1.large"
+    # the cloud's aws:ec2launchtemplate:* tags are not the user's: not in the data
+    copied = ec2.get_launch_template_data(InstanceId=again["Instances"][0]["InstanceId"])
+    assert copied["LaunchTemplateData"]["TagSpecifications"] == data["TagSpecifications"]
 
 
 def test_service_surface_for_auto_scaling(node):

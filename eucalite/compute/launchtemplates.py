@@ -33,7 +33,8 @@ from ..errors.ec2 import (IdempotentParameterMismatch, InvalidLaunchTemplateIdMa
                           InvalidLaunchTemplateIdVersionNotFound,
                           InvalidLaunchTemplateNameAlreadyExists,
                           InvalidLaunchTemplateNameMalformed,
-                          InvalidLaunchTemplateNameNotFound, VersionLimitExceeded)
+                          InvalidLaunchTemplateNameNotFound, UnsupportedOperation,
+                          VersionLimitExceeded)
 from ..query import check_text
 from .instance_attributes import check_shutdown_behaviour, launch_attributes
 from .instances import LaunchRequest, decode_user_data
@@ -174,6 +175,10 @@ def check_data(data: dict[str, Any]) -> dict[str, Any]:
     checked = {key: value for key, value in data.items() if value is not None}
     for key in ("ImageId", "InstanceType", "KeyName", "KernelId", "RamDiskId"):
         check_text(checked.get(key), f"LaunchTemplateData.{key}")
+    if str(checked.get("ImageId", "")).startswith("resolve:ssm:"):
+        raise UnsupportedOperation("An ImageId that names a Systems Manager parameter "
+                                   "(resolve:ssm:) is not supported by this cloud: give the "
+                                   "image's ID.")
     if "UserData" in checked:
         decode_user_data(checked["UserData"])
     check_shutdown_behaviour(checked.get("InstanceInitiatedShutdownBehavior"))

@@ -6,7 +6,8 @@ operations that tie images, instance types, key pairs, tags and the cluster's sc
 together; importing images; what an account has (the console's dashboard). Images and key
 pairs are mixins from :mod:`eucalite.compute.service_images`, security groups and public
 addresses from :mod:`~eucalite.compute.service_groups` and
-:mod:`~eucalite.compute.service_addresses`. Methods take a Principal and plain values (tags as
+:mod:`~eucalite.compute.service_addresses`, launch templates from
+:mod:`~eucalite.compute.service_templates`. Methods take a Principal and plain values (tags as
 ``dict[str, str]``, user data as ``bytes``, counts as ``int``), never a request or a Query
 structure. The services it uses (the cluster controller, Walrus) are given to it.
 """
@@ -77,7 +78,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
     :mod:`eucalite.compute.service_images`, security groups from
     :mod:`eucalite.compute.service_groups` and :mod:`~eucalite.compute.service_grouprules`,
     public addresses from
-    :mod:`eucalite.compute.service_addresses`."""
+    :mod:`eucalite.compute.service_addresses`, launch templates from
+    :mod:`eucalite.compute.service_templates`."""
 
     def __init__(self, config: Mapping[str, Any], cluster: ClusterService, s3: S3Service,
                  ebs: EbsService):

@@ -224,7 +224,8 @@ def create_launch_template(call):
 
 @registry.action("CreateLaunchTemplateVersion", params=(
     "ClientToken", "LaunchTemplateId", "LaunchTemplateName", "SourceVersion",
-    "VersionDescription", "LaunchTemplateData", "ResolveAlias"))
+    "VersionDescription", "LaunchTemplateData",
+    "ResolveAlias"))    # no ImageId here is an alias (resolve:ssm: is refused): nothing to do
 def create_launch_template_version(call):
     params = call.params
     template, row = call.services.compute.create_launch_template_version(
@@ -238,7 +239,8 @@ TEMPLATE_PAGING = Paging(minimum=1, maximum=200)
 
 
 @registry.action("DescribeLaunchTemplates", params=(
-    "LaunchTemplateId", "LaunchTemplateName", "Filter", "MaxResults", "NextToken"))
+    "LaunchTemplateId", "LaunchTemplateName", "Filter", "MaxResults", "NextToken",
+    "IncludeManagedResources"))      # no template here is managed by a service
 def describe_launch_templates(call):
     params = call.params
     request = TEMPLATE_PAGING.read(params)
@@ -286,7 +288,8 @@ VERSION_PAGING = Paging(minimum=1, maximum=200)
 
 @registry.action("DescribeLaunchTemplateVersions", params=(
     "LaunchTemplateId", "LaunchTemplateName", "LaunchTemplateVersion", "MinVersion",
-    "MaxVersion", "Filter", "MaxResults", "NextToken", "ResolveAlias"))
+    "MaxVersion", "Filter", "MaxResults", "NextToken", "ResolveAlias",
+    "IncludeManagedResources"))
 def describe_launch_template_versions(call):
     params = call.params
     request = VERSION_PAGING.read(params)
@@ -339,7 +342,10 @@ def get_launch_template_data(call):
     compute = call.services.compute
     instance = compute.instance(call.principal, call.params.require("InstanceId"))
     groups = compute.instance_groups([instance.id])[instance.id]
-    instance_tags = tags.tags_for(call.principal.account_id, [instance.id])[instance.id]
+    # the cloud's own aws: tags are not the user's to put in a template
+    user_tags = {key: value for key, value in tags.tags_for(
+        call.principal.account_id, [instance.id])[instance.id].items()
+        if not key.startswith("aws:")}
     options = metadata_options(instance)
     data = {
         "ImageId": instance.image_id, "InstanceType": instance.instance_type,
@@ -353,10 +359,8 @@ def get_launch_template_data(call):
         "InstanceInitiatedShutdownBehavior": stored(instance,
                                                     "instanceInitiatedShutdownBehavior"),
         "MetadataOptions": options,
-        "TagSpecifications": ([{"ResourceType": "instance",
-                                "Tags": {key: value for key, value in instance_tags.items()
-                                         if not key.startswith("aws:")}}]
-                              if instance_tags else None),
+        "TagSpecifications": ([{"ResourceType": "instance", "Tags": user_tags}]
+                              if user_tags else None),
         "IamInstanceProfile": ({"Arn": instance.iam_instance_profile_arn}
                                if instance.iam_instance_profile_arn else None),
     }
