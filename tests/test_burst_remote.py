@@ -167,6 +167,12 @@ def test_bursting_into_moto_server(live, moto):
     assert set(there) == set(ids)
     assert {item["InstanceType"] for item in there.values()} == {"t3.micro"}
     assert {item["ImageId"] for item in there.values()} == {ami}
+    # console output and reboot go through to the remote instance
+    local_ec2 = live.client("ec2")
+    assert "Linux version" in local_ec2.get_console_output(InstanceId=ids[0])["Output"]
+    local_ec2.reboot_instances(InstanceIds=[ids[0]])
+    live.app.extensions["eucalite"].compute.worker.wait()
+    assert _states(live, ids[:1]) == ["running"]
 
     live.client("ec2").terminate_instances(InstanceIds=ids[:2])
     _settle_until(live, ids, ["terminated", "terminated", "running"])

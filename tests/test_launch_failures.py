@@ -62,8 +62,9 @@ def _asked_moves(source: str) -> list[tuple[int, set[str], str]]:
 
     from eucalite.compute import states
 
-    def state(node):
-        return getattr(states, node.attr) if isinstance(node, ast.Attribute) else None
+    def state(node):        # states.X; None for anything else (a state read from a row)
+        return getattr(states, node.attr, None) if isinstance(node, ast.Attribute) and \
+            getattr(node.value, "id", "") == "states" else None
 
     moves = []
     for node in ast.walk(ast.parse(source)):
@@ -71,7 +72,8 @@ def _asked_moves(source: str) -> list[tuple[int, set[str], str]]:
                 and node.func.attr == "transition" and getattr(node.func.value, "id", "") \
                 == "states" and len(node.args) >= 2:
             expected = [k.value for k in node.keywords if k.arg == "expected"]
-            if expected and isinstance(expected[0], ast.Set) and state(node.args[1]):
+            if expected and isinstance(expected[0], ast.Set) and state(node.args[1]) and \
+                    all(state(element) for element in expected[0].elts):
                 moves.append((node.lineno, {state(e) for e in expected[0].elts},
                               state(node.args[1])))
     return moves

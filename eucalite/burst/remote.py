@@ -70,13 +70,21 @@ class Endpoint:
     secret_access_key: str
 
 
-def _botocore_session():
-    """One botocore session per process: making one loads its data files (slow)."""
+def _new_client(endpoint: Endpoint):
+    """An EC2 client for *endpoint*: short timeouts, one attempt. One botocore session
+    serves the process (making one loads its data files, slowly); clients are made from
+    it one at a time, as a session is not safe to share between threads (its clients
+    are)."""
     global _session
     with _session_lock:
         if _session is None:
             _session = botocore.session.get_session()
-        return _session
+        return _session.create_client(
+            "ec2", region_name=endpoint.region, endpoint_url=endpoint.url,
+            aws_access_key_id=endpoint.access_key_id,
+            aws_secret_access_key=endpoint.secret_access_key,
+            config=Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                          retries={"total_max_attempts": 1}, max_pool_connections=20))
 
 
 def _instance(item: Mapping) -> RemoteInstance:
@@ -107,14 +115,7 @@ class Remote:
     def client(self):
         with self._lock:
             if self._client is None:
-                endpoint = self.endpoint
-                self._client = _botocore_session().create_client(
-                    "ec2", region_name=endpoint.region, endpoint_url=endpoint.url,
-                    aws_access_key_id=endpoint.access_key_id,
-                    aws_secret_access_key=endpoint.secret_access_key,
-                    config=Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-                                  retries={"total_max_attempts": 1},
-                                  max_pool_connections=20))
+                self._client = _new_client(self.endpoint)
             return self._client
 
     def _call(self, operation: str, **params):
