@@ -355,3 +355,19 @@ def test_removing_a_target_with_instances_is_refused(burst):
     _run(live)
     with live.app.app_context(), pytest.raises(Exception, match="terminate them first"):
         live.app.extensions["eucalite"].burst.remove_target("far")
+
+
+def test_the_reconciler_loop_follows_a_launch_up_without_waiting_its_interval(burst):
+    from eucalite.burst import reconcile
+    from serverutil import wait_until
+    live, fake = burst
+    stop = reconcile.start(live.app, interval=3600)
+    try:
+        [instance_id], _ = _run(live)       # wakes the loop; it follows up every 2 s
+        wait_until(lambda: _describe(live, [instance_id])[0]["State"]["Name"] == "running",
+                   "the burst instance to run", timeout=20)
+        live.client("ec2").terminate_instances(InstanceIds=[instance_id])
+        wait_until(lambda: fake.running() == [], "nothing running remotely", timeout=20)
+    finally:
+        stop.set()
+        live.app.extensions["eucalite"].burst.wake.set()

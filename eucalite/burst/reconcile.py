@@ -33,6 +33,9 @@ from .remote import RemoteError, RemoteInstance
 
 log = logging.getLogger(__name__)
 
+#: Local states on the way to another: the reconciler follows them up soon.
+TRANSIT = frozenset({states.PENDING, states.STOPPING, states.SHUTTING_DOWN})
+
 
 @dataclass
 class Report:
@@ -45,6 +48,7 @@ class Report:
     relaunched: list[str] = field(default_factory=list)
     changed: dict[str, str] = field(default_factory=dict)           # id -> new state
     listed: int = 0
+    in_transit: int = 0     # rows left pending, stopping or shutting-down after the pass
 
 
 def _choose(rows: dict[str, Instance], found: list[RemoteInstance]
@@ -107,6 +111,8 @@ def reconcile_target(target: BurstTarget, remote, relaunch: Callable[[str], None
         moved = follow(row, item, name)
         if moved is not None:
             report.changed[row.id] = moved
+    report.in_transit = sum(1 for row in rows.values()
+                            if report.changed.get(row.id, row.state) in TRANSIT)
     if doomed:
         try:
             remote.terminate(doomed)
@@ -134,20 +140,35 @@ def _missing(row: Instance, target: str, relaunch: Callable[[str], None],
         report.relaunched.append(row.id)
 
 
+#: Seconds between passes while some burst instance is on its way somewhere (pending,
+#: stopping, shutting-down): its user waits for the remote's answer, not for the interval.
+FOLLOW_UP = 2.0
+
+
 def start(app, interval: float) -> threading.Event:
-    """A pass over every target every *interval* seconds in a daemon thread; set the event
-    to stop."""
+    """A pass over every target every *interval* seconds in a daemon thread, every
+    :data:`FOLLOW_UP` seconds while an instance is in transit, and soon after the burst
+    service is woken (:attr:`BurstService.wake`: a launch, an action); set the returned
+    event to stop it (at its next wake-up)."""
     stop = threading.Event()
+    burst = app.extensions["eucalite"].burst
 
     def loop() -> None:
-        burst = app.extensions["eucalite"].burst
-        while not stop.wait(interval):
+        wait = interval
+        while True:
+            burst.wake.wait(wait)
+            burst.wake.clear()
+            if stop.is_set():
+                return
             try:
                 with app.app_context():
-                    burst.reconcile()
+                    reports = burst.reconcile()
                     db.session.remove()
+                wait = FOLLOW_UP if any(report.in_transit for report in reports) \
+                    else interval
             except Exception:  # noqa: BLE001 - a failed pass must not end the thread
                 log.exception("burst reconcile pass failed")
+                wait = interval
 
     threading.Thread(target=loop, name="burst-reconciler", daemon=True).start()
     return stop

@@ -36,6 +36,9 @@ class BurstService:
         self._remotes: dict[tuple, Remote] = {}
         self._lock = threading.Lock()
         self.launching: set[str] = set()        # ids whose launch job is queued or running
+        # set when an instance starts moving (launch, terminate, stop...): the reconciler
+        # follows it up soon instead of at its next interval
+        self.wake = threading.Event()
 
     # --- targets (the cloud admin) ---------------------------------------------------
 
@@ -134,6 +137,7 @@ class BurstService:
             with self._lock:
                 self.launching.add(instance_id)
             self.worker.submit(self._launch, instance_id)
+        self.wake.set()
 
     def _launch(self, instance_id: str) -> None:
         try:
@@ -146,6 +150,7 @@ class BurstService:
         """Run *action* (terminate, reboot, stop, start: :mod:`eucalite.burst.jobs`) on the
         remote instance, on the compute worker."""
         self.worker.submit(getattr(jobs, action), self.remote, instance_id)
+        self.wake.set()
 
     def console_output(self, instance: Instance) -> bytes:
         """The remote instance's console output (b"" when it has none or the remote does
