@@ -28,7 +28,7 @@ ROOMY = 1_000_000
 # build directory, eucalite's nft tables and the EDGE lab namespace. Under pytest-xdist
 # (`./setup.sh test` runs two workers) they run in one worker, one after another; every
 # other file runs whole in one worker (--dist loadfile), so its module fixtures start once.
-HOST_WIDE = {"test_cloudwatch_collect_real.py",
+HOST_WIDE = {"test_autoscaling_real.py", "test_cloudwatch_collect_real.py",
              "test_console_browser.py", "test_create_image_real.py", "test_ebs_export.py",
              "test_ebs_real.py", "test_edge_real.py", "test_guest_build.py",
              "test_instance_profiles_real.py", "test_instance_shutdown_real.py",

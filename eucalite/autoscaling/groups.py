@@ -87,7 +87,8 @@ def create(principal: Principal, region: str, request: dict[str, Any], zones: li
     put_tags(group, request.get("Tags") or [])
     if group.desired:
         note_capacity(group, 0, f"a user request created an AutoScalingGroup "
-                                f"{activities.capacity_change(0, group.desired)}")
+                                f"{activities.capacity_change(0, group.desired)}",
+                      cooldown=False)
     return group
 
 
@@ -134,11 +135,13 @@ def set_desired(group: Group, desired: int, cause: str) -> None:
         note_capacity(group, old, f"{cause} {activities.capacity_change(old, desired)}")
 
 
-def note_capacity(group: Group, old: int, what: str) -> None:
+def note_capacity(group: Group, old: int, what: str, *, cooldown: bool = True) -> None:
     """Remember why the desired capacity moved (from *old*): the first sentence of the
-    causes of the launches and terminations that follow."""
+    causes of the launches and terminations that follow; and, with *cooldown*, start the
+    group's cooldown (a group's first capacity, at its creation, starts none)."""
     group.capacity_cause = activities.said(what)
-    group.scaled_at = utcnow()
+    if cooldown:
+        group.scaled_at = utcnow()
 
 
 def in_cooldown(group: Group, seconds: int | None = None) -> bool:

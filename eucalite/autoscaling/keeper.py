@@ -311,7 +311,7 @@ class Keeper:
         request.zone = zone
         request.min_count = 1
         request.tags = {**(request.tags or {}), **propagated} or None
-        request.system_tags = system
+        request.system_tags = {**(request.system_tags or {}), **system}
         return request
 
     def _delete(self, group: Group) -> None:
