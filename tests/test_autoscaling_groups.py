@@ -7,6 +7,10 @@ the errors AWS answers for bad input. Passes of the keeper are run by the test
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -255,3 +259,91 @@ def test_describe_paging(asg):
     names = [item["AutoScalingGroupName"] for page in pages
              for item in page["AutoScalingGroups"]]
     assert names == [f"g{index}" for index in range(5)]
+
+
+def test_group_from_a_launch_template_follows_its_version(asg):
+    template = asg.ec2.create_launch_template(
+        LaunchTemplateName="web-lt", LaunchTemplateData={
+            "ImageId": IMAGE, "InstanceType": "m1.small",
+            "TagSpecifications": [{"ResourceType": "instance",
+                                   "Tags": [{"Key": "from", "Value": "template"}]}]}
+    )["LaunchTemplate"]
+    asg.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="lt", MinSize=1, MaxSize=2, AvailabilityZones=[asg.zone],
+        LaunchTemplate={"LaunchTemplateName": "web-lt", "Version": "$Latest"})
+    described = group(asg, "lt")
+    assert described["LaunchTemplate"] == {"LaunchTemplateId": template["LaunchTemplateId"],
+                                           "LaunchTemplateName": "web-lt",
+                                           "Version": "$Latest"}
+    asg.ec2.create_launch_template_version(
+        LaunchTemplateName="web-lt", SourceVersion="1",
+        LaunchTemplateData={"InstanceType": "m1.medium"})
+    run_pass(asg)
+    [instance_id] = member_ids(asg, "lt")
+    [item] = wait_for_state(asg.ec2, [instance_id], "running")
+    assert item["InstanceType"] == "m1.medium"           # $Latest: version 2
+    tags = {tag["Key"]: tag["Value"] for tag in item["Tags"]}
+    assert tags["from"] == "template" and tags["aws:autoscaling:groupName"] == "lt"
+    assert tags["aws:ec2launchtemplate:id"] == template["LaunchTemplateId"]
+    assert group(asg, "lt")["Instances"][0]["LaunchTemplate"]["LaunchTemplateName"] == "web-lt"
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="none", MinSize=1, MaxSize=2, AvailabilityZones=[asg.zone],
+            LaunchTemplate={"LaunchTemplateName": "missing"})
+    assert error_code(caught) == "ValidationError"
+
+
+def test_a_user_needs_autoscaling_permissions_on_the_group(asg):
+    make_group(asg)
+    make_group(asg, name="other", DesiredCapacity=1)
+    iam = asg.client("iam")
+    iam.create_user(UserName="operator")
+    key = iam.create_access_key(UserName="operator")["AccessKey"]
+    operator = asg.client("autoscaling", key_id=key["AccessKeyId"],
+                          secret=key["SecretAccessKey"])
+    with pytest.raises(ClientError) as caught:
+        operator.describe_auto_scaling_groups()
+    assert error_code(caught) == "AccessDenied"
+    iam.put_user_policy(UserName="operator", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "autoscaling:Describe*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "autoscaling:SetDesiredCapacity",
+             "Resource": "arn:aws:autoscaling:*:*:autoScalingGroup:*:"
+                         "autoScalingGroupName/other"}]}))
+    assert [item["AutoScalingGroupName"] for item in
+            operator.describe_auto_scaling_groups()["AutoScalingGroups"]] == ["other", "web"]
+    operator.set_desired_capacity(AutoScalingGroupName="other", DesiredCapacity=2)
+    with pytest.raises(ClientError) as caught:
+        operator.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=2)
+    assert error_code(caught) == "AccessDenied"
+
+
+def test_the_aws_cli_drives_a_group(asg):
+    aws = str(Path(sys.executable).parent / "aws")
+    env = asg.env()
+    env["AWS_ENDPOINT_URL_AUTO_SCALING"] = asg.endpoints["autoscaling"]
+
+    def cli(*args):
+        done = subprocess.run([aws, "autoscaling", *args, "--output", "json"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    cli("create-launch-configuration", "--launch-configuration-name", "cli-lc",
+        "--image-id", IMAGE, "--instance-type", "m1.small", "--user-data", "from the cli")
+    cli("create-auto-scaling-group", "--auto-scaling-group-name", "cli",
+        "--launch-configuration-name", "cli-lc", "--min-size", "1", "--max-size", "3",
+        "--desired-capacity", "2", "--availability-zones", asg.zone)
+    run_pass(asg)
+    groups = cli("describe-auto-scaling-groups", "--auto-scaling-group-names", "cli")
+    assert len(groups["AutoScalingGroups"][0]["Instances"]) == 2
+    cli("set-desired-capacity", "--auto-scaling-group-name", "cli", "--desired-capacity", "3")
+    run_pass(asg)
+    activities = cli("describe-scaling-activities", "--auto-scaling-group-name", "cli")
+    assert len(activities["Activities"]) == 3
+    configs = cli("describe-launch-configurations")
+    assert base64.b64decode(configs["LaunchConfigurations"][0]["UserData"]) == b"from the cli"
+    done = subprocess.run([aws, "autoscaling", "set-desired-capacity",
+                           "--auto-scaling-group-name", "cli", "--desired-capacity", "9"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "ValidationError" in done.stderr
