@@ -371,3 +371,20 @@ def test_the_reconciler_loop_follows_a_launch_up_without_waiting_its_interval(bu
     finally:
         stop.set()
         live.app.extensions["eucalite"].burst.wake.set()
+
+
+def test_the_launch_key_pair_reaches_the_remote_instance(burst):
+    live, fake = burst
+    ec2 = live.client("ec2")
+    material = ec2.create_key_pair(KeyName="mine")["KeyMaterial"]
+    assert material
+    with live.app.app_context():
+        from eucalite.compute.models import KeyPair
+        public_key = db.session.execute(db.select(KeyPair.public_key).filter_by(
+            name="mine")).scalar()
+    _run(live, 2, KeyName="mine")
+    settle(live)
+    from eucalite.burst.jobs import remote_key_name
+    assert fake.keys == {remote_key_name(public_key): public_key}   # one name per key
+    assert {record["key_name"] for record in fake.instances.values()} == \
+        {remote_key_name(public_key)}
