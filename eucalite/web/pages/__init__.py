@@ -19,9 +19,10 @@ from ...errors import AwsError, InvalidParameterValue
 #: (endpoint, label) of the navigation bar, in order; ADMIN_NAV only for the cloud admin.
 NAV: list[tuple[str, str]] = []
 ADMIN_NAV: list[tuple[str, str]] = []
-_ORDER = ("instances", "images", "launchtemplates", "keypairs", "securitygroups", "addresses",
-          "volumes", "snapshots", "buckets", "metrics", "alarms", "iam_users", "iam_groups",
-          "iam_roles", "iam_policies", "iam_simulator", "accounts", "nodes", "burst")
+_ORDER = ("instances", "images", "launchtemplates", "autoscaling", "keypairs",
+          "securitygroups", "addresses", "volumes", "snapshots", "buckets", "metrics",
+          "alarms", "iam_users", "iam_groups", "iam_roles", "iam_policies", "iam_simulator",
+          "accounts", "nodes", "burst")
 
 #: endpoint -> the action (``service:Action``, on ``*``) a user must be allowed to see that
 #: page and its nav entry: the Describe/List call the page shows. Pages not named here are
@@ -44,6 +45,9 @@ PAGE_ACTIONS = {
     "console.metrics": "cloudwatch:ListMetrics", "console.metrics_data":
     "cloudwatch:GetMetricData", "console.alarms": "cloudwatch:DescribeAlarms",
     "console.alarm": "cloudwatch:DescribeAlarms",
+    # Auto Scaling: the groups and one group
+    "console.autoscaling": "autoscaling:DescribeAutoScalingGroups",
+    "console.autoscaling_group": "autoscaling:DescribeAutoScalingGroups",
 }
 #: endpoint -> its own visibility rule (no arguments: asks about the signed-in user).
 VISIBLE: dict[str, Callable[[], bool]] = {}
