@@ -388,3 +388,19 @@ def test_the_launch_key_pair_reaches_the_remote_instance(burst):
     assert fake.keys == {remote_key_name(public_key): public_key}   # one name per key
     assert {record["key_name"] for record in fake.instances.values()} == \
         {remote_key_name(public_key)}
+
+
+def test_a_launch_whose_target_stopped_mapping_its_image_ends_with_the_reason(burst):
+    live, fake = burst
+    burst_service = live.app.extensions["eucalite"].burst
+    burst_service.launch_later = lambda ids: None       # placed, not yet launched
+    [instance_id], _ = _run(live)
+    del burst_service.launch_later
+    with live.app.app_context():
+        burst_service.change_target("far", {"image_map": {}, "type_map": {}})
+    settle(live)                    # the reconciler sends the launch again: it cannot
+    [item] = _describe(live, [instance_id])
+    assert item["State"]["Name"] == "terminated"
+    assert "maps no image emi-0a1b2c3d and no instance type m1.small" in \
+        item["StateReason"]["Message"]
+    assert fake.instances == {}

@@ -72,13 +72,15 @@ def launch(remote_of: RemoteOf, instance_id: str) -> None:
                  if not key.startswith("aws:")}
     user_data = instances.decode_user_data(row.user_data)
     public_key, name = row.key_public, target.name
+    local_image, local_type = row.image_id, row.instance_type
     remote = remote_of(target)
     db.session.rollback()       # no transaction held across the remote call
     try:
-        if image is None or itype is None:
-            raise RemoteError(f"it maps no {'image ' + row.image_id if image is None else ''}"
-                              f"{'instance type ' + row.instance_type if itype is None else ''}",
-                              code="Unmapped")
+        if image is None or itype is None:      # the maps changed since it was placed
+            unmapped = [what for what, value in ((f"image {local_image}", image),
+                                                 (f"instance type {local_type}", itype))
+                        if value is None]
+            raise RemoteError(f"it maps no {' and no '.join(unmapped)}", code="Unmapped")
         key_name = None
         if public_key:
             key_name = remote_key_name(public_key)
