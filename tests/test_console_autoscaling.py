@@ -325,3 +325,42 @@ def test_odd_input_is_never_a_server_error(app):
             "source": f"lt:{template_id}", "version": value}, follow=False)
         assert response.status_code < 500, ("version", value)
     assert run_pass(app) >= 0
+
+
+def test_the_list_is_paged_as_describe_pages(app):
+    with app.app_context():
+        service = app.extensions["eucalite"].autoscaling
+        who = accounts.root_principal(accounts.get_account("eucalyptus").id)
+        service.create_launch_configuration(who, {
+            "LaunchConfigurationName": "lc", "ImageId": IMAGE, "InstanceType": "m1.small"})
+        for number in range(51):
+            service.create_group(who, {
+                "AutoScalingGroupName": f"g{number:02}", "LaunchConfigurationName": "lc",
+                "MinSize": 0, "MaxSize": 1, "AvailabilityZones": [zone(app)]})
+    console = Console(app)
+    page = console.text("/console/autoscaling")
+    names = re.findall(r'<tr data-group="([^"]+)">', page)
+    assert names == [f"g{number:02}" for number in range(50)]
+    following = re.search(r'<a href="(/console/autoscaling\?next=[^"]+)">Next page</a>', page)
+    assert following, page
+    page = console.text(html.unescape(following.group(1)))
+    assert re.findall(r'<tr data-group="([^"]+)">', page) == ["g50"]
+    assert "Next page" not in page
+    response = console.get("/console/autoscaling?next=zz")
+    assert response.status_code == 400
+    assert "ValidationError: The NextToken is not valid." in response.get_data(as_text=True)
+
+
+def test_the_forms_offer_only_what_the_user_may_read(app):
+    admin = Console(app)
+    make_config(admin)
+    scaler = _user_with_policy(app, "scaler", {"Effect": "Allow", "Action": "autoscaling:*",
+                                               "Resource": "*"})
+    page = scaler.text("/console/autoscaling")
+    # no ec2:DescribeImages: the image is typed, not listed; the configuration is offered
+    assert f'<option value="{IMAGE}">' not in page
+    assert '<input name="image_id" placeholder="emi-…" required>' in page
+    assert '<option value="lc:web-lc">' in page and 'id="create-group"' in page
+    # and what it makes works all the same
+    page = make_group(scaler, app, name="scaled")
+    assert "Created Auto Scaling group scaled." in messages(page)

@@ -31,6 +31,8 @@ add_nav("console.autoscaling", "Auto Scaling")
 
 #: Groups per page of the list (DescribeAutoScalingGroups' MaxRecords).
 PAGE = 50
+#: Launch configurations the list page shows and the group form offers (the first, by name).
+CONFIGS = 100
 #: Scaling activities a group's page shows (the newest).
 ACTIVITIES = 20
 #: The lifecycle states the list counts, in the order of its columns.
@@ -69,25 +71,28 @@ def _counts(group: dict) -> dict[str, int]:
 
 def _choices() -> dict:
     """What the create forms offer: launchable machine images, instance types, key pairs,
-    security groups, launch templates, launch configurations and zones. Each list is
-    empty when the user may not read it (the form then takes typed names)."""
+    security groups, launch templates, launch configurations and zones. A list the user
+    may not read (the EC2 or Auto Scaling Describe call behind it) is empty, and the form
+    takes a typed value instead where it needs one."""
     who, compute = principal(), services().compute
     offered: dict[str, Any] = {"types": compute.list_instance_types(),
                                "zones": compute.cluster.zone_names()}
-    readers: dict[str, Callable[[], list]] = {
-        "images": lambda: [image for image in compute.describe_images(who)
-                           if image.kind == "machine" and image.state == "available"],
-        "keys": lambda: compute.describe_key_pairs(who),
-        "security_groups": lambda: compute.describe_security_groups(who),
-        "templates": lambda: compute.describe_launch_templates(who),
-        "configs": lambda: _autoscaling().describe_launch_configurations(
-            who, checked("DescribeLaunchConfigurations", {"MaxRecords": 100})
-        )["LaunchConfigurations"]}
-    for name, read in readers.items():
-        try:
-            offered[name] = read()
-        except AwsError:
-            offered[name] = []
+    # (list, the action that reads it, how): the compute service does not check its
+    # callers (the EC2 adapter does), so the page asks the gate first
+    readers: tuple[tuple[str, str, Callable[[], list]], ...] = (
+        ("images", "ec2:DescribeImages",
+         lambda: [image for image in compute.describe_images(who)
+                  if image.kind == "machine" and image.state == "available"]),
+        ("keys", "ec2:DescribeKeyPairs", lambda: compute.describe_key_pairs(who)),
+        ("security_groups", "ec2:DescribeSecurityGroups",
+         lambda: compute.describe_security_groups(who)),
+        ("templates", "ec2:DescribeLaunchTemplates",
+         lambda: compute.describe_launch_templates(who)),
+        ("configs", "autoscaling:DescribeLaunchConfigurations",
+         lambda: _autoscaling().describe_launch_configurations(who, checked(
+             "DescribeLaunchConfigurations", {"MaxRecords": CONFIGS}))["LaunchConfigurations"]))
+    for name, action, read in readers:
+        offered[name] = read() if may(action) else []
     return offered
 
 
