@@ -347,3 +347,38 @@ def test_the_aws_cli_drives_a_group(asg):
                            "--auto-scaling-group-name", "cli", "--desired-capacity", "9"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "ValidationError" in done.stderr
+
+
+@pytest.mark.parametrize("call,params", [
+    ("create_auto_scaling_group", {"MinSize": -1, "MaxSize": 2}),
+    ("create_auto_scaling_group", {"MinSize": 0, "MaxSize": 2,
+                                   "Tags": [{"Key": "aws:x", "Value": "1"}]}),
+    ("create_auto_scaling_group", {"MinSize": 0, "MaxSize": 2, "HealthCheckType": "ELB"}),
+    ("create_auto_scaling_group", {"MinSize": 0, "MaxSize": 2,
+                                   "TerminationPolicies": ["Bogus"]}),
+    ("create_auto_scaling_group", {"MinSize": 0, "MaxSize": 2, "DefaultCooldown": -5}),
+    ("create_auto_scaling_group", {"MinSize": 0, "MaxSize": 2, "LoadBalancerNames": ["lb"]}),
+    ("describe_auto_scaling_groups", {"MaxRecords": 1000}),
+    ("describe_scaling_activities", {"NextToken": "not-a-token"}),
+    ("put_scheduled_update_group_action", {"ScheduledActionName": "s",
+                                           "Recurrence": "0 0 31 2 *", "DesiredCapacity": 1}),
+    ("put_scheduled_update_group_action", {"ScheduledActionName": "s", "TimeZone": "Mars/Base",
+                                           "Recurrence": "0 0 * * *", "DesiredCapacity": 1}),
+    ("terminate_instance_in_auto_scaling_group", {"InstanceId": "i-0000000000000000f",
+                                                  "ShouldDecrementDesiredCapacity": True}),
+    ("enable_metrics_collection", {"Granularity": "5Minute"}),
+])
+def test_bad_input_is_a_validation_error(asg, call, params):
+    make_group(asg, name="g", DesiredCapacity=0, MinSize=0)
+    if call in ("create_auto_scaling_group",):
+        params = {"AutoScalingGroupName": "t", "LaunchConfigurationName": "g-lc",
+                  "AvailabilityZones": [asg.zone], **params}
+    elif call not in ("describe_auto_scaling_groups", "describe_scaling_activities",
+                      "terminate_instance_in_auto_scaling_group"):
+        params = {"AutoScalingGroupName": "g", **params}
+    with pytest.raises(ClientError) as caught:
+        getattr(asg.autoscaling, call)(**params)
+    assert error_code(caught) == "ValidationError"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert asg.autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=["t"])["AutoScalingGroups"] == []

@@ -187,6 +187,10 @@ def _check_unsupported(request: dict[str, Any]) -> None:
 
 
 def _check_bounds(minimum: int, maximum: int, desired: int) -> None:
+    for name, value in (("MinSize", minimum), ("MaxSize", maximum),
+                        ("DesiredCapacity", desired)):
+        if value < 0:
+            raise validation(f"{name} must be greater than or equal to 0, not {value}.")
     if minimum > maximum:
         raise validation(f"Max bound, {maximum}, must be greater than or equal to min bound, "
                          f"{minimum}")
@@ -241,6 +245,10 @@ def template_of(principal: Principal, spec: dict[str, Any], compute):
 
 
 def _set_options(group: Group, request: dict[str, Any], created: bool) -> None:
+    for name in ("DefaultCooldown", "HealthCheckGracePeriod", "MaxInstanceLifetime",
+                 "DefaultInstanceWarmup"):
+        if request.get(name) is not None and request[name] < 0:
+            raise validation(f"{name} must be greater than or equal to 0.")
     if "DefaultCooldown" in request:
         group.default_cooldown = request["DefaultCooldown"]
     elif created:
@@ -282,7 +290,11 @@ def _set_options(group: Group, request: dict[str, Any], created: bool) -> None:
 def put_tags(group: Group, tags: list[dict[str, Any]]) -> None:
     """CreateOrUpdateTags for one group: *tags* as the API gives them."""
     for tag in tags:
-        key = validate_key(tag.get("Key"))
+        try:
+            key = validate_key(tag.get("Key"))
+            value = validate_value(tag.get("Value") or "")
+        except AwsError as error:
+            raise validation(error.message) from None
         if tag.get("ResourceId") not in (None, group.name):
             raise validation(f"Tag's ResourceId {tag.get('ResourceId')} does not name the "
                              f"group {group.name}.")
@@ -290,7 +302,7 @@ def put_tags(group: Group, tags: list[dict[str, Any]]) -> None:
         if row is None:
             row = GroupTag(group_id=group.id, key=key)
             db.session.add(row)
-        row.value = validate_value(tag.get("Value") or "")
+        row.value = value
         row.propagate = bool(tag.get("PropagateAtLaunch", False))
     db.session.flush()
     count = db.session.execute(db.select(db.func.count()).select_from(GroupTag).where(
