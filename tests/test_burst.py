@@ -311,6 +311,10 @@ def test_an_unreachable_remote_is_reported_and_nothing_leaks_when_it_returns(bur
         _run(live)
     assert error.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
     assert "burst target far is unreachable" in error.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as error:       # asked for by its zone: the same
+        _run(live, Placement={"AvailabilityZone": "burst-far"})
+    assert error.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+    assert "burst target far is unreachable" in error.value.response["Error"]["Message"]
     listed = CliRunner().invoke(main, ["burst", "list", "--data-dir",
                                        live.app.config["EUCALITE"]["data_dir"]])
     assert "\tunreachable\t2\t" in listed.output and "connection refused" in listed.output

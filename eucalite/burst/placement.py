@@ -2,7 +2,8 @@
 
 * A launch naming a burst zone (``burst-<name>``) goes to that target; it must be enabled
   and map the image and the instance type (else InvalidParameterValue, before anything is
-  recorded).
+  recorded), and have answered at its last contact (else InsufficientInstanceCapacity
+  saying so).
 * A launch naming no zone goes first to an enabled ``always`` target listing the caller's
   account or the launch's Auto Scaling group (``aws:autoscaling:groupName``) that maps its
   image and type and answered at its last contact.
@@ -58,6 +59,10 @@ def first(principal: Principal, request: LaunchRequest, image_id: str,
                     + ("is disabled." if not target.enabled else
                        f"cannot run {image_id} as {instance_type}: it maps no such "
                        "image or instance type."))
+            if target.unreachable:
+                raise InsufficientInstanceCapacity(
+                    f"Insufficient capacity in {request.zone}: burst target {target.name} is "
+                    f"unreachable: {target.last_error}")
             return Placement(target.name, target.zone)
     if request.zone:
         return None
