@@ -270,6 +270,19 @@ def test_a_user_without_autoscaling_permissions_is_refused(app):
                "is not authorized to perform: autoscaling:SetDesiredCapacity" in message
                for message in messages(page)), messages(page)
 
+    # the group alone: its page shows the refusal of what the user may not read
+    groups_only = _user_with_policy(app, "groups-only", {
+        "Effect": "Allow", "Action": "autoscaling:DescribeAutoScalingGroups",
+        "Resource": "*"})
+    page = groups_only.text("/console/autoscaling/group?name=web")
+    assert '<span data-desired>2</span>' in page
+    for listed, action in (("activities", "DescribeScalingActivities"),
+                           ("policies", "DescribePolicies"),
+                           ("scheduled", "DescribeScheduledActions")):
+        refused = re.search(rf'data-refused="{listed}">([^<]*)<', page).group(1)
+        assert refused.startswith("AccessDenied: User: ")
+        assert refused.endswith(f"is not authorized to perform: autoscaling:{action}")
+
     viewer = _user_with_policy(app, "viewer", {"Effect": "Allow", "Action": [
         "autoscaling:Describe*", "ec2:Describe*"], "Resource": "*"})
     assert ">Auto Scaling</a>" in viewer.text("/console/dashboard")

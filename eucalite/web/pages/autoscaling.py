@@ -138,13 +138,14 @@ def _group(name: str) -> dict:
     return found[0]
 
 
-def _listed(read: Callable[[], dict], member: str) -> list[dict] | None:
-    """*member* of what *read* answers, or None when the user may not read it (the page
-    says so instead of failing as a whole)."""
+def _listed(read: Callable[[], dict], member: str) -> list[dict] | str:
+    """*member* of what *read* answers, or the error (``Code: message``) when it refuses
+    (the user may not read it): the page shows that in the list's place rather than
+    failing as a whole."""
     try:
         return read()[member]
-    except AwsError:
-        return None
+    except AwsError as error:
+        return f"{error.code}: {error.message}"
 
 
 @blueprint.route("/autoscaling/group")
