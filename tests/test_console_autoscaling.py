@@ -236,6 +236,10 @@ def test_refused_requests_show_the_api_error(app):
     page = console.page("/console/autoscaling/launchconfigs/delete", {"name": "web-lc"})
     assert ("ResourceInUse: Cannot delete launch configuration web-lc because it is "
             "attached to AutoScalingGroup web") in messages(page)
+    make_config(console, name="spare")
+    page = console.page("/console/autoscaling/launchconfigs/delete", {"name": "spare"})
+    assert "Deleted launch configuration spare." in messages(page)
+    assert 'data-config="spare"' not in page and 'data-config="web-lc"' in page
     # a group that does not exist is the 404 page with the API's words
     response = console.get("/console/autoscaling/group?name=nothere")
     assert response.status_code == 404
