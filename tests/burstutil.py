@@ -135,3 +135,16 @@ def settle(live) -> list:
         reports = services.burst.reconcile()
     services.compute.worker.wait()
     return reports
+
+
+def age(live, instance_ids, seconds=3600) -> None:
+    """Backdate the launch of *instance_ids* by *seconds* (as if launched long ago)."""
+    import datetime as dt
+
+    from eucalite.compute.models import Instance
+    from eucalite.db import db
+    with live.app.app_context():
+        for instance_id in instance_ids:
+            row = db.session.get(Instance, instance_id)
+            row.launch_time -= dt.timedelta(seconds=seconds)
+        db.session.commit()

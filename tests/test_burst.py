@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from burstutil import FakeRemote, add_target, settle, use_fake
+from burstutil import FakeRemote, add_target, age, settle, use_fake
 from ec2util import make_image
 from eucalite.burst import sealed
 from eucalite.burst.models import BurstTarget
@@ -278,6 +278,10 @@ def test_a_vanished_remote_instance_ends_the_local_one(burst):
     [instance_id], _ = _run(live)
     settle(live)
     del fake.instances[_row(live, instance_id).remote_id]
+    [report] = settle(live)         # just launched: the listing may lag behind
+    assert report.vanished == [] and \
+        _describe(live, [instance_id])[0]["State"]["Name"] == "running"
+    age(live, [instance_id])
     [report] = settle(live)
     assert report.vanished == [instance_id]
     [item] = _describe(live, [instance_id])

@@ -42,6 +42,8 @@ def test_the_admin_adds_checks_disables_and_removes_a_target(app):
     assert "Burst target far does not answer" in page
     assert 'data-state="unreachable"' in page
     app.fake.down = False
+    page = admin.page("/console/burst/far/check")
+    assert "Burst target far answers." in page and 'data-state="available"' in page
 
     # an instance placed there is listed under it, and keeps the target from going
     with app.app_context():

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from burstutil import add_target, settle
+from burstutil import add_target, age, settle
 from ec2util import make_image
 from eucalite.cli.main import main
 from liveutil import free_port, start_live_node, stop_live
@@ -190,5 +190,6 @@ def test_bursting_into_moto_server(live, moto):
     assert _states(live, ids[2:]) == ["running"]
     # moto returns empty (it keeps nothing): the instance that ran there ended with it
     moto["process"] = _start_moto(moto["path"], moto["port"])
+    age(live, ids)                  # long enough ago not to be a listing's lag
     _settle_until(live, ids, ["terminated"] * 3)
     assert _remote_instances(ec2, set(ids)) == {}

@@ -5,24 +5,27 @@ on that target, then only the changes:
 * a remote instance whose row is terminated, purged or missing, or that is not the one
   its row recorded (a launch retried by an endpoint that ignores ClientToken), is
   terminated remotely: nothing runs there that this cloud believes ended;
-* a row whose recorded remote instance is gone ends terminated, saying so; a pending row
-  whose launch never reached the remote (its job died with a restart) is launched again
-  (the remote sees the same ClientToken); a shutting-down row whose terminate failed is
-  terminated again;
+* a row whose recorded remote instance is gone ends terminated, saying so, once it is
+  :data:`LISTING_LAG` past its launch (a listing may begin before a launch is recorded,
+  and EC2's listings lag behind its launches); a pending row whose launch never reached
+  the remote (its job died with a restart) is launched again (the remote sees the same
+  ClientToken); a shutting-down row whose terminate failed is terminated again;
 * every other row follows its remote instance's state and addresses (:mod:`.mirror`).
 
 A target that does not answer is marked unreachable with the error (its ``last_error``)
 and nothing of it changes: its instances keep their last state until it answers again.
-The listing comes before the rows are read, so a row launched meanwhile is never taken for
-missing. :func:`start` runs a pass every ``burst_interval`` seconds in a daemon thread.
+The listing comes before the rows are read, so a remote instance launched meanwhile always
+finds its row. :func:`start` runs a pass every ``burst_interval`` seconds in a daemon thread.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..accounts import utcnow
 from ..compute import states
 from ..compute.models import Instance
 from ..db import db
@@ -32,6 +35,10 @@ from .models import BurstTarget
 from .remote import RemoteError, RemoteInstance
 
 log = logging.getLogger(__name__)
+
+#: How long after its launch a burst instance missing from its target's listing is given
+#: to appear there before it counts as vanished.
+LISTING_LAG = dt.timedelta(seconds=120)
 
 #: Local states on the way to another: the reconciler follows them up soon.
 TRANSIT = frozenset({states.PENDING, states.STOPPING, states.SHUTTING_DOWN})
@@ -126,6 +133,11 @@ def reconcile_target(target: BurstTarget, remote, relaunch: Callable[[str], None
 def _missing(row: Instance, target: str, relaunch: Callable[[str], None],
              launching: set[str], report: Report) -> None:
     """*row* has no instance on its target."""
+    if row.id in launching:
+        return                  # its launch job is at work (and may record one any moment)
+    if row.remote_id and row.launch_time > utcnow() - LISTING_LAG:
+        return      # launched after the listing began, or not listed yet (EC2's listings
+                    # are eventually consistent): not taken for vanished yet
     if row.remote_id:
         if states.transition(row.id, states.TERMINATED, expected={row.state}, task=None,
                              reason=f"Server.InternalError: the remote instance "
@@ -135,7 +147,7 @@ def _missing(row: Instance, target: str, relaunch: Callable[[str], None],
     elif row.state == states.SHUTTING_DOWN:
         if states.transition(row.id, states.TERMINATED, expected={row.state}, task=None):
             report.changed[row.id] = states.TERMINATED
-    elif row.state == states.PENDING and row.id not in launching:
+    elif row.state == states.PENDING:
         relaunch(row.id)
         report.relaunched.append(row.id)
 
