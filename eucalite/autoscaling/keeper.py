@@ -303,16 +303,27 @@ class Keeper:
         if group.launch_config:
             definition = loads(launchconfigs.named(group.account_id,
                                                    group.launch_config).definition_json)
-            return launchconfigs.to_launch_request(definition, tags=propagated, zone=zone,
-                                                   system_tags=system)
-        spec = loads(group.launch_template_json)
-        request = self.compute.launch_template_request(
-            principal, template_id=spec["LaunchTemplateId"], version=spec.get("Version"))
-        request.zone = zone
-        request.min_count = 1
-        request.tags = {**(request.tags or {}), **propagated} or None
-        request.system_tags = {**(request.system_tags or {}), **system}
+            request = launchconfigs.to_launch_request(definition, tags=propagated, zone=None,
+                                                      system_tags=system)
+        else:
+            spec = loads(group.launch_template_json)
+            request = self.compute.launch_template_request(
+                principal, template_id=spec["LaunchTemplateId"], version=spec.get("Version"))
+            request.min_count = 1
+            request.tags = {**(request.tags or {}), **propagated} or None
+            request.system_tags = {**(request.system_tags or {}), **system}
+        self._place(request, zone)
         return request
+
+    def _place(self, request, zone: str) -> None:
+        """Aim *request* at *zone*: a burst target's zone by name; a local zone as the only
+        zone it may be placed in, so that when it is full the launch may still overflow to a
+        burst target whose policy allows (and an ``always`` target for the group takes it
+        first), as RunInstances without a zone would."""
+        if zone in self.compute.cluster.zone_names():
+            request.zone, request.zones = None, [zone]
+        else:
+            request.zone, request.zones = zone, None
 
     def _delete(self, group: Group) -> None:
         """A group being deleted whose instances are all gone."""

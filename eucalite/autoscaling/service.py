@@ -105,17 +105,19 @@ class AutoScalingService:
     def create_group(self, principal: Principal, request: dict) -> None:
         self.authorize(principal, "CreateAutoScalingGroup")
         with writing():
-            groups.create(principal, self.region, request, self.compute.cluster.zone_names(),
-                          self.compute)
+            groups.create(principal, self.region, request, self._zone_names(), self.compute)
         self.wake()
 
     def update_group(self, principal: Principal, request: dict) -> None:
         with writing():
             group = self._group(principal, request["AutoScalingGroupName"],
                                 "UpdateAutoScalingGroup")
-            groups.update(principal, group, request, self.compute.cluster.zone_names(),
-                          self.compute)
+            groups.update(principal, group, request, self._zone_names(), self.compute)
         self.wake()
+
+    def _zone_names(self) -> list[str]:
+        """The zones a group may use: the cluster's and the burst targets'."""
+        return [zone.name for zone in self.compute.zones()]
 
     def delete_group(self, principal: Principal, name: str, force: bool) -> None:
         with writing():

@@ -74,6 +74,8 @@ class LaunchRequest:
     public_ip: bool = True                # False: no public IP at launch (AddressingType=private)
     user_data: bytes = b""                # as the guest reads it (at most MAX_USER_DATA)
     zone: str | None = None
+    # with no zone: the local zones it may be placed in (an Auto Scaling group's); None: any
+    zones: list[str] | None = None
     kernel_id: str | None = None
     ramdisk_id: str | None = None
     client_token: str | None = None

@@ -252,6 +252,10 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             if self.burst is not None else None
         if request.zone and request.zone not in zones and burst is None:
             raise InvalidParameterValue(f"Invalid availability zone: [{request.zone}]")
+        if request.zones:
+            if not set(request.zones) <= set(zones):
+                raise InvalidParameterValue(f"Invalid availability zones: {request.zones}")
+            zones = request.zones
         need = Need(itype.cpu, itype.memory_mb, itype.disk_gb)
         try:    # no zone asked for: the one where most fit (nodes.reserve_placed)
             zone, node_ids = (burst.zone, [None] * request.max_count) if burst else \
