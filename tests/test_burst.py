@@ -235,8 +235,10 @@ def test_always_targets_take_the_auto_scaling_groups_they_list(live, monkeypatch
         from eucalite.compute.instances import LaunchRequest
         admin = accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
                                                         accounts.ADMIN_USER))
+        # Auto Scaling names one of the group's zones: its choice, not the user's
         [row] = compute.run_instances(admin, LaunchRequest(
             "emi-0a1b2c3d", instance_type="m1.small",
+            zone=live.app.extensions["eucalite"].cluster.zone_names()[0],
             system_tags={"aws:autoscaling:groupName": "web"}))
         assert row.zone == "burst-groups"
         with pytest.raises(Exception, match="InsufficientInstanceCapacity|capacity"):
@@ -247,6 +249,24 @@ def test_always_targets_take_the_auto_scaling_groups_they_list(live, monkeypatch
     [record] = fake.instances.values()
     # the group's tag is the local cloud's: the remote (AWS refuses aws: tags) gets none
     assert not any(key.startswith("aws:") for key in record["tags"])
+
+
+def test_a_full_zone_chosen_by_auto_scaling_overflows_but_one_a_user_names_does_not(burst):
+    live, fake = burst
+    compute = live.app.extensions["eucalite"].compute
+    local_zone = live.app.extensions["eucalite"].cluster.zone_names()[0]
+    with live.app.app_context():
+        from eucalite import accounts
+        from eucalite.compute.instances import LaunchRequest
+        admin = accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
+                                                        accounts.ADMIN_USER))
+        [row] = compute.run_instances(admin, LaunchRequest(
+            "emi-0a1b2c3d", instance_type="m1.small", zone=local_zone,
+            system_tags={"aws:autoscaling:groupName": "web"}))
+        assert row.zone == "burst-far"
+    with pytest.raises(ClientError) as error:
+        _run(live, Placement={"AvailabilityZone": local_zone})
+    assert error.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
 
 
 def test_quotas_count_burst_instances(burst):
