@@ -208,18 +208,29 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
         """The EC2 error RunInstances would answer for this launch's image, instance type,
         key pair and security groups (names or ``sg-`` ids), if any; without launching.
         Auto Scaling checks a launch configuration with it when one is created."""
-        image = images.launchable(principal, image_id)
-        for part_id, kind in ((image.kernel_id, "kernel"), (image.ramdisk_id, "ramdisk")):
+        self._launch_parts(principal, LaunchRequest(
+            image_id=image_id, instance_type=instance_type, key_name=key_name,
+            security_groups=[group for group in security_groups
+                             if not group.startswith("sg-")],
+            security_group_ids=[group for group in security_groups
+                                if group.startswith("sg-")]))
+
+    def _launch_parts(self, principal: Principal, request: LaunchRequest):
+        """What *request* launches, each checked as RunInstances checks it: (the image,
+        kernel id, ramdisk id, instance type, key pair or None)."""
+        image = images.launchable(principal, request.image_id)
+        kernel_id = request.kernel_id or image.kernel_id
+        ramdisk_id = request.ramdisk_id or image.ramdisk_id
+        for part_id, kind in ((kernel_id, "kernel"), (ramdisk_id, "ramdisk")):
             if part_id:
                 images.launchable_part(principal, part_id, kind)
-        instance_types.get(instance_type)
-        if key_name:
-            keypairs.get(principal.account_id, key_name)
-        secgroups.check_launch_groups(
-            principal.account_id, [group for group in security_groups
-                                   if not group.startswith("sg-")],
-            [group for group in security_groups if group.startswith("sg-")],
-            int(self.config.get("security_groups_per_instance", 5)))
+        itype = instance_types.get(request.instance_type)
+        key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
+        instances.check_user_data(request.user_data)
+        secgroups.check_launch_groups(principal.account_id, request.security_groups or (),
+                                      request.security_group_ids or (),
+                                      int(self.config.get("security_groups_per_instance", 5)))
+        return image, kernel_id, ramdisk_id, itype, key
 
     def run_instances(self, principal: Principal, request: LaunchRequest) -> list[Instance]:
         """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
@@ -233,19 +244,8 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 return earlier
         if request.min_count < 1 or request.max_count < request.min_count:
             raise InvalidParameterValue("MinCount must be at least 1 and at most MaxCount.")
-        image = images.launchable(principal, request.image_id)
+        image, kernel_id, ramdisk_id, itype, key = self._launch_parts(principal, request)
         request = imageflags.with_image_defaults(request, image)     # its ImdsSupport
-        kernel_id = request.kernel_id or image.kernel_id
-        ramdisk_id = request.ramdisk_id or image.ramdisk_id
-        for part_id, kind in ((kernel_id, "kernel"), (ramdisk_id, "ramdisk")):
-            if part_id:
-                images.launchable_part(principal, part_id, kind)
-        itype = instance_types.get(request.instance_type)
-        key = keypairs.get(principal.account_id, request.key_name) if request.key_name else None
-        instances.check_user_data(request.user_data)
-        secgroups.check_launch_groups(principal.account_id, request.security_groups or (),
-                                      request.security_group_ids or (),
-                                      int(self.config.get("security_groups_per_instance", 5)))
         zones = self.cluster.zone_names()
         # a burst target (eucalite.burst) takes the launch: the zone asked for, its policy
         burst = self.burst.first(principal, request, image.id, itype.name) \
