@@ -286,11 +286,14 @@ def test_group_from_a_launch_template_follows_its_version(asg):
     assert tags["from"] == "template" and tags["aws:autoscaling:groupName"] == "lt"
     assert tags["aws:ec2launchtemplate:id"] == template["LaunchTemplateId"]
     assert group(asg, "lt")["Instances"][0]["LaunchTemplate"]["LaunchTemplateName"] == "web-lt"
-    with pytest.raises(ClientError) as caught:
-        asg.autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName="none", MinSize=1, MaxSize=2, AvailabilityZones=[asg.zone],
-            LaunchTemplate={"LaunchTemplateName": "missing"})
-    assert error_code(caught) == "ValidationError"
+    for spec in ({"LaunchTemplateName": "missing"},
+                 {"LaunchTemplateName": "web-lt", "Version": "99"},
+                 {"LaunchTemplateName": "web-lt", "Version": "\u00e9"}):
+        with pytest.raises(ClientError) as caught:
+            asg.autoscaling.create_auto_scaling_group(
+                AutoScalingGroupName="none", MinSize=1, MaxSize=2,
+                AvailabilityZones=[asg.zone], LaunchTemplate=spec)
+        assert error_code(caught) == "ValidationError", spec
 
 
 def test_a_user_needs_autoscaling_permissions_on_the_group(asg):
@@ -360,6 +363,8 @@ def test_the_aws_cli_drives_a_group(asg):
     ("create_auto_scaling_group", {"MinSize": 0, "MaxSize": 2, "LoadBalancerNames": ["lb"]}),
     ("describe_auto_scaling_groups", {"MaxRecords": 1000}),
     ("describe_scaling_activities", {"NextToken": "not-a-token"}),
+    ("describe_auto_scaling_groups", {"NextToken": "9" * 5000}),
+    ("describe_auto_scaling_groups", {"NextToken": "\u00b2"}),
     ("put_scheduled_update_group_action", {"ScheduledActionName": "s",
                                            "Recurrence": "0 0 31 2 *", "DesiredCapacity": 1}),
     ("put_scheduled_update_group_action", {"ScheduledActionName": "s", "TimeZone": "Mars/Base",

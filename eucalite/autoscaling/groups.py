@@ -230,6 +230,11 @@ def _set_source(principal: Principal, group: Group, request: dict[str, Any], com
     template = template_of(principal, spec, compute)
     spec = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name,
             "Version": spec.get("Version") or "$Default"}
+    try:        # the version must exist now, as AWS checks when the group is made
+        compute.launch_template_request(principal, template_id=template.id,
+                                        version=spec["Version"])
+    except AwsError as error:
+        raise validation(error.message) from None
     group.launch_template_json = dumps(spec)
     group.launch_config = None
 

@@ -285,10 +285,9 @@ class Keeper:
             group = db.session.get(Group, plan.group_id)
             if group is None:
                 return
-            activities.start(group, "Launching a new EC2 instance.  Status Reason: "
-                             f"{error.message}. Launching EC2 instance failed.",
-                             plan.launch_cause, status=activities.FAILED,
-                             message=f"{error.message}. Launching EC2 instance failed.",
+            reason = f"{error.message.rstrip('.')}. Launching EC2 instance failed."
+            activities.start(group, f"Launching a new EC2 instance.  Status Reason: {reason}",
+                             plan.launch_cause, status=activities.FAILED, message=reason,
                              details=self._details(zone))
         log.info("auto scaling group %s: launch failed: %s", plan.group_id, error.message)
 

@@ -13,7 +13,7 @@ import datetime as dt
 import threading
 from typing import Any
 
-from .. import access, tags
+from .. import access, integers, tags
 from ..accounts import Principal, utcnow
 from ..db import db, writing
 from ..errors import AwsError
@@ -38,11 +38,13 @@ def _token(position: int | None) -> str | None:
 
 
 def _position(token: str | None) -> int:
+    """Where a page starts: 0, or the position a NextToken carries."""
     if not token:
         return 0
-    if not token.isdigit():
+    position = integers.parse(token, max_digits=12)
+    if position is None:
         raise validation("The NextToken is not valid.")
-    return int(token)
+    return position
 
 
 class AutoScalingService:
