@@ -387,3 +387,30 @@ def test_bad_input_is_a_validation_error(asg, call, params):
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert asg.autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=["t"])["AutoScalingGroups"] == []
+
+
+def test_an_instance_failing_its_status_check_is_replaced_after_the_grace_period(asg):
+    from eucalite.accounts import utcnow
+    from eucalite.compute.models import Instance
+
+    make_group(asg, DesiredCapacity=1, HealthCheckGracePeriod=3600)
+    run_pass(asg)
+    [first] = member_ids(asg)
+    wait_for_state(asg.ec2, [first], "running")
+    run_pass(asg)
+    with asg.app.app_context():          # what the reconciler records of a failed check
+        row = db.session.get(Instance, first)
+        row.status_checked_at = row.status_impaired_since = utcnow()
+        db.session.commit()
+    run_pass(asg)
+    assert member_ids(asg) == [first]                # within its grace period
+    asg.autoscaling.update_auto_scaling_group(AutoScalingGroupName="web",
+                                              HealthCheckGracePeriod=0)
+    run_pass(asg)
+    run_pass(asg)
+    [second] = member_ids(asg)
+    assert second != first
+    causes = [activity["Cause"] for activity in asg.autoscaling.describe_scaling_activities(
+        AutoScalingGroupName="web")["Activities"]]
+    assert any("in response to an EC2 instance status check failure" in cause
+               for cause in causes)
