@@ -84,9 +84,17 @@ def test_bursting_into_another_eucalite(live, remote_eucalite):
     make_image(live)
     add_target(live, "remote", endpoint=remote.endpoints["ec2"], region=remote.region,
                images={"emi-0a1b2c3d": "emi-7e7e7e7e"}, types={"m1.small": "m1.small"})
-    with live.app.app_context():      # real credentials: the remote's admin key
-        live.app.extensions["eucalite"].burst.change_target(
-            "remote", {}, access_key_id=remote.key_id, secret_access_key=remote.secret)
+    burst = live.app.extensions["eucalite"].burst
+    with live.app.app_context():
+        # credentials the remote does not know: refused, and the target is marked so
+        error = burst.check_target("remote")
+        assert "AuthFailure" in error or "InvalidClientTokenId" in error, error
+        assert burst.target("remote").unreachable
+        # real credentials: the remote's admin key
+        burst.change_target("remote", {}, access_key_id=remote.key_id,
+                            secret_access_key=remote.secret)
+        assert burst.check_target("remote") is None
+        assert not burst.target("remote").unreachable
     remote_worker = remote.services.compute.worker
     ids = _launch(live, 2)
     _settle_until(live, ids, ["running", "running"], remote_worker)

@@ -72,14 +72,15 @@ class BurstService:
 
     def check_target(self, name: str) -> str | None:
         """Ask target *name* whether it answers with its credentials now; the error, or
-        None. Its health records the answer."""
+        None. Its health records the answer (a refusal, such as AuthFailure, makes it
+        unusable too, as in the reconciler's listing)."""
         target = targets.get(name)
         remote = self.remote(target)
         db.session.rollback()
         try:
             remote.check()
         except RemoteError as error:
-            targets.record_health(name, str(error) if error.unreachable else None)
+            targets.record_health(name, str(error))
             return str(error)
         targets.record_health(name, None)
         return None
