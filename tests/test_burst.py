@@ -432,3 +432,28 @@ def test_a_launch_whose_target_stopped_mapping_its_image_ends_with_the_reason(bu
     assert "maps no image emi-0a1b2c3d and no instance type m1.small" in \
         item["StateReason"]["Message"]
     assert fake.instances == {}
+
+
+def test_local_addresses_are_handed_out_past_burst_launches(tmp_path, monkeypatch):
+    """A burst instance's address (the remote's) does not restart the local subnet's
+    round: the next local launch still gets the address after the last local one."""
+    from liveutil import start_live_node, stop_live
+    live, server = start_live_node(tmp_path / "node", hypervisor="fake")
+    try:
+        make_image(live)
+        fake = FakeRemote()
+        use_fake(live, monkeypatch, fake)
+        add_target(live)
+        ec2 = live.client("ec2")
+        first, second = _run(live, 2)[0]
+        ec2.terminate_instances(InstanceIds=[first])
+        live.services.compute.worker.wait()
+        _run(live, Placement={"AvailabilityZone": "burst-far"})
+        settle(live)
+        [third], _ = _run(live)
+        ips = {item["InstanceId"]: item["PrivateIpAddress"]
+               for item in _describe(live, [first, second, third])}
+        import ipaddress
+        assert ipaddress.ip_address(ips[third]) == ipaddress.ip_address(ips[second]) + 1
+    finally:
+        stop_live(live, server)

@@ -290,7 +290,8 @@ def addresses_in_use() -> tuple[set[str], str | None]:
     used = set(db.session.execute(db.select(Instance.private_ip).where(
         Instance.state != states.TERMINATED, Instance.private_ip.is_not(None))).scalars())
     last = db.session.execute(db.select(Instance.private_ip).where(
-        Instance.private_ip.is_not(None)).order_by(
+        # a burst instance's address is its remote cloud's, not of this subnet
+        Instance.private_ip.is_not(None), Instance.burst_target.is_(None)).order_by(
         Instance.launch_time.desc(), Instance.id.desc()).limit(1)).scalar()
     return used, last
 
