@@ -8,8 +8,8 @@ import logging
 import threading
 import time
 
+from .. import duty
 from ..cloudwatch.datums import single
-from ..db import db
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +28,17 @@ def publish_group_metrics(service) -> None:
 
 
 def start(app, interval: float) -> threading.Event:
-    """Run the duty in a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
+    """Run the duty in a daemon thread (:func:`eucalite.duty.every`); set the returned event
+    to stop it."""
     service = app.extensions["eucalite"].autoscaling
+    published = [0.0]
 
-    def loop() -> None:
-        published = 0.0
-        while not stop.is_set():
-            service.woken.wait(interval)
-            service.woken.clear()
-            if stop.is_set():
-                return
-            try:
-                with app.app_context():
-                    acted = service.run_pass()
-                    if time.monotonic() - published >= METRICS_EVERY:
-                        publish_group_metrics(service)
-                        published = time.monotonic()
-                    db.session.remove()
-                if acted:
-                    log.info("auto scaling: %d instances launched or ended", acted)
-            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
-                log.exception("auto scaling pass failed")
+    def one_pass() -> None:
+        acted = service.run_pass()
+        if time.monotonic() - published[0] >= METRICS_EVERY:
+            publish_group_metrics(service)
+            published[0] = time.monotonic()
+        if acted:
+            log.info("auto scaling: %d instances launched or ended", acted)
 
-    threading.Thread(target=loop, name="autoscaling", daemon=True).start()
-    return stop
+    return duty.every(app, "autoscaling", interval, one_pass, wake=service.woken)

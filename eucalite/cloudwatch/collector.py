@@ -42,7 +42,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import func, select
 
-from .. import tags
+from .. import duty, tags
 from ..accounts import ADMIN_ACCOUNT, get_account
 from ..cluster.virt.driver import DiskCounters, DomainCounters, NotSupported
 from ..compute import instance_status, states
@@ -433,16 +433,4 @@ def start(app) -> threading.Event:
     serving process; set the returned event to stop it."""
     services = app.extensions["eucalite"]
     collector = Collector(services, services.config)
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(collector.detailed):
-            try:
-                with app.app_context():
-                    collector.collect()
-                    db.session.remove()
-            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
-                log.exception("metrics collection failed")
-
-    threading.Thread(target=loop, name="cloudwatch-collector", daemon=True).start()
-    return stop
+    return duty.every(app, "cloudwatch-collector", collector.detailed, collector.collect)

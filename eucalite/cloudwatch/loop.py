@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from ..db import db
+from .. import duty
 
 log = logging.getLogger(__name__)
 
@@ -16,24 +16,17 @@ SWEEP_EVERY = 3600
 
 
 def start(app, interval: float) -> threading.Event:
-    """Run the duty in a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
+    """Run the duty in a daemon thread (:func:`eucalite.duty.every`); set the returned event
+    to stop it."""
     service = app.extensions["eucalite"].cloudwatch
+    swept = [0.0]
 
-    def loop() -> None:
-        swept = 0.0
-        while not stop.wait(interval):
-            try:
-                with app.app_context():
-                    changed = service.evaluate_alarms()
-                    if time.monotonic() - swept >= SWEEP_EVERY:
-                        service.upkeep()
-                        swept = time.monotonic()
-                    db.session.remove()
-                if changed:
-                    log.info("alarms: %d changed state", changed)
-            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
-                log.exception("alarm evaluation failed")
+    def one_pass() -> None:
+        changed = service.evaluate_alarms()
+        if time.monotonic() - swept[0] >= SWEEP_EVERY:
+            service.upkeep()
+            swept[0] = time.monotonic()
+        if changed:
+            log.info("alarms: %d changed state", changed)
 
-    threading.Thread(target=loop, name="cloudwatch-alarms", daemon=True).start()
-    return stop
+    return duty.every(app, "cloudwatch-alarms", interval, one_pass)

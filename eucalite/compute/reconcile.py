@@ -37,6 +37,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from .. import duty
 from ..cluster import nodes, overlay
 from ..cluster.node import Node
 from ..cluster.service import ClusterService
@@ -186,20 +187,11 @@ def _destroy_quietly(node: Node, ebs: EbsService, instance: Instance) -> None:
 
 def start(app, interval: float) -> threading.Event:
     """Reconcile every *interval* seconds in a daemon thread; set the event to stop."""
-    stop = threading.Event()
+    services = app.extensions["eucalite"]
 
-    def loop() -> None:
-        services = app.extensions["eucalite"]
-        while not stop.wait(interval):
-            try:
-                with app.app_context():
-                    reconcile(services.cluster, services.ebs,
-                              board=services.compute.status_board)
-                    services.cluster.check_nodes()
-                    services.compute.purge_terminated()
-                    db.session.remove()
-            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
-                log.exception("reconcile pass failed")
+    def one_pass() -> None:
+        reconcile(services.cluster, services.ebs, board=services.compute.status_board)
+        services.cluster.check_nodes()
+        services.compute.purge_terminated()
 
-    threading.Thread(target=loop, name="reconciler", daemon=True).start()
-    return stop
+    return duty.every(app, "reconciler", interval, one_pass)
