@@ -44,7 +44,7 @@ class FakeRemote:
             "state": state, "tags": {INSTANCE_TAG: local_id,
                                      CLOUD_TAG: cloud_id or self.cloud_id},
             "private_ip": f"172.31.0.{len(self.instances) % 250 + 1}",
-            "public_ip": f"198.51.100.{len(self.instances) % 250 + 1}"}
+            "public_ip": f"203.0.113.{len(self.instances) % 250 + 1}"}
         return remote_id
 
     def run(self, local_id, image_id, instance_type, *, user_data=None, tags=None,

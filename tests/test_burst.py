@@ -128,7 +128,7 @@ def test_a_full_cloud_bursts_and_the_instance_runs_remotely(burst):
     items = _describe(live, ids)
     assert [item["State"]["Name"] for item in items] == ["running", "running"]
     assert all(item["PrivateIpAddress"].startswith("172.31.") for item in items)
-    assert all(item["PublicIpAddress"].startswith("198.51.100.") for item in items)
+    assert all(item["PublicIpAddress"].startswith("203.0.113.") for item in items)
     remote = {record["tags"]["eucalite:instance-id"]: record
               for record in fake.instances.values()}
     assert set(remote) == set(ids)
@@ -455,5 +455,28 @@ def test_local_addresses_are_handed_out_past_burst_launches(tmp_path, monkeypatc
                for item in _describe(live, [first, second, third])}
         import ipaddress
         assert ipaddress.ip_address(ips[third]) == ipaddress.ip_address(ips[second]) + 1
+    finally:
+        stop_live(live, server)
+
+
+def test_an_elastic_ip_cannot_be_associated_with_a_burst_instance(tmp_path, monkeypatch):
+    from liveutil import start_live_node, stop_live
+    live, server = start_live_node(tmp_path / "node", hypervisor="fake",
+                                   public_ips=["198.51.100.10-198.51.100.14"],
+                                   public_interface="eulab0")
+    try:
+        make_image(live)
+        use_fake(live, monkeypatch, FakeRemote())
+        add_target(live)
+        [instance_id], answer = _run(live, Placement={"AvailabilityZone": "burst-far"})
+        settle(live)
+        ec2 = live.client("ec2")
+        # no launch address of this cloud's pool either: its address is the remote's
+        assert _describe(live, [instance_id])[0]["PublicIpAddress"].startswith("203.0.113.")
+        address = ec2.allocate_address()["PublicIp"]
+        with pytest.raises(ClientError) as error:
+            ec2.associate_address(InstanceId=instance_id, PublicIp=address)
+        assert error.value.response["Error"]["Code"] == "UnsupportedOperation"
+        assert "burst target far" in error.value.response["Error"]["Message"]
     finally:
         stop_live(live, server)

@@ -13,6 +13,7 @@ from .. import tags
 from ..accounts import Principal
 from ..db import writing
 from ..errors import ServiceUnavailable
+from ..errors.ec2 import UnsupportedOperation
 from . import addresses, instances, netplan
 from .addresses import Pool
 from .models import Address, Instance
@@ -80,6 +81,10 @@ class AddressesMixin:
         with writing():
             row = addresses.find(principal, public_ip=public_ip, allocation_id=allocation_id)
             instance = instances.owned(principal, instance_id)
+            if instance.burst_target:       # its public address is its remote cloud's
+                raise UnsupportedOperation(
+                    f"The instance '{instance.id}' runs on burst target "
+                    f"{instance.burst_target}: this cloud's addresses cannot reach it.")
             changed = addresses.associate(pool, row, instance, allow_reassociation)
         if changed:
             netplan.sync(self.cluster)
