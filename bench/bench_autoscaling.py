@@ -14,11 +14,14 @@ eucalite runs in this process (werkzeug, threads) with its Auto Scaling loop run
   ran), -> the instance recorded in the group (RunInstances made by the keeper), ->
   running. The group is then set back to 1 and the alarm to OK, waited for.
 
-``--hypervisor fake`` (default) times eucalite's own path on the in-memory hypervisor;
-``--real`` boots the tiny guest on qemu:///system (root and libvirtd needed; skipped with
-the reason otherwise), where "running" comes once the domain is started.
+By default eucalite's own path is timed on the in-memory hypervisor; ``--real`` boots the
+tiny guest on qemu:///system (root and libvirtd needed; skipped with the reason otherwise),
+where "running" comes once the domain is started; ``--burst`` gives the cloud no node of
+its own and a when-full burst target on a second in-process eucalite (a fake-hypervisor
+node), with its burst reconciler running: both the plain launch and the group's launch
+then run remotely, and "running" is the local cloud's view once the reconciler saw it.
 
-    .venv/bin/python bench/bench_autoscaling.py [--runs N] [--quick] [--real]
+    .venv/bin/python bench/bench_autoscaling.py [--runs N] [--quick] [--real | --burst]
 """
 from __future__ import annotations
 
@@ -39,8 +42,11 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3 runs")
-    parser.add_argument("--real", action="store_true",
-                        help="real guests on qemu:///system instead of the fake hypervisor")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--real", action="store_true",
+                       help="real guests on qemu:///system instead of the fake hypervisor")
+    where.add_argument("--burst", action="store_true",
+                       help="no local node: every launch bursts into a second eucalite")
     args = parser.parse_args()
     if args.quick:
         args.runs = 3
@@ -48,12 +54,12 @@ def parse() -> argparse.Namespace:
 
 
 class Cloud(InProcessCloud):
-    def __init__(self, data_dir: Path, real: bool):
+    def __init__(self, data_dir: Path, real: bool = False, node: bool = True):
         options = ({"hypervisor": "libvirt", "libvirt_uri": "qemu:///system",
                     "instance_subnet": "10.211.0.0/24", "instance_network": "eucalite-asbench",
                     "instance_bridge": "euasbenchbr0", "reconcile_interval": 3600}
                    if real else {"hypervisor": "fake"})
-        super().__init__(data_dir, node=True, **options)
+        super().__init__(data_dir, node=node, **options)
         import boto3
         from botocore.config import Config
 
@@ -72,7 +78,7 @@ class Cloud(InProcessCloud):
                                          config=config)
         self.launched: set[str] = set()
 
-    def image(self, real: bool) -> str:
+    def image(self, real: bool, image_id: str = "emi-0bec4a11") -> str:
         from eucalite import accounts
         from eucalite.cli.common import admin_principal
         from eucalite.compute.imageimport import ImageFiles
@@ -87,10 +93,33 @@ class Cloud(InProcessCloud):
                     admin_principal(), ImageFiles(files.kernel, files.ramdisk, files.root),
                     name="asbench", bucket="asbench")["machine"]
             owner = accounts.get_account(accounts.ADMIN_ACCOUNT).id
-            db.session.add(Image(id="emi-0bec4a11", owner_id=owner, kind="machine",
+            db.session.add(Image(id=image_id, owner_id=owner, kind="machine",
                                  name="bench", state="available"))
             db.session.commit()
-        return "emi-0bec4a11"
+        return image_id
+
+    def burst_into(self, remote: "Cloud", cleanup) -> None:
+        """A when-full burst target on *remote* (its node made roomy), and this cloud's
+        burst reconciler running."""
+        from eucalite import accounts, config as config_module
+        from eucalite.burst import reconcile
+        from eucalite.cluster.models import Node
+        from eucalite.db import db
+
+        remote_image = remote.image(False, "emi-7e7e7e7e")
+        config = remote.app.config["EUCALITE"]
+        with remote.app.app_context():
+            for node in db.session.execute(db.select(Node)).scalars():
+                node.cores = node.memory_mb = node.disk_gb = 100_000
+            db.session.commit()
+            remote_key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
+            key_id, secret = remote_key.id, remote_key.secret
+        with self.app.app_context():
+            self.services.burst.add_target(
+                "remote", endpoint_url=config_module.endpoints(config)["ec2"],
+                region=config["region"], access_key_id=key_id, secret_access_key=secret,
+                image_map={"emi-0bec4a11": remote_image}, type_map={"m1.small": "m1.small"})
+        cleanup.insert(0, reconcile.start(self.app, 30).set)
 
     def state(self, instance_id: str) -> str:
         return self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
@@ -152,10 +181,16 @@ def main() -> None:
     def body(cleanup) -> None:
         from eucalite.autoscaling import loop
 
-        cloud = Cloud(top / "data", args.real)
+        cloud = Cloud(top / "data", args.real, node=not args.burst)
         cleanup.append(lambda: cloud.close(sorted(cloud.launched),
                                            "eucalite-asbench" if args.real else None))
-        cloud.start_node()
+        if args.burst:
+            remote = Cloud(top / "remote")
+            cleanup.append(lambda: remote.close())
+            remote.start_node()
+            cloud.burst_into(remote, cleanup)
+        else:
+            cloud.start_node()
         stop = loop.start(cloud.app, interval=10)
         cleanup.insert(0, stop.set)
         image_id = cloud.image(args.real)
@@ -185,7 +220,9 @@ def main() -> None:
             running.append(to_running)
             progress(f"run {run + 1}: plain {plain[-1] * 1000:.0f} ms, alarm to running "
                      f"{to_running * 1000:.0f} ms")
-        hypervisor = "qemu:///system (real guests)" if args.real else "the fake hypervisor"
+        hypervisor = ("qemu:///system (real guests)" if args.real else
+                      "a burst target (a second eucalite, fake hypervisor)" if args.burst else
+                      "the fake hypervisor")
         print(f"Auto Scaling, alarm to running, on {hypervisor}, {args.runs} runs")
         print(line("baseline: RunInstances -> running", plain))
         print(line("alarm fired -> desired capacity changed", policies))
