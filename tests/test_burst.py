@@ -235,10 +235,10 @@ def test_always_targets_take_the_auto_scaling_groups_they_list(live, monkeypatch
         from eucalite.compute.instances import LaunchRequest
         admin = accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
                                                         accounts.ADMIN_USER))
-        # Auto Scaling names one of the group's zones: its choice, not the user's
+        # Auto Scaling aims at one of the group's zones (LaunchRequest.zones)
         [row] = compute.run_instances(admin, LaunchRequest(
             "emi-0a1b2c3d", instance_type="m1.small",
-            zone=live.app.extensions["eucalite"].cluster.zone_names()[0],
+            zones=live.app.extensions["eucalite"].cluster.zone_names()[:1],
             system_tags={"aws:autoscaling:groupName": "web"}))
         assert row.zone == "burst-groups"
         with pytest.raises(Exception, match="InsufficientInstanceCapacity|capacity"):
@@ -251,7 +251,7 @@ def test_always_targets_take_the_auto_scaling_groups_they_list(live, monkeypatch
     assert not any(key.startswith("aws:") for key in record["tags"])
 
 
-def test_a_full_zone_chosen_by_auto_scaling_overflows_but_one_a_user_names_does_not(burst):
+def test_a_full_zone_auto_scaling_aims_at_overflows_but_one_a_user_names_does_not(burst):
     live, fake = burst
     compute = live.app.extensions["eucalite"].compute
     local_zone = live.app.extensions["eucalite"].cluster.zone_names()[0]
@@ -261,7 +261,7 @@ def test_a_full_zone_chosen_by_auto_scaling_overflows_but_one_a_user_names_does_
         admin = accounts.principal_of(accounts.get_user(accounts.ADMIN_ACCOUNT,
                                                         accounts.ADMIN_USER))
         [row] = compute.run_instances(admin, LaunchRequest(
-            "emi-0a1b2c3d", instance_type="m1.small", zone=local_zone,
+            "emi-0a1b2c3d", instance_type="m1.small", zones=[local_zone],
             system_tags={"aws:autoscaling:groupName": "web"}))
         assert row.zone == "burst-far"
     with pytest.raises(ClientError) as error:

@@ -11,8 +11,9 @@
   goes to the first (by name) enabled ``when-full`` target that maps its image and type
   and answered at its last contact; when the only ones that would have taken it are
   unreachable, the capacity error says so.
-* An Auto Scaling launch (one carrying the group tag) counts as naming no zone: the zone
-  it names is the group's choice among its own, not the user's.
+* Auto Scaling aims a group's launch at one of its local zones with
+  ``LaunchRequest.zones`` and no zone, so these rules apply to it as to a launch naming no
+  zone.
 """
 from __future__ import annotations
 
@@ -66,9 +67,9 @@ def first(principal: Principal, request: LaunchRequest, image_id: str,
                     f"Insufficient capacity in {request.zone}: burst target {target.name} is "
                     f"unreachable: {target.last_error}")
             return Placement(target.name, target.zone)
+    if request.zone:
+        return None             # a zone of this cloud was asked for
     group = _group(request)
-    if request.zone and group is None:
-        return None             # the user chose a zone of this cloud
     for target in targets.list_all():
         if target.policy == ALWAYS and not target.unreachable and \
                 takes(target, image_id, instance_type) and (
@@ -82,8 +83,8 @@ def overflow(request: LaunchRequest, image_id: str, instance_type: str,
              error: InsufficientInstanceCapacity) -> Placement:
     """The ``when-full`` target that takes a launch local capacity refused with *error*;
     *error* again (naming the unreachable targets that would have taken it) if none."""
-    if request.zone and _group(request) is None:
-        raise error             # the user chose a zone of this cloud
+    if request.zone:
+        raise error             # a zone of this cloud was asked for
     down = []
     for target in targets.list_all():
         if target.policy == WHEN_FULL and takes(target, image_id, instance_type):
