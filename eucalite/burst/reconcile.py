@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import duty
 from ..accounts import utcnow
 from ..compute import states
 from ..compute.models import Instance
@@ -158,29 +159,14 @@ FOLLOW_UP = 2.0
 
 
 def start(app, interval: float) -> threading.Event:
-    """A pass over every target every *interval* seconds in a daemon thread, every
-    :data:`FOLLOW_UP` seconds while an instance is in transit, and soon after the burst
-    service is woken (:attr:`BurstService.wake`: a launch, an action); set the returned
-    event to stop it (at its next wake-up)."""
-    stop = threading.Event()
+    """A pass over every target every *interval* seconds (:func:`eucalite.duty.every`),
+    every :data:`FOLLOW_UP` seconds while an instance is in transit, and at once after the
+    burst service is woken (:attr:`BurstService.wake`: a launch, an action); set the
+    returned event to stop it (at its next wake-up)."""
     burst = app.extensions["eucalite"].burst
 
-    def loop() -> None:
-        wait = interval
-        while True:
-            burst.wake.wait(wait)
-            burst.wake.clear()
-            if stop.is_set():
-                return
-            try:
-                with app.app_context():
-                    reports = burst.reconcile()
-                    db.session.remove()
-                wait = FOLLOW_UP if any(report.in_transit for report in reports) \
-                    else interval
-            except Exception:  # noqa: BLE001 - a failed pass must not end the thread
-                log.exception("burst reconcile pass failed")
-                wait = interval
+    def one_pass() -> float | None:
+        reports = burst.reconcile()
+        return FOLLOW_UP if any(report.in_transit for report in reports) else None
 
-    threading.Thread(target=loop, name="burst-reconciler", daemon=True).start()
-    return stop
+    return duty.every(app, "burst-reconciler", interval, one_pass, wake=burst.wake)
