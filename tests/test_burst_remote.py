@@ -147,7 +147,7 @@ def _start_moto(path, port):
 
 
 @pytest.fixture
-def moto(live):
+def moto():
     path = _moto_server()
     port = free_port()
     holder = {"process": _start_moto(path, port), "port": port, "path": path}
@@ -201,3 +201,62 @@ def test_bursting_into_moto_server(live, moto):
     age(live, ids)                  # long enough ago not to be a listing's lag
     _settle_until(live, ids, ["terminated"] * 3)
     assert _remote_instances(ec2, set(ids)) == {}
+
+
+# --- `eucalite serve`: the served process runs the burst reconciler ---------------------
+
+def test_a_served_cloud_bursts_with_the_cli_configured_target(tmp_path, moto):
+    """`eucalite serve` (gunicorn) with no node and a target added by `eucalite burst add`:
+    a launch runs on moto_server and its terminate leaves nothing there, with nothing but
+    the served process's own burst reconciler following them up."""
+    import boto3
+    from botocore.config import Config
+
+    from eucalite import accounts, create_app
+    from eucalite.compute.models import Image
+    from eucalite.db import db
+    from serverutil import EUCALITE, cli_env, run, stop, wait_ready
+
+    url = f"http://127.0.0.1:{moto['port']}"
+    ami = _moto_client(url).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    data_dir = tmp_path / "served"
+    env = cli_env(EUCALITE_DATA_DIR=str(data_dir), EUCALITE_BURST_SECRET_ACCESS_KEY="moto")
+    app = create_app({"data_dir": str(data_dir), "node": False})
+    with app.app_context():     # an image to launch, recorded as the image tests do
+        owner = accounts.get_account(accounts.ADMIN_ACCOUNT).id
+        db.session.add(Image(id="emi-0a1b2c3d", owner_id=owner, kind="machine",
+                             name="img", state="available"))
+        db.session.commit()
+        key = accounts.first_active_key(accounts.ADMIN_ACCOUNT, accounts.ADMIN_USER)
+        key_id, secret = key.id, key.secret
+    run(EUCALITE, "burst", "add", "remote", "--endpoint", url, "--region", "us-east-1",
+        "--access-key-id", "AKIDMOTO", "--image", f"emi-0a1b2c3d={ami}",
+        "--type", "m1.small=t3.micro", env=env)
+    port = free_port()
+    process = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        wait_ready(port, process)
+        ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}/services/compute",
+                           region_name="eucalyptus", aws_access_key_id=key_id,
+                           aws_secret_access_key=secret,
+                           config=Config(retries={"max_attempts": 1}))
+        [item] = ec2.run_instances(ImageId="emi-0a1b2c3d", InstanceType="m1.small",
+                                   MinCount=1, MaxCount=1)["Instances"]
+        instance_id = item["InstanceId"]
+        assert item["Placement"]["AvailabilityZone"] == "burst-remote"
+
+        def state():
+            [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+            return reservation["Instances"][0]["State"]["Name"]
+        wait_until(lambda: state() == "running", "the burst instance to run", timeout=30)
+        remote = _remote_instances(_moto_client(url), {instance_id})
+        assert remote[instance_id]["State"]["Name"] == "running"
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        wait_until(lambda: state() == "terminated", "the terminate", timeout=30)
+        remote = _remote_instances(_moto_client(url), {instance_id})
+        assert remote[instance_id]["State"]["Name"] == "terminated"
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
