@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from sqlalchemy.exc import IntegrityError
+
 from .. import config as config_module
 from .. import tags
 from ..credentials import user_certificate
@@ -215,6 +217,19 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
             security_group_ids=[group for group in security_groups
                                 if group.startswith("sg-")]))
 
+    @staticmethod
+    def _earlier_launch(principal: Principal, request: LaunchRequest) -> list[Instance]:
+        """The instances an earlier RunInstances with *request*'s ClientToken made (none
+        without a token); IdempotentParameterMismatch if it launched something else."""
+        if not request.client_token:
+            return []
+        earlier = instances.by_client_token(principal, request.client_token)
+        if earlier and (earlier[0].image_id != request.image_id or
+                        earlier[0].instance_type != request.instance_type):
+            raise IdempotentParameterMismatch(
+                "Client token already used with different parameters.")
+        return earlier
+
     def _launch_parts(self, principal: Principal, request: LaunchRequest):
         """What *request* launches, each checked as RunInstances checks it: (the image,
         kernel id, ramdisk id, instance type, key pair or None)."""
@@ -234,14 +249,9 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
 
     def run_instances(self, principal: Principal, request: LaunchRequest) -> list[Instance]:
         """RunInstances: all of MinCount..MaxCount that fit, or nothing at all."""
-        if request.client_token:
-            earlier = instances.by_client_token(principal, request.client_token)
-            if earlier:
-                if earlier[0].image_id != request.image_id or \
-                        earlier[0].instance_type != request.instance_type:
-                    raise IdempotentParameterMismatch(
-                        "Client token already used with different parameters.")
-                return earlier
+        earlier = self._earlier_launch(principal, request)
+        if earlier:
+            return earlier
         if request.min_count < 1 or request.max_count < request.min_count:
             raise InvalidParameterValue("MinCount must be at least 1 and at most MaxCount.")
         image, kernel_id, ramdisk_id, itype, key = self._launch_parts(principal, request)
@@ -299,10 +309,16 @@ class ComputeService(ImagesMixin, KeyPairsMixin, SecurityGroupsMixin, SecurityGr
                 public_pool=None if burst else self.launch_pool(),
                 tag=tag_and_mark,
                 record_volumes=(lambda row, planned: None) if burst else record_volumes)
-        except BaseException:
+        except BaseException as error:
             db.session.rollback()
             for node_id in filter(None, node_ids):
                 nodes.release(node_id, need)
+            # the same ClientToken in a concurrent call, which recorded its launch first:
+            # answer what it made, as a retry after it would get
+            earlier = self._earlier_launch(principal, request) \
+                if isinstance(error, IntegrityError) else None
+            if earlier:
+                return earlier
             raise
         if burst:
             self.burst.launch_later([row.id for row in rows])
