@@ -28,6 +28,16 @@ requires_real_libvirt = pytest.mark.skipif(
            "(./setup.sh test does)")
 
 
+def busy_loop(seconds: int) -> str:
+    """Shell lines for a guest's user-data script: keep its vCPU busy for *seconds*, saying
+    on the console when it starts and stops."""
+    return f"""end=$(( $(date +%s) + {seconds} ))
+echo {MARK} busy-start
+while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; done
+echo {MARK} busy-end
+"""
+
+
 def build_guest(tmp_path_factory) -> guest.GuestFiles:
     """The tiny guest's kernel, ramdisk and root: cached in EUCALITE_TEST_GUEST_DIR when
     set, else built in a temporary directory."""

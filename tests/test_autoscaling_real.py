@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-from guestutil import BOOT_TIMEOUT, MARK, build_guest, guest_console, live_cloud, \
+from guestutil import BOOT_TIMEOUT, build_guest, busy_loop, guest_console, live_cloud, \
     requires_real_libvirt, terminate
 from serverutil import wait_until
 
@@ -24,13 +24,7 @@ pytestmark = requires_real_libvirt
 INTERVAL = 3
 BUSY_SECONDS = 45
 #: user data of the scaled group: busy for BUSY_SECONDS shortly after boot, then idle
-BUSY = f"""#!/bin/sh
-sleep 2
-end=$(( $(date +%s) + {BUSY_SECONDS} ))
-echo {MARK} busy-start
-while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; done
-echo {MARK} busy-end
-"""
+BUSY = "#!/bin/sh\nsleep 2\n" + busy_loop(BUSY_SECONDS)
 
 
 @pytest.fixture(scope="module")

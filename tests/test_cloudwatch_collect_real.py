@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from guestutil import BOOT_TIMEOUT, MARK, build_guest, guest_console, live_cloud, \
+from guestutil import BOOT_TIMEOUT, MARK, build_guest, busy_loop, guest_console, live_cloud, \
     requires_real_libvirt, terminate
 from serverutil import wait_until
 
@@ -32,11 +32,7 @@ SCRIPT = f"""#!/bin/sh
 sleep 3
 dd if=/dev/zero of=/dev/vdb bs=65536 count={WRITTEN // 65536} oflag=direct conv=fsync
 echo {MARK} wrote
-end=$(( $(date +%s) + {BUSY_SECONDS} ))
-echo {MARK} busy-start
-while [ $(date +%s) -lt $end ]; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; done
-echo {MARK} busy-end
-"""
+""" + busy_loop(BUSY_SECONDS)
 
 
 @pytest.fixture(scope="module")
