@@ -480,3 +480,24 @@ def test_an_elastic_ip_cannot_be_associated_with_a_burst_instance(tmp_path, monk
         assert "burst target far" in error.value.response["Error"]["Message"]
     finally:
         stop_live(live, server)
+
+
+def test_credentials_that_cannot_be_unsealed_make_the_target_unreachable(live):
+    make_image(live)
+    add_target(live)
+    with live.app.app_context():       # as if the data directory's key file were replaced
+        target = db.session.get(BurstTarget, "far")
+        target.credentials = sealed.seal(live.app.config["EUCALITE"]["data_dir"], "other",
+                                         "AKID", "secret")
+        db.session.commit()
+    [instance_id], _ = _run(live, Placement={"AvailabilityZone": "burst-far"})
+    live.app.extensions["eucalite"].compute.worker.wait()
+    [item] = _describe(live, [instance_id])
+    assert item["State"]["Name"] == "terminated"
+    assert "cannot be unsealed" in item["StateReason"]["Message"]
+    [report] = settle(live)
+    assert "cannot be unsealed" in report.unreachable
+    with live.app.app_context():
+        burst = live.app.extensions["eucalite"].burst
+        assert "cannot be unsealed" in burst.check_target("far")
+        assert burst.target("far").unreachable

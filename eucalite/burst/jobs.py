@@ -73,9 +73,9 @@ def launch(remote_of: RemoteOf, instance_id: str) -> None:
     user_data = instances.decode_user_data(row.user_data)
     public_key, name = row.key_public, target.name
     local_image, local_type = row.image_id, row.instance_type
-    remote = remote_of(target)
-    db.session.rollback()       # no transaction held across the remote call
     try:
+        remote = remote_of(target)
+        db.session.rollback()       # no transaction held across the remote call
         if image is None or itype is None:      # the maps changed since it was placed
             unmapped = [what for what, value in ((f"image {local_image}", image),
                                                  (f"instance type {local_type}", itype))
@@ -119,9 +119,10 @@ def terminate(remote_of: RemoteOf, instance_id: str) -> None:
         return
     row, target = loaded
     if row.remote_id:
-        remote_id, name, remote = row.remote_id, target.name, remote_of(target)
-        db.session.rollback()
+        remote_id, name = row.remote_id, target.name
         try:
+            remote = remote_of(target)
+            db.session.rollback()
             remote.terminate([remote_id])
         except RemoteError as error:
             _called(name, error)
@@ -145,9 +146,10 @@ def _act(remote_of: RemoteOf, instance_id: str, state: str, call: str,
     if loaded is None or loaded[0].state != state or not loaded[0].remote_id:
         return
     row, target = loaded
-    remote_id, name, remote = row.remote_id, target.name, remote_of(target)
-    db.session.rollback()
+    remote_id, name = row.remote_id, target.name
     try:
+        remote = remote_of(target)
+        db.session.rollback()
         getattr(remote, call)(remote_id)
     except RemoteError as error:
         _called(name, error)

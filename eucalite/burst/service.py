@@ -75,9 +75,9 @@ class BurstService:
         None. Its health records the answer (a refusal, such as AuthFailure, makes it
         unusable too, as in the reconciler's listing)."""
         target = targets.get(name)
-        remote = self.remote(target)
-        db.session.rollback()
         try:
+            remote = self.remote(target)
+            db.session.rollback()
             remote.check()
         except RemoteError as error:
             targets.record_health(name, str(error))
@@ -173,7 +173,13 @@ class BurstService:
         for target in targets.list_all():
             with self._lock:
                 launching = set(self.launching)
-            reports.append(reconcile_target(target, self.remote(target),
+            try:
+                remote = self.remote(target)
+            except RemoteError as error:        # its credentials cannot be unsealed
+                targets.record_health(target.name, str(error))
+                reports.append(Report(target.name, unreachable=str(error)))
+                continue
+            reports.append(reconcile_target(target, remote,
                                             lambda instance_id: self.launch_later([instance_id]),
                                             launching))
         return reports

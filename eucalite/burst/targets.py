@@ -7,6 +7,8 @@ import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlparse
 
+from cryptography.exceptions import InvalidTag
+
 from ..accounts import utcnow
 from ..db import db, write_lock
 from ..errors import InvalidParameterValue
@@ -15,7 +17,7 @@ from ..compute import states
 from ..compute.models import Instance
 from . import sealed
 from .models import POLICIES, WHEN_FULL, BurstTarget
-from .remote import Endpoint
+from .remote import Endpoint, RemoteError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 #: What ``set`` may change (credentials go through their own argument pair).
@@ -155,8 +157,15 @@ def remove(name: str) -> None:
 
 
 def endpoint(data_dir: str, target: BurstTarget) -> Endpoint:
-    """Where and as whom to reach *target* (its credentials unsealed)."""
-    access_key_id, secret = sealed.unseal(data_dir, target.name, target.credentials)
+    """Where and as whom to reach *target* (its credentials unsealed). RemoteError when
+    they cannot be unsealed (the data directory's key file was replaced): the target is
+    then as unreachable as one that does not answer, until its credentials are set again."""
+    try:
+        access_key_id, secret = sealed.unseal(data_dir, target.name, target.credentials)
+    except (InvalidTag, ValueError, KeyError) as error:
+        raise RemoteError(f"the credentials of burst target {target.name} cannot be "
+                          f"unsealed ({type(error).__name__}: was {sealed.KEY_FILE} "
+                          "replaced?): set them again with `eucalite burst set`") from None
     return Endpoint(target.endpoint_url, target.region, access_key_id, secret)
 
 
