@@ -7,8 +7,8 @@ page as it would against AWS) holding N instances tagged as this cloud's, and an
 in-process eucalite (SQLite in a fresh data directory under /tmp) with the N matching
 instance rows on one burst target. Measured, each as the median of --runs passes:
 
-* describe: the bare listing (runs alternate with the quiet passes) (Remote.ours: DescribeInstances filtered by the cloud tag, in
-  pages of 1,000);
+* describe: the bare listing (Remote.ours: DescribeInstances filtered by the cloud tag,
+  in pages of 1,000), its runs alternating with the quiet passes;
 * quiet pass: one reconcile_target pass when nothing changed (the listing, one query of
   the rows, the comparisons; no writes);
 * busy pass: a pass after 10 % of the remote instances were stopped behind the cloud's

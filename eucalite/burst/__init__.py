@@ -5,7 +5,8 @@ credentials sealed by :mod:`.sealed`); each is its own availability zone, ``burs
 RunInstances places instances there when a target's policy says so (:mod:`.placement`);
 their rows are ordinary instances with ``burst_target`` and ``remote_id`` set and no node.
 :mod:`.jobs` acts on the remote instance (:mod:`.remote`, EC2 over botocore) from the
-compute worker; :mod:`.reconcile` keeps local rows and remote instances in step.
+compute worker; :mod:`.reconcile` keeps local rows and remote instances in step, both
+following a remote instance's state by the one rule of :mod:`.mirror`.
 :class:`.service.BurstService` is the surface the cloud controller, the CLI and the
 console call.
 
