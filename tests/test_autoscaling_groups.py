@@ -414,3 +414,44 @@ def test_an_instance_failing_its_status_check_is_replaced_after_the_grace_period
         AutoScalingGroupName="web")["Activities"]]
     assert any("in response to an EC2 instance status check failure" in cause
                for cause in causes)
+
+
+def test_deletion_protection_is_enforced(asg):
+    make_group(asg, DesiredCapacity=0, MinSize=0, DeletionProtection="prevent-all-deletion")
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="web")
+    assert error_code(caught) == "ValidationError"
+    asg.autoscaling.update_auto_scaling_group(AutoScalingGroupName="web",
+                                              DeletionProtection="prevent-force-deletion")
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="web", ForceDelete=True)
+    assert error_code(caught) == "ValidationError"
+    asg.autoscaling.delete_auto_scaling_group(AutoScalingGroupName="web")
+    assert asg.autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"] == []
+
+
+def test_instances_past_the_max_instance_lifetime_are_replaced(asg):
+    import datetime as dt
+
+    from eucalite.compute.models import Instance
+
+    with pytest.raises(ClientError) as caught:
+        make_group(asg, name="short", MaxInstanceLifetime=3600)
+    assert error_code(caught) == "ValidationError"
+    make_group(asg, DesiredCapacity=1, MaxInstanceLifetime=86400)
+    run_pass(asg)
+    [first] = member_ids(asg)
+    wait_for_state(asg.ec2, [first], "running")
+    run_pass(asg)
+    assert member_ids(asg) == [first]
+    with asg.app.app_context():
+        row = db.session.get(Instance, first)
+        row.launch_time -= dt.timedelta(days=1, seconds=1)
+        db.session.commit()
+    run_pass(asg)
+    run_pass(asg)
+    [second] = member_ids(asg)
+    assert second != first
+    causes = [activity["Cause"] for activity in asg.autoscaling.describe_scaling_activities(
+        AutoScalingGroupName="web")["Activities"]]
+    assert any("maximum instance lifetime" in cause for cause in causes)

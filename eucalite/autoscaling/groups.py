@@ -151,11 +151,22 @@ def in_cooldown(group: Group, seconds: int | None = None) -> bool:
         (utcnow() - group.scaled_at).total_seconds() < cooldown
 
 
+def max_lifetime(group: Group) -> int | None:
+    """The group's MaxInstanceLifetime in seconds (None: instances may live for ever)."""
+    return loads(group.settings_json, {}).get("MaxInstanceLifetime") or None
+
+
 def delete(group: Group, force: bool) -> bool:
     """DeleteAutoScalingGroup: True when the group is gone now; with *force* and instances
     left it is marked "Delete in progress" (the keeper terminates its instances, then
     deletes it). ResourceInUse while it has instances and *force* is not given;
-    ScalingActivityInProgress while an activity is still running."""
+    ScalingActivityInProgress while an activity is still running. The group's
+    DeletionProtection may refuse either (ValidationError)."""
+    protection = loads(group.settings_json, {}).get("DeletionProtection", "none")
+    if protection == "prevent-all-deletion" or (force and
+                                                protection == "prevent-force-deletion"):
+        raise validation(f"The AutoScalingGroup {group.name} has DeletionProtection set to "
+                         f"{protection}: update it first to delete the group.")
     members = db.session.execute(db.select(db.func.count()).select_from(Member).where(
         Member.group_id == group.id)).scalar()
     if members and not force:
@@ -254,6 +265,11 @@ def _set_options(group: Group, request: dict[str, Any], created: bool) -> None:
                  "DefaultInstanceWarmup"):
         if request.get(name) is not None and request[name] < 0:
             raise validation(f"{name} must be greater than or equal to 0.")
+    if request.get("MaxInstanceLifetime") and request["MaxInstanceLifetime"] < 86400:
+        raise validation("MaxInstanceLifetime must be 0 or at least 86400 seconds (1 day).")
+    if request.get("DesiredCapacityType", "units") != "units":
+        raise validation("DesiredCapacityType other than units needs attribute-based "
+                         "instance type selection, which eucalite does not have.")
     if "DefaultCooldown" in request:
         group.default_cooldown = request["DefaultCooldown"]
     elif created:

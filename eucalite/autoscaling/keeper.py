@@ -45,6 +45,8 @@ STOPPED_CAUSE = ("an instance was taken out of service in response to an EC2 hea
                  "indicating it has been terminated or stopped")
 IMPAIRED_CAUSE = ("an instance was taken out of service in response to an EC2 instance "
                   "status check failure")
+LIFETIME_CAUSE = ("an instance was taken out of service in response to the group's maximum "
+                  "instance lifetime")
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Keeper:
         """Move members along with their instances; returns those still in the group."""
         now = utcnow()
         checking = not groups.suspended(group, "HealthCheck")
+        lifetime = groups.max_lifetime(group)
         kept = []
         for member in members:
             instance = facts.get(member.instance_id)
@@ -148,6 +151,9 @@ class Keeper:
                     instance.status_impaired_since is not None and \
                     (now - member.joined_at).total_seconds() >= group.grace_period:
                 self._unhealthy(member, IMPAIRED_CAUSE, instance)
+            elif member.lifecycle_state == IN_SERVICE and lifetime and \
+                    (now - instance.launch_time).total_seconds() >= lifetime:
+                self._unhealthy(member, LIFETIME_CAUSE, instance)
             kept.append(member)
         return kept
 
