@@ -9,5 +9,5 @@ from .ebs.models import Snapshot, SnapshotChunk, Volume  # noqa: F401
 from .s3.models import Bucket, MultipartUpload, ObjectVersion, UploadPart  # noqa: F401
 from .cloudwatch.models import Alarm, AlarmHistory, Metric, MetricCell  # noqa: F401
 from .autoscaling.models import (Activity, Group, GroupTag, LaunchConfiguration,  # noqa: F401
-                                  Member, Policy, ScheduledAction)
+                                  LifecycleHook, Member, Policy, ScheduledAction)
 from .burst.models import BurstTarget  # noqa: F401

@@ -455,3 +455,84 @@ def test_instances_past_the_max_instance_lifetime_are_replaced(asg):
     causes = [activity["Cause"] for activity in asg.autoscaling.describe_scaling_activities(
         AutoScalingGroupName="web")["Activities"]]
     assert any("maximum instance lifetime" in cause for cause in causes)
+
+
+def test_lifecycle_hooks_hold_launches_and_terminations(asg):
+    make_group(asg, MinSize=0, DesiredCapacity=1, LifecycleHookSpecificationList=[{
+        "LifecycleHookName": "warm", "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "HeartbeatTimeout": 300, "DefaultResult": "ABANDON"}])
+    asg.autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName="web", LifecycleHookName="drain",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING", DefaultResult="CONTINUE")
+    hooks = asg.autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="web")
+    assert [hook["LifecycleHookName"] for hook in hooks["LifecycleHooks"]] == ["drain", "warm"]
+    run_pass(asg)
+    [first] = member_ids(asg, states=("Pending",))
+    wait_for_state(asg.ec2, [first], "running")
+    run_pass(asg)
+    assert member_ids(asg, states=("Pending:Wait",)) == [first]
+    asg.autoscaling.record_lifecycle_action_heartbeat(
+        AutoScalingGroupName="web", LifecycleHookName="warm", InstanceId=first)
+    asg.autoscaling.complete_lifecycle_action(
+        AutoScalingGroupName="web", LifecycleHookName="warm", InstanceId=first,
+        LifecycleActionResult="CONTINUE")
+    run_pass(asg)
+    assert member_ids(asg, states=("InService",)) == [first]
+    asg.autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=first, ShouldDecrementDesiredCapacity=True)
+    assert member_ids(asg, states=("Terminating:Wait",)) == [first]
+    assert asg.ec2.describe_instances(InstanceIds=[first])["Reservations"][0]["Instances"][0][
+        "State"]["Name"] == "running"                  # held by the hook, not terminated
+    with pytest.raises(ClientError) as caught:
+        asg.autoscaling.complete_lifecycle_action(
+            AutoScalingGroupName="web", LifecycleHookName="warm", InstanceId=first,
+            LifecycleActionResult="CONTINUE")
+    assert error_code(caught) == "ValidationError"     # it waits on "drain", not "warm"
+    asg.autoscaling.complete_lifecycle_action(
+        AutoScalingGroupName="web", LifecycleHookName="drain", InstanceId=first,
+        LifecycleActionResult="CONTINUE")
+    run_pass(asg)
+    wait_for_state(asg.ec2, [first], "terminated")
+    run_pass(asg)
+    assert group(asg)["Instances"] == []
+
+
+def test_an_abandoned_launch_is_terminated_and_replaced(asg):
+    make_group(asg, DesiredCapacity=1)
+    asg.autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName="web", LifecycleHookName="check",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING")
+    run_pass(asg)
+    [first] = member_ids(asg, states=("Pending",))
+    wait_for_state(asg.ec2, [first], "running")
+    run_pass(asg)
+    asg.autoscaling.complete_lifecycle_action(
+        AutoScalingGroupName="web", LifecycleHookName="check", InstanceId=first,
+        LifecycleActionResult="ABANDON")
+    run_pass(asg)                                      # terminates it and launches another
+    wait_for_state(asg.ec2, [first], "terminated")
+    run_pass(asg)
+    [second] = member_ids(asg, states=("Pending", "Pending:Wait"))
+    assert second != first
+
+
+def test_a_hook_that_times_out_applies_its_default_result(asg):
+    import datetime as dt
+
+    from eucalite.autoscaling.models import Member
+
+    make_group(asg, DesiredCapacity=1)
+    asg.autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName="web", LifecycleHookName="slow", HeartbeatTimeout=30,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING", DefaultResult="CONTINUE")
+    run_pass(asg)
+    [first] = member_ids(asg, states=("Pending",))
+    wait_for_state(asg.ec2, [first], "running")
+    run_pass(asg)
+    assert member_ids(asg, states=("Pending:Wait",)) == [first]
+    with asg.app.app_context():          # 30 s later, without waiting them
+        member = db.session.get(Member, first)
+        member.hook_deadline -= dt.timedelta(seconds=31)
+        db.session.commit()
+    run_pass(asg)
+    assert member_ids(asg, states=("InService",)) == [first]

@@ -3,7 +3,7 @@
 :mod:`eucalite.wire` from botocore's model, so ``aws autoscaling ...`` and boto3 work
 unmodified. Each handler passes the parsed input to
 :class:`.service.AutoScalingService`; operations without a handler here (load balancers,
-warm pools, instance refreshes, lifecycle hooks, predictive scaling) answer that eucalite
+warm pools, instance refreshes, predictive scaling) answer that eucalite
 does not support them.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from flask import Blueprint
 
 from ..wire import model
 from ..wire.serve import Call, Operations, mount
+from . import hooks
 
 AUTOSCALING_PATH = "/services/AutoScaling"
 
@@ -55,7 +56,12 @@ for _operation, _method in (
         ("PutScheduledUpdateGroupAction", "put_scheduled_action"),
         ("BatchPutScheduledUpdateGroupAction", "batch_put_scheduled_actions"),
         ("DescribeScheduledActions", "describe_scheduled_actions"),
-        ("BatchDeleteScheduledAction", "batch_delete_scheduled_actions")):
+        ("BatchDeleteScheduledAction", "batch_delete_scheduled_actions"),
+        ("PutLifecycleHook", "put_lifecycle_hook"),
+        ("DescribeLifecycleHooks", "describe_lifecycle_hooks"),
+        ("DeleteLifecycleHook", "delete_lifecycle_hook"),
+        ("CompleteLifecycleAction", "complete_lifecycle_action"),
+        ("RecordLifecycleActionHeartbeat", "record_heartbeat")):
     _simple(_operation, _method)
 _simple("DeleteLaunchConfiguration", "delete_launch_configuration", "LaunchConfigurationName")
 _simple("CreateOrUpdateTags", "create_or_update_tags", "Tags")
@@ -132,6 +138,11 @@ def describe_adjustment_types(call: Call) -> dict:
 def describe_metric_collection_types(call: Call) -> dict:
     return {"Metrics": [{"Metric": name} for name in _service(call).vocabulary()["metrics"]],
             "Granularities": [{"Granularity": "1Minute"}]}
+
+
+@ops.handler("DescribeLifecycleHookTypes")
+def describe_lifecycle_hook_types(call: Call) -> dict:
+    return {"LifecycleHookTypes": list(hooks.TRANSITIONS)}
 
 
 @ops.handler("DescribeAutoScalingNotificationTypes")

@@ -29,8 +29,11 @@ PENDING = "Pending"
 IN_SERVICE = "InService"
 STANDBY = "Standby"
 TERMINATING = "Terminating"
+# ... and while lifecycle hooks hold it (eucalite.autoscaling.hooks)
+PENDING_WAIT, PENDING_PROCEED = "Pending:Wait", "Pending:Proceed"
+TERMINATING_WAIT, TERMINATING_PROCEED = "Terminating:Wait", "Terminating:Proceed"
 #: States that count toward the group's capacity.
-COUNTED = (PENDING, IN_SERVICE)
+COUNTED = (PENDING, PENDING_WAIT, PENDING_PROCEED, IN_SERVICE)
 
 HEALTHY = "Healthy"
 UNHEALTHY = "Unhealthy"

@@ -12,7 +12,7 @@ from ..accounts import Principal, utcnow
 from ..db import db
 from ..errors import AwsError
 from ..tags import validate_key, validate_value
-from . import activities, launchconfigs
+from . import activities, hooks, launchconfigs
 from .common import (COUNTED, PROCESSES, STANDBY, TERMINATION_POLICIES, already_exists,
                      arn, dumps, in_use, limit_exceeded, loads, utc, validation)
 from .models import Activity, Group, GroupTag, LaunchConfiguration, Member
@@ -29,7 +29,6 @@ UNSUPPORTED = {"MixedInstancesPolicy": "mixed instances policies (Spot Instances
                "LoadBalancerNames": "load balancers", "TargetGroupARNs": "load balancers",
                "TrafficSources": "load balancers", "VPCZoneIdentifier": "VPC subnets",
                "PlacementGroup": "placement groups",
-               "LifecycleHookSpecificationList": "lifecycle hooks",
                "AvailabilityZoneIds": "zone ids (use AvailabilityZones)"}
 
 #: Settings kept as given and answered back by DescribeAutoScalingGroups.
@@ -85,6 +84,8 @@ def create(principal: Principal, region: str, request: dict[str, Any], zones: li
     db.session.add(group)
     db.session.flush()
     put_tags(group, request.get("Tags") or [])
+    for spec in request.get("LifecycleHookSpecificationList") or []:
+        hooks.put(group, spec)
     if group.desired:
         note_capacity(group, 0, f"a user request created an AutoScalingGroup "
                                 f"{activities.capacity_change(0, group.desired)}",

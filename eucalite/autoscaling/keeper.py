@@ -28,9 +28,10 @@ from ..accounts import root_principal, utcnow
 from ..compute import states
 from ..db import db, writing
 from ..errors import AwsError
-from . import activities, groups, launchconfigs, policies
-from .common import (COUNTED, GROUP_TAG, HEALTHY, IN_SERVICE, PENDING, STANDBY, TERMINATING,
-                     UNHEALTHY, loads)
+from . import activities, groups, hooks, launchconfigs, policies
+from .common import (COUNTED, GROUP_TAG, HEALTHY, IN_SERVICE, PENDING, PENDING_PROCEED,
+                     PENDING_WAIT, STANDBY, TERMINATING, TERMINATING_PROCEED,
+                     TERMINATING_WAIT, UNHEALTHY, loads)
 from .models import Group, GroupTag, LaunchConfiguration, Member
 from .termination import Candidate, choose, zone_for_launch
 
@@ -104,7 +105,7 @@ class Keeper:
         facts = self.compute.instances_by_id(group.account_id,
                                              [member.instance_id for member in members])
         plan = Plan(group.id, group.account_id)
-        members = self._follow(group, members, facts)
+        members = self._follow(group, members, facts, plan)
         members += self._adopt(group, {member.instance_id for member in members})
         if group.status and not members:
             self._delete(group)
@@ -114,16 +115,18 @@ class Keeper:
                    and member.health == HEALTHY]
         if group.status:
             self._end_all(group, [member for member in members
-                                  if member.lifecycle_state != TERMINATING], plan)
+                                  if member.lifecycle_state != TERMINATING and
+                                  member.instance_id not in plan.terminate], plan)
         elif len(counted) > group.desired and not groups.suspended(group, "Terminate"):
             self._scale_in(group, counted, facts, plan)
         elif len(counted) < group.desired and not groups.suspended(group, "Launch"):
             self._plan_launches(group, counted, plan)
         return plan
 
-    def _follow(self, group: Group, members: list[Member],
-                facts: dict[str, Any]) -> list[Member]:
-        """Move members along with their instances; returns those still in the group."""
+    def _follow(self, group: Group, members: list[Member], facts: dict[str, Any],
+                plan: Plan) -> list[Member]:
+        """Move members along with their instances and their lifecycle hooks; returns
+        those still in the group."""
         now = utcnow()
         checking = not groups.suspended(group, "HealthCheck")
         lifetime = groups.max_lifetime(group)
@@ -131,7 +134,21 @@ class Keeper:
         for member in members:
             instance = facts.get(member.instance_id)
             state = instance.state if instance is not None else states.TERMINATED
-            if member.lifecycle_state == TERMINATING:
+            if member.hook_name is not None:
+                hooks.expire(member, now)
+            if member.lifecycle_state == PENDING_PROCEED:
+                self._in_service(member, now)
+            elif member.lifecycle_state == TERMINATING_PROCEED:
+                member.lifecycle_state = TERMINATING
+                if state != states.TERMINATED:
+                    plan.terminate.append(member.instance_id)
+            if member.lifecycle_state in (PENDING_WAIT, TERMINATING_WAIT):
+                if state == states.TERMINATED:         # ended while a hook held it
+                    activities.finish(member.activity_id, activities.FAILED,
+                                      "The instance ended while a lifecycle hook held it.")
+                    db.session.delete(member)
+                    continue
+            elif member.lifecycle_state == TERMINATING:
                 if state == states.TERMINATED:
                     activities.finish(member.activity_id, activities.SUCCESSFUL)
                     db.session.delete(member)
@@ -143,10 +160,8 @@ class Keeper:
             elif checking and state in GONE:
                 self._unhealthy(member, STOPPED_CAUSE, instance)
             elif member.lifecycle_state == PENDING and state == states.RUNNING:
-                member.lifecycle_state = IN_SERVICE
-                member.joined_at = now
-                activities.finish(member.activity_id, activities.SUCCESSFUL)
-                member.activity_id = None
+                if not hooks.hold(member, hooks.LAUNCHING):
+                    self._in_service(member, now)
             elif checking and member.lifecycle_state == IN_SERVICE and \
                     instance.status_impaired_since is not None and \
                     (now - member.joined_at).total_seconds() >= group.grace_period:
@@ -156,6 +171,13 @@ class Keeper:
                 self._unhealthy(member, LIFETIME_CAUSE, instance)
             kept.append(member)
         return kept
+
+    @staticmethod
+    def _in_service(member: Member, now: dt.datetime) -> None:
+        member.lifecycle_state = IN_SERVICE
+        member.joined_at = now
+        activities.finish(member.activity_id, activities.SUCCESSFUL)
+        member.activity_id = None
 
     @staticmethod
     def _unhealthy(member: Member, cause: str, instance) -> None:
@@ -189,15 +211,21 @@ class Keeper:
         if groups.suspended(group, "ReplaceUnhealthy"):
             return
         for member in members:
-            if member.health != UNHEALTHY or member.lifecycle_state == TERMINATING:
+            if member.health != UNHEALTHY or member.lifecycle_state in (
+                    TERMINATING, TERMINATING_WAIT, TERMINATING_PROCEED):
                 continue
             self._terminating(group, member, activities.said(member.health_reason), plan)
 
     def _terminating(self, group: Group, member: Member, cause: str, plan: Plan) -> None:
+        """Start terminating *member*: at once, or after the group's terminating hooks
+        (never for a group being deleted)."""
         activity = activities.start(group, f"Terminating EC2 instance: {member.instance_id}",
                                     cause, details=self._details(member.zone))
-        member.lifecycle_state = TERMINATING
         member.activity_id = activity.id
+        if not group.status and hooks.hold(member, hooks.TERMINATING_TRANSITION):
+            return
+        member.lifecycle_state = TERMINATING
+        member.hook_name = member.hook_token = member.hook_deadline = None
         plan.terminate.append(member.instance_id)
 
     def _end_all(self, group: Group, members: list[Member], plan: Plan) -> None:

@@ -102,6 +102,27 @@ class Member(db.Model):
     joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # the activity that launched or is terminating it, finished when EC2 gets there
     activity_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # in Pending:Wait / Terminating:Wait: the lifecycle hook it waits on, the action's
+    # token, and when the hook's default result applies
+    hook_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    hook_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    hook_deadline: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class LifecycleHook(db.Model):
+    """A lifecycle hook: instances of the group wait in Pending:Wait (launching) or
+    Terminating:Wait (terminating) until CompleteLifecycleAction or the heartbeat timeout's
+    default result."""
+
+    __tablename__ = "as_lifecycle_hooks"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("as_groups.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    transition: Mapped[str] = mapped_column(String(64))
+    heartbeat_timeout: Mapped[int] = mapped_column(Integer, default=3600)
+    default_result: Mapped[str] = mapped_column(String(16), default="ABANDON")
+    metadata_text: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Policy(db.Model):

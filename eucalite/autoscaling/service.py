@@ -18,7 +18,7 @@ from ..accounts import Principal, utcnow
 from ..db import db, writing
 from ..errors import AwsError
 from ..errors.iam import AccessDenied
-from . import activities, groups, launchconfigs, policies, schedule
+from . import activities, groups, hooks, launchconfigs, policies, schedule
 from .common import (ADJUSTMENT_TYPES, IN_SERVICE, PROCESSES, STANDBY,
                      TERMINATING, TERMINATION_POLICIES, UNHEALTHY, GROUP_TAG, group_named,
                      loads, page_bounds, validation)
@@ -207,11 +207,15 @@ class AutoScalingService:
                                         "response to a user request")
             activity = activities.start(group, f"Terminating EC2 instance: {instance_id}",
                                         cause, details={"Availability Zone": member.zone})
-            member.lifecycle_state = TERMINATING
             member.activity_id = activity.id
             answer = activities.render(activity, group.name, group.arn)
-        self.compute.terminate(principal, [instance_id])
-        db.session.commit()
+            # the group's terminating hooks first, if it has any (the keeper terminates it)
+            held = hooks.hold(member, hooks.TERMINATING_TRANSITION)
+            if not held:
+                member.lifecycle_state = TERMINATING
+        if not held:
+            self.compute.terminate(principal, [instance_id])
+            db.session.commit()
         self.wake()
         return {"Activity": answer}
 
@@ -547,6 +551,49 @@ class AutoScalingService:
                     return
                 raise RuntimeError(str(why)) from None
         self.wake()
+
+    # --- lifecycle hooks --------------------------------------------------------------------
+
+    def put_lifecycle_hook(self, principal: Principal, request: dict) -> None:
+        with writing():
+            group = self._group(principal, request["AutoScalingGroupName"], "PutLifecycleHook")
+            hooks.put(group, request)
+
+    def describe_lifecycle_hooks(self, principal: Principal, request: dict) -> dict:
+        group = self._group(principal, request["AutoScalingGroupName"],
+                            "DescribeLifecycleHooks")
+        names = request.get("LifecycleHookNames") or []
+        return {"LifecycleHooks": [hooks.render(hook, group.name)
+                                   for hook in hooks.of_group(group.id)
+                                   if not names or hook.name in names]}
+
+    def delete_lifecycle_hook(self, principal: Principal, request: dict) -> None:
+        with writing():
+            group = self._group(principal, request["AutoScalingGroupName"],
+                                "DeleteLifecycleHook")
+            hook = hooks.named(group, request["LifecycleHookName"])
+            # instances it holds go on as if it had timed out
+            for member in db.session.execute(db.select(Member).where(
+                    Member.group_id == group.id, Member.hook_name == hook.name)).scalars():
+                hooks.release(member, hook.default_result)
+            db.session.delete(hook)
+        self.wake()
+
+    def complete_lifecycle_action(self, principal: Principal, request: dict) -> None:
+        with writing():
+            group = self._group(principal, request["AutoScalingGroupName"],
+                                "CompleteLifecycleAction")
+            result = request["LifecycleActionResult"]
+            if result not in hooks.RESULTS:
+                raise validation("LifecycleActionResult must be CONTINUE or ABANDON.")
+            hooks.release(hooks.waiting(group, request), result)
+        self.wake()
+
+    def record_heartbeat(self, principal: Principal, request: dict) -> None:
+        with writing():
+            group = self._group(principal, request["AutoScalingGroupName"],
+                                "RecordLifecycleActionHeartbeat")
+            hooks.heartbeat(hooks.waiting(group, request))
 
     # --- scheduled actions ------------------------------------------------------------------
 
