@@ -475,13 +475,17 @@ class AutoScalingService:
             self.cloudwatch.put_service_alarm(principal.account_id, alarm)
         return answer
 
+    @staticmethod
+    def _named_group(principal: Principal, request: dict) -> Group | None:
+        """The group a Describe call narrows to (its AutoScalingGroupName), if it names
+        one; ValidationError when there is no such group."""
+        name = request.get("AutoScalingGroupName")
+        return group_named(principal.account_id, name) if name else None
+
     def describe_policies(self, principal: Principal, request: dict) -> dict:
         self.authorize(principal, "DescribePolicies")
-        group = None
-        if request.get("AutoScalingGroupName"):
-            group = group_named(principal.account_id, request["AutoScalingGroupName"])
         rows, following = policies.describe(
-            principal.account_id, group, request.get("PolicyNames") or [],
+            principal.account_id, self._named_group(principal, request), request.get("PolicyNames") or [],
             request.get("PolicyTypes") or [], _position(request.get("NextToken")),
             page_bounds(request.get("MaxRecords")))
         return {"ScalingPolicies": [policies.render(row, name) for row, name in rows],
@@ -617,11 +621,8 @@ class AutoScalingService:
 
     def describe_scheduled_actions(self, principal: Principal, request: dict) -> dict:
         self.authorize(principal, "DescribeScheduledActions")
-        group = None
-        if request.get("AutoScalingGroupName"):
-            group = group_named(principal.account_id, request["AutoScalingGroupName"])
         rows, following = schedule.describe(
-            principal.account_id, group, request.get("ScheduledActionNames") or [],
+            principal.account_id, self._named_group(principal, request), request.get("ScheduledActionNames") or [],
             request.get("StartTime"), request.get("EndTime"),
             _position(request.get("NextToken")), page_bounds(request.get("MaxRecords")))
         return {"ScheduledUpdateGroupActions": [schedule.render(row, name)
