@@ -32,7 +32,9 @@ ensure_python() {
 install_package() {  # $1: extras beyond node, lio and postgresql, e.g. "" or ",test,bench"
     # node (libvirt-python, compiled against libvirt-dev) and lio (rtslib-fb) are extras:
     # where they cannot be installed, eucalite still serves everything but that duty;
-    # postgresql (psycopg's binary wheel) lets database_url name a PostgreSQL server
+    # postgresql (psycopg's binary wheel) lets database_url name a PostgreSQL server;
+    # test brings the programs the tests run from the venv, e.g. moto_server (moto[server],
+    # the peer the benchmarks and the bursting tests use as another EC2)
     log "installing eucalite[node,lio,postgresql$1] into $VENV"
     if ! "$VENV/bin/pip" install -q -e ".[node,lio,postgresql$1]"; then
         log "could not install the node/lio extras: node duty will be off (see above)"
