@@ -18,7 +18,6 @@ from .models import Activity, Group
 IN_PROGRESS = "InProgress"
 SUCCESSFUL = "Successful"
 FAILED = "Failed"
-CANCELLED = "Cancelled"
 #: Activities kept per group (the oldest go first), AWS keeps six weeks' worth.
 KEPT = 1000
 

@@ -13,9 +13,9 @@ from ..db import db
 from ..errors import AwsError
 from ..tags import validate_key, validate_value
 from . import activities, hooks, launchconfigs
-from .common import (COUNTED, PROCESSES, STANDBY, TERMINATION_POLICIES, already_exists,
-                     arn, dumps, in_use, limit_exceeded, loads, utc, validation)
-from .models import Activity, Group, GroupTag, LaunchConfiguration, Member
+from .common import (PROCESSES, TERMINATION_POLICIES, already_exists, arn, dumps, in_use,
+                     limit_exceeded, loads, utc, validation)
+from .models import Activity, Group, GroupTag, Member
 
 #: The most groups an account may have (AWS's default quota).
 MAX_PER_ACCOUNT = 200
@@ -405,11 +405,6 @@ def members_of(group_ids: list[int]) -> dict[int, list[Member]]:
                                   .order_by(Member.instance_id)).scalars():
         by_group[row.group_id].append(row)
     return by_group
-
-
-def counted(members: list[Member]) -> list[Member]:
-    """The members that count toward the desired capacity."""
-    return [member for member in members if member.lifecycle_state in COUNTED]
 
 
 def render(group: Group, members: list[Member], tags: list[GroupTag],

@@ -59,7 +59,6 @@ class Plan:
     terminate: list[str] = field(default_factory=list)
     launches: list[tuple[str, int]] = field(default_factory=list)   # (zone, count)
     launch_cause: str = ""
-    capacity_before: int = 0
 
 
 class Keeper:
@@ -269,7 +268,6 @@ class Keeper:
             zone = zone_for_launch({zone: per_zone[zone] + wanted[zone] for zone in zones})
             wanted[zone] += 1
         plan.launches = [(zone, wanted[zone]) for zone in zones if wanted[zone]]
-        plan.capacity_before = len(counted)
         prefix = f"{group.capacity_cause}  " if group.capacity_cause else ""
         plan.launch_cause = prefix + activities.said(
             "an instance was started in response to a difference between desired and actual "
