@@ -536,3 +536,21 @@ def test_a_hook_that_times_out_applies_its_default_result(asg):
         db.session.commit()
     run_pass(asg)
     assert member_ids(asg, states=("InService",)) == [first]
+
+
+def test_an_instance_whose_row_is_gone_is_replaced_in_one_pass(asg):
+    from eucalite.compute.models import Instance
+
+    make_group(asg, DesiredCapacity=2)
+    run_pass(asg)
+    first = member_ids(asg)
+    wait_for_state(asg.ec2, first, "running")
+    run_pass(asg)
+    asg.ec2.terminate_instances(InstanceIds=[first[0]])
+    wait_for_state(asg.ec2, [first[0]], "terminated")
+    with asg.app.app_context():          # purged, as terminated instances are after an hour
+        db.session.delete(db.session.get(Instance, first[0]))
+        db.session.commit()
+    assert run_pass(asg) == 1            # the replacement, though EC2 no longer knows it
+    now = member_ids(asg)
+    assert first[0] not in now and len(now) == 2

@@ -87,12 +87,16 @@ class Keeper:
         if plan is None:
             return 0
         principal = root_principal(plan.account_id)
-        if plan.terminate:
-            self.compute.terminate(principal, plan.terminate)
+        # an instance already gone (ended, or its row purged) needs no terminate: asking
+        # would fail the whole call on the one EC2 no longer knows
+        ending = [instance_id for instance_id, row in self.compute.instances_by_id(
+            plan.account_id, plan.terminate).items() if row.state != states.TERMINATED]
+        if ending:
+            self.compute.terminate(principal, ending)
             db.session.commit()
         launched = sum(self._launch(principal, plan, zone, count)
                        for zone, count in plan.launches)
-        return len(plan.terminate) + launched
+        return len(ending) + launched
 
     # --- deciding ------------------------------------------------------------------------
 
