@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import json
 from contextlib import contextmanager
 
 import pytest
@@ -124,3 +125,15 @@ def is_signed_in(client) -> bool:
     response = client.get("/console/dashboard")
     assert response.status_code in (200, 302), response.status_code
     return response.status_code == 200
+
+
+def user_with_policy(app, user: str, *statements) -> Console:
+    """A console signed in as a new user of the admin's account whose one inline policy
+    holds *statements*."""
+    with app.app_context():
+        accounts.create_user("eucalyptus", user)
+        set_password("eucalyptus", user, f"{user}-password")
+        root = accounts.principal_of(accounts.get_user("eucalyptus", accounts.ADMIN_USER))
+        app.extensions["eucalite"].iam.put_entity_policy(root, "user", user, "p", json.dumps(
+            {"Version": "2012-10-17", "Statement": list(statements)}))
+    return Console(app, "eucalyptus", user, f"{user}-password")

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 
 import pytest
 
 from eucalite import accounts
 from eucalite.db import db
-from eucalite.web.session import set_password
 
-from consoleutil import Console, console_app
+from consoleutil import Console, console_app, user_with_policy
 from test_console_compute import flashes, make_image, wait
 
 IMAGE = "emi-0a5c0a1e"
@@ -246,23 +244,12 @@ def test_refused_requests_show_the_api_error(app):
     assert "AutoScalingGroup nothere not found" in response.get_data(as_text=True)
 
 
-def _user_with_policy(app, user: str, *statements) -> Console:
-    """A console signed in as a new user of the admin's account with *statements*."""
-    with app.app_context():
-        accounts.create_user("eucalyptus", user)
-        set_password("eucalyptus", user, f"{user}-password")
-        root = accounts.principal_of(accounts.get_user("eucalyptus", accounts.ADMIN_USER))
-        app.extensions["eucalite"].iam.put_entity_policy(root, "user", user, "p", json.dumps(
-            {"Version": "2012-10-17", "Statement": list(statements)}))
-    return Console(app, "eucalyptus", user, f"{user}-password")
-
-
 def test_a_user_without_autoscaling_permissions_is_refused(app):
     admin = Console(app)
     make_config(admin)
     make_group(admin, app)
 
-    nobody = _user_with_policy(app, "nobody", {"Effect": "Allow", "Action": "ec2:Describe*",
+    nobody = user_with_policy(app, "nobody", {"Effect": "Allow", "Action": "ec2:Describe*",
                                                "Resource": "*"})
     assert ">Auto Scaling</a>" not in nobody.text("/console/dashboard")
     assert nobody.get("/console/autoscaling").status_code == 403
@@ -275,7 +262,7 @@ def test_a_user_without_autoscaling_permissions_is_refused(app):
                for message in messages(page)), messages(page)
 
     # the group alone: its page shows the refusal of what the user may not read
-    groups_only = _user_with_policy(app, "groups-only", {
+    groups_only = user_with_policy(app, "groups-only", {
         "Effect": "Allow", "Action": "autoscaling:DescribeAutoScalingGroups",
         "Resource": "*"})
     page = groups_only.text("/console/autoscaling/group?name=web")
@@ -287,7 +274,7 @@ def test_a_user_without_autoscaling_permissions_is_refused(app):
         assert refused.startswith("AccessDenied: User: ")
         assert refused.endswith(f"is not authorized to perform: autoscaling:{action}")
 
-    viewer = _user_with_policy(app, "viewer", {"Effect": "Allow", "Action": [
+    viewer = user_with_policy(app, "viewer", {"Effect": "Allow", "Action": [
         "autoscaling:Describe*", "ec2:Describe*"], "Resource": "*"})
     assert ">Auto Scaling</a>" in viewer.text("/console/dashboard")
     page = viewer.text("/console/autoscaling/group?name=web")
@@ -371,7 +358,7 @@ def test_the_list_is_paged_as_describe_pages(app):
 def test_the_forms_offer_only_what_the_user_may_read(app):
     admin = Console(app)
     make_config(admin)
-    scaler = _user_with_policy(app, "scaler", {"Effect": "Allow", "Action": "autoscaling:*",
+    scaler = user_with_policy(app, "scaler", {"Effect": "Allow", "Action": "autoscaling:*",
                                                "Resource": "*"})
     page = scaler.text("/console/autoscaling")
     # no ec2:DescribeImages: the image is typed, not listed; the configuration is offered

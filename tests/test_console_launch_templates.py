@@ -5,7 +5,6 @@ EC2 permissions is offered."""
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import pytest
@@ -13,9 +12,9 @@ import pytest
 from eucalite import accounts
 from eucalite.compute.models import Image, Instance
 from eucalite.db import db
-from eucalite.web.session import UNAUTHORIZED, set_password
+from eucalite.web.session import UNAUTHORIZED
 
-from consoleutil import Console, console_app
+from consoleutil import Console, console_app, user_with_policy
 
 
 @pytest.fixture
@@ -103,29 +102,18 @@ def test_create_launch_default_and_delete(app):
     assert "Deleted launch template web." in flashes(page) and 'id="no-templates"' in page
 
 
-def _user_with_policy(app, user: str, *statements) -> Console:
-    """A console signed in as a new user of the admin's account with *statements*."""
-    with app.app_context():
-        accounts.create_user("eucalyptus", user)
-        set_password("eucalyptus", user, f"{user}-password")
-        root = accounts.principal_of(accounts.get_user("eucalyptus", accounts.ADMIN_USER))
-        app.extensions["eucalite"].iam.put_entity_policy(root, "user", user, "p", json.dumps(
-            {"Version": "2012-10-17", "Statement": list(statements)}))
-    return Console(app, "eucalyptus", user, f"{user}-password")
-
-
 def test_a_user_sees_and_is_offered_only_what_policies_allow(app):
     image = _image(app)
     page = Console(app).post("/console/launchtemplates/create",
                              {"name": "kept", "image_id": image}).get_data(as_text=True)
     template_id = _template_id(page, "kept")
 
-    nobody = _user_with_policy(app, "nobody", {"Effect": "Allow", "Action": "s3:ListBucket",
+    nobody = user_with_policy(app, "nobody", {"Effect": "Allow", "Action": "s3:ListBucket",
                                                "Resource": "*"})
     assert ">Launch templates</a>" not in nobody.text("/console/dashboard")
     assert nobody.get("/console/launchtemplates").status_code == 403
 
-    viewer = _user_with_policy(app, "viewer", {"Effect": "Allow", "Action": [
+    viewer = user_with_policy(app, "viewer", {"Effect": "Allow", "Action": [
         "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeImages", "ec2:DescribeKeyPairs", "ec2:DescribeSecurityGroups"],
         "Resource": "*"})
