@@ -44,6 +44,18 @@ def chromium_page(live):
             browser.close()
 
 
+def browser_sign_in(page, account: str = accounts.ADMIN_ACCOUNT,
+                    user: str = accounts.ADMIN_USER, password: str = PASSWORD) -> None:
+    """Sign *page* (a :func:`chromium_page`) in through the login form and wait for the
+    dashboard."""
+    page.goto(f"{page.base}/login")
+    page.fill("input[name=account]", account)
+    page.fill("input[name=user]", user)
+    page.fill("input[name=password]", password)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(re.compile(r".*/console/dashboard"))
+
+
 def console_app(tmp_path, **config):
     """An app with node duty on the fake hypervisor, volumes as local files, and the
     admin's console password PASSWORD. Shut its worker down after the test."""

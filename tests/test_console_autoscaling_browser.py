@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from consoleutil import PASSWORD, chromium_page
+from consoleutil import PASSWORD, browser_sign_in, chromium_page
 from ec2util import make_image
 from liveutil import start_live_node, stop_live
 from eucalite import accounts
@@ -52,13 +52,7 @@ def instance_states(page) -> dict[str, str]:
 
 
 def test_create_a_group_and_watch_it_scale(page):
-    base = page.base
-    page.goto(f"{base}/login")
-    page.fill("input[name=account]", accounts.ADMIN_ACCOUNT)
-    page.fill("input[name=user]", accounts.ADMIN_USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(re.compile(r".*/console/dashboard"))
+    browser_sign_in(page)
 
     page.click("nav a:has-text('Auto Scaling')")
     page.wait_for_url(re.compile(r".*/console/autoscaling$"))

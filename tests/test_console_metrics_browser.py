@@ -4,13 +4,12 @@ JSON and draw the published points; the range picker redraws. Only a browser pro
 charts are drawn. Skipped, with the reason, when Chromium or Playwright is missing."""
 from __future__ import annotations
 
-import re
 import time
 from urllib.parse import urlencode
 
 import pytest
 
-from consoleutil import PASSWORD, chromium_page
+from consoleutil import PASSWORD, browser_sign_in, chromium_page
 from liveutil import start_live_node, stop_live
 from eucalite import accounts
 from eucalite.cloudwatch.datums import Datum
@@ -61,12 +60,7 @@ def test_metric_and_node_charts_are_drawn(page):
     publish(page.live, "App", "Latency", [["Host", "a"]], [10.0, 20.0, 30.0, 25.0])
     publish(page.live, "Eucalite/Node", "CPUAllocated", [["NodeId", "node-a"]], [1.0, 2.0])
     base = page.base
-    page.goto(f"{base}/login")
-    page.fill("input[name=account]", accounts.ADMIN_ACCOUNT)
-    page.fill("input[name=user]", accounts.ADMIN_USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(re.compile(r".*/console/dashboard"))
+    browser_sign_in(page)
 
     # the dashboard's node utilisation: one line for the node that published
     page.wait_for_selector("figure[data-chart][data-points]")

@@ -4,11 +4,9 @@ attribute, which only a browser proves. Skipped, with the reason, when Chromium 
 Playwright is missing."""
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from consoleutil import PASSWORD, chromium_page
+from consoleutil import PASSWORD, browser_sign_in, chromium_page
 from liveutil import start_live_node, stop_live
 from eucalite import accounts
 from eucalite.web.session import set_password
@@ -29,12 +27,7 @@ def page(tmp_path):
 
 def test_a_node_s_ratios_are_set_from_the_nodes_page(page):
     base = page.base
-    page.goto(f"{base}/login")
-    page.fill("input[name=account]", accounts.ADMIN_ACCOUNT)
-    page.fill("input[name=user]", accounts.ADMIN_USER)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(re.compile(r".*/console/dashboard"))
+    browser_sign_in(page)
     page.goto(f"{base}/nodes")
     assert page.get_attribute("td[data-cores]", "data-cores") == "0/16"
     page.fill("input[name=cpu_overcommit]", "3")
