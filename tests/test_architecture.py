@@ -27,8 +27,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("eucalite.errors", "eucalite.ids", "eucalite.integers", "eucalite.wildcards",
      "eucalite.statemachine",
      "eucalite.xmlutil", "eucalite.requesttime", "eucalite.datadir", "eucalite.config",
-     "eucalite.credentials", "eucalite.db", "eucalite.duty", "eucalite.fsutil", "eucalite.query",
-     "eucalite.paging",
+     "eucalite.credentials", "eucalite.db", "eucalite.duty", "eucalite.utctime",
+     "eucalite.fsutil", "eucalite.query", "eucalite.paging",
      "eucalite.sigv4",
      "eucalite.httpserver", "eucalite.policy"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares

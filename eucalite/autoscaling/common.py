@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import uuid
 
+from .. import utctime
 from ..db import db
 from ..errors import AwsError
 from .models import Group
@@ -82,8 +83,8 @@ def group_named(account_id: str, name: str, *, for_update: bool = False) -> Grou
 
 
 def utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """A stored (naive UTC) time as answers give it: aware, in UTC."""
-    return None if moment is None else moment.replace(tzinfo=dt.timezone.utc)
+    """A stored time (or None) as answers give it: aware, in UTC."""
+    return None if moment is None else utctime.aware(moment)
 
 
 def loads(text: str | None, default=None):

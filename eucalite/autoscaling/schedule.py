@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import utctime
 from ..accounts import utcnow
 from ..db import db
 from . import groups
@@ -108,11 +109,7 @@ def _zone(name: str | None) -> ZoneInfo:
 
 
 def _naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return moment
+    return None if moment is None else utctime.naive(moment)
 
 
 def next_run(action: ScheduledAction, after: dt.datetime) -> dt.datetime | None:

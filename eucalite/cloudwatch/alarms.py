@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from .. import utctime
 from ..accounts import utcnow
 from ..db import db, writing
 from ..errors import InvalidParameterCombination, InvalidParameterValue
@@ -253,10 +254,6 @@ def enable_actions(account_id: str, names: list[str], enabled: bool) -> None:
 
 # --- describing ------------------------------------------------------------------------------
 
-def _aware(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.timezone.utc)
-
-
 def describe_one(alarm: Alarm, region: str) -> dict[str, Any]:
     """A MetricAlarm as DescribeAlarms answers it."""
     answer: dict[str, Any] = {"AlarmName": alarm.name,
@@ -266,10 +263,10 @@ def describe_one(alarm: Alarm, region: str) -> dict[str, Any]:
     answer.update(definition(alarm))
     answer.update({
         "ActionsEnabled": alarm.actions_enabled,
-        "AlarmConfigurationUpdatedTimestamp": _aware(alarm.configuration_updated),
+        "AlarmConfigurationUpdatedTimestamp": utctime.aware(alarm.configuration_updated),
         "StateValue": alarm.state, "StateReason": alarm.state_reason,
-        "StateUpdatedTimestamp": _aware(alarm.state_updated),
-        "StateTransitionedTimestamp": _aware(alarm.state_transitioned),
+        "StateUpdatedTimestamp": utctime.aware(alarm.state_updated),
+        "StateTransitionedTimestamp": utctime.aware(alarm.state_transitioned),
     })
     if alarm.state_reason_data:
         answer["StateReasonData"] = alarm.state_reason_data
@@ -369,9 +366,9 @@ def describe_history(account_id: str, request: dict[str, Any]) -> dict[str, Any]
     if request.get("HistoryItemType"):
         query = query.where(AlarmHistory.item_type == request["HistoryItemType"])
     if request.get("StartDate"):
-        query = query.where(AlarmHistory.timestamp >= _naive(request["StartDate"]))
+        query = query.where(AlarmHistory.timestamp >= utctime.naive(request["StartDate"]))
     if request.get("EndDate"):
-        query = query.where(AlarmHistory.timestamp <= _naive(request["EndDate"]))
+        query = query.where(AlarmHistory.timestamp <= utctime.naive(request["EndDate"]))
     after = _page_after(request.get("NextToken"))
     if after is not None:
         if not isinstance(after, int):
@@ -384,14 +381,10 @@ def describe_history(account_id: str, request: dict[str, Any]) -> dict[str, Any]
         answer["NextToken"] = _page_token(rows[-1].id)
     answer["AlarmHistoryItems"] = [{
         "AlarmName": row.alarm_name, "AlarmType": row.alarm_type,
-        "Timestamp": _aware(row.timestamp), "HistoryItemType": row.item_type,
+        "Timestamp": utctime.aware(row.timestamp), "HistoryItemType": row.item_type,
         "HistorySummary": row.summary, "HistoryData": row.data_json or "{}"}
         for row in rows]
     return answer
-
-
-def _naive(when: dt.datetime) -> dt.datetime:
-    return when.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def sweep_history(now: dt.datetime) -> None:

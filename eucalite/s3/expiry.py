@@ -16,7 +16,8 @@ import email.utils
 from typing import Iterable, Mapping
 from urllib.parse import quote
 
-from .lifecycle import UTC, as_utc, filter_parts
+from .. import utctime
+from .lifecycle import UTC, filter_parts
 
 #: When an action too far in the future to compute falls due.
 NEVER = dt.datetime(9999, 12, 31, tzinfo=UTC)
@@ -44,7 +45,7 @@ def due_date(start: dt.datetime, days: int) -> dt.datetime:
     """When an action *days* after *start* falls due: midnight UTC after *start* + *days*
     (:data:`NEVER` when that is past the year 9999)."""
     try:
-        day = (as_utc(start) + dt.timedelta(days=days)).date() + dt.timedelta(days=1)
+        day = (utctime.aware(start) + dt.timedelta(days=days)).date() + dt.timedelta(days=1)
     except OverflowError:
         return NEVER
     return dt.datetime.combine(day, dt.time(0), tzinfo=UTC)
@@ -57,7 +58,7 @@ def expiry_date(rule: Mapping, last_modified: dt.datetime) -> dt.datetime | None
     if "Days" in expiration:
         return due_date(last_modified, expiration["Days"])
     if "Date" in expiration:
-        return as_utc(dt.datetime.fromisoformat(expiration["Date"]))
+        return utctime.aware(dt.datetime.fromisoformat(expiration["Date"]))
     return None
 
 
@@ -67,7 +68,7 @@ def expiry_due(rule: Mapping, *, key: str, size: int | None, tags: Mapping[str, 
     if not rule_matches(rule, key, size, tags):
         return False
     when = expiry_date(rule, last_modified)
-    return when is not None and as_utc(now) >= when
+    return when is not None and utctime.aware(now) >= when
 
 
 def noncurrent_due(rule: Mapping, *, key: str, size: int | None, tags: Mapping[str, str],
@@ -82,7 +83,7 @@ def noncurrent_due(rule: Mapping, *, key: str, size: int | None, tags: Mapping[s
     action = rule.get("NoncurrentVersionExpiration")
     if not action or not rule_matches(rule, key, size, tags):
         return False
-    if as_utc(now) < due_date(became_noncurrent, action["NoncurrentDays"]):
+    if utctime.aware(now) < due_date(became_noncurrent, action["NoncurrentDays"]):
         return False
     keep = action.get("NewerNoncurrentVersions")
     return keep is None or newer_noncurrent_count >= keep
@@ -98,7 +99,7 @@ def delete_marker_due(rule: Mapping, *, key: str, last_modified: dt.datetime,
         return False
     if expiration.get("ExpiredObjectDeleteMarker"):
         return True
-    return "Days" in expiration and as_utc(now) >= due_date(last_modified, expiration["Days"])
+    return "Days" in expiration and utctime.aware(now) >= due_date(last_modified, expiration["Days"])
 
 
 def abort_date(rule: Mapping, *, key: str, initiated: dt.datetime) -> dt.datetime | None:
@@ -112,12 +113,12 @@ def abort_date(rule: Mapping, *, key: str, initiated: dt.datetime) -> dt.datetim
 def abort_due(rule: Mapping, *, key: str, initiated: dt.datetime, now: dt.datetime) -> bool:
     """Whether *rule* aborts an incomplete multipart upload of *key* begun at *initiated*."""
     when = abort_date(rule, key=key, initiated=initiated)
-    return when is not None and as_utc(now) >= when
+    return when is not None and utctime.aware(now) >= when
 
 
 def http_date(when: dt.datetime) -> str:
     """``Fri, 23 Dec 2012 00:00:00 GMT``."""
-    return email.utils.format_datetime(as_utc(when), usegmt=True)
+    return email.utils.format_datetime(utctime.aware(when), usegmt=True)
 
 
 def _header_id(rule_id: str) -> str:

@@ -27,7 +27,7 @@ import uuid
 from typing import Iterable, Mapping
 from xml.etree import ElementTree as ET
 
-from .. import integers
+from .. import integers, utctime
 from ..errors.s3 import InvalidArgument, InvalidRequest, MalformedXML
 from ..xmlutil import S3_NAMESPACE, document
 from .xmlbody import parse
@@ -46,11 +46,6 @@ _RULE_ELEMENTS = {"ID", "Status", "Filter", "Prefix", "Expiration", "Transition"
 _ACTIONS = ("Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
                        r"(Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
-
-
-def as_utc(when: dt.datetime) -> dt.datetime:
-    """*when* as an aware UTC datetime (naive means UTC)."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 # --- reading the document ---------------------------------------------------------------
@@ -147,7 +142,7 @@ def parse_date(text: str) -> dt.datetime:
     if not _ISO_DATE.fullmatch(text):
         raise MalformedXML()
     try:
-        when = as_utc(dt.datetime.fromisoformat(text))
+        when = utctime.aware(dt.datetime.fromisoformat(text))
     except (ValueError, OverflowError):     # no such date, or none in UTC
         raise MalformedXML() from None
     if when.time() != dt.time(0):
@@ -157,7 +152,7 @@ def parse_date(text: str) -> dt.datetime:
 
 def format_date(when: dt.datetime) -> str:
     """A lifecycle ``Date`` as S3 writes timestamps: ``2012-12-23T00:00:00.000Z``."""
-    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return utctime.aware(when).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _parse_expiration(element: ET.Element) -> dict:
