@@ -21,6 +21,8 @@ import math
 import uuid
 from typing import Any
 
+from sqlalchemy import or_
+
 from ..accounts import utcnow
 from ..db import db
 from ..errors import AwsError
@@ -193,7 +195,7 @@ def tracking_alarms(group: Group, policy: Policy, definition: dict[str, Any],
 
 def named(group: Group, name: str) -> Policy:
     policy = db.session.execute(db.select(Policy).where(
-        Policy.group_id == group.id, Policy.name.in_([name]) | (Policy.arn == name))
+        Policy.group_id == group.id, or_(Policy.name == name, Policy.arn == name))
     ).scalar_one_or_none()
     if policy is None:
         raise validation(f"No scaling policy found for the name {name}")
@@ -212,7 +214,7 @@ def describe(account_id: str, group: Group | None, names: list[str], types: list
     if group is not None:
         query = query.where(Policy.group_id == group.id)
     if names:
-        query = query.where(Policy.name.in_(names) | Policy.arn.in_(names))
+        query = query.where(or_(Policy.name.in_(names), Policy.arn.in_(names)))
     rows = [tuple(row) for row in db.session.execute(
         query.order_by(Group.name, Policy.name)).all()]
     if types:
