@@ -18,6 +18,8 @@ import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from . import utctime
+
 EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
 IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -38,8 +40,7 @@ def text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = utctime.naive(value)
         return value.isoformat(timespec="milliseconds") + "Z"     # milliseconds truncated
     return str(value)
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .. import wildcards as glob
+from .. import utctime, wildcards as glob
 from .grammar import Malformed
 
 
@@ -274,8 +274,7 @@ def _context_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = utctime.naive(value)
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
