@@ -44,6 +44,9 @@ class Volume(db.Model, JsonFields):
     attach_time: Mapped[dt.datetime | None] = mapped_column(default=None)
     delete_on_termination: Mapped[bool] = mapped_column(default=False)
     auto_enable_io: Mapped[bool] = mapped_column(default=False)
+    # Where the volume's blocks live: "file" (a sparse file in the data directory) or
+    # "rbd" (an image in the Ceph pool rbd_pool)
+    backend: Mapped[str] = mapped_column(String(16), default="file")
 
 
 class Snapshot(db.Model, JsonFields):
@@ -65,6 +68,9 @@ class Snapshot(db.Model, JsonFields):
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # Account ids allowed to create volumes from it besides the owner; "all" for public.
     create_volume_permissions_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Where the snapshot's data lives: "objectstore" (chunks in the object store, listed in
+    # snapshot_chunks) or "rbd" (an RBD snapshot of the volume's image, kept in Ceph)
+    backend: Mapped[str] = mapped_column(String(16), default="objectstore")
 
 
 class SnapshotChunk(db.Model):

@@ -55,6 +55,9 @@ class Bucket(db.Model, JsonFields):
     ownership: Mapped[str | None] = mapped_column(String(32), default=None)
     # PublicAccessBlockConfiguration ({"BlockPublicAcls": bool, ...}), None when unset
     public_access_block_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # The backend that holds the bucket's new objects' data: "file" (the data directory)
+    # or "s3" (another S3 endpoint such as a Ceph RGW); see eucalite.s3.backends
+    backend: Mapped[str] = mapped_column(String(32), default="file")
 
 
 class Segments:
