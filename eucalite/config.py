@@ -64,6 +64,17 @@ DEFAULTS: dict[str, Any] = {
     # controls at all) and all four Block Public Access settings on (false: none).
     "s3_default_object_ownership": "BucketOwnerEnforced",
     "s3_default_block_public_access": True,
+    # Walrus' backend for new buckets' object data: "file" (segments under <data_dir>/s3)
+    # or "s3": a bucket of another S3 endpoint (a Ceph RADOS Gateway, MinIO, AWS) that
+    # belongs to this cloud alone holds the data, while accounts, keys, ACLs, policies,
+    # versioning and listings stay in eucalite's database. Buckets keep the backend they
+    # were made on.
+    "s3_backend": "file",
+    "s3_backend_url": "",
+    "s3_backend_access_key": "",
+    "s3_backend_secret_key": "",
+    "s3_backend_bucket": "eucalite-walrus",
+    "s3_backend_region": "us-east-1",
     # Seconds between lifecycle-expiration sweeps of every bucket.
     "lifecycle_interval": 3600,
     # CloudWatch: seconds between evaluations of every alarm (and retention sweeps of
@@ -148,6 +159,21 @@ DEFAULTS: dict[str, Any] = {
     # ALL), LIO the nodes' initiator IQNs (empty: any initiator that has the CHAP secret).
     "iscsi_initiators": "ALL",
     "iscsi_initiator_iqns": [],
+    # EBS: where new volumes' blocks live: "file" (sparse files under <data_dir>/volumes,
+    # exported as ebs_export says) or "rbd" (images in the Ceph pool rbd_pool, which QEMU
+    # opens itself through librbd: no iSCSI hop). Volumes keep the backend they were made on.
+    "ebs_backend": "file",
+    "rbd_pool": "eucalite-volumes",
+    # Snapshots of RBD volumes: "ceph" (RBD snapshots kept in the pool; volumes and EBS
+    # images from them are copy-on-write clones) or "objectstore" (exported incrementally
+    # into the object store as chunks, as file volumes' snapshots are).
+    "rbd_snapshots": "ceph",
+    # The Ceph cluster RBD volumes (and any other Ceph backend) use: its config file, the
+    # cephx user eucalite connects as (its id, without "client."), and that user's keyring
+    # (empty: the keyring the config file names).
+    "ceph_conf": "/etc/ceph/ceph.conf",
+    "ceph_user": "eucalite",
+    "ceph_keyring": "",
     "max_volume_gb": 1024,
     "max_total_volume_gb": 10240,
     "snapshot_chunk_mb": 1,
