@@ -11,6 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
+import cephutil
 import pgutil
 import pytest
 from liveutil import start_live, start_live_node, stop_live
@@ -91,6 +92,28 @@ def _test_database(_isolated_aws_environment, monkeypatch):
     monkeypatch.setenv("EUCALITE_DATABASE_URL", pgutil.url_for(name))
     yield
     pgutil.drop_database(name)
+
+
+#: The pass of the suite that keeps Walrus' data in the test Ceph's RGW and EBS volumes in
+#: its RBD pool (./setup.sh test: the PostgreSQL pass), so each suite also runs against Ceph.
+WALRUS_ON_CEPH = os.environ.get("EUCALITE_TEST_WALRUS_ON_CEPH") == "1" and bool(cephutil.RGW_URL)
+EBS_ON_CEPH = os.environ.get("EUCALITE_TEST_EBS_ON_CEPH") == "1" and bool(cephutil.CONF)
+
+
+@pytest.fixture(autouse=True)
+def _test_storage(_isolated_aws_environment, monkeypatch):
+    """On the Ceph pass, every app this test builds puts new buckets' data in an RGW bucket
+    of the test's own (removed after it) and new volumes in the RBD pool."""
+    options = {}
+    if WALRUS_ON_CEPH:
+        options.update(cephutil.s3_backend_options())
+    if EBS_ON_CEPH:
+        options.update(cephutil.rbd_options())
+    for name, value in cephutil.as_environment(options).items():
+        monkeypatch.setenv(name, value)
+    yield
+    if WALRUS_ON_CEPH:
+        cephutil.drop_backend_bucket(options["s3_backend_bucket"])
 
 
 @pytest.fixture
