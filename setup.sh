@@ -3,7 +3,8 @@
 #
 #   ./setup.sh serve [eucalite serve options]   install into .venv and serve the cloud
 #   ./setup.sh test  [pytest options]           install everything and run the whole test suite,
-#                                               then again on PostgreSQL (all but real-VM tests)
+#                                               then again on PostgreSQL and Ceph (all but
+#                                               real-VM tests)
 #
 # Installs what is missing (Python venv, the package and its test tools) and leaves the
 # machine as it found it otherwise. Safe to run again: finished steps are skipped quickly.
@@ -102,6 +103,37 @@ ensure_node_packages() {  # what node duty needs to run real VMs (see README "No
 
 ensure_storage_packages() {  # the iSCSI target volumes are exported with (README "Volumes")
     apt_install "iSCSI volume exports (tgt)" tgt qemu-block-extra
+}
+
+ensure_ceph_packages() {  # the throwaway Ceph the tests run Walrus and EBS against
+    # (tests/ceph/cluster.sh): monitor, manager, OSD, RADOS Gateway, the ceph/rbd/
+    # radosgw-admin tools, the Python bindings eucalite's RBD backend imports (Debian's
+    # only: no PyPI wheels) and QEMU's RBD driver (block-rbd.so, in qemu-block-extra)
+    apt_install "the Ceph tests (Walrus on RGW, EBS on RBD)" ceph-mon ceph-osd ceph-mgr \
+        ceph-base radosgw ceph-common python3-rados python3-rbd qemu-block-extra
+}
+
+CEPH_DIR=
+start_test_ceph() {  # a private single-host cluster in a temporary directory; exports its
+    # EUCALITE_TEST_CEPH_* / EUCALITE_TEST_RGW_* settings (tests/cephutil.py reads them)
+    command -v ceph-mon >/dev/null && command -v radosgw >/dev/null || {
+        log "Ceph is not installed: the Ceph tests will skip"; return 0; }
+    CEPH_DIR=$(mktemp -d /tmp/eucalite-ceph.XXXXXX)
+    log "starting a throwaway Ceph cluster (mon, mgr, memstore OSD, RGW) in $CEPH_DIR"
+    if ! tests/ceph/cluster.sh start "$CEPH_DIR" >"$CEPH_DIR.log" 2>&1; then
+        cat "$CEPH_DIR.log" >&2
+        log "could not start the test Ceph cluster: the Ceph tests will skip"
+        stop_test_ceph; return 0
+    fi
+    set -a; . "$CEPH_DIR/env"; set +a
+}
+
+stop_test_ceph() {  # stop the private cluster (if started) and remove its directory
+    [ -n "$CEPH_DIR" ] || return 0
+    log "stopping the throwaway Ceph cluster"
+    tests/ceph/cluster.sh stop "$CEPH_DIR" || true
+    rm -rf "$CEPH_DIR" "$CEPH_DIR.log"
+    CEPH_DIR=
 }
 
 tgt_answers() { tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1; }
@@ -212,6 +244,7 @@ stop_test_postgres() {  # stop the private server (if started) and remove its di
 }
 
 cleanup_test() {  # on any exit of the test command
+    stop_test_ceph
     stop_test_postgres
     stop_started_daemons
 }
@@ -263,10 +296,12 @@ case "$cmd" in
         ensure_node_packages
         ensure_storage_packages
         ensure_postgresql
+        ensure_ceph_packages
         unpack_cloud_init
         trap cleanup_test EXIT
         ensure_libvirtd
         ensure_tgtd
+        start_test_ceph
         export PATH="$VENV/bin:$PATH"
         if [ "$(id -u)" -eq 0 ] && virsh -c qemu:///system version >/dev/null 2>&1; then
             # the real-VM tests (tests/test_node_real.py, the driver contract on qemu)
@@ -284,13 +319,17 @@ case "$cmd" in
         set -e
         # pytest exits 5 when it collected nothing: that is a failure for CI, not a pass.
         # Then every test but the real-VM ones once more with PostgreSQL as the database
-        # (tests/conftest.py gives each test its own; EUCALITE_TEST_POSTGRESQL=0 skips it).
+        # (tests/conftest.py gives each test its own; EUCALITE_TEST_POSTGRESQL=0 skips it),
+        # and with Walrus' data in the Ceph cluster's RGW and EBS volumes in its RBD pool,
+        # so both suites run once against Ceph too.
         if [ "${EUCALITE_TEST_POSTGRESQL:-1}" != 0 ]; then
             if start_test_postgres; then
                 log "running the test suite again on PostgreSQL ($workers workers)"
                 set +e
                 SECONDS=0
-                env -u EUCALITE_TEST_LIBVIRT_URI python -m pytest -n "$workers" --dist loadfile "$@"
+                env -u EUCALITE_TEST_LIBVIRT_URI EUCALITE_TEST_WALRUS_ON_CEPH=1 \
+                    EUCALITE_TEST_EBS_ON_CEPH=1 \
+                    python -m pytest -n "$workers" --dist loadfile "$@"
                 pg_status=$?
                 set -e
                 log "PostgreSQL pass: exit $pg_status after $((SECONDS / 60)) min $((SECONDS % 60)) s"
@@ -303,7 +342,7 @@ case "$cmd" in
         exit $status
         ;;
     *)
-        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

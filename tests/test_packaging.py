@@ -216,11 +216,28 @@ PROGRAMS = {
     "unzip": ("unzip", "tests/test_console_eucarc.py unpacks the credentials zip"),
     "pgrep": ("procps", "setup.sh, to see whether libvirtd runs"),
     "dpkg": ("dpkg", "this test, to check the table"),
+    # tests/ceph/cluster.sh makes and runs the throwaway Ceph cluster with these
+    "ceph-mon": ("ceph-mon", "tests/ceph/cluster.sh (the test Ceph's monitor)"),
+    "ceph-mgr": ("ceph-mgr", "tests/ceph/cluster.sh (the test Ceph's manager)"),
+    "ceph-osd": ("ceph-osd", "tests/ceph/cluster.sh (the test Ceph's memstore OSD)"),
+    "radosgw": ("radosgw", "tests/ceph/cluster.sh; the RGW tests start a gateway of their own"),
+    "monmaptool": ("ceph-base", "tests/ceph/cluster.sh (the first monitor map)"),
+    "ceph-authtool": ("ceph-common", "tests/ceph/cluster.sh (the first keyring)"),
+    "ceph": ("ceph-common", "tests/ceph/cluster.sh (pools, cephx users)"),
+    "rbd": ("ceph-common", "tests/ceph/cluster.sh (rbd pool init)"),
+    "radosgw-admin": ("ceph-common", "tests/ceph/cluster.sh (the RGW user)"),
+    "pkill": ("procps", "tests/ceph/cluster.sh stops the cluster's daemons"),
 }
 # Files (not programs) something loads behind our back.
 FILES = {
     "/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so":
         ("qemu-block-extra", "QEMU's own iSCSI initiator, for volumes exported over tgt"),
+    "/usr/lib/x86_64-linux-gnu/qemu/block-rbd.so":
+        ("qemu-block-extra", "QEMU's own RBD driver, for volumes on Ceph RBD"),
+    "/usr/lib/python3/dist-packages/rados.cpython-311-x86_64-linux-gnu.so":
+        ("python3-rados", "eucalite's Ceph backends connect to the cluster with it"),
+    "/usr/lib/python3/dist-packages/rbd.cpython-311-x86_64-linux-gnu.so":
+        ("python3-rbd", "EBS on RBD makes, snapshots and clones images with it"),
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf":
         ("fonts-dejavu-core", "chromium renders the console's text with it"),
     # Debian 12's PostgreSQL (not on PATH): setup.sh's test command runs a private server
