@@ -130,7 +130,11 @@ def probe_node_duty(app) -> None:
 
 
 def banner(config: dict[str, Any], node_problem: str | None, storage: str = "",
-           network_problem: str | None = None) -> str:
+           network_problem: str | None = None, objects: str = "",
+           volume_backend: str = "") -> str:
+    """The start-up banner: endpoints, where data lives, which duties run (and why one is
+    off). *storage* says how volumes reach nodes, *volume_backend* where their blocks live,
+    *objects* where Walrus keeps object data (each backend reachable or not)."""
     endpoints = config_module.endpoints(config)
     if not config["node"]:
         node = "off (--no-node: no hypervisor connection is opened)"
@@ -149,7 +153,10 @@ def banner(config: dict[str, Any], node_problem: str | None, storage: str = "",
         f"  data dir       {config['data_dir']}",
         f"  database       {_safe_url(config['database_url'])}",
         f"  node duty      {node}",
-        *([f"  volumes        {storage}"] if storage else []),
+        *([f"  objects        {objects}"] if objects else []),
+        *([f"  volumes        {volume_backend}"] if volume_backend else []),
+        *([f"  volume exports {storage}"] if storage and volume_backend else
+          [f"  volumes        {storage}"] if storage else []),
         *([f"  network        {network_problem}"] if network_problem else []),
         "Credentials for boto3 and the aws CLI:",
         f"  eval \"$(eucalite credentials --data-dir {config['data_dir']})\"",
