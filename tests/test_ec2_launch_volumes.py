@@ -125,11 +125,11 @@ def test_a_failed_launch_leaves_no_volume_behind(ebs, monkeypatch):
     restore = ebs_snapshots.restore_into
     calls = []
 
-    def second_fails(store, snapshot_id, path, size_gb):
+    def second_fails(store, snapshot_id, volume):
         calls.append(snapshot_id)
         if len(calls) == 2:
             broken()
-        return restore(store, snapshot_id, path, size_gb)
+        return restore(store, snapshot_id, volume)
     monkeypatch.setattr(ebs_snapshots, "restore_into", second_fails)
     instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)[
         "Instances"][0]["InstanceId"]

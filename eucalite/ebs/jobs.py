@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 
 from sqlalchemy import func
 
@@ -32,21 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def make_volume(ebs, volume_id: str) -> None:
-    """creating -> available: a sparse file of the volume's size, or the snapshot's data."""
+    """creating -> available: an empty volume of its size on its backend, or the
+    snapshot's data."""
     volume = db.session.get(Volume, volume_id)
     if volume is None or volume.state != CREATING:
         return
-    path = ebs.path(volume.id)
     try:
-        ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
-        if volume.snapshot_id:
-            snapshots.restore_into(ebs, volume.snapshot_id, path, volume.size_gb)
-        else:
-            partial = path.with_suffix(".partial")
-            with open(partial, "wb") as f:
-                f.truncate(volume.size_gb * 2**30)      # sparse: a 100 GiB volume is instant
-                os.fsync(f.fileno())
-            partial.replace(path)
+        _make_data(ebs, volume)
     except Exception as error:  # noqa: BLE001 - whatever failed, it must not stay creating
         log_failure("creating", volume_id, error)
         db.session.rollback()
@@ -63,13 +54,7 @@ def make_launch_volume(ebs, volume_id: str, instance_id: str) -> None:
     fails)."""
     volume = db.session.get(Volume, volume_id)
     try:
-        ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
-        if volume.snapshot_id:
-            snapshots.restore_into(ebs, volume.snapshot_id, ebs.path(volume_id),
-                                   volume.size_gb)
-        else:
-            with open(ebs.path(volume_id), "wb") as f:
-                f.truncate(volume.size_gb * 2**30)         # sparse
+        _make_data(ebs, volume)
     except BaseException:
         db.session.rollback()
         discard_unmade(ebs, volume_id)
@@ -79,13 +64,26 @@ def make_launch_volume(ebs, volume_id: str, instance_id: str) -> None:
                        "was made.")
 
 
+def _make_data(ebs, volume: Volume) -> None:
+    """The volume's data on its backend: the snapshot's, or empty (sparse)."""
+    if volume.snapshot_id:
+        snapshots.restore_into(ebs, volume.snapshot_id, volume)
+    else:
+        ebs.backing_of(volume).create(volume.id, volume.size_gb * 2**30)
+
+
 def destroy_volume(ebs, volume_id: str) -> None:
-    """deleting -> gone: the file, the tags and the row."""
+    """deleting -> gone: the data, the tags and the row. Data that cannot be removed now
+    (Ceph unreachable) leaves the volume ``deleting``; the next start tries again."""
     volume = db.session.get(Volume, volume_id)
     if volume is None or volume.state != DELETING:
         return
-    ebs.path(volume_id).unlink(missing_ok=True)
-    ebs.path(volume_id).with_suffix(".partial").unlink(missing_ok=True)
+    try:
+        ebs.backing_of(volume).delete(volume_id)
+    except Exception as error:  # noqa: BLE001 - recover() at the next start retries
+        log_failure("deleting", volume_id, error)
+        db.session.rollback()
+        return
     tags.delete_all(volume_id)
     db.session.delete(volume)
     db.session.commit()
@@ -112,7 +110,7 @@ def plug(ebs, volume_id: str) -> None:
         if instance is None:
             raise AwsError(f"The instance {instance_id} is gone.")
         node = ebs.cluster.node_for(instance.node_id)
-        exporter, export = _export(ebs, volume.id, instance.node_id)
+        exporter, export = _export(ebs, volume, instance.node_id)
         target = free_target(node.disks(instance_id))
         node.attach_volume(instance_id, exporter.disk_spec(volume.id, export,
                                                            str(ebs.path(volume.id)), target))
@@ -174,19 +172,19 @@ def discard_unmade(ebs, volume_id: str) -> None:
 def replug(ebs, node, volume: Volume) -> None:
     """Export *volume* again and plug it back into its instance's domain on *node* at its
     target."""
-    exporter, export = _export(ebs, volume.id, node.node_id)
+    exporter, export = _export(ebs, volume, node.node_id)
     node.attach_volume(volume.instance_id, exporter.disk_spec(
         volume.id, export, str(ebs.path(volume.id)), volume.target))
     VOLUME.note(volume.id, {IN_USE}, export_json=export_json(export))
 
 
-def _export(ebs, volume_id: str, node_id: str | None) -> tuple[ExportDriver, dict]:
-    """Export *volume_id* to the node *node_id* its instance runs on, the way
+def _export(ebs, volume: Volume, node_id: str | None) -> tuple[ExportDriver, dict]:
+    """Export *volume* to the node *node_id* its instance runs on, the way
     :meth:`~eucalite.ebs.service.EbsService.exporter_for` says: (driver, export record)."""
-    exporter, remote = ebs.exporter_for(node_id)
+    exporter, remote = ebs.exporter_for(node_id, volume.backend)
     if remote is not None:
         _renew_if_rejoined(exporter, remote)
-    return exporter, exporter.create_export(volume_id, str(ebs.path(volume_id)),
+    return exporter, exporter.create_export(volume.id, str(ebs.path(volume.id)),
                                             node_id=remote)
 
 
@@ -206,7 +204,7 @@ def export_attached(ebs, volume: Volume) -> DiskSpec:
     instance's node; its attachment is then attached (a first boot's was attaching). The
     disk for the domain, at the volume's target."""
     instance = ebs.cloud.instance(volume.instance_id)
-    exporter, export = _export(ebs, volume.id, instance.node_id if instance else None)
+    exporter, export = _export(ebs, volume, instance.node_id if instance else None)
     VOLUME.note(volume.id, {IN_USE}, export_json=export_json(export))
     ATTACHMENT.transition(volume.id, ATTACHED, expected={ATTACHING})
     return exporter.disk_spec(volume.id, export, str(ebs.path(volume.id)), volume.target)

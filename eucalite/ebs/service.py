@@ -1,9 +1,11 @@
 """The storage controller's service object: its whole surface, for the EC2 adapter, the
 console and the cloud controller.
 
-Volumes are sparse raw files in ``<data_dir>/volumes/``. A volume is exported (local file,
-tgt or LIO iSCSI: :mod:`eucalite.ebs.export`) only while it is attached, so no target
-stays open for a volume nobody uses. Methods take a Principal and plain values; the slow
+Volumes are sparse raw files in ``<data_dir>/volumes/`` or RBD images in a Ceph pool
+(config ``ebs_backend``; each volume keeps the backend it was made on:
+:mod:`eucalite.ebs.backing`). A file volume is exported (local file, tgt or LIO iSCSI:
+:mod:`eucalite.ebs.export`) only while it is attached, so no target stays open for a volume
+nobody uses; an RBD volume is opened by the node's QEMU itself. Methods take a Principal and plain values; the slow
 half of each change runs as a job (:mod:`eucalite.ebs.jobs`) on the worker given at wiring.
 
 The storage controller sits below the cloud controller and never imports it: what it must
@@ -29,10 +31,12 @@ from ..db import db
 from ..errors import AwsError, InvalidParameterValue, MissingParameter
 from ..errors.ec2 import IncorrectState, InvalidAttachmentNotFound, Unsupported, VolumeInUse
 from ..s3.store import ObjectStore
-from . import jobs, snapshots, volumes
+from . import backing, jobs, snapshots, volumes
+from .backing import RbdBacking, VolumeBacking
 from .chunkstore import ChunkStore
 from .export import ExportDriver, ExportUnavailable, choose, choose_iscsi, make, \
     storage_address
+from .export.rbd import RbdExport
 from .models import Snapshot, Volume
 from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
                      DETACHING, ERROR, IN_USE, PENDING, VOLUME)
@@ -83,6 +87,8 @@ class EbsService:
         self.volumes_dir = Path(config["data_dir"]) / "volumes"
         self._export = None
         self._iscsi = None
+        self._rbd_export = None
+        self._backings: dict[str, VolumeBacking] = {}
         self._lock = threading.Lock()
 
     def bind(self, app, worker) -> None:
@@ -93,8 +99,48 @@ class EbsService:
     # --- plumbing ----------------------------------------------------------------------
 
     def path(self, volume_id: str) -> Path:
-        """The volume's data file."""
+        """The data file of a volume kept in a file."""
         return self.volumes_dir / f"{volume_id}.raw"
+
+    def backing(self, name: str) -> VolumeBacking:
+        """The volume backing called *name* (``file``, ``rbd``), made once."""
+        with self._lock:
+            if name not in self._backings:
+                made = backing.make(name, self.config, self.volumes_dir)
+                if isinstance(made, RbdBacking):
+                    made.wanted = _row_exists
+                self._backings[name] = made
+            return self._backings[name]
+
+    def backing_of(self, volume: Volume) -> VolumeBacking:
+        """Where *volume*'s blocks are (the backend it was made on)."""
+        return self.backing(volume.backend or "file")
+
+    def rbd(self) -> RbdBacking:
+        """The RBD backing (snapshots kept in Ceph live there whatever ebs_backend says)."""
+        return self.backing("rbd")
+
+    def new_volume_backend(self) -> str:
+        """The backend new volumes are made on (config ``ebs_backend``); Unsupported,
+        saying what to install or fix, when it cannot make volumes now."""
+        name = str(self.config.get("ebs_backend") or "file").strip().lower()
+        try:
+            problem = self.backing(name).problem()
+        except ValueError as error:
+            raise Unsupported(f"The storage controller cannot make volumes: {error}")
+        if problem is not None:
+            raise Unsupported(f"The storage controller cannot make volumes: {problem}")
+        return name
+
+    def describe_backend(self) -> str:
+        """One line for the start-up banner: where new volumes are kept, and whether that
+        works ("volumes in files under X", "volumes as RBD images in pool P of the Ceph
+        cluster in CONF (reachable|UNREACHABLE: why)")."""
+        name = str(self.config.get("ebs_backend") or "file").strip().lower()
+        try:
+            return self.backing(name).describe()
+        except ValueError as error:
+            return f"OFF: {error}"
 
     def chunk_store(self) -> ChunkStore:
         """Where snapshot chunks are kept (needs an app context)."""
@@ -111,14 +157,22 @@ class EbsService:
                     raise Unsupported(f"The storage controller cannot export volumes: {error}")
             return self._export
 
-    def exporter_for(self, node_id: str | None) -> tuple[ExportDriver, str | None]:
-        """How a volume reaches an instance on *node_id*: (the export driver, the node whose
-        CHAP account alone may log in to the target, or None). This host's node (or an
+    def exporter_for(self, node_id: str | None, backend: str = "file"
+                     ) -> tuple[ExportDriver, str | None]:
+        """How a volume on *backend* reaches an instance on *node_id*: (the export driver,
+        the node whose CHAP account alone may log in to the target, or None). An RBD
+        volume: the RBD export wherever the node is (QEMU opens the image). This host's node (or an
         instance on no node): the configured driver, local files or iSCSI with one CHAP
         account per volume, as before nodes could join. A node on another host: iSCSI even
         where config chooses local files (:func:`~.export.choose_iscsi`), at
         ``storage_address``, guarded by that node's own account. Unsupported when no
         driver can."""
+        if backend == "rbd":
+            images = self.rbd()
+            with self._lock:
+                if self._rbd_export is None:
+                    self._rbd_export = RbdExport(images)
+            return self._rbd_export, None
         if node_id is None or node_id == self.cluster.local_node_id:
             return self.export_driver(), None
         with self._lock:
@@ -132,7 +186,8 @@ class EbsService:
 
     def driver_of(self, export: dict) -> ExportDriver:
         """The driver that made the export record *export* (to withdraw it)."""
-        return self.exporter_for(export.get("node_id"))[0]
+        backend = "rbd" if export.get("driver") == "rbd" else "file"
+        return self.exporter_for(export.get("node_id"), backend)[0]
 
     def remote_problem(self) -> str | None:
         """Why nodes on other hosts cannot reach volumes although some joined: the storage
@@ -220,8 +275,12 @@ class EbsService:
                                         "invalid.")
         tag_map = tags.check_new_tags(tag_map)        # validate up front
         volumes.check_size(self.config, size_gb)
+        backend = self.new_volume_backend()
+        if snapshot is not None and snapshot.backend == "rbd" and backend != "rbd":
+            self._check_rbd_snapshots()
         volume = volumes.record(
             principal, size_gb=size_gb, zone=zone, snapshot=snapshot, volume_type=volume_type,
+            backend=backend,
             tag=lambda vid: tags.tag_new_resources(principal, "volume", [vid], tag_map))
         self._submit(jobs.make_volume, volume.id)
         return volume
@@ -263,7 +322,7 @@ class EbsService:
                                         f"instance '{instance.id}' is in {instance.zone}.")
         if volumes.device_in_use(instance.id, device) or device == instance.root_device_name:
             raise InvalidParameterValue(f"Attachment point {device} is already in use")
-        self.exporter_for(instance.node_id)     # fail now, in the API error, if none can
+        self.exporter_for(instance.node_id, volume.backend)   # fail now, in the API error
         # the attachment begins with the volume's move to in-use
         if not VOLUME.transition(volume.id, IN_USE, expected={AVAILABLE},
                                  instance_id=instance.id, device=device,
@@ -305,7 +364,7 @@ class EbsService:
         volume and chunks it, in chunks of ``snapshot_chunk_mb`` (config) MiB."""
         chunk_size = int(self.config.get("snapshot_chunk_mb", 1)) * 2**20
         snapshot = snapshots.record(principal, volume_id, description or "", tag_map,
-                                    chunk_size)
+                                    chunk_size, self.snapshot_backend)
         self._submit(snapshots.take, snapshot.id)
         return snapshot
 
@@ -322,7 +381,7 @@ class EbsService:
         try:
             for volume_id in volume_ids:
                 made.append(snapshots.record(principal, volume_id, description, tag_map,
-                                             chunk_size))
+                                             chunk_size, self.snapshot_backend))
         except Exception as error:
             # no job will take those already recorded: they end failed, not pending forever
             for snapshot in made:
@@ -330,6 +389,20 @@ class EbsService:
             raise
         self._submit(snapshots.take_together, [snapshot.id for snapshot in made], hold)
         return made
+
+    def snapshot_backend(self, volume: Volume) -> str:
+        """Where a new snapshot of *volume* is kept: ``rbd`` (an RBD snapshot in Ceph) for
+        an RBD volume when config ``rbd_snapshots`` is ``ceph``, else ``objectstore``
+        (incremental chunks in the object store)."""
+        keep_in_ceph = str(self.config.get("rbd_snapshots") or "ceph").lower() == "ceph"
+        return "rbd" if volume.backend == "rbd" and keep_in_ceph else "objectstore"
+
+    def _check_rbd_snapshots(self) -> None:
+        """Unsupported, saying why, when snapshots kept in Ceph cannot be read now."""
+        problem = self.rbd().problem()
+        if problem is not None:
+            raise Unsupported(f"The snapshot is kept in Ceph, which the storage controller "
+                              f"cannot reach: {problem}")
 
     def delete_snapshot(self, principal: Principal, snapshot_id: str) -> None:
         """DeleteSnapshot: a completed or failed snapshot no image is made from."""
@@ -420,6 +493,7 @@ class EbsService:
         cloud's storage limit holds (VolumeLimitExceeded). The instance's first boot
         writes their data (:meth:`make_launch_volumes`). Returns their ids."""
         volumes.check_sizes(self.config, [v.size_gb for v in planned])
+        backend = self.new_volume_backend() if planned else "file"
         targets: list[str] = []
         made = []
         for wanted in planned:
@@ -430,7 +504,7 @@ class EbsService:
                 target=target, snapshot_id=wanted.snapshot_id, size_gb=wanted.size_gb,
                 volume_type=wanted.volume_type,
                 delete_on_termination=wanted.delete_on_termination,
-                creator_user_id=creator_user_id).id)
+                creator_user_id=creator_user_id, backend=backend).id)
         return made
 
     def make_launch_volumes(self, instance_id: str, root_device: str | None) -> None:
@@ -498,3 +572,11 @@ class EbsService:
             state=PENDING)).scalars().all()
         acted += [snapshot_id for snapshot_id in pending if snapshots.interrupted(snapshot_id)]
         return acted
+
+
+def _row_exists(name: str) -> bool:
+    """A volume (``vol-``) or snapshot (``snap-``) of that id is recorded: its RBD image or
+    snapshot must stay (:attr:`eucalite.ebs.backing.RbdBacking.wanted`)."""
+    model = Volume if name.startswith("vol-") else Snapshot if name.startswith("snap-") \
+        else None
+    return model is None or db.session.get(model, name) is not None

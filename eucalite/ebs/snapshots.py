@@ -1,5 +1,5 @@
-"""EBS snapshots: create (incremental, in the object store), delete, describe, permissions,
-and restoring one into a new volume.
+"""EBS snapshots: create (incremental, in the object store, or kept in Ceph as RBD
+snapshots), delete, describe, permissions, and restoring one into a new volume.
 
 CreateSnapshot records ``pending`` and a job (:func:`take`) takes a point-in-time copy of
 the volume's data (the guest is paused for the copy when the volume is attached, so no
@@ -8,6 +8,13 @@ or one its caller gives), then chunks it (:mod:`eucalite.ebs.chunks`): only chun
 stored yet are uploaded, ``Progress`` rises as it goes, and the chunk list is recorded with
 ``completed`` in one transaction. DeleteSnapshot drops the snapshot's list and then only the
 chunk objects no other snapshot lists, so deleting one snapshot never breaks another.
+
+A snapshot of an RBD volume with config ``rbd_snapshots = ceph`` (``Snapshot.backend`` =
+``rbd``) is instead a protected RBD snapshot of the volume's image, taken inside the same
+hold (instant, nothing copied), and a volume made from it is an RBD clone; removal of its
+image and snapshot is deferred while they are in use (:mod:`eucalite.ebs.backing`).
+Restoring works across backends: chunks into a file or an RBD volume, an RBD snapshot into
+a file volume.
 
 Functions that touch chunks or the guest take the storage controller's service object
 (:class:`eucalite.ebs.service.EbsService`) for its object store and node access.
@@ -111,9 +118,10 @@ def chunk_map(snapshot_id: str) -> dict[int, tuple[str, int]]:
 # --- the API -------------------------------------------------------------------------------
 
 def record(principal: Principal, volume_id: str, description: str,
-           tag_map: Mapping[str, str] | None, chunk_size: int) -> Snapshot:
+           tag_map: Mapping[str, str] | None, chunk_size: int,
+           backend_for: Callable[[Volume], str] = lambda _volume: "objectstore") -> Snapshot:
     """CreateSnapshot's request half: checks, then the snapshot recorded ``pending`` with
-    its tags (the caller starts :func:`take`)."""
+    its tags, kept where *backend_for(volume)* says (the caller starts :func:`take`)."""
     volume = volumes.owned(principal, volume_id)
     if volume.state not in (AVAILABLE, IN_USE):
         raise volumes.incorrect_state(volume)
@@ -126,7 +134,8 @@ def record(principal: Principal, volume_id: str, description: str,
     snapshot = Snapshot(id=ids.resource_id("snap"), owner_id=principal.account_id,
                         volume_id=volume.id, volume_size_gb=volume.size_gb, state=PENDING,
                         progress=0, description=description, started=utcnow(),
-                        chunk_size=chunk_size, creator_user_id=quotas.creator(principal))
+                        chunk_size=chunk_size, creator_user_id=quotas.creator(principal),
+                        backend=backend_for(volume))
     db.session.add(snapshot)
     db.session.flush()
     tags.tag_new_resources(principal, "snapshot", [snapshot.id], tag_map)
@@ -145,11 +154,18 @@ def delete(ebs, principal: Principal, snapshot_id: str) -> None:
         raise InvalidSnapshotInUse(f"The snapshot {snapshot.id} is currently in use by "
                                    f"{image_id}")
     candidates = {digest for digest, _size in chunk_map(snapshot.id).values()}
+    in_ceph = (snapshot.volume_id, snapshot.id) if snapshot.backend == "rbd" and \
+        snapshot.state == COMPLETED else None
     write_lock()
     db.session.execute(db.delete(SnapshotChunk).where(SnapshotChunk.snapshot_id == snapshot.id))
     tags.delete_all(snapshot.id)
     db.session.delete(snapshot)
     db.session.commit()
+    if in_ceph is not None:
+        try:
+            ebs.rbd().drop_snapshot(*in_ceph)
+        except Exception as error:  # noqa: BLE001 - the volume's deletion removes it later
+            log.warning("removing the RBD snapshot %s@%s failed: %s", *in_ceph, error)
     with CHUNKS_LOCK:
         _drop_unreferenced(ebs, candidates)
 
@@ -215,28 +231,12 @@ def guests_paused(ebs, volumes: list[Volume]) -> Hold:
     return hold
 
 
-def point_in_time_copy(ebs, volume_id: str, work_dir: Path) -> Path:
+def point_in_time_copy(ebs, volume: Volume, work_dir: Path) -> Path:
     """A sparse copy (``copy.raw`` in *work_dir*) of the volume's data as of now: the
     caller holds the guest still (:data:`Hold`) while it is made."""
     copy = work_dir / "copy.raw"
-    _sparse_copy(ebs.path(volume_id), copy)
+    ebs.backing_of(volume).copy_out(volume.id, copy)
     return copy
-
-
-def _sparse_copy(source: Path, target: Path) -> None:
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        size = os.fstat(src.fileno()).st_size
-        dst.truncate(size)
-        for start, end in chunks.data_ranges(source):
-            src.seek(start)
-            dst.seek(start)
-            remaining = end - start
-            while remaining:
-                block = src.read(min(remaining, 8 * 2**20))
-                if not block:
-                    break
-                dst.write(block)
-                remaining -= len(block)
 
 
 def take(ebs, snapshot_id: str) -> None:
@@ -255,23 +255,34 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
     try:
         volumes = {row.id: db.session.get(Volume, row.volume_id) for row in rows}
         plan = [(row.id, row.volume_id, row.chunk_size, _previous_chunks(row)) for row in rows]
+        in_ceph = {row.id for row in rows if row.backend == "rbd"}
         try:
             gone = [row.volume_id for row in rows if volumes[row.id] is None]
             if gone:
                 raise AwsError(f"The volume {gone[0]} is gone.")
             hold = hold or guests_paused(ebs, list(volumes.values()))
+            for volume in set(volumes.values()):
+                db.session.expunge(volume)      # read as they are now, not again
             db.session.rollback()       # nothing held across the copies
+            ebs.volumes_dir.mkdir(parents=True, exist_ok=True)
             for snapshot_id, _vid, _size, _prev in plan:
-                work_dirs[snapshot_id] = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-",
-                                                               dir=ebs.volumes_dir))
+                if snapshot_id not in in_ceph:
+                    work_dirs[snapshot_id] = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-",
+                                                                   dir=ebs.volumes_dir))
             with hold():
                 for snapshot_id, volume_id, _size, _prev in plan:
-                    point_in_time_copy(ebs, volume_id, work_dirs[snapshot_id])
+                    if snapshot_id in in_ceph:
+                        ebs.rbd().snapshot(volume_id, snapshot_id)
+                    else:
+                        point_in_time_copy(ebs, volumes[snapshot_id], work_dirs[snapshot_id])
         except Exception as error:  # noqa: BLE001 - any failure ends the snapshots in error
             for snapshot_id, *_rest in plan:
                 fail(snapshot_id, error)
             return
         for snapshot_id, _vid, chunk_size, earlier in plan:
+            if snapshot_id in in_ceph:
+                _record(snapshot_id, chunks.SnapshotResult(chunks={}, stored_bytes=0))
+                continue
             try:
                 with CHUNKS_LOCK:
                     result = chunks.snapshot(work_dirs[snapshot_id] / "copy.raw",
@@ -321,12 +332,37 @@ def interrupted(snapshot_id: str) -> bool:
                                              "controller")
 
 
-def restore_into(ebs, snapshot_id: str, path: Path, size_gb: int) -> None:
-    """Write the snapshot's data into a new sparse volume file at *path* of *size_gb*."""
+def restore_into(ebs, snapshot_id: str, volume: Volume) -> None:
+    """Make the new *volume* (of its size, on its backend) holding the snapshot's data: an
+    RBD clone of a snapshot kept in Ceph for an RBD volume, else the data written in."""
     snapshot = find(snapshot_id)
     if snapshot is None:
         raise AwsError(f"The snapshot {snapshot_id} is gone.")
-    mapping = chunk_map(snapshot_id)
+    size = volume.size_gb * 2**30
+    volume_id, backend = volume.id, volume.backend
+    source, mapping = (snapshot.volume_id, snapshot.id), chunk_map(snapshot_id)
+    in_ceph, chunk_size = snapshot.backend == "rbd", snapshot.chunk_size
+    target = ebs.backing_of(volume)
     db.session.rollback()
-    chunks.restore(path, size_gb * 2**30, mapping, ebs.chunk_store(),
-                   chunk_size=snapshot.chunk_size)
+    if in_ceph and backend == "rbd":
+        ebs.rbd().clone(*source, volume_id, size)
+    elif in_ceph:
+        target.restore(volume_id, size, lambda path: _write_atomically(
+            path, size, lambda part: ebs.rbd().copy_snapshot_out(*source, part)))
+    else:
+        target.restore(volume_id, size, lambda path: chunks.restore(
+            path, size, mapping, ebs.chunk_store(), chunk_size=chunk_size))
+
+
+def _write_atomically(path: Path, size: int, write: Callable[[Path], None]) -> None:
+    """*write(part)* fills a file beside *path*, which is then made *size* bytes long and
+    renamed over *path*: *path* holds all of it or nothing new."""
+    part = path.with_name(f".{path.name}.part")
+    try:
+        write(part)
+        with open(part, "r+b") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)

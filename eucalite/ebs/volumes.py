@@ -97,15 +97,16 @@ def check_sizes(config: Mapping[str, Any], sizes: list[int]) -> None:
 
 
 def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot | None,
-           volume_type: str, tag=None) -> Volume:
-    """Write a new volume as ``creating``; *tag* (given its id) runs in the same
-    transaction, so the volume and its tags appear together."""
+           volume_type: str, backend: str = "file", tag=None) -> Volume:
+    """Write a new volume as ``creating``, kept on *backend* (``file``, ``rbd``); *tag*
+    (given its id) runs in the same transaction, so the volume and its tags appear
+    together."""
     write_lock()
     quotas.check(principal, "ec2:CreateVolume",
                  {"ec2:quota-volumenumber": 1, "ec2:quota-volumetotalsize": size_gb})
     volume = Volume(id=ids.resource_id("vol"), owner_id=principal.account_id, size_gb=size_gb,
                     zone=zone, state=CREATING, snapshot_id=snapshot.id if snapshot else None,
-                    volume_type=volume_type, created=utcnow(),
+                    volume_type=volume_type, created=utcnow(), backend=backend,
                     creator_user_id=quotas.creator(principal))
     db.session.add(volume)
     db.session.flush()
@@ -130,10 +131,12 @@ class LaunchVolume:
 
 def record_attached(*, owner_id: str, instance_id: str, zone: str, device: str, target: str,
                     snapshot_id: str | None, size_gb: int, volume_type: str,
-                    delete_on_termination: bool, creator_user_id: str | None = None) -> Volume:
+                    delete_on_termination: bool, creator_user_id: str | None = None,
+                    backend: str = "file") -> Volume:
     """A volume an instance's launch makes (its EBS root at ROOT_TARGET, or a data volume
     of its block device mapping), recorded ``creating`` and attaching at *device* (disk
-    *target*), created by *creator_user_id* (the launching user, as CreateVolume's are);
+    *target*), created by *creator_user_id* (the launching user, as CreateVolume's are),
+    kept on *backend*;
     its data comes from the snapshot *snapshot_id*, or it starts empty (the instance's
     first boot writes it). Added in the caller's write transaction (RunInstances': the
     launch's volumes are recorded, and counted against the volume quotas, with its
@@ -143,7 +146,7 @@ def record_attached(*, owner_id: str, instance_id: str, zone: str, device: str, 
                     created=utcnow(), instance_id=instance_id, device=device,
                     target=target, attach_state=ATTACHING, attach_time=utcnow(),
                     delete_on_termination=delete_on_termination,
-                    creator_user_id=creator_user_id)
+                    creator_user_id=creator_user_id, backend=backend)
     db.session.add(volume)
     return volume
 

@@ -15,7 +15,7 @@ from .driver import DiskSpec, DomainSpec
 DOMAIN_TYPES = ("qemu", "kvm", "test")
 METADATA_NS = "https://eucalite.dev/xmlns/libvirt/1"     # <metadata> element of eucalite
 DISK_FORMATS = ("qcow2", "raw")
-NETWORK_PROTOCOLS = ("iscsi", "nbd")
+NETWORK_PROTOCOLS = ("iscsi", "nbd", "rbd")
 _TARGET_RE = re.compile(r"^vd[a-z]{1,2}$")
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 # a Linux interface name that is not one of libvirt's own (vnet*, vif*, macvtap*, ...)
@@ -76,6 +76,10 @@ def validate_disk(disk: DiskSpec) -> None:
             raise ValueError(f"disk {disk.target}: an iSCSI disk needs name (IQN/LUN) and host")
         if net["protocol"] == "nbd" and not (net.get("host") or net.get("socket")):
             raise ValueError(f"disk {disk.target}: an NBD disk needs host or socket")
+        if net["protocol"] == "rbd" and not (net.get("name") and (net.get("hosts")
+                                                                  or net.get("host"))):
+            raise ValueError(f"disk {disk.target}: an RBD disk needs name (pool/image) and "
+                             "hosts (the monitors)")
 
 
 def _disk_element(disk: DiskSpec, boot_order: int | None = None) -> ET.Element:
@@ -100,15 +104,17 @@ def _disk_element(disk: DiskSpec, boot_order: int | None = None) -> ET.Element:
 
 
 def _network_source(disk_el: ET.Element, net: dict) -> None:
-    """Append <source protocol=...> for an iSCSI or NBD disk.
+    """Append <source protocol=...> for an iSCSI, NBD or RBD disk.
 
-    *net* keys: ``protocol`` (iscsi|nbd), ``name`` (``IQN/LUN`` for iSCSI, export for NBD),
-    ``host`` and ``port`` (TCP), or ``socket`` (NBD over a unix socket); CHAP with
-    ``username`` and ``secret_usage`` (the usage name of a libvirt iscsi secret; default
-    the username) or ``secret_uuid``. ``password`` is the CHAP secret itself: it is never
-    rendered here (domain XML is logged and readable by anyone with virsh) — the libvirt
-    driver stores it in the secret ``secret_usage`` names (``chap_secret_xml``) before it
-    attaches the disk, and undefines that secret after the disk is detached.
+    *net* keys: ``protocol`` (iscsi|nbd|rbd), ``name`` (``IQN/LUN`` for iSCSI, export for
+    NBD, ``pool/image`` for RBD), ``host`` and ``port`` (TCP), or ``hosts`` ([host, port]
+    pairs: RBD's monitors), or ``socket`` (NBD over a unix socket); CHAP (iSCSI) or cephx
+    (RBD) with ``username`` and ``secret_usage`` (the usage name of a libvirt iscsi or ceph
+    secret; default the username) or ``secret_uuid``. ``password`` is the CHAP secret or
+    the cephx key itself: it is never rendered here (domain XML is logged and readable by
+    anyone with virsh) — the libvirt driver stores it in the secret ``secret_usage`` names
+    (``secret_xml``) before it attaches the disk; it undefines a CHAP secret after the disk
+    is detached and keeps a ceph one (one per cephx user, shared by every RBD disk).
     """
     attrs = {"protocol": net["protocol"]}
     if net.get("name"):
@@ -116,6 +122,9 @@ def _network_source(disk_el: ET.Element, net: dict) -> None:
     src = _sub(disk_el, "source", **attrs)
     if net.get("socket"):
         _sub(src, "host", transport="unix", socket=str(net["socket"]))
+    elif net.get("hosts"):
+        for host, port in net["hosts"]:
+            _sub(src, "host", name=str(host), port=str(port))
     else:
         host = {"name": str(net["host"])}
         if net.get("port") is not None:
@@ -124,7 +133,7 @@ def _network_source(disk_el: ET.Element, net: dict) -> None:
     if net.get("username"):
         # <auth> inside <source> is libvirt's current placement (>= 3.9)
         auth = _sub(src, "auth", username=str(net["username"]))
-        secret = {"type": "iscsi" if net["protocol"] == "iscsi" else net["protocol"]}
+        secret = {"type": SECRET_TYPES.get(net["protocol"], net["protocol"])}
         if net.get("secret_uuid"):
             secret["uuid"] = str(net["secret_uuid"])
         else:
@@ -132,16 +141,26 @@ def _network_source(disk_el: ET.Element, net: dict) -> None:
         _sub(auth, "secret", **secret)
 
 
+#: The libvirt secret type of each network protocol's credentials
+SECRET_TYPES = {"iscsi": "iscsi", "rbd": "ceph"}
 CHAP_SECRET_DESCRIPTION = "eucalite CHAP secret"
+CEPH_SECRET_DESCRIPTION = "eucalite cephx key"
 
 
 def chap_secret_xml(usage: str) -> str:
     """The <secret> XML of an iscsi CHAP secret with usage id *usage* (the value is set
     apart, with virSecretSetValue). Private: libvirt never hands the value back out;
     persistent: a domain restart (or libvirtd restart) still finds it."""
+    return secret_xml("iscsi", usage)
+
+
+def secret_xml(kind: str, usage: str) -> str:
+    """The <secret> XML of a secret of type *kind* (iscsi: a CHAP password; ceph: a cephx
+    key) with usage id *usage*; private and persistent as :func:`chap_secret_xml` says."""
     secret = ET.Element("secret", {"ephemeral": "no", "private": "yes"})
-    _sub(secret, "description", f"{CHAP_SECRET_DESCRIPTION} {usage}")
-    _sub(_sub(secret, "usage", type="iscsi"), "target", usage)
+    description = CHAP_SECRET_DESCRIPTION if kind == "iscsi" else CEPH_SECRET_DESCRIPTION
+    _sub(secret, "description", f"{description} {usage}")
+    _sub(_sub(secret, "usage", type=kind), "target" if kind == "iscsi" else "name", usage)
     return _to_text(secret)
 
 

@@ -10,6 +10,7 @@ domain type (kvm or TCG) are in libvirt_conn.py.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import shutil
@@ -382,7 +383,8 @@ class LibvirtDriver(HypervisorDriver):
             raise self._error(f"cannot attach {disk.target} to {name}", exc) from exc
 
     def _define_chap_secret(self, disk: DiskSpec):
-        """When *disk* carries a CHAP password, afterwards the iscsi secret of usage
+        """When *disk* carries a password (an iSCSI disk's CHAP secret, an RBD disk's cephx
+        key), afterwards the libvirt secret (iscsi, ceph) of usage
         ``network["secret_usage"]`` holds it. Returns the secret if this call defined it
         (so a failed attach can take it back), None if there was nothing to do or it
         existed already (its value is updated)."""
@@ -390,21 +392,27 @@ class LibvirtDriver(HypervisorDriver):
         if not net.get("password"):
             return None
         usage = str(net.get("secret_usage") or net.get("username"))
+        kind = dx.SECRET_TYPES.get(net.get("protocol"), "iscsi")
         lv = self._lv
+        usage_type = lv.VIR_SECRET_USAGE_TYPE_CEPH if kind == "ceph" else \
+            lv.VIR_SECRET_USAGE_TYPE_ISCSI
+        # libvirt keeps a ceph secret's raw key and hands QEMU its base64, the keyring's form
+        value = base64.b64decode(net["password"]) if kind == "ceph" else \
+            str(net["password"]).encode()
         conn = self._conn()
         created = None
         try:
             try:
-                secret = conn.secretLookupByUsage(lv.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+                secret = conn.secretLookupByUsage(usage_type, usage)
             except lv.libvirtError as exc:
                 if self._code(exc) != lv.VIR_ERR_NO_SECRET:
                     raise
-                secret = created = conn.secretDefineXML(dx.chap_secret_xml(usage))
-            secret.setValue(str(net["password"]).encode())
+                secret = created = conn.secretDefineXML(dx.secret_xml(kind, usage))
+            secret.setValue(value)
         except lv.libvirtError as exc:
             if created is not None:
                 self._undefine_secret(created)
-            raise self._error(f"cannot store the CHAP secret {usage}", exc) from exc
+            raise self._error(f"cannot store the {kind} secret {usage}", exc) from exc
         return created
 
     def _undefine_secret(self, secret) -> None:
