@@ -243,6 +243,12 @@ class SlowDown(S3Error):
     code, status = "SlowDown", 503
 
 
+class ServiceUnavailable(S3Error):
+    """S3's "Service is unable to handle request": here, the backend holding a bucket's
+    data (eucalite.s3.backends) cannot be reached or failed; the message names it."""
+    code, status = "ServiceUnavailable", 503
+
+
 # Quotas (eucalite.quotas): more buckets than the account's or user's quota allows.
 class TooManyBuckets(S3Error):
     code = "TooManyBuckets"

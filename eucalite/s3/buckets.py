@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam
 
 from .. import quotas
+from ..api import services
 from ..accounts import Account, Principal
 from ..db import bytewise, db, execute_core, once_per_transaction, write_lock
 from ..errors.s3 import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
@@ -154,7 +155,8 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
            headers: dict[str, str] | None = None) -> Bucket:
     """CreateBucket. Buckets are global: another account's name is BucketAlreadyExists.
     The bucket's ownership controls and Block Public Access come from the request's
-    *headers* and the cloud's defaults (:func:`.ownership.new_bucket`).
+    *headers* and the cloud's defaults (:func:`.ownership.new_bucket`). Its objects' data
+    goes to the cloud's ``s3_backend`` of the time, for good (a later switch leaves it).
 
     This cloud is one region, so any LocationConstraint is accepted and recorded (clients
     configured for another region name still work); GetBucketLocation reports it back.
@@ -183,7 +185,9 @@ def create(requester: Principal | None, name: str, location: str, acl: dict | No
     bucket = Bucket(name=name, owner_id=requester.account_id, location=location or "",
                     creator_user_id=quotas.creator(requester), ownership=mode,
                     object_lock_enabled=object_lock,
-                    versioning="Enabled" if object_lock else None)
+                    versioning="Enabled" if object_lock else None,
+                    # its data goes to the cloud's backend of today, for good
+                    backend=services().s3.store.default)
     bucket.set_json("acl", acl)
     bucket.set_json("public_access_block", block)
     db.session.add(bucket)

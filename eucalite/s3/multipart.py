@@ -1,8 +1,14 @@
 """Multipart uploads: create, upload parts (or copy them), complete, abort, list.
 
-Each part is one immutable segment file in the store. Completing an upload makes the chosen
-parts the new object's segments in one write transaction, so no byte is copied a second
-time; parts left out of the completion are freed.
+Each part is one immutable segment in the bucket's backend (with the s3 backend a backend
+object, itself a backend multipart upload when large: eucalite.s3.backends.s3 says why a
+Walrus upload is not one backend upload). Completing an upload makes the chosen parts the
+new object's segments in one write transaction, so no byte is copied a second time; parts
+left out of the completion are freed.
+
+UploadPartCopy streams the source through this process even on the s3 backend: the part's
+ETag is the MD5 of its bytes and its checksum theirs, which a backend-side copy would not
+give (and SSE re-encrypts each part under its own IV).
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from ..errors.s3 import (EntityTooLarge, EntityTooSmall, InvalidArgument, Invali
                          OperationAborted)
 from . import authz, buckets, checksums, objects, sse
 from .listing import successor
-from .models import MultipartUpload, ObjectVersion, UploadPart
+from .models import Bucket, MultipartUpload, ObjectVersion, UploadPart
 from .store import Gone, HashingReader, ObjectStore, TooLarge
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -62,12 +68,18 @@ def create(requester: Principal | None, bucket_name: str, key: str,
 
 def get_upload(requester: Principal | None, bucket_name: str, key: str, upload_id: str,
                action: str = "s3:PutObject") -> MultipartUpload:
+    return _find_upload(requester, bucket_name, key, upload_id, action)[1]
+
+
+def _find_upload(requester: Principal | None, bucket_name: str, key: str, upload_id: str,
+                 action: str = "s3:PutObject") -> tuple[Bucket, MultipartUpload]:
+    """(bucket, upload) if *requester* may perform *action* on it; else NoSuchUpload."""
     bucket = buckets.find(bucket_name)
     authz.require(requester, action, bucket, key=key)
     upload = db.session.get(MultipartUpload, upload_id)
     if upload is None or upload.bucket_id != bucket.id or upload.key != key:
         raise NoSuchUpload(upload_id)
-    return upload
+    return bucket, upload
 
 
 def _check_part_number(number: int) -> None:
@@ -82,7 +94,8 @@ def upload_part(store: ObjectStore, requester: Principal | None, bucket_name: st
     """UploadPart: stream one part to disk, then record it (replacing an earlier upload of
     the same part number). *customer*: the SSE-C key, which must be the upload's."""
     _check_part_number(number)
-    upload = get_upload(requester, bucket_name, key, upload_id)
+    bucket, upload = _find_upload(requester, bucket_name, key, upload_id)
+    store = store.on(bucket.backend)         # parts go where the bucket's data goes
     algorithm = upload.checksum_algorithm or checksums.DEFAULT
     if upload.checksum_algorithm:
         reader.require_checksum(upload.checksum_algorithm,
@@ -112,7 +125,8 @@ def copy_part(store: ObjectStore, requester: Principal | None, bucket_name: str,
     """UploadPartCopy: the source's bytes (or a range of them), decrypted with the
     source's key, become part *number*, encrypted under the upload's."""
     _check_part_number(number)
-    upload = get_upload(requester, bucket_name, key, upload_id)
+    bucket, upload = _find_upload(requester, bucket_name, key, upload_id)
+    store = store.on(bucket.backend)
     algorithm, record = upload.checksum_algorithm or checksums.DEFAULT, upload.get_json("sse")
     sse.check_upload_key(record, customer)
     start, end = byte_range if byte_range else (0, source.size - 1)

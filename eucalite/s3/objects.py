@@ -1,8 +1,8 @@
 """Object operations: put, look up, copy and delete object versions.
 
-A write streams the body into the store (:mod:`eucalite.s3.store`) *before* touching the
-database, then records the new version in one short write transaction, and only after that
-commit removes the data of versions it replaced. Reads return the version row; the adapter
+A write streams the body into the store (:mod:`eucalite.s3.store`: the bucket's backend)
+*before* touching the database, then records the new version in one short write
+transaction, and only after that commit removes the data of versions it replaced. Reads return the version row; the adapter
 streams its segments. Versioning follows S3: with versioning Enabled every write adds a
 version and a plain delete adds a delete marker; Suspended and never-enabled buckets keep
 one ``null`` version per key.
@@ -206,6 +206,7 @@ def put(store: ObjectStore, requester: Principal | None, bucket_name: str, key: 
     bucket = bucket if bucket is not None else buckets.find(bucket_name)
     if check_access:
         authz.require(requester, "s3:PutObject", bucket, key=key)
+    store = store.on(bucket.backend)         # the bucket's data goes to its backend
     db.session.rollback()                    # hold no transaction while the body streams
     reader, attributes.sse = sse.encrypt(store.root, reader, attributes.sse,
                                          attributes.sse_customer)
@@ -317,8 +318,8 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
          bucket_name: str, key: str, attributes: Attributes,
          source_customer: sse.CustomerKey | None = None, *,
          precondition=None) -> ObjectVersion:
-    """CopyObject: new names (hard links) for the source's immutable segments, so even a
-    large copy moves no data; checksums and ETag carry over (a source without a checksum is
+    """CopyObject: new names for the source's immutable segments (hard links, or the
+    backend's own CopyObject: see ObjectStore.link), so even a large copy moves no data; checksums and ETag carry over (a source without a checksum is
     read once for S3's default one). A copy under another key (or another kind of
     encryption) is re-encrypted instead (sse.for_copy); *source_customer* is the source's
     SSE-C key."""
@@ -326,6 +327,7 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
     check_attributes(attributes)
     bucket = buckets.find(bucket_name)
     authz.require(requester, "s3:PutObject", bucket, key=key)
+    store = store.on(bucket.backend)         # the copy's data goes where its bucket's does
     segments, source_key = source.segments, source.key
     checksum = None
     if source.checksum_algorithm:
@@ -344,8 +346,8 @@ def copy(store: ObjectStore, requester: Principal | None, source: ObjectVersion,
         if rewrite is not None:
             linked, etag = rewrite.write(store)
             attributes.sse = rewrite.record
-        for path, _size in segments if rewrite is None else ():
-            linked.append(store.link(path))
+        for path, size in segments if rewrite is None else ():
+            linked.append(store.link(path, size))
         if unsummed is not None:
             checksum = (checksums.DEFAULT, checksums.of_chunks(checksums.DEFAULT, unsummed),
                         checksums.FULL_OBJECT)

@@ -1,267 +1,168 @@
-"""Object data on disk: immutable segment files, written atomically, read as streams.
+"""Walrus' object store: the one door to object data, whichever backend holds it.
 
-Layout under ``<data_dir>/s3``: ``tmp/`` holds writes in progress; ``objects/<xx>/<hex>``
-holds finished segments, named by random ids (never by key), in one of 256 fan-out
-directories. A write goes to a temp file, is fsynced, renamed into ``objects/`` and the
-directory fsynced; only then does the caller commit the metadata row that makes it
-visible. Writers at about the same time rename into the same fan-out directory (it moves
-on every :data:`FAN_OUT_RUN` segments), so one directory fsync covers several of them
-(:class:`~eucalite.fsutil.GroupSync`). A crash before the commit leaves an orphan
-file, which :meth:`ObjectStore.recover` removes at the next start; it can never leave a
-visible object with missing or partial data.
+:class:`ObjectStore` routes each call to a backend (:mod:`eucalite.s3.backends`): a read,
+copy or delete to the backend its segment path names, a write to the backend the store is
+bound to (:meth:`ObjectStore.on` a bucket's ``backend``; unbound: the config's
+``s3_backend``). Its :attr:`~ObjectStore.root` is the data directory's ``s3`` folder, where
+the file backend keeps segments and SSE keeps its key material whatever the backend.
 
-Segments are freed (unlinked) as soon as the row naming them is replaced or deleted, while
-other requests may still be about to read them: :meth:`ObjectStore.read` therefore opens
-every segment it will send before it returns (an open file outlives its unlink), and a
-segment already gone is :class:`Gone`, for the caller to look the object up again.
+The rules callers rely on (the backends keep them, see :mod:`.backends.base`): a write is
+durable before it returns and leaves nothing on failure, so the caller records its row
+after it and deletes the segment if that fails; a read raises :class:`Gone` before it
+returns when the version was freed meanwhile, and otherwise keeps sending that version's
+bytes; an unreachable backend is a 503 ServiceUnavailable naming it.
 """
 from __future__ import annotations
 
-import hashlib
-import itertools
-import os
-import random
-import shutil
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Mapping
 
-from .. import fsutil
-
-
-# Bytes read and written per step. Each stream holds about one chunk at a time, so it is
-# what many concurrent large transfers cost in memory (8 streams: 8 of them beside the HTTP
-# server's own buffers); 256 KiB is already past the size where a bigger step is faster.
-CHUNK = 256 * 1024
-
-#: Segments written into one fan-out directory before the next is used: concurrent writers
-#: share a directory (and its fsync) while segments still spread over all 256.
-FAN_OUT_RUN = 64
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A finished segment: its path relative to the store, and its size."""
-
-    path: str
-    size: int
+from ..errors.s3 import ServiceUnavailable
+from .backends import from_config
+from .backends.base import (CHUNK, Backend, Gone, HashingReader, Readable, Stored,  # noqa: F401
+                            TooLarge, ranges_of)
+from .backends.file import FAN_OUT_RUN  # noqa: F401 - re-exported
 
 
 class ObjectStore:
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, config: Mapping[str, Any] | None = None,
+                 backends: dict[str, Backend] | None = None, default: str | None = None):
+        config = config or {}
         self.root = Path(root)
-        self.objects = self.root / "objects"
-        self.tmp = self.root / "tmp"
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        self._made: set[str] = set()       # objects/<xx> directories known to exist
-        self._syncs = fsutil.GroupSync(fsutil.fsync_dir)
-        # a random start, so that each run does not begin by filling objects/00
-        self._written = itertools.count(random.randrange(256 * FAN_OUT_RUN))
+        self.backends = backends if backends is not None else from_config(config, self.root)
+        self.default = default or config.get("s3_backend") or "file"
+        if self.default not in self.backends:
+            raise ValueError(f"s3_backend {self.default!r}: no such backend configured "
+                             "(s3 needs s3_backend_url)" if self.default == "s3" else
+                             f"s3_backend {self.default!r}: expected file or s3")
+
+    def on(self, backend: str) -> "ObjectStore":
+        """This store with writes going to *backend* (a bucket's ``backend``)."""
+        if backend == self.default:
+            return self
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.default = backend
+        return view
+
+    # --- routing -----------------------------------------------------------------------
+
+    def _writer(self) -> Backend:
+        return self._named(self.default)
+
+    def _named(self, name: str) -> Backend:
+        backend = self.backends.get(name)
+        if backend is None:
+            raise ServiceUnavailable(
+                f"This bucket's data is held by the {name} storage backend, which this cloud "
+                "no longer configures (s3_backend_url).")
+        return backend
+
+    def backend_of(self, path: str) -> Backend:
+        """The backend holding segment *path*."""
+        for backend in self.backends.values():
+            if backend.name != "file" and backend.owns(path):
+                return backend
+        if ":" in path:
+            return self._named(path.split(":", 1)[0])
+        return self.backends["file"]
+
+    # --- the operations ----------------------------------------------------------------
 
     def path(self, relative: str) -> Path:
-        return self.objects / relative
+        """The file of a file-backend segment (for tests and tools that look at files)."""
+        return self.backends["file"].path(relative)
 
     def write(self, reader: Readable, limit: int | None = None) -> Stored:
-        """Stream *reader* to a new segment; returns it once durable on disk.
+        """Stream *reader* to a new segment in the bound backend; returns it once durable.
 
-        *reader* may raise (bad checksum, client gone): then the temp file is removed and the
-        exception propagates, so nothing partial is ever left. More than *limit* bytes raises
-        ``EntityTooLarge``-style ValueError for the caller to map.
+        *reader* may raise (bad checksum, client gone): then nothing partial is left and the
+        exception propagates. More than *limit* bytes raises :class:`TooLarge` for the
+        caller to map.
         """
-        name = uuid.uuid4().hex
-        temp = self.tmp / name
-        size = 0
-        try:
-            with open(temp, "wb") as handle:
-                while True:
-                    chunk = reader.read(CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        raise TooLarge(limit)
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            return Stored(self._publish(temp, name), size)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        return self._writer().write(reader, limit)
 
-    def _publish(self, temp: Path, name: str) -> str:
-        relative = self._new_relative(name)
-        final = self.objects / relative
-        os.replace(temp, final)
-        self._syncs.sync(final.parent)
-        return relative
-
-    def _new_relative(self, name: str) -> str:
-        """``<xx>/<name>`` in the fan-out directory now in use, made if it has to be (once
-        per process: a mkdir per write is a system call each small PUT can do without)."""
-        fan_out = f"{next(self._written) // FAN_OUT_RUN % 256:02x}"
-        if fan_out not in self._made:
-            (self.objects / fan_out).mkdir(exist_ok=True)
-            self._made.add(fan_out)
-        return f"{fan_out}/{name}"
-
-    def link(self, relative: str) -> Stored:
-        """A new name for an existing segment (CopyObject of a whole object copies nothing:
-        segments are immutable, so sharing the inode is safe). Falls back to a copy.
-        :class:`Gone` when the segment was freed meanwhile."""
-        name = uuid.uuid4().hex
-        source = self.path(relative)
-        target_relative = self._new_relative(name)
-        target = self.objects / target_relative
-        try:
-            _link_or_copy(source, target, self.tmp / name)
-        except FileNotFoundError:
-            raise Gone(relative) from None
-        self._syncs.sync(target.parent)
-        return Stored(target_relative, target.stat().st_size)
+    def link(self, relative: str, size: int) -> Stored:
+        """A new segment with the bytes of *relative* (*size* bytes) in the bound backend
+        (CopyObject of a whole object): made inside the backend when the source is there
+        too (a hard link, the backend's CopyObject), else streamed across. :class:`Gone`
+        when the segment was freed meanwhile."""
+        source, target = self.backend_of(relative), self._writer()
+        if source is target:
+            return target.copy(relative)
+        if size == 0:
+            return target.write(HashingReader(iter(())))
+        return target.write(HashingReader(source.read([(relative, 0, size)])))
 
     def read(self, segments: Iterable[tuple[str, int]], start: int = 0,
              end: int | None = None) -> Iterator[bytes]:
         """Bytes ``start..end`` (inclusive) of the concatenated segments, in chunks.
 
-        Every segment in the range is opened before this returns (one descriptor each
-        until the stream ends or is closed), so the bytes are those of the version the
-        caller looked up even if it is replaced or deleted while they stream.
-        :class:`Gone` when a segment was already freed.
+        The first segment is reached before this returns (:class:`Gone` when it was already
+        freed), and the bytes are those of the version the caller looked up even if it is
+        replaced or deleted while they stream (each backend says how it keeps that).
         """
-        opened: list[tuple] = []
-        try:
-            offset = 0
-            for relative, size in segments:
-                seg_start, seg_end = offset, offset + size - 1
-                offset += size
-                if size == 0 or seg_end < start or (end is not None and seg_start > end):
-                    continue
-                lo = max(start - seg_start, 0)
-                hi = size - 1 if end is None else min(end - seg_start, size - 1)
-                try:
-                    handle = open(self.path(relative), "rb")
-                except FileNotFoundError:
-                    raise Gone(relative) from None
-                opened.append((handle, lo, hi - lo + 1, relative))
-        except BaseException:
-            for handle, *_ in opened:
-                handle.close()
-            raise
-        return _stream(opened)
+        ranges = ranges_of(segments, start, end)
+        groups: list[tuple[Backend, list]] = []
+        for piece in ranges:
+            backend = self.backend_of(piece[0])
+            if groups and groups[-1][0] is backend:
+                groups[-1][1].append(piece)
+            else:
+                groups.append((backend, [piece]))
+        if not groups:
+            return iter(())
+        first = groups[0][0].read(groups[0][1])
+        return _chain(first, groups[1:]) if len(groups) > 1 else first
 
     def reader(self, segments: Iterable[tuple[str, int]], start: int = 0,
-               end: int | None = None) -> "HashingReader":
+               end: int | None = None) -> HashingReader:
         """A file-like view of a byte range that also computes its MD5 (UploadPartCopy)."""
         return HashingReader(self.read(list(segments), start, end))
 
     def delete(self, paths: Iterable[str]) -> None:
-        for relative in paths:
-            self.path(relative).unlink(missing_ok=True)
+        """Free segments after the commit that stopped naming them (never raises for a
+        missing segment or an unreachable backend: start-up recovery removes those)."""
+        by_backend: dict[str, list[str]] = {}
+        for path in paths:
+            try:
+                backend = self.backend_of(path)
+            except ServiceUnavailable:
+                continue                    # a backend no longer configured: nothing to do
+            by_backend.setdefault(backend.name, []).append(path)
+        for name, names in by_backend.items():
+            self.backends[name].delete(names)
 
     def recover(self, referenced: set[str]) -> tuple[int, int]:
-        """Remove unfinished temp files and segments no metadata row references.
-
-        Call only at start-up, before any request is served. Returns (temp, orphans) counts.
-        """
-        temps = 0
-        for entry in self.tmp.iterdir():
-            entry.unlink(missing_ok=True)
-            temps += 1
-        orphans = 0
-        for directory in self.objects.iterdir():
-            if not directory.is_dir():
-                continue
-            for entry in directory.iterdir():
-                if f"{directory.name}/{entry.name}" not in referenced:
-                    entry.unlink(missing_ok=True)
-                    orphans += 1
+        """Remove unfinished writes and segments no metadata row references, in every
+        backend. Call only at start-up, before any request is served. Returns (unfinished
+        writes, orphans) counts."""
+        temps = orphans = 0
+        for backend in self.backends.values():
+            mine = {path for path in referenced if backend.owns(path)}
+            found = backend.recover(mine)
+            temps, orphans = temps + found[0], orphans + found[1]
         return temps, orphans
 
     def usage(self) -> int:
-        """Bytes used by finished segments (for reports and benchmarks)."""
-        return sum(entry.stat().st_size for directory in self.objects.iterdir()
-                   if directory.is_dir() for entry in directory.iterdir())
+        """Bytes used by finished segments in the bound backend (reports and benchmarks)."""
+        return self._writer().usage()
+
+    def describe(self) -> str:
+        """Where new buckets' object data goes, and whether it is reachable (the banner)."""
+        return self._writer().describe()
 
 
-def _link_or_copy(source: Path, target: Path, temp: Path) -> None:
-    """Hard-link *source* as *target*; copy it (through *temp*) where links fail."""
+def _chain(first: Iterator[bytes], rest: list[tuple[Backend, list]]) -> Iterator[bytes]:
+    """*first*'s chunks, then each later group's, opened as the stream reaches it (segments
+    of one object in several backends: a multipart upload completed after a switch)."""
+    current = first
     try:
-        os.link(source, target)
-        return
-    except FileNotFoundError:
-        raise
-    except OSError:                     # a file system without hard links
-        pass
-    try:
-        shutil.copyfile(source, temp)
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
+        yield from current
+        for backend, ranges in rest:
+            current = backend.read(ranges)
+            yield from current
     finally:
-        temp.unlink(missing_ok=True)
-
-
-def _stream(opened: list[tuple]) -> Iterator[bytes]:
-    """The chunks of already opened (handle, offset, length, name) ranges, in order; every
-    handle is closed when the stream ends, fails or is closed early (client gone)."""
-    try:
-        for handle, lo, remaining, relative in opened:
-            handle.seek(lo)
-            while remaining > 0:
-                chunk = handle.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise IOError(f"segment {relative} is shorter than recorded")
-                remaining -= len(chunk)
-                yield chunk
-    finally:
-        for handle, *_ in opened:
-            handle.close()
-
-
-class Gone(FileNotFoundError):
-    """A segment a metadata row named is no longer on disk: the row was replaced or
-    deleted after the caller read it. Look the object up again."""
-
-    def __init__(self, relative: str):
-        super().__init__(f"segment {relative} was freed")
-        self.relative = relative
-
-
-class TooLarge(ValueError):
-    def __init__(self, limit: int):
-        super().__init__(f"more than {limit} bytes")
-        self.limit = limit
-
-
-class HashingReader:
-    """Adapts an iterator of chunks to ``read(n)`` while computing MD5 and size."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
-        self._buffer = b""
-        self.md5 = hashlib.md5()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._buffer += chunk
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        self.md5.update(data)
-        self.size += len(data)
-        return data
-
-    @property
-    def md5_hex(self) -> str:
-        return self.md5.hexdigest()
+        close = getattr(current, "close", None)
+        if close is not None:
+            close()
