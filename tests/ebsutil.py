@@ -38,10 +38,9 @@ def running_instance(live, ec2) -> str:
 
 
 def write_pattern(live, volume_id, offset, data: bytes) -> None:
-    """Write *data* at *offset* into the volume's file (as a guest would)."""
-    with open(live.services.ebs.path(volume_id), "r+b") as f:
-        f.seek(offset)
-        f.write(data)
+    """Write *data* at *offset* into the volume (its file or RBD image, as a guest
+    would)."""
+    volume_backing(live, volume_id).write(volume_id, offset, data)
 
 
 def digest(path) -> str:
@@ -59,3 +58,31 @@ def wait_snapshot(live, ec2, snapshot_id) -> dict:
             return item
         time.sleep(0.1)
     raise AssertionError("snapshot still pending")
+
+
+# --- a volume's bytes, wherever its backend keeps them (a file, an RBD image) --------------
+
+def volume_backing(live_or_app, volume_id):
+    """The storage controller's backing of *volume_id* (a live cloud's, or an app's)."""
+    from eucalite.db import db
+    from eucalite.ebs.models import Volume
+    app = getattr(live_or_app, "app", live_or_app)
+    with app.app_context():
+        row = db.session.get(Volume, volume_id)
+        assert row is not None, f"no volume {volume_id}"
+        return app.extensions["eucalite"].ebs.backing_of(row)
+
+
+def read_volume(live_or_app, volume_id, offset, length) -> bytes:
+    """*length* bytes of the volume at *offset* (as a guest would read them)."""
+    return volume_backing(live_or_app, volume_id).read(volume_id, offset, length)
+
+
+def volume_digest(live_or_app, volume_id) -> str:
+    """The SHA-256 of the volume's whole data."""
+    backing = volume_backing(live_or_app, volume_id)
+    size, _allocated = backing.usage(volume_id)
+    sha = hashlib.sha256()
+    for offset in range(0, size, 4 * 2**20):
+        sha.update(backing.read(volume_id, offset, min(4 * 2**20, size - offset)))
+    return sha.hexdigest()

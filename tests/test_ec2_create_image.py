@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from awsutil import error_code
-from ebsutil import new_volume, settle, volume, wait_snapshot, write_pattern
+from ebsutil import new_volume, read_volume, settle, volume, wait_snapshot, write_pattern
 from ec2util import make_image
 from s3util import second_account
 
@@ -25,8 +25,7 @@ DATA = b"a data volume's bytes " * 100
 
 
 def read_at(live, volume_id, size) -> bytes:
-    with open(live.services.ebs.path(volume_id), "rb") as f:
-        return f.read(size)
+    return read_volume(live, volume_id, 0, size)
 
 
 def image_of(ec2, image_id) -> dict:

@@ -60,11 +60,11 @@ class Copies:
         self.released.set()
 
     def watch(self, copy):
-        def watched(store, volume, work_dir):
+        def watched(store, volume, *where):
             domains = self.driver.list_domains()
             self.seen.append((volume.id, next(iter(domains.values()), None)))
             assert self.released.wait(60)
-            return copy(store, volume, work_dir)
+            return copy(store, volume, *where)
         return watched
 
 

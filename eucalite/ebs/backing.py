@@ -73,6 +73,21 @@ class VolumeBacking(abc.ABC):
         """A sparse copy of the volume's data as of now into the file *target* (the
         caller holds the guest still while it is made)."""
 
+    # for tools, benchmarks and tests: a volume's bytes, read or written in place (write
+    # only to a volume no guest has attached)
+
+    @abc.abstractmethod
+    def read(self, volume_id: str, offset: int, length: int) -> bytes:
+        """Up to *length* bytes at *offset* (fewer only at the end)."""
+
+    @abc.abstractmethod
+    def write(self, volume_id: str, offset: int, data: bytes) -> None:
+        """*data* written at *offset*, durably."""
+
+    @abc.abstractmethod
+    def usage(self, volume_id: str) -> tuple[int, int]:
+        """(size, allocated bytes): what the volume holds and what it takes up."""
+
 
 class FileBacking(VolumeBacking):
     """Volumes as sparse raw files in *volumes_dir* (see the module docstring)."""
@@ -115,6 +130,19 @@ class FileBacking(VolumeBacking):
             dst.truncate(os.fstat(src.fileno()).st_size)
             for start, end in chunks.data_ranges(source):
                 _copy_range(src.fileno(), dst.fileno(), start, end)
+
+    def read(self, volume_id: str, offset: int, length: int) -> bytes:
+        with open(self.path(volume_id), "rb") as f:
+            return os.pread(f.fileno(), length, offset)
+
+    def write(self, volume_id: str, offset: int, data: bytes) -> None:
+        with open(self.path(volume_id), "r+b") as f:
+            os.pwrite(f.fileno(), data, offset)
+            os.fsync(f.fileno())
+
+    def usage(self, volume_id: str) -> tuple[int, int]:
+        stat = self.path(volume_id).stat()
+        return stat.st_size, stat.st_blocks * 512
 
 
 def _copy_range(src_fd: int, dst_fd: int, start: int, end: int) -> None:
@@ -190,10 +218,14 @@ class RbdBacking(VolumeBacking):
     # --- the contract ------------------------------------------------------------------
 
     def create(self, volume_id: str, size_bytes: int) -> None:
+        """An image is made in one step, so one already there (a restart interrupted the
+        job after it) is whole: it stays."""
         _rados, rbd = ceph.modules()
         with self._ioctx() as ioctx:
-            self._remove_half_made(ioctx, volume_id)
-            rbd.RBD().create(ioctx, volume_id, size_bytes, old_format=False)
+            try:
+                rbd.RBD().create(ioctx, volume_id, size_bytes, old_format=False)
+            except rbd.ImageExists:
+                pass
 
     def restore(self, volume_id: str, size_bytes: int, write: Writer) -> None:
         """Stage the data in a sparse file in *scratch_dir*, then write its allocated
@@ -230,6 +262,20 @@ class RbdBacking(VolumeBacking):
     def copy_out(self, volume_id: str, target: Path) -> None:
         with self._ioctx() as ioctx, self._image(ioctx, volume_id, read_only=True) as image:
             _image_to_file(image, target)
+
+    def read(self, volume_id: str, offset: int, length: int) -> bytes:
+        with self._ioctx() as ioctx, self._image(ioctx, volume_id, read_only=True) as image:
+            return image.read(offset, max(0, min(length, image.size() - offset)))
+
+    def write(self, volume_id: str, offset: int, data: bytes) -> None:
+        with self._ioctx() as ioctx, self._image(ioctx, volume_id) as image:
+            image.write(data, offset)
+            image.flush()
+
+    def usage(self, volume_id: str) -> tuple[int, int]:
+        """The allocated bytes count whole RADOS objects (4 MiB), parent's included."""
+        with self._ioctx() as ioctx, self._image(ioctx, volume_id, read_only=True) as image:
+            return image.size(), sum(length for _offset, length in _extents(image))
 
     # --- RBD's own: resize, snapshots in Ceph, clones ----------------------------------
 
@@ -372,17 +418,22 @@ class RbdBacking(VolumeBacking):
             pass
 
 
-def _image_to_file(image, target: Path) -> None:
-    """The image's allocated extents (parent's included, for a clone) into a sparse file."""
-    size = image.size()
+def _extents(image) -> list[tuple[int, int]]:
+    """The image's allocated (offset, length) extents, a clone's parent's included, by
+    whole RADOS objects (fast with the object map; everything else reads as zeros)."""
     extents: list[tuple[int, int]] = []
-    image.diff_iterate(0, size, None, lambda offset, length, exists:
+    image.diff_iterate(0, image.size(), None, lambda offset, length, exists:
                        extents.append((offset, length)) if exists else None,
                        include_parent=True, whole_object=True)
+    return extents
+
+
+def _image_to_file(image, target: Path) -> None:
+    """The image's allocated extents into a sparse file."""
     with open(target, "wb") as dst:
-        dst.truncate(size)
+        dst.truncate(image.size())
         fd = dst.fileno()
-        for offset, length in extents:
+        for offset, length in _extents(image):
             end = offset + length
             while offset < end:
                 block = image.read(offset, min(end - offset, IO_BLOCK))

@@ -154,8 +154,8 @@ def delete(ebs, principal: Principal, snapshot_id: str) -> None:
         raise InvalidSnapshotInUse(f"The snapshot {snapshot.id} is currently in use by "
                                    f"{image_id}")
     candidates = {digest for digest, _size in chunk_map(snapshot.id).values()}
-    in_ceph = (snapshot.volume_id, snapshot.id) if snapshot.backend == "rbd" and \
-        snapshot.state == COMPLETED else None
+    # a failed one's RBD snapshot may exist too (taken before a restart cut it short)
+    in_ceph = (snapshot.volume_id, snapshot.id) if snapshot.backend == "rbd" else None
     write_lock()
     db.session.execute(db.delete(SnapshotChunk).where(SnapshotChunk.snapshot_id == snapshot.id))
     tags.delete_all(snapshot.id)
@@ -231,9 +231,15 @@ def guests_paused(ebs, volumes: list[Volume]) -> Hold:
     return hold
 
 
-def point_in_time_copy(ebs, volume: Volume, work_dir: Path) -> Path:
-    """A sparse copy (``copy.raw`` in *work_dir*) of the volume's data as of now: the
-    caller holds the guest still (:data:`Hold`) while it is made."""
+def point_in_time_copy(ebs, volume: Volume, work_dir: Path | None,
+                       keep_as: str | None = None) -> Path | None:
+    """The volume's data as of now, captured: a sparse copy (``copy.raw`` in *work_dir*,
+    returned), or, with *keep_as* (the id of a snapshot kept in Ceph), an RBD snapshot of
+    that name (instant; None returned). The caller holds the guest still (:data:`Hold`)
+    meanwhile."""
+    if keep_as is not None:
+        ebs.rbd().snapshot(volume.id, keep_as)
+        return None
     copy = work_dir / "copy.raw"
     ebs.backing_of(volume).copy_out(volume.id, copy)
     return copy
@@ -270,11 +276,9 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
                     work_dirs[snapshot_id] = Path(tempfile.mkdtemp(prefix=f"{snapshot_id}-",
                                                                    dir=ebs.volumes_dir))
             with hold():
-                for snapshot_id, volume_id, _size, _prev in plan:
-                    if snapshot_id in in_ceph:
-                        ebs.rbd().snapshot(volume_id, snapshot_id)
-                    else:
-                        point_in_time_copy(ebs, volumes[snapshot_id], work_dirs[snapshot_id])
+                for snapshot_id, _vid, _size, _prev in plan:
+                    point_in_time_copy(ebs, volumes[snapshot_id], work_dirs.get(snapshot_id),
+                                       snapshot_id if snapshot_id in in_ceph else None)
         except Exception as error:  # noqa: BLE001 - any failure ends the snapshots in error
             for snapshot_id, *_rest in plan:
                 fail(snapshot_id, error)
