@@ -93,3 +93,34 @@ def rados_modules():
     import rados
     import rbd
     return rados, rbd
+
+
+def start_gateway(port: int):
+    """A second RGW of the test cluster (identity client.rgw.b) on 127.0.0.1:*port*, in the
+    foreground of a child process the caller may kill -9 (a gateway dying mid-request);
+    returns the Popen once it answers. Stop it with :func:`stop_gateway`."""
+    import socket
+    import subprocess
+    import time
+    process = subprocess.Popen(
+        ["radosgw", "-c", CONF, "-n", "client.rgw.b", "-f",
+         "--rgw-frontends", f"beast endpoint=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"radosgw client.rgw.b exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("radosgw client.rgw.b did not listen within 60 s")
+
+
+def stop_gateway(process) -> None:
+    """Stop a gateway :func:`start_gateway` started (kill -9: nothing to flush)."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
