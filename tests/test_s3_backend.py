@@ -304,3 +304,26 @@ def test_recovery_removes_only_what_no_row_names(on_rgw):
         assert live.app.extensions["eucalite"].s3.recover() == (1, 1)
     assert len(_backend_keys(backend_bucket)) == 1
     assert s3.get_object(Bucket="rgw-orphans", Key="kept")["Body"].read() == b"kept"
+
+
+def test_the_console_shows_which_backend_holds_each_bucket(tmp_path):
+    """Bucket list and bucket page name the backend; a bucket made before a switch keeps
+    its own. (The s3 backend is configured but never reached: showing it costs no call.)"""
+    from consoleutil import Console, console_app
+
+    app = console_app(tmp_path)
+    try:
+        admin = Console(app)
+        admin.page("/console/buckets/create", {"name": "filed"})
+        store = app.extensions["eucalite"].s3.store
+        from eucalite.s3.backends.s3 import S3Backend
+        store.backends["s3"] = S3Backend(f"http://127.0.0.1:{free_port()}", "k", "s", "b")
+        store.default = "s3"                                   # the cloud switched to s3
+        admin.page("/console/buckets/create", {"name": "remote"})
+        listing = admin.text("/console/buckets")
+        assert '<td data-backend="file">files on the cloud host</td>' in listing
+        assert '<td data-backend="s3">S3 backend (e.g. Ceph RGW)</td>' in listing
+        assert 'data-backend="s3">data in S3 backend' in admin.text("/console/buckets/remote")
+        assert 'data-backend="file">data in files' in admin.text("/console/buckets/filed")
+    finally:
+        app.extensions["eucalite"].compute.worker.shutdown()

@@ -39,6 +39,14 @@ def _store():
     return services().s3.store
 
 
+#: How the console names the backend holding a bucket's data (Bucket.backend).
+BACKEND_LABELS = {"file": "files on the cloud host", "s3": "S3 backend (e.g. Ceph RGW)"}
+
+
+def backend_label(name: str) -> str:
+    return BACKEND_LABELS.get(name, name)
+
+
 # --- bucket list ------------------------------------------------------------------------
 
 @blueprint.route("/buckets")
@@ -47,7 +55,7 @@ def buckets():
     who = principal()
     # offered only what the S3 service would allow (it refuses the rest anyway)
     return render_template("console/buckets.html", buckets=s3_buckets.list_for(who),
-                           may_create=may("s3:CreateBucket"),
+                           may_create=may("s3:CreateBucket"), backend_label=backend_label,
                            may_delete=lambda b: authz.allowed(who, "s3:DeleteBucket", b))
 
 
@@ -138,6 +146,7 @@ def bucket(name: str):
     return render_template("console/buckets_browse.html", bucket=found, prefix=prefix,
                            crumbs=_breadcrumbs(prefix), page=page, public=public,
                            links=links, has_key=presign is not None,
+                           backend=backend_label(found.backend),
                            delimiter=DELIMITER, short=lambda full: full[len(prefix):])
 
 
