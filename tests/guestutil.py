@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ebsutil import write_pattern
 from liveutil import start_live, stop_live
 from serverutil import wait_until
 
@@ -90,11 +91,13 @@ def volume_state(ec2, volume_id) -> str:
     return item["Attachments"][0]["State"] if item["Attachments"] else item["State"]
 
 
-def live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet: str):
+def live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet: str,
+               **options):
     """A live eucalite (a generator for a fixture): node duty on REAL_URI with an instance
     network of its own (*network*, *bridge*, *subnet*), the periodic reconciler off (tests
     run its passes), volumes exported by *export_name* (skipped with the reason when that
-    cannot run here), the tiny guest imported (``image_id``, ``kernel_id``, ``ramdisk_id``)."""
+    cannot run here), the tiny guest imported (``image_id``, ``kernel_id``, ``ramdisk_id``);
+    *options*: more config (e.g. volumes on RBD)."""
     from eucalite.cli.common import admin_principal
     from eucalite.compute.imageimport import ImageFiles
     from eucalite.ebs import export
@@ -108,7 +111,7 @@ def live_cloud(export_name: str, guest_files, network: str, bridge: str, subnet:
     live, server = start_live(top / "data", node=True, hypervisor="libvirt",
                               libvirt_uri=REAL_URI, reconcile_interval=3600,
                               ebs_export=export_name, instance_subnet=subnet,
-                              instance_network=network, instance_bridge=bridge)
+                              instance_network=network, instance_bridge=bridge, **options)
     services = live.app.extensions["eucalite"]
     try:
         start_node_services(live.app)
@@ -138,8 +141,7 @@ def ebs_image(live, guest_files) -> tuple[str, str, str]:
     wait_until(lambda: volume_state(ec2, source) == "available", "the source volume", 30,
                interval=1)
     root_bytes = guest_files.root.read_bytes()
-    with open(services.ebs.path(source), "r+b") as f:
-        f.write(root_bytes)
+    write_pattern(live, source, 0, root_bytes)
     snapshot_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
     wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
         "State"] == "completed", "the snapshot", 120, interval=1)

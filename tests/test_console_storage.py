@@ -17,6 +17,7 @@ from eucalite.s3 import buckets as s3_buckets, ownership
 from eucalite.web import session as console_session
 
 from consoleutil import Console, console_app
+from ebsutil import read_volume, write_pattern
 
 
 @pytest.fixture
@@ -167,9 +168,7 @@ def test_volumes_and_snapshots(app):
     assert ">Detach</button>" not in volume_row and ">Attach</button>" in volume_row
 
     # write something so the snapshot has data, then snapshot it
-    with open(app.extensions["eucalite"].ebs.path(volume_id), "r+b") as f:
-        f.seek(4096)
-        f.write(b"console snapshot data" * 100)
+    write_pattern(app, volume_id, 4096, b"console snapshot data" * 100)
     page = admin.page(f"/console/volumes/{volume_id}/snapshot", {"description": "nightly"})
     [snapshot_id] = ids("snap", page)
     assert f"Taking snapshot {snapshot_id} of {volume_id}" in page
@@ -194,9 +193,7 @@ def test_volumes_and_snapshots(app):
     for vid in ids("vol", rows):
         assert "available" in row(rows, vid)
     assert snapshot_id in row(rows, restored[0])
-    with open(app.extensions["eucalite"].ebs.path(restored[0]), "rb") as f:
-        f.seek(4096)
-        assert f.read(21) == b"console snapshot data"
+    assert read_volume(app, restored[0], 4096, 21) == b"console snapshot data"
 
     # the other account sees none of it until the snapshot is shared with it
     assert ids("vol", other.text("/console/volumes/rows")) == []

@@ -21,6 +21,7 @@ import os
 import re
 
 import pytest
+from ebsutil import write_pattern
 from ec2util import used_cores
 from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, live_cloud,
                        requires_real_libvirt, root_guest, terminate, volume_state)
@@ -92,8 +93,7 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
     volume_id = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
     wait_until(lambda: volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
     pattern = os.urandom(MiB)
-    with open(services.ebs.path(volume_id), "r+b") as f:
-        f.write(pattern)
+    write_pattern(cloud, volume_id, 0, pattern)
     expected = hashlib.md5(pattern).hexdigest()
 
     ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
@@ -172,8 +172,7 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     wait_until(lambda: volume_state(ec2, mapped) == "available", "the mapped volume", 30,
                interval=1)
     mapped_pattern = os.urandom(MiB)
-    with open(services.ebs.path(mapped), "r+b") as f:
-        f.write(mapped_pattern)
+    write_pattern(live, mapped, 0, mapped_pattern)
     mapped_snapshot = ec2.create_snapshot(VolumeId=mapped)["SnapshotId"]
     wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[mapped_snapshot])["Snapshots"][0][
         "State"] == "completed", "the mapped snapshot", 120, interval=1)
@@ -196,8 +195,7 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     data = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
     wait_until(lambda: volume_state(ec2, data) == "available", "the data volume", 30, interval=1)
     pattern = os.urandom(MiB)
-    with open(services.ebs.path(data), "r+b") as f:
-        f.write(pattern)
+    write_pattern(live, data, 0, pattern)
     ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
     wait_until(lambda: volume_state(ec2, data) == "attached", "attached", 60, interval=1)
     assert _guest_sees(ec2, instance_id, data)["md5"] == hashlib.md5(pattern).hexdigest()
