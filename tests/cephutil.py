@@ -104,7 +104,9 @@ def start_gateway(port: int):
     import time
     process = subprocess.Popen(
         ["radosgw", "-c", CONF, "-n", "client.rgw.b", "-f",
-         "--rgw-frontends", f"beast endpoint=127.0.0.1:{port}"],
+         # tcp_nodelay: without it each small GET waits ~40 ms (Nagle against the
+         # client's delayed ACK between the response's header and body writes)
+         "--rgw-frontends", f"beast endpoint=127.0.0.1:{port} tcp_nodelay=1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
