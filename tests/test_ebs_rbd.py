@@ -253,3 +253,30 @@ def test_monitor_addresses_for_libvirt():
     assert ceph.mon_hosts(Conf("10.0.0.1, 10.0.0.2:6790")) == [("10.0.0.1", 6789),
                                                               ("10.0.0.2", 6790)]
     assert ceph.mon_hosts(Conf("v2:127.0.0.1:37923")) == [("127.0.0.1", 37923)]
+
+
+@needs_ceph
+def test_the_console_shows_which_backend_holds_a_volume(tmp_path):
+    from consoleutil import Console, console_app
+
+    app = console_app(tmp_path, **cephutil.rbd_options())
+    try:
+        admin = Console(app)
+        assert "<th>Backend</th>" in admin.text("/console/volumes")
+        admin.page("/console/volumes/create", {"size": "1", "zone": ZONE})
+        app.extensions["eucalite"].config["ebs_backend"] = "file"
+        admin.page("/console/volumes/create", {"size": "1", "zone": ZONE})
+        app.extensions["eucalite"].compute.worker.wait(timeout=60)
+        with app.app_context():
+            made = {row.id: row.backend for row in db.session.execute(
+                db.select(Volume)).scalars()}
+        rows = admin.text("/console/volumes/rows")
+        assert sorted(made.values()) == ["file", "rbd"]
+        for volume_id, backend in made.items():
+            shown = {"rbd": "Ceph RBD", "file": "file"}[backend]
+            row = rows[rows.index(f'<tr data-id="{volume_id}">'):]
+            assert row[:row.index("</tr>")].count(f'<td class="backend">{shown}</td>') == 1
+            admin.page(f"/console/volumes/{volume_id}/delete")
+        app.extensions["eucalite"].compute.worker.wait(timeout=60)
+    finally:
+        app.extensions["eucalite"].compute.worker.shutdown()

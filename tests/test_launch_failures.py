@@ -155,10 +155,17 @@ def _break(live, monkeypatch, where: str) -> None:
     elif where == "root from snapshot":
         monkeypatch.setattr(snapshots, "restore_into", fail(OSError(28, "No space left")))
     elif where == "export":
-        monkeypatch.setattr(live.services.ebs.export_driver(), "create_export",
+        monkeypatch.setattr(_exporter(live), "create_export",
                             fail(ExportError("tgtadm: the target daemon refused")))
     else:
         _failing(live, monkeypatch)
+
+
+def _exporter(live):
+    """The export driver new volumes of *live* reach this host's node by (their backend's:
+    files' configured one, or RBD's)."""
+    ebs = live.services.ebs
+    return ebs.exporter_for(None, ebs.new_volume_backend())[0]
 
 
 @pytest.mark.parametrize("where", ["no hypervisor", "network", "root from snapshot", "export",
@@ -167,7 +174,7 @@ def test_failed_ebs_launch_deletes_the_root_volume_it_made(ebs, monkeypatch, whe
     ec2 = ebs.client("ec2")
     image_id = _ebs_image(ebs, ec2)
     before = used_cores(ebs)
-    exporter = ebs.services.ebs.export_driver()
+    exporter = _exporter(ebs)
     driver = ebs.services.cluster.driver
     hosts_before = driver.dhcp_hosts(ebs.services.config["instance_network"])
     volumes_before = ec2.describe_volumes()["Volumes"]
@@ -281,7 +288,7 @@ def test_attach_whose_export_fails_comes_back_available(ebs, monkeypatch):
 
     def refuse(volume_id, path):
         raise ExportError(f"cannot export {volume_id}: the target daemon refused")
-    monkeypatch.setattr(ebs.services.ebs.export_driver(), "create_export", refuse)
+    monkeypatch.setattr(_exporter(ebs), "create_export", refuse)
     ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
     settle(ebs)
 

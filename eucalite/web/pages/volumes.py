@@ -21,6 +21,8 @@ from . import add_nav, int_field
 add_nav("console.volumes", "Volumes")
 
 DEFAULT_DEVICE = "/dev/sdf"
+#: How the table names the backend holding a volume's blocks (Volume.backend)
+BACKEND_NAMES = {"file": "file", "rbd": "Ceph RBD"}
 
 
 def zone_names() -> list[str]:
@@ -39,7 +41,7 @@ def _rows_context() -> dict:
         if instance.state == states.RUNNING:
             running.setdefault(instance.zone, []).append(instance)
     return {"volumes": services().ebs.visible_volumes(who), "running": running,
-            "default_device": DEFAULT_DEVICE}
+            "default_device": DEFAULT_DEVICE, "backend_names": BACKEND_NAMES}
 
 
 @blueprint.route("/volumes")
