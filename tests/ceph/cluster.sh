@@ -61,7 +61,8 @@ osd max object name len = 460
 osd max object namespace len = 64
 osd crush chooseleaf type = 0
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+# tcp_nodelay: without it every small response waits ~40 ms (Nagle against delayed ACKs)
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $D/rgw
 keyring = $D/rgw/keyring
 [client.rgw.b]
