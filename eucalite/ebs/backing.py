@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -167,6 +168,7 @@ class RbdBacking(VolumeBacking):
         self.conf = ceph.settings(config)[0]
         self.scratch_dir = scratch_dir          # restores stage snapshot data here
         self._cluster = None
+        self._connecting = threading.Lock()
         #: wanted(name): a volume or snapshot of that id still exists (its row), so its
         #: image or RBD snapshot must stay. The storage controller binds its database's
         #: answer; until then nothing is removed on the way up a clone's parents.
@@ -176,16 +178,17 @@ class RbdBacking(VolumeBacking):
 
     def cluster(self):
         """The connected ``rados.Rados``; CephUnavailable saying why it cannot be."""
-        if self._cluster is None:
-            cluster = ceph.connect(self.config)
-            if not cluster.pool_exists(self.pool):
-                cluster.shutdown()
-                raise ceph.CephUnavailable(
-                    f"the Ceph cluster of {self.conf} has no pool {self.pool}: create it "
-                    f"(ceph osd pool create {self.pool}; rbd pool init {self.pool}) or set "
-                    "rbd_pool")
-            self._cluster = cluster
-        return self._cluster
+        with self._connecting:
+            if self._cluster is None:
+                cluster = ceph.connect(self.config)
+                if not cluster.pool_exists(self.pool):
+                    cluster.shutdown()
+                    raise ceph.CephUnavailable(
+                        f"the Ceph cluster of {self.conf} has no pool {self.pool}: create "
+                        f"it (ceph osd pool create {self.pool}; rbd pool init {self.pool}) "
+                        "or set rbd_pool")
+                self._cluster = cluster
+            return self._cluster
 
     def _ioctx(self):
         return self.cluster().open_ioctx(self.pool)
