@@ -319,6 +319,7 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ValueError("s3_default_object_ownership: expected BucketOwnerEnforced, "
                          "BucketOwnerPreferred, ObjectWriter or empty, got "
                          f"{config['s3_default_object_ownership']!r}")
+    _check_storage_backends(config)
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise ValueError("tls_cert and tls_key go together: give both (TLS) or neither")
     for key in ("tls_cert", "tls_key"):
@@ -328,6 +329,26 @@ def load(overrides: Mapping[str, Any] | None = None,
     if not config["database_url"]:
         config["database_url"] = "sqlite:///" + str(Path(config["data_dir"]) / "eucalite.db")
     return config
+
+
+def _check_storage_backends(config: dict[str, Any]) -> None:
+    """The backend names are known ones and an s3 backend says where it is and how to sign
+    in (a Ceph cluster that cannot be reached is not a config error: the service says so
+    at start and in its API errors)."""
+    choices = {"s3_backend": ("file", "s3"), "ebs_backend": ("file", "rbd"),
+               "rbd_snapshots": ("ceph", "objectstore")}
+    for key, allowed in choices.items():
+        value = str(config[key] or "").strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{key}: expected {' or '.join(allowed)}, got {config[key]!r}")
+        config[key] = value
+    if config["s3_backend"] == "s3":
+        missing = [key for key in ("s3_backend_url", "s3_backend_access_key",
+                                   "s3_backend_secret_key", "s3_backend_bucket")
+                   if not str(config[key] or "").strip()]
+        if missing:
+            raise ValueError(f"s3_backend = \"s3\" needs {', '.join(missing)} (the S3 "
+                             "endpoint, e.g. a Ceph RADOS Gateway, and its user's keys)")
 
 
 SERVED_FILE = "served-url"

@@ -155,7 +155,7 @@ def banner(config: dict[str, Any], node_problem: str | None, storage: str = "",
         f"  node duty      {node}",
         *([f"  objects        {objects}"] if objects else []),
         *([f"  volumes        {volume_backend}"] if volume_backend else []),
-        *([f"  volume exports {storage}"] if storage and volume_backend else
+        *([f"  file exports   {storage}"] if storage and volume_backend else
           [f"  volumes        {storage}"] if storage else []),
         *([f"  network        {network_problem}"] if network_problem else []),
         "Credentials for boto3 and the aws CLI:",
@@ -258,7 +258,9 @@ def run(config: dict[str, Any], server: str = "asyncio") -> None:
         "when_ready": lambda server: print(
             banner(config, app.extensions["eucalite"].cluster.node_problem,
                    app.extensions["eucalite"].ebs.describe_export(),
-                   app.extensions["eucalite"].cluster.network_problem),
+                   app.extensions["eucalite"].cluster.network_problem,
+                   objects=app.extensions["eucalite"].s3.describe_backend(),
+                   volume_backend=app.extensions["eucalite"].ebs.describe_backend()),
             file=sys.stderr, flush=True),
         "proc_name": "eucalite",
         # gunicorn >= 24 opens a control socket under ~/.gunicorn; eucalite has no use for it.
