@@ -1,12 +1,23 @@
 """Helpers for the EBS tests (volumes and snapshots through boto3 on a live cloud, the
-``ebs`` fixture of tests/conftest.py): waiting for the job worker, volumes made and read,
-snapshots waited for."""
+``ebs`` fixture of tests/conftest.py): waiting for the job worker, volumes made and read
+(their bytes wherever the backend keeps them: a file, an RBD image), snapshots waited
+for; and the mark for tests about volume files themselves."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 
+import cephutil
+import pytest
 from ec2util import make_image
+
+#: Tests about how volume FILES reach nodes (local files, iSCSI targets and their CHAP
+#: accounts): skipped on the pass whose apps keep new volumes in the test Ceph's RBD pool,
+#: where nodes open images with librbd instead (tests/test_ebs_rbd*.py cover that).
+file_volumes_only = pytest.mark.skipif(
+    os.environ.get("EUCALITE_TEST_EBS_ON_CEPH") == "1" and bool(cephutil.CONF),
+    reason="about volume files exported to nodes; this pass keeps volumes in RBD")
 
 
 def settle(live):

@@ -9,6 +9,9 @@ md5; it is detached (the guest sees it go), snapshotted, a new volume is made fr
 snapshot and attached to another instance, which sees the same bytes. Nothing is left
 exported afterwards.
 
+Both clouds keep volumes in files whatever pass runs them (these tests are about how files
+reach nodes; tests/test_ebs_rbd_real.py is the RBD counterpart).
+
 An EBS-backed image boots too, with its volumes exported by tgt and as local files:
 RegisterImage from a snapshot, RunInstances, the guest reads its root volume; a data
 volume attached, StopInstances, StartInstances, and the guest boots again with its root
@@ -42,7 +45,8 @@ def guest_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cloud(guest_files):
     """Volumes exported over iSCSI by tgt (with CHAP)."""
-    yield from live_cloud("tgt", guest_files, NETWORK, "euebsbr0", "10.214.0.0/24")
+    yield from live_cloud("tgt", guest_files, NETWORK, "euebsbr0", "10.214.0.0/24",
+                          ebs_backend="file")
 
 
 @pytest.fixture
@@ -58,7 +62,7 @@ def local_cloud(guest_files, cloud):
     tgt_services.compute.metadata_server.shutdown()
     try:
         yield from live_cloud("local", guest_files, "eucalite-ebslocal", "euebsbr1",
-                              "10.215.0.0/24")
+                              "10.215.0.0/24", ebs_backend="file")
     finally:
         tgt_services.compute.metadata_server = metadata.serve(
             cloud.app, tgt_services.config["metadata_address"],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from awsutil import error_code
-from ebsutil import new_volume, settle, volume
+from ebsutil import file_volumes_only, new_volume, settle, volume
 from ec2util import make_image, wait_for_state
 from liveutil import start_live_node, stop_live
 from test_ebs_export import fake_rtslib, tgtd  # noqa: F401 - tgtd is a fixture used below
@@ -36,6 +36,8 @@ from eucalite.ebs.export import base, tgt
 
 STORAGE_ADDRESS = "192.0.2.10"          # TEST-NET-1: nothing here connects to it
 REMOTE = "node-r"
+
+pytestmark = file_volumes_only
 MIB = 1024 * 1024
 
 
