@@ -6,8 +6,9 @@ Runs when EUCALITE_TEST_LIBVIRT_URI names a real libvirt and the test Ceph clust
 volume with a known pattern (written into the image with librbd) is attached to a running
 guest, which reports a disk with the volume's serial and the pattern's md5; the guest
 writes a pattern of its own (a user-data script), which reads back from the image after
-the detach; the volume is snapshotted (an RBD snapshot), a volume made from the snapshot
-(an RBD clone) is attached to a second guest, which sees the same bytes. The domain XML
+the detach; the volume, snapshotted while attached (an RBD snapshot, the guest paused),
+gives a volume (an RBD clone) that a second guest sees with the same bytes, the first
+guest's write included. The domain XML
 names the libvirt ceph secret, never the cephx key. An EBS-backed image boots from an RBD
 root volume cloned from its snapshot.
 """
@@ -103,10 +104,14 @@ def test_a_volume_on_rbd_reaches_real_guests_through_librbd(cloud):
     assert f'protocol="rbd" name="{cephutil.POOL}/{volume_id}"' in xml.replace("'", '"')
     key = ceph.cephx_key(cephutil.rbd_options())
     assert key not in xml and "secret type='ceph'" in xml.replace('"', "'")
-    # the guest writes into the image; the bytes are in the pool once it is detached
+    # the guest writes into the image (durably); a snapshot of the attached volume (an RBD
+    # snapshot, taken with the guest paused) holds the write, and so does the image
     wait_until(lambda: f"{MARK} guest-wrote {seen['name']}" in guest_console(ec2, first),
                "the guest's write", 60, interval=1,
                show=lambda: guest_console(ec2, first)[-2000:])
+    snapshot_id = ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
+    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
+        "State"] == "completed", "the snapshot", 120, interval=1)
     ec2.detach_volume(VolumeId=volume_id)
     wait_until(lambda: volume_state(ec2, volume_id) == "available", "detached", 60, interval=1)
     wait_until(lambda: f"{MARK} disk-gone name={seen['name']}" in guest_console(ec2, first),
@@ -114,10 +119,8 @@ def test_a_volume_on_rbd_reaches_real_guests_through_librbd(cloud):
     assert read_volume(cloud, volume_id, MiB, len(GUEST_WRITES)) == GUEST_WRITES.encode()
     terminate(ec2, [first])
 
-    # snapshot (kept in Ceph) -> a clone -> a second guest sees the same bytes
-    snapshot_id = ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
-    wait_until(lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0][
-        "State"] == "completed", "the snapshot", 120, interval=1)
+    # the snapshot (kept in Ceph) -> a clone -> a second guest sees the same bytes
+    write_pattern(cloud, volume_id, MiB, b"overwritten after the snapshot")
     copy = ec2.create_volume(SnapshotId=snapshot_id, AvailabilityZone="eucalyptus-1a")[
         "VolumeId"]
     wait_until(lambda: volume_state(ec2, copy) == "available", "the volume from the snapshot",
