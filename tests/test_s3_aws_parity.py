@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import socket
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import botocore.auth
 import pytest
@@ -20,6 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from awsutil import failure, xml_error_code
+import storeutil
 from eucalite.httpserver import Limits, embedded
 from test_s3_hardening import send
 
@@ -33,9 +33,9 @@ def s3(live):
     return client
 
 
-def part_files(live) -> list[Path]:
-    objects = Path(live.app.config["EUCALITE"]["data_dir"]) / "s3" / "objects"
-    return [path for path in objects.rglob("*") if path.is_file()]
+def part_files(live) -> list:
+    """The segments the store holds (files, or the backend's objects)."""
+    return storeutil.segments(live)
 
 
 # --- DeleteBucket with only unfinished uploads -----------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+import storeutil
 
 from eucalite import accounts
 from eucalite.db import db, once_per_transaction
@@ -227,6 +228,7 @@ def test_a_writer_commits_as_one_of_a_group_and_returns_after_the_log_is_flushed
         assert db.session.execute(text("PRAGMA synchronous")).scalar() == 2
 
 
+@storeutil.file_backend_only
 def test_kill9_under_concurrent_puts_keeps_every_acknowledged_object_whole(tmp_path):
     """8 writers PUT small objects (their commits grouped) until the server is killed -9:
     after a restart every acknowledged PUT reads back whole, and every object listed is

@@ -25,6 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from liveutil import Live, free_port
+import storeutil
 from awsutil import failure
 
 MiB = 1024 * 1024
@@ -110,8 +111,7 @@ def test_concurrent_puts_of_one_key_leave_one_object(live, s3):
 
 
 def _usage(live) -> int:
-    objects = data_dir(live) / "s3" / "objects"
-    return sum(path.stat().st_size for path in objects.rglob("*") if path.is_file())
+    return storeutil.usage(live)
 
 
 def test_content_md5_right_and_wrong(s3):
@@ -632,6 +632,7 @@ def _admin_app(data: Path):
     return app, key_id, secret, app.config["EUCALITE"]["region"]
 
 
+@storeutil.file_backend_only
 def test_kill9_mid_upload_leaves_nothing_and_acknowledged_data_survives(tmp_path):
     data = tmp_path / "data"
     app, key_id, secret, region = _admin_app(data)

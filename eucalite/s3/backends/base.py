@@ -87,8 +87,12 @@ class Backend(abc.ABC):
         Start-up only. Returns (unfinished writes, orphan segments) removed."""
 
     @abc.abstractmethod
+    def segments(self) -> Iterator[Stored]:
+        """Every finished segment held (for usage, checks and tests), in no order."""
+
     def usage(self) -> int:
         """Bytes held by finished segments (reports and benchmarks)."""
+        return sum(segment.size for segment in self.segments())
 
     @abc.abstractmethod
     def describe(self) -> str:

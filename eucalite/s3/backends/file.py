@@ -145,9 +145,11 @@ class FileBackend(Backend):
                     orphans += 1
         return temps, orphans
 
-    def usage(self) -> int:
-        return sum(entry.stat().st_size for directory in self.objects.iterdir()
-                   if directory.is_dir() for entry in directory.iterdir())
+    def segments(self) -> Iterator[Stored]:
+        for directory in self.objects.iterdir():
+            if directory.is_dir():
+                for entry in directory.iterdir():
+                    yield Stored(f"{directory.name}/{entry.name}", entry.stat().st_size)
 
     def describe(self) -> str:
         return f"object data in files under {self.objects}"

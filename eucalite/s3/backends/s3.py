@@ -297,11 +297,11 @@ class S3Backend(Backend):
                         "left for the next start: %s", self.url, _reason(error))
             return 0, 0
 
-    def usage(self) -> int:
-        total = 0
+    def segments(self) -> Iterator[Stored]:
+        self.ensure_bucket()
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            total += sum(item["Size"] for item in page.get("Contents", []))
-        return total
+            for item in page.get("Contents", []):
+                yield Stored(PREFIX + item["Key"], item["Size"])
 
     def describe(self) -> str:
         where = f"object data in s3 bucket {self.bucket} at {self.url}"
