@@ -327,3 +327,20 @@ def test_the_console_shows_which_backend_holds_each_bucket(tmp_path):
         assert 'data-backend="file">data in files' in admin.text("/console/buckets/filed")
     finally:
         app.extensions["eucalite"].compute.worker.shutdown()
+
+
+@cephutil.needs_ceph
+def test_a_read_closed_unstarted_releases_its_segments(on_rgw):
+    """A read opened and closed before its first chunk (a client gone at once) holds
+    nothing back: the segment it pinned is freed by the next delete. The banner line says
+    the backend is reachable."""
+    live, backend_bucket = on_rgw
+    store = live.app.extensions["eucalite"].s3.store
+    assert store.describe() == (f"object data in s3 bucket {backend_bucket} at "
+                                f"{cephutil.RGW_URL} (reachable)")
+    from eucalite.s3.store import HashingReader
+    stored = store.write(HashingReader(iter([b"pinned?"])))
+    stream = store.read([(stored.path, stored.size)])
+    stream.close()
+    store.delete([stored.path])
+    assert _backend_keys(backend_bucket) == []

@@ -203,7 +203,7 @@ class S3Backend(Backend):
         except BaseException:
             self._unpin(paths)
             raise
-        return self._stream(first, ranges, paths)
+        return _Stream(self, first, ranges, paths)
 
     def _open(self, path: str, lo: int, length: int):
         """The body of a ranged GET of segment *path* (Gone when it was freed)."""
@@ -212,27 +212,6 @@ class S3Backend(Backend):
                               Range=f"bytes={lo}-{lo + length - 1}")["Body"]
         except ClientError:
             raise Gone(path) from None
-
-    def _stream(self, body, ranges: list[tuple[str, int, int]],
-                paths: list[str]) -> Iterator[bytes]:
-        try:
-            for index, (path, lo, remaining) in enumerate(ranges):
-                if index:
-                    body = self._open(path, lo, remaining)
-                try:
-                    while remaining > 0:
-                        try:
-                            chunk = body.read(min(CHUNK, remaining))
-                        except BotoCoreError as error:
-                            raise self._unavailable("send an object", error) from None
-                        if not chunk:
-                            raise IOError(f"segment {path} is shorter than recorded")
-                        remaining -= len(chunk)
-                        yield chunk
-                finally:
-                    body.close()
-        finally:
-            self._unpin(paths)
 
     def _pin(self, paths: list[str]) -> None:
         with self._lock:
@@ -310,6 +289,55 @@ class S3Backend(Backend):
         except ServiceUnavailable as error:
             return f"{where} (UNREACHABLE: {_reason(error.__context__ or error)})"
         return f"{where} (reachable)"
+
+
+class _Stream:
+    """The chunks of a read's ranges: the first GET already open, each later one opened
+    as the stream reaches it. Closing it (or its end, or an error) closes the open GET and
+    unpins the read's segments, also when it is closed before the first chunk (a
+    generator would then skip its clean-up)."""
+
+    def __init__(self, backend: S3Backend, body, ranges: list[tuple[str, int, int]],
+                 paths: list[str]):
+        self._backend, self._body, self._paths = backend, body, paths
+        self._chunks = self._generate(ranges)
+        self._closed = False
+
+    def __iter__(self) -> "_Stream":
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def _generate(self, ranges: list[tuple[str, int, int]]) -> Iterator[bytes]:
+        for index, (path, lo, remaining) in enumerate(ranges):
+            if index:
+                self._body.close()
+                self._body = self._backend._open(path, lo, remaining)
+            while remaining > 0:
+                try:
+                    chunk = self._body.read(min(CHUNK, remaining))
+                except BotoCoreError as error:
+                    raise self._backend._unavailable("send an object", error) from None
+                if not chunk:
+                    raise IOError(f"segment {path} is shorter than recorded")
+                remaining -= len(chunk)
+                yield chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._chunks.close()
+        self._body.close()
+        self._backend._unpin(self._paths)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _key(path: str) -> str:
