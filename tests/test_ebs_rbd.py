@@ -147,6 +147,7 @@ def test_snapshots_in_the_object_store_cross_backends(tmp_path, pool):
         assert wait_snapshot(live, ec2, chunked)["State"] == "completed"
         assert _row(live, Snapshot, chunked)["backend"] == "objectstore"
         assert _row(live, Snapshot, chunked)["stored"] > 0
+        assert pool.image(on_rbd)["snaps"] == {}        # the copy's RBD snapshot is gone
         restored = _new(live, ec2, SnapshotId=chunked)
         assert pool.image(restored)["parent"] is None            # written, not cloned
         assert volume_digest(live, restored) == volume_digest(live, on_rbd)

@@ -298,6 +298,17 @@ class RbdBacking(VolumeBacking):
             if not image.is_protected_snap(snapshot_id):
                 image.protect_snap(snapshot_id)
 
+    def freeze(self, volume_id: str, name: str) -> None:
+        """An RBD snapshot *name* of the image (unprotected: nothing clones it), for a
+        copy made after the guest is let go (:meth:`thaw` removes it)."""
+        with self._ioctx() as ioctx, self._image(ioctx, volume_id) as image:
+            image.create_snap(name)
+
+    def thaw(self, volume_id: str, name: str) -> None:
+        """Remove the snapshot :meth:`freeze` took (idempotent)."""
+        with self._ioctx() as ioctx:
+            self._remove_snapshot_if_unused(ioctx, volume_id, name)
+
     def clone(self, parent_volume: str, snapshot_id: str, volume_id: str,
               size_bytes: int) -> None:
         """The new volume's image as a copy-on-write clone of the snapshot, grown to

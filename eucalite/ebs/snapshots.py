@@ -3,7 +3,7 @@ snapshots), delete, describe, permissions, and restoring one into a new volume.
 
 CreateSnapshot records ``pending`` and a job (:func:`take`) takes a point-in-time copy of
 the volume's data (the guest is paused for the copy when the volume is attached, so no
-write lands half-way; :func:`take_together` copies several volumes inside one such hold,
+write lands half-way; for an RBD volume only while an RBD snapshot is taken, copied after; :func:`take_together` copies several volumes inside one such hold,
 or one its caller gives), then chunks it (:mod:`eucalite.ebs.chunks`): only chunks no snapshot
 stored yet are uploaded, ``Progress`` rises as it goes, and the chunk list is recorded with
 ``completed`` in one transaction. DeleteSnapshot drops the snapshot's list and then only the
@@ -231,18 +231,38 @@ def guests_paused(ebs, volumes: list[Volume]) -> Hold:
     return hold
 
 
+#: What is left to do after the hold for a copy (:func:`point_in_time_copy`):
+#: ``finish(copy=True)`` writes ``copy.raw``; ``finish(copy=False)`` only lets go of what
+#: the capture holds (the copy is not wanted any more).
+Finish = Callable[..., None]
+
+
 def point_in_time_copy(ebs, volume: Volume, work_dir: Path | None,
-                       keep_as: str | None = None) -> Path | None:
-    """The volume's data as of now, captured: a sparse copy (``copy.raw`` in *work_dir*,
-    returned), or, with *keep_as* (the id of a snapshot kept in Ceph), an RBD snapshot of
-    that name (instant; None returned). The caller holds the guest still (:data:`Hold`)
-    meanwhile."""
+                       keep_as: str | None = None) -> Finish | None:
+    """The volume's data as of now, captured while the caller holds the guest still
+    (:data:`Hold`). A file volume: copied now, sparse, to ``copy.raw`` in *work_dir*. An
+    RBD volume: an RBD snapshot taken now (instant), copied to ``copy.raw`` by the Finish
+    returned, after the hold (so the guest waits for the snapshot only, not the copy);
+    with *keep_as* (the id of a snapshot kept in Ceph) that snapshot is the snapshot
+    itself, and nothing is copied. Returns what is left to do after the hold, or None."""
     if keep_as is not None:
         ebs.rbd().snapshot(volume.id, keep_as)
         return None
     copy = work_dir / "copy.raw"
-    ebs.backing_of(volume).copy_out(volume.id, copy)
-    return copy
+    backing = ebs.backing_of(volume)
+    if backing.name != "rbd":
+        backing.copy_out(volume.id, copy)
+        return None
+    frozen = f"{work_dir.name}.copy"        # snap-...-xxxx.copy: no row names it
+    backing.freeze(volume.id, frozen)
+
+    def finish(copy_it: bool = True) -> None:
+        try:
+            if copy_it:
+                backing.copy_snapshot_out(volume.id, frozen, copy)
+        finally:
+            backing.thaw(volume.id, frozen)
+    return finish
 
 
 def take(ebs, snapshot_id: str) -> None:
@@ -252,12 +272,15 @@ def take(ebs, snapshot_id: str) -> None:
 
 def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> None:
     """pending -> completed for snapshots taken at one point in time: every volume is
-    copied inside ONE *hold* (the caller's, e.g. the guest shut off; by default
-    :func:`guests_paused`), then each copy is chunked and recorded. A failed hold or copy
-    ends them all in ``error``; a failed upload ends its own snapshot only."""
+    captured inside ONE *hold* (the caller's, e.g. the guest shut off; by default
+    :func:`guests_paused`; :func:`point_in_time_copy`), then each copy is finished, chunked
+    and recorded (a snapshot kept in Ceph is complete once captured). A failed hold or
+    capture ends them all in ``error``; a failed copy or upload ends its own snapshot
+    only."""
     rows = [row for row in (db.session.get(Snapshot, sid) for sid in snapshot_ids)
             if row is not None and row.state == PENDING]
     work_dirs: dict[str, Path] = {}
+    finishes: dict[str, Finish | None] = {}
     try:
         volumes = {row.id: db.session.get(Volume, row.volume_id) for row in rows}
         plan = [(row.id, row.volume_id, row.chunk_size, _previous_chunks(row)) for row in rows]
@@ -277,9 +300,14 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
                                                                    dir=ebs.volumes_dir))
             with hold():
                 for snapshot_id, _vid, _size, _prev in plan:
-                    point_in_time_copy(ebs, volumes[snapshot_id], work_dirs.get(snapshot_id),
-                                       snapshot_id if snapshot_id in in_ceph else None)
+                    finishes[snapshot_id] = point_in_time_copy(
+                        ebs, volumes[snapshot_id], work_dirs.get(snapshot_id),
+                        snapshot_id if snapshot_id in in_ceph else None)
         except Exception as error:  # noqa: BLE001 - any failure ends the snapshots in error
+            for finish in finishes.values():
+                if finish is not None:
+                    _quietly(finish, copy_it=False)
+            finishes.clear()
             for snapshot_id, *_rest in plan:
                 fail(snapshot_id, error)
             return
@@ -288,6 +316,8 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
                 _record(snapshot_id, chunks.SnapshotResult(chunks={}, stored_bytes=0))
                 continue
             try:
+                if finishes.get(snapshot_id) is not None:
+                    finishes.pop(snapshot_id)()
                 with CHUNKS_LOCK:
                     result = chunks.snapshot(work_dirs[snapshot_id] / "copy.raw",
                                              chunk_size=chunk_size, previous=earlier,
@@ -297,8 +327,18 @@ def take_together(ebs, snapshot_ids: list[str], hold: Hold | None = None) -> Non
             except Exception as error:  # noqa: BLE001 - this snapshot ends in error
                 fail(snapshot_id, error)
     finally:
+        for finish in finishes.values():        # copies never made (a bug cut us short)
+            if finish is not None:
+                _quietly(finish, copy_it=False)
         for work_dir in work_dirs.values():
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _quietly(finish: Finish, **how) -> None:
+    try:
+        finish(**how)
+    except Exception as error:  # noqa: BLE001 - the volume's deletion removes what stays
+        log.warning("letting go of a point-in-time copy failed: %s", error)
 
 
 def _previous_chunks(snapshot: Snapshot) -> dict[int, str]:
