@@ -11,7 +11,8 @@ else.
 Writes stream: up to :data:`PART_SIZE` bytes are buffered; a body that ends within that is
 one PutObject, a longer one a backend multipart upload of :data:`PART_SIZE` parts (aborted
 on any error, so nothing partial is left; an abort that cannot reach the backend leaves an
-upload that start-up recovery aborts). At most one part per stream is in memory.
+upload that start-up recovery aborts). A part is sent to the backend while the next is
+read from the client, so a stream holds at most two parts in memory.
 
 Copies (CopyObject of a whole object under the same encryption) are the backend's
 CopyObject (a multipart UploadPartCopy past 5 GiB): no data passes through eucalite.
@@ -39,6 +40,7 @@ import collections
 import logging
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import botocore.session
@@ -51,6 +53,9 @@ from .base import CHUNK, Backend, Gone, Readable, Stored, TooLarge
 log = logging.getLogger(__name__)
 
 PREFIX = "s3:"
+#: Threads uploading parts for all writing streams (each stream has at most one part in
+#: flight while it reads the next from its client).
+PART_THREADS = 16
 #: Bytes buffered per writing stream: a body up to this is one PutObject, a longer one a
 #: multipart upload of parts this size (10,000 of them: 80 GiB, past S3's 5 GiB limits).
 PART_SIZE = 8 * 1024 * 1024
@@ -68,20 +73,26 @@ class S3Backend(Backend):
                  region: str = "us-east-1", *, connect_timeout: float = 5,
                  read_timeout: float = 60, attempts: int = 3):
         self.url, self.bucket = url, bucket
-        session = botocore.session.get_session()
-        self.client = session.create_client(
-            "s3", endpoint_url=url, region_name=region or "us-east-1",
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            config=Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
-                          retries={"mode": "standard", "max_attempts": attempts},
-                          max_pool_connections=64, s3={"addressing_style": "path"},
-                          # plain payloads: an RGW of Ceph 16 knows no checksum trailers
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required"))
+        self._settings = dict(endpoint_url=url, region_name=region or "us-east-1",
+                              aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+        self.client = self._new_client(connect_timeout, read_timeout, attempts)
+        # uploads the next part while the stream's following part is read from the client
+        self._parts = ThreadPoolExecutor(max_workers=PART_THREADS,
+                                         thread_name_prefix="walrus-s3-part")
         self._ready = False                 # the backend bucket is known to exist
         self._lock = threading.Lock()
         self._pins: collections.Counter[str] = collections.Counter()
         self._deferred: set[str] = set()    # freed while pinned: deleted at the last unpin
+
+    def _new_client(self, connect_timeout: float, read_timeout: float, attempts: int):
+        config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                        retries={"mode": "standard", "max_attempts": attempts},
+                        max_pool_connections=64, s3={"addressing_style": "path"},
+                        # plain payloads: an RGW of Ceph 16 knows no checksum trailers
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
+        return botocore.session.get_session().create_client("s3", **self._settings,
+                                                            config=config)
 
     def owns(self, path: str) -> bool:
         return path.startswith(PREFIX)
@@ -131,21 +142,33 @@ class S3Backend(Backend):
             return Stored(PREFIX + key, size)
         upload_id = self._call("start a multipart upload", self.client.create_multipart_upload,
                                Key=key)["UploadId"]
+        parts: list[dict] = []
+        in_flight: list = []                # part uploads running while the next is read
         try:
-            parts, data = [], first
+            data = first
             while data:
-                number = len(parts) + 1
-                answer = self._call("store an object part", self.client.upload_part, Key=key,
-                                    UploadId=upload_id, PartNumber=number, Body=data)
-                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                del data
+                number = len(parts) + len(in_flight) + 1
+                in_flight.append(self._parts.submit(self._upload_part, key, upload_id,
+                                                    number, data))
+                if len(in_flight) == 2:
+                    parts.append(in_flight.pop(0).result())
+                data = b""                  # the upload holds the part; read the next
                 data, size = _fill(reader, size, limit)
+            while in_flight:
+                parts.append(in_flight.pop(0).result())
             self._call("complete a multipart upload", self.client.complete_multipart_upload,
                        Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:
+            for future in in_flight:
+                future.cancel() or _settle(future)
             self._abort(key, upload_id)
             raise
         return Stored(PREFIX + key, size)
+
+    def _upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict:
+        answer = self._call("store an object part", self.client.upload_part, Key=key,
+                            UploadId=upload_id, PartNumber=number, Body=data)
+        return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -283,11 +306,20 @@ class S3Backend(Backend):
                 yield Stored(PREFIX + item["Key"], item["Size"])
 
     def describe(self) -> str:
+        """Asks the backend with a client of its own (one attempt, 3 s to connect): the
+        banner is written before the server forks its worker, which must not inherit an
+        open connection of this backend's client."""
         where = f"object data in s3 bucket {self.bucket} at {self.url}"
+        probe = self._new_client(3, 10, 1)
         try:
-            self.ensure_bucket()
-        except ServiceUnavailable as error:
-            return f"{where} (UNREACHABLE: {_reason(error.__context__ or error)})"
+            probe.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                return f"{where} (UNREACHABLE: {_reason(error)})"
+        except BotoCoreError as error:
+            return f"{where} (UNREACHABLE: {_reason(error)})"
+        finally:
+            probe.close()
         return f"{where} (reachable)"
 
 
@@ -338,6 +370,15 @@ class _Stream:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _settle(future) -> None:
+    """Wait for a part upload that can no longer be cancelled, whatever it ends with (the
+    upload is aborted next, and must not get a part after that)."""
+    try:
+        future.result()
+    except BaseException:  # noqa: BLE001 - the write's own error is the one raised
+        pass
 
 
 def _key(path: str) -> str:
