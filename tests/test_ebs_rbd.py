@@ -152,6 +152,19 @@ def test_snapshots_in_the_object_store_cross_backends(tmp_path, pool):
         assert pool.image(restored)["parent"] is None            # written, not cloned
         assert volume_digest(live, restored) == volume_digest(live, on_rbd)
 
+        # attached: the guest is held for an RBD snapshot only; the copy is read from it
+        instance_id = running_instance(live, ec2)
+        ec2.attach_volume(VolumeId=on_rbd, InstanceId=instance_id, Device="/dev/sdf")
+        settle(live)
+        write_pattern(live, on_rbd, 600 * MiB, b"while attached")
+        held = wait_snapshot(live, ec2, ec2.create_snapshot(VolumeId=on_rbd)["SnapshotId"])
+        assert held["State"] == "completed" and pool.image(on_rbd)["snaps"] == {}
+        write_pattern(live, on_rbd, 600 * MiB, b"after the snapshot")
+        from_held = _new(live, ec2, SnapshotId=held["SnapshotId"])
+        assert read_volume(live, from_held, 600 * MiB, 14) == b"while attached"
+        ec2.detach_volume(VolumeId=on_rbd)
+        settle(live)
+
         config["rbd_snapshots"] = "ceph"
         kept = wait_snapshot(live, ec2, ec2.create_snapshot(VolumeId=on_rbd)["SnapshotId"])
         assert _row(live, Snapshot, kept["SnapshotId"])["backend"] == "rbd"
@@ -160,7 +173,7 @@ def test_snapshots_in_the_object_store_cross_backends(tmp_path, pool):
         as_file = _new(live, ec2, SnapshotId=chunked)
         from_ceph = _new(live, ec2, SnapshotId=kept["SnapshotId"], Size=2)
         assert _row(live, Volume, as_file)["backend"] == "file"
-        assert volume_digest(live, as_file) == volume_digest(live, on_rbd)
+        assert volume_digest(live, as_file) == volume_digest(live, restored)
         assert volume_backing(live, from_ceph).usage(from_ceph)[0] == 2 * 2**30
         assert read_volume(live, from_ceph, 5 * MiB, 9000) == b"rbd data " * 1000
         write_pattern(live, as_file, 0, b"file data")
@@ -172,12 +185,13 @@ def test_snapshots_in_the_object_store_cross_backends(tmp_path, pool):
         back = _new(live, ec2, SnapshotId=file_snapshot["SnapshotId"])
         assert _row(live, Volume, back)["backend"] == "rbd" and back in pool.names()
         assert volume_digest(live, back) == volume_digest(live, as_file)
-        for volume_id in (on_rbd, restored, as_file, from_ceph, back):
+        for volume_id in (on_rbd, restored, from_held, as_file, from_ceph, back):
             ec2.delete_volume(VolumeId=volume_id)
         settle(live)
-        for snapshot_id in (chunked, kept["SnapshotId"], file_snapshot["SnapshotId"]):
+        for snapshot_id in (chunked, held["SnapshotId"], kept["SnapshotId"],
+                            file_snapshot["SnapshotId"]):
             ec2.delete_snapshot(SnapshotId=snapshot_id)
-        assert not pool.names() & {on_rbd, restored, back}
+        assert not pool.names() & {on_rbd, restored, from_held, back}
     finally:
         stop_live(live, server)
 

@@ -240,17 +240,19 @@ Finish = Callable[..., None]
 def point_in_time_copy(ebs, volume: Volume, work_dir: Path | None,
                        keep_as: str | None = None) -> Finish | None:
     """The volume's data as of now, captured while the caller holds the guest still
-    (:data:`Hold`). A file volume: copied now, sparse, to ``copy.raw`` in *work_dir*. An
-    RBD volume: an RBD snapshot taken now (instant), copied to ``copy.raw`` by the Finish
-    returned, after the hold (so the guest waits for the snapshot only, not the copy);
-    with *keep_as* (the id of a snapshot kept in Ceph) that snapshot is the snapshot
-    itself, and nothing is copied. Returns what is left to do after the hold, or None."""
+    (:data:`Hold`). A file volume, or an RBD volume no guest has: copied now, sparse, to
+    ``copy.raw`` in *work_dir*. An RBD volume a guest has: an RBD snapshot taken now,
+    copied to ``copy.raw`` by the Finish returned, after the hold, so the guest waits for
+    the snapshot only, not the copy (an unattached one is not: the snapshot's two monitor
+    round trips, up to a second each, would only add to the copy). With *keep_as* (the id
+    of a snapshot kept in Ceph) an RBD snapshot of that name is the snapshot itself, and
+    nothing is copied. Returns what is left to do after the hold, or None."""
     if keep_as is not None:
         ebs.rbd().snapshot(volume.id, keep_as)
         return None
     copy = work_dir / "copy.raw"
     backing = ebs.backing_of(volume)
-    if backing.name != "rbd":
+    if backing.name != "rbd" or volume.attach_state is None:
         backing.copy_out(volume.id, copy)
         return None
     frozen = f"{work_dir.name}.copy"        # snap-...-xxxx.copy: no row names it
