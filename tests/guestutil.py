@@ -136,7 +136,6 @@ def ebs_image(live, guest_files) -> tuple[str, str, str]:
     if getattr(live, "ebs_image", None):
         return live.ebs_image
     ec2 = live.client("ec2")
-    services = live.app.extensions["eucalite"]
     source = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
     wait_until(lambda: volume_state(ec2, source) == "available", "the source volume", 30,
                interval=1)
