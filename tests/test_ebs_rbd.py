@@ -301,3 +301,56 @@ def test_the_console_shows_which_backend_holds_a_volume(tmp_path):
         app.extensions["eucalite"].compute.worker.wait(timeout=60)
     finally:
         app.extensions["eucalite"].compute.worker.shutdown()
+
+
+@needs_ceph
+def test_a_node_on_another_host_opens_the_image_itself_without_iscsi(tmp_path, monkeypatch):
+    """An instance on a node on another host gets the same librbd disk as this host's: no
+    iSCSI target (none can run here: no LIO, no tgtd), no node CHAP account."""
+    from ec2util import make_image, wait_for_state
+
+    from eucalite.cluster import network, nodes
+    from eucalite.cluster.localnode import LocalNode
+    from eucalite.cluster.virt.driver import HostCapacity
+    from eucalite.cluster.virt.fake import FakeDriver
+    from eucalite.ebs.export import lio, tgt
+
+    monkeypatch.setattr(tgt.TgtExport, "problem", lambda self: "tgt is not installed")
+    monkeypatch.setattr(lio.LioExport, "problem", lambda self: "LIO is not available")
+    live, server = _cloud(tmp_path, storage_address="192.0.2.10", **cephutil.rbd_options())
+    try:
+        config, cluster = live.app.config["EUCALITE"], live.services.cluster
+        with live.app.app_context():
+            nodes.register("node-far", config["zones"][0], HostCapacity(8, 16384, 200),
+                           "fake://")
+            cluster.set_node_state(cluster.local_node_id, "disabled")
+        driver = FakeDriver()
+        driver.ensure_network(network.spec(config))
+        far = LocalNode("node-far", driver, cluster.image_cache, config, None)
+        cluster.attach(far)
+        plugged = []
+        attach = far.attach_volume
+        monkeypatch.setattr(far, "attach_volume",
+                            lambda iid, disk: (attach(iid, disk), plugged.append(disk)))
+        ec2 = live.client("ec2")
+        instance_id = ec2.run_instances(ImageId=make_image(live), MinCount=1, MaxCount=1)[
+            "Instances"][0]["InstanceId"]
+        wait_for_state(ec2, [instance_id], "running")
+        volume_id = _new(live, ec2, Size=1)
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+        settle(live)
+        assert volume(ec2, volume_id)["Attachments"][0]["State"] == "attached"
+        [disk] = plugged
+        assert disk.network["protocol"] == "rbd"
+        assert disk.network["name"] == f"{cephutil.POOL}/{volume_id}"
+        assert disk.target in driver.disks(instance_id)
+        data_dir = live.app.config["EUCALITE"]["data_dir"]
+        assert not os.path.exists(os.path.join(data_dir, "exports", "nodes", "node-far.json"))
+        ec2.detach_volume(VolumeId=volume_id)
+        settle(live)
+        assert volume(ec2, volume_id)["State"] == "available"
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        ec2.delete_volume(VolumeId=volume_id)
+        settle(live)
+    finally:
+        stop_live(live, server)
