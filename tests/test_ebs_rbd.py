@@ -354,3 +354,31 @@ def test_a_node_on_another_host_opens_the_image_itself_without_iscsi(tmp_path, m
         settle(live)
     finally:
         stop_live(live, server)
+
+
+@needs_ceph
+def test_a_restart_while_a_volume_was_made_makes_it_again_whole(rbd_cloud, pool):
+    """A volume left ``creating`` by a restart (its clone or restored image there, or
+    half-written) is made again from scratch at the next start: whole, not doubled."""
+    from eucalite.ebs import states
+
+    ec2 = rbd_cloud.client("ec2")
+    source = _new(rbd_cloud, ec2, Size=1)
+    write_pattern(rbd_cloud, source, 0, b"the snapshot's data")
+    snapshot_id = wait_snapshot(rbd_cloud, ec2,
+                                ec2.create_snapshot(VolumeId=source)["SnapshotId"])["SnapshotId"]
+    clone = _new(rbd_cloud, ec2, SnapshotId=snapshot_id)
+    write_pattern(rbd_cloud, clone, 0, b"half-made garbage!!")     # as if cut short
+    with rbd_cloud.app.app_context():
+        db.session.get(Volume, clone).state = states.CREATING
+        db.session.commit()
+        assert clone in rbd_cloud.services.ebs.recover()
+    settle(rbd_cloud)
+    assert volume(ec2, clone)["State"] == "available"
+    assert read_volume(rbd_cloud, clone, 0, 19) == b"the snapshot's data"
+    assert pool.image(clone)["parent"] == (source, snapshot_id)
+    for volume_id in (clone, source):
+        ec2.delete_volume(VolumeId=volume_id)
+    settle(rbd_cloud)
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+    assert not pool.names() & {clone, source}
