@@ -31,7 +31,7 @@ ROOMY = 1_000_000
 # other file runs whole in one worker (--dist loadfile), so its module fixtures start once.
 HOST_WIDE = {"test_autoscaling_real.py", "test_cloudwatch_collect_real.py",
              "test_console_browser.py", "test_create_image_real.py", "test_ebs_export.py",
-             "test_ebs_real.py", "test_edge_real.py", "test_guest_build.py",
+             "test_ebs_real.py", "test_ebs_rbd_real.py", "test_edge_real.py", "test_guest_build.py",
              "test_instance_profiles_real.py", "test_instance_shutdown_real.py",
              "test_multihost_real.py", "test_node_real.py",
              "test_overlay_real.py", "test_virt_contract.py", "test_volume_remote.py"}
