@@ -149,7 +149,7 @@ def test_copy_object_is_made_by_the_backend(on_rgw):
 @cephutil.needs_ceph
 def test_a_cloud_switched_from_files_to_rgw_serves_both_buckets(tmp_path):
     data_dir = tmp_path / "data"
-    live, server = start_live(data_dir)                           # files
+    live, server = start_live(data_dir, s3_backend="file")       # files
     s3 = live.client("s3")
     s3.create_bucket(Bucket="on-files")
     s3.put_object(Bucket="on-files", Key="k", Body=b"kept in a file")
@@ -218,11 +218,13 @@ def test_an_unreachable_backend_is_a_503_naming_it_and_records_nothing(tmp_path)
         server.shutdown()
 
 
-def test_the_banner_line_names_the_file_backend(app):
+def test_the_banner_line_names_the_file_backend(tmp_path):
+    from eucalite import create_app
+    app = create_app({"data_dir": str(tmp_path / "data"), "node": False,
+                      "s3_backend": "file"})
     with app.app_context():
         line = app.extensions["eucalite"].s3.describe_backend()
-    assert line == f"object data in files under {Path(app.config['EUCALITE']['data_dir'])}" \
-                   f"/s3/objects"
+    assert line == f"object data in files under {tmp_path}/data/s3/objects"
 
 
 @cephutil.needs_ceph
@@ -311,7 +313,7 @@ def test_the_console_shows_which_backend_holds_each_bucket(tmp_path):
     its own. (The s3 backend is configured but never reached: showing it costs no call.)"""
     from consoleutil import Console, console_app
 
-    app = console_app(tmp_path)
+    app = console_app(tmp_path, s3_backend="file")
     try:
         admin = Console(app)
         admin.page("/console/buckets/create", {"name": "filed"})
