@@ -53,13 +53,18 @@ admin socket = $D/run/\$name.asok
 log file = $D/log/\$name.log
 keyring = $D/keyring
 osd objectstore = memstore
-memstore device bytes = ${EUCALITE_TEST_CEPH_MEMSTORE_BYTES:-4294967296}
+# RAM is taken only as data arrives: 8 GiB is a ceiling the suite stays far under
+memstore device bytes = ${EUCALITE_TEST_CEPH_MEMSTORE_BYTES:-8589934592}
 osd data = $D/osd\$id
 mon data = $D/mon
 mgr data = $D/mgr
 osd max object name len = 460
 osd max object namespace len = 64
 osd crush chooseleaf type = 0
+# RGW frees a deleted object's data only after its garbage collector's wait (2 hours by
+# default): a test suite that writes and deletes gigabytes would fill the OSD first
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 [client.rgw.a]
 # tcp_nodelay: without it every small response waits ~40 ms (Nagle against delayed ACKs)
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
