@@ -38,3 +38,33 @@ def segment_bytes(live) -> list[bytes]:
     held = backend(live)
     return [b"".join(held.read([(item.path, 0, item.size)])) if item.size else b""
             for item in held.segments()]
+
+
+def rewrite_segment(store, path: str, change) -> None:
+    """Replace segment *path*'s stored bytes with ``change(bytes)``, behind Walrus' back (a
+    disk or a gateway that damaged data at rest), in whichever backend holds it."""
+    held = store.backend_of(path)
+    if held.name == "file":
+        target = held.path(path)
+        target.write_bytes(change(target.read_bytes()))
+        return
+    size = held.client.head_object(Bucket=held.bucket, Key=path.split(":", 1)[1])[
+        "ContentLength"]
+    data = b"".join(held.read([(path, 0, size)])) if size else b""
+    held.client.put_object(Bucket=held.bucket, Key=path.split(":", 1)[1], Body=change(data))
+
+
+def remove_segment(store, path: str) -> None:
+    """Lose segment *path* behind Walrus' back, in whichever backend holds it."""
+    held = store.backend_of(path)
+    if held.name == "file":
+        held.path(path).unlink()
+    else:
+        held.client.delete_object(Bucket=held.bucket, Key=path.split(":", 1)[1])
+
+
+def flip_byte(data: bytes, offset: int) -> bytes:
+    """*data* with the byte at *offset* inverted."""
+    changed = bytearray(data)
+    changed[offset] ^= 0xFF
+    return bytes(changed)

@@ -8,6 +8,7 @@ import random
 import time
 
 import pytest
+import storeutil
 
 from eucalite.ebs import chunks as engine
 from eucalite.ebs.chunkstore import BUCKET, ChunkCorrupt, ChunkMissing, ChunkStore
@@ -215,20 +216,19 @@ def snapshot_one_chunk(tmp_path, store):
     return result, digest
 
 
-def segment_path(app, digest):
+def segment_of(digest) -> str:
+    """The store segment holding chunk *digest*."""
     from eucalite.s3 import buckets, objects
 
     version = objects.latest(buckets.find(BUCKET), ChunkStore.key(digest))
     (relative, _size), = version.segments
-    return app.extensions["eucalite"].s3.store.path(relative)
+    return relative
 
 
 def test_corrupt_segment_fails_restore_and_leaves_nothing(tmp_path, app, store):
     result, digest = snapshot_one_chunk(tmp_path, store)
-    segment = segment_path(app, digest)
-    data = bytearray(segment.read_bytes())
-    data[MiB + 10] ^= 0xFF                      # one flipped bit on disk
-    segment.write_bytes(bytes(data))
+    storeutil.rewrite_segment(app.extensions["eucalite"].s3.store, segment_of(digest),
+                              lambda data: storeutil.flip_byte(data, MiB + 10))  # at rest
     volumes = tmp_path / "volumes"
     volumes.mkdir()
     target = volumes / "restored"
@@ -260,7 +260,7 @@ def test_wrong_bytes_under_a_chunk_key_fail_restore(tmp_path, app, store):
 
 def test_missing_segment_file_is_corrupt(tmp_path, app, store):
     result, digest = snapshot_one_chunk(tmp_path, store)
-    segment_path(app, digest).unlink()
+    storeutil.remove_segment(app.extensions["eucalite"].s3.store, segment_of(digest))
     with pytest.raises(ChunkCorrupt):
         store.get(digest)
 

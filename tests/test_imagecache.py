@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import storeutil
 from liveutil import start_live
 from eucalite.cluster import imagecache
 from eucalite.cluster.imagecache import GiB, ImageCache
@@ -418,12 +419,8 @@ def _corrupt_part_on_disk(live, image_id):
         part_key = f"{key.rpartition('/')[0]}/{filename}"
         version = objects.latest(buckets.find(bucket), part_key)
         segment_path = version.segments[0][0]
-    path = services.s3.store.path(segment_path)
-    with open(path, "r+b") as f:
-        f.seek(100)
-        byte = f.read(1)
-        f.seek(100)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    storeutil.rewrite_segment(services.s3.store, segment_path,
+                              lambda data: storeutil.flip_byte(data, 100))
 
 
 @pytest.mark.parametrize("corrupt", [_corrupt_digest, _corrupt_part_on_disk],
