@@ -143,12 +143,14 @@ class InProcessCloud:
             self.services.cluster.close_driver()
 
 
-def serve_subprocess(data_dir: str, log_path: str, server: str | None = None
+def serve_subprocess(data_dir: str, log_path: str, server: str | None = None,
+                     settings: dict[str, str] | None = None
                      ) -> tuple[subprocess.Popen, int, dict[str, str]]:
     """`eucalite serve --no-node` on a free loopback port, with its default server model or
-    *server* (`--server`), in its own session (a Ctrl-C on the terminal reaches only the
-    benchmark, which then stops it). Returns the process, the port and the variables
-    `eucalite credentials` exports (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, ...)."""
+    *server* (`--server`) and *settings* (EUCALITE_* variables), in its own session (a
+    Ctrl-C on the terminal reaches only the benchmark, which then stops it). Returns the
+    process, the port and the variables `eucalite credentials` exports
+    (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, ...)."""
     import os
     import sys
     from pathlib import Path
@@ -158,6 +160,7 @@ def serve_subprocess(data_dir: str, log_path: str, server: str | None = None
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("AWS_", "EUCALITE_"))}
     env["EUCALITE_LOG_LEVEL"] = "WARNING"
+    env.update(settings or {})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(bin_dir / "eucalite"), "serve", "--no-node", "--host", "127.0.0.1",

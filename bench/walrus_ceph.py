@@ -37,7 +37,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-from common import describe, free_port, timed, unwind_on_signals, wait_for  # bench/common.py
+from common import describe, free_port, serve_subprocess, timed, unwind_on_signals
 from bench_s3 import PeakRSS, render_memory  # bench/bench_s3.py
 
 BIN = Path(sys.executable).parent
@@ -73,24 +73,8 @@ class Target:
 def start_eucalite(data_dir: str, log_path: str, backend: dict[str, str]) -> Target:
     """`eucalite serve --no-node` on a free loopback port with *backend* settings
     (EUCALITE_S3_BACKEND...; none: files), in its own session."""
-    port = free_port()
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("AWS_", "EUCALITE_"))}
-    env.update(EUCALITE_LOG_LEVEL="WARNING", **backend)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "eucalite"), "serve", "--no-node", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", data_dir],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process, _port, exported = serve_subprocess(data_dir, log_path, settings=backend)
     STARTED.append(process)
-    wait_for(port, process, "eucalite serve")
-    output = subprocess.run([str(BIN / "eucalite"), "credentials", "--data-dir", data_dir],
-                            env=env, text=True, capture_output=True, check=True).stdout
-    exported = {}
-    for line in output.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
-            exported[name] = value.strip("'\"")
     name = "eucalite on RGW" if backend else "eucalite on files"
     return Target(name, exported["AWS_ENDPOINT_URL_S3"], exported["AWS_ACCESS_KEY_ID"],
                   exported["AWS_SECRET_ACCESS_KEY"], "bench", process)
@@ -192,7 +176,9 @@ def main() -> None:
             "EUCALITE_S3_BACKEND_BUCKET": backend_bucket}))
         if not args.no_files:
             targets.append(start_eucalite(str(top / "files"), str(top / "files.log"), {}))
-        print(f"gateway {url}{' (the cluster gateway client.rgw.a)' if args.rgw_a else ' (client.rgw.b, tcp_nodelay=1)'}")
+        which = "the cluster gateway client.rgw.a" if args.rgw_a else \
+            "client.rgw.b, tcp_nodelay=1"
+        print(f"gateway {url} ({which})")
         print(f"4 KiB objects: {args.ops} PUTs then {args.ops} GETs, one client thread")
         for target in targets:
             put, get = small(target, args.ops)

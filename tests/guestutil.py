@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -68,6 +69,26 @@ def qemu_reachable_dir(prefix: str) -> Path:
 def guest_console(ec2, instance_id) -> str:
     """The console text (botocore decodes EC2's base64 Output itself)."""
     return ec2.get_console_output(InstanceId=instance_id).get("Output", "")
+
+
+def ready_instance(ec2, image_id, user_data: str = "") -> str:
+    """Run one m1.small of *image_id* and wait until its guest says it is ready."""
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                    InstanceType="m1.small", UserData=user_data)[
+        "Instances"][0]["InstanceId"]
+    wait_until(lambda: f"{MARK} ready" in guest_console(ec2, instance_id), f"{instance_id} ready",
+               BOOT_TIMEOUT, interval=1, show=lambda: guest_console(ec2, instance_id)[-2000:])
+    return instance_id
+
+
+def guest_disk(ec2, instance_id, volume_id, timeout=60) -> dict:
+    """The guest's report of the disk with *volume_id*'s serial: {name, size, md5}."""
+    serial = volume_id.replace("-", "")
+    pattern = re.compile(rf"{MARK} disk name=(\w+) serial={serial} size=(\d+) md5=(\w+)")
+    found = wait_until(lambda: pattern.search(guest_console(ec2, instance_id)),
+                       f"the guest of {instance_id} to report {volume_id}", timeout, interval=1,
+                       show=lambda: guest_console(ec2, instance_id)[-2000:])
+    return {"name": found.group(1), "size": int(found.group(2)), "md5": found.group(3)}
 
 
 def instance_state(ec2, instance_id) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 
 import cephutil
 import pytest
 from ebsutil import read_volume, write_pattern
-from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, live_cloud,
-                       requires_real_libvirt, root_guest, terminate, volume_state)
+from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, guest_disk, live_cloud,
+                       ready_instance, requires_real_libvirt, root_guest, terminate,
+                       volume_state)
 from serverutil import wait_until
 
 from eucalite import ceph
@@ -63,23 +63,6 @@ def cloud(guest_files):
                           rbd_snapshots="ceph", **cephutil.rbd_options())
 
 
-def _ready_instance(ec2, image_id, user_data: str = "") -> str:
-    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
-                                    InstanceType="m1.small", UserData=user_data)[
-        "Instances"][0]["InstanceId"]
-    wait_until(lambda: f"{MARK} ready" in guest_console(ec2, instance_id), f"{instance_id} ready",
-               BOOT_TIMEOUT, interval=1, show=lambda: guest_console(ec2, instance_id)[-2000:])
-    return instance_id
-
-
-def _guest_sees(ec2, instance_id, volume_id, timeout=60) -> dict:
-    """The guest's report of the disk with *volume_id*'s serial: {name, size, md5}."""
-    serial = volume_id.replace("-", "")
-    pattern = re.compile(rf"{MARK} disk name=(\w+) serial={serial} size=(\d+) md5=(\w+)")
-    found = wait_until(lambda: pattern.search(guest_console(ec2, instance_id)),
-                       f"the guest of {instance_id} to report {volume_id}", timeout, interval=1,
-                       show=lambda: guest_console(ec2, instance_id)[-2000:])
-    return {"name": found.group(1), "size": int(found.group(2)), "md5": found.group(3)}
 
 
 def _domain_xml(cloud, instance_id) -> str:
@@ -89,7 +72,7 @@ def _domain_xml(cloud, instance_id) -> str:
 
 def test_a_volume_on_rbd_reaches_real_guests_through_librbd(cloud):
     ec2 = cloud.client("ec2")
-    first = _ready_instance(ec2, cloud.image_id, USER_DATA)
+    first = ready_instance(ec2, cloud.image_id, USER_DATA)
     volume_id = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
     wait_until(lambda: volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
     pattern = os.urandom(MiB)
@@ -98,7 +81,7 @@ def test_a_volume_on_rbd_reaches_real_guests_through_librbd(cloud):
 
     ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
     wait_until(lambda: volume_state(ec2, volume_id) == "attached", "attached", 60, interval=1)
-    seen = _guest_sees(ec2, first, volume_id)
+    seen = guest_disk(ec2, first, volume_id)
     assert (seen["size"], seen["md5"]) == (2**30 // 512, expected)
     xml = _domain_xml(cloud, first)
     assert f'protocol="rbd" name="{cephutil.POOL}/{volume_id}"' in xml.replace("'", '"')
@@ -125,9 +108,9 @@ def test_a_volume_on_rbd_reaches_real_guests_through_librbd(cloud):
         "VolumeId"]
     wait_until(lambda: volume_state(ec2, copy) == "available", "the volume from the snapshot",
                60, interval=1)
-    second = _ready_instance(ec2, cloud.image_id)
+    second = ready_instance(ec2, cloud.image_id)
     ec2.attach_volume(VolumeId=copy, InstanceId=second, Device="/dev/sdg")
-    assert _guest_sees(ec2, second, copy)["md5"] == expected
+    assert guest_disk(ec2, second, copy)["md5"] == expected
     assert read_volume(cloud, copy, MiB, len(GUEST_WRITES)) == GUEST_WRITES.encode()
     terminate(ec2, [second])
     wait_until(lambda: volume_state(ec2, copy) == "available", "detach on terminate", 30,
@@ -149,6 +132,6 @@ def test_an_ebs_backed_image_boots_from_an_rbd_root(cloud, guest_files):
         "Instances"][0]
     [root] = [m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]
               if m["DeviceName"] == "/dev/sda1"]
-    assert _guest_sees(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
+    assert guest_disk(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
     assert f'name="{cephutil.POOL}/{root}"' in _domain_xml(cloud, instance_id).replace("'", '"')
     terminate(ec2, [instance_id])

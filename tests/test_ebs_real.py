@@ -26,8 +26,9 @@ import re
 import pytest
 from ebsutil import write_pattern
 from ec2util import used_cores
-from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, live_cloud,
-                       requires_real_libvirt, root_guest, terminate, volume_state)
+from guestutil import (BOOT_TIMEOUT, MARK, ebs_image, guest_console, guest_disk, live_cloud,
+                       ready_instance, requires_real_libvirt, root_guest, terminate,
+                       volume_state)
 from serverutil import wait_until
 
 NETWORK = "eucalite-ebstest"
@@ -69,22 +70,6 @@ def local_cloud(guest_files, cloud):
             int(tgt_services.config["metadata_port"]))
 
 
-def _ready_instance(ec2, image_id) -> str:
-    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
-                                    InstanceType="m1.small")["Instances"][0]["InstanceId"]
-    wait_until(lambda: f"{MARK} ready" in guest_console(ec2, instance_id), f"{instance_id} ready",
-               BOOT_TIMEOUT, interval=1, show=lambda: guest_console(ec2, instance_id)[-2000:])
-    return instance_id
-
-
-def _guest_sees(ec2, instance_id, volume_id, timeout=60) -> dict:
-    """The guest's report of the disk with *volume_id*'s serial: {name, size, md5}."""
-    serial = volume_id.replace("-", "")
-    pattern = re.compile(rf"{MARK} disk name=(\w+) serial={serial} size=(\d+) md5=(\w+)")
-    found = wait_until(lambda: pattern.search(guest_console(ec2, instance_id)),
-                       f"the guest of {instance_id} to report {volume_id}", timeout, interval=1,
-                       show=lambda: guest_console(ec2, instance_id)[-2000:])
-    return {"name": found.group(1), "size": int(found.group(2)), "md5": found.group(3)}
 
 
 def test_volume_snapshot_volume_chain_over_iscsi(cloud):
@@ -93,7 +78,7 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
     exporter = services.ebs.export_driver()
     assert exporter.name == "tgt"
 
-    first = _ready_instance(ec2, cloud.image_id)
+    first = ready_instance(ec2, cloud.image_id)
     volume_id = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
     wait_until(lambda: volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
     pattern = os.urandom(MiB)
@@ -102,7 +87,7 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
 
     ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
     wait_until(lambda: volume_state(ec2, volume_id) == "attached", "attached", 60, interval=1)
-    seen = _guest_sees(ec2, first, volume_id)
+    seen = guest_disk(ec2, first, volume_id)
     assert (seen["size"], seen["md5"]) == (2**30 // 512, expected)
     assert volume_id in exporter.exported()            # served by tgt, not as a file
 
@@ -121,9 +106,9 @@ def test_volume_snapshot_volume_chain_over_iscsi(cloud):
                interval=1)
     terminate(ec2, [first])
 
-    second = _ready_instance(ec2, cloud.image_id)
+    second = ready_instance(ec2, cloud.image_id)
     ec2.attach_volume(VolumeId=copy, InstanceId=second, Device="/dev/sdg")
-    seen = _guest_sees(ec2, second, copy)
+    seen = guest_disk(ec2, second, copy)
     assert seen["md5"] == expected                     # the same bytes, through the chain
     terminate(ec2, [second])
     wait_until(lambda: volume_state(ec2, copy) == "available", "detach on terminate", 30,
@@ -191,9 +176,9 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     described = _wait_state(ec2, instance_id, "running")
     by_device = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in described["BlockDeviceMappings"]}
     root, launched = by_device["/dev/sda1"], by_device["/dev/sdg"]
-    assert _guest_sees(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
+    assert guest_disk(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
     # the image's data volume, made from its snapshot at launch, is a disk of the guest
-    assert _guest_sees(ec2, instance_id, launched)["md5"] == \
+    assert guest_disk(ec2, instance_id, launched)["md5"] == \
         hashlib.md5(mapped_pattern).hexdigest()
 
     data = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
@@ -202,7 +187,7 @@ def test_ebs_backed_image_boots_stops_and_starts(which, request, guest_files):
     write_pattern(live, data, 0, pattern)
     ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
     wait_until(lambda: volume_state(ec2, data) == "attached", "attached", 60, interval=1)
-    assert _guest_sees(ec2, instance_id, data)["md5"] == hashlib.md5(pattern).hexdigest()
+    assert guest_disk(ec2, instance_id, data)["md5"] == hashlib.md5(pattern).hexdigest()
 
     ec2.stop_instances(InstanceIds=[instance_id])
     _wait_state(ec2, instance_id, "stopped", 60)
