@@ -5,7 +5,7 @@ from .identity import (InlinePolicy, InstanceProfile, ManagedPolicy,  # noqa: F4
 from .cluster.models import Node  # noqa: F401
 from .compute.models import Image, Instance, InstanceType, KeyPair  # noqa: F401
 from .tags import Tag  # noqa: F401
-from .ebs.models import Snapshot, SnapshotChunk, Volume  # noqa: F401
+from .ebs.models import Snapshot, SnapshotChunk, Volume, VolumeModification  # noqa: F401
 from .s3.models import Bucket, MultipartUpload, ObjectVersion, UploadPart  # noqa: F401
 from .cloudwatch.models import Alarm, AlarmHistory, Metric, MetricCell  # noqa: F401
 from .autoscaling.models import (Activity, Group, GroupTag, LaunchConfiguration,  # noqa: F401

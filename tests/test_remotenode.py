@@ -83,6 +83,7 @@ SAMPLES = {
     "console_output": (("i-1",), b"\x00boot\xff log\n"),
     "attach_volume": (("i-1", DISK), None),
     "detach_volume": (("i-1", "vdc"), None),
+    "resize_volume": (("i-1", "vdc", 2 * 2**30), None),
     "disks": (("i-1",), ["vda", "vdc"]),
     "plug": ((LAUNCH.endpoint,), "eucalite"),
     "unplug": ((LAUNCH.endpoint,), None),

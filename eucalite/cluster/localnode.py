@@ -156,6 +156,9 @@ class LocalNode:
     def detach_volume(self, instance_id: str, target: str) -> None:
         self.driver.detach_disk(instance_id, target)
 
+    def resize_volume(self, instance_id: str, target: str, size_bytes: int) -> None:
+        self.driver.resize_disk(instance_id, target, size_bytes)
+
     # -- the instance network ----------------------------------------------------------------
 
     def plug(self, endpoint: Endpoint) -> str:

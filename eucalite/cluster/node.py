@@ -165,6 +165,11 @@ class Node(Protocol):
     def detach_volume(self, instance_id: str, target: str) -> None:
         """Unplug the disk at *target*; afterwards it is not listed. Idempotent."""
 
+    def resize_volume(self, instance_id: str, target: str, size_bytes: int) -> None:
+        """Tell the running domain its disk at *target* now holds *size_bytes* (the volume
+        grew), so the guest sees the new size at once. NotSupported where the hypervisor
+        cannot."""
+
     def disks(self, instance_id: str) -> list[str]:
         """Targets (vda, vdb, ...) of the disks the domain has now."""
 

@@ -121,6 +121,9 @@ class RemoteNode:
     def detach_volume(self, instance_id: str, target: str) -> None:
         self.call("detach_volume", instance_id, target)
 
+    def resize_volume(self, instance_id: str, target: str, size_bytes: int) -> None:
+        self.call("resize_volume", instance_id, target, size_bytes)
+
     def disks(self, instance_id: str) -> list[str]:
         return self.call("disks", instance_id)
 

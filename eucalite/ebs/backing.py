@@ -70,6 +70,12 @@ class VolumeBacking(abc.ABC):
         Idempotent."""
 
     @abc.abstractmethod
+    def resize(self, volume_id: str, size_bytes: int) -> None:
+        """The volume holds *size_bytes* (the added bytes read as zeros, sparse); never
+        shrinks it, so growing again to the same size (a restart finishing a
+        modification) changes nothing. The volume must exist."""
+
+    @abc.abstractmethod
     def copy_out(self, volume_id: str, target: Path) -> None:
         """A sparse copy of the volume's data as of now into the file *target* (the
         caller holds the guest still while it is made)."""
@@ -124,6 +130,12 @@ class FileBacking(VolumeBacking):
     def delete(self, volume_id: str) -> None:
         self.path(volume_id).unlink(missing_ok=True)
         self.path(volume_id).with_suffix(".partial").unlink(missing_ok=True)
+
+    def resize(self, volume_id: str, size_bytes: int) -> None:
+        with open(self.path(volume_id), "r+b") as f:      # r+: a missing volume is an error
+            if os.fstat(f.fileno()).st_size < size_bytes:
+                f.truncate(size_bytes)
+                os.fsync(f.fileno())
 
     def copy_out(self, volume_id: str, target: Path) -> None:
         source = self.path(volume_id)
@@ -280,10 +292,9 @@ class RbdBacking(VolumeBacking):
         with self._ioctx() as ioctx, self._image(ioctx, volume_id, read_only=True) as image:
             return image.size(), sum(length for _offset, length in _extents(image))
 
-    # --- RBD's own: resize, snapshots in Ceph, clones ----------------------------------
+    # --- the contract's resize; RBD's own: snapshots in Ceph, clones ---------------------
 
     def resize(self, volume_id: str, size_bytes: int) -> None:
-        """Grow the image to *size_bytes* (never shrinks)."""
         with self._ioctx() as ioctx, self._image(ioctx, volume_id) as image:
             if image.size() < size_bytes:
                 image.resize(size_bytes)

@@ -17,15 +17,17 @@ import logging
 from sqlalchemy import func
 
 from .. import tags
+from ..accounts import utcnow
 from ..cluster.models import NodeCredential
 from ..cluster.virt.driver import DiskSpec, DriverError
 from ..db import db
 from ..errors import AwsError
 from . import snapshots
 from .export import ExportDriver, ExportError
-from .models import Volume
-from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
-                     DETACHING, ERROR, IN_USE, NO_ATTACHMENT, VOLUME)
+from .models import Volume, VolumeModification
+from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, COMPLETED, CREATING,
+                     DELETING, DETACHING, ERROR, FAILED, IN_USE, MODIFICATION, MODIFYING,
+                     NO_ATTACHMENT, OPTIMIZING, VOLUME)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,62 @@ def destroy_volume(ebs, volume_id: str) -> None:
     tags.delete_all(volume_id)
     db.session.delete(volume)
     db.session.commit()
+
+
+def modify_volume(ebs, volume_id: str) -> None:
+    """modifying -> optimizing -> completed: grow the volume's data to the target size,
+    tell its guest if it is attached, then record the new size and type on the volume with
+    the move to optimizing (AWS's Size changes there), and complete. The data grows before
+    the size is recorded, so a crash between leaves a volume holding at least what it
+    says; the restart runs this again (growing is idempotent) and finishes. A failure to
+    grow the data ends the modification ``failed`` with the reason, the volume unchanged."""
+    modification = db.session.get(VolumeModification, volume_id)
+    if modification is None or modification.state not in (MODIFYING, OPTIMIZING):
+        return
+    volume = db.session.get(Volume, volume_id)
+    if modification.state == MODIFYING:
+        try:
+            if volume is None or volume.state in (DELETING, ERROR):
+                raise AwsError(f"The volume {volume_id} was deleted.")
+            ebs.backing_of(volume).resize(volume_id, modification.target_size * 2**30)
+        except Exception as error:  # noqa: BLE001 - whatever failed, it must not stay modifying
+            log_failure("modifying", volume_id, error)
+            db.session.rollback()
+            MODIFICATION.transition(volume_id, FAILED, expected={MODIFYING},
+                                    status_message=str(error)[:255], end_time=utcnow())
+            return
+        _tell_guest(ebs, volume, modification.target_size * 2**30)
+        target_size, target_type = modification.target_size, modification.target_type
+
+        def record_volume() -> None:
+            db.session.execute(db.update(Volume).where(Volume.id == volume_id).values(
+                size_gb=target_size, volume_type=target_type))
+        if not MODIFICATION.transition(volume_id, OPTIMIZING, expected={MODIFYING},
+                                       progress=50, on_win=record_volume):
+            return
+    MODIFICATION.transition(volume_id, COMPLETED, expected={OPTIMIZING}, progress=100,
+                            end_time=utcnow())
+
+
+def _tell_guest(ebs, volume: Volume, size_bytes: int) -> None:
+    """An attached volume's guest sees its new size at once where QEMU opens the data
+    itself (a local file, an RBD image): the node resizes the disk (libvirt's
+    blockResize). An iSCSI export (tgt, LIO) keeps the LUN size it was made with, so the
+    guest sees the new size at the volume's next attach (the new export reads the grown
+    file). Failing to tell the guest does not fail the modification: the data has grown."""
+    export = json.loads(volume.export_json) if volume.export_json else {}
+    if volume.attach_state != ATTACHED or volume.target is None \
+            or export.get("driver") not in ("local", "rbd"):
+        return
+    try:
+        instance = ebs.cloud.instance(volume.instance_id)
+        if instance is None:
+            return
+        ebs.cluster.node_for(instance.node_id).resize_volume(
+            volume.instance_id, volume.target, size_bytes)
+    except Exception as error:  # noqa: BLE001 - the guest sees the size at its next attach
+        log_failure(f"telling {volume.instance_id} of the new size of", volume.id, error)
+        db.session.rollback()
 
 
 def free_target(used: list[str]) -> str:

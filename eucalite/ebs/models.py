@@ -84,3 +84,28 @@ class SnapshotChunk(db.Model):
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
+
+
+class VolumeModification(db.Model):
+    """A volume's most recent ModifyVolume (AWS describes only the latest one per volume):
+    what it was and what it becomes. *state* is modifying -> optimizing -> completed, or
+    failed (:data:`eucalite.ebs.states.MODIFICATION`); the volume's own size and type change
+    when the data has grown, as the modification enters optimizing."""
+
+    __tablename__ = "volume_modifications"
+
+    volume_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="modifying")
+    status_message: Mapped[str | None] = mapped_column(String(255), default=None)
+    original_size: Mapped[int] = mapped_column(Integer)
+    target_size: Mapped[int] = mapped_column(Integer)
+    original_type: Mapped[str] = mapped_column(String(16))
+    target_type: Mapped[str] = mapped_column(String(16))
+    original_iops: Mapped[int | None] = mapped_column(Integer, default=None)
+    target_iops: Mapped[int | None] = mapped_column(Integer, default=None)
+    original_throughput: Mapped[int | None] = mapped_column(Integer, default=None)
+    target_throughput: Mapped[int | None] = mapped_column(Integer, default=None)
+    progress: Mapped[int] = mapped_column(Integer, default=0)              # percent
+    start_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    end_time: Mapped[dt.datetime | None] = mapped_column(default=None)

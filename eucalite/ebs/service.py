@@ -28,7 +28,8 @@ from ..cluster import nodes
 from ..cluster.service import ClusterService
 from ..cluster.virt.driver import DiskSpec
 from ..db import db
-from ..errors import AwsError, InvalidParameterValue, MissingParameter
+from ..errors import (AwsError, InvalidParameterCombination, InvalidParameterValue,
+                      MissingParameter)
 from ..errors.ec2 import IncorrectState, InvalidAttachmentNotFound, Unsupported, VolumeInUse
 from ..s3.store import ObjectStore
 from . import backing, jobs, snapshots, volumes
@@ -37,9 +38,9 @@ from .chunkstore import ChunkStore
 from .export import ExportDriver, ExportUnavailable, choose, choose_iscsi, make, \
     storage_address
 from .export.rbd import RbdExport
-from .models import Snapshot, Volume
+from .models import Snapshot, Volume, VolumeModification
 from .states import (ATTACHED, ATTACHING, ATTACHMENT, AVAILABLE, CREATING, DELETING,
-                     DETACHING, ERROR, IN_USE, PENDING, VOLUME)
+                     DETACHING, ERROR, IN_USE, MODIFYING, OPTIMIZING, PENDING, VOLUME)
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,47 @@ class EbsService:
         if not VOLUME.transition(volume.id, DELETING, expected={AVAILABLE, ERROR}):
             raise volumes.incorrect_state(db.session.get(Volume, volume.id))
         self._submit(jobs.destroy_volume, volume.id)
+
+    def modify_volume(self, principal: Principal, volume_id: str, *, size_gb: int | None,
+                      volume_type: str | None, iops: int | None,
+                      throughput: int | None) -> VolumeModification:
+        """ModifyVolume: grow the volume to *size_gb* and/or give it *volume_type* (IOPS and
+        throughput are recorded as asked, not enforced: eucalite does not throttle volumes).
+        Returns the modification, ``modifying``; a job grows the data (the file or the RBD
+        image) and, for an attached volume, tells its guest (:func:`jobs.modify_volume`).
+        Errors as AWS: a smaller size is InvalidParameterValue, a modification under way
+        IncorrectModificationState, a volume neither available nor in-use IncorrectState.
+        AWS's wait of six hours between two modifications of a volume is not made here."""
+        volume = volumes.owned(principal, volume_id)
+        if size_gb is None and volume_type is None and iops is None and throughput is None:
+            raise MissingParameter("The request must contain at least one of the parameters "
+                                   "size, volumeType, iops or throughput")
+        if volume.state not in (AVAILABLE, IN_USE):
+            raise volumes.incorrect_state(volume)
+        if size_gb is not None and size_gb < volume.size_gb:
+            raise InvalidParameterValue("New size cannot be smaller than existing size")
+        target_type = volume_type or volume.volume_type
+        if target_type not in VOLUME_TYPES:
+            raise InvalidParameterValue(f"Value ({target_type}) for parameter volumeType is "
+                                        "invalid.")
+        if iops is not None and target_type not in ("io1", "io2", "gp3"):
+            raise InvalidParameterCombination(f"The parameter iops is not supported for "
+                                              f"{target_type} volumes.")
+        if throughput is not None and target_type != "gp3":
+            raise InvalidParameterCombination(f"The parameter throughput is not supported "
+                                              f"for {target_type} volumes.")
+        modification = volumes.record_modification(
+            principal, volume.id, config=self.config,
+            size_gb=volume.size_gb if size_gb is None else size_gb, volume_type=target_type,
+            iops=iops, throughput=throughput)
+        self._submit(jobs.modify_volume, volume.id)
+        return modification
+
+    def volume_modifications(self, principal: Principal, ids: list[str] | None = None
+                             ) -> list[VolumeModification]:
+        """DescribeVolumesModifications' set: the last modification of each of the caller's
+        volumes (named by *ids*, if given: NotFound for any not the caller's)."""
+        return volumes.modifications(principal, ids)
 
     def modify_attribute(self, principal: Principal, volume_id: str,
                          auto_enable_io: bool | None) -> None:
@@ -553,8 +595,9 @@ class EbsService:
     def recover(self) -> list[str]:
         """At start: resume what a restart interrupted, so no volume stays stuck in a
         passing state. Creating/deleting volumes and attaching/detaching ones get their job
-        again; a snapshot the restart cut short ends in ``error`` (its copy is gone).
-        Returns the ids acted on (needs an app context)."""
+        again; a snapshot the restart cut short ends in ``error`` (its copy is gone); a
+        modification still modifying or optimizing gets its job again (growing is
+        idempotent), which finishes it. Returns the ids acted on (needs an app context)."""
         acted = []
         for volume in db.session.execute(db.select(Volume)).scalars().all():
             job = {CREATING: jobs.make_volume, DELETING: jobs.destroy_volume}.get(volume.state)
@@ -568,6 +611,11 @@ class EbsService:
             if job is not None:
                 self._submit(job, volume.id)
                 acted.append(volume.id)
+        unfinished = db.session.execute(db.select(VolumeModification.volume_id).where(
+            VolumeModification.state.in_((MODIFYING, OPTIMIZING)))).scalars().all()
+        for volume_id in unfinished:
+            self._submit(jobs.modify_volume, volume_id)
+            acted.append(volume_id)
         pending = db.session.execute(db.select(Snapshot.id).filter_by(
             state=PENDING)).scalars().all()
         acted += [snapshot_id for snapshot_id in pending if snapshots.interrupted(snapshot_id)]

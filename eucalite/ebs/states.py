@@ -1,5 +1,5 @@
-"""The storage controller's state machines: a volume's state, its attachment's state and a
-snapshot's state, one table of allowed moves each (:mod:`eucalite.statemachine`).
+"""The storage controller's state machines: a volume's state, its attachment's state, a
+snapshot's state and a volume modification's state, one table of allowed moves each (:mod:`eucalite.statemachine`).
 
 Every state change of a volume, an attachment or a snapshot is a ``transition`` on one of
 the machines below, a compare-and-swap on the row: a job that lost a race (the volume was
@@ -8,7 +8,7 @@ deleted or detached meanwhile) changes nothing and learns so from the False it g
 from __future__ import annotations
 
 from ..statemachine import StateMachine
-from .models import Snapshot, Volume
+from .models import Snapshot, Volume, VolumeModification
 
 # --- volumes: creating -> available <-> in-use ... -> deleting -> (the row goes) -----------
 
@@ -53,4 +53,18 @@ SNAPSHOT = StateMachine(Snapshot, {
     PENDING: {COMPLETED, ERROR},
     COMPLETED: set(),
     ERROR: set(),
+})
+
+# --- volume modifications: modifying -> optimizing -> completed | failed --------------------
+
+MODIFYING, OPTIMIZING, FAILED = "modifying", "optimizing", "failed"
+
+#: modifying -> optimizing is the data grown and the volume's new size and type recorded
+#: (AWS: "the new size takes effect" there); here optimizing ends at once, as nothing is
+#: re-laid out. A modification that ended (completed, failed) lets the next one begin.
+MODIFICATION = StateMachine(VolumeModification, {
+    MODIFYING: {OPTIMIZING, FAILED},
+    OPTIMIZING: {COMPLETED, FAILED},
+    COMPLETED: set(),
+    FAILED: set(),
 })

@@ -1,5 +1,6 @@
-"""EBS volume rows: who sees which, the checks CreateVolume and AttachVolume make, and
-recording a new volume (a user's, or one an instance's launch makes).
+"""EBS volume rows: who sees which, the checks CreateVolume, AttachVolume and ModifyVolume
+make, recording a new volume (a user's, or one an instance's launch makes) and recording a
+volume's modification.
 
 The states and their one table of moves are in :mod:`eucalite.ebs.states`. The request
 thread validates and records a change; the slow half (making the file, exporting it,
@@ -15,9 +16,11 @@ from .. import ids, quotas, tags
 from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import InvalidParameterValue, MissingParameter
-from ..errors.ec2 import IncorrectState, InvalidVolumeNotFound, VolumeLimitExceeded
-from .models import Snapshot, Volume
-from .states import ATTACHING, CREATING, DELETING
+from ..errors.ec2 import (IncorrectModificationState, IncorrectState, InvalidVolumeNotFound,
+                          VolumeLimitExceeded)
+from .models import Snapshot, Volume, VolumeModification
+from .states import (ATTACHING, AVAILABLE, CREATING, DELETING, FAILED, IN_USE, MODIFYING,
+                     OPTIMIZING)
 
 MAX_SIZE_GB = 16384          # AWS' largest standard volume
 #: Device names a user may give AttachVolume (as EC2 accepts for paravirtual guests).
@@ -83,6 +86,13 @@ def check_size(config: Mapping[str, Any], size_gb: int) -> None:
 def check_sizes(config: Mapping[str, Any], sizes: list[int]) -> None:
     """:func:`check_size` for several new volumes at once (a launch's): each within the
     per-volume limit, and all of them together within the cloud's total."""
+    check_growth(config, sizes, sum(sizes))
+
+
+def check_growth(config: Mapping[str, Any], sizes: list[int], added_gb: int) -> None:
+    """The one place the size limits live: each of *sizes* (volumes as they will be) within
+    the per-volume limit, and the cloud's storage grown by *added_gb* within its total.
+    ModifyVolume checks a grown volume's new size and its growth with it."""
     limit = min(int(config.get("max_volume_gb", 1024)), MAX_SIZE_GB)
     for size_gb in sizes:
         if size_gb < 1 or size_gb > limit:
@@ -91,7 +101,7 @@ def check_sizes(config: Mapping[str, Any], sizes: list[int]) -> None:
     total = db.session.execute(db.select(db.func.coalesce(db.func.sum(Volume.size_gb), 0))
                                .where(Volume.state != DELETING)).scalar()
     allowed = int(config.get("max_total_volume_gb", 10240))
-    if total + sum(sizes) > allowed:
+    if total + added_gb > allowed:
         raise VolumeLimitExceeded(f"You have exceeded the cloud's volume storage limit of "
                                   f"{allowed} GiB ({total} GiB in use).")
 
@@ -114,6 +124,77 @@ def record(principal: Principal, *, size_gb: int, zone: str, snapshot: Snapshot 
         tag(volume.id)
     db.session.commit()
     return volume
+
+
+def performance(volume_type: str, size_gb: int) -> tuple[int | None, int | None]:
+    """(IOPS, throughput MiB/s) AWS reports for a volume of *volume_type* and *size_gb*
+    when none were asked for: gp2's 3 IOPS per GiB (100 to 16000), gp3's baseline 3000 and
+    125, io1/io2's minimum 100; None where the type has no such figure."""
+    if volume_type == "gp2":
+        return max(100, min(16000, 3 * size_gb)), None
+    if volume_type == "gp3":
+        return 3000, 125
+    if volume_type in ("io1", "io2"):
+        return 100, None
+    return None, None
+
+
+def record_modification(principal: Principal, volume_id: str, *, config: Mapping[str, Any],
+                        size_gb: int, volume_type: str, iops: int | None,
+                        throughput: int | None) -> VolumeModification:
+    """Write the volume's new modification as ``modifying`` (replacing its last one), in
+    one write transaction with the checks that need it: the volume is available or in-use,
+    no modification of it is under way (IncorrectModificationState), and the growth fits
+    the cloud's limits and the caller's volume-size quota."""
+    write_lock()
+    volume = db.session.get(Volume, volume_id)
+    if volume is None or volume.state not in (AVAILABLE, IN_USE):
+        db.session.rollback()
+        raise incorrect_state(volume) if volume else not_found(volume_id)
+    last = db.session.get(VolumeModification, volume_id)
+    if last is not None and last.state in (MODIFYING, OPTIMIZING):
+        db.session.rollback()
+        raise IncorrectModificationState(
+            f"Volume {volume_id} is already being modified.")
+    growth = size_gb - volume.size_gb
+    try:
+        check_growth(config, [size_gb], growth)
+    except Exception:
+        db.session.rollback()
+        raise
+    quotas.check(principal, "ec2:CreateVolume", {"ec2:quota-volumetotalsize": growth})
+    # the figures the last modification set still hold while the type is the one it set
+    kept = last is not None and last.state != FAILED and last.target_type == volume.volume_type
+    original_iops, original_throughput = (last.target_iops, last.target_throughput) if kept \
+        else performance(volume.volume_type, volume.size_gb)
+    default_iops, default_throughput = performance(volume_type, size_gb)
+    if last is not None:
+        db.session.delete(last)
+        db.session.flush()
+    modification = VolumeModification(
+        volume_id=volume_id, owner_id=volume.owner_id, state=MODIFYING,
+        original_size=volume.size_gb, target_size=size_gb,
+        original_type=volume.volume_type, target_type=volume_type,
+        original_iops=original_iops, target_iops=iops or default_iops,
+        original_throughput=original_throughput,
+        target_throughput=throughput or default_throughput, progress=0, start_time=utcnow())
+    db.session.add(modification)
+    db.session.commit()
+    return modification
+
+
+def modifications(principal: Principal, ids: list[str] | None) -> list[VolumeModification]:
+    """DescribeVolumesModifications' set: the last modification of each of the caller's
+    volumes (of those named by *ids*, any of which not the caller's is NotFound), by volume
+    id; volumes never modified have none."""
+    if ids:
+        visible(principal, ids)
+    query = db.select(VolumeModification).join(
+        Volume, Volume.id == VolumeModification.volume_id).where(
+        Volume.owner_id == principal.account_id)
+    if ids:
+        query = query.where(VolumeModification.volume_id.in_(ids))
+    return list(db.session.execute(query.order_by(VolumeModification.volume_id)).scalars())
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ class IncorrectInstanceState(ClientError):
     code = "IncorrectInstanceState"
 
 
+class IncorrectModificationState(ClientError):
+    code = "IncorrectModificationState"
+
+
 class IncorrectState(ClientError):
     code = "IncorrectState"
 

@@ -216,6 +216,11 @@ class HypervisorDriver(abc.ABC):
         """Unplug the disk at *target*; afterwards it is not listed. Idempotent."""
 
     @abc.abstractmethod
+    def resize_disk(self, instance_id: str, target: str, size_bytes: int) -> None:
+        """The running domain's disk at *target* (its data already grown to *size_bytes*)
+        is *size_bytes* to the guest from now on. NotSupported where the driver cannot."""
+
+    @abc.abstractmethod
     def disks(self, instance_id: str) -> list[str]:
         """Targets of the disks the domain has now (vda, vdb, ...)."""
 

@@ -26,6 +26,8 @@ class _FakeDomain:
     spec: DomainSpec
     state: PowerState = PowerState.RUNNING
     disks: dict[str, DiskSpec] = field(default_factory=dict)
+    #: the size the guest was last told a disk has (``resize_disk``), by target
+    disk_sizes: dict[str, int] = field(default_factory=dict)
     console: bytearray = field(default_factory=bytearray)
     boots: int = 0
     #: power operations asked of it, in order ("pause", "resume", "shutdown", "power_off",
@@ -174,6 +176,13 @@ class FakeDriver(HypervisorDriver):
     def detach_disk(self, instance_id: str, target: str) -> None:
         with self._lock:
             self._get(instance_id).disks.pop(target, None)
+
+    def resize_disk(self, instance_id: str, target: str, size_bytes: int) -> None:
+        with self._lock:
+            dom = self._get(instance_id)
+            if target not in dom.disks:
+                raise DriverError(f"{dom.spec.name}: no disk at {target}")
+            dom.disk_sizes[target] = size_bytes
 
     def disks(self, instance_id: str) -> list[str]:
         with self._lock:

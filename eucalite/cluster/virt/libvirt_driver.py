@@ -471,6 +471,17 @@ class LibvirtDriver(HypervisorDriver):
         # the disk is gone: nothing needs its CHAP password any more
         self._remove_chap_secret(el)
 
+    def resize_disk(self, instance_id: str, target: str, size_bytes: int) -> None:
+        name = DOMAIN_PREFIX + instance_id
+        dom = self._get(instance_id)
+        try:
+            dom.blockResize(target, size_bytes, self._lv.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        except self._lv.libvirtError as exc:
+            if self._code(exc) == self._lv.VIR_ERR_NO_SUPPORT:
+                raise NotSupported(f"cannot resize {target} of {name}: the libvirt driver at "
+                                   f"{self.uri} cannot ({exc})") from exc
+            raise self._error(f"cannot resize {target} of {name}", exc) from exc
+
     def _disk_element(self, dom, target: str) -> ET.Element | None:
         """The domain's <disk> element at *target*, or None."""
         for disk in self._xml(dom).findall("./devices/disk"):

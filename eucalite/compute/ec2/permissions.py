@@ -67,7 +67,8 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
         "DescribeInstances", "DescribeKeyPairs", "DescribeRegions",
         "DescribeSecurityGroupRules", "DescribeSecurityGroups", "DescribeSnapshotAttribute",
         "DescribeSnapshots", "DescribeTags", "DescribeVolumeAttribute",
-        "DescribeVolumeStatus", "DescribeVolumes", "ModifyInstanceTypeAttribute",
+        "DescribeVolumeStatus", "DescribeVolumes", "DescribeVolumesModifications",
+        "ModifyInstanceTypeAttribute",
         "DescribeIamInstanceProfileAssociations",
         # an association id names no ARN: AWS authorises these on "*" too
         "ReplaceIamInstanceProfileAssociation", "DisassociateIamInstanceProfile")},
@@ -95,6 +96,7 @@ PERMISSIONS: dict[str, tuple[Named | New, ...]] = {
     "CreateVolume": (New("volume"), _SNAPSHOT),
     "DeleteVolume": (_VOLUME,),
     "ModifyVolumeAttribute": (_VOLUME,),
+    "ModifyVolume": (_VOLUME,),
     "AttachVolume": (_VOLUME, _INSTANCE),
     "DetachVolume": (_VOLUME, _INSTANCE),
     "CreateSnapshot": (New("snapshot"), _VOLUME),

@@ -1,5 +1,6 @@
 """EC2 volume actions: CreateVolume, DeleteVolume, DescribeVolumes, DescribeVolumeStatus,
-AttachVolume, DetachVolume, DescribeVolumeAttribute and ModifyVolumeAttribute."""
+AttachVolume, DetachVolume, DescribeVolumeAttribute, ModifyVolumeAttribute, ModifyVolume and
+DescribeVolumesModifications."""
 from __future__ import annotations
 
 from ... import tags
@@ -167,3 +168,78 @@ def modify_volume_attribute(call):
         call.principal, params.require("VolumeId"),
         None if value is None else str(value).lower() == "true")
     return {"return": True}
+
+
+def render_modification(modification) -> dict:
+    """One modification as ModifyVolume's ``volumeModification`` and
+    DescribeVolumesModifications' ``volumeModificationSet`` item (AWS's VolumeModification:
+    None values are left out)."""
+    return {
+        "volumeId": modification.volume_id,
+        "modificationState": modification.state,
+        "statusMessage": modification.status_message,
+        "targetSize": modification.target_size,
+        "targetIops": modification.target_iops,
+        "targetVolumeType": modification.target_type,
+        "targetThroughput": modification.target_throughput,
+        "targetMultiAttachEnabled": False,
+        "originalSize": modification.original_size,
+        "originalIops": modification.original_iops,
+        "originalVolumeType": modification.original_type,
+        "originalThroughput": modification.original_throughput,
+        "originalMultiAttachEnabled": False,
+        "progress": modification.progress,
+        "startTime": modification.start_time,
+        "endTime": modification.end_time,
+    }
+
+
+def _stamp(value) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.000Z") if value else None
+
+
+#: DescribeVolumesModifications' filters, as AWS documents them.
+MODIFICATION_FILTERS = {
+    "volume-id": lambda m: m.volume_id,
+    "modification-state": lambda m: m.state,
+    "original-size": lambda m: m.original_size,
+    "original-iops": lambda m: m.original_iops,
+    "original-volume-type": lambda m: m.original_type,
+    "original-multi-attach-enabled": lambda m: False,
+    "target-size": lambda m: m.target_size,
+    "target-iops": lambda m: m.target_iops,
+    "target-volume-type": lambda m: m.target_type,
+    "target-throughput": lambda m: m.target_throughput,
+    "target-multi-attach-enabled": lambda m: False,
+    "start-time": lambda m: _stamp(m.start_time),
+}
+
+MODIFICATIONS_PAGING = Paging(maximum=500)
+
+
+@registry.action("ModifyVolume", params=(
+        "VolumeId", "Size", "VolumeType", "Iops", "Throughput", "MultiAttachEnabled"))
+def modify_volume(call):
+    params = call.params
+    if params.get_bool("MultiAttachEnabled"):
+        raise InvalidParameterValue("Multi-Attach volumes are not supported by this cloud.")
+    modification = call.services.ebs.modify_volume(
+        call.principal, params.require("VolumeId"),
+        size_gb=params.get_int("Size", minimum=1),
+        volume_type=params.get("VolumeType"),
+        iops=params.get_int("Iops", minimum=100, maximum=256000),
+        throughput=params.get_int("Throughput", minimum=125, maximum=1000))
+    return {"volumeModification": render_modification(modification)}
+
+
+@registry.action("DescribeVolumesModifications", params=(
+        "VolumeId", "Filter", "MaxResults", "NextToken"))
+def describe_volumes_modifications(call):
+    params = call.params
+    request = MODIFICATIONS_PAGING.read(params)
+    rows = call.services.ebs.volume_modifications(call.principal,
+                                                  params.get_list("VolumeId"))
+    rows = filters.apply(rows, filters.parse(params), MODIFICATION_FILTERS)
+    page, token = request.page(rows, key=lambda m: m.volume_id)
+    return {"volumeModificationSet": [render_modification(m) for m in page],
+            "nextToken": token}
