@@ -13,9 +13,11 @@ keeping volumes:
 
 Per run and backend: CreateVolume 1 GiB -> ``available``; ``--data`` MiB of random data
 written into it (1 MiB pieces at random offsets, through the backend, untimed);
-CreateSnapshot -> ``completed``; CreateVolume from the snapshot -> ``available``. Beside,
-the raw operations on the same cluster: librbd's create of a 1 GiB image, snapshot +
-protect, and clone (what the rbd jobs call), each timed alone.
+CreateSnapshot -> ``completed``; CreateVolume from the snapshot -> ``available``;
+ModifyVolume growing the first volume 1 -> 2 GiB -> ``completed`` (DescribeVolumesModifications
+polled). Beside, the raw operations: librbd's create of a 1 GiB image, snapshot + protect,
+clone and resize 1 -> 2 GiB (what the rbd jobs call), and a sparse file's truncate
+1 -> 2 GiB + fsync (what the file backend's resize does), each timed alone.
 
 The Ceph cluster: ``--ceph-conf``, ``--ceph-user``, ``--ceph-keyring``, ``--pool``, by
 default those of the test command's throwaway cluster (EUCALITE_TEST_CEPH_* in the
@@ -37,7 +39,7 @@ import time
 from pathlib import Path
 
 from common import run_cleaning_up  # bench/common.py (run as bench/<script>.py)
-from ebs import MiB, GiB, Server, Table, progress  # bench/ebs.py
+from ebs import MiB, GiB, POLL, Server, Table, progress  # bench/ebs.py
 
 BACKENDS = [("file", {"ebs_backend": "file"}),
             ("rbd, snapshots in Ceph", {"ebs_backend": "rbd", "rbd_snapshots": "ceph"}),
@@ -62,9 +64,24 @@ def write_data(server: Server, volume_id: str, rng: random.Random, mib: int) -> 
         backing.write(volume_id, slot * MiB, rng.randbytes(MiB))
 
 
+def grow(server: Server, volume_id: str, size_gb: int) -> float:
+    """ModifyVolume to *size_gb* until its modification is completed: the seconds."""
+    start = time.perf_counter()
+    server.ec2.modify_volume(VolumeId=volume_id, Size=size_gb)
+    while True:
+        state = server.ec2.describe_volumes_modifications(VolumeIds=[volume_id])[
+            "VolumesModifications"][0]["ModificationState"]
+        if state in ("completed", "failed"):
+            break
+        time.sleep(POLL)
+    if state != "completed":
+        raise SystemExit(f"ModifyVolume of {volume_id} failed")
+    return time.perf_counter() - start
+
+
 def bench_backend(args, label: str, server: Server, table: Table) -> None:
     rng = random.Random(args.seed)
-    samples = {"create": [], "snapshot": [], "from": []}
+    samples = {"create": [], "snapshot": [], "from": [], "grow": []}
     for i in range(args.runs):
         progress(f"{label}: run {i + 1}/{args.runs}")
         seconds, volume_id = server.create_volume(1)
@@ -74,6 +91,7 @@ def bench_backend(args, label: str, server: Server, table: Table) -> None:
         samples["snapshot"].append(seconds)
         seconds, copy = server.create_volume(snapshot_id=snapshot_id)
         samples["from"].append(seconds)
+        samples["grow"].append(grow(server, volume_id, 2))
         server.delete_volume(copy)
         server.delete_volume(volume_id)
         server.ec2.delete_snapshot(SnapshotId=snapshot_id)
@@ -81,6 +99,7 @@ def bench_backend(args, label: str, server: Server, table: Table) -> None:
     table.row("CreateVolume 1 GiB -> available", samples["create"])
     table.row(f"CreateSnapshot ({args.data} MiB written) -> completed", samples["snapshot"])
     table.row("CreateVolume from it -> available", samples["from"])
+    table.row("ModifyVolume 1 -> 2 GiB -> completed", samples["grow"])
 
 
 def bench_raw(args, options: dict, table: Table) -> None:
@@ -90,7 +109,7 @@ def bench_raw(args, options: dict, table: Table) -> None:
     _rados, rbd = ceph.modules()
     cluster = ceph.connect(options)
     ioctx = cluster.open_ioctx(options["rbd_pool"])
-    samples = {"create": [], "snap": [], "clone": []}
+    samples = {"create": [], "snap": [], "clone": [], "resize": []}
     try:
         for i in range(args.runs):
             name, child = f"bench-{os.getpid()}-{i}", f"bench-{os.getpid()}-{i}-clone"
@@ -101,6 +120,8 @@ def bench_raw(args, options: dict, table: Table) -> None:
                                                       image.protect_snap("s"))))
             samples["clone"].append(timed(lambda: rbd.RBD().clone(
                 ioctx, name, "s", ioctx, child, features=rbd.RBD_FEATURE_LAYERING)))
+            with rbd.Image(ioctx, child) as image:
+                samples["resize"].append(timed(lambda: image.resize(2 * GiB)))
             rbd.RBD().remove(ioctx, child)
             with rbd.Image(ioctx, name) as image:
                 image.unprotect_snap("s")
@@ -113,6 +134,26 @@ def bench_raw(args, options: dict, table: Table) -> None:
     table.row("rbd create 1 GiB image", samples["create"])
     table.row("rbd snapshot + protect (empty image)", samples["snap"])
     table.row("rbd clone of the snapshot", samples["clone"])
+    table.row("rbd resize 1 -> 2 GiB (the clone)", samples["resize"])
+
+
+def bench_raw_file(args, work: Path, table: Table) -> None:
+    """The file backend's resize alone: a sparse 1 GiB file truncated to 2 GiB, fsynced."""
+    samples = []
+    for i in range(args.runs):
+        path = work / f"grow-{i}.raw"
+        with open(path, "wb") as f:
+            f.truncate(GiB)
+            os.fsync(f.fileno())
+
+        def resize() -> None:
+            with open(path, "r+b") as f:
+                f.truncate(2 * GiB)
+                os.fsync(f.fileno())
+        samples.append(timed(resize))
+        path.unlink()
+    table.section("raw file (same disk as the file backend)")
+    table.row("truncate 1 -> 2 GiB + fsync (sparse file)", samples)
 
 
 def main() -> None:
@@ -157,6 +198,7 @@ def main() -> None:
                 raise SystemExit(line)
             bench_backend(args, label, server, table)
         bench_raw(args, ceph_options, table)
+        bench_raw_file(args, work, table)
 
     run_cleaning_up(body, work)
     print(f"EBS on RBD benchmark: {os.cpu_count()} CPUs, median and fastest of {args.runs} "
