@@ -135,3 +135,41 @@ def test_an_ebs_backed_image_boots_from_an_rbd_root(cloud, guest_files):
     assert guest_disk(ec2, instance_id, root, BOOT_TIMEOUT)["md5"] == root_md5
     assert f'name="{cephutil.POOL}/{root}"' in _domain_xml(cloud, instance_id).replace("'", '"')
     terminate(ec2, [instance_id])
+
+
+# A user-data script: report each volume disk's size (512-byte sectors) whenever it changes.
+SIZE_WATCH = f"""#!/bin/sh
+last=""
+while true; do
+  now=""
+  for d in /sys/block/vd*; do
+    grep -q '^vol' "$d/serial" 2>/dev/null && now="$now ${{d##*/}}=$(cat $d/size)"
+  done
+  [ "$now" != "$last" ] && echo "{MARK} volume-sizes$now" && last=$now
+  sleep 1
+done
+"""
+
+
+def test_modify_volume_grows_an_attached_rbd_disk_the_guest_sees(cloud):
+    """ModifyVolume of an attached RBD volume: the image grows and the node resizes the
+    disk in QEMU (libvirt blockResize), so the running guest sees the new size at once."""
+    ec2 = cloud.client("ec2")
+    instance_id = ready_instance(ec2, cloud.image_id, SIZE_WATCH)
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone="eucalyptus-1a")["VolumeId"]
+    wait_until(lambda: volume_state(ec2, volume_id) == "available", "the volume", 30, interval=1)
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    name = guest_disk(ec2, instance_id, volume_id)["name"]
+    ec2.modify_volume(VolumeId=volume_id, Size=2)
+    wait_until(lambda: ec2.describe_volumes_modifications(VolumeIds=[volume_id])[
+        "VolumesModifications"][0]["ModificationState"] == "completed", "the modification",
+        60, interval=1)
+    grown = f"{name}={2 * 2**30 // 512}"
+    wait_until(lambda: any(grown in line.split() for line in guest_console(
+        ec2, instance_id).splitlines() if f"{MARK} volume-sizes" in line),
+        "the guest to see 2 GiB", 30, interval=1,
+        show=lambda: guest_console(ec2, instance_id)[-2000:])
+    terminate(ec2, [instance_id])
+    wait_until(lambda: volume_state(ec2, volume_id) == "available", "detach on terminate", 30,
+               interval=1)
+    ec2.delete_volume(VolumeId=volume_id)
