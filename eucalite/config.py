@@ -176,6 +176,9 @@ DEFAULTS: dict[str, Any] = {
     "ceph_keyring": "",
     "max_volume_gb": 1024,
     "max_total_volume_gb": 10240,
+    # ModifyVolume calls one volume may take in a rolling 24 hours (AWS's limit since
+    # January 2026: four); 0 for no limit.
+    "volume_modifications_per_day": 4,
     "snapshot_chunk_mb": 1,
     # Seconds CreateImage (without NoReboot) gives a guest to shut down cleanly before it
     # is forced off for the copies of its volumes.

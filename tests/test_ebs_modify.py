@@ -6,6 +6,9 @@ interrupted; on the test Ceph, the RBD image itself grows.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import cephutil
 import pytest
 from awsutil import error_code
@@ -95,6 +98,32 @@ def test_errors_are_aws(ebs):
         db.session.commit()
     assert error_code(lambda: ec2.modify_volume(VolumeId=volume_id, Size=4)) \
         == "IncorrectModificationState"
+    # nor is a volume whose data is growing attached (its guest would open it midway)
+    instance_id = running_instance(ebs, ec2)
+    assert error_code(lambda: ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id,
+                                                Device="/dev/sdf")) == "OperationNotPermitted"
+
+
+def test_four_modifications_a_day_as_aws(ebs):
+    """AWS (since January 2026): up to four modifications per volume in a rolling 24
+    hours (config ``volume_modifications_per_day``), the next refused until the oldest is
+    a day old."""
+    ec2 = ebs.client("ec2")
+    volume_id = new_volume(ebs, ec2, size=1)
+    for size in (2, 3, 4, 5):
+        ec2.modify_volume(VolumeId=volume_id, Size=size)
+        assert _finished(ebs, ec2, volume_id)["ModificationState"] == "completed"
+    assert error_code(lambda: ec2.modify_volume(VolumeId=volume_id, Size=6)) \
+        == "VolumeModificationRateExceeded"
+    assert volume(ec2, volume_id)["Size"] == 5
+    with ebs.app.app_context():                 # the first of the four is a day old now
+        row = db.session.get(VolumeModification, volume_id)
+        starts = json.loads(row.recent_starts_json)
+        starts[0] = (dt.datetime.fromisoformat(starts[0]) - dt.timedelta(days=1)).isoformat()
+        row.recent_starts_json = json.dumps(starts)
+        db.session.commit()
+    ec2.modify_volume(VolumeId=volume_id, Size=6)
+    assert _finished(ebs, ec2, volume_id)["TargetSize"] == 6
 
 
 def test_describe_filters_and_pages(ebs):

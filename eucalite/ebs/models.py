@@ -109,3 +109,6 @@ class VolumeModification(db.Model):
     progress: Mapped[int] = mapped_column(Integer, default=0)              # percent
     start_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
     end_time: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # Start times of the volume's modifications in the last 24 hours, this one included
+    # (ISO 8601 strings, oldest first): the per-volume rate limit's memory
+    recent_starts_json: Mapped[str | None] = mapped_column(Text, default=None)

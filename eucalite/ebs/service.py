@@ -30,7 +30,8 @@ from ..cluster.virt.driver import DiskSpec
 from ..db import db
 from ..errors import (AwsError, InvalidParameterCombination, InvalidParameterValue,
                       MissingParameter)
-from ..errors.ec2 import IncorrectState, InvalidAttachmentNotFound, Unsupported, VolumeInUse
+from ..errors.ec2 import (IncorrectState, InvalidAttachmentNotFound, OperationNotPermitted,
+                          Unsupported, VolumeInUse)
 from ..s3.store import ObjectStore
 from . import backing, jobs, snapshots, volumes
 from .backing import RbdBacking, VolumeBacking
@@ -349,7 +350,9 @@ class EbsService:
 
     def attach(self, principal: Principal, volume_id: str, instance_id: str,
                device: str | None) -> Volume:
-        """AttachVolume: records ``attaching`` and hot-plugs the volume in a job."""
+        """AttachVolume: records ``attaching`` and hot-plugs the volume in a job. Not while
+        its data is growing (a modification ``modifying``: OperationNotPermitted, as AWS),
+        so a guest never opens a volume midway through a resize."""
         device = volumes.check_device(device)
         volume = volumes.owned(principal, volume_id)
         instance = self.cloud.attach_target(principal, instance_id)
@@ -357,6 +360,10 @@ class EbsService:
             raise VolumeInUse(f"vol '{volume.id}' is already attached to an instance")
         if volume.state != AVAILABLE:
             raise volumes.incorrect_state(volume)
+        modification = db.session.get(VolumeModification, volume.id)
+        if modification is not None and modification.state == MODIFYING:
+            raise OperationNotPermitted(f"Cannot attach volume {volume.id} when it is in "
+                                        "modification state: MODIFYING")
         if instance.state_error is not None:
             raise instance.state_error
         if volume.zone != instance.zone:

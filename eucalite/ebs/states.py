@@ -1,5 +1,6 @@
 """The storage controller's state machines: a volume's state, its attachment's state, a
-snapshot's state and a volume modification's state, one table of allowed moves each (:mod:`eucalite.statemachine`).
+snapshot's state and a volume modification's state, one table of allowed moves each
+(:mod:`eucalite.statemachine`).
 
 Every state change of a volume, an attachment or a snapshot is a ``transition`` on one of
 the machines below, a compare-and-swap on the row: a job that lost a race (the volume was

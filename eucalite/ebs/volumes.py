@@ -8,6 +8,8 @@ hot-plugging it into the guest) runs as a job (:mod:`eucalite.ebs.jobs`).
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -17,7 +19,7 @@ from ..accounts import Principal, utcnow
 from ..db import db, write_lock
 from ..errors import InvalidParameterValue, MissingParameter
 from ..errors.ec2 import (IncorrectModificationState, IncorrectState, InvalidVolumeNotFound,
-                          VolumeLimitExceeded)
+                          VolumeLimitExceeded, VolumeModificationRateExceeded)
 from .models import Snapshot, Volume, VolumeModification
 from .states import (ATTACHING, AVAILABLE, CREATING, DELETING, FAILED, IN_USE, MODIFYING,
                      OPTIMIZING)
@@ -144,8 +146,9 @@ def record_modification(principal: Principal, volume_id: str, *, config: Mapping
                         throughput: int | None) -> VolumeModification:
     """Write the volume's new modification as ``modifying`` (replacing its last one), in
     one write transaction with the checks that need it: the volume is available or in-use,
-    no modification of it is under way (IncorrectModificationState), and the growth fits
-    the cloud's limits and the caller's volume-size quota."""
+    no modification of it is under way (IncorrectModificationState), it had fewer than
+    ``volume_modifications_per_day`` in the last 24 hours (VolumeModificationRateExceeded),
+    and the growth fits the cloud's limits and the caller's volume-size quota."""
     write_lock()
     volume = db.session.get(Volume, volume_id)
     if volume is None or volume.state not in (AVAILABLE, IN_USE):
@@ -156,6 +159,17 @@ def record_modification(principal: Principal, volume_id: str, *, config: Mapping
         db.session.rollback()
         raise IncorrectModificationState(
             f"Volume {volume_id} is already being modified.")
+    now = utcnow()
+    earlier = json.loads(last.recent_starts_json or "[]") if last is not None else []
+    recent = [start for start in earlier
+              if dt.datetime.fromisoformat(start) > now - dt.timedelta(days=1)]
+    per_day = int(config.get("volume_modifications_per_day", 4))
+    if per_day and len(recent) >= per_day:
+        db.session.rollback()
+        retry = dt.datetime.fromisoformat(recent[-per_day]) + dt.timedelta(days=1)
+        raise VolumeModificationRateExceeded(
+            f"You've reached the maximum modification rate per volume limit: {per_day} "
+            f"modifications in 24 hours. Retry after {retry:%Y-%m-%dT%H:%M:%SZ}.")
     growth = size_gb - volume.size_gb
     try:
         check_growth(config, [size_gb], growth)
@@ -177,7 +191,8 @@ def record_modification(principal: Principal, volume_id: str, *, config: Mapping
         original_type=volume.volume_type, target_type=volume_type,
         original_iops=original_iops, target_iops=iops or default_iops,
         original_throughput=original_throughput,
-        target_throughput=throughput or default_throughput, progress=0, start_time=utcnow())
+        target_throughput=throughput or default_throughput, progress=0, start_time=now,
+        recent_starts_json=json.dumps(recent + [now.isoformat()]))
     db.session.add(modification)
     db.session.commit()
     return modification

@@ -28,6 +28,10 @@ class IncorrectModificationState(ClientError):
     code = "IncorrectModificationState"
 
 
+class VolumeModificationRateExceeded(ClientError):
+    code = "VolumeModificationRateExceeded"
+
+
 class IncorrectState(ClientError):
     code = "IncorrectState"
 

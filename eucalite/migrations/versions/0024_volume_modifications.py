@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column('progress', sa.Integer(), nullable=False),
         sa.Column('start_time', sa.DateTime(), nullable=False),
         sa.Column('end_time', sa.DateTime(), nullable=True),
+        sa.Column('recent_starts_json', sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(['owner_id'], ['accounts.id'], ),
         sa.PrimaryKeyConstraint('volume_id'),
     )
