@@ -58,6 +58,12 @@ def test_grow_and_change_type_as_aws_reports_it(ebs):
         == (2, "gp3", "gp3")
     assert _finished(ebs, ec2, volume_id)["TargetSize"] == 3
     assert volume(ec2, volume_id)["Size"] == 3
+    # a deleted volume's modification goes with it
+    ec2.delete_volume(VolumeId=volume_id)
+    settle(ebs)
+    assert ec2.describe_volumes_modifications()["VolumesModifications"] == []
+    with ebs.app.app_context():
+        assert db.session.get(VolumeModification, volume_id) is None
 
 
 def test_errors_are_aws(ebs):

@@ -75,8 +75,9 @@ def _make_data(ebs, volume: Volume) -> None:
 
 
 def destroy_volume(ebs, volume_id: str) -> None:
-    """deleting -> gone: the data, the tags and the row. Data that cannot be removed now
-    (Ceph unreachable) leaves the volume ``deleting``; the next start tries again."""
+    """deleting -> gone: the data, the tags, its last modification and the row. Data that
+    cannot be removed now (Ceph unreachable) leaves the volume ``deleting``; the next
+    start tries again."""
     volume = db.session.get(Volume, volume_id)
     if volume is None or volume.state != DELETING:
         return
@@ -87,6 +88,8 @@ def destroy_volume(ebs, volume_id: str) -> None:
         db.session.rollback()
         return
     tags.delete_all(volume_id)
+    db.session.execute(db.delete(VolumeModification).where(
+        VolumeModification.volume_id == volume_id))
     db.session.delete(volume)
     db.session.commit()
 
