@@ -53,11 +53,17 @@ def test_grow_and_change_type_as_aws_reports_it(ebs):
     size, _allocated = volume_backing(ebs, volume_id).usage(volume_id)
     assert size == 2 * GiB
     # the next modification starts from what the last one made
-    again = ec2.modify_volume(VolumeId=volume_id, Size=3)["VolumeModification"]
+    again = ec2.modify_volume(VolumeId=volume_id, Size=3, Iops=4000)["VolumeModification"]
     assert (again["OriginalSize"], again["OriginalVolumeType"], again["TargetVolumeType"]) \
         == (2, "gp3", "gp3")
+    assert (again["OriginalIops"], again["TargetIops"], again["TargetThroughput"]) \
+        == (3000, 4000, 125)
     assert _finished(ebs, ec2, volume_id)["TargetSize"] == 3
     assert volume(ec2, volume_id)["Size"] == 3
+    # what was set stays when not asked again
+    third = ec2.modify_volume(VolumeId=volume_id, Size=4)["VolumeModification"]
+    assert (third["OriginalIops"], third["TargetIops"]) == (4000, 4000)
+    _finished(ebs, ec2, volume_id)
     # a deleted volume's modification goes with it
     ec2.delete_volume(VolumeId=volume_id)
     settle(ebs)

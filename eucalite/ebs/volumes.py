@@ -181,7 +181,10 @@ def record_modification(principal: Principal, volume_id: str, *, config: Mapping
     kept = last is not None and last.state != FAILED and last.target_type == volume.volume_type
     original_iops, original_throughput = (last.target_iops, last.target_throughput) if kept \
         else performance(volume.volume_type, volume.size_gb)
-    default_iops, default_throughput = performance(volume_type, size_gb)
+    # figures not asked for: the type's baseline, or what the volume had if its type stays
+    # (gp2's IOPS follow the size)
+    default_iops, default_throughput = (original_iops, original_throughput) \
+        if volume_type == volume.volume_type != "gp2" else performance(volume_type, size_gb)
     if last is not None:
         db.session.delete(last)
         db.session.flush()
