@@ -39,6 +39,7 @@ def test_serve_banner_names_unreachable_backends_and_still_serves(tmp_path):
     env = cli_env(EUCALITE_DATA_DIR=str(tmp_path / "data"), EUCALITE_S3_BACKEND="s3",
                   EUCALITE_S3_BACKEND_URL="http://127.0.0.1:9",
                   EUCALITE_S3_BACKEND_ACCESS_KEY="K", EUCALITE_S3_BACKEND_SECRET_KEY="S",
+                  EUCALITE_S3_BACKEND_BUCKET="eucalite-walrus",
                   EUCALITE_EBS_BACKEND="rbd", EUCALITE_CEPH_CONF=str(tmp_path / "no.conf"))
     process = subprocess.Popen([EUCALITE, "serve", "--no-node", "--port", str(port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
