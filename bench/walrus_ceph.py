@@ -211,21 +211,16 @@ def _collect_garbage(conf: str | None) -> None:
 
 
 def _drop(url: str, key: str, secret: str, bucket: str) -> None:
+    """Remove a bucket the benchmark made on the gateway at *url*, with what it holds
+    (tests/cephutil.py does it); a failure is reported, and clean-up goes on."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import cephutil
     client = boto3.client("s3", endpoint_url=url, aws_access_key_id=key,
                           aws_secret_access_key=secret, region_name="us-east-1")
     try:
-        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
-            for upload in page.get("Uploads", []):
-                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
-                                              UploadId=upload["UploadId"])
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-        client.delete_bucket(Bucket=bucket)
+        cephutil.drop_backend_bucket(bucket, client)
     except Exception as error:  # noqa: BLE001 - clean-up goes on
-        if "NoSuchBucket" not in str(error):
-            print(f"could not remove RGW bucket {bucket}: {error}", file=sys.stderr)
+        print(f"could not remove RGW bucket {bucket}: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -64,10 +64,11 @@ def rgw_client():
                         config=Config(retries={"max_attempts": 1}))
 
 
-def drop_backend_bucket(bucket: str) -> None:
+def drop_backend_bucket(bucket: str, client=None) -> None:
     """Remove an RGW bucket a test's cloud used, with everything in it (unfinished
-    multipart uploads too); nothing when it was never made."""
-    client = rgw_client()
+    multipart uploads too); nothing when it was never made. *client*: the S3 client to do
+    it with (default :func:`rgw_client`, the cluster's own gateway)."""
+    client = client or rgw_client()
     try:
         for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
             for upload in page.get("Uploads", []):
