@@ -382,3 +382,28 @@ def test_a_restart_while_a_volume_was_made_makes_it_again_whole(rbd_cloud, pool)
     settle(rbd_cloud)
     ec2.delete_snapshot(SnapshotId=snapshot_id)
     assert not pool.names() & {clone, source}
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@needs_ceph
+def test_a_backing_that_goes_away_shuts_its_ceph_connection(tmp_path):
+    """Each connection runs a dozen librados threads that forgetting it does not stop: a
+    closed backing, and one garbage-collected, must leave none behind (a worker that made
+    hundreds of apps once aborted in librados)."""
+    import gc
+
+    from eucalite.ebs.backing import RbdBacking
+
+    before = _threads()
+    backing = RbdBacking(cephutil.rbd_options(), tmp_path)
+    assert backing.problem() is None
+    assert _threads() > before                      # connected: librados' threads run
+    backing.close()
+    assert _threads() == before
+    assert backing.problem() is None                # usable again: it reconnects
+    del backing
+    gc.collect()
+    assert _threads() == before

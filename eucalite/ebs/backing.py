@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -170,7 +171,8 @@ def _copy_range(src_fd: int, dst_fd: int, start: int, end: int) -> None:
 class RbdBacking(VolumeBacking):
     """Volumes as RBD images in the pool ``rbd_pool`` (see the module docstring). One
     connection to the cluster is made on first use and kept (librados is thread-safe);
-    a failed connect is tried again at the next call."""
+    a failed connect is tried again at the next call. The connection (a dozen librados
+    threads) is shut by :meth:`close`, or when the backing is garbage-collected."""
 
     name = "rbd"
 
@@ -180,6 +182,7 @@ class RbdBacking(VolumeBacking):
         self.conf = ceph.settings(config)[0]
         self.scratch_dir = scratch_dir          # restores stage snapshot data here
         self._cluster = None
+        self._shut = None                       # weakref.finalize: shuts _cluster
         self._connecting = threading.Lock()
         #: wanted(name): a volume or snapshot of that id still exists (its row), so its
         #: image or RBD snapshot must stay. The storage controller binds its database's
@@ -200,7 +203,17 @@ class RbdBacking(VolumeBacking):
                         f"it (ceph osd pool create {self.pool}; rbd pool init {self.pool}) "
                         "or set rbd_pool")
                 self._cluster = cluster
+                # librados never shuts a connection it merely forgets: without this an
+                # app that goes away would leave its threads behind
+                self._shut = weakref.finalize(self, cluster.shutdown)
             return self._cluster
+
+    def close(self) -> None:
+        """Shut the connection (idempotent; a later call connects again)."""
+        with self._connecting:
+            if self._shut is not None:
+                self._shut()
+            self._cluster = self._shut = None
 
     def _ioctx(self):
         return self.cluster().open_ioctx(self.pool)
