@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 from eucalite import config as config_module, create_app
 from eucalite.cluster import joining
 from eucalite.cluster.agent import NodeAgent, join
-from liveutil import Live, start_live
+from liveutil import Live, serve_in_background, start_live
 from serverutil import wait_until
 
 #: The joined node's zone (the controller's zones: lab-1a, lab-1b).
@@ -73,7 +73,7 @@ class Cloud:
         config = self.live.app.config["EUCALITE"]
         app = create_app({key: config[key] for key in ("data_dir", "port", "host", "node")})
         self.server = make_server("127.0.0.1", self.live.port, app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_background(self.server)
         self.live = Live(app, self.live.port, self.live.key_id, self.live.secret,
                          self.live.region)
         self.live.services = app.extensions["eucalite"]

@@ -8,6 +8,8 @@ subprocesses given the test's environment) use a PostgreSQL database of the test
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from liveutil import start_live, start_live_node, stop_live
 
 from eucalite import create_app
+from eucalite import db as db_module
 from eucalite.cluster.models import Node
 from eucalite.db import db
 
@@ -67,6 +70,33 @@ def pytest_xdist_make_scheduler(config, log):
             return "host-wide files" if Path(file).name in HOST_WIDE else file
 
     return HostWideTogether(config, log)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _migrated_once(tmp_path_factory):
+    """Each app migrates its new SQLite database from nothing, which was most of a small
+    test's time. Here a data directory's new ``eucalite.db`` is instead a copy of one this
+    process migrated once with the same migrations. Other files (the migrations' own tests
+    use ``empty_database_url``) and PostgreSQL URLs are migrated for real."""
+    migrated = tmp_path_factory.mktemp("migrated") / "eucalite.db"
+    db_module.upgrade(f"sqlite:///{migrated}")
+    template = migrated.with_name("template.db")
+    with sqlite3.connect(migrated) as source, sqlite3.connect(template) as copy:
+        source.backup(copy)                     # whole, whatever WAL still held
+    upgrade = db_module.upgrade
+
+    def from_template(url: str, revision: str = "head") -> None:
+        path = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+        if revision == "head" and path is not None and path.name == "eucalite.db" \
+                and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, path)
+            return
+        upgrade(url, revision)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db_module, "upgrade", from_template)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,8 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
+from liveutil import serve_in_background
+
 NAMESPACE = "eulab"
 HOST_IF, CLIENT_IF = "eulab0", "eulab1"
 HOST_IP, CLIENT_IP, PREFIX = "198.51.100.1", "198.51.100.2", 24
@@ -94,7 +96,7 @@ class Listener:
 
         self.server = in_namespace(
             lambda: http.server.ThreadingHTTPServer((CLIENT_IP, port), Handler))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_background(self.server)
 
     def sources(self, path: str) -> list[str]:
         """The source addresses of the requests for *path*, in order."""

@@ -39,9 +39,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import boto3
 from botocore.config import Config
 from guestutil import GUEST_DIR, REAL_URI, qemu_reachable_dir
+from liveutil import aws_session
 from serverutil import EUCALITE, wait_until
 
 from eucalite import config as config_module
@@ -329,10 +329,8 @@ class Controller:
     def client(self, service: str = "ec2"):
         """A boto3 client of the cloud admin that never retries."""
         creds = self.credentials
-        return boto3.session.Session(
-            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-            region_name=creds["AWS_DEFAULT_REGION"]).client(
+        return aws_session(creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"],
+                           creds["AWS_DEFAULT_REGION"]).client(
             service, endpoint_url=creds[f"AWS_ENDPOINT_URL_{service.upper()}"],
             config=Config(retries={"max_attempts": 1}))
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,13 @@ from werkzeug.serving import make_server
 from burstutil import add_target, age, settle
 from ec2util import make_image
 from eucalite.cli.main import main
-from liveutil import free_port, start_live_node, stop_live
+from liveutil import free_port, serve_in_background, start_live_node, stop_live
 from serverutil import wait_for_port, wait_until
 
 
 def _serve(app, port):
     server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     return server
 
 

@@ -9,7 +9,6 @@ import os
 import re
 import stat
 import subprocess
-import threading
 
 from werkzeug.serving import make_server
 
@@ -19,7 +18,7 @@ from eucalite.cluster.models import Node
 from eucalite.db import db
 from eucalite.compute.models import Instance
 from ec2util import make_image, wait_for_state
-from liveutil import free_port, start_live
+from liveutil import free_port, serve_in_background, start_live
 from serverutil import EUCALITE, cli_env, run, self_signed, stop, wait_until
 
 
@@ -128,7 +127,7 @@ def test_a_node_joins_an_https_controller_with_its_certificate(tmp_path):
     app = create_app({"data_dir": str(tmp_path / "controller"), "node": False,
                       "port": port, "heartbeat_interval": 1})
     server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=(cert, key))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     url = f"https://127.0.0.1:{port}"
 
     def token():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from flask import Blueprint
-from liveutil import free_port
+from liveutil import free_port, serve_in_background
 from serverutil import AWS, cli_env, run
 from werkzeug.serving import make_server
 from wire_clients import client
@@ -95,8 +94,7 @@ def stub(tmp_path):
     mount(blueprint, PATH, stub_operations(stub))
     app.register_blueprint(blueprint)
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_background(server)
     yield stub
     server.shutdown()
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 
-import boto3
 import botocore.loaders
-import botocore.session
 from botocore.config import Config
+from liveutil import aws_session
 
 #: The protocols a test names, as botocore's models name them.
 PROTOCOLS = {"json": "json", "query": "query", "cbor": "smithy-rpc-v2-cbor"}
@@ -35,13 +34,16 @@ class PinnedLoader(botocore.loaders.Loader):
         return model
 
 
+#: One loader per protocol (each caches the models it has read)
+_LOADERS: dict[str, PinnedLoader] = {}
+
+
 def client(service: str, protocol: str, endpoint_url: str, key_id: str, secret: str,
            region: str, **config):
     """A boto3 client of *service* speaking *protocol* ("json", "query" or "cbor") to
     *endpoint_url*, never retrying (errors reach the test as they are)."""
-    core = botocore.session.Session()
-    core.register_component("data_loader", PinnedLoader(PROTOCOLS[protocol]))
-    session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
-                                    region_name=region, botocore_session=core)
+    if protocol not in _LOADERS:
+        _LOADERS[protocol] = PinnedLoader(PROTOCOLS[protocol])
+    session = aws_session(key_id, secret, region, _LOADERS[protocol])
     return session.client(service, endpoint_url=endpoint_url,
                           config=Config(retries={"max_attempts": 1}, **config))
