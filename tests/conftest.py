@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import uuid
+import weakref
 from pathlib import Path
 
 import cephutil
@@ -148,26 +149,26 @@ def _test_storage(_isolated_aws_environment, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _ceph_connections(monkeypatch):
-    """Shut, after the test, every Ceph connection its apps opened. An app's RBD backing
-    holds one (a dozen librados threads) until it is garbage-collected, and apps a live
-    server's threads still reference never are: over a worker's hundreds of tests on the
-    Ceph pass, the threads would pile up until librados aborts the process."""
+    """Close, after the test, every RBD backing that connected during it. A backing holds
+    its connection (a dozen librados threads) until it is garbage-collected, and the apps a
+    live server's threads still reference never are: over a worker's hundreds of tests on
+    the Ceph pass the threads piled up until librados aborted the process. A backing used
+    again (a module's app) connects again."""
     if not cephutil.CONF:
         yield
         return
-    from eucalite import ceph
-    opened = []
-    connect = ceph.connect
+    from eucalite.ebs.backing import RbdBacking
+    connected = weakref.WeakSet()               # not keeping a backing alive
+    cluster = RbdBacking.cluster
 
-    def tracked(config):
-        cluster = connect(config)
-        opened.append(cluster)
-        return cluster
+    def tracked(self):
+        connected.add(self)
+        return cluster(self)
 
-    monkeypatch.setattr(ceph, "connect", tracked)
+    monkeypatch.setattr(RbdBacking, "cluster", tracked)
     yield
-    for cluster in opened:
-        cluster.shutdown()
+    for backing in list(connected):
+        backing.close()
 
 
 @pytest.fixture
