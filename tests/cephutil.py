@@ -8,6 +8,7 @@ Without the cluster (a machine where ``./setup.sh test`` could not install or st
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import uuid
@@ -55,13 +56,14 @@ def as_environment(options: dict) -> dict:
     return {"EUCALITE_" + key.upper(): str(value) for key, value in options.items()}
 
 
+@functools.cache
 def rgw_client():
-    """A boto3 S3 client on the test RGW itself (as the RGW user eucalite is given)."""
-    import boto3
+    """A boto3 S3 client on the test RGW itself (as the RGW user eucalite is given); one
+    per process, as every test of the Ceph pass uses it to drop its backend bucket."""
     from botocore.config import Config
-    return boto3.client("s3", endpoint_url=RGW_URL, aws_access_key_id=RGW_ACCESS_KEY,
-                        aws_secret_access_key=RGW_SECRET_KEY, region_name="us-east-1",
-                        config=Config(retries={"max_attempts": 1}))
+    from liveutil import aws_session
+    return aws_session(RGW_ACCESS_KEY, RGW_SECRET_KEY, "us-east-1").client(
+        "s3", endpoint_url=RGW_URL, config=Config(retries={"max_attempts": 1}))
 
 
 def drop_backend_bucket(bucket: str, client=None) -> None:
