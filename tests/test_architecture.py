@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
      "eucalite.statemachine",
      "eucalite.xmlutil", "eucalite.requesttime", "eucalite.datadir", "eucalite.config",
      "eucalite.credentials", "eucalite.db", "eucalite.duty", "eucalite.utctime",
-     "eucalite.fsutil", "eucalite.ceph", "eucalite.query", "eucalite.paging",
+     "eucalite.fsutil", "eucalite.ceph", "eucalite.botoclients", "eucalite.query", "eucalite.paging",
      "eucalite.sigv4",
      "eucalite.httpserver", "eucalite.policy"),
     # who is asking: accounts, signatures, and the tags every EC2 resource family shares

@@ -17,9 +17,10 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from .. import botoclients
 
 #: The tags eucalite puts on every instance it launches remotely.
 INSTANCE_TAG = "eucalite:instance-id"
@@ -29,9 +30,6 @@ CLOUD_TAG = "eucalite:cloud"
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 20
 PAGE_SIZE = 1000
-
-_session_lock = threading.Lock()
-_session = None
 
 
 class RemoteError(Exception):
@@ -71,20 +69,13 @@ class Endpoint:
 
 
 def _new_client(endpoint: Endpoint):
-    """An EC2 client for *endpoint*: short timeouts, one attempt. One botocore session
-    serves the process (making one loads its data files, slowly); clients are made from
-    it one at a time, as a session is not safe to share between threads (its clients
-    are)."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = botocore.session.get_session()
-        return _session.create_client(
-            "ec2", region_name=endpoint.region, endpoint_url=endpoint.url,
-            aws_access_key_id=endpoint.access_key_id,
-            aws_secret_access_key=endpoint.secret_access_key,
-            config=Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-                          retries={"total_max_attempts": 1}, max_pool_connections=20))
+    """An EC2 client for *endpoint*: short timeouts, one attempt."""
+    return botoclients.create_client(
+        "ec2", region_name=endpoint.region, endpoint_url=endpoint.url,
+        aws_access_key_id=endpoint.access_key_id,
+        aws_secret_access_key=endpoint.secret_access_key,
+        config=Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                      retries={"total_max_attempts": 1}, max_pool_connections=20))
 
 
 def _instance(item: Mapping) -> RemoteInstance:

@@ -43,10 +43,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ... import botoclients
 from ...errors.s3 import ServiceUnavailable
 from .base import CHUNK, Backend, Gone, Readable, Stored, TooLarge
 
@@ -91,8 +91,7 @@ class S3Backend(Backend):
                         # plain payloads: an RGW of Ceph 16 knows no checksum trailers
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required")
-        return botocore.session.get_session().create_client("s3", **self._settings,
-                                                            config=config)
+        return botoclients.create_client("s3", **self._settings, config=config)
 
     def owns(self, path: str) -> bool:
         return path.startswith(PREFIX)
