@@ -407,3 +407,38 @@ def test_a_backing_that_goes_away_shuts_its_ceph_connection(tmp_path):
     del backing
     gc.collect()
     assert _threads() == before
+
+
+@needs_ceph
+def test_closing_waits_for_the_calls_using_the_connection(tmp_path):
+    """librados aborts the whole process when a connection is shut under an open image:
+    close() waits for the calls in flight, and the backing connects again afterwards."""
+    import threading
+
+    from eucalite.ebs.backing import RbdBacking
+
+    backing = RbdBacking(cephutil.rbd_options(), tmp_path)
+    name = "vol-close-" + os.urandom(4).hex()
+    backing.create(name, MiB)
+    held, release = threading.Event(), threading.Event()
+
+    def in_flight():
+        with backing._ioctx():
+            held.set()
+            release.wait(30)
+
+    user = threading.Thread(target=in_flight)
+    user.start()
+    assert held.wait(30)
+    closer = threading.Thread(target=backing.close)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive(), "close() shut the connection under a call using it"
+    release.set()
+    closer.join(30)
+    user.join(30)
+    assert not closer.is_alive()
+    backing.write(name, 0, b"back")
+    assert backing.read(name, 0, 4) == b"back"
+    backing.delete(name)
+    backing.close()

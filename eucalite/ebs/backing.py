@@ -21,6 +21,7 @@ flattens (copies) anything.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import threading
 import weakref
@@ -172,7 +173,8 @@ class RbdBacking(VolumeBacking):
     """Volumes as RBD images in the pool ``rbd_pool`` (see the module docstring). One
     connection to the cluster is made on first use and kept (librados is thread-safe);
     a failed connect is tried again at the next call. The connection (a dozen librados
-    threads) is shut by :meth:`close`, or when the backing is garbage-collected."""
+    threads) is shut by :meth:`close`, once no call is using it, or when the backing is
+    garbage-collected."""
 
     name = "rbd"
 
@@ -183,7 +185,9 @@ class RbdBacking(VolumeBacking):
         self.scratch_dir = scratch_dir          # restores stage snapshot data here
         self._cluster = None
         self._shut = None                       # weakref.finalize: shuts _cluster
-        self._connecting = threading.Lock()
+        # guards _cluster; counts the calls using it (_users), which close() waits out
+        self._state = threading.Condition(threading.RLock())
+        self._users = 0
         #: wanted(name): a volume or snapshot of that id still exists (its row), so its
         #: image or RBD snapshot must stay. The storage controller binds its database's
         #: answer; until then nothing is removed on the way up a clone's parents.
@@ -192,8 +196,9 @@ class RbdBacking(VolumeBacking):
     # --- the connection ----------------------------------------------------------------
 
     def cluster(self):
-        """The connected ``rados.Rados``; CephUnavailable saying why it cannot be."""
-        with self._connecting:
+        """The connected ``rados.Rados``; CephUnavailable saying why it cannot be. Hold it
+        with :meth:`_connection` for anything but a check: close() may shut it."""
+        with self._state:
             if self._cluster is None:
                 cluster = ceph.connect(self.config)
                 if not cluster.pool_exists(self.pool):
@@ -209,14 +214,33 @@ class RbdBacking(VolumeBacking):
             return self._cluster
 
     def close(self) -> None:
-        """Shut the connection (idempotent; a later call connects again)."""
-        with self._connecting:
+        """Shut the connection once no call is using it (librados aborts the process when
+        a connection is shut under an open image). Idempotent; a later call connects
+        again."""
+        with self._state:
+            self._state.wait_for(lambda: self._users == 0)
             if self._shut is not None:
                 self._shut()
             self._cluster = self._shut = None
 
+    @contextlib.contextmanager
+    def _connection(self):
+        """The connected cluster, kept open by close() until the block ends."""
+        with self._state:
+            cluster = self.cluster()
+            self._users += 1
+        try:
+            yield cluster
+        finally:
+            with self._state:
+                self._users -= 1
+                self._state.notify_all()
+
+    @contextlib.contextmanager
     def _ioctx(self):
-        return self.cluster().open_ioctx(self.pool)
+        """An I/O context on the pool, the connection held (see :meth:`_connection`)."""
+        with self._connection() as cluster, cluster.open_ioctx(self.pool) as ioctx:
+            yield ioctx
 
     def _image(self, ioctx, name: str, snapshot: str | None = None, read_only=False):
         _rados, rbd = ceph.modules()
@@ -238,10 +262,10 @@ class RbdBacking(VolumeBacking):
     def disk_source(self) -> dict:
         """What a node needs to open this pool's images: ``hosts`` (the monitors),
         ``username`` (the cephx user) and ``key`` (its cephx key, base64)."""
-        cluster = self.cluster()
         _conf, user, _keyring = ceph.settings(self.config)
-        return {"hosts": ceph.mon_hosts(cluster), "username": user,
-                "key": ceph.cephx_key(self.config, cluster)}
+        with self._connection() as cluster:
+            return {"hosts": ceph.mon_hosts(cluster), "username": user,
+                    "key": ceph.cephx_key(self.config, cluster)}
 
     # --- the contract ------------------------------------------------------------------
 
