@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import boto3
 from botocore.config import Config
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from liveutil import aws_session
 
 from eucalite.compute import cloudkey
 
@@ -45,9 +45,7 @@ def check_euca2ools_values(live, values: dict[str, str], key_id: str, secret: st
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
         == cloudkey.cloud_public_key_pem(live.app.config["EUCALITE"]["data_dir"])
     # The URLs and keys work as a Eucalyptus script would use them.
-    session = boto3.session.Session(aws_access_key_id=values["EC2_ACCESS_KEY"],
-                                    aws_secret_access_key=values["EC2_SECRET_KEY"],
-                                    region_name=live.region)
+    session = aws_session(values["EC2_ACCESS_KEY"], values["EC2_SECRET_KEY"], live.region)
     ec2 = session.client("ec2", endpoint_url=values["EC2_URL"])
     assert ec2.describe_regions()["Regions"]
     s3 = session.client("s3", endpoint_url=values["S3_URL"],
